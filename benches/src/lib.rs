@@ -1,0 +1,1 @@
+//! Shared helpers for the Lightsout criterion benches (see `benches/*.rs`).

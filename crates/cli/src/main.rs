@@ -1,0 +1,51 @@
+//! The `lightsout` binary: argument parsing and wiring only. Pipeline logic lives in the
+//! `lightsout-*` library crates.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a CLI prints by design
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cmd;
+
+/// Lightsout: run a dark software factory from a spec.
+///
+/// Exit codes: 0 success / ready / gate passed, 1 problems found / gate failed,
+/// 2 usage, I/O or infrastructure error.
+#[derive(Debug, Parser)]
+#[command(name = "lightsout", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check, show, diff specs and print the spec JSON Schema.
+    #[command(subcommand)]
+    Spec(cmd::spec::SpecCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Spec(c) => cmd::spec::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

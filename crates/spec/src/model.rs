@@ -1,0 +1,350 @@
+//! The typed `Spec`: plain data, shared with the other stages through serde.
+//!
+//! Every element carries the [`Span`] of the markdown it came from.
+
+use crate::diagnostic::Span;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The source format a spec was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dialect {
+    /// The Lightsout format (front matter + the seven questions); see `spec-format.md`.
+    Lightsout,
+    /// GitHub Spec Kit `spec.md` (`FR-###`, user stories, `SC-###`).
+    SpecKit,
+    /// OpenSpec `specs/<cap>/spec.md` (`### Requirement:` / `#### Scenario:`).
+    OpenSpec,
+    /// An OpenSpec change delta (`## ADDED|MODIFIED|REMOVED|RENAMED Requirements`).
+    OpenSpecDelta,
+    /// Kiro `requirements.md` (`### Requirement N`, numbered EARS criteria).
+    Kiro,
+}
+
+impl Dialect {
+    /// The kebab-case name used on the command line (`--dialect`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Lightsout => "lightsout",
+            Dialect::SpecKit => "spec-kit",
+            Dialect::OpenSpec => "openspec",
+            Dialect::OpenSpecDelta => "openspec-delta",
+            Dialect::Kiro => "kiro",
+        }
+    }
+}
+
+/// What a spec describes; decides which sections are required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SpecKind {
+    /// Cross-cutting structure; other specs depend on it and are planned after it.
+    Architectural,
+    /// A user-facing feature; needs all seven questions.
+    #[default]
+    Feature,
+    /// A constraint-only spec.
+    Constraint,
+}
+
+/// Lifecycle of a spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SpecStatus {
+    /// Being written.
+    #[default]
+    Draft,
+    /// Ready for the factory.
+    Ready,
+    /// Built and accepted.
+    Accepted,
+    /// Replaced by another spec.
+    Superseded,
+}
+
+/// The YAML front matter (or what a dialect implies in its place).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct FrontMatter {
+    /// Kebab-case id, unique in the project. Derived from the path when absent.
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// What the spec describes.
+    pub kind: SpecKind,
+    /// Integer version; bump when any requirement changes.
+    pub version: Option<u32>,
+    /// Lifecycle status.
+    pub status: SpecStatus,
+    /// Ids of specs this one depends on.
+    pub depends_on: Vec<String>,
+    /// Id of the spec this one supersedes.
+    pub supersedes: Option<String>,
+    /// Span of the front matter block, or an empty span at 0 when there is none.
+    pub span: Span,
+}
+
+/// A level-2 section, classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SectionKind {
+    /// WHAT: `## Intent` [Purpose, What, Overview].
+    Intent,
+    /// WHO: `## Users` [Who, Actors].
+    Users,
+    /// `## Inputs`.
+    Inputs,
+    /// `## Outputs`.
+    Outputs,
+    /// RULES: `## Behaviour` [Behavior, Requirements, Behaviour contract].
+    Behaviour,
+    /// `## Anti-spec` [Must not, Non-goals].
+    AntiSpec,
+    /// `## Constraints`.
+    Constraints,
+    /// `## Decisions`.
+    Decisions,
+    /// EVALUATION: `## Verification gate` [Gate, Evaluation].
+    Gate,
+    /// `## Glossary`.
+    Glossary,
+    /// `## Open questions`.
+    OpenQuestions,
+    /// `## Tasks`.
+    Tasks,
+    /// Spec Kit `## Success Criteria`.
+    SuccessCriteria,
+    /// Any other heading.
+    Other,
+}
+
+/// A section as it appears in the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Section {
+    /// The classification.
+    pub kind: SectionKind,
+    /// The heading text as written.
+    pub heading: String,
+    /// `Some(reason)` when the body is `N/A: <reason>`.
+    pub not_applicable: Option<String>,
+    /// From the heading to the next heading of the same or higher level.
+    pub span: Span,
+}
+
+/// The EARS pattern of a requirement sentence (Mavin et al., "Easy Approach to Requirements
+/// Syntax", RE 2009).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EarsPattern {
+    /// "The <system> shall <response>."
+    Ubiquitous,
+    /// "When <trigger>, the <system> shall <response>."
+    EventDriven,
+    /// "While <state>, the <system> shall <response>."
+    StateDriven,
+    /// "If <condition>, then the <system> shall <response>."
+    UnwantedBehaviour,
+    /// "Where <feature>, the <system> shall <response>."
+    Optional,
+    /// Two or more of the keywords above together.
+    Complex,
+}
+
+/// One SHALL/MUST sentence (or a sentence that should have been one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Statement {
+    /// The sentence text, markdown stripped.
+    pub text: String,
+    /// Whether it contains SHALL or MUST (any case).
+    pub normative: bool,
+    /// EARS pattern when recognised.
+    pub ears: Option<EarsPattern>,
+    /// The system name after "the" in an EARS sentence, when recognised.
+    pub system: Option<String>,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// Given/When/Then keyword of a scenario step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKeyword {
+    /// GIVEN: context.
+    Given,
+    /// WHEN: the action.
+    When,
+    /// THEN: the outcome.
+    Then,
+    /// AND: continues the previous keyword.
+    And,
+    /// BUT: continues the previous keyword, negatively.
+    But,
+}
+
+/// One step of a visible scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Step {
+    /// The keyword.
+    pub keyword: StepKeyword,
+    /// The text after the keyword.
+    pub text: String,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// A visible acceptance scenario (not a holdout one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Scenario {
+    /// Its name.
+    pub name: String,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// The operation of an OpenSpec change delta on a requirement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", tag = "op")]
+pub enum DeltaOp {
+    /// `## ADDED Requirements`.
+    Added,
+    /// `## MODIFIED Requirements`.
+    Modified,
+    /// `## REMOVED Requirements`.
+    Removed,
+    /// `## RENAMED Requirements`: `from` is the old name.
+    Renamed {
+        /// The previous requirement name.
+        from: String,
+    },
+}
+
+/// One requirement of the behaviour contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Requirement {
+    /// Stable id: `REQ-1`, `FR-001`, Kiro `1.2`, or derived from an OpenSpec name.
+    pub id: String,
+    /// Short title.
+    pub title: String,
+    /// The body text (markdown as written).
+    pub body: String,
+    /// SHALL/MUST sentences and their EARS form.
+    pub statements: Vec<Statement>,
+    /// Visible acceptance scenarios.
+    pub scenarios: Vec<Scenario>,
+    /// `Depends on:` references: `REQ-2` or `other-spec#REQ-1`.
+    pub depends_on: Vec<String>,
+    /// `Touches:` path globs.
+    pub touches: Vec<String>,
+    /// Estimate in hours, when given (`Estimate: 3h`, `Size: M`).
+    pub estimate_hours: Option<f64>,
+    /// Tags (`@critical`).
+    pub tags: Vec<String>,
+    /// Set only for OpenSpec change deltas.
+    pub delta: Option<DeltaOp>,
+    /// Where it is: from its heading to the next requirement.
+    pub span: Span,
+}
+
+/// A list item with an id: anti-spec, constraint, decision, success criterion, open question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Item {
+    /// `ANTI-1`, `CON-2`, `DEC-1`, `SC-001`; derived (`CON-3`) when the author gave none.
+    pub id: String,
+    /// Text after the id.
+    pub text: String,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// A glossary entry: `- **term**: definition`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GlossaryTerm {
+    /// The term.
+    pub term: String,
+    /// Its definition.
+    pub definition: String,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// One gate threshold parsed from the Verification gate section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GateRule {
+    /// The line as written.
+    pub text: String,
+    /// Required Wilson 95% lower bound (0..=1), when the line states one.
+    pub min_lower_bound: Option<f64>,
+    /// Number of trials the line states, when it does.
+    pub trials: Option<u32>,
+    /// Minimum suite satisfaction (0..=1), when the line states one.
+    pub min_satisfaction: Option<f64>,
+    /// Tag the rule applies to (`@critical`), when any.
+    pub tag: Option<String>,
+    /// Whether the line demands no regressions.
+    pub no_regressions: bool,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// An author-given task from the `## Tasks` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskItem {
+    /// `T1`.
+    pub id: String,
+    /// Text of the task.
+    pub title: String,
+    /// Requirement ids it traces to.
+    pub requirements: Vec<String>,
+    /// Task ids it depends on.
+    pub depends_on: Vec<String>,
+    /// Checked (`- [x]`).
+    pub done: bool,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// A parsed spec in any dialect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Spec {
+    /// The file it was read from, when read from a file.
+    pub path: Option<PathBuf>,
+    /// The format it was read as.
+    pub dialect: Dialect,
+    /// Front matter, or what the dialect implies.
+    pub meta: FrontMatter,
+    /// Level-2 sections in order.
+    pub sections: Vec<Section>,
+    /// The behaviour contract.
+    pub requirements: Vec<Requirement>,
+    /// `ANTI-n` items.
+    pub anti_spec: Vec<Item>,
+    /// `CON-n` items.
+    pub constraints: Vec<Item>,
+    /// `DEC-n` items.
+    pub decisions: Vec<Item>,
+    /// Spec Kit `SC-###` success criteria.
+    pub success_criteria: Vec<Item>,
+    /// Gate rules.
+    pub gate: Vec<GateRule>,
+    /// Glossary entries.
+    pub glossary: Vec<GlossaryTerm>,
+    /// Open questions and unresolved markers.
+    pub open_questions: Vec<Item>,
+    /// Author-given tasks.
+    pub tasks: Vec<TaskItem>,
+}
+
+impl Spec {
+    /// The section of `kind`, if present.
+    pub fn section(&self, kind: SectionKind) -> Option<&Section> {
+        self.sections.iter().find(|s| s.kind == kind)
+    }
+
+    /// The requirement with `id`, if any.
+    pub fn requirement(&self, id: &str) -> Option<&Requirement> {
+        self.requirements.iter().find(|r| r.id == id)
+    }
+}
