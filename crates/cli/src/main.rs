@@ -24,6 +24,13 @@ enum Command {
     /// Check, show, diff specs and print the spec JSON Schema.
     #[command(subcommand)]
     Spec(cmd::spec::SpecCommand),
+    /// Digital twins of third-party services: list, serve, record, drift, import-openapi.
+    #[command(subcommand)]
+    Twin(cmd::twin::TwinCommand),
+    /// Run holdout scenarios against a target, k trials each, and judge the gate.
+    Eval(cmd::eval::EvalArgs),
+    /// The task graph of specs and task lists: waves, critical path, ready tasks, impact.
+    Plan(cmd::plan::PlanArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +47,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Spec(c) => cmd::spec::run(c),
+        Command::Twin(c) => cmd::twin::run(c),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,6 @@
 //! One module per subcommand group; each exposes its clap arguments and a `run` function.
 
+pub(crate) mod eval;
+pub(crate) mod plan;
 pub(crate) mod spec;
+pub(crate) mod twin;

@@ -1,0 +1,360 @@
+//! [`CommandAgent`]: any CLI coding agent run as a child process.
+
+use crate::parse::{OutputFormat, parse_output};
+use crate::{Agent, AgentReport, Error, Outcome, TaskContext, Usage, Workspace};
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio::sync::Notify;
+
+/// How the prompt reaches the agent process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptMode {
+    /// Written to the process's stdin, which is then closed.
+    #[default]
+    Stdin,
+    /// Written to `<artifacts_dir>/prompt-<task>-<attempt>.md`; the path replaces
+    /// `{prompt_file}` in the arguments. Stdin is closed (`/dev/null`).
+    File,
+}
+
+/// A built-in agent configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Preset {
+    /// Claude Code in print mode: `claude -p --output-format json`, prompt on stdin
+    /// (<https://docs.claude.com/en/docs/claude-code/headless>).
+    ClaudeCode,
+    /// `OpenAI` Codex: `codex exec --json -`, prompt on stdin (`-` reads it from stdin).
+    Codex,
+    /// Aider: `aider --message-file {prompt_file} --yes` (<https://aider.chat/docs/scripting.html>).
+    Aider,
+}
+
+impl Preset {
+    /// The preset's kebab-case name (`claude-code`, `codex`, `aider`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::ClaudeCode => "claude-code",
+            Preset::Codex => "codex",
+            Preset::Aider => "aider",
+        }
+    }
+
+    /// Parses a preset name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "claude-code" | "claude" => Some(Preset::ClaudeCode),
+            "codex" => Some(Preset::Codex),
+            "aider" => Some(Preset::Aider),
+            _ => None,
+        }
+    }
+}
+
+/// A CLI agent run as a child process in the worktree.
+///
+/// The fence around each call (the source of each behaviour in brackets):
+/// - the working directory is the worktree ([`Workspace::root`]);
+/// - the environment is cleared and set to [`Workspace::env`] only (an allowlist);
+/// - the process gets its own process group (`setpgid(0, 0)`), and on timeout, on output past
+///   the cap, and after it exits, the whole group is sent `SIGKILL` (`killpg(2)`), so
+///   grandchildren cannot outlive the call;
+/// - stdout + stderr are captured up to [`Limits::output_bytes`](crate::Limits) bytes and
+///   written to a transcript in [`Workspace::artifacts_dir`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandAgent {
+    /// The label used in reports (`claude-code`, `my-agent`).
+    pub name: String,
+    /// The program to run, looked up on the allowed `PATH` (or an absolute path).
+    pub program: String,
+    /// Its arguments; `{prompt_file}` is replaced by the prompt file's path.
+    pub args: Vec<String>,
+    /// How the prompt is passed.
+    pub prompt: PromptMode,
+    /// How stdout is parsed.
+    pub format: OutputFormat,
+}
+
+impl CommandAgent {
+    /// A plain agent: `program args...`, prompt on stdin, no usage parsing.
+    pub fn new(program: impl Into<String>, args: Vec<String>) -> Self {
+        let program = program.into();
+        CommandAgent {
+            name: Path::new(&program)
+                .file_name()
+                .map_or_else(|| program.clone(), |n| n.to_string_lossy().into_owned()),
+            program,
+            args,
+            prompt: PromptMode::Stdin,
+            format: OutputFormat::Plain,
+        }
+    }
+
+    /// The agent for `preset`, with its documented command line.
+    pub fn preset(preset: Preset) -> Self {
+        let s = |v: &[&str]| v.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+        match preset {
+            Preset::ClaudeCode => CommandAgent {
+                name: preset.as_str().into(),
+                program: "claude".into(),
+                args: s(&["-p", "--output-format", "json"]),
+                prompt: PromptMode::Stdin,
+                format: OutputFormat::ClaudeJson,
+            },
+            Preset::Codex => CommandAgent {
+                name: preset.as_str().into(),
+                program: "codex".into(),
+                args: s(&["exec", "--json", "-"]),
+                prompt: PromptMode::Stdin,
+                format: OutputFormat::CodexJsonl,
+            },
+            Preset::Aider => CommandAgent {
+                name: preset.as_str().into(),
+                program: "aider".into(),
+                args: s(&["--message-file", "{prompt_file}", "--yes"]),
+                prompt: PromptMode::File,
+                format: OutputFormat::Aider,
+            },
+        }
+    }
+
+    /// The same agent running `program` instead (e.g. an absolute path to `claude`).
+    #[must_use]
+    pub fn with_program(mut self, program: impl Into<String>) -> Self {
+        self.program = program.into();
+        self
+    }
+}
+
+/// Captured output of one process run.
+struct Captured {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Reads `r` into a buffer, counting bytes into `total`; once `total` passes `cap`, signals
+/// `over` and stops reading (the writer then gets `EPIPE`/`SIGPIPE`).
+async fn read_capped<R: AsyncRead + Unpin>(
+    mut r: R,
+    total: Arc<AtomicU64>,
+    cap: u64,
+    over: Arc<Notify>,
+) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let before = total.fetch_add(n as u64, Ordering::SeqCst);
+                let room = cap.saturating_sub(before) as usize;
+                buf.extend_from_slice(&chunk[..n.min(room)]);
+                if before + n as u64 > cap {
+                    over.notify_one();
+                    break;
+                }
+            }
+        }
+    }
+    buf
+}
+
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // ESRCH (already gone) is the common, harmless case.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+async fn write_file(path: &Path, bytes: &[u8], action: &'static str) -> Result<(), Error> {
+    tokio::fs::write(path, bytes)
+        .await
+        .map_err(|source| Error::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        })
+}
+
+#[async_trait]
+impl Agent for CommandAgent {
+    async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, Error> {
+        if self.program.trim().is_empty() {
+            return Err(Error::Config("the agent program is empty".into()));
+        }
+        let started = Instant::now();
+        tokio::fs::create_dir_all(&ws.artifacts_dir)
+            .await
+            .map_err(|source| Error::Io {
+                action: "create artifacts dir",
+                path: ws.artifacts_dir.clone(),
+                source,
+            })?;
+        let stem = format!("{}-{}", sanitize(&ctx.task_id), ctx.attempt);
+        let prompt = ctx.render_prompt();
+        let prompt_file = ws.artifacts_dir.join(format!("prompt-{stem}.md"));
+        write_file(&prompt_file, prompt.as_bytes(), "write prompt").await?;
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| a.replace("{prompt_file}", &prompt_file.to_string_lossy()))
+            .collect();
+
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&args)
+            .current_dir(&ws.root)
+            .env_clear()
+            .envs(&ws.env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(match self.prompt {
+                PromptMode::Stdin => Stdio::piped(),
+                PromptMode::File => Stdio::null(),
+            })
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+            program: self.program.clone(),
+            source,
+        })?;
+        let pid = child.id();
+
+        if let Some(mut stdin) = child.stdin.take() {
+            let bytes = prompt.into_bytes();
+            tokio::spawn(async move {
+                // An agent that exits without reading its prompt is not our error.
+                let _ = stdin.write_all(&bytes).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+        let total = Arc::new(AtomicU64::new(0));
+        let over = Arc::new(Notify::new());
+        let cap = ws.limits.output_bytes;
+        let out_task = child
+            .stdout
+            .take()
+            .map(|r| tokio::spawn(read_capped(r, total.clone(), cap, over.clone())));
+        let err_task = child
+            .stderr
+            .take()
+            .map(|r| tokio::spawn(read_capped(r, total.clone(), cap, over.clone())));
+
+        let wall = Duration::from_millis(ws.limits.wall_ms);
+        let mut limit_hit = None;
+        let status = tokio::select! {
+            s = child.wait() => Some(s.map_err(Error::Process)?),
+            () = tokio::time::sleep(wall) => { limit_hit = Some(Outcome::TimedOut); None }
+            () = over.notified() => { limit_hit = Some(Outcome::OutputCapped); None }
+        };
+        // Always clear the whole group: on a limit, and to reap stragglers after a normal exit.
+        kill_group(pid);
+        let status = match status {
+            Some(s) => s,
+            None => child.wait().await.map_err(Error::Process)?,
+        };
+        let mut captured = Captured {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        // The group is dead, so the pipes reach EOF; a process that escaped the group with
+        // setsid could hold them open, so the join is bounded.
+        let bound = Duration::from_secs(5);
+        if let Some(t) = out_task
+            && let Ok(Ok(b)) = tokio::time::timeout(bound, t).await
+        {
+            captured.stdout = b;
+        }
+        if let Some(t) = err_task
+            && let Ok(Ok(b)) = tokio::time::timeout(bound, t).await
+        {
+            captured.stderr = b;
+        }
+        let wall_ms = started.elapsed().as_millis() as u64;
+
+        let transcript = ws.artifacts_dir.join(format!("transcript-{stem}.log"));
+        let mut t = Vec::with_capacity(captured.stdout.len() + captured.stderr.len() + 64);
+        t.extend_from_slice(b"--- stdout ---\n");
+        t.extend_from_slice(&captured.stdout);
+        t.extend_from_slice(b"\n--- stderr ---\n");
+        t.extend_from_slice(&captured.stderr);
+        write_file(&transcript, &t, "write transcript").await?;
+
+        let stdout = String::from_utf8_lossy(&captured.stdout);
+        let parsed = parse_output(self.format, &stdout);
+        let outcome = if let Some(o) = limit_hit {
+            o
+        } else if !status.success() {
+            Outcome::Failed {
+                exit_code: status.code(),
+                message: parsed.error.clone().unwrap_or_else(|| {
+                    let stderr = String::from_utf8_lossy(&captured.stderr);
+                    let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+                    format!(
+                        "exited with {}{}",
+                        status
+                            .code()
+                            .map_or_else(|| "a signal".to_owned(), |c| format!("status {c}")),
+                        last.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+                    )
+                }),
+            }
+        } else if let Some(e) = parsed.error.clone().filter(|_| self.format != OutputFormat::Plain)
+        {
+            Outcome::Failed {
+                exit_code: status.code(),
+                message: e,
+            }
+        } else {
+            Outcome::Completed
+        };
+        Ok(AgentReport {
+            agent: self.name.clone(),
+            replay: false,
+            summary: parsed.summary.unwrap_or_default(),
+            usage: Usage {
+                input_tokens: parsed.input_tokens,
+                output_tokens: parsed.output_tokens,
+                cost_usd: parsed.cost_usd,
+                wall_ms,
+            },
+            transcript: Some(transcript),
+            outcome,
+        })
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// The path of the transcript [`CommandAgent`] writes for `ctx` in `ws`.
+pub fn transcript_path(ctx: &TaskContext, ws: &Workspace) -> PathBuf {
+    ws.artifacts_dir.join(format!(
+        "transcript-{}-{}.log",
+        sanitize(&ctx.task_id),
+        ctx.attempt
+    ))
+}

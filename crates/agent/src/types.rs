@@ -1,0 +1,283 @@
+//! The plain-data types that cross the agent interface: [`TaskContext`] in, [`Workspace`]
+//! around, [`AgentReport`] out.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// What is left of a task's budget when an attempt starts.
+///
+/// `None` means "not capped". Units: attempts (count, including the one starting),
+/// tokens (input + output), USD, wall milliseconds.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Budget {
+    /// Attempts left, counting the one about to start (`>= 1` when an attempt starts).
+    pub attempts_left: u32,
+    /// Tokens (input + output) left, when capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_left: Option<u64>,
+    /// USD left, when capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_left: Option<f64>,
+    /// Wall milliseconds left, when capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms_left: Option<u64>,
+}
+
+/// Everything an agent is told about one attempt at one task.
+///
+/// Invariant: a `TaskContext` never holds holdout text. Holdout scenarios (their names, steps
+/// and values) stay with the evaluator; `previous_feedback` carries only the *redacted*
+/// feedback (requirement id and failure category, as `scenario-format.md` specifies).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TaskContext {
+    /// The run this attempt belongs to (`.lightsout/runs/<run_id>/`).
+    pub run_id: String,
+    /// Task id, unique in the run (`T1`, `REQ-2`, `T1.rebase-1` for a routed-back conflict).
+    pub task_id: String,
+    /// Short task title.
+    pub title: String,
+    /// Task kind (`code`, `docs`, `test`, `conflict`, ...): selects the agent profile.
+    pub kind: String,
+    /// Requirement ids the task serves (`REQ-1`, `FR-002`).
+    pub requirement_ids: Vec<String>,
+    /// The rendered spec excerpt: the requirements' text, as markdown.
+    pub spec_excerpt: String,
+    /// Constraints (`CON-n: ...`), one per entry.
+    pub constraints: Vec<String>,
+    /// Anti-spec items (`ANTI-n: ...`), one per entry.
+    pub anti_spec: Vec<String>,
+    /// The context pack from decision memory (markdown), empty when there is none.
+    pub context_pack: String,
+    /// The visible acceptance criteria (the spec's own Given/When/Then scenarios), one per entry.
+    pub acceptance_criteria: Vec<String>,
+    /// Redacted feedback from the previous attempt, `None` on a first attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_feedback: Option<String>,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// What is left of the budget.
+    pub budget: Budget,
+}
+
+impl TaskContext {
+    /// Renders the context as one markdown prompt, the form CLI agents take on stdin or in a
+    /// file. The rendering is deterministic (same context, same bytes).
+    pub fn render_prompt(&self) -> String {
+        let mut p = String::new();
+        let _ = writeln!(p, "# Task {}: {}\n", self.task_id, self.title);
+        let _ = writeln!(
+            p,
+            "You are working in a git worktree of the project. Make the change this task asks \
+             for, keep the project building and its tests passing, and do not touch files the \
+             task does not need.\n"
+        );
+        if !self.requirement_ids.is_empty() {
+            let _ = writeln!(p, "Requirements: {}\n", self.requirement_ids.join(", "));
+        }
+        if !self.spec_excerpt.trim().is_empty() {
+            let _ = writeln!(p, "## Specification\n\n{}\n", self.spec_excerpt.trim());
+        }
+        let lists = [
+            ("Acceptance criteria", &self.acceptance_criteria),
+            ("Constraints", &self.constraints),
+            ("Must not (anti-spec)", &self.anti_spec),
+        ];
+        for (heading, items) in lists {
+            if !items.is_empty() {
+                let _ = writeln!(p, "## {heading}\n");
+                for item in items {
+                    let _ = writeln!(p, "- {}", item.trim());
+                }
+                p.push('\n');
+            }
+        }
+        if !self.context_pack.trim().is_empty() {
+            let _ = writeln!(p, "## Project memory\n\n{}\n", self.context_pack.trim());
+        }
+        if let Some(feedback) = &self.previous_feedback {
+            let _ = writeln!(
+                p,
+                "## Feedback from attempt {}\n\n{}\n",
+                self.attempt.saturating_sub(1),
+                feedback.trim()
+            );
+        }
+        let _ = writeln!(
+            p,
+            "Attempt {} ({} left after this one).",
+            self.attempt,
+            self.budget.attempts_left.saturating_sub(1)
+        );
+        p
+    }
+}
+
+/// Resource limits for one agent process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Wall-clock limit in milliseconds; on expiry the whole process group is killed.
+    pub wall_ms: u64,
+    /// Cap on captured stdout + stderr in bytes; past it the process group is killed.
+    pub output_bytes: u64,
+}
+
+impl Default for Limits {
+    /// 30 minutes and 16 MiB.
+    fn default() -> Self {
+        Limits {
+            wall_ms: 30 * 60 * 1000,
+            output_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Where and how an agent may act.
+///
+/// Invariant: `root` is a git worktree the agent owns for this task; `artifacts_dir` lies
+/// outside it (prompts and transcripts never land in the diff).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// The worktree: the agent's working directory and the only tree it may change.
+    pub root: PathBuf,
+    /// The whole environment of the agent process (an allowlist, already resolved): nothing
+    /// else is inherited, so secrets stay out unless named.
+    pub env: BTreeMap<String, String>,
+    /// Limits on the agent process.
+    pub limits: Limits,
+    /// A directory outside the worktree for prompt files and transcripts.
+    pub artifacts_dir: PathBuf,
+}
+
+impl Workspace {
+    /// A workspace at `root` with an empty environment, default limits and
+    /// `artifacts_dir` as given.
+    pub fn new(root: impl Into<PathBuf>, artifacts_dir: impl Into<PathBuf>) -> Self {
+        Workspace {
+            root: root.into(),
+            env: BTreeMap::new(),
+            limits: Limits::default(),
+            artifacts_dir: artifacts_dir.into(),
+        }
+    }
+}
+
+/// Token and cost usage of one agent call.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Input tokens, cache reads and writes included, when the agent reports them.
+    pub input_tokens: u64,
+    /// Output tokens (reasoning included), when the agent reports them.
+    pub output_tokens: u64,
+    /// Cost in USD as the agent reports it; `None` when it does not (Codex reports none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Wall-clock time of the call in milliseconds, measured by the adapter.
+    pub wall_ms: u64,
+}
+
+/// How an agent call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The agent finished and says it did the work (the factory still checks).
+    Completed,
+    /// The agent ended with an error (non-zero exit, or an error result in its output).
+    Failed {
+        /// Process exit code, when there was one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        /// What went wrong, one line.
+        message: String,
+    },
+    /// The wall-time limit expired; the process group was killed.
+    TimedOut,
+    /// The output cap was exceeded; the process group was killed.
+    OutputCapped,
+}
+
+impl Outcome {
+    /// Whether the agent finished normally.
+    pub fn is_completed(&self) -> bool {
+        matches!(self, Outcome::Completed)
+    }
+}
+
+/// What an agent call produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    /// Which agent ran (`claude-code`, `codex`, `aider`, `replay`, ...).
+    pub agent: String,
+    /// True when the work was replayed from a recorded trajectory, not done by a live agent.
+    /// Every output that shows the report labels it as a replay.
+    pub replay: bool,
+    /// One-paragraph summary, from the agent's own final message when it gives one.
+    pub summary: String,
+    /// Token, cost and time usage.
+    pub usage: Usage,
+    /// The transcript (captured stdout and stderr), when one was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<PathBuf>,
+    /// How the call ended.
+    pub outcome: Outcome,
+}
+
+impl AgentReport {
+    /// A completed report for `agent` with `summary` and zero usage.
+    pub fn completed(agent: impl Into<String>, summary: impl Into<String>) -> Self {
+        AgentReport {
+            agent: agent.into(),
+            replay: false,
+            summary: summary.into(),
+            usage: Usage::default(),
+            transcript: None,
+            outcome: Outcome::Completed,
+        }
+    }
+
+    /// The agent label as shown to users: `replay` reports read `<agent> (replay)`.
+    pub fn label(&self) -> String {
+        if self.replay {
+            format!("{} (replay)", self.agent)
+        } else {
+            self.agent.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_holds_feedback_and_requirements() {
+        let ctx = TaskContext {
+            task_id: "T1".into(),
+            title: "Create links".into(),
+            requirement_ids: vec!["REQ-1".into()],
+            previous_feedback: Some("REQ-1: 1 of 1 trials failed: status mismatch".into()),
+            attempt: 2,
+            budget: Budget {
+                attempts_left: 2,
+                ..Budget::default()
+            },
+            ..TaskContext::default()
+        };
+        let p = ctx.render_prompt();
+        assert!(p.starts_with("# Task T1: Create links"));
+        assert!(p.contains("Requirements: REQ-1"));
+        assert!(p.contains("## Feedback from attempt 1"));
+        assert!(p.contains("status mismatch"));
+        assert!(p.contains("Attempt 2 (1 left after this one)."));
+    }
+
+    #[test]
+    fn replay_label() {
+        let mut r = AgentReport::completed("replay", "x");
+        r.replay = true;
+        assert_eq!(r.label(), "replay (replay)");
+    }
+}

@@ -1,0 +1,313 @@
+//! `lightsout eval`: run a holdout suite against a target and judge the gate. Wiring only; the
+//! engine is `lightsout-eval`.
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use lightsout_eval::{
+    CommandTarget, GatePolicy, Progress, RedactLevel, RunOptions, RunResult, Runner, StepLibrary,
+    Suite, TargetConfig,
+};
+use lightsout_spec::Severity;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Output format on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// One line per scenario and the gate's reasons.
+    Human,
+    /// The versioned result document.
+    Json,
+}
+
+/// Redaction level of the feedback file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Redact {
+    /// Nothing hidden (for humans only).
+    None,
+    /// Requirement ids and failure categories; never scenario text (default).
+    Requirement,
+    /// Failure categories only.
+    Category,
+    /// The verdict only.
+    Full,
+}
+
+/// Run holdout scenarios against a target, k trials each, and judge the gate.
+///
+/// Exit codes: 0 gate passed, 1 gate failed, 2 invalid scenarios or infrastructure error.
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// Directory of `*.scenario.md` and `*.feature` files (searched recursively).
+    #[arg(long, value_name = "DIR")]
+    scenarios: PathBuf,
+    /// Command that starts the target; `{port}` becomes a free loopback port.
+    #[arg(
+        long,
+        value_name = "CMD",
+        required_unless_present = "url",
+        conflicts_with = "url"
+    )]
+    target: Option<String>,
+    /// Base URL of an already-running target.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Path probed with GET until the target answers below 500.
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    ready_path: String,
+    /// Seconds to wait for the target to become ready.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    ready_timeout: u64,
+    /// A twin: NAME=URL (repeatable); reset before every trial.
+    #[arg(long = "twin", value_name = "NAME=URL")]
+    twins: Vec<String>,
+    /// Trials per scenario (k).
+    #[arg(long, default_value_t = 1, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    trials: u32,
+    /// Cap on trials per scenario for the sequential gate (default: --trials).
+    #[arg(long, value_name = "N")]
+    max_trials: Option<u32>,
+    /// Gate policy: a TOML or YAML file, or a spec (`.md`) whose Verification gate rules apply.
+    #[arg(long, value_name = "FILE")]
+    gate: Option<PathBuf>,
+    /// A previous result JSON; scenarios that passed every trial there form the guard bucket.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Write the result JSON here.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write JUnit XML here (flaky trials as reruns).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a markdown summary here.
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Write the agent feedback file here.
+    #[arg(long, value_name = "FILE")]
+    feedback: Option<PathBuf>,
+    /// Redaction level of the feedback file.
+    #[arg(long, value_enum, default_value_t = Redact::Requirement)]
+    redact: Redact,
+    /// Seconds before a trial is failed as a timeout (and everything it started is killed).
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    trial_timeout: u64,
+}
+
+fn policy(path: Option<&Path>) -> anyhow::Result<GatePolicy> {
+    let Some(path) = path else {
+        return Ok(GatePolicy::default_policy());
+    };
+    if path.extension().is_some_and(|e| e == "md") {
+        let (spec, _, _) = lightsout_spec::read(path, None)
+            .with_context(|| format!("reading the spec {}", path.display()))?;
+        if spec.gate.is_empty() {
+            bail!(
+                "{} has no Verification gate rules; add a `## Verification gate` section or pass a TOML policy",
+                path.display()
+            );
+        }
+        return Ok(GatePolicy::from_spec_rules(&spec.gate));
+    }
+    Ok(GatePolicy::read(path)?)
+}
+
+fn twins(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for t in args {
+        let Some((name, url)) = t.split_once('=') else {
+            bail!("--twin `{t}` is not NAME=URL");
+        };
+        out.insert(
+            name.trim().to_owned(),
+            url.trim().trim_end_matches('/').to_owned(),
+        );
+    }
+    Ok(out)
+}
+
+fn progress_bar(scenarios: u64) -> ProgressBar {
+    let bar = ProgressBar::new(scenarios);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scenarios {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let library = StepLibrary::builtin();
+    let (suite, diags) = Suite::load_dir(&args.scenarios, &library)
+        .with_context(|| format!("reading scenarios from {}", args.scenarios.display()))?;
+    let mut errors = 0;
+    for d in &diags {
+        errors += usize::from(d.severity == Severity::Error);
+        let path = d.path.as_deref().map(|p| args.scenarios.join(p));
+        eprintln!(
+            "{}: {} [{}] {}:{}:{}\n  help: {}",
+            d.severity.as_str(),
+            d.message,
+            d.code,
+            path.as_deref().unwrap_or(Path::new("?")).display(),
+            d.span.line,
+            d.span.column,
+            d.help
+        );
+    }
+    if errors > 0 {
+        eprintln!("error: {errors} problem(s) in the scenarios; fix them and run again");
+        return Ok(ExitCode::from(2));
+    }
+    if suite.scenarios.is_empty() {
+        bail!(
+            "no scenarios found in {}; expected *.scenario.md or *.feature files",
+            args.scenarios.display()
+        );
+    }
+    let target = match (&args.target, &args.url) {
+        (Some(cmd), _) => {
+            let mut c = CommandTarget::new(cmd.clone());
+            c.ready_path.clone_from(&args.ready_path);
+            c.ready_timeout = Duration::from_secs(args.ready_timeout);
+            TargetConfig::Command(c)
+        }
+        (None, Some(url)) => TargetConfig::Url(url.clone()),
+        (None, None) => bail!("pass --target 'CMD {{port}}' or --url URL"),
+    };
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(RunResult::read)
+        .transpose()
+        .context("reading the baseline")?;
+    let show_progress = std::io::stderr().is_terminal();
+    let bar = show_progress.then(|| progress_bar(suite.scenarios.len() as u64));
+    let progress = bar.clone().map(|bar| {
+        let f: lightsout_eval::ProgressFn = Arc::new(move |p: &Progress| match p {
+            Progress::Trial {
+                scenario, index, ..
+            } => {
+                bar.set_message(format!("{scenario} trial {}", index + 1));
+            }
+            Progress::ScenarioDone { .. } => bar.inc(1),
+            _ => {}
+        });
+        f
+    });
+    let opts = RunOptions {
+        trials: args.trials,
+        max_trials: args.max_trials.unwrap_or(args.trials).max(args.trials),
+        trial_timeout: Duration::from_secs(args.trial_timeout.max(1)),
+        step_timeout: Duration::from_secs(args.trial_timeout.clamp(1, 30)),
+        twins: twins(&args.twins)?,
+        policy: policy(args.gate.as_deref())?,
+        baseline,
+        progress,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runner = Runner::new(library)?;
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = runner.run(&suite, &target, &opts) => r.map_err(anyhow::Error::from),
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; the target was stopped")),
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let run = result?;
+    if let Some(path) = &args.output {
+        lightsout_eval::write_atomic(path, run.to_json()?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        lightsout_eval::write_atomic(path, lightsout_eval::junit(&run)?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.summary {
+        lightsout_eval::write_atomic(path, lightsout_eval::markdown(&run).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.feedback {
+        let level = match args.redact {
+            Redact::None => RedactLevel::None,
+            Redact::Requirement => RedactLevel::Requirement,
+            Redact::Category => RedactLevel::Category,
+            Redact::Full => RedactLevel::Full,
+        };
+        lightsout_eval::write_atomic(path, lightsout_eval::feedback(&run, level).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    match args.format {
+        Format::Json => println!("{}", run.to_json()?),
+        Format::Human => print_human(&run),
+    }
+    Ok(if run.gate.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_human(run: &RunResult) {
+    for s in &run.scenarios {
+        let st = &s.stats;
+        let mark = if st.flaky {
+            "FLAKY"
+        } else if st.passes == st.trials {
+            "pass "
+        } else {
+            "FAIL "
+        };
+        let reg = if s.regression { " REGRESSION" } else { "" };
+        println!(
+            "{mark} {} {} [{}] {}: {}/{} satisfaction {:.3} wilson95 [{:.3}, {:.3}]{reg}",
+            s.id,
+            s.kind.as_str(),
+            s.satisfies.join(","),
+            s.name,
+            st.passes,
+            st.trials,
+            st.satisfaction,
+            st.wilson.low,
+            st.wilson.high
+        );
+        if let Some(f) = s
+            .trials
+            .iter()
+            .find(|t| !t.passed)
+            .and_then(|t| t.steps.iter().find_map(|x| x.failure.as_ref()))
+        {
+            println!("      {:?}: {}", f.category, f.message);
+        }
+    }
+    let sm = &run.summary;
+    println!(
+        "\n{} scenarios, {} trials, {:.1} s: {} passed, {} failed, {} flaky, {} regressions; suite satisfaction {:.3}",
+        sm.scenarios,
+        sm.trials,
+        run.duration_ms / 1000.0,
+        sm.passed,
+        sm.failed,
+        sm.flaky,
+        sm.regressions,
+        sm.satisfaction
+    );
+    for r in &run.gate.reasons {
+        println!(
+            "  {} {}: {}",
+            if r.passed { "ok  " } else { "FAIL" },
+            r.rule,
+            r.detail
+        );
+    }
+    println!("gate {}", if run.gate.passed { "PASSED" } else { "FAILED" });
+}

@@ -1,0 +1,267 @@
+//! `lightsout twin ...`: list, serve, record, drift, import-openapi. Wiring only; the logic
+//! lives in `lightsout-twin`.
+
+use anyhow::Context as _;
+use clap::{Subcommand, ValueEnum};
+use lightsout_twin::drift::{self, Manifest, Normaliser, Reference};
+use lightsout_twin::record::{Cassette, Recorder};
+use lightsout_twin::{TwinDir, TwinOptions, TwinServer, builtin};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum OutputFormat {
+    /// Text for people.
+    #[default]
+    Human,
+    /// JSON for programs.
+    Json,
+}
+
+/// `lightsout twin` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TwinCommand {
+    /// List the built-in twins.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Serve twins (built-in names or directories with twin.yaml) until Ctrl-C.
+    ///
+    /// One twin is served at the root; several share the port under /NAME.
+    Serve {
+        /// Built-in twin names (`lightsout twin list`) or twin directories.
+        #[arg(required = true)]
+        twins: Vec<String>,
+        /// Port on 127.0.0.1 (0 picks a free one; the URL is printed).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Seed for all randomness (ids, latency, random fault bytes).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Start the virtual clock at the current wall-clock time instead of 2026-01-01T00:00:00Z
+        /// (use when the system under test checks JWT expiry against real time).
+        #[arg(long)]
+        wall_clock: bool,
+        /// Do not add the definitions' latency.
+        #[arg(long)]
+        no_latency: bool,
+        /// Serve even a twin whose manifest says it is retired.
+        #[arg(long)]
+        force: bool,
+        /// Output format of the start-up line(s).
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Record: proxy to the real service and store every exchange in OUT/cassette.json.
+    Record {
+        /// Base URL of the real service.
+        #[arg(long)]
+        upstream: String,
+        /// Twin directory to create or extend (twin.yaml, cassette.json).
+        #[arg(long)]
+        out: PathBuf,
+        /// Port on 127.0.0.1 for the proxy (0 picks a free one; the URL is printed).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Twin name written to twin.yaml (default: the directory name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Output format of the start-up line.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Check a twin against the real service (URL) or a cassette; update its manifest.
+    ///
+    /// Exit 0 when the twin is fresh, 1 when suspect, drifted or retired.
+    Drift {
+        /// Built-in twin name or twin directory.
+        twin: String,
+        /// Base URL of the real service, or a cassette file recorded from it.
+        #[arg(long)]
+        against: String,
+        /// Manifest to update (default: DIR/manifest.json, or .lightsout/twins/NAME/manifest.json).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// JSON pointers in bodies to ignore (e.g. /origin); repeatable.
+        #[arg(long)]
+        ignore: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Import an OpenAPI 3 document as a skeleton twin.
+    ImportOpenapi {
+        /// OpenAPI 3 file (YAML or JSON).
+        file: PathBuf,
+        /// Twin name (default: the file stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Directory to write twin.yaml into (default: print the YAML).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub(crate) fn run(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TwinCommand::List { format } => list(format),
+        TwinCommand::ImportOpenapi { file, name, out } => import(&file, name, out.as_deref()),
+        other => {
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            rt.block_on(run_async(other))
+        }
+    }
+}
+
+async fn run_async(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TwinCommand::Serve { twins, port, host, seed, wall_clock, no_latency, force, format } => {
+            let mut opts = TwinOptions { seed, latency: !no_latency, ..TwinOptions::default() };
+            if wall_clock {
+                opts.clock_start_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(opts.clock_start_ms, |d| d.as_millis() as u64);
+            }
+            let mut loaded = Vec::new();
+            for t in &twins {
+                loaded.push(lightsout_twin::load(t, opts, force).with_context(|| format!("cannot load twin `{t}`"))?);
+            }
+            let names: Vec<String> = loaded.iter().map(|t| t.name().to_string()).collect();
+            let server = TwinServer::start(loaded, SocketAddr::new(host, port))
+                .await
+                .with_context(|| format!("cannot listen on {host}:{port}; pick another --port"))?;
+            for n in &names {
+                let url = server.url_of(n).unwrap_or_else(|| server.url());
+                match format {
+                    OutputFormat::Json => println!("{}", serde_json::json!({"name": n, "url": url, "seed": seed})),
+                    OutputFormat::Human => println!("twin {n} serving at {url} (seed {seed}; control API at {url}/__twin/)"),
+                }
+            }
+            wait_for_stop().await;
+            server.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        TwinCommand::Record { upstream, out, port, name, format } => {
+            let name = name.unwrap_or_else(|| {
+                out.file_name().map_or("recorded".into(), |n| n.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-"))
+            });
+            lightsout_twin::record::write_replay_definition(&out, &name, &upstream)?;
+            let recorder = Recorder::new(&upstream, &out.join("cassette.json"))?;
+            let server = TwinServer::start_recorder(recorder, SocketAddr::from(([127, 0, 0, 1], port)))
+                .await
+                .with_context(|| format!("cannot listen on port {port}; pick another --port"))?;
+            match format {
+                OutputFormat::Json => println!("{}", serde_json::json!({"name": name, "url": server.url(), "upstream": upstream, "out": out})),
+                OutputFormat::Human => println!("recording {upstream} through {} into {}", server.url(), out.join("cassette.json").display()),
+            }
+            wait_for_stop().await;
+            server.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        TwinCommand::Drift { twin, against, manifest, ignore, format } => drift_cmd(&twin, &against, manifest, ignore, format).await,
+        TwinCommand::List { .. } | TwinCommand::ImportOpenapi { .. } => Ok(ExitCode::from(2)),
+    }
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let mut rows = Vec::new();
+    for b in builtin::BUILTINS {
+        let def = builtin::definition(b.name)?;
+        rows.push(serde_json::json!({"name": def.name, "routes": def.routes.len(), "description": def.description, "source": def.provenance.source}));
+    }
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::Value::Array(rows)),
+        OutputFormat::Human => {
+            for r in &rows {
+                println!("{:<8} {:>2} routes  {}", r["name"].as_str().unwrap_or_default(), r["routes"], r["description"].as_str().unwrap_or_default());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn drift_cmd(twin: &str, against: &str, manifest: Option<PathBuf>, ignore: Vec<String>, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let dir = Path::new(twin).is_dir().then(|| TwinDir::open(Path::new(twin))).transpose()?;
+    let loaded = match &dir {
+        Some(d) => d.load(TwinOptions { latency: false, ..TwinOptions::default() }, true)?,
+        None => builtin::load(twin, TwinOptions { latency: false, ..TwinOptions::default() })?,
+    };
+    let manifest_path = manifest.unwrap_or_else(|| match &dir {
+        Some(d) => d.manifest.clone(),
+        None => PathBuf::from(".lightsout/twins").join(loaded.name()).join("manifest.json"),
+    });
+    let live = against.starts_with("http://") || against.starts_with("https://");
+    let (reference, probes) = if live {
+        let probes = match &dir {
+            Some(d) if d.cassette.is_file() => Cassette::load(&d.cassette)?.interactions.into_iter().map(|i| i.request).collect(),
+            Some(d) => anyhow::bail!("{} has no cassette.json to replay; record one with `lightsout twin record`", d.dir.display()),
+            None => builtin::probes(loaded.name()),
+        };
+        (Reference::Live(against.to_string()), probes)
+    } else {
+        let c = Cassette::load(Path::new(against)).with_context(|| format!("--against {against} is neither an http(s) URL nor a readable cassette"))?;
+        let probes = c.interactions.iter().map(|i| i.request.clone()).collect();
+        (Reference::Recorded(c), probes)
+    };
+    let mut report = drift::check(&loaded, &probes, &reference, &Normaliser { ignore }).await?;
+    if !live {
+        report.against = against.to_string();
+    }
+    let mut m = Manifest::load_or_new(&manifest_path, loaded.name())?;
+    m.record(&mut report);
+    m.save(&manifest_path)?;
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Human => {
+            println!("twin {} against {}: fidelity {:.2} over {} exchanges; {} -> {}", report.twin, report.against, report.score, report.exchanges, report.status_before.as_str(), report.status_after.as_str());
+            for (ep, s) in &report.endpoints {
+                println!("  {ep:<40} {:>3}/{:<3} {:.2}", s.matched, s.total, s.fidelity);
+            }
+            for d in &report.differences {
+                println!("  #{} {} {}: real {} / twin {}", d.index, d.endpoint, d.pointer, d.real, d.twin);
+            }
+        }
+    }
+    Ok(if report.status_after == drift::TwinStatus::Fresh { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn import(file: &Path, name: Option<String>, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = name.unwrap_or_else(|| file.file_stem().map_or("imported".into(), |s| s.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
+    let (def, diags) = lightsout_twin::openapi::import(&text, &name, &file.display().to_string());
+    for d in &diags {
+        eprintln!("{}:{}:{}: {}[{}]: {} (help: {})", file.display(), d.span.line, d.span.column, d.severity.as_str(), d.code, d.message, d.help);
+    }
+    let Some(def) = def else { return Ok(ExitCode::from(1)) };
+    let yaml = lightsout_twin::def::to_yaml(&def)?;
+    match out {
+        Some(dir) => {
+            lightsout_twin::record::write_atomic(&dir.join("twin.yaml"), yaml.as_bytes())?;
+            println!("wrote {} ({} routes)", dir.join("twin.yaml").display(), def.routes.len());
+        }
+        None => print!("{yaml}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,358 @@
+//! `lightsout.toml`: agents per task kind, visible checks, attempts, limits, holdout location.
+//!
+//! ```toml
+//! [run]
+//! jobs = 4            # agents at once
+//! attempts = 3        # attempts per task (conflict and regression rework included)
+//! main = "main"       # the branch passing work merges into
+//!
+//! [agents]
+//! default = "claude"  # profile for every task kind not listed below
+//! [agents.kinds]
+//! docs = "aider"      # a cheaper agent for lower-stakes kinds
+//!
+//! [agent.claude]
+//! preset = "claude-code"   # claude-code | codex | aider | replay | command
+//! # program = "/opt/bin/claude"; args = [...]; prompt = "stdin"|"file"; format = "claude-json"
+//! [agent.demo]
+//! preset = "replay"
+//! trajectory = "trajectory"   # relative to this file
+//!
+//! [env]
+//! allow = ["PATH", "HOME"]    # the only variables agents and checks see
+//!
+//! [limits]
+//! wall_ms = 1800000
+//! output_bytes = 16777216
+//!
+//! [[checks]]
+//! name = "test"
+//! run = "cargo test"
+//! timeout_ms = 600000
+//!
+//! [holdout]
+//! path = "../holdout"          # outside the repository; LIGHTSOUT_HOLDOUT overrides
+//! command = "sh run.sh"        # optional external holdout runner (see CommandEvaluator)
+//! ```
+//! Sections other stages own (`[gate]`, `[twins]`, `[budget]`, `[policy]`) are kept as raw
+//! TOML in [`Config::extra`] for them.
+
+use crate::Error;
+use lightsout_agent::{Limits, OutputFormat, PromptMode};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunConfig {
+    /// Agents working at once (`--jobs` overrides). At least 1.
+    pub jobs: usize,
+    /// Attempts per task, counting rework after a regression. At least 1.
+    pub attempts: u32,
+    /// The branch that passing work fast-forwards.
+    pub main: String,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            jobs: 2,
+            attempts: 3,
+            main: "main".into(),
+        }
+    }
+}
+
+/// `[agents]`: which profile serves which task kind.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentsConfig {
+    /// Profile for kinds not listed in `kinds`.
+    pub default: Option<String>,
+    /// Task kind → profile name.
+    pub kinds: BTreeMap<String, String>,
+}
+
+/// `[agent.<name>]`: one agent profile.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentProfile {
+    /// `claude-code`, `codex`, `aider`, `replay` or `command`.
+    pub preset: String,
+    /// Program override (presets) or the program (`command`).
+    pub program: Option<String>,
+    /// Argument override.
+    pub args: Option<Vec<String>>,
+    /// Prompt mode override.
+    pub prompt: Option<PromptMode>,
+    /// Output format override.
+    pub format: Option<OutputFormat>,
+    /// `replay`: the trajectory directory, relative to the config file.
+    pub trajectory: Option<PathBuf>,
+}
+
+/// `[env]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EnvConfig {
+    /// Names of the environment variables agents and checks may see. Nothing else is
+    /// inherited.
+    pub allow: Vec<String>,
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        EnvConfig {
+            allow: vec!["PATH".into(), "HOME".into(), "LANG".into(), "TERM".into()],
+        }
+    }
+}
+
+/// `[[checks]]`: a visible check, run in the worktree with `sh -c`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckConfig {
+    /// Short name (`build`, `test`, `lint`).
+    pub name: String,
+    /// Shell command.
+    pub run: String,
+    /// Time limit in ms (default 10 minutes).
+    #[serde(default = "default_check_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_check_ms() -> u64 {
+    600_000
+}
+
+/// How much the feedback to an agent may say about holdout failures
+/// (`scenario-format.md`, "Results").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Redaction {
+    /// Only that the attempt failed the holdout.
+    None,
+    /// The requirement id and the failure category (the default).
+    #[default]
+    Requirement,
+    /// The failure category only.
+    Category,
+    /// Requirement, category and trial counts.
+    Full,
+}
+
+/// `[holdout]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HoldoutConfig {
+    /// The holdout directory (relative to the config file). Must lie outside the repository.
+    pub path: Option<PathBuf>,
+    /// An external holdout runner, run with `sh -c` in the holdout directory.
+    pub command: Option<String>,
+    /// Feedback redaction level.
+    pub redaction: Redaction,
+    /// Fail a requirement the holdout has no result for (default true: fail closed).
+    pub require_all: Option<bool>,
+}
+
+/// The whole `lightsout.toml`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `[run]`.
+    pub run: RunConfig,
+    /// `[agents]`.
+    pub agents: AgentsConfig,
+    /// `[agent.<name>]` profiles.
+    pub agent: BTreeMap<String, AgentProfile>,
+    /// `[env]`.
+    pub env: EnvConfig,
+    /// `[limits]` for agent processes.
+    pub limits: Limits,
+    /// `[[checks]]`.
+    pub checks: Vec<CheckConfig>,
+    /// `[holdout]`.
+    pub holdout: HoldoutConfig,
+    /// Every other section, raw, for the stages that own it (`gate`, `twins`, `budget`, ...).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, toml::Value>,
+    /// The directory the config was read from (relative paths resolve against it).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl Config {
+    /// Parses `text` (the contents of a `lightsout.toml` in `base_dir`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] with the TOML error and what to fix.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Self, Error> {
+        let mut c: Config =
+            toml::from_str(text).map_err(|e| Error::Config(format!("lightsout.toml: {e}")))?;
+        base_dir.clone_into(&mut c.base_dir);
+        if c.run.jobs == 0 {
+            return Err(Error::Config("[run] jobs must be at least 1".into()));
+        }
+        if c.run.attempts == 0 {
+            return Err(Error::Config("[run] attempts must be at least 1".into()));
+        }
+        for (kind, profile) in &c.agents.kinds {
+            if !c.agent.contains_key(profile) {
+                return Err(Error::Config(format!(
+                    "[agents.kinds] {kind} = \"{profile}\" names no [agent.{profile}] section"
+                )));
+            }
+        }
+        if let Some(d) = &c.agents.default
+            && !c.agent.contains_key(d)
+        {
+            return Err(Error::Config(format!(
+                "[agents] default = \"{d}\" names no [agent.{d}] section; add one, e.g. \
+                 [agent.{d}] preset = \"claude-code\""
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Reads `path`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when it is missing or invalid.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!(
+                "cannot read {}: {e}; run `lightsout init` to create one",
+                path.display()
+            ))
+        })?;
+        let base = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Self::parse(&text, &base)
+    }
+
+    /// The profile name serving task `kind`.
+    pub fn profile_for(&self, kind: &str) -> Option<&str> {
+        self.agents
+            .kinds
+            .get(kind)
+            .or(self.agents.default.as_ref())
+            .map(String::as_str)
+    }
+
+    /// The holdout directory: `LIGHTSOUT_HOLDOUT` when set (`env_override`), else
+    /// `[holdout] path` resolved against the config's directory.
+    pub fn holdout_dir(&self, env_override: Option<&str>) -> Option<PathBuf> {
+        if let Some(p) = env_override.filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(p));
+        }
+        self.holdout.path.as_ref().map(|p| self.base_dir.join(p))
+    }
+
+    /// The environment agents and checks get: the allowed names that are set in `from`.
+    pub fn allowed_env<I: IntoIterator<Item = (String, String)>>(
+        &self,
+        from: I,
+    ) -> BTreeMap<String, String> {
+        from.into_iter()
+            .filter(|(k, _)| self.env.allow.iter().any(|a| a == k))
+            .collect()
+    }
+}
+
+/// Refuses a holdout directory inside the repository or inside any of its worktrees.
+///
+/// `roots` are the repository root and every worktree (`git worktree list`). Paths are
+/// compared after canonicalisation, so symlinks and `..` cannot smuggle it in.
+///
+/// # Errors
+/// [`Error::HoldoutInRepo`] when `holdout` lies inside one of `roots`; [`Error::Config`]
+/// when it does not exist.
+pub fn check_holdout_location(holdout: &Path, roots: &[PathBuf]) -> Result<PathBuf, Error> {
+    let h = holdout.canonicalize().map_err(|e| {
+        Error::Config(format!(
+            "holdout directory {}: {e}; create it outside the repository or fix [holdout] path",
+            holdout.display()
+        ))
+    })?;
+    for r in roots {
+        let Ok(r) = r.canonicalize() else { continue };
+        if h.starts_with(&r) {
+            return Err(Error::HoldoutInRepo {
+                holdout: h,
+                root: r,
+            });
+        }
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = Config::parse(
+            r#"
+[run]
+jobs = 3
+attempts = 2
+[agents]
+default = "claude"
+[agents.kinds]
+docs = "cheap"
+[agent.claude]
+preset = "claude-code"
+[agent.cheap]
+preset = "aider"
+args = ["--model", "haiku"]
+[[checks]]
+name = "test"
+run = "cargo test"
+[holdout]
+path = "../holdout"
+redaction = "category"
+[gate]
+min_satisfaction = 0.95
+"#,
+            Path::new("/p"),
+        )
+        .unwrap();
+        assert_eq!(c.run.jobs, 3);
+        assert_eq!(c.profile_for("docs"), Some("cheap"));
+        assert_eq!(c.profile_for("code"), Some("claude"));
+        assert_eq!(c.checks[0].timeout_ms, 600_000);
+        assert_eq!(c.holdout.redaction, Redaction::Category);
+        assert!(c.extra.contains_key("gate"));
+        assert_eq!(c.holdout_dir(None), Some(PathBuf::from("/p/../holdout")));
+        assert_eq!(c.holdout_dir(Some("/h")), Some(PathBuf::from("/h")));
+    }
+
+    #[test]
+    fn rejects_unknown_profile_and_zero_jobs() {
+        let e = Config::parse("[agents]\ndefault = \"x\"\n", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("names no [agent.x] section"));
+        let e = Config::parse("[run]\njobs = 0\n", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("jobs must be at least 1"));
+    }
+
+    #[test]
+    fn holdout_inside_the_repo_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path().join("repo");
+        std::fs::create_dir_all(repo.join("holdout")).unwrap();
+        std::fs::create_dir_all(d.path().join("holdout")).unwrap();
+        let roots = vec![repo.clone()];
+        assert!(matches!(
+            check_holdout_location(&repo.join("holdout"), &roots),
+            Err(Error::HoldoutInRepo { .. })
+        ));
+        // A `..` path that resolves back inside is refused too.
+        assert!(
+            check_holdout_location(&repo.join("holdout/../holdout"), &roots).is_err()
+        );
+        assert!(check_holdout_location(&d.path().join("holdout"), &roots).is_ok());
+    }
+}

@@ -1,0 +1,86 @@
+//! The crate's one error type.
+
+use std::path::{Path, PathBuf};
+
+/// Why a run could not go on. Task failures (an agent that cannot pass the holdout) are not
+/// errors: they are outcomes in the run's state and report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `lightsout.toml` is missing or invalid.
+    #[error("{0}")]
+    Config(String),
+    /// The holdout directory lies inside the repository or a worktree.
+    #[error(
+        "the holdout directory {holdout} is inside {root}; agents could read it. Move it outside \
+         the repository (a sibling folder) and point [holdout] path or LIGHTSOUT_HOLDOUT at it"
+    )]
+    HoldoutInRepo {
+        /// The holdout directory, canonical.
+        holdout: PathBuf,
+        /// The repository or worktree containing it, canonical.
+        root: PathBuf,
+    },
+    /// The specs cannot be planned.
+    #[error("plan: {0}")]
+    Plan(String),
+    /// A git command failed.
+    #[error("git {args} (in {dir}): {stderr}")]
+    Git {
+        /// The arguments.
+        args: String,
+        /// Where it ran.
+        dir: PathBuf,
+        /// Its stderr.
+        stderr: String,
+    },
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal is unreadable or inconsistent.
+    #[error("journal {path}: {message}")]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// No run with that id.
+    #[error("no run `{0}` in .lightsout/runs; list them with `ls .lightsout/runs`")]
+    UnknownRun(String),
+    /// Another `lightsout run` holds the repository.
+    #[error("another lightsout run is active in this repository (lock {0}); wait for it or stop it")]
+    Locked(PathBuf),
+    /// The holdout evaluation could not run.
+    #[error("holdout eval: {0}")]
+    Eval(String),
+    /// A stage (guard, memory, hook) failed.
+    #[error("{stage}: {message}")]
+    Stage {
+        /// Which stage.
+        stage: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// An agent could not be built from its profile.
+    #[error(transparent)]
+    Agent(#[from] lightsout_agent::Error),
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The events a run streams to its [`EventSink`](crate::EventSink)s: progress for the CLI,
+//! lines for the report and the audit log.
+
+use serde::{Deserialize, Serialize};
+
+/// Something that happened in a run. Serialised with a `type` tag (`{"type":"merged",...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+#[non_exhaustive]
+pub enum Event {
+    /// A run started or resumed.
+    RunStarted {
+        /// The run id.
+        run_id: String,
+        /// Tasks in the plan.
+        tasks: usize,
+        /// Whether this is a `--resume`.
+        resumed: bool,
+    },
+    /// A task's dependencies are all merged.
+    TaskReady {
+        /// The task.
+        task: String,
+    },
+    /// An agent started on a task.
+    AttemptStarted {
+        /// The task.
+        task: String,
+        /// 1-based attempt.
+        attempt: u32,
+        /// The agent label (replays say `(replay)`).
+        agent: String,
+    },
+    /// An attempt ended.
+    AttemptFinished {
+        /// The task.
+        task: String,
+        /// 1-based attempt.
+        attempt: u32,
+        /// Whether it passed checks, guards and holdout.
+        passed: bool,
+        /// The stage that failed it.
+        failed_stage: Option<String>,
+        /// Its USD cost, when known.
+        cost_usd: Option<f64>,
+        /// Input + output tokens.
+        tokens: u64,
+    },
+    /// A task passed and entered the merge queue.
+    TaskPassed {
+        /// The task.
+        task: String,
+    },
+    /// A merge started (rebase, then holdout on the merged result).
+    Merging {
+        /// The task.
+        task: String,
+    },
+    /// Main fast-forwarded to the task's commit.
+    Merged {
+        /// The task.
+        task: String,
+        /// The new main commit.
+        commit: String,
+    },
+    /// The merged result regressed; main was not moved and the task went back to its agent.
+    MergeReverted {
+        /// The task.
+        task: String,
+        /// Redacted feedback.
+        feedback: String,
+    },
+    /// The rebase conflicted; the conflict went back to the agent as a task of its own.
+    ConflictRouted {
+        /// The task.
+        task: String,
+        /// The new task.
+        to: String,
+        /// Conflicting files.
+        files: Vec<String>,
+    },
+    /// A task failed for good.
+    TaskFailed {
+        /// The task.
+        task: String,
+        /// Why.
+        reason: String,
+    },
+    /// A task cannot run because a dependency failed.
+    TaskBlocked {
+        /// The task.
+        task: String,
+        /// The failed dependency.
+        by: String,
+    },
+    /// The run ended.
+    RunFinished {
+        /// Tasks merged.
+        merged: usize,
+        /// Tasks failed or blocked.
+        failed: usize,
+        /// Total USD cost reported by agents.
+        cost_usd: f64,
+    },
+}

@@ -1,0 +1,1335 @@
+//! [`Factory`]: the run loop.
+//!
+//! One coordinator task owns the [`Scheduler`] and the merge queue; up to `jobs` worker tasks
+//! each run one task's attempt loop in its own worktree. Every state change is journaled
+//! (append + fsync) *before* the factory relies on it, so a run killed at any instruction
+//! resumes from the journal plus what git says.
+
+use crate::checks::run_checks;
+use crate::config::{Config, check_holdout_location};
+use crate::event::Event;
+use crate::git::Git;
+use crate::journal::{Entry, Journal, write_atomic};
+use crate::plan::{Plan, Task};
+use crate::sched::{Scheduler, Slot};
+use crate::stages::{
+    AttemptHook, AttemptMetrics, EvalRequest, EvalStage, Evaluator, EventSink, Guard,
+    GuardRequest, HookDecision, Lesson, Memory, NoEvents, NoGuard, NoHook, NoMemory,
+};
+use crate::state::{AttemptRecord, RunState, TaskStatus};
+use crate::{Error, journal};
+use lightsout_agent::{
+    Agent, AgentReport, Budget, CommandAgent, Outcome, Preset, ReplayAgent, TaskContext, Usage,
+    Workspace,
+};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::task::JoinSet;
+
+/// Options for one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The run id (default: `<UTC date>-<time>-<pid>`).
+    pub run_id: Option<String>,
+    /// Agents at once (default: `[run] jobs`).
+    pub jobs: Option<usize>,
+}
+
+/// The factory: agents, stages and configuration for running plans on a repository.
+///
+/// Build it with [`Factory::new`] and the `with_*` methods, then [`run`](Factory::run) a
+/// plan or [`resume`](Factory::resume) a run.
+pub struct Factory {
+    repo: PathBuf,
+    config: Config,
+    agents: BTreeMap<String, Arc<dyn Agent>>,
+    default_agent: Option<Arc<dyn Agent>>,
+    evaluator: Option<Arc<dyn Evaluator>>,
+    guard: Arc<dyn Guard>,
+    memory: Arc<dyn Memory>,
+    hook: Arc<dyn AttemptHook>,
+    events: Arc<dyn EventSink>,
+    env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Factory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Factory")
+            .field("repo", &self.repo)
+            .field("agents", &self.agents.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the agent for a `[agent.<name>]` profile.
+///
+/// # Errors
+/// [`Error::Config`] for an unknown preset or a replay profile without a trajectory.
+pub fn agent_from_profile(
+    name: &str,
+    p: &crate::config::AgentProfile,
+    base_dir: &Path,
+) -> Result<Arc<dyn Agent>, Error> {
+    if p.preset == "replay" {
+        let dir = p.trajectory.as_ref().ok_or_else(|| {
+            Error::Config(format!(
+                "[agent.{name}] preset = \"replay\" needs trajectory = \"<dir>\""
+            ))
+        })?;
+        return Ok(Arc::new(ReplayAgent::new(base_dir.join(dir))));
+    }
+    let mut a = if p.preset == "command" || p.preset.is_empty() {
+        let program = p.program.clone().ok_or_else(|| {
+            Error::Config(format!(
+                "[agent.{name}] needs program = \"...\" (or a preset: claude-code, codex, aider, replay)"
+            ))
+        })?;
+        let mut a = CommandAgent::new(program, Vec::new());
+        name.clone_into(&mut a.name);
+        a
+    } else {
+        let preset = Preset::from_name(&p.preset).ok_or_else(|| {
+            Error::Config(format!(
+                "[agent.{name}] preset = \"{}\" is unknown; use claude-code, codex, aider, replay or command",
+                p.preset
+            ))
+        })?;
+        CommandAgent::preset(preset)
+    };
+    if let Some(prog) = &p.program {
+        a.program.clone_from(prog);
+    }
+    if let Some(args) = &p.args {
+        a.args.clone_from(args);
+    }
+    if let Some(m) = p.prompt {
+        a.prompt = m;
+    }
+    if let Some(f) = p.format {
+        a.format = f;
+    }
+    Ok(Arc::new(a))
+}
+
+impl Factory {
+    /// A factory for the repository at `repo` (its top-level directory) with `config`; agents
+    /// come from the config's profiles, and no evaluator, guard, memory, hook or event sink.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when an agent profile is invalid.
+    pub fn new(repo: impl Into<PathBuf>, config: Config) -> Result<Self, Error> {
+        let mut agents = BTreeMap::new();
+        for (name, p) in &config.agent {
+            agents.insert(name.clone(), agent_from_profile(name, p, &config.base_dir)?);
+        }
+        let env = config.allowed_env(std::env::vars());
+        Ok(Factory {
+            repo: repo.into(),
+            config,
+            agents,
+            default_agent: None,
+            evaluator: None,
+            guard: Arc::new(NoGuard),
+            memory: Arc::new(NoMemory),
+            hook: Arc::new(NoHook),
+            events: Arc::new(NoEvents),
+            env,
+        })
+    }
+
+    /// Uses `agent` for profile `name` (replacing the configured one).
+    #[must_use]
+    pub fn with_agent(mut self, name: impl Into<String>, agent: Arc<dyn Agent>) -> Self {
+        self.agents.insert(name.into(), agent);
+        self
+    }
+
+    /// Uses `agent` for every task kind no profile serves.
+    #[must_use]
+    pub fn with_default_agent(mut self, agent: Arc<dyn Agent>) -> Self {
+        self.default_agent = Some(agent);
+        self
+    }
+
+    /// Uses `e` as the holdout evaluator (required before running).
+    #[must_use]
+    pub fn with_evaluator(mut self, e: Arc<dyn Evaluator>) -> Self {
+        self.evaluator = Some(e);
+        self
+    }
+
+    /// Uses `g` as the memory guard.
+    #[must_use]
+    pub fn with_guard(mut self, g: Arc<dyn Guard>) -> Self {
+        self.guard = g;
+        self
+    }
+
+    /// Uses `m` as decision memory.
+    #[must_use]
+    pub fn with_memory(mut self, m: Arc<dyn Memory>) -> Self {
+        self.memory = m;
+        self
+    }
+
+    /// Uses `h` around every agent call (budgets, policy).
+    #[must_use]
+    pub fn with_hook(mut self, h: Arc<dyn AttemptHook>) -> Self {
+        self.hook = h;
+        self
+    }
+
+    /// Streams events to `s`.
+    #[must_use]
+    pub fn with_events(mut self, s: Arc<dyn EventSink>) -> Self {
+        self.events = s;
+        self
+    }
+
+    /// Replaces the environment agents and checks get (default: the allowlisted variables of
+    /// this process).
+    #[must_use]
+    pub fn with_env(mut self, env: BTreeMap<String, String>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// `.lightsout/runs` of the repository.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.repo.join(".lightsout").join("runs")
+    }
+
+    fn agent_for(&self, kind: &str) -> Result<Arc<dyn Agent>, Error> {
+        if let Some(p) = self.config.profile_for(kind)
+            && let Some(a) = self.agents.get(p)
+        {
+            return Ok(a.clone());
+        }
+        if let Some(a) = &self.default_agent {
+            return Ok(a.clone());
+        }
+        if self.agents.len() == 1
+            && let Some(a) = self.agents.values().next()
+        {
+            return Ok(a.clone());
+        }
+        Err(Error::Config(format!(
+            "no agent for task kind `{kind}`: add [agents] default = \"<profile>\" and an \
+             [agent.<profile>] section to lightsout.toml"
+        )))
+    }
+
+    /// Checks the holdout location against the repository and its worktrees.
+    async fn check_holdout(&self) -> Result<(), Error> {
+        let env = std::env::var("LIGHTSOUT_HOLDOUT").ok();
+        let Some(dir) = self.config.holdout_dir(env.as_deref()) else {
+            return Ok(());
+        };
+        let git = Git::new(&self.repo);
+        let list = git.run(&["worktree", "list", "--porcelain"]).await?;
+        let mut roots = vec![self.repo.clone()];
+        roots.extend(
+            list.lines()
+                .filter_map(|l| l.strip_prefix("worktree "))
+                .map(PathBuf::from),
+        );
+        check_holdout_location(&dir, &roots).map(|_| ())
+    }
+
+    /// Starts a new run of `plan` and drives it to the end.
+    ///
+    /// # Errors
+    /// [`Error`] on an infrastructure failure (git, journal, evaluator, configuration). Task
+    /// failures are not errors: see the returned state.
+    pub async fn run(&self, plan: Plan, opts: RunOptions) -> Result<RunState, Error> {
+        plan.validate()?;
+        self.check_holdout().await?;
+        let git = Git::new(&self.repo);
+        let main = self.config.run.main.clone();
+        let base = git.rev(&main).await.map_err(|_| {
+            Error::Config(format!(
+                "branch `{main}` has no commit in {}; commit something first, or set [run] main",
+                self.repo.display()
+            ))
+        })?;
+        let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
+        if !crate::plan::valid_task_id(&run_id) {
+            return Err(Error::Config(format!("run id `{run_id}` is not usable in a branch name")));
+        }
+        let run_dir = self.runs_dir().join(&run_id);
+        if run_dir.join("journal.jsonl").exists() {
+            return Err(Error::Config(format!(
+                "run `{run_id}` exists already; resume it with --resume {run_id}"
+            )));
+        }
+        let lock = self.lock()?;
+        let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
+        let start = Entry::RunStarted {
+            run_id: run_id.clone(),
+            at: now_rfc3339(),
+            main,
+            base,
+            plan,
+        };
+        journal.append(&start)?;
+        let state = RunState::replay([&start]);
+        self.drive(run_dir, journal, state, opts.jobs, false, lock)
+            .await
+    }
+
+    /// Resumes run `run_id` from its journal: finished tasks are not redone, an interrupted
+    /// attempt is redone from the commit it started at (its partial work kept under
+    /// `refs/lightsout/<run>/<task>/interrupted-<n>`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownRun`] when there is no such run; otherwise as [`run`](Self::run).
+    pub async fn resume(&self, run_id: &str, jobs: Option<usize>) -> Result<RunState, Error> {
+        let run_dir = self.runs_dir().join(run_id);
+        let path = run_dir.join("journal.jsonl");
+        if !crate::plan::valid_task_id(run_id) || !path.exists() {
+            return Err(Error::UnknownRun(run_id.to_owned()));
+        }
+        self.check_holdout().await?;
+        let lock = self.lock()?;
+        let journal = Journal::open(&path)?;
+        let entries = journal::read(&path)?;
+        if !matches!(entries.first(), Some(Entry::RunStarted { .. })) {
+            return Err(Error::Journal {
+                path,
+                message: "does not start with run_started".into(),
+            });
+        }
+        let state = RunState::replay(&entries);
+        self.drive(run_dir, journal, state, jobs, true, lock).await
+    }
+
+    fn lock(&self) -> Result<nix::fcntl::Flock<std::fs::File>, Error> {
+        let dir = self.repo.join(".lightsout");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let path = dir.join("run.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| Error::Locked(path))
+    }
+
+    async fn drive(
+        &self,
+        run_dir: PathBuf,
+        journal: Journal,
+        state: RunState,
+        jobs: Option<usize>,
+        resumed: bool,
+        _lock: nix::fcntl::Flock<std::fs::File>,
+    ) -> Result<RunState, Error> {
+        let evaluator = self.evaluator.clone().ok_or_else(|| {
+            Error::Config(
+                "no holdout evaluator: set [holdout] command (an external runner) or use the \
+                 built-in engine"
+                    .into(),
+            )
+        })?;
+        let jobs = jobs.unwrap_or(self.config.run.jobs).max(1);
+        let plan = state.plan();
+        let mut agents = BTreeMap::new();
+        for t in &state.tasks {
+            if !agents.contains_key(&t.task.kind) {
+                agents.insert(t.task.kind.clone(), self.agent_for(&t.task.kind)?);
+            }
+        }
+        let inner = Arc::new(Inner {
+            repo: Git::new(&self.repo),
+            run_dir: run_dir.clone(),
+            run_id: state.run_id.clone(),
+            main: state.main.clone(),
+            config: self.config.clone(),
+            agents: Mutex::new(agents),
+            fallback: self.agents.clone(),
+            default_agent: self.default_agent.clone(),
+            evaluator,
+            guard: self.guard.clone(),
+            memory: self.memory.clone(),
+            hook: self.hook.clone(),
+            events: self.events.clone(),
+            env: self.env.clone(),
+            journal: Mutex::new(journal),
+            state: Mutex::new(state),
+            resumed,
+        });
+        inner.events.emit(&Event::RunStarted {
+            run_id: inner.run_id.clone(),
+            tasks: plan.tasks.len(),
+            resumed,
+        });
+        let weights: Vec<f64> = plan.tasks.iter().map(|t| t.estimate_hours).collect();
+        let mut sched = Scheduler::new(&weights, &plan.edges())
+            .map_err(|_| Error::Plan("the journaled plan has a cycle".into()))?;
+        let mut coord = Coordinator {
+            inner: inner.clone(),
+            plan,
+            merge_queue: VecDeque::new(),
+            rework: VecDeque::new(),
+        };
+        coord.recover(&mut sched).await?;
+        coord.run(&mut sched, jobs).await?;
+        inner.finish().await
+    }
+}
+
+fn new_run_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}-{}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        std::process::id()
+    )
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A unit of work handed to a worker.
+#[derive(Debug, Clone)]
+struct Job {
+    task: Task,
+    worktree: PathBuf,
+    base: String,
+    regression: Vec<String>,
+    first_attempt: u32,
+    feedback: Option<String>,
+    human_intervened: bool,
+}
+
+enum WorkOutcome {
+    Passed,
+    Failed(String),
+}
+
+enum MergeOutcome {
+    Merged,
+    Rework(Box<Job>),
+    Failed(String),
+}
+
+struct Inner {
+    repo: Git,
+    run_dir: PathBuf,
+    run_id: String,
+    main: String,
+    config: Config,
+    agents: Mutex<BTreeMap<String, Arc<dyn Agent>>>,
+    fallback: BTreeMap<String, Arc<dyn Agent>>,
+    default_agent: Option<Arc<dyn Agent>>,
+    evaluator: Arc<dyn Evaluator>,
+    guard: Arc<dyn Guard>,
+    memory: Arc<dyn Memory>,
+    hook: Arc<dyn AttemptHook>,
+    events: Arc<dyn EventSink>,
+    env: BTreeMap<String, String>,
+    journal: Mutex<Journal>,
+    state: Mutex<RunState>,
+    resumed: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn fingerprint(stage: &str, text: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(stage.as_bytes());
+    h.update([0]);
+    h.update(text.as_bytes());
+    hex::encode(h.finalize())[..16].to_owned()
+}
+
+impl Inner {
+    /// Journals `e` (append + fsync), applies it to the state and emits its event.
+    fn record(&self, e: &Entry) -> Result<(), Error> {
+        let mut j = lock(&self.journal);
+        j.append(e)?;
+        lock(&self.state).apply(e);
+        drop(j);
+        if let Some(ev) = event_of(e) {
+            self.events.emit(&ev);
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> MutexGuard<'_, RunState> {
+        lock(&self.state)
+    }
+
+    fn agent(&self, kind: &str) -> Result<Arc<dyn Agent>, Error> {
+        if let Some(a) = lock(&self.agents).get(kind) {
+            return Ok(a.clone());
+        }
+        let a = self
+            .config
+            .profile_for(kind)
+            .and_then(|p| self.fallback.get(p).cloned())
+            .or_else(|| self.default_agent.clone())
+            .ok_or_else(|| Error::Config(format!("no agent for task kind `{kind}`")))?;
+        lock(&self.agents).insert(kind.to_owned(), a.clone());
+        Ok(a)
+    }
+
+    fn branch(&self, task: &str) -> String {
+        format!("lightsout/{}/{task}", self.run_id)
+    }
+
+    fn worktree(&self, task: &str) -> PathBuf {
+        self.run_dir.join("wt").join(task)
+    }
+
+    fn artifacts(&self, task: &str) -> PathBuf {
+        self.run_dir.join("artifacts").join(task)
+    }
+
+    /// Makes sure `wt` is a usable worktree on `branch` (cut from `base` if the branch is
+    /// new), clearing what a killed git left behind: stale locks, a half-made worktree, a
+    /// rebase in progress.
+    async fn prepare_worktree(&self, wt: &Path, branch: &str, base: &str) -> Result<(), Error> {
+        let ok = wt.join(".git").exists() && {
+            let g = Git::new(wt);
+            g.out(&["rev-parse", "--show-toplevel"]).await.is_ok_and(|o| {
+                o.ok && Path::new(o.stdout.trim()) == wt.canonicalize().unwrap_or_default()
+            })
+        };
+        if ok {
+            let g = Git::new(wt);
+            for lockname in ["index.lock", "HEAD.lock"] {
+                let p = g.git_path(lockname).await?;
+                if p.exists() {
+                    let _ = std::fs::remove_file(&p);
+                }
+            }
+            if g.rebase_in_progress().await? {
+                let o = g.out(&["rebase", "--abort"]).await?;
+                if !o.ok {
+                    g.run(&["rebase", "--quit"]).await?;
+                }
+            }
+            // A branch ref lock from a killed commit.
+            let common = PathBuf::from(self.repo.run(&["rev-parse", "--git-common-dir"]).await?);
+            let common = if common.is_absolute() { common } else { self.repo.dir().join(common) };
+            let reflock = common.join(format!("refs/heads/{branch}.lock"));
+            if reflock.exists() {
+                let _ = std::fs::remove_file(&reflock);
+            }
+            return Ok(());
+        }
+        let w = wt.to_string_lossy().into_owned();
+        let _ = self.repo.out(&["worktree", "unlock", &w]).await;
+        let _ = self.repo.out(&["worktree", "remove", "--force", "--force", &w]).await;
+        if wt.exists() {
+            std::fs::remove_dir_all(wt).map_err(|e| Error::io("remove half-made worktree", wt, e))?;
+        }
+        self.repo.run(&["worktree", "prune"]).await?;
+        if let Some(parent) = wt.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        }
+        let exists = self
+            .repo
+            .try_rev(&format!("refs/heads/{branch}"))
+            .await?
+            .is_some();
+        if exists {
+            self.repo.run(&["worktree", "add", "-q", &w, branch]).await?;
+        } else {
+            self.repo
+                .run(&["worktree", "add", "-q", "-b", branch, &w, base])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps `commit` reachable under `refs/lightsout/<run>/<task>/<name>`.
+    async fn keep(&self, task: &str, name: &str, commit: &str) -> Result<(), Error> {
+        let r = format!("refs/lightsout/{}/{task}/{name}", self.run_id);
+        self.repo.run(&["update-ref", &r, commit]).await.map(|_| ())
+    }
+
+    /// Cuts a fresh worktree for `task` from main and journals `TaskStarted`.
+    async fn start_task(&self, task: &Task, feedback: Option<String>) -> Result<Job, Error> {
+        let base = self.repo.rev(&self.main).await?;
+        let branch = self.branch(&task.id);
+        let wt = self.worktree(&task.id);
+        self.prepare_worktree(&wt, &branch, &base).await?;
+        // A branch left by a run killed before `TaskStarted` was journaled may point at an
+        // older main: move it to the current one, keeping any commits it has.
+        let g = Git::new(&wt);
+        let head = g.rev("HEAD").await?;
+        if head != base {
+            if !self.repo.is_ancestor(&head, &base).await? {
+                self.keep(&task.id, "stale", &head).await?;
+            }
+            g.run(&["reset", "-q", "--hard", &base]).await?;
+        }
+        let regression = self.state().merged_requirements.clone();
+        self.record(&Entry::TaskStarted {
+            task: task.id.clone(),
+            branch,
+            worktree: wt.clone(),
+            base: base.clone(),
+            regression: regression.clone(),
+        })?;
+        Ok(Job {
+            task: task.clone(),
+            worktree: wt,
+            base,
+            regression,
+            first_attempt: 1,
+            feedback,
+            human_intervened: false,
+        })
+    }
+
+    /// Runs the per-task attempt loop.
+    async fn work(self: Arc<Self>, job: Job) -> Result<WorkOutcome, Error> {
+        let max = self.config.run.attempts;
+        let g = Git::new(&job.worktree);
+        let agent = self.agent(&job.task.kind)?;
+        let mut feedback = job.feedback.clone();
+        let context_pack = self.memory.context_pack(&job.task).await?;
+        let artifacts = self.artifacts(&job.task.id);
+        let mut ws = Workspace::new(&job.worktree, &artifacts);
+        ws.env.clone_from(&self.env);
+        ws.limits = self.config.limits;
+        for attempt in job.first_attempt..=max {
+            let head = g.rev("HEAD").await?;
+            self.record(&Entry::AttemptStarted {
+                task: job.task.id.clone(),
+                attempt,
+                head: head.clone(),
+            })?;
+            let ctx = TaskContext {
+                run_id: self.run_id.clone(),
+                task_id: job.task.id.clone(),
+                title: job.task.title.clone(),
+                kind: job.task.kind.clone(),
+                requirement_ids: job.task.requirement_ids.clone(),
+                spec_excerpt: job.task.spec_excerpt.clone(),
+                constraints: job.task.constraints.clone(),
+                anti_spec: job.task.anti_spec.clone(),
+                context_pack: context_pack.clone(),
+                acceptance_criteria: job.task.acceptance_criteria.clone(),
+                previous_feedback: feedback.clone(),
+                attempt,
+                budget: Budget {
+                    attempts_left: max - attempt + 1,
+                    ..Budget::default()
+                },
+            };
+            let mut rec = AttemptRecord {
+                attempt,
+                agent: agent.name(),
+                replay: false,
+                summary: String::new(),
+                usage: Usage::default(),
+                outcome: Outcome::Completed,
+                passed: false,
+                failed_stage: None,
+                feedback: None,
+                commit: Some(head.clone()),
+                human_intervened: job.human_intervened || self.resumed,
+            };
+            self.events.emit(&Event::AttemptStarted {
+                task: job.task.id.clone(),
+                attempt,
+                agent: agent.name(),
+            });
+            let verdict = self.attempt(&job, &ctx, &ws, &agent, &g, &mut rec).await?;
+            let stop = matches!(verdict, Step::Stop);
+            self.memory
+                .record_attempt(&AttemptMetrics {
+                    run_id: self.run_id.clone(),
+                    task_id: job.task.id.clone(),
+                    requirements: job.task.requirement_ids.clone(),
+                    attempt,
+                    agent: rec.agent.clone(),
+                    replay: rec.replay,
+                    usage: rec.usage,
+                    passed: rec.passed,
+                    failed_stage: rec.failed_stage.clone(),
+                    human_intervened: rec.human_intervened,
+                })
+                .await?;
+            if let (Some(stage), Some(text)) = (&rec.failed_stage, &rec.feedback) {
+                self.memory
+                    .record_lesson(&Lesson {
+                        fingerprint: fingerprint(stage, text),
+                        task_id: job.task.id.clone(),
+                        requirements: job.task.requirement_ids.clone(),
+                        stage: stage.clone(),
+                        text: text.clone(),
+                    })
+                    .await?;
+            }
+            let passed = rec.passed;
+            feedback.clone_from(&rec.feedback);
+            self.record(&Entry::AttemptFinished {
+                task: job.task.id.clone(),
+                record: rec,
+            })?;
+            if passed {
+                return Ok(WorkOutcome::Passed);
+            }
+            if stop {
+                return Ok(WorkOutcome::Failed(
+                    feedback.unwrap_or_else(|| "stopped by policy".into()),
+                ));
+            }
+        }
+        Ok(WorkOutcome::Failed(format!(
+            "{max} attempts used; last feedback: {}",
+            feedback.unwrap_or_default()
+        )))
+    }
+
+    /// One attempt: agent → commit → checks → guards → holdout.
+    async fn attempt(
+        &self,
+        job: &Job,
+        ctx: &TaskContext,
+        ws: &Workspace,
+        agent: &Arc<dyn Agent>,
+        g: &Git,
+        rec: &mut AttemptRecord,
+    ) -> Result<Step, Error> {
+        let fail = |rec: &mut AttemptRecord, stage: &str, text: String| {
+            rec.failed_stage = Some(stage.to_owned());
+            rec.feedback = Some(text);
+        };
+        match self.hook.before_attempt(ctx).await? {
+            HookDecision::Proceed => {}
+            HookDecision::FailAttempt(r) => {
+                fail(rec, "policy", r);
+                return Ok(Step::Next);
+            }
+            HookDecision::StopTask(r) => {
+                fail(rec, "policy", r);
+                return Ok(Step::Stop);
+            }
+        }
+        let report: AgentReport = match agent.run(ctx, ws).await {
+            Ok(r) => r,
+            Err(e) => {
+                rec.outcome = Outcome::Failed {
+                    exit_code: None,
+                    message: e.to_string(),
+                };
+                fail(rec, "agent", format!("the agent could not run: {e}"));
+                return Ok(Step::Stop);
+            }
+        };
+        rec.agent = report.label();
+        rec.replay = report.replay;
+        rec.summary.clone_from(&report.summary);
+        rec.usage = report.usage;
+        rec.outcome = report.outcome.clone();
+        let after = self.hook.after_attempt(ctx, &report).await?;
+        let commit = g
+            .commit_all(&format!(
+                "lightsout: {} attempt {} ({})\n\nLightsout-Run: {}\nLightsout-Task: {}\nLightsout-Agent: {}",
+                ctx.task_id,
+                ctx.attempt,
+                ctx.title,
+                self.run_id,
+                ctx.task_id,
+                report.label()
+            ))
+            .await?;
+        if let Some(c) = commit {
+            rec.commit = Some(c);
+        }
+        match after {
+            HookDecision::Proceed => {}
+            HookDecision::FailAttempt(r) => {
+                fail(rec, "policy", r);
+                return Ok(Step::Next);
+            }
+            HookDecision::StopTask(r) => {
+                fail(rec, "policy", r);
+                return Ok(Step::Stop);
+            }
+        }
+        match &report.outcome {
+            Outcome::Completed => {}
+            other => {
+                let what = match other {
+                    Outcome::Failed { message, .. } => format!("the agent failed: {message}"),
+                    Outcome::TimedOut => format!(
+                        "the agent ran past its wall-time limit ({} ms) and was stopped",
+                        ws.limits.wall_ms
+                    ),
+                    Outcome::OutputCapped => format!(
+                        "the agent printed more than {} bytes and was stopped",
+                        ws.limits.output_bytes
+                    ),
+                    _ => "the agent did not complete".to_owned(),
+                };
+                fail(rec, "agent", what);
+                return Ok(Step::Next);
+            }
+        }
+        if let Some(f) = run_checks(&self.config.checks, &job.worktree, &self.env).await? {
+            fail(rec, "checks", f.feedback);
+            return Ok(Step::Next);
+        }
+        let head = g.rev("HEAD").await?;
+        let base = self
+            .state()
+            .task(&job.task.id)
+            .and_then(|t| t.base.clone())
+            .unwrap_or_else(|| job.base.clone());
+        let diff = g.run(&["diff", &base, &head]).await?;
+        let findings = self
+            .guard
+            .check(&GuardRequest {
+                task_id: job.task.id.clone(),
+                requirements: job.task.requirement_ids.clone(),
+                worktree: job.worktree.clone(),
+                base,
+                head,
+                diff,
+            })
+            .await?;
+        let blocking: Vec<String> = findings
+            .iter()
+            .filter(|f| f.blocking)
+            .map(|f| format!("{}: {}", f.rule, f.message))
+            .collect();
+        if !blocking.is_empty() {
+            fail(rec, "guards", blocking.join("\n"));
+            return Ok(Step::Next);
+        }
+        let regression = self
+            .state()
+            .task(&job.task.id)
+            .map_or_else(|| job.regression.clone(), |t| t.regression.clone());
+        let v = self
+            .evaluator
+            .evaluate(&EvalRequest {
+                run_id: self.run_id.clone(),
+                task_id: job.task.id.clone(),
+                attempt: ctx.attempt,
+                stage: EvalStage::Candidate,
+                worktree: job.worktree.clone(),
+                requirements: job.task.requirement_ids.clone(),
+                regression,
+                artifacts_dir: self.run_dir.join("eval"),
+            })
+            .await?;
+        if !v.passed {
+            fail(rec, "holdout", v.feedback);
+            return Ok(Step::Next);
+        }
+        rec.passed = true;
+        Ok(Step::Next)
+    }
+
+    /// Rebases `task` onto main, verifies the merged result, and fast-forwards main.
+    async fn merge(&self, task_id: &str) -> Result<MergeOutcome, Error> {
+        let (task, wt, attempts_used, merges) = {
+            let s = self.state();
+            let t = s
+                .task(task_id)
+                .ok_or_else(|| Error::Plan(format!("unknown task {task_id}")))?;
+            (
+                t.task.clone(),
+                t.worktree.clone().unwrap_or_else(|| self.worktree(task_id)),
+                t.attempts.len() as u32,
+                t.merges,
+            )
+        };
+        let g = Git::new(&wt);
+        let onto = self.repo.rev(&self.main).await?;
+        self.record(&Entry::MergeStarted {
+            task: task_id.to_owned(),
+            onto: onto.clone(),
+        })?;
+        let pre = g.rev("HEAD").await?;
+        self.keep(task_id, &format!("pre-merge-{}", merges + 1), &pre)
+            .await?;
+        if !g.is_ancestor(&onto, "HEAD").await? {
+            let o = g.out(&["rebase", "-q", &onto]).await?;
+            if !o.ok {
+                let files = g.conflicted_files().await?;
+                let abort = g.out(&["rebase", "--abort"]).await?;
+                if !abort.ok {
+                    g.run(&["rebase", "--quit"]).await?;
+                }
+                if files.is_empty() {
+                    return Err(Error::Git {
+                        args: format!("rebase {onto}"),
+                        dir: wt,
+                        stderr: o.stderr.trim().to_owned(),
+                    });
+                }
+                return self.route_conflict(task_id, &task, &pre, files).await;
+            }
+        }
+        let head = g.rev("HEAD").await?;
+        let merged_reqs = self.state().merged_requirements.clone();
+        // Verify the merged result: visible checks, then the holdout with main's
+        // requirements as the regression bucket.
+        let failure = if let Some(f) = run_checks(&self.config.checks, &wt, &self.env).await? {
+            Some(f.feedback)
+        } else {
+            let v = self
+                .evaluator
+                .evaluate(&EvalRequest {
+                    run_id: self.run_id.clone(),
+                    task_id: task_id.to_owned(),
+                    attempt: attempts_used,
+                    stage: EvalStage::Merged,
+                    worktree: wt.clone(),
+                    requirements: task.requirement_ids.clone(),
+                    regression: merged_reqs.clone(),
+                    artifacts_dir: self.run_dir.join("eval"),
+                })
+                .await?;
+            (!v.passed).then_some(v.feedback)
+        };
+        if let Some(feedback) = failure {
+            let feedback = format!("after rebasing onto main the merged result fails:\n{feedback}");
+            self.record(&Entry::MergeReverted {
+                task: task_id.to_owned(),
+                commit: head,
+                feedback: feedback.clone(),
+                regression: merged_reqs.clone(),
+            })?;
+            if attempts_used >= self.config.run.attempts {
+                return Ok(MergeOutcome::Failed(format!(
+                    "{attempts_used} attempts used; the merged result regressed: {feedback}"
+                )));
+            }
+            return Ok(MergeOutcome::Rework(Box::new(Job {
+                task,
+                worktree: wt,
+                base: onto,
+                regression: merged_reqs,
+                first_attempt: attempts_used + 1,
+                feedback: Some(feedback),
+                human_intervened: false,
+            })));
+        }
+        self.record(&Entry::MergeVerified {
+            task: task_id.to_owned(),
+            commit: head.clone(),
+        })?;
+        let main_ref = format!("refs/heads/{}", self.main);
+        self.repo
+            .run(&[
+                "update-ref",
+                "-m",
+                &format!("lightsout: merge {task_id}"),
+                &main_ref,
+                &head,
+                &onto,
+            ])
+            .await?;
+        self.record(&Entry::Merged {
+            task: task_id.to_owned(),
+            commit: head.clone(),
+        })?;
+        self.cleanup_worktree(&wt).await;
+        Ok(MergeOutcome::Merged)
+    }
+
+    /// Removes a worktree whose commits are all on main; keeps any other.
+    async fn cleanup_worktree(&self, wt: &Path) {
+        let g = Git::new(wt);
+        let Ok(head) = g.rev("HEAD").await else { return };
+        if matches!(self.repo.is_ancestor(&head, &self.main).await, Ok(true)) {
+            let w = wt.to_string_lossy().into_owned();
+            let _ = self.repo.out(&["worktree", "remove", "--force", &w]).await;
+        }
+    }
+
+    async fn route_conflict(
+        &self,
+        task_id: &str,
+        task: &Task,
+        pre: &str,
+        files: Vec<String>,
+    ) -> Result<MergeOutcome, Error> {
+        let (root, n, base) = {
+            let s = self.state();
+            let root = s.root_of(task_id).to_owned();
+            let n = s
+                .tasks
+                .iter()
+                .filter(|t| t.parent.as_deref() == Some(root.as_str()))
+                .count() as u32
+                + 1;
+            let base = s
+                .task(task_id)
+                .and_then(|t| t.base.clone())
+                .unwrap_or_default();
+            (root, n, base)
+        };
+        if n > self.config.run.attempts {
+            return Ok(MergeOutcome::Failed(format!(
+                "the rebase onto main conflicted {} times (files: {})",
+                n - 1,
+                files.join(", ")
+            )));
+        }
+        let root_task = self.state().task(&root).map(|t| t.task.clone());
+        let root_task = root_task.unwrap_or_else(|| task.clone());
+        let mut diff = if base.is_empty() {
+            String::new()
+        } else {
+            Git::new(self.repo.dir()).run(&["diff", &base, pre]).await?
+        };
+        if diff.len() > 16_000 {
+            let mut cut = 16_000;
+            while !diff.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            diff.truncate(cut);
+            diff.push_str("\n[diff truncated]");
+        }
+        let child = Task {
+            id: format!("{root}.rebase-{n}"),
+            title: format!("{} (redo on current main after a conflict)", root_task.title),
+            ..root_task
+        };
+        let feedback = format!(
+            "Your earlier change for this task (branch {}) conflicted with main, which has moved \
+             on, in: {}. Make the change again on top of the current main.\n\nYour earlier \
+             diff:\n```diff\n{}\n```",
+            self.branch(task_id),
+            files.join(", "),
+            diff.trim_end()
+        );
+        self.record(&Entry::ConflictRouted {
+            task: task_id.to_owned(),
+            to: child.clone(),
+            files,
+        })?;
+        let job = self.start_task(&child, Some(feedback)).await?;
+        Ok(MergeOutcome::Rework(Box::new(job)))
+    }
+
+    /// Final steps: sync the main checkout, write `report.json`, journal the end.
+    async fn finish(&self) -> Result<RunState, Error> {
+        self.sync_checkout().await?;
+        let at = now_rfc3339();
+        let complete = self.state().is_complete();
+        if complete {
+            self.record(&Entry::RunFinished { at })?;
+        }
+        let state = self.state().clone();
+        let totals = state.totals();
+        self.events.emit(&Event::RunFinished {
+            merged: totals.merged,
+            failed: totals.failed + totals.blocked,
+            cost_usd: totals.cost_usd,
+        });
+        let report = serde_json::json!({
+            "schema": "lightsout-run/1",
+            "totals": totals,
+            "run": state,
+        });
+        let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Journal {
+            path: self.run_dir.join("report.json"),
+            message: e.to_string(),
+        })?;
+        write_atomic(&self.run_dir.join("report.json"), &bytes)?;
+        Ok(state)
+    }
+
+    /// Fast-forwards the main checkout's index and files when main is checked out there.
+    async fn sync_checkout(&self) -> Result<(), Error> {
+        let head = self.repo.out(&["symbolic-ref", "-q", "HEAD"]).await?;
+        if !head.ok || head.stdout.trim() != format!("refs/heads/{}", self.main) {
+            return Ok(());
+        }
+        let (from, to, pending) = {
+            let s = self.state();
+            (s.checkout.clone(), s.main_head.clone(), s.checkout_sync.clone())
+        };
+        if pending.is_some() {
+            // A sync was killed: its index lock is ours.
+            let p = self.repo.git_path("index.lock").await?;
+            if p.exists() {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+        if from == to && pending.is_none() {
+            return Ok(());
+        }
+        self.record(&Entry::CheckoutSyncStarted {
+            from: from.clone(),
+            to: to.clone(),
+        })?;
+        let o = self.repo.out(&["read-tree", "-m", "-u", &from, &to]).await?;
+        if !o.ok {
+            tracing::warn!(
+                "main moved to {to} but the checkout could not follow ({}); run `git reset --keep {}`",
+                o.stderr.trim(),
+                self.main
+            );
+            return Ok(());
+        }
+        self.record(&Entry::CheckoutSynced { commit: to })
+    }
+}
+
+enum Step {
+    Next,
+    Stop,
+}
+
+fn event_of(e: &Entry) -> Option<Event> {
+    Some(match e {
+        Entry::AttemptFinished { task, record } => Event::AttemptFinished {
+            task: task.clone(),
+            attempt: record.attempt,
+            passed: record.passed,
+            failed_stage: record.failed_stage.clone(),
+            cost_usd: record.usage.cost_usd,
+            tokens: record.usage.input_tokens + record.usage.output_tokens,
+        },
+        Entry::TaskFailed { task, reason } => Event::TaskFailed {
+            task: task.clone(),
+            reason: reason.clone(),
+        },
+        Entry::TaskBlocked { task, by } => Event::TaskBlocked {
+            task: task.clone(),
+            by: by.clone(),
+        },
+        Entry::MergeStarted { task, .. } => Event::Merging { task: task.clone() },
+        Entry::MergeReverted { task, feedback, .. } => Event::MergeReverted {
+            task: task.clone(),
+            feedback: feedback.clone(),
+        },
+        Entry::ConflictRouted { task, to, files } => Event::ConflictRouted {
+            task: task.clone(),
+            to: to.id.clone(),
+            files: files.clone(),
+        },
+        Entry::Merged { task, commit } => Event::Merged {
+            task: task.clone(),
+            commit: commit.clone(),
+        },
+        _ => return None,
+    })
+}
+
+struct Coordinator {
+    inner: Arc<Inner>,
+    plan: Plan,
+    merge_queue: VecDeque<String>,
+    rework: VecDeque<Job>,
+}
+
+impl Coordinator {
+    fn root_index(&self, id: &str) -> Option<usize> {
+        let s = self.inner.state();
+        self.plan.index(s.root_of(id))
+    }
+
+    /// Rebuilds the scheduler and the queues from the journaled state.
+    async fn recover(&mut self, sched: &mut Scheduler) -> Result<(), Error> {
+        let snapshot = self.inner.state().clone();
+        // A verified merge whose main update may or may not have landed.
+        for t in &snapshot.tasks {
+            if t.status == TaskStatus::Merging
+                && let Some(v) = &t.verified
+            {
+                let main_ref = format!("refs/heads/{}", self.inner.main);
+                let lockp = self.inner.repo.git_path(&format!("{main_ref}.lock")).await?;
+                if lockp.exists() {
+                    let _ = std::fs::remove_file(&lockp);
+                }
+                if self.inner.repo.is_ancestor(v, &self.inner.main).await? {
+                    self.inner.record(&Entry::Merged {
+                        task: t.task.id.clone(),
+                        commit: v.clone(),
+                    })?;
+                }
+            }
+        }
+        let snapshot = self.inner.state().clone();
+        // Merged first (in any order: the scheduler counts), then failures, then work.
+        for (i, t) in snapshot.tasks[..snapshot.planned].iter().enumerate() {
+            if t.status == TaskStatus::Merged {
+                sched.mark_done(i);
+            }
+        }
+        for (i, t) in snapshot.tasks[..snapshot.planned].iter().enumerate() {
+            if matches!(t.status, TaskStatus::Failed | TaskStatus::Blocked) {
+                for b in sched.fail(i) {
+                    let id = &self.plan.tasks[b].id;
+                    if snapshot.task(id).map(|s| s.status) != Some(TaskStatus::Blocked) {
+                        self.inner.record(&Entry::TaskBlocked {
+                            task: id.clone(),
+                            by: t.task.id.clone(),
+                        })?;
+                    }
+                }
+            }
+        }
+        let max = self.inner.config.run.attempts;
+        for t in &snapshot.tasks {
+            let active = match t.status {
+                TaskStatus::Running | TaskStatus::Passed | TaskStatus::Merging => true,
+                TaskStatus::Pending => t.parent.is_some(),
+                _ => false,
+            };
+            if !active {
+                continue;
+            }
+            let root = snapshot.root_of(&t.task.id).to_owned();
+            if let Some(ri) = self.plan.index(&root) {
+                sched.take(ri);
+            }
+            let Some(wt) = t.worktree.clone() else {
+                // Routed conflict task journaled, worktree not started yet.
+                let job = self.inner.start_task(&t.task, None).await?;
+                self.rework.push_back(Job {
+                    human_intervened: true,
+                    ..job
+                });
+                continue;
+            };
+            let branch = t.branch.clone().unwrap_or_else(|| self.inner.branch(&t.task.id));
+            let base = t.base.clone().unwrap_or_else(|| snapshot.base.clone());
+            self.inner.prepare_worktree(&wt, &branch, &base).await?;
+            match t.status {
+                TaskStatus::Passed | TaskStatus::Merging => {
+                    self.merge_queue.push_back(t.task.id.clone());
+                }
+                _ => {
+                    let g = Git::new(&wt);
+                    if let Some((n, head)) = &t.open_attempt {
+                        let now = g.rev("HEAD").await?;
+                        if &now != head {
+                            self.inner
+                                .keep(&t.task.id, &format!("interrupted-{n}"), &now)
+                                .await?;
+                        }
+                        g.run(&["reset", "-q", "--hard", head]).await?;
+                        g.run(&["clean", "-q", "-fd"]).await?;
+                    }
+                    let next = t.attempts.len() as u32 + 1;
+                    if next > max {
+                        self.fail(sched, &t.task.id, "attempts used up".into())?;
+                        continue;
+                    }
+                    self.rework.push_back(Job {
+                        task: t.task.clone(),
+                        worktree: wt,
+                        base,
+                        regression: t.regression.clone(),
+                        first_attempt: next,
+                        feedback: t.pending_feedback.clone(),
+                        human_intervened: true,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&self, sched: &mut Scheduler, task: &str, reason: String) -> Result<(), Error> {
+        self.inner.record(&Entry::TaskFailed {
+            task: task.to_owned(),
+            reason,
+        })?;
+        if let Some(ri) = self.root_index(task) {
+            let root = self.plan.tasks[ri].id.clone();
+            for b in sched.fail(ri) {
+                self.inner.record(&Entry::TaskBlocked {
+                    task: self.plan.tasks[b].id.clone(),
+                    by: root.clone(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn run(&mut self, sched: &mut Scheduler, jobs: usize) -> Result<(), Error> {
+        let mut set: JoinSet<(String, Result<WorkOutcome, Error>)> = JoinSet::new();
+        for i in 0..self.plan.tasks.len() {
+            if sched.slot(i) == Slot::Ready {
+                self.inner.events.emit(&Event::TaskReady {
+                    task: self.plan.tasks[i].id.clone(),
+                });
+            }
+        }
+        loop {
+            // 1. Keep the agents busy: rework first, then the highest-priority ready task.
+            while set.len() < jobs {
+                let job = if let Some(job) = self.rework.pop_front() {
+                    job
+                } else if let Some(i) = sched.pop_ready() {
+                    let task = self.plan.tasks[i].clone();
+                    self.inner.start_task(&task, None).await?
+                } else {
+                    break;
+                };
+                let inner = self.inner.clone();
+                let id = job.task.id.clone();
+                set.spawn(async move { (id, inner.work(job).await) });
+            }
+            // 2. One merge at a time, in the order tasks passed (dependencies are merged
+            //    before a dependent starts, so this is dependency order).
+            if let Some(id) = self.merge_queue.pop_front() {
+                match self.inner.merge(&id).await? {
+                    MergeOutcome::Merged => {
+                        if let Some(ri) = self.root_index(&id) {
+                            for b in sched.complete(ri) {
+                                self.inner.events.emit(&Event::TaskReady {
+                                    task: self.plan.tasks[b].id.clone(),
+                                });
+                            }
+                        }
+                    }
+                    MergeOutcome::Rework(job) => self.rework.push_back(*job),
+                    MergeOutcome::Failed(reason) => self.fail(sched, &id, reason)?,
+                }
+                continue;
+            }
+            // 3. Wait for a worker.
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let (id, out) = joined.map_err(|e| Error::Stage {
+                stage: "worker",
+                message: e.to_string(),
+            })?;
+            match out? {
+                WorkOutcome::Passed => {
+                    self.inner.events.emit(&Event::TaskPassed { task: id.clone() });
+                    self.merge_queue.push_back(id);
+                }
+                WorkOutcome::Failed(reason) => self.fail(sched, &id, reason)?,
+            }
+        }
+        Ok(())
+    }
+}

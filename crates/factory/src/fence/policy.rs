@@ -1,0 +1,1432 @@
+//! The process fence around one agent call.
+//!
+//! [`Fence`] turns a [`FenceConfig`] (the `[policy]` table of `lightsout.toml`) into:
+//! - **an environment allowlist** ([`EnvPolicy`]): the agent gets a clean environment built
+//!   from allowed names, exact pass-through names and explicit values; nothing is inherited
+//!   by default, and names that look secret are dropped even when a glob allows them;
+//! - **an output cap** in bytes over stdout and stderr together; past it the process group
+//!   is killed and [`Violation::OutputCapped`] is reported;
+//! - **a wall-time limit** in ms; on timeout the whole process group is killed (the agent is
+//!   started with `process_group(0)` and killed with `killpg(SIGKILL)`, POSIX
+//!   `setpgid(2)`/`killpg(3)`), and [`Violation::TimedOut`] is reported. Stragglers left
+//!   in the group after a normal exit are killed too;
+//! - **the worktree as working directory**;
+//! - **optional Linux namespaces** through util-linux `unshare(1)`: `network = "none"` runs
+//!   the agent in a fresh network namespace with only a downed loopback (no route anywhere),
+//!   and `private_pids = true` gives it its own PID namespace and `/proc`, so it cannot read
+//!   `/proc/<factory pid>/environ` or signal other processes. As root the namespaces are
+//!   created directly; otherwise inside an unprivileged user namespace
+//!   (`unshare --map-current-user`). If neither works, [`Fence::new`] fails with
+//!   [`FenceError::IsolationUnavailable`]: the fence never runs an agent with less isolation
+//!   than configured;
+//! - **detection of writes outside the worktree**: the watched directories (for example the
+//!   main checkout and the worktrees' parent) are snapshotted before and after the call and
+//!   compared; every added, removed or changed entry is a [`Violation::OutsideWrite`];
+//! - **detection of a deleted or damaged `.git`** in the worktree
+//!   ([`Violation::GitLinkDeleted`], [`Violation::GitLinkDamaged`]).
+//!
+//! # Limits, stated plainly
+//! - **Only named hosts.** The fence can cut the network entirely, or leave it as it is. It
+//!   does *not* restrict an agent that needs its model API to a list of named hosts: that
+//!   needs an egress proxy inside the namespace (or nftables rules by cgroup), which is not
+//!   built. `network = "inherit"` therefore means the agent can reach any host the factory
+//!   can. [`NetworkMode::Inherit`]'s docs repeat this.
+//! - **Outside writes are detected, not prevented.** There is no filesystem sandbox (no
+//!   mount namespace with read-only binds, no Landlock); the agent runs with the factory's
+//!   uid. Detection compares `(kind, size, mode, inode, mtime, ctime, link target)` of every
+//!   entry. Linux sets `ctime` to the current time on every content or metadata change and a
+//!   user cannot set it back, so a write that restores size and mtime (`touch -r`) is still
+//!   seen. Writes into paths in [`FenceConfig::watch_ignore`] and in unwatched directories
+//!   are not seen; a write that is undone before the call ends (same inode, content and
+//!   ctime) cannot happen since ctime moves.
+//! - **Concurrent writers.** Snapshots cannot tell the agent's writes from the factory's own
+//!   writes (the journal, the merge queue moving `main`) or another agent's during the
+//!   same window: those paths must be ignored (the defaults ignore `.lightsout`,
+//!   `.git/objects`, `.git/worktrees`, `.git/logs` and `.git/refs/heads/lightsout`) or not
+//!   moved while agents run.
+//! - **Escaped processes.** A process that leaves the group (`setsid`) survives `killpg`. It
+//!   is detected when it keeps the output pipes open ([`Violation::EscapedProcess`]);
+//!   `private_pids = true` closes the gap, since the whole PID namespace dies with its
+//!   first process (`unshare --kill-child`).
+//!
+//! [`FenceError::IsolationUnavailable`]: super::FenceError::IsolationUnavailable
+
+use super::FenceError;
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Environment names passed by default (globs, case-insensitive).
+pub const DEFAULT_ENV_ALLOW: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "TMPDIR",
+    "NO_COLOR", "COLUMNS",
+];
+
+/// Environment names dropped even when an allow glob matches (globs, case-insensitive).
+/// Only an exact name in [`EnvConfig::pass`] gets past these.
+pub const DEFAULT_ENV_DENY: &[&str] = &[
+    "*KEY*",
+    "*SECRET*",
+    "*TOKEN*",
+    "*PASSWORD*",
+    "*PASSWD*",
+    "*CREDENTIAL*",
+    "*AUTH*",
+    "*SESSION*",
+    "*COOKIE*",
+    "*_PAT",
+    "AWS_*",
+    "AZURE_*",
+    "GOOGLE_*",
+    "GITHUB_*",
+    "GH_*",
+    "SSH_AUTH_SOCK",
+    "GPG_AGENT_INFO",
+    "LIGHTSOUT_HOLDOUT",
+];
+
+/// Paths under a watched directory that are not compared by default (globs over the path
+/// relative to the watched directory; a matching directory is not descended).
+pub const DEFAULT_WATCH_IGNORE: &[&str] = &[
+    ".lightsout",
+    ".git/objects",
+    ".git/worktrees",
+    ".git/logs",
+    ".git/refs/heads/lightsout",
+];
+
+/// The environment allowlist (`[policy.env]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvConfig {
+    /// Names (globs, case-insensitive) that pass unless they match [`Self::deny`].
+    #[serde(default = "default_allow")]
+    pub allow: Vec<String>,
+    /// Exact names that always pass, even when they look secret: the credentials an agent
+    /// needs on purpose (for example `ANTHROPIC_API_KEY`). Each is a deliberate decision.
+    #[serde(default)]
+    pub pass: Vec<String>,
+    /// Names (globs, case-insensitive) that never pass, unless listed in [`Self::pass`].
+    #[serde(default = "default_deny")]
+    pub deny: Vec<String>,
+    /// Variables set to a fixed value (applied last).
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+}
+
+fn default_allow() -> Vec<String> {
+    DEFAULT_ENV_ALLOW.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn default_deny() -> Vec<String> {
+    DEFAULT_ENV_DENY.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn default_watch_ignore() -> Vec<String> {
+    DEFAULT_WATCH_IGNORE
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        Self {
+            allow: default_allow(),
+            pass: Vec::new(),
+            deny: default_deny(),
+            set: BTreeMap::new(),
+        }
+    }
+}
+
+/// Outbound network of the agent process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// The agent shares the factory's network: it can reach **any** host the factory can.
+    /// Restricting it to named hosts (the model API only) is not implemented; see the module
+    /// docs.
+    #[default]
+    Inherit,
+    /// A fresh Linux network namespace with only a downed loopback: no outbound connection
+    /// of any kind, not even to the host's `127.0.0.1`.
+    None,
+}
+
+/// The policy for agent processes (`[policy]` in `lightsout.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FenceConfig {
+    /// The environment allowlist.
+    #[serde(default)]
+    pub env: EnvConfig,
+    /// Wall-time limit of one agent call, in ms. Default 30 minutes.
+    #[serde(default = "default_wall_ms")]
+    pub wall_ms: u64,
+    /// Cap on stdout plus stderr of one call, in bytes. Default 16 MiB.
+    #[serde(default = "default_output_bytes")]
+    pub output_bytes: u64,
+    /// Outbound network.
+    #[serde(default)]
+    pub network: NetworkMode,
+    /// Run the agent in its own PID namespace with its own `/proc`.
+    #[serde(default)]
+    pub private_pids: bool,
+    /// Directories watched for writes outside the worktree (for example the main checkout
+    /// and the directory holding the worktrees). The worktree itself is always excluded.
+    #[serde(default)]
+    pub watch: Vec<PathBuf>,
+    /// Globs over paths relative to a watched directory that are not compared.
+    #[serde(default = "default_watch_ignore")]
+    pub watch_ignore: Vec<String>,
+    /// After the kill, how long to wait for the output pipes to close before reporting an
+    /// escaped process, in ms. Default 2000.
+    #[serde(default = "default_grace_ms")]
+    pub kill_grace_ms: u64,
+}
+
+fn default_wall_ms() -> u64 {
+    30 * 60 * 1000
+}
+fn default_output_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_grace_ms() -> u64 {
+    2000
+}
+
+impl Default for FenceConfig {
+    fn default() -> Self {
+        Self {
+            env: EnvConfig::default(),
+            wall_ms: default_wall_ms(),
+            output_bytes: default_output_bytes(),
+            network: NetworkMode::Inherit,
+            private_pids: false,
+            watch: Vec::new(),
+            watch_ignore: default_watch_ignore(),
+            kill_grace_ms: default_grace_ms(),
+        }
+    }
+}
+
+fn globset(patterns: &[String]) -> Result<GlobSet, FenceError> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = GlobBuilder::new(p)
+            .case_insensitive(true)
+            .literal_separator(false)
+            .build()
+            .map_err(|source| FenceError::Pattern {
+                pattern: p.clone(),
+                source,
+            })?;
+        b.add(glob);
+    }
+    b.build().map_err(|source| FenceError::Pattern {
+        pattern: patterns.join(", "),
+        source,
+    })
+}
+
+/// The compiled environment allowlist.
+#[derive(Debug, Clone)]
+pub struct EnvPolicy {
+    allow: GlobSet,
+    deny: GlobSet,
+    pass: Vec<String>,
+    set: BTreeMap<String, String>,
+}
+
+/// The environment an agent gets, and what was held back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvPlan {
+    /// The variables the agent gets, in name order.
+    pub vars: Vec<(OsString, OsString)>,
+    /// Names held back (values are never kept), in name order: for the audit log.
+    pub dropped: Vec<String>,
+}
+
+impl EnvPolicy {
+    /// Compiles `config`.
+    ///
+    /// # Errors
+    /// [`FenceError::Pattern`] for an invalid glob.
+    pub fn new(config: &EnvConfig) -> Result<Self, FenceError> {
+        Ok(Self {
+            allow: globset(&config.allow)?,
+            deny: globset(&config.deny)?,
+            pass: config.pass.clone(),
+            set: config.set.clone(),
+        })
+    }
+
+    /// Whether the variable `name` passes.
+    pub fn allows(&self, name: &str) -> bool {
+        self.pass.iter().any(|p| p == name)
+            || (!self.deny.is_match(name) && self.allow.is_match(name))
+    }
+
+    /// Builds the agent's environment from `host` (normally `std::env::vars_os()`). Names that
+    /// are not valid UTF-8 never pass.
+    pub fn plan(&self, host: impl IntoIterator<Item = (OsString, OsString)>) -> EnvPlan {
+        let mut vars = BTreeMap::new();
+        let mut dropped = Vec::new();
+        for (k, v) in host {
+            match k.to_str() {
+                Some(name) if self.allows(name) => {
+                    vars.insert(k, v);
+                }
+                Some(name) => dropped.push(name.to_owned()),
+                None => dropped.push(k.to_string_lossy().into_owned()),
+            }
+        }
+        for (k, v) in &self.set {
+            vars.insert(OsString::from(k), OsString::from(v));
+        }
+        dropped.sort();
+        dropped.dedup();
+        EnvPlan {
+            vars: vars.into_iter().collect(),
+            dropped,
+        }
+    }
+}
+
+/// How the `unshare` wrapper was set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Isolation {
+    unshare: PathBuf,
+    flags: Vec<&'static str>,
+}
+
+fn find_unshare(path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = path_var
+        .map(|p| std::env::split_paths(p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from));
+    dirs.into_iter()
+        .map(|d| d.join("unshare"))
+        .find(|p| p.is_file())
+}
+
+/// Finds a working `unshare` invocation for the requested namespaces: first directly (as
+/// root), then inside an unprivileged user namespace.
+fn probe_isolation(
+    network: NetworkMode,
+    private_pids: bool,
+) -> Result<Option<Isolation>, FenceError> {
+    if network == NetworkMode::Inherit && !private_pids {
+        return Ok(None);
+    }
+    let path = std::env::var_os("PATH");
+    let unshare =
+        find_unshare(path.as_deref()).ok_or_else(|| FenceError::IsolationUnavailable {
+            detail: "`unshare` (util-linux) not found".into(),
+        })?;
+    let mut base = Vec::new();
+    if network == NetworkMode::None {
+        base.push("--net");
+    }
+    if private_pids {
+        base.extend(["--pid", "--fork", "--kill-child", "--mount-proc"]);
+    }
+    let mut tried = Vec::new();
+    for user in [false, true] {
+        let mut flags = Vec::new();
+        if user {
+            flags.push("--map-current-user");
+        }
+        flags.extend(base.iter().copied());
+        let out = Command::new(&unshare)
+            .args(&flags)
+            .args(["--", "true"])
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                return Ok(Some(Isolation { unshare, flags }));
+            }
+            Ok(o) => tried.push(format!(
+                "`unshare {}`: {}",
+                flags.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => tried.push(format!("`unshare {}`: {e}", flags.join(" "))),
+        }
+    }
+    Err(FenceError::IsolationUnavailable {
+        detail: tried.join("; "),
+    })
+}
+
+/// The fence for agent processes: build it once per run from a [`FenceConfig`], then use
+/// [`Fence::command`] (or [`Fence::apply`]) and [`Fence::run`] for each call.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    config: FenceConfig,
+    env: EnvPolicy,
+    ignore: GlobSet,
+    isolation: Option<Isolation>,
+    host_env: Option<Vec<(OsString, OsString)>>,
+}
+
+impl Fence {
+    /// Compiles `config` and, when namespaces are requested, checks that `unshare` works
+    /// here (running `unshare <flags> -- true`).
+    ///
+    /// # Errors
+    /// [`FenceError::Pattern`] for an invalid glob; [`FenceError::IsolationUnavailable`] when
+    /// namespaces are requested and cannot be created.
+    pub fn new(config: FenceConfig) -> Result<Self, FenceError> {
+        let env = EnvPolicy::new(&config.env)?;
+        let ignore = globset(&config.watch_ignore)?;
+        let isolation = probe_isolation(config.network, config.private_pids)?;
+        Ok(Self {
+            config,
+            env,
+            ignore,
+            isolation,
+            host_env: None,
+        })
+    }
+
+    /// Uses `vars` instead of the factory's own environment as the source the allowlist
+    /// picks from (for tests, or to feed a curated environment).
+    #[must_use]
+    pub fn with_host_env(mut self, vars: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
+        self.host_env = Some(vars.into_iter().collect());
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FenceConfig {
+        &self.config
+    }
+
+    /// Whether agent commands are wrapped in `unshare`, and with which flags.
+    pub fn isolation_flags(&self) -> Option<Vec<&'static str>> {
+        self.isolation.as_ref().map(|i| i.flags.clone())
+    }
+
+    /// The environment plan for the next call.
+    pub fn env_plan(&self) -> EnvPlan {
+        match &self.host_env {
+            Some(vars) => self.env.plan(vars.iter().cloned()),
+            None => self.env.plan(std::env::vars_os()),
+        }
+    }
+
+    /// Applies the environment allowlist, the working directory and a new process group to
+    /// `cmd`. It does not add namespaces (that needs a wrapper program: use
+    /// [`Fence::command`]) and does not enforce limits (use [`Fence::run`]).
+    pub fn apply(&self, cmd: &mut Command, worktree: &Path) {
+        let plan = self.env_plan();
+        cmd.env_clear()
+            .envs(plan.vars)
+            .current_dir(worktree)
+            .process_group(0);
+    }
+
+    /// A fenced command for `program args...` in `worktree`: wrapped in `unshare` when
+    /// namespaces are configured, with [`Fence::apply`] done. Add more arguments with
+    /// [`Command::arg`] as usual.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for checks of the program.
+    pub fn command<I, S>(
+        &self,
+        program: impl AsRef<OsStr>,
+        args: I,
+        worktree: &Path,
+    ) -> Result<Command, FenceError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = match &self.isolation {
+            Some(iso) => {
+                let mut c = Command::new(&iso.unshare);
+                c.args(&iso.flags).arg("--").arg(program.as_ref());
+                c
+            }
+            None => Command::new(program.as_ref()),
+        };
+        cmd.args(args);
+        self.apply(&mut cmd, worktree);
+        Ok(cmd)
+    }
+
+    /// Runs `cmd` (built by [`Fence::command`] or passed through [`Fence::apply`]) to
+    /// completion under the limits, feeding `stdin` (or `/dev/null`), and reports.
+    ///
+    /// The call always ends: at the wall limit or the output cap the whole process group is
+    /// killed with `SIGKILL`. The returned [`FencedOutput`] holds at most
+    /// [`FenceConfig::output_bytes`] bytes of stdout and stderr together, and a
+    /// [`FenceReport`] whose violations fail the attempt.
+    ///
+    /// # Errors
+    /// [`FenceError::Spawn`] when the process cannot start; [`FenceError::Io`] when a watched
+    /// directory or the worktree cannot be read for the snapshot before the call.
+    pub fn run(
+        &self,
+        mut cmd: Command,
+        stdin: Option<Vec<u8>>,
+        worktree: &Path,
+    ) -> Result<FencedOutput, FenceError> {
+        let worktree_abs =
+            std::fs::canonicalize(worktree).map_err(|e| FenceError::io(worktree, e))?;
+        let before = Snapshot::take(&self.config.watch, &self.ignore, &worktree_abs)?;
+        let git_before = GitLink::capture(&worktree_abs);
+
+        cmd.process_group(0)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|source| FenceError::Spawn { program, source })?;
+        let pgid = i32::try_from(child.id()).ok().map(Pid::from_raw);
+
+        let (tx, rx) = mpsc::channel::<Event>();
+        let budget = Arc::new(Budget {
+            cap: self.config.output_bytes,
+            taken: AtomicU64::new(0),
+            tripped: AtomicBool::new(false),
+        });
+        if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), stdin) {
+            // The agent may not read its input; the writer then ends with EPIPE after the kill.
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            });
+        }
+        if let Some(out) = child.stdout.take() {
+            spawn_reader(Stream::Stdout, out, Arc::clone(&budget), tx.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            spawn_reader(Stream::Stderr, err, Arc::clone(&budget), tx.clone());
+        }
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let status = child.wait();
+                let _ = tx.send(Event::Exited(status.ok()));
+            });
+        }
+        drop(tx);
+
+        let mut report = FenceReport::default();
+        let deadline = start + Duration::from_millis(self.config.wall_ms);
+        let mut status = None;
+        let mut streams: BTreeMap<Stream, (Vec<u8>, u64)> = BTreeMap::new();
+        let kill = |report: &mut FenceReport| {
+            if let Some(pg) = pgid
+                && killpg(pg, Signal::SIGKILL).is_ok()
+            {
+                report.killed = true;
+            }
+        };
+        // Phase 1: until the leader exits.
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Event::Exited(s)) => {
+                    status = s;
+                    break;
+                }
+                Ok(Event::CapReached) => {
+                    if !report.has(|v| matches!(v, Violation::OutputCapped { .. })) {
+                        kill(&mut report);
+                        report.violations.push(Violation::OutputCapped {
+                            limit_bytes: self.config.output_bytes,
+                            seen_bytes: 0,
+                        });
+                    }
+                }
+                Ok(Event::Eof(stream, buf, seen)) => {
+                    streams.insert(stream, (buf, seen));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if !report.has(|v| matches!(v, Violation::TimedOut { .. })) {
+                        kill(&mut report);
+                        report.violations.push(Violation::TimedOut {
+                            limit_ms: self.config.wall_ms,
+                        });
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let wall_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Phase 2: clear stragglers still in the group (background jobs of the agent), then
+        // wait for the pipes to close.
+        if let Some(pg) = pgid
+            && killpg(pg, Signal::SIGKILL).is_ok()
+            && !report.killed
+        {
+            report.stragglers_killed = true;
+        }
+        let grace = Instant::now() + Duration::from_millis(self.config.kill_grace_ms);
+        while streams.len() < 2 {
+            let wait = grace.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Event::Eof(stream, buf, seen)) => {
+                    streams.insert(stream, (buf, seen));
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    report.violations.push(Violation::EscapedProcess {
+                        detail: "a process outside the agent's process group kept its output open after the kill".into(),
+                    });
+                    break;
+                }
+            }
+        }
+        let (stdout, stdout_seen) = streams.remove(&Stream::Stdout).unwrap_or_default();
+        let (stderr, stderr_seen) = streams.remove(&Stream::Stderr).unwrap_or_default();
+        for v in &mut report.violations {
+            if let Violation::OutputCapped { seen_bytes, .. } = v {
+                *seen_bytes = budget
+                    .taken
+                    .load(Ordering::Relaxed)
+                    .max(stdout_seen + stderr_seen);
+            }
+        }
+
+        // Phase 3: what changed outside the worktree, and the worktree's `.git`.
+        match Snapshot::take(&self.config.watch, &self.ignore, &worktree_abs) {
+            Ok(after) => {
+                let changes = before.diff(&after);
+                report.outside_writes_total = changes.len();
+                for (path, change) in changes.into_iter().take(MAX_LISTED_WRITES) {
+                    report
+                        .violations
+                        .push(Violation::OutsideWrite { path, change });
+                }
+            }
+            Err(e) => report.violations.push(Violation::OutsideWrite {
+                path: PathBuf::from(e.to_string()),
+                change: Change::Unreadable,
+            }),
+        }
+        if let Some(v) = git_before.check(&worktree_abs) {
+            report.violations.push(v);
+        }
+
+        Ok(FencedOutput {
+            exit: status.map(Exit::from),
+            stdout,
+            stderr,
+            stdout_bytes: stdout_seen,
+            stderr_bytes: stderr_seen,
+            wall_ms,
+            report,
+        })
+    }
+}
+
+/// How many outside writes are listed in a report (the total is always given).
+pub const MAX_LISTED_WRITES: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+enum Event {
+    Exited(Option<std::process::ExitStatus>),
+    CapReached,
+    Eof(Stream, Vec<u8>, u64),
+}
+
+/// The shared output budget of one call.
+struct Budget {
+    cap: u64,
+    taken: AtomicU64,
+    tripped: AtomicBool,
+}
+
+fn spawn_reader(
+    stream: Stream,
+    mut pipe: impl Read + Send + 'static,
+    budget: Arc<Budget>,
+    tx: mpsc::Sender<Event>,
+) {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut seen = 0u64;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            seen += n as u64;
+            let before = budget.taken.fetch_add(n as u64, Ordering::Relaxed);
+            let room = budget.cap.saturating_sub(before);
+            let keep = (n as u64).min(room) as usize;
+            kept.extend_from_slice(&chunk[..keep]);
+            if before + n as u64 > budget.cap && !budget.tripped.swap(true, Ordering::Relaxed) {
+                let _ = tx.send(Event::CapReached);
+            }
+            // Past the cap the rest is read and discarded until the kill closes the pipe.
+        }
+        let _ = tx.send(Event::Eof(stream, kept, seen));
+    });
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal number, when a signal ended it (9 after a fence kill).
+    pub signal: Option<i32>,
+}
+
+impl Exit {
+    /// Exit code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl From<std::process::ExitStatus> for Exit {
+    fn from(s: std::process::ExitStatus) -> Self {
+        Self {
+            code: s.code(),
+            signal: s.signal(),
+        }
+    }
+}
+
+/// The result of [`Fence::run`].
+#[derive(Debug, Clone)]
+pub struct FencedOutput {
+    /// How the process ended (`None` if it could not be waited for).
+    pub exit: Option<Exit>,
+    /// Captured stdout (stdout plus stderr hold at most `output_bytes` together).
+    pub stdout: Vec<u8>,
+    /// Captured stderr.
+    pub stderr: Vec<u8>,
+    /// Bytes the process wrote to stdout, captured or not.
+    pub stdout_bytes: u64,
+    /// Bytes the process wrote to stderr, captured or not.
+    pub stderr_bytes: u64,
+    /// Wall time until the process ended, in ms.
+    pub wall_ms: u64,
+    /// Policy violations.
+    pub report: FenceReport,
+}
+
+/// The policy violations of one call; any violation fails the attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceReport {
+    /// Violations, in the order found.
+    pub violations: Vec<Violation>,
+    /// Whether the fence killed the process group (timeout or output cap).
+    pub killed: bool,
+    /// Whether processes were still in the group after the agent exited (and were killed).
+    pub stragglers_killed: bool,
+    /// Number of outside writes found (at most [`MAX_LISTED_WRITES`] are listed).
+    pub outside_writes_total: usize,
+}
+
+impl FenceReport {
+    /// No violation.
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    fn has(&self, f: impl Fn(&Violation) -> bool) -> bool {
+        self.violations.iter().any(f)
+    }
+}
+
+/// What happened to a path outside the worktree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// It appeared.
+    Added,
+    /// It disappeared.
+    Removed,
+    /// Its content or metadata changed (size, mode, inode, mtime, ctime or link target).
+    Modified,
+    /// The watched directories could not be read after the call (the path field holds the
+    /// error); fails closed.
+    Unreadable,
+}
+
+/// A policy violation; each one fails the attempt and becomes a `policy_hit` audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "violation", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Violation {
+    /// The wall-time limit was reached; the process group was killed.
+    TimedOut {
+        /// The limit, in ms.
+        limit_ms: u64,
+    },
+    /// The output cap was reached; the process group was killed.
+    OutputCapped {
+        /// The cap, in bytes.
+        limit_bytes: u64,
+        /// Bytes the process wrote before it died, at least.
+        seen_bytes: u64,
+    },
+    /// A path outside the worktree changed during the call.
+    OutsideWrite {
+        /// The path.
+        path: PathBuf,
+        /// How.
+        change: Change,
+    },
+    /// The worktree's `.git` (file or directory) is gone.
+    GitLinkDeleted {
+        /// The `.git` path.
+        path: PathBuf,
+    },
+    /// The worktree's `.git` changed, or no longer leads to a git directory.
+    GitLinkDamaged {
+        /// The `.git` path.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A process left the group and kept running after the kill.
+    EscapedProcess {
+        /// What was seen.
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TimedOut { limit_ms } => write!(
+                f,
+                "wall-time limit of {limit_ms} ms reached; process group killed"
+            ),
+            Self::OutputCapped {
+                limit_bytes,
+                seen_bytes,
+            } => write!(
+                f,
+                "output cap of {limit_bytes} bytes reached ({seen_bytes} bytes written); process group killed"
+            ),
+            Self::OutsideWrite { path, change } => {
+                write!(
+                    f,
+                    "write outside the worktree: {} {change:?}",
+                    path.display()
+                )
+            }
+            Self::GitLinkDeleted { path } => {
+                write!(f, "worktree git link {} deleted", path.display())
+            }
+            Self::GitLinkDamaged { path, detail } => {
+                write!(f, "worktree git link {} damaged: {detail}", path.display())
+            }
+            Self::EscapedProcess { detail } => write!(f, "escaped process: {detail}"),
+        }
+    }
+}
+
+/// Metadata of one entry in a watched directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Meta {
+    kind: u8,
+    len: u64,
+    mode: u32,
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    link: Option<PathBuf>,
+}
+
+impl Meta {
+    fn of(path: &Path, md: &std::fs::Metadata) -> Self {
+        let ft = md.file_type();
+        let kind = match (ft.is_symlink(), ft.is_dir()) {
+            (true, _) => 2,
+            (false, true) => 1,
+            (false, false) => 0,
+        };
+        Self {
+            kind,
+            // A directory's size changes with its entries, which are compared one by one.
+            len: if kind == 1 { 0 } else { md.len() },
+            mode: md.mode(),
+            ino: md.ino(),
+            mtime: if kind == 1 {
+                (0, 0)
+            } else {
+                (md.mtime(), md.mtime_nsec())
+            },
+            ctime: if kind == 1 {
+                (0, 0)
+            } else {
+                (md.ctime(), md.ctime_nsec())
+            },
+            link: if kind == 2 {
+                std::fs::read_link(path).ok()
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// Metadata of every entry under the watched directories, by path.
+#[derive(Debug, Default)]
+struct Snapshot {
+    entries: BTreeMap<PathBuf, Meta>,
+}
+
+impl Snapshot {
+    fn take(roots: &[PathBuf], ignore: &GlobSet, worktree: &Path) -> Result<Self, FenceError> {
+        let mut entries = BTreeMap::new();
+        for root in roots {
+            let root = std::fs::canonicalize(root).map_err(|e| FenceError::io(root, e))?;
+            let mut stack = vec![root.clone()];
+            while let Some(dir) = stack.pop() {
+                let rd = match std::fs::read_dir(&dir) {
+                    Ok(rd) => rd,
+                    // A directory removed between listing and reading shows up as Removed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir != root => continue,
+                    Err(e) => return Err(FenceError::io(&dir, e)),
+                };
+                for entry in rd {
+                    let entry = entry.map_err(|e| FenceError::io(&dir, e))?;
+                    let path = entry.path();
+                    if path.starts_with(worktree) {
+                        continue;
+                    }
+                    if let Ok(rel) = path.strip_prefix(&root)
+                        && ignore.is_match(rel)
+                    {
+                        continue;
+                    }
+                    let Ok(md) = std::fs::symlink_metadata(&path) else {
+                        continue;
+                    };
+                    let meta = Meta::of(&path, &md);
+                    if meta.kind == 1 {
+                        stack.push(path.clone());
+                    }
+                    entries.insert(path, meta);
+                }
+            }
+        }
+        Ok(Self { entries })
+    }
+
+    fn diff(&self, after: &Self) -> Vec<(PathBuf, Change)> {
+        let mut out = Vec::new();
+        for (path, meta) in &self.entries {
+            match after.entries.get(path) {
+                None => out.push((path.clone(), Change::Removed)),
+                Some(m) if m != meta => out.push((path.clone(), Change::Modified)),
+                Some(_) => {}
+            }
+        }
+        for path in after.entries.keys() {
+            if !self.entries.contains_key(path) {
+                out.push((path.clone(), Change::Added));
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// The worktree's `.git` before the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GitLink {
+    /// A linked worktree: the `.git` file's content.
+    File(Vec<u8>),
+    /// A full repository: a `.git` directory.
+    Dir,
+    /// No `.git` before the call (not a git checkout): nothing to check.
+    Absent,
+}
+
+impl GitLink {
+    fn capture(worktree: &Path) -> Self {
+        let dot_git = worktree.join(".git");
+        match std::fs::symlink_metadata(&dot_git) {
+            Ok(md) if md.is_dir() => Self::Dir,
+            Ok(_) => std::fs::read(&dot_git).map_or(Self::Absent, Self::File),
+            Err(_) => Self::Absent,
+        }
+    }
+
+    fn check(&self, worktree: &Path) -> Option<Violation> {
+        let path = worktree.join(".git");
+        let damaged = |detail: &str| {
+            Some(Violation::GitLinkDamaged {
+                path: path.clone(),
+                detail: detail.to_owned(),
+            })
+        };
+        if *self == Self::Absent {
+            return None;
+        }
+        let Ok(md) = std::fs::symlink_metadata(&path) else {
+            return Some(Violation::GitLinkDeleted { path });
+        };
+        match self {
+            Self::Absent => None,
+            Self::Dir => {
+                if !md.is_dir() {
+                    damaged("the .git directory was replaced")
+                } else if !path.join("HEAD").is_file() {
+                    damaged(".git/HEAD is missing")
+                } else {
+                    None
+                }
+            }
+            Self::File(content) => {
+                if !md.is_file() {
+                    return damaged("the .git file was replaced");
+                }
+                match std::fs::read(&path) {
+                    Ok(now) if now != *content => damaged("the .git file was rewritten"),
+                    Ok(_) => {
+                        let text = String::from_utf8_lossy(content);
+                        let gitdir = text.trim().strip_prefix("gitdir:").map(str::trim);
+                        match gitdir {
+                            Some(dir) => {
+                                let dir = worktree.join(dir);
+                                if dir.join("HEAD").is_file() {
+                                    None
+                                } else {
+                                    damaged("the git directory it points to is gone")
+                                }
+                            }
+                            None => None,
+                        }
+                    }
+                    Err(_) => damaged("the .git file cannot be read"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead as _;
+
+    fn fast(config: FenceConfig) -> FenceConfig {
+        FenceConfig {
+            wall_ms: 5_000,
+            output_bytes: 64 * 1024,
+            kill_grace_ms: 2_000,
+            ..config
+        }
+    }
+
+    fn sh(fence: &Fence, script: &str, wt: &Path) -> FencedOutput {
+        let cmd = fence.command("sh", ["-c", script], wt).unwrap();
+        fence.run(cmd, None, wt).unwrap()
+    }
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A main repository with one commit and a linked worktree beside it.
+    fn repo_with_worktree() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let main = t.path().join("main");
+        std::fs::create_dir_all(&main).unwrap();
+        git(&main, &["init", "-q", "-b", "main"]);
+        std::fs::write(main.join("README.md"), "hello\n").unwrap();
+        git(&main, &["add", "."]);
+        git(&main, &["commit", "-q", "-m", "init"]);
+        let wt = t.path().join("worktrees").join("T1");
+        git(
+            &main,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "lightsout/r1/T1",
+                wt.to_str().unwrap(),
+            ],
+        );
+        (t, main, wt)
+    }
+
+    #[test]
+    fn clean_run_reports_nothing() {
+        let (_t, main, wt) = repo_with_worktree();
+        let fence = Fence::new(fast(FenceConfig {
+            watch: vec![main.clone(), wt.parent().unwrap().to_path_buf()],
+            ..FenceConfig::default()
+        }))
+        .unwrap();
+        // Legitimate work: edit and commit inside the worktree.
+        let out = sh(
+            &fence,
+            "pwd; echo change >> README.md && git -c user.name=a -c user.email=a@b commit -qam work && echo done",
+            &wt,
+        );
+        assert!(out.report.is_clean(), "{:?}", out.report);
+        assert_eq!(
+            out.exit.map(|e| e.success()),
+            Some(true),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with(std::fs::canonicalize(&wt).unwrap().to_str().unwrap()),
+            "{text}"
+        );
+        assert!(text.contains("done"));
+    }
+
+    #[test]
+    fn stdin_reaches_the_agent() {
+        let t = tempfile::tempdir().unwrap();
+        let fence = Fence::new(fast(FenceConfig::default())).unwrap();
+        let cmd = fence.command("sh", ["-c", "tr a-z A-Z"], t.path()).unwrap();
+        let out = fence
+            .run(cmd, Some(b"prompt text".to_vec()), t.path())
+            .unwrap();
+        assert_eq!(out.stdout, b"PROMPT TEXT");
+    }
+
+    /// Misbehaving agent: loops forever, with a background child holding the output pipe.
+    #[test]
+    fn endless_loop_is_killed_with_its_whole_group() {
+        let t = tempfile::tempdir().unwrap();
+        let fence = Fence::new(FenceConfig {
+            wall_ms: 200,
+            ..fast(FenceConfig::default())
+        })
+        .unwrap();
+        let out = sh(&fence, "sleep 1000 & while :; do :; done", t.path());
+        assert_eq!(
+            out.report.violations,
+            vec![Violation::TimedOut { limit_ms: 200 }]
+        );
+        assert!(out.report.killed);
+        assert_eq!(out.exit.and_then(|e| e.signal), Some(9));
+        // Both pipes reached EOF: the background `sleep`, which held them, is dead too.
+        assert!(
+            !out.report
+                .has(|v| matches!(v, Violation::EscapedProcess { .. }))
+        );
+    }
+
+    /// Misbehaving agent: prints gigabytes.
+    #[test]
+    fn gigabytes_of_output_are_capped_and_killed() {
+        let t = tempfile::tempdir().unwrap();
+        let fence = Fence::new(FenceConfig {
+            output_bytes: 64 * 1024,
+            ..fast(FenceConfig::default())
+        })
+        .unwrap();
+        let out = sh(&fence, "head -c 5000000000 /dev/zero; yes >&2", t.path());
+        assert!(out.stdout.len() + out.stderr.len() <= 64 * 1024);
+        assert_eq!(out.stdout.len(), 64 * 1024);
+        assert!(out.report.killed);
+        match out.report.violations.as_slice() {
+            [
+                Violation::OutputCapped {
+                    limit_bytes,
+                    seen_bytes,
+                },
+            ] => {
+                assert_eq!(*limit_bytes, 64 * 1024);
+                assert!(*seen_bytes > 64 * 1024);
+            }
+            other => panic!("expected an output cap, got {other:?}"),
+        }
+        assert_eq!(out.exit.and_then(|e| e.signal), Some(9));
+    }
+
+    /// Misbehaving agent: writes into the main checkout, including a sneaky rewrite that
+    /// restores size and mtime.
+    #[test]
+    fn writes_outside_the_worktree_are_detected() {
+        let (_t, main, wt) = repo_with_worktree();
+        std::fs::write(main.join("config.txt"), "abc\n").unwrap();
+        let fence = Fence::new(fast(FenceConfig {
+            watch: vec![main.clone(), wt.parent().unwrap().to_path_buf()],
+            ..FenceConfig::default()
+        }))
+        .unwrap();
+        let out = sh(
+            &fence,
+            "echo pwned > ../../main/evil.txt; \
+             cp -p ../../main/config.txt /tmp/.lso-keep-$$; printf xyz > ../../main/config.txt; \
+             echo >> ../../main/config.txt; touch -r /tmp/.lso-keep-$$ ../../main/config.txt; rm -f /tmp/.lso-keep-$$; \
+             mkdir ../T2",
+            &wt,
+        );
+        let main = std::fs::canonicalize(&main).unwrap();
+        let writes: Vec<(PathBuf, Change)> = out
+            .report
+            .violations
+            .iter()
+            .filter_map(|v| match v {
+                Violation::OutsideWrite { path, change } => Some((path.clone(), *change)),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            writes.contains(&(main.join("evil.txt"), Change::Added)),
+            "{writes:?}"
+        );
+        assert!(
+            writes.contains(&(main.join("config.txt"), Change::Modified)),
+            "{writes:?}"
+        );
+        assert!(
+            writes
+                .iter()
+                .any(|(p, c)| p.ends_with("worktrees/T2") && *c == Change::Added),
+            "{writes:?}"
+        );
+        assert_eq!(out.report.outside_writes_total, 3);
+    }
+
+    /// Misbehaving agent: deletes (or rewrites) `.git` in its worktree.
+    #[test]
+    fn deleted_or_damaged_git_link_is_detected() {
+        let (_t, _main, wt) = repo_with_worktree();
+        let fence = Fence::new(fast(FenceConfig::default())).unwrap();
+        let out = sh(&fence, "rm -f .git", &wt);
+        let wt_abs = std::fs::canonicalize(&wt).unwrap();
+        assert_eq!(
+            out.report.violations,
+            vec![Violation::GitLinkDeleted {
+                path: wt_abs.join(".git")
+            }]
+        );
+
+        let (_t2, _main2, wt2) = repo_with_worktree();
+        let out = sh(&fence, "echo 'gitdir: /nowhere' > .git", &wt2);
+        assert!(
+            matches!(out.report.violations.as_slice(), [Violation::GitLinkDamaged { detail, .. }] if detail.contains("rewritten")),
+            "{:?}",
+            out.report
+        );
+    }
+
+    /// Misbehaving agent: tries to read an environment secret.
+    #[test]
+    fn environment_secrets_never_reach_the_agent() {
+        let t = tempfile::tempdir().unwrap();
+        let host = [
+            (
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            ),
+            ("LIGHTSOUT_TEST_SECRET", "hunter2-env".into()),
+            ("AWS_SECRET_ACCESS_KEY", "hunter2-aws".into()),
+            ("OPENAI_API_KEY", "hunter2-openai".into()),
+            ("LC_ALL", "C".into()),
+            ("ANTHROPIC_API_KEY", "sk-needed".into()),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let mut config = fast(FenceConfig::default());
+        // Even a permissive allow glob does not let secret-looking names through...
+        config.env.allow.push("*".into());
+        // ...only a name passed on purpose does.
+        config.env.pass.push("ANTHROPIC_API_KEY".into());
+        config.env.set.insert("HOME".into(), "/nonexistent".into());
+        let fence = Fence::new(config).unwrap().with_host_env(host);
+        let out = sh(&fence, "echo \"s=$LIGHTSOUT_TEST_SECRET\"; env", t.path());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("s=\n"), "{text}");
+        assert!(text.contains("ANTHROPIC_API_KEY=sk-needed"), "{text}");
+        assert!(text.contains("HOME=/nonexistent"), "{text}");
+        assert!(text.contains("LC_ALL=C"), "{text}");
+        assert_eq!(
+            fence.env_plan().dropped,
+            vec![
+                "AWS_SECRET_ACCESS_KEY",
+                "LIGHTSOUT_TEST_SECRET",
+                "OPENAI_API_KEY"
+            ]
+        );
+        // The default allowlist alone drops unknown names too.
+        let plain = EnvPolicy::new(&EnvConfig::default()).unwrap();
+        assert!(!plain.allows("MY_APP_DSN"));
+        assert!(plain.allows("LC_CTYPE"));
+        assert!(!plain.allows("GITHUB_TOKEN"));
+    }
+
+    #[test]
+    fn network_namespace_cuts_even_loopback() {
+        let t = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // bash's /dev/tcp opens a TCP connection without extra tools.
+        let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected");
+        let open = Fence::new(fast(FenceConfig::default())).unwrap();
+        let cmd = open.command("bash", ["-c", &script], t.path()).unwrap();
+        let out = open.run(cmd, None, t.path()).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "connected");
+
+        let cut = Fence::new(fast(FenceConfig {
+            network: NetworkMode::None,
+            ..FenceConfig::default()
+        }))
+        .unwrap();
+        assert!(cut.isolation_flags().unwrap().contains(&"--net"));
+        let cmd = cut.command("bash", ["-c", &script], t.path()).unwrap();
+        let out = cut.run(cmd, None, t.path()).unwrap();
+        assert_eq!(out.stdout, b"");
+        assert_ne!(out.exit.and_then(|e| e.code), Some(0));
+        drop(listener);
+    }
+
+    #[test]
+    fn private_pid_namespace_hides_the_factory() {
+        let t = tempfile::tempdir().unwrap();
+        let fence = Fence::new(fast(FenceConfig {
+            private_pids: true,
+            network: NetworkMode::None,
+            ..FenceConfig::default()
+        }))
+        .unwrap();
+        let me = std::process::id();
+        let script = format!(
+            "cat /proc/{me}/environ >/dev/null 2>&1 && echo visible || echo hidden; echo pid=$$"
+        );
+        let out = sh(&fence, &script, t.path());
+        let lines: Vec<String> = out.stdout.lines().map(Result::unwrap).collect();
+        assert_eq!(
+            lines,
+            vec!["hidden".to_owned(), "pid=1".to_owned()],
+            "{:?}",
+            out.report
+        );
+    }
+
+    #[test]
+    fn namespaced_agent_is_still_killed_at_the_wall_limit() {
+        let t = tempfile::tempdir().unwrap();
+        let fence = Fence::new(FenceConfig {
+            wall_ms: 200,
+            private_pids: true,
+            ..fast(FenceConfig::default())
+        })
+        .unwrap();
+        let out = sh(&fence, "sleep 1000 & while :; do :; done", t.path());
+        assert_eq!(
+            out.report.violations,
+            vec![Violation::TimedOut { limit_ms: 200 }]
+        );
+    }
+
+    #[test]
+    fn escaped_process_is_reported() {
+        let t = tempfile::tempdir().unwrap();
+        let fence = Fence::new(FenceConfig {
+            kill_grace_ms: 300,
+            ..fast(FenceConfig::default())
+        })
+        .unwrap();
+        // `setsid` leaves the group; the escaped process keeps stdout open. The agent waits
+        // until the escape is done before it exits.
+        let out = sh(
+            &fence,
+            "setsid sh -c 'echo $$ > esc.pid; exec sleep 30' & while [ ! -s esc.pid ]; do :; done; echo started",
+            t.path(),
+        );
+        let pid: i32 = std::fs::read_to_string(t.path().join("esc.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        assert!(
+            out.report
+                .has(|v| matches!(v, Violation::EscapedProcess { .. })),
+            "{:?}",
+            out.report
+        );
+    }
+
+    #[test]
+    fn invalid_glob_is_an_error() {
+        let mut config = FenceConfig::default();
+        config.watch_ignore.push("a[".into());
+        assert!(matches!(
+            Fence::new(config),
+            Err(FenceError::Pattern { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_program_is_a_spawn_error() {
+        let t = tempfile::tempdir().unwrap();
+        let fence = Fence::new(fast(FenceConfig::default())).unwrap();
+        let cmd = fence
+            .command("/nonexistent/agent", Vec::<String>::new(), t.path())
+            .unwrap();
+        assert!(matches!(
+            fence.run(cmd, None, t.path()),
+            Err(FenceError::Spawn { .. })
+        ));
+    }
+
+    #[test]
+    fn config_defaults_and_toml_shape() {
+        let c: FenceConfig = serde_json::from_str(
+            r#"{"network":"none","wall_ms":1000,"env":{"pass":["ANTHROPIC_API_KEY"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.network, NetworkMode::None);
+        assert_eq!(c.output_bytes, 16 * 1024 * 1024);
+        assert!(c.env.deny.iter().any(|d| d == "*SECRET*"));
+        assert!(serde_json::from_str::<FenceConfig>(r#"{"netwrk":"none"}"#).is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! This crate provides the Lightsout run loop: it takes a plan of tasks derived from specs,
+//! runs coding agents on them in isolated git worktrees, judges each attempt with visible
+//! checks, memory guards and the holdout suite, merges passing work through a merge queue
+//! that never leaves main broken, and journals every step so a killed run resumes.
+//!
+//! # Brief overview
+//! - [`Factory`] runs ([`Factory::run`]) or resumes ([`Factory::resume`]) a [`Plan`]; the
+//!   per-task loop is agent → visible checks → [`Guard`] → [`Evaluator`] (holdout, redacted
+//!   feedback) → retry until `[run] attempts` are used.
+//! - The merge queue rebases a passing branch onto main, re-runs checks and the holdout on
+//!   the merged result (with every requirement already on main as the regression bucket),
+//!   and only then moves main with a compare-and-swap `git update-ref`. A regression routes
+//!   the task back to its agent (main never saw it); a conflict becomes a task of its own
+//!   (`<task>.rebase-<n>`). Commits that are not on main are never deleted: their
+//!   worktrees stay and refs under `refs/lightsout/<run>/` keep every pre-rebase head.
+//! - [`journal`]: `.lightsout/runs/<id>/journal.jsonl`, append + fsync; [`RunState`] is
+//!   rebuilt from it and written to `report.json`.
+//! - [`sched::Scheduler`]: critical-path list scheduling, shared with the [`sched::simulate`]
+//!   benchmark.
+//! - Stage traits: [`Evaluator`], [`Guard`], [`Memory`], [`AttemptHook`], [`EventSink`],
+//!   [`Planner`]; the agents come from `lightsout-agent`.
+//! - [`Config`] reads `lightsout.toml`.
+//!
+//! # Example
+//! ```
+//! use lightsout_factory::sched::simulate;
+//!
+//! // Four tasks: 0 → 1 → 3 and 0 → 2 → 3, two agents.
+//! let r = simulate(&[1.0, 5.0, 1.0, 1.0], &[(0, 1), (0, 2), (1, 3), (2, 3)], 2).unwrap();
+//! assert_eq!(r.critical_path, 7.0);
+//! assert_eq!(r.makespan, 7.0); // the critical path is the bound here, and it is met
+//! ```
+//! Running a real plan needs a git repository; see `crates/factory/tests/it/` and the
+//! `lightsout run` command.
+
+#![deny(missing_docs)]
+
+mod checks;
+pub mod config;
+mod error;
+pub mod event;
+mod factory;
+mod git;
+pub mod journal;
+pub mod plan;
+pub mod sched;
+pub mod stages;
+pub mod state;
+
+pub use config::{Config, Redaction};
+pub use error::Error;
+pub use event::Event;
+pub use factory::{Factory, RunOptions, agent_from_profile};
+pub use git::{COMMITTER_EMAIL, COMMITTER_NAME};
+pub use plan::{Plan, Planner, SpecPlanner, Task};
+pub use stages::{
+    AttemptHook, AttemptMetrics, CommandEvaluator, EvalRequest, EvalStage, Evaluator, EventSink,
+    Guard, GuardFinding, GuardRequest, HookDecision, Lesson, Memory, NoEvents, NoGuard, NoHook,
+    NoMemory, RequirementResult, Verdict, VecEvents, redact,
+};
+pub use state::{AttemptRecord, RunState, TaskState, TaskStatus, Totals};

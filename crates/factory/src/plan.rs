@@ -1,0 +1,342 @@
+//! Plans: the tasks a run works through, and the [`Planner`] that derives them from specs.
+
+use crate::Error;
+use lightsout_spec::{Spec, StepKeyword};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+/// One unit of agent work: builds part of a spec on its own branch.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Task {
+    /// Id, unique in the plan; a valid git ref component (`T1`, `REQ-2`, `shortener-T3`).
+    pub id: String,
+    /// Short title.
+    pub title: String,
+    /// Task kind (`code` by default); selects the agent profile in `lightsout.toml`.
+    pub kind: String,
+    /// The spec the task comes from.
+    pub spec_id: String,
+    /// Requirement ids the task serves; the holdout scenarios of these judge it.
+    pub requirement_ids: Vec<String>,
+    /// Ids of tasks that must be merged before this one starts.
+    pub depends_on: Vec<String>,
+    /// Estimated effort in hours, used as the scheduling weight (1.0 when unknown).
+    pub estimate_hours: f64,
+    /// The spec excerpt shown to the agent (the requirements' text, markdown).
+    pub spec_excerpt: String,
+    /// Constraints, `CON-n: text`.
+    pub constraints: Vec<String>,
+    /// Anti-spec items, `ANTI-n: text`.
+    pub anti_spec: Vec<String>,
+    /// Visible acceptance criteria, one Given/When/Then scenario per entry.
+    pub acceptance_criteria: Vec<String>,
+}
+
+/// An ordered set of tasks with dependencies.
+///
+/// Invariants (checked by [`Plan::validate`]): ids are unique and valid git ref components,
+/// every dependency names a task of the plan, and the dependencies form no cycle.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Plan {
+    /// Tasks in plan order.
+    pub tasks: Vec<Task>,
+}
+
+/// Whether `id` can be used as a task id: ASCII letters, digits, `-`, `_`, and single dots
+/// not at the ends (so `lightsout/<run>/<id>` is a valid branch name).
+pub fn valid_task_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !id.starts_with(['.', '-'])
+        && !id.ends_with('.')
+        && !id.contains("..")
+        && id.rsplit_once('.').is_none_or(|(_, ext)| ext != "lock")
+}
+
+impl Plan {
+    /// Index of the task with `id`.
+    pub fn index(&self, id: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.id == id)
+    }
+
+    /// Dependency edges as `(dependency index, dependent index)`.
+    pub fn edges(&self) -> Vec<(usize, usize)> {
+        let idx: BTreeMap<&str, usize> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.as_str(), i))
+            .collect();
+        let mut e = Vec::new();
+        for (i, t) in self.tasks.iter().enumerate() {
+            for d in &t.depends_on {
+                if let Some(&j) = idx.get(d.as_str()) {
+                    e.push((j, i));
+                }
+            }
+        }
+        e
+    }
+
+    /// Checks the plan's invariants.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] naming the first problem found.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut seen = BTreeSet::new();
+        for t in &self.tasks {
+            if !valid_task_id(&t.id) {
+                return Err(Error::Plan(format!(
+                    "task id `{}` is not usable in a branch name; use letters, digits, `-`, `_` and `.`",
+                    t.id
+                )));
+            }
+            if !seen.insert(t.id.as_str()) {
+                return Err(Error::Plan(format!("duplicate task id `{}`", t.id)));
+            }
+        }
+        for t in &self.tasks {
+            for d in &t.depends_on {
+                if !seen.contains(d.as_str()) {
+                    return Err(Error::Plan(format!(
+                        "task `{}` depends on `{d}`, which is not in the plan",
+                        t.id
+                    )));
+                }
+            }
+        }
+        let w: Vec<f64> = self.tasks.iter().map(|t| t.estimate_hours).collect();
+        crate::sched::Scheduler::new(&w, &self.edges()).map_err(|c| {
+            Error::Plan(format!(
+                "the task dependencies form a cycle through `{}`",
+                self.tasks.get(c.0).map_or("?", |t| t.id.as_str())
+            ))
+        })?;
+        Ok(())
+    }
+}
+
+/// Turns specs into a plan. The factory calls it once per run.
+///
+/// The default, [`SpecPlanner`], is deterministic; an LLM planner implements the same trait
+/// and its output is held to [`Plan::validate`].
+pub trait Planner: Send + Sync {
+    /// Plans `specs`.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] when the specs cannot be turned into a valid plan.
+    fn plan(&self, specs: &[Spec]) -> Result<Plan, Error>;
+}
+
+impl<T: Planner + ?Sized> Planner for &T {
+    fn plan(&self, specs: &[Spec]) -> Result<Plan, Error> {
+        (**self).plan(specs)
+    }
+}
+impl<T: Planner + ?Sized> Planner for Box<T> {
+    fn plan(&self, specs: &[Spec]) -> Result<Plan, Error> {
+        (**self).plan(specs)
+    }
+}
+impl<T: Planner + ?Sized> Planner for std::sync::Arc<T> {
+    fn plan(&self, specs: &[Spec]) -> Result<Plan, Error> {
+        (**self).plan(specs)
+    }
+}
+
+/// The deterministic planner: the author's `## Tasks` when a spec has them, otherwise one
+/// task per requirement with the requirements' `Depends on:` lines as dependencies.
+///
+/// Specs with `status: accepted` or `superseded`, and tasks checked done (`- [x]`), are
+/// skipped. With several specs, task ids are prefixed with the spec id (`shortener-T1`) so
+/// they stay unique, and `depends_on` across specs (front matter) makes every task of the
+/// dependent spec wait for every task of the spec it depends on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpecPlanner;
+
+fn render_requirement(spec: &Spec, id: &str, out: &mut String, criteria: &mut Vec<String>) {
+    let Some(r) = spec.requirement(id) else {
+        return;
+    };
+    let _ = writeln!(out, "### {}: {}\n\n{}\n", r.id, r.title, r.body.trim());
+    for sc in &r.scenarios {
+        let mut c = format!("{} ({}):", sc.name, r.id);
+        for st in &sc.steps {
+            let kw = match st.keyword {
+                StepKeyword::Given => "GIVEN",
+                StepKeyword::When => "WHEN",
+                StepKeyword::Then => "THEN",
+                StepKeyword::And => "AND",
+                StepKeyword::But => "BUT",
+            };
+            let _ = write!(c, " {kw} {};", st.text.trim());
+        }
+        criteria.push(c.trim_end_matches(';').to_owned());
+    }
+}
+
+impl Planner for SpecPlanner {
+    fn plan(&self, specs: &[Spec]) -> Result<Plan, Error> {
+        use lightsout_spec::SpecStatus;
+        let live: Vec<&Spec> = specs
+            .iter()
+            .filter(|s| !matches!(s.meta.status, SpecStatus::Accepted | SpecStatus::Superseded))
+            .collect();
+        let prefix = live.len() > 1;
+        let pid = |spec: &Spec, id: &str| {
+            if prefix {
+                format!("{}-{id}", spec.meta.id)
+            } else {
+                id.to_owned()
+            }
+        };
+        let mut tasks = Vec::new();
+        let mut by_spec: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for spec in &live {
+            let constraints: Vec<String> = spec
+                .constraints
+                .iter()
+                .map(|i| format!("{}: {}", i.id, i.text))
+                .collect();
+            let anti: Vec<String> = spec
+                .anti_spec
+                .iter()
+                .map(|i| format!("{}: {}", i.id, i.text))
+                .collect();
+            let mut spec_tasks = Vec::new();
+            if spec.tasks.is_empty() {
+                for r in &spec.requirements {
+                    let mut excerpt = String::new();
+                    let mut criteria = Vec::new();
+                    render_requirement(spec, &r.id, &mut excerpt, &mut criteria);
+                    let deps = r
+                        .depends_on
+                        .iter()
+                        .filter(|d| !d.contains('#') && spec.requirement(d).is_some())
+                        .map(|d| pid(spec, d))
+                        .collect();
+                    spec_tasks.push(Task {
+                        id: pid(spec, &r.id),
+                        title: r.title.clone(),
+                        kind: "code".into(),
+                        spec_id: spec.meta.id.clone(),
+                        requirement_ids: vec![r.id.clone()],
+                        depends_on: deps,
+                        estimate_hours: r.estimate_hours.unwrap_or(1.0),
+                        spec_excerpt: excerpt,
+                        constraints: constraints.clone(),
+                        anti_spec: anti.clone(),
+                        acceptance_criteria: criteria,
+                    });
+                }
+            } else {
+                let done: BTreeSet<&str> = spec
+                    .tasks
+                    .iter()
+                    .filter(|t| t.done)
+                    .map(|t| t.id.as_str())
+                    .collect();
+                for t in spec.tasks.iter().filter(|t| !t.done) {
+                    let mut excerpt = String::new();
+                    let mut criteria = Vec::new();
+                    for r in &t.requirements {
+                        render_requirement(spec, r, &mut excerpt, &mut criteria);
+                    }
+                    let estimate = t
+                        .requirements
+                        .iter()
+                        .filter_map(|r| spec.requirement(r).and_then(|r| r.estimate_hours))
+                        .sum::<f64>();
+                    spec_tasks.push(Task {
+                        id: pid(spec, &t.id),
+                        title: t.title.clone(),
+                        kind: "code".into(),
+                        spec_id: spec.meta.id.clone(),
+                        requirement_ids: t.requirements.clone(),
+                        depends_on: t
+                            .depends_on
+                            .iter()
+                            .filter(|d| !done.contains(d.as_str()))
+                            .map(|d| pid(spec, d))
+                            .collect(),
+                        estimate_hours: if estimate > 0.0 { estimate } else { 1.0 },
+                        spec_excerpt: excerpt,
+                        constraints: constraints.clone(),
+                        anti_spec: anti.clone(),
+                        acceptance_criteria: criteria,
+                    });
+                }
+            }
+            by_spec.insert(
+                spec.meta.id.clone(),
+                spec_tasks.iter().map(|t| t.id.clone()).collect(),
+            );
+            tasks.extend(spec_tasks);
+        }
+        // Spec-level dependencies: every task of a spec waits for every task of the specs it
+        // depends on.
+        for spec in &live {
+            let upstream: Vec<String> = spec
+                .meta
+                .depends_on
+                .iter()
+                .filter_map(|d| by_spec.get(d))
+                .flatten()
+                .cloned()
+                .collect();
+            if upstream.is_empty() {
+                continue;
+            }
+            for t in tasks.iter_mut().filter(|t| t.spec_id == spec.meta.id) {
+                for u in &upstream {
+                    if !t.depends_on.contains(u) {
+                        t.depends_on.push(u.clone());
+                    }
+                }
+            }
+        }
+        let plan = Plan { tasks };
+        plan.validate()?;
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_must_fit_in_a_branch_name() {
+        assert!(valid_task_id("T1"));
+        assert!(valid_task_id("REQ-1.rebase-1"));
+        for bad in ["", "a b", "a..b", ".a", "a.", "x.lock", "a/b", "a:b", "-x"] {
+            assert!(!valid_task_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validate_rejects_cycles_and_dangling() {
+        let t = |id: &str, deps: &[&str]| Task {
+            id: id.into(),
+            depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+            estimate_hours: 1.0,
+            ..Task::default()
+        };
+        let p = Plan {
+            tasks: vec![t("A", &["B"]), t("B", &["A"])],
+        };
+        assert!(p.validate().unwrap_err().to_string().contains("cycle"));
+        let p = Plan {
+            tasks: vec![t("A", &["Z"])],
+        };
+        assert!(p.validate().unwrap_err().to_string().contains("not in the plan"));
+        let p = Plan {
+            tasks: vec![t("A", &[]), t("A", &[])],
+        };
+        assert!(p.validate().unwrap_err().to_string().contains("duplicate"));
+    }
+}

@@ -1,0 +1,578 @@
+//! The stages the run loop composes, as small traits: [`Evaluator`] (holdout eval),
+//! [`Guard`] (memory guards on diffs), [`Memory`] (context packs, metrics, lessons),
+//! [`AttemptHook`] (budgets and policy around each agent call) and [`EventSink`] (progress).
+//!
+//! Each has a blanket impl for `&T`, `Box<T>` and `Arc<T>`, and a neutral implementation
+//! ([`NoGuard`], [`NoMemory`], [`NoHook`], [`NoEvents`]). [`CommandEvaluator`] runs an
+//! external holdout runner; the `lightsout-eval` engine implements [`Evaluator`] too.
+
+use crate::config::Redaction;
+use crate::event::Event;
+use crate::{Error, Task};
+use async_trait::async_trait;
+use lightsout_agent::{AgentReport, TaskContext, Usage};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// When the holdout runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvalStage {
+    /// On the task's branch, before merging.
+    Candidate,
+    /// On the task's branch rebased onto main: the merged result, before main moves.
+    Merged,
+}
+
+impl EvalStage {
+    /// `candidate` or `merged`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvalStage::Candidate => "candidate",
+            EvalStage::Merged => "merged",
+        }
+    }
+}
+
+/// What to evaluate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRequest {
+    /// The run.
+    pub run_id: String,
+    /// The task (a routed-back conflict task has its own id).
+    pub task_id: String,
+    /// 1-based attempt.
+    pub attempt: u32,
+    /// Candidate or merged result.
+    pub stage: EvalStage,
+    /// The checkout to evaluate (the task's worktree).
+    pub worktree: PathBuf,
+    /// The task's own requirements.
+    pub requirements: Vec<String>,
+    /// Requirements already merged at the worktree's base: they must still pass (the
+    /// regression bucket, SWE-bench's `PASS_TO_PASS`).
+    pub regression: Vec<String>,
+    /// A directory for the evaluator's raw results (outside the worktree).
+    pub artifacts_dir: PathBuf,
+}
+
+/// The result for one requirement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequirementResult {
+    /// Requirement id.
+    pub id: String,
+    /// Trials run.
+    pub trials: u32,
+    /// Trials passed (`<= trials`).
+    pub passed: u32,
+    /// Failure category when some trial failed (`status mismatch`, `timeout`), never
+    /// scenario text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// A holdout verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// True when every requested requirement passed.
+    pub passed: bool,
+    /// Per requirement.
+    pub requirements: Vec<RequirementResult>,
+    /// Feedback for the agent, already redacted: requirement ids and failure categories,
+    /// never scenario names, steps or values.
+    pub feedback: String,
+}
+
+/// Builds redacted feedback from per-requirement results (`scenario-format.md`):
+/// `REQ-3: 2 of 5 trials failed: status mismatch`.
+pub fn redact(results: &[RequirementResult], level: Redaction) -> String {
+    let failed: Vec<&RequirementResult> =
+        results.iter().filter(|r| r.passed < r.trials || r.trials == 0).collect();
+    if failed.is_empty() {
+        return String::new();
+    }
+    let mut lines = Vec::new();
+    for r in failed {
+        let category = r.category.as_deref().unwrap_or("failed");
+        let failures = r.trials.saturating_sub(r.passed);
+        lines.push(match level {
+            Redaction::None => "the holdout suite failed".to_owned(),
+            Redaction::Category => format!("a holdout check failed: {category}"),
+            Redaction::Requirement | Redaction::Full if r.trials == 0 => {
+                format!("{}: not verified: {category}", r.id)
+            }
+            Redaction::Requirement => format!(
+                "{}: {failures} of {} trials failed: {category}",
+                r.id, r.trials
+            ),
+            Redaction::Full => format!(
+                "{}: {failures} of {} trials failed ({} passed): {category}",
+                r.id, r.trials, r.passed
+            ),
+        });
+    }
+    lines.dedup();
+    lines.join("\n")
+}
+
+/// Judges a checkout against the holdout suite the agents never see.
+#[async_trait]
+pub trait Evaluator: Send + Sync {
+    /// Evaluates `req.worktree` for `req.requirements` and `req.regression`.
+    ///
+    /// # Errors
+    /// [`Error`] when the evaluation could not run (not when the software fails it).
+    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error>;
+}
+
+#[async_trait]
+impl<T: Evaluator + ?Sized> Evaluator for &T {
+    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
+        (**self).evaluate(req).await
+    }
+}
+#[async_trait]
+impl<T: Evaluator + ?Sized> Evaluator for Box<T> {
+    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
+        (**self).evaluate(req).await
+    }
+}
+#[async_trait]
+impl<T: Evaluator + ?Sized> Evaluator for Arc<T> {
+    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
+        (**self).evaluate(req).await
+    }
+}
+
+/// An external holdout runner: `sh -c <command>` in the holdout directory.
+///
+/// It gets `LIGHTSOUT_WORKTREE` (the checkout), `LIGHTSOUT_REQUIREMENTS` (space-separated:
+/// the task's and the regression bucket's), `LIGHTSOUT_STAGE` (`candidate`|`merged`),
+/// `LIGHTSOUT_TASK`, `LIGHTSOUT_ATTEMPT` and `LIGHTSOUT_RESULTS` (a directory for raw
+/// output), plus the allowed environment, and prints one JSON object on stdout:
+/// `{"requirements": [{"id": "REQ-1", "trials": 3, "passed": 2, "category": "status mismatch"}]}`.
+/// Its stdout and stderr are kept in the results directory, never shown to the agent; the
+/// agent sees only [`redact`]ed feedback.
+#[derive(Debug, Clone)]
+pub struct CommandEvaluator {
+    /// Shell command.
+    pub command: String,
+    /// The holdout directory (working directory of the command).
+    pub holdout_dir: PathBuf,
+    /// Environment (allowlisted).
+    pub env: BTreeMap<String, String>,
+    /// Feedback redaction.
+    pub redaction: Redaction,
+    /// Fail requirements the runner reports nothing for.
+    pub require_all: bool,
+    /// Time limit in ms.
+    pub timeout_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct RunnerOutput {
+    requirements: Vec<RequirementResult>,
+}
+
+#[async_trait]
+impl Evaluator for CommandEvaluator {
+    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
+        let mut wanted: Vec<String> = req.requirements.clone();
+        for r in &req.regression {
+            if !wanted.contains(r) {
+                wanted.push(r.clone());
+            }
+        }
+        tokio::fs::create_dir_all(&req.artifacts_dir)
+            .await
+            .map_err(|e| Error::io("create eval results dir", &req.artifacts_dir, e))?;
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .current_dir(&self.holdout_dir)
+            .env_clear()
+            .envs(&self.env)
+            .env("LIGHTSOUT_WORKTREE", &req.worktree)
+            .env("LIGHTSOUT_REQUIREMENTS", wanted.join(" "))
+            .env("LIGHTSOUT_STAGE", req.stage.as_str())
+            .env("LIGHTSOUT_TASK", &req.task_id)
+            .env("LIGHTSOUT_ATTEMPT", req.attempt.to_string())
+            .env("LIGHTSOUT_RESULTS", &req.artifacts_dir)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(std::time::Duration::from_millis(self.timeout_ms), child)
+            .await
+            .map_err(|_| Error::Eval(format!("holdout runner timed out after {} ms", self.timeout_ms)))?
+            .map_err(|e| Error::io("run holdout runner", &self.holdout_dir, e))?;
+        let raw = req.artifacts_dir.join(format!(
+            "{}-{}-{}.log",
+            req.task_id,
+            req.attempt,
+            req.stage.as_str()
+        ));
+        let mut log = out.stdout.clone();
+        log.extend_from_slice(b"\n--- stderr ---\n");
+        log.extend_from_slice(&out.stderr);
+        crate::journal::write_atomic(&raw, &log)?;
+        if !out.status.success() {
+            return Err(Error::Eval(format!(
+                "holdout runner exited with {} (see {})",
+                out.status,
+                raw.display()
+            )));
+        }
+        let runner_out: RunnerOutput = serde_json::from_slice(&out.stdout).map_err(|e| {
+            Error::Eval(format!(
+                "holdout runner printed no valid result JSON: {e} (see {})",
+                raw.display()
+            ))
+        })?;
+        let mut results = Vec::new();
+        for id in &wanted {
+            match runner_out.requirements.iter().find(|r| &r.id == id) {
+                Some(r) => results.push(RequirementResult {
+                    passed: r.passed.min(r.trials),
+                    ..r.clone()
+                }),
+                None if self.require_all => results.push(RequirementResult {
+                    id: id.clone(),
+                    trials: 0,
+                    passed: 0,
+                    category: Some("no holdout scenario ran".into()),
+                }),
+                None => {}
+            }
+        }
+        let passed = results.iter().all(|r| r.trials > 0 && r.passed == r.trials);
+        Ok(Verdict {
+            passed,
+            feedback: redact(&results, self.redaction),
+            requirements: results,
+        })
+    }
+}
+
+/// A finding of a memory guard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardFinding {
+    /// The decision or rule it concerns (`DEC-1`).
+    pub rule: String,
+    /// What the diff did, for the agent (no holdout text).
+    pub message: String,
+    /// Whether it fails the attempt.
+    pub blocking: bool,
+}
+
+/// What a guard inspects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardRequest {
+    /// The task.
+    pub task_id: String,
+    /// Requirements it serves.
+    pub requirements: Vec<String>,
+    /// The worktree.
+    pub worktree: PathBuf,
+    /// The commit the task branch was cut from (or last rebased onto).
+    pub base: String,
+    /// The attempt's head commit.
+    pub head: String,
+    /// `git diff base head` (unified, may be long).
+    pub diff: String,
+}
+
+/// Checks a task's diff against settled decisions (did it reverse one?).
+#[async_trait]
+pub trait Guard: Send + Sync {
+    /// Inspects `req`.
+    ///
+    /// # Errors
+    /// [`Error`] when the guard cannot run.
+    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error>;
+}
+
+#[async_trait]
+impl<T: Guard + ?Sized> Guard for &T {
+    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
+        (**self).check(req).await
+    }
+}
+#[async_trait]
+impl<T: Guard + ?Sized> Guard for Box<T> {
+    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
+        (**self).check(req).await
+    }
+}
+#[async_trait]
+impl<T: Guard + ?Sized> Guard for Arc<T> {
+    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
+        (**self).check(req).await
+    }
+}
+
+/// No guards.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoGuard;
+
+#[async_trait]
+impl Guard for NoGuard {
+    async fn check(&self, _req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
+        Ok(Vec::new())
+    }
+}
+
+/// Per-attempt metrics written to memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptMetrics {
+    /// The run.
+    pub run_id: String,
+    /// The task.
+    pub task_id: String,
+    /// Requirements it serves.
+    pub requirements: Vec<String>,
+    /// 1-based attempt.
+    pub attempt: u32,
+    /// The agent label (`replay` runs say so).
+    pub agent: String,
+    /// Whether the agent was a replay.
+    pub replay: bool,
+    /// Tokens, cost, wall time.
+    pub usage: Usage,
+    /// Whether the attempt passed every stage.
+    pub passed: bool,
+    /// The stage that failed it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_stage: Option<String>,
+    /// Whether a human had to step in (a crashed run resumed by hand with `--resume`).
+    pub human_intervened: bool,
+}
+
+/// A lesson: a fingerprinted failure, so the next run (and the agent) can learn from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lesson {
+    /// Stable fingerprint: sha256 of the stage and the redacted feedback, first 16 hex.
+    pub fingerprint: String,
+    /// The task.
+    pub task_id: String,
+    /// Requirements involved.
+    pub requirements: Vec<String>,
+    /// The stage (`agent`, `checks`, `guards`, `holdout`, `merge`).
+    pub stage: String,
+    /// The redacted feedback (never holdout text).
+    pub text: String,
+}
+
+/// Decision memory as the factory uses it: context packs in, metrics and lessons out.
+#[async_trait]
+pub trait Memory: Send + Sync {
+    /// The context pack for `task` (markdown), empty when memory has nothing.
+    ///
+    /// # Errors
+    /// [`Error`] when memory cannot be read.
+    async fn context_pack(&self, task: &Task) -> Result<String, Error>;
+
+    /// Records one attempt's metrics.
+    ///
+    /// # Errors
+    /// [`Error`] when memory cannot be written.
+    async fn record_attempt(&self, m: &AttemptMetrics) -> Result<(), Error>;
+
+    /// Records a lesson.
+    ///
+    /// # Errors
+    /// [`Error`] when memory cannot be written.
+    async fn record_lesson(&self, l: &Lesson) -> Result<(), Error>;
+}
+
+macro_rules! forward_memory {
+    ($($t:ty),*) => {$(
+        #[async_trait]
+        impl<T: Memory + ?Sized> Memory for $t {
+            async fn context_pack(&self, task: &Task) -> Result<String, Error> {
+                (**self).context_pack(task).await
+            }
+            async fn record_attempt(&self, m: &AttemptMetrics) -> Result<(), Error> {
+                (**self).record_attempt(m).await
+            }
+            async fn record_lesson(&self, l: &Lesson) -> Result<(), Error> {
+                (**self).record_lesson(l).await
+            }
+        }
+    )*};
+}
+forward_memory!(&T, Box<T>, Arc<T>);
+
+/// No memory: empty context packs; metrics and lessons stay in the journal and report only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMemory;
+
+#[async_trait]
+impl Memory for NoMemory {
+    async fn context_pack(&self, _task: &Task) -> Result<String, Error> {
+        Ok(String::new())
+    }
+    async fn record_attempt(&self, _m: &AttemptMetrics) -> Result<(), Error> {
+        Ok(())
+    }
+    async fn record_lesson(&self, _l: &Lesson) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// What an [`AttemptHook`] decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "decision", content = "reason")]
+pub enum HookDecision {
+    /// Go on.
+    Proceed,
+    /// Fail this attempt with the reason (feedback for the next one).
+    FailAttempt(String),
+    /// Fail the whole task now (a budget ran out, a policy was hit); dependents are blocked.
+    StopTask(String),
+}
+
+/// Runs around every agent call: the seam for budgets (reserve before, settle after),
+/// policy (writes outside the worktree, leak scans) and audit.
+#[async_trait]
+pub trait AttemptHook: Send + Sync {
+    /// Before the agent runs.
+    ///
+    /// # Errors
+    /// [`Error`] when the hook itself fails (the run stops: fail closed).
+    async fn before_attempt(&self, ctx: &TaskContext) -> Result<HookDecision, Error> {
+        let _ = ctx;
+        Ok(HookDecision::Proceed)
+    }
+
+    /// After the agent ran (before checks), with its report.
+    ///
+    /// # Errors
+    /// [`Error`] when the hook itself fails (the run stops: fail closed).
+    async fn after_attempt(
+        &self,
+        ctx: &TaskContext,
+        report: &AgentReport,
+    ) -> Result<HookDecision, Error> {
+        let _ = (ctx, report);
+        Ok(HookDecision::Proceed)
+    }
+}
+
+#[async_trait]
+impl<T: AttemptHook + ?Sized> AttemptHook for &T {
+    async fn before_attempt(&self, ctx: &TaskContext) -> Result<HookDecision, Error> {
+        (**self).before_attempt(ctx).await
+    }
+    async fn after_attempt(&self, c: &TaskContext, r: &AgentReport) -> Result<HookDecision, Error> {
+        (**self).after_attempt(c, r).await
+    }
+}
+#[async_trait]
+impl<T: AttemptHook + ?Sized> AttemptHook for Box<T> {
+    async fn before_attempt(&self, ctx: &TaskContext) -> Result<HookDecision, Error> {
+        (**self).before_attempt(ctx).await
+    }
+    async fn after_attempt(&self, c: &TaskContext, r: &AgentReport) -> Result<HookDecision, Error> {
+        (**self).after_attempt(c, r).await
+    }
+}
+#[async_trait]
+impl<T: AttemptHook + ?Sized> AttemptHook for Arc<T> {
+    async fn before_attempt(&self, ctx: &TaskContext) -> Result<HookDecision, Error> {
+        (**self).before_attempt(ctx).await
+    }
+    async fn after_attempt(&self, c: &TaskContext, r: &AgentReport) -> Result<HookDecision, Error> {
+        (**self).after_attempt(c, r).await
+    }
+}
+
+/// No hook.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHook;
+
+impl AttemptHook for NoHook {}
+
+/// Receives the run's events (progress bars, report writers, audit logs). Called inline
+/// on the run loop: keep it cheap and non-blocking.
+pub trait EventSink: Send + Sync {
+    /// One event.
+    fn emit(&self, event: &Event);
+}
+
+impl<T: EventSink + ?Sized> EventSink for &T {
+    fn emit(&self, event: &Event) {
+        (**self).emit(event);
+    }
+}
+impl<T: EventSink + ?Sized> EventSink for Box<T> {
+    fn emit(&self, event: &Event) {
+        (**self).emit(event);
+    }
+}
+impl<T: EventSink + ?Sized> EventSink for Arc<T> {
+    fn emit(&self, event: &Event) {
+        (**self).emit(event);
+    }
+}
+
+/// Drops every event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn emit(&self, _event: &Event) {}
+}
+
+/// Collects events in memory (tests, report builders).
+#[derive(Debug, Default)]
+pub struct VecEvents(pub std::sync::Mutex<Vec<Event>>);
+
+impl VecEvents {
+    /// The events so far.
+    pub fn take(&self) -> Vec<Event> {
+        match self.0.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
+}
+
+impl EventSink for VecEvents {
+    fn emit(&self, event: &Event) {
+        match self.0.lock() {
+            Ok(mut v) => v.push(event.clone()),
+            Err(p) => p.into_inner().push(event.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(id: &str, trials: u32, passed: u32, cat: &str) -> RequirementResult {
+        RequirementResult {
+            id: id.into(),
+            trials,
+            passed,
+            category: Some(cat.into()),
+        }
+    }
+
+    #[test]
+    fn redaction_levels() {
+        let res = [r("REQ-1", 5, 5, "-"), r("REQ-3", 5, 3, "status mismatch")];
+        assert_eq!(
+            redact(&res, Redaction::Requirement),
+            "REQ-3: 2 of 5 trials failed: status mismatch"
+        );
+        assert_eq!(
+            redact(&res, Redaction::Category),
+            "a holdout check failed: status mismatch"
+        );
+        assert_eq!(redact(&res, Redaction::None), "the holdout suite failed");
+        assert_eq!(redact(&res[..1], Redaction::Requirement), "");
+    }
+}

@@ -1,0 +1,418 @@
+//! [`RunState`]: everything known about a run, rebuilt from its journal by replaying the
+//! entries in order, and written to `report.json`.
+
+use crate::journal::Entry;
+use crate::plan::{Plan, Task};
+use lightsout_agent::{Outcome, Usage};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Where a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Not started (dependencies pending, or no free agent yet).
+    #[default]
+    Pending,
+    /// An agent is working on it (or will again, after a reverted merge).
+    Running,
+    /// Passed checks, guards and holdout; waiting in the merge queue.
+    Passed,
+    /// Being rebased and verified on the merged result.
+    Merging,
+    /// On main.
+    Merged,
+    /// Failed for good.
+    Failed,
+    /// Not run: a dependency failed.
+    Blocked,
+    /// Its rebase conflicted; a task of its own (`routed_to`) redoes the work.
+    Rerouted,
+}
+
+impl TaskStatus {
+    /// Whether the task will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Merged | TaskStatus::Failed | TaskStatus::Blocked | TaskStatus::Rerouted
+        )
+    }
+}
+
+/// One attempt at a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// 1-based attempt.
+    pub attempt: u32,
+    /// Agent label.
+    pub agent: String,
+    /// Whether the agent was a replay of a recorded trajectory.
+    pub replay: bool,
+    /// The agent's summary.
+    pub summary: String,
+    /// Tokens, USD, wall ms.
+    pub usage: Usage,
+    /// How the agent call ended.
+    pub outcome: Outcome,
+    /// Whether the attempt passed every stage.
+    pub passed: bool,
+    /// The stage that failed it: `policy`, `agent`, `checks`, `guards` or `holdout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_stage: Option<String>,
+    /// The feedback given to the next attempt (redacted for the holdout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
+    /// The worktree HEAD after the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Whether a human had to step in (the attempt ran in a resumed run).
+    #[serde(default)]
+    pub human_intervened: bool,
+}
+
+/// Everything known about one task.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TaskState {
+    /// The task as planned (or as routed back after a conflict).
+    pub task: Task,
+    /// For a routed-back conflict task: the task it redoes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Where it is.
+    pub status: TaskStatus,
+    /// Its branch, once started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Its worktree, once started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<PathBuf>,
+    /// The commit its branch is based on (updated by each rebase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Requirements merged at `base` (its regression bucket).
+    #[serde(default)]
+    pub regression: Vec<String>,
+    /// Finished attempts.
+    pub attempts: Vec<AttemptRecord>,
+    /// The attempt under way and the worktree HEAD it started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_attempt: Option<(u32, String)>,
+    /// Feedback for the next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_feedback: Option<String>,
+    /// The commit that passed (queued for merge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// Merges started.
+    #[serde(default)]
+    pub merges: u32,
+    /// The rebased commit verified on the merged result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
+    /// Main's commit after this task merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_commit: Option<String>,
+    /// Why it failed or was blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// The conflict task now doing its work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routed_to: Option<String>,
+    /// Merge reverts (regressions) so far.
+    #[serde(default)]
+    pub reverts: u32,
+}
+
+impl TaskState {
+    /// Sum of the attempts' USD cost (attempts without a reported cost count 0).
+    pub fn cost_usd(&self) -> f64 {
+        self.attempts.iter().filter_map(|a| a.usage.cost_usd).sum()
+    }
+
+    /// Sum of the attempts' input + output tokens.
+    pub fn tokens(&self) -> u64 {
+        self.attempts
+            .iter()
+            .map(|a| a.usage.input_tokens + a.usage.output_tokens)
+            .sum()
+    }
+}
+
+/// Run totals.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Totals {
+    /// Tasks planned (routed-back conflict tasks not counted twice).
+    pub tasks: usize,
+    /// Planned tasks merged.
+    pub merged: usize,
+    /// Planned tasks failed.
+    pub failed: usize,
+    /// Planned tasks blocked by a failed dependency.
+    pub blocked: usize,
+    /// Planned tasks not finished (the run was interrupted).
+    pub unfinished: usize,
+    /// Attempts made.
+    pub attempts: usize,
+    /// Input + output tokens.
+    pub tokens: u64,
+    /// USD reported by agents.
+    pub cost_usd: f64,
+    /// Agent wall time, summed, in ms.
+    pub agent_wall_ms: u64,
+}
+
+/// Everything known about a run.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// Run id.
+    pub run_id: String,
+    /// Start time (RFC 3339).
+    pub started_at: String,
+    /// End time of the last finish (RFC 3339), when finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The main branch name.
+    pub main: String,
+    /// Main's commit at the start.
+    pub base: String,
+    /// Main's commit after the last merge.
+    pub main_head: String,
+    /// The commit the main checkout was last synced to.
+    pub checkout: String,
+    /// A checkout sync that was started and not confirmed (`from`, `to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout_sync: Option<(String, String)>,
+    /// Requirements merged so far, in merge order.
+    pub merged_requirements: Vec<String>,
+    /// Planned tasks in plan order, then routed-back conflict tasks.
+    pub tasks: Vec<TaskState>,
+    /// The number of planned tasks (a prefix of `tasks`).
+    pub planned: usize,
+}
+
+impl RunState {
+    /// Rebuilds the state from journal entries.
+    pub fn replay<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Self {
+        let mut s = RunState::default();
+        for e in entries {
+            s.apply(e);
+        }
+        s
+    }
+
+    /// The state of task `id`.
+    pub fn task(&self, id: &str) -> Option<&TaskState> {
+        self.tasks.iter().find(|t| t.task.id == id)
+    }
+
+    fn task_mut(&mut self, id: &str) -> Option<&mut TaskState> {
+        self.tasks.iter_mut().find(|t| t.task.id == id)
+    }
+
+    /// The planned task a task belongs to (itself, or the parent of a conflict task).
+    pub fn root_of<'a>(&'a self, id: &'a str) -> &'a str {
+        self.task(id)
+            .and_then(|t| t.parent.as_deref())
+            .unwrap_or(id)
+    }
+
+    /// The plan the run works through (planned tasks only).
+    pub fn plan(&self) -> Plan {
+        Plan {
+            tasks: self.tasks[..self.planned]
+                .iter()
+                .map(|t| t.task.clone())
+                .collect(),
+        }
+    }
+
+    /// Applies one journal entry.
+    pub fn apply(&mut self, e: &Entry) {
+        match e {
+            Entry::RunStarted {
+                run_id,
+                at,
+                main,
+                base,
+                plan,
+            } => {
+                self.run_id.clone_from(run_id);
+                self.started_at.clone_from(at);
+                self.main.clone_from(main);
+                self.base.clone_from(base);
+                self.main_head.clone_from(base);
+                self.checkout.clone_from(base);
+                self.planned = plan.tasks.len();
+                self.tasks = plan
+                    .tasks
+                    .iter()
+                    .map(|t| TaskState {
+                        task: t.clone(),
+                        ..TaskState::default()
+                    })
+                    .collect();
+            }
+            Entry::TaskStarted {
+                task,
+                branch,
+                worktree,
+                base,
+                regression,
+            } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.status = TaskStatus::Running;
+                    t.branch = Some(branch.clone());
+                    t.worktree = Some(worktree.clone());
+                    t.base = Some(base.clone());
+                    t.regression.clone_from(regression);
+                }
+            }
+            Entry::AttemptStarted {
+                task,
+                attempt,
+                head,
+            } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.status = TaskStatus::Running;
+                    t.open_attempt = Some((*attempt, head.clone()));
+                }
+            }
+            Entry::AttemptFinished { task, record } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.open_attempt = None;
+                    if record.passed {
+                        t.status = TaskStatus::Passed;
+                        t.candidate.clone_from(&record.commit);
+                        t.pending_feedback = None;
+                    } else {
+                        t.pending_feedback.clone_from(&record.feedback);
+                    }
+                    t.attempts.push(record.clone());
+                }
+            }
+            Entry::TaskFailed { task, reason } => {
+                let parent = self.task(task).and_then(|t| t.parent.clone());
+                for id in std::iter::once(task.clone()).chain(parent) {
+                    if let Some(t) = self.task_mut(&id) {
+                        t.status = TaskStatus::Failed;
+                        t.open_attempt = None;
+                        t.failure = Some(reason.clone());
+                    }
+                }
+            }
+            Entry::TaskBlocked { task, by } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.status = TaskStatus::Blocked;
+                    t.failure = Some(format!("blocked: dependency {by} failed"));
+                }
+            }
+            Entry::MergeStarted { task, .. } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.status = TaskStatus::Merging;
+                    t.merges += 1;
+                    t.verified = None;
+                }
+            }
+            Entry::MergeReverted {
+                task,
+                commit,
+                feedback,
+                regression,
+            } => {
+                let head = self.main_head.clone();
+                if let Some(t) = self.task_mut(task) {
+                    t.status = TaskStatus::Running;
+                    t.reverts += 1;
+                    t.candidate = None;
+                    t.verified = None;
+                    t.pending_feedback = Some(feedback.clone());
+                    t.regression.clone_from(regression);
+                    t.base = Some(head);
+                    let _ = commit;
+                }
+            }
+            Entry::ConflictRouted { task, to, .. } => {
+                let root = self.root_of(task).to_owned();
+                if let Some(t) = self.task_mut(task) {
+                    t.status = TaskStatus::Rerouted;
+                    t.candidate = None;
+                    t.routed_to = Some(to.id.clone());
+                }
+                if let Some(r) = self.task_mut(&root) {
+                    r.status = TaskStatus::Rerouted;
+                    r.routed_to = Some(to.id.clone());
+                }
+                if self.task(&to.id).is_none() {
+                    self.tasks.push(TaskState {
+                        task: to.clone(),
+                        parent: Some(root),
+                        ..TaskState::default()
+                    });
+                }
+            }
+            Entry::MergeVerified { task, commit } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.verified = Some(commit.clone());
+                }
+            }
+            Entry::Merged { task, commit } => {
+                self.main_head.clone_from(commit);
+                let parent = self.task(task).and_then(|t| t.parent.clone());
+                let mut reqs = Vec::new();
+                for id in std::iter::once(task.clone()).chain(parent) {
+                    if let Some(t) = self.task_mut(&id) {
+                        t.status = TaskStatus::Merged;
+                        t.merge_commit = Some(commit.clone());
+                        reqs.extend(t.task.requirement_ids.iter().cloned());
+                    }
+                }
+                for r in reqs {
+                    if !self.merged_requirements.contains(&r) {
+                        self.merged_requirements.push(r);
+                    }
+                }
+            }
+            Entry::CheckoutSyncStarted { from, to } => {
+                self.checkout_sync = Some((from.clone(), to.clone()));
+            }
+            Entry::CheckoutSynced { commit } => {
+                self.checkout_sync = None;
+                self.checkout.clone_from(commit);
+            }
+            Entry::RunFinished { at } => {
+                self.finished_at = Some(at.clone());
+            }
+        }
+    }
+
+    /// Totals over the planned tasks (conflict tasks' attempts counted).
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals {
+            tasks: self.planned,
+            ..Totals::default()
+        };
+        for (i, s) in self.tasks.iter().enumerate() {
+            if i < self.planned {
+                match s.status {
+                    TaskStatus::Merged => t.merged += 1,
+                    TaskStatus::Failed => t.failed += 1,
+                    TaskStatus::Blocked => t.blocked += 1,
+                    _ => t.unfinished += 1,
+                }
+            }
+            t.attempts += s.attempts.len();
+            t.tokens += s.tokens();
+            t.cost_usd += s.cost_usd();
+            t.agent_wall_ms += s.attempts.iter().map(|a| a.usage.wall_ms).sum::<u64>();
+        }
+        t
+    }
+
+    /// True when every planned task is merged, failed or blocked.
+    pub fn is_complete(&self) -> bool {
+        self.tasks[..self.planned]
+            .iter()
+            .all(|t| matches!(t.status, TaskStatus::Merged | TaskStatus::Failed | TaskStatus::Blocked))
+    }
+}

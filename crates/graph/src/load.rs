@@ -1,0 +1,224 @@
+//! Finding the specs and task lists under paths, reading them, and pairing each task list
+//! with the spec it breaks down.
+//!
+//! - A task list file (`tasks.md`, or any markdown that [`crate::read::detect`] recognises,
+//!   and any `*.json` given by name; `tasks.json` when searching) is read in its format. Its
+//!   spec is, for a Kiro folder, the `requirements.md` beside it; for a Spec Kit feature
+//!   folder, the `spec.md` beside it; for an OpenSpec change (a folder with `proposal.md` or
+//!   `.openspec.yaml`), every `specs/*/spec.md` delta under it. The list is named after its
+//!   folder (the Kiro spec name, the Spec Kit feature, the OpenSpec change).
+//! - Every other spec file (found by [`lightsout_spec::discover`]) gives its own list
+//!   ([`TaskList::from_spec`]).
+//!
+//! Directories are searched recursively, skipping `.git`, `target`, `node_modules` and
+//! OpenSpec's `archive`; hidden folders such as `.kiro` and `.taskmaster` are searched for
+//! task lists.
+
+use crate::graph::Error;
+use crate::read;
+use crate::task::{TaskFormat, TaskList};
+use lightsout_spec::{Diagnostic, Severity, Spec};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// What [`load`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// One list per spec or task list file, in path order.
+    pub lists: Vec<TaskList>,
+    /// The parsed specs (for `--impact`, and for callers that want them).
+    pub specs: Vec<Spec>,
+    /// Errors from parsing the specs (the spec stage's `LS0xx`), and the task list readers'
+    /// diagnostics. Style findings of `spec check` are not repeated here.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+const SKIP: &[&str] = &[".git", "target", "node_modules", "archive", "vendor", "dist", "build"];
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.to_path_buf(), source }
+}
+
+fn is_task_list_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case("tasks.md") || name.eq_ignore_ascii_case("tasks.json")
+}
+
+fn walk_task_lists(dir: &Path, out: &mut BTreeSet<PathBuf>) -> Result<(), Error> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io(dir))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = e.path();
+        let ft = e.file_type().map_err(io(&p))?;
+        if ft.is_dir() {
+            if !SKIP.contains(&name.as_str()) {
+                walk_task_lists(&p, out)?;
+            }
+        } else if is_task_list_name(&name) {
+            out.insert(p);
+        }
+    }
+    Ok(())
+}
+
+fn folder_name(dir: &Path) -> String {
+    // `.taskmaster/tasks/tasks.json` is named after the project folder.
+    let mut d = dir;
+    loop {
+        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name == "tasks" || name == ".taskmaster" {
+            match d.parent() {
+                Some(p) => d = p,
+                None => return "tasks".to_owned(),
+            }
+            continue;
+        }
+        if name.is_empty() || name == "." {
+            return std::env::current_dir()
+                .ok()
+                .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "tasks".to_owned());
+        }
+        return name;
+    }
+}
+
+fn is_openspec_change(dir: &Path) -> bool {
+    dir.join("proposal.md").is_file() || dir.join(".openspec.yaml").is_file()
+}
+
+/// The spec files a task list at `list` breaks down.
+fn paired_specs(list: &Path, format: TaskFormat, specs: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
+    let Some(dir) = list.parent() else {
+        return Vec::new();
+    };
+    match format {
+        TaskFormat::OpenSpec => specs
+            .iter()
+            .filter(|s| s.starts_with(dir.join("specs")))
+            .cloned()
+            .collect(),
+        TaskFormat::Kiro | TaskFormat::SpecKit => ["requirements.md", "spec.md"]
+            .iter()
+            .map(|n| dir.join(n))
+            .filter(|p| p.is_file())
+            .take(1)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Reads every spec and task list under `paths` (files or directories) into task lists.
+///
+/// # Errors
+/// [`Error::Io`] when a path does not exist or cannot be read. Problems inside the files are
+/// diagnostics.
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, Error> {
+    let mut task_files: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut spec_files: BTreeSet<PathBuf> = BTreeSet::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(io(p))?;
+        if meta.is_dir() {
+            walk_task_lists(p, &mut task_files)?;
+            let found = lightsout_spec::discover(p).map_err(|e| Error::Io {
+                path: p.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            spec_files.extend(found);
+            // Spec folders under hidden folders (`.kiro/specs/x`) that discover skips.
+            for t in task_files.clone() {
+                if let Some(d) = t.parent() {
+                    for n in ["requirements.md", "spec.md"] {
+                        if d.join(n).is_file() {
+                            spec_files.insert(d.join(n));
+                        }
+                    }
+                }
+            }
+        } else {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let bytes = std::fs::read(p).map_err(io(p))?;
+            if is_task_list_name(&name)
+                || name.to_ascii_lowercase().ends_with(".json")
+                || read::detect(p, &bytes).is_some_and(|f| f != TaskFormat::Kiro || name.to_ascii_lowercase().contains("task"))
+            {
+                task_files.insert(p.clone());
+                if let Some(d) = p.parent() {
+                    for n in ["requirements.md", "spec.md"] {
+                        if d.join(n).is_file() {
+                            spec_files.insert(d.join(n));
+                        }
+                    }
+                    if is_openspec_change(d) && d.join("specs").is_dir() {
+                        if let Ok(found) = lightsout_spec::discover(&d.join("specs")) {
+                            spec_files.extend(found);
+                        }
+                    }
+                }
+            } else {
+                spec_files.insert(p.clone());
+            }
+        }
+    }
+    // Task files that are not tasks.md/tasks.json were given by name; others must be task lists.
+    task_files.retain(|t| !spec_files.contains(t));
+
+    let mut out = Loaded::default();
+    let mut consumed: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut parsed: std::collections::BTreeMap<PathBuf, Spec> = std::collections::BTreeMap::new();
+    let mut parse = |p: &Path, diags: &mut Vec<Diagnostic>| -> Result<Spec, Error> {
+        if let Some(s) = parsed.get(p) {
+            return Ok(s.clone());
+        }
+        let (spec, _text, d) = lightsout_spec::read(p, None).map_err(|e| Error::Io {
+            path: p.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        diags.extend(d.into_iter().filter(|d| d.severity == Severity::Error));
+        parsed.insert(p.to_path_buf(), spec.clone());
+        Ok(spec)
+    };
+
+    for t in &task_files {
+        let bytes = std::fs::read(t).map_err(io(t))?;
+        let Some(format) = read::detect(t, &bytes) else {
+            let d = Diagnostic::new(
+                crate::codes::UNREADABLE_TASK,
+                Severity::Warning,
+                lightsout_spec::Span::default(),
+                "no task list format recognised (Spec Kit `T001`, Kiro/OpenSpec numbered checkboxes, task-master JSON); file skipped",
+                "check the file, or pass the spec instead",
+            )
+            .with_path(t.clone());
+            out.diagnostics.push(d);
+            continue;
+        };
+        let dir = t.parent().unwrap_or(Path::new("."));
+        let id = folder_name(dir);
+        let (lists, diags) = read::read(format, &bytes, &id, Some(t));
+        out.diagnostics.extend(diags);
+        let pair = paired_specs(t, format, &spec_files);
+        let mut specs = Vec::new();
+        for s in &pair {
+            specs.push(parse(s, &mut out.diagnostics)?);
+            consumed.insert(s.clone());
+        }
+        let refs: Vec<&Spec> = specs.iter().collect();
+        for list in lists {
+            out.lists.push(list.with_specs(&refs));
+        }
+        out.specs.extend(specs);
+    }
+    for s in &spec_files {
+        if consumed.contains(s) {
+            continue;
+        }
+        let spec = parse(s, &mut out.diagnostics)?;
+        out.lists.push(TaskList::from_spec(&spec));
+        out.specs.push(spec);
+    }
+    Ok(out)
+}

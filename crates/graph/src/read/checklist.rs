@@ -1,0 +1,399 @@
+//! Numbered checklists: Kiro `tasks.md`, cc-sdd's variant of it, and OpenSpec change
+//! `tasks.md`.
+//!
+//! ```markdown
+//! - [ ] 1. Set up the project            <- task `1`
+//!   - [ ] 1.1 Write the config loader    <- sub-task `1.1` (parent `1`, by number)
+//!     - _Requirements: 1.1, 2.3_         <- traces to requirements 1.1 and 2.3
+//!   - [ ]* 1.2 Property test             <- optional (Kiro `[ ]*` or `1.2*`)
+//! - [ ] 2. (P) Build the API             <- cc-sdd: may run beside its neighbours
+//!   - _Depends: 1.1_                     <- cc-sdd: explicit dependency
+//!   - Estimate: 3h / Size: M, Touches: src/api/**
+//! ```
+//!
+//! Order: Kiro and OpenSpec run tasks one at a time in list order (Kiro docs: "implement one
+//! task at a time"), so each task waits for the step before it ([`EdgeKind::Sequence`]); a
+//! run of consecutive `(P)` tasks forms one step. A parent waits for its required sub-tasks
+//! ([`EdgeKind::Subtask`]), and its first sub-tasks wait for the step before the parent.
+//! Optional tasks wait for their step, and nothing waits for them. When the file has a
+//! `Task Dependency Graph` JSON block (`{"waves": [{"wave": 1, "tasks": [1, 2]}]}`), its waves
+//! order the top-level tasks instead: every task of a wave waits for every task of the wave
+//! before it ([`EdgeKind::Wave`]).
+
+use super::{UniqueIds, checkbox, clean_title, estimate_hours, lines, requirement_ids, span};
+use crate::codes;
+use crate::task::{EdgeKind, Task, TaskFormat, TaskList};
+use lightsout_spec::{Diagnostic, Severity, Span};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Whether `line` is a checkbox item whose text starts with a task number (`- [ ] 1. `,
+/// `- [x] 2.1 `).
+pub fn is_numbered_checkbox(line: &str) -> bool {
+    checkbox(line).is_some_and(|(_, _, rest)| {
+        let rest = rest.trim_start_matches('*').trim_start();
+        rest.as_bytes().first().is_some_and(u8::is_ascii_digit)
+    })
+}
+
+/// Reads a Kiro (`format == Kiro`) or OpenSpec (`format == OpenSpec`) `tasks.md`.
+pub fn read(source: &str, spec_id: &str, path: Option<&Path>, format: TaskFormat) -> (TaskList, Vec<Diagnostic>) {
+    let mut list = TaskList::new(spec_id, format);
+    list.path = path.map(Path::to_path_buf);
+    let mut diags = Vec::new();
+    let mut ids = UniqueIds::new();
+    let warn = |diags: &mut Vec<Diagnostic>, span: Span, message: String, help: &str| {
+        let mut d = Diagnostic::new(codes::UNREADABLE_TASK, Severity::Warning, span, message, help);
+        if let Some(p) = path {
+            d = d.with_path(p);
+        }
+        diags.push(d);
+    };
+
+    let all = lines(source);
+    let index = super::LineIndex::new(source);
+    let mut fence: Option<(String, usize, Vec<&str>)> = None;
+    let mut waves_block: Option<(Span, String)> = None;
+    let mut phase: Option<String> = None;
+    // index in list.tasks of the task detail lines belong to, and its checkbox indent
+    let mut current: Option<(usize, usize)> = None;
+    // an open `_Requirements: ..._` field spanning lines
+    let mut open_field: Option<String> = None;
+    let mut unnumbered = 0usize;
+
+    for (n, line) in all.iter().enumerate() {
+        let trimmed = line.text.trim_start();
+        if let Some((lang, start, body)) = &mut fence {
+            if trimmed.starts_with("```") {
+                if lang.as_str() == "json" {
+                    let text = body.join("\n");
+                    if text.contains("\"waves\"") {
+                        let sp = index.span(all[*start].start, line.start + line.text.len());
+                        waves_block = Some((sp, text));
+                    }
+                }
+                fence = None;
+            } else {
+                body.push(line.text);
+            }
+            continue;
+        }
+        if let Some(lang) = trimmed.strip_prefix("```") {
+            fence = Some((lang.trim().to_ascii_lowercase(), n, Vec::new()));
+            continue;
+        }
+        if let Some(field) = open_field.as_mut() {
+            field.push(' ');
+            field.push_str(trimmed);
+            if trimmed.trim_end().ends_with('_') {
+                let f = open_field.take().unwrap_or_default();
+                if let Some((ti, _)) = current {
+                    apply_field(&mut list.tasks[ti], &f);
+                }
+            }
+            continue;
+        }
+        if trimmed.starts_with('#') {
+            let text = trimmed.trim_start_matches('#').trim();
+            phase = (!text.is_empty()).then(|| clean_title(text));
+            current = None;
+            continue;
+        }
+        if let Some((indent, mark, rest)) = checkbox(line.text) {
+            let (optional_mark, rest) = match rest.strip_prefix('*') {
+                Some(r) => (true, r),
+                None => (false, rest),
+            };
+            let rest = rest.trim_start();
+            let id_len = rest
+                .bytes()
+                .take_while(|b| b.is_ascii_digit() || *b == b'.')
+                .count();
+            let raw_id = rest[..id_len].trim_end_matches('.');
+            let numbered = !raw_id.is_empty() && raw_id.as_bytes()[0].is_ascii_digit();
+            if !numbered {
+                if let Some((_, cur_indent)) = current
+                    && indent > cur_indent
+                {
+                    // a checklist inside a task's details, not a task
+                    continue;
+                }
+                unnumbered += 1;
+            }
+            let mut after = &rest[if numbered { id_len } else { 0 }..];
+            let mut optional = optional_mark;
+            if let Some(r) = after.strip_prefix('*') {
+                optional = true;
+                after = r;
+            }
+            let mut title = after.trim().to_owned();
+            let mut parallel = false;
+            if let Some(r) = title.strip_prefix("(P)") {
+                parallel = true;
+                title = r.trim().to_owned();
+            }
+            let sp = span(&index, line);
+            let id = if numbered { raw_id.to_owned() } else { format!("L{}", sp.line) };
+            let id = ids.claim(id, sp, path, &mut diags);
+            let mut t = Task::new(spec_id, id, clean_title(&title));
+            t.done = matches!(mark, 'x' | 'X');
+            t.optional = optional;
+            t.parallel = parallel;
+            t.phase.clone_from(&phase);
+            t.span = sp;
+            t.path = list.path.clone();
+            list.tasks.push(t);
+            current = Some((list.tasks.len() - 1, indent));
+            continue;
+        }
+        let Some((ti, _)) = current else {
+            continue;
+        };
+        let body = trimmed.trim_start_matches(['-', '*', '+']).trim_start();
+        let underscored = body.starts_with('_');
+        let closed = body.trim_end().len() > 1 && body.trim_end().ends_with('_');
+        if underscored && !closed && field_key(body).is_some() {
+            open_field = Some(body.to_owned());
+            continue;
+        }
+        apply_field(&mut list.tasks[ti], body);
+    }
+    if let Some(f) = open_field.take()
+        && let Some((ti, _)) = current
+    {
+        apply_field(&mut list.tasks[ti], &f);
+    }
+    if unnumbered > 0 && format == TaskFormat::Kiro {
+        warn(
+            &mut diags,
+            Span::default(),
+            format!("{unnumbered} task(s) have no number; they were given ids `L<line>`"),
+            "number every task (`- [ ] 3. ...`, `- [ ] 3.1 ...`) so others can depend on it",
+        );
+    }
+
+    let waves = waves_block.and_then(|(sp, text)| parse_waves(&text, sp, path, &mut diags).map(|w| (sp, w)));
+    order(&mut list, waves, path, &mut diags);
+    (list, diags)
+}
+
+fn field_key(body: &str) -> Option<(String, &str)> {
+    let b = body.trim_start_matches(['_', '*']);
+    let (key, value) = b.split_once(':')?;
+    if key.len() > 24 || !key.chars().all(|c| c.is_ascii_alphabetic() || c == ' ') {
+        return None;
+    }
+    Some((key.trim().to_ascii_lowercase(), value))
+}
+
+fn apply_field(task: &mut Task, body: &str) {
+    let Some((key, value)) = field_key(body) else {
+        return;
+    };
+    let value = value.trim().trim_end_matches(['_', '*']).trim();
+    match key.as_str() {
+        "requirements" | "requirement" | "validates" | "traces" => {
+            for id in requirement_ids(value) {
+                if !task.requirements.contains(&id) {
+                    task.requirements.push(id);
+                }
+            }
+        }
+        "depends" | "depends on" | "dependencies" => {
+            for d in value.split([',', ' ']).map(|d| d.trim().trim_end_matches('.')).filter(|d| !d.is_empty()) {
+                if d.bytes().next().is_some_and(|b| b.is_ascii_digit()) || d.contains('#') {
+                    task.depends_on.push(d.to_owned());
+                }
+            }
+        }
+        "touches" => {
+            for g in value.split(',').map(|g| g.trim().trim_matches('`')).filter(|g| !g.is_empty()) {
+                task.touches.push(g.to_owned());
+            }
+        }
+        "estimate" | "size" | "effort" => {
+            if let Some(h) = estimate_hours(value) {
+                task.estimate_hours = Some(h);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Parses `{"waves": [{"wave": n, "tasks": [..]}]}` into task id lists ordered by wave.
+fn parse_waves(text: &str, sp: Span, path: Option<&Path>, diags: &mut Vec<Diagnostic>) -> Option<Vec<Vec<String>>> {
+    let bad = |diags: &mut Vec<Diagnostic>, m: String| {
+        let mut d = Diagnostic::new(
+            codes::UNREADABLE_TASK,
+            Severity::Warning,
+            sp,
+            m,
+            "write the block as {\"waves\": [{\"wave\": 1, \"tasks\": [1, 2]}]}; list order is used instead",
+        );
+        if let Some(p) = path {
+            d = d.with_path(p);
+        }
+        diags.push(d);
+    };
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            bad(diags, format!("task dependency graph block is not valid JSON: {e}"));
+            return None;
+        }
+    };
+    let Some(waves) = value.get("waves").and_then(|w| w.as_array()) else {
+        bad(diags, "task dependency graph block has no `waves` array".to_owned());
+        return None;
+    };
+    let mut out: Vec<(i64, Vec<String>)> = Vec::new();
+    for (i, w) in waves.iter().enumerate() {
+        let number = w.get("wave").and_then(serde_json::Value::as_i64).unwrap_or(i as i64);
+        let tasks = w
+            .get("tasks")
+            .and_then(|t| t.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| match t {
+                        serde_json::Value::Number(n) => Some(n.to_string()),
+                        serde_json::Value::String(s) => Some(s.trim_end_matches('.').to_owned()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((number, tasks));
+    }
+    out.sort_by_key(|w| w.0);
+    Some(out.into_iter().map(|w| w.1).collect())
+}
+
+fn parent_of(id: &str) -> Option<&str> {
+    id.rsplit_once('.').map(|(p, _)| p)
+}
+
+/// Adds the sequence / wave / sub-task edges.
+fn order(list: &mut TaskList, waves: Option<(Span, Vec<Vec<String>>)>, path: Option<&Path>, diags: &mut Vec<Diagnostic>) {
+    let index: HashMap<String, usize> = list.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+    let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut top = Vec::new();
+    for (i, t) in list.tasks.iter().enumerate() {
+        match parent_of(&t.id).and_then(|p| index.get(p)) {
+            Some(&p) if p != i => children.entry(p).or_default().push(i),
+            _ => top.push(i),
+        }
+    }
+    let mut edges: Vec<(usize, usize, EdgeKind)> = Vec::new();
+    for (&p, kids) in &children {
+        for &k in kids {
+            if !list.tasks[k].optional {
+                edges.push((k, p, EdgeKind::Subtask));
+            }
+        }
+    }
+    let ctx = Ctx { tasks: &list.tasks, children: &children };
+    match waves {
+        Some((sp, waves)) => {
+            let mut placed = vec![false; list.tasks.len()];
+            let mut prev: Vec<usize> = Vec::new();
+            for wave in &waves {
+                let mut exits = Vec::new();
+                for id in wave {
+                    let Some(&b) = index.get(id) else {
+                        let mut d = Diagnostic::new(
+                            codes::UNREADABLE_TASK,
+                            Severity::Warning,
+                            sp,
+                            format!("task dependency graph names task `{id}`, which is not in the list"),
+                            "fix the wave's task list",
+                        );
+                        if let Some(p) = path {
+                            d = d.with_path(p);
+                        }
+                        diags.push(d);
+                        continue;
+                    };
+                    placed[b] = true;
+                    ctx.block(b, &prev, EdgeKind::Wave, &mut edges);
+                    if !list.tasks[b].optional {
+                        exits.push(b);
+                    }
+                }
+                if !exits.is_empty() {
+                    prev = exits;
+                }
+            }
+            for &b in &top {
+                if !placed[b] {
+                    let mut d = Diagnostic::new(
+                        codes::UNREADABLE_TASK,
+                        Severity::Warning,
+                        list.tasks[b].span,
+                        format!("task `{}` is in no wave of the task dependency graph; it is left unordered", list.tasks[b].id),
+                        "add it to a wave",
+                    );
+                    if let Some(p) = path {
+                        d = d.with_path(p);
+                    }
+                    diags.push(d);
+                    ctx.block(b, &[], EdgeKind::Wave, &mut edges);
+                }
+            }
+        }
+        None => {
+            ctx.chain(&top, Vec::new(), EdgeKind::Sequence, &mut edges);
+        }
+    }
+    for (f, t, k) in edges {
+        let (from, to) = (list.tasks[f].id.clone(), list.tasks[t].id.clone());
+        list.edge(&from, &to, k);
+    }
+}
+
+struct Ctx<'a> {
+    tasks: &'a [Task],
+    children: &'a HashMap<usize, Vec<usize>>,
+}
+
+impl Ctx<'_> {
+    /// Orders `items` one step after another, starting after `prev`; returns the exits of
+    /// the last required step.
+    fn chain(&self, items: &[usize], mut prev: Vec<usize>, kind: EdgeKind, edges: &mut Vec<(usize, usize, EdgeKind)>) -> Vec<usize> {
+        let mut i = 0;
+        while i < items.len() {
+            let mut j = i + 1;
+            if self.tasks[items[i]].parallel {
+                while j < items.len() && self.tasks[items[j]].parallel {
+                    j += 1;
+                }
+            }
+            let mut exits = Vec::new();
+            for &b in &items[i..j] {
+                self.block(b, &prev, kind, edges);
+                if !self.tasks[b].optional {
+                    exits.push(b);
+                }
+            }
+            if !exits.is_empty() {
+                prev = exits;
+            }
+            i = j;
+        }
+        prev
+    }
+
+    /// Orders task `b` (and its sub-tasks) after `prev`.
+    fn block(&self, b: usize, prev: &[usize], kind: EdgeKind, edges: &mut Vec<(usize, usize, EdgeKind)>) {
+        let kids = self.children.get(&b).map_or(&[][..], Vec::as_slice);
+        let required_kids = kids.iter().any(|&k| !self.tasks[k].optional);
+        if !kids.is_empty() {
+            let kind = if kind == EdgeKind::Wave { EdgeKind::Wave } else { EdgeKind::Sequence };
+            self.chain(kids, prev.to_vec(), kind, edges);
+        }
+        if !required_kids {
+            for &p in prev {
+                edges.push((p, b, kind));
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Readers for the task lists that are graph inputs, and the detection of which one a file is.
+//!
+//! Every reader takes the file's bytes and returns the [`TaskList`] with the diagnostics it
+//! found; none panics on any input (see the `graph_tasks_no_panic` fuzz target). Byte spans
+//! point into the source as read (lossy UTF-8 decoding, which keeps offsets of valid text).
+//!
+//! - [`spec_kit`]: GitHub Spec Kit `tasks.md`
+//!   (<https://github.com/github/spec-kit/blob/main/templates/tasks-template.md>).
+//! - [`checklist`]: Kiro `tasks.md` (<https://kiro.dev/docs/specs/concepts/>), cc-sdd's
+//!   variant (`(P)`, `_Depends:_`), and an OpenSpec change's `tasks.md`
+//!   (<https://github.com/Fission-AI/OpenSpec>).
+//! - [`task_master`]: task-master's `tasks.json` (<https://github.com/eyaltoledano/claude-task-master>).
+
+pub mod checklist;
+pub mod spec_kit;
+pub mod task_master;
+
+use crate::task::{TaskFormat, TaskList};
+use lightsout_spec::{Diagnostic, Span};
+use std::path::Path;
+
+/// Reads a task list in `format` from `source`. `spec_id` names the list (the folder name
+/// of a Kiro, Spec Kit or OpenSpec spec, or the task-master tag for tasks.json, where each
+/// tag gives one list).
+///
+/// [`TaskFormat::Requirements`] and [`TaskFormat::Lightsout`] are not files of their own:
+/// they come from a parsed spec ([`TaskList::from_spec`]); asking for them here gives an
+/// empty list.
+pub fn read(
+    format: TaskFormat,
+    source: &[u8],
+    spec_id: &str,
+    path: Option<&Path>,
+) -> (Vec<TaskList>, Vec<Diagnostic>) {
+    let text = String::from_utf8_lossy(source);
+    match format {
+        TaskFormat::SpecKit => {
+            let (l, d) = spec_kit::read(&text, spec_id, path);
+            (vec![l], d)
+        }
+        TaskFormat::Kiro | TaskFormat::OpenSpec => {
+            let (l, d) = checklist::read(&text, spec_id, path, format);
+            (vec![l], d)
+        }
+        TaskFormat::TaskMaster => task_master::read(&text, spec_id, path),
+        TaskFormat::Requirements | TaskFormat::Lightsout => {
+            (vec![TaskList::new(spec_id, format)], Vec::new())
+        }
+    }
+}
+
+/// Guesses the format of a task list file from its name, its siblings and its content:
+/// `*.json` is task-master; a `tasks.md` beside `proposal.md` or `.openspec.yaml` is
+/// OpenSpec; task ids `T001` make Spec Kit; numbered checkboxes make Kiro.
+/// `None` when the file is none of these.
+pub fn detect(path: &Path, source: &[u8]) -> Option<TaskFormat> {
+    let name = path.file_name()?.to_string_lossy().to_lowercase();
+    if name.ends_with(".json") {
+        return Some(TaskFormat::TaskMaster);
+    }
+    if !name.ends_with(".md") {
+        return None;
+    }
+    let text = String::from_utf8_lossy(source);
+    let dir = path.parent();
+    let beside = |f: &str| dir.is_some_and(|d| d.join(f).exists());
+    let speckit = regex_lite_task_id(&text);
+    if speckit {
+        return Some(TaskFormat::SpecKit);
+    }
+    let numbered = text.lines().any(|l| checklist::is_numbered_checkbox(l));
+    if beside("proposal.md") || beside(".openspec.yaml") {
+        return Some(TaskFormat::OpenSpec);
+    }
+    if numbered { Some(TaskFormat::Kiro) } else { None }
+}
+
+fn regex_lite_task_id(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim_start();
+        let Some(rest) = t
+            .strip_prefix("- [ ] ")
+            .or_else(|| t.strip_prefix("- [x] "))
+            .or_else(|| t.strip_prefix("- [X] "))
+        else {
+            return false;
+        };
+        let b = rest.as_bytes();
+        b.len() > 1 && b[0] == b'T' && (b[1].is_ascii_digit() || rest.starts_with("TXXX"))
+    })
+}
+
+/// A line of a source with its byte offset.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Line<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) start: usize,
+}
+
+/// The lines of `source` without their terminators, with byte offsets.
+pub(crate) fn lines(source: &str) -> Vec<Line<'_>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for piece in source.split_inclusive('\n') {
+        let text = piece.trim_end_matches(['\n', '\r']);
+        out.push(Line { text, start });
+        start += piece.len();
+    }
+    out
+}
+
+/// Line starts of a source, so spans cost `O(log lines)` instead of a scan from the start.
+pub(crate) struct LineIndex<'a> {
+    source: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub(crate) fn new(source: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(source.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1));
+        LineIndex { source, starts }
+    }
+
+    /// Same result as [`Span::from_range`].
+    pub(crate) fn span(&self, start: usize, end: usize) -> Span {
+        let clamp = |mut i: usize| {
+            i = i.min(self.source.len());
+            while !self.source.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let start = clamp(start);
+        let end = clamp(end).max(start);
+        let line = self.starts.partition_point(|&s| s <= start);
+        let line_start = self.starts[line.saturating_sub(1)];
+        let column = self.source[line_start..start].chars().count() as u32 + 1;
+        Span { start, end, line: line as u32, column }
+    }
+}
+
+pub(crate) fn span(index: &LineIndex<'_>, line: &Line<'_>) -> Span {
+    index.span(line.start, line.start + line.text.len())
+}
+
+/// `(indent, checked-char, rest)` of a `- [ ] ...` line.
+pub(crate) fn checkbox(line: &str) -> Option<(usize, char, &str)> {
+    let indent = line.len() - line.trim_start().len();
+    let t = line.trim_start();
+    let t = t
+        .strip_prefix("- [")
+        .or_else(|| t.strip_prefix("* ["))
+        .or_else(|| t.strip_prefix("+ ["))?;
+    let mut chars = t.char_indices();
+    let (_, mark) = chars.next()?;
+    let (i, close) = chars.next()?;
+    if close != ']' {
+        return None;
+    }
+    Some((indent, mark, &t[i + 1..]))
+}
+
+/// Strips markdown emphasis and code marks from a title, and trims it.
+pub(crate) fn clean_title(s: &str) -> String {
+    let s = s.trim();
+    let mut out = s.replace("**", "");
+    out = out.trim().trim_end_matches(':').trim().to_owned();
+    out
+}
+
+/// Splits a requirement reference list (`1.1, 2.3`, `1.1–1.9`, `12 (descope record)`,
+/// `Requirements 3.2`, `FR-001`) into ids, expanding ranges of dotted numbers.
+pub(crate) fn requirement_ids(list: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in list.split([',', ';']) {
+        let mut item = item.trim().trim_matches(['_', '*', '`', '.']).trim();
+        for prefix in ["Requirements", "Requirement", "Reqs", "Req", "requirements", "requirement"] {
+            if let Some(rest) = item.strip_prefix(prefix) {
+                item = rest.trim_start_matches([' ', '.', ':']);
+                break;
+            }
+        }
+        let Some(first) = id_token(item) else {
+            continue;
+        };
+        let rest = item[first.len()..].trim_start();
+        let range_end = rest
+            .strip_prefix('–')
+            .or_else(|| rest.strip_prefix('—'))
+            .or_else(|| rest.strip_prefix('-'))
+            .or_else(|| rest.strip_prefix("to "))
+            .map(str::trim_start)
+            .and_then(id_token);
+        match range_end.and_then(|end| expand_range(first, end)) {
+            Some(ids) => out.extend(ids),
+            None => out.push(first.to_owned()),
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// The leading requirement id of `s`: dotted numbers (`1.2`) or a prefixed id (`FR-001`,
+/// `REQ-3`, `US1`).
+fn id_token(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    // optional alphabetic prefix with an optional dash
+    while i < b.len() && b[i].is_ascii_alphabetic() {
+        i += 1;
+    }
+    if i > 0 && i < b.len() && (b[i] == b'-' || b[i] == b'_') {
+        i += 1;
+    }
+    let digits_start = i;
+    while i < b.len() && (b[i].is_ascii_digit() || (b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit() && i > digits_start)) {
+        i += 1;
+    }
+    if i == digits_start {
+        return None;
+    }
+    Some(&s[..i])
+}
+
+fn expand_range(first: &str, end: &str) -> Option<Vec<String>> {
+    let (fp, fl) = first.rsplit_once('.').unwrap_or(("", first));
+    let (ep, el) = end.rsplit_once('.').unwrap_or(("", end));
+    if fp != ep || !fl.bytes().all(|b| b.is_ascii_digit()) || !el.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let a: u32 = fl.parse().ok()?;
+    let z: u32 = el.parse().ok()?;
+    if z < a || z - a > 1000 {
+        return None;
+    }
+    Some(
+        (a..=z)
+            .map(|k| if fp.is_empty() { k.to_string() } else { format!("{fp}.{k}") })
+            .collect(),
+    )
+}
+
+/// An estimate in hours from `3h`, `2.5 hours`, `90m`, `1d` (8 h) or a T-shirt size
+/// (`XS` 1 h, `S` 2 h, `M` 4 h, `L` 8 h, `XL` 16 h, doubling per size).
+pub(crate) fn estimate_hours(s: &str) -> Option<f64> {
+    let s = s.trim().trim_matches(['_', '*', '`']).trim();
+    match s.to_ascii_uppercase().as_str() {
+        "XS" => return Some(1.0),
+        "S" => return Some(2.0),
+        "M" => return Some(4.0),
+        "L" => return Some(8.0),
+        "XL" => return Some(16.0),
+        _ => {}
+    }
+    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let n: f64 = s[..end].parse().ok()?;
+    let unit = s[end..].trim().to_ascii_lowercase();
+    let h = match unit.as_str() {
+        "" | "h" | "hr" | "hrs" | "hour" | "hours" => n,
+        "m" | "min" | "mins" | "minutes" => n / 60.0,
+        "d" | "day" | "days" => n * 8.0,
+        _ => return None,
+    };
+    h.is_finite().then_some(h)
+}
+
+/// Makes ids unique within one list: a repeated id becomes `ID~L<line>`, with a
+/// duplicate-id error.
+pub(crate) struct UniqueIds {
+    seen: std::collections::HashSet<String>,
+}
+
+impl UniqueIds {
+    pub(crate) fn new() -> Self {
+        UniqueIds { seen: std::collections::HashSet::new() }
+    }
+
+    pub(crate) fn claim(
+        &mut self,
+        id: String,
+        span: Span,
+        path: Option<&Path>,
+        diags: &mut Vec<Diagnostic>,
+    ) -> String {
+        if self.seen.insert(id.clone()) {
+            return id;
+        }
+        let mut d = Diagnostic::new(
+            crate::codes::DUPLICATE_TASK,
+            lightsout_spec::Severity::Error,
+            span,
+            format!("duplicate task id `{id}`"),
+            "give every task its own id; references to this id go to its first task",
+        );
+        if let Some(p) = path {
+            d = d.with_path(p);
+        }
+        diags.push(d);
+        let mut unique = format!("{id}~L{}", span.line);
+        let mut n = 2;
+        while !self.seen.insert(unique.clone()) {
+            unique = format!("{id}~L{}.{n}", span.line);
+            n += 1;
+        }
+        unique
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirement_lists_expand_ranges_and_strip_words() {
+        assert_eq!(requirement_ids("1.1, 2.3"), ["1.1", "2.3"]);
+        assert_eq!(requirement_ids("1.1–1.3, 16.2"), ["1.1", "1.2", "1.3", "16.2"]);
+        assert_eq!(requirement_ids("12 (descope record)"), ["12"]);
+        assert_eq!(requirement_ids("Requirements 1.1, 1.2"), ["1.1", "1.2"]);
+        assert_eq!(requirement_ids("FR-001, REQ-2"), ["FR-001", "REQ-2"]);
+        assert_eq!(requirement_ids("3.1-3.2"), ["3.1", "3.2"]);
+        assert!(requirement_ids("none").is_empty());
+    }
+
+    #[test]
+    fn line_index_agrees_with_span_from_range() {
+        let src = "ab\ncé d\n\nxyz";
+        let idx = LineIndex::new(src);
+        for a in 0..=src.len() + 2 {
+            for b in a..=src.len() + 2 {
+                assert_eq!(idx.span(a, b), Span::from_range(src, a, b), "{a}..{b}");
+            }
+        }
+    }
+
+    #[test]
+    fn estimates() {
+        assert_eq!(estimate_hours("3h"), Some(3.0));
+        assert_eq!(estimate_hours("90 min"), Some(1.5));
+        assert_eq!(estimate_hours("M"), Some(4.0));
+        assert_eq!(estimate_hours("2d"), Some(16.0));
+        assert_eq!(estimate_hours("soon"), None);
+    }
+
+    #[test]
+    fn checkbox_lines() {
+        assert_eq!(checkbox("  - [x] 1. a").map(|c| (c.0, c.1)), Some((2, 'x')));
+        assert_eq!(checkbox("- [ ]* 2.1 b").map(|c| c.2), Some("* 2.1 b"));
+        assert!(checkbox("- plain").is_none());
+    }
+}

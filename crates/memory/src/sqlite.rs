@@ -1,0 +1,934 @@
+//! [`SqliteStore`]: the [`Store`] on a real SQLite file (bundled SQLite, WAL, FTS5).
+//!
+//! - Journal: WAL (<https://sqlite.org/wal.html>) with `synchronous = NORMAL`: a crash or
+//!   `kill -9` loses no committed transaction and never corrupts the file; readers never
+//!   block the writer.
+//! - Concurrency: every write batch is a `BEGIN IMMEDIATE` transaction, and the connection
+//!   waits up to [`BUSY_TIMEOUT`] for another process's write lock
+//!   (<https://sqlite.org/c3ref/busy_timeout.html>), so concurrent writers queue instead of
+//!   failing, and read-modify-write changes (lesson counters) never lose an update.
+//! - Migrations: `PRAGMA user_version` holds the schema version; pending migrations run in
+//!   one immediate transaction, so two processes opening a fresh file do not race.
+//! - Search: a contentless FTS5 table (<https://sqlite.org/fts5.html>) over title, context,
+//!   decision, consequences, rejected options and tags, ranked by `bm25()` with column
+//!   weights [`BM25_WEIGHTS`].
+
+use crate::model::{from_millis, to_millis};
+use crate::store::{Applied, Change, Filter, Hit, Outcome, Query, Store};
+use crate::{
+    Author, Error, Fingerprint, Identity, Kind, LessonStats, NewRecord, Provenance, Record,
+    RecordId, Scope, Status, Timestamp,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a writer waits for another process's lock before failing with `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// FTS5 `bm25()` column weights: title, context, decision, consequences, rejected, tags.
+pub const BM25_WEIGHTS: &str = "bm25(10.0, 2.0, 5.0, 1.5, 1.0, 4.0)";
+
+/// Candidates fetched from the FTS index before filtering, per result wanted.
+const OVERFETCH: usize = 4;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: records, versions, full-text index, scope prefixes, lessons.
+    r"
+    CREATE TABLE records (
+        id INTEGER PRIMARY KEY,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE record_versions (
+        vid INTEGER PRIMARY KEY,
+        id INTEGER NOT NULL REFERENCES records(id),
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        title TEXT NOT NULL,
+        context TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        consequences TEXT NOT NULL,
+        rejected TEXT NOT NULL,
+        scope_paths TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        spec TEXT,
+        requirement TEXT,
+        run TEXT,
+        git_commit TEXT,
+        author TEXT NOT NULL,
+        guards TEXT NOT NULL,
+        supersedes INTEGER,
+        superseded_by INTEGER,
+        external_key TEXT,
+        valid_from INTEGER NOT NULL,
+        valid_to INTEGER,
+        recorded_at INTEGER NOT NULL,
+        recorded_to INTEGER,
+        UNIQUE (id, version)
+    );
+    CREATE UNIQUE INDEX record_versions_current ON record_versions(id) WHERE recorded_to IS NULL;
+    CREATE INDEX record_versions_status ON record_versions(status, kind) WHERE recorded_to IS NULL;
+    CREATE INDEX record_versions_key ON record_versions(external_key) WHERE recorded_to IS NULL;
+    CREATE TABLE scope_prefixes (
+        vid INTEGER NOT NULL REFERENCES record_versions(vid),
+        prefix TEXT NOT NULL
+    );
+    CREATE INDEX scope_prefixes_prefix ON scope_prefixes(prefix, vid);
+    CREATE TABLE lessons (
+        fingerprint TEXT PRIMARY KEY,
+        record_id INTEGER NOT NULL REFERENCES records(id),
+        requirement TEXT NOT NULL,
+        category TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        green_streak INTEGER NOT NULL,
+        first_failed_at INTEGER NOT NULL,
+        last_failed_at INTEGER NOT NULL,
+        retired_at INTEGER
+    );
+    CREATE INDEX lessons_requirement ON lessons(requirement);
+    CREATE UNIQUE INDEX lessons_record ON lessons(record_id);
+    CREATE VIRTUAL TABLE records_fts USING fts5(
+        title, context, decision, consequences, rejected, tags,
+        content = '', tokenize = 'porter unicode61'
+    );
+    ",
+];
+
+/// The schema version this build writes (`PRAGMA user_version`).
+#[allow(clippy::cast_possible_wrap)] // a handful of migrations
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const COLS: &str = "v.vid, v.id, v.version, v.kind, v.status, v.title, v.context, v.decision, \
+    v.consequences, v.rejected, v.scope_paths, v.tags, v.spec, v.requirement, v.run, \
+    v.git_commit, v.author, v.guards, v.supersedes, v.superseded_by, v.external_key, \
+    v.valid_from, v.valid_to, v.recorded_at, v.recorded_to, l.fingerprint, l.failures, \
+    l.green_streak, l.retired_at";
+
+/// A [`Store`] on one SQLite file. `Send + Sync`: one connection behind a mutex; open one
+/// store per process (or per thread that needs parallel reads).
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with its parent folder) the database at `path`, switches
+    /// it to WAL and runs pending migrations.
+    ///
+    /// # Errors
+    /// I/O creating the folder, SQLite errors, [`Error::SchemaTooNew`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Invalid(format!(
+                "{} cannot use WAL journal mode (got {mode}); put it on a local disk",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store (no file, no WAL), for tests and examples.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn open_in_memory() -> Result<Self, Error> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, Error> {
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open (rusqlite rolls
+        // back on drop), so a poisoned lock is safe to reuse.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The raw FTS5 query that retrieval wraps: `MATCH` + `ORDER BY rank LIMIT n` on the
+    /// index alone, returning `(version row id, bm25)`. Exposed so benches can compare
+    /// retrieval against it.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn raw_fts(&self, text: &str, limit: usize) -> Result<Vec<(i64, f64)>, Error> {
+        let Some(expr) = crate::retrieve::match_expression(text) else {
+            return Ok(Vec::new());
+        };
+        let conn = self.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT rowid, rank FROM records_fts WHERE records_fts MATCH ?1 ORDER BY rank LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = st.query_map(params![expr, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs `PRAGMA integrity_check` and returns its lines (`["ok"]` when sound).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn integrity_check(&self) -> Result<Vec<String>, Error> {
+        let conn = self.lock();
+        let mut st = conn.prepare("PRAGMA integrity_check")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for m in MIGRATIONS.iter().skip(found as usize) {
+        tx.execute_batch(m)?;
+    }
+    if found == 0 {
+        tx.execute(
+            "INSERT INTO records_fts(records_fts, rank) VALUES ('rank', ?1)",
+            [BM25_WEIGHTS],
+        )?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn apply_batch(
+        &self,
+        changes: &[Change],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Applied>, Error> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = crate::now();
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            out.push(apply_one(&tx, change, now)?);
+            progress(out.len());
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn query(&self, q: &Query) -> Result<Vec<Hit>, Error> {
+        let conn = self.lock();
+        query(&conn, q)
+    }
+}
+
+// ---------- reads ----------
+
+fn filter_sql(filter: &Filter, params: &mut Vec<Value>) -> String {
+    match filter {
+        Filter::InForce { at } => {
+            params.push(Value::Integer(to_millis(*at)));
+            let n = params.len();
+            format!(
+                "v.recorded_to IS NULL AND v.valid_from <= ?{n} \
+                 AND (v.valid_to IS NULL OR v.valid_to > ?{n}) \
+                 AND (v.status = 'accepted' OR (v.status IN ('superseded', 'deprecated') \
+                      AND v.valid_to IS NOT NULL))"
+            )
+        }
+        Filter::Current { statuses } => {
+            if statuses.is_empty() {
+                "v.recorded_to IS NULL".to_owned()
+            } else {
+                let list: Vec<String> = statuses
+                    .iter()
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect();
+                format!("v.recorded_to IS NULL AND v.status IN ({})", list.join(","))
+            }
+        }
+        Filter::KnownAt(at) => {
+            params.push(Value::Integer(to_millis(*at)));
+            let n = params.len();
+            format!("v.recorded_at <= ?{n} AND (v.recorded_to IS NULL OR v.recorded_to > ?{n})")
+        }
+        Filter::AllVersions => "1".to_owned(),
+    }
+}
+
+fn extra_sql(q: &Query, params: &mut Vec<Value>) -> String {
+    let mut s = String::new();
+    if !q.ids.is_empty() {
+        let ids: Vec<String> = q.ids.iter().map(|i| i.0.to_string()).collect();
+        let _ = write!(s, " AND v.id IN ({})", ids.join(","));
+    }
+    if !q.kinds.is_empty() {
+        let ks: Vec<String> = q.kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+        let _ = write!(s, " AND v.kind IN ({})", ks.join(","));
+    }
+    let _ = params;
+    s
+}
+
+fn limit_sql(limit: usize) -> String {
+    if limit == 0 {
+        String::new()
+    } else {
+        format!(" LIMIT {limit}")
+    }
+}
+
+fn query(conn: &Connection, q: &Query) -> Result<Vec<Hit>, Error> {
+    if let Some(text) = &q.text {
+        let Some(expr) = crate::retrieve::match_expression(text) else {
+            return Ok(Vec::new());
+        };
+        return text_query(conn, q, &expr);
+    }
+    let mut params = Vec::new();
+    let filter = filter_sql(&q.filter, &mut params);
+    let extra = extra_sql(q, &mut params);
+    let sql = if q.touched.is_empty() {
+        format!(
+            "SELECT {COLS} FROM record_versions v LEFT JOIN lessons l ON l.record_id = v.id \
+             WHERE {filter}{extra} ORDER BY v.id, v.version{}",
+            limit_sql(q.limit)
+        )
+    } else {
+        let mut prefixes: Vec<String> = q.touched.iter().flat_map(|p| ancestors(p)).collect();
+        prefixes.sort();
+        prefixes.dedup();
+        let mut marks = Vec::new();
+        for p in prefixes {
+            params.push(Value::Text(p));
+            marks.push(format!("?{}", params.len()));
+        }
+        format!(
+            "SELECT {COLS} FROM record_versions v LEFT JOIN lessons l ON l.record_id = v.id \
+             WHERE v.vid IN (SELECT vid FROM scope_prefixes WHERE prefix IN ({})) \
+             AND {filter}{extra} ORDER BY v.id, v.version{}",
+            marks.join(","),
+            limit_sql(q.limit)
+        )
+    };
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
+        Ok(Hit {
+            record: row_to_record(r)?,
+            bm25: None,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn text_query(conn: &Connection, q: &Query, expr: &str) -> Result<Vec<Hit>, Error> {
+    let mut params = vec![Value::Text(expr.to_owned())];
+    let filter = filter_sql(&q.filter, &mut params);
+    let extra = extra_sql(q, &mut params);
+    if q.limit > 0 {
+        // Fast path: the index's top candidates, then the filter. Falls back to filtering
+        // every match when too many candidates were filtered out.
+        let fetch = (q.limit * OVERFETCH).max(32);
+        let sql = format!(
+            "SELECT {COLS}, f.rank, ({filter}{extra}) AS ok \
+             FROM (SELECT rowid, rank FROM records_fts WHERE records_fts MATCH ?1 \
+                   ORDER BY rank LIMIT {fetch}) f \
+             JOIN record_versions v ON v.vid = f.rowid \
+             LEFT JOIN lessons l ON l.record_id = v.id ORDER BY f.rank"
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut seen = 0usize;
+        let mut hits = Vec::new();
+        let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
+        while let Some(r) = rows.next()? {
+            seen += 1;
+            let ok: bool = r.get(30)?;
+            if ok && hits.len() < q.limit {
+                hits.push(Hit {
+                    record: row_to_record(r)?,
+                    bm25: Some(r.get(29)?),
+                });
+            }
+        }
+        if hits.len() >= q.limit || seen < fetch {
+            return Ok(hits);
+        }
+    }
+    let sql = format!(
+        "SELECT {COLS}, records_fts.rank FROM records_fts \
+         JOIN record_versions v ON v.vid = records_fts.rowid \
+         LEFT JOIN lessons l ON l.record_id = v.id \
+         WHERE records_fts MATCH ?1 AND {filter}{extra} ORDER BY records_fts.rank{}",
+        limit_sql(q.limit)
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
+        Ok(Hit {
+            record: row_to_record(r)?,
+            bm25: Some(r.get(29)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// `src/api/x.rs` → `["", "src", "src/api", "src/api/x.rs"]`.
+fn ancestors(path: &str) -> Vec<String> {
+    let path = path.trim_start_matches("./").trim_matches('/');
+    let mut out = vec![String::new()];
+    let mut acc = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        if !acc.is_empty() {
+            acc.push('/');
+        }
+        acc.push_str(part);
+        out.push(acc.clone());
+    }
+    out
+}
+
+/// The literal directory prefix of a glob: the path components before the first one with a
+/// glob metacharacter. `src/store/**` → `src/store`; `**/*.rs` → ``; `Cargo.toml` →
+/// `Cargo.toml`.
+pub(crate) fn glob_prefix(glob: &str) -> String {
+    let glob = glob.trim_start_matches("./").trim_start_matches('/');
+    let mut parts = Vec::new();
+    for part in glob.split('/') {
+        if part.is_empty() {
+            continue;
+        }
+        if part.contains(['*', '?', '[', '{', '\\']) {
+            break;
+        }
+        parts.push(part);
+    }
+    parts.join("/")
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    serde_json::from_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn parse_col<T: std::str::FromStr<Err = Error>>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    s.parse().map_err(|e: Error| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn row_to_record(r: &Row<'_>) -> rusqlite::Result<Record> {
+    let lesson = match r.get::<_, Option<String>>(25)? {
+        Some(fingerprint) => Some(LessonStats {
+            fingerprint,
+            failures: r.get(26)?,
+            green_streak: r.get(27)?,
+            retired_at: r.get::<_, Option<i64>>(28)?.map(from_millis),
+        }),
+        None => None,
+    };
+    Ok(Record {
+        id: RecordId(r.get(1)?),
+        version: r.get(2)?,
+        kind: parse_col(r, 3)?,
+        status: parse_col(r, 4)?,
+        title: r.get(5)?,
+        context: r.get(6)?,
+        decision: r.get(7)?,
+        consequences: r.get(8)?,
+        rejected_options: json_col(r, 9)?,
+        scope: Scope {
+            paths: json_col(r, 10)?,
+            tags: json_col(r, 11)?,
+        },
+        provenance: Provenance {
+            spec: r.get(12)?,
+            requirement: r.get(13)?,
+            run: r.get(14)?,
+            commit: r.get(15)?,
+            author: parse_col(r, 16)?,
+        },
+        guards: json_col(r, 17)?,
+        supersedes: r.get::<_, Option<i64>>(18)?.map(RecordId),
+        superseded_by: r.get::<_, Option<i64>>(19)?.map(RecordId),
+        external_key: r.get(20)?,
+        valid_from: from_millis(r.get(21)?),
+        valid_to: r.get::<_, Option<i64>>(22)?.map(from_millis),
+        recorded_at: from_millis(r.get(23)?),
+        recorded_to: r.get::<_, Option<i64>>(24)?.map(from_millis),
+        lesson,
+    })
+}
+
+// ---------- writes ----------
+
+fn current(tx: &Transaction<'_>, id: RecordId) -> Result<Option<(i64, Record)>, Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM record_versions v LEFT JOIN lessons l ON l.record_id = v.id \
+         WHERE v.id = ?1 AND v.recorded_to IS NULL"
+    );
+    let mut st = tx.prepare_cached(&sql)?;
+    Ok(st
+        .query_row([id.0], |r| Ok((r.get(0)?, row_to_record(r)?)))
+        .optional()?)
+}
+
+fn current_by_key(tx: &Transaction<'_>, key: &str) -> Result<Option<RecordId>, Error> {
+    let mut st = tx.prepare_cached(
+        "SELECT id FROM record_versions WHERE external_key = ?1 AND recorded_to IS NULL \
+         ORDER BY id LIMIT 1",
+    )?;
+    Ok(st.query_row([key], |r| r.get(0)).optional()?.map(RecordId))
+}
+
+fn allocate(tx: &Transaction<'_>, hint: Option<RecordId>, now: i64) -> Result<RecordId, Error> {
+    if let Some(h) = hint.filter(|h| h.0 > 0) {
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO records(id, created_at) VALUES (?1, ?2)",
+            params![h.0, now],
+        )?;
+        if n == 1 {
+            return Ok(h);
+        }
+    }
+    tx.execute(
+        "INSERT INTO records(id, created_at) VALUES (NULL, ?1)",
+        params![now],
+    )?;
+    Ok(RecordId(tx.last_insert_rowid()))
+}
+
+/// The stored fields of one version.
+struct Version<'a> {
+    id: RecordId,
+    number: u32,
+    rec: &'a NewRecord,
+    valid_from: Timestamp,
+    supersedes: Option<RecordId>,
+    superseded_by: Option<RecordId>,
+    external_key: Option<&'a str>,
+}
+
+fn insert_version(tx: &Transaction<'_>, v: &Version<'_>, now: Timestamp) -> Result<(), Error> {
+    let r = v.rec;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO record_versions (id, version, kind, status, title, context, decision, \
+         consequences, rejected, scope_paths, tags, spec, requirement, run, git_commit, author, \
+         guards, supersedes, superseded_by, external_key, valid_from, valid_to, recorded_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+         ?18, ?19, ?20, ?21, ?22, ?23)",
+    )?;
+    st.execute(params![
+        v.id.0,
+        v.number,
+        r.kind.as_str(),
+        r.status.as_str(),
+        r.title,
+        r.context,
+        r.decision,
+        r.consequences,
+        serde_json::to_string(&r.rejected_options)?,
+        serde_json::to_string(&r.scope.paths)?,
+        serde_json::to_string(&r.scope.tags)?,
+        r.provenance.spec,
+        r.provenance.requirement,
+        r.provenance.run,
+        r.provenance.commit,
+        r.provenance.author.as_str(),
+        serde_json::to_string(&r.guards)?,
+        v.supersedes.map(|i| i.0),
+        v.superseded_by.map(|i| i.0),
+        v.external_key,
+        to_millis(v.valid_from),
+        r.valid_to.map(to_millis),
+        to_millis(now),
+    ])?;
+    let vid = tx.last_insert_rowid();
+    let mut fts = tx.prepare_cached(
+        "INSERT INTO records_fts(rowid, title, context, decision, consequences, rejected, tags) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    fts.execute(params![
+        vid,
+        r.title,
+        r.context,
+        r.decision,
+        r.consequences,
+        r.rejected_options.join("\n"),
+        r.scope.tags.join(" "),
+    ])?;
+    let mut prefixes: Vec<String> = r.scope.paths.iter().map(|g| glob_prefix(g)).collect();
+    prefixes.sort();
+    prefixes.dedup();
+    let mut sp = tx.prepare_cached("INSERT INTO scope_prefixes(vid, prefix) VALUES (?1, ?2)")?;
+    for p in prefixes {
+        sp.execute(params![vid, p])?;
+    }
+    Ok(())
+}
+
+fn close_version(tx: &Transaction<'_>, vid: i64, now: Timestamp) -> Result<(), Error> {
+    tx.execute(
+        "UPDATE record_versions SET recorded_to = ?1 WHERE vid = ?2",
+        params![to_millis(now), vid],
+    )?;
+    Ok(())
+}
+
+/// Writes a new version of `old` (current row `vid`) with `new`'s fields.
+fn revise(
+    tx: &Transaction<'_>,
+    vid: i64,
+    old: &Record,
+    new: &NewRecord,
+    now: Timestamp,
+) -> Result<(), Error> {
+    close_version(tx, vid, now)?;
+    insert_version(
+        tx,
+        &Version {
+            id: old.id,
+            number: old.version + 1,
+            rec: new,
+            valid_from: new.valid_from.unwrap_or(old.valid_from),
+            supersedes: new.supersedes.or(old.supersedes),
+            superseded_by: new.superseded_by.or(old.superseded_by),
+            external_key: old.external_key.as_deref(),
+        },
+        now,
+    )
+}
+
+fn same_content(old: &Record, new: &NewRecord) -> bool {
+    let o = old.to_new();
+    o.kind == new.kind
+        && o.status == new.status
+        && o.title == new.title
+        && o.context == new.context
+        && o.decision == new.decision
+        && o.consequences == new.consequences
+        && o.rejected_options == new.rejected_options
+        && o.scope == new.scope
+        && o.provenance == new.provenance
+        && o.guards == new.guards
+        && new.valid_from.is_none_or(|t| t == old.valid_from)
+        && o.valid_to == new.valid_to
+        && new.supersedes.is_none_or(|s| Some(s) == old.supersedes)
+        && new.superseded_by.is_none_or(|s| Some(s) == old.superseded_by)
+}
+
+fn create(
+    tx: &Transaction<'_>,
+    rec: &NewRecord,
+    key: Option<&str>,
+    id: Option<RecordId>,
+    supersedes: Option<RecordId>,
+    now: Timestamp,
+) -> Result<RecordId, Error> {
+    let id = allocate(tx, id.or(rec.id_hint), to_millis(now))?;
+    insert_version(
+        tx,
+        &Version {
+            id,
+            number: 1,
+            rec,
+            valid_from: rec.valid_from.unwrap_or(now),
+            supersedes: supersedes.or(rec.supersedes),
+            superseded_by: rec.superseded_by,
+            external_key: key.or(rec.external_key.as_deref()),
+        },
+        now,
+    )?;
+    Ok(id)
+}
+
+fn apply_one(tx: &Transaction<'_>, change: &Change, now: Timestamp) -> Result<Applied, Error> {
+    match change {
+        Change::Put(rec) => {
+            let rec = &crate::normalize(rec);
+            crate::validate(rec)?;
+            let (existing, key) = match &rec.identity {
+                Identity::New => (None, None),
+                Identity::Id(id) => (Some(*id), None),
+                Identity::Key(k) => (current_by_key(tx, k)?, Some(k.as_str())),
+            };
+            if let Some(id) = existing
+                && let Some((vid, old)) = current(tx, id)?
+            {
+                if same_content(&old, rec) {
+                    return Ok(Applied {
+                        ids: vec![id],
+                        outcome: Outcome::Unchanged,
+                    });
+                }
+                revise(tx, vid, &old, rec, now)?;
+                return Ok(Applied {
+                    ids: vec![id],
+                    outcome: Outcome::Updated,
+                });
+            }
+            let want = match &rec.identity {
+                Identity::Id(id) => Some(*id),
+                _ => None,
+            };
+            let id = create(tx, rec, key, want, None, now)?;
+            Ok(Applied {
+                ids: vec![id],
+                outcome: Outcome::Created,
+            })
+        }
+        Change::Supersede { old, new } => {
+            let new = &crate::normalize(new);
+            crate::validate(new)?;
+            let (vid, prev) = current(tx, *old)?.ok_or(Error::NotFound(*old))?;
+            match prev.status {
+                Status::Superseded => {
+                    let by = prev
+                        .superseded_by
+                        .map_or_else(|| "another record".to_owned(), |b| b.to_string());
+                    return Err(Error::Conflict(format!(
+                        "{old} is already superseded by {by}; supersede {by} instead"
+                    )));
+                }
+                Status::Rejected => {
+                    return Err(Error::Conflict(format!(
+                        "{old} was rejected and was never in force; add a new record instead"
+                    )));
+                }
+                _ => {}
+            }
+            let at = new.valid_from.unwrap_or(now);
+            let mut new_rec = new.clone();
+            new_rec.valid_from = Some(at);
+            let key = match &new.identity {
+                Identity::Key(k) => Some(k.as_str()),
+                _ => None,
+            };
+            let new_id = create(tx, &new_rec, key, None, Some(*old), now)?;
+            let mut closed = prev.to_new();
+            closed.status = Status::Superseded;
+            closed.valid_to = Some(prev.valid_to.map_or(at, |t| t.min(at)).max(prev.valid_from));
+            closed.superseded_by = Some(new_id);
+            revise(tx, vid, &prev, &closed, now)?;
+            Ok(Applied {
+                ids: vec![new_id],
+                outcome: Outcome::Created,
+            })
+        }
+        Change::SetStatus { id, status, at } => {
+            let at = at.unwrap_or(now);
+            let (vid, prev) = current(tx, *id)?.ok_or(Error::NotFound(*id))?;
+            if *status == Status::Superseded {
+                return Err(Error::Invalid(
+                    "use supersede to mark a record superseded, so that its replacement is linked"
+                        .into(),
+                ));
+            }
+            if prev.status == *status {
+                return Ok(Applied {
+                    ids: vec![*id],
+                    outcome: Outcome::Unchanged,
+                });
+            }
+            if prev.status == Status::Superseded {
+                return Err(Error::Conflict(format!(
+                    "{id} is superseded; change its replacement instead"
+                )));
+            }
+            let mut next = prev.to_new();
+            next.status = *status;
+            match status {
+                Status::Deprecated => {
+                    next.valid_to = Some(at.max(prev.valid_from));
+                }
+                Status::Accepted => {
+                    if prev.status != Status::Deprecated {
+                        next.valid_from = Some(at);
+                    }
+                    next.valid_to = None;
+                }
+                _ => {}
+            }
+            revise(tx, vid, &prev, &next, now)?;
+            Ok(Applied {
+                ids: vec![*id],
+                outcome: Outcome::Updated,
+            })
+        }
+        Change::LessonFailed { fingerprint, at } => lesson_failed(tx, fingerprint, at.unwrap_or(now), now),
+        Change::Green {
+            requirement,
+            retire_after,
+            at,
+        } => green(tx, requirement, (*retire_after).max(1), at.unwrap_or(now), now),
+    }
+}
+
+fn lesson_failed(
+    tx: &Transaction<'_>,
+    fp: &Fingerprint,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<Applied, Error> {
+    let key = fp.key();
+    if fp.requirement.trim().is_empty() || fp.category.trim().is_empty() {
+        return Err(Error::Invalid(
+            "a failure fingerprint needs a requirement and a category".into(),
+        ));
+    }
+    let row: Option<(i64, Option<i64>)> = tx
+        .query_row(
+            "SELECT record_id, retired_at FROM lessons WHERE fingerprint = ?1",
+            [&key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match row {
+        None => {
+            let requirement = fp.requirement.trim();
+            let category = fp.category.trim().to_lowercase();
+            let mut rec = NewRecord::new(
+                Kind::Lesson,
+                format!("{requirement} has failed with `{category}`"),
+            );
+            fp.detail.trim().clone_into(&mut rec.context);
+            rec.decision = format!(
+                "Work on {requirement} has failed its evaluation with `{category}` before; \
+                 check for that failure before declaring the task done."
+            );
+            rec.scope.tags = vec![requirement.to_owned(), category.clone()];
+            rec.provenance.requirement = Some(requirement.to_owned());
+            rec.provenance.author = Author::Factory;
+            rec.valid_from = Some(at);
+            let lesson_key = format!("lesson:{key}");
+            let id = create(tx, &rec, Some(&lesson_key), None, None, now)?;
+            tx.execute(
+                "INSERT INTO lessons (fingerprint, record_id, requirement, category, failures, \
+                 green_streak, first_failed_at, last_failed_at) VALUES (?1, ?2, ?3, ?4, 1, 0, ?5, ?5)",
+                params![key, id.0, requirement, category, to_millis(at)],
+            )?;
+            Ok(Applied {
+                ids: vec![id],
+                outcome: Outcome::Created,
+            })
+        }
+        Some((record_id, retired)) => {
+            tx.execute(
+                "UPDATE lessons SET failures = failures + 1, green_streak = 0, \
+                 last_failed_at = ?2, retired_at = NULL WHERE fingerprint = ?1",
+                params![key, to_millis(at)],
+            )?;
+            let id = RecordId(record_id);
+            if retired.is_some()
+                && let Some((vid, prev)) = current(tx, id)?
+            {
+                let mut next = prev.to_new();
+                next.status = Status::Accepted;
+                next.valid_from = Some(at);
+                next.valid_to = None;
+                revise(tx, vid, &prev, &next, now)?;
+            }
+            Ok(Applied {
+                ids: vec![id],
+                outcome: Outcome::Updated,
+            })
+        }
+    }
+}
+
+fn green(
+    tx: &Transaction<'_>,
+    requirement: &str,
+    retire_after: u32,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<Applied, Error> {
+    let requirement = requirement.trim();
+    let n = tx.execute(
+        "UPDATE lessons SET green_streak = green_streak + 1 \
+         WHERE requirement = ?1 AND retired_at IS NULL",
+        [requirement],
+    )?;
+    let mut st = tx.prepare_cached(
+        "SELECT record_id FROM lessons WHERE requirement = ?1 AND retired_at IS NULL \
+         AND green_streak >= ?2 ORDER BY record_id",
+    )?;
+    let due: Vec<i64> = st
+        .query_map(params![requirement, retire_after], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut retired = Vec::new();
+    for rid in due {
+        tx.execute(
+            "UPDATE lessons SET retired_at = ?2 WHERE record_id = ?1",
+            params![rid, to_millis(at)],
+        )?;
+        let id = RecordId(rid);
+        if let Some((vid, prev)) = current(tx, id)? {
+            let mut next = prev.to_new();
+            next.status = Status::Deprecated;
+            next.valid_to = Some(at.max(prev.valid_from));
+            revise(tx, vid, &prev, &next, now)?;
+        }
+        retired.push(id);
+    }
+    Ok(Applied {
+        ids: retired,
+        outcome: if n == 0 {
+            Outcome::Unchanged
+        } else {
+            Outcome::Updated
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_prefixes() {
+        assert_eq!(glob_prefix("src/store/**"), "src/store");
+        assert_eq!(glob_prefix("**/*.rs"), "");
+        assert_eq!(glob_prefix("./Cargo.toml"), "Cargo.toml");
+        assert_eq!(glob_prefix("src/*/mod.rs"), "src");
+    }
+
+    #[test]
+    fn ancestors_of_a_path() {
+        assert_eq!(ancestors("src/api/x.rs"), ["", "src", "src/api", "src/api/x.rs"]);
+    }
+
+    #[test]
+    fn migrations_are_idempotent_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.db");
+        drop(SqliteStore::open(&p).unwrap());
+        let s = SqliteStore::open(&p).unwrap();
+        let v: i64 = s
+            .lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        assert_eq!(s.integrity_check().unwrap(), ["ok"]);
+    }
+}

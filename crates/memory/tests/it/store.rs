@@ -1,0 +1,188 @@
+//! Supersede chains, as-of queries on both time axes, never-deleted records, concurrency.
+
+use crate::{decision_at, temp_memory};
+use lightsout_memory::{
+    Error, Filter, Kind, Memory, NewRecord, Outcome, RecordId, Status, now, parse_time,
+};
+
+fn titles(recs: &[lightsout_memory::Record]) -> Vec<String> {
+    recs.iter().map(|r| r.title.clone()).collect()
+}
+
+#[test]
+fn supersede_chain_keeps_every_record_and_links_them() {
+    let (_d, mem) = temp_memory();
+    let a = mem
+        .add(decision_at("Store in JSON files", "One file per run.", "2024-01-01"))
+        .unwrap();
+    let b = mem
+        .supersede(a, decision_at("Store in SQLite", "One SQLite file.", "2024-06-01"))
+        .unwrap();
+    let c = mem
+        .supersede(b, decision_at("Store in SQLite with WAL", "WAL mode.", "2025-01-01"))
+        .unwrap();
+
+    // Nothing deleted: all three exist, with their statuses and links.
+    let ra = mem.get(a).unwrap();
+    let rb = mem.get(b).unwrap();
+    let rc = mem.get(c).unwrap();
+    assert_eq!((ra.status, ra.superseded_by), (Status::Superseded, Some(b)));
+    assert_eq!((rb.status, rb.supersedes, rb.superseded_by), (Status::Superseded, Some(a), Some(c)));
+    assert_eq!((rc.status, rc.supersedes), (Status::Accepted, Some(b)));
+    assert_eq!(ra.valid_to, Some(parse_time("2024-06-01").unwrap()));
+
+    // The chain reads the same from any member.
+    for id in [a, b, c] {
+        let chain: Vec<RecordId> = mem.chain(id).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(chain, [a, b, c]);
+    }
+    // The old record's history has two versions: accepted, then superseded.
+    let h = mem.history(a).unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!((h[0].status, h[1].status), (Status::Accepted, Status::Superseded));
+    assert!(h[0].recorded_to.is_some() && h[1].recorded_to.is_none());
+
+    // Superseding a superseded record is refused and names the replacement.
+    let err = mem.supersede(a, NewRecord::decision("x", "y")).unwrap_err();
+    assert!(matches!(err, Error::Conflict(ref m) if m.contains(&b.to_string())), "{err}");
+}
+
+#[test]
+fn as_of_answers_what_was_decided_at_a_time() {
+    let (_d, mem) = temp_memory();
+    let a = mem
+        .add(decision_at("Store in JSON files", "x", "2024-01-01"))
+        .unwrap();
+    let b = mem.supersede(a, decision_at("Store in SQLite", "y", "2024-06-01")).unwrap();
+    let other = mem.add(decision_at("Use tokio", "z", "2024-03-01")).unwrap();
+    mem.deprecate(other).unwrap();
+
+    let at = |d: &str| titles(&mem.as_of(parse_time(d).unwrap()).unwrap());
+    assert_eq!(at("2023-12-31"), Vec::<String>::new());
+    assert_eq!(at("2024-02-01"), ["Store in JSON files"]);
+    assert_eq!(at("2024-04-01"), ["Store in JSON files", "Use tokio"]);
+    assert_eq!(at("2024-06-01"), ["Store in SQLite", "Use tokio"]);
+    // Now: the deprecated one is gone, the superseded one is gone.
+    let now_titles = titles(&mem.as_of(now()).unwrap());
+    assert_eq!(now_titles, ["Store in SQLite"]);
+    assert_eq!(mem.get(b).unwrap().status, Status::Accepted);
+}
+
+#[test]
+fn known_at_answers_what_the_store_believed_then() {
+    let (_d, mem) = temp_memory();
+    let a = mem.add(NewRecord::decision("Use REST", "x")).unwrap();
+    let before = mem.get(a).unwrap().recorded_at;
+    let v1_list = mem.list(Filter::KnownAt(before), &[]).unwrap();
+    assert_eq!(v1_list.len(), 1);
+    assert_eq!(v1_list[0].status, Status::Accepted);
+    mem.deprecate(a).unwrap();
+    let h = mem.history(a).unwrap();
+    // Transaction time: version 1 was believed until version 2 was recorded.
+    assert_eq!(h[0].recorded_to, Some(h[1].recorded_at));
+    let believed_now = mem.list(Filter::KnownAt(h[1].recorded_at), &[]).unwrap();
+    assert_eq!(believed_now[0].status, Status::Deprecated);
+    let all = mem.list(Filter::AllVersions, &[]).unwrap();
+    assert_eq!(all.len(), 2);
+}
+
+#[test]
+fn as_of_commit_uses_the_commit_time() {
+    let (dir, mem) = temp_memory();
+    let repo = dir.path().join("repo");
+    crate::guards::git_init(&repo);
+    crate::guards::commit_file(&repo, "a.txt", "a", "first", "2024-02-01T00:00:00Z");
+    let a = mem.add(decision_at("Old way", "x", "2024-01-01")).unwrap();
+    mem.supersede(a, decision_at("New way", "y", "2024-05-01")).unwrap();
+    let recs = mem.as_of_commit(&repo, "HEAD").unwrap();
+    assert_eq!(titles(&recs), ["Old way"]);
+    assert!(matches!(mem.as_of_commit(&repo, "nope"), Err(Error::Git(_))));
+}
+
+#[test]
+fn upsert_by_key_versions_only_on_change() {
+    let (_d, mem) = temp_memory();
+    let mut r = NewRecord::decision("Poll", "Poll every minute.");
+    r.identity = lightsout_memory::Identity::Key("spec:x#DEC-1".into());
+    let id = mem.add(r.clone()).unwrap();
+    assert_eq!(mem.add(r.clone()).unwrap(), id);
+    assert_eq!(mem.history(id).unwrap().len(), 1);
+    r.decision = "Poll every five minutes.".into();
+    assert_eq!(mem.add(r).unwrap(), id);
+    assert_eq!(mem.history(id).unwrap().len(), 2);
+}
+
+#[test]
+fn invalid_records_are_refused_and_nothing_is_written() {
+    let (_d, mem) = temp_memory();
+    let mut bad = NewRecord::decision("ok", "x");
+    bad.scope.paths.push("src/[".into());
+    assert!(matches!(mem.add(bad), Err(Error::Invalid(_))));
+    assert!(matches!(mem.add(NewRecord::decision("  ", "x")), Err(Error::Invalid(_))));
+    // A batch with one bad change writes none of it.
+    let good = NewRecord::decision("good", "x");
+    let mut bad = NewRecord::decision("bad", "x");
+    bad.guards.push(lightsout_memory::Guard::ForbidAdded {
+        regex: "(".into(),
+        paths: None,
+    });
+    use lightsout_memory::{Change, Store};
+    assert!(
+        mem.store()
+            .apply(&[Change::Put(good), Change::Put(bad)])
+            .is_err()
+    );
+    assert!(mem.current_records().unwrap().is_empty());
+}
+
+#[test]
+fn status_changes_and_lists() {
+    let (_d, mem) = temp_memory();
+    let mut p = NewRecord::new(Kind::Pattern, "Errors with thiserror");
+    p.status = Status::Proposed;
+    let id = mem.add(p).unwrap();
+    assert!(mem.as_of(now()).unwrap().is_empty(), "proposals are not in force");
+    assert_eq!(mem.set_status(id, Status::Accepted).unwrap(), Outcome::Updated);
+    assert_eq!(mem.set_status(id, Status::Accepted).unwrap(), Outcome::Unchanged);
+    assert_eq!(mem.as_of(now()).unwrap().len(), 1);
+    assert!(matches!(
+        mem.set_status(id, Status::Superseded),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(mem.get(RecordId(99)), Err(Error::NotFound(_))));
+}
+
+#[test]
+fn threads_with_their_own_connections_lose_no_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    drop(Memory::open(&path).unwrap());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let path = &path;
+            s.spawn(move || {
+                let mem = Memory::open(path).unwrap();
+                for i in 0..25 {
+                    mem.add(NewRecord::decision(format!("t{t} r{i}"), "x")).unwrap();
+                    mem.record_lesson(lightsout_memory::Fingerprint {
+                        requirement: "REQ-1".into(),
+                        category: "timeout".into(),
+                        detail: String::new(),
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    let mem = Memory::open(&path).unwrap();
+    let decisions = mem
+        .list(Filter::Current { statuses: vec![] }, &[Kind::Decision])
+        .unwrap();
+    assert_eq!(decisions.len(), 100);
+    let lessons = mem
+        .list(Filter::Current { statuses: vec![] }, &[Kind::Lesson])
+        .unwrap();
+    assert_eq!(lessons.len(), 1);
+    assert_eq!(lessons[0].lesson.as_ref().unwrap().failures, 100);
+    assert_eq!(mem.store().integrity_check().unwrap(), ["ok"]);
+}

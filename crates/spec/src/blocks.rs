@@ -1,0 +1,299 @@
+//! Markdown to a flat list of blocks with byte ranges, the one pass of pulldown-cmark every
+//! dialect reader shares.
+//!
+//! CommonMark is parsed once with [`pulldown_cmark::Parser::into_offset_iter`]; the readers in
+//! [`crate::parse`] then walk the flat list, which is simpler than a tree and keeps every
+//! element's byte range.
+
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+use std::ops::Range;
+
+/// One block of a markdown document.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Block {
+    /// `#`..`######` heading.
+    Heading {
+        /// 1..=6.
+        level: u8,
+        /// Text, markdown stripped.
+        text: Text,
+        /// Byte range of the heading line.
+        range: Range<usize>,
+    },
+    /// A paragraph outside any list.
+    Paragraph {
+        /// Text, markdown stripped; soft breaks are `\n`.
+        text: Text,
+        /// Byte range.
+        range: Range<usize>,
+    },
+    /// A list item's own text (nested lists become their own items with a greater depth).
+    Item {
+        /// Text of the item, paragraphs joined by `\n`.
+        text: Text,
+        /// 1 for a top-level list.
+        depth: u32,
+        /// `Some(n)` in an ordered list (the item's number).
+        number: Option<u64>,
+        /// Task list marker: `Some(true)` for `- [x]`.
+        checked: Option<bool>,
+        /// Byte range of the whole item, nested lists included.
+        range: Range<usize>,
+    },
+    /// A fenced or indented code block.
+    Code {
+        /// Info string's first word (`gherkin`), empty when none.
+        lang: String,
+        /// The code.
+        code: String,
+        /// Byte range.
+        range: Range<usize>,
+    },
+}
+
+/// Text with markdown stripped, plus a map back to source offsets and the strong runs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Text {
+    /// The plain text. Inline code keeps its content; soft and hard breaks are `\n`.
+    pub(crate) text: String,
+    /// `(text_start, source_start, len)`: runs copied verbatim from the source.
+    segs: Vec<(usize, usize, usize)>,
+    /// Byte ranges in `text` that were inside `**strong**`.
+    pub(crate) strong: Vec<Range<usize>>,
+    /// Byte ranges in `text` that were inline code.
+    pub(crate) code: Vec<Range<usize>>,
+    /// Byte ranges in `text` that were inline HTML (`<placeholder>` lands here).
+    pub(crate) html: Vec<Range<usize>>,
+}
+
+impl Text {
+    fn push(&mut self, s: &str, src: &Range<usize>) {
+        let at = self.text.len();
+        if src.len() == s.len() {
+            self.segs.push((at, src.start, s.len()));
+        } else if !s.is_empty() {
+            // Escapes or entities: only the start maps exactly.
+            self.segs.push((at, src.start, 0));
+        }
+        self.text.push_str(s);
+    }
+
+    /// Whether byte `at` of `text` is inside inline code or inline HTML.
+    pub(crate) fn in_code(&self, at: usize) -> bool {
+        self.code.iter().chain(&self.html).any(|r| r.contains(&at))
+    }
+
+    /// Maps a byte offset in `text` to a byte offset in the source (best effort: the nearest
+    /// mapped run at or before it).
+    pub(crate) fn source_offset(&self, at: usize) -> Option<usize> {
+        let i = self.segs.partition_point(|&(t, _, _)| t <= at);
+        let &(t, s, len) = self.segs.get(i.checked_sub(1)?)?;
+        Some(s + (at - t).min(len))
+    }
+
+    /// The first strong run, when it starts the text (leading whitespace aside).
+    pub(crate) fn lead_strong(&self) -> Option<&str> {
+        let first = self.strong.first()?;
+        let lead = self.text.len() - self.text.trim_start().len();
+        (first.start <= lead).then(|| self.text.get(first.clone()).unwrap_or("").trim())
+    }
+
+    /// The text after the leading strong run, with a leading `:` and whitespace removed.
+    pub(crate) fn after_lead_strong(&self) -> &str {
+        match self.strong.first() {
+            Some(r) if self.lead_strong().is_some() => {
+                let rest = self.text.get(r.end..).unwrap_or("");
+                rest.trim_start_matches([':', ' ', '\t', '\n']).trim()
+            }
+            _ => self.text.trim(),
+        }
+    }
+}
+
+/// Parses `source` into blocks; every range is shifted by `base` (the offset of `source` in
+/// the file, after any front matter).
+pub(crate) fn blocks(source: &str, base: usize) -> Vec<Block> {
+    let mut out = Vec::new();
+    let opts = Options::ENABLE_TASKLISTS | Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
+    // Open containers: (kind, text, range, item metadata).
+    let mut heading: Option<(u8, Text, Range<usize>)> = None;
+    let mut para: Option<(Text, Range<usize>)> = None;
+    let mut code: Option<(String, String, Range<usize>)> = None;
+    // Stack of list items: index into `out` of the item block.
+    let mut items: Vec<usize> = Vec::new();
+    // Stack of lists: next number for ordered lists.
+    let mut lists: Vec<Option<u64>> = Vec::new();
+    let mut strong_start: Vec<usize> = Vec::new();
+    let mut in_table = 0usize;
+
+    for (event, rel) in Parser::new_ext(source, opts).into_offset_iter() {
+        let range = rel.start + base..rel.end + base;
+        // The text sink: heading, else paragraph outside lists, else innermost item.
+        macro_rules! sink {
+            () => {
+                if let Some((_, t, _)) = heading.as_mut() {
+                    Some(t)
+                } else if let Some((t, _)) = para.as_mut() {
+                    Some(t)
+                } else if let Some(&i) = items.last() {
+                    match out.get_mut(i) {
+                        Some(Block::Item { text, .. }) => Some(text),
+                        _ => None,
+                    }
+                } else {
+                    None
+                }
+            };
+        }
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => {
+                heading = Some((level as u8, Text::default(), range));
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                if let Some((level, text, range)) = heading.take() {
+                    out.push(Block::Heading { level, text, range });
+                }
+            }
+            Event::Start(Tag::Paragraph) => {
+                if items.is_empty() && in_table == 0 {
+                    para = Some((Text::default(), range));
+                } else if let Some(t) = sink!() {
+                    if !t.text.is_empty() && !t.text.ends_with('\n') {
+                        t.text.push('\n');
+                    }
+                }
+            }
+            Event::End(TagEnd::Paragraph) => {
+                if let Some((text, range)) = para.take() {
+                    out.push(Block::Paragraph { text, range });
+                }
+            }
+            Event::Start(Tag::List(first)) => lists.push(first),
+            Event::End(TagEnd::List(_)) => {
+                lists.pop();
+            }
+            Event::Start(Tag::Item) => {
+                let number = lists.last_mut().and_then(|n| {
+                    let cur = *n;
+                    if let Some(v) = n.as_mut() {
+                        *v += 1;
+                    }
+                    cur
+                });
+                out.push(Block::Item {
+                    text: Text::default(),
+                    depth: lists.len().max(1) as u32,
+                    number,
+                    checked: None,
+                    range,
+                });
+                items.push(out.len() - 1);
+            }
+            Event::End(TagEnd::Item) => {
+                items.pop();
+            }
+            Event::TaskListMarker(done) => {
+                if let Some(&i) = items.last() {
+                    if let Some(Block::Item { checked, .. }) = out.get_mut(i) {
+                        *checked = Some(done);
+                    }
+                }
+            }
+            Event::Start(Tag::CodeBlock(kind)) => {
+                let lang = match kind {
+                    CodeBlockKind::Fenced(info) => {
+                        info.split_whitespace().next().unwrap_or("").to_owned()
+                    }
+                    CodeBlockKind::Indented => String::new(),
+                };
+                code = Some((lang, String::new(), range));
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                if let Some((lang, code, range)) = code.take() {
+                    out.push(Block::Code { lang, code, range });
+                }
+            }
+            Event::Start(Tag::Strong) => {
+                if let Some(t) = sink!() {
+                    strong_start.push(t.text.len());
+                }
+            }
+            Event::End(TagEnd::Strong) => {
+                let start = strong_start.pop();
+                if let (Some(t), Some(s)) = (sink!(), start) {
+                    let end = t.text.len();
+                    t.strong.push(s.min(end)..end);
+                }
+            }
+            Event::Start(Tag::Table(_)) => in_table += 1,
+            Event::End(TagEnd::Table) => in_table = in_table.saturating_sub(1),
+            Event::Text(s) => {
+                if let Some((_, c, _)) = code.as_mut() {
+                    c.push_str(&s);
+                } else if let Some(t) = sink!() {
+                    t.push(&s, &range);
+                }
+            }
+            Event::Code(s) => {
+                if let Some(t) = sink!() {
+                    // Inline code: map its content, which sits inside the backticks.
+                    let inner = source
+                        .get(rel.clone())
+                        .and_then(|raw| raw.find(s.as_ref()).map(|i| range.start + i));
+                    let at = t.text.len();
+                    match inner {
+                        Some(st) => t.push(&s, &(st..st + s.len())),
+                        None => t.push(&s, &(range.start..range.start)),
+                    }
+                    let end = t.text.len();
+                    t.code.push(at..end);
+                }
+            }
+            Event::InlineHtml(s) => {
+                // Kept as written so that `<placeholder>` leftovers stay visible.
+                if let Some(t) = sink!() {
+                    let at = t.text.len();
+                    t.push(&s, &range);
+                    let end = t.text.len();
+                    t.html.push(at..end);
+                }
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                if let Some(t) = sink!() {
+                    t.text.push('\n');
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_items_keep_strong_lead_and_depth() {
+        let src = "- **WHEN** a `x` happens\n  - nested\n";
+        let b = blocks(src, 0);
+        let Some(Block::Item { text, depth, .. }) = b.first() else {
+            panic!("no item: {b:?}");
+        };
+        assert_eq!(text.lead_strong(), Some("WHEN"));
+        assert_eq!(text.after_lead_strong(), "a x happens");
+        assert_eq!(*depth, 1);
+        assert!(matches!(b.get(1), Some(Block::Item { depth: 2, .. })));
+    }
+
+    #[test]
+    fn source_offset_maps_back() {
+        let src = "Some *emph* text with fast word\n";
+        let b = blocks(src, 0);
+        let Some(Block::Paragraph { text, .. }) = b.first() else {
+            panic!("no paragraph");
+        };
+        let at = text.text.find("fast").unwrap_or(0);
+        assert_eq!(text.source_offset(at), src.find("fast"));
+    }
+}

@@ -1,0 +1,1055 @@
+//! The rules of `spec-format.md` over a parsed [`Spec`], and the readiness score.
+
+use crate::codes;
+use crate::diagnostic::{Diagnostic, Severity, Span};
+use crate::model::{DeltaOp, Dialect, SectionKind, Spec, SpecKind, StepKeyword};
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
+
+/// z² for a two-sided 95% interval (z = 1.959964).
+const Z2: f64 = 1.959_964 * 1.959_964;
+
+static WEAK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(fast|quick|quickly|user[- ]friendly|robust|robustly|etc\b\.?|as appropriate|as needed|if possible|where possible|should|easy|easily|intuitive|intuitively|efficient|efficiently|flexible|seamless|seamlessly|scalable|reasonable|reasonably|adequate|adequately|sufficient|sufficiently|and so on|state[- ]of[- ]the[- ]art|high[- ]performance|gracefully|properly|appropriate|appropriately|optimal|optimally)\b",
+    )
+    .expect("static regex is valid")
+});
+static MEASURE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\d+(?:[.,]\d+)?\s*(?:%|percent|ms|milliseconds?|µs|us|ns|s|sec|secs|seconds?|min|mins|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?|b|bytes?|kb|mb|gb|tb|kib|mib|gib|tib|rps|qps|req/s|requests?|calls?|messages?|connections?|users?|items?|issues?|links?|characters?|chars?|lines?|files?|retries|attempts?|times|trials|usd|\$|€|x\b|×|cores?|threads?|nodes?|replicas?|entries|rows?|records?|tokens?)\b|\$\s*\d",
+    )
+    .expect("static regex is valid")
+});
+
+/// Options for [`check()`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Requirement ids covered by at least one holdout scenario. `Some` turns on
+    /// [`codes::NO_HOLDOUT`]; `None` (the default) means the holdout is not known here.
+    pub holdout: Option<BTreeSet<String>>,
+}
+
+/// The readiness verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// No errors (and, under `--strict`, no warnings).
+    Ready,
+    /// At least one blocking finding.
+    NotReady,
+}
+
+/// One item of the readiness checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChecklistItem {
+    /// The item's name (`sections`, `scenarios`, `gate`, ...); see [`codes::Rule::check`].
+    pub check: String,
+    /// True when no error or warning counts against it.
+    pub met: bool,
+    /// Number of errors and warnings against it.
+    pub findings: usize,
+}
+
+/// Readiness: the share of the checklist met, and a verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Readiness {
+    /// Share of checklist items met, 0..=1.
+    pub score: f64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// `verdict == Ready`, for convenience.
+    pub ready: bool,
+    /// Error count.
+    pub errors: usize,
+    /// Warning count.
+    pub warnings: usize,
+    /// Info count.
+    pub infos: usize,
+    /// Every checklist item in a fixed order.
+    pub checklist: Vec<ChecklistItem>,
+}
+
+impl Readiness {
+    /// Scores `diags` (the parse and check diagnostics of one spec, or of many). Errors
+    /// always block; warnings block only when `strict`; infos never do. An item of the
+    /// checklist is met when no error or warning of its codes was found.
+    pub fn from_diagnostics(diags: &[Diagnostic], strict: bool) -> Self {
+        let mut order: Vec<&'static str> = Vec::new();
+        for r in codes::RULES {
+            if !order.contains(&r.check) {
+                order.push(r.check);
+            }
+        }
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        let (mut errors, mut warnings, mut infos) = (0, 0, 0);
+        for d in diags {
+            match d.severity {
+                Severity::Error => errors += 1,
+                Severity::Warning => warnings += 1,
+                Severity::Info => infos += 1,
+            }
+            if d.severity != Severity::Info {
+                if let Some(r) = codes::rule(&d.code) {
+                    *counts.entry(r.check).or_default() += 1;
+                }
+            }
+        }
+        let checklist: Vec<ChecklistItem> = order
+            .iter()
+            .map(|c| {
+                let findings = counts.get(c).copied().unwrap_or(0);
+                ChecklistItem {
+                    check: (*c).to_owned(),
+                    met: findings == 0,
+                    findings,
+                }
+            })
+            .collect();
+        let met = checklist.iter().filter(|c| c.met).count();
+        let score = if checklist.is_empty() {
+            1.0
+        } else {
+            met as f64 / checklist.len() as f64
+        };
+        let ready = errors == 0 && (!strict || warnings == 0);
+        Readiness {
+            score,
+            verdict: if ready { Verdict::Ready } else { Verdict::NotReady },
+            ready,
+            errors,
+            warnings,
+            infos,
+            checklist,
+        }
+    }
+}
+
+/// The highest Wilson 95% lower bound `k` trials can reach: all `k` pass, giving
+/// `k / (k + z²)` with z = 1.96 (Wilson, "Probable inference", JASA 1927). 10 trials → 0.72;
+/// 0.9 needs 35 trials.
+pub fn wilson_max_lower_bound(k: u32) -> f64 {
+    let k = f64::from(k);
+    k / (k + Z2)
+}
+
+/// Fewest trials whose all-pass Wilson lower bound reaches `p` (`None` for `p >= 1`).
+fn trials_needed(p: f64) -> Option<u32> {
+    if p >= 1.0 {
+        return None;
+    }
+    if p <= 0.0 {
+        return Some(1);
+    }
+    let k = (Z2 * p / (1.0 - p)).ceil();
+    (k < f64::from(u32::MAX)).then_some(k as u32)
+}
+
+struct Ctx<'a> {
+    spec: &'a Spec,
+    source: &'a str,
+    out: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn push(&mut self, code: &str, sev: Severity, span: Span, msg: String, help: impl Into<String>) {
+        let mut d = Diagnostic::new(code, sev, span, msg, help);
+        d.path.clone_from(&self.spec.path);
+        self.out.push(d);
+    }
+
+    /// The span of `word` (case-insensitive) inside `within`, or `within`.
+    fn find_in(&self, within: Span, word: &str) -> Span {
+        let slice = self.source.get(within.start..within.end).unwrap_or("");
+        let lower = slice.to_lowercase();
+        if lower.len() == slice.len() {
+            if let Some(i) = lower.find(&word.to_lowercase()) {
+                let s = within.start + i;
+                return Span::from_range(self.source, s, s + word.len());
+            }
+        }
+        within
+    }
+
+    fn top(&self) -> Span {
+        if self.spec.meta.span.is_empty() {
+            Span::from_range(self.source, 0, self.source.find('\n').unwrap_or(self.source.len()))
+        } else {
+            self.spec.meta.span
+        }
+    }
+}
+
+/// Applies the rules of `spec-format.md` to `spec`.
+///
+/// `source` is the text the spec was parsed from (for exact spans of words and for glossary
+/// use); pass `""` when it is not at hand, and word-level spans fall back to the element's.
+/// The diagnostics complement those of [`crate::parse`] (which reports input problems,
+/// unresolved markers and template leftovers); they carry `spec.path`.
+pub fn check(spec: &Spec, source: &str, opts: &CheckOptions) -> Vec<Diagnostic> {
+    let mut c = Ctx {
+        spec,
+        source,
+        out: Vec::new(),
+    };
+    sections(&mut c);
+    requirements(&mut c, opts);
+    items(&mut c);
+    glossary(&mut c);
+    ids(&mut c);
+    references(&mut c);
+    gate(&mut c);
+    markers(&mut c);
+    c.out
+}
+
+fn required_sections(spec: &Spec) -> Vec<SectionKind> {
+    use SectionKind as K;
+    match spec.dialect {
+        Dialect::Lightsout => match spec.meta.kind {
+            SpecKind::Feature => vec![
+                K::Intent,
+                K::Users,
+                K::Inputs,
+                K::Outputs,
+                K::Behaviour,
+                K::Gate,
+                K::Constraints,
+            ],
+            SpecKind::Architectural => vec![K::Intent, K::Decisions, K::Constraints],
+            SpecKind::Constraint => vec![K::Constraints],
+        },
+        Dialect::OpenSpec | Dialect::Kiro => vec![K::Intent, K::Behaviour],
+        Dialect::SpecKit => vec![K::Users, K::Behaviour, K::SuccessCriteria],
+        Dialect::OpenSpecDelta => Vec::new(),
+    }
+}
+
+fn section_name(k: SectionKind, d: Dialect) -> &'static str {
+    use SectionKind as K;
+    match (k, d) {
+        (K::Intent, Dialect::OpenSpec) => "## Purpose",
+        (K::Intent, Dialect::Kiro) => "## Introduction",
+        (K::Behaviour, Dialect::Lightsout) => "## Behaviour",
+        (K::Behaviour, _) => "## Requirements",
+        (K::Users, Dialect::SpecKit) => "## User Scenarios & Testing",
+        (K::Intent, _) => "## Intent",
+        (K::Users, _) => "## Users",
+        (K::Inputs, _) => "## Inputs",
+        (K::Outputs, _) => "## Outputs",
+        (K::AntiSpec, _) => "## Anti-spec",
+        (K::Constraints, _) => "## Constraints",
+        (K::Decisions, _) => "## Decisions",
+        (K::Gate, _) => "## Verification gate",
+        (K::Glossary, _) => "## Glossary",
+        (K::OpenQuestions, _) => "## Open questions",
+        (K::Tasks, _) => "## Tasks",
+        (K::SuccessCriteria, _) => "## Success Criteria",
+        (K::Other, _) => "a section",
+    }
+}
+
+fn sections(c: &mut Ctx<'_>) {
+    let spec = c.spec;
+    if spec.dialect == Dialect::Lightsout {
+        if spec.meta.span.is_empty() {
+            let top = c.top();
+            c.push(
+                codes::FRONT_MATTER_FIELD,
+                Severity::Error,
+                top,
+                "spec has no YAML front matter".to_owned(),
+                "open the file with `---`, `id: <kebab-case>`, `kind`, `version` and `status`, then `---`",
+            );
+        } else {
+            let id = &spec.meta.id;
+            let kebab = !id.is_empty()
+                && id
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+                && !id.starts_with('-')
+                && !id.ends_with('-');
+            if !kebab {
+                let top = c.top();
+                c.push(
+                    codes::FRONT_MATTER_FIELD,
+                    Severity::Error,
+                    top,
+                    format!("front matter `id` {id:?} is missing or not kebab-case"),
+                    "use lower-case words joined by `-`, e.g. `id: url-shortener`",
+                );
+            }
+            if spec.meta.version.is_none() {
+                let top = c.top();
+                c.push(
+                    codes::FRONT_MATTER_FIELD,
+                    Severity::Warning,
+                    top,
+                    "front matter has no `version`".to_owned(),
+                    "add `version: 1` and bump it whenever a requirement changes",
+                );
+            }
+        }
+    }
+    for k in required_sections(spec) {
+        if spec.section(k).is_none() {
+            let top = c.top();
+            let name = section_name(k, spec.dialect);
+            c.push(
+                codes::MISSING_SECTION,
+                Severity::Error,
+                top,
+                format!("missing required section `{name}`"),
+                format!(
+                    "add `{name}` (or `{name}` with `N/A: <reason>` when it does not apply)"
+                ),
+            );
+        }
+    }
+    if spec.dialect == Dialect::OpenSpecDelta
+        && !spec
+            .sections
+            .iter()
+            .any(|s| s.kind == SectionKind::Behaviour)
+    {
+        let top = c.top();
+        c.push(
+            codes::NO_DELTA,
+            Severity::Error,
+            top,
+            "change delta has no `## ADDED|MODIFIED|REMOVED|RENAMED Requirements` section".to_owned(),
+            "start the delta with `## ADDED Requirements` (or MODIFIED, REMOVED, RENAMED)",
+        );
+    }
+    for s in &spec.sections {
+        if s.kind == SectionKind::Other || s.not_applicable.is_some() {
+            continue;
+        }
+        let body = c.source.get(s.span.start..s.span.end).unwrap_or("");
+        let content = body
+            .split_once('\n')
+            .map_or("", |(_, rest)| rest)
+            .lines()
+            .filter(|l| {
+                let t = l.trim();
+                !t.is_empty() && !t.starts_with("<!--") && !t.ends_with("-->")
+            })
+            .count();
+        if content == 0 && !c.source.is_empty() {
+            let span = Span::from_range(
+                c.source,
+                s.span.start,
+                s.span.start + c.source.get(s.span.start..).and_then(|t| t.find('\n')).unwrap_or(0),
+            );
+            c.push(
+                codes::EMPTY_SECTION,
+                Severity::Warning,
+                span,
+                format!("section `{}` is empty", s.heading),
+                "write it, or say `N/A: <reason>` when it does not apply",
+            );
+        }
+    }
+}
+
+fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
+    let spec = c.spec;
+    let behaviour_na = spec
+        .section(SectionKind::Behaviour)
+        .is_some_and(|s| s.not_applicable.is_some());
+    if spec.requirements.is_empty()
+        && spec.section(SectionKind::Behaviour).is_some()
+        && !behaviour_na
+    {
+        let span = spec.section(SectionKind::Behaviour).map_or(c.top(), |s| s.span);
+        let span = Span::from_range(
+            c.source,
+            span.start,
+            span.start + c.source.get(span.start..).and_then(|t| t.find('\n')).unwrap_or(0),
+        );
+        c.push(
+            codes::NO_REQUIREMENTS,
+            Severity::Error,
+            span,
+            "the behaviour contract has no requirement".to_owned(),
+            match spec.dialect {
+                Dialect::OpenSpec | Dialect::OpenSpecDelta => "add `### Requirement: <name>` headings",
+                Dialect::Kiro => "add `### Requirement N` with numbered acceptance criteria",
+                Dialect::SpecKit => "add `- **FR-001**: System MUST ...` items",
+                Dialect::Lightsout => "add `### REQ-1: <title>` headings with a SHALL sentence and a scenario",
+            },
+        );
+    }
+    let loose = matches!(spec.dialect, Dialect::OpenSpec | Dialect::OpenSpecDelta);
+    for r in &spec.requirements {
+        if matches!(r.delta, Some(DeltaOp::Removed | DeltaOp::Renamed { .. })) {
+            continue;
+        }
+        let head = Span::from_range(
+            c.source,
+            r.span.start,
+            r.span.start + c.source.get(r.span.start..r.span.end).and_then(|t| t.find('\n')).unwrap_or(r.span.len()),
+        );
+        let story = spec.dialect == Dialect::SpecKit && r.id.starts_with("US-");
+        if !story {
+            if r.statements.is_empty() && r.body.trim().is_empty() {
+                c.push(
+                    codes::EMPTY_REQUIREMENT,
+                    Severity::Error,
+                    head,
+                    format!("requirement `{}` has no text before its scenarios", r.id),
+                    "state the behaviour in a sentence: \"When <trigger>, the <system> SHALL <response>.\"",
+                );
+            } else if !r.statements.iter().any(|s| s.normative) {
+                c.push(
+                    codes::NOT_NORMATIVE,
+                    if loose { Severity::Warning } else { Severity::Error },
+                    head,
+                    format!("requirement `{}` has no SHALL or MUST sentence", r.id),
+                    "write the behaviour as \"When <trigger>, the <system> SHALL <response>.\" (EARS)",
+                );
+            }
+        }
+        if r.scenarios.is_empty() {
+            let (sev, help) = match spec.dialect {
+                Dialect::SpecKit => (
+                    Severity::Warning,
+                    "Spec Kit ties scenarios to user stories; name the FR in a story's acceptance scenario or add one",
+                ),
+                Dialect::Kiro => (
+                    Severity::Warning,
+                    "write the criterion as \"WHEN <trigger> THEN the <system> SHALL <response>\" so it can be tested",
+                ),
+                _ => (
+                    Severity::Error,
+                    "add `#### Scenario: <name>` with `- **GIVEN**`, `- **WHEN**`, `- **THEN**` steps",
+                ),
+            };
+            c.push(
+                codes::NO_SCENARIO,
+                sev,
+                head,
+                format!("requirement `{}` has no scenario", r.id),
+                help,
+            );
+        }
+        if let Some(h) = &opts.holdout {
+            if !story && !h.contains(&r.id) {
+                c.push(
+                    codes::NO_HOLDOUT,
+                    Severity::Error,
+                    head,
+                    format!("requirement `{}` has no holdout scenario", r.id),
+                    format!("add a holdout scenario with `Satisfies: {}`", r.id),
+                );
+            }
+        }
+        for s in &r.scenarios {
+            scenario_shape(c, &r.id, s);
+        }
+        for st in &r.statements {
+            weak_words(c, &st.text, st.span, Severity::Error, "requirement", &r.id);
+        }
+    }
+}
+
+fn scenario_shape(c: &mut Ctx<'_>, req: &str, s: &crate::model::Scenario) {
+    let mut has_when = false;
+    let mut has_then = false;
+    let mut stage = StepKeyword::Given;
+    let mut order_bad: Option<Span> = None;
+    for st in &s.steps {
+        match st.keyword {
+            StepKeyword::Given => {
+                if stage != StepKeyword::Given {
+                    order_bad.get_or_insert(st.span);
+                }
+            }
+            StepKeyword::When => {
+                if stage == StepKeyword::Then {
+                    order_bad.get_or_insert(st.span);
+                }
+                has_when = true;
+                stage = StepKeyword::When;
+            }
+            StepKeyword::Then => {
+                if !has_when {
+                    order_bad.get_or_insert(st.span);
+                }
+                has_then = true;
+                stage = StepKeyword::Then;
+            }
+            StepKeyword::And | StepKeyword::But => {}
+        }
+    }
+    if !has_when || !has_then {
+        let missing = match (has_when, has_then) {
+            (false, false) => "WHEN and THEN steps",
+            (false, true) => "a WHEN step",
+            _ => "a THEN step",
+        };
+        c.push(
+            codes::SCENARIO_INCOMPLETE,
+            Severity::Error,
+            s.span,
+            format!("scenario {:?} of `{req}` has no {missing}", s.name),
+            "write `- **WHEN** <action>` then `- **THEN** <observable outcome>`",
+        );
+    } else if let Some(at) = order_bad {
+        c.push(
+            codes::SCENARIO_ORDER,
+            Severity::Warning,
+            at,
+            format!("scenario {:?} of `{req}` has steps out of GIVEN, WHEN, THEN order", s.name),
+            "keep one GIVEN* WHEN+ THEN+ sequence per scenario; split a second WHEN/THEN pair into its own scenario",
+        );
+    }
+}
+
+fn weak_words(c: &mut Ctx<'_>, text: &str, span: Span, sev: Severity, what: &str, id: &str) {
+    let found: Vec<(String, usize)> = WEAK
+        .find_iter(text)
+        .filter(|m| {
+            !text
+                .get(m.end()..)
+                .is_some_and(|r| r.starts_with("-forward") || r.starts_with("-path"))
+        })
+        .map(|m| (m.as_str().to_owned(), m.start()))
+        .collect();
+    for (w, _) in found {
+        let at = c.find_in(span, &w);
+        let help = if w.eq_ignore_ascii_case("should") {
+            "say SHALL (required) or MAY (optional); \"should\" leaves the agent to guess".to_owned()
+        } else {
+            format!("replace {w:?} with something measurable (a number and a unit) or observable")
+        };
+        c.push(
+            codes::WEAK_WORD,
+            sev,
+            at,
+            format!("weak word {w:?} in {what} `{id}`"),
+            help,
+        );
+    }
+}
+
+fn items(c: &mut Ctx<'_>) {
+    let spec = c.spec;
+    for it in &spec.constraints {
+        weak_words(c, &it.text, it.span, Severity::Error, "constraint", &it.id);
+        if !MEASURE.is_match(&it.text) {
+            c.push(
+                codes::UNMEASURABLE,
+                Severity::Warning,
+                it.span,
+                format!("constraint `{}` has no number and unit", it.id),
+                "state a measurable bound, e.g. `p99 latency of POST /links < 150 ms`",
+            );
+        }
+    }
+    for it in &spec.anti_spec {
+        weak_words(c, &it.text, it.span, Severity::Warning, "anti-spec item", &it.id);
+        if !anti_covered(spec, &it.id, &it.text) {
+            c.push(
+                codes::ANTI_UNCOVERED,
+                Severity::Warning,
+                it.span,
+                format!("anti-spec item `{}` has no negative scenario or gate check", it.id),
+                format!(
+                    "add a scenario whose THEN shows it does not happen (name `{}` in it), or a gate line for it",
+                    it.id
+                ),
+            );
+        }
+    }
+    for sc in &spec.success_criteria {
+        weak_words(c, &sc.text, sc.span, Severity::Warning, "success criterion", &sc.id);
+    }
+}
+
+const STOP: &[&str] = &[
+    "the", "that", "this", "with", "from", "than", "more", "must", "shall", "not", "into", "when",
+    "then", "have", "been", "their", "there", "which", "other", "only", "does", "will", "each",
+];
+
+fn significant(text: &str) -> BTreeSet<String> {
+    text.split(|ch: char| !ch.is_alphanumeric())
+        .filter(|w| w.len() >= 4)
+        .map(str::to_lowercase)
+        .filter(|w| !STOP.contains(&w.as_str()))
+        .collect()
+}
+
+fn anti_covered(spec: &Spec, id: &str, text: &str) -> bool {
+    let mentions = |s: &str| s.contains(id);
+    if spec.gate.iter().any(|g| mentions(&g.text)) {
+        return true;
+    }
+    let words = significant(text);
+    for r in &spec.requirements {
+        for s in &r.scenarios {
+            if mentions(&s.name) || s.steps.iter().any(|st| mentions(&st.text)) {
+                return true;
+            }
+            let negative = s.steps.iter().any(|st| {
+                matches!(st.keyword, StepKeyword::Then | StepKeyword::And | StepKeyword::But)
+                    && {
+                        let l = format!(" {} ", st.text.to_lowercase());
+                        [" not ", " no ", " never ", " rejected", " refuse", " without ", " nothing ", " only ", " at most "]
+                            .iter()
+                            .any(|n| l.contains(n))
+                    }
+            });
+            if negative {
+                let mut sw = significant(&s.name);
+                for st in &s.steps {
+                    sw.extend(significant(&st.text));
+                }
+                if words.intersection(&sw).count() >= 2 {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+fn norm_term(s: &str) -> String {
+    let s = s.to_lowercase().replace(['_', '-'], " ");
+    let s = s.trim().trim_matches('`').trim();
+    s.strip_suffix('s').unwrap_or(s).to_owned()
+}
+
+fn glossary(c: &mut Ctx<'_>) {
+    let spec = c.spec;
+    if !spec.glossary.is_empty() && !c.source.is_empty() {
+        let gloss = spec.section(SectionKind::Glossary).map(|s| s.span);
+        let outside: String = match gloss {
+            Some(g) => {
+                let mut s = c.source.get(..g.start).unwrap_or("").to_owned();
+                s.push('\n');
+                s.push_str(c.source.get(g.end..).unwrap_or(""));
+                s
+            }
+            None => c.source.to_owned(),
+        };
+        let hay = outside.to_lowercase().replace(['_', '-'], " ");
+        for t in &spec.glossary {
+            let n = norm_term(&t.term);
+            if n.is_empty() {
+                continue;
+            }
+            if !contains_word(&hay, &n) {
+                c.push(
+                    codes::UNUSED_TERM,
+                    Severity::Warning,
+                    t.span,
+                    format!("glossary term {:?} is never used", t.term),
+                    "use the term where it applies, or remove it from the glossary",
+                );
+            }
+        }
+    }
+    // EARS system names must be glossary terms (Kiro convention; Lightsout when it has a glossary).
+    let applies = spec.dialect == Dialect::Kiro
+        || (spec.dialect == Dialect::Lightsout && !spec.glossary.is_empty());
+    if !applies {
+        return;
+    }
+    let terms: BTreeSet<String> = spec.glossary.iter().map(|t| norm_term(&t.term)).collect();
+    let mut unknown: BTreeMap<String, (Span, usize)> = BTreeMap::new();
+    let mut order = Vec::new();
+    for r in &spec.requirements {
+        for st in &r.statements {
+            let Some(sys) = &st.system else { continue };
+            let n = norm_term(sys);
+            let known = terms.contains(&n) || terms.iter().any(|t| n.ends_with(t.as_str()) && !t.is_empty());
+            if !known {
+                let e = unknown.entry(sys.clone()).or_insert_with(|| {
+                    order.push(sys.clone());
+                    (st.span, 0)
+                });
+                e.1 += 1;
+            }
+        }
+    }
+    for sys in order {
+        if let Some(&(span, n)) = unknown.get(&sys) {
+            let at = c.find_in(span, &sys);
+            c.push(
+                codes::UNKNOWN_SYSTEM,
+                Severity::Warning,
+                at,
+                format!(
+                    "EARS system name {sys:?} is not in the glossary ({n} sentence{})",
+                    if n == 1 { "" } else { "s" }
+                ),
+                "name the component with a glossary term (\"THE Link_Store SHALL ...\") or add the term to `## Glossary`",
+            );
+        }
+    }
+}
+
+fn contains_word(hay: &str, needle: &str) -> bool {
+    hay.match_indices(needle).any(|(i, _)| {
+        let before = hay.get(..i).and_then(|s| s.chars().next_back());
+        let after = hay.get(i + needle.len()..).and_then(|s| s.chars().next());
+        before.is_none_or(|ch| !ch.is_alphanumeric())
+            && after.is_none_or(|ch| !ch.is_alphanumeric() || ch == 's')
+    })
+}
+
+fn ids(c: &mut Ctx<'_>) {
+    let spec = c.spec;
+    let groups: Vec<(&str, Vec<(&str, Span)>)> = vec![
+        (
+            "requirement",
+            spec.requirements
+                .iter()
+                .map(|r| (r.id.as_str(), r.span))
+                .collect(),
+        ),
+        ("anti-spec item", spec.anti_spec.iter().map(|i| (i.id.as_str(), i.span)).collect()),
+        ("constraint", spec.constraints.iter().map(|i| (i.id.as_str(), i.span)).collect()),
+        ("decision", spec.decisions.iter().map(|i| (i.id.as_str(), i.span)).collect()),
+        ("success criterion", spec.success_criteria.iter().map(|i| (i.id.as_str(), i.span)).collect()),
+        ("task", spec.tasks.iter().map(|t| (t.id.as_str(), t.span)).collect()),
+        ("glossary term", spec.glossary.iter().map(|t| (t.term.as_str(), t.span)).collect()),
+    ];
+    for (what, list) in groups {
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for (id, span) in list {
+            if let Some(first) = seen.get(id) {
+                let line = first.line;
+                c.push(
+                    codes::DUPLICATE_ID,
+                    Severity::Error,
+                    span,
+                    format!("duplicate {what} id `{id}` (first on line {line})"),
+                    "give each element its own id; ids are how tasks, diffs and holdout scenarios refer to it",
+                );
+            } else {
+                seen.insert(id, span);
+            }
+        }
+    }
+}
+
+fn references(c: &mut Ctx<'_>) {
+    let spec = c.spec;
+    let req_ids: BTreeSet<&str> = spec.requirements.iter().map(|r| r.id.as_str()).collect();
+    for r in &spec.requirements {
+        for d in &r.depends_on {
+            if !d.contains('#') && !req_ids.contains(d.as_str()) {
+                let at = c.find_in(r.span, d);
+                c.push(
+                    codes::DANGLING,
+                    Severity::Error,
+                    at,
+                    format!("requirement `{}` depends on `{d}`, which does not exist", r.id),
+                    "fix the id, or write `other-spec#REQ-n` for a requirement of another spec",
+                );
+            }
+        }
+    }
+    let task_ids: BTreeSet<&str> = spec.tasks.iter().map(|t| t.id.as_str()).collect();
+    for t in &spec.tasks {
+        for rq in &t.requirements {
+            if !rq.contains('#') && !req_ids.contains(rq.as_str()) {
+                let at = c.find_in(t.span, rq);
+                c.push(
+                    codes::DANGLING,
+                    Severity::Error,
+                    at,
+                    format!("task `{}` traces to `{rq}`, which is not a requirement here", t.id),
+                    "fix the requirement id in the parentheses",
+                );
+            }
+        }
+        for d in &t.depends_on {
+            if !task_ids.contains(d.as_str()) {
+                let at = c.find_in(t.span, d);
+                c.push(
+                    codes::DANGLING,
+                    Severity::Error,
+                    at,
+                    format!("task `{}` depends on `{d}`, which is not a task here", t.id),
+                    "fix the task id after `depends on`",
+                );
+            }
+        }
+    }
+    let req_edges: Vec<(String, Vec<String>, Span)> = spec
+        .requirements
+        .iter()
+        .map(|r| (r.id.clone(), r.depends_on.clone(), r.span))
+        .collect();
+    for (cycle, span) in cycles(&req_edges) {
+        c.push(
+            codes::CYCLE,
+            Severity::Error,
+            span,
+            format!("requirement dependency cycle: {}", cycle.join(" → ")),
+            "remove one `Depends on:` edge of the cycle; a cycle has no build order",
+        );
+    }
+    let task_edges: Vec<(String, Vec<String>, Span)> = spec
+        .tasks
+        .iter()
+        .map(|t| (t.id.clone(), t.depends_on.clone(), t.span))
+        .collect();
+    for (cycle, span) in cycles(&task_edges) {
+        c.push(
+            codes::CYCLE,
+            Severity::Error,
+            span,
+            format!("task dependency cycle: {}", cycle.join(" → ")),
+            "remove one `depends on` of the cycle",
+        );
+    }
+}
+
+/// Every elementary cycle found by DFS back edges, each once (rotated to start at its
+/// smallest id), with the path closed (`A → B → A`) and the span of its first node.
+pub(crate) fn cycles(nodes: &[(String, Vec<String>, Span)]) -> Vec<(Vec<String>, Span)> {
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.0.as_str(), i))
+        .collect();
+    let adj: Vec<Vec<usize>> = nodes
+        .iter()
+        .map(|n| n.1.iter().filter_map(|d| index.get(d.as_str()).copied()).collect())
+        .collect();
+    // 0 = unvisited, 1 = on stack, 2 = done.
+    let mut state = vec![0u8; nodes.len()];
+    let mut found: BTreeSet<Vec<usize>> = BTreeSet::new();
+    let mut out = Vec::new();
+    for start in 0..nodes.len() {
+        if state.get(start) != Some(&0) {
+            continue;
+        }
+        // Iterative DFS: (node, next edge index).
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        if let Some(s) = state.get_mut(start) {
+            *s = 1;
+        }
+        while let Some(&mut (n, ref mut ei)) = stack.last_mut() {
+            let next = adj.get(n).and_then(|a| a.get(*ei)).copied();
+            *ei += 1;
+            match next {
+                Some(m) => match state.get(m).copied() {
+                    Some(0) => {
+                        if let Some(s) = state.get_mut(m) {
+                            *s = 1;
+                        }
+                        stack.push((m, 0));
+                    }
+                    Some(1) => {
+                        let pos = stack.iter().position(|&(x, _)| x == m).unwrap_or(0);
+                        let mut cyc: Vec<usize> = stack.get(pos..).unwrap_or(&[]).iter().map(|&(x, _)| x).collect();
+                        let min_at = cyc
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|&(_, &x)| &nodes[x].0)
+                            .map_or(0, |(i, _)| i);
+                        cyc.rotate_left(min_at);
+                        if found.insert(cyc.clone()) {
+                            let mut names: Vec<String> = cyc.iter().map(|&x| nodes[x].0.clone()).collect();
+                            if let Some(first) = names.first().cloned() {
+                                names.push(first);
+                            }
+                            let span = cyc.first().map_or(Span::default(), |&x| nodes[x].2);
+                            out.push((names, span));
+                        }
+                    }
+                    _ => {}
+                },
+                None => {
+                    if let Some(s) = state.get_mut(n) {
+                        *s = 2;
+                    }
+                    stack.pop();
+                }
+            }
+        }
+    }
+    out
+}
+
+fn gate(c: &mut Ctx<'_>) {
+    let spec = c.spec;
+    for g in &spec.gate {
+        for (what, v) in [("lower bound", g.min_lower_bound), ("satisfaction", g.min_satisfaction)] {
+            if let Some(v) = v {
+                if !(0.0..=1.0).contains(&v) {
+                    c.push(
+                        codes::GATE_RANGE,
+                        Severity::Error,
+                        g.span,
+                        format!("gate {what} {v} is outside 0..=1"),
+                        "write the threshold as a share (0.9) or a percentage (90%)",
+                    );
+                }
+            }
+        }
+        if let (Some(p), Some(k)) = (g.min_lower_bound, g.trials) {
+            let max = wilson_max_lower_bound(k);
+            if p > max && p <= 1.0 {
+                let need = trials_needed(p).map_or_else(
+                    || "no number of trials reaches 1.0".to_owned(),
+                    |n| format!("a bound of {p} needs at least {n} trials"),
+                );
+                c.push(
+                    codes::GATE_INFEASIBLE,
+                    Severity::Error,
+                    g.span,
+                    format!(
+                        "gate cannot be met: {k} passes out of {k} trials give a Wilson 95% lower bound of {max:.3}, below {p}"
+                    ),
+                    format!("{need}, or lower the bound to at most {:.2}", (max * 100.0).floor() / 100.0),
+                );
+            }
+        }
+    }
+}
+
+fn markers(c: &mut Ctx<'_>) {
+    let spec = c.spec;
+    for q in &spec.open_questions {
+        if q.id.starts_with("MARKER-") {
+            c.push(
+                codes::MARKER,
+                Severity::Error,
+                q.span,
+                format!("unresolved marker `{}`", q.text),
+                "answer it in the spec and remove the marker; the factory fills gaps wrongly, with confidence",
+            );
+        } else {
+            c.push(
+                codes::OPEN_QUESTION,
+                Severity::Error,
+                q.span,
+                format!("open question `{}` is not resolved: {}", q.id, q.text),
+                "answer it and move the answer into the spec, or tick it (`- [x]`) once resolved",
+            );
+        }
+    }
+}
+
+/// Cross-spec rules over every spec of a project: duplicate spec ids ([`codes::DUPLICATE_SPEC`]),
+/// `depends_on`/`supersedes` and `other-spec#REQ-n` references ([`codes::DANGLING`]: an error
+/// when the spec is present but lacks the requirement, a warning when the spec is not among
+/// `specs`), and cycles between specs ([`codes::CYCLE`]). OpenSpec change deltas are left
+/// out: they share their capability's id by design.
+pub fn check_project(specs: &[crate::model::Spec]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mains: Vec<&Spec> = specs
+        .iter()
+        .filter(|s| s.dialect != Dialect::OpenSpecDelta && !s.meta.id.is_empty())
+        .collect();
+    let mut by_id: HashMap<&str, &Spec> = HashMap::new();
+    for s in &mains {
+        if let Some(first) = by_id.get(s.meta.id.as_str()) {
+            let mut d = Diagnostic::new(
+                codes::DUPLICATE_SPEC,
+                Severity::Error,
+                s.meta.span,
+                format!(
+                    "spec id `{}` is also used by {}",
+                    s.meta.id,
+                    first.path.as_deref().map_or_else(|| "another spec".to_owned(), |p| p.display().to_string())
+                ),
+                "give each spec a unique `id` in its front matter",
+            );
+            d.path.clone_from(&s.path);
+            out.push(d);
+        } else {
+            by_id.insert(&s.meta.id, s);
+        }
+    }
+    for s in &mains {
+        let refs = s
+            .meta
+            .depends_on
+            .iter()
+            .chain(s.meta.supersedes.iter())
+            .map(|r| (r.clone(), s.meta.span, None::<&str>))
+            .chain(s.requirements.iter().flat_map(|r| {
+                r.depends_on
+                    .iter()
+                    .filter(|d| d.contains('#'))
+                    .map(move |d| (d.clone(), r.span, Some(r.id.as_str())))
+            }));
+        for (reference, span, from_req) in refs.collect::<Vec<_>>() {
+            let (sid, rid) = match reference.split_once('#') {
+                Some((a, b)) => (a.to_owned(), Some(b.to_owned())),
+                None => (reference.clone(), None),
+            };
+            let who = from_req.map_or_else(|| format!("spec `{}`", s.meta.id), |r| format!("requirement `{r}`"));
+            let diag = match (by_id.get(sid.as_str()), rid) {
+                (None, _) => Some(Diagnostic::new(
+                    codes::DANGLING,
+                    Severity::Warning,
+                    span,
+                    format!("{who} refers to spec `{sid}`, which is not among the specs checked"),
+                    "check the folder that holds it too, or fix the id",
+                )),
+                (Some(other), Some(rid)) if other.requirement(&rid).is_none() => Some(Diagnostic::new(
+                    codes::DANGLING,
+                    Severity::Error,
+                    span,
+                    format!("{who} refers to `{reference}`, but spec `{sid}` has no requirement `{rid}`"),
+                    "fix the requirement id",
+                )),
+                _ => None,
+            };
+            if let Some(mut d) = diag {
+                d.path.clone_from(&s.path);
+                out.push(d);
+            }
+        }
+    }
+    let edges: Vec<(String, Vec<String>, Span)> = mains
+        .iter()
+        .map(|s| (s.meta.id.clone(), s.meta.depends_on.clone(), s.meta.span))
+        .collect();
+    for (cycle, span) in cycles(&edges) {
+        let path = by_id.get(cycle.first().map_or("", String::as_str)).and_then(|s| s.path.clone());
+        let mut d = Diagnostic::new(
+            codes::CYCLE,
+            Severity::Error,
+            span,
+            format!("spec dependency cycle: {}", cycle.join(" → ")),
+            "remove one `depends_on` entry of the cycle",
+        );
+        d.path = path;
+        out.push(d);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_bounds_match_the_format() {
+        assert!((wilson_max_lower_bound(10) - 0.7225).abs() < 1e-3);
+        assert!(wilson_max_lower_bound(35) >= 0.9);
+        assert!(wilson_max_lower_bound(34) < 0.9);
+        assert_eq!(trials_needed(0.9), Some(35));
+    }
+
+    #[test]
+    fn cycles_are_found_once_with_their_path() {
+        let s = Span::default();
+        let n = |id: &str, d: &[&str]| (id.to_owned(), d.iter().map(|x| (*x).to_owned()).collect(), s);
+        let c = cycles(&[n("B", &["C"]), n("A", &["B"]), n("C", &["A"]), n("D", &["D"])]);
+        let paths: Vec<String> = c.into_iter().map(|(p, _)| p.join(" → ")).collect();
+        assert_eq!(paths, ["A → B → C → A", "D → D"]);
+    }
+}

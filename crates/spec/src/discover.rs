@@ -1,0 +1,125 @@
+//! Finding spec files on disk.
+
+use crate::Error;
+use std::path::{Path, PathBuf};
+
+/// Folders never searched: version control, build output, dependencies, and OpenSpec's
+/// archive of applied changes.
+const SKIP_DIRS: &[&str] = &["target", "node_modules", "archive", "vendor", "dist", "build"];
+
+/// Files that sit beside specs but are not specs.
+const NOT_SPECS: &[&str] = &[
+    "readme.md",
+    "changelog.md",
+    "license.md",
+    "source.md",
+    "design.md",
+    "tasks.md",
+    "proposal.md",
+    "plan.md",
+    "agents.md",
+    "claude.md",
+    "contributing.md",
+];
+
+/// The spec files at `path`.
+///
+/// - A file is returned as itself, whatever its name (the caller named it).
+/// - A directory is searched recursively, skipping hidden folders and `target`,
+///   `node_modules`, `archive`, `vendor`, `dist`, `build`. A markdown file there is a spec when
+///   it is named `spec.md` or `requirements.md` (OpenSpec, Spec Kit, Kiro), ends in
+///   `.spec.md`, or opens with YAML front matter (`---`, the Lightsout format) and is not a
+///   known companion file (`README.md`, `design.md`, `tasks.md`, `proposal.md`, ...).
+///
+/// The result is sorted by path and has no duplicates, so output is deterministic.
+///
+/// # Errors
+/// [`Error::NotFound`] when `path` does not exist; [`Error::Io`] when a directory cannot be
+/// listed or a candidate file cannot be opened.
+pub fn discover(path: &Path) -> Result<Vec<PathBuf>, Error> {
+    let meta = std::fs::metadata(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(path.to_path_buf())
+        } else {
+            Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    walk(path, &mut out)?;
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_lowercase();
+        let ft = e.file_type().map_err(io)?;
+        if ft.is_dir() {
+            if !name.starts_with('.') && !SKIP_DIRS.contains(&name.as_str()) {
+                walk(&p, out)?;
+            }
+        } else if is_spec(&p, &name)? {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn is_spec(p: &Path, lower_name: &str) -> Result<bool, Error> {
+    if !lower_name.ends_with(".md") {
+        return Ok(false);
+    }
+    if lower_name == "spec.md" || lower_name == "requirements.md" || lower_name.ends_with(".spec.md") {
+        return Ok(true);
+    }
+    if NOT_SPECS.contains(&lower_name) {
+        return Ok(false);
+    }
+    // Lightsout specs open with front matter that has an `id:`: read the first 4 KiB only.
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    let f = std::fs::File::open(p).map_err(|source| Error::Io {
+        path: p.to_path_buf(),
+        source,
+    })?;
+    f.take(4096).read_to_end(&mut head).map_err(|source| Error::Io {
+        path: p.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&head);
+    let Some(rest) = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n")) else {
+        return Ok(false);
+    };
+    Ok(rest
+        .lines()
+        .take_while(|l| l.trim_end() != "---")
+        .any(|l| l.starts_with("id:")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_path_is_not_found() {
+        let r = discover(Path::new("/definitely/not/here/spec.md"));
+        assert!(matches!(r, Err(Error::NotFound(_))));
+    }
+}
