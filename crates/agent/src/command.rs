@@ -215,7 +215,7 @@ impl Agent for CommandAgent {
             })?;
         let stem = format!("{}-{}", sanitize(&ctx.task_id), ctx.attempt);
         let prompt = ctx.render_prompt();
-        let prompt_file = ws.artifacts_dir.join(format!("prompt-{stem}.md"));
+        let prompt_file = prompt_path(ctx, ws);
         write_file(&prompt_file, prompt.as_bytes(), "write prompt").await?;
         let args: Vec<String> = self
             .args
@@ -321,7 +321,10 @@ impl Agent for CommandAgent {
                     )
                 }),
             }
-        } else if let Some(e) = parsed.error.clone().filter(|_| self.format != OutputFormat::Plain)
+        } else if let Some(e) = parsed
+            .error
+            .clone()
+            .filter(|_| self.format != OutputFormat::Plain)
         {
             Outcome::Failed {
                 exit_code: status.code(),
@@ -348,6 +351,16 @@ impl Agent for CommandAgent {
     fn name(&self) -> String {
         self.name.clone()
     }
+}
+
+/// The path of the prompt file written for `ctx` in `ws` (by [`CommandAgent`] and
+/// [`ReplayAgent`](crate::ReplayAgent)): `<artifacts_dir>/prompt-<task>-<attempt>.md`.
+pub fn prompt_path(ctx: &TaskContext, ws: &Workspace) -> PathBuf {
+    ws.artifacts_dir.join(format!(
+        "prompt-{}-{}.md",
+        sanitize(&ctx.task_id),
+        ctx.attempt
+    ))
 }
 
 /// The path of the transcript [`CommandAgent`] writes for `ctx` in `ws`.

@@ -14,7 +14,9 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The agent program could not be started.
-    #[error("cannot start agent `{program}`: {source}; check that it is installed and on the allowed PATH")]
+    #[error(
+        "cannot start agent `{program}`: {source}; check that it is installed and on the allowed PATH"
+    )]
     Spawn {
         /// The program.
         program: String,

@@ -96,7 +96,10 @@ fn parse_claude(stdout: &str) -> Parsed {
     let usage = r.get("usage").cloned().unwrap_or(Value::Null);
     let text = r.get("result").and_then(Value::as_str).map(str::to_owned);
     let is_error = r.get("is_error").and_then(Value::as_bool).unwrap_or(false);
-    let subtype = r.get("subtype").and_then(Value::as_str).unwrap_or("success");
+    let subtype = r
+        .get("subtype")
+        .and_then(Value::as_str)
+        .unwrap_or("success");
     Parsed {
         summary: text.clone(),
         input_tokens: u(&usage, "input_tokens")
@@ -172,7 +175,9 @@ fn parse_aider(stdout: &str) -> Parsed {
     for line in stdout.lines().map(str::trim) {
         // aider prints `Tokens: ...` and `Cost: ...` on one line or on two.
         let tokens_at = line.find("Tokens:").filter(|&i| i == 0);
-        let cost_at = line.find("Cost:").filter(|&i| i == 0 || tokens_at.is_some());
+        let cost_at = line
+            .find("Cost:")
+            .filter(|&i| i == 0 || tokens_at.is_some());
         if tokens_at.is_none() && cost_at.is_none() {
             if !line.is_empty() {
                 p.summary = Some(line.to_owned());
@@ -242,7 +247,10 @@ mod tests {
     fn claude_error_subtype() {
         let out = r#"{"type":"result","subtype":"error_max_turns","is_error":true,"total_cost_usd":0.5,"usage":{"input_tokens":1,"output_tokens":2}}"#;
         let p = parse_output(OutputFormat::ClaudeJson, out);
-        assert_eq!(p.error.as_deref(), Some("claude ended with error_max_turns"));
+        assert_eq!(
+            p.error.as_deref(),
+            Some("claude ended with error_max_turns")
+        );
         assert_eq!(p.cost_usd, Some(0.5));
     }
 
@@ -257,7 +265,10 @@ mod tests {
         );
         let p = parse_output(OutputFormat::CodexJsonl, out);
         assert_eq!(p.summary.as_deref(), Some("Done."));
-        assert_eq!((p.input_tokens, p.output_tokens, p.cost_usd), (26549, 1590, None));
+        assert_eq!(
+            (p.input_tokens, p.output_tokens, p.cost_usd),
+            (26549, 1590, None)
+        );
     }
 
     #[test]
@@ -269,7 +280,10 @@ mod tests {
         assert_eq!(p.summary.as_deref(), Some("Commit abc123 feat: add"));
         let one_line = "Tokens: 12k sent, 1.2k received. Cost: $0.05 message, $0.11 session.";
         let p = parse_output(OutputFormat::Aider, one_line);
-        assert_eq!((p.input_tokens, p.output_tokens, p.cost_usd), (12_000, 1200, Some(0.11)));
+        assert_eq!(
+            (p.input_tokens, p.output_tokens, p.cost_usd),
+            (12_000, 1200, Some(0.11))
+        );
     }
 
     #[test]

@@ -61,12 +61,28 @@ impl ReplayAgent {
 impl Agent for ReplayAgent {
     async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, Error> {
         let started = Instant::now();
+        // Keep the prompt a live agent would have been given, beside its transcript, so a
+        // replay shows what crossed the interface (feedback included).
+        tokio::fs::create_dir_all(&ws.artifacts_dir)
+            .await
+            .map_err(|source| Error::Io {
+                action: "create artifacts dir",
+                path: ws.artifacts_dir.clone(),
+                source,
+            })?;
+        let prompt_file = crate::command::prompt_path(ctx, ws);
+        tokio::fs::write(&prompt_file, ctx.render_prompt())
+            .await
+            .map_err(|source| Error::Io {
+                action: "write prompt",
+                path: prompt_file.clone(),
+                source,
+            })?;
         let patch = self.patch_path(&ctx.task_id, ctx.attempt);
         let meta_path = patch.with_extension("json");
         let recorded: Recorded = match tokio::fs::read(&meta_path).await {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                Error::Config(format!("{}: {e}", meta_path.display()))
-            })?,
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| Error::Config(format!("{}: {e}", meta_path.display())))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Recorded::default(),
             Err(source) => {
                 return Err(Error::Io {

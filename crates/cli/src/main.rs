@@ -31,6 +31,11 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// The task graph of specs and task lists: waves, critical path, ready tasks, impact.
     Plan(cmd::plan::PlanArgs),
+    /// Decision memory: add, supersede, search, context packs, diff guards, import/export.
+    Memory(cmd::memory::MemoryArgs),
+    /// Run the factory: agents build the specs' tasks on worktrees, the holdout judges, the
+    /// merge queue merges. Exit 0 all merged, 1 some failed, 2 infrastructure error.
+    Run(cmd::run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,8 @@ fn main() -> ExitCode {
         Command::Twin(c) => cmd::twin::run(c),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Plan(a) => cmd::plan::run(a),
+        Command::Memory(a) => cmd::memory::run(a),
+        Command::Run(a) => cmd::run::run(a),
     };
     match result {
         Ok(code) => code,

@@ -20,6 +20,8 @@
 //! - [`report`] renders `JUnit` XML, a markdown summary and the redacted [`feedback`];
 //!   [`LeakScanner`] finds canaries and verbatim scenario text in prompts, diffs and feedback.
 //! - [`evaluate`] does all of it in one call, for the factory.
+//! - The `testing` module (feature `testing`) has `ScriptedStep`, a step with scripted
+//!   outcomes, to simulate passing, failing and flaky scenarios without a target.
 //!
 //! Statistics follow Wilson (1927), Chen et al. (2021) and Yao et al. (2024); see [`stats`].
 //! Gate rules take the shape of `lightsout_spec::GateRule`.
@@ -65,6 +67,8 @@ pub mod scenario;
 pub mod stats;
 pub mod steps;
 pub mod target;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod world;
 
 pub use gate::{GatePolicy, GateReason, GateVerdict, PolicyRule};

@@ -108,12 +108,16 @@ pub struct Runner {
 
 impl Runner {
     /// A runner with `library` and a fresh HTTP client (connection pool shared by all trials;
-    /// no proxy, so loopback targets are reached directly).
+    /// no proxy, so loopback targets are reached directly; redirects are not followed, so a
+    /// scenario sees the real `3xx` and its `Location`).
     ///
     /// # Errors
     /// [`Error::Http`] when the HTTP client cannot be built (TLS backend failure).
     pub fn new(library: StepLibrary) -> Result<Self, Error> {
-        let client = reqwest::Client::builder().no_proxy().build()?;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         Ok(Runner {
             library: Arc::new(library),
             client,
@@ -350,6 +354,7 @@ impl Runner {
     }
 }
 
+/// Milliseconds, rounded to the microsecond.
 fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }

@@ -326,16 +326,30 @@ struct Meta {
     satisfies: Vec<String>,
     tags: Vec<String>,
     kind: Option<CheckKind>,
+    /// The requirement ids came from the file: a scenario's own `Satisfies:` replaces them.
+    inherited: bool,
 }
 
 impl Meta {
     /// Applies one `Key: value` line; returns false when it is not a metadata line.
+    /// A copy for a scenario: its own `Satisfies:` line will replace the file's.
+    fn for_scenario(&self) -> Meta {
+        Meta {
+            inherited: true,
+            ..self.clone()
+        }
+    }
+
     fn apply(&mut self, line: &str) -> bool {
         let Some((key, value)) = line.split_once(':') else {
             return false;
         };
         match key.trim().to_ascii_lowercase().as_str() {
             "satisfies" | "requirements" | "requirement" => {
+                if self.inherited {
+                    self.satisfies.clear();
+                    self.inherited = false;
+                }
                 self.satisfies.extend(split_list(value));
             }
             "tags" | "tag" => self.tags.extend(tags_of(value)),
@@ -456,7 +470,7 @@ pub fn parse_markdown(src: &str, path: &Path) -> (Vec<Scenario>, Vec<Diagnostic>
                     cur = Some(Current {
                         name,
                         level,
-                        meta: file_meta.clone(),
+                        meta: file_meta.for_scenario(),
                         steps: Vec::new(),
                         start,
                     });
@@ -611,13 +625,13 @@ pub fn parse_feature(src: &str, path: &Path) -> (Vec<Scenario>, Vec<Diagnostic>)
     }
     for (meta, background, scenarios) in groups {
         for sc in scenarios {
-            let mut m = meta.clone();
+            let mut m = meta.for_scenario();
             for line in sc.description.iter().flat_map(|d| d.lines()) {
                 m.apply(line.trim());
             }
             for t in &sc.tags {
                 if let Some(req) = t.strip_prefix("satisfies:") {
-                    m.satisfies.push(req.to_owned());
+                    m.apply(&format!("Satisfies: {req}"));
                 } else {
                     m.tags.push(format!("@{t}"));
                 }
@@ -788,7 +802,8 @@ Feature: httpbin
         assert_eq!(sc.len(), 3);
         assert_eq!(sc[0].steps[1].text, "I send `GET /status/200`");
         assert_eq!(sc[1].steps[2].text, "the status is 418");
-        assert_eq!(sc[0].satisfies, vec!["REQ-9", "REQ-1"]);
+        assert_eq!(sc[0].satisfies, vec!["REQ-1"]);
+        assert_eq!(sc[2].satisfies, vec!["REQ-9"]);
         assert!(sc[0].has_tag("critical") && sc[0].has_tag("@api"));
         assert_eq!(
             sc[2].steps[1].text,

@@ -2,8 +2,8 @@
 //! run with `sh -c` in the worktree. Their output is the project's, not the holdout's, so a
 //! failing check's tail goes back to the agent verbatim.
 
-use crate::config::CheckConfig;
 use crate::Error;
+use crate::config::CheckConfig;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;

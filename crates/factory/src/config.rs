@@ -32,7 +32,22 @@
 //!
 //! [holdout]
 //! path = "../holdout"          # outside the repository; LIGHTSOUT_HOLDOUT overrides
-//! command = "sh run.sh"        # optional external holdout runner (see CommandEvaluator)
+//! redaction = "requirement"    # none | requirement | category | full
+//! trials = 3                   # eval engine: trials per scenario
+//! # command = "sh run.sh"      # an external holdout runner instead (see CommandEvaluator)
+//!
+//! [target]                     # how the eval engine starts the software in a worktree
+//! command = "cargo run -q -- --port {port}"
+//! ready_path = "/health"
+//!
+//! [twins]                      # served on loopback for each evaluation
+//! slack = "builtin"            # or a twin directory, or the URL of a running twin
+//!
+//! [gate]                       # lightsout-eval's GatePolicy, as TOML
+//!
+//! [memory]
+//! enabled = true               # .lightsout/memory.db: context packs, guards, lessons
+//! budget_tokens = 1500
 //! ```
 //! Sections other stages own (`[gate]`, `[twins]`, `[budget]`, `[policy]`) are kept as raw
 //! TOML in [`Config::extra`] for them.
@@ -127,18 +142,19 @@ fn default_check_ms() -> u64 {
 }
 
 /// How much the feedback to an agent may say about holdout failures
-/// (`scenario-format.md`, "Results").
+/// (`scenario-format.md`, "Results"; the same levels as `lightsout_eval::RedactLevel`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Redaction {
-    /// Only that the attempt failed the holdout.
+    /// Nothing redacted beyond what the evaluator reports (for humans; the external runner
+    /// reports requirement, counts and category only, so this equals `requirement` there).
     None,
-    /// The requirement id and the failure category (the default).
+    /// The requirement id, trial counts and failure category (the default).
     #[default]
     Requirement,
-    /// The failure category only.
+    /// The failure category and trial counts only, not which requirement.
     Category,
-    /// Requirement, category and trial counts.
+    /// Only that the holdout failed, and how many requirements.
     Full,
 }
 
@@ -154,6 +170,48 @@ pub struct HoldoutConfig {
     pub redaction: Redaction,
     /// Fail a requirement the holdout has no result for (default true: fail closed).
     pub require_all: Option<bool>,
+    /// Trials per scenario with the eval engine (default 1).
+    pub trials: Option<u32>,
+}
+
+/// `[target]`: how the eval engine starts the software under test in a worktree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSection {
+    /// Shell command; `{port}` becomes a free loopback port.
+    pub command: String,
+    /// Readiness probe path (default `/`).
+    #[serde(default = "default_ready_path")]
+    pub ready_path: String,
+    /// Readiness timeout in ms (default 30 000).
+    #[serde(default = "default_ready_ms")]
+    pub ready_timeout_ms: u64,
+}
+
+fn default_ready_path() -> String {
+    "/".into()
+}
+
+fn default_ready_ms() -> u64 {
+    30_000
+}
+
+/// `[memory]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemorySection {
+    /// Use decision memory (`.lightsout/memory.db`) for context packs, guards and lessons.
+    pub enabled: bool,
+    /// Token budget of a context pack.
+    pub budget_tokens: usize,
+}
+
+impl Default for MemorySection {
+    fn default() -> Self {
+        MemorySection {
+            enabled: true,
+            budget_tokens: 1500,
+        }
+    }
 }
 
 /// The whole `lightsout.toml`.
@@ -174,6 +232,10 @@ pub struct Config {
     pub checks: Vec<CheckConfig>,
     /// `[holdout]`.
     pub holdout: HoldoutConfig,
+    /// `[target]`, for the eval engine.
+    pub target: Option<TargetSection>,
+    /// `[memory]`.
+    pub memory: MemorySection,
     /// Every other section, raw, for the stages that own it (`gate`, `twins`, `budget`, ...).
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
@@ -350,9 +412,7 @@ min_satisfaction = 0.95
             Err(Error::HoldoutInRepo { .. })
         ));
         // A `..` path that resolves back inside is refused too.
-        assert!(
-            check_holdout_location(&repo.join("holdout/../holdout"), &roots).is_err()
-        );
+        assert!(check_holdout_location(&repo.join("holdout/../holdout"), &roots).is_err());
         assert!(check_holdout_location(&d.path().join("holdout"), &roots).is_ok());
     }
 }

@@ -57,7 +57,9 @@ pub enum Error {
     #[error("no run `{0}` in .lightsout/runs; list them with `ls .lightsout/runs`")]
     UnknownRun(String),
     /// Another `lightsout run` holds the repository.
-    #[error("another lightsout run is active in this repository (lock {0}); wait for it or stop it")]
+    #[error(
+        "another lightsout run is active in this repository (lock {0}); wait for it or stop it"
+    )]
     Locked(PathBuf),
     /// The holdout evaluation could not run.
     #[error("holdout eval: {0}")]

@@ -14,6 +14,8 @@ pub enum Event {
         run_id: String,
         /// Tasks in the plan.
         tasks: usize,
+        /// Tasks already merged, failed or blocked (non-zero on a resume).
+        done: usize,
         /// Whether this is a `--resume`.
         resumed: bool,
     },

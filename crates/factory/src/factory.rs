@@ -13,8 +13,8 @@ use crate::journal::{Entry, Journal, write_atomic};
 use crate::plan::{Plan, Task};
 use crate::sched::{Scheduler, Slot};
 use crate::stages::{
-    AttemptHook, AttemptMetrics, EvalRequest, EvalStage, Evaluator, EventSink, Guard,
-    GuardRequest, HookDecision, Lesson, Memory, NoEvents, NoGuard, NoHook, NoMemory,
+    AttemptHook, AttemptMetrics, CommandEvaluator, EvalRequest, EvalStage, Evaluator, EventSink,
+    Guard, GuardRequest, HookDecision, Lesson, Memory, NoEvents, NoGuard, NoHook, NoMemory,
 };
 use crate::state::{AttemptRecord, RunState, TaskStatus};
 use crate::{Error, journal};
@@ -52,6 +52,8 @@ pub struct Factory {
     hook: Arc<dyn AttemptHook>,
     events: Arc<dyn EventSink>,
     env: BTreeMap<String, String>,
+    memory_is_default: bool,
+    guard_is_default: bool,
 }
 
 impl std::fmt::Debug for Factory {
@@ -125,17 +127,87 @@ impl Factory {
             agents.insert(name.clone(), agent_from_profile(name, p, &config.base_dir)?);
         }
         let env = config.allowed_env(std::env::vars());
+        let evaluator: Option<Arc<dyn Evaluator>> = match &config.holdout.command {
+            Some(command) => {
+                let holdout = std::env::var("LIGHTSOUT_HOLDOUT").ok();
+                let dir = config.holdout_dir(holdout.as_deref()).ok_or_else(|| {
+                    Error::Config(
+                        "[holdout] command needs [holdout] path (or LIGHTSOUT_HOLDOUT): the \
+                         directory outside the repository that holds the scenarios"
+                            .into(),
+                    )
+                })?;
+                Some(Arc::new(CommandEvaluator {
+                    command: command.clone(),
+                    holdout_dir: dir,
+                    env: env.clone(),
+                    redaction: config.holdout.redaction,
+                    require_all: config.holdout.require_all.unwrap_or(true),
+                    timeout_ms: 600_000,
+                }))
+            }
+            None => match (
+                &config.target,
+                config.holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref()),
+            ) {
+                (Some(t), Some(dir)) => {
+                    let policy = match config.extra.get("gate") {
+                        Some(g) => {
+                            let text = toml::to_string(g)
+                                .map_err(|e| Error::Config(format!("[gate]: {e}")))?;
+                            lightsout_eval::GatePolicy::from_toml(&text)
+                                .map_err(|e| Error::Config(format!("[gate]: {e}")))?
+                        }
+                        None => lightsout_eval::GatePolicy::default_policy(),
+                    };
+                    let twins = config
+                        .extra
+                        .get("twins")
+                        .and_then(toml::Value::as_table)
+                        .map(|t| {
+                            t.iter()
+                                .filter_map(|(k, v)| {
+                                    let v = v.as_str()?;
+                                    // A directory is relative to lightsout.toml.
+                                    let resolved = if v == "builtin" || v.starts_with("http") {
+                                        v.to_owned()
+                                    } else {
+                                        config.base_dir.join(v).to_string_lossy().into_owned()
+                                    };
+                                    Some((k.clone(), resolved))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    Some(Arc::new(crate::engine::EngineEvaluator {
+                        holdout_dir: dir,
+                        target_command: t.command.clone(),
+                        ready_path: t.ready_path.clone(),
+                        ready_timeout_ms: t.ready_timeout_ms,
+                        trials: config.holdout.trials.unwrap_or(1),
+                        twins,
+                        policy,
+                        env: env.clone(),
+                        redaction: config.holdout.redaction,
+                        require_all: config.holdout.require_all.unwrap_or(true),
+                    }))
+                }
+                _ => None,
+            },
+        };
         Ok(Factory {
             repo: repo.into(),
             config,
             agents,
             default_agent: None,
-            evaluator: None,
+            evaluator,
             guard: Arc::new(NoGuard),
             memory: Arc::new(NoMemory),
             hook: Arc::new(NoHook),
             events: Arc::new(NoEvents),
             env,
+            memory_is_default: true,
+            guard_is_default: true,
         })
     }
 
@@ -164,6 +236,7 @@ impl Factory {
     #[must_use]
     pub fn with_guard(mut self, g: Arc<dyn Guard>) -> Self {
         self.guard = g;
+        self.guard_is_default = false;
         self
     }
 
@@ -171,6 +244,7 @@ impl Factory {
     #[must_use]
     pub fn with_memory(mut self, m: Arc<dyn Memory>) -> Self {
         self.memory = m;
+        self.memory_is_default = false;
         self
     }
 
@@ -250,6 +324,8 @@ impl Factory {
     /// failures are not errors: see the returned state.
     pub async fn run(&self, plan: Plan, opts: RunOptions) -> Result<RunState, Error> {
         plan.validate()?;
+        let lock = self.lock()?;
+        repair_worktree_admin(&self.repo, &self.runs_dir()).await?;
         self.check_holdout().await?;
         let git = Git::new(&self.repo);
         let main = self.config.run.main.clone();
@@ -261,15 +337,18 @@ impl Factory {
         })?;
         let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
         if !crate::plan::valid_task_id(&run_id) {
-            return Err(Error::Config(format!("run id `{run_id}` is not usable in a branch name")));
+            return Err(Error::Config(format!(
+                "run id `{run_id}` is not usable in a branch name"
+            )));
         }
         let run_dir = self.runs_dir().join(&run_id);
-        if run_dir.join("journal.jsonl").exists() {
+        let journal_path = run_dir.join("journal.jsonl");
+        // A journal without one complete entry is a run killed before it started: reuse it.
+        if journal_path.exists() && !journal::read(&journal_path)?.is_empty() {
             return Err(Error::Config(format!(
                 "run `{run_id}` exists already; resume it with --resume {run_id}"
             )));
         }
-        let lock = self.lock()?;
         let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
         let start = Entry::RunStarted {
             run_id: run_id.clone(),
@@ -296,10 +375,17 @@ impl Factory {
         if !crate::plan::valid_task_id(run_id) || !path.exists() {
             return Err(Error::UnknownRun(run_id.to_owned()));
         }
-        self.check_holdout().await?;
         let lock = self.lock()?;
+        repair_worktree_admin(&self.repo, &self.runs_dir()).await?;
+        self.check_holdout().await?;
         let journal = Journal::open(&path)?;
         let entries = journal::read(&path)?;
+        if entries.is_empty() {
+            return Err(Error::Config(format!(
+                "run `{run_id}` was stopped before it started; start it again with \
+                 `lightsout run --run-id {run_id}`"
+            )));
+        }
         if !matches!(entries.first(), Some(Entry::RunStarted { .. })) {
             return Err(Error::Journal {
                 path,
@@ -335,8 +421,9 @@ impl Factory {
     ) -> Result<RunState, Error> {
         let evaluator = self.evaluator.clone().ok_or_else(|| {
             Error::Config(
-                "no holdout evaluator: set [holdout] command (an external runner) or use the \
-                 built-in engine"
+                "no holdout evaluator: set [holdout] path and either [target] command (the \
+                 built-in eval engine starts your software and runs the scenarios) or \
+                 [holdout] command (an external runner)"
                     .into(),
             )
         })?;
@@ -348,6 +435,20 @@ impl Factory {
                 agents.insert(t.task.kind.clone(), self.agent_for(&t.task.kind)?);
             }
         }
+        let (memory, guard) = if self.memory_is_default && self.config.memory.enabled {
+            let m = Arc::new(crate::memory::DecisionMemory::open(
+                &self.repo.join(".lightsout").join("memory.db"),
+                self.config.memory.budget_tokens,
+            )?);
+            let g: Arc<dyn Guard> = if self.guard_is_default {
+                m.clone()
+            } else {
+                self.guard.clone()
+            };
+            (m as Arc<dyn Memory>, g)
+        } else {
+            (self.memory.clone(), self.guard.clone())
+        };
         let inner = Arc::new(Inner {
             repo: Git::new(&self.repo),
             run_dir: run_dir.clone(),
@@ -358,8 +459,8 @@ impl Factory {
             fallback: self.agents.clone(),
             default_agent: self.default_agent.clone(),
             evaluator,
-            guard: self.guard.clone(),
-            memory: self.memory.clone(),
+            guard,
+            memory,
             hook: self.hook.clone(),
             events: self.events.clone(),
             env: self.env.clone(),
@@ -367,9 +468,22 @@ impl Factory {
             state: Mutex::new(state),
             resumed,
         });
+        let done = {
+            let s = inner.state();
+            s.tasks[..s.planned]
+                .iter()
+                .filter(|t| {
+                    matches!(
+                        t.status,
+                        TaskStatus::Merged | TaskStatus::Failed | TaskStatus::Blocked
+                    )
+                })
+                .count()
+        };
         inner.events.emit(&Event::RunStarted {
             run_id: inner.run_id.clone(),
             tasks: plan.tasks.len(),
+            done,
             resumed,
         });
         let weights: Vec<f64> = plan.tasks.iter().map(|t| t.estimate_hours).collect();
@@ -385,6 +499,58 @@ impl Factory {
         coord.run(&mut sched, jobs).await?;
         inner.finish().await
     }
+}
+
+/// Removes the administrative entries (`.git/worktrees/<name>`) that a `git worktree add`
+/// killed half-way left behind for one of the factory's own worktrees (under `runs_dir`):
+/// entries whose `commondir`, `gitdir` or `HEAD` file is missing or empty. Git cannot use
+/// such an entry, and it makes `git worktree list` fail. Entries of other worktrees are
+/// never touched.
+async fn repair_worktree_admin(repo: &Path, runs_dir: &Path) -> Result<(), Error> {
+    let git = Git::new(repo);
+    let common = PathBuf::from(git.run(&["rev-parse", "--git-common-dir"]).await?);
+    let common = if common.is_absolute() {
+        common
+    } else {
+        repo.join(common)
+    };
+    let Ok(entries) = std::fs::read_dir(common.join("worktrees")) else {
+        return Ok(());
+    };
+    let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let mut removed = false;
+    for e in entries.flatten() {
+        let admin = e.path();
+        let gitdir = read(admin.join("gitdir"));
+        let broken = ["commondir", "gitdir", "HEAD"]
+            .iter()
+            .any(|f| read(admin.join(f)).trim().is_empty());
+        let ours = gitdir.trim().is_empty() || Path::new(gitdir.trim()).starts_with(runs_dir);
+        if broken && ours {
+            std::fs::remove_dir_all(&admin)
+                .map_err(|err| Error::io("remove broken worktree entry", &admin, err))?;
+            removed = true;
+        }
+    }
+    if removed {
+        git.run(&["worktree", "prune"]).await?;
+    }
+    Ok(())
+}
+
+/// The top-level directory of the git repository containing `dir`.
+///
+/// # Errors
+/// [`Error::Config`] when `dir` is not inside a git repository.
+pub async fn repo_root(dir: &Path) -> Result<PathBuf, Error> {
+    let o = Git::new(dir).out(&["rev-parse", "--show-toplevel"]).await?;
+    if !o.ok {
+        return Err(Error::Config(format!(
+            "{} is not inside a git repository; run `git init` and commit once, then retry",
+            dir.display()
+        )));
+    }
+    Ok(PathBuf::from(o.stdout.trim()))
 }
 
 fn new_run_id() -> String {
@@ -511,13 +677,20 @@ impl Inner {
     async fn prepare_worktree(&self, wt: &Path, branch: &str, base: &str) -> Result<(), Error> {
         let ok = wt.join(".git").exists() && {
             let g = Git::new(wt);
-            g.out(&["rev-parse", "--show-toplevel"]).await.is_ok_and(|o| {
-                o.ok && Path::new(o.stdout.trim()) == wt.canonicalize().unwrap_or_default()
-            })
+            g.out(&["rev-parse", "--show-toplevel"])
+                .await
+                .is_ok_and(|o| {
+                    o.ok && Path::new(o.stdout.trim()) == wt.canonicalize().unwrap_or_default()
+                })
         };
         if ok {
             let g = Git::new(wt);
-            for lockname in ["index.lock", "HEAD.lock"] {
+            for lockname in [
+                "index.lock",
+                "HEAD.lock",
+                "ORIG_HEAD.lock",
+                "AUTO_MERGE.lock",
+            ] {
                 let p = g.git_path(lockname).await?;
                 if p.exists() {
                     let _ = std::fs::remove_file(&p);
@@ -530,19 +703,20 @@ impl Inner {
                 }
             }
             // A branch ref lock from a killed commit.
-            let common = PathBuf::from(self.repo.run(&["rev-parse", "--git-common-dir"]).await?);
-            let common = if common.is_absolute() { common } else { self.repo.dir().join(common) };
-            let reflock = common.join(format!("refs/heads/{branch}.lock"));
-            if reflock.exists() {
-                let _ = std::fs::remove_file(&reflock);
-            }
+            self.clear_ref_lock(&format!("refs/heads/{branch}")).await?;
             return Ok(());
         }
+        // A branch ref lock from a killed `worktree add -b`.
+        self.clear_ref_lock(&format!("refs/heads/{branch}")).await?;
         let w = wt.to_string_lossy().into_owned();
         let _ = self.repo.out(&["worktree", "unlock", &w]).await;
-        let _ = self.repo.out(&["worktree", "remove", "--force", "--force", &w]).await;
+        let _ = self
+            .repo
+            .out(&["worktree", "remove", "--force", "--force", &w])
+            .await;
         if wt.exists() {
-            std::fs::remove_dir_all(wt).map_err(|e| Error::io("remove half-made worktree", wt, e))?;
+            std::fs::remove_dir_all(wt)
+                .map_err(|e| Error::io("remove half-made worktree", wt, e))?;
         }
         self.repo.run(&["worktree", "prune"]).await?;
         if let Some(parent) = wt.parent() {
@@ -554,7 +728,9 @@ impl Inner {
             .await?
             .is_some();
         if exists {
-            self.repo.run(&["worktree", "add", "-q", &w, branch]).await?;
+            self.repo
+                .run(&["worktree", "add", "-q", &w, branch])
+                .await?;
         } else {
             self.repo
                 .run(&["worktree", "add", "-q", "-b", branch, &w, base])
@@ -563,9 +739,26 @@ impl Inner {
         Ok(())
     }
 
+    /// Removes the lock file of `refname` left by a git process killed with the run. Only
+    /// called for refs this run owns (its branches and keep-refs), while it holds the run lock.
+    async fn clear_ref_lock(&self, refname: &str) -> Result<(), Error> {
+        let common = PathBuf::from(self.repo.run(&["rev-parse", "--git-common-dir"]).await?);
+        let common = if common.is_absolute() {
+            common
+        } else {
+            self.repo.dir().join(common)
+        };
+        let lock = common.join(format!("{refname}.lock"));
+        if lock.exists() {
+            std::fs::remove_file(&lock).map_err(|e| Error::io("remove stale lock", &lock, e))?;
+        }
+        Ok(())
+    }
+
     /// Keeps `commit` reachable under `refs/lightsout/<run>/<task>/<name>`.
     async fn keep(&self, task: &str, name: &str, commit: &str) -> Result<(), Error> {
         let r = format!("refs/lightsout/{}/{task}/{name}", self.run_id);
+        self.clear_ref_lock(&r).await?;
         self.repo.run(&["update-ref", &r, commit]).await.map(|_| ())
     }
 
@@ -577,14 +770,15 @@ impl Inner {
         self.prepare_worktree(&wt, &branch, &base).await?;
         // A branch left by a run killed before `TaskStarted` was journaled may point at an
         // older main: move it to the current one, keeping any commits it has.
+        // A kill inside `git worktree add` can also leave a half-checked-out tree: reset the
+        // index and files to `base` whatever HEAD says.
         let g = Git::new(&wt);
         let head = g.rev("HEAD").await?;
-        if head != base {
-            if !self.repo.is_ancestor(&head, &base).await? {
-                self.keep(&task.id, "stale", &head).await?;
-            }
-            g.run(&["reset", "-q", "--hard", &base]).await?;
+        if head != base && !self.repo.is_ancestor(&head, &base).await? {
+            self.keep(&task.id, "stale", &head).await?;
         }
+        g.run(&["reset", "-q", "--hard", &base]).await?;
+        g.run(&["clean", "-q", "-fd"]).await?;
         let regression = self.state().merged_requirements.clone();
         self.record(&Entry::TaskStarted {
             task: task.id.clone(),
@@ -960,7 +1154,9 @@ impl Inner {
     /// Removes a worktree whose commits are all on main; keeps any other.
     async fn cleanup_worktree(&self, wt: &Path) {
         let g = Git::new(wt);
-        let Ok(head) = g.rev("HEAD").await else { return };
+        let Ok(head) = g.rev("HEAD").await else {
+            return;
+        };
         if matches!(self.repo.is_ancestor(&head, &self.main).await, Ok(true)) {
             let w = wt.to_string_lossy().into_owned();
             let _ = self.repo.out(&["worktree", "remove", "--force", &w]).await;
@@ -1013,7 +1209,10 @@ impl Inner {
         }
         let child = Task {
             id: format!("{root}.rebase-{n}"),
-            title: format!("{} (redo on current main after a conflict)", root_task.title),
+            title: format!(
+                "{} (redo on current main after a conflict)",
+                root_task.title
+            ),
             ..root_task
         };
         let feedback = format!(
@@ -1028,6 +1227,7 @@ impl Inner {
             task: task_id.to_owned(),
             to: child.clone(),
             files,
+            feedback: feedback.clone(),
         })?;
         let job = self.start_task(&child, Some(feedback)).await?;
         Ok(MergeOutcome::Rework(Box::new(job)))
@@ -1069,7 +1269,11 @@ impl Inner {
         }
         let (from, to, pending) = {
             let s = self.state();
-            (s.checkout.clone(), s.main_head.clone(), s.checkout_sync.clone())
+            (
+                s.checkout.clone(),
+                s.main_head.clone(),
+                s.checkout_sync.clone(),
+            )
         };
         if pending.is_some() {
             // A sync was killed: its index lock is ours.
@@ -1085,7 +1289,10 @@ impl Inner {
             from: from.clone(),
             to: to.clone(),
         })?;
-        let o = self.repo.out(&["read-tree", "-m", "-u", &from, &to]).await?;
+        let o = self
+            .repo
+            .out(&["read-tree", "-m", "-u", &from, &to])
+            .await?;
         if !o.ok {
             tracing::warn!(
                 "main moved to {to} but the checkout could not follow ({}); run `git reset --keep {}`",
@@ -1126,7 +1333,9 @@ fn event_of(e: &Entry) -> Option<Event> {
             task: task.clone(),
             feedback: feedback.clone(),
         },
-        Entry::ConflictRouted { task, to, files } => Event::ConflictRouted {
+        Entry::ConflictRouted {
+            task, to, files, ..
+        } => Event::ConflictRouted {
             task: task.clone(),
             to: to.id.clone(),
             files: files.clone(),
@@ -1161,7 +1370,11 @@ impl Coordinator {
                 && let Some(v) = &t.verified
             {
                 let main_ref = format!("refs/heads/{}", self.inner.main);
-                let lockp = self.inner.repo.git_path(&format!("{main_ref}.lock")).await?;
+                let lockp = self
+                    .inner
+                    .repo
+                    .git_path(&format!("{main_ref}.lock"))
+                    .await?;
                 if lockp.exists() {
                     let _ = std::fs::remove_file(&lockp);
                 }
@@ -1209,14 +1422,20 @@ impl Coordinator {
             }
             let Some(wt) = t.worktree.clone() else {
                 // Routed conflict task journaled, worktree not started yet.
-                let job = self.inner.start_task(&t.task, None).await?;
+                let job = self
+                    .inner
+                    .start_task(&t.task, t.pending_feedback.clone())
+                    .await?;
                 self.rework.push_back(Job {
                     human_intervened: true,
                     ..job
                 });
                 continue;
             };
-            let branch = t.branch.clone().unwrap_or_else(|| self.inner.branch(&t.task.id));
+            let branch = t
+                .branch
+                .clone()
+                .unwrap_or_else(|| self.inner.branch(&t.task.id));
             let base = t.base.clone().unwrap_or_else(|| snapshot.base.clone());
             self.inner.prepare_worktree(&wt, &branch, &base).await?;
             match t.status {
@@ -1324,7 +1543,9 @@ impl Coordinator {
             })?;
             match out? {
                 WorkOutcome::Passed => {
-                    self.inner.events.emit(&Event::TaskPassed { task: id.clone() });
+                    self.inner
+                        .events
+                        .emit(&Event::TaskPassed { task: id.clone() });
                     self.merge_queue.push_back(id);
                 }
                 WorkOutcome::Failed(reason) => self.fail(sched, &id, reason)?,

@@ -84,13 +84,23 @@ impl Git {
     }
 
     pub(crate) async fn rev(&self, rev: &str) -> Result<String, Error> {
-        self.run(&["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
-            .await
+        self.run(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ])
+        .await
     }
 
     pub(crate) async fn try_rev(&self, rev: &str) -> Result<Option<String>, Error> {
         let o = self
-            .out(&["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
+            .out(&[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{rev}^{{commit}}"),
+            ])
             .await?;
         Ok(o.ok.then(|| o.stdout.trim().to_owned()))
     }
@@ -125,7 +135,10 @@ impl Git {
         let s = self
             .run(&["diff", "--name-only", "--diff-filter=U"])
             .await?;
-        Ok(s.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
+        Ok(s.lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect())
     }
 
     /// Whether a rebase is in progress in this checkout.

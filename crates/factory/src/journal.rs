@@ -5,9 +5,9 @@
 //! A kill in the middle of an append leaves at most one partial last line; [`read`]
 //! ignores it and [`Journal::open`] truncates it away before appending again.
 
+use crate::Error;
 use crate::plan::{Plan, Task};
 use crate::state::AttemptRecord;
-use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -100,6 +100,9 @@ pub enum Entry {
         to: Task,
         /// Conflicting files.
         files: Vec<String>,
+        /// The feedback the new task starts with (the conflict and the earlier diff).
+        #[serde(default)]
+        feedback: String,
     },
     /// The merged result passed the holdout; main is about to move to `commit`.
     MergeVerified {

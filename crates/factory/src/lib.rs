@@ -37,25 +37,31 @@
 
 mod checks;
 pub mod config;
+mod engine;
 mod error;
 pub mod event;
 mod factory;
 mod git;
 pub mod journal;
+mod memory;
 pub mod plan;
 pub mod sched;
 pub mod stages;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{Config, Redaction};
+pub use engine::EngineEvaluator;
 pub use error::Error;
 pub use event::Event;
-pub use factory::{Factory, RunOptions, agent_from_profile};
+pub use factory::{Factory, RunOptions, agent_from_profile, repo_root};
 pub use git::{COMMITTER_EMAIL, COMMITTER_NAME};
+pub use memory::DecisionMemory;
 pub use plan::{Plan, Planner, SpecPlanner, Task};
 pub use stages::{
     AttemptHook, AttemptMetrics, CommandEvaluator, EvalRequest, EvalStage, Evaluator, EventSink,
     Guard, GuardFinding, GuardRequest, HookDecision, Lesson, Memory, NoEvents, NoGuard, NoHook,
-    NoMemory, RequirementResult, Verdict, VecEvents, redact,
+    NoMemory, RequirementResult, VecEvents, Verdict, redact,
 };
 pub use state::{AttemptRecord, RunState, TaskState, TaskStatus, Totals};

@@ -149,7 +149,8 @@ impl<T: Planner + ?Sized> Planner for std::sync::Arc<T> {
 }
 
 /// The deterministic planner: the author's `## Tasks` when a spec has them, otherwise one
-/// task per requirement with the requirements' `Depends on:` lines as dependencies.
+/// task per requirement with the requirements' `Depends on:` lines as dependencies. A task's
+/// kind is its (first) requirement's first tag (`@docs`), else `code`.
 ///
 /// Specs with `status: accepted` or `superseded`, and tasks checked done (`- [x]`), are
 /// skipped. With several specs, task ids are prefixed with the spec id (`shortener-T1`) so
@@ -177,6 +178,15 @@ fn render_requirement(spec: &Spec, id: &str, out: &mut String, criteria: &mut Ve
         }
         criteria.push(c.trim_end_matches(';').to_owned());
     }
+}
+
+/// The task kind: the first requirement tag (`@docs` → `docs`), else `code`. Kinds pick the
+/// agent profile (`[agents.kinds]`); a kind with no profile uses the default agent.
+fn kind_of(tags: &[String]) -> String {
+    tags.first()
+        .map(|t| t.trim_start_matches('@').to_owned())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "code".into())
 }
 
 impl Planner for SpecPlanner {
@@ -222,7 +232,7 @@ impl Planner for SpecPlanner {
                     spec_tasks.push(Task {
                         id: pid(spec, &r.id),
                         title: r.title.clone(),
-                        kind: "code".into(),
+                        kind: kind_of(&r.tags),
                         spec_id: spec.meta.id.clone(),
                         requirement_ids: vec![r.id.clone()],
                         depends_on: deps,
@@ -251,10 +261,16 @@ impl Planner for SpecPlanner {
                         .iter()
                         .filter_map(|r| spec.requirement(r).and_then(|r| r.estimate_hours))
                         .sum::<f64>();
+                    let tags: Vec<String> = t
+                        .requirements
+                        .iter()
+                        .filter_map(|r| spec.requirement(r))
+                        .flat_map(|r| r.tags.iter().cloned())
+                        .collect();
                     spec_tasks.push(Task {
                         id: pid(spec, &t.id),
                         title: t.title.clone(),
-                        kind: "code".into(),
+                        kind: kind_of(&tags),
                         spec_id: spec.meta.id.clone(),
                         requirement_ids: t.requirements.clone(),
                         depends_on: t
@@ -333,7 +349,12 @@ mod tests {
         let p = Plan {
             tasks: vec![t("A", &["Z"])],
         };
-        assert!(p.validate().unwrap_err().to_string().contains("not in the plan"));
+        assert!(
+            p.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not in the plan")
+        );
         let p = Plan {
             tasks: vec![t("A", &[]), t("A", &[])],
         };

@@ -133,7 +133,10 @@ impl Scheduler {
         for i in 0..n {
             if deps_left[i] == 0 {
                 slot[i] = Slot::Ready;
-                ready.push(Ready { prio: prio[i], idx: i });
+                ready.push(Ready {
+                    prio: prio[i],
+                    idx: i,
+                });
             }
         }
         Ok(Scheduler {
@@ -314,7 +317,10 @@ pub fn simulate(
         while running.len() < agents {
             let Some(i) = s.pop_ready() else { break };
             let d = durations[i];
-            running.push(Finish(now + if d.is_finite() && d > 0.0 { d } else { 0.0 }, i));
+            running.push(Finish(
+                now + if d.is_finite() && d > 0.0 { d } else { 0.0 },
+                i,
+            ));
         }
         ns += t0.elapsed().as_nanos();
         let Some(Finish(t, i)) = running.pop() else {
@@ -343,8 +349,8 @@ mod tests {
     #[test]
     fn chain_and_fan() {
         // 0 -> 1 -> 3, 0 -> 2 -> 3
-        let mut s = Scheduler::new(&[1.0, 5.0, 1.0, 1.0], &[(0, 1), (0, 2), (1, 3), (2, 3)])
-            .unwrap();
+        let mut s =
+            Scheduler::new(&[1.0, 5.0, 1.0, 1.0], &[(0, 1), (0, 2), (1, 3), (2, 3)]).unwrap();
         assert_eq!(s.critical_path(), 7.0);
         assert_eq!(s.pop_ready(), Some(0));
         assert_eq!(s.pop_ready(), None);

@@ -86,30 +86,34 @@ pub struct Verdict {
 }
 
 /// Builds redacted feedback from per-requirement results (`scenario-format.md`):
-/// `REQ-3: 2 of 5 trials failed: status mismatch`.
+/// `REQ-3: 2 of 5 trials failed: status mismatch` at the default level.
 pub fn redact(results: &[RequirementResult], level: Redaction) -> String {
-    let failed: Vec<&RequirementResult> =
-        results.iter().filter(|r| r.passed < r.trials || r.trials == 0).collect();
+    let failed: Vec<&RequirementResult> = results
+        .iter()
+        .filter(|r| r.passed < r.trials || r.trials == 0)
+        .collect();
     if failed.is_empty() {
         return String::new();
+    }
+    if level == Redaction::Full {
+        return format!(
+            "the holdout suite failed for {} requirement(s)",
+            failed.len()
+        );
     }
     let mut lines = Vec::new();
     for r in failed {
         let category = r.category.as_deref().unwrap_or("failed");
         let failures = r.trials.saturating_sub(r.passed);
         lines.push(match level {
-            Redaction::None => "the holdout suite failed".to_owned(),
-            Redaction::Category => format!("a holdout check failed: {category}"),
-            Redaction::Requirement | Redaction::Full if r.trials == 0 => {
-                format!("{}: not verified: {category}", r.id)
+            Redaction::Category if r.trials == 0 => format!("not verified: {category}"),
+            Redaction::Category => {
+                format!("{failures} of {} trials failed: {category}", r.trials)
             }
-            Redaction::Requirement => format!(
+            _ if r.trials == 0 => format!("{}: not verified: {category}", r.id),
+            _ => format!(
                 "{}: {failures} of {} trials failed: {category}",
                 r.id, r.trials
-            ),
-            Redaction::Full => format!(
-                "{}: {failures} of {} trials failed ({} passed): {category}",
-                r.id, r.trials, r.passed
             ),
         });
     }
@@ -205,7 +209,12 @@ impl Evaluator for CommandEvaluator {
             .output();
         let out = tokio::time::timeout(std::time::Duration::from_millis(self.timeout_ms), child)
             .await
-            .map_err(|_| Error::Eval(format!("holdout runner timed out after {} ms", self.timeout_ms)))?
+            .map_err(|_| {
+                Error::Eval(format!(
+                    "holdout runner timed out after {} ms",
+                    self.timeout_ms
+                ))
+            })?
             .map_err(|e| Error::io("run holdout runner", &self.holdout_dir, e))?;
         let raw = req.artifacts_dir.join(format!(
             "{}-{}-{}.log",
@@ -570,9 +579,12 @@ mod tests {
         );
         assert_eq!(
             redact(&res, Redaction::Category),
-            "a holdout check failed: status mismatch"
+            "2 of 5 trials failed: status mismatch"
         );
-        assert_eq!(redact(&res, Redaction::None), "the holdout suite failed");
+        assert_eq!(
+            redact(&res, Redaction::Full),
+            "the holdout suite failed for 1 requirement(s)"
+        );
         assert_eq!(redact(&res[..1], Redaction::Requirement), "");
     }
 }

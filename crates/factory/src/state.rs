@@ -332,7 +332,9 @@ impl RunState {
                     let _ = commit;
                 }
             }
-            Entry::ConflictRouted { task, to, .. } => {
+            Entry::ConflictRouted {
+                task, to, feedback, ..
+            } => {
                 let root = self.root_of(task).to_owned();
                 if let Some(t) = self.task_mut(task) {
                     t.status = TaskStatus::Rerouted;
@@ -347,6 +349,7 @@ impl RunState {
                     self.tasks.push(TaskState {
                         task: to.clone(),
                         parent: Some(root),
+                        pending_feedback: Some(feedback.clone()),
                         ..TaskState::default()
                     });
                 }
@@ -411,8 +414,11 @@ impl RunState {
 
     /// True when every planned task is merged, failed or blocked.
     pub fn is_complete(&self) -> bool {
-        self.tasks[..self.planned]
-            .iter()
-            .all(|t| matches!(t.status, TaskStatus::Merged | TaskStatus::Failed | TaskStatus::Blocked))
+        self.tasks[..self.planned].iter().all(|t| {
+            matches!(
+                t.status,
+                TaskStatus::Merged | TaskStatus::Failed | TaskStatus::Blocked
+            )
+        })
     }
 }

@@ -96,7 +96,10 @@ impl TaskList {
         let mut tracing: HashMap<&str, usize> = HashMap::new();
         for t in &self.tasks {
             for r in reqs {
-                if t.requirements.iter().any(|x| crate::graph::trace_matches(&r.id, x)) {
+                if t.requirements
+                    .iter()
+                    .any(|x| crate::graph::trace_matches(&r.id, x))
+                {
                     *tracing.entry(r.id.as_str()).or_default() += 1;
                 }
             }
@@ -104,7 +107,11 @@ impl TaskList {
         for t in &mut self.tasks {
             let mut hours = t.estimate_hours;
             for r in reqs {
-                if !t.requirements.iter().any(|x| crate::graph::trace_matches(&r.id, x)) {
+                if !t
+                    .requirements
+                    .iter()
+                    .any(|x| crate::graph::trace_matches(&r.id, x))
+                {
                     continue;
                 }
                 for g in &r.touches {

@@ -26,6 +26,7 @@ pub struct Options {
 
 impl Options {
     /// Options with `repair` set as given.
+    #[must_use]
     pub fn with_repair(mut self, repair: bool) -> Self {
         self.repair = repair;
         self
@@ -178,7 +179,10 @@ struct TraceIndex {
 
 impl TraceIndex {
     fn add(&mut self, reference: &str, task: usize) {
-        self.exact.entry(reference.to_owned()).or_default().push(task);
+        self.exact
+            .entry(reference.to_owned())
+            .or_default()
+            .push(task);
         for (i, b) in reference.bytes().enumerate() {
             if b == b'.' && i > 0 {
                 self.under
@@ -249,7 +253,14 @@ fn diag(
 }
 
 impl Builder {
-    fn task_diag(&self, code: &str, severity: Severity, t: usize, message: String, help: &str) -> Diagnostic {
+    fn task_diag(
+        &self,
+        code: &str,
+        severity: Severity,
+        t: usize,
+        message: String,
+        help: &str,
+    ) -> Diagnostic {
         let task = &self.tasks[t];
         diag(code, severity, task.path.as_ref(), task.span, message, help)
     }
@@ -269,10 +280,22 @@ impl Builder {
             return Some(vec![i]);
         }
         let traced = self.lists[lj].trace.tracing(local);
-        if traced.is_empty() { None } else { Some(traced) }
+        if traced.is_empty() {
+            None
+        } else {
+            Some(traced)
+        }
     }
 
-    fn add_list(&mut self, list: TaskList) -> (Vec<Edge>, Option<Vec<crate::task::RequirementRef>>, Vec<String>, bool) {
+    fn add_list(
+        &mut self,
+        list: TaskList,
+    ) -> (
+        Vec<Edge>,
+        Option<Vec<crate::task::RequirementRef>>,
+        Vec<String>,
+        bool,
+    ) {
         let li = self.lists.len();
         let start = self.tasks.len();
         let mut local = HashMap::with_capacity(list.tasks.len());
@@ -361,9 +384,17 @@ impl Builder {
                     Some(from) => {
                         if from == [t] {
                             let (code, severity, help) = if self.repair {
-                                (codes::REPAIRED, Severity::Warning, "the self dependency was dropped by --repair")
+                                (
+                                    codes::REPAIRED,
+                                    Severity::Warning,
+                                    "the self dependency was dropped by --repair",
+                                )
                             } else {
-                                (codes::SELF_DEPENDENCY, Severity::Error, "remove the task from its own dependencies")
+                                (
+                                    codes::SELF_DEPENDENCY,
+                                    Severity::Error,
+                                    "remove the task from its own dependencies",
+                                )
                             };
                             let m = format!("task `{}` depends on itself", self.tasks[t].key);
                             let d = self.task_diag(code, severity, t, m, help);
@@ -386,8 +417,11 @@ impl Builder {
             let from = self.lists[li].local.get(&e.from).copied();
             let to = self.lists[li].local.get(&e.to).copied();
             match (from, to) {
-                (Some(f), Some(t)) if f != t => self.edges.push((f as u32, t as u32, e.kind)),
-                (Some(_), Some(_)) => {}
+                (Some(f), Some(t)) => {
+                    if f != t {
+                        self.edges.push((f as u32, t as u32, e.kind));
+                    }
+                }
                 (_, Some(t)) | (Some(t), None) => {
                     let m = format!(
                         "{} edge `{}` → `{}` names a task that is not in `{}`",
@@ -398,6 +432,8 @@ impl Builder {
                     );
                     self.dangling(t, m);
                 }
+                // Neither end is a task of this list: nothing to attach the finding to; the
+                // readers never produce such an edge.
                 (None, None) => {}
             }
         }
@@ -431,12 +467,21 @@ impl Builder {
         }
     }
 
-    fn coverage(&mut self, li: usize, reqs: Option<&[crate::task::RequirementRef]>, traces: bool, edges: &[Edge]) {
+    fn coverage(
+        &mut self,
+        li: usize,
+        reqs: Option<&[crate::task::RequirementRef]>,
+        traces: bool,
+        edges: &[Edge],
+    ) {
         let range = self.lists[li].range.clone();
         // A parent whose sub-tasks trace requirements traces them too (and vice versa).
         let mut family_traces: HashSet<usize> = HashSet::new();
         for e in edges.iter().filter(|e| e.kind == EdgeKind::Subtask) {
-            let (Some(&c), Some(&p)) = (self.lists[li].local.get(&e.from), self.lists[li].local.get(&e.to)) else {
+            let (Some(&c), Some(&p)) = (
+                self.lists[li].local.get(&e.from),
+                self.lists[li].local.get(&e.to),
+            ) else {
                 continue;
             };
             if !self.tasks[c].requirements.is_empty() {
@@ -474,7 +519,11 @@ impl Builder {
                 .any(|x| reqs.iter().any(|r| trace_matches(&r.id, x)))
         });
         if !any_overlap {
-            if !reqs.is_empty() && range.clone().any(|t| !self.tasks[t].requirements.is_empty()) {
+            if !reqs.is_empty()
+                && range
+                    .clone()
+                    .any(|t| !self.tasks[t].requirements.is_empty())
+            {
                 let d = diag(
                     codes::COVERAGE_NOT_CHECKED,
                     Severity::Info,
@@ -497,7 +546,10 @@ impl Builder {
                     Severity::Warning,
                     r.path.as_ref().or(self.lists[li].path.as_ref()),
                     r.span,
-                    format!("requirement `{}` of `{}` has no task", r.id, self.lists[li].spec_id),
+                    format!(
+                        "requirement `{}` of `{}` has no task",
+                        r.id, self.lists[li].spec_id
+                    ),
                     "add a task tracing to it, or remove the requirement",
                 );
                 self.diags.push(d);
@@ -511,13 +563,27 @@ impl Builder {
                 .cloned()
                 .collect();
             for x in unknown {
-                let m = format!(
-                    "task `{}` traces to requirement `{x}`, which `{}` does not define",
-                    self.tasks[t].key, self.lists[li].spec_id
-                );
+                // A bare number is a whole Kiro requirement: one without numbered acceptance
+                // criteria (a descope record) is known to the author but not to the model.
+                let whole = x.bytes().all(|b| b.is_ascii_digit());
+                let m = if whole {
+                    format!(
+                        "task `{}` traces to requirement `{x}`, which has no acceptance criteria in `{}` (or does not exist)",
+                        self.tasks[t].key, self.lists[li].spec_id
+                    )
+                } else {
+                    format!(
+                        "task `{}` traces to requirement `{x}`, which `{}` does not define",
+                        self.tasks[t].key, self.lists[li].spec_id
+                    )
+                };
                 let d = self.task_diag(
                     codes::UNKNOWN_REQUIREMENT,
-                    Severity::Error,
+                    if whole {
+                        Severity::Warning
+                    } else {
+                        Severity::Error
+                    },
                     t,
                     m,
                     "fix the requirement id, or add the requirement to the spec",
@@ -545,7 +611,10 @@ impl Builder {
             (has_in, has_out)
         };
         let (has_in, _) = intra(self, &range);
-        let sources: Vec<usize> = range.clone().filter(|&t| !has_in[t - range.start]).collect();
+        let sources: Vec<usize> = range
+            .clone()
+            .filter(|&t| !has_in[t - range.start])
+            .collect();
         for dep in depends {
             let Some(&lj) = self.spec_index.get(dep.as_str()) else {
                 let d = diag(
@@ -565,7 +634,9 @@ impl Builder {
             if lj == li {
                 continue;
             }
-            if self.lists[li].kind == SpecKind::Architectural && self.lists[lj].kind == SpecKind::Feature {
+            if self.lists[li].kind == SpecKind::Architectural
+                && self.lists[lj].kind == SpecKind::Feature
+            {
                 let d = diag(
                     codes::INVERTED_LAYERING,
                     Severity::Warning,
@@ -632,7 +703,8 @@ impl TaskGraph {
             });
             rest.push(b.add_list(list));
         }
-        b.edges.reserve(rest.iter().map(|r| r.0.len()).sum::<usize>() + n * 2);
+        b.edges
+            .reserve(rest.iter().map(|r| r.0.len()).sum::<usize>() + n * 2);
         for (li, (edges, reqs, _, traces)) in rest.iter().enumerate() {
             b.task_dependencies(li);
             b.list_edges(li, edges);
@@ -693,7 +765,8 @@ impl TaskGraph {
                 return;
             }
             let sccs = petgraph::algo::tarjan_scc(&self.graph);
-            let cyclic: Vec<Vec<NodeIndex<u32>>> = sccs.into_iter().filter(|c| c.len() > 1).collect();
+            let cyclic: Vec<Vec<NodeIndex<u32>>> =
+                sccs.into_iter().filter(|c| c.len() > 1).collect();
             let mut broken = false;
             for scc in &cyclic {
                 let cycle = self.cycle_in(scc);
@@ -703,7 +776,10 @@ impl TaskGraph {
                 let t = &self.tasks[first];
                 if repair {
                     let last = cycle[cycle.len() - 1];
-                    if let Some(e) = self.graph.find_edge(NodeIndex::new(last), NodeIndex::new(first)) {
+                    if let Some(e) = self
+                        .graph
+                        .find_edge(NodeIndex::new(last), NodeIndex::new(first))
+                    {
                         self.graph.remove_edge(e);
                         broken = true;
                     }
@@ -758,7 +834,10 @@ impl TaskGraph {
             let u = order[head] as usize;
             head += 1;
             let lu = level[u] + 1;
-            for v in self.graph.neighbors_directed(NodeIndex::new(u), Direction::Outgoing) {
+            for v in self
+                .graph
+                .neighbors_directed(NodeIndex::new(u), Direction::Outgoing)
+            {
                 let v = v.index();
                 if level[v] < lu {
                     level[v] = lu;
@@ -817,7 +896,10 @@ impl TaskGraph {
                 .map(NodeIndex::index)
                 .collect();
             preds.sort_unstable();
-            self.tasks[t].depends_on = preds.into_iter().map(|p| self.tasks[p].key.clone()).collect();
+            self.tasks[t].depends_on = preds
+                .into_iter()
+                .map(|p| self.tasks[p].key.clone())
+                .collect();
         }
     }
 
@@ -832,7 +914,13 @@ impl TaskGraph {
                 .filter(|p| !self.tasks[p.index()].done && !self.tasks[p.index()].optional)
                 .map(|p| self.tasks[p.index()].key.as_str())
                 .collect();
-            if !open.is_empty() && self.graph.edges_directed(NodeIndex::new(t), Direction::Incoming).count() > 0 {
+            if !open.is_empty()
+                && self
+                    .graph
+                    .edges_directed(NodeIndex::new(t), Direction::Incoming)
+                    .count()
+                    > 0
+            {
                 let mut open = open;
                 open.sort_unstable();
                 diags.push(diag(
@@ -840,7 +928,11 @@ impl TaskGraph {
                     Severity::Info,
                     task.path.as_ref(),
                     task.span,
-                    format!("task `{}` is done but depends on open task(s) {}", task.key, open.join(", ")),
+                    format!(
+                        "task `{}` is done but depends on open task(s) {}",
+                        task.key,
+                        open.join(", ")
+                    ),
                     "check the order, or check the prerequisite off too",
                 ));
             }
@@ -889,11 +981,21 @@ impl TaskGraph {
         }
         let mut out = Vec::new();
         for (w, wave) in waves.iter().enumerate() {
-            let with: Vec<usize> = wave.iter().copied().filter(|i| compiled.contains_key(i)).collect();
+            let with: Vec<usize> = wave
+                .iter()
+                .copied()
+                .filter(|i| compiled.contains_key(i))
+                .collect();
             for (x, &a) in with.iter().enumerate() {
                 for &b in &with[x + 1..] {
                     if let Some((ga, gb)) = compiled[&a].overlap(&compiled[&b]) {
-                        out.push(Conflict { wave: w, a, b, a_glob: ga, b_glob: gb });
+                        out.push(Conflict {
+                            wave: w,
+                            a,
+                            b,
+                            a_glob: ga,
+                            b_glob: gb,
+                        });
                     }
                 }
             }
@@ -1038,7 +1140,10 @@ impl TaskGraph {
 
     /// The weight of task `i` on the critical path: its estimate in hours, or 1.
     pub fn weight(&self, i: usize) -> f64 {
-        self.tasks[i].estimate_hours.filter(|h| h.is_finite() && *h >= 0.0).unwrap_or(1.0)
+        self.tasks[i]
+            .estimate_hours
+            .filter(|h| h.is_finite() && *h >= 0.0)
+            .unwrap_or(1.0)
     }
 
     /// The critical path: the path whose summed weights ([`TaskGraph::weight`]) are largest,
@@ -1049,7 +1154,11 @@ impl TaskGraph {
     pub fn critical_path(&self) -> Result<CriticalPath, Error> {
         let order = self.topological_order()?;
         let n = self.tasks.len();
-        let with = self.tasks.iter().filter(|t| t.estimate_hours.is_some()).count();
+        let with = self
+            .tasks
+            .iter()
+            .filter(|t| t.estimate_hours.is_some())
+            .count();
         let unit = if with == 0 {
             WeightUnit::Tasks
         } else if with == n {
@@ -1063,23 +1172,37 @@ impl TaskGraph {
             let u = u as usize;
             dist[u] += self.weight(u);
             let du = dist[u];
-            for v in self.graph.neighbors_directed(NodeIndex::new(u), Direction::Outgoing) {
+            for v in self
+                .graph
+                .neighbors_directed(NodeIndex::new(u), Direction::Outgoing)
+            {
                 let v = v.index();
-                if du > dist[v] || (du == dist[v] && prev[v] != u32::MAX && (u as u32) < prev[v]) {
+                // Longer wins; on a tie the lowest predecessor index wins, so the result does
+                // not depend on petgraph's neighbour order.
+                let better = match du.total_cmp(&dist[v]) {
+                    std::cmp::Ordering::Greater => true,
+                    std::cmp::Ordering::Equal => prev[v] != u32::MAX && (u as u32) < prev[v],
+                    std::cmp::Ordering::Less => false,
+                };
+                if better {
                     dist[v] = du;
                     prev[v] = u as u32;
                 }
             }
         }
-        let Some((mut end, &length)) = dist
-            .iter()
-            .enumerate()
-            .fold(None, |best: Option<(usize, &f64)>, (i, d)| match best {
-                Some((_, bd)) if *bd >= *d => best,
-                _ => Some((i, d)),
-            })
+        let Some((mut end, &length)) =
+            dist.iter()
+                .enumerate()
+                .fold(None, |best: Option<(usize, &f64)>, (i, d)| match best {
+                    Some((_, bd)) if *bd >= *d => best,
+                    _ => Some((i, d)),
+                })
         else {
-            return Ok(CriticalPath { tasks: Vec::new(), length: 0.0, unit });
+            return Ok(CriticalPath {
+                tasks: Vec::new(),
+                length: 0.0,
+                unit,
+            });
         };
         let mut path = vec![end];
         while prev[end] != u32::MAX {
@@ -1087,7 +1210,11 @@ impl TaskGraph {
             path.push(end);
         }
         path.reverse();
-        Ok(CriticalPath { tasks: path, length, unit })
+        Ok(CriticalPath {
+            tasks: path,
+            length,
+            unit,
+        })
     }
 
     /// The ready set: tasks not in `done` (and not checked done in their list) whose every
@@ -1100,7 +1227,10 @@ impl TaskGraph {
             .filter(|&i| {
                 self.graph
                     .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
-                    .all(|p| is_done(p.index()) || (self.tasks[p.index()].optional && !self.on_cycle(p.index())))
+                    .all(|p| {
+                        is_done(p.index())
+                            || (self.tasks[p.index()].optional && !self.on_cycle(p.index()))
+                    })
             })
             .filter(|&i| !self.on_cycle(i))
             .collect()
@@ -1125,11 +1255,15 @@ impl TaskGraph {
                     Some((s, r)) => (Some(s), r),
                     None => (None, c.as_str()),
                 };
-                spec.is_none_or(|s| s == t.spec_id) && t.requirements.iter().any(|x| trace_matches(req, x))
+                spec.is_none_or(|s| s == t.spec_id)
+                    && t.requirements.iter().any(|x| trace_matches(req, x))
             });
             if let Some(c) = hit {
                 seen[i] = true;
-                out.push(Impact::Direct { task: i, requirement: c.clone() });
+                out.push(Impact::Direct {
+                    task: i,
+                    requirement: c.clone(),
+                });
                 queue.push_back(i);
             }
         }
@@ -1153,8 +1287,12 @@ impl TaskGraph {
     /// [`Error::Cyclic`] when the graph has cycles.
     pub fn transitive_reduction(&self) -> Result<Vec<(usize, usize)>, Error> {
         let order = self.topological_order()?;
-        let toposort: Vec<NodeIndex<u32>> = order.iter().map(|&i| NodeIndex::new(i as usize)).collect();
-        let (list, _) = petgraph::algo::tred::dag_to_toposorted_adjacency_list::<_, u32>(&self.graph, &toposort);
+        let toposort: Vec<NodeIndex<u32>> =
+            order.iter().map(|&i| NodeIndex::new(i as usize)).collect();
+        let (list, _) = petgraph::algo::tred::dag_to_toposorted_adjacency_list::<_, u32>(
+            &self.graph,
+            &toposort,
+        );
         let (reduced, _) = petgraph::algo::tred::dag_transitive_reduction_closure(&list);
         let mut out: Vec<(usize, usize)> = reduced
             .edge_references_pairs()

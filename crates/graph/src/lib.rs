@@ -63,6 +63,8 @@
 //! ```
 
 #![deny(missing_docs)]
+// Product names (OpenSpec, GitHub, Graphviz) read as prose in these docs, not as code.
+#![allow(clippy::doc_markdown)]
 
 pub mod codes;
 mod from_spec;

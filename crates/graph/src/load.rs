@@ -28,15 +28,26 @@ pub struct Loaded {
     pub lists: Vec<TaskList>,
     /// The parsed specs (for `--impact`, and for callers that want them).
     pub specs: Vec<Spec>,
-    /// Errors from parsing the specs (the spec stage's `LS0xx`), and the task list readers'
-    /// diagnostics. Style findings of `spec check` are not repeated here.
+    /// Input-level errors from parsing the specs (the spec stage's `LS0xx`), and the task
+    /// list readers' diagnostics. Findings of `spec check` are not repeated here.
     pub diagnostics: Vec<Diagnostic>,
 }
 
-const SKIP: &[&str] = &[".git", "target", "node_modules", "archive", "vendor", "dist", "build"];
+const SKIP: &[&str] = &[
+    ".git",
+    "target",
+    "node_modules",
+    "archive",
+    "vendor",
+    "dist",
+    "build",
+];
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn is_task_list_name(name: &str) -> bool {
@@ -68,7 +79,10 @@ fn folder_name(dir: &Path) -> String {
     // `.taskmaster/tasks/tasks.json` is named after the project folder.
     let mut d = dir;
     loop {
-        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name == "tasks" || name == ".taskmaster" {
             match d.parent() {
                 Some(p) => d = p,
@@ -139,11 +153,16 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Error> {
                 }
             }
         } else {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let bytes = std::fs::read(p).map_err(io(p))?;
             if is_task_list_name(&name)
                 || name.to_ascii_lowercase().ends_with(".json")
-                || read::detect(p, &bytes).is_some_and(|f| f != TaskFormat::Kiro || name.to_ascii_lowercase().contains("task"))
+                || read::detect(p, &bytes).is_some_and(|f| {
+                    f != TaskFormat::Kiro || name.to_ascii_lowercase().contains("task")
+                })
             {
                 task_files.insert(p.clone());
                 if let Some(d) = p.parent() {
@@ -152,14 +171,24 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Error> {
                             spec_files.insert(d.join(n));
                         }
                     }
-                    if is_openspec_change(d) && d.join("specs").is_dir() {
-                        if let Ok(found) = lightsout_spec::discover(&d.join("specs")) {
-                            spec_files.extend(found);
-                        }
+                    if is_openspec_change(d)
+                        && d.join("specs").is_dir()
+                        && let Ok(found) = lightsout_spec::discover(&d.join("specs"))
+                    {
+                        spec_files.extend(found);
                     }
                 }
             } else {
                 spec_files.insert(p.clone());
+                // A Kiro `requirements.md` or Spec Kit `spec.md` named alone still gets its
+                // folder's breakdown.
+                let lower = name.to_ascii_lowercase();
+                if (lower == "requirements.md" || lower == "spec.md")
+                    && let Some(t) = p.parent().map(|d| d.join("tasks.md"))
+                    && t.is_file()
+                {
+                    task_files.insert(t);
+                }
             }
         }
     }
@@ -177,7 +206,12 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Error> {
             path: p.to_path_buf(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        diags.extend(d.into_iter().filter(|d| d.severity == Severity::Error));
+        // Only input-level errors (LS0xx: empty, binary, not UTF-8, too large); the rest is
+        // `spec check`'s business.
+        diags.extend(
+            d.into_iter()
+                .filter(|d| d.severity == Severity::Error && d.code.starts_with("LS0")),
+        );
         parsed.insert(p.to_path_buf(), spec.clone());
         Ok(spec)
     };

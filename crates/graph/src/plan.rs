@@ -71,7 +71,11 @@ impl TaskGraph {
         let key = |i: usize| self.tasks()[i].key.clone();
         let waves = self
             .waves()
-            .map(|w| w.into_iter().map(|w| w.into_iter().map(key).collect()).collect())
+            .map(|w| {
+                w.into_iter()
+                    .map(|w| w.into_iter().map(key).collect())
+                    .collect()
+            })
             .unwrap_or_default();
         let critical_path = self.critical_path().ok().map(|c| PlanPath {
             tasks: c.tasks.into_iter().map(key).collect(),
@@ -99,7 +103,11 @@ impl TaskGraph {
             tasks: self.tasks().to_vec(),
             edges: self
                 .edges()
-                .map(|(a, b, kind)| Edge { from: key(a), to: key(b), kind })
+                .map(|(a, b, kind)| Edge {
+                    from: key(a),
+                    to: key(b),
+                    kind,
+                })
                 .collect(),
             waves,
             critical_path,
@@ -129,17 +137,21 @@ fn fmt_len(p: &PlanPath) -> String {
     }
 }
 
-/// Names to show: a task's id when unique in the plan, else its key.
+/// Names to show: task ids for a one-spec plan, keys (`spec#id`) when several specs are
+/// planned together.
 fn names(plan: &Plan) -> HashMap<&str, &str> {
-    let mut count: HashMap<&str, usize> = HashMap::new();
-    for t in &plan.tasks {
-        *count.entry(t.id.as_str()).or_default() += 1;
-    }
+    let single = plan.specs.len() <= 1;
     plan.tasks
         .iter()
         .map(|t| {
-            let shown = if count[t.id.as_str()] == 1 { t.id.as_str() } else { t.key.as_str() };
-            (t.key.as_str(), shown)
+            (
+                t.key.as_str(),
+                if single {
+                    t.id.as_str()
+                } else {
+                    t.key.as_str()
+                },
+            )
         })
         .collect()
 }
@@ -155,7 +167,15 @@ pub fn render_human(plan: &Plan) -> String {
     let specs: Vec<String> = plan
         .specs
         .iter()
-        .map(|s| format!("{} ({}, {}, {} tasks)", s.id, kind_str(s.kind), s.format.as_str(), s.tasks))
+        .map(|s| {
+            format!(
+                "{} ({}, {}, {} tasks)",
+                s.id,
+                kind_str(s.kind),
+                s.format.as_str(),
+                s.tasks
+            )
+        })
         .collect();
     let _ = writeln!(
         o,
@@ -182,13 +202,28 @@ pub fn render_human(plan: &Plan) -> String {
         o,
         "ready now ({}): {}",
         ready.len(),
-        if ready.is_empty() { "-".to_owned() } else { ready.join(", ") }
+        if ready.is_empty() {
+            "-".to_owned()
+        } else {
+            ready.join(", ")
+        }
     );
     for (w, wave) in plan.waves.iter().enumerate() {
         let _ = writeln!(o, "\nwave {} ({} task(s))", w + 1, wave.len());
         for k in wave {
-            let Some(t) = by_key.get(k.as_str()) else { continue };
-            let mut line = format!("  {} {}  {}", if done.contains(k.as_str()) { "[x]" } else { "[ ]" }, name(k), short(&t.title, 70));
+            let Some(t) = by_key.get(k.as_str()) else {
+                continue;
+            };
+            let mut line = format!(
+                "  {} {}  {}",
+                if done.contains(k.as_str()) {
+                    "[x]"
+                } else {
+                    "[ ]"
+                },
+                name(k),
+                short(&t.title, 70)
+            );
             if !t.requirements.is_empty() {
                 let _ = write!(line, "  ({})", t.requirements.join(", "));
             }
@@ -202,9 +237,20 @@ pub fn render_human(plan: &Plan) -> String {
         }
     }
     if !plan.conflicts.is_empty() {
-        let _ = writeln!(o, "\nlikely merge conflicts (same wave, overlapping Touches:):");
+        let _ = writeln!(
+            o,
+            "\nlikely merge conflicts (same wave, overlapping Touches:):"
+        );
         for c in &plan.conflicts {
-            let _ = writeln!(o, "  wave {}: {} ({}) and {} ({})", c.wave, name(&c.a), c.a_glob, name(&c.b), c.b_glob);
+            let _ = writeln!(
+                o,
+                "  wave {}: {} ({}) and {} ({})",
+                c.wave,
+                name(&c.a),
+                c.a_glob,
+                name(&c.b),
+                c.b_glob
+            );
         }
     }
     o
@@ -225,7 +271,9 @@ fn display_edges(graph: &TaskGraph) -> Vec<(usize, usize)> {
 }
 
 fn dot_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', " ")
 }
 
 /// The plan as a Graphviz DOT digraph: one cluster per spec, done tasks grey, critical path
@@ -233,15 +281,30 @@ fn dot_escape(s: &str) -> String {
 /// Render with `dot -Tsvg`.
 pub fn render_dot(graph: &TaskGraph, plan: &Plan) -> String {
     let names = names(plan);
-    let critical: HashSet<&str> = plan.critical_path.iter().flat_map(|c| c.tasks.iter().map(String::as_str)).collect();
+    let critical: HashSet<&str> = plan
+        .critical_path
+        .iter()
+        .flat_map(|c| c.tasks.iter().map(String::as_str))
+        .collect();
     let ready: HashSet<&str> = plan.ready.iter().map(String::as_str).collect();
     let done: HashSet<&str> = plan.done.iter().map(String::as_str).collect();
-    let mut o = String::from("digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n");
+    let mut o = String::from(
+        "digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n",
+    );
     for (si, s) in plan.specs.iter().enumerate() {
-        let _ = writeln!(o, "  subgraph \"cluster_{si}\" {{\n    label=\"{} ({})\";", dot_escape(&s.id), kind_str(s.kind));
+        let _ = writeln!(
+            o,
+            "  subgraph \"cluster_{si}\" {{\n    label=\"{} ({})\";",
+            dot_escape(&s.id),
+            kind_str(s.kind)
+        );
         for t in plan.tasks.iter().filter(|t| t.spec_id == s.id) {
             let k = t.key.as_str();
-            let mut attrs = format!("label=\"{}\\n{}\"", dot_escape(names.get(k).unwrap_or(&k)), dot_escape(&short(&t.title, 40)));
+            let mut attrs = format!(
+                "label=\"{}\\n{}\"",
+                dot_escape(names.get(k).unwrap_or(&k)),
+                dot_escape(&short(&t.title, 40))
+            );
             if critical.contains(k) {
                 attrs.push_str(", color=red, penwidth=2");
             }
@@ -256,15 +319,27 @@ pub fn render_dot(graph: &TaskGraph, plan: &Plan) -> String {
     }
     for (a, b) in display_edges(graph) {
         let (ka, kb) = (&graph.tasks()[a].key, &graph.tasks()[b].key);
-        let style = if critical.contains(ka.as_str()) && critical.contains(kb.as_str()) { " [color=red]" } else { "" };
-        let _ = writeln!(o, "  \"{}\" -> \"{}\"{style};", dot_escape(ka), dot_escape(kb));
+        let style = if critical.contains(ka.as_str()) && critical.contains(kb.as_str()) {
+            " [color=red]"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "  \"{}\" -> \"{}\"{style};",
+            dot_escape(ka),
+            dot_escape(kb)
+        );
     }
     o.push_str("}\n");
     o
 }
 
 fn mermaid_escape(s: &str) -> String {
-    s.replace('"', "#quot;").replace(['\n', '\r'], " ").replace('<', "#lt;").replace('>', "#gt;")
+    s.replace('"', "#quot;")
+        .replace(['\n', '\r'], " ")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
 }
 
 /// The plan as a Mermaid flowchart (renders on GitHub inside a ```` ```mermaid ```` block):
@@ -272,10 +347,19 @@ fn mermaid_escape(s: &str) -> String {
 /// styled with classes.
 pub fn render_mermaid(graph: &TaskGraph, plan: &Plan) -> String {
     let names = names(plan);
-    let critical: HashSet<&str> = plan.critical_path.iter().flat_map(|c| c.tasks.iter().map(String::as_str)).collect();
+    let critical: HashSet<&str> = plan
+        .critical_path
+        .iter()
+        .flat_map(|c| c.tasks.iter().map(String::as_str))
+        .collect();
     let ready: HashSet<&str> = plan.ready.iter().map(String::as_str).collect();
     let done: HashSet<&str> = plan.done.iter().map(String::as_str).collect();
-    let index: HashMap<&str, usize> = graph.tasks().iter().enumerate().map(|(i, t)| (t.key.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = graph
+        .tasks()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.key.as_str(), i))
+        .collect();
     let mut o = String::from("flowchart LR\n");
     for (si, s) in plan.specs.iter().enumerate() {
         let _ = writeln!(o, "  subgraph s{si}[\"{}\"]", mermaid_escape(&s.id));
@@ -351,7 +435,10 @@ pub fn changed_requirements(old: &Spec, new: &Spec) -> Vec<String> {
                     && o.scenarios.iter().zip(&r.scenarios).all(|(a, b)| {
                         a.name == b.name
                             && a.steps.len() == b.steps.len()
-                            && a.steps.iter().zip(&b.steps).all(|(x, y)| x.keyword == y.keyword && x.text == y.text)
+                            && a.steps
+                                .iter()
+                                .zip(&b.steps)
+                                .all(|(x, y)| x.keyword == y.keyword && x.text == y.text)
                     });
                 if !same {
                     out.push(q(new, &r.id));
@@ -393,17 +480,32 @@ pub fn impact_report(old: &TaskGraph, new: &TaskGraph, changed: &[String]) -> Im
         .impact(changed)
         .into_iter()
         .filter_map(|imp| match imp {
-            Impact::Direct { task, .. } if new.find(&old.tasks()[task].key).is_none() => Some(key(old, task)),
+            Impact::Direct { task, .. } if new.find(&old.tasks()[task].key).is_none() => {
+                Some(key(old, task))
+            }
             _ => None,
         })
         .collect();
-    ImpactReport { changed: changed.to_vec(), tasks, removed }
+    ImpactReport {
+        changed: changed.to_vec(),
+        tasks,
+        removed,
+    }
 }
 
 /// The impact report for a terminal.
 pub fn render_impact(report: &ImpactReport) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "changed requirements ({}): {}", report.changed.len(), if report.changed.is_empty() { "-".to_owned() } else { report.changed.join(", ") });
+    let _ = writeln!(
+        o,
+        "changed requirements ({}): {}",
+        report.changed.len(),
+        if report.changed.is_empty() {
+            "-".to_owned()
+        } else {
+            report.changed.join(", ")
+        }
+    );
     let _ = writeln!(o, "invalidated tasks ({}):", report.tasks.len());
     for t in &report.tasks {
         let why = match (&t.requirement, &t.via) {
@@ -414,7 +516,12 @@ pub fn render_impact(report: &ImpactReport) -> String {
         let _ = writeln!(o, "  {}  {}  ({why})", t.task, short(&t.title, 60));
     }
     if !report.removed.is_empty() {
-        let _ = writeln!(o, "tasks of removed requirements ({}): {}", report.removed.len(), report.removed.join(", "));
+        let _ = writeln!(
+            o,
+            "tasks of removed requirements ({}): {}",
+            report.removed.len(),
+            report.removed.join(", ")
+        );
     }
     o
 }

@@ -129,7 +129,11 @@ pub struct Task {
 
 impl Task {
     /// A task with `id` and `title` in `spec_id`, everything else empty.
-    pub fn new(spec_id: impl Into<String>, id: impl Into<String>, title: impl Into<String>) -> Self {
+    pub fn new(
+        spec_id: impl Into<String>,
+        id: impl Into<String>,
+        title: impl Into<String>,
+    ) -> Self {
         Task {
             id: id.into(),
             key: String::new(),

@@ -98,7 +98,8 @@ fn literal_prefix(glob: &str) -> &str {
 }
 
 fn literal_suffix(glob: &str) -> &str {
-    glob.rfind(['*', '?', ']', '}']).map_or("", |i| &glob[i + 1..])
+    glob.rfind(['*', '?', ']', '}'])
+        .map_or("", |i| &glob[i + 1..])
 }
 
 impl Area {

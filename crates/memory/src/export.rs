@@ -3,7 +3,8 @@
 //! Both formats are read back by [`crate::import`] to the same records (import → export is
 //! stable; property-tested). Body text is written verbatim, except that a line starting with
 //! `#` outside a code fence gets a `\` in front (a markdown escape, rendered as `#`), so body
-//! text can never be mistaken for a section heading.
+//! text can never be mistaken for a section heading, and an unclosed code fence in body text
+//! is closed (so it cannot swallow the rest of the document).
 
 use crate::{Error, Guard, Kind, Record, format_time};
 use serde::{Deserialize, Serialize};
@@ -52,10 +53,14 @@ pub fn escape_body(text: &str) -> String {
             out.push(line.to_owned());
         }
     }
+    if fence {
+        // An unclosed fence would swallow the rest of the document; close it.
+        out.push("```".to_owned());
+    }
     out.join("\n")
 }
 
-/// Reverses [`escape_body`].
+/// Reverses [`escape_body`] (except for a closing fence it added).
 pub fn unescape_body(text: &str) -> String {
     let mut fence = false;
     let mut out = Vec::new();
@@ -79,6 +84,16 @@ pub fn guards_json(guards: &[Guard]) -> String {
     serde_json::to_string_pretty(guards)
         .unwrap_or_else(|_| "[]".to_owned())
         .replace('`', "\\u0060")
+}
+
+/// A markdown code span for a one-line value: `` `v` ``, or `` `` v `` `` when `v` holds a
+/// backtick (CommonMark 6.1); [`crate::import`] reads both back exactly.
+pub fn code_span(v: &str) -> String {
+    if v.contains('`') {
+        format!("`` {v} ``")
+    } else {
+        format!("`{v}`")
+    }
 }
 
 fn code_list(items: &[String]) -> String {
@@ -138,6 +153,13 @@ pub fn render_decisions_md(records: &[Record], opts: ExportOptions) -> String {
     s
 }
 
+/// One record as its `DECISIONS.md` entry (`## M-n: title`, metadata, sections).
+pub fn render_record_md(r: &Record) -> String {
+    let mut s = String::new();
+    render_entry(&mut s, r);
+    s
+}
+
 fn render_entry(s: &mut String, r: &Record) {
     let _ = writeln!(s, "## {}: {}\n", r.id, r.title);
     let _ = writeln!(s, "- Kind: {}", r.kind);
@@ -160,7 +182,7 @@ fn render_entry(s: &mut String, r: &Record) {
         ("Commit", &p.commit),
     ] {
         if let Some(v) = v {
-            let _ = writeln!(s, "- {k}: `{v}`");
+            let _ = writeln!(s, "- {k}: {}", code_span(v));
         }
     }
     let _ = writeln!(s, "- Author: {}", p.author);
@@ -171,7 +193,7 @@ fn render_entry(s: &mut String, r: &Record) {
         let _ = writeln!(s, "- Superseded by: {x}");
     }
     if let Some(k) = &r.external_key {
-        let _ = writeln!(s, "- Key: `{k}`");
+        let _ = writeln!(s, "- Key: {}", code_span(k));
     }
     for (h, body) in [
         ("Context", &r.context),
@@ -358,6 +380,13 @@ mod tests {
             "\\## not a heading\n\\\\# already\n```\n# code\n```\nplain"
         );
         assert_eq!(unescape_body(&e), t);
+    }
+
+    #[test]
+    fn an_unclosed_fence_is_closed_and_then_stable() {
+        let e = escape_body("```\n## x");
+        assert_eq!(e, "```\n## x\n```");
+        assert_eq!(escape_body(&unescape_body(&e)), e);
     }
 
     #[test]

@@ -316,7 +316,12 @@ pub fn manifest_dependencies(eco: Ecosystem, text: &str) -> Option<BTreeSet<Stri
             }
             let poetry = t.get("tool").and_then(|x| x.get("poetry"));
             let mut keys = |v: Option<&toml::Value>| {
-                for k in v.and_then(toml::Value::as_table).into_iter().flatten().map(|(k, _)| k) {
+                for k in v
+                    .and_then(toml::Value::as_table)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
                     if k != "python" {
                         out.insert(normalize_name(k));
                     }
@@ -584,7 +589,11 @@ fn git(repo: &Path, args: &[&str]) -> Result<std::process::Output, Error> {
         .arg(repo)
         .args(args)
         .output()
-        .map_err(|e| Error::Git(format!("cannot run git ({e}); is git installed and on PATH?")))
+        .map_err(|e| {
+            Error::Git(format!(
+                "cannot run git ({e}); is git installed and on PATH?"
+            ))
+        })
 }
 
 /// `git diff --no-color --no-ext-diff -M -U0 base head` in `repo`.
@@ -707,7 +716,10 @@ new file mode 100644
             declared_in_line(Ecosystem::Cargo, "[dependencies.Postgres_X]"),
             ["postgres-x"]
         );
-        assert_eq!(declared_in_line(Ecosystem::Npm, "  \"pg\": \"^8\","), ["pg"]);
+        assert_eq!(
+            declared_in_line(Ecosystem::Npm, "  \"pg\": \"^8\","),
+            ["pg"]
+        );
         assert_eq!(
             declared_in_line(Ecosystem::Pypi, "  \"SQLAlchemy>=2\","),
             ["sqlalchemy"]

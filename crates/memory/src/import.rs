@@ -10,9 +10,7 @@
 //! `MEM007` bad metadata value.
 
 use crate::export::{GUARDS_FENCE, MadrExtra, is_fence, unescape_body};
-use crate::{
-    Author, Guard, Identity, Kind, NewRecord, RecordId, Status, Timestamp, parse_time,
-};
+use crate::{Author, Guard, Identity, Kind, NewRecord, RecordId, Status, parse_time};
 use lightsout_spec::{Diagnostic, Severity, Span};
 
 /// A line of the input with its byte offset.
@@ -35,7 +33,14 @@ fn lines(text: &str) -> Vec<Line<'_>> {
     out
 }
 
-fn diag(src: &str, line: Line<'_>, code: &str, sev: Severity, msg: String, help: &str) -> Diagnostic {
+fn diag(
+    src: &str,
+    line: Line<'_>,
+    code: &str,
+    sev: Severity,
+    msg: String,
+    help: &str,
+) -> Diagnostic {
     Diagnostic::new(
         code,
         sev,
@@ -97,7 +102,11 @@ fn list_items(ls: &[Line<'_>]) -> Vec<String> {
         if fence {
             continue;
         }
-        if let Some(rest) = l.text.strip_prefix("* ").or_else(|| l.text.strip_prefix("- ")) {
+        if let Some(rest) = l
+            .text
+            .strip_prefix("* ")
+            .or_else(|| l.text.strip_prefix("- "))
+        {
             out.push(rest.trim().to_owned());
         } else if l.text.starts_with("  ")
             && !l.text.trim().is_empty()
@@ -422,6 +431,17 @@ pub fn parse_madr(rel_path: &str, src: &str) -> (Option<NewRecord>, Vec<Diagnost
     (Some(rec), diags)
 }
 
+/// Reverses [`crate::export::code_span`]; a value with no code span is taken as it is.
+fn unquote_code(v: &str) -> String {
+    if let Some(inner) = v.strip_prefix("`` ").and_then(|x| x.strip_suffix(" ``")) {
+        return inner.to_owned();
+    }
+    v.strip_prefix('`')
+        .and_then(|x| x.strip_suffix('`'))
+        .unwrap_or(v)
+        .to_owned()
+}
+
 fn push_para(dst: &mut String, text: &str) {
     if text.is_empty() {
         return;
@@ -504,7 +524,7 @@ pub fn parse_decisions_md(src: &str) -> (Vec<NewRecord>, Vec<Diagnostic>) {
                 continue;
             };
             let v = v.trim();
-            let unq = v.trim_matches('`').to_owned();
+            let unq = unquote_code(v);
             let codes = || -> Vec<String> {
                 v.split("`, `")
                     .map(|s| s.trim().trim_matches('`').to_owned())
@@ -603,7 +623,12 @@ pub fn parse_spec_decisions(fallback_id: &str, src: &str) -> (Vec<NewRecord>, Ve
         let end = end + 1;
         for l in &all[1..end] {
             if let Some(v) = l.text.strip_prefix("id:") {
-                let v = v.split('#').next().unwrap_or("").trim().trim_matches(['"', '\'']);
+                let v = v
+                    .split('#')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches(['"', '\'']);
                 if !v.is_empty() {
                     v.clone_into(&mut spec_id);
                 }
@@ -613,10 +638,17 @@ pub fn parse_spec_decisions(fallback_id: &str, src: &str) -> (Vec<NewRecord>, Ve
     }
     let (_, secs) = split_sections(&all[body_start.min(all.len())..], 2);
     let mut out = Vec::new();
-    for s in secs.iter().filter(|s| s.name.eq_ignore_ascii_case("decisions")) {
+    for s in secs
+        .iter()
+        .filter(|s| s.name.eq_ignore_ascii_case("decisions"))
+    {
         let mut items: Vec<(Line<'_>, String)> = Vec::new();
         for &l in &s.body {
-            if let Some(rest) = l.text.strip_prefix("- ").or_else(|| l.text.strip_prefix("* ")) {
+            if let Some(rest) = l
+                .text
+                .strip_prefix("- ")
+                .or_else(|| l.text.strip_prefix("* "))
+            {
                 items.push((l, rest.trim().to_owned()));
             } else if l.text.starts_with(' ')
                 && !l.text.trim().is_empty()
@@ -701,7 +733,8 @@ pub fn detect(path: &std::path::Path, text: Option<&str>) -> SourceKind {
     }
     if let Some(t) = text
         && t.starts_with("---")
-        && t.lines().any(|l| l.trim().eq_ignore_ascii_case("## decisions"))
+        && t.lines()
+            .any(|l| l.trim().eq_ignore_ascii_case("## decisions"))
     {
         return SourceKind::Spec;
     }
@@ -718,13 +751,6 @@ pub fn is_madr_record_file(name: &str) -> bool {
         && !l.starts_with("template")
         && l != "index.md"
         && l != "readme.md"
-}
-
-/// A timestamp for records with no date: the import time.
-pub(crate) fn default_time(rec: &mut NewRecord, now: Timestamp) {
-    if rec.valid_from.is_none() {
-        rec.valid_from = Some(now);
-    }
 }
 
 #[cfg(test)]

@@ -82,7 +82,12 @@ pub const DEFAULT_RETIRE_AFTER: u32 = 3;
 /// Returns `rec` with its text normalised: line endings to `\n`, title, body fields, options,
 /// tags, globs and provenance trimmed. Stores apply this before [`validate`].
 pub fn normalize(rec: &NewRecord) -> NewRecord {
-    let clean = |s: &str| s.replace("\r\n", "\n").replace('\r', "\n").trim().to_owned();
+    let clean = |s: &str| {
+        s.replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .trim()
+            .to_owned()
+    };
     let opt = |s: &Option<String>| {
         s.as_deref()
             .map(|x| x.trim().to_owned())
@@ -121,22 +126,32 @@ pub fn validate(rec: &NewRecord) -> Result<(), Error> {
     }
     for p in &rec.scope.paths {
         if p.is_empty() || p.contains(['`', '\n']) {
-            return bad(format!("scope glob `{p}` must be non-empty, one line, no backticks"));
+            return bad(format!(
+                "scope glob `{p}` must be non-empty, one line, no backticks"
+            ));
         }
         retrieve::compile_glob(p)?;
     }
     for t in &rec.scope.tags {
         if t.is_empty() || t.contains(|c: char| c.is_whitespace() || c == '`' || c == ',') {
-            return bad(format!("tag `{t}` must be one word (no spaces, commas or backticks)"));
+            return bad(format!(
+                "tag `{t}` must be one word (no spaces, commas or backticks)"
+            ));
         }
     }
     let p = &rec.provenance;
-    for v in [&p.spec, &p.requirement, &p.run, &p.commit, &rec.external_key]
-        .into_iter()
-        .flatten()
+    for v in [
+        &p.spec,
+        &p.requirement,
+        &p.run,
+        &p.commit,
+        &rec.external_key,
+    ]
+    .into_iter()
+    .flatten()
     {
-        if v.contains(['`', '\n', '\r']) {
-            return bad(format!("`{v}` must be one line with no backticks"));
+        if v.contains(['\n', '\r']) {
+            return bad(format!("`{v}` must be one line"));
         }
     }
     for g in &rec.guards {
@@ -434,9 +449,12 @@ impl<S: Store> Memory<S> {
 
     fn guarded(&self) -> Result<Vec<Record>, Error> {
         Ok(self
-            .list(Filter::InForce { at: now() }, &[Kind::Decision, Kind::Pattern])?
+            .list(
+                Filter::InForce { at: now() },
+                &[Kind::Decision, Kind::Pattern],
+            )?
             .into_iter()
-            .filter(|r| r.status == Status::Accepted && !r.guards.is_empty())
+            .filter(|r| !r.guards.is_empty())
             .collect())
     }
 
@@ -448,7 +466,8 @@ impl<S: Store> Memory<S> {
     pub fn check_diff(&self, repo: &Path, base: &str, head: &str) -> Result<CheckReport, Error> {
         let text = guard::git_diff(repo, base, head)?;
         let files = guard::parse_unified_diff(&text);
-        let read = |path: &str, old: bool| guard::git_show(repo, if old { base } else { head }, path);
+        let read =
+            |path: &str, old: bool| guard::git_show(repo, if old { base } else { head }, path);
         guard::check(&self.guarded()?, &files, Some(&read))
     }
 
@@ -492,14 +511,10 @@ impl<S: Store> Memory<S> {
     pub fn import_records(
         &self,
         source: SourceKind,
-        mut records: Vec<NewRecord>,
+        records: Vec<NewRecord>,
         diagnostics: Vec<Diagnostic>,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<ImportReport, Error> {
-        let t = now();
-        for r in &mut records {
-            import::default_time(r, t);
-        }
         let total = records.len();
         // Records that ask for an id (MADR numbers, `M-n`) go first, so that a record without
         // one cannot take a number another record of the same import wants.
@@ -558,7 +573,11 @@ impl<S: Store> Memory<S> {
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .map_err(|e| Error::io(p, e))
         };
-        let text = if path.is_dir() { None } else { Some(read(path)?) };
+        let text = if path.is_dir() {
+            None
+        } else {
+            Some(read(path)?)
+        };
         let kind = kind.unwrap_or_else(|| import::detect(path, text.as_deref()));
         let (records, diags) = match (kind, text) {
             (SourceKind::Madr, _) => {

@@ -68,17 +68,30 @@ pub fn query_terms(text: &str) -> Vec<String> {
 /// `OR` (BM25 then ranks records matching more and rarer terms higher). `None` when the
 /// text has no usable word. Never produces FTS5 syntax errors: terms are alphanumeric.
 pub fn match_expression(text: &str) -> Option<String> {
-    let terms = query_terms(text);
-    if terms.is_empty() {
+    expression(&query_terms(text))
+}
+
+/// The FTS5 expression `"a" OR "b" ...` for alphanumeric words; `None` for no words.
+pub fn expression(words: &[String]) -> Option<String> {
+    if words.is_empty() {
         return None;
     }
     Some(
-        terms
+        words
             .iter()
             .map(|t| format!("\"{t}\""))
             .collect::<Vec<_>>()
             .join(" OR "),
     )
+}
+
+/// The distinct lower-cased alphanumeric words (two characters or more) of `text`, as the
+/// store counts them for document frequencies (no stop-word removal, no limit).
+pub fn index_terms(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().nth(1).is_some())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// Compiles a path glob the way scopes and guards use it: `*` stays within one path
@@ -194,7 +207,7 @@ pub fn context_pack<S: Store + ?Sized>(
             kinds: Vec::new(),
             filter,
             touched: touched.to_vec(),
-            limit: opts.candidates * 4,
+            limit: opts.candidates,
         })?;
         for Hit { record, .. } in scope_hits {
             cands
@@ -219,18 +232,18 @@ pub fn context_pack<S: Store + ?Sized>(
 }
 
 fn score(
-    c: &Candidate,
+    cand: &Candidate,
     best: f64,
     terms: &[String],
     touched: &[String],
     at: Timestamp,
 ) -> (f64, String) {
-    let r = &c.record;
-    let mut s = 0.0;
+    let r = &cand.record;
+    let mut total = 0.0;
     let mut why = Vec::new();
-    if let Some(b) = c.bm25 {
+    if let Some(b) = cand.bm25 {
         let t = if best < 0.0 { b / best } else { 0.0 };
-        s += W_TEXT * t;
+        total += W_TEXT * t;
         let hay = format!(
             "{} {} {} {} {} {}",
             r.title,
@@ -269,31 +282,49 @@ fn score(
             if !touched.iter().any(|p| under(p.trim_start_matches("./"))) {
                 continue;
             }
-            let Ok(m) = compile_glob(g) else { continue };
+            let literal_tree = g
+                .strip_suffix("/**")
+                .filter(|p| !p.contains(['*', '?', '[', '{', '\\']));
+            let m = match literal_tree {
+                Some(_) => None,
+                None => match compile_glob(g) {
+                    Ok(m) => Some(m),
+                    Err(_) => continue,
+                },
+            };
             for p in touched {
-                if m.is_match(p.trim_start_matches("./")) {
-                    s += W_SCOPE;
+                let p = p.trim_start_matches("./");
+                let hit = match (&m, literal_tree) {
+                    // `dir/**`: everything under `dir`, without compiling a glob.
+                    (None, Some(dir)) => p
+                        .strip_prefix(dir.trim_start_matches("./"))
+                        .is_some_and(|r| r.starts_with('/')),
+                    (Some(m), _) => m.is_match(p),
+                    (None, None) => false,
+                };
+                if hit {
+                    total += W_SCOPE;
                     why.push(format!("scope `{g}` covers `{p}`"));
                     break 'outer;
                 }
             }
         }
     }
-    if s <= 0.0 {
+    if total <= 0.0 {
         return (0.0, String::new());
     }
     let age_days = ((at - r.valid_from).whole_seconds().max(0) as f64) / 86_400.0;
-    s += W_RECENCY * 0.5_f64.powf(age_days / RECENCY_HALF_LIFE_DAYS);
+    total += W_RECENCY * 0.5_f64.powf(age_days / RECENCY_HALF_LIFE_DAYS);
     if age_days < 30.0 {
         why.push(format!("recent ({} days)", age_days.floor()));
     }
     if let Some(l) = &r.lesson {
-        s += W_RECURRENCE * f64::from(l.failures).ln_1p();
+        total += W_RECURRENCE * f64::from(l.failures).ln_1p();
         if l.failures > 1 {
             why.push(format!("recurring failure ({}×)", l.failures));
         }
     }
-    (s, why.join("; "))
+    (total, why.join("; "))
 }
 
 fn one_line(s: &str, max_chars: usize) -> String {
@@ -351,13 +382,14 @@ fn render(ranked: Vec<(f64, String, &Record)>, budget: usize, considered: usize)
     let mut left_out = 0usize;
     if !ranked.is_empty() && estimate_tokens(HEADER) <= budget {
         md.push_str(HEADER);
+        let mut chars = HEADER.chars().count();
         for (score, why, r) in ranked {
             let mut placed = false;
             for compact in [false, true] {
                 let b = block(r, &why, compact);
-                let mut trial = md.clone();
-                trial.push_str(&b);
-                if estimate_tokens(&trial) <= budget {
+                let b_chars = b.chars().count();
+                if (chars + b_chars).div_ceil(4) <= budget {
+                    chars += b_chars;
                     items.push(PackItem {
                         id: r.id,
                         kind: r.kind,
@@ -367,7 +399,7 @@ fn render(ranked: Vec<(f64, String, &Record)>, budget: usize, considered: usize)
                         tokens: estimate_tokens(&b),
                         compact,
                     });
-                    md = trial;
+                    md.push_str(&b);
                     placed = true;
                     break;
                 }

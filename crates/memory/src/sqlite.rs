@@ -33,7 +33,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const BM25_WEIGHTS: &str = "bm25(10.0, 2.0, 5.0, 1.5, 1.0, 4.0)";
 
 /// Candidates fetched from the FTS index before filtering, per result wanted.
-const OVERFETCH: usize = 4;
+const OVERFETCH: usize = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 1: records, versions, full-text index, scope prefixes, lessons.
@@ -91,6 +91,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX lessons_requirement ON lessons(requirement);
     CREATE UNIQUE INDEX lessons_record ON lessons(record_id);
+    CREATE TABLE term_df (
+        term TEXT PRIMARY KEY,
+        df INTEGER NOT NULL
+    ) WITHOUT ROWID;
     CREATE VIRTUAL TABLE records_fts USING fts5(
         title, context, decision, consequences, rejected, tags,
         content = '', tokenize = 'porter unicode61'
@@ -136,6 +140,10 @@ impl SqliteStore {
             )));
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Reads go through a memory map and a 16 MiB page cache instead of a pread per page
+        // (<https://sqlite.org/mmap.html>); retrieval touches scattered pages of a large file.
+        conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
+        conn.pragma_update(None, "cache_size", -16_000)?;
         Self::init(conn)
     }
 
@@ -170,6 +178,24 @@ impl SqliteStore {
     /// # Errors
     /// SQLite errors.
     pub fn raw_fts(&self, text: &str, limit: usize) -> Result<Vec<(i64, f64)>, Error> {
+        let conn = self.lock();
+        let Some(expr) = match_plan(&conn, text)? else {
+            return Ok(Vec::new());
+        };
+        let mut st = conn.prepare_cached(
+            "SELECT rowid, rank FROM records_fts WHERE records_fts MATCH ?1 ORDER BY rank LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = st.query_map(params![expr, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// [`SqliteStore::raw_fts`] with every query word (no document-frequency pruning): the
+    /// naive `OR` query, for comparison in benches.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn raw_fts_unpruned(&self, text: &str, limit: usize) -> Result<Vec<(i64, f64)>, Error> {
         let Some(expr) = crate::retrieve::match_expression(text) else {
             return Ok(Vec::new());
         };
@@ -282,7 +308,11 @@ fn extra_sql(q: &Query, params: &mut Vec<Value>) -> String {
         let _ = write!(s, " AND v.id IN ({})", ids.join(","));
     }
     if !q.kinds.is_empty() {
-        let ks: Vec<String> = q.kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+        let ks: Vec<String> = q
+            .kinds
+            .iter()
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect();
         let _ = write!(s, " AND v.kind IN ({})", ks.join(","));
     }
     let _ = params;
@@ -297,9 +327,47 @@ fn limit_sql(limit: usize) -> String {
     }
 }
 
+/// Most words in one FTS5 query.
+const MAX_QUERY_TERMS: usize = 8;
+
+/// The FTS5 expression for `text`: its words, rarest first by document frequency, at most
+/// [`MAX_QUERY_TERMS`]; words found in more than `max(1% of versions, 1000)` versions are
+/// dropped while a rarer word remains. Common words add little to BM25 (their IDF is near
+/// zero) but cost a scan of long posting lists; this is the "common terms" pruning of search
+/// engines (Lucene's `CommonTermsQuery`).
+fn match_plan(conn: &Connection, text: &str) -> Result<Option<String>, Error> {
+    let terms = crate::retrieve::query_terms(text);
+    if terms.is_empty() {
+        return Ok(None);
+    }
+    let n: i64 = conn.query_row(
+        "SELECT coalesce(max(vid), 0) FROM record_versions",
+        [],
+        |r| r.get(0),
+    )?;
+    let cap = (n / 100).max(1000);
+    let mut st = conn.prepare_cached("SELECT df FROM term_df WHERE term = ?1")?;
+    let mut with_df = Vec::with_capacity(terms.len());
+    for (i, t) in terms.iter().enumerate() {
+        let df: i64 = st.query_row([t], |r| r.get(0)).optional()?.unwrap_or(0);
+        with_df.push((df, i, t.as_str()));
+    }
+    with_df.sort_unstable();
+    let rare = with_df.iter().filter(|(df, _, _)| *df <= cap).count();
+    let keep = if rare == 0 {
+        2.min(with_df.len())
+    } else {
+        rare.min(MAX_QUERY_TERMS)
+    };
+    let mut kept: Vec<(usize, &str)> = with_df[..keep].iter().map(|(_, i, t)| (*i, *t)).collect();
+    kept.sort_unstable();
+    let words: Vec<String> = kept.into_iter().map(|(_, t)| t.to_owned()).collect();
+    Ok(crate::retrieve::expression(&words))
+}
+
 fn query(conn: &Connection, q: &Query) -> Result<Vec<Hit>, Error> {
     if let Some(text) = &q.text {
-        let Some(expr) = crate::retrieve::match_expression(text) else {
+        let Some(expr) = match_plan(conn, text)? else {
             return Ok(Vec::new());
         };
         return text_query(conn, q, &expr);
@@ -317,16 +385,52 @@ fn query(conn: &Connection, q: &Query) -> Result<Vec<Hit>, Error> {
         let mut prefixes: Vec<String> = q.touched.iter().flat_map(|p| ancestors(p)).collect();
         prefixes.sort();
         prefixes.dedup();
+        if q.limit > 0 {
+            // Fast path: the newest matching versions straight from the (prefix, vid) index,
+            // then the filter; falls back to every match when the filter dropped too many.
+            let fetch = (q.limit * OVERFETCH).max(32);
+            let marks: Vec<String> = (1..=prefixes.len()).map(|i| format!("?{i}")).collect();
+            let mut st = conn.prepare_cached(&format!(
+                "SELECT DISTINCT vid FROM scope_prefixes WHERE prefix IN ({}) \
+                 ORDER BY vid DESC LIMIT {fetch}",
+                marks.join(",")
+            ))?;
+            let vids: Vec<i64> = st
+                .query_map(rusqlite::params_from_iter(prefixes.iter()), |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if vids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let list: Vec<String> = vids.iter().map(ToString::to_string).collect();
+            let sql = format!(
+                "SELECT {COLS} FROM record_versions v NOT INDEXED LEFT JOIN lessons l ON l.record_id = v.id \
+                 WHERE v.vid IN ({}) AND {filter}{extra} ORDER BY v.vid DESC LIMIT {}",
+                list.join(","),
+                q.limit
+            );
+            let mut st = conn.prepare(&sql)?;
+            let hits: Vec<Hit> = st
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    Ok(Hit {
+                        record: row_to_record(r)?,
+                        bm25: None,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            if hits.len() >= q.limit || vids.len() < fetch {
+                return Ok(hits);
+            }
+        }
         let mut marks = Vec::new();
         for p in prefixes {
             params.push(Value::Text(p));
             marks.push(format!("?{}", params.len()));
         }
+        let marks = marks.join(",");
         format!(
             "SELECT {COLS} FROM record_versions v LEFT JOIN lessons l ON l.record_id = v.id \
-             WHERE v.vid IN (SELECT vid FROM scope_prefixes WHERE prefix IN ({})) \
-             AND {filter}{extra} ORDER BY v.id, v.version{}",
-            marks.join(","),
+             WHERE v.vid IN (SELECT vid FROM scope_prefixes WHERE prefix IN ({marks})) \
+             AND {filter}{extra} ORDER BY v.vid DESC{}",
             limit_sql(q.limit)
         )
     };
@@ -345,31 +449,47 @@ fn text_query(conn: &Connection, q: &Query, expr: &str) -> Result<Vec<Hit>, Erro
     let filter = filter_sql(&q.filter, &mut params);
     let extra = extra_sql(q, &mut params);
     if q.limit > 0 {
-        // Fast path: the index's top candidates, then the filter. Falls back to filtering
-        // every match when too many candidates were filtered out.
+        // Fast path: exactly the raw FTS5 query (the index's top candidates by rank), then
+        // the versions by primary key and the filter. Falls back to filtering every match
+        // when too many candidates were filtered out.
         let fetch = (q.limit * OVERFETCH).max(32);
+        let mut st = conn.prepare_cached(
+            "SELECT rowid, rank FROM records_fts WHERE records_fts MATCH ?1 ORDER BY rank LIMIT ?2",
+        )?;
+        let top: Vec<(i64, f64)> = st
+            .query_map(
+                params![expr, i64::try_from(fetch).unwrap_or(i64::MAX)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        if top.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = top.iter().map(|(v, _)| v.to_string()).collect();
         let sql = format!(
-            "SELECT {COLS}, f.rank, ({filter}{extra}) AS ok \
-             FROM (SELECT rowid, rank FROM records_fts WHERE records_fts MATCH ?1 \
-                   ORDER BY rank LIMIT {fetch}) f \
-             JOIN record_versions v ON v.vid = f.rowid \
-             LEFT JOIN lessons l ON l.record_id = v.id ORDER BY f.rank"
+            "SELECT {COLS} FROM record_versions v NOT INDEXED LEFT JOIN lessons l ON l.record_id = v.id \
+             WHERE ?1 IS NOT NULL AND v.vid IN ({}) AND {filter}{extra}",
+            list.join(",")
         );
-        let mut st = conn.prepare_cached(&sql)?;
-        let mut seen = 0usize;
-        let mut hits = Vec::new();
-        let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
-        while let Some(r) = rows.next()? {
-            seen += 1;
-            let ok: bool = r.get(30)?;
-            if ok && hits.len() < q.limit {
+        let mut st = conn.prepare(&sql)?;
+        let mut by_vid: std::collections::HashMap<i64, Record> = st
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                Ok((r.get::<_, i64>(0)?, row_to_record(r)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut hits = Vec::with_capacity(q.limit);
+        for (vid, rank) in &top {
+            if hits.len() == q.limit {
+                break;
+            }
+            if let Some(record) = by_vid.remove(vid) {
                 hits.push(Hit {
-                    record: row_to_record(r)?,
-                    bm25: Some(r.get(29)?),
+                    record,
+                    bm25: Some(*rank),
                 });
             }
         }
-        if hits.len() >= q.limit || seen < fetch {
+        if hits.len() >= q.limit || top.len() < fetch {
             return Ok(hits);
         }
     }
@@ -577,6 +697,19 @@ fn insert_version(tx: &Transaction<'_>, v: &Version<'_>, now: Timestamp) -> Resu
         r.rejected_options.join("\n"),
         r.scope.tags.join(" "),
     ])?;
+    let mut terms = std::collections::BTreeSet::new();
+    for field in [&r.title, &r.context, &r.decision, &r.consequences] {
+        terms.extend(crate::retrieve::index_terms(field));
+    }
+    for o in r.rejected_options.iter().chain(&r.scope.tags) {
+        terms.extend(crate::retrieve::index_terms(o));
+    }
+    let mut df = tx.prepare_cached(
+        "INSERT INTO term_df(term, df) VALUES (?1, 1) ON CONFLICT(term) DO UPDATE SET df = df + 1",
+    )?;
+    for t in terms {
+        df.execute([t])?;
+    }
     let mut prefixes: Vec<String> = r.scope.paths.iter().map(|g| glob_prefix(g)).collect();
     prefixes.sort();
     prefixes.dedup();
@@ -634,7 +767,9 @@ fn same_content(old: &Record, new: &NewRecord) -> bool {
         && new.valid_from.is_none_or(|t| t == old.valid_from)
         && o.valid_to == new.valid_to
         && new.supersedes.is_none_or(|s| Some(s) == old.supersedes)
-        && new.superseded_by.is_none_or(|s| Some(s) == old.superseded_by)
+        && new
+            .superseded_by
+            .is_none_or(|s| Some(s) == old.superseded_by)
 }
 
 fn create(
@@ -775,12 +910,20 @@ fn apply_one(tx: &Transaction<'_>, change: &Change, now: Timestamp) -> Result<Ap
                 outcome: Outcome::Updated,
             })
         }
-        Change::LessonFailed { fingerprint, at } => lesson_failed(tx, fingerprint, at.unwrap_or(now), now),
+        Change::LessonFailed { fingerprint, at } => {
+            lesson_failed(tx, fingerprint, at.unwrap_or(now), now)
+        }
         Change::Green {
             requirement,
             retire_after,
             at,
-        } => green(tx, requirement, (*retire_after).max(1), at.unwrap_or(now), now),
+        } => green(
+            tx,
+            requirement,
+            (*retire_after).max(1),
+            at.unwrap_or(now),
+            now,
+        ),
     }
 }
 
@@ -915,7 +1058,39 @@ mod tests {
 
     #[test]
     fn ancestors_of_a_path() {
-        assert_eq!(ancestors("src/api/x.rs"), ["", "src", "src/api", "src/api/x.rs"]);
+        assert_eq!(
+            ancestors("src/api/x.rs"),
+            ["", "src", "src/api", "src/api/x.rs"]
+        );
+    }
+
+    #[test]
+    fn common_words_are_pruned_from_text_queries_when_rarer_ones_remain() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let mut batch: Vec<Change> = (0..1001)
+            .map(|i| Change::Put(NewRecord::decision(format!("common {i}"), "x")))
+            .collect();
+        batch.push(Change::Put(NewRecord::decision("common rare", "x")));
+        s.apply(&batch).unwrap();
+        let conn = s.lock();
+        assert_eq!(
+            match_plan(&conn, "common rare").unwrap().as_deref(),
+            Some("\"rare\"")
+        );
+        // Only common words: the rarest are kept.
+        assert_eq!(
+            match_plan(&conn, "common").unwrap().as_deref(),
+            Some("\"common\"")
+        );
+        drop(conn);
+        let q = Query {
+            text: Some("common rare".into()),
+            limit: 5,
+            ..Query::all_current()
+        };
+        let hits = s.query(&q).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].record.title, "common rare");
     }
 
     #[test]

@@ -98,8 +98,9 @@ pub enum Filter {
 /// version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    /// Free text; turned into an FTS5 query of its words joined with `OR`
-    /// (see [`crate::retrieve::match_expression`]).
+    /// Free text; turned into an FTS5 query of its words joined with `OR` (see
+    /// [`crate::retrieve::match_expression`]); a backend may drop very common words when
+    /// rarer ones remain (the SQLite store keeps the 8 rarest by document frequency).
     pub text: Option<String>,
     /// Only these ids (all when empty).
     pub ids: Vec<RecordId>,
@@ -109,7 +110,7 @@ pub struct Query {
     pub filter: Filter,
     /// When set and `text` is not: records with a scope glob whose literal directory prefix
     /// is an ancestor of one of these repository paths (a superset of the glob matches,
-    /// served by an index; callers match the globs themselves).
+    /// served by an index; callers match the globs themselves), most recently recorded first.
     pub touched: Vec<String>,
     /// At most this many hits; `0` = no limit.
     pub limit: usize,

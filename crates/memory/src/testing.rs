@@ -39,7 +39,9 @@ impl<S: Store> Store for FailingStore<S> {
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Applied>, Error> {
         if self.seen.fetch_add(1, Ordering::SeqCst) >= self.ok_batches {
-            return Err(Error::Conflict("injected failure (testing::FailingStore)".into()));
+            return Err(Error::Conflict(
+                "injected failure (testing::FailingStore)".into(),
+            ));
         }
         self.inner.apply_batch(changes, progress)
     }

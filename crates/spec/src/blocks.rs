@@ -53,6 +53,7 @@ pub(crate) enum Block {
 
 /// Text with markdown stripped, plus a map back to source offsets and the strong runs.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[allow(clippy::struct_field_names)] // `text.text` reads as "the text of a Text"
 pub(crate) struct Text {
     /// The plain text. Inline code keeps its content; soft and hard breaks are `\n`.
     pub(crate) text: String,
@@ -157,10 +158,11 @@ pub(crate) fn blocks(source: &str, base: usize) -> Vec<Block> {
             Event::Start(Tag::Paragraph) => {
                 if items.is_empty() && in_table == 0 {
                     para = Some((Text::default(), range));
-                } else if let Some(t) = sink!() {
-                    if !t.text.is_empty() && !t.text.ends_with('\n') {
-                        t.text.push('\n');
-                    }
+                } else if let Some(t) = sink!()
+                    && !t.text.is_empty()
+                    && !t.text.ends_with('\n')
+                {
+                    t.text.push('\n');
                 }
             }
             Event::End(TagEnd::Paragraph) => {
@@ -193,10 +195,10 @@ pub(crate) fn blocks(source: &str, base: usize) -> Vec<Block> {
                 items.pop();
             }
             Event::TaskListMarker(done) => {
-                if let Some(&i) = items.last() {
-                    if let Some(Block::Item { checked, .. }) = out.get_mut(i) {
-                        *checked = Some(done);
-                    }
+                if let Some(&i) = items.last()
+                    && let Some(Block::Item { checked, .. }) = out.get_mut(i)
+                {
+                    *checked = Some(done);
                 }
             }
             Event::Start(Tag::CodeBlock(kind)) => {

@@ -14,13 +14,13 @@ const Z2: f64 = 1.959_964 * 1.959_964;
 
 static WEAK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)\b(fast|quick|quickly|user[- ]friendly|robust|robustly|etc\b\.?|as appropriate|as needed|if possible|where possible|should|easy|easily|intuitive|intuitively|efficient|efficiently|flexible|seamless|seamlessly|scalable|reasonable|reasonably|adequate|adequately|sufficient|sufficiently|and so on|state[- ]of[- ]the[- ]art|high[- ]performance|gracefully|properly|appropriate|appropriately|optimal|optimally)\b",
+        r"(?i)(?-u:\b)(fast|quick|quickly|user[- ]friendly|robust|robustly|etc(?-u:\b)\.?|as appropriate|as needed|if possible|where possible|should|easy|easily|intuitive|intuitively|efficient|efficiently|flexible|seamless|seamlessly|scalable|reasonable|reasonably|adequate|adequately|sufficient|sufficiently|and so on|state[- ]of[- ]the[- ]art|high[- ]performance|gracefully|properly|appropriate|appropriately|optimal|optimally)(?-u:\b)",
     )
     .expect("static regex is valid")
 });
 static MEASURE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)\d+(?:[.,]\d+)?\s*(?:%|percent|ms|milliseconds?|µs|us|ns|s|sec|secs|seconds?|min|mins|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?|b|bytes?|kb|mb|gb|tb|kib|mib|gib|tib|rps|qps|req/s|requests?|calls?|messages?|connections?|users?|items?|issues?|links?|characters?|chars?|lines?|files?|retries|attempts?|times|trials|usd|\$|€|x\b|×|cores?|threads?|nodes?|replicas?|entries|rows?|records?|tokens?)\b|\$\s*\d",
+        r"(?i)[0-9]+(?:[.,][0-9]+)?[ \t\r\n]*(?:%|percent|ms|milliseconds?|µs|us|ns|s|sec|secs|seconds?|min|mins|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?|b|bytes?|kb|mb|gb|tb|kib|mib|gib|tib|rps|qps|req/s|requests?|calls?|messages?|connections?|users?|items?|issues?|links?|characters?|chars?|lines?|files?|retries|attempts?|times|trials|usd|\$|€|x(?-u:\b)|×|cores?|threads?|nodes?|replicas?|entries|rows?|records?|tokens?)(?-u:\b)|\$[ \t\r\n]*[0-9]",
     )
     .expect("static regex is valid")
 });
@@ -92,10 +92,10 @@ impl Readiness {
                 Severity::Warning => warnings += 1,
                 Severity::Info => infos += 1,
             }
-            if d.severity != Severity::Info {
-                if let Some(r) = codes::rule(&d.code) {
-                    *counts.entry(r.check).or_default() += 1;
-                }
+            if d.severity != Severity::Info
+                && let Some(r) = codes::rule(&d.code)
+            {
+                *counts.entry(r.check).or_default() += 1;
             }
         }
         let checklist: Vec<ChecklistItem> = order
@@ -118,7 +118,11 @@ impl Readiness {
         let ready = errors == 0 && (!strict || warnings == 0);
         Readiness {
             score,
-            verdict: if ready { Verdict::Ready } else { Verdict::NotReady },
+            verdict: if ready {
+                Verdict::Ready
+            } else {
+                Verdict::NotReady
+            },
             ready,
             errors,
             warnings,
@@ -151,11 +155,19 @@ fn trials_needed(p: f64) -> Option<u32> {
 struct Ctx<'a> {
     spec: &'a Spec,
     source: &'a str,
+    lines: crate::lines::LineIndex,
     out: Vec<Diagnostic>,
 }
 
 impl Ctx<'_> {
-    fn push(&mut self, code: &str, sev: Severity, span: Span, msg: String, help: impl Into<String>) {
+    fn push(
+        &mut self,
+        code: &str,
+        sev: Severity,
+        span: Span,
+        msg: String,
+        help: impl Into<String>,
+    ) {
         let mut d = Diagnostic::new(code, sev, span, msg, help);
         d.path.clone_from(&self.spec.path);
         self.out.push(d);
@@ -165,18 +177,22 @@ impl Ctx<'_> {
     fn find_in(&self, within: Span, word: &str) -> Span {
         let slice = self.source.get(within.start..within.end).unwrap_or("");
         let lower = slice.to_lowercase();
-        if lower.len() == slice.len() {
-            if let Some(i) = lower.find(&word.to_lowercase()) {
-                let s = within.start + i;
-                return Span::from_range(self.source, s, s + word.len());
-            }
+        if lower.len() == slice.len()
+            && let Some(i) = lower.find(&word.to_lowercase())
+        {
+            let s = within.start + i;
+            return self.lines.span(self.source, s, s + word.len());
         }
         within
     }
 
     fn top(&self) -> Span {
         if self.spec.meta.span.is_empty() {
-            Span::from_range(self.source, 0, self.source.find('\n').unwrap_or(self.source.len()))
+            self.lines.span(
+                self.source,
+                0,
+                self.source.find('\n').unwrap_or(self.source.len()),
+            )
         } else {
             self.spec.meta.span
         }
@@ -193,6 +209,7 @@ pub fn check(spec: &Spec, source: &str, opts: &CheckOptions) -> Vec<Diagnostic> 
     let mut c = Ctx {
         spec,
         source,
+        lines: crate::lines::LineIndex::new(source),
         out: Vec::new(),
     };
     sections(&mut c);
@@ -303,9 +320,7 @@ fn sections(c: &mut Ctx<'_>) {
                 Severity::Error,
                 top,
                 format!("missing required section `{name}`"),
-                format!(
-                    "add `{name}` (or `{name}` with `N/A: <reason>` when it does not apply)"
-                ),
+                format!("add `{name}` (or `{name}` with `N/A: <reason>` when it does not apply)"),
             );
         }
     }
@@ -320,7 +335,8 @@ fn sections(c: &mut Ctx<'_>) {
             codes::NO_DELTA,
             Severity::Error,
             top,
-            "change delta has no `## ADDED|MODIFIED|REMOVED|RENAMED Requirements` section".to_owned(),
+            "change delta has no `## ADDED|MODIFIED|REMOVED|RENAMED Requirements` section"
+                .to_owned(),
             "start the delta with `## ADDED Requirements` (or MODIFIED, REMOVED, RENAMED)",
         );
     }
@@ -339,10 +355,14 @@ fn sections(c: &mut Ctx<'_>) {
             })
             .count();
         if content == 0 && !c.source.is_empty() {
-            let span = Span::from_range(
+            let span = c.lines.span(
                 c.source,
                 s.span.start,
-                s.span.start + c.source.get(s.span.start..).and_then(|t| t.find('\n')).unwrap_or(0),
+                s.span.start
+                    + c.source
+                        .get(s.span.start..)
+                        .and_then(|t| t.find('\n'))
+                        .unwrap_or(0),
             );
             c.push(
                 codes::EMPTY_SECTION,
@@ -364,11 +384,17 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
         && spec.section(SectionKind::Behaviour).is_some()
         && !behaviour_na
     {
-        let span = spec.section(SectionKind::Behaviour).map_or(c.top(), |s| s.span);
-        let span = Span::from_range(
+        let span = spec
+            .section(SectionKind::Behaviour)
+            .map_or(c.top(), |s| s.span);
+        let span = c.lines.span(
             c.source,
             span.start,
-            span.start + c.source.get(span.start..).and_then(|t| t.find('\n')).unwrap_or(0),
+            span.start
+                + c.source
+                    .get(span.start..)
+                    .and_then(|t| t.find('\n'))
+                    .unwrap_or(0),
         );
         c.push(
             codes::NO_REQUIREMENTS,
@@ -376,10 +402,14 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
             span,
             "the behaviour contract has no requirement".to_owned(),
             match spec.dialect {
-                Dialect::OpenSpec | Dialect::OpenSpecDelta => "add `### Requirement: <name>` headings",
+                Dialect::OpenSpec | Dialect::OpenSpecDelta => {
+                    "add `### Requirement: <name>` headings"
+                }
                 Dialect::Kiro => "add `### Requirement N` with numbered acceptance criteria",
                 Dialect::SpecKit => "add `- **FR-001**: System MUST ...` items",
-                Dialect::Lightsout => "add `### REQ-1: <title>` headings with a SHALL sentence and a scenario",
+                Dialect::Lightsout => {
+                    "add `### REQ-1: <title>` headings with a SHALL sentence and a scenario"
+                }
             },
         );
     }
@@ -388,10 +418,14 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
         if matches!(r.delta, Some(DeltaOp::Removed | DeltaOp::Renamed { .. })) {
             continue;
         }
-        let head = Span::from_range(
+        let head = c.lines.span(
             c.source,
             r.span.start,
-            r.span.start + c.source.get(r.span.start..r.span.end).and_then(|t| t.find('\n')).unwrap_or(r.span.len()),
+            r.span.start
+                + c.source
+                    .get(r.span.start..r.span.end)
+                    .and_then(|t| t.find('\n'))
+                    .unwrap_or(r.span.len()),
         );
         let story = spec.dialect == Dialect::SpecKit && r.id.starts_with("US-");
         if !story {
@@ -436,16 +470,17 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
                 help,
             );
         }
-        if let Some(h) = &opts.holdout {
-            if !story && !h.contains(&r.id) {
-                c.push(
-                    codes::NO_HOLDOUT,
-                    Severity::Error,
-                    head,
-                    format!("requirement `{}` has no holdout scenario", r.id),
-                    format!("add a holdout scenario with `Satisfies: {}`", r.id),
-                );
-            }
+        if let Some(h) = &opts.holdout
+            && !story
+            && !h.contains(&r.id)
+        {
+            c.push(
+                codes::NO_HOLDOUT,
+                Severity::Error,
+                head,
+                format!("requirement `{}` has no holdout scenario", r.id),
+                format!("add a holdout scenario with `Satisfies: {}`", r.id),
+            );
         }
         for s in &r.scenarios {
             scenario_shape(c, &r.id, s);
@@ -457,8 +492,8 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
 }
 
 fn scenario_shape(c: &mut Ctx<'_>, req: &str, s: &crate::model::Scenario) {
-    let mut has_when = false;
-    let mut has_then = false;
+    let mut found_when = false;
+    let mut found_outcome = false;
     let mut stage = StepKeyword::Given;
     let mut order_bad: Option<Span> = None;
     for st in &s.steps {
@@ -472,21 +507,21 @@ fn scenario_shape(c: &mut Ctx<'_>, req: &str, s: &crate::model::Scenario) {
                 if stage == StepKeyword::Then {
                     order_bad.get_or_insert(st.span);
                 }
-                has_when = true;
+                found_when = true;
                 stage = StepKeyword::When;
             }
             StepKeyword::Then => {
-                if !has_when {
+                if !found_when {
                     order_bad.get_or_insert(st.span);
                 }
-                has_then = true;
+                found_outcome = true;
                 stage = StepKeyword::Then;
             }
             StepKeyword::And | StepKeyword::But => {}
         }
     }
-    if !has_when || !has_then {
-        let missing = match (has_when, has_then) {
+    if !found_when || !found_outcome {
+        let missing = match (found_when, found_outcome) {
             (false, false) => "WHEN and THEN steps",
             (false, true) => "a WHEN step",
             _ => "a THEN step",
@@ -522,7 +557,8 @@ fn weak_words(c: &mut Ctx<'_>, text: &str, span: Span, sev: Severity, what: &str
     for (w, _) in found {
         let at = c.find_in(span, &w);
         let help = if w.eq_ignore_ascii_case("should") {
-            "say SHALL (required) or MAY (optional); \"should\" leaves the agent to guess".to_owned()
+            "say SHALL (required) or MAY (optional); \"should\" leaves the agent to guess"
+                .to_owned()
         } else {
             format!("replace {w:?} with something measurable (a number and a unit) or observable")
         };
@@ -551,7 +587,14 @@ fn items(c: &mut Ctx<'_>) {
         }
     }
     for it in &spec.anti_spec {
-        weak_words(c, &it.text, it.span, Severity::Warning, "anti-spec item", &it.id);
+        weak_words(
+            c,
+            &it.text,
+            it.span,
+            Severity::Warning,
+            "anti-spec item",
+            &it.id,
+        );
         if !anti_covered(spec, &it.id, &it.text) {
             c.push(
                 codes::ANTI_UNCOVERED,
@@ -566,7 +609,14 @@ fn items(c: &mut Ctx<'_>) {
         }
     }
     for sc in &spec.success_criteria {
-        weak_words(c, &sc.text, sc.span, Severity::Warning, "success criterion", &sc.id);
+        weak_words(
+            c,
+            &sc.text,
+            sc.span,
+            Severity::Warning,
+            "success criterion",
+            &sc.id,
+        );
     }
 }
 
@@ -595,13 +645,25 @@ fn anti_covered(spec: &Spec, id: &str, text: &str) -> bool {
                 return true;
             }
             let negative = s.steps.iter().any(|st| {
-                matches!(st.keyword, StepKeyword::Then | StepKeyword::And | StepKeyword::But)
-                    && {
-                        let l = format!(" {} ", st.text.to_lowercase());
-                        [" not ", " no ", " never ", " rejected", " refuse", " without ", " nothing ", " only ", " at most "]
-                            .iter()
-                            .any(|n| l.contains(n))
-                    }
+                matches!(
+                    st.keyword,
+                    StepKeyword::Then | StepKeyword::And | StepKeyword::But
+                ) && {
+                    let l = format!(" {} ", st.text.to_lowercase());
+                    [
+                        " not ",
+                        " no ",
+                        " never ",
+                        " rejected",
+                        " refuse",
+                        " without ",
+                        " nothing ",
+                        " only ",
+                        " at most ",
+                    ]
+                    .iter()
+                    .any(|n| l.contains(n))
+                }
             });
             if negative {
                 let mut sw = significant(&s.name);
@@ -637,12 +699,13 @@ fn glossary(c: &mut Ctx<'_>) {
             None => c.source.to_owned(),
         };
         let hay = outside.to_lowercase().replace(['_', '-'], " ");
+        let used = used_terms(&hay, spec.glossary.iter().map(|t| norm_term(&t.term)));
         for t in &spec.glossary {
             let n = norm_term(&t.term);
             if n.is_empty() {
                 continue;
             }
-            if !contains_word(&hay, &n) {
+            if !used.contains(&n) {
                 c.push(
                     codes::UNUSED_TERM,
                     Severity::Warning,
@@ -666,7 +729,10 @@ fn glossary(c: &mut Ctx<'_>) {
         for st in &r.statements {
             let Some(sys) = &st.system else { continue };
             let n = norm_term(sys);
-            let known = terms.contains(&n) || terms.iter().any(|t| n.ends_with(t.as_str()) && !t.is_empty());
+            let known = terms.contains(&n)
+                || terms
+                    .iter()
+                    .any(|t| n.ends_with(t.as_str()) && !t.is_empty());
             if !known {
                 let e = unknown.entry(sys.clone()).or_insert_with(|| {
                     order.push(sys.clone());
@@ -693,13 +759,32 @@ fn glossary(c: &mut Ctx<'_>) {
     }
 }
 
-fn contains_word(hay: &str, needle: &str) -> bool {
-    hay.match_indices(needle).any(|(i, _)| {
-        let before = hay.get(..i).and_then(|s| s.chars().next_back());
-        let after = hay.get(i + needle.len()..).and_then(|s| s.chars().next());
-        before.is_none_or(|ch| !ch.is_alphanumeric())
-            && after.is_none_or(|ch| !ch.is_alphanumeric() || ch == 's')
-    })
+/// The normalised terms that occur in `hay` as whole words (a plural `s` allowed), found in
+/// one Aho-Corasick pass over every overlapping occurrence.
+fn used_terms(hay: &str, terms: impl Iterator<Item = String>) -> BTreeSet<String> {
+    let terms: Vec<String> = terms.filter(|t| !t.is_empty()).collect();
+    // The NFA builds fastest; one spec's glossary is searched once.
+    let Ok(ac) = aho_corasick::AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+        .build(&terms)
+    else {
+        return BTreeSet::new();
+    };
+    let bytes = hay.as_bytes();
+    let word = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    let mut used = BTreeSet::new();
+    for m in ac.find_overlapping_iter(hay) {
+        let before_ok = m.start() == 0 || !word(bytes.get(m.start() - 1));
+        let after = bytes.get(m.end());
+        let after_ok = !word(after) || (after == Some(&b's') && !word(bytes.get(m.end() + 1)));
+        if before_ok
+            && after_ok
+            && let Some(t) = terms.get(m.pattern().as_usize())
+        {
+            used.insert(t.clone());
+        }
+    }
+    used
 }
 
 fn ids(c: &mut Ctx<'_>) {
@@ -712,12 +797,45 @@ fn ids(c: &mut Ctx<'_>) {
                 .map(|r| (r.id.as_str(), r.span))
                 .collect(),
         ),
-        ("anti-spec item", spec.anti_spec.iter().map(|i| (i.id.as_str(), i.span)).collect()),
-        ("constraint", spec.constraints.iter().map(|i| (i.id.as_str(), i.span)).collect()),
-        ("decision", spec.decisions.iter().map(|i| (i.id.as_str(), i.span)).collect()),
-        ("success criterion", spec.success_criteria.iter().map(|i| (i.id.as_str(), i.span)).collect()),
-        ("task", spec.tasks.iter().map(|t| (t.id.as_str(), t.span)).collect()),
-        ("glossary term", spec.glossary.iter().map(|t| (t.term.as_str(), t.span)).collect()),
+        (
+            "anti-spec item",
+            spec.anti_spec
+                .iter()
+                .map(|i| (i.id.as_str(), i.span))
+                .collect(),
+        ),
+        (
+            "constraint",
+            spec.constraints
+                .iter()
+                .map(|i| (i.id.as_str(), i.span))
+                .collect(),
+        ),
+        (
+            "decision",
+            spec.decisions
+                .iter()
+                .map(|i| (i.id.as_str(), i.span))
+                .collect(),
+        ),
+        (
+            "success criterion",
+            spec.success_criteria
+                .iter()
+                .map(|i| (i.id.as_str(), i.span))
+                .collect(),
+        ),
+        (
+            "task",
+            spec.tasks.iter().map(|t| (t.id.as_str(), t.span)).collect(),
+        ),
+        (
+            "glossary term",
+            spec.glossary
+                .iter()
+                .map(|t| (t.term.as_str(), t.span))
+                .collect(),
+        ),
     ];
     for (what, list) in groups {
         let mut seen: HashMap<&str, Span> = HashMap::new();
@@ -749,7 +867,10 @@ fn references(c: &mut Ctx<'_>) {
                     codes::DANGLING,
                     Severity::Error,
                     at,
-                    format!("requirement `{}` depends on `{d}`, which does not exist", r.id),
+                    format!(
+                        "requirement `{}` depends on `{d}`, which does not exist",
+                        r.id
+                    ),
                     "fix the id, or write `other-spec#REQ-n` for a requirement of another spec",
                 );
             }
@@ -764,7 +885,10 @@ fn references(c: &mut Ctx<'_>) {
                     codes::DANGLING,
                     Severity::Error,
                     at,
-                    format!("task `{}` traces to `{rq}`, which is not a requirement here", t.id),
+                    format!(
+                        "task `{}` traces to `{rq}`, which is not a requirement here",
+                        t.id
+                    ),
                     "fix the requirement id in the parentheses",
                 );
             }
@@ -822,7 +946,11 @@ pub(crate) fn cycles(nodes: &[(String, Vec<String>, Span)]) -> Vec<(Vec<String>,
         .collect();
     let adj: Vec<Vec<usize>> = nodes
         .iter()
-        .map(|n| n.1.iter().filter_map(|d| index.get(d.as_str()).copied()).collect())
+        .map(|n| {
+            n.1.iter()
+                .filter_map(|d| index.get(d.as_str()).copied())
+                .collect()
+        })
         .collect();
     // 0 = unvisited, 1 = on stack, 2 = done.
     let mut state = vec![0u8; nodes.len()];
@@ -840,8 +968,8 @@ pub(crate) fn cycles(nodes: &[(String, Vec<String>, Span)]) -> Vec<(Vec<String>,
         while let Some(&mut (n, ref mut ei)) = stack.last_mut() {
             let next = adj.get(n).and_then(|a| a.get(*ei)).copied();
             *ei += 1;
-            match next {
-                Some(m) => match state.get(m).copied() {
+            if let Some(m) = next {
+                match state.get(m).copied() {
                     Some(0) => {
                         if let Some(s) = state.get_mut(m) {
                             *s = 1;
@@ -850,7 +978,12 @@ pub(crate) fn cycles(nodes: &[(String, Vec<String>, Span)]) -> Vec<(Vec<String>,
                     }
                     Some(1) => {
                         let pos = stack.iter().position(|&(x, _)| x == m).unwrap_or(0);
-                        let mut cyc: Vec<usize> = stack.get(pos..).unwrap_or(&[]).iter().map(|&(x, _)| x).collect();
+                        let mut cyc: Vec<usize> = stack
+                            .get(pos..)
+                            .unwrap_or(&[])
+                            .iter()
+                            .map(|&(x, _)| x)
+                            .collect();
                         let min_at = cyc
                             .iter()
                             .enumerate()
@@ -858,7 +991,8 @@ pub(crate) fn cycles(nodes: &[(String, Vec<String>, Span)]) -> Vec<(Vec<String>,
                             .map_or(0, |(i, _)| i);
                         cyc.rotate_left(min_at);
                         if found.insert(cyc.clone()) {
-                            let mut names: Vec<String> = cyc.iter().map(|&x| nodes[x].0.clone()).collect();
+                            let mut names: Vec<String> =
+                                cyc.iter().map(|&x| nodes[x].0.clone()).collect();
                             if let Some(first) = names.first().cloned() {
                                 names.push(first);
                             }
@@ -867,13 +1001,12 @@ pub(crate) fn cycles(nodes: &[(String, Vec<String>, Span)]) -> Vec<(Vec<String>,
                         }
                     }
                     _ => {}
-                },
-                None => {
-                    if let Some(s) = state.get_mut(n) {
-                        *s = 2;
-                    }
-                    stack.pop();
                 }
+            } else {
+                if let Some(s) = state.get_mut(n) {
+                    *s = 2;
+                }
+                stack.pop();
             }
         }
     }
@@ -883,17 +1016,20 @@ pub(crate) fn cycles(nodes: &[(String, Vec<String>, Span)]) -> Vec<(Vec<String>,
 fn gate(c: &mut Ctx<'_>) {
     let spec = c.spec;
     for g in &spec.gate {
-        for (what, v) in [("lower bound", g.min_lower_bound), ("satisfaction", g.min_satisfaction)] {
-            if let Some(v) = v {
-                if !(0.0..=1.0).contains(&v) {
-                    c.push(
-                        codes::GATE_RANGE,
-                        Severity::Error,
-                        g.span,
-                        format!("gate {what} {v} is outside 0..=1"),
-                        "write the threshold as a share (0.9) or a percentage (90%)",
-                    );
-                }
+        for (what, v) in [
+            ("lower bound", g.min_lower_bound),
+            ("satisfaction", g.min_satisfaction),
+        ] {
+            if let Some(v) = v
+                && !(0.0..=1.0).contains(&v)
+            {
+                c.push(
+                    codes::GATE_RANGE,
+                    Severity::Error,
+                    g.span,
+                    format!("gate {what} {v} is outside 0..=1"),
+                    "write the threshold as a share (0.9) or a percentage (90%)",
+                );
             }
         }
         if let (Some(p), Some(k)) = (g.min_lower_bound, g.trials) {
@@ -961,7 +1097,10 @@ pub fn check_project(specs: &[crate::model::Spec]) -> Vec<Diagnostic> {
                 format!(
                     "spec id `{}` is also used by {}",
                     s.meta.id,
-                    first.path.as_deref().map_or_else(|| "another spec".to_owned(), |p| p.display().to_string())
+                    first
+                        .path
+                        .as_deref()
+                        .map_or_else(|| "another spec".to_owned(), |p| p.display().to_string())
                 ),
                 "give each spec a unique `id` in its front matter",
             );
@@ -989,7 +1128,10 @@ pub fn check_project(specs: &[crate::model::Spec]) -> Vec<Diagnostic> {
                 Some((a, b)) => (a.to_owned(), Some(b.to_owned())),
                 None => (reference.clone(), None),
             };
-            let who = from_req.map_or_else(|| format!("spec `{}`", s.meta.id), |r| format!("requirement `{r}`"));
+            let who = from_req.map_or_else(
+                || format!("spec `{}`", s.meta.id),
+                |r| format!("requirement `{r}`"),
+            );
             let diag = match (by_id.get(sid.as_str()), rid) {
                 (None, _) => Some(Diagnostic::new(
                     codes::DANGLING,
@@ -998,13 +1140,17 @@ pub fn check_project(specs: &[crate::model::Spec]) -> Vec<Diagnostic> {
                     format!("{who} refers to spec `{sid}`, which is not among the specs checked"),
                     "check the folder that holds it too, or fix the id",
                 )),
-                (Some(other), Some(rid)) if other.requirement(&rid).is_none() => Some(Diagnostic::new(
-                    codes::DANGLING,
-                    Severity::Error,
-                    span,
-                    format!("{who} refers to `{reference}`, but spec `{sid}` has no requirement `{rid}`"),
-                    "fix the requirement id",
-                )),
+                (Some(other), Some(rid)) if other.requirement(&rid).is_none() => {
+                    Some(Diagnostic::new(
+                        codes::DANGLING,
+                        Severity::Error,
+                        span,
+                        format!(
+                            "{who} refers to `{reference}`, but spec `{sid}` has no requirement `{rid}`"
+                        ),
+                        "fix the requirement id",
+                    ))
+                }
                 _ => None,
             };
             if let Some(mut d) = diag {
@@ -1013,12 +1159,15 @@ pub fn check_project(specs: &[crate::model::Spec]) -> Vec<Diagnostic> {
             }
         }
     }
+    deltas(specs, &by_id, &mut out);
     let edges: Vec<(String, Vec<String>, Span)> = mains
         .iter()
         .map(|s| (s.meta.id.clone(), s.meta.depends_on.clone(), s.meta.span))
         .collect();
     for (cycle, span) in cycles(&edges) {
-        let path = by_id.get(cycle.first().map_or("", String::as_str)).and_then(|s| s.path.clone());
+        let path = by_id
+            .get(cycle.first().map_or("", String::as_str))
+            .and_then(|s| s.path.clone());
         let mut d = Diagnostic::new(
             codes::CYCLE,
             Severity::Error,
@@ -1030,6 +1179,70 @@ pub fn check_project(specs: &[crate::model::Spec]) -> Vec<Diagnostic> {
         out.push(d);
     }
     out
+}
+
+/// OpenSpec change deltas against their main specs, as `openspec validate` and `archive` do:
+/// MODIFIED, REMOVED and RENAMED need the main spec and the requirement to exist, and a
+/// MODIFIED block replaces the whole requirement, so it must keep every scenario.
+fn deltas(specs: &[Spec], mains: &HashMap<&str, &Spec>, out: &mut Vec<Diagnostic>) {
+    for d in specs.iter().filter(|s| s.dialect == Dialect::OpenSpecDelta) {
+        let main = mains
+            .get(d.meta.id.as_str())
+            .filter(|m| m.dialect == Dialect::OpenSpec);
+        for r in &d.requirements {
+            let (target, what) = match &r.delta {
+                Some(DeltaOp::Modified) => (r.id.clone(), "modifies"),
+                Some(DeltaOp::Removed) => (r.id.clone(), "removes"),
+                Some(DeltaOp::Renamed { from }) => (crate::parse::slug(from), "renames"),
+                _ => continue,
+            };
+            let mut push = |code: &str, sev: Severity, msg: String, help: &str| {
+                let mut x = Diagnostic::new(code, sev, r.span, msg, help);
+                x.path.clone_from(&d.path);
+                out.push(x);
+            };
+            let Some(main) = main else {
+                push(
+                    codes::DELTA_TARGET,
+                    Severity::Info,
+                    format!(
+                        "delta {what} `{target}` but capability `{}` has no main spec among the specs checked",
+                        d.meta.id
+                    ),
+                    "check the main spec too (`openspec/specs/<capability>/spec.md`); for a new capability use ADDED only",
+                );
+                continue;
+            };
+            let Some(base) = main.requirement(&target) else {
+                push(
+                    codes::DELTA_TARGET,
+                    Severity::Error,
+                    format!(
+                        "delta {what} `{target}`, which the main spec `{}` does not have",
+                        main.meta.id
+                    ),
+                    "copy the requirement header exactly as the main spec writes it",
+                );
+                continue;
+            };
+            if r.delta == Some(DeltaOp::Modified) {
+                let kept: BTreeSet<&str> = r.scenarios.iter().map(|s| s.name.as_str()).collect();
+                for s in &base.scenarios {
+                    if !kept.contains(s.name.as_str()) {
+                        push(
+                            codes::DELTA_DROPS_SCENARIO,
+                            Severity::Error,
+                            format!(
+                                "MODIFIED `{}` drops scenario {:?} that the main spec still has",
+                                r.id, s.name
+                            ),
+                            "a MODIFIED block replaces the whole requirement: copy every scenario you keep",
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1047,8 +1260,19 @@ mod tests {
     #[test]
     fn cycles_are_found_once_with_their_path() {
         let s = Span::default();
-        let n = |id: &str, d: &[&str]| (id.to_owned(), d.iter().map(|x| (*x).to_owned()).collect(), s);
-        let c = cycles(&[n("B", &["C"]), n("A", &["B"]), n("C", &["A"]), n("D", &["D"])]);
+        let n = |id: &str, d: &[&str]| {
+            (
+                id.to_owned(),
+                d.iter().map(|x| (*x).to_owned()).collect(),
+                s,
+            )
+        };
+        let c = cycles(&[
+            n("B", &["C"]),
+            n("A", &["B"]),
+            n("C", &["A"]),
+            n("D", &["D"]),
+        ]);
         let paths: Vec<String> = c.into_iter().map(|(p, _)| p.join(" → ")).collect();
         assert_eq!(paths, ["A → B → C → A", "D → D"]);
     }

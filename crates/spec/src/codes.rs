@@ -63,6 +63,8 @@ rules! {
     DANGLING = "LS302", "dangling-reference", "references", "a reference names an id that does not exist";
     CYCLE = "LS303", "dependency-cycle", "references", "requirements, tasks or specs depend on each other in a cycle";
     DUPLICATE_SPEC = "LS304", "duplicate-spec-id", "ids", "two specs in the project share an id";
+    DELTA_TARGET = "LS305", "delta-target-missing", "references", "a change delta modifies, removes or renames a requirement its main spec does not have";
+    DELTA_DROPS_SCENARIO = "LS306", "modified-drops-scenario", "references", "a MODIFIED requirement omits a scenario the main spec still has";
     NO_VERSION_BUMP = "LS310", "changed-without-version-bump", "versions", "a requirement changed but the spec version did not go up";
     GATE_INFEASIBLE = "LS401", "gate-infeasible", "gate", "a gate threshold cannot be met with the stated number of trials";
     GATE_RANGE = "LS402", "gate-out-of-range", "gate", "a gate threshold is outside 0..=1";

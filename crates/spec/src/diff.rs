@@ -154,7 +154,11 @@ fn changed_fields(o: &Requirement, n: &Requirement) -> Vec<String> {
         r.scenarios
             .iter()
             .map(|s| {
-                let steps: Vec<_> = s.steps.iter().map(|st| (st.keyword, norm(&st.text))).collect();
+                let steps: Vec<_> = s
+                    .steps
+                    .iter()
+                    .map(|st| (st.keyword, norm(&st.text)))
+                    .collect();
                 (norm(&s.name), steps)
             })
             .collect::<Vec<_>>()

@@ -1,11 +1,19 @@
 //! Finding spec files on disk.
 
 use crate::Error;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 /// Folders never searched: version control, build output, dependencies, and OpenSpec's
 /// archive of applied changes.
-const SKIP_DIRS: &[&str] = &["target", "node_modules", "archive", "vendor", "dist", "build"];
+const SKIP_DIRS: &[&str] = &[
+    "target",
+    "node_modules",
+    "archive",
+    "vendor",
+    "dist",
+    "build",
+];
 
 /// Files that sit beside specs but are not specs.
 const NOT_SPECS: &[&str] = &[
@@ -83,28 +91,38 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
 }
 
 fn is_spec(p: &Path, lower_name: &str) -> Result<bool, Error> {
-    if !lower_name.ends_with(".md") {
+    if !Path::new(lower_name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("md"))
+    {
         return Ok(false);
     }
-    if lower_name == "spec.md" || lower_name == "requirements.md" || lower_name.ends_with(".spec.md") {
+    if lower_name == "spec.md"
+        || lower_name == "requirements.md"
+        || lower_name.ends_with(".spec.md")
+    {
         return Ok(true);
     }
     if NOT_SPECS.contains(&lower_name) {
         return Ok(false);
     }
     // Lightsout specs open with front matter that has an `id:`: read the first 4 KiB only.
-    use std::io::Read;
     let mut head = Vec::with_capacity(4096);
     let f = std::fs::File::open(p).map_err(|source| Error::Io {
         path: p.to_path_buf(),
         source,
     })?;
-    f.take(4096).read_to_end(&mut head).map_err(|source| Error::Io {
-        path: p.to_path_buf(),
-        source,
-    })?;
+    f.take(4096)
+        .read_to_end(&mut head)
+        .map_err(|source| Error::Io {
+            path: p.to_path_buf(),
+            source,
+        })?;
     let text = String::from_utf8_lossy(&head);
-    let Some(rest) = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n")) else {
+    let Some(rest) = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))
+    else {
         return Ok(false);
     };
     Ok(rest

@@ -6,12 +6,13 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 static NORMATIVE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(SHALL|MUST|shall|must|Shall|Must)\b").unwrap_or_else(|_| unreachable!())
+    Regex::new(r"(?-u:\b)(SHALL|MUST|shall|must|Shall|Must)(?-u:\b)")
+        .expect("static regex is valid")
 });
 /// "the <system> shall": the system is the last one to three words after a "the".
 static SYSTEM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\bthe\s+([\w-]+(?:\s+[\w-]+){0,2}?)\s+(?:shall|must)\b")
-        .unwrap_or_else(|_| unreachable!())
+    Regex::new(r"(?i)(?-u:\b)the[ \t\r\n]+([A-Za-z0-9_-]+(?:[ \t\r\n]+[A-Za-z0-9_-]+){0,2}?)[ \t\r\n]+(?:shall|must)(?-u:\b)")
+        .expect("static regex is valid")
 });
 
 /// Whether `text` contains SHALL or MUST as a word (any common case).
@@ -27,7 +28,10 @@ pub(crate) fn classify(text: &str) -> Option<EarsPattern> {
     }
     let lower = text.trim_start().to_lowercase();
     let word = |w: &str| {
-        lower.starts_with(w) && lower.get(w.len()..).is_some_and(|r| r.starts_with([' ', ',']))
+        lower.starts_with(w)
+            && lower
+                .get(w.len()..)
+                .is_some_and(|r| r.starts_with([' ', ',']))
     };
     let mut kinds = Vec::new();
     if word("when") {
@@ -52,7 +56,13 @@ pub(crate) fn classify(text: &str) -> Option<EarsPattern> {
 /// The system named in "the <system> shall", when there is one (one to three words).
 pub(crate) fn system(text: &str) -> Option<String> {
     let caps = SYSTEM.captures_iter(text).next()?;
-    Some(caps.get(1)?.as_str().split_whitespace().collect::<Vec<_>>().join(" "))
+    Some(
+        caps.get(1)?
+            .as_str()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// Splits text into sentences: at `.`, `!` or `?` followed by whitespace, and at line
@@ -123,7 +133,10 @@ mod tests {
             classify("If Slack answers 429, then the digest SHALL wait."),
             Some(EarsPattern::UnwantedBehaviour)
         );
-        assert_eq!(classify("The API shall log."), Some(EarsPattern::Ubiquitous));
+        assert_eq!(
+            classify("The API shall log."),
+            Some(EarsPattern::Ubiquitous)
+        );
         assert_eq!(classify("The API should log."), None);
     }
 

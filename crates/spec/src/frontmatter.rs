@@ -170,12 +170,7 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-fn field_diag(
-    text: &str,
-    yaml: &std::ops::Range<usize>,
-    msg: &str,
-    help: &str,
-) -> Diagnostic {
+fn field_diag(text: &str, yaml: &std::ops::Range<usize>, msg: &str, help: &str) -> Diagnostic {
     Diagnostic::new(
         codes::FRONT_MATTER_FIELD,
         Severity::Error,
@@ -211,7 +206,8 @@ mod tests {
 
     #[test]
     fn reads_fields() {
-        let (f, d) = fm("---\nid: a\nversion: 3\nkind: architectural\ndepends_on: [b, c]\n---\n# x\n");
+        let (f, d) =
+            fm("---\nid: a\nversion: 3\nkind: architectural\ndepends_on: [b, c]\n---\n# x\n");
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(f.id, "a");
         assert_eq!(f.version, Some(3));

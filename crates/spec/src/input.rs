@@ -72,8 +72,13 @@ fn memchr0(bytes: &[u8]) -> Option<usize> {
 pub(crate) fn span_at(bytes: &[u8], at: usize) -> Span {
     let at = at.min(bytes.len());
     let before = bytes.get(..at).unwrap_or(bytes);
+    // One pass over at most MAX_INPUT_BYTES, once per bad input: not worth a bytecount dependency.
+    #[allow(clippy::naive_bytecount)]
     let line = before.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let col_bytes = before.get(line_start..).unwrap_or(&[]);
     let column = String::from_utf8_lossy(col_bytes).chars().count() as u32 + 1;
     Span {

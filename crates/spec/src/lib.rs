@@ -32,6 +32,8 @@
 //! ```
 
 #![deny(missing_docs)]
+// Product names (OpenSpec, CommonMark, serde_norway) read as prose in these docs, not as code.
+#![allow(clippy::doc_markdown)]
 
 mod blocks;
 mod check;
@@ -42,6 +44,7 @@ mod discover;
 mod ears;
 mod frontmatter;
 mod input;
+mod lines;
 pub mod model;
 mod parse;
 pub mod render;
@@ -93,11 +96,18 @@ pub enum Error {
 /// (> [`MAX_INPUT_BYTES`]) inputs give an `LS00x` diagnostic with a location; non-UTF-8 input is
 /// still parsed with U+FFFD replacing the invalid bytes, so spans after the first invalid byte
 /// are offsets into that decoded text. Spans are byte offsets into the decoded UTF-8 text.
-pub fn parse(source: &[u8], path: Option<&Path>, dialect: Option<Dialect>) -> (Spec, Vec<Diagnostic>) {
+pub fn parse(
+    source: &[u8],
+    path: Option<&Path>,
+    dialect: Option<Dialect>,
+) -> (Spec, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let (spec, mut diags) = match input::decode(source, &mut diags) {
         Some(text) => parse::parse_text(&text, path, dialect, diags),
-        None => (empty_spec(path, dialect.unwrap_or(Dialect::Lightsout)), diags),
+        None => (
+            empty_spec(path, dialect.unwrap_or(Dialect::Lightsout)),
+            diags,
+        ),
     };
     if let Some(p) = path {
         for d in &mut diags {
@@ -112,7 +122,10 @@ pub fn parse(source: &[u8], path: Option<&Path>, dialect: Option<Dialect>) -> (S
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be read. Everything about its content is a diagnostic.
-pub fn read(path: &Path, dialect: Option<Dialect>) -> Result<(Spec, String, Vec<Diagnostic>), Error> {
+pub fn read(
+    path: &Path,
+    dialect: Option<Dialect>,
+) -> Result<(Spec, String, Vec<Diagnostic>), Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,

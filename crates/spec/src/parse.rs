@@ -22,31 +22,75 @@ fn re(s: &str) -> Regex {
 }
 
 /// `REQ-1: Title`, `FR-001 Title`, `ANTI-2. text`.
-static ID_LEAD: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^([A-Z][A-Z0-9]*-\d+[A-Za-z0-9]*)\s*(?:[:.)\-–—]\s*|\s+|$)"));
+static ID_LEAD: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^([A-Z][A-Z0-9]*-[0-9]+[A-Za-z0-9]*)[ \t\r\n]*(?:[:.)\-–—][ \t\r\n]*|[ \t\r\n]+|$)")
+});
 /// Any id-like token: `REQ-1`, `other-spec#REQ-2`, `FR-001`.
 static ID_ANY: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?:[a-z0-9][a-z0-9-]*#)?[A-Z][A-Z0-9]*-\d+[A-Za-z0-9]*"));
-static KIRO_REQ: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^Requirement\s+(\d+(?:\.\d+)*)\s*(?:[:.\-–—]\s*(.*))?$"));
-static USER_STORY: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)^User Story\s+(\d+)\s*(?:[:\-–—]\s*)?(.*?)\s*(?:\(Priority:\s*(P\d+)\))?\s*$"));
+    LazyLock::new(|| re(r"(?:[a-z0-9][a-z0-9-]*#)?[A-Z][A-Z0-9]*-[0-9]+[A-Za-z0-9]*"));
+static KIRO_REQ: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^Requirement[ \t\r\n]+([0-9]+(?:\.[0-9]+)*)[ \t\r\n]*(?:[:.\-–—][ \t\r\n]*(.*))?$")
+});
+static USER_STORY: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)^User Story[ \t\r\n]+([0-9]+)[ \t\r\n]*(?:[:\-–—][ \t\r\n]*)?(.*?)[ \t\r\n]*(?:\(Priority:[ \t\r\n]*(P[0-9]+)\))?[ \t\r\n]*$",
+    )
+});
 static TASK_LEAD: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(T\d+[A-Za-z0-9.]*)\s*(?:[:.)\-–—]\s*|\s+)"));
-static NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"(\d+(?:\.\d+)?)\s*(%)?"));
-static TRIALS: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)(\d+)\s+(?:trials|runs|attempts)"));
-static TAG: LazyLock<Regex> = LazyLock::new(|| re(r"@[A-Za-z][\w-]*"));
-static MARKER: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\[NEEDS CLARIFICATION[^\]]*\]|\bTBD\b|\bTODO\b|\bFIXME\b"));
-static PLACEHOLDER: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\[([A-Za-z#$][^\[\]\n]{1,100})\]"));
+    LazyLock::new(|| re(r"^(T[0-9]+[A-Za-z0-9.]*)[ \t\r\n]*(?:[:.)\-–—][ \t\r\n]*|[ \t\r\n]+)"));
+static NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+(?:\.[0-9]+)?)[ \t\r\n]*(%)?"));
+static TRIALS: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)([0-9]+)[ \t\r\n]+(?:trials|runs|attempts)"));
+static TAG: LazyLock<Regex> = LazyLock::new(|| re(r"@[A-Za-z][A-Za-z0-9_-]*"));
+static MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\[NEEDS CLARIFICATION[^\]]*\]|(?-u:\b)TBD(?-u:\b)|(?-u:\b)TODO(?-u:\b)|(?-u:\b)FIXME(?-u:\b)",
+    )
+});
+static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| re(r"\[([A-Za-z#$][^\[\]\n]{1,100})\]"));
 const HTML_TAGS: &[&str] = &[
-    "a", "b", "i", "u", "s", "p", "em", "strong", "code", "pre", "br", "hr", "sub", "sup", "kbd",
-    "span", "div", "img", "details", "summary", "small", "mark", "del", "ins", "table", "tr", "td",
-    "th", "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "picture", "source", "abbr", "q",
+    "a",
+    "b",
+    "i",
+    "u",
+    "s",
+    "p",
+    "em",
+    "strong",
+    "code",
+    "pre",
+    "br",
+    "hr",
+    "sub",
+    "sup",
+    "kbd",
+    "span",
+    "div",
+    "img",
+    "details",
+    "summary",
+    "small",
+    "mark",
+    "del",
+    "ins",
+    "table",
+    "tr",
+    "td",
+    "th",
+    "ul",
+    "ol",
+    "li",
+    "dl",
+    "dt",
+    "dd",
+    "blockquote",
+    "picture",
+    "source",
+    "abbr",
+    "q",
 ];
 static ESTIMATE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)^(\d+(?:\.\d+)?)\s*(h|hours?|d|days?|m|min|minutes?)$"));
+    LazyLock::new(|| re(r"(?i)^([0-9]+(?:\.[0-9]+)?)[ \t\r\n]*(h|hours?|d|days?|m|min|minutes?)$"));
 
 /// Detects the dialect from the text and, as a hint, the file name.
 ///
@@ -116,11 +160,19 @@ pub fn classify_section(heading: &str) -> SectionKind {
         "intent" | "purpose" | "what" | "overview" | "introduction" | "summary" => {
             SectionKind::Intent
         }
-        "users" | "who" | "actors" | "user scenarios & testing" | "user scenarios and testing"
+        "users"
+        | "who"
+        | "actors"
+        | "user scenarios & testing"
+        | "user scenarios and testing"
         | "user stories" => SectionKind::Users,
         "inputs" => SectionKind::Inputs,
         "outputs" => SectionKind::Outputs,
-        "behaviour" | "behavior" | "requirements" | "behaviour contract" | "behavior contract"
+        "behaviour"
+        | "behavior"
+        | "requirements"
+        | "behaviour contract"
+        | "behavior contract"
         | "functional requirements" => SectionKind::Behaviour,
         "anti-spec" | "antispec" | "anti spec" | "must not" | "non-goals" | "non goals"
         | "out of scope" => SectionKind::AntiSpec,
@@ -204,6 +256,9 @@ enum Sub {
 
 struct Walker<'a> {
     text: &'a str,
+    lines: crate::lines::LineIndex,
+    /// Whether the current section has had any block yet (for `N/A:` detection).
+    section_has_content: bool,
     dialect: Dialect,
     spec: Spec,
     diags: Vec<Diagnostic>,
@@ -253,6 +308,8 @@ pub(crate) fn parse_text(
     };
     let mut w = Walker {
         text,
+        lines: crate::lines::LineIndex::new(text),
+        section_has_content: false,
         dialect,
         spec,
         diags,
@@ -293,7 +350,7 @@ pub(crate) fn parse_text(
             .or_else(|| t.strip_suffix(" Specification"))
             .unwrap_or(&t)
             .trim();
-        spec.meta.title = t.to_owned();
+        t.clone_into(&mut spec.meta.title);
     }
     if dialect != Dialect::Lightsout && spec.meta.version.is_none() {
         spec.meta.status = SpecStatus::Draft;
@@ -304,14 +361,22 @@ pub(crate) fn parse_text(
 
 impl Walker<'_> {
     fn span(&self, r: &std::ops::Range<usize>) -> Span {
-        Span::from_range(self.text, r.start, r.end)
+        self.lines.span(self.text, r.start, r.end)
     }
 
     /// Span of `sub` (a range of `t.text`) in the source, falling back to `fallback`.
-    fn text_span(&self, t: &Text, sub: &std::ops::Range<usize>, fallback: &std::ops::Range<usize>) -> Span {
-        match (t.source_offset(sub.start), t.source_offset(sub.end.saturating_sub(1))) {
-            (Some(s), Some(e)) if e >= s => Span::from_range(self.text, s, e + 1),
-            (Some(s), _) => Span::from_range(self.text, s, s),
+    fn text_span(
+        &self,
+        t: &Text,
+        sub: &std::ops::Range<usize>,
+        fallback: &std::ops::Range<usize>,
+    ) -> Span {
+        match (
+            t.source_offset(sub.start),
+            t.source_offset(sub.end.saturating_sub(1)),
+        ) {
+            (Some(s), Some(e)) if e >= s => self.lines.span(self.text, s, e + 1),
+            (Some(s), _) => self.lines.span(self.text, s, s),
             _ => self.span(fallback),
         }
     }
@@ -333,7 +398,9 @@ impl Walker<'_> {
         };
         let found: Vec<_> = MARKER
             .find_iter(&t.text)
-            .filter(|m| !t.in_code(m.start()) && !quoted(&t.text, m.start()) && !mentioned(&t.text, m.end()))
+            .filter(|m| {
+                !t.in_code(m.start()) && !quoted(&t.text, m.start()) && !mentioned(&t.text, m.end())
+            })
             .map(|m| (m.range(), m.as_str().to_owned()))
             .collect();
         for (m, s) in found {
@@ -350,7 +417,8 @@ impl Walker<'_> {
         for m in PLACEHOLDER.find_iter(&t.text) {
             let inner = m.as_str().trim_matches(['[', ']']);
             let before = t.text.get(..m.start()).and_then(|s| s.chars().next_back());
-            let standalone = before.is_none_or(|c| c.is_whitespace() || matches!(c, '(' | '"' | '\'' | ':' | '*'));
+            let standalone = before
+                .is_none_or(|c| c.is_whitespace() || matches!(c, '(' | '"' | '\'' | ':' | '*'));
             let marker = inner.starts_with("NEEDS CLARIFICATION");
             // `[A, B, C]` is a list literal, not a placeholder.
             let literal = inner.contains(',') && inner.split(',').all(|p| p.trim().len() <= 2);
@@ -365,14 +433,28 @@ impl Walker<'_> {
             }
         }
         for h in &t.html {
-            let Some(tag) = t.text.get(h.clone()) else { continue };
-            let name = tag.trim_start_matches('<').trim_end_matches('>').trim_start_matches('/');
+            let Some(tag) = t.text.get(h.clone()) else {
+                continue;
+            };
+            let name = tag
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim_start_matches('/');
             let simple = tag.starts_with('<')
                 && tag.ends_with('>')
                 && !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' '))
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' '))
                 && !tag.starts_with("<!");
+            // `Future<T>` is a generic type, not a placeholder.
+            let generic = name.len() == 1
+                || t.text
+                    .get(..h.start)
+                    .and_then(|b| b.chars().next_back())
+                    .is_some_and(|c| c.is_alphanumeric() || matches!(c, ':' | '_'));
             if simple
+                && !generic
                 && !HTML_TAGS.contains(&name.to_ascii_lowercase().as_str())
                 && !quoted(&t.text, h.start)
             {
@@ -392,31 +474,33 @@ impl Walker<'_> {
     }
 
     fn close_sections(&mut self, end: usize) {
-        if let Some(last) = self.spec.sections.last_mut() {
-            if last.span.end < end && last.span.is_empty() {
-                let s = last.span.start;
-                last.span = Span::from_range(self.text, s, end);
-            }
+        if let Some(last) = self.spec.sections.last_mut()
+            && last.span.end < end
+            && last.span.is_empty()
+        {
+            let s = last.span.start;
+            last.span = self.lines.span(self.text, s, end);
         }
     }
 
     fn close_requirement(&mut self, end: usize) {
-        if self.req_from_heading {
-            if let Some(r) = self.spec.requirements.last_mut() {
-                r.span = Span::from_range(self.text, r.span.start, end.max(r.span.start));
-                let body_end = self.body_end.unwrap_or(end);
-                let head_end = self
-                    .text
-                    .get(r.span.start..)
-                    .and_then(|s| s.find('\n'))
-                    .map_or(end, |i| r.span.start + i + 1);
-                r.body = self
-                    .text
-                    .get(head_end.min(body_end)..body_end)
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned();
-            }
+        if self.req_from_heading
+            && let Some(r) = self.spec.requirements.last_mut()
+        {
+            r.span = self
+                .lines
+                .span(self.text, r.span.start, end.max(r.span.start));
+            let body_end = self.body_end.unwrap_or(end);
+            let head_end = self
+                .text
+                .get(r.span.start..)
+                .and_then(|s| s.find('\n'))
+                .map_or(end, |i| r.span.start + i + 1);
+            self.text
+                .get(head_end.min(body_end)..body_end)
+                .unwrap_or("")
+                .trim()
+                .clone_into(&mut r.body);
         }
         self.req_from_heading = false;
         self.body_end = None;
@@ -438,6 +522,7 @@ impl Walker<'_> {
             } => self.item(text, *depth, *number, *checked, range),
             Block::Code { lang, code, range } => self.code(lang, code, range),
         }
+        self.section_has_content = !matches!(b, Block::Heading { level: ..=2, .. });
     }
 
     fn heading(&mut self, level: u8, t: &Text, range: &std::ops::Range<usize>) {
@@ -445,10 +530,10 @@ impl Walker<'_> {
         if level <= 2 {
             self.close_requirement(range.start);
             // Close the previous section's span.
-            if let Some(last) = self.spec.sections.last_mut() {
-                if last.span.is_empty() {
-                    last.span = Span::from_range(self.text, last.span.start, range.start);
-                }
+            if let Some(last) = self.spec.sections.last_mut()
+                && last.span.is_empty()
+            {
+                last.span = self.lines.span(self.text, last.span.start, range.start);
             }
             self.sub = Sub::None;
             if level == 1 {
@@ -465,7 +550,7 @@ impl Walker<'_> {
                 kind: self.section,
                 heading: h.to_owned(),
                 not_applicable: None,
-                span: Span::from_range(self.text, range.start, range.start),
+                span: self.lines.span(self.text, range.start, range.start),
             });
             return;
         }
@@ -503,14 +588,14 @@ impl Walker<'_> {
         self.sub = Sub::None;
         let in_behaviour = self.section == SectionKind::Behaviour;
         // Kiro `### Requirement N[: title]`.
-        if let Some(c) = KIRO_REQ.captures(h) {
-            if self.dialect == Dialect::Kiro || !in_behaviour {
-                let n = c.get(1).map_or("", |m| m.as_str()).to_owned();
-                let title = c.get(2).map_or("", |m| m.as_str()).trim().to_owned();
-                self.kiro = (n, title);
-                self.sub = Sub::KiroGroup;
-                return;
-            }
+        if let Some(c) = KIRO_REQ.captures(h)
+            && (self.dialect == Dialect::Kiro || !in_behaviour)
+        {
+            let n = c.get(1).map_or("", |m| m.as_str()).to_owned();
+            let title = c.get(2).map_or("", |m| m.as_str()).trim().to_owned();
+            self.kiro = (n, title);
+            self.sub = Sub::KiroGroup;
+            return;
         }
         // Spec Kit `### User Story N - Title (Priority: P1)`.
         if let Some(c) = USER_STORY.captures(h) {
@@ -521,7 +606,9 @@ impl Walker<'_> {
                 .map(|m| vec![m.as_str().to_owned()])
                 .unwrap_or_default();
             let span = self.span(range);
-            self.spec.requirements.push(new_req(format!("US-{n}"), title, span, tags));
+            self.spec
+                .requirements
+                .push(new_req(format!("US-{n}"), title, span, tags));
             self.req_from_heading = true;
             self.sub = Sub::Story;
             return;
@@ -534,7 +621,10 @@ impl Walker<'_> {
             (slug(name), name.to_owned())
         } else if let Some(c) = ID_LEAD.captures(h) {
             let id = c.get(1).map_or("", |m| m.as_str()).to_owned();
-            let rest = h.get(c.get(0).map_or(0, |m| m.end())..).unwrap_or("").trim();
+            let rest = h
+                .get(c.get(0).map_or(0, |m| m.end())..)
+                .unwrap_or("")
+                .trim();
             (id, rest.to_owned())
         } else {
             // A sub-heading such as `### Functional Requirements`.
@@ -551,16 +641,13 @@ impl Walker<'_> {
     fn paragraph(&mut self, t: &Text, range: &std::ops::Range<usize>) {
         // An `N/A: reason` section body.
         if let Some(sec) = self.spec.sections.last_mut() {
-            let first_content = sec.not_applicable.is_none()
-                && self.sub == Sub::None
-                && self.spec_section_is_empty_so_far(range.start);
-            if first_content {
-                if let Some(reason) = strip_ci(t.text.trim(), "N/A:") {
-                    if let Some(sec) = self.spec.sections.last_mut() {
-                        sec.not_applicable = Some(reason.trim().to_owned());
-                    }
-                    return;
+            let first_content =
+                sec.not_applicable.is_none() && self.sub == Sub::None && !self.section_has_content;
+            if first_content && let Some(reason) = strip_ci(t.text.trim(), "N/A:") {
+                if let Some(sec) = self.spec.sections.last_mut() {
+                    sec.not_applicable = Some(reason.trim().to_owned());
                 }
+                return;
             }
         }
         match self.sub {
@@ -583,14 +670,6 @@ impl Walker<'_> {
                 }
             }
         }
-    }
-
-    fn spec_section_is_empty_so_far(&self, at: usize) -> bool {
-        let Some(sec) = self.spec.sections.last() else {
-            return false;
-        };
-        let between = self.text.get(sec.span.start..at).unwrap_or("");
-        between.lines().skip(1).all(|l| l.trim().is_empty())
     }
 
     fn requirement_text(&mut self, t: &Text, range: &std::ops::Range<usize>) {
@@ -624,14 +703,15 @@ impl Walker<'_> {
                     );
                 }
             } else if let Some(v) = strip_ci(l, "Estimate:") {
-                if let Some(h) = estimate(v.trim()) {
-                    if let Some(r) = self.spec.requirements.last_mut() {
-                        r.estimate_hours = Some(h);
-                    }
+                if let Some(h) = estimate(v.trim())
+                    && let Some(r) = self.spec.requirements.last_mut()
+                {
+                    r.estimate_hours = Some(h);
                 }
             } else if let Some(v) = strip_ci(l, "Tags:") {
                 if let Some(r) = self.spec.requirements.last_mut() {
-                    r.tags.extend(TAG.find_iter(v).map(|m| m.as_str().to_owned()));
+                    r.tags
+                        .extend(TAG.find_iter(v).map(|m| m.as_str().to_owned()));
                 }
             } else if self.delta == Some(DeltaOp::Removed)
                 && (l.starts_with("Reason") || l.starts_with("Migration"))
@@ -646,7 +726,12 @@ impl Walker<'_> {
         }
     }
 
-    fn statements(&mut self, t: &Text, lr: &std::ops::Range<usize>, range: &std::ops::Range<usize>) {
+    fn statements(
+        &mut self,
+        t: &Text,
+        lr: &std::ops::Range<usize>,
+        range: &std::ops::Range<usize>,
+    ) {
         let Some(line) = t.text.get(lr.clone()) else {
             return;
         };
@@ -656,7 +741,7 @@ impl Walker<'_> {
             let Some(sentence) = t.text.get(abs.clone()) else {
                 continue;
             };
-            let text = sentence.split_whitespace().collect::<Vec<_>>().join(" ");
+            let text = join_ws(sentence);
             let normative = ears::is_normative(&text);
             new.push(Statement {
                 ears: ears::classify(&text),
@@ -682,15 +767,14 @@ impl Walker<'_> {
         let span = self.span(range);
         match self.sub {
             Sub::Scenario => {
-                if let Some(step) = step_of(t, span) {
-                    if let Some(sc) = self
+                if let Some(step) = step_of(t, span)
+                    && let Some(sc) = self
                         .spec
                         .requirements
                         .last_mut()
                         .and_then(|r| r.scenarios.last_mut())
-                    {
-                        sc.steps.push(step);
-                    }
+                {
+                    sc.steps.push(step);
                 }
                 return;
             }
@@ -767,11 +851,9 @@ impl Walker<'_> {
                 let it = self.id_item(t, span, 3, "SC");
                 self.spec.success_criteria.push(it);
             }
-            SectionKind::OpenQuestions => {
-                if checked != Some(true) {
-                    let it = self.id_item(t, span, 4, "Q");
-                    self.spec.open_questions.push(it);
-                }
+            SectionKind::OpenQuestions if checked != Some(true) => {
+                let it = self.id_item(t, span, 4, "Q");
+                self.spec.open_questions.push(it);
             }
             SectionKind::Gate => self.gate_line(t, range),
             SectionKind::Glossary => {
@@ -841,8 +923,15 @@ impl Walker<'_> {
             let n: f64 = c.get(1)?.as_str().parse().ok()?;
             let pct = c.get(2).is_some();
             let whole = c.get(0)?.as_str().trim();
-            let follows = line.get(c.get(0)?.end()..).unwrap_or("").trim_start().to_lowercase();
-            if follows.starts_with("trial") || follows.starts_with("of ") || follows.starts_with("run") {
+            let follows = line
+                .get(c.get(0)?.end()..)
+                .unwrap_or("")
+                .trim_start()
+                .to_lowercase();
+            if follows.starts_with("trial")
+                || follows.starts_with("of ")
+                || follows.starts_with("run")
+            {
                 return None;
             }
             if pct {
@@ -858,7 +947,11 @@ impl Walker<'_> {
         self.spec.gate.push(GateRule {
             min_lower_bound: if bound { fraction } else { None },
             trials,
-            min_satisfaction: if satisfaction && !bound { fraction } else { None },
+            min_satisfaction: if satisfaction && !bound {
+                fraction
+            } else {
+                None
+            },
             tag: TAG.find(&line).map(|m| m.as_str().to_owned()),
             no_regressions: lower.contains("no regression"),
             span: self.span(range),
@@ -880,21 +973,26 @@ impl Walker<'_> {
         if let Some(sc) = ears_scenario(&body, span) {
             req.scenarios.push(sc);
         }
-        self.spec.requirements.push(req);
-        let lr = 0..t.text.trim_end().len();
-        self.statements(t, &lr, &(span.start..span.end));
-        // A Kiro criterion is one sentence per item, even with inner full stops.
-        if let Some(r) = self.spec.requirements.last_mut() {
-            if r.statements.len() > 1 && r.statements.iter().filter(|s| s.normative).count() <= 1 {
-                let normative = ears::is_normative(&body);
-                r.statements = vec![Statement {
-                    ears: ears::classify(&body),
-                    system: if normative { ears::system(&body) } else { None },
-                    normative,
-                    text: body,
-                    span,
-                }];
-            }
+        // A Kiro criterion is one statement, even with inner full stops, unless it holds
+        // several SHALL sentences.
+        let normative_sentences = ears::sentences(&t.text)
+            .into_iter()
+            .filter(|r| t.text.get(r.clone()).is_some_and(ears::is_normative))
+            .count();
+        if normative_sentences <= 1 {
+            let normative = normative_sentences == 1;
+            req.statements.push(Statement {
+                ears: ears::classify(&body),
+                system: if normative { ears::system(&body) } else { None },
+                normative,
+                text: body,
+                span,
+            });
+            self.spec.requirements.push(req);
+        } else {
+            self.spec.requirements.push(req);
+            let lr = 0..t.text.trim_end().len();
+            self.statements(t, &lr, &(span.start..span.end));
         }
     }
 
@@ -944,28 +1042,30 @@ impl Walker<'_> {
         let mut scenarios: Vec<Scenario> = Vec::new();
         for line in code.lines() {
             let l = line.trim();
-            if let Some(name) = strip_ci(l, "Scenario:").or_else(|| strip_ci(l, "Scenario Outline:")) {
+            if let Some(name) =
+                strip_ci(l, "Scenario:").or_else(|| strip_ci(l, "Scenario Outline:"))
+            {
                 scenarios.push(Scenario {
                     name: name.trim().to_owned(),
                     steps: Vec::new(),
                     span,
                 });
-            } else if let Some((kw, rest)) = l.split_once(char::is_whitespace) {
-                if let Some(k) = keyword(kw) {
-                    if scenarios.is_empty() {
-                        scenarios.push(Scenario {
-                            name: String::new(),
-                            steps: Vec::new(),
-                            span,
-                        });
-                    }
-                    if let Some(sc) = scenarios.last_mut() {
-                        sc.steps.push(Step {
-                            keyword: k,
-                            text: rest.trim().to_owned(),
-                            span,
-                        });
-                    }
+            } else if let Some((kw, rest)) = l.split_once(char::is_whitespace)
+                && let Some(k) = keyword(kw)
+            {
+                if scenarios.is_empty() {
+                    scenarios.push(Scenario {
+                        name: String::new(),
+                        steps: Vec::new(),
+                        span,
+                    });
+                }
+                if let Some(sc) = scenarios.last_mut() {
+                    sc.steps.push(Step {
+                        keyword: k,
+                        text: rest.trim().to_owned(),
+                        span,
+                    });
                 }
             }
         }
@@ -996,7 +1096,16 @@ fn mentioned(text: &str, end: usize) -> bool {
         .to_ascii_lowercase();
     matches!(
         next.as_str(),
-        "placeholder" | "placeholders" | "marker" | "markers" | "comment" | "comments" | "list" | "items" | "item" | "text"
+        "placeholder"
+            | "placeholders"
+            | "marker"
+            | "markers"
+            | "comment"
+            | "comments"
+            | "list"
+            | "items"
+            | "item"
+            | "text"
     )
 }
 
@@ -1037,14 +1146,14 @@ fn keyword(word: &str) -> Option<StepKeyword> {
 
 /// A step from a list item: `**WHEN** x` (or `WHEN x` with the keyword in capitals).
 fn step_of(t: &Text, span: Span) -> Option<Step> {
-    if let Some(lead) = t.lead_strong() {
-        if let Some(k) = keyword(lead) {
-            return Some(Step {
-                keyword: k,
-                text: first_line(t.after_lead_strong()),
-                span,
-            });
-        }
+    if let Some(lead) = t.lead_strong()
+        && let Some(k) = keyword(lead)
+    {
+        return Some(Step {
+            keyword: k,
+            text: first_line(t.after_lead_strong()),
+            span,
+        });
     }
     let s = t.text.trim();
     let (w, rest) = s.split_once(char::is_whitespace)?;
@@ -1078,7 +1187,12 @@ fn inline_steps(t: &Text, span: Span) -> Vec<Step> {
     for (i, &(_, end, k)) in marks.iter().enumerate() {
         let stop = marks.get(i + 1).map_or(t.text.len(), |m| m.0);
         let txt = t.text.get(end..stop).unwrap_or("");
-        let txt = txt.trim().trim_start_matches(':').trim().trim_end_matches(',').trim();
+        let txt = txt
+            .trim()
+            .trim_start_matches(':')
+            .trim()
+            .trim_end_matches(',')
+            .trim();
         steps.push(Step {
             keyword: k,
             text: join_ws(txt),
@@ -1088,46 +1202,53 @@ fn inline_steps(t: &Text, span: Span) -> Vec<Step> {
     steps
 }
 
-/// A scenario derived from an EARS criterion `WHEN x THEN the y SHALL z` (Kiro).
+/// A scenario derived from an EARS criterion `[GIVEN g] WHEN|IF x THEN the y SHALL z` (Kiro),
+/// found with one pass over the words.
 fn ears_scenario(body: &str, span: Span) -> Option<Scenario> {
-    let upper = body.to_ascii_uppercase();
-    let find = |kw: &str| {
-        upper
-            .match_indices(kw)
-            .find(|(i, _)| {
-                let before_ok = *i == 0 || upper.as_bytes().get(i - 1) == Some(&b' ');
-                let after_ok = upper
-                    .as_bytes()
-                    .get(i + kw.len())
-                    .is_none_or(|b| *b == b' ' || *b == b',');
-                before_ok && after_ok
-            })
-            .map(|(i, _)| i)
-    };
-    let w = find("WHEN").or_else(|| find("IF"))?;
-    let th = find("THEN")?;
-    if th <= w {
-        return None;
+    let (mut given, mut when, mut then) = (None, None, None);
+    let mut at = 0;
+    for w in body.split(' ') {
+        let word = w.trim_end_matches(',');
+        let end = at + word.len();
+        if word.eq_ignore_ascii_case("given") && given.is_none() && when.is_none() {
+            given = Some((at, end));
+        } else if (word.eq_ignore_ascii_case("when") || word.eq_ignore_ascii_case("if"))
+            && when.is_none()
+        {
+            when = Some((at, end));
+        } else if word.eq_ignore_ascii_case("then") && when.is_some() && then.is_none() {
+            then = Some((at, end));
+        }
+        at += w.len() + 1;
     }
-    let kw_len = if upper.get(w..w + 4) == Some("WHEN") { 4 } else { 2 };
-    let when = body.get(w + kw_len..th)?.trim().trim_end_matches(',').trim();
-    let then = body.get(th + 4..)?.trim();
+    let (w0, w1) = when?;
+    let (t0, t1) = then?;
     let mut steps = Vec::new();
-    if let Some(g) = find("GIVEN").filter(|g| *g < w) {
+    if let Some((_, g1)) = given.filter(|g| g.0 < w0) {
         steps.push(Step {
             keyword: StepKeyword::Given,
-            text: body.get(g + 5..w)?.trim().to_owned(),
+            text: body
+                .get(g1..w0)?
+                .trim()
+                .trim_end_matches(',')
+                .trim()
+                .to_owned(),
             span,
         });
     }
     steps.push(Step {
         keyword: StepKeyword::When,
-        text: when.to_owned(),
+        text: body
+            .get(w1..t0)?
+            .trim()
+            .trim_end_matches(',')
+            .trim()
+            .to_owned(),
         span,
     });
     steps.push(Step {
         keyword: StepKeyword::Then,
-        text: then.to_owned(),
+        text: body.get(t1..)?.trim().to_owned(),
         span,
     });
     Some(Scenario {
@@ -1208,7 +1329,14 @@ fn estimate(v: &str) -> Option<f64> {
 }
 
 fn join_ws(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(s.len());
+    for w in s.split_ascii_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
 }
 
 fn first_words(s: &str, n: usize) -> String {

@@ -99,7 +99,12 @@ impl JsonReport {
 /// Sorts diagnostics by path, position, then code: the order every renderer uses.
 pub fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
-        (&a.path, a.span.start, &a.code, &a.message).cmp(&(&b.path, b.span.start, &b.code, &b.message))
+        (&a.path, a.span.start, &a.code, &a.message).cmp(&(
+            &b.path,
+            b.span.start,
+            &b.code,
+            &b.message,
+        ))
     });
 }
 
@@ -118,7 +123,12 @@ pub fn human_diagnostic(d: &Diagnostic, source: &str, color: bool) -> String {
     let (sev, bold, blue, reset) = if color {
         let b = Style::new().effects(Effects::BOLD);
         let bl = AnsiColor::BrightBlue.on_default().effects(Effects::BOLD);
-        (style(d.severity).render().to_string(), b.render().to_string(), bl.render().to_string(), "\x1b[0m".to_owned())
+        (
+            style(d.severity).render().to_string(),
+            b.render().to_string(),
+            bl.render().to_string(),
+            "\x1b[0m".to_owned(),
+        )
     } else {
         (String::new(), String::new(), String::new(), String::new())
     };
@@ -132,8 +142,15 @@ pub fn human_diagnostic(d: &Diagnostic, source: &str, color: bool) -> String {
         d.code,
         d.message
     );
-    let path = d.path.as_deref().map_or_else(|| "<input>".to_owned(), |p| p.display().to_string());
-    let _ = writeln!(out, "{pad}{blue}-->{reset} {path}:{}:{}", d.span.line, d.span.column);
+    let path = d
+        .path
+        .as_deref()
+        .map_or_else(|| "<input>".to_owned(), |p| p.display().to_string());
+    let _ = writeln!(
+        out,
+        "{pad}{blue}-->{reset} {path}:{}:{}",
+        d.span.line, d.span.column
+    );
     if let Some(line) = source_line(source, d.span.start) {
         let col = d.span.column.saturating_sub(1) as usize;
         let line_text = line.trim_end_matches(['\r', '\n']);
@@ -148,9 +165,21 @@ pub fn human_diagnostic(d: &Diagnostic, source: &str, color: bool) -> String {
             .map(|ch| if ch == '\t' { '\t' } else { ' ' })
             .collect();
         let _ = writeln!(out, "{pad} {blue}|{reset}");
-        let _ = writeln!(out, "{blue}{line_no} |{reset} {}", line_text.replace('\t', "    ").chars().take(200).collect::<String>());
+        let _ = writeln!(
+            out,
+            "{blue}{line_no} |{reset} {}",
+            line_text
+                .replace('\t', "    ")
+                .chars()
+                .take(200)
+                .collect::<String>()
+        );
         let lead = lead.replace('\t', "    ");
-        let _ = writeln!(out, "{pad} {blue}|{reset} {lead}{sev}{}{reset}", "^".repeat(span_chars.min(200)));
+        let _ = writeln!(
+            out,
+            "{pad} {blue}|{reset} {lead}{sev}{}{reset}",
+            "^".repeat(span_chars.min(200))
+        );
         let _ = writeln!(out, "{pad} {blue}|{reset}");
     }
     if !d.help.is_empty() {
@@ -164,7 +193,10 @@ fn source_line(source: &str, at: usize) -> Option<&str> {
         return None;
     }
     let start = source.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
-    let end = source.get(at..)?.find('\n').map_or(source.len(), |i| at + i);
+    let end = source
+        .get(at..)?
+        .find('\n')
+        .map_or(source.len(), |i| at + i);
     source.get(start..end)
 }
 
@@ -178,8 +210,16 @@ pub fn human_report(
     let mut out = String::new();
     let (green, red, bold, reset) = if color {
         (
-            AnsiColor::BrightGreen.on_default().effects(Effects::BOLD).render().to_string(),
-            AnsiColor::BrightRed.on_default().effects(Effects::BOLD).render().to_string(),
+            AnsiColor::BrightGreen
+                .on_default()
+                .effects(Effects::BOLD)
+                .render()
+                .to_string(),
+            AnsiColor::BrightRed
+                .on_default()
+                .effects(Effects::BOLD)
+                .render()
+                .to_string(),
             Style::new().effects(Effects::BOLD).render().to_string(),
             "\x1b[0m".to_owned(),
         )
@@ -200,8 +240,15 @@ pub fn human_report(
     }
     for f in &report.files {
         let r = &f.readiness;
-        let (c, word) = if r.ready { (&green, "ready") } else { (&red, "not ready") };
-        let path = f.path.as_deref().map_or_else(|| "<input>".to_owned(), |p| p.display().to_string());
+        let (c, word) = if r.ready {
+            (&green, "ready")
+        } else {
+            (&red, "not ready")
+        };
+        let path = f
+            .path
+            .as_deref()
+            .map_or_else(|| "<input>".to_owned(), |p| p.display().to_string());
         let _ = writeln!(
             out,
             "{c}{word:>9}{reset} {path} [{}] {} requirements, {} scenarios, score {:.0}%, {} errors, {} warnings",
@@ -214,7 +261,11 @@ pub fn human_report(
         );
     }
     let s = &report.summary;
-    let (c, word) = if s.ready { (&green, "ready") } else { (&red, "not ready") };
+    let (c, word) = if s.ready {
+        (&green, "ready")
+    } else {
+        (&red, "not ready")
+    };
     let _ = writeln!(
         out,
         "{bold}summary{reset}: {c}{word}{reset}: {} files, score {:.0}%, {} errors, {} warnings{}",
@@ -222,7 +273,11 @@ pub fn human_report(
         s.score * 100.0,
         s.errors,
         s.warnings,
-        if report.strict { " (strict: warnings block)" } else { "" }
+        if report.strict {
+            " (strict: warnings block)"
+        } else {
+            ""
+        }
     );
     out
 }
@@ -316,9 +371,11 @@ pub fn human_diff(d: &SpecDiff, new_source: &str, color: bool) -> String {
         out,
         "{} v{} → {} v{}",
         d.old_id,
-        d.old_version.map_or_else(|| "?".to_owned(), |v| v.to_string()),
+        d.old_version
+            .map_or_else(|| "?".to_owned(), |v| v.to_string()),
         d.new_id,
-        d.new_version.map_or_else(|| "?".to_owned(), |v| v.to_string())
+        d.new_version
+            .map_or_else(|| "?".to_owned(), |v| v.to_string())
     );
     if d.changes.is_empty() {
         out.push_str("no requirement changed\n");
@@ -346,7 +403,10 @@ pub fn human_diff(d: &SpecDiff, new_source: &str, color: bool) -> String {
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
-        if matches!(ch, '\\' | '*' | '_' | '[' | ']' | '<' | '>' | '`' | '#' | '!' | '|' | '~' | '&') {
+        if matches!(
+            ch,
+            '\\' | '*' | '_' | '[' | ']' | '<' | '>' | '`' | '#' | '!' | '|' | '~' | '&'
+        ) {
             out.push('\\');
         }
         out.push(ch);
@@ -434,12 +494,17 @@ pub fn to_markdown(spec: &Spec) -> String {
     need(SectionKind::AntiSpec, !spec.anti_spec.is_empty());
     need(SectionKind::Constraints, !spec.constraints.is_empty());
     need(SectionKind::Decisions, !spec.decisions.is_empty());
-    need(SectionKind::SuccessCriteria, !spec.success_criteria.is_empty());
+    need(
+        SectionKind::SuccessCriteria,
+        !spec.success_criteria.is_empty(),
+    );
     need(SectionKind::Gate, !spec.gate.is_empty());
     need(SectionKind::Glossary, !spec.glossary.is_empty());
     need(
         SectionKind::OpenQuestions,
-        spec.open_questions.iter().any(|q| !q.id.starts_with("MARKER-")),
+        spec.open_questions
+            .iter()
+            .any(|q| !q.id.starts_with("MARKER-")),
     );
     need(SectionKind::Tasks, !spec.tasks.is_empty());
     let mut done: Vec<SectionKind> = Vec::new();
@@ -533,7 +598,10 @@ pub fn to_markdown(spec: &Spec) -> String {
 fn requirement(o: &mut String, r: &crate::model::Requirement) {
     let id_form = r.id.contains('-')
         && r.id.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && r.id.split('-').nth(1).is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()));
+        && r.id
+            .split('-')
+            .nth(1)
+            .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()));
     if id_form {
         if r.title.is_empty() {
             let _ = writeln!(o, "### {}\n", r.id);

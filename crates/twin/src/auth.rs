@@ -60,7 +60,9 @@ pub struct Keys {
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keys").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Keys")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,7 +78,8 @@ impl Keys {
         let e = b64.encode(key.e().to_bytes_be());
         let enc =
             EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| Error::Key(e.to_string()))?;
-        let dec = DecodingKey::from_rsa_components(&n, &e).map_err(|e| Error::Key(e.to_string()))?;
+        let dec =
+            DecodingKey::from_rsa_components(&n, &e).map_err(|e| Error::Key(e.to_string()))?;
         let jwks = json!({"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "n": n, "e": e}]});
         Ok(Keys {
             kid: kid.to_string(),
@@ -156,11 +159,20 @@ mod tests {
         let k = Keys::test_key("k1").unwrap();
         let t = k.sign(&claims(100)).unwrap();
         assert_eq!(k.verify(&t, "https://idp", "api", 99).unwrap().sub, "u1");
-        assert_eq!(k.verify(&t, "https://idp", "api", 100), Err(TokenProblem::Expired));
-        assert_eq!(k.verify(&t, "https://other", "api", 1), Err(TokenProblem::Invalid));
+        assert_eq!(
+            k.verify(&t, "https://idp", "api", 100),
+            Err(TokenProblem::Expired)
+        );
+        assert_eq!(
+            k.verify(&t, "https://other", "api", 1),
+            Err(TokenProblem::Invalid)
+        );
         let mut bad = t.clone();
         bad.pop();
-        assert_eq!(k.verify(&bad, "https://idp", "api", 1), Err(TokenProblem::Invalid));
+        assert_eq!(
+            k.verify(&bad, "https://idp", "api", 1),
+            Err(TokenProblem::Invalid)
+        );
         assert_eq!(k.jwks()["keys"][0]["kid"], "k1");
     }
 }

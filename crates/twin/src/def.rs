@@ -119,7 +119,7 @@ pub struct AuthDef {
     /// JWT issuing and checking; absent means only static tokens are accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<JwtDef>,
-    /// OAuth2 clients for the client-credentials grant, by client id.
+    /// `OAuth2` clients for the client-credentials grant, by client id.
     #[serde(default)]
     pub clients: BTreeMap<String, ClientDef>,
     /// The vendor's answer when no credentials are sent.
@@ -172,7 +172,7 @@ fn default_kid() -> String {
     "lightsout-twin-1".into()
 }
 
-/// An OAuth2 client (RFC 6749 §4.4 client credentials).
+/// An `OAuth2` client (RFC 6749 §4.4 client credentials).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ClientDef {
@@ -332,7 +332,7 @@ pub enum Action {
         idempotency_header: Option<String>,
     },
     /// Find one object (`where` filter, templated); exposes `item` and sends an `ETag`.
-    /// `If-None-Match` with the current ETag answers `304`.
+    /// `If-None-Match` with the current `ETag` answers `304`.
     Get {
         /// Collection name.
         collection: String,
@@ -461,7 +461,10 @@ pub enum Format {
 impl Format {
     /// Guesses the format from a file name (`.toml` → TOML, anything else YAML).
     pub fn from_path(path: &std::path::Path) -> Self {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+        {
             Format::Toml
         } else {
             Format::Yaml
@@ -610,7 +613,10 @@ fn check(def: &TwinDef, text: &str) -> Vec<Diagnostic> {
             out.push(err(
                 codes::REFERENCE,
                 &route.path,
-                format!("route {} asks for auth but the twin declares none", route.path),
+                format!(
+                    "route {} asks for auth but the twin declares none",
+                    route.path
+                ),
                 "add an `auth:` section",
             ));
         }

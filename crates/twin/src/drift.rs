@@ -45,6 +45,7 @@ impl TwinStatus {
     /// suspect → drifted on a second; suspect → fresh on a clean check; drifted → retired after
     /// [`RETIRE_AFTER`] drifted checks in a row; drifted and retired never become fresh by
     /// themselves (re-record the twin and reset its manifest).
+    #[must_use]
     pub fn next(self, score: f64, drifted_run: u32) -> TwinStatus {
         let clean = score >= 1.0 - 1e-9;
         match (self, clean) {
@@ -154,7 +155,11 @@ impl Normaliser {
 
 fn norm(v: &Value, key: Option<&str>) -> Value {
     match v {
-        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), norm(x, Some(k)))).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), norm(x, Some(k))))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.iter().map(|x| norm(x, None)).collect()),
         Value::Null | Value::Bool(_) => v.clone(),
         _ if key.is_some_and(is_id_key) => Value::String("<id>".into()),
@@ -174,8 +179,14 @@ fn norm(v: &Value, key: Option<&str>) -> Value {
 }
 
 fn remove_pointer(v: &mut Value, pointer: &str) {
-    let Some((parent, last)) = pointer.rsplit_once('/') else { return };
-    let target = if parent.is_empty() { Some(v) } else { v.pointer_mut(parent) };
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let target = if parent.is_empty() {
+        Some(v)
+    } else {
+        v.pointer_mut(parent)
+    };
     match target {
         Some(Value::Object(o)) => {
             o.remove(last);
@@ -191,26 +202,39 @@ fn remove_pointer(v: &mut Value, pointer: &str) {
     }
 }
 
-/// Semantic JSON diff: pointers where `a` and `b` differ (object keys compared as sets).
-pub fn diff(a: &Value, b: &Value, at: &str, out: &mut Vec<(String, Value, Value)>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
-                match (x.get(k), y.get(k)) {
-                    (Some(l), Some(r)) => diff(l, r, &p, out),
-                    (l, r) => out.push((p, l.cloned().unwrap_or(Value::Null), r.cloned().unwrap_or(Value::Null))),
+/// Semantic JSON diff: pointers where `real` and `twin` differ (object keys compared as sets).
+pub fn diff(real: &Value, twin: &Value, at: &str, out: &mut Vec<(String, Value, Value)>) {
+    match (real, twin) {
+        (Value::Object(left), Value::Object(right)) => {
+            let keys: std::collections::BTreeSet<&String> =
+                left.keys().chain(right.keys()).collect();
+            for key in keys {
+                let pointer = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+                match (left.get(key), right.get(key)) {
+                    (Some(l), Some(r)) => diff(l, r, &pointer, out),
+                    (l, r) => out.push((
+                        pointer,
+                        l.cloned().unwrap_or(Value::Null),
+                        r.cloned().unwrap_or(Value::Null),
+                    )),
                 }
             }
         }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            for (i, (l, r)) in x.iter().zip(y).enumerate() {
-                diff(l, r, &format!("{at}/{i}"), out);
+        (Value::Array(left), Value::Array(right)) if left.len() == right.len() => {
+            for (idx, (l, r)) in left.iter().zip(right).enumerate() {
+                diff(l, r, &format!("{at}/{idx}"), out);
             }
         }
-        _ if a == b => {}
-        _ => out.push((if at.is_empty() { "/".into() } else { at.to_string() }, a.clone(), b.clone())),
+        _ if real == twin => {}
+        _ => out.push((
+            if at.is_empty() {
+                "/".into()
+            } else {
+                at.to_string()
+            },
+            real.clone(),
+            twin.clone(),
+        )),
     }
 }
 
@@ -218,7 +242,13 @@ pub fn diff(a: &Value, b: &Value, at: &str, out: &mut Vec<(String, Value, Value)
 pub fn endpoint_key(method: &str, path: &str) -> String {
     let p: Vec<&str> = path
         .split('/')
-        .map(|s| if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) { "{n}" } else { s })
+        .map(|s| {
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                "{n}"
+            } else {
+                s
+            }
+        })
         .collect();
     format!("{} {}", method.to_ascii_uppercase(), p.join("/"))
 }
@@ -228,7 +258,13 @@ fn comparable(r: &RecordedResponse, n: &Normaliser) -> Value {
         .headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        .map(|(_, v)| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
     serde_json::json!({"status": r.status, "content_type": ct, "body": n.body(&r.body)})
 }
 
@@ -237,12 +273,17 @@ fn comparable(r: &RecordedResponse, n: &Normaliser) -> Value {
 ///
 /// # Errors
 /// [`Error::Upstream`] when the live service cannot be reached.
-pub async fn check(twin: &Twin, probes: &[RecordedRequest], reference: &Reference, normaliser: &Normaliser) -> Result<DriftReport, Error> {
+pub async fn check(
+    twin: &Twin,
+    probes: &[RecordedRequest],
+    reference: &Reference,
+    normaliser: &Normaliser,
+) -> Result<DriftReport, Error> {
     twin.reset();
     let client = reqwest::Client::new();
     let mut endpoints: BTreeMap<String, EndpointScore> = BTreeMap::new();
     let mut differences = Vec::new();
-    let mut matched_total = 0;
+    let mut matched_total: usize = 0;
     let recorded: Vec<RecordedResponse> = match reference {
         Reference::Recorded(c) => c.interactions.iter().map(|i| i.response.clone()).collect(),
         Reference::Live(_) => Vec::new(),
@@ -262,7 +303,10 @@ pub async fn check(twin: &Twin, probes: &[RecordedRequest], reference: &Referenc
             );
             req.query.clone_from(&probe.query);
             for (k, v) in &probe.headers {
-                if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(v)) {
+                if let (Ok(k), Ok(v)) = (
+                    http::HeaderName::from_bytes(k.as_bytes()),
+                    http::HeaderValue::from_str(v),
+                ) {
                     req.headers.insert(k, v);
                 }
             }
@@ -272,24 +316,47 @@ pub async fn check(twin: &Twin, probes: &[RecordedRequest], reference: &Referenc
                 v => bytes::Bytes::from(v.to_string()),
             };
             let r = twin.handle(&req);
-            RecordedResponse { status: r.status, headers: r.headers.clone(), body: body_value(&r.body) }
+            RecordedResponse {
+                status: r.status,
+                headers: r.headers.clone(),
+                body: body_value(&r.body),
+            }
         };
         let mut d = Vec::new();
-        diff(&comparable(&real, normaliser), &comparable(&twin_resp, normaliser), "", &mut d);
+        diff(
+            &comparable(&real, normaliser),
+            &comparable(&twin_resp, normaliser),
+            "",
+            &mut d,
+        );
         let key = endpoint_key(&probe.method, &probe.path);
-        let e = endpoints.entry(key.clone()).or_insert(EndpointScore { total: 0, matched: 0, fidelity: 0.0 });
+        let e = endpoints.entry(key.clone()).or_insert(EndpointScore {
+            total: 0,
+            matched: 0,
+            fidelity: 0.0,
+        });
         e.total += 1;
         if d.is_empty() {
             e.matched += 1;
             matched_total += 1;
         }
-        differences.extend(d.into_iter().map(|(pointer, real, twin)| Difference { index, endpoint: key.clone(), pointer, real, twin }));
+        differences.extend(d.into_iter().map(|(pointer, real, twin)| Difference {
+            index,
+            endpoint: key.clone(),
+            pointer,
+            real,
+            twin,
+        }));
     }
     for e in endpoints.values_mut() {
         e.fidelity = e.matched as f64 / e.total.max(1) as f64;
     }
     let exchanges: usize = endpoints.values().map(|e| e.total).sum();
-    let score = if exchanges == 0 { 1.0 } else { matched_total as f64 / exchanges as f64 };
+    let score = if exchanges == 0 {
+        1.0
+    } else {
+        matched_total as f64 / exchanges as f64
+    };
     twin.reset();
     Ok(DriftReport {
         twin: twin.name().to_string(),
@@ -343,7 +410,10 @@ impl Manifest {
     /// [`Error::Io`] / [`Error::Json`] for unreadable files.
     pub fn load_or_new(path: &Path, name: &str) -> Result<Self, Error> {
         if !path.exists() {
-            return Ok(Manifest { name: name.to_string(), ..Manifest::default() });
+            return Ok(Manifest {
+                name: name.to_string(),
+                ..Manifest::default()
+            });
         }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_str(&text).map_err(|e| Error::Json(path.display().to_string(), e))
@@ -353,14 +423,24 @@ impl Manifest {
     pub fn record(&mut self, report: &mut DriftReport) {
         report.status_before = self.status;
         let next = self.status.next(report.score, self.drifted_run);
-        self.drifted_run = if next == TwinStatus::Drifted { self.drifted_run + 1 } else { 0 };
+        self.drifted_run = if next == TwinStatus::Drifted {
+            self.drifted_run + 1
+        } else {
+            0
+        };
         self.status = next;
         report.status_after = next;
         self.checks.push(CheckSummary {
-            at: time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
             against: report.against.clone(),
             score: report.score,
-            endpoints: report.endpoints.iter().map(|(k, v)| (k.clone(), v.fidelity)).collect(),
+            endpoints: report
+                .endpoints
+                .iter()
+                .map(|(k, v)| (k.clone(), v.fidelity))
+                .collect(),
             status: next,
         });
     }
@@ -370,7 +450,8 @@ impl Manifest {
     /// # Errors
     /// [`Error::Io`].
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Json(path.display().to_string(), e))?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Json(path.display().to_string(), e))?;
         write_atomic(path, text.as_bytes())
     }
 }
@@ -383,7 +464,9 @@ mod tests {
 
     #[test]
     fn normaliser_hides_ids_and_timestamps() {
-        let n = Normaliser { ignore: vec!["/origin".into()] };
+        let n = Normaliser {
+            ignore: vec!["/origin".into()],
+        };
         let a = json!({"id": 1, "uuid": "6f1c2a4e-9b7d-4c3e-8a2f-0d1e2f3a4b5c", "created_at": "x", "at": "2026-01-01T00:00:00Z", "origin": "1.2.3.4", "k": "v"});
         let b = json!({"id": 9, "uuid": "00000000-0000-4000-8000-000000000000", "created_at": "y", "at": "2025-05-05T10:00:00Z", "origin": "5.6.7.8", "k": "v"});
         assert_eq!(n.body(&a), n.body(&b));

@@ -161,7 +161,7 @@ impl TwinRequest {
     }
 }
 
-/// A connection-level fault, after WireMock's `Fault` enum.
+/// A connection-level fault, after `WireMock`'s `Fault` enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionFault {
@@ -197,7 +197,10 @@ impl TwinResponse {
     pub fn json(status: u16, body: &Value) -> Self {
         TwinResponse {
             status,
-            headers: vec![("content-type".into(), "application/json; charset=utf-8".into())],
+            headers: vec![(
+                "content-type".into(),
+                "application/json; charset=utf-8".into(),
+            )],
             body: Bytes::from(body.to_string()),
             fault: None,
             delay_ms: 0,
@@ -527,7 +530,12 @@ impl Twin {
             headers: req
                 .headers
                 .iter()
-                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             body: req.body_json(),
             status: if resp.fault.is_some() { 0 } else { resp.status },
@@ -559,7 +567,9 @@ impl Twin {
             Some((r, caps))
         });
         let concrete = format!("{} {}", req.method, req.path);
-        let route_key = found.as_ref().map_or(concrete.as_str(), |(r, _)| r.key.as_str());
+        let route_key = found
+            .as_ref()
+            .map_or(concrete.as_str(), |(r, _)| r.key.as_str());
         if let Some(resp) = self.take_fault(rt, route_key, &concrete) {
             return resp;
         }
@@ -604,12 +614,14 @@ impl Twin {
                     .find(|r| r.key == key)
                     .and_then(|r| r.def.rate_limit.as_ref())
                     .and_then(|n| self.inner.def.rate_limits.get(n));
-                let scope = self.base_scope(rt, None);
-                return Some(match lim.and_then(|l| l.response.as_ref()) {
-                    Some(tpl) => self.render_response(tpl, &scope),
-                    None => TwinResponse::json(429, &json!({"error": "rate_limited"})),
-                }
-                .with_header("Retry-After", "1"));
+                let scope = Self::base_scope(rt, None);
+                return Some(
+                    match lim.and_then(|l| l.response.as_ref()) {
+                        Some(tpl) => Self::render_response(tpl, &scope),
+                        None => TwinResponse::json(429, &json!({"error": "rate_limited"})),
+                    }
+                    .with_header("Retry-After", "1"),
+                );
             }
             _ => {
                 let status = rule.status.unwrap_or(503);
@@ -628,8 +640,8 @@ impl Twin {
         let what = format!("{} {}", req.method, req.path);
         let mut resp = match &self.inner.def.unsupported {
             Some(tpl) => {
-                let scope = self.base_scope(rt, Some(req));
-                self.render_response(tpl, &scope)
+                let scope = Self::base_scope(rt, Some(req));
+                Self::render_response(tpl, &scope)
             }
             None => TwinResponse::json(
                 501,
@@ -670,11 +682,14 @@ impl Twin {
         Some(resp)
     }
 
-    fn base_scope(&self, rt: &Runtime, req: Option<&TwinRequest>) -> Value {
+    fn base_scope(rt: &Runtime, req: Option<&TwinRequest>) -> Value {
         let now_s = rt.now_ms / 1000;
         let iso = time::OffsetDateTime::from_unix_timestamp(now_s.cast_signed())
             .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
             .unwrap_or_default();
         let mut scope = json!({
             "now_ms": rt.now_ms,
@@ -686,7 +701,12 @@ impl Twin {
             let headers: Map<String, Value> = req
                 .headers
                 .iter()
-                .map(|(k, v)| (k.as_str().to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    )
+                })
                 .collect();
             let query: Map<String, Value> = parse_query(&req.query)
                 .into_iter()
@@ -701,7 +721,7 @@ impl Twin {
         scope
     }
 
-    fn render_response(&self, tpl: &ResponseDef, scope: &Value) -> TwinResponse {
+    fn render_response(tpl: &ResponseDef, scope: &Value) -> TwinResponse {
         let body = render(&tpl.body, scope);
         let mut resp = if body.is_null() {
             TwinResponse::empty(tpl.status)
@@ -710,7 +730,11 @@ impl Twin {
         };
         for (k, v) in &tpl.headers {
             let v = render_text(v, scope);
-            if let Some(slot) = resp.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(k)) {
+            if let Some(slot) = resp
+                .headers
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            {
                 slot.1 = v;
             } else {
                 resp.headers.push((k.clone(), v));
@@ -727,42 +751,57 @@ impl Twin {
         req: &TwinRequest,
     ) -> TwinResponse {
         let def = &route.def;
-        let mut scope = self.base_scope(rt, Some(req));
+        let mut scope = Self::base_scope(rt, Some(req));
         scope["path"] = json!(caps);
         scope["state"] = rt.state.to_json();
         // Auth.
         let principal = match (&def.auth, &self.inner.def.auth) {
-            (Some(ra), Some(auth)) => match self.authenticate(rt, auth, req) {
-                Ok(p) => {
-                    if let Some(missing) = ra.scopes.iter().find(|s| !p.scopes.contains(s)) {
-                        scope["auth_error"] = json!("insufficient_scope");
-                        scope["needed"] = json!(missing);
-                        scope["provided"] = json!(p.scopes.join(","));
-                        return match &auth.insufficient_scope {
-                            Some(t) => self.render_response(t, &scope),
-                            None => TwinResponse::json(403, &json!({"error": "insufficient_scope", "needed": missing}))
-                                .with_header("WWW-Authenticate", format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", ra.scopes.join(" "))),
-                        };
+            (Some(ra), Some(auth)) => {
+                match self.authenticate(rt, auth, req) {
+                    Ok(p) => {
+                        if let Some(missing) = ra.scopes.iter().find(|s| !p.scopes.contains(s)) {
+                            scope["auth_error"] = json!("insufficient_scope");
+                            scope["needed"] = json!(missing);
+                            scope["provided"] = json!(p.scopes.join(","));
+                            return match &auth.insufficient_scope {
+                                Some(t) => Self::render_response(t, &scope),
+                                None => TwinResponse::json(
+                                    403,
+                                    &json!({"error": "insufficient_scope", "needed": missing}),
+                                )
+                                .with_header(
+                                    "WWW-Authenticate",
+                                    format!(
+                                        "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                                        ra.scopes.join(" ")
+                                    ),
+                                ),
+                            };
+                        }
+                        Some(p)
                     }
-                    Some(p)
-                }
-                Err(problem) => {
-                    scope["auth_error"] = json!(problem);
-                    let tpl = if problem == "missing" { &auth.missing } else { &auth.invalid };
-                    return match tpl {
-                        Some(t) => self.render_response(t, &scope),
+                    Err(problem) => {
+                        scope["auth_error"] = json!(problem);
+                        let tpl = if problem == "missing" {
+                            &auth.missing
+                        } else {
+                            &auth.invalid
+                        };
+                        return match tpl {
+                        Some(t) => Self::render_response(t, &scope),
                         None => TwinResponse::json(401, &json!({"error": problem}))
                             .with_header("WWW-Authenticate", format!("Bearer error=\"invalid_token\", error_description=\"{problem}\"")),
                     };
+                    }
                 }
-            },
+            }
             (None, Some(auth)) => match self.authenticate(rt, auth, req) {
                 Ok(p) => Some(p),
                 Err("missing") => None,
                 Err(problem) => {
                     scope["auth_error"] = json!(problem);
                     return match &auth.invalid {
-                        Some(t) => self.render_response(t, &scope),
+                        Some(t) => Self::render_response(t, &scope),
                         None => TwinResponse::json(401, &json!({"error": problem})),
                     };
                 }
@@ -779,7 +818,10 @@ impl Twin {
         {
             let who = match lim.per {
                 RatePer::Global => String::new(),
-                RatePer::Token => principal.as_ref().map(|p| p.token.clone()).unwrap_or_default(),
+                RatePer::Token => principal
+                    .as_ref()
+                    .map(|p| p.token.clone())
+                    .unwrap_or_default(),
             };
             let start = rt.now_ms - rt.now_ms % lim.window_ms;
             let reset_ms = start + lim.window_ms;
@@ -795,19 +837,26 @@ impl Twin {
             let retry_s = (reset_ms - rt.now_ms).div_ceil(1000).max(1);
             if matches!(lim.headers, RateHeaders::Github | RateHeaders::Standard) {
                 rate_headers.push(("X-RateLimit-Limit".to_string(), lim.limit.to_string()));
-                rate_headers.push(("X-RateLimit-Remaining".to_string(), lim.limit.saturating_sub(used).to_string()));
+                rate_headers.push((
+                    "X-RateLimit-Remaining".to_string(),
+                    lim.limit.saturating_sub(used).to_string(),
+                ));
                 rate_headers.push(("X-RateLimit-Used".to_string(), used.to_string()));
-                rate_headers.push(("X-RateLimit-Reset".to_string(), reset_ms.div_ceil(1000).to_string()));
+                rate_headers.push((
+                    "X-RateLimit-Reset".to_string(),
+                    reset_ms.div_ceil(1000).to_string(),
+                ));
                 rate_headers.push(("X-RateLimit-Resource".to_string(), name.clone()));
             }
             if limited {
                 scope["retry_after_s"] = json!(retry_s);
                 let mut resp = match &lim.response {
-                    Some(t) => self.render_response(t, &scope),
+                    Some(t) => Self::render_response(t, &scope),
                     None => TwinResponse::json(429, &json!({"error": "rate_limited"})),
                 };
                 if matches!(lim.headers, RateHeaders::Slack | RateHeaders::Standard) {
-                    resp.headers.push(("Retry-After".to_string(), retry_s.to_string()));
+                    resp.headers
+                        .push(("Retry-After".to_string(), retry_s.to_string()));
                 }
                 resp.headers.extend(rate_headers);
                 return resp;
@@ -819,8 +868,11 @@ impl Twin {
             if !errors.is_empty() {
                 scope["errors"] = json!(errors);
                 let mut resp = match &def.invalid {
-                    Some(t) => self.render_response(t, &scope),
-                    None => TwinResponse::json(400, &json!({"error": "invalid_request", "errors": errors})),
+                    Some(t) => Self::render_response(t, &scope),
+                    None => TwinResponse::json(
+                        400,
+                        &json!({"error": "invalid_request", "errors": errors}),
+                    ),
                 };
                 resp.headers.extend(rate_headers);
                 return resp;
@@ -830,7 +882,7 @@ impl Twin {
         for (coll, filter) in &def.require {
             let f = render_filter(filter, &scope);
             if rt.state.find(coll, &f).is_none() {
-                return self.not_found(def, &scope, rate_headers);
+                return Self::not_found(def, &scope, rate_headers);
             }
         }
         let mut resp = self.run_action(rt, route, caps, req, principal.as_ref(), &mut scope);
@@ -838,9 +890,9 @@ impl Twin {
         resp
     }
 
-    fn not_found(&self, def: &RouteDef, scope: &Value, extra: Vec<(String, String)>) -> TwinResponse {
+    fn not_found(def: &RouteDef, scope: &Value, extra: Vec<(String, String)>) -> TwinResponse {
         let mut resp = match &def.not_found {
-            Some(t) => self.render_response(t, scope),
+            Some(t) => Self::render_response(t, scope),
             None => TwinResponse::json(404, &json!({"error": "not_found"})),
         };
         resp.headers.extend(extra);
@@ -859,7 +911,7 @@ impl Twin {
     ) -> TwinResponse {
         let def = &route.def;
         match &def.action {
-            Action::None => self.render_response(&def.response, scope),
+            Action::None => Self::render_response(&def.response, scope),
             Action::Custom { name } => {
                 if let Some(r) = self.builtin_custom(rt, name, req, principal, scope) {
                     return r;
@@ -880,8 +932,15 @@ impl Twin {
                     None => self.unsupported(rt, req),
                 }
             }
-            Action::Create { collection, set, idempotency_header } => {
-                let idem_key = idempotency_header.as_ref().and_then(|h| req.header(&h.to_ascii_lowercase())).map(|k| format!("{}\u{0}{k}", route.key));
+            Action::Create {
+                collection,
+                set,
+                idempotency_header,
+            } => {
+                let idem_key = idempotency_header
+                    .as_ref()
+                    .and_then(|h| req.header(&h.to_ascii_lowercase()))
+                    .map(|k| format!("{}\u{0}{k}", route.key));
                 if let Some(k) = &idem_key
                     && let Some(prev) = rt.idempotency.get(k)
                 {
@@ -893,17 +952,27 @@ impl Twin {
                 };
                 let mut item = match rt.state.insert(collection, obj, &mut rt.rng) {
                     Ok(i) => i,
-                    Err(e) => return TwinResponse::json(409, &json!({"error": "conflict", "message": e})),
+                    Err(e) => {
+                        return TwinResponse::json(
+                            409,
+                            &json!({"error": "conflict", "message": e}),
+                        );
+                    }
                 };
                 if !set.is_empty() {
                     // `set` is rendered after the id is assigned, so it can use `{{item.id}}`.
                     scope["item"] = item.clone();
-                    let patch = Value::Object(set.iter().map(|(k, v)| (k.clone(), render(v, scope))).collect());
+                    let patch = Value::Object(
+                        set.iter()
+                            .map(|(k, v)| (k.clone(), render(v, scope)))
+                            .collect(),
+                    );
                     let idx = rt.state.items(collection).len() - 1;
                     item = rt.state.patch(collection, idx, &patch).unwrap_or(item);
                 }
                 scope["item"] = item.clone();
-                let resp = self.render_response(&def.response, scope).with_header("ETag", etag(&item));
+                let resp =
+                    Self::render_response(&def.response, scope).with_header("ETag", etag(&item));
                 if let Some(k) = idem_key {
                     rt.idempotency.insert(k, resp.clone());
                 }
@@ -911,20 +980,29 @@ impl Twin {
             }
             Action::Get { collection, filter } => {
                 let f = render_filter(filter, scope);
-                let Some(item) = rt.state.find(collection, &f).and_then(|i| rt.state.get(collection, i)).cloned() else {
-                    return self.not_found(def, scope, Vec::new());
+                let Some(item) = rt
+                    .state
+                    .find(collection, &f)
+                    .and_then(|i| rt.state.get(collection, i))
+                    .cloned()
+                else {
+                    return Self::not_found(def, scope, Vec::new());
                 };
                 let tag = etag(&item);
                 if req.header("if-none-match").as_deref() == Some(tag.as_str()) {
                     return TwinResponse::empty(304).with_header("ETag", tag);
                 }
                 scope["item"] = item;
-                self.render_response(&def.response, scope).with_header("ETag", tag)
+                Self::render_response(&def.response, scope).with_header("ETag", tag)
             }
-            Action::Update { collection, filter, set } => {
+            Action::Update {
+                collection,
+                filter,
+                set,
+            } => {
                 let f = render_filter(filter, scope);
                 let Some(idx) = rt.state.find(collection, &f) else {
-                    return self.not_found(def, scope, Vec::new());
+                    return Self::not_found(def, scope, Vec::new());
                 };
                 if let Some(want) = req.header("if-match")
                     && want != "*"
@@ -939,19 +1017,27 @@ impl Twin {
                 for (k, v) in set {
                     patch[k] = render(v, scope);
                 }
-                let item = rt.state.patch(collection, idx, &patch).unwrap_or(Value::Null);
+                let item = rt
+                    .state
+                    .patch(collection, idx, &patch)
+                    .unwrap_or(Value::Null);
                 scope["item"] = item.clone();
-                self.render_response(&def.response, scope).with_header("ETag", etag(&item))
+                Self::render_response(&def.response, scope).with_header("ETag", etag(&item))
             }
             Action::Delete { collection, filter } => {
                 let f = render_filter(filter, scope);
                 let Some(idx) = rt.state.find(collection, &f) else {
-                    return self.not_found(def, scope, Vec::new());
+                    return Self::not_found(def, scope, Vec::new());
                 };
                 scope["item"] = rt.state.remove(collection, idx).unwrap_or(Value::Null);
-                self.render_response(&def.response, scope)
+                Self::render_response(&def.response, scope)
             }
-            Action::List { collection, filter, paginate, reverse } => {
+            Action::List {
+                collection,
+                filter,
+                paginate,
+                reverse,
+            } => {
                 let f = render_filter(filter, scope);
                 let mut items = rt.state.filter(collection, &f);
                 if *reverse {
@@ -972,35 +1058,61 @@ impl Twin {
                         PageStyle::Cursor => {
                             let start = match req.param("cursor").filter(|c| !c.is_empty()) {
                                 None => 0,
-                                Some(c) => match decode_cursor(&c) {
-                                    Some(s) => s,
-                                    None => {
+                                Some(c) => {
+                                    let Some(s) = decode_cursor(&c) else {
                                         scope["errors"] = json!(["invalid_cursor"]);
                                         return match &def.invalid {
-                                            Some(t) => self.render_response(t, scope),
-                                            None => TwinResponse::json(400, &json!({"error": "invalid_cursor"})),
+                                            Some(t) => Self::render_response(t, scope),
+                                            None => TwinResponse::json(
+                                                400,
+                                                &json!({"error": "invalid_cursor"}),
+                                            ),
                                         };
-                                    }
-                                },
+                                    };
+                                    s
+                                }
                             };
-                            (start, (start + limit < total).then(|| encode_cursor(start + limit)))
+                            (
+                                start,
+                                (start + limit < total).then(|| encode_cursor(start + limit)),
+                            )
                         }
                         PageStyle::Offset => {
-                            let start = req.param("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
-                            (start, (start + limit < total).then(|| (start + limit).to_string()))
+                            let start = req
+                                .param("offset")
+                                .and_then(|o| o.parse().ok())
+                                .unwrap_or(0);
+                            (
+                                start,
+                                (start + limit < total).then(|| (start + limit).to_string()),
+                            )
                         }
                         PageStyle::Link => {
-                            let page = req.param("page").and_then(|o| o.parse::<usize>().ok()).filter(|&p| p > 0).unwrap_or(1);
+                            let page = req
+                                .param("page")
+                                .and_then(|o| o.parse::<usize>().ok())
+                                .filter(|&p| p > 0)
+                                .unwrap_or(1);
                             let last = total.div_ceil(limit).max(1);
-                            link = Some(link_header(&rt.base_url, req, page, last, limit, &p.limit_param));
-                            ((page - 1).saturating_mul(limit), (page < last).then(|| (page + 1).to_string()))
+                            link = Some(link_header(
+                                &rt.base_url,
+                                req,
+                                page,
+                                last,
+                                limit,
+                                &p.limit_param,
+                            ));
+                            (
+                                (page - 1).saturating_mul(limit),
+                                (page < last).then(|| (page + 1).to_string()),
+                            )
                         }
                     };
                     items = items.into_iter().skip(start).take(limit).collect();
                     scope["next_cursor"] = next.map_or(json!(""), Value::String);
                 }
                 scope["items"] = Value::Array(items);
-                let resp = self.render_response(&def.response, scope);
+                let resp = Self::render_response(&def.response, scope);
                 match link {
                     Some(l) if !l.is_empty() => resp.with_header("Link", l),
                     _ => resp,
@@ -1010,21 +1122,34 @@ impl Twin {
     }
 
     /// Authenticates a request: static token, else a JWT signed by this twin.
-    fn authenticate(&self, rt: &Runtime, auth: &AuthDef, req: &TwinRequest) -> Result<Principal, &'static str> {
+    fn authenticate(
+        &self,
+        rt: &Runtime,
+        auth: &AuthDef,
+        req: &TwinRequest,
+    ) -> Result<Principal, &'static str> {
         let token = req
             .bearer()
             .or_else(|| auth.body_field.as_ref().and_then(|f| req.param(f)))
             .filter(|t| !t.is_empty())
             .ok_or("missing")?;
         if let Some(g) = auth.tokens.get(&token) {
-            return Ok(Principal { subject: g.subject.clone(), scopes: g.scopes.clone(), token });
+            return Ok(Principal {
+                subject: g.subject.clone(),
+                scopes: g.scopes.clone(),
+                token,
+            });
         }
         let (Some(jwt), Some(keys)) = (&auth.jwt, &self.inner.keys) else {
             return Err("invalid");
         };
         let iss = jwt.issuer.replace("{{base_url}}", &rt.base_url);
         match keys.verify(&token, &iss, &jwt.audience, rt.now_ms / 1000) {
-            Ok(c) => Ok(Principal { subject: c.sub, scopes: c.scp, token }),
+            Ok(c) => Ok(Principal {
+                subject: c.sub,
+                scopes: c.scp,
+                token,
+            }),
             Err(TokenProblem::Expired) => Err("expired"),
             Err(TokenProblem::Invalid) => Err("invalid"),
         }
@@ -1032,9 +1157,16 @@ impl Twin {
 
     /// Engine-provided custom handlers, usable from any definition with `auth.jwt`:
     /// `oauth.token` (RFC 6749 §4.4 client credentials and §4.3 password grant),
-    /// `oidc.jwks` (RFC 7517), `oidc.discovery` (OpenID Connect Discovery 1.0 §4),
-    /// `oidc.userinfo` (OpenID Connect Core 1.0 §5.3).
-    fn builtin_custom(&self, rt: &mut Runtime, name: &str, req: &TwinRequest, principal: Option<&Principal>, scope: &Value) -> Option<TwinResponse> {
+    /// `oidc.jwks` (RFC 7517), `oidc.discovery` (`OpenID` Connect Discovery 1.0 §4),
+    /// `oidc.userinfo` (`OpenID` Connect Core 1.0 §5.3).
+    fn builtin_custom(
+        &self,
+        rt: &mut Runtime,
+        name: &str,
+        req: &TwinRequest,
+        principal: Option<&Principal>,
+        scope: &Value,
+    ) -> Option<TwinResponse> {
         let auth = self.inner.def.auth.as_ref()?;
         let jwt = auth.jwt.as_ref()?;
         let keys = self.inner.keys.as_ref()?;
@@ -1048,54 +1180,113 @@ impl Twin {
             "oidc.jwks" => Some(TwinResponse::json(200, keys.jwks())),
             "oidc.discovery" => {
                 let base = render_text(&iss, scope);
-                Some(TwinResponse::json(200, &json!({
-                    "issuer": base,
-                    "authorization_endpoint": format!("{base}/v1/authorize"),
-                    "token_endpoint": format!("{base}/v1/token"),
-                    "userinfo_endpoint": format!("{base}/v1/userinfo"),
-                    "jwks_uri": format!("{base}/v1/keys"),
-                    "response_types_supported": ["code", "token", "id_token"],
-                    "subject_types_supported": ["public"],
-                    "id_token_signing_alg_values_supported": ["RS256"],
-                    "grant_types_supported": ["client_credentials", "password"],
-                    "scopes_supported": ["openid", "profile", "email"],
-                    "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-                    "claims_supported": ["iss", "sub", "aud", "iat", "exp", "name", "email", "preferred_username"]
-                })))
+                Some(TwinResponse::json(
+                    200,
+                    &json!({
+                        "issuer": base,
+                        "authorization_endpoint": format!("{base}/v1/authorize"),
+                        "token_endpoint": format!("{base}/v1/token"),
+                        "userinfo_endpoint": format!("{base}/v1/userinfo"),
+                        "jwks_uri": format!("{base}/v1/keys"),
+                        "response_types_supported": ["code", "token", "id_token"],
+                        "subject_types_supported": ["public"],
+                        "id_token_signing_alg_values_supported": ["RS256"],
+                        "grant_types_supported": ["client_credentials", "password"],
+                        "scopes_supported": ["openid", "profile", "email"],
+                        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                        "claims_supported": ["iss", "sub", "aud", "iat", "exp", "name", "email", "preferred_username"]
+                    }),
+                ))
             }
             "oauth.token" => {
                 let form = req.body_json();
                 let field = |k: &str| form.get(k).and_then(Value::as_str).map(str::to_string);
                 let (cid, secret) = match basic_auth(req) {
                     Some(p) => p,
-                    None => (field("client_id").unwrap_or_default(), field("client_secret").unwrap_or_default()),
+                    None => (
+                        field("client_id").unwrap_or_default(),
+                        field("client_secret").unwrap_or_default(),
+                    ),
                 };
                 let Some(client) = auth.clients.get(&cid).filter(|c| c.secret == secret) else {
-                    return Some(oauth_err(401, "invalid_client", "Client authentication failed."));
+                    return Some(oauth_err(
+                        401,
+                        "invalid_client",
+                        "Client authentication failed.",
+                    ));
                 };
-                let asked: Vec<String> = field("scope").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+                let asked: Vec<String> = field("scope")
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect();
                 let (subject, allowed, user) = match field("grant_type").as_deref() {
-                    Some("client_credentials") => (client.subject.clone().unwrap_or(cid.clone()), client.scopes.clone(), None),
+                    Some("client_credentials") => (
+                        client.subject.clone().unwrap_or(cid.clone()),
+                        client.scopes.clone(),
+                        None,
+                    ),
                     Some("password") => {
                         let u = field("username").unwrap_or_default();
                         let pw = field("password").unwrap_or_default();
                         let mut filter = Map::new();
                         filter.insert("preferred_username".into(), json!(u));
-                        let Some(user) = rt.state.filter("users", &filter).into_iter().find(|x| x.get("password").and_then(Value::as_str) == Some(pw.as_str())) else {
-                            return Some(oauth_err(400, "invalid_grant", "The credentials provided were invalid."));
+                        let Some(user) = rt.state.filter("users", &filter).into_iter().find(|x| {
+                            x.get("password").and_then(Value::as_str) == Some(pw.as_str())
+                        }) else {
+                            return Some(oauth_err(
+                                400,
+                                "invalid_grant",
+                                "The credentials provided were invalid.",
+                            ));
                         };
-                        let sub = user.get("sub").and_then(Value::as_str).unwrap_or(&u).to_string();
+                        let sub = user
+                            .get("sub")
+                            .and_then(Value::as_str)
+                            .unwrap_or(&u)
+                            .to_string();
                         (sub, client.scopes.clone(), Some(user))
                     }
-                    Some(_) => return Some(oauth_err(400, "unsupported_grant_type", "The authorization grant type is not supported by the authorization server.")),
-                    None => return Some(oauth_err(400, "invalid_request", "The request is missing a required parameter: grant_type.")),
+                    Some(_) => {
+                        return Some(oauth_err(
+                            400,
+                            "unsupported_grant_type",
+                            "The authorization grant type is not supported by the authorization server.",
+                        ));
+                    }
+                    None => {
+                        return Some(oauth_err(
+                            400,
+                            "invalid_request",
+                            "The request is missing a required parameter: grant_type.",
+                        ));
+                    }
                 };
-                let scopes = if asked.is_empty() { allowed.clone() } else { asked };
+                let scopes = if asked.is_empty() {
+                    allowed.clone()
+                } else {
+                    asked
+                };
                 if let Some(bad) = scopes.iter().find(|s| !allowed.contains(s)) {
-                    return Some(oauth_err(400, "invalid_scope", &format!("One or more scopes are not configured for the authorization server resource: {bad}")));
+                    return Some(oauth_err(
+                        400,
+                        "invalid_scope",
+                        &format!(
+                            "One or more scopes are not configured for the authorization server resource: {bad}"
+                        ),
+                    ));
                 }
                 let now_s = rt.now_ms / 1000;
-                let claims = Claims { iss: iss.clone(), sub: subject.clone(), aud: jwt.audience.clone(), iat: now_s, exp: now_s + jwt.ttl_s, scope: scopes.join(" "), scp: scopes.clone(), cid: Some(cid.clone()) };
+                let claims = Claims {
+                    iss: iss.clone(),
+                    sub: subject.clone(),
+                    aud: jwt.audience.clone(),
+                    iat: now_s,
+                    exp: now_s + jwt.ttl_s,
+                    scope: scopes.join(" "),
+                    scp: scopes.clone(),
+                    cid: Some(cid.clone()),
+                };
                 let token = keys.sign(&claims).ok()?;
                 let mut body = json!({"token_type": "Bearer", "expires_in": jwt.ttl_s, "access_token": token, "scope": scopes.join(" ")});
                 if let Some(user) = user.filter(|_| scopes.iter().any(|s| s == "openid")) {
@@ -1107,7 +1298,11 @@ impl Twin {
                     }
                     body["id_token"] = json!(keys.sign(&idc).ok()?);
                 }
-                Some(TwinResponse::json(200, &body).with_header("Cache-Control", "no-store").with_header("Pragma", "no-cache"))
+                Some(
+                    TwinResponse::json(200, &body)
+                        .with_header("Cache-Control", "no-store")
+                        .with_header("Pragma", "no-cache"),
+                )
             }
             "oidc.userinfo" => {
                 let p = principal?;
@@ -1115,7 +1310,16 @@ impl Twin {
                 filter.insert("sub".into(), json!(p.subject));
                 let mut out = json!({"sub": p.subject});
                 if let Some(user) = rt.state.filter("users", &filter).into_iter().next() {
-                    for k in ["name", "email", "preferred_username", "given_name", "family_name", "email_verified", "zoneinfo", "locale"] {
+                    for k in [
+                        "name",
+                        "email",
+                        "preferred_username",
+                        "given_name",
+                        "family_name",
+                        "email_verified",
+                        "zoneinfo",
+                        "locale",
+                    ] {
                         if let Some(v) = user.get(k) {
                             out[k] = v.clone();
                         }
@@ -1170,21 +1374,40 @@ impl Twin {
                 let matched = rt
                     .journal
                     .iter()
-                    .filter(|e| e.method.eq_ignore_ascii_case(method) && tpl.matches(&e.path).is_some())
-                    .filter(|e| contains.is_none_or(|c| {
-                        let text = match &e.body { Value::String(s) => s.clone(), v => v.to_string() };
-                        text.contains(c)
-                    }))
+                    .filter(|e| {
+                        e.method.eq_ignore_ascii_case(method) && tpl.matches(&e.path).is_some()
+                    })
+                    .filter(|e| {
+                        contains.is_none_or(|c| {
+                            let text = match &e.body {
+                                Value::String(s) => s.clone(),
+                                v => v.to_string(),
+                            };
+                            text.contains(c)
+                        })
+                    })
                     .count();
                 let expected = body.get("count").and_then(Value::as_u64);
                 let ok = expected.is_none_or(|c| c == matched as u64);
-                TwinResponse::json(200, &json!({"matched": matched, "expected": expected, "ok": ok}))
+                TwinResponse::json(
+                    200,
+                    &json!({"matched": matched, "expected": expected, "ok": ok}),
+                )
             }
             ("POST", "/faults") => match serde_json::from_value::<FaultRule>(body) {
                 Ok(rule) => {
-                    const KNOWN: [&str; 6] = ["rate_limit", "reset", "empty", "malformed_chunk", "random_close", "status"];
+                    const KNOWN: [&str; 6] = [
+                        "rate_limit",
+                        "reset",
+                        "empty",
+                        "malformed_chunk",
+                        "random_close",
+                        "status",
+                    ];
                     if !KNOWN.contains(&rule.fault.as_str()) {
-                        return bad("unknown fault; use rate_limit, reset, empty, malformed_chunk, random_close or status");
+                        return bad(
+                            "unknown fault; use rate_limit, reset, empty, malformed_chunk, random_close or status",
+                        );
                     }
                     rt.faults.push(rule);
                     TwinResponse::empty(204)
@@ -1218,7 +1441,10 @@ impl Twin {
                 }
             }
             ("GET", "/definition") => TwinResponse::json(200, &json!(self.inner.def)),
-            _ => TwinResponse::json(404, &json!({"error": "unknown control endpoint", "path": format!("/__twin{rest}")})),
+            _ => TwinResponse::json(
+                404,
+                &json!({"error": "unknown control endpoint", "path": format!("/__twin{rest}")}),
+            ),
         }
     }
 }
@@ -1227,11 +1453,15 @@ fn fault_template_matches(rule: &str, concrete: &str) -> bool {
     let (Some((rm, rp)), Some((cm, cp))) = (rule.split_once(' '), concrete.split_once(' ')) else {
         return false;
     };
-    (rm == "*" || rm.eq_ignore_ascii_case(cm)) && PathTemplate::parse(rp).is_ok_and(|t| t.matches(cp).is_some())
+    (rm == "*" || rm.eq_ignore_ascii_case(cm))
+        && PathTemplate::parse(rp).is_ok_and(|t| t.matches(cp).is_some())
 }
 
 fn render_filter(filter: &BTreeMap<String, Value>, scope: &Value) -> Map<String, Value> {
-    filter.iter().map(|(k, v)| (k.clone(), render(v, scope))).collect()
+    filter
+        .iter()
+        .map(|(k, v)| (k.clone(), render(v, scope)))
+        .collect()
 }
 
 fn basic_auth(req: &TwinRequest) -> Option<(String, String)> {
@@ -1240,10 +1470,15 @@ fn basic_auth(req: &TwinRequest) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
-    Some((crate::matcher::percent_decode(u), crate::matcher::percent_decode(p)))
+    Some((
+        crate::matcher::percent_decode(u),
+        crate::matcher::percent_decode(p),
+    ))
 }
 
 /// Slack-style opaque cursor: base64 of `next:<offset>`.
@@ -1254,17 +1489,30 @@ pub fn encode_cursor(offset: usize) -> String {
 /// Decodes [`encode_cursor`]; `None` for anything else.
 pub fn decode_cursor(c: &str) -> Option<usize> {
     let raw = base64::engine::general_purpose::STANDARD.decode(c).ok()?;
-    String::from_utf8(raw).ok()?.strip_prefix("next:")?.parse().ok()
+    String::from_utf8(raw)
+        .ok()?
+        .strip_prefix("next:")?
+        .parse()
+        .ok()
 }
 
 /// RFC 8288 `Link` header with `next`, `last`, `first`, `prev` relations, as GitHub sends.
-fn link_header(base: &str, req: &TwinRequest, page: usize, last: usize, per_page: usize, per_param: &str) -> String {
+fn link_header(
+    base: &str,
+    req: &TwinRequest,
+    page: usize,
+    last: usize,
+    per_page: usize,
+    per_param: &str,
+) -> String {
     let mut q: BTreeMap<String, String> = parse_query(&req.query);
     q.insert(per_param.to_string(), per_page.to_string());
     let mk = |p: usize| {
         let mut q = q.clone();
         q.insert("page".into(), p.to_string());
-        let qs: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(q.iter()).finish();
+        let qs: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(q.iter())
+            .finish();
         format!("<{base}{}?{qs}>", req.path)
     };
     let mut parts = Vec::new();
@@ -1286,7 +1534,11 @@ pub fn sample_latency(l: &LatencyDef, rng: &mut impl Rng) -> u64 {
     match *l {
         LatencyDef::Fixed { ms } => ms,
         LatencyDef::Uniform { min_ms, max_ms } => {
-            if max_ms <= min_ms { min_ms } else { rng.gen_range(min_ms..=max_ms) }
+            if max_ms <= min_ms {
+                min_ms
+            } else {
+                rng.gen_range(min_ms..=max_ms)
+            }
         }
         LatencyDef::Lognormal { median_ms, sigma } => {
             // Box-Muller for a standard normal, then exp(ln(median) + sigma * z).
@@ -1294,7 +1546,11 @@ pub fn sample_latency(l: &LatencyDef, rng: &mut impl Rng) -> u64 {
             let u2: f64 = rng.gen_range(0.0..1.0);
             let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
             let v = median_ms.max(0.0) * (sigma * z).exp();
-            if v.is_finite() { v.clamp(0.0, 60_000.0).round() as u64 } else { 0 }
+            if v.is_finite() {
+                v.clamp(0.0, 60_000.0).round() as u64
+            } else {
+                0
+            }
         }
     }
 }
@@ -1306,7 +1562,12 @@ mod tests {
 
     fn twin(yaml: &str) -> Twin {
         let (def, diags) = parse_definition(yaml, Format::Yaml);
-        assert!(diags.iter().all(|d| d.severity != lightsout_spec::Severity::Error), "{diags:?}");
+        assert!(
+            diags
+                .iter()
+                .all(|d| d.severity != lightsout_spec::Severity::Error),
+            "{diags:?}"
+        );
         Twin::new(def.unwrap(), TwinOptions::default()).unwrap()
     }
 
@@ -1333,7 +1594,8 @@ routes:
     fn crud_idempotency_etag_and_pagination() {
         let t = twin(CRUD);
         let mut post = req("POST", "/notes", r#"{"text":"d"}"#);
-        post.headers.insert("idempotency-key", "k1".parse().unwrap());
+        post.headers
+            .insert("idempotency-key", "k1".parse().unwrap());
         let a = t.handle(&post);
         let b = t.handle(&post);
         assert_eq!(a.status, 201);
@@ -1351,9 +1613,15 @@ routes:
         cond.headers.insert("if-none-match", tag.parse().unwrap());
         assert_eq!(t.handle(&cond).status, 304);
         let mut stale = req("PATCH", "/notes/2", r#"{"text":"B"}"#);
-        stale.headers.insert("if-match", "\"nope\"".parse().unwrap());
+        stale
+            .headers
+            .insert("if-match", "\"nope\"".parse().unwrap());
         assert_eq!(t.handle(&stale).status, 412);
-        assert_eq!(t.handle(&req("PATCH", "/notes/2", r#"{"text":"B"}"#)).body_json()["text"], "B");
+        assert_eq!(
+            t.handle(&req("PATCH", "/notes/2", r#"{"text":"B"}"#))
+                .body_json()["text"],
+            "B"
+        );
         assert_eq!(t.handle(&req("DELETE", "/notes/2", "")).status, 204);
         assert_eq!(t.handle(&req("GET", "/notes/2", "")).status, 404);
         let un = t.handle(&req("PUT", "/elsewhere", ""));
@@ -1365,19 +1633,49 @@ routes:
     fn control_api_reset_state_journal_clock_faults() {
         let t = twin(CRUD);
         t.handle(&req("POST", "/notes", r#"{"text":"d"}"#));
-        let v = t.handle(&req("POST", "/__twin/journal/verify", r#"{"method":"POST","path":"/notes","count":1}"#));
-        assert_eq!(v.body_json(), json!({"matched": 1, "expected": 1, "ok": true}));
-        assert_eq!(t.handle(&req("POST", "/__twin/state/notes", r#"{"text":"seeded"}"#)).status, 201);
-        assert_eq!(t.handle(&req("GET", "/__twin/state", "")).body_json()["notes"].as_array().unwrap().len(), 5);
-        let c = t.handle(&req("POST", "/__twin/clock", r#"{"advance_ms":1500}"#)).body_json();
+        let v = t.handle(&req(
+            "POST",
+            "/__twin/journal/verify",
+            r#"{"method":"POST","path":"/notes","count":1}"#,
+        ));
+        assert_eq!(
+            v.body_json(),
+            json!({"matched": 1, "expected": 1, "ok": true})
+        );
+        assert_eq!(
+            t.handle(&req("POST", "/__twin/state/notes", r#"{"text":"seeded"}"#))
+                .status,
+            201
+        );
+        assert_eq!(
+            t.handle(&req("GET", "/__twin/state", "")).body_json()["notes"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
+        let c = t
+            .handle(&req("POST", "/__twin/clock", r#"{"advance_ms":1500}"#))
+            .body_json();
         assert_eq!(c["now_ms"], DEFAULT_CLOCK_START_MS + 1500);
-        t.handle(&req("POST", "/__twin/faults", r#"{"route":"GET /notes/{id}","fault":"status","status":503,"times":1}"#));
+        t.handle(&req(
+            "POST",
+            "/__twin/faults",
+            r#"{"route":"GET /notes/{id}","fault":"status","status":503,"times":1}"#,
+        ));
         assert_eq!(t.handle(&req("GET", "/notes/1", "")).status, 503);
         assert_eq!(t.handle(&req("GET", "/notes/1", "")).status, 200);
         t.handle(&req("POST", "/__twin/faults", r#"{"fault":"reset"}"#));
-        assert_eq!(t.handle(&req("GET", "/notes/1", "")).fault, Some(ConnectionFault::Reset));
+        assert_eq!(
+            t.handle(&req("GET", "/notes/1", "")).fault,
+            Some(ConnectionFault::Reset)
+        );
         let journal = t.handle(&req("GET", "/__twin/journal", "")).body_json();
-        assert_eq!(journal.as_array().unwrap().len(), 4, "control calls are not journalled");
+        assert_eq!(
+            journal.as_array().unwrap().len(),
+            4,
+            "control calls are not journalled"
+        );
         assert_eq!(t.handle(&req("POST", "/__twin/reset", "")).status, 204);
         assert_eq!(t.now_ms(), DEFAULT_CLOCK_START_MS);
         assert!(t.journal().is_empty());
@@ -1398,15 +1696,26 @@ routes:
 
     #[test]
     fn latency_is_seeded() {
-        let l = LatencyDef::Lognormal { median_ms: 20.0, sigma: 0.5 };
+        let l = LatencyDef::Lognormal {
+            median_ms: 20.0,
+            sigma: 0.5,
+        };
         let draw = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            (0..5).map(|_| sample_latency(&l, &mut rng)).collect::<Vec<_>>()
+            (0..5)
+                .map(|_| sample_latency(&l, &mut rng))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for _ in 0..100 {
-            let v = sample_latency(&LatencyDef::Uniform { min_ms: 3, max_ms: 5 }, &mut rng);
+            let v = sample_latency(
+                &LatencyDef::Uniform {
+                    min_ms: 3,
+                    max_ms: 5,
+                },
+                &mut rng,
+            );
             assert!((3..=5).contains(&v));
         }
     }

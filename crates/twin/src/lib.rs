@@ -5,19 +5,19 @@
 //!
 //! - [`TwinDef`] is a twin definition (YAML or TOML, see [`parse_definition`]): routes with
 //!   matchers, response templates ([`template`]), stateful collections with CRUD actions,
-//!   id generation, idempotency keys, ETags, and cursor/offset/`Link` pagination; auth
-//!   emulation ([`auth`]: static bearer tokens, OAuth2 client credentials and OIDC with RS256
+//!   id generation, idempotency keys, `ETags`, and cursor/offset/`Link` pagination; auth
+//!   emulation ([`auth`]: static bearer tokens, `OAuth2` client credentials and OIDC with RS256
 //!   JWTs and a JWKS); rate limits with the vendor's headers; latency distributions.
 //! - [`Twin`] runs a definition: a `tower::Service` (in process, no socket) with a virtual
 //!   clock, one seed for all randomness, snapshot/fork/restore, a request journal and the
 //!   `/__twin/` control API. Custom behaviour is Rust code behind the one-method
 //!   [`Behaviour`] trait. Anything not modelled answers `501` with `X-Twin-Unsupported`.
 //! - [`TwinServer`] serves twins over HTTP/1.1 (hyper) on a port, several per process,
-//!   and injects WireMock's four connection faults.
+//!   and injects `WireMock`'s four connection faults.
 //! - [`builtin`] holds the built-in Slack, GitHub and Okta-style OIDC twins, each route
 //!   naming its source.
 //! - [`record`] proxies to the real service and stores cassettes; [`openapi`] imports an
-//!   OpenAPI 3 document as a skeleton twin; [`drift`] replays probes against the real
+//!   `OpenAPI` 3 document as a skeleton twin; [`drift`] replays probes against the real
 //!   service and the twin, scores fidelity and moves the twin fresh → suspect → drifted →
 //!   retired in its [`drift::Manifest`].
 //!
@@ -95,13 +95,18 @@ pub enum Error {
     #[error("no twin named `{0}`; run `lightsout twin list`, or pass a directory with twin.yaml")]
     UnknownTwin(String),
     /// The twin's manifest says it is retired.
-    #[error("twin `{0}` is retired (it drifted from the real service); re-record it or pass --force")]
+    #[error(
+        "twin `{0}` is retired (it drifted from the real service); re-record it or pass --force"
+    )]
     Retired(String),
 }
 
 impl Error {
     pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }
 
@@ -143,12 +148,22 @@ impl TwinDir {
     /// [`Error::Definition`] with the rendered diagnostics when the definition has errors,
     /// [`Error::Retired`], and I/O errors.
     pub fn load(&self, opts: TwinOptions, force: bool) -> Result<Twin, Error> {
-        let text = std::fs::read_to_string(&self.definition).map_err(|e| Error::io(&self.definition, e))?;
+        let text = std::fs::read_to_string(&self.definition)
+            .map_err(|e| Error::io(&self.definition, e))?;
         let (def, diags) = parse_definition(&text, Format::from_path(&self.definition));
         let errors: Vec<String> = diags
             .iter()
             .filter(|d| d.severity == lightsout_spec::Severity::Error)
-            .map(|d| format!("{}:{}:{}: {} [{}]", self.definition.display(), d.span.line, d.span.column, d.message, d.code))
+            .map(|d| {
+                format!(
+                    "{}:{}:{}: {} [{}]",
+                    self.definition.display(),
+                    d.span.line,
+                    d.span.column,
+                    d.message,
+                    d.code
+                )
+            })
             .collect();
         let def = match def {
             Some(d) if errors.is_empty() => d,

@@ -1,7 +1,7 @@
-//! OpenAPI 3 import: a skeleton twin with one route per operation, validating JSON request
+//! `OpenAPI` 3 import: a skeleton twin with one route per operation, validating JSON request
 //! bodies against the operation's schema and answering with the documented example.
 //!
-//! Source: OpenAPI Specification 3.0.3 / 3.1.0 (Paths, Operation, Request Body, Responses,
+//! Source: `OpenAPI` Specification 3.0.3 / 3.1.0 (Paths, Operation, Request Body, Responses,
 //! Media Type objects; `$ref` to `#/components/...`). Operations without an example answer
 //! `501` with `X-Twin-Unsupported`: the importer never invents a body.
 
@@ -12,24 +12,46 @@ use std::collections::BTreeMap;
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
 
-/// Imports an OpenAPI 3 document (YAML or JSON text). Returns the skeleton twin (when the
-/// text is an OpenAPI 3 document at all) and the problems met.
+/// Imports an `OpenAPI` 3 document (YAML or JSON text). Returns the skeleton twin (when the
+/// text is an `OpenAPI` 3 document at all) and the problems met.
 pub fn import(text: &str, name: &str, source: &str) -> (Option<TwinDef>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let doc: Value = match serde_norway::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            diags.push(Diagnostic::new("LS055", Severity::Error, Span::from_range(text, 0, 0), format!("openapi document does not parse: {}", e.to_string().to_lowercase()), "give a YAML or JSON OpenAPI 3 file"));
+            diags.push(Diagnostic::new(
+                "LS055",
+                Severity::Error,
+                Span::from_range(text, 0, 0),
+                format!(
+                    "openapi document does not parse: {}",
+                    e.to_string().to_lowercase()
+                ),
+                "give a YAML or JSON OpenAPI 3 file",
+            ));
             return (None, diags);
         }
     };
-    let version = doc.get("openapi").and_then(Value::as_str).unwrap_or_default();
+    let version = doc
+        .get("openapi")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !version.starts_with('3') {
-        diags.push(Diagnostic::new("LS055", Severity::Error, Span::from_range(text, 0, 0), "not an openapi 3 document (no `openapi: 3.x`)".to_string(), "convert Swagger 2 files with swagger2openapi first"));
+        diags.push(Diagnostic::new(
+            "LS055",
+            Severity::Error,
+            Span::from_range(text, 0, 0),
+            "not an openapi 3 document (no `openapi: 3.x`)".to_string(),
+            "convert Swagger 2 files with swagger2openapi first",
+        ));
         return (None, diags);
     }
     let mut routes = Vec::new();
-    let paths = doc.get("paths").and_then(Value::as_object).cloned().unwrap_or_default();
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     for (path, item) in &paths {
         for m in METHODS {
             let Some(op) = item.get(m) else { continue };
@@ -38,15 +60,31 @@ pub fn import(text: &str, name: &str, source: &str) -> (Option<TwinDef>, Vec<Dia
                 .pointer("/requestBody/content/application~1json/schema")
                 .map(|s| resolve(&doc, s, 0));
             let (status, example) = first_success(&doc, op);
-            let response = match example {
-                Some(body) => ResponseDef { status, headers: BTreeMap::new(), body },
-                None => {
-                    diags.push(Diagnostic::new("LS056", Severity::Info, Span::from_range(text, text.find(path.as_str()).unwrap_or(0), text.find(path.as_str()).unwrap_or(0) + path.len()), format!("{} {path} has no example response; the twin answers 501", m.to_uppercase()), "add an `example` to the response's media type, or write the route by hand"));
-                    ResponseDef {
-                        status: 501,
-                        headers: BTreeMap::from([("X-Twin-Unsupported".to_string(), format!("{} {path}", m.to_uppercase()))]),
-                        body: serde_json::json!({"error": "unsupported", "message": "no example in the OpenAPI document"}),
-                    }
+            let response = if let Some(body) = example {
+                ResponseDef {
+                    status,
+                    headers: BTreeMap::new(),
+                    body,
+                }
+            } else {
+                let at = text.find(path.as_str()).unwrap_or(0);
+                diags.push(Diagnostic::new(
+                    "LS056",
+                    Severity::Info,
+                    Span::from_range(text, at, at + path.len()),
+                    format!(
+                        "{} {path} has no example response; the twin answers 501",
+                        m.to_uppercase()
+                    ),
+                    "add an `example` to the response's media type, or write the route by hand",
+                ));
+                ResponseDef {
+                    status: 501,
+                    headers: BTreeMap::from([(
+                        "X-Twin-Unsupported".to_string(),
+                        format!("{} {path}", m.to_uppercase()),
+                    )]),
+                    body: serde_json::json!({"error": "unsupported", "message": "no example in the OpenAPI document"}),
                 }
             };
             routes.push(RouteDef {
@@ -59,11 +97,17 @@ pub fn import(text: &str, name: &str, source: &str) -> (Option<TwinDef>, Vec<Dia
             });
         }
     }
-    let title = doc.pointer("/info/title").and_then(Value::as_str).unwrap_or(name);
+    let title = doc
+        .pointer("/info/title")
+        .and_then(Value::as_str)
+        .unwrap_or(name);
     let def = TwinDef {
         name: name.to_string(),
         description: format!("skeleton twin imported from the OpenAPI document of {title}"),
-        provenance: Provenance { source: source.to_string(), date: None },
+        provenance: Provenance {
+            source: source.to_string(),
+            date: None,
+        },
         routes,
         ..TwinDef::default()
     };
@@ -78,10 +122,18 @@ fn resolve(doc: &Value, v: &Value, depth: usize) -> Value {
     match v {
         Value::Object(o) => {
             if let Some(r) = o.get("$ref").and_then(Value::as_str) {
-                let target = r.strip_prefix('#').and_then(|p| doc.pointer(p)).cloned().unwrap_or(Value::Null);
+                let target = r
+                    .strip_prefix('#')
+                    .and_then(|p| doc.pointer(p))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 return resolve(doc, &target, depth + 1);
             }
-            Value::Object(o.iter().map(|(k, x)| (k.clone(), resolve(doc, x, depth + 1))).collect())
+            Value::Object(
+                o.iter()
+                    .map(|(k, x)| (k.clone(), resolve(doc, x, depth + 1)))
+                    .collect(),
+            )
         }
         Value::Array(a) => Value::Array(a.iter().map(|x| resolve(doc, x, depth + 1)).collect()),
         other => other.clone(),
@@ -89,16 +141,28 @@ fn resolve(doc: &Value, v: &Value, depth: usize) -> Value {
 }
 
 fn first_success(doc: &Value, op: &Value) -> (u16, Option<Value>) {
-    let Some(responses) = op.get("responses").and_then(Value::as_object) else { return (200, None) };
-    let mut codes: Vec<(&String, &Value)> = responses.iter().filter(|(k, _)| k.starts_with('2')).collect();
+    let Some(responses) = op.get("responses").and_then(Value::as_object) else {
+        return (200, None);
+    };
+    let mut codes: Vec<(&String, &Value)> = responses
+        .iter()
+        .filter(|(k, _)| k.starts_with('2'))
+        .collect();
     codes.sort_by_key(|(k, _)| (*k).clone());
-    let Some((code, resp)) = codes.first() else { return (200, None) };
+    let Some((code, resp)) = codes.first() else {
+        return (200, None);
+    };
     let status = code.parse().unwrap_or(200);
     let resp = resolve(doc, resp, 0);
     let media = resp.pointer("/content/application~1json");
     let example = media
         .and_then(|m| m.get("example").cloned())
-        .or_else(|| media.and_then(|m| m.pointer("/examples").and_then(Value::as_object)).and_then(|e| e.values().next()).and_then(|e| e.get("value").cloned()))
+        .or_else(|| {
+            media
+                .and_then(|m| m.pointer("/examples").and_then(Value::as_object))
+                .and_then(|e| e.values().next())
+                .and_then(|e| e.get("value").cloned())
+        })
         .or_else(|| media.and_then(|m| m.pointer("/schema/example")).cloned());
     if status == 204 {
         return (204, Some(Value::Null));

@@ -119,9 +119,15 @@ impl Cassette {
 /// [`Error::Io`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write as _;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
@@ -143,7 +149,10 @@ pub fn write_replay_definition(dir: &Path, name: &str, upstream: &str) -> Result
     let def = crate::TwinDef {
         name: name.to_string(),
         description: format!("recorded from {upstream}"),
-        provenance: crate::def::Provenance { source: format!("recorded exchanges with {upstream} (cassette.json)"), date: Some(date) },
+        provenance: crate::def::Provenance {
+            source: format!("recorded exchanges with {upstream} (cassette.json)"),
+            date: Some(date),
+        },
         replay: Some("cassette.json".into()),
         ..crate::TwinDef::default()
     };
@@ -161,7 +170,12 @@ pub fn record_request(req: &TwinRequest) -> RecordedRequest {
             .headers
             .iter()
             .filter(|(k, _)| keep.contains(&k.as_str()))
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body: req.body_json(),
     }
@@ -171,13 +185,18 @@ pub fn record_request(req: &TwinRequest) -> RecordedRequest {
 ///
 /// # Errors
 /// [`Error::Upstream`] when the service cannot be reached.
-pub async fn send(client: &reqwest::Client, base: &str, req: &RecordedRequest) -> Result<RecordedResponse, Error> {
+pub async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    req: &RecordedRequest,
+) -> Result<RecordedResponse, Error> {
     let url = if req.query.is_empty() {
         format!("{}{}", base.trim_end_matches('/'), req.path)
     } else {
         format!("{}{}?{}", base.trim_end_matches('/'), req.path, req.query)
     };
-    let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|e| Error::Upstream(e.to_string()))?;
+    let method = reqwest::Method::from_bytes(req.method.as_bytes())
+        .map_err(|e| Error::Upstream(e.to_string()))?;
     let mut rb = client.request(method, &url);
     for (k, v) in &req.headers {
         rb = rb.header(k, v);
@@ -187,16 +206,31 @@ pub async fn send(client: &reqwest::Client, base: &str, req: &RecordedRequest) -
         Value::String(s) => rb = rb.body(s.clone()),
         v => rb = rb.body(v.to_string()),
     }
-    let resp = rb.send().await.map_err(|e| Error::Upstream(format!("{url}: {e}")))?;
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| Error::Upstream(format!("{url}: {e}")))?;
     let status = resp.status().as_u16();
     let headers: Vec<(String, String)> = resp
         .headers()
         .iter()
         .filter(|(k, _)| !HOP_HEADERS.contains(&k.as_str()))
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    let bytes = resp.bytes().await.map_err(|e| Error::Upstream(format!("{url}: {e}")))?;
-    Ok(RecordedResponse { status, headers, body: body_value(&bytes) })
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| Error::Upstream(format!("{url}: {e}")))?;
+    Ok(RecordedResponse {
+        status,
+        headers,
+        body: body_value(&bytes),
+    })
 }
 
 /// JSON when the bytes parse as JSON, else a (lossy) string, `null` when empty.
@@ -204,7 +238,8 @@ pub fn body_value(bytes: &[u8]) -> Value {
     if bytes.is_empty() {
         return Value::Null;
     }
-    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// A recording proxy: forwards every request to `upstream` and appends the exchange to the
@@ -223,7 +258,11 @@ impl Recorder {
     /// # Errors
     /// [`Error::Io`]/[`Error::Json`] when an existing cassette cannot be read.
     pub fn new(upstream: &str, path: &Path) -> Result<Self, Error> {
-        let mut cassette = if path.exists() { Cassette::load(path)? } else { Cassette::default() };
+        let mut cassette = if path.exists() {
+            Cassette::load(path)?
+        } else {
+            Cassette::default()
+        };
         cassette.upstream = upstream.trim_end_matches('/').to_string();
         Ok(Recorder {
             upstream: cassette.upstream.clone(),
@@ -239,7 +278,10 @@ impl Recorder {
         let resp = match send(&self.client, &self.upstream, &rec).await {
             Ok(r) => r,
             Err(e) => {
-                return TwinResponse::json(502, &serde_json::json!({"error": "upstream unreachable", "message": e.to_string()}));
+                return TwinResponse::json(
+                    502,
+                    &serde_json::json!({"error": "upstream unreachable", "message": e.to_string()}),
+                );
             }
         };
         let mut out = TwinResponse::empty(resp.status);
@@ -249,16 +291,23 @@ impl Recorder {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         let mut c = self.cassette.lock().await;
-        c.interactions.push(Interaction { recorded_at: now, request: rec, response: resp });
+        c.interactions.push(Interaction {
+            recorded_at: now,
+            request: rec,
+            response: resp,
+        });
         if let Err(e) = c.save(&self.path) {
             tracing::error!("cannot save cassette: {e}");
-            return TwinResponse::json(500, &serde_json::json!({"error": "cassette not saved", "message": e.to_string()}));
+            return TwinResponse::json(
+                500,
+                &serde_json::json!({"error": "cassette not saved", "message": e.to_string()}),
+            );
         }
         out
     }
 
     /// Number of exchanges recorded so far.
-    pub async fn len(&self) -> usize {
+    pub async fn recorded(&self) -> usize {
         self.cassette.lock().await.interactions.len()
     }
 }
@@ -275,13 +324,27 @@ mod tests {
             upstream: "http://x".into(),
             interactions: vec![Interaction {
                 recorded_at: "2026-01-01T00:00:00Z".into(),
-                request: RecordedRequest { method: "GET".into(), path: "/a".into(), query: String::new(), headers: vec![], body: Value::Null },
-                response: RecordedResponse { status: 200, headers: vec![("content-type".into(), "text/plain".into())], body: Value::String("hi".into()) },
+                request: RecordedRequest {
+                    method: "GET".into(),
+                    path: "/a".into(),
+                    query: String::new(),
+                    headers: vec![],
+                    body: Value::Null,
+                },
+                response: RecordedResponse {
+                    status: 200,
+                    headers: vec![("content-type".into(), "text/plain".into())],
+                    body: Value::String("hi".into()),
+                },
             }],
         };
         c.save(&p).unwrap();
         assert_eq!(Cassette::load(&p).unwrap(), c);
         assert_eq!(c.interactions[0].response.body_bytes(), Bytes::from("hi"));
-        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            std::fs::read_dir(p.parent().unwrap()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 }

@@ -1,8 +1,8 @@
-//! A small JSON Schema validator for request bodies: the subset OpenAPI 3 request schemas
+//! A small JSON Schema validator for request bodies: the subset `OpenAPI` 3 request schemas
 //! use most (`type`, `required`, `properties`, `additionalProperties: false`, `enum`,
 //! `items`, `minLength`, `maxLength`, `minimum`, `maximum`, `nullable`).
 //!
-//! Source: JSON Schema Validation (draft 2020-12) §6, and OpenAPI 3.0.3 §4.7.24 for
+//! Source: JSON Schema Validation (draft 2020-12) §6, and `OpenAPI` 3.0.3 §4.7.24 for
 //! `nullable`. Keywords outside the subset are ignored (never reported as failures).
 
 use serde_json::Value;
@@ -54,18 +54,30 @@ fn walk(v: &Value, s: &Value, at: &str, out: &mut Vec<String>, depth: usize) {
     }
     if let Value::String(text) = v {
         let n = text.chars().count() as u64;
-        if s.get("minLength").and_then(Value::as_u64).is_some_and(|m| n < m) {
+        if s.get("minLength")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| n < m)
+        {
             out.push(format!("{here}: shorter than minLength"));
         }
-        if s.get("maxLength").and_then(Value::as_u64).is_some_and(|m| n > m) {
+        if s.get("maxLength")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| n > m)
+        {
             out.push(format!("{here}: longer than maxLength"));
         }
     }
     if let Some(x) = v.as_f64() {
-        if s.get("minimum").and_then(Value::as_f64).is_some_and(|m| x < m) {
+        if s.get("minimum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| x < m)
+        {
             out.push(format!("{here}: below minimum"));
         }
-        if s.get("maximum").and_then(Value::as_f64).is_some_and(|m| x > m) {
+        if s.get("maximum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| x > m)
+        {
             out.push(format!("{here}: above maximum"));
         }
     }
@@ -106,8 +118,19 @@ mod tests {
             "properties": {"title": {"type": "string", "minLength": 1}, "labels": {"type": "array", "items": {"type": "string"}},
                            "state": {"enum": ["open", "closed"]}}});
         assert!(validate(&json!({"title": "x", "labels": ["a"]}), &schema).is_empty());
-        let errs = validate(&json!({"labels": [1], "state": "gone", "extra": true}), &schema);
-        assert_eq!(errs, ["/title: required property missing", "/extra: property not allowed", "/labels/0: expected string", "/state: not one of the allowed values"]);
+        let errs = validate(
+            &json!({"labels": [1], "state": "gone", "extra": true}),
+            &schema,
+        );
+        assert_eq!(
+            errs,
+            [
+                "/title: required property missing",
+                "/extra: property not allowed",
+                "/labels/0: expected string",
+                "/state: not one of the allowed values"
+            ]
+        );
         assert_eq!(validate(&json!(3), &schema), ["/: expected object"]);
     }
 }

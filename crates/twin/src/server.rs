@@ -1,5 +1,5 @@
 //! Serving twins: the `tower::Service` impls (in process, no socket) and [`TwinServer`], an
-//! HTTP/1.1 server on hyper that can break connections on purpose (WireMock's four faults).
+//! HTTP/1.1 server on hyper that can break connections on purpose (`WireMock`'s four faults).
 
 use crate::Error;
 use crate::engine::{ConnectionFault, Twin, TwinRequest, TwinResponse};
@@ -34,11 +34,17 @@ impl Universe {
         let mounts = twins
             .into_iter()
             .map(|t| {
-                let prefix = if single { String::new() } else { format!("/{}", t.name()) };
+                let prefix = if single {
+                    String::new()
+                } else {
+                    format!("/{}", t.name())
+                };
                 (prefix, t)
             })
             .collect();
-        Universe { mounts: Arc::new(mounts) }
+        Universe {
+            mounts: Arc::new(mounts),
+        }
     }
 
     /// The mounted twins with their path prefixes (`""` for a single twin).
@@ -69,14 +75,27 @@ where
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || TwinResponse::json(413, &serde_json::json!({"error": "payload too large", "limit_bytes": limit}));
+    // `Connection: close`: the rest of an oversized body is never read, so the connection
+    // cannot be reused for another request.
+    let too_large = || {
+        TwinResponse::json(
+            413,
+            &serde_json::json!({"error": "payload too large", "limit_bytes": limit}),
+        )
+        .with_header("Connection", "close")
+    };
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
     let body = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(_) => return Err(TwinResponse::json(400, &serde_json::json!({"error": "bad request body"}))),
+        Err(_) => {
+            return Err(TwinResponse::json(
+                400,
+                &serde_json::json!({"error": "bad request body"}),
+            ));
+        }
     };
     Ok(TwinRequest {
         method: parts.method,
@@ -92,7 +111,10 @@ pub fn to_http(resp: TwinResponse) -> http::Response<Full<Bytes>> {
     let mut out = http::Response::new(Full::new(resp.body));
     *out.status_mut() = http::StatusCode::from_u16(resp.status).unwrap_or(http::StatusCode::OK);
     for (k, v) in resp.headers {
-        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(&v)) {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(&v),
+        ) {
             out.headers_mut().append(k, v);
         }
     }
@@ -104,7 +126,11 @@ pub fn to_http(resp: TwinResponse) -> http::Response<Full<Bytes>> {
 
 type BoxFut = Pin<Box<dyn Future<Output = Result<http::Response<Full<Bytes>>, Infallible>> + Send>>;
 
-async fn twin_call<B>(twin: Twin, strip: usize, req: http::Request<B>) -> http::Response<Full<Bytes>>
+async fn twin_call<B>(
+    twin: Twin,
+    strip: usize,
+    req: http::Request<B>,
+) -> http::Response<Full<Bytes>>
 where
     B: Body + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -168,8 +194,11 @@ where
             Ok(match found {
                 Some((t, strip)) => twin_call(t, strip, req).await,
                 None => to_http(
-                    TwinResponse::json(501, &serde_json::json!({"error": "no twin mounted here", "mounts": names}))
-                        .with_header("X-Twin-Unsupported", req.uri().path()),
+                    TwinResponse::json(
+                        501,
+                        &serde_json::json!({"error": "no twin mounted here", "mounts": names}),
+                    )
+                    .with_header("X-Twin-Unsupported", req.uri().path()),
                 ),
             })
         })
@@ -216,10 +245,13 @@ impl ServerHandle {
     /// URL of one twin by name (its prefix when several share the port).
     pub fn url_of(&self, name: &str) -> Option<String> {
         let multi = self.names.len() > 1;
-        self.names
-            .iter()
-            .find(|n| *n == name)
-            .map(|n| if multi { format!("{}/{n}", self.url()) } else { self.url() })
+        self.names.iter().find(|n| *n == name).map(|n| {
+            if multi {
+                format!("{}/{n}", self.url())
+            } else {
+                self.url()
+            }
+        })
     }
 
     /// The bound socket address.
@@ -257,29 +289,59 @@ impl TwinServer {
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
     pub async fn start(twins: Vec<Twin>, addr: SocketAddr) -> Result<ServerHandle, Error> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| Error::io(addr.to_string(), e))?;
-        let local = listener.local_addr().map_err(|e| Error::io(addr.to_string(), e))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(addr.to_string(), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io(addr.to_string(), e))?;
         let multi = twins.len() > 1;
         for t in &twins {
-            let url = if multi { format!("http://{local}/{}", t.name()) } else { format!("http://{local}") };
+            let url = if multi {
+                format!("http://{local}/{}", t.name())
+            } else {
+                format!("http://{local}")
+            };
             t.set_base_url(&url);
         }
         let names = twins.iter().map(|t| t.name().to_string()).collect();
-        Ok(spawn(listener, local, Handler::Twins(Universe::new(twins)), names))
+        Ok(spawn(
+            listener,
+            local,
+            Handler::Twins(Universe::new(twins)),
+            names,
+        ))
     }
 
     /// Serves a recording proxy on `addr`.
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
-    pub async fn start_recorder(recorder: Recorder, addr: SocketAddr) -> Result<ServerHandle, Error> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| Error::io(addr.to_string(), e))?;
-        let local = listener.local_addr().map_err(|e| Error::io(addr.to_string(), e))?;
-        Ok(spawn(listener, local, Handler::Record(recorder), Vec::new()))
+    pub async fn start_recorder(
+        recorder: Recorder,
+        addr: SocketAddr,
+    ) -> Result<ServerHandle, Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(addr.to_string(), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io(addr.to_string(), e))?;
+        Ok(spawn(
+            listener,
+            local,
+            Handler::Record(recorder),
+            Vec::new(),
+        ))
     }
 }
 
-fn spawn(listener: TcpListener, addr: SocketAddr, handler: Handler, names: Vec<String>) -> ServerHandle {
+fn spawn(
+    listener: TcpListener,
+    addr: SocketAddr,
+    handler: Handler,
+    names: Vec<String>,
+) -> ServerHandle {
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -327,7 +389,12 @@ fn spawn(listener: TcpListener, addr: SocketAddr, handler: Handler, names: Vec<S
             () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     });
-    ServerHandle { addr, stop: Some(tx), task: Some(task), names }
+    ServerHandle {
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+        names,
+    }
 }
 
 fn fault_code(f: ConnectionFault) -> u8 {
@@ -349,13 +416,21 @@ struct FaultIo {
 }
 
 impl AsyncRead for FaultIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for FaultIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let code = self.slot.load(Ordering::SeqCst);
         if code == 0 {
             return Pin::new(&mut self.inner).poll_write(cx, buf);
@@ -388,7 +463,11 @@ impl AsyncWrite for FaultIo {
                 }
             }
         }
-        let kind = if code == 1 { io::ErrorKind::ConnectionReset } else { io::ErrorKind::BrokenPipe };
+        let kind = if code == 1 {
+            io::ErrorKind::ConnectionReset
+        } else {
+            io::ErrorKind::BrokenPipe
+        };
         Poll::Ready(Err(io::Error::new(kind, "twin connection fault injected")))
     }
 

@@ -182,9 +182,9 @@ impl State {
 /// An array on either side means "any of": a filter value `["*", "ada"]` matches a field
 /// `["ada", "bob"]` (used for visibility lists such as GitHub's private repositories).
 pub fn matches_filter(obj: &Value, filter: &Map<String, Value>) -> bool {
-    filter.iter().all(|(k, want)| {
-        crate::template::lookup(obj, k).is_some_and(|have| loose_eq(have, want))
-    })
+    filter
+        .iter()
+        .all(|(k, want)| crate::template::lookup(obj, k).is_some_and(|have| loose_eq(have, want)))
 }
 
 fn loose_eq(have: &Value, want: &Value) -> bool {
@@ -192,8 +192,12 @@ fn loose_eq(have: &Value, want: &Value) -> bool {
         (h, w) if h == w => true,
         (_, Value::Array(ws)) => ws.iter().any(|w| !w.is_array() && loose_eq(have, w)),
         (Value::Array(hs), w) => hs.iter().any(|h| !h.is_array() && loose_eq(h, w)),
-        (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => n.to_string() == *s,
-        (Value::Bool(b), Value::String(s)) | (Value::String(s), Value::Bool(b)) => b.to_string() == *s,
+        (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
+            n.to_string() == *s
+        }
+        (Value::Bool(b), Value::String(s)) | (Value::String(s), Value::Bool(b)) => {
+            b.to_string() == *s
+        }
         _ => false,
     }
 }
@@ -218,7 +222,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Strong ETag (RFC 9110 §8.8.3) of a JSON value: quoted hex of the first 8 bytes of its SHA-256.
+/// Strong `ETag` (RFC 9110 §8.8.3) of a JSON value: quoted hex of the first 8 bytes of its SHA-256.
 pub fn etag(v: &Value) -> String {
     let digest = Sha256::digest(v.to_string().as_bytes());
     format!("\"{}\"", hex::encode(&digest[..8]))
@@ -269,11 +273,19 @@ mod tests {
             },
         );
         let mut s = State::seeded(&defs, &mut rng);
-        let new = s.insert("issues", json!({"title": "new"}), &mut rng).unwrap();
+        let new = s
+            .insert("issues", json!({"title": "new"}), &mut rng)
+            .unwrap();
         assert_eq!(new["number"], 8);
         let f = json!({"number": "8"});
         let i = s.find("issues", f.as_object().unwrap()).unwrap();
-        let patched = s.patch("issues", i, &json!({"title": null, "state": "closed", "number": 99})).unwrap();
+        let patched = s
+            .patch(
+                "issues",
+                i,
+                &json!({"title": null, "state": "closed", "number": 99}),
+            )
+            .unwrap();
         assert_eq!(patched, json!({"number": 8, "state": "closed"}));
         assert!(s.insert("issues", json!({"number": 8}), &mut rng).is_err());
         assert_eq!(s.remove("issues", i).unwrap()["number"], 8);

@@ -36,7 +36,9 @@ pub fn render_str(s: &str, scope: &Value) -> Value {
         return Value::String(s.to_string());
     }
     let trimmed = s.trim();
-    if let Some(inner) = trimmed.strip_prefix("{{").and_then(|r| r.strip_suffix("}}"))
+    if let Some(inner) = trimmed
+        .strip_prefix("{{")
+        .and_then(|r| r.strip_suffix("}}"))
         && !inner.contains("{{")
         && !inner.contains("}}")
     {

@@ -28,7 +28,10 @@ async fn claude_preset_reads_the_prompt_on_stdin_and_parses_cost() {
     assert!(seen.contains("# Task T1: Write hello"));
     let transcript = std::fs::read_to_string(r.transcript.unwrap()).unwrap();
     assert!(transcript.contains("total_cost_usd"));
-    assert!(!ws.root.join("transcript-T1-1.log").exists(), "transcripts stay out of the worktree");
+    assert!(
+        !ws.root.join("transcript-T1-1.log").exists(),
+        "transcripts stay out of the worktree"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +75,10 @@ async fn the_environment_is_an_allowlist() {
     let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
     // Only PATH was allowed; sh itself adds PWD/SHLVL/_ and nothing from our environment.
     for n in &names {
-        assert!(["PATH", "PWD", "SHLVL", "_", "OLDPWD"].contains(n), "leaked {n}");
+        assert!(
+            ["PATH", "PWD", "SHLVL", "_", "OLDPWD"].contains(n),
+            "leaked {n}"
+        );
     }
     assert!(!env.contains("CARGO_MANIFEST_DIR"));
     let pwd = std::fs::read_to_string(ws.root.join("pwd.txt")).unwrap();
@@ -90,7 +96,10 @@ async fn timeout_kills_the_whole_process_group() {
     // The grandchild records its pid, then both wait far past the limit.
     let agent = CommandAgent::new(
         "sh",
-        vec!["-c".into(), "sleep 600 & echo $! > grandchild.pid; wait".into()],
+        vec![
+            "-c".into(),
+            "sleep 600 & echo $! > grandchild.pid; wait".into(),
+        ],
     );
     let r = agent.run(&ctx(), &ws).await.unwrap();
     assert_eq!(r.outcome, Outcome::TimedOut);
@@ -98,8 +107,16 @@ async fn timeout_kills_the_whole_process_group() {
     let pid: i32 = pid.trim().parse().unwrap();
     // The grandchild was killed with the group: it is gone or a zombie awaiting its reaper.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
-    assert!(matches!(state, None | Some("Z")), "grandchild still running: {stat}");
+    let state = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next();
+    assert!(
+        matches!(state, None | Some("Z")),
+        "grandchild still running: {stat}"
+    );
 }
 
 #[tokio::test]
@@ -111,7 +128,10 @@ async fn output_past_the_cap_is_cut_and_the_agent_killed() {
     let r = agent.run(&ctx(), &ws).await.unwrap();
     assert_eq!(r.outcome, Outcome::OutputCapped);
     let len = std::fs::metadata(r.transcript.unwrap()).unwrap().len();
-    assert!(len <= 64 * 1024 + 64, "transcript holds at most the cap: {len}");
+    assert!(
+        len <= 64 * 1024 + 64,
+        "transcript holds at most the cap: {len}"
+    );
 }
 
 #[tokio::test]
@@ -129,5 +149,8 @@ async fn a_failing_agent_is_an_outcome_and_a_missing_one_an_error() {
     );
     let missing = CommandAgent::new("/nonexistent/agent", vec![]);
     let e = missing.run(&ctx(), &ws).await.unwrap_err();
-    assert!(e.to_string().starts_with("cannot start agent `/nonexistent/agent`"));
+    assert!(
+        e.to_string()
+            .starts_with("cannot start agent `/nonexistent/agent`")
+    );
 }

@@ -9,7 +9,11 @@ fn git(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -42,12 +46,18 @@ async fn replays_patches_per_attempt_and_labels_itself() {
     assert_eq!(r.label(), "replay (replay)");
     assert!(r.summary.starts_with("[replay] applied"));
     assert_eq!((r.usage.input_tokens, r.usage.cost_usd), (100, Some(0.001)));
-    assert_eq!(std::fs::read_to_string(ws.root.join("a.txt")).unwrap(), "two\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.root.join("a.txt")).unwrap(),
+        "two\n"
+    );
 
     // Applying attempt 1 again fails cleanly (all-or-nothing) and leaves the file alone.
     let r = agent.run(&ctx, &ws).await.unwrap();
     assert!(matches!(r.outcome, Outcome::Failed { .. }));
-    assert_eq!(std::fs::read_to_string(ws.root.join("a.txt")).unwrap(), "two\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.root.join("a.txt")).unwrap(),
+        "two\n"
+    );
 
     // No recorded attempt 2: the attempt fails, still labelled a replay.
     ctx.attempt = 2;

@@ -69,7 +69,8 @@ pub(crate) struct EvalArgs {
     /// Trials per scenario (k).
     #[arg(long, default_value_t = 1, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     trials: u32,
-    /// Cap on trials per scenario for the sequential gate (default: --trials).
+    /// Cap on trials per scenario for the sequential gate (default: --trials, or the trials the
+    /// gate's rules ask for when more).
     #[arg(long, value_name = "N")]
     max_trials: Option<u32>,
     /// Gate policy: a TOML or YAML file, or a spec (`.md`) whose Verification gate rules apply.
@@ -84,7 +85,7 @@ pub(crate) struct EvalArgs {
     /// Write the result JSON here.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Write JUnit XML here (flaky trials as reruns).
+    /// Write `JUnit` XML here (flaky trials as reruns).
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
     /// Write a markdown summary here.
@@ -143,6 +144,7 @@ fn progress_bar(scenarios: u64) -> ProgressBar {
     bar
 }
 
+#[allow(clippy::needless_pass_by_value)] // clap hands the arguments over by value, as every subcommand's `run`
 pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let library = StepLibrary::builtin();
     let (suite, diags) = Suite::load_dir(&args.scenarios, &library)
@@ -202,13 +204,24 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         });
         f
     });
+    let policy = policy(args.gate.as_deref())?;
+    // Without --max-trials the cap is the larger of --trials and the trials the gate asks for.
+    let asked = policy
+        .rules
+        .iter()
+        .filter_map(|r| r.trials)
+        .max()
+        .unwrap_or(0);
     let opts = RunOptions {
         trials: args.trials,
-        max_trials: args.max_trials.unwrap_or(args.trials).max(args.trials),
+        max_trials: args
+            .max_trials
+            .unwrap_or(args.trials.max(asked))
+            .max(args.trials),
         trial_timeout: Duration::from_secs(args.trial_timeout.max(1)),
         step_timeout: Duration::from_secs(args.trial_timeout.clamp(1, 30)),
         twins: twins(&args.twins)?,
-        policy: policy(args.gate.as_deref())?,
+        policy,
         baseline,
         progress,
     };

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 /// requirement ids. Exit 0 when the plan is valid, 1 when problems were found (errors, or
 /// warnings under --strict), 2 on a usage or I/O error.
 #[derive(Debug, Args)]
+#[allow(clippy::doc_markdown)] // product names in --help text, not code
 pub(crate) struct PlanArgs {
     /// Spec files, task lists (Spec Kit / Kiro / OpenSpec `tasks.md`, task-master
     /// `tasks.json`), or directories searched for both. All of them make one plan.
@@ -54,24 +55,36 @@ pub(crate) enum PlanFormat {
 }
 
 pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    if let Some(pair) = &args.impact {
-        return impact(&pair[0], &pair[1], args.format, args.repair);
+    let PlanArgs {
+        paths,
+        format,
+        done: done_ids,
+        repair,
+        strict,
+        impact: impact_pair,
+    } = args;
+    if let Some(pair) = impact_pair {
+        return impact(&pair[0], &pair[1], format, repair);
     }
-    let loaded = load::load(&args.paths).context("cannot read the plan's inputs")?;
+    let loaded = load::load(&paths).context("cannot read the plan's inputs")?;
     if loaded.lists.is_empty() {
         anyhow::bail!(
             "no specs or task lists found under {}; pass spec files, tasks.md / tasks.json, or their folders",
-            args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
-    let options = Options::default().with_repair(args.repair);
+    let options = Options::default().with_repair(repair);
     let (graph, build_diags) = TaskGraph::build(loaded.lists, &options);
     let mut diags = loaded.diagnostics;
     diags.extend(build_diags);
     render::sort(&mut diags);
 
     let mut done = HashSet::new();
-    for id in &args.done {
+    for id in &done_ids {
         let id = id.trim();
         if id.is_empty() {
             continue;
@@ -85,12 +98,12 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     }
     let problems = diags
         .iter()
-        .any(|d| d.severity == Severity::Error || (args.strict && d.severity == Severity::Warning))
+        .any(|d| d.severity == Severity::Error || (strict && d.severity == Severity::Warning))
         || graph.cycle_count() > 0;
     let plan = graph.plan(&done, diags);
 
     let mut out = std::io::stdout().lock();
-    match args.format {
+    match format {
         PlanFormat::Json => {
             serde_json::to_writer_pretty(&mut out, &plan).context("cannot write the plan")?;
             writeln!(out)?;
@@ -113,7 +126,11 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn exit(problems: bool) -> ExitCode {
-    if problems { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if problems {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn print_diagnostics(diags: &[Diagnostic]) {
@@ -142,11 +159,21 @@ fn print_diagnostics(diags: &[Diagnostic]) {
 }
 
 fn impact(old: &Path, new: &Path, format: PlanFormat, repair: bool) -> anyhow::Result<ExitCode> {
-    let old_loaded = load::load(&[old.to_path_buf()]).with_context(|| format!("cannot read {}", old.display()))?;
-    let new_loaded = load::load(&[new.to_path_buf()]).with_context(|| format!("cannot read {}", new.display()))?;
+    let old_loaded = load::load(&[old.to_path_buf()])
+        .with_context(|| format!("cannot read {}", old.display()))?;
+    let new_loaded = load::load(&[new.to_path_buf()])
+        .with_context(|| format!("cannot read {}", new.display()))?;
     // Changed requirement ids, by spec id, from the spec stage's diff.
-    let olds: BTreeMap<&str, &lightsout_spec::Spec> = old_loaded.specs.iter().map(|s| (s.meta.id.as_str(), s)).collect();
-    let news: BTreeMap<&str, &lightsout_spec::Spec> = new_loaded.specs.iter().map(|s| (s.meta.id.as_str(), s)).collect();
+    let olds: BTreeMap<&str, &lightsout_spec::Spec> = old_loaded
+        .specs
+        .iter()
+        .map(|s| (s.meta.id.as_str(), s))
+        .collect();
+    let news: BTreeMap<&str, &lightsout_spec::Spec> = new_loaded
+        .specs
+        .iter()
+        .map(|s| (s.meta.id.as_str(), s))
+        .collect();
     let mut changed = Vec::new();
     for (id, n) in &news {
         match olds.get(id) {
@@ -180,6 +207,7 @@ fn impact(old: &Path, new: &Path, format: PlanFormat, repair: bool) -> anyhow::R
         }
     }
     out.flush()?;
-    let problems = diags.iter().any(|d| d.severity == Severity::Error) || new_graph.cycle_count() > 0;
+    let problems =
+        diags.iter().any(|d| d.severity == Severity::Error) || new_graph.cycle_count() > 0;
     Ok(exit(problems))
 }

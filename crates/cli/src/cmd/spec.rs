@@ -118,7 +118,8 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 fn print_styled(s: &str) -> anyhow::Result<()> {
     // anstream strips the ANSI styles when stdout is not a terminal or NO_COLOR is set.
     let mut out = anstream::stdout().lock();
-    out.write_all(s.as_bytes()).context("cannot write to stdout")?;
+    out.write_all(s.as_bytes())
+        .context("cannot write to stdout")?;
     Ok(())
 }
 
@@ -146,11 +147,8 @@ pub(crate) fn run(cmd: SpecCommand) -> anyhow::Result<ExitCode> {
             let report = &checked.report;
             match format {
                 CheckFormat::Human => {
-                    let text = render::human_report(
-                        report,
-                        &|p| checked.sources.get(p).cloned(),
-                        true,
-                    );
+                    let text =
+                        render::human_report(report, &|p| checked.sources.get(p).cloned(), true);
                     print_styled(&text)?;
                 }
                 CheckFormat::Json => print_json(report)?,

@@ -96,9 +96,9 @@ pub(crate) enum TwinCommand {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
-    /// Import an OpenAPI 3 document as a skeleton twin.
+    /// Import an `OpenAPI` 3 document as a skeleton twin.
     ImportOpenapi {
-        /// OpenAPI 3 file (YAML or JSON).
+        /// `OpenAPI` 3 file (YAML or JSON).
         file: PathBuf,
         /// Twin name (default: the file stem).
         #[arg(long)]
@@ -122,8 +122,21 @@ pub(crate) fn run(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
 
 async fn run_async(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TwinCommand::Serve { twins, port, host, seed, wall_clock, no_latency, force, format } => {
-            let mut opts = TwinOptions { seed, latency: !no_latency, ..TwinOptions::default() };
+        TwinCommand::Serve {
+            twins,
+            port,
+            host,
+            seed,
+            wall_clock,
+            no_latency,
+            force,
+            format,
+        } => {
+            let mut opts = TwinOptions {
+                seed,
+                latency: !no_latency,
+                ..TwinOptions::default()
+            };
             if wall_clock {
                 opts.clock_start_ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -131,7 +144,10 @@ async fn run_async(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
             }
             let mut loaded = Vec::new();
             for t in &twins {
-                loaded.push(lightsout_twin::load(t, opts, force).with_context(|| format!("cannot load twin `{t}`"))?);
+                loaded.push(
+                    lightsout_twin::load(t, opts, force)
+                        .with_context(|| format!("cannot load twin `{t}`"))?,
+                );
             }
             let names: Vec<String> = loaded.iter().map(|t| t.name().to_string()).collect();
             let server = TwinServer::start(loaded, SocketAddr::new(host, port))
@@ -140,32 +156,63 @@ async fn run_async(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
             for n in &names {
                 let url = server.url_of(n).unwrap_or_else(|| server.url());
                 match format {
-                    OutputFormat::Json => println!("{}", serde_json::json!({"name": n, "url": url, "seed": seed})),
-                    OutputFormat::Human => println!("twin {n} serving at {url} (seed {seed}; control API at {url}/__twin/)"),
+                    OutputFormat::Json => println!(
+                        "{}",
+                        serde_json::json!({"name": n, "url": url, "seed": seed})
+                    ),
+                    OutputFormat::Human => println!(
+                        "twin {n} serving at {url} (seed {seed}; control API at {url}/__twin/)"
+                    ),
                 }
             }
             wait_for_stop().await;
             server.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
-        TwinCommand::Record { upstream, out, port, name, format } => {
+        TwinCommand::Record {
+            upstream,
+            out,
+            port,
+            name,
+            format,
+        } => {
             let name = name.unwrap_or_else(|| {
-                out.file_name().map_or("recorded".into(), |n| n.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-"))
+                out.file_name().map_or("recorded".into(), |n| {
+                    n.to_string_lossy()
+                        .to_lowercase()
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                })
             });
             lightsout_twin::record::write_replay_definition(&out, &name, &upstream)?;
             let recorder = Recorder::new(&upstream, &out.join("cassette.json"))?;
-            let server = TwinServer::start_recorder(recorder, SocketAddr::from(([127, 0, 0, 1], port)))
-                .await
-                .with_context(|| format!("cannot listen on port {port}; pick another --port"))?;
+            let server =
+                TwinServer::start_recorder(recorder, SocketAddr::from(([127, 0, 0, 1], port)))
+                    .await
+                    .with_context(|| {
+                        format!("cannot listen on port {port}; pick another --port")
+                    })?;
             match format {
-                OutputFormat::Json => println!("{}", serde_json::json!({"name": name, "url": server.url(), "upstream": upstream, "out": out})),
-                OutputFormat::Human => println!("recording {upstream} through {} into {}", server.url(), out.join("cassette.json").display()),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::json!({"name": name, "url": server.url(), "upstream": upstream, "out": out})
+                ),
+                OutputFormat::Human => println!(
+                    "recording {upstream} through {} into {}",
+                    server.url(),
+                    out.join("cassette.json").display()
+                ),
             }
             wait_for_stop().await;
             server.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
-        TwinCommand::Drift { twin, against, manifest, ignore, format } => drift_cmd(&twin, &against, manifest, ignore, format).await,
+        TwinCommand::Drift {
+            twin,
+            against,
+            manifest,
+            ignore,
+            format,
+        } => drift_cmd(&twin, &against, manifest, ignore, format).await,
         TwinCommand::List { .. } | TwinCommand::ImportOpenapi { .. } => Ok(ExitCode::from(2)),
     }
 }
@@ -195,33 +242,70 @@ fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => println!("{}", serde_json::Value::Array(rows)),
         OutputFormat::Human => {
             for r in &rows {
-                println!("{:<8} {:>2} routes  {}", r["name"].as_str().unwrap_or_default(), r["routes"], r["description"].as_str().unwrap_or_default());
+                println!(
+                    "{:<8} {:>2} routes  {}",
+                    r["name"].as_str().unwrap_or_default(),
+                    r["routes"],
+                    r["description"].as_str().unwrap_or_default()
+                );
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn drift_cmd(twin: &str, against: &str, manifest: Option<PathBuf>, ignore: Vec<String>, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let dir = Path::new(twin).is_dir().then(|| TwinDir::open(Path::new(twin))).transpose()?;
+async fn drift_cmd(
+    twin: &str,
+    against: &str,
+    manifest: Option<PathBuf>,
+    ignore: Vec<String>,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    let dir = Path::new(twin)
+        .is_dir()
+        .then(|| TwinDir::open(Path::new(twin)))
+        .transpose()?;
     let loaded = match &dir {
-        Some(d) => d.load(TwinOptions { latency: false, ..TwinOptions::default() }, true)?,
-        None => builtin::load(twin, TwinOptions { latency: false, ..TwinOptions::default() })?,
+        Some(d) => d.load(
+            TwinOptions {
+                latency: false,
+                ..TwinOptions::default()
+            },
+            true,
+        )?,
+        None => builtin::load(
+            twin,
+            TwinOptions {
+                latency: false,
+                ..TwinOptions::default()
+            },
+        )?,
     };
     let manifest_path = manifest.unwrap_or_else(|| match &dir {
         Some(d) => d.manifest.clone(),
-        None => PathBuf::from(".lightsout/twins").join(loaded.name()).join("manifest.json"),
+        None => PathBuf::from(".lightsout/twins")
+            .join(loaded.name())
+            .join("manifest.json"),
     });
     let live = against.starts_with("http://") || against.starts_with("https://");
     let (reference, probes) = if live {
         let probes = match &dir {
-            Some(d) if d.cassette.is_file() => Cassette::load(&d.cassette)?.interactions.into_iter().map(|i| i.request).collect(),
-            Some(d) => anyhow::bail!("{} has no cassette.json to replay; record one with `lightsout twin record`", d.dir.display()),
+            Some(d) if d.cassette.is_file() => Cassette::load(&d.cassette)?
+                .interactions
+                .into_iter()
+                .map(|i| i.request)
+                .collect(),
+            Some(d) => anyhow::bail!(
+                "{} has no cassette.json to replay; record one with `lightsout twin record`",
+                d.dir.display()
+            ),
             None => builtin::probes(loaded.name()),
         };
         (Reference::Live(against.to_string()), probes)
     } else {
-        let c = Cassette::load(Path::new(against)).with_context(|| format!("--against {against} is neither an http(s) URL nor a readable cassette"))?;
+        let c = Cassette::load(Path::new(against)).with_context(|| {
+            format!("--against {against} is neither an http(s) URL nor a readable cassette")
+        })?;
         let probes = c.interactions.iter().map(|i| i.request.clone()).collect();
         (Reference::Recorded(c), probes)
     };
@@ -235,31 +319,71 @@ async fn drift_cmd(twin: &str, against: &str, manifest: Option<PathBuf>, ignore:
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Human => {
-            println!("twin {} against {}: fidelity {:.2} over {} exchanges; {} -> {}", report.twin, report.against, report.score, report.exchanges, report.status_before.as_str(), report.status_after.as_str());
+            println!(
+                "twin {} against {}: fidelity {:.2} over {} exchanges; {} -> {}",
+                report.twin,
+                report.against,
+                report.score,
+                report.exchanges,
+                report.status_before.as_str(),
+                report.status_after.as_str()
+            );
             for (ep, s) in &report.endpoints {
-                println!("  {ep:<40} {:>3}/{:<3} {:.2}", s.matched, s.total, s.fidelity);
+                println!(
+                    "  {ep:<40} {:>3}/{:<3} {:.2}",
+                    s.matched, s.total, s.fidelity
+                );
             }
             for d in &report.differences {
-                println!("  #{} {} {}: real {} / twin {}", d.index, d.endpoint, d.pointer, d.real, d.twin);
+                println!(
+                    "  #{} {} {}: real {} / twin {}",
+                    d.index, d.endpoint, d.pointer, d.real, d.twin
+                );
             }
         }
     }
-    Ok(if report.status_after == drift::TwinStatus::Fresh { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.status_after == drift::TwinStatus::Fresh {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn import(file: &Path, name: Option<String>, out: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let name = name.unwrap_or_else(|| file.file_stem().map_or("imported".into(), |s| s.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = name.unwrap_or_else(|| {
+        file.file_stem().map_or("imported".into(), |s| {
+            s.to_string_lossy()
+                .to_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+        })
+    });
     let (def, diags) = lightsout_twin::openapi::import(&text, &name, &file.display().to_string());
     for d in &diags {
-        eprintln!("{}:{}:{}: {}[{}]: {} (help: {})", file.display(), d.span.line, d.span.column, d.severity.as_str(), d.code, d.message, d.help);
+        eprintln!(
+            "{}:{}:{}: {}[{}]: {} (help: {})",
+            file.display(),
+            d.span.line,
+            d.span.column,
+            d.severity.as_str(),
+            d.code,
+            d.message,
+            d.help
+        );
     }
-    let Some(def) = def else { return Ok(ExitCode::from(1)) };
+    let Some(def) = def else {
+        return Ok(ExitCode::from(1));
+    };
     let yaml = lightsout_twin::def::to_yaml(&def)?;
     match out {
         Some(dir) => {
             lightsout_twin::record::write_atomic(&dir.join("twin.yaml"), yaml.as_bytes())?;
-            println!("wrote {} ({} routes)", dir.join("twin.yaml").display(), def.routes.len());
+            println!(
+                "wrote {} ({} routes)",
+                dir.join("twin.yaml").display(),
+                def.routes.len()
+            );
         }
         None => print!("{yaml}"),
     }

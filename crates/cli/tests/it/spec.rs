@@ -61,8 +61,13 @@ fn check_reports_rustc_style_with_caret_and_exits_1() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("error[LS202]: weak word \"fast\""))
-        .stdout(predicate::str::contains("ping.md:9:28"))
-        .stdout(predicate::str::contains("|                            ^^^^"))
+        .stdout(predicate::str::contains("ping.md:10:28"))
+        .stdout(predicate::str::contains(
+            "10 | - CON-1: GET /ping answers fast.",
+        ))
+        .stdout(predicate::str::contains(
+            "   |                            ^^^^\n",
+        ))
         .stdout(predicate::str::contains("= help:"));
 }
 
@@ -70,7 +75,11 @@ fn check_reports_rustc_style_with_caret_and_exits_1() {
 fn strict_makes_warnings_fail() {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = dir.path().join("ping.md");
-    std::fs::write(&f, READY.replace("within 50 ms at p99", "within the budget")).expect("write");
+    std::fs::write(
+        &f,
+        READY.replace("within 50 ms at p99", "within the budget"),
+    )
+    .expect("write");
     lightsout().args(["spec", "check"]).arg(&f).assert().code(0);
     lightsout()
         .args(["spec", "check", "--strict"])
@@ -99,8 +108,12 @@ fn check_json_report() {
         .find(|f| f["spec_id"] == "cli-validate")
         .expect("cli-validate");
     assert_eq!(validate["requirements"], 12);
-    assert_eq!(validate["dialect"], "openspec");
-    assert!(v["summary"]["score"].as_f64().is_some_and(|s| s > 0.0 && s < 1.0));
+    assert_eq!(validate["dialect"], "open-spec");
+    assert!(
+        v["summary"]["score"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0 && s < 1.0)
+    );
     assert_eq!(v["summary"]["verdict"], "not-ready");
 }
 
@@ -138,7 +151,7 @@ fn dialect_override() {
         .get_output()
         .stdout
         .clone();
-    assert_eq!(json(&out)["files"][0]["dialect"], "openspec");
+    assert_eq!(json(&out)["files"][0]["dialect"], "open-spec");
 }
 
 #[test]
@@ -199,13 +212,18 @@ fn show_json_and_markdown() {
     assert_eq!(v["meta"]["id"], "url-shortener");
     assert_eq!(v["requirements"][1]["id"], "REQ-2");
     assert_eq!(v["requirements"][1]["depends_on"][0], "REQ-1");
-    assert_eq!(v["requirements"][0]["statements"][0]["ears"], "event-driven");
+    assert_eq!(
+        v["requirements"][0]["statements"][0]["ears"],
+        "event-driven"
+    );
     lightsout()
         .args(["spec", "show", "--format", "markdown"])
         .arg(&f)
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("### REQ-4: Survive a Slack outage"));
+        .stdout(predicate::str::contains(
+            "### REQ-4: Survive a Slack outage",
+        ));
 }
 
 #[test]
@@ -237,9 +255,10 @@ fn diff_by_id_and_version_bump() {
     let old = dir.path().join("old.md");
     let new = dir.path().join("new.md");
     std::fs::write(&old, &src).expect("write");
-    let changed = src
-        .replace("at most 3 times", "at most 5 times")
-        .replace("### REQ-3: Notify Slack of a new link", "### REQ-3: Notify Slack of every new link");
+    let changed = src.replace("at most 3 times", "at most 5 times").replace(
+        "### REQ-3: Notify Slack of a new link",
+        "### REQ-3: Notify Slack of every new link",
+    );
     std::fs::write(&new, &changed).expect("write");
     lightsout()
         .args(["spec", "diff"])

@@ -881,9 +881,9 @@ mod tests {
 
     #[test]
     fn fence_outcomes_become_records_tied_to_task_and_requirements() {
-        use crate::fence::budget::{Budget, BudgetExceeded, Scope};
-        use crate::fence::holdout::{CrossingKind, LeakHit};
-        use crate::fence::policy::Violation;
+        use super::super::budget::{Budget, BudgetExceeded, Scope};
+        use super::super::holdout::{CrossingKind, LeakHit};
+        use super::super::policy::Violation;
         let t = tempfile::tempdir().unwrap();
         let log = AuditLog::for_run(t.path(), "r2").unwrap();
         let v = Violation::TimedOut { limit_ms: 200 };
@@ -982,6 +982,20 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// `verify` never panics, whatever the file holds.
+        #[test]
+        fn verify_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600),
+                               head in proptest::option::of(".{0,80}")) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(LOG_FILE);
+            std::fs::write(&path, &bytes).unwrap();
+            if let Some(h) = head {
+                std::fs::write(head_path(&path), h).unwrap();
+            }
+            let r = verify(&path).unwrap();
+            prop_assert!(r.intact_bytes <= bytes.len() as u64);
+        }
 
         /// Any single edit, deletion, move, insertion or cut of entries is detected; an
         /// untouched log verifies.

@@ -189,6 +189,40 @@ pub struct BudgetConfig {
     /// [`BudgetLedger::open`]).
     #[serde(default, rename = "day")]
     pub per_day: Limits,
+    /// What each agent call reserves before it starts (`[budget.call]`).
+    #[serde(default, rename = "call")]
+    pub per_call: CallEstimate,
+}
+
+/// The expected cost of one agent call, reserved before it starts (`[budget.call]` in
+/// `lightsout.toml`, for example `tokens = 50000`, `usd = 0.40`).
+///
+/// Reserving the most a call may cost keeps every cap safe while calls run in parallel. A
+/// call that reports more is still charged in full, and
+/// [`Settlement::exceeded_estimate`] says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallEstimate {
+    /// Expected wall time in ms; default: the fence's wall-time limit of the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<u64>,
+    /// Expected input plus output tokens; default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// Expected cost in USD (rounded up to micro-USD); default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd: Option<f64>,
+}
+
+impl CallEstimate {
+    /// The usage to reserve for a call whose wall time is limited to `wall_limit_ms`.
+    pub fn usage(&self, wall_limit_ms: u64) -> Usage {
+        Usage {
+            tokens: self.tokens.unwrap_or(0),
+            usd_micros: self.usd.map_or(0, usd_to_micros_ceil),
+            wall_ms: self.wall_ms.unwrap_or(wall_limit_ms),
+        }
+    }
 }
 
 /// Which budget ran out.
@@ -1096,9 +1130,18 @@ mod tests {
     #[test]
     fn config_reads_the_documented_keys() {
         let config: BudgetConfig = serde_json::from_str(
-            r#"{"task":{"attempts":3,"usd":2.5},"run":{"tokens":200000},"day":{"wall_ms":3600000}}"#,
+            r#"{"task":{"attempts":3,"usd":2.5},"run":{"tokens":200000},"day":{"wall_ms":3600000},
+                "call":{"tokens":50000,"usd":0.4}}"#,
         )
         .unwrap();
+        assert_eq!(
+            config.per_call.usage(600_000),
+            Usage {
+                tokens: 50_000,
+                usd_micros: 400_000,
+                wall_ms: 600_000
+            }
+        );
         assert_eq!(config.per_task.cap(Budget::Usd), Some(2_500_000));
         assert_eq!(config.per_run.cap(Budget::Tokens), Some(200_000));
         assert_eq!(config.per_day.cap(Budget::WallMs), Some(3_600_000));
@@ -1246,6 +1289,7 @@ mod tests {
                 per_task: Limits { attempts: Some(attempts_cap), tokens: Some(task_cap), ..Limits::default() },
                 per_run: Limits { tokens: Some(run_cap), usd: Some(2.0), ..Limits::default() },
                 per_day: Limits::default(),
+                per_call: CallEstimate::default(),
             };
             let ledger = BudgetLedger::in_memory(config);
             let mut reported = Usage::default();

@@ -268,8 +268,8 @@ fn find_links_into(dir: &Path, holdout: &Path) -> Result<(), FenceError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::policy::{Fence, FenceConfig};
     use super::*;
-    use crate::fence::policy::{Fence, FenceConfig};
     use std::os::unix::fs::symlink;
 
     #[test]

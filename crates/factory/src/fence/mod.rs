@@ -8,7 +8,8 @@
 //! - [`budget`]: [`budget::BudgetLedger`] caps attempts, wall time (ms), tokens and USD per
 //!   task, per run and per UTC day. Every agent call [reserves](budget::BudgetLedger::reserve)
 //!   its expected cost first and [settles](budget::BudgetLedger::settle) the actual usage
-//!   after. [`budget::AgentRouting`] maps task kinds to (cheaper) agents.
+//!   after; [`budget::CallEstimate`] is what a call reserves. [`budget::AgentRouting`] maps
+//!   task kinds to (cheaper) agents.
 //! - [`policy`]: [`policy::Fence`] runs one agent process behind an environment allowlist, an
 //!   output cap (bytes), a wall-time limit that kills the whole process group, the worktree as
 //!   working directory, optional Linux namespaces (no network, private PID space), and
@@ -122,7 +123,7 @@ pub enum FenceError {
     /// The requested namespace isolation cannot be set up on this machine; the fence refuses
     /// to run the agent unisolated.
     #[error(
-        "namespace isolation is unavailable ({detail}): install util-linux `unshare` and allow user namespaces, or set network = \"inherit\""
+        "namespace isolation is unavailable ({detail}): install util-linux `unshare` and allow user namespaces, or turn the isolation off in `[policy]` (`private_pids = false`, `network = \"inherit\"`)"
     )]
     IsolationUnavailable {
         /// What was tried and what failed.
@@ -184,4 +185,196 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FenceError> 
         let _ = fs::remove_file(&tmp);
         FenceError::io(path, e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The bar of issue 8 at the fence level: seven misbehaving agents, run as real
+    //! processes in real git worktrees through the budget ledger, the process fence, the
+    //! crossing scanner and the audit log. Each is contained and recorded against its task
+    //! and requirement; main's branch does not move; a well-behaved task still runs.
+
+    use super::FenceError;
+    use super::audit::{AuditKind, AuditLog, AuditRecord, verify};
+    use super::budget::{BudgetConfig, BudgetLedger, Limits, Usage};
+    use super::holdout::{Canaries, Crossing, CrossingKind};
+    use super::policy::{Fence, FenceConfig};
+    use serde_json::json;
+    use std::ffi::OsString;
+    use std::path::Path;
+    use std::process::Command;
+
+    const CANARY: &str = "LSO-CANARY-9c41d2";
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn misbehaving_agents_are_contained_and_audited() {
+        let t = tempfile::tempdir().unwrap();
+        let main = t.path().join("main");
+        std::fs::create_dir_all(&main).unwrap();
+        git(&main, &["init", "-q", "-b", "main"]);
+        std::fs::write(main.join("README.md"), "hello\n").unwrap();
+        git(&main, &["add", "."]);
+        git(&main, &["commit", "-q", "-m", "init"]);
+        let main_head = git(&main, &["rev-parse", "main"]);
+        let worktrees = t.path().join("worktrees");
+
+        let tasks: [(&str, &str, &str); 8] = [
+            ("T1", "REQ-1", "while :; do :; done"),
+            ("T2", "REQ-2", "yes gigabytes"),
+            ("T3", "REQ-3", "echo pwned > ../../main/evil.txt"),
+            ("T4", "REQ-4", "rm -f .git"),
+            ("T5", "REQ-5", "echo \"secret=$LIGHTSOUT_TEST_SECRET\""),
+            ("T6", "REQ-6", "echo \"$CANARY_FROM_TEST\""),
+            ("T7", "REQ-7", "printf '{\"tokens\":900000}'"),
+            (
+                "T8",
+                "REQ-8",
+                "echo ok > done.txt && printf '{\"tokens\":120}'",
+            ),
+        ];
+        let host_env = [
+            (
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            ),
+            ("LIGHTSOUT_TEST_SECRET", "hunter2".into()),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let mut config = FenceConfig {
+            wall_ms: 400,
+            output_bytes: 32 * 1024,
+            kill_grace_ms: 2_000,
+            watch: vec![main.clone(), worktrees.clone()],
+            ..FenceConfig::default()
+        };
+        // The canary reaches T6 through a variable the test passes on purpose, standing in for
+        // holdout text that leaked into its context.
+        config
+            .env
+            .set
+            .insert("CANARY_FROM_TEST".into(), CANARY.into());
+        let fence = Fence::new(config).unwrap().with_host_env(host_env);
+        let ledger = BudgetLedger::in_memory(BudgetConfig {
+            per_task: Limits {
+                tokens: Some(10_000),
+                ..Limits::default()
+            },
+            ..BudgetConfig::default()
+        });
+        let crossing = Crossing::new(Canaries(vec![CANARY.into()]));
+        let log = AuditLog::for_run(t.path(), "r1").unwrap();
+
+        for (task, req, script) in tasks {
+            let wt = worktrees.join(task);
+            let branch = format!("lightsout/r1/{task}");
+            git(
+                &main,
+                &["worktree", "add", "-q", "-b", &branch, wt.to_str().unwrap()],
+            );
+            let reservation = ledger.reserve(task, Usage::tokens(1_000)).unwrap();
+            let cmd = fence.command("sh", ["-c", script], &wt).unwrap();
+            let out = fence.run(cmd, None, &wt).unwrap();
+            let reported: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(json!({}));
+            let usage = Usage {
+                tokens: reported["tokens"].as_u64().unwrap_or(0),
+                wall_ms: out.wall_ms,
+                usd_micros: 0,
+            };
+            let settled = ledger.settle(reservation, usage).unwrap();
+            log.append(AuditRecord::new(
+                AuditKind::AgentCall,
+                Some(task),
+                &[req],
+                json!({"exit": out.exit, "tokens": usage.tokens, "clean": out.report.is_clean()}),
+            ))
+            .unwrap();
+            for v in &out.report.violations {
+                log.append(AuditRecord::policy_hit(task, &[req], v))
+                    .unwrap();
+            }
+            for o in &settled.overruns {
+                log.append(AuditRecord::budget_stop(task, &[req], o))
+                    .unwrap();
+            }
+            for (label, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+                if let Err(FenceError::Leak(hit)) =
+                    crossing.check_bytes(CrossingKind::AgentOutput, label, bytes)
+                {
+                    log.append(AuditRecord::leak(task, &[req], &hit)).unwrap();
+                }
+            }
+            if task == "T5" {
+                assert_eq!(out.stdout, b"secret=\n");
+            }
+        }
+
+        let entries = super::audit::read(log.path()).unwrap();
+        let stops = |task: &str| -> Vec<(AuditKind, String)> {
+            entries
+                .iter()
+                .filter(|e| e.task.as_deref() == Some(task) && e.kind != AuditKind::AgentCall)
+                .map(|e| {
+                    let what = e.details["violation"]
+                        .as_str()
+                        .or(e.details["budget"].as_str())
+                        .unwrap_or("")
+                        .to_owned();
+                    (e.kind, what)
+                })
+                .collect()
+        };
+        assert_eq!(
+            stops("T1"),
+            vec![(AuditKind::PolicyHit, "timed_out".into())]
+        );
+        assert_eq!(
+            stops("T2"),
+            vec![(AuditKind::PolicyHit, "output_capped".into())]
+        );
+        assert_eq!(
+            stops("T3"),
+            vec![(AuditKind::PolicyHit, "outside_write".into())]
+        );
+        assert_eq!(
+            stops("T4"),
+            vec![(AuditKind::PolicyHit, "git_link_deleted".into())]
+        );
+        assert_eq!(stops("T5"), vec![]);
+        assert_eq!(stops("T6"), vec![(AuditKind::Leak, String::new())]);
+        assert_eq!(stops("T7"), vec![(AuditKind::BudgetStop, "tokens".into())]);
+        assert_eq!(stops("T8"), vec![]);
+        // Each entry is tied to its task's requirement.
+        assert!(
+            entries.iter().all(
+                |e| e.requirements == vec![format!("REQ-{}", &e.task.as_deref().unwrap()[1..])]
+            )
+        );
+        // The over-budget task is blocked; the others can go on.
+        assert!(matches!(
+            ledger.reserve("T7", Usage::default()),
+            Err(FenceError::BudgetExceeded(_))
+        ));
+        ledger
+            .release(ledger.reserve("T8", Usage::tokens(10)).unwrap())
+            .unwrap();
+        assert!(worktrees.join("T8/done.txt").is_file());
+        // Main's branch never moved, and the log is intact.
+        assert_eq!(git(&main, &["rev-parse", "main"]), main_head);
+        assert!(verify(log.path()).unwrap().intact());
+    }
 }

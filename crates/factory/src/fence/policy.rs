@@ -13,8 +13,8 @@
 //! - **the worktree as working directory**;
 //! - **optional Linux namespaces** through util-linux `unshare(1)`: `network = "none"` runs
 //!   the agent in a fresh network namespace with only a downed loopback (no route anywhere),
-//!   and `private_pids = true` gives it its own PID namespace and `/proc`, so it cannot read
-//!   `/proc/<factory pid>/environ` or signal other processes. As root the namespaces are
+//!   and `private_pids = true` (the default) gives it its own PID namespace and `/proc`, so
+//!   it cannot read `/proc/<factory pid>/environ` or signal other processes. As root the namespaces are
 //!   created directly; otherwise inside an unprivileged user namespace
 //!   (`unshare --map-current-user`). If neither works, [`Fence::new`] fails with
 //!   [`FenceError::IsolationUnavailable`]: the fence never runs an agent with less isolation
@@ -182,8 +182,11 @@ pub struct FenceConfig {
     /// Outbound network.
     #[serde(default)]
     pub network: NetworkMode,
-    /// Run the agent in its own PID namespace with its own `/proc`.
-    #[serde(default)]
+    /// Run the agent in its own PID namespace with its own `/proc` (default `true`): it
+    /// cannot read `/proc/<factory pid>/environ` (where the factory's own secrets are), see
+    /// or signal other processes, and nothing it starts outlives it. Set `false` only where
+    /// namespaces are unavailable; [`Fence::new`] fails rather than silently dropping it.
+    #[serde(default = "default_true")]
     pub private_pids: bool,
     /// Directories watched for writes outside the worktree (for example the main checkout
     /// and the directory holding the worktrees). The worktree itself is always excluded.
@@ -198,6 +201,9 @@ pub struct FenceConfig {
     pub kill_grace_ms: u64,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_wall_ms() -> u64 {
     30 * 60 * 1000
 }
@@ -215,7 +221,7 @@ impl Default for FenceConfig {
             wall_ms: default_wall_ms(),
             output_bytes: default_output_bytes(),
             network: NetworkMode::Inherit,
-            private_pids: false,
+            private_pids: true,
             watch: Vec::new(),
             watch_ignore: default_watch_ignore(),
             kill_grace_ms: default_grace_ms(),
@@ -304,6 +310,17 @@ impl EnvPolicy {
             dropped,
         }
     }
+}
+
+/// Whether `program` can be executed: a path containing `/` must be a file; a bare name must
+/// be a file in one of the `PATH` directories (the default `/usr/bin:/bin` without one).
+fn program_exists(program: &OsStr, path_var: Option<&OsStr>) -> bool {
+    let p = Path::new(program);
+    if p.components().count() > 1 || p.is_absolute() {
+        return p.is_file();
+    }
+    let default = OsStr::new("/usr/bin:/bin");
+    std::env::split_paths(path_var.unwrap_or(default)).any(|d| d.join(program).is_file())
 }
 
 /// How the `unshare` wrapper was set up.
@@ -443,10 +460,12 @@ impl Fence {
 
     /// A fenced command for `program args...` in `worktree`: wrapped in `unshare` when
     /// namespaces are configured, with [`Fence::apply`] done. Add more arguments with
-    /// [`Command::arg`] as usual.
+    /// [`Command::arg`], or per-call variables with [`Command::env`], as usual.
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for checks of the program.
+    /// [`FenceError::Spawn`] (not found) when `program` is neither an existing path nor
+    /// found on the `PATH` the agent will get: checked here because, once wrapped in
+    /// `unshare`, a missing program would only show as a failed exit.
     pub fn command<I, S>(
         &self,
         program: impl AsRef<OsStr>,
@@ -457,6 +476,21 @@ impl Fence {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let plan = self.env_plan();
+        let path_var = plan
+            .vars
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_os_str());
+        if !program_exists(program.as_ref(), path_var) {
+            return Err(FenceError::Spawn {
+                program: program.as_ref().to_string_lossy().into_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "not found on the agent's PATH",
+                ),
+            });
+        }
         let mut cmd = match &self.isolation {
             Some(iso) => {
                 let mut c = Command::new(&iso.unshare);
@@ -477,6 +511,9 @@ impl Fence {
     /// killed with `SIGKILL`. The returned [`FencedOutput`] holds at most
     /// [`FenceConfig::output_bytes`] bytes of stdout and stderr together, and a
     /// [`FenceReport`] whose violations fail the attempt.
+    ///
+    /// This call blocks (it uses up to four helper threads: stdin writer, two pipe readers,
+    /// waiter); from async code run it inside `tokio::task::spawn_blocking`.
     ///
     /// # Errors
     /// [`FenceError::Spawn`] when the process cannot start; [`FenceError::Io`] when a watched
@@ -545,7 +582,9 @@ impl Fence {
                 report.killed = true;
             }
         };
-        // Phase 1: until the leader exits.
+        // Phase 1: until the leader exits. After a kill, wait in steps of the grace period
+        // (re-sending the kill) rather than spinning.
+        let mut deadline = deadline;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
@@ -566,12 +605,14 @@ impl Fence {
                     streams.insert(stream, (buf, seen));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
+                    kill(&mut report);
                     if !report.has(|v| matches!(v, Violation::TimedOut { .. })) {
-                        kill(&mut report);
                         report.violations.push(Violation::TimedOut {
                             limit_ms: self.config.wall_ms,
                         });
                     }
+                    deadline =
+                        Instant::now() + Duration::from_millis(self.config.kill_grace_ms.max(10));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
@@ -623,9 +664,8 @@ impl Fence {
                         .push(Violation::OutsideWrite { path, change });
                 }
             }
-            Err(e) => report.violations.push(Violation::OutsideWrite {
-                path: PathBuf::from(e.to_string()),
-                change: Change::Unreadable,
+            Err(e) => report.violations.push(Violation::WatchFailed {
+                detail: e.to_string(),
             }),
         }
         if let Some(v) = git_before.check(&worktree_abs) {
@@ -775,9 +815,16 @@ pub enum Change {
     Removed,
     /// Its content or metadata changed (size, mode, inode, mtime, ctime or link target).
     Modified,
-    /// The watched directories could not be read after the call (the path field holds the
-    /// error); fails closed.
-    Unreadable,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Added => "added",
+            Self::Removed => "removed",
+            Self::Modified => "modified",
+        })
+    }
 }
 
 /// A policy violation; each one fails the attempt and becomes a `policy_hit` audit entry.
@@ -816,6 +863,12 @@ pub enum Violation {
         /// What is wrong.
         detail: String,
     },
+    /// The watched directories could not be read after the call, so outside writes cannot
+    /// be ruled out (fails closed).
+    WatchFailed {
+        /// The error.
+        detail: String,
+    },
     /// A process left the group and kept running after the kill.
     EscapedProcess {
         /// What was seen.
@@ -838,11 +891,7 @@ impl std::fmt::Display for Violation {
                 "output cap of {limit_bytes} bytes reached ({seen_bytes} bytes written); process group killed"
             ),
             Self::OutsideWrite { path, change } => {
-                write!(
-                    f,
-                    "write outside the worktree: {} {change:?}",
-                    path.display()
-                )
+                write!(f, "write outside the worktree: {} {change}", path.display())
             }
             Self::GitLinkDeleted { path } => {
                 write!(f, "worktree git link {} deleted", path.display())
@@ -851,6 +900,9 @@ impl std::fmt::Display for Violation {
                 write!(f, "worktree git link {} damaged: {detail}", path.display())
             }
             Self::EscapedProcess { detail } => write!(f, "escaped process: {detail}"),
+            Self::WatchFailed { detail } => {
+                write!(f, "cannot check for writes outside the worktree: {detail}")
+            }
         }
     }
 }
@@ -1309,7 +1361,12 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         // bash's /dev/tcp opens a TCP connection without extra tools.
         let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected");
-        let open = Fence::new(fast(FenceConfig::default())).unwrap();
+        let open = Fence::new(fast(FenceConfig {
+            private_pids: false,
+            ..FenceConfig::default()
+        }))
+        .unwrap();
+        assert_eq!(open.isolation_flags(), None);
         let cmd = open.command("bash", ["-c", &script], t.path()).unwrap();
         let out = open.run(cmd, None, t.path()).unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "connected");
@@ -1367,10 +1424,30 @@ mod tests {
     }
 
     #[test]
-    fn escaped_process_is_reported() {
+    fn escape_from_the_group_is_contained_by_the_pid_namespace() {
         let t = tempfile::tempdir().unwrap();
         let fence = Fence::new(FenceConfig {
             kill_grace_ms: 300,
+            ..fast(FenceConfig::default())
+        })
+        .unwrap();
+        assert!(fence.isolation_flags().unwrap().contains(&"--pid"));
+        let out = sh(
+            &fence,
+            "setsid sh -c 'echo $$ > esc.pid; exec sleep 30' & while [ ! -s esc.pid ]; do :; done; echo started",
+            t.path(),
+        );
+        // The pipes closed: the escaped `sleep` died with the namespace.
+        assert!(out.report.is_clean(), "{:?}", out.report);
+        assert_eq!(out.stdout, b"started\n");
+    }
+
+    #[test]
+    fn escaped_process_is_reported_without_a_pid_namespace() {
+        let t = tempfile::tempdir().unwrap();
+        let fence = Fence::new(FenceConfig {
+            kill_grace_ms: 300,
+            private_pids: false,
             ..fast(FenceConfig::default())
         })
         .unwrap();
@@ -1395,6 +1472,25 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// A name that looks secret never passes unless it is named exactly in `pass`, and
+        /// `set` values always win.
+        #[test]
+        fn secret_looking_names_never_pass(prefix in "[A-Z_]{0,6}", word in proptest::sample::select(vec!["KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL", "AUTH"]), suffix in "[A-Z_]{0,6}") {
+            let name = format!("{prefix}{word}{suffix}");
+            let mut config = EnvConfig::default();
+            config.allow.push("*".into());
+            let policy = EnvPolicy::new(&config).unwrap();
+            proptest::prop_assert!(!policy.allows(&name));
+            proptest::prop_assert!(!policy.allows(&name.to_lowercase()));
+            let plan = policy.plan([(OsString::from(&name), OsString::from("v"))]);
+            proptest::prop_assert!(plan.vars.is_empty());
+            proptest::prop_assert_eq!(plan.dropped, vec![name.clone()]);
+            config.pass.push(name.clone());
+            proptest::prop_assert!(EnvPolicy::new(&config).unwrap().allows(&name));
+        }
+    }
+
     #[test]
     fn invalid_glob_is_an_error() {
         let mut config = FenceConfig::default();
@@ -1409,9 +1505,15 @@ mod tests {
     fn missing_program_is_a_spawn_error() {
         let t = tempfile::tempdir().unwrap();
         let fence = Fence::new(fast(FenceConfig::default())).unwrap();
-        let cmd = fence
-            .command("/nonexistent/agent", Vec::<String>::new(), t.path())
-            .unwrap();
+        for program in ["/nonexistent/agent", "no-such-agent-cli"] {
+            assert!(matches!(
+                fence.command(program, Vec::<String>::new(), t.path()),
+                Err(FenceError::Spawn { .. })
+            ));
+        }
+        // A command prepared with `apply` fails at spawn instead.
+        let mut cmd = Command::new("/nonexistent/agent");
+        fence.apply(&mut cmd, t.path());
         assert!(matches!(
             fence.run(cmd, None, t.path()),
             Err(FenceError::Spawn { .. })
@@ -1425,6 +1527,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.network, NetworkMode::None);
+        assert!(c.private_pids);
         assert_eq!(c.output_bytes, 16 * 1024 * 1024);
         assert!(c.env.deny.iter().any(|d| d == "*SECRET*"));
         assert!(serde_json::from_str::<FenceConfig>(r#"{"netwrk":"none"}"#).is_err());

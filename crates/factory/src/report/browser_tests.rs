@@ -25,7 +25,13 @@ use super::write_report;
 /// silently on a machine without a browser.
 fn chromium() -> PathBuf {
     if let Some(p) = std::env::var_os("LIGHTSOUT_CHROMIUM") {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "LIGHTSOUT_CHROMIUM={} is not a file: point it at a Chromium binary or unset it",
+            p.display()
+        );
+        return p;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&path) {
@@ -56,7 +62,8 @@ struct Load {
 fn load(page: &Path) -> Load {
     let profile = tempfile::tempdir().unwrap();
     let netlog = profile.path().join("netlog.json");
-    let mut child = Command::new(chromium())
+    let browser = chromium();
+    let mut child = Command::new(&browser)
         .args([
             "--headless",
             "--no-sandbox",
@@ -79,7 +86,7 @@ fn load(page: &Path) -> Load {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("chromium starts");
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", browser.display()));
     // Watchdog: a wedged browser must fail the test, not hang the suite. The channel is signalled
     // as soon as the browser exits; only a browser still running after a minute is killed.
     let pid = child.id();

@@ -22,9 +22,10 @@ const MARGIN: u64 = 16;
 /// Height of the "wave N" column headers in px.
 pub(super) const HEADER: u64 = 22;
 
-/// Computes each task's wave from `depends_on`, 0-based, in input order.
+/// Computes each task's wave from `depends_on`, 1-based (as `lightsout plan` prints them), in input
+/// order.
 ///
-/// A task with no known dependency is in wave 0; any other task is one wave after its latest
+/// A task with no known dependency is in wave 1; any other task is one wave after its latest
 /// dependency (longest-path layering, so a wave's tasks can all run at once). Dependencies on IDs absent
 /// from `tasks` and on the task itself are ignored. Tasks on a dependency cycle, and tasks that depend on
 /// them, cannot be layered and all go into one wave after the last layered one. When two tasks share
@@ -45,12 +46,12 @@ pub fn compute_waves(tasks: &[TaskOutcome]) -> Vec<u32> {
     let mut queue: Vec<usize> = (0..n).filter(|&v| indegree[v] == 0).collect();
     let mut head = 0;
     for &v in &queue {
-        wave[v] = Some(0);
+        wave[v] = Some(1);
     }
     while head < queue.len() {
         let v = queue[head];
         head += 1;
-        let wv = wave[v].unwrap_or(0);
+        let wv = wave[v].unwrap_or(1);
         for &s in &succs[v] {
             let next = wv.saturating_add(1);
             wave[s] = Some(wave[s].map_or(next, |w| w.max(next)));
@@ -65,11 +66,11 @@ pub fn compute_waves(tasks: &[TaskOutcome]) -> Vec<u32> {
         .filter(|&v| indegree[v] == 0)
         .filter_map(|v| wave[v])
         .max();
-    let cyclic_wave = last.map_or(0, |w| w.saturating_add(1));
+    let cyclic_wave = last.map_or(1, |w| w.saturating_add(1));
     (0..n)
         .map(|v| {
             if indegree[v] == 0 {
-                wave[v].unwrap_or(0)
+                wave[v].unwrap_or(1)
             } else {
                 cyclic_wave
             }
@@ -281,7 +282,7 @@ pub(super) mod tests {
             task("T3", &["T1"]),
             task("T4", &["T2", "T3"]),
         ];
-        assert_eq!(compute_waves(&tasks), vec![0, 1, 1, 2]);
+        assert_eq!(compute_waves(&tasks), vec![1, 2, 2, 3]);
     }
 
     #[test]
@@ -292,7 +293,7 @@ pub(super) mod tests {
             task("C", &["B"]),
             task("D", &["A", "C"]),
         ];
-        assert_eq!(compute_waves(&tasks), vec![0, 1, 2, 3]);
+        assert_eq!(compute_waves(&tasks), vec![1, 2, 3, 4]);
     }
 
     #[test]
@@ -303,7 +304,7 @@ pub(super) mod tests {
             task("C", &["B"]),
             task("D", &["C"]),
         ];
-        assert_eq!(compute_waves(&tasks), vec![0, 1, 1, 1]);
+        assert_eq!(compute_waves(&tasks), vec![1, 2, 2, 2]);
         let l = layout(&tasks);
         assert_eq!(l.nodes.len(), 4);
         assert!(l.edges.iter().any(|e| e.back));

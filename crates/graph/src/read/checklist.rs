@@ -37,13 +37,24 @@ pub fn is_numbered_checkbox(line: &str) -> bool {
 }
 
 /// Reads a Kiro (`format == Kiro`) or OpenSpec (`format == OpenSpec`) `tasks.md`.
-pub fn read(source: &str, spec_id: &str, path: Option<&Path>, format: TaskFormat) -> (TaskList, Vec<Diagnostic>) {
+pub fn read(
+    source: &str,
+    spec_id: &str,
+    path: Option<&Path>,
+    format: TaskFormat,
+) -> (TaskList, Vec<Diagnostic>) {
     let mut list = TaskList::new(spec_id, format);
     list.path = path.map(Path::to_path_buf);
     let mut diags = Vec::new();
     let mut ids = UniqueIds::new();
     let warn = |diags: &mut Vec<Diagnostic>, span: Span, message: String, help: &str| {
-        let mut d = Diagnostic::new(codes::UNREADABLE_TASK, Severity::Warning, span, message, help);
+        let mut d = Diagnostic::new(
+            codes::UNREADABLE_TASK,
+            Severity::Warning,
+            span,
+            message,
+            help,
+        );
         if let Some(p) = path {
             d = d.with_path(p);
         }
@@ -56,9 +67,11 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>, format: TaskFormat
     let mut waves_block: Option<(Span, String)> = None;
     let mut phase: Option<String> = None;
     // index in list.tasks of the task detail lines belong to, and its checkbox indent
-    let mut current: Option<(usize, usize)> = None;
+    // open tasks by checkbox indent: a detail line belongs to the innermost task whose
+    // checkbox is indented less than the line
+    let mut stack: Vec<(usize, usize)> = Vec::new();
     // an open `_Requirements: ..._` field spanning lines
-    let mut open_field: Option<String> = None;
+    let mut open_field: Option<(usize, String)> = None;
     let mut unnumbered = 0usize;
 
     for (n, line) in all.iter().enumerate() {
@@ -82,21 +95,23 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>, format: TaskFormat
             fence = Some((lang.trim().to_ascii_lowercase(), n, Vec::new()));
             continue;
         }
-        if let Some(field) = open_field.as_mut() {
+        if let Some((_, field)) = open_field.as_mut() {
             field.push(' ');
             field.push_str(trimmed);
-            if trimmed.trim_end().ends_with('_') {
-                let f = open_field.take().unwrap_or_default();
-                if let Some((ti, _)) = current {
-                    apply_field(&mut list.tasks[ti], &f);
-                }
+            if trimmed.trim_end().ends_with('_')
+                && let Some((ti, f)) = open_field.take()
+            {
+                apply_field(&mut list.tasks[ti], &f);
             }
+            continue;
+        }
+        if trimmed.is_empty() {
             continue;
         }
         if trimmed.starts_with('#') {
             let text = trimmed.trim_start_matches('#').trim();
             phase = (!text.is_empty()).then(|| clean_title(text));
-            current = None;
+            stack.clear();
             continue;
         }
         if let Some((indent, mark, rest)) = checkbox(line.text) {
@@ -112,8 +127,9 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>, format: TaskFormat
             let raw_id = rest[..id_len].trim_end_matches('.');
             let numbered = !raw_id.is_empty() && raw_id.as_bytes()[0].is_ascii_digit();
             if !numbered {
-                if let Some((_, cur_indent)) = current
-                    && indent > cur_indent
+                if stack
+                    .last()
+                    .is_some_and(|&(_, cur_indent)| indent > cur_indent)
                 {
                     // a checklist inside a task's details, not a task
                     continue;
@@ -133,7 +149,11 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>, format: TaskFormat
                 title = r.trim().to_owned();
             }
             let sp = span(&index, line);
-            let id = if numbered { raw_id.to_owned() } else { format!("L{}", sp.line) };
+            let id = if numbered {
+                raw_id.to_owned()
+            } else {
+                format!("L{}", sp.line)
+            };
             let id = ids.claim(id, sp, path, &mut diags);
             let mut t = Task::new(spec_id, id, clean_title(&title));
             t.done = matches!(mark, 'x' | 'X');
@@ -141,26 +161,31 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>, format: TaskFormat
             t.parallel = parallel;
             t.phase.clone_from(&phase);
             t.span = sp;
-            t.path = list.path.clone();
+            t.path.clone_from(&list.path);
             list.tasks.push(t);
-            current = Some((list.tasks.len() - 1, indent));
+            while stack.last().is_some_and(|&(_, i)| i >= indent) {
+                stack.pop();
+            }
+            stack.push((list.tasks.len() - 1, indent));
             continue;
         }
-        let Some((ti, _)) = current else {
+        let indent = line.text.len() - trimmed.len();
+        while stack.last().is_some_and(|&(_, i)| i >= indent) {
+            stack.pop();
+        }
+        let Some(&(ti, _)) = stack.last() else {
             continue;
         };
         let body = trimmed.trim_start_matches(['-', '*', '+']).trim_start();
         let underscored = body.starts_with('_');
         let closed = body.trim_end().len() > 1 && body.trim_end().ends_with('_');
         if underscored && !closed && field_key(body).is_some() {
-            open_field = Some(body.to_owned());
+            open_field = Some((ti, body.to_owned()));
             continue;
         }
         apply_field(&mut list.tasks[ti], body);
     }
-    if let Some(f) = open_field.take()
-        && let Some((ti, _)) = current
-    {
+    if let Some((ti, f)) = open_field.take() {
         apply_field(&mut list.tasks[ti], &f);
     }
     if unnumbered > 0 && format == TaskFormat::Kiro {
@@ -172,7 +197,8 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>, format: TaskFormat
         );
     }
 
-    let waves = waves_block.and_then(|(sp, text)| parse_waves(&text, sp, path, &mut diags).map(|w| (sp, w)));
+    let waves = waves_block
+        .and_then(|(sp, text)| parse_waves(&text, sp, path, &mut diags).map(|w| (sp, w)));
     order(&mut list, waves, path, &mut diags);
     (list, diags)
 }
@@ -190,7 +216,16 @@ fn apply_field(task: &mut Task, body: &str) {
     let Some((key, value)) = field_key(body) else {
         return;
     };
-    let value = value.trim().trim_end_matches(['_', '*']).trim();
+    // Strip the emphasis the field is wrapped in (`_Requirements: 1.1_`, `**Validates: ...**`),
+    // and only that: `Touches: src/**` keeps its globstar.
+    let lead = body.trim_start();
+    let mut value = value.trim();
+    if lead.starts_with("**") {
+        value = value.strip_suffix("**").unwrap_or(value);
+    } else if lead.starts_with('_') {
+        value = value.strip_suffix('_').unwrap_or(value);
+    }
+    let value = value.trim();
     match key.as_str() {
         "requirements" | "requirement" | "validates" | "traces" => {
             for id in requirement_ids(value) {
@@ -200,14 +235,22 @@ fn apply_field(task: &mut Task, body: &str) {
             }
         }
         "depends" | "depends on" | "dependencies" => {
-            for d in value.split([',', ' ']).map(|d| d.trim().trim_end_matches('.')).filter(|d| !d.is_empty()) {
+            for d in value
+                .split([',', ' '])
+                .map(|d| d.trim().trim_end_matches('.'))
+                .filter(|d| !d.is_empty())
+            {
                 if d.bytes().next().is_some_and(|b| b.is_ascii_digit()) || d.contains('#') {
                     task.depends_on.push(d.to_owned());
                 }
             }
         }
         "touches" => {
-            for g in value.split(',').map(|g| g.trim().trim_matches('`')).filter(|g| !g.is_empty()) {
+            for g in value
+                .split(',')
+                .map(|g| g.trim().trim_matches('`'))
+                .filter(|g| !g.is_empty())
+            {
                 task.touches.push(g.to_owned());
             }
         }
@@ -221,7 +264,12 @@ fn apply_field(task: &mut Task, body: &str) {
 }
 
 /// Parses `{"waves": [{"wave": n, "tasks": [..]}]}` into task id lists ordered by wave.
-fn parse_waves(text: &str, sp: Span, path: Option<&Path>, diags: &mut Vec<Diagnostic>) -> Option<Vec<Vec<String>>> {
+fn parse_waves(
+    text: &str,
+    sp: Span,
+    path: Option<&Path>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Vec<Vec<String>>> {
     let bad = |diags: &mut Vec<Diagnostic>, m: String| {
         let mut d = Diagnostic::new(
             codes::UNREADABLE_TASK,
@@ -238,17 +286,26 @@ fn parse_waves(text: &str, sp: Span, path: Option<&Path>, diags: &mut Vec<Diagno
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            bad(diags, format!("task dependency graph block is not valid JSON: {e}"));
+            bad(
+                diags,
+                format!("task dependency graph block is not valid JSON: {e}"),
+            );
             return None;
         }
     };
     let Some(waves) = value.get("waves").and_then(|w| w.as_array()) else {
-        bad(diags, "task dependency graph block has no `waves` array".to_owned());
+        bad(
+            diags,
+            "task dependency graph block has no `waves` array".to_owned(),
+        );
         return None;
     };
     let mut out: Vec<(i64, Vec<String>)> = Vec::new();
     for (i, w) in waves.iter().enumerate() {
-        let number = w.get("wave").and_then(serde_json::Value::as_i64).unwrap_or(i as i64);
+        let number = w
+            .get("wave")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or_else(|| i64::try_from(i).unwrap_or(i64::MAX));
         let tasks = w
             .get("tasks")
             .and_then(|t| t.as_array())
@@ -273,8 +330,18 @@ fn parent_of(id: &str) -> Option<&str> {
 }
 
 /// Adds the sequence / wave / sub-task edges.
-fn order(list: &mut TaskList, waves: Option<(Span, Vec<Vec<String>>)>, path: Option<&Path>, diags: &mut Vec<Diagnostic>) {
-    let index: HashMap<String, usize> = list.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+fn order(
+    list: &mut TaskList,
+    waves: Option<(Span, Vec<Vec<String>>)>,
+    path: Option<&Path>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let index: HashMap<String, usize> = list
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.clone(), i))
+        .collect();
     let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut top = Vec::new();
     for (i, t) in list.tasks.iter().enumerate() {
@@ -291,7 +358,10 @@ fn order(list: &mut TaskList, waves: Option<(Span, Vec<Vec<String>>)>, path: Opt
             }
         }
     }
-    let ctx = Ctx { tasks: &list.tasks, children: &children };
+    let ctx = Ctx {
+        tasks: &list.tasks,
+        children: &children,
+    };
     match waves {
         Some((sp, waves)) => {
             let mut placed = vec![false; list.tasks.len()];
@@ -304,7 +374,9 @@ fn order(list: &mut TaskList, waves: Option<(Span, Vec<Vec<String>>)>, path: Opt
                             codes::UNREADABLE_TASK,
                             Severity::Warning,
                             sp,
-                            format!("task dependency graph names task `{id}`, which is not in the list"),
+                            format!(
+                                "task dependency graph names task `{id}`, which is not in the list"
+                            ),
                             "fix the wave's task list",
                         );
                         if let Some(p) = path {
@@ -329,7 +401,10 @@ fn order(list: &mut TaskList, waves: Option<(Span, Vec<Vec<String>>)>, path: Opt
                         codes::UNREADABLE_TASK,
                         Severity::Warning,
                         list.tasks[b].span,
-                        format!("task `{}` is in no wave of the task dependency graph; it is left unordered", list.tasks[b].id),
+                        format!(
+                            "task `{}` is in no wave of the task dependency graph; it is left unordered",
+                            list.tasks[b].id
+                        ),
                         "add it to a wave",
                     );
                     if let Some(p) = path {
@@ -358,7 +433,13 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Orders `items` one step after another, starting after `prev`; returns the exits of
     /// the last required step.
-    fn chain(&self, items: &[usize], mut prev: Vec<usize>, kind: EdgeKind, edges: &mut Vec<(usize, usize, EdgeKind)>) -> Vec<usize> {
+    fn chain(
+        &self,
+        items: &[usize],
+        mut prev: Vec<usize>,
+        kind: EdgeKind,
+        edges: &mut Vec<(usize, usize, EdgeKind)>,
+    ) -> Vec<usize> {
         let mut i = 0;
         while i < items.len() {
             let mut j = i + 1;
@@ -383,11 +464,21 @@ impl Ctx<'_> {
     }
 
     /// Orders task `b` (and its sub-tasks) after `prev`.
-    fn block(&self, b: usize, prev: &[usize], kind: EdgeKind, edges: &mut Vec<(usize, usize, EdgeKind)>) {
+    fn block(
+        &self,
+        b: usize,
+        prev: &[usize],
+        kind: EdgeKind,
+        edges: &mut Vec<(usize, usize, EdgeKind)>,
+    ) {
         let kids = self.children.get(&b).map_or(&[][..], Vec::as_slice);
         let required_kids = kids.iter().any(|&k| !self.tasks[k].optional);
         if !kids.is_empty() {
-            let kind = if kind == EdgeKind::Wave { EdgeKind::Wave } else { EdgeKind::Sequence };
+            let kind = if kind == EdgeKind::Wave {
+                EdgeKind::Wave
+            } else {
+                EdgeKind::Sequence
+            };
             self.chain(kids, prev.to_vec(), kind, edges);
         }
         if !required_kids {

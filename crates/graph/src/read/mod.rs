@@ -54,11 +54,11 @@ pub fn read(
 /// OpenSpec; task ids `T001` make Spec Kit; numbered checkboxes make Kiro.
 /// `None` when the file is none of these.
 pub fn detect(path: &Path, source: &[u8]) -> Option<TaskFormat> {
-    let name = path.file_name()?.to_string_lossy().to_lowercase();
-    if name.ends_with(".json") {
+    let ext = path.extension()?.to_string_lossy().to_ascii_lowercase();
+    if ext == "json" {
         return Some(TaskFormat::TaskMaster);
     }
-    if !name.ends_with(".md") {
+    if ext != "md" {
         return None;
     }
     let text = String::from_utf8_lossy(source);
@@ -68,11 +68,15 @@ pub fn detect(path: &Path, source: &[u8]) -> Option<TaskFormat> {
     if speckit {
         return Some(TaskFormat::SpecKit);
     }
-    let numbered = text.lines().any(|l| checklist::is_numbered_checkbox(l));
+    let numbered = text.lines().any(checklist::is_numbered_checkbox);
     if beside("proposal.md") || beside(".openspec.yaml") {
         return Some(TaskFormat::OpenSpec);
     }
-    if numbered { Some(TaskFormat::Kiro) } else { None }
+    if numbered {
+        Some(TaskFormat::Kiro)
+    } else {
+        None
+    }
 }
 
 fn regex_lite_task_id(text: &str) -> bool {
@@ -118,7 +122,13 @@ pub(crate) struct LineIndex<'a> {
 impl<'a> LineIndex<'a> {
     pub(crate) fn new(source: &'a str) -> Self {
         let mut starts = vec![0];
-        starts.extend(source.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1));
+        starts.extend(
+            source
+                .bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
         LineIndex { source, starts }
     }
 
@@ -136,7 +146,12 @@ impl<'a> LineIndex<'a> {
         let line = self.starts.partition_point(|&s| s <= start);
         let line_start = self.starts[line.saturating_sub(1)];
         let column = self.source[line_start..start].chars().count() as u32 + 1;
-        Span { start, end, line: line as u32, column }
+        Span {
+            start,
+            end,
+            line: line as u32,
+            column,
+        }
     }
 }
 
@@ -175,7 +190,14 @@ pub(crate) fn requirement_ids(list: &str) -> Vec<String> {
     let mut out = Vec::new();
     for item in list.split([',', ';']) {
         let mut item = item.trim().trim_matches(['_', '*', '`', '.']).trim();
-        for prefix in ["Requirements", "Requirement", "Reqs", "Req", "requirements", "requirement"] {
+        for prefix in [
+            "Requirements",
+            "Requirement",
+            "Reqs",
+            "Req",
+            "requirements",
+            "requirement",
+        ] {
             if let Some(rest) = item.strip_prefix(prefix) {
                 item = rest.trim_start_matches([' ', '.', ':']);
                 break;
@@ -214,7 +236,10 @@ fn id_token(s: &str) -> Option<&str> {
         i += 1;
     }
     let digits_start = i;
-    while i < b.len() && (b[i].is_ascii_digit() || (b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit() && i > digits_start)) {
+    while i < b.len()
+        && (b[i].is_ascii_digit()
+            || (b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit() && i > digits_start))
+    {
         i += 1;
     }
     if i == digits_start {
@@ -226,7 +251,10 @@ fn id_token(s: &str) -> Option<&str> {
 fn expand_range(first: &str, end: &str) -> Option<Vec<String>> {
     let (fp, fl) = first.rsplit_once('.').unwrap_or(("", first));
     let (ep, el) = end.rsplit_once('.').unwrap_or(("", end));
-    if fp != ep || !fl.bytes().all(|b| b.is_ascii_digit()) || !el.bytes().all(|b| b.is_ascii_digit()) {
+    if fp != ep
+        || !fl.bytes().all(|b| b.is_ascii_digit())
+        || !el.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let a: u32 = fl.parse().ok()?;
@@ -236,7 +264,13 @@ fn expand_range(first: &str, end: &str) -> Option<Vec<String>> {
     }
     Some(
         (a..=z)
-            .map(|k| if fp.is_empty() { k.to_string() } else { format!("{fp}.{k}") })
+            .map(|k| {
+                if fp.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{fp}.{k}")
+                }
+            })
             .collect(),
     )
 }
@@ -253,7 +287,9 @@ pub(crate) fn estimate_hours(s: &str) -> Option<f64> {
         "XL" => return Some(16.0),
         _ => {}
     }
-    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let n: f64 = s[..end].parse().ok()?;
     let unit = s[end..].trim().to_ascii_lowercase();
     let h = match unit.as_str() {
@@ -273,7 +309,9 @@ pub(crate) struct UniqueIds {
 
 impl UniqueIds {
     pub(crate) fn new() -> Self {
-        UniqueIds { seen: std::collections::HashSet::new() }
+        UniqueIds {
+            seen: std::collections::HashSet::new(),
+        }
     }
 
     pub(crate) fn claim(
@@ -314,7 +352,10 @@ mod tests {
     #[test]
     fn requirement_lists_expand_ranges_and_strip_words() {
         assert_eq!(requirement_ids("1.1, 2.3"), ["1.1", "2.3"]);
-        assert_eq!(requirement_ids("1.1–1.3, 16.2"), ["1.1", "1.2", "1.3", "16.2"]);
+        assert_eq!(
+            requirement_ids("1.1–1.3, 16.2"),
+            ["1.1", "1.2", "1.3", "16.2"]
+        );
         assert_eq!(requirement_ids("12 (descope record)"), ["12"]);
         assert_eq!(requirement_ids("Requirements 1.1, 1.2"), ["1.1", "1.2"]);
         assert_eq!(requirement_ids("FR-001, REQ-2"), ["FR-001", "REQ-2"]);

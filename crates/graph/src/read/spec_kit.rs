@@ -37,11 +37,14 @@ static DEPENDS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:depends on|dependent on|blocked by|after|requires)\s+(T\d+(?:\s*(?:,|and|&|/|–|-|to)\s*T\d+)*)")
         .unwrap_or_else(|_| unreachable!("static regex"))
 });
-static TASK_REF: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"T(\d+)(\s*(?:–|-|to)\s*T(\d+))?").unwrap_or_else(|_| unreachable!("static regex")));
-static FR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\bFR-\d+\b").unwrap_or_else(|_| unreachable!("static regex")));
+static TASK_REF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"T(\d+)(\s*(?:–|-|to)\s*T(\d+))?").unwrap_or_else(|_| unreachable!("static regex"))
+});
+static FR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\bFR-\d+\b").unwrap_or_else(|_| unreachable!("static regex")));
 static PATHLIKE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[\s`(])((?:[\w.\-\[\]]+/)+[\w.\-\[\]]+)").unwrap_or_else(|_| unreachable!("static regex"))
+    Regex::new(r"(?:^|[\s`(])((?:[\w.\-\[\]]+/)+[\w.\-\[\]]+)")
+        .unwrap_or_else(|_| unreachable!("static regex"))
 });
 
 struct Phase {
@@ -68,8 +71,8 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
 
     let index = super::LineIndex::new(source);
     for line in lines(source) {
-        let t = line.text.trim_start();
-        if t.starts_with("```") {
+        let trimmed = line.text.trim_start();
+        if trimmed.starts_with("```") {
             in_fence = !in_fence;
             continue;
         }
@@ -77,18 +80,18 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
             continue;
         }
         if in_comment {
-            if t.contains("-->") {
+            if trimmed.contains("-->") {
                 in_comment = false;
             }
             continue;
         }
-        if t.starts_with("<!--") {
-            in_comment = !t.contains("-->");
+        if trimmed.starts_with("<!--") {
+            in_comment = !trimmed.contains("-->");
             continue;
         }
-        if t.starts_with('#') {
-            let level = t.bytes().take_while(|&b| b == b'#').count();
-            let text = t[level..].trim();
+        if trimmed.starts_with('#') {
+            let level = trimmed.bytes().take_while(|&b| b == b'#').count();
+            let text = trimmed[level..].trim();
             if level <= 2 {
                 heading = Some(clean_title(text));
                 heading_is_story = text.to_ascii_lowercase().contains("user story");
@@ -101,7 +104,7 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
             continue;
         };
         let rest = rest.trim_start();
-        let id_len = rest.bytes().take_while(|b| b.is_ascii_alphanumeric()).count();
+        let id_len = rest.bytes().take_while(u8::is_ascii_alphanumeric).count();
         let raw_id = &rest[..id_len];
         if !raw_id.starts_with('T') || raw_id.len() < 2 {
             continue;
@@ -128,7 +131,10 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
             let label = inner[..end].trim();
             if label.eq_ignore_ascii_case("P") {
                 task.parallel = true;
-            } else if label.starts_with("US") && label.len() > 2 && label[2..].bytes().all(|b| b.is_ascii_digit()) {
+            } else if label.starts_with("US")
+                && label.len() > 2
+                && label[2..].bytes().all(|b| b.is_ascii_digit())
+            {
                 task.requirements.push(label.to_owned());
             } else if label.is_empty() || label.contains(' ') || label.len() > 12 {
                 // Not a label but text in brackets: the description starts here. Other short
@@ -144,41 +150,52 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
         }
         for c in DEPENDS.captures_iter(desc) {
             for r in TASK_REF.captures_iter(&c[1]) {
-                let a = &r[1];
+                let first = &r[1];
                 match r.get(3) {
-                    Some(z) => {
-                        let (Ok(x), Ok(y)) = (a.parse::<u32>(), z.as_str().parse::<u32>()) else { continue };
-                        if y >= x && y - x <= 1000 {
-                            for k in x..=y {
-                                task.depends_on.push(format!("T{k:0width$}", width = a.len()));
+                    Some(end_ref) => {
+                        let (Ok(lo), Ok(hi)) =
+                            (first.parse::<u32>(), end_ref.as_str().parse::<u32>())
+                        else {
+                            continue;
+                        };
+                        if hi >= lo && hi - lo <= 1000 {
+                            for k in lo..=hi {
+                                task.depends_on
+                                    .push(format!("T{k:0width$}", width = first.len()));
                             }
                         }
                     }
-                    None => task.depends_on.push(format!("T{a}")),
+                    None => task.depends_on.push(format!("T{first}")),
                 }
             }
         }
         for m in PATHLIKE.captures_iter(desc) {
             let p = m[1].trim_end_matches(['.', ',', ')']);
-            if p.contains('/') && !p.starts_with("http") {
-                task.touches.push(globset::escape(p));
+            // Template placeholders (`src/models/[entity].py`) name no real file.
+            if p.contains('/') && !p.starts_with("http") && !p.contains(['[', ']', '*', '{']) {
+                task.touches.push(p.to_owned());
             }
         }
         task.title = clean_title(desc);
         task.done = matches!(mark, 'x' | 'X');
         task.phase.clone_from(&heading);
         task.span = sp;
-        task.path = list.path.clone();
+        task.path.clone_from(&list.path);
         let idx = list.tasks.len();
         let parallel = task.parallel;
         list.tasks.push(task);
 
         if !open_phase {
-            phases.push(Phase { story: heading_is_story, steps: Vec::new() });
+            phases.push(Phase {
+                story: heading_is_story,
+                steps: Vec::new(),
+            });
             open_phase = true;
             joinable = false;
         }
-        let Some(phase) = phases.last_mut() else { continue };
+        let Some(phase) = phases.last_mut() else {
+            continue;
+        };
         if parallel && joinable {
             if let Some(step) = phase.steps.last_mut() {
                 step.push(idx);
@@ -194,7 +211,12 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
         if !p.story {
             let all: Vec<usize> = p.steps.iter().flatten().copied().collect();
             p.story = !all.is_empty()
-                && all.iter().all(|&i| list.tasks[i].requirements.iter().any(|r| r.starts_with("US")));
+                && all.iter().all(|&i| {
+                    list.tasks[i]
+                        .requirements
+                        .iter()
+                        .any(|r| r.starts_with("US"))
+                });
         }
     }
 
@@ -217,7 +239,9 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
             stories_since.clone()
         };
         for q in preds {
-            let (Some(exits), Some(entries)) = (phases[q].steps.last(), p.steps.first()) else { continue };
+            let (Some(exits), Some(entries)) = (phases[q].steps.last(), p.steps.first()) else {
+                continue;
+            };
             for &a in exits {
                 for &b in entries {
                     edges.push((a, b, EdgeKind::Phase));

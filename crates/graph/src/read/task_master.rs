@@ -49,7 +49,11 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (Vec<TaskList>,
                 .map(str::len)
                 .sum();
             let at = line_start + e.column().saturating_sub(1);
-            err(&mut diags, Span::from_range(source, at, at), format!("tasks.json is not valid JSON: {e}"));
+            err(
+                &mut diags,
+                Span::from_range(source, at, at),
+                format!("tasks.json is not valid JSON: {e}"),
+            );
             return (Vec::new(), diags);
         }
     };
@@ -63,7 +67,7 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (Vec<TaskList>,
             }
         }
         if tagged.len() == 1 {
-            tagged[0].0 = spec_id.to_owned();
+            spec_id.clone_into(&mut tagged[0].0);
         }
     }
     if tagged.is_empty() {
@@ -83,19 +87,32 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (Vec<TaskList>,
         list.path = path.map(Path::to_path_buf);
         for (k, t) in tasks.iter().enumerate() {
             let Some(id) = id_of(t.get("id")) else {
-                warn(&mut diags, path, index.span(cursor, cursor), format!("task #{} of tag `{tag}` has no id; skipped", k + 1));
+                warn(
+                    &mut diags,
+                    path,
+                    index.span(cursor, cursor),
+                    format!("task #{} of tag `{tag}` has no id; skipped", k + 1),
+                );
                 continue;
             };
             let title = t.get("title").and_then(Value::as_str).unwrap_or("");
             let sp = locate(&index, source, &mut cursor, title);
             let mut task = make(&tag, id.clone(), title, t, sp, path);
             task.depends_on = deps(t, None, &[], &id, sp, path, &mut diags);
-            let subs = t.get("subtasks").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+            let subs = t
+                .get("subtasks")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
             let sibling_ids: Vec<String> = subs.iter().filter_map(|s| id_of(s.get("id"))).collect();
             list.tasks.push(task);
             for s in subs {
                 let Some(sid) = id_of(s.get("id")) else {
-                    warn(&mut diags, path, sp, format!("a sub-task of task `{id}` has no id; skipped"));
+                    warn(
+                        &mut diags,
+                        path,
+                        sp,
+                        format!("a sub-task of task `{id}` has no id; skipped"),
+                    );
                     continue;
                 };
                 let full = format!("{id}.{sid}");
@@ -113,7 +130,13 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (Vec<TaskList>,
 }
 
 fn warn(diags: &mut Vec<Diagnostic>, path: Option<&Path>, sp: Span, m: String) {
-    let mut d = Diagnostic::new(codes::UNREADABLE_TASK, Severity::Warning, sp, m, "check the task's fields against task-master's schema");
+    let mut d = Diagnostic::new(
+        codes::UNREADABLE_TASK,
+        Severity::Warning,
+        sp,
+        m,
+        "check the task's fields against task-master's schema",
+    );
     if let Some(p) = path {
         d = d.with_path(p);
     }
@@ -152,7 +175,12 @@ fn deps(
     };
     let Some(arr) = raw.as_array() else {
         if !raw.is_null() {
-            warn(diags, path, sp, format!("`dependencies` of task `{own}` is not an array; ignored"));
+            warn(
+                diags,
+                path,
+                sp,
+                format!("`dependencies` of task `{own}` is not an array; ignored"),
+            );
         }
         return Vec::new();
     };
@@ -167,7 +195,12 @@ fn deps(
                 }
             }
             Value::String(s) if !s.trim().is_empty() => out.push(s.trim().to_owned()),
-            other => warn(diags, path, sp, format!("dependency `{other}` of task `{own}` is not a task id; ignored")),
+            other => warn(
+                diags,
+                path,
+                sp,
+                format!("dependency `{other}` of task `{own}` is not a task id; ignored"),
+            ),
         }
     }
     out

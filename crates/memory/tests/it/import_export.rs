@@ -10,7 +10,9 @@ use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
 fn fixture(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(p)
 }
 
 #[test]
@@ -30,21 +32,44 @@ fn imports_the_real_madr_collection_and_searches_it() {
         .find(|r| r.title == "Dual License the Work")
         .unwrap();
     assert_eq!(lic.id, RecordId(1), "keeps the MADR number");
-    assert_eq!(lic.external_key.as_deref(), Some("madr:0001-use-CC0-or-MIT-as-license.md"));
+    assert_eq!(
+        lic.external_key.as_deref(),
+        Some("madr:0001-use-CC0-or-MIT-as-license.md")
+    );
     assert!(lic.decision.starts_with("Chosen option: \"Dual license\""));
     assert_eq!(lic.rejected_options.len(), 5);
     assert!(lic.rejected_options.iter().any(|o| o == "BSD3"));
-    assert!(!lic.rejected_options.iter().any(|o| o.contains("Dual license")));
+    assert!(
+        !lic.rejected_options
+            .iter()
+            .any(|o| o.contains("Dual license"))
+    );
 
-    let hits = mem.search("YAML front matter metadata", Filter::Current { statuses: vec![] }, 3).unwrap();
+    let hits = mem
+        .search(
+            "YAML front matter metadata",
+            Filter::Current { statuses: vec![] },
+            3,
+        )
+        .unwrap();
     assert_eq!(hits[0].record.title, "Use YAML front matter for metadata");
-    let hits = mem.search("which license, MIT or CC0", Filter::Current { statuses: vec![] }, 3).unwrap();
+    let hits = mem
+        .search(
+            "which license, MIT or CC0",
+            Filter::Current { statuses: vec![] },
+            3,
+        )
+        .unwrap();
     assert_eq!(hits[0].record.title, "Dual License the Work");
-    let pack = mem.context_pack("name the heading for the confirmation check", &[], 300).unwrap();
+    let pack = mem
+        .context_pack("name the heading for the confirmation check", &[], 300)
+        .unwrap();
     assert_eq!(pack.items[0].title, "Use \"Confirmation\" as Heading");
 
     // Importing again changes nothing.
-    let again = mem.import_path(&fixture("madr"), None, &mut |_, _| {}).unwrap();
+    let again = mem
+        .import_path(&fixture("madr"), None, &mut |_, _| {})
+        .unwrap();
     assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 7));
 }
 
@@ -71,13 +96,18 @@ fn imports_a_specs_decisions_section() {
 fn decisions_md_export_is_deterministic_and_written_atomically() {
     let (dir, mem) = temp_memory();
     let mut d = NewRecord::decision("SQLite | not Postgres", "## One file\nNo server.");
-    d.guards.push(Guard::ForbidDependency { name: "postgres".into(), ecosystem: None });
+    d.guards.push(Guard::ForbidDependency {
+        name: "postgres".into(),
+        ecosystem: None,
+    });
     d.scope.paths.push("src/store/**".into());
     mem.add(d).unwrap();
     let out = dir.path().join("DECISIONS.md");
-    mem.export_decisions_md(&out, ExportOptions::default()).unwrap();
+    mem.export_decisions_md(&out, ExportOptions::default())
+        .unwrap();
     let first = std::fs::read_to_string(&out).unwrap();
-    mem.export_decisions_md(&out, ExportOptions::default()).unwrap();
+    mem.export_decisions_md(&out, ExportOptions::default())
+        .unwrap();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), first);
     assert!(first.contains("| M-1 | decision | accepted | SQLite \\| not Postgres |"));
     assert!(first.contains("\\## One file"), "body headings are escaped");
@@ -94,7 +124,8 @@ fn decisions_md_export_is_deterministic_and_written_atomically() {
 // ---------- property tests: import → export is stable ----------
 
 fn text() -> impl Strategy<Value = String> {
-    proptest::collection::vec("[#\\\\*-]{0,2}[ a-zA-Z0-9_.,:;!?()-]{0,24}", 0..5).prop_map(|v| v.join("\n"))
+    proptest::collection::vec("[#\\\\*-]{0,2}[ a-zA-Z0-9_.,:;!?()-]{0,24}", 0..5)
+        .prop_map(|v| v.join("\n"))
 }
 
 fn opt(re: &'static str) -> impl Strategy<Value = Option<String>> {
@@ -103,12 +134,26 @@ fn opt(re: &'static str) -> impl Strategy<Value = Option<String>> {
 
 fn guard() -> impl Strategy<Value = Guard> {
     prop_oneof![
-        ("[a-z][a-z0-9_-]{0,8}", proptest::option::of(prop_oneof![Just(Ecosystem::Cargo), Just(Ecosystem::Npm), Just(Ecosystem::Pypi)]))
+        (
+            "[a-z][a-z0-9_-]{0,8}",
+            proptest::option::of(prop_oneof![
+                Just(Ecosystem::Cargo),
+                Just(Ecosystem::Npm),
+                Just(Ecosystem::Pypi)
+            ])
+        )
             .prop_map(|(name, ecosystem)| Guard::ForbidDependency { name, ecosystem }),
         "[a-z]{1,5}/\\*\\*".prop_map(|glob| Guard::ForbidPath { glob }),
-        ("[a-z`\"\\\\.]{1,6}", proptest::option::of("[a-z]{1,4}/\\*\\.rs"))
-            .prop_map(|(r, paths)| Guard::ForbidAdded { regex: regex::escape(&r), paths }),
-        ("[a-z]{1,6}", "[a-z]{1,4}/\\*\\.sql").prop_map(|(regex, paths)| Guard::RequireAdded { regex, paths }),
+        (
+            "[a-z`\"\\\\.]{1,6}",
+            proptest::option::of("[a-z]{1,4}/\\*\\.rs")
+        )
+            .prop_map(|(r, paths)| Guard::ForbidAdded {
+                regex: regex::escape(&r),
+                paths
+            }),
+        ("[a-z]{1,6}", "[a-z]{1,4}/\\*\\.sql")
+            .prop_map(|(regex, paths)| Guard::RequireAdded { regex, paths }),
     ]
 }
 
@@ -161,7 +206,11 @@ fn comparable(mem: &Memory) -> Vec<NewRecord> {
     mem.current_records()
         .unwrap()
         .iter()
-        .map(|r| NewRecord { identity: Identity::New, id_hint: None, ..r.to_new() })
+        .map(|r| NewRecord {
+            identity: Identity::New,
+            id_hint: None,
+            ..r.to_new()
+        })
         .collect()
 }
 
@@ -215,5 +264,27 @@ proptest! {
         let _ = lightsout_memory::import::parse_decisions_md(&s);
         let _ = lightsout_memory::import::parse_spec_decisions("x", &s);
         let _ = lightsout_memory::guard::parse_unified_diff(&s);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Whatever a hand-written DECISIONS.md yields, once stored, exports to a document that
+    /// reads back to the same export (the fuzz target checks the same on any bytes).
+    #[test]
+    fn any_imported_decisions_md_exports_stably(
+        s in "((## |### |- |```|M-[0-9]: |Status: |Paths: |`|\\\\|#)?[ a-zA-Z0-9:`|*-]{0,12}\n){0,14}",
+    ) {
+        let (records, _) = lightsout_memory::import::parse_decisions_md(&s);
+        let a = Memory::open_in_memory().unwrap();
+        if a.import_records(SourceKind::Decisions, records, vec![], &mut |_, _| {}).is_ok() {
+            let first = a.render_decisions_md(ExportOptions::default()).unwrap();
+            let (again, diags) = lightsout_memory::import::parse_decisions_md(&first);
+            prop_assert!(diags.is_empty(), "{:?}", diags);
+            let b = Memory::open_in_memory().unwrap();
+            b.import_records(SourceKind::Decisions, again, vec![], &mut |_, _| {}).unwrap();
+            prop_assert_eq!(first, b.render_decisions_md(ExportOptions::default()).unwrap());
+        }
     }
 }

@@ -23,7 +23,10 @@ fn failures_are_deduplicated_and_counted() {
     assert_eq!(l.kind, Kind::Lesson);
     assert_eq!(l.lesson.as_ref().unwrap().failures, 2);
     assert!(l.context.contains("timed out"));
-    assert!(matches!(mem.record_lesson(fp("", "x")), Err(Error::Invalid(_))));
+    assert!(matches!(
+        mem.record_lesson(fp("", "x")),
+        Err(Error::Invalid(_))
+    ));
 }
 
 #[test]
@@ -41,7 +44,12 @@ fn retired_after_n_green_runs_in_a_row_and_revived_by_a_new_failure() {
     let l = mem.get(id).unwrap();
     assert_eq!(l.status, Status::Deprecated);
     assert!(l.lesson.as_ref().unwrap().retired_at.is_some());
-    assert!(mem.context_pack("REQ-2 timeout", &[], 1000).unwrap().items.is_empty());
+    assert!(
+        mem.context_pack("REQ-2 timeout", &[], 1000)
+            .unwrap()
+            .items
+            .is_empty()
+    );
     // Green runs of other requirements do nothing; a new failure brings it back.
     assert!(mem.record_green("REQ-9").unwrap().is_empty());
     mem.record_lesson(fp("REQ-2", "timeout")).unwrap();
@@ -59,9 +67,14 @@ fn recurring_lessons_rank_higher_in_context_packs() {
     for _ in 0..6 {
         mem.record_lesson(fp("REQ-4", "timeout")).unwrap();
     }
-    mem.add(NewRecord::decision("Unrelated", "Nothing about it.")).unwrap();
+    mem.add(NewRecord::decision("Unrelated", "Nothing about it."))
+        .unwrap();
     let pack = mem.context_pack("fix the timeout", &[], 2000).unwrap();
     let ids: Vec<_> = pack.items.iter().map(|i| i.id).collect();
     assert_eq!(ids, [often, once]);
-    assert!(pack.items[0].why.contains("recurring failure (7×)"), "{}", pack.items[0].why);
+    assert!(
+        pack.items[0].why.contains("recurring failure (7×)"),
+        "{}",
+        pack.items[0].why
+    );
 }

@@ -8,7 +8,7 @@ mod store;
 
 use lightsout_memory::{Memory, NewRecord, SqliteStore, parse_time};
 
-/// A memory on a real SQLite file in a fresh temporary folder.
+/// A memory on a real database file in a fresh temporary folder.
 pub(crate) fn temp_memory() -> (tempfile::TempDir, Memory<SqliteStore>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mem = Memory::open(dir.path().join(".lightsout/memory.db")).expect("open");

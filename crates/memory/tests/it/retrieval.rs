@@ -8,19 +8,31 @@ use proptest::prelude::*;
 #[test]
 fn scope_matching_lifts_a_record_and_says_why() {
     let (_d, mem) = temp_memory();
-    let mut api = NewRecord::decision("Errors are JSON problem details", "Use RFC 9457 bodies for errors.");
+    let mut api = NewRecord::decision(
+        "Errors are JSON problem details",
+        "Use RFC 9457 bodies for errors.",
+    );
     api.scope.paths.push("src/api/**".into());
     let api = mem.add(api).unwrap();
     let other = mem
-        .add(NewRecord::decision("Errors in the CLI are plain text errors", "Print errors errors errors."))
+        .add(NewRecord::decision(
+            "Errors in the CLI are plain text errors",
+            "Print errors errors errors.",
+        ))
         .unwrap();
     let pack = mem
         .context_pack("return errors", &["src/api/users.rs".into()], 1000)
         .unwrap();
     let ids: Vec<_> = pack.items.iter().map(|i| i.id).collect();
     assert_eq!(ids, [api, other]);
-    assert!(pack.items[0].why.contains("scope `src/api/**` covers `src/api/users.rs`"));
-    assert!(pack.markdown.contains(&format!("### {api} · Errors are JSON problem details (decision)")));
+    assert!(
+        pack.items[0]
+            .why
+            .contains("scope `src/api/**` covers `src/api/users.rs`")
+    );
+    assert!(pack.markdown.contains(&format!(
+        "### {api} · Errors are JSON problem details (decision)"
+    )));
     assert!(pack.markdown.contains("Why included: matches \"errors\""));
     // A scope-only record (no text match) still comes in through the scope.
     let pack = mem
@@ -33,22 +45,35 @@ fn scope_matching_lifts_a_record_and_says_why() {
 #[test]
 fn only_records_in_force_unless_asked() {
     let (_d, mem) = temp_memory();
-    let old = mem.add(decision_at("Cache with redis", "Use redis.", "2024-01-01")).unwrap();
-    mem.supersede(old, decision_at("Cache in process", "No redis.", "2024-02-01")).unwrap();
+    let old = mem
+        .add(decision_at("Cache with redis", "Use redis.", "2024-01-01"))
+        .unwrap();
+    mem.supersede(
+        old,
+        decision_at("Cache in process", "No redis.", "2024-02-01"),
+    )
+    .unwrap();
     let mut proposed = NewRecord::decision("Cache with memcached", "Maybe memcached.");
     proposed.status = Status::Proposed;
     mem.add(proposed).unwrap();
-    let pack = mem.context_pack("cache redis memcached", &[], 1000).unwrap();
+    let pack = mem
+        .context_pack("cache redis memcached", &[], 1000)
+        .unwrap();
     let titles: Vec<_> = pack.items.iter().map(|i| i.title.as_str()).collect();
     assert_eq!(titles, ["Cache in process"]);
     // Asked otherwise: every current version, or as of an earlier time.
-    let all = mem.search("cache", Filter::Current { statuses: vec![] }, 10).unwrap();
+    let all = mem
+        .search("cache", Filter::Current { statuses: vec![] }, 10)
+        .unwrap();
     assert_eq!(all.len(), 3);
     let then = mem
         .context_pack_with(
             "cache",
             &[],
-            &PackOptions { at: Some(lightsout_memory::parse_time("2024-01-15").unwrap()), ..PackOptions::default() },
+            &PackOptions {
+                at: Some(lightsout_memory::parse_time("2024-01-15").unwrap()),
+                ..PackOptions::default()
+            },
         )
         .unwrap();
     assert_eq!(then.items[0].title, "Cache with redis");
@@ -67,15 +92,25 @@ fn context_pack_respects_its_budget() {
         mem.add(d).unwrap();
     }
     for budget in [0, 10, 60, 150, 400, 2000] {
-        let pack = mem.context_pack("storage store trait", &[], budget).unwrap();
+        let pack = mem
+            .context_pack("storage store trait", &[], budget)
+            .unwrap();
         assert_eq!(pack.tokens, estimate_tokens(&pack.markdown));
         assert!(pack.tokens <= budget, "budget {budget}: {}", pack.tokens);
         assert_eq!(pack.items.len() + pack.left_out, pack.considered);
         if budget >= 150 {
-            assert!(!pack.items.is_empty(), "budget {budget} fits at least one record");
+            assert!(
+                !pack.items.is_empty(),
+                "budget {budget} fits at least one record"
+            );
         }
     }
-    assert!(mem.context_pack("storage", &[], 0).unwrap().markdown.is_empty());
+    assert!(
+        mem.context_pack("storage", &[], 0)
+            .unwrap()
+            .markdown
+            .is_empty()
+    );
 }
 
 proptest! {

@@ -2,7 +2,8 @@
 
 use crate::{decision_at, temp_memory};
 use lightsout_memory::{
-    Error, Filter, Kind, Memory, NewRecord, Outcome, RecordId, Status, now, parse_time,
+    Change, Error, Filter, Kind, Memory, NewRecord, Outcome, RecordId, Status, Store, now,
+    parse_time,
 };
 
 fn titles(recs: &[lightsout_memory::Record]) -> Vec<String> {
@@ -10,16 +11,27 @@ fn titles(recs: &[lightsout_memory::Record]) -> Vec<String> {
 }
 
 #[test]
+#[allow(clippy::many_single_char_names)] // a, b, c name the chain's links
 fn supersede_chain_keeps_every_record_and_links_them() {
     let (_d, mem) = temp_memory();
     let a = mem
-        .add(decision_at("Store in JSON files", "One file per run.", "2024-01-01"))
+        .add(decision_at(
+            "Store in JSON files",
+            "One file per run.",
+            "2024-01-01",
+        ))
         .unwrap();
     let b = mem
-        .supersede(a, decision_at("Store in SQLite", "One SQLite file.", "2024-06-01"))
+        .supersede(
+            a,
+            decision_at("Store in SQLite", "One SQLite file.", "2024-06-01"),
+        )
         .unwrap();
     let c = mem
-        .supersede(b, decision_at("Store in SQLite with WAL", "WAL mode.", "2025-01-01"))
+        .supersede(
+            b,
+            decision_at("Store in SQLite with WAL", "WAL mode.", "2025-01-01"),
+        )
         .unwrap();
 
     // Nothing deleted: all three exist, with their statuses and links.
@@ -27,7 +39,10 @@ fn supersede_chain_keeps_every_record_and_links_them() {
     let rb = mem.get(b).unwrap();
     let rc = mem.get(c).unwrap();
     assert_eq!((ra.status, ra.superseded_by), (Status::Superseded, Some(b)));
-    assert_eq!((rb.status, rb.supersedes, rb.superseded_by), (Status::Superseded, Some(a), Some(c)));
+    assert_eq!(
+        (rb.status, rb.supersedes, rb.superseded_by),
+        (Status::Superseded, Some(a), Some(c))
+    );
     assert_eq!((rc.status, rc.supersedes), (Status::Accepted, Some(b)));
     assert_eq!(ra.valid_to, Some(parse_time("2024-06-01").unwrap()));
 
@@ -39,12 +54,18 @@ fn supersede_chain_keeps_every_record_and_links_them() {
     // The old record's history has two versions: accepted, then superseded.
     let h = mem.history(a).unwrap();
     assert_eq!(h.len(), 2);
-    assert_eq!((h[0].status, h[1].status), (Status::Accepted, Status::Superseded));
+    assert_eq!(
+        (h[0].status, h[1].status),
+        (Status::Accepted, Status::Superseded)
+    );
     assert!(h[0].recorded_to.is_some() && h[1].recorded_to.is_none());
 
     // Superseding a superseded record is refused and names the replacement.
     let err = mem.supersede(a, NewRecord::decision("x", "y")).unwrap_err();
-    assert!(matches!(err, Error::Conflict(ref m) if m.contains(&b.to_string())), "{err}");
+    assert!(
+        matches!(err, Error::Conflict(ref m) if m.contains(&b.to_string())),
+        "{err}"
+    );
 }
 
 #[test]
@@ -53,8 +74,12 @@ fn as_of_answers_what_was_decided_at_a_time() {
     let a = mem
         .add(decision_at("Store in JSON files", "x", "2024-01-01"))
         .unwrap();
-    let b = mem.supersede(a, decision_at("Store in SQLite", "y", "2024-06-01")).unwrap();
-    let other = mem.add(decision_at("Use tokio", "z", "2024-03-01")).unwrap();
+    let b = mem
+        .supersede(a, decision_at("Store in SQLite", "y", "2024-06-01"))
+        .unwrap();
+    let other = mem
+        .add(decision_at("Use tokio", "z", "2024-03-01"))
+        .unwrap();
     mem.deprecate(other).unwrap();
 
     let at = |d: &str| titles(&mem.as_of(parse_time(d).unwrap()).unwrap());
@@ -93,10 +118,14 @@ fn as_of_commit_uses_the_commit_time() {
     crate::guards::git_init(&repo);
     crate::guards::commit_file(&repo, "a.txt", "a", "first", "2024-02-01T00:00:00Z");
     let a = mem.add(decision_at("Old way", "x", "2024-01-01")).unwrap();
-    mem.supersede(a, decision_at("New way", "y", "2024-05-01")).unwrap();
+    mem.supersede(a, decision_at("New way", "y", "2024-05-01"))
+        .unwrap();
     let recs = mem.as_of_commit(&repo, "HEAD").unwrap();
     assert_eq!(titles(&recs), ["Old way"]);
-    assert!(matches!(mem.as_of_commit(&repo, "nope"), Err(Error::Git(_))));
+    assert!(matches!(
+        mem.as_of_commit(&repo, "nope"),
+        Err(Error::Git(_))
+    ));
 }
 
 #[test]
@@ -118,7 +147,10 @@ fn invalid_records_are_refused_and_nothing_is_written() {
     let mut bad = NewRecord::decision("ok", "x");
     bad.scope.paths.push("src/[".into());
     assert!(matches!(mem.add(bad), Err(Error::Invalid(_))));
-    assert!(matches!(mem.add(NewRecord::decision("  ", "x")), Err(Error::Invalid(_))));
+    assert!(matches!(
+        mem.add(NewRecord::decision("  ", "x")),
+        Err(Error::Invalid(_))
+    ));
     // A batch with one bad change writes none of it.
     let good = NewRecord::decision("good", "x");
     let mut bad = NewRecord::decision("bad", "x");
@@ -126,7 +158,6 @@ fn invalid_records_are_refused_and_nothing_is_written() {
         regex: "(".into(),
         paths: None,
     });
-    use lightsout_memory::{Change, Store};
     assert!(
         mem.store()
             .apply(&[Change::Put(good), Change::Put(bad)])
@@ -141,9 +172,18 @@ fn status_changes_and_lists() {
     let mut p = NewRecord::new(Kind::Pattern, "Errors with thiserror");
     p.status = Status::Proposed;
     let id = mem.add(p).unwrap();
-    assert!(mem.as_of(now()).unwrap().is_empty(), "proposals are not in force");
-    assert_eq!(mem.set_status(id, Status::Accepted).unwrap(), Outcome::Updated);
-    assert_eq!(mem.set_status(id, Status::Accepted).unwrap(), Outcome::Unchanged);
+    assert!(
+        mem.as_of(now()).unwrap().is_empty(),
+        "proposals are not in force"
+    );
+    assert_eq!(
+        mem.set_status(id, Status::Accepted).unwrap(),
+        Outcome::Updated
+    );
+    assert_eq!(
+        mem.set_status(id, Status::Accepted).unwrap(),
+        Outcome::Unchanged
+    );
     assert_eq!(mem.as_of(now()).unwrap().len(), 1);
     assert!(matches!(
         mem.set_status(id, Status::Superseded),
@@ -163,7 +203,8 @@ fn threads_with_their_own_connections_lose_no_write() {
             s.spawn(move || {
                 let mem = Memory::open(path).unwrap();
                 for i in 0..25 {
-                    mem.add(NewRecord::decision(format!("t{t} r{i}"), "x")).unwrap();
+                    mem.add(NewRecord::decision(format!("t{t} r{i}"), "x"))
+                        .unwrap();
                     mem.record_lesson(lightsout_memory::Fingerprint {
                         requirement: "REQ-1".into(),
                         category: "timeout".into(),

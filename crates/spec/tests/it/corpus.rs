@@ -44,7 +44,10 @@ fn every_corpus_file_parses_and_checks_without_panic() {
         let text = String::from_utf8_lossy(&bytes);
         let diags = check(&spec, &text, &CheckOptions::default());
         for d in diags {
-            assert!(d.span.start <= d.span.end && d.span.end <= text.len(), "{f:?}: {d:?}");
+            assert!(
+                d.span.start <= d.span.end && d.span.end <= text.len(),
+                "{f:?}: {d:?}"
+            );
             assert!(d.span.line >= 1 && d.span.column >= 1);
         }
     }
@@ -76,9 +79,15 @@ fn openspec_cli_validate_has_a_code_fenced_scenario_heading_that_is_not_counted(
     let f = corpus_dir().join("openspec/specs/cli-validate/spec.md");
     let (spec, _, _) = read(&f, None).expect("read");
     let n: usize = spec.requirements.iter().map(|r| r.scenarios.len()).sum();
-    assert_eq!(n, 31, "32 `#### Scenario:` lines, one of them inside a ``` fence");
+    assert_eq!(
+        n, 31,
+        "32 `#### Scenario:` lines, one of them inside a ``` fence"
+    );
     assert_eq!(spec.meta.id, "cli-validate");
-    assert_eq!(spec.requirements[0].id, "validation-shall-provide-actionable-remediation-steps");
+    assert_eq!(
+        spec.requirements[0].id,
+        "validation-shall-provide-actionable-remediation-steps"
+    );
 }
 
 #[test]
@@ -87,7 +96,11 @@ fn openspec_delta_operations_are_read() {
     let (spec, text, mut d) = read(&f, None).expect("read");
     d.extend(check(&spec, &text, &CheckOptions::default()));
     assert_eq!(spec.dialect, Dialect::OpenSpecDelta);
-    assert!(spec.requirements.iter().all(|r| r.delta == Some(lightsout_spec::DeltaOp::Added)));
+    assert!(
+        spec.requirements
+            .iter()
+            .all(|r| r.delta == Some(lightsout_spec::DeltaOp::Added))
+    );
     assert!(d.is_empty(), "{d:?}");
 }
 
@@ -100,19 +113,31 @@ fn kiro_ears_criteria_are_requirements() {
     // Every numbered criterion under "#### Acceptance Criteria" is a requirement `N.M`.
     let r11 = spec.requirement("1.1").expect("1.1");
     assert!(r11.statements[0].normative);
-    assert_eq!(r11.statements[0].ears, Some(lightsout_spec::EarsPattern::EventDriven));
+    assert_eq!(
+        r11.statements[0].ears,
+        Some(lightsout_spec::EarsPattern::EventDriven)
+    );
     assert_eq!(r11.statements[0].system.as_deref(), Some("system"));
     assert_eq!(r11.scenarios[0].steps.len(), 2);
     let criteria = src
         .lines()
         .filter(|l| {
             let t = l.trim_start();
-            t.split_once(". ").is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty())
+            t.split_once(". ")
+                .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty())
                 && !l.starts_with(' ')
         })
         .count();
-    assert!(spec.requirements.len() >= 150, "{}", spec.requirements.len());
-    assert!(spec.requirements.len() <= criteria, "{} > {criteria}", spec.requirements.len());
+    assert!(
+        spec.requirements.len() >= 150,
+        "{}",
+        spec.requirements.len()
+    );
+    assert!(
+        spec.requirements.len() <= criteria,
+        "{} > {criteria}",
+        spec.requirements.len()
+    );
     assert!(spec.glossary.len() >= 30);
 }
 
@@ -133,7 +158,10 @@ fn spec_kit_template_is_all_leftovers_and_markers() {
     d.extend(check(&spec, &text, &CheckOptions::default()));
     assert_eq!(spec.dialect, Dialect::SpecKit);
     assert!(spec.requirement("FR-001").is_some());
-    assert!(spec.requirement("US-1").is_some_and(|r| r.scenarios.len() == 2));
+    assert!(
+        spec.requirement("US-1")
+            .is_some_and(|r| r.scenarios.len() == 2)
+    );
     assert_eq!(spec.success_criteria.len(), 4);
     let leftovers = d.iter().filter(|d| d.code == "LS205").count();
     let markers = d.iter().filter(|d| d.code == "LS204").count();
@@ -147,9 +175,19 @@ fn discover_skips_companions_and_is_sorted() {
     let files = discover(&corpus_dir()).expect("discover");
     let names: Vec<String> = files
         .iter()
-        .map(|f| f.strip_prefix(corpus_dir()).expect("prefix").display().to_string())
+        .map(|f| {
+            f.strip_prefix(corpus_dir())
+                .expect("prefix")
+                .display()
+                .to_string()
+        })
         .collect();
-    assert!(names.iter().all(|n| n.ends_with("spec.md") || n.ends_with("requirements.md")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with("spec.md") || n.ends_with("requirements.md")),
+        "{names:?}"
+    );
     assert_eq!(names.len(), 29);
     let mut sorted = files.clone();
     sorted.sort();

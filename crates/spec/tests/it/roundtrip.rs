@@ -1,7 +1,8 @@
 //! show → parse round trips and no-panic on arbitrary input (proptest).
 
-use lightsout_spec::{Spec, Span, parse, render::to_markdown};
+use lightsout_spec::{Span, Spec, parse, render::to_markdown};
 use proptest::prelude::*;
+use std::fmt::Write as _;
 
 /// The spec with every span zeroed and the path dropped: what the round trip preserves.
 fn strip(spec: &Spec) -> serde_json::Value {
@@ -17,7 +18,10 @@ fn zero(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(o) => {
             if o.contains_key("span") {
-                o.insert("span".into(), serde_json::to_value(Span::default()).expect("span"));
+                o.insert(
+                    "span".into(),
+                    serde_json::to_value(Span::default()).expect("span"),
+                );
             }
             for x in o.values_mut() {
                 zero(x);
@@ -38,13 +42,15 @@ fn roundtrips(src: &str) -> Result<(), TestCaseError> {
 
 #[test]
 fn bundled_example_roundtrips() {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/specs/url-shortener.md");
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/specs/url-shortener.md");
     let src = std::fs::read_to_string(p).expect("example");
     roundtrips(&src).expect("round trip");
 }
 
 fn words() -> impl Strategy<Value = String> {
-    prop::collection::vec("[a-z]{1,8}|[0-9]{1,3}|`x_y`|\\*|_|#|\\[a\\]|<b>|ms", 1..8).prop_map(|w| w.join(" "))
+    prop::collection::vec("[a-z]{1,8}|[0-9]{1,3}|`x_y`|\\*|_|#|\\[a\\]|<b>|ms", 1..8)
+        .prop_map(|w| w.join(" "))
 }
 
 prop_compose! {
@@ -58,14 +64,14 @@ prop_compose! {
         let mut s = format!("### REQ-{i}: {title}\n");
         if !deps.is_empty() {
             let d: Vec<String> = deps.iter().map(|d| format!("REQ-{d}")).collect();
-            s.push_str(&format!("Depends on: {}\n", d.join(", ")));
+            let _ = writeln!(s, "Depends on: {}", d.join(", "));
         }
-        s.push_str(&format!("When {body}, the service {verb} answer.\n\n"));
+        let _ = write!(s, "When {body}, the service {verb} answer.\n\n");
         for (name, steps) in scenarios {
-            s.push_str(&format!("#### Scenario: {name}\n"));
+            let _ = writeln!(s, "#### Scenario: {name}");
             for (k, t) in steps {
                 let kw = ["GIVEN", "WHEN", "THEN", "AND", "BUT"][k];
-                s.push_str(&format!("- **{kw}** {t}\n"));
+                let _ = writeln!(s, "- **{kw}** {t}");
             }
             s.push('\n');
         }
@@ -92,19 +98,19 @@ fn doc() -> impl Strategy<Value = String> {
             }
             s.push_str("## Anti-spec\n");
             for (i, a) in anti.iter().enumerate() {
-                s.push_str(&format!("- ANTI-{i}: {a}\n"));
+                let _ = writeln!(s, "- ANTI-{i}: {a}");
             }
             s.push_str("\n## Constraints\n");
             for c in &cons {
-                s.push_str(&format!("- {c} 5 ms\n"));
+                let _ = writeln!(s, "- {c} 5 ms");
             }
             s.push_str("\n## Verification gate\n");
             for (p, k) in gate {
-                s.push_str(&format!("- Wilson lower bound of at least {p:.2} over {k} trials\n"));
+                let _ = writeln!(s, "- Wilson lower bound of at least {p:.2} over {k} trials");
             }
             s.push_str("\n## Glossary\n");
             for (t, d) in gloss {
-                s.push_str(&format!("- **{t}**: {d}\n"));
+                let _ = writeln!(s, "- **{t}**: {d}");
             }
             s
         })

@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 fn next_link(h: &reqwest::header::HeaderMap) -> Option<String> {
     let link = h.get("link")?.to_str().ok()?;
-    link.split(", ").find(|p| p.ends_with("rel=\"next\"")).map(|p| p[1..p.find('>').unwrap()].to_string())
+    link.split(", ")
+        .find(|p| p.ends_with("rel=\"next\""))
+        .map(|p| p[1..p.find('>').unwrap()].to_string())
 }
 
 #[tokio::test]
@@ -15,9 +17,22 @@ async fn issues_crud_comments_and_link_pagination() {
     let (c, url) = (client(), server.url());
     let repo = format!("{url}/repos/octocat/hello-world");
     for i in 0..5 {
-        let r = c.post(format!("{repo}/issues")).header("authorization", "token ghp_twin_octocat").json(&json!({"title": format!("bug {i}")})).send().await.unwrap();
+        let r = c
+            .post(format!("{repo}/issues"))
+            .header("authorization", "token ghp_twin_octocat")
+            .json(&json!({"title": format!("bug {i}")}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
-        assert!(r.headers()["x-ratelimit-remaining"].to_str().unwrap().parse::<u64>().unwrap() < 5000);
+        assert!(
+            r.headers()["x-ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                < 5000
+        );
         assert_eq!(r.headers()["x-ratelimit-limit"], "5000");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["number"], i + 1);
@@ -32,7 +47,11 @@ async fn issues_crud_comments_and_link_pagination() {
         assert_eq!(r.status(), 200);
         next = next_link(r.headers());
         let items: Vec<Value> = r.json().await.unwrap();
-        titles.extend(items.iter().map(|i| i["title"].as_str().unwrap().to_string()));
+        titles.extend(
+            items
+                .iter()
+                .map(|i| i["title"].as_str().unwrap().to_string()),
+        );
         pages += 1;
     }
     assert_eq!(pages, 3);
@@ -40,25 +59,87 @@ async fn issues_crud_comments_and_link_pagination() {
     // Update with ETag precondition, then close; closed issues leave the default (open) list.
     let got = c.get(format!("{repo}/issues/2")).send().await.unwrap();
     let etag = got.headers()["etag"].to_str().unwrap().to_string();
-    let stale = c.patch(format!("{repo}/issues/2")).bearer_auth("ghp_twin_octocat").header("if-match", "\"stale\"").json(&json!({"state": "closed"})).send().await.unwrap();
+    let stale = c
+        .patch(format!("{repo}/issues/2"))
+        .bearer_auth("ghp_twin_octocat")
+        .header("if-match", "\"stale\"")
+        .json(&json!({"state": "closed"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stale.status(), 412);
-    let closed: Value = c.patch(format!("{repo}/issues/2")).bearer_auth("ghp_twin_octocat").header("if-match", etag).json(&json!({"state": "closed"})).send().await.unwrap().json().await.unwrap();
+    let closed: Value = c
+        .patch(format!("{repo}/issues/2"))
+        .bearer_auth("ghp_twin_octocat")
+        .header("if-match", etag)
+        .json(&json!({"state": "closed"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(closed["state"], "closed");
-    let open: Vec<Value> = c.get(format!("{repo}/issues")).send().await.unwrap().json().await.unwrap();
+    let open: Vec<Value> = c
+        .get(format!("{repo}/issues"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(open.len(), 4);
-    let all: Vec<Value> = c.get(format!("{repo}/issues?state=all")).send().await.unwrap().json().await.unwrap();
+    let all: Vec<Value> = c
+        .get(format!("{repo}/issues?state=all"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(all.len(), 5);
     // Comments.
-    let cm = c.post(format!("{repo}/issues/1/comments")).bearer_auth("ghp_twin_octocat").json(&json!({"body": "same here"})).send().await.unwrap();
+    let cm = c
+        .post(format!("{repo}/issues/1/comments"))
+        .bearer_auth("ghp_twin_octocat")
+        .json(&json!({"body": "same here"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cm.status(), 201);
-    let list: Vec<Value> = c.get(format!("{repo}/issues/1/comments")).send().await.unwrap().json().await.unwrap();
+    let list: Vec<Value> = c
+        .get(format!("{repo}/issues/1/comments"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list[0]["body"], "same here");
     assert_eq!(list[0]["user"]["login"], "octocat");
-    assert_eq!(c.post(format!("{repo}/issues/99/comments")).bearer_auth("ghp_twin_octocat").json(&json!({"body": "x"})).send().await.unwrap().status(), 404);
+    assert_eq!(
+        c.post(format!("{repo}/issues/99/comments"))
+            .bearer_auth("ghp_twin_octocat")
+            .json(&json!({"body": "x"}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     // Validation in GitHub's shape.
-    let bad = c.post(format!("{repo}/issues")).bearer_auth("ghp_twin_octocat").json(&json!({"body": "no title"})).send().await.unwrap();
+    let bad = c
+        .post(format!("{repo}/issues"))
+        .bearer_auth("ghp_twin_octocat")
+        .json(&json!({"body": "no title"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 422);
-    assert_eq!(bad.json::<Value>().await.unwrap()["message"], "Validation Failed");
+    assert_eq!(
+        bad.json::<Value>().await.unwrap()["message"],
+        "Validation Failed"
+    );
 }
 
 #[tokio::test]
@@ -69,14 +150,57 @@ async fn private_repositories_are_404_and_auth_errors_match_github() {
     let anon = c.get(&private).send().await.unwrap();
     assert_eq!(anon.status(), 404);
     assert_eq!(anon.json::<Value>().await.unwrap()["message"], "Not Found");
-    assert_eq!(c.get(&private).bearer_auth("ghp_twin_hubot").send().await.unwrap().status(), 404);
-    assert_eq!(c.get(format!("{private}/issues")).bearer_auth("ghp_twin_hubot").send().await.unwrap().status(), 404);
-    assert_eq!(c.get(&private).bearer_auth("ghp_twin_octocat").send().await.unwrap().status(), 200);
-    let bad = c.get(&private).bearer_auth("ghp_wrong").send().await.unwrap();
+    assert_eq!(
+        c.get(&private)
+            .bearer_auth("ghp_twin_hubot")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        c.get(format!("{private}/issues"))
+            .bearer_auth("ghp_twin_hubot")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        c.get(&private)
+            .bearer_auth("ghp_twin_octocat")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let bad = c
+        .get(&private)
+        .bearer_auth("ghp_wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 401);
-    assert_eq!(bad.json::<Value>().await.unwrap()["message"], "Bad credentials");
-    let no_auth = c.post(format!("{url}/repos/octocat/hello-world/issues")).json(&json!({"title": "x"})).send().await.unwrap();
+    assert_eq!(
+        bad.json::<Value>().await.unwrap()["message"],
+        "Bad credentials"
+    );
+    let no_auth = c
+        .post(format!("{url}/repos/octocat/hello-world/issues"))
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_auth.status(), 401);
-    let no_scope = c.post(format!("{url}/repos/octocat/hello-world/issues")).bearer_auth("ghp_twin_hubot").json(&json!({"title": "x"})).send().await.unwrap();
+    let no_scope = c
+        .post(format!("{url}/repos/octocat/hello-world/issues"))
+        .bearer_auth("ghp_twin_hubot")
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_scope.status(), 403);
 }

@@ -4,12 +4,17 @@ use lightsout_twin::{ServerHandle, Twin, TwinOptions, TwinServer, builtin};
 use std::net::SocketAddr;
 
 pub(crate) fn opts() -> TwinOptions {
-    TwinOptions { latency: false, ..TwinOptions::default() }
+    TwinOptions {
+        latency: false,
+        ..TwinOptions::default()
+    }
 }
 
 pub(crate) async fn serve(name: &str) -> (Twin, ServerHandle) {
     let twin = builtin::load(name, opts()).unwrap();
-    let server = TwinServer::start(vec![twin.clone()], SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let server = TwinServer::start(vec![twin.clone()], SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
     (twin, server)
 }
 
@@ -19,7 +24,15 @@ pub(crate) fn client() -> reqwest::Client {
 
 /// Advances the twin's virtual clock through the control API.
 pub(crate) async fn advance(c: &reqwest::Client, url: &str, ms: u64) -> u64 {
-    let r: serde_json::Value = c.post(format!("{url}/__twin/clock")).json(&serde_json::json!({"advance_ms": ms})).send().await.unwrap().json().await.unwrap();
+    let r: serde_json::Value = c
+        .post(format!("{url}/__twin/clock"))
+        .json(&serde_json::json!({"advance_ms": ms}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     r["now_ms"].as_u64().unwrap()
 }
 
@@ -31,9 +44,21 @@ pub(crate) struct Httpbin {
 
 impl Httpbin {
     pub(crate) async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = std::process::Command::new("python3")
-            .args(["-m", "gunicorn", "-w", "2", "-b", &format!("127.0.0.1:{port}"), "httpbin:app"])
+            .args([
+                "-m",
+                "gunicorn",
+                "-w",
+                "2",
+                "-b",
+                &format!("127.0.0.1:{port}"),
+                "httpbin:app",
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -42,7 +67,11 @@ impl Httpbin {
         let c = client();
         // Readiness: poll until gunicorn answers (bounded, ~15 s).
         for _ in 0..300 {
-            if c.get(format!("{url}/get")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if c.get(format!("{url}/get"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Httpbin { child, url };
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

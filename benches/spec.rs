@@ -1,0 +1,89 @@
+//! Spec stage: parse + check throughput, side by side with a raw pulldown-cmark parse of the
+//! same bytes (the floor any markdown-based checker pays). Goal: parse + check at no less
+//! than 0.5× the raw parse's throughput.
+//!
+//! Inputs: the bundled example, the largest Kiro requirements file of the corpus, and all 19
+//! OpenSpec specs concatenated by file (each parsed separately).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use lightsout_spec::{CheckOptions, check, parse};
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn openspec_files(dir: &Path, out: &mut Vec<Vec<u8>>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            openspec_files(&p, out);
+        } else if p.file_name().is_some_and(|n| n == "spec.md") {
+            out.push(std::fs::read(&p).expect("read corpus file"));
+        }
+    }
+}
+
+fn raw(bytes: &[u8]) -> usize {
+    let text = std::str::from_utf8(bytes).expect("utf-8");
+    pulldown_cmark::Parser::new_ext(text, pulldown_cmark::Options::ENABLE_TASKLISTS)
+        .into_offset_iter()
+        .count()
+}
+
+fn ours(bytes: &[u8]) -> usize {
+    let (spec, mut d) = parse(bytes, None, None);
+    let text = std::str::from_utf8(bytes).expect("utf-8");
+    d.extend(check(&spec, text, &CheckOptions::default()));
+    d.len() + spec.requirements.len()
+}
+
+fn bench(c: &mut Criterion) {
+    let corpus = root().join("crates/spec/tests/corpus");
+    let mut inputs: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "example",
+            vec![std::fs::read(root().join("examples/specs/url-shortener.md")).expect("example")],
+        ),
+        (
+            "kiro-raft",
+            vec![std::fs::read(corpus.join("kiro/raft-consensus/requirements.md")).expect("kiro")],
+        ),
+    ];
+    let mut os = Vec::new();
+    openspec_files(&corpus.join("openspec"), &mut os);
+    inputs.push(("openspec-19", os));
+
+    let mut g = c.benchmark_group("spec");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for (name, files) in &inputs {
+        let bytes: usize = files.iter().map(Vec::len).sum();
+        g.throughput(Throughput::Bytes(bytes as u64));
+        g.bench_with_input(
+            BenchmarkId::new("pulldown-cmark raw", name),
+            files,
+            |b, f| {
+                b.iter(|| f.iter().map(|x| raw(black_box(x))).sum::<usize>());
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("lightsout parse+check", name),
+            files,
+            |b, f| {
+                b.iter(|| f.iter().map(|x| ours(black_box(x))).sum::<usize>());
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

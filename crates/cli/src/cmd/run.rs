@@ -1,0 +1,337 @@
+//! `lightsout run`: parses arguments, loads specs and `lightsout.toml`, wires the factory and
+//! shows progress. The run loop lives in `lightsout-factory`.
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lightsout_factory::{
+    Config, Event, EventSink, Factory, Planner as _, RunOptions, RunState, SpecPlanner, TaskStatus,
+};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Progress and a summary for people.
+    Human,
+    /// One JSON summary object on stdout.
+    Json,
+}
+
+/// `lightsout run [SPEC...] [--resume ID] [--jobs N] [--format human|json]`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Spec files or directories to build (default: `specs/` in the repository).
+    #[arg(value_name = "SPEC")]
+    specs: Vec<PathBuf>,
+    /// Resume run ID after a crash or kill; finished tasks are not redone.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["specs", "run_id"])]
+    resume: Option<String>,
+    /// Agents working at once (default: `[run] jobs` in lightsout.toml).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: Option<u16>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// The configuration file (default: lightsout.toml at the repository root).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Name the run (default: UTC date, time and process id).
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
+}
+
+/// Progress on stderr: an indicatif bar on a terminal, plain lines otherwise.
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    fn new(human: bool) -> Self {
+        let bar = if human {
+            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tasks {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        Progress { bar }
+    }
+
+    fn line(&self, human: bool, s: &str) {
+        if !human {
+            return;
+        }
+        if self.bar.is_hidden() {
+            eprintln!("{s}");
+        } else {
+            self.bar.println(s);
+        }
+    }
+}
+
+struct Sink {
+    progress: Progress,
+    human: bool,
+}
+
+impl EventSink for Sink {
+    fn emit(&self, e: &Event) {
+        let p = &self.progress;
+        match e {
+            Event::RunStarted {
+                run_id,
+                tasks,
+                done,
+                resumed,
+            } => {
+                p.bar.set_length(*tasks as u64);
+                p.bar.set_position(*done as u64);
+                p.line(
+                    self.human,
+                    &format!(
+                        "{} run {run_id} ({tasks} tasks)",
+                        if *resumed { "resuming" } else { "starting" }
+                    ),
+                );
+            }
+            Event::AttemptStarted {
+                task,
+                attempt,
+                agent,
+            } => {
+                p.bar.set_message(format!("{task}: attempt {attempt}"));
+                p.line(
+                    self.human,
+                    &format!("  {task}: attempt {attempt} by {agent}"),
+                );
+            }
+            Event::AttemptFinished {
+                task,
+                attempt,
+                passed: false,
+                failed_stage,
+                ..
+            } => p.line(
+                self.human,
+                &format!(
+                    "  {task}: attempt {attempt} failed at {}",
+                    failed_stage.as_deref().unwrap_or("?")
+                ),
+            ),
+            Event::TaskPassed { task } => {
+                p.line(self.human, &format!("  {task}: passed, queued for merge"));
+            }
+            Event::Merged { task, commit } => {
+                p.bar.inc(1);
+                p.line(
+                    self.human,
+                    &format!(
+                        "  {task}: merged, main is at {}",
+                        &commit[..commit.len().min(10)]
+                    ),
+                );
+            }
+            Event::MergeReverted { task, .. } => p.line(
+                self.human,
+                &format!(
+                    "  {task}: the merged result regressed; main untouched, back to the agent"
+                ),
+            ),
+            Event::ConflictRouted { task, to, files } => p.line(
+                self.human,
+                &format!(
+                    "  {task}: rebase conflict in {}; routed to {to}",
+                    files.join(", ")
+                ),
+            ),
+            Event::TaskFailed { task, reason } => {
+                p.bar.inc(1);
+                let first = reason.lines().next().unwrap_or("");
+                p.line(self.human, &format!("  {task}: FAILED: {first}"));
+            }
+            Event::TaskBlocked { task, by } => {
+                p.bar.inc(1);
+                p.line(self.human, &format!("  {task}: blocked by {by}"));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn load_specs(paths: &[PathBuf], repo: &Path) -> anyhow::Result<Vec<lightsout_spec::Spec>> {
+    let paths = if paths.is_empty() {
+        vec![repo.join("specs")]
+    } else {
+        paths.to_vec()
+    };
+    let mut specs = Vec::new();
+    for p in &paths {
+        let files = lightsout_spec::discover(p)
+            .with_context(|| format!("finding specs in {}", p.display()))?;
+        for f in files {
+            let (spec, _source, diags) = lightsout_spec::read(&f, None)?;
+            let errors: Vec<_> = diags
+                .iter()
+                .filter(|d| d.severity == lightsout_spec::Severity::Error)
+                .collect();
+            if let Some(d) = errors.first() {
+                anyhow::bail!(
+                    "{}: {} ({}); run `lightsout spec check {}` and fix it first",
+                    f.display(),
+                    d.message,
+                    d.code,
+                    f.display()
+                );
+            }
+            specs.push(spec);
+        }
+    }
+    if specs.is_empty() {
+        anyhow::bail!("no specs found; pass spec files or put them in specs/");
+    }
+    Ok(specs)
+}
+
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let repo = lightsout_factory::repo_root(&cwd).await?;
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| repo.join("lightsout.toml"));
+    let config = Config::load(&config_path)?;
+    let human = args.format == Format::Human;
+    let sink = Arc::new(Sink {
+        progress: Progress::new(human),
+        human,
+    });
+    let factory = Factory::new(&repo, config)?.with_events(sink.clone());
+    let jobs = args.jobs.map(usize::from);
+    let state = if let Some(id) = &args.resume {
+        factory.resume(id, jobs).await?
+    } else {
+        let specs = load_specs(&args.specs, &repo)?;
+        let plan = SpecPlanner.plan(&specs)?;
+        factory
+            .run(
+                plan,
+                RunOptions {
+                    run_id: args.run_id.clone(),
+                    jobs,
+                },
+            )
+            .await?
+    };
+    sink.progress.bar.finish_and_clear();
+    let report = factory.runs_dir().join(&state.run_id).join("report.json");
+    print_summary(&state, &report, args.format)?;
+    let t = state.totals();
+    Ok(if t.merged == t.tasks {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_summary(state: &RunState, report: &Path, format: Format) -> anyhow::Result<()> {
+    let t = state.totals();
+    let replay = state
+        .tasks
+        .iter()
+        .flat_map(|s| &s.attempts)
+        .any(|a| a.replay);
+    if format == Format::Json {
+        let tasks: Vec<_> = state
+            .tasks
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.task.id,
+                    "status": s.status,
+                    "attempts": s.attempts.len(),
+                    "agent": s.attempts.last().map(|a| a.agent.clone()),
+                    "cost_usd": s.cost_usd(),
+                    "tokens": s.tokens(),
+                    "merge_commit": s.merge_commit,
+                    "failure": s.failure,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "run_id": state.run_id,
+            "replay": replay,
+            "main": state.main,
+            "main_head": state.main_head,
+            "totals": t,
+            "tasks": tasks,
+            "report": report,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "run {}: {} of {} tasks merged, {} failed, {} blocked; {} attempts, {} tokens, ${:.4}{}",
+        state.run_id,
+        t.merged,
+        t.tasks,
+        t.failed,
+        t.blocked,
+        t.attempts,
+        t.tokens,
+        t.cost_usd,
+        if replay {
+            " (agent: a REPLAY of a recorded trajectory, not a live agent)"
+        } else {
+            ""
+        }
+    );
+    for s in &state.tasks {
+        let status = match s.status {
+            TaskStatus::Merged => "merged",
+            TaskStatus::Failed => "FAILED",
+            TaskStatus::Blocked => "blocked",
+            TaskStatus::Rerouted => "rerouted",
+            _ => "unfinished",
+        };
+        println!(
+            "  {:<20} {:<10} {} attempt(s) {:<22} {}",
+            s.task.id,
+            status,
+            s.attempts.len(),
+            s.attempts.last().map_or("-", |a| a.agent.as_str()),
+            s.merge_commit
+                .as_deref()
+                .map_or_else(
+                    || s.failure.clone().unwrap_or_default(),
+                    |c| c[..c.len().min(10)].to_owned()
+                )
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+    }
+    println!(
+        "{} is at {}; report: {}",
+        state.main,
+        &state.main_head[..state.main_head.len().min(10)],
+        report.display()
+    );
+    if t.unfinished > 0 {
+        println!("resume with: lightsout run --resume {}", state.run_id);
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! `lightsout plan ...` end to end: the real binary on real task lists and specs.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn graph_corpus(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../graph/tests/corpus")
+        .join(rel)
+}
+
+fn lightsout() -> Command {
+    let mut c = Command::cargo_bin("lightsout").expect("binary built");
+    c.env("NO_COLOR", "1");
+    c
+}
+
+fn json(out: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(out).expect("stdout is JSON")
+}
+
+const STORAGE: &str = "---
+id: storage
+title: Storage
+kind: architectural
+version: 1
+status: ready
+---
+## Intent
+Where links live.
+
+## Behaviour
+### REQ-1: Schema
+The store SHALL keep links in SQLite.
+Touches: src/db/**
+";
+
+const SHORTENER_V1: &str = "---
+id: shortener
+title: Shortener
+kind: feature
+version: 1
+status: ready
+depends_on: [storage]
+---
+## Intent
+Short links.
+
+## Behaviour
+### REQ-1: Create a short link
+When a user posts a URL, the service shall return a short code.
+Touches: src/api/**
+
+### REQ-2: Resolve a short link
+When a user opens a short code, the service shall redirect.
+Depends on: REQ-1
+Touches: src/api/**
+";
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("storage.md"), STORAGE).unwrap();
+    std::fs::write(dir.path().join("shortener.md"), SHORTENER_V1).unwrap();
+    dir
+}
+
+#[test]
+fn a_directory_of_specs_is_one_plan_with_the_architecture_first() {
+    let dir = project();
+    let out = lightsout()
+        .args(["plan", "--format", "json"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let plan = json(&out);
+    assert_eq!(plan["specs"][0]["id"], "storage");
+    assert_eq!(plan["specs"][0]["kind"], "architectural");
+    let waves = plan["waves"].as_array().unwrap();
+    assert_eq!(waves.len(), 3);
+    assert_eq!(waves[0], serde_json::json!(["storage#REQ-1"]));
+    assert_eq!(
+        plan["critical_path"]["tasks"],
+        serde_json::json!(["storage#REQ-1", "shortener#REQ-1", "shortener#REQ-2"])
+    );
+    assert_eq!(plan["ready"], serde_json::json!(["storage#REQ-1"]));
+}
+
+#[test]
+fn human_output_shows_waves_critical_path_and_ready_tasks_with_requirements() {
+    let dir = project();
+    lightsout()
+        .arg("plan")
+        .arg(dir.path())
+        .args(["--done", "storage#REQ-1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "critical path (3 task(s)): storage#REQ-1 → shortener#REQ-1 → shortener#REQ-2",
+        ))
+        .stdout(predicate::str::contains("ready now (1): shortener#REQ-1"))
+        .stdout(predicate::str::contains(
+            "[x] storage#REQ-1  Schema  (REQ-1)",
+        ))
+        .stdout(predicate::str::contains("wave 3 (1 task(s))"));
+}
+
+#[test]
+fn dot_and_mermaid_render() {
+    let dir = project();
+    lightsout()
+        .args(["plan", "--format", "dot"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("digraph plan {"))
+        .stdout(predicate::str::contains(
+            "\"storage#REQ-1\" -> \"shortener#REQ-1\"",
+        ));
+    lightsout()
+        .args(["plan", "--format", "mermaid"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("flowchart LR"))
+        .stdout(predicate::str::contains("n0 --> n1"));
+}
+
+#[test]
+fn a_cycle_exits_1_with_its_path_and_repair_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dir.path().join("tasks.json");
+    std::fs::write(
+        &tasks,
+        r#"{"tasks": [
+          {"id": 1, "title": "a", "dependencies": [3]},
+          {"id": 2, "title": "b", "dependencies": [1]},
+          {"id": 3, "title": "c", "dependencies": [2]}
+        ]}"#,
+    )
+    .unwrap();
+    lightsout()
+        .arg("plan")
+        .arg(&tasks)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("error[LS350]: dependency cycle:"))
+        .stderr(predicate::str::contains("#1 → "))
+        .stdout(predicate::str::contains("1 dependency cycle(s)"));
+    lightsout()
+        .arg("plan")
+        .arg(&tasks)
+        .arg("--repair")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning[LS364]"));
+}
+
+#[test]
+fn kiro_folder_and_an_unknown_done_id() {
+    let kiro = graph_corpus("kiro/ccache-adoption");
+    let out = lightsout()
+        .args(["plan", "--format", "json"])
+        .arg(&kiro)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let plan = json(&out);
+    assert_eq!(plan["tasks"].as_array().unwrap().len(), 7);
+    assert_eq!(plan["waves"].as_array().unwrap().len(), 4);
+    lightsout()
+        .arg("plan")
+        .arg(&kiro)
+        .args(["--done", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--done names `nope`"));
+}
+
+#[test]
+fn overlapping_touches_fail_only_under_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SHORTENER_V1
+        .replace("Depends on: REQ-1\n", "")
+        .replace("depends_on: [storage]\n", "");
+    std::fs::write(dir.path().join("shortener.md"), spec).unwrap();
+    lightsout()
+        .arg("plan")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning[LS357]"));
+    lightsout()
+        .arg("plan")
+        .arg(dir.path())
+        .arg("--strict")
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn impact_lists_the_tasks_a_spec_change_invalidates() {
+    let old = project();
+    let new = project();
+    let v2 = SHORTENER_V1.replace("version: 1", "version: 2").replace(
+        "return a short code.",
+        "return a short code of 7 characters.",
+    );
+    std::fs::write(new.path().join("shortener.md"), v2).unwrap();
+    let out = lightsout()
+        .args(["plan", "--format", "json", "--impact"])
+        .arg(old.path().join("shortener.md"))
+        .arg(new.path().join("shortener.md"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report = json(&out);
+    assert_eq!(report["changed"], serde_json::json!(["shortener#REQ-1"]));
+    let tasks: Vec<&str> = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(tasks, ["shortener#REQ-1", "shortener#REQ-2"]);
+    lightsout()
+        .args(["plan", "--impact"])
+        .arg(old.path())
+        .arg(new.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("invalidated tasks (2):"))
+        .stdout(
+            predicate::str::contains("shortener#REQ-2")
+                .and(predicate::str::contains("downstream of shortener#REQ-1")),
+        );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    lightsout().arg("plan").assert().code(2);
+    lightsout()
+        .args(["plan", "/definitely/not/here"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("error:"));
+}

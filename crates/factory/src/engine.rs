@@ -1,0 +1,229 @@
+//! [`EngineEvaluator`]: the holdout judged by `lightsout-eval`'s engine (scenario files,
+//! k trials, Wilson intervals, the gate, redacted feedback) against the software started
+//! from the task's worktree.
+
+use crate::Error;
+use crate::config::Redaction;
+use crate::stages::{EvalRequest, Evaluator, RequirementResult, Verdict};
+use async_trait::async_trait;
+use lightsout_eval::{
+    CommandTarget, GatePolicy, RedactLevel, RunOptions, Runner, StepLibrary, Suite, TargetConfig,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Runs the holdout scenarios in `holdout_dir` with the eval engine.
+///
+/// For each request it loads the suite, keeps the scenarios that satisfy a requested
+/// requirement (the task's and the regression bucket's), starts the target command in the
+/// worktree (`{port}` is a free loopback port), runs the trials, and judges with the gate
+/// policy. The verdict passes only when the gate passes and, with `require_all`, every
+/// requested requirement had at least one scenario. Feedback comes from
+/// `lightsout_eval::feedback` at the configured redaction level; the full result document
+/// is written to the run's `eval/` directory, never shown to the agent.
+#[derive(Debug, Clone)]
+pub struct EngineEvaluator {
+    /// The holdout directory (`*.scenario.md`, `*.feature`).
+    pub holdout_dir: PathBuf,
+    /// Shell command starting the software under test (`{port}` substituted), run in the
+    /// worktree.
+    pub target_command: String,
+    /// Readiness probe path.
+    pub ready_path: String,
+    /// Readiness timeout in ms.
+    pub ready_timeout_ms: u64,
+    /// Trials per scenario (the sequential gate may stop earlier), and the cap.
+    pub trials: u32,
+    /// Twins by name: an `http(s)://` base URL of a running twin, `builtin` for a built-in
+    /// twin of that name (`slack`, `github`, `okta`), or a twin directory. Non-URL twins are
+    /// loaded fresh and served on a loopback port for each evaluation (clean state per
+    /// trial run), and the target gets their URLs as `LIGHTSOUT_TWIN_<NAME>_URL`.
+    pub twins: BTreeMap<String, String>,
+    /// The gate policy.
+    pub policy: GatePolicy,
+    /// Environment of the target (allowlisted).
+    pub env: BTreeMap<String, String>,
+    /// Feedback redaction.
+    pub redaction: Redaction,
+    /// Fail requirements with no scenario.
+    pub require_all: bool,
+}
+
+fn level(r: Redaction) -> RedactLevel {
+    match r {
+        Redaction::None => RedactLevel::None,
+        Redaction::Requirement => RedactLevel::Requirement,
+        Redaction::Category => RedactLevel::Category,
+        Redaction::Full => RedactLevel::Full,
+    }
+}
+
+fn eval_err(e: impl std::fmt::Display) -> Error {
+    Error::Eval(e.to_string())
+}
+
+impl EngineEvaluator {
+    /// Serves the configured twins; returns name → URL and the server (stopped on drop).
+    async fn start_twins(
+        &self,
+    ) -> Result<
+        (
+            BTreeMap<String, String>,
+            Option<lightsout_twin::ServerHandle>,
+        ),
+        Error,
+    > {
+        let mut urls = BTreeMap::new();
+        let mut served = Vec::new();
+        for (name, how) in &self.twins {
+            if how.starts_with("http://") || how.starts_with("https://") {
+                urls.insert(name.clone(), how.trim_end_matches('/').to_owned());
+                continue;
+            }
+            let source = if how == "builtin" {
+                name.as_str()
+            } else {
+                how.as_str()
+            };
+            let twin = lightsout_twin::load(source, lightsout_twin::TwinOptions::default(), false)
+                .map_err(|e| Error::Eval(format!("twin `{name}` ({source}): {e}")))?;
+            served.push((name.clone(), twin));
+        }
+        if served.is_empty() {
+            return Ok((urls, None));
+        }
+        let names: Vec<String> = served.iter().map(|(n, _)| n.clone()).collect();
+        let handle = lightsout_twin::TwinServer::start(
+            served.into_iter().map(|(_, t)| t).collect(),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .map_err(|e| Error::Eval(format!("serving twins: {e}")))?;
+        for n in names {
+            let url = handle.url_of(&n).unwrap_or_else(|| handle.url());
+            urls.insert(n, url);
+        }
+        Ok((urls, Some(handle)))
+    }
+}
+
+#[async_trait]
+impl Evaluator for EngineEvaluator {
+    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
+        let mut wanted: Vec<String> = req.requirements.clone();
+        for r in &req.regression {
+            if !wanted.contains(r) {
+                wanted.push(r.clone());
+            }
+        }
+        let library = StepLibrary::builtin();
+        let (mut suite, diags): (Suite, _) =
+            Suite::load_dir(&self.holdout_dir, &library).map_err(eval_err)?;
+        let errors: Vec<String> = diags
+            .iter()
+            .filter(|d| d.severity == lightsout_spec::Severity::Error)
+            .map(|d| format!("{} {}", d.code, d.message))
+            .collect();
+        if !errors.is_empty() {
+            return Err(Error::Eval(format!(
+                "the holdout suite in {} has errors: {}",
+                self.holdout_dir.display(),
+                errors.join("; ")
+            )));
+        }
+        suite
+            .scenarios
+            .retain(|s| s.satisfies.iter().any(|r| wanted.contains(r)));
+        let mut results: Vec<RequirementResult> = Vec::new();
+        let mut gate_passed = true;
+        let mut feedback = String::new();
+        if !suite.scenarios.is_empty() {
+            let mut target = CommandTarget::new(self.target_command.clone());
+            target.ready_path.clone_from(&self.ready_path);
+            target.ready_timeout = Duration::from_millis(self.ready_timeout_ms);
+            target.cwd = Some(req.worktree.clone());
+            target.env = self
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let (twin_urls, _twin_server) = self.start_twins().await?;
+            let opts = RunOptions {
+                trials: self.trials.max(1),
+                max_trials: self.trials.max(1),
+                twins: twin_urls,
+                policy: self.policy.clone(),
+                ..RunOptions::default()
+            };
+            let runner = Runner::new(library).map_err(eval_err)?;
+            let run = runner
+                .run(&suite, &TargetConfig::Command(target), &opts)
+                .await
+                .map_err(eval_err)?;
+            let raw = req.artifacts_dir.join(format!(
+                "{}-{}-{}.json",
+                req.task_id,
+                req.attempt,
+                req.stage.as_str()
+            ));
+            let bytes = serde_json::to_vec_pretty(&run).map_err(eval_err)?;
+            crate::journal::write_atomic(&raw, &bytes)?;
+            gate_passed = run.gate.passed;
+            feedback = lightsout_eval::feedback(&run, level(self.redaction));
+            for id in &wanted {
+                let mut r = RequirementResult {
+                    id: id.clone(),
+                    trials: 0,
+                    passed: 0,
+                    category: None,
+                };
+                for s in run.scenarios.iter().filter(|s| s.satisfies.contains(id)) {
+                    r.trials += s.stats.trials;
+                    r.passed += s.stats.passes;
+                    if r.category.is_none() {
+                        r.category = s
+                            .trials
+                            .iter()
+                            .find_map(|t| t.failure)
+                            .map(|c| c.describe().to_owned());
+                    }
+                }
+                if r.trials > 0 || self.require_all {
+                    results.push(r);
+                }
+            }
+        } else if self.require_all {
+            results = wanted
+                .iter()
+                .map(|id| RequirementResult {
+                    id: id.clone(),
+                    trials: 0,
+                    passed: 0,
+                    category: Some("no holdout scenario".into()),
+                })
+                .collect();
+        }
+        let unverified: Vec<&RequirementResult> =
+            results.iter().filter(|r| r.trials == 0).collect();
+        let passed = gate_passed && (!self.require_all || unverified.is_empty());
+        if !passed && feedback.trim().is_empty() {
+            feedback = crate::stages::redact(&results, self.redaction);
+        } else if !unverified.is_empty() && self.require_all {
+            let extra = crate::stages::redact(
+                &unverified.into_iter().cloned().collect::<Vec<_>>(),
+                self.redaction,
+            );
+            feedback = format!("{}\n{extra}", feedback.trim_end());
+        }
+        Ok(Verdict {
+            passed,
+            requirements: results,
+            feedback: if passed {
+                String::new()
+            } else {
+                feedback.trim().to_owned()
+            },
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! [`DecisionMemory`]: `lightsout-memory` (`SQLite` decision memory) as the factory's
+//! [`Memory`] and [`Guard`].
+
+use crate::stages::{AttemptMetrics, Guard, GuardFinding, GuardRequest, Lesson, Memory};
+use crate::{Error, Task};
+use async_trait::async_trait;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Decision memory in `.lightsout/memory.db`:
+/// - context packs ([`lightsout_memory::Memory::context_pack`]) built from the task's
+///   title, requirements and spec excerpt, within `budget_tokens`;
+/// - guards ([`lightsout_memory::Memory::check_diff_text`]) on each attempt's diff: every
+///   violation of a settled decision is a blocking finding;
+/// - lessons ([`lightsout_memory::Memory::record_lesson`]) keyed by requirement and
+///   `stage: category`; a passing attempt records the requirement green, retiring lessons.
+///
+/// Per-attempt metrics are appended (and fsynced) as JSON lines to `metrics.jsonl` beside
+/// the database: the memory store has no metrics table.
+pub struct DecisionMemory {
+    mem: Mutex<lightsout_memory::Memory>,
+    metrics: PathBuf,
+    budget_tokens: usize,
+}
+
+impl std::fmt::Debug for DecisionMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionMemory")
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+fn mem_err(e: impl std::fmt::Display) -> Error {
+    Error::Stage {
+        stage: "memory",
+        message: e.to_string(),
+    }
+}
+
+impl DecisionMemory {
+    /// Opens (creating) the memory database at `db`; context packs get `budget_tokens`.
+    ///
+    /// # Errors
+    /// [`Error::Stage`] when the database cannot be opened.
+    pub fn open(db: &Path, budget_tokens: usize) -> Result<Self, Error> {
+        if let Some(dir) = db.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        }
+        let mem = lightsout_memory::Memory::open(db).map_err(mem_err)?;
+        Ok(DecisionMemory {
+            mem: Mutex::new(mem),
+            metrics: db.with_file_name("metrics.jsonl"),
+            budget_tokens,
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&lightsout_memory::Memory) -> Result<T, lightsout_memory::Error>,
+    ) -> Result<T, Error> {
+        let m = self
+            .mem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&m).map_err(mem_err)
+    }
+}
+
+#[async_trait]
+impl Memory for DecisionMemory {
+    async fn context_pack(&self, task: &Task) -> Result<String, Error> {
+        let query = format!(
+            "{} {} {}",
+            task.title,
+            task.requirement_ids.join(" "),
+            task.spec_excerpt
+        );
+        let pack = self.with(|m| m.context_pack(&query, &[], self.budget_tokens))?;
+        Ok(pack.markdown)
+    }
+
+    async fn record_attempt(&self, m: &AttemptMetrics) -> Result<(), Error> {
+        if m.passed {
+            for r in &m.requirements {
+                self.with(|mem| mem.record_green(r))?;
+            }
+        }
+        let mut line = serde_json::to_vec(m).map_err(mem_err)?;
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.metrics)
+            .map_err(|e| Error::io("open", &self.metrics, e))?;
+        f.write_all(&line)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::io("append", &self.metrics, e))
+    }
+
+    async fn record_lesson(&self, l: &Lesson) -> Result<(), Error> {
+        let category = l
+            .text
+            .lines()
+            .next()
+            .and_then(|first| first.rsplit(": ").next())
+            .unwrap_or("failed");
+        for r in &l.requirements {
+            let fp = lightsout_memory::model::Fingerprint {
+                requirement: r.clone(),
+                category: format!("{}: {category}", l.stage),
+                detail: l.text.clone(),
+            };
+            self.with(|m| m.record_lesson(fp))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Guard for DecisionMemory {
+    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
+        let report = self.with(|m| m.check_diff_text(&req.diff))?;
+        Ok(report
+            .violations
+            .into_iter()
+            .map(|v| GuardFinding {
+                rule: format!("{} ({})", v.record, v.title),
+                message: format!("{}: {}", v.path, v.message),
+                blocking: true,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,237 @@
+use lightsout_agent::testing::{FnAgent, RecordingAgent};
+use lightsout_agent::{AgentReport, Usage};
+use lightsout_factory::testing::{FnEvaluator, FnGuard, RecordingMemory};
+use lightsout_factory::{
+    Config, Event, Factory, GuardFinding, Plan, RequirementResult, RunOptions, Task, TaskStatus,
+    VecEvents, Verdict,
+};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn repo() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    git(d.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(d.path().join(".gitignore"), ".lightsout/\n").unwrap();
+    git(d.path(), &["add", "-A"]);
+    git(d.path(), &["commit", "-qm", "init"]);
+    d
+}
+
+fn task(id: &str, deps: &[&str]) -> Task {
+    Task {
+        id: id.into(),
+        title: format!("write {id}.txt"),
+        kind: "code".into(),
+        requirement_ids: vec![format!("R-{id}")],
+        depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+        estimate_hours: 1.0,
+        ..Task::default()
+    }
+}
+
+/// Passes a requirement `R-<id>` when `<id>.txt` holds `ok`.
+fn evaluator() -> FnEvaluator<
+    impl Fn(&lightsout_factory::EvalRequest) -> Result<Verdict, lightsout_factory::Error> + Send + Sync,
+> {
+    FnEvaluator(|req: &lightsout_factory::EvalRequest| {
+        let mut results = Vec::new();
+        for r in req.requirements.iter().chain(&req.regression) {
+            let file = req
+                .worktree
+                .join(format!("{}.txt", r.trim_start_matches("R-")));
+            let ok = std::fs::read_to_string(file).is_ok_and(|s| s.trim() == "ok");
+            results.push(RequirementResult {
+                id: r.clone(),
+                trials: 1,
+                passed: u32::from(ok),
+                category: Some("wrong content".into()),
+            });
+        }
+        let passed = results.iter().all(|r| r.passed == r.trials);
+        Ok(Verdict {
+            passed,
+            feedback: lightsout_factory::redact(
+                &results,
+                lightsout_factory::Redaction::Requirement,
+            ),
+            requirements: results,
+        })
+    })
+}
+
+#[tokio::test]
+async fn events_memory_and_context_flow_through_the_loop() {
+    let d = repo();
+    // B's first attempt writes the wrong content; the second is right.
+    let agent = Arc::new(RecordingAgent::new(FnAgent::new("fake", |ctx, ws| {
+        let content = if ctx.task_id == "B" && ctx.attempt == 1 {
+            "nope"
+        } else {
+            "ok"
+        };
+        std::fs::write(ws.root.join(format!("{}.txt", ctx.task_id)), content).unwrap();
+        let mut r = AgentReport::completed("fake", "wrote it");
+        r.usage = Usage {
+            input_tokens: 100,
+            output_tokens: 10,
+            cost_usd: Some(0.01),
+            wall_ms: 1,
+        };
+        Ok(r)
+    })));
+    let memory = Arc::new(RecordingMemory {
+        pack: "DEC-1: keep it simple".into(),
+        ..Default::default()
+    });
+    let events = Arc::new(VecEvents::default());
+    let factory = Factory::new(d.path(), Config::default())
+        .unwrap()
+        .with_default_agent(agent.clone())
+        .with_evaluator(Arc::new(evaluator()))
+        .with_memory(memory.clone())
+        .with_events(events.clone());
+    let plan = Plan {
+        tasks: vec![task("A", &[]), task("B", &["A"]), task("C", &[])],
+    };
+    let state = factory
+        .run(
+            plan,
+            RunOptions {
+                run_id: Some("t1".into()),
+                jobs: Some(2),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(state.tasks.iter().all(|t| t.status == TaskStatus::Merged));
+    assert_eq!(state.totals().attempts, 4);
+    assert!((state.totals().cost_usd - 0.04).abs() < 1e-9);
+    // B started only after A merged: A's file is in B's base.
+    let b = state.task("B").unwrap();
+    git(
+        d.path(),
+        &[
+            "merge-base",
+            "--is-ancestor",
+            state.task("A").unwrap().merge_commit.as_deref().unwrap(),
+            b.base.as_deref().unwrap(),
+        ],
+    );
+    // The agent saw the context pack, and B's retry saw the redacted feedback.
+    let calls = agent.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.context_pack == "DEC-1: keep it simple")
+    );
+    let retry = calls
+        .iter()
+        .find(|c| c.task_id == "B" && c.attempt == 2)
+        .unwrap();
+    assert_eq!(
+        retry.previous_feedback.as_deref(),
+        Some("R-B: 1 of 1 trials failed: wrong content")
+    );
+    // Memory got every attempt's metrics and one lesson.
+    assert_eq!(memory.attempts.lock().unwrap().len(), 4);
+    let lessons = memory.lessons.lock().unwrap().clone();
+    assert_eq!(lessons.len(), 1);
+    assert_eq!(lessons[0].stage, "holdout");
+    assert_eq!(lessons[0].fingerprint.len(), 16);
+    // The event stream tells the story in order.
+    let ev = events.take();
+    assert!(matches!(
+        ev.first(),
+        Some(Event::RunStarted {
+            tasks: 3,
+            resumed: false,
+            ..
+        })
+    ));
+    assert!(matches!(
+        ev.last(),
+        Some(Event::RunFinished {
+            merged: 3,
+            failed: 0,
+            ..
+        })
+    ));
+    let pos = |f: &dyn Fn(&Event) -> bool| ev.iter().position(f).unwrap();
+    let a_merged = pos(&|e| matches!(e, Event::Merged { task, .. } if task == "A"));
+    let b_ready = pos(&|e| matches!(e, Event::TaskReady { task } if task == "B"));
+    assert!(a_merged < b_ready);
+    // Resuming a finished run redoes nothing.
+    let again = factory.resume("t1", None).await.unwrap();
+    assert_eq!(again.totals().attempts, 4);
+    assert_eq!(agent.calls().len(), calls.len());
+}
+
+#[tokio::test]
+async fn a_blocking_guard_finding_fails_the_attempt() {
+    let d = repo();
+    let agent = Arc::new(FnAgent::new("fake", |ctx, ws| {
+        std::fs::write(ws.root.join(format!("{}.txt", ctx.task_id)), "ok").unwrap();
+        Ok(AgentReport::completed("fake", "x"))
+    }));
+    let guard = FnGuard(|req: &lightsout_factory::GuardRequest| {
+        if req.diff.contains("A.txt") {
+            vec![GuardFinding {
+                rule: "DEC-1".into(),
+                message: "A.txt is settled".into(),
+                blocking: true,
+            }]
+        } else {
+            Vec::new()
+        }
+    });
+    let mut config = Config::default();
+    config.run.attempts = 2;
+    let factory = Factory::new(d.path(), config)
+        .unwrap()
+        .with_default_agent(agent)
+        .with_evaluator(Arc::new(evaluator()))
+        .with_guard(Arc::new(guard))
+        .with_memory(Arc::new(RecordingMemory::default()));
+    let plan = Plan {
+        tasks: vec![task("A", &[]), task("B", &["A"])],
+    };
+    let state = factory
+        .run(
+            plan,
+            RunOptions {
+                run_id: Some("g".into()),
+                jobs: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    let a = state.task("A").unwrap();
+    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(a.attempts[0].failed_stage.as_deref(), Some("guards"));
+    assert_eq!(
+        a.attempts[0].feedback.as_deref(),
+        Some("DEC-1: A.txt is settled")
+    );
+    assert_eq!(state.task("B").unwrap().status, TaskStatus::Blocked);
+    assert_eq!(
+        git(d.path(), &["rev-list", "--count", "main"]),
+        "1",
+        "main untouched"
+    );
+}

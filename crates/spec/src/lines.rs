@@ -1,0 +1,65 @@
+//! Byte offset → line and column in O(log n), so that spans cost no rescans of the file.
+
+use crate::diagnostic::Span;
+
+/// The byte offsets where each line of a text starts.
+#[derive(Debug, Clone)]
+pub(crate) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Indexes `text` (one pass).
+    pub(crate) fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// The same span as [`Span::from_range`] (clamped, moved to char boundaries), computed
+    /// from the index.
+    pub(crate) fn span(&self, text: &str, start: usize, end: usize) -> Span {
+        let clamp = |mut i: usize| {
+            i = i.min(text.len());
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let start = clamp(start);
+        let end = clamp(end).max(start);
+        let line_idx = self
+            .starts
+            .partition_point(|&s| s <= start)
+            .saturating_sub(1);
+        let line_start = self.starts.get(line_idx).copied().unwrap_or(0).min(start);
+        let column = text.get(line_start..start).map_or(0, |s| s.chars().count()) as u32 + 1;
+        Span {
+            start,
+            end,
+            line: line_idx as u32 + 1,
+            column,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agrees_with_span_from_range() {
+        let t = "ab\ncé d\n\nxyz";
+        let idx = LineIndex::new(t);
+        for s in 0..=t.len() + 2 {
+            for e in s..=t.len() + 2 {
+                assert_eq!(idx.span(t, s, e), Span::from_range(t, s, e), "{s}..{e}");
+            }
+        }
+    }
+}

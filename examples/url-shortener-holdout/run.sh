@@ -1,0 +1,113 @@
+#!/bin/sh
+# Holdout runner for the factory's CommandEvaluator (`[holdout] command = "sh run.sh"`).
+#
+# Input (environment, set by the factory): LIGHTSOUT_WORKTREE (the checkout to judge),
+# LIGHTSOUT_REQUIREMENTS (space-separated requirement ids), LIGHTSOUT_RESULTS (a directory for raw
+# output). Optional: LIGHTSOUT_BIN (the lightsout binary, default `lightsout` on PATH),
+# LIGHTSOUT_TRIALS (trials per scenario, default 5), LIGHTSOUT_MAX_TRIALS (cap for the sequential
+# gate, default 40).
+#
+# It serves the built-in Slack twin on a free loopback port, runs the scenarios that trace to the
+# requested requirements with `lightsout eval` against the service started from the worktree, and
+# prints one JSON object on stdout:
+#   {"requirements": [{"id": "REQ-1", "trials": 5, "passed": 5}, ...]}
+# Scenario text never leaves this directory and LIGHTSOUT_RESULTS: the factory redacts what it tells
+# the agent.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+BIN=${LIGHTSOUT_BIN:-lightsout}
+WT=${LIGHTSOUT_WORKTREE:?set LIGHTSOUT_WORKTREE to the checkout to evaluate}
+RESULTS=${LIGHTSOUT_RESULTS:-$(mktemp -d)}
+REQS=${LIGHTSOUT_REQUIREMENTS:-REQ-1 REQ-2 REQ-3 REQ-4 REQ-5}
+mkdir -p "$RESULTS"
+# One directory per evaluation: the factory runs several at once and shares LIGHTSOUT_RESULTS.
+OUT=$(mktemp -d "$RESULTS/${LIGHTSOUT_TASK:-manual}-${LIGHTSOUT_ATTEMPT:-0}-${LIGHTSOUT_STAGE:-run}.XXXXXX")
+WORK=$(mktemp -d)
+TWIN_PID=
+cleanup() {
+  if [ -n "$TWIN_PID" ]; then kill "$TWIN_PID" 2>/dev/null || true; wait "$TWIN_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+# 1. The scenario files that trace to a requested requirement.
+mkdir "$WORK/suite"
+python3 - "$HERE" "$WORK/suite" $REQS <<'PY'
+import os, re, sys
+here, dest, wanted = sys.argv[1], sys.argv[2], set(sys.argv[3:])
+for name in sorted(os.listdir(here)):
+    if not (name.endswith(".scenario.md") or name.endswith(".feature")):
+        continue
+    text = open(os.path.join(here, name), encoding="utf-8").read()
+    ids = set(re.findall(r"REQ-\d+", " ".join(re.findall(r"(?im)(?:satisfies:?\s*|@satisfies:)([^\n]*)", text))))
+    if ids & wanted:
+        os.symlink(os.path.join(here, name), os.path.join(dest, name))
+PY
+
+# 2. The Slack twin on a free port.
+"$BIN" twin serve slack --port 0 --no-latency --format json > "$WORK/twin.json" 2> "$OUT/twin.log" &
+TWIN_PID=$!
+i=0
+until [ -s "$WORK/twin.json" ]; do
+  i=$((i + 1))
+  if [ "$i" -gt 200 ] || ! kill -0 "$TWIN_PID" 2>/dev/null; then
+    echo "the Slack twin did not start; see $OUT/twin.log" >&2
+    exit 2
+  fi
+  sleep 0.05
+done
+TWIN_URL=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"].rstrip("/"))' "$WORK/twin.json")
+
+# 3. The holdout suite against the service built in the worktree.
+set +e
+"$BIN" eval --scenarios "$WORK/suite" \
+  --twin "slack=$TWIN_URL" \
+  --target "cd '$WT' && SLACK_API_URL=\"\$LIGHTSOUT_TWIN_SLACK_URL/api\" SLACK_TOKEN=xoxb-twin-bot SLACK_CHANNEL=C0GENERAL1 PYTHONDONTWRITEBYTECODE=1 exec python3 app.py --port {port}" \
+  --ready-path /healthz \
+  --trials "${LIGHTSOUT_TRIALS:-5}" --max-trials "${LIGHTSOUT_MAX_TRIALS:-40}" \
+  --gate "$HERE/gate.toml" \
+  --format json --output "$OUT/holdout-result.json" \
+  --junit "$OUT/holdout-junit.xml" > "$OUT/eval.out" 2> "$OUT/eval.err"
+rc=$?
+set -e
+if [ "$rc" -ge 2 ]; then
+  echo "lightsout eval could not run (exit $rc); see $OUT/eval.err" >&2
+  exit 2
+fi
+
+# 4. Per requirement: trials, passes and the first failure's category (no scenario text).
+python3 - "$OUT/holdout-result.json" $REQS <<'PY'
+import json, sys
+DESCRIBE = {
+    "status": "status mismatch", "header": "header mismatch", "json": "JSON value mismatch",
+    "body": "body mismatch", "latency": "response slower than allowed",
+    "connection": "connection failure", "timeout": "timeout",
+    "twin_state": "third-party state mismatch",
+    "twin_journal": "expected third-party call not made or unexpected call",
+    "twin_unavailable": "third-party twin unavailable",
+    "load_latency": "latency under load over the limit",
+    "load_errors": "error rate under load over the limit",
+    "adversarial": "server error or no response on malformed input",
+    "target_down": "service not running", "step_error": "step could not be performed",
+}
+run = json.load(open(sys.argv[1], encoding="utf-8"))
+out = []
+for req in sys.argv[2:]:
+    trials = passed = 0
+    category = None
+    for sc in run.get("scenarios", []):
+        if req not in sc.get("satisfies", []):
+            continue
+        for t in sc.get("trials", []):
+            trials += 1
+            if t.get("passed"):
+                passed += 1
+            elif category is None:
+                c = t.get("failure") or "failed"
+                category = DESCRIBE.get(c, c.replace("_", " "))
+    row = {"id": req, "trials": trials, "passed": passed}
+    if category:
+        row["category"] = category
+    out.append(row)
+print(json.dumps({"requirements": out}))
+PY
