@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The fence refused or stopped an action (budget, policy, holdout, audit).
+    #[error(transparent)]
+    Fence(#[from] crate::fence::FenceError),
+    /// The outcome report could not be written or read.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     /// `lightsout.toml` is missing or invalid.
     #[error("{0}")]
     Config(String),

@@ -6,3 +6,4 @@ pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod spec;
 pub(crate) mod twin;
+pub(crate) mod audit;

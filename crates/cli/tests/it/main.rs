@@ -6,3 +6,4 @@ mod plan;
 mod spec;
 mod run;
 mod twin;
+mod audit;

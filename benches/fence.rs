@@ -1,0 +1,172 @@
+//! Fence overheads, each beside its baseline in the same run:
+//! - one agent process: `std::process::Command::output` vs `Fence::run` (limits, env
+//!   allowlist, group kill), vs `Fence::run` in a network namespace, vs `Fence::run` with a
+//!   watched tree of 1,000 and 10,000 files (two snapshots per call);
+//! - audit: a plain JSONL append + `fdatasync` vs `AuditLog::append` (hash chain + head);
+//!   `verify` of 10,000 entries;
+//! - budget: a `Mutex<u64>` add vs `reserve` + `settle`.
+#![allow(missing_docs)]
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use lightsout_factory::fence::audit::{self, AuditKind, AuditLog, AuditRecord};
+use lightsout_factory::fence::budget::{BudgetConfig, BudgetLedger, Limits, Usage};
+use lightsout_factory::fence::policy::{Fence, FenceConfig, NetworkMode};
+use std::hint::black_box;
+use std::io::Write as _;
+use std::time::Duration;
+
+fn tree(files: usize) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    for i in 0..files {
+        let d = t.path().join(format!("d{}", i / 100));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}.rs")), b"fn main() {}\n").unwrap();
+    }
+    t
+}
+
+fn process(c: &mut Criterion) {
+    let wt = tempfile::tempdir().unwrap();
+    let mut g = c.benchmark_group("fence/process");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    g.bench_function("baseline std Command::output(true)", |b| {
+        b.iter(|| {
+            std::process::Command::new("true")
+                .current_dir(wt.path())
+                .output()
+                .unwrap()
+        });
+    });
+    let plain = Fence::new(FenceConfig {
+        private_pids: false,
+        ..FenceConfig::default()
+    })
+    .unwrap();
+    g.bench_function("Fence::run(true)", |b| {
+        b.iter(|| {
+            let cmd = plain.command("true", [""; 0], wt.path()).unwrap();
+            plain.run(cmd, None, wt.path()).unwrap()
+        });
+    });
+    let pids = Fence::new(FenceConfig::default()).unwrap();
+    g.bench_function("Fence::run(true) private pids (default)", |b| {
+        b.iter(|| {
+            let cmd = pids.command("true", [""; 0], wt.path()).unwrap();
+            pids.run(cmd, None, wt.path()).unwrap()
+        });
+    });
+    let netns = Fence::new(FenceConfig {
+        network: NetworkMode::None,
+        ..FenceConfig::default()
+    })
+    .unwrap();
+    g.bench_function("Fence::run(true) private pids + network=none", |b| {
+        b.iter(|| {
+            let cmd = netns.command("true", [""; 0], wt.path()).unwrap();
+            netns.run(cmd, None, wt.path()).unwrap()
+        });
+    });
+    for n in [1_000usize, 10_000] {
+        let watched = tree(n);
+        let fence = Fence::new(FenceConfig {
+            watch: vec![watched.path().to_path_buf()],
+            ..FenceConfig::default()
+        })
+        .unwrap();
+        g.bench_function(format!("Fence::run(true) watching {n} files"), |b| {
+            b.iter(|| {
+                let cmd = fence.command("true", [""; 0], wt.path()).unwrap();
+                fence.run(cmd, None, wt.path()).unwrap()
+            });
+        });
+    }
+    g.finish();
+}
+
+fn audit_log(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fence/audit");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    let t = tempfile::tempdir().unwrap();
+    let details = serde_json::json!({"agent": "claude", "attempt": 1, "tokens": 1234, "usd": 0.02});
+    let line = format!(
+        "{}\n",
+        serde_json::json!({"kind": "agent_call", "task": "T1", "details": details})
+    );
+    let mut plain = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(t.path().join("plain.jsonl"))
+        .unwrap();
+    g.bench_function("baseline JSONL append + fdatasync", |b| {
+        b.iter(|| {
+            plain.write_all(line.as_bytes()).unwrap();
+            plain.sync_data().unwrap();
+        });
+    });
+    let log = AuditLog::for_run(t.path(), "bench").unwrap();
+    g.bench_function("AuditLog::append (chain + fsync + atomic head)", |b| {
+        b.iter(|| {
+            log.append(AuditRecord::new(
+                AuditKind::AgentCall,
+                Some("T1"),
+                &["REQ-1"],
+                details.clone(),
+            ))
+            .unwrap()
+        });
+    });
+    // A 10,000-entry log for verify, written without fsync cost by copying lines.
+    let big = tempfile::tempdir().unwrap();
+    let src = AuditLog::for_run(big.path(), "src").unwrap();
+    for i in 0..10_000u64 {
+        src.append(AuditRecord::new(
+            AuditKind::Check,
+            Some("T1"),
+            &["REQ-1"],
+            serde_json::json!({"i": i}),
+        ))
+        .unwrap();
+    }
+    g.bench_function("verify 10,000 entries", |b| {
+        b.iter(|| black_box(audit::verify(src.path()).unwrap()));
+    });
+    g.finish();
+}
+
+fn budget(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fence/budget");
+    g.sample_size(30).measurement_time(Duration::from_secs(2));
+    let counter = std::sync::Mutex::new(0u64);
+    g.bench_function("baseline Mutex<u64> add", |b| {
+        b.iter(|| *counter.lock().unwrap() += black_box(7));
+    });
+    let ledger = BudgetLedger::in_memory(BudgetConfig {
+        per_run: Limits {
+            tokens: Some(u64::MAX / 2),
+            ..Limits::default()
+        },
+        ..BudgetConfig::default()
+    });
+    g.bench_function("reserve + settle (in memory)", |b| {
+        b.iter(|| {
+            let r = ledger.reserve("T1", Usage::tokens(10)).unwrap();
+            ledger.settle(r, Usage::tokens(7)).unwrap()
+        });
+    });
+    let t = tempfile::tempdir().unwrap();
+    let persisted =
+        BudgetLedger::open(BudgetConfig::default(), t.path().join("budget.json")).unwrap();
+    g.bench_function(
+        "reserve + settle (daily ledger file, 2 atomic writes)",
+        |b| {
+            b.iter(|| {
+                let r = persisted.reserve("T1", Usage::tokens(10)).unwrap();
+                persisted.settle(r, Usage::tokens(7)).unwrap()
+            });
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(benches, process, audit_log, budget);
+criterion_main!(benches);
