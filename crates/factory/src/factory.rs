@@ -1233,7 +1233,7 @@ impl Inner {
         Ok(MergeOutcome::Rework(Box::new(job)))
     }
 
-    /// Final steps: sync the main checkout, write `report.json`, journal the end.
+    /// Final steps: sync the main checkout, write `state.json`, journal the end.
     async fn finish(&self) -> Result<RunState, Error> {
         self.sync_checkout().await?;
         let at = now_rfc3339();
@@ -1254,10 +1254,10 @@ impl Inner {
             "run": state,
         });
         let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Journal {
-            path: self.run_dir.join("report.json"),
+            path: self.run_dir.join(crate::state::STATE_FILE),
             message: e.to_string(),
         })?;
-        write_atomic(&self.run_dir.join("report.json"), &bytes)?;
+        write_atomic(&self.run_dir.join(crate::state::STATE_FILE), &bytes)?;
         Ok(state)
     }
 

@@ -14,7 +14,8 @@
 //!   (`<task>.rebase-<n>`). Commits that are not on main are never deleted: their
 //!   worktrees stay and refs under `refs/lightsout/<run>/` keep every pre-rebase head.
 //! - [`journal`]: `.lightsout/runs/<id>/journal.jsonl`, append + fsync; [`RunState`] is
-//!   rebuilt from it and written to `report.json`.
+//!   rebuilt from it and written to `state.json`; [`outcome`] turns a run
+//!   directory into the outcome report (`report.json` + `report.html`, see [`report`]).
 //! - [`sched::Scheduler`]: critical-path list scheduling, shared with the [`sched::simulate`]
 //!   benchmark.
 //! - Stage traits: [`Evaluator`], [`Guard`], [`Memory`], [`AttemptHook`], [`EventSink`],

@@ -1,11 +1,16 @@
 //! [`RunState`]: everything known about a run, rebuilt from its journal by replaying the
-//! entries in order, and written to `report.json`.
+//! entries in order, and written to [`STATE_FILE`] (`state.json`) in the run directory.
 
 use crate::journal::Entry;
 use crate::plan::{Plan, Task};
 use lightsout_agent::{Outcome, Usage};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+/// File name of the run state inside `.lightsout/runs/<id>/`: `{"schema": "lightsout-run/1",
+/// "totals": ..., "run": RunState}`, rewritten atomically at the end of every run or resume.
+/// (`report.json` and `report.html` beside it are the outcome report, see [`crate::report`].)
+pub const STATE_FILE: &str = "state.json";
 
 /// Where a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! One module per subcommand group; each exposes its clap arguments and a `run` function.
 
+pub(crate) mod audit;
 pub(crate) mod eval;
 pub(crate) mod memory;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod spec;
 pub(crate) mod twin;
-pub(crate) mod audit;

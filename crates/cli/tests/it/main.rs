@@ -1,9 +1,9 @@
 //! End-to-end tests of the real `lightsout` binary, one module per stage.
 
+mod audit;
 mod eval;
 mod memory;
 mod plan;
-mod spec;
 mod run;
+mod spec;
 mod twin;
-mod audit;

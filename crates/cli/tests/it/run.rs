@@ -58,7 +58,7 @@ impl Project {
     }
 
     fn report(&self, id: &str) -> Value {
-        serde_json::from_slice(&std::fs::read(self.run_dir(id).join("report.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(self.run_dir(id).join("state.json")).unwrap())
             .unwrap()
     }
 
