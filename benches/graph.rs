@@ -53,7 +53,7 @@ fn synthetic(n: usize) -> TaskList {
 
 /// The 1 000-task task-master file of `benches/compare/taskmaster.sh` (same recipe: task `i`
 /// depends on `i-1`, `(7i mod (i-1)) + 1` and `(13i mod (i-1)) + 1`).
-pub fn taskmaster_json(n: usize) -> String {
+fn taskmaster_json(n: usize) -> String {
     let mut tasks = Vec::with_capacity(n);
     for i in 1..=n {
         let mut deps: Vec<usize> = Vec::new();

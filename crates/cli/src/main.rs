@@ -36,6 +36,9 @@ enum Command {
     /// Run the factory: agents build the specs' tasks on worktrees, the holdout judges, the
     /// merge queue merges. Exit 0 all merged, 1 some failed, 2 infrastructure error.
     Run(cmd::run::RunArgs),
+    /// Write the outcome report of a run (report.html for people, report.json for programs)
+    /// and print the gate verdict. Exit 0 gate passed or not evaluated, 1 gate failed.
+    Report(cmd::report::ReportArgs),
     /// Verify and show the hash-chained audit log of a run.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => cmd::plan::run(a),
         Command::Memory(a) => cmd::memory::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Report(a) => cmd::report::run(a),
         Command::Audit(c) => cmd::audit::run(c),
     };
     match result {

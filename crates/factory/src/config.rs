@@ -49,8 +49,11 @@
 //! enabled = true               # .lightsout/memory.db: context packs, guards, lessons
 //! budget_tokens = 1500
 //! ```
-//! Sections other stages own (`[gate]`, `[twins]`, `[budget]`, `[policy]`) are kept as raw
-//! TOML in [`Config::extra`] for them.
+//! `[budget]` ([`BudgetConfig`](crate::fence::budget::BudgetConfig): `[budget.task]`,
+//! `[budget.run]`, `[budget.day]` caps with `attempts`, `wall_ms`, `tokens`, `usd`, and
+//! `[budget.call]`, what each agent call reserves) and `[fence]`
+//! ([`FenceConfig`](crate::fence::policy::FenceConfig)) are optional. Sections other
+//! stages own (`[gate]`, `[twins]`) are kept as raw TOML in [`Config::extra`] for them.
 
 use crate::Error;
 use lightsout_agent::{Limits, OutputFormat, PromptMode};
@@ -236,6 +239,14 @@ pub struct Config {
     pub target: Option<TargetSection>,
     /// `[memory]`.
     pub memory: MemorySection,
+    /// `[budget]`: attempts, wall time, tokens and USD caps per task, run and UTC day, and
+    /// what each agent call reserves (`[budget.task]`, `[budget.run]`, `[budget.day]`,
+    /// `[budget.call]`). Default: no caps.
+    pub budget: crate::fence::budget::BudgetConfig,
+    /// `[fence]` (alias `[policy]`): the process policy for agents (env allowlist, output
+    /// cap, wall limit, network, watched directories). Default: [`FenceConfig::default`](crate::fence::policy::FenceConfig).
+    #[serde(alias = "policy")]
+    pub fence: crate::fence::policy::FenceConfig,
     /// Every other section, raw, for the stages that own it (`gate`, `twins`, `budget`, ...).
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,

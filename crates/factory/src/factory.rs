@@ -8,6 +8,8 @@
 use crate::checks::run_checks;
 use crate::config::{Config, check_holdout_location};
 use crate::event::Event;
+use crate::fence::audit::AuditLog;
+use crate::fence::budget::BudgetLedger;
 use crate::git::Git;
 use crate::journal::{Entry, Journal, write_atomic};
 use crate::plan::{Plan, Task};
@@ -314,7 +316,15 @@ impl Factory {
                 .filter_map(|l| l.strip_prefix("worktree "))
                 .map(PathBuf::from),
         );
-        check_holdout_location(&dir, &roots).map(|_| ())
+        check_holdout_location(&dir, &roots)?;
+        // The fence's own check as well: canonical paths, and symlinks in the repository or
+        // a worktree that resolve into the holdout.
+        if dir.exists() {
+            let existing: Vec<PathBuf> =
+                roots[1..].iter().filter(|p| p.exists()).cloned().collect();
+            crate::fence::holdout::check_holdout_location(&dir, &self.repo, &existing)?;
+        }
+        Ok(())
     }
 
     /// Starts a new run of `plan` and drives it to the end.
@@ -410,6 +420,53 @@ impl Factory {
             .map_err(|_| Error::Locked(path))
     }
 
+    /// The fence around this run: the `[budget]` ledger, the audit log
+    /// (`.lightsout/runs/<id>/audit.jsonl`) and the holdout leak scanner, wrapped around the
+    /// configured hook and event sink.
+    #[allow(clippy::type_complexity)]
+    fn fence(
+        &self,
+        state: &RunState,
+    ) -> Result<(Arc<dyn AttemptHook>, Arc<dyn EventSink>, Arc<BudgetLedger>), Error> {
+        let budget = self.config.budget;
+        let ledger = if budget.per_day == crate::fence::budget::Limits::default() {
+            BudgetLedger::in_memory(budget)
+        } else {
+            BudgetLedger::open(
+                budget,
+                crate::fence::budget::default_ledger_path(&self.repo),
+            )?
+        };
+        let ledger = Arc::new(ledger);
+        let intent = crate::fenced::Intent(
+            state
+                .tasks
+                .iter()
+                .map(|t| (t.task.id.clone(), t.task.requirement_ids.clone()))
+                .collect(),
+        );
+        let log = AuditLog::for_run(&self.repo, &state.run_id)?;
+        let audit = Arc::new(crate::fenced::Audit::new(log, intent));
+        let scan = match self
+            .config
+            .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref())
+        {
+            Some(dir) => crate::fenced::suite_scanner(&dir)?
+                .map(|s| Arc::new(s) as Arc<dyn crate::fence::holdout::LeakScan + Send + Sync>),
+            None => None,
+        };
+        let estimate = budget.per_call.usage(self.config.limits.wall_ms);
+        let hook = crate::fenced::FenceHook::new(
+            ledger.clone(),
+            estimate,
+            audit.clone(),
+            scan,
+            self.hook.clone(),
+        );
+        let events = crate::fenced::AuditSink::new(audit, self.events.clone());
+        Ok((Arc::new(hook), Arc::new(events), ledger))
+    }
+
     async fn drive(
         &self,
         run_dir: PathBuf,
@@ -449,6 +506,7 @@ impl Factory {
         } else {
             (self.memory.clone(), self.guard.clone())
         };
+        let (hook, events, ledger) = self.fence(&state)?;
         let inner = Arc::new(Inner {
             repo: Git::new(&self.repo),
             run_dir: run_dir.clone(),
@@ -461,8 +519,9 @@ impl Factory {
             evaluator,
             guard,
             memory,
-            hook: self.hook.clone(),
-            events: self.events.clone(),
+            hook,
+            events,
+            ledger,
             env: self.env.clone(),
             journal: Mutex::new(journal),
             state: Mutex::new(state),
@@ -610,6 +669,7 @@ struct Inner {
     memory: Arc<dyn Memory>,
     hook: Arc<dyn AttemptHook>,
     events: Arc<dyn EventSink>,
+    ledger: Arc<BudgetLedger>,
     env: BTreeMap<String, String>,
     journal: Mutex<Journal>,
     state: Mutex<RunState>,
@@ -829,9 +889,17 @@ impl Inner {
                 acceptance_criteria: job.task.acceptance_criteria.clone(),
                 previous_feedback: feedback.clone(),
                 attempt,
-                budget: Budget {
-                    attempts_left: max - attempt + 1,
-                    ..Budget::default()
+                budget: {
+                    let left = self.ledger.remaining(&job.task.id);
+                    Budget {
+                        attempts_left: left.attempts.map_or(max - attempt + 1, |a| {
+                            u32::try_from(a).unwrap_or(u32::MAX).min(max - attempt + 1)
+                        }),
+                        tokens_left: left.tokens,
+                        #[allow(clippy::cast_precision_loss)]
+                        usd_left: left.usd_micros.map(|m| m as f64 / 1_000_000.0),
+                        wall_ms_left: left.wall_ms,
+                    }
                 },
             };
             let mut rec = AttemptRecord {
@@ -956,6 +1024,17 @@ impl Inner {
         if let Some(c) = commit {
             rec.commit = Some(c);
         }
+        // Everything the attempt committed crosses the fence towards main: scan it.
+        let diff_base = self
+            .state()
+            .task(&job.task.id)
+            .and_then(|t| t.base.clone())
+            .unwrap_or_else(|| job.base.clone());
+        let diff = g.run(&["diff", &diff_base, "HEAD"]).await?;
+        let after = match self.hook.inspect_diff(ctx, &diff).await? {
+            HookDecision::Proceed => after,
+            d => d,
+        };
         match after {
             HookDecision::Proceed => {}
             HookDecision::FailAttempt(r) => {

@@ -43,9 +43,11 @@ mod error;
 pub mod event;
 mod factory;
 pub mod fence;
+pub mod fenced;
 mod git;
 pub mod journal;
 mod memory;
+pub mod outcome;
 pub mod plan;
 pub mod report;
 pub mod sched;
@@ -59,8 +61,10 @@ pub use engine::EngineEvaluator;
 pub use error::Error;
 pub use event::Event;
 pub use factory::{Factory, RunOptions, agent_from_profile, repo_root};
+pub use fenced::{AuditSink, FenceHook};
 pub use git::{COMMITTER_EMAIL, COMMITTER_NAME};
 pub use memory::DecisionMemory;
+pub use outcome::{build_report, write_run_report};
 pub use plan::{Plan, Planner, SpecPlanner, Task};
 pub use stages::{
     AttemptHook, AttemptMetrics, CommandEvaluator, EvalRequest, EvalStage, Evaluator, EventSink,

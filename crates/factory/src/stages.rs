@@ -467,6 +467,17 @@ pub trait AttemptHook: Send + Sync {
         let _ = (ctx, report);
         Ok(HookDecision::Proceed)
     }
+
+    /// After the attempt was committed, with the diff from the task's base to its head
+    /// (the text that crosses the fence towards main): the seam for leak scans.
+    ///
+    /// # Errors
+    /// [`Error`] when the hook itself fails or finds holdout text (the run stops: fail
+    /// closed).
+    async fn inspect_diff(&self, ctx: &TaskContext, diff: &str) -> Result<HookDecision, Error> {
+        let _ = (ctx, diff);
+        Ok(HookDecision::Proceed)
+    }
 }
 
 #[async_trait]
@@ -477,6 +488,9 @@ impl<T: AttemptHook + ?Sized> AttemptHook for &T {
     async fn after_attempt(&self, c: &TaskContext, r: &AgentReport) -> Result<HookDecision, Error> {
         (**self).after_attempt(c, r).await
     }
+    async fn inspect_diff(&self, c: &TaskContext, d: &str) -> Result<HookDecision, Error> {
+        (**self).inspect_diff(c, d).await
+    }
 }
 #[async_trait]
 impl<T: AttemptHook + ?Sized> AttemptHook for Box<T> {
@@ -486,6 +500,9 @@ impl<T: AttemptHook + ?Sized> AttemptHook for Box<T> {
     async fn after_attempt(&self, c: &TaskContext, r: &AgentReport) -> Result<HookDecision, Error> {
         (**self).after_attempt(c, r).await
     }
+    async fn inspect_diff(&self, c: &TaskContext, d: &str) -> Result<HookDecision, Error> {
+        (**self).inspect_diff(c, d).await
+    }
 }
 #[async_trait]
 impl<T: AttemptHook + ?Sized> AttemptHook for Arc<T> {
@@ -494,6 +511,9 @@ impl<T: AttemptHook + ?Sized> AttemptHook for Arc<T> {
     }
     async fn after_attempt(&self, c: &TaskContext, r: &AgentReport) -> Result<HookDecision, Error> {
         (**self).after_attempt(c, r).await
+    }
+    async fn inspect_diff(&self, c: &TaskContext, d: &str) -> Result<HookDecision, Error> {
+        (**self).inspect_diff(c, d).await
     }
 }
 

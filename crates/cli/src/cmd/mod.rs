@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod eval;
 pub(crate) mod memory;
 pub(crate) mod plan;
+pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod spec;
 pub(crate) mod twin;

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lightsout_factory::report::{GateOutcome, RunReport};
 use lightsout_factory::{
     Config, Event, EventSink, Factory, Planner as _, RunOptions, RunState, SpecPlanner, TaskStatus,
 };
@@ -237,17 +238,29 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             .await?
     };
     sink.progress.bar.finish_and_clear();
-    let report = factory.runs_dir().join(&state.run_id).join("report.json");
-    print_summary(&state, &report, args.format)?;
+    let (outcome, _json, html) = super::report::write(&repo, &state.run_id).with_context(|| {
+        format!(
+            "the run finished but its report could not be written; retry with `lightsout report {}`",
+            state.run_id
+        )
+    })?;
+    print_summary(&state, &outcome, &html, args.format)?;
     let t = state.totals();
-    Ok(if t.merged == t.tasks {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(
+        if t.merged == t.tasks && outcome.gate.outcome != GateOutcome::Fail {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
-fn print_summary(state: &RunState, report: &Path, format: Format) -> anyhow::Result<()> {
+fn print_summary(
+    state: &RunState,
+    outcome: &RunReport,
+    report: &Path,
+    format: Format,
+) -> anyhow::Result<()> {
     let t = state.totals();
     let replay = state
         .tasks
@@ -278,6 +291,7 @@ fn print_summary(state: &RunState, report: &Path, format: Format) -> anyhow::Res
             "main_head": state.main_head,
             "totals": t,
             "tasks": tasks,
+            "gate": outcome.gate,
             "report": report,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -325,11 +339,12 @@ fn print_summary(state: &RunState, report: &Path, format: Format) -> anyhow::Res
         );
     }
     println!(
-        "{} is at {}; report: {}",
+        "{} is at {}",
         state.main,
         &state.main_head[..state.main_head.len().min(10)],
-        report.display()
     );
+    println!("{}", super::report::gate_line(outcome));
+    println!("report: {}", report.display());
     if t.unfinished > 0 {
         println!("resume with: lightsout run --resume {}", state.run_id);
     }

@@ -1,0 +1,92 @@
+//! `lightsout report RUN`: writes the outcome report (`report.json` + `report.html`) of a run
+//! from its run directory. The report is built by `lightsout_factory::outcome`.
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use lightsout_factory::report::{GateOutcome, RunReport};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// The gate verdict and the two report paths.
+    Human,
+    /// `{"report_json": PATH, "report_html": PATH, "report": {...}}` on stdout.
+    Json,
+}
+
+/// `lightsout report RUN [--format human|json]`.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// The run id (a directory name under .lightsout/runs/).
+    #[arg(value_name = "RUN")]
+    run: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// The one line that says whether to ship: `gate: PASS|FAIL|NOT EVALUATED (...)`.
+pub(crate) fn gate_line(report: &RunReport) -> String {
+    let t = report.totals();
+    let verdict = match report.gate.outcome {
+        GateOutcome::Pass => "PASS",
+        GateOutcome::Fail => "FAIL",
+        GateOutcome::NotEvaluated => "NOT EVALUATED",
+    };
+    let mut line = format!(
+        "gate: {verdict} ({} of {} tasks merged, {} requirements",
+        t.merged,
+        t.tasks,
+        report.requirements.len()
+    );
+    if report.uses_replay() {
+        line.push_str("; agent: a replay of a recorded trajectory, no model called");
+    }
+    line.push(')');
+    if report.gate.outcome != GateOutcome::Pass
+        && let Some(first) = report.gate.reasons.first()
+    {
+        line.push_str(&format!("\n  first reason: {first}"));
+    }
+    line
+}
+
+/// Builds and writes the report of `run_id`; returns it with its JSON and HTML paths.
+pub(crate) fn write(repo: &Path, run_id: &str) -> anyhow::Result<(RunReport, PathBuf, PathBuf)> {
+    let (json, html) = lightsout_factory::write_run_report(repo, run_id)
+        .with_context(|| format!("writing the report of run {run_id}"))?;
+    let report = lightsout_factory::report::read_report(&json)?;
+    Ok((report, json, html))
+}
+
+pub(crate) fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let repo = rt.block_on(lightsout_factory::repo_root(&cwd))?;
+    let (report, json, html) = write(&repo, &args.run)?;
+    match args.format {
+        Format::Json => {
+            let out = serde_json::json!({
+                "report_json": json,
+                "report_html": html,
+                "report": report,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Human => {
+            println!("{}", gate_line(&report));
+            println!("report: {}", html.display());
+            println!("json:   {}", json.display());
+        }
+    }
+    Ok(if report.gate.outcome == GateOutcome::Fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

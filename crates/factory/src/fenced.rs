@@ -1,0 +1,416 @@
+//! The fence wired into the run loop: [`FenceHook`] (budgets reserved before and settled
+//! after every agent call, holdout leak scans of every prompt, feedback text, agent output
+//! and diff crossing the fence) and [`AuditSink`] (the run's [`Event`] stream as entries of
+//! the hash-chained `.lightsout/runs/<id>/audit.jsonl`).
+//!
+//! [`Factory`](crate::Factory) builds both for every run from `[budget]` and the holdout
+//! suite; they wrap the hook and event sink the caller configured, which still run.
+
+use crate::Error;
+use crate::event::Event;
+use crate::fence::FenceError;
+use crate::fence::audit::{AuditKind, AuditLog, AuditRecord};
+use crate::fence::budget::{BudgetExceeded, BudgetLedger, Reservation, Usage as FenceUsage};
+use crate::fence::holdout::{Crossing, CrossingKind, LeakScan};
+use crate::stages::{AttemptHook, EventSink, HookDecision};
+use async_trait::async_trait;
+use lightsout_agent::{AgentReport, TaskContext};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A [`LeakScan`] over the `lightsout-eval` [`LeakScanner`](lightsout_eval::leak::LeakScanner)
+/// of a holdout suite: canaries and verbatim runs of scenario text. Findings name the
+/// scenario file, never the holdout text itself.
+#[derive(Debug, Clone)]
+pub struct SuiteScan(pub lightsout_eval::leak::LeakScanner);
+
+impl LeakScan for SuiteScan {
+    fn scan(&self, text: &str) -> Vec<String> {
+        self.0
+            .scan(text)
+            .into_iter()
+            .map(|l| {
+                let file = l.path.file_name().map_or_else(
+                    || l.path.display().to_string(),
+                    |f| f.to_string_lossy().into_owned(),
+                );
+                match l.kind {
+                    lightsout_eval::leak::LeakKind::Canary => format!("holdout canary from {file}"),
+                    _ => format!(
+                        "verbatim run of {} words from scenario {} ({file})",
+                        l.words,
+                        l.scenario.as_deref().unwrap_or("?")
+                    ),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Loads the holdout suite in `dir` and builds its leak scanner, when `dir` holds
+/// scenario files (`*.feature`, searched recursively); `Ok(None)` otherwise.
+///
+/// # Errors
+/// [`Error::Config`] when scenario files exist but the suite cannot be loaded (fail
+/// closed: an unreadable holdout cannot be protected).
+pub fn suite_scanner(dir: &Path) -> Result<Option<SuiteScan>, Error> {
+    fn has_feature(dir: &Path, depth: usize) -> bool {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        rd.flatten().any(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                depth < 8 && has_feature(&p, depth + 1)
+            } else {
+                p.extension().is_some_and(|x| x == "feature")
+            }
+        })
+    }
+    if !has_feature(dir, 0) {
+        return Ok(None);
+    }
+    let library = lightsout_eval::steps::StepLibrary::builtin();
+    let (suite, _diags) =
+        lightsout_eval::scenario::Suite::load_dir(dir, &library).map_err(|e| {
+            Error::Config(format!(
+                "cannot load the holdout suite in {} for the leak scan: {e}",
+                dir.display()
+            ))
+        })?;
+    Ok(Some(SuiteScan(
+        lightsout_eval::leak::LeakScanner::from_suite(&suite),
+    )))
+}
+
+/// Task id → requirement ids, for tying audit entries to the intent they serve. Derived
+/// tasks (`<task>.rebase-<n>`) resolve to their root task.
+#[derive(Debug, Clone, Default)]
+pub struct Intent(pub BTreeMap<String, Vec<String>>);
+
+impl Intent {
+    fn of(&self, task: &str) -> Vec<&str> {
+        let mut t = task;
+        loop {
+            if let Some(r) = self.0.get(t) {
+                return r.iter().map(String::as_str).collect();
+            }
+            match t.rfind(".rebase-") {
+                Some(i) => t = &t[..i],
+                None => return Vec::new(),
+            }
+        }
+    }
+}
+
+/// Appends to the audit log; a failed append is remembered so the next hook call fails
+/// the run (fail closed), since [`EventSink::emit`] cannot return an error.
+#[derive(Debug)]
+pub struct Audit {
+    log: AuditLog,
+    intent: Intent,
+    broken: Mutex<Option<String>>,
+}
+
+impl Audit {
+    /// Wraps `log`; `intent` maps task ids to requirement ids.
+    pub fn new(log: AuditLog, intent: Intent) -> Self {
+        Self {
+            log,
+            intent,
+            broken: Mutex::new(None),
+        }
+    }
+
+    /// The log.
+    pub fn log(&self) -> &AuditLog {
+        &self.log
+    }
+
+    fn record(&self, kind: AuditKind, task: Option<&str>, details: serde_json::Value) {
+        let reqs = task.map(|t| self.intent.of(t)).unwrap_or_default();
+        self.append(AuditRecord::new(kind, task, &reqs, details));
+    }
+
+    fn append(&self, record: AuditRecord) {
+        if let Err(e) = self.log.append(record) {
+            lock(&self.broken).get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    /// `Err` once an append failed.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the failed append.
+    pub fn healthy(&self) -> Result<(), Error> {
+        match lock(&self.broken).as_ref() {
+            Some(m) => Err(Error::Config(format!(
+                "the audit log {} could not be written ({m}); the run stops (fail closed)",
+                self.log.path().display()
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Maps the run's events to audit entries (run start/end, checks, evals, merges, reverts),
+/// then forwards each event to `inner`.
+pub struct AuditSink {
+    audit: Arc<Audit>,
+    inner: Arc<dyn EventSink>,
+}
+
+impl AuditSink {
+    /// Audits to `audit`, then forwards to `inner`.
+    pub fn new(audit: Arc<Audit>, inner: Arc<dyn EventSink>) -> Self {
+        Self { audit, inner }
+    }
+}
+
+impl EventSink for AuditSink {
+    fn emit(&self, event: &Event) {
+        let a = &self.audit;
+        match event {
+            Event::RunStarted {
+                run_id,
+                tasks,
+                resumed,
+                ..
+            } => a.record(
+                AuditKind::RunStart,
+                None,
+                json!({"run_id": run_id, "tasks": tasks, "resumed": resumed}),
+            ),
+            Event::AttemptFinished {
+                task,
+                attempt,
+                passed,
+                failed_stage,
+                ..
+            } => {
+                let stage = failed_stage.as_deref();
+                // Checks ran unless the attempt stopped before them.
+                if !matches!(stage, Some("agent" | "policy")) {
+                    a.record(
+                        AuditKind::Check,
+                        Some(task),
+                        json!({"attempt": attempt, "passed": stage != Some("checks")}),
+                    );
+                }
+                if *passed || stage == Some("holdout") {
+                    a.record(
+                        AuditKind::Eval,
+                        Some(task),
+                        json!({"attempt": attempt, "stage": "candidate", "passed": passed}),
+                    );
+                }
+            }
+            Event::Merged { task, commit } => {
+                a.record(AuditKind::Merge, Some(task), json!({"commit": commit}));
+            }
+            Event::MergeReverted { task, feedback } => a.record(
+                AuditKind::Revert,
+                Some(task),
+                json!({"reason": "the merged result failed verification", "feedback_bytes": feedback.len()}),
+            ),
+            Event::RunFinished {
+                merged,
+                failed,
+                cost_usd,
+            } => a.record(
+                AuditKind::RunEnd,
+                None,
+                json!({"merged": merged, "failed": failed, "cost_usd": cost_usd}),
+            ),
+            _ => {}
+        }
+        self.inner.emit(event);
+    }
+}
+
+/// The fence around every agent call: reserves the `[budget]` before it, settles the
+/// reported usage after it, scans what crosses the fence for holdout text, and audits
+/// each step. Wraps the caller's hook (`inner`), which runs first before and last after.
+///
+/// Decisions: an exhausted budget is [`HookDecision::StopTask`] with the budget named (the
+/// task fails, its dependents are blocked); a holdout leak is an [`Error`] (the run
+/// stops loudly, nothing more merges).
+pub struct FenceHook {
+    ledger: Arc<BudgetLedger>,
+    estimate: FenceUsage,
+    audit: Arc<Audit>,
+    crossing: Option<Crossing<Arc<dyn LeakScan + Send + Sync>>>,
+    open: Mutex<BTreeMap<(String, u32), Reservation>>,
+    inner: Arc<dyn AttemptHook>,
+}
+
+impl std::fmt::Debug for FenceHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FenceHook")
+            .field("ledger", &self.ledger)
+            .field("estimate", &self.estimate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FenceHook {
+    /// A hook charging `ledger` (each call reserves `estimate`), auditing to `audit`,
+    /// scanning with `scan` when given, around `inner`.
+    pub fn new(
+        ledger: Arc<BudgetLedger>,
+        estimate: FenceUsage,
+        audit: Arc<Audit>,
+        scan: Option<Arc<dyn LeakScan + Send + Sync>>,
+        inner: Arc<dyn AttemptHook>,
+    ) -> Self {
+        Self {
+            ledger,
+            estimate,
+            audit,
+            crossing: scan.map(Crossing::new),
+            open: Mutex::new(BTreeMap::new()),
+            inner,
+        }
+    }
+
+    fn check(
+        &self,
+        ctx: &TaskContext,
+        kind: CrossingKind,
+        label: &str,
+        text: &str,
+    ) -> Result<(), Error> {
+        let Some(c) = &self.crossing else {
+            return Ok(());
+        };
+        match c.check(kind, label, text) {
+            Ok(()) => Ok(()),
+            Err(FenceError::Leak(hit)) => {
+                let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
+                self.audit
+                    .append(AuditRecord::leak(&ctx.task_id, &reqs, &hit));
+                Err(Error::Fence(FenceError::Leak(hit)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn budget_stop(&self, ctx: &TaskContext, e: &BudgetExceeded) -> HookDecision {
+        let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
+        self.audit
+            .append(AuditRecord::budget_stop(&ctx.task_id, &reqs, e));
+        HookDecision::StopTask(format!("budget exhausted: {e}"))
+    }
+
+    /// Scans the diff an attempt produced; see [`AttemptHook::inspect_diff`].
+    fn scan_diff(&self, ctx: &TaskContext, diff: &str) -> Result<(), Error> {
+        self.check(
+            ctx,
+            CrossingKind::Diff,
+            &format!("diff of attempt {}", ctx.attempt),
+            diff,
+        )
+    }
+}
+
+fn worst(a: HookDecision, b: HookDecision) -> HookDecision {
+    match (a, b) {
+        (s @ HookDecision::StopTask(_), _) | (_, s @ HookDecision::StopTask(_)) => s,
+        (f @ HookDecision::FailAttempt(_), _) | (_, f @ HookDecision::FailAttempt(_)) => f,
+        _ => HookDecision::Proceed,
+    }
+}
+
+#[async_trait]
+impl AttemptHook for FenceHook {
+    async fn before_attempt(&self, ctx: &TaskContext) -> Result<HookDecision, Error> {
+        self.audit.healthy()?;
+        let prompt = [
+            ctx.title.as_str(),
+            ctx.spec_excerpt.as_str(),
+            ctx.context_pack.as_str(),
+        ]
+        .into_iter()
+        .chain(ctx.constraints.iter().map(String::as_str))
+        .chain(ctx.anti_spec.iter().map(String::as_str))
+        .chain(ctx.acceptance_criteria.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("\n");
+        self.check(ctx, CrossingKind::Prompt, "prompt", &prompt)?;
+        if let Some(f) = &ctx.previous_feedback {
+            self.check(ctx, CrossingKind::Feedback, "feedback", f)?;
+        }
+        let d = self.inner.before_attempt(ctx).await?;
+        if d != HookDecision::Proceed {
+            return Ok(d);
+        }
+        match self.ledger.reserve(&ctx.task_id, self.estimate) {
+            Ok(r) => {
+                lock(&self.open).insert((ctx.task_id.clone(), ctx.attempt), r);
+                Ok(HookDecision::Proceed)
+            }
+            Err(FenceError::BudgetExceeded(e)) => Ok(self.budget_stop(ctx, &e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn after_attempt(
+        &self,
+        ctx: &TaskContext,
+        report: &AgentReport,
+    ) -> Result<HookDecision, Error> {
+        let u = &report.usage;
+        let actual = FenceUsage::from_report(
+            u.input_tokens,
+            u.output_tokens,
+            u.cost_usd.unwrap_or(0.0),
+            u.wall_ms,
+        );
+        let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
+        let reservation = lock(&self.open).remove(&(ctx.task_id.clone(), ctx.attempt));
+        let mut decision = HookDecision::Proceed;
+        let reserved = reservation.as_ref().map(|r| r.estimate());
+        if let Some(r) = reservation {
+            let s = self.ledger.settle(r, actual)?;
+            if let Some(e) = s.overruns.first() {
+                for o in &s.overruns[1..] {
+                    self.audit
+                        .append(AuditRecord::budget_stop(&ctx.task_id, &reqs, o));
+                }
+                decision = self.budget_stop(ctx, e);
+            }
+        }
+        self.audit.append(AuditRecord::new(
+            AuditKind::AgentCall,
+            Some(&ctx.task_id),
+            &reqs,
+            json!({
+                "attempt": ctx.attempt,
+                "agent": report.label(),
+                "reserved": reserved,
+                "usage": actual,
+                "outcome": report.outcome,
+            }),
+        ));
+        self.audit.healthy()?;
+        self.check(
+            ctx,
+            CrossingKind::AgentOutput,
+            "agent summary",
+            &report.summary,
+        )?;
+        let inner = self.inner.after_attempt(ctx, report).await?;
+        Ok(worst(decision, inner))
+    }
+
+    async fn inspect_diff(&self, ctx: &TaskContext, diff: &str) -> Result<HookDecision, Error> {
+        self.scan_diff(ctx, diff)?;
+        self.inner.inspect_diff(ctx, diff).await
+    }
+}

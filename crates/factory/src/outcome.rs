@@ -1,0 +1,707 @@
+//! The outcome of a finished (or interrupted) run, as a [`RunReport`]: built from the run
+//! directory `.lightsout/runs/<id>/` alone, so that `lightsout report RUN` works long after the
+//! run, and written as `report.json` + `report.html` beside the journal.
+//!
+//! Sources, all read-only:
+//! - `journal.jsonl`, replayed into a [`RunState`]: per task the agent, attempts, tokens, USD
+//!   cost, agent wall ms, merge commit, status, and every failed attempt's stage and feedback
+//!   (the feedback the agent saw, already redacted at the configured level);
+//! - `eval/<task>-<attempt>-<stage>.json`, `lightsout-eval`'s versioned [`RunResult`] of each
+//!   holdout evaluation: per requirement the latest evaluation that covered it gives its
+//!   satisfaction (passes over trials, Wilson 95% interval), scenarios and flaky flag; the
+//!   latest evaluation of each task gives the gate verdict;
+//! - the specs under `<repo>/specs/`, when they still parse, for spec and requirement titles.
+//!
+//! Failed attempts at the `policy` or `guards` stage become incidents at the top of the page.
+
+use crate::Error;
+use crate::report::{
+    self, AgentKind, AgentLabel, FailureRecord, GateOutcome, GateVerdict, Incident, IncidentKind,
+    RequirementOutcome, RunReport, Satisfaction, SpecRef, TaskOutcome,
+};
+use crate::state::{AttemptRecord, RunState, TaskState, TaskStatus};
+use lightsout_eval::RunResult;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The directory of run `run_id`: `<repo>/.lightsout/runs/<run_id>`.
+pub fn run_dir(repo: &Path, run_id: &str) -> PathBuf {
+    repo.join(".lightsout").join("runs").join(run_id)
+}
+
+/// One holdout evaluation file of the run.
+struct EvalFile {
+    task: String,
+    result: RunResult,
+}
+
+/// Builds the outcome report of run `run_id` in repository `repo` (see the module docs for the
+/// sources). Evaluation files that cannot be read (a newer schema, a torn file from a killed
+/// process) are skipped and named in the gate reasons.
+///
+/// # Errors
+/// [`Error::UnknownRun`] when the run id is not a plain name or has no journal;
+/// [`Error::Journal`]/[`Error::Io`] when the journal cannot be read.
+pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
+    if run_id.is_empty()
+        || run_id.starts_with('.')
+        || run_id.contains(['/', '\\'])
+        || !run_dir(repo, run_id).join("journal.jsonl").is_file()
+    {
+        return Err(Error::UnknownRun(run_id.to_owned()));
+    }
+    let dir = run_dir(repo, run_id);
+    let entries = crate::journal::read(&dir.join("journal.jsonl"))?;
+    let state = RunState::replay(&entries);
+    let (evals, unreadable) = read_evals(&dir.join("eval"))?;
+    let specs = load_specs(repo, &state);
+    Ok(assemble(&state, &evals, &unreadable, &specs))
+}
+
+/// Builds the report of run `run_id` ([`build_report`]) and writes `report.json` and
+/// `report.html` into its run directory atomically; returns their paths, JSON first.
+///
+/// # Errors
+/// Those of [`build_report`], and [`Error::Report`] when a file cannot be written.
+pub fn write_run_report(repo: &Path, run_id: &str) -> Result<(PathBuf, PathBuf), Error> {
+    let report = build_report(repo, run_id)?;
+    Ok(report::write_report(&run_dir(repo, run_id), &report)?)
+}
+
+/// Reads the evaluations in `eval/`, oldest first by (modification time, name): the engine's
+/// `<task>-<attempt>-<stage>.json` files and, for a `[holdout] command` runner such as the
+/// examples' `run.sh`, the `*.json` result documents in its `<task>-<attempt>-<stage>.<random>/`
+/// directories. Returns the readable ones and the names of the unreadable ones.
+fn read_evals(dir: &Path) -> Result<(Vec<EvalFile>, Vec<String>), Error> {
+    let mut found: Vec<(std::time::SystemTime, PathBuf, String)> = Vec::new();
+    for (path, is_dir) in list(dir)? {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if is_dir {
+            // `<task>-<attempt>-<stage>.<random>`; task ids may contain '.' themselves.
+            let Some((stem, _)) = name.rsplit_once('.') else {
+                continue;
+            };
+            for (inner, inner_dir) in list(&path)? {
+                if !inner_dir && inner.extension().and_then(|e| e.to_str()) == Some("json") {
+                    found.push((mtime(&inner), inner, stem.to_owned()));
+                }
+            }
+        } else if let Some(stem) = name.strip_suffix(".json") {
+            found.push((mtime(&path), path.clone(), stem.to_owned()));
+        }
+    }
+    found.sort();
+    let mut files = Vec::new();
+    let mut unreadable = Vec::new();
+    for (_, path, stem) in found {
+        // `<task>-<attempt>-<stage>`; task ids may contain '-', so split from the right.
+        let mut parts = stem.rsplitn(3, '-');
+        let (Some(_stage), Some(_attempt), Some(task)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        match RunResult::read(&path) {
+            Ok(result) => files.push(EvalFile {
+                task: task.to_owned(),
+                result,
+            }),
+            Err(_) => unreadable.push(
+                path.strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+        }
+    }
+    Ok((files, unreadable))
+}
+
+/// The entries of `dir` with whether each is a directory; empty when `dir` does not exist.
+fn list(dir: &Path) -> Result<Vec<(PathBuf, bool)>, Error> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read dir", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io("read dir", dir, e))?;
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        out.push((entry.path(), is_dir));
+    }
+    Ok(out)
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+}
+
+/// Spec metadata and requirement titles from `<repo>/specs/`, best effort.
+fn load_specs(repo: &Path, state: &RunState) -> (Vec<SpecRef>, BTreeMap<String, String>) {
+    let wanted: BTreeSet<&str> = state
+        .tasks
+        .iter()
+        .map(|t| t.task.spec_id.as_str())
+        .collect();
+    let mut refs = Vec::new();
+    let mut titles = BTreeMap::new();
+    let Ok(files) = lightsout_spec::discover(&repo.join("specs")) else {
+        return (refs, titles);
+    };
+    for f in files {
+        let Ok((spec, _, _)) = lightsout_spec::read(&f, None) else {
+            continue;
+        };
+        if !wanted.contains(spec.meta.id.as_str()) {
+            continue;
+        }
+        for r in &spec.requirements {
+            titles.insert(r.id.clone(), r.title.clone());
+        }
+        refs.push(SpecRef {
+            id: spec.meta.id.clone(),
+            title: spec.meta.title.clone(),
+            version: spec.meta.version.unwrap_or(1),
+            path: f
+                .strip_prefix(repo)
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned()),
+        });
+    }
+    (refs, titles)
+}
+
+fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+fn label(a: &AttemptRecord) -> AgentLabel {
+    AgentLabel {
+        name: a.agent.clone(),
+        kind: if a.replay {
+            AgentKind::Replay
+        } else {
+            AgentKind::Command
+        },
+        detail: None,
+    }
+}
+
+/// The run's agent: the one agent used, or the list of them.
+fn run_agent(state: &RunState) -> AgentLabel {
+    let mut seen: Vec<AgentLabel> = Vec::new();
+    for a in state.tasks.iter().flat_map(|t| &t.attempts) {
+        let l = label(a);
+        if !seen.contains(&l) {
+            seen.push(l);
+        }
+    }
+    match seen.len() {
+        0 => AgentLabel {
+            name: "none".into(),
+            kind: AgentKind::Other,
+            detail: Some("no attempt was made".into()),
+        },
+        1 => seen.remove(0),
+        _ => AgentLabel {
+            name: seen
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            kind: if seen.iter().all(AgentLabel::is_replay) {
+                AgentKind::Replay
+            } else {
+                AgentKind::Other
+            },
+            detail: None,
+        },
+    }
+}
+
+fn task_status(t: &TaskState) -> report::TaskStatus {
+    match t.status {
+        TaskStatus::Merged => report::TaskStatus::Merged,
+        TaskStatus::Failed => report::TaskStatus::Failed,
+        TaskStatus::Blocked => report::TaskStatus::Blocked,
+        TaskStatus::Rerouted => report::TaskStatus::Conflict,
+        _ if t.reverts > 0 => report::TaskStatus::Reverted,
+        _ => report::TaskStatus::Pending,
+    }
+}
+
+fn task_outcome(t: &TaskState, run_agent: &AgentLabel) -> TaskOutcome {
+    let mut depends_on = t.task.depends_on.clone();
+    if let Some(p) = &t.parent
+        && !depends_on.contains(p)
+    {
+        depends_on.push(p.clone());
+    }
+    TaskOutcome {
+        id: t.task.id.clone(),
+        title: t.task.title.clone(),
+        requirements: t.task.requirement_ids.clone(),
+        agent: t.attempts.last().map_or_else(|| run_agent.clone(), label),
+        attempts: u32::try_from(t.attempts.len()).unwrap_or(u32::MAX),
+        tokens_in: t.attempts.iter().map(|a| a.usage.input_tokens).sum(),
+        tokens_out: t.attempts.iter().map(|a| a.usage.output_tokens).sum(),
+        cost_usd: t.cost_usd(),
+        wall_ms: t.attempts.iter().map(|a| a.usage.wall_ms).sum(),
+        merge_commit: t.merge_commit.clone(),
+        status: task_status(t),
+        depends_on,
+        wave: None,
+    }
+}
+
+/// The first non-empty line of `s`, at most 300 characters.
+fn first_line(s: &str) -> String {
+    let line = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    line.chars().take(300).collect()
+}
+
+fn requirement_outcome(
+    id: &str,
+    state: &RunState,
+    evals: &[EvalFile],
+    titles: &BTreeMap<String, String>,
+) -> RequirementOutcome {
+    let covering: Vec<&TaskState> = state
+        .tasks
+        .iter()
+        .filter(|t| t.task.requirement_ids.iter().any(|r| r == id))
+        .collect();
+    // The latest evaluation whose scenarios cover the requirement.
+    let latest = evals.iter().rev().find(|e| {
+        e.result
+            .scenarios
+            .iter()
+            .any(|s| s.satisfies.iter().any(|r| r == id))
+    });
+    let (mut passes, mut trials, mut scenarios, mut flaky) = (0u32, 0u32, 0u32, false);
+    if let Some(e) = latest {
+        for s in e
+            .result
+            .scenarios
+            .iter()
+            .filter(|s| s.satisfies.iter().any(|r| r == id))
+        {
+            passes = passes.saturating_add(s.stats.passes);
+            trials = trials.saturating_add(s.stats.trials);
+            scenarios += 1;
+            flaky |= s.stats.flaky;
+        }
+    }
+    let mut failures = Vec::new();
+    for t in &covering {
+        for a in t.attempts.iter().filter(|a| !a.passed) {
+            failures.push(FailureRecord {
+                task: t.task.id.clone(),
+                attempt: a.attempt,
+                category: a.failed_stage.clone().unwrap_or_else(|| "unknown".into()),
+                feedback: a.feedback.clone().unwrap_or_default(),
+            });
+        }
+    }
+    RequirementOutcome {
+        id: id.to_owned(),
+        title: titles.get(id).cloned().unwrap_or_else(|| {
+            covering
+                .first()
+                .map_or_else(|| id.to_owned(), |t| t.task.title.clone())
+        }),
+        satisfaction: Satisfaction::from_counts(passes, trials),
+        flaky,
+        attempts: u32::try_from(covering.iter().map(|t| t.attempts.len()).sum::<usize>())
+            .unwrap_or(u32::MAX),
+        scenarios,
+        tasks: covering.iter().map(|t| t.task.id.clone()).collect(),
+        failures,
+    }
+}
+
+fn gate(state: &RunState, evals: &[EvalFile], unreadable: &[String]) -> GateVerdict {
+    let mut reasons = Vec::new();
+    let mut failed = false;
+    for name in unreadable {
+        reasons.push(format!(
+            "evaluation file eval/{name} could not be read; skipped"
+        ));
+    }
+    if evals.is_empty() {
+        reasons.push("no holdout evaluation ran in this run; configure [holdout] path".into());
+        return GateVerdict {
+            outcome: GateOutcome::NotEvaluated,
+            reasons,
+        };
+    }
+    let mut passed_rules = BTreeSet::new();
+    for t in &state.tasks[..state.planned.min(state.tasks.len())] {
+        let id = &t.task.id;
+        // The task's own evaluations and those of the conflict tasks redoing it.
+        let latest = evals.iter().rev().find(|e| {
+            e.task == *id || state.task(&e.task).and_then(|s| s.parent.as_deref()) == Some(id)
+        });
+        if let Some(e) = latest {
+            for r in &e.result.gate.reasons {
+                if r.passed {
+                    passed_rules.insert(r.rule.clone());
+                } else if t.status == TaskStatus::Merged {
+                    // A merged task's last evaluation passed the gate; an earlier failed rule
+                    // here means the gate file disagrees with the journal: report it.
+                    failed = true;
+                    reasons.push(format!("{id}: {}: {}", r.rule, r.detail));
+                }
+            }
+        }
+        if t.status != TaskStatus::Merged {
+            failed = true;
+            let why = t.failure.as_deref().map_or_else(
+                || format!("{id}: not merged ({})", task_status(t).as_str()),
+                |f| format!("{id}: not merged: {}", first_line(f)),
+            );
+            reasons.push(why);
+        }
+    }
+    if failed {
+        GateVerdict {
+            outcome: GateOutcome::Fail,
+            reasons,
+        }
+    } else {
+        reasons.extend(passed_rules.into_iter().map(|r| format!("held: {r}")));
+        GateVerdict {
+            outcome: GateOutcome::Pass,
+            reasons,
+        }
+    }
+}
+
+fn incidents(state: &RunState) -> Vec<Incident> {
+    let mut out = Vec::new();
+    for t in &state.tasks {
+        for a in &t.attempts {
+            let kind = match a.failed_stage.as_deref() {
+                Some("policy") => IncidentKind::PolicyViolation,
+                Some("guards") => IncidentKind::GuardViolation,
+                _ => continue,
+            };
+            out.push(Incident {
+                kind,
+                task: Some(t.task.id.clone()),
+                location: format!("attempt {}", a.attempt),
+                detail: first_line(a.feedback.as_deref().unwrap_or(&a.summary)),
+            });
+        }
+    }
+    out
+}
+
+fn assemble(
+    state: &RunState,
+    evals: &[EvalFile],
+    unreadable: &[String],
+    specs: &(Vec<SpecRef>, BTreeMap<String, String>),
+) -> RunReport {
+    let agent = run_agent(state);
+    let started = parse_time(&state.started_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let mut r = RunReport::new(state.run_id.clone(), started, agent.clone());
+    r.finished = state.finished_at.as_deref().and_then(parse_time);
+    r.specs.clone_from(&specs.0);
+    let mut req_ids: Vec<&str> = Vec::new();
+    for t in &state.tasks {
+        for id in &t.task.requirement_ids {
+            if !req_ids.contains(&id.as_str()) {
+                req_ids.push(id);
+            }
+        }
+    }
+    r.requirements = req_ids
+        .iter()
+        .map(|id| requirement_outcome(id, state, evals, &specs.1))
+        .collect();
+    r.tasks = state
+        .tasks
+        .iter()
+        .map(|t| task_outcome(t, &agent))
+        .collect();
+    r.gate = gate(state, evals, unreadable);
+    r.incidents = incidents(state);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Entry, Journal};
+    use crate::plan::{Plan, Task};
+    use lightsout_agent::{Outcome, Usage};
+    use lightsout_eval::stats::{Sequential, TrialStats};
+    use lightsout_eval::{CheckKind, GateReason, ScenarioResult, Summary};
+
+    fn task(id: &str, reqs: &[&str], deps: &[&str]) -> Task {
+        Task {
+            id: id.into(),
+            title: format!("build {id}"),
+            spec_id: "shortener".into(),
+            requirement_ids: reqs.iter().map(|s| (*s).to_owned()).collect(),
+            depends_on: deps.iter().map(|s| (*s).to_owned()).collect(),
+            ..Task::default()
+        }
+    }
+
+    fn attempt(n: u32, passed: bool, stage: Option<&str>, feedback: Option<&str>) -> AttemptRecord {
+        AttemptRecord {
+            attempt: n,
+            agent: "replay".into(),
+            replay: true,
+            summary: format!("attempt {n}"),
+            usage: Usage {
+                input_tokens: 100,
+                output_tokens: 20,
+                cost_usd: Some(0.5),
+                wall_ms: 40,
+                ..Usage::default()
+            },
+            outcome: Outcome::Completed,
+            passed,
+            failed_stage: stage.map(str::to_owned),
+            feedback: feedback.map(str::to_owned),
+            commit: Some(format!("c{n}")),
+            human_intervened: false,
+        }
+    }
+
+    fn eval(req: &str, passes: u32, trials: u32, gate_ok: bool) -> RunResult {
+        let scenario = ScenarioResult {
+            id: format!("s-{req}"),
+            name: format!("scenario of {req}"),
+            path: PathBuf::from("x.feature"),
+            satisfies: vec![req.to_owned()],
+            tags: vec![],
+            kind: CheckKind::Behavioural,
+            guard: false,
+            regression: false,
+            stats: TrialStats::new(passes, trials, trials),
+            stopped: Sequential::Done,
+            duration_ms: 1.0,
+            trials: vec![],
+        };
+        let scenarios = vec![scenario];
+        RunResult {
+            schema_version: lightsout_eval::result::SCHEMA_VERSION,
+            started_at: "2026-11-27T06:00:00Z".into(),
+            duration_ms: 1.0,
+            target: "python3 app.py".into(),
+            trials,
+            max_trials: trials,
+            summary: Summary::of(&scenarios),
+            scenarios,
+            gate: lightsout_eval::GateVerdict {
+                passed: gate_ok,
+                reasons: vec![GateReason {
+                    rule: "satisfaction >= 0.95".into(),
+                    passed: gate_ok,
+                    detail: "suite".into(),
+                }],
+            },
+        }
+    }
+
+    /// A run of two tasks: T1 fails the holdout once then merges; T2 hits the policy and fails.
+    fn fabricate(repo: &Path) {
+        let dir = run_dir(repo, "r1");
+        let mut j = Journal::open(&dir.join("journal.jsonl")).unwrap();
+        let plan = Plan {
+            tasks: vec![task("T1", &["REQ-1"], &[]), task("T2", &["REQ-2"], &["T1"])],
+        };
+        let entries = [
+            Entry::RunStarted {
+                run_id: "r1".into(),
+                at: "2026-11-27T06:00:00Z".into(),
+                main: "main".into(),
+                base: "b0".into(),
+                plan,
+            },
+            Entry::AttemptFinished {
+                task: "T1".into(),
+                record: attempt(
+                    1,
+                    false,
+                    Some("holdout"),
+                    Some("REQ-1: 1 of 3 trials failed"),
+                ),
+            },
+            Entry::AttemptFinished {
+                task: "T1".into(),
+                record: attempt(2, true, None, None),
+            },
+            Entry::Merged {
+                task: "T1".into(),
+                commit: "m1".into(),
+            },
+            Entry::AttemptFinished {
+                task: "T2".into(),
+                record: attempt(1, false, Some("policy"), Some("wrote outside the worktree")),
+            },
+            Entry::TaskFailed {
+                task: "T2".into(),
+                reason: "policy: wrote outside the worktree".into(),
+            },
+            Entry::RunFinished {
+                at: "2026-11-27T06:01:30Z".into(),
+            },
+        ];
+        for e in &entries {
+            j.append(e).unwrap();
+        }
+        let ev = dir.join("eval");
+        std::fs::create_dir_all(&ev).unwrap();
+        let write = |name: &str, r: &RunResult| {
+            std::fs::write(ev.join(name), serde_json::to_vec(r).unwrap()).unwrap();
+        };
+        write("T1-1-candidate.json", &eval("REQ-1", 2, 3, false));
+        // Make the order by modification time unambiguous.
+        let old = std::fs::File::options()
+            .write(true)
+            .open(ev.join("T1-1-candidate.json"))
+            .unwrap();
+        old.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+        write("T1-2-candidate.json", &eval("REQ-1", 5, 5, true));
+        std::fs::write(ev.join("T1-3-merged.json"), "{torn").unwrap();
+        // A `[holdout] command` runner's layout: a directory per evaluation.
+        let sub = ev.join("T2-1-candidate.x1Y2z3");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(
+            sub.join("holdout-result.json"),
+            serde_json::to_vec(&eval("REQ-2", 1, 4, false)).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(sub.join("eval.err"), "").unwrap();
+    }
+
+    #[test]
+    fn report_from_a_fabricated_run_dir() {
+        let repo = tempfile::tempdir().unwrap();
+        fabricate(repo.path());
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.run_id, "r1");
+        assert_eq!(r.duration_ms(), Some(90_000));
+        assert!(r.uses_replay());
+        assert_eq!(r.agent.kind, AgentKind::Replay);
+
+        let req1 = &r.requirements[0];
+        assert_eq!(req1.id, "REQ-1");
+        assert_eq!(
+            req1.satisfaction,
+            Satisfaction::from_counts(5, 5),
+            "latest eval"
+        );
+        assert_eq!((req1.attempts, req1.scenarios, req1.flaky), (2, 1, false));
+        assert_eq!(req1.failures.len(), 1);
+        assert_eq!(req1.failures[0].category, "holdout");
+        assert_eq!(req1.failures[0].feedback, "REQ-1: 1 of 3 trials failed");
+        let req2 = &r.requirements[1];
+        assert_eq!(
+            req2.satisfaction,
+            Satisfaction::from_counts(1, 4),
+            "runner dir read"
+        );
+        assert!(req2.flaky);
+
+        let t1 = &r.tasks[0];
+        assert_eq!(t1.status, report::TaskStatus::Merged);
+        assert_eq!(t1.merge_commit.as_deref(), Some("m1"));
+        assert_eq!((t1.attempts, t1.tokens_in, t1.tokens_out), (2, 200, 40));
+        assert!((t1.cost_usd - 1.0).abs() < 1e-9);
+        assert_eq!(t1.wall_ms, 80);
+        assert_eq!(r.tasks[1].status, report::TaskStatus::Failed);
+        assert_eq!(r.tasks[1].depends_on, vec!["T1".to_owned()]);
+
+        assert_eq!(r.gate.outcome, GateOutcome::Fail);
+        let reasons = r.gate.reasons.join("\n");
+        assert!(reasons.contains("T2: not merged: policy"), "{reasons}");
+        assert!(
+            reasons.contains("T1-3-merged.json could not be read"),
+            "{reasons}"
+        );
+
+        assert_eq!(r.incidents.len(), 1);
+        assert_eq!(r.incidents[0].kind, IncidentKind::PolicyViolation);
+        assert_eq!(r.incidents[0].task.as_deref(), Some("T2"));
+    }
+
+    #[test]
+    fn writes_both_files_and_gate_passes_when_all_merged() {
+        let repo = tempfile::tempdir().unwrap();
+        fabricate(repo.path());
+        // Drop T2 from the story: rewrite the journal with T1 only.
+        let dir = run_dir(repo.path(), "r1");
+        let entries = crate::journal::read(&dir.join("journal.jsonl")).unwrap();
+        std::fs::remove_file(dir.join("journal.jsonl")).unwrap();
+        let mut j = Journal::open(&dir.join("journal.jsonl")).unwrap();
+        for e in entries {
+            let e = match e {
+                Entry::RunStarted {
+                    run_id,
+                    at,
+                    main,
+                    base,
+                    mut plan,
+                } => {
+                    plan.tasks.truncate(1);
+                    Entry::RunStarted {
+                        run_id,
+                        at,
+                        main,
+                        base,
+                        plan,
+                    }
+                }
+                other => other,
+            };
+            j.append(&e).unwrap();
+        }
+        std::fs::remove_file(dir.join("eval").join("T1-3-merged.json")).unwrap();
+        std::fs::remove_dir_all(dir.join("eval").join("T2-1-candidate.x1Y2z3")).unwrap();
+        let (json, html) = write_run_report(repo.path(), "r1").unwrap();
+        let back = report::read_report(&json).unwrap();
+        assert_eq!(back.gate.outcome, GateOutcome::Pass, "{:?}", back.gate);
+        assert!(
+            back.gate
+                .reasons
+                .iter()
+                .any(|r| r == "held: satisfaction >= 0.95")
+        );
+        assert!(std::fs::read_to_string(html).unwrap().contains("REQ-1"));
+    }
+
+    #[test]
+    fn unknown_or_unsafe_run_ids_are_refused() {
+        let repo = tempfile::tempdir().unwrap();
+        for id in ["nope", "", "../x", ".hidden"] {
+            let err = build_report(repo.path(), id).unwrap_err();
+            assert!(matches!(err, Error::UnknownRun(_)), "{id}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn a_run_without_holdout_is_not_evaluated() {
+        let repo = tempfile::tempdir().unwrap();
+        fabricate(repo.path());
+        std::fs::remove_dir_all(run_dir(repo.path(), "r1").join("eval")).unwrap();
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.gate.outcome, GateOutcome::NotEvaluated);
+        assert_eq!(r.requirements[0].satisfaction.trials, 0);
+    }
+}
