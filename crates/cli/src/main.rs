@@ -21,6 +21,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Scaffold a project: lightsout.toml, a spec template, a holdout directory beside the
+    /// repository, .gitignore. Refuses to overwrite files without --force.
+    Init(cmd::init::InitArgs),
     /// Check, show, diff specs and print the spec JSON Schema.
     #[command(subcommand)]
     Spec(cmd::spec::SpecCommand),
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Init(a) => cmd::init::run(a),
         Command::Spec(c) => cmd::spec::run(c),
         Command::Twin(c) => cmd::twin::run(c),
         Command::Eval(a) => cmd::eval::run(a),

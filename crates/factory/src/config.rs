@@ -48,6 +48,13 @@
 //! [memory]
 //! enabled = true               # .lightsout/memory.db: context packs, guards, lessons
 //! budget_tokens = 1500
+//!
+//! [budget.task]                # caps per task; also [budget.run] and [budget.day]
+//! attempts = 3
+//! usd = 2.50
+//! [budget.call]                # what each agent call reserves before it starts
+//! tokens = 50000
+//! usd = 0.40
 //! ```
 //! `[budget]` ([`BudgetConfig`](crate::fence::budget::BudgetConfig): `[budget.task]`,
 //! `[budget.run]`, `[budget.day]` caps with `attempts`, `wall_ms`, `tokens`, `usd`, and
@@ -244,7 +251,10 @@ pub struct Config {
     /// `[budget.call]`). Default: no caps.
     pub budget: crate::fence::budget::BudgetConfig,
     /// `[fence]` (alias `[policy]`): the process policy for agents (env allowlist, output
-    /// cap, wall limit, network, watched directories). Default: [`FenceConfig::default`](crate::fence::policy::FenceConfig).
+    /// cap, wall limit, network, watched directories), for callers running agents through
+    /// [`Fence`](crate::fence::policy::Fence). Not yet applied by the run loop, whose agent
+    /// processes get `[env] allow` and `[limits]` through `lightsout-agent`. Default:
+    /// [`FenceConfig::default`](crate::fence::policy::FenceConfig).
     #[serde(alias = "policy")]
     pub fence: crate::fence::policy::FenceConfig,
     /// Every other section, raw, for the stages that own it (`gate`, `twins`, `budget`, ...).
@@ -401,6 +411,31 @@ min_satisfaction = 0.95
         assert!(c.extra.contains_key("gate"));
         assert_eq!(c.holdout_dir(None), Some(PathBuf::from("/p/../holdout")));
         assert_eq!(c.holdout_dir(Some("/h")), Some(PathBuf::from("/h")));
+    }
+
+    #[test]
+    fn budget_and_fence_sections_are_optional_and_parsed() {
+        let c = Config::parse("", Path::new(".")).unwrap();
+        assert_eq!(c.budget, crate::fence::budget::BudgetConfig::default());
+        assert_eq!(c.fence, crate::fence::policy::FenceConfig::default());
+        let c = Config::parse(
+            "[budget.task]\nusd = 0.5\nattempts = 2\n[budget.run]\ntokens = 100000\n\
+             [budget.call]\ntokens = 5000\n[fence]\noutput_bytes = 1024\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.budget.per_task.usd, Some(0.5));
+        assert_eq!(c.budget.per_task.attempts, Some(2));
+        assert_eq!(c.budget.per_run.tokens, Some(100_000));
+        assert_eq!(c.budget.per_call.tokens, Some(5000));
+        assert_eq!(c.fence.output_bytes, 1024);
+        assert!(!c.extra.contains_key("budget") && !c.extra.contains_key("fence"));
+        let e = Config::parse("[budget.task]\nusdd = 1.0\n", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("usdd"), "{e}");
+        let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/url-shortener/lightsout.toml");
+        let text = std::fs::read_to_string(&example).unwrap();
+        Config::parse(&text, example.parent().unwrap()).unwrap();
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl LeakScan for SuiteScan {
                 );
                 match l.kind {
                     lightsout_eval::leak::LeakKind::Canary => format!("holdout canary from {file}"),
-                    _ => format!(
+                    lightsout_eval::leak::LeakKind::Verbatim => format!(
                         "verbatim run of {} words from scenario {} ({file})",
                         l.words,
                         l.scenario.as_deref().unwrap_or("?")
@@ -54,7 +54,8 @@ impl LeakScan for SuiteScan {
 }
 
 /// Loads the holdout suite in `dir` and builds its leak scanner, when `dir` holds
-/// scenario files (`*.feature`, searched recursively); `Ok(None)` otherwise.
+/// scenario files (`*.scenario.md` or `*.feature`, searched recursively); `Ok(None)`
+/// otherwise.
 ///
 /// # Errors
 /// [`Error::Config`] when scenario files exist but the suite cannot be loaded (fail
@@ -69,7 +70,10 @@ pub fn suite_scanner(dir: &Path) -> Result<Option<SuiteScan>, Error> {
             if p.is_dir() {
                 depth < 8 && has_feature(&p, depth + 1)
             } else {
-                p.extension().is_some_and(|x| x == "feature")
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.ends_with(".feature") || n.ends_with(".scenario.md")
+                })
             }
         })
     }
@@ -375,7 +379,7 @@ impl AttemptHook for FenceHook {
         let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
         let reservation = lock(&self.open).remove(&(ctx.task_id.clone(), ctx.attempt));
         let mut decision = HookDecision::Proceed;
-        let reserved = reservation.as_ref().map(|r| r.estimate());
+        let reserved = reservation.as_ref().map(Reservation::estimate);
         if let Some(r) = reservation {
             let s = self.ledger.settle(r, actual)?;
             if let Some(e) = s.overruns.first() {
@@ -412,5 +416,34 @@ impl AttemptHook for FenceHook {
     async fn inspect_diff(&self, ctx: &TaskContext, diff: &str) -> Result<HookDecision, Error> {
         self.scan_diff(ctx, diff)?;
         self.inner.inspect_diff(ctx, diff).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_spec_does_not_trip_the_example_holdout_scanner() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let scan = suite_scanner(&root.join("url-shortener-holdout"))
+            .unwrap()
+            .expect("the example holdout has scenarios");
+        let spec =
+            std::fs::read_to_string(root.join("url-shortener/specs/url-shortener.md")).unwrap();
+        assert_eq!(scan.scan(&spec), Vec::<String>::new());
+        let canary = scan.0.scan("x");
+        assert!(canary.is_empty());
+    }
+
+    #[test]
+    fn intent_resolves_rebase_tasks_to_their_root() {
+        let i = Intent(BTreeMap::from([(
+            "T1".to_owned(),
+            vec!["REQ-1".to_owned()],
+        )]));
+        assert_eq!(i.of("T1.rebase-2"), vec!["REQ-1"]);
+        assert_eq!(i.of("T1.rebase-2.rebase-1"), vec!["REQ-1"]);
+        assert!(i.of("T9").is_empty());
     }
 }

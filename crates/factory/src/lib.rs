@@ -50,6 +50,7 @@ mod memory;
 pub mod outcome;
 pub mod plan;
 pub mod report;
+pub mod scaffold;
 pub mod sched;
 pub mod stages;
 pub mod state;

@@ -34,6 +34,9 @@ pub fn run_dir(repo: &Path, run_id: &str) -> PathBuf {
 /// One holdout evaluation file of the run.
 struct EvalFile {
     task: String,
+    /// `candidate` (the task's branch) or `merged` (the merged result, with every requirement
+    /// already on main as the regression bucket).
+    stage: String,
     result: RunResult,
 }
 
@@ -57,7 +60,9 @@ pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
     let state = RunState::replay(&entries);
     let (evals, unreadable) = read_evals(&dir.join("eval"))?;
     let specs = load_specs(repo, &state);
-    Ok(assemble(&state, &evals, &unreadable, &specs))
+    let mut report = assemble(&state, &evals, &unreadable, &specs);
+    load_memory(repo, &mut report);
+    Ok(report)
 }
 
 /// Builds the report of run `run_id` ([`build_report`]) and writes `report.json` and
@@ -100,13 +105,14 @@ fn read_evals(dir: &Path) -> Result<(Vec<EvalFile>, Vec<String>), Error> {
     for (_, path, stem) in found {
         // `<task>-<attempt>-<stage>`; task ids may contain '-', so split from the right.
         let mut parts = stem.rsplitn(3, '-');
-        let (Some(_stage), Some(_attempt), Some(task)) = (parts.next(), parts.next(), parts.next())
+        let (Some(stage), Some(_attempt), Some(task)) = (parts.next(), parts.next(), parts.next())
         else {
             continue;
         };
         match RunResult::read(&path) {
             Ok(result) => files.push(EvalFile {
                 task: task.to_owned(),
+                stage: stage.to_owned(),
                 result,
             }),
             Err(_) => unreadable.push(
@@ -177,13 +183,81 @@ fn load_specs(repo: &Path, state: &RunState) -> (Vec<SpecRef>, BTreeMap<String, 
     (refs, titles)
 }
 
+/// Decisions and lessons of `.lightsout/memory.db` that belong to this run: recorded by it
+/// (provenance run) or about its specs (decisions) or requirements (lessons). Best effort: a
+/// missing or unreadable database leaves both lists empty.
+fn load_memory(repo: &Path, report: &mut RunReport) {
+    use lightsout_memory::{Filter, Kind, Memory, Status};
+    let path = repo.join(".lightsout").join("memory.db");
+    if !path.is_file() {
+        return;
+    }
+    let Ok(mem) = Memory::open(&path) else {
+        return;
+    };
+    let Ok(records) = mem.list(
+        Filter::Current {
+            statuses: Vec::new(),
+        },
+        &[Kind::Decision, Kind::Lesson],
+    ) else {
+        return;
+    };
+    let run = Some(report.run_id.as_str());
+    for r in records {
+        let p = &r.provenance;
+        let this_run = p.run.as_deref() == run;
+        if r.kind == Kind::Decision {
+            let about = p
+                .spec
+                .as_deref()
+                .is_some_and(|s| report.specs.iter().any(|x| x.id == s));
+            let status = match r.status {
+                Status::Proposed => report::DecisionStatus::Proposed,
+                Status::Accepted => report::DecisionStatus::Accepted,
+                Status::Superseded => report::DecisionStatus::Superseded,
+                _ => continue,
+            };
+            if this_run || about {
+                report.decisions.push(report::DecisionRecord {
+                    id: format!("D-{}", r.id),
+                    text: first_line(&format!("{}: {}", r.title, r.decision)),
+                    status,
+                    supersedes: r.supersedes.map(|i| format!("D-{i}")),
+                    source: p.run.clone().or_else(|| p.spec.clone()).unwrap_or_default(),
+                });
+            }
+        } else {
+            let about = p
+                .requirement
+                .as_deref()
+                .is_some_and(|q| report.requirements.iter().any(|x| x.id == q));
+            if this_run || about {
+                report.lessons.push(report::LessonRecord {
+                    fingerprint: r.external_key.clone().unwrap_or_else(|| r.id.to_string()),
+                    text: first_line(&r.title),
+                    requirement: p.requirement.clone(),
+                    task: None,
+                });
+            }
+        }
+    }
+}
+
+/// An RFC 3339 time, to the whole second (the page shows it as written).
 fn parse_time(s: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339).ok()
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    t.replace_nanosecond(0).ok()
 }
 
 fn label(a: &AttemptRecord) -> AgentLabel {
+    // The factory labels an agent `<profile> (<preset>)`; the report shows the kind itself.
+    let name = match a.agent.split_once(" (") {
+        Some((profile, rest)) if a.replay && rest == "replay)" => profile.to_owned(),
+        _ => a.agent.clone(),
+    };
     AgentLabel {
-        name: a.agent.clone(),
+        name,
         kind: if a.replay {
             AgentKind::Replay
         } else {
@@ -330,7 +404,17 @@ fn requirement_outcome(
     }
 }
 
-fn gate(state: &RunState, evals: &[EvalFile], unreadable: &[String]) -> GateVerdict {
+/// The run's verdict. The gate of the latest evaluation of a merged result (it ran on main's
+/// final content, every merged requirement in its regression bucket) decides, or of the latest
+/// evaluation when nothing merged; every planned task must also be merged, and every requirement
+/// have holdout trials. Earlier evaluations are history (the per-requirement failures), not the
+/// verdict: a task evaluated before its dependencies merged fails their scenarios by design.
+fn gate(
+    state: &RunState,
+    requirements: &[RequirementOutcome],
+    evals: &[EvalFile],
+    unreadable: &[String],
+) -> GateVerdict {
     let mut reasons = Vec::new();
     let mut failed = false;
     for name in unreadable {
@@ -338,39 +422,37 @@ fn gate(state: &RunState, evals: &[EvalFile], unreadable: &[String]) -> GateVerd
             "evaluation file eval/{name} could not be read; skipped"
         ));
     }
-    if evals.is_empty() {
+    let Some(last) = evals
+        .iter()
+        .rev()
+        .find(|e| e.stage == "merged")
+        .or_else(|| evals.last())
+    else {
         reasons.push("no holdout evaluation ran in this run; configure [holdout] path".into());
         return GateVerdict {
             outcome: GateOutcome::NotEvaluated,
             reasons,
         };
-    }
-    let mut passed_rules = BTreeSet::new();
+    };
     for t in &state.tasks[..state.planned.min(state.tasks.len())] {
-        let id = &t.task.id;
-        // The task's own evaluations and those of the conflict tasks redoing it.
-        let latest = evals.iter().rev().find(|e| {
-            e.task == *id || state.task(&e.task).and_then(|s| s.parent.as_deref()) == Some(id)
-        });
-        if let Some(e) = latest {
-            for r in &e.result.gate.reasons {
-                if r.passed {
-                    passed_rules.insert(r.rule.clone());
-                } else if t.status == TaskStatus::Merged {
-                    // A merged task's last evaluation passed the gate; an earlier failed rule
-                    // here means the gate file disagrees with the journal: report it.
-                    failed = true;
-                    reasons.push(format!("{id}: {}: {}", r.rule, r.detail));
-                }
-            }
-        }
         if t.status != TaskStatus::Merged {
             failed = true;
-            let why = t.failure.as_deref().map_or_else(
+            let id = &t.task.id;
+            reasons.push(t.failure.as_deref().map_or_else(
                 || format!("{id}: not merged ({})", task_status(t).as_str()),
                 |f| format!("{id}: not merged: {}", first_line(f)),
-            );
-            reasons.push(why);
+            ));
+        }
+    }
+    for q in requirements.iter().filter(|q| q.satisfaction.trials == 0) {
+        failed = true;
+        reasons.push(format!("{}: no holdout trial ran for it", q.id));
+    }
+    let context = format!("final evaluation ({} {})", last.task, last.stage);
+    for r in &last.result.gate.reasons {
+        if !r.passed {
+            failed = true;
+            reasons.push(format!("{context}: {}: {}", r.rule, r.detail));
         }
     }
     if failed {
@@ -379,7 +461,13 @@ fn gate(state: &RunState, evals: &[EvalFile], unreadable: &[String]) -> GateVerd
             reasons,
         }
     } else {
-        reasons.extend(passed_rules.into_iter().map(|r| format!("held: {r}")));
+        reasons.extend(
+            last.result
+                .gate
+                .reasons
+                .iter()
+                .map(|r| format!("held: {} ({})", r.rule, r.detail)),
+        );
         GateVerdict {
             outcome: GateOutcome::Pass,
             reasons,
@@ -435,7 +523,7 @@ fn assemble(
         .iter()
         .map(|t| task_outcome(t, &agent))
         .collect();
-    r.gate = gate(state, evals, unreadable);
+    r.gate = gate(state, &r.requirements, evals, unreadable);
     r.incidents = incidents(state);
     r
 }
@@ -577,7 +665,7 @@ mod tests {
             .open(ev.join("T1-1-candidate.json"))
             .unwrap();
         old.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
-        write("T1-2-candidate.json", &eval("REQ-1", 5, 5, true));
+        write("T1-2-merged.json", &eval("REQ-1", 5, 5, true));
         std::fs::write(ev.join("T1-3-merged.json"), "{torn").unwrap();
         // A `[holdout] command` runner's layout: a directory per evaluation.
         let sub = ev.join("T2-1-candidate.x1Y2z3");
@@ -681,7 +769,7 @@ mod tests {
             back.gate
                 .reasons
                 .iter()
-                .any(|r| r == "held: satisfaction >= 0.95")
+                .any(|r| r == "held: satisfaction >= 0.95 (suite)")
         );
         assert!(std::fs::read_to_string(html).unwrap().contains("REQ-1"));
     }

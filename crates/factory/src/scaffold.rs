@@ -46,7 +46,8 @@ pub fn project_name(dir: &Path) -> String {
     }
 }
 
-/// The files `lightsout init` writes for project `name` in directory `dir`.
+/// The files `lightsout init` writes for project `name` in directory `dir` (absolute, so that
+/// the holdout directory lands beside it: `<parent of dir>/<name>-holdout/`).
 pub fn files(dir: &Path, name: &str) -> Vec<ScaffoldFile> {
     let holdout = format!("{name}-holdout");
     vec![
@@ -63,10 +64,7 @@ pub fn files(dir: &Path, name: &str) -> Vec<ScaffoldFile> {
             content: ".lightsout/\n".into(),
         },
         ScaffoldFile {
-            path: dir
-                .join("..")
-                .join(&holdout)
-                .join("example.scenario.md"),
+            path: dir.join("..").join(&holdout).join("example.scenario.md"),
             content: SCENARIO.into(),
         },
     ]
@@ -173,9 +171,9 @@ budget_tokens = 1500            # tokens of a context pack
 # [budget.day] (attempts, wall_ms, tokens, usd) and [fence] (network, wall_ms, output_bytes).
 "#;
 
-const SPEC: &str = r"---
+const SPEC: &str = r#"---
 id: {name}
-title: [SERVICE TITLE]
+title: "[SERVICE TITLE]"
 kind: feature
 version: 1
 status: draft
@@ -201,7 +199,7 @@ depends_on: []
 ## Behaviour
 
 ### REQ-1: Serve health
-The service SHALL answer `GET /healthz` with status 200 and `{{status:ok}}` within 500 ms.
+The service SHALL answer `GET /healthz` with status 200 and `{"status":"ok"}` within 500 ms.
 
 #### Scenario: the service reports healthy
 - **GIVEN** the service is running
@@ -215,7 +213,15 @@ When [a trigger happens], the service SHALL [respond in a way a test can check].
 - **GIVEN** [a starting state]
 - **WHEN** [an action]
 - **THEN** [an observable result]
-";
+
+## Constraints
+- CON-1: `GET /healthz` answers within 500 ms.
+- [Add measurable limits: latency, sizes, versions, each with a number and a unit.]
+
+## Verification gate
+- Suite satisfaction is at least 0.95 over 10 trials per scenario.
+- No regression on scenarios that passed on main.
+"#;
 
 const SCENARIO: &str = "# Example holdout scenario
 <!-- The factory judges the agents' work with the scenarios in this directory. It lives outside
@@ -245,7 +251,11 @@ mod tests {
         assert_eq!(c.run.attempts, 3);
         assert_eq!(c.agents.default.as_deref(), Some("claude"));
         assert!(c.holdout.path.is_some());
-        assert!(dir.path().join("shop-holdout/example.scenario.md").is_file());
+        assert!(
+            dir.path()
+                .join("shop-holdout/example.scenario.md")
+                .is_file()
+        );
         assert_eq!(
             std::fs::read_to_string(repo.join(".gitignore")).unwrap(),
             ".lightsout/\n"
@@ -261,7 +271,8 @@ mod tests {
                 let rest = l.strip_prefix("# ").unwrap_or(l);
                 let key = rest.split(" = ").next().unwrap_or("");
                 let is_setting = (rest.starts_with('[') && !rest.starts_with("[budget"))
-                    || (rest.contains(" = ") && key.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+                    || (rest.contains(" = ")
+                        && key.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
                 if l.starts_with("# ") && is_setting {
                     format!("{rest}\n")
                 } else {

@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod eval;
+pub(crate) mod init;
 pub(crate) mod memory;
 pub(crate) mod plan;
 pub(crate) mod report;

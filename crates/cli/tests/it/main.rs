@@ -2,8 +2,10 @@
 
 mod audit;
 mod eval;
+mod init;
 mod memory;
 mod plan;
+mod report;
 mod run;
 mod spec;
 mod twin;

@@ -1,4 +1,5 @@
 //! Integration tests of `lightsout-factory` on real temporary git repositories, with the
 //! agent and stage test doubles.
 
+mod fence;
 mod run_loop;

@@ -1,0 +1,309 @@
+//! The fence wired into the run loop: budgets that fail closed, holdout leak scans, and the
+//! hash-chained audit log of every run.
+
+use lightsout_agent::testing::FnAgent;
+use lightsout_agent::{AgentReport, Usage};
+use lightsout_factory::fence::audit::{self, AuditKind};
+use lightsout_factory::fence::budget::Limits;
+use lightsout_factory::testing::FnEvaluator;
+use lightsout_factory::{
+    Config, Error, Factory, Plan, RequirementResult, RunOptions, Task, TaskStatus, Verdict,
+};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn repo(root: &Path) -> std::path::PathBuf {
+    let d = root.join("repo");
+    std::fs::create_dir_all(&d).unwrap();
+    git(&d, &["init", "-q", "-b", "main"]);
+    std::fs::write(d.join(".gitignore"), ".lightsout/\n").unwrap();
+    git(&d, &["add", "-A"]);
+    git(&d, &["commit", "-qm", "init"]);
+    d
+}
+
+fn task(id: &str, deps: &[&str]) -> Task {
+    Task {
+        id: id.into(),
+        title: format!("write {id}.txt"),
+        kind: "code".into(),
+        requirement_ids: vec![format!("R-{id}")],
+        depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+        estimate_hours: 1.0,
+        ..Task::default()
+    }
+}
+
+/// Passes every requirement `R-<id>` whose `<id>.txt` exists.
+fn evaluator()
+-> FnEvaluator<impl Fn(&lightsout_factory::EvalRequest) -> Result<Verdict, Error> + Send + Sync> {
+    FnEvaluator(|req: &lightsout_factory::EvalRequest| {
+        let results: Vec<RequirementResult> = req
+            .requirements
+            .iter()
+            .chain(&req.regression)
+            .map(|r| RequirementResult {
+                id: r.clone(),
+                trials: 1,
+                passed: u32::from(
+                    req.worktree
+                        .join(format!("{}.txt", r.trim_start_matches("R-")))
+                        .exists(),
+                ),
+                category: None,
+            })
+            .collect();
+        Ok(Verdict {
+            passed: results.iter().all(|r| r.passed == r.trials),
+            feedback: String::new(),
+            requirements: results,
+        })
+    })
+}
+
+fn opts(id: &str) -> RunOptions {
+    RunOptions {
+        run_id: Some(id.into()),
+        jobs: Some(1),
+    }
+}
+
+#[tokio::test]
+async fn usage_past_the_task_budget_fails_the_task_names_the_budget_and_is_audited() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = repo(d.path());
+    let mut config = Config::default();
+    config.budget.per_task = Limits {
+        usd: Some(0.05),
+        ..Limits::default()
+    };
+    // A reports $1.00 for one call, past its $0.05 task budget; C stays within it.
+    let agent = Arc::new(FnAgent::new("fake", |ctx, ws| {
+        std::fs::write(ws.root.join(format!("{}.txt", ctx.task_id)), "ok").unwrap();
+        let mut r = AgentReport::completed("fake", "wrote it");
+        r.usage = Usage {
+            input_tokens: 10,
+            output_tokens: 10,
+            cost_usd: Some(if ctx.task_id == "A" { 1.0 } else { 0.01 }),
+            wall_ms: 1,
+        };
+        Ok(r)
+    }));
+    let factory = Factory::new(&repo, config)
+        .unwrap()
+        .with_default_agent(agent)
+        .with_evaluator(Arc::new(evaluator()));
+    let plan = Plan {
+        tasks: vec![task("A", &[]), task("B", &["A"]), task("C", &[])],
+    };
+    let main_before = git(&repo, &["rev-parse", "main"]);
+    let state = factory.run(plan, opts("budget")).await.unwrap();
+
+    let a = state.task("A").unwrap();
+    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(a.attempts.len(), 1, "no retry after the budget ran out");
+    let why = a.failure.clone().unwrap_or_default().to_lowercase();
+    assert!(why.contains("budget"), "{why}");
+    assert!(why.contains("usd") && why.contains("task"), "{why}");
+    assert_eq!(state.task("B").unwrap().status, TaskStatus::Blocked);
+    let c = state.task("C").unwrap();
+    assert_eq!(c.status, TaskStatus::Merged);
+    // Only C's work reached main.
+    let main_after = git(&repo, &["rev-parse", "main"]);
+    assert_ne!(main_before, main_after);
+    let files = git(&repo, &["ls-tree", "--name-only", "main"]);
+    assert!(files.lines().any(|f| f == "C.txt"), "{files}");
+    assert!(!files.lines().any(|f| f == "A.txt"), "{files}");
+
+    let log = repo.join(".lightsout/runs/budget/audit.jsonl");
+    let report = audit::verify(&log).unwrap();
+    assert!(report.intact(), "{report:?}");
+    let entries = audit::read(&log).unwrap();
+    let stop = entries
+        .iter()
+        .find(|e| e.kind == AuditKind::BudgetStop)
+        .expect("a budget_stop entry");
+    assert_eq!(stop.task.as_deref(), Some("A"));
+    assert_eq!(stop.requirements, vec!["R-A".to_owned()]);
+    assert_eq!(stop.details["budget"], "usd");
+    let kinds = |k: AuditKind| entries.iter().filter(|e| e.kind == k).count();
+    assert_eq!(kinds(AuditKind::RunStart), 1);
+    assert_eq!(kinds(AuditKind::AgentCall), 2);
+    assert_eq!(kinds(AuditKind::Merge), 1);
+    assert_eq!(kinds(AuditKind::RunEnd), 1);
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.kind == AuditKind::AgentCall)
+            .all(|e| e.requirements.len() == 1)
+    );
+
+    // Tampering with one line is detected.
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replacen("\"R-A\"", "\"R-Z\"", 1)).unwrap();
+    assert!(!audit::verify(&log).unwrap().intact());
+}
+
+#[tokio::test]
+async fn a_holdout_canary_in_a_diff_fails_the_run_loudly_and_main_is_untouched() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = repo(d.path());
+    let holdout = d.path().join("holdout");
+    std::fs::create_dir_all(&holdout).unwrap();
+    std::fs::write(
+        holdout.join("shorten.feature"),
+        "# canary: LSO-CANARY-91b7e2\nFeature: shortener\n\n  Scenario: short links redirect\n    \
+         When I send `GET /status/200`\n    Then the status is 200\n",
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.holdout.path = Some(holdout.clone());
+    let agent = Arc::new(FnAgent::new("leaky", |ctx, ws| {
+        // The agent somehow got hold of the holdout and pastes its canary into its work.
+        std::fs::write(
+            ws.root.join(format!("{}.txt", ctx.task_id)),
+            "ok\n// LSO-CANARY-91b7e2\n",
+        )
+        .unwrap();
+        Ok(AgentReport::completed("leaky", "wrote it"))
+    }));
+    let factory = Factory::new(&repo, config)
+        .unwrap()
+        .with_default_agent(agent)
+        .with_evaluator(Arc::new(evaluator()));
+    let main_before = git(&repo, &["rev-parse", "main"]);
+    let err = factory
+        .run(
+            Plan {
+                tasks: vec![task("A", &[])],
+            },
+            opts("leak"),
+        )
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Fence(_)), "{msg}");
+    assert!(msg.contains("canary"), "{msg}");
+    assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
+
+    let log = repo.join(".lightsout/runs/leak/audit.jsonl");
+    assert!(audit::verify(&log).unwrap().intact());
+    let entries = audit::read(&log).unwrap();
+    let leak = entries
+        .iter()
+        .find(|e| e.kind == AuditKind::Leak)
+        .expect("a leak entry");
+    assert_eq!(leak.task.as_deref(), Some("A"));
+    assert_eq!(leak.requirements, vec!["R-A".to_owned()]);
+    assert_eq!(leak.details["kind"], "diff");
+    // The audit names the hit without copying the holdout text.
+    assert!(
+        !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("LSO-CANARY")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_reservation_stops_the_task_before_the_agent_is_called() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = repo(d.path());
+    let mut config = Config::default();
+    config.budget.per_task = Limits {
+        attempts: Some(1),
+        ..Limits::default()
+    };
+    // The agent never satisfies the holdout, so the loop would retry up to `[run] attempts`.
+    let agent = Arc::new(lightsout_agent::testing::RecordingAgent::new(FnAgent::new(
+        "fake",
+        |_ctx, ws| {
+            std::fs::write(ws.root.join("other.txt"), "x").unwrap();
+            Ok(AgentReport::completed("fake", "wrote the wrong file"))
+        },
+    )));
+    let factory = Factory::new(&repo, config)
+        .unwrap()
+        .with_default_agent(agent.clone())
+        .with_evaluator(Arc::new(evaluator()));
+    let state = factory
+        .run(
+            Plan {
+                tasks: vec![task("A", &[])],
+            },
+            opts("attempts"),
+        )
+        .await
+        .unwrap();
+    let a = state.task("A").unwrap();
+    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(agent.calls().len(), 1, "the second call had no reservation");
+    let why = a.failure.clone().unwrap_or_default();
+    assert!(
+        why.contains("attempts budget of the task A ran out"),
+        "{why}"
+    );
+    let log = repo.join(".lightsout/runs/attempts/audit.jsonl");
+    assert!(audit::verify(&log).unwrap().intact());
+    let entries = audit::read(&log).unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.kind == AuditKind::BudgetStop && e.details["budget"] == "attempts")
+    );
+}
+
+#[tokio::test]
+async fn holdout_text_in_a_prompt_stops_the_run_before_any_agent_call() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = repo(d.path());
+    let holdout = d.path().join("holdout");
+    std::fs::create_dir_all(&holdout).unwrap();
+    std::fs::write(
+        holdout.join("a.scenario.md"),
+        "<!-- canary: LSO-CANARY-prompt-04 -->\n# Links\n\n## Scenario: create\n\
+         - When I send `GET /status/201`\n- Then the status is 201\n",
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.holdout.path = Some(holdout);
+    let agent = Arc::new(lightsout_agent::testing::RecordingAgent::new(FnAgent::new(
+        "fake",
+        |_ctx, _ws| Ok(AgentReport::completed("fake", "nothing")),
+    )));
+    let factory = Factory::new(&repo, config)
+        .unwrap()
+        .with_default_agent(agent.clone())
+        .with_evaluator(Arc::new(evaluator()));
+    let mut t = task("A", &[]);
+    t.spec_excerpt = "Build links. (copied from the holdout: LSO-CANARY-prompt-04)".into();
+    let main_before = git(&repo, &["rev-parse", "main"]);
+    let err = factory
+        .run(Plan { tasks: vec![t] }, opts("prompt"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("holdout leak in prompt"), "{err}");
+    assert!(agent.calls().is_empty());
+    assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
+    let entries = audit::read(&repo.join(".lightsout/runs/prompt/audit.jsonl")).unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.kind == AuditKind::Leak && e.details["kind"] == "prompt")
+    );
+}
