@@ -60,14 +60,14 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Init(a) => cmd::init::run(a),
+        Command::Init(a) => cmd::init::run(&a),
         Command::Spec(c) => cmd::spec::run(c),
         Command::Twin(c) => cmd::twin::run(c),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Memory(a) => cmd::memory::run(a),
         Command::Run(a) => cmd::run::run(a),
-        Command::Report(a) => cmd::report::run(a),
+        Command::Report(a) => cmd::report::run(&a),
         Command::Audit(c) => cmd::audit::run(c),
     };
     match result {

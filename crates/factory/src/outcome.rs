@@ -559,7 +559,6 @@ mod tests {
                 output_tokens: 20,
                 cost_usd: Some(0.5),
                 wall_ms: 40,
-                ..Usage::default()
             },
             outcome: Outcome::Completed,
             passed,

@@ -20,7 +20,7 @@ pub(crate) struct InitArgs {
     force: bool,
 }
 
-pub(crate) fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = std::fs::canonicalize(&args.dir)

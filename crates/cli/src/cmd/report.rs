@@ -48,7 +48,8 @@ pub(crate) fn gate_line(report: &RunReport) -> String {
     if report.gate.outcome != GateOutcome::Pass
         && let Some(first) = report.gate.reasons.first()
     {
-        line.push_str(&format!("\n  first reason: {first}"));
+        line.push_str("\n  first reason: ");
+        line.push_str(first);
     }
     line
 }
@@ -61,7 +62,7 @@ pub(crate) fn write(repo: &Path, run_id: &str) -> anyhow::Result<(RunReport, Pat
     Ok((report, json, html))
 }
 
-pub(crate) fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -50,7 +50,7 @@ fn fabricate(repo: &Path) {
     ];
     let dir = repo.join(".lightsout/runs/r1");
     std::fs::create_dir_all(&dir).unwrap();
-    let text: String = entries.iter().map(|e| format!("{e}\n")).collect();
+    let text: String = entries.iter().map(|e| e.to_string() + "\n").collect();
     std::fs::write(dir.join("journal.jsonl"), text).unwrap();
 }
 
