@@ -37,7 +37,8 @@ enum Command {
     /// Decision memory: add, supersede, search, context packs, diff guards, import/export.
     Memory(cmd::memory::MemoryArgs),
     /// Run the factory: agents build the specs' tasks on worktrees, the holdout judges, the
-    /// merge queue merges. Exit 0 all merged, 1 some failed, 2 infrastructure error.
+    /// merge queue merges; ends with the gate verdict and report.html. Exit 0 all merged and
+    /// the gate not failed, 1 some task or the gate failed, 2 infrastructure error.
     Run(cmd::run::RunArgs),
     /// Write the outcome report of a run (report.html for people, report.json for programs)
     /// and print the gate verdict. Exit 0 gate passed or not evaluated, 1 gate failed.

@@ -233,11 +233,19 @@ fn load_memory(repo: &Path, report: &mut RunReport) {
                 .as_deref()
                 .is_some_and(|q| report.requirements.iter().any(|x| x.id == q));
             if this_run || about {
+                // The task that built the requirement (the last one, after any conflict rework).
+                let task = p.requirement.as_deref().and_then(|q| {
+                    report
+                        .requirements
+                        .iter()
+                        .find(|x| x.id == q)
+                        .and_then(|x| x.tasks.last().cloned())
+                });
                 report.lessons.push(report::LessonRecord {
                     fingerprint: r.external_key.clone().unwrap_or_else(|| r.id.to_string()),
                     text: first_line(&r.title),
                     requirement: p.requirement.clone(),
-                    task: None,
+                    task,
                 });
             }
         }
@@ -771,6 +779,35 @@ mod tests {
                 .any(|r| r == "held: satisfaction >= 0.95 (suite)")
         );
         assert!(std::fs::read_to_string(html).unwrap().contains("REQ-1"));
+    }
+
+    #[test]
+    fn decisions_and_lessons_of_the_run_come_from_memory() {
+        use lightsout_memory::{Kind, Memory, NewRecord};
+        let repo = tempfile::tempdir().unwrap();
+        fabricate(repo.path());
+        let mem = Memory::open(repo.path().join(".lightsout/memory.db")).unwrap();
+        let mut d = NewRecord::new(Kind::Decision, "Store links in SQLite");
+        d.decision = "stdlib sqlite3, one lock".into();
+        d.provenance.run = Some("r1".into());
+        mem.add(d).unwrap();
+        let mut other = NewRecord::new(Kind::Decision, "Unrelated decision");
+        other.provenance.run = Some("another-run".into());
+        mem.add(other).unwrap();
+        let mut l = NewRecord::new(Kind::Lesson, "REQ-1 has failed with `holdout`");
+        l.provenance.requirement = Some("REQ-1".into());
+        mem.add(l).unwrap();
+        drop(mem);
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.decisions.len(), 1, "{:?}", r.decisions);
+        assert_eq!(
+            r.decisions[0].text,
+            "Store links in SQLite: stdlib sqlite3, one lock"
+        );
+        assert_eq!(r.decisions[0].status, report::DecisionStatus::Accepted);
+        assert_eq!(r.lessons.len(), 1);
+        assert_eq!(r.lessons[0].requirement.as_deref(), Some("REQ-1"));
+        assert_eq!(r.lessons[0].task.as_deref(), Some("T1"));
     }
 
     #[test]
