@@ -1449,13 +1449,13 @@ impl Coordinator {
                 && let Some(v) = &t.verified
             {
                 let main_ref = format!("refs/heads/{}", self.inner.main);
-                let lockp = self
-                    .inner
-                    .repo
-                    .git_path(&format!("{main_ref}.lock"))
-                    .await?;
-                if lockp.exists() {
-                    let _ = std::fs::remove_file(&lockp);
+                // `update-ref` of the branch HEAD points at also locks HEAD (for its
+                // reflog), so a kill there can leave either lock behind; both are ours.
+                for lock in [format!("{main_ref}.lock"), "HEAD.lock".to_owned()] {
+                    let lockp = self.inner.repo.git_path(&lock).await?;
+                    if lockp.exists() {
+                        let _ = std::fs::remove_file(&lockp);
+                    }
                 }
                 if self.inner.repo.is_ancestor(v, &self.inner.main).await? {
                     self.inner.record(&Entry::Merged {
