@@ -9,6 +9,7 @@
 //! are printed before and after one build of the 100k graph; the workspace forbids the
 //! `unsafe` a counting allocator would need.
 
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
 #![allow(clippy::print_stderr)] // the memory figures are printed for the report
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -83,8 +84,8 @@ fn report_memory() {
     let list = synthetic(TASKS);
     let with_input = status_kb("VmRSS:").unwrap_or(0);
     let (graph, diags) = TaskGraph::build(vec![list], &Options::default());
-    let waves = graph.waves().map(|w| w.len()).unwrap_or(0);
-    let cp = graph.critical_path().map(|c| c.tasks.len()).unwrap_or(0);
+    let waves = graph.waves().map_or(0, |w| w.len());
+    let cp = graph.critical_path().map_or(0, |c| c.tasks.len());
     let after_rss = status_kb("VmRSS:").unwrap_or(0);
     let peak = status_kb("VmHWM:").unwrap_or(0);
     eprintln!(
@@ -117,10 +118,10 @@ fn bench(c: &mut Criterion) {
     });
     let (graph, _) = TaskGraph::build(vec![input.clone()], &Options::default());
     g.bench_function("waves", |b| {
-        b.iter(|| black_box(graph.waves().map(|w| w.len())))
+        b.iter(|| black_box(graph.waves().map(|w| w.len())));
     });
     g.bench_function("critical_path", |b| {
-        b.iter(|| black_box(graph.critical_path().map(|c| c.length)))
+        b.iter(|| black_box(graph.critical_path().map(|c| c.length)));
     });
     g.bench_function("build+validate+waves+critical_path", |b| {
         b.iter_batched(

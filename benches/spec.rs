@@ -3,7 +3,9 @@
 //! than 0.5× the raw parse's throughput.
 //!
 //! Inputs: the bundled example, the largest Kiro requirements file of the corpus, and all 19
-//! OpenSpec specs concatenated by file (each parsed separately).
+//! `OpenSpec` specs concatenated by file (each parsed separately).
+
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lightsout_spec::{CheckOptions, check, parse};

@@ -1,7 +1,9 @@
 //! Twin engine speed: in-process request handling (no socket), the `tower::Service` path, and
 //! loopback HTTP against the twin side by side with a bare hyper server answering the same
 //! bytes (the floor any HTTP stub can reach on this machine). Peer servers (Mountebank,
-//! WireMock) are compared with wrk in `benches/compare/twin.sh`.
+//! `WireMock`) are compared with wrk in `benches/compare/twin.sh`.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lightsout_twin::{
