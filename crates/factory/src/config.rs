@@ -250,11 +250,12 @@ pub struct Config {
     /// what each agent call reserves (`[budget.task]`, `[budget.run]`, `[budget.day]`,
     /// `[budget.call]`). Default: no caps.
     pub budget: crate::fence::budget::BudgetConfig,
-    /// `[fence]` (alias `[policy]`): the process policy for agents (env allowlist, output
-    /// cap, wall limit, network, watched directories), for callers running agents through
-    /// [`Fence`](crate::fence::policy::Fence). Not yet applied by the run loop, whose agent
-    /// processes get `[env] allow` and `[limits]` through `lightsout-agent`. Default:
-    /// [`FenceConfig::default`](crate::fence::policy::FenceConfig).
+    /// `[fence]` (alias `[policy]`): the process policy every command agent of a run runs
+    /// behind (env allowlist, output cap, wall limit, network and PID namespaces, read-only
+    /// mounts outside the worktree, watched directories), through
+    /// [`FencedAgent`](crate::fence::agent::FencedAgent). The run loop watches the
+    /// repository and the holdout directory when `watch` is empty, and hides the holdout.
+    /// Default: [`FenceConfig::default`](crate::fence::policy::FenceConfig).
     #[serde(alias = "policy")]
     pub fence: crate::fence::policy::FenceConfig,
     /// Every other section, raw, for the stages that own it (`gate`, `twins`, `budget`, ...).

@@ -47,6 +47,8 @@ pub struct Factory {
     repo: PathBuf,
     config: Config,
     agents: BTreeMap<String, Arc<dyn Agent>>,
+    /// Profiles that run a process: wrapped in the `[fence]` for each run.
+    commands: BTreeMap<String, CommandAgent>,
     default_agent: Option<Arc<dyn Agent>>,
     evaluator: Option<Arc<dyn Evaluator>>,
     guard: Arc<dyn Guard>,
@@ -76,13 +78,28 @@ pub fn agent_from_profile(
     p: &crate::config::AgentProfile,
     base_dir: &Path,
 ) -> Result<Arc<dyn Agent>, Error> {
+    if let Some(a) = command_from_profile(name, p)? {
+        return Ok(Arc::new(a));
+    }
+    let dir = p.trajectory.as_ref().ok_or_else(|| {
+        Error::Config(format!(
+            "[agent.{name}] preset = \"replay\" needs trajectory = \"<dir>\""
+        ))
+    })?;
+    Ok(Arc::new(ReplayAgent::new(base_dir.join(dir))))
+}
+
+/// The command line of a `[agent.<name>]` profile; `None` for the `replay` preset, which
+/// starts no process.
+///
+/// # Errors
+/// [`Error::Config`] for an unknown preset or a `command` profile without a program.
+fn command_from_profile(
+    name: &str,
+    p: &crate::config::AgentProfile,
+) -> Result<Option<CommandAgent>, Error> {
     if p.preset == "replay" {
-        let dir = p.trajectory.as_ref().ok_or_else(|| {
-            Error::Config(format!(
-                "[agent.{name}] preset = \"replay\" needs trajectory = \"<dir>\""
-            ))
-        })?;
-        return Ok(Arc::new(ReplayAgent::new(base_dir.join(dir))));
+        return Ok(None);
     }
     let mut a = if p.preset == "command" || p.preset.is_empty() {
         let program = p.program.clone().ok_or_else(|| {
@@ -114,8 +131,23 @@ pub fn agent_from_profile(
     if let Some(f) = p.format {
         a.format = f;
     }
-    Ok(Arc::new(a))
+    Ok(Some(a))
 }
+
+/// `.git` paths of the main checkout that the factory itself changes while agents run (the
+/// merge queue moving main, keep-refs, lock files): not compared by the outside-write
+/// detection, on top of [`DEFAULT_WATCH_IGNORE`](crate::fence::policy::DEFAULT_WATCH_IGNORE).
+/// `.git/config`, `.git/hooks` and `.git/info` stay watched.
+const FACTORY_WATCH_IGNORE: &[&str] = &[
+    ".git/refs",
+    ".git/packed-refs",
+    ".git/index",
+    ".git/*.lock",
+    ".git/ORIG_HEAD",
+    ".git/FETCH_HEAD",
+    ".git/AUTO_MERGE",
+    ".git/COMMIT_EDITMSG",
+];
 
 impl Factory {
     /// A factory for the repository at `repo` (its top-level directory) with `config`; agents
@@ -125,8 +157,12 @@ impl Factory {
     /// [`Error::Config`] when an agent profile is invalid.
     pub fn new(repo: impl Into<PathBuf>, config: Config) -> Result<Self, Error> {
         let mut agents = BTreeMap::new();
+        let mut commands = BTreeMap::new();
         for (name, p) in &config.agent {
             agents.insert(name.clone(), agent_from_profile(name, p, &config.base_dir)?);
+            if let Some(c) = command_from_profile(name, p)? {
+                commands.insert(name.clone(), c);
+            }
         }
         let env = config.allowed_env(std::env::vars());
         let evaluator: Option<Arc<dyn Evaluator>> = match &config.holdout.command {
@@ -201,6 +237,7 @@ impl Factory {
             repo: repo.into(),
             config,
             agents,
+            commands,
             default_agent: None,
             evaluator,
             guard: Arc::new(NoGuard),
@@ -216,7 +253,9 @@ impl Factory {
     /// Uses `agent` for profile `name` (replacing the configured one).
     #[must_use]
     pub fn with_agent(mut self, name: impl Into<String>, agent: Arc<dyn Agent>) -> Self {
-        self.agents.insert(name.into(), agent);
+        let name = name.into();
+        self.commands.remove(&name);
+        self.agents.insert(name, agent);
         self
     }
 
@@ -282,17 +321,21 @@ impl Factory {
         self.repo.join(".lightsout").join("runs")
     }
 
-    fn agent_for(&self, kind: &str) -> Result<Arc<dyn Agent>, Error> {
+    fn agent_for(
+        &self,
+        kind: &str,
+        agents: &BTreeMap<String, Arc<dyn Agent>>,
+    ) -> Result<Arc<dyn Agent>, Error> {
         if let Some(p) = self.config.profile_for(kind)
-            && let Some(a) = self.agents.get(p)
+            && let Some(a) = agents.get(p)
         {
             return Ok(a.clone());
         }
         if let Some(a) = &self.default_agent {
             return Ok(a.clone());
         }
-        if self.agents.len() == 1
-            && let Some(a) = self.agents.values().next()
+        if agents.len() == 1
+            && let Some(a) = agents.values().next()
         {
             return Ok(a.clone());
         }
@@ -420,6 +463,49 @@ impl Factory {
             .map_err(|_| Error::Locked(path))
     }
 
+    /// The agent profiles for a run: each profile that runs a process is wrapped in a
+    /// [`FencedAgent`](crate::fence::agent::FencedAgent) behind the run's `[fence]`, which
+    /// reports into `reports`. Watched directories default to the repository and the holdout
+    /// directory; the `.git` paths the factory itself moves are never compared.
+    ///
+    /// # Errors
+    /// [`Error::Fence`] when the `[fence]` is invalid or asks for namespaces this machine
+    /// cannot create (fail closed: no agent runs with less isolation than configured).
+    fn fenced_profiles(
+        &self,
+        reports: &Arc<crate::fence::agent::FenceReports>,
+    ) -> Result<BTreeMap<String, Arc<dyn Agent>>, Error> {
+        let mut profiles = self.agents.clone();
+        if self.commands.is_empty() {
+            return Ok(profiles);
+        }
+        let mut fc = self.config.fence.clone();
+        let holdout = self
+            .config
+            .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref())
+            .filter(|h| h.is_dir());
+        if fc.watch.is_empty() {
+            fc.watch.push(self.repo.clone());
+            fc.watch.extend(holdout.clone());
+        }
+        // The agent sees an empty directory where the holdout is.
+        fc.hide.extend(holdout);
+        fc.watch_ignore
+            .extend(FACTORY_WATCH_IGNORE.iter().map(|s| (*s).to_owned()));
+        let fence = Arc::new(crate::fence::policy::Fence::new(fc)?);
+        for (name, c) in &self.commands {
+            profiles.insert(
+                name.clone(),
+                Arc::new(crate::fence::agent::FencedAgent::new(
+                    c.clone(),
+                    fence.clone(),
+                    reports.clone(),
+                )),
+            );
+        }
+        Ok(profiles)
+    }
+
     /// The fence around this run: the `[budget]` ledger, the audit log
     /// (`.lightsout/runs/<id>/audit.jsonl`) and the holdout leak scanner, wrapped around the
     /// configured hook and event sink.
@@ -427,6 +513,7 @@ impl Factory {
     fn fence(
         &self,
         state: &RunState,
+        reports: Arc<crate::fence::agent::FenceReports>,
     ) -> Result<(Arc<dyn AttemptHook>, Arc<dyn EventSink>, Arc<BudgetLedger>), Error> {
         let budget = self.config.budget;
         let ledger = if budget.per_day == crate::fence::budget::Limits::default() {
@@ -437,6 +524,21 @@ impl Factory {
                 crate::fence::budget::default_ledger_path(&self.repo),
             )?
         };
+        // A resumed run starts from what it already spent: the task and run caps hold
+        // across `--resume`.
+        for t in &state.tasks {
+            for a in &t.attempts {
+                ledger.restore(
+                    &t.task.id,
+                    crate::fence::budget::Usage::from_report(
+                        a.usage.input_tokens,
+                        a.usage.output_tokens,
+                        a.usage.cost_usd.unwrap_or(0.0),
+                        a.usage.wall_ms,
+                    ),
+                );
+            }
+        }
         let ledger = Arc::new(ledger);
         let intent = crate::fenced::Intent(
             state
@@ -462,7 +564,8 @@ impl Factory {
             audit.clone(),
             scan,
             self.hook.clone(),
-        );
+        )
+        .with_reports(reports);
         let events = crate::fenced::AuditSink::new(audit, self.events.clone());
         Ok((Arc::new(hook), Arc::new(events), ledger))
     }
@@ -486,10 +589,15 @@ impl Factory {
         })?;
         let jobs = jobs.unwrap_or(self.config.run.jobs).max(1);
         let plan = state.plan();
+        let reports = Arc::new(crate::fence::agent::FenceReports::default());
+        let profiles = self.fenced_profiles(&reports)?;
         let mut agents = BTreeMap::new();
         for t in &state.tasks {
             if !agents.contains_key(&t.task.kind) {
-                agents.insert(t.task.kind.clone(), self.agent_for(&t.task.kind)?);
+                agents.insert(
+                    t.task.kind.clone(),
+                    self.agent_for(&t.task.kind, &profiles)?,
+                );
             }
         }
         let (memory, guard) = if self.memory_is_default && self.config.memory.enabled {
@@ -506,7 +614,7 @@ impl Factory {
         } else {
             (self.memory.clone(), self.guard.clone())
         };
-        let (hook, events, ledger) = self.fence(&state)?;
+        let (hook, events, ledger) = self.fence(&state, reports)?;
         let inner = Arc::new(Inner {
             repo: Git::new(&self.repo),
             run_dir: run_dir.clone(),
@@ -514,7 +622,7 @@ impl Factory {
             main: state.main.clone(),
             config: self.config.clone(),
             agents: Mutex::new(agents),
-            fallback: self.agents.clone(),
+            fallback: profiles,
             default_agent: self.default_agent.clone(),
             evaluator,
             guard,
@@ -557,6 +665,28 @@ impl Factory {
         coord.recover(&mut sched).await?;
         coord.run(&mut sched, jobs).await?;
         inner.finish().await
+    }
+}
+
+/// Why the worktree at `wt` is no longer a sound git worktree, if it is not: its `.git`
+/// link is gone or is not a `gitdir:` file, or git no longer sees `wt` as its own top level
+/// (so git commands run there would reach another repository).
+async fn worktree_damage(wt: &Path) -> Option<String> {
+    let link = wt.join(".git");
+    match std::fs::symlink_metadata(&link) {
+        Err(_) => return Some(".git was deleted".into()),
+        Ok(m) if !m.is_file() => return Some(".git is no longer a gitdir link file".into()),
+        Ok(_) => {}
+    }
+    match std::fs::read_to_string(&link) {
+        Ok(t) if t.starts_with("gitdir: ") => {}
+        _ => return Some(".git no longer points at the repository".into()),
+    }
+    let top = Git::new(wt).out(&["rev-parse", "--show-toplevel"]).await;
+    let canonical = wt.canonicalize().ok();
+    match top {
+        Ok(o) if o.ok && canonical.as_deref() == Some(Path::new(o.stdout.trim())) => None,
+        _ => Some("git no longer sees the worktree as its own checkout".into()),
     }
 }
 
@@ -936,7 +1066,10 @@ impl Inner {
                     human_intervened: rec.human_intervened,
                 })
                 .await?;
-            if let (Some(stage), Some(text)) = (&rec.failed_stage, &rec.feedback) {
+            // A leak's reason names holdout files: it is not a lesson for later agents.
+            if let (Some(stage), Some(text)) = (&rec.failed_stage, &rec.feedback)
+                && stage != "leak"
+            {
                 self.memory
                     .record_lesson(&Lesson {
                         fingerprint: fingerprint(stage, text),
@@ -968,6 +1101,34 @@ impl Inner {
         )))
     }
 
+    /// What a hook decision means for the attempt: `None` to go on, or the step after
+    /// recording the failure in `rec` (stage `policy`, or `leak` for holdout text).
+    fn decided(d: HookDecision, rec: &mut AttemptRecord) -> Option<Step> {
+        let (stage, reason, step) = match d {
+            HookDecision::Proceed => return None,
+            HookDecision::FailAttempt(r) => ("policy", r, Step::Next),
+            HookDecision::StopTask(r) => ("policy", r, Step::Stop),
+            HookDecision::Leak(r) => ("leak", r, Step::Stop),
+        };
+        rec.failed_stage = Some(stage.to_owned());
+        rec.feedback = Some(reason);
+        Some(step)
+    }
+
+    /// Rebuilds `job`'s worktree on its branch after an agent damaged it, at `start` (the
+    /// attempt's starting commit) when given.
+    async fn rebuild_worktree(&self, job: &Job, start: Option<&str>) -> Result<(), Error> {
+        let branch = self.branch(&job.task.id);
+        self.prepare_worktree(&job.worktree, &branch, &job.base)
+            .await?;
+        let g = Git::new(&job.worktree);
+        if let Some(start) = start {
+            g.run(&["reset", "-q", "--hard", start]).await?;
+        }
+        g.run(&["clean", "-q", "-fd"]).await?;
+        Ok(())
+    }
+
     /// One attempt: agent → commit → checks → guards → holdout.
     async fn attempt(
         &self,
@@ -982,16 +1143,8 @@ impl Inner {
             rec.failed_stage = Some(stage.to_owned());
             rec.feedback = Some(text);
         };
-        match self.hook.before_attempt(ctx).await? {
-            HookDecision::Proceed => {}
-            HookDecision::FailAttempt(r) => {
-                fail(rec, "policy", r);
-                return Ok(Step::Next);
-            }
-            HookDecision::StopTask(r) => {
-                fail(rec, "policy", r);
-                return Ok(Step::Stop);
-            }
+        if let Some(step) = Self::decided(self.hook.before_attempt(ctx).await?, rec) {
+            return Ok(step);
         }
         let report: AgentReport = match agent.run(ctx, ws).await {
             Ok(r) => r,
@@ -1000,6 +1153,16 @@ impl Inner {
                     exit_code: None,
                     message: e.to_string(),
                 };
+                // Settles the reservation (nothing was used) and audits the call.
+                let failed = AgentReport {
+                    agent: agent.name(),
+                    replay: false,
+                    summary: String::new(),
+                    usage: Usage::default(),
+                    transcript: None,
+                    outcome: rec.outcome.clone(),
+                };
+                self.hook.after_attempt(ctx, &failed).await?;
                 fail(rec, "agent", format!("the agent could not run: {e}"));
                 return Ok(Step::Stop);
             }
@@ -1010,6 +1173,25 @@ impl Inner {
         rec.usage = report.usage;
         rec.outcome = report.outcome.clone();
         let after = self.hook.after_attempt(ctx, &report).await?;
+        // Before any git command in the worktree: an agent that deleted or rewrote its `.git`
+        // would otherwise send `git add -A` and `git commit` up to the main checkout.
+        if let Some(problem) = worktree_damage(&job.worktree).await {
+            self.rebuild_worktree(job, rec.commit.as_deref()).await?;
+            let reason = format!(
+                "the agent damaged its worktree ({problem}); the attempt's work was discarded \
+                 and the worktree rebuilt from its branch. Leave the worktree's .git alone"
+            );
+            let d = after.worst(HookDecision::FailAttempt(reason));
+            return Ok(Self::decided(d, rec).unwrap_or(Step::Next));
+        }
+        if after != HookDecision::Proceed {
+            // A policy stop: the attempt's work never reaches the branch.
+            if let Some(start) = rec.commit.clone() {
+                g.run(&["reset", "-q", "--hard", &start]).await?;
+                g.run(&["clean", "-q", "-fd"]).await?;
+            }
+            return Ok(Self::decided(after, rec).unwrap_or(Step::Next));
+        }
         let commit = g
             .commit_all(&format!(
                 "lightsout: {} attempt {} ({})\n\nLightsout-Run: {}\nLightsout-Task: {}\nLightsout-Agent: {}",
@@ -1031,20 +1213,8 @@ impl Inner {
             .and_then(|t| t.base.clone())
             .unwrap_or_else(|| job.base.clone());
         let diff = g.run(&["diff", &diff_base, "HEAD"]).await?;
-        let after = match self.hook.inspect_diff(ctx, &diff).await? {
-            HookDecision::Proceed => after,
-            d => d,
-        };
-        match after {
-            HookDecision::Proceed => {}
-            HookDecision::FailAttempt(r) => {
-                fail(rec, "policy", r);
-                return Ok(Step::Next);
-            }
-            HookDecision::StopTask(r) => {
-                fail(rec, "policy", r);
-                return Ok(Step::Stop);
-            }
+        if let Some(step) = Self::decided(self.hook.inspect_diff(ctx, &diff).await?, rec) {
+            return Ok(step);
         }
         match &report.outcome {
             Outcome::Completed => {}

@@ -9,9 +9,11 @@
 use crate::Error;
 use crate::event::Event;
 use crate::fence::FenceError;
+use crate::fence::agent::FenceReports;
 use crate::fence::audit::{AuditKind, AuditLog, AuditRecord};
 use crate::fence::budget::{BudgetExceeded, BudgetLedger, Reservation, Usage as FenceUsage};
 use crate::fence::holdout::{Crossing, CrossingKind, LeakScan};
+use crate::fence::policy::{MAX_LISTED_WRITES, Violation};
 use crate::stages::{AttemptHook, EventSink, HookDecision};
 use async_trait::async_trait;
 use lightsout_agent::{AgentReport, TaskContext};
@@ -200,7 +202,7 @@ impl EventSink for AuditSink {
             } => {
                 let stage = failed_stage.as_deref();
                 // Checks ran unless the attempt stopped before them.
-                if !matches!(stage, Some("agent" | "policy")) {
+                if !matches!(stage, Some("agent" | "policy" | "leak")) {
                     a.record(
                         AuditKind::Check,
                         Some(task),
@@ -239,18 +241,28 @@ impl EventSink for AuditSink {
 }
 
 /// The fence around every agent call: reserves the `[budget]` before it, settles the
-/// reported usage after it, scans what crosses the fence for holdout text, and audits
-/// each step. Wraps the caller's hook (`inner`), which runs first before and last after.
+/// reported usage after it, audits the process fence's violations, scans what crosses the
+/// fence for holdout text, and audits each step. Wraps the caller's hook (`inner`), which
+/// runs first before and last after.
 ///
-/// Decisions: an exhausted budget is [`HookDecision::StopTask`] with the budget named (the
-/// task fails, its dependents are blocked); a holdout leak is an [`Error`] (the run
-/// stops loudly, nothing more merges).
+/// Decisions:
+/// - an exhausted budget is [`HookDecision::StopTask`] with the budget named (the task fails,
+///   its dependents are blocked);
+/// - a process-fence violation ([`FenceReports`], from the run's
+///   [`FencedAgent`](crate::fence::agent::FencedAgent)s) is audited as a `policy_hit`; a write
+///   outside the worktree, a damaged `.git` link, an escaped process or a failed watch is
+///   [`HookDecision::FailAttempt`] (the attempt's work is discarded); a timeout or the output
+///   cap fails the attempt through the agent's [`Outcome`](lightsout_agent::Outcome);
+/// - holdout text in a prompt, feedback, the agent's output (its summary and its whole
+///   transcript) or a diff is [`HookDecision::Leak`]: that task stops, the other tasks go on,
+///   and the run ends failed.
 pub struct FenceHook {
     ledger: Arc<BudgetLedger>,
     estimate: FenceUsage,
     audit: Arc<Audit>,
     crossing: Option<Crossing<Arc<dyn LeakScan + Send + Sync>>>,
     open: Mutex<BTreeMap<(String, u32), Reservation>>,
+    reports: Arc<FenceReports>,
     inner: Arc<dyn AttemptHook>,
 }
 
@@ -279,29 +291,37 @@ impl FenceHook {
             audit,
             crossing: scan.map(Crossing::new),
             open: Mutex::new(BTreeMap::new()),
+            reports: Arc::new(FenceReports::default()),
             inner,
         }
     }
 
+    /// Takes the process-fence reports from `reports` (shared with the run's fenced agents).
+    #[must_use]
+    pub fn with_reports(mut self, reports: Arc<FenceReports>) -> Self {
+        self.reports = reports;
+        self
+    }
+
+    /// Scans `text`; on a hit, audits it and returns the reason for [`HookDecision::Leak`].
     fn check(
         &self,
         ctx: &TaskContext,
         kind: CrossingKind,
         label: &str,
         text: &str,
-    ) -> Result<(), Error> {
-        let Some(c) = &self.crossing else {
-            return Ok(());
-        };
+    ) -> Option<String> {
+        let c = self.crossing.as_ref()?;
         match c.check(kind, label, text) {
-            Ok(()) => Ok(()),
+            Ok(()) => None,
             Err(FenceError::Leak(hit)) => {
                 let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
                 self.audit
                     .append(AuditRecord::leak(&ctx.task_id, &reqs, &hit));
-                Err(Error::Fence(FenceError::Leak(hit)))
+                Some(hit.to_string())
             }
-            Err(e) => Err(e.into()),
+            // `Crossing::check` fails only with a leak; anything else still fails closed.
+            Err(e) => Some(format!("the holdout scan failed: {e}")),
         }
     }
 
@@ -312,22 +332,37 @@ impl FenceHook {
         HookDecision::StopTask(format!("budget exhausted: {e}"))
     }
 
-    /// Scans the diff an attempt produced; see [`AttemptHook::inspect_diff`].
-    fn scan_diff(&self, ctx: &TaskContext, diff: &str) -> Result<(), Error> {
-        self.check(
-            ctx,
-            CrossingKind::Diff,
-            &format!("diff of attempt {}", ctx.attempt),
-            diff,
-        )
-    }
-}
-
-fn worst(a: HookDecision, b: HookDecision) -> HookDecision {
-    match (a, b) {
-        (s @ HookDecision::StopTask(_), _) | (_, s @ HookDecision::StopTask(_)) => s,
-        (f @ HookDecision::FailAttempt(_), _) | (_, f @ HookDecision::FailAttempt(_)) => f,
-        _ => HookDecision::Proceed,
+    /// Audits the process fence's violations of this attempt and decides on them.
+    fn fence_violations(&self, ctx: &TaskContext) -> HookDecision {
+        let Some(report) = self.reports.take(&ctx.task_id, ctx.attempt) else {
+            return HookDecision::Proceed;
+        };
+        let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
+        let mut failing = Vec::new();
+        for v in &report.violations {
+            self.audit
+                .append(AuditRecord::policy_hit(&ctx.task_id, &reqs, v));
+            if !matches!(
+                v,
+                Violation::TimedOut { .. } | Violation::OutputCapped { .. }
+            ) {
+                failing.push(v.to_string());
+            }
+        }
+        if failing.is_empty() {
+            return HookDecision::Proceed;
+        }
+        if report.outside_writes_total > MAX_LISTED_WRITES {
+            failing.push(format!(
+                "{} more writes outside the worktree",
+                report.outside_writes_total - MAX_LISTED_WRITES
+            ));
+        }
+        HookDecision::FailAttempt(format!(
+            "the fence stopped this attempt and discarded its work: {}. Work only inside the \
+             worktree and leave its .git alone",
+            failing.join("; ")
+        ))
     }
 }
 
@@ -346,9 +381,14 @@ impl AttemptHook for FenceHook {
         .chain(ctx.acceptance_criteria.iter().map(String::as_str))
         .collect::<Vec<_>>()
         .join("\n");
-        self.check(ctx, CrossingKind::Prompt, "prompt", &prompt)?;
-        if let Some(f) = &ctx.previous_feedback {
-            self.check(ctx, CrossingKind::Feedback, "feedback", f)?;
+        // Nothing reaches the agent once holdout text is found in what it would be given.
+        if let Some(r) = self.check(ctx, CrossingKind::Prompt, "prompt", &prompt) {
+            return Ok(HookDecision::Leak(r));
+        }
+        if let Some(f) = &ctx.previous_feedback
+            && let Some(r) = self.check(ctx, CrossingKind::Feedback, "feedback", f)
+        {
+            return Ok(HookDecision::Leak(r));
         }
         let d = self.inner.before_attempt(ctx).await?;
         if d != HookDecision::Proceed {
@@ -402,19 +442,41 @@ impl AttemptHook for FenceHook {
                 "outcome": report.outcome,
             }),
         ));
-        self.audit.healthy()?;
-        self.check(
+        decision = decision.worst(self.fence_violations(ctx));
+        if let Some(r) = self.check(
             ctx,
             CrossingKind::AgentOutput,
             "agent summary",
             &report.summary,
-        )?;
+        ) {
+            decision = decision.worst(HookDecision::Leak(r));
+        }
+        // The whole captured output, not only the summary the agent chose to give.
+        if let Some(path) = &report.transcript
+            && let Ok(bytes) = std::fs::read(path)
+            && let Some(r) = self.check(
+                ctx,
+                CrossingKind::AgentOutput,
+                "agent transcript",
+                &String::from_utf8_lossy(&bytes),
+            )
+        {
+            decision = decision.worst(HookDecision::Leak(r));
+        }
+        self.audit.healthy()?;
         let inner = self.inner.after_attempt(ctx, report).await?;
-        Ok(worst(decision, inner))
+        Ok(decision.worst(inner))
     }
 
     async fn inspect_diff(&self, ctx: &TaskContext, diff: &str) -> Result<HookDecision, Error> {
-        self.scan_diff(ctx, diff)?;
+        if let Some(r) = self.check(
+            ctx,
+            CrossingKind::Diff,
+            &format!("diff of attempt {}", ctx.attempt),
+            diff,
+        ) {
+            return Ok(HookDecision::Leak(r));
+        }
         self.inner.inspect_diff(ctx, diff).await
     }
 }

@@ -488,6 +488,10 @@ fn incidents(state: &RunState) -> Vec<Incident> {
     for t in &state.tasks {
         for a in &t.attempts {
             let kind = match a.failed_stage.as_deref() {
+                Some("leak") if a.feedback.as_deref().is_some_and(|f| f.contains("canary")) => {
+                    IncidentKind::CanaryLeak
+                }
+                Some("leak") => IncidentKind::VerbatimLeak,
                 Some("policy") => IncidentKind::PolicyViolation,
                 Some("guards") => IncidentKind::GuardViolation,
                 _ => continue,

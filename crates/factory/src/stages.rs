@@ -440,6 +440,32 @@ pub enum HookDecision {
     FailAttempt(String),
     /// Fail the whole task now (a budget ran out, a policy was hit); dependents are blocked.
     StopTask(String),
+    /// Holdout text (a canary or a verbatim run of scenario text) was about to cross the
+    /// fence: the task stops at once (nothing of it merges, its dependents are blocked), the
+    /// attempt is recorded at the `leak` stage, and the run ends failed. The other tasks go
+    /// on. The reason names the scenario file, never the holdout text.
+    Leak(String),
+}
+
+impl HookDecision {
+    /// The more severe of two decisions: `Leak` > `StopTask` > `FailAttempt` > `Proceed`
+    /// (the first wins a tie).
+    #[must_use]
+    pub fn worst(self, other: HookDecision) -> HookDecision {
+        fn rank(d: &HookDecision) -> u8 {
+            match d {
+                HookDecision::Proceed => 0,
+                HookDecision::FailAttempt(_) => 1,
+                HookDecision::StopTask(_) => 2,
+                HookDecision::Leak(_) => 3,
+            }
+        }
+        if rank(&other) > rank(&self) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 /// Runs around every agent call: the seam for budgets (reserve before, settle after),

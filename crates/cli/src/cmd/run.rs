@@ -262,6 +262,23 @@ fn print_summary(
     format: Format,
 ) -> anyhow::Result<()> {
     let t = state.totals();
+    // A holdout leak is never a quiet line in a table: it goes to stderr in every format.
+    for s in &state.tasks {
+        for a in s
+            .attempts
+            .iter()
+            .filter(|a| a.failed_stage.as_deref() == Some("leak"))
+        {
+            eprintln!(
+                "error: HOLDOUT LEAK in task {} (attempt {}): {}",
+                s.task.id,
+                a.attempt,
+                a.feedback
+                    .as_deref()
+                    .unwrap_or("holdout text crossed the fence")
+            );
+        }
+    }
     let replay = state
         .tasks
         .iter()

@@ -736,6 +736,20 @@ impl BudgetLedger {
         s.persist()
     }
 
+    /// Charges usage that an earlier process of the same run already settled, so that a
+    /// `--resume` starts from what the run has spent rather than from zero: one attempt and
+    /// `settled` go to the task and run scopes. The day scope is not touched: when day caps
+    /// are set the ledger file already holds that day's usage, and without day caps there is
+    /// nothing to enforce.
+    pub fn restore(&self, task: &str, settled: Usage) {
+        let mut guard = lock(&self.state);
+        let s = &mut *guard;
+        for acc in [s.tasks.entry(task.to_owned()).or_default(), &mut s.run] {
+            acc.settled_attempts = acc.settled_attempts.saturating_add(1);
+            acc.settled = acc.settled.saturating_add(settled);
+        }
+    }
+
     /// Settled plus reserved usage of `task` (all its attempts).
     pub fn task_used(&self, task: &str) -> Usage {
         let s = lock(&self.state);

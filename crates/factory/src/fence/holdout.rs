@@ -123,7 +123,7 @@ impl fmt::Display for LeakHit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "holdout leak in {} `{}`: {}; the run is stopped, rotate the holdout canaries and find how the text got out",
+            "holdout leak in {} `{}`: {}; the task is stopped and nothing of it merges, the run ends failed: rotate the holdout canaries and find how the text got out",
             self.kind,
             self.label,
             self.findings.join(", ")

@@ -18,6 +18,8 @@
 //! - [`holdout`]: refuses a holdout directory that overlaps the repository or a worktree
 //!   ([`holdout::check_holdout_location`]) and scans every prompt, feedback file and diff that
 //!   crosses the fence ([`holdout::Crossing`]) with a caller-supplied [`holdout::LeakScan`].
+//! - [`agent`]: [`agent::FencedAgent`], a command-line agent whose every call runs behind
+//!   the [`policy::Fence`]; `lightsout run` wraps each command agent profile in one.
 //! - [`audit`]: the hash-chained `.lightsout/runs/<id>/audit.jsonl`
 //!   ([`audit::AuditLog`]) and its verifier ([`audit::verify`]).
 //!
@@ -40,6 +42,7 @@
 //! # Ok::<(), lightsout_factory::fence::FenceError>(())
 //! ```
 
+pub mod agent;
 pub mod audit;
 pub mod budget;
 pub mod holdout;
@@ -346,10 +349,12 @@ mod tests {
             stops("T2"),
             vec![(AuditKind::PolicyHit, "output_capped".into())]
         );
+        // The watched directories are mounted read-only for the agent: the write is refused.
         assert_eq!(
             stops("T3"),
-            vec![(AuditKind::PolicyHit, "outside_write".into())]
+            vec![(AuditKind::PolicyHit, "outside_write_refused".into())]
         );
+        assert!(!main.join("evil.txt").exists());
         assert_eq!(
             stops("T4"),
             vec![(AuditKind::PolicyHit, "git_link_deleted".into())]

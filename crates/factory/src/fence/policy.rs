@@ -19,9 +19,16 @@
 //!   (`unshare --map-current-user`). If neither works, [`Fence::new`] fails with
 //!   [`FenceError::IsolationUnavailable`]: the fence never runs an agent with less isolation
 //!   than configured;
-//! - **detection of writes outside the worktree**: the watched directories (for example the
-//!   main checkout and the worktrees' parent) are snapshotted before and after the call and
-//!   compared; every added, removed or changed entry is a [`Violation::OutsideWrite`];
+//! - **read-only mounts outside the worktree** (`readonly_outside = true`, the default,
+//!   whenever directories are watched): in the agent's own mount namespace every watched
+//!   directory (the main checkout, the holdout) is bind-mounted read-only, and only its
+//!   worktree and the common git directory are re-mounted writable. A write outside fails
+//!   with `EROFS`, and the refusal the agent's output shows is reported as
+//!   [`Violation::OutsideWriteRefused`]. Directories in [`FenceConfig::hide`] (the holdout)
+//!   are covered by an empty read-only tmpfs, so the agent cannot even read them;
+//! - **detection of writes outside the worktree** as a second line: the watched directories
+//!   are snapshotted before and after the call and compared; every added, removed or
+//!   changed entry is a [`Violation::OutsideWrite`];
 //! - **detection of a deleted or damaged `.git`** in the worktree
 //!   ([`Violation::GitLinkDeleted`], [`Violation::GitLinkDamaged`]).
 //!
@@ -31,19 +38,25 @@
 //!   needs an egress proxy inside the namespace (or nftables rules by cgroup), which is not
 //!   built. `network = "inherit"` therefore means the agent can reach any host the factory
 //!   can. [`NetworkMode::Inherit`]'s docs repeat this.
-//! - **Outside writes are detected, not prevented.** There is no filesystem sandbox (no
-//!   mount namespace with read-only binds, no Landlock); the agent runs with the factory's
-//!   uid. Detection compares `(kind, size, mode, inode, mtime, ctime, link target)` of every
-//!   entry. Linux sets `ctime` to the current time on every content or metadata change and a
-//!   user cannot set it back, so a write that restores size and mtime (`touch -r`) is still
-//!   seen. Writes into paths in [`FenceConfig::watch_ignore`] and in unwatched directories
-//!   are not seen; a write that is undone before the call ends (same inode, content and
-//!   ctime) cannot happen since ctime moves.
+//! - **Outside writes are prevented only in watched directories.** The read-only mounts
+//!   cover the watched directories; the rest of the machine (for example `$HOME` or `/tmp`)
+//!   is as writable for the agent as for the factory's uid, and not watched by default
+//!   (add directories to `watch`). The common git directory stays writable because a commit
+//!   in the worktree needs it; its `config`, `hooks` and `info` are covered by detection
+//!   only. A refused write is seen through the agent's own output ("Read-only file
+//!   system"): an agent that hides the error is still contained, just not reported. Without
+//!   mount namespaces (`readonly_outside = false`) there is detection only, which compares
+//!   `(kind, size, mode, inode, mtime, ctime, link target)` of every entry. Linux sets
+//!   `ctime` to the current time on every content or metadata change and a user cannot set
+//!   it back, so a write that restores size and mtime (`touch -r`) is still seen. Writes
+//!   into paths in [`FenceConfig::watch_ignore`] are not seen.
 //! - **Concurrent writers.** Snapshots cannot tell the agent's writes from the factory's own
 //!   writes (the journal, the merge queue moving `main`) or another agent's during the
 //!   same window: those paths must be ignored (the defaults ignore `.lightsout`,
-//!   `.git/objects`, `.git/worktrees`, `.git/logs` and `.git/refs/heads/lightsout`) or not
-//!   moved while agents run.
+//!   `.git/objects`, `.git/worktrees`, `.git/logs` and `.git/refs/heads/lightsout`; the run
+//!   loop adds the refs, index and lock files it moves) or not moved while agents run. With
+//!   the read-only mounts no agent can write to the watched checkout at all, so only the
+//!   detection-only setup can blame one agent for another's write.
 //! - **Escaped processes.** A process that leaves the group (`setsid`) survives `killpg`. It
 //!   is detected when it keeps the output pipes open ([`Violation::EscapedProcess`]);
 //!   `private_pids = true` closes the gap, since the whole PID namespace dies with its
@@ -188,6 +201,19 @@ pub struct FenceConfig {
     /// namespaces are unavailable; [`Fence::new`] fails rather than silently dropping it.
     #[serde(default = "default_true")]
     pub private_pids: bool,
+    /// Mount the [`watch`](Self::watch)ed directories read-only for the agent, in a private
+    /// mount namespace, except its worktree and the common git directory a commit in the
+    /// worktree writes to. Writes there are then *prevented* (`EROFS`), not only detected,
+    /// and one agent's write to the checkout can never be blamed on another running at the
+    /// same time (`.git/config`, `.git/hooks` and `.git/info` stay detection-only). Default `true`; it needs the same namespaces as `private_pids`, and
+    /// [`Fence::new`] fails rather than silently dropping it. No effect without `watch`.
+    #[serde(default = "default_true")]
+    pub readonly_outside: bool,
+    /// Directories the agent must not even read (the holdout): with
+    /// [`readonly_outside`](Self::readonly_outside) each is covered by an empty read-only
+    /// tmpfs in the agent's mount namespace, so it sees an empty directory.
+    #[serde(default)]
+    pub hide: Vec<PathBuf>,
     /// Directories watched for writes outside the worktree (for example the main checkout
     /// and the directory holding the worktrees). The worktree itself is always excluded.
     #[serde(default)]
@@ -222,6 +248,8 @@ impl Default for FenceConfig {
             output_bytes: default_output_bytes(),
             network: NetworkMode::Inherit,
             private_pids: true,
+            readonly_outside: true,
+            hide: Vec::new(),
             watch: Vec::new(),
             watch_ignore: default_watch_ignore(),
             kill_grace_ms: default_grace_ms(),
@@ -328,16 +356,52 @@ fn program_exists(program: &OsStr, path_var: Option<&OsStr>) -> bool {
 struct Isolation {
     unshare: PathBuf,
     flags: Vec<&'static str>,
+    /// `mount(8)`, when the watched directories are mounted read-only for the agent.
+    mount: Option<PathBuf>,
 }
 
-fn find_unshare(path_var: Option<&OsStr>) -> Option<PathBuf> {
+/// The `sh` script that mounts the read-only and the writable directories, hides the
+/// hidden ones under an empty read-only tmpfs, then runs the agent:
+/// `sh -c SCRIPT fence MOUNT N RO... M RW... K HIDDEN... -- PROGRAM ARGS...`.
+const READONLY_SCRIPT: &str = r#"set -e
+mnt=$1; shift
+n=$1; shift
+while [ "$n" -gt 0 ]; do "$mnt" --bind "$1" "$1"; "$mnt" -o remount,bind,ro "$1"; shift; n=$((n-1)); done
+n=$1; shift
+while [ "$n" -gt 0 ]; do "$mnt" --bind "$1" "$1"; "$mnt" -o remount,bind,rw "$1"; shift; n=$((n-1)); done
+n=$1; shift
+while [ "$n" -gt 0 ]; do "$mnt" -t tmpfs -o ro,size=4k,mode=0555 lightsout-hidden "$1"; shift; n=$((n-1)); done
+shift
+exec "$@""#;
+
+fn find_tool(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = path_var
         .map(|p| std::env::split_paths(p).collect())
         .unwrap_or_default();
     dirs.extend(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from));
-    dirs.into_iter()
-        .map(|d| d.join("unshare"))
-        .find(|p| p.is_file())
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The directory a git commit in the worktree `wt` writes outside it: the common git
+/// directory (the admin directory `<common>/worktrees/<name>` comes from the `gitdir:` line
+/// of `wt/.git`). Git needs all of it writable (objects, refs, logs and lock files such as
+/// `packed-refs.lock`), so it stays writable; writes to its `config`, `hooks` and `info`
+/// are still caught by the snapshot comparison.
+fn git_write_paths(wt: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(wt.join(".git")) else {
+        return Vec::new();
+    };
+    let Some(admin) = text.lines().find_map(|l| l.strip_prefix("gitdir: ")) else {
+        return Vec::new();
+    };
+    let admin = wt.join(admin.trim());
+    admin
+        .parent()
+        .and_then(Path::parent)
+        .and_then(|common| std::fs::canonicalize(common).ok())
+        .filter(|p| p.is_dir())
+        .into_iter()
+        .collect()
 }
 
 /// Finds a working `unshare` invocation for the requested namespaces: first directly (as
@@ -345,13 +409,14 @@ fn find_unshare(path_var: Option<&OsStr>) -> Option<PathBuf> {
 fn probe_isolation(
     network: NetworkMode,
     private_pids: bool,
+    readonly: bool,
 ) -> Result<Option<Isolation>, FenceError> {
-    if network == NetworkMode::Inherit && !private_pids {
+    if network == NetworkMode::Inherit && !private_pids && !readonly {
         return Ok(None);
     }
     let path = std::env::var_os("PATH");
     let unshare =
-        find_unshare(path.as_deref()).ok_or_else(|| FenceError::IsolationUnavailable {
+        find_tool("unshare", path.as_deref()).ok_or_else(|| FenceError::IsolationUnavailable {
             detail: "`unshare` (util-linux) not found".into(),
         })?;
     let mut base = Vec::new();
@@ -361,6 +426,28 @@ fn probe_isolation(
     if private_pids {
         base.extend(["--pid", "--fork", "--kill-child", "--mount-proc"]);
     }
+    let mount = if readonly {
+        base.extend(["--mount", "--propagation", "private"]);
+        Some(find_tool("mount", path.as_deref()).ok_or_else(|| {
+            FenceError::IsolationUnavailable {
+                detail: "`mount` (util-linux) not found for readonly_outside".into(),
+            }
+        })?)
+    } else {
+        None
+    };
+    // The read-only mounts are tried on a scratch directory, as the agent's will be.
+    let scratch = if readonly {
+        let d = tempfile::tempdir().map_err(|e| FenceError::io(std::env::temp_dir(), e))?;
+        for sub in ["rw", "hidden"] {
+            std::fs::create_dir_all(d.path().join(sub)).map_err(|e| FenceError::io(d.path(), e))?;
+        }
+        std::fs::write(d.path().join("hidden/secret"), b"x")
+            .map_err(|e| FenceError::io(d.path(), e))?;
+        Some(d)
+    } else {
+        None
+    };
     let mut tried = Vec::new();
     for user in [false, true] {
         let mut flags = Vec::new();
@@ -368,14 +455,43 @@ fn probe_isolation(
             flags.push("--map-current-user");
         }
         flags.extend(base.iter().copied());
-        let out = Command::new(&unshare)
-            .args(&flags)
-            .args(["--", "true"])
-            .stdin(Stdio::null())
-            .output();
+        let mut probe = Command::new(&unshare);
+        probe.args(&flags).arg("--");
+        match (&mount, &scratch) {
+            (Some(m), Some(d)) => {
+                // Inside: the scratch directory is read-only, its `rw` child writable.
+                let ro = d.path();
+                let rw = ro.join("rw");
+                let hidden = ro.join("hidden");
+                probe
+                    .args(["/bin/sh", "-c", READONLY_SCRIPT, "fence"])
+                    .arg(m)
+                    .arg("1")
+                    .arg(ro)
+                    .arg("1")
+                    .arg(&rw)
+                    .arg("1")
+                    .arg(&hidden)
+                    .args(["--", "/bin/sh", "-c"])
+                    .arg(format!(
+                        "! (: > '{}/x') 2>/dev/null && : > '{}/y' && [ ! -e '{}/secret' ]",
+                        ro.display(),
+                        rw.display(),
+                        hidden.display()
+                    ));
+            }
+            _ => {
+                probe.arg("true");
+            }
+        }
+        let out = probe.stdin(Stdio::null()).output();
         match out {
             Ok(o) if o.status.success() => {
-                return Ok(Some(Isolation { unshare, flags }));
+                return Ok(Some(Isolation {
+                    unshare,
+                    flags,
+                    mount,
+                }));
             }
             Ok(o) => tried.push(format!(
                 "`unshare {}`: {}",
@@ -411,7 +527,11 @@ impl Fence {
     pub fn new(config: FenceConfig) -> Result<Self, FenceError> {
         let env = EnvPolicy::new(&config.env)?;
         let ignore = globset(&config.watch_ignore)?;
-        let isolation = probe_isolation(config.network, config.private_pids)?;
+        let isolation = probe_isolation(
+            config.network,
+            config.private_pids,
+            config.readonly_outside && !config.watch.is_empty(),
+        )?;
         Ok(Self {
             config,
             env,
@@ -426,6 +546,16 @@ impl Fence {
     #[must_use]
     pub fn with_host_env(mut self, vars: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
         self.host_env = Some(vars.into_iter().collect());
+        self
+    }
+
+    /// The same fence with another wall-time limit (ms) and output cap (bytes), for one
+    /// call: the run's [`FencedAgent`](super::agent::FencedAgent) tightens them to the
+    /// `[limits]` table and the task's remaining wall budget.
+    #[must_use]
+    pub fn with_limits(mut self, wall_ms: u64, output_bytes: u64) -> Self {
+        self.config.wall_ms = wall_ms;
+        self.config.output_bytes = output_bytes;
         self
     }
 
@@ -494,7 +624,37 @@ impl Fence {
         let mut cmd = match &self.isolation {
             Some(iso) => {
                 let mut c = Command::new(&iso.unshare);
-                c.args(&iso.flags).arg("--").arg(program.as_ref());
+                c.args(&iso.flags).arg("--");
+                if let Some(mount) = &iso.mount {
+                    let wt =
+                        std::fs::canonicalize(worktree).map_err(|e| FenceError::io(worktree, e))?;
+                    let ro: Vec<PathBuf> = self
+                        .config
+                        .watch
+                        .iter()
+                        .filter_map(|d| std::fs::canonicalize(d).ok())
+                        .filter(|d| d.is_dir())
+                        .collect();
+                    let mut rw = vec![wt.clone()];
+                    rw.extend(git_write_paths(&wt));
+                    let hide: Vec<PathBuf> = self
+                        .config
+                        .hide
+                        .iter()
+                        .filter_map(|d| std::fs::canonicalize(d).ok())
+                        .filter(|d| d.is_dir())
+                        .collect();
+                    c.args(["/bin/sh", "-c", READONLY_SCRIPT, "fence"])
+                        .arg(mount)
+                        .arg(ro.len().to_string())
+                        .args(&ro)
+                        .arg(rw.len().to_string())
+                        .args(&rw)
+                        .arg(hide.len().to_string())
+                        .args(&hide)
+                        .arg("--");
+                }
+                c.arg(program.as_ref());
                 c
             }
             None => Command::new(program.as_ref()),
@@ -653,6 +813,20 @@ impl Fence {
             }
         }
 
+        // A write the read-only mounts refused shows in the agent's output as EROFS.
+        if self.isolation.as_ref().is_some_and(|i| i.mount.is_some()) {
+            let refused = [&stderr, &stdout].into_iter().find_map(|b| {
+                String::from_utf8_lossy(b)
+                    .lines()
+                    .find(|l| l.contains("Read-only file system"))
+                    .map(|l| l.chars().take(300).collect::<String>())
+            });
+            if let Some(detail) = refused {
+                report
+                    .violations
+                    .push(Violation::OutsideWriteRefused { detail });
+            }
+        }
         // Phase 3: what changed outside the worktree, and the worktree's `.git`.
         match Snapshot::take(&self.config.watch, &self.ignore, &worktree_abs) {
             Ok(after) => {
@@ -851,6 +1025,13 @@ pub enum Violation {
         /// How.
         change: Change,
     },
+    /// The agent tried to write where the read-only mounts of
+    /// [`FenceConfig::readonly_outside`] forbid it: the write was refused (`EROFS`), and its
+    /// output says "Read-only file system". Nothing outside the worktree changed.
+    OutsideWriteRefused {
+        /// The first output line that reports the refusal.
+        detail: String,
+    },
     /// The worktree's `.git` (file or directory) is gone.
     GitLinkDeleted {
         /// The `.git` path.
@@ -892,6 +1073,12 @@ impl std::fmt::Display for Violation {
             ),
             Self::OutsideWrite { path, change } => {
                 write!(f, "write outside the worktree: {} {change}", path.display())
+            }
+            Self::OutsideWriteRefused { detail } => {
+                write!(
+                    f,
+                    "write outside the worktree refused (read-only): {detail}"
+                )
             }
             Self::GitLinkDeleted { path } => {
                 write!(f, "worktree git link {} deleted", path.display())
@@ -1246,8 +1433,10 @@ mod tests {
     fn writes_outside_the_worktree_are_detected() {
         let (_t, main, wt) = repo_with_worktree();
         std::fs::write(main.join("config.txt"), "abc\n").unwrap();
+        // Detection alone, as where mount namespaces are unavailable.
         let fence = Fence::new(fast(FenceConfig {
             watch: vec![main.clone(), wt.parent().unwrap().to_path_buf()],
+            readonly_outside: false,
             ..FenceConfig::default()
         }))
         .unwrap();
@@ -1284,6 +1473,48 @@ mod tests {
             "{writes:?}"
         );
         assert_eq!(out.report.outside_writes_total, 3);
+    }
+
+    /// Misbehaving agent: writes into the main checkout and reads the holdout, with the
+    /// watched directories mounted read-only and the holdout hidden. The writes never
+    /// happen, the refusal is reported, the holdout looks empty, and a commit inside the
+    /// worktree still works.
+    #[test]
+    fn readonly_mounts_refuse_outside_writes_and_hide_the_holdout() {
+        let (t, main, wt) = repo_with_worktree();
+        let holdout = t.path().join("holdout");
+        std::fs::create_dir_all(&holdout).unwrap();
+        std::fs::write(holdout.join("a.feature"), "Feature: secret scenarios\n").unwrap();
+        let fence = Fence::new(fast(FenceConfig {
+            watch: vec![main.clone(), holdout.clone()],
+            hide: vec![holdout.clone()],
+            ..FenceConfig::default()
+        }))
+        .unwrap();
+        let out = sh(
+            &fence,
+            &format!(
+                "echo pwned > ../../main/evil.txt; ls -A '{}' | wc -l; \
+                 echo x >> README.md && git -c user.name=a -c user.email=a@b commit -qam w && echo committed",
+                holdout.display()
+            ),
+            &wt,
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!main.join("evil.txt").exists());
+        assert!(text.starts_with("0\n"), "the holdout is visible: {text}");
+        assert!(
+            text.contains("committed"),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            matches!(out.report.violations.as_slice(), [Violation::OutsideWriteRefused { detail }] if detail.contains("evil.txt")),
+            "{:?}",
+            out.report
+        );
+        // Outside the agent's namespace nothing changed.
+        assert!(holdout.join("a.feature").is_file());
     }
 
     /// Misbehaving agent: deletes (or rewrites) `.git` in its worktree.

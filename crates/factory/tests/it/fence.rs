@@ -161,7 +161,7 @@ async fn usage_past_the_task_budget_fails_the_task_names_the_budget_and_is_audit
 }
 
 #[tokio::test]
-async fn a_holdout_canary_in_a_diff_fails_the_run_loudly_and_main_is_untouched() {
+async fn a_holdout_canary_in_a_diff_stops_that_task_loudly_and_the_others_merge() {
     let d = tempfile::tempdir().unwrap();
     let repo = repo(d.path());
     let holdout = d.path().join("holdout");
@@ -175,32 +175,41 @@ async fn a_holdout_canary_in_a_diff_fails_the_run_loudly_and_main_is_untouched()
     let mut config = Config::default();
     config.holdout.path = Some(holdout.clone());
     let agent = Arc::new(FnAgent::new("leaky", |ctx, ws| {
-        // The agent somehow got hold of the holdout and pastes its canary into its work.
-        std::fs::write(
-            ws.root.join(format!("{}.txt", ctx.task_id)),
-            "ok\n// LSO-CANARY-91b7e2\n",
-        )
-        .unwrap();
+        // A's agent somehow got hold of the holdout and pastes its canary into its work.
+        let text = if ctx.task_id == "A" {
+            "ok\n// LSO-CANARY-91b7e2\n"
+        } else {
+            "ok\n"
+        };
+        std::fs::write(ws.root.join(format!("{}.txt", ctx.task_id)), text).unwrap();
         Ok(AgentReport::completed("leaky", "wrote it"))
     }));
     let factory = Factory::new(&repo, config)
         .unwrap()
         .with_default_agent(agent)
         .with_evaluator(Arc::new(evaluator()));
-    let main_before = git(&repo, &["rev-parse", "main"]);
-    let err = factory
+    let state = factory
         .run(
             Plan {
-                tasks: vec![task("A", &[])],
+                tasks: vec![task("A", &[]), task("B", &[]), task("C", &["A"])],
             },
             opts("leak"),
         )
         .await
-        .unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, Error::Fence(_)), "{msg}");
-    assert!(msg.contains("canary"), "{msg}");
-    assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
+        .unwrap();
+    let a = state.task("A").unwrap();
+    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(a.attempts.len(), 1, "a leak is not retried");
+    assert_eq!(a.attempts[0].failed_stage.as_deref(), Some("leak"));
+    let why = a.failure.clone().unwrap_or_default();
+    assert!(why.contains("holdout leak in diff"), "{why}");
+    assert!(why.contains("canary"), "{why}");
+    assert_eq!(state.task("C").unwrap().status, TaskStatus::Blocked);
+    // The run went on: B merged, and nothing of A reached main.
+    assert_eq!(state.task("B").unwrap().status, TaskStatus::Merged);
+    let main_files = git(&repo, &["ls-tree", "--name-only", "main"]);
+    assert!(main_files.contains("B.txt"), "{main_files}");
+    assert!(!main_files.contains("A.txt"), "{main_files}");
 
     let log = repo.join(".lightsout/runs/leak/audit.jsonl");
     assert!(audit::verify(&log).unwrap().intact());
@@ -269,7 +278,7 @@ async fn a_refused_reservation_stops_the_task_before_the_agent_is_called() {
 }
 
 #[tokio::test]
-async fn holdout_text_in_a_prompt_stops_the_run_before_any_agent_call() {
+async fn holdout_text_in_a_prompt_stops_that_task_before_its_agent_is_called() {
     let d = tempfile::tempdir().unwrap();
     let repo = repo(d.path());
     let holdout = d.path().join("holdout");
@@ -284,7 +293,10 @@ async fn holdout_text_in_a_prompt_stops_the_run_before_any_agent_call() {
     config.holdout.path = Some(holdout);
     let agent = Arc::new(lightsout_agent::testing::RecordingAgent::new(FnAgent::new(
         "fake",
-        |_ctx, _ws| Ok(AgentReport::completed("fake", "nothing")),
+        |ctx, ws| {
+            std::fs::write(ws.root.join(format!("{}.txt", ctx.task_id)), "ok").unwrap();
+            Ok(AgentReport::completed("fake", "wrote it"))
+        },
     )));
     let factory = Factory::new(&repo, config)
         .unwrap()
@@ -293,17 +305,87 @@ async fn holdout_text_in_a_prompt_stops_the_run_before_any_agent_call() {
     let mut t = task("A", &[]);
     t.spec_excerpt = "Build links. (copied from the holdout: LSO-CANARY-prompt-04)".into();
     let main_before = git(&repo, &["rev-parse", "main"]);
-    let err = factory
-        .run(Plan { tasks: vec![t] }, opts("prompt"))
+    let state = factory
+        .run(
+            Plan {
+                tasks: vec![t, task("B", &[])],
+            },
+            opts("prompt"),
+        )
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("holdout leak in prompt"), "{err}");
-    assert!(agent.calls().is_empty());
-    assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
+        .unwrap();
+    let a = state.task("A").unwrap();
+    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(a.attempts[0].failed_stage.as_deref(), Some("leak"));
+    let why = a.failure.clone().unwrap_or_default();
+    assert!(why.contains("holdout leak in prompt"), "{why}");
+    // A's agent was never called: only B's was.
+    let called: Vec<String> = agent.calls().iter().map(|c| c.task_id.clone()).collect();
+    assert_eq!(called, vec!["B".to_owned()]);
+    assert_eq!(state.task("B").unwrap().status, TaskStatus::Merged);
+    assert_ne!(git(&repo, &["rev-parse", "main"]), main_before);
     let entries = audit::read(&repo.join(".lightsout/runs/prompt/audit.jsonl")).unwrap();
     assert!(
         entries
             .iter()
             .any(|e| e.kind == AuditKind::Leak && e.details["kind"] == "prompt")
     );
+}
+
+#[tokio::test]
+async fn the_run_budget_holds_across_a_resume() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = repo(d.path());
+    let mut config = Config::default();
+    config.budget.per_run = Limits {
+        tokens: Some(1_500),
+        ..Limits::default()
+    };
+    // Every call reports 1000 tokens: A fits the run's 1500, A + B do not.
+    let agent = Arc::new(FnAgent::new("fake", |ctx, ws| {
+        std::fs::write(ws.root.join(format!("{}.txt", ctx.task_id)), "ok").unwrap();
+        let mut r = AgentReport::completed("fake", "wrote it");
+        r.usage = Usage {
+            input_tokens: 900,
+            output_tokens: 100,
+            cost_usd: None,
+            wall_ms: 1,
+        };
+        Ok(r)
+    }));
+    let plan = Plan {
+        tasks: vec![task("A", &[]), task("B", &["A"])],
+    };
+    // The first process dies when B is about to start (an infrastructure error), after A
+    // merged.
+    struct DiesOnB;
+    #[async_trait::async_trait]
+    impl lightsout_factory::AttemptHook for DiesOnB {
+        async fn before_attempt(
+            &self,
+            ctx: &lightsout_agent::TaskContext,
+        ) -> Result<lightsout_factory::HookDecision, Error> {
+            if ctx.task_id == "B" {
+                return Err(Error::Config("the host went away".into()));
+            }
+            Ok(lightsout_factory::HookDecision::Proceed)
+        }
+    }
+    let first = Factory::new(&repo, config.clone())
+        .unwrap()
+        .with_default_agent(agent.clone())
+        .with_hook(Arc::new(DiesOnB))
+        .with_evaluator(Arc::new(evaluator()));
+    assert!(first.run(plan, opts("resume")).await.is_err());
+
+    let second = Factory::new(&repo, config)
+        .unwrap()
+        .with_default_agent(agent)
+        .with_evaluator(Arc::new(evaluator()));
+    let state = second.resume("resume", Some(1)).await.unwrap();
+    assert_eq!(state.task("A").unwrap().status, TaskStatus::Merged);
+    let b = state.task("B").unwrap();
+    assert_eq!(b.status, TaskStatus::Failed, "{:?}", b.failure);
+    let why = b.failure.clone().unwrap_or_default();
+    assert!(why.contains("tokens budget of the run"), "{why}");
 }

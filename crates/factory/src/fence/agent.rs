@@ -1,0 +1,221 @@
+//! [`FencedAgent`]: a [`CommandAgent`] whose every call runs behind the process
+//! [`Fence`](super::policy::Fence).
+//!
+//! `lightsout run` wraps each command-line agent profile (`claude-code`, `codex`, `aider`,
+//! `command`) in one of these, so the `[fence]` table of `lightsout.toml` applies to every
+//! agent process of the run: the environment allowlist, the output cap, the wall-time limit
+//! with a process-group kill, the worktree as working directory, the optional network and PID
+//! namespaces, and the detection of writes outside the worktree and of a deleted or damaged
+//! `.git` link. In-process agents (the `replay` preset, an embedder's own [`Agent`]) start no
+//! process and are not wrapped.
+//!
+//! The call itself reports like [`CommandAgent`] (same prompt file, transcript and output
+//! parsing). The fence's [`FenceReport`] goes into a shared [`FenceReports`] keyed by task and
+//! attempt, where the run's [`FenceHook`](crate::FenceHook) takes it to audit each violation
+//! and fail the attempt.
+
+use super::policy::{Fence, FenceReport, Violation};
+use async_trait::async_trait;
+use lightsout_agent::parse::parse_output;
+use lightsout_agent::{
+    Agent, AgentError, AgentReport, CommandAgent, Outcome, OutputFormat, PromptMode, TaskContext,
+    Usage, Workspace, prompt_path, transcript_path,
+};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The fence reports of the calls a run made, by `(task id, attempt)`, until the hook takes
+/// them. Shared between the run's [`FencedAgent`]s and its [`FenceHook`](crate::FenceHook).
+#[derive(Debug, Default)]
+pub struct FenceReports(Mutex<BTreeMap<(String, u32), FenceReport>>);
+
+impl FenceReports {
+    /// Stores the report of `task`'s `attempt`, replacing an earlier one.
+    pub fn put(&self, task: &str, attempt: u32, report: FenceReport) {
+        lock(&self.0).insert((task.to_owned(), attempt), report);
+    }
+
+    /// Takes the report of `task`'s `attempt`: `None` when no fenced call was made for it
+    /// (an in-process agent) or it was already taken.
+    pub fn take(&self, task: &str, attempt: u32) -> Option<FenceReport> {
+        lock(&self.0).remove(&(task.to_owned(), attempt))
+    }
+}
+
+/// A [`CommandAgent`] run through a [`Fence`].
+///
+/// Per call, the fence's limits are tightened to the [`Workspace::limits`] (`[limits]`) and
+/// to the wall time left in the task's budget ([`TaskContext::budget`]), whichever is lower.
+/// The environment the allowlist picks from is [`Workspace::env`] (what `[env] allow`
+/// already let through) plus the exact names in `[fence.env] pass` taken from the factory's
+/// own environment: a variable reaches the agent only if both `[env]` and `[fence.env]` let
+/// it through, or if it is named in `pass`.
+#[derive(Debug, Clone)]
+pub struct FencedAgent {
+    command: CommandAgent,
+    fence: Arc<Fence>,
+    reports: Arc<FenceReports>,
+}
+
+impl FencedAgent {
+    /// Runs `command` behind `fence`, storing each call's report in `reports`.
+    pub fn new(command: CommandAgent, fence: Arc<Fence>, reports: Arc<FenceReports>) -> Self {
+        Self {
+            command,
+            fence,
+            reports,
+        }
+    }
+
+    /// The agent's configuration.
+    pub fn command(&self) -> &CommandAgent {
+        &self.command
+    }
+
+    fn host_env(&self, ws: &Workspace) -> Vec<(OsString, OsString)> {
+        let mut vars: BTreeMap<OsString, OsString> = ws
+            .env
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect();
+        for name in &self.fence.config().env.pass {
+            if let Some(v) = std::env::var_os(name) {
+                vars.insert(OsString::from(name), v);
+            }
+        }
+        vars.into_iter().collect()
+    }
+}
+
+fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
+    let path = path.to_owned();
+    move |source| AgentError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+#[async_trait]
+impl Agent for FencedAgent {
+    async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, AgentError> {
+        let c = &self.command;
+        if c.program.trim().is_empty() {
+            return Err(AgentError::Config("the agent program is empty".into()));
+        }
+        tokio::fs::create_dir_all(&ws.artifacts_dir)
+            .await
+            .map_err(io("create artifacts dir", &ws.artifacts_dir))?;
+        let prompt = ctx.render_prompt();
+        let prompt_file = prompt_path(ctx, ws);
+        tokio::fs::write(&prompt_file, prompt.as_bytes())
+            .await
+            .map_err(io("write prompt", &prompt_file))?;
+        let args: Vec<String> = c
+            .args
+            .iter()
+            .map(|a| a.replace("{prompt_file}", &prompt_file.to_string_lossy()))
+            .collect();
+
+        let config = self.fence.config();
+        let wall_ms = [
+            Some(config.wall_ms),
+            Some(ws.limits.wall_ms),
+            ctx.budget.wall_ms_left,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(config.wall_ms);
+        let output_bytes = config.output_bytes.min(ws.limits.output_bytes);
+        let fence = (*self.fence)
+            .clone()
+            .with_limits(wall_ms, output_bytes)
+            .with_host_env(self.host_env(ws));
+        let cmd = fence
+            .command(&c.program, &args, &ws.root)
+            .map_err(|e| AgentError::Spawn {
+                program: c.program.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()),
+            })?;
+        let stdin = match c.prompt {
+            PromptMode::Stdin => Some(prompt.into_bytes()),
+            PromptMode::File => None,
+        };
+        let root = ws.root.clone();
+        let out = tokio::task::spawn_blocking(move || fence.run(cmd, stdin, &root))
+            .await
+            .map_err(|e| AgentError::Process(std::io::Error::other(e.to_string())))?
+            .map_err(|e| AgentError::Process(std::io::Error::other(e.to_string())))?;
+
+        let transcript = transcript_path(ctx, ws);
+        let mut t = Vec::with_capacity(out.stdout.len() + out.stderr.len() + 64);
+        t.extend_from_slice(b"--- stdout ---\n");
+        t.extend_from_slice(&out.stdout);
+        t.extend_from_slice(b"\n--- stderr ---\n");
+        t.extend_from_slice(&out.stderr);
+        tokio::fs::write(&transcript, &t)
+            .await
+            .map_err(io("write transcript", &transcript))?;
+
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let parsed = parse_output(c.format, &stdout);
+        let limit = out.report.violations.iter().find_map(|v| match v {
+            Violation::TimedOut { .. } => Some(Outcome::TimedOut),
+            Violation::OutputCapped { .. } => Some(Outcome::OutputCapped),
+            _ => None,
+        });
+        let success = out.exit.is_some_and(|e| e.success());
+        let outcome = if let Some(o) = limit {
+            o
+        } else if !success {
+            let code = out.exit.and_then(|e| e.code);
+            Outcome::Failed {
+                exit_code: code,
+                message: parsed.error.clone().unwrap_or_else(|| {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+                    format!(
+                        "exited with {}{}",
+                        code.map_or_else(|| "a signal".to_owned(), |c| format!("status {c}")),
+                        last.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+                    )
+                }),
+            }
+        } else if let Some(e) = parsed
+            .error
+            .clone()
+            .filter(|_| c.format != OutputFormat::Plain)
+        {
+            Outcome::Failed {
+                exit_code: Some(0),
+                message: e,
+            }
+        } else {
+            Outcome::Completed
+        };
+        self.reports.put(&ctx.task_id, ctx.attempt, out.report);
+        Ok(AgentReport {
+            agent: c.name.clone(),
+            replay: false,
+            summary: parsed.summary.unwrap_or_default(),
+            usage: Usage {
+                input_tokens: parsed.input_tokens,
+                output_tokens: parsed.output_tokens,
+                cost_usd: parsed.cost_usd,
+                wall_ms: out.wall_ms,
+            },
+            transcript: Some(transcript),
+            outcome,
+        })
+    }
+
+    fn name(&self) -> String {
+        self.command.name.clone()
+    }
+}
