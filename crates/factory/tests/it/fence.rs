@@ -332,6 +332,22 @@ async fn holdout_text_in_a_prompt_stops_that_task_before_its_agent_is_called() {
     );
 }
 
+/// A hook whose host dies when task B is about to start: the run stops with an error.
+struct DiesOnB;
+
+#[async_trait::async_trait]
+impl lightsout_factory::AttemptHook for DiesOnB {
+    async fn before_attempt(
+        &self,
+        ctx: &lightsout_agent::TaskContext,
+    ) -> Result<lightsout_factory::HookDecision, Error> {
+        if ctx.task_id == "B" {
+            return Err(Error::Config("the host went away".into()));
+        }
+        Ok(lightsout_factory::HookDecision::Proceed)
+    }
+}
+
 #[tokio::test]
 async fn the_run_budget_holds_across_a_resume() {
     let d = tempfile::tempdir().unwrap();
@@ -358,19 +374,6 @@ async fn the_run_budget_holds_across_a_resume() {
     };
     // The first process dies when B is about to start (an infrastructure error), after A
     // merged.
-    struct DiesOnB;
-    #[async_trait::async_trait]
-    impl lightsout_factory::AttemptHook for DiesOnB {
-        async fn before_attempt(
-            &self,
-            ctx: &lightsout_agent::TaskContext,
-        ) -> Result<lightsout_factory::HookDecision, Error> {
-            if ctx.task_id == "B" {
-                return Err(Error::Config("the host went away".into()));
-            }
-            Ok(lightsout_factory::HookDecision::Proceed)
-        }
-    }
     let first = Factory::new(&repo, config.clone())
         .unwrap()
         .with_default_agent(agent.clone())
