@@ -334,7 +334,7 @@ impl Factory {
         if let Some(a) = &self.default_agent {
             return Ok(a.clone());
         }
-        if agents.len() == 1
+        if self.agents.len() == 1
             && let Some(a) = agents.values().next()
         {
             return Ok(a.clone());
@@ -474,9 +474,24 @@ impl Factory {
     fn fenced_profiles(
         &self,
         reports: &Arc<crate::fence::agent::FenceReports>,
+        kinds: &[&str],
     ) -> Result<BTreeMap<String, Arc<dyn Agent>>, Error> {
         let mut profiles = self.agents.clone();
-        if self.commands.is_empty() {
+        // Command profiles no task of this plan uses are left out (fail closed: nothing can
+        // reach them unfenced), so a replay-only run needs no namespaces.
+        let used: std::collections::BTreeSet<&str> = kinds
+            .iter()
+            .filter_map(|k| match self.config.profile_for(k) {
+                Some(p) if self.agents.contains_key(p) => Some(p),
+                _ if self.default_agent.is_none() && self.agents.len() == 1 => {
+                    self.agents.keys().next().map(String::as_str)
+                }
+                _ => None,
+            })
+            .collect();
+        profiles
+            .retain(|name, _| !self.commands.contains_key(name) || used.contains(name.as_str()));
+        if !self.commands.keys().any(|c| used.contains(c.as_str())) {
             return Ok(profiles);
         }
         let mut fc = self.config.fence.clone();
@@ -493,7 +508,11 @@ impl Factory {
         fc.watch_ignore
             .extend(FACTORY_WATCH_IGNORE.iter().map(|s| (*s).to_owned()));
         let fence = Arc::new(crate::fence::policy::Fence::new(fc)?);
-        for (name, c) in &self.commands {
+        for (name, c) in self
+            .commands
+            .iter()
+            .filter(|(n, _)| used.contains(n.as_str()))
+        {
             profiles.insert(
                 name.clone(),
                 Arc::new(crate::fence::agent::FencedAgent::new(
@@ -590,7 +609,8 @@ impl Factory {
         let jobs = jobs.unwrap_or(self.config.run.jobs).max(1);
         let plan = state.plan();
         let reports = Arc::new(crate::fence::agent::FenceReports::default());
-        let profiles = self.fenced_profiles(&reports)?;
+        let kinds: Vec<&str> = state.tasks.iter().map(|t| t.task.kind.as_str()).collect();
+        let profiles = self.fenced_profiles(&reports, &kinds)?;
         let mut agents = BTreeMap::new();
         for t in &state.tasks {
             if !agents.contains_key(&t.task.kind) {
