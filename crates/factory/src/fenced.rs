@@ -342,9 +342,13 @@ impl FenceHook {
         for v in &report.violations {
             self.audit
                 .append(AuditRecord::policy_hit(&ctx.task_id, &reqs, v));
+            // Limits fail the attempt through its outcome; a refused destination was
+            // contained by the refusal itself (agents probe telemetry hosts too).
             if !matches!(
                 v,
-                Violation::TimedOut { .. } | Violation::OutputCapped { .. }
+                Violation::TimedOut { .. }
+                    | Violation::OutputCapped { .. }
+                    | Violation::EgressDenied { .. }
             ) {
                 failing.push(v.to_string());
             }

@@ -45,6 +45,7 @@
 pub mod agent;
 pub mod audit;
 pub mod budget;
+pub mod egress;
 pub mod holdout;
 pub mod policy;
 

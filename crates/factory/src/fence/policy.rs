@@ -13,6 +13,8 @@
 //! - **the worktree as working directory**;
 //! - **optional Linux namespaces** through util-linux `unshare(1)`: `network = "none"` runs
 //!   the agent in a fresh network namespace with only a downed loopback (no route anywhere),
+//!   `network = "hosts"` in one whose only way out is the fence's proxy to the named
+//!   [`FenceConfig::hosts`],
 //!   and `private_pids = true` (the default) gives it its own PID namespace and `/proc`, so
 //!   it cannot read `/proc/<factory pid>/environ` or signal other processes. As root the namespaces are
 //!   created directly; otherwise inside an unprivileged user namespace
@@ -33,11 +35,13 @@
 //!   ([`Violation::GitLinkDeleted`], [`Violation::GitLinkDamaged`]).
 //!
 //! # Limits, stated plainly
-//! - **Only named hosts.** The fence can cut the network entirely, or leave it as it is. It
-//!   does *not* restrict an agent that needs its model API to a list of named hosts: that
-//!   needs an egress proxy inside the namespace (or nftables rules by cgroup), which is not
-//!   built. `network = "inherit"` therefore means the agent can reach any host the factory
-//!   can. [`NetworkMode::Inherit`]'s docs repeat this.
+//! - **Only named hosts works through a proxy.** `network = "hosts"` gives the agent a
+//!   namespace with no route out and a `CONNECT` proxy that tunnels to the named hosts only
+//!   ([`egress`](super::egress)). An agent that ignores `HTTPS_PROXY` reaches nothing;
+//!   plain HTTP is refused; the proxy filters by the name the agent asks for, so a named
+//!   host's own redirects to other hosts are refused too. It needs root (to enter the
+//!   agent's namespace). `network = "inherit"` means the agent can reach any host the
+//!   factory can.
 //! - **Outside writes are prevented only in watched directories.** The read-only mounts
 //!   cover the watched directories; the rest of the machine (for example `$HOME` or `/tmp`)
 //!   is as writable for the agent as for the factory's uid, and not watched by default
@@ -170,10 +174,15 @@ impl Default for EnvConfig {
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
     /// The agent shares the factory's network: it can reach **any** host the factory can.
-    /// Restricting it to named hosts (the model API only) is not implemented; see the module
-    /// docs.
+    /// Use [`NetworkMode::Hosts`] to restrict it to named hosts.
     #[default]
     Inherit,
+    /// A fresh network namespace whose only way out is the fence's `CONNECT` proxy on
+    /// `127.0.0.1:3128` (set as `HTTPS_PROXY`, `HTTP_PROXY` and `ALL_PROXY`), which tunnels
+    /// to the [`FenceConfig::hosts`] only (see [`egress`](super::egress)). Agents that
+    /// ignore the proxy variables reach nothing. Needs the factory to run as root
+    /// (`CAP_SYS_ADMIN`, to enter the agent's namespace), `ip(8)` and `unshare(1)`.
+    Hosts,
     /// A fresh Linux network namespace with only a downed loopback: no outbound connection
     /// of any kind, not even to the host's `127.0.0.1`.
     None,
@@ -195,6 +204,10 @@ pub struct FenceConfig {
     /// Outbound network.
     #[serde(default)]
     pub network: NetworkMode,
+    /// With `network = "hosts"`: the hosts the agent may reach, as `host` (port 443),
+    /// `host:port` or `*.domain[:port]`; for example `["api.anthropic.com"]`.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     /// Run the agent in its own PID namespace with its own `/proc` (default `true`): it
     /// cannot read `/proc/<factory pid>/environ` (where the factory's own secrets are), see
     /// or signal other processes, and nothing it starts outlives it. Set `false` only where
@@ -247,6 +260,7 @@ impl Default for FenceConfig {
             wall_ms: default_wall_ms(),
             output_bytes: default_output_bytes(),
             network: NetworkMode::Inherit,
+            hosts: Vec::new(),
             private_pids: true,
             readonly_outside: true,
             hide: Vec::new(),
@@ -358,7 +372,66 @@ struct Isolation {
     flags: Vec<&'static str>,
     /// `mount(8)`, when the watched directories are mounted read-only for the agent.
     mount: Option<PathBuf>,
+    /// `ip(8)`, with `network = "hosts"`: brings the namespace's loopback up for the proxy.
+    ip: Option<PathBuf>,
 }
+
+/// The `sh` script of `network = "hosts"`: brings the loopback up, waits until the fence's
+/// proxy listens (a line on the FIFO), then runs the rest:
+/// `sh -c SCRIPT net IP FIFO -- REST...`.
+const NET_SCRIPT: &str = r#""$1" link set lo up || { echo "lightsout fence: cannot bring up the loopback" >&2; exit 97; }
+read _ < "$2" || exit 98
+shift 3
+exec "$@""#;
+
+/// A new FIFO for the [`NET_SCRIPT`] handshake, in its own private directory under the
+/// temporary directory; [`Fence::run`] removes the directory.
+fn ready_fifo() -> Result<PathBuf, FenceError> {
+    let dir = tempfile::Builder::new()
+        .prefix("lightsout-fence-")
+        .tempdir()
+        .map_err(|e| FenceError::io(std::env::temp_dir(), e))?
+        .keep();
+    let fifo = dir.join("ready");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU)
+        .map_err(|e| FenceError::io(&fifo, std::io::Error::from_raw_os_error(e as i32)))?;
+    Ok(fifo)
+}
+
+/// Opens `fifo` for writing once its reader (the agent's [`NET_SCRIPT`]) has opened it,
+/// giving up when the process ends first or after `wait`.
+fn open_ready(
+    fifo: &Path,
+    child: &mut std::process::Child,
+    wait: Duration,
+) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let until = Instant::now() + wait;
+    loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(fifo)
+        {
+            Ok(f) => return Ok(f),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) => {}
+            Err(e) => return Err(format!("cannot open the handshake FIFO: {e}")),
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "the agent's namespace setup ended early ({status})"
+            ));
+        }
+        if Instant::now() >= until {
+            return Err("the agent's namespace setup did not finish in time".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The environment variable that carries the FIFO of [`NET_SCRIPT`] from
+/// [`Fence::command`] to [`Fence::run`].
+const READY_VAR: &str = "LIGHTSOUT_FENCE_READY";
 
 /// The `sh` script that mounts the read-only and the writable directories, hides the
 /// hidden ones under an empty read-only tmpfs, then runs the agent:
@@ -420,9 +493,26 @@ fn probe_isolation(
             detail: "`unshare` (util-linux) not found".into(),
         })?;
     let mut base = Vec::new();
-    if network == NetworkMode::None {
+    if network != NetworkMode::Inherit {
         base.push("--net");
     }
+    let ip = if network == NetworkMode::Hosts {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(FenceError::IsolationUnavailable {
+                detail: "network = \"hosts\" needs the factory to run as root (CAP_SYS_ADMIN) \
+                         so its proxy can enter the agent's network namespace; use \
+                         network = \"none\" or \"inherit\""
+                    .into(),
+            });
+        }
+        Some(
+            find_tool("ip", path.as_deref()).ok_or_else(|| FenceError::IsolationUnavailable {
+                detail: "`ip` (iproute2) not found for network = \"hosts\"".into(),
+            })?,
+        )
+    } else {
+        None
+    };
     if private_pids {
         base.extend(["--pid", "--fork", "--kill-child", "--mount-proc"]);
     }
@@ -491,6 +581,7 @@ fn probe_isolation(
                     unshare,
                     flags,
                     mount,
+                    ip,
                 }));
             }
             Ok(o) => tried.push(format!(
@@ -515,6 +606,7 @@ pub struct Fence {
     ignore: GlobSet,
     isolation: Option<Isolation>,
     host_env: Option<Vec<(OsString, OsString)>>,
+    hosts: Arc<super::egress::HostList>,
 }
 
 impl Fence {
@@ -527,6 +619,7 @@ impl Fence {
     pub fn new(config: FenceConfig) -> Result<Self, FenceError> {
         let env = EnvPolicy::new(&config.env)?;
         let ignore = globset(&config.watch_ignore)?;
+        let hosts = Arc::new(super::egress::HostList::parse(&config.hosts)?);
         let isolation = probe_isolation(
             config.network,
             config.private_pids,
@@ -538,6 +631,7 @@ impl Fence {
             ignore,
             isolation,
             host_env: None,
+            hosts,
         })
     }
 
@@ -621,10 +715,21 @@ impl Fence {
                 ),
             });
         }
+        let mut proxy_env = None;
         let mut cmd = match &self.isolation {
             Some(iso) => {
                 let mut c = Command::new(&iso.unshare);
                 c.args(&iso.flags).arg("--");
+                if let Some(ip) = &iso.ip {
+                    let fifo = ready_fifo()?;
+                    c.args(["/bin/sh", "-c", NET_SCRIPT, "net"])
+                        .arg(ip)
+                        .arg(&fifo)
+                        .arg("--");
+                    let proxy = format!("http://127.0.0.1:{}", super::egress::PROXY_PORT);
+                    c.env(READY_VAR, &fifo);
+                    proxy_env = Some(proxy);
+                }
                 if let Some(mount) = &iso.mount {
                     let wt =
                         std::fs::canonicalize(worktree).map_err(|e| FenceError::io(worktree, e))?;
@@ -660,7 +765,28 @@ impl Fence {
             None => Command::new(program.as_ref()),
         };
         cmd.args(args);
+        // `apply` clears the environment: the handshake and proxy variables go after it.
+        let ready = cmd
+            .get_envs()
+            .find(|(k, _)| *k == READY_VAR)
+            .and_then(|(_, v)| v.map(OsStr::to_owned));
         self.apply(&mut cmd, worktree);
+        if let Some(fifo) = ready {
+            cmd.env(READY_VAR, fifo);
+        }
+        if let Some(proxy) = proxy_env {
+            for name in [
+                "HTTPS_PROXY",
+                "https_proxy",
+                "HTTP_PROXY",
+                "http_proxy",
+                "ALL_PROXY",
+                "all_proxy",
+            ] {
+                cmd.env(name, &proxy);
+            }
+            cmd.env_remove("NO_PROXY").env_remove("no_proxy");
+        }
         Ok(cmd)
     }
 
@@ -703,6 +829,42 @@ impl Fence {
             .spawn()
             .map_err(|source| FenceError::Spawn { program, source })?;
         let pgid = i32::try_from(child.id()).ok().map(Pid::from_raw);
+        // `network = "hosts"`: serve the proxy in the agent's namespace, then let it start.
+        let ready = cmd
+            .get_envs()
+            .find(|(k, _)| *k == READY_VAR)
+            .and_then(|(_, v)| v.map(PathBuf::from));
+        let egress = match ready {
+            Some(fifo) => {
+                let started = open_ready(
+                    &fifo,
+                    &mut child,
+                    Duration::from_millis(self.config.wall_ms.min(30_000)),
+                )
+                .map_err(|detail| FenceError::IsolationUnavailable { detail })
+                .and_then(|f| {
+                    super::egress::Egress::start(child.id(), Arc::clone(&self.hosts))
+                        .map(|e| (f, e))
+                });
+                if let Some(dir) = fifo.parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                match started {
+                    Ok((mut f, e)) => {
+                        let _ = f.write_all(b"go\n");
+                        Some(e)
+                    }
+                    Err(err) => {
+                        if let Some(pg) = pgid {
+                            let _ = killpg(pg, Signal::SIGKILL);
+                        }
+                        let _ = child.wait();
+                        return Err(err);
+                    }
+                }
+            }
+            None => None,
+        };
 
         let (tx, rx) = mpsc::channel::<Event>();
         let budget = Arc::new(Budget {
@@ -813,6 +975,13 @@ impl Fence {
             }
         }
 
+        if let Some(e) = egress {
+            for destination in e.finish() {
+                report
+                    .violations
+                    .push(Violation::EgressDenied { destination });
+            }
+        }
         // A write the read-only mounts refused shows in the agent's output as EROFS.
         if self.isolation.as_ref().is_some_and(|i| i.mount.is_some()) {
             let refused = [&stderr, &stdout].into_iter().find_map(|b| {
@@ -1032,6 +1201,12 @@ pub enum Violation {
         /// The first output line that reports the refusal.
         detail: String,
     },
+    /// With `network = "hosts"`, the agent asked the proxy for a destination not in
+    /// [`FenceConfig::hosts`]; the proxy refused it (`403`), so nothing was sent there.
+    EgressDenied {
+        /// `host:port`, or `plain HTTP to <host>`.
+        destination: String,
+    },
     /// The worktree's `.git` (file or directory) is gone.
     GitLinkDeleted {
         /// The `.git` path.
@@ -1073,6 +1248,12 @@ impl std::fmt::Display for Violation {
             ),
             Self::OutsideWrite { path, change } => {
                 write!(f, "write outside the worktree: {} {change}", path.display())
+            }
+            Self::EgressDenied { destination } => {
+                write!(
+                    f,
+                    "network egress to {destination} refused (not in [fence] hosts)"
+                )
             }
             Self::OutsideWriteRefused { detail } => {
                 write!(
@@ -1613,6 +1794,60 @@ mod tests {
         assert_eq!(out.stdout, b"");
         assert_ne!(out.exit.and_then(|e| e.code), Some(0));
         drop(listener);
+    }
+
+    /// `network = "hosts"`: the agent reaches an allowed host only through the fence's
+    /// proxy; another destination is refused and reported; a direct connection goes nowhere.
+    #[test]
+    fn named_hosts_are_reached_through_the_proxy_and_nothing_else() {
+        let t = tempfile::tempdir().unwrap();
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = upstream.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in upstream.incoming() {
+                let Ok(mut s) = s else { return };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+            }
+        });
+        let fence = Fence::new(fast(FenceConfig {
+            network: NetworkMode::Hosts,
+            hosts: vec![format!("127.0.0.1:{port}")],
+            ..FenceConfig::default()
+        }))
+        .unwrap();
+        let script = format!(
+            r#"exec 3<>/dev/tcp/127.0.0.1/3128
+printf 'CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n' >&3
+read -r status <&3; echo "allowed: $status"
+read -r blank <&3
+printf 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+echo "body: $(tail -c 5 <&3)"
+exec 4<>/dev/tcp/127.0.0.1/3128
+printf 'CONNECT example.com:443 HTTP/1.1\r\n\r\n' >&4
+read -r status <&4; echo "denied: $status"
+(exec 5<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo "direct: open" || echo "direct: refused"
+echo "proxy: $HTTPS_PROXY""#
+        );
+        let cmd = fence.command("bash", ["-c", &script], t.path()).unwrap();
+        let out = fence.run(cmd, None, t.path()).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("allowed: HTTP/1.1 200"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("body: hello"), "{text}");
+        assert!(text.contains("denied: HTTP/1.1 403"), "{text}");
+        assert!(text.contains("direct: refused"), "{text}");
+        assert!(text.contains("proxy: http://127.0.0.1:3128"), "{text}");
+        assert_eq!(
+            out.report.violations,
+            vec![Violation::EgressDenied {
+                destination: "example.com:443".into()
+            }]
+        );
     }
 
     #[test]
