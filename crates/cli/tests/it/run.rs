@@ -664,6 +664,11 @@ case "$first" in
     echo "secret=$E2E_API_KEY" > e.txt
     # Not in its environment; nor in any process it can see.
     cat /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' | grep '^E2E_API_KEY=' >> e.txt
+    # Nor can it read the holdout: the fence shows it an empty directory.
+    h=../../../../../../holdout
+    [ -d "$h" ] || echo "no holdout directory at $h" >> e.txt
+    n=$(ls -A "$h" | wc -l)
+    [ "$n" -eq 0 ] || echo "the holdout shows $n files" >> e.txt
     ok ;;
   *"REQ-6:"*) echo ok > f.txt; echo "found LIGHTSOUT-CANARY-7f3a91 in a file" >&2; ok ;;
   *"REQ-7:"*) echo ok > g.txt; ok 900000 ;;
