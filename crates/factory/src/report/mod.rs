@@ -47,7 +47,6 @@
 mod html;
 mod layout;
 mod model;
-mod stats;
 
 #[cfg(test)]
 mod browser_tests;

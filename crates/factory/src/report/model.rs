@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::stats::wilson95;
+use lightsout_eval::stats::wilson95;
 
 /// Version of the `report.json` schema written by this module.
 ///
@@ -261,7 +261,8 @@ impl Satisfaction {
     /// JASA 22 (1927); the same figures as statsmodels' `proportion_confint(method="wilson")`.
     pub fn from_counts(passes: u32, trials: u32) -> Self {
         let passes = passes.min(trials);
-        let (lower, upper) = wilson95(passes, trials);
+        let interval = wilson95(passes, trials);
+        let (lower, upper) = (interval.low, interval.high);
         let rate = if trials == 0 {
             0.0
         } else {
