@@ -252,3 +252,39 @@ fn usage_errors_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("error:"));
 }
+
+/// A Lightsout spec's own `## Tasks` checklist (`- [ ] T1: ... (REQ-1) depends on T0`) is
+/// read as the spec's breakdown, not mistaken for a Spec Kit task list given by name.
+#[test]
+fn a_lightsout_spec_with_its_own_task_list_is_planned_from_it() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = d.path().join("links.md");
+    std::fs::write(
+        &spec,
+        "---\nid: links\ntitle: Links\nkind: feature\nversion: 1\nstatus: ready\n---\n\
+         ## Intent\nShort links.\n\n## Behaviour\n\
+         ### REQ-1: Create\nThe service SHALL create a link.\n\n\
+         ### REQ-2: Redirect\nThe service SHALL redirect.\n\n\
+         ### REQ-3: Notify\nThe service SHALL notify Slack.\n\n\
+         ## Tasks\n\
+         - [ ] T1: Store and create endpoint (REQ-1)\n\
+         - [ ] T2: Redirect endpoint (REQ-2) depends on T1\n\
+         - [x] T3: Slack notifier (REQ-3) depends on T1\n",
+    )
+    .unwrap();
+    let out = lightsout()
+        .args(["plan", "--format", "json"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let v = json(&out.stdout);
+    assert_eq!(v["specs"][0]["format"], "lightsout", "{v}");
+    let tasks = v["tasks"].as_array().unwrap();
+    let by_id = |id: &str| tasks.iter().find(|t| t["id"] == id).unwrap().clone();
+    assert_eq!(tasks.len(), 3);
+    assert_eq!(by_id("T1")["title"], "Store and create endpoint");
+    assert_eq!(by_id("T2")["requirements"], serde_json::json!(["REQ-2"]));
+    assert_eq!(by_id("T2")["depends_on"], serde_json::json!(["links#T1"]));
+    assert_eq!(by_id("T3")["depends_on"], serde_json::json!(["links#T1"]));
+    assert_eq!(by_id("T3")["done"], true);
+}

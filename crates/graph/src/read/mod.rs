@@ -62,6 +62,12 @@ pub fn detect(path: &Path, source: &[u8]) -> Option<TaskFormat> {
         return None;
     }
     let text = String::from_utf8_lossy(source);
+    // A Lightsout spec (front matter with an `id:`, and its own `## Tasks` section) is a spec
+    // even though its checklist looks like Spec Kit's: its tasks are read from the spec
+    // itself (`TaskList::from_spec`). Spec Kit's `tasks.md` has front matter too, without `id:`.
+    if is_lightsout_spec(&text) {
+        return None;
+    }
     let dir = path.parent();
     let beside = |f: &str| dir.is_some_and(|d| d.join(f).exists());
     let speckit = regex_lite_task_id(&text);
@@ -77,6 +83,18 @@ pub fn detect(path: &Path, source: &[u8]) -> Option<TaskFormat> {
     } else {
         None
     }
+}
+
+fn is_lightsout_spec(text: &str) -> bool {
+    let mut lines = text.lines();
+    if lines.next().map(str::trim_end) != Some("---") {
+        return false;
+    }
+    let has_id = lines
+        .by_ref()
+        .take_while(|l| l.trim_end() != "---")
+        .any(|l| l.starts_with("id:"));
+    has_id && lines.any(|l| l.trim_end().eq_ignore_ascii_case("## tasks"))
 }
 
 fn regex_lite_task_id(text: &str) -> bool {
