@@ -370,6 +370,38 @@ impl Factory {
         Ok(())
     }
 
+    /// Imports the `## Decisions` of the spec files at `specs` into the decision memory
+    /// (`.lightsout/memory.db`), so that guards and context packs know them from the first
+    /// task on, and the outcome report lists them. Each import is one transaction and
+    /// idempotent (an unchanged decision is left as it is); a spec without decisions adds
+    /// nothing. Returns the number of decisions created or updated. Does nothing when
+    /// `[memory] enabled = false` or another memory was configured.
+    ///
+    /// # Errors
+    /// [`Error::Stage`] when the database cannot be opened or a spec cannot be read.
+    pub fn import_spec_decisions(&self, specs: &[PathBuf]) -> Result<usize, Error> {
+        if !(self.memory_is_default && self.config.memory.enabled) {
+            return Ok(0);
+        }
+        let db = self.repo.join(".lightsout").join("memory.db");
+        if let Some(dir) = db.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        }
+        let stage = |e: lightsout_memory::Error| Error::Stage {
+            stage: "memory",
+            message: e.to_string(),
+        };
+        let mem = lightsout_memory::Memory::open(&db).map_err(stage)?;
+        let mut changed = 0;
+        for p in specs {
+            let r = mem
+                .import_path(p, Some(lightsout_memory::SourceKind::Spec), &mut |_, _| {})
+                .map_err(stage)?;
+            changed += r.created + r.updated;
+        }
+        Ok(changed)
+    }
+
     /// Starts a new run of `plan` and drives it to the end.
     ///
     /// # Errors

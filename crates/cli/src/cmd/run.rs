@@ -227,6 +227,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         let specs = load_specs(&args.specs, &repo)?;
         let plan = SpecPlanner.plan(&specs)?;
+        let paths: Vec<PathBuf> = specs.iter().filter_map(|s| s.path.clone()).collect();
+        factory
+            .import_spec_decisions(&paths)
+            .context("importing the specs' decisions into .lightsout/memory.db")?;
         factory
             .run(
                 plan,

@@ -235,3 +235,30 @@ async fn a_blocking_guard_finding_fails_the_attempt() {
         "main untouched"
     );
 }
+
+#[test]
+fn a_specs_decisions_are_imported_into_the_decision_memory_once() {
+    let r = repo();
+    let spec = r.path().join("links.md");
+    std::fs::write(
+        &spec,
+        "---\nid: links\ntitle: Links\nkind: feature\nversion: 1\nstatus: ready\n---\n\
+         ## Intent\nShort links.\n\n## Decisions\n\
+         - DEC-1: SQLite stores the links, not Postgres, because one instance serves the team.\n\
+         - DEC-2: Redirects use 302, because browsers cache 301 answers.\n",
+    )
+    .unwrap();
+    let factory = Factory::new(r.path(), Config::default()).unwrap();
+    assert_eq!(factory.import_spec_decisions(&[spec.clone()]).unwrap(), 2);
+    // Unchanged decisions are not imported twice.
+    assert_eq!(factory.import_spec_decisions(&[spec]).unwrap(), 0);
+    let mem = lightsout_memory::Memory::open(r.path().join(".lightsout/memory.db")).unwrap();
+    let records = mem.current_records().unwrap();
+    let text: Vec<String> = records
+        .iter()
+        .map(|d| format!("{} {}", d.title, d.decision))
+        .collect();
+    assert_eq!(records.len(), 2, "{text:?}");
+    assert!(text.iter().any(|t| t.contains("SQLite")), "{text:?}");
+    assert!(text.iter().any(|t| t.contains("302")), "{text:?}");
+}
