@@ -249,7 +249,12 @@ fn a_specs_decisions_are_imported_into_the_decision_memory_once() {
     )
     .unwrap();
     let factory = Factory::new(r.path(), Config::default()).unwrap();
-    assert_eq!(factory.import_spec_decisions(&[spec.clone()]).unwrap(), 2);
+    assert_eq!(
+        factory
+            .import_spec_decisions(std::slice::from_ref(&spec))
+            .unwrap(),
+        2
+    );
     // Unchanged decisions are not imported twice.
     assert_eq!(factory.import_spec_decisions(&[spec]).unwrap(), 0);
     let mem = lightsout_memory::Memory::open(r.path().join(".lightsout/memory.db")).unwrap();
