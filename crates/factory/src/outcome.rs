@@ -221,7 +221,12 @@ fn load_memory(repo: &Path, report: &mut RunReport) {
             if this_run || about {
                 report.decisions.push(report::DecisionRecord {
                     id: format!("D-{}", r.id),
-                    text: first_line(&format!("{}: {}", r.title, r.decision)),
+                    // A title cut from the decision itself is not repeated.
+                    text: first_line(&if r.decision.starts_with(r.title.trim_end_matches('…')) {
+                        r.decision.clone()
+                    } else {
+                        format!("{}: {}", r.title, r.decision)
+                    }),
                     status,
                     supersedes: r.supersedes.map(|i| format!("D-{i}")),
                     source: p.run.clone().or_else(|| p.spec.clone()).unwrap_or_default(),
