@@ -199,6 +199,95 @@ async fn write_file(path: &Path, bytes: &[u8], action: &'static str) -> Result<(
         })
 }
 
+/// How a CLI agent process ended, for [`CommandAgent::finish`].
+#[derive(Debug, Clone)]
+pub struct Finished<'a> {
+    /// Captured stdout (possibly cut at the output cap).
+    pub stdout: &'a [u8],
+    /// Captured stderr.
+    pub stderr: &'a [u8],
+    /// The exit code, when the process exited (not killed by a signal).
+    pub exit_code: Option<i32>,
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// The limit that stopped it ([`Outcome::TimedOut`] or [`Outcome::OutputCapped`]), if one did.
+    pub limit: Option<Outcome>,
+    /// Wall time of the call, in ms.
+    pub wall_ms: u64,
+}
+
+impl CommandAgent {
+    /// Turns a finished process into the call's [`AgentReport`]: writes the transcript
+    /// ([`transcript_path`]: stdout, then stderr), parses stdout as [`CommandAgent::format`]
+    /// for the summary, usage and an error result, and decides the [`Outcome`]: the limit
+    /// that stopped it, else `Failed` on a non-zero exit (with the agent's error or the last
+    /// stderr line) or on an error result in structured output, else `Completed`.
+    ///
+    /// Shared by [`CommandAgent`]'s own runner and by runners that start the process another
+    /// way (the factory's fenced runner).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the transcript cannot be written.
+    pub async fn finish(
+        &self,
+        ctx: &TaskContext,
+        ws: &Workspace,
+        f: Finished<'_>,
+    ) -> Result<AgentReport, Error> {
+        let transcript = transcript_path(ctx, ws);
+        let mut t = Vec::with_capacity(f.stdout.len() + f.stderr.len() + 64);
+        t.extend_from_slice(b"--- stdout ---\n");
+        t.extend_from_slice(f.stdout);
+        t.extend_from_slice(b"\n--- stderr ---\n");
+        t.extend_from_slice(f.stderr);
+        write_file(&transcript, &t, "write transcript").await?;
+
+        let stdout = String::from_utf8_lossy(f.stdout);
+        let parsed = parse_output(self.format, &stdout);
+        let outcome = if let Some(o) = f.limit {
+            o
+        } else if !f.success {
+            Outcome::Failed {
+                exit_code: f.exit_code,
+                message: parsed.error.clone().unwrap_or_else(|| {
+                    let stderr = String::from_utf8_lossy(f.stderr);
+                    let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+                    format!(
+                        "exited with {}{}",
+                        f.exit_code
+                            .map_or_else(|| "a signal".to_owned(), |c| format!("status {c}")),
+                        last.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+                    )
+                }),
+            }
+        } else if let Some(e) = parsed
+            .error
+            .clone()
+            .filter(|_| self.format != OutputFormat::Plain)
+        {
+            Outcome::Failed {
+                exit_code: f.exit_code,
+                message: e,
+            }
+        } else {
+            Outcome::Completed
+        };
+        Ok(AgentReport {
+            agent: self.name.clone(),
+            replay: false,
+            summary: parsed.summary.unwrap_or_default(),
+            usage: Usage {
+                input_tokens: parsed.input_tokens,
+                output_tokens: parsed.output_tokens,
+                cost_usd: parsed.cost_usd,
+                wall_ms: f.wall_ms,
+            },
+            transcript: Some(transcript),
+            outcome,
+        })
+    }
+}
+
 #[async_trait]
 impl Agent for CommandAgent {
     async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, Error> {
@@ -213,7 +302,6 @@ impl Agent for CommandAgent {
                 path: ws.artifacts_dir.clone(),
                 source,
             })?;
-        let stem = format!("{}-{}", sanitize(&ctx.task_id), ctx.attempt);
         let prompt = ctx.render_prompt();
         let prompt_file = prompt_path(ctx, ws);
         write_file(&prompt_file, prompt.as_bytes(), "write prompt").await?;
@@ -294,58 +382,19 @@ impl Agent for CommandAgent {
         }
         let wall_ms = started.elapsed().as_millis() as u64;
 
-        let transcript = ws.artifacts_dir.join(format!("transcript-{stem}.log"));
-        let mut t = Vec::with_capacity(captured.stdout.len() + captured.stderr.len() + 64);
-        t.extend_from_slice(b"--- stdout ---\n");
-        t.extend_from_slice(&captured.stdout);
-        t.extend_from_slice(b"\n--- stderr ---\n");
-        t.extend_from_slice(&captured.stderr);
-        write_file(&transcript, &t, "write transcript").await?;
-
-        let stdout = String::from_utf8_lossy(&captured.stdout);
-        let parsed = parse_output(self.format, &stdout);
-        let outcome = if let Some(o) = limit_hit {
-            o
-        } else if !status.success() {
-            Outcome::Failed {
+        self.finish(
+            ctx,
+            ws,
+            Finished {
+                stdout: &captured.stdout,
+                stderr: &captured.stderr,
                 exit_code: status.code(),
-                message: parsed.error.clone().unwrap_or_else(|| {
-                    let stderr = String::from_utf8_lossy(&captured.stderr);
-                    let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-                    format!(
-                        "exited with {}{}",
-                        status
-                            .code()
-                            .map_or_else(|| "a signal".to_owned(), |c| format!("status {c}")),
-                        last.map(|l| format!(": {}", l.trim())).unwrap_or_default()
-                    )
-                }),
-            }
-        } else if let Some(e) = parsed
-            .error
-            .clone()
-            .filter(|_| self.format != OutputFormat::Plain)
-        {
-            Outcome::Failed {
-                exit_code: status.code(),
-                message: e,
-            }
-        } else {
-            Outcome::Completed
-        };
-        Ok(AgentReport {
-            agent: self.name.clone(),
-            replay: false,
-            summary: parsed.summary.unwrap_or_default(),
-            usage: Usage {
-                input_tokens: parsed.input_tokens,
-                output_tokens: parsed.output_tokens,
-                cost_usd: parsed.cost_usd,
+                success: status.success(),
+                limit: limit_hit,
                 wall_ms,
             },
-            transcript: Some(transcript),
-            outcome,
-        })
+        )
+        .await
     }
 
     fn name(&self) -> String {

@@ -43,7 +43,7 @@ mod replay;
 pub mod testing;
 mod types;
 
-pub use command::{CommandAgent, Preset, PromptMode, prompt_path, transcript_path};
+pub use command::{CommandAgent, Finished, Preset, PromptMode, prompt_path, transcript_path};
 pub use error::{AgentError, Error};
 pub use parse::OutputFormat;
 pub use replay::ReplayAgent;

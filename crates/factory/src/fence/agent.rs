@@ -9,17 +9,16 @@
 //! `.git` link. In-process agents (the `replay` preset, an embedder's own [`Agent`]) start no
 //! process and are not wrapped.
 //!
-//! The call itself reports like [`CommandAgent`] (same prompt file, transcript and output
-//! parsing). The fence's [`FenceReport`] goes into a shared [`FenceReports`] keyed by task and
+//! The call itself reports like [`CommandAgent`] (same prompt file, and
+//! [`CommandAgent::finish`] for the transcript, output parsing and outcome). The fence's [`FenceReport`] goes into a shared [`FenceReports`] keyed by task and
 //! attempt, where the run's [`FenceHook`](crate::FenceHook) takes it to audit each violation
 //! and fail the attempt.
 
 use super::policy::{Fence, FenceReport, Violation};
 use async_trait::async_trait;
-use lightsout_agent::parse::parse_output;
 use lightsout_agent::{
-    Agent, AgentError, AgentReport, CommandAgent, Outcome, OutputFormat, PromptMode, TaskContext,
-    Usage, Workspace, prompt_path, transcript_path,
+    Agent, AgentError, AgentReport, CommandAgent, Finished, Outcome, PromptMode, TaskContext,
+    Workspace, prompt_path,
 };
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -153,66 +152,27 @@ impl Agent for FencedAgent {
             .map_err(|e| AgentError::Process(std::io::Error::other(e.to_string())))?
             .map_err(|e| AgentError::Process(std::io::Error::other(e.to_string())))?;
 
-        let transcript = transcript_path(ctx, ws);
-        let mut t = Vec::with_capacity(out.stdout.len() + out.stderr.len() + 64);
-        t.extend_from_slice(b"--- stdout ---\n");
-        t.extend_from_slice(&out.stdout);
-        t.extend_from_slice(b"\n--- stderr ---\n");
-        t.extend_from_slice(&out.stderr);
-        tokio::fs::write(&transcript, &t)
-            .await
-            .map_err(io("write transcript", &transcript))?;
-
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let parsed = parse_output(c.format, &stdout);
         let limit = out.report.violations.iter().find_map(|v| match v {
             Violation::TimedOut { .. } => Some(Outcome::TimedOut),
             Violation::OutputCapped { .. } => Some(Outcome::OutputCapped),
             _ => None,
         });
-        let success = out.exit.is_some_and(|e| e.success());
-        let outcome = if let Some(o) = limit {
-            o
-        } else if !success {
-            let code = out.exit.and_then(|e| e.code);
-            Outcome::Failed {
-                exit_code: code,
-                message: parsed.error.clone().unwrap_or_else(|| {
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-                    format!(
-                        "exited with {}{}",
-                        code.map_or_else(|| "a signal".to_owned(), |c| format!("status {c}")),
-                        last.map(|l| format!(": {}", l.trim())).unwrap_or_default()
-                    )
-                }),
-            }
-        } else if let Some(e) = parsed
-            .error
-            .clone()
-            .filter(|_| c.format != OutputFormat::Plain)
-        {
-            Outcome::Failed {
-                exit_code: Some(0),
-                message: e,
-            }
-        } else {
-            Outcome::Completed
-        };
+        let report = c
+            .finish(
+                ctx,
+                ws,
+                Finished {
+                    stdout: &out.stdout,
+                    stderr: &out.stderr,
+                    exit_code: out.exit.and_then(|e| e.code),
+                    success: out.exit.is_some_and(|e| e.success()),
+                    limit,
+                    wall_ms: out.wall_ms,
+                },
+            )
+            .await?;
         self.reports.put(&ctx.task_id, ctx.attempt, out.report);
-        Ok(AgentReport {
-            agent: c.name.clone(),
-            replay: false,
-            summary: parsed.summary.unwrap_or_default(),
-            usage: Usage {
-                input_tokens: parsed.input_tokens,
-                output_tokens: parsed.output_tokens,
-                cost_usd: parsed.cost_usd,
-                wall_ms: out.wall_ms,
-            },
-            transcript: Some(transcript),
-            outcome,
-        })
+        Ok(report)
     }
 
     fn name(&self) -> String {
