@@ -149,7 +149,9 @@ impl<T: Planner + ?Sized> Planner for std::sync::Arc<T> {
 }
 
 /// The deterministic planner: the author's `## Tasks` when a spec has them, otherwise one
-/// task per requirement with the requirements' `Depends on:` lines as dependencies. A task's
+/// task per requirement with the requirements' `Depends on:` lines as dependencies. The
+/// dependencies are those of `lightsout-graph`'s task graph (what `lightsout plan` shows),
+/// including the edges a task inherits from the requirements it traces. A task's
 /// kind is its (first) requirement's first tag (`@docs`), else `code`.
 ///
 /// Specs with `status: accepted` or `superseded`, and tasks checked done (`- [x]`), are
@@ -287,6 +289,25 @@ impl Planner for SpecPlanner {
                     });
                 }
             }
+            // The dependencies `lightsout plan` shows are the ones the run obeys: the task
+            // graph of `lightsout-graph` adds the edges a task inherits from its
+            // requirements' `Depends on:` lines (T3 traces REQ-3, which depends on REQ-1,
+            // which T1 traces: T3 waits for T1).
+            let (graph, _) = lightsout_graph::TaskGraph::from_specs(
+                std::slice::from_ref(*spec),
+                &lightsout_graph::Options::default(),
+            );
+            let gt = graph.tasks();
+            for (u, v, _) in graph.edges() {
+                let (from, to) = (pid(spec, &gt[u].id), pid(spec, &gt[v].id));
+                if from != to
+                    && spec_tasks.iter().any(|t| t.id == from)
+                    && let Some(t) = spec_tasks.iter_mut().find(|t| t.id == to)
+                    && !t.depends_on.contains(&from)
+                {
+                    t.depends_on.push(from);
+                }
+            }
             by_spec.insert(
                 spec.meta.id.clone(),
                 spec_tasks.iter().map(|t| t.id.clone()).collect(),
@@ -332,6 +353,24 @@ mod tests {
         for bad in ["", "a b", "a..b", ".a", "a.", "x.lock", "a/b", "a:b", "-x"] {
             assert!(!valid_task_id(bad), "{bad}");
         }
+    }
+
+    /// The run obeys the dependencies `lightsout plan` shows: a task inherits the edges of
+    /// the requirements it traces.
+    #[test]
+    fn tasks_inherit_their_requirements_dependencies() {
+        let text = "---\nid: links\ntitle: Links\nkind: feature\nversion: 1\nstatus: ready\n---\n\
+                    ## Intent\nShort links.\n\n## Behaviour\n\
+                    ### REQ-1: Create\nThe service SHALL create a link.\n\n\
+                    ### REQ-2: Redirect\nDepends on: REQ-1\n\nThe service SHALL redirect.\n\n\
+                    ## Tasks\n\
+                    - [ ] T1: Store (REQ-1)\n\
+                    - [ ] T2: Redirect endpoint (REQ-2)\n";
+        let (spec, _) = lightsout_spec::parse(text.as_bytes(), None, None);
+        let plan = SpecPlanner.plan(&[spec]).unwrap();
+        let t2 = &plan.tasks[plan.index("T2").unwrap()];
+        assert_eq!(t2.depends_on, vec!["T1".to_owned()]);
+        assert!(plan.tasks[plan.index("T1").unwrap()].depends_on.is_empty());
     }
 
     #[test]
