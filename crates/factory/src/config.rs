@@ -439,6 +439,29 @@ min_satisfaction = 0.95
         Config::parse(&text, example.parent().unwrap()).unwrap();
     }
 
+    /// The `[fence]` example in README.md parses to what it says.
+    #[test]
+    fn the_readme_fence_example_parses() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+                .unwrap();
+        let section = readme
+            .split("## Running real agents behind the fence")
+            .nth(1)
+            .expect("the README has the fence section");
+        let toml = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|s| s.split("```").next())
+            .expect("a toml block");
+        let c = Config::parse(toml, Path::new(".")).unwrap();
+        assert_eq!(c.fence.network, crate::fence::policy::NetworkMode::Hosts);
+        assert_eq!(c.fence.hosts, vec!["api.anthropic.com".to_owned()]);
+        assert_eq!(c.fence.env.pass, vec!["ANTHROPIC_API_KEY".to_owned()]);
+        assert_eq!(c.budget.per_task.usd, Some(2.5));
+        assert_eq!(c.budget.per_call.usd, Some(0.4));
+    }
+
     #[test]
     fn rejects_unknown_profile_and_zero_jobs() {
         let e = Config::parse("[agents]\ndefault = \"x\"\n", Path::new(".")).unwrap_err();
