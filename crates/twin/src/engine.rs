@@ -302,6 +302,24 @@ struct CompiledRoute {
     template: PathTemplate,
     method: Option<Method>,
     key: String,
+    /// The answer of a route that cannot vary: no action, auth, rate limit, validation or
+    /// `require`, and no `{{placeholder}}` in its response. Rendered once when the twin is
+    /// built, so serving it skips the per-request template scope (headers, query, body, state
+    /// snapshot) altogether.
+    fixed: Option<TwinResponse>,
+}
+
+/// Whether a response template holds a `{{placeholder}}` anywhere it is rendered.
+fn is_templated(tpl: &ResponseDef) -> bool {
+    fn value(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains("{{"),
+            Value::Array(a) => a.iter().any(value),
+            Value::Object(o) => o.values().any(value),
+            _ => false,
+        }
+    }
+    value(&tpl.body) || tpl.headers.values().any(|v| v.contains("{{"))
 }
 
 struct Runtime {
@@ -394,11 +412,19 @@ impl Twin {
                 ),
             };
             let key = format!("{} {}", r.method.as_deref().unwrap_or("*"), r.path);
+            let fixed = (matches!(r.action, Action::None)
+                && def.auth.is_none()
+                && r.rate_limit.is_none()
+                && r.validate.is_none()
+                && r.require.is_empty()
+                && !is_templated(&r.response))
+            .then(|| Self::render_response(&r.response, &Value::Null));
             routes.push(CompiledRoute {
                 def: r.clone(),
                 template,
                 method,
                 key,
+                fixed,
             });
         }
         let keys = match def.auth.as_ref().and_then(|a| a.jwt.as_ref()) {
@@ -553,10 +579,14 @@ impl Twin {
                 return None;
             }
             let caps = r.template.matches(&req.path)?;
-            let q = parse_query(&req.query);
-            if !constraints_hold(&r.def.query, |k| q.get(k).cloned())
-                || !constraints_hold(&r.def.headers, |k| req.header(&k.to_ascii_lowercase()))
-            {
+            // The query is parsed only for routes that constrain it.
+            if !r.def.query.is_empty() {
+                let q = parse_query(&req.query);
+                if !constraints_hold(&r.def.query, |k| q.get(k).cloned()) {
+                    return None;
+                }
+            }
+            if !constraints_hold(&r.def.headers, |k| req.header(&k.to_ascii_lowercase())) {
                 return None;
             }
             if let Some(want) = &r.def.body
@@ -566,15 +596,20 @@ impl Twin {
             }
             Some((r, caps))
         });
-        let concrete = format!("{} {}", req.method, req.path);
-        let route_key = found
-            .as_ref()
-            .map_or(concrete.as_str(), |(r, _)| r.key.as_str());
-        if let Some(resp) = self.take_fault(rt, route_key, &concrete) {
-            return resp;
+        if !rt.faults.is_empty() {
+            let concrete = format!("{} {}", req.method, req.path);
+            let route_key = found
+                .as_ref()
+                .map_or(concrete.as_str(), |(r, _)| r.key.as_str());
+            if let Some(resp) = self.take_fault(rt, route_key, &concrete) {
+                return resp;
+            }
         }
         let mut resp = match found {
-            Some((route, caps)) => self.run_route(rt, route, &caps, req),
+            Some((route, caps)) => match &route.fixed {
+                Some(fixed) => fixed.clone(),
+                None => self.run_route(rt, route, &caps, req),
+            },
             None => match self.replay(rt, req) {
                 Some(r) => r,
                 None => self.unsupported(rt, req),
@@ -1589,6 +1624,45 @@ routes:
   - {method: PATCH, path: '/notes/{id}', action: {kind: update, collection: notes, where: {id: '{{path.id}}'}}, response: {body: '{{item}}'}}
   - {method: DELETE, path: '/notes/{id}', action: {kind: delete, collection: notes, where: {id: '{{path.id}}'}}, response: {status: 204}}
 ";
+
+    #[test]
+    fn fixed_routes_answer_as_rendered_and_templated_ones_still_render() {
+        let t = twin(
+            r"
+name: fixed
+provenance: {source: test}
+routes:
+  - {method: GET, path: /hello, response: {status: 200, headers: {X-Kind: stub}, body: {hello: world, n: [1, 2]}}}
+  - {method: GET, path: /now, response: {body: {now: '{{now_s}}'}}}
+  - {method: GET, path: /hdr, response: {headers: {X-At: '{{now_s}}'}, body: {ok: true}}}
+",
+        );
+        let routes = &t.inner.routes;
+        assert!(routes[0].fixed.is_some());
+        assert!(routes[1].fixed.is_none() && routes[2].fixed.is_none());
+        let fixed = t.handle(&req("GET", "/hello?x=1", ""));
+        let rendered = Twin::render_response(&routes[0].def.response, &json!({"anything": 1}));
+        assert_eq!(fixed, rendered);
+        assert_eq!(fixed.body_json(), json!({"hello": "world", "n": [1, 2]}));
+        assert_eq!(fixed.header("x-kind"), Some("stub"));
+        // Templated routes still see the clock; every request is still journalled.
+        let before = t.handle(&req("GET", "/now", "")).body_json()["now"].clone();
+        t.advance_ms(5_000);
+        let after = t.handle(&req("GET", "/now", "")).body_json()["now"].clone();
+        assert_eq!(after.as_u64().unwrap(), before.as_u64().unwrap() + 5);
+        let at = t.handle(&req("GET", "/hdr", ""));
+        assert_eq!(at.header("X-At"), Some(after.to_string().as_str()));
+        assert_eq!(t.journal().len(), 4);
+        // A fault rule still applies to a fixed route.
+        t.add_fault(FaultRule {
+            route: Some("GET /hello".into()),
+            fault: "status".into(),
+            status: Some(503),
+            times: Some(1),
+        });
+        assert_eq!(t.handle(&req("GET", "/hello", "")).status, 503);
+        assert_eq!(t.handle(&req("GET", "/hello", "")).status, 200);
+    }
 
     #[test]
     fn crud_idempotency_etag_and_pagination() {

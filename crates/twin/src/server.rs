@@ -288,10 +288,9 @@ impl TwinServer {
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
+    #[allow(clippy::unused_async)] // async by contract: callers await it; binding may await again
     pub async fn start(twins: Vec<Twin>, addr: SocketAddr) -> Result<ServerHandle, Error> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::io(addr.to_string(), e))?;
+        let listener = bind(addr).map_err(|e| Error::io(addr.to_string(), e))?;
         let local = listener
             .local_addr()
             .map_err(|e| Error::io(addr.to_string(), e))?;
@@ -317,13 +316,12 @@ impl TwinServer {
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
+    #[allow(clippy::unused_async)] // async by contract, as `start`
     pub async fn start_recorder(
         recorder: Recorder,
         addr: SocketAddr,
     ) -> Result<ServerHandle, Error> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::io(addr.to_string(), e))?;
+        let listener = bind(addr).map_err(|e| Error::io(addr.to_string(), e))?;
         let local = listener
             .local_addr()
             .map_err(|e| Error::io(addr.to_string(), e))?;
@@ -334,6 +332,25 @@ impl TwinServer {
             Vec::new(),
         ))
     }
+}
+
+/// Pending connections the kernel queues before `accept` (std's default is 128). A burst of
+/// thousands of connects (a load test, the 10k-connection test) otherwise overflows the queue
+/// and clients wait for SYN retransmits; the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a non-blocking listener with `SO_REUSEADDR` and [`LISTEN_BACKLOG`].
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
 }
 
 fn spawn(

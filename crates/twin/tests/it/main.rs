@@ -5,6 +5,7 @@
 // in `Drop` (the lint cannot see that); prose in test docs names tools without backticks.
 #![allow(clippy::float_cmp, clippy::zombie_processes, clippy::doc_markdown)]
 
+mod connections;
 mod drift_httpbin;
 mod github;
 mod okta;

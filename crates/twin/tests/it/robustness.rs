@@ -63,8 +63,8 @@ async fn bodies_over_the_limit_get_413() {
 
 #[tokio::test]
 async fn many_concurrent_connections_are_held_and_served() {
-    // The 10k-connection run is benches/compare/twin-conns.sh (fd limits on CI runners are
-    // often 1024); this keeps 256 connections open at once and then uses every one of them.
+    // 10k connections are held in connections.rs (server in a child process); this keeps 256
+    // open at once against an in-process server and then uses every one of them.
     let (_t, server) = serve("github").await;
     let addr = server.local_addr();
     let mut conns = Vec::new();
