@@ -803,9 +803,10 @@ fn fold_hay(parts: &[&str]) -> String {
 /// through every byte cost a quarter of `check` on a 40 KB Kiro spec; see `benches/spec.rs`.)
 fn used_terms(hay: &str, terms: impl Iterator<Item = String>) -> BTreeSet<String> {
     let terms: Vec<String> = terms.filter(|t| !t.is_empty()).collect();
-    let distinct = terms.iter().collect::<BTreeSet<_>>().len();
+    let distinct: BTreeSet<&str> = terms.iter().map(String::as_str).collect();
+    // Terms not found yet, by first byte; a found term leaves its list.
     let mut by_first: Vec<Vec<&str>> = vec![Vec::new(); 256];
-    for t in &terms {
+    for &t in &distinct {
         if let Some(list) = t
             .bytes()
             .next()
@@ -814,24 +815,29 @@ fn used_terms(hay: &str, terms: impl Iterator<Item = String>) -> BTreeSet<String
             list.push(t);
         }
     }
+    let mut left = distinct.len();
     let bytes = hay.as_bytes();
     let word = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
     let mut used = BTreeSet::new();
     let mut prev_word = false;
     for (i, &b) in bytes.iter().enumerate() {
-        if !prev_word && let Some(list) = by_first.get(usize::from(b)) {
+        if !prev_word && let Some(list) = by_first.get_mut(usize::from(b)) {
             let rest = bytes.get(i..).unwrap_or(&[]);
-            for t in list {
-                if !rest.starts_with(t.as_bytes()) {
-                    continue;
-                }
+            let mut k = 0;
+            while let Some(&t) = list.get(k) {
                 let end = i + t.len();
                 let after = bytes.get(end);
-                if !word(after) || (after == Some(&b's') && !word(bytes.get(end + 1))) {
-                    used.insert((*t).to_owned());
+                if rest.starts_with(t.as_bytes())
+                    && (!word(after) || (after == Some(&b's') && !word(bytes.get(end + 1))))
+                {
+                    used.insert(t.to_owned());
+                    list.swap_remove(k);
+                    left -= 1;
+                } else {
+                    k += 1;
                 }
             }
-            if used.len() == distinct {
+            if left == 0 {
                 break;
             }
         }
@@ -1301,6 +1307,39 @@ fn deltas(specs: &[Spec], mains: &HashMap<&str, &Spec>, out: &mut Vec<Diagnostic
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn used_terms_finds_whole_words_plurals_and_overlaps() {
+        let terms = [
+            "link store",
+            "link",
+            "store",
+            "a a",
+            "xlink",
+            "link storage",
+        ];
+        let used = used_terms(
+            "the link stores, ba a a. linky",
+            terms.iter().map(|t| (*t).to_owned()),
+        );
+        let want: BTreeSet<String> = ["link store", "link", "store", "a a"]
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect();
+        assert_eq!(used, want);
+    }
+
+    #[test]
+    fn fold_hay_matches_to_lowercase_and_replace() {
+        for parts in [
+            &["Raft_Node-X", "\n", "ÀB_c"][..],
+            &["ΟΔΟΣ_Σ", "\n", "KELVIN K"][..],
+            &["İstanbul", "\n", ""][..],
+        ] {
+            let slow = parts.concat().to_lowercase().replace(['_', '-'], " ");
+            assert_eq!(fold_hay(parts), slow);
+        }
+    }
 
     #[test]
     fn wilson_bounds_match_the_format() {
