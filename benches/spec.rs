@@ -32,9 +32,13 @@ fn openspec_files(dir: &Path, out: &mut Vec<Vec<u8>>) {
     }
 }
 
+/// The options `lightsout_spec` parses with (`crates/spec/src/blocks.rs`), so that both sides
+/// do the same markdown work.
 fn raw(bytes: &[u8]) -> usize {
+    use pulldown_cmark::Options;
     let text = std::str::from_utf8(bytes).expect("utf-8");
-    pulldown_cmark::Parser::new_ext(text, pulldown_cmark::Options::ENABLE_TASKLISTS)
+    let opts = Options::ENABLE_TASKLISTS | Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
+    pulldown_cmark::Parser::new_ext(text, opts)
         .into_offset_iter()
         .count()
 }

@@ -23,21 +23,37 @@ pub(crate) fn is_normative(text: &str) -> bool {
 /// The EARS pattern of a sentence, from its leading keywords. `None` when the sentence is not
 /// normative.
 pub(crate) fn classify(text: &str) -> Option<EarsPattern> {
-    if !is_normative(text) {
-        return None;
-    }
-    let lower = text.trim_start().to_lowercase();
+    is_normative(text).then(|| pattern(text))
+}
+
+/// The EARS pattern of a sentence known to be normative ([`classify`] without the check).
+pub(crate) fn pattern(text: &str) -> EarsPattern {
+    // Only the first word and ` while ` are looked at, so only the head is lower-cased (char by
+    // char: `str::to_lowercase` differs only for a final `Σ`, which never matches an ASCII
+    // word), and ` while ` is found ASCII-case-insensitively (no non-ASCII character lower-cases
+    // to one of its letters followed by another of them).
+    let lower: String = text
+        .trim_start()
+        .chars()
+        .take(8)
+        .flat_map(char::to_lowercase)
+        .collect();
     let word = |w: &str| {
         lower.starts_with(w)
             && lower
                 .get(w.len()..)
                 .is_some_and(|r| r.starts_with([' ', ',']))
     };
+    let has_while = || {
+        text.as_bytes()
+            .windows(7)
+            .any(|w| w.first() == Some(&b' ') && w.eq_ignore_ascii_case(b" while "))
+    };
     let mut kinds = Vec::new();
     if word("when") {
         kinds.push(EarsPattern::EventDriven);
     }
-    if word("while") || lower.contains(" while ") && word("when") {
+    if word("while") || word("when") && has_while() {
         kinds.push(EarsPattern::StateDriven);
     }
     if word("if") {
@@ -46,10 +62,10 @@ pub(crate) fn classify(text: &str) -> Option<EarsPattern> {
     if word("where") {
         kinds.push(EarsPattern::Optional);
     }
-    match kinds.len() {
-        0 => Some(EarsPattern::Ubiquitous),
-        1 => kinds.first().copied(),
-        _ => Some(EarsPattern::Complex),
+    match kinds.as_slice() {
+        [] => EarsPattern::Ubiquitous,
+        [one] => *one,
+        _ => EarsPattern::Complex,
     }
 }
 

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// The source format a spec was read from.
+///
+/// Serialises as [`Dialect::as_str`], the name `--dialect` takes (`"openspec"`, not serde's
+/// kebab-case `"open-spec"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dialect {
@@ -16,14 +19,25 @@ pub enum Dialect {
     /// GitHub Spec Kit `spec.md` (`FR-###`, user stories, `SC-###`).
     SpecKit,
     /// OpenSpec `specs/<cap>/spec.md` (`### Requirement:` / `#### Scenario:`).
+    #[serde(rename = "openspec")]
     OpenSpec,
     /// An OpenSpec change delta (`## ADDED|MODIFIED|REMOVED|RENAMED Requirements`).
+    #[serde(rename = "openspec-delta")]
     OpenSpecDelta,
     /// Kiro `requirements.md` (`### Requirement N`, numbered EARS criteria).
     Kiro,
 }
 
 impl Dialect {
+    /// Every dialect, in declaration order.
+    pub const ALL: [Dialect; 5] = [
+        Dialect::Lightsout,
+        Dialect::SpecKit,
+        Dialect::OpenSpec,
+        Dialect::OpenSpecDelta,
+        Dialect::Kiro,
+    ];
+
     /// The kebab-case name used on the command line (`--dialect`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -346,5 +360,47 @@ impl Spec {
     /// The requirement with `id`, if any.
     pub fn requirement(&self, id: &str) -> Option<&Requirement> {
         self.requirements.iter().find(|r| r.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialect_serde_name_is_the_flag_name() {
+        for d in Dialect::ALL {
+            let json = serde_json::to_value(d).ok();
+            assert_eq!(json.as_ref().and_then(|v| v.as_str()), Some(d.as_str()));
+            let back: Option<Dialect> = serde_json::from_value(serde_json::json!(d.as_str())).ok();
+            assert_eq!(back, Some(d));
+        }
+        assert_eq!(Dialect::OpenSpec.as_str(), "openspec");
+    }
+
+    #[test]
+    fn dialect_all_lists_every_variant_once() {
+        // A new variant fails this match until it is added to `ALL` (at its declaration index).
+        let index = |d: Dialect| match d {
+            Dialect::Lightsout => 0,
+            Dialect::SpecKit => 1,
+            Dialect::OpenSpec => 2,
+            Dialect::OpenSpecDelta => 3,
+            Dialect::Kiro => 4,
+        };
+        for (i, d) in Dialect::ALL.into_iter().enumerate() {
+            assert_eq!(index(d), i);
+        }
+    }
+
+    #[test]
+    fn dialect_schema_names_match() {
+        let schema = serde_json::to_value(schemars::schema_for!(Dialect)).unwrap_or_default();
+        let names: Vec<&str> = schema["oneOf"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v["const"].as_str()).collect())
+            .unwrap_or_default();
+        let want: Vec<&str> = Dialect::ALL.iter().map(|d| d.as_str()).collect();
+        assert_eq!(names, want, "{schema}");
     }
 }

@@ -103,9 +103,14 @@ pub fn detect_dialect(text: &str, path: Option<&Path>) -> Dialect {
         return Dialect::Lightsout;
     }
     let mut openspec = false;
-    let mut kiro = false;
-    let mut speckit = false;
+    // Substrings without a line break: one search of the whole text each.
+    let mut kiro = text.contains("**User Story:**");
+    let mut speckit = text.contains("**FR-");
     for line in text.lines() {
+        // Only headings matter below.
+        if !line.starts_with('#') {
+            continue;
+        }
         let l = line.trim_end();
         if let Some(h) = l.strip_prefix("## ") {
             let h = h.trim().to_ascii_uppercase();
@@ -126,10 +131,7 @@ pub fn detect_dialect(text: &str, path: Option<&Path>) -> Dialect {
                 speckit = true;
             }
         }
-        if l.contains("**User Story:**") {
-            kiro = true;
-        }
-        if l.starts_with("# Feature Specification") || l.contains("**FR-") {
+        if l.starts_with("# Feature Specification") {
             speckit = true;
         }
     }
@@ -744,7 +746,7 @@ impl Walker<'_> {
             let text = join_ws(sentence);
             let normative = ears::is_normative(&text);
             new.push(Statement {
-                ears: ears::classify(&text),
+                ears: normative.then(|| ears::pattern(&text)),
                 system: if normative { ears::system(&text) } else { None },
                 normative,
                 text,
@@ -779,7 +781,7 @@ impl Walker<'_> {
                 return;
             }
             Sub::Requirement => {
-                if step_of(t, span).is_some() && depth == 1 {
+                if depth == 1 && step_parts(t).is_some() {
                     self.diags.push(Diagnostic::new(
                         codes::STEP_OUTSIDE_SCENARIO,
                         Severity::Warning,
@@ -1134,36 +1136,38 @@ pub(crate) fn strip_ci<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
 
 fn keyword(word: &str) -> Option<StepKeyword> {
     let w = word.trim().trim_end_matches([':', ',']);
-    match w.to_ascii_lowercase().as_str() {
-        "given" => Some(StepKeyword::Given),
-        "when" => Some(StepKeyword::When),
-        "then" => Some(StepKeyword::Then),
-        "and" => Some(StepKeyword::And),
-        "but" => Some(StepKeyword::But),
-        _ => None,
-    }
+    [
+        ("given", StepKeyword::Given),
+        ("when", StepKeyword::When),
+        ("then", StepKeyword::Then),
+        ("and", StepKeyword::And),
+        ("but", StepKeyword::But),
+    ]
+    .into_iter()
+    .find_map(|(name, k)| w.eq_ignore_ascii_case(name).then_some(k))
 }
 
 /// A step from a list item: `**WHEN** x` (or `WHEN x` with the keyword in capitals).
 fn step_of(t: &Text, span: Span) -> Option<Step> {
+    step_parts(t).map(|(k, rest)| Step {
+        keyword: k,
+        text: first_line(rest),
+        span,
+    })
+}
+
+/// The keyword of a step item and the text its first line comes from (no allocation).
+fn step_parts(t: &Text) -> Option<(StepKeyword, &str)> {
     if let Some(lead) = t.lead_strong()
         && let Some(k) = keyword(lead)
     {
-        return Some(Step {
-            keyword: k,
-            text: first_line(t.after_lead_strong()),
-            span,
-        });
+        return Some((k, t.after_lead_strong()));
     }
     let s = t.text.trim();
     let (w, rest) = s.split_once(char::is_whitespace)?;
     let upper = w.trim_end_matches([':', ',']);
     if upper.chars().all(|c| c.is_ascii_uppercase()) {
-        return keyword(upper).map(|k| Step {
-            keyword: k,
-            text: first_line(rest.trim()),
-            span,
-        });
+        return keyword(upper).map(|k| (k, rest.trim()));
     }
     None
 }
@@ -1206,9 +1210,16 @@ fn inline_steps(t: &Text, span: Span) -> Vec<Step> {
 /// found with one pass over the words.
 fn ears_scenario(body: &str, span: Span) -> Option<Scenario> {
     let (mut given, mut when, mut then) = (None, None, None);
+    // The words of `body.split(' ')`, found with a plain loop (words are short, and `split`
+    // calls memchr once per word), up to the THEN: nothing after it changes the result.
+    let bytes = body.as_bytes();
     let mut at = 0;
-    for w in body.split(' ') {
-        let word = w.trim_end_matches(',');
+    while at <= bytes.len() {
+        let next = bytes
+            .get(at..)
+            .and_then(|r| r.iter().position(|&b| b == b' '))
+            .map_or(bytes.len(), |i| at + i);
+        let word = body.get(at..next).unwrap_or("").trim_end_matches(',');
         let end = at + word.len();
         if word.eq_ignore_ascii_case("given") && given.is_none() && when.is_none() {
             given = Some((at, end));
@@ -1218,8 +1229,9 @@ fn ears_scenario(body: &str, span: Span) -> Option<Scenario> {
             when = Some((at, end));
         } else if word.eq_ignore_ascii_case("then") && when.is_some() && then.is_none() {
             then = Some((at, end));
+            break;
         }
-        at += w.len() + 1;
+        at = next + 1;
     }
     let (w0, w1) = when?;
     let (t0, t1) = then?;
@@ -1328,7 +1340,22 @@ fn estimate(v: &str) -> Option<f64> {
     })
 }
 
+/// `s` with runs of ASCII whitespace made one space and the ends trimmed (the words of
+/// `split_ascii_whitespace` joined by `' '`).
 fn join_ws(s: &str) -> String {
+    let s = s.trim_ascii();
+    let bytes = s.as_bytes();
+    // Most text is already joined: one pass to see whether anything but single spaces occurs.
+    let mut prev_space = false;
+    let clean = bytes.iter().all(|&b| {
+        let ws = b.is_ascii_whitespace();
+        let ok = !ws || (b == b' ' && !prev_space);
+        prev_space = ws;
+        ok
+    });
+    if clean {
+        return s.to_owned();
+    }
     let mut out = String::with_capacity(s.len());
     for w in s.split_ascii_whitespace() {
         if !out.is_empty() {

@@ -414,6 +414,12 @@ fn esc(s: &str) -> String {
     out
 }
 
+/// [`esc`] for the text of an ATX heading, which ends at the first line break: a multi-line
+/// (setext) heading comes out on one line, its breaks made spaces.
+fn esc_heading(s: &str) -> String {
+    esc(&s.replace(['\r', '\n'], " "))
+}
+
 fn kw(k: StepKeyword) -> &'static str {
     match k {
         StepKeyword::Given => "GIVEN",
@@ -478,7 +484,7 @@ pub fn to_markdown(spec: &Spec) -> String {
     }
     o.push_str("---\n\n");
     if !m.title.is_empty() {
-        let _ = writeln!(o, "# {}\n", esc(&m.title));
+        let _ = writeln!(o, "# {}\n", esc_heading(&m.title));
     }
     let mut kinds: Vec<(SectionKind, String, Option<String>)> = spec
         .sections
@@ -509,7 +515,7 @@ pub fn to_markdown(spec: &Spec) -> String {
     need(SectionKind::Tasks, !spec.tasks.is_empty());
     let mut done: Vec<SectionKind> = Vec::new();
     for (kind, heading, na) in &kinds {
-        let _ = writeln!(o, "## {}\n", esc(heading));
+        let _ = writeln!(o, "## {}\n", esc_heading(heading));
         if let Some(r) = na {
             let _ = writeln!(o, "N/A: {}\n", esc(r));
             continue;
@@ -606,10 +612,10 @@ fn requirement(o: &mut String, r: &crate::model::Requirement) {
         if r.title.is_empty() {
             let _ = writeln!(o, "### {}\n", r.id);
         } else {
-            let _ = writeln!(o, "### {}: {}\n", r.id, esc(&r.title));
+            let _ = writeln!(o, "### {}: {}\n", r.id, esc_heading(&r.title));
         }
     } else {
-        let _ = writeln!(o, "### Requirement: {}\n", esc(&r.title));
+        let _ = writeln!(o, "### Requirement: {}\n", esc_heading(&r.title));
     }
     if r.body.trim().is_empty() {
         let s: Vec<&str> = r.statements.iter().map(|s| s.text.as_str()).collect();
@@ -620,7 +626,7 @@ fn requirement(o: &mut String, r: &crate::model::Requirement) {
         let _ = writeln!(o, "{}\n", r.body.trim());
     }
     for s in &r.scenarios {
-        let _ = writeln!(o, "#### Scenario: {}", esc(&s.name));
+        let _ = writeln!(o, "#### Scenario: {}", esc_heading(&s.name));
         for st in &s.steps {
             let _ = writeln!(o, "- **{}** {}", kw(st.keyword), esc(&st.text));
         }

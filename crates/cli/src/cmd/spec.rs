@@ -205,3 +205,22 @@ pub(crate) fn run(cmd: SpecCommand) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `lightsout spec check --format json` prints for a dialect is what `--dialect`
+    /// accepts, for every dialect, and it reads back as the same dialect.
+    #[test]
+    fn every_dialect_serde_name_is_a_dialect_flag_value() {
+        for d in Dialect::ALL {
+            let json = serde_json::to_value(d).unwrap_or_default();
+            let name = json.as_str().unwrap_or_default();
+            let arg = DialectArg::from_str(name, false);
+            assert!(arg.is_ok(), "--dialect rejects {name:?}: {arg:?}");
+            assert_eq!(arg.map(Dialect::from).ok(), Some(d), "{name}");
+        }
+        assert_eq!(DialectArg::value_variants().len(), Dialect::ALL.len());
+    }
+}
