@@ -108,7 +108,7 @@ fn check_json_report() {
         .find(|f| f["spec_id"] == "cli-validate")
         .expect("cli-validate");
     assert_eq!(validate["requirements"], 12);
-    assert_eq!(validate["dialect"], "open-spec");
+    assert_eq!(validate["dialect"], "openspec");
     assert!(
         v["summary"]["score"]
             .as_f64()
@@ -151,7 +151,7 @@ fn dialect_override() {
         .get_output()
         .stdout
         .clone();
-    assert_eq!(json(&out)["files"][0]["dialect"], "open-spec");
+    assert_eq!(json(&out)["files"][0]["dialect"], "openspec");
 }
 
 #[test]
