@@ -136,7 +136,11 @@ pub fn parse_unified_diff(text: &str) -> Vec<FileDiff> {
             let old = parts.next().unwrap_or("-0");
             let new = parts.next().unwrap_or("+0");
             let count = |s: &str| -> (u32, u32) {
-                let s = &s[1.min(s.len())..];
+                // Drop the `-`/`+` sign, whatever character stands there (fuzzing found a
+                // multi-byte one: slicing at byte 1 would panic).
+                let s = s
+                    .get(s.chars().next().map_or(0, char::len_utf8)..)
+                    .unwrap_or("");
                 let mut it = s.splitn(2, ',');
                 let start = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
                 let n = it.next().map_or(1, |x| x.parse().unwrap_or(0));
@@ -662,6 +666,16 @@ pub fn commit_time(repo: &Path, rev: &str) -> Result<crate::Timestamp, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `memory_import_no_panic` fuzz target: a hunk header whose range starts
+    /// with a multi-byte character instead of `-`/`+`.
+    #[test]
+    fn a_hunk_header_with_a_multibyte_sign_does_not_panic() {
+        let bytes = b"@@ \xd5\xdc\x00\r\xbc\xff\xff\xff\x00+\x00\x00\x00";
+        let text = String::from_utf8_lossy(bytes);
+        let _ = parse_unified_diff(&text);
+        let _ = parse_unified_diff("@@ \u{e9}3,2 \u{fffd}4 @@\n+x\n");
+    }
 
     const DIFF: &str = "diff --git a/Cargo.toml b/Cargo.toml
 index 1..2 100644
