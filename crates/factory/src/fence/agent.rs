@@ -14,6 +14,7 @@
 //! attempt, where the run's [`FenceHook`](crate::FenceHook) takes it to audit each violation
 //! and fail the attempt.
 
+use super::FenceError;
 use super::policy::{Fence, FenceReport, Violation};
 use async_trait::async_trait;
 use lightsout_agent::{
@@ -138,9 +139,11 @@ impl Agent for FencedAgent {
             .with_host_env(self.host_env(ws));
         let cmd = fence
             .command(&c.program, &args, &ws.root)
-            .map_err(|e| AgentError::Spawn {
-                program: c.program.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()),
+            .map_err(|e| match e {
+                FenceError::Spawn { program, source } => AgentError::Spawn { program, source },
+                other => AgentError::Process(std::io::Error::other(format!(
+                    "the fence could not prepare the agent's process: {other}"
+                ))),
             })?;
         let stdin = match c.prompt {
             PromptMode::Stdin => Some(prompt.into_bytes()),

@@ -392,3 +392,38 @@ async fn the_run_budget_holds_across_a_resume() {
     let why = b.failure.clone().unwrap_or_default();
     assert!(why.contains("tokens budget of the run"), "{why}");
 }
+
+#[tokio::test]
+async fn a_fenced_agent_that_cannot_start_fails_its_task_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = repo(d.path());
+    let config = Config::parse(
+        "[agents]\ndefault = \"ghost\"\n[agent.ghost]\npreset = \"command\"\n\
+         program = \"/nonexistent/agent\"\n",
+        &repo,
+    )
+    .unwrap();
+    let factory = Factory::new(&repo, config)
+        .unwrap()
+        .with_evaluator(Arc::new(evaluator()));
+    let state = factory
+        .run(
+            Plan {
+                tasks: vec![task("A", &[])],
+            },
+            opts("ghost"),
+        )
+        .await
+        .unwrap();
+    let a = state.task("A").unwrap();
+    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(a.attempts[0].failed_stage.as_deref(), Some("agent"));
+    let why = a.failure.clone().unwrap_or_default();
+    assert!(
+        why.contains("cannot start agent `/nonexistent/agent`"),
+        "{why}"
+    );
+    // The call was audited and its reservation settled.
+    let entries = audit::read(&repo.join(".lightsout/runs/ghost/audit.jsonl")).unwrap();
+    assert!(entries.iter().any(|e| e.kind == AuditKind::AgentCall));
+}
