@@ -127,7 +127,7 @@ pub enum FenceError {
     /// The requested namespace isolation cannot be set up on this machine; the fence refuses
     /// to run the agent unisolated.
     #[error(
-        "namespace isolation is unavailable ({detail}): install util-linux `unshare` and allow user namespaces, or turn the isolation off in `[policy]` (`private_pids = false`, `network = \"inherit\"`)"
+        "namespace isolation is unavailable ({detail}): install util-linux `unshare` and allow user namespaces, or turn the isolation off in `[fence]` of lightsout.toml (`private_pids = false`, `readonly_outside = false`, `network = \"inherit\"`), knowing what each one stops protecting"
     )]
     IsolationUnavailable {
         /// What was tried and what failed.
