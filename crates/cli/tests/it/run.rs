@@ -37,6 +37,20 @@ impl Project {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// Commits everything in the repository as a test author.
+    fn commit_all(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@localhost",
+            "commit",
+            "-qm",
+            message,
+        ]);
+    }
+
     fn run(&self) -> Command {
         let mut c = Command::cargo_bin("lightsout").unwrap();
         c.current_dir(self.repo())
@@ -151,16 +165,7 @@ fn project(reqs: &[(&str, &str, &[&str])], jobs: usize, holdout_path: &str) -> P
     std::fs::write(root.join("holdout/check.sh"), RUNNER).unwrap();
     let p = Project { _dir: dir, root };
     p.git(&["init", "-q", "-b", "main"]);
-    p.git(&["add", "-A"]);
-    p.git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@localhost",
-        "commit",
-        "-qm",
-        "init",
-    ]);
+    p.commit_all("init");
     p
 }
 
@@ -732,16 +737,7 @@ fn misbehaving_agents_are_contained_and_the_run_goes_on() {
         ),
     )
     .unwrap();
-    p.git(&["add", "-A"]);
-    p.git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@localhost",
-        "commit",
-        "-qm",
-        "fenced agent",
-    ]);
+    p.commit_all("fenced agent");
     let main_before = p.git(&["rev-parse", "main"]);
 
     let out = p
