@@ -159,10 +159,14 @@ impl Factory {
         let mut agents = BTreeMap::new();
         let mut commands = BTreeMap::new();
         for (name, p) in &config.agent {
-            agents.insert(name.clone(), agent_from_profile(name, p, &config.base_dir)?);
-            if let Some(c) = command_from_profile(name, p)? {
-                commands.insert(name.clone(), c);
-            }
+            let agent: Arc<dyn Agent> = match command_from_profile(name, p)? {
+                Some(c) => {
+                    commands.insert(name.clone(), c.clone());
+                    Arc::new(c)
+                }
+                None => agent_from_profile(name, p, &config.base_dir)?,
+            };
+            agents.insert(name.clone(), agent);
         }
         let env = config.allowed_env(std::env::vars());
         let evaluator: Option<Arc<dyn Evaluator>> = match &config.holdout.command {
@@ -321,22 +325,29 @@ impl Factory {
         self.repo.join(".lightsout").join("runs")
     }
 
+    /// The profile that serves `kind`: its `[agents.kinds]` or `[agents] default` profile,
+    /// else the only profile when there is exactly one and no default agent was given.
+    fn profile_name(&self, kind: &str) -> Option<&str> {
+        match self.config.profile_for(kind) {
+            Some(p) if self.agents.contains_key(p) => Some(p),
+            _ if self.default_agent.is_none() && self.agents.len() == 1 => {
+                self.agents.keys().next().map(String::as_str)
+            }
+            _ => None,
+        }
+    }
+
+    /// The agent for `kind` out of `agents` (the run's profiles, fenced where they run a
+    /// process), else the default agent.
     fn agent_for(
         &self,
         kind: &str,
         agents: &BTreeMap<String, Arc<dyn Agent>>,
     ) -> Result<Arc<dyn Agent>, Error> {
-        if let Some(p) = self.config.profile_for(kind)
-            && let Some(a) = agents.get(p)
-        {
+        if let Some(a) = self.profile_name(kind).and_then(|p| agents.get(p)) {
             return Ok(a.clone());
         }
         if let Some(a) = &self.default_agent {
-            return Ok(a.clone());
-        }
-        if self.agents.len() == 1
-            && let Some(a) = agents.values().next()
-        {
             return Ok(a.clone());
         }
         Err(Error::Config(format!(
@@ -511,16 +522,8 @@ impl Factory {
         let mut profiles = self.agents.clone();
         // Command profiles no task of this plan uses are left out (fail closed: nothing can
         // reach them unfenced), so a replay-only run needs no namespaces.
-        let used: std::collections::BTreeSet<&str> = kinds
-            .iter()
-            .filter_map(|k| match self.config.profile_for(k) {
-                Some(p) if self.agents.contains_key(p) => Some(p),
-                _ if self.default_agent.is_none() && self.agents.len() == 1 => {
-                    self.agents.keys().next().map(String::as_str)
-                }
-                _ => None,
-            })
-            .collect();
+        let used: std::collections::BTreeSet<&str> =
+            kinds.iter().filter_map(|k| self.profile_name(k)).collect();
         profiles
             .retain(|name, _| !self.commands.contains_key(name) || used.contains(name.as_str()));
         if !self.commands.keys().any(|c| used.contains(c.as_str())) {
