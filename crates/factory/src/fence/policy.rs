@@ -715,7 +715,8 @@ impl Fence {
                 ),
             });
         }
-        let mut proxy_env = None;
+        // `network = "hosts"`: the handshake FIFO, set in the environment after `apply`.
+        let mut ready = None;
         let mut cmd = match &self.isolation {
             Some(iso) => {
                 let mut c = Command::new(&iso.unshare);
@@ -726,9 +727,7 @@ impl Fence {
                         .arg(ip)
                         .arg(&fifo)
                         .arg("--");
-                    let proxy = format!("http://127.0.0.1:{}", super::egress::PROXY_PORT);
-                    c.env(READY_VAR, &fifo);
-                    proxy_env = Some(proxy);
+                    ready = Some(fifo);
                 }
                 if let Some(mount) = &iso.mount {
                     let wt =
@@ -766,15 +765,10 @@ impl Fence {
         };
         cmd.args(args);
         // `apply` clears the environment: the handshake and proxy variables go after it.
-        let ready = cmd
-            .get_envs()
-            .find(|(k, _)| *k == READY_VAR)
-            .and_then(|(_, v)| v.map(OsStr::to_owned));
         self.apply(&mut cmd, worktree);
         if let Some(fifo) = ready {
             cmd.env(READY_VAR, fifo);
-        }
-        if let Some(proxy) = proxy_env {
+            let proxy = format!("http://127.0.0.1:{}", super::egress::PROXY_PORT);
             for name in [
                 "HTTPS_PROXY",
                 "https_proxy",
