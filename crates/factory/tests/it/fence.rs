@@ -10,23 +10,9 @@ use lightsout_factory::{
     Config, Error, Factory, Plan, RequirementResult, RunOptions, Task, TaskStatus, Verdict,
 };
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use crate::git;
 
 fn repo(root: &Path) -> std::path::PathBuf {
     let d = root.join("repo");
