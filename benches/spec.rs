@@ -13,6 +13,9 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -87,6 +90,13 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| f.iter().map(|x| ours(black_box(x))).sum::<usize>());
             },
         );
+        let specs: Vec<_> = files.iter().map(|x| parse(x, None, None).0).collect();
+        g.bench_with_input(BenchmarkId::new("clone", name), &specs, |b, f| {
+            b.iter(|| f.iter().map(|x| black_box(x.clone()).requirements.len()).sum::<usize>());
+        });
+        g.bench_with_input(BenchmarkId::new("parse only", name), files, |b, f| {
+            b.iter(|| f.iter().map(|x| parse(black_box(x), None, None).0.requirements.len()).sum::<usize>());
+        });
     }
     g.finish();
 }
