@@ -2,8 +2,11 @@
 //! dialect reader shares.
 //!
 //! CommonMark is parsed once with [`pulldown_cmark::Parser::into_offset_iter`]; the readers in
-//! [`crate::parse`] then walk the flat list, which is simpler than a tree and keeps every
-//! element's byte range.
+//! [`crate::parse`] then walk the flat sequence, which is simpler than a tree and keeps every
+//! element's byte range. Blocks are handed to the reader as soon as they are complete (those
+//! inside a list item once the outermost item ends, so that an item still comes before its
+//! nested items), and their buffers are reused: a spec costs a handful of allocations here,
+//! not several per block.
 
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use std::ops::Range;
@@ -68,6 +71,15 @@ pub(crate) struct Text {
 }
 
 impl Text {
+    /// Empties the text, keeping its buffers for reuse.
+    fn clear(&mut self) {
+        self.text.clear();
+        self.segs.clear();
+        self.strong.clear();
+        self.code.clear();
+        self.html.clear();
+    }
+
     fn push(&mut self, s: &str, src: &Range<usize>) {
         let at = self.text.len();
         if src.len() == s.len() {
@@ -111,10 +123,31 @@ impl Text {
     }
 }
 
-/// Parses `source` into blocks; every range is shifted by `base` (the offset of `source` in
-/// the file, after any front matter).
-pub(crate) fn blocks(source: &str, base: usize) -> Vec<Block> {
-    let mut out = Vec::new();
+impl Block {
+    fn into_text(self) -> Option<Text> {
+        match self {
+            Block::Heading { text, .. }
+            | Block::Paragraph { text, .. }
+            | Block::Item { text, .. } => Some(text),
+            Block::Code { .. } => None,
+        }
+    }
+}
+
+/// Parses `source` into blocks and calls `visit` with each, in document order (a list item
+/// before its nested items); every range is shifted by `base` (the offset of `source` in the
+/// file, after any front matter).
+pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
+    // Blocks waiting for the outermost open list item to end; empty outside lists.
+    let mut out: Vec<Block> = Vec::new();
+    // Texts of blocks already visited, for reuse.
+    let mut spare: Vec<Text> = Vec::new();
+    let fresh = |spare: &mut Vec<Text>| {
+        spare.pop().map_or_else(Text::default, |mut t| {
+            t.clear();
+            t
+        })
+    };
     let opts = Options::ENABLE_TASKLISTS | Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
     // Open containers: (kind, text, range, item metadata).
     let mut heading: Option<(u8, Text, Range<usize>)> = None;
@@ -148,7 +181,7 @@ pub(crate) fn blocks(source: &str, base: usize) -> Vec<Block> {
         }
         match event {
             Event::Start(Tag::Heading { level, .. }) => {
-                heading = Some((level as u8, Text::default(), range));
+                heading = Some((level as u8, fresh(&mut spare), range));
             }
             Event::End(TagEnd::Heading(_)) => {
                 if let Some((level, text, range)) = heading.take() {
@@ -157,7 +190,7 @@ pub(crate) fn blocks(source: &str, base: usize) -> Vec<Block> {
             }
             Event::Start(Tag::Paragraph) => {
                 if items.is_empty() && in_table == 0 {
-                    para = Some((Text::default(), range));
+                    para = Some((fresh(&mut spare), range));
                 } else if let Some(t) = sink!()
                     && !t.text.is_empty()
                     && !t.text.ends_with('\n')
@@ -183,7 +216,7 @@ pub(crate) fn blocks(source: &str, base: usize) -> Vec<Block> {
                     cur
                 });
                 out.push(Block::Item {
-                    text: Text::default(),
+                    text: fresh(&mut spare),
                     depth: lists.len().max(1) as u32,
                     number,
                     checked: None,
@@ -267,18 +300,52 @@ pub(crate) fn blocks(source: &str, base: usize) -> Vec<Block> {
             }
             _ => {}
         }
+        // Outside list items every block is complete once pushed: hand them over.
+        if items.is_empty() && !out.is_empty() {
+            for b in out.drain(..) {
+                visit(&b);
+                spare.extend(b.into_text());
+            }
+        }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn collect(src: &str) -> Vec<Block> {
+        let mut out = Vec::new();
+        blocks(src, 0, |b| out.push(b.clone()));
+        out
+    }
+
+    #[test]
+    fn item_text_after_a_nested_list_stays_with_the_item_and_comes_first() {
+        let src = "- parent\n\n  - child\n\n  more parent\n- next\n\nafter\n";
+        let texts: Vec<(String, Option<u32>)> = collect(src)
+            .iter()
+            .map(|b| match b {
+                Block::Item { text, depth, .. } => (text.text.clone(), Some(*depth)),
+                Block::Paragraph { text, .. } => (text.text.clone(), None),
+                other => (format!("{other:?}"), None),
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                ("parent\nmore parent".to_owned(), Some(1)),
+                ("child".to_owned(), Some(2)),
+                ("next".to_owned(), Some(1)),
+                ("after".to_owned(), None),
+            ]
+        );
+    }
+
     #[test]
     fn list_items_keep_strong_lead_and_depth() {
         let src = "- **WHEN** a `x` happens\n  - nested\n";
-        let b = blocks(src, 0);
+        let b = collect(src);
         let Some(Block::Item { text, depth, .. }) = b.first() else {
             panic!("no item: {b:?}");
         };
@@ -291,7 +358,7 @@ mod tests {
     #[test]
     fn source_offset_maps_back() {
         let src = "Some *emph* text with fast word\n";
-        let b = blocks(src, 0);
+        let b = collect(src);
         let Some(Block::Paragraph { text, .. }) = b.first() else {
             panic!("no paragraph");
         };

@@ -65,7 +65,7 @@ pub(crate) fn decode<'a>(bytes: &'a [u8], diags: &mut Vec<Diagnostic>) -> Option
 }
 
 fn memchr0(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == 0)
+    memchr::memchr(0, bytes)
 }
 
 /// A one-byte span at byte `at` of possibly non-UTF-8 `bytes`, with its line and column.

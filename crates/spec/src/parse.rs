@@ -106,11 +106,15 @@ pub fn detect_dialect(text: &str, path: Option<&Path>) -> Dialect {
     // Substrings without a line break: one search of the whole text each.
     let mut kiro = text.contains("**User Story:**");
     let mut speckit = text.contains("**FR-");
-    for line in text.lines() {
-        // Only headings matter below.
-        if !line.starts_with('#') {
-            continue;
-        }
+    // Only headings matter below: visit the lines that start with `#`.
+    let bytes = text.as_bytes();
+    let heading_lines = memchr::memchr_iter(b'#', bytes)
+        .filter(|&i| i == 0 || bytes.get(i - 1) == Some(&b'\n'))
+        .map(|i| {
+            let rest = text.get(i..).unwrap_or("");
+            memchr::memchr(b'\n', rest.as_bytes()).map_or(rest, |e| rest.get(..e).unwrap_or(""))
+        });
+    for line in heading_lines {
         let l = line.trim_end();
         if let Some(h) = l.strip_prefix("## ") {
             let h = h.trim().to_ascii_uppercase();
@@ -325,9 +329,8 @@ pub(crate) fn parse_text(
         counters: [0; 6],
     };
     let body = text.get(body_start..).unwrap_or("");
-    let bs = blocks(body, body_start);
     let mut title = None;
-    for b in &bs {
+    blocks(body, body_start, |b| {
         w.scan_markers(b);
         if let Block::Heading {
             level: 1, text: t, ..
@@ -336,7 +339,7 @@ pub(crate) fn parse_text(
             title.get_or_insert_with(|| t.text.trim().to_owned());
         }
         w.block(b);
-    }
+    });
     w.close_requirement(text.len());
     w.close_sections(text.len());
     let Walker {
@@ -398,6 +401,15 @@ impl Walker<'_> {
             | Block::Item { text, range, .. } => (text, range),
             Block::Code { .. } => return,
         };
+        // Every marker holds `[`, `B` (TBD), `O` (TODO) or `X` (FIXME), and every placeholder
+        // `[` or inline HTML: most blocks have none of them and skip both expressions.
+        let bytes = t.text.as_bytes();
+        if t.html.is_empty()
+            && memchr::memchr(b'[', bytes).is_none()
+            && memchr::memchr3(b'B', b'O', b'X', bytes).is_none()
+        {
+            return;
+        }
         let found: Vec<_> = MARKER
             .find_iter(&t.text)
             .filter(|m| {
@@ -977,14 +989,23 @@ impl Walker<'_> {
         }
         // A Kiro criterion is one statement, even with inner full stops, unless it holds
         // several SHALL sentences.
-        let normative_sentences = ears::sentences(&t.text)
-            .into_iter()
-            .filter(|r| t.text.get(r.clone()).is_some_and(ears::is_normative))
-            .count();
+        // Each SHALL or MUST lies in one sentence, so sentences are only split when there are
+        // two or more.
+        let keywords = ears::normative_count(&t.text);
+        let normative_sentences = if keywords <= 1 {
+            keywords
+        } else {
+            ears::sentences(&t.text)
+                .into_iter()
+                .filter(|r| t.text.get(r.clone()).is_some_and(ears::is_normative))
+                .count()
+        };
         if normative_sentences <= 1 {
+            // `body` has the same words as `t.text`, so it is normative exactly when a
+            // keyword was found.
             let normative = normative_sentences == 1;
             req.statements.push(Statement {
-                ears: ears::classify(&body),
+                ears: normative.then(|| ears::pattern(&body)),
                 system: if normative { ears::system(&body) } else { None },
                 normative,
                 text: body,
@@ -1345,14 +1366,11 @@ fn estimate(v: &str) -> Option<f64> {
 fn join_ws(s: &str) -> String {
     let s = s.trim_ascii();
     let bytes = s.as_bytes();
-    // Most text is already joined: one pass to see whether anything but single spaces occurs.
-    let mut prev_space = false;
-    let clean = bytes.iter().all(|&b| {
-        let ws = b.is_ascii_whitespace();
-        let ok = !ws || (b == b' ' && !prev_space);
-        prev_space = ws;
-        ok
-    });
+    // Most text is already joined: see whether anything but single spaces occurs.
+    // ASCII whitespace is ` `, `\t`, `\n`, `\x0C` and `\r`: clean text has only single spaces.
+    let clean = memchr::memchr3(b'\n', b'\t', b'\r', bytes).is_none()
+        && memchr::memchr(0x0C, bytes).is_none()
+        && memchr::memmem::find(bytes, b"  ").is_none();
     if clean {
         return s.to_owned();
     }
