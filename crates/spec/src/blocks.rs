@@ -274,7 +274,8 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
                     // Inline code: map its content, which sits inside the backticks.
                     let inner = source
                         .get(rel.clone())
-                        .and_then(|raw| raw.find(s.as_ref()).map(|i| range.start + i));
+                        .and_then(|raw| memchr::memmem::find(raw.as_bytes(), s.as_bytes()))
+                        .map(|i| range.start + i);
                     let at = t.text.len();
                     match inner {
                         Some(st) => t.push(&s, &(st..st + s.len())),

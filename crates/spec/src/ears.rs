@@ -14,18 +14,30 @@ fn word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// The ASCII words of `text` (maximal runs of [`word_byte`]) as byte ranges, in order.
-fn words(text: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+/// The SHALL and MUST words of `text` (see [`is_keyword`]), as the byte offsets where they
+/// start, in order.
+///
+/// Each keyword has `h`/`H` or `u`/`U` as its second letter; `memchr` jumps between those,
+/// and only there are the neighbouring bytes compared.
+fn keywords(text: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = text.as_bytes();
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let rest = bytes.get(at..)?;
-        let start = at + rest.iter().position(|&b| word_byte(b))?;
-        let len = bytes.get(start..).map_or(0, |r| {
-            r.iter().position(|&b| !word_byte(b)).unwrap_or(r.len())
-        });
-        at = start + len;
-        Some(start..at)
+    let at = move |second: usize, len: usize| {
+        let start = second.checked_sub(1)?;
+        let word = bytes.get(start..start + len)?;
+        let before = start.checked_sub(1).and_then(|i| bytes.get(i)).copied();
+        let after = bytes.get(start + len).copied();
+        (is_keyword(word) && !before.is_some_and(word_byte) && !after.is_some_and(word_byte))
+            .then_some(start)
+    };
+    let shall = memchr::memchr2_iter(b'h', b'H', bytes).filter_map(move |i| at(i, 5));
+    let must = memchr::memchr2_iter(b'u', b'U', bytes).filter_map(move |i| at(i, 4));
+    // Merged in order (the two never start at the same byte).
+    let mut shall = shall.peekable();
+    let mut must = must.peekable();
+    std::iter::from_fn(move || match (shall.peek(), must.peek()) {
+        (Some(s), Some(m)) if s < m => shall.next(),
+        (Some(_), None) => shall.next(),
+        _ => must.next(),
     })
 }
 
@@ -40,16 +52,12 @@ fn is_keyword(word: &[u8]) -> bool {
 
 /// How many times SHALL or MUST occurs as a whole word in `text` (see [`is_keyword`]).
 pub(crate) fn normative_count(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    words(text)
-        .filter(|w| bytes.get(w.clone()).is_some_and(is_keyword))
-        .count()
+    keywords(text).count()
 }
 
 /// Whether `text` contains SHALL or MUST as a word (any common case).
 pub(crate) fn is_normative(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    words(text).any(|w| bytes.get(w).is_some_and(is_keyword))
+    keywords(text).next().is_some()
 }
 
 /// The EARS pattern of a sentence, from its leading keywords. `None` when the sentence is not
@@ -135,21 +143,21 @@ pub(crate) fn system(text: &str) -> Option<String> {
         if !head || !boundary || !bytes.get(t + 3).copied().is_some_and(blank) {
             continue;
         }
-        let mut names: Vec<&str> = Vec::new();
-        let mut at = skip_blank(t + 3);
-        while names.len() < 3 {
+        let first = skip_blank(t + 3);
+        let mut at = first;
+        for _ in 0..3 {
             let end = name_end(at);
             if end == at {
                 break;
             }
-            names.push(text.get(at..end).unwrap_or(""));
             let next = skip_blank(end);
             if next == end {
                 // A word must be followed by blanks: `system,` names nothing.
                 break;
             }
             if keyword_at(next) {
-                return Some(names.join(" "));
+                let names = text.get(first..end).unwrap_or("");
+                return Some(names.split_ascii_whitespace().collect::<Vec<_>>().join(" "));
             }
             at = next;
         }

@@ -234,3 +234,84 @@ fn empty_spec(path: Option<&Path>, dialect: Dialect) -> Spec {
         tasks: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod timing_tmp {
+    #[test]
+    #[ignore]
+    fn timing() {
+        use std::time::Instant;
+        let mut files = Vec::new();
+        fn walk(d: &std::path::Path, out: &mut Vec<String>) {
+            let mut v: Vec<_> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            v.sort();
+            for p in v {
+                if p.is_dir() {
+                    walk(&p, out)
+                } else if p.file_name().unwrap() == "spec.md" {
+                    out.push(std::fs::read_to_string(p).unwrap())
+                }
+            }
+        }
+        walk(std::path::Path::new("tests/corpus/openspec"), &mut files);
+        let only = std::env::var("ONLY").unwrap_or_default();
+        let kiro = vec![
+            std::fs::read_to_string("tests/corpus/kiro/raft-consensus/requirements.md").unwrap(),
+        ];
+        let set_only = std::env::var("SET").unwrap_or_default();
+        for (name, set) in [("openspec", &files), ("kiro", &kiro)] {
+            if !set_only.is_empty() && set_only != name {
+                continue;
+            }
+            let n = 300;
+            let opts = pulldown_cmark::Options::ENABLE_TASKLISTS
+                | pulldown_cmark::Options::ENABLE_TABLES
+                | pulldown_cmark::Options::ENABLE_STRIKETHROUGH;
+            let time = |label: &str, f: &dyn Fn(&str) -> usize| {
+                if !only.is_empty() && only != label {
+                    return;
+                }
+                let mut best = f64::MAX;
+                for _ in 0..5 {
+                    let t = Instant::now();
+                    let mut s = 0;
+                    for _ in 0..n {
+                        for x in set.iter() {
+                            s += f(std::hint::black_box(x));
+                        }
+                    }
+                    std::hint::black_box(s);
+                    best = best.min(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+                }
+                println!("{name:9} {label:12} {best:8.1} µs");
+            };
+            time("raw", &|x| {
+                pulldown_cmark::Parser::new_ext(x, opts)
+                    .into_offset_iter()
+                    .count()
+            });
+            time("blocks", &|x| {
+                let mut c = 0;
+                crate::blocks::blocks(x, 0, |_| c += 1);
+                c
+            });
+            time("lines", &|x| {
+                crate::lines::LineIndex::new(x);
+                1
+            });
+            time("detect", &|x| {
+                crate::parse::detect_dialect(x, None) as usize
+            });
+            time("parse", &|x| {
+                crate::parse(x.as_bytes(), None, None).0.requirements.len()
+            });
+            time("check", &|x| {
+                let (s, _) = crate::parse(x.as_bytes(), None, None);
+                crate::check(&s, x, &Default::default()).len()
+            });
+        }
+    }
+}

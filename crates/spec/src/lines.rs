@@ -6,6 +6,8 @@ use crate::diagnostic::Span;
 #[derive(Debug, Clone)]
 pub(crate) struct LineIndex {
     starts: Vec<usize>,
+    /// The line index of the last [`LineIndex::span`] answer.
+    last: std::cell::Cell<usize>,
 }
 
 impl LineIndex {
@@ -14,7 +16,10 @@ impl LineIndex {
         let mut starts = Vec::with_capacity(text.len() / 48 + 1);
         starts.push(0);
         starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
-        LineIndex { starts }
+        LineIndex {
+            starts,
+            last: std::cell::Cell::new(0),
+        }
     }
 
     /// The same span as [`Span::from_range`] (clamped, moved to char boundaries), computed
@@ -29,10 +34,23 @@ impl LineIndex {
         };
         let start = clamp(start);
         let end = clamp(end).max(start);
-        let line_idx = self
-            .starts
-            .partition_point(|&s| s <= start)
-            .saturating_sub(1);
+        // Spans are asked for mostly in document order: try the line of the last answer and
+        // the one after it before a binary search.
+        let hint = self.last.get();
+        let on = |i: usize| {
+            self.starts.get(i).is_some_and(|&s| s <= start)
+                && self.starts.get(i + 1).is_none_or(|&n| start < n)
+        };
+        let line_idx = if on(hint) {
+            hint
+        } else if on(hint + 1) {
+            hint + 1
+        } else {
+            self.starts
+                .partition_point(|&s| s <= start)
+                .saturating_sub(1)
+        };
+        self.last.set(line_idx);
         let line_start = self.starts.get(line_idx).copied().unwrap_or(0).min(start);
         let column = text.get(line_start..start).map_or(0, |s| s.chars().count()) as u32 + 1;
         Span {

@@ -92,6 +92,42 @@ const HTML_TAGS: &[&str] = &[
 static ESTIMATE: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)^([0-9]+(?:\.[0-9]+)?)[ \t\r\n]*(h|hours?|d|days?|m|min|minutes?)$"));
 
+/// [`ID_LEAD`] on `s`, after checking its fixed start (`[A-Z][A-Z0-9]*-[0-9]`) by hand: most
+/// headings and items are not ids, and the check costs less than entering the regex.
+fn id_lead(s: &str) -> Option<regex::Captures<'_>> {
+    let b = s.as_bytes();
+    let name = b
+        .iter()
+        .position(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit()))
+        .unwrap_or(b.len());
+    let possible = b.first().is_some_and(u8::is_ascii_uppercase)
+        && b.get(name) == Some(&b'-')
+        && b.get(name + 1).is_some_and(u8::is_ascii_digit);
+    if possible { ID_LEAD.captures(s) } else { None }
+}
+
+/// [`KIRO_REQ`] on a heading, after checking its fixed start (`Requirement` and a blank).
+fn kiro_req(h: &str) -> Option<regex::Captures<'_>> {
+    let possible = h
+        .strip_prefix("Requirement")
+        .is_some_and(|r| r.starts_with([' ', '\t', '\r', '\n']));
+    if possible { KIRO_REQ.captures(h) } else { None }
+}
+
+/// [`USER_STORY`] on a heading, after checking its first letter (`u` in any case; no other
+/// character case-folds to it).
+fn user_story(h: &str) -> Option<regex::Captures<'_>> {
+    let possible = h
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.eq_ignore_ascii_case(&b'u'));
+    if possible {
+        USER_STORY.captures(h)
+    } else {
+        None
+    }
+}
+
 /// Detects the dialect from the text and, as a hint, the file name.
 ///
 /// Rules, first match wins: YAML front matter → Lightsout; an `## ADDED|MODIFIED|REMOVED|RENAMED
@@ -129,9 +165,9 @@ pub fn detect_dialect(text: &str, path: Option<&Path>) -> Dialect {
             let h = h.trim();
             if h.starts_with("Requirement:") {
                 openspec = true;
-            } else if KIRO_REQ.is_match(h) {
+            } else if kiro_req(h).is_some() {
                 kiro = true;
-            } else if USER_STORY.is_match(h) {
+            } else if user_story(h).is_some() {
                 speckit = true;
             }
         }
@@ -602,7 +638,7 @@ impl Walker<'_> {
         self.sub = Sub::None;
         let in_behaviour = self.section == SectionKind::Behaviour;
         // Kiro `### Requirement N[: title]`.
-        if let Some(c) = KIRO_REQ.captures(h)
+        if let Some(c) = kiro_req(h)
             && (self.dialect == Dialect::Kiro || !in_behaviour)
         {
             let n = c.get(1).map_or("", |m| m.as_str()).to_owned();
@@ -612,7 +648,7 @@ impl Walker<'_> {
             return;
         }
         // Spec Kit `### User Story N - Title (Priority: P1)`.
-        if let Some(c) = USER_STORY.captures(h) {
+        if let Some(c) = user_story(h) {
             let n = c.get(1).map_or("", |m| m.as_str());
             let title = c.get(2).map_or("", |m| m.as_str()).trim().to_owned();
             let tags = c
@@ -633,7 +669,7 @@ impl Walker<'_> {
         let (id, title) = if let Some(name) = strip_ci(h, "Requirement:") {
             let name = name.trim();
             (slug(name), name.to_owned())
-        } else if let Some(c) = ID_LEAD.captures(h) {
+        } else if let Some(c) = id_lead(h) {
             let id = c.get(1).map_or("", |m| m.as_str()).to_owned();
             let rest = h
                 .get(c.get(0).map_or(0, |m| m.end())..)
@@ -837,7 +873,7 @@ impl Walker<'_> {
             SectionKind::Behaviour => {
                 // Spec Kit `- **FR-001**: System MUST ...`.
                 let lead = t.lead_strong().unwrap_or("");
-                if let Some(c) = ID_LEAD.captures(lead) {
+                if let Some(c) = id_lead(lead) {
                     let id = c.get(1).map_or("", |m| m.as_str()).to_owned();
                     let body = t.after_lead_strong().to_owned();
                     let mut req = new_req(id, String::new(), span, Vec::new());
@@ -897,7 +933,7 @@ impl Walker<'_> {
 
     fn id_item(&mut self, t: &Text, span: Span, counter: usize, prefix: &str) -> Item {
         let lead_src = t.lead_strong().unwrap_or("");
-        if let Some(c) = ID_LEAD.captures(lead_src) {
+        if let Some(c) = id_lead(lead_src) {
             let id = c.get(1).map_or("", |m| m.as_str()).to_owned();
             return Item {
                 id,
@@ -906,7 +942,7 @@ impl Walker<'_> {
             };
         }
         let s = t.text.trim();
-        if let Some(c) = ID_LEAD.captures(s) {
+        if let Some(c) = id_lead(s) {
             let id = c.get(1).map_or("", |m| m.as_str()).to_owned();
             let rest = s.get(c.get(0).map_or(0, |m| m.end())..).unwrap_or("");
             return Item {
@@ -974,13 +1010,24 @@ impl Walker<'_> {
     }
 
     fn kiro_criterion(&mut self, t: &Text, number: Option<u64>, span: Span) {
-        let (group, gtitle) = self.kiro.clone();
-        let n = number.map_or_else(|| self.next(4, "AC"), |n| format!("{group}.{n}"));
+        let n = match number {
+            Some(n) => {
+                let mut id = self.kiro.0.clone();
+                id.push('.');
+                push_decimal(&mut id, n);
+                id
+            }
+            None => self.next(4, "AC"),
+        };
         let body = join_ws(&t.text);
+        let (group, gtitle) = &self.kiro;
         let title = if gtitle.is_empty() {
-            format!("Requirement {group}")
+            let mut title = String::with_capacity(12 + group.len());
+            title.push_str("Requirement ");
+            title.push_str(group);
+            title
         } else {
-            gtitle
+            gtitle.clone()
         };
         let mut req = new_req(n, title, span, Vec::new());
         req.body.clone_from(&body);
@@ -1238,7 +1285,7 @@ fn ears_scenario(body: &str, span: Span) -> Option<Scenario> {
     while at <= bytes.len() {
         let next = bytes
             .get(at..)
-            .and_then(|r| r.iter().position(|&b| b == b' '))
+            .and_then(|r| memchr::memchr(b' ', r))
             .map_or(bytes.len(), |i| at + i);
         let word = body.get(at..next).unwrap_or("").trim_end_matches(',');
         let end = at + word.len();
@@ -1361,6 +1408,24 @@ fn estimate(v: &str) -> Option<f64> {
     })
 }
 
+/// Appends `n` in decimal (what `format!("{n}")` gives, without the formatting machinery,
+/// which showed in profiles of criterion-dense specs).
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or(&[])).unwrap_or(""));
+}
+
 /// `s` with runs of ASCII whitespace made one space and the ends trimmed (the words of
 /// `split_ascii_whitespace` joined by `' '`).
 fn join_ws(s: &str) -> String {
@@ -1390,5 +1455,49 @@ fn first_words(s: &str, n: usize) -> String {
         format!("{}…", words.get(..n).unwrap_or(&[]).join(" "))
     } else {
         words.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_decimal_writes_what_format_writes() {
+        for n in [0, 7, 10, 99, 1234, u64::from(u32::MAX), u64::MAX] {
+            let mut s = String::from("x.");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("x.{n}"));
+        }
+    }
+
+    #[test]
+    fn id_prefilters_keep_the_regex_answers() {
+        for h in [
+            "REQ-1: Title",
+            "FR-001 x",
+            "A-1",
+            "AB1-2x",
+            "Req-1",
+            "REQ-",
+            "REQ-x",
+            "-1",
+            "R-1.",
+            "Requirement 1",
+            "Requirement 2.3: Title",
+            "Requirement: x",
+            "Requirements 1",
+            "User Story 1 - Title (Priority: P1)",
+            "user story 2",
+            "Users",
+            "",
+        ] {
+            let same = |a: Option<regex::Captures<'_>>, b: Option<regex::Captures<'_>>| {
+                a.map(|c| c.get(0).map(|m| m.range())) == b.map(|c| c.get(0).map(|m| m.range()))
+            };
+            assert!(same(id_lead(h), ID_LEAD.captures(h)), "{h}");
+            assert!(same(kiro_req(h), KIRO_REQ.captures(h)), "{h}");
+            assert!(same(user_story(h), USER_STORY.captures(h)), "{h}");
+        }
     }
 }
