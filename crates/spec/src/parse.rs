@@ -139,9 +139,8 @@ pub fn detect_dialect(text: &str, path: Option<&Path>) -> Dialect {
         return Dialect::Lightsout;
     }
     let mut openspec = false;
-    // Substrings without a line break: one search of the whole text each.
-    let mut kiro = text.contains("**User Story:**");
-    let mut speckit = text.contains("**FR-");
+    let mut kiro = false;
+    let mut speckit = false;
     // Only headings matter below: visit the lines that start with `#`.
     let bytes = text.as_bytes();
     let heading_lines = memchr::memchr_iter(b'#', bytes)
@@ -175,11 +174,13 @@ pub fn detect_dialect(text: &str, path: Option<&Path>) -> Dialect {
             speckit = true;
         }
     }
+    // Substrings without a line break: one search of the whole text each, and only when the
+    // headings did not decide.
     if openspec {
         Dialect::OpenSpec
-    } else if kiro {
+    } else if kiro || text.contains("**User Story:**") {
         Dialect::Kiro
-    } else if speckit {
+    } else if speckit || text.contains("**FR-") {
         Dialect::SpecKit
     } else if path
         .and_then(Path::file_name)
@@ -246,7 +247,9 @@ fn delta_op(lower_heading: &str) -> Option<DeltaOp> {
 pub fn slug(name: &str) -> String {
     let mut s = String::with_capacity(name.len());
     for c in name.chars() {
-        if c.is_alphanumeric() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !c.is_ascii() && c.is_alphanumeric() {
             s.extend(c.to_lowercase());
         } else if !s.ends_with('-') && !s.is_empty() {
             s.push('-');
@@ -437,13 +440,16 @@ impl Walker<'_> {
             | Block::Item { text, range, .. } => (text, range),
             Block::Code { .. } => return,
         };
-        // Every marker holds `[`, `B` (TBD), `O` (TODO) or `X` (FIXME), and every placeholder
-        // `[` or inline HTML: most blocks have none of them and skip both expressions.
+        // Every marker holds `[`, `TBD`, `TODO` or `FIXME`, and every placeholder `[` or inline
+        // HTML: most blocks have none of them and skip both expressions.
         let bytes = t.text.as_bytes();
-        if t.html.is_empty()
-            && memchr::memchr(b'[', bytes).is_none()
-            && memchr::memchr3(b'B', b'O', b'X', bytes).is_none()
-        {
+        let marker_word = || {
+            memchr::memchr2_iter(b'T', b'F', bytes).any(|i| {
+                let rest = bytes.get(i..).unwrap_or(&[]);
+                rest.starts_with(b"TBD") || rest.starts_with(b"TODO") || rest.starts_with(b"FIXME")
+            })
+        };
+        if t.html.is_empty() && memchr::memchr(b'[', bytes).is_none() && !marker_word() {
             return;
         }
         let found: Vec<_> = MARKER
@@ -1433,9 +1439,11 @@ fn join_ws(s: &str) -> String {
     let bytes = s.as_bytes();
     // Most text is already joined: see whether anything but single spaces occurs.
     // ASCII whitespace is ` `, `\t`, `\n`, `\x0C` and `\r`: clean text has only single spaces.
+    static DOUBLE_SPACE: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"  "));
     let clean = memchr::memchr3(b'\n', b'\t', b'\r', bytes).is_none()
         && memchr::memchr(0x0C, bytes).is_none()
-        && memchr::memmem::find(bytes, b"  ").is_none();
+        && DOUBLE_SPACE.find(bytes).is_none();
     if clean {
         return s.to_owned();
     }
