@@ -92,10 +92,18 @@ fn bench(c: &mut Criterion) {
         );
         let specs: Vec<_> = files.iter().map(|x| parse(x, None, None).0).collect();
         g.bench_with_input(BenchmarkId::new("clone", name), &specs, |b, f| {
-            b.iter(|| f.iter().map(|x| black_box(x.clone()).requirements.len()).sum::<usize>());
+            b.iter(|| {
+                f.iter()
+                    .map(|x| black_box(x.clone()).requirements.len())
+                    .sum::<usize>()
+            });
         });
         g.bench_with_input(BenchmarkId::new("parse only", name), files, |b, f| {
-            b.iter(|| f.iter().map(|x| parse(black_box(x), None, None).0.requirements.len()).sum::<usize>());
+            b.iter(|| {
+                f.iter()
+                    .map(|x| parse(black_box(x), None, None).0.requirements.len())
+                    .sum::<usize>()
+            });
         });
     }
     g.finish();

@@ -443,13 +443,14 @@ impl Walker<'_> {
         // Every marker holds `[`, `TBD`, `TODO` or `FIXME`, and every placeholder `[` or inline
         // HTML: most blocks have none of them and skip both expressions.
         let bytes = t.text.as_bytes();
-        let marker_word = || {
-            memchr::memchr2_iter(b'T', b'F', bytes).any(|i| {
-                let rest = bytes.get(i..).unwrap_or(&[]);
-                rest.starts_with(b"TBD") || rest.starts_with(b"TODO") || rest.starts_with(b"FIXME")
-            })
-        };
-        if t.html.is_empty() && memchr::memchr(b'[', bytes).is_none() && !marker_word() {
+        let candidate = memchr::memchr3_iter(b'[', b'T', b'F', bytes).any(|i| {
+            let rest = bytes.get(i..).unwrap_or(&[]);
+            rest.starts_with(b"[")
+                || rest.starts_with(b"TBD")
+                || rest.starts_with(b"TODO")
+                || rest.starts_with(b"FIXME")
+        });
+        if t.html.is_empty() && !candidate {
             return;
         }
         let found: Vec<_> = MARKER
@@ -1291,7 +1292,7 @@ fn ears_scenario(body: &str, span: Span) -> Option<Scenario> {
     while at <= bytes.len() {
         let next = bytes
             .get(at..)
-            .and_then(|r| memchr::memchr(b' ', r))
+            .and_then(|r| r.iter().position(|&b| b == b' '))
             .map_or(bytes.len(), |i| at + i);
         let word = body.get(at..next).unwrap_or("").trim_end_matches(',');
         let end = at + word.len();
