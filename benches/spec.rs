@@ -4,6 +4,11 @@
 //!
 //! Inputs: the bundled example, the largest Kiro requirements file of the corpus, and all 19
 //! `OpenSpec` specs concatenated by file (each parsed separately).
+//!
+//! Rows per input: `pulldown-cmark raw` (the baseline), `lightsout parse+check` (the goal's
+//! subject), `parse only` (so that parse and check can be told apart), and `clone` (cloning and
+//! dropping the parsed `Spec`: the allocation floor of building the typed model at all).
+//! Both sides run on mimalloc, the `lightsout` binary's allocator.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
@@ -13,6 +18,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The allocator of the `lightsout` binary (`crates/cli/src/main.rs`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
