@@ -17,8 +17,9 @@ fn word_byte(b: u8) -> bool {
 /// The SHALL and MUST words of `text` (see [`is_keyword`]), as the byte offsets where they
 /// start, in order.
 ///
-/// Each keyword has `h`/`H` or `u`/`U` as its second letter; `memchr` jumps between those,
-/// and only there are the neighbouring bytes compared.
+/// Each keyword has `h`/`H` or `u`/`U` as its second letter; only there are the neighbouring
+/// bytes compared. (A plain loop: in statements those letters are too frequent for `memchr`
+/// to gain from skipping.)
 fn keywords(text: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = text.as_bytes();
     let at = move |second: usize, len: usize| {
@@ -29,16 +30,14 @@ fn keywords(text: &str) -> impl Iterator<Item = usize> + '_ {
         (is_keyword(word) && !before.is_some_and(word_byte) && !after.is_some_and(word_byte))
             .then_some(start)
     };
-    let shall = memchr::memchr2_iter(b'h', b'H', bytes).filter_map(move |i| at(i, 5));
-    let must = memchr::memchr2_iter(b'u', b'U', bytes).filter_map(move |i| at(i, 4));
-    // Merged in order (the two never start at the same byte).
-    let mut shall = shall.peekable();
-    let mut must = must.peekable();
-    std::iter::from_fn(move || match (shall.peek(), must.peek()) {
-        (Some(s), Some(m)) if s < m => shall.next(),
-        (Some(_), None) => shall.next(),
-        _ => must.next(),
-    })
+    bytes
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, &b)| match b | 0x20 {
+            b'h' => at(i, 5),
+            b'u' => at(i, 4),
+            _ => None,
+        })
 }
 
 /// Whether `word` is SHALL or MUST in one of the cases specs write them (`SHALL`, `shall`,
@@ -135,7 +134,11 @@ pub(crate) fn system(text: &str) -> Option<String> {
                 && !bytes.get(at + k.len()).copied().is_some_and(word_byte)
         })
     };
-    for t in memchr::memchr2_iter(b't', b'T', bytes) {
+    let starts = bytes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &b)| (b | 0x20 == b't').then_some(i));
+    for t in starts {
         let head = bytes
             .get(t..t + 3)
             .is_some_and(|w| w.eq_ignore_ascii_case(b"the"));
