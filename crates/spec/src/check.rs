@@ -6,6 +6,7 @@ use crate::model::{DeltaOp, Dialect, SectionKind, Spec, SpecKind, StepKeyword};
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::LazyLock;
 
@@ -152,10 +153,63 @@ fn trials_needed(p: f64) -> Option<u32> {
     (k < f64::from(u32::MAX)).then_some(k as u32)
 }
 
+/// Line and column of byte offsets of one text, as [`Span::from_range`] gives them. The
+/// newlines are counted (memchr) from the offset asked for last, so a check that reports
+/// nothing pays nothing, and findings in file order cost one pass over the text in all
+/// (a [`crate::lines::LineIndex`] cost a full pass before the first finding).
+struct LineCursor<'a> {
+    text: &'a str,
+    /// The offset asked for last, and the number of newlines before it.
+    at: Cell<(usize, usize)>,
+}
+
+impl<'a> LineCursor<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCursor {
+            text,
+            at: Cell::new((0, 0)),
+        }
+    }
+
+    /// The span of `start..end`, clamped and moved back to char boundaries.
+    fn span(&self, start: usize, end: usize) -> Span {
+        let text = self.text;
+        let clamp = |i: usize| {
+            let mut i = i.min(text.len());
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let start = clamp(start);
+        let end = clamp(end).max(start);
+        let bytes = text.as_bytes();
+        let newlines = |a: usize, b: usize| {
+            memchr::memchr_iter(b'\n', bytes.get(a..b).unwrap_or_default()).count()
+        };
+        let (at, before) = self.at.get();
+        let line = if start >= at {
+            before + newlines(at, start)
+        } else {
+            before.saturating_sub(newlines(start, at))
+        };
+        self.at.set((start, line));
+        let line_start =
+            memchr::memrchr(b'\n', bytes.get(..start).unwrap_or_default()).map_or(0, |i| i + 1);
+        let column = text.get(line_start..start).map_or(0, |s| s.chars().count());
+        Span {
+            start,
+            end,
+            line: line as u32 + 1,
+            column: column as u32 + 1,
+        }
+    }
+}
+
 struct Ctx<'a> {
     spec: &'a Spec,
     source: &'a str,
-    lines: crate::lines::LineIndex,
+    lines: LineCursor<'a>,
     out: Vec<Diagnostic>,
 }
 
@@ -181,18 +235,15 @@ impl Ctx<'_> {
             && let Some(i) = lower.find(&word.to_lowercase())
         {
             let s = within.start + i;
-            return self.lines.span(self.source, s, s + word.len());
+            return self.lines.span(s, s + word.len());
         }
         within
     }
 
     fn top(&self) -> Span {
         if self.spec.meta.span.is_empty() {
-            self.lines.span(
-                self.source,
-                0,
-                self.source.find('\n').unwrap_or(self.source.len()),
-            )
+            self.lines
+                .span(0, self.source.find('\n').unwrap_or(self.source.len()))
         } else {
             self.spec.meta.span
         }
@@ -209,7 +260,7 @@ pub fn check(spec: &Spec, source: &str, opts: &CheckOptions) -> Vec<Diagnostic> 
     let mut c = Ctx {
         spec,
         source,
-        lines: crate::lines::LineIndex::new(source),
+        lines: LineCursor::new(source),
         out: Vec::new(),
     };
     sections(&mut c);
@@ -355,7 +406,6 @@ fn sections(c: &mut Ctx<'_>) {
             });
         if !has_content && !c.source.is_empty() {
             let span = c.lines.span(
-                c.source,
                 s.span.start,
                 s.span.start
                     + c.source
@@ -387,7 +437,6 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
             .section(SectionKind::Behaviour)
             .map_or(c.top(), |s| s.span);
         let span = c.lines.span(
-            c.source,
             span.start,
             span.start
                 + c.source
@@ -417,22 +466,20 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
         if matches!(r.delta, Some(DeltaOp::Removed | DeltaOp::Renamed { .. })) {
             continue;
         }
-        let head = c.lines.span(
-            c.source,
-            r.span.start,
-            r.span.start
-                + c.source
-                    .get(r.span.start..r.span.end)
-                    .and_then(|t| t.find('\n'))
-                    .unwrap_or(r.span.len()),
-        );
+        // The heading line, computed only for a finding.
+        let head_end = r.span.start
+            + c.source
+                .get(r.span.start..r.span.end)
+                .and_then(|t| t.find('\n'))
+                .unwrap_or(r.span.len());
+        let head = |c: &Ctx<'_>| c.lines.span(r.span.start, head_end);
         let story = spec.dialect == Dialect::SpecKit && r.id.starts_with("US-");
         if !story {
             if r.statements.is_empty() && r.body.trim().is_empty() {
                 c.push(
                     codes::EMPTY_REQUIREMENT,
                     Severity::Error,
-                    head,
+                    head(c),
                     format!("requirement `{}` has no text before its scenarios", r.id),
                     "state the behaviour in a sentence: \"When <trigger>, the <system> SHALL <response>.\"",
                 );
@@ -440,7 +487,7 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
                 c.push(
                     codes::NOT_NORMATIVE,
                     if loose { Severity::Warning } else { Severity::Error },
-                    head,
+                    head(c),
                     format!("requirement `{}` has no SHALL or MUST sentence", r.id),
                     "write the behaviour as \"When <trigger>, the <system> SHALL <response>.\" (EARS)",
                 );
@@ -464,7 +511,7 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
             c.push(
                 codes::NO_SCENARIO,
                 sev,
-                head,
+                head(c),
                 format!("requirement `{}` has no scenario", r.id),
                 help,
             );
@@ -476,7 +523,7 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
             c.push(
                 codes::NO_HOLDOUT,
                 Severity::Error,
-                head,
+                head(c),
                 format!("requirement `{}` has no holdout scenario", r.id),
                 format!("add a holdout scenario with `Satisfies: {}`", r.id),
             );
@@ -544,17 +591,17 @@ fn scenario_shape(c: &mut Ctx<'_>, req: &str, s: &crate::model::Scenario) {
 }
 
 fn weak_words(c: &mut Ctx<'_>, text: &str, span: Span, sev: Severity, what: &str, id: &str) {
-    let found: Vec<(String, usize)> = WEAK
-        .find_iter(text)
-        .filter(|m| {
+    let found: Vec<&str> = weak_matches(text)
+        .into_iter()
+        .filter(|&(_, end)| {
             !text
-                .get(m.end()..)
+                .get(end..)
                 .is_some_and(|r| r.starts_with("-forward") || r.starts_with("-path"))
         })
-        .map(|m| (m.as_str().to_owned(), m.start()))
+        .filter_map(|(start, end)| text.get(start..end))
         .collect();
-    for (w, _) in found {
-        let at = c.find_in(span, &w);
+    for w in found {
+        let at = c.find_in(span, w);
         let help = if w.eq_ignore_ascii_case("should") {
             "say SHALL (required) or MAY (optional); \"should\" leaves the agent to guess"
                 .to_owned()
@@ -569,6 +616,296 @@ fn weak_words(c: &mut Ctx<'_>, text: &str, span: Span, sev: Severity, what: &str
             help,
         );
     }
+}
+
+/// The alternatives of [`WEAK`] in its order, lower case: `-` stands for `[- ]`, and `etc`
+/// takes a following `.` as `etc(?-u:\b)\.?` does (see [`weak_at`]).
+const WEAK_WORDS: [&str; 37] = [
+    "fast",
+    "quick",
+    "quickly",
+    "user-friendly",
+    "robust",
+    "robustly",
+    "etc",
+    "as appropriate",
+    "as needed",
+    "if possible",
+    "where possible",
+    "should",
+    "easy",
+    "easily",
+    "intuitive",
+    "intuitively",
+    "efficient",
+    "efficiently",
+    "flexible",
+    "seamless",
+    "seamlessly",
+    "scalable",
+    "reasonable",
+    "reasonably",
+    "adequate",
+    "adequately",
+    "sufficient",
+    "sufficiently",
+    "and so on",
+    "state-of-the-art",
+    "high-performance",
+    "gracefully",
+    "properly",
+    "appropriate",
+    "appropriately",
+    "optimal",
+    "optimally",
+];
+
+/// [`WEAK_WORDS`] by first letter (`a` = 0), each list in the regex's order.
+static WEAK_BY_LETTER: LazyLock<Vec<Vec<WeakWord>>> = LazyLock::new(|| {
+    let mut by = vec![Vec::new(); 26];
+    for w in WEAK_WORDS {
+        if let Some(list) = w
+            .bytes()
+            .next()
+            .and_then(|b| by.get_mut(usize::from(b.wrapping_sub(b'a'))))
+        {
+            list.push(WeakWord::new(w.as_bytes()));
+        }
+    }
+    by
+});
+
+/// Bit `b1 & 31` of entry `b0 & 31` set: a weak word starts with the letters `b0 b1` (any
+/// case; every weak word starts with two letters). One test turns away most word starts.
+static WEAK_PAIRS: LazyLock<[u32; 32]> = LazyLock::new(|| {
+    let mut pairs = [0u32; 32];
+    for w in WEAK_WORDS {
+        if let [b0, b1, ..] = *w.as_bytes()
+            && let Some(m) = pairs.get_mut(usize::from(b0 & 31))
+        {
+            *m |= 1 << (b1 & 31);
+        }
+    }
+    pairs
+});
+
+/// One of [`WEAK_WORDS`], with a one-compare prefilter on its first eight bytes.
+#[derive(Clone)]
+struct WeakWord {
+    text: &'static [u8],
+    /// The first eight bytes of the text (`-` as 0), as [`load8`]` | 0x20…20` gives them.
+    prefix: u64,
+    /// `0xff` for each byte of `prefix` to compare: the ones before the end that are not `-`.
+    mask: u64,
+}
+
+impl WeakWord {
+    fn new(text: &'static [u8]) -> Self {
+        let (mut prefix, mut mask) = ([0u8; 8], [0u8; 8]);
+        for ((p, m), &b) in prefix.iter_mut().zip(&mut mask).zip(text) {
+            if b != b'-' {
+                (*p, *m) = (b, 0xff);
+            }
+        }
+        WeakWord {
+            text,
+            prefix: u64::from_le_bytes(prefix),
+            mask: u64::from_le_bytes(mask),
+        }
+    }
+}
+
+/// Non-ASCII characters that `(?i)` folds onto an ASCII letter: `ſ` (s) and the Kelvin
+/// sign (k). A test checks the list against the regex over every `char`.
+const FOLDS_TO_ASCII_LETTER: [char; 2] = ['\u{17f}', '\u{212a}'];
+
+/// The matches of [`WEAK`] in `text` as byte ranges `(start, end)`, in order. Without a
+/// character of [`FOLDS_TO_ASCII_LETTER`] every match is ASCII and [`weak_scan`] finds the same
+/// ones at a fraction of the regex's cost; with one, the regex does it.
+fn weak_matches(text: &str) -> Vec<(usize, usize)> {
+    if !text.is_ascii() && text.contains(FOLDS_TO_ASCII_LETTER) {
+        return WEAK.find_iter(text).map(|m| (m.start(), m.end())).collect();
+    }
+    weak_scan(text.as_bytes())
+}
+
+/// The offsets `i` of a text where the byte before `i` (if any) is not a word byte (an ASCII
+/// letter or digit, or `_` when `underscore`) and, when `word_only`, the byte at `i` is one.
+/// Found 64 bytes at a time, eight by eight (SWAR): byte-wise loops, and bit loops over
+/// eight bytes, lost more to mispredicted branches than the rest of `check` cost.
+struct WordStarts<'a> {
+    bytes: &'a [u8],
+    underscore: bool,
+    word_only: bool,
+    /// The offset of the block `starts` is of.
+    base: usize,
+    /// Bit `k` set: `base + k` is yet to be yielded.
+    starts: u64,
+    /// Bit 7 set: the last byte before `next` is a word byte.
+    carry: u64,
+    /// The offset of the next block.
+    next: usize,
+}
+
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+const ONE_BYTES: u64 = 0x0101_0101_0101_0101;
+
+/// The eight bytes of `bytes` from `at` as a little-endian word (zeros past the end), and how
+/// many of them are in `bytes`.
+fn load8(bytes: &[u8], at: usize) -> (u64, usize) {
+    if let Some(w) = bytes
+        .get(at..at + 8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+    {
+        return (u64::from_le_bytes(w), 8);
+    }
+    let tail = bytes.get(at..).unwrap_or_default();
+    let mut w = [0u8; 8];
+    if let Some(head) = w.get_mut(..tail.len()) {
+        head.copy_from_slice(tail);
+    }
+    (u64::from_le_bytes(w), tail.len().min(8))
+}
+
+impl<'a> WordStarts<'a> {
+    fn new(bytes: &'a [u8], underscore: bool, word_only: bool) -> Self {
+        WordStarts {
+            bytes,
+            underscore,
+            word_only,
+            base: 0,
+            starts: 0,
+            carry: 0,
+            next: 0,
+        }
+    }
+
+    /// Bit 7 of each byte set where the byte of `x` is a word byte.
+    fn word_mask(&self, x: u64) -> u64 {
+        let low = x & !HIGH_BITS;
+        // Bit 7 set where a byte of `v` (each < 0x80) is at least `n`; no carry leaves a byte.
+        let at_least = |v: u64, n: u8| (v + ONE_BYTES * u64::from(0x80 - n)) & HIGH_BITS;
+        // `| 0x20` takes `A..=Z` to `a..=z` and nothing else into that range.
+        let lower = low | (ONE_BYTES * 0x20);
+        let letter = at_least(lower, b'a') & !at_least(lower, b'z' + 1);
+        let digit = at_least(low, b'0') & !at_least(low, b'9' + 1);
+        let under = if self.underscore {
+            at_least(low, b'_') & !at_least(low, b'_' + 1)
+        } else {
+            0
+        };
+        (letter | digit | under) & !x & HIGH_BITS
+    }
+
+    /// The start mask of the eight bytes `x` of which the first `len` are in the text, one
+    /// bit per byte; they follow the bytes of the last call.
+    fn starts8(&mut self, x: u64, len: usize) -> u64 {
+        let words = self.word_mask(x);
+        // Byte k's predecessor: byte k - 1, or the last byte of the word before.
+        let prev = words << 8 | self.carry;
+        let here = if self.word_only { words } else { HIGH_BITS };
+        // Past the end: nothing.
+        let valid = u64::MAX.checked_shr(8 * (8 - len) as u32).unwrap_or(0);
+        self.carry = words >> 56;
+        // Bit 7 of byte k to bit k.
+        (((!prev & here & valid & HIGH_BITS) >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+    }
+
+    /// The start mask of the 64 bytes at `base`, one bit per byte.
+    fn starts64(&mut self, base: usize) -> u64 {
+        let mut m = 0;
+        if let Some(block) = self.bytes.get(base..base + 64) {
+            // The common case, in full words.
+            for (j, c) in block.chunks_exact(8).enumerate() {
+                let x = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
+                m |= self.starts8(x, 8) << (8 * j);
+            }
+        } else {
+            for j in 0..8 {
+                let (x, len) = load8(self.bytes, base + 8 * j);
+                m |= self.starts8(x, len) << (8 * j);
+            }
+        }
+        m
+    }
+}
+
+impl Iterator for WordStarts<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.starts == 0 {
+            if self.next >= self.bytes.len() {
+                return None;
+            }
+            self.base = self.next;
+            self.starts = self.starts64(self.base);
+            self.next += 64;
+        }
+        let k = self.starts.trailing_zeros() as usize;
+        self.starts &= self.starts - 1;
+        Some(self.base + k)
+    }
+}
+
+/// `[A-Za-z0-9_]`, the word bytes of `(?-u:\b)`.
+fn regex_word(b: Option<&u8>) -> bool {
+    b.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// [`WEAK`]'s leftmost-first matches, byte-wise: at each word start the alternatives of its
+/// first letter are tried in the regex's order, and the search goes on after a match (a word
+/// start is one wherever it is found from, as the bytes alone decide it).
+fn weak_scan(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let by_letter = &*WEAK_BY_LETTER;
+    let pairs = &*WEAK_PAIRS;
+    let may_start = |i: usize| match bytes.get(i..i + 2) {
+        Some(&[b0, b1]) => pairs
+            .get(usize::from(b0 & 31))
+            .is_some_and(|m| (m >> (b1 & 31)) & 1 != 0),
+        _ => false,
+    };
+    let mut out = Vec::new();
+    let mut from = 0;
+    for i in WordStarts::new(bytes, true, true) {
+        if i >= from
+            && may_start(i)
+            && let Some(end) = weak_at(by_letter, bytes, i)
+        {
+            out.push((i, end));
+            from = end;
+        }
+    }
+    out
+}
+
+/// The end of the first alternative of [`WEAK_WORDS`] (`by_letter`, see [`WEAK_BY_LETTER`])
+/// that matches at `i` (a word start) and ends at a word boundary.
+fn weak_at(by_letter: &[Vec<WeakWord>], bytes: &[u8], i: usize) -> Option<usize> {
+    let first = bytes.get(i)?.to_ascii_lowercase();
+    let list = by_letter.get(usize::from(first.wrapping_sub(b'a')))?;
+    // Letters lower-cased (and some other bytes moved, which the exact test below rejects).
+    let head = load8(bytes, i).0 | (ONE_BYTES * 0x20);
+    list.iter().find_map(|ww| {
+        if head & ww.mask != ww.prefix {
+            return None;
+        }
+        let w = ww.text;
+        let end = i + w.len();
+        let same = bytes.get(i..end)?.iter().zip(w).all(|(&h, &p)| {
+            if p == b'-' {
+                h == b'-' || h == b' '
+            } else {
+                h.to_ascii_lowercase() == p
+            }
+        });
+        if !same || regex_word(bytes.get(end)) {
+            return None;
+        }
+        // `\.?` is greedy, but the `(?-u:\b)` after it holds only before a word byte.
+        let dot = w == b"etc" && bytes.get(end) == Some(&b'.') && regex_word(bytes.get(end + 1));
+        Some(end + usize::from(dot))
+    })
 }
 
 fn items(c: &mut Ctx<'_>) {
@@ -686,23 +1023,16 @@ fn norm_term(s: &str) -> String {
 
 fn glossary(c: &mut Ctx<'_>) {
     let spec = c.spec;
+    // The normalised terms, in glossary order.
+    let terms: Vec<String> = spec.glossary.iter().map(|t| norm_term(&t.term)).collect();
     if !spec.glossary.is_empty() && !c.source.is_empty() {
         let gloss = spec.section(SectionKind::Glossary).map(|s| s.span);
-        let hay = match gloss {
-            Some(g) => fold_hay(&[
-                c.source.get(..g.start).unwrap_or(""),
-                "\n",
-                c.source.get(g.end..).unwrap_or(""),
-            ]),
-            None => fold_hay(&[c.source]),
-        };
-        let used = used_terms(&hay, spec.glossary.iter().map(|t| norm_term(&t.term)));
-        for t in &spec.glossary {
-            let n = norm_term(&t.term);
+        let used = used_in_source(c.source, gloss, &terms);
+        for (t, n) in spec.glossary.iter().zip(&terms) {
             if n.is_empty() {
                 continue;
             }
-            if !used.contains(&n) {
+            if !used.contains(n.as_str()) {
                 c.push(
                     codes::UNUSED_TERM,
                     Severity::Warning,
@@ -719,17 +1049,18 @@ fn glossary(c: &mut Ctx<'_>) {
     if !applies {
         return;
     }
-    let terms: BTreeSet<String> = spec.glossary.iter().map(|t| norm_term(&t.term)).collect();
+    let terms: BTreeSet<&str> = terms.iter().map(String::as_str).collect();
+    // Whether a system name is known, once per distinct name (most sentences say "system").
+    let mut known_memo: BTreeMap<&str, bool> = BTreeMap::new();
     let mut unknown: BTreeMap<String, (Span, usize)> = BTreeMap::new();
     let mut order = Vec::new();
     for r in &spec.requirements {
         for st in &r.statements {
             let Some(sys) = &st.system else { continue };
-            let n = norm_term(sys);
-            let known = terms.contains(&n)
-                || terms
-                    .iter()
-                    .any(|t| n.ends_with(t.as_str()) && !t.is_empty());
+            let known = *known_memo.entry(sys.as_str()).or_insert_with(|| {
+                let n = norm_term(sys);
+                terms.contains(n.as_str()) || terms.iter().any(|t| n.ends_with(t) && !t.is_empty())
+            });
             if !known {
                 let e = unknown.entry(sys.clone()).or_insert_with(|| {
                     order.push(sys.clone());
@@ -756,6 +1087,188 @@ fn glossary(c: &mut Ctx<'_>) {
     }
 }
 
+/// Non-ASCII characters whose [`char::to_lowercase`] holds an ASCII character: `İ` (`i̇`)
+/// and the Kelvin sign (`k`). A test checks the list over every `char`.
+const LOWERS_TO_ASCII: [char; 2] = ['\u{130}', '\u{212a}'];
+
+/// The normalised `terms` (see [`norm_term`]) used in `source` outside the glossary section
+/// `gloss`: those [`used_terms`] finds in the [`fold_hay`] of the text before and after the
+/// section, joined by a newline.
+///
+/// When every term is ASCII without a newline and no character of the source lower-cases
+/// to something holding ASCII, a term matches the folded text exactly where it matches the
+/// source folded byte by byte (any other character folds to non-ASCII bytes, which are not
+/// word bytes either way), and [`used_terms_raw`] scans the two parts in place instead.
+fn used_in_source<'t>(source: &str, gloss: Option<Span>, terms: &'t [String]) -> BTreeSet<&'t str> {
+    let [before, after] = match gloss {
+        Some(g) => [
+            source.get(..g.start).unwrap_or(""),
+            source.get(g.end..).unwrap_or(""),
+        ],
+        None => [source, ""],
+    };
+    let raw_exact = terms.iter().all(|t| t.is_ascii() && !t.contains('\n'))
+        && !lowers_to_ascii(before)
+        && !lowers_to_ascii(after);
+    if raw_exact {
+        return used_terms_raw(&[before, after], terms);
+    }
+    let hay = match gloss {
+        Some(_) => fold_hay(&[before, "\n", after]),
+        None => fold_hay(&[source]),
+    };
+    used_terms(&hay, terms)
+}
+
+/// Whether `text` holds a character of [`LOWERS_TO_ASCII`].
+fn lowers_to_ascii(text: &str) -> bool {
+    !text.is_ascii()
+        && LOWERS_TO_ASCII.iter().any(|ch| {
+            let mut buf = [0u8; 4];
+            memchr::memmem::find(text.as_bytes(), ch.encode_utf8(&mut buf).as_bytes()).is_some()
+        })
+}
+
+/// An ASCII byte as [`fold_hay`] maps it: lower case, with `_` and `-` made spaces.
+fn fold(b: u8) -> u8 {
+    match b {
+        b'_' | b'-' => b' ',
+        x => x.to_ascii_lowercase(),
+    }
+}
+
+/// [`used_terms`] over the [`fold_hay`] of `parts` joined by newlines, for ASCII terms and
+/// parts without a character that lower-cases to ASCII (see [`used_in_source`]). Each part is
+/// scanned in place, folding bytes as it goes, and at a word start one bit test on the first
+/// two folded bytes turns away nearly every word; the scan stops once every term is found.
+fn used_terms_raw<'t>(parts: &[&str], terms: &'t [String]) -> BTreeSet<&'t str> {
+    let mut pending = Pending::new(terms);
+    let mut used = BTreeSet::new();
+    if pending.left == 0 {
+        return used;
+    }
+    // Most terms start with a letter or digit; then only word starts need a look.
+    let word_first = terms
+        .iter()
+        .all(|t| t.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric()));
+    for part in parts {
+        // The newline between the parts is not a word byte, as the start of a part is not.
+        let bytes = part.as_bytes();
+        for i in WordStarts::new(bytes, false, word_first) {
+            if pending.may_start(bytes.get(i), bytes.get(i + 1))
+                && pending.take_at(bytes, i, &mut used)
+                && pending.left == 0
+            {
+                return used;
+            }
+        }
+    }
+    used
+}
+
+/// The distinct non-empty terms [`used_terms_raw`] has not found yet.
+struct Pending<'t> {
+    /// The terms by first byte.
+    by_first: Vec<Vec<&'t str>>,
+    /// Bit `b0 << 8 | b1` (256 × 256 bits): a term left starts with the bytes `b0 b1`, or is
+    /// `b0` alone.
+    pairs: Vec<u64>,
+    /// How many terms are left.
+    left: usize,
+}
+
+impl<'t> Pending<'t> {
+    fn new(terms: &'t [String]) -> Self {
+        let distinct: BTreeSet<&str> = terms
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut p = Pending {
+            by_first: vec![Vec::new(); 256],
+            pairs: vec![0; 256 * 4],
+            left: distinct.len(),
+        };
+        let mut firsts = BTreeSet::new();
+        for t in distinct {
+            if let Some(b0) = t.bytes().next()
+                && let Some(list) = p.by_first.get_mut(usize::from(b0))
+            {
+                list.push(t);
+                firsts.insert(b0);
+            }
+        }
+        for b0 in firsts {
+            p.mark(b0);
+        }
+        p
+    }
+
+    /// Recomputes the bits of row `b0` of [`Pending::pairs`] from the terms left.
+    fn mark(&mut self, b0: u8) {
+        let base = usize::from(b0) * 4;
+        let Some(row) = self.pairs.get_mut(base..base + 4) else {
+            return;
+        };
+        row.fill(0);
+        for t in self.by_first.get(usize::from(b0)).into_iter().flatten() {
+            match t.as_bytes().get(1) {
+                Some(&b1) => {
+                    if let Some(w) = row.get_mut(usize::from(b1 >> 6)) {
+                        *w |= 1 << (b1 & 63);
+                    }
+                }
+                None => row.fill(u64::MAX),
+            }
+        }
+    }
+
+    /// Whether a term left may start with the raw byte `b` followed by `next`.
+    fn may_start(&self, b: Option<&u8>, next: Option<&u8>) -> bool {
+        let fold = |b: Option<&u8>| usize::from(b.map_or(0, |&b| fold(b)));
+        let key = fold(b) << 8 | fold(next);
+        self.pairs
+            .get(key >> 6)
+            .is_some_and(|w| (w >> (key & 63)) & 1 != 0)
+    }
+
+    /// Moves every term left that occurs at `i` of `bytes` as a whole word (a plural `s`
+    /// allowed) into `used`; true when one did.
+    fn take_at(&mut self, bytes: &[u8], i: usize, used: &mut BTreeSet<&'t str>) -> bool {
+        let Some(b0) = bytes.get(i).map(|&b| fold(b)) else {
+            return false;
+        };
+        let Some(list) = self.by_first.get_mut(usize::from(b0)) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|&t| {
+            let hit = term_at(bytes, i, t.as_bytes());
+            if hit {
+                used.insert(t);
+            }
+            !hit
+        });
+        let found = before - list.len();
+        if found > 0 {
+            self.left -= found;
+            self.mark(b0);
+        }
+        found > 0
+    }
+}
+
+/// Whether the folded `term` occurs at `i` of the raw `bytes` as a whole word: followed by a
+/// non-word byte, or by `s` and a non-word byte (the test of [`used_terms`]).
+fn term_at(bytes: &[u8], i: usize, term: &[u8]) -> bool {
+    let end = i + term.len();
+    let word = |k: usize| bytes.get(k).is_some_and(u8::is_ascii_alphanumeric);
+    bytes
+        .get(i..end)
+        .is_some_and(|w| w.iter().zip(term).all(|(&h, &t)| fold(h) == t))
+        && (!word(end) || (bytes.get(end).map(|&b| fold(b)) == Some(b's') && !word(end + 1)))
+}
+
 /// The concatenation of `parts`, lower-cased with [`str::to_lowercase`] and with `_` and `-`
 /// made spaces, in one pass (the haystack [`used_terms`] searches for glossary terms).
 fn fold_hay(parts: &[&str]) -> String {
@@ -776,10 +1289,7 @@ fn fold_hay(parts: &[&str]) -> String {
             let at = out.len();
             out.extend_from_slice(run.as_bytes());
             for b in out.get_mut(at..).unwrap_or(&mut []) {
-                *b = match *b {
-                    b'_' | b'-' => b' ',
-                    x => x.to_ascii_lowercase(),
-                };
+                *b = fold(*b);
             }
             let mut chars = tail.chars();
             if let Some(ch) = chars.next() {
@@ -801,9 +1311,12 @@ fn fold_hay(parts: &[&str]) -> String {
 /// `hay` compares only the terms that begin with the byte at a word start, and stops once
 /// every term is found. (An Aho-Corasick automaton found the same occurrences, but stepping it
 /// through every byte cost a quarter of `check` on a 40 KB Kiro spec; see `benches/spec.rs`.)
-fn used_terms(hay: &str, terms: impl Iterator<Item = String>) -> BTreeSet<String> {
-    let terms: Vec<String> = terms.filter(|t| !t.is_empty()).collect();
-    let distinct: BTreeSet<&str> = terms.iter().map(String::as_str).collect();
+fn used_terms<'t>(hay: &str, terms: &'t [String]) -> BTreeSet<&'t str> {
+    let distinct: BTreeSet<&str> = terms
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+        .collect();
     // Terms not found yet, by first byte; a found term leaves its list.
     let mut by_first: Vec<Vec<&str>> = vec![Vec::new(); 256];
     for &t in &distinct {
@@ -830,7 +1343,7 @@ fn used_terms(hay: &str, terms: impl Iterator<Item = String>) -> BTreeSet<String
                 if rest.starts_with(t.as_bytes())
                     && (!word(after) || (after == Some(&b's') && !word(bytes.get(end + 1))))
                 {
-                    used.insert(t.to_owned());
+                    used.insert(t);
                     list.swap_remove(k);
                     left -= 1;
                 } else {
@@ -897,7 +1410,13 @@ fn ids(c: &mut Ctx<'_>) {
         ),
     ];
     for (what, list) in groups {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        // Duplicates are rare: one sort says whether there is any.
+        let mut sorted: Vec<&str> = list.iter().map(|&(id, _)| id).collect();
+        sorted.sort_unstable();
+        if sorted.windows(2).all(|w| w.first() != w.get(1)) {
+            continue;
+        }
+        let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
         for (id, span) in list {
             if let Some(first) = seen.get(id) {
                 let line = first.line;
@@ -917,6 +1436,12 @@ fn ids(c: &mut Ctx<'_>) {
 
 fn references(c: &mut Ctx<'_>) {
     let spec = c.spec;
+    // Without a reference there is nothing to resolve and no cycle: skip building the sets.
+    let req_deps = spec.requirements.iter().any(|r| !r.depends_on.is_empty());
+    let task_deps = spec.tasks.iter().any(|t| !t.depends_on.is_empty());
+    if !req_deps && !task_deps && spec.tasks.iter().all(|t| t.requirements.is_empty()) {
+        return;
+    }
     let req_ids: BTreeSet<&str> = spec.requirements.iter().map(|r| r.id.as_str()).collect();
     for r in &spec.requirements {
         for d in &r.depends_on {
@@ -965,33 +1490,37 @@ fn references(c: &mut Ctx<'_>) {
             }
         }
     }
-    let req_edges: Vec<(String, Vec<String>, Span)> = spec
-        .requirements
-        .iter()
-        .map(|r| (r.id.clone(), r.depends_on.clone(), r.span))
-        .collect();
-    for (cycle, span) in cycles(&req_edges) {
-        c.push(
-            codes::CYCLE,
-            Severity::Error,
-            span,
-            format!("requirement dependency cycle: {}", cycle.join(" → ")),
-            "remove one `Depends on:` edge of the cycle; a cycle has no build order",
-        );
+    if req_deps {
+        let req_edges: Vec<(String, Vec<String>, Span)> = spec
+            .requirements
+            .iter()
+            .map(|r| (r.id.clone(), r.depends_on.clone(), r.span))
+            .collect();
+        for (cycle, span) in cycles(&req_edges) {
+            c.push(
+                codes::CYCLE,
+                Severity::Error,
+                span,
+                format!("requirement dependency cycle: {}", cycle.join(" → ")),
+                "remove one `Depends on:` edge of the cycle; a cycle has no build order",
+            );
+        }
     }
-    let task_edges: Vec<(String, Vec<String>, Span)> = spec
-        .tasks
-        .iter()
-        .map(|t| (t.id.clone(), t.depends_on.clone(), t.span))
-        .collect();
-    for (cycle, span) in cycles(&task_edges) {
-        c.push(
-            codes::CYCLE,
-            Severity::Error,
-            span,
-            format!("task dependency cycle: {}", cycle.join(" → ")),
-            "remove one `depends on` of the cycle",
-        );
+    if task_deps {
+        let task_edges: Vec<(String, Vec<String>, Span)> = spec
+            .tasks
+            .iter()
+            .map(|t| (t.id.clone(), t.depends_on.clone(), t.span))
+            .collect();
+        for (cycle, span) in cycles(&task_edges) {
+            c.push(
+                codes::CYCLE,
+                Severity::Error,
+                span,
+                format!("task dependency cycle: {}", cycle.join(" → ")),
+                "remove one `depends on` of the cycle",
+            );
+        }
     }
 }
 
@@ -1318,16 +1847,193 @@ mod tests {
             "xlink",
             "link storage",
         ];
-        let used = used_terms(
-            "the link stores, ba a a. linky",
-            terms.iter().map(|t| (*t).to_owned()),
-        );
-        let want: BTreeSet<String> = ["link store", "link", "store", "a a"]
-            .iter()
-            .map(|t| (*t).to_owned())
-            .collect();
-        assert_eq!(used, want);
+        let terms: Vec<String> = terms.iter().map(|t| (*t).to_owned()).collect();
+        let text = "the link stores, ba a a. linky";
+        let want: BTreeSet<&str> = ["link store", "link", "store", "a a"].into();
+        assert_eq!(used_terms(text, &terms), want);
+        assert_eq!(used_terms_raw(&[text], &terms), want);
     }
+
+    #[test]
+    fn lowers_to_ascii_lists_every_such_char() {
+        let found: Vec<char> = (char::MIN..=char::MAX)
+            .filter(|ch| !ch.is_ascii() && ch.to_lowercase().any(|l| l.is_ascii()))
+            .collect();
+        assert_eq!(found, LOWERS_TO_ASCII);
+    }
+
+    #[test]
+    fn folds_to_ascii_letter_lists_every_such_char() {
+        let letter = Regex::new(r"(?i)\A[a-z]\z").expect("valid");
+        let mut buf = [0u8; 4];
+        let found: Vec<char> = (char::MIN..=char::MAX)
+            .filter(|ch| !ch.is_ascii() && letter.is_match(ch.encode_utf8(&mut buf)))
+            .collect();
+        assert_eq!(found, FOLDS_TO_ASCII_LETTER);
+    }
+
+    /// Pieces of text around the weak words: the words, their prefixes and extensions,
+    /// separators, case variants, and characters the regex folds or treats as non-words.
+    const WEAK_FRAGMENTS: &[&str] = &[
+        "fast",
+        "Quick",
+        "quickly",
+        "quickl",
+        "user",
+        "USER",
+        "friendly",
+        "robustly",
+        "robus",
+        "etc",
+        "ETC",
+        "Etc.",
+        "as",
+        "AS",
+        "appropriate",
+        "appropriatel",
+        "appropriately",
+        "needed",
+        "if",
+        "possible",
+        "where",
+        "Should",
+        "shoulds",
+        "easy",
+        "Easily",
+        "efficient",
+        "efficiently",
+        "and",
+        "so",
+        "on",
+        "state",
+        "of",
+        "the",
+        "art",
+        "high",
+        "performance",
+        "gracefully",
+        "properly",
+        "optimal",
+        "optimally",
+        "scalable",
+        "x",
+        "Z",
+        "s",
+        "ly",
+        " ",
+        " ",
+        " ",
+        "-",
+        "-",
+        ".",
+        ".",
+        "_",
+        "0",
+        "7",
+        ",",
+        "\n",
+        "é",
+        "✅",
+        "-forward",
+        "-path",
+    ];
+
+    fn regex_weak(text: &str) -> Vec<(usize, usize)> {
+        WEAK.find_iter(text).map(|m| (m.start(), m.end())).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn weak_scan_finds_the_regex_matches(
+            parts in proptest::collection::vec(proptest::sample::select(WEAK_FRAGMENTS), 0..40)
+        ) {
+            let text = parts.concat();
+            proptest::prop_assert_eq!(weak_scan(text.as_bytes()), regex_weak(&text));
+        }
+
+        #[test]
+        fn weak_matches_falls_back_on_folding_chars(
+            parts in proptest::collection::vec(
+                proptest::sample::select([WEAK_FRAGMENTS, &["ſ", "K", "ſhould", "Kſ"]].concat()),
+                0..24,
+            )
+        ) {
+            let text = parts.concat();
+            proptest::prop_assert_eq!(weak_matches(&text), regex_weak(&text));
+        }
+
+        #[test]
+        fn used_in_source_matches_the_folded_search(
+            parts in proptest::collection::vec(proptest::sample::select(TERM_FRAGMENTS), 0..40),
+            terms in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(TERM_FRAGMENTS), 1..4),
+                0..6,
+            ),
+            cut in 0usize..40,
+            len in 0usize..20,
+            raw in proptest::bool::ANY,
+        ) {
+            // `raw`: only what the in-place scan handles, so that it runs.
+            let mut source = parts.concat();
+            let mut terms: Vec<String> = terms.iter().map(|t| norm_term(&t.concat())).collect();
+            if raw {
+                source = source.replace(LOWERS_TO_ASCII, "");
+                terms.retain(|t| t.is_ascii() && !t.contains('\n'));
+            }
+            for gloss in [None, Some(Span { start: cut, end: cut + len, line: 1, column: 1 })] {
+                let hay = match gloss {
+                    Some(g) => fold_hay(&[
+                        source.get(..g.start).unwrap_or(""),
+                        "\n",
+                        source.get(g.end..).unwrap_or(""),
+                    ]),
+                    None => fold_hay(&[&source]),
+                };
+                proptest::prop_assert_eq!(
+                    used_in_source(&source, gloss, &terms),
+                    used_terms(&hay, &terms)
+                );
+            }
+        }
+
+        #[test]
+        fn word_starts_are_the_bytewise_ones(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(&b"aZz09_ -.\n@[`{/:\x00\x7f\x80\xc3\xff"[..]),
+                0..200,
+            ),
+            underscore in proptest::bool::ANY,
+            word_only in proptest::bool::ANY,
+        ) {
+            let word = |b: u8| b.is_ascii_alphanumeric() || (underscore && b == b'_');
+            let want: Vec<usize> = (0..bytes.len())
+                .filter(|&i| {
+                    (i == 0 || !word(bytes[i - 1])) && (!word_only || word(bytes[i]))
+                })
+                .collect();
+            let got: Vec<usize> = WordStarts::new(&bytes, underscore, word_only).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn line_cursor_agrees_with_span_from_range(
+            parts in proptest::collection::vec(proptest::sample::select(TERM_FRAGMENTS), 0..30),
+            ranges in proptest::collection::vec((0usize..80, 0usize..80), 1..8),
+        ) {
+            let text = parts.concat();
+            let lines = LineCursor::new(&text);
+            for (s, e) in ranges {
+                proptest::prop_assert_eq!(lines.span(s, e), Span::from_range(&text, s, e));
+            }
+        }
+    }
+
+    /// Pieces of sources and glossary terms: words, plurals, separators that fold to a space,
+    /// and characters whose lower case is or is not ASCII.
+    const TERM_FRAGMENTS: &[&str] = &[
+        "link", "Link", "LINK", "store", "s", "S", "a", "x", " ", " ", "_", "-", "\n", ".", "1",
+        "é", "É", "İ", "K", "Σ", "ſ", "✅",
+    ];
 
     #[test]
     fn fold_hay_matches_to_lowercase_and_replace() {
