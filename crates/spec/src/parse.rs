@@ -1436,12 +1436,12 @@ fn push_decimal(out: &mut String, mut n: u64) {
 /// `s` with runs of ASCII whitespace made one space and the ends trimmed (the words of
 /// `split_ascii_whitespace` joined by `' '`).
 fn join_ws(s: &str) -> String {
+    static DOUBLE_SPACE: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"  "));
     let s = s.trim_ascii();
     let bytes = s.as_bytes();
     // Most text is already joined: see whether anything but single spaces occurs.
     // ASCII whitespace is ` `, `\t`, `\n`, `\x0C` and `\r`: clean text has only single spaces.
-    static DOUBLE_SPACE: LazyLock<memchr::memmem::Finder<'static>> =
-        LazyLock::new(|| memchr::memmem::Finder::new(b"  "));
     let clean = memchr::memchr3(b'\n', b'\t', b'\r', bytes).is_none()
         && memchr::memchr(0x0C, bytes).is_none()
         && DOUBLE_SPACE.find(bytes).is_none();
