@@ -19,21 +19,21 @@ pub(crate) enum Block {
         /// 1..=6.
         level: u8,
         /// Text, markdown stripped.
-        text: Text,
+        text: Box<Text>,
         /// Byte range of the heading line.
         range: Range<usize>,
     },
     /// A paragraph outside any list.
     Paragraph {
         /// Text, markdown stripped; soft breaks are `\n`.
-        text: Text,
+        text: Box<Text>,
         /// Byte range.
         range: Range<usize>,
     },
     /// A list item's own text (nested lists become their own items with a greater depth).
     Item {
         /// Text of the item, paragraphs joined by `\n`.
-        text: Text,
+        text: Box<Text>,
         /// 1 for a top-level list.
         depth: u32,
         /// `Some(n)` in an ordered list (the item's number).
@@ -124,7 +124,7 @@ impl Text {
 }
 
 impl Block {
-    fn into_text(self) -> Option<Text> {
+    fn into_text(self) -> Option<Box<Text>> {
         match self {
             Block::Heading { text, .. }
             | Block::Paragraph { text, .. }
@@ -141,17 +141,17 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
     // Blocks waiting for the outermost open list item to end; empty outside lists.
     let mut out: Vec<Block> = Vec::new();
     // Texts of blocks already visited, for reuse.
-    let mut spare: Vec<Text> = Vec::new();
-    let fresh = |spare: &mut Vec<Text>| {
-        spare.pop().map_or_else(Text::default, |mut t| {
+    let mut spare: Vec<Box<Text>> = Vec::new();
+    let fresh = |spare: &mut Vec<Box<Text>>| {
+        spare.pop().map_or_else(Box::<Text>::default, |mut t| {
             t.clear();
             t
         })
     };
     let opts = Options::ENABLE_TASKLISTS | Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
     // Open containers: (kind, text, range, item metadata).
-    let mut heading: Option<(u8, Text, Range<usize>)> = None;
-    let mut para: Option<(Text, Range<usize>)> = None;
+    let mut heading: Option<(u8, Box<Text>, Range<usize>)> = None;
+    let mut para: Option<(Box<Text>, Range<usize>)> = None;
     let mut code: Option<(String, String, Range<usize>)> = None;
     // Stack of list items: index into `out` of the item block.
     let mut items: Vec<usize> = Vec::new();

@@ -443,12 +443,18 @@ impl Walker<'_> {
         // Every marker holds `[`, `TBD`, `TODO` or `FIXME`, and every placeholder `[` or inline
         // HTML: most blocks have none of them and skip both expressions.
         let bytes = t.text.as_bytes();
-        let candidate = memchr::memchr3_iter(b'[', b'T', b'F', bytes).any(|i| {
-            let rest = bytes.get(i..).unwrap_or(&[]);
-            rest.starts_with(b"[")
-                || rest.starts_with(b"TBD")
-                || rest.starts_with(b"TODO")
-                || rest.starts_with(b"FIXME")
+        // Jump between `[`, `D` (TBD, TODO) and `X` (FIXME): capitals D and X are rare in prose,
+        // where T and F start every THEN and THE.
+        let candidate = memchr::memchr3_iter(b'[', b'D', b'X', bytes).any(|i| {
+            let around = |back: usize, word: &[u8]| {
+                i.checked_sub(back)
+                    .and_then(|s| bytes.get(s..s + word.len()))
+                    .is_some_and(|w| w == word)
+            };
+            bytes.get(i) == Some(&b'[')
+                || around(2, b"TBD")
+                || around(2, b"TODO")
+                || around(2, b"FIXME")
         });
         if t.html.is_empty() && !candidate {
             return;

@@ -169,11 +169,16 @@ fn constraint_without_number_and_unit() {
 
 #[test]
 fn unresolved_markers_and_open_questions() {
-    let (_, d) = run(&with(
-        "Answer health probes.",
+    for marked in [
         "Answer health probes. TBD which port.",
-    ));
-    assert_eq!(codes(&d), ["LS204"]);
+        "TBD: answer health probes.",
+        "Answer health probes. TODO which port.",
+        "Answer health probes (FIXME: which port).",
+        "Answer health probes; FIXME",
+    ] {
+        let (_, d) = run(&with("Answer health probes.", marked));
+        assert_eq!(codes(&d), ["LS204"], "{marked}");
+    }
     let (_, d) = run(&with(
         "Answer health probes.",
         "Answer [NEEDS CLARIFICATION: which probes?] health probes.",
