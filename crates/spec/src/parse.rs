@@ -1254,7 +1254,15 @@ fn step_parts(t: &Text) -> Option<(StepKeyword, &str)> {
 }
 
 fn first_line(s: &str) -> String {
-    join_ws(s.lines().next().unwrap_or(""))
+    // `s.lines().next()`: up to the first `\n` and without a `\r` before it, or all of `s`.
+    let line = match memchr::memchr(b'\n', s.as_bytes()) {
+        Some(i) => {
+            let l = s.get(..i).unwrap_or("");
+            l.strip_suffix('\r').unwrap_or(l)
+        }
+        None => s,
+    };
+    join_ws(line)
 }
 
 /// Steps from one line of inline bold keywords: `**Given** a, **When** b, **Then** c`.
@@ -1476,6 +1484,26 @@ fn first_words(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_line_is_the_first_of_lines() {
+        for s in [
+            "",
+            "a",
+            "a\nb",
+            "a\r\nb",
+            "a\r",
+            "a \r\n",
+            "\nb",
+            "x  y\tz\nw",
+        ] {
+            assert_eq!(
+                first_line(s),
+                join_ws(s.lines().next().unwrap_or("")),
+                "{s:?}"
+            );
+        }
+    }
 
     #[test]
     fn push_decimal_writes_what_format_writes() {
