@@ -1491,36 +1491,39 @@ fn references(c: &mut Ctx<'_>) {
         }
     }
     if req_deps {
-        let req_edges: Vec<(String, Vec<String>, Span)> = spec
+        let edges: Vec<(String, Vec<String>, Span)> = spec
             .requirements
             .iter()
             .map(|r| (r.id.clone(), r.depends_on.clone(), r.span))
             .collect();
-        for (cycle, span) in cycles(&req_edges) {
-            c.push(
-                codes::CYCLE,
-                Severity::Error,
-                span,
-                format!("requirement dependency cycle: {}", cycle.join(" → ")),
-                "remove one `Depends on:` edge of the cycle; a cycle has no build order",
-            );
-        }
+        report_cycles(
+            c,
+            &edges,
+            "requirement",
+            "remove one `Depends on:` edge of the cycle; a cycle has no build order",
+        );
     }
     if task_deps {
-        let task_edges: Vec<(String, Vec<String>, Span)> = spec
+        let edges: Vec<(String, Vec<String>, Span)> = spec
             .tasks
             .iter()
             .map(|t| (t.id.clone(), t.depends_on.clone(), t.span))
             .collect();
-        for (cycle, span) in cycles(&task_edges) {
-            c.push(
-                codes::CYCLE,
-                Severity::Error,
-                span,
-                format!("task dependency cycle: {}", cycle.join(" → ")),
-                "remove one `depends on` of the cycle",
-            );
-        }
+        report_cycles(c, &edges, "task", "remove one `depends on` of the cycle");
+    }
+}
+
+/// One [`codes::CYCLE`] error per dependency cycle among `edges` (`what`: "requirement" or
+/// "task").
+fn report_cycles(c: &mut Ctx<'_>, edges: &[(String, Vec<String>, Span)], what: &str, help: &str) {
+    for (cycle, span) in cycles(edges) {
+        c.push(
+            codes::CYCLE,
+            Severity::Error,
+            span,
+            format!("{what} dependency cycle: {}", cycle.join(" → ")),
+            help,
+        );
     }
 }
 
