@@ -134,6 +134,26 @@ impl Block {
     }
 }
 
+/// Where the content `code` of an inline code span starts in its source `raw` (backticks
+/// included): the first occurrence, as `raw.find(code)` gives it.
+///
+/// Non-empty content that does not start with a backtick cannot occur inside the opening run,
+/// so the first occurrence is right after the run, or one byte later when CommonMark stripped
+/// a space; only otherwise is `raw` searched.
+fn code_offset(raw: &str, code: &str) -> Option<usize> {
+    let open = raw.bytes().take_while(|&b| b == b'`').count();
+    let at = |i: usize| raw.get(i..).is_some_and(|r| r.starts_with(code));
+    if !code.is_empty() && !code.starts_with('`') {
+        if at(open) {
+            return Some(open);
+        }
+        if at(open + 1) {
+            return Some(open + 1);
+        }
+    }
+    memchr::memmem::find(raw.as_bytes(), code.as_bytes())
+}
+
 /// Parses `source` into blocks and calls `visit` with each, in document order (a list item
 /// before its nested items); every range is shifted by `base` (the offset of `source` in the
 /// file, after any front matter).
@@ -274,7 +294,7 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
                     // Inline code: map its content, which sits inside the backticks.
                     let inner = source
                         .get(rel.clone())
-                        .and_then(|raw| memchr::memmem::find(raw.as_bytes(), s.as_bytes()))
+                        .and_then(|raw| code_offset(raw, &s))
                         .map(|i| range.start + i);
                     let at = t.text.len();
                     match inner {
@@ -354,6 +374,23 @@ mod tests {
         assert_eq!(text.after_lead_strong(), "a x happens");
         assert_eq!(*depth, 1);
         assert!(matches!(b.get(1), Some(Block::Item { depth: 2, .. })));
+    }
+
+    #[test]
+    fn code_offset_is_the_first_occurrence() {
+        for (raw, code) in [
+            ("`x`", "x"),
+            ("`` a ``", "a"),
+            ("`` `a` ``", "`a`"),
+            ("``a`b``", "a`b"),
+            ("` `` `", "``"),
+            ("`  `", "  "),
+            ("```x```", "x"),
+            ("`ab`", "b"),
+            ("`a`", ""),
+        ] {
+            assert_eq!(code_offset(raw, code), raw.find(code), "{raw:?} {code:?}");
+        }
     }
 
     #[test]

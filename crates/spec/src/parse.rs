@@ -1464,19 +1464,47 @@ fn push_decimal(out: &mut String, mut n: u64) {
     out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or(&[])).unwrap_or(""));
 }
 
+/// Whether `bytes` holds no ASCII whitespace but single spaces (no `\t`, `\n`, `\x0C`, `\r`
+/// and no two spaces in a row): text that [`join_ws`] would copy unchanged, as most is.
+///
+/// Eight bytes at a time (the strings are short, and three `memchr` calls cost more):
+/// `!((x | H) - N) & !x & H` marks the ASCII bytes below 0x0E (the four control characters and
+/// rarer ones, which send the text to an exact check), and a zero-byte mask of `x ^ spaces`
+/// marks the spaces, adjacent ones within a word and across words.
+fn single_spaced(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    const LOW7: u64 = ONES * 0x7F;
+    let mut prev_space = false;
+    let mut chunks = bytes.chunks(8);
+    for chunk in chunks.by_ref() {
+        // Padding is `x`: neither a space nor a control character.
+        let mut w = [b'x'; 8];
+        if let Some(head) = w.get_mut(..chunk.len()) {
+            head.copy_from_slice(chunk);
+        }
+        let x = u64::from_le_bytes(w);
+        if (!(x | HIGH).wrapping_sub(ONES * 0x0E) & !x & HIGH) != 0 {
+            return memchr::memchr3(b'\n', b'\t', b'\r', bytes).is_none()
+                && memchr::memchr(0x0C, bytes).is_none()
+                && memchr::memmem::find(bytes, b"  ").is_none();
+        }
+        let y = x ^ (ONES * u64::from(b' '));
+        let spaces = !(((y & LOW7).wrapping_add(LOW7)) | y | LOW7);
+        if spaces & (spaces >> 8) != 0 || prev_space && spaces & 0x80 != 0 {
+            return false;
+        }
+        prev_space = spaces >> 63 != 0;
+    }
+    true
+}
+
 /// `s` with runs of ASCII whitespace made one space and the ends trimmed (the words of
 /// `split_ascii_whitespace` joined by `' '`).
 fn join_ws(s: &str) -> String {
-    static DOUBLE_SPACE: LazyLock<memchr::memmem::Finder<'static>> =
-        LazyLock::new(|| memchr::memmem::Finder::new(b"  "));
     let s = s.trim_ascii();
     let bytes = s.as_bytes();
-    // Most text is already joined: see whether anything but single spaces occurs.
-    // ASCII whitespace is ` `, `\t`, `\n`, `\x0C` and `\r`: clean text has only single spaces.
-    let clean = memchr::memchr3(b'\n', b'\t', b'\r', bytes).is_none()
-        && memchr::memchr(0x0C, bytes).is_none()
-        && DOUBLE_SPACE.find(bytes).is_none();
-    if clean {
+    if single_spaced(bytes) {
         return s.to_owned();
     }
     let mut out = String::with_capacity(s.len());
@@ -1519,6 +1547,23 @@ mod tests {
                 join_ws(s.lines().next().unwrap_or("")),
                 "{s:?}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn single_spaced_is_what_join_ws_leaves_alone(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![" ", "  ", "a", "bc", "\t", "\n", "\r", "\x0C", "\x01", "é", "xyz "]),
+                0..24,
+            )
+        ) {
+            // `join_ws` trims before it asks.
+            let s = parts.concat();
+            let s = s.trim_ascii();
+            let expected = s.split_ascii_whitespace().collect::<Vec<_>>().join(" ") == s;
+            proptest::prop_assert_eq!(single_spaced(s.as_bytes()), expected, "{:?}", s);
         }
     }
 
