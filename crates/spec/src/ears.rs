@@ -66,7 +66,8 @@ fn classify(text: &str) -> Option<EarsPattern> {
     is_normative(text).then(|| pattern(text))
 }
 
-/// The EARS pattern of a sentence known to be normative ([`classify`] without the check).
+/// The EARS pattern of a sentence known to be normative (see [`is_normative`]), from its
+/// leading keywords.
 pub(crate) fn pattern(text: &str) -> EarsPattern {
     // The first word, compared ASCII-case-insensitively on the bytes: no non-ASCII character
     // lower-cases to `when`, `while`, `if` or `where` followed by a space or comma (U+0130
