@@ -1,12 +1,12 @@
 //! The rules of `spec-format.md` over a parsed [`Spec`], and the readiness score.
 
-use crate::codes;
 use crate::diagnostic::{Diagnostic, Severity, Span};
+use crate::lines::LineCursor;
 use crate::model::{DeltaOp, Dialect, SectionKind, Spec, SpecKind, StepKeyword};
+use crate::{ascii, codes};
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::LazyLock;
 
@@ -151,59 +151,6 @@ fn trials_needed(p: f64) -> Option<u32> {
     }
     let k = (Z2 * p / (1.0 - p)).ceil();
     (k < f64::from(u32::MAX)).then_some(k as u32)
-}
-
-/// Line and column of byte offsets of one text, as [`Span::from_range`] gives them. The
-/// newlines are counted (memchr) from the offset asked for last, so a check that reports
-/// nothing pays nothing, and findings in file order cost one pass over the text in all
-/// (a [`crate::lines::LineIndex`] cost a full pass before the first finding).
-struct LineCursor<'a> {
-    text: &'a str,
-    /// The offset asked for last, and the number of newlines before it.
-    at: Cell<(usize, usize)>,
-}
-
-impl<'a> LineCursor<'a> {
-    fn new(text: &'a str) -> Self {
-        LineCursor {
-            text,
-            at: Cell::new((0, 0)),
-        }
-    }
-
-    /// The span of `start..end`, clamped and moved back to char boundaries.
-    fn span(&self, start: usize, end: usize) -> Span {
-        let text = self.text;
-        let clamp = |i: usize| {
-            let mut i = i.min(text.len());
-            while !text.is_char_boundary(i) {
-                i -= 1;
-            }
-            i
-        };
-        let start = clamp(start);
-        let end = clamp(end).max(start);
-        let bytes = text.as_bytes();
-        let newlines = |a: usize, b: usize| {
-            memchr::memchr_iter(b'\n', bytes.get(a..b).unwrap_or_default()).count()
-        };
-        let (at, before) = self.at.get();
-        let line = if start >= at {
-            before + newlines(at, start)
-        } else {
-            before.saturating_sub(newlines(start, at))
-        };
-        self.at.set((start, line));
-        let line_start =
-            memchr::memrchr(b'\n', bytes.get(..start).unwrap_or_default()).map_or(0, |i| i + 1);
-        let column = text.get(line_start..start).map_or(0, |s| s.chars().count());
-        Span {
-            start,
-            end,
-            line: line as u32 + 1,
-            column: column as u32 + 1,
-        }
-    }
 }
 
 struct Ctx<'a> {
@@ -715,15 +662,11 @@ impl WeakWord {
     }
 }
 
-/// Non-ASCII characters that `(?i)` folds onto an ASCII letter: `ſ` (s) and the Kelvin
-/// sign (k). A test checks the list against the regex over every `char`.
-const FOLDS_TO_ASCII_LETTER: [char; 2] = ['\u{17f}', '\u{212a}'];
-
 /// The matches of [`WEAK`] in `text` as byte ranges `(start, end)`, in order. Without a
-/// character of [`FOLDS_TO_ASCII_LETTER`] every match is ASCII and [`weak_scan`] finds the same
+/// character of [`ascii::FOLDS_TO_ASCII_LETTER`] every match is ASCII and [`weak_scan`] finds the same
 /// ones at a fraction of the regex's cost; with one, the regex does it.
 fn weak_matches(text: &str) -> Vec<(usize, usize)> {
-    if !text.is_ascii() && text.contains(FOLDS_TO_ASCII_LETTER) {
+    if ascii::folds_to_ascii_letter(text) {
         return WEAK.find_iter(text).map(|m| (m.start(), m.end())).collect();
     }
     weak_scan(text.as_bytes())
@@ -848,11 +791,6 @@ impl Iterator for WordStarts<'_> {
     }
 }
 
-/// `[A-Za-z0-9_]`, the word bytes of `(?-u:\b)`.
-fn regex_word(b: Option<&u8>) -> bool {
-    b.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 /// [`WEAK`]'s leftmost-first matches, byte-wise: at each word start the alternatives of its
 /// first letter are tried in the regex's order, and the search goes on after a match (a word
 /// start is one wherever it is found from, as the bytes alone decide it).
@@ -899,11 +837,13 @@ fn weak_at(by_letter: &[Vec<WeakWord>], bytes: &[u8], i: usize) -> Option<usize>
                 h.to_ascii_lowercase() == p
             }
         });
-        if !same || regex_word(bytes.get(end)) {
+        if !same || bytes.get(end).copied().is_some_and(ascii::word_byte) {
             return None;
         }
         // `\.?` is greedy, but the `(?-u:\b)` after it holds only before a word byte.
-        let dot = w == b"etc" && bytes.get(end) == Some(&b'.') && regex_word(bytes.get(end + 1));
+        let dot = w == b"etc"
+            && bytes.get(end) == Some(&b'.')
+            && bytes.get(end + 1).copied().is_some_and(ascii::word_byte);
         Some(end + usize::from(dot))
     })
 }
@@ -1865,16 +1805,6 @@ mod tests {
         assert_eq!(found, LOWERS_TO_ASCII);
     }
 
-    #[test]
-    fn folds_to_ascii_letter_lists_every_such_char() {
-        let letter = Regex::new(r"(?i)\A[a-z]\z").expect("valid");
-        let mut buf = [0u8; 4];
-        let found: Vec<char> = (char::MIN..=char::MAX)
-            .filter(|ch| !ch.is_ascii() && letter.is_match(ch.encode_utf8(&mut buf)))
-            .collect();
-        assert_eq!(found, FOLDS_TO_ASCII_LETTER);
-    }
-
     /// Pieces of text around the weak words: the words, their prefixes and extensions,
     /// separators, case variants, and characters the regex folds or treats as non-words.
     const WEAK_FRAGMENTS: &[&str] = &[
@@ -2018,17 +1948,6 @@ mod tests {
             proptest::prop_assert_eq!(got, want);
         }
 
-        #[test]
-        fn line_cursor_agrees_with_span_from_range(
-            parts in proptest::collection::vec(proptest::sample::select(TERM_FRAGMENTS), 0..30),
-            ranges in proptest::collection::vec((0usize..80, 0usize..80), 1..8),
-        ) {
-            let text = parts.concat();
-            let lines = LineCursor::new(&text);
-            for (s, e) in ranges {
-                proptest::prop_assert_eq!(lines.span(s, e), Span::from_range(&text, s, e));
-            }
-        }
     }
 
     /// Pieces of sources and glossary terms: words, plurals, separators that fold to a space,

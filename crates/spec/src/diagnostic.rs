@@ -21,21 +21,27 @@ pub struct Span {
     pub column: u32,
 }
 
+/// `start..end` clamped to `source` and moved back to char boundaries, with `end >= start`:
+/// the byte range every [`Span`] constructor reports.
+pub(crate) fn char_range(source: &str, start: usize, end: usize) -> (usize, usize) {
+    let clamp = |mut i: usize| {
+        i = i.min(source.len());
+        while !source.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let start = clamp(start);
+    (start, clamp(end).max(start))
+}
+
 impl Span {
     /// Builds a span over `start..end` of `source`, computing line and column.
     ///
     /// Offsets past the end of `source` are clamped to its length, and an offset inside a
     /// multi-byte character is moved back to that character's first byte, so this never panics.
     pub fn from_range(source: &str, start: usize, end: usize) -> Self {
-        let clamp = |mut i: usize| {
-            i = i.min(source.len());
-            while !source.is_char_boundary(i) {
-                i -= 1;
-            }
-            i
-        };
-        let start = clamp(start);
-        let end = clamp(end).max(start);
+        let (start, end) = char_range(source, start, end);
         let before = &source[..start];
         let line = before.bytes().filter(|&b| b == b'\n').count() as u32 + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);

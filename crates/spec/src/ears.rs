@@ -6,13 +6,8 @@
 //! parse itself on criterion-dense specs (`benches/spec.rs`). The tests keep those expressions
 //! as oracles and compare them with the scanners on generated text.
 
+use crate::ascii::{folds_to_ascii_letter, word_byte};
 use crate::model::EarsPattern;
-
-/// Whether `b` is a word byte of an ASCII word boundary (`(?-u:\b)`): `[A-Za-z0-9_]`.
-/// Bytes of non-ASCII characters are not word bytes.
-fn word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
 
 /// The SHALL and MUST words of `text` (see [`is_keyword`]), as the byte offsets where they
 /// start, in order.
@@ -110,7 +105,7 @@ pub(crate) fn pattern(text: &str) -> EarsPattern {
 /// ending at a word boundary) names the system; the fewest words win. The words come back
 /// joined by single spaces.
 pub(crate) fn system(text: &str) -> Option<String> {
-    if needs_unicode_folding(text) {
+    if folds_to_ascii_letter(text) {
         return oracle::system(text);
     }
     let bytes = text.as_bytes();
@@ -167,19 +162,6 @@ pub(crate) fn system(text: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// Whether `text` holds a character that Unicode case folding matches with an ASCII letter
-/// of the patterns above (U+017F LONG S ~ `s`, U+212A KELVIN SIGN ~ `k`): only then do the
-/// ASCII scanners and the case-insensitive regular expressions of [`oracle`] differ.
-fn needs_unicode_folding(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    memchr::memchr2_iter(0xC5, 0xE2, bytes).any(|i| {
-        matches!(
-            bytes.get(i..(i + 3).min(bytes.len())),
-            Some([0xC5, 0xBF, ..] | [0xE2, 0x84, 0xAA])
-        )
-    })
 }
 
 /// The regular expressions the scanners replace: the fallback for text that needs Unicode

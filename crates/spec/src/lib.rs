@@ -35,6 +35,7 @@
 // Product names (OpenSpec, CommonMark, serde_norway) read as prose in these docs, not as code.
 #![allow(clippy::doc_markdown)]
 
+mod ascii;
 mod blocks;
 mod check;
 pub mod codes;
