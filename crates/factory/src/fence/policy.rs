@@ -732,22 +732,10 @@ impl Fence {
                 if let Some(mount) = &iso.mount {
                     let wt =
                         std::fs::canonicalize(worktree).map_err(|e| FenceError::io(worktree, e))?;
-                    let ro: Vec<PathBuf> = self
-                        .config
-                        .watch
-                        .iter()
-                        .filter_map(|d| std::fs::canonicalize(d).ok())
-                        .filter(|d| d.is_dir())
-                        .collect();
+                    let ro = existing_dirs(&self.config.watch);
                     let mut rw = vec![wt.clone()];
                     rw.extend(git_write_paths(&wt));
-                    let hide: Vec<PathBuf> = self
-                        .config
-                        .hide
-                        .iter()
-                        .filter_map(|d| std::fs::canonicalize(d).ok())
-                        .filter(|d| d.is_dir())
-                        .collect();
+                    let hide = existing_dirs(&self.config.hide);
                     c.args(["/bin/sh", "-c", READONLY_SCRIPT, "fence"])
                         .arg(mount)
                         .arg(ro.len().to_string())
@@ -1451,6 +1439,14 @@ impl GitLink {
     }
 }
 
+/// The entries of `dirs` that exist as directories, canonicalized (what the mount script
+/// binds or hides; a missing directory has nothing to protect).
+fn existing_dirs(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    dirs.iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .filter(|d| d.is_dir())
+        .collect()
+}
 #[cfg(test)]
 mod tests {
     use super::*;
