@@ -1579,12 +1579,9 @@ impl Inner {
                 s.checkout_sync.clone(),
             )
         };
-        if pending.is_some() {
-            // A sync was killed: its index lock is ours.
-            let p = self.repo.git_path("index.lock").await?;
-            if p.exists() {
-                let _ = std::fs::remove_file(&p);
-            }
+        let mut from = from;
+        if let Some((pfrom, pto)) = &pending {
+            from = self.recover_sync(pfrom, pto).await?;
         }
         if from == to && pending.is_none() {
             return Ok(());
@@ -1593,6 +1590,9 @@ impl Inner {
             from: from.clone(),
             to: to.clone(),
         })?;
+        // `read-tree -m` trusts the index's stat data; refresh it so that a file rewritten
+        // with the same content does not count as a local change.
+        self.repo.out(&["update-index", "-q", "--refresh"]).await?;
         let o = self
             .repo
             .out(&["read-tree", "-m", "-u", &from, &to])
@@ -1606,6 +1606,79 @@ impl Inner {
             return Ok(());
         }
         self.record(&Entry::CheckoutSynced { commit: to })
+    }
+
+    /// Undoes what a killed `read-tree -m -u from to` left half done, and returns the commit
+    /// the main checkout's index now matches (`from` or `to`).
+    ///
+    /// `read-tree -u` writes the changed files first and renames `index.lock` over the index
+    /// last, so a `kill -9` between the two leaves the index at `from` while some files are
+    /// already `to`'s: git then sees them as local changes (or untracked files) and a second
+    /// `read-tree` refuses to overwrite them. A changed path whose file is exactly `to`'s
+    /// version (or absent where `to` deleted it) was written by the killed sync, not by a
+    /// person, so it is put back to the index's version; any other content is left alone
+    /// for the two-way merge to keep or refuse.
+    ///
+    /// # Errors
+    /// [`Error::Git`] when git cannot read the two commits or restore a file;
+    /// [`Error::Io`] when a file cannot be read or removed.
+    async fn recover_sync(&self, from: &str, to: &str) -> Result<String, Error> {
+        // The killed sync's index lock is ours.
+        let lock = self.repo.git_path("index.lock").await?;
+        if lock.exists() {
+            let _ = std::fs::remove_file(&lock);
+        }
+        let index = self.repo.out(&["write-tree"]).await?;
+        let to_tree = self
+            .repo
+            .run(&["rev-parse", &format!("{to}^{{tree}}")])
+            .await?;
+        if index.ok && index.stdout.trim() == to_tree {
+            // Killed after the index was written: only the journal entry is missing.
+            return Ok(to.to_owned());
+        }
+        let raw = self
+            .repo
+            .run(&["diff-tree", "-r", "-z", "--no-renames", from, to])
+            .await?;
+        let root = self.repo.dir().to_path_buf();
+        let mut restore = Vec::new();
+        let mut remove = Vec::new();
+        let mut fields = raw.split('\0').filter(|f| !f.is_empty());
+        // `:<old mode> <new mode> <old blob> <new blob> <status>` then the path.
+        while let (Some(meta), Some(path)) = (fields.next(), fields.next()) {
+            let meta: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
+            let [_, new_mode, _, new_blob, status] = meta[..] else {
+                continue;
+            };
+            let file = root.join(path);
+            let written = match std::fs::symlink_metadata(&file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => new_mode == "000000",
+                Err(e) => return Err(Error::io("inspect", &file, e)),
+                Ok(m) if m.is_file() && new_mode.starts_with("100") => {
+                    self.repo.run(&["hash-object", "--", path]).await? == new_blob
+                }
+                // A symlink, a directory, or a file where `to` has none: not ours to judge.
+                Ok(_) => false,
+            };
+            if !written {
+                continue;
+            }
+            if status == "A" {
+                remove.push(file);
+            } else {
+                restore.push(path);
+            }
+        }
+        for file in remove {
+            std::fs::remove_file(&file).map_err(|e| Error::io("remove", &file, e))?;
+        }
+        for chunk in restore.chunks(256) {
+            let mut args = vec!["checkout-index", "-f", "-u", "--"];
+            args.extend_from_slice(chunk);
+            self.repo.run(&args).await?;
+        }
+        Ok(from.to_owned())
     }
 }
 

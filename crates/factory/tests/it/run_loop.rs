@@ -252,3 +252,92 @@ fn a_specs_decisions_are_imported_into_the_decision_memory_once() {
     assert!(text.iter().any(|t| t.contains("SQLite")), "{text:?}");
     assert!(text.iter().any(|t| t.contains("302")), "{text:?}");
 }
+
+/// Cuts a finished run's journal back to just before its checkout sync was confirmed, as a
+/// `kill -9` inside `git read-tree -u` would leave it.
+fn unconfirm_sync(repo: &std::path::Path, run: &str) {
+    let path = repo.join(".lightsout/runs").join(run).join("journal.jsonl");
+    let journal = std::fs::read_to_string(&path).unwrap();
+    let mut kept = String::new();
+    for l in journal.lines() {
+        if !l.contains("\"checkout_synced\"") && !l.contains("\"run_finished\"") {
+            kept.push_str(l);
+            kept.push('\n');
+        }
+    }
+    assert!(kept.contains("\"checkout_sync_started\""), "{journal}");
+    std::fs::write(&path, kept).unwrap();
+}
+
+/// The index matches main, and the only differences are a person's: keep.txt edited and
+/// notes.txt added.
+fn only_the_users_edits_remain(repo: &std::path::Path) {
+    assert_eq!(git(repo, &["diff", "--cached", "--name-status"]), "");
+    assert_eq!(git(repo, &["diff", "--name-status"]), "M\tkeep.txt");
+    let untracked = git(repo, &["ls-files", "--others", "--exclude-standard"]);
+    assert_eq!(untracked, "notes.txt");
+}
+
+#[tokio::test]
+async fn a_checkout_sync_killed_half_way_is_finished_on_resume_and_user_edits_survive() {
+    let d = repo();
+    for (f, body) in [
+        ("old.txt", "old"),
+        ("gone.txt", "gone"),
+        ("keep.txt", "keep"),
+    ] {
+        std::fs::write(d.path().join(f), body).unwrap();
+    }
+    git(d.path(), &["add", "-A"]);
+    git(d.path(), &["commit", "-qm", "base files"]);
+    let base = git(d.path(), &["rev-parse", "HEAD"]);
+    // A adds, modifies and deletes; B adds.
+    let agent = Arc::new(FnAgent::new("fake", |ctx, ws| {
+        std::fs::write(ws.root.join(format!("{}.txt", ctx.task_id)), "ok").unwrap();
+        if ctx.task_id == "A" {
+            std::fs::write(ws.root.join("old.txt"), "new").unwrap();
+            std::fs::remove_file(ws.root.join("gone.txt")).unwrap();
+        }
+        Ok(AgentReport::completed("fake", "wrote it"))
+    }));
+    let factory = Factory::new(d.path(), Config::default())
+        .unwrap()
+        .with_default_agent(agent)
+        .with_evaluator(Arc::new(evaluator()));
+    let plan = Plan {
+        tasks: vec![task("A", &[]), task("B", &["A"])],
+    };
+    let opts = RunOptions {
+        run_id: Some("sync".into()),
+        jobs: Some(1),
+    };
+    factory.run(plan, opts).await.unwrap();
+    assert_eq!(git(d.path(), &["status", "--porcelain"]), "");
+
+    // Killed after read-tree wrote some of main's files but before it replaced the index:
+    // the index is still at the base, A.txt and old.txt are main's, gone.txt is already
+    // deleted, and B.txt was not written yet. Meanwhile a person edited keep.txt and
+    // added notes.txt.
+    unconfirm_sync(d.path(), "sync");
+    git(d.path(), &["read-tree", &base]);
+    std::fs::remove_file(d.path().join("B.txt")).unwrap();
+    std::fs::write(d.path().join("keep.txt"), "mine").unwrap();
+    std::fs::write(d.path().join("notes.txt"), "mine").unwrap();
+    let before = git(d.path(), &["status", "--porcelain"]);
+    assert!(before.contains("?? A.txt"), "{before}");
+    factory.resume("sync", None).await.unwrap();
+    only_the_users_edits_remain(d.path());
+    for (f, body) in [("A.txt", "ok"), ("B.txt", "ok"), ("old.txt", "new")] {
+        assert_eq!(std::fs::read_to_string(d.path().join(f)).unwrap(), body);
+    }
+    assert!(!d.path().join("gone.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("keep.txt")).unwrap(),
+        "mine"
+    );
+
+    // Killed after the index was replaced but before the journal said so.
+    unconfirm_sync(d.path(), "sync");
+    factory.resume("sync", None).await.unwrap();
+    only_the_users_edits_remain(d.path());
+}
