@@ -12,27 +12,72 @@ use crate::model::EarsPattern;
 /// The SHALL and MUST words of `text` (see [`is_keyword`]), as the byte offsets where they
 /// start, in order.
 ///
-/// Each keyword has `h`/`H` or `u`/`U` as its second letter; only there are the neighbouring
-/// bytes compared. (A plain loop: in statements those letters are too frequent for `memchr`
-/// to gain from skipping.)
+/// Only where [`pairs`] finds `ha` or `us` (any case) are the neighbouring bytes compared:
+/// those are the second and third letters of every keyword, and rare enough in prose that
+/// most eight-byte blocks need no closer look.
 fn keywords(text: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = text.as_bytes();
-    let at = move |second: usize, len: usize| {
+    let at = move |second: usize| {
         let start = second.checked_sub(1)?;
+        let len = if bytes.get(second)? | 0x20 == b'h' {
+            5
+        } else {
+            4
+        };
         let word = bytes.get(start..start + len)?;
         let before = start.checked_sub(1).and_then(|i| bytes.get(i)).copied();
         let after = bytes.get(start + len).copied();
         (is_keyword(word) && !before.is_some_and(word_byte) && !after.is_some_and(word_byte))
             .then_some(start)
     };
-    bytes
-        .iter()
-        .enumerate()
-        .filter_map(move |(i, &b)| match b | 0x20 {
-            b'h' => at(i, 5),
-            b'u' => at(i, 4),
-            _ => None,
-        })
+    pairs(bytes).filter_map(at)
+}
+
+/// The offsets `i` where `bytes[i..i + 2]` is `ha` or `us` in any case, in order. Eight
+/// offsets at a time (SWAR): `| 0x20` folds a byte onto `h`, `a`, `u` or `s` exactly when it
+/// is that letter in either case.
+fn pairs(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    let splat = |b: u8| u64::from_le_bytes([b; 8]);
+    // Bit 7 of each byte set exactly where the byte of `v` is zero.
+    let zero = move |v: u64| !(((v & LOW) + LOW) | v | LOW);
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+            .map(|c| u64::from_le_bytes(c) | CASE)
+    };
+    let scalar = move |i: usize| match bytes.get(i..i + 2) {
+        Some(&[a, b]) => matches!((a | 0x20, b | 0x20), (b'h', b'a') | (b'u', b's')),
+        _ => false,
+    };
+    let (mut next, mut base, mut hits) = (0usize, 0usize, 0u64);
+    std::iter::from_fn(move || {
+        loop {
+            if hits != 0 {
+                let k = hits.trailing_zeros() as usize / 8;
+                hits &= hits - 1;
+                return Some(base + k);
+            }
+            if next >= bytes.len() {
+                return None;
+            }
+            base = next;
+            next = base + 8;
+            hits = match (word(base), word(base + 1)) {
+                (Some(x), Some(y)) => {
+                    let ha = zero(x ^ splat(b'h')) & zero(y ^ splat(b'a'));
+                    let us = zero(x ^ splat(b'u')) & zero(y ^ splat(b's'));
+                    ha | us
+                }
+                // The last bytes, one by one.
+                _ => (0..8)
+                    .filter(|&k| scalar(base + k))
+                    .fold(0, |m, k| m | 0x80 << (8 * k)),
+            };
+        }
+    })
 }
 
 /// Whether `word` is SHALL or MUST in one of the cases specs write them (`SHALL`, `shall`,
