@@ -6,13 +6,13 @@
 //! parse itself on criterion-dense specs (`benches/spec.rs`). The tests keep those expressions
 //! as oracles and compare them with the scanners on generated text.
 
-use crate::ascii::{folds_to_ascii_letter, word_byte};
+use crate::ascii::{folds_to_ascii_letter, letters_at, word_byte};
 use crate::model::EarsPattern;
 
 /// The SHALL and MUST words of `text` (see [`is_keyword`]), as the byte offsets where they
 /// start, in order.
 ///
-/// Only where [`pairs`] finds `ha` or `us` (any case) are the neighbouring bytes compared:
+/// Only where [`letters_at`] finds `ha` or `us` (any case) are the neighbouring bytes compared:
 /// those are the second and third letters of every keyword, and rare enough in prose that
 /// most eight-byte blocks need no closer look.
 fn keywords(text: &str) -> impl Iterator<Item = usize> + '_ {
@@ -30,54 +30,7 @@ fn keywords(text: &str) -> impl Iterator<Item = usize> + '_ {
         (is_keyword(word) && !before.is_some_and(word_byte) && !after.is_some_and(word_byte))
             .then_some(start)
     };
-    pairs(bytes).filter_map(at)
-}
-
-/// The offsets `i` where `bytes[i..i + 2]` is `ha` or `us` in any case, in order. Eight
-/// offsets at a time (SWAR): `| 0x20` folds a byte onto `h`, `a`, `u` or `s` exactly when it
-/// is that letter in either case.
-fn pairs(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const CASE: u64 = 0x2020_2020_2020_2020;
-    let splat = |b: u8| u64::from_le_bytes([b; 8]);
-    // Bit 7 of each byte set exactly where the byte of `v` is zero.
-    let zero = move |v: u64| !(((v & LOW) + LOW) | v | LOW);
-    let word = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .and_then(|c| <[u8; 8]>::try_from(c).ok())
-            .map(|c| u64::from_le_bytes(c) | CASE)
-    };
-    let scalar = move |i: usize| match bytes.get(i..i + 2) {
-        Some(&[a, b]) => matches!((a | 0x20, b | 0x20), (b'h', b'a') | (b'u', b's')),
-        _ => false,
-    };
-    let (mut next, mut base, mut hits) = (0usize, 0usize, 0u64);
-    std::iter::from_fn(move || {
-        loop {
-            if hits != 0 {
-                let k = hits.trailing_zeros() as usize / 8;
-                hits &= hits - 1;
-                return Some(base + k);
-            }
-            if next >= bytes.len() {
-                return None;
-            }
-            base = next;
-            next = base + 8;
-            hits = match (word(base), word(base + 1)) {
-                (Some(x), Some(y)) => {
-                    let ha = zero(x ^ splat(b'h')) & zero(y ^ splat(b'a'));
-                    let us = zero(x ^ splat(b'u')) & zero(y ^ splat(b's'));
-                    ha | us
-                }
-                // The last bytes, one by one.
-                _ => (0..8)
-                    .filter(|&k| scalar(base + k))
-                    .fold(0, |m, k| m | 0x80 << (8 * k)),
-            };
-        }
-    })
+    letters_at(bytes, &[[b'h', b'a'], [b'u', b's']]).filter_map(at)
 }
 
 /// Whether `word` is SHALL or MUST in one of the cases specs write them (`SHALL`, `shall`,
@@ -175,16 +128,9 @@ pub(crate) fn system(text: &str) -> Option<String> {
                 && !bytes.get(at + k.len()).copied().is_some_and(word_byte)
         })
     };
-    let starts = bytes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &b)| (b | 0x20 == b't').then_some(i));
-    for t in starts {
-        let head = bytes
-            .get(t..t + 3)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"the"));
+    for t in letters_at(bytes, &[[b't', b'h', b'e']]) {
         let boundary = t == 0 || !bytes.get(t - 1).copied().is_some_and(word_byte);
-        if !head || !boundary || !bytes.get(t + 3).copied().is_some_and(blank) {
+        if !boundary || !bytes.get(t + 3).copied().is_some_and(blank) {
             continue;
         }
         let first = skip_blank(t + 3);
