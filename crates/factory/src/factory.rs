@@ -1579,10 +1579,10 @@ impl Inner {
                 s.checkout_sync.clone(),
             )
         };
-        let mut from = from;
-        if let Some((pfrom, pto)) = &pending {
-            from = self.recover_sync(pfrom, pto).await?;
-        }
+        let from = match &pending {
+            Some((pfrom, pto)) => self.recover_sync(pfrom, pto).await?,
+            None => from,
+        };
         if from == to && pending.is_none() {
             return Ok(());
         }

@@ -54,7 +54,7 @@ pub mod scaffold;
 pub mod sched;
 pub mod stages;
 pub mod state;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use config::{Config, Redaction};

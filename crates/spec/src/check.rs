@@ -1431,10 +1431,10 @@ fn references(c: &mut Ctx<'_>) {
         }
     }
     if req_deps {
-        let edges: Vec<(String, Vec<String>, Span)> = spec
+        let edges: Vec<Node<'_>> = spec
             .requirements
             .iter()
-            .map(|r| (r.id.clone(), r.depends_on.clone(), r.span))
+            .map(|r| (r.id.as_str(), r.depends_on.as_slice(), r.span))
             .collect();
         report_cycles(
             c,
@@ -1444,10 +1444,10 @@ fn references(c: &mut Ctx<'_>) {
         );
     }
     if task_deps {
-        let edges: Vec<(String, Vec<String>, Span)> = spec
+        let edges: Vec<Node<'_>> = spec
             .tasks
             .iter()
-            .map(|t| (t.id.clone(), t.depends_on.clone(), t.span))
+            .map(|t| (t.id.as_str(), t.depends_on.as_slice(), t.span))
             .collect();
         report_cycles(c, &edges, "task", "remove one `depends on` of the cycle");
     }
@@ -1455,7 +1455,7 @@ fn references(c: &mut Ctx<'_>) {
 
 /// One [`codes::CYCLE`] error per dependency cycle among `edges` (`what`: "requirement" or
 /// "task").
-fn report_cycles(c: &mut Ctx<'_>, edges: &[(String, Vec<String>, Span)], what: &str, help: &str) {
+fn report_cycles(c: &mut Ctx<'_>, edges: &[Node<'_>], what: &str, help: &str) {
     for (cycle, span) in cycles(edges) {
         c.push(
             codes::CYCLE,
@@ -1467,14 +1467,13 @@ fn report_cycles(c: &mut Ctx<'_>, edges: &[(String, Vec<String>, Span)], what: &
     }
 }
 
+/// A node of a dependency graph: its id, the ids it depends on, and its span.
+pub(crate) type Node<'a> = (&'a str, &'a [String], Span);
+
 /// Every elementary cycle found by DFS back edges, each once (rotated to start at its
 /// smallest id), with the path closed (`A → B → A`) and the span of its first node.
-pub(crate) fn cycles(nodes: &[(String, Vec<String>, Span)]) -> Vec<(Vec<String>, Span)> {
-    let index: HashMap<&str, usize> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.0.as_str(), i))
-        .collect();
+pub(crate) fn cycles(nodes: &[Node<'_>]) -> Vec<(Vec<String>, Span)> {
+    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.0, i)).collect();
     let adj: Vec<Vec<usize>> = nodes
         .iter()
         .map(|n| {
@@ -1518,12 +1517,12 @@ pub(crate) fn cycles(nodes: &[(String, Vec<String>, Span)]) -> Vec<(Vec<String>,
                         let min_at = cyc
                             .iter()
                             .enumerate()
-                            .min_by_key(|&(_, &x)| &nodes[x].0)
+                            .min_by_key(|&(_, &x)| nodes[x].0)
                             .map_or(0, |(i, _)| i);
                         cyc.rotate_left(min_at);
                         if found.insert(cyc.clone()) {
                             let mut names: Vec<String> =
-                                cyc.iter().map(|&x| nodes[x].0.clone()).collect();
+                                cyc.iter().map(|&x| nodes[x].0.to_owned()).collect();
                             if let Some(first) = names.first().cloned() {
                                 names.push(first);
                             }
@@ -1691,9 +1690,15 @@ pub fn check_project(specs: &[crate::model::Spec]) -> Vec<Diagnostic> {
         }
     }
     deltas(specs, &by_id, &mut out);
-    let edges: Vec<(String, Vec<String>, Span)> = mains
+    let edges: Vec<Node<'_>> = mains
         .iter()
-        .map(|s| (s.meta.id.clone(), s.meta.depends_on.clone(), s.meta.span))
+        .map(|s| {
+            (
+                s.meta.id.as_str(),
+                s.meta.depends_on.as_slice(),
+                s.meta.span,
+            )
+        })
         .collect();
     for (cycle, span) in cycles(&edges) {
         let path = by_id
@@ -1979,19 +1984,14 @@ mod tests {
 
     #[test]
     fn cycles_are_found_once_with_their_path() {
-        let s = Span::default();
-        let n = |id: &str, d: &[&str]| {
-            (
-                id.to_owned(),
-                d.iter().map(|x| (*x).to_owned()).collect(),
-                s,
-            )
-        };
+        let deps = |d: &[&str]| -> Vec<String> { d.iter().map(|x| (*x).to_owned()).collect() };
+        let on = [deps(&["C"]), deps(&["B"]), deps(&["A"]), deps(&["D"])];
+        let span = Span::default();
         let c = cycles(&[
-            n("B", &["C"]),
-            n("A", &["B"]),
-            n("C", &["A"]),
-            n("D", &["D"]),
+            ("B", &on[0], span),
+            ("A", &on[1], span),
+            ("C", &on[2], span),
+            ("D", &on[3], span),
         ]);
         let paths: Vec<String> = c.into_iter().map(|(p, _)| p.join(" → ")).collect();
         assert_eq!(paths, ["A → B → C → A", "D → D"]);

@@ -2,6 +2,7 @@
 //! repositories, several processes at once, and a `kill -9` in the middle of an import.
 
 use assert_cmd::Command;
+use lightsout_factory::testing::git;
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,28 +21,6 @@ fn mem(db: &Path) -> Command {
 
 fn json(out: &[u8]) -> serde_json::Value {
     serde_json::from_slice(out).expect("stdout is JSON")
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@localhost",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn commit(repo: &Path, path: &str, text: &str) {

@@ -24,31 +24,13 @@ impl Project {
     }
 
     fn git(&self, args: &[&str]) -> String {
-        let out = Std::new("git")
-            .args(args)
-            .current_dir(self.repo())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        lightsout_factory::testing::git(&self.repo(), args)
     }
 
     /// Commits everything in the repository as a test author.
     fn commit_all(&self, message: &str) {
         self.git(&["add", "-A"]);
-        self.git(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@localhost",
-            "commit",
-            "-qm",
-            message,
-        ]);
+        self.git(&["commit", "-qm", message]);
     }
 
     fn run(&self) -> Command {

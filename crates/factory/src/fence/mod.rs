@@ -205,24 +205,10 @@ mod tests {
     use super::policy::{Fence, FenceConfig};
     use serde_json::json;
     use std::ffi::OsString;
-    use std::path::Path;
-    use std::process::Command;
+
+    use crate::testing::git;
 
     const CANARY: &str = "LSO-CANARY-9c41d2";
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}");
-        String::from_utf8(out.stdout).unwrap()
-    }
 
     #[test]
     fn misbehaving_agents_are_contained_and_audited() {

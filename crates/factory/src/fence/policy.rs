@@ -1450,6 +1450,7 @@ fn existing_dirs(dirs: &[PathBuf]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::git;
     use std::io::BufRead as _;
 
     fn fast(config: FenceConfig) -> FenceConfig {
@@ -1464,23 +1465,6 @@ mod tests {
     fn sh(fence: &Fence, script: &str, wt: &Path) -> FencedOutput {
         let cmd = fence.command("sh", ["-c", script], wt).unwrap();
         fence.run(cmd, None, wt).unwrap()
-    }
-
-    fn git(dir: &Path, args: &[&str]) {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 
     /// A main repository with one commit and a linked worktree beside it.
