@@ -198,6 +198,18 @@ pub struct GateVerdict {
     pub reasons: Vec<GateReason>,
 }
 
+/// How reports name `rule`: its text as written, or a description derived from its fields
+/// (`@critical scenarios: Wilson lower bound >= 0.9`).
+pub fn rule_label(rule: &PolicyRule) -> String {
+    rule.label()
+}
+
+/// The fewest trials `rule` asks of each scenario it applies to: its `trials`, or what its
+/// `min_lower_bound` needs ([`trials_to_reach`]), whichever is larger.
+pub fn rule_min_trials(rule: &PolicyRule) -> Option<u32> {
+    rule.min_trials()
+}
+
 /// One source of gate rules for [`GatePolicy::resolve`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyLayer {
@@ -256,6 +268,11 @@ impl GatePolicy {
                 },
             ],
         }
+    }
+
+    /// True when the policy has no rule.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
     }
 
     /// The floor every resolved policy contains: [`default_policy`](Self::default_policy)
