@@ -202,7 +202,13 @@ impl Evaluator for CommandEvaluator {
         tokio::fs::create_dir_all(&req.artifacts_dir)
             .await
             .map_err(|e| Error::io("create eval results dir", &req.artifacts_dir, e))?;
-        let gate_file = req.artifacts_dir.join("gate.toml");
+        // One file per evaluation: several run at once and share the directory.
+        let gate_file = req.artifacts_dir.join(format!(
+            "{}-{}-{}.gate.toml",
+            req.task_id,
+            req.attempt,
+            req.stage.as_str()
+        ));
         let policy = req
             .policy
             .to_toml()

@@ -303,7 +303,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     print_summary(&state, &outcome, &html, args.format)?;
     let t = state.totals();
     Ok(
-        if t.merged == t.tasks && outcome.gate.outcome == GateOutcome::Pass {
+        if t.merged == t.tasks
+            && !matches!(
+                outcome.gate.outcome,
+                GateOutcome::Fail | GateOutcome::InsufficientEvidence
+            )
+        {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)

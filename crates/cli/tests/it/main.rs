@@ -2,6 +2,7 @@
 
 mod audit;
 mod eval;
+mod gate;
 mod init;
 mod memory;
 mod plan;
