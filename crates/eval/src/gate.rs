@@ -731,7 +731,10 @@ mod tests {
         for b in [0.3, 0.7, 0.9, 0.95, 0.99] {
             let k = trials_to_reach(b).unwrap();
             assert!(crate::stats::wilson95(k, k).low >= b);
-            assert!(crate::stats::wilson95(k - 1, k - 1).low < b, "{b}: {k} is not the fewest");
+            assert!(
+                crate::stats::wilson95(k - 1, k - 1).low < b,
+                "{b}: {k} is not the fewest"
+            );
         }
         let p = GatePolicy::from_toml("[[rule]]\ntag = \"@critical\"\nmin_lower_bound = 0.8\n")
             .unwrap();
@@ -748,7 +751,11 @@ mod tests {
         let v = p.evaluate(&[scenario("S-1", &["@critical"], 1, 1)]);
         assert_eq!(v.status, GateStatus::InsufficientEvidence);
         assert!(!v.passed);
-        assert!(v.reasons[0].detail.contains("needs 16"), "{}", v.reasons[0].detail);
+        assert!(
+            v.reasons[0].detail.contains("needs 16"),
+            "{}",
+            v.reasons[0].detail
+        );
         let v = p.evaluate(&[scenario("S-1", &["@critical"], 16, 16)]);
         assert_eq!(v.status, GateStatus::Passed);
         // A failure is a failure, however few trials ran.
@@ -781,9 +788,10 @@ mod tests {
             "[[rule]]\ntag = \"@critical\"\nmin_lower_bound = 0.8\n[[rule]]\nno_regressions = true\n",
         )
         .unwrap();
-        let holdout =
-            GatePolicy::from_toml("[[rule]]\ntag = \"@critical\"\nmin_lower_bound = 0.9\ntrials = 40\n")
-                .unwrap();
+        let holdout = GatePolicy::from_toml(
+            "[[rule]]\ntag = \"@critical\"\nmin_lower_bound = 0.9\ntrials = 40\n",
+        )
+        .unwrap();
         let r = GatePolicy::resolve([
             PolicyLayer::new("spec specs/x.md:12", spec),
             PolicyLayer::new("holdout gate.toml", holdout),
@@ -807,7 +815,10 @@ mod tests {
 
     fn arb_rule() -> impl Strategy<Value = PolicyRule> {
         (
-            proptest::option::of(prop_oneof![Just("@critical".to_owned()), Just("@slow".to_owned())]),
+            proptest::option::of(prop_oneof![
+                Just("@critical".to_owned()),
+                Just("@slow".to_owned())
+            ]),
             proptest::option::of(0.05f64..0.99),
             proptest::option::of(0.05f64..1.0),
             proptest::option::of(1u32..50),

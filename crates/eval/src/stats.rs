@@ -304,7 +304,7 @@ mod tests {
     /// interval of the observed count contains `p`, computed exactly (the sum of the binomial
     /// probabilities of the counts whose interval contains `p`).
     fn coverage(k: u32, p: f64) -> f64 {
-        let mut prob = (1.0 - p).powi(k as i32); // P(X = 0)
+        let mut prob = (1.0 - p).powi(k.cast_signed()); // P(X = 0)
         let mut covered = 0.0;
         for c in 0..=k {
             if c > 0 {

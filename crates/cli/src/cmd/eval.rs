@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lightsout_eval::{
-    CommandTarget, GateStatus, GatePolicy, PolicyLayer, Progress, RedactLevel, RunOptions,
+    CommandTarget, GatePolicy, GateStatus, PolicyLayer, Progress, RedactLevel, RunOptions,
     RunResult, Runner, StepLibrary, Suite, TargetConfig,
 };
 use lightsout_spec::Severity;

@@ -48,12 +48,11 @@ pub(crate) fn gate_line(report: &RunReport) -> String {
         line.push_str("; agent: a replay of a recorded trajectory, no model called");
     }
     line.push(')');
-    if !report.not_ready.is_empty() {
-        line.push_str(&format!(
-            "\n  NOT READY: built with --allow-not-ready despite {} spec finding(s), first: {}",
-            report.not_ready.len(),
-            report.not_ready[0]
-        ));
+    if let Some(first) = report.not_ready.first() {
+        line.push_str("\n  NOT READY: built with --allow-not-ready despite ");
+        line.push_str(&report.not_ready.len().to_string());
+        line.push_str(" spec finding(s), first: ");
+        line.push_str(first);
     }
     if report.gate.outcome != GateOutcome::Pass
         && let Some(first) = report.gate.reasons.first()
@@ -95,12 +94,14 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             println!("json:   {}", json.display());
         }
     }
-    Ok(if matches!(
-        report.gate.outcome,
-        GateOutcome::Fail | GateOutcome::InsufficientEvidence
-    ) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if matches!(
+            report.gate.outcome,
+            GateOutcome::Fail | GateOutcome::InsufficientEvidence
+        ) {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }

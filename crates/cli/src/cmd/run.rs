@@ -200,10 +200,9 @@ fn load_specs(paths: &[PathBuf], repo: &Path) -> anyhow::Result<Loaded> {
             .flat_map(|f| &f.diagnostics)
             .chain(&report.project);
         for d in all.filter(|d| d.severity == lightsout_spec::Severity::Error) {
-            let path = d
-                .path
-                .as_deref()
-                .map_or_else(String::new, |p| format!("{}:{}: ", p.display(), d.span.line));
+            let path = d.path.as_deref().map_or_else(String::new, |p| {
+                format!("{}:{}: ", p.display(), d.span.line)
+            });
             not_ready.push(format!("{path}{} {}", d.code, d.message));
         }
     }

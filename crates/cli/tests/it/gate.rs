@@ -6,6 +6,7 @@
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn lightsout(dir: &Path) -> Command {
@@ -37,7 +38,10 @@ impl Init {
     fn new(extra_gate: &str, fill: bool) -> Init {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
-        lightsout(&root).args(["init", "greeter"]).assert().success();
+        lightsout(&root)
+            .args(["init", "greeter"])
+            .assert()
+            .success();
         let repo = root.join("greeter");
         let spec = repo.join("specs/greeter.md");
         let mut text = std::fs::read_to_string(&spec).unwrap();
@@ -100,7 +104,7 @@ impl Init {
         self.repo().join(".lightsout/runs").join(id)
     }
 
-    fn json(&self, path: &Path) -> Value {
+    fn json(path: &Path) -> Value {
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
 }
@@ -120,7 +124,7 @@ fn a_spec_gate_needing_16_trials_gets_16_under_run_and_the_report_says_where_it_
         .args(["run", "--run-id", "g16"])
         .assert()
         .code(0);
-    let eval = p.json(&p.run_dir("g16").join("eval/REQ-1-1-candidate.json"));
+    let eval = Init::json(&p.run_dir("g16").join("eval/REQ-1-1-candidate.json"));
     let critical = &eval["scenarios"][0];
     assert_eq!(critical["tags"][0], "@critical");
     assert!(
@@ -129,7 +133,7 @@ fn a_spec_gate_needing_16_trials_gets_16_under_run_and_the_report_says_where_it_
         critical["stats"]
     );
     // The untagged scenario runs the default trials, as the floor and the spec ask nothing more.
-    let eval2 = p.json(&p.run_dir("g16").join("eval/REQ-2-1-candidate.json"));
+    let eval2 = Init::json(&p.run_dir("g16").join("eval/REQ-2-1-candidate.json"));
     let plain = eval2["scenarios"]
         .as_array()
         .unwrap()
@@ -138,7 +142,7 @@ fn a_spec_gate_needing_16_trials_gets_16_under_run_and_the_report_says_where_it_
         .unwrap();
     assert!(plain["stats"]["trials"].as_u64().unwrap() >= 5);
     // The report lists the resolved policy with where each rule came from.
-    let report = p.json(&p.run_dir("g16").join("report.json"));
+    let report = Init::json(&p.run_dir("g16").join("report.json"));
     assert_eq!(report["gate"]["outcome"], "pass", "{}", report["gate"]);
     let policy = report["gate"]["policy"].as_array().unwrap();
     let rule = policy
@@ -167,8 +171,7 @@ fn a_not_ready_spec_stops_the_run_unless_allowed_and_then_the_report_says_so() {
         .assert()
         .code(1)
         .stderr(
-            predicate::str::contains("LS205")
-                .and(predicate::str::contains("--allow-not-ready")),
+            predicate::str::contains("LS205").and(predicate::str::contains("--allow-not-ready")),
         );
     assert!(!p.run_dir("nr").exists(), "nothing was built");
     let out = lightsout(&p.repo())
@@ -180,7 +183,7 @@ fn a_not_ready_spec_stops_the_run_unless_allowed_and_then_the_report_says_so() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = p.json(&p.run_dir("nr").join("report.json"));
+    let report = Init::json(&p.run_dir("nr").join("report.json"));
     let findings = report["not_ready"].as_array().unwrap();
     assert!(
         findings
@@ -209,7 +212,10 @@ fn a_service_that_does_not_start_is_a_failed_attempt_and_the_agent_tries_again()
         )
         .replace("ready_timeout_ms = 10000", "ready_timeout_ms = 3000");
     std::fs::write(p.repo().join("lightsout.toml"), config).unwrap();
-    git(&p.repo(), &["commit", "-qam", "a start command that can fail"]);
+    git(
+        &p.repo(),
+        &["commit", "-qam", "a start command that can fail"],
+    );
     let traj = p.root.join("trajectory/REQ-1");
     std::fs::write(
         traj.join("1.patch"),
@@ -225,7 +231,7 @@ fn a_service_that_does_not_start_is_a_failed_attempt_and_the_agent_tries_again()
         .args(["run", "--run-id", "ns"])
         .assert()
         .code(0);
-    let state = p.json(&p.run_dir("ns").join("state.json"));
+    let state = Init::json(&p.run_dir("ns").join("state.json"));
     let task = state["run"]["tasks"]
         .as_array()
         .unwrap()
@@ -271,10 +277,11 @@ fn a_flaky_scenario_fails_the_gate_however_good_the_average() {
     std::fs::create_dir(&suite).unwrap();
     let mut text = String::new();
     for i in 0..10 {
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "## Scenario: steady {i}\nSatisfies: REQ-1\n\n- **WHEN** I send `GET /steady/{i}`\n\
              - **THEN** the status is 200\n- **AND** the header `X-Trace` contains `yes`\n\n"
-        ));
+        );
     }
     text.push_str(
         "## Scenario: traced\nSatisfies: REQ-2\n\n- **WHEN** I send `GET /flaky`\n\
@@ -288,11 +295,23 @@ fn a_flaky_scenario_fails_the_gate_however_good_the_average() {
         .args(["--format", "json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(run["summary"]["satisfaction"].as_f64().unwrap() > 0.95, "{}", run["summary"]);
+    assert!(
+        run["summary"]["satisfaction"].as_f64().unwrap() > 0.95,
+        "{}",
+        run["summary"]
+    );
     assert_eq!(run["gate"]["status"], "failed");
     let reasons = run["gate"]["reasons"].to_string();
-    assert!(reasons.contains("FLAKY") && reasons.contains("REQ-2"), "{reasons}");
+    assert!(
+        reasons.contains("FLAKY") && reasons.contains("REQ-2"),
+        "{reasons}"
+    );
     assert!(reasons.contains("\"source\":\"floor\""), "{reasons}");
 }

@@ -4,8 +4,8 @@ use time::macros::datetime;
 
 use super::model::{
     AgentKind, AgentLabel, DecisionRecord, DecisionStatus, FailureRecord, GateOutcome, GateVerdict,
-    Incident, IncidentKind, LessonRecord, PolicyRuleRef, RequirementOutcome, RunReport, SCHEMA_VERSION,
-    Satisfaction, SpecRef, TaskOutcome, TaskStatus,
+    Incident, IncidentKind, LessonRecord, PolicyRuleRef, RequirementOutcome, RunReport,
+    SCHEMA_VERSION, Satisfaction, SpecRef, TaskOutcome, TaskStatus,
 };
 
 fn replay() -> AgentLabel {

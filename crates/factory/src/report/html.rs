@@ -768,9 +768,9 @@ mod tests {
     /// Elements the page may contain.
     const TAGS: &[&str] = &[
         "html", "head", "meta", "title", "style", "body", "header", "main", "footer", "section",
-        "h1", "h2", "h3", "p", "strong", "code", "span", "ul", "ol", "li", "dl", "dt", "dd", "table",
-        "thead", "tbody", "tr", "th", "td", "details", "summary", "div", "svg", "defs", "marker",
-        "path", "g", "rect", "line", "text", "tspan",
+        "h1", "h2", "h3", "p", "strong", "code", "span", "ul", "ol", "li", "dl", "dt", "dd",
+        "table", "thead", "tbody", "tr", "th", "td", "details", "summary", "div", "svg", "defs",
+        "marker", "path", "g", "rect", "line", "text", "tspan",
     ];
     /// Attributes the page may contain (no event handlers, no `src`, no `href`).
     const ATTRS: &[&str] = &[
