@@ -62,7 +62,7 @@ TWIN_URL=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readl
 
 # 3. The holdout suite against the service built in the worktree.
 set +e
-"$BIN" eval --scenarios "$WORK/suite" \
+"$BIN" eval --scenarios "$WORK/suite" --requirement "$REQS" \
   --twin "slack=$TWIN_URL" \
   --target "cd '$WT' && SLACK_API_URL=\"\$LIGHTSOUT_TWIN_SLACK_URL/api\" SLACK_TOKEN=xoxb-twin-bot SLACK_CHANNEL=C0GENERAL1 PYTHONDONTWRITEBYTECODE=1 exec python3 app.py --port {port}" \
   --ready-path /healthz \

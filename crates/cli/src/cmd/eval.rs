@@ -47,6 +47,10 @@ pub(crate) struct EvalArgs {
     /// Directory of `*.scenario.md` and `*.feature` files (searched recursively).
     #[arg(long, value_name = "DIR")]
     scenarios: PathBuf,
+    /// Run only the scenarios that satisfy these requirement ids (repeatable, or separated by
+    /// commas or spaces); the gate judges only them. Default: every scenario.
+    #[arg(long = "requirement", value_name = "ID")]
+    requirements: Vec<String>,
     /// Command that starts the target; `{port}` becomes a free loopback port.
     #[arg(
         long,
@@ -174,8 +178,21 @@ fn progress_bar(scenarios: u64) -> ProgressBar {
 #[allow(clippy::needless_pass_by_value)] // clap hands the arguments over by value, as every subcommand's `run`
 pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let library = StepLibrary::builtin();
-    let (suite, diags) = Suite::load_dir(&args.scenarios, &library)
+    let (mut suite, diags) = Suite::load_dir(&args.scenarios, &library)
         .with_context(|| format!("reading scenarios from {}", args.scenarios.display()))?;
+    if !args.requirements.is_empty() {
+        // Only these requirements' scenarios run and are judged, one scenario at a time (a file
+        // may hold scenarios of several requirements).
+        let wanted: Vec<&str> = args
+            .requirements
+            .iter()
+            .flat_map(|r| r.split([',', ' ']))
+            .filter(|r| !r.is_empty())
+            .collect();
+        suite
+            .scenarios
+            .retain(|s| s.satisfies.iter().any(|r| wanted.contains(&r.as_str())));
+    }
     let mut errors = 0;
     for d in &diags {
         errors += usize::from(d.severity == Severity::Error);
