@@ -1,7 +1,10 @@
 //! Serving twins: the `tower::Service` impls (in process, no socket) and [`TwinServer`], an
-//! HTTP/1.1 server on hyper that can break connections on purpose (`WireMock`'s four faults).
+//! HTTP/1.1 server on hyper that can break connections on purpose (`WireMock`'s four faults)
+//! and holds slow clients ([`ServerOptions`]: header-read and idle timeouts, a half-open cap,
+//! see `conns`).
 
 use crate::Error;
+use crate::conns::{Conn, ServerOptions, Tracker};
 use crate::engine::{ConnectionFault, Twin, TwinRequest, TwinResponse};
 use crate::record::Recorder;
 use bytes::Bytes;
@@ -234,6 +237,7 @@ pub struct ServerHandle {
     stop: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<tokio::task::JoinHandle<()>>,
     names: Vec<String>,
+    options: ServerOptions,
 }
 
 impl ServerHandle {
@@ -257,6 +261,11 @@ impl ServerHandle {
     /// The bound socket address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The options the server runs under, with the half-open cap resolved (`Some`).
+    pub fn options(&self) -> ServerOptions {
+        self.options
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s), then returns.
@@ -283,13 +292,26 @@ impl Drop for ServerHandle {
 pub struct TwinServer;
 
 impl TwinServer {
-    /// Serves `twins` on `addr` (port 0 picks a free port). One twin is served at the root;
-    /// several are mounted under `/{name}`. Each twin learns its URL (for issuers and `Link`s).
+    /// Serves `twins` on `addr` (port 0 picks a free port) with the default
+    /// [`ServerOptions`]. One twin is served at the root; several are mounted under `/{name}`.
+    /// Each twin learns its URL (for issuers and `Link`s).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the address cannot be bound.
+    pub async fn start(twins: Vec<Twin>, addr: SocketAddr) -> Result<ServerHandle, Error> {
+        Self::start_with(twins, addr, ServerOptions::default()).await
+    }
+
+    /// As [`TwinServer::start`], with `options` for slow and idle clients.
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
     #[allow(clippy::unused_async)] // async by contract: callers await it; binding may await again
-    pub async fn start(twins: Vec<Twin>, addr: SocketAddr) -> Result<ServerHandle, Error> {
+    pub async fn start_with(
+        twins: Vec<Twin>,
+        addr: SocketAddr,
+        options: ServerOptions,
+    ) -> Result<ServerHandle, Error> {
         let listener = bind(addr).map_err(|e| Error::io(addr.to_string(), e))?;
         let local = listener
             .local_addr()
@@ -309,10 +331,11 @@ impl TwinServer {
             local,
             Handler::Twins(Universe::new(twins)),
             names,
+            options,
         ))
     }
 
-    /// Serves a recording proxy on `addr`.
+    /// Serves a recording proxy on `addr` (default [`ServerOptions`]).
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
@@ -330,6 +353,7 @@ impl TwinServer {
             local,
             Handler::Record(recorder),
             Vec::new(),
+            ServerOptions::default(),
         ))
     }
 }
@@ -358,44 +382,30 @@ fn spawn(
     addr: SocketAddr,
     handler: Handler,
     names: Vec<String>,
+    options: ServerOptions,
 ) -> ServerHandle {
+    let tracker = Arc::new(Tracker::new(options));
+    let options = tracker.options();
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut conn_no: u64 = 0;
         loop {
             tokio::select! {
+                () = tracker.room() => {}
+                _ = rx.changed() => break,
+            }
+            tokio::select! {
                 accepted = listener.accept() => {
                     let stream = match accepted {
                         Ok((s, _)) => s,
                         Err(e) => {
-                            // Out of file descriptors or similar: back off instead of spinning.
-                            tracing::warn!("accept failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            out_of_fds(&tracker, &e).await;
                             continue;
                         }
                     };
-                    let _ = stream.set_nodelay(true);
                     conn_no += 1;
-                    let slot = Arc::new(AtomicU8::new(0));
-                    let io = TokioIo::new(FaultIo { inner: stream, slot: slot.clone(), pending: None, seed: conn_no });
-                    let h = handler.clone();
-                    let svc = hyper::service::service_fn(move |req| {
-                        let h = h.clone();
-                        let slot = slot.clone();
-                        async move {
-                            let resp = h.call(req).await;
-                            if let Some(f) = resp.extensions().get::<ConnectionFault>() {
-                                slot.store(fault_code(*f), Ordering::SeqCst);
-                            }
-                            Ok::<_, Infallible>(resp)
-                        }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, svc);
-                    let fut = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        let _ = fut.await;
-                    });
+                    serve_connection(stream, conn_no, &handler, &tracker, &graceful);
                 }
                 _ = rx.changed() => break,
             }
@@ -411,7 +421,70 @@ fn spawn(
         stop: Some(tx),
         task: Some(task),
         names,
+        options,
     }
+}
+
+/// `accept` failed. Out of file descriptors (`EMFILE`, `ENFILE`), the oldest half-open (else
+/// idle) connection is closed to make room; otherwise, or with nothing to close, the loop
+/// backs off 5 ms instead of spinning.
+async fn out_of_fds(tracker: &Tracker, e: &io::Error) {
+    let fds = matches!(
+        e.raw_os_error(),
+        Some(n) if n == nix::errno::Errno::EMFILE as i32 || n == nix::errno::Errno::ENFILE as i32
+    );
+    if fds && tracker.evict_for_fd() {
+        tracing::debug!("accept failed: {e}; closed the oldest half-open or idle connection");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    } else {
+        tracing::warn!("accept failed: {e}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Spawns the task serving one accepted connection under the tracker's watchdog.
+fn serve_connection(
+    stream: TcpStream,
+    conn_no: u64,
+    handler: &Handler,
+    tracker: &Arc<Tracker>,
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let conn = tracker.accept();
+    let slot = Arc::new(AtomicU8::new(0));
+    let io = TokioIo::new(FaultIo {
+        inner: stream,
+        slot: slot.clone(),
+        pending: None,
+        seed: conn_no,
+        conn: conn.clone(),
+        tracker: tracker.clone(),
+    });
+    let h = handler.clone();
+    let (svc_conn, svc_tracker) = (conn.clone(), tracker.clone());
+    let svc = hyper::service::service_fn(move |req| {
+        svc_tracker.on_request(&svc_conn);
+        let (h, slot) = (h.clone(), slot.clone());
+        let (conn, tracker) = (svc_conn.clone(), svc_tracker.clone());
+        async move {
+            let resp = h.call(req).await;
+            if let Some(f) = resp.extensions().get::<ConnectionFault>() {
+                slot.store(fault_code(*f), Ordering::SeqCst);
+            }
+            tracker.on_response(&conn);
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let http = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, svc);
+    let fut = graceful.watch(http);
+    let tracker = tracker.clone();
+    tokio::spawn(async move {
+        tracker.watch(&conn, fut).await;
+        tracker.on_close(&conn);
+    });
 }
 
 fn fault_code(f: ConnectionFault) -> u8 {
@@ -430,6 +503,9 @@ struct FaultIo {
     slot: Arc<AtomicU8>,
     pending: Option<(Vec<u8>, usize)>,
     seed: u64,
+    /// The connection's phase: a byte read on an idle connection starts a request.
+    conn: Arc<Conn>,
+    tracker: Arc<Tracker>,
 }
 
 impl AsyncRead for FaultIo {
@@ -438,7 +514,12 @@ impl AsyncRead for FaultIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.tracker.on_read(&self.conn);
+        }
+        polled
     }
 }
 
