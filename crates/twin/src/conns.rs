@@ -48,9 +48,10 @@ pub const FD_RESERVE: usize = 256;
 /// requests, and half-open connections never take the last file descriptors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerOptions {
-    /// Longest wait for a complete request head: from accept for a new connection, from the
-    /// first byte of the request for a kept-alive one. The connection is then closed without
-    /// an answer. Default [`DEFAULT_HEADER_READ_TIMEOUT`] (5 s).
+    /// Wait for a complete request head: from accept for a new connection, from the first
+    /// byte of the request for a kept-alive one. The connection is then closed without an
+    /// answer, between this and 1.36 times this (spread over connections, so that a burst of
+    /// slow clients is not closed all at once). Default [`DEFAULT_HEADER_READ_TIMEOUT`] (5 s).
     pub header_read_timeout: Duration,
     /// Longest wait of a kept-alive connection, after an answer, for the first byte of its next
     /// request; the connection is then closed. Default [`DEFAULT_IDLE_TIMEOUT`] (30 s).
@@ -118,11 +119,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// `timeout` plus 0 to 23/64 (about a third) of it, by `ticket`: connections opened together
+/// (a slow-loris burst) are not all closed, and so do not all reconnect, in the same instant,
+/// which would queue a normal client behind the whole herd.
+fn spread(timeout: Duration, ticket: u64) -> Duration {
+    let step = u32::try_from(ticket % 24).unwrap_or(0);
+    timeout + timeout * step / 64
+}
+
 impl Conn {
     fn deadline(&self, opts: &ServerOptions) -> Option<Instant> {
         let slot = lock(&self.slot);
         match slot.phase {
-            HALF_OPEN => Some(slot.since + opts.header_read_timeout),
+            HALF_OPEN => Some(slot.since + spread(opts.header_read_timeout, slot.ticket)),
             IDLE => Some(slot.since + opts.idle_timeout),
             _ => None,
         }
@@ -318,6 +327,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    #[allow(clippy::many_single_char_names)] // connections a to d, in accept order
     async fn at_the_cap_the_oldest_half_open_is_closed_once_old_enough() {
         let t = Tracker::new(opts(2));
         let a = t.accept();

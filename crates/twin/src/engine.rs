@@ -1818,6 +1818,78 @@ routes:
         assert_eq!(un.header("x-twin-unsupported"), Some("PUT /elsewhere"));
     }
 
+    fn capped(max_entries: usize, max_bytes: usize) -> Twin {
+        let (def, _) = parse_definition(CRUD, Format::Yaml);
+        let opts = TwinOptions {
+            journal_max_entries: max_entries,
+            journal_max_bytes: max_bytes,
+            ..TwinOptions::default()
+        };
+        Twin::new(def.unwrap(), opts).unwrap()
+    }
+
+    #[test]
+    fn journal_is_capped_in_bytes_oldest_first_with_a_drop_count() {
+        // Each request counts GET (3) + /notes/1 (8) + x-pad (5) + its 100-byte value = 116.
+        let t = capped(100, 300);
+        let mut sent = Vec::new();
+        for i in 1..=5 {
+            let mut r = req("GET", &format!("/notes/{i}"), "");
+            r.headers.insert("x-pad", "p".repeat(100).parse().unwrap());
+            sent.push(r.clone());
+            t.handle(&r);
+        }
+        let st = t.journal_stats();
+        assert_eq!(
+            st,
+            JournalStats {
+                entries: 2,
+                bytes: 232,
+                dropped: 3,
+                max_entries: 100,
+                max_bytes: 300
+            }
+        );
+        let seqs: Vec<u64> = t.journal().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [4, 5], "the oldest go first");
+        // The journal answer carries the same numbers; clearing starts the count again.
+        let j = t.handle(&req("GET", "/__twin/journal", ""));
+        assert_eq!(j.header("x-twin-journal-bytes"), Some("232"));
+        assert_eq!(j.header("x-twin-journal-dropped"), Some("3"));
+        assert_eq!(j.body_json().as_array().unwrap().len(), 2);
+        let stats = t
+            .handle(&req("GET", "/__twin/journal/stats", ""))
+            .body_json();
+        assert_eq!(stats["bytes"], 232);
+        assert_eq!(stats["dropped"], 3);
+        t.handle(&req("DELETE", "/__twin/journal", ""));
+        assert_eq!(t.journal_stats().bytes, 0);
+        assert_eq!(t.journal_stats().dropped, 0);
+        // An entry larger than the whole cap is not kept, and is counted.
+        let mut huge = req("POST", "/notes", "");
+        huge.body = Bytes::from(format!("{{\"text\":\"{}\"}}", "x".repeat(400)));
+        t.handle(&huge);
+        assert_eq!(t.journal_stats().entries, 0);
+        assert_eq!(t.journal_stats().dropped, 1);
+        // Same requests, same numbers: the sizes are a function of the requests alone.
+        let again = capped(100, 300);
+        for r in &sent {
+            again.handle(r);
+        }
+        assert_eq!(again.journal_stats(), st);
+    }
+
+    #[test]
+    fn journal_entry_cap_still_holds() {
+        let t = capped(3, usize::MAX);
+        for _ in 0..5 {
+            t.handle(&req("GET", "/notes", ""));
+        }
+        let st = t.journal_stats();
+        assert_eq!((st.entries, st.dropped), (3, 2));
+        assert_eq!(t.journal()[0].seq, 3);
+    }
+
     #[test]
     fn control_api_reset_state_journal_clock_faults() {
         let t = twin(CRUD);

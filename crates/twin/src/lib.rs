@@ -63,14 +63,14 @@ mod server;
 pub mod state;
 pub mod template;
 
+pub use conns::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, FD_RESERVE, MIN_HALF_OPEN_AGE, ServerOptions,
+};
 pub use def::{Format, TwinDef, parse_definition};
 pub use engine::{
     Behaviour, ConnectionFault, Context, DEFAULT_CLOCK_START_MS, FaultRule, JOURNAL_CAPACITY,
-    JOURNAL_MAX_BYTES, JournalEntry, JournalStats, Principal, Twin, TwinOptions, TwinRequest, TwinResponse, decode_cursor,
-    encode_cursor, sample_latency,
-};
-pub use conns::{
-    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, FD_RESERVE, MIN_HALF_OPEN_AGE, ServerOptions,
+    JOURNAL_MAX_BYTES, JournalEntry, JournalStats, Principal, Twin, TwinOptions, TwinRequest,
+    TwinResponse, decode_cursor, encode_cursor, sample_latency,
 };
 pub use server::{ServerHandle, TwinServer, Universe, to_http};
 
