@@ -13,8 +13,9 @@
 //!   accepted client gets at least [`MIN_HALF_OPEN_AGE`] to send its head, and under a flood
 //!   of reconnecting slow-loris clients the server still accepts `cap / MIN_HALF_OPEN_AGE`
 //!   connections a second, so a normal client waits about `queued / that rate`.
-//! - **busy**: a request is being answered. No deadline here: a twin's latency and the
-//!   handler bound it.
+//! - **busy**: a request is being answered. The watchdog sets no deadline here: the body
+//!   must arrive within the header-read timeout (else `408`, see `server`), and a twin's
+//!   latency and its handler bound the rest.
 //! - **idle**: answered and kept alive, no byte of the next request yet. It may last
 //!   [`ServerOptions::idle_timeout`].
 //!
@@ -51,7 +52,9 @@ pub struct ServerOptions {
     /// Wait for a complete request head: from accept for a new connection, from the first
     /// byte of the request for a kept-alive one. The connection is then closed without an
     /// answer, between this and 1.36 times this (spread over connections, so that a burst of
-    /// slow clients is not closed all at once). Default [`DEFAULT_HEADER_READ_TIMEOUT`] (5 s).
+    /// slow clients is not closed all at once). A request's body then gets as long again,
+    /// from its head, or is answered `408` and the connection closed. Default
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`] (5 s).
     pub header_read_timeout: Duration,
     /// Longest wait of a kept-alive connection, after an answer, for the first byte of its next
     /// request; the connection is then closed. Default [`DEFAULT_IDLE_TIMEOUT`] (30 s).

@@ -1,5 +1,6 @@
 //! The twin engine: request matching, auth, rate limits, actions, templates, faults, the
-//! journal and the `/__twin/` control API. [`Twin`] is a cheap-to-clone handle and a
+//! journal (capped in entries and in bytes, oldest dropped first, see [`JournalStats`]) and
+//! the `/__twin/` control API. [`Twin`] is a cheap-to-clone handle and a
 //! `tower::Service`.
 
 use crate::auth::{Claims, Keys, TokenProblem};

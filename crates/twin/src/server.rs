@@ -66,8 +66,14 @@ impl Universe {
     }
 }
 
-/// Reads a hyper request into a [`TwinRequest`], enforcing `limit` bytes (`413` beyond).
-async fn read_request<B>(req: http::Request<B>, limit: usize) -> Result<TwinRequest, TwinResponse>
+/// Reads a hyper request into a [`TwinRequest`], enforcing `limit` bytes (`413` beyond) and,
+/// when given, a time limit for the whole body (`408` and `Connection: close` beyond, so a
+/// client trickling its body cannot hold a connection).
+async fn read_request<B>(
+    req: http::Request<B>,
+    limit: usize,
+    body_timeout: Option<Duration>,
+) -> Result<TwinRequest, TwinResponse>
 where
     B: Body + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -90,7 +96,21 @@ where
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let body = match Limited::new(body, limit).collect().await {
+    let collect = Limited::new(body, limit).collect();
+    let collected = match body_timeout {
+        Some(t) => tokio::time::timeout(t, collect).await.map_err(|_| {
+            TwinResponse::json(
+                408,
+                &serde_json::json!({
+                    "error": "request body not received in time",
+                    "timeout_ms": u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
+                }),
+            )
+            .with_header("Connection", "close")
+        })?,
+        None => collect.await,
+    };
+    let body = match collected {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(_) => {
@@ -133,13 +153,14 @@ async fn twin_call<B>(
     twin: Twin,
     strip: usize,
     req: http::Request<B>,
+    body_timeout: Option<Duration>,
 ) -> http::Response<Full<Bytes>>
 where
     B: Body + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let limit = twin.def().body_limit_bytes;
-    let mut tr = match read_request(req, limit).await {
+    let mut tr = match read_request(req, limit, body_timeout).await {
         Ok(r) => r,
         Err(resp) => return to_http(resp),
     };
@@ -172,7 +193,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> BoxFut {
         let twin = self.clone();
-        Box::pin(async move { Ok(twin_call(twin, 0, req).await) })
+        Box::pin(async move { Ok(twin_call(twin, 0, req, None).await) })
     }
 }
 
@@ -191,20 +212,33 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> BoxFut {
-        let found = self.route(req.uri().path()).map(|(t, s)| (t.clone(), s));
-        let names: Vec<String> = self.mounts.iter().map(|(p, _)| p.clone()).collect();
-        Box::pin(async move {
-            Ok(match found {
-                Some((t, strip)) => twin_call(t, strip, req).await,
-                None => to_http(
-                    TwinResponse::json(
-                        501,
-                        &serde_json::json!({"error": "no twin mounted here", "mounts": names}),
-                    )
-                    .with_header("X-Twin-Unsupported", req.uri().path()),
-                ),
-            })
-        })
+        let u = self.clone();
+        Box::pin(async move { Ok(u.answer(req, None).await) })
+    }
+}
+
+impl Universe {
+    /// Answers `req` from the twin mounted at its path, giving its body `body_timeout`.
+    async fn answer<B>(
+        &self,
+        req: http::Request<B>,
+        body_timeout: Option<Duration>,
+    ) -> http::Response<Full<Bytes>>
+    where
+        B: Body + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if let Some((t, strip)) = self.route(req.uri().path()).map(|(t, s)| (t.clone(), s)) {
+            return twin_call(t, strip, req, body_timeout).await;
+        }
+        let names: Vec<&str> = self.mounts.iter().map(|(p, _)| p.as_str()).collect();
+        to_http(
+            TwinResponse::json(
+                501,
+                &serde_json::json!({"error": "no twin mounted here", "mounts": names}),
+            )
+            .with_header("X-Twin-Unsupported", req.uri().path()),
+        )
     }
 }
 
@@ -215,13 +249,15 @@ enum Handler {
 }
 
 impl Handler {
-    async fn call(self, req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+    /// Answers `req`; its body must arrive within `body_timeout`.
+    async fn call(
+        self,
+        req: http::Request<hyper::body::Incoming>,
+        body_timeout: Duration,
+    ) -> http::Response<Full<Bytes>> {
         match self {
-            Handler::Twins(mut u) => match tower::Service::call(&mut u, req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            },
-            Handler::Record(r) => match read_request(req, 16 << 20).await {
+            Handler::Twins(u) => u.answer(req, Some(body_timeout)).await,
+            Handler::Record(r) => match read_request(req, 16 << 20, Some(body_timeout)).await {
                 Ok(tr) => to_http(r.handle(&tr).await),
                 Err(resp) => to_http(resp),
             },
@@ -462,13 +498,15 @@ fn serve_connection(
         tracker: tracker.clone(),
     });
     let h = handler.clone();
+    // The body gets as long as the head had: a trickled body cannot hold the connection.
+    let body_timeout = tracker.options().header_read_timeout;
     let (svc_conn, svc_tracker) = (conn.clone(), tracker.clone());
     let svc = hyper::service::service_fn(move |req| {
         svc_tracker.on_request(&svc_conn);
         let (h, slot) = (h.clone(), slot.clone());
         let (conn, tracker) = (svc_conn.clone(), svc_tracker.clone());
         async move {
-            let resp = h.call(req).await;
+            let resp = h.call(req, body_timeout).await;
             if let Some(f) = resp.extensions().get::<ConnectionFault>() {
                 slot.store(fault_code(*f), Ordering::SeqCst);
             }

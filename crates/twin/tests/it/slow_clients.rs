@@ -1,7 +1,7 @@
 //! Slow clients (issue 16, point 6): slow-loris connections that never finish their request
 //! head must not keep a normal request from being answered, nor be held for ever; a request
-//! head sent too slowly and an idle kept-alive connection are closed after their timeouts;
-//! the journal stays under its byte cap.
+//! head or body sent too slowly and an idle kept-alive connection are closed after their
+//! timeouts; the journal stays under its byte cap.
 //!
 //! The slow-loris tests run the server in a child process (see `connections.rs`), so its fd
 //! limit can be set without touching this process, and its runtime serves only the twin: the
@@ -232,7 +232,7 @@ async fn until_closed(s: &mut (impl AsyncReadExt + Unpin)) -> Option<Instant> {
 }
 
 #[tokio::test]
-async fn header_read_and_idle_timeouts_close_slow_and_idle_connections() {
+async fn header_read_and_idle_timeouts_close_slow_and_idle_connections_and_slow_bodies() {
     let header_read = Duration::from_millis(500);
     let idle = Duration::from_secs(2);
     let server = TwinServer::start_with(
@@ -296,6 +296,24 @@ async fn header_read_and_idle_timeouts_close_slow_and_idle_connections() {
         .expect("no bytes on an idle connection");
     let after = closed.duration_since(sent);
     assert!(after >= idle, "idle connection closed after {after:?}");
+
+    // 3. A body trickled after a complete head gets as long as the head had, then `408` and
+    //    the connection closed.
+    let mut trickled = TcpStream::connect(addr).await.expect("connect");
+    trickled
+        .write_all(b"POST /ping HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nab")
+        .await
+        .expect("head");
+    let status = tokio::time::timeout(LOST, read_response(&mut trickled, &mut Vec::new()))
+        .await
+        .expect("a trickled body was never answered");
+    assert_eq!(status, "http/1.1 408 request timeout");
+    assert!(
+        tokio::time::timeout(LOST, until_closed(&mut trickled))
+            .await
+            .expect("closed after the 408")
+            .is_some()
+    );
     server.shutdown().await;
 }
 
