@@ -20,7 +20,8 @@
 //!   [`ServerOptions::idle_timeout`].
 //!
 //! hyper's own `header_read_timeout` is not used: in hyper 1.x its clock starts whenever the
-//! connection waits for a head, including the keep-alive wait after a response, so a 5 s
+//! connection waits for a head, including the keep-alive wait after a response (hyper 1.12,
+//! `proto::h1::conn::Conn::poll_read_head` and `State::idle`), so a 5 s
 //! header timeout would also close every idle connection after 5 s and the idle timeout could
 //! never be longer. The watchdog here tells the two waits apart.
 
