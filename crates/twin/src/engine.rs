@@ -1,5 +1,6 @@
 //! The twin engine: request matching, auth, rate limits, actions, templates, faults, the
-//! journal and the `/__twin/` control API. [`Twin`] is a cheap-to-clone handle and a
+//! journal (capped in entries and in bytes, oldest dropped first, see [`JournalStats`]) and
+//! the `/__twin/` control API. [`Twin`] is a cheap-to-clone handle and a
 //! `tower::Service`.
 
 use crate::auth::{Claims, Keys, TokenProblem};
@@ -24,8 +25,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Default virtual start time: 2026-01-01T00:00:00Z, in ms since the Unix epoch.
 pub const DEFAULT_CLOCK_START_MS: u64 = 1_767_225_600_000;
 
-/// Journal entries kept (oldest dropped first), so long load runs stay bounded in memory.
+/// Journal entries kept by default (oldest dropped first), so long load runs stay bounded in
+/// memory. [`TwinOptions::journal_max_entries`] overrides it.
 pub const JOURNAL_CAPACITY: usize = 10_000;
+
+/// Journal bytes kept by default: 64 MiB, counted as [`JournalEntry`] sizes (see
+/// [`TwinOptions::journal_max_bytes`]). With the entry cap alone, 2,000 requests with 90 KB
+/// of headers each grew a twin to 816 MB (issue 16).
+pub const JOURNAL_MAX_BYTES: usize = 64 << 20;
 
 /// Custom behaviour written in Rust, for routes whose action is `{kind: custom, name}`.
 ///
@@ -285,6 +292,12 @@ pub struct TwinOptions {
     pub clock_start_ms: u64,
     /// Add the configured latency (off in tests that want speed).
     pub latency: bool,
+    /// Most journal entries kept; the oldest are dropped first. Default [`JOURNAL_CAPACITY`].
+    pub journal_max_entries: usize,
+    /// Most journal bytes kept, as the sum of [`JournalStats`]-counted entry sizes (method,
+    /// path, query, header names and values, raw body); the oldest entries are dropped first,
+    /// and an entry larger than the whole cap is not kept. Default [`JOURNAL_MAX_BYTES`].
+    pub journal_max_bytes: usize,
 }
 
 impl Default for TwinOptions {
@@ -293,6 +306,100 @@ impl Default for TwinOptions {
             seed: 0,
             clock_start_ms: DEFAULT_CLOCK_START_MS,
             latency: true,
+            journal_max_entries: JOURNAL_CAPACITY,
+            journal_max_bytes: JOURNAL_MAX_BYTES,
+        }
+    }
+}
+
+/// How full the journal is (`GET /__twin/journal/stats`, and the `X-Twin-Journal-*` headers
+/// of `GET /__twin/journal`).
+///
+/// Invariants: `entries <= max_entries` and `bytes <= max_bytes`. Sizes are a pure function
+/// of the requests, so the numbers are the same for the same requests on any machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalStats {
+    /// Entries kept.
+    pub entries: usize,
+    /// Bytes kept: for each entry, the lengths of its method, path, query, header names and
+    /// values, and raw body, in bytes.
+    pub bytes: usize,
+    /// Entries dropped (oldest first, or too large to keep) since the journal was last
+    /// cleared (`DELETE /__twin/journal` or a reset).
+    pub dropped: u64,
+    /// The entry cap ([`TwinOptions::journal_max_entries`]).
+    pub max_entries: usize,
+    /// The byte cap in bytes ([`TwinOptions::journal_max_bytes`]).
+    pub max_bytes: usize,
+}
+
+/// The request journal, capped in entries and in bytes; the oldest entries go first.
+struct Journal {
+    /// Entries with their counted size in bytes, oldest first.
+    entries: VecDeque<(JournalEntry, usize)>,
+    bytes: usize,
+    dropped: u64,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl Journal {
+    fn new(opts: TwinOptions) -> Self {
+        Journal {
+            entries: VecDeque::new(),
+            bytes: 0,
+            dropped: 0,
+            max_entries: opts.journal_max_entries,
+            max_bytes: opts.journal_max_bytes,
+        }
+    }
+
+    /// Counted size of a request, in bytes: method, path, query, header names and values,
+    /// raw body.
+    fn size_of(req: &TwinRequest) -> usize {
+        let headers: usize = req
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        req.method.as_str().len() + req.path.len() + req.query.len() + headers + req.body.len()
+    }
+
+    /// Appends `entry` of `size` bytes, dropping the oldest entries until both caps hold. An
+    /// entry larger than the byte cap on its own (or a cap of 0 entries) is not kept.
+    fn push(&mut self, entry: JournalEntry, size: usize) {
+        if size > self.max_bytes || self.max_entries == 0 {
+            self.dropped += 1;
+            return;
+        }
+        while self.entries.len() >= self.max_entries || self.bytes + size > self.max_bytes {
+            let Some((_, old)) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= old;
+            self.dropped += 1;
+        }
+        self.bytes += size;
+        self.entries.push_back((entry, size));
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+        self.dropped = 0;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &JournalEntry> {
+        self.entries.iter().map(|(e, _)| e)
+    }
+
+    fn stats(&self) -> JournalStats {
+        JournalStats {
+            entries: self.entries.len(),
+            bytes: self.bytes,
+            dropped: self.dropped,
+            max_entries: self.max_entries,
+            max_bytes: self.max_bytes,
         }
     }
 }
@@ -324,7 +431,7 @@ fn is_templated(tpl: &ResponseDef) -> bool {
 
 struct Runtime {
     state: State,
-    journal: VecDeque<JournalEntry>,
+    journal: Journal,
     seq: u64,
     faults: Vec<FaultRule>,
     rng: ChaCha8Rng,
@@ -450,7 +557,7 @@ impl Twin {
         let state = State::seeded(&def.collections, &mut rng);
         Runtime {
             state,
-            journal: VecDeque::new(),
+            journal: Journal::new(opts),
             seq: 0,
             faults: Vec::new(),
             rng,
@@ -534,6 +641,11 @@ impl Twin {
         lock(&self.inner.rt).journal.iter().cloned().collect()
     }
 
+    /// How full the journal is, and how many entries its caps dropped.
+    pub fn journal_stats(&self) -> JournalStats {
+        lock(&self.inner.rt).journal.stats()
+    }
+
     /// Adds a fault rule.
     pub fn add_fault(&self, rule: FaultRule) {
         lock(&self.inner.rt).faults.push(rule);
@@ -566,10 +678,7 @@ impl Twin {
             body: req.body_json(),
             status: if resp.fault.is_some() { 0 } else { resp.status },
         };
-        if rt.journal.len() >= JOURNAL_CAPACITY {
-            rt.journal.pop_front();
-        }
-        rt.journal.push_back(entry);
+        rt.journal.push(entry, Journal::size_of(req));
         resp
     }
 
@@ -1390,7 +1499,14 @@ impl Twin {
                     Err(e) => bad(&e),
                 }
             }
-            ("GET", "/journal") => TwinResponse::json(200, &json!(rt.journal)),
+            ("GET", "/journal") => {
+                let st = rt.journal.stats();
+                let entries: Vec<&JournalEntry> = rt.journal.iter().collect();
+                TwinResponse::json(200, &json!(entries))
+                    .with_header("X-Twin-Journal-Bytes", st.bytes.to_string())
+                    .with_header("X-Twin-Journal-Dropped", st.dropped.to_string())
+            }
+            ("GET", "/journal/stats") => TwinResponse::json(200, &json!(rt.journal.stats())),
             ("DELETE", "/journal") => {
                 rt.journal.clear();
                 TwinResponse::empty(204)
@@ -1701,6 +1817,78 @@ routes:
         let un = t.handle(&req("PUT", "/elsewhere", ""));
         assert_eq!(un.status, 501);
         assert_eq!(un.header("x-twin-unsupported"), Some("PUT /elsewhere"));
+    }
+
+    fn capped(max_entries: usize, max_bytes: usize) -> Twin {
+        let (def, _) = parse_definition(CRUD, Format::Yaml);
+        let opts = TwinOptions {
+            journal_max_entries: max_entries,
+            journal_max_bytes: max_bytes,
+            ..TwinOptions::default()
+        };
+        Twin::new(def.unwrap(), opts).unwrap()
+    }
+
+    #[test]
+    fn journal_is_capped_in_bytes_oldest_first_with_a_drop_count() {
+        // Each request counts GET (3) + /notes/1 (8) + x-pad (5) + its 100-byte value = 116.
+        let t = capped(100, 300);
+        let mut sent = Vec::new();
+        for i in 1..=5 {
+            let mut r = req("GET", &format!("/notes/{i}"), "");
+            r.headers.insert("x-pad", "p".repeat(100).parse().unwrap());
+            sent.push(r.clone());
+            t.handle(&r);
+        }
+        let st = t.journal_stats();
+        assert_eq!(
+            st,
+            JournalStats {
+                entries: 2,
+                bytes: 232,
+                dropped: 3,
+                max_entries: 100,
+                max_bytes: 300
+            }
+        );
+        let seqs: Vec<u64> = t.journal().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [4, 5], "the oldest go first");
+        // The journal answer carries the same numbers; clearing starts the count again.
+        let j = t.handle(&req("GET", "/__twin/journal", ""));
+        assert_eq!(j.header("x-twin-journal-bytes"), Some("232"));
+        assert_eq!(j.header("x-twin-journal-dropped"), Some("3"));
+        assert_eq!(j.body_json().as_array().unwrap().len(), 2);
+        let stats = t
+            .handle(&req("GET", "/__twin/journal/stats", ""))
+            .body_json();
+        assert_eq!(stats["bytes"], 232);
+        assert_eq!(stats["dropped"], 3);
+        t.handle(&req("DELETE", "/__twin/journal", ""));
+        assert_eq!(t.journal_stats().bytes, 0);
+        assert_eq!(t.journal_stats().dropped, 0);
+        // An entry larger than the whole cap is not kept, and is counted.
+        let mut huge = req("POST", "/notes", "");
+        huge.body = Bytes::from(format!("{{\"text\":\"{}\"}}", "x".repeat(400)));
+        t.handle(&huge);
+        assert_eq!(t.journal_stats().entries, 0);
+        assert_eq!(t.journal_stats().dropped, 1);
+        // Same requests, same numbers: the sizes are a function of the requests alone.
+        let again = capped(100, 300);
+        for r in &sent {
+            again.handle(r);
+        }
+        assert_eq!(again.journal_stats(), st);
+    }
+
+    #[test]
+    fn journal_entry_cap_still_holds() {
+        let t = capped(3, usize::MAX);
+        for _ in 0..5 {
+            t.handle(&req("GET", "/notes", ""));
+        }
+        let st = t.journal_stats();
+        assert_eq!((st.entries, st.dropped), (3, 2));
+        assert_eq!(t.journal()[0].seq, 3);
     }
 
     #[test]

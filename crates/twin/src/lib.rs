@@ -13,7 +13,12 @@
 //!   `/__twin/` control API. Custom behaviour is Rust code behind the one-method
 //!   [`Behaviour`] trait. Anything not modelled answers `501` with `X-Twin-Unsupported`.
 //! - [`TwinServer`] serves twins over HTTP/1.1 (hyper) on a port, several per process,
-//!   and injects `WireMock`'s four connection faults.
+//!   and injects `WireMock`'s four connection faults. It holds slow clients
+//!   ([`ServerOptions`]): a request head must arrive within 5 s, a kept-alive connection may
+//!   wait 30 s between requests, and at most a set number of connections may be half-open
+//!   (head not yet complete), the oldest closed first, so a slow-loris client cannot keep a
+//!   normal request from being answered. The journal is capped in entries and in bytes
+//!   ([`TwinOptions::journal_max_bytes`], [`JournalStats`]).
 //! - [`builtin`] holds the built-in Slack, GitHub and Okta-style OIDC twins, each route
 //!   naming its source.
 //! - [`record`] proxies to the real service and stores cassettes; [`openapi`] imports an
@@ -46,6 +51,7 @@
 
 pub mod auth;
 pub mod builtin;
+mod conns;
 pub mod def;
 pub mod drift;
 mod engine;
@@ -57,11 +63,14 @@ mod server;
 pub mod state;
 pub mod template;
 
+pub use conns::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, FD_RESERVE, MIN_HALF_OPEN_AGE, ServerOptions,
+};
 pub use def::{Format, TwinDef, parse_definition};
 pub use engine::{
     Behaviour, ConnectionFault, Context, DEFAULT_CLOCK_START_MS, FaultRule, JOURNAL_CAPACITY,
-    JournalEntry, Principal, Twin, TwinOptions, TwinRequest, TwinResponse, decode_cursor,
-    encode_cursor, sample_latency,
+    JOURNAL_MAX_BYTES, JournalEntry, JournalStats, Principal, Twin, TwinOptions, TwinRequest,
+    TwinResponse, decode_cursor, encode_cursor, sample_latency,
 };
 pub use server::{ServerHandle, TwinServer, Universe, to_http};
 

@@ -1,7 +1,10 @@
 //! Serving twins: the `tower::Service` impls (in process, no socket) and [`TwinServer`], an
-//! HTTP/1.1 server on hyper that can break connections on purpose (`WireMock`'s four faults).
+//! HTTP/1.1 server on hyper that can break connections on purpose (`WireMock`'s four faults)
+//! and holds slow clients ([`ServerOptions`]: header-read and idle timeouts, a half-open cap,
+//! see `conns`).
 
 use crate::Error;
+use crate::conns::{Conn, ServerOptions, Tracker};
 use crate::engine::{ConnectionFault, Twin, TwinRequest, TwinResponse};
 use crate::record::Recorder;
 use bytes::Bytes;
@@ -63,8 +66,14 @@ impl Universe {
     }
 }
 
-/// Reads a hyper request into a [`TwinRequest`], enforcing `limit` bytes (`413` beyond).
-async fn read_request<B>(req: http::Request<B>, limit: usize) -> Result<TwinRequest, TwinResponse>
+/// Reads a hyper request into a [`TwinRequest`], enforcing `limit` bytes (`413` beyond) and,
+/// when given, a time limit for the whole body (`408` and `Connection: close` beyond, so a
+/// client trickling its body cannot hold a connection).
+async fn read_request<B>(
+    req: http::Request<B>,
+    limit: usize,
+    body_timeout: Option<Duration>,
+) -> Result<TwinRequest, TwinResponse>
 where
     B: Body + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -87,7 +96,21 @@ where
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let body = match Limited::new(body, limit).collect().await {
+    let collect = Limited::new(body, limit).collect();
+    let collected = match body_timeout {
+        Some(t) => tokio::time::timeout(t, collect).await.map_err(|_| {
+            TwinResponse::json(
+                408,
+                &serde_json::json!({
+                    "error": "request body not received in time",
+                    "timeout_ms": u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
+                }),
+            )
+            .with_header("Connection", "close")
+        })?,
+        None => collect.await,
+    };
+    let body = match collected {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(_) => {
@@ -130,13 +153,14 @@ async fn twin_call<B>(
     twin: Twin,
     strip: usize,
     req: http::Request<B>,
+    body_timeout: Option<Duration>,
 ) -> http::Response<Full<Bytes>>
 where
     B: Body + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let limit = twin.def().body_limit_bytes;
-    let mut tr = match read_request(req, limit).await {
+    let mut tr = match read_request(req, limit, body_timeout).await {
         Ok(r) => r,
         Err(resp) => return to_http(resp),
     };
@@ -169,7 +193,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> BoxFut {
         let twin = self.clone();
-        Box::pin(async move { Ok(twin_call(twin, 0, req).await) })
+        Box::pin(async move { Ok(twin_call(twin, 0, req, None).await) })
     }
 }
 
@@ -188,20 +212,33 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> BoxFut {
-        let found = self.route(req.uri().path()).map(|(t, s)| (t.clone(), s));
-        let names: Vec<String> = self.mounts.iter().map(|(p, _)| p.clone()).collect();
-        Box::pin(async move {
-            Ok(match found {
-                Some((t, strip)) => twin_call(t, strip, req).await,
-                None => to_http(
-                    TwinResponse::json(
-                        501,
-                        &serde_json::json!({"error": "no twin mounted here", "mounts": names}),
-                    )
-                    .with_header("X-Twin-Unsupported", req.uri().path()),
-                ),
-            })
-        })
+        let u = self.clone();
+        Box::pin(async move { Ok(u.answer(req, None).await) })
+    }
+}
+
+impl Universe {
+    /// Answers `req` from the twin mounted at its path, giving its body `body_timeout`.
+    async fn answer<B>(
+        &self,
+        req: http::Request<B>,
+        body_timeout: Option<Duration>,
+    ) -> http::Response<Full<Bytes>>
+    where
+        B: Body + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if let Some((t, strip)) = self.route(req.uri().path()).map(|(t, s)| (t.clone(), s)) {
+            return twin_call(t, strip, req, body_timeout).await;
+        }
+        let names: Vec<&str> = self.mounts.iter().map(|(p, _)| p.as_str()).collect();
+        to_http(
+            TwinResponse::json(
+                501,
+                &serde_json::json!({"error": "no twin mounted here", "mounts": names}),
+            )
+            .with_header("X-Twin-Unsupported", req.uri().path()),
+        )
     }
 }
 
@@ -212,13 +249,15 @@ enum Handler {
 }
 
 impl Handler {
-    async fn call(self, req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+    /// Answers `req`; its body must arrive within `body_timeout`.
+    async fn call(
+        self,
+        req: http::Request<hyper::body::Incoming>,
+        body_timeout: Duration,
+    ) -> http::Response<Full<Bytes>> {
         match self {
-            Handler::Twins(mut u) => match tower::Service::call(&mut u, req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            },
-            Handler::Record(r) => match read_request(req, 16 << 20).await {
+            Handler::Twins(u) => u.answer(req, Some(body_timeout)).await,
+            Handler::Record(r) => match read_request(req, 16 << 20, Some(body_timeout)).await {
                 Ok(tr) => to_http(r.handle(&tr).await),
                 Err(resp) => to_http(resp),
             },
@@ -234,6 +273,7 @@ pub struct ServerHandle {
     stop: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<tokio::task::JoinHandle<()>>,
     names: Vec<String>,
+    options: ServerOptions,
 }
 
 impl ServerHandle {
@@ -257,6 +297,11 @@ impl ServerHandle {
     /// The bound socket address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The options the server runs under, with the half-open cap resolved (`Some`).
+    pub fn options(&self) -> ServerOptions {
+        self.options
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s), then returns.
@@ -283,13 +328,26 @@ impl Drop for ServerHandle {
 pub struct TwinServer;
 
 impl TwinServer {
-    /// Serves `twins` on `addr` (port 0 picks a free port). One twin is served at the root;
-    /// several are mounted under `/{name}`. Each twin learns its URL (for issuers and `Link`s).
+    /// Serves `twins` on `addr` (port 0 picks a free port) with the default
+    /// [`ServerOptions`]. One twin is served at the root; several are mounted under `/{name}`.
+    /// Each twin learns its URL (for issuers and `Link`s).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the address cannot be bound.
+    pub async fn start(twins: Vec<Twin>, addr: SocketAddr) -> Result<ServerHandle, Error> {
+        Self::start_with(twins, addr, ServerOptions::default()).await
+    }
+
+    /// As [`TwinServer::start`], with `options` for slow and idle clients.
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
     #[allow(clippy::unused_async)] // async by contract: callers await it; binding may await again
-    pub async fn start(twins: Vec<Twin>, addr: SocketAddr) -> Result<ServerHandle, Error> {
+    pub async fn start_with(
+        twins: Vec<Twin>,
+        addr: SocketAddr,
+        options: ServerOptions,
+    ) -> Result<ServerHandle, Error> {
         let listener = bind(addr).map_err(|e| Error::io(addr.to_string(), e))?;
         let local = listener
             .local_addr()
@@ -309,10 +367,11 @@ impl TwinServer {
             local,
             Handler::Twins(Universe::new(twins)),
             names,
+            options,
         ))
     }
 
-    /// Serves a recording proxy on `addr`.
+    /// Serves a recording proxy on `addr` (default [`ServerOptions`]).
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
@@ -330,6 +389,7 @@ impl TwinServer {
             local,
             Handler::Record(recorder),
             Vec::new(),
+            ServerOptions::default(),
         ))
     }
 }
@@ -358,44 +418,30 @@ fn spawn(
     addr: SocketAddr,
     handler: Handler,
     names: Vec<String>,
+    options: ServerOptions,
 ) -> ServerHandle {
+    let tracker = Arc::new(Tracker::new(options));
+    let options = tracker.options();
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut conn_no: u64 = 0;
         loop {
             tokio::select! {
+                () = tracker.room() => {}
+                _ = rx.changed() => break,
+            }
+            tokio::select! {
                 accepted = listener.accept() => {
                     let stream = match accepted {
                         Ok((s, _)) => s,
                         Err(e) => {
-                            // Out of file descriptors or similar: back off instead of spinning.
-                            tracing::warn!("accept failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            out_of_fds(&tracker, &e).await;
                             continue;
                         }
                     };
-                    let _ = stream.set_nodelay(true);
                     conn_no += 1;
-                    let slot = Arc::new(AtomicU8::new(0));
-                    let io = TokioIo::new(FaultIo { inner: stream, slot: slot.clone(), pending: None, seed: conn_no });
-                    let h = handler.clone();
-                    let svc = hyper::service::service_fn(move |req| {
-                        let h = h.clone();
-                        let slot = slot.clone();
-                        async move {
-                            let resp = h.call(req).await;
-                            if let Some(f) = resp.extensions().get::<ConnectionFault>() {
-                                slot.store(fault_code(*f), Ordering::SeqCst);
-                            }
-                            Ok::<_, Infallible>(resp)
-                        }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, svc);
-                    let fut = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        let _ = fut.await;
-                    });
+                    serve_connection(stream, conn_no, &handler, &tracker, &graceful);
                 }
                 _ = rx.changed() => break,
             }
@@ -411,7 +457,72 @@ fn spawn(
         stop: Some(tx),
         task: Some(task),
         names,
+        options,
     }
+}
+
+/// `accept` failed. Out of file descriptors (`EMFILE`, `ENFILE`), the oldest half-open (else
+/// idle) connection is closed to make room; otherwise, or with nothing to close, the loop
+/// backs off 5 ms instead of spinning.
+async fn out_of_fds(tracker: &Tracker, e: &io::Error) {
+    let fds = matches!(
+        e.raw_os_error(),
+        Some(n) if n == nix::errno::Errno::EMFILE as i32 || n == nix::errno::Errno::ENFILE as i32
+    );
+    if fds && tracker.evict_for_fd() {
+        tracing::debug!("accept failed: {e}; closed the oldest half-open or idle connection");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    } else {
+        tracing::warn!("accept failed: {e}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Spawns the task serving one accepted connection under the tracker's watchdog.
+fn serve_connection(
+    stream: TcpStream,
+    conn_no: u64,
+    handler: &Handler,
+    tracker: &Arc<Tracker>,
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let conn = tracker.accept();
+    let slot = Arc::new(AtomicU8::new(0));
+    let io = TokioIo::new(FaultIo {
+        inner: stream,
+        slot: slot.clone(),
+        pending: None,
+        seed: conn_no,
+        conn: conn.clone(),
+        tracker: tracker.clone(),
+    });
+    let h = handler.clone();
+    // The body gets as long as the head had: a trickled body cannot hold the connection.
+    let body_timeout = tracker.options().header_read_timeout;
+    let (svc_conn, svc_tracker) = (conn.clone(), tracker.clone());
+    let svc = hyper::service::service_fn(move |req| {
+        svc_tracker.on_request(&svc_conn);
+        let (h, slot) = (h.clone(), slot.clone());
+        let (conn, tracker) = (svc_conn.clone(), svc_tracker.clone());
+        async move {
+            let resp = h.call(req, body_timeout).await;
+            if let Some(f) = resp.extensions().get::<ConnectionFault>() {
+                slot.store(fault_code(*f), Ordering::SeqCst);
+            }
+            tracker.on_response(&conn);
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let http = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, svc);
+    let fut = graceful.watch(http);
+    let tracker = tracker.clone();
+    tokio::spawn(async move {
+        tracker.watch(&conn, fut).await;
+        tracker.on_close(&conn);
+    });
 }
 
 fn fault_code(f: ConnectionFault) -> u8 {
@@ -430,6 +541,9 @@ struct FaultIo {
     slot: Arc<AtomicU8>,
     pending: Option<(Vec<u8>, usize)>,
     seed: u64,
+    /// The connection's phase: a byte read on an idle connection starts a request.
+    conn: Arc<Conn>,
+    tracker: Arc<Tracker>,
 }
 
 impl AsyncRead for FaultIo {
@@ -438,7 +552,12 @@ impl AsyncRead for FaultIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.tracker.on_read(&self.conn);
+        }
+        polled
     }
 }
 

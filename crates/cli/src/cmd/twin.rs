@@ -5,10 +5,11 @@ use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use lightsout_twin::drift::{self, Manifest, Normaliser, Reference};
 use lightsout_twin::record::{Cassette, Recorder};
-use lightsout_twin::{TwinDir, TwinOptions, TwinServer, builtin};
+use lightsout_twin::{ServerOptions, TwinDir, TwinOptions, TwinServer, builtin};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -18,6 +19,55 @@ pub(crate) enum OutputFormat {
     Human,
     /// JSON for programs.
     Json,
+}
+
+/// How `twin serve` holds slow clients and how much of the journal it keeps. Absent flags
+/// take the defaults of `lightsout_twin::ServerOptions` and `TwinOptions`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct ServeLimits {
+    /// Milliseconds a client has to send a whole request head (from connecting, or from the
+    /// first byte of a later request on a kept-alive connection) before it is closed
+    /// [default: 5000].
+    #[arg(long, value_name = "MS")]
+    header_read_timeout_ms: Option<u64>,
+    /// Milliseconds a kept-alive connection may wait for its next request before it is closed
+    /// [default: 30000].
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
+    /// Most connections at once whose request head is incomplete; the oldest is closed to make
+    /// room [default: the soft file-descriptor limit minus 256, or half of it when lower].
+    #[arg(long, value_name = "CONNECTIONS")]
+    max_half_open: Option<usize>,
+    /// Most journal entries kept per twin, oldest dropped first [default: 10000].
+    #[arg(long, value_name = "ENTRIES")]
+    journal_max_entries: Option<usize>,
+    /// Most journal bytes kept per twin (method, path, query, headers and body of each
+    /// request), oldest dropped first [default: 67108864, 64 MiB].
+    #[arg(long, value_name = "BYTES")]
+    journal_max_bytes: Option<usize>,
+}
+
+impl ServeLimits {
+    fn server(self) -> ServerOptions {
+        let d = ServerOptions::default();
+        ServerOptions {
+            header_read_timeout: self
+                .header_read_timeout_ms
+                .map_or(d.header_read_timeout, Duration::from_millis),
+            idle_timeout: self
+                .idle_timeout_ms
+                .map_or(d.idle_timeout, Duration::from_millis),
+            max_half_open: self.max_half_open.or(d.max_half_open),
+        }
+    }
+
+    fn twin(self, opts: TwinOptions) -> TwinOptions {
+        TwinOptions {
+            journal_max_entries: self.journal_max_entries.unwrap_or(opts.journal_max_entries),
+            journal_max_bytes: self.journal_max_bytes.unwrap_or(opts.journal_max_bytes),
+            ..opts
+        }
+    }
 }
 
 /// `lightsout twin` subcommands.
@@ -55,6 +105,8 @@ pub(crate) enum TwinCommand {
         /// Serve even a twin whose manifest says it is retired.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        limits: ServeLimits,
         /// Output format of the start-up line(s).
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
@@ -130,13 +182,14 @@ async fn run_async(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
             wall_clock,
             no_latency,
             force,
+            limits,
             format,
         } => {
-            let mut opts = TwinOptions {
+            let mut opts = limits.twin(TwinOptions {
                 seed,
                 latency: !no_latency,
                 ..TwinOptions::default()
-            };
+            });
             if wall_clock {
                 opts.clock_start_ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -150,9 +203,12 @@ async fn run_async(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             let names: Vec<String> = loaded.iter().map(|t| t.name().to_string()).collect();
-            let server = TwinServer::start(loaded, SocketAddr::new(host, port))
-                .await
-                .with_context(|| format!("cannot listen on {host}:{port}; pick another --port"))?;
+            let server =
+                TwinServer::start_with(loaded, SocketAddr::new(host, port), limits.server())
+                    .await
+                    .with_context(|| {
+                        format!("cannot listen on {host}:{port}; pick another --port")
+                    })?;
             for n in &names {
                 let url = server.url_of(n).unwrap_or_else(|| server.url());
                 match format {

@@ -200,3 +200,44 @@ fn drift_against_a_cassette_updates_the_manifest_and_sets_the_exit_code() {
     assert_eq!(manifest["status"], "drifted");
     assert_eq!(manifest["checks"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn serve_flags_set_the_header_read_timeout_and_the_journal_byte_cap() {
+    let (_child, lines, _out) = serve(&[
+        "slack",
+        "--no-latency",
+        "--header-read-timeout-ms",
+        "300",
+        "--idle-timeout-ms",
+        "60000",
+        "--max-half-open",
+        "64",
+        "--journal-max-bytes",
+        "1000",
+    ]);
+    let url = lines[0]["url"].as_str().unwrap().to_string();
+    // A request head that never ends is closed after the flag's 300 ms (5 s by default).
+    let t0 = std::time::Instant::now();
+    let mut s = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(4)))
+        .unwrap();
+    s.write_all(b"GET /api/auth.test HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)
+        .expect("closed by the server within 4 s, not left to time out");
+    assert!(rest.is_empty(), "no answer to a half-sent request");
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(300));
+    // Each of these requests counts 400+ bytes: a 1,000-byte cap keeps two.
+    let pad = "x".repeat(400);
+    for _ in 0..4 {
+        http(&url, "POST", "/api/files.upload", &[("X-Pad", &pad)], "");
+    }
+    let (status, body) = http(&url, "GET", "/__twin/journal/stats", &[], "");
+    assert_eq!(status, 200);
+    let journal: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(journal["max_bytes"], 1000);
+    assert_eq!(journal["entries"], 2, "{journal}");
+    assert_eq!(journal["dropped"], 2, "{journal}");
+    assert!(journal["bytes"].as_u64().unwrap() <= 1000);
+}

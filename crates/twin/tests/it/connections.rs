@@ -21,7 +21,7 @@ const WANTED: u64 = 10_000;
 /// binary run in parallel threads, the runtime, stdio).
 const MARGIN: u64 = 512;
 /// Set in the child: the soft `RLIMIT_NOFILE` it runs the server under.
-const CHILD_ENV: &str = "LIGHTSOUT_TWIN_TEST_SERVER_FDS";
+pub(crate) const CHILD_ENV: &str = "LIGHTSOUT_TWIN_TEST_SERVER_FDS";
 
 const TWIN: &str = "
 name: ping
@@ -29,12 +29,12 @@ provenance: {source: tests/it/connections.rs}
 routes:
   - {method: GET, path: /ping, response: {status: 200, body: {pong: true}}}
 ";
-const REQUEST: &[u8] = b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n";
-const OK: &str = "http/1.1 200 ok";
+pub(crate) const REQUEST: &[u8] = b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n";
+pub(crate) const OK: &str = "http/1.1 200 ok";
 
 /// Sets the soft `RLIMIT_NOFILE` to `want`, capped at the hard limit; returns the new soft
 /// limit and the hard limit.
-fn set_fd_limit(want: u64) -> (u64, u64) {
+pub(crate) fn set_fd_limit(want: u64) -> (u64, u64) {
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit(RLIMIT_NOFILE)");
     setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard).expect("setrlimit(RLIMIT_NOFILE)");
     getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit(RLIMIT_NOFILE)")
@@ -43,7 +43,7 @@ fn set_fd_limit(want: u64) -> (u64, u64) {
 /// In the child: serves the ping twin on loopback under `fds` file descriptors, on the test's
 /// own runtime, writes `twin-listening ADDR` on stdout, and serves until stdin is closed.
 #[allow(clippy::print_stdout)] // the address goes to the parent on stdout
-async fn serve_until_stdin_closes(fds: &str) {
+pub(crate) async fn serve_until_stdin_closes(fds: &str) {
     set_fd_limit(fds.parse().expect("fd limit"));
     let (def, diags) = parse_definition(TWIN, Format::Yaml);
     assert!(diags.is_empty(), "{diags:?}");
@@ -58,16 +58,16 @@ async fn serve_until_stdin_closes(fds: &str) {
 }
 
 /// A server child process; closing its stdin (on drop) stops it.
-struct ServerChild {
+pub(crate) struct ServerChild {
     child: std::process::Child,
     stdout: BufReader<std::process::ChildStdout>,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl ServerChild {
     /// Re-runs this test binary on `test` (which must call [`serve_until_stdin_closes`] when
     /// [`CHILD_ENV`] is set) and waits for the address it serves on.
-    fn spawn(test: &str, fds: u64) -> Self {
+    pub(crate) fn spawn(test: &str, fds: u64) -> Self {
         let mut child = Command::new(std::env::current_exe().expect("current_exe"))
             .args([test, "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, fds.to_string())
@@ -105,7 +105,7 @@ impl Drop for ServerChild {
 
 /// Reads one HTTP/1.1 response with a `Content-Length` body from a kept-alive connection and
 /// returns its status line in lower case; the connection stays open.
-async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
+pub(crate) async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
     buf.clear();
     let mut chunk = [0u8; 1024];
     loop {
@@ -126,7 +126,7 @@ async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
     }
 }
 
-async fn ask(s: &mut TcpStream) -> String {
+pub(crate) async fn ask(s: &mut TcpStream) -> String {
     s.write_all(REQUEST).await.expect("write request");
     read_response(s, &mut Vec::new()).await
 }

@@ -11,4 +11,5 @@ mod github;
 mod okta;
 mod robustness;
 mod slack;
+mod slow_clients;
 mod support;
