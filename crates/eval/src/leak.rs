@@ -21,7 +21,8 @@
 //!    prose (3 letters or more, not an English function word, not inside a code span or
 //!    quotes), `n + 1` words with 1, or `n + 3` words of any kind. Words of values alone (`"url": "https://example.com/a"`)
 //!    are the literal check's business, not evidence of copied prose.
-//! 4. **Near copy**: one scenario name or step with words changed. Each such unit of
+//! 4. **Near copy**: one scenario name or step of [`NEAR_MIN_WORDS`] words or more with
+//!    words changed. Each such unit of
 //!    scenario text keeps its *secret bigrams* (word pairs not in the visible texts, with a
 //!    content word of prose in them); a window of the scanned text as long as the unit plus 2 words that holds
 //!    at least [`NEAR_CONTAINMENT`] of them (and at least [`NEAR_MIN_BIGRAMS`]) is a near
@@ -69,6 +70,10 @@ pub const NEAR_CONTAINMENT: f64 = 0.6;
 /// Secret bigrams a unit needs to take part in the near-copy check, and a window needs to
 /// match, whatever the share.
 pub const NEAR_MIN_BIGRAMS: usize = 3;
+
+/// Words a unit needs to take part in the near-copy check: a shorter name or step
+/// (`the status is 401`) is common phrasing, and a copy of it is the verbatim check's call.
+pub const NEAR_MIN_WORDS: usize = 6;
 
 /// What was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,9 +157,21 @@ static COMMON: LazyLock<HashSet<&'static str>> =
 static STOP: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| literal::STOP.iter().copied().collect());
 
+/// The words of the built-in step grammar (`I send`, `with JSON`, `the status is`,
+/// `twin ... received`): shared by every holdout, so no evidence of copied prose.
+static GRAMMAR: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    let strip = regex::Regex::new(r"\(\?P<[^>]*>|\[[^\]]*\]|\\[a-zA-Z]|\{[0-9,]*\}")
+        .expect("static regex");
+    crate::steps::StepLibrary::builtin()
+        .defs()
+        .iter()
+        .flat_map(|d| norm::word_strings(&strip.replace_all(d.pattern(), " ")))
+        .collect()
+});
+
 /// Whether `w`, found outside code spans and quotes, is a content word of prose.
 fn content(w: &str) -> bool {
-    w.chars().count() >= 3 && !STOP.contains(w)
+    w.chars().count() >= 3 && !STOP.contains(w) && !GRAMMAR.contains(w)
 }
 
 fn hash_seq(ws: impl IntoIterator<Item = u64>) -> u64 {
@@ -326,7 +343,7 @@ impl LeakScanner {
                 secret.push(h);
             }
         }
-        if secret.len() < NEAR_MIN_BIGRAMS {
+        if secret.len() < NEAR_MIN_BIGRAMS || words.len() < NEAR_MIN_WORDS {
             return;
         }
         let Ok(u) = u32::try_from(self.units.len()) else {
@@ -425,7 +442,7 @@ impl LeakScanner {
     /// Whether a run of `words` words with `novel` content words carries enough evidence.
     fn run_counts(&self, words: usize, novel: usize) -> bool {
         words >= self.n
-            && (novel >= 2 || (novel >= 1 && words > self.n) || words >= self.n + 3)
+            && (novel >= 2 || (novel >= 1 && words > self.n))
     }
 
     fn scan_verbatim(&self, ws: &[norm::Word], leaks: &mut Vec<Leak>) {
