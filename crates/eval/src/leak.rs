@@ -18,8 +18,10 @@
 //!    documents"; the n-gram overlap tests of benchmark contamination, GPT-3's 13-grams and
 //!    Llama 2's token overlap). Shingles that occur in the visible texts are removed first.
 //!    A run must also carry evidence: `n` words with 2 *content words* of the scenario's
-//!    prose (3 letters or more, not an English function word, not inside a code span or
-//!    quotes), `n + 1` words with 1, or `n + 3` words of any kind. Words of values alone (`"url": "https://example.com/a"`)
+//!    prose, or `n + 1` words with 1. A content word has 3 characters or more, stands
+//!    outside code spans and quotes, and is neither an English function word, nor a word of
+//!    the built-in step grammar (`I send`, `the JSON at`, `within ... ms`), nor a number the
+//!    visible texts show. Words of values alone (`"url": "https://example.com/a"`)
 //!    are the literal check's business, not evidence of copied prose.
 //! 4. **Near copy**: one scenario name or step of [`NEAR_MIN_WORDS`] words or more with
 //!    words changed. Each such unit of
@@ -170,8 +172,10 @@ static GRAMMAR: LazyLock<HashSet<String>> = LazyLock::new(|| {
 });
 
 /// Whether `w`, found outside code spans and quotes, is a content word of prose.
-fn content(w: &str) -> bool {
-    w.chars().count() >= 3 && !STOP.contains(w) && !GRAMMAR.contains(w)
+fn content(w: &str, allowed: &literal::Allowed) -> bool {
+    let n = w.chars().count();
+    let visible_number = w.chars().all(|c| c.is_ascii_digit()) && allowed.vocab.contains(w);
+    n >= 3 && !visible_number && !STOP.contains(w) && !GRAMMAR.contains(w)
 }
 
 fn hash_seq(ws: impl IntoIterator<Item = u64>) -> u64 {
@@ -281,9 +285,9 @@ impl LeakScanner {
             scanner.sources.push((sc.id.clone(), sc.path.clone()));
             let text = scenario_text(sc);
             scanner.add_literals(idx, sc, &allowed, &mut texts);
-            scanner.add_shingles(idx, &text, &allowed_shingles);
+            scanner.add_shingles(idx, &text, &allowed, &allowed_shingles);
             for unit in std::iter::once(sc.name.as_str()).chain(sc.steps.iter().map(|s| s.text.as_str())) {
-                scanner.add_unit(idx, unit, &allowed_bigrams);
+                scanner.add_unit(idx, unit, &allowed, &allowed_bigrams);
             }
         }
         scanner.automaton = AhoCorasick::new(&texts).ok();
@@ -311,7 +315,13 @@ impl LeakScanner {
         }
     }
 
-    fn add_shingles(&mut self, idx: usize, text: &str, allowed_shingles: &HashSet<u64>) {
+    fn add_shingles(
+        &mut self,
+        idx: usize,
+        text: &str,
+        allowed: &literal::Allowed,
+        allowed_shingles: &HashSet<u64>,
+    ) {
         let words = tagged_words(text);
         let hashes: Vec<u64> = words.iter().map(|(w, _)| norm::hash_word(w)).collect();
         for (i, win) in hashes.windows(self.n).enumerate() {
@@ -324,18 +334,24 @@ impl LeakScanner {
                 .iter()
                 .take(64)
                 .enumerate()
-                .filter(|(_, (w, code))| !code && content(w))
+                .filter(|(_, (w, code))| !code && content(w, allowed))
                 .fold(0u64, |m, (b, _)| m | (1 << b));
             self.shingles.entry(h).or_insert(Shingle { source: idx, mask });
         }
     }
 
-    fn add_unit(&mut self, idx: usize, text: &str, allowed_bigrams: &HashSet<u64>) {
+    fn add_unit(
+        &mut self,
+        idx: usize,
+        text: &str,
+        allowed: &literal::Allowed,
+        allowed_bigrams: &HashSet<u64>,
+    ) {
         let words = tagged_words(text);
         let mut secret: Vec<u64> = Vec::new();
         for w in words.windows(2) {
             // A pair counts when one of its words is a content word of prose.
-            if !w.iter().any(|(w, code)| !code && content(w)) {
+            if !w.iter().any(|(w, code)| !code && content(w, allowed)) {
                 continue;
             }
             let h = hash_seq([norm::hash_word(&w[0].0), norm::hash_word(&w[1].0)]);
@@ -608,6 +624,93 @@ mod tests {
         );
     }
 
+    /// A suite like the bundled example's: a spec-visible example and holdout-only values.
+    fn rich_suite() -> Suite {
+        let src = "<!-- canary: ls-canary-demo-5d1c9a7e -->\n\
+## Scenario: a Slack outage does not fail link creation\nSatisfies: REQ-4\n\n\
+- **GIVEN** the service is running\n\
+- **WHEN** I send `POST /links` with JSON `{\"url\":\"https://example.com/during-outage\"}`\n\
+- **THEN** the status is 201 within 2500 ms\n\
+- **AND** twin `slack` state at `$.messages[0].channel` is \"C0GENERAL1\"\n\n\
+## Scenario: a custom code is honoured once\nSatisfies: REQ-2\n\n\
+- **WHEN** I send `POST /links` with JSON `{\"url\":\"https://example.com/docs\"}`\n\
+- **THEN** the status is 201\n";
+        let mut s = Suite::default();
+        s.add_source(Path::new("b.scenario.md"), src, &mut Vec::new());
+        s
+    }
+
+    const SPEC: &str = "When a client posts `{\"url\":\"https://example.com/docs\"}` to `/links`, \
+        the status is 201. If Slack fails, the service SHALL still answer 201 for the link.";
+
+    fn kinds(scanner: &LeakScanner, text: &str) -> Vec<LeakKind> {
+        scanner.scan(text).into_iter().map(|l| l.kind).collect()
+    }
+
+    #[test]
+    fn reworded_copies_are_caught() {
+        let scanner = LeakScanner::allowing(&rich_suite(), [SPEC]);
+        // The canary in upper case, spelt as words, or only its hex token.
+        for text in ["LS-CANARY-DEMO-5D1C9A7E", "ls canary demo 5d1c9a7e", "seed 0x5d1c9a7e"] {
+            assert_eq!(kinds(&scanner, text), [LeakKind::Canary], "{text}");
+        }
+        // A 6-word partial copy, in another case and with markdown.
+        assert_eq!(
+            kinds(&scanner, "note: A CUSTOM code is *honoured* once."),
+            [LeakKind::Verbatim]
+        );
+        // A test URL and a token at any length.
+        assert_eq!(
+            kinds(&scanner, "u = 'https://example.com/during-outage'"),
+            [LeakKind::Literal]
+        );
+        assert_eq!(kinds(&scanner, "CHANNEL=c0general1"), [LeakKind::Literal]);
+        // The 8-word name with one word changed in the middle.
+        assert_eq!(
+            kinds(&scanner, "a Slack outage will not fail link creation"),
+            [LeakKind::NearCopy]
+        );
+    }
+
+    #[test]
+    fn visible_text_is_never_a_leak() {
+        let suite = rich_suite();
+        let scanner = LeakScanner::allowing(&suite, [SPEC]);
+        assert!(scanner.scan(SPEC).is_empty(), "{:?}", scanner.scan(SPEC));
+        // The spec's example URL is in the scenario too, but visible: not a literal.
+        let echo = "resp = post('/links', json={'url': 'https://example.com/docs'})";
+        assert!(scanner.scan(echo).is_empty(), "{:?}", scanner.scan(echo));
+        // Without the allowed corpus, the scenario's copy of the spec's URL is a literal.
+        let blind = LeakScanner::from_suite(&suite);
+        assert_eq!(kinds(&blind, echo), [LeakKind::Literal]);
+    }
+
+    #[test]
+    fn generic_literals_and_words_are_not_leaks() {
+        let scanner = LeakScanner::allowing(&rich_suite(), [SPEC]);
+        for text in [
+            "GET / returned 200 with true",
+            "when the status is 201 the link is stored",
+            "https://example.com/a",
+            "Cache-Control: no-store",
+            "the service is running",
+        ] {
+            assert!(scanner.scan(text).is_empty(), "{text}: {:?}", scanner.scan(text));
+        }
+    }
+
+    #[test]
+    fn findings_point_into_the_original_text() {
+        let scanner = LeakScanner::allowing(&rich_suite(), [SPEC]);
+        let text = "Ｘ\u{200D} “https://EXAMPLE.com/during-outage” ok";
+        let leaks = scanner.scan(text);
+        assert_eq!(leaks.len(), 1, "{leaks:?}");
+        assert_eq!(
+            &text[leaks[0].start..leaks[0].end],
+            "https://EXAMPLE.com/during-outage"
+        );
+    }
+
     #[test]
     fn short_overlaps_are_not_leaks() {
         let scanner = LeakScanner::from_suite(&suite());
@@ -619,6 +722,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn scan_never_panics_and_offsets_are_char_boundaries(text in "\\PC{0,200}") {
+            let scanner = LeakScanner::allowing(&rich_suite(), [SPEC]);
+            for l in scanner.scan(&text) {
+                prop_assert!(l.start < l.end && l.end <= text.len());
+                prop_assert!(text.is_char_boundary(l.start) && text.is_char_boundary(l.end));
+            }
+        }
+
         #[test]
         fn any_copied_window_is_found(start in 0usize..20, len in 8usize..14) {
             let (sc, _) = parse_markdown(
