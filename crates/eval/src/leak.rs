@@ -152,8 +152,13 @@ pub struct LeakScanner {
 }
 
 /// Words that are no evidence of a copied value ([`literal::STOP`] and [`literal::VOCAB`]).
-static COMMON: LazyLock<HashSet<&'static str>> =
-    LazyLock::new(|| literal::STOP.iter().chain(literal::VOCAB).copied().collect());
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    literal::STOP
+        .iter()
+        .chain(literal::VOCAB)
+        .copied()
+        .collect()
+});
 
 /// Words that are no evidence of copied prose ([`literal::STOP`]).
 static STOP: LazyLock<HashSet<&'static str>> =
@@ -162,8 +167,8 @@ static STOP: LazyLock<HashSet<&'static str>> =
 /// The words of the built-in step grammar (`I send`, `with JSON`, `the status is`,
 /// `twin ... received`): shared by every holdout, so no evidence of copied prose.
 static GRAMMAR: LazyLock<HashSet<String>> = LazyLock::new(|| {
-    let strip = regex::Regex::new(r"\(\?P<[^>]*>|\[[^\]]*\]|\\[a-zA-Z]|\{[0-9,]*\}")
-        .expect("static regex");
+    let strip =
+        regex::Regex::new(r"\(\?P<[^>]*>|\[[^\]]*\]|\\[a-zA-Z]|\{[0-9,]*\}").expect("static regex");
     crate::steps::StepLibrary::builtin()
         .defs()
         .iter()
@@ -199,7 +204,11 @@ fn tagged_words(text: &str) -> Vec<(String, bool)> {
         if delimits {
             let inside = open.is_some();
             norm::for_each_word(&text[from..i], |_, _, w| out.push((w.to_owned(), inside)));
-            open = if open.is_some() || at_end { None } else { Some(c) };
+            open = if open.is_some() || at_end {
+                None
+            } else {
+                Some(c)
+            };
             from = (i + c.len_utf8()).min(text.len());
         }
     }
@@ -286,7 +295,9 @@ impl LeakScanner {
             let text = scenario_text(sc);
             scanner.add_literals(idx, sc, &allowed, &mut texts);
             scanner.add_shingles(idx, &text, &allowed, &allowed_shingles);
-            for unit in std::iter::once(sc.name.as_str()).chain(sc.steps.iter().map(|s| s.text.as_str())) {
+            for unit in
+                std::iter::once(sc.name.as_str()).chain(sc.steps.iter().map(|s| s.text.as_str()))
+            {
                 scanner.add_unit(idx, unit, &allowed, &allowed_bigrams);
             }
         }
@@ -301,7 +312,8 @@ impl LeakScanner {
         allowed: &literal::Allowed,
         texts: &mut Vec<String>,
     ) {
-        let pieces = std::iter::once(sc.name.as_str()).chain(sc.steps.iter().map(|s| s.text.as_str()));
+        let pieces =
+            std::iter::once(sc.name.as_str()).chain(sc.steps.iter().map(|s| s.text.as_str()));
         let mut seen = HashSet::new();
         for piece in pieces {
             for cand in literal::candidates(piece) {
@@ -336,7 +348,9 @@ impl LeakScanner {
                 .enumerate()
                 .filter(|(_, (w, code))| !code && content(w, allowed))
                 .fold(0u64, |m, (b, _)| m | (1 << b));
-            self.shingles.entry(h).or_insert(Shingle { source: idx, mask });
+            self.shingles
+                .entry(h)
+                .or_insert(Shingle { source: idx, mask });
         }
     }
 
@@ -457,8 +471,7 @@ impl LeakScanner {
 
     /// Whether a run of `words` words with `novel` content words carries enough evidence.
     fn run_counts(&self, words: usize, novel: usize) -> bool {
-        words >= self.n
-            && (novel >= 2 || (novel >= 1 && words > self.n))
+        words >= self.n && (novel >= 2 || (novel >= 1 && words > self.n))
     }
 
     fn scan_verbatim(&self, ws: &[norm::Word], leaks: &mut Vec<Leak>) {
@@ -467,7 +480,11 @@ impl LeakScanner {
         }
         let hits: Vec<Option<Shingle>> = ws
             .windows(self.n)
-            .map(|win| self.shingles.get(&hash_seq(win.iter().map(|w| w.hash))).copied())
+            .map(|win| {
+                self.shingles
+                    .get(&hash_seq(win.iter().map(|w| w.hash)))
+                    .copied()
+            })
             .collect();
         let mut i = 0;
         while i < hits.len() {
@@ -576,7 +593,13 @@ fn on_boundaries(text: &str, start: usize, end: usize) -> bool {
 /// Sorts by position and drops a finding that lies inside another (a canary is kept unless
 /// inside another canary).
 fn dedup(mut leaks: Vec<Leak>) -> Vec<Leak> {
-    leaks.sort_by_key(|l| (l.start, std::cmp::Reverse(l.end), l.kind != LeakKind::Canary));
+    leaks.sort_by_key(|l| {
+        (
+            l.start,
+            std::cmp::Reverse(l.end),
+            l.kind != LeakKind::Canary,
+        )
+    });
     let mut kept: Vec<Leak> = Vec::with_capacity(leaks.len());
     for l in leaks {
         let inside = kept.iter().rev().any(|k| {
@@ -651,7 +674,11 @@ mod tests {
     fn reworded_copies_are_caught() {
         let scanner = LeakScanner::allowing(&rich_suite(), [SPEC]);
         // The canary in upper case, spelt as words, or only its hex token.
-        for text in ["LS-CANARY-DEMO-5D1C9A7E", "ls canary demo 5d1c9a7e", "seed 0x5d1c9a7e"] {
+        for text in [
+            "LS-CANARY-DEMO-5D1C9A7E",
+            "ls canary demo 5d1c9a7e",
+            "seed 0x5d1c9a7e",
+        ] {
             assert_eq!(kinds(&scanner, text), [LeakKind::Canary], "{text}");
         }
         // A 6-word partial copy, in another case and with markdown.
@@ -695,7 +722,11 @@ mod tests {
             "Cache-Control: no-store",
             "the service is running",
         ] {
-            assert!(scanner.scan(text).is_empty(), "{text}: {:?}", scanner.scan(text));
+            assert!(
+                scanner.scan(text).is_empty(),
+                "{text}: {:?}",
+                scanner.scan(text)
+            );
         }
     }
 

@@ -69,31 +69,109 @@ const PROTOCOL: &[&str] = &[
 
 /// English function words and frequent verbs: no evidence of copied prose.
 pub(super) const STOP: &[&str] = &[
-    "a", "an", "to", "of", "in", "on", "at", "by", "it", "be", "as", "or", "if", "so", "do",
-    "we", "i", "me", "my", "up", "us", "the", "and", "for", "with", "that", "this", "from", "are", "was", "were", "is", "not",
-    "but", "all", "any", "one", "two", "its", "his", "her", "our", "their", "you", "your",
-    "has", "have", "had", "can", "will", "may", "must", "shall", "should", "would", "could",
-    "does", "did", "done", "when", "then", "than", "there", "here", "what", "which", "who",
-    "how", "why", "where", "each", "every", "some", "more", "most", "less", "very", "also",
-    "only", "into", "onto", "over", "under", "after", "before", "about", "again", "still",
-    "just", "like", "make", "made", "get", "got", "set", "use", "used", "new", "old", "out",
-    "off", "own", "same", "other", "such", "both", "few", "many", "much", "now", "yes", "no",
-    "too", "via", "per", "once", "while", "within", "without", "between", "through",
-    "given", "let", "say", "see", "run", "runs", "running", "send", "sends", "sent",
+    "a", "an", "to", "of", "in", "on", "at", "by", "it", "be", "as", "or", "if", "so", "do", "we",
+    "i", "me", "my", "up", "us", "the", "and", "for", "with", "that", "this", "from", "are", "was",
+    "were", "is", "not", "but", "all", "any", "one", "two", "its", "his", "her", "our", "their",
+    "you", "your", "has", "have", "had", "can", "will", "may", "must", "shall", "should", "would",
+    "could", "does", "did", "done", "when", "then", "than", "there", "here", "what", "which",
+    "who", "how", "why", "where", "each", "every", "some", "more", "most", "less", "very", "also",
+    "only", "into", "onto", "over", "under", "after", "before", "about", "again", "still", "just",
+    "like", "make", "made", "get", "got", "set", "use", "used", "new", "old", "out", "off", "own",
+    "same", "other", "such", "both", "few", "many", "much", "now", "yes", "no", "too", "via",
+    "per", "once", "while", "within", "without", "between", "through", "given", "let", "say",
+    "see", "run", "runs", "running", "send", "sends", "sent",
 ];
 
 /// The vocabulary of HTTP, JSON, URLs and code that any service code or test uses: no
 /// evidence of a copied value (together with [`STOP`]).
 pub(super) const VOCAB: &[&str] = &[
-    "http", "https", "www", "com", "org", "net", "localhost", "example", "api", "url", "uri",
-    "json", "html", "xml", "text", "plain", "post", "put", "patch", "delete", "head",
-    "options", "status", "error", "errors", "code", "body", "header", "headers", "content",
-    "type", "length", "request", "response", "true", "false", "null", "none", "ok",
-    "location", "allow", "accept", "host", "origin", "agent", "user", "bearer", "basic",
-    "authorization", "token", "cache", "control", "store", "charset", "utf", "data", "form",
-    "application", "message", "name", "value", "key", "keys", "id", "ids", "args", "query",
-    "path", "port", "server", "client", "service", "python", "python3", "import", "print",
-    "def", "return", "self", "class", "sys", "argv", "exit", "str", "int", "dict", "list",
+    "http",
+    "https",
+    "www",
+    "com",
+    "org",
+    "net",
+    "localhost",
+    "example",
+    "api",
+    "url",
+    "uri",
+    "json",
+    "html",
+    "xml",
+    "text",
+    "plain",
+    "post",
+    "put",
+    "patch",
+    "delete",
+    "head",
+    "options",
+    "status",
+    "error",
+    "errors",
+    "code",
+    "body",
+    "header",
+    "headers",
+    "content",
+    "type",
+    "length",
+    "request",
+    "response",
+    "true",
+    "false",
+    "null",
+    "none",
+    "ok",
+    "location",
+    "allow",
+    "accept",
+    "host",
+    "origin",
+    "agent",
+    "user",
+    "bearer",
+    "basic",
+    "authorization",
+    "token",
+    "cache",
+    "control",
+    "store",
+    "charset",
+    "utf",
+    "data",
+    "form",
+    "application",
+    "message",
+    "name",
+    "value",
+    "key",
+    "keys",
+    "id",
+    "ids",
+    "args",
+    "query",
+    "path",
+    "port",
+    "server",
+    "client",
+    "service",
+    "python",
+    "python3",
+    "import",
+    "print",
+    "def",
+    "return",
+    "self",
+    "class",
+    "sys",
+    "argv",
+    "exit",
+    "str",
+    "int",
+    "dict",
+    "list",
 ];
 
 /// The visible corpus a literal is tested against.
@@ -126,8 +204,9 @@ static QUOTED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#""([^"\\]{1,400})""#).expect("static regex"));
 static URL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'`<>]+"#).expect("static regex"));
-static PLACEHOLDER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\{[A-Za-z_][A-Za-z0-9_]*\}|<[A-Za-z_][A-Za-z0-9_]*>").expect("static regex"));
+static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\{[A-Za-z_][A-Za-z0-9_]*\}|<[A-Za-z_][A-Za-z0-9_]*>").expect("static regex")
+});
 static TOKEN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9][A-Za-z0-9_+/=-]{4,}").expect("static regex"));
 
@@ -301,9 +380,21 @@ mod tests {
     #[test]
     fn generic_values_are_not_distinctive() {
         for v in [
-            "/", "200", "GET", "true", "POST /links", "https://example.com/a", "no-store",
-            "text/plain", "/status/418", "teal", "plain text", "abc", "$.code",
-            "[A-Za-z0-9_-]{7}", "2500",
+            "/",
+            "200",
+            "GET",
+            "true",
+            "POST /links",
+            "https://example.com/a",
+            "no-store",
+            "text/plain",
+            "/status/418",
+            "teal",
+            "plain text",
+            "abc",
+            "$.code",
+            "[A-Za-z0-9_-]{7}",
+            "2500",
         ] {
             assert!(!check(v, &[]), "{v} should not be distinctive");
         }
@@ -335,10 +426,19 @@ mod tests {
         let c = candidates(
             r#"I send `POST /links` with JSON `{"url":"https://example.com/x-y","code":"{first}"}` and the JSON at `$.error` is "code_taken" for C0GENERAL1"#,
         );
-        for want in ["/links", "https://example.com/x-y", "code_taken", "C0GENERAL1", "$.error"] {
+        for want in [
+            "/links",
+            "https://example.com/x-y",
+            "code_taken",
+            "C0GENERAL1",
+            "$.error",
+        ] {
             assert!(c.iter().any(|x| x == want), "{want} missing from {c:?}");
         }
         assert!(!c.iter().any(|x| x.contains("{first}")), "{c:?}");
-        assert_eq!(canary_atoms("ls-canary-url-shortener-5d1c9a7e"), vec!["5d1c9a7e"]);
+        assert_eq!(
+            canary_atoms("ls-canary-url-shortener-5d1c9a7e"),
+            vec!["5d1c9a7e"]
+        );
     }
 }

@@ -58,7 +58,11 @@ fn scanners() -> BTreeMap<&'static str, LeakScanner> {
     .into_iter()
     .map(|(key, dir, visible)| {
         let (suite, _) = Suite::load_dir(&data().join("holdout").join(dir), &lib).unwrap();
-        assert!(suite.scenarios.len() >= 5, "{dir}: {}", suite.scenarios.len());
+        assert!(
+            suite.scenarios.len() >= 5,
+            "{dir}: {}",
+            suite.scenarios.len()
+        );
         let visible = std::fs::read_to_string(data().join("visible").join(visible)).unwrap();
         (key, LeakScanner::allowing(&suite, [visible]))
     })
@@ -110,11 +114,22 @@ fn leak_scanner_catches_copies_and_spares_innocent_text() {
     let paraphrase = share(&["paraphrase"]);
     eprintln!(
         "copies caught {:.1}% ({} of {}); paraphrases caught {:.1}% ({} of {}); innocent flagged {:.1}% ({} of {})",
-        copies.2, copies.0, copies.1, paraphrase.2, paraphrase.0, paraphrase.1, innocent.2,
-        innocent.0, innocent.1
+        copies.2,
+        copies.0,
+        copies.1,
+        paraphrase.2,
+        paraphrase.0,
+        paraphrase.1,
+        innocent.2,
+        innocent.0,
+        innocent.1
     );
     eprintln!("misjudged: {wrong:#?}");
     assert!(innocent.1 >= 100, "{} innocent samples", innocent.1);
     assert!(copies.2 >= 95.0, "copies caught {:.1}% < 95%", copies.2);
-    assert!(innocent.2 < 2.0, "innocent flagged {:.1}% >= 2%", innocent.2);
+    assert!(
+        innocent.2 < 2.0,
+        "innocent flagged {:.1}% >= 2%",
+        innocent.2
+    );
 }
