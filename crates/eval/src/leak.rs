@@ -29,7 +29,7 @@
 //!    content word of prose in them); a window of the scanned text as long as the unit plus 2 words that holds
 //!    at least [`NEAR_CONTAINMENT`] of them (and at least [`NEAR_MIN_BIGRAMS`]) is a near
 //!    copy. This is Broder's containment `|S(unit) ∩ S(window)| / |S(unit)|`, computed
-//!    exactly rather than estimated with MinHash, since a suite holds a few hundred units;
+//!    exactly rather than estimated with `MinHash`, since a suite holds a few hundred units;
 //!    one word changed in the middle of an 8-word name keeps 5 of 7 bigrams (0.71).
 //!
 //! **Allowed text.** Text the agent is meant to see (the visible spec, its task context) is
@@ -586,8 +586,9 @@ fn near_need(secret: usize) -> usize {
 fn on_boundaries(text: &str, start: usize, end: usize) -> bool {
     let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
     let (before, inside, after) = (&text[..start], &text[start..end], &text[end..]);
-    !(alnum(before.chars().next_back()) && alnum(inside.chars().next()))
-        && !(alnum(after.chars().next()) && alnum(inside.chars().next_back()))
+    let cut_before = alnum(before.chars().next_back()) && alnum(inside.chars().next());
+    let cut_after = alnum(after.chars().next()) && alnum(inside.chars().next_back());
+    !cut_before && !cut_after
 }
 
 /// Sorts by position and drops a finding that lies inside another (a canary is kept unless

@@ -3,14 +3,27 @@
 //! innocent text an honest agent writes for the visible spec.
 //!
 //! Measured on this set (the figures the test prints), with the visible texts as the allowed
-//! corpus:
+//! corpus, against the scanner it replaced (exact canary, verbatim 8-word runs):
 //!
-//! | | new scanner | old scanner (exact canary, 8-word runs) |
-//! |---|---|---|
-//! | copies, partial copies, reformats, substitutions, literals | see the report | |
+//! | label | samples | new scanner | old scanner |
+//! |---|---|---|---|
+//! | copy (whole scenarios) | 15 | 15 (100%) | 14 (93%) |
+//! | partial (5+ words) | 22 | 22 (100%) | 5 (23%) |
+//! | reformat (case, Unicode, punctuation) | 16 | 16 (100%) | 2 (13%) |
+//! | subst (one word changed) | 16 | 13 (81%) | 0 |
+//! | literal (URL, path, token, canary part) | 21 | 20 (95%) | 2 (10%) |
+//! | **all copies** | 90 | **86 (95.6%)** | 23 (25.6%) |
+//! | paraphrase (not asserted) | 20 | 0 (0%) | 0 (0%) |
+//! | grammar only (not asserted) | 4 | 0 | 0 |
+//! | **innocent flagged** | 138 | **1 (0.7%)** | 2 (1.4%) |
+//!
+//! The new scanner's one false positive is httpbin's public `x-more-info: ...rfc2324` teapot
+//! header, which the holdout checks and the visible requirements do not state. The old
+//! scanner's two are the spec's own examples written in the holdout's step style.
 //!
 //! The bounds asserted are the ones issue 15 sets: at least 95% of copies caught, under 2% of
-//! innocent samples flagged. The share of paraphrases caught is printed, not asserted.
+//! innocent samples flagged. The share of paraphrases caught is printed, not asserted: a
+//! lexical scanner does not catch a paraphrase that keeps no distinctive value.
 
 use lightsout_eval::{LeakScanner, StepLibrary, Suite};
 use std::collections::BTreeMap;
