@@ -142,7 +142,10 @@ pub struct LeakScanner {
     /// Word sequences of the canaries (hashes), for canaries spelt as separate words.
     canary_words: Vec<(Vec<u64>, usize)>,
     patterns: Vec<Pattern>,
+    /// The automaton over `pattern_texts`; `None` when it could not be built (then each
+    /// pattern is searched on its own: slower, never weaker).
     automaton: Option<AhoCorasick>,
+    pattern_texts: Vec<String>,
     /// Secret `n`-word shingle hash → where it comes from.
     shingles: HashMap<u64, Shingle>,
     /// Secret bigram hash → (unit, bigram index in the unit's secret set).
@@ -267,6 +270,7 @@ impl LeakScanner {
             canary_words: Vec::new(),
             patterns: Vec::new(),
             automaton: None,
+            pattern_texts: Vec::new(),
             shingles: HashMap::new(),
             bigrams: HashMap::new(),
             units: Vec::new(),
@@ -302,6 +306,7 @@ impl LeakScanner {
             }
         }
         scanner.automaton = AhoCorasick::new(&texts).ok();
+        scanner.pattern_texts = texts;
         scanner
     }
 
@@ -426,13 +431,21 @@ impl LeakScanner {
     }
 
     fn scan_literals(&self, text: &str, ws: &[norm::Word]) -> Vec<Leak> {
-        let Some(ac) = &self.automaton else {
+        if self.pattern_texts.is_empty() {
             return Vec::new();
-        };
+        }
         let compact = norm::compact(text);
         let mut hits = Vec::new();
-        for m in ac.find_overlapping_iter(&compact) {
-            hits.push((m.start(), m.end(), m.pattern().as_usize()));
+        if let Some(ac) = &self.automaton {
+            for m in ac.find_overlapping_iter(&compact) {
+                hits.push((m.start(), m.end(), m.pattern().as_usize()));
+            }
+        } else {
+            for (p, pat) in self.pattern_texts.iter().enumerate() {
+                for (i, _) in compact.match_indices(pat.as_str()) {
+                    hits.push((i, i + pat.len(), p));
+                }
+            }
         }
         if hits.is_empty() {
             return Vec::new();
