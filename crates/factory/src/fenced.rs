@@ -560,6 +560,35 @@ mod tests {
         assert!(!hits.iter().any(|h| h.contains("popular")), "{hits:?}");
     }
 
+    /// The demo's recorded agent work (patches and summaries) must cross the fence.
+    #[test]
+    fn the_example_trajectory_is_not_a_leak() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let spec =
+            std::fs::read_to_string(root.join("url-shortener/specs/url-shortener.md")).unwrap();
+        let scan = suite_scanner_allowing(&root.join("url-shortener-holdout"), &[spec])
+            .unwrap()
+            .expect("the example holdout has scenarios");
+        let dir = root.join("url-shortener/trajectory");
+        let mut seen = 0;
+        for task in std::fs::read_dir(&dir).unwrap().flatten() {
+            if !task.path().is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(task.path()).unwrap().flatten() {
+                let text = std::fs::read_to_string(f.path()).unwrap();
+                assert_eq!(
+                    scan.scan(&text),
+                    Vec::<String>::new(),
+                    "{}",
+                    f.path().display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 10, "{seen} trajectory files");
+    }
+
     #[test]
     fn visible_texts_hold_the_specs_and_every_task_context() {
         let t = tempfile::tempdir().unwrap();
