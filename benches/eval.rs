@@ -9,12 +9,17 @@
 //!   process (goal: ours at least 5× faster).
 //!
 //! Skipped with a message when python3 with httpbin and gunicorn is not installed.
+//!
+//! `leak_scan`: `LeakScanner::scan` over a 1 MiB agent transcript (the visible spec and
+//! service code repeated, one leaked test URL at the end) with the bundled example's holdout
+//! and the spec as the allowed corpus (about 100 ms, 10 MiB/s, on the 2-core CI machine
+//! under load); `leak_build`: building that scanner (about 4 ms).
 
 #![allow(clippy::print_stderr)] // a bench reports why it skipped
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use lightsout_eval::{RunOptions, Runner, StepLibrary, Suite, TargetConfig};
+use lightsout_eval::{LeakScanner, RunOptions, Runner, StepLibrary, Suite, TargetConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -190,5 +195,38 @@ fn bench_eval(c: &mut Criterion) {
     drop(httpbin);
 }
 
-criterion_group!(benches, bench_eval);
+fn bench_leak(c: &mut Criterion) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let (suite, _) = Suite::load_dir(
+        &examples.join("url-shortener-holdout"),
+        &StepLibrary::builtin(),
+    )
+    .unwrap();
+    let spec =
+        std::fs::read_to_string(examples.join("url-shortener/specs/url-shortener.md")).unwrap();
+    let code = "def follow(self, code):\n    row = self.db.execute(\"SELECT url FROM links WHERE code = ?\", (code,)).fetchone()\n    if row is None:\n        return self.error(404, \"not_found\")\n    self.send_response(302)\n";
+    let mut transcript = String::with_capacity(1 << 20);
+    while transcript.len() < (1 << 20) - 100 {
+        transcript.push_str(&spec);
+        transcript.push_str(code);
+    }
+    transcript.push_str("\nBASE = 'https://example.com/popular'\n");
+    let scanner = LeakScanner::allowing(&suite, [spec.as_str()]);
+    assert_eq!(scanner.scan(&transcript).len(), 1);
+    let mut g = c.benchmark_group("leak_scan");
+    g.sample_size(10)
+        .throughput(criterion::Throughput::Bytes(transcript.len() as u64));
+    g.bench_function("scan_1mib_transcript", |b| {
+        b.iter(|| scanner.scan(&transcript));
+    });
+    g.finish();
+    let mut g = c.benchmark_group("leak_build");
+    g.sample_size(10);
+    g.bench_function("build_scanner_example_holdout", |b| {
+        b.iter(|| LeakScanner::allowing(&suite, [spec.as_str()]));
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_eval, bench_leak);
 criterion_main!(benches);

@@ -18,7 +18,9 @@
 //!   sequential gate ([`stats::sequential`]), and returns a [`RunResult`] (versioned JSON,
 //!   Run → Scenario → Trial → Step) carrying the [`GateVerdict`] of a [`GatePolicy`].
 //! - [`report`] renders `JUnit` XML, a markdown summary and the redacted [`feedback`];
-//!   [`LeakScanner`] finds canaries and verbatim scenario text in prompts, diffs and feedback.
+//!   [`LeakScanner`] finds canaries, distinctive literals, verbatim runs and near copies of
+//!   scenario text in prompts, diffs and feedback, in any case, Unicode form or punctuation,
+//!   and never flags what the allowed (visible) texts also hold.
 //! - [`evaluate`] does all of it in one call, for the factory.
 //! - The `testing` module (feature `testing`) has `ScriptedStep`, a step with scripted
 //!   outcomes, to simulate passing, failing and flaky scenarios without a target.
@@ -49,8 +51,8 @@
 //! let ci = stats::wilson95(5, 5);
 //! assert!((ci.low - 0.5655).abs() < 1e-3);
 //!
-//! // The canary is found wherever it is pasted.
-//! let leaks = LeakScanner::from_suite(&suite).scan("see c-7f3e9a in the prompt");
+//! // The canary is found wherever it is pasted, in any case.
+//! let leaks = LeakScanner::from_suite(&suite).scan("see C-7F3E9A in the prompt");
 //! assert_eq!(leaks.len(), 1);
 //! ```
 

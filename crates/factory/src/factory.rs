@@ -640,7 +640,7 @@ impl Factory {
             .config
             .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref())
         {
-            Some(dir) => crate::fenced::suite_scanner(&dir)?
+            Some(dir) => crate::fenced::suite_scanner(&dir, &self.repo, state)?
                 .map(|s| Arc::new(s) as Arc<dyn crate::fence::holdout::LeakScan + Send + Sync>),
             None => None,
         };

@@ -27,13 +27,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A [`LeakScan`] over the `lightsout-eval` [`LeakScanner`](lightsout_eval::leak::LeakScanner)
-/// of a holdout suite: canaries and verbatim runs of scenario text. Findings name the
-/// scenario file, never the holdout text itself.
+/// of a holdout suite: canaries, distinctive literals, verbatim runs and near copies of
+/// scenario text, less what the agents are meant to see. Findings name the scenario file,
+/// never the holdout text itself.
 #[derive(Debug, Clone)]
 pub struct SuiteScan(pub lightsout_eval::leak::LeakScanner);
 
 impl LeakScan for SuiteScan {
     fn scan(&self, text: &str) -> Vec<String> {
+        use lightsout_eval::leak::LeakKind;
         self.0
             .scan(text)
             .into_iter()
@@ -42,12 +44,20 @@ impl LeakScan for SuiteScan {
                     || l.path.display().to_string(),
                     |f| f.to_string_lossy().into_owned(),
                 );
+                let scenario = l.scenario.as_deref().unwrap_or("?");
                 match l.kind {
-                    lightsout_eval::leak::LeakKind::Canary => format!("holdout canary from {file}"),
-                    lightsout_eval::leak::LeakKind::Verbatim => format!(
-                        "verbatim run of {} words from scenario {} ({file})",
-                        l.words,
-                        l.scenario.as_deref().unwrap_or("?")
+                    LeakKind::Canary => format!("holdout canary from {file}"),
+                    LeakKind::Verbatim => format!(
+                        "verbatim run of {} words from scenario {scenario} ({file})",
+                        l.words
+                    ),
+                    LeakKind::Literal => format!(
+                        "distinctive value ({} bytes) from scenario {scenario} ({file})",
+                        l.end - l.start
+                    ),
+                    LeakKind::NearCopy => format!(
+                        "near copy of {} words of scenario {scenario} ({file})",
+                        l.words
                     ),
                 }
             })
@@ -55,14 +65,53 @@ impl LeakScan for SuiteScan {
     }
 }
 
+/// The texts the agents of a run are meant to see, which the leak scan never flags: each
+/// task's title, spec excerpt, constraints, anti-spec and acceptance criteria, and the spec
+/// files under `<repo>/specs` ([`lightsout_spec::discover`]).
+///
+/// A spec file that cannot be found or read is left out: that makes the scan stricter,
+/// never weaker.
+pub fn visible_texts(repo: &Path, state: &crate::state::RunState) -> Vec<String> {
+    let mut out: Vec<String> = lightsout_spec::discover(&repo.join("specs"))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect();
+    for t in &state.tasks {
+        let t = &t.task;
+        out.push(t.title.clone());
+        out.push(t.spec_excerpt.clone());
+        out.extend(t.constraints.iter().cloned());
+        out.extend(t.anti_spec.iter().cloned());
+        out.extend(t.acceptance_criteria.iter().cloned());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The leak scanner of the run `state` in `repo`: [`suite_scanner_allowing`] the run's
+/// [`visible_texts`].
+///
+/// # Errors
+/// As [`suite_scanner_allowing`].
+pub fn suite_scanner(
+    dir: &Path,
+    repo: &Path,
+    state: &crate::state::RunState,
+) -> Result<Option<SuiteScan>, Error> {
+    suite_scanner_allowing(dir, &visible_texts(repo, state))
+}
+
 /// Loads the holdout suite in `dir` and builds its leak scanner, when `dir` holds
 /// scenario files (`*.scenario.md` or `*.feature`, searched recursively); `Ok(None)`
-/// otherwise.
+/// otherwise. Nothing that also occurs in `visible` (see [`visible_texts`]) is flagged,
+/// apart from canaries.
 ///
 /// # Errors
 /// [`Error::Config`] when scenario files exist but the suite cannot be loaded (fail
 /// closed: an unreadable holdout cannot be protected).
-pub fn suite_scanner(dir: &Path) -> Result<Option<SuiteScan>, Error> {
+pub fn suite_scanner_allowing(dir: &Path, visible: &[String]) -> Result<Option<SuiteScan>, Error> {
     fn has_feature(dir: &Path, depth: usize) -> bool {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return false;
@@ -91,7 +140,7 @@ pub fn suite_scanner(dir: &Path) -> Result<Option<SuiteScan>, Error> {
             ))
         })?;
     Ok(Some(SuiteScan(
-        lightsout_eval::leak::LeakScanner::from_suite(&suite),
+        lightsout_eval::leak::LeakScanner::allowing(&suite, visible),
     )))
 }
 
@@ -492,14 +541,87 @@ mod tests {
     #[test]
     fn the_example_spec_does_not_trip_the_example_holdout_scanner() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-        let scan = suite_scanner(&root.join("url-shortener-holdout"))
-            .unwrap()
-            .expect("the example holdout has scenarios");
         let spec =
             std::fs::read_to_string(root.join("url-shortener/specs/url-shortener.md")).unwrap();
+        let visible = vec![spec.clone()];
+        let scan = suite_scanner_allowing(&root.join("url-shortener-holdout"), &visible)
+            .unwrap()
+            .expect("the example holdout has scenarios");
         assert_eq!(scan.scan(&spec), Vec::<String>::new());
-        let canary = scan.0.scan("x");
-        assert!(canary.is_empty());
+        // The spec's own example, echoed in the holdout's step style, is not a leak ...
+        let echo = "- **WHEN** I send `POST /links` with JSON `{\"url\":\"https://example.com/docs\"}`\n- **THEN** the status is 201";
+        assert_eq!(scan.scan(echo), Vec::<String>::new());
+        // ... while the canary in upper case and a test URL of a scenario are.
+        let hits =
+            scan.scan("LS-CANARY-URL-SHORTENER-5D1C9A7E; BASE = 'https://example.com/popular'");
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        assert!(hits[0].starts_with("holdout canary from"), "{hits:?}");
+        assert!(hits[1].starts_with("distinctive value"), "{hits:?}");
+        assert!(!hits.iter().any(|h| h.contains("popular")), "{hits:?}");
+    }
+
+    /// The demo's recorded agent work (patches and summaries) must cross the fence.
+    #[test]
+    fn the_example_trajectory_is_not_a_leak() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let spec =
+            std::fs::read_to_string(root.join("url-shortener/specs/url-shortener.md")).unwrap();
+        let scan = suite_scanner_allowing(&root.join("url-shortener-holdout"), &[spec])
+            .unwrap()
+            .expect("the example holdout has scenarios");
+        let dir = root.join("url-shortener/trajectory");
+        let mut seen = 0;
+        for task in std::fs::read_dir(&dir).unwrap().flatten() {
+            if !task.path().is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(task.path()).unwrap().flatten() {
+                let text = std::fs::read_to_string(f.path()).unwrap();
+                assert_eq!(
+                    scan.scan(&text),
+                    Vec::<String>::new(),
+                    "{}",
+                    f.path().display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 10, "{seen} trajectory files");
+    }
+
+    #[test]
+    fn visible_texts_hold_the_specs_and_every_task_context() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("specs")).unwrap();
+        std::fs::write(
+            t.path().join("specs/a.md"),
+            "---\nid: a\n---\n# A\nthe visible intent\n",
+        )
+        .unwrap();
+        let mut state = crate::state::RunState::default();
+        state.tasks.push(crate::state::TaskState {
+            task: crate::plan::Task {
+                id: "T1".into(),
+                title: "the title".into(),
+                spec_excerpt: "the excerpt".into(),
+                constraints: vec!["CON-1: c".into()],
+                anti_spec: vec!["ANTI-1: a".into()],
+                acceptance_criteria: vec!["GIVEN x".into()],
+                ..crate::plan::Task::default()
+            },
+            ..crate::state::TaskState::default()
+        });
+        let v = visible_texts(t.path(), &state);
+        for want in [
+            "the title",
+            "the excerpt",
+            "CON-1: c",
+            "ANTI-1: a",
+            "GIVEN x",
+        ] {
+            assert!(v.iter().any(|x| x == want), "{want} missing from {v:?}");
+        }
+        assert!(v.iter().any(|x| x.contains("the visible intent")), "{v:?}");
     }
 
     #[test]

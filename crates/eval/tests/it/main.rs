@@ -4,6 +4,7 @@
 
 mod support;
 
+mod leak;
 mod redaction;
 mod runner;
 mod target;

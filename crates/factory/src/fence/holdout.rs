@@ -8,8 +8,9 @@
 //!   loud failure: [`FenceError::Leak`], which the factory turns into a failed run and a
 //!   `leak` audit entry.
 //!
-//! The scan itself (canary strings and long verbatim runs of scenario text) belongs to the
-//! eval stage (`lightsout-eval`'s `LeakScanner`); this module takes it through the small
+//! The scan itself (canaries, distinctive literals, verbatim runs and near copies of scenario
+//! text, less what the agents are meant to see) belongs to the eval stage (`lightsout-eval`'s
+//! `LeakScanner`, built by `fenced::suite_scanner`); this module takes it through the small
 //! [`LeakScan`] trait so that the fence does not depend on the eval crate. [`Canaries`] is a
 //! plain substring scanner for canary strings, used when no eval scanner is wired in.
 
