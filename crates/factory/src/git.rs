@@ -1,15 +1,61 @@
 //! A thin async wrapper over the `git` command line (the real thing, no library
 //! reimplementation): worktrees, commits, rebases and compare-and-swap ref updates.
+//!
+//! Every command is built by [`lightsout_git::command`]: no configuration that runs code or
+//! changes what git reads takes effect (hooks, `core.fsmonitor`, pagers, editors, external
+//! diffs, transports), the repository's filter and merge drivers are blanked by name before
+//! each command, and git gets a clean environment, never the factory's own. See the
+//! `lightsout-git` crate docs for each setting and its source.
 
 use crate::Error;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::process::Command;
 
-/// The identity the factory commits with (author and committer).
-pub const COMMITTER_NAME: &str = "lightsout";
-/// The e-mail address the factory commits with.
-pub const COMMITTER_EMAIL: &str = "lightsout@localhost";
+pub use lightsout_git::{COMMITTER_EMAIL, COMMITTER_NAME};
+
+/// Subcommands that only read refs, objects or configuration: they never run a filter or
+/// merge driver, so they skip the extra `git config --list` that blanks drivers.
+const NO_DRIVERS: &[&str] = &[
+    "rev-parse",
+    "merge-base",
+    "cat-file",
+    "for-each-ref",
+    "symbolic-ref",
+    "update-ref",
+    "config",
+    "fsck",
+    "var",
+];
+
+/// Subcommands that can move refs; each one run bumps [`ref_writes`].
+const REF_WRITERS: &[&str] = &[
+    "update-ref",
+    "commit",
+    "rebase",
+    "reset",
+    "worktree",
+    "branch",
+    "merge",
+    "cherry-pick",
+    "revert",
+    "checkout",
+    "switch",
+    "symbolic-ref",
+    "tag",
+    "am",
+    "stash",
+];
+
+static REF_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How many ref-moving git commands the factory has started in this process so far. The
+/// integrity check compares it before and after an attempt: when it did not change, every
+/// ref that moved during the attempt was moved by someone other than the factory.
+pub(crate) fn ref_writes() -> u64 {
+    REF_WRITES.load(Ordering::SeqCst)
+}
 
 /// Git run in one directory (a repository or a worktree).
 #[derive(Debug, Clone)]
@@ -35,23 +81,29 @@ impl Git {
 
     /// Runs git and returns its output, whether or not it succeeded.
     pub(crate) async fn out(&self, args: &[&str]) -> Result<Out, Error> {
-        let out = Command::new("git")
-            .arg("-c")
-            .arg(format!("user.name={COMMITTER_NAME}"))
-            .arg("-c")
-            .arg(format!("user.email={COMMITTER_EMAIL}"))
-            .arg("-c")
-            .arg("commit.gpgsign=false")
-            .arg("-c")
-            .arg("core.hooksPath=/dev/null")
-            .args(args)
-            .current_dir(&self.dir)
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_EDITOR", "true")
-            .stdin(Stdio::null())
+        if args.first().is_some_and(|a| REF_WRITERS.contains(a)) {
+            REF_WRITES.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut cmd = lightsout_git::command(&self.dir, args);
+        if !args.first().is_some_and(|a| NO_DRIVERS.contains(a)) {
+            let listing = Command::from(lightsout_git::drivers_listing(&self.dir))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .output()
+                .await
+                .map_err(|e| Error::Io {
+                    action: "run git",
+                    path: self.dir.clone(),
+                    source: e,
+                })?;
+            // Outside a repository there is nothing to list; inside one, a configuration
+            // git cannot read fails the command itself below.
+            lightsout_git::apply_overrides(
+                &mut cmd,
+                &lightsout_git::driver_overrides(&listing.stdout),
+            );
+        }
+        let out = Command::from(cmd)
             .output()
             .await
             .map_err(|e| Error::Io {
@@ -59,6 +111,9 @@ impl Git {
                 path: self.dir.clone(),
                 source: e,
             })?;
+        if args.first().is_some_and(|a| REF_WRITERS.contains(a)) {
+            REF_WRITES.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(Out {
             ok: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
