@@ -1189,7 +1189,8 @@ impl Inner {
             task: job.task.id.clone(),
             tasks: self.state().tasks.iter().map(|t| t.task.id.clone()).collect(),
         };
-        crate::integrity::Snapshot::take(&self.repo, &job.worktree, scope).await
+        let copy = self.run_dir.join("objects");
+        crate::integrity::Snapshot::take(&self.repo, &job.worktree, scope, Some(&copy)).await
     }
 
     /// Restores what the attempt changed in the git directory and the run's refs; each

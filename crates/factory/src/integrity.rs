@@ -10,10 +10,14 @@
 //!   administrative files (`commondir`, `gitdir`, `HEAD`, `config.worktree`) and its `.git`
 //!   link.
 //!
+//! - objects: every loose object and pack file, hard-linked into the run's
+//!   `.lightsout/runs/<id>/objects/` (new files only; no data is copied).
+//!
 //! After the call, [`Snapshot::verify`] restores first and reports after: files go back to
-//! their bytes (added ones are removed) before any other git command runs, then refs go back
-//! to the snapshot (main to the factory's own record of it), then the objects of main and
-//! of the attempt's base are looked up. Every difference is a [`Breach`]: the run loop
+//! their bytes (added ones are removed) before any other git command runs, deleted object
+//! files are linked back, refs go back to the snapshot (main to the factory's own record of
+//! it), then the objects of main and of the attempt's base are looked up (an object
+//! rewritten in place is found only there, and cannot be restored). Every difference is a [`Breach`]: the run loop
 //! audits each as a `policy_hit` and fails the attempt at stage `policy`.
 //!
 //! The factory moves refs itself while an attempt runs (other tasks' commits, the merge
@@ -109,6 +113,14 @@ pub enum Breach {
         /// Whether its snapshot bytes were put back (or the added file removed).
         restored: bool,
     },
+    /// Object files (loose objects, packs) were deleted; they were linked back from the
+    /// run's hard-link copy of the object store where it had them.
+    GitObjectsDeleted {
+        /// How many files were missing.
+        files: u64,
+        /// Whether every one of them was linked back.
+        restored: bool,
+    },
     /// Objects the factory relies on are missing or unreadable; they cannot be restored.
     GitObjectsDamaged {
         /// What git said.
@@ -196,6 +208,11 @@ impl fmt::Display for Breach {
                     FileChange::Modified => "modified",
                     FileChange::Removed => "removed",
                 },
+                r(restored)
+            ),
+            Self::GitObjectsDeleted { files, restored } => write!(
+                f,
+                "{files} git object files were deleted ({})",
                 r(restored)
             ),
             Self::GitObjectsDamaged { detail } => {
@@ -292,6 +309,7 @@ pub(crate) struct Snapshot {
     files: BTreeMap<PathBuf, FileSnap>,
     walked: Vec<PathBuf>,
     ref_writes: u64,
+    objects: Option<PathBuf>,
 }
 
 async fn absolute(g: &Git, what: &str) -> Result<PathBuf, Error> {
@@ -344,7 +362,18 @@ impl Snapshot {
     ///
     /// # Errors
     /// [`Error::Git`] when git cannot name the common directory or list the refs.
-    pub(crate) async fn take(repo: &Git, worktree: &Path, scope: Scope) -> Result<Self, Error> {
+    ///
+    /// With `objects_copy`, every object file (loose objects and packs) is first hard-linked
+    /// into that directory (new files only: one directory walk, no data copied), so a
+    /// deleted object can be linked back. Object files are written once and never changed
+    /// in place by git, so a link is a copy. Where linking fails (another file system), the
+    /// copy is skipped and deletions are only detected.
+    pub(crate) async fn take(
+        repo: &Git,
+        worktree: &Path,
+        scope: Scope,
+        objects_copy: Option<&Path>,
+    ) -> Result<Self, Error> {
         let ref_writes = ref_writes();
         let common = absolute(repo, "--git-common-dir").await?;
         let admin = absolute(&Git::new(worktree), "--absolute-git-dir").await?;
@@ -356,7 +385,13 @@ impl Snapshot {
             files: BTreeMap::new(),
             walked: Vec::new(),
             ref_writes,
+            objects: None,
         };
+        if let Some(copy) = objects_copy
+            && link_all(&snap.common.join("objects"), copy)
+        {
+            snap.objects = Some(copy.to_path_buf());
+        }
         let mut paths = vec![
             snap.common.join("config"),
             snap.common.join("HEAD"),
@@ -392,6 +427,15 @@ impl Snapshot {
         base: &str,
     ) -> Result<Vec<Breach>, Error> {
         let mut out = self.verify_files();
+        if let Some(copy) = &self.objects {
+            let (missing, restored) = link_missing(copy, &self.common.join("objects"));
+            if missing > 0 {
+                out.push(Breach::GitObjectsDeleted {
+                    files: missing,
+                    restored,
+                });
+            }
+        }
         out.extend(self.verify_refs(repo, main).await?);
         for commit in [main.head.as_str(), base] {
             let o = repo
@@ -510,6 +554,76 @@ impl Snapshot {
         }
         Ok(out)
     }
+}
+
+/// Object files under `objects` (loose objects and packs; not `objects/info`, which is
+/// compared byte for byte), relative to it.
+fn object_files(objects: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(objects) else {
+        return out;
+    };
+    for d in rd.flatten() {
+        let name = d.file_name();
+        if name == "info" || !d.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(d.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            if f.file_type().is_ok_and(|t| t.is_file()) {
+                out.push(PathBuf::from(&name).join(f.file_name()));
+            }
+        }
+    }
+    out
+}
+
+/// Hard-links every object file of `objects` not yet in `copy` into it; `false` when a
+/// link cannot be made (the copy is then not used).
+fn link_all(objects: &Path, copy: &Path) -> bool {
+    for rel in object_files(objects) {
+        let to = copy.join(&rel);
+        if to.exists() {
+            continue;
+        }
+        if let Some(dir) = to.parent()
+            && std::fs::create_dir_all(dir).is_err()
+        {
+            return false;
+        }
+        // Temporary packs (`tmp_*`) and lock files are git's work in progress.
+        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.is_some_and(|n| n.starts_with("tmp_") || n.ends_with(".lock")) {
+            continue;
+        }
+        match std::fs::hard_link(objects.join(&rel), &to) {
+            // Another attempt's snapshot linked it first.
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Links back every file of `copy` missing from `objects`: (missing, all linked back).
+fn link_missing(copy: &Path, objects: &Path) -> (u64, bool) {
+    let mut missing = 0;
+    let mut ok = true;
+    for rel in object_files(copy) {
+        let to = objects.join(&rel);
+        if std::fs::symlink_metadata(&to).is_ok() {
+            continue;
+        }
+        missing += 1;
+        let linked = to
+            .parent()
+            .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+            && std::fs::hard_link(copy.join(&rel), &to).is_ok();
+        ok &= linked;
+    }
+    (missing, ok)
 }
 
 /// Refs in `scope` with their object ids. A ref git cannot read is absent here (git warns

@@ -242,14 +242,16 @@ async fn writes_into_the_git_directory_are_undone_audited_and_the_run_goes_on() 
 }
 
 #[tokio::test]
-async fn destroyed_objects_are_reported_not_ignored() {
+async fn deleted_objects_are_linked_back_and_the_run_goes_on() {
     let (_d, repo, _marker) = setup();
     let common = repo.join(".git");
     let c2 = common.clone();
-    let agent = Arc::new(FnAgent::new("hostile", move |_ctx: &TaskContext, _ws| {
-        std::fs::remove_dir_all(c2.join("objects")).unwrap();
-        std::fs::create_dir_all(c2.join("objects/pack")).unwrap();
-        std::fs::create_dir_all(c2.join("objects/info")).unwrap();
+    let agent = Arc::new(FnAgent::new("hostile", move |ctx: &TaskContext, ws| {
+        if ctx.task_id == "objects" {
+            std::fs::remove_dir_all(c2.join("objects")).unwrap();
+        } else {
+            std::fs::write(ws.root.join("good.txt"), "ok\n").unwrap();
+        }
         Ok(AgentReport::completed("hostile", "done"))
     }));
     let mut config = Config::default();
@@ -258,21 +260,28 @@ async fn destroyed_objects_are_reported_not_ignored() {
         .unwrap()
         .with_default_agent(agent)
         .with_evaluator(Arc::new(passing()));
-    let _ = factory
+    let mut objects = task("objects");
+    objects.estimate_hours = 5.0; // first on the critical path
+    let state = factory
         .run(
             Plan {
-                tasks: vec![task("objects")],
+                tasks: vec![objects, task("good")],
             },
             RunOptions {
                 run_id: Some("t2".into()),
                 jobs: Some(1),
             },
         )
-        .await;
+        .await
+        .unwrap();
+    assert_eq!(state.task("objects").unwrap().status, TaskStatus::Failed);
+    assert_eq!(state.task("good").unwrap().status, TaskStatus::Merged);
+    git(&repo, &["fsck", "--no-dangling"]);
     let entries = read(&repo.join(".lightsout/runs/t2/audit.jsonl")).unwrap();
-    assert!(
-        entries.iter().any(|e| e.kind == AuditKind::PolicyHit
-            && e.details["violation"] == "git_objects_damaged"),
-        "{entries:#?}"
-    );
+    let hit = entries
+        .iter()
+        .find(|e| e.kind == AuditKind::PolicyHit && e.task.as_deref() == Some("objects"))
+        .expect("a policy hit for the deleted objects");
+    assert_eq!(hit.details["violation"], "git_objects_deleted");
+    assert_eq!(hit.details["restored"], true);
 }
