@@ -1303,9 +1303,18 @@ impl Inner {
         };
         rec.agent = report.label();
         rec.replay = report.replay;
-        rec.summary.clone_from(&report.summary);
+        // The agent's own text is kept once, in its transcript: the journal and state keep
+        // at most its head and a reference (path + hash).
+        let transcript = report.transcript.as_deref();
+        rec.summary = crate::integrity::stored_text(&report.summary, transcript);
         rec.usage = report.usage;
-        rec.outcome = report.outcome.clone();
+        rec.outcome = match report.outcome.clone() {
+            Outcome::Failed { exit_code, message } => Outcome::Failed {
+                exit_code,
+                message: crate::integrity::stored_text(&message, transcript),
+            },
+            other => other,
+        };
         let after = self.hook.after_attempt(ctx, &report).await?;
         // Before any other git command: the git directory back to what the factory left.
         let after = after.worst(self.git_verify(job, &snapshot).await?);

@@ -737,3 +737,61 @@ pub(crate) async fn over_caps(g: &Git, caps: &StoreCaps) -> Result<Vec<Breach>, 
     }
     Ok(large)
 }
+
+/// Bytes of an agent's own text (its summary, its error message) the journal and the state
+/// keep; the rest stays only in its transcript.
+pub const MAX_STORED_TEXT: usize = 4096;
+
+/// `text` as the journal and the state store it: whole up to [`MAX_STORED_TEXT`] bytes,
+/// otherwise its head (cut at a character boundary) and a reference to the one full copy:
+/// its size, the transcript's path and the SHA-256 of the whole text.
+pub fn stored_text(text: &str, transcript: Option<&Path>) -> String {
+    use sha2::{Digest as _, Sha256};
+    if text.len() <= MAX_STORED_TEXT {
+        return text.to_owned();
+    }
+    let mut cut = MAX_STORED_TEXT;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}… [{} bytes in all; the whole text is in the transcript {} (sha256 {})]",
+        &text[..cut],
+        text.len(),
+        transcript.map_or_else(|| "(none)".to_owned(), |p| p.display().to_string()),
+        hex::encode(Sha256::digest(text.as_bytes()))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_kept_once_with_a_reference() {
+        assert_eq!(stored_text("short", None), "short");
+        let long = "é".repeat(MAX_STORED_TEXT);
+        let s = stored_text(&long, Some(Path::new("/a/transcript-T1-1.log")));
+        assert!(s.len() < MAX_STORED_TEXT + 200, "{}", s.len());
+        assert!(s.starts_with(&"é".repeat(MAX_STORED_TEXT / 2)));
+        assert!(s.contains(&format!("{} bytes in all", long.len())));
+        assert!(s.contains("/a/transcript-T1-1.log"));
+        use sha2::{Digest as _, Sha256};
+        assert!(s.contains(&hex::encode(Sha256::digest(long.as_bytes()))));
+    }
+
+    #[test]
+    fn run_refs_belong_to_their_task() {
+        let scope = Scope {
+            run_id: "r".into(),
+            main: "main".into(),
+            task: "T1".into(),
+            tasks: ["T1".to_owned(), "T2".to_owned()].into(),
+        };
+        assert_eq!(scope.owner("refs/heads/lightsout/r/T2"), Some("T2"));
+        assert_eq!(scope.owner("refs/lightsout/r/T1/stale"), Some("T1"));
+        assert_eq!(scope.owner("refs/heads/lightsout/r/evil"), None);
+        assert_eq!(scope.owner("refs/lightsout/r/evil/x"), None);
+        assert_eq!(scope.owner("refs/heads/lightsout/other/T1"), None);
+    }
+}

@@ -285,3 +285,41 @@ async fn deleted_objects_are_linked_back_and_the_run_goes_on() {
     assert_eq!(hit.details["violation"], "git_objects_deleted");
     assert_eq!(hit.details["restored"], true);
 }
+
+#[tokio::test]
+async fn a_huge_summary_is_stored_once_in_the_transcript() {
+    let (d, repo, _marker) = setup();
+    let transcript = d.path().join("transcript.log");
+    let huge = "x".repeat(4 * 1024 * 1024);
+    std::fs::write(&transcript, &huge).unwrap();
+    let t2 = transcript.clone();
+    let agent = Arc::new(FnAgent::new("loud", move |_ctx: &TaskContext, ws| {
+        std::fs::write(ws.root.join("a.txt"), "ok\n").unwrap();
+        let mut r = AgentReport::completed("loud", "x".repeat(4 * 1024 * 1024));
+        r.transcript = Some(t2.clone());
+        Ok(r)
+    }));
+    let factory = Factory::new(&repo, Config::default())
+        .unwrap()
+        .with_default_agent(agent)
+        .with_evaluator(Arc::new(passing()));
+    let state = factory
+        .run(
+            Plan {
+                tasks: vec![task("a")],
+            },
+            RunOptions {
+                run_id: Some("t3".into()),
+                jobs: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    let summary = &state.task("a").unwrap().attempts[0].summary;
+    assert!(summary.contains(&transcript.display().to_string()), "{}", &summary[summary.len() - 200..]);
+    let run = repo.join(".lightsout/runs/t3");
+    for f in ["journal.jsonl", "state.json"] {
+        let len = std::fs::metadata(run.join(f)).unwrap().len();
+        assert!(len < 256 * 1024, "{f} holds {len} bytes");
+    }
+}
