@@ -1187,7 +1187,12 @@ impl Inner {
             run_id: self.run_id.clone(),
             main: self.main.clone(),
             task: job.task.id.clone(),
-            tasks: self.state().tasks.iter().map(|t| t.task.id.clone()).collect(),
+            tasks: self
+                .state()
+                .tasks
+                .iter()
+                .map(|t| t.task.id.clone())
+                .collect(),
         };
         let copy = self.run_dir.join("objects");
         crate::integrity::Snapshot::take(&self.repo, &job.worktree, scope, Some(&copy)).await
@@ -1237,8 +1242,11 @@ impl Inner {
             if let serde_json::Value::Object(m) = &mut details {
                 m.insert("message".into(), b.to_string().into());
             }
-            self.audit
-                .record(crate::fence::audit::AuditKind::PolicyHit, Some(task), details);
+            self.audit.record(
+                crate::fence::audit::AuditKind::PolicyHit,
+                Some(task),
+                details,
+            );
         }
         let list: Vec<String> = breaches.iter().map(ToString::to_string).collect();
         format!("policy: {}; {then}", list.join("; "))
@@ -1340,7 +1348,8 @@ impl Inner {
         // Nothing over `[store]` is ever staged: measured from metadata, before `git add`.
         let caps = crate::integrity::over_caps(g, &self.config.store).await?;
         if !caps.is_empty() {
-            let reason = self.audit_breaches(&job.task.id, &caps, "the attempt's work was not committed");
+            let reason =
+                self.audit_breaches(&job.task.id, &caps, "the attempt's work was not committed");
             if let Some(start) = rec.commit.clone() {
                 g.run(&["reset", "-q", "--hard", &start]).await?;
                 g.run(&["clean", "-q", "-fd"]).await?;

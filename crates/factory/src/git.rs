@@ -103,14 +103,11 @@ impl Git {
                 &lightsout_git::driver_overrides(&listing.stdout),
             );
         }
-        let out = Command::from(cmd)
-            .output()
-            .await
-            .map_err(|e| Error::Io {
-                action: "run git",
-                path: self.dir.clone(),
-                source: e,
-            })?;
+        let out = Command::from(cmd).output().await.map_err(|e| Error::Io {
+            action: "run git",
+            path: self.dir.clone(),
+            source: e,
+        })?;
         if args.first().is_some_and(|a| REF_WRITERS.contains(a)) {
             REF_WRITES.fetch_add(1, Ordering::SeqCst);
         }

@@ -165,7 +165,13 @@ pub enum FileChange {
 
 impl fmt::Display for Breach {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let r = |restored: &bool| if *restored { "restored" } else { "NOT restored" };
+        let r = |restored: &bool| {
+            if *restored {
+                "restored"
+            } else {
+                "NOT restored"
+            }
+        };
         match self {
             Self::GitRefMoved {
                 name,
@@ -181,11 +187,7 @@ impl fmt::Display for Breach {
                 name,
                 found,
                 restored,
-            } => write!(
-                f,
-                "the ref {name} was created at {found} ({})",
-                r(restored)
-            ),
+            } => write!(f, "the ref {name} was created at {found} ({})", r(restored)),
             Self::GitRefDeleted {
                 name,
                 expected,
@@ -210,11 +212,9 @@ impl fmt::Display for Breach {
                 },
                 r(restored)
             ),
-            Self::GitObjectsDeleted { files, restored } => write!(
-                f,
-                "{files} git object files were deleted ({})",
-                r(restored)
-            ),
+            Self::GitObjectsDeleted { files, restored } => {
+                write!(f, "{files} git object files were deleted ({})", r(restored))
+            }
             Self::GitObjectsDamaged { detail } => {
                 write!(f, "git objects are missing or damaged: {detail}")
             }
@@ -284,7 +284,10 @@ pub(crate) struct MainRecord {
 enum FileSnap {
     Absent,
     /// Bytes and mode, for a regular file up to [`MAX_SNAP_FILE`] bytes.
-    Kept { bytes: Vec<u8>, mode: u32 },
+    Kept {
+        bytes: Vec<u8>,
+        mode: u32,
+    },
     /// Anything else that exists (a larger file, a link): compared by metadata only.
     Other {
         len: u64,
@@ -595,7 +598,10 @@ fn link_all(objects: &Path, copy: &Path) -> bool {
         }
         // Temporary packs (`tmp_*`) and lock files are git's work in progress.
         let name = rel.file_name().map(|n| n.to_string_lossy().into_owned());
-        if name.is_some_and(|n| n.starts_with("tmp_") || n.ends_with(".lock")) {
+        let busy = |n: &String| {
+            n.starts_with("tmp_") || Path::new(n).extension().is_some_and(|e| e == "lock")
+        };
+        if name.as_ref().is_some_and(busy) {
             continue;
         }
         match std::fs::hard_link(objects.join(&rel), &to) {
@@ -766,6 +772,7 @@ pub fn stored_text(text: &str, transcript: Option<&Path>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest as _, Sha256};
 
     #[test]
     fn long_text_is_kept_once_with_a_reference() {
@@ -776,7 +783,6 @@ mod tests {
         assert!(s.starts_with(&"é".repeat(MAX_STORED_TEXT / 2)));
         assert!(s.contains(&format!("{} bytes in all", long.len())));
         assert!(s.contains("/a/transcript-T1-1.log"));
-        use sha2::{Digest as _, Sha256};
         assert!(s.contains(&hex::encode(Sha256::digest(long.as_bytes()))));
     }
 

@@ -257,6 +257,7 @@ pub fn command_without_drivers(dir: &Path, args: &[&str]) -> io::Result<Command>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
     use std::fs;
     use std::os::unix::fs::PermissionsExt as _;
     use std::path::PathBuf;
@@ -294,7 +295,12 @@ mod tests {
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
         let hooks = t.path().join("hooks");
         fs::create_dir(&hooks).unwrap();
-        for h in ["pre-commit", "post-commit", "reference-transaction", "post-checkout"] {
+        for h in [
+            "pre-commit",
+            "post-commit",
+            "reference-transaction",
+            "post-checkout",
+        ] {
             fs::copy(&script, hooks.join(h)).unwrap();
         }
         fs::copy(&script, repo.join(".git/hooks/post-commit")).unwrap();
@@ -306,7 +312,8 @@ mod tests {
         )
         .unwrap();
         let mut cfg = fs::read_to_string(repo.join(".git/config")).unwrap();
-        cfg.push_str(&format!(
+        write!(
+            cfg,
             "[core]\n\tfsmonitor = {s}\n\thooksPath = {h}\n\tsshCommand = {s}\n\
              [diff]\n\texternal = {s}\n[diff \"t\"]\n\ttextconv = {s}\n\
              [filter \"x.y=z\"]\n\tclean = {s}\n\tsmudge = {s}\n\trequired = true\n\
@@ -314,7 +321,8 @@ mod tests {
              [include]\n\tpath = {i}\n",
             h = hooks.display(),
             i = included.display()
-        ));
+        )
+        .unwrap();
         fs::write(repo.join(".git/config"), cfg).unwrap();
         fs::write(
             repo.join(".gitattributes"),
@@ -419,6 +427,9 @@ mod tests {
             with_diff_flags(&["show", "HEAD:a"]),
             ["show", "--no-ext-diff", "--no-textconv", "HEAD:a"].map(OsString::from)
         );
-        assert_eq!(with_diff_flags(&["add", "-A"]), ["add", "-A"].map(OsString::from));
+        assert_eq!(
+            with_diff_flags(&["add", "-A"]),
+            ["add", "-A"].map(OsString::from)
+        );
     }
 }

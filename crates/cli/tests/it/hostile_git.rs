@@ -8,6 +8,7 @@
 
 use assert_cmd::Command;
 use serde_json::Value;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 use std::time::Duration;
@@ -105,9 +106,7 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
          ## Intent\nWrite a few files.\n\n## Behaviour\n",
     );
     for (id, title, file) in classes {
-        spec.push_str(&format!(
-            "\n### {id}: {title}\nThe system SHALL {title}.\n"
-        ));
+        let _ = write!(spec, "\n### {id}: {title}\nThe system SHALL {title}.\n");
         std::fs::write(
             root.join(format!("holdout/expect/{id}.sh")),
             format!("grep -qx ok {file}.txt\n"),
@@ -127,11 +126,7 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
         ),
     )
     .unwrap();
-    std::fs::set_permissions(
-        &evil,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let agent = root.join("agent.sh");
     std::fs::write(&agent, AGENT).unwrap();
     std::fs::write(
@@ -159,14 +154,7 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
     let out = Command::cargo_bin("lightsout")
         .unwrap()
         .current_dir(&repo)
-        .args([
-            "run",
-            "--run-id",
-            "hg",
-            "--format",
-            "json",
-            "specs/demo.md",
-        ])
+        .args(["run", "--run-id", "hg", "--format", "json", "specs/demo.md"])
         .env_remove("LIGHTSOUT_HOLDOUT")
         .env("EVIL", &evil)
         .env("E2E_FACTORY_SECRET", SECRET)
@@ -204,7 +192,11 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
         .arg(root)
         .status()
         .unwrap();
-    assert_eq!(grep.code(), Some(1), "the factory's secret was written somewhere");
+    assert_eq!(
+        grep.code(),
+        Some(1),
+        "the factory's secret was written somewhere"
+    );
     // The git directory is what it was: config, hooks and info byte for byte, the objects
     // whole, main moved only by the merge queue.
     assert_eq!(
@@ -214,13 +206,23 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
     assert_eq!(files(&common.join("hooks")), hooks_before);
     assert_eq!(files(&common.join("info")), info_before);
     git(&repo, &["fsck", "--no-dangling"]);
-    let log = git(&repo, &["log", "--format=%s", &format!("{main_before}..main")]);
+    let log = git(
+        &repo,
+        &["log", "--format=%s", &format!("{main_before}..main")],
+    );
     assert!(
         !log.is_empty() && log.lines().all(|l| l.contains("REQ-9")),
         "main: {log}\n{stderr}"
     );
     assert_eq!(
-        git(&repo, &["for-each-ref", "refs/lightsout/hg/evil", "refs/heads/lightsout/hg/evil"]),
+        git(
+            &repo,
+            &[
+                "for-each-ref",
+                "refs/lightsout/hg/evil",
+                "refs/heads/lightsout/hg/evil"
+            ]
+        ),
         ""
     );
     // The 300 MB file was refused from its size: it is in no commit, and no object of that
@@ -229,10 +231,16 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
     assert!(!all.contains("big.bin"), "{all}");
     let sizes = git(
         &repo,
-        &["cat-file", "--batch-all-objects", "--batch-check=%(objectsize)"],
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectsize)",
+        ],
     );
     assert!(
-        sizes.lines().all(|s| s.parse::<u64>().unwrap() < 1024 * 1024),
+        sizes
+            .lines()
+            .all(|s| s.parse::<u64>().unwrap() < 1024 * 1024),
         "{sizes}"
     );
 

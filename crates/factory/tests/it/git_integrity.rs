@@ -61,11 +61,17 @@ fn hostile(id: &str, ws: &Workspace, common: &Path, script: &Path) {
     };
     match id {
         "main" => {
-            let evil = git(&ws.root, &["commit-tree", "HEAD^{tree}", "-m", "unverified"]);
+            let evil = git(
+                &ws.root,
+                &["commit-tree", "HEAD^{tree}", "-m", "unverified"],
+            );
             git(&ws.root, &["update-ref", "refs/heads/main", &evil]);
         }
         "runref" => {
-            git(&ws.root, &["update-ref", "refs/lightsout/t1/evil/x", "HEAD"]);
+            git(
+                &ws.root,
+                &["update-ref", "refs/lightsout/t1/evil/x", "HEAD"],
+            );
             git(&ws.root, &["update-ref", "refs/replace/abc", "HEAD"]);
         }
         "selfcommit" => {
@@ -210,7 +216,13 @@ async fn writes_into_the_git_directory_are_undone_audited_and_the_run_goes_on() 
         good.merge_commit.clone().unwrap()
     );
     assert_eq!(git(&repo, &["rev-list", "--count", "main"]), "2");
-    assert_eq!(git(&repo, &["for-each-ref", "refs/replace", "refs/lightsout/t1/evil"]), "");
+    assert_eq!(
+        git(
+            &repo,
+            &["for-each-ref", "refs/replace", "refs/lightsout/t1/evil"]
+        ),
+        ""
+    );
     git(&repo, &["fsck", "--no-dangling"]);
     // The big file was never committed to any ref.
     let all = git(&repo, &["log", "--all", "--name-only", "--format="]);
@@ -316,7 +328,11 @@ async fn a_huge_summary_is_stored_once_in_the_transcript() {
         .await
         .unwrap();
     let summary = &state.task("a").unwrap().attempts[0].summary;
-    assert!(summary.contains(&transcript.display().to_string()), "{}", &summary[summary.len() - 200..]);
+    assert!(
+        summary.contains(&transcript.display().to_string()),
+        "{}",
+        &summary[summary.len() - 200..]
+    );
     let run = repo.join(".lightsout/runs/t3");
     for f in ["journal.jsonl", "state.json"] {
         let len = std::fs::metadata(run.join(f)).unwrap().len();
