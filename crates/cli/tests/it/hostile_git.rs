@@ -268,6 +268,14 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
         })
     };
     assert!(hit("REQ-8", "file_too_large"));
+    // ... and each one is an incident of the report, naming what was undone.
+    let outcome: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    let incidents = outcome["incidents"].to_string();
+    assert!(
+        incidents.contains("the ref refs/heads/main was moved") && incidents.contains("big.bin"),
+        "{incidents}"
+    );
     // The run ended, and its log is intact.
     assert!(audit.iter().any(|e| e["kind"] == "run_end"), "{stderr}");
     Command::cargo_bin("lightsout")
