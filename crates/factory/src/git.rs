@@ -203,3 +203,77 @@ impl Git {
         Ok(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// The factory's own git calls in a repository whose configuration an agent poisoned
+    /// (and which the integrity check has not restored yet, as for another task's calls while
+    /// an agent runs) run none of the agent's programs and hand git none of the factory's
+    /// environment.
+    #[tokio::test]
+    async fn the_factorys_git_runs_nothing_of_a_poisoned_repository() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        let g = Git::new(&repo);
+        g.run(&["init", "-q", "-b", "main"]).await.unwrap();
+        std::fs::write(repo.join("a.txt"), "one\n").unwrap();
+        g.commit_all("one").await.unwrap();
+        let marker = t.path().join("marker");
+        let script = t.path().join("evil.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho ran >> '{m}'\nenv >> '{m}'\ncat\n",
+                m = marker.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = script.display();
+        let hooks = t.path().join("hooks");
+        std::fs::create_dir(&hooks).unwrap();
+        for h in ["pre-commit", "post-commit", "reference-transaction"] {
+            std::fs::copy(&script, hooks.join(h)).unwrap();
+        }
+        let inc = t.path().join("inc.cfg");
+        std::fs::write(&inc, format!("[filter \"inc\"]\n\tclean = {s}\n")).unwrap();
+        let cfg_path = repo.join(".git/config");
+        let mut cfg = std::fs::read_to_string(&cfg_path).unwrap();
+        write!(
+            cfg,
+            "[core]\n\tfsmonitor = {s}\n\thooksPath = {h}\n[diff]\n\texternal = {s}\n\
+             [filter \"x\"]\n\tclean = {s}\n\tsmudge = {s}\n\trequired = true\n\
+             [include]\n\tpath = {i}\n",
+            h = hooks.display(),
+            i = inc.display()
+        )
+        .unwrap();
+        std::fs::write(&cfg_path, cfg).unwrap();
+        std::fs::write(
+            repo.join(".gitattributes"),
+            "*.txt filter=x\n*.md filter=inc\n",
+        )
+        .unwrap();
+        std::fs::write(repo.join("a.txt"), "two\n").unwrap();
+        std::fs::write(repo.join("b.md"), "bee\n").unwrap();
+        let head = g.commit_all("two").await.unwrap().unwrap();
+        let diff = g.run(&["diff", "HEAD~1", &head]).await.unwrap();
+        assert!(diff.contains("+two"), "{diff}");
+        g.run(&["reset", "-q", "--hard", "HEAD~1"]).await.unwrap();
+        g.run(&["update-ref", "refs/heads/x", &head]).await.unwrap();
+        assert!(
+            !marker.exists(),
+            "{}",
+            std::fs::read_to_string(&marker).unwrap_or_default()
+        );
+        assert_eq!(
+            g.run(&["show", &format!("{head}:a.txt")]).await.unwrap(),
+            "two"
+        );
+    }
+}
