@@ -3,14 +3,16 @@
 #
 # Input (environment, set by the factory): LIGHTSOUT_WORKTREE (the checkout to judge),
 # LIGHTSOUT_REQUIREMENTS (space-separated requirement ids), LIGHTSOUT_RESULTS (a directory for raw
-# output). Optional: LIGHTSOUT_BIN (the lightsout binary, default `lightsout` on PATH),
-# LIGHTSOUT_TRIALS (trials per scenario, default 5), LIGHTSOUT_MAX_TRIALS (cap for the sequential
-# gate, default 40).
+# output), LIGHTSOUT_GATE (the run's resolved gate policy; default: gate.toml beside this file).
+# Optional: LIGHTSOUT_BIN (the lightsout binary, default `lightsout` on PATH), LIGHTSOUT_TRIALS
+# (trials per scenario, default 5; the gate's rules may ask for more).
 #
 # It serves the built-in Slack twin on a free loopback port, runs the scenarios that trace to the
 # requested requirements with `lightsout eval` against the service started from the worktree, and
 # prints one JSON object on stdout:
-#   {"requirements": [{"id": "REQ-1", "trials": 5, "passed": 5}, ...]}
+#   {"requirements": [{"id": "REQ-1", "trials": 5, "passed": 5}, ...], "gate": "passed"}
+# A service that does not start is a failed attempt: every requirement with 0 trials and the
+# category "service did not start".
 # Scenario text never leaves this directory and LIGHTSOUT_RESULTS: the factory redacts what it tells
 # the agent.
 set -eu
@@ -64,12 +66,21 @@ set +e
   --twin "slack=$TWIN_URL" \
   --target "cd '$WT' && SLACK_API_URL=\"\$LIGHTSOUT_TWIN_SLACK_URL/api\" SLACK_TOKEN=xoxb-twin-bot SLACK_CHANNEL=C0GENERAL1 PYTHONDONTWRITEBYTECODE=1 exec python3 app.py --port {port}" \
   --ready-path /healthz \
-  --trials "${LIGHTSOUT_TRIALS:-5}" --max-trials "${LIGHTSOUT_MAX_TRIALS:-40}" \
-  --gate "$HERE/gate.toml" \
+  --trials "${LIGHTSOUT_TRIALS:-5}" \
+  --gate "${LIGHTSOUT_GATE:-$HERE/gate.toml}" \
   --format json --output "$OUT/holdout-result.json" \
   --junit "$OUT/holdout-junit.xml" > "$OUT/eval.out" 2> "$OUT/eval.err"
 rc=$?
 set -e
+if [ "$rc" -eq 3 ]; then
+  # The service never answered its readiness probe: the build's fault, reported per requirement.
+  python3 - $REQS <<'PY'
+import json, sys
+print(json.dumps({"gate": "failed", "requirements": [
+    {"id": r, "trials": 0, "passed": 0, "category": "service did not start"} for r in sys.argv[1:]]}))
+PY
+  exit 0
+fi
 if [ "$rc" -ge 2 ]; then
   echo "lightsout eval could not run (exit $rc); see $OUT/eval.err" >&2
   exit 2
@@ -109,5 +120,5 @@ for req in sys.argv[2:]:
     if category:
         row["category"] = category
     out.append(row)
-print(json.dumps({"requirements": out}))
+print(json.dumps({"requirements": out, "gate": run.get("gate", {}).get("status", "failed")}))
 PY

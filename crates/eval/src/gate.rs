@@ -1,6 +1,28 @@
 //! The gate: a policy (from a TOML/YAML file or from a spec's `## Verification gate` rules)
 //! judged against a run, giving a verdict with reasons.
 //!
+//! # One resolved policy
+//! `lightsout run`, `lightsout eval` and `lightsout report` judge with the policy of
+//! [`GatePolicy::resolve`]: every rule of every source (the spec's gate, `[gate]` in
+//! `lightsout.toml`, the holdout's `gate.toml`, `--gate` files) is kept, each tagged with where
+//! it came from, and the built-in floor ([`GatePolicy::floor`]) is always added. A verdict needs
+//! every rule to hold, so the resolved policy is never weaker than any of its sources: the
+//! strictest wins and nothing is dropped.
+//!
+//! # Judged per scenario, never by an average
+//! Each rule is judged on each matching scenario by that scenario's own trials:
+//! - `min_lower_bound = b`: the scenario's Wilson 95% lower bound must be at least `b`. All
+//!   trials passing but too few of them to reach `b` (k of k gives `k / (k + 3.84)`) is
+//!   [`GateStatus::InsufficientEvidence`], never a pass.
+//! - `min_satisfaction = s`: a scenario whose every trial passed holds; a scenario with a
+//!   failing trial is flaky and holds only when its own Wilson lower bound is at least `s`.
+//! - `trials = n`: a scenario that ran fewer than `n` trials without failing is insufficient
+//!   evidence.
+//!
+//! The trial counts the runner uses come from the same rules ([`GatePolicy::trials_for`]): the
+//! larger of a rule's `trials` and the fewest trials whose all-pass lower bound reaches its
+//! `min_lower_bound` (0.9 needs 35).
+//!
 //! Policy file (TOML; YAML has the same shape):
 //! ```toml
 //! [[rule]]
@@ -27,6 +49,10 @@ pub struct PolicyRule {
     /// The rule as written, for reasons (optional in files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Where the rule came from (`spec specs/x.md:155`, `lightsout.toml [gate]`, `holdout
+    /// gate.toml`, `floor`); set by [`GatePolicy::resolve`], shown in reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Tag the rule applies to (`@critical`); all scenarios when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
@@ -50,6 +76,26 @@ impl PolicyRule {
             let t = t.trim_start_matches('@');
             tags.iter().any(|x| x.trim_start_matches('@') == t)
         })
+    }
+
+    /// The same rule with `text` and `source` cleared: two rules with equal keys demand the
+    /// same thing.
+    fn key(&self) -> PolicyRule {
+        PolicyRule {
+            text: None,
+            source: None,
+            ..self.clone()
+        }
+    }
+
+    /// The fewest trials this rule asks of a scenario it applies to: its `trials`, and the
+    /// fewest trials whose all-pass Wilson lower bound reaches its `min_lower_bound`.
+    fn min_trials(&self) -> Option<u32> {
+        let from_bound = self.min_lower_bound.and_then(trials_to_reach);
+        match (self.trials, from_bound) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn label(&self) -> String {
@@ -88,13 +134,53 @@ pub struct GatePolicy {
     pub rules: Vec<PolicyRule>,
 }
 
+/// Where a gate rule or a whole verdict stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateStatus {
+    /// Every check held with enough trials.
+    Passed,
+    /// Nothing failed, but too few trials ran to clear a bound (k of k trials give a Wilson
+    /// lower bound of `k / (k + 3.84)`): never a pass.
+    InsufficientEvidence,
+    /// A check failed.
+    Failed,
+}
+
+impl GateStatus {
+    /// `passed`, `insufficient_evidence` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateStatus::Passed => "passed",
+            GateStatus::InsufficientEvidence => "insufficient_evidence",
+            GateStatus::Failed => "failed",
+        }
+    }
+
+    /// The worse of the two: failed over insufficient evidence over passed.
+    #[must_use]
+    pub fn worst(self, other: GateStatus) -> GateStatus {
+        self.max(other)
+    }
+}
+
+fn passed_status() -> GateStatus {
+    GateStatus::Passed
+}
+
 /// One rule's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateReason {
     /// The rule, as written or derived.
     pub rule: String,
-    /// Whether it held.
+    /// Where the rule came from (see [`PolicyRule::source`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Whether it held (`status == Passed`).
     pub passed: bool,
+    /// Held, failed, or not enough trials to tell.
+    #[serde(default = "passed_status")]
+    pub status: GateStatus,
     /// Why, naming scenario ids and requirement ids only (never scenario text).
     pub detail: String,
 }
@@ -102,14 +188,73 @@ pub struct GateReason {
 /// The gate's verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateVerdict {
-    /// True when every rule held.
+    /// True when every rule held (`status == Passed`).
     pub passed: bool,
+    /// The worst status of the rules: one failed rule fails the gate; otherwise one rule
+    /// without enough trials makes it insufficient evidence.
+    #[serde(default = "passed_status")]
+    pub status: GateStatus,
     /// One reason per rule check.
     pub reasons: Vec<GateReason>,
 }
 
+/// How reports name `rule`: its text as written, or a description derived from its fields
+/// (`@critical scenarios: Wilson lower bound >= 0.9`).
+pub fn rule_label(rule: &PolicyRule) -> String {
+    rule.label()
+}
+
+/// The fewest trials `rule` asks of each scenario it applies to: its `trials`, or what its
+/// `min_lower_bound` needs ([`trials_to_reach`]), whichever is larger.
+pub fn rule_min_trials(rule: &PolicyRule) -> Option<u32> {
+    rule.min_trials()
+}
+
+/// One source of gate rules for [`GatePolicy::resolve`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyLayer {
+    /// Where the rules come from, for reports (`spec specs/x.md`, `lightsout.toml [gate]`).
+    pub source: String,
+    /// The rules.
+    pub policy: GatePolicy,
+}
+
+impl PolicyLayer {
+    /// A layer of `policy` from `source`.
+    pub fn new(source: impl Into<String>, policy: GatePolicy) -> Self {
+        PolicyLayer {
+            source: source.into(),
+            policy,
+        }
+    }
+}
+
+/// The fewest trials `k` whose all-pass Wilson 95% lower bound, `k / (k + z²)`, is at least
+/// `bound`; `None` when no count reaches it (`bound >= 1`) or the bound asks nothing
+/// (`bound <= 0`). 0.9 gives 35, 0.8 gives 16.
+pub fn trials_to_reach(bound: f64) -> Option<u32> {
+    if bound.is_nan() || bound <= 0.0 {
+        return None;
+    }
+    if bound >= 1.0 {
+        return None;
+    }
+    let z2 = crate::stats::Z95 * crate::stats::Z95;
+    // k / (k + z²) >= b  ⇔  k >= b z² / (1 - b); the loop absorbs rounding at the boundary.
+    let mut k = (bound * z2 / (1.0 - bound)).ceil().max(1.0);
+    if k > f64::from(u32::MAX) {
+        return None;
+    }
+    while crate::stats::wilson95(k as u32, k as u32).low < bound {
+        k += 1.0;
+    }
+    Some(k as u32)
+}
+
 impl GatePolicy {
-    /// The policy used when none is given: suite satisfaction ≥ 0.95 and no regressions.
+    /// The built-in policy: every scenario's satisfaction at least 0.95 (a scenario with a
+    /// failing trial holds only when its own Wilson lower bound reaches 0.95) and no
+    /// regressions. [`resolve`](Self::resolve) always includes it as the floor.
     pub fn default_policy() -> Self {
         GatePolicy {
             rules: vec![
@@ -125,6 +270,61 @@ impl GatePolicy {
         }
     }
 
+    /// True when the policy has no rule.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The floor every resolved policy contains: [`default_policy`](Self::default_policy)
+    /// with source `floor`.
+    pub fn floor() -> Self {
+        let mut p = Self::default_policy();
+        for r in &mut p.rules {
+            r.source = Some("floor".to_owned());
+        }
+        p
+    }
+
+    /// The one policy that `run`, `eval` and `report` judge with: every rule of every layer, in
+    /// layer order, each with its layer's source (a rule that already names a source keeps it),
+    /// then the [`floor`](Self::floor). A rule demanding exactly what an earlier one demands is
+    /// kept once, with both sources named (`spec x.md; holdout gate.toml`).
+    ///
+    /// Invariant: for any scenario results, a verdict that passes under the resolved policy
+    /// passes under every layer, and [`trials_for`](Self::trials_for) and
+    /// [`threshold_for`](Self::threshold_for) are at least every layer's (nothing is dropped,
+    /// the strictest wins; a property test holds it).
+    ///
+    /// # Errors
+    /// [`Error::Policy`] when a rule is invalid (see [`from_toml`](Self::from_toml)).
+    pub fn resolve(layers: impl IntoIterator<Item = PolicyLayer>) -> Result<Self, Error> {
+        let mut rules: Vec<PolicyRule> = Vec::new();
+        let all = layers
+            .into_iter()
+            .chain(std::iter::once(PolicyLayer::new("floor", Self::floor())));
+        for layer in all {
+            for rule in layer.policy.rules {
+                let source = rule.source.clone().unwrap_or_else(|| layer.source.clone());
+                let key = rule.key();
+                if let Some(same) = rules.iter_mut().find(|r| r.key() == key) {
+                    let named = same.source.get_or_insert_with(String::new);
+                    if !named.split("; ").any(|s| s == source) {
+                        if !named.is_empty() {
+                            named.push_str("; ");
+                        }
+                        named.push_str(&source);
+                    }
+                    continue;
+                }
+                rules.push(PolicyRule {
+                    source: Some(source),
+                    ..rule
+                });
+            }
+        }
+        GatePolicy { rules }.validate()
+    }
+
     /// A policy from a spec's parsed `## Verification gate` rules.
     pub fn from_spec_rules(rules: &[lightsout_spec::GateRule]) -> Self {
         GatePolicy {
@@ -132,6 +332,7 @@ impl GatePolicy {
                 .iter()
                 .map(|r| PolicyRule {
                     text: Some(r.text.clone()),
+                    source: None,
                     tag: r.tag.clone(),
                     min_lower_bound: r.min_lower_bound,
                     min_satisfaction: r.min_satisfaction,
@@ -140,6 +341,19 @@ impl GatePolicy {
                 })
                 .collect(),
         }
+    }
+
+    /// A policy from `spec`'s gate rules, each with source `spec <path>:<line>`.
+    pub fn from_spec(spec: &lightsout_spec::Spec) -> Self {
+        let path = spec
+            .path
+            .as_deref()
+            .map_or_else(|| spec.meta.id.clone(), |p| p.display().to_string());
+        let mut p = Self::from_spec_rules(&spec.gate);
+        for (rule, src) in p.rules.iter_mut().zip(&spec.gate) {
+            rule.source = Some(format!("spec {path}:{}", src.span.line));
+        }
+        p
     }
 
     /// Parses a policy from TOML text.
@@ -159,6 +373,14 @@ impl GatePolicy {
         let p: GatePolicy =
             serde_norway::from_str(text).map_err(|e| Error::Policy(e.to_string()))?;
         p.validate()
+    }
+
+    /// The policy as TOML (the format [`from_toml`](Self::from_toml) reads), sources included.
+    ///
+    /// # Errors
+    /// [`Error::Policy`] when a value cannot be written (a NaN threshold).
+    pub fn to_toml(&self) -> Result<String, Error> {
+        toml::to_string(self).map_err(|e| Error::Policy(e.to_string()))
     }
 
     /// Reads a policy file: `.yaml`/`.yml` as YAML, anything else as TOML.
@@ -189,6 +411,14 @@ impl GatePolicy {
                     return Err(Error::Policy(format!("threshold {v} is outside 0..=1")));
                 }
             }
+            if let Some(b) = r.min_lower_bound
+                && b >= 1.0
+            {
+                return Err(Error::Policy(format!(
+                    "a Wilson lower bound of {b} can never be reached (k of k trials give \
+                     k / (k + 3.84)); use a bound below 1"
+                )));
+            }
         }
         Ok(self)
     }
@@ -203,16 +433,37 @@ impl GatePolicy {
             .max_by(f64::total_cmp)
     }
 
-    /// The minimum trials the rules ask for a scenario with `tags`.
+    /// The Wilson lower bound a scenario with `tags` must reach once one of its trials failed
+    /// (it is flaky): the highest `min_lower_bound` or `min_satisfaction` of the rules that
+    /// apply, if any. The runner keeps running trials, up to its cap, while the interval
+    /// straddles it.
+    pub fn flaky_threshold_for(&self, tags: &[String]) -> Option<f64> {
+        self.rules
+            .iter()
+            .filter(|r| r.applies_to(tags))
+            .flat_map(|r| [r.min_lower_bound, r.min_satisfaction])
+            .flatten()
+            .max_by(f64::total_cmp)
+    }
+
+    /// The fewest trials the rules ask of a scenario with `tags`: the largest of each applying
+    /// rule's `trials` and the trials its `min_lower_bound` needs ([`trials_to_reach`]).
     pub fn trials_for(&self, tags: &[String]) -> Option<u32> {
         self.rules
             .iter()
             .filter(|r| r.applies_to(tags))
-            .filter_map(|r| r.trials)
+            .filter_map(PolicyRule::min_trials)
             .max()
     }
 
-    /// Judges `scenarios` against every rule. An empty policy passes with no reasons.
+    /// The largest [`trials_for`](Self::trials_for) over every rule, whatever its tag: the cap
+    /// a runner needs so that no scenario is cut short of what a rule asks.
+    pub fn max_trials_needed(&self) -> Option<u32> {
+        self.rules.iter().filter_map(PolicyRule::min_trials).max()
+    }
+
+    /// Judges `scenarios` against every rule, each scenario by its own trials (see the module
+    /// docs). An empty policy passes with no reasons.
     pub fn evaluate(&self, scenarios: &[ScenarioResult]) -> GateVerdict {
         let mut reasons = Vec::new();
         for rule in &self.rules {
@@ -221,46 +472,29 @@ impl GatePolicy {
                 .iter()
                 .filter(|s| rule.applies_to(&s.tags))
                 .collect();
-            if let Some(bound) = rule.min_lower_bound {
-                let below: Vec<String> = matching
-                    .iter()
-                    .filter(|s| s.stats.wilson.low < bound)
-                    .map(|s| {
-                        format!(
-                            "{} ({}) lower bound {:.3} after {}/{}",
-                            s.id,
-                            reqs(s),
-                            s.stats.wilson.low,
-                            s.stats.passes,
-                            s.stats.trials
-                        )
-                    })
-                    .collect();
+            let mut push = |status: GateStatus, detail: String| {
                 reasons.push(GateReason {
                     rule: label.clone(),
-                    passed: below.is_empty(),
-                    detail: if below.is_empty() {
-                        format!("{} scenario(s) at or above {bound}", matching.len())
-                    } else {
-                        format!("below {bound}: {}", below.join("; "))
-                    },
+                    source: rule.source.clone(),
+                    passed: status == GateStatus::Passed,
+                    status,
+                    detail,
                 });
+            };
+            if let Some(bound) = rule.min_lower_bound {
+                let (status, detail) = judge_each(&matching, bound, rule.min_trials(), true);
+                push(status, detail);
             }
             if let Some(min) = rule.min_satisfaction {
-                let sat = if matching.is_empty() {
-                    1.0
-                } else {
-                    matching.iter().map(|s| s.stats.satisfaction).sum::<f64>()
-                        / matching.len() as f64
-                };
-                reasons.push(GateReason {
-                    rule: label.clone(),
-                    passed: sat >= min,
-                    detail: format!(
-                        "satisfaction {sat:.3} over {} scenario(s) (needs {min})",
-                        matching.len()
-                    ),
-                });
+                let (status, detail) = judge_each(&matching, min, rule.trials, false);
+                push(status, detail);
+            }
+            if rule.min_lower_bound.is_none()
+                && rule.min_satisfaction.is_none()
+                && let Some(n) = rule.trials
+            {
+                let (status, detail) = judge_trials(&matching, n);
+                push(status, detail);
             }
             if rule.no_regressions {
                 let reg: Vec<String> = scenarios
@@ -269,21 +503,128 @@ impl GatePolicy {
                     .map(|s| format!("{} ({})", s.id, reqs(s)))
                     .collect();
                 let guards = scenarios.iter().filter(|s| s.guard).count();
-                reasons.push(GateReason {
-                    rule: label.clone(),
-                    passed: reg.is_empty(),
-                    detail: if reg.is_empty() {
+                let status = if reg.is_empty() {
+                    GateStatus::Passed
+                } else {
+                    GateStatus::Failed
+                };
+                push(
+                    status,
+                    if reg.is_empty() {
                         format!("{guards} guard scenario(s), none regressed")
                     } else {
                         format!("regressed: {}", reg.join("; "))
                     },
-                });
+                );
             }
         }
+        let status = reasons
+            .iter()
+            .fold(GateStatus::Passed, |acc, r| acc.worst(r.status));
         GateVerdict {
-            passed: reasons.iter().all(|r| r.passed),
+            passed: status == GateStatus::Passed,
+            status,
             reasons,
         }
+    }
+}
+
+/// One scenario against a threshold: `Passed`, `InsufficientEvidence` or `Failed`, and why.
+///
+/// With `bound_rule` (a `min_lower_bound`) every scenario must reach the bound; otherwise (a
+/// `min_satisfaction`) a scenario whose every trial passed holds and a flaky one must reach it.
+fn judge_one(
+    s: &ScenarioResult,
+    threshold: f64,
+    min_trials: Option<u32>,
+    bound_rule: bool,
+) -> (GateStatus, Option<String>) {
+    let st = &s.stats;
+    let low = st.wilson.low;
+    let what = || {
+        format!(
+            "{} ({}) {}/{} trials, lower bound {low:.3}",
+            s.id,
+            reqs(s),
+            st.passes,
+            st.trials
+        )
+    };
+    if st.trials == 0 {
+        return (
+            GateStatus::InsufficientEvidence,
+            Some(format!("{} ({}) ran no trial", s.id, reqs(s))),
+        );
+    }
+    let clean = st.passes == st.trials;
+    if !clean {
+        return if low >= threshold {
+            (GateStatus::Passed, None)
+        } else if st.passes == 0 {
+            (GateStatus::Failed, Some(format!("{}: failed", what())))
+        } else {
+            (
+                GateStatus::Failed,
+                Some(format!("{}: FLAKY, bound below {threshold}", what())),
+            )
+        };
+    }
+    let short = min_trials.is_some_and(|n| st.trials < n);
+    if (bound_rule && low < threshold) || short {
+        let need = min_trials.map_or(String::new(), |n| format!(", needs {n}"));
+        return (
+            GateStatus::InsufficientEvidence,
+            Some(format!("{}: too few trials{need}", what())),
+        );
+    }
+    (GateStatus::Passed, None)
+}
+
+fn judge_each(
+    matching: &[&ScenarioResult],
+    threshold: f64,
+    min_trials: Option<u32>,
+    bound_rule: bool,
+) -> (GateStatus, String) {
+    let mut status = GateStatus::Passed;
+    let mut notes = Vec::new();
+    for s in matching {
+        let (st, note) = judge_one(s, threshold, min_trials, bound_rule);
+        status = status.worst(st);
+        notes.extend(note);
+    }
+    let kind = if bound_rule {
+        "Wilson lower bound"
+    } else {
+        "satisfaction (flaky: Wilson lower bound)"
+    };
+    let detail = if notes.is_empty() {
+        format!(
+            "{} scenario(s), each with {kind} >= {threshold}",
+            matching.len()
+        )
+    } else {
+        notes.join("; ")
+    };
+    (status, detail)
+}
+
+fn judge_trials(matching: &[&ScenarioResult], n: u32) -> (GateStatus, String) {
+    let short: Vec<String> = matching
+        .iter()
+        .filter(|s| s.stats.trials < n)
+        .map(|s| format!("{} ({}) {} trials", s.id, reqs(s), s.stats.trials))
+        .collect();
+    if short.is_empty() {
+        (
+            GateStatus::Passed,
+            format!("{} scenario(s) with at least {n} trials", matching.len()),
+        )
+    } else {
+        (
+            GateStatus::InsufficientEvidence,
+            format!("fewer than {n} trials: {}", short.join("; ")),
+        )
     }
 }
 
@@ -378,5 +719,147 @@ mod tests {
             p.rules[0].label(),
             "Every @critical scenario: Wilson lower bound >= 0.9 over 35 trials"
         );
+    }
+
+    #[test]
+    fn trials_follow_from_the_bound() {
+        assert_eq!(trials_to_reach(0.9), Some(35));
+        assert_eq!(trials_to_reach(0.8), Some(16));
+        assert_eq!(trials_to_reach(0.5), Some(4));
+        assert_eq!(trials_to_reach(1.0), None);
+        assert_eq!(trials_to_reach(0.0), None);
+        for b in [0.3, 0.7, 0.9, 0.95, 0.99] {
+            let k = trials_to_reach(b).unwrap();
+            assert!(crate::stats::wilson95(k, k).low >= b);
+            assert!(crate::stats::wilson95(k - 1, k - 1).low < b, "{b}: {k} is not the fewest");
+        }
+        let p = GatePolicy::from_toml("[[rule]]\ntag = \"@critical\"\nmin_lower_bound = 0.8\n")
+            .unwrap();
+        assert_eq!(p.trials_for(&["@critical".to_owned()]), Some(16));
+        assert_eq!(p.trials_for(&[]), None);
+        assert_eq!(p.max_trials_needed(), Some(16));
+        assert!(GatePolicy::from_toml("[[rule]]\nmin_lower_bound = 1.0\n").is_err());
+    }
+
+    #[test]
+    fn too_few_clean_trials_are_insufficient_evidence_not_a_pass() {
+        let p = GatePolicy::from_toml("[[rule]]\ntag = \"@critical\"\nmin_lower_bound = 0.8\n")
+            .unwrap();
+        let v = p.evaluate(&[scenario("S-1", &["@critical"], 1, 1)]);
+        assert_eq!(v.status, GateStatus::InsufficientEvidence);
+        assert!(!v.passed);
+        assert!(v.reasons[0].detail.contains("needs 16"), "{}", v.reasons[0].detail);
+        let v = p.evaluate(&[scenario("S-1", &["@critical"], 16, 16)]);
+        assert_eq!(v.status, GateStatus::Passed);
+        // A failure is a failure, however few trials ran.
+        let v = p.evaluate(&[scenario("S-1", &["@critical"], 0, 3)]);
+        assert_eq!(v.status, GateStatus::Failed);
+    }
+
+    #[test]
+    fn a_flaky_scenario_does_not_hide_in_an_average() {
+        // 30% of requests wrong: 3 of 10 trials fail. Averaged over 20 clean scenarios the
+        // suite's satisfaction is 0.967, above 0.95; judged on its own it fails.
+        let p = GatePolicy::from_toml("[[rule]]\nmin_satisfaction = 0.95\n").unwrap();
+        let mut run: Vec<ScenarioResult> = (0..20)
+            .map(|i| scenario(&format!("S-{i}"), &[], 10, 10))
+            .collect();
+        run.push(scenario("S-flaky", &[], 7, 10));
+        let v = p.evaluate(&run);
+        assert_eq!(v.status, GateStatus::Failed);
+        assert!(v.reasons[0].detail.contains("S-flaky") && v.reasons[0].detail.contains("FLAKY"));
+        // Flaky but with enough trials for its own bound to clear the rule: it holds.
+        let p = GatePolicy::from_toml("[[rule]]\nmin_satisfaction = 0.8\n").unwrap();
+        assert!(p.evaluate(&[scenario("S-1", &[], 98, 100)]).passed);
+        assert_eq!(p.flaky_threshold_for(&[]), Some(0.8));
+        assert_eq!(p.threshold_for(&[]), None);
+    }
+
+    #[test]
+    fn resolve_keeps_every_rule_with_its_source_and_adds_the_floor() {
+        let spec = GatePolicy::from_toml(
+            "[[rule]]\ntag = \"@critical\"\nmin_lower_bound = 0.8\n[[rule]]\nno_regressions = true\n",
+        )
+        .unwrap();
+        let holdout =
+            GatePolicy::from_toml("[[rule]]\ntag = \"@critical\"\nmin_lower_bound = 0.9\ntrials = 40\n")
+                .unwrap();
+        let r = GatePolicy::resolve([
+            PolicyLayer::new("spec specs/x.md:12", spec),
+            PolicyLayer::new("holdout gate.toml", holdout),
+        ])
+        .unwrap();
+        let sources: Vec<&str> = r.rules.iter().filter_map(|x| x.source.as_deref()).collect();
+        assert_eq!(
+            sources,
+            [
+                "spec specs/x.md:12",
+                "spec specs/x.md:12; floor",
+                "holdout gate.toml",
+                "floor"
+            ]
+        );
+        assert_eq!(r.trials_for(&["@critical".to_owned()]), Some(40));
+        // Round trip through the file format the holdout runner reads.
+        let back = GatePolicy::from_toml(&r.to_toml().unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    fn arb_rule() -> impl Strategy<Value = PolicyRule> {
+        (
+            proptest::option::of(prop_oneof![Just("@critical".to_owned()), Just("@slow".to_owned())]),
+            proptest::option::of(0.05f64..0.99),
+            proptest::option::of(0.05f64..1.0),
+            proptest::option::of(1u32..50),
+            any::<bool>(),
+        )
+            .prop_map(|(tag, b, s, trials, no_regressions)| PolicyRule {
+                tag,
+                min_lower_bound: b,
+                min_satisfaction: s,
+                trials,
+                no_regressions,
+                ..PolicyRule::default()
+            })
+    }
+
+    fn arb_scenario() -> impl Strategy<Value = ScenarioResult> {
+        (
+            proptest::sample::subsequence(vec!["@critical", "@slow"], 0..=2),
+            0u32..60,
+            0u32..=60,
+            any::<bool>(),
+        )
+            .prop_map(|(tags, trials, passes, regression)| {
+                let mut s = scenario("S", &tags, passes.min(trials), trials);
+                s.regression = regression;
+                s.guard = regression;
+                s
+            })
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_resolved_policy_is_never_weaker_than_any_source(
+            layers in proptest::collection::vec(proptest::collection::vec(arb_rule(), 0..4), 1..4),
+            run in proptest::collection::vec(arb_scenario(), 0..6),
+            tags in proptest::sample::subsequence(vec!["@critical".to_owned(), "@slow".to_owned()], 0..=2),
+        ) {
+            let policies: Vec<GatePolicy> = layers.into_iter().map(|rules| GatePolicy { rules }).collect();
+            let resolved = GatePolicy::resolve(
+                policies.iter().enumerate().map(|(i, p)| PolicyLayer::new(format!("layer {i}"), p.clone())),
+            ).unwrap();
+            let v = resolved.evaluate(&run);
+            for p in policies.iter().chain(std::iter::once(&GatePolicy::floor())) {
+                let each = p.evaluate(&run);
+                // Never a better status than any source gives.
+                prop_assert!(v.status >= each.status, "{:?} < {:?}", v.status, each.status);
+                prop_assert!(resolved.trials_for(&tags) >= p.trials_for(&tags));
+                prop_assert!(resolved.threshold_for(&tags).unwrap_or(0.0) >= p.threshold_for(&tags).unwrap_or(0.0));
+                prop_assert!(resolved.flaky_threshold_for(&tags).unwrap_or(0.0) >= p.flaky_threshold_for(&tags).unwrap_or(0.0));
+            }
+        }
     }
 }

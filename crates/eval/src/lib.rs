@@ -71,7 +71,7 @@ pub mod target;
 pub mod testing;
 pub mod world;
 
-pub use gate::{GatePolicy, GateReason, GateVerdict, PolicyRule};
+pub use gate::{GatePolicy, GateReason, GateStatus, GateVerdict, PolicyLayer, PolicyRule};
 pub use leak::{Leak, LeakKind, LeakScanner};
 pub use report::{RedactLevel, feedback, junit, markdown};
 pub use result::{

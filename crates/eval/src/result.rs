@@ -1,7 +1,7 @@
 //! The versioned result document: Run → Scenario → Trial → Step, with timings in ms.
 
 use crate::Error;
-use crate::gate::GateVerdict;
+use crate::gate::{GatePolicy, GateVerdict};
 use crate::scenario::CheckKind;
 use crate::stats::{Sequential, TrialStats};
 use lightsout_spec::StepKeyword;
@@ -204,6 +204,10 @@ pub struct RunResult {
     pub summary: Summary,
     /// The gate's verdict.
     pub gate: GateVerdict,
+    /// The policy the gate judged with, each rule with its source (empty in documents written
+    /// before it was recorded).
+    #[serde(default)]
+    pub policy: GatePolicy,
 }
 
 impl Summary {

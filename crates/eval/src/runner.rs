@@ -191,6 +191,7 @@ impl Runner {
             scenarios: results,
             summary,
             gate,
+            policy: opts.policy.clone(),
         })
     }
 
@@ -209,12 +210,21 @@ impl Runner {
             .unwrap_or(0)
             .max(opts.trials)
             .clamp(1, cap);
+        // A scenario with a failing trial is flaky: from then on it must reach the highest
+        // bound or satisfaction a rule asks of it on its own trials, so it keeps running while
+        // its interval straddles that, up to the cap.
         let threshold = opts.policy.threshold_for(&sc.tags);
+        let flaky_threshold = opts.policy.flaky_threshold_for(&sc.tags);
         let mut trials = Vec::new();
         let mut passes = 0u32;
         let stopped = loop {
             let n = trials.len() as u32;
-            let decision = sequential(passes, n, min_trials, cap, threshold);
+            let aim = if passes < n {
+                flaky_threshold
+            } else {
+                threshold
+            };
+            let decision = sequential(passes, n, min_trials, cap, aim);
             if decision != Sequential::Continue {
                 break decision;
             }

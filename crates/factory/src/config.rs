@@ -33,7 +33,7 @@
 //! [holdout]
 //! path = "../holdout"          # outside the repository; LIGHTSOUT_HOLDOUT overrides
 //! redaction = "requirement"    # none | requirement | category | full
-//! trials = 3                   # eval engine: trials per scenario
+//! trials = 5                   # eval engine: trials per scenario (default 5; gate rules may ask more)
 //! # command = "sh run.sh"      # an external holdout runner instead (see CommandEvaluator)
 //!
 //! [target]                     # how the eval engine starts the software in a worktree

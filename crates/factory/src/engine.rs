@@ -7,7 +7,7 @@ use crate::config::Redaction;
 use crate::stages::{EvalRequest, Evaluator, RequirementResult, Verdict};
 use async_trait::async_trait;
 use lightsout_eval::{
-    CommandTarget, GatePolicy, RedactLevel, RunOptions, Runner, StepLibrary, Suite, TargetConfig,
+    CommandTarget, RedactLevel, RunOptions, Runner, StepLibrary, Suite, TargetConfig,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,15 +33,15 @@ pub struct EngineEvaluator {
     pub ready_path: String,
     /// Readiness timeout in ms.
     pub ready_timeout_ms: u64,
-    /// Trials per scenario (the sequential gate may stop earlier), and the cap.
+    /// Trials per scenario when no gate rule asks for more (the sequential gate may stop a
+    /// clear failure earlier). The cap is the larger of this and what the request's policy
+    /// needs (`GatePolicy::max_trials_needed`), so no rule is cut short.
     pub trials: u32,
     /// Twins by name: an `http(s)://` base URL of a running twin, `builtin` for a built-in
     /// twin of that name (`slack`, `github`, `okta`), or a twin directory. Non-URL twins are
     /// loaded fresh and served on a loopback port for each evaluation (clean state per
     /// trial run), and the target gets their URLs as `LIGHTSOUT_TWIN_<NAME>_URL`.
     pub twins: BTreeMap<String, String>,
-    /// The gate policy.
-    pub policy: GatePolicy,
     /// Environment of the target (allowlisted).
     pub env: BTreeMap<String, String>,
     /// Feedback redaction.
@@ -63,7 +63,47 @@ fn eval_err(e: impl std::fmt::Display) -> Error {
     Error::Eval(e.to_string())
 }
 
+/// The feedback an agent gets when the service it built did not start: fixed words and the
+/// time limit only (the target's own output stays in the run's `eval/` directory).
+pub(crate) fn not_started_feedback(ready_timeout_ms: u64) -> String {
+    format!(
+        "the service did not start or answer its readiness probe within {} s; make sure it \
+         starts with the project's start command and answers the readiness path",
+        ready_timeout_ms.div_ceil(1000)
+    )
+}
+
 impl EngineEvaluator {
+    /// The verdict for a service that did not start: every requested requirement failed with
+    /// no trial, and the reason kept beside the other results (never shown to the agent).
+    fn not_started(
+        &self,
+        req: &EvalRequest,
+        wanted: &[String],
+        why: &str,
+    ) -> Result<Verdict, Error> {
+        let log = req.artifacts_dir.join(format!(
+            "{}-{}-{}.not-started.log",
+            req.task_id,
+            req.attempt,
+            req.stage.as_str()
+        ));
+        crate::journal::write_atomic(&log, why.as_bytes())?;
+        Ok(Verdict {
+            passed: false,
+            requirements: wanted
+                .iter()
+                .map(|id| RequirementResult {
+                    id: id.clone(),
+                    trials: 0,
+                    passed: 0,
+                    category: Some("service did not start".into()),
+                })
+                .collect(),
+            feedback: not_started_feedback(self.ready_timeout_ms),
+        })
+    }
+
     /// Serves the configured twins; returns name → URL and the server (stopped on drop).
     async fn start_twins(
         &self,
@@ -149,18 +189,27 @@ impl Evaluator for EngineEvaluator {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let (twin_urls, _twin_server) = self.start_twins().await?;
+            let trials = self.trials.max(1);
             let opts = RunOptions {
-                trials: self.trials.max(1),
-                max_trials: self.trials.max(1),
+                trials,
+                max_trials: req.policy.max_trials_needed().unwrap_or(0).max(trials),
                 twins: twin_urls,
-                policy: self.policy.clone(),
+                policy: req.policy.clone(),
                 ..RunOptions::default()
             };
             let runner = Runner::new(library).map_err(eval_err)?;
-            let run = runner
+            let run = match runner
                 .run(&suite, &TargetConfig::Command(target), &opts)
                 .await
-                .map_err(eval_err)?;
+            {
+                Ok(run) => run,
+                // The build's service never came up: a failed attempt the agent can fix,
+                // not an aborted run.
+                Err(lightsout_eval::Error::Target(why)) => {
+                    return self.not_started(req, &wanted, &why);
+                }
+                Err(e) => return Err(eval_err(e)),
+            };
             let raw = req.artifacts_dir.join(format!(
                 "{}-{}-{}.json",
                 req.task_id,

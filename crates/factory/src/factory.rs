@@ -37,6 +37,11 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// Agents at once (default: `[run] jobs`).
     pub jobs: Option<usize>,
+    /// Gate rules from the specs being built (`GatePolicy::from_spec`), first in the resolved
+    /// policy; `[gate]` of `lightsout.toml`, the holdout's `gate.toml` and the floor follow.
+    pub gate: Vec<lightsout_eval::PolicyLayer>,
+    /// Not-ready findings of specs built anyway (`--allow-not-ready`), shown in the report.
+    pub not_ready: Vec<String>,
 }
 
 /// The factory: agents, stages and configuration for running plans on a repository.
@@ -149,6 +154,9 @@ const FACTORY_WATCH_IGNORE: &[&str] = &[
     ".git/COMMIT_EDITMSG",
 ];
 
+/// Trials per scenario when neither `[holdout] trials` nor a gate rule asks for more.
+pub(crate) const DEFAULT_TRIALS: u32 = 5;
+
 impl Factory {
     /// A factory for the repository at `repo` (its top-level directory) with `config`; agents
     /// come from the config's profiles, and no evaluator, guard, memory, hook or event sink.
@@ -193,15 +201,6 @@ impl Factory {
                 config.holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref()),
             ) {
                 (Some(t), Some(dir)) => {
-                    let policy = match config.extra.get("gate") {
-                        Some(g) => {
-                            let text = toml::to_string(g)
-                                .map_err(|e| Error::Config(format!("[gate]: {e}")))?;
-                            lightsout_eval::GatePolicy::from_toml(&text)
-                                .map_err(|e| Error::Config(format!("[gate]: {e}")))?
-                        }
-                        None => lightsout_eval::GatePolicy::default_policy(),
-                    };
                     let twins = config
                         .extra
                         .get("twins")
@@ -226,9 +225,8 @@ impl Factory {
                         target_command: t.command.clone(),
                         ready_path: t.ready_path.clone(),
                         ready_timeout_ms: t.ready_timeout_ms,
-                        trials: config.holdout.trials.unwrap_or(1),
+                        trials: config.holdout.trials.unwrap_or(DEFAULT_TRIALS),
                         twins,
-                        policy,
                         env: env.clone(),
                         redaction: config.holdout.redaction,
                         require_all: config.holdout.require_all.unwrap_or(true),
@@ -381,6 +379,38 @@ impl Factory {
         Ok(())
     }
 
+    /// The one gate policy of a run: `spec_layers` (the specs' `## Verification gate`), then
+    /// `[gate]` of `lightsout.toml`, then the holdout's `gate.toml` when there is one, then the
+    /// floor, merged by `lightsout_eval::GatePolicy::resolve` (every rule kept with its
+    /// source; the strictest wins).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `[gate]` or the holdout's `gate.toml` is not a valid policy.
+    pub fn resolve_gate(
+        &self,
+        spec_layers: Vec<lightsout_eval::PolicyLayer>,
+    ) -> Result<lightsout_eval::GatePolicy, Error> {
+        use lightsout_eval::{GatePolicy, PolicyLayer};
+        let mut layers = spec_layers;
+        if let Some(g) = self.config.extra.get("gate") {
+            let text = toml::to_string(g).map_err(|e| Error::Config(format!("[gate]: {e}")))?;
+            let p = GatePolicy::from_toml(&text)
+                .map_err(|e| Error::Config(format!("[gate] in lightsout.toml: {e}")))?;
+            layers.push(PolicyLayer::new("lightsout.toml [gate]", p));
+        }
+        let holdout = std::env::var("LIGHTSOUT_HOLDOUT").ok();
+        if let Some(dir) = self.config.holdout_dir(holdout.as_deref()) {
+            let file = dir.join("gate.toml");
+            if file.is_file() {
+                let p = GatePolicy::read(&file).map_err(|e| {
+                    Error::Config(format!("the holdout's gate.toml: {e}; fix it or remove it"))
+                })?;
+                layers.push(PolicyLayer::new("holdout gate.toml", p));
+            }
+        }
+        GatePolicy::resolve(layers).map_err(|e| Error::Config(format!("gate policy: {e}")))
+    }
+
     /// Imports the `## Decisions` of the spec files at `specs` into the decision memory
     /// (`.lightsout/memory.db`), so that guards and context packs know them from the first
     /// task on, and the outcome report lists them. Each import is one transaction and
@@ -445,6 +475,7 @@ impl Factory {
                 "run `{run_id}` exists already; resume it with --resume {run_id}"
             )));
         }
+        let policy = self.resolve_gate(opts.gate.clone())?;
         let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
         let start = Entry::RunStarted {
             run_id: run_id.clone(),
@@ -452,6 +483,8 @@ impl Factory {
             main,
             base,
             plan,
+            policy,
+            not_ready: opts.not_ready.clone(),
         };
         journal.append(&start)?;
         let state = RunState::replay([&start]);
@@ -678,6 +711,12 @@ impl Factory {
             (self.memory.clone(), self.guard.clone())
         };
         let (hook, events, ledger, audit) = self.fence(&state, reports)?;
+        // A journal from before policies were recorded resumes with today's resolution.
+        let policy = if state.policy.is_empty() {
+            self.resolve_gate(Vec::new())?
+        } else {
+            state.policy.clone()
+        };
         let inner = Arc::new(Inner {
             repo: Git::new(&self.repo),
             run_dir: run_dir.clone(),
@@ -698,6 +737,7 @@ impl Factory {
             journal: Mutex::new(journal),
             state: Mutex::new(state),
             resumed,
+            policy,
         });
         let done = {
             let s = inner.state();
@@ -869,6 +909,8 @@ struct Inner {
     journal: Mutex<Journal>,
     state: Mutex<RunState>,
     resumed: bool,
+    /// The run's resolved gate policy (from its journal).
+    policy: lightsout_eval::GatePolicy,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1446,6 +1488,7 @@ impl Inner {
                 requirements: job.task.requirement_ids.clone(),
                 regression,
                 artifacts_dir: self.run_dir.join("eval"),
+                policy: self.policy.clone(),
             })
             .await?;
         if !v.passed {
@@ -1515,6 +1558,7 @@ impl Inner {
                     requirements: task.requirement_ids.clone(),
                     regression: merged_reqs.clone(),
                     artifacts_dir: self.run_dir.join("eval"),
+                    policy: self.policy.clone(),
                 })
                 .await?;
             (!v.passed).then_some(v.feedback)

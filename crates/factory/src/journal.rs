@@ -30,6 +30,14 @@ pub enum Entry {
         base: String,
         /// The plan.
         plan: Plan,
+        /// The resolved gate policy every evaluation of the run judges with, each rule with
+        /// its source (empty in journals written before it was recorded).
+        #[serde(default, skip_serializing_if = "lightsout_eval::GatePolicy::is_empty")]
+        policy: lightsout_eval::GatePolicy,
+        /// Findings of specs that were not ready and built anyway (`--allow-not-ready`), one
+        /// line each; the report shows them in a red banner.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        not_ready: Vec<String>,
     },
     /// A task got its worktree.
     TaskStarted {

@@ -20,7 +20,7 @@ use crate::report::{
     RequirementOutcome, RunReport, Satisfaction, SpecRef, TaskOutcome,
 };
 use crate::state::{AttemptRecord, RunState, TaskState, TaskStatus};
-use lightsout_eval::RunResult;
+use lightsout_eval::{GateStatus, RunResult};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
@@ -445,6 +445,7 @@ fn gate(
         return GateVerdict {
             outcome: GateOutcome::NotEvaluated,
             reasons,
+            policy: Vec::new(),
         };
     };
     for t in &state.tasks[..state.planned.min(state.tasks.len())] {
@@ -462,16 +463,37 @@ fn gate(
         reasons.push(format!("{}: no holdout trial ran for it", q.id));
     }
     let context = format!("final evaluation ({} {})", last.task, last.stage);
+    let mut insufficient = false;
     for r in &last.result.gate.reasons {
-        if !r.passed {
-            failed = true;
-            reasons.push(format!("{context}: {}: {}", r.rule, r.detail));
+        match r.status {
+            GateStatus::Passed => {}
+            GateStatus::Failed => {
+                failed = true;
+                reasons.push(format!("{context}: {}: {}", r.rule, r.detail));
+            }
+            GateStatus::InsufficientEvidence => {
+                insufficient = true;
+                reasons.push(format!(
+                    "{context}: insufficient evidence: {}: {}",
+                    r.rule, r.detail
+                ));
+            }
         }
     }
-    if failed {
+    if !failed && !insufficient && !last.result.gate.passed {
+        // A document that says "not passed" without a failing reason (an older writer).
+        failed = true;
+        reasons.push(format!("{context}: the gate did not pass"));
+    }
+    if failed || insufficient {
         GateVerdict {
-            outcome: GateOutcome::Fail,
+            outcome: if failed {
+                GateOutcome::Fail
+            } else {
+                GateOutcome::InsufficientEvidence
+            },
             reasons,
+            policy: Vec::new(),
         }
     } else {
         reasons.extend(
@@ -484,6 +506,7 @@ fn gate(
         GateVerdict {
             outcome: GateOutcome::Pass,
             reasons,
+            policy: Vec::new(),
         }
     }
 }
@@ -541,8 +564,23 @@ fn assemble(
         .map(|t| task_outcome(t, &agent))
         .collect();
     r.gate = gate(state, &r.requirements, evals, unreadable);
+    r.gate.policy = policy_refs(&state.policy);
+    r.not_ready.clone_from(&state.not_ready);
     r.incidents = incidents(state);
     r
+}
+
+/// The resolved policy's rules as the report lists them.
+fn policy_refs(policy: &lightsout_eval::GatePolicy) -> Vec<crate::report::PolicyRuleRef> {
+    policy
+        .rules
+        .iter()
+        .map(|r| crate::report::PolicyRuleRef {
+            rule: lightsout_eval::gate::rule_label(r),
+            source: r.source.clone().unwrap_or_else(|| "unknown".to_owned()),
+            trials: lightsout_eval::gate::rule_min_trials(r),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -552,7 +590,7 @@ mod tests {
     use crate::plan::{Plan, Task};
     use lightsout_agent::{Outcome, Usage};
     use lightsout_eval::stats::{Sequential, TrialStats};
-    use lightsout_eval::{CheckKind, GateReason, ScenarioResult, Summary};
+    use lightsout_eval::{CheckKind, GateReason, GateStatus, ScenarioResult, Summary};
 
     fn task(id: &str, reqs: &[&str], deps: &[&str]) -> Task {
         Task {
@@ -613,12 +651,24 @@ mod tests {
             scenarios,
             gate: lightsout_eval::GateVerdict {
                 passed: gate_ok,
+                status: if gate_ok {
+                    GateStatus::Passed
+                } else {
+                    GateStatus::Failed
+                },
                 reasons: vec![GateReason {
                     rule: "satisfaction >= 0.95".into(),
+                    source: Some("floor".into()),
                     passed: gate_ok,
+                    status: if gate_ok {
+                        GateStatus::Passed
+                    } else {
+                        GateStatus::Failed
+                    },
                     detail: "suite".into(),
                 }],
             },
+            policy: lightsout_eval::GatePolicy::floor(),
         }
     }
 
@@ -636,6 +686,8 @@ mod tests {
                 main: "main".into(),
                 base: "b0".into(),
                 plan,
+                policy: lightsout_eval::GatePolicy::resolve([]).unwrap(),
+                not_ready: vec![],
             },
             Entry::AttemptFinished {
                 task: "T1".into(),
@@ -762,6 +814,8 @@ mod tests {
                     main,
                     base,
                     mut plan,
+                    policy,
+                    not_ready,
                 } => {
                     plan.tasks.truncate(1);
                     Entry::RunStarted {
@@ -770,6 +824,8 @@ mod tests {
                         main,
                         base,
                         plan,
+                        policy,
+                        not_ready,
                     }
                 }
                 other => other,

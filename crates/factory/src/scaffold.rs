@@ -146,7 +146,7 @@ output_bytes = 16777216         # agent output kept, bytes (16 MiB)
 path = "../{holdout}"
 redaction = "requirement"       # what the agent is told: none | requirement | category | full
 # require_all = true            # a requirement without a holdout result fails (fail closed)
-# trials = 3                    # trials per scenario
+# trials = 5                    # trials per scenario when no gate rule asks for more
 # command = "sh run.sh"         # an external holdout runner instead of the built-in engine
 
 # How the eval engine starts your software in a worktree ({port} is a free loopback port).
@@ -159,9 +159,11 @@ redaction = "requirement"       # what the agent is told: none | requirement | c
 # [twins]
 # slack = "builtin"             # or a twin directory, or the URL of a running twin
 
-# The verification gate (lightsout-eval's policy); the spec's `## Verification gate` also applies.
-# [gate]
-# min_satisfaction = 0.95
+# More verification gate rules (lightsout-eval's policy). The spec's `## Verification gate`, these
+# and the holdout's gate.toml all apply, with a built-in floor: the strictest wins, none is dropped.
+# [[gate.rule]]
+# tag = "@critical"
+# min_lower_bound = 0.9         # each @critical scenario's Wilson lower bound (35 clean trials)
 
 [memory]
 enabled = true                  # .lightsout/memory.db: decisions, context packs, guards, lessons

@@ -56,6 +56,9 @@ pub struct EvalRequest {
     pub regression: Vec<String>,
     /// A directory for the evaluator's raw results (outside the worktree).
     pub artifacts_dir: PathBuf,
+    /// The run's resolved gate policy: the evaluator judges with it (trial counts included)
+    /// and with nothing weaker.
+    pub policy: lightsout_eval::GatePolicy,
 }
 
 /// The result for one requirement.
@@ -154,9 +157,14 @@ impl<T: Evaluator + ?Sized> Evaluator for Arc<T> {
 ///
 /// It gets `LIGHTSOUT_WORKTREE` (the checkout), `LIGHTSOUT_REQUIREMENTS` (space-separated:
 /// the task's and the regression bucket's), `LIGHTSOUT_STAGE` (`candidate`|`merged`),
-/// `LIGHTSOUT_TASK`, `LIGHTSOUT_ATTEMPT` and `LIGHTSOUT_RESULTS` (a directory for raw
-/// output), plus the allowed environment, and prints one JSON object on stdout:
-/// `{"requirements": [{"id": "REQ-1", "trials": 3, "passed": 2, "category": "status mismatch"}]}`.
+/// `LIGHTSOUT_TASK`, `LIGHTSOUT_ATTEMPT`, `LIGHTSOUT_RESULTS` (a directory for raw
+/// output) and `LIGHTSOUT_GATE` (the run's resolved gate policy as a TOML file that
+/// `lightsout eval --gate` reads), plus the allowed environment, and prints one JSON object on
+/// stdout:
+/// `{"requirements": [{"id": "REQ-1", "trials": 3, "passed": 2, "category": "status mismatch"}],
+/// "gate": "passed"}`. `gate` (`passed`, `failed` or `insufficient_evidence`, the status of
+/// `lightsout eval`'s verdict under that policy) is optional; when present, anything but
+/// `passed` fails the verdict. Each requirement must also have every trial passing.
 /// Its stdout and stderr are kept in the results directory, never shown to the agent; the
 /// agent sees only [`redact`]ed feedback.
 #[derive(Debug, Clone)]
@@ -178,6 +186,8 @@ pub struct CommandEvaluator {
 #[derive(Deserialize)]
 struct RunnerOutput {
     requirements: Vec<RequirementResult>,
+    #[serde(default)]
+    gate: Option<lightsout_eval::GateStatus>,
 }
 
 #[async_trait]
@@ -192,6 +202,18 @@ impl Evaluator for CommandEvaluator {
         tokio::fs::create_dir_all(&req.artifacts_dir)
             .await
             .map_err(|e| Error::io("create eval results dir", &req.artifacts_dir, e))?;
+        // One file per evaluation: several run at once and share the directory.
+        let gate_file = req.artifacts_dir.join(format!(
+            "{}-{}-{}.gate.toml",
+            req.task_id,
+            req.attempt,
+            req.stage.as_str()
+        ));
+        let policy = req
+            .policy
+            .to_toml()
+            .map_err(|e| Error::Eval(format!("writing the gate policy: {e}")))?;
+        crate::journal::write_atomic(&gate_file, policy.as_bytes())?;
         let child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(&self.command)
@@ -204,6 +226,7 @@ impl Evaluator for CommandEvaluator {
             .env("LIGHTSOUT_TASK", &req.task_id)
             .env("LIGHTSOUT_ATTEMPT", req.attempt.to_string())
             .env("LIGHTSOUT_RESULTS", &req.artifacts_dir)
+            .env("LIGHTSOUT_GATE", &gate_file)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output();
@@ -255,10 +278,22 @@ impl Evaluator for CommandEvaluator {
                 None => {}
             }
         }
-        let passed = results.iter().all(|r| r.trials > 0 && r.passed == r.trials);
+        let gate_ok = runner_out
+            .gate
+            .is_none_or(|g| g == lightsout_eval::GateStatus::Passed);
+        let passed = gate_ok && results.iter().all(|r| r.trials > 0 && r.passed == r.trials);
+        let mut feedback = redact(&results, self.redaction);
+        if !gate_ok && feedback.trim().is_empty() {
+            feedback = match runner_out.gate {
+                Some(lightsout_eval::GateStatus::InsufficientEvidence) => {
+                    "the holdout gate ran too few trials to clear its bounds".to_owned()
+                }
+                _ => "the holdout gate failed".to_owned(),
+            };
+        }
         Ok(Verdict {
             passed,
-            feedback: redact(&results, self.redaction),
+            feedback,
             requirements: results,
         })
     }

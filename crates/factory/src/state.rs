@@ -194,6 +194,12 @@ pub struct RunState {
     pub tasks: Vec<TaskState>,
     /// The number of planned tasks (a prefix of `tasks`).
     pub planned: usize,
+    /// The resolved gate policy of the run (see `lightsout_eval::GatePolicy::resolve`).
+    #[serde(default)]
+    pub policy: lightsout_eval::GatePolicy,
+    /// Not-ready findings of specs built anyway (`--allow-not-ready`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<String>,
 }
 
 impl RunState {
@@ -241,8 +247,12 @@ impl RunState {
                 main,
                 base,
                 plan,
+                policy,
+                not_ready,
             } => {
                 self.run_id.clone_from(run_id);
+                self.policy.clone_from(policy);
+                self.not_ready.clone_from(not_ready);
                 self.started_at.clone_from(at);
                 self.main.clone_from(main);
                 self.base.clone_from(base);

@@ -5,8 +5,8 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lightsout_eval::{
-    CommandTarget, GatePolicy, Progress, RedactLevel, RunOptions, RunResult, Runner, StepLibrary,
-    Suite, TargetConfig,
+    CommandTarget, GateStatus, GatePolicy, PolicyLayer, Progress, RedactLevel, RunOptions,
+    RunResult, Runner, StepLibrary, Suite, TargetConfig,
 };
 use lightsout_spec::Severity;
 use std::collections::BTreeMap;
@@ -40,7 +40,8 @@ pub(crate) enum Redact {
 
 /// Run holdout scenarios against a target, k trials each, and judge the gate.
 ///
-/// Exit codes: 0 gate passed, 1 gate failed, 2 invalid scenarios or infrastructure error.
+/// Exit codes: 0 gate passed, 1 gate failed or insufficient evidence, 2 invalid scenarios or
+/// infrastructure error, 3 the target did not start or answer its readiness probe.
 #[derive(Debug, Args)]
 pub(crate) struct EvalArgs {
     /// Directory of `*.scenario.md` and `*.feature` files (searched recursively).
@@ -73,9 +74,12 @@ pub(crate) struct EvalArgs {
     /// gate's rules ask for when more).
     #[arg(long, value_name = "N")]
     max_trials: Option<u32>,
-    /// Gate policy: a TOML or YAML file, or a spec (`.md`) whose Verification gate rules apply.
+    /// Gate policy: a TOML or YAML file, or a spec (`.md`) whose Verification gate rules
+    /// apply (repeatable). Every rule of every file is kept, with `gate.toml` in the scenarios
+    /// directory (when there is one) and the built-in floor (every scenario's satisfaction at
+    /// least 0.95, no regressions): the strictest wins.
     #[arg(long, value_name = "FILE")]
-    gate: Option<PathBuf>,
+    gate: Vec<PathBuf>,
     /// A previous result JSON; scenarios that passed every trial there form the guard bucket.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
@@ -102,22 +106,45 @@ pub(crate) struct EvalArgs {
     trial_timeout: u64,
 }
 
-fn policy(path: Option<&Path>) -> anyhow::Result<GatePolicy> {
-    let Some(path) = path else {
-        return Ok(GatePolicy::default_policy());
-    };
-    if path.extension().is_some_and(|e| e == "md") {
-        let (spec, _, _) = lightsout_spec::read(path, None)
-            .with_context(|| format!("reading the spec {}", path.display()))?;
-        if spec.gate.is_empty() {
-            bail!(
-                "{} has no Verification gate rules; add a `## Verification gate` section or pass a TOML policy",
-                path.display()
-            );
+/// The one resolved policy: each `--gate` file, then `<scenarios>/gate.toml`, then the floor.
+fn policy(gates: &[PathBuf], scenarios: &Path) -> anyhow::Result<GatePolicy> {
+    let mut layers = Vec::new();
+    for path in gates {
+        if path.extension().is_some_and(|e| e == "md") {
+            let (spec, _, _) = lightsout_spec::read(path, None)
+                .with_context(|| format!("reading the spec {}", path.display()))?;
+            if spec.gate.is_empty() {
+                bail!(
+                    "{} has no Verification gate rules; add a `## Verification gate` section or pass a TOML policy",
+                    path.display()
+                );
+            }
+            layers.push(PolicyLayer::new(
+                format!("spec {}", path.display()),
+                GatePolicy::from_spec(&spec),
+            ));
+        } else {
+            layers.push(PolicyLayer::new(
+                path.display().to_string(),
+                GatePolicy::read(path)?,
+            ));
         }
-        return Ok(GatePolicy::from_spec_rules(&spec.gate));
     }
-    Ok(GatePolicy::read(path)?)
+    let beside = scenarios.join("gate.toml");
+    if beside.is_file() && !gates.iter().any(|g| same_file(g, &beside)) {
+        layers.push(PolicyLayer::new(
+            beside.display().to_string(),
+            GatePolicy::read(&beside)?,
+        ));
+    }
+    Ok(GatePolicy::resolve(layers)?)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
 }
 
 fn twins(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -204,14 +231,11 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         });
         f
     });
-    let policy = policy(args.gate.as_deref())?;
-    // Without --max-trials the cap is the larger of --trials and the trials the gate asks for.
-    let asked = policy
-        .rules
-        .iter()
-        .filter_map(|r| r.trials)
-        .max()
-        .unwrap_or(0);
+    let policy = policy(&args.gate, &args.scenarios)?;
+    // Without --max-trials the cap is the larger of --trials and the trials the gate asks for
+    // (a rule's `trials`, or what its lower bound needs). A smaller --max-trials is honoured
+    // and gives "insufficient evidence", never a pass.
+    let asked = policy.max_trials_needed().unwrap_or(0);
     let opts = RunOptions {
         trials: args.trials,
         max_trials: args
@@ -236,7 +260,21 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let run = result?;
+    let run = match result {
+        Ok(run) => run,
+        Err(e) => {
+            if let Some(lightsout_eval::Error::Target(why)) = e.downcast_ref() {
+                // The service under test never answered: the build's fault, not ours (exit 3),
+                // so that a holdout runner can report a failed attempt instead of an error.
+                eprintln!(
+                    "error: the service did not start or answer its readiness probe within {} s: {why}",
+                    args.ready_timeout
+                );
+                return Ok(ExitCode::from(3));
+            }
+            return Err(e);
+        }
+    };
     if let Some(path) = &args.output {
         lightsout_eval::write_atomic(path, run.to_json()?.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
@@ -315,12 +353,23 @@ fn print_human(run: &RunResult) {
         sm.satisfaction
     );
     for r in &run.gate.reasons {
-        println!(
-            "  {} {}: {}",
-            if r.passed { "ok  " } else { "FAIL" },
-            r.rule,
-            r.detail
-        );
+        let mark = match r.status {
+            GateStatus::Passed => "ok  ",
+            GateStatus::InsufficientEvidence => "INSUFFICIENT",
+            GateStatus::Failed => "FAIL",
+        };
+        let from = r
+            .source
+            .as_deref()
+            .map_or(String::new(), |s| format!(" [from {s}]"));
+        println!("  {mark} {}{from}: {}", r.rule, r.detail);
     }
-    println!("gate {}", if run.gate.passed { "PASSED" } else { "FAILED" });
+    println!(
+        "gate {}",
+        match run.gate.status {
+            GateStatus::Passed => "PASSED",
+            GateStatus::InsufficientEvidence => "INSUFFICIENT EVIDENCE (not passed)",
+            GateStatus::Failed => "FAILED",
+        }
+    );
 }

@@ -27,12 +27,15 @@ pub(crate) struct ReportArgs {
     format: Format,
 }
 
-/// The one line that says whether to ship: `gate: PASS|FAIL|NOT EVALUATED (...)`.
+/// The one line that says whether to ship:
+/// `gate: PASS|FAIL|INSUFFICIENT EVIDENCE|NOT EVALUATED (...)`, and a line for a build of
+/// specs that were not ready.
 pub(crate) fn gate_line(report: &RunReport) -> String {
     let t = report.totals();
     let verdict = match report.gate.outcome {
         GateOutcome::Pass => "PASS",
         GateOutcome::Fail => "FAIL",
+        GateOutcome::InsufficientEvidence => "INSUFFICIENT EVIDENCE",
         GateOutcome::NotEvaluated => "NOT EVALUATED",
     };
     let mut line = format!(
@@ -45,6 +48,13 @@ pub(crate) fn gate_line(report: &RunReport) -> String {
         line.push_str("; agent: a replay of a recorded trajectory, no model called");
     }
     line.push(')');
+    if !report.not_ready.is_empty() {
+        line.push_str(&format!(
+            "\n  NOT READY: built with --allow-not-ready despite {} spec finding(s), first: {}",
+            report.not_ready.len(),
+            report.not_ready[0]
+        ));
+    }
     if report.gate.outcome != GateOutcome::Pass
         && let Some(first) = report.gate.reasons.first()
     {
@@ -85,7 +95,10 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             println!("json:   {}", json.display());
         }
     }
-    Ok(if report.gate.outcome == GateOutcome::Fail {
+    Ok(if matches!(
+        report.gate.outcome,
+        GateOutcome::Fail | GateOutcome::InsufficientEvidence
+    ) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -42,6 +42,19 @@ pub(crate) struct RunArgs {
     /// Name the run (default: UTC date, time and process id).
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
+    /// Build specs that `lightsout spec check` calls not ready; the report then carries a red
+    /// banner naming the findings. Without it, a not-ready spec stops the run (exit 1).
+    #[arg(long)]
+    allow_not_ready: bool,
+}
+
+/// The specs to build, checked as `lightsout spec check` checks them.
+struct Loaded {
+    specs: Vec<lightsout_spec::Spec>,
+    /// One line per error finding (`path:line: LS401 message`) when not ready.
+    not_ready: Vec<String>,
+    /// The human rendering of the findings, for stderr.
+    rendered: String,
 }
 
 /// Progress on stderr: an indicatif bar on a terminal, plain lines otherwise.
@@ -165,38 +178,45 @@ impl EventSink for Sink {
     }
 }
 
-fn load_specs(paths: &[PathBuf], repo: &Path) -> anyhow::Result<Vec<lightsout_spec::Spec>> {
+fn load_specs(paths: &[PathBuf], repo: &Path) -> anyhow::Result<Loaded> {
     let paths = if paths.is_empty() {
         vec![repo.join("specs")]
     } else {
         paths.to_vec()
     };
-    let mut specs = Vec::new();
-    for p in &paths {
-        let files = lightsout_spec::discover(p)
-            .with_context(|| format!("finding specs in {}", p.display()))?;
-        for f in files {
-            let (spec, _source, diags) = lightsout_spec::read(&f, None)?;
-            let errors: Vec<_> = diags
-                .iter()
-                .filter(|d| d.severity == lightsout_spec::Severity::Error)
-                .collect();
-            if let Some(d) = errors.first() {
-                anyhow::bail!(
-                    "{}: {} ({}); run `lightsout spec check {}` and fix it first",
-                    f.display(),
-                    d.message,
-                    d.code,
-                    f.display()
-                );
-            }
-            specs.push(spec);
+    let checked = lightsout_spec::check_paths(
+        &paths,
+        None,
+        false,
+        &lightsout_spec::CheckOptions::default(),
+    )
+    .context("pass spec files or folders that hold them, or put them in specs/")?;
+    let report = &checked.report;
+    let mut not_ready = Vec::new();
+    if !report.summary.ready {
+        let all = report
+            .files
+            .iter()
+            .flat_map(|f| &f.diagnostics)
+            .chain(&report.project);
+        for d in all.filter(|d| d.severity == lightsout_spec::Severity::Error) {
+            let path = d
+                .path
+                .as_deref()
+                .map_or_else(String::new, |p| format!("{}:{}: ", p.display(), d.span.line));
+            not_ready.push(format!("{path}{} {}", d.code, d.message));
         }
     }
-    if specs.is_empty() {
-        anyhow::bail!("no specs found; pass spec files or put them in specs/");
-    }
-    Ok(specs)
+    let rendered = if report.summary.ready {
+        String::new()
+    } else {
+        lightsout_spec::render::human_report(report, &|p| checked.sources.get(p).cloned(), false)
+    };
+    Ok(Loaded {
+        specs: checked.specs,
+        not_ready,
+        rendered,
+    })
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -225,7 +245,37 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let state = if let Some(id) = &args.resume {
         factory.resume(id, jobs).await?
     } else {
-        let specs = load_specs(&args.specs, &repo)?;
+        let loaded = load_specs(&args.specs, &repo)?;
+        if !loaded.not_ready.is_empty() {
+            eprint!("{}", loaded.rendered);
+            if !args.allow_not_ready {
+                eprintln!(
+                    "error: {} spec finding(s) make the specs not ready; fix them (see \
+                     `lightsout spec check`) or build anyway with --allow-not-ready",
+                    loaded.not_ready.len()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            eprintln!(
+                "warning: building specs that are not ready (--allow-not-ready); the report says so"
+            );
+        }
+        let specs = loaded.specs;
+        let gate = specs
+            .iter()
+            .filter(|s| !s.gate.is_empty())
+            .map(|s| {
+                let path = s.path.as_deref().map_or_else(
+                    || s.meta.id.clone(),
+                    |p| p.strip_prefix(&repo).unwrap_or(p).display().to_string(),
+                );
+                let mut policy = lightsout_eval::GatePolicy::from_spec_rules(&s.gate);
+                for (rule, src) in policy.rules.iter_mut().zip(&s.gate) {
+                    rule.source = Some(format!("spec {path}:{}", src.span.line));
+                }
+                lightsout_eval::PolicyLayer::new(format!("spec {path}"), policy)
+            })
+            .collect();
         let plan = SpecPlanner.plan(&specs)?;
         let paths: Vec<PathBuf> = specs.iter().filter_map(|s| s.path.clone()).collect();
         factory
@@ -237,6 +287,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
                 RunOptions {
                     run_id: args.run_id.clone(),
                     jobs,
+                    gate,
+                    not_ready: loaded.not_ready,
                 },
             )
             .await?
@@ -251,7 +303,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     print_summary(&state, &outcome, &html, args.format)?;
     let t = state.totals();
     Ok(
-        if t.merged == t.tasks && outcome.gate.outcome != GateOutcome::Fail {
+        if t.merged == t.tasks
+            && !matches!(
+                outcome.gate.outcome,
+                GateOutcome::Fail | GateOutcome::InsufficientEvidence
+            )
+        {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)

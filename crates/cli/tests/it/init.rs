@@ -5,7 +5,7 @@ use predicates::prelude::*;
 use std::path::Path;
 
 /// The spec template's placeholders and what a user would write instead.
-const FILL: &[(&str, &str)] = &[
+pub(crate) const FILL: &[(&str, &str)] = &[
     ("[SERVICE TITLE]", "Greeting service"),
     (
         "[Describe in two or three sentences what the service does and why it matters.]",

@@ -117,9 +117,12 @@ fn project(reqs: &[(&str, &str, &[&str])], jobs: usize, holdout_path: &str) -> P
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     let repo = root.join("repo");
+    // A spec that `lightsout spec check` calls ready: `run` builds nothing else.
     let mut spec = String::from(
         "---\nid: demo\ntitle: Demo files\nkind: feature\nversion: 1\nstatus: ready\n---\n\n\
-         ## Intent\nWrite a few files.\n\n## Behaviour\n",
+         ## Intent\nWrite a few files.\n\n## Users\n- **Developer**: reads the files.\n\n\
+         ## Inputs\n- N/A: nothing is requested; the agents write files.\n\n\
+         ## Outputs\n- Files in the repository.\n\n## Behaviour\n",
     );
     for (id, title, deps) in reqs {
         let _ = writeln!(spec, "\n### {id}: {title}");
@@ -127,7 +130,16 @@ fn project(reqs: &[(&str, &str, &[&str])], jobs: usize, holdout_path: &str) -> P
             let _ = writeln!(spec, "Depends on: {}\n", deps.join(", "));
         }
         let _ = writeln!(spec, "The system SHALL write the {title}.");
+        let _ = writeln!(
+            spec,
+            "\n#### Scenario: the {title} is written\n- **GIVEN** the repository\n\
+             - **WHEN** the task is built\n- **THEN** the {title} exists"
+        );
     }
+    spec.push_str(
+        "\n## Constraints\n- CON-1: Each file is at most 100 bytes.\n\n\
+         ## Verification gate\n- No regression on scenarios that passed on main.\n",
+    );
     std::fs::write(repo.join("specs/demo.md"), spec).unwrap();
     std::fs::write(repo.join(".gitignore"), ".lightsout/\n").unwrap();
     std::fs::write(

@@ -4,7 +4,7 @@ use time::macros::datetime;
 
 use super::model::{
     AgentKind, AgentLabel, DecisionRecord, DecisionStatus, FailureRecord, GateOutcome, GateVerdict,
-    Incident, IncidentKind, LessonRecord, RequirementOutcome, RunReport, SCHEMA_VERSION,
+    Incident, IncidentKind, LessonRecord, PolicyRuleRef, RequirementOutcome, RunReport, SCHEMA_VERSION,
     Satisfaction, SpecRef, TaskOutcome, TaskStatus,
 };
 
@@ -60,6 +60,19 @@ pub(super) fn sample_report() -> RunReport {
             "@critical scenarios: Wilson lower bound 0.912 >= 0.900 (40 of 40 trials)".into(),
             "suite satisfaction 1.000 >= 0.950".into(),
             "no regression on the guard bucket".into(),
+        ],
+        policy: vec![
+            PolicyRuleRef {
+                rule: "Every @critical scenario has a Wilson lower bound of at least 0.9 over 40 trials."
+                    .into(),
+                source: "spec specs/url-shortener.md:155; holdout gate.toml".into(),
+                trials: Some(40),
+            },
+            PolicyRuleRef {
+                rule: "all scenarios: satisfaction >= 0.95".into(),
+                source: "floor".into(),
+                trials: None,
+            },
         ],
     };
     r.requirements = vec![
@@ -230,12 +243,18 @@ pub(super) fn with_strings(strings: &[String]) -> RunReport {
         gate: GateVerdict {
             outcome: GateOutcome::Fail,
             reasons: vec![s(), s()],
+            policy: vec![PolicyRuleRef {
+                rule: s(),
+                source: s(),
+                trials: Some(16),
+            }],
         },
         requirements: Vec::new(),
         tasks: Vec::new(),
         decisions: Vec::new(),
         lessons: Vec::new(),
         incidents: Vec::new(),
+        not_ready: vec![s()],
     };
     for i in 0..3u32 {
         r.requirements.push(RequirementOutcome {

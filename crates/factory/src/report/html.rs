@@ -146,6 +146,9 @@ pub fn render_html(report: &RunReport) -> String {
     }
     out.push_str("</header>\n<main>\n");
 
+    if !report.not_ready.is_empty() {
+        not_ready(&mut out, &report.not_ready);
+    }
     if !report.incidents.is_empty() {
         incidents(&mut out, &report.incidents);
     }
@@ -201,6 +204,14 @@ fn verdict_words(report: &RunReport) -> Verdict {
                     .into(),
             class: "fail",
         },
+        GateOutcome::InsufficientEvidence => Verdict {
+            title: "insufficient evidence",
+            heading: "Insufficient evidence",
+            advice: "Hold: nothing failed, but too few holdout trials ran to clear the gate's \
+                     bounds. Run again with the trials the rules below ask for before shipping."
+                .into(),
+            class: "fail",
+        },
         GateOutcome::NotEvaluated => Verdict {
             title: "gate not evaluated",
             heading: "Gate not evaluated",
@@ -232,6 +243,38 @@ fn incidents(out: &mut String, incidents: &[Incident]) {
     out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
+fn not_ready(out: &mut String, findings: &[String]) {
+    w!(
+        out,
+        "<section id=\"not-ready\" class=\"alert\">\n<h2>Built from specs that are not ready ({})</h2>\n\
+         <p><strong>This run was started with <code>--allow-not-ready</code>.</strong> \
+         <code>lightsout spec check</code> reported these findings; the verdict below judges a \
+         build of an unfinished spec.</p>\n<ul>\n",
+        findings.len()
+    );
+    for f in findings {
+        w!(out, "<li>{}</li>\n", Esc(f));
+    }
+    out.push_str("</ul>\n</section>\n");
+}
+
+fn policy(out: &mut String, rules: &[crate::report::PolicyRuleRef]) {
+    out.push_str(
+        "<h3>Resolved gate policy</h3>\n<table class=\"policy\">\n<thead><tr><th>Rule</th>\
+         <th>Trials per scenario</th><th>From</th></tr></thead>\n<tbody>\n",
+    );
+    for r in rules {
+        w!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            Esc(&r.rule),
+            r.trials.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            Esc(&r.source)
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
 fn gate(out: &mut String, report: &RunReport, v: &Verdict) {
     w!(
         out,
@@ -246,6 +289,9 @@ fn gate(out: &mut String, report: &RunReport, v: &Verdict) {
             w!(out, "<li>{}</li>\n", Esc(r));
         }
         out.push_str("</ul>\n");
+    }
+    if !report.gate.policy.is_empty() {
+        policy(out, &report.gate.policy);
     }
     out.push_str("</section>\n");
 }
@@ -722,7 +768,7 @@ mod tests {
     /// Elements the page may contain.
     const TAGS: &[&str] = &[
         "html", "head", "meta", "title", "style", "body", "header", "main", "footer", "section",
-        "h1", "h2", "p", "strong", "code", "span", "ul", "ol", "li", "dl", "dt", "dd", "table",
+        "h1", "h2", "h3", "p", "strong", "code", "span", "ul", "ol", "li", "dl", "dt", "dd", "table",
         "thead", "tbody", "tr", "th", "td", "details", "summary", "div", "svg", "defs", "marker",
         "path", "g", "rect", "line", "text", "tspan",
     ];

@@ -60,6 +60,7 @@ pub use html::{CONTENT_SECURITY_POLICY, render_html};
 pub use layout::compute_waves;
 pub use model::{
     AgentKind, AgentLabel, DecisionRecord, DecisionStatus, FailureRecord, GateOutcome, GateVerdict,
+    PolicyRuleRef,
     Incident, IncidentKind, LessonRecord, RequirementOutcome, RunReport, SCHEMA_VERSION,
     Satisfaction, SpecRef, TaskOutcome, TaskStatus, Totals,
 };

@@ -59,6 +59,10 @@ pub struct RunReport {
     /// Leaks of holdout text and policy violations. Shown first on the page when there are any.
     #[serde(default)]
     pub incidents: Vec<Incident>,
+    /// Findings of specs that `lightsout spec check` called not ready and that were built
+    /// anyway (`lightsout run --allow-not-ready`), one line each; a red banner on the page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<String>,
 }
 
 impl RunReport {
@@ -75,12 +79,14 @@ impl RunReport {
             gate: GateVerdict {
                 outcome: GateOutcome::NotEvaluated,
                 reasons: Vec::new(),
+                policy: Vec::new(),
             },
             requirements: Vec::new(),
             tasks: Vec::new(),
             decisions: Vec::new(),
             lessons: Vec::new(),
             incidents: Vec::new(),
+            not_ready: Vec::new(),
         }
     }
 
@@ -213,12 +219,29 @@ pub struct SpecRef {
 /// The verification gate's verdict with the reasons behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GateVerdict {
-    /// Pass, fail or not evaluated.
+    /// Pass, fail, insufficient evidence or not evaluated.
     pub outcome: GateOutcome,
     /// One line per rule that decided the verdict, e.g.
     /// `@critical: REQ-2 lower bound 0.83 < 0.90`. Redacted: never scenario text.
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// The resolved policy the run judged with: every rule and where it came from (the spec's
+    /// `## Verification gate`, `[gate]` in `lightsout.toml`, the holdout's `gate.toml`, the
+    /// built-in floor).
+    #[serde(default)]
+    pub policy: Vec<PolicyRuleRef>,
+}
+
+/// One rule of the resolved gate policy, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PolicyRuleRef {
+    /// The rule, as written or derived (`@critical scenarios: Wilson lower bound >= 0.9`).
+    pub rule: String,
+    /// Where it came from (`spec specs/x.md:155`, `holdout gate.toml`, `floor`).
+    pub source: String,
+    /// The fewest trials it asks of each scenario it applies to, when it asks any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trials: Option<u32>,
 }
 
 /// The gate's outcome.
@@ -229,6 +252,8 @@ pub enum GateOutcome {
     Pass,
     /// At least one rule failed.
     Fail,
+    /// Nothing failed, but too few trials ran to clear a rule's bound: not a pass.
+    InsufficientEvidence,
     /// The gate did not run (the run stopped before the final eval).
     NotEvaluated,
 }

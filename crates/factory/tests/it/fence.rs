@@ -67,6 +67,7 @@ fn opts(id: &str) -> RunOptions {
     RunOptions {
         run_id: Some(id.into()),
         jobs: Some(1),
+        ..RunOptions::default()
     }
 }
 

@@ -100,6 +100,7 @@ async fn events_memory_and_context_flow_through_the_loop() {
             RunOptions {
                 run_id: Some("t1".into()),
                 jobs: Some(2),
+                ..RunOptions::default()
             },
         )
         .await
@@ -202,6 +203,7 @@ async fn a_blocking_guard_finding_fails_the_attempt() {
             RunOptions {
                 run_id: Some("g".into()),
                 jobs: Some(1),
+                ..RunOptions::default()
             },
         )
         .await
@@ -310,6 +312,7 @@ async fn a_checkout_sync_killed_half_way_is_finished_on_resume_and_user_edits_su
     let opts = RunOptions {
         run_id: Some("sync".into()),
         jobs: Some(1),
+        ..RunOptions::default()
     };
     factory.run(plan, opts).await.unwrap();
     assert_eq!(git(d.path(), &["status", "--porcelain"]), "");
