@@ -181,6 +181,7 @@ async fn writes_into_the_git_directory_are_undone_audited_and_the_run_goes_on() 
             RunOptions {
                 run_id: Some("t1".into()),
                 jobs: Some(1),
+                ..RunOptions::default()
             },
         )
         .await
@@ -282,6 +283,7 @@ async fn deleted_objects_are_linked_back_and_the_run_goes_on() {
             RunOptions {
                 run_id: Some("t2".into()),
                 jobs: Some(1),
+                ..RunOptions::default()
             },
         )
         .await
@@ -323,6 +325,7 @@ async fn a_huge_summary_is_stored_once_in_the_transcript() {
             RunOptions {
                 run_id: Some("t3".into()),
                 jobs: Some(1),
+                ..RunOptions::default()
             },
         )
         .await
