@@ -101,18 +101,30 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
         ("REQ-8", "store a huge file", "h"),
         ("REQ-9", "behave", "i"),
     ];
+    // A spec that `lightsout spec check` calls ready (as in `run.rs`).
     let mut spec = String::from(
         "---\nid: demo\ntitle: Hostile git\nkind: feature\nversion: 1\nstatus: ready\n---\n\n\
-         ## Intent\nWrite a few files.\n\n## Behaviour\n",
+         ## Intent\nWrite a few files.\n\n## Users\n- **Developer**: reads the files.\n\n\
+         ## Inputs\n- N/A: nothing is requested; the agents write files.\n\n\
+         ## Outputs\n- Files in the repository.\n\n## Behaviour\n",
     );
     for (id, title, file) in classes {
-        let _ = write!(spec, "\n### {id}: {title}\nThe system SHALL {title}.\n");
+        let _ = write!(
+            spec,
+            "\n### {id}: {title}\nThe system SHALL write the {title} file.\n\n\
+             #### Scenario: the {title} file is written\n- **GIVEN** the repository\n\
+             - **WHEN** the task is built\n- **THEN** the {title} file exists\n"
+        );
         std::fs::write(
             root.join(format!("holdout/expect/{id}.sh")),
             format!("grep -qx ok {file}.txt\n"),
         )
         .unwrap();
     }
+    spec.push_str(
+        "\n## Constraints\n- CON-1: Each file is at most 100 bytes.\n\n\
+         ## Verification gate\n- No regression on scenarios that passed on main.\n",
+    );
     std::fs::write(repo.join("specs/demo.md"), spec).unwrap();
     std::fs::write(repo.join(".gitignore"), ".lightsout/\n").unwrap();
     std::fs::write(root.join("holdout/check.sh"), RUNNER).unwrap();
