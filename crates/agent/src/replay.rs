@@ -4,7 +4,6 @@ use crate::{Agent, AgentReport, Error, Outcome, TaskContext, Usage, Workspace};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Instant;
 use tokio::process::Command;
 
@@ -117,12 +116,11 @@ impl Agent for ReplayAgent {
             report.usage.wall_ms = started.elapsed().as_millis() as u64;
             return Ok(report);
         }
-        let out = Command::new("git")
-            .arg("apply")
-            .arg("--whitespace=nowarn")
-            .arg(&patch)
-            .current_dir(&ws.root)
-            .stdin(Stdio::null())
+        // Hardened (no hooks, drivers or inherited environment): the worktree is one
+        // earlier agents wrote to.
+        let mut apply = lightsout_git::command(&ws.root, &["apply", "--whitespace=nowarn"]);
+        apply.arg(&patch);
+        let out = Command::from(apply)
             .output()
             .await
             .map_err(|source| Error::Spawn {

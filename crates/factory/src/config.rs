@@ -59,7 +59,9 @@
 //! `[budget]` ([`BudgetConfig`](crate::fence::budget::BudgetConfig): `[budget.task]`,
 //! `[budget.run]`, `[budget.day]` caps with `attempts`, `wall_ms`, `tokens`, `usd`, and
 //! `[budget.call]`, what each agent call reserves) and `[fence]`
-//! ([`FenceConfig`](crate::fence::policy::FenceConfig)) are optional. Sections other
+//! ([`FenceConfig`](crate::fence::policy::FenceConfig)) and `[store]`
+//! ([`StoreCaps`](crate::integrity::StoreCaps): `max_file_bytes`, `max_diff_bytes`,
+//! `max_files`) are optional. Sections other
 //! stages own (`[gate]`, `[twins]`) are kept as raw TOML in [`Config::extra`] for them.
 
 use crate::Error;
@@ -258,6 +260,10 @@ pub struct Config {
     /// Default: [`FenceConfig::default`](crate::fence::policy::FenceConfig).
     #[serde(alias = "policy")]
     pub fence: crate::fence::policy::FenceConfig,
+    /// `[store]`: caps on what one attempt can make the factory commit (one file, all
+    /// files, the number of paths), checked before `git add`.
+    /// Default: [`StoreCaps::default`](crate::integrity::StoreCaps) (10 MiB, 50 MiB, 10,000).
+    pub store: crate::integrity::StoreCaps,
     /// Every other section, raw, for the stages that own it (`gate`, `twins`, `budget`, ...).
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,

@@ -601,7 +601,15 @@ impl Factory {
         &self,
         state: &RunState,
         reports: Arc<crate::fence::agent::FenceReports>,
-    ) -> Result<(Arc<dyn AttemptHook>, Arc<dyn EventSink>, Arc<BudgetLedger>), Error> {
+    ) -> Result<
+        (
+            Arc<dyn AttemptHook>,
+            Arc<dyn EventSink>,
+            Arc<BudgetLedger>,
+            Arc<crate::fenced::Audit>,
+        ),
+        Error,
+    > {
         let budget = self.config.budget;
         let ledger = if budget.per_day == crate::fence::budget::Limits::default() {
             BudgetLedger::in_memory(budget)
@@ -653,8 +661,8 @@ impl Factory {
             self.hook.clone(),
         )
         .with_reports(reports);
-        let events = crate::fenced::AuditSink::new(audit, self.events.clone());
-        Ok((Arc::new(hook), Arc::new(events), ledger))
+        let events = crate::fenced::AuditSink::new(audit.clone(), self.events.clone());
+        Ok((Arc::new(hook), Arc::new(events), ledger, audit))
     }
 
     async fn drive(
@@ -702,7 +710,7 @@ impl Factory {
         } else {
             (self.memory.clone(), self.guard.clone())
         };
-        let (hook, events, ledger) = self.fence(&state, reports)?;
+        let (hook, events, ledger, audit) = self.fence(&state, reports)?;
         // A journal from before policies were recorded resumes with today's resolution.
         let policy = if state.policy.is_empty() {
             self.resolve_gate(Vec::new())?
@@ -724,6 +732,7 @@ impl Factory {
             hook,
             events,
             ledger,
+            audit,
             env: self.env.clone(),
             journal: Mutex::new(journal),
             state: Mutex::new(state),
@@ -895,6 +904,7 @@ struct Inner {
     hook: Arc<dyn AttemptHook>,
     events: Arc<dyn EventSink>,
     ledger: Arc<BudgetLedger>,
+    audit: Arc<crate::fenced::Audit>,
     env: BTreeMap<String, String>,
     journal: Mutex<Journal>,
     state: Mutex<RunState>,
@@ -1212,6 +1222,78 @@ impl Inner {
         Some(step)
     }
 
+    /// The git directory and the run's refs before an attempt of `job`
+    /// ([`integrity`](crate::integrity)).
+    async fn git_snapshot(&self, job: &Job) -> Result<crate::integrity::Snapshot, Error> {
+        let scope = crate::integrity::Scope {
+            run_id: self.run_id.clone(),
+            main: self.main.clone(),
+            task: job.task.id.clone(),
+            tasks: self
+                .state()
+                .tasks
+                .iter()
+                .map(|t| t.task.id.clone())
+                .collect(),
+        };
+        let copy = self.run_dir.join("objects");
+        crate::integrity::Snapshot::take(&self.repo, &job.worktree, scope, Some(&copy)).await
+    }
+
+    /// Restores what the attempt changed in the git directory and the run's refs; each
+    /// change is a `policy_hit` in the audit log and fails the attempt.
+    async fn git_verify(
+        &self,
+        job: &Job,
+        snapshot: &crate::integrity::Snapshot,
+    ) -> Result<HookDecision, Error> {
+        let main = {
+            let s = self.state();
+            crate::integrity::MainRecord {
+                head: s.main_head.clone(),
+                verified: s.tasks.iter().filter_map(|t| t.verified.clone()).collect(),
+            }
+        };
+        let base = self
+            .state()
+            .task(&job.task.id)
+            .and_then(|t| t.base.clone())
+            .unwrap_or_else(|| job.base.clone());
+        let breaches = snapshot.verify(&self.repo, &main, &base).await?;
+        if breaches.is_empty() {
+            return Ok(HookDecision::Proceed);
+        }
+        Ok(HookDecision::FailAttempt(self.audit_breaches(
+            &job.task.id,
+            &breaches,
+            "the factory undid what it could and discarded the attempt's work. The git \
+             directory is the factory's: leave refs, config, hooks and objects alone; the \
+             factory makes every commit",
+        )))
+    }
+
+    /// Audits each breach as a `policy_hit` of `task`; returns the attempt's feedback.
+    fn audit_breaches(
+        &self,
+        task: &str,
+        breaches: &[crate::integrity::Breach],
+        then: &str,
+    ) -> String {
+        for b in breaches {
+            let mut details = serde_json::to_value(b).unwrap_or_default();
+            if let serde_json::Value::Object(m) = &mut details {
+                m.insert("message".into(), b.to_string().into());
+            }
+            self.audit.record(
+                crate::fence::audit::AuditKind::PolicyHit,
+                Some(task),
+                details,
+            );
+        }
+        let list: Vec<String> = breaches.iter().map(ToString::to_string).collect();
+        format!("policy: {}; {then}", list.join("; "))
+    }
+
     /// Rebuilds `job`'s worktree on its branch after an agent damaged it, at `start` (the
     /// attempt's starting commit) when given.
     async fn rebuild_worktree(&self, job: &Job, start: Option<&str>) -> Result<(), Error> {
@@ -1243,6 +1325,7 @@ impl Inner {
         if let Some(step) = Self::decided(self.hook.before_attempt(ctx).await?, rec) {
             return Ok(step);
         }
+        let snapshot = self.git_snapshot(job).await?;
         let report: AgentReport = match agent.run(ctx, ws).await {
             Ok(r) => r,
             Err(e) => {
@@ -1260,16 +1343,31 @@ impl Inner {
                     outcome: rec.outcome.clone(),
                 };
                 self.hook.after_attempt(ctx, &failed).await?;
+                if let HookDecision::FailAttempt(r) = self.git_verify(job, &snapshot).await? {
+                    fail(rec, "policy", r);
+                    return Ok(Step::Stop);
+                }
                 fail(rec, "agent", format!("the agent could not run: {e}"));
                 return Ok(Step::Stop);
             }
         };
         rec.agent = report.label();
         rec.replay = report.replay;
-        rec.summary.clone_from(&report.summary);
+        // The agent's own text is kept once, in its transcript: the journal and state keep
+        // at most its head and a reference (path + hash).
+        let transcript = report.transcript.as_deref();
+        rec.summary = crate::integrity::stored_text(&report.summary, transcript);
         rec.usage = report.usage;
-        rec.outcome = report.outcome.clone();
+        rec.outcome = match report.outcome.clone() {
+            Outcome::Failed { exit_code, message } => Outcome::Failed {
+                exit_code,
+                message: crate::integrity::stored_text(&message, transcript),
+            },
+            other => other,
+        };
         let after = self.hook.after_attempt(ctx, &report).await?;
+        // Before any other git command: the git directory back to what the factory left.
+        let after = after.worst(self.git_verify(job, &snapshot).await?);
         // Before any git command in the worktree: an agent that deleted or rewrote its `.git`
         // would otherwise send `git add -A` and `git commit` up to the main checkout.
         if let Some(problem) = worktree_damage(&job.worktree).await {
@@ -1288,6 +1386,18 @@ impl Inner {
                 g.run(&["clean", "-q", "-fd"]).await?;
             }
             return Ok(Self::decided(after, rec).unwrap_or(Step::Next));
+        }
+        // Nothing over `[store]` is ever staged: measured from metadata, before `git add`.
+        let caps = crate::integrity::over_caps(g, &self.config.store).await?;
+        if !caps.is_empty() {
+            let reason =
+                self.audit_breaches(&job.task.id, &caps, "the attempt's work was not committed");
+            if let Some(start) = rec.commit.clone() {
+                g.run(&["reset", "-q", "--hard", &start]).await?;
+                g.run(&["clean", "-q", "-fd"]).await?;
+            }
+            fail(rec, "policy", reason);
+            return Ok(Step::Next);
         }
         let commit = g
             .commit_all(&format!(

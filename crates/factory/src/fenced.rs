@@ -188,7 +188,7 @@ impl Audit {
         &self.log
     }
 
-    fn record(&self, kind: AuditKind, task: Option<&str>, details: serde_json::Value) {
+    pub(crate) fn record(&self, kind: AuditKind, task: Option<&str>, details: serde_json::Value) {
         let reqs = task.map(|t| self.intent.of(t)).unwrap_or_default();
         self.append(AuditRecord::new(kind, task, &reqs, details));
     }

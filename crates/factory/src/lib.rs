@@ -45,6 +45,7 @@ mod factory;
 pub mod fence;
 pub mod fenced;
 mod git;
+pub mod integrity;
 pub mod journal;
 mod memory;
 pub mod outcome;

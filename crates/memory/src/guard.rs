@@ -13,7 +13,6 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 /// One added line of a diff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -587,17 +586,14 @@ fn check_one(
     }
 }
 
+/// Runs git hardened by `lightsout-git` (no hooks, external diffs, textconv, drivers or
+/// inherited environment): the repository is one an agent wrote to.
 fn git(repo: &Path, args: &[&str]) -> Result<std::process::Output, Error> {
-    Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .map_err(|e| {
-            Error::Git(format!(
-                "cannot run git ({e}); is git installed and on PATH?"
-            ))
-        })
+    lightsout_git::command(repo, args).output().map_err(|e| {
+        Error::Git(format!(
+            "cannot run git ({e}); is git installed and on PATH?"
+        ))
+    })
 }
 
 /// `git diff --no-color --no-ext-diff -M -U0 base head` in `repo`.
