@@ -48,6 +48,7 @@ pub mod budget;
 pub mod egress;
 pub mod holdout;
 pub mod policy;
+pub mod sandbox;
 
 use std::fs;
 use std::io::Write as _;
