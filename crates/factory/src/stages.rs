@@ -494,6 +494,17 @@ pub trait AttemptHook: Send + Sync {
         Ok(HookDecision::Proceed)
     }
 
+    /// After the visible checks of an attempt ran (behind the fence): the seam for their
+    /// policy violations, which the run leaves in its fence reports for this task and
+    /// attempt.
+    ///
+    /// # Errors
+    /// [`Error`] when the hook itself fails (the run stops: fail closed).
+    async fn after_checks(&self, ctx: &TaskContext) -> Result<HookDecision, Error> {
+        let _ = ctx;
+        Ok(HookDecision::Proceed)
+    }
+
     /// After the attempt was committed, with the diff from the task's base to its head
     /// (the text that crosses the fence towards main): the seam for leak scans.
     ///
@@ -517,6 +528,9 @@ impl<T: AttemptHook + ?Sized> AttemptHook for &T {
     async fn inspect_diff(&self, c: &TaskContext, d: &str) -> Result<HookDecision, Error> {
         (**self).inspect_diff(c, d).await
     }
+    async fn after_checks(&self, c: &TaskContext) -> Result<HookDecision, Error> {
+        (**self).after_checks(c).await
+    }
 }
 #[async_trait]
 impl<T: AttemptHook + ?Sized> AttemptHook for Box<T> {
@@ -529,6 +543,9 @@ impl<T: AttemptHook + ?Sized> AttemptHook for Box<T> {
     async fn inspect_diff(&self, c: &TaskContext, d: &str) -> Result<HookDecision, Error> {
         (**self).inspect_diff(c, d).await
     }
+    async fn after_checks(&self, c: &TaskContext) -> Result<HookDecision, Error> {
+        (**self).after_checks(c).await
+    }
 }
 #[async_trait]
 impl<T: AttemptHook + ?Sized> AttemptHook for Arc<T> {
@@ -540,6 +557,9 @@ impl<T: AttemptHook + ?Sized> AttemptHook for Arc<T> {
     }
     async fn inspect_diff(&self, c: &TaskContext, d: &str) -> Result<HookDecision, Error> {
         (**self).inspect_diff(c, d).await
+    }
+    async fn after_checks(&self, c: &TaskContext) -> Result<HookDecision, Error> {
+        (**self).after_checks(c).await
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod audit;
 mod eval;
+mod hostile_fence;
 mod init;
 mod memory;
 mod plan;
