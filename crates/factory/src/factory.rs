@@ -232,6 +232,9 @@ impl Factory {
                         env: env.clone(),
                         redaction: config.holdout.redaction,
                         require_all: config.holdout.require_all.unwrap_or(true),
+                        fence: Some(Arc::new(crate::fence::policy::Fence::new(
+                            config.fence.clone(),
+                        )?)),
                     }))
                 }
                 _ => None,

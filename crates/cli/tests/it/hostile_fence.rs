@@ -298,3 +298,127 @@ fn a_killed_factory_leaves_no_process_of_the_run_alive() {
     }
     assert_eq!(left, Vec::<String>::new());
 }
+
+/// The service under test is agent-written code too: it runs in the sandbox with the
+/// worktree read-only and the holdout absent. It tries to copy the holdout, to write into
+/// its worktree (where a later attempt would read it) and into main; it is still served
+/// and judged.
+#[test]
+fn a_hostile_service_under_test_is_sandboxed() {
+    let p = project(&[("REQ-1", "alpha file", &[])], 1, "../holdout");
+    std::fs::write(
+        p.root.join("agent.sh"),
+        r#"cat > serve.sh <<'END'
+cp -r ../../../../../../holdout stolen 2>/dev/null
+echo "$(ls ../../../../../../holdout 2>&1)" > seen.txt
+echo pwned > ../../../../../evil-service.txt
+exec python3 -m http.server "$1" --bind 127.0.0.1
+END
+echo alpha > a.txt
+printf '{"type":"result","subtype":"success","is_error":false,"result":"done","usage":{"input_tokens":1,"output_tokens":1}}\n'
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        p.repo().join("lightsout.toml"),
+        config(
+            &p,
+            &p.root.join("agent.sh"),
+            "\n[target]\ncommand = \"sh serve.sh {port}\"\n",
+        )
+        .replace("command = \"sh check.sh\"\n", ""),
+    )
+    .unwrap();
+    std::fs::write(
+        p.root.join("holdout/files.scenario.md"),
+        format!(
+            "<!-- canary: {CANARY} -->\n## Scenario: the alpha file is served\nSatisfies: REQ-1\n\n\
+             - **WHEN** I send `GET /a.txt`\n- **THEN** the status is 200\n\
+             - **AND** the body contains `alpha`\n\n\
+             ## Scenario: what the service wrote is not served\nSatisfies: REQ-1\n\n\
+             - **WHEN** I send `GET /seen.txt`\n- **THEN** the status is 404\n"
+        ),
+    )
+    .unwrap();
+    p.commit_all("hostile service");
+    let out = p
+        .run()
+        .args(["--run-id", "svc", "specs/demo.md"])
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let report = p.report("svc");
+    assert_eq!(
+        task(&report, "REQ-1")["status"],
+        "merged",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The second scenario passed: the service could not write `seen.txt` where it serves.
+    assert!(!p.repo().join("evil-service.txt").exists());
+    assert!(p.root.join("holdout/files.scenario.md").is_file());
+}
+
+/// `kill -9` of the factory while the service under test starts: the service dies with it.
+#[test]
+fn a_killed_factory_leaves_no_service_alive() {
+    let p = project(&[("REQ-1", "slow service", &[])], 1, "../holdout");
+    std::fs::write(
+        p.root.join("agent.sh"),
+        "echo 'exec sleep 600' > serve.sh\n\
+         printf '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"done\"}\\n'\n",
+    )
+    .unwrap();
+    let marker = p.root.join("service-marker");
+    std::fs::write(
+        p.repo().join("lightsout.toml"),
+        config(
+            &p,
+            &p.root.join("agent.sh"),
+            &format!(
+                "\n[target]\ncommand = \"sh serve.sh {{port}} {}\"\nready_timeout_ms = 120000\n",
+                marker.display()
+            ),
+        )
+        .replace("command = \"sh check.sh\"\n", ""),
+    )
+    .unwrap();
+    std::fs::write(
+        p.root.join("holdout/files.scenario.md"),
+        "## Scenario: served\nSatisfies: REQ-1\n\n- **WHEN** I send `GET /`\n- **THEN** the status is 200\n",
+    )
+    .unwrap();
+    p.commit_all("slow service");
+    let bin = assert_cmd::cargo::cargo_bin("lightsout");
+    let mut factory = Std::new(bin)
+        .current_dir(p.repo())
+        .args(["run", "--run-id", "svc-killed", "specs/demo.md"])
+        .env_remove("LIGHTSOUT_HOLDOUT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = marker.to_string_lossy().into_owned();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !processes_under(&p.root)
+        .iter()
+        .any(|p| p.contains("serve.sh") && p.contains(&needle))
+    {
+        assert!(Instant::now() < until, "the service never started");
+        assert!(
+            factory.try_wait().unwrap().is_none(),
+            "the factory ended early"
+        );
+        // Polling for the service's process.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    factory.kill().unwrap();
+    factory.wait().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut left = processes_under(&p.root);
+    while !left.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+        left = processes_under(&p.root);
+    }
+    assert_eq!(left, Vec::<String>::new());
+}

@@ -565,6 +565,32 @@ impl Fence {
         self.isolation.as_ref()
     }
 
+    /// The command line a service under test (agent-written code started by the holdout
+    /// evaluation) runs under: the sandbox with the worktree **read-only** (nothing the
+    /// service writes can reach a later attempt; it has a fresh `/tmp`), the holdout and
+    /// the directories in `hidden` absent, and the factory's network (the evaluator and the
+    /// twins reach it on loopback). `None` when isolation is off.
+    ///
+    /// # Errors
+    /// [`FenceError::Io`] when the worktree cannot be resolved.
+    pub fn service_wrap(
+        &self,
+        worktree: &Path,
+        hidden: &[PathBuf],
+    ) -> Result<Option<Vec<OsString>>, FenceError> {
+        let Some(sandbox) = &self.isolation else {
+            return Ok(None);
+        };
+        let mut view = self.view(worktree)?;
+        view.readable.extend(view.writable.drain(..));
+        view.readonly.clear();
+        view.hidden.extend(existing_dirs(hidden));
+        let cmd = sandbox.with_network(NetworkMode::Inherit).command(&view);
+        let mut argv = vec![cmd.get_program().to_os_string()];
+        argv.extend(cmd.get_args().map(OsStr::to_os_string));
+        Ok(Some(argv))
+    }
+
     /// The view a process working in `worktree` gets: the worktree writable, its git
     /// directories read-only, the [`FenceConfig::hide`] directories absent.
     ///

@@ -275,6 +275,16 @@ impl Sandbox {
         }
     }
 
+    /// The same sandbox with another network mode (a service under test shares the
+    /// factory's network so the evaluator can reach it).
+    #[must_use]
+    pub fn with_network(&self, network: NetworkMode) -> Self {
+        Self {
+            network,
+            ..self.clone()
+        }
+    }
+
     /// The flags every sandbox gets (the view's mounts come after them).
     pub fn flags(&self) -> Vec<&'static str> {
         let mut f = vec![
