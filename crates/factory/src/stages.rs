@@ -192,7 +192,17 @@ impl Evaluator for CommandEvaluator {
         tokio::fs::create_dir_all(&req.artifacts_dir)
             .await
             .map_err(|e| Error::io("create eval results dir", &req.artifacts_dir, e))?;
-        let child = tokio::process::Command::new("sh")
+        // The runner is trusted but starts the agent's software: the whole tree dies with
+        // the factory (a PID namespace whose init has `PR_SET_PDEATHSIG`).
+        let mut cmd = match crate::fence::sandbox::lifetime_prefix() {
+            Some(prefix) => {
+                let mut c = tokio::process::Command::new(&prefix[0]);
+                c.args(&prefix[1..]).arg("sh");
+                c
+            }
+            None => tokio::process::Command::new("sh"),
+        };
+        let child = cmd
             .arg("-c")
             .arg(&self.command)
             .current_dir(&self.holdout_dir)

@@ -422,3 +422,56 @@ fn a_killed_factory_leaves_no_service_alive() {
     }
     assert_eq!(left, Vec::<String>::new());
 }
+
+/// `kill -9` of the factory while the holdout runner (trusted, but it starts the agent's
+/// software) is in the middle of its work: the runner and what it started die with it.
+#[test]
+fn a_killed_factory_leaves_no_holdout_runner_alive() {
+    let p = project(&[("REQ-1", "slow runner", &[])], 1, "../holdout");
+    std::fs::write(
+        p.root.join("holdout/check.sh"),
+        "sleep 600 &\necho started > runner-started\nwait\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.root.join("agent.sh"),
+        "echo ok > a.txt\n\
+         printf '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"done\"}\\n'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.repo().join("lightsout.toml"),
+        config(&p, &p.root.join("agent.sh"), ""),
+    )
+    .unwrap();
+    p.commit_all("slow runner");
+    let bin = assert_cmd::cargo::cargo_bin("lightsout");
+    let mut factory = Std::new(bin)
+        .current_dir(p.repo())
+        .args(["run", "--run-id", "runner-killed", "specs/demo.md"])
+        .env_remove("LIGHTSOUT_HOLDOUT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = p.root.join("holdout/runner-started");
+    let until = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(Instant::now() < until, "the runner never started");
+        assert!(
+            factory.try_wait().unwrap().is_none(),
+            "the factory ended early"
+        );
+        // Polling for the runner's marker file.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    factory.kill().unwrap();
+    factory.wait().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut left = processes_under(&p.root);
+    while !left.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+        left = processes_under(&p.root);
+    }
+    assert_eq!(left, Vec::<String>::new());
+}

@@ -411,6 +411,25 @@ fn hide_all(a: &mut Vec<OsString>, hidden: &[PathBuf]) {
     }
 }
 
+/// The command-line prefix that ties a *trusted* process tree (the holdout runner, which
+/// must read the holdout) to the factory's life without confining it: bubblewrap with
+/// `--die-with-parent` and a PID namespace, the whole file system and `/dev` as they are.
+/// When the factory dies, so does the namespace's init and with it every process the tree
+/// started (services included). Not root: inside a user namespace mapping the same uid.
+/// `None` when bubblewrap is not installed (the tree then runs as before, in its own
+/// process group only).
+pub fn lifetime_prefix() -> Option<Vec<OsString>> {
+    let bwrap = super::policy::find_tool("bwrap", std::env::var_os("PATH").as_deref())?;
+    let mut v = vec![bwrap.into_os_string()];
+    let mut flags = vec!["--die-with-parent", "--unshare-pid"];
+    if !nix::unistd::geteuid().is_root() {
+        flags.push("--unshare-user");
+    }
+    flags.extend(["--dev-bind", "/", "/", "--proc", "/proc", "--"]);
+    v.extend(flags.into_iter().map(OsString::from));
+    Some(v)
+}
+
 /// The first child of `pid` (bubblewrap's sandbox init, whose namespaces the sandboxed
 /// program shares), from `/proc/<pid>/task/<pid>/children`.
 pub(crate) fn first_child(pid: u32) -> Option<u32> {
