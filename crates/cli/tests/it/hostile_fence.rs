@@ -475,3 +475,152 @@ fn a_killed_factory_leaves_no_holdout_runner_alive() {
     }
     assert_eq!(left, Vec::<String>::new());
 }
+
+/// The agent of [`hostile_agents_are_contained_when_the_factory_is_not_root`]: only tools
+/// an unprivileged user can run (no interpreter under `/root`).
+const PLAIN_HOSTILE_AGENT: &str = r#"read -r first
+ok() { printf '{"type":"result","subtype":"success","is_error":false,"result":"done","usage":{"input_tokens":10,"output_tokens":10}}\n'; }
+repo=../../../../..
+h=../../../../../../holdout
+case "$first" in
+  *"REQ-1:"*)
+    umount -l ../../../../../.. 2>/dev/null; umount -l "$h" 2>/dev/null
+    cat "$h"/expect/*.sh > stolen.txt 2>/dev/null
+    echo pwned > "$repo/evil.txt"
+    echo ok > a.txt; ok ;;
+  *"REQ-2:"*)
+    git update-ref refs/heads/main HEAD
+    git config core.fsmonitor 'touch /tmp/fsmonitor-ran'
+    echo ok > b.txt; ok ;;
+  *"REQ-3:"*)
+    unshare -U true 2>&1 | grep -q 'Operation not permitted' && echo eperm > c.txt
+    ok ;;
+  *) echo ok > e.txt; ok ;;
+esac
+"#;
+
+/// Git as the test (root) on a repository an ordinary user owns.
+fn git_as_root(repo: &Path, args: &[&str]) -> String {
+    let out = Std::new("git")
+        .args(["-c", "safe.directory=*"])
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The same escapes with the factory running as an ordinary user (uid 65534 through
+/// `setpriv`): bubblewrap then creates the namespaces unprivileged, and the agent is that
+/// user without capabilities. Skipped (with a message) when the test does not run as root,
+/// since it cannot switch users then; the rest of this file covers that case directly.
+#[test]
+fn hostile_agents_are_contained_when_the_factory_is_not_root() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: the suite already runs as an ordinary user");
+        return;
+    }
+    let p = project(
+        &[
+            ("REQ-1", "mount tricks", &[]),
+            ("REQ-2", "git metadata", &[]),
+            ("REQ-3", "namespaces", &[]),
+            ("REQ-5", "behave", &[]),
+        ],
+        2,
+        "../holdout",
+    );
+    for (req, file) in [
+        ("REQ-1", "a"),
+        ("REQ-2", "b"),
+        ("REQ-3", "c"),
+        ("REQ-5", "e"),
+    ] {
+        p.holdout(req, &format!("grep -q . {file}.txt"));
+    }
+    std::fs::write(p.root.join("agent.sh"), PLAIN_HOSTILE_AGENT).unwrap();
+    std::fs::write(
+        p.repo().join("lightsout.toml"),
+        config(&p, &p.root.join("agent.sh"), ""),
+    )
+    .unwrap();
+    p.commit_all("hostile agents, unprivileged factory");
+    let chown = Std::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&p.root)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let main_before = git_as_root(&p.repo(), &["rev-parse", "main"]);
+    let config_before = std::fs::read(p.repo().join(".git/config")).unwrap();
+
+    let out = Std::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--",
+        ])
+        .arg(assert_cmd::cargo::cargo_bin("lightsout"))
+        .args(["run", "--run-id", "plain", "specs/demo.md"])
+        .current_dir(p.repo())
+        .env_remove("LIGHTSOUT_HOLDOUT")
+        .env("HOME", &p.root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = p.report("plain");
+    let status = |id: &str| {
+        task(&report, id)["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    for id in ["REQ-1", "REQ-2"] {
+        assert_eq!(status(id), "failed", "{id}\n{stderr}");
+    }
+    for id in ["REQ-3", "REQ-5"] {
+        assert_eq!(status(id), "merged", "{id}\n{stderr}");
+    }
+    let audit = audit(&p, "plain");
+    for req in ["REQ-1", "REQ-2"] {
+        assert!(
+            audit.iter().any(|e| e["kind"] == "policy_hit"
+                && e["task"] == req
+                && e["details"]["violation"] == "outside_write_refused"),
+            "{req}: no policy_hit"
+        );
+    }
+    let log = git_as_root(
+        &p.repo(),
+        &["log", "--format=%s", &format!("{main_before}..main")],
+    );
+    assert!(
+        log.lines()
+            .all(|l| l.contains("REQ-3") || l.contains("REQ-5")),
+        "{log}"
+    );
+    git_as_root(&p.repo(), &["fsck", "--full"]);
+    assert_eq!(
+        std::fs::read(p.repo().join(".git/config")).unwrap(),
+        config_before
+    );
+    assert!(!p.repo().join("evil.txt").exists());
+    let mut all = Vec::new();
+    files(&p.repo(), &mut all);
+    for f in all {
+        let text = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&text).contains(CANARY),
+            "holdout text in {}",
+            f.display()
+        );
+    }
+}
