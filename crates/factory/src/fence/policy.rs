@@ -11,23 +11,16 @@
 //!   `setpgid(2)`/`killpg(3)`), and [`Violation::TimedOut`] is reported. Stragglers left
 //!   in the group after a normal exit are killed too;
 //! - **the worktree as working directory**;
-//! - **optional Linux namespaces** through util-linux `unshare(1)`: `network = "none"` runs
-//!   the agent in a fresh network namespace with only a downed loopback (no route anywhere),
-//!   `network = "hosts"` in one whose only way out is the fence's proxy to the named
-//!   [`FenceConfig::hosts`],
-//!   and `private_pids = true` (the default) gives it its own PID namespace and `/proc`, so
-//!   it cannot read `/proc/<factory pid>/environ` or signal other processes. As root the namespaces are
-//!   created directly; otherwise inside an unprivileged user namespace
-//!   (`unshare --map-current-user`). If neither works, [`Fence::new`] fails with
+//! - **the bubblewrap [sandbox](super::sandbox)** whenever any isolation is on (the default:
+//!   `private_pids = true`): no capabilities, `no_new_privs`, a seccomp filter, its own user,
+//!   PID, IPC and UTS namespaces, dying with the factory, a read-only root with only the
+//!   worktree writable, its git directories read-only and every [`FenceConfig::hide`]
+//!   directory absent. `network = "none"` adds a network namespace with only a loopback,
+//!   `network = "hosts"` one whose only way out is the fence's proxy to the named
+//!   [`FenceConfig::hosts`]. If bubblewrap cannot start a sandbox, [`Fence::new`] fails with
 //!   [`FenceError::IsolationUnavailable`]: the fence never runs an agent with less isolation
-//!   than configured;
-//! - **read-only mounts outside the worktree** (`readonly_outside = true`, the default,
-//!   whenever directories are watched): in the agent's own mount namespace every watched
-//!   directory (the main checkout, the holdout) is bind-mounted read-only, and only its
-//!   worktree and the common git directory are re-mounted writable. A write outside fails
-//!   with `EROFS`, and the refusal the agent's output shows is reported as
-//!   [`Violation::OutsideWriteRefused`]. Directories in [`FenceConfig::hide`] (the holdout)
-//!   are covered by an empty read-only tmpfs, so the agent cannot even read them;
+//!   than configured. A write outside the worktree fails with `EROFS`, and the refusal the
+//!   agent's output shows is reported as [`Violation::OutsideWriteRefused`];
 //! - **detection of writes outside the worktree** as a second line: the watched directories
 //!   are snapshotted before and after the call and compared; every added, removed or
 //!   changed entry is a [`Violation::OutsideWrite`];
@@ -42,14 +35,11 @@
 //!   host's own redirects to other hosts are refused too. It needs root (to enter the
 //!   agent's namespace). `network = "inherit"` means the agent can reach any host the
 //!   factory can.
-//! - **Outside writes are prevented only in watched directories.** The read-only mounts
-//!   cover the watched directories; the rest of the machine (for example `$HOME` or `/tmp`)
-//!   is as writable for the agent as for the factory's uid, and not watched by default
-//!   (add directories to `watch`). The common git directory stays writable because a commit
-//!   in the worktree needs it; its `config`, `hooks` and `info` are covered by detection
-//!   only. A refused write is seen through the agent's own output ("Read-only file
-//!   system"): an agent that hides the error is still contained, just not reported. Without
-//!   mount namespaces (`readonly_outside = false`) there is detection only, which compares
+//! - **Refusals are seen through the agent's output.** A refused write shows as "Read-only
+//!   file system" in what the agent prints; an agent that hides the error is still
+//!   contained, just not reported. A syscall the seccomp filter refuses (`EPERM`) is not
+//!   reported at all. Without the sandbox (`private_pids = false`, `readonly_outside =
+//!   false`, `network = "inherit"`) there is detection only, which compares
 //!   `(kind, size, mode, inode, mtime, ctime, link target)` of every entry. Linux sets
 //!   `ctime` to the current time on every content or metadata change and a user cannot set
 //!   it back, so a write that restores size and mtime (`touch -r`) is still seen. Writes
@@ -63,8 +53,7 @@
 //!   detection-only setup can blame one agent for another's write.
 //! - **Escaped processes.** A process that leaves the group (`setsid`) survives `killpg`. It
 //!   is detected when it keeps the output pipes open ([`Violation::EscapedProcess`]);
-//!   `private_pids = true` closes the gap, since the whole PID namespace dies with its
-//!   first process (`unshare --kill-child`).
+//!   the sandbox closes the gap, since the whole PID namespace dies with its init.
 //!
 //! [`FenceError::IsolationUnavailable`]: super::FenceError::IsolationUnavailable
 
@@ -182,7 +171,7 @@ pub enum NetworkMode {
     /// `127.0.0.1:3128` (set as `HTTPS_PROXY`, `HTTP_PROXY` and `ALL_PROXY`), which tunnels
     /// to the [`FenceConfig::hosts`] only (see [`egress`](super::egress)). Agents that
     /// ignore the proxy variables reach nothing. Needs the factory to run as root
-    /// (`CAP_SYS_ADMIN`, to enter the agent's namespace), `ip(8)` and `unshare(1)`.
+    /// (`CAP_SYS_ADMIN`, to enter the agent's namespace) and bubblewrap.
     Hosts,
     /// A fresh Linux network namespace with only a downed loopback: no outbound connection
     /// of any kind, not even to the host's `127.0.0.1`.
@@ -209,23 +198,23 @@ pub struct FenceConfig {
     /// `host:port` or `*.domain[:port]`; for example `["api.anthropic.com"]`.
     #[serde(default)]
     pub hosts: Vec<String>,
-    /// Run the agent in its own PID namespace with its own `/proc` (default `true`): it
-    /// cannot read `/proc/<factory pid>/environ` (where the factory's own secrets are), see
-    /// or signal other processes, and nothing it starts outlives it. Set `false` only where
-    /// namespaces are unavailable; [`Fence::new`] fails rather than silently dropping it.
+    /// Run the agent in the bubblewrap [sandbox](super::sandbox) (default `true`), which
+    /// includes its own PID namespace and `/proc`: it cannot read
+    /// `/proc/<factory pid>/environ` (where the factory's own secrets are), see or signal
+    /// other processes, and nothing it starts outlives it. Set `false` (with
+    /// `readonly_outside = false` and `network = "inherit"`) only where user namespaces are
+    /// unavailable; [`Fence::new`] fails rather than silently dropping it.
     #[serde(default = "default_true")]
     pub private_pids: bool,
-    /// Mount the [`watch`](Self::watch)ed directories read-only for the agent, in a private
-    /// mount namespace, except its worktree and the common git directory a commit in the
-    /// worktree writes to. Writes there are then *prevented* (`EROFS`), not only detected,
-    /// and one agent's write to the checkout can never be blamed on another running at the
-    /// same time (`.git/config`, `.git/hooks` and `.git/info` stay detection-only). Default `true`; it needs the same namespaces as `private_pids`, and
-    /// [`Fence::new`] fails rather than silently dropping it. No effect without `watch`.
+    /// With [`watch`](Self::watch)ed directories, run the agent in the
+    /// [sandbox](super::sandbox) even when `private_pids` is off: everything outside its
+    /// worktree is read-only, git metadata included. Writes there are then *prevented*
+    /// (`EROFS`), not only detected. Default `true`; [`Fence::new`] fails rather than
+    /// silently dropping it.
     #[serde(default = "default_true")]
     pub readonly_outside: bool,
-    /// Directories the agent must not even read (the holdout): with
-    /// [`readonly_outside`](Self::readonly_outside) each is covered by an empty read-only
-    /// tmpfs in the agent's mount namespace, so it sees an empty directory.
+    /// Directories the agent must not even read (the holdout): in the sandbox each is absent
+    /// (its parent is an empty read-only tmpfs into which only the other entries are bound).
     #[serde(default)]
     pub hide: Vec<PathBuf>,
     /// Directories watched for writes outside the worktree (for example the main checkout
@@ -506,8 +495,8 @@ pub struct Fence {
 }
 
 impl Fence {
-    /// Compiles `config` and, when namespaces are requested, checks that `unshare` works
-    /// here (running `unshare <flags> -- true`).
+    /// Compiles `config` and, when isolation is requested, checks that bubblewrap starts a
+    /// sandbox here ([`Sandbox::probe`]).
     ///
     /// # Errors
     /// [`FenceError::Pattern`] for an invalid glob; [`FenceError::IsolationUnavailable`] when
@@ -582,7 +571,7 @@ impl Fence {
             return Ok(None);
         };
         let mut view = self.view(worktree)?;
-        view.readable.extend(view.writable.drain(..));
+        view.readable.append(&mut view.writable);
         view.readonly.clear();
         view.hidden.extend(existing_dirs(hidden));
         let cmd = sandbox.with_network(NetworkMode::Inherit).command(&view);
@@ -631,14 +620,14 @@ impl Fence {
             .process_group(0);
     }
 
-    /// A fenced command for `program args...` in `worktree`: wrapped in `unshare` when
+    /// A fenced command for `program args...` in `worktree`: wrapped in the sandbox when
     /// namespaces are configured, with [`Fence::apply`] done. Add more arguments with
     /// [`Command::arg`], or per-call variables with [`Command::env`], as usual.
     ///
     /// # Errors
     /// [`FenceError::Spawn`] (not found) when `program` is neither an existing path nor
     /// found on the `PATH` the agent will get: checked here because, once wrapped in
-    /// `unshare`, a missing program would only show as a failed exit.
+    /// the sandbox, a missing program would only show as a failed exit.
     pub fn command<I, S>(
         &self,
         program: impl AsRef<OsStr>,
@@ -762,12 +751,12 @@ impl Fence {
                 .map_err(|detail| FenceError::IsolationUnavailable { detail })
                 .and_then(|f| {
                     // bubblewrap's sandbox init owns the network namespace.
-                    let pid = super::sandbox::first_child(child.id()).ok_or_else(|| {
+                    let init = super::sandbox::first_child(child.id()).ok_or_else(|| {
                         FenceError::IsolationUnavailable {
                             detail: "the agent's sandbox has no init process".into(),
                         }
                     })?;
-                    super::egress::Egress::start(pid, Arc::clone(&self.hosts)).map(|e| (f, e))
+                    super::egress::Egress::start(init, Arc::clone(&self.hosts)).map(|e| (f, e))
                 });
                 if let Some(dir) = fifo.parent() {
                     let _ = std::fs::remove_dir_all(dir);

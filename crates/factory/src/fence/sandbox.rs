@@ -10,8 +10,8 @@
 //!   as root that is kernel uid 0 *without* capabilities: it can read files root owns
 //!   (owner permission bits) but nothing that needs `CAP_DAC_OVERRIDE`;
 //! - with **`no_new_privs`** (bubblewrap sets it) and a **seccomp filter** that returns
-//!   `EPERM` for [`DENIED_SYSCALLS`] (mount, umount2, pivot_root, ptrace, unshare, setns,
-//!   keyctl, bpf, io_uring, kernel modules, ...), applied by bubblewrap just before `exec`;
+//!   `EPERM` for [`DENIED_SYSCALLS`] (`mount`, `umount2`, `pivot_root`, `ptrace`, `unshare`,
+//!   `setns`, `keyctl`, `bpf`, `io_uring_*`, kernel modules, ...), applied by bubblewrap just before `exec`;
 //! - in its own **PID, IPC and (with `network = "none"`/`"hosts"`) network namespaces**, in
 //!   a new session (`--new-session`, no `TIOCSTI` into the factory's terminal), and **dying
 //!   with its parent** (`--die-with-parent`: `PR_SET_PDEATHSIG` in bubblewrap and in the
