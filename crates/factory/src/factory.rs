@@ -475,6 +475,14 @@ impl Factory {
             return Err(Error::UnknownRun(run_id.to_owned()));
         }
         let lock = self.lock()?;
+        // What the killed factory's fence left running ends before anything else.
+        let leftovers = crate::fence::procs::reap_leftovers(&run_dir.join("procs"));
+        if !leftovers.is_empty() {
+            tracing::warn!(
+                ?leftovers,
+                "killed process groups a previous factory left running"
+            );
+        }
         repair_worktree_admin(&self.repo, &self.runs_dir()).await?;
         self.check_holdout().await?;
         let journal = Journal::open(&path)?;
@@ -559,9 +567,10 @@ impl Factory {
         if !self.commands.keys().any(|c| used.contains(c.as_str())) {
             return Ok(profiles);
         }
-        let fence = Arc::new(crate::fence::policy::Fence::new(
-            self.fence_config(run_dir),
-        )?);
+        let fence = Arc::new(
+            crate::fence::policy::Fence::new(self.fence_config(run_dir))?
+                .with_process_ledger(run_dir.join("procs")),
+        );
         for (name, c) in self
             .commands
             .iter()
@@ -692,9 +701,10 @@ impl Factory {
         let checks_fence = if self.config.checks.is_empty() {
             None
         } else {
-            Some(Arc::new(crate::fence::policy::Fence::new(
-                self.fence_config(&run_dir),
-            )?))
+            Some(Arc::new(
+                crate::fence::policy::Fence::new(self.fence_config(&run_dir))?
+                    .with_process_ledger(run_dir.join("procs")),
+            ))
         };
         let (hook, events, ledger) = self.fence(&state, reports.clone())?;
         let inner = Arc::new(Inner {

@@ -624,3 +624,75 @@ fn hostile_agents_are_contained_when_the_factory_is_not_root() {
         );
     }
 }
+
+/// With the sandbox turned off (`[fence]` isolation off), nothing ties the agent to the
+/// factory: after a `kill -9` it lives on. The fence's process ledger records it, and
+/// `--resume` ends it before it starts again.
+#[test]
+fn resume_ends_what_a_killed_unsandboxed_factory_left_running() {
+    let p = project(&[("REQ-1", "long call", &[])], 1, "../holdout");
+    p.holdout("REQ-1", "true");
+    std::fs::write(
+        p.root.join("agent.sh"),
+        "if [ -f ../../../../../../resumed ]; then echo ok > a.txt; \
+         printf '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"done\"}\\n'; exit 0; fi\n\
+         sleep 600 &\necho started > started.txt\nwait\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.repo().join("lightsout.toml"),
+        config(
+            &p,
+            &p.root.join("agent.sh"),
+            "\n[fence]\nprivate_pids = false\nreadonly_outside = false\n",
+        ),
+    )
+    .unwrap();
+    p.commit_all("long agent, no sandbox");
+    let bin = assert_cmd::cargo::cargo_bin("lightsout");
+    let mut factory = Std::new(&bin)
+        .current_dir(p.repo())
+        .args(["run", "--run-id", "leftover", "specs/demo.md"])
+        .env_remove("LIGHTSOUT_HOLDOUT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = p.run_dir("leftover").join("wt/REQ-1/started.txt");
+    let until = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(Instant::now() < until, "the agent never started");
+        assert!(
+            factory.try_wait().unwrap().is_none(),
+            "the factory ended early"
+        );
+        // Polling for the agent's marker file.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    factory.kill().unwrap();
+    factory.wait().unwrap();
+    assert!(
+        !processes_under(&p.root).is_empty(),
+        "without the sandbox the agent outlives the factory"
+    );
+    std::fs::write(p.root.join("resumed"), "").unwrap();
+    let out = p
+        .run()
+        .args(["--resume", "leftover"])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut left = processes_under(&p.root);
+    while !left.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+        left = processes_under(&p.root);
+    }
+    assert_eq!(left, Vec::<String>::new());
+}

@@ -18,6 +18,7 @@
 //! - [`sandbox`]: [`sandbox::Sandbox`], bubblewrap plus a seccomp filter: no capabilities, a
 //!   read-only root with only the worktree writable, the holdout absent, dying with the
 //!   factory; [`sandbox::lifetime_prefix`] ties a trusted process tree to the factory's life.
+//! - [`procs`]: the run's process ledger; `--resume` ends the leftovers of a killed factory.
 //! - [`holdout`]: refuses a holdout directory that overlaps the repository or a worktree
 //!   ([`holdout::check_holdout_location`]) and scans every prompt, feedback file and diff that
 //!   crosses the fence ([`holdout::Crossing`]) with a caller-supplied [`holdout::LeakScan`].
@@ -51,6 +52,7 @@ pub mod budget;
 pub mod egress;
 pub mod holdout;
 pub mod policy;
+pub mod procs;
 pub mod sandbox;
 
 use std::fs;

@@ -492,6 +492,7 @@ pub struct Fence {
     isolation: Option<Sandbox>,
     host_env: Option<Vec<(OsString, OsString)>>,
     hosts: Arc<super::egress::HostList>,
+    procs: Option<PathBuf>,
 }
 
 impl Fence {
@@ -517,6 +518,7 @@ impl Fence {
             isolation,
             host_env: None,
             hosts,
+            procs: None,
         })
     }
 
@@ -525,6 +527,15 @@ impl Fence {
     #[must_use]
     pub fn with_host_env(mut self, vars: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
         self.host_env = Some(vars.into_iter().collect());
+        self
+    }
+
+    /// Records every process group [`Fence::run`] starts in the ledger directory `dir`
+    /// ([`procs`](super::procs)) until it is reaped, so a resumed run can end what a killed
+    /// factory left behind.
+    #[must_use]
+    pub fn with_process_ledger(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.procs = Some(dir.into());
         self
     }
 
@@ -736,6 +747,21 @@ impl Fence {
             .spawn()
             .map_err(|source| FenceError::Spawn { program, source })?;
         let pgid = i32::try_from(child.id()).ok().map(Pid::from_raw);
+        let _recorded = match self
+            .procs
+            .as_deref()
+            .map(|d| super::procs::record(d, child.id()))
+        {
+            Some(Err(e)) => {
+                if let Some(pg) = pgid {
+                    let _ = killpg(pg, Signal::SIGKILL);
+                }
+                let _ = child.wait();
+                return Err(e);
+            }
+            Some(Ok(r)) => Some(r),
+            None => None,
+        };
         // `network = "hosts"`: serve the proxy in the agent's namespace, then let it start.
         let ready = cmd
             .get_envs()
