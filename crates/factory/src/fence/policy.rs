@@ -1641,8 +1641,9 @@ mod tests {
 
     /// Misbehaving agent that knows how it is fenced: it tries to unmount the tmpfs that
     /// replaces the holdout's parent, to remount the read-only root writable, to make new
-    /// namespaces and to trace a process. No capability and the seccomp filter: every one
-    /// of these syscalls fails with `EPERM`, and the holdout stays absent.
+    /// namespaces, to trace a process and to open a Unix socket (to reach a host daemon).
+    /// No capability and the seccomp filter: every one of these syscalls fails with
+    /// `EPERM`, and the holdout stays absent.
     #[test]
     fn mount_namespace_and_ptrace_syscalls_fail_with_eperm() {
         let (t, _main, wt) = repo_with_worktree();
@@ -1664,6 +1665,8 @@ print("remount", err(libc.mount(None, b"/", None, 32 | 4096 | 16384, None)))
 print("mount", err(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)))
 print("unshare", err(libc.unshare(0x10000000)))
 print("ptrace", err(libc.ptrace(0, 0, None, None)))
+fd = libc.socket(1, 1, 0)
+print("unix", 0 if fd >= 0 else ctypes.get_errno())
 print("holdout", os.path.exists("{h}"))"#,
             p = parent.display(),
             h = holdout.display()
@@ -1672,7 +1675,7 @@ print("holdout", os.path.exists("{h}"))"#,
         let out = fence.run(cmd, None, &wt).unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            "umount 1\nremount 1\nmount 1\nunshare 1\nptrace 1\nholdout False\n",
+            "umount 1\nremount 1\nmount 1\nunshare 1\nptrace 1\nunix 1\nholdout False\n",
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );

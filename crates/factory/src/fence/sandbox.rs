@@ -11,7 +11,8 @@
 //!   (owner permission bits) but nothing that needs `CAP_DAC_OVERRIDE`;
 //! - with **`no_new_privs`** (bubblewrap sets it) and a **seccomp filter** that returns
 //!   `EPERM` for [`DENIED_SYSCALLS`] (`mount`, `umount2`, `pivot_root`, `ptrace`, `unshare`,
-//!   `setns`, `keyctl`, `bpf`, `io_uring_*`, kernel modules, ...), applied by bubblewrap just before `exec`;
+//!   `setns`, `keyctl`, `bpf`, `io_uring_*`, kernel modules, ..., and `socket(AF_UNIX)`: no
+//!   connection to a host Unix socket such as a container engine's), applied by bubblewrap just before `exec`;
 //! - in its own **PID, IPC and (with `network = "none"`/`"hosts"`) network namespaces**, in
 //!   a new session (`--new-session`, no `TIOCSTI` into the factory's terminal), and **dying
 //!   with its parent** (`--die-with-parent`: `PR_SET_PDEATHSIG` in bubblewrap and in the
@@ -135,8 +136,8 @@ fn syscall_number(name: &str) -> Option<i64> {
     Some(n)
 }
 
-/// Compiles the seccomp filter: [`DENIED_SYSCALLS`] return `EPERM`, every other syscall is
-/// allowed; a syscall of another architecture kills the process (seccompiler's arch check).
+/// Compiles the seccomp filter: [`DENIED_SYSCALLS`] and `socket(AF_UNIX, ...)` return
+/// `EPERM`, every other syscall is allowed; a syscall of another architecture kills the process (seccompiler's arch check).
 /// The result is the raw `struct sock_filter` array (8 bytes per instruction, native
 /// endianness) bubblewrap's `--seccomp` expects.
 ///
@@ -151,11 +152,23 @@ pub fn seccomp_program() -> Result<Vec<u8>, FenceError> {
             std::env::consts::ARCH
         ))
     })?;
-    let rules = DENIED_SYSCALLS
+    let mut rules: std::collections::BTreeMap<i64, Vec<seccompiler::SeccompRule>> = DENIED_SYSCALLS
         .iter()
         .filter_map(|n| syscall_number(n))
         .map(|nr| (nr, Vec::new()))
         .collect();
+    // `socket(AF_UNIX, ...)`: no connection to a Unix socket of the host (a container
+    // engine's, the init system's, an agent's), which a read-only mount does not stop and
+    // the factory's uid may own. `socketpair` stays allowed.
+    let unix = seccompiler::SeccompCondition::new(
+        0,
+        seccompiler::SeccompCmpArgLen::Dword,
+        seccompiler::SeccompCmpOp::Eq,
+        nix::libc::AF_UNIX.cast_unsigned().into(),
+    )
+    .and_then(|c| seccompiler::SeccompRule::new(vec![c]))
+    .map_err(|e| unavailable(format!("cannot build the seccomp filter: {e}")))?;
+    rules.insert(nix::libc::SYS_socket, vec![unix]);
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
