@@ -369,16 +369,12 @@ fn a_killed_factory_leaves_no_service_alive() {
          printf '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"done\"}\\n'\n",
     )
     .unwrap();
-    let marker = p.root.join("service-marker");
     std::fs::write(
         p.repo().join("lightsout.toml"),
         config(
             &p,
             &p.root.join("agent.sh"),
-            &format!(
-                "\n[target]\ncommand = \"sh serve.sh {{port}} {}\"\nready_timeout_ms = 120000\n",
-                marker.display()
-            ),
+            "\n[target]\ncommand = \"sh serve.sh {port}\"\nready_timeout_ms = 120000\n",
         )
         .replace("command = \"sh check.sh\"\n", ""),
     )
@@ -398,11 +394,12 @@ fn a_killed_factory_leaves_no_service_alive() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let needle = marker.to_string_lossy().into_owned();
+    // The service itself (`sleep 600` in its worktree) runs only once bubblewrap has set
+    // up the sandbox, `PR_SET_PDEATHSIG` included.
     let until = Instant::now() + Duration::from_secs(60);
     while !processes_under(&p.root)
         .iter()
-        .any(|p| p.contains("serve.sh") && p.contains(&needle))
+        .any(|p| p.contains(": sleep 600 "))
     {
         assert!(Instant::now() < until, "the service never started");
         assert!(
