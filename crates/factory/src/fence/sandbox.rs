@@ -33,6 +33,17 @@
 //! descriptor 3 and replaces itself with bubblewrap (same PID, so the fence's process-group
 //! kill still reaches it). It costs one `exec` per call; see `benches/fence.rs`.
 //!
+//! # Limits, stated plainly
+//! - As root, the sandboxed process's kernel uid is 0 without capabilities: it can *read*
+//!   files root owns outside the hidden paths (`/root`, `/etc/shadow`), not other users'.
+//!   It cannot write anything but its worktree (nor reach host Unix sockets: seccomp).
+//! - `--die-with-parent` is set by bubblewrap itself a moment after it starts: a factory
+//!   killed in that first moment can orphan the sandbox. The fence's process ledger
+//!   ([`procs`](super::procs)) lets `--resume` end such a leftover agent or check.
+//! - A syscall the filter refuses is not reported; only its effects are (a refused write).
+//! - Needs unprivileged user namespaces when the factory is not root (some distributions
+//!   restrict them with `sysctl` or `AppArmor`): [`Sandbox::probe`] then fails.
+//!
 //! Sources: bubblewrap(1); seccomp(2); Codex's `linux-sandbox` (the same layering);
 //! <https://docs.rs/seccompiler/0.5.0>.
 
