@@ -1,7 +1,9 @@
 //! Fence overheads, each beside its baseline in the same run:
-//! - one agent process: `std::process::Command::output` vs `Fence::run` (limits, env
-//!   allowlist, group kill), vs `Fence::run` in a network namespace, vs `Fence::run` with a
-//!   watched tree of 1,000 and 10,000 files (two snapshots per call);
+//! - one agent process: `std::process::Command::output` vs `Fence::run` unsandboxed (limits,
+//!   env allowlist, group kill), vs `Fence::run` in the bubblewrap sandbox (the default: user,
+//!   PID, IPC and UTS namespaces, read-only root, seccomp filter), vs the sandbox with a
+//!   network namespace, vs the sandbox with a watched tree of 1,000 and 10,000 files (two
+//!   snapshots per call);
 //! - audit: a plain JSONL append + `fdatasync` vs `AuditLog::append` (hash chain + head);
 //!   `verify` of 10,000 entries;
 //! - budget: a `Mutex<u64>` add vs `reserve` + `settle`.
@@ -49,7 +51,7 @@ fn process(c: &mut Criterion) {
         });
     });
     let pids = Fence::new(FenceConfig::default()).unwrap();
-    g.bench_function("Fence::run(true) private pids (default)", |b| {
+    g.bench_function("Fence::run(true) bubblewrap sandbox (default)", |b| {
         b.iter(|| {
             let cmd = pids.command("true", [""; 0], wt.path()).unwrap();
             pids.run(cmd, None, wt.path()).unwrap()
@@ -60,7 +62,7 @@ fn process(c: &mut Criterion) {
         ..FenceConfig::default()
     })
     .unwrap();
-    g.bench_function("Fence::run(true) private pids + network=none", |b| {
+    g.bench_function("Fence::run(true) bubblewrap sandbox + network=none", |b| {
         b.iter(|| {
             let cmd = netns.command("true", [""; 0], wt.path()).unwrap();
             netns.run(cmd, None, wt.path()).unwrap()

@@ -33,6 +33,10 @@ pub struct CommandTarget {
     pub cwd: Option<PathBuf>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// A command line the target runs under, as `WRAP... sh -c COMMAND`: for example a
+    /// sandbox (`bwrap ... --`) that confines the service and dies with this process. Empty
+    /// (the default): `sh -c COMMAND` directly.
+    pub wrap: Vec<std::ffi::OsString>,
 }
 
 impl CommandTarget {
@@ -44,6 +48,7 @@ impl CommandTarget {
             ready_timeout: Duration::from_secs(30),
             cwd: None,
             env: Vec::new(),
+            wrap: Vec::new(),
         }
     }
 }
@@ -159,7 +164,14 @@ impl RunningTarget {
         let port = free_port()?;
         let command = cfg.command.replace("{port}", &port.to_string());
         let log = tempfile::NamedTempFile::new()?;
-        let mut cmd = tokio::process::Command::new("sh");
+        let mut cmd = match cfg.wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(args).arg("sh");
+                c
+            }
+            None => tokio::process::Command::new("sh"),
+        };
         cmd.arg("-c")
             .arg(&command)
             .env("PORT", port.to_string())

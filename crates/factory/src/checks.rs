@@ -1,13 +1,18 @@
 //! Visible checks: the project's own build, test and lint commands from `lightsout.toml`,
 //! run with `sh -c` in the worktree. Their output is the project's, not the holdout's, so a
 //! failing check's tail goes back to the agent verbatim.
+//!
+//! The commands run the tests the agent wrote, so they are agent-written code: with a
+//! [`Fence`] they run in the same sandbox as the agent (the worktree writable, the rest
+//! read-only, the holdout absent, no capabilities, the seccomp filter, dying with the
+//! factory) and the fence's violations come back in [`Checked::report`].
 
 use crate::Error;
 use crate::config::CheckConfig;
+use crate::fence::policy::{Fence, FenceReport, Violation};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
+use std::process::Command;
 
 /// The tail of the output shown to the agent, in bytes.
 const TAIL_BYTES: usize = 4000;
@@ -29,49 +34,106 @@ fn tail(s: &str) -> &str {
     &s[at..]
 }
 
-/// Runs `checks` in order in `dir`; stops at the first failure.
+/// What [`run_checks`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    /// The first failing check, if any.
+    pub(crate) failure: Option<CheckFailure>,
+    /// The fence's policy violations over all checks run (writes refused or seen outside
+    /// the worktree, a damaged `.git`): each is a `policy_hit`. Limits (time, output) are
+    /// check failures, not policy hits, and are not listed here.
+    pub(crate) report: FenceReport,
+}
+
+/// Runs `checks` in order in `dir`; stops at the first failure. With `fence`, each check runs
+/// behind it ([`Fence::run`]: its sandbox when configured, the check's `timeout_ms` as the
+/// wall limit, the fence's output cap); the environment is `env` either way.
 pub(crate) async fn run_checks(
     checks: &[CheckConfig],
     dir: &Path,
     env: &BTreeMap<String, String>,
-) -> Result<Option<CheckFailure>, Error> {
+    fence: Option<&Fence>,
+) -> Result<Checked, Error> {
+    let mut checked = Checked::default();
+    let fallback;
+    let fence = if let Some(f) = fence {
+        f
+    } else {
+        fallback = Fence::new(crate::fence::policy::FenceConfig {
+            private_pids: false,
+            readonly_outside: false,
+            ..crate::fence::policy::FenceConfig::default()
+        })?;
+        &fallback
+    };
     for c in checks {
-        let child = tokio::process::Command::new("sh")
-            .arg("-c")
+        let f = fence
+            .clone()
+            .with_limits(c.timeout_ms, fence.config().output_bytes);
+        let mut cmd = match f.sandbox() {
+            Some(sandbox) => {
+                let mut c = sandbox.command(&f.view(dir)?);
+                c.arg("sh");
+                c
+            }
+            None => Command::new("sh"),
+        };
+        cmd.arg("-c")
             .arg(&c.run)
             .current_dir(dir)
             .env_clear()
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .output();
-        let out = match tokio::time::timeout(Duration::from_millis(c.timeout_ms), child).await {
-            Err(_) => {
-                return Ok(Some(CheckFailure {
-                    feedback: format!(
+            .envs(env);
+        let dir_owned = dir.to_path_buf();
+        let out = tokio::task::spawn_blocking(move || f.run(cmd, None, &dir_owned))
+            .await
+            .map_err(|e| Error::io("run check", dir, std::io::Error::other(e.to_string())))??;
+        let mut limit = None;
+        for v in out.report.violations {
+            match v {
+                Violation::TimedOut { .. } | Violation::OutputCapped { .. } => limit = Some(v),
+                other => checked.report.violations.push(other),
+            }
+        }
+        checked.report.outside_writes_total += out.report.outside_writes_total;
+        let success = out.exit.is_some_and(|e| e.success());
+        if let Some(v) = limit {
+            checked.failure = Some(CheckFailure {
+                feedback: match v {
+                    Violation::TimedOut { .. } => format!(
                         "visible check `{}` (`{}`) timed out after {} ms",
                         c.name, c.run, c.timeout_ms
                     ),
-                }));
-            }
-            Ok(r) => r.map_err(|e| Error::io("run check", dir, e))?,
-        };
-        if !out.status.success() {
+                    _ => format!(
+                        "visible check `{}` (`{}`) printed more than {} bytes and was stopped",
+                        c.name,
+                        c.run,
+                        fence.config().output_bytes
+                    ),
+                },
+            });
+            return Ok(checked);
+        }
+        if !success {
             let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&out.stderr));
-            return Ok(Some(CheckFailure {
+            let status = out.exit.map_or_else(
+                || "no exit status".to_owned(),
+                |e| match (e.code, e.signal) {
+                    (Some(code), _) => format!("exit status: {code}"),
+                    (None, Some(sig)) => format!("signal: {sig}"),
+                    (None, None) => "no exit status".to_owned(),
+                },
+            );
+            checked.failure = Some(CheckFailure {
                 feedback: format!(
-                    "visible check `{}` (`{}`) failed with {}:\n{}",
+                    "visible check `{}` (`{}`) failed with {status}:\n{}",
                     c.name,
                     c.run,
-                    out.status,
                     tail(text.trim())
                 ),
-            }));
+            });
+            return Ok(checked);
         }
     }
-    Ok(None)
+    Ok(checked)
 }

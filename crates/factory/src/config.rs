@@ -253,10 +253,11 @@ pub struct Config {
     /// `[budget.call]`). Default: no caps.
     pub budget: crate::fence::budget::BudgetConfig,
     /// `[fence]` (alias `[policy]`): the process policy every command agent of a run runs
-    /// behind (env allowlist, output cap, wall limit, network and PID namespaces, read-only
-    /// mounts outside the worktree, watched directories), through
+    /// behind (env allowlist, output cap, wall limit, the bubblewrap sandbox with its
+    /// network and PID namespaces and read-only root, watched directories), through
     /// [`FencedAgent`](crate::fence::agent::FencedAgent). The run loop watches the
-    /// repository and the holdout directory when `watch` is empty, and hides the holdout.
+    /// repository and the holdout directory when `watch` is empty, and hides the holdout. The
+    /// visible checks and the service under test run behind the same fence.
     /// Default: [`FenceConfig::default`](crate::fence::policy::FenceConfig).
     #[serde(alias = "policy")]
     pub fence: crate::fence::policy::FenceConfig,

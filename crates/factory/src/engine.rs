@@ -48,6 +48,9 @@ pub struct EngineEvaluator {
     pub redaction: Redaction,
     /// Fail requirements with no scenario.
     pub require_all: bool,
+    /// The fence the target runs behind (its sandbox with the worktree read-only and the
+    /// factory's network, dying with the factory); `None` runs it directly.
+    pub fence: Option<std::sync::Arc<crate::fence::policy::Fence>>,
 }
 
 fn level(r: Redaction) -> RedactLevel {
@@ -183,6 +186,12 @@ impl Evaluator for EngineEvaluator {
             target.ready_path.clone_from(&self.ready_path);
             target.ready_timeout = Duration::from_millis(self.ready_timeout_ms);
             target.cwd = Some(req.worktree.clone());
+            if let Some(fence) = &self.fence {
+                let hidden = [self.holdout_dir.clone(), req.artifacts_dir.clone()];
+                target.wrap = fence
+                    .service_wrap(&req.worktree, &hidden)?
+                    .unwrap_or_default();
+            }
             target.env = self
                 .env
                 .iter()

@@ -230,6 +230,9 @@ impl Factory {
                         env: env.clone(),
                         redaction: config.holdout.redaction,
                         require_all: config.holdout.require_all.unwrap_or(true),
+                        fence: Some(Arc::new(crate::fence::policy::Fence::new(
+                            config.fence.clone(),
+                        )?)),
                     }))
                 }
                 _ => None,
@@ -505,6 +508,14 @@ impl Factory {
             return Err(Error::UnknownRun(run_id.to_owned()));
         }
         let lock = self.lock()?;
+        // What the killed factory's fence left running ends before anything else.
+        let leftovers = crate::fence::procs::reap_leftovers(&run_dir.join("procs"));
+        if !leftovers.is_empty() {
+            tracing::warn!(
+                ?leftovers,
+                "killed process groups a previous factory left running"
+            );
+        }
         repair_worktree_admin(&self.repo, &self.runs_dir()).await?;
         self.check_holdout().await?;
         let journal = Journal::open(&path)?;
@@ -539,6 +550,32 @@ impl Factory {
             .map_err(|_| Error::Locked(path))
     }
 
+    /// The run's `[fence]`: watched directories default to the repository and the holdout
+    /// directory, the holdout and every run's holdout results (`<run>/eval`) are absent in
+    /// the sandbox, and the `.git` paths the factory itself moves are never compared.
+    fn fence_config(&self, run_dir: &Path) -> crate::fence::policy::FenceConfig {
+        let mut fc = self.config.fence.clone();
+        let holdout = self
+            .config
+            .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref())
+            .filter(|h| h.is_dir());
+        if fc.watch.is_empty() {
+            fc.watch.push(self.repo.clone());
+            fc.watch.extend(holdout.clone());
+        }
+        fc.hide.extend(holdout);
+        fc.hide.push(run_dir.join("eval"));
+        if let Some(runs) = run_dir.parent()
+            && let Ok(entries) = std::fs::read_dir(runs)
+        {
+            fc.hide
+                .extend(entries.flatten().map(|e| e.path().join("eval")));
+        }
+        fc.watch_ignore
+            .extend(FACTORY_WATCH_IGNORE.iter().map(|s| (*s).to_owned()));
+        fc
+    }
+
     /// The agent profiles for a run: each profile that runs a process is wrapped in a
     /// [`FencedAgent`](crate::fence::agent::FencedAgent) behind the run's `[fence]`, which
     /// reports into `reports`. Watched directories default to the repository and the holdout
@@ -551,6 +588,7 @@ impl Factory {
         &self,
         reports: &Arc<crate::fence::agent::FenceReports>,
         kinds: &[&str],
+        run_dir: &Path,
     ) -> Result<BTreeMap<String, Arc<dyn Agent>>, Error> {
         let mut profiles = self.agents.clone();
         // Command profiles no task of this plan uses are left out (fail closed: nothing can
@@ -562,20 +600,10 @@ impl Factory {
         if !self.commands.keys().any(|c| used.contains(c.as_str())) {
             return Ok(profiles);
         }
-        let mut fc = self.config.fence.clone();
-        let holdout = self
-            .config
-            .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref())
-            .filter(|h| h.is_dir());
-        if fc.watch.is_empty() {
-            fc.watch.push(self.repo.clone());
-            fc.watch.extend(holdout.clone());
-        }
-        // The agent sees an empty directory where the holdout is.
-        fc.hide.extend(holdout);
-        fc.watch_ignore
-            .extend(FACTORY_WATCH_IGNORE.iter().map(|s| (*s).to_owned()));
-        let fence = Arc::new(crate::fence::policy::Fence::new(fc)?);
+        let fence = Arc::new(
+            crate::fence::policy::Fence::new(self.fence_config(run_dir))?
+                .with_process_ledger(run_dir.join("procs")),
+        );
         for (name, c) in self
             .commands
             .iter()
@@ -686,7 +714,7 @@ impl Factory {
         let plan = state.plan();
         let reports = Arc::new(crate::fence::agent::FenceReports::default());
         let kinds: Vec<&str> = state.tasks.iter().map(|t| t.task.kind.as_str()).collect();
-        let profiles = self.fenced_profiles(&reports, &kinds)?;
+        let profiles = self.fenced_profiles(&reports, &kinds, &run_dir)?;
         let mut agents = BTreeMap::new();
         for t in &state.tasks {
             if !agents.contains_key(&t.task.kind) {
@@ -710,7 +738,16 @@ impl Factory {
         } else {
             (self.memory.clone(), self.guard.clone())
         };
-        let (hook, events, ledger, audit) = self.fence(&state, reports)?;
+        // The visible checks run the tests the agent wrote: behind the same fence.
+        let checks_fence = if self.config.checks.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                crate::fence::policy::Fence::new(self.fence_config(&run_dir))?
+                    .with_process_ledger(run_dir.join("procs")),
+            ))
+        };
+        let (hook, events, ledger, audit) = self.fence(&state, reports.clone())?;
         // A journal from before policies were recorded resumes with today's resolution.
         let policy = if state.policy.is_empty() {
             self.resolve_gate(Vec::new())?
@@ -734,6 +771,8 @@ impl Factory {
             ledger,
             audit,
             env: self.env.clone(),
+            checks_fence,
+            reports,
             journal: Mutex::new(journal),
             state: Mutex::new(state),
             resumed,
@@ -906,6 +945,10 @@ struct Inner {
     ledger: Arc<BudgetLedger>,
     audit: Arc<crate::fenced::Audit>,
     env: BTreeMap<String, String>,
+    /// The fence the visible checks run behind (`None` without checks).
+    checks_fence: Option<Arc<crate::fence::policy::Fence>>,
+    /// Where fenced processes leave their reports for the hook.
+    reports: Arc<crate::fence::agent::FenceReports>,
     journal: Mutex<Journal>,
     state: Mutex<RunState>,
     resumed: bool,
@@ -1442,7 +1485,20 @@ impl Inner {
                 return Ok(Step::Next);
             }
         }
-        if let Some(f) = run_checks(&self.config.checks, &job.worktree, &self.env).await? {
+        let checked = run_checks(
+            &self.config.checks,
+            &job.worktree,
+            &self.env,
+            self.checks_fence.as_deref(),
+        )
+        .await?;
+        if !checked.report.is_clean() {
+            self.reports.put(&ctx.task_id, ctx.attempt, checked.report);
+        }
+        if let Some(step) = Self::decided(self.hook.after_checks(ctx).await?, rec) {
+            return Ok(step);
+        }
+        if let Some(f) = checked.failure {
             fail(rec, "checks", f.feedback);
             return Ok(Step::Next);
         }
@@ -1544,7 +1600,25 @@ impl Inner {
         let merged_reqs = self.state().merged_requirements.clone();
         // Verify the merged result: visible checks, then the holdout with main's
         // requirements as the regression bucket.
-        let failure = if let Some(f) = run_checks(&self.config.checks, &wt, &self.env).await? {
+        let checked = run_checks(
+            &self.config.checks,
+            &wt,
+            &self.env,
+            self.checks_fence.as_deref(),
+        )
+        .await?;
+        let failure = if !checked.report.is_clean() {
+            let what: Vec<String> = checked
+                .report
+                .violations
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            Some(format!(
+                "the fence stopped the visible checks of the merged result: {}",
+                what.join("; ")
+            ))
+        } else if let Some(f) = checked.failure {
             Some(f.feedback)
         } else {
             let v = self

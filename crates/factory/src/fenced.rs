@@ -521,6 +521,12 @@ impl AttemptHook for FenceHook {
         Ok(decision.worst(inner))
     }
 
+    async fn after_checks(&self, ctx: &TaskContext) -> Result<HookDecision, Error> {
+        let decision = self.fence_violations(ctx);
+        self.audit.healthy()?;
+        Ok(decision.worst(self.inner.after_checks(ctx).await?))
+    }
+
     async fn inspect_diff(&self, ctx: &TaskContext, diff: &str) -> Result<HookDecision, Error> {
         if let Some(r) = self.check(
             ctx,

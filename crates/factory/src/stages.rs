@@ -214,7 +214,17 @@ impl Evaluator for CommandEvaluator {
             .to_toml()
             .map_err(|e| Error::Eval(format!("writing the gate policy: {e}")))?;
         crate::journal::write_atomic(&gate_file, policy.as_bytes())?;
-        let child = tokio::process::Command::new("sh")
+        // The runner is trusted but starts the agent's software: the whole tree dies with
+        // the factory (a PID namespace whose init has `PR_SET_PDEATHSIG`).
+        let mut cmd = match crate::fence::sandbox::lifetime_prefix() {
+            Some(prefix) => {
+                let mut c = tokio::process::Command::new(&prefix[0]);
+                c.args(&prefix[1..]).arg("sh");
+                c
+            }
+            None => tokio::process::Command::new("sh"),
+        };
+        let child = cmd
             .arg("-c")
             .arg(&self.command)
             .current_dir(&self.holdout_dir)
@@ -529,6 +539,17 @@ pub trait AttemptHook: Send + Sync {
         Ok(HookDecision::Proceed)
     }
 
+    /// After the visible checks of an attempt ran (behind the fence): the seam for their
+    /// policy violations, which the run leaves in its fence reports for this task and
+    /// attempt.
+    ///
+    /// # Errors
+    /// [`Error`] when the hook itself fails (the run stops: fail closed).
+    async fn after_checks(&self, ctx: &TaskContext) -> Result<HookDecision, Error> {
+        let _ = ctx;
+        Ok(HookDecision::Proceed)
+    }
+
     /// After the attempt was committed, with the diff from the task's base to its head
     /// (the text that crosses the fence towards main): the seam for leak scans.
     ///
@@ -552,6 +573,9 @@ impl<T: AttemptHook + ?Sized> AttemptHook for &T {
     async fn inspect_diff(&self, c: &TaskContext, d: &str) -> Result<HookDecision, Error> {
         (**self).inspect_diff(c, d).await
     }
+    async fn after_checks(&self, c: &TaskContext) -> Result<HookDecision, Error> {
+        (**self).after_checks(c).await
+    }
 }
 #[async_trait]
 impl<T: AttemptHook + ?Sized> AttemptHook for Box<T> {
@@ -564,6 +588,9 @@ impl<T: AttemptHook + ?Sized> AttemptHook for Box<T> {
     async fn inspect_diff(&self, c: &TaskContext, d: &str) -> Result<HookDecision, Error> {
         (**self).inspect_diff(c, d).await
     }
+    async fn after_checks(&self, c: &TaskContext) -> Result<HookDecision, Error> {
+        (**self).after_checks(c).await
+    }
 }
 #[async_trait]
 impl<T: AttemptHook + ?Sized> AttemptHook for Arc<T> {
@@ -575,6 +602,9 @@ impl<T: AttemptHook + ?Sized> AttemptHook for Arc<T> {
     }
     async fn inspect_diff(&self, c: &TaskContext, d: &str) -> Result<HookDecision, Error> {
         (**self).inspect_diff(c, d).await
+    }
+    async fn after_checks(&self, c: &TaskContext) -> Result<HookDecision, Error> {
+        (**self).after_checks(c).await
     }
 }
 

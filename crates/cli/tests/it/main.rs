@@ -3,6 +3,7 @@
 mod audit;
 mod eval;
 mod gate;
+mod hostile_fence;
 mod hostile_git;
 mod init;
 mod memory;

@@ -10,30 +10,30 @@ use std::path::PathBuf;
 use std::process::Command as Std;
 use std::time::{Duration, Instant};
 
-const CANARY: &str = "LIGHTSOUT-CANARY-7f3a91";
+pub(crate) const CANARY: &str = "LIGHTSOUT-CANARY-7f3a91";
 
 /// A project: `repo/` (git, main checked out), `holdout/` and `trajectory/` beside it.
-struct Project {
+pub(crate) struct Project {
     _dir: tempfile::TempDir,
-    root: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
 impl Project {
-    fn repo(&self) -> PathBuf {
+    pub(crate) fn repo(&self) -> PathBuf {
         self.root.join("repo")
     }
 
-    fn git(&self, args: &[&str]) -> String {
+    pub(crate) fn git(&self, args: &[&str]) -> String {
         lightsout_factory::testing::git(&self.repo(), args)
     }
 
     /// Commits everything in the repository as a test author.
-    fn commit_all(&self, message: &str) {
+    pub(crate) fn commit_all(&self, message: &str) {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-qm", message]);
     }
 
-    fn run(&self) -> Command {
+    pub(crate) fn run(&self) -> Command {
         let mut c = Command::cargo_bin("lightsout").unwrap();
         c.current_dir(self.repo())
             .arg("run")
@@ -41,7 +41,7 @@ impl Project {
         c
     }
 
-    fn run_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn run_dir(&self, id: &str) -> PathBuf {
         self.repo().join(".lightsout/runs").join(id)
     }
 
@@ -53,7 +53,7 @@ impl Project {
             .collect()
     }
 
-    fn report(&self, id: &str) -> Value {
+    pub(crate) fn report(&self, id: &str) -> Value {
         serde_json::from_slice(&std::fs::read(self.run_dir(id).join("state.json")).unwrap())
             .unwrap()
     }
@@ -65,7 +65,7 @@ impl Project {
     }
 
     /// The holdout scenario for `req`: a shell test run in the worktree.
-    fn holdout(&self, req: &str, test: &str) {
+    pub(crate) fn holdout(&self, req: &str, test: &str) {
         std::fs::write(
             self.root.join("holdout/expect").join(format!("{req}.sh")),
             format!("# scenario for {req} ({CANARY})\n{test}\n"),
@@ -110,7 +110,7 @@ printf ']}\n'
 
 /// A project whose spec has `reqs` as `(id, title, depends on)`, `jobs` agents, and a
 /// holdout runner; scenarios and trajectory are added by each test.
-fn project(reqs: &[(&str, &str, &[&str])], jobs: usize, holdout_path: &str) -> Project {
+pub(crate) fn project(reqs: &[(&str, &str, &[&str])], jobs: usize, holdout_path: &str) -> Project {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     for d in ["repo/specs", "holdout/expect", "trajectory"] {
@@ -192,7 +192,7 @@ fn four_task_project(jobs: usize) -> Project {
     p
 }
 
-fn task<'a>(report: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn task<'a>(report: &'a Value, id: &str) -> &'a Value {
     report["run"]["tasks"]
         .as_array()
         .unwrap()
@@ -663,11 +663,10 @@ case "$first" in
     echo "secret=$E2E_API_KEY" > e.txt
     # Not in its environment; nor in any process it can see.
     cat /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' | grep '^E2E_API_KEY=' >> e.txt
-    # Nor can it read the holdout: the fence shows it an empty directory.
+    # Nor can it read the holdout: it does not exist in the agent's sandbox.
     h=../../../../../../holdout
-    [ -d "$h" ] || echo "no holdout directory at $h" >> e.txt
-    n=$(ls -A "$h" | wc -l)
-    [ "$n" -eq 0 ] || echo "the holdout shows $n files" >> e.txt
+    [ -d ../../../../../../repo ] || echo "no repository beside the holdout" >> e.txt
+    [ -e "$h" ] && echo "the holdout is visible at $h" >> e.txt
     ok ;;
   *"REQ-6:"*) echo ok > f.txt; echo "found LIGHTSOUT-CANARY-7f3a91 in a file" >&2; ok ;;
   *"REQ-7:"*) echo ok > g.txt; ok 900000 ;;

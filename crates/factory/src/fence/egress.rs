@@ -98,7 +98,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Egress {
-    /// Serves the proxy inside the network namespace of process `pid` (the `unshare`
+    /// Serves the proxy inside the network namespace of process `pid` (the sandbox's
     /// process of the call, which has already entered the new namespace).
     ///
     /// # Errors

@@ -12,9 +12,13 @@
 //!   task kinds to (cheaper) agents.
 //! - [`policy`]: [`policy::Fence`] runs one agent process behind an environment allowlist, an
 //!   output cap (bytes), a wall-time limit that kills the whole process group, the worktree as
-//!   working directory, optional Linux namespaces (no network, private PID space), and
+//!   working directory, the bubblewrap sandbox (no network, private PID space), and
 //!   detection of writes outside the worktree and of a deleted or damaged `.git` link. The
 //!   outcome is a [`policy::FenceReport`] of [`policy::Violation`]s.
+//! - [`sandbox`]: [`sandbox::Sandbox`], bubblewrap plus a seccomp filter: no capabilities, a
+//!   read-only root with only the worktree writable, the holdout absent, dying with the
+//!   factory; [`sandbox::lifetime_prefix`] ties a trusted process tree to the factory's life.
+//! - [`procs`]: the run's process ledger; `--resume` ends the leftovers of a killed factory.
 //! - [`holdout`]: refuses a holdout directory that overlaps the repository or a worktree
 //!   ([`holdout::check_holdout_location`]) and scans every prompt, feedback file and diff that
 //!   crosses the fence ([`holdout::Crossing`]) with a caller-supplied [`holdout::LeakScan`].
@@ -48,6 +52,8 @@ pub mod budget;
 pub mod egress;
 pub mod holdout;
 pub mod policy;
+pub mod procs;
+pub mod sandbox;
 
 use std::fs;
 use std::io::Write as _;
@@ -127,7 +133,7 @@ pub enum FenceError {
     /// The requested namespace isolation cannot be set up on this machine; the fence refuses
     /// to run the agent unisolated.
     #[error(
-        "namespace isolation is unavailable ({detail}): install util-linux `unshare` and allow user namespaces, or turn the isolation off in `[fence]` of lightsout.toml (`private_pids = false`, `readonly_outside = false`, `network = \"inherit\"`), knowing what each one stops protecting"
+        "namespace isolation is unavailable ({detail}): install bubblewrap (`bwrap`) and allow user namespaces, or turn the isolation off in `[fence]` of lightsout.toml (`private_pids = false`, `readonly_outside = false`, `network = \"inherit\"`), knowing what each one stops protecting"
     )]
     IsolationUnavailable {
         /// What was tried and what failed.

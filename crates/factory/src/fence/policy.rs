@@ -11,23 +11,16 @@
 //!   `setpgid(2)`/`killpg(3)`), and [`Violation::TimedOut`] is reported. Stragglers left
 //!   in the group after a normal exit are killed too;
 //! - **the worktree as working directory**;
-//! - **optional Linux namespaces** through util-linux `unshare(1)`: `network = "none"` runs
-//!   the agent in a fresh network namespace with only a downed loopback (no route anywhere),
-//!   `network = "hosts"` in one whose only way out is the fence's proxy to the named
-//!   [`FenceConfig::hosts`],
-//!   and `private_pids = true` (the default) gives it its own PID namespace and `/proc`, so
-//!   it cannot read `/proc/<factory pid>/environ` or signal other processes. As root the namespaces are
-//!   created directly; otherwise inside an unprivileged user namespace
-//!   (`unshare --map-current-user`). If neither works, [`Fence::new`] fails with
+//! - **the bubblewrap [sandbox](super::sandbox)** whenever any isolation is on (the default:
+//!   `private_pids = true`): no capabilities, `no_new_privs`, a seccomp filter, its own user,
+//!   PID, IPC and UTS namespaces, dying with the factory, a read-only root with only the
+//!   worktree writable, its git directories read-only and every [`FenceConfig::hide`]
+//!   directory absent. `network = "none"` adds a network namespace with only a loopback,
+//!   `network = "hosts"` one whose only way out is the fence's proxy to the named
+//!   [`FenceConfig::hosts`]. If bubblewrap cannot start a sandbox, [`Fence::new`] fails with
 //!   [`FenceError::IsolationUnavailable`]: the fence never runs an agent with less isolation
-//!   than configured;
-//! - **read-only mounts outside the worktree** (`readonly_outside = true`, the default,
-//!   whenever directories are watched): in the agent's own mount namespace every watched
-//!   directory (the main checkout, the holdout) is bind-mounted read-only, and only its
-//!   worktree and the common git directory are re-mounted writable. A write outside fails
-//!   with `EROFS`, and the refusal the agent's output shows is reported as
-//!   [`Violation::OutsideWriteRefused`]. Directories in [`FenceConfig::hide`] (the holdout)
-//!   are covered by an empty read-only tmpfs, so the agent cannot even read them;
+//!   than configured. A write outside the worktree fails with `EROFS`, and the refusal the
+//!   agent's output shows is reported as [`Violation::OutsideWriteRefused`];
 //! - **detection of writes outside the worktree** as a second line: the watched directories
 //!   are snapshotted before and after the call and compared; every added, removed or
 //!   changed entry is a [`Violation::OutsideWrite`];
@@ -42,14 +35,11 @@
 //!   host's own redirects to other hosts are refused too. It needs root (to enter the
 //!   agent's namespace). `network = "inherit"` means the agent can reach any host the
 //!   factory can.
-//! - **Outside writes are prevented only in watched directories.** The read-only mounts
-//!   cover the watched directories; the rest of the machine (for example `$HOME` or `/tmp`)
-//!   is as writable for the agent as for the factory's uid, and not watched by default
-//!   (add directories to `watch`). The common git directory stays writable because a commit
-//!   in the worktree needs it; its `config`, `hooks` and `info` are covered by detection
-//!   only. A refused write is seen through the agent's own output ("Read-only file
-//!   system"): an agent that hides the error is still contained, just not reported. Without
-//!   mount namespaces (`readonly_outside = false`) there is detection only, which compares
+//! - **Refusals are seen through the agent's output.** A refused write shows as "Read-only
+//!   file system" in what the agent prints; an agent that hides the error is still
+//!   contained, just not reported. A syscall the seccomp filter refuses (`EPERM`) is not
+//!   reported at all. Without the sandbox (`private_pids = false`, `readonly_outside =
+//!   false`, `network = "inherit"`) there is detection only, which compares
 //!   `(kind, size, mode, inode, mtime, ctime, link target)` of every entry. Linux sets
 //!   `ctime` to the current time on every content or metadata change and a user cannot set
 //!   it back, so a write that restores size and mtime (`touch -r`) is still seen. Writes
@@ -63,12 +53,12 @@
 //!   detection-only setup can blame one agent for another's write.
 //! - **Escaped processes.** A process that leaves the group (`setsid`) survives `killpg`. It
 //!   is detected when it keeps the output pipes open ([`Violation::EscapedProcess`]);
-//!   `private_pids = true` closes the gap, since the whole PID namespace dies with its
-//!   first process (`unshare --kill-child`).
+//!   the sandbox closes the gap, since the whole PID namespace dies with its init.
 //!
 //! [`FenceError::IsolationUnavailable`]: super::FenceError::IsolationUnavailable
 
 use super::FenceError;
+use super::sandbox::{Sandbox, View};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -181,7 +171,7 @@ pub enum NetworkMode {
     /// `127.0.0.1:3128` (set as `HTTPS_PROXY`, `HTTP_PROXY` and `ALL_PROXY`), which tunnels
     /// to the [`FenceConfig::hosts`] only (see [`egress`](super::egress)). Agents that
     /// ignore the proxy variables reach nothing. Needs the factory to run as root
-    /// (`CAP_SYS_ADMIN`, to enter the agent's namespace), `ip(8)` and `unshare(1)`.
+    /// (`CAP_SYS_ADMIN`, to enter the agent's namespace) and bubblewrap.
     Hosts,
     /// A fresh Linux network namespace with only a downed loopback: no outbound connection
     /// of any kind, not even to the host's `127.0.0.1`.
@@ -208,23 +198,23 @@ pub struct FenceConfig {
     /// `host:port` or `*.domain[:port]`; for example `["api.anthropic.com"]`.
     #[serde(default)]
     pub hosts: Vec<String>,
-    /// Run the agent in its own PID namespace with its own `/proc` (default `true`): it
-    /// cannot read `/proc/<factory pid>/environ` (where the factory's own secrets are), see
-    /// or signal other processes, and nothing it starts outlives it. Set `false` only where
-    /// namespaces are unavailable; [`Fence::new`] fails rather than silently dropping it.
+    /// Run the agent in the bubblewrap [sandbox](super::sandbox) (default `true`), which
+    /// includes its own PID namespace and `/proc`: it cannot read
+    /// `/proc/<factory pid>/environ` (where the factory's own secrets are), see or signal
+    /// other processes, and nothing it starts outlives it. Set `false` (with
+    /// `readonly_outside = false` and `network = "inherit"`) only where user namespaces are
+    /// unavailable; [`Fence::new`] fails rather than silently dropping it.
     #[serde(default = "default_true")]
     pub private_pids: bool,
-    /// Mount the [`watch`](Self::watch)ed directories read-only for the agent, in a private
-    /// mount namespace, except its worktree and the common git directory a commit in the
-    /// worktree writes to. Writes there are then *prevented* (`EROFS`), not only detected,
-    /// and one agent's write to the checkout can never be blamed on another running at the
-    /// same time (`.git/config`, `.git/hooks` and `.git/info` stay detection-only). Default `true`; it needs the same namespaces as `private_pids`, and
-    /// [`Fence::new`] fails rather than silently dropping it. No effect without `watch`.
+    /// With [`watch`](Self::watch)ed directories, run the agent in the
+    /// [sandbox](super::sandbox) even when `private_pids` is off: everything outside its
+    /// worktree is read-only, git metadata included. Writes there are then *prevented*
+    /// (`EROFS`), not only detected. Default `true`; [`Fence::new`] fails rather than
+    /// silently dropping it.
     #[serde(default = "default_true")]
     pub readonly_outside: bool,
-    /// Directories the agent must not even read (the holdout): with
-    /// [`readonly_outside`](Self::readonly_outside) each is covered by an empty read-only
-    /// tmpfs in the agent's mount namespace, so it sees an empty directory.
+    /// Directories the agent must not even read (the holdout): in the sandbox each is absent
+    /// (its parent is an empty read-only tmpfs into which only the other entries are bound).
     #[serde(default)]
     pub hide: Vec<PathBuf>,
     /// Directories watched for writes outside the worktree (for example the main checkout
@@ -365,23 +355,11 @@ fn program_exists(program: &OsStr, path_var: Option<&OsStr>) -> bool {
     std::env::split_paths(path_var.unwrap_or(default)).any(|d| d.join(program).is_file())
 }
 
-/// How the `unshare` wrapper was set up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Isolation {
-    unshare: PathBuf,
-    flags: Vec<&'static str>,
-    /// `mount(8)`, when the watched directories are mounted read-only for the agent.
-    mount: Option<PathBuf>,
-    /// `ip(8)`, with `network = "hosts"`: brings the namespace's loopback up for the proxy.
-    ip: Option<PathBuf>,
-}
-
-/// The `sh` script of `network = "hosts"`: brings the loopback up, waits until the fence's
-/// proxy listens (a line on the FIFO), then runs the rest:
-/// `sh -c SCRIPT net IP FIFO -- REST...`.
-const NET_SCRIPT: &str = r#""$1" link set lo up || { echo "lightsout fence: cannot bring up the loopback" >&2; exit 97; }
-read _ < "$2" || exit 98
-shift 3
+/// The `sh` script of `network = "hosts"`, run inside the sandbox: waits until the fence's
+/// proxy listens in the sandbox's network namespace (a line on the FIFO), then runs the
+/// rest: `sh -c SCRIPT net FIFO -- REST...`. bubblewrap has already brought the loopback up.
+const NET_SCRIPT: &str = r#"read _ < "$1" || exit 98
+shift 2
 exec "$@""#;
 
 /// A new FIFO for the [`NET_SCRIPT`] handshake, in its own private directory under the
@@ -433,21 +411,7 @@ fn open_ready(
 /// [`Fence::command`] to [`Fence::run`].
 const READY_VAR: &str = "LIGHTSOUT_FENCE_READY";
 
-/// The `sh` script that mounts the read-only and the writable directories, hides the
-/// hidden ones under an empty read-only tmpfs, then runs the agent:
-/// `sh -c SCRIPT fence MOUNT N RO... M RW... K HIDDEN... -- PROGRAM ARGS...`.
-const READONLY_SCRIPT: &str = r#"set -e
-mnt=$1; shift
-n=$1; shift
-while [ "$n" -gt 0 ]; do "$mnt" --bind "$1" "$1"; "$mnt" -o remount,bind,ro "$1"; shift; n=$((n-1)); done
-n=$1; shift
-while [ "$n" -gt 0 ]; do "$mnt" --bind "$1" "$1"; "$mnt" -o remount,bind,rw "$1"; shift; n=$((n-1)); done
-n=$1; shift
-while [ "$n" -gt 0 ]; do "$mnt" -t tmpfs -o ro,size=4k,mode=0555 lightsout-hidden "$1"; shift; n=$((n-1)); done
-shift
-exec "$@""#;
-
-fn find_tool(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
+pub(crate) fn find_tool(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = path_var
         .map(|p| std::env::split_paths(p).collect())
         .unwrap_or_default();
@@ -455,12 +419,33 @@ fn find_tool(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-/// The directory a git commit in the worktree `wt` writes outside it: the common git
-/// directory (the admin directory `<common>/worktrees/<name>` comes from the `gitdir:` line
-/// of `wt/.git`). Git needs all of it writable (objects, refs, logs and lock files such as
-/// `packed-refs.lock`), so it stays writable; writes to its `config`, `hooks` and `info`
-/// are still caught by the snapshot comparison.
-fn git_write_paths(wt: &Path) -> Vec<PathBuf> {
+/// The git directories of the worktree `wt` that lie inside it and so must be re-bound
+/// read-only over its writable bind: a `.git` directory, or the targets of a `.git` file's
+/// `gitdir:` line and its `commondir`. Everything outside the worktree is read-only already
+/// (the sandbox's root), so the common git directory of a linked worktree needs nothing: the
+/// agent can read the history but cannot write refs, objects, config, hooks or `info/`. The
+/// factory makes every commit.
+fn git_readonly_paths(wt: &Path) -> Vec<PathBuf> {
+    let dot = wt.join(".git");
+    let mut out = Vec::new();
+    if dot.is_dir() {
+        out.push(dot);
+    } else if let Ok(text) = std::fs::read_to_string(&dot)
+        && let Some(admin) = text.lines().find_map(|l| l.strip_prefix("gitdir: "))
+    {
+        let admin = wt.join(admin.trim());
+        out.extend(admin.parent().and_then(Path::parent).map(Path::to_path_buf));
+        out.push(admin);
+    }
+    out.into_iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .filter(|p| p.starts_with(wt) && p != wt)
+        .collect()
+}
+
+/// The common git directory of the linked worktree `wt` (from the `gitdir:` line of its
+/// `.git` file), canonical; empty for anything else.
+fn git_common_paths(wt: &Path) -> Vec<PathBuf> {
     let Ok(text) = std::fs::read_to_string(wt.join(".git")) else {
         return Vec::new();
     };
@@ -472,129 +457,29 @@ fn git_write_paths(wt: &Path) -> Vec<PathBuf> {
         .parent()
         .and_then(Path::parent)
         .and_then(|common| std::fs::canonicalize(common).ok())
-        .filter(|p| p.is_dir())
         .into_iter()
         .collect()
 }
 
-/// Finds a working `unshare` invocation for the requested namespaces: first directly (as
-/// root), then inside an unprivileged user namespace.
+/// Finds a working sandbox when any isolation is requested.
 fn probe_isolation(
     network: NetworkMode,
     private_pids: bool,
     readonly: bool,
-) -> Result<Option<Isolation>, FenceError> {
+) -> Result<Option<Sandbox>, FenceError> {
     if network == NetworkMode::Inherit && !private_pids && !readonly {
         return Ok(None);
     }
     let path = std::env::var_os("PATH");
-    let unshare =
-        find_tool("unshare", path.as_deref()).ok_or_else(|| FenceError::IsolationUnavailable {
-            detail: "`unshare` (util-linux) not found".into(),
-        })?;
-    let mut base = Vec::new();
-    if network != NetworkMode::Inherit {
-        base.push("--net");
+    if network == NetworkMode::Hosts && !nix::unistd::geteuid().is_root() {
+        return Err(FenceError::IsolationUnavailable {
+            detail: "network = \"hosts\" needs the factory to run as root (CAP_SYS_ADMIN) \
+                     so its proxy can enter the agent's network namespace; use \
+                     network = \"none\" or \"inherit\""
+                .into(),
+        });
     }
-    let ip = if network == NetworkMode::Hosts {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(FenceError::IsolationUnavailable {
-                detail: "network = \"hosts\" needs the factory to run as root (CAP_SYS_ADMIN) \
-                         so its proxy can enter the agent's network namespace; use \
-                         network = \"none\" or \"inherit\""
-                    .into(),
-            });
-        }
-        Some(
-            find_tool("ip", path.as_deref()).ok_or_else(|| FenceError::IsolationUnavailable {
-                detail: "`ip` (iproute2) not found for network = \"hosts\"".into(),
-            })?,
-        )
-    } else {
-        None
-    };
-    if private_pids {
-        base.extend(["--pid", "--fork", "--kill-child", "--mount-proc"]);
-    }
-    let mount = if readonly {
-        base.extend(["--mount", "--propagation", "private"]);
-        Some(find_tool("mount", path.as_deref()).ok_or_else(|| {
-            FenceError::IsolationUnavailable {
-                detail: "`mount` (util-linux) not found for readonly_outside".into(),
-            }
-        })?)
-    } else {
-        None
-    };
-    // The read-only mounts are tried on a scratch directory, as the agent's will be.
-    let scratch = if readonly {
-        let d = tempfile::tempdir().map_err(|e| FenceError::io(std::env::temp_dir(), e))?;
-        for sub in ["rw", "hidden"] {
-            std::fs::create_dir_all(d.path().join(sub)).map_err(|e| FenceError::io(d.path(), e))?;
-        }
-        std::fs::write(d.path().join("hidden/secret"), b"x")
-            .map_err(|e| FenceError::io(d.path(), e))?;
-        Some(d)
-    } else {
-        None
-    };
-    let mut tried = Vec::new();
-    for user in [false, true] {
-        let mut flags = Vec::new();
-        if user {
-            flags.push("--map-current-user");
-        }
-        flags.extend(base.iter().copied());
-        let mut probe = Command::new(&unshare);
-        probe.args(&flags).arg("--");
-        match (&mount, &scratch) {
-            (Some(m), Some(d)) => {
-                // Inside: the scratch directory is read-only, its `rw` child writable.
-                let ro = d.path();
-                let rw = ro.join("rw");
-                let hidden = ro.join("hidden");
-                probe
-                    .args(["/bin/sh", "-c", READONLY_SCRIPT, "fence"])
-                    .arg(m)
-                    .arg("1")
-                    .arg(ro)
-                    .arg("1")
-                    .arg(&rw)
-                    .arg("1")
-                    .arg(&hidden)
-                    .args(["--", "/bin/sh", "-c"])
-                    .arg(format!(
-                        "! (: > '{}/x') 2>/dev/null && : > '{}/y' && [ ! -e '{}/secret' ]",
-                        ro.display(),
-                        rw.display(),
-                        hidden.display()
-                    ));
-            }
-            _ => {
-                probe.arg("true");
-            }
-        }
-        let out = probe.stdin(Stdio::null()).output();
-        match out {
-            Ok(o) if o.status.success() => {
-                return Ok(Some(Isolation {
-                    unshare,
-                    flags,
-                    mount,
-                    ip,
-                }));
-            }
-            Ok(o) => tried.push(format!(
-                "`unshare {}`: {}",
-                flags.join(" "),
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
-            Err(e) => tried.push(format!("`unshare {}`: {e}", flags.join(" "))),
-        }
-    }
-    Err(FenceError::IsolationUnavailable {
-        detail: tried.join("; "),
-    })
+    Sandbox::probe(network, path.as_deref()).map(Some)
 }
 
 /// The fence for agent processes: build it once per run from a [`FenceConfig`], then use
@@ -604,14 +489,15 @@ pub struct Fence {
     config: FenceConfig,
     env: EnvPolicy,
     ignore: GlobSet,
-    isolation: Option<Isolation>,
+    isolation: Option<Sandbox>,
     host_env: Option<Vec<(OsString, OsString)>>,
     hosts: Arc<super::egress::HostList>,
+    procs: Option<PathBuf>,
 }
 
 impl Fence {
-    /// Compiles `config` and, when namespaces are requested, checks that `unshare` works
-    /// here (running `unshare <flags> -- true`).
+    /// Compiles `config` and, when isolation is requested, checks that bubblewrap starts a
+    /// sandbox here ([`Sandbox::probe`]).
     ///
     /// # Errors
     /// [`FenceError::Pattern`] for an invalid glob; [`FenceError::IsolationUnavailable`] when
@@ -632,6 +518,7 @@ impl Fence {
             isolation,
             host_env: None,
             hosts,
+            procs: None,
         })
     }
 
@@ -640,6 +527,15 @@ impl Fence {
     #[must_use]
     pub fn with_host_env(mut self, vars: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
         self.host_env = Some(vars.into_iter().collect());
+        self
+    }
+
+    /// Records every process group [`Fence::run`] starts in the ledger directory `dir`
+    /// ([`procs`](super::procs)) until it is reaped, so a resumed run can end what a killed
+    /// factory left behind.
+    #[must_use]
+    pub fn with_process_ledger(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.procs = Some(dir.into());
         self
     }
 
@@ -658,9 +554,62 @@ impl Fence {
         &self.config
     }
 
-    /// Whether agent commands are wrapped in `unshare`, and with which flags.
+    /// Whether agent commands run in the bubblewrap [sandbox](super::sandbox), and with
+    /// which flags (the mounts of each call's view come after them).
     pub fn isolation_flags(&self) -> Option<Vec<&'static str>> {
-        self.isolation.as_ref().map(|i| i.flags.clone())
+        self.isolation.as_ref().map(Sandbox::flags)
+    }
+
+    /// The sandbox, when isolation is configured.
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.isolation.as_ref()
+    }
+
+    /// The command line a service under test (agent-written code started by the holdout
+    /// evaluation) runs under: the sandbox with the worktree **read-only** (nothing the
+    /// service writes can reach a later attempt; it has a fresh `/tmp`), the holdout and
+    /// the directories in `hidden` absent, and the factory's network (the evaluator and the
+    /// twins reach it on loopback). `None` when isolation is off.
+    ///
+    /// # Errors
+    /// [`FenceError::Io`] when the worktree cannot be resolved.
+    pub fn service_wrap(
+        &self,
+        worktree: &Path,
+        hidden: &[PathBuf],
+    ) -> Result<Option<Vec<OsString>>, FenceError> {
+        let Some(sandbox) = &self.isolation else {
+            return Ok(None);
+        };
+        let mut view = self.view(worktree)?;
+        view.readable.append(&mut view.writable);
+        view.readonly.clear();
+        view.hidden.extend(existing_dirs(hidden));
+        let cmd = sandbox.with_network(NetworkMode::Inherit).command(&view);
+        let mut argv = vec![cmd.get_program().to_os_string()];
+        argv.extend(cmd.get_args().map(OsStr::to_os_string));
+        Ok(Some(argv))
+    }
+
+    /// The view a process working in `worktree` gets: the worktree writable, its git
+    /// directories read-only, the [`FenceConfig::hide`] directories absent.
+    ///
+    /// # Errors
+    /// [`FenceError::Io`] when the worktree cannot be resolved.
+    pub fn view(&self, worktree: &Path) -> Result<View, FenceError> {
+        let wt = std::fs::canonicalize(worktree).map_err(|e| FenceError::io(worktree, e))?;
+        // The sandbox's `/tmp` is fresh: what the agent must read there comes back read-only.
+        let mut readable = existing_dirs(&self.config.watch);
+        readable.extend(git_common_paths(&wt));
+        readable.retain(|p| p.starts_with("/tmp"));
+        Ok(View {
+            readable,
+            readonly: git_readonly_paths(&wt),
+            hidden: existing_dirs(&self.config.hide),
+            writable: vec![wt.clone()],
+            extra: Vec::new(),
+            cwd: wt,
+        })
     }
 
     /// The environment plan for the next call.
@@ -682,14 +631,14 @@ impl Fence {
             .process_group(0);
     }
 
-    /// A fenced command for `program args...` in `worktree`: wrapped in `unshare` when
+    /// A fenced command for `program args...` in `worktree`: wrapped in the sandbox when
     /// namespaces are configured, with [`Fence::apply`] done. Add more arguments with
     /// [`Command::arg`], or per-call variables with [`Command::env`], as usual.
     ///
     /// # Errors
     /// [`FenceError::Spawn`] (not found) when `program` is neither an existing path nor
     /// found on the `PATH` the agent will get: checked here because, once wrapped in
-    /// `unshare`, a missing program would only show as a failed exit.
+    /// the sandbox, a missing program would only show as a failed exit.
     pub fn command<I, S>(
         &self,
         program: impl AsRef<OsStr>,
@@ -718,34 +667,21 @@ impl Fence {
         // `network = "hosts"`: the handshake FIFO, set in the environment after `apply`.
         let mut ready = None;
         let mut cmd = match &self.isolation {
-            Some(iso) => {
-                let mut c = Command::new(&iso.unshare);
-                c.args(&iso.flags).arg("--");
-                if let Some(ip) = &iso.ip {
+            Some(sandbox) => {
+                let mut view = self.view(worktree)?;
+                let mut net = None;
+                if self.config.network == NetworkMode::Hosts {
                     let fifo = ready_fifo()?;
+                    view.extra.extend(fifo.parent().map(Path::to_path_buf));
+                    net = Some(fifo);
+                }
+                let mut c = sandbox.command(&view);
+                if let Some(fifo) = &net {
                     c.args(["/bin/sh", "-c", NET_SCRIPT, "net"])
-                        .arg(ip)
-                        .arg(&fifo)
-                        .arg("--");
-                    ready = Some(fifo);
-                }
-                if let Some(mount) = &iso.mount {
-                    let wt =
-                        std::fs::canonicalize(worktree).map_err(|e| FenceError::io(worktree, e))?;
-                    let ro = existing_dirs(&self.config.watch);
-                    let mut rw = vec![wt.clone()];
-                    rw.extend(git_write_paths(&wt));
-                    let hide = existing_dirs(&self.config.hide);
-                    c.args(["/bin/sh", "-c", READONLY_SCRIPT, "fence"])
-                        .arg(mount)
-                        .arg(ro.len().to_string())
-                        .args(&ro)
-                        .arg(rw.len().to_string())
-                        .args(&rw)
-                        .arg(hide.len().to_string())
-                        .args(&hide)
+                        .arg(fifo)
                         .arg("--");
                 }
+                ready = net;
                 c.arg(program.as_ref());
                 c
             }
@@ -811,6 +747,21 @@ impl Fence {
             .spawn()
             .map_err(|source| FenceError::Spawn { program, source })?;
         let pgid = i32::try_from(child.id()).ok().map(Pid::from_raw);
+        let _recorded = match self
+            .procs
+            .as_deref()
+            .map(|d| super::procs::record(d, child.id()))
+        {
+            Some(Err(e)) => {
+                if let Some(pg) = pgid {
+                    let _ = killpg(pg, Signal::SIGKILL);
+                }
+                let _ = child.wait();
+                return Err(e);
+            }
+            Some(Ok(r)) => Some(r),
+            None => None,
+        };
         // `network = "hosts"`: serve the proxy in the agent's namespace, then let it start.
         let ready = cmd
             .get_envs()
@@ -825,8 +776,13 @@ impl Fence {
                 )
                 .map_err(|detail| FenceError::IsolationUnavailable { detail })
                 .and_then(|f| {
-                    super::egress::Egress::start(child.id(), Arc::clone(&self.hosts))
-                        .map(|e| (f, e))
+                    // bubblewrap's sandbox init owns the network namespace.
+                    let init = super::sandbox::first_child(child.id()).ok_or_else(|| {
+                        FenceError::IsolationUnavailable {
+                            detail: "the agent's sandbox has no init process".into(),
+                        }
+                    })?;
+                    super::egress::Egress::start(init, Arc::clone(&self.hosts)).map(|e| (f, e))
                 });
                 if let Some(dir) = fifo.parent() {
                     let _ = std::fs::remove_dir_all(dir);
@@ -965,7 +921,7 @@ impl Fence {
             }
         }
         // A write the read-only mounts refused shows in the agent's output as EROFS.
-        if self.isolation.as_ref().is_some_and(|i| i.mount.is_some()) {
+        if self.isolation.is_some() {
             let refused = [&stderr, &stdout].into_iter().find_map(|b| {
                 String::from_utf8_lossy(b)
                     .lines()
@@ -1499,10 +1455,11 @@ mod tests {
             ..FenceConfig::default()
         }))
         .unwrap();
-        // Legitimate work: edit and commit inside the worktree.
+        // Legitimate work: edit inside the worktree and read its history (the factory makes
+        // the commit).
         let out = sh(
             &fence,
-            "pwd; echo change >> README.md && git -c user.name=a -c user.email=a@b commit -qam work && echo done",
+            "pwd; echo change >> README.md && git log --oneline -1 >/dev/null && git diff --stat && echo done",
             &wt,
         );
         assert!(out.report.is_clean(), "{:?}", out.report);
@@ -1592,6 +1549,7 @@ mod tests {
         let fence = Fence::new(fast(FenceConfig {
             watch: vec![main.clone(), wt.parent().unwrap().to_path_buf()],
             readonly_outside: false,
+            private_pids: false,
             ..FenceConfig::default()
         }))
         .unwrap();
@@ -1630,16 +1588,16 @@ mod tests {
         assert_eq!(out.report.outside_writes_total, 3);
     }
 
-    /// Misbehaving agent: writes into the main checkout and reads the holdout, with the
-    /// watched directories mounted read-only and the holdout hidden. The writes never
-    /// happen, the refusal is reported, the holdout looks empty, and a commit inside the
-    /// worktree still works.
+    /// Misbehaving agent: writes into the main checkout, reads the holdout and commits
+    /// itself. The writes never happen, the refusal is reported, the holdout does not exist
+    /// in the sandbox, and the git directory is read-only (the factory makes every commit).
     #[test]
-    fn readonly_mounts_refuse_outside_writes_and_hide_the_holdout() {
+    fn readonly_root_refuses_outside_writes_and_the_holdout_is_absent() {
         let (t, main, wt) = repo_with_worktree();
         let holdout = t.path().join("holdout");
         std::fs::create_dir_all(&holdout).unwrap();
         std::fs::write(holdout.join("a.feature"), "Feature: secret scenarios\n").unwrap();
+        let head = git(&main, &["rev-parse", "HEAD"]);
         let fence = Fence::new(fast(FenceConfig {
             watch: vec![main.clone(), holdout.clone()],
             hide: vec![holdout.clone()],
@@ -1649,27 +1607,87 @@ mod tests {
         let out = sh(
             &fence,
             &format!(
-                "echo pwned > ../../main/evil.txt; ls -A '{}' | wc -l; \
-                 echo x >> README.md && git -c user.name=a -c user.email=a@b commit -qam w && echo committed",
+                "echo pwned > ../../main/evil.txt; [ -e '{}' ] && echo visible || echo absent; \
+                 ls ../../main >/dev/null && echo main-readable; \
+                 echo x >> README.md && git -c user.name=a -c user.email=a@b commit -qam w && echo committed; \
+                 git update-ref refs/heads/main HEAD~0 2>/dev/null && echo ref-moved; \
+                 git config core.fsmonitor evil 2>/dev/null && echo config-written; echo end",
                 holdout.display()
             ),
             &wt,
         );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!main.join("evil.txt").exists());
-        assert!(text.starts_with("0\n"), "the holdout is visible: {text}");
-        assert!(
-            text.contains("committed"),
-            "{text} {}",
+        assert_eq!(
+            text,
+            "absent\nmain-readable\nend\n",
+            "{}",
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            matches!(out.report.violations.as_slice(), [Violation::OutsideWriteRefused { detail }] if detail.contains("evil.txt")),
+            matches!(out.report.violations.first(), Some(Violation::OutsideWriteRefused { detail }) if detail.contains("evil.txt")),
             "{:?}",
             out.report
         );
-        // Outside the agent's namespace nothing changed.
+        // Outside the sandbox nothing changed.
         assert!(holdout.join("a.feature").is_file());
+        assert_eq!(git(&main, &["rev-parse", "HEAD"]), head);
+        assert!(
+            !std::fs::read_to_string(main.join(".git/config"))
+                .unwrap()
+                .contains("fsmonitor")
+        );
+    }
+
+    /// Misbehaving agent that knows how it is fenced: it tries to unmount the tmpfs that
+    /// replaces the holdout's parent, to remount the read-only root writable, to make new
+    /// namespaces, to trace a process and to open a Unix socket (to reach a host daemon).
+    /// No capability and the seccomp filter: every one of these syscalls fails with
+    /// `EPERM`, and the holdout stays absent.
+    #[test]
+    fn mount_namespace_and_ptrace_syscalls_fail_with_eperm() {
+        let (t, _main, wt) = repo_with_worktree();
+        let holdout = t.path().join("holdout");
+        std::fs::create_dir_all(&holdout).unwrap();
+        let fence = Fence::new(fast(FenceConfig {
+            hide: vec![holdout.clone()],
+            ..FenceConfig::default()
+        }))
+        .unwrap();
+        let parent = std::fs::canonicalize(t.path()).unwrap();
+        let script = format!(
+            r#"import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def err(r):
+    return 0 if r == 0 else ctypes.get_errno()
+print("umount", err(libc.umount2(b"{p}", 2)))
+print("remount", err(libc.mount(None, b"/", None, 32 | 4096 | 16384, None)))
+print("mount", err(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)))
+print("unshare", err(libc.unshare(0x10000000)))
+print("ptrace", err(libc.ptrace(0, 0, None, None)))
+fd = libc.socket(1, 1, 0)
+print("unix", 0 if fd >= 0 else ctypes.get_errno())
+print("holdout", os.path.exists("{h}"))"#,
+            p = parent.display(),
+            h = holdout.display()
+        );
+        let cmd = fence.command("python3", ["-c", &script], &wt).unwrap();
+        let out = fence.run(cmd, None, &wt).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "umount 1\nremount 1\nmount 1\nunshare 1\nptrace 1\nunix 1\nholdout False\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The seccomp program is a whole number of 8-byte `sock_filter` instructions and names
+    /// every denied syscall that exists on this architecture.
+    #[test]
+    fn seccomp_program_is_well_formed() {
+        let bytes = super::super::sandbox::seccomp_program().unwrap();
+        assert!(!bytes.is_empty());
+        assert_eq!(bytes.len() % 8, 0);
     }
 
     /// Misbehaving agent: deletes (or rewrites) `.git` in its worktree.
@@ -1762,7 +1780,7 @@ mod tests {
             ..FenceConfig::default()
         }))
         .unwrap();
-        assert!(cut.isolation_flags().unwrap().contains(&"--net"));
+        assert!(cut.isolation_flags().unwrap().contains(&"--unshare-net"));
         let cmd = cut.command("bash", ["-c", &script], t.path()).unwrap();
         let out = cut.run(cmd, None, t.path()).unwrap();
         assert_eq!(out.stdout, b"");
@@ -1841,7 +1859,8 @@ echo "proxy: $HTTPS_PROXY""#
         let lines: Vec<String> = out.stdout.lines().map(Result::unwrap).collect();
         assert_eq!(
             lines,
-            vec!["hidden".to_owned(), "pid=1".to_owned()],
+            // bubblewrap's init is PID 1, the agent the first process it starts.
+            vec!["hidden".to_owned(), "pid=2".to_owned()],
             "{:?}",
             out.report
         );
@@ -1871,7 +1890,7 @@ echo "proxy: $HTTPS_PROXY""#
             ..fast(FenceConfig::default())
         })
         .unwrap();
-        assert!(fence.isolation_flags().unwrap().contains(&"--pid"));
+        assert!(fence.isolation_flags().unwrap().contains(&"--unshare-pid"));
         let out = sh(
             &fence,
             "setsid sh -c 'echo $$ > esc.pid; exec sleep 30' & while [ ! -s esc.pid ]; do :; done; echo started",
