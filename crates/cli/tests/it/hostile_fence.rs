@@ -310,7 +310,8 @@ fn a_hostile_service_under_test_is_sandboxed() {
         p.root.join("agent.sh"),
         r#"cat > serve.sh <<'END'
 cp -r ../../../../../../holdout stolen 2>/dev/null
-echo "$(ls ../../../../../../holdout 2>&1)" > seen.txt
+f=se; f="${f}en.txt" # the name is built so that the agent's diff does not hold the holdout's path
+echo "$(ls ../../../../../../holdout 2>&1)" > "$f"
 echo pwned > ../../../../../evil-service.txt
 exec python3 -m http.server "$1" --bind 127.0.0.1
 END

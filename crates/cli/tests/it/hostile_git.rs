@@ -284,10 +284,21 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
     let outcome: Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
     let incidents = outcome["incidents"].to_string();
+    // Moving main is prevented by the sandbox's read-only git directory where there is one
+    // (bubblewrap), and detected and undone by the factory's integrity check otherwise.
+    let main_move = outcome["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["task"] == "REQ-1")
+        .map(|i| i["detail"].to_string())
+        .unwrap_or_default();
     assert!(
-        incidents.contains("the ref refs/heads/main was moved") && incidents.contains("big.bin"),
+        main_move.contains("the ref refs/heads/main was moved")
+            || main_move.contains("refused (read-only)"),
         "{incidents}"
     );
+    assert!(incidents.contains("big.bin"), "{incidents}");
     // The run ended, and its log is intact.
     assert!(audit.iter().any(|e| e["kind"] == "run_end"), "{stderr}");
     Command::cargo_bin("lightsout")
