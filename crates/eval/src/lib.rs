@@ -20,6 +20,9 @@
 //! - [`report`] renders `JUnit` XML, a markdown summary and the redacted [`feedback`];
 //!   [`LeakScanner`] finds canaries and verbatim scenario text in prompts, diffs and feedback.
 //! - [`evaluate`] does all of it in one call, for the factory.
+//! - [`strength::measure`] measures how strong a holdout is: mutants of a passing build
+//!   (`cosmic-ray`, `cargo-mutants`) judged by the holdout, the kill rate with its Wilson
+//!   interval and the survivors, for the humans who own the holdout.
 //! - The `testing` module (feature `testing`) has `ScriptedStep`, a step with scripted
 //!   outcomes, to simulate passing, failing and flaky scenarios without a target.
 //!
@@ -66,6 +69,7 @@ pub mod runner;
 pub mod scenario;
 pub mod stats;
 pub mod steps;
+pub mod strength;
 pub mod target;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -81,6 +85,10 @@ pub use result::{
 pub use runner::{Progress, ProgressFn, RunOptions, Runner};
 pub use scenario::{CheckKind, Scenario, ScenarioStep, Suite};
 pub use steps::{StepArgs, StepFailure, StepHandler, StepLibrary};
+pub use strength::{
+    Judge, MutantStatus, MutationTool, StrengthConfig, StrengthOptions, StrengthProgress,
+    StrengthReport, measure,
+};
 pub use target::{CommandTarget, TargetConfig};
 pub use world::World;
 
@@ -118,6 +126,10 @@ pub enum Error {
     /// `JUnit` serialisation failed.
     #[error("junit: {0}")]
     Junit(String),
+    /// Measuring suite strength failed: the mutation tool is missing or failed, or the holdout
+    /// does not pass on the unmutated build (the message says which and what to do).
+    #[error("suite strength: {0}")]
+    Mutation(String),
 }
 
 /// Everything the factory needs from one evaluation.

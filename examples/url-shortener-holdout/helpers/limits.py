@@ -1,0 +1,73 @@
+"""Holdout helper: the size limits of the spec, at their boundaries, against BASE_URL.
+
+canary: ls-canary-url-shortener-5d1c9a7e
+
+Run by an `I run` step (the step sets BASE_URL to the service under test). CON-3: a body of
+8192 bytes is read, one of 8193 bytes or 100 KiB is refused with 413 `body_too_large`, and the
+service keeps serving. CON-4: a URL of 2048 characters is accepted, one of 2049 is refused with
+400 `invalid_url`. Prints `ok limits` and exits 0, or prints the first failure and exits 1.
+"""
+
+import http.client
+import json
+import os
+import sys
+from urllib.parse import urlsplit
+
+
+def fail(msg):
+    print(f"FAIL: {msg}")
+    sys.exit(1)
+
+
+BASE = urlsplit(os.environ.get("BASE_URL") or fail("BASE_URL is not set"))
+
+
+def post(body):
+    conn = http.client.HTTPConnection(BASE.hostname, BASE.port, timeout=10)
+    try:
+        conn.request("POST", "/links", body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        raw = r.read()
+        try:
+            payload = json.loads(raw or b"null")
+        except ValueError:
+            fail(f"a {len(body)}-byte body got a non-JSON answer {r.status}: {raw[:80]!r}")
+        return r.status, payload
+    finally:
+        conn.close()
+
+
+def padded(size, url="https://example.com/pad"):
+    """A JSON object of exactly `size` bytes with `url` and a `pad` string."""
+    head = json.dumps({"url": url, "pad": ""}).encode()
+    body = json.dumps({"url": url, "pad": "x" * (size - len(head))}).encode()
+    assert len(body) == size
+    return body
+
+
+def main():
+    status, p = post(padded(8192))
+    if status != 201:
+        fail(f"a body of exactly 8192 bytes answered {status} {p} (CON-3: at most 8 KiB is fine)")
+    for size in (8193, 100 * 1024):
+        status, p = post(padded(size))
+        if status != 413 or (p or {}).get("error") != "body_too_large":
+            fail(f"a body of {size} bytes answered {status} {p}, expected 413 body_too_large")
+    url = "https://example.com/" + "a" * (2048 - len("https://example.com/"))
+    status, p = post(json.dumps({"url": url}).encode())
+    if status != 201 or (p or {}).get("url") != url:
+        fail(f"a URL of 2048 characters answered {status} (CON-4: at most 2048 is fine)")
+    status, p = post(json.dumps({"url": url + "b"}).encode())
+    if status != 400 or (p or {}).get("error") != "invalid_url":
+        fail(f"a URL of 2049 characters answered {status} {p}, expected 400 invalid_url")
+    conn = http.client.HTTPConnection(BASE.hostname, BASE.port, timeout=10)
+    conn.request("GET", "/healthz")
+    if conn.getresponse().status != 200:
+        fail("the service stopped answering /healthz after the oversized bodies")
+    conn.close()
+    print("ok limits")
+
+
+if __name__ == "__main__":
+    main()
