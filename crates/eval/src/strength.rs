@@ -448,6 +448,9 @@ pub struct StrengthOptions {
     pub timeout: Option<Duration>,
     /// Mutants declared equivalent; left out of the count.
     pub equivalents: Vec<EquivalentMutant>,
+    /// Mutate only these files or folders (relative to the project, `/`-separated); empty
+    /// means every source file the tool finds.
+    pub paths: Vec<String>,
     /// Called after the baseline and after every mutant.
     pub progress: Option<StrengthProgressFn>,
 }
@@ -462,6 +465,7 @@ impl Default for StrengthOptions {
             jobs: 1,
             timeout: None,
             equivalents: Vec::new(),
+            paths: Vec::new(),
             progress: None,
         }
     }
@@ -689,7 +693,11 @@ pub async fn measure(
         .tempdir()?;
     let base = scratch.path().join("base");
     copy_project(project, &base)?;
-    let all = list_mutants(tool, &base, scratch.path()).await?;
+    let all: Vec<Mutant> = list_mutants(tool, &base, scratch.path(), &opts.paths)
+        .await?
+        .into_iter()
+        .filter(|m| in_paths(&m.file, &opts.paths))
+        .collect();
     let generated = all.len();
     let (equivalent, candidates) = split_equivalents(all, &opts.equivalents);
     let (mutants, sample_seed) = match opts.max_mutants {
@@ -1027,13 +1035,23 @@ async fn tool_output(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// True when `file` is one of `paths` or lies under one of them (always when `paths` is empty).
+fn in_paths(file: &str, paths: &[String]) -> bool {
+    paths.is_empty()
+        || paths.iter().any(|p| {
+            let p = p.trim_start_matches("./").trim_end_matches('/');
+            file == p || file.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+        })
+}
+
 async fn list_mutants(
     tool: MutationTool,
     base: &Path,
     scratch: &Path,
+    paths: &[String],
 ) -> Result<Vec<Mutant>, Error> {
     match tool {
-        MutationTool::CosmicRay => list_cosmic_ray(base, scratch).await,
+        MutationTool::CosmicRay => list_cosmic_ray(base, scratch, paths).await,
         MutationTool::CargoMutants => {
             let out = tool_output(tool, "cargo", &["mutants", "--list", "--json"], Some(base))
                 .await?;
@@ -1042,8 +1060,15 @@ async fn list_mutants(
     }
 }
 
-async fn list_cosmic_ray(base: &Path, scratch: &Path) -> Result<Vec<Mutant>, Error> {
-    let modules = python_sources(base);
+async fn list_cosmic_ray(
+    base: &Path,
+    scratch: &Path,
+    paths: &[String],
+) -> Result<Vec<Mutant>, Error> {
+    let modules: Vec<String> = python_sources(base)
+        .into_iter()
+        .filter(|f| in_paths(f, paths))
+        .collect();
     if modules.is_empty() {
         return Err(Error::Mutation(format!(
             "no Python files to mutate in {} (tests, setup.py and hidden folders are skipped)",
@@ -1275,6 +1300,16 @@ mod tests {
             replacement: String::new(),
         };
         assert_eq!(splice("a\n", &out), None);
+    }
+
+    #[test]
+    fn paths_select_files_and_folders() {
+        let paths = vec!["pkg/".to_owned(), "./app.py".to_owned()];
+        assert!(in_paths("pkg/a.py", &paths));
+        assert!(in_paths("app.py", &paths));
+        assert!(!in_paths("pkgx/a.py", &paths));
+        assert!(!in_paths("other.py", &paths));
+        assert!(in_paths("other.py", &[]));
     }
 
     #[test]

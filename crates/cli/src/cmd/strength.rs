@@ -90,6 +90,10 @@ pub(crate) struct StrengthArgs {
     /// HOLDOUT/equivalent-mutants.toml when it exists).
     #[arg(long, value_name = "FILE")]
     equivalents: Option<PathBuf>,
+    /// Mutate only this file or folder, relative to DIR (repeatable; default: every source file
+    /// the tool finds, tests excluded).
+    #[arg(long = "path", value_name = "PATH")]
+    paths: Vec<String>,
     /// Exit 1 when the kill rate is below this fraction (0 to 1).
     #[arg(long, value_name = "RATE")]
     min_kill_rate: Option<f64>,
@@ -309,6 +313,7 @@ pub(crate) fn run(args: StrengthArgs) -> anyhow::Result<ExitCode> {
             .or(section.timeout_s)
             .map(|s| Duration::from_secs(s.max(1))),
         equivalents,
+        paths: args.paths.clone(),
         progress: Some(progress()),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

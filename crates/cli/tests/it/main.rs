@@ -8,4 +8,5 @@ mod plan;
 mod report;
 mod run;
 mod spec;
+mod strength;
 mod twin;
