@@ -3,8 +3,9 @@
 canary: ls-canary-url-shortener-5d1c9a7e
 
 Run by an `I run` step (the step sets BASE_URL to the service under test). CON-3: a body of
-8192 bytes is read, one of 8193 bytes or 100 KiB is refused with 413 `body_too_large`, and the
-service keeps serving. CON-4: a URL of 2048 characters is accepted, one of 2049 is refused with
+8192 bytes is read, one of 8193 bytes, 100 KiB or 4 MiB is refused with 413 `body_too_large`
+(the client reads the answer), and the service keeps serving; a body that is not UTF-8 is 400
+`invalid_json`; HTTP/1.1 connections stay open and a HEAD answer has no body. CON-4: a URL of 2048 characters is accepted, one of 2049 is refused with
 400 `invalid_url`. Prints `ok limits` and exits 0, or prints the first failure and exits 1.
 """
 
@@ -50,7 +51,7 @@ def main():
     status, p = post(padded(8192))
     if status != 201:
         fail(f"a body of exactly 8192 bytes answered {status} {p} (CON-3: at most 8 KiB is fine)")
-    for size in (8193, 100 * 1024):
+    for size in (8193, 100 * 1024, 4 * 1024 * 1024):
         status, p = post(padded(size))
         if status != 413 or (p or {}).get("error") != "body_too_large":
             fail(f"a body of {size} bytes answered {status} {p}, expected 413 body_too_large")
@@ -61,10 +62,19 @@ def main():
     status, p = post(json.dumps({"url": url + "b"}).encode())
     if status != 400 or (p or {}).get("error") != "invalid_url":
         fail(f"a URL of 2049 characters answered {status} {p}, expected 400 invalid_url")
+    status, p = post(b"\xff\xfe{}")
+    if status != 400 or (p or {}).get("error") != "invalid_json":
+        fail(f"a body that is not UTF-8 answered {status} {p}, expected 400 invalid_json")
+    # One kept-alive connection: a HEAD answer carries no body and the next answer parses.
     conn = http.client.HTTPConnection(BASE.hostname, BASE.port, timeout=10)
-    conn.request("GET", "/healthz")
-    if conn.getresponse().status != 200:
-        fail("the service stopped answering /healthz after the oversized bodies")
+    for method in ("HEAD", "GET", "GET"):
+        conn.request(method, "/healthz")
+        r = conn.getresponse()
+        raw = r.read()
+        if method == "GET" and (r.status != 200 or json.loads(raw) != {"status": "ok"}):
+            fail(f"GET /healthz after {method} on a kept-alive connection answered {r.status} {raw!r}")
+        if r.getheader("Connection", "").lower() == "close":
+            fail(f"{method} /healthz closed a kept-alive HTTP/1.1 connection")
     conn.close()
     print("ok limits")
 
