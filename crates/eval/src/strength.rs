@@ -101,7 +101,9 @@ impl MutationTool {
     /// [`Error::Mutation`] when the tool is not installed.
     pub async fn version(self) -> Result<String, Error> {
         let out = match self {
-            MutationTool::CosmicRay => tool_output(self, "cosmic-ray", &["--version"], None).await?,
+            MutationTool::CosmicRay => {
+                tool_output(self, "cosmic-ray", &["--version"], None).await?
+            }
             MutationTool::CargoMutants => {
                 tool_output(self, "cargo", &["mutants", "--version"], None).await?
             }
@@ -188,8 +190,8 @@ struct EquivalentsFile {
 /// shape or an entry has an empty `why`.
 pub fn read_equivalents(path: &Path) -> Result<Vec<EquivalentMutant>, Error> {
     let text = std::fs::read_to_string(path)?;
-    let file: EquivalentsFile = toml::from_str(&text)
-        .map_err(|e| Error::Mutation(format!("{}: {e}", path.display())))?;
+    let file: EquivalentsFile =
+        toml::from_str(&text).map_err(|e| Error::Mutation(format!("{}: {e}", path.display())))?;
     if let Some(e) = file.mutant.iter().find(|e| e.why.trim().is_empty()) {
         return Err(Error::Mutation(format!(
             "{}: the entry for {}:{} {} #{} has no `why`; write why no client can observe it",
@@ -628,7 +630,11 @@ impl StrengthReport {
         }
         s.push('\n');
         let _ = writeln!(s, "killed      {}", self.killed);
-        let _ = writeln!(s, "broken      {} (the holdout could not run: counted as killed)", self.broken);
+        let _ = writeln!(
+            s,
+            "broken      {} (the holdout could not run: counted as killed)",
+            self.broken
+        );
         let _ = writeln!(s, "timeouts    {} (counted as killed)", self.timeouts);
         let _ = writeln!(s, "survived    {}", self.survived);
         let _ = writeln!(
@@ -647,8 +653,15 @@ impl StrengthReport {
             self.timeout_ms / 1000.0
         );
         if self.survived > 0 {
-            let _ = writeln!(s, "\nsurvivors (the holdout cannot tell these from the build):");
-            let _ = writeln!(s, "  {:<28} {:>5}  {:<45} occurrence", "file", "line", "operator");
+            let _ = writeln!(
+                s,
+                "\nsurvivors (the holdout cannot tell these from the build):"
+            );
+            let _ = writeln!(
+                s,
+                "  {:<28} {:>5}  {:<45} occurrence",
+                "file", "line", "operator"
+            );
             for m in self.survivors() {
                 let _ = writeln!(
                     s,
@@ -707,7 +720,11 @@ pub async fn measure(
     let trials = opts.trials.max(1);
     let t0 = Instant::now();
     let baseline = judge
-        .judge(&base, trials, opts.timeout.unwrap_or(Duration::from_secs(600)))
+        .judge(
+            &base,
+            trials,
+            opts.timeout.unwrap_or(Duration::from_secs(600)),
+        )
         .await?;
     let baseline_ms = ms(t0.elapsed());
     match baseline {
@@ -734,15 +751,30 @@ pub async fn measure(
             baseline_ms,
         });
     }
-    let mut results = judge_all(tool, mutants, judge, &base, scratch.path(), trials, timeout, opts)
-        .await?;
+    let mut results = judge_all(
+        tool,
+        mutants,
+        judge,
+        &base,
+        scratch.path(),
+        trials,
+        timeout,
+        opts,
+    )
+    .await?;
     results.sort_by(|a, b| {
-        (&a.mutant.file, a.mutant.line, &a.mutant.operator, a.mutant.occurrence).cmp(&(
-            &b.mutant.file,
-            b.mutant.line,
-            &b.mutant.operator,
-            b.mutant.occurrence,
-        ))
+        (
+            &a.mutant.file,
+            a.mutant.line,
+            &a.mutant.operator,
+            a.mutant.occurrence,
+        )
+            .cmp(&(
+                &b.mutant.file,
+                b.mutant.line,
+                &b.mutant.operator,
+                b.mutant.occurrence,
+            ))
     });
     Ok(summarise(
         tool,
@@ -1040,7 +1072,10 @@ fn in_paths(file: &str, paths: &[String]) -> bool {
     paths.is_empty()
         || paths.iter().any(|p| {
             let p = p.trim_start_matches("./").trim_end_matches('/');
-            file == p || file.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+            file == p
+                || file
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
         })
 }
 
@@ -1053,8 +1088,8 @@ async fn list_mutants(
     match tool {
         MutationTool::CosmicRay => list_cosmic_ray(base, scratch, paths).await,
         MutationTool::CargoMutants => {
-            let out = tool_output(tool, "cargo", &["mutants", "--list", "--json"], Some(base))
-                .await?;
+            let out =
+                tool_output(tool, "cargo", &["mutants", "--list", "--json"], Some(base)).await?;
             parse_cargo_mutants(&out)
         }
     }
@@ -1200,7 +1235,10 @@ fn splice(text: &str, s: &Splice) -> Option<String> {
         let mut at = 0;
         for (i, l) in text.split_inclusive('\n').enumerate() {
             if i + 1 == line {
-                let within = l.char_indices().nth(col.checked_sub(1)?).map_or(l.len(), |c| c.0);
+                let within = l
+                    .char_indices()
+                    .nth(col.checked_sub(1)?)
+                    .map_or(l.len(), |c| c.0);
                 return Some(at + within);
             }
             at += l.len();

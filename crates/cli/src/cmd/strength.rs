@@ -223,7 +223,10 @@ fn judge(
             let env = if std::env::var_os("LIGHTSOUT_BIN").is_some() {
                 Vec::new()
             } else {
-                vec![("LIGHTSOUT_BIN".to_owned(), bin.to_string_lossy().into_owned())]
+                vec![(
+                    "LIGHTSOUT_BIN".to_owned(),
+                    bin.to_string_lossy().into_owned(),
+                )]
             };
             Ok(Judge::Command {
                 command,
@@ -269,7 +272,10 @@ fn progress() -> StrengthProgressFn {
 #[allow(clippy::needless_pass_by_value)] // clap hands the arguments over by value, as every subcommand's `run`
 pub(crate) fn run(args: StrengthArgs) -> anyhow::Result<ExitCode> {
     if !args.project.is_dir() {
-        bail!("{} is not a directory; pass the project (a passing build)", args.project.display());
+        bail!(
+            "{} is not a directory; pass the project (a passing build)",
+            args.project.display()
+        );
     }
     let config = load_config(&args)?;
     let section = strength_section(config.as_ref())?;

@@ -85,7 +85,10 @@ fn strength_counts_kills_and_names_survivors_without_touching_the_tree() {
     let out = strength(&project, &holdout, &["--min-kill-rate", "0.5"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("7/7 mutants"), "progress on stderr: {stderr}");
+    assert!(
+        stderr.contains("7/7 mutants"),
+        "progress on stderr: {stderr}"
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["tool"], "cosmic-ray");
     assert_eq!(report["total"], 7);
@@ -125,7 +128,11 @@ fn strength_refuses_a_holdout_that_fails_the_unmutated_build() {
     let (project, holdout) = (dir.path().join("svc"), dir.path().join("holdout"));
     std::fs::create_dir_all(&project).unwrap();
     std::fs::create_dir_all(&holdout).unwrap();
-    std::fs::write(project.join("calc.py"), "def is_big(n):\n    return n < 100\n").unwrap();
+    std::fs::write(
+        project.join("calc.py"),
+        "def is_big(n):\n    return n < 100\n",
+    )
+    .unwrap();
     std::fs::write(project.join("server.py"), SERVER).unwrap();
     std::fs::write(holdout.join("big.scenario.md"), HOLDOUT).unwrap();
     let out = strength(&project, &holdout, &[]);
