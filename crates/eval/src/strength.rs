@@ -239,6 +239,7 @@ pub enum Judgement {
 
 /// Runs the holdout against one copy of the project.
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // one judge per measurement, cloned once per mutant
 pub enum Judge {
     /// An external holdout runner (`[holdout] command`, e.g. `sh run.sh`), run with `sh -c` in
     /// `dir` with `LIGHTSOUT_WORKTREE` set to the build to judge, `LIGHTSOUT_TRIALS` and
@@ -380,7 +381,7 @@ async fn judge_command(
     let out = out?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let code = out.status.code().unwrap_or(-1);
-    if code >= 2 || code < 0 {
+    if !(0..2).contains(&code) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Ok(Some(Judgement::Broken(format!(
             "holdout runner exit {code}: {}",
@@ -528,12 +529,17 @@ pub enum MutantStatus {
     Timeout,
     /// Every scenario passed: the holdout cannot tell it from the original.
     Survived,
+    /// The tool could not apply it (a tool bug); left out of every count but `not_applied`.
+    NotApplied,
 }
 
 impl MutantStatus {
-    /// True unless it survived.
+    /// True when the holdout killed it (a failure, a broken build or a timeout).
     pub fn is_kill(self) -> bool {
-        self != MutantStatus::Survived
+        matches!(
+            self,
+            MutantStatus::Killed | MutantStatus::Broken | MutantStatus::Timeout
+        )
     }
 }
 
@@ -578,6 +584,8 @@ pub struct StrengthReport {
     pub timeouts: usize,
     /// Survived.
     pub survived: usize,
+    /// Listed by the tool but not applicable (the tool failed on them); not in `total`.
+    pub not_applied: usize,
     /// `(killed + broken + timeouts) / total`, in `0..=1` (0 when `total` is 0).
     pub kill_rate: f64,
     /// Wilson 95% interval of the kill rate.
@@ -637,6 +645,13 @@ impl StrengthReport {
         );
         let _ = writeln!(s, "timeouts    {} (counted as killed)", self.timeouts);
         let _ = writeln!(s, "survived    {}", self.survived);
+        if self.not_applied > 0 {
+            let _ = writeln!(
+                s,
+                "not applied {} (the tool failed to apply them; left out of the count)",
+                self.not_applied
+            );
+        }
         let _ = writeln!(
             s,
             "kill rate   {:.1}%  wilson95 [{:.3}, {:.3}]",
@@ -804,7 +819,8 @@ fn summarise(
     duration_ms: f64,
 ) -> StrengthReport {
     let count = |s: MutantStatus| mutants.iter().filter(|m| m.status == s).count();
-    let total = mutants.len();
+    let not_applied = count(MutantStatus::NotApplied);
+    let total = mutants.len() - not_applied;
     let survived = count(MutantStatus::Survived);
     let kills = total - survived;
     let (k, n) = (
@@ -823,6 +839,7 @@ fn summarise(
         broken: count(MutantStatus::Broken),
         timeouts: count(MutantStatus::Timeout),
         survived,
+        not_applied,
         kill_rate: if total == 0 {
             0.0
         } else {
@@ -898,7 +915,14 @@ async fn judge_one(
     timeout: Duration,
 ) -> Result<MutantResult, Error> {
     copy_project(base, dir)?;
-    apply(tool, &mutant, dir).await?;
+    if let Err(e) = apply(tool, &mutant, dir).await {
+        return Ok(MutantResult {
+            mutant,
+            status: MutantStatus::NotApplied,
+            detail: e.to_string(),
+            duration_ms: 0.0,
+        });
+    }
     let t0 = Instant::now();
     let verdict = judge.judge(dir, trials, timeout).await?;
     let (status, detail) = match verdict {
@@ -1121,9 +1145,9 @@ async fn list_cosmic_ray(
     );
     std::fs::write(&config, toml)?;
     let (config, session) = (config.to_string_lossy(), session.to_string_lossy());
-    let tool = MutationTool::CosmicRay;
-    tool_output(tool, "cosmic-ray", &["init", &config, &session], Some(base)).await?;
-    let dump = tool_output(tool, "cosmic-ray", &["dump", &session], Some(base)).await?;
+    let cr = MutationTool::CosmicRay;
+    tool_output(cr, "cosmic-ray", &["init", &config, &session], Some(base)).await?;
+    let dump = tool_output(cr, "cosmic-ray", &["dump", &session], Some(base)).await?;
     parse_cosmic_ray_dump(&dump)
 }
 

@@ -62,6 +62,18 @@ def main():
     status, p = post(json.dumps({"url": url + "b"}).encode())
     if status != 400 or (p or {}).get("error") != "invalid_url":
         fail(f"a URL of 2049 characters answered {status} {p}, expected 400 invalid_url")
+    # Code lengths at the bounds (3 and 32); the service keeps links across trials, so a
+    # random 3-character code may be taken already: then another is tried.
+    import secrets
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+    for length in (3, 32):
+        for _ in range(20):
+            code = "".join(secrets.choice(alphabet) for _ in range(length))
+            status, p = post(json.dumps({"url": "https://example.com/c", "code": code}).encode())
+            if status != 409:
+                break
+        if status != 201 or (p or {}).get("code") != code:
+            fail(f"a {length}-character code answered {status} {p}, expected 201 with that code")
     status, p = post(b"\xff\xfe{}")
     if status != 400 or (p or {}).get("error") != "invalid_json":
         fail(f"a body that is not UTF-8 answered {status} {p}, expected 400 invalid_json")

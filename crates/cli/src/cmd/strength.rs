@@ -115,15 +115,14 @@ pub(crate) enum ToolArg {
 }
 
 fn load_config(args: &StrengthArgs) -> anyhow::Result<Option<Config>> {
-    let path = match &args.config {
-        Some(p) => p.clone(),
-        None => {
-            let p = args.project.join("lightsout.toml");
-            if !p.is_file() {
-                return Ok(None);
-            }
-            p
+    let path = if let Some(p) = &args.config {
+        p.clone()
+    } else {
+        let p = args.project.join("lightsout.toml");
+        if !p.is_file() {
+            return Ok(None);
         }
+        p
     };
     Ok(Some(Config::load(&path)?))
 }
