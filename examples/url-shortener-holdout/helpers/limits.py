@@ -74,6 +74,15 @@ def main():
                 break
         if status != 201 or (p or {}).get("code") != code:
             fail(f"a {length}-character code answered {status} {p}, expected 201 with that code")
+    # A Content-Length that is not a non-negative integer is the client's fault: 400, not a 5xx
+    # and not a dropped connection (ANTI-3).
+    import socket
+    for value in ("abc", "-5"):
+        with socket.create_connection((BASE.hostname, BASE.port), timeout=10) as sock:
+            sock.sendall(f"POST /links HTTP/1.1\r\nHost: x\r\nContent-Length: {value}\r\n\r\n".encode())
+            head = sock.recv(65536).split(b"\r\n", 1)[0]
+        if not head.startswith(b"HTTP/1.1 400"):
+            fail(f"Content-Length: {value} answered {head!r}, expected HTTP/1.1 400")
     status, p = post(b"\xff\xfe{}")
     if status != 400 or (p or {}).get("error") != "invalid_json":
         fail(f"a body that is not UTF-8 answered {status} {p}, expected 400 invalid_json")
