@@ -501,6 +501,8 @@ pub enum StrengthProgress {
         total: usize,
         /// Mutants the tool generated.
         generated: usize,
+        /// Of those, left out as equivalent.
+        equivalent: usize,
         /// The unmutated build's run, in ms.
         baseline_ms: f64,
     },
@@ -763,6 +765,7 @@ pub async fn measure(
         p(&StrengthProgress::Started {
             total: mutants.len(),
             generated,
+            equivalent: equivalent.len(),
             baseline_ms,
         });
     }

@@ -246,10 +246,17 @@ fn progress() -> StrengthProgressFn {
         StrengthProgress::Started {
             total,
             generated,
+            equivalent,
             baseline_ms,
         } => eprintln!(
-            "strength: the holdout passes the unmutated build ({:.1} s); judging {total} of {generated} mutants",
-            baseline_ms / 1000.0
+            "strength: the holdout passes the unmutated build ({:.1} s); judging {total} of \
+             {generated} mutants ({equivalent} left out as equivalent{})",
+            baseline_ms / 1000.0,
+            if generated - equivalent > *total {
+                ", the rest a seeded sample"
+            } else {
+                ""
+            }
         ),
         StrengthProgress::Mutant {
             done,
