@@ -17,6 +17,9 @@
 # the agent.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
+# Helper scripts of `I run` steps (helpers/) find the holdout and the build through these.
+export LIGHTSOUT_HOLDOUT_DIR="$HERE"
+export LIGHTSOUT_WORKTREE
 BIN=${LIGHTSOUT_BIN:-lightsout}
 WT=${LIGHTSOUT_WORKTREE:?set LIGHTSOUT_WORKTREE to the checkout to evaluate}
 RESULTS=${LIGHTSOUT_RESULTS:-$(mktemp -d)}

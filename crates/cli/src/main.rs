@@ -39,6 +39,10 @@ enum Command {
     Twin(cmd::twin::TwinCommand),
     /// Run holdout scenarios against a target, k trials each, and judge the gate.
     Eval(cmd::eval::EvalArgs),
+    /// Measure the holdout's strength: mutants of a passing build (cosmic-ray, cargo-mutants),
+    /// each judged by the holdout; kill rate, Wilson interval and survivors. Exit 0 measured,
+    /// 1 below --min-kill-rate, 2 tool or infrastructure error.
+    Strength(cmd::strength::StrengthArgs),
     /// The task graph of specs and task lists: waves, critical path, ready tasks, impact.
     Plan(cmd::plan::PlanArgs),
     /// Decision memory: add, supersede, search, context packs, diff guards, import/export.
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Spec(c) => cmd::spec::run(c),
         Command::Twin(c) => cmd::twin::run(c),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Strength(a) => cmd::strength::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Memory(a) => cmd::memory::run(a),
         Command::Run(a) => cmd::run::run(a),

@@ -22,6 +22,9 @@
 //!   scenario text in prompts, diffs and feedback, in any case, Unicode form or punctuation,
 //!   and never flags what the allowed (visible) texts also hold.
 //! - [`evaluate`] does all of it in one call, for the factory.
+//! - [`strength::measure`] measures how strong a holdout is: mutants of a passing build
+//!   (`cosmic-ray`, `cargo-mutants`) judged by the holdout, the kill rate with its Wilson
+//!   interval and the survivors, for the humans who own the holdout.
 //! - The `testing` module (feature `testing`) has `ScriptedStep`, a step with scripted
 //!   outcomes, to simulate passing, failing and flaky scenarios without a target.
 //!
@@ -68,6 +71,7 @@ pub mod runner;
 pub mod scenario;
 pub mod stats;
 pub mod steps;
+pub mod strength;
 pub mod target;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -83,6 +87,10 @@ pub use result::{
 pub use runner::{Progress, ProgressFn, RunOptions, Runner};
 pub use scenario::{CheckKind, Scenario, ScenarioStep, Suite};
 pub use steps::{StepArgs, StepFailure, StepHandler, StepLibrary};
+pub use strength::{
+    Judge, MutantStatus, MutationTool, StrengthConfig, StrengthOptions, StrengthProgress,
+    StrengthReport, measure,
+};
 pub use target::{CommandTarget, TargetConfig};
 pub use world::World;
 
@@ -120,6 +128,10 @@ pub enum Error {
     /// `JUnit` serialisation failed.
     #[error("junit: {0}")]
     Junit(String),
+    /// Measuring suite strength failed: the mutation tool is missing or failed, or the holdout
+    /// does not pass on the unmutated build (the message says which and what to do).
+    #[error("suite strength: {0}")]
+    Mutation(String),
 }
 
 /// Everything the factory needs from one evaluation.

@@ -8,4 +8,5 @@ pub(crate) mod plan;
 pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod spec;
+pub(crate) mod strength;
 pub(crate) mod twin;

@@ -11,4 +11,5 @@ mod plan;
 mod report;
 mod run;
 mod spec;
+mod strength;
 mod twin;
