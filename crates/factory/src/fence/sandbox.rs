@@ -427,7 +427,10 @@ fn hide_all(a: &mut Vec<OsString>, hidden: &[PathBuf]) {
                     Ok(target) => {
                         push(&["--symlink".as_ref(), target.as_os_str(), p.as_os_str()]);
                     }
-                    Err(_) => push(&["--ro-bind".as_ref(), p.as_os_str(), p.as_os_str()]),
+                    // `-try`: an entry may vanish between this listing and bubblewrap's
+                    // mount (the factory's atomic writers rename temporary files in the
+                    // run directory); a vanished entry is simply absent in the sandbox.
+                    Err(_) => push(&["--ro-bind-try".as_ref(), p.as_os_str(), p.as_os_str()]),
                 }
             }
         }
