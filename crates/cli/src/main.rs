@@ -59,6 +59,16 @@ enum Command {
     Audit(cmd::audit::AuditCommand),
 }
 
+impl Command {
+    /// Whether the command only reads and prints (no child processes, no sockets).
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Self::Spec(_) | Self::Plan(_) | Self::Memory(_) | Self::Report(_) | Self::Audit(_)
+        )
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -71,6 +81,13 @@ fn main() -> ExitCode {
             };
         }
     };
+    if cli.command.only_prints() {
+        // `lightsout audit show RUN | head` must end quietly when the reader goes away, as
+        // `cat` does, not panic in `println!`. Only for commands that print and exit: the
+        // factory, twins and evaluator write to agents' and services' pipes and sockets,
+        // where a peer closing early must be an error they handle, never a fatal signal.
+        sigpipe::reset();
+    }
     let result = match cli.command {
         Command::Init(a) => cmd::init::run(&a),
         Command::Spec(c) => cmd::spec::run(c),

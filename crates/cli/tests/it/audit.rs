@@ -151,3 +151,30 @@ fn show_filters_by_kind_and_task() {
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["requirements"], json!(["REQ-2"]));
 }
+
+/// `lightsout audit show r1 | head -c0`: the reader goes away before the first byte, and the
+/// command ends as `cat` would (killed by SIGPIPE), never with a Rust panic.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    use std::process::Stdio;
+    let t = project();
+    for format in ["human", "json"] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lightsout"))
+            .args(["audit", "show", "r1", "--format", format])
+            .current_dir(t.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before the command writes
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{format}: {stderr}");
+        assert_eq!(
+            out.status.signal(),
+            Some(13),
+            "{format}: SIGPIPE, as `cat`: {stderr}"
+        );
+    }
+}
