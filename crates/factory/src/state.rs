@@ -130,9 +130,13 @@ pub struct TaskState {
 }
 
 impl TaskState {
-    /// Sum of the attempts' USD cost (attempts without a reported cost count 0).
+    /// Sum of the attempts' USD cost (attempts without a reported cost count 0); `0.0`, never
+    /// `-0.0`, when none reported one (`Sum for f64` starts from `-0.0`, which prints as `-0.0`).
     pub fn cost_usd(&self) -> f64 {
-        self.attempts.iter().filter_map(|a| a.usage.cost_usd).sum()
+        self.attempts
+            .iter()
+            .filter_map(|a| a.usage.cost_usd)
+            .fold(0.0, |sum, c| sum + c)
     }
 
     /// Sum of the attempts' input + output tokens.
@@ -435,5 +439,17 @@ impl RunState {
                 TaskStatus::Merged | TaskStatus::Failed | TaskStatus::Blocked
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_with_no_reported_cost_costs_positive_zero() {
+        let t = TaskState::default();
+        assert!(t.cost_usd().is_sign_positive(), "printed as $-0.0000");
+        assert_eq!(format!("{:.4}", t.cost_usd()), "0.0000");
     }
 }
