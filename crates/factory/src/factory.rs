@@ -870,6 +870,38 @@ async fn repair_worktree_admin(repo: &Path, runs_dir: &Path) -> Result<(), Error
     Ok(())
 }
 
+/// The id of the most recent run of the repository at `repo`: the directory under
+/// `.lightsout/runs/` whose `journal.jsonl` was written last (run ids may be chosen by the
+/// user, so their names do not sort by time). `None` when no run has a journal.
+///
+/// # Errors
+/// [`Error::Io`] when `.lightsout/runs` exists but cannot be listed.
+pub fn latest_run(repo: &Path) -> Result<Option<String>, Error> {
+    let runs = repo.join(".lightsout").join("runs");
+    let entries = match std::fs::read_dir(&runs) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("list runs", &runs, e)),
+    };
+    let mut newest: Option<(std::time::SystemTime, String)> = None;
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.path().join("journal.jsonl").metadata() else {
+            continue;
+        };
+        let Ok(written) = meta.modified() else {
+            continue;
+        };
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if newest
+            .as_ref()
+            .is_none_or(|(t, n)| (written, &id) > (*t, n))
+        {
+            newest = Some((written, id));
+        }
+    }
+    Ok(newest.map(|(_, id)| id))
+}
+
 /// The top-level directory of the git repository containing `dir`.
 ///
 /// # Errors

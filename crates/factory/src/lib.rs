@@ -62,7 +62,7 @@ pub use config::{Config, Redaction};
 pub use engine::EngineEvaluator;
 pub use error::Error;
 pub use event::Event;
-pub use factory::{Factory, RunOptions, agent_from_profile, repo_root};
+pub use factory::{Factory, RunOptions, agent_from_profile, latest_run, repo_root};
 pub use fenced::{AuditSink, FenceHook};
 pub use git::{COMMITTER_EMAIL, COMMITTER_NAME};
 pub use memory::DecisionMemory;

@@ -16,12 +16,12 @@ pub(crate) enum Format {
     Json,
 }
 
-/// `lightsout report RUN [--format human|json]`.
+/// `lightsout report [RUN] [--format human|json]`.
 #[derive(Debug, Args)]
 pub(crate) struct ReportArgs {
-    /// The run id (a directory name under .lightsout/runs/).
+    /// The run id (a directory name under .lightsout/runs/); the latest run when omitted.
     #[arg(value_name = "RUN")]
-    run: String,
+    run: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -78,7 +78,16 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let repo = rt.block_on(lightsout_factory::repo_root(&cwd))?;
-    let (report, json, html) = write(&repo, &args.run)?;
+    let run = match &args.run {
+        Some(run) => run.clone(),
+        None => lightsout_factory::latest_run(&repo)?.with_context(|| {
+            format!(
+                "no run in {}; start one with `lightsout run`",
+                repo.join(".lightsout/runs").display()
+            )
+        })?,
+    };
+    let (report, json, html) = write(&repo, &run)?;
     match args.format {
         Format::Json => {
             let out = serde_json::json!({
@@ -89,6 +98,9 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Format::Human => {
+            if args.run.is_none() {
+                println!("run {run} (the latest)");
+            }
             println!("{}", gate_line(&report));
             println!("report: {}", html.display());
             println!("json:   {}", json.display());

@@ -113,3 +113,40 @@ fn an_unknown_run_says_where_to_look() {
                 .and(predicate::str::contains(".lightsout/runs")),
         );
 }
+
+/// `lightsout report` with no run reports the run whose journal was written last, whatever
+/// its id; with no run at all it says how to start one.
+#[test]
+fn without_a_run_id_the_latest_run_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    git_repo(tmp.path());
+    lightsout(tmp.path())
+        .arg("report")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("lightsout run"));
+    fabricate(tmp.path());
+    // An older run whose id sorts after r1: the journal's time decides, not the name.
+    let old = tmp.path().join(".lightsout/runs/z-old");
+    std::fs::create_dir_all(&old).unwrap();
+    let journal = old.join("journal.jsonl");
+    std::fs::copy(
+        tmp.path().join(".lightsout/runs/r1/journal.jsonl"),
+        &journal,
+    )
+    .unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&journal)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    lightsout(tmp.path())
+        .arg("report")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("run r1 (the latest)"));
+    assert!(tmp.path().join(".lightsout/runs/r1/report.html").is_file());
+    assert!(!old.join("report.html").exists());
+}
