@@ -1789,7 +1789,8 @@ print("holdout", os.path.exists("{h}"))"#,
     }
 
     /// `network = "hosts"`: the agent reaches an allowed host only through the fence's
-    /// proxy; another destination is refused and reported; a direct connection goes nowhere.
+    /// proxy; another destination and a plain-HTTP request are refused and reported; a
+    /// direct connection goes nowhere.
     #[test]
     fn named_hosts_are_reached_through_the_proxy_and_nothing_else() {
         let t = tempfile::tempdir().unwrap();
@@ -1819,6 +1820,9 @@ echo "body: $(tail -c 5 <&3)"
 exec 4<>/dev/tcp/127.0.0.1/3128
 printf 'CONNECT example.com:443 HTTP/1.1\r\n\r\n' >&4
 read -r status <&4; echo "denied: $status"
+exec 6<>/dev/tcp/127.0.0.1/3128
+printf 'GET http://example.org/ HTTP/1.1\r\nHost: example.org\r\n\r\n' >&6
+read -r status <&6; echo "plain: $status"
 (exec 5<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo "direct: open" || echo "direct: refused"
 echo "proxy: $HTTPS_PROXY""#
         );
@@ -1832,13 +1836,19 @@ echo "proxy: $HTTPS_PROXY""#
         );
         assert!(text.contains("body: hello"), "{text}");
         assert!(text.contains("denied: HTTP/1.1 403"), "{text}");
+        assert!(text.contains("plain: HTTP/1.1 403"), "{text}");
         assert!(text.contains("direct: refused"), "{text}");
         assert!(text.contains("proxy: http://127.0.0.1:3128"), "{text}");
         assert_eq!(
             out.report.violations,
-            vec![Violation::EgressDenied {
-                destination: "example.com:443".into()
-            }]
+            vec![
+                Violation::EgressDenied {
+                    destination: "example.com:443".into()
+                },
+                Violation::EgressDenied {
+                    destination: "plain HTTP to example.org".into()
+                }
+            ]
         );
     }
 
