@@ -1,5 +1,5 @@
 //! [`FencedAgent`]: a [`CommandAgent`] whose every call runs behind the process
-//! [`Fence`](super::policy::Fence).
+//! [`Fence`].
 //!
 //! `lightsout run` wraps each command-line agent profile (`claude-code`, `codex`, `aider`,
 //! `command`) in one of these, so the `[fence]` table of `lightsout.toml` applies to every
