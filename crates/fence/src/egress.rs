@@ -42,8 +42,10 @@ const MAX_DENIED: usize = 100;
 /// Longest request head read from the agent, in bytes (hyper answers `431` beyond it).
 const MAX_HEAD: usize = 16 * 1024;
 
-/// Longest wait for a request head, and for an upstream connection.
+/// Longest wait for a request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest wait for one upstream address to accept the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a request hyper could not parse is recorded as.
