@@ -1639,6 +1639,45 @@ mod tests {
         );
     }
 
+    /// A file beside a hidden directory that disappears between the moment the view is
+    /// built and bubblewrap's mounts (an atomic writer's temporary file in the run
+    /// directory, beside the hidden `eval/`) neither stops the call nor uncovers the hidden
+    /// directory; the siblings that stay are still readable.
+    #[test]
+    fn a_sibling_of_a_hidden_directory_may_vanish_before_the_sandbox_starts() {
+        let (t, main, wt) = repo_with_worktree();
+        let run = std::fs::canonicalize(t.path()).unwrap().join("run");
+        let hidden = run.join("eval");
+        std::fs::create_dir_all(&hidden).unwrap();
+        std::fs::write(hidden.join("result.json"), "secret\n").unwrap();
+        std::fs::write(run.join("kept.txt"), "kept\n").unwrap();
+        let transient = run.join(".state.json.123.tmp");
+        std::fs::write(&transient, "transient\n").unwrap();
+        let fence = Fence::new(fast(FenceConfig {
+            watch: vec![main, t.path().to_path_buf()],
+            hide: vec![hidden.clone()],
+            ..FenceConfig::default()
+        }))
+        .unwrap();
+        let script = format!(
+            "cat '{r}/kept.txt'; [ -e '{h}' ] && echo visible || echo absent; \
+             [ -e '{x}' ] && echo transient || echo gone",
+            r = run.display(),
+            h = hidden.display(),
+            x = transient.display()
+        );
+        let cmd = fence.command("sh", ["-c", &script], &wt).unwrap();
+        std::fs::remove_file(&transient).unwrap();
+        let out = fence.run(cmd, None, &wt).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "kept\nabsent\ngone\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.report.is_clean(), "{:?}", out.report);
+    }
+
     /// Misbehaving agent that knows how it is fenced: it tries to unmount the tmpfs that
     /// replaces the holdout's parent, to remount the read-only root writable, to make new
     /// namespaces, to trace a process and to open a Unix socket (to reach a host daemon).
