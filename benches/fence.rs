@@ -10,9 +10,9 @@
 #![allow(missing_docs)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use lightsout_factory::fence::audit::{self, AuditKind, AuditLog, AuditRecord};
-use lightsout_factory::fence::budget::{BudgetConfig, BudgetLedger, Limits, Usage};
-use lightsout_factory::fence::policy::{Fence, FenceConfig, NetworkMode};
+use lightsout_fence::audit::{self, AuditKind, AuditLog, AuditRecord};
+use lightsout_fence::budget::{BudgetConfig, BudgetLedger, Limits, Usage};
+use lightsout_fence::policy::{Fence, FenceConfig, NetworkMode};
 use std::hint::black_box;
 use std::io::Write as _;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 
 use crate::Error;
 use crate::config::CheckConfig;
-use crate::fence::policy::{Fence, FenceReport, Violation};
+use lightsout_fence::policy::{Fence, FenceReport, Violation};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -59,10 +59,10 @@ pub(crate) async fn run_checks(
     let fence = if let Some(f) = fence {
         f
     } else {
-        fallback = Fence::new(crate::fence::policy::FenceConfig {
+        fallback = Fence::new(lightsout_fence::policy::FenceConfig {
             private_pids: false,
             readonly_outside: false,
-            ..crate::fence::policy::FenceConfig::default()
+            ..lightsout_fence::policy::FenceConfig::default()
         })?;
         &fallback
     };

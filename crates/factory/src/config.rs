@@ -56,10 +56,10 @@
 //! tokens = 50000
 //! usd = 0.40
 //! ```
-//! `[budget]` ([`BudgetConfig`](crate::fence::budget::BudgetConfig): `[budget.task]`,
+//! `[budget]` ([`BudgetConfig`](lightsout_fence::budget::BudgetConfig): `[budget.task]`,
 //! `[budget.run]`, `[budget.day]` caps with `attempts`, `wall_ms`, `tokens`, `usd`, and
 //! `[budget.call]`, what each agent call reserves) and `[fence]`
-//! ([`FenceConfig`](crate::fence::policy::FenceConfig)) and `[store]`
+//! ([`FenceConfig`](lightsout_fence::policy::FenceConfig)) and `[store]`
 //! ([`StoreCaps`](crate::integrity::StoreCaps): `max_file_bytes`, `max_diff_bytes`,
 //! `max_files`) are optional. Sections other
 //! stages own (`[gate]`, `[twins]`) are kept as raw TOML in [`Config::extra`] for them.
@@ -251,16 +251,16 @@ pub struct Config {
     /// `[budget]`: attempts, wall time, tokens and USD caps per task, run and UTC day, and
     /// what each agent call reserves (`[budget.task]`, `[budget.run]`, `[budget.day]`,
     /// `[budget.call]`). Default: no caps.
-    pub budget: crate::fence::budget::BudgetConfig,
+    pub budget: lightsout_fence::budget::BudgetConfig,
     /// `[fence]` (alias `[policy]`): the process policy every command agent of a run runs
     /// behind (env allowlist, output cap, wall limit, the bubblewrap sandbox with its
     /// network and PID namespaces and read-only root, watched directories), through
-    /// [`FencedAgent`](crate::fence::agent::FencedAgent). The run loop watches the
+    /// [`FencedAgent`](lightsout_fence::agent::FencedAgent). The run loop watches the
     /// repository and the holdout directory when `watch` is empty, and hides the holdout. The
     /// visible checks and the service under test run behind the same fence.
-    /// Default: [`FenceConfig::default`](crate::fence::policy::FenceConfig).
+    /// Default: [`FenceConfig::default`](lightsout_fence::policy::FenceConfig).
     #[serde(alias = "policy")]
-    pub fence: crate::fence::policy::FenceConfig,
+    pub fence: lightsout_fence::policy::FenceConfig,
     /// `[store]`: caps on what one attempt can make the factory commit (one file, all
     /// files, the number of paths), checked before `git add`.
     /// Default: [`StoreCaps::default`](crate::integrity::StoreCaps) (10 MiB, 50 MiB, 10,000).
@@ -424,8 +424,8 @@ min_satisfaction = 0.95
     #[test]
     fn budget_and_fence_sections_are_optional_and_parsed() {
         let c = Config::parse("", Path::new(".")).unwrap();
-        assert_eq!(c.budget, crate::fence::budget::BudgetConfig::default());
-        assert_eq!(c.fence, crate::fence::policy::FenceConfig::default());
+        assert_eq!(c.budget, lightsout_fence::budget::BudgetConfig::default());
+        assert_eq!(c.fence, lightsout_fence::policy::FenceConfig::default());
         let c = Config::parse(
             "[budget.task]\nusd = 0.5\nattempts = 2\n[budget.run]\ntokens = 100000\n\
              [budget.call]\ntokens = 5000\n[fence]\noutput_bytes = 1024\n",
@@ -462,7 +462,7 @@ min_satisfaction = 0.95
             .and_then(|s| s.split("```").next())
             .expect("a toml block");
         let c = Config::parse(toml, Path::new(".")).unwrap();
-        assert_eq!(c.fence.network, crate::fence::policy::NetworkMode::Hosts);
+        assert_eq!(c.fence.network, lightsout_fence::policy::NetworkMode::Hosts);
         assert_eq!(c.fence.hosts, vec!["api.anthropic.com".to_owned()]);
         assert_eq!(c.fence.env.pass, vec!["ANTHROPIC_API_KEY".to_owned()]);
         assert_eq!(c.budget.per_task.usd, Some(2.5));

@@ -50,7 +50,7 @@ pub struct EngineEvaluator {
     pub require_all: bool,
     /// The fence the target runs behind (its sandbox with the worktree read-only and the
     /// factory's network, dying with the factory); `None` runs it directly.
-    pub fence: Option<std::sync::Arc<crate::fence::policy::Fence>>,
+    pub fence: Option<std::sync::Arc<lightsout_fence::policy::Fence>>,
 }
 
 fn level(r: Redaction) -> RedactLevel {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     /// The fence refused or stopped an action (budget, policy, holdout, audit).
     #[error(transparent)]
-    Fence(#[from] crate::fence::FenceError),
+    Fence(#[from] lightsout_fence::FenceError),
     /// The outcome report could not be written or read.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),

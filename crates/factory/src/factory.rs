@@ -8,8 +8,6 @@
 use crate::checks::run_checks;
 use crate::config::{Config, check_holdout_location};
 use crate::event::Event;
-use crate::fence::audit::AuditLog;
-use crate::fence::budget::BudgetLedger;
 use crate::git::Git;
 use crate::journal::{Entry, Journal, write_atomic};
 use crate::plan::{Plan, Task};
@@ -24,6 +22,8 @@ use lightsout_agent::{
     Agent, AgentReport, Budget, CommandAgent, Outcome, Preset, ReplayAgent, TaskContext, Usage,
     Workspace,
 };
+use lightsout_fence::audit::AuditLog;
+use lightsout_fence::budget::BudgetLedger;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -141,7 +141,7 @@ fn command_from_profile(
 
 /// `.git` paths of the main checkout that the factory itself changes while agents run (the
 /// merge queue moving main, keep-refs, lock files): not compared by the outside-write
-/// detection, on top of [`DEFAULT_WATCH_IGNORE`](crate::fence::policy::DEFAULT_WATCH_IGNORE).
+/// detection, on top of [`DEFAULT_WATCH_IGNORE`](lightsout_fence::policy::DEFAULT_WATCH_IGNORE).
 /// `.git/config`, `.git/hooks` and `.git/info` stay watched.
 const FACTORY_WATCH_IGNORE: &[&str] = &[
     ".git/refs",
@@ -230,7 +230,7 @@ impl Factory {
                         env: env.clone(),
                         redaction: config.holdout.redaction,
                         require_all: config.holdout.require_all.unwrap_or(true),
-                        fence: Some(Arc::new(crate::fence::policy::Fence::new(
+                        fence: Some(Arc::new(lightsout_fence::policy::Fence::new(
                             config.fence.clone(),
                         )?)),
                     }))
@@ -377,7 +377,7 @@ impl Factory {
         if dir.exists() {
             let existing: Vec<PathBuf> =
                 roots[1..].iter().filter(|p| p.exists()).cloned().collect();
-            crate::fence::holdout::check_holdout_location(&dir, &self.repo, &existing)?;
+            lightsout_fence::holdout::check_holdout_location(&dir, &self.repo, &existing)?;
         }
         Ok(())
     }
@@ -509,7 +509,7 @@ impl Factory {
         }
         let lock = self.lock()?;
         // What the killed factory's fence left running ends before anything else.
-        let leftovers = crate::fence::procs::reap_leftovers(&run_dir.join("procs"));
+        let leftovers = lightsout_fence::procs::reap_leftovers(&run_dir.join("procs"));
         if !leftovers.is_empty() {
             tracing::warn!(
                 ?leftovers,
@@ -553,7 +553,7 @@ impl Factory {
     /// The run's `[fence]`: watched directories default to the repository and the holdout
     /// directory, the holdout and every run's holdout results (`<run>/eval`) are absent in
     /// the sandbox, and the `.git` paths the factory itself moves are never compared.
-    fn fence_config(&self, run_dir: &Path) -> crate::fence::policy::FenceConfig {
+    fn fence_config(&self, run_dir: &Path) -> lightsout_fence::policy::FenceConfig {
         let mut fc = self.config.fence.clone();
         let holdout = self
             .config
@@ -577,7 +577,7 @@ impl Factory {
     }
 
     /// The agent profiles for a run: each profile that runs a process is wrapped in a
-    /// [`FencedAgent`](crate::fence::agent::FencedAgent) behind the run's `[fence]`, which
+    /// [`FencedAgent`](lightsout_fence::agent::FencedAgent) behind the run's `[fence]`, which
     /// reports into `reports`. Watched directories default to the repository and the holdout
     /// directory; the `.git` paths the factory itself moves are never compared.
     ///
@@ -586,7 +586,7 @@ impl Factory {
     /// cannot create (fail closed: no agent runs with less isolation than configured).
     fn fenced_profiles(
         &self,
-        reports: &Arc<crate::fence::agent::FenceReports>,
+        reports: &Arc<lightsout_fence::agent::FenceReports>,
         kinds: &[&str],
         run_dir: &Path,
     ) -> Result<BTreeMap<String, Arc<dyn Agent>>, Error> {
@@ -601,7 +601,7 @@ impl Factory {
             return Ok(profiles);
         }
         let fence = Arc::new(
-            crate::fence::policy::Fence::new(self.fence_config(run_dir))?
+            lightsout_fence::policy::Fence::new(self.fence_config(run_dir))?
                 .with_process_ledger(run_dir.join("procs")),
         );
         for (name, c) in self
@@ -611,7 +611,7 @@ impl Factory {
         {
             profiles.insert(
                 name.clone(),
-                Arc::new(crate::fence::agent::FencedAgent::new(
+                Arc::new(lightsout_fence::agent::FencedAgent::new(
                     c.clone(),
                     fence.clone(),
                     reports.clone(),
@@ -628,7 +628,7 @@ impl Factory {
     fn fence(
         &self,
         state: &RunState,
-        reports: Arc<crate::fence::agent::FenceReports>,
+        reports: Arc<lightsout_fence::agent::FenceReports>,
     ) -> Result<
         (
             Arc<dyn AttemptHook>,
@@ -639,12 +639,12 @@ impl Factory {
         Error,
     > {
         let budget = self.config.budget;
-        let ledger = if budget.per_day == crate::fence::budget::Limits::default() {
+        let ledger = if budget.per_day == lightsout_fence::budget::Limits::default() {
             BudgetLedger::in_memory(budget)
         } else {
             BudgetLedger::open(
                 budget,
-                crate::fence::budget::default_ledger_path(&self.repo),
+                lightsout_fence::budget::default_ledger_path(&self.repo),
             )?
         };
         // A resumed run starts from what it already spent: the task and run caps hold
@@ -653,7 +653,7 @@ impl Factory {
             for a in &t.attempts {
                 ledger.restore(
                     &t.task.id,
-                    crate::fence::budget::Usage::from_report(
+                    lightsout_fence::budget::Usage::from_report(
                         a.usage.input_tokens,
                         a.usage.output_tokens,
                         a.usage.cost_usd.unwrap_or(0.0),
@@ -677,7 +677,7 @@ impl Factory {
             .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref())
         {
             Some(dir) => crate::fenced::suite_scanner(&dir, &self.repo, state)?
-                .map(|s| Arc::new(s) as Arc<dyn crate::fence::holdout::LeakScan + Send + Sync>),
+                .map(|s| Arc::new(s) as Arc<dyn lightsout_fence::holdout::LeakScan + Send + Sync>),
             None => None,
         };
         let estimate = budget.per_call.usage(self.config.limits.wall_ms);
@@ -712,7 +712,7 @@ impl Factory {
         })?;
         let jobs = jobs.unwrap_or(self.config.run.jobs).max(1);
         let plan = state.plan();
-        let reports = Arc::new(crate::fence::agent::FenceReports::default());
+        let reports = Arc::new(lightsout_fence::agent::FenceReports::default());
         let kinds: Vec<&str> = state.tasks.iter().map(|t| t.task.kind.as_str()).collect();
         let profiles = self.fenced_profiles(&reports, &kinds, &run_dir)?;
         let mut agents = BTreeMap::new();
@@ -743,7 +743,7 @@ impl Factory {
             None
         } else {
             Some(Arc::new(
-                crate::fence::policy::Fence::new(self.fence_config(&run_dir))?
+                lightsout_fence::policy::Fence::new(self.fence_config(&run_dir))?
                     .with_process_ledger(run_dir.join("procs")),
             ))
         };
@@ -978,9 +978,9 @@ struct Inner {
     audit: Arc<crate::fenced::Audit>,
     env: BTreeMap<String, String>,
     /// The fence the visible checks run behind (`None` without checks).
-    checks_fence: Option<Arc<crate::fence::policy::Fence>>,
+    checks_fence: Option<Arc<lightsout_fence::policy::Fence>>,
     /// Where fenced processes leave their reports for the hook.
-    reports: Arc<crate::fence::agent::FenceReports>,
+    reports: Arc<lightsout_fence::agent::FenceReports>,
     journal: Mutex<Journal>,
     state: Mutex<RunState>,
     resumed: bool,
@@ -1360,7 +1360,7 @@ impl Inner {
                 m.insert("message".into(), b.to_string().into());
             }
             self.audit.record(
-                crate::fence::audit::AuditKind::PolicyHit,
+                lightsout_fence::audit::AuditKind::PolicyHit,
                 Some(task),
                 details,
             );

@@ -8,15 +8,15 @@
 
 use crate::Error;
 use crate::event::Event;
-use crate::fence::FenceError;
-use crate::fence::agent::FenceReports;
-use crate::fence::audit::{AuditKind, AuditLog, AuditRecord};
-use crate::fence::budget::{BudgetExceeded, BudgetLedger, Reservation, Usage as FenceUsage};
-use crate::fence::holdout::{Crossing, CrossingKind, LeakScan};
-use crate::fence::policy::{MAX_LISTED_WRITES, Violation};
 use crate::stages::{AttemptHook, EventSink, HookDecision};
 use async_trait::async_trait;
 use lightsout_agent::{AgentReport, TaskContext};
+use lightsout_fence::FenceError;
+use lightsout_fence::agent::FenceReports;
+use lightsout_fence::audit::{AuditKind, AuditLog, AuditRecord};
+use lightsout_fence::budget::{BudgetExceeded, BudgetLedger, Reservation, Usage as FenceUsage};
+use lightsout_fence::holdout::{Crossing, CrossingKind, LeakScan};
+use lightsout_fence::policy::{MAX_LISTED_WRITES, Violation};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -298,7 +298,7 @@ impl EventSink for AuditSink {
 /// - an exhausted budget is [`HookDecision::StopTask`] with the budget named (the task fails,
 ///   its dependents are blocked);
 /// - a process-fence violation ([`FenceReports`], from the run's
-///   [`FencedAgent`](crate::fence::agent::FencedAgent)s) is audited as a `policy_hit`; a write
+///   [`FencedAgent`](lightsout_fence::agent::FencedAgent)s) is audited as a `policy_hit`; a write
 ///   outside the worktree, a damaged `.git` link, an escaped process or a failed watch is
 ///   [`HookDecision::FailAttempt`] (the attempt's work is discarded); a timeout or the output
 ///   cap fails the attempt through the agent's [`Outcome`](lightsout_agent::Outcome);

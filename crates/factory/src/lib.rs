@@ -42,7 +42,6 @@ mod engine;
 mod error;
 pub mod event;
 mod factory;
-pub mod fence;
 pub mod fenced;
 mod git;
 pub mod integrity;

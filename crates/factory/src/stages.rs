@@ -216,7 +216,7 @@ impl Evaluator for CommandEvaluator {
         crate::journal::write_atomic(&gate_file, policy.as_bytes())?;
         // The runner is trusted but starts the agent's software: the whole tree dies with
         // the factory (a PID namespace whose init has `PR_SET_PDEATHSIG`).
-        let mut cmd = match crate::fence::sandbox::lifetime_prefix() {
+        let mut cmd = match lightsout_fence::sandbox::lifetime_prefix() {
             Some(prefix) => {
                 let mut c = tokio::process::Command::new(&prefix[0]);
                 c.args(&prefix[1..]).arg("sh");

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
-use lightsout_factory::fence::audit;
+use lightsout_fence::audit;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

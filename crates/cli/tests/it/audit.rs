@@ -1,7 +1,7 @@
 //! `lightsout audit verify|show` end to end, on logs written by the real `AuditLog`.
 
 use assert_cmd::Command;
-use lightsout_factory::fence::audit::{AuditKind, AuditLog, AuditRecord};
+use lightsout_fence::audit::{AuditKind, AuditLog, AuditRecord};
 use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::json;

@@ -521,6 +521,12 @@ fn git_as_root(repo: &Path, args: &[&str]) -> String {
 fn hostile_agents_are_contained_when_the_factory_is_not_root() {
     if !nix::unistd::geteuid().is_root() {
         // Not root: the suite already runs as an ordinary user.
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "skipped: switching to uid 65534 needs root; this suite already runs as an ordinary user"
+            );
+        }
         return;
     }
     let p = project(

@@ -3,12 +3,12 @@
 
 use lightsout_agent::testing::FnAgent;
 use lightsout_agent::{AgentReport, Usage};
-use lightsout_factory::fence::audit::{self, AuditKind};
-use lightsout_factory::fence::budget::Limits;
 use lightsout_factory::testing::FnEvaluator;
 use lightsout_factory::{
     Config, Error, Factory, Plan, RequirementResult, RunOptions, Task, TaskStatus, Verdict,
 };
+use lightsout_fence::audit::{self, AuditKind};
+use lightsout_fence::budget::Limits;
 use std::path::Path;
 use std::sync::Arc;
 

@@ -4,11 +4,11 @@
 
 use lightsout_agent::testing::FnAgent;
 use lightsout_agent::{AgentReport, TaskContext, Workspace};
-use lightsout_factory::fence::audit::{AuditKind, read};
 use lightsout_factory::testing::FnEvaluator;
 use lightsout_factory::{
     Config, Factory, Plan, RequirementResult, RunOptions, Task, TaskStatus, Verdict,
 };
+use lightsout_fence::audit::{AuditKind, read};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! [`FencedAgent`]: a [`CommandAgent`] whose every call runs behind the process
-//! [`Fence`](super::policy::Fence).
+//! [`Fence`].
 //!
 //! `lightsout run` wraps each command-line agent profile (`claude-code`, `codex`, `aider`,
 //! `command`) in one of these, so the `[fence]` table of `lightsout.toml` applies to every
@@ -11,7 +11,7 @@
 //!
 //! The call itself reports like [`CommandAgent`] (same prompt file, and
 //! [`CommandAgent::finish`] for the transcript, output parsing and outcome). The fence's [`FenceReport`] goes into a shared [`FenceReports`] keyed by task and
-//! attempt, where the run's [`FenceHook`](crate::FenceHook) takes it to audit each violation
+//! attempt, where the run's `FenceHook` (in `lightsout-factory`) takes it to audit each violation
 //! and fail the attempt.
 
 use super::FenceError;
@@ -30,7 +30,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The fence reports of the calls a run made, by `(task id, attempt)`, until the hook takes
-/// them. Shared between the run's [`FencedAgent`]s and its [`FenceHook`](crate::FenceHook).
+/// them. Shared between the run's [`FencedAgent`]s and its `FenceHook` (in `lightsout-factory`).
 #[derive(Debug, Default)]
 pub struct FenceReports(Mutex<BTreeMap<(String, u32), FenceReport>>);
 

@@ -1,8 +1,11 @@
-//! The fence around the factory: budgets, the process policy, holdout protection and the
-//! audit log.
+//! This crate provides the fence between Lightsout's agents and the rest of the machine:
+//! the bubblewrap + seccomp sandbox, the process policy, budgets, holdout protection, the
+//! named-hosts egress proxy, the process ledger and the hash-chained audit log.
 //!
-//! A factory that runs with the lights off must fail closed. Everything in this module is
+//! A factory that runs with the lights off must fail closed. Everything in this crate is
 //! written so that a missing piece of information stops work instead of letting it through.
+//! It depends on no other Lightsout crate but `lightsout-agent` (for [`agent::FencedAgent`]);
+//! `lightsout-factory` wires it into the run loop.
 //!
 //! # Brief overview
 //! - [`budget`]: [`budget::BudgetLedger`] caps attempts, wall time (ms), tokens and USD per
@@ -24,6 +27,8 @@
 //!   crosses the fence ([`holdout::Crossing`]) with a caller-supplied [`holdout::LeakScan`].
 //! - [`agent`]: [`agent::FencedAgent`], a command-line agent whose every call runs behind
 //!   the [`policy::Fence`]; `lightsout run` wraps each command agent profile in one.
+//! - [`egress`]: the `CONNECT` proxy of `network = "hosts"` (hyper), served inside the
+//!   agent's network namespace; it tunnels to the [`egress::HostList`] only.
 //! - [`audit`]: the hash-chained `.lightsout/runs/<id>/audit.jsonl`
 //!   ([`audit::AuditLog`]) and its verifier ([`audit::verify`]).
 //!
@@ -31,7 +36,7 @@
 //!
 //! # Example
 //! ```
-//! use lightsout_factory::fence::budget::{BudgetConfig, BudgetLedger, Limits, Usage};
+//! use lightsout_fence::budget::{BudgetConfig, BudgetLedger, Limits, Usage};
 //!
 //! let config = BudgetConfig {
 //!     per_task: Limits { attempts: Some(2), tokens: Some(1_000), ..Limits::default() },
@@ -43,8 +48,10 @@
 //! let settled = ledger.settle(reservation, Usage::tokens(350))?;
 //! assert!(settled.overruns.is_empty());
 //! assert_eq!(ledger.task_used("T1").tokens, 350);
-//! # Ok::<(), lightsout_factory::fence::FenceError>(())
+//! # Ok::<(), lightsout_fence::FenceError>(())
 //! ```
+
+#![deny(missing_docs)]
 
 pub mod agent;
 pub mod audit;
@@ -54,6 +61,8 @@ pub mod holdout;
 pub mod policy;
 pub mod procs;
 pub mod sandbox;
+#[cfg(test)]
+mod testing;
 
 use std::fs;
 use std::io::Write as _;

@@ -391,8 +391,8 @@ impl Sandbox {
 }
 
 /// Makes every `hidden` path absent: each parent becomes an empty tmpfs into which every
-/// other entry of the parent is bound back read-only (symlinks recreated), then the tmpfs is
-/// made read-only. Parents are handled shallowest first, so a hidden path below another
+/// other entry of the parent is bound back read-only (symlinks recreated; an entry removed
+/// after it was listed is skipped), then the tmpfs is made read-only. Parents are handled shallowest first, so a hidden path below another
 /// parent is still removed. A hidden directory directly under `/` is covered by an empty
 /// read-only tmpfs instead (which the capability-less process cannot remove either).
 fn hide_all(a: &mut Vec<OsString>, hidden: &[PathBuf]) {
@@ -427,9 +427,8 @@ fn hide_all(a: &mut Vec<OsString>, hidden: &[PathBuf]) {
                     Ok(target) => {
                         push(&["--symlink".as_ref(), target.as_os_str(), p.as_os_str()]);
                     }
-                    // `-try`: an entry may vanish between this listing and bubblewrap's
-                    // mount (the factory's atomic writers rename temporary files in the
-                    // run directory); a vanished entry is simply absent in the sandbox.
+                    // `-try`: an entry listed here may be gone by the time bubblewrap
+                    // mounts (an atomic writer's temporary file); it is then simply absent.
                     Err(_) => push(&["--ro-bind-try".as_ref(), p.as_os_str(), p.as_os_str()]),
                 }
             }
