@@ -223,6 +223,9 @@ pub struct StrengthConfig {
     pub timeout_s: Option<u64>,
     /// Exit 1 below this kill rate, in `0..=1`.
     pub min_kill_rate: Option<f64>,
+    /// `lightsout run` measures the strength of the merged build after the last merge (it
+    /// always does when a gate rule has `min_strength`; `run --strength` asks for it too).
+    pub after_run: Option<bool>,
 }
 
 /// What a judge decided about one build.
@@ -253,6 +256,12 @@ pub enum Judge {
         dir: PathBuf,
         /// Extra environment.
         env: Vec<(String, String)>,
+        /// Start the runner with `env` and the `LIGHTSOUT_*` variables only, not this process's
+        /// environment (the factory's allowlist).
+        clear_env: bool,
+        /// Program and arguments put before `sh -c` (the factory's lifetime sandbox, so that
+        /// the runner and the service it starts die with it); empty for none.
+        prefix: Vec<std::ffi::OsString>,
     },
     /// The eval engine in process: `suite` against `target` started in the build's directory
     /// (its `cwd` is replaced by the mutant's copy).
@@ -265,8 +274,15 @@ pub enum Judge {
         target: CommandTarget,
         /// Twins, policy; trials and timeouts are set per run.
         opts: RunOptions,
+        /// The sandbox command line the service of a build runs under ([`CommandTarget::wrap`]),
+        /// made for each mutant's directory; `None` runs it directly.
+        wrap: Option<ServiceWrap>,
     },
 }
+
+/// Makes the sandbox command line ([`CommandTarget::wrap`]) for the service of the build in
+/// the given directory, or says why it cannot (the measurement then stops: fail closed).
+pub type ServiceWrap = Arc<dyn Fn(&Path) -> Result<Vec<std::ffi::OsString>, String> + Send + Sync>;
 
 impl std::fmt::Debug for Judge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -297,17 +313,39 @@ impl Judge {
         timeout: Duration,
     ) -> Result<Option<Judgement>, Error> {
         match self {
-            Judge::Command { command, dir, env } => {
-                judge_command(command, dir, env, build, trials, timeout).await
+            Judge::Command {
+                command,
+                dir,
+                env,
+                clear_env,
+                prefix,
+            } => {
+                let how = RunnerCommand {
+                    command,
+                    dir,
+                    env,
+                    clear_env: *clear_env,
+                    prefix,
+                };
+                judge_command(&how, build, trials, timeout).await
             }
             Judge::Suite {
                 runner,
                 suite,
                 target,
                 opts,
+                wrap,
             } => {
                 let mut target = target.clone();
                 target.cwd = Some(build.to_path_buf());
+                if let Some(wrap) = wrap {
+                    target.wrap = wrap(build).map_err(|e| {
+                        Error::Mutation(format!(
+                            "cannot sandbox the service of {}: {e}",
+                            build.display()
+                        ))
+                    })?;
+                }
                 let mut opts = opts.clone();
                 opts.trials = trials;
                 opts.max_trials = trials;
@@ -340,16 +378,40 @@ impl Judge {
     }
 }
 
+/// How [`Judge::Command`] starts its runner.
+struct RunnerCommand<'a> {
+    command: &'a str,
+    dir: &'a Path,
+    env: &'a [(String, String)],
+    clear_env: bool,
+    prefix: &'a [std::ffi::OsString],
+}
+
 async fn judge_command(
-    command: &str,
-    dir: &Path,
-    env: &[(String, String)],
+    how: &RunnerCommand<'_>,
     build: &Path,
     trials: u32,
     timeout: Duration,
 ) -> Result<Option<Judgement>, Error> {
+    let RunnerCommand {
+        command,
+        dir,
+        env,
+        clear_env,
+        prefix,
+    } = *how;
     let results = tempfile::tempdir()?;
-    let mut cmd = tokio::process::Command::new("sh");
+    let mut cmd = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(args).arg("sh");
+            c
+        }
+        None => tokio::process::Command::new("sh"),
+    };
+    if clear_env {
+        cmd.env_clear();
+    }
     cmd.arg("-c")
         .arg(command)
         .current_dir(dir)
@@ -456,6 +518,9 @@ pub struct StrengthOptions {
     pub paths: Vec<String>,
     /// Called after the baseline and after every mutant.
     pub progress: Option<StrengthProgressFn>,
+    /// The directory the temporary copies are made under (default: the system's temporary
+    /// directory); removed with them.
+    pub scratch: Option<PathBuf>,
 }
 
 impl Default for StrengthOptions {
@@ -470,6 +535,7 @@ impl Default for StrengthOptions {
             equivalents: Vec::new(),
             paths: Vec::new(),
             progress: None,
+            scratch: None,
         }
     }
 }
@@ -600,6 +666,10 @@ pub struct StrengthReport {
     pub baseline_ms: f64,
     /// Wall time of the whole measurement, in ms.
     pub duration_ms: f64,
+    /// The build measured, when known: a git commit, with `+dirty` when the tree had
+    /// uncommitted changes. Set by the caller (`lightsout run` and `lightsout strength`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
     /// Every judged mutant, in file and line order.
     pub mutants: Vec<MutantResult>,
 }
@@ -618,6 +688,28 @@ impl StrengthReport {
     /// [`Error::Json`] (not expected for this type).
     pub fn to_json(&self) -> Result<String, Error> {
         Ok(serde_json::to_string_pretty(self)?)
+    }
+
+    /// Reads a report written by [`to_json`](Self::to_json) (`lightsout strength --format
+    /// json`, or `eval/strength.json` in a run directory).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::Mutation`] when it is not a
+    /// strength report, or one of a newer schema than [`STRENGTH_SCHEMA_VERSION`].
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)?;
+        let report: StrengthReport = serde_json::from_str(&text).map_err(|e| {
+            Error::Mutation(format!("{} is not a strength report: {e}", path.display()))
+        })?;
+        if report.schema_version > STRENGTH_SCHEMA_VERSION {
+            return Err(Error::Mutation(format!(
+                "{} has strength schema version {}, newer than {STRENGTH_SCHEMA_VERSION}; \
+                 upgrade lightsout",
+                path.display(),
+                report.schema_version
+            )));
+        }
+        Ok(report)
     }
 
     /// A text table: the figures, then one line per survivor.
@@ -718,9 +810,15 @@ pub async fn measure(
         })?,
     };
     let tool_version = tool.version().await?;
-    let scratch = tempfile::Builder::new()
-        .prefix("lightsout-strength-")
-        .tempdir()?;
+    let mut scratch = tempfile::Builder::new();
+    scratch.prefix("lightsout-strength-");
+    let scratch = match &opts.scratch {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            scratch.tempdir_in(dir)?
+        }
+        None => scratch.tempdir()?,
+    };
     let base = scratch.path().join("base");
     copy_project(project, &base)?;
     let all: Vec<Mutant> = list_mutants(tool, &base, scratch.path(), &opts.paths)
@@ -853,6 +951,7 @@ fn summarise(
         timeout_ms: ms(timeout),
         baseline_ms,
         duration_ms,
+        build: None,
         mutants,
     }
 }
@@ -993,8 +1092,8 @@ fn splitmix64(x: u64) -> u64 {
 
 // ---------------------------------------------------------------- files
 
-/// Copies the project tree from `from` to `to` (created), skipping [`SKIP_DIRS`]; symbolic
-/// links are copied as links.
+/// Copies the project tree from `from` to `to` (created), skipping [`SKIP_DIRS`] and any
+/// `.git` file; symbolic links are copied as links.
 fn copy_project(from: &Path, to: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -1002,6 +1101,10 @@ fn copy_project(from: &Path, to: &Path) -> Result<(), Error> {
         let name = entry.file_name();
         let kind = entry.file_type()?;
         let (src, dst) = (entry.path(), to.join(&name));
+        if name == ".git" {
+            // A worktree's `.git` is a file pointing at the repository: never copied.
+            continue;
+        }
         if kind.is_dir() {
             if !SKIP_DIRS.iter().any(|s| name == *s) {
                 copy_project(&src, &dst)?;
