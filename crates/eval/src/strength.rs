@@ -223,6 +223,9 @@ pub struct StrengthConfig {
     pub timeout_s: Option<u64>,
     /// Exit 1 below this kill rate, in `0..=1`.
     pub min_kill_rate: Option<f64>,
+    /// Mutate only these files or folders, relative to the project (default: every source file
+    /// the tool finds, tests excluded).
+    pub paths: Option<Vec<String>>,
     /// `lightsout run` measures the strength of the merged build after the last merge (it
     /// always does when a gate rule has `min_strength`; `run --strength` asks for it too).
     pub after_run: Option<bool>,
@@ -246,8 +249,10 @@ pub enum Judgement {
 pub enum Judge {
     /// An external holdout runner (`[holdout] command`, e.g. `sh run.sh`), run with `sh -c` in
     /// `dir` with `LIGHTSOUT_WORKTREE` set to the build to judge, `LIGHTSOUT_TRIALS` and
-    /// `LIGHTSOUT_MAX_TRIALS` to the trials, `LIGHTSOUT_RESULTS` to a scratch directory and
-    /// `LIGHTSOUT_STAGE=strength`. It prints `{"requirements": [{"id", "trials", "passed"}]}`;
+    /// `LIGHTSOUT_MAX_TRIALS` to the trials (a runner should cap every scenario's trials at it,
+    /// whatever its gate file asks), `LIGHTSOUT_RESULTS` to a scratch directory,
+    /// `LIGHTSOUT_STAGE=strength` and `LIGHTSOUT_FAIL_FAST=1` (it may stop at the first failing
+    /// scenario: one failure kills the mutant). It prints `{"requirements": [{"id", "trials", "passed"}]}`;
     /// a requirement with fewer passes than trials, or exit code 1, fails the build.
     Command {
         /// Shell command.
@@ -353,6 +358,8 @@ impl Judge {
                 opts.step_timeout = opts.step_timeout.min(timeout);
                 opts.baseline = None;
                 opts.progress = None;
+                // One failure kills the mutant: the scenarios after it need not run.
+                opts.fail_fast = true;
                 let cfg = TargetConfig::Command(target);
                 let run = tokio::time::timeout(timeout, runner.run(suite, &cfg, &opts)).await;
                 match run {
@@ -420,6 +427,7 @@ async fn judge_command(
         .env("LIGHTSOUT_MAX_TRIALS", trials.to_string())
         .env("LIGHTSOUT_RESULTS", results.path())
         .env("LIGHTSOUT_STAGE", "strength")
+        .env("LIGHTSOUT_FAIL_FAST", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -450,21 +458,16 @@ async fn judge_command(
             tail(&stderr, 300)
         ))));
     }
-    let failed = failing_requirements(&stdout);
-    Ok(Some(match failed {
-        None => Judgement::Broken(format!(
-            "holdout runner exit {code} printed no {{\"requirements\": [...]}} line: {}",
-            tail(&stdout, 200)
-        )),
-        Some(f) if !f.is_empty() => Judgement::Fail(format!("failed: {}", f.join(", "))),
-        Some(_) if code == 1 => Judgement::Fail("holdout runner exit 1".to_owned()),
-        Some(_) => Judgement::Pass,
-    }))
+    Ok(Some(runner_judgement(&stdout, code)))
 }
 
-/// The requirement ids with fewer passes than trials in the last `{"requirements": [...]}`
-/// line of `stdout`; `None` when there is no such line.
-fn failing_requirements(stdout: &str) -> Option<Vec<String>> {
+/// The judgement of a runner's output (`code` is 0 or 1): the last `{"requirements": [...],
+/// "gate": ...}` line decides. A requirement with fewer passes than trials fails the build;
+/// one with no trial but a category (`service did not start`) means the holdout could not
+/// run against it (broken, a kill for a mutant, never a pass); a `"gate": "failed"` or exit
+/// code 1 fails it. A requirement with no trial and no category (not reached after a failure
+/// under `LIGHTSOUT_FAIL_FAST`, or without a scenario) decides nothing.
+fn runner_judgement(stdout: &str, code: i32) -> Judgement {
     #[derive(Deserialize)]
     struct Row {
         id: String,
@@ -472,22 +475,50 @@ fn failing_requirements(stdout: &str) -> Option<Vec<String>> {
         trials: u64,
         #[serde(default)]
         passed: u64,
+        #[serde(default)]
+        category: Option<String>,
     }
     #[derive(Deserialize)]
     struct Doc {
         requirements: Vec<Row>,
+        #[serde(default)]
+        gate: Option<String>,
     }
-    let doc: Doc = stdout
+    let Some(doc) = stdout
         .lines()
         .rev()
-        .find_map(|l| serde_json::from_str(l.trim()).ok())?;
-    Some(
-        doc.requirements
-            .into_iter()
-            .filter(|r| r.passed < r.trials)
-            .map(|r| r.id)
-            .collect(),
-    )
+        .find_map(|l| serde_json::from_str::<Doc>(l.trim()).ok())
+    else {
+        return Judgement::Broken(format!(
+            "holdout runner exit {code} printed no {{\"requirements\": [...]}} line: {}",
+            tail(stdout, 200)
+        ));
+    };
+    let failed: Vec<&str> = doc
+        .requirements
+        .iter()
+        .filter(|r| r.passed < r.trials)
+        .map(|r| r.id.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Judgement::Fail(format!("failed: {}", failed.join(", ")));
+    }
+    let unverified: Vec<String> = doc
+        .requirements
+        .iter()
+        .filter(|r| r.trials == 0)
+        .filter_map(|r| Some(format!("{}: {}", r.id, r.category.as_deref()?)))
+        .collect();
+    if !unverified.is_empty() {
+        return Judgement::Broken(format!("not verified: {}", unverified.join("; ")));
+    }
+    if doc.gate.as_deref() == Some("failed") {
+        return Judgement::Fail("the holdout runner's gate failed".to_owned());
+    }
+    if code == 1 {
+        return Judgement::Fail("holdout runner exit 1".to_owned());
+    }
+    Judgement::Pass
 }
 
 fn tail(s: &str, max_chars: usize) -> String {
@@ -1447,8 +1478,29 @@ mod tests {
     #[test]
     fn runner_output_names_the_failing_requirements() {
         let out = "noise\n{\"requirements\": [{\"id\": \"REQ-1\", \"trials\": 2, \"passed\": 2}, {\"id\": \"REQ-2\", \"trials\": 2, \"passed\": 1}]}\n";
-        assert_eq!(failing_requirements(out), Some(vec!["REQ-2".to_owned()]));
-        assert_eq!(failing_requirements("no json"), None);
+        assert_eq!(
+            runner_judgement(out, 1),
+            Judgement::Fail("failed: REQ-2".to_owned())
+        );
+        assert!(matches!(
+            runner_judgement("no json", 0),
+            Judgement::Broken(_)
+        ));
+        // A service that did not start verified nothing: never a pass.
+        let down = r#"{"gate": "failed", "requirements": [{"id": "REQ-1", "trials": 0, "passed": 0, "category": "service did not start"}]}"#;
+        assert!(
+            matches!(runner_judgement(down, 0), Judgement::Broken(ref d) if d.contains("service did not start")),
+            "{:?}",
+            runner_judgement(down, 0)
+        );
+        // Requirements not reached after a failure (fail fast) decide nothing on their own.
+        let ok = r#"{"gate": "passed", "requirements": [{"id": "REQ-1", "trials": 1, "passed": 1}, {"id": "REQ-2", "trials": 0, "passed": 0}]}"#;
+        assert_eq!(runner_judgement(ok, 0), Judgement::Pass);
+        let gate =
+            r#"{"gate": "failed", "requirements": [{"id": "REQ-1", "trials": 1, "passed": 1}]}"#;
+        assert!(matches!(runner_judgement(gate, 0), Judgement::Fail(_)));
+        let insufficient = r#"{"gate": "insufficient_evidence", "requirements": [{"id": "REQ-1", "trials": 1, "passed": 1}]}"#;
+        assert_eq!(runner_judgement(insufficient, 0), Judgement::Pass);
     }
 
     #[test]

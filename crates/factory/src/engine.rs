@@ -339,7 +339,6 @@ impl Evaluator for EngineEvaluator {
             wrap,
         };
         let mut options = req.options.clone();
-        options.scratch = Some(req.artifacts_dir.join("strength-work"));
         if shared_twins {
             options.jobs = 1;
         }

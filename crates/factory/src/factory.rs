@@ -892,12 +892,16 @@ pub async fn repo_root(dir: &Path) -> Result<PathBuf, Error> {
 }
 
 /// The build in `dir` as a strength report names it: `HEAD`'s commit, with `+dirty` when the
-/// tree has uncommitted changes (untracked files included); `None` outside a repository or
-/// before the first commit.
+/// tree has uncommitted changes (untracked files included, `.lightsout/` excepted); `None`
+/// outside a repository or before the first commit.
 pub async fn describe_build(dir: &Path) -> Option<String> {
     let git = Git::new(dir);
     let head = git.try_rev("HEAD").await.ok().flatten()?;
-    let status = git.out(&["status", "--porcelain"]).await.ok()?;
+    // The factory's own `.lightsout/` is never part of a build (nor copied into a mutant).
+    let status = git
+        .out(&["status", "--porcelain", "--", ".", ":(exclude).lightsout"])
+        .await
+        .ok()?;
     Some(if status.ok && status.stdout.trim().is_empty() {
         head
     } else {
@@ -1808,7 +1812,7 @@ impl Inner {
             Some(raw) => raw.clone().try_into().map_err(|e| {
                 Error::Config(format!(
                     "[strength] in lightsout.toml: {e}; expected tool, max_mutants, seed, \
-                     trials, jobs, timeout_s, min_kill_rate, after_run"
+                     trials, jobs, timeout_s, min_kill_rate, paths, after_run"
                 ))
             })?,
             None => lightsout_eval::StrengthConfig::default(),
@@ -1915,11 +1919,15 @@ impl Inner {
                 .timeout_s
                 .map(|s| std::time::Duration::from_secs(s.max(1))),
             equivalents,
-            paths: Vec::new(),
+            paths: section.paths.clone().unwrap_or_default(),
             progress: Some(progress),
-            scratch: None,
+            // Beside the worktrees, not in the hidden `eval/`: a sandboxed service must see
+            // its build. Removed with the copies.
+            scratch: Some(self.run_dir.join("strength-work")),
         };
         let artifacts = self.run_dir.join("eval");
+        // What a killed measurement left behind goes first.
+        let _ = std::fs::remove_dir_all(self.run_dir.join("strength-work"));
         let build = artifacts.join("strength-build");
         let w = build.to_string_lossy().into_owned();
         if build.exists() {
@@ -1940,7 +1948,7 @@ impl Inner {
         let result = self.evaluator.measure_strength(&req).await;
         let _ = self.repo.out(&["worktree", "remove", "--force", &w]).await;
         let _ = std::fs::remove_dir_all(&build);
-        let _ = std::fs::remove_dir(artifacts.join("strength-work"));
+        let _ = std::fs::remove_dir_all(self.run_dir.join("strength-work"));
         match result {
             Ok(Some(mut report)) => {
                 report.build = Some(commit.to_owned());

@@ -836,6 +836,127 @@ mod tests {
         std::fs::write(sub.join("eval.err"), "").unwrap();
     }
 
+    /// A strength report of `killed` of `total` mutants, measured on `build`.
+    fn strength_json(killed: usize, total: usize, build: &str) -> String {
+        let w = lightsout_eval::stats::wilson95(
+            u32::try_from(killed).unwrap(),
+            u32::try_from(total).unwrap(),
+        );
+        let survivors: Vec<serde_json::Value> = (0..total - killed)
+            .map(|i| {
+                serde_json::json!({"file": "app.py", "line": 10 + i, "operator": "core/AddNot",
+                    "occurrence": 0, "status": "survived", "duration_ms": 1.0})
+            })
+            .collect();
+        serde_json::json!({
+            "schema_version": 1, "tool": "cosmic-ray", "tool_version": "cosmic-ray, version 8.7.0",
+            "generated": total, "equivalent": [], "sample_seed": null, "total": total,
+            "killed": killed, "broken": 0, "timeouts": 0, "survived": total - killed,
+            "not_applied": 0, "kill_rate": killed as f64 / total as f64,
+            "wilson": {"low": w.low, "high": w.high}, "trials": 1, "timeout_ms": 30000.0,
+            "baseline_ms": 1000.0, "duration_ms": 5000.0, "build": build, "mutants": survivors,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn min_strength_is_judged_on_the_strength_of_the_merged_main_only() {
+        let repo = tempfile::tempdir().unwrap();
+        fabricate(repo.path());
+        // T1 only (merged at m1), with a spec rule asking for strength.
+        let dir = run_dir(repo.path(), "r1");
+        let entries = crate::journal::read(&dir.join("journal.jsonl")).unwrap();
+        std::fs::remove_file(dir.join("journal.jsonl")).unwrap();
+        let mut j = Journal::open(&dir.join("journal.jsonl")).unwrap();
+        let rule = lightsout_eval::GatePolicy::from_toml("[[rule]]\nmin_strength = 0.6\n").unwrap();
+        for e in entries {
+            let e = match e {
+                Entry::RunStarted {
+                    run_id,
+                    at,
+                    main,
+                    base,
+                    mut plan,
+                    not_ready,
+                    ..
+                } => {
+                    plan.tasks.truncate(1);
+                    Entry::RunStarted {
+                        run_id,
+                        at,
+                        main,
+                        base,
+                        plan,
+                        policy: lightsout_eval::GatePolicy::resolve([
+                            lightsout_eval::PolicyLayer::new("spec specs/x.md:9", rule.clone()),
+                        ])
+                        .unwrap(),
+                        not_ready,
+                        strength: false,
+                    }
+                }
+                other => other,
+            };
+            j.append(&e).unwrap();
+        }
+        std::fs::remove_file(dir.join("eval").join("T1-3-merged.json")).unwrap();
+        let strength = dir.join("eval").join(STRENGTH_JSON);
+
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(
+            r.gate.outcome,
+            GateOutcome::InsufficientEvidence,
+            "{:?}",
+            r.gate
+        );
+        assert!(r.gate.reasons.join("\n").contains("not measured"));
+        assert!(r.strength.is_none());
+
+        // 10 of 10 killed on main's last commit: lower bound 0.72 >= 0.6.
+        std::fs::write(&strength, strength_json(10, 10, "m1")).unwrap();
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.gate.outcome, GateOutcome::Pass, "{:?}", r.gate);
+        let st = r.strength.as_ref().unwrap();
+        assert_eq!((st.killed.passes, st.killed.trials), (10, 10));
+        assert_eq!(st.build.as_deref(), Some("m1"));
+
+        // The same figure for another build is no evidence about this one.
+        std::fs::write(&strength, strength_json(10, 10, "other")).unwrap();
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.gate.outcome, GateOutcome::InsufficientEvidence);
+        assert!(
+            r.gate
+                .reasons
+                .join("\n")
+                .contains("not on the run's merged main m1"),
+            "{:?}",
+            r.gate.reasons
+        );
+        assert!(r.strength.is_some(), "the figure is still shown");
+
+        // 5 of 10 killed: below the rule.
+        std::fs::write(&strength, strength_json(5, 10, "m1")).unwrap();
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.gate.outcome, GateOutcome::Fail);
+        assert_eq!(r.strength.as_ref().unwrap().survivors.len(), 5);
+
+        // Why it could not be measured is the reason.
+        std::fs::remove_file(&strength).unwrap();
+        std::fs::write(
+            dir.join("eval").join(STRENGTH_ERROR),
+            "could not be measured: cosmic-ray is not installed",
+        )
+        .unwrap();
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.gate.outcome, GateOutcome::InsufficientEvidence);
+        assert!(
+            r.gate
+                .reasons
+                .join("\n")
+                .contains("cosmic-ray is not installed")
+        );
+    }
+
     #[test]
     fn report_from_a_fabricated_run_dir() {
         let repo = tempfile::tempdir().unwrap();

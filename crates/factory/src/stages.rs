@@ -68,8 +68,9 @@ pub struct StrengthRequest {
     pub build: PathBuf,
     /// Every requirement of the run (what the holdout is asked to check).
     pub requirements: Vec<String>,
-    /// A directory for the evaluator's raw results and the temporary mutant copies (hidden
-    /// from agents, as the other evaluation results are).
+    /// A directory for the evaluator's raw results (hidden from agents and services, as the
+    /// other evaluation results are). The mutant copies go to `options.scratch`, which must
+    /// not lie inside it (a sandboxed service could not see its own build).
     pub artifacts_dir: PathBuf,
     /// The run's resolved gate policy (trial counts come from it, as in every evaluation).
     pub policy: lightsout_eval::GatePolicy,
@@ -395,9 +396,7 @@ impl Evaluator for CommandEvaluator {
             clear_env: true,
             prefix: crate::fence::sandbox::lifetime_prefix().unwrap_or_default(),
         };
-        let mut options = req.options.clone();
-        options.scratch = Some(req.artifacts_dir.join("strength-work"));
-        let report = lightsout_eval::measure(&req.build, &judge, &options)
+        let report = lightsout_eval::measure(&req.build, &judge, &req.options)
             .await
             .map_err(|e| Error::Eval(e.to_string()))?;
         Ok(Some(report))

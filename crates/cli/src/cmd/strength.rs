@@ -140,7 +140,7 @@ fn strength_section(config: Option<&Config>) -> anyhow::Result<StrengthConfig> {
     };
     raw.clone()
         .try_into()
-        .context("[strength] in lightsout.toml: expected tool, max_mutants, seed, trials, jobs, timeout_s, min_kill_rate, after_run")
+        .context("[strength] in lightsout.toml: expected tool, max_mutants, seed, trials, jobs, timeout_s, min_kill_rate, paths, after_run")
 }
 
 fn twins(args: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
@@ -365,7 +365,11 @@ pub(crate) fn run(args: StrengthArgs) -> anyhow::Result<ExitCode> {
             .or(section.timeout_s)
             .map(|s| Duration::from_secs(s.max(1))),
         equivalents,
-        paths: args.paths.clone(),
+        paths: if args.paths.is_empty() {
+            section.paths.clone().unwrap_or_default()
+        } else {
+            args.paths.clone()
+        },
         progress: Some(progress()),
         scratch: None,
     };

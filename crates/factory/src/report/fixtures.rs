@@ -187,7 +187,7 @@ pub(super) fn sample_report() -> RunReport {
     r.strength = Some(StrengthOutcome {
         tool: "cosmic-ray, version 8.7.0".into(),
         build: Some("4f0c2a9e1b7d".into()),
-        killed: Satisfaction::from_counts(67, 70),
+        killed: Satisfaction::from_counts(68, 70),
         timeouts: 14,
         broken: 7,
         generated: 331,

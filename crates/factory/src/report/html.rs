@@ -444,7 +444,7 @@ fn strength(out: &mut String, st: &StrengthOutcome) {
     }
     w!(
         out,
-        "<table>\n<caption>Survivors ({})</caption>\n<thead><tr><th>File</th><th>Line</th>\
+        "<h3>Survivors ({})</h3>\n<table>\n<thead><tr><th>File</th><th>Line</th>\
          <th>Operator</th><th>Occurrence</th></tr></thead>\n<tbody>\n",
         st.survivors.len()
     );
