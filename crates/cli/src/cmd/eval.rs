@@ -110,7 +110,7 @@ pub(crate) struct EvalArgs {
     trial_timeout: u64,
     /// Stop at the first scenario with a failing trial; the rest are not run (they are absent
     /// from the result and the gate fails). For mutation testing, where one failure decides
-    /// (`lightsout strength` sets LIGHTSOUT_FAIL_FAST=1 for holdout runners).
+    /// (`lightsout strength` sets `LIGHTSOUT_FAIL_FAST=1` for holdout runners).
     #[arg(long)]
     fail_fast: bool,
 }

@@ -144,6 +144,7 @@ impl StrengthOutcome {
 
     /// One line: `67 of 70 mutants killed (95.7%, Wilson 95% [0.881, 0.985]); cosmic-ray ...`.
     pub fn line(&self) -> String {
+        use std::fmt::Write as _;
         let k = &self.killed;
         let mut s = format!(
             "{} of {} mutants killed ({:.1}%, Wilson 95% [{:.3}, {:.3}]); {}",
@@ -155,17 +156,19 @@ impl StrengthOutcome {
             self.tool
         );
         if let Some(seed) = self.sample_seed {
-            s.push_str(&format!(
+            let _ = write!(
+                s,
                 "; a seeded sample (seed {seed}) of {} generated, {} equivalent left out",
                 self.generated, self.equivalent
-            ));
+            );
         } else {
-            s.push_str(&format!(
+            let _ = write!(
+                s,
                 "; all of {} generated, {} equivalent left out",
                 self.generated, self.equivalent
-            ));
+            );
         }
-        s.push_str(&format!("; {} survivor(s)", self.survivors.len()));
+        let _ = write!(s, "; {} survivor(s)", self.survivors.len());
         s
     }
 }
