@@ -5,7 +5,9 @@
 # LIGHTSOUT_REQUIREMENTS (space-separated requirement ids), LIGHTSOUT_RESULTS (a directory for raw
 # output), LIGHTSOUT_GATE (the run's resolved gate policy; default: gate.toml beside this file).
 # Optional: LIGHTSOUT_BIN (the lightsout binary, default `lightsout` on PATH), LIGHTSOUT_TRIALS
-# (trials per scenario, default 5; the gate's rules may ask for more).
+# (trials per scenario, default 5; the gate's rules may ask for more), LIGHTSOUT_MAX_TRIALS (a cap
+# on every scenario's trials, whatever the gate asks: `lightsout strength` sets it, a mutant needs
+# one failure) and LIGHTSOUT_FAIL_FAST (stop at the first failing scenario; `lightsout strength`).
 #
 # It serves the built-in Slack twin on a free loopback port, runs the scenarios that trace to the
 # requested requirements with `lightsout eval` against the service started from the worktree, and
@@ -63,13 +65,20 @@ until [ -s "$WORK/twin.json" ]; do
 done
 TWIN_URL=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"].rstrip("/"))' "$WORK/twin.json")
 
-# 3. The holdout suite against the service built in the worktree.
+# 3. The holdout suite against the service built in the worktree. The service starts in well under
+# a second; a mutant under `lightsout strength` that is not ready within 10 s never will be (it
+# answers its probe with 500), and counts as broken (killed) without waiting the full 30 s. The
+# unmutated build must pass with the same limit first.
+READY_S=30
+if [ "${LIGHTSOUT_STAGE:-}" = strength ]; then READY_S=10; fi
 set +e
 "$BIN" eval --scenarios "$WORK/suite" --requirement "$REQS" \
   --twin "slack=$TWIN_URL" \
   --target "cd '$WT' && SLACK_API_URL=\"\$LIGHTSOUT_TWIN_SLACK_URL/api\" SLACK_TOKEN=xoxb-twin-bot SLACK_CHANNEL=C0GENERAL1 PYTHONDONTWRITEBYTECODE=1 exec python3 app.py --port {port}" \
-  --ready-path /healthz \
+  --ready-path /healthz --ready-timeout "$READY_S" \
   --trials "${LIGHTSOUT_TRIALS:-5}" \
+  ${LIGHTSOUT_MAX_TRIALS:+--max-trials "$LIGHTSOUT_MAX_TRIALS"} \
+  ${LIGHTSOUT_FAIL_FAST:+--fail-fast} \
   --gate "${LIGHTSOUT_GATE:-$HERE/gate.toml}" \
   --format json --output "$OUT/holdout-result.json" \
   --junit "$OUT/holdout-junit.xml" > "$OUT/eval.out" 2> "$OUT/eval.err"

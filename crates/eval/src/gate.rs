@@ -19,6 +19,16 @@
 //! - `trials = n`: a scenario that ran fewer than `n` trials without failing is insufficient
 //!   evidence.
 //!
+//! One rule is not about scenarios but about the holdout itself:
+//! - `min_strength = b`: the holdout must kill mutants of the merged build (`lightsout
+//!   strength`) with a Wilson 95% lower bound of the kill rate of at least `b`. It is the
+//!   **lower bound**, not the point estimate, that must clear `b`: 67 of 70 mutants killed
+//!   (95.7%) gives a lower bound of 0.881, which does not clear 0.9. A kill rate at or above `b`
+//!   whose bound is below it is [`GateStatus::InsufficientEvidence`] (too few mutants judged), a
+//!   kill rate below `b` fails, and no measurement at all is insufficient evidence. It is judged
+//!   by [`GatePolicy::evaluate_strength`] on the merged build after the last merge, never by
+//!   [`GatePolicy::evaluate`] (a candidate's holdout run has no mutants), and takes no `tag`.
+//!
 //! The trial counts the runner uses come from the same rules ([`GatePolicy::trials_for`]): the
 //! larger of a rule's `trials` and the fewest trials whose all-pass lower bound reaches its
 //! `min_lower_bound` (0.9 needs 35).
@@ -35,6 +45,9 @@
 //!
 //! [[rule]]
 //! no_regressions = true   # no guard-bucket scenario may fail
+//!
+//! [[rule]]
+//! min_strength = 0.8      # Wilson 95% lower bound of the share of mutants the holdout kills
 //! ```
 
 use crate::Error;
@@ -68,6 +81,11 @@ pub struct PolicyRule {
     /// No guard-bucket scenario may regress.
     #[serde(default)]
     pub no_regressions: bool,
+    /// The holdout's strength: the Wilson 95% lower bound of the share of mutants of the merged
+    /// build it kills must be at least this (`0..1`). Judged by
+    /// [`GatePolicy::evaluate_strength`], never per scenario; a rule with it takes no `tag`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_strength: Option<f64>,
 }
 
 impl PolicyRule {
@@ -115,6 +133,11 @@ impl PolicyRule {
         }
         if self.no_regressions {
             parts.push("no regressions".to_owned());
+        }
+        if let Some(b) = self.min_strength {
+            parts.push(format!(
+                "holdout strength: Wilson lower bound of mutants killed >= {b}"
+            ));
         }
         if parts.is_empty()
             && let Some(n) = self.trials
@@ -251,6 +274,102 @@ pub fn trials_to_reach(bound: f64) -> Option<u32> {
     Some(k as u32)
 }
 
+/// What the gate knows about the holdout's strength, for `min_strength` rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StrengthEvidence {
+    /// A measurement: `killed` of `total` judged mutants (timeouts and builds the holdout could
+    /// not run against count as killed, as in [`crate::StrengthReport`]).
+    Measured {
+        /// Mutants killed.
+        killed: u32,
+        /// Mutants judged (equivalent and unapplicable ones left out).
+        total: u32,
+        /// True when `total` is a seeded sample of the mutants (more could be judged).
+        sampled: bool,
+    },
+    /// No usable measurement, and why (`not measured`, the tool failed, another build).
+    Missing(String),
+}
+
+impl StrengthEvidence {
+    /// The evidence of a strength report.
+    pub fn of(report: &crate::StrengthReport) -> Self {
+        let total = report.total;
+        let killed = total.saturating_sub(report.survived);
+        StrengthEvidence::Measured {
+            killed: u32::try_from(killed).unwrap_or(u32::MAX),
+            total: u32::try_from(total).unwrap_or(u32::MAX),
+            sampled: report.sample_seed.is_some(),
+        }
+    }
+
+    /// The status of a `min_strength = bound` rule, and why.
+    fn judge(&self, bound: f64) -> (GateStatus, String) {
+        let (killed, total, sampled) = match self {
+            StrengthEvidence::Missing(why) => {
+                return (
+                    GateStatus::InsufficientEvidence,
+                    format!("holdout strength {why}"),
+                );
+            }
+            StrengthEvidence::Measured {
+                killed,
+                total,
+                sampled,
+            } => (*killed, *total, *sampled),
+        };
+        if total == 0 {
+            return (
+                GateStatus::InsufficientEvidence,
+                "no mutant was judged".to_owned(),
+            );
+        }
+        let killed = killed.min(total);
+        let w = crate::stats::wilson95(killed, total);
+        let rate = f64::from(killed) / f64::from(total);
+        let figure = format!(
+            "{killed} of {total} mutants killed ({:.1}%), Wilson 95% lower bound {:.3}",
+            rate * 100.0,
+            w.low
+        );
+        if w.low >= bound {
+            (GateStatus::Passed, format!("{figure} >= {bound}"))
+        } else if rate >= bound {
+            let more = if sampled {
+                "judge more of them (`[strength] max_mutants`)"
+            } else {
+                "every mutant was judged: kill more of them"
+            };
+            let need = mutants_to_reach(rate, bound).map_or(String::new(), |n| {
+                format!(" (at this kill rate about {n} mutants would)")
+            });
+            (
+                GateStatus::InsufficientEvidence,
+                format!("{figure} < {bound}: too few mutants to clear the bound{need}; {more}"),
+            )
+        } else {
+            (
+                GateStatus::Failed,
+                format!("{figure}: the kill rate is below {bound}"),
+            )
+        }
+    }
+}
+
+/// The fewest mutants `n` at kill rate `rate` whose Wilson lower bound reaches `bound`;
+/// `None` when the rate is not above the bound (no count reaches it) or past a million.
+fn mutants_to_reach(rate: f64, bound: f64) -> Option<u32> {
+    if rate.is_nan() || rate <= bound || !(0.0..=1.0).contains(&rate) {
+        return None;
+    }
+    (1..=1_000_000u32).find(|&n| {
+        // `rate` is in (bound, 1], so the product fits a u32 for n <= 1e6.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let k = (rate * f64::from(n)).floor() as u32;
+        crate::stats::wilson95(k, n).low >= bound
+    })
+}
+
 impl GatePolicy {
     /// The built-in policy: every scenario's satisfaction at least 0.95 (a scenario with a
     /// failing trial holds only when its own Wilson lower bound reaches 0.95) and no
@@ -338,6 +457,7 @@ impl GatePolicy {
                     min_satisfaction: r.min_satisfaction,
                     trials: r.trials,
                     no_regressions: r.no_regressions,
+                    min_strength: r.min_strength,
                 })
                 .collect(),
         }
@@ -419,6 +539,20 @@ impl GatePolicy {
                      k / (k + 3.84)); use a bound below 1"
                 )));
             }
+            if let Some(b) = r.min_strength {
+                if !(0.0..1.0).contains(&b) {
+                    return Err(Error::Policy(format!(
+                        "min_strength = {b}: the Wilson lower bound of a kill rate is below 1 \
+                         (n of n mutants killed give n / (n + 3.84)); use a share in 0..1 (0.8)"
+                    )));
+                }
+                if let Some(t) = &r.tag {
+                    return Err(Error::Policy(format!(
+                        "min_strength measures the whole holdout, not {t} scenarios; put it in a \
+                         rule of its own without a tag"
+                    )));
+                }
+            }
         }
         Ok(self)
     }
@@ -462,8 +596,56 @@ impl GatePolicy {
         self.rules.iter().filter_map(PolicyRule::min_trials).max()
     }
 
+    /// The highest `min_strength` of the rules: the Wilson lower bound the holdout's kill rate
+    /// must reach, when a rule asks for one (every rule must hold, so the highest decides).
+    pub fn min_strength(&self) -> Option<f64> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.min_strength)
+            .max_by(f64::total_cmp)
+    }
+
+    /// Judges the `min_strength` rules against what is known of the holdout's strength: one
+    /// reason per rule (none when no rule asks for strength). See the module docs for the
+    /// rule; the details name counts only, never a surviving mutant (survivors are for the
+    /// humans who own the holdout).
+    pub fn evaluate_strength(&self, strength: &StrengthEvidence) -> Vec<GateReason> {
+        self.rules
+            .iter()
+            .filter_map(|rule| {
+                let b = rule.min_strength?;
+                let (status, detail) = strength.judge(b);
+                Some(GateReason {
+                    rule: rule.label(),
+                    source: rule.source.clone(),
+                    passed: status == GateStatus::Passed,
+                    status,
+                    detail,
+                })
+            })
+            .collect()
+    }
+
+    /// [`evaluate`](Self::evaluate) and [`evaluate_strength`](Self::evaluate_strength) in one
+    /// verdict: the per-scenario reasons, then the strength reasons.
+    pub fn evaluate_with_strength(
+        &self,
+        scenarios: &[ScenarioResult],
+        strength: &StrengthEvidence,
+    ) -> GateVerdict {
+        let mut v = self.evaluate(scenarios);
+        v.reasons.extend(self.evaluate_strength(strength));
+        v.status = v
+            .reasons
+            .iter()
+            .fold(GateStatus::Passed, |acc, r| acc.worst(r.status));
+        v.passed = v.status == GateStatus::Passed;
+        v
+    }
+
     /// Judges `scenarios` against every rule, each scenario by its own trials (see the module
-    /// docs). An empty policy passes with no reasons.
+    /// docs). An empty policy passes with no reasons. `min_strength` is not judged here (see
+    /// [`evaluate_strength`](Self::evaluate_strength)).
     pub fn evaluate(&self, scenarios: &[ScenarioResult]) -> GateVerdict {
         let mut reasons = Vec::new();
         for rule in &self.rules {
@@ -711,6 +893,7 @@ mod tests {
             min_satisfaction: None,
             tag: Some("@critical".to_owned()),
             no_regressions: false,
+            min_strength: None,
             span: lightsout_spec::Span::default(),
         };
         let p = GatePolicy::from_spec_rules(&[rule]);
@@ -813,6 +996,105 @@ mod tests {
         assert_eq!(back, r);
     }
 
+    fn measured(killed: u32, total: u32, sampled: bool) -> StrengthEvidence {
+        StrengthEvidence::Measured {
+            killed,
+            total,
+            sampled,
+        }
+    }
+
+    #[test]
+    fn min_strength_is_judged_on_the_wilson_lower_bound_of_the_kill_rate() {
+        let p = GatePolicy::from_toml("[[rule]]\nmin_strength = 0.9\n").unwrap();
+        assert_eq!(p.min_strength(), Some(0.9));
+        assert_eq!(
+            rule_label(&p.rules[0]),
+            "holdout strength: Wilson lower bound of mutants killed >= 0.9"
+        );
+        // 140 of 140: lower bound 0.973.
+        let r = p.evaluate_strength(&measured(140, 140, false));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].status, GateStatus::Passed, "{}", r[0].detail);
+        // 67 of 70 (95.7%) clears 0.9 as a point estimate, not as a lower bound (0.881).
+        let r = p.evaluate_strength(&measured(67, 70, true));
+        assert_eq!(r[0].status, GateStatus::InsufficientEvidence);
+        assert!(r[0].detail.contains("0.881"), "{}", r[0].detail);
+        assert!(r[0].detail.contains("max_mutants"), "{}", r[0].detail);
+        let n = mutants_to_reach(67.0 / 70.0, 0.9).unwrap();
+        assert!(n > 70, "{n}");
+        let r = p.evaluate_strength(&measured(67, 70, false));
+        assert!(
+            r[0].detail.contains("every mutant was judged"),
+            "{}",
+            r[0].detail
+        );
+        // Five of five killed is not evidence of 90%.
+        let r = p.evaluate_strength(&measured(5, 5, false));
+        assert_eq!(r[0].status, GateStatus::InsufficientEvidence);
+        // 4 of 7 killed is below the bar, however few mutants.
+        let r = p.evaluate_strength(&measured(4, 7, false));
+        assert_eq!(r[0].status, GateStatus::Failed);
+        // No measurement, or nothing judged: never a pass.
+        let r = p.evaluate_strength(&StrengthEvidence::Missing("not measured".into()));
+        assert_eq!(r[0].status, GateStatus::InsufficientEvidence);
+        assert!(r[0].detail.contains("not measured"));
+        let r = p.evaluate_strength(&measured(0, 0, false));
+        assert_eq!(r[0].status, GateStatus::InsufficientEvidence);
+        // The per-scenario verdict ignores it; the combined one does not.
+        let run = [scenario("S-1", &[], 5, 5)];
+        assert!(p.evaluate(&run).passed);
+        let v = p.evaluate_with_strength(&run, &measured(4, 7, false));
+        assert_eq!(v.status, GateStatus::Failed);
+        assert!(!v.passed);
+        // A policy without a strength rule has no strength reason.
+        assert!(
+            GatePolicy::default_policy()
+                .evaluate_strength(&measured(0, 9, false))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn min_strength_is_validated_resolved_and_round_trips() {
+        assert!(GatePolicy::from_toml("[[rule]]\nmin_strength = 1.0\n").is_err());
+        assert!(GatePolicy::from_toml("[[rule]]\nmin_strength = -0.1\n").is_err());
+        let e = GatePolicy::from_toml("[[rule]]\ntag = \"@critical\"\nmin_strength = 0.8\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without a tag"), "{e}");
+        let y = GatePolicy::from_yaml("rule:\n  - min_strength: 0.8\n").unwrap();
+        assert_eq!(y.min_strength(), Some(0.8));
+        let spec = GatePolicy::from_toml("[[rule]]\nmin_strength = 0.7\n").unwrap();
+        let holdout = GatePolicy::from_toml("[[rule]]\nmin_strength = 0.85\n").unwrap();
+        let r = GatePolicy::resolve([
+            PolicyLayer::new("spec specs/x.md:9", spec),
+            PolicyLayer::new("holdout gate.toml", holdout),
+        ])
+        .unwrap();
+        // Both kept with their sources; the higher minimum decides.
+        assert_eq!(r.min_strength(), Some(0.85));
+        let strength: Vec<(Option<f64>, Option<&str>)> = r
+            .rules
+            .iter()
+            .filter(|x| x.min_strength.is_some())
+            .map(|x| (x.min_strength, x.source.as_deref()))
+            .collect();
+        assert_eq!(
+            strength,
+            [
+                (Some(0.7), Some("spec specs/x.md:9")),
+                (Some(0.85), Some("holdout gate.toml"))
+            ]
+        );
+        // 0.8 as a lower bound: 0.7 holds, 0.85 does not, so the verdict fails.
+        let v = r.evaluate_with_strength(&[], &measured(80, 100, false));
+        assert_eq!(v.status, GateStatus::Failed);
+        let back = GatePolicy::from_toml(&r.to_toml().unwrap()).unwrap();
+        assert_eq!(back, r);
+        assert!(r.to_toml().unwrap().contains("min_strength = 0.85"));
+    }
+
     fn arb_rule() -> impl Strategy<Value = PolicyRule> {
         (
             proptest::option::of(prop_oneof![
@@ -823,15 +1105,31 @@ mod tests {
             proptest::option::of(0.05f64..1.0),
             proptest::option::of(1u32..50),
             any::<bool>(),
+            proptest::option::of(0.05f64..0.99),
         )
-            .prop_map(|(tag, b, s, trials, no_regressions)| PolicyRule {
-                tag,
+            .prop_map(|(tag, b, s, trials, no_regressions, strength)| PolicyRule {
+                // A strength rule takes no tag.
+                tag: if strength.is_some() { None } else { tag },
                 min_lower_bound: b,
                 min_satisfaction: s,
                 trials,
                 no_regressions,
+                min_strength: strength,
                 ..PolicyRule::default()
             })
+    }
+
+    fn arb_strength() -> impl Strategy<Value = StrengthEvidence> {
+        prop_oneof![
+            Just(StrengthEvidence::Missing("not measured".to_owned())),
+            (0u32..120, 0u32..=120, any::<bool>()).prop_map(|(total, killed, sampled)| {
+                StrengthEvidence::Measured {
+                    killed: killed.min(total),
+                    total,
+                    sampled,
+                }
+            }),
+        ]
     }
 
     fn arb_scenario() -> impl Strategy<Value = ScenarioResult> {
@@ -856,17 +1154,19 @@ mod tests {
         fn the_resolved_policy_is_never_weaker_than_any_source(
             layers in proptest::collection::vec(proptest::collection::vec(arb_rule(), 0..4), 1..4),
             run in proptest::collection::vec(arb_scenario(), 0..6),
+            strength in arb_strength(),
             tags in proptest::sample::subsequence(vec!["@critical".to_owned(), "@slow".to_owned()], 0..=2),
         ) {
             let policies: Vec<GatePolicy> = layers.into_iter().map(|rules| GatePolicy { rules }).collect();
             let resolved = GatePolicy::resolve(
                 policies.iter().enumerate().map(|(i, p)| PolicyLayer::new(format!("layer {i}"), p.clone())),
             ).unwrap();
-            let v = resolved.evaluate(&run);
+            let v = resolved.evaluate_with_strength(&run, &strength);
             for p in policies.iter().chain(std::iter::once(&GatePolicy::floor())) {
-                let each = p.evaluate(&run);
+                let each = p.evaluate_with_strength(&run, &strength);
                 // Never a better status than any source gives.
                 prop_assert!(v.status >= each.status, "{:?} < {:?}", v.status, each.status);
+                prop_assert!(resolved.min_strength().unwrap_or(0.0) >= p.min_strength().unwrap_or(0.0));
                 prop_assert!(resolved.trials_for(&tags) >= p.trials_for(&tags));
                 prop_assert!(resolved.threshold_for(&tags).unwrap_or(0.0) >= p.threshold_for(&tags).unwrap_or(0.0));
                 prop_assert!(resolved.flaky_threshold_for(&tags).unwrap_or(0.0) >= p.flaky_threshold_for(&tags).unwrap_or(0.0));

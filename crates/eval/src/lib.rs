@@ -77,7 +77,9 @@ pub mod target;
 pub mod testing;
 pub mod world;
 
-pub use gate::{GatePolicy, GateReason, GateStatus, GateVerdict, PolicyLayer, PolicyRule};
+pub use gate::{
+    GatePolicy, GateReason, GateStatus, GateVerdict, PolicyLayer, PolicyRule, StrengthEvidence,
+};
 pub use leak::{Leak, LeakKind, LeakScanner};
 pub use report::{RedactLevel, feedback, junit, markdown};
 pub use result::{

@@ -70,6 +70,10 @@ pub struct RunOptions {
     pub baseline: Option<RunResult>,
     /// Progress callback.
     pub progress: Option<ProgressFn>,
+    /// Stop at the first scenario with a failing trial: the scenarios after it are not run and
+    /// are absent from the result. For mutation testing (`lightsout strength`), where one
+    /// failure decides; never for a gate verdict on a build.
+    pub fail_fast: bool,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -80,6 +84,7 @@ impl std::fmt::Debug for RunOptions {
             .field("trial_timeout", &self.trial_timeout)
             .field("twins", &self.twins)
             .field("policy", &self.policy)
+            .field("fail_fast", &self.fail_fast)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +100,7 @@ impl Default for RunOptions {
             policy: GatePolicy::default_policy(),
             baseline: None,
             progress: None,
+            fail_fast: false,
         }
     }
 }
@@ -173,7 +179,12 @@ impl Runner {
         let mut results = Vec::with_capacity(suite.scenarios.len());
         for sc in &suite.scenarios {
             let guard = sc.has_tag("@regression") || baseline.get(sc.id.as_str()) == Some(&true);
-            results.push(self.run_scenario(sc, &running, opts, guard).await);
+            let r = self.run_scenario(sc, &running, opts, guard).await;
+            let failed = r.stats.passes < r.stats.trials;
+            results.push(r);
+            if opts.fail_fast && failed {
+                break;
+            }
         }
         running.stop(Duration::from_secs(3)).await;
         let gate = opts.policy.evaluate(&results);

@@ -223,6 +223,12 @@ pub struct StrengthConfig {
     pub timeout_s: Option<u64>,
     /// Exit 1 below this kill rate, in `0..=1`.
     pub min_kill_rate: Option<f64>,
+    /// Mutate only these files or folders, relative to the project (default: every source file
+    /// the tool finds, tests excluded).
+    pub paths: Option<Vec<String>>,
+    /// `lightsout run` measures the strength of the merged build after the last merge (it
+    /// always does when a gate rule has `min_strength`; `run --strength` asks for it too).
+    pub after_run: Option<bool>,
 }
 
 /// What a judge decided about one build.
@@ -243,8 +249,10 @@ pub enum Judgement {
 pub enum Judge {
     /// An external holdout runner (`[holdout] command`, e.g. `sh run.sh`), run with `sh -c` in
     /// `dir` with `LIGHTSOUT_WORKTREE` set to the build to judge, `LIGHTSOUT_TRIALS` and
-    /// `LIGHTSOUT_MAX_TRIALS` to the trials, `LIGHTSOUT_RESULTS` to a scratch directory and
-    /// `LIGHTSOUT_STAGE=strength`. It prints `{"requirements": [{"id", "trials", "passed"}]}`;
+    /// `LIGHTSOUT_MAX_TRIALS` to the trials (a runner should cap every scenario's trials at it,
+    /// whatever its gate file asks), `LIGHTSOUT_RESULTS` to a scratch directory,
+    /// `LIGHTSOUT_STAGE=strength` and `LIGHTSOUT_FAIL_FAST=1` (it may stop at the first failing
+    /// scenario: one failure kills the mutant). It prints `{"requirements": [{"id", "trials", "passed"}]}`;
     /// a requirement with fewer passes than trials, or exit code 1, fails the build.
     Command {
         /// Shell command.
@@ -253,6 +261,12 @@ pub enum Judge {
         dir: PathBuf,
         /// Extra environment.
         env: Vec<(String, String)>,
+        /// Start the runner with `env` and the `LIGHTSOUT_*` variables only, not this process's
+        /// environment (the factory's allowlist).
+        clear_env: bool,
+        /// Program and arguments put before `sh -c` (the factory's lifetime sandbox, so that
+        /// the runner and the service it starts die with it); empty for none.
+        prefix: Vec<std::ffi::OsString>,
     },
     /// The eval engine in process: `suite` against `target` started in the build's directory
     /// (its `cwd` is replaced by the mutant's copy).
@@ -265,8 +279,15 @@ pub enum Judge {
         target: CommandTarget,
         /// Twins, policy; trials and timeouts are set per run.
         opts: RunOptions,
+        /// The sandbox command line the service of a build runs under ([`CommandTarget::wrap`]),
+        /// made for each mutant's directory; `None` runs it directly.
+        wrap: Option<ServiceWrap>,
     },
 }
+
+/// Makes the sandbox command line ([`CommandTarget::wrap`]) for the service of the build in
+/// the given directory, or says why it cannot (the measurement then stops: fail closed).
+pub type ServiceWrap = Arc<dyn Fn(&Path) -> Result<Vec<std::ffi::OsString>, String> + Send + Sync>;
 
 impl std::fmt::Debug for Judge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -297,17 +318,39 @@ impl Judge {
         timeout: Duration,
     ) -> Result<Option<Judgement>, Error> {
         match self {
-            Judge::Command { command, dir, env } => {
-                judge_command(command, dir, env, build, trials, timeout).await
+            Judge::Command {
+                command,
+                dir,
+                env,
+                clear_env,
+                prefix,
+            } => {
+                let how = RunnerCommand {
+                    command,
+                    dir,
+                    env,
+                    clear_env: *clear_env,
+                    prefix,
+                };
+                judge_command(&how, build, trials, timeout).await
             }
             Judge::Suite {
                 runner,
                 suite,
                 target,
                 opts,
+                wrap,
             } => {
                 let mut target = target.clone();
                 target.cwd = Some(build.to_path_buf());
+                if let Some(wrap) = wrap {
+                    target.wrap = wrap(build).map_err(|e| {
+                        Error::Mutation(format!(
+                            "cannot sandbox the service of {}: {e}",
+                            build.display()
+                        ))
+                    })?;
+                }
                 let mut opts = opts.clone();
                 opts.trials = trials;
                 opts.max_trials = trials;
@@ -315,6 +358,8 @@ impl Judge {
                 opts.step_timeout = opts.step_timeout.min(timeout);
                 opts.baseline = None;
                 opts.progress = None;
+                // One failure kills the mutant: the scenarios after it need not run.
+                opts.fail_fast = true;
                 let cfg = TargetConfig::Command(target);
                 let run = tokio::time::timeout(timeout, runner.run(suite, &cfg, &opts)).await;
                 match run {
@@ -340,16 +385,40 @@ impl Judge {
     }
 }
 
+/// How [`Judge::Command`] starts its runner.
+struct RunnerCommand<'a> {
+    command: &'a str,
+    dir: &'a Path,
+    env: &'a [(String, String)],
+    clear_env: bool,
+    prefix: &'a [std::ffi::OsString],
+}
+
 async fn judge_command(
-    command: &str,
-    dir: &Path,
-    env: &[(String, String)],
+    how: &RunnerCommand<'_>,
     build: &Path,
     trials: u32,
     timeout: Duration,
 ) -> Result<Option<Judgement>, Error> {
+    let RunnerCommand {
+        command,
+        dir,
+        env,
+        clear_env,
+        prefix,
+    } = *how;
     let results = tempfile::tempdir()?;
-    let mut cmd = tokio::process::Command::new("sh");
+    let mut cmd = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(args).arg("sh");
+            c
+        }
+        None => tokio::process::Command::new("sh"),
+    };
+    if clear_env {
+        cmd.env_clear();
+    }
     cmd.arg("-c")
         .arg(command)
         .current_dir(dir)
@@ -358,6 +427,7 @@ async fn judge_command(
         .env("LIGHTSOUT_MAX_TRIALS", trials.to_string())
         .env("LIGHTSOUT_RESULTS", results.path())
         .env("LIGHTSOUT_STAGE", "strength")
+        .env("LIGHTSOUT_FAIL_FAST", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -388,21 +458,16 @@ async fn judge_command(
             tail(&stderr, 300)
         ))));
     }
-    let failed = failing_requirements(&stdout);
-    Ok(Some(match failed {
-        None => Judgement::Broken(format!(
-            "holdout runner exit {code} printed no {{\"requirements\": [...]}} line: {}",
-            tail(&stdout, 200)
-        )),
-        Some(f) if !f.is_empty() => Judgement::Fail(format!("failed: {}", f.join(", "))),
-        Some(_) if code == 1 => Judgement::Fail("holdout runner exit 1".to_owned()),
-        Some(_) => Judgement::Pass,
-    }))
+    Ok(Some(runner_judgement(&stdout, code)))
 }
 
-/// The requirement ids with fewer passes than trials in the last `{"requirements": [...]}`
-/// line of `stdout`; `None` when there is no such line.
-fn failing_requirements(stdout: &str) -> Option<Vec<String>> {
+/// The judgement of a runner's output (`code` is 0 or 1): the last `{"requirements": [...],
+/// "gate": ...}` line decides. A requirement with fewer passes than trials fails the build;
+/// one with no trial but a category (`service did not start`) means the holdout could not
+/// run against it (broken, a kill for a mutant, never a pass); a `"gate": "failed"` or exit
+/// code 1 fails it. A requirement with no trial and no category (not reached after a failure
+/// under `LIGHTSOUT_FAIL_FAST`, or without a scenario) decides nothing.
+fn runner_judgement(stdout: &str, code: i32) -> Judgement {
     #[derive(Deserialize)]
     struct Row {
         id: String,
@@ -410,22 +475,50 @@ fn failing_requirements(stdout: &str) -> Option<Vec<String>> {
         trials: u64,
         #[serde(default)]
         passed: u64,
+        #[serde(default)]
+        category: Option<String>,
     }
     #[derive(Deserialize)]
     struct Doc {
         requirements: Vec<Row>,
+        #[serde(default)]
+        gate: Option<String>,
     }
-    let doc: Doc = stdout
+    let Some(doc) = stdout
         .lines()
         .rev()
-        .find_map(|l| serde_json::from_str(l.trim()).ok())?;
-    Some(
-        doc.requirements
-            .into_iter()
-            .filter(|r| r.passed < r.trials)
-            .map(|r| r.id)
-            .collect(),
-    )
+        .find_map(|l| serde_json::from_str::<Doc>(l.trim()).ok())
+    else {
+        return Judgement::Broken(format!(
+            "holdout runner exit {code} printed no {{\"requirements\": [...]}} line: {}",
+            tail(stdout, 200)
+        ));
+    };
+    let failed: Vec<&str> = doc
+        .requirements
+        .iter()
+        .filter(|r| r.passed < r.trials)
+        .map(|r| r.id.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Judgement::Fail(format!("failed: {}", failed.join(", ")));
+    }
+    let unverified: Vec<String> = doc
+        .requirements
+        .iter()
+        .filter(|r| r.trials == 0)
+        .filter_map(|r| Some(format!("{}: {}", r.id, r.category.as_deref()?)))
+        .collect();
+    if !unverified.is_empty() {
+        return Judgement::Broken(format!("not verified: {}", unverified.join("; ")));
+    }
+    if doc.gate.as_deref() == Some("failed") {
+        return Judgement::Fail("the holdout runner's gate failed".to_owned());
+    }
+    if code == 1 {
+        return Judgement::Fail("holdout runner exit 1".to_owned());
+    }
+    Judgement::Pass
 }
 
 fn tail(s: &str, max_chars: usize) -> String {
@@ -456,6 +549,9 @@ pub struct StrengthOptions {
     pub paths: Vec<String>,
     /// Called after the baseline and after every mutant.
     pub progress: Option<StrengthProgressFn>,
+    /// The directory the temporary copies are made under (default: the system's temporary
+    /// directory); removed with them.
+    pub scratch: Option<PathBuf>,
 }
 
 impl Default for StrengthOptions {
@@ -470,6 +566,7 @@ impl Default for StrengthOptions {
             equivalents: Vec::new(),
             paths: Vec::new(),
             progress: None,
+            scratch: None,
         }
     }
 }
@@ -600,6 +697,10 @@ pub struct StrengthReport {
     pub baseline_ms: f64,
     /// Wall time of the whole measurement, in ms.
     pub duration_ms: f64,
+    /// The build measured, when known: a git commit, with `+dirty` when the tree had
+    /// uncommitted changes. Set by the caller (`lightsout run` and `lightsout strength`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
     /// Every judged mutant, in file and line order.
     pub mutants: Vec<MutantResult>,
 }
@@ -618,6 +719,28 @@ impl StrengthReport {
     /// [`Error::Json`] (not expected for this type).
     pub fn to_json(&self) -> Result<String, Error> {
         Ok(serde_json::to_string_pretty(self)?)
+    }
+
+    /// Reads a report written by [`to_json`](Self::to_json) (`lightsout strength --format
+    /// json`, or `eval/strength.json` in a run directory).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::Mutation`] when it is not a
+    /// strength report, or one of a newer schema than [`STRENGTH_SCHEMA_VERSION`].
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)?;
+        let report: StrengthReport = serde_json::from_str(&text).map_err(|e| {
+            Error::Mutation(format!("{} is not a strength report: {e}", path.display()))
+        })?;
+        if report.schema_version > STRENGTH_SCHEMA_VERSION {
+            return Err(Error::Mutation(format!(
+                "{} has strength schema version {}, newer than {STRENGTH_SCHEMA_VERSION}; \
+                 upgrade lightsout",
+                path.display(),
+                report.schema_version
+            )));
+        }
+        Ok(report)
     }
 
     /// A text table: the figures, then one line per survivor.
@@ -718,9 +841,15 @@ pub async fn measure(
         })?,
     };
     let tool_version = tool.version().await?;
-    let scratch = tempfile::Builder::new()
-        .prefix("lightsout-strength-")
-        .tempdir()?;
+    let mut scratch = tempfile::Builder::new();
+    scratch.prefix("lightsout-strength-");
+    let scratch = match &opts.scratch {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            scratch.tempdir_in(dir)?
+        }
+        None => scratch.tempdir()?,
+    };
     let base = scratch.path().join("base");
     copy_project(project, &base)?;
     let all: Vec<Mutant> = list_mutants(tool, &base, scratch.path(), &opts.paths)
@@ -853,6 +982,7 @@ fn summarise(
         timeout_ms: ms(timeout),
         baseline_ms,
         duration_ms,
+        build: None,
         mutants,
     }
 }
@@ -993,8 +1123,8 @@ fn splitmix64(x: u64) -> u64 {
 
 // ---------------------------------------------------------------- files
 
-/// Copies the project tree from `from` to `to` (created), skipping [`SKIP_DIRS`]; symbolic
-/// links are copied as links.
+/// Copies the project tree from `from` to `to` (created), skipping [`SKIP_DIRS`] and any
+/// `.git` file; symbolic links are copied as links.
 fn copy_project(from: &Path, to: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -1002,6 +1132,10 @@ fn copy_project(from: &Path, to: &Path) -> Result<(), Error> {
         let name = entry.file_name();
         let kind = entry.file_type()?;
         let (src, dst) = (entry.path(), to.join(&name));
+        if name == ".git" {
+            // A worktree's `.git` is a file pointing at the repository: never copied.
+            continue;
+        }
         if kind.is_dir() {
             if !SKIP_DIRS.iter().any(|s| name == *s) {
                 copy_project(&src, &dst)?;
@@ -1344,8 +1478,29 @@ mod tests {
     #[test]
     fn runner_output_names_the_failing_requirements() {
         let out = "noise\n{\"requirements\": [{\"id\": \"REQ-1\", \"trials\": 2, \"passed\": 2}, {\"id\": \"REQ-2\", \"trials\": 2, \"passed\": 1}]}\n";
-        assert_eq!(failing_requirements(out), Some(vec!["REQ-2".to_owned()]));
-        assert_eq!(failing_requirements("no json"), None);
+        assert_eq!(
+            runner_judgement(out, 1),
+            Judgement::Fail("failed: REQ-2".to_owned())
+        );
+        assert!(matches!(
+            runner_judgement("no json", 0),
+            Judgement::Broken(_)
+        ));
+        // A service that did not start verified nothing: never a pass.
+        let down = r#"{"gate": "failed", "requirements": [{"id": "REQ-1", "trials": 0, "passed": 0, "category": "service did not start"}]}"#;
+        assert!(
+            matches!(runner_judgement(down, 0), Judgement::Broken(ref d) if d.contains("service did not start")),
+            "{:?}",
+            runner_judgement(down, 0)
+        );
+        // Requirements not reached after a failure (fail fast) decide nothing on their own.
+        let ok = r#"{"gate": "passed", "requirements": [{"id": "REQ-1", "trials": 1, "passed": 1}, {"id": "REQ-2", "trials": 0, "passed": 0}]}"#;
+        assert_eq!(runner_judgement(ok, 0), Judgement::Pass);
+        let gate =
+            r#"{"gate": "failed", "requirements": [{"id": "REQ-1", "trials": 1, "passed": 1}]}"#;
+        assert!(matches!(runner_judgement(gate, 0), Judgement::Fail(_)));
+        let insufficient = r#"{"gate": "insufficient_evidence", "requirements": [{"id": "REQ-1", "trials": 1, "passed": 1}]}"#;
+        assert_eq!(runner_judgement(insufficient, 0), Judgement::Pass);
     }
 
     #[test]

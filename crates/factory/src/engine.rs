@@ -4,7 +4,7 @@
 
 use crate::Error;
 use crate::config::Redaction;
-use crate::stages::{EvalRequest, Evaluator, RequirementResult, Verdict};
+use crate::stages::{EvalRequest, Evaluator, RequirementResult, StrengthRequest, Verdict};
 use async_trait::async_trait;
 use lightsout_eval::{
     CommandTarget, RedactLevel, RunOptions, Runner, StepLibrary, Suite, TargetConfig,
@@ -151,17 +151,11 @@ impl EngineEvaluator {
     }
 }
 
-#[async_trait]
-impl Evaluator for EngineEvaluator {
-    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
-        let mut wanted: Vec<String> = req.requirements.clone();
-        for r in &req.regression {
-            if !wanted.contains(r) {
-                wanted.push(r.clone());
-            }
-        }
+impl EngineEvaluator {
+    /// The whole holdout suite, or why it cannot be used.
+    fn load_suite(&self) -> Result<(StepLibrary, Suite), Error> {
         let library = StepLibrary::builtin();
-        let (mut suite, diags): (Suite, _) =
+        let (suite, diags): (Suite, _) =
             Suite::load_dir(&self.holdout_dir, &library).map_err(eval_err)?;
         let errors: Vec<String> = diags
             .iter()
@@ -175,6 +169,35 @@ impl Evaluator for EngineEvaluator {
                 errors.join("; ")
             )));
         }
+        Ok((library, suite))
+    }
+
+    /// How the service of the build in `dir` is started: the target command in `dir`, with
+    /// the allowlisted environment (the sandbox is added per build by the caller).
+    fn target(&self, dir: &std::path::Path) -> CommandTarget {
+        let mut target = CommandTarget::new(self.target_command.clone());
+        target.ready_path.clone_from(&self.ready_path);
+        target.ready_timeout = Duration::from_millis(self.ready_timeout_ms);
+        target.cwd = Some(dir.to_path_buf());
+        target.env = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        target
+    }
+}
+
+#[async_trait]
+impl Evaluator for EngineEvaluator {
+    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
+        let mut wanted: Vec<String> = req.requirements.clone();
+        for r in &req.regression {
+            if !wanted.contains(r) {
+                wanted.push(r.clone());
+            }
+        }
+        let (library, mut suite) = self.load_suite()?;
         suite
             .scenarios
             .retain(|s| s.satisfies.iter().any(|r| wanted.contains(r)));
@@ -182,21 +205,13 @@ impl Evaluator for EngineEvaluator {
         let mut gate_passed = true;
         let mut feedback = String::new();
         if !suite.scenarios.is_empty() {
-            let mut target = CommandTarget::new(self.target_command.clone());
-            target.ready_path.clone_from(&self.ready_path);
-            target.ready_timeout = Duration::from_millis(self.ready_timeout_ms);
-            target.cwd = Some(req.worktree.clone());
+            let mut target = self.target(&req.worktree);
             if let Some(fence) = &self.fence {
                 let hidden = [self.holdout_dir.clone(), req.artifacts_dir.clone()];
                 target.wrap = fence
                     .service_wrap(&req.worktree, &hidden)?
                     .unwrap_or_default();
             }
-            target.env = self
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
             let (twin_urls, _twin_server) = self.start_twins().await?;
             let trials = self.trials.max(1);
             let opts = RunOptions {
@@ -283,5 +298,53 @@ impl Evaluator for EngineEvaluator {
                 feedback.trim().to_owned()
             },
         })
+    }
+
+    /// Judges each mutant with the whole holdout suite in process, its service started from
+    /// the mutant's copy behind the same fence as every evaluated build (the holdout and the
+    /// results hidden). The twins are served once for the whole measurement; as every trial
+    /// resets them, mutants are then judged one at a time.
+    async fn measure_strength(
+        &self,
+        req: &StrengthRequest,
+    ) -> Result<Option<lightsout_eval::StrengthReport>, Error> {
+        let (library, suite) = self.load_suite()?;
+        if suite.scenarios.is_empty() {
+            return Err(Error::Eval(format!(
+                "no holdout scenario in {}",
+                self.holdout_dir.display()
+            )));
+        }
+        let (twin_urls, _twin_server) = self.start_twins().await?;
+        let wrap: Option<lightsout_eval::strength::ServiceWrap> = self.fence.clone().map(|fence| {
+            let hidden = vec![self.holdout_dir.clone(), req.artifacts_dir.clone()];
+            let wrap: lightsout_eval::strength::ServiceWrap = std::sync::Arc::new(move |dir| {
+                fence
+                    .service_wrap(dir, &hidden)
+                    .map(Option::unwrap_or_default)
+                    .map_err(|e| e.to_string())
+            });
+            wrap
+        });
+        let shared_twins = !twin_urls.is_empty();
+        let judge = lightsout_eval::Judge::Suite {
+            runner: std::sync::Arc::new(Runner::new(library).map_err(eval_err)?),
+            suite: std::sync::Arc::new(suite),
+            target: self.target(&req.build),
+            opts: RunOptions {
+                twins: twin_urls,
+                policy: req.policy.clone(),
+                ..RunOptions::default()
+            },
+            wrap,
+        };
+        let mut options = req.options.clone();
+        if shared_twins {
+            options.jobs = 1;
+        }
+        let report = lightsout_eval::measure(&req.build, &judge, &options)
+            .await
+            .map_err(eval_err)?;
+        Ok(Some(report))
     }
 }

@@ -95,6 +95,39 @@ pub enum Event {
         /// The failed dependency.
         by: String,
     },
+    /// The holdout's strength is being measured on the merged build (after the last merge).
+    StrengthStarted {
+        /// The commit measured (main's head).
+        commit: String,
+    },
+    /// One more mutant of the merged build judged.
+    StrengthProgress {
+        /// Mutants judged so far.
+        done: usize,
+        /// Mutants to judge.
+        total: usize,
+        /// Killed so far.
+        killed: usize,
+    },
+    /// The holdout's strength was measured (the survivors are in the run's results, for
+    /// humans only).
+    StrengthMeasured {
+        /// Mutants killed.
+        killed: usize,
+        /// Mutants judged.
+        total: usize,
+        /// `killed / total`.
+        kill_rate: f64,
+        /// Wilson 95% lower bound of the kill rate.
+        lower: f64,
+        /// Wilson 95% upper bound of the kill rate.
+        upper: f64,
+    },
+    /// The holdout's strength could not be measured.
+    StrengthNotMeasured {
+        /// Why.
+        reason: String,
+    },
     /// The run ended.
     RunFinished {
         /// Tasks merged.

@@ -42,6 +42,10 @@ pub struct RunOptions {
     pub gate: Vec<lightsout_eval::PolicyLayer>,
     /// Not-ready findings of specs built anyway (`--allow-not-ready`), shown in the report.
     pub not_ready: Vec<String>,
+    /// Measure the holdout's strength on the merged build once every task merged (`run
+    /// --strength`); it is measured anyway when a gate rule has `min_strength` or
+    /// `[strength] after_run = true`.
+    pub strength: bool,
 }
 
 /// The factory: agents, stages and configuration for running plans on a repository.
@@ -488,6 +492,7 @@ impl Factory {
             plan,
             policy,
             not_ready: opts.not_ready.clone(),
+            strength: opts.strength,
         };
         journal.append(&start)?;
         let state = RunState::replay([&start]);
@@ -807,6 +812,7 @@ impl Factory {
         };
         coord.recover(&mut sched).await?;
         coord.run(&mut sched, jobs).await?;
+        inner.strength_after_run().await?;
         inner.finish().await
     }
 }
@@ -915,6 +921,24 @@ pub async fn repo_root(dir: &Path) -> Result<PathBuf, Error> {
         )));
     }
     Ok(PathBuf::from(o.stdout.trim()))
+}
+
+/// The build in `dir` as a strength report names it: `HEAD`'s commit, with `+dirty` when the
+/// tree has uncommitted changes (untracked files included, `.lightsout/` excepted); `None`
+/// outside a repository or before the first commit.
+pub async fn describe_build(dir: &Path) -> Option<String> {
+    let git = Git::new(dir);
+    let head = git.try_rev("HEAD").await.ok().flatten()?;
+    // The factory's own `.lightsout/` is never part of a build (nor copied into a mutant).
+    let status = git
+        .out(&["status", "--porcelain", "--", ".", ":(exclude).lightsout"])
+        .await
+        .ok()?;
+    Some(if status.ok && status.stdout.trim().is_empty() {
+        head
+    } else {
+        format!("{head}+dirty")
+    })
 }
 
 fn new_run_id() -> String {
@@ -1795,6 +1819,180 @@ impl Inner {
         })?;
         let job = self.start_task(&child, Some(feedback)).await?;
         Ok(MergeOutcome::Rework(Box::new(job)))
+    }
+
+    /// Whether this run measures the holdout's strength after the last merge: a gate rule
+    /// asks for a minimum strength, `run --strength`, or `[strength] after_run = true`.
+    fn wants_strength(&self, strength: &lightsout_eval::StrengthConfig) -> bool {
+        self.policy.min_strength().is_some()
+            || self.state().strength
+            || strength.after_run == Some(true)
+    }
+
+    /// Measures the holdout's strength on main's last commit once every planned task merged
+    /// (see [`wants_strength`](Self::wants_strength)), and writes the report to
+    /// `eval/strength.json` in the run directory (or why it could not to
+    /// `eval/strength.error`); the outcome report reads both. Nothing of it reaches an agent:
+    /// every agent is done, and `eval/` is hidden from agents and services. A measurement of
+    /// the same commit already on disk (a resumed run) is kept.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `[strength]` is invalid; [`Error::Io`] when the result cannot be
+    /// written. A measurement that fails is not an error: its reason is recorded.
+    async fn strength_after_run(&self) -> Result<(), Error> {
+        let section: lightsout_eval::StrengthConfig = match self.config.extra.get("strength") {
+            Some(raw) => raw.clone().try_into().map_err(|e| {
+                Error::Config(format!(
+                    "[strength] in lightsout.toml: {e}; expected tool, max_mutants, seed, \
+                     trials, jobs, timeout_s, min_kill_rate, paths, after_run"
+                ))
+            })?,
+            None => lightsout_eval::StrengthConfig::default(),
+        };
+        if !self.wants_strength(&section) {
+            return Ok(());
+        }
+        let (all_merged, commit, requirements) = {
+            let s = self.state();
+            let merged = s.tasks[..s.planned]
+                .iter()
+                .all(|t| t.status == TaskStatus::Merged);
+            (merged, s.main_head.clone(), s.merged_requirements.clone())
+        };
+        if !all_merged {
+            return Ok(());
+        }
+        let dir = self.run_dir.join("eval");
+        let out = dir.join(crate::outcome::STRENGTH_JSON);
+        let err_file = dir.join(crate::outcome::STRENGTH_ERROR);
+        if let Ok(done) = lightsout_eval::StrengthReport::read(&out)
+            && done.build.as_deref() == Some(commit.as_str())
+        {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let _ = std::fs::remove_file(&err_file);
+        self.events.emit(&Event::StrengthStarted {
+            commit: commit.clone(),
+        });
+        match self.measure_strength(&section, &commit, requirements).await {
+            Ok(report) => {
+                let bytes = report
+                    .to_json()
+                    .map_err(|e| Error::Eval(format!("writing the strength report: {e}")))?;
+                write_atomic(&out, bytes.as_bytes())?;
+                let killed = report.total - report.survived;
+                self.events.emit(&Event::StrengthMeasured {
+                    killed,
+                    total: report.total,
+                    kill_rate: report.kill_rate,
+                    lower: report.wilson.low,
+                    upper: report.wilson.high,
+                });
+            }
+            Err(why) => {
+                let _ = std::fs::remove_file(&out);
+                write_atomic(&err_file, why.as_bytes())?;
+                self.events
+                    .emit(&Event::StrengthNotMeasured { reason: why });
+            }
+        }
+        Ok(())
+    }
+
+    /// One strength measurement of `commit`, checked out in a worktree of its own under the
+    /// run's hidden `eval/` directory; the error is the reason for the report.
+    async fn measure_strength(
+        &self,
+        section: &lightsout_eval::StrengthConfig,
+        commit: &str,
+        requirements: Vec<String>,
+    ) -> Result<lightsout_eval::StrengthReport, String> {
+        let tool = match &section.tool {
+            Some(name) => Some(lightsout_eval::MutationTool::parse(name).ok_or_else(|| {
+                format!("[strength] tool = \"{name}\": expected cosmic-ray or cargo-mutants")
+            })?),
+            None => None,
+        };
+        let holdout = self
+            .config
+            .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref());
+        let equivalents = match holdout
+            .map(|h| h.join("equivalent-mutants.toml"))
+            .filter(|p| p.is_file())
+        {
+            Some(p) => lightsout_eval::strength::read_equivalents(&p).map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
+        let events = self.events.clone();
+        let progress: lightsout_eval::strength::StrengthProgressFn =
+            Arc::new(move |p: &lightsout_eval::StrengthProgress| {
+                if let lightsout_eval::StrengthProgress::Mutant {
+                    done,
+                    total,
+                    killed,
+                    ..
+                } = p
+                {
+                    events.emit(&Event::StrengthProgress {
+                        done: *done,
+                        total: *total,
+                        killed: *killed,
+                    });
+                }
+            });
+        let options = lightsout_eval::StrengthOptions {
+            tool,
+            trials: section.trials.unwrap_or(1).max(1),
+            max_mutants: section.max_mutants,
+            seed: section.seed.unwrap_or(1),
+            jobs: section.jobs.unwrap_or(1).max(1),
+            timeout: section
+                .timeout_s
+                .map(|s| std::time::Duration::from_secs(s.max(1))),
+            equivalents,
+            paths: section.paths.clone().unwrap_or_default(),
+            progress: Some(progress),
+            // Beside the worktrees, not in the hidden `eval/`: a sandboxed service must see
+            // its build. Removed with the copies.
+            scratch: Some(self.run_dir.join("strength-work")),
+        };
+        let artifacts = self.run_dir.join("eval");
+        // What a killed measurement left behind goes first.
+        let _ = std::fs::remove_dir_all(self.run_dir.join("strength-work"));
+        let build = artifacts.join("strength-build");
+        let w = build.to_string_lossy().into_owned();
+        if build.exists() {
+            let _ = self.repo.out(&["worktree", "remove", "--force", &w]).await;
+            let _ = std::fs::remove_dir_all(&build);
+        }
+        self.repo
+            .run(&["worktree", "add", "-q", "--detach", &w, commit])
+            .await
+            .map_err(|e| format!("cannot check out {commit} to measure it: {e}"))?;
+        let req = crate::stages::StrengthRequest {
+            build: build.clone(),
+            requirements,
+            artifacts_dir: artifacts.clone(),
+            policy: self.policy.clone(),
+            options,
+        };
+        let result = self.evaluator.measure_strength(&req).await;
+        let _ = self.repo.out(&["worktree", "remove", "--force", &w]).await;
+        let _ = std::fs::remove_dir_all(&build);
+        let _ = std::fs::remove_dir_all(self.run_dir.join("strength-work"));
+        match result {
+            Ok(Some(mut report)) => {
+                report.build = Some(commit.to_owned());
+                Ok(report)
+            }
+            Ok(None) => Err(
+                "not measured: this run's holdout evaluator cannot judge mutants \
+                 (use [holdout] command or [target])"
+                    .to_owned(),
+            ),
+            Err(e) => Err(format!("could not be measured: {e}")),
+        }
     }
 
     /// Final steps: sync the main checkout, write `state.json`, journal the end.

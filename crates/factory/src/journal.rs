@@ -38,6 +38,10 @@ pub enum Entry {
         /// line each; the report shows them in a red banner.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         not_ready: Vec<String>,
+        /// Measure the holdout's strength on the merged build after the last merge (`run
+        /// --strength`), whatever the policy and `[strength] after_run` say.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        strength: bool,
     },
     /// A task got its worktree.
     TaskStarted {

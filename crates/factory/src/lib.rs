@@ -61,15 +61,15 @@ pub use config::{Config, Redaction};
 pub use engine::EngineEvaluator;
 pub use error::Error;
 pub use event::Event;
-pub use factory::{Factory, RunOptions, agent_from_profile, latest_run, repo_root};
+pub use factory::{Factory, RunOptions, agent_from_profile, describe_build, latest_run, repo_root};
 pub use fenced::{AuditSink, FenceHook};
 pub use git::{COMMITTER_EMAIL, COMMITTER_NAME};
 pub use memory::DecisionMemory;
-pub use outcome::{build_report, write_run_report};
+pub use outcome::{STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report};
 pub use plan::{Plan, Planner, SpecPlanner, Task};
 pub use stages::{
     AttemptHook, AttemptMetrics, CommandEvaluator, EvalRequest, EvalStage, Evaluator, EventSink,
     Guard, GuardFinding, GuardRequest, HookDecision, Lesson, Memory, NoEvents, NoGuard, NoHook,
-    NoMemory, RequirementResult, VecEvents, Verdict, redact,
+    NoMemory, RequirementResult, StrengthRequest, VecEvents, Verdict, redact,
 };
 pub use state::{AttemptRecord, RunState, TaskState, TaskStatus, Totals};

@@ -10,7 +10,11 @@
 //!   holdout evaluation: per requirement the latest evaluation that covered it gives its
 //!   satisfaction (passes over trials, Wilson 95% interval), scenarios and flaky flag; the
 //!   latest evaluation of each task gives the gate verdict;
-//! - the specs under `<repo>/specs/`, when they still parse, for spec and requirement titles.
+//! - the specs under `<repo>/specs/`, when they still parse, for spec and requirement titles;
+//! - `eval/strength.json` ([`STRENGTH_JSON`]), the holdout's strength on the merged build, or
+//!   `eval/strength.error` ([`STRENGTH_ERROR`]): the report shows the figure and its survivors,
+//!   and the gate's `min_strength` rules are judged on it (only when it measured main's last
+//!   commit; any other build, or none, is insufficient evidence).
 //!
 //! Failed attempts at the `policy` or `guards` stage become incidents at the top of the page.
 
@@ -25,6 +29,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+/// File name of the holdout's strength report (`lightsout_eval::StrengthReport`) in a run's
+/// `eval/` directory, written by `lightsout run` after the last merge or by `lightsout strength
+/// --report RUN`. `eval/` is hidden from agents: the report names surviving mutants.
+pub const STRENGTH_JSON: &str = "strength.json";
+/// File name of why the holdout's strength could not be measured, beside [`STRENGTH_JSON`].
+pub const STRENGTH_ERROR: &str = "strength.error";
 
 /// The directory of run `run_id`: `<repo>/.lightsout/runs/<run_id>`.
 pub fn run_dir(repo: &Path, run_id: &str) -> PathBuf {
@@ -60,7 +71,8 @@ pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
     let state = RunState::replay(&entries);
     let (evals, unreadable) = read_evals(&dir.join("eval"))?;
     let specs = load_specs(repo, &state);
-    let mut report = assemble(&state, &evals, &unreadable, &specs);
+    let strength = read_strength(&dir.join("eval"), &state);
+    let mut report = assemble(&state, &evals, &unreadable, &specs, &strength);
     load_memory(repo, &mut report);
     Ok(report)
 }
@@ -73,6 +85,56 @@ pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
 pub fn write_run_report(repo: &Path, run_id: &str) -> Result<(PathBuf, PathBuf), Error> {
     let report = build_report(repo, run_id)?;
     Ok(report::write_report(&run_dir(repo, run_id), &report)?)
+}
+
+/// What the run directory says about the holdout's strength: the report when there is one,
+/// and the evidence the `min_strength` rules are judged on.
+struct Strength {
+    report: Option<lightsout_eval::StrengthReport>,
+    evidence: lightsout_eval::StrengthEvidence,
+}
+
+fn read_strength(eval_dir: &Path, state: &RunState) -> Strength {
+    use lightsout_eval::StrengthEvidence;
+    let path = eval_dir.join(STRENGTH_JSON);
+    let missing = |why: String| Strength {
+        report: None,
+        evidence: StrengthEvidence::Missing(why),
+    };
+    if path.is_file() {
+        let report = match lightsout_eval::StrengthReport::read(&path) {
+            Ok(r) => r,
+            Err(e) => return missing(format!("could not be read: {e}")),
+        };
+        let head = &state.main_head;
+        let evidence = match report.build.as_deref() {
+            Some(b) if b == head => StrengthEvidence::of(&report),
+            Some(b) => StrengthEvidence::Missing(format!(
+                "was measured on {b}, not on the run's merged main {head}"
+            )),
+            None => StrengthEvidence::Missing(format!(
+                "was measured on a build of unknown commit, not on the run's merged main {head}"
+            )),
+        };
+        return Strength {
+            report: Some(report),
+            evidence,
+        };
+    }
+    if let Ok(why) = std::fs::read_to_string(eval_dir.join(STRENGTH_ERROR)) {
+        return missing(first_line(&why));
+    }
+    let all_merged = state.tasks[..state.planned.min(state.tasks.len())]
+        .iter()
+        .all(|t| t.status == TaskStatus::Merged);
+    missing(if all_merged {
+        format!(
+            "not measured; measure it with `lightsout strength --report {}` in the merged checkout",
+            state.run_id
+        )
+    } else {
+        "not measured: not every task merged".to_owned()
+    })
 }
 
 /// Reads the evaluations in `eval/`, oldest first by (modification time, name): the engine's
@@ -95,6 +157,8 @@ fn read_evals(dir: &Path) -> Result<(Vec<EvalFile>, Vec<String>), Error> {
                     found.push((mtime(&inner), inner, stem.to_owned()));
                 }
             }
+        } else if name == STRENGTH_JSON {
+            // The strength report, not a holdout evaluation.
         } else if let Some(stem) = name.strip_suffix(".json") {
             found.push((mtime(&path), path.clone(), stem.to_owned()));
         }
@@ -419,14 +483,16 @@ fn requirement_outcome(
 
 /// The run's verdict. The gate of the latest evaluation of a merged result (it ran on main's
 /// final content, every merged requirement in its regression bucket) decides, or of the latest
-/// evaluation when nothing merged; every planned task must also be merged, and every requirement
-/// have holdout trials. Earlier evaluations are history (the per-requirement failures), not the
+/// evaluation when nothing merged; every planned task must also be merged, every requirement
+/// have holdout trials, and the run's `min_strength` rules hold on the holdout's strength measured
+/// on main's last commit (`strength`). Earlier evaluations are history (the per-requirement failures), not the
 /// verdict: a task evaluated before its dependencies merged fails their scenarios by design.
 fn gate(
     state: &RunState,
     requirements: &[RequirementOutcome],
     evals: &[EvalFile],
     unreadable: &[String],
+    strength: &lightsout_eval::StrengthEvidence,
 ) -> GateVerdict {
     let mut reasons = Vec::new();
     let mut failed = false;
@@ -464,6 +530,20 @@ fn gate(
     }
     let context = format!("final evaluation ({} {})", last.task, last.stage);
     let mut insufficient = false;
+    let strength_reasons = state.policy.evaluate_strength(strength);
+    for r in &strength_reasons {
+        match r.status {
+            GateStatus::Passed => {}
+            GateStatus::Failed => {
+                failed = true;
+                reasons.push(format!("{}: {}", r.rule, r.detail));
+            }
+            GateStatus::InsufficientEvidence => {
+                insufficient = true;
+                reasons.push(format!("insufficient evidence: {}: {}", r.rule, r.detail));
+            }
+        }
+    }
     for r in &last.result.gate.reasons {
         match r.status {
             GateStatus::Passed => {}
@@ -501,6 +581,7 @@ fn gate(
                 .gate
                 .reasons
                 .iter()
+                .chain(&strength_reasons)
                 .map(|r| format!("held: {} ({})", r.rule, r.detail)),
         );
         GateVerdict {
@@ -540,6 +621,7 @@ fn assemble(
     evals: &[EvalFile],
     unreadable: &[String],
     specs: &(Vec<SpecRef>, BTreeMap<String, String>),
+    strength: &Strength,
 ) -> RunReport {
     let agent = run_agent(state);
     let started = parse_time(&state.started_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
@@ -563,7 +645,14 @@ fn assemble(
         .iter()
         .map(|t| task_outcome(t, &agent))
         .collect();
-    r.gate = gate(state, &r.requirements, evals, unreadable);
+    r.gate = gate(
+        state,
+        &r.requirements,
+        evals,
+        unreadable,
+        &strength.evidence,
+    );
+    r.strength = strength.report.as_ref().map(report::StrengthOutcome::of);
     r.gate.policy = policy_refs(&state.policy);
     r.not_ready.clone_from(&state.not_ready);
     r.incidents = incidents(state);
@@ -688,6 +777,7 @@ mod tests {
                 plan,
                 policy: lightsout_eval::GatePolicy::resolve([]).unwrap(),
                 not_ready: vec![],
+                strength: false,
             },
             Entry::AttemptFinished {
                 task: "T1".into(),
@@ -744,6 +834,127 @@ mod tests {
         )
         .unwrap();
         std::fs::write(sub.join("eval.err"), "").unwrap();
+    }
+
+    /// A strength report of `killed` of `total` mutants, measured on `build`.
+    fn strength_json(killed: usize, total: usize, build: &str) -> String {
+        let w = lightsout_eval::stats::wilson95(
+            u32::try_from(killed).unwrap(),
+            u32::try_from(total).unwrap(),
+        );
+        let survivors: Vec<serde_json::Value> = (0..total - killed)
+            .map(|i| {
+                serde_json::json!({"file": "app.py", "line": 10 + i, "operator": "core/AddNot",
+                    "occurrence": 0, "status": "survived", "duration_ms": 1.0})
+            })
+            .collect();
+        serde_json::json!({
+            "schema_version": 1, "tool": "cosmic-ray", "tool_version": "cosmic-ray, version 8.7.0",
+            "generated": total, "equivalent": [], "sample_seed": null, "total": total,
+            "killed": killed, "broken": 0, "timeouts": 0, "survived": total - killed,
+            "not_applied": 0, "kill_rate": killed as f64 / total as f64,
+            "wilson": {"low": w.low, "high": w.high}, "trials": 1, "timeout_ms": 30000.0,
+            "baseline_ms": 1000.0, "duration_ms": 5000.0, "build": build, "mutants": survivors,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn min_strength_is_judged_on_the_strength_of_the_merged_main_only() {
+        let repo = tempfile::tempdir().unwrap();
+        fabricate(repo.path());
+        // T1 only (merged at m1), with a spec rule asking for strength.
+        let dir = run_dir(repo.path(), "r1");
+        let entries = crate::journal::read(&dir.join("journal.jsonl")).unwrap();
+        std::fs::remove_file(dir.join("journal.jsonl")).unwrap();
+        let mut j = Journal::open(&dir.join("journal.jsonl")).unwrap();
+        let rule = lightsout_eval::GatePolicy::from_toml("[[rule]]\nmin_strength = 0.6\n").unwrap();
+        for e in entries {
+            let e = match e {
+                Entry::RunStarted {
+                    run_id,
+                    at,
+                    main,
+                    base,
+                    mut plan,
+                    not_ready,
+                    ..
+                } => {
+                    plan.tasks.truncate(1);
+                    Entry::RunStarted {
+                        run_id,
+                        at,
+                        main,
+                        base,
+                        plan,
+                        policy: lightsout_eval::GatePolicy::resolve([
+                            lightsout_eval::PolicyLayer::new("spec specs/x.md:9", rule.clone()),
+                        ])
+                        .unwrap(),
+                        not_ready,
+                        strength: false,
+                    }
+                }
+                other => other,
+            };
+            j.append(&e).unwrap();
+        }
+        std::fs::remove_file(dir.join("eval").join("T1-3-merged.json")).unwrap();
+        let strength = dir.join("eval").join(STRENGTH_JSON);
+
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(
+            r.gate.outcome,
+            GateOutcome::InsufficientEvidence,
+            "{:?}",
+            r.gate
+        );
+        assert!(r.gate.reasons.join("\n").contains("not measured"));
+        assert!(r.strength.is_none());
+
+        // 10 of 10 killed on main's last commit: lower bound 0.72 >= 0.6.
+        std::fs::write(&strength, strength_json(10, 10, "m1")).unwrap();
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.gate.outcome, GateOutcome::Pass, "{:?}", r.gate);
+        let st = r.strength.as_ref().unwrap();
+        assert_eq!((st.killed.passes, st.killed.trials), (10, 10));
+        assert_eq!(st.build.as_deref(), Some("m1"));
+
+        // The same figure for another build is no evidence about this one.
+        std::fs::write(&strength, strength_json(10, 10, "other")).unwrap();
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.gate.outcome, GateOutcome::InsufficientEvidence);
+        assert!(
+            r.gate
+                .reasons
+                .join("\n")
+                .contains("not on the run's merged main m1"),
+            "{:?}",
+            r.gate.reasons
+        );
+        assert!(r.strength.is_some(), "the figure is still shown");
+
+        // 5 of 10 killed: below the rule.
+        std::fs::write(&strength, strength_json(5, 10, "m1")).unwrap();
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.gate.outcome, GateOutcome::Fail);
+        assert_eq!(r.strength.as_ref().unwrap().survivors.len(), 5);
+
+        // Why it could not be measured is the reason.
+        std::fs::remove_file(&strength).unwrap();
+        std::fs::write(
+            dir.join("eval").join(STRENGTH_ERROR),
+            "could not be measured: cosmic-ray is not installed",
+        )
+        .unwrap();
+        let r = build_report(repo.path(), "r1").unwrap();
+        assert_eq!(r.gate.outcome, GateOutcome::InsufficientEvidence);
+        assert!(
+            r.gate
+                .reasons
+                .join("\n")
+                .contains("cosmic-ray is not installed")
+        );
     }
 
     #[test]
@@ -816,6 +1027,7 @@ mod tests {
                     mut plan,
                     policy,
                     not_ready,
+                    strength,
                 } => {
                     plan.tasks.truncate(1);
                     Entry::RunStarted {
@@ -826,6 +1038,7 @@ mod tests {
                         plan,
                         policy,
                         not_ready,
+                        strength,
                     }
                 }
                 other => other,

@@ -164,6 +164,16 @@ redaction = "requirement"       # what the agent is told: none | requirement | c
 # [[gate.rule]]
 # tag = "@critical"
 # min_lower_bound = 0.9         # each @critical scenario's Wilson lower bound (35 clean trials)
+# [[gate.rule]]
+# min_strength = 0.8            # the holdout's kill rate of mutants: Wilson lower bound >= 0.8
+
+# How strong the holdout is: mutants of the merged build, each judged by the holdout (Python:
+# `pip install cosmic-ray`). `lightsout run` measures it after the last merge when a gate rule has
+# min_strength, with `run --strength`, or with after_run = true; `lightsout strength` any time.
+# [strength]
+# max_mutants = 100             # judge a seeded sample of at most this many
+# jobs = 2                      # mutants judged at once
+# after_run = false
 
 [memory]
 enabled = true                  # .lightsout/memory.db: decisions, context packs, guards, lessons

@@ -61,6 +61,23 @@ pub struct EvalRequest {
     pub policy: lightsout_eval::GatePolicy,
 }
 
+/// What to measure the holdout's strength on: the merged build after the last merge.
+#[derive(Debug, Clone)]
+pub struct StrengthRequest {
+    /// A copy of the merged build (main's last commit); only read.
+    pub build: PathBuf,
+    /// Every requirement of the run (what the holdout is asked to check).
+    pub requirements: Vec<String>,
+    /// A directory for the evaluator's raw results (hidden from agents and services, as the
+    /// other evaluation results are). The mutant copies go to `options.scratch`, which must
+    /// not lie inside it (a sandboxed service could not see its own build).
+    pub artifacts_dir: PathBuf,
+    /// The run's resolved gate policy (trial counts come from it, as in every evaluation).
+    pub policy: lightsout_eval::GatePolicy,
+    /// Tool, sample, seed, trials, jobs, time limit, equivalent mutants, progress.
+    pub options: lightsout_eval::StrengthOptions,
+}
+
 /// The result for one requirement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequirementResult {
@@ -132,6 +149,22 @@ pub trait Evaluator: Send + Sync {
     /// # Errors
     /// [`Error`] when the evaluation could not run (not when the software fails it).
     async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error>;
+
+    /// Measures how strong this evaluator's holdout is on the build in `req.build`
+    /// (`lightsout_eval::measure`: mutants of the build, each judged by the holdout). The
+    /// result names surviving mutants: it is for the humans who own the holdout and never goes
+    /// to an agent. `Ok(None)` when this evaluator cannot judge mutants (the default).
+    ///
+    /// # Errors
+    /// [`Error::Eval`] when the measurement could not run (no mutation tool, the holdout does
+    /// not pass the unmutated build, an I/O failure).
+    async fn measure_strength(
+        &self,
+        req: &StrengthRequest,
+    ) -> Result<Option<lightsout_eval::StrengthReport>, Error> {
+        let _ = req;
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -139,17 +172,35 @@ impl<T: Evaluator + ?Sized> Evaluator for &T {
     async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
         (**self).evaluate(req).await
     }
+    async fn measure_strength(
+        &self,
+        req: &StrengthRequest,
+    ) -> Result<Option<lightsout_eval::StrengthReport>, Error> {
+        (**self).measure_strength(req).await
+    }
 }
 #[async_trait]
 impl<T: Evaluator + ?Sized> Evaluator for Box<T> {
     async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
         (**self).evaluate(req).await
     }
+    async fn measure_strength(
+        &self,
+        req: &StrengthRequest,
+    ) -> Result<Option<lightsout_eval::StrengthReport>, Error> {
+        (**self).measure_strength(req).await
+    }
 }
 #[async_trait]
 impl<T: Evaluator + ?Sized> Evaluator for Arc<T> {
     async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
         (**self).evaluate(req).await
+    }
+    async fn measure_strength(
+        &self,
+        req: &StrengthRequest,
+    ) -> Result<Option<lightsout_eval::StrengthReport>, Error> {
+        (**self).measure_strength(req).await
     }
 }
 
@@ -306,6 +357,49 @@ impl Evaluator for CommandEvaluator {
             feedback,
             requirements: results,
         })
+    }
+
+    /// Runs the runner on each mutant as on a merged result (`LIGHTSOUT_STAGE=strength`,
+    /// every requirement of the run, the run's gate policy), with the allowlisted environment
+    /// only and inside the factory's lifetime sandbox.
+    async fn measure_strength(
+        &self,
+        req: &StrengthRequest,
+    ) -> Result<Option<lightsout_eval::StrengthReport>, Error> {
+        std::fs::create_dir_all(&req.artifacts_dir)
+            .map_err(|e| Error::io("create eval results dir", &req.artifacts_dir, e))?;
+        let gate_file = req.artifacts_dir.join("strength.gate.toml");
+        let policy = req
+            .policy
+            .to_toml()
+            .map_err(|e| Error::Eval(format!("writing the gate policy: {e}")))?;
+        crate::journal::write_atomic(&gate_file, policy.as_bytes())?;
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.push((
+            "LIGHTSOUT_REQUIREMENTS".to_owned(),
+            req.requirements.join(" "),
+        ));
+        env.push(("LIGHTSOUT_TASK".to_owned(), "strength".to_owned()));
+        env.push(("LIGHTSOUT_ATTEMPT".to_owned(), "0".to_owned()));
+        env.push((
+            "LIGHTSOUT_GATE".to_owned(),
+            gate_file.to_string_lossy().into_owned(),
+        ));
+        let judge = lightsout_eval::Judge::Command {
+            command: self.command.clone(),
+            dir: self.holdout_dir.clone(),
+            env,
+            clear_env: true,
+            prefix: crate::fence::sandbox::lifetime_prefix().unwrap_or_default(),
+        };
+        let report = lightsout_eval::measure(&req.build, &judge, &req.options)
+            .await
+            .map_err(|e| Error::Eval(e.to_string()))?;
+        Ok(Some(report))
     }
 }
 

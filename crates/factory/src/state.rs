@@ -204,6 +204,9 @@ pub struct RunState {
     /// Not-ready findings of specs built anyway (`--allow-not-ready`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_ready: Vec<String>,
+    /// `run --strength`: measure the holdout's strength after the last merge.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strength: bool,
 }
 
 impl RunState {
@@ -253,7 +256,9 @@ impl RunState {
                 plan,
                 policy,
                 not_ready,
+                strength,
             } => {
+                self.strength = *strength;
                 self.run_id.clone_from(run_id);
                 self.policy.clone_from(policy);
                 self.not_ready.clone_from(not_ready);

@@ -1549,6 +1549,7 @@ fn gate(c: &mut Ctx<'_>) {
         for (what, v) in [
             ("lower bound", g.min_lower_bound),
             ("satisfaction", g.min_satisfaction),
+            ("strength", g.min_strength),
         ] {
             if let Some(v) = v
                 && !(0.0..=1.0).contains(&v)

@@ -299,6 +299,11 @@ pub struct GateRule {
     pub tag: Option<String>,
     /// Whether the line demands no regressions.
     pub no_regressions: bool,
+    /// Required holdout strength (0..=1): the Wilson 95% lower bound of the share of mutants
+    /// the holdout kills, when the line speaks of mutants or strength ("Holdout strength: at
+    /// least 90% of mutants killed").
+    #[serde(default)]
+    pub min_strength: Option<f64>,
     /// Where it is.
     pub span: Span,
 }

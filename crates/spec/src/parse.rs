@@ -1061,8 +1061,24 @@ impl Walker<'_> {
                 None
             }
         });
-        let bound = lower.contains("lower bound") || lower.contains("wilson");
-        let satisfaction = lower.contains("satisfaction") || lower.contains("pass rate");
+        // A line about mutants is a strength rule; its share may read "90% of mutants".
+        let strength = lower.contains("mutant") || lower.contains("strength");
+        let share = strength
+            .then(|| {
+                NUMBER.captures_iter(&line).find_map(|c| {
+                    let n: f64 = c.get(1)?.as_str().parse().ok()?;
+                    let whole = c.get(0)?.as_str();
+                    if c.get(2).is_some() {
+                        Some(n / 100.0)
+                    } else {
+                        (whole.contains('.') || n <= 1.0).then_some(n)
+                    }
+                })
+            })
+            .flatten();
+        let bound = !strength && (lower.contains("lower bound") || lower.contains("wilson"));
+        let satisfaction =
+            !strength && (lower.contains("satisfaction") || lower.contains("pass rate"));
         self.spec.gate.push(GateRule {
             min_lower_bound: if bound { fraction } else { None },
             trials,
@@ -1071,7 +1087,11 @@ impl Walker<'_> {
             } else {
                 None
             },
-            tag: TAG.find(&line).map(|m| m.as_str().to_owned()),
+            min_strength: share,
+            // Strength measures the whole holdout: it has no tag.
+            tag: (!strength)
+                .then(|| TAG.find(&line).map(|m| m.as_str().to_owned()))
+                .flatten(),
             no_regressions: lower.contains("no regression"),
             span: self.span(range),
             text: line,

@@ -108,6 +108,11 @@ pub(crate) struct EvalArgs {
     /// Seconds before a trial is failed as a timeout (and everything it started is killed).
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     trial_timeout: u64,
+    /// Stop at the first scenario with a failing trial; the rest are not run (they are absent
+    /// from the result and the gate fails). For mutation testing, where one failure decides
+    /// (`lightsout strength` sets `LIGHTSOUT_FAIL_FAST=1` for holdout runners).
+    #[arg(long)]
+    fail_fast: bool,
 }
 
 /// The one resolved policy: each `--gate` file, then `<scenarios>/gate.toml`, then the floor.
@@ -265,6 +270,7 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         policy,
         baseline,
         progress,
+        fail_fast: args.fail_fast,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let runner = Runner::new(library)?;

@@ -28,8 +28,8 @@ pub(crate) struct ReportArgs {
 }
 
 /// The one line that says whether to ship:
-/// `gate: PASS|FAIL|INSUFFICIENT EVIDENCE|NOT EVALUATED (...)`, and a line for a build of
-/// specs that were not ready.
+/// `gate: PASS|FAIL|INSUFFICIENT EVIDENCE|NOT EVALUATED (...)`, a line for a build of specs
+/// that were not ready, and the holdout's strength line ([`strength_line`]).
 pub(crate) fn gate_line(report: &RunReport) -> String {
     let t = report.totals();
     let verdict = match report.gate.outcome {
@@ -54,6 +54,8 @@ pub(crate) fn gate_line(report: &RunReport) -> String {
         line.push_str(" spec finding(s), first: ");
         line.push_str(first);
     }
+    line.push('\n');
+    line.push_str(&strength_line(report));
     if report.gate.outcome != GateOutcome::Pass
         && let Some(first) = report.gate.reasons.first()
     {
@@ -61,6 +63,25 @@ pub(crate) fn gate_line(report: &RunReport) -> String {
         line.push_str(first);
     }
     line
+}
+
+/// `strength: 67 of 70 mutants killed (95.7%, Wilson 95% [0.881, 0.985]); ...`, or `strength:
+/// not measured` with how to measure it.
+pub(crate) fn strength_line(report: &RunReport) -> String {
+    match &report.strength {
+        Some(st) => {
+            let mut s = format!("strength: {}", st.line());
+            if let Some(b) = &st.build {
+                s.push_str("; build ");
+                s.push_str(&b[..b.len().min(12)]);
+            }
+            s
+        }
+        None => format!(
+            "strength: not measured (`lightsout strength --report {}` in the merged checkout)",
+            report.run_id
+        ),
+    }
 }
 
 /// Builds and writes the report of `run_id`; returns it with its JSON and HTML paths.

@@ -46,6 +46,12 @@ pub(crate) struct RunArgs {
     /// banner naming the findings. Without it, a not-ready spec stops the run (exit 1).
     #[arg(long)]
     allow_not_ready: bool,
+    /// Measure the holdout's strength on the merged build once every task merged (mutants of
+    /// it, each judged by the holdout; `[strength]` in lightsout.toml bounds it). It is measured
+    /// anyway when a gate rule has `min_strength` or `[strength] after_run = true`. The figure
+    /// and the surviving mutants go to the report only, never to an agent.
+    #[arg(long)]
+    strength: bool,
 }
 
 /// The specs to build, checked as `lightsout spec check` checks them.
@@ -173,6 +179,40 @@ impl EventSink for Sink {
                 p.bar.inc(1);
                 p.line(self.human, &format!("  {task}: blocked by {by}"));
             }
+            Event::StrengthStarted { commit } => {
+                p.bar.set_message("measuring the holdout's strength");
+                p.line(
+                    self.human,
+                    &format!(
+                        "  strength: making mutants of main at {} and judging each with the holdout",
+                        &commit[..commit.len().min(10)]
+                    ),
+                );
+            }
+            Event::StrengthProgress {
+                done,
+                total,
+                killed,
+            } => p.bar.set_message(format!(
+                "strength: {done}/{total} mutants, {killed} killed"
+            )),
+            Event::StrengthMeasured {
+                killed,
+                total,
+                kill_rate,
+                lower,
+                upper,
+            } => p.line(
+                self.human,
+                &format!(
+                    "  strength: {killed} of {total} mutants killed ({:.1}%, Wilson 95% [{lower:.3}, \
+                     {upper:.3}]); survivors in the report",
+                    kill_rate * 100.0
+                ),
+            ),
+            Event::StrengthNotMeasured { reason } => {
+                p.line(self.human, &format!("  strength: {reason}"));
+            }
             _ => {}
         }
     }
@@ -288,6 +328,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
                     jobs,
                     gate,
                     not_ready: loaded.not_ready,
+                    strength: args.strength,
                 },
             )
             .await?

@@ -103,6 +103,13 @@ pub(crate) struct StrengthArgs {
     /// Also write the JSON report here.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Add the figure to the outcome report of a run: RUN is a run id (under
+    /// .lightsout/runs/ of the repository holding DIR) or a run directory. The strength report
+    /// goes to RUN/eval/strength.json (hidden from agents), report.json and report.html are
+    /// written again, and the gate's `min_strength` rules are judged on it when DIR is the
+    /// run's merged main, committed (any other build is insufficient evidence).
+    #[arg(long, value_name = "RUN")]
+    report: Option<String>,
 }
 
 /// The mutation tools.
@@ -133,7 +140,7 @@ fn strength_section(config: Option<&Config>) -> anyhow::Result<StrengthConfig> {
     };
     raw.clone()
         .try_into()
-        .context("[strength] in lightsout.toml: expected tool, max_mutants, seed, trials, jobs, timeout_s, min_kill_rate")
+        .context("[strength] in lightsout.toml: expected tool, max_mutants, seed, trials, jobs, timeout_s, min_kill_rate, paths, after_run")
 }
 
 fn twins(args: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
@@ -197,6 +204,7 @@ fn suite_judge(
         suite: Arc::new(suite),
         target,
         opts,
+        wrap: None,
     })
 }
 
@@ -231,6 +239,8 @@ fn judge(
                 command,
                 dir: dir.to_path_buf(),
                 env,
+                clear_env: false,
+                prefix: Vec::new(),
             })
         }
         (_, Some(target)) => suite_judge(args, config, holdout, target),
@@ -239,6 +249,36 @@ fn judge(
              CMD with --scenarios DIR (or set [holdout] command or [target] in lightsout.toml)"
         ),
     }
+}
+
+/// The repository, run id and run directory of `--report RUN`: a run directory
+/// (`<repo>/.lightsout/runs/<id>`), or a run id under the repository holding `project`.
+async fn run_dir(project: &Path, run: &str) -> anyhow::Result<(PathBuf, String, PathBuf)> {
+    let as_dir = Path::new(run);
+    if as_dir.join("journal.jsonl").is_file() {
+        let dir = as_dir
+            .canonicalize()
+            .with_context(|| format!("resolving {run}"))?;
+        let id = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .with_context(|| format!("{run} names no run"))?;
+        let runs = dir.parent().filter(|p| p.ends_with(".lightsout/runs"));
+        let Some(repo) = runs.and_then(Path::parent).and_then(Path::parent) else {
+            bail!("{run} is not a run directory (<repo>/.lightsout/runs/<id>)");
+        };
+        return Ok((repo.to_path_buf(), id, dir));
+    }
+    let repo = lightsout_factory::repo_root(project).await?;
+    let dir = lightsout_factory::run_dir(&repo, run);
+    if run.contains(['/', '\\']) || !dir.join("journal.jsonl").is_file() {
+        bail!(
+            "no run `{run}` in {}: pass a run id (see .lightsout/runs/) or a run directory",
+            repo.display()
+        );
+    }
+    Ok((repo, run.to_owned(), dir))
 }
 
 fn progress() -> StrengthProgressFn {
@@ -325,16 +365,40 @@ pub(crate) fn run(args: StrengthArgs) -> anyhow::Result<ExitCode> {
             .or(section.timeout_s)
             .map(|s| Duration::from_secs(s.max(1))),
         equivalents,
-        paths: args.paths.clone(),
+        paths: if args.paths.is_empty() {
+            section.paths.clone().unwrap_or_default()
+        } else {
+            args.paths.clone()
+        },
         progress: Some(progress()),
+        scratch: None,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let report = runtime.block_on(async {
+    let run = match &args.report {
+        Some(run) => Some(runtime.block_on(run_dir(&args.project, run))?),
+        None => None,
+    };
+    let mut report = runtime.block_on(async {
         tokio::select! {
             r = lightsout_eval::measure(&args.project, &judge, &opts) => r.map_err(anyhow::Error::from),
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; every mutant's copy was removed")),
         }
     })?;
+    report.build = runtime.block_on(lightsout_factory::describe_build(&args.project));
+    if let Some((repo, run_id, dir)) = &run {
+        let eval = dir.join("eval");
+        std::fs::create_dir_all(&eval).with_context(|| format!("creating {}", eval.display()))?;
+        lightsout_eval::write_atomic(
+            &eval.join(lightsout_factory::STRENGTH_JSON),
+            report.to_json()?.as_bytes(),
+        )
+        .with_context(|| format!("writing the strength report into {}", eval.display()))?;
+        let _ = std::fs::remove_file(eval.join(lightsout_factory::STRENGTH_ERROR));
+        let (outcome, _, html) = super::report::write(repo, run_id)?;
+        eprintln!("{}", super::report::strength_line(&outcome));
+        eprintln!("{}", super::report::gate_line(&outcome));
+        eprintln!("report: {}", html.display());
+    }
     if let Some(path) = &args.output {
         lightsout_eval::write_atomic(path, report.to_json()?.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;

@@ -5,7 +5,8 @@ use time::macros::datetime;
 use super::model::{
     AgentKind, AgentLabel, DecisionRecord, DecisionStatus, FailureRecord, GateOutcome, GateVerdict,
     Incident, IncidentKind, LessonRecord, PolicyRuleRef, RequirementOutcome, RunReport,
-    SCHEMA_VERSION, Satisfaction, SpecRef, TaskOutcome, TaskStatus,
+    SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome, SurvivorRecord, TaskOutcome,
+    TaskStatus,
 };
 
 fn replay() -> AgentLabel {
@@ -183,6 +184,32 @@ pub(super) fn sample_report() -> RunReport {
         requirement: Some("REQ-1".into()),
         task: Some("T2".into()),
     }];
+    r.strength = Some(StrengthOutcome {
+        tool: "cosmic-ray, version 8.7.0".into(),
+        build: Some("4f0c2a9e1b7d".into()),
+        killed: Satisfaction::from_counts(68, 70),
+        timeouts: 14,
+        broken: 7,
+        generated: 331,
+        equivalent: 39,
+        sample_seed: Some(1),
+        trials: 1,
+        duration_ms: 982_000,
+        survivors: vec![
+            SurvivorRecord {
+                file: "app.py".into(),
+                line: 88,
+                operator: "core/ReplaceComparisonOperator_Gt_GtE".into(),
+                occurrence: 0,
+            },
+            SurvivorRecord {
+                file: "shortener/store.py".into(),
+                line: 41,
+                operator: "core/NumberReplacer".into(),
+                occurrence: 1,
+            },
+        ],
+    });
     r
 }
 
@@ -199,6 +226,10 @@ pub(super) fn hostile_report() -> RunReport {
     };
     r.tasks[3].merge_commit = Some("ééééééééééééééé<b>".into());
     r.lessons[0].text = "</style><style>body{display:none}</style>".into();
+    if let Some(st) = &mut r.strength {
+        st.survivors[0].file = "<svg onload=alert(1)>.py".into();
+        st.tool = "cosmic-ray\u{7}<b>".into();
+    }
     r.gate.reasons.push("]]></text><foreignObject>&amp;".into());
     r.incidents = vec![
         Incident {
@@ -255,6 +286,24 @@ pub(super) fn with_strings(strings: &[String]) -> RunReport {
         lessons: Vec::new(),
         incidents: Vec::new(),
         not_ready: vec![s()],
+        strength: Some(StrengthOutcome {
+            tool: s(),
+            build: Some(s()),
+            killed: Satisfaction::from_counts(9, 10),
+            timeouts: 1,
+            broken: 2,
+            generated: 12,
+            equivalent: 1,
+            sample_seed: Some(3),
+            trials: 1,
+            duration_ms: 5_000,
+            survivors: vec![SurvivorRecord {
+                file: s(),
+                line: 7,
+                operator: s(),
+                occurrence: 0,
+            }],
+        }),
     };
     for i in 0..3u32 {
         r.requirements.push(RequirementOutcome {

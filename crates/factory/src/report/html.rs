@@ -14,7 +14,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::layout::{HEADER, Layout, NODE_H, NODE_W, layout};
 use super::model::{
-    DecisionStatus, GateOutcome, Incident, RequirementOutcome, RunReport, Satisfaction, TaskOutcome,
+    DecisionStatus, GateOutcome, Incident, RequirementOutcome, RunReport, Satisfaction,
+    StrengthOutcome, TaskOutcome,
 };
 
 /// The Content-Security-Policy of the page: nothing may be fetched; inline styles and `data:` images
@@ -155,6 +156,9 @@ pub fn render_html(report: &RunReport) -> String {
     gate(&mut out, report, &verdict);
     summary(&mut out, report);
     requirements(&mut out, &report.requirements);
+    if let Some(st) = &report.strength {
+        strength(&mut out, st);
+    }
     graph(&mut out, &report.tasks);
     tasks(&mut out, &report.tasks);
     memory(&mut out, report);
@@ -395,6 +399,65 @@ fn requirements(out: &mut String, reqs: &[RequirementOutcome]) {
             out.push_str("</ol></details>");
         }
         out.push_str("</td></tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+/// The holdout's strength: the kill rate with its interval, what was judged, and the survivors.
+fn strength(out: &mut String, st: &StrengthOutcome) {
+    let k = &st.killed;
+    out.push_str(
+        "<section id=\"strength\">\n<h2>Holdout strength</h2>\n<p class=\"muted\">Mutants of the \
+         merged build (one small change each), each judged by the holdout: the share it killed, \
+         with its Wilson 95% interval. Each survivor is a behaviour the holdout does not check; \
+         this list is for the people who own the holdout, never for an agent.</p>\n\
+         <dl class=\"summary\">\n<dt>Killed</dt><dd>",
+    );
+    bar(out, k);
+    w!(
+        out,
+        " {} ({} of {}) [{}, {}]</dd>\n<dt>Of which</dt><dd>{} by the time limit, {} where the \
+         holdout could not run</dd>\n<dt>Mutants</dt><dd>{} generated, {} left out as equivalent, {}</dd>\n\
+         <dt>Tool</dt><dd>{}</dd>\n<dt>Build</dt><dd><code>{}</code></dd>\n<dt>Trials</dt><dd>{} per \
+         scenario per mutant</dd>\n<dt>Time</dt><dd>{}</dd>\n</dl>\n",
+        pct(k.rate),
+        k.passes,
+        k.trials,
+        unit3(k.lower),
+        unit3(k.upper),
+        st.timeouts,
+        st.broken,
+        st.generated,
+        st.equivalent,
+        st.sample_seed.map_or_else(
+            || "all the others judged".to_owned(),
+            |seed| format!("a seeded sample judged (seed {seed})")
+        ),
+        Esc(&st.tool),
+        Esc(st.build.as_deref().unwrap_or("unknown")),
+        st.trials,
+        fmt_ms(st.duration_ms)
+    );
+    if st.survivors.is_empty() {
+        out.push_str("<p>No mutant survived.</p>\n</section>\n");
+        return;
+    }
+    w!(
+        out,
+        "<h3>Survivors ({})</h3>\n<table>\n<thead><tr><th>File</th><th>Line</th>\
+         <th>Operator</th><th>Occurrence</th></tr></thead>\n<tbody>\n",
+        st.survivors.len()
+    );
+    for m in &st.survivors {
+        w!(
+            out,
+            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td><code>{}</code></td>\
+             <td class=\"num\">{}</td></tr>\n",
+            Esc(&m.file),
+            m.line,
+            Esc(&m.operator),
+            m.occurrence
+        );
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
 }

@@ -61,7 +61,8 @@ pub use layout::compute_waves;
 pub use model::{
     AgentKind, AgentLabel, DecisionRecord, DecisionStatus, FailureRecord, GateOutcome, GateVerdict,
     Incident, IncidentKind, LessonRecord, PolicyRuleRef, RequirementOutcome, RunReport,
-    SCHEMA_VERSION, Satisfaction, SpecRef, TaskOutcome, TaskStatus, Totals,
+    SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome, SurvivorRecord, TaskOutcome,
+    TaskStatus, Totals,
 };
 
 /// File name of the JSON report inside a run directory.

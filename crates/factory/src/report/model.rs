@@ -63,6 +63,114 @@ pub struct RunReport {
     /// anyway (`lightsout run --allow-not-ready`), one line each; a red banner on the page.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_ready: Vec<String>,
+    /// How strong the holdout is on the merged build (mutants it kills), when it was measured
+    /// (`lightsout run` after the last merge, or `lightsout strength --report RUN`). Names the
+    /// surviving mutants: for the humans who own the holdout, never for an agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strength: Option<StrengthOutcome>,
+}
+
+/// The holdout's strength on the merged build: mutants of it, each judged by the holdout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StrengthOutcome {
+    /// The mutation tool and its version (`cosmic-ray, version 8.7.0`).
+    pub tool: String,
+    /// The build measured: a commit, `+dirty` when it had uncommitted changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// Mutants killed (a failing scenario, a timeout, or a build the holdout could not run).
+    /// With `total` it gives the kill rate and its Wilson 95% interval.
+    pub killed: Satisfaction,
+    /// Of the killed, those stopped by the per-mutant time limit.
+    pub timeouts: u32,
+    /// Of the killed, those the holdout could not run against (the service did not start).
+    pub broken: u32,
+    /// Mutants the tool generated.
+    pub generated: u32,
+    /// Of those, left out as equivalent (declared in the holdout's `equivalent-mutants.toml`).
+    pub equivalent: u32,
+    /// The seed when the judged mutants are a seeded sample of the rest; `None` when all were
+    /// judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_seed: Option<u64>,
+    /// Trials per scenario per mutant.
+    pub trials: u32,
+    /// Wall time of the measurement in ms.
+    pub duration_ms: u64,
+    /// The mutants the holdout did not kill: each one a behaviour it does not check.
+    #[serde(default)]
+    pub survivors: Vec<SurvivorRecord>,
+}
+
+/// A mutant the holdout could not tell from the build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SurvivorRecord {
+    /// File, relative to the project root.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// The tool's operator (`core/ReplaceComparisonOperator_Gt_GtE`).
+    pub operator: String,
+    /// Which match of the operator in the file.
+    pub occurrence: u32,
+}
+
+impl StrengthOutcome {
+    /// The outcome of a strength report.
+    pub fn of(r: &lightsout_eval::StrengthReport) -> Self {
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        Self {
+            tool: r.tool_version.clone(),
+            build: r.build.clone(),
+            killed: Satisfaction::from_counts(n(r.total - r.survived.min(r.total)), n(r.total)),
+            timeouts: n(r.timeouts),
+            broken: n(r.broken),
+            generated: n(r.generated),
+            equivalent: n(r.equivalent.len()),
+            sample_seed: r.sample_seed,
+            trials: r.trials,
+            duration_ms: r.duration_ms.max(0.0).round() as u64,
+            survivors: r
+                .survivors()
+                .map(|m| SurvivorRecord {
+                    file: m.mutant.file.clone(),
+                    line: m.mutant.line,
+                    operator: m.mutant.operator.clone(),
+                    occurrence: m.mutant.occurrence,
+                })
+                .collect(),
+        }
+    }
+
+    /// One line: `67 of 70 mutants killed (95.7%, Wilson 95% [0.881, 0.985]); cosmic-ray ...`.
+    pub fn line(&self) -> String {
+        use std::fmt::Write as _;
+        let k = &self.killed;
+        let mut s = format!(
+            "{} of {} mutants killed ({:.1}%, Wilson 95% [{:.3}, {:.3}]); {}",
+            k.passes,
+            k.trials,
+            k.rate * 100.0,
+            k.lower,
+            k.upper,
+            self.tool
+        );
+        if let Some(seed) = self.sample_seed {
+            let _ = write!(
+                s,
+                "; a seeded sample (seed {seed}) of {} generated, {} equivalent left out",
+                self.generated, self.equivalent
+            );
+        } else {
+            let _ = write!(
+                s,
+                "; all of {} generated, {} equivalent left out",
+                self.generated, self.equivalent
+            );
+        }
+        let _ = write!(s, "; {} survivor(s)", self.survivors.len());
+        s
+    }
 }
 
 impl RunReport {
@@ -87,6 +195,7 @@ impl RunReport {
             lessons: Vec::new(),
             incidents: Vec::new(),
             not_ready: Vec::new(),
+            strength: None,
         }
     }
 

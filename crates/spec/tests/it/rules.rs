@@ -281,6 +281,34 @@ fn infeasible_gate() {
 }
 
 #[test]
+fn a_strength_gate_line_is_a_min_strength_rule() {
+    let line = "- Every scenario has a Wilson lower bound of at least 0.7 over 10 trials.\n";
+    let src = with(
+        line,
+        &format!(
+            "{line}- Holdout strength: the Wilson lower bound of mutants killed is at least 85% of \
+             mutants, for @critical and all.\n"
+        ),
+    );
+    let (spec, d) = run(&src);
+    assert!(d.is_empty(), "{d:?}");
+    let g = &spec.gate[1];
+    assert_eq!(g.min_strength, Some(0.85));
+    assert_eq!(
+        g.min_lower_bound, None,
+        "a strength line is not a scenario bound"
+    );
+    assert_eq!(g.min_satisfaction, None);
+    assert_eq!(g.tag, None, "strength measures the whole holdout");
+    assert_eq!(spec.gate[0].min_strength, None);
+    let (_, d) = run(&with(
+        line,
+        &format!("{line}- At least 1.5 of the mutants are killed.\n"),
+    ));
+    assert_eq!(codes(&d), ["LS402"]);
+}
+
+#[test]
 fn front_matter_problems() {
     let (_, d) = run(&with("kind: feature", "kind: epic"));
     assert_eq!(codes(&d), ["LS006"]);
