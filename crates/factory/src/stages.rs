@@ -394,7 +394,7 @@ impl Evaluator for CommandEvaluator {
             dir: self.holdout_dir.clone(),
             env,
             clear_env: true,
-            prefix: crate::fence::sandbox::lifetime_prefix().unwrap_or_default(),
+            prefix: lightsout_fence::sandbox::lifetime_prefix().unwrap_or_default(),
         };
         let report = lightsout_eval::measure(&req.build, &judge, &req.options)
             .await
