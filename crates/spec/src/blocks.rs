@@ -43,6 +43,13 @@ pub(crate) enum Block {
         /// Byte range of the whole item, nested lists included.
         range: Range<usize>,
     },
+    /// A row of a table (header rows included), its cells' text in order.
+    Row {
+        /// Each cell's text, markdown stripped.
+        cells: Vec<String>,
+        /// Byte range of the row.
+        range: Range<usize>,
+    },
     /// A fenced or indented code block.
     Code {
         /// Info string's first word (`gherkin`), empty when none.
@@ -129,7 +136,7 @@ impl Block {
             Block::Heading { text, .. }
             | Block::Paragraph { text, .. }
             | Block::Item { text, .. } => Some(text),
-            Block::Code { .. } => None,
+            Block::Code { .. } | Block::Row { .. } => None,
         }
     }
 }
@@ -179,6 +186,8 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
     let mut lists: Vec<Option<u64>> = Vec::new();
     let mut strong_start: Vec<usize> = Vec::new();
     let mut in_table = 0usize;
+    // The table row being read: its cells and range.
+    let mut row: Option<(Vec<String>, Range<usize>)> = None;
 
     for (event, rel) in Parser::new_ext(source, opts).into_offset_iter() {
         let range = rel.start + base..rel.end + base;
@@ -282,6 +291,22 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
             }
             Event::Start(Tag::Table(_)) => in_table += 1,
             Event::End(TagEnd::Table) => in_table = in_table.saturating_sub(1),
+            Event::Start(Tag::TableRow | Tag::TableHead) => row = Some((Vec::new(), range)),
+            Event::End(TagEnd::TableRow | TagEnd::TableHead) => {
+                if let Some((cells, range)) = row.take() {
+                    out.push(Block::Row { cells, range });
+                }
+            }
+            Event::Start(Tag::TableCell) => {
+                if let Some((cells, _)) = row.as_mut() {
+                    cells.push(String::new());
+                }
+            }
+            Event::Text(s) | Event::Code(s) if row.is_some() && items.is_empty() => {
+                if let Some(cell) = row.as_mut().and_then(|r| r.0.last_mut()) {
+                    cell.push_str(&s);
+                }
+            }
             Event::Text(s) => {
                 if let Some((_, c, _)) = code.as_mut() {
                     c.push_str(&s);

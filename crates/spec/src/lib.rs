@@ -35,7 +35,6 @@
 // Product names (OpenSpec, CommonMark, serde_norway) read as prose in these docs, not as code.
 #![allow(clippy::doc_markdown)]
 
-mod ascii;
 mod blocks;
 mod check;
 pub mod codes;
@@ -81,7 +80,7 @@ pub enum Error {
     NotFound(PathBuf),
     /// A directory given to [`check_paths`] holds no spec file.
     #[error(
-        "no spec files under {0} (looked for spec.md, requirements.md, *.spec.md and markdown with `id:` front matter)"
+        "no spec files under {0} (looked for spec.md, requirements.md, *.spec.md, *-spec.md and markdown with `id:` front matter)"
     )]
     NoSpecs(PathBuf),
 }
@@ -233,5 +232,6 @@ fn empty_spec(path: Option<&Path>, dialect: Dialect) -> Spec {
         glossary: Vec::new(),
         open_questions: Vec::new(),
         tasks: Vec::new(),
+        acceptance: Vec::new(),
     }
 }

@@ -19,6 +19,17 @@ pub(crate) fn run(src: &str) -> (Spec, Vec<Diagnostic>) {
     (spec, d)
 }
 
+/// As [`run`], with the pedantic lint group on (`--lint pedantic`).
+pub(crate) fn run_pedantic(src: &str) -> (Spec, Vec<Diagnostic>) {
+    let (spec, mut d) = parse(src.as_bytes(), Some(Path::new("t.md")), None);
+    let opts = CheckOptions {
+        pedantic: true,
+        ..CheckOptions::default()
+    };
+    d.extend(check(&spec, src, &opts));
+    (spec, d)
+}
+
 /// The codes of `diags`, sorted.
 pub(crate) fn codes(diags: &[Diagnostic]) -> Vec<&str> {
     let mut c: Vec<&str> = diags.iter().map(|d| d.code.as_str()).collect();
