@@ -188,6 +188,8 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
     let mut in_table = 0usize;
     // The table row being read: its cells and range.
     let mut row: Option<(Vec<String>, Range<usize>)> = None;
+    // Depth of `~~struck-through~~` text: withdrawn by its author, so left out.
+    let mut struck = 0usize;
 
     for (event, rel) in Parser::new_ext(source, opts).into_offset_iter() {
         let range = rel.start + base..rel.end + base;
@@ -277,6 +279,14 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
                     out.push(Block::Code { lang, code, range });
                 }
             }
+            Event::Start(Tag::Strikethrough) => struck += 1,
+            Event::End(TagEnd::Strikethrough) => struck = struck.saturating_sub(1),
+            Event::Text(_)
+            | Event::Code(_)
+            | Event::InlineHtml(_)
+            | Event::Start(Tag::Strong)
+            | Event::End(TagEnd::Strong)
+                if struck > 0 => {}
             Event::Start(Tag::Strong) => {
                 if let Some(t) = sink!() {
                     strong_start.push(t.text.len());
@@ -399,6 +409,20 @@ mod tests {
         assert_eq!(text.after_lead_strong(), "a x happens");
         assert_eq!(*depth, 1);
         assert!(matches!(b.get(1), Some(Block::Item { depth: 2, .. })));
+    }
+
+    #[test]
+    fn struck_through_text_is_left_out() {
+        let b = collect("- ~~**FR-035**: old~~ deferred\n");
+        let Some(Block::Item { text, .. }) = b.first() else {
+            panic!("no item: {b:?}");
+        };
+        assert_eq!(text.text.trim(), "deferred");
+        assert!(
+            text.strong.iter().all(std::ops::Range::is_empty),
+            "{:?}",
+            text.strong
+        );
     }
 
     #[test]

@@ -208,9 +208,22 @@ pub fn detect_dialect(text: &str, path: Option<&Path>) -> Dialect {
         Dialect::NlSpec
     } else if name == "requirements.md" {
         Dialect::Kiro
+    } else if name == "spec.md" && front.is_none() && under(path, "openspec") {
+        // A spec of an OpenSpec tree written before `### Requirement:` headings.
+        if under(path, "changes") {
+            Dialect::OpenSpecDelta
+        } else {
+            Dialect::OpenSpec
+        }
     } else {
         Dialect::Lightsout
     }
+}
+
+/// Whether a folder of `path` is named `dir`.
+fn under(path: Option<&Path>, dir: &str) -> bool {
+    path.and_then(Path::parent)
+        .is_some_and(|p| p.components().any(|c| c.as_os_str() == dir))
 }
 
 /// The titles Spec Kit's `spec.md` opens with, in English and in the community translations.
@@ -447,6 +460,9 @@ struct Walker<'a> {
     outline: Vec<(u8, Option<String>, String)>,
     /// The level of the Definition of Done heading the walker is under, if any.
     done_level: Option<u8>,
+    /// Whether a `**Scenario N: ...**` line of a user story opened a scenario whose steps
+    /// follow as items.
+    story_scenario: bool,
     /// Items numbered so far per section path (NLSpec requirement and acceptance ids).
     numbered: std::collections::HashMap<String, usize>,
 }
@@ -505,6 +521,7 @@ pub(crate) fn parse_text(
         counters: [0; 6],
         outline: Vec::new(),
         done_level: None,
+        story_scenario: false,
         numbered: std::collections::HashMap::new(),
     };
     let body = text.get(body_start..).unwrap_or("");
@@ -726,6 +743,7 @@ impl Walker<'_> {
         if level >= 2 && is_definition_of_done(h) {
             self.done_level = Some(level);
         }
+        self.story_scenario = false;
         if level <= 2 {
             self.close_requirement(range.start);
             // Close the previous section's span.
@@ -758,6 +776,26 @@ impl Walker<'_> {
             return;
         }
         // Level 4 and deeper.
+        if level == 4
+            && self.sub == Sub::Story
+            && let Some(name) = strip_ci(h, "Scenario")
+        {
+            let span = self.span(range);
+            let name = name
+                .trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ')
+                .trim_start_matches([':', '：', '-'])
+                .trim()
+                .to_owned();
+            if let Some(r) = self.spec.requirements.last_mut() {
+                r.scenarios.push(Scenario {
+                    name,
+                    steps: Vec::new(),
+                    span,
+                });
+            }
+            self.story_scenario = true;
+            return;
+        }
         if level == 4 {
             if let Some(name) = strip_ci(h, "Scenario:") {
                 if matches!(self.sub, Sub::Requirement | Sub::Scenario) {
@@ -793,6 +831,33 @@ impl Walker<'_> {
             self.kiro = (c.0.to_owned(), c.1.trim().to_owned());
             self.sub = Sub::KiroGroup;
             return;
+        }
+        // The first Spec Kit template's `### Primary User Story` and, under it,
+        // `### Acceptance Scenarios`.
+        if self.dialect == Dialect::SpecKit {
+            if h.eq_ignore_ascii_case("Primary User Story") {
+                let span = self.span(range);
+                self.spec.requirements.push(new_req(
+                    "US-1".to_owned(),
+                    h.to_owned(),
+                    span,
+                    Vec::new(),
+                ));
+                self.req_from_heading = true;
+                self.sub = Sub::Story;
+                return;
+            }
+            if h.eq_ignore_ascii_case("Acceptance Scenarios")
+                && self
+                    .spec
+                    .requirements
+                    .last()
+                    .is_some_and(|r| r.id == "US-1" && r.title == "Primary User Story")
+            {
+                self.req_from_heading = true;
+                self.sub = Sub::Story;
+                return;
+            }
         }
         // Spec Kit `### User Story N - Title (Priority: P1)`, in any language.
         if let Some((n, title, priority)) = user_story(h).or_else(|| {
@@ -853,7 +918,24 @@ impl Walker<'_> {
         match self.sub {
             Sub::Requirement => self.requirement_text(t, range),
             Sub::Story => {
-                if let Some(r) = self.spec.requirements.last_mut() {
+                // `**Scenario 1: Name**` opens a scenario whose steps are the items below it.
+                let lead = t.lead_strong().unwrap_or("");
+                if let Some(name) = strip_ci(lead, "Scenario") {
+                    let span = self.span(range);
+                    let name = name
+                        .trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ')
+                        .trim_start_matches([':', '：', '-'])
+                        .trim()
+                        .to_owned();
+                    if let Some(r) = self.spec.requirements.last_mut() {
+                        r.scenarios.push(Scenario {
+                            name,
+                            steps: Vec::new(),
+                            span,
+                        });
+                    }
+                    self.story_scenario = true;
+                } else if let Some(r) = self.spec.requirements.last_mut() {
                     if !r.body.is_empty() {
                         r.body.push('\n');
                     }
@@ -1108,6 +1190,25 @@ impl Walker<'_> {
                 return;
             }
             Sub::Story => {
+                // A step of the scenario a `**Scenario N: ...**` line or `#### Scenario N:`
+                // heading opened (one step per item, numbered or not).
+                let runs = t
+                    .strong
+                    .iter()
+                    .filter(|r| t.text.get((*r).clone()).and_then(keyword_i18n).is_some())
+                    .count();
+                if self.story_scenario && depth == 1 && runs <= 1 {
+                    if let Some(step) = step_of(t, span)
+                        && let Some(sc) = self
+                            .spec
+                            .requirements
+                            .last_mut()
+                            .and_then(|r| r.scenarios.last_mut())
+                    {
+                        sc.steps.push(step);
+                    }
+                    return;
+                }
                 if let Some(steps) = story_steps(t, number, span)
                     && let Some(r) = self.spec.requirements.last_mut()
                 {
