@@ -1,6 +1,8 @@
 //! This crate provides the spec stage of Lightsout: it reads a markdown spec in the Lightsout
-//! format, or in the Spec Kit, OpenSpec or Kiro dialects, into a typed [`Spec`], checks it
-//! against the rules of the spec format with span-carrying [`Diagnostic`]s, scores its
+//! format, or in the Spec Kit, OpenSpec, Kiro or NLSpec dialects (in English, Chinese,
+//! Japanese, German, French or Spanish), into a typed [`Spec`], checks it against the rules
+//! of the format its author chose with span-carrying [`Diagnostic`]s (the judgement calls in
+//! an opt-in pedantic group, [`codes::LintGroup`]), scores its
 //! readiness, diffs two versions by requirement id, and renders all of it for people (rustc
 //! style), machines (JSON) and code-scanning UIs (SARIF 2.1.0).
 //!
@@ -9,7 +11,8 @@
 //!   problems in the input are diagnostics ([`codes`] lists them). [`detect_dialect`] picks
 //!   the [`Dialect`] when none is given.
 //! - [`discover`] finds the spec files under a directory; [`read`] loads one from disk.
-//! - [`check()`] applies the rules of `spec-format.md` to a parsed spec; [`check_project`]
+//! - [`check()`] applies the rules of `spec-format.md` to a parsed spec ([`CheckOptions`]
+//!   turns the pedantic group on); [`check_project`]
 //!   adds the cross-spec rules; [`Readiness`] is the score and verdict.
 //! - [`diff()`] compares two versions of a spec by requirement id (`lightsout-graph` uses the
 //!   changed ids for `plan --impact`).

@@ -1,6 +1,7 @@
 //! Integration tests of `lightsout-spec`: the real-world corpus, the rules, and round trips.
 
 mod corpus;
+mod dialects;
 mod fidelity;
 mod roundtrip;
 mod rules;
