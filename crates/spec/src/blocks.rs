@@ -43,6 +43,13 @@ pub(crate) enum Block {
         /// Byte range of the whole item, nested lists included.
         range: Range<usize>,
     },
+    /// A row of a table (header rows included), its cells' text in order.
+    Row {
+        /// Each cell's text, markdown stripped.
+        cells: Vec<String>,
+        /// Byte range of the row.
+        range: Range<usize>,
+    },
     /// A fenced or indented code block.
     Code {
         /// Info string's first word (`gherkin`), empty when none.
@@ -129,7 +136,7 @@ impl Block {
             Block::Heading { text, .. }
             | Block::Paragraph { text, .. }
             | Block::Item { text, .. } => Some(text),
-            Block::Code { .. } => None,
+            Block::Code { .. } | Block::Row { .. } => None,
         }
     }
 }
@@ -179,6 +186,10 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
     let mut lists: Vec<Option<u64>> = Vec::new();
     let mut strong_start: Vec<usize> = Vec::new();
     let mut in_table = 0usize;
+    // The table row being read: its cells and range.
+    let mut row: Option<(Vec<String>, Range<usize>)> = None;
+    // Depth of `~~struck-through~~` text: withdrawn by its author, so left out.
+    let mut struck = 0usize;
 
     for (event, rel) in Parser::new_ext(source, opts).into_offset_iter() {
         let range = rel.start + base..rel.end + base;
@@ -268,6 +279,14 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
                     out.push(Block::Code { lang, code, range });
                 }
             }
+            Event::Start(Tag::Strikethrough) => struck += 1,
+            Event::End(TagEnd::Strikethrough) => struck = struck.saturating_sub(1),
+            Event::Text(_)
+            | Event::Code(_)
+            | Event::InlineHtml(_)
+            | Event::Start(Tag::Strong)
+            | Event::End(TagEnd::Strong)
+                if struck > 0 => {}
             Event::Start(Tag::Strong) => {
                 if let Some(t) = sink!() {
                     strong_start.push(t.text.len());
@@ -282,6 +301,22 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
             }
             Event::Start(Tag::Table(_)) => in_table += 1,
             Event::End(TagEnd::Table) => in_table = in_table.saturating_sub(1),
+            Event::Start(Tag::TableRow | Tag::TableHead) => row = Some((Vec::new(), range)),
+            Event::End(TagEnd::TableRow | TagEnd::TableHead) => {
+                if let Some((cells, range)) = row.take() {
+                    out.push(Block::Row { cells, range });
+                }
+            }
+            Event::Start(Tag::TableCell) => {
+                if let Some((cells, _)) = row.as_mut() {
+                    cells.push(String::new());
+                }
+            }
+            Event::Text(s) | Event::Code(s) if row.is_some() && items.is_empty() => {
+                if let Some(cell) = row.as_mut().and_then(|r| r.0.last_mut()) {
+                    cell.push_str(&s);
+                }
+            }
             Event::Text(s) => {
                 if let Some((_, c, _)) = code.as_mut() {
                     c.push_str(&s);
@@ -374,6 +409,20 @@ mod tests {
         assert_eq!(text.after_lead_strong(), "a x happens");
         assert_eq!(*depth, 1);
         assert!(matches!(b.get(1), Some(Block::Item { depth: 2, .. })));
+    }
+
+    #[test]
+    fn struck_through_text_is_left_out() {
+        let b = collect("- ~~**FR-035**: old~~ deferred\n");
+        let Some(Block::Item { text, .. }) = b.first() else {
+            panic!("no item: {b:?}");
+        };
+        assert_eq!(text.text.trim(), "deferred");
+        assert!(
+            text.strong.iter().all(std::ops::Range::is_empty),
+            "{:?}",
+            text.strong
+        );
     }
 
     #[test]

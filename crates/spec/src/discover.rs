@@ -34,10 +34,13 @@ const NOT_SPECS: &[&str] = &[
 ///
 /// - A file is returned as itself, whatever its name (the caller named it).
 /// - A directory is searched recursively, skipping hidden folders and `target`,
-///   `node_modules`, `archive`, `vendor`, `dist`, `build`. A markdown file there is a spec when
-///   it is named `spec.md` or `requirements.md` (OpenSpec, Spec Kit, Kiro), ends in
-///   `.spec.md`, or opens with YAML front matter (`---`, the Lightsout format) and is not a
-///   known companion file (`README.md`, `design.md`, `tasks.md`, `proposal.md`, ...).
+///   `node_modules`, `archive` (OpenSpec's applied changes, which `openspec validate` skips too;
+///   name an archived change's folder to check it), `vendor`, `dist`, `build`. A markdown file
+///   there is a spec when it is named `spec.md` or `requirements.md` (OpenSpec, Spec Kit, Kiro)
+///   outside a `checklists/` folder (Spec Kit's quality checklists), ends in `.spec.md`,
+///   `-spec.md` or `_spec.md` (NLSpecs such as `attractor-spec.md`), or opens with YAML front
+///   matter with an `id:` (the Lightsout format) and is not a known companion file
+///   (`README.md`, `design.md`, `tasks.md`, `proposal.md`, ...).
 ///
 /// The result is sorted by path and has no duplicates, so output is deterministic.
 ///
@@ -97,9 +100,19 @@ fn is_spec(p: &Path, lower_name: &str) -> Result<bool, Error> {
     {
         return Ok(false);
     }
+    // Spec Kit's `checklists/requirements.md` is a checklist of its feature, not a Kiro spec.
+    let in_checklists = p
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d.eq_ignore_ascii_case("checklists"));
+    if in_checklists {
+        return Ok(false);
+    }
     if lower_name == "spec.md"
         || lower_name == "requirements.md"
         || lower_name.ends_with(".spec.md")
+        || lower_name.ends_with("-spec.md")
+        || lower_name.ends_with("_spec.md")
     {
         return Ok(true);
     }

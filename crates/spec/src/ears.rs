@@ -1,92 +1,191 @@
 //! Sentences, normative keywords and the EARS patterns (Mavin et al., "Easy Approach to
 //! Requirements Syntax", RE 2009, <https://doi.org/10.1109/RE.2009.9>).
 //!
-//! Hand-written scanners, one pass each over a statement's bytes: they run for every sentence
-//! of every requirement, and the regular expressions they replace cost more than the markdown
-//! parse itself on criterion-dense specs (`benches/spec.rs`). The tests keep those expressions
-//! as oracles and compare them with the scanners on generated text.
+//! Normative keywords are those of RFC 2119 / RFC 8174 (MUST, SHALL, SHOULD, MAY and their
+//! negations) and their usual renderings in Chinese, Japanese, German, French and Spanish
+//! requirement documents (see [`KEYWORDS`]). One Aho-Corasick automaton finds them all in one
+//! pass; a Latin-script keyword counts only as a whole word.
 
-use crate::ascii::{folds_to_ascii_letter, letters_at, word_byte};
-use crate::model::EarsPattern;
+use crate::model::{EarsPattern, NormativeLevel};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::sync::LazyLock;
 
-/// The SHALL and MUST words of `text` (see [`is_keyword`]), as the byte offsets where they
-/// start, in order.
+/// Which forms of a keyword count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// Any case (`must`, `Must`, `MUST`): the word is unambiguous in requirement text.
+    Any,
+    /// Capitals only (`SHOULD`, `MAY`): RFC 8174 §2 gives the lower-case words their plain
+    /// English meaning.
+    Upper,
+}
+
+/// The keywords: text, level, which case counts. Longer phrases come first where one holds
+/// another, and the automaton takes the leftmost-longest match.
 ///
-/// Only where [`letters_at`] finds `ha` or `us` (any case) are the neighbouring bytes compared:
-/// those are the second and third letters of every keyword, and rare enough in prose that
-/// most eight-byte blocks need no closer look.
-fn keywords(text: &str) -> impl Iterator<Item = usize> + '_ {
-    let bytes = text.as_bytes();
-    let at = move |second: usize| {
-        let start = second.checked_sub(1)?;
-        let len = if bytes.get(second)? | 0x20 == b'h' {
-            5
-        } else {
-            4
-        };
-        let word = bytes.get(start..start + len)?;
-        let before = start.checked_sub(1).and_then(|i| bytes.get(i)).copied();
-        let after = bytes.get(start + len).copied();
-        (is_keyword(word) && !before.is_some_and(word_byte) && !after.is_some_and(word_byte))
-            .then_some(start)
-    };
-    letters_at(bytes, &[[b'h', b'a'], [b'u', b's']]).filter_map(at)
+/// Sources: RFC 2119 and RFC 8174 (English); GB/T 1.1-2020 §9 (Chinese: 应/应当/必须 for
+/// requirements, 宜 for recommendations, 可 for permissions, 不应/不得 for prohibitions); JIS Z
+/// 8301:2019 附属書 H (Japanese: しなければならない/してはならない, ものとする, 望ましい); DIN 820-2
+/// (German: muss/darf nicht, soll/sollte, kann); ISO/IEC Directives Part 2 French verbal forms
+/// (doit/ne doit pas, il convient, peut) and their Spanish UNE renderings (debe/no debe,
+/// debería, puede).
+const KEYWORDS: &[(&str, NormativeLevel, Case)] = {
+    use Case::{Any, Upper};
+    use NormativeLevel::{Mandatory as M, Optional as O, Recommended as R};
+    &[
+        // English (RFC 2119).
+        ("must not", M, Any),
+        ("must", M, Any),
+        ("shall not", M, Any),
+        ("shall", M, Any),
+        ("REQUIRED", M, Upper),
+        ("SHOULD NOT", R, Upper),
+        ("SHOULD", R, Upper),
+        ("RECOMMENDED", R, Upper),
+        ("MAY", O, Upper),
+        ("OPTIONAL", O, Upper),
+        // Chinese, simplified and traditional.
+        ("必须", M, Any),
+        ("必須", M, Any),
+        ("应当", M, Any),
+        ("應當", M, Any),
+        ("不得", M, Any),
+        ("不应", M, Any),
+        ("不應", M, Any),
+        ("务必", M, Any),
+        ("務必", M, Any),
+        ("禁止", M, Any),
+        ("应该", R, Any),
+        ("應該", R, Any),
+        ("建议", R, Any),
+        ("建議", R, Any),
+        // Japanese.
+        ("なければならない", M, Any),
+        ("なければなりません", M, Any),
+        ("なくてはならない", M, Any),
+        ("ねばならない", M, Any),
+        ("てはならない", M, Any),
+        ("てはなりません", M, Any),
+        ("ものとする", M, Any),
+        ("必要がある", M, Any),
+        ("必要があります", M, Any),
+        ("べきである", R, Any),
+        ("べきです", R, Any),
+        ("望ましい", R, Any),
+        ("推奨", R, Any),
+        // German (DIN 820-2).
+        ("muss", M, Any),
+        ("müssen", M, Any),
+        ("MÜSSEN", M, Any),
+        ("darf nicht", M, Any),
+        ("dürfen nicht", M, Any),
+        ("DÜRFEN NICHT", M, Any),
+        ("soll", R, Any),
+        ("sollen", R, Any),
+        ("sollte", R, Any),
+        ("sollten", R, Any),
+        // French.
+        ("ne doit pas", M, Any),
+        ("ne doivent pas", M, Any),
+        ("doit", M, Any),
+        ("doivent", M, Any),
+        ("devrait", R, Any),
+        ("devraient", R, Any),
+        // Spanish.
+        ("no debe", M, Any),
+        ("no deben", M, Any),
+        ("debe", M, Any),
+        ("deben", M, Any),
+        ("debería", R, Any),
+        ("deberían", R, Any),
+        ("DEBERÍA", R, Any),
+        ("DEBERÍAN", R, Any),
+    ]
+};
+
+static AUTOMATON: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(KEYWORDS.iter().map(|k| k.0))
+        .expect("static keyword automaton builds")
+});
+
+/// One normative keyword found in a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Keyword {
+    /// Byte offset where it starts.
+    pub(crate) start: usize,
+    /// Byte offset where it ends.
+    pub(crate) end: usize,
+    /// What it asks for.
+    pub(crate) level: NormativeLevel,
+    /// Whether it is written in capitals (`MUST`, not `must`): RFC 2119's marked form.
+    pub(crate) capitals: bool,
 }
 
-/// Whether `word` is SHALL or MUST in one of the cases specs write them (`SHALL`, `shall`,
-/// `Shall`; the same for MUST).
-fn is_keyword(word: &[u8]) -> bool {
-    matches!(
-        word,
-        b"SHALL" | b"shall" | b"Shall" | b"MUST" | b"must" | b"Must"
-    )
+/// Every normative keyword of `text`, in order (see [`KEYWORDS`]).
+pub(crate) fn keywords(text: &str) -> impl Iterator<Item = Keyword> + '_ {
+    AUTOMATON.find_iter(text).filter_map(move |m| {
+        let (word, level, case) = *KEYWORDS.get(m.pattern().as_usize())?;
+        let found = text.get(m.range())?;
+        let latin = word
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() && !is_cjk(c));
+        if latin {
+            let before = text.get(..m.start())?.chars().next_back();
+            let after = text.get(m.end()..)?.chars().next();
+            if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric)
+            {
+                return None;
+            }
+        }
+        let capitals = !found.chars().any(char::is_lowercase);
+        if case == Case::Upper && !capitals {
+            return None;
+        }
+        Some(Keyword {
+            start: m.start(),
+            end: m.end(),
+            level,
+            capitals,
+        })
+    })
 }
 
-/// How many times SHALL or MUST occurs as a whole word in `text` (see [`is_keyword`]).
-pub(crate) fn normative_count(text: &str) -> usize {
-    keywords(text).count()
+/// Whether `c` is a Han, kana or Hangul character (scripts without word spaces).
+fn is_cjk(c: char) -> bool {
+    matches!(u32::from(c), 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xac00..=0xd7af | 0xf900..=0xfaff)
 }
 
-/// Whether `text` contains SHALL or MUST as a word (any common case).
-pub(crate) fn is_normative(text: &str) -> bool {
-    keywords(text).next().is_some()
+/// The strongest level among the keywords of `text`.
+pub(crate) fn level(text: &str) -> Option<NormativeLevel> {
+    keywords(text).map(|k| k.level).min()
 }
 
-/// The EARS pattern of a sentence, from its leading keywords. `None` when the sentence is not
-/// normative.
-#[cfg(test)]
-fn classify(text: &str) -> Option<EarsPattern> {
-    is_normative(text).then(|| pattern(text))
+/// How many mandatory keywords (`MUST`, `SHALL` and their equivalents) `text` holds.
+pub(crate) fn mandatory_count(text: &str) -> usize {
+    keywords(text)
+        .filter(|k| k.level == NormativeLevel::Mandatory)
+        .count()
 }
 
-/// The EARS pattern of a sentence known to be normative (see [`is_normative`]), from its
-/// leading keywords.
+/// The EARS pattern of a normative sentence, from its leading keywords.
 pub(crate) fn pattern(text: &str) -> EarsPattern {
-    // The first word, compared ASCII-case-insensitively on the bytes: no non-ASCII character
-    // lower-cases to `when`, `while`, `if` or `where` followed by a space or comma (U+0130
-    // lower-cases to `i` plus a combining dot), so this equals comparing the lower-cased text.
-    let head = text.trim_start().as_bytes();
-    let word = |w: &[u8]| {
+    let head = text.trim_start();
+    let word = |w: &str| {
         head.get(..w.len())
             .is_some_and(|h| h.eq_ignore_ascii_case(w))
-            && matches!(head.get(w.len()), Some(b' ' | b','))
+            && matches!(head.as_bytes().get(w.len()), Some(b' ' | b','))
     };
-    let has_while = || {
-        let bytes = text.as_bytes();
-        memchr::memchr2_iter(b'w', b'W', bytes).any(|i| {
-            i > 0
-                && bytes.get(i - 1) == Some(&b' ')
-                && bytes
-                    .get(i..i + 6)
-                    .is_some_and(|w| w.eq_ignore_ascii_case(b"while "))
-        })
-    };
-    let when = word(b"when");
+    let when = word("when");
     let kinds = [
         when.then_some(EarsPattern::EventDriven),
-        (word(b"while") || when && has_while()).then_some(EarsPattern::StateDriven),
-        word(b"if").then_some(EarsPattern::UnwantedBehaviour),
-        word(b"where").then_some(EarsPattern::Optional),
+        (word("while") || when && head.to_ascii_lowercase().contains(" while "))
+            .then_some(EarsPattern::StateDriven),
+        word("if").then_some(EarsPattern::UnwantedBehaviour),
+        word("where").then_some(EarsPattern::Optional),
     ];
     let mut found = kinds.into_iter().flatten();
     match (found.next(), found.next()) {
@@ -96,124 +195,50 @@ pub(crate) fn pattern(text: &str) -> EarsPattern {
     }
 }
 
-/// The system named in "the <system> shall", when there is one (one to three words).
-///
-/// The leftmost `the` (any case, at an ASCII word boundary, followed by blanks) that is
-/// followed by one to three words of `[A-Za-z0-9_-]` and then `shall` or `must` (any case,
-/// ending at a word boundary) names the system; the fewest words win. The words come back
+/// The system named in "the <system> shall|must", when there is one (one to three words of
+/// `[A-Za-z0-9_-]`; the leftmost `the`, then the fewest words, win). The words come back
 /// joined by single spaces.
 pub(crate) fn system(text: &str) -> Option<String> {
-    if folds_to_ascii_letter(text) {
-        return oracle::system(text);
-    }
-    let bytes = text.as_bytes();
-    let blank = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-    // The end of the blank run at `at` (== `at` when there is none).
-    let skip_blank = |at: usize| {
-        at + bytes
-            .get(at..)
-            .map_or(0, |r| r.iter().position(|&b| !blank(b)).unwrap_or(r.len()))
-    };
-    let name_end = |at: usize| {
-        at + bytes.get(at..).map_or(0, |r| {
-            r.iter().position(|&b| !name_byte(b)).unwrap_or(r.len())
-        })
-    };
-    let keyword_at = |at: usize| {
-        [&b"shall"[..], b"must"].iter().any(|k| {
-            bytes
-                .get(at..at + k.len())
-                .is_some_and(|w| w.eq_ignore_ascii_case(k))
-                && !bytes.get(at + k.len()).copied().is_some_and(word_byte)
-        })
-    };
-    for t in letters_at(bytes, &[[b't', b'h', b'e']]) {
-        let boundary = t == 0 || !bytes.get(t - 1).copied().is_some_and(word_byte);
-        if !boundary || !bytes.get(t + 3).copied().is_some_and(blank) {
-            continue;
-        }
-        let first = skip_blank(t + 3);
-        let mut at = first;
-        for _ in 0..3 {
-            let end = name_end(at);
-            if end == at {
-                break;
-            }
-            let next = skip_blank(end);
-            if next == end {
-                // A word must be followed by blanks: `system,` names nothing.
-                break;
-            }
-            if keyword_at(next) {
-                let names = text.get(first..end).unwrap_or("");
-                return Some(names.split_ascii_whitespace().collect::<Vec<_>>().join(" "));
-            }
-            at = next;
-        }
-    }
-    None
-}
-
-/// The regular expressions the scanners replace: the fallback for text that needs Unicode
-/// case folding, and the tests' oracle.
-mod oracle {
-    use regex::Regex;
-    use std::sync::LazyLock;
-
-    static SYSTEM: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)(?-u:\b)the[ \t\r\n]+([A-Za-z0-9_-]+(?:[ \t\r\n]+[A-Za-z0-9_-]+){0,2}?)[ \t\r\n]+(?:shall|must)(?-u:\b)")
+    static SYSTEM: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\bthe[ \t\r\n]+([A-Za-z0-9_-]+(?:[ \t\r\n]+[A-Za-z0-9_-]+){0,2}?)[ \t\r\n]+(?:shall|must)\b")
             .expect("static regex is valid")
     });
-
-    pub(super) fn system(text: &str) -> Option<String> {
-        let caps = SYSTEM.captures_iter(text).next()?;
-        Some(
-            caps.get(1)?
-                .as_str()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
-    }
-
-    #[cfg(test)]
-    pub(super) static NORMATIVE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?-u:\b)(SHALL|MUST|shall|must|Shall|Must)(?-u:\b)")
-            .expect("static regex is valid")
-    });
+    let caps = SYSTEM.captures_iter(text).next()?;
+    Some(
+        caps.get(1)?
+            .as_str()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
-/// Splits text into sentences: at `.`, `!` or `?` followed by whitespace, and at line
-/// breaks that end a sentence. Abbreviations (`e.g.`, `i.e.`, `etc.`, `vs.`) do not split.
-/// Returns byte ranges into `text`, trimmed, never empty.
+/// Splits text into sentences: at `.`, `!`, `?` (and `。`, `！`, `？`) followed by whitespace or
+/// the end (CJK stops need no space), and at line breaks that start a list-like line.
+/// Abbreviations (`e.g.`, `i.e.`, `etc.`, `vs.`) do not split. Returns byte ranges into `text`,
+/// trimmed, never empty.
 pub(crate) fn sentences(text: &str) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
-    let bytes = text.as_bytes();
-    // Only `.`, `!`, `?` and `\n` can end a sentence: jump between them.
-    let mut stops = memchr::memchr3_iter(b'.', b'!', b'?', bytes).peekable();
-    let mut breaks = memchr::memchr_iter(b'\n', bytes).peekable();
-    loop {
-        let i = match (stops.peek(), breaks.peek()) {
-            (Some(&s), Some(&n)) if s < n => stops.next(),
-            (Some(_), None) => stops.next(),
-            (_, Some(_)) => breaks.next(),
-            (None, None) => None,
-        };
-        let Some(i) = i else { break };
-        let end_here = if bytes.get(i) == Some(&b'\n') {
-            // A line break ends a sentence only when the next line starts a list-like or
-            // capitalised keyword line; otherwise it is a soft wrap.
-            let rest = text.get(i + 1..).unwrap_or("").trim_start();
-            rest.starts_with(['-', '*']) || rest.is_empty()
-        } else {
-            let next_ws = bytes.get(i + 1).is_none_or(u8::is_ascii_whitespace);
-            next_ws && !abbreviation(text.get(start..=i).unwrap_or(""))
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let next = chars.peek().map(|&(_, n)| n);
+        let end_here = match c {
+            '\n' => {
+                let rest = text.get(i + 1..).unwrap_or("").trim_start();
+                rest.starts_with(['-', '*']) || rest.is_empty()
+            }
+            '。' | '！' | '？' => true,
+            '.' | '!' | '?' => {
+                next.is_none_or(char::is_whitespace)
+                    && !abbreviation(text.get(start..=i).unwrap_or(""))
+            }
+            _ => false,
         };
         if end_here {
-            push_trimmed(text, start, i + 1, &mut out);
-            start = i + 1;
+            let e = i + c.len_utf8();
+            push_trimmed(text, start, e, &mut out);
+            start = e;
         }
     }
     push_trimmed(text, start, text.len(), &mut out);
@@ -244,25 +269,24 @@ fn push_trimmed(text: &str, s: usize, e: usize, out: &mut Vec<std::ops::Range<us
         out.push(s + lead..s + lead + t.len());
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use NormativeLevel::{Mandatory, Optional, Recommended};
 
     #[test]
     fn ears_patterns() {
         assert_eq!(
-            classify("When the posting time arrives, the digest SHALL fetch."),
-            Some(EarsPattern::EventDriven)
+            pattern("When the posting time arrives, the digest SHALL fetch."),
+            EarsPattern::EventDriven
         );
         assert_eq!(
-            classify("If Slack answers 429, then the digest SHALL wait."),
-            Some(EarsPattern::UnwantedBehaviour)
+            pattern("If Slack answers 429, then the digest SHALL wait."),
+            EarsPattern::UnwantedBehaviour
         );
-        assert_eq!(
-            classify("The API shall log."),
-            Some(EarsPattern::Ubiquitous)
-        );
-        assert_eq!(classify("The API should log."), None);
+        assert_eq!(pattern("The API shall log."), EarsPattern::Ubiquitous);
+        assert_eq!(level("The API should log."), None);
     }
 
     #[test]
@@ -279,100 +303,49 @@ mod tests {
     }
 
     #[test]
-    fn sentence_split_keeps_abbreviations() {
+    fn sentence_split_keeps_abbreviations_and_splits_cjk_stops() {
         let t = "It SHALL do x, e.g. y. Then z!";
         let s: Vec<_> = sentences(t).into_iter().map(|r| &t[r]).collect();
         assert_eq!(s, ["It SHALL do x, e.g. y.", "Then z!"]);
+        let t = "系统必须记录。用户可以登录。";
+        let s: Vec<_> = sentences(t).into_iter().map(|r| &t[r]).collect();
+        assert_eq!(s, ["系统必须记录。", "用户可以登录。"]);
     }
 
-    /// The first-word rule as it was written before the scanner: lower-case the head, then
-    /// compare.
-    fn pattern_oracle(text: &str) -> EarsPattern {
-        let lower: String = text
-            .trim_start()
-            .chars()
-            .take(8)
-            .flat_map(char::to_lowercase)
-            .collect();
-        let word = |w: &str| {
-            lower.starts_with(w)
-                && lower
-                    .get(w.len()..)
-                    .is_some_and(|r| r.starts_with([' ', ',']))
-        };
-        let has_while = text.to_ascii_lowercase().contains(" while ");
-        let mut kinds = Vec::new();
-        if word("when") {
-            kinds.push(EarsPattern::EventDriven);
+    #[test]
+    fn keywords_in_six_languages() {
+        for (text, want) in [
+            ("The service SHALL answer.", Some(Mandatory)),
+            ("Users must sign in.", Some(Mandatory)),
+            ("The page SHOULD load.", Some(Recommended)),
+            ("The page should load.", None),
+            ("The client MAY retry.", Some(Optional)),
+            ("You may go.", None),
+            ("mustard and shallow water", None),
+            ("系统必须在交易时段内拉取快照", Some(Mandatory)),
+            ("系統應當記錄事件", Some(Mandatory)),
+            (
+                "システムはパスワードを検証しなければならない",
+                Some(Mandatory),
+            ),
+            ("APIキーを保存してはならない", Some(Mandatory)),
+            ("応答は1秒以内であることが望ましい", Some(Recommended)),
+            (
+                "Das System muss die Anfrage protokollieren.",
+                Some(Mandatory),
+            ),
+            ("Die Seite sollte schnell laden.", Some(Recommended)),
+            (
+                "Le système doit journaliser chaque requête.",
+                Some(Mandatory),
+            ),
+            ("El sistema debe registrar cada solicitud.", Some(Mandatory)),
+            ("El sistema debería responder.", Some(Recommended)),
+            ("Le système ne doit pas planter.", Some(Mandatory)),
+            ("El deber del sistema", None),
+        ] {
+            assert_eq!(level(text), want, "{text}");
         }
-        if word("while") || word("when") && has_while {
-            kinds.push(EarsPattern::StateDriven);
-        }
-        if word("if") {
-            kinds.push(EarsPattern::UnwantedBehaviour);
-        }
-        if word("where") {
-            kinds.push(EarsPattern::Optional);
-        }
-        match kinds.as_slice() {
-            [] => EarsPattern::Ubiquitous,
-            [one] => *one,
-            _ => EarsPattern::Complex,
-        }
-    }
-
-    /// Text made of the words the scanners look at, in any order and case, mostly separated
-    /// by single spaces (as statements are).
-    fn fragments() -> impl proptest::strategy::Strategy<Value = String> {
-        use proptest::prelude::*;
-        let word = prop::sample::select(vec![
-            "the",
-            "THE",
-            "tHe",
-            "system",
-            "Link_Store",
-            "a-b",
-            "x,",
-            "9",
-            "shall",
-            "SHALL",
-            "Shall",
-            "sHall",
-            "must",
-            "Must",
-            "shalls",
-            "when",
-            "WHEN",
-            "While",
-            "while",
-            "if",
-            "where",
-            "then",
-            "bathe",
-            "_the",
-            "(the",
-            "é",
-            "ſhall",
-            "\u{212A}",
-            "İf",
-            "",
-        ]);
-        let sep = prop::sample::select(vec![
-            " ", " ", " ", " ", "  ", "\t", "\n", "\r", ",", ". ", "-",
-        ]);
-        prop::collection::vec((word, sep), 0..12)
-            .prop_map(|v| v.into_iter().flat_map(|(w, s)| [w, s]).collect())
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
-        #[test]
-        fn scanners_agree_with_the_regular_expressions(text in fragments()) {
-            let regex_count = oracle::NORMATIVE.find_iter(&text).count();
-            proptest::prop_assert_eq!(normative_count(&text), regex_count);
-            proptest::prop_assert_eq!(is_normative(&text), regex_count > 0);
-            proptest::prop_assert_eq!(system(&text), oracle::system(&text));
-            proptest::prop_assert_eq!(pattern(&text), pattern_oracle(&text));
-        }
+        assert_eq!(mandatory_count("It MUST x and SHALL y, SHOULD z."), 2);
     }
 }

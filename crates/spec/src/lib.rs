@@ -1,6 +1,8 @@
 //! This crate provides the spec stage of Lightsout: it reads a markdown spec in the Lightsout
-//! format, or in the Spec Kit, OpenSpec or Kiro dialects, into a typed [`Spec`], checks it
-//! against the rules of the spec format with span-carrying [`Diagnostic`]s, scores its
+//! format, or in the Spec Kit, OpenSpec, Kiro or NLSpec dialects (in English, Chinese,
+//! Japanese, German, French or Spanish), into a typed [`Spec`], checks it against the rules
+//! of the format its author chose with span-carrying [`Diagnostic`]s (the judgement calls in
+//! an opt-in pedantic group, [`codes::LintGroup`]), scores its
 //! readiness, diffs two versions by requirement id, and renders all of it for people (rustc
 //! style), machines (JSON) and code-scanning UIs (SARIF 2.1.0).
 //!
@@ -9,7 +11,8 @@
 //!   problems in the input are diagnostics ([`codes`] lists them). [`detect_dialect`] picks
 //!   the [`Dialect`] when none is given.
 //! - [`discover`] finds the spec files under a directory; [`read`] loads one from disk.
-//! - [`check()`] applies the rules of `spec-format.md` to a parsed spec; [`check_project`]
+//! - [`check()`] applies the rules of `spec-format.md` to a parsed spec ([`CheckOptions`]
+//!   turns the pedantic group on); [`check_project`]
 //!   adds the cross-spec rules; [`Readiness`] is the score and verdict.
 //! - [`diff()`] compares two versions of a spec by requirement id (`lightsout-graph` uses the
 //!   changed ids for `plan --impact`).
@@ -35,7 +38,6 @@
 // Product names (OpenSpec, CommonMark, serde_norway) read as prose in these docs, not as code.
 #![allow(clippy::doc_markdown)]
 
-mod ascii;
 mod blocks;
 mod check;
 pub mod codes;
@@ -81,7 +83,7 @@ pub enum Error {
     NotFound(PathBuf),
     /// A directory given to [`check_paths`] holds no spec file.
     #[error(
-        "no spec files under {0} (looked for spec.md, requirements.md, *.spec.md and markdown with `id:` front matter)"
+        "no spec files under {0} (looked for spec.md, requirements.md, *.spec.md, *-spec.md and markdown with `id:` front matter)"
     )]
     NoSpecs(PathBuf),
 }
@@ -233,5 +235,6 @@ fn empty_spec(path: Option<&Path>, dialect: Dialect) -> Spec {
         glossary: Vec::new(),
         open_questions: Vec::new(),
         tasks: Vec::new(),
+        acceptance: Vec::new(),
     }
 }

@@ -26,16 +26,22 @@ pub enum Dialect {
     OpenSpecDelta,
     /// Kiro `requirements.md` (`### Requirement N`, numbered EARS criteria).
     Kiro,
+    /// A natural-language spec in StrongDM's attractor style (`*-spec.md`): numbered sections,
+    /// RFC 2119 `MUST`/`SHALL`/`SHOULD` lines as requirements with section-path ids, and a
+    /// Definition of Done whose checklist items are [`Spec::acceptance`] items.
+    #[serde(rename = "nlspec")]
+    NlSpec,
 }
 
 impl Dialect {
     /// Every dialect, in declaration order.
-    pub const ALL: [Dialect; 5] = [
+    pub const ALL: [Dialect; 6] = [
         Dialect::Lightsout,
         Dialect::SpecKit,
         Dialect::OpenSpec,
         Dialect::OpenSpecDelta,
         Dialect::Kiro,
+        Dialect::NlSpec,
     ];
 
     /// The kebab-case name used on the command line (`--dialect`).
@@ -46,6 +52,7 @@ impl Dialect {
             Dialect::OpenSpec => "openspec",
             Dialect::OpenSpecDelta => "openspec-delta",
             Dialect::Kiro => "kiro",
+            Dialect::NlSpec => "nlspec",
         }
     }
 }
@@ -165,13 +172,32 @@ pub enum EarsPattern {
     Complex,
 }
 
-/// One SHALL/MUST sentence (or a sentence that should have been one).
+/// The strength of a normative keyword (RFC 2119 §1-5), in any of the languages the reader
+/// knows (see `ears::KEYWORDS`). Ordered from strongest to weakest.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum NormativeLevel {
+    /// MUST, SHALL, REQUIRED, MUST NOT, SHALL NOT (必须, しなければならない, muss, doit, debe).
+    Mandatory,
+    /// SHOULD, RECOMMENDED, SHOULD NOT (应该, 望ましい, sollte, devrait, debería).
+    Recommended,
+    /// MAY, OPTIONAL.
+    Optional,
+}
+
+/// One sentence of a requirement, with its normative keyword when it has one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Statement {
     /// The sentence text, markdown stripped.
     pub text: String,
-    /// Whether it contains SHALL or MUST (any case).
+    /// Whether it holds a mandatory keyword (SHALL or MUST in any case, or an equivalent in
+    /// Chinese, Japanese, German, French or Spanish): `level == Some(Mandatory)`.
     pub normative: bool,
+    /// The strongest normative keyword of the sentence, if any.
+    #[serde(default)]
+    pub level: Option<NormativeLevel>,
     /// EARS pattern when recognised.
     pub ears: Option<EarsPattern>,
     /// The system name after "the" in an EARS sentence, when recognised.
@@ -325,6 +351,27 @@ pub struct TaskItem {
     pub span: Span,
 }
 
+/// An acceptance item: one line of a Definition of Done (NLSpec), to be checked off when the
+/// implementation meets it.
+///
+/// NLSpecs put their acceptance checks in `## N. Definition of Done`, as `- [ ]` checklists
+/// under numbered subsections and as table rows with a `[ ]` cell. `lightsout-graph` can turn
+/// each item into a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AcceptanceItem {
+    /// `<section path>-<n>`: the number of the subsection it sits in and its 1-based place
+    /// there (`11.3-2` is the second item of section 11.3). Unique within the spec.
+    pub id: String,
+    /// The item's text, markdown stripped (for a table row, its cells joined by ` | `).
+    pub text: String,
+    /// The heading of the subsection it sits in, as written (`11.3 Execution Engine`).
+    pub section: String,
+    /// Checked (`- [x]`).
+    pub done: bool,
+    /// Where it is.
+    pub span: Span,
+}
+
 /// A parsed spec in any dialect.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Spec {
@@ -354,6 +401,10 @@ pub struct Spec {
     pub open_questions: Vec<Item>,
     /// Author-given tasks.
     pub tasks: Vec<TaskItem>,
+    /// Acceptance items of a Definition of Done (NLSpec), in document order; empty for the
+    /// other dialects.
+    #[serde(default)]
+    pub acceptance: Vec<AcceptanceItem>,
 }
 
 impl Spec {
@@ -392,6 +443,7 @@ mod tests {
             Dialect::OpenSpec => 2,
             Dialect::OpenSpecDelta => 3,
             Dialect::Kiro => 4,
+            Dialect::NlSpec => 5,
         };
         for (i, d) in Dialect::ALL.into_iter().enumerate() {
             assert_eq!(index(d), i);

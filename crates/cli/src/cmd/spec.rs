@@ -14,12 +14,17 @@ pub(crate) enum SpecCommand {
     /// found, 2 on a usage or I/O error.
     Check {
         /// Spec files, or directories searched for specs (spec.md, requirements.md,
-        /// *.spec.md, markdown with `id:` front matter).
+        /// *.spec.md, *-spec.md, markdown with `id:` front matter).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Treat warnings as blocking.
         #[arg(long)]
         strict: bool,
+        /// Also report the rules of this lint group: `pedantic` adds the judgement calls
+        /// (weak words, glossary coverage, EARS subjects) and the conventions of one format
+        /// applied to another (a scenario per Spec Kit FR or Kiro criterion).
+        #[arg(long, value_enum)]
+        lint: Vec<LintArg>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
         format: CheckFormat,
@@ -67,6 +72,15 @@ pub(crate) enum CheckFormat {
     Sarif,
 }
 
+/// A lint group of `--lint` (see `lightsout_spec::codes::LintGroup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LintArg {
+    /// The rules every check reports (on already; accepted for symmetry).
+    Default,
+    /// Judgement calls and cross-format conventions.
+    Pedantic,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum ShowFormat {
     Json,
@@ -94,6 +108,7 @@ pub(crate) enum DialectArg {
     Openspec,
     OpenspecDelta,
     Kiro,
+    Nlspec,
 }
 
 impl From<DialectArg> for Dialect {
@@ -104,6 +119,7 @@ impl From<DialectArg> for Dialect {
             DialectArg::Openspec => Dialect::OpenSpec,
             DialectArg::OpenspecDelta => Dialect::OpenSpecDelta,
             DialectArg::Kiro => Dialect::Kiro,
+            DialectArg::Nlspec => Dialect::NlSpec,
         }
     }
 }
@@ -134,16 +150,17 @@ pub(crate) fn run(cmd: SpecCommand) -> anyhow::Result<ExitCode> {
         SpecCommand::Check {
             paths,
             strict,
+            lint,
             format,
             dialect,
         } => {
-            let checked = lightsout_spec::check_paths(
-                &paths,
-                dialect.map(Into::into),
-                strict,
-                &CheckOptions::default(),
-            )
-            .context("pass spec files or folders that hold them")?;
+            let opts = CheckOptions {
+                pedantic: lint.contains(&LintArg::Pedantic),
+                ..CheckOptions::default()
+            };
+            let checked =
+                lightsout_spec::check_paths(&paths, dialect.map(Into::into), strict, &opts)
+                    .context("pass spec files or folders that hold them")?;
             let report = &checked.report;
             match format {
                 CheckFormat::Human => {

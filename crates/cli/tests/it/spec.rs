@@ -55,8 +55,14 @@ fn check_reports_rustc_style_with_caret_and_exits_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = dir.path().join("ping.md");
     std::fs::write(&f, READY.replace("within 50 ms at p99", "fast")).expect("write");
+    // A weak word is a judgement call: pedantic only.
     lightsout()
         .args(["spec", "check"])
+        .arg(&f)
+        .assert()
+        .stdout(predicate::str::contains("LS202").not());
+    lightsout()
+        .args(["spec", "check", "--lint", "pedantic"])
         .arg(&f)
         .assert()
         .code(1)

@@ -1,6 +1,8 @@
 //! Integration tests of `lightsout-spec`: the real-world corpus, the rules, and round trips.
 
 mod corpus;
+mod dialects;
+mod fidelity;
 mod roundtrip;
 mod rules;
 
@@ -16,6 +18,17 @@ pub(crate) fn corpus_dir() -> PathBuf {
 pub(crate) fn run(src: &str) -> (Spec, Vec<Diagnostic>) {
     let (spec, mut d) = parse(src.as_bytes(), Some(Path::new("t.md")), None);
     d.extend(check(&spec, src, &CheckOptions::default()));
+    (spec, d)
+}
+
+/// As [`run`], with the pedantic lint group on (`--lint pedantic`).
+pub(crate) fn run_pedantic(src: &str) -> (Spec, Vec<Diagnostic>) {
+    let (spec, mut d) = parse(src.as_bytes(), Some(Path::new("t.md")), None);
+    let opts = CheckOptions {
+        pedantic: true,
+        ..CheckOptions::default()
+    };
+    d.extend(check(&spec, src, &opts));
     (spec, d)
 }
 

@@ -1,6 +1,6 @@
 //! One test per rule: a minimal ready spec, changed in one place, must give that code.
 
-use super::{codes, run};
+use super::{codes, run, run_pedantic};
 use lightsout_spec::{CheckOptions, Readiness, Severity, check, parse};
 
 const BASE: &str = "---
@@ -112,18 +112,20 @@ fn holdout_coverage_when_known() {
     let (spec, _) = parse(BASE.as_bytes(), None, None);
     let opts = CheckOptions {
         holdout: Some(std::collections::BTreeSet::new()),
+        ..CheckOptions::default()
     };
     let d = check(&spec, BASE, &opts);
     assert_eq!(codes(&d), ["LS103"]);
     let opts = CheckOptions {
         holdout: Some(["REQ-1".to_owned()].into()),
+        ..CheckOptions::default()
     };
     assert!(check(&spec, BASE, &opts).is_empty());
 }
 
 #[test]
 fn weak_word_severity_depends_on_the_section() {
-    let (_, d) = run(&with(
+    let (_, d) = run_pedantic(&with(
         "the service SHALL answer 200",
         "the service SHALL quickly answer 200",
     ));
@@ -135,13 +137,13 @@ fn weak_word_severity_depends_on_the_section() {
         "the service SHALL quickly answer 200",
     );
     assert_eq!(&src[d[0].span.start..d[0].span.end], "quickly");
-    let (_, d) = run(&with(
+    let (_, d) = run_pedantic(&with(
         "MUST NOT answer a probe",
         "MUST NOT easily answer a probe",
     ));
     assert_eq!(codes(&d), ["LS202"]);
     assert_eq!(d[0].severity, Severity::Warning);
-    let (_, d) = run(&with(
+    let (_, d) = run_pedantic(&with(
         "## Intent\nAnswer health probes.",
         "## Intent\nAnswer health probes fast.",
     ));
@@ -153,7 +155,7 @@ fn weak_word_severity_depends_on_the_section() {
 
 #[test]
 fn should_in_a_behaviour_contract_is_an_error() {
-    let (_, d) = run(&with(
+    let (_, d) = run_pedantic(&with(
         "the service SHALL answer 200 with `pong`.",
         "the service SHALL answer 200. It should log.",
     ));
@@ -248,7 +250,7 @@ fn anti_spec_without_negative_scenario_or_gate() {
 
 #[test]
 fn glossary_term_never_used() {
-    let (_, d) = run(&with(
+    let (_, d) = run_pedantic(&with(
         "- **service**: the HTTP server.\n",
         "- **service**: the HTTP server.\n- **canary**: a test probe.\n",
     ));
@@ -257,7 +259,7 @@ fn glossary_term_never_used() {
 
 #[test]
 fn ears_system_name_not_in_glossary() {
-    let (_, d) = run(&with("- **service**: the HTTP server.\n", ""));
+    let (_, d) = run_pedantic(&with("- **service**: the HTTP server.\n", ""));
     assert!(codes(&d).contains(&"LS207"), "{d:?}");
 }
 
