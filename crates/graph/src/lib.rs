@@ -76,7 +76,8 @@ mod task;
 pub mod touches;
 
 pub use graph::{
-    Conflict, CriticalPath, Error, Impact, Options, SpecEntry, TaskGraph, WeightUnit, trace_matches,
+    Conflict, CriticalPath, Error, Impact, Options, SpecEntry, TaskGraph, WeightUnit, canonical_id,
+    trace_matches,
 };
 pub use plan::{
     ImpactReport, ImpactedTask, Plan, PlanConflict, PlanPath, changed_requirements, impact_report,

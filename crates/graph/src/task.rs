@@ -67,6 +67,13 @@ pub enum EdgeKind {
     /// A sub-task finishes before its parent task counts as done (Kiro `2.1` under `2`,
     /// task-master `subtasks`).
     Subtask,
+    /// Guessed from the prose of a task, not written as a dependency: Spec Kit's
+    /// `after T003's grep snapshot`, `requires T005`. Weaker than every other kind: an
+    /// inferred edge never makes a cycle error of its own (one that would close a cycle is
+    /// dropped with a [`crate::codes::INFERRED_DROPPED`] note), and nothing is repaired in the
+    /// author's edges while dropping an inferred one would do. Sorts last, so a written edge
+    /// between the same two tasks wins.
+    Inferred,
 }
 
 impl EdgeKind {
@@ -80,6 +87,22 @@ impl EdgeKind {
             EdgeKind::Phase => "phase",
             EdgeKind::Wave => "wave",
             EdgeKind::Subtask => "subtask",
+            EdgeKind::Inferred => "inferred",
+        }
+    }
+
+    /// How readily `--repair` drops an edge of this kind to break a cycle, weakest first:
+    /// 0 inferred (guessed from prose), 1 list order (sequence, phase, wave), 2 cross-spec
+    /// order, 3 sub-task, 4 requirement `Depends on:`, 5 a dependency the author wrote on
+    /// the task.
+    pub fn strength(self) -> u8 {
+        match self {
+            EdgeKind::Inferred => 0,
+            EdgeKind::Sequence | EdgeKind::Phase | EdgeKind::Wave => 1,
+            EdgeKind::CrossSpec => 2,
+            EdgeKind::Subtask => 3,
+            EdgeKind::Requirement => 4,
+            EdgeKind::Explicit => 5,
         }
     }
 }

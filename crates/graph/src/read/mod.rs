@@ -98,18 +98,7 @@ fn is_lightsout_spec(text: &str) -> bool {
 }
 
 fn regex_lite_task_id(text: &str) -> bool {
-    text.lines().any(|l| {
-        let t = l.trim_start();
-        let Some(rest) = t
-            .strip_prefix("- [ ] ")
-            .or_else(|| t.strip_prefix("- [x] "))
-            .or_else(|| t.strip_prefix("- [X] "))
-        else {
-            return false;
-        };
-        let b = rest.as_bytes();
-        b.len() > 1 && b[0] == b'T' && (b[1].is_ascii_digit() || rest.starts_with("TXXX"))
-    })
+    text.lines().any(spec_kit::is_task_line)
 }
 
 /// A line of a source with its byte offset.
