@@ -17,10 +17,13 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub struct Options {
     /// Repair what validation finds instead of only reporting it: dangling and self
-    /// dependencies are dropped, and each cycle is broken by removing the edge that closes
-    /// it. Every repair is reported as a [`codes::REPAIRED`] warning; without this flag the
+    /// dependencies are dropped, and each cycle is broken by removing its weakest edge
+    /// ([`crate::EdgeKind::strength`]: list order before the dependencies the author wrote).
+    /// Every repair is reported as a [`codes::REPAIRED`] warning; without this flag the
     /// errors stand and a cyclic graph has no waves. Off by default: nothing is repaired
-    /// silently.
+    /// silently. Guessed ([`crate::EdgeKind::Inferred`]) edges that would close a cycle are
+    /// dropped with or without it, each with a [`codes::INFERRED_DROPPED`] note, so a cycle
+    /// left is always one of written edges.
     pub repair: bool,
 }
 
@@ -801,13 +804,17 @@ impl TaskGraph {
                 ));
             }
         }
-        if planned > 0 && n == 0 {
+        if n == 0 {
             b.diags.push(diag(
                 codes::NO_TASKS,
                 Severity::Error,
                 None,
                 Span::default(),
-                format!("the plan has no task: none of its {planned} input(s) gave one"),
+                if planned == 0 {
+                    "the plan has no task: no task list or spec was read".to_owned()
+                } else {
+                    format!("the plan has no task: none of its {planned} input(s) gave one")
+                },
                 "pass the specs or task lists to plan; an empty plan is not a valid one",
             ));
         }

@@ -46,8 +46,9 @@ impl TaskFormat {
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum EdgeKind {
-    /// Written by the author on the task: `depends on T012`, task-master `dependencies`,
-    /// Kiro/cc-sdd `_Depends: 1.2_`, a `Depends on:` line of a default per-requirement task.
+    /// Written by the author on the task: `depends on T012`, `Blocks: T020` (the other way
+    /// round), task-master `dependencies`, Kiro/cc-sdd `_Depends: 1.2_`, a `Depends on:` line
+    /// of a default per-requirement task.
     Explicit,
     /// Derived from a requirement's `Depends on:` line: every task tracing the dependent
     /// requirement waits for every task tracing the requirement it depends on.
@@ -114,7 +115,8 @@ impl EdgeKind {
 /// `depends_on` holds the keys of its direct predecessors after resolution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Task {
-    /// Id as written in the task list (`T001`, `2.1`, `REQ-3`, task-master `7` or `7.2`).
+    /// Id as written in the task list (`T001`, `T009a`, `2.1`, `10a`, `REQ-3`, task-master `7`
+    /// or `7.2`).
     pub id: String,
     /// Unique key in a graph: `"{spec_id}#{id}"`. Empty until the task is added to a graph.
     #[serde(default)]

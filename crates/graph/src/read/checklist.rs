@@ -3,13 +3,19 @@
 //!
 //! ```markdown
 //! - [ ] 1. Set up the project            <- task `1`
-//!   - [ ] 1.1 Write the config loader    <- sub-task `1.1` (parent `1`, by number)
+//!   - [ ] 1.1 Write the config loader    <- sub-task `1.1` (parent `1`: nested, or by number)
 //!     - _Requirements: 1.1, 2.3_         <- traces to requirements 1.1 and 2.3
 //!   - [ ]* 1.2 Property test             <- optional (Kiro `[ ]*` or `1.2*`)
 //! - [ ] 2. (P) Build the API             <- cc-sdd: may run beside its neighbours
 //!   - _Depends: 1.1_                     <- cc-sdd: explicit dependency
 //!   - Estimate: 3h / Size: M, Touches: src/api/**
 //! ```
+//!
+//! Task numbers may end a part in a letter (`10a`, `3.6a`, `3.5A.1`): distinct tasks, as
+//! teams number follow-ups. A task's parent is the task its checkbox is nested under, else
+//! the task its number extends (`2` of `2.1`). `[P]` marks a parallel task like cc-sdd's
+//! `(P)`. Fields may be written `_Requirements: 1.1_`, `Requirements: 1.1` or
+//! `**Requirements**: 1.1`.
 //!
 //! Order: Kiro and OpenSpec run tasks one at a time in list order (Kiro docs: "implement one
 //! task at a time"), so each task waits for the step before it ([`EdgeKind::Sequence`]); a
@@ -382,11 +388,13 @@ fn order(
     let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut top = Vec::new();
     for (i, t) in list.tasks.iter().enumerate() {
-        // The parent by number (`2` of `2.1`), else the task the checkbox is nested under
-        // (`10a` indented under `10.`).
-        let parent = parent_of(&t.id)
-            .and_then(|p| index.get(p).copied())
-            .or_else(|| nested_in.get(i).copied().flatten());
+        // The task the checkbox is nested under (`3.6a` indented under `3.6`, `10a` under
+        // `10.`), else the parent by number (`2` of `2.1`).
+        let parent = nested_in
+            .get(i)
+            .copied()
+            .flatten()
+            .or_else(|| parent_of(&t.id).and_then(|p| index.get(p).copied()));
         match parent {
             Some(p) if p != i => children.entry(p).or_default().push(i),
             _ => top.push(i),
