@@ -236,4 +236,41 @@ proptest! {
         prop_assert_eq!(lost, diags.iter().filter(|d| d.code == "LS364").count());
         prop_assert!(diags.iter().all(|d| d.code == "LS364" || d.code == "LS366"), "{:?}", diags);
     }
+
+    /// The markdown readers never panic on lines made of the pieces teams write task lists
+    /// with (bold and suffixed ids, labels, prose dependencies, multi-byte text), their spans
+    /// stay inside the input, and the graph built from them is acyclic or reports why.
+    #[test]
+    fn markdown_readers_never_panic_and_keep_spans_inside(
+        pieces in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "- [ ] ", "- [x] ", "  ", "\n", "**", "`", "T0", "T01", "1", "0", "a", "A", ".",
+                ":", "_", "[P]", "[US1]", "[FR-001, FR-002]", " after T01", " depends on T0",
+                "Blocks: T1", " requires T01a", "## User Story 2\n", "### x\n", "é", "😀",
+                "TXXX", "(P) ", "_Requirements: 1.1_", "**Requirements**: 1", "```\n", "10a",
+            ]),
+            0..80,
+        ),
+    ) {
+        let text: String = pieces.concat();
+        for format in [TaskFormat::SpecKit, TaskFormat::Kiro, TaskFormat::OpenSpec] {
+            let (lists, diags) = lightsout_graph::read::read(format, text.as_bytes(), "f", None);
+            for d in &diags {
+                prop_assert!(d.span.start <= d.span.end && d.span.end <= text.len(), "{:?}", d);
+            }
+            for t in lists.iter().flat_map(|l| &l.tasks) {
+                prop_assert!(t.span.end <= text.len() && text.is_char_boundary(t.span.start));
+            }
+            for repair in [false, true] {
+                let (g, diags) = TaskGraph::build(
+                    lists.clone(),
+                    &lightsout_graph::Options::default().with_repair(repair),
+                );
+                if g.cycle_count() > 0 {
+                    prop_assert!(!repair);
+                    prop_assert!(diags.iter().any(|d| d.code == "LS350"));
+                }
+            }
+        }
+    }
 }
