@@ -5,6 +5,13 @@
 //! `task-master validate-dependencies` (the process-level side by side lives in that script,
 //! since task-master is a Node CLI).
 //!
+//! The file-reading path (`graph/read-tasks-json`): reading a task-master `tasks.json` of 10k
+//! and 100k tasks (~5 dependencies each, the recipe of the in-memory graph below) laid out on
+//! one line, as most JSON writers emit it, and indented, then the same plus build, waves and
+//! critical path: what `lightsout plan tasks.json` does apart from the disk and the printing.
+//! Reading was quadratic on one line (a span's column counted from the line start per task:
+//! 49 s of CPU for 100k tasks against 0.5 s indented); both layouts should now cost the same.
+//!
 //! Memory: peak and current resident set size (`VmHWM` / `VmRSS` from `/proc/self/status`)
 //! are printed before and after one build of the 100k graph; the workspace forbids the
 //! `unsafe` a counting allocator would need.
@@ -71,6 +78,69 @@ fn taskmaster_json(n: usize) -> String {
     }
     serde_json::json!({"master": {"tasks": tasks, "metadata": {"description": "bench"}}})
         .to_string()
+}
+
+/// The synthetic list of [`synthetic`] as a task-master `tasks.json`, on one line or
+/// indented by two spaces.
+fn synthetic_json(n: usize, indented: bool) -> String {
+    let list = synthetic(n);
+    let tasks: Vec<serde_json::Value> = list
+        .tasks
+        .iter()
+        .map(|t| {
+            let deps: Vec<u64> = t.depends_on.iter().filter_map(|d| d.parse().ok()).collect();
+            serde_json::json!({
+                "id": t.id.parse::<u64>().unwrap_or(0), "title": format!("Task {}", t.id),
+                "description": format!("Generated task {}", t.id), "details": "",
+                "testStrategy": "", "status": "pending", "dependencies": deps,
+                "priority": "medium", "subtasks": []
+            })
+        })
+        .collect();
+    let root =
+        serde_json::json!({"master": {"tasks": tasks, "metadata": {"description": "bench"}}});
+    if indented {
+        serde_json::to_string_pretty(&root).unwrap_or_default()
+    } else {
+        root.to_string()
+    }
+}
+
+fn bench_read(c: &mut Criterion) {
+    let mut g = c.benchmark_group("graph/read-tasks-json");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(6))
+        .warm_up_time(Duration::from_secs(1));
+    for n in [10_000, TASKS] {
+        for (layout, indented) in [("one-line", false), ("indented", true)] {
+            let json = synthetic_json(n, indented);
+            let label = format!("{}k {layout}", n / 1000);
+            g.throughput(criterion::Throughput::Bytes(json.len() as u64));
+            g.bench_function(format!("read {label}"), |b| {
+                b.iter(|| {
+                    black_box(read::read(
+                        TaskFormat::TaskMaster,
+                        json.as_bytes(),
+                        "bench",
+                        None,
+                    ))
+                });
+            });
+            g.bench_function(format!("read+build+waves+critical_path {label}"), |b| {
+                b.iter(|| {
+                    let (lists, _) =
+                        read::read(TaskFormat::TaskMaster, json.as_bytes(), "bench", None);
+                    let (graph, diags) = TaskGraph::build(lists, &Options::default());
+                    black_box((
+                        graph.waves().map(|w| w.len()),
+                        graph.critical_path().map(|c| c.length),
+                        diags.len(),
+                    ))
+                });
+            });
+        }
+    }
+    g.finish();
 }
 
 fn status_kb(field: &str) -> Option<u64> {
@@ -156,5 +226,5 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_read);
 criterion_main!(benches);

@@ -31,7 +31,14 @@ pub const INVERTED_LAYERING: &str = "LS362";
 /// Requirement coverage could not be checked: the tasks trace to ids the spec does not
 /// define (Spec Kit `[US1]` story labels against `FR-###` requirements). Info.
 pub const COVERAGE_NOT_CHECKED: &str = "LS363";
-/// An edge removed by `--repair` (dangling, self, or the closing edge of a cycle). Warning.
+/// An edge removed by `--repair` (dangling, self, or the weakest edge of a cycle). Warning.
 pub const REPAIRED: &str = "LS364";
 /// A task checked done while a task it depends on is not. Info.
 pub const DONE_OUT_OF_ORDER: &str = "LS365";
+/// A dependency guessed from a task's prose (an [`crate::EdgeKind::Inferred`] edge) that was
+/// dropped because it would close a dependency cycle: a guess never makes a cycle error.
+/// Info.
+pub const INFERRED_DROPPED: &str = "LS366";
+/// A task list (or spec) that gives no task, or a plan with no task at all: Warning for one
+/// list among others, Error when the whole plan is empty (nothing to run is no success).
+pub const NO_TASKS: &str = "LS367";

@@ -17,10 +17,13 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub struct Options {
     /// Repair what validation finds instead of only reporting it: dangling and self
-    /// dependencies are dropped, and each cycle is broken by removing the edge that closes
-    /// it. Every repair is reported as a [`codes::REPAIRED`] warning; without this flag the
+    /// dependencies are dropped, and each cycle is broken by removing its weakest edge
+    /// ([`crate::EdgeKind::strength`]: list order before the dependencies the author wrote).
+    /// Every repair is reported as a [`codes::REPAIRED`] warning; without this flag the
     /// errors stand and a cyclic graph has no waves. Off by default: nothing is repaired
-    /// silently.
+    /// silently. Guessed ([`crate::EdgeKind::Inferred`]) edges that would close a cycle are
+    /// dropped with or without it, each with a [`codes::INFERRED_DROPPED`] note, so a cycle
+    /// left is always one of written edges.
     pub repair: bool,
 }
 
@@ -158,8 +161,12 @@ pub struct TaskGraph {
 
 /// Whether the requirement reference `reference` (as written on a task) covers the
 /// requirement `requirement`: equal ids, or one is a dotted prefix of the other (Kiro `1`
-/// covers the criteria `1.1`, `1.2`; a task tracing `1.2` covers requirement `1`).
+/// covers the criteria `1.1`, `1.2`; a task tracing `1.2` covers requirement `1`). User
+/// story ids are compared in one form ([`canonical_id`]): Spec Kit's task label `US1`
+/// covers the spec's story `US-1`.
 pub fn trace_matches(requirement: &str, reference: &str) -> bool {
+    let (requirement, reference) = (canonical_id(requirement), canonical_id(reference));
+    let (requirement, reference) = (requirement.as_ref(), reference.as_ref());
     requirement == reference
         || (requirement.len() > reference.len()
             && requirement.starts_with(reference)
@@ -167,6 +174,34 @@ pub fn trace_matches(requirement: &str, reference: &str) -> bool {
         || (reference.len() > requirement.len()
             && reference.starts_with(requirement)
             && reference.as_bytes()[requirement.len()] == b'.')
+}
+
+/// The form in which requirement ids are compared: a user story id written `US1`, `US-1`,
+/// `US_01`, `us 1` (Spec Kit's `[US1]` task labels, the spec's `### User Story 1`) becomes
+/// `US-1`; every other id is returned as written.
+pub fn canonical_id(id: &str) -> std::borrow::Cow<'_, str> {
+    let b = id.as_bytes();
+    if b.len() > 2 && b[..2].eq_ignore_ascii_case(b"US") {
+        let digits = id[2..].trim_start_matches(['-', '_', ' ']);
+        if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
+            let n = digits.trim_start_matches('0');
+            let n = if n.is_empty() { "0" } else { n };
+            let canonical = format!("US-{n}");
+            if canonical != id {
+                return std::borrow::Cow::Owned(canonical);
+            }
+        }
+    }
+    std::borrow::Cow::Borrowed(id)
+}
+
+/// The family of a requirement id, for coverage: its leading letters, upper-cased (`FR` of
+/// `FR-001`, `US` of `US-1`, `REQ` of `REQ-3`), empty for a numbered id (Kiro `1.2`).
+fn family(id: &str) -> String {
+    id.bytes()
+        .take_while(u8::is_ascii_alphabetic)
+        .map(|b| char::from(b.to_ascii_uppercase()))
+        .collect()
 }
 
 /// Index of the tasks of one list by the requirement references they carry.
@@ -179,6 +214,8 @@ struct TraceIndex {
 
 impl TraceIndex {
     fn add(&mut self, reference: &str, task: usize) {
+        let reference = canonical_id(reference);
+        let reference = reference.as_ref();
         self.exact
             .entry(reference.to_owned())
             .or_default()
@@ -195,6 +232,8 @@ impl TraceIndex {
 
     /// Tasks tracing `requirement`, sorted, without duplicates.
     fn tracing(&self, requirement: &str) -> Vec<usize> {
+        let requirement = canonical_id(requirement);
+        let requirement = requirement.as_ref();
         let mut out = Vec::new();
         if let Some(v) = self.exact.get(requirement) {
             out.extend_from_slice(v);
@@ -422,6 +461,21 @@ impl Builder {
                         self.edges.push((f as u32, t as u32, e.kind));
                     }
                 }
+                (None, Some(t)) if e.kind == EdgeKind::Inferred => {
+                    // A guess that names no task is no dependency; worth a look, not an error.
+                    let m = format!(
+                        "task `{}` mentions `{}` in its description as if it depended on it, but `{}` has no such task; no dependency assumed",
+                        self.tasks[t].key, e.from, self.lists[li].spec_id
+                    );
+                    let d = self.task_diag(
+                        codes::DANGLING_DEPENDENCY,
+                        Severity::Warning,
+                        t,
+                        m,
+                        "fix the task id in the description, or write the dependency explicitly (`depends on T012`)",
+                    );
+                    self.diags.push(d);
+                }
                 (_, Some(t)) | (Some(t), None) => {
                     let m = format!(
                         "{} edge `{}` → `{}` names a task that is not in `{}`",
@@ -509,16 +563,20 @@ impl Builder {
         let Some(reqs) = reqs else {
             return;
         };
-        let story = |x: &str| {
-            x.len() > 2 && x.starts_with("US") && x[2..].bytes().all(|b| b.is_ascii_digit())
-        };
-        let any_overlap = range.clone().any(|t| {
-            self.tasks[t]
-                .requirements
-                .iter()
-                .any(|x| reqs.iter().any(|r| trace_matches(&r.id, x)))
-        });
-        if !any_overlap {
+        let story = |x: &str| canonical_id(x).starts_with("US-");
+        // Coverage is checked per id family (FR, US, REQ, Kiro numbers): a Spec Kit list
+        // whose tasks carry story labels covers the stories, and says nothing of the FRs.
+        let covered: Vec<bool> = reqs
+            .iter()
+            .map(|r| !self.lists[li].trace.tracing(&r.id).is_empty())
+            .collect();
+        let families: HashSet<String> = reqs
+            .iter()
+            .zip(&covered)
+            .filter(|&(_, &c)| c)
+            .map(|(r, _)| family(&r.id))
+            .collect();
+        if families.is_empty() {
             if !reqs.is_empty()
                 && range
                     .clone()
@@ -539,8 +597,16 @@ impl Builder {
             }
             return;
         }
-        for r in reqs {
-            if self.lists[li].trace.tracing(&r.id).is_empty() {
+        let mut unchecked: Vec<String> = Vec::new();
+        for (r, &is_traced) in reqs.iter().zip(&covered) {
+            let fam = family(&r.id);
+            if !families.contains(&fam) {
+                if !unchecked.contains(&fam) {
+                    unchecked.push(fam);
+                }
+                continue;
+            }
+            if !is_traced {
                 let d = diag(
                     codes::REQUIREMENT_WITHOUT_TASK,
                     Severity::Warning,
@@ -554,6 +620,31 @@ impl Builder {
                 );
                 self.diags.push(d);
             }
+        }
+        if !unchecked.is_empty() {
+            let names: Vec<String> = unchecked
+                .iter()
+                .map(|f| {
+                    if f.is_empty() {
+                        "numbered".to_owned()
+                    } else {
+                        format!("{f}-")
+                    }
+                })
+                .collect();
+            let d = diag(
+                codes::COVERAGE_NOT_CHECKED,
+                Severity::Info,
+                self.lists[li].path.as_ref(),
+                Span::default(),
+                format!(
+                    "no task of `{}` traces a {} requirement; their coverage is not checked",
+                    self.lists[li].spec_id,
+                    names.join(" or ")
+                ),
+                "trace tasks to these ids too to have their coverage checked",
+            );
+            self.diags.push(d);
         }
         for t in range {
             let unknown: Vec<String> = self.tasks[t]
@@ -693,6 +784,40 @@ impl TaskGraph {
         };
         let mut specs = Vec::with_capacity(lists.len());
         let mut rest = Vec::with_capacity(lists.len());
+        let planned = lists.len();
+        for list in &lists {
+            if list.tasks.is_empty() {
+                let from = list.path.as_ref().map_or_else(
+                    || format!("`{}`", list.spec_id),
+                    |p| p.display().to_string(),
+                );
+                b.diags.push(diag(
+                    codes::NO_TASKS,
+                    Severity::Warning,
+                    list.path.as_ref(),
+                    Span::default(),
+                    format!(
+                        "no task read from {from} ({}): nothing of it is planned",
+                        list.format.as_str()
+                    ),
+                    "check the task lines against the format (`- [ ] T001 ...`, `- [ ] 1. ...`), or the spec's requirements",
+                ));
+            }
+        }
+        if n == 0 {
+            b.diags.push(diag(
+                codes::NO_TASKS,
+                Severity::Error,
+                None,
+                Span::default(),
+                if planned == 0 {
+                    "the plan has no task: no task list or spec was read".to_owned()
+                } else {
+                    format!("the plan has no task: none of its {planned} input(s) gave one")
+                },
+                "pass the specs or task lists to plan; an empty plan is not a valid one",
+            ));
+        }
         for list in lists {
             specs.push(SpecEntry {
                 id: list.spec_id.clone(),
@@ -757,42 +882,52 @@ impl TaskGraph {
         TaskGraph::build(specs.iter().map(TaskList::from_spec).collect(), options)
     }
 
-    /// Kahn's algorithm; on a cycle, reports (and with `repair` breaks) every cycle.
+    /// Kahn's algorithm; on a cycle, first drops each inferred edge that closes one (with a
+    /// [`codes::INFERRED_DROPPED`] note), then reports (and with `repair` breaks) every
+    /// cycle left, which is made of written edges only.
     fn settle(&mut self, repair: bool, diags: &mut Vec<Diagnostic>) {
+        if self.topo() || (self.drop_inferred(diags) && self.topo()) {
+            self.cycles = 0;
+            return;
+        }
         loop {
-            if self.topo() {
-                self.cycles = 0;
-                return;
-            }
             let sccs = petgraph::algo::tarjan_scc(&self.graph);
             let cyclic: Vec<Vec<NodeIndex<u32>>> =
                 sccs.into_iter().filter(|c| c.len() > 1).collect();
             let mut broken = false;
             for scc in &cyclic {
                 let cycle = self.cycle_in(scc);
-                let path: Vec<&str> = cycle.iter().map(|&i| self.tasks[i].key.as_str()).collect();
-                let first = cycle[0];
-                let text = format!("{} → {}", path.join(" → "), path[0]);
+                let (text, first) = self.cycle_text(&cycle);
                 let t = &self.tasks[first];
                 if repair {
-                    let last = cycle[cycle.len() - 1];
-                    if let Some(e) = self
-                        .graph
-                        .find_edge(NodeIndex::new(last), NodeIndex::new(first))
-                    {
-                        self.graph.remove_edge(e);
-                        broken = true;
-                    }
+                    // The weakest edge of the cycle (list order before the author's own
+                    // dependencies), the first of them in edge order on a tie.
+                    let edges = (0..cycle.len()).filter_map(|i| {
+                        let (u, v) = (cycle[i], cycle[(i + 1) % cycle.len()]);
+                        self.graph
+                            .find_edge(NodeIndex::new(u), NodeIndex::new(v))
+                            .map(|e| (u, v, e))
+                    });
+                    let Some((before, after, edge)) = edges.min_by_key(|&(_, _, e)| {
+                        self.graph.edge_weight(e).map_or(u8::MAX, |k| k.strength())
+                    }) else {
+                        continue;
+                    };
+                    let kind = self.graph.edge_weight(edge).map_or("", |k| k.as_str());
+                    let message = format!(
+                        "dependency cycle {text} broken by dropping the dependency of `{}` on `{}` ({kind} edge)",
+                        self.tasks[after].key, self.tasks[before].key
+                    );
+                    self.graph.remove_edge(edge);
+                    broken = true;
+                    let dependent = &self.tasks[after];
                     diags.push(diag(
                         codes::REPAIRED,
                         Severity::Warning,
-                        t.path.as_ref(),
-                        t.span,
-                        format!(
-                            "dependency cycle {text} broken by removing `{}` → `{}`",
-                            self.tasks[last].key, t.key
-                        ),
-                        "--repair chose the edge; fix the dependencies to choose it yourself",
+                        dependent.path.as_ref(),
+                        dependent.span,
+                        message,
+                        "--repair dropped the weakest edge (list order before the dependencies you wrote); fix the dependencies to choose it yourself",
                     ));
                 } else {
                     diags.push(diag(
@@ -801,7 +936,7 @@ impl TaskGraph {
                         t.path.as_ref(),
                         t.span,
                         format!("dependency cycle: {text}"),
-                        "remove one of these dependencies (or plan with --repair to drop the last one)",
+                        "`A → B` reads \"A depends on B\"; remove one of these dependencies (or plan with --repair to drop the weakest)",
                     ));
                 }
             }
@@ -816,7 +951,102 @@ impl TaskGraph {
                 self.level.clear();
                 return;
             }
+            if self.topo() {
+                self.cycles = 0;
+                return;
+            }
         }
+    }
+
+    /// A cycle given in edge order (each task before the next) as text in the direction
+    /// `lightsout spec check` prints cycles, "depends on": `A → B → C → A` where A depends
+    /// on B; rotated to start at the smallest key, as the spec stage starts at the smallest
+    /// id. Also returns that first task.
+    fn cycle_text(&self, cycle: &[usize]) -> (String, usize) {
+        let mut order: Vec<usize> = cycle.iter().rev().copied().collect();
+        let at = order
+            .iter()
+            .enumerate()
+            .min_by_key(|&(_, &i)| self.tasks[i].key.as_str())
+            .map_or(0, |(k, _)| k);
+        order.rotate_left(at);
+        let mut names: Vec<&str> = order.iter().map(|&i| self.tasks[i].key.as_str()).collect();
+        names.push(names[0]);
+        (names.join(" → "), order[0])
+    }
+
+    /// Drops every [`EdgeKind::Inferred`] edge that closes a cycle, one note each: inside
+    /// each cyclic strongly connected component, the written edges are kept and the
+    /// inferred ones added back in index order, each only when its target does not already
+    /// reach its source. Afterwards every cycle left is made of written edges only (an
+    /// inferred edge on a cycle would have been refused when it was added). True when an
+    /// edge was dropped.
+    ///
+    /// Cost: one reachability search per inferred edge inside a cyclic component, each
+    /// linear in the component's size; nothing when the graph is acyclic.
+    fn drop_inferred(&mut self, diags: &mut Vec<Diagnostic>) -> bool {
+        let sccs = petgraph::algo::tarjan_scc(&self.graph);
+        let mut local = vec![usize::MAX; self.tasks.len()];
+        let mut dropped: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+        for scc in sccs.iter().filter(|c| c.len() > 1) {
+            let nodes: Vec<usize> = scc.iter().map(|n| n.index()).collect();
+            for (i, &g) in nodes.iter().enumerate() {
+                local[g] = i;
+            }
+            let mut adj: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+            let mut guessed: Vec<(usize, usize)> = Vec::new();
+            for &u in &nodes {
+                for e in self
+                    .graph
+                    .edges_directed(NodeIndex::new(u), Direction::Outgoing)
+                {
+                    let v = petgraph::visit::EdgeRef::target(&e).index();
+                    if local[v] == usize::MAX {
+                        continue;
+                    }
+                    if *e.weight() == EdgeKind::Inferred {
+                        guessed.push((u, v));
+                    } else {
+                        adj[local[u]].push(local[v]);
+                    }
+                }
+            }
+            guessed.sort_unstable();
+            for (u, v) in guessed {
+                match path(&adj, local[v], local[u]) {
+                    Some(p) => dropped.push((u, v, p.into_iter().map(|i| nodes[i]).collect())),
+                    None => adj[local[u]].push(local[v]),
+                }
+            }
+            for &g in &nodes {
+                local[g] = usize::MAX;
+            }
+        }
+        for (u, v, p) in &dropped {
+            if let Some(e) = self.graph.find_edge(NodeIndex::new(*u), NodeIndex::new(*v)) {
+                self.graph.remove_edge(e);
+            }
+            // `p` runs v ⇝ u along edges; with the guessed u → v it is a cycle, printed in
+            // "depends on" order from v: v → u → ... → v.
+            let mut names: Vec<&str> = vec![self.tasks[*v].key.as_str()];
+            names.extend(p[1..].iter().rev().map(|&i| self.tasks[i].key.as_str()));
+            names.push(self.tasks[*v].key.as_str());
+            let t = &self.tasks[*v];
+            diags.push(diag(
+                codes::INFERRED_DROPPED,
+                Severity::Info,
+                t.path.as_ref(),
+                t.span,
+                format!(
+                    "the dependency of `{}` on `{}`, guessed from the task's description, would close the cycle {}; the guess is dropped",
+                    t.key,
+                    self.tasks[*u].key,
+                    names.join(" → ")
+                ),
+                "if it is a real dependency, write it as one (`depends on ...`) and fix the cycle; else reword the description",
+            ));
+        }
+        !dropped.is_empty()
     }
 
     /// Kahn's algorithm with levels; true when every node was ordered.
@@ -1301,6 +1531,33 @@ impl TaskGraph {
         out.sort_unstable();
         Ok(out)
     }
+}
+
+/// A shortest path `from ⇝ to` in `adj` (breadth-first), as the nodes on it, both ends
+/// included; `None` when `to` is unreachable.
+fn path(adj: &[Vec<usize>], from: usize, to: usize) -> Option<Vec<usize>> {
+    let mut parent = vec![usize::MAX; adj.len()];
+    parent[from] = from;
+    let mut queue = VecDeque::from([from]);
+    while let Some(u) = queue.pop_front() {
+        if u == to {
+            let mut p = vec![to];
+            let mut x = to;
+            while x != from {
+                x = parent[x];
+                p.push(x);
+            }
+            p.reverse();
+            return Some(p);
+        }
+        for &v in &adj[u] {
+            if parent[v] == usize::MAX {
+                parent[v] = u;
+                queue.push_back(v);
+            }
+        }
+    }
+    None
 }
 
 /// Helper to iterate the edges of petgraph's adjacency `List`.

@@ -14,7 +14,9 @@
 //!   [`TaskGraph::from_specs`]); validation reports [`lightsout_spec::Diagnostic`]s (codes in
 //!   [`codes`]): cycles with their full path, dangling and self dependencies, requirements
 //!   with no task, tasks tracing no (or an unknown) requirement, overlapping `Touches:` in a
-//!   wave. Nothing is repaired unless [`Options::repair`] is set.
+//!   wave. Nothing the author wrote is repaired unless [`Options::repair`] is set; a
+//!   dependency guessed from prose ([`EdgeKind::Inferred`]) that would close a cycle is
+//!   dropped with a note, never reported as a cycle.
 //! - Algorithms on [`TaskGraph`]: [`TaskGraph::waves`], [`TaskGraph::critical_path`],
 //!   [`TaskGraph::ready`], [`TaskGraph::impact`], [`TaskGraph::transitive_reduction`],
 //!   [`TaskGraph::conflicts`].
@@ -76,7 +78,8 @@ mod task;
 pub mod touches;
 
 pub use graph::{
-    Conflict, CriticalPath, Error, Impact, Options, SpecEntry, TaskGraph, WeightUnit, trace_matches,
+    Conflict, CriticalPath, Error, Impact, Options, SpecEntry, TaskGraph, WeightUnit, canonical_id,
+    trace_matches,
 };
 pub use plan::{
     ImpactReport, ImpactedTask, Plan, PlanConflict, PlanPath, changed_requirements, impact_report,

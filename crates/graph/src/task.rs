@@ -46,8 +46,9 @@ impl TaskFormat {
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum EdgeKind {
-    /// Written by the author on the task: `depends on T012`, task-master `dependencies`,
-    /// Kiro/cc-sdd `_Depends: 1.2_`, a `Depends on:` line of a default per-requirement task.
+    /// Written by the author on the task: `depends on T012`, `Blocks: T020` (the other way
+    /// round), task-master `dependencies`, Kiro/cc-sdd `_Depends: 1.2_`, a `Depends on:` line
+    /// of a default per-requirement task.
     Explicit,
     /// Derived from a requirement's `Depends on:` line: every task tracing the dependent
     /// requirement waits for every task tracing the requirement it depends on.
@@ -67,6 +68,13 @@ pub enum EdgeKind {
     /// A sub-task finishes before its parent task counts as done (Kiro `2.1` under `2`,
     /// task-master `subtasks`).
     Subtask,
+    /// Guessed from the prose of a task, not written as a dependency: Spec Kit's
+    /// `after T003's grep snapshot`, `requires T005`. Weaker than every other kind: an
+    /// inferred edge never makes a cycle error of its own (one that would close a cycle is
+    /// dropped with a [`crate::codes::INFERRED_DROPPED`] note), and nothing is repaired in the
+    /// author's edges while dropping an inferred one would do. Sorts last, so a written edge
+    /// between the same two tasks wins.
+    Inferred,
 }
 
 impl EdgeKind {
@@ -80,6 +88,22 @@ impl EdgeKind {
             EdgeKind::Phase => "phase",
             EdgeKind::Wave => "wave",
             EdgeKind::Subtask => "subtask",
+            EdgeKind::Inferred => "inferred",
+        }
+    }
+
+    /// How readily `--repair` drops an edge of this kind to break a cycle, weakest first:
+    /// 0 inferred (guessed from prose), 1 list order (sequence, phase, wave), 2 cross-spec
+    /// order, 3 sub-task, 4 requirement `Depends on:`, 5 a dependency the author wrote on
+    /// the task.
+    pub fn strength(self) -> u8 {
+        match self {
+            EdgeKind::Inferred => 0,
+            EdgeKind::Sequence | EdgeKind::Phase | EdgeKind::Wave => 1,
+            EdgeKind::CrossSpec => 2,
+            EdgeKind::Subtask => 3,
+            EdgeKind::Requirement => 4,
+            EdgeKind::Explicit => 5,
         }
     }
 }
@@ -91,7 +115,8 @@ impl EdgeKind {
 /// `depends_on` holds the keys of its direct predecessors after resolution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Task {
-    /// Id as written in the task list (`T001`, `2.1`, `REQ-3`, task-master `7` or `7.2`).
+    /// Id as written in the task list (`T001`, `T009a`, `2.1`, `10a`, `REQ-3`, task-master `7`
+    /// or `7.2`).
     pub id: String,
     /// Unique key in a graph: `"{spec_id}#{id}"`. Empty until the task is added to a graph.
     #[serde(default)]

@@ -28,8 +28,10 @@ pub(crate) struct PlanArgs {
     /// their lists.
     #[arg(long, value_delimiter = ',', value_name = "ID,...")]
     done: Vec<String>,
-    /// Drop dangling and self dependencies and break cycles (each repair is reported).
-    /// Without it nothing is repaired.
+    /// Drop dangling and self dependencies and break cycles at their weakest edge (list
+    /// order before the dependencies you wrote; each repair is reported).
+    /// Without it nothing you wrote is repaired; a dependency only guessed from a task's
+    /// prose that would close a cycle is always dropped, with a note.
     #[arg(long)]
     repair: bool,
     /// Treat warnings (such as likely merge conflicts) as problems.
@@ -67,7 +69,9 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         return impact(&pair[0], &pair[1], format, repair);
     }
     let loaded = load::load(&paths).context("cannot read the plan's inputs")?;
-    if loaded.lists.is_empty() {
+    // Nothing found at all is a usage error; files found but unreadable are diagnostics,
+    // and the empty plan they leave is an error of its own (exit 1), never a success.
+    if loaded.lists.is_empty() && loaded.diagnostics.is_empty() {
         anyhow::bail!(
             "no specs or task lists found under {}; pass spec files, tasks.md / tasks.json, or their folders",
             paths
@@ -133,18 +137,40 @@ fn exit(problems: bool) -> ExitCode {
     }
 }
 
+/// Longest source line, in bytes, quoted under a diagnostic; a longer one (a one-line
+/// `tasks.json`) is not printed, only its `path:line:column`.
+const MAX_QUOTED_LINE: usize = 4096;
+
+/// Whether the line holding byte `at` of `source` is short enough to quote. Looks at most
+/// [`MAX_QUOTED_LINE`] bytes each way, so printing many diagnostics of a one-line file of
+/// megabytes stays linear.
+fn quotable(source: &str, at: usize) -> bool {
+    let b = source.as_bytes();
+    let at = at.min(b.len());
+    let back = &b[at.saturating_sub(MAX_QUOTED_LINE)..at];
+    let fwd = &b[at..(at + MAX_QUOTED_LINE).min(b.len())];
+    let start_found = back.contains(&b'\n') || at <= MAX_QUOTED_LINE;
+    let end_found = fwd.contains(&b'\n') || at + MAX_QUOTED_LINE >= b.len();
+    start_found && end_found
+}
+
 fn print_diagnostics(diags: &[Diagnostic]) {
     let color = std::io::stderr().is_terminal();
     let mut sources: HashMap<PathBuf, String> = HashMap::new();
     let mut err = std::io::stderr().lock();
     for d in diags {
-        let source = d.path.as_ref().map_or(String::new(), |p| {
+        let source = d.path.as_ref().map_or("", |p| {
             sources
                 .entry(p.clone())
                 .or_insert_with(|| std::fs::read_to_string(p).unwrap_or_default())
-                .clone()
+                .as_str()
         });
-        let _ = write!(err, "{}", render::human_diagnostic(d, &source, color));
+        let source = if quotable(source, d.span.start) {
+            source
+        } else {
+            ""
+        };
+        let _ = write!(err, "{}", render::human_diagnostic(d, source, color));
     }
     let count = |s: Severity| diags.iter().filter(|d| d.severity == s).count();
     if !diags.is_empty() {

@@ -288,3 +288,61 @@ fn a_lightsout_spec_with_its_own_task_list_is_planned_from_it() {
     assert_eq!(by_id("T3")["depends_on"], serde_json::json!(["links#T1"]));
     assert_eq!(by_id("T3")["done"], true);
 }
+
+/// Spec Kit lists as teams write them (bold ids), and a guess from prose that would close a
+/// cycle with the author's dependency: a plan, a note, exit 0.
+#[test]
+fn bold_spec_kit_ids_are_planned_and_a_guessed_cycle_is_only_a_note() {
+    let d = tempfile::tempdir().unwrap();
+    let tasks = d.path().join("tasks.md");
+    std::fs::write(
+        &tasks,
+        "## Phase 1: Setup\n\
+         - [ ] **T001** Record the baseline after T003's grep snapshot\n\
+         - [ ] **T002** Prepare fixtures\n\
+         - [ ] **T003** Take the grep snapshot (depends on T001)\n",
+    )
+    .unwrap();
+    lightsout()
+        .arg("plan")
+        .arg(&tasks)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("info[LS366]"))
+        .stdout(predicate::str::contains("plan: 3 task(s)"));
+}
+
+#[test]
+fn a_task_list_with_no_task_exits_1() {
+    let d = tempfile::tempdir().unwrap();
+    let tasks = d.path().join("tasks.md");
+    std::fs::write(&tasks, "# Tasks\n\n- [ ] Create the project\n").unwrap();
+    lightsout()
+        .arg("plan")
+        .arg(&tasks)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "error[LS367]: the plan has no task",
+        ));
+}
+
+/// A diagnostic in a one-line `tasks.json` gives its line and column, without printing the
+/// whole file as "the line".
+#[test]
+fn a_one_line_tasks_json_is_not_quoted_whole_under_a_diagnostic() {
+    let d = tempfile::tempdir().unwrap();
+    let tasks: Vec<serde_json::Value> = (1..=200)
+        .map(|i| {
+            let deps = if i == 200 { vec![999] } else { vec![] };
+            serde_json::json!({"id": i, "title": format!("Task number {i}"), "dependencies": deps})
+        })
+        .collect();
+    let file = d.path().join("tasks.json");
+    std::fs::write(&file, serde_json::json!({ "tasks": tasks }).to_string()).unwrap();
+    lightsout().arg("plan").arg(&file).assert().code(1).stderr(
+        predicate::str::contains("error[LS351]")
+            .and(predicate::str::contains("tasks.json:1:"))
+            .and(predicate::str::contains("Task number 1\"").not()),
+    );
+}

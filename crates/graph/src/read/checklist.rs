@@ -3,13 +3,19 @@
 //!
 //! ```markdown
 //! - [ ] 1. Set up the project            <- task `1`
-//!   - [ ] 1.1 Write the config loader    <- sub-task `1.1` (parent `1`, by number)
+//!   - [ ] 1.1 Write the config loader    <- sub-task `1.1` (parent `1`: nested, or by number)
 //!     - _Requirements: 1.1, 2.3_         <- traces to requirements 1.1 and 2.3
 //!   - [ ]* 1.2 Property test             <- optional (Kiro `[ ]*` or `1.2*`)
 //! - [ ] 2. (P) Build the API             <- cc-sdd: may run beside its neighbours
 //!   - _Depends: 1.1_                     <- cc-sdd: explicit dependency
 //!   - Estimate: 3h / Size: M, Touches: src/api/**
 //! ```
+//!
+//! Task numbers may end a part in a letter (`10a`, `3.6a`, `3.5A.1`): distinct tasks, as
+//! teams number follow-ups. A task's parent is the task its checkbox is nested under, else
+//! the task its number extends (`2` of `2.1`). `[P]` marks a parallel task like cc-sdd's
+//! `(P)`. Fields may be written `_Requirements: 1.1_`, `Requirements: 1.1` or
+//! `**Requirements**: 1.1`.
 //!
 //! Order: Kiro and OpenSpec run tasks one at a time in list order (Kiro docs: "implement one
 //! task at a time"), so each task waits for the step before it ([`EdgeKind::Sequence`]); a
@@ -73,6 +79,8 @@ pub fn read(
     // an open `_Requirements: ..._` field spanning lines
     let mut open_field: Option<(usize, String)> = None;
     let mut unnumbered = 0usize;
+    // per task: the task its checkbox is nested under, by indentation
+    let mut nested_in: Vec<Option<usize>> = Vec::new();
 
     for (n, line) in all.iter().enumerate() {
         let trimmed = line.text.trim_start();
@@ -120,12 +128,9 @@ pub fn read(
                 None => (false, rest),
             };
             let rest = rest.trim_start();
-            let id_len = rest
-                .bytes()
-                .take_while(|b| b.is_ascii_digit() || *b == b'.')
-                .count();
-            let raw_id = rest[..id_len].trim_end_matches('.');
-            let numbered = !raw_id.is_empty() && raw_id.as_bytes()[0].is_ascii_digit();
+            let raw_id = number_id(rest);
+            let id_len = raw_id.len();
+            let numbered = !raw_id.is_empty();
             if !numbered {
                 if stack
                     .last()
@@ -137,6 +142,9 @@ pub fn read(
                 unnumbered += 1;
             }
             let mut after = &rest[if numbered { id_len } else { 0 }..];
+            if numbered {
+                after = after.strip_prefix('.').unwrap_or(after);
+            }
             let mut optional = optional_mark;
             if let Some(r) = after.strip_prefix('*') {
                 optional = true;
@@ -144,7 +152,10 @@ pub fn read(
             }
             let mut title = after.trim().to_owned();
             let mut parallel = false;
-            if let Some(r) = title.strip_prefix("(P)") {
+            if let Some(r) = title
+                .strip_prefix("(P)")
+                .or_else(|| title.strip_prefix("[P]"))
+            {
                 parallel = true;
                 title = r.trim().to_owned();
             }
@@ -166,6 +177,7 @@ pub fn read(
             while stack.last().is_some_and(|&(_, i)| i >= indent) {
                 stack.pop();
             }
+            nested_in.push(stack.last().map(|&(p, _)| p));
             stack.push((list.tasks.len() - 1, indent));
             continue;
         }
@@ -199,13 +211,15 @@ pub fn read(
 
     let waves = waves_block
         .and_then(|(sp, text)| parse_waves(&text, sp, path, &mut diags).map(|w| (sp, w)));
-    order(&mut list, waves, path, &mut diags);
+    order(&mut list, &nested_in, waves, path, &mut diags);
     (list, diags)
 }
 
 fn field_key(body: &str) -> Option<(String, &str)> {
     let b = body.trim_start_matches(['_', '*']);
     let (key, value) = b.split_once(':')?;
+    // `**Requirements**: 1.2` and `_Requirements_: 1.2` as well as `_Requirements: 1.2_`.
+    let key = key.trim_end_matches(['_', '*']);
     if key.len() > 24 || !key.chars().all(|c| c.is_ascii_alphabetic() || c == ' ') {
         return None;
     }
@@ -325,6 +339,34 @@ fn parse_waves(
     Some(out.into_iter().map(|w| w.1).collect())
 }
 
+/// The task number at the start of `s`: dotted numbers whose parts may end in one letter
+/// (`1`, `2.1`, `10a`, `3.6a`, `3.5A.1`: distinct ids, as teams number follow-up tasks); a
+/// letter followed by another letter or digit is text (`9am`), not part of the number.
+/// Empty when `s` does not start with a digit.
+fn number_id(s: &str) -> &str {
+    let b = s.as_bytes();
+    let (mut i, mut end) = (0, 0);
+    loop {
+        let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            break;
+        }
+        i += digits;
+        if b.get(i).is_some_and(u8::is_ascii_alphabetic)
+            && !b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            i += 1;
+        }
+        end = i;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    &s[..end]
+}
+
 fn parent_of(id: &str) -> Option<&str> {
     id.rsplit_once('.').map(|(p, _)| p)
 }
@@ -332,6 +374,7 @@ fn parent_of(id: &str) -> Option<&str> {
 /// Adds the sequence / wave / sub-task edges.
 fn order(
     list: &mut TaskList,
+    nested_in: &[Option<usize>],
     waves: Option<(Span, Vec<Vec<String>>)>,
     path: Option<&Path>,
     diags: &mut Vec<Diagnostic>,
@@ -345,8 +388,15 @@ fn order(
     let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut top = Vec::new();
     for (i, t) in list.tasks.iter().enumerate() {
-        match parent_of(&t.id).and_then(|p| index.get(p)) {
-            Some(&p) if p != i => children.entry(p).or_default().push(i),
+        // The task the checkbox is nested under (`3.6a` indented under `3.6`, `10a` under
+        // `10.`), else the parent by number (`2` of `2.1`).
+        let parent = nested_in
+            .get(i)
+            .copied()
+            .flatten()
+            .or_else(|| parent_of(&t.id).and_then(|p| index.get(p).copied()));
+        match parent {
+            Some(p) if p != i => children.entry(p).or_default().push(i),
             _ => top.push(i),
         }
     }

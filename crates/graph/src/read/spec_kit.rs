@@ -20,10 +20,19 @@
 //!   order; every user-story phase (heading says "User Story", or all its tasks carry
 //!   `[USn]`) waits for the last phase before it that is not a story, and not for other
 //!   stories; the next non-story phase (Polish) waits for all of them ([`EdgeKind::Phase`]);
-//! - `depends on T012, T013` (also `blocked by`, `after`, `requires`) in a description is
-//!   an explicit dependency;
-//! - `[US1]` and any `FR-###` in a description are the ids the task traces to; file paths
-//!   in a description (`src/models/user.py`) are what it touches.
+//! - task ids are `T001`, also with a letter or number suffix (`T009a`, `T007A`, `T009a_2`:
+//!   distinct tasks, not placeholders), also in bold or code (`**T001**`, `` `T001` ``), as
+//!   many teams write them; `TXXX` is the template's placeholder;
+//! - a dependency the author wrote, in the description or the indented lines under it
+//!   (`depends on T012, T013`, `blocked by T004`, `**Depends on**: T009`), is an explicit
+//!   dependency ([`EdgeKind::Explicit`]), and so is `Blocks: T020` the other way round; a
+//!   task named in running prose (`after T003's grep snapshot`, `requires T005`, `needs
+//!   T006`) is only a guess, an [`EdgeKind::Inferred`] edge, which never makes a cycle error
+//!   of its own;
+//! - `[US1]` (and the "User Story N" of the phase heading, for a task without a story label),
+//!   `[FR-008]` labels and any `FR-###` in a description are the ids the task traces to
+//!   (`US1` matches the spec's `US-1`, see [`crate::canonical_id`]); file paths in a
+//!   description (`src/models/user.py`) are what it touches.
 
 use super::{UniqueIds, checkbox, clean_title, lines, span};
 use crate::codes;
@@ -33,19 +42,42 @@ use regex::Regex;
 use std::path::Path;
 use std::sync::LazyLock;
 
-static DEPENDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:depends on|dependent on|blocked by|after|requires)\s+(T\d+(?:\s*(?:,|and|&|/|–|-|to)\s*T\d+)*)")
-        .unwrap_or_else(|_| unreachable!("static regex"))
+/// A task id with its suffixes (`T009`, `T009a`, `T009a_2`, `T001.1`), as regex text.
+const ID: &str = r"T\d+[A-Za-z]?(?:[._]\d+[A-Za-z]?)?\b";
+
+fn regex(pattern: &str) -> Regex {
+    Regex::new(pattern).unwrap_or_else(|_| unreachable!("static regex"))
+}
+
+/// A list of task ids: `T012, T013`, `T010–T015`, `T001 and T002`.
+fn id_list() -> String {
+    format!(r"({ID}(?:\s*(?:,|and|&|/|–|-|to)\s*{ID})*)")
+}
+
+/// Words that state a dependency: whatever they name is a written dependency.
+static WRITTEN: LazyLock<Regex> = LazyLock::new(|| {
+    regex(&format!(
+        r"(?i)\b(?:depends on|depend on|dependent on|depends|dependencies|dependency|blocked by|prerequisites?)\s*:?\s*{}",
+        id_list()
+    ))
 });
-static TASK_REF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"T(\d+)(\s*(?:–|-|to)\s*T(\d+))?").unwrap_or_else(|_| unreachable!("static regex"))
+/// `Blocks: T020`: the named tasks depend on this one.
+static BLOCKS: LazyLock<Regex> =
+    LazyLock::new(|| regex(&format!(r"(?i)\bblocks\s*:?\s*{}", id_list())));
+/// Prose that names a task as something to come first, without saying "depends": a guess.
+static INFERRED: LazyLock<Regex> = LazyLock::new(|| {
+    regex(&format!(
+        r"(?i)\b(?:after|requires|required|needs|once|following|builds on|building on|reuses|reusing)\s+{}",
+        id_list()
+    ))
 });
-static FR: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\bFR-\d+\b").unwrap_or_else(|_| unreachable!("static regex")));
-static PATHLIKE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[\s`(])((?:[\w.\-\[\]]+/)+[\w.\-\[\]]+)")
-        .unwrap_or_else(|_| unreachable!("static regex"))
-});
+static TASK_REF: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"T(\d+)([A-Za-z]?(?:[._]\d+[A-Za-z]?)?)(\s*(?:–|-|to)\s*T(\d+)\b)?"));
+static FR: LazyLock<Regex> = LazyLock::new(|| regex(r"\bFR-\d+(?:-\d+)*\b"));
+static STORY_HEADING: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"\b(?:(?i:user\s*story)|US)[\s\-_]*(\d+)\b"));
+static PATHLIKE: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(?:^|[\s`(])((?:[\w.\-\[\]]+/)+[\w.\-\[\]]+)"));
 
 struct Phase {
     story: bool,
@@ -53,7 +85,182 @@ struct Phase {
     steps: Vec<Vec<usize>>,
 }
 
+/// The task id at the start of a Spec Kit task line's text, and what follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskId<'a> {
+    /// A real id: `T001`, `T009a`, `T007A`, `T009a_2`.
+    Id(&'a str),
+    /// The template's placeholder: `TXXX`, `Tnnn`, `T###`.
+    Placeholder(&'a str),
+}
+
+/// Reads the id at the start of `text` (the part of a checkbox line after `- [ ]`), which
+/// may be wrapped in emphasis or code (`**T001**`, `**T001:**`, `` `T001` ``) and followed
+/// by a separator (`:`, `·`, `—`, `-`). `None` when the line is no task (a checklist item
+/// such as `- [ ] **Article VII - Simplicity Gate**`, or `- [ ] Test the login`).
+pub(crate) fn task_id(text: &str) -> Option<(TaskId<'_>, &str)> {
+    let (mark, s) = ["**", "__", "`", "*", "_"]
+        .iter()
+        .find_map(|m| text.strip_prefix(m).map(|r| (*m, r)))
+        .unwrap_or(("", text));
+    let b = s.as_bytes();
+    if b.first() != Some(&b'T') {
+        return None;
+    }
+    let digits = b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let (id, len) = if digits == 0 {
+        let n = b[1..]
+            .iter()
+            .take_while(|c| matches!(c, b'X' | b'x' | b'N' | b'n' | b'#' | b'?'))
+            .count();
+        if n < 2 {
+            return None;
+        }
+        (TaskId::Placeholder(&s[..=n]), n + 1)
+    } else {
+        let m = regex_id(s)?;
+        (TaskId::Id(&s[..m]), m)
+    };
+    let mut after = &s[len..];
+    if after
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    {
+        return None;
+    }
+    if !mark.is_empty() {
+        after = after.strip_prefix([':', '.']).unwrap_or(after);
+        after = after.strip_prefix(mark).unwrap_or(after);
+    }
+    let mut after = after.trim_start();
+    loop {
+        let next = after
+            .strip_prefix([':', '.', '·', '—', '–', '|'])
+            .or_else(|| after.strip_prefix("- "));
+        match next {
+            Some(r) => after = r.trim_start(),
+            None => break,
+        }
+    }
+    Some((id, after))
+}
+
+static ID_AT_START: LazyLock<Regex> = LazyLock::new(|| regex(&format!("^{ID}")));
+
+/// Length of the task id at the start of `s` (`T009a_2`), when there is one.
+fn regex_id(s: &str) -> Option<usize> {
+    ID_AT_START.find(s).map(|m| m.end())
+}
+
+/// Whether `line` is a Spec Kit task line (`- [ ] T001 ...`, `- [x] **T001** ...`,
+/// `- [ ] [P] T001 ...`, or the template's `- [ ] TXXX ...`).
+pub(crate) fn is_task_line(line: &str) -> bool {
+    checkbox(line).is_some_and(|(_, _, rest)| {
+        let mut pre = Task::new("", "", "");
+        task_id(labels(rest.trim_start(), &mut pre)).is_some()
+    })
+}
+
+/// Task ids named in `list` (`T012, T013`, ranges `T010–T012` expanded), pushed on `out`.
+fn task_refs(list: &str, out: &mut Vec<String>) {
+    for r in TASK_REF.captures_iter(list) {
+        let first = &r[1];
+        let suffix = &r[2];
+        match r.get(4) {
+            Some(end_ref) if suffix.is_empty() => {
+                let (Ok(lo), Ok(hi)) = (first.parse::<u32>(), end_ref.as_str().parse::<u32>())
+                else {
+                    continue;
+                };
+                if hi >= lo && hi - lo <= 1000 {
+                    for k in lo..=hi {
+                        out.push(format!("T{k:0width$}", width = first.len()));
+                    }
+                }
+            }
+            _ => out.push(format!("T{first}{suffix}")),
+        }
+    }
+}
+
+/// What one line of a task (its first line, or an indented line under it) says about its
+/// dependencies and requirements.
+#[derive(Default)]
+struct Refs {
+    written: Vec<String>,
+    blocks: Vec<String>,
+    inferred: Vec<String>,
+}
+
+impl Refs {
+    fn scan(&mut self, text: &str) {
+        let plain = text.replace(['*', '`'], "");
+        for c in WRITTEN.captures_iter(&plain) {
+            task_refs(&c[1], &mut self.written);
+        }
+        for c in BLOCKS.captures_iter(&plain) {
+            task_refs(&c[1], &mut self.blocks);
+        }
+        for c in INFERRED.captures_iter(&plain) {
+            task_refs(&c[1], &mut self.inferred);
+        }
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !v.iter().any(|x| x == s) {
+        v.push(s.to_owned());
+    }
+}
+
+/// Reads the bracketed labels at the start of `desc` (`[P] [US1]`, `` `[api] [P]` ``,
+/// `[FR-008, FR-009]`) into `task`; returns the description after them.
+fn labels<'a>(mut desc: &'a str, task: &mut Task) -> &'a str {
+    loop {
+        // A group of labels in code: `[api] [P]`.
+        if let Some(inner) = desc.strip_prefix('`')
+            && let Some(end) = inner.find('`')
+            && inner[..end].trim_start().starts_with('[')
+        {
+            let rest = labels(inner[..end].trim(), task);
+            if rest.is_empty() {
+                desc = inner[end + 1..].trim_start();
+                continue;
+            }
+            return desc;
+        }
+        let Some(inner) = desc.strip_prefix('[') else {
+            return desc;
+        };
+        let Some(end) = inner.find(']') else {
+            return desc;
+        };
+        let label = inner[..end].trim();
+        let frs: Vec<&str> = label.split(',').map(str::trim).collect();
+        if label.eq_ignore_ascii_case("P") {
+            task.parallel = true;
+        } else if crate::canonical_id(label).starts_with("US-") {
+            push_unique(&mut task.requirements, label);
+        } else if !label.is_empty()
+            && frs
+                .iter()
+                .all(|f| FR.find(f).is_some_and(|m| m.len() == f.len()))
+        {
+            for f in frs {
+                push_unique(&mut task.requirements, f);
+            }
+        } else if label.is_empty() || label.contains(' ') || label.len() > 12 {
+            // Not a label but text in brackets: the description starts here. Other short
+            // labels ([Story], [Setup], [P1] priorities) are skipped: they are no ids.
+            return desc;
+        }
+        desc = inner[end + 1..].trim_start();
+    }
+}
+
 /// Reads a Spec Kit `tasks.md`.
+#[allow(clippy::too_many_lines)] // one pass over the lines, then the phase order
 pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<Diagnostic>) {
     let mut list = TaskList::new(spec_id, TaskFormat::SpecKit);
     list.traces_requirements = false;
@@ -63,16 +270,21 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
     let mut phases: Vec<Phase> = Vec::new();
     let mut heading: Option<String> = None;
     let mut heading_is_story = false;
+    let mut heading_story: Option<String> = None;
     let mut open_phase = false;
     // whether the next [P] task may join the previous step
     let mut joinable = false;
     let mut in_fence = false;
     let mut in_comment = false;
+    // the task whose indented lines follow, and what they say
+    let mut current: Option<usize> = None;
+    let mut refs: Vec<Refs> = Vec::new();
 
     let index = super::LineIndex::new(source);
     for line in lines(source) {
         let trimmed = line.text.trim_start();
-        if trimmed.starts_with("```") {
+        let indented = trimmed.len() < line.text.len();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             in_fence = !in_fence;
             continue;
         }
@@ -89,86 +301,80 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
             in_comment = !trimmed.contains("-->");
             continue;
         }
+        if trimmed.is_empty() {
+            continue;
+        }
         if trimmed.starts_with('#') {
+            current = None;
             let level = trimmed.bytes().take_while(|&b| b == b'#').count();
             let text = trimmed[level..].trim();
             if level <= 2 {
                 heading = Some(clean_title(text));
-                heading_is_story = text.to_ascii_lowercase().contains("user story");
+                heading_story = STORY_HEADING.captures(text).map(|c| format!("US{}", &c[1]));
+                heading_is_story = heading_story.is_some();
                 open_phase = false;
             }
             joinable = false;
             continue;
         }
-        let Some((_, mark, rest)) = checkbox(line.text) else {
+        let task_line = checkbox(line.text).and_then(|(_, mark, rest)| {
+            let rest = rest.trim_start();
+            // `[P]` written before the id.
+            let mut pre = Task::new(spec_id, "", "");
+            let after_labels = labels(rest, &mut pre);
+            task_id(after_labels).map(|(id, desc)| (mark, pre, id, desc))
+        });
+        let Some((mark, pre, id, desc)) = task_line else {
+            // An indented line under a task (its wrapped description, a `Depends on:`
+            // bullet, a sub-step) belongs to it; anything else ends it.
+            match current {
+                Some(i) if indented => {
+                    refs[i].scan(trimmed);
+                    let task = &mut list.tasks[i];
+                    for m in FR.find_iter(trimmed) {
+                        push_unique(&mut task.requirements, m.as_str());
+                    }
+                }
+                _ => current = None,
+            }
             continue;
         };
-        let rest = rest.trim_start();
-        let id_len = rest.bytes().take_while(u8::is_ascii_alphanumeric).count();
-        let raw_id = &rest[..id_len];
-        if !raw_id.starts_with('T') || raw_id.len() < 2 {
-            continue;
-        }
         let sp = span(&index, &line);
-        if !raw_id[1..].bytes().all(|b| b.is_ascii_digit()) {
-            let mut d = Diagnostic::new(
-                codes::UNREADABLE_TASK,
-                Severity::Warning,
-                sp,
-                format!("task id `{raw_id}` is a template placeholder"),
-                "number the task (`T031`) or delete the sample task",
-            );
-            if let Some(p) = path {
-                d = d.with_path(p);
-            }
-            diags.push(d);
-        }
-        let id = ids.claim(raw_id.to_owned(), sp, path, &mut diags);
-        let mut desc = rest[id_len..].trim_start();
-        let mut task = Task::new(spec_id, id, "");
-        while let Some(inner) = desc.strip_prefix('[') {
-            let Some(end) = inner.find(']') else { break };
-            let label = inner[..end].trim();
-            if label.eq_ignore_ascii_case("P") {
-                task.parallel = true;
-            } else if label.starts_with("US")
-                && label.len() > 2
-                && label[2..].bytes().all(|b| b.is_ascii_digit())
-            {
-                task.requirements.push(label.to_owned());
-            } else if label.is_empty() || label.contains(' ') || label.len() > 12 {
-                // Not a label but text in brackets: the description starts here. Other short
-                // labels ([Story], [Setup]) are skipped: they are no ids.
-                break;
-            }
-            desc = inner[end + 1..].trim_start();
-        }
-        for m in FR.find_iter(desc) {
-            if !task.requirements.iter().any(|r| r == m.as_str()) {
-                task.requirements.push(m.as_str().to_owned());
-            }
-        }
-        for c in DEPENDS.captures_iter(desc) {
-            for r in TASK_REF.captures_iter(&c[1]) {
-                let first = &r[1];
-                match r.get(3) {
-                    Some(end_ref) => {
-                        let (Ok(lo), Ok(hi)) =
-                            (first.parse::<u32>(), end_ref.as_str().parse::<u32>())
-                        else {
-                            continue;
-                        };
-                        if hi >= lo && hi - lo <= 1000 {
-                            for k in lo..=hi {
-                                task.depends_on
-                                    .push(format!("T{k:0width$}", width = first.len()));
-                            }
-                        }
-                    }
-                    None => task.depends_on.push(format!("T{first}")),
+        let raw_id = match id {
+            TaskId::Id(id) => id,
+            TaskId::Placeholder(id) => {
+                let mut d = Diagnostic::new(
+                    codes::UNREADABLE_TASK,
+                    Severity::Warning,
+                    sp,
+                    format!("task id `{id}` is a template placeholder"),
+                    "number the task (`T031`) or delete the sample task",
+                );
+                if let Some(p) = path {
+                    d = d.with_path(p);
                 }
+                diags.push(d);
+                id
             }
+        };
+        let id = ids.claim(raw_id.to_owned(), sp, path, &mut diags);
+        let mut task = Task::new(spec_id, id, "");
+        task.parallel = pre.parallel;
+        task.requirements = pre.requirements;
+        let desc = labels(desc, &mut task);
+        for m in FR.find_iter(desc) {
+            push_unique(&mut task.requirements, m.as_str());
         }
+        if let Some(story) = &heading_story
+            && !task
+                .requirements
+                .iter()
+                .any(|r| crate::canonical_id(r).starts_with("US-"))
+        {
+            task.requirements.push(story.clone());
+        }
+        let mut r = Refs::default();
+        r.scan(desc);
         for m in PATHLIKE.captures_iter(desc) {
             let p = m[1].trim_end_matches(['.', ',', ')']);
             // Template placeholders (`src/models/[entity].py`) name no real file.
@@ -184,6 +390,8 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
         let idx = list.tasks.len();
         let parallel = task.parallel;
         list.tasks.push(task);
+        refs.push(r);
+        current = Some(idx);
 
         if !open_phase {
             phases.push(Phase {
@@ -206,6 +414,26 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
         joinable = parallel;
     }
 
+    // Dependencies: written ones on the task (resolved by the graph, which reports a
+    // dangling one), `Blocks:` as edges the other way, guesses as inferred edges unless
+    // the same dependency is also written.
+    for (i, r) in refs.into_iter().enumerate() {
+        let own = list.tasks[i].id.clone();
+        for w in &r.written {
+            push_unique(&mut list.tasks[i].depends_on, w);
+        }
+        for b in &r.blocks {
+            if *b != own {
+                list.edge(&own, b, EdgeKind::Explicit);
+            }
+        }
+        for g in &r.inferred {
+            if *g != own && !list.tasks[i].depends_on.contains(g) {
+                list.edge(g, &own, EdgeKind::Inferred);
+            }
+        }
+    }
+
     // A phase whose every task carries a story label is a story phase.
     for p in &mut phases {
         if !p.story {
@@ -215,7 +443,7 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
                     list.tasks[i]
                         .requirements
                         .iter()
-                        .any(|r| r.starts_with("US"))
+                        .any(|r| crate::canonical_id(r).starts_with("US-"))
                 });
         }
     }

@@ -1,7 +1,7 @@
 //! Property tests of the graph invariants on random task graphs.
 
 use crate::{build, reaches};
-use lightsout_graph::{Task, TaskFormat, TaskGraph, TaskList};
+use lightsout_graph::{Edge, EdgeKind, Task, TaskFormat, TaskGraph, TaskList};
 use proptest::prelude::*;
 use std::collections::HashSet;
 
@@ -156,16 +156,121 @@ proptest! {
         prop_assert_eq!(cycles.len(), g.cycle_count());
         if !added { prop_assert_eq!(g.cycle_count(), 0); }
         for d in cycles {
-            // "dependency cycle: p#tA → p#tB → ... → p#tA": consecutive keys are edges.
+            // "dependency cycle: p#tA → p#tB → ... → p#tA": each task depends on the next,
+            // the direction `spec check` prints cycles in.
             let path: Vec<&str> = d.message.trim_start_matches("dependency cycle: ").split(" → ").collect();
             prop_assert_eq!(path.first(), path.last());
             for w in path.windows(2) {
                 let (a, b) = (g.find(w[0]).unwrap(), g.find(w[1]).unwrap());
-                prop_assert!(g.successors(a).contains(&b), "{} → {} is no edge", w[0], w[1]);
+                prop_assert!(g.successors(b).contains(&a), "{} does not depend on {}", w[0], w[1]);
             }
         }
         let (repaired, _) = TaskGraph::build(vec![list], &lightsout_graph::Options::default().with_repair(true));
         prop_assert_eq!(repaired.cycle_count(), 0);
         prop_assert_eq!(repaired.waves().unwrap().iter().map(Vec::len).sum::<usize>(), n);
+    }
+
+    #[test]
+    fn guesses_never_make_a_cycle_error_and_every_written_edge_stays(
+        (n, edges, est) in dag(),
+        guesses in proptest::collection::vec((0usize..40, 0usize..40), 0..12),
+    ) {
+        let mut list = to_list(n, &edges, &est);
+        let guesses: HashSet<(usize, usize)> = guesses
+            .into_iter()
+            .map(|(a, b)| (a % n, b % n))
+            .filter(|(a, b)| a != b)
+            .collect();
+        for &(a, b) in &guesses {
+            list.edges.push(Edge { from: format!("t{a}"), to: format!("t{b}"), kind: EdgeKind::Inferred });
+        }
+        for repair in [false, true] {
+            let (g, diags) = TaskGraph::build(
+                vec![list.clone()],
+                &lightsout_graph::Options::default().with_repair(repair),
+            );
+            prop_assert_eq!(g.cycle_count(), 0);
+            prop_assert!(diags.iter().all(|d| d.code == "LS366"), "{:?}", diags);
+            let at = |i: usize| g.find(&format!("t{i}")).unwrap();
+            // Every written edge is kept: the guesses alone paid for the cycles.
+            for &(a, b) in &edges {
+                prop_assert!(g.successors(at(a)).contains(&at(b)));
+            }
+            // A guess is kept, or dropped with one note because it would close a cycle.
+            let mut dropped = 0;
+            for &(a, b) in &guesses {
+                if !g.successors(at(a)).contains(&at(b)) {
+                    dropped += 1;
+                    prop_assert!(reaches(&g, at(b), at(a)), "t{} → t{} closed no cycle", a, b);
+                }
+            }
+            prop_assert_eq!(dropped, diags.len());
+        }
+    }
+
+    #[test]
+    fn repair_yields_an_acyclic_graph_and_reports_every_edge_it_drops(
+        n in 2usize..30,
+        written in proptest::collection::vec((0usize..30, 0usize..30), 0..60),
+        guesses in proptest::collection::vec((0usize..30, 0usize..30), 0..12),
+    ) {
+        let written: HashSet<(usize, usize)> =
+            written.into_iter().map(|(a, b)| (a % n, b % n)).filter(|(a, b)| a != b).collect();
+        let mut list = TaskList::new("p", TaskFormat::TaskMaster);
+        for i in 0..n {
+            let mut t = Task::new("p", format!("t{i}"), "");
+            t.depends_on = written.iter().filter(|e| e.1 == i).map(|e| format!("t{}", e.0)).collect();
+            list.tasks.push(t);
+        }
+        for (a, b) in guesses {
+            let (a, b) = (a % n, b % n);
+            if a != b {
+                list.edges.push(Edge { from: format!("t{a}"), to: format!("t{b}"), kind: EdgeKind::Inferred });
+            }
+        }
+        let (g, diags) = TaskGraph::build(vec![list], &lightsout_graph::Options::default().with_repair(true));
+        prop_assert_eq!(g.cycle_count(), 0);
+        prop_assert!(g.waves().is_ok());
+        let at = |i: usize| g.find(&format!("t{i}")).unwrap();
+        let lost = written.iter().filter(|&&(a, b)| !g.successors(at(a)).contains(&at(b))).count();
+        prop_assert_eq!(lost, diags.iter().filter(|d| d.code == "LS364").count());
+        prop_assert!(diags.iter().all(|d| d.code == "LS364" || d.code == "LS366"), "{:?}", diags);
+    }
+
+    /// The markdown readers never panic on lines made of the pieces teams write task lists
+    /// with (bold and suffixed ids, labels, prose dependencies, multi-byte text), their spans
+    /// stay inside the input, and the graph built from them is acyclic or reports why.
+    #[test]
+    fn markdown_readers_never_panic_and_keep_spans_inside(
+        pieces in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "- [ ] ", "- [x] ", "  ", "\n", "**", "`", "T0", "T01", "1", "0", "a", "A", ".",
+                ":", "_", "[P]", "[US1]", "[FR-001, FR-002]", " after T01", " depends on T0",
+                "Blocks: T1", " requires T01a", "## User Story 2\n", "### x\n", "é", "😀",
+                "TXXX", "(P) ", "_Requirements: 1.1_", "**Requirements**: 1", "```\n", "10a",
+            ]),
+            0..80,
+        ),
+    ) {
+        let text: String = pieces.concat();
+        for format in [TaskFormat::SpecKit, TaskFormat::Kiro, TaskFormat::OpenSpec] {
+            let (lists, diags) = lightsout_graph::read::read(format, text.as_bytes(), "f", None);
+            for d in &diags {
+                prop_assert!(d.span.start <= d.span.end && d.span.end <= text.len(), "{:?}", d);
+            }
+            for t in lists.iter().flat_map(|l| &l.tasks) {
+                prop_assert!(t.span.end <= text.len() && text.is_char_boundary(t.span.start));
+            }
+            for repair in [false, true] {
+                let (g, diags) = TaskGraph::build(
+                    lists.clone(),
+                    &lightsout_graph::Options::default().with_repair(repair),
+                );
+                if g.cycle_count() > 0 {
+                    prop_assert!(!repair);
+                    prop_assert!(diags.iter().any(|d| d.code == "LS350"));
+                }
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! Lightsout specs (default tasks and the `## Tasks` section), multi-spec plans.
 
 use crate::{at, build, codes, ids, reaches};
-use lightsout_graph::{EdgeKind, Options, TaskFormat, TaskGraph, TaskList, read};
+use lightsout_graph::{EdgeKind, Options, TaskFormat, TaskGraph, TaskList, load, read};
 
 #[test]
 fn task_master_tagged_json_with_subtasks_and_string_ids() {
@@ -233,4 +233,251 @@ fn a_spec_without_a_tasks_section_gives_one_task_per_requirement() {
     assert_eq!(list.tasks.len(), 2);
     assert_eq!(list.tasks[1].depends_on, ["REQ-1"]);
     assert_eq!(list.tasks[1].requirements, ["REQ-2"]);
+}
+
+const SPEC_KIT_AS_WRITTEN: &str = "\
+## Phase 1: Setup
+- [ ] **T001** Create project
+- [ ] **T002**: Snapshot the grep output to `out/grep.txt`
+- [x] **T003** · [P] Lint config
+- [ ] T009 Implement checksum verification
+- [ ] T009a [P] [FR-008] Download the reference set
+- [ ] T009b [P] Configure logging after T009a's download
+  - **Depends on**: T001
+- [ ] T010 `[api] [P]` Add the isShort field
+- [ ] T011 Compare against the baseline after T002's grep snapshot
+- [ ] T012 Wire it up (depends on T010)
+  **Blocks**: T013
+
+## Phase 3: User Story 1 - Sign in (Priority: P1)
+- [ ] T013 Build the sign-in form
+- [ ] T014 [US2] Share the session
+- [ ] TXXX [P] Documentation updates
+- [ ] Test the login by hand
+";
+
+#[test]
+fn spec_kit_lists_as_teams_write_them() {
+    let path = std::path::Path::new("feature/tasks.md");
+    assert_eq!(
+        read::detect(path, b"# Tasks\n\n- [ ] **T001** Fetch the hero video\n"),
+        Some(TaskFormat::SpecKit),
+        "bold task ids are Spec Kit tasks"
+    );
+    let (lists, diags) = read::read(
+        TaskFormat::SpecKit,
+        SPEC_KIT_AS_WRITTEN.as_bytes(),
+        "f",
+        None,
+    );
+    // Only the template placeholder is worth a word; T009a is no placeholder and no
+    // duplicate of T009, and "Test the login by hand" is no task.
+    assert_eq!(codes(&diags), ["LS359"], "{diags:#?}");
+    assert!(diags[0].message.contains("`TXXX`"));
+    let l = &lists[0];
+    let task = |id: &str| l.tasks.iter().find(|t| t.id == id).unwrap();
+    let got: Vec<&str> = l.tasks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "T001", "T002", "T003", "T009", "T009a", "T009b", "T010", "T011", "T012", "T013",
+            "T014", "TXXX"
+        ]
+    );
+    assert_eq!(
+        task("T002").title,
+        "Snapshot the grep output to `out/grep.txt`"
+    );
+    assert!(task("T003").done && task("T003").parallel);
+    assert_eq!(task("T003").title, "Lint config");
+    assert!(task("T009a").parallel);
+    assert_eq!(task("T009a").requirements, ["FR-008"]);
+    assert!(task("T010").parallel);
+    assert_eq!(task("T010").title, "Add the isShort field");
+    // Written dependencies, in the line or under it; `Blocks:` the other way round.
+    assert_eq!(task("T009b").depends_on, ["T001"]);
+    assert_eq!(task("T012").depends_on, ["T010"]);
+    let edge = |from: &str, to: &str| {
+        l.edges
+            .iter()
+            .find(|e| e.from == from && e.to == to)
+            .map(|e| e.kind)
+    };
+    assert_eq!(edge("T012", "T013"), Some(EdgeKind::Explicit));
+    // Prose is a guess.
+    assert_eq!(edge("T009a", "T009b"), Some(EdgeKind::Inferred));
+    assert_eq!(edge("T002", "T011"), Some(EdgeKind::Inferred));
+    // The story of the phase heading, unless the task names its own.
+    assert_eq!(task("T013").requirements, ["US1"]);
+    assert_eq!(task("T014").requirements, ["US2"]);
+}
+
+#[test]
+fn a_guess_and_a_written_dependency_make_no_false_cycle_and_repair_keeps_the_authors_edge() {
+    // The issue's plan: T001's description mentions T003's snapshot; the author wrote that
+    // T003 depends on T001.
+    let md = "\
+## Phase 1: Setup
+- [ ] T001 Record the baseline after T003's grep snapshot
+- [ ] T002 Prepare fixtures
+- [ ] T003 Take the grep snapshot (depends on T001)
+";
+    let (lists, rdiags) = read::read(TaskFormat::SpecKit, md.as_bytes(), "f", None);
+    assert!(rdiags.is_empty(), "{rdiags:#?}");
+    for repair in [false, true] {
+        let (g, diags) = TaskGraph::build(lists.clone(), &Options::default().with_repair(repair));
+        assert_eq!(codes(&diags), ["LS366"], "{diags:#?}");
+        assert_eq!(g.cycle_count(), 0);
+        assert!(g.edges().any(|(a, b, k)| a == at(&g, "T001")
+            && b == at(&g, "T003")
+            && k == EdgeKind::Explicit));
+        assert!(!reaches(&g, at(&g, "T003"), at(&g, "T001")));
+    }
+}
+
+#[test]
+fn kiro_letter_suffixed_ids_are_distinct_and_nested_tasks_are_sub_tasks() {
+    let md = "\
+- [ ] 3. Endpoints
+  - [ ] 3.6 Session endpoint
+    - [ ] 3.6a Return session metadata
+    - [ ] 3.6b Return the document count
+  - [ ] 3.7 Privacy endpoint
+- [ ] 10. Install the skills
+  - [ ] 10a. Clone the repository
+  - [ ] 10b. Copy the skills
+- [ ] 11. [P] Docs
+  - **Requirements**: 1.2, 3.4
+- [ ] 12. [P] Changelog
+  - _Requirements: 1.1_
+";
+    let (lists, diags) = read::read(TaskFormat::Kiro, md.as_bytes(), "k", None);
+    assert!(diags.is_empty(), "{diags:#?}");
+    let (g, diags) = build(lists);
+    assert!(diags.iter().all(|d| d.code != "LS356"), "{diags:#?}");
+    assert_eq!(g.len(), 10);
+    let sub = |child: &str, parent: &str| {
+        g.edges()
+            .any(|(a, b, k)| a == at(&g, child) && b == at(&g, parent) && k == EdgeKind::Subtask)
+    };
+    assert!(sub("3.6a", "3.6") && sub("3.6b", "3.6") && sub("3.6", "3"));
+    assert!(sub("10a", "10") && sub("10b", "10"));
+    let t = |id: &str| &g.tasks()[at(&g, id)];
+    assert_eq!(t("11").requirements, ["1.2", "3.4"]);
+    assert!(t("11").parallel && t("12").parallel);
+    assert_eq!(t("11").title, "Docs");
+    let w = g.levels().unwrap();
+    assert_eq!(w[at(&g, "11")], w[at(&g, "12")]);
+}
+
+#[test]
+fn task_master_spans_on_one_line_equal_the_naive_computation() {
+    let mut tasks = Vec::new();
+    for i in 1..=300 {
+        tasks.push(serde_json::json!({
+            "id": i, "title": format!("Tâche {i} — \"quoted\" \\ é"), "status": "pending",
+            "dependencies": if i > 1 { vec![i - 1] } else { vec![] },
+            "subtasks": [{"id": 1, "title": format!("sub {i}"), "dependencies": []}]
+        }));
+    }
+    let json = serde_json::json!({"master": {"tasks": tasks}}).to_string();
+    assert!(!json.contains('\n'));
+    let (lists, diags) = read::read(TaskFormat::TaskMaster, json.as_bytes(), "p", None);
+    assert!(diags.is_empty(), "{diags:#?}");
+    assert_eq!(lists[0].tasks.len(), 600);
+    for t in &lists[0].tasks {
+        let naive = lightsout_spec::Span::from_range(&json, t.span.start, t.span.end);
+        assert_eq!(t.span, naive);
+        // The span is the title as written in the file.
+        let written: String = serde_json::from_str(&json[t.span.start..t.span.end]).unwrap();
+        assert_eq!(written, t.title);
+    }
+}
+
+#[test]
+fn spec_kit_story_labels_cover_the_specs_user_stories() {
+    let dir = tempfile::tempdir().unwrap();
+    let feature = dir.path().join("001-sign-in");
+    std::fs::create_dir(&feature).unwrap();
+    std::fs::write(
+        feature.join("spec.md"),
+        "# Feature Specification: Sign in
+
+## User Scenarios & Testing
+
+### User Story 1 - Sign in (Priority: P1)
+
+A user signs in with a password.
+
+**Acceptance Scenarios**:
+
+1. **Given** an account, **When** the user signs in, **Then** a session starts.
+
+### User Story 2 - Sign out (Priority: P2)
+
+A user signs out.
+
+## Requirements
+
+### Functional Requirements
+
+- **FR-001**: System MUST check the password.
+- **FR-002**: System MUST end the session on sign-out.
+",
+    )
+    .unwrap();
+    std::fs::write(
+        feature.join("tasks.md"),
+        "## Phase 3: User Story 1 - Sign in (Priority: P1)\n- [ ] **T001** [US1] Password check\n",
+    )
+    .unwrap();
+    let loaded = load::load(std::slice::from_ref(&feature)).unwrap();
+    let reqs: Vec<String> = loaded.lists[0]
+        .requirements
+        .iter()
+        .flatten()
+        .map(|r| r.id.clone())
+        .collect();
+    assert!(reqs.contains(&"US-1".to_owned()), "{reqs:?}");
+    let (_, diags) = TaskGraph::build(loaded.lists, &Options::default());
+    let uncovered: Vec<&str> = diags
+        .iter()
+        .filter(|d| d.code == "LS353")
+        .map(|d| d.message.as_str())
+        .collect();
+    // US-1 is covered by the [US1] task; US-2 is not; the FRs are not counted as uncovered
+    // (no task traces an FR), which a note says.
+    assert_eq!(uncovered.len(), 1, "{diags:#?}");
+    assert!(uncovered[0].contains("`US-2`"), "{uncovered:?}");
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.code == "LS363" && d.message.contains("FR-")),
+        "{diags:#?}"
+    );
+}
+
+#[test]
+fn a_task_list_with_no_task_in_it_is_not_a_silent_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dir.path().join("tasks.md");
+    std::fs::write(&tasks, "# Tasks\n\n- [ ] 1. Create the project\n").unwrap();
+    let loaded = load::load(std::slice::from_ref(&tasks)).unwrap();
+    let (g, _) = TaskGraph::build(loaded.lists, &Options::default());
+    assert_eq!(g.len(), 1);
+    std::fs::write(
+        &tasks,
+        "# Tasks\n\n- [ ] Create the project\n- [ ] Ship it\n",
+    )
+    .unwrap();
+    let loaded = load::load(std::slice::from_ref(&tasks)).unwrap();
+    let (g, mut diags) = TaskGraph::build(loaded.lists, &Options::default());
+    diags.extend(loaded.diagnostics);
+    assert_eq!(g.len(), 0);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.severity == lightsout_spec::Severity::Error),
+        "{diags:#?}"
+    );
 }

@@ -40,8 +40,9 @@ fn a_cycle_is_reported_with_its_full_path_and_leaves_no_waves() {
     let cycle: Vec<_> = diags.iter().filter(|d| d.code == "LS350").collect();
     assert_eq!(cycle.len(), 1, "{diags:#?}");
     assert_eq!(cycle[0].severity, Severity::Error);
+    // In the direction `spec check` prints cycles: A depends on C, C on B, B on A.
     assert!(
-        cycle[0].message.contains("s#A → s#B → s#C → s#A"),
+        cycle[0].message.contains("s#A → s#C → s#B → s#A"),
         "{}",
         cycle[0].message
     );
@@ -62,7 +63,9 @@ fn repair_breaks_the_cycle_and_says_which_edge_it_removed() {
     let (g, diags) = TaskGraph::build(lists, &Options::default().with_repair(true));
     assert_eq!(codes(&diags), ["LS364"]);
     assert!(
-        diags[0].message.contains("removing `s#C` → `s#A`"),
+        diags[0]
+            .message
+            .contains("broken by dropping the dependency of `s#B` on `s#A` (explicit edge)"),
         "{}",
         diags[0].message
     );
@@ -175,4 +178,144 @@ fn a_missing_dependency_spec_is_a_warning() {
     let (_, diags) = build(vec![l]);
     assert_eq!(codes(&diags), ["LS361"]);
     assert_eq!(diags[0].severity, Severity::Warning);
+}
+
+fn inferred(l: &mut TaskList, from: &str, to: &str) {
+    l.edges.push(lightsout_graph::Edge {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        kind: lightsout_graph::EdgeKind::Inferred,
+    });
+}
+
+fn has_edge(g: &TaskGraph, from: &str, to: &str) -> bool {
+    g.edges()
+        .any(|(a, b, _)| a == at(g, from) && b == at(g, to))
+}
+
+#[test]
+fn a_guessed_dependency_that_closes_a_cycle_is_dropped_with_a_note_not_an_error() {
+    // The issue's case: B depends on A as written; A's description says "after B's
+    // snapshot", a guess. Written and guessed together make a cycle; the guess goes.
+    let mut l = list(vec![task("A", &[], &["R"]), task("B", &["A"], &["R"])]);
+    inferred(&mut l, "B", "A");
+    for repair in [false, true] {
+        let (g, diags) = TaskGraph::build(vec![l.clone()], &Options::default().with_repair(repair));
+        assert_eq!(codes(&diags), ["LS366"], "{diags:#?}");
+        assert_eq!(diags[0].severity, Severity::Info);
+        assert!(
+            diags[0]
+                .message
+                .contains("dependency of `s#A` on `s#B`, guessed from the task's description, would close the cycle s#A → s#B → s#A"),
+            "{}",
+            diags[0].message
+        );
+        assert_eq!(g.cycle_count(), 0);
+        // The author's edge is kept, the guess is not.
+        assert!(has_edge(&g, "A", "B"));
+        assert!(!has_edge(&g, "B", "A"));
+    }
+}
+
+#[test]
+fn a_guess_that_closes_no_cycle_is_kept_and_a_written_cycle_stays_an_error() {
+    let mut l = list(vec![
+        task("A", &["C"], &["R"]),
+        task("B", &["A"], &["R"]),
+        task("C", &["B"], &["R"]),
+        task("D", &[], &["R"]),
+    ]);
+    inferred(&mut l, "D", "A");
+    let (g, diags) = build(vec![l.clone()]);
+    // The written cycle is an error; the guess D → A closes nothing and is no finding.
+    assert_eq!(codes(&diags), ["LS350"], "{diags:#?}");
+    assert_eq!(g.cycle_count(), 1);
+    assert!(has_edge(&g, "D", "A"));
+    // With --repair, the written cycle is broken and the guess kept.
+    let (g, diags) = TaskGraph::build(vec![l], &Options::default().with_repair(true));
+    assert_eq!(codes(&diags), ["LS364"]);
+    assert_eq!(g.cycle_count(), 0);
+    assert!(has_edge(&g, "D", "A"));
+}
+
+#[test]
+fn repair_drops_list_order_before_a_dependency_the_author_wrote() {
+    // Kiro order 1 → 2 → 3, and the author wrote that 1 depends on 3: the cycle is an error,
+    // and --repair drops an order edge, never `_Depends: 3_`.
+    let md = "- [ ] 1. First\n  - _Depends: 3_\n- [ ] 2. Second\n- [ ] 3. Third\n";
+    let (lists, d) = lightsout_graph::read::read(TaskFormat::Kiro, md.as_bytes(), "k", None);
+    assert!(d.is_empty(), "{d:#?}");
+    let (g, diags) = build(lists.clone());
+    let cycle: Vec<_> = diags.iter().filter(|d| d.code == "LS350").collect();
+    assert_eq!(cycle.len(), 1, "{diags:#?}");
+    assert!(
+        cycle[0].message.contains("k#1 → k#3 → k#2 → k#1"),
+        "{}",
+        cycle[0].message
+    );
+    let (g2, diags) = TaskGraph::build(lists, &Options::default().with_repair(true));
+    let repaired: Vec<_> = diags.iter().filter(|d| d.code == "LS364").collect();
+    assert_eq!(repaired.len(), 1, "{diags:#?}");
+    assert!(
+        repaired[0].message.contains("(sequence edge)"),
+        "{}",
+        repaired[0].message
+    );
+    assert_eq!(g2.cycle_count(), 0);
+    assert!(has_edge(&g2, "3", "1"), "the written dependency is kept");
+    assert!(g.cycle_count() == 1);
+}
+
+#[test]
+fn plan_prints_a_cycle_in_the_direction_spec_check_does() {
+    let src = "---
+id: s
+title: S
+kind: feature
+version: 1
+status: draft
+---
+## Behaviour
+### REQ-1: One
+The service shall work.
+
+## Tasks
+- [ ] T1: First (REQ-1) depends on T3
+- [ ] T2: Second (REQ-1) depends on T1
+- [ ] T3: Third (REQ-1) depends on T2
+";
+    let (spec, _) = lightsout_spec::parse(src.as_bytes(), None, None);
+    let checked = lightsout_spec::check(&spec, src, &lightsout_spec::CheckOptions::default());
+    let spec_cycle = checked
+        .iter()
+        .find(|d| d.message.contains("dependency cycle"))
+        .map(|d| d.message.rsplit(": ").next().unwrap_or("").to_owned())
+        .expect("spec check reports the cycle");
+    let (_, diags) = TaskGraph::from_specs(&[spec], &Options::default());
+    let plan_cycle = diags
+        .iter()
+        .find(|d| d.code == "LS350")
+        .map(|d| {
+            d.message
+                .trim_start_matches("dependency cycle: ")
+                .replace("s#", "")
+        })
+        .expect("plan reports the cycle");
+    assert_eq!(spec_cycle, "T1 → T3 → T2 → T1");
+    assert_eq!(plan_cycle, spec_cycle);
+}
+
+#[test]
+fn an_empty_plan_is_an_error_and_an_empty_list_a_warning() {
+    let (_, diags) = build(vec![TaskList::new("s", TaskFormat::SpecKit)]);
+    assert_eq!(codes(&diags), ["LS367", "LS367"]);
+    assert!(diags.iter().any(|d| d.severity == Severity::Error));
+    let (_, diags) = build(vec![
+        TaskList::new("empty", TaskFormat::Kiro),
+        list(vec![task("A", &[], &[])]),
+    ]);
+    let empty: Vec<_> = diags.iter().filter(|d| d.code == "LS367").collect();
+    assert_eq!(empty.len(), 1);
+    assert_eq!(empty[0].severity, Severity::Warning);
+    assert!(empty[0].message.contains("`empty`"), "{}", empty[0].message);
 }
