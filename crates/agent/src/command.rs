@@ -129,6 +129,14 @@ impl CommandAgent {
         }
     }
 
+    /// The arguments of one call: `{prompt_file}` replaced by `prompt_file`.
+    pub fn args_for(&self, prompt_file: &Path) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| a.replace("{prompt_file}", &prompt_file.to_string_lossy()))
+            .collect()
+    }
+
     /// The same agent running `program` instead (e.g. an absolute path to `claude`).
     #[must_use]
     pub fn with_program(mut self, program: impl Into<String>) -> Self {
@@ -177,7 +185,7 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
@@ -243,7 +251,23 @@ impl CommandAgent {
         write_file(&transcript, &t, "write transcript").await?;
 
         let stdout = String::from_utf8_lossy(f.stdout);
-        let parsed = parse_output(self.format, &stdout);
+        let mut parsed = parse_output(self.format, &stdout);
+        // The contract's report lines (`lightsout.report/v1`) count in every format.
+        if let Some(r) = crate::contract::ReportLine::last_in(&stdout) {
+            parsed.input_tokens = r.input_tokens;
+            parsed.output_tokens = r.output_tokens;
+            parsed.cost_usd = r.cost_usd.or(parsed.cost_usd);
+            if r.summary.is_some() {
+                parsed.summary = r.summary;
+            } else if self.format == OutputFormat::Plain {
+                parsed.summary = stdout
+                    .lines()
+                    .rev()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && crate::contract::ReportLine::parse(l).is_none())
+                    .map(str::to_owned);
+            }
+        }
         let outcome = if let Some(o) = f.limit {
             o
         } else if !f.success {
@@ -295,27 +319,16 @@ impl Agent for CommandAgent {
             return Err(Error::Config("the agent program is empty".into()));
         }
         let started = Instant::now();
-        tokio::fs::create_dir_all(&ws.artifacts_dir)
-            .await
-            .map_err(|source| Error::Io {
-                action: "create artifacts dir",
-                path: ws.artifacts_dir.clone(),
-                source,
-            })?;
-        let prompt = ctx.render_prompt();
-        let prompt_file = prompt_path(ctx, ws);
-        write_file(&prompt_file, prompt.as_bytes(), "write prompt").await?;
-        let args: Vec<String> = self
-            .args
-            .iter()
-            .map(|a| a.replace("{prompt_file}", &prompt_file.to_string_lossy()))
-            .collect();
+        let prepared = crate::contract::prepare(ctx, ws).await?;
+        let prompt = prepared.prompt;
+        let args = self.args_for(&prepared.prompt_file);
 
         let mut cmd = Command::new(&self.program);
         cmd.args(&args)
             .current_dir(&ws.root)
             .env_clear()
             .envs(&ws.env)
+            .envs(prepared.env)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(match self.prompt {
@@ -400,6 +413,29 @@ impl Agent for CommandAgent {
     fn name(&self) -> String {
         self.name.clone()
     }
+}
+
+/// Where `program` would be found with the `PATH` of `env` (`/usr/bin:/bin` without one): a
+/// name with a `/` is taken as a path (relative to the working directory `cwd`), a bare
+/// name is looked up in each `PATH` directory in order. `None` when no such executable
+/// file exists.
+pub fn find_program(
+    program: &str,
+    env: &std::collections::BTreeMap<String, String>,
+    cwd: &Path,
+) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return executable(&p).then_some(p);
+    }
+    let path = env.get("PATH").map_or("/usr/bin:/bin", String::as_str);
+    std::env::split_paths(path)
+        .map(|d| cwd.join(d).join(program))
+        .find(|p| executable(p))
 }
 
 /// The path of the prompt file written for `ctx` in `ws` (by [`CommandAgent`] and

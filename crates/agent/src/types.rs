@@ -10,7 +10,7 @@ use std::path::PathBuf;
 ///
 /// `None` means "not capped". Units: attempts (count, including the one starting),
 /// tokens (input + output), USD, wall milliseconds.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Budget {
     /// Attempts left, counting the one about to start (`>= 1` when an attempt starts).
     pub attempts_left: u32,

@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `lightsout` binary, one module per stage.
 
+mod agents;
 mod audit;
 mod eval;
 mod gate;

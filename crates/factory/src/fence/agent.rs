@@ -19,7 +19,7 @@ use super::policy::{Fence, FenceReport, Violation};
 use async_trait::async_trait;
 use lightsout_agent::{
     Agent, AgentError, AgentReport, CommandAgent, Finished, Outcome, PromptMode, TaskContext,
-    Workspace, prompt_path,
+    Workspace,
 };
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -92,15 +92,6 @@ impl FencedAgent {
     }
 }
 
-fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
-    let path = path.to_owned();
-    move |source| AgentError::Io {
-        action,
-        path,
-        source,
-    }
-}
-
 #[async_trait]
 impl Agent for FencedAgent {
     async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, AgentError> {
@@ -108,19 +99,11 @@ impl Agent for FencedAgent {
         if c.program.trim().is_empty() {
             return Err(AgentError::Config("the agent program is empty".into()));
         }
-        tokio::fs::create_dir_all(&ws.artifacts_dir)
-            .await
-            .map_err(io("create artifacts dir", &ws.artifacts_dir))?;
-        let prompt = ctx.render_prompt();
-        let prompt_file = prompt_path(ctx, ws);
-        tokio::fs::write(&prompt_file, prompt.as_bytes())
-            .await
-            .map_err(io("write prompt", &prompt_file))?;
-        let args: Vec<String> = c
-            .args
-            .iter()
-            .map(|a| a.replace("{prompt_file}", &prompt_file.to_string_lossy()))
-            .collect();
+        // The adapter contract (`lightsout_agent::contract`): prompt, task and feedback files
+        // outside the worktree, and the variables naming them.
+        let prepared = lightsout_agent::contract::prepare(ctx, ws).await?;
+        let prompt = prepared.prompt;
+        let args = c.args_for(&prepared.prompt_file);
 
         let config = self.fence.config();
         let wall_ms = [
@@ -137,7 +120,7 @@ impl Agent for FencedAgent {
             .clone()
             .with_limits(wall_ms, output_bytes)
             .with_host_env(self.host_env(ws));
-        let cmd = fence
+        let mut cmd = fence
             .command(&c.program, &args, &ws.root)
             .map_err(|e| match e {
                 FenceError::Spawn { program, source } => AgentError::Spawn { program, source },
@@ -145,6 +128,7 @@ impl Agent for FencedAgent {
                     "the fence could not prepare the agent's process: {other}"
                 ))),
             })?;
+        cmd.envs(prepared.env);
         let stdin = match c.prompt {
             PromptMode::Stdin => Some(prompt.into_bytes()),
             PromptMode::File => None,
