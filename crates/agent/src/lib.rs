@@ -50,7 +50,9 @@ pub use command::{
 pub use error::{AgentError, Error};
 pub use parse::OutputFormat;
 pub use replay::ReplayAgent;
-pub use types::{AgentReport, Budget, Limits, Outcome, TaskContext, Usage, Workspace};
+pub use types::{
+    AgentReport, Budget, INSTRUCTION_FILES, Limits, Outcome, TaskContext, Usage, Workspace,
+};
 
 pub use async_trait::async_trait;
 use std::sync::Arc;

@@ -80,12 +80,10 @@ const AGENTS_DOC: &str = include_str!("../../../docs/agents.md");
 /// The file name of the Python adapter `init --agent command` writes.
 pub const ADAPTER_FILE: &str = "lightsout-agent.py";
 
-/// The Python adapter of `docs/agents.md`: the code block opened with
-/// `` ```python title="lightsout-agent.py" ``.
+/// The Python adapter of `docs/agents.md`: its first `` ```python `` code block.
 pub fn python_adapter() -> &'static str {
-    let open = format!("```python title=\"{ADAPTER_FILE}\"\n");
     AGENTS_DOC
-        .split_once(open.as_str())
+        .split_once("```python\n")
         .and_then(|(_, rest)| rest.split_once("```"))
         .map_or("", |(code, _)| code)
 }

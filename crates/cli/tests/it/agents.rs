@@ -6,13 +6,14 @@ use crate::run::{project, task};
 use std::path::Path;
 use std::time::Duration;
 
-/// The code block of `docs/agents.md` opened with `` ```python title="lightsout-agent.py" ``.
+/// The first `` ```python `` code block of `docs/agents.md`, the adapter it tells users to
+/// save as `lightsout-agent.py`.
 pub(crate) fn documented_python_adapter() -> String {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/agents.md"))
             .unwrap();
     let (_, rest) = doc
-        .split_once("```python title=\"lightsout-agent.py\"\n")
+        .split_once("```python\n")
         .expect("docs/agents.md has the Python adapter");
     rest.split_once("```").unwrap().0.to_owned()
 }

@@ -2,6 +2,7 @@
 
 mod agents;
 mod audit;
+mod config;
 mod eval;
 mod gate;
 mod hostile_fence;

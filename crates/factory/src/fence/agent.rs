@@ -51,10 +51,11 @@ impl FenceReports {
 ///
 /// Per call, the fence's limits are tightened to the [`Workspace::limits`] (`[limits]`) and
 /// to the wall time left in the task's budget ([`TaskContext::budget`]), whichever is lower.
-/// The environment the allowlist picks from is [`Workspace::env`] (what `[env] allow`
-/// already let through) plus the exact names in `[fence.env] pass` taken from the factory's
-/// own environment: a variable reaches the agent only if both `[env]` and `[fence.env]` let
-/// it through, or if it is named in `pass`.
+/// The environment the allowlist picks from is [`Workspace::env`] (what `[env]` let
+/// through) plus the exact names in `[env] pass` taken from the factory's own environment;
+/// the fence applies the same `[env]` table again, so a variable reaches the agent exactly
+/// when `[env]` lets it through or names it in `pass`. The adapter contract's `LIGHTSOUT_*`
+/// variables are added after the allowlist.
 #[derive(Debug, Clone)]
 pub struct FencedAgent {
     command: CommandAgent,
