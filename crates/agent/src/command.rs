@@ -27,17 +27,31 @@ pub enum PromptMode {
     File,
 }
 
-/// A built-in agent configuration.
+/// A built-in agent configuration: the command line each tool needs to edit files headless
+/// inside the factory's fence, which is the sandbox (each tool's own permission prompts
+/// would stop a headless run, and their own sandboxes cannot nest inside bubblewrap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Preset {
-    /// Claude Code in print mode: `claude -p --output-format json`, prompt on stdin
-    /// (<https://docs.claude.com/en/docs/claude-code/headless>).
+    /// Claude Code in print mode, streaming: `claude -p --output-format stream-json
+    /// --verbose --permission-mode bypassPermissions --max-turns 50`, prompt on stdin.
+    /// `stream-json` needs `--verbose` with `-p`; `bypassPermissions` lets it edit files
+    /// and run commands without asking, which only the fence makes safe; `--max-turns`
+    /// bounds a run (<https://docs.claude.com/en/docs/claude-code/headless>,
+    /// <https://docs.claude.com/en/docs/claude-code/cli-reference>). It reads `CLAUDE.md`.
     ClaudeCode,
-    /// `OpenAI` Codex: `codex exec --json -`, prompt on stdin (`-` reads it from stdin).
+    /// `OpenAI` Codex: `codex exec --json --sandbox danger-full-access -`, prompt on stdin
+    /// (`-`). `exec` never asks for approval; Codex's own Landlock/seccomp sandbox cannot
+    /// run inside the fence's, and its docs advise `danger-full-access` where the
+    /// environment sandboxes it (<https://github.com/openai/codex/blob/main/docs/config.md>,
+    /// openai/codex issue 9292). It reads `AGENTS.md`.
     Codex,
-    /// Aider: `aider --message-file {prompt_file} --yes` (<https://aider.chat/docs/scripting.html>).
+    /// Aider: `aider --message-file {prompt_file} --yes-always --no-auto-commits
+    /// --no-check-update --read AGENTS.md`: one message then exit, every confirmation
+    /// answered yes, no commits of its own (the factory commits; git metadata is read-only
+    /// in the fence), no update check, and the instruction layer as a read-only file
+    /// (<https://aider.chat/docs/scripting.html>, <https://aider.chat/docs/usage/conventions.html>).
     Aider,
 }
 
@@ -108,21 +122,38 @@ impl CommandAgent {
             Preset::ClaudeCode => CommandAgent {
                 name: preset.as_str().into(),
                 program: "claude".into(),
-                args: s(&["-p", "--output-format", "json"]),
+                args: s(&[
+                    "-p",
+                    "--output-format",
+                    "stream-json",
+                    "--verbose",
+                    "--permission-mode",
+                    "bypassPermissions",
+                    "--max-turns",
+                    "50",
+                ]),
                 prompt: PromptMode::Stdin,
                 format: OutputFormat::ClaudeJson,
             },
             Preset::Codex => CommandAgent {
                 name: preset.as_str().into(),
                 program: "codex".into(),
-                args: s(&["exec", "--json", "-"]),
+                args: s(&["exec", "--json", "--sandbox", "danger-full-access", "-"]),
                 prompt: PromptMode::Stdin,
                 format: OutputFormat::CodexJsonl,
             },
             Preset::Aider => CommandAgent {
                 name: preset.as_str().into(),
                 program: "aider".into(),
-                args: s(&["--message-file", "{prompt_file}", "--yes"]),
+                args: s(&[
+                    "--message-file",
+                    "{prompt_file}",
+                    "--yes-always",
+                    "--no-auto-commits",
+                    "--no-check-update",
+                    "--read",
+                    "AGENTS.md",
+                ]),
                 prompt: PromptMode::File,
                 format: OutputFormat::Aider,
             },
@@ -252,21 +283,16 @@ impl CommandAgent {
 
         let stdout = String::from_utf8_lossy(f.stdout);
         let mut parsed = parse_output(self.format, &stdout);
-        // The contract's report lines (`lightsout.report/v1`) count in every format.
-        if let Some(r) = crate::contract::ReportLine::last_in(&stdout) {
-            parsed.input_tokens = r.input_tokens;
-            parsed.output_tokens = r.output_tokens;
-            parsed.cost_usd = r.cost_usd.or(parsed.cost_usd);
-            if r.summary.is_some() {
-                parsed.summary = r.summary;
-            } else if self.format == OutputFormat::Plain {
-                parsed.summary = stdout
-                    .lines()
-                    .rev()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty() && crate::contract::ReportLine::parse(l).is_none())
-                    .map(str::to_owned);
-            }
+        // Plain output: the summary is the last line that is not a contract report line.
+        if self.format == OutputFormat::Plain
+            && crate::contract::ReportLine::last_in(&stdout).is_some_and(|r| r.summary.is_none())
+        {
+            parsed.summary = stdout
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && crate::contract::ReportLine::parse(l).is_none())
+                .map(str::to_owned);
         }
         let outcome = if let Some(o) = f.limit {
             o

@@ -1401,11 +1401,8 @@ impl Inner {
         let snapshot = self.git_snapshot(job).await?;
         // The standing context goes into the worktree for this call only (`instructions`),
         // and out again before anything looks at or commits the agent's work.
-        let layer = if ctx.has_instructions() {
-            crate::instructions::Layer::write(&job.worktree, &ctx.render_instructions())?
-        } else {
-            crate::instructions::Layer::default()
-        };
+        // Always written (the factory's rules at least): the aider preset reads AGENTS.md.
+        let layer = crate::instructions::Layer::write(&job.worktree, &ctx.render_instructions())?;
         let ran = agent.run(ctx, ws).await;
         if std::fs::symlink_metadata(&job.worktree).is_ok_and(|m| m.is_dir()) {
             layer.remove()?;

@@ -192,7 +192,7 @@ default = "claude"
 
 # Agent profiles. Presets: claude-code, codex, aider, replay, command.
 [agent.claude]
-preset = "claude-code"          # runs `claude -p --output-format json` (install and log in first)
+preset = "claude-code"          # runs `claude -p --output-format stream-json ...` (see docs/agents.md)
 # program = "/usr/local/bin/claude"   # the executable, when it is not on PATH
 # args = ["--model", "sonnet"]        # extra arguments
 # prompt = "stdin"                     # how the task prompt is passed: stdin | file
@@ -202,7 +202,7 @@ preset = "claude-code"          # runs `claude -p --output-format json` (install
 # preset = "codex"              # `codex exec --json`
 
 # [agent.aider]
-# preset = "aider"              # `aider --message-file ... --yes`
+# preset = "aider"              # `aider --message-file ... --yes-always --no-auto-commits`
 
 # [agent.replay]
 # preset = "replay"             # replays recorded patches, no model called
