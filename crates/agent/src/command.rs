@@ -27,17 +27,31 @@ pub enum PromptMode {
     File,
 }
 
-/// A built-in agent configuration.
+/// A built-in agent configuration: the command line each tool needs to edit files headless
+/// inside the factory's fence, which is the sandbox (each tool's own permission prompts
+/// would stop a headless run, and their own sandboxes cannot nest inside bubblewrap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Preset {
-    /// Claude Code in print mode: `claude -p --output-format json`, prompt on stdin
-    /// (<https://docs.claude.com/en/docs/claude-code/headless>).
+    /// Claude Code in print mode, streaming: `claude -p --output-format stream-json
+    /// --verbose --permission-mode bypassPermissions --max-turns 50`, prompt on stdin.
+    /// `stream-json` needs `--verbose` with `-p`; `bypassPermissions` lets it edit files
+    /// and run commands without asking, which only the fence makes safe; `--max-turns`
+    /// bounds a run (<https://docs.claude.com/en/docs/claude-code/headless>,
+    /// <https://docs.claude.com/en/docs/claude-code/cli-reference>). It reads `CLAUDE.md`.
     ClaudeCode,
-    /// `OpenAI` Codex: `codex exec --json -`, prompt on stdin (`-` reads it from stdin).
+    /// `OpenAI` Codex: `codex exec --json --sandbox danger-full-access -`, prompt on stdin
+    /// (`-`). `exec` never asks for approval; Codex's own Landlock/seccomp sandbox cannot
+    /// run inside the fence's, and its docs advise `danger-full-access` where the
+    /// environment sandboxes it (<https://github.com/openai/codex/blob/main/docs/config.md>,
+    /// openai/codex issue 9292). It reads `AGENTS.md`.
     Codex,
-    /// Aider: `aider --message-file {prompt_file} --yes` (<https://aider.chat/docs/scripting.html>).
+    /// Aider: `aider --message-file {prompt_file} --yes-always --no-auto-commits
+    /// --no-check-update --read AGENTS.md`: one message then exit, every confirmation
+    /// answered yes, no commits of its own (the factory commits; git metadata is read-only
+    /// in the fence), no update check, and the instruction layer as a read-only file
+    /// (<https://aider.chat/docs/scripting.html>, <https://aider.chat/docs/usage/conventions.html>).
     Aider,
 }
 
@@ -108,25 +122,50 @@ impl CommandAgent {
             Preset::ClaudeCode => CommandAgent {
                 name: preset.as_str().into(),
                 program: "claude".into(),
-                args: s(&["-p", "--output-format", "json"]),
+                args: s(&[
+                    "-p",
+                    "--output-format",
+                    "stream-json",
+                    "--verbose",
+                    "--permission-mode",
+                    "bypassPermissions",
+                    "--max-turns",
+                    "50",
+                ]),
                 prompt: PromptMode::Stdin,
                 format: OutputFormat::ClaudeJson,
             },
             Preset::Codex => CommandAgent {
                 name: preset.as_str().into(),
                 program: "codex".into(),
-                args: s(&["exec", "--json", "-"]),
+                args: s(&["exec", "--json", "--sandbox", "danger-full-access", "-"]),
                 prompt: PromptMode::Stdin,
                 format: OutputFormat::CodexJsonl,
             },
             Preset::Aider => CommandAgent {
                 name: preset.as_str().into(),
                 program: "aider".into(),
-                args: s(&["--message-file", "{prompt_file}", "--yes"]),
+                args: s(&[
+                    "--message-file",
+                    "{prompt_file}",
+                    "--yes-always",
+                    "--no-auto-commits",
+                    "--no-check-update",
+                    "--read",
+                    "AGENTS.md",
+                ]),
                 prompt: PromptMode::File,
                 format: OutputFormat::Aider,
             },
         }
+    }
+
+    /// The arguments of one call: `{prompt_file}` replaced by `prompt_file`.
+    pub fn args_for(&self, prompt_file: &Path) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| a.replace("{prompt_file}", &prompt_file.to_string_lossy()))
+            .collect()
     }
 
     /// The same agent running `program` instead (e.g. an absolute path to `claude`).
@@ -177,7 +216,7 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
@@ -243,7 +282,18 @@ impl CommandAgent {
         write_file(&transcript, &t, "write transcript").await?;
 
         let stdout = String::from_utf8_lossy(f.stdout);
-        let parsed = parse_output(self.format, &stdout);
+        let mut parsed = parse_output(self.format, &stdout);
+        // Plain output: the summary is the last line that is not a contract report line.
+        if self.format == OutputFormat::Plain
+            && crate::contract::ReportLine::last_in(&stdout).is_some_and(|r| r.summary.is_none())
+        {
+            parsed.summary = stdout
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && crate::contract::ReportLine::parse(l).is_none())
+                .map(str::to_owned);
+        }
         let outcome = if let Some(o) = f.limit {
             o
         } else if !f.success {
@@ -295,27 +345,16 @@ impl Agent for CommandAgent {
             return Err(Error::Config("the agent program is empty".into()));
         }
         let started = Instant::now();
-        tokio::fs::create_dir_all(&ws.artifacts_dir)
-            .await
-            .map_err(|source| Error::Io {
-                action: "create artifacts dir",
-                path: ws.artifacts_dir.clone(),
-                source,
-            })?;
-        let prompt = ctx.render_prompt();
-        let prompt_file = prompt_path(ctx, ws);
-        write_file(&prompt_file, prompt.as_bytes(), "write prompt").await?;
-        let args: Vec<String> = self
-            .args
-            .iter()
-            .map(|a| a.replace("{prompt_file}", &prompt_file.to_string_lossy()))
-            .collect();
+        let prepared = crate::contract::prepare(ctx, ws).await?;
+        let prompt = prepared.prompt;
+        let args = self.args_for(&prepared.prompt_file);
 
         let mut cmd = Command::new(&self.program);
         cmd.args(&args)
             .current_dir(&ws.root)
             .env_clear()
             .envs(&ws.env)
+            .envs(prepared.env)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(match self.prompt {
@@ -400,6 +439,29 @@ impl Agent for CommandAgent {
     fn name(&self) -> String {
         self.name.clone()
     }
+}
+
+/// Where `program` would be found with the `PATH` of `env` (`/usr/bin:/bin` without one): a
+/// name with a `/` is taken as a path (relative to the working directory `cwd`), a bare
+/// name is looked up in each `PATH` directory in order. `None` when no such executable
+/// file exists.
+pub fn find_program(
+    program: &str,
+    env: &std::collections::BTreeMap<String, String>,
+    cwd: &Path,
+) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return executable(&p).then_some(p);
+    }
+    let path = env.get("PATH").map_or("/usr/bin:/bin", String::as_str);
+    std::env::split_paths(path)
+        .map(|d| cwd.join(d).join(program))
+        .find(|p| executable(p))
 }
 
 /// The path of the prompt file written for `ctx` in `ws` (by [`CommandAgent`] and

@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 mod command;
+pub mod contract;
 mod error;
 pub mod parse;
 mod replay;
@@ -43,14 +44,24 @@ mod replay;
 pub mod testing;
 mod types;
 
-pub use command::{CommandAgent, Finished, Preset, PromptMode, prompt_path, transcript_path};
+pub use command::{
+    CommandAgent, Finished, Preset, PromptMode, find_program, prompt_path, transcript_path,
+};
 pub use error::{AgentError, Error};
 pub use parse::OutputFormat;
 pub use replay::ReplayAgent;
-pub use types::{AgentReport, Budget, Limits, Outcome, TaskContext, Usage, Workspace};
+pub use types::{
+    AgentReport, Budget, INSTRUCTION_FILES, Limits, Outcome, TaskContext, Usage, Workspace,
+};
 
-use async_trait::async_trait;
+pub use async_trait::async_trait;
 use std::sync::Arc;
+
+/// The Rust adapter of `docs/agents.md` compiles: every `rust` block of that page is a
+/// doctest of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/agents.md")]
+pub struct AgentsDoc;
 
 /// A coding agent: given a task and a worktree, it changes the worktree.
 ///

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 ///
 /// `None` means "not capped". Units: attempts (count, including the one starting),
 /// tokens (input + output), USD, wall milliseconds.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Budget {
     /// Attempts left, counting the one about to start (`>= 1` when an attempt starts).
     pub attempts_left: u32,
@@ -61,9 +61,31 @@ pub struct TaskContext {
     pub budget: Budget,
 }
 
+/// The files, at the worktree's root, into which the factory writes a task's standing
+/// instructions ([`TaskContext::render_instructions`]) for the length of one agent call:
+/// `AGENTS.md` (read by Codex and other agents, <https://agents.md>) and `CLAUDE.md` (Claude
+/// Code's project memory, <https://docs.claude.com/en/docs/claude-code/memory>).
+pub const INSTRUCTION_FILES: &[&str] = &["AGENTS.md", "CLAUDE.md"];
+
+/// The project-memory section of a prompt: the context pack as retrieved, under one
+/// `## Project memory` heading (a pack from `lightsout-memory` brings its own).
+fn memory_section(pack: &str) -> Option<String> {
+    let pack = pack.trim();
+    if pack.is_empty() {
+        None
+    } else if pack.starts_with("## ") {
+        Some(format!("{pack}\n"))
+    } else {
+        Some(format!("## Project memory\n\n{pack}\n"))
+    }
+}
+
 impl TaskContext {
-    /// Renders the context as one markdown prompt, the form CLI agents take on stdin or in a
-    /// file. The rendering is deterministic (same context, same bytes).
+    /// Renders the task itself as one markdown prompt, the form CLI agents take on stdin or
+    /// in a file: the task, its requirements and acceptance criteria, the previous
+    /// attempt's feedback. The standing context (constraints, anti-spec, project memory)
+    /// is in [`render_instructions`](Self::render_instructions), which the factory writes
+    /// as [`INSTRUCTION_FILES`]. Deterministic (same context, same bytes).
     pub fn render_prompt(&self) -> String {
         let mut p = String::new();
         let _ = writeln!(p, "# Task {}: {}\n", self.task_id, self.title);
@@ -73,29 +95,21 @@ impl TaskContext {
              for, keep the project building and its tests passing, and do not touch files the \
              task does not need.\n"
         );
+        if self.has_instructions() {
+            let _ = writeln!(
+                p,
+                "Standing instructions for this task (constraints, what it must not do, the \
+                 project's settled decisions and lessons) are in AGENTS.md and CLAUDE.md at the \
+                 root of the worktree: follow them.\n"
+            );
+        }
         if !self.requirement_ids.is_empty() {
             let _ = writeln!(p, "Requirements: {}\n", self.requirement_ids.join(", "));
         }
         if !self.spec_excerpt.trim().is_empty() {
             let _ = writeln!(p, "## Specification\n\n{}\n", self.spec_excerpt.trim());
         }
-        let lists = [
-            ("Acceptance criteria", &self.acceptance_criteria),
-            ("Constraints", &self.constraints),
-            ("Must not (anti-spec)", &self.anti_spec),
-        ];
-        for (heading, items) in lists {
-            if !items.is_empty() {
-                let _ = writeln!(p, "## {heading}\n");
-                for item in items {
-                    let _ = writeln!(p, "- {}", item.trim());
-                }
-                p.push('\n');
-            }
-        }
-        if !self.context_pack.trim().is_empty() {
-            let _ = writeln!(p, "## Project memory\n\n{}\n", self.context_pack.trim());
-        }
+        push_list(&mut p, "Acceptance criteria", &self.acceptance_criteria);
         if let Some(feedback) = &self.previous_feedback {
             let _ = writeln!(
                 p,
@@ -112,11 +126,53 @@ impl TaskContext {
         );
         p
     }
+
+    /// Whether there is standing context to write ([`render_instructions`](Self::render_instructions)).
+    pub fn has_instructions(&self) -> bool {
+        !(self.constraints.is_empty()
+            && self.anti_spec.is_empty()
+            && self.context_pack.trim().is_empty())
+    }
+
+    /// Renders the task's standing context as markdown, for the instruction files
+    /// ([`INSTRUCTION_FILES`]): the rules of the factory, constraints, anti-spec, and the
+    /// project memory (settled decisions, patterns, lessons of earlier attempts). Only
+    /// [`TaskContext`] fields: never holdout text. Deterministic.
+    pub fn render_instructions(&self) -> String {
+        let mut p = String::new();
+        let _ = writeln!(
+            p,
+            "# Standing instructions for task {}\n\n\
+             Written by the Lightsout factory for this agent call and removed before the \
+             factory commits: leave this file as it is. The task itself is in the prompt.\n\n\
+             - Work only inside this worktree. Do not commit, push, or change branches, refs, \
+             hooks or git configuration: the factory commits what you leave.\n\
+             - Keep the project building and its tests passing.\n",
+            self.task_id
+        );
+        push_list(&mut p, "Constraints", &self.constraints);
+        push_list(&mut p, "Must not (anti-spec)", &self.anti_spec);
+        if let Some(m) = memory_section(&self.context_pack) {
+            let _ = writeln!(p, "{m}");
+        }
+        p
+    }
+}
+
+fn push_list(p: &mut String, heading: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(p, "## {heading}\n");
+    for item in items {
+        let _ = writeln!(p, "- {}", item.trim());
+    }
+    p.push('\n');
 }
 
 /// Resource limits for one agent process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Wall-clock limit in milliseconds; on expiry the whole process group is killed.
     pub wall_ms: u64,
@@ -272,6 +328,42 @@ mod tests {
         assert!(p.contains("## Feedback from attempt 1"));
         assert!(p.contains("status mismatch"));
         assert!(p.contains("Attempt 2 (1 left after this one)."));
+    }
+
+    #[test]
+    fn standing_context_goes_to_the_instructions_and_memory_has_one_heading() {
+        let ctx = TaskContext {
+            task_id: "T1".into(),
+            title: "Create links".into(),
+            constraints: vec!["CON-1: at most 100 ms".into()],
+            anti_spec: vec!["ANTI-1: no new dependencies".into()],
+            context_pack: "## Project memory\n\nSettled decisions...\n\n### DEC-1: use SQLite\n"
+                .into(),
+            acceptance_criteria: vec!["GIVEN a link WHEN fetched THEN 301".into()],
+            attempt: 1,
+            ..TaskContext::default()
+        };
+        let p = ctx.render_prompt();
+        assert!(p.contains("GIVEN a link"), "{p}");
+        assert!(p.contains("AGENTS.md and CLAUDE.md"), "{p}");
+        for standing in ["CON-1", "ANTI-1", "DEC-1"] {
+            assert!(!p.contains(standing), "{standing} in the prompt:\n{p}");
+        }
+        let i = ctx.render_instructions();
+        for standing in ["## Constraints", "CON-1", "ANTI-1", "### DEC-1: use SQLite"] {
+            assert!(i.contains(standing), "{standing} missing:\n{i}");
+        }
+        assert_eq!(i.matches("## Project memory").count(), 1, "{i}");
+        let bare = TaskContext {
+            context_pack: "DEC-1: keep it simple".into(),
+            ..TaskContext::default()
+        };
+        assert!(
+            bare.render_instructions()
+                .contains("## Project memory\n\nDEC-1")
+        );
+        assert!(!TaskContext::default().has_instructions());
+        assert!(!TaskContext::default().render_prompt().contains("AGENTS.md"));
     }
 
     #[test]

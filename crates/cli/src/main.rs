@@ -54,6 +54,13 @@ enum Command {
     /// Write the outcome report of a run (report.html for people, report.json for programs)
     /// and print the gate verdict. Exit 0 gate passed or not evaluated, 1 gate failed.
     Report(cmd::report::ReportArgs),
+    /// Configuration: `config check` prints lightsout.toml as resolved, with where each value
+    /// came from.
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCommand),
+    /// Agents: the adapter contract's schemas (`agent schema`) and `agent check PROFILE`.
+    #[command(subcommand)]
+    Agent(cmd::agent::AgentCommand),
     /// Verify and show the hash-chained audit log of a run.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -99,6 +106,8 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::Report(a) => cmd::report::run(&a),
         Command::Audit(c) => cmd::audit::run(c),
+        Command::Agent(c) => cmd::agent::run(&c),
+        Command::Config(c) => cmd::config::run(c),
     };
     match result {
         Ok(code) => code,

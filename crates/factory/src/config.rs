@@ -18,8 +18,9 @@
 //! preset = "replay"
 //! trajectory = "trajectory"   # relative to this file
 //!
-//! [env]
-//! allow = ["PATH", "HOME"]    # the only variables agents and checks see
+//! [env]                       # the one environment allowlist (agents, checks, holdout runner)
+//! allow = ["PATH", "HOME"]    # globs; names matching `deny` (secrets) are dropped
+//! pass = ["ANTHROPIC_API_KEY"] # exact names handed to the agent process alone
 //!
 //! [limits]
 //! wall_ms = 1800000
@@ -56,13 +57,23 @@
 //! tokens = 50000
 //! usd = 0.40
 //! ```
+//! Every table refuses keys it does not know; the error names the key, its line and the
+//! nearest valid key ([`strict`]). [`explain`] gives each resolved value with its origin
+//! (`lightsout config check`).
+//!
 //! `[budget]` ([`BudgetConfig`](lightsout_fence::budget::BudgetConfig): `[budget.task]`,
 //! `[budget.run]`, `[budget.day]` caps with `attempts`, `wall_ms`, `tokens`, `usd`, and
 //! `[budget.call]`, what each agent call reserves) and `[fence]`
 //! ([`FenceConfig`](lightsout_fence::policy::FenceConfig)) and `[store]`
 //! ([`StoreCaps`](crate::integrity::StoreCaps): `max_file_bytes`, `max_diff_bytes`,
 //! `max_files`) are optional. Sections other
-//! stages own (`[gate]`, `[twins]`) are kept as raw TOML in [`Config::extra`] for them.
+//! stages own (`[gate]`, `[strength]`) are kept as raw TOML for them.
+
+mod explain;
+mod strict;
+
+pub use explain::{Explained, Source, Value as ExplainedValue, explain};
+pub use strict::{did_you_mean, nearest};
 
 use crate::Error;
 use lightsout_agent::{Limits, OutputFormat, PromptMode};
@@ -72,7 +83,7 @@ use std::path::{Path, PathBuf};
 
 /// `[run]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     /// Agents working at once (`--jobs` overrides). At least 1.
     pub jobs: usize,
@@ -94,7 +105,7 @@ impl Default for RunConfig {
 
 /// `[agents]`: which profile serves which task kind.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AgentsConfig {
     /// Profile for kinds not listed in `kinds`.
     pub default: Option<String>,
@@ -104,7 +115,7 @@ pub struct AgentsConfig {
 
 /// `[agent.<name>]`: one agent profile.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AgentProfile {
     /// `claude-code`, `codex`, `aider`, `replay` or `command`.
     pub preset: String,
@@ -120,25 +131,14 @@ pub struct AgentProfile {
     pub trajectory: Option<PathBuf>,
 }
 
-/// `[env]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EnvConfig {
-    /// Names of the environment variables agents and checks may see. Nothing else is
-    /// inherited.
-    pub allow: Vec<String>,
-}
-
-impl Default for EnvConfig {
-    fn default() -> Self {
-        EnvConfig {
-            allow: vec!["PATH".into(), "HOME".into(), "LANG".into(), "TERM".into()],
-        }
-    }
-}
+/// `[env]`: the one environment allowlist of a run (agents, visible checks, the holdout
+/// runner), in the fence's form: `allow` and `deny` globs, `pass` exact names for the agent
+/// process only, `set` fixed values. See [`Config::allowed_env`].
+pub use lightsout_fence::policy::EnvConfig;
 
 /// `[[checks]]`: a visible check, run in the worktree with `sh -c`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckConfig {
     /// Short name (`build`, `test`, `lint`).
     pub name: String,
@@ -172,7 +172,7 @@ pub enum Redaction {
 
 /// `[holdout]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct HoldoutConfig {
     /// The holdout directory (relative to the config file). Must lie outside the repository.
     pub path: Option<PathBuf>,
@@ -188,6 +188,7 @@ pub struct HoldoutConfig {
 
 /// `[target]`: how the eval engine starts the software under test in a worktree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TargetSection {
     /// Shell command; `{port}` becomes a free loopback port.
     pub command: String,
@@ -209,7 +210,7 @@ fn default_ready_ms() -> u64 {
 
 /// `[memory]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MemorySection {
     /// Use decision memory (`.lightsout/memory.db`) for context packs, guards and lessons.
     pub enabled: bool,
@@ -226,9 +227,10 @@ impl Default for MemorySection {
     }
 }
 
-/// The whole `lightsout.toml`.
+/// The whole `lightsout.toml`. Every table refuses keys it does not know
+/// (`deny_unknown_fields`): a typo is an error naming the key and the nearest valid one.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `[run]`.
     pub run: RunConfig,
@@ -265,9 +267,14 @@ pub struct Config {
     /// files, the number of paths), checked before `git add`.
     /// Default: [`StoreCaps::default`](crate::integrity::StoreCaps) (10 MiB, 50 MiB, 10,000).
     pub store: crate::integrity::StoreCaps,
-    /// Every other section, raw, for the stages that own it (`gate`, `twins`, `budget`, ...).
-    #[serde(flatten)]
-    pub extra: BTreeMap<String, toml::Value>,
+    /// `[gate]`: more gate rules, raw TOML for `lightsout-eval`'s `GatePolicy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<toml::Value>,
+    /// `[twins]`: name → `"builtin"`, a twin directory (relative to this file) or a URL.
+    pub twins: BTreeMap<String, String>,
+    /// `[strength]`: raw TOML for `lightsout strength`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strength: Option<toml::Value>,
     /// The directory the config was read from (relative paths resolve against it).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -279,8 +286,12 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] with the TOML error and what to fix.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self, Error> {
-        let mut c: Config =
-            toml::from_str(text).map_err(|e| Error::Config(format!("lightsout.toml: {e}")))?;
+        let mut c: Config = toml::from_str(text)
+            .map_err(|e| Error::Config(strict::explain_toml_error(&e, text)))?;
+        strict::refuse_fence_env(text)?;
+        strict::check_env(&c.env)?;
+        // One allowlist: the fence applies `[env]` to every agent process.
+        c.fence.env = c.env.clone();
         base_dir.clone_into(&mut c.base_dir);
         if c.run.jobs == 0 {
             return Err(Error::Config("[run] jobs must be at least 1".into()));
@@ -288,10 +299,12 @@ impl Config {
         if c.run.attempts == 0 {
             return Err(Error::Config("[run] attempts must be at least 1".into()));
         }
+        let profiles = || c.agent.keys().map(String::as_str);
         for (kind, profile) in &c.agents.kinds {
             if !c.agent.contains_key(profile) {
                 return Err(Error::Config(format!(
-                    "[agents.kinds] {kind} = \"{profile}\" names no [agent.{profile}] section"
+                    "[agents.kinds] {kind} = \"{profile}\" names no [agent.{profile}] section{}",
+                    strict::did_you_mean(profile, profiles())
                 )));
             }
         }
@@ -299,9 +312,20 @@ impl Config {
             && !c.agent.contains_key(d)
         {
             return Err(Error::Config(format!(
-                "[agents] default = \"{d}\" names no [agent.{d}] section; add one, e.g. \
-                 [agent.{d}] preset = \"claude-code\""
+                "[agents] default = \"{d}\" names no [agent.{d}] section{}; add one, e.g. \
+                 [agent.{d}] preset = \"claude-code\"",
+                strict::did_you_mean(d, profiles())
             )));
+        }
+        for (name, p) in &c.agent {
+            if !p.preset.is_empty() && !PRESETS.contains(&p.preset.as_str()) {
+                return Err(Error::Config(format!(
+                    "[agent.{name}] preset = \"{}\" is unknown{}; use one of {}",
+                    p.preset,
+                    strict::did_you_mean(&p.preset, PRESETS.iter().copied()),
+                    PRESETS.join(", ")
+                )));
+            }
         }
         Ok(c)
     }
@@ -341,16 +365,31 @@ impl Config {
         self.holdout.path.as_ref().map(|p| self.base_dir.join(p))
     }
 
-    /// The environment agents and checks get: the allowed names that are set in `from`.
+    /// The environment agents, visible checks and the holdout runner get from `from` (the
+    /// factory's own environment): the names `[env] allow` lets through and `[env] deny`
+    /// does not drop, plus `[env] set`. The exact names of `[env] pass` are not in it: the
+    /// fence adds them to the agent process alone.
     pub fn allowed_env<I: IntoIterator<Item = (String, String)>>(
         &self,
         from: I,
     ) -> BTreeMap<String, String> {
-        from.into_iter()
-            .filter(|(k, _)| self.env.allow.iter().any(|a| a == k))
+        let mut env = self.env.clone();
+        env.pass.clear();
+        // `parse` compiled these globs already; a failure here passes nothing (fail closed).
+        let Ok(policy) = lightsout_fence::policy::EnvPolicy::new(&env) else {
+            return BTreeMap::new();
+        };
+        policy
+            .plan(from.into_iter().map(|(k, v)| (k.into(), v.into())))
+            .vars
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect()
     }
 }
+
+/// The preset names an `[agent.<name>]` profile may use.
+pub const PRESETS: &[&str] = &["claude-code", "codex", "aider", "replay", "command"];
 
 /// Refuses a holdout directory inside the repository or inside any of its worktrees.
 ///
@@ -416,7 +455,7 @@ min_satisfaction = 0.95
         assert_eq!(c.profile_for("code"), Some("claude"));
         assert_eq!(c.checks[0].timeout_ms, 600_000);
         assert_eq!(c.holdout.redaction, Redaction::Category);
-        assert!(c.extra.contains_key("gate"));
+        assert!(c.gate.is_some());
         assert_eq!(c.holdout_dir(None), Some(PathBuf::from("/p/../holdout")));
         assert_eq!(c.holdout_dir(Some("/h")), Some(PathBuf::from("/h")));
     }
@@ -437,7 +476,7 @@ min_satisfaction = 0.95
         assert_eq!(c.budget.per_run.tokens, Some(100_000));
         assert_eq!(c.budget.per_call.tokens, Some(5000));
         assert_eq!(c.fence.output_bytes, 1024);
-        assert!(!c.extra.contains_key("budget") && !c.extra.contains_key("fence"));
+
         let e = Config::parse("[budget.task]\nusdd = 1.0\n", Path::new(".")).unwrap_err();
         assert!(e.to_string().contains("usdd"), "{e}");
         let example = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -464,9 +503,118 @@ min_satisfaction = 0.95
         let c = Config::parse(toml, Path::new(".")).unwrap();
         assert_eq!(c.fence.network, lightsout_fence::policy::NetworkMode::Hosts);
         assert_eq!(c.fence.hosts, vec!["api.anthropic.com".to_owned()]);
-        assert_eq!(c.fence.env.pass, vec!["ANTHROPIC_API_KEY".to_owned()]);
+        assert_eq!(c.env.pass, vec!["ANTHROPIC_API_KEY".to_owned()]);
+        assert_eq!(c.fence.env.pass, c.env.pass);
         assert_eq!(c.budget.per_task.usd, Some(2.5));
         assert_eq!(c.budget.per_call.usd, Some(0.4));
+    }
+
+    /// Every typo is an error naming the key, where it is, and the nearest valid key.
+    #[test]
+    fn typos_are_errors_that_name_the_key_and_the_suggestion() {
+        let check = |text: &str, want: &[&str]| {
+            let e = Config::parse(text, Path::new(".")).unwrap_err().to_string();
+            for w in want {
+                assert!(e.contains(w), "`{w}` missing from: {e}");
+            }
+        };
+        check(
+            "[run]\natempts = 1\n",
+            &[
+                "lightsout.toml:2:1",
+                "unknown key `atempts` in [run]",
+                "did you mean `attempts`?",
+            ],
+        );
+        check(
+            "[agents]\ndefualt = \"mine\"\n[agent.mine]\npreset = \"command\"\nprogram = \"x\"\n",
+            &[
+                "unknown key `defualt` in [agents]",
+                "did you mean `default`?",
+            ],
+        );
+        check(
+            "[run]\njobs = 1\n\n[traget]\ncommand = \"x\"\n",
+            &[
+                "lightsout.toml:4:",
+                "unknown section [traget]",
+                "did you mean `target`?",
+            ],
+        );
+        check(
+            "[agent.a]\npreset = \"command\"\nprogramme = \"x\"\n",
+            &[
+                "unknown key `programme` in [agent.a]",
+                "did you mean `program`?",
+            ],
+        );
+        check(
+            "[agent.a]\npreset = \"claud-code\"\n",
+            &[
+                "preset = \"claud-code\" is unknown",
+                "did you mean `claude-code`?",
+            ],
+        );
+        check(
+            "[agent.a]\npreset = \"claude-code\"\nformat = \"claude-jsn\"\n",
+            &["unknown value `claude-jsn`", "did you mean `claude-json`?"],
+        );
+        check(
+            "[agents]\ndefault = \"claud\"\n[agent.claude]\npreset = \"claude-code\"\n",
+            &["names no [agent.claud] section", "did you mean `claude`?"],
+        );
+        check(
+            "[budget.task]\nusdd = 1.0\n",
+            &["unknown key `usdd` in [budget.task]", "did you mean `usd`?"],
+        );
+        check("[limits]\nwall_sm = 1\n", &["did you mean `wall_ms`?"]);
+        check("[env]\nalow = [\"PATH\"]\n", &["did you mean `allow`?"]);
+        check(
+            "[holdout]\nredaction = \"requirment\"\n",
+            &["did you mean `requirement`?"],
+        );
+    }
+
+    #[test]
+    fn the_environment_has_one_allowlist() {
+        // `[fence.env]` is refused: `[env]` is the one place.
+        let e = Config::parse("[fence.env]\npass = [\"K\"]\n", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[fence.env] is not read") && e.contains("[env]"),
+            "{e}"
+        );
+        // An exact name that deny would drop is an error pointing to `pass`.
+        let e = Config::parse(
+            "[env]\nallow = [\"PATH\", \"MY_API_KEY\"]\n",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`MY_API_KEY`") && e.contains("[env] pass"),
+            "{e}"
+        );
+        let c = Config::parse(
+            "[env]\nallow = [\"PATH\", \"E2E_*\"]\npass = [\"MY_API_KEY\"]\nset = { CI = \"1\" }\n",
+            Path::new("."),
+        )
+        .unwrap();
+        // The fence applies the same table to agents.
+        assert_eq!(c.fence.env, c.env);
+        let host = [
+            ("PATH", "/bin"),
+            ("E2E_PORT", "1"),
+            ("E2E_TOKEN", "t"),
+            ("MY_API_KEY", "k"),
+            ("OTHER", "o"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let env = c.allowed_env(host);
+        let names: Vec<&str> = env.keys().map(String::as_str).collect();
+        // Checks and the holdout get allow - deny + set; `pass` goes to the agent alone.
+        assert_eq!(names, ["CI", "E2E_PORT", "PATH"]);
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub fn agent_from_profile(
 ///
 /// # Errors
 /// [`Error::Config`] for an unknown preset or a `command` profile without a program.
-fn command_from_profile(
+pub fn command_from_profile(
     name: &str,
     p: &crate::config::AgentProfile,
 ) -> Result<Option<CommandAgent>, Error> {
@@ -206,24 +206,18 @@ impl Factory {
             ) {
                 (Some(t), Some(dir)) => {
                     let twins = config
-                        .extra
-                        .get("twins")
-                        .and_then(toml::Value::as_table)
-                        .map(|t| {
-                            t.iter()
-                                .filter_map(|(k, v)| {
-                                    let v = v.as_str()?;
-                                    // A directory is relative to lightsout.toml.
-                                    let resolved = if v == "builtin" || v.starts_with("http") {
-                                        v.to_owned()
-                                    } else {
-                                        config.base_dir.join(v).to_string_lossy().into_owned()
-                                    };
-                                    Some((k.clone(), resolved))
-                                })
-                                .collect()
+                        .twins
+                        .iter()
+                        .map(|(k, v)| {
+                            // A directory is relative to lightsout.toml.
+                            let resolved = if v == "builtin" || v.starts_with("http") {
+                                v.clone()
+                            } else {
+                                config.base_dir.join(v).to_string_lossy().into_owned()
+                            };
+                            (k.clone(), resolved)
                         })
-                        .unwrap_or_default();
+                        .collect();
                     Some(Arc::new(crate::engine::EngineEvaluator {
                         holdout_dir: dir,
                         target_command: t.command.clone(),
@@ -399,7 +393,7 @@ impl Factory {
     ) -> Result<lightsout_eval::GatePolicy, Error> {
         use lightsout_eval::{GatePolicy, PolicyLayer};
         let mut layers = spec_layers;
-        if let Some(g) = self.config.extra.get("gate") {
+        if let Some(g) = &self.config.gate {
             let text = toml::to_string(g).map_err(|e| Error::Config(format!("[gate]: {e}")))?;
             let p = GatePolicy::from_toml(&text)
                 .map_err(|e| Error::Config(format!("[gate] in lightsout.toml: {e}")))?;
@@ -457,6 +451,7 @@ impl Factory {
     /// failures are not errors: see the returned state.
     pub async fn run(&self, plan: Plan, opts: RunOptions) -> Result<RunState, Error> {
         plan.validate()?;
+        self.preflight(plan.tasks.iter().map(|t| t.kind.as_str()))?;
         let lock = self.lock()?;
         repair_worktree_admin(&self.repo, &self.runs_dir()).await?;
         self.check_holdout().await?;
@@ -538,7 +533,42 @@ impl Factory {
             });
         }
         let state = RunState::replay(&entries);
+        self.preflight(state.tasks.iter().map(|t| t.task.kind.as_str()))?;
         self.drive(run_dir, journal, state, jobs, true, lock).await
+    }
+
+    /// Checks, before anything is started, that the program of every command profile the
+    /// task `kinds` use can be found on the agents' `PATH` (relative paths from the
+    /// repository root, as from a worktree).
+    ///
+    /// # Errors
+    /// [`Error::Agent`] ([`lightsout_agent::Error::Spawn`]) naming the profile and program:
+    /// an infrastructure error, not a failed task.
+    pub fn preflight<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
+        let used: std::collections::BTreeSet<&str> = kinds
+            .into_iter()
+            .filter_map(|k| self.profile_name(k))
+            .collect();
+        for (name, c) in self
+            .commands
+            .iter()
+            .filter(|(n, _)| used.contains(n.as_str()))
+        {
+            if lightsout_agent::find_program(&c.program, &self.env, &self.repo).is_none() {
+                return Err(Error::Agent(lightsout_agent::Error::Spawn {
+                    program: c.program.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "agent profile `{name}`: not found on the agents' PATH ({}); install \
+                             it, or set program = \"/full/path\" in [agent.{name}]",
+                            self.env.get("PATH").map_or("unset", String::as_str)
+                        ),
+                    ),
+                }));
+            }
+        }
+        Ok(())
     }
 
     fn lock(&self) -> Result<nix::fcntl::Flock<std::fs::File>, Error> {
@@ -1425,7 +1455,15 @@ impl Inner {
             return Ok(step);
         }
         let snapshot = self.git_snapshot(job).await?;
-        let report: AgentReport = match agent.run(ctx, ws).await {
+        // The standing context goes into the worktree for this call only (`instructions`),
+        // and out again before anything looks at or commits the agent's work.
+        // Always written (the factory's rules at least): the aider preset reads AGENTS.md.
+        let layer = crate::instructions::Layer::write(&job.worktree, &ctx.render_instructions())?;
+        let ran = agent.run(ctx, ws).await;
+        if std::fs::symlink_metadata(&job.worktree).is_ok_and(|m| m.is_dir()) {
+            layer.remove()?;
+        }
+        let report: AgentReport = match ran {
             Ok(r) => r,
             Err(e) => {
                 rec.outcome = Outcome::Failed {
@@ -1445,6 +1483,11 @@ impl Inner {
                 if let HookDecision::FailAttempt(r) = self.git_verify(job, &snapshot).await? {
                     fail(rec, "policy", r);
                     return Ok(Step::Stop);
+                }
+                // A program that cannot be started is the machine's problem, not the
+                // task's: the run stops as an infrastructure error (resumable once fixed).
+                if matches!(e, lightsout_agent::Error::Spawn { .. }) {
+                    return Err(Error::Agent(e));
                 }
                 fail(rec, "agent", format!("the agent could not run: {e}"));
                 return Ok(Step::Stop);
@@ -1840,7 +1883,7 @@ impl Inner {
     /// [`Error::Config`] when `[strength]` is invalid; [`Error::Io`] when the result cannot be
     /// written. A measurement that fails is not an error: its reason is recorded.
     async fn strength_after_run(&self) -> Result<(), Error> {
-        let section: lightsout_eval::StrengthConfig = match self.config.extra.get("strength") {
+        let section: lightsout_eval::StrengthConfig = match self.config.strength.as_ref() {
             Some(raw) => raw.clone().try_into().map_err(|e| {
                 Error::Config(format!(
                     "[strength] in lightsout.toml: {e}; expected tool, max_mutants, seed, \

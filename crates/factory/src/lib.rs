@@ -44,6 +44,7 @@ pub mod event;
 mod factory;
 pub mod fenced;
 mod git;
+pub mod instructions;
 pub mod integrity;
 pub mod journal;
 mod memory;
@@ -61,7 +62,10 @@ pub use config::{Config, Redaction};
 pub use engine::EngineEvaluator;
 pub use error::Error;
 pub use event::Event;
-pub use factory::{Factory, RunOptions, agent_from_profile, describe_build, latest_run, repo_root};
+pub use factory::{
+    Factory, RunOptions, agent_from_profile, command_from_profile, describe_build, latest_run,
+    repo_root,
+};
 pub use fenced::{AuditSink, FenceHook};
 pub use git::{COMMITTER_EMAIL, COMMITTER_NAME};
 pub use memory::DecisionMemory;

@@ -14,7 +14,9 @@ use std::sync::Mutex;
 /// - guards ([`lightsout_memory::Memory::check_diff_text`]) on each attempt's diff: every
 ///   violation of a settled decision is a blocking finding;
 /// - lessons ([`lightsout_memory::Memory::record_lesson`]) keyed by requirement and
-///   `stage: category`; a passing attempt records the requirement green, retiring lessons.
+///   `stage: category`; a passing attempt records the requirement green, which retires its
+///   lessons at once. A task's context pack holds every lesson in force for its
+///   requirements, whatever its words.
 ///
 /// Per-attempt metrics are appended (and fsynced) as JSON lines to `metrics.jsonl` beside
 /// the database: the memory store has no metrics table.
@@ -48,7 +50,11 @@ impl DecisionMemory {
         if let Some(dir) = db.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
         }
-        let mem = lightsout_memory::Memory::open(db).map_err(mem_err)?;
+        // A lesson retires the first time its requirement passes the holdout: the holdout
+        // itself judged enough trials for the gate.
+        let mem = lightsout_memory::Memory::open(db)
+            .map_err(mem_err)?
+            .with_retire_after(1);
         Ok(DecisionMemory {
             mem: Mutex::new(mem),
             metrics: db.with_file_name("metrics.jsonl"),
@@ -77,7 +83,12 @@ impl Memory for DecisionMemory {
             task.requirement_ids.join(" "),
             task.spec_excerpt
         );
-        let pack = self.with(|m| m.context_pack(&query, &[], self.budget_tokens))?;
+        let opts = lightsout_memory::PackOptions {
+            budget_tokens: self.budget_tokens,
+            requirements: task.requirement_ids.clone(),
+            ..lightsout_memory::PackOptions::default()
+        };
+        let pack = self.with(|m| m.context_pack_with(&query, &[], &opts))?;
         Ok(pack.markdown)
     }
 

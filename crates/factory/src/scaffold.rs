@@ -46,14 +46,89 @@ pub fn project_name(dir: &Path) -> String {
     }
 }
 
+/// The agent a new project starts with (`lightsout init --agent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StarterAgent {
+    /// Claude Code (`claude -p`), profile `claude`.
+    #[default]
+    ClaudeCode,
+    /// Codex (`codex exec`), profile `codex`.
+    Codex,
+    /// Aider, profile `aider`.
+    Aider,
+    /// Your own program: profile `mine` running `python3 lightsout-agent.py`, the Python
+    /// adapter of `docs/agents.md`, written beside `lightsout.toml`.
+    Command,
+}
+
+impl StarterAgent {
+    /// The profile `[agents] default` names.
+    pub fn profile(self) -> &'static str {
+        match self {
+            StarterAgent::ClaudeCode => "claude",
+            StarterAgent::Codex => "codex",
+            StarterAgent::Aider => "aider",
+            StarterAgent::Command => "mine",
+        }
+    }
+}
+
+/// The documentation of the adapter contract, whose Python example `init --agent command`
+/// writes: one source, so the file a user gets is the one the docs print.
+const AGENTS_DOC: &str = include_str!("../../../docs/agents.md");
+
+/// The file name of the Python adapter `init --agent command` writes.
+pub const ADAPTER_FILE: &str = "lightsout-agent.py";
+
+/// The Python adapter of `docs/agents.md`: its first `` ```python `` code block.
+pub fn python_adapter() -> &'static str {
+    AGENTS_DOC
+        .split_once("```python\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map_or("", |(code, _)| code)
+}
+
+/// The configuration text for `agent`: the template with `[agents] default` naming its
+/// profile, and that profile's section uncommented.
+fn config_for(holdout: &str, agent: StarterAgent) -> String {
+    let mut c = CONFIG.replace("{holdout}", holdout).replace(
+        "default = \"claude\"",
+        &format!("default = \"{}\"", agent.profile()),
+    );
+    match agent {
+        StarterAgent::ClaudeCode => {}
+        StarterAgent::Codex => c = c.replace("# [agent.codex]\n# preset", "[agent.codex]\npreset"),
+        StarterAgent::Aider => c = c.replace("# [agent.aider]\n# preset", "[agent.aider]\npreset"),
+        StarterAgent::Command => {
+            c = c.replace(
+                "# [agent.replay]",
+                &format!(
+                    "[agent.mine]\npreset = \"command\"           # your own program: docs/agents.md is its contract\n\
+                     program = \"python3\"\n\
+                     args = [\"{ADAPTER_FILE}\"]     # relative to the task's worktree (commit the file)\n\n\
+                     # [agent.replay]"
+                ),
+            );
+        }
+    }
+    c
+}
+
 /// The files `lightsout init` writes for project `name` in directory `dir` (absolute, so that
-/// the holdout directory lands beside it: `<parent of dir>/<name>-holdout/`).
+/// the holdout directory lands beside it: `<parent of dir>/<name>-holdout/`), with the
+/// default agent profile.
 pub fn files(dir: &Path, name: &str) -> Vec<ScaffoldFile> {
+    files_for(dir, name, StarterAgent::default())
+}
+
+/// [`files`] for a project starting with `agent`; [`StarterAgent::Command`] adds the Python
+/// adapter [`ADAPTER_FILE`].
+pub fn files_for(dir: &Path, name: &str, agent: StarterAgent) -> Vec<ScaffoldFile> {
     let holdout = format!("{name}-holdout");
-    vec![
+    let mut files = vec![
         ScaffoldFile {
             path: dir.join("lightsout.toml"),
-            content: CONFIG.replace("{holdout}", &holdout),
+            content: config_for(&holdout, agent),
         },
         ScaffoldFile {
             path: dir.join("specs").join(format!("{name}.md")),
@@ -67,12 +142,19 @@ pub fn files(dir: &Path, name: &str) -> Vec<ScaffoldFile> {
             path: dir.join("..").join(&holdout).join("example.scenario.md"),
             content: SCENARIO.into(),
         },
-    ]
+    ];
+    if agent == StarterAgent::Command {
+        files.push(ScaffoldFile {
+            path: dir.join(ADAPTER_FILE),
+            content: python_adapter().to_owned(),
+        });
+    }
+    files
 }
 
 /// The files of [`files`] that already exist.
-pub fn existing(dir: &Path, name: &str) -> Vec<PathBuf> {
-    files(dir, name)
+pub fn existing(dir: &Path, name: &str, agent: StarterAgent) -> Vec<PathBuf> {
+    files_for(dir, name, agent)
         .into_iter()
         .map(|f| f.path)
         .filter(|p| p.exists())
@@ -84,9 +166,9 @@ pub fn existing(dir: &Path, name: &str) -> Vec<PathBuf> {
 ///
 /// # Errors
 /// [`Error::Io`] when a directory or file cannot be written.
-pub fn write(dir: &Path, name: &str) -> Result<Vec<PathBuf>, Error> {
+pub fn write(dir: &Path, name: &str, agent: StarterAgent) -> Result<Vec<PathBuf>, Error> {
     let mut written = Vec::new();
-    for f in files(dir, name) {
+    for f in files_for(dir, name, agent) {
         crate::journal::write_atomic(&f.path, f.content.as_bytes())?;
         written.push(f.path);
     }
@@ -110,7 +192,7 @@ default = "claude"
 
 # Agent profiles. Presets: claude-code, codex, aider, replay, command.
 [agent.claude]
-preset = "claude-code"          # runs `claude -p --output-format json` (install and log in first)
+preset = "claude-code"          # runs `claude -p --output-format stream-json ...` (see docs/agents.md)
 # program = "/usr/local/bin/claude"   # the executable, when it is not on PATH
 # args = ["--model", "sonnet"]        # extra arguments
 # prompt = "stdin"                     # how the task prompt is passed: stdin | file
@@ -120,7 +202,7 @@ preset = "claude-code"          # runs `claude -p --output-format json` (install
 # preset = "codex"              # `codex exec --json`
 
 # [agent.aider]
-# preset = "aider"              # `aider --message-file ... --yes`
+# preset = "aider"              # `aider --message-file ... --yes-always --no-auto-commits`
 
 # [agent.replay]
 # preset = "replay"             # replays recorded patches, no model called
@@ -257,7 +339,7 @@ mod tests {
     fn config_parses_with_the_real_loader() {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("shop");
-        let written = write(&repo, "shop").unwrap();
+        let written = write(&repo, "shop", StarterAgent::ClaudeCode).unwrap();
         assert_eq!(written.len(), 4);
         let c = Config::load(&repo.join("lightsout.toml")).unwrap();
         assert_eq!(c.run.attempts, 3);
@@ -302,10 +384,37 @@ mod tests {
     fn existing_lists_only_present_files() {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("r");
-        assert!(existing(&repo, "r").is_empty());
+        assert!(existing(&repo, "r", StarterAgent::ClaudeCode).is_empty());
         std::fs::create_dir_all(&repo).unwrap();
         std::fs::write(repo.join(".gitignore"), "target/\n").unwrap();
-        assert_eq!(existing(&repo, "r"), vec![repo.join(".gitignore")]);
+        assert_eq!(
+            existing(&repo, "r", StarterAgent::ClaudeCode),
+            vec![repo.join(".gitignore")]
+        );
+    }
+
+    #[test]
+    fn every_starter_agent_gets_a_loadable_config_naming_it() {
+        for agent in [
+            StarterAgent::ClaudeCode,
+            StarterAgent::Codex,
+            StarterAgent::Aider,
+            StarterAgent::Command,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = dir.path().join("shop");
+            let written = write(&repo, "shop", agent).unwrap();
+            let c = Config::load(&repo.join("lightsout.toml")).unwrap();
+            assert_eq!(c.agents.default.as_deref(), Some(agent.profile()));
+            assert!(c.agent.contains_key(agent.profile()), "{agent:?}");
+            assert_eq!(
+                written.contains(&repo.join(ADAPTER_FILE)),
+                agent == StarterAgent::Command
+            );
+        }
+        let adapter = python_adapter();
+        assert!(adapter.starts_with("#!/usr/bin/env python3\n"), "{adapter}");
+        assert!(adapter.contains("LIGHTSOUT_TASK_FILE") && adapter.contains("sys.exit(0)"));
     }
 
     #[test]

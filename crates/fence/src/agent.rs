@@ -19,7 +19,7 @@ use super::policy::{Fence, FenceReport, Violation};
 use async_trait::async_trait;
 use lightsout_agent::{
     Agent, AgentError, AgentReport, CommandAgent, Finished, Outcome, PromptMode, TaskContext,
-    Workspace, prompt_path,
+    Workspace,
 };
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -51,10 +51,11 @@ impl FenceReports {
 ///
 /// Per call, the fence's limits are tightened to the [`Workspace::limits`] (`[limits]`) and
 /// to the wall time left in the task's budget ([`TaskContext::budget`]), whichever is lower.
-/// The environment the allowlist picks from is [`Workspace::env`] (what `[env] allow`
-/// already let through) plus the exact names in `[fence.env] pass` taken from the factory's
-/// own environment: a variable reaches the agent only if both `[env]` and `[fence.env]` let
-/// it through, or if it is named in `pass`.
+/// The environment the allowlist picks from is [`Workspace::env`] (what `[env]` let
+/// through) plus the exact names in `[env] pass` taken from the factory's own environment;
+/// the fence applies the same `[env]` table again, so a variable reaches the agent exactly
+/// when `[env]` lets it through or names it in `pass`. The adapter contract's `LIGHTSOUT_*`
+/// variables are added after the allowlist.
 #[derive(Debug, Clone)]
 pub struct FencedAgent {
     command: CommandAgent,
@@ -92,15 +93,6 @@ impl FencedAgent {
     }
 }
 
-fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
-    let path = path.to_owned();
-    move |source| AgentError::Io {
-        action,
-        path,
-        source,
-    }
-}
-
 #[async_trait]
 impl Agent for FencedAgent {
     async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, AgentError> {
@@ -108,19 +100,11 @@ impl Agent for FencedAgent {
         if c.program.trim().is_empty() {
             return Err(AgentError::Config("the agent program is empty".into()));
         }
-        tokio::fs::create_dir_all(&ws.artifacts_dir)
-            .await
-            .map_err(io("create artifacts dir", &ws.artifacts_dir))?;
-        let prompt = ctx.render_prompt();
-        let prompt_file = prompt_path(ctx, ws);
-        tokio::fs::write(&prompt_file, prompt.as_bytes())
-            .await
-            .map_err(io("write prompt", &prompt_file))?;
-        let args: Vec<String> = c
-            .args
-            .iter()
-            .map(|a| a.replace("{prompt_file}", &prompt_file.to_string_lossy()))
-            .collect();
+        // The adapter contract (`lightsout_agent::contract`): prompt, task and feedback files
+        // outside the worktree, and the variables naming them.
+        let prepared = lightsout_agent::contract::prepare(ctx, ws).await?;
+        let prompt = prepared.prompt;
+        let args = c.args_for(&prepared.prompt_file);
 
         let config = self.fence.config();
         let wall_ms = [
@@ -137,7 +121,7 @@ impl Agent for FencedAgent {
             .clone()
             .with_limits(wall_ms, output_bytes)
             .with_host_env(self.host_env(ws));
-        let cmd = fence
+        let mut cmd = fence
             .command(&c.program, &args, &ws.root)
             .map_err(|e| match e {
                 FenceError::Spawn { program, source } => AgentError::Spawn { program, source },
@@ -145,6 +129,7 @@ impl Agent for FencedAgent {
                     "the fence could not prepare the agent's process: {other}"
                 ))),
             })?;
+        cmd.envs(prepared.env);
         let stdin = match c.prompt {
             PromptMode::Stdin => Some(prompt.into_bytes()),
             PromptMode::File => None,

@@ -27,6 +27,9 @@ pub const W_SCOPE: f64 = 0.8;
 pub const W_RECENCY: f64 = 0.3;
 /// Weight of a lesson's recurrence, times `ln(1 + failures)`.
 pub const W_RECURRENCE: f64 = 0.25;
+/// Weight of a lesson recorded for one of the task's requirements
+/// ([`PackOptions::requirements`]).
+pub const W_REQUIREMENT: f64 = 1.0;
 /// Half-life of the recency boost, in days.
 pub const RECENCY_HALF_LIFE_DAYS: f64 = 90.0;
 
@@ -118,6 +121,12 @@ pub struct PackOptions {
     /// The valid-time instant whose records are in force; now when `None`.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub at: Option<Timestamp>,
+    /// The requirement ids the task serves (`REQ-1`): every lesson in force recorded for one
+    /// of them is a candidate whatever the task's words, scored [`W_REQUIREMENT`]. Ids are
+    /// rarely searchable words (`REQ-1` has none of two letters but `req`), so text alone
+    /// would miss them.
+    #[serde(default)]
+    pub requirements: Vec<String>,
 }
 
 impl Default for PackOptions {
@@ -126,6 +135,7 @@ impl Default for PackOptions {
             budget_tokens: 1500,
             candidates: 32,
             at: None,
+            requirements: Vec::new(),
         }
     }
 }
@@ -215,6 +225,24 @@ pub fn context_pack<S: Store + ?Sized>(
                 .or_insert(Candidate { record, bm25: None });
         }
     }
+    if !opts.requirements.is_empty() {
+        let lessons = store.query(&Query {
+            text: None,
+            ids: Vec::new(),
+            kinds: vec![Kind::Lesson],
+            filter: Filter::InForce { at },
+            touched: Vec::new(),
+            limit: 0,
+        })?;
+        for Hit { record, .. } in lessons {
+            if lesson_requirement(&record).is_some_and(|r| opts.requirements.iter().any(|q| q == r))
+            {
+                cands
+                    .entry(record.id)
+                    .or_insert(Candidate { record, bm25: None });
+            }
+        }
+    }
     let terms = query_terms(task);
     let best = cands
         .values()
@@ -222,7 +250,7 @@ pub fn context_pack<S: Store + ?Sized>(
         .fold(0.0_f64, f64::min);
     let mut ranked: Vec<(f64, String, &Record)> = Vec::new();
     for c in cands.values() {
-        let (total, why) = score(c, best, &terms, touched, at);
+        let (total, why) = score(c, best, &terms, touched, &opts.requirements, at);
         if total > 0.0 {
             ranked.push((total, why, &c.record));
         }
@@ -231,16 +259,28 @@ pub fn context_pack<S: Store + ?Sized>(
     Ok(render(ranked, opts.budget_tokens, cands.len()))
 }
 
+/// The requirement a lesson was recorded for.
+fn lesson_requirement(r: &Record) -> Option<&str> {
+    (r.kind == Kind::Lesson)
+        .then_some(r.provenance.requirement.as_deref())
+        .flatten()
+}
+
 fn score(
     cand: &Candidate,
     best: f64,
     terms: &[String],
     touched: &[String],
+    requirements: &[String],
     at: Timestamp,
 ) -> (f64, String) {
     let r = &cand.record;
     let mut total = 0.0;
     let mut why = Vec::new();
+    if let Some(req) = lesson_requirement(r).filter(|req| requirements.iter().any(|q| q == req)) {
+        total += W_REQUIREMENT;
+        why.push(format!("a lesson of {req}"));
+    }
     if let Some(b) = cand.bm25 {
         let t = if best < 0.0 { b / best } else { 0.0 };
         total += W_TEXT * t;

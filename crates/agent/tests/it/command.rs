@@ -73,13 +73,16 @@ async fn the_environment_is_an_allowlist() {
     assert_eq!(r.outcome, Outcome::Completed);
     let env = std::fs::read_to_string(ws.root.join("env.txt")).unwrap();
     let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
-    // Only PATH was allowed; sh itself adds PWD/SHLVL/_ and nothing from our environment.
+    // Only PATH was allowed, plus the contract's own LIGHTSOUT_* variables; sh itself adds
+    // PWD/SHLVL/_ and nothing from our environment.
     for n in &names {
         assert!(
-            ["PATH", "PWD", "SHLVL", "_", "OLDPWD"].contains(n),
+            ["PATH", "PWD", "SHLVL", "_", "OLDPWD"].contains(n) || n.starts_with("LIGHTSOUT_"),
             "leaked {n}"
         );
     }
+    assert!(env.contains("LIGHTSOUT_TASK_ID=T1\n"), "{env}");
+    assert!(env.contains("LIGHTSOUT_ATTEMPT=1\n"), "{env}");
     assert!(!env.contains("CARGO_MANIFEST_DIR"));
     let pwd = std::fs::read_to_string(ws.root.join("pwd.txt")).unwrap();
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Integration tests of `lightsout-agent`: real processes and real git.
 
 mod command;
+mod parse;
 mod replay;
 
 use lightsout_agent::Workspace;

@@ -2,8 +2,8 @@
 //! `lightsout_factory::scaffold`.
 
 use anyhow::Context as _;
-use clap::Args;
-use lightsout_factory::scaffold;
+use clap::{Args, ValueEnum};
+use lightsout_factory::scaffold::{self, StarterAgent};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +18,34 @@ pub(crate) struct InitArgs {
     /// Overwrite files that already exist.
     #[arg(long)]
     force: bool,
+    /// The agent the project starts with. `command` also writes `lightsout-agent.py`, the
+    /// working Python adapter of docs/agents.md (the adapter contract).
+    #[arg(long, value_enum, default_value_t = Starter::ClaudeCode)]
+    agent: Starter,
+}
+
+/// `--agent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Starter {
+    /// Claude Code (`claude -p`).
+    ClaudeCode,
+    /// Codex (`codex exec`).
+    Codex,
+    /// Aider.
+    Aider,
+    /// Your own program, following docs/agents.md.
+    Command,
+}
+
+impl From<Starter> for StarterAgent {
+    fn from(s: Starter) -> Self {
+        match s {
+            Starter::ClaudeCode => StarterAgent::ClaudeCode,
+            Starter::Codex => StarterAgent::Codex,
+            Starter::Aider => StarterAgent::Aider,
+            Starter::Command => StarterAgent::Command,
+        }
+    }
 }
 
 pub(crate) fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
@@ -26,7 +54,8 @@ pub(crate) fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let dir = std::fs::canonicalize(&args.dir)
         .with_context(|| format!("resolving {}", args.dir.display()))?;
     let name = scaffold::project_name(&dir);
-    let existing = scaffold::existing(&dir, &name);
+    let agent = StarterAgent::from(args.agent);
+    let existing = scaffold::existing(&dir, &name, agent);
     if !existing.is_empty() && !args.force {
         let list: Vec<String> = existing
             .iter()
@@ -37,7 +66,7 @@ pub(crate) fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
             list.join("\n")
         );
     }
-    let written = scaffold::write(&dir, &name)?;
+    let written = scaffold::write(&dir, &name, agent)?;
     println!("initialised project `{name}` in {}:", dir.display());
     for p in &written {
         println!("  wrote {}", p.display());
@@ -45,8 +74,9 @@ pub(crate) fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
     println!(
         "next:\n  1. fill the [PLACEHOLDERS] in specs/{name}.md, then `lightsout spec check specs/`\n  \
          2. write holdout scenarios in ../{name}-holdout/ (outside the repository: agents never see it)\n  \
-         3. choose your agent in lightsout.toml ([agents] default), then\n  \
-         4. `git init -b main && git add -A && git commit -m init` (if not a repository yet) and `lightsout run`"
+         3. check your agent ([agents] default = \"{profile}\" in lightsout.toml): `lightsout agent check {profile}`\n  \
+         4. `git init -b main && git add -A && git commit -m init` (if not a repository yet) and `lightsout run`",
+        profile = agent.profile()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand group; each exposes its clap arguments and a `run` function.
 
+pub(crate) mod agent;
 pub(crate) mod audit;
+pub(crate) mod config;
 pub(crate) mod eval;
 pub(crate) mod init;
 pub(crate) mod memory;

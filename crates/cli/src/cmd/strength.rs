@@ -135,7 +135,7 @@ fn load_config(args: &StrengthArgs) -> anyhow::Result<Option<Config>> {
 }
 
 fn strength_section(config: Option<&Config>) -> anyhow::Result<StrengthConfig> {
-    let Some(raw) = config.and_then(|c| c.extra.get("strength")) else {
+    let Some(raw) = config.and_then(|c| c.strength.as_ref()) else {
         return Ok(StrengthConfig::default());
     };
     raw.clone()

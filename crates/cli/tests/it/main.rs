@@ -1,6 +1,8 @@
 //! End-to-end tests of the real `lightsout` binary, one module per stage.
 
+mod agents;
 mod audit;
+mod config;
 mod eval;
 mod gate;
 mod hostile_fence;

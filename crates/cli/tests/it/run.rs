@@ -722,7 +722,7 @@ fn misbehaving_agents_are_contained_and_the_run_goes_on() {
             "[run]\njobs = 2\nattempts = 1\n\n[agents]\ndefault = \"bad\"\n\n\
              [agent.bad]\npreset = \"command\"\nprogram = \"sh\"\nargs = [\"{}\"]\n\
              format = \"claude-json\"\n\n\
-             [env]\nallow = [\"PATH\", \"HOME\", \"E2E_API_KEY\"]\n\n\
+             [env]\nallow = [\"PATH\", \"HOME\"]\n\n\
              [limits]\nwall_ms = 3000\noutput_bytes = 65536\n\n\
              [budget.task]\ntokens = 10000\n\n\
              [holdout]\npath = \"../holdout\"\ncommand = \"sh check.sh\"\n",

@@ -344,3 +344,80 @@ async fn a_checkout_sync_killed_half_way_is_finished_on_resume_and_user_edits_su
     factory.resume("sync", None).await.unwrap();
     only_the_users_edits_remain(d.path());
 }
+
+/// Lessons one run records reach the next run's agent (in the instruction layer and the
+/// task's context pack, once), and retire when the task passes; the layer is never
+/// committed.
+#[tokio::test]
+async fn lessons_reach_the_next_run_and_retire_when_the_task_passes() {
+    let d = repo();
+    let config = Config::parse("[run]\nattempts = 1\n", d.path()).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let run = |id: &'static str, content: &'static str| {
+        let seen = seen.clone();
+        let agent = Arc::new(FnAgent::new("fake", move |ctx, ws| {
+            let layer = std::fs::read_to_string(ws.root.join("AGENTS.md")).unwrap_or_default();
+            seen.lock().unwrap().push((ctx.context_pack.clone(), layer));
+            std::fs::write(ws.root.join(format!("{}.txt", ctx.task_id)), content).unwrap();
+            Ok(AgentReport::completed("fake", "wrote it"))
+        }));
+        let factory = Factory::new(d.path(), config.clone())
+            .unwrap()
+            .with_default_agent(agent)
+            .with_evaluator(Arc::new(evaluator()));
+        async move {
+            factory
+                .run(
+                    Plan {
+                        tasks: vec![task("A", &[])],
+                    },
+                    RunOptions {
+                        run_id: Some(id.into()),
+                        ..RunOptions::default()
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let first = run("r1", "nope").await;
+    assert_eq!(first.task("A").unwrap().status, TaskStatus::Failed);
+    let second = run("r2", "ok").await;
+    assert_eq!(second.task("A").unwrap().status, TaskStatus::Merged);
+    let third = run("r3", "ok").await;
+    assert_eq!(third.task("A").unwrap().status, TaskStatus::Merged);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    let lesson = "R-A has failed with `holdout: wrong content`";
+    assert!(
+        !seen[0].0.contains(lesson),
+        "no lesson before the first failure"
+    );
+    assert!(
+        seen[1].0.contains(lesson),
+        "run 2's context pack: {}",
+        seen[1].0
+    );
+    assert!(
+        seen[1].1.contains(lesson),
+        "run 2's AGENTS.md: {}",
+        seen[1].1
+    );
+    assert_eq!(
+        seen[1].1.matches("## Project memory").count(),
+        1,
+        "{}",
+        seen[1].1
+    );
+    assert!(
+        !seen[2].0.contains(lesson),
+        "retired once A passed: {}",
+        seen[2].0
+    );
+    // The layer was never committed.
+    let files = git(d.path(), &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(
+        !files.contains("AGENTS.md") && !files.contains("CLAUDE.md"),
+        "{files}"
+    );
+}

@@ -130,3 +130,32 @@ proptest! {
         prop_assert_eq!(pack.tokens, estimate_tokens(&pack.markdown));
     }
 }
+
+#[test]
+fn lessons_of_the_tasks_requirements_come_in_whatever_its_words() {
+    let (_d, mem) = temp_memory();
+    let fp = |req: &str| lightsout_memory::model::Fingerprint {
+        requirement: req.into(),
+        category: "holdout: wrong status".into(),
+        detail: format!("{req}: 1 of 1 trials failed: wrong status"),
+    };
+    let ours = mem.record_lesson(fp("REQ-1")).unwrap();
+    mem.record_lesson(fp("REQ-2")).unwrap();
+    let opts = PackOptions {
+        requirements: vec!["REQ-1".into()],
+        ..PackOptions::default()
+    };
+    let pack = mem
+        .context_pack_with("zzz unrelated words", &[], &opts)
+        .unwrap();
+    let ids: Vec<_> = pack.items.iter().map(|i| i.id).collect();
+    assert_eq!(ids, [ours]);
+    assert!(
+        pack.items[0].why.contains("a lesson of REQ-1"),
+        "{:?}",
+        pack.items[0]
+    );
+    // Without the requirement, the words alone do not find it.
+    let pack = mem.context_pack("zzz unrelated words", &[], 1000).unwrap();
+    assert!(pack.items.is_empty());
+}
