@@ -1073,6 +1073,12 @@ impl Walker<'_> {
                     r.depends_on.extend(refs);
                 }
             } else if let Some(v) = strip_ci(l, "Touches:") {
+                // Paths are read from the source as written: the plain text has lost the
+                // underscores markdown took for emphasis (`__init__.py` reads as `init.py`).
+                let raw = t
+                    .source_offset(lr.start)
+                    .and_then(|at| raw_field(self.text, at, "touches:"));
+                let v = raw.unwrap_or(v);
                 if let Some(r) = self.spec.requirements.last_mut() {
                     r.touches.extend(
                         v.split([',', ' '])
@@ -1789,6 +1795,22 @@ fn new_req(id: String, title: String, span: Span, tags: Vec<String>) -> Requirem
 }
 
 /// `text` with a case-insensitive ASCII `prefix` removed.
+/// The value of the field `key` (lower case, with its colon) on the source line holding byte
+/// `at`, as written: what follows the key up to the end of the line, less a closing `**` when
+/// the key was in bold. `None` when the line does not hold the key.
+fn raw_field<'t>(source: &'t str, at: usize, key: &str) -> Option<&'t str> {
+    let start = source.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let end = source
+        .get(at..)?
+        .find('\n')
+        .map_or(source.len(), |i| at + i);
+    let line = source.get(start..end)?.trim_end_matches('\r');
+    let k = line.to_ascii_lowercase().find(key)?;
+    let v = line.get(k + key.len()..)?;
+    let v = v.trim_start_matches(['*', ' ']).trim_end();
+    Some(v.strip_suffix("**").unwrap_or(v))
+}
+
 pub(crate) fn strip_ci<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
     let head = text.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -2106,6 +2128,27 @@ fn first_words(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn touches_paths_keep_the_underscores_markdown_reads_as_emphasis() {
+        let src = "---\nid: todo\ntitle: Todo\n---\n# Todo\n\n## Requirements\n\n\
+                   ### REQ-001: Package\nThe system MUST expose a package.\n\n\
+                   Touches: todo/__init__.py, todo/__main__.py\n\n\
+                   ### REQ-002: More\nThe system MUST do more.\n**Touches:** `a/__b__.py` c/_d_.py\n";
+        let (spec, _) = crate::parse(src.as_bytes(), None, None);
+        let touches: Vec<_> = spec
+            .requirements
+            .iter()
+            .map(|r| r.touches.clone())
+            .collect();
+        assert_eq!(
+            touches,
+            [
+                vec!["todo/__init__.py", "todo/__main__.py"],
+                vec!["a/__b__.py", "c/_d_.py"]
+            ]
+        );
+    }
 
     #[test]
     fn ids_with_segments_and_suffixes_read_whole() {

@@ -12,3 +12,18 @@ pub(crate) mod run;
 pub(crate) mod spec;
 pub(crate) mod strength;
 pub(crate) mod twin;
+
+/// `specs/` at the repository root, as `lightsout run` reads it when given no spec; `specs/`
+/// in the current directory outside a repository.
+pub(crate) fn default_specs_dir() -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context as _;
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let root = rt
+        .block_on(lightsout_factory::repo_root(&cwd))
+        .unwrap_or(cwd);
+    Ok(root.join("specs"))
+}

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 pub(crate) struct PlanArgs {
     /// Spec files, task lists (Spec Kit / Kiro / OpenSpec `tasks.md`, task-master
     /// `tasks.json`), or directories searched for both. All of them make one plan.
-    #[arg(required_unless_present = "impact")]
+    /// Default: `specs/` at the repository root, as `lightsout run` reads it.
     paths: Vec<PathBuf>,
     /// Output format: `dot` opens in Graphviz, `mermaid` renders on GitHub.
     #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
@@ -68,6 +68,11 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     if let Some(pair) = impact_pair {
         return impact(&pair[0], &pair[1], format, repair);
     }
+    let paths = if paths.is_empty() {
+        vec![super::default_specs_dir()?]
+    } else {
+        paths
+    };
     let loaded = load::load(&paths).context("cannot read the plan's inputs")?;
     // Nothing found at all is a usage error; files found but unreadable are diagnostics,
     // and the empty plan they leave is an error of its own (exit 1), never a success.

@@ -245,7 +245,13 @@ fn impact_lists_the_tasks_a_spec_change_invalidates() {
 
 #[test]
 fn usage_errors_exit_2() {
-    lightsout().arg("plan").assert().code(2);
+    let empty = tempfile::tempdir().unwrap();
+    lightsout()
+        .arg("plan")
+        .current_dir(empty.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("specs"));
     lightsout()
         .args(["plan", "/definitely/not/here"])
         .assert()
@@ -344,5 +350,69 @@ fn a_one_line_tasks_json_is_not_quoted_whole_under_a_diagnostic() {
         predicate::str::contains("error[LS351]")
             .and(predicate::str::contains("tasks.json:1:"))
             .and(predicate::str::contains("Task number 1\"").not()),
+    );
+}
+
+const CYCLE: &str = "---
+id: cyc
+title: Cycle
+kind: feature
+version: 1
+status: ready
+---
+## Intent
+A cycle.
+
+## Behaviour
+### REQ-1: One
+The service SHALL do one.
+Depends on: REQ-2
+
+### REQ-2: Two
+The service SHALL do two.
+Depends on: REQ-3
+
+### REQ-3: Three
+The service SHALL do three.
+Depends on: REQ-1
+";
+
+/// `lightsout plan` with no path reads `specs/` at the repository root, as `lightsout run`
+/// does, and prints a cycle in the direction `lightsout spec check` prints it.
+#[test]
+fn plan_defaults_to_specs_and_prints_cycles_as_spec_check_does() {
+    let d = tempfile::tempdir().unwrap();
+    std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(d.path())
+        .status()
+        .unwrap();
+    std::fs::create_dir_all(d.path().join("specs/sub")).unwrap();
+    std::fs::write(d.path().join("specs/c.md"), CYCLE).unwrap();
+    let check = lightsout()
+        .args(["spec", "check", "specs"])
+        .current_dir(d.path())
+        .assert()
+        .code(1);
+    let out = check.get_output();
+    let check = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        check.contains("cycle: REQ-1 → REQ-2 → REQ-3 → REQ-1"),
+        "{check}"
+    );
+    // From a subdirectory too: the default is the repository's specs/, not ./specs.
+    let plan = lightsout()
+        .arg("plan")
+        .current_dir(d.path().join("specs/sub"))
+        .assert()
+        .code(1);
+    let plan = String::from_utf8_lossy(&plan.get_output().stderr).into_owned();
+    assert!(
+        plan.contains("cycle: cyc#REQ-1 → cyc#REQ-2 → cyc#REQ-3 → cyc#REQ-1"),
+        "{plan}"
     );
 }
