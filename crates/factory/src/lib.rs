@@ -20,6 +20,8 @@
 //!   benchmark.
 //! - Stage traits: [`Evaluator`], [`Guard`], [`Memory`], [`AttemptHook`], [`EventSink`],
 //!   [`Planner`]; the agents come from `lightsout-agent`.
+//! - [`queue`]: the spec queue in the state store (`.lightsout/state.db`) behind
+//!   [`queue::QueueStore`].
 //! - [`Config`] reads `lightsout.toml`.
 //!
 //! # Example
@@ -50,6 +52,7 @@ pub mod journal;
 mod memory;
 pub mod outcome;
 pub mod plan;
+pub mod queue;
 pub mod report;
 pub mod scaffold;
 pub mod sched;
