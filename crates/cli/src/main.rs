@@ -51,6 +51,10 @@ enum Command {
     /// merge queue merges; ends with the gate verdict and report.html. Exit 0 all merged and
     /// the gate not failed, 1 some task or the gate failed, 2 infrastructure error.
     Run(cmd::run::RunArgs),
+    /// The spec queue: `queue add SPEC...`, `list`, `remove ID...`, `stop`; `lightsout run
+    /// --queue` builds it one spec after another, each in a run with its own report.
+    #[command(subcommand)]
+    Queue(cmd::queue::QueueCommand),
     /// Write the outcome report of a run (report.html for people, report.json for programs)
     /// and print the gate verdict. Exit 0 gate passed or not evaluated, 1 gate failed.
     Report(cmd::report::ReportArgs),
@@ -71,7 +75,12 @@ impl Command {
     fn only_prints(&self) -> bool {
         matches!(
             self,
-            Self::Spec(_) | Self::Plan(_) | Self::Memory(_) | Self::Report(_) | Self::Audit(_)
+            Self::Spec(_)
+                | Self::Plan(_)
+                | Self::Memory(_)
+                | Self::Report(_)
+                | Self::Audit(_)
+                | Self::Queue(_)
         )
     }
 }
@@ -104,6 +113,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => cmd::plan::run(a),
         Command::Memory(a) => cmd::memory::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Queue(c) => cmd::queue::run(c),
         Command::Report(a) => cmd::report::run(&a),
         Command::Audit(c) => cmd::audit::run(c),
         Command::Agent(c) => cmd::agent::run(&c),

@@ -1,16 +1,19 @@
 //! `lightsout run`: parses arguments, loads specs and `lightsout.toml`, wires the factory and
-//! shows progress. The run loop lives in `lightsout-factory`.
+//! shows progress. The run loop lives in `lightsout-factory`; `run --queue` builds the spec
+//! queue of `lightsout queue` one entry after another.
 
+use super::progress::{Mode, Progress};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lightsout_factory::queue::{QueueChange, QueueEntry, QueueStatus, QueueStore, SqliteQueue};
 use lightsout_factory::report::{GateOutcome, RunReport};
 use lightsout_factory::{
-    Config, Event, EventSink, Factory, Planner as _, RunOptions, RunState, SpecPlanner, TaskStatus,
+    Config, Factory, Planner as _, RunOptions, RunState, SpecPlanner, TaskStatus,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -21,21 +24,32 @@ pub(crate) enum Format {
     Json,
 }
 
-/// `lightsout run [SPEC...] [--resume ID] [--jobs N] [--format human|json]`.
+/// `lightsout run [SPEC...] [--resume [ID]] [--queue] [--jobs N] [--quiet] [--format human|json]`.
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // command-line switches are bools by nature
 pub(crate) struct RunArgs {
     /// Spec files or directories to build (default: `specs/` in the repository).
     #[arg(value_name = "SPEC")]
     specs: Vec<PathBuf>,
-    /// Resume run ID after a crash or kill; finished tasks are not redone.
-    #[arg(long, value_name = "ID", conflicts_with_all = ["specs", "run_id"])]
-    resume: Option<String>,
+    /// Resume a run after a crash or kill; finished tasks are not redone. Without ID: the
+    /// latest run, or with --queue the queue entry whose run was interrupted.
+    #[arg(long, value_name = "ID", num_args = 0..=1, conflicts_with_all = ["specs", "run_id"])]
+    #[allow(clippy::option_option)] // clap's shape for a flag with an optional value
+    resume: Option<Option<String>>,
+    /// Build the specs of `lightsout queue` one after another, each in a run of its own with
+    /// its own report. Stops between specs on `lightsout queue stop` or Ctrl-C (which lets the
+    /// current spec finish; a second Ctrl-C stops at once, and `--queue --resume` goes on).
+    #[arg(long, conflicts_with_all = ["specs", "run_id"])]
+    queue: bool,
     /// Agents working at once (default: `[run] jobs` in lightsout.toml).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: Option<u16>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// No progress on stderr (for CI): only the summary, warnings and errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// The configuration file (default: lightsout.toml at the repository root).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -61,161 +75,6 @@ struct Loaded {
     not_ready: Vec<String>,
     /// The human rendering of the findings, for stderr.
     rendered: String,
-}
-
-/// Progress on stderr: an indicatif bar on a terminal, plain lines otherwise.
-struct Progress {
-    bar: ProgressBar,
-}
-
-impl Progress {
-    fn new(human: bool) -> Self {
-        let bar = if human {
-            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::hidden()
-        };
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tasks {msg}",
-        ) {
-            bar.set_style(style);
-        }
-        Progress { bar }
-    }
-
-    fn line(&self, human: bool, s: &str) {
-        if !human {
-            return;
-        }
-        if self.bar.is_hidden() {
-            eprintln!("{s}");
-        } else {
-            self.bar.println(s);
-        }
-    }
-}
-
-struct Sink {
-    progress: Progress,
-    human: bool,
-}
-
-impl EventSink for Sink {
-    fn emit(&self, e: &Event) {
-        let p = &self.progress;
-        match e {
-            Event::RunStarted {
-                run_id,
-                tasks,
-                done,
-                resumed,
-            } => {
-                p.bar.set_length(*tasks as u64);
-                p.bar.set_position(*done as u64);
-                p.line(
-                    self.human,
-                    &format!(
-                        "{} run {run_id} ({tasks} tasks)",
-                        if *resumed { "resuming" } else { "starting" }
-                    ),
-                );
-            }
-            Event::AttemptStarted {
-                task,
-                attempt,
-                agent,
-            } => {
-                p.bar.set_message(format!("{task}: attempt {attempt}"));
-                p.line(
-                    self.human,
-                    &format!("  {task}: attempt {attempt} by {agent}"),
-                );
-            }
-            Event::AttemptFinished {
-                task,
-                attempt,
-                passed: false,
-                failed_stage,
-                ..
-            } => p.line(
-                self.human,
-                &format!(
-                    "  {task}: attempt {attempt} failed at {}",
-                    failed_stage.as_deref().unwrap_or("?")
-                ),
-            ),
-            Event::TaskPassed { task } => {
-                p.line(self.human, &format!("  {task}: passed, queued for merge"));
-            }
-            Event::Merged { task, commit } => {
-                p.bar.inc(1);
-                p.line(
-                    self.human,
-                    &format!(
-                        "  {task}: merged, main is at {}",
-                        &commit[..commit.len().min(10)]
-                    ),
-                );
-            }
-            Event::MergeReverted { task, .. } => p.line(
-                self.human,
-                &format!(
-                    "  {task}: the merged result regressed; main untouched, back to the agent"
-                ),
-            ),
-            Event::ConflictRouted { task, to, files } => p.line(
-                self.human,
-                &format!(
-                    "  {task}: rebase conflict in {}; routed to {to}",
-                    files.join(", ")
-                ),
-            ),
-            Event::TaskFailed { task, reason } => {
-                p.bar.inc(1);
-                let first = reason.lines().next().unwrap_or("");
-                p.line(self.human, &format!("  {task}: FAILED: {first}"));
-            }
-            Event::TaskBlocked { task, by } => {
-                p.bar.inc(1);
-                p.line(self.human, &format!("  {task}: blocked by {by}"));
-            }
-            Event::StrengthStarted { commit } => {
-                p.bar.set_message("measuring the holdout's strength");
-                p.line(
-                    self.human,
-                    &format!(
-                        "  strength: making mutants of main at {} and judging each with the holdout",
-                        &commit[..commit.len().min(10)]
-                    ),
-                );
-            }
-            Event::StrengthProgress {
-                done,
-                total,
-                killed,
-            } => p.bar.set_message(format!(
-                "strength: {done}/{total} mutants, {killed} killed"
-            )),
-            Event::StrengthMeasured {
-                killed,
-                total,
-                kill_rate,
-                lower,
-                upper,
-            } => p.line(
-                self.human,
-                &format!(
-                    "  strength: {killed} of {total} mutants killed ({:.1}%, Wilson 95% [{lower:.3}, \
-                     {upper:.3}]); survivors in the report",
-                    kill_rate * 100.0
-                ),
-            ),
-            Event::StrengthNotMeasured { reason } => {
-                p.line(self.human, &format!("  strength: {reason}"));
-            }
-            _ => {}
-        }
-    }
 }
 
 fn load_specs(paths: &[PathBuf], repo: &Path) -> anyhow::Result<Loaded> {
@@ -266,6 +125,15 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(run_async(args))
 }
 
+/// What building one set of specs ended with.
+enum Built {
+    /// The specs were not ready and `--allow-not-ready` was not given (the findings were
+    /// printed); holds their number.
+    NotReady(usize),
+    /// The run ended.
+    Ran(Box<RunState>),
+}
+
 async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let repo = lightsout_factory::repo_root(&cwd).await?;
@@ -274,96 +142,143 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| repo.join("lightsout.toml"));
     let config = Config::load(&config_path)?;
-    let human = args.format == Format::Human;
-    let sink = Arc::new(Sink {
-        progress: Progress::new(human),
-        human,
-    });
-    let factory = Factory::new(&repo, config)?.with_events(sink.clone());
-    let jobs = args.jobs.map(usize::from);
-    let state = if let Some(id) = &args.resume {
-        factory.resume(id, jobs).await?
-    } else {
-        let loaded = load_specs(&args.specs, &repo)?;
-        if !loaded.not_ready.is_empty() {
-            eprint!("{}", loaded.rendered);
-            if !args.allow_not_ready {
-                eprintln!(
-                    "error: {} spec finding(s) make the specs not ready; fix them (see \
-                     `lightsout spec check`) or build anyway with --allow-not-ready",
-                    loaded.not_ready.len()
-                );
-                return Ok(ExitCode::from(1));
-            }
-            eprintln!(
-                "warning: building specs that are not ready (--allow-not-ready); the report says so"
-            );
+    let mode = Mode::pick(args.format == Format::Human, args.quiet);
+    if args.queue {
+        return run_queue(&args, &repo, &config, mode).await;
+    }
+    let progress = Arc::new(Progress::new(mode, repo.clone()));
+    let factory = Factory::new(&repo, config)?.with_events(progress.clone());
+    let built = match &args.resume {
+        Some(id) => {
+            let id = match id {
+                Some(id) => id.clone(),
+                None => lightsout_factory::latest_run(&repo)?
+                    .context("no run to resume in .lightsout/runs")?,
+            };
+            Built::Ran(Box::new(
+                factory.resume(&id, args.jobs.map(usize::from)).await?,
+            ))
         }
-        let specs = loaded.specs;
-        let gate = specs
-            .iter()
-            .filter(|s| !s.gate.is_empty())
-            .map(|s| {
-                let path = s.path.as_deref().map_or_else(
-                    || s.meta.id.clone(),
-                    |p| p.strip_prefix(&repo).unwrap_or(p).display().to_string(),
-                );
-                let mut policy = lightsout_eval::GatePolicy::from_spec_rules(&s.gate);
-                for (rule, src) in policy.rules.iter_mut().zip(&s.gate) {
-                    rule.source = Some(format!("spec {path}:{}", src.span.line));
-                }
-                lightsout_eval::PolicyLayer::new(format!("spec {path}"), policy)
-            })
-            .collect();
-        let plan = SpecPlanner.plan(&specs)?;
-        let paths: Vec<PathBuf> = specs.iter().filter_map(|s| s.path.clone()).collect();
-        factory
-            .import_spec_decisions(&paths)
-            .context("importing the specs' decisions into .lightsout/memory.db")?;
-        factory
-            .run(
-                plan,
-                RunOptions {
-                    run_id: args.run_id.clone(),
-                    jobs,
-                    gate,
-                    not_ready: loaded.not_ready,
-                    strength: args.strength,
-                },
-            )
-            .await?
+        None => build(&factory, &repo, &args.specs, &args, args.run_id.clone()).await?,
     };
-    sink.progress.bar.finish_and_clear();
-    let (outcome, _json, html) = super::report::write(&repo, &state.run_id).with_context(|| {
+    progress.finish();
+    let Built::Ran(state) = built else {
+        return Ok(ExitCode::from(1));
+    };
+    let done = conclude(&repo, &state, args.format)?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&done.json)?);
+    }
+    Ok(if done.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Checks, plans and runs `paths` (default `specs/`) as run `run_id`.
+async fn build(
+    factory: &Factory,
+    repo: &Path,
+    paths: &[PathBuf],
+    args: &RunArgs,
+    run_id: Option<String>,
+) -> anyhow::Result<Built> {
+    let loaded = load_specs(paths, repo)?;
+    if !loaded.not_ready.is_empty() {
+        eprint!("{}", loaded.rendered);
+        if !args.allow_not_ready {
+            eprintln!(
+                "error: {} spec finding(s) make the specs not ready; fix them (see \
+                 `lightsout spec check`) or build anyway with --allow-not-ready",
+                loaded.not_ready.len()
+            );
+            return Ok(Built::NotReady(loaded.not_ready.len()));
+        }
+        eprintln!(
+            "warning: building specs that are not ready (--allow-not-ready); the report says so"
+        );
+    }
+    let specs = loaded.specs;
+    let gate = spec_gates(&specs, repo);
+    let plan = SpecPlanner.plan(&specs)?;
+    let paths: Vec<PathBuf> = specs.iter().filter_map(|s| s.path.clone()).collect();
+    factory
+        .import_spec_decisions(&paths)
+        .context("importing the specs' decisions into .lightsout/memory.db")?;
+    let state = factory
+        .run(
+            plan,
+            RunOptions {
+                run_id,
+                jobs: args.jobs.map(usize::from),
+                gate,
+                not_ready: loaded.not_ready,
+                strength: args.strength,
+            },
+        )
+        .await?;
+    Ok(Built::Ran(Box::new(state)))
+}
+
+/// The gate rules of the specs, one policy layer per spec naming its file.
+fn spec_gates(specs: &[lightsout_spec::Spec], repo: &Path) -> Vec<lightsout_eval::PolicyLayer> {
+    specs
+        .iter()
+        .filter(|s| !s.gate.is_empty())
+        .map(|s| {
+            let path = s.path.as_deref().map_or_else(
+                || s.meta.id.clone(),
+                |p| p.strip_prefix(repo).unwrap_or(p).display().to_string(),
+            );
+            let mut policy = lightsout_eval::GatePolicy::from_spec_rules(&s.gate);
+            for (rule, src) in policy.rules.iter_mut().zip(&s.gate) {
+                rule.source = Some(format!("spec {path}:{}", src.span.line));
+            }
+            lightsout_eval::PolicyLayer::new(format!("spec {path}"), policy)
+        })
+        .collect()
+}
+
+/// A run's end: its report written, the summary for people printed (unless JSON), and the
+/// summary object for programs.
+struct Concluded {
+    json: serde_json::Value,
+    /// Every task merged and the gate neither failed nor lacked evidence.
+    passed: bool,
+    /// The gate line, first line only.
+    verdict: String,
+}
+
+fn conclude(repo: &Path, state: &RunState, format: Format) -> anyhow::Result<Concluded> {
+    let (outcome, _json, html) = super::report::write(repo, &state.run_id).with_context(|| {
         format!(
             "the run finished but its report could not be written; retry with `lightsout report {}`",
             state.run_id
         )
     })?;
-    print_summary(&state, &outcome, &html, args.format)?;
+    warn_leaks(state);
+    if format == Format::Human {
+        print_human(state, &outcome, &html);
+    }
     let t = state.totals();
-    Ok(
-        if t.merged == t.tasks
+    Ok(Concluded {
+        json: summary_json(state, &outcome, &html),
+        passed: t.merged == t.tasks
             && !matches!(
                 outcome.gate.outcome,
                 GateOutcome::Fail | GateOutcome::InsufficientEvidence
-            )
-        {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        },
-    )
+            ),
+        verdict: super::report::gate_line(&outcome)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned(),
+    })
 }
 
-fn print_summary(
-    state: &RunState,
-    outcome: &RunReport,
-    report: &Path,
-    format: Format,
-) -> anyhow::Result<()> {
-    let t = state.totals();
-    // A holdout leak is never a quiet line in a table: it goes to stderr in every format.
+/// A holdout leak is never a quiet line in a table: it goes to stderr in every format.
+fn warn_leaks(state: &RunState) {
     for s in &state.tasks {
         for a in s
             .attempts
@@ -380,41 +295,47 @@ fn print_summary(
             );
         }
     }
-    let replay = state
+}
+
+fn uses_replay(state: &RunState) -> bool {
+    state
         .tasks
         .iter()
         .flat_map(|s| &s.attempts)
-        .any(|a| a.replay);
-    if format == Format::Json {
-        let tasks: Vec<_> = state
-            .tasks
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "id": s.task.id,
-                    "status": s.status,
-                    "attempts": s.attempts.len(),
-                    "agent": s.attempts.last().map(|a| a.agent.clone()),
-                    "cost_usd": s.cost_usd(),
-                    "tokens": s.tokens(),
-                    "merge_commit": s.merge_commit,
-                    "failure": s.failure,
-                })
+        .any(|a| a.replay)
+}
+
+fn summary_json(state: &RunState, outcome: &RunReport, report: &Path) -> serde_json::Value {
+    let tasks: Vec<_> = state
+        .tasks
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.task.id,
+                "status": s.status,
+                "attempts": s.attempts.len(),
+                "agent": s.attempts.last().map(|a| a.agent.clone()),
+                "cost_usd": s.cost_usd(),
+                "tokens": s.tokens(),
+                "merge_commit": s.merge_commit,
+                "failure": s.failure,
             })
-            .collect();
-        let out = serde_json::json!({
-            "run_id": state.run_id,
-            "replay": replay,
-            "main": state.main,
-            "main_head": state.main_head,
-            "totals": t,
-            "tasks": tasks,
-            "gate": outcome.gate,
-            "report": report,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
-    }
+        })
+        .collect();
+    serde_json::json!({
+        "run_id": state.run_id,
+        "replay": uses_replay(state),
+        "main": state.main,
+        "main_head": state.main_head,
+        "totals": state.totals(),
+        "tasks": tasks,
+        "gate": outcome.gate,
+        "report": report,
+    })
+}
+
+fn print_human(state: &RunState, outcome: &RunReport, report: &Path) {
+    let t = state.totals();
     println!(
         "run {}: {} of {} tasks merged, {} failed, {} blocked; {} attempts, {} tokens, ${:.4}{}",
         state.run_id,
@@ -425,7 +346,7 @@ fn print_summary(
         t.attempts,
         t.tokens,
         t.cost_usd,
-        if replay {
+        if uses_replay(state) {
             " (agent: a REPLAY of a recorded trajectory, not a live agent)"
         } else {
             ""
@@ -466,5 +387,178 @@ fn print_summary(
     if t.unfinished > 0 {
         println!("resume with: lightsout run --resume {}", state.run_id);
     }
-    Ok(())
+}
+
+/// `lightsout run --queue`: builds the queued specs one after another until the queue is
+/// empty or a stop is asked for (`lightsout queue stop`, Ctrl-C) between two specs.
+async fn run_queue(
+    args: &RunArgs,
+    repo: &Path,
+    config: &Config,
+    mode: Mode,
+) -> anyhow::Result<ExitCode> {
+    if let Some(Some(id)) = &args.resume {
+        anyhow::bail!(
+            "with --queue, --resume takes no run id (the queue knows it); use `lightsout run --resume {id}` for one run"
+        );
+    }
+    let store = SqliteQueue::in_repo(repo)?;
+    let Some(_runner) = lightsout_factory::queue::runner_lock(repo)? else {
+        anyhow::bail!("another `lightsout run --queue` is building this repository's queue");
+    };
+    // A stop asked for while no runner was active is stale.
+    store.apply(&QueueChange::Stop(false))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_ctrl_c(stop.clone());
+    let mut results = Vec::new();
+    let mut passed_all = true;
+    let mut stopped = false;
+    while let Some(entry) = store.next()? {
+        if !results.is_empty() && (stop.load(Ordering::SeqCst) || store.stop_requested()?) {
+            store.apply(&QueueChange::Stop(false))?;
+            stopped = true;
+            break;
+        }
+        let (status, detail, json) = build_entry(args, repo, config, mode, &store, &entry).await?;
+        passed_all &= status == QueueStatus::Passed;
+        store.apply(&QueueChange::Finish {
+            id: entry.id,
+            status,
+            detail: detail.clone(),
+        })?;
+        results.push(serde_json::json!({
+            "entry": entry.id,
+            "spec": entry.spec,
+            "status": status,
+            "detail": detail,
+            "run": json,
+        }));
+    }
+    let left = store
+        .entries()?
+        .iter()
+        .filter(|e| e.status == QueueStatus::Queued)
+        .count();
+    if args.format == Format::Json {
+        let out = serde_json::json!({ "built": results, "stopped": stopped, "queued": left });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "queue: {} spec(s) built, {} still queued{}",
+            results.len(),
+            left,
+            if stopped {
+                "; stopped between specs (`lightsout run --queue` goes on)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(if passed_all {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The first Ctrl-C asks the queue to stop after the current spec; the second exits at once
+/// (as a kill would: `lightsout run --queue --resume` goes on from the journal).
+fn watch_ctrl_c(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.store(true, Ordering::SeqCst);
+            eprintln!(
+                "stopping after the current spec; Ctrl-C again stops now (then `lightsout run \
+                 --queue --resume`)"
+            );
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// Builds one queue entry in a run of its own (resuming the run a killed runner left);
+/// returns its status, its one-line outcome and its run summary (`null` when it did not run).
+async fn build_entry(
+    args: &RunArgs,
+    repo: &Path,
+    config: &Config,
+    mode: Mode,
+    store: &SqliteQueue,
+    entry: &QueueEntry,
+) -> anyhow::Result<(QueueStatus, String, serde_json::Value)> {
+    let run_id = match (&entry.run_id, entry.status) {
+        (Some(id), QueueStatus::Running) => {
+            if args.resume.is_none() {
+                anyhow::bail!(
+                    "queue entry {} ({}) was interrupted in run {id}; go on with `lightsout run \
+                     --queue --resume`, or drop it with `lightsout queue remove {}`",
+                    entry.id,
+                    entry.spec,
+                    entry.id
+                );
+            }
+            id.clone()
+        }
+        _ => lightsout_factory::queue::run_id_for(entry.id),
+    };
+    store
+        .apply(&QueueChange::Start {
+            id: entry.id,
+            run_id: run_id.clone(),
+        })?
+        .with_context(|| format!("queue entry {} changed while starting it", entry.id))?;
+    if mode != Mode::Quiet {
+        eprintln!("queue entry {}: {} (run {run_id})", entry.id, entry.spec);
+    }
+    let progress = Arc::new(Progress::new(mode, repo.to_owned()));
+    let factory = Factory::new(repo, config.clone())?.with_events(progress.clone());
+    let journal = lightsout_factory::run_dir(repo, &run_id).join("journal.jsonl");
+    let started = std::fs::read_to_string(&journal).is_ok_and(|j| j.contains('\n'));
+    let built = if started {
+        factory
+            .resume(&run_id, args.jobs.map(usize::from))
+            .await
+            .map(|s| Built::Ran(Box::new(s)))
+            .map_err(anyhow::Error::from)
+    } else {
+        build(
+            &factory,
+            repo,
+            &[repo.join(&entry.spec)],
+            args,
+            Some(run_id),
+        )
+        .await
+    };
+    progress.finish();
+    match built {
+        Err(e) => {
+            let detail = format!("{e:#}");
+            store.apply(&QueueChange::Finish {
+                id: entry.id,
+                status: QueueStatus::Error,
+                detail: detail.clone(),
+            })?;
+            Err(e.context(format!("queue entry {} ({})", entry.id, entry.spec)))
+        }
+        Ok(Built::NotReady(n)) => Ok((
+            QueueStatus::Failed,
+            format!(
+                "not ready: {n} spec finding(s); see `lightsout spec check {}`",
+                entry.spec
+            ),
+            serde_json::Value::Null,
+        )),
+        Ok(Built::Ran(state)) => {
+            let done = conclude(repo, &state, args.format)?;
+            let status = if done.passed {
+                QueueStatus::Passed
+            } else {
+                QueueStatus::Failed
+            };
+            Ok((status, done.verdict, done.json))
+        }
+    }
 }

@@ -58,7 +58,7 @@ impl Project {
             .unwrap()
     }
 
-    fn patch(&self, task: &str, attempt: u32, diff: &str) {
+    pub(crate) fn patch(&self, task: &str, attempt: u32, diff: &str) {
         let d = self.root.join("trajectory").join(task);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join(format!("{attempt}.patch")), diff).unwrap();
@@ -74,7 +74,7 @@ impl Project {
     }
 }
 
-fn new_file(path: &str, line: &str) -> String {
+pub(crate) fn new_file(path: &str, line: &str) -> String {
     format!(
         "diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+{line}\n"
     )

@@ -238,8 +238,9 @@ impl<T: QueueStore + ?Sized> QueueStore for Arc<T> {
     }
 }
 
-/// The run id of queue entry `id` started at `now`: `queue-<id>-<YYYYMMDD>-<HHMMSS>`.
-pub fn run_id_for(id: u64, now: time::OffsetDateTime) -> String {
+/// The run id of queue entry `id` started now: `queue-<id>-<YYYYMMDD>-<HHMMSS>` (UTC).
+pub fn run_id_for(id: u64) -> String {
+    let now = time::OffsetDateTime::now_utc();
     format!(
         "queue-{id}-{:04}{:02}{:02}-{:02}{:02}{:02}",
         now.year(),
@@ -249,4 +250,26 @@ pub fn run_id_for(id: u64, now: time::OffsetDateTime) -> String {
         now.minute(),
         now.second()
     )
+}
+
+/// Takes the queue runner's lock, `.lightsout/queue.lock` of the repository at `repo`: held by
+/// the one `lightsout run --queue` building the queue, released when dropped or when the
+/// process dies (a `flock`, so a `kill -9` never leaves it held). `None` when another process
+/// holds it.
+///
+/// # Errors
+/// [`crate::Error::Io`] when the lock file cannot be created.
+pub fn runner_lock(
+    repo: &std::path::Path,
+) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, crate::Error> {
+    let dir = repo.join(".lightsout");
+    std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io("create", &dir, e))?;
+    let path = dir.join("queue.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| crate::Error::io("open", &path, e))?;
+    Ok(nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok())
 }
