@@ -87,7 +87,7 @@ pub use result::{
     Summary, TrialResult, write_atomic,
 };
 pub use runner::{Progress, ProgressFn, RunOptions, Runner};
-pub use scenario::{CheckKind, Scenario, ScenarioStep, Suite};
+pub use scenario::{CheckKind, HoldoutCoverage, Scenario, ScenarioStep, Suite};
 pub use steps::{StepArgs, StepFailure, StepHandler, StepLibrary};
 pub use strength::{
     Judge, MutantStatus, MutationTool, StrengthConfig, StrengthOptions, StrengthProgress,

@@ -231,6 +231,62 @@ impl Suite {
     }
 }
 
+/// Which requirements a holdout's scenarios satisfy, by id only: no name, step or value of a
+/// scenario, so it may cross into the spec stage (`lightsout spec check`'s LS103) and the
+/// report without carrying holdout text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HoldoutCoverage {
+    /// Scenario id → the requirement ids its `Satisfies:` names, in file order.
+    pub scenarios: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl HoldoutCoverage {
+    /// Reads the scenario files (`*.scenario.md`, `*.feature`) under `dir`, steps unresolved.
+    /// `None` when there are none: the holdout is a runner whose scenarios this crate cannot
+    /// read, so its coverage is unknown (not empty).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when `dir` cannot be listed.
+    pub fn of_dir(dir: &Path) -> Result<Option<Self>, Error> {
+        let mut files = Vec::new();
+        collect_files(dir, &mut files)?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        files.sort();
+        let mut suite = Suite::default();
+        let mut diags = Vec::new();
+        for file in files {
+            let rel = file.strip_prefix(dir).unwrap_or(&file).to_path_buf();
+            // An unreadable file covers nothing; the evaluation itself reports it.
+            if let Ok(b) = std::fs::read(&file) {
+                suite.add_source(&rel, &String::from_utf8_lossy(&b), &mut diags);
+            }
+        }
+        Ok(Some(HoldoutCoverage {
+            scenarios: suite
+                .scenarios
+                .into_iter()
+                .map(|s| (s.id, s.satisfies))
+                .collect(),
+        }))
+    }
+
+    /// Every requirement id some scenario satisfies.
+    pub fn requirements(&self) -> std::collections::BTreeSet<String> {
+        self.scenarios.values().flatten().cloned().collect()
+    }
+
+    /// The scenarios that satisfy requirement `id`, in id order.
+    pub fn scenarios_of(&self, id: &str) -> Vec<String> {
+        self.scenarios
+            .iter()
+            .filter(|(_, reqs)| reqs.iter().any(|r| r == id))
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+}
+
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -703,6 +759,30 @@ fn gherkin_step(src: &str, st: &gherkin::Step, row: &[(String, String)]) -> Scen
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn coverage_holds_ids_only_and_is_unknown_without_scenario_files() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("run.sh"), "echo secret-step\n").unwrap();
+        assert_eq!(HoldoutCoverage::of_dir(d.path()).unwrap(), None);
+        std::fs::write(
+            d.path().join("a.scenario.md"),
+            "# A\n\n## Scenario: posting a secret-word link\nSatisfies: REQ-1, REQ-9\n\n\
+             - **GIVEN** the service is running\n- **WHEN** I send `GET /secret-path`\n\
+             - **THEN** the status is 200\n",
+        )
+        .unwrap();
+        let c = HoldoutCoverage::of_dir(d.path()).unwrap().unwrap();
+        assert_eq!(
+            c.requirements().into_iter().collect::<Vec<_>>(),
+            ["REQ-1", "REQ-9"]
+        );
+        let id = c.scenarios.keys().next().unwrap().clone();
+        assert!(id.starts_with("S-"), "{id}");
+        assert_eq!(c.scenarios_of("REQ-9"), [id]);
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(!json.contains("secret"), "{json}");
+    }
 
     const MD: &str = r#"# Links
 <!-- canary: c4n4ry-7f3e -->

@@ -16,6 +16,11 @@
 //!   and the gate's `min_strength` rules are judged on it (only when it measured main's last
 //!   commit; any other build, or none, is insufficient evidence).
 //!
+//! - `eval/coverage.json` ([`COVERAGE_JSON`]): the holdout's coverage (scenario id →
+//!   requirement ids, no scenario text), frozen from the holdout's scenario files when the
+//!   report is first written ([`write_run_report`], at the end of `lightsout run`). It gives each
+//!   requirement its scenario ids and the orphan lists.
+//!
 //! Failed attempts at the `policy` or `guards` stage become incidents at the top of the page.
 
 use crate::Error;
@@ -24,6 +29,7 @@ use crate::report::{
     RequirementOutcome, RunReport, Satisfaction, SpecRef, TaskOutcome,
 };
 use crate::state::{AttemptRecord, RunState, TaskState, TaskStatus};
+use lightsout_eval::HoldoutCoverage;
 use lightsout_eval::{GateStatus, RunResult};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -36,6 +42,10 @@ use time::format_description::well_known::Rfc3339;
 pub const STRENGTH_JSON: &str = "strength.json";
 /// File name of why the holdout's strength could not be measured, beside [`STRENGTH_JSON`].
 pub const STRENGTH_ERROR: &str = "strength.error";
+
+/// File name of the holdout's coverage (`lightsout_eval::HoldoutCoverage`: scenario ids and the
+/// requirement ids each satisfies) in a run's `eval/` directory.
+pub const COVERAGE_JSON: &str = "coverage.json";
 
 /// The directory of run `run_id`: `<repo>/.lightsout/runs/<run_id>`.
 pub fn run_dir(repo: &Path, run_id: &str) -> PathBuf {
@@ -72,9 +82,124 @@ pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
     let (evals, unreadable) = read_evals(&dir.join("eval"))?;
     let specs = load_specs(repo, &state);
     let strength = read_strength(&dir.join("eval"), &state);
+    let coverage = std::fs::read(dir.join("eval").join(COVERAGE_JSON))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<HoldoutCoverage>(&b).ok());
     let mut report = assemble(&state, &evals, &unreadable, &specs, &strength);
+    trace(&mut report, &specs, coverage.as_ref());
     load_memory(repo, &mut report);
     Ok(report)
+}
+
+/// Writes `eval/coverage.json` of run `run_id` from the holdout's scenario files, unless it
+/// is there already (the coverage the run was judged with stays as it was). Best effort: no
+/// configuration, no holdout or no scenario files leave the coverage unknown.
+fn freeze_coverage(repo: &Path, run_id: &str) -> Result<(), Error> {
+    let path = run_dir(repo, run_id).join("eval").join(COVERAGE_JSON);
+    if path.exists() {
+        return Ok(());
+    }
+    let Ok(config) = crate::Config::load(&repo.join("lightsout.toml")) else {
+        return Ok(());
+    };
+    let env = std::env::var("LIGHTSOUT_HOLDOUT").ok();
+    let Some(dir) = config.holdout_dir(env.as_deref()) else {
+        return Ok(());
+    };
+    let Ok(Some(coverage)) = HoldoutCoverage::of_dir(&dir) else {
+        return Ok(());
+    };
+    let bytes = serde_json::to_vec_pretty(&coverage).map_err(|e| Error::Journal {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+    }
+    crate::journal::write_atomic(&path, &bytes)
+}
+
+/// The requirement id without its `spec#` qualifier.
+fn bare(id: &str) -> &str {
+    id.rsplit_once('#').map_or(id, |(_, r)| r)
+}
+
+/// Links each requirement to its scenario ids and the gate's reasons that name it, and lists
+/// the orphans both ways.
+fn trace(report: &mut RunReport, specs: &Specs, coverage: Option<&HoldoutCoverage>) {
+    let covered: BTreeSet<String> = coverage
+        .map(HoldoutCoverage::requirements)
+        .unwrap_or_default();
+    for q in &mut report.requirements {
+        if let Some(c) = coverage {
+            for s in c.scenarios_of(bare(&q.id)) {
+                if !q.scenario_ids.contains(&s) {
+                    q.scenario_ids.push(s);
+                }
+            }
+        }
+        q.scenario_ids.sort();
+        let id = q.id.as_str();
+        q.gate_reasons = report
+            .gate
+            .reasons
+            .iter()
+            .filter(|r| names(r, id) || names(r, bare(id)))
+            .cloned()
+            .collect();
+    }
+    let o = &mut report.orphans;
+    o.coverage_known = coverage.is_some();
+    o.tasks_without_requirements = report
+        .tasks
+        .iter()
+        .filter(|t| t.requirements.is_empty())
+        .map(|t| t.id.clone())
+        .collect();
+    let Some(c) = coverage else {
+        return;
+    };
+    let mut built: Vec<&str> = specs.built.iter().map(String::as_str).collect();
+    for q in &report.requirements {
+        if !built.contains(&q.id.as_str()) {
+            built.push(&q.id);
+        }
+    }
+    o.requirements_without_scenarios = built
+        .into_iter()
+        .filter(|id| !covered.contains(bare(id)))
+        .map(str::to_owned)
+        .collect();
+    let known: BTreeSet<&str> = specs
+        .all
+        .iter()
+        .map(|id| bare(id))
+        .chain(report.requirements.iter().map(|q| bare(&q.id)))
+        .collect();
+    for (scenario, reqs) in &c.scenarios {
+        let unknown: Vec<String> = reqs
+            .iter()
+            .filter(|r| !known.contains(r.as_str()))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            o.scenarios_with_unknown_requirements
+                .push(report::UnknownRequirementRef {
+                    scenario: scenario.clone(),
+                    requirements: unknown,
+                });
+        }
+    }
+}
+
+/// Whether gate reason `r` is about requirement `id` (`REQ-1: ...`, or `REQ-1` as a word).
+fn names(r: &str, id: &str) -> bool {
+    r.match_indices(id).any(|(i, _)| {
+        let before = r[..i].chars().next_back();
+        let after = r[i + id.len()..].chars().next();
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        !word(before) && !word(after)
+    })
 }
 
 /// Builds the report of run `run_id` ([`build_report`]) and writes `report.json` and
@@ -83,6 +208,9 @@ pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
 /// # Errors
 /// Those of [`build_report`], and [`Error::Report`] when a file cannot be written.
 pub fn write_run_report(repo: &Path, run_id: &str) -> Result<(PathBuf, PathBuf), Error> {
+    if run_dir(repo, run_id).join("journal.jsonl").is_file() && crate::plan::valid_task_id(run_id) {
+        freeze_coverage(repo, run_id)?;
+    }
     let report = build_report(repo, run_id)?;
     Ok(report::write_report(&run_dir(repo, run_id), &report)?)
 }
@@ -212,29 +340,45 @@ fn mtime(path: &Path) -> std::time::SystemTime {
         .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
 }
 
+/// What the specs under `<repo>/specs/` say, best effort.
+#[derive(Default)]
+struct Specs {
+    /// The specs this run built.
+    refs: Vec<SpecRef>,
+    /// Requirement id → title, of the specs this run built.
+    titles: BTreeMap<String, String>,
+    /// Requirement ids of the specs this run built, in spec order.
+    built: Vec<String>,
+    /// Requirement ids of every spec under `specs/` (a shared holdout also covers specs
+    /// built by other runs).
+    all: BTreeSet<String>,
+}
+
 /// Spec metadata and requirement titles from `<repo>/specs/`, best effort.
-fn load_specs(repo: &Path, state: &RunState) -> (Vec<SpecRef>, BTreeMap<String, String>) {
+fn load_specs(repo: &Path, state: &RunState) -> Specs {
     let wanted: BTreeSet<&str> = state
         .tasks
         .iter()
         .map(|t| t.task.spec_id.as_str())
         .collect();
-    let mut refs = Vec::new();
-    let mut titles = BTreeMap::new();
+    let mut out = Specs::default();
     let Ok(files) = lightsout_spec::discover(&repo.join("specs")) else {
-        return (refs, titles);
+        return out;
     };
     for f in files {
         let Ok((spec, _, _)) = lightsout_spec::read(&f, None) else {
             continue;
         };
+        out.all
+            .extend(spec.requirements.iter().map(|r| r.id.clone()));
         if !wanted.contains(spec.meta.id.as_str()) {
             continue;
         }
         for r in &spec.requirements {
-            titles.insert(r.id.clone(), r.title.clone());
+            out.titles.insert(r.id.clone(), r.title.clone());
+            out.built.push(r.id.clone());
         }
-        refs.push(SpecRef {
+        out.refs.push(SpecRef {
             id: spec.meta.id.clone(),
             title: spec.meta.title.clone(),
             version: spec.meta.version.unwrap_or(1),
@@ -244,7 +388,7 @@ fn load_specs(repo: &Path, state: &RunState) -> (Vec<SpecRef>, BTreeMap<String, 
                 .map(|p| p.to_string_lossy().into_owned()),
         });
     }
-    (refs, titles)
+    out
 }
 
 /// Decisions and lessons of `.lightsout/memory.db` that belong to this run: recorded by it
@@ -405,6 +549,16 @@ fn task_outcome(t: &TaskState, run_agent: &AgentLabel) -> TaskOutcome {
         cost_usd: t.cost_usd(),
         wall_ms: t.attempts.iter().map(|a| a.usage.wall_ms).sum(),
         merge_commit: t.merge_commit.clone(),
+        history: t
+            .attempts
+            .iter()
+            .map(|a| report::AttemptTrace {
+                attempt: a.attempt,
+                passed: a.passed,
+                failed_stage: a.failed_stage.clone(),
+                commit: a.commit.clone(),
+            })
+            .collect(),
         status: task_status(t),
         depends_on,
         wave: None,
@@ -440,6 +594,7 @@ fn requirement_outcome(
             .any(|s| s.satisfies.iter().any(|r| r == id))
     });
     let (mut passes, mut trials, mut scenarios, mut flaky) = (0u32, 0u32, 0u32, false);
+    let mut scenario_ids: Vec<String> = Vec::new();
     if let Some(e) = latest {
         for s in e
             .result
@@ -447,6 +602,9 @@ fn requirement_outcome(
             .iter()
             .filter(|s| s.satisfies.iter().any(|r| r == id))
         {
+            if !scenario_ids.contains(&s.id) {
+                scenario_ids.push(s.id.clone());
+            }
             passes = passes.saturating_add(s.stats.passes);
             trials = trials.saturating_add(s.stats.trials);
             scenarios += 1;
@@ -476,7 +634,9 @@ fn requirement_outcome(
         attempts: u32::try_from(covering.iter().map(|t| t.attempts.len()).sum::<usize>())
             .unwrap_or(u32::MAX),
         scenarios,
+        scenario_ids,
         tasks: covering.iter().map(|t| t.task.id.clone()).collect(),
+        gate_reasons: Vec::new(),
         failures,
     }
 }
@@ -620,14 +780,14 @@ fn assemble(
     state: &RunState,
     evals: &[EvalFile],
     unreadable: &[String],
-    specs: &(Vec<SpecRef>, BTreeMap<String, String>),
+    specs: &Specs,
     strength: &Strength,
 ) -> RunReport {
     let agent = run_agent(state);
     let started = parse_time(&state.started_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let mut r = RunReport::new(state.run_id.clone(), started, agent.clone());
     r.finished = state.finished_at.as_deref().and_then(parse_time);
-    r.specs.clone_from(&specs.0);
+    r.specs.clone_from(&specs.refs);
     let mut req_ids: Vec<&str> = Vec::new();
     for t in &state.tasks {
         for id in &t.task.requirement_ids {
@@ -638,7 +798,7 @@ fn assemble(
     }
     r.requirements = req_ids
         .iter()
-        .map(|id| requirement_outcome(id, state, evals, &specs.1))
+        .map(|id| requirement_outcome(id, state, evals, &specs.titles))
         .collect();
     r.tasks = state
         .tasks
@@ -955,6 +1115,84 @@ mod tests {
                 .join("\n")
                 .contains("cosmic-ray is not installed")
         );
+    }
+
+    #[test]
+    fn trace_links_scenarios_and_gate_reasons_and_lists_orphans_both_ways() {
+        let agent = AgentLabel::replay("replay", "t");
+        let mut r = RunReport::new("r", OffsetDateTime::UNIX_EPOCH, agent.clone());
+        for (id, reqs) in [
+            ("T1", vec!["spec#REQ-1"]),
+            ("T2", vec![]),
+            ("T3", vec!["REQ-10"]),
+        ] {
+            let ts = TaskState {
+                task: task(id, &reqs, &[]),
+                ..TaskState::default()
+            };
+            r.tasks.push(task_outcome(&ts, &agent));
+        }
+        for id in ["spec#REQ-1", "REQ-10"] {
+            r.requirements.push(requirement_outcome(
+                id,
+                &RunState::default(),
+                &[],
+                &BTreeMap::new(),
+            ));
+        }
+        r.gate.reasons = vec![
+            "REQ-10: no holdout trial ran for it".into(),
+            "final evaluation (T1 merged): REQ-1 failed 2 of 3 trials".into(),
+        ];
+        let specs = Specs {
+            built: vec!["REQ-1".into(), "REQ-10".into(), "REQ-11".into()],
+            all: ["REQ-1", "REQ-10", "REQ-11", "REQ-20"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            ..Specs::default()
+        };
+        let mut coverage = HoldoutCoverage::default();
+        coverage
+            .scenarios
+            .insert("S-00000001".into(), vec!["REQ-1".into()]);
+        coverage
+            .scenarios
+            .insert("S-00000002".into(), vec!["REQ-20".into(), "REQ-7".into()]);
+        trace(&mut r, &specs, Some(&coverage));
+        // A qualified id finds the scenarios of its bare id; REQ-1 is not REQ-10.
+        assert_eq!(r.requirements[0].scenario_ids, ["S-00000001"]);
+        assert_eq!(
+            r.requirements[0].gate_reasons,
+            ["final evaluation (T1 merged): REQ-1 failed 2 of 3 trials"]
+        );
+        assert_eq!(
+            r.requirements[1].gate_reasons,
+            ["REQ-10: no holdout trial ran for it"]
+        );
+        let o = &r.orphans;
+        assert!(o.coverage_known);
+        assert_eq!(o.requirements_without_scenarios, ["REQ-10", "REQ-11"]);
+        // REQ-20 belongs to a spec this run did not build: known, not an orphan.
+        assert_eq!(o.scenarios_with_unknown_requirements.len(), 1);
+        assert_eq!(
+            o.scenarios_with_unknown_requirements[0].scenario,
+            "S-00000002"
+        );
+        assert_eq!(
+            o.scenarios_with_unknown_requirements[0].requirements,
+            ["REQ-7"]
+        );
+        assert_eq!(o.tasks_without_requirements, ["T2"]);
+        assert!(!o.is_clean());
+
+        // Without coverage nothing is claimed about scenarios.
+        let mut r2 = r.clone();
+        r2.orphans = report::Orphans::default();
+        trace(&mut r2, &specs, None);
+        assert!(!r2.orphans.coverage_known);
+        assert!(r2.orphans.requirements_without_scenarios.is_empty());
+        assert_eq!(r2.orphans.tasks_without_requirements, ["T2"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use lightsout_factory::report::{GateOutcome, RunReport};
 use lightsout_factory::{
     Config, Factory, Planner as _, RunOptions, RunState, SpecPlanner, TaskStatus,
 };
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -77,7 +78,23 @@ struct Loaded {
     rendered: String,
 }
 
-fn load_specs(paths: &[PathBuf], repo: &Path) -> anyhow::Result<Loaded> {
+/// The requirement ids the holdout's scenarios satisfy (ids only: no scenario text reaches the
+/// spec stage), which turns on LS103 (a requirement without a holdout scenario). `None` when
+/// the holdout has no scenario files to read (a runner command's own checks): unknown, so
+/// LS103 stays off.
+fn holdout_coverage(config: &Config) -> Option<BTreeSet<String>> {
+    let env = std::env::var("LIGHTSOUT_HOLDOUT").ok();
+    let dir = config.holdout_dir(env.as_deref())?;
+    // An unreadable holdout is the factory's to report, with its reasons, when the run starts.
+    let coverage = lightsout_eval::HoldoutCoverage::of_dir(&dir).ok()??;
+    Some(coverage.requirements())
+}
+
+fn load_specs(
+    paths: &[PathBuf],
+    repo: &Path,
+    holdout: Option<BTreeSet<String>>,
+) -> anyhow::Result<Loaded> {
     let paths = if paths.is_empty() {
         vec![repo.join("specs")]
     } else {
@@ -87,7 +104,10 @@ fn load_specs(paths: &[PathBuf], repo: &Path) -> anyhow::Result<Loaded> {
         &paths,
         None,
         false,
-        &lightsout_spec::CheckOptions::default(),
+        &lightsout_spec::CheckOptions {
+            holdout,
+            ..lightsout_spec::CheckOptions::default()
+        },
     )
     .context("pass spec files or folders that hold them, or put them in specs/")?;
     let report = &checked.report;
@@ -147,7 +167,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         return run_queue(&args, &repo, &config, mode).await;
     }
     let progress = Arc::new(Progress::new(mode, repo.clone()));
-    let factory = Factory::new(&repo, config)?.with_events(progress.clone());
+    let factory = Factory::new(&repo, config.clone())?.with_events(progress.clone());
     let built = match &args.resume {
         Some(id) => {
             let id = match id {
@@ -159,7 +179,17 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
                 factory.resume(&id, args.jobs.map(usize::from)).await?,
             ))
         }
-        None => build(&factory, &repo, &args.specs, &args, args.run_id.clone()).await?,
+        None => {
+            build(
+                &factory,
+                &config,
+                &repo,
+                &args.specs,
+                &args,
+                args.run_id.clone(),
+            )
+            .await?
+        }
     };
     progress.finish();
     let Built::Ran(state) = built else {
@@ -179,12 +209,13 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// Checks, plans and runs `paths` (default `specs/`) as run `run_id`.
 async fn build(
     factory: &Factory,
+    config: &Config,
     repo: &Path,
     paths: &[PathBuf],
     args: &RunArgs,
     run_id: Option<String>,
 ) -> anyhow::Result<Built> {
-    let loaded = load_specs(paths, repo)?;
+    let loaded = load_specs(paths, repo, holdout_coverage(config))?;
     if !loaded.not_ready.is_empty() {
         eprint!("{}", loaded.rendered);
         if !args.allow_not_ready {
@@ -525,6 +556,7 @@ async fn build_entry(
     } else {
         build(
             &factory,
+            config,
             repo,
             &[repo.join(&entry.spec)],
             args,

@@ -15,4 +15,5 @@ mod report;
 mod run;
 mod spec;
 mod strength;
+mod trace;
 mod twin;

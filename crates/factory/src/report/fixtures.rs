@@ -3,10 +3,10 @@
 use time::macros::datetime;
 
 use super::model::{
-    AgentKind, AgentLabel, DecisionRecord, DecisionStatus, FailureRecord, GateOutcome, GateVerdict,
-    Incident, IncidentKind, LessonRecord, PolicyRuleRef, RequirementOutcome, RunReport,
-    SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome, SurvivorRecord, TaskOutcome,
-    TaskStatus,
+    AgentKind, AgentLabel, AttemptTrace, DecisionRecord, DecisionStatus, FailureRecord,
+    GateOutcome, GateVerdict, Incident, IncidentKind, LessonRecord, Orphans, PolicyRuleRef,
+    RequirementOutcome, RunReport, SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome,
+    SurvivorRecord, TaskOutcome, TaskStatus, UnknownRequirementRef,
 };
 
 fn replay() -> AgentLabel {
@@ -35,6 +35,14 @@ fn task(
         cost_usd: 0.0,
         wall_ms,
         merge_commit: commit.map(str::to_string),
+        history: (1..=attempts)
+            .map(|n| AttemptTrace {
+                attempt: n,
+                passed: n == attempts && commit.is_some(),
+                failed_stage: (n < attempts).then(|| "holdout".to_owned()),
+                commit: Some(format!("{n:x}a1b2c3d4e5f60718293a4b5c6d7e8f9012345678")),
+            })
+            .collect(),
         status,
         depends_on: deps.iter().map(|s| (*s).to_string()).collect(),
         wave: None,
@@ -49,6 +57,15 @@ pub(super) fn sample_report() -> RunReport {
         replay(),
     );
     r.finished = Some(datetime!(2026-11-27 06:03:41.250 UTC));
+    r.orphans = Orphans {
+        coverage_known: true,
+        requirements_without_scenarios: vec!["REQ-4".into()],
+        scenarios_with_unknown_requirements: vec![UnknownRequirementRef {
+            scenario: "S-9f8e7d6c".into(),
+            requirements: vec!["REQ-9".into()],
+        }],
+        tasks_without_requirements: vec![],
+    };
     r.specs = vec![SpecRef {
         id: "url-shortener".into(),
         title: "URL shortener".into(),
@@ -84,7 +101,9 @@ pub(super) fn sample_report() -> RunReport {
             flaky: false,
             attempts: 2,
             scenarios: 4,
+            scenario_ids: vec!["S-0a1b2c3d".into(), "S-4e5f6a7b".into()],
             tasks: vec!["T2".into()],
+            gate_reasons: vec![],
             failures: vec![FailureRecord {
                 task: "T2".into(),
                 attempt: 1,
@@ -100,7 +119,9 @@ pub(super) fn sample_report() -> RunReport {
             flaky: true,
             attempts: 1,
             scenarios: 3,
+            scenario_ids: vec!["S-8c9d0e1f".into()],
             tasks: vec!["T3".into()],
+            gate_reasons: vec![],
             failures: vec![],
         },
         RequirementOutcome {
@@ -110,7 +131,9 @@ pub(super) fn sample_report() -> RunReport {
             flaky: false,
             attempts: 2,
             scenarios: 2,
+            scenario_ids: vec![],
             tasks: vec!["T4".into()],
+            gate_reasons: vec!["REQ-3: no holdout trial ran for it".into()],
             failures: vec![FailureRecord {
                 task: "T4".into(),
                 attempt: 1,
@@ -282,6 +305,15 @@ pub(super) fn with_strings(strings: &[String]) -> RunReport {
         },
         requirements: Vec::new(),
         tasks: Vec::new(),
+        orphans: Orphans {
+            coverage_known: true,
+            requirements_without_scenarios: vec![s()],
+            scenarios_with_unknown_requirements: vec![UnknownRequirementRef {
+                scenario: s(),
+                requirements: vec![s()],
+            }],
+            tasks_without_requirements: vec![s()],
+        },
         decisions: Vec::new(),
         lessons: Vec::new(),
         incidents: Vec::new(),
@@ -313,7 +345,9 @@ pub(super) fn with_strings(strings: &[String]) -> RunReport {
             flaky: i == 1,
             attempts: i + 1,
             scenarios: 2,
+            scenario_ids: vec![s()],
             tasks: vec![s(), s()],
+            gate_reasons: vec![s()],
             failures: vec![FailureRecord {
                 task: s(),
                 attempt: 1,
@@ -340,6 +374,12 @@ pub(super) fn with_strings(strings: &[String]) -> RunReport {
             cost_usd: 0.01,
             wall_ms: 1_500,
             merge_commit: Some(s()),
+            history: vec![AttemptTrace {
+                attempt: 1,
+                passed: false,
+                failed_stage: Some(s()),
+                commit: Some(s()),
+            }],
             status: TaskStatus::Failed,
             depends_on,
             wave: None,

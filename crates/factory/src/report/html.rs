@@ -67,6 +67,7 @@ body{margin:0 auto;max-width:1200px;padding:24px;font:15px/1.5 system-ui,-apple-
 h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:32px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
 .muted{color:var(--muted)}
+.orphan{color:var(--warn)}
 .banner{padding:10px 14px;border-radius:6px;margin:12px 0;border:1px solid}
 .replay{background:var(--infobg);border-color:var(--info)}
 .replay-badge{color:var(--info);border-color:var(--info)}
@@ -156,6 +157,7 @@ pub fn render_html(report: &RunReport) -> String {
     gate(&mut out, report, &verdict);
     summary(&mut out, report);
     requirements(&mut out, &report.requirements);
+    traceability(&mut out, report);
     if let Some(st) = &report.strength {
         strength(&mut out, st);
     }
@@ -548,6 +550,150 @@ fn graph(out: &mut String, tasks: &[TaskOutcome]) {
     out.push_str("</svg></div>\n</section>\n");
 }
 
+/// The chain requirement → holdout scenario ids → tasks → attempts and their commits → merge
+/// commit → the gate's reasons, then the orphans both ways.
+fn traceability(out: &mut String, report: &RunReport) {
+    out.push_str(
+        "<section id=\"traceability\">\n<h2>Traceability</h2>\n<p class=\"muted\">Each \
+         requirement, the holdout scenarios that judge it (opaque ids), the tasks that built it, \
+         their attempts with the commit each left, the commit that merged it, and the gate's \
+         reasons that name it.</p>\n",
+    );
+    if !report.requirements.is_empty() {
+        out.push_str(
+            "<table>\n<thead><tr><th>Requirement</th><th>Scenarios</th><th>Task</th>\
+             <th>Attempts (commit)</th><th>Merge commit</th><th>Gate</th></tr></thead>\n<tbody>\n",
+        );
+        for q in &report.requirements {
+            trace_rows(out, report, q);
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+    orphans(out, &report.orphans);
+    out.push_str("</section>\n");
+}
+
+fn trace_rows(out: &mut String, report: &RunReport, q: &RequirementOutcome) {
+    let tasks: Vec<&TaskOutcome> = q
+        .tasks
+        .iter()
+        .filter_map(|id| report.tasks.iter().find(|t| &t.id == id))
+        .collect();
+    let span = tasks.len().max(1);
+    let scenarios = if q.scenario_ids.is_empty() {
+        "<strong class=\"orphan\">none</strong>".to_owned()
+    } else {
+        q.scenario_ids
+            .iter()
+            .map(|s| format!("<code>{}</code>", Esc(s)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let gate = if q.gate_reasons.is_empty() {
+        let word = match report.gate.outcome {
+            GateOutcome::Pass => "pass",
+            GateOutcome::Fail => "fail",
+            GateOutcome::InsufficientEvidence => "insufficient evidence",
+            GateOutcome::NotEvaluated => "not evaluated",
+        };
+        format!("{word} (run verdict)")
+    } else {
+        let mut g = String::new();
+        for r in &q.gate_reasons {
+            w!(g, "<div>{}</div>", Esc(r));
+        }
+        g
+    };
+    w!(
+        out,
+        "<tr class=\"trace\"><td rowspan=\"{span}\"><code>{}</code> {}</td><td rowspan=\"{span}\">{scenarios}</td>",
+        Esc(&q.id),
+        Esc(&q.title)
+    );
+    if tasks.is_empty() {
+        w!(out, "<td>-</td><td>-</td><td>-</td><td>{gate}</td></tr>\n");
+        return;
+    }
+    for (i, t) in tasks.iter().enumerate() {
+        if i > 0 {
+            out.push_str("<tr class=\"trace\">");
+        }
+        w!(out, "<td><code>{}</code></td><td>", Esc(&t.id));
+        for a in &t.history {
+            let mark = if a.passed {
+                "passed".to_owned()
+            } else {
+                format!("failed at {}", a.failed_stage.as_deref().unwrap_or("?"))
+            };
+            w!(out, "<div>#{} {} ", a.attempt, Esc(&mark));
+            if let Some(c) = &a.commit {
+                w!(
+                    out,
+                    "<code title=\"{}\">{}</code>",
+                    Esc(c),
+                    Esc(&c.chars().take(10).collect::<String>())
+                );
+            }
+            out.push_str("</div>");
+        }
+        out.push_str("</td><td>");
+        match &t.merge_commit {
+            Some(c) => w!(
+                out,
+                "<code title=\"{}\">{}</code>",
+                Esc(c),
+                Esc(&c.chars().take(12).collect::<String>())
+            ),
+            None => out.push('-'),
+        }
+        out.push_str("</td>");
+        if i == 0 {
+            w!(out, "<td rowspan=\"{span}\">{gate}</td>");
+        }
+        out.push_str("</tr>\n");
+    }
+}
+
+fn orphans(out: &mut String, o: &crate::report::Orphans) {
+    out.push_str("<h3>Orphans</h3>\n");
+    if !o.coverage_known {
+        out.push_str(
+            "<p class=\"muted\">The holdout's coverage is unknown (no scenario files to read): \
+             requirements without scenarios and scenarios naming unknown requirements cannot be \
+             listed.</p>\n",
+        );
+    }
+    let list = |out: &mut String, title: &str, items: &[String]| {
+        if items.is_empty() {
+            return;
+        }
+        w!(out, "<p>{}</p>\n<ul class=\"orphans\">\n", Esc(title));
+        for i in items {
+            w!(out, "<li><code>{}</code></li>\n", Esc(i));
+        }
+        out.push_str("</ul>\n");
+    };
+    list(
+        out,
+        "Requirements no holdout scenario covers:",
+        &o.requirements_without_scenarios,
+    );
+    let unknown: Vec<String> = o
+        .scenarios_with_unknown_requirements
+        .iter()
+        .map(|u| format!("{} names {}", u.scenario, u.requirements.join(", ")))
+        .collect();
+    list(out, "Scenarios naming requirements no spec has:", &unknown);
+    list(
+        out,
+        "Tasks serving no requirement:",
+        &o.tasks_without_requirements,
+    );
+    if o.is_clean() {
+        out.push_str("<p>None: every requirement has a scenario, every scenario a requirement, every task a requirement.</p>\n");
+    }
+}
+
 fn tasks(out: &mut String, tasks: &[TaskOutcome]) {
     out.push_str("<section id=\"tasks\">\n<h2>Tasks</h2>\n");
     if tasks.is_empty() {
@@ -845,6 +991,7 @@ mod tests {
         "id",
         "class",
         "title",
+        "rowspan",
         "width",
         "height",
         "viewbox",

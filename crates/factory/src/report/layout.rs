@@ -268,6 +268,7 @@ pub(super) mod tests {
             cost_usd: 0.0,
             wall_ms: 0,
             merge_commit: None,
+            history: Vec::new(),
             status: TaskStatus::Merged,
             depends_on: deps.iter().map(|d| (*d).to_string()).collect(),
             wave: None,

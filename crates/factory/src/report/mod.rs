@@ -59,10 +59,10 @@ use std::path::{Path, PathBuf};
 pub use html::{CONTENT_SECURITY_POLICY, render_html};
 pub use layout::compute_waves;
 pub use model::{
-    AgentKind, AgentLabel, DecisionRecord, DecisionStatus, FailureRecord, GateOutcome, GateVerdict,
-    Incident, IncidentKind, LessonRecord, PolicyRuleRef, RequirementOutcome, RunReport,
-    SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome, SurvivorRecord, TaskOutcome,
-    TaskStatus, Totals,
+    AgentKind, AgentLabel, AttemptTrace, DecisionRecord, DecisionStatus, FailureRecord,
+    GateOutcome, GateVerdict, Incident, IncidentKind, LessonRecord, Orphans, PolicyRuleRef,
+    RequirementOutcome, RunReport, SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome,
+    SurvivorRecord, TaskOutcome, TaskStatus, Totals, UnknownRequirementRef,
 };
 
 /// File name of the JSON report inside a run directory.

@@ -63,6 +63,11 @@ pub struct RunReport {
     /// anyway (`lightsout run --allow-not-ready`), one line each; a red banner on the page.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_ready: Vec<String>,
+    /// Loose ends of the traceability chain, both ways: requirements no holdout scenario
+    /// covers, scenarios naming requirements the specs do not have, tasks serving no
+    /// requirement.
+    #[serde(default)]
+    pub orphans: Orphans,
     /// How strong the holdout is on the merged build (mutants it kills), when it was measured
     /// (`lightsout run` after the last merge, or `lightsout strength --report RUN`). Names the
     /// surviving mutants: for the humans who own the holdout, never for an agent.
@@ -191,6 +196,7 @@ impl RunReport {
             },
             requirements: Vec::new(),
             tasks: Vec::new(),
+            orphans: Orphans::default(),
             decisions: Vec::new(),
             lessons: Vec::new(),
             incidents: Vec::new(),
@@ -435,9 +441,16 @@ pub struct RequirementOutcome {
     /// Holdout scenarios that trace to it.
     #[serde(default)]
     pub scenarios: u32,
+    /// The opaque ids (`S-` + 8 hex digits) of the holdout scenarios that judge it: those whose
+    /// `Satisfies:` names it, and any evaluated scenario satisfying it. Ids only, never text.
+    #[serde(default)]
+    pub scenario_ids: Vec<String>,
     /// The IDs of the tasks that implement it.
     #[serde(default)]
     pub tasks: Vec<String>,
+    /// The gate's reasons that name it (the run-wide verdict is [`RunReport::gate`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gate_reasons: Vec<String>,
     /// Failed attempts, oldest first, as the redacted feedback the agent received.
     #[serde(default)]
     pub failures: Vec<FailureRecord>,
@@ -482,6 +495,9 @@ pub struct TaskOutcome {
     /// The commit on main that merged it, when merged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge_commit: Option<String>,
+    /// Its attempts, oldest first, each with the commit it left.
+    #[serde(default)]
+    pub history: Vec<AttemptTrace>,
     /// Where the task ended.
     pub status: TaskStatus,
     /// IDs of the tasks it depends on. May name tasks absent from the report.
@@ -491,6 +507,58 @@ pub struct TaskOutcome {
     /// from `depends_on` (see [`super::compute_waves`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wave: Option<u32>,
+}
+
+/// One attempt at a task: the link from a task to the commits its agent made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AttemptTrace {
+    /// The attempt number, from 1.
+    pub attempt: u32,
+    /// Whether it passed the visible checks, the guards and the holdout.
+    pub passed: bool,
+    /// The stage that failed it (`checks`, `guards`, `holdout`, `policy`, `leak`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_stage: Option<String>,
+    /// The worktree's commit after the attempt (kept reachable under `refs/lightsout/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// The loose ends of the traceability chain requirement → scenarios → tasks, both ways.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Orphans {
+    /// Whether the holdout's coverage was known (it has scenario files). When it is not (a
+    /// runner whose scenarios cannot be read), the two scenario lists are empty for want of
+    /// evidence, not because nothing is missing.
+    pub coverage_known: bool,
+    /// Requirements of the built specs that no holdout scenario satisfies.
+    #[serde(default)]
+    pub requirements_without_scenarios: Vec<String>,
+    /// Holdout scenarios naming requirements that no built spec has.
+    #[serde(default)]
+    pub scenarios_with_unknown_requirements: Vec<UnknownRequirementRef>,
+    /// Tasks that serve no requirement.
+    #[serde(default)]
+    pub tasks_without_requirements: Vec<String>,
+}
+
+impl Orphans {
+    /// Whether there is no loose end (and the coverage was known).
+    pub fn is_clean(&self) -> bool {
+        self.coverage_known
+            && self.requirements_without_scenarios.is_empty()
+            && self.scenarios_with_unknown_requirements.is_empty()
+            && self.tasks_without_requirements.is_empty()
+    }
+}
+
+/// A holdout scenario that names requirements no built spec has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UnknownRequirementRef {
+    /// The scenario's opaque id.
+    pub scenario: String,
+    /// The requirement ids it names that are unknown.
+    pub requirements: Vec<String>,
 }
 
 /// Where a task ended.
@@ -632,6 +700,7 @@ mod tests {
             cost_usd: f64::NAN,
             wall_ms: 10,
             merge_commit: None,
+            history: Vec::new(),
             status: TaskStatus::Merged,
             depends_on: vec![],
             wave: None,
