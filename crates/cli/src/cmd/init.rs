@@ -22,6 +22,18 @@ pub(crate) struct InitArgs {
     /// working Python adapter of docs/agents.md (the adapter contract).
     #[arg(long, value_enum, default_value_t = Starter::ClaudeCode)]
     agent: Starter,
+    /// Output format: `json` prints `{"project", "dir", "agent", "written", "next"}`.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// What was written and the next steps, for people.
+    Human,
+    /// One JSON object on stdout.
+    Json,
 }
 
 /// `--agent`.
@@ -67,16 +79,35 @@ pub(crate) fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let written = scaffold::write(&dir, &name, agent)?;
+    let profile = agent.profile();
+    let next = [
+        format!("fill the [PLACEHOLDERS] in specs/{name}.md, then `lightsout spec check specs/`"),
+        format!(
+            "write holdout scenarios in ../{name}-holdout/ (outside the repository: agents never see it)"
+        ),
+        format!(
+            "check your agent ([agents] default = \"{profile}\" in lightsout.toml): `lightsout agent check {profile}`"
+        ),
+        "`git init -b main && git add -A && git commit -m init` (if not a repository yet) and `lightsout run`".to_owned(),
+    ];
+    if args.format == Format::Json {
+        let out = serde_json::json!({
+            "project": name,
+            "dir": dir,
+            "agent": profile,
+            "written": written,
+            "next": next,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("initialised project `{name}` in {}:", dir.display());
     for p in &written {
         println!("  wrote {}", p.display());
     }
-    println!(
-        "next:\n  1. fill the [PLACEHOLDERS] in specs/{name}.md, then `lightsout spec check specs/`\n  \
-         2. write holdout scenarios in ../{name}-holdout/ (outside the repository: agents never see it)\n  \
-         3. check your agent ([agents] default = \"{profile}\" in lightsout.toml): `lightsout agent check {profile}`\n  \
-         4. `git init -b main && git add -A && git commit -m init` (if not a repository yet) and `lightsout run`",
-        profile = agent.profile()
-    );
+    println!("next:");
+    for (i, step) in next.iter().enumerate() {
+        println!("  {}. {step}", i + 1);
+    }
     Ok(ExitCode::SUCCESS)
 }

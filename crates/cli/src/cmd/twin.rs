@@ -158,13 +158,22 @@ pub(crate) enum TwinCommand {
         /// Directory to write twin.yaml into (default: print the YAML).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Output format: `json` prints `{"name", "routes", "written", "twin_yaml",
+        /// "diagnostics"}` (the YAML inline when no --out is given).
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
 }
 
 pub(crate) fn run(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TwinCommand::List { format } => list(format),
-        TwinCommand::ImportOpenapi { file, name, out } => import(&file, name, out.as_deref()),
+        TwinCommand::ImportOpenapi {
+            file,
+            name,
+            out,
+            format,
+        } => import(&file, name, out.as_deref(), format),
         other => {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(run_async(other))
@@ -405,7 +414,12 @@ async fn drift_cmd(
     })
 }
 
-fn import(file: &Path, name: Option<String>, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn import(
+    file: &Path,
+    name: Option<String>,
+    out: Option<&Path>,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = name.unwrap_or_else(|| {
@@ -416,32 +430,53 @@ fn import(file: &Path, name: Option<String>, out: Option<&Path>) -> anyhow::Resu
         })
     });
     let (def, diags) = lightsout_twin::openapi::import(&text, &name, &file.display().to_string());
-    for d in &diags {
-        eprintln!(
-            "{}:{}:{}: {}[{}]: {} (help: {})",
-            file.display(),
-            d.span.line,
-            d.span.column,
-            d.severity.as_str(),
-            d.code,
-            d.message,
-            d.help
-        );
+    if format == OutputFormat::Human {
+        for d in &diags {
+            eprintln!(
+                "{}:{}:{}: {}[{}]: {} (help: {})",
+                file.display(),
+                d.span.line,
+                d.span.column,
+                d.severity.as_str(),
+                d.code,
+                d.message,
+                d.help
+            );
+        }
     }
+    let json = |routes: Option<usize>, written: Option<PathBuf>, yaml: Option<&str>| {
+        serde_json::json!({
+            "name": name,
+            "routes": routes,
+            "written": written,
+            "twin_yaml": yaml,
+            "diagnostics": diags,
+        })
+    };
     let Some(def) = def else {
+        if format == OutputFormat::Json {
+            println!("{}", json(None, None, None));
+        }
         return Ok(ExitCode::from(1));
     };
     let yaml = lightsout_twin::def::to_yaml(&def)?;
-    match out {
+    let written = match out {
         Some(dir) => {
-            lightsout_twin::record::write_atomic(&dir.join("twin.yaml"), yaml.as_bytes())?;
-            println!(
-                "wrote {} ({} routes)",
-                dir.join("twin.yaml").display(),
-                def.routes.len()
-            );
+            let path = dir.join("twin.yaml");
+            lightsout_twin::record::write_atomic(&path, yaml.as_bytes())?;
+            Some(path)
         }
-        None => print!("{yaml}"),
+        None => None,
+    };
+    match (format, &written) {
+        (OutputFormat::Json, _) => {
+            let inline = written.is_none().then_some(yaml.as_str());
+            println!("{}", json(Some(def.routes.len()), written.clone(), inline));
+        }
+        (OutputFormat::Human, Some(path)) => {
+            println!("wrote {} ({} routes)", path.display(), def.routes.len());
+        }
+        (OutputFormat::Human, None) => print!("{yaml}"),
     }
     Ok(ExitCode::SUCCESS)
 }

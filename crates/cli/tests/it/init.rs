@@ -118,3 +118,31 @@ fn refuses_to_overwrite_without_force() {
     );
     assert!(repo.join("specs/shop.md").is_file());
 }
+
+/// `init --format json` says what it wrote, for scripts; nothing else on stdout.
+#[test]
+fn init_prints_what_it_wrote_as_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("lightsout")
+        .unwrap()
+        .current_dir(tmp.path())
+        .args(["init", "greeter", "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("stdout is one JSON object");
+    assert_eq!(v["project"], "greeter");
+    let written: Vec<&str> = v["written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(written.iter().any(|p| p.ends_with("lightsout.toml")), "{v}");
+    for p in written {
+        assert!(Path::new(p).is_file(), "{p}");
+    }
+    assert!(!v["next"].as_array().unwrap().is_empty());
+}

@@ -55,10 +55,18 @@ fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
         "scenario text reached the spec stage:\n{stderr}"
     );
 
-    p.run()
+    // --quiet (CI): the findings and the summary, no progress lines.
+    let quiet = p
+        .run()
         .args(["--run-id", "t1", "--allow-not-ready", "--quiet"])
         .assert()
-        .code(0);
+        .code(0)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(stderr.contains("--allow-not-ready"), "{stderr}");
+    assert!(!stderr.contains("attempt 1 by"), "{stderr}");
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("gate:"));
     let report: Value =
         serde_json::from_slice(&std::fs::read(p.run_dir("t1").join("report.json")).unwrap())
             .unwrap();

@@ -148,6 +148,27 @@ fn import_openapi_writes_a_skeleton_twin_that_serves() {
         .arg(&out)
         .assert()
         .success();
+    // --format json: the same import as one object, the YAML inline without --out.
+    let json = Command::new(bin())
+        .args([
+            "twin",
+            "import-openapi",
+            "--format",
+            "json",
+            "--name",
+            "pets",
+        ])
+        .arg(&spec)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["name"], "pets");
+    assert_eq!(json["routes"], 1);
+    assert!(json["written"].is_null());
+    assert!(json["twin_yaml"].as_str().unwrap().contains("/pets"));
     let (_child, lines, _o) = serve(&[out.to_str().unwrap()]);
     let (status, body) = http(lines[0]["url"].as_str().unwrap(), "GET", "/pets", &[], "");
     assert_eq!(status, 200);
