@@ -242,8 +242,9 @@ pub struct HoldoutCoverage {
 
 impl HoldoutCoverage {
     /// Reads the scenario files (`*.scenario.md`, `*.feature`) under `dir`, steps unresolved.
-    /// `None` when there are none: the holdout is a runner whose scenarios this crate cannot
-    /// read, so its coverage is unknown (not empty).
+    /// `None` when there are none, or when none of their scenarios names a requirement (a
+    /// runner's holdout whose files only carry canaries): the coverage is then unknown, not
+    /// empty.
     ///
     /// # Errors
     /// [`Error::Io`] when `dir` cannot be listed.
@@ -262,6 +263,9 @@ impl HoldoutCoverage {
             if let Ok(b) = std::fs::read(&file) {
                 suite.add_source(&rel, &String::from_utf8_lossy(&b), &mut diags);
             }
+        }
+        if suite.scenarios.iter().all(|s| s.satisfies.is_empty()) {
+            return Ok(None);
         }
         Ok(Some(HoldoutCoverage {
             scenarios: suite
@@ -765,6 +769,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("run.sh"), "echo secret-step\n").unwrap();
         assert_eq!(HoldoutCoverage::of_dir(d.path()).unwrap(), None);
+        // Scenario files that name no requirement (a runner's canary file) say nothing either.
+        std::fs::write(
+            d.path().join("canary.feature"),
+            "# canary: CANARY-123456\nFeature: files\n\n  Scenario: the files exist\n    \
+             When I run `true`\n    Then the exit code is 0\n",
+        )
+        .unwrap();
+        assert_eq!(HoldoutCoverage::of_dir(d.path()).unwrap(), None);
         std::fs::write(
             d.path().join("a.scenario.md"),
             "# A\n\n## Scenario: posting a secret-word link\nSatisfies: REQ-1, REQ-9\n\n\
@@ -777,11 +789,21 @@ mod tests {
             c.requirements().into_iter().collect::<Vec<_>>(),
             ["REQ-1", "REQ-9"]
         );
-        let id = c.scenarios.keys().next().unwrap().clone();
+        assert_eq!(c.scenarios.len(), 2);
+        let id = c
+            .scenarios
+            .iter()
+            .find(|(_, reqs)| !reqs.is_empty())
+            .unwrap()
+            .0
+            .clone();
         assert!(id.starts_with("S-"), "{id}");
         assert_eq!(c.scenarios_of("REQ-9"), [id]);
         let json = serde_json::to_string(&c).unwrap();
-        assert!(!json.contains("secret"), "{json}");
+        assert!(
+            !json.contains("secret") && !json.contains("CANARY"),
+            "{json}"
+        );
     }
 
     const MD: &str = r#"# Links

@@ -303,7 +303,7 @@ impl EventSink for Progress {
             }
             Event::Merging { task } => self
                 .task_bar(task)
-                .set_message("merging: rebase, then the holdout on the merged result"),
+                .set_message("merging (holdout on the merged result)"),
             Event::Merged { task, commit } => {
                 self.task_done(task);
                 self.line(&format!(
