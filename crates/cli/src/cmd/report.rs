@@ -54,6 +54,10 @@ pub(crate) fn gate_line(report: &RunReport) -> String {
         line.push_str(" spec finding(s), first: ");
         line.push_str(first);
     }
+    if let Some(t) = trace_line(report) {
+        line.push('\n');
+        line.push_str(&t);
+    }
     line.push('\n');
     line.push_str(&strength_line(report));
     if report.gate.outcome != GateOutcome::Pass
@@ -63,6 +67,37 @@ pub(crate) fn gate_line(report: &RunReport) -> String {
         line.push_str(first);
     }
     line
+}
+
+/// `orphans: requirements without a holdout scenario: REQ-3; ...`, when the traceability chain
+/// has loose ends (the lists are in the report).
+pub(crate) fn trace_line(report: &RunReport) -> Option<String> {
+    let o = &report.orphans;
+    let mut parts = Vec::new();
+    if !o.requirements_without_scenarios.is_empty() {
+        parts.push(format!(
+            "requirements without a holdout scenario: {}",
+            o.requirements_without_scenarios.join(", ")
+        ));
+    }
+    if !o.scenarios_with_unknown_requirements.is_empty() {
+        let unknown: Vec<String> = o
+            .scenarios_with_unknown_requirements
+            .iter()
+            .map(|u| format!("{} ({})", u.scenario, u.requirements.join(", ")))
+            .collect();
+        parts.push(format!(
+            "scenarios naming unknown requirements: {}",
+            unknown.join(", ")
+        ));
+    }
+    if !o.tasks_without_requirements.is_empty() {
+        parts.push(format!(
+            "tasks serving no requirement: {}",
+            o.tasks_without_requirements.join(", ")
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("orphans: {}", parts.join("; ")))
 }
 
 /// `strength: 67 of 70 mutants killed (95.7%, Wilson 95% [0.881, 0.985]); ...`, or `strength:

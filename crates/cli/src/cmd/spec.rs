@@ -31,6 +31,11 @@ pub(crate) enum SpecCommand {
         /// Read every file as this dialect instead of detecting it.
         #[arg(long, value_enum)]
         dialect: Option<DialectArg>,
+        /// The holdout directory: its scenario files' `Satisfies:` ids (ids only, never
+        /// their text) turn on LS103, a requirement without a holdout scenario, as
+        /// `lightsout run` does.
+        #[arg(long, value_name = "DIR")]
+        holdout: Option<PathBuf>,
     },
     /// Print a parsed spec.
     Show {
@@ -153,10 +158,25 @@ pub(crate) fn run(cmd: SpecCommand) -> anyhow::Result<ExitCode> {
             lint,
             format,
             dialect,
+            holdout,
         } => {
+            let coverage = match &holdout {
+                Some(dir) => Some(
+                    lightsout_eval::HoldoutCoverage::of_dir(dir)
+                        .with_context(|| format!("reading the holdout {}", dir.display()))?
+                        .with_context(|| {
+                            format!(
+                                "{} holds no scenario naming a requirement (`Satisfies:`); its coverage is unknown",
+                                dir.display()
+                            )
+                        })?
+                        .requirements(),
+                ),
+                None => None,
+            };
             let opts = CheckOptions {
                 pedantic: lint.contains(&LintArg::Pedantic),
-                ..CheckOptions::default()
+                holdout: coverage,
             };
             let checked =
                 lightsout_spec::check_paths(&paths, dialect.map(Into::into), strict, &opts)

@@ -54,6 +54,23 @@ fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
         !stderr.contains("zebra"),
         "scenario text reached the spec stage:\n{stderr}"
     );
+    // `spec check --holdout` reports the same, without a run.
+    let check = assert_cmd::Command::cargo_bin("lightsout")
+        .unwrap()
+        .current_dir(p.repo())
+        .args(["spec", "check", "specs", "--holdout"])
+        .arg(&h)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let check = String::from_utf8_lossy(&check);
+    assert!(
+        check.contains("requirement `REQ-3` has no holdout scenario"),
+        "{check}"
+    );
+    assert!(!check.contains("zebra"), "{check}");
 
     // --quiet (CI): the findings and the summary, no progress lines.
     let quiet = p
@@ -66,7 +83,12 @@ fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
     let stderr = String::from_utf8_lossy(&quiet.stderr);
     assert!(stderr.contains("--allow-not-ready"), "{stderr}");
     assert!(!stderr.contains("attempt 1 by"), "{stderr}");
-    assert!(String::from_utf8_lossy(&quiet.stdout).contains("gate:"));
+    let summary = String::from_utf8_lossy(&quiet.stdout);
+    assert!(summary.contains("gate:"), "{summary}");
+    assert!(
+        summary.contains("orphans: requirements without a holdout scenario: REQ-3; scenarios naming unknown requirements: S-"),
+        "{summary}"
+    );
     let report: Value =
         serde_json::from_slice(&std::fs::read(p.run_dir("t1").join("report.json")).unwrap())
             .unwrap();
