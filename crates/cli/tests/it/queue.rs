@@ -250,3 +250,31 @@ fn adding_a_path_outside_the_repository_adds_nothing() {
         .success()
         .stdout(predicates::str::contains("the queue is empty"));
 }
+
+#[test]
+fn ctrl_c_lets_the_current_spec_finish_and_stops_the_queue() {
+    let p = three_specs("REQ-1");
+    lightsout(&p)
+        .args(["queue", "add", "specs/a.md", "specs/b.md"])
+        .assert()
+        .success();
+    let child = spawn_until_started(&p, "REQ-1");
+    let pid = nix::unistd::Pid::from_raw(child.id().cast_signed());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    release(&p.root);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["stopped"], true, "{json}");
+    let q = queue_json(&p);
+    assert_eq!(q[0]["status"], "passed");
+    assert_eq!(q[1]["status"], "queued");
+    // The next runner goes on with the rest.
+    lightsout(&p).args(["run", "--queue"]).assert().code(0);
+    assert_eq!(queue_json(&p)[1]["status"], "passed");
+    assert_eq!(p.git(&["show", "main:b.txt"]), "beta");
+}
