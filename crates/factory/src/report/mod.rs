@@ -34,7 +34,9 @@
 //!     flaky: false,
 //!     attempts: 1,
 //!     scenarios: 3,
+//!     scenario_ids: vec!["S-0a1b2c3d".into()],
 //!     tasks: vec!["T1".into()],
+//!     gate_reasons: vec![],
 //!     failures: vec![],
 //! });
 //! let dir = tempfile::tempdir()?;
