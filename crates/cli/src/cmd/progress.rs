@@ -147,12 +147,14 @@ pub(crate) struct Progress {
     overall: ProgressBar,
     tasks: Mutex<HashMap<String, ProgressBar>>,
     eta: Mutex<Eta>,
+    /// `[run] attempts`: the length of a task's bar.
+    attempts: u32,
 }
 
 impl Progress {
     /// A display in `mode` for a run of the repository at `repo` (whose journal gives the plan
-    /// when the run starts).
-    pub(crate) fn new(mode: Mode, repo: PathBuf) -> Self {
+    /// when the run starts), each task allowed `attempts` attempts.
+    pub(crate) fn new(mode: Mode, repo: PathBuf, attempts: u32) -> Self {
         let multi = MultiProgress::with_draw_target(if mode == Mode::Live {
             ProgressDrawTarget::stderr()
         } else {
@@ -171,6 +173,7 @@ impl Progress {
             overall,
             tasks: Mutex::new(HashMap::new()),
             eta: Mutex::new(Eta::default()),
+            attempts: attempts.max(1),
         }
     }
 
@@ -205,11 +208,12 @@ impl Progress {
         };
         bars.entry(task.to_owned())
             .or_insert_with(|| {
-                let b = self.multi.add(ProgressBar::new_spinner());
-                if let Ok(style) =
-                    ProgressStyle::with_template("  {spinner} {prefix:<24} {elapsed:>4} {msg}")
-                {
-                    b.set_style(style);
+                // The bar counts attempts used of `[run] attempts`.
+                let b = self.multi.add(ProgressBar::new(u64::from(self.attempts)));
+                if let Ok(style) = ProgressStyle::with_template(
+                    "  {spinner} {prefix:<24} [{bar:10}] {pos}/{len} attempts {elapsed:>4}  {msg}",
+                ) {
+                    b.set_style(style.progress_chars("=> "));
                 }
                 b.set_prefix(task.to_owned());
                 b.enable_steady_tick(Duration::from_millis(120));
@@ -279,8 +283,9 @@ impl EventSink for Progress {
                 if let Ok(mut eta) = self.eta.lock() {
                     eta.start(task, Instant::now());
                 }
-                self.task_bar(task)
-                    .set_message(format!("attempt {attempt} by {agent}"));
+                let bar = self.task_bar(task);
+                bar.set_position(u64::from(attempt.saturating_sub(1)));
+                bar.set_message(format!("attempt {attempt} by {agent}"));
                 if self.mode == Mode::Lines {
                     self.line(&format!("  {task}: attempt {attempt} by {agent}"));
                 }
@@ -288,13 +293,18 @@ impl EventSink for Progress {
             Event::AttemptFinished {
                 task,
                 attempt,
-                passed: false,
+                passed,
                 failed_stage,
                 ..
-            } => self.line(&format!(
-                "  {task}: attempt {attempt} failed at {}",
-                failed_stage.as_deref().unwrap_or("?")
-            )),
+            } => {
+                self.task_bar(task).set_position(u64::from(*attempt));
+                if !passed {
+                    self.line(&format!(
+                        "  {task}: attempt {attempt} failed at {}",
+                        failed_stage.as_deref().unwrap_or("?")
+                    ));
+                }
+            }
             Event::TaskPassed { task } => {
                 self.task_bar(task).set_message("passed; waiting to merge");
                 if self.mode == Mode::Lines {

@@ -166,7 +166,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.queue {
         return run_queue(&args, &repo, &config, mode).await;
     }
-    let progress = Arc::new(Progress::new(mode, repo.clone()));
+    let progress = Arc::new(Progress::new(mode, repo.clone(), config.run.attempts));
     let factory = Factory::new(&repo, config.clone())?.with_events(progress.clone());
     let built = match &args.resume {
         Some(id) => {
@@ -543,7 +543,7 @@ async fn build_entry(
     if mode != Mode::Quiet {
         eprintln!("queue entry {}: {} (run {run_id})", entry.id, entry.spec);
     }
-    let progress = Arc::new(Progress::new(mode, repo.to_owned()));
+    let progress = Arc::new(Progress::new(mode, repo.to_owned(), config.run.attempts));
     let factory = Factory::new(repo, config.clone())?.with_events(progress.clone());
     let journal = lightsout_factory::run_dir(repo, &run_id).join("journal.jsonl");
     let started = std::fs::read_to_string(&journal).is_ok_and(|j| j.contains('\n'));
