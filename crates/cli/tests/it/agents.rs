@@ -3,6 +3,7 @@
 //! behind the fence.
 
 use crate::run::{project, task};
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -103,4 +104,169 @@ fn init_with_the_command_agent_writes_the_documented_adapter() {
         config.contains("[agent.mine]\npreset = \"command\""),
         "{config}"
     );
+}
+
+/// A repository whose `lightsout.toml` has the documented adapter as `good` and three broken
+/// ones (`lazy` edits nothing, `stuck` never ends, `crash` exits 3), committed.
+fn check_project() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("lightsout-agent.py"), documented_python_adapter()).unwrap();
+    std::fs::write(repo.join("lazy.sh"), "echo 'nothing to do'\n").unwrap();
+    std::fs::write(repo.join("stuck.sh"), "echo thinking; sleep 600 & wait\n").unwrap();
+    std::fs::write(
+        repo.join("crash.sh"),
+        "echo 'starting' ; echo 'error: model not configured' >&2; exit 3\n",
+    )
+    .unwrap();
+    let mut config = String::from(
+        "[agents]\ndefault = \"good\"\n\n[agent.good]\npreset = \"command\"\nprogram = \"python3\"\n\
+         args = [\"lightsout-agent.py\"]\n\n[agent.ghost]\npreset = \"claude-code\"\n\
+         program = \"claude-not-installed-here\"\n",
+    );
+    for name in ["lazy", "stuck", "crash"] {
+        writeln!(
+            config,
+            "\n[agent.{name}]\npreset = \"command\"\nprogram = \"sh\"\nargs = [\"{name}.sh\"]"
+        )
+        .unwrap();
+    }
+    std::fs::write(repo.join("lightsout.toml"), config).unwrap();
+    lightsout_factory::testing::git(&repo, &["init", "-q", "-b", "main"]);
+    lightsout_factory::testing::git(&repo, &["add", "-A"]);
+    lightsout_factory::testing::git(&repo, &["commit", "-qm", "init"]);
+    tmp
+}
+
+fn agent_check(tmp: &tempfile::TempDir, profile: &str) -> (Option<i32>, serde_json::Value) {
+    let out = assert_cmd::Command::cargo_bin("lightsout")
+        .unwrap()
+        .current_dir(tmp.path().join("repo"))
+        .args([
+            "agent",
+            "check",
+            profile,
+            "--wall-ms",
+            "3000",
+            "--format",
+            "json",
+        ])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), v)
+}
+
+/// `(check, status)` of each item.
+fn statuses(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["check"].as_str().unwrap().to_owned(),
+                i["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn status_of(v: &serde_json::Value, check: &str) -> (String, String) {
+    let i = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["check"] == check)
+        .unwrap();
+    (
+        i["status"].as_str().unwrap().to_owned(),
+        i["detail"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn agent_check_passes_the_documented_adapter_and_diagnoses_broken_ones() {
+    let tmp = check_project();
+    let (code, good) = agent_check(&tmp, "good");
+    assert_eq!(code, Some(0), "{good}");
+    assert!(statuses(&good).iter().all(|(_, s)| s == "pass"), "{good}");
+    assert!(
+        status_of(&good, "edits the worktree")
+            .1
+            .contains("CHECK-1.md"),
+        "{good}"
+    );
+
+    // Edits nothing: only that check fails, and it says why in words.
+    let (code, lazy) = agent_check(&tmp, "lazy");
+    assert_eq!(code, Some(1));
+    assert_eq!(status_of(&lazy, "edits the worktree").0, "fail", "{lazy}");
+    assert!(
+        status_of(&lazy, "edits the worktree")
+            .1
+            .contains("unchanged"),
+        "{lazy}"
+    );
+    assert_eq!(status_of(&lazy, "exits cleanly").0, "pass", "{lazy}");
+    assert_eq!(status_of(&lazy, "reports usage").0, "warn", "{lazy}");
+
+    // Never ends: killed at the wall limit.
+    let (code, stuck) = agent_check(&tmp, "stuck");
+    assert_eq!(code, Some(1));
+    let (s, d) = status_of(&stuck, "finishes within the wall limit");
+    assert_eq!(s, "fail", "{stuck}");
+    assert!(d.contains("still running after 3000 ms"), "{d}");
+    assert_eq!(status_of(&stuck, "starts").0, "pass");
+
+    // Crashes: the exit status and its message.
+    let (code, crash) = agent_check(&tmp, "crash");
+    assert_eq!(code, Some(1));
+    let (s, d) = status_of(&crash, "exits cleanly");
+    assert_eq!(s, "fail", "{crash}");
+    assert!(
+        d.contains("status 3") && d.contains("model not configured"),
+        "{d}"
+    );
+    assert_eq!(
+        status_of(&crash, "finishes within the wall limit").0,
+        "pass"
+    );
+
+    // Not installed: it does not start, and nothing else is claimed.
+    let (code, ghost) = agent_check(&tmp, "ghost");
+    assert_eq!(code, Some(1));
+    let (s, d) = status_of(&ghost, "starts");
+    assert_eq!(s, "fail");
+    assert!(
+        d.contains("claude-not-installed-here") && d.contains("not found"),
+        "{d}"
+    );
+    assert!(
+        statuses(&ghost)[1..].iter().all(|(_, s)| s == "skipped"),
+        "{ghost}"
+    );
+
+    // A profile that does not exist: the check itself cannot run (exit 2), and the error
+    // names the nearest profile.
+    let out = assert_cmd::Command::cargo_bin("lightsout")
+        .unwrap()
+        .current_dir(tmp.path().join("repo"))
+        .args(["agent", "check", "goood"])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[agent.goood]") && err.contains("did you mean `good`"),
+        "{err}"
+    );
+
+    // The check left no worktree behind.
+    let list = lightsout_factory::testing::git(&tmp.path().join("repo"), &["worktree", "list"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
 }
