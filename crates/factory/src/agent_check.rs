@@ -138,11 +138,13 @@ pub async fn check_agent(
             crate::config::did_you_mean(name, config.agent.keys().map(String::as_str))
         ))
     })?;
-    let command = command_from_profile(name, profile)?.ok_or_else(|| {
-        Error::Config(format!(
-            "[agent.{name}] is a replay: it starts no process, so there is nothing to check"
-        ))
-    })?;
+    let command = command_from_profile(name, profile)?
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "[agent.{name}] is a replay: it starts no process, so there is nothing to check"
+            ))
+        })?
+        .with_prices(config.prices.clone());
     let mut check = AgentCheck {
         profile: name.to_owned(),
         command: std::iter::once(command.program.as_str())

@@ -254,6 +254,10 @@ pub struct Config {
     /// what each agent call reserves (`[budget.task]`, `[budget.run]`, `[budget.day]`,
     /// `[budget.call]`). Default: no caps.
     pub budget: lightsout_fence::budget::BudgetConfig,
+    /// `[prices]`: USD per million input and output tokens per model (`"*"` for any other
+    /// model), which turns the tokens a tool reports into dollars when it reports no cost
+    /// (Codex), so USD budgets see it. Default: empty.
+    pub prices: lightsout_agent::Prices,
     /// `[fence]` (alias `[policy]`): the process policy every command agent of a run runs
     /// behind (env allowlist, output cap, wall limit, the bubblewrap sandbox with its
     /// network and PID namespaces and read-only root, watched directories), through
@@ -293,6 +297,11 @@ impl Config {
         // One allowlist: the fence applies `[env]` to every agent process.
         c.fence.env = c.env.clone();
         base_dir.clone_into(&mut c.base_dir);
+        if let Some((model, which)) = c.prices.invalid() {
+            return Err(Error::Config(format!(
+                "[prices.\"{model}\"] {which} must be a number of USD per million tokens, 0 or more"
+            )));
+        }
         if c.run.jobs == 0 {
             return Err(Error::Config("[run] jobs must be at least 1".into()));
         }

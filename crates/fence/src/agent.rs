@@ -15,11 +15,13 @@
 //! and fail the attempt.
 
 use super::FenceError;
-use super::policy::{Fence, FenceReport, Violation};
+use super::budget::{OpenCalls, Usage};
+use super::policy::{Fence, FenceReport, LineWatch, Violation};
 use async_trait::async_trait;
+use lightsout_agent::parse::StreamParser;
 use lightsout_agent::{
-    Agent, AgentError, AgentReport, CommandAgent, Finished, Outcome, PromptMode, TaskContext,
-    Workspace,
+    Agent, AgentError, AgentReport, CommandAgent, Finished, Outcome, Prices, PromptMode,
+    TaskContext, Workspace,
 };
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -61,6 +63,7 @@ pub struct FencedAgent {
     command: CommandAgent,
     fence: Arc<Fence>,
     reports: Arc<FenceReports>,
+    open: Option<Arc<OpenCalls>>,
 }
 
 impl FencedAgent {
@@ -70,7 +73,23 @@ impl FencedAgent {
             command,
             fence,
             reports,
+            open: None,
         }
+    }
+
+    /// Watches each call's spend as it streams in against its reservation in `open`
+    /// (opened by the run's `FenceHook`): the agent's stdout is parsed line by line as its
+    /// [`format`](CommandAgent::format) (report lines of the adapter contract in any format),
+    /// tokens are priced with the agent's [`prices`](CommandAgent::prices) when no cost is
+    /// reported, and when the spend so far plus the largest step between two reports cannot
+    /// be [covered](super::budget::Reservation::cover) under the task, run and day caps, the process group
+    /// is killed ([`Violation::BudgetStopped`]). The format's final event (Claude's result,
+    /// Codex's `turn.completed`) ends the call and stops nothing: what it reports is settled
+    /// after the call.
+    #[must_use]
+    pub fn with_open_calls(mut self, open: Arc<OpenCalls>) -> Self {
+        self.open = Some(open);
+        self
     }
 
     /// The agent's configuration.
@@ -135,7 +154,16 @@ impl Agent for FencedAgent {
             PromptMode::File => None,
         };
         let root = ws.root.clone();
-        let out = tokio::task::spawn_blocking(move || fence.run(cmd, stdin, &root))
+        let watch = self.open.clone().map(|open| {
+            spend_watch(
+                open,
+                StreamParser::new(c.format),
+                c.prices.clone(),
+                ctx.task_id.clone(),
+                ctx.attempt,
+            )
+        });
+        let out = tokio::task::spawn_blocking(move || fence.run_watched(cmd, stdin, &root, watch))
             .await
             .map_err(|e| AgentError::Process(std::io::Error::other(e.to_string())))?
             .map_err(|e| AgentError::Process(std::io::Error::other(e.to_string())))?;
@@ -143,6 +171,10 @@ impl Agent for FencedAgent {
         let limit = out.report.violations.iter().find_map(|v| match v {
             Violation::TimedOut { .. } => Some(Outcome::TimedOut),
             Violation::OutputCapped { .. } => Some(Outcome::OutputCapped),
+            Violation::BudgetStopped { .. } => Some(Outcome::Failed {
+                exit_code: None,
+                message: v.to_string(),
+            }),
             _ => None,
         });
         let report = c
@@ -166,4 +198,45 @@ impl Agent for FencedAgent {
     fn name(&self) -> String {
         self.command.name.clone()
     }
+}
+
+/// The [`LineWatch`] of one call: parses each stdout line with `parser`, and covers the
+/// spend so far plus the largest step between two reports in the call's open reservation
+/// (the first report has no step before it: it is covered alone).
+fn spend_watch(
+    open: Arc<OpenCalls>,
+    mut parser: StreamParser,
+    prices: Prices,
+    task: String,
+    attempt: u32,
+) -> LineWatch {
+    let mut last: Option<Usage> = None;
+    let mut step = Usage::default();
+    Box::new(move |line: &str| {
+        parser.line(line);
+        if parser.is_done() {
+            return None;
+        }
+        let p = parser.spent();
+        let usd = p
+            .cost_usd
+            .or_else(|| prices.cost(p.model.as_deref(), p.input_tokens, p.output_tokens));
+        let spent = Usage::from_report(p.input_tokens, p.output_tokens, usd.unwrap_or(0.0), 0);
+        if last == Some(spent) || spent == Usage::default() {
+            return None;
+        }
+        if let Some(before) = last {
+            let d = spent.saturating_sub(before);
+            step = Usage {
+                tokens: step.tokens.max(d.tokens),
+                usd_micros: step.usd_micros.max(d.usd_micros),
+                wall_ms: 0,
+            };
+        }
+        last = Some(spent);
+        match open.cover(&task, attempt, spent, step)? {
+            Ok(()) => None,
+            Err(exceeded) => Some(Violation::BudgetStopped { exceeded }),
+        }
+    })
 }
