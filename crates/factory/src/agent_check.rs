@@ -276,7 +276,13 @@ pub async fn check_agent(
     for line in stdout.lines() {
         parser.line(line);
     }
-    let seen = parser.spent();
+    let mut seen = parser.spent();
+    seen.cost_usd = seen.cost_usd.or_else(|| {
+        agent
+            .command()
+            .prices
+            .cost(seen.model.as_deref(), seen.input_tokens, seen.output_tokens)
+    });
     let reported = lightsout_agent::contract::ReportLine::last_in(&stdout).is_some()
         || seen.input_tokens + seen.output_tokens > 0
         || seen.cost_usd.is_some();

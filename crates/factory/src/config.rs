@@ -577,11 +577,35 @@ min_satisfaction = 0.95
             &["unknown key `usdd` in [budget.task]", "did you mean `usd`?"],
         );
         check("[limits]\nwall_sm = 1\n", &["did you mean `wall_ms`?"]);
+        check(
+            "[prices.\"gpt-5-codex\"]\ninput = 1.25\nouptut = 10.0\n",
+            &["unknown key `ouptut`", "did you mean `output`?"],
+        );
+        check(
+            "[prices.\"*\"]\ninput = -1.0\noutput = 10.0\n",
+            &["[prices.\"*\"] input must be a number of USD per million tokens"],
+        );
         check("[env]\nalow = [\"PATH\"]\n", &["did you mean `allow`?"]);
         check(
             "[holdout]\nredaction = \"requirment\"\n",
             &["did you mean `requirement`?"],
         );
+    }
+
+    #[test]
+    fn prices_are_read_per_model() {
+        let c = Config::parse(
+            "[prices.\"gpt-5-codex\"]\ninput = 1.25\noutput = 10.0\n[prices.\"*\"]\ninput = 3\noutput = 15\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let cost = c
+            .prices
+            .cost(Some("gpt-5-codex"), 2_000_000, 100_000)
+            .unwrap();
+        assert!((cost - 3.5).abs() < 1e-9, "{cost}");
+        let cost = c.prices.cost(None, 1_000_000, 0).unwrap();
+        assert!((cost - 3.0).abs() < 1e-9, "{cost}");
     }
 
     #[test]

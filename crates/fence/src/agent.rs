@@ -240,3 +240,83 @@ fn spend_watch(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::{Budget, BudgetConfig, BudgetLedger, Limits};
+    use lightsout_agent::{OutputFormat, Price};
+
+    /// Claude Code's `stream-json` as recorded in the agent crate's fixtures: two API
+    /// messages (the first in two events with the same id), then the result.
+    fn claude_stream() -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../agent/tests/fixtures/output/claude-stream.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Sonnet 4.5 at $3 / $15 per million input / output tokens.
+    fn sonnet() -> Prices {
+        Prices(BTreeMap::from([(
+            "claude-sonnet-4-5-20250929".to_owned(),
+            Price {
+                input: 3.0,
+                output: 15.0,
+            },
+        )]))
+    }
+
+    /// Feeds the stream to a watch of task T1 under a task cap of `usd`; the index and the
+    /// violation of the line that stopped it, if one did.
+    fn watch_stream(usd: f64) -> Option<(usize, Violation)> {
+        let ledger = BudgetLedger::in_memory(BudgetConfig {
+            per_task: Limits {
+                usd: Some(usd),
+                ..Limits::default()
+            },
+            ..BudgetConfig::default()
+        });
+        let open = Arc::new(OpenCalls::default());
+        open.open("T1", 1, ledger.reserve("T1", Usage::default()).unwrap());
+        let mut w = spend_watch(
+            open,
+            StreamParser::new(OutputFormat::ClaudeJson),
+            sonnet(),
+            "T1".into(),
+            1,
+        );
+        claude_stream()
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| w(l).map(|v| (i, v)))
+    }
+
+    #[test]
+    fn claude_stream_json_is_priced_as_it_arrives_and_stopped_before_the_cap() {
+        // Message 1: 6,020 input + 200 output tokens = $0.02106; message 2 brings the call
+        // to 12,040 + 512 = $0.0438, a step of $0.02274: under a $0.05 cap the next step
+        // could pass it, so the call stops at the fifth line.
+        let (line, v) = watch_stream(0.05).expect("stopped");
+        assert_eq!(line, 4);
+        let Violation::BudgetStopped { exceeded } = &v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(
+            (exceeded.budget, exceeded.used, exceeded.requested),
+            (Budget::Usd, 43_800, 22_740)
+        );
+        assert!(
+            v.to_string()
+                .starts_with("stopped at $0.0438 of cap $0.05 (usd budget of the task T1)"),
+            "{v}"
+        );
+        // Under $0.10 it runs to its result, which ends the call and stops nothing (the
+        // result's own cost is settled after the call).
+        assert_eq!(watch_stream(0.10), None);
+        assert_eq!(watch_stream(0.067), None);
+    }
+}
