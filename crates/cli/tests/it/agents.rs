@@ -342,6 +342,14 @@ fn a_streaming_agent_that_keeps_spending_never_exceeds_the_task_cap() {
         journal.contains("stopped at $0.07 of cap $0.075"),
         "{journal}"
     );
+    let out = assert_cmd::Command::cargo_bin("lightsout")
+        .unwrap()
+        .current_dir(p.repo())
+        .args(["report", "stream", "--format", "json"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("stopped at $0.07 of cap $0.075"), "{shown}");
 }
 
 /// A non-streaming agent reports its spend ($0.06) only when it ends: the cap ($0.10) is
