@@ -290,8 +290,16 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] with the TOML error and what to fix.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self, Error> {
-        let mut c: Config = toml::from_str(text)
-            .map_err(|e| Error::Config(strict::explain_toml_error(&e, text)))?;
+        let mut c: Config = toml::from_str(text).map_err(|e| {
+            let mut m = strict::explain_toml_error(&e, text);
+            if m.contains("expected struct Price") {
+                m.push_str(
+                    "; a price belongs to a model: [prices.\"<model>\"] with input = and \
+                     output = in USD per million tokens ([prices.\"*\"] for any model)",
+                );
+            }
+            Error::Config(m)
+        })?;
         strict::refuse_fence_env(text)?;
         strict::check_env(&c.env)?;
         // One allowlist: the fence applies `[env]` to every agent process.
@@ -580,6 +588,10 @@ min_satisfaction = 0.95
         check(
             "[prices.\"gpt-5-codex\"]\ninput = 1.25\nouptut = 10.0\n",
             &["unknown key `ouptut`", "did you mean `output`?"],
+        );
+        check(
+            "[prices]\ninput = 1.0\noutput = 10.0\n",
+            &["a price belongs to a model: [prices.\"<model>\"]"],
         );
         check(
             "[prices.\"*\"]\ninput = -1.0\noutput = 10.0\n",
