@@ -254,6 +254,10 @@ pub struct Config {
     /// what each agent call reserves (`[budget.task]`, `[budget.run]`, `[budget.day]`,
     /// `[budget.call]`). Default: no caps.
     pub budget: lightsout_fence::budget::BudgetConfig,
+    /// `[prices]`: USD per million input and output tokens per model (`"*"` for any other
+    /// model), which turns the tokens a tool reports into dollars when it reports no cost
+    /// (Codex), so USD budgets see it. Default: empty.
+    pub prices: lightsout_agent::Prices,
     /// `[fence]` (alias `[policy]`): the process policy every command agent of a run runs
     /// behind (env allowlist, output cap, wall limit, the bubblewrap sandbox with its
     /// network and PID namespaces and read-only root, watched directories), through
@@ -286,13 +290,26 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] with the TOML error and what to fix.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self, Error> {
-        let mut c: Config = toml::from_str(text)
-            .map_err(|e| Error::Config(strict::explain_toml_error(&e, text)))?;
+        let mut c: Config = toml::from_str(text).map_err(|e| {
+            let mut m = strict::explain_toml_error(&e, text);
+            if m.contains("expected struct Price") {
+                m.push_str(
+                    "; a price belongs to a model: [prices.\"<model>\"] with input = and \
+                     output = in USD per million tokens ([prices.\"*\"] for any model)",
+                );
+            }
+            Error::Config(m)
+        })?;
         strict::refuse_fence_env(text)?;
         strict::check_env(&c.env)?;
         // One allowlist: the fence applies `[env]` to every agent process.
         c.fence.env = c.env.clone();
         base_dir.clone_into(&mut c.base_dir);
+        if let Some((model, which)) = c.prices.invalid() {
+            return Err(Error::Config(format!(
+                "[prices.\"{model}\"] {which} must be a number of USD per million tokens, 0 or more"
+            )));
+        }
         if c.run.jobs == 0 {
             return Err(Error::Config("[run] jobs must be at least 1".into()));
         }
@@ -568,11 +585,39 @@ min_satisfaction = 0.95
             &["unknown key `usdd` in [budget.task]", "did you mean `usd`?"],
         );
         check("[limits]\nwall_sm = 1\n", &["did you mean `wall_ms`?"]);
+        check(
+            "[prices.\"gpt-5-codex\"]\ninput = 1.25\nouptut = 10.0\n",
+            &["unknown key `ouptut`", "did you mean `output`?"],
+        );
+        check(
+            "[prices]\ninput = 1.0\noutput = 10.0\n",
+            &["a price belongs to a model: [prices.\"<model>\"]"],
+        );
+        check(
+            "[prices.\"*\"]\ninput = -1.0\noutput = 10.0\n",
+            &["[prices.\"*\"] input must be a number of USD per million tokens"],
+        );
         check("[env]\nalow = [\"PATH\"]\n", &["did you mean `allow`?"]);
         check(
             "[holdout]\nredaction = \"requirment\"\n",
             &["did you mean `requirement`?"],
         );
+    }
+
+    #[test]
+    fn prices_are_read_per_model() {
+        let c = Config::parse(
+            "[prices.\"gpt-5-codex\"]\ninput = 1.25\noutput = 10.0\n[prices.\"*\"]\ninput = 3\noutput = 15\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let cost = c
+            .prices
+            .cost(Some("gpt-5-codex"), 2_000_000, 100_000)
+            .unwrap();
+        assert!((cost - 3.5).abs() < 1e-9, "{cost}");
+        let cost = c.prices.cost(None, 1_000_000, 0).unwrap();
+        assert!((cost - 3.0).abs() < 1e-9, "{cost}");
     }
 
     #[test]
