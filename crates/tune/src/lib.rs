@@ -39,7 +39,7 @@
 //! model = "cheaper"
 //! "#;
 //! let cfg = config::load(toml).unwrap().unwrap();
-//! let lines = r#"{"run_id":"r","task_id":"T1","attempt":1,"agent":"claude-code","usage":{"usd_micros":1000000},"passed":true,"task_kind":"code","variant":"a"}"#;
+//! let lines = r#"{"run_id":"r","task_id":"T1","attempt":1,"agent":"claude-code","usage":{"input_tokens":900,"output_tokens":100,"cost_usd":1.0,"wall_ms":30000},"passed":true,"task_kind":"code","variant":"a"}"#;
 //! let (records, _) = lightsout_tune::record::parse_jsonl(lines);
 //! let r = rollup::rollup(&records);
 //! assert_eq!(r.group("a", "code").unwrap().first_attempt_pass.successes, 1);

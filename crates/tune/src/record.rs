@@ -13,26 +13,18 @@ use std::path::Path;
 /// The task kind a line without `task_kind` counts under.
 pub const UNRECORDED_KIND: &str = "unrecorded";
 
-/// Tokens, cost and wall time of one attempt, as the factory records them
-/// (`lightsout_fence::budget::Usage`'s JSON form).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Usage {
-    /// Input plus output tokens.
-    #[serde(default)]
-    pub tokens: u64,
-    /// Cost in micro-USD (`1 USD = 1_000_000`).
-    #[serde(default)]
-    pub usd_micros: u64,
-    /// Wall-clock time in milliseconds.
-    #[serde(default)]
-    pub wall_ms: u64,
+/// Tokens, cost and wall time of one attempt: the agent's [`Usage`], the type the factory
+/// writes (`input_tokens`, `output_tokens`, `cost_usd`, `wall_ms`).
+pub use lightsout_agent::Usage;
+
+/// The USD cost of `u`, when the agent reported one (Codex reports none).
+pub fn usd(u: &Usage) -> Option<f64> {
+    u.cost_usd.filter(|c| c.is_finite() && *c >= 0.0)
 }
 
-impl Usage {
-    /// The cost in USD.
-    pub fn usd(&self) -> f64 {
-        self.usd_micros as f64 / 1_000_000.0
-    }
+/// Input plus output tokens of `u`.
+pub fn tokens(u: &Usage) -> u64 {
+    u.input_tokens.saturating_add(u.output_tokens)
 }
 
 /// How a task ended, as recorded on its last attempt.
@@ -176,7 +168,7 @@ mod tests {
     use super::*;
 
     /// A line exactly as the factory wrote it before this crate existed.
-    const OLD_LINE: &str = r#"{"run_id":"r1","task_id":"T1","requirements":["REQ-1"],"attempt":1,"agent":"replay","replay":true,"usage":{"tokens":120,"usd_micros":30000,"wall_ms":900},"passed":false,"failed_stage":"holdout","human_intervened":false}"#;
+    const OLD_LINE: &str = r#"{"run_id":"r1","task_id":"T1","requirements":["REQ-1"],"attempt":1,"agent":"replay","replay":true,"usage":{"input_tokens":100,"output_tokens":20,"cost_usd":0.03,"wall_ms":900},"passed":false,"failed_stage":"holdout","human_intervened":false}"#;
 
     #[test]
     fn old_lines_read_with_fallback_keys() {
@@ -186,7 +178,8 @@ mod tests {
         assert_eq!(r.variant_key(), "replay");
         assert_eq!(r.kind_key(), UNRECORDED_KIND);
         assert_eq!(r.category_key(), Some("holdout"));
-        assert!((r.usage.usd() - 0.03).abs() < 1e-12);
+        assert!((usd(&r.usage).unwrap() - 0.03).abs() < 1e-12);
+        assert_eq!(tokens(&r.usage), 120);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!   statistical packages", The American Statistician 50(4), 1996 (numpy's `linear`):
 //!   linear interpolation between order statistics at `h = (n - 1) p`.
 
-use crate::record::{AttemptRecord, FinalOutcome};
+use crate::record::{AttemptRecord, FinalOutcome, tokens, usd};
 use lightsout_eval::stats::{Interval, wilson95};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,13 +117,13 @@ pub struct Group {
     pub attempt_pass: Rate,
     /// Tasks that merged, of tasks.
     pub merged: Rate,
-    /// Cost per attempt, USD.
+    /// Cost per attempt, USD, over the attempts whose agent reported a cost.
     pub usd_per_attempt: Option<Quantiles>,
     /// Tokens per attempt.
     pub tokens_per_attempt: Option<Quantiles>,
     /// Wall time per attempt, ms.
     pub wall_ms_per_attempt: Option<Quantiles>,
-    /// Total cost of the attempts, USD.
+    /// Total reported cost of the attempts, USD.
     pub usd_total: f64,
     /// `usd_total` over merged tasks, USD; `None` when nothing merged.
     pub usd_per_merged_task: Option<f64>,
@@ -189,7 +189,7 @@ fn group(variant: &str, kind: &str, rs: &[&AttemptRecord]) -> Group {
         *merged |= r.passed || r.final_outcome == Some(FinalOutcome::Merged);
     }
     let merged = count(tasks.values().filter(|m| **m).count());
-    let usd: Vec<f64> = rs.iter().map(|r| r.usage.usd()).collect();
+    let usd: Vec<f64> = rs.iter().filter_map(|r| usd(&r.usage)).collect();
     let usd_total: f64 = usd.iter().sum();
     let mut failure_categories = BTreeMap::new();
     for c in rs.iter().filter_map(|r| r.category_key()) {
@@ -211,7 +211,9 @@ fn group(variant: &str, kind: &str, rs: &[&AttemptRecord]) -> Group {
         merged: Rate::new(merged, count(tasks.len())),
         usd_per_attempt: Quantiles::of(&usd),
         tokens_per_attempt: Quantiles::of(
-            &rs.iter().map(|r| r.usage.tokens as f64).collect::<Vec<_>>(),
+            &rs.iter()
+                .map(|r| tokens(&r.usage) as f64)
+                .collect::<Vec<_>>(),
         ),
         wall_ms_per_attempt: Quantiles::of(
             &rs.iter()
@@ -338,8 +340,9 @@ mod tests {
             agent: "x".into(),
             replay: false,
             usage: Usage {
-                tokens: 100,
-                usd_micros: (usd * 1e6).round() as u64,
+                input_tokens: 80,
+                output_tokens: 20,
+                cost_usd: Some(usd),
                 wall_ms: 1000 * u64::from(attempt),
             },
             passed,

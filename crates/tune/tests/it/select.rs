@@ -202,12 +202,12 @@ fn show_rolls_metrics_into_posteriors_and_a_next_pick() {
     {
         let _ = writeln!(
             lines,
-            r#"{{"run_id":"r1","task_id":"T{i}","attempt":1,"agent":"replay","usage":{{"tokens":10,"usd_micros":{usd},"wall_ms":5}},"passed":{passed},"task_kind":"code","variant":"{variant}"}}"#
+            r#"{{"run_id":"r1","task_id":"T{i}","attempt":1,"agent":"replay","usage":{{"input_tokens":10,"output_tokens":0,"cost_usd":{usd},"wall_ms":5}},"passed":{passed},"task_kind":"code","variant":"{variant}"}}"#
         );
     }
     // A line of an undeclared agent does not enter the bandit.
     lines.push_str(
-        r#"{"run_id":"r0","task_id":"T9","attempt":1,"agent":"old","usage":{},"passed":true}"#,
+        r#"{"run_id":"r0","task_id":"T9","attempt":1,"agent":"old","usage":{"input_tokens":0,"output_tokens":0,"wall_ms":1},"passed":true}"#,
     );
     let (recs, diags) = parse_jsonl(&lines);
     assert!(diags.is_empty());
