@@ -152,6 +152,9 @@ pub fn render_text(v: &TuneView, cfg: &TuningConfig) -> String {
         }
         let verdict = match &k.promotion.promote {
             Some(p) => format!("promote {p} (`lightsout tune promote` applies it)"),
+            None if k.promotion.p_best.values().all(|p| *p == 0.0) => {
+                format!("keep {} (no evidence yet)", k.promotion.default)
+            }
             None => format!(
                 "keep {} (leader {} at {:.3})",
                 k.promotion.default,
