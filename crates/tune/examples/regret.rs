@@ -45,7 +45,7 @@ agent = "x"
     let mut settled = Vec::new();
     let (mut wrong, mut flips) = (0, 0);
     let checkpoints = [20u32, 50, 100, 200, 300, 500, 1000, 2000];
-    let mut sums = vec![(0.0, 0.0, 0.0, 0.0); checkpoints.len()];
+    let mut sums = vec![(0.0, 0.0, 0.0, 0.0, 0.0); checkpoints.len()];
     for seed in 0..seeds {
         let t = simulate(
             &cfg,
@@ -69,6 +69,14 @@ agent = "x"
                 sums[i].1 += f64::from(r.floor_violations);
                 sums[i].2 += r.passes_lost;
                 sums[i].3 += b_share;
+                let from = if i == 0 {
+                    0
+                } else {
+                    checkpoints[i - 1] as usize
+                };
+                let window = &t.picks[from..c as usize];
+                sums[i].4 +=
+                    window.iter().filter(|p| *p == "B").count() as f64 / window.len() as f64;
             }
         }
     }
@@ -91,18 +99,19 @@ agent = "x"
         "never settled on B: {never}; seeds that ever promoted C: {wrong}; promotions after the first: {flips}"
     );
     println!(
-        "| tasks | USD regret (Σ USD/merged above B) | floor violations (C picks) | passes lost vs B | share of picks B |"
+        "| tasks | USD regret (Σ USD/merged above B) | floor violations (C picks) | passes lost vs B | share of picks B | B since the previous row |"
     );
-    println!("|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|");
     let n = seeds as f64;
     for (i, &c) in checkpoints.iter().enumerate() {
         if c <= tasks {
             println!(
-                "| {c} | {:.1} | {:.1} | {:.2} | {:.0}% |",
+                "| {c} | {:.1} | {:.1} | {:.2} | {:.0}% | {:.0}% |",
                 sums[i].0 / n,
                 sums[i].1 / n,
                 sums[i].2 / n,
-                sums[i].3 / n * 100.0
+                sums[i].3 / n * 100.0,
+                sums[i].4 / n * 100.0
             );
         }
     }
