@@ -46,6 +46,12 @@
 //!
 //! [gate]                       # lightsout-eval's GatePolicy, as TOML
 //!
+//! [tuning]                     # lightsout-tune: declared variants, objective, bounds
+//! incumbent = "claude"         # (see lightsout_tune::config; cannot reach holdout,
+//! [[tuning.variant]]           #  gate, budgets or fence)
+//! name = "claude"
+//! agent = "claude"
+//!
 //! [memory]
 //! enabled = true               # .lightsout/memory.db: context packs, guards, lessons
 //! budget_tokens = 1500
@@ -67,7 +73,8 @@
 //! ([`FenceConfig`](lightsout_fence::policy::FenceConfig)) and `[store]`
 //! ([`StoreCaps`](crate::integrity::StoreCaps): `max_file_bytes`, `max_diff_bytes`,
 //! `max_files`) are optional. Sections other
-//! stages own (`[gate]`, `[strength]`) are kept as raw TOML for them.
+//! stages own (`[gate]`, `[strength]`, `[tuning]`) are kept as raw TOML for them; `[tuning]` is
+//! checked strictly by `lightsout-tune` when the config is parsed.
 
 mod explain;
 mod strict;
@@ -279,6 +286,12 @@ pub struct Config {
     /// `[strength]`: raw TOML for `lightsout strength`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strength: Option<toml::Value>,
+    /// `[tuning]` and `[[tuning.variant]]`: raw TOML, read strictly by `lightsout-tune`
+    /// ([`lightsout_tune::config::parse`]) when the config is parsed. It declares variants,
+    /// the objective and the tuner's bounds, and cannot reach the holdout, the gate, the
+    /// budgets or the fence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<toml::Value>,
     /// The directory the config was read from (relative paths resolve against it).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -301,6 +314,7 @@ impl Config {
             Error::Config(m)
         })?;
         strict::refuse_fence_env(text)?;
+        lightsout_tune::config::load(text).map_err(|e| Error::Config(e.to_string()))?;
         strict::check_env(&c.env)?;
         // One allowlist: the fence applies `[env]` to every agent process.
         c.fence.env = c.env.clone();
@@ -601,6 +615,23 @@ min_satisfaction = 0.95
         check(
             "[holdout]\nredaction = \"requirment\"\n",
             &["did you mean `requirement`?"],
+        );
+        // `[tuning]` is read strictly by lightsout-tune, and cannot reach the holdout.
+        let tuning = "[agent.a]\npreset = \"claude-code\"\n[tuning]\nincumbent = \"v\"\n\
+                      [[tuning.variant]]\nname = \"v\"\nagent = \"a\"\n";
+        assert!(
+            Config::parse(tuning, Path::new("."))
+                .unwrap()
+                .tuning
+                .is_some()
+        );
+        check(
+            &tuning.replace("incumbent", "holdout = \"../h\"\nincumbent"),
+            &["lightsout.toml:4:1", "[tuning] cannot reach `holdout`"],
+        );
+        check(
+            &tuning.replace("incumbent", "auto_acept = true\nincumbent"),
+            &["did you mean `auto_accept`?"],
         );
     }
 

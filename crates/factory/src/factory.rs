@@ -1302,6 +1302,13 @@ impl Inner {
             });
             let verdict = self.attempt(&job, &ctx, &ws, &agent, &g, &mut rec).await?;
             let stop = matches!(verdict, Step::Stop);
+            let final_outcome = if rec.passed {
+                Some("merged".to_owned())
+            } else if stop || attempt >= max {
+                Some("failed".to_owned())
+            } else {
+                None
+            };
             self.memory
                 .record_attempt(&AttemptMetrics {
                     run_id: self.run_id.clone(),
@@ -1314,6 +1321,15 @@ impl Inner {
                     passed: rec.passed,
                     failed_stage: rec.failed_stage.clone(),
                     human_intervened: rec.human_intervened,
+                    task_kind: Some(job.task.kind.clone()),
+                    agent_profile: self.config.profile_for(&job.task.kind).map(str::to_owned),
+                    model: None,
+                    variant: None,
+                    final_outcome,
+                    failure_category: rec
+                        .failed_stage
+                        .as_deref()
+                        .map(|s| AttemptMetrics::category(s, rec.feedback.as_deref())),
                 })
                 .await?;
             // A leak's reason names holdout files: it is not a lesson for later agents.

@@ -11,4 +11,5 @@ pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod spec;
 pub(crate) mod strength;
+pub(crate) mod tune;
 pub(crate) mod twin;

@@ -14,4 +14,5 @@ mod report;
 mod run;
 mod spec;
 mod strength;
+mod tune;
 mod twin;
