@@ -6,7 +6,7 @@
 //! the last release.
 //!
 //! Inputs: the bundled example, the largest Kiro requirements file of the corpus, all 19
-//! `OpenSpec` specs (each parsed separately), StrongDM's attractor NLSpec, and a Spec Kit feature
+//! `OpenSpec` specs (each parsed separately), the attractor natural-language spec, and a Spec Kit feature
 //! with Chinese headings (`tests/fidelity`).
 //!
 //! Rows per input: `pulldown-cmark raw` (the baseline), `lightsout parse+check` (the goal's

@@ -1,6 +1,7 @@
 //! [`CommandAgent`]: any CLI coding agent run as a child process.
 
 use crate::parse::{OutputFormat, parse_output};
+use crate::price::Prices;
 use crate::{Agent, AgentReport, Error, Outcome, TaskContext, Usage, Workspace};
 use async_trait::async_trait;
 use nix::sys::signal::{Signal, killpg};
@@ -98,6 +99,9 @@ pub struct CommandAgent {
     pub prompt: PromptMode,
     /// How stdout is parsed.
     pub format: OutputFormat,
+    /// Turns reported tokens into USD when the tool reports no cost (`[prices]`).
+    #[serde(default, skip_serializing_if = "Prices::is_empty")]
+    pub prices: Prices,
 }
 
 impl CommandAgent {
@@ -112,6 +116,7 @@ impl CommandAgent {
             args,
             prompt: PromptMode::Stdin,
             format: OutputFormat::Plain,
+            prices: Prices::default(),
         }
     }
 
@@ -134,6 +139,7 @@ impl CommandAgent {
                 ]),
                 prompt: PromptMode::Stdin,
                 format: OutputFormat::ClaudeJson,
+                prices: Prices::default(),
             },
             Preset::Codex => CommandAgent {
                 name: preset.as_str().into(),
@@ -141,6 +147,7 @@ impl CommandAgent {
                 args: s(&["exec", "--json", "--sandbox", "danger-full-access", "-"]),
                 prompt: PromptMode::Stdin,
                 format: OutputFormat::CodexJsonl,
+                prices: Prices::default(),
             },
             Preset::Aider => CommandAgent {
                 name: preset.as_str().into(),
@@ -156,6 +163,7 @@ impl CommandAgent {
                 ]),
                 prompt: PromptMode::File,
                 format: OutputFormat::Aider,
+                prices: Prices::default(),
             },
         }
     }
@@ -166,6 +174,13 @@ impl CommandAgent {
             .iter()
             .map(|a| a.replace("{prompt_file}", &prompt_file.to_string_lossy()))
             .collect()
+    }
+
+    /// The same agent pricing reported tokens with `prices` when the tool reports no cost.
+    #[must_use]
+    pub fn with_prices(mut self, prices: Prices) -> Self {
+        self.prices = prices;
+        self
     }
 
     /// The same agent running `program` instead (e.g. an absolute path to `claude`).
@@ -329,7 +344,13 @@ impl CommandAgent {
             usage: Usage {
                 input_tokens: parsed.input_tokens,
                 output_tokens: parsed.output_tokens,
-                cost_usd: parsed.cost_usd,
+                cost_usd: parsed.cost_usd.or_else(|| {
+                    self.prices.cost(
+                        parsed.model.as_deref(),
+                        parsed.input_tokens,
+                        parsed.output_tokens,
+                    )
+                }),
                 wall_ms: f.wall_ms,
             },
             transcript: Some(transcript),

@@ -39,6 +39,7 @@ mod command;
 pub mod contract;
 mod error;
 pub mod parse;
+pub mod price;
 mod replay;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -49,6 +50,7 @@ pub use command::{
 };
 pub use error::{AgentError, Error};
 pub use parse::OutputFormat;
+pub use price::{Price, Prices};
 pub use replay::ReplayAgent;
 pub use types::{
     AgentReport, Budget, INSTRUCTION_FILES, Limits, Outcome, TaskContext, Usage, Workspace,

@@ -185,6 +185,12 @@ impl StreamParser {
         p
     }
 
+    /// Whether the format's final event came (Claude's result, Codex's `turn.completed` or
+    /// `turn.failed`): what follows it is the end of the call, not more spend to stop.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
     /// Everything parsed, once the output has ended.
     pub fn finish(self) -> Parsed {
         let mut p = self.spent();

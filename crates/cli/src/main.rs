@@ -68,6 +68,13 @@ enum Command {
     /// Verify and show the hash-chained audit log of a run.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Roll up .lightsout/metrics.jsonl per variant and task kind: first-attempt pass and
+    /// merge rates with Wilson 95% intervals, median and quartiles of USD and wall time,
+    /// USD per merged task, failure categories.
+    Metrics(cmd::tune::MetricsArgs),
+    /// The tuner: posteriors of the declared [[tuning.variant]]s, the next pick, promotions.
+    #[command(subcommand)]
+    Tune(cmd::tune::TuneCommand),
 }
 
 impl Command {
@@ -81,6 +88,8 @@ impl Command {
                 | Self::Report(_)
                 | Self::Audit(_)
                 | Self::Queue(_)
+                | Self::Metrics(_)
+                | Self::Tune(_)
         )
     }
 }
@@ -118,6 +127,8 @@ fn main() -> ExitCode {
         Command::Audit(c) => cmd::audit::run(c),
         Command::Agent(c) => cmd::agent::run(&c),
         Command::Config(c) => cmd::config::run(c),
+        Command::Metrics(a) => cmd::tune::metrics(a),
+        Command::Tune(c) => cmd::tune::run(c),
     };
     match result {
         Ok(code) => code,

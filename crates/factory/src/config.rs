@@ -46,6 +46,12 @@
 //!
 //! [gate]                       # lightsout-eval's GatePolicy, as TOML
 //!
+//! [tuning]                     # lightsout-tune: declared variants, objective, bounds
+//! incumbent = "claude"         # (see lightsout_tune::config; cannot reach holdout,
+//! [[tuning.variant]]           #  gate, budgets or fence)
+//! name = "claude"
+//! agent = "claude"
+//!
 //! [memory]
 //! enabled = true               # .lightsout/memory.db: context packs, guards, lessons
 //! budget_tokens = 1500
@@ -67,7 +73,8 @@
 //! ([`FenceConfig`](lightsout_fence::policy::FenceConfig)) and `[store]`
 //! ([`StoreCaps`](crate::integrity::StoreCaps): `max_file_bytes`, `max_diff_bytes`,
 //! `max_files`) are optional. Sections other
-//! stages own (`[gate]`, `[strength]`) are kept as raw TOML for them.
+//! stages own (`[gate]`, `[strength]`, `[tuning]`) are kept as raw TOML for them; `[tuning]` is
+//! checked strictly by `lightsout-tune` when the config is parsed.
 
 mod explain;
 mod strict;
@@ -254,6 +261,10 @@ pub struct Config {
     /// what each agent call reserves (`[budget.task]`, `[budget.run]`, `[budget.day]`,
     /// `[budget.call]`). Default: no caps.
     pub budget: lightsout_fence::budget::BudgetConfig,
+    /// `[prices]`: USD per million input and output tokens per model (`"*"` for any other
+    /// model), which turns the tokens a tool reports into dollars when it reports no cost
+    /// (Codex), so USD budgets see it. Default: empty.
+    pub prices: lightsout_agent::Prices,
     /// `[fence]` (alias `[policy]`): the process policy every command agent of a run runs
     /// behind (env allowlist, output cap, wall limit, the bubblewrap sandbox with its
     /// network and PID namespaces and read-only root, watched directories), through
@@ -275,6 +286,12 @@ pub struct Config {
     /// `[strength]`: raw TOML for `lightsout strength`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strength: Option<toml::Value>,
+    /// `[tuning]` and `[[tuning.variant]]`: raw TOML, read strictly by `lightsout-tune`
+    /// ([`lightsout_tune::config::parse`]) when the config is parsed. It declares variants,
+    /// the objective and the tuner's bounds, and cannot reach the holdout, the gate, the
+    /// budgets or the fence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<toml::Value>,
     /// The directory the config was read from (relative paths resolve against it).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -286,13 +303,27 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] with the TOML error and what to fix.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self, Error> {
-        let mut c: Config = toml::from_str(text)
-            .map_err(|e| Error::Config(strict::explain_toml_error(&e, text)))?;
+        let mut c: Config = toml::from_str(text).map_err(|e| {
+            let mut m = strict::explain_toml_error(&e, text);
+            if m.contains("expected struct Price") {
+                m.push_str(
+                    "; a price belongs to a model: [prices.\"<model>\"] with input = and \
+                     output = in USD per million tokens ([prices.\"*\"] for any model)",
+                );
+            }
+            Error::Config(m)
+        })?;
         strict::refuse_fence_env(text)?;
+        lightsout_tune::config::load(text).map_err(|e| Error::Config(e.to_string()))?;
         strict::check_env(&c.env)?;
         // One allowlist: the fence applies `[env]` to every agent process.
         c.fence.env = c.env.clone();
         base_dir.clone_into(&mut c.base_dir);
+        if let Some((model, which)) = c.prices.invalid() {
+            return Err(Error::Config(format!(
+                "[prices.\"{model}\"] {which} must be a number of USD per million tokens, 0 or more"
+            )));
+        }
         if c.run.jobs == 0 {
             return Err(Error::Config("[run] jobs must be at least 1".into()));
         }
@@ -568,11 +599,56 @@ min_satisfaction = 0.95
             &["unknown key `usdd` in [budget.task]", "did you mean `usd`?"],
         );
         check("[limits]\nwall_sm = 1\n", &["did you mean `wall_ms`?"]);
+        check(
+            "[prices.\"gpt-5-codex\"]\ninput = 1.25\nouptut = 10.0\n",
+            &["unknown key `ouptut`", "did you mean `output`?"],
+        );
+        check(
+            "[prices]\ninput = 1.0\noutput = 10.0\n",
+            &["a price belongs to a model: [prices.\"<model>\"]"],
+        );
+        check(
+            "[prices.\"*\"]\ninput = -1.0\noutput = 10.0\n",
+            &["[prices.\"*\"] input must be a number of USD per million tokens"],
+        );
         check("[env]\nalow = [\"PATH\"]\n", &["did you mean `allow`?"]);
         check(
             "[holdout]\nredaction = \"requirment\"\n",
             &["did you mean `requirement`?"],
         );
+        // `[tuning]` is read strictly by lightsout-tune, and cannot reach the holdout.
+        let tuning = "[agent.a]\npreset = \"claude-code\"\n[tuning]\nincumbent = \"v\"\n\
+                      [[tuning.variant]]\nname = \"v\"\nagent = \"a\"\n";
+        assert!(
+            Config::parse(tuning, Path::new("."))
+                .unwrap()
+                .tuning
+                .is_some()
+        );
+        check(
+            &tuning.replace("incumbent", "holdout = \"../h\"\nincumbent"),
+            &["lightsout.toml:4:1", "[tuning] cannot reach `holdout`"],
+        );
+        check(
+            &tuning.replace("incumbent", "auto_acept = true\nincumbent"),
+            &["did you mean `auto_accept`?"],
+        );
+    }
+
+    #[test]
+    fn prices_are_read_per_model() {
+        let c = Config::parse(
+            "[prices.\"gpt-5-codex\"]\ninput = 1.25\noutput = 10.0\n[prices.\"*\"]\ninput = 3\noutput = 15\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let cost = c
+            .prices
+            .cost(Some("gpt-5-codex"), 2_000_000, 100_000)
+            .unwrap();
+        assert!((cost - 3.5).abs() < 1e-9, "{cost}");
+        let cost = c.prices.cost(None, 1_000_000, 0).unwrap();
+        assert!((cost - 3.0).abs() < 1e-9, "{cost}");
     }
 
     #[test]

@@ -173,6 +173,7 @@ impl Factory {
         for (name, p) in &config.agent {
             let agent: Arc<dyn Agent> = match command_from_profile(name, p)? {
                 Some(c) => {
+                    let c = c.with_prices(config.prices.clone());
                     commands.insert(name.clone(), c.clone());
                     Arc::new(c)
                 }
@@ -622,6 +623,7 @@ impl Factory {
     fn fenced_profiles(
         &self,
         reports: &Arc<lightsout_fence::agent::FenceReports>,
+        open: &Arc<lightsout_fence::budget::OpenCalls>,
         kinds: &[&str],
         run_dir: &Path,
     ) -> Result<BTreeMap<String, Arc<dyn Agent>>, Error> {
@@ -646,11 +648,14 @@ impl Factory {
         {
             profiles.insert(
                 name.clone(),
-                Arc::new(lightsout_fence::agent::FencedAgent::new(
-                    c.clone(),
-                    fence.clone(),
-                    reports.clone(),
-                )),
+                Arc::new(
+                    lightsout_fence::agent::FencedAgent::new(
+                        c.clone(),
+                        fence.clone(),
+                        reports.clone(),
+                    )
+                    .with_open_calls(open.clone()),
+                ),
             );
         }
         Ok(profiles)
@@ -664,6 +669,8 @@ impl Factory {
         &self,
         state: &RunState,
         reports: Arc<lightsout_fence::agent::FenceReports>,
+        open: Arc<lightsout_fence::budget::OpenCalls>,
+        jobs: usize,
     ) -> Result<
         (
             Arc<dyn AttemptHook>,
@@ -715,7 +722,12 @@ impl Factory {
                 .map(|s| Arc::new(s) as Arc<dyn lightsout_fence::holdout::LeakScan + Send + Sync>),
             None => None,
         };
-        let estimate = budget.per_call.usage(self.config.limits.wall_ms);
+        // Every call reserves before it starts, by default too (see `call_reservation`).
+        let estimate = budget.call_reservation(
+            self.config.limits.wall_ms,
+            u64::from(self.config.run.attempts),
+            jobs as u64,
+        );
         let hook = crate::fenced::FenceHook::new(
             ledger.clone(),
             estimate,
@@ -723,7 +735,8 @@ impl Factory {
             scan,
             self.hook.clone(),
         )
-        .with_reports(reports);
+        .with_reports(reports)
+        .with_open_calls(open);
         let events = crate::fenced::AuditSink::new(audit.clone(), self.events.clone());
         Ok((Arc::new(hook), Arc::new(events), ledger, audit))
     }
@@ -748,8 +761,9 @@ impl Factory {
         let jobs = jobs.unwrap_or(self.config.run.jobs).max(1);
         let plan = state.plan();
         let reports = Arc::new(lightsout_fence::agent::FenceReports::default());
+        let open = Arc::new(lightsout_fence::budget::OpenCalls::default());
         let kinds: Vec<&str> = state.tasks.iter().map(|t| t.task.kind.as_str()).collect();
-        let profiles = self.fenced_profiles(&reports, &kinds, &run_dir)?;
+        let profiles = self.fenced_profiles(&reports, &open, &kinds, &run_dir)?;
         let mut agents = BTreeMap::new();
         for t in &state.tasks {
             if !agents.contains_key(&t.task.kind) {
@@ -782,7 +796,7 @@ impl Factory {
                     .with_process_ledger(run_dir.join("procs")),
             ))
         };
-        let (hook, events, ledger, audit) = self.fence(&state, reports.clone())?;
+        let (hook, events, ledger, audit) = self.fence(&state, reports.clone(), open, jobs)?;
         // A journal from before policies were recorded resumes with today's resolution.
         let policy = if state.policy.is_empty() {
             self.resolve_gate(Vec::new())?
@@ -1288,6 +1302,13 @@ impl Inner {
             });
             let verdict = self.attempt(&job, &ctx, &ws, &agent, &g, &mut rec).await?;
             let stop = matches!(verdict, Step::Stop);
+            let final_outcome = if rec.passed {
+                Some("merged".to_owned())
+            } else if stop || attempt >= max {
+                Some("failed".to_owned())
+            } else {
+                None
+            };
             self.memory
                 .record_attempt(&AttemptMetrics {
                     run_id: self.run_id.clone(),
@@ -1300,6 +1321,15 @@ impl Inner {
                     passed: rec.passed,
                     failed_stage: rec.failed_stage.clone(),
                     human_intervened: rec.human_intervened,
+                    task_kind: Some(job.task.kind.clone()),
+                    agent_profile: self.config.profile_for(&job.task.kind).map(str::to_owned),
+                    model: None,
+                    variant: None,
+                    final_outcome,
+                    failure_category: rec
+                        .failed_stage
+                        .as_deref()
+                        .map(|s| AttemptMetrics::category(s, rec.feedback.as_deref())),
                 })
                 .await?;
             // A leak's reason names holdout files: it is not a lesson for later agents.

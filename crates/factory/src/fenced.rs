@@ -14,7 +14,9 @@ use lightsout_agent::{AgentReport, TaskContext};
 use lightsout_fence::FenceError;
 use lightsout_fence::agent::FenceReports;
 use lightsout_fence::audit::{AuditKind, AuditLog, AuditRecord};
-use lightsout_fence::budget::{BudgetExceeded, BudgetLedger, Reservation, Usage as FenceUsage};
+use lightsout_fence::budget::{
+    BudgetExceeded, BudgetLedger, OpenCalls, Reservation, Settlement, Usage as FenceUsage,
+};
 use lightsout_fence::holdout::{Crossing, CrossingKind, LeakScan};
 use lightsout_fence::policy::{MAX_LISTED_WRITES, Violation};
 use serde_json::json;
@@ -310,7 +312,7 @@ pub struct FenceHook {
     estimate: FenceUsage,
     audit: Arc<Audit>,
     crossing: Option<Crossing<Arc<dyn LeakScan + Send + Sync>>>,
-    open: Mutex<BTreeMap<(String, u32), Reservation>>,
+    open: Arc<OpenCalls>,
     reports: Arc<FenceReports>,
     inner: Arc<dyn AttemptHook>,
 }
@@ -339,7 +341,7 @@ impl FenceHook {
             estimate,
             audit,
             crossing: scan.map(Crossing::new),
-            open: Mutex::new(BTreeMap::new()),
+            open: Arc::new(OpenCalls::default()),
             reports: Arc::new(FenceReports::default()),
             inner,
         }
@@ -349,6 +351,14 @@ impl FenceHook {
     #[must_use]
     pub fn with_reports(mut self, reports: Arc<FenceReports>) -> Self {
         self.reports = reports;
+        self
+    }
+
+    /// Holds each call's reservation in `open` (shared with the run's fenced agents, which
+    /// cover a streaming agent's spend in it while it runs and stop it when they cannot).
+    #[must_use]
+    pub fn with_open_calls(mut self, open: Arc<OpenCalls>) -> Self {
+        self.open = open;
         self
     }
 
@@ -381,6 +391,38 @@ impl FenceHook {
         HookDecision::StopTask(format!("budget exhausted: {e}"))
     }
 
+    /// A call that reported its spend only when it ended passed a cap: the task stops, and
+    /// the reason says by how much, against what the call had reserved.
+    fn overrun_stop(&self, ctx: &TaskContext, e: &BudgetExceeded, s: &Settlement) -> HookDecision {
+        let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
+        self.audit
+            .append(AuditRecord::budget_stop(&ctx.task_id, &reqs, e));
+        let b = e.budget;
+        let unit = |u: FenceUsage| match b {
+            lightsout_fence::budget::Budget::Tokens => u.tokens,
+            lightsout_fence::budget::Budget::Usd => u.usd_micros,
+            lightsout_fence::budget::Budget::WallMs => u.wall_ms,
+            lightsout_fence::budget::Budget::Attempts => 1,
+        };
+        let over = e.used.saturating_sub(e.limit);
+        let reserved = unit(s.estimate);
+        HookDecision::StopTask(format!(
+            "budget exhausted: spent {} of cap {} ({b} budget of the {}): the call reported {} \
+             when it ended, after reserving {}; over the cap by {}, {} one reservation",
+            b.render_short(e.used),
+            b.render_short(e.limit),
+            e.scope,
+            b.render_short(unit(s.charged)),
+            b.render_short(reserved),
+            b.render_short(over),
+            if over <= reserved {
+                "within"
+            } else {
+                "more than"
+            }
+        ))
+    }
+
     /// Audits the process fence's violations of this attempt and decides on them.
     fn fence_violations(&self, ctx: &TaskContext) -> HookDecision {
         let Some(report) = self.reports.take(&ctx.task_id, ctx.attempt) else {
@@ -388,7 +430,15 @@ impl FenceHook {
         };
         let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
         let mut failing = Vec::new();
+        let mut decision = HookDecision::Proceed;
         for v in &report.violations {
+            if let Violation::BudgetStopped { exceeded } = v {
+                // Stopped before it could pass a cap: the task stops with the budget named.
+                self.audit
+                    .append(AuditRecord::budget_stop(&ctx.task_id, &reqs, exceeded));
+                decision = decision.worst(HookDecision::StopTask(format!("budget exhausted: {v}")));
+                continue;
+            }
             self.audit
                 .append(AuditRecord::policy_hit(&ctx.task_id, &reqs, v));
             // Limits fail the attempt through its outcome; a refused destination was
@@ -403,7 +453,7 @@ impl FenceHook {
             }
         }
         if failing.is_empty() {
-            return HookDecision::Proceed;
+            return decision;
         }
         if report.outside_writes_total > MAX_LISTED_WRITES {
             failing.push(format!(
@@ -411,11 +461,11 @@ impl FenceHook {
                 report.outside_writes_total - MAX_LISTED_WRITES
             ));
         }
-        HookDecision::FailAttempt(format!(
+        decision.worst(HookDecision::FailAttempt(format!(
             "the fence stopped this attempt and discarded its work: {}. Work only inside the \
              worktree and leave its .git alone",
             failing.join("; ")
-        ))
+        )))
     }
 }
 
@@ -449,7 +499,7 @@ impl AttemptHook for FenceHook {
         }
         match self.ledger.reserve(&ctx.task_id, self.estimate) {
             Ok(r) => {
-                lock(&self.open).insert((ctx.task_id.clone(), ctx.attempt), r);
+                self.open.open(&ctx.task_id, ctx.attempt, r);
                 Ok(HookDecision::Proceed)
             }
             Err(FenceError::BudgetExceeded(e)) => Ok(self.budget_stop(ctx, &e)),
@@ -470,7 +520,7 @@ impl AttemptHook for FenceHook {
             u.wall_ms,
         );
         let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
-        let reservation = lock(&self.open).remove(&(ctx.task_id.clone(), ctx.attempt));
+        let reservation = self.open.close(&ctx.task_id, ctx.attempt);
         let mut decision = HookDecision::Proceed;
         let reserved = reservation.as_ref().map(Reservation::estimate);
         if let Some(r) = reservation {
@@ -480,7 +530,7 @@ impl AttemptHook for FenceHook {
                     self.audit
                         .append(AuditRecord::budget_stop(&ctx.task_id, &reqs, o));
                 }
-                decision = self.budget_stop(ctx, e);
+                decision = self.overrun_stop(ctx, e, &s);
             }
         }
         self.audit.append(AuditRecord::new(

@@ -38,6 +38,7 @@
 
 #![deny(missing_docs)]
 
+pub mod agent_check;
 mod checks;
 pub mod config;
 mod engine;

@@ -495,6 +495,46 @@ pub struct AttemptMetrics {
     pub failed_stage: Option<String>,
     /// Whether a human had to step in (a crashed run resumed by hand with `--resume`).
     pub human_intervened: bool,
+    /// The task kind (`code`, `docs`, ...). The fields from here on are optional in the JSON
+    /// line, so lines written before them still read (`lightsout_tune::record`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_kind: Option<String>,
+    /// The `[agent.<name>]` profile `lightsout.toml` names for the task kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_profile: Option<String>,
+    /// The model, when a `[[tuning.variant]]` names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The prompt variant: the `[[tuning.variant]]` the attempt ran under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// On the task's last attempt in the fix loop: `merged` (it passed every stage) or
+    /// `failed` (attempts used up or stopped by policy). A later merge conflict sends a task
+    /// back as a further attempt, which records its own outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_outcome: Option<String>,
+    /// The redacted failure category, `stage: category` (`holdout: timeout`); `leak` alone
+    /// for a holdout leak, whose reason names holdout files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_category: Option<String>,
+}
+
+impl AttemptMetrics {
+    /// The failure category of an attempt that failed at `stage` with `feedback`: the stage
+    /// and the last `: `-separated part of the feedback's first line (the category of a
+    /// redacted holdout result); `leak` alone for a leak.
+    pub fn category(stage: &str, feedback: Option<&str>) -> String {
+        if stage == "leak" {
+            return "leak".to_owned();
+        }
+        let category = feedback
+            .and_then(|t| t.lines().next())
+            .and_then(|first| first.rsplit(": ").next())
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .unwrap_or("failed");
+        format!("{stage}: {category}")
+    }
 }
 
 /// A lesson: a fingerprinted failure, so the next run (and the agent) can learn from it.
@@ -765,6 +805,52 @@ impl EventSink for VecEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The factory writes metrics lines; `lightsout-tune` reads them: every field arrives.
+    #[test]
+    fn metrics_lines_read_back_in_the_tuner() {
+        let m = AttemptMetrics {
+            run_id: "r1".into(),
+            task_id: "T1".into(),
+            requirements: vec!["REQ-1".into()],
+            attempt: 2,
+            agent: "claude-code".into(),
+            replay: false,
+            usage: Usage {
+                input_tokens: 8,
+                output_tokens: 2,
+                cost_usd: Some(0.25),
+                wall_ms: 7,
+            },
+            passed: false,
+            failed_stage: Some("holdout".into()),
+            human_intervened: false,
+            task_kind: Some("docs".into()),
+            agent_profile: Some("claude".into()),
+            model: Some("m".into()),
+            variant: Some("b".into()),
+            final_outcome: Some("failed".into()),
+            failure_category: Some(AttemptMetrics::category(
+                "holdout",
+                Some("REQ-1: 2 of 5 trials failed: status mismatch\nmore"),
+            )),
+        };
+        let line = serde_json::to_string(&m).unwrap();
+        let (recs, diags) = lightsout_tune::record::parse_jsonl(&line);
+        assert!(diags.is_empty(), "{diags:?}");
+        let r = &recs[0];
+        assert_eq!((r.variant_key(), r.kind_key()), ("b", "docs"));
+        assert_eq!(r.category_key(), Some("holdout: status mismatch"));
+        assert_eq!(
+            r.final_outcome,
+            Some(lightsout_tune::record::FinalOutcome::Failed)
+        );
+        assert_eq!((r.usage, r.attempt), (m.usage, 2));
+        assert_eq!(
+            AttemptMetrics::category("leak", Some("holdout/a.feature")),
+            "leak"
+        );
+    }
 
     fn r(id: &str, trials: u32, passed: u32, cat: &str) -> RequirementResult {
         RequirementResult {

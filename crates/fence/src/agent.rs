@@ -15,11 +15,13 @@
 //! and fail the attempt.
 
 use super::FenceError;
-use super::policy::{Fence, FenceReport, Violation};
+use super::budget::{OpenCalls, Usage};
+use super::policy::{Fence, FenceReport, LineWatch, Violation};
 use async_trait::async_trait;
+use lightsout_agent::parse::StreamParser;
 use lightsout_agent::{
-    Agent, AgentError, AgentReport, CommandAgent, Finished, Outcome, PromptMode, TaskContext,
-    Workspace,
+    Agent, AgentError, AgentReport, CommandAgent, Finished, Outcome, Prices, PromptMode,
+    TaskContext, Workspace,
 };
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -61,6 +63,7 @@ pub struct FencedAgent {
     command: CommandAgent,
     fence: Arc<Fence>,
     reports: Arc<FenceReports>,
+    open: Option<Arc<OpenCalls>>,
 }
 
 impl FencedAgent {
@@ -70,7 +73,23 @@ impl FencedAgent {
             command,
             fence,
             reports,
+            open: None,
         }
+    }
+
+    /// Watches each call's spend as it streams in against its reservation in `open`
+    /// (opened by the run's `FenceHook`): the agent's stdout is parsed line by line as its
+    /// [`format`](CommandAgent::format) (report lines of the adapter contract in any format),
+    /// tokens are priced with the agent's [`prices`](CommandAgent::prices) when no cost is
+    /// reported, and when the spend so far plus the largest step between two reports cannot
+    /// be [covered](super::budget::Reservation::cover) under the task, run and day caps, the process group
+    /// is killed ([`Violation::BudgetStopped`]). The format's final event (Claude's result,
+    /// Codex's `turn.completed`) ends the call and stops nothing: what it reports is settled
+    /// after the call.
+    #[must_use]
+    pub fn with_open_calls(mut self, open: Arc<OpenCalls>) -> Self {
+        self.open = Some(open);
+        self
     }
 
     /// The agent's configuration.
@@ -135,7 +154,16 @@ impl Agent for FencedAgent {
             PromptMode::File => None,
         };
         let root = ws.root.clone();
-        let out = tokio::task::spawn_blocking(move || fence.run(cmd, stdin, &root))
+        let watch = self.open.clone().map(|open| {
+            spend_watch(
+                open,
+                StreamParser::new(c.format),
+                c.prices.clone(),
+                ctx.task_id.clone(),
+                ctx.attempt,
+            )
+        });
+        let out = tokio::task::spawn_blocking(move || fence.run_watched(cmd, stdin, &root, watch))
             .await
             .map_err(|e| AgentError::Process(std::io::Error::other(e.to_string())))?
             .map_err(|e| AgentError::Process(std::io::Error::other(e.to_string())))?;
@@ -143,6 +171,10 @@ impl Agent for FencedAgent {
         let limit = out.report.violations.iter().find_map(|v| match v {
             Violation::TimedOut { .. } => Some(Outcome::TimedOut),
             Violation::OutputCapped { .. } => Some(Outcome::OutputCapped),
+            Violation::BudgetStopped { .. } => Some(Outcome::Failed {
+                exit_code: None,
+                message: v.to_string(),
+            }),
             _ => None,
         });
         let report = c
@@ -165,5 +197,126 @@ impl Agent for FencedAgent {
 
     fn name(&self) -> String {
         self.command.name.clone()
+    }
+}
+
+/// The [`LineWatch`] of one call: parses each stdout line with `parser`, and covers the
+/// spend so far plus the largest step between two reports in the call's open reservation
+/// (the first report has no step before it: it is covered alone).
+fn spend_watch(
+    open: Arc<OpenCalls>,
+    mut parser: StreamParser,
+    prices: Prices,
+    task: String,
+    attempt: u32,
+) -> LineWatch {
+    let mut last: Option<Usage> = None;
+    let mut step = Usage::default();
+    Box::new(move |line: &str| {
+        parser.line(line);
+        if parser.is_done() {
+            return None;
+        }
+        let p = parser.spent();
+        let usd = p
+            .cost_usd
+            .or_else(|| prices.cost(p.model.as_deref(), p.input_tokens, p.output_tokens));
+        let spent = Usage::from_report(p.input_tokens, p.output_tokens, usd.unwrap_or(0.0), 0);
+        if last == Some(spent) || spent == Usage::default() {
+            return None;
+        }
+        if let Some(before) = last {
+            let d = spent.saturating_sub(before);
+            step = Usage {
+                tokens: step.tokens.max(d.tokens),
+                usd_micros: step.usd_micros.max(d.usd_micros),
+                wall_ms: 0,
+            };
+        }
+        last = Some(spent);
+        match open.cover(&task, attempt, spent, step)? {
+            Ok(()) => None,
+            Err(exceeded) => Some(Violation::BudgetStopped { exceeded }),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::{Budget, BudgetConfig, BudgetLedger, Limits};
+    use lightsout_agent::{OutputFormat, Price};
+
+    /// Claude Code's `stream-json` as recorded in the agent crate's fixtures: two API
+    /// messages (the first in two events with the same id), then the result.
+    fn claude_stream() -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../agent/tests/fixtures/output/claude-stream.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Sonnet 4.5 at $3 / $15 per million input / output tokens.
+    fn sonnet() -> Prices {
+        Prices(BTreeMap::from([(
+            "claude-sonnet-4-5-20250929".to_owned(),
+            Price {
+                input: 3.0,
+                output: 15.0,
+            },
+        )]))
+    }
+
+    /// Feeds the stream to a watch of task T1 under a task cap of `usd`; the index and the
+    /// violation of the line that stopped it, if one did.
+    fn watch_stream(usd: f64) -> Option<(usize, Violation)> {
+        let ledger = BudgetLedger::in_memory(BudgetConfig {
+            per_task: Limits {
+                usd: Some(usd),
+                ..Limits::default()
+            },
+            ..BudgetConfig::default()
+        });
+        let open = Arc::new(OpenCalls::default());
+        open.open("T1", 1, ledger.reserve("T1", Usage::default()).unwrap());
+        let mut w = spend_watch(
+            open,
+            StreamParser::new(OutputFormat::ClaudeJson),
+            sonnet(),
+            "T1".into(),
+            1,
+        );
+        claude_stream()
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| w(l).map(|v| (i, v)))
+    }
+
+    #[test]
+    fn claude_stream_json_is_priced_as_it_arrives_and_stopped_before_the_cap() {
+        // Message 1: 6,020 input + 200 output tokens = $0.02106; message 2 brings the call
+        // to 12,040 + 512 = $0.0438, a step of $0.02274: under a $0.05 cap the next step
+        // could pass it, so the call stops at the fifth line.
+        let (line, v) = watch_stream(0.05).expect("stopped");
+        assert_eq!(line, 4);
+        let Violation::BudgetStopped { exceeded } = &v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(
+            (exceeded.budget, exceeded.used, exceeded.requested),
+            (Budget::Usd, 43_800, 22_740)
+        );
+        assert!(
+            v.to_string()
+                .starts_with("stopped at $0.0438 of cap $0.05 (usd budget of the task T1)"),
+            "{v}"
+        );
+        // Under $0.10 it runs to its result, which ends the call and stops nothing (the
+        // result's own cost is settled after the call).
+        assert_eq!(watch_stream(0.10), None);
+        assert_eq!(watch_stream(0.067), None);
     }
 }

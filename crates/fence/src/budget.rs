@@ -59,8 +59,16 @@ pub fn usd_to_micros_ceil(usd: f64) -> u64 {
     if usd <= 0.0 {
         return 0;
     }
+    let micros = usd * MICROS_PER_USD as f64;
+    // A sum of prices such as 0.035 + 0.035 lands a hair above the whole micro-USD it
+    // means (70000.00000000001): that float noise is not rounded up.
+    let nearest = micros.round();
     // `as` saturates for out-of-range floats.
-    (usd * MICROS_PER_USD as f64).ceil() as u64
+    if (micros - nearest).abs() < 1e-6 {
+        nearest as u64
+    } else {
+        micros.ceil() as u64
+    }
 }
 
 /// Converts a cap in USD to micro-USD, rounding down (a cap is never exceeded by rounding).
@@ -194,6 +202,47 @@ pub struct BudgetConfig {
     pub per_call: CallEstimate,
 }
 
+impl BudgetConfig {
+    /// What each agent call reserves before it starts: the `[budget.call]` figures where
+    /// set; otherwise, for tokens and USD, a default that lets every attempt of a task fit
+    /// under the tightest cap: the task cap divided by `attempts`, and the run and day caps
+    /// divided by `attempts × jobs` (so the calls running at once fit too), rounded down but
+    /// at least 1 unit under a non-zero cap; 0 where nothing caps the budget. Wall time:
+    /// `[budget.call] wall_ms`, else `wall_limit_ms` (the fence's limit of the call).
+    ///
+    /// `attempts` is the attempts a task may make (`[run] attempts`, lowered to
+    /// `[budget.task] attempts` when that is set); `jobs` the calls that run at once.
+    pub fn call_reservation(&self, wall_limit_ms: u64, attempts: u64, jobs: u64) -> Usage {
+        let attempts = attempts
+            .min(self.per_task.attempts.unwrap_or(u64::MAX))
+            .max(1);
+        let parallel = attempts.saturating_mul(jobs.max(1));
+        let default = |budget: Budget| {
+            [
+                self.per_task.cap(budget).map(|c| (c, attempts)),
+                self.per_run.cap(budget).map(|c| (c, parallel)),
+                self.per_day.cap(budget).map(|c| (c, parallel)),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|(cap, n)| if cap == 0 { 0 } else { (cap / n).max(1) })
+            .min()
+            .unwrap_or(0)
+        };
+        Usage {
+            tokens: self
+                .per_call
+                .tokens
+                .unwrap_or_else(|| default(Budget::Tokens)),
+            usd_micros: self
+                .per_call
+                .usd
+                .map_or_else(|| default(Budget::Usd), usd_to_micros_ceil),
+            wall_ms: self.per_call.wall_ms.unwrap_or(wall_limit_ms),
+        }
+    }
+}
+
 /// The expected cost of one agent call, reserved before it starts (`[budget.call]` in
 /// `lightsout.toml`, for example `tokens = 50000`, `usd = 0.40`).
 ///
@@ -249,6 +298,21 @@ impl Budget {
             Self::WallMs => format!("{value} ms"),
             Self::Tokens => format!("{value} tokens"),
             Self::Usd => format!("${:.6}", value as f64 / MICROS_PER_USD as f64),
+        }
+    }
+}
+
+impl Budget {
+    /// A figure in this budget's unit, USD with 2 to 6 decimals (`$0.07`, `$0.0333`).
+    pub fn render_short(self, value: u64) -> String {
+        match self {
+            Self::Usd => {
+                let s = format!("{:.6}", value as f64 / MICROS_PER_USD as f64);
+                let t = s.trim_end_matches('0');
+                let decimals = t.split_once('.').map_or(0, |(_, d)| d.len());
+                format!("${t}{}", "0".repeat(2usize.saturating_sub(decimals)))
+            }
+            other => other.render(value),
         }
     }
 }
@@ -318,6 +382,21 @@ impl fmt::Display for BudgetExceeded {
             write!(f, ", requested {}", self.budget.render(self.requested))?;
         }
         Ok(())
+    }
+}
+
+impl BudgetExceeded {
+    /// For a call stopped while it ran ([`Reservation::cover`]): `stopped at $0.09 of cap
+    /// $0.10 (usd budget of the task T1)`, where the first figure is what the scope had
+    /// used with the call's spend so far.
+    pub fn stopped_at(&self) -> String {
+        format!(
+            "stopped at {} of cap {} ({} budget of the {})",
+            self.budget.render_short(self.used),
+            self.budget.render_short(self.limit),
+            self.budget,
+            self.scope
+        )
     }
 }
 
@@ -497,6 +576,54 @@ impl State {
             }
         }
         out
+    }
+
+    /// Raises reservation `id` to cover `spent + step` in tokens and USD, when every cap
+    /// allows it; otherwise changes nothing and names the first budget it would pass.
+    fn cover(&mut self, id: u64, spent: Usage, step: Usage) -> Result<Usage, BudgetExceeded> {
+        let Some(o) = self.outstanding.get(&id) else {
+            return Ok(spent);
+        };
+        let (task, day, old) = (o.task.clone(), o.day.clone(), o.estimate);
+        let want = spent.saturating_add(step);
+        let new = Usage {
+            tokens: old.tokens.max(want.tokens),
+            usd_micros: old.usd_micros.max(want.usd_micros),
+            wall_ms: old.wall_ms,
+        };
+        for (scope, limits, acc) in self.scopes(&task, &day) {
+            for budget in [Budget::Tokens, Budget::Usd] {
+                let Some(limit) = limits.cap(budget) else {
+                    continue;
+                };
+                // What the scope has used apart from this call, plus what the call spent.
+                let others = acc.used(budget).saturating_sub(old.get(budget));
+                if others.saturating_add(want.get(budget)) > limit {
+                    return Err(BudgetExceeded {
+                        budget,
+                        scope,
+                        limit,
+                        used: others.saturating_add(spent.get(budget)),
+                        requested: step.get(budget),
+                    });
+                }
+            }
+        }
+        if new != old {
+            let delta = new.saturating_sub(old);
+            for acc in [
+                self.tasks.entry(task).or_default(),
+                &mut self.run,
+                self.days.entry(day).or_default(),
+            ] {
+                acc.reserved = acc.reserved.saturating_add(delta);
+            }
+            if let Some(o) = self.outstanding.get_mut(&id) {
+                o.estimate = new;
+            }
+            self.dirty = true;
+        }
+        Ok(new)
     }
 
     fn finish(&mut self, id: u64, actual: Option<Usage>) -> Option<Outstanding> {
@@ -867,6 +994,30 @@ impl Reservation {
         self.estimate
     }
 
+    /// Covers a running call's spend as it streams in: raises this reservation (in tokens
+    /// and USD) to `spent + step`, the call's spend so far plus the largest step it has
+    /// taken, when that fits under every cap of the task, run and day, counting what the
+    /// other calls use and reserve.
+    ///
+    /// `Err` means the next step could pass a cap: stop the call now (kill its process
+    /// group), and it ends within the cap as long as no step is larger than `step`. The
+    /// error's `used` is what the scope has used with the call's spend so far, `requested`
+    /// the step ([`BudgetExceeded::stopped_at`] says it in words). Nothing changes then.
+    ///
+    /// # Errors
+    /// [`BudgetExceeded`] as above.
+    pub fn cover(&mut self, spent: Usage, step: Usage) -> Result<(), BudgetExceeded> {
+        let Some(state) = self.ledger.clone() else {
+            return Ok(());
+        };
+        let mut s = lock(&state);
+        let new = s.cover(self.id, spent, step)?;
+        self.estimate = new;
+        // Best effort, as for a dropped reservation: the next reservation writes it.
+        let _ = s.persist();
+        Ok(())
+    }
+
     fn is_from(&self, state: &Arc<Mutex<State>>) -> bool {
         self.ledger.as_ref().is_some_and(|l| Arc::ptr_eq(l, state))
     }
@@ -893,6 +1044,45 @@ impl Drop for Reservation {
                 let _ = s.persist();
             }
         }
+    }
+}
+
+/// The reservations of the calls running now, by `(task id, attempt)`: the run's
+/// `FenceHook` (in `lightsout-factory`) opens one before each call and closes it to settle;
+/// the run's [`FencedAgent`](super::agent::FencedAgent)s [cover](Reservation::cover) the
+/// spend a streaming agent reports while it runs, and stop it when it cannot be covered.
+#[derive(Debug, Default)]
+pub struct OpenCalls(Mutex<BTreeMap<(String, u32), Reservation>>);
+
+impl OpenCalls {
+    /// Holds `reservation` for `task`'s `attempt` (an earlier one for the same key is
+    /// dropped, which charges its estimate).
+    pub fn open(&self, task: &str, attempt: u32, reservation: Reservation) {
+        let old = self.lock().insert((task.to_owned(), attempt), reservation);
+        drop(old);
+    }
+
+    /// Takes the reservation of `task`'s `attempt` back, to settle or release it.
+    pub fn close(&self, task: &str, attempt: u32) -> Option<Reservation> {
+        self.lock().remove(&(task.to_owned(), attempt))
+    }
+
+    /// [`Reservation::cover`] on the reservation of `task`'s `attempt`; `None` when no
+    /// reservation is open for it (a call outside a run, such as `lightsout agent check`).
+    pub fn cover(
+        &self,
+        task: &str,
+        attempt: u32,
+        spent: Usage,
+        step: Usage,
+    ) -> Option<Result<(), BudgetExceeded>> {
+        self.lock()
+            .get_mut(&(task.to_owned(), attempt))
+            .map(|r| r.cover(spent, step))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, u32), Reservation>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -1047,7 +1237,117 @@ mod tests {
         assert_eq!(e.used, 450_000);
         assert!(e.to_string().contains("limit $0.500000"), "{e}");
         assert_eq!(usd_to_micros_ceil(f64::NAN), u64::MAX);
+        assert_eq!(usd_to_micros_ceil(0.035 + 0.035), 70_000);
+        assert_eq!(usd_to_micros_ceil(0.000_000_1), 1);
         assert_eq!(usd_to_micros_floor(-1.0), 0);
+    }
+
+    fn usd(micros: u64) -> Usage {
+        Usage {
+            usd_micros: micros,
+            ..Usage::default()
+        }
+    }
+
+    #[test]
+    fn a_streaming_call_is_covered_while_it_fits_and_stopped_before_the_cap() {
+        let ledger = BudgetLedger::in_memory(BudgetConfig {
+            per_task: Limits {
+                usd: Some(0.10),
+                ..Limits::default()
+            },
+            ..BudgetConfig::default()
+        });
+        // An earlier call of the task spent $0.03.
+        let r = ledger.reserve("T1", usd(10_000)).unwrap();
+        ledger.settle(r, usd(30_000)).unwrap();
+        let mut r = ledger.reserve("T1", usd(10_000)).unwrap();
+        // $0.05 spent, steps of $0.01: $0.03 + $0.06 fits; the reservation grows to $0.06.
+        r.cover(usd(50_000), usd(10_000)).unwrap();
+        assert_eq!(r.estimate().usd_micros, 60_000);
+        assert_eq!(ledger.task_used("T1").usd_micros, 90_000);
+        // $0.07 spent: $0.03 + $0.07 + $0.01 would pass $0.10: stop, nothing changes.
+        let e = r.cover(usd(70_000), usd(10_000)).unwrap_err();
+        assert_eq!(
+            (e.budget, e.limit, e.used, e.requested),
+            (Budget::Usd, 100_000, 100_000, 10_000)
+        );
+        assert_eq!(
+            e.stopped_at(),
+            "stopped at $0.10 of cap $0.10 (usd budget of the task T1)"
+        );
+        assert_eq!(r.estimate().usd_micros, 60_000);
+        // Settled at what it reported: within the cap.
+        let s = ledger.settle(r, usd(70_000)).unwrap();
+        assert!(s.overruns.is_empty());
+        assert_eq!(ledger.task_used("T1").usd_micros, 100_000);
+    }
+
+    #[test]
+    fn covering_counts_the_other_calls_and_a_grown_reservation_is_charged_when_dropped() {
+        let ledger = BudgetLedger::in_memory(BudgetConfig {
+            per_run: Limits {
+                tokens: Some(1_000),
+                ..Limits::default()
+            },
+            ..BudgetConfig::default()
+        });
+        let other = ledger.reserve("T2", Usage::tokens(600)).unwrap();
+        let mut r = ledger.reserve("T1", Usage::tokens(100)).unwrap();
+        r.cover(Usage::tokens(300), Usage::tokens(100)).unwrap();
+        assert_eq!(ledger.run_used().tokens, 1_000);
+        let e = r.cover(Usage::tokens(350), Usage::tokens(100)).unwrap_err();
+        assert_eq!((e.scope, e.used), (Scope::Run, 950));
+        drop(r);
+        // Dropped unsettled: charged at what it had grown to.
+        assert_eq!(ledger.run_used().tokens, 1_000);
+        ledger.settle(other, Usage::tokens(10)).unwrap();
+        assert_eq!(ledger.run_used().tokens, 410);
+        let open = OpenCalls::default();
+        assert!(
+            open.cover("T9", 1, Usage::tokens(1), Usage::default())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn every_call_reserves_by_default_so_that_all_attempts_fit() {
+        let config = BudgetConfig {
+            per_task: Limits {
+                usd: Some(0.10),
+                ..Limits::default()
+            },
+            per_run: Limits {
+                tokens: Some(120_000),
+                usd: Some(3.0),
+                ..Limits::default()
+            },
+            ..BudgetConfig::default()
+        };
+        // Task: $0.10 / 3 attempts; run: $3 / (3 × 2) = $0.50 is looser. Tokens: run only.
+        let u = config.call_reservation(60_000, 3, 2);
+        assert_eq!(
+            u,
+            Usage {
+                tokens: 20_000,
+                usd_micros: 33_333,
+                wall_ms: 60_000
+            }
+        );
+        // `[budget.task] attempts` lowers the attempts; `[budget.call]` wins where set.
+        let mut c = config;
+        c.per_task.attempts = Some(1);
+        c.per_call.tokens = Some(5);
+        let u = c.call_reservation(60_000, 3, 1);
+        assert_eq!((u.tokens, u.usd_micros), (5, 100_000));
+        // Nothing capped: nothing reserved but the wall time.
+        assert_eq!(
+            BudgetConfig::default().call_reservation(1_000, 3, 4),
+            Usage {
+                wall_ms: 1_000,
+                ..Usage::default()
+            }
+        );
     }
 
     #[test]

@@ -11,8 +11,11 @@
 //! - [`budget`]: [`budget::BudgetLedger`] caps attempts, wall time (ms), tokens and USD per
 //!   task, per run and per UTC day. Every agent call [reserves](budget::BudgetLedger::reserve)
 //!   its expected cost first and [settles](budget::BudgetLedger::settle) the actual usage
-//!   after; [`budget::CallEstimate`] is what a call reserves. [`budget::AgentRouting`] maps
-//!   task kinds to (cheaper) agents.
+//!   after; [`budget::BudgetConfig::call_reservation`] is what a call reserves (by default
+//!   too). While a streaming agent runs, [`budget::OpenCalls`] holds its reservation and
+//!   [`budget::Reservation::cover`] grows it with the spend it reports, or says to stop it
+//!   before its next step could pass a cap. [`budget::AgentRouting`] maps task kinds to
+//!   (cheaper) agents.
 //! - [`policy`]: [`policy::Fence`] runs one agent process behind an environment allowlist, an
 //!   output cap (bytes), a wall-time limit that kills the whole process group, the worktree as
 //!   working directory, the bubblewrap sandbox (no network, private PID space), and

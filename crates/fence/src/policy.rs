@@ -724,9 +724,28 @@ impl Fence {
     /// directory or the worktree cannot be read for the snapshot before the call.
     pub fn run(
         &self,
+        cmd: Command,
+        stdin: Option<Vec<u8>>,
+        worktree: &Path,
+    ) -> Result<FencedOutput, FenceError> {
+        self.run_watched(cmd, stdin, worktree, None)
+    }
+
+    /// [`Fence::run`], with `watch` called on each complete stdout line as it arrives (from
+    /// the thread that reads the pipe). When it returns a [`Violation`] the whole process
+    /// group is killed at once, the violation is reported, and no further line is watched:
+    /// this is how a streaming agent is stopped when its reported spend can no longer be
+    /// covered by the budget ([`Violation::BudgetStopped`]). Lines longer than 1 MiB are
+    /// not watched.
+    ///
+    /// # Errors
+    /// As [`Fence::run`].
+    pub fn run_watched(
+        &self,
         mut cmd: Command,
         stdin: Option<Vec<u8>>,
         worktree: &Path,
+        watch: Option<LineWatch>,
     ) -> Result<FencedOutput, FenceError> {
         let worktree_abs =
             std::fs::canonicalize(worktree).map_err(|e| FenceError::io(worktree, e))?;
@@ -817,10 +836,11 @@ impl Fence {
             });
         }
         if let Some(out) = child.stdout.take() {
-            spawn_reader(Stream::Stdout, out, Arc::clone(&budget), tx.clone());
+            let watch = watch.map(|w| (w, pgid));
+            spawn_reader(Stream::Stdout, out, Arc::clone(&budget), tx.clone(), watch);
         }
         if let Some(err) = child.stderr.take() {
-            spawn_reader(Stream::Stderr, err, Arc::clone(&budget), tx.clone());
+            spawn_reader(Stream::Stderr, err, Arc::clone(&budget), tx.clone(), None);
         }
         {
             let tx = tx.clone();
@@ -861,6 +881,12 @@ impl Fence {
                         });
                     }
                 }
+                Ok(Event::Stopped(v)) => {
+                    // The reader killed the group already; this makes sure.
+                    kill(&mut report);
+                    report.killed = true;
+                    report.violations.push(v);
+                }
                 Ok(Event::Eof(stream, buf, seen)) => {
                     streams.insert(stream, (buf, seen));
                 }
@@ -892,6 +918,12 @@ impl Fence {
             match rx.recv_timeout(wait) {
                 Ok(Event::Eof(stream, buf, seen)) => {
                     streams.insert(stream, (buf, seen));
+                }
+                // The reader killed the group and the leader's exit came first.
+                Ok(Event::Stopped(v)) => {
+                    report.killed = true;
+                    report.stragglers_killed = false;
+                    report.violations.push(v);
                 }
                 Ok(_) => {}
                 Err(_) => {
@@ -974,9 +1006,17 @@ enum Stream {
     Stderr,
 }
 
+/// Watches an agent's stdout line by line ([`Fence::run_watched`]); a returned violation
+/// stops the call.
+pub type LineWatch = Box<dyn FnMut(&str) -> Option<Violation> + Send>;
+
+/// The longest stdout line a [`LineWatch`] is shown, in bytes.
+const MAX_WATCHED_LINE: usize = 1 << 20;
+
 enum Event {
     Exited(Option<std::process::ExitStatus>),
     CapReached,
+    Stopped(Violation),
     Eof(Stream, Vec<u8>, u64),
 }
 
@@ -992,11 +1032,14 @@ fn spawn_reader(
     mut pipe: impl Read + Send + 'static,
     budget: Arc<Budget>,
     tx: mpsc::Sender<Event>,
+    mut watch: Option<(LineWatch, Option<Pid>)>,
 ) {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut seen = 0u64;
         let mut chunk = vec![0u8; 64 * 1024];
+        let mut line: Vec<u8> = Vec::new();
+        let mut too_long = false;
         loop {
             let n = match pipe.read(&mut chunk) {
                 Ok(0) => break,
@@ -1004,6 +1047,37 @@ fn spawn_reader(
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
+            if let Some((w, pgid)) = &mut watch {
+                let mut stop = None;
+                for part in chunk[..n].split_inclusive(|b| *b == b'\n') {
+                    if !too_long && line.len() + part.len() <= MAX_WATCHED_LINE + 1 {
+                        line.extend_from_slice(part);
+                    } else {
+                        // Too long to be a usage line: skip to its end.
+                        too_long = true;
+                        line.clear();
+                    }
+                    if part.ends_with(b"\n") {
+                        if !too_long {
+                            stop = w(String::from_utf8_lossy(&line).trim_end());
+                        }
+                        line.clear();
+                        too_long = false;
+                        if stop.is_some() {
+                            break;
+                        }
+                    }
+                }
+                if let Some(v) = stop {
+                    // Kill here, without waiting for the main loop: every line read later
+                    // could be more spend.
+                    if let Some(pg) = pgid {
+                        let _ = killpg(*pg, Signal::SIGKILL);
+                    }
+                    let _ = tx.send(Event::Stopped(v));
+                    watch = None;
+                }
+            }
             seen += n as u64;
             let before = budget.taken.fetch_add(n as u64, Ordering::Relaxed);
             let room = budget.cap.saturating_sub(before);
@@ -1163,6 +1237,14 @@ pub enum Violation {
         /// The error.
         detail: String,
     },
+    /// A streaming agent's reported spend could no longer be covered by its budget: the
+    /// process group was killed before the next step could pass the cap
+    /// ([`Reservation::cover`](super::budget::Reservation::cover)).
+    BudgetStopped {
+        /// The budget, its scope and cap, what the scope had used with the call's spend
+        /// when it was stopped (`used`), and the call's largest step (`requested`).
+        exceeded: super::budget::BudgetExceeded,
+    },
     /// A process left the group and kept running after the kill.
     EscapedProcess {
         /// What was seen.
@@ -1205,6 +1287,11 @@ impl std::fmt::Display for Violation {
             Self::GitLinkDamaged { path, detail } => {
                 write!(f, "worktree git link {} damaged: {detail}", path.display())
             }
+            Self::BudgetStopped { exceeded } => write!(
+                f,
+                "{}: its next step could pass the cap; process group killed",
+                exceeded.stopped_at()
+            ),
             Self::EscapedProcess { detail } => write!(f, "escaped process: {detail}"),
             Self::WatchFailed { detail } => {
                 write!(f, "cannot check for writes outside the worktree: {detail}")
@@ -1486,6 +1573,54 @@ mod tests {
             .run(cmd, Some(b"prompt text".to_vec()), t.path())
             .unwrap();
         assert_eq!(out.stdout, b"PROMPT TEXT");
+    }
+
+    /// A streaming agent that keeps printing is stopped by its line watch, at once: the
+    /// watch sees no line after the one it stopped on, and the wall limit is never reached.
+    #[test]
+    fn a_line_watch_stops_the_call_at_the_line_it_names() {
+        use std::sync::atomic::AtomicUsize;
+        let t = tempfile::tempdir().unwrap();
+        let fence = Fence::new(fast(FenceConfig::default())).unwrap();
+        let cmd = fence
+            .command(
+                "sh",
+                [
+                    "-c",
+                    "i=0; while :; do i=$((i+1)); echo \"$i\"; sleep 0.01; done",
+                ],
+                t.path(),
+            )
+            .unwrap();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&seen);
+        let stop = crate::budget::BudgetExceeded {
+            budget: crate::budget::Budget::Usd,
+            scope: crate::budget::Scope::Task("T1".into()),
+            limit: 100_000,
+            used: 90_000,
+            requested: 10_000,
+        };
+        let v = Violation::BudgetStopped {
+            exceeded: stop.clone(),
+        };
+        let watch: LineWatch = Box::new(move |line: &str| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            (line == "3").then(|| v.clone())
+        });
+        let out = fence.run_watched(cmd, None, t.path(), Some(watch)).unwrap();
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+        assert!(out.report.killed);
+        assert_eq!(
+            out.report.violations,
+            vec![Violation::BudgetStopped { exceeded: stop }]
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("1\n2\n3\n"));
+        assert_eq!(
+            out.report.violations[0].to_string(),
+            "stopped at $0.09 of cap $0.10 (usd budget of the task T1): its next step could \
+             pass the cap; process group killed"
+        );
     }
 
     /// Misbehaving agent: loops forever, with a background child holding the output pipe.

@@ -1707,9 +1707,17 @@ fn template_placeholder(inner: &str) -> bool {
     let upper_snake = t.contains('_')
         && t.chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    // `[FEATURE NAME]`, `[SERVICE TITLE]`: a capitalised name-of-a-name, as templates write them.
+    let words: Vec<&str> = t.split(' ').collect();
+    let named_slot = (2..=3).contains(&words.len())
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase()))
+        && words.last().is_some_and(|w| matches!(*w, "NAME" | "TITLE"));
     t.contains("e.g.")
         || t.starts_with("###")
         || upper_snake
+        || named_slot
         || EXACT.iter().any(|e| t.eq_ignore_ascii_case(e))
         || PREFIXES.iter().any(|p| t.starts_with(p))
 }
@@ -2219,6 +2227,7 @@ mod tests {
     fn placeholders_are_template_text_not_author_tags() {
         for p in [
             "FEATURE NAME",
+            "SERVICE TITLE",
             "###-feature-name",
             "Describe the journey",
             "PROJECT_NAME",
@@ -2232,6 +2241,7 @@ mod tests {
             "US1",
             "T009a",
             "OUT OF SCOPE - MVP",
+            "NAME",
             "X",
             "link",
             "FR-001",

@@ -13,6 +13,7 @@ pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod spec;
 pub(crate) mod strength;
+pub(crate) mod tune;
 pub(crate) mod twin;
 
 /// `specs/` at the repository root, as `lightsout run` reads it when given no spec; `specs/`

@@ -16,4 +16,5 @@ mod run;
 mod spec;
 mod strength;
 mod trace;
+mod tune;
 mod twin;

@@ -7,7 +7,7 @@
 //! in its own process, so 10 000 connections fit under a 20 000 hard `RLIMIT_NOFILE`, and the
 //! child's limit can be set low without touching the tests running in this process.
 
-use lightsout_twin::{Format, Twin, TwinServer, parse_definition};
+use lightsout_twin::{Format, ServerOptions, Twin, TwinServer, parse_definition};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -22,6 +22,9 @@ const WANTED: u64 = 10_000;
 const MARGIN: u64 = 512;
 /// Set in the child: the soft `RLIMIT_NOFILE` it runs the server under.
 pub(crate) const CHILD_ENV: &str = "LIGHTSOUT_TWIN_TEST_SERVER_FDS";
+/// Set in the child when the test wants other header-read and idle timeouts than the
+/// defaults (ms).
+const TIMEOUTS_ENV: &str = "LIGHTSOUT_TWIN_TEST_TIMEOUTS_MS";
 
 const TWIN: &str = "
 name: ping
@@ -48,7 +51,13 @@ pub(crate) async fn serve_until_stdin_closes(fds: &str) {
     let (def, diags) = parse_definition(TWIN, Format::Yaml);
     assert!(diags.is_empty(), "{diags:?}");
     let twin = Twin::new(def.expect("ping twin"), super::support::opts()).expect("ping twin");
-    let server = TwinServer::start(vec![twin], SocketAddr::from(([127, 0, 0, 1], 0)))
+    let mut options = ServerOptions::default();
+    if let Ok(ms) = std::env::var(TIMEOUTS_ENV) {
+        let t = std::time::Duration::from_millis(ms.parse().expect("timeouts ms"));
+        options.header_read_timeout = t;
+        options.idle_timeout = t;
+    }
+    let server = TwinServer::start_with(vec![twin], SocketAddr::from(([127, 0, 0, 1], 0)), options)
         .await
         .expect("bind");
     println!("twin-listening {}", server.local_addr());
@@ -68,7 +77,17 @@ impl ServerChild {
     /// Re-runs this test binary on `test` (which must call [`serve_until_stdin_closes`] when
     /// [`CHILD_ENV`] is set) and waits for the address it serves on.
     pub(crate) fn spawn(test: &str, fds: u64) -> Self {
-        let mut child = Command::new(std::env::current_exe().expect("current_exe"))
+        Self::spawn_with(test, fds, None)
+    }
+
+    /// As [`ServerChild::spawn`], with the server's header-read and idle timeouts set to
+    /// `timeouts_ms` when given.
+    pub(crate) fn spawn_with(test: &str, fds: u64, timeouts_ms: Option<u64>) -> Self {
+        let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+        if let Some(ms) = timeouts_ms {
+            cmd.env(TIMEOUTS_ENV, ms.to_string());
+        }
+        let mut child = cmd
             .args([test, "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, fds.to_string())
             .stdin(Stdio::piped())
@@ -164,9 +183,14 @@ async fn ten_thousand_concurrent_connections_are_held_and_each_answered() {
         "too few fds for a meaningful run: soft {soft}, hard {hard}"
     );
     let n = n as usize;
-    let server = ServerChild::spawn(
+    // Every connection is opened before any sends its request, which on a busy machine takes
+    // longer than the default 5 s header-read timeout (which would then rightly close the
+    // first ones), and the answered ones wait idle for the rest: this test is about holding
+    // connections, `slow_clients` about the timeouts, so both are 10 minutes here.
+    let server = ServerChild::spawn_with(
         "connections::ten_thousand_concurrent_connections_are_held_and_each_answered",
         n as u64 + MARGIN,
+        Some(600_000),
     );
 
     // 1. Open all n connections; every one stays in `conns`/`held` until step 4.

@@ -1,0 +1,211 @@
+//! `lightsout metrics` and `lightsout tune show|promote` end to end on a project's
+//! `.lightsout/metrics.jsonl`.
+
+use assert_cmd::Command;
+use predicates::str::contains;
+use std::fmt::Write as _;
+use std::path::Path;
+
+const CONFIG: &str = r#"
+[agents]
+default = "big"
+
+[agent.big]
+preset = "claude-code"
+
+[agent.small]
+preset = "claude-code"
+
+[tuning]
+incumbent = "A"
+seed = 3
+
+[tuning.bounds]
+kinds = ["code"]
+max_exploration = 0.5
+
+[[tuning.variant]]
+name = "A"
+agent = "big"
+
+[[tuning.variant]]
+name = "B"
+agent = "small"
+model = "cheap"
+"#;
+
+/// `lightsout ARGS --project DIR`, run in `dir`.
+fn lightsout(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::cargo_bin("lightsout").unwrap();
+    c.current_dir(dir).args(args).arg("--project").arg(dir);
+    c
+}
+
+/// `n` first attempts of `variant` on `code`, `passes` of them passing, at `usd` each.
+fn lines(out: &mut String, run: &str, variant: &str, n: u32, passes: u32, usd: f64) {
+    for i in 0..n {
+        let ok = i < passes;
+        let _ = writeln!(
+            out,
+            r#"{{"run_id":"{run}","task_id":"{variant}{i}","attempt":1,"agent":"claude-code","usage":{{"input_tokens":1000,"output_tokens":200,"cost_usd":{usd},"wall_ms":{}}},"passed":{ok},{}"human_intervened":false,"task_kind":"code","variant":"{variant}"}}"#,
+            1000 + i,
+            if ok {
+                ""
+            } else {
+                r#""failed_stage":"holdout","failure_category":"holdout: status mismatch","#
+            }
+        );
+    }
+}
+
+fn project(config: &str, metrics: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("lightsout.toml"), config).unwrap();
+    std::fs::create_dir_all(t.path().join(".lightsout")).unwrap();
+    std::fs::write(t.path().join(".lightsout/metrics.jsonl"), metrics).unwrap();
+    t
+}
+
+#[test]
+fn metrics_rolls_up_per_variant_and_kind_in_text_and_json() {
+    let mut m = String::new();
+    lines(&mut m, "r1", "A", 10, 9, 1.0);
+    lines(&mut m, "r1", "B", 10, 8, 0.3);
+    // A line written before task kinds and variants were recorded, and a torn last line.
+    m.push_str(r#"{"run_id":"r0","task_id":"T1","requirements":[],"attempt":1,"agent":"replay (replay)","replay":true,"usage":{"input_tokens":0,"output_tokens":0,"cost_usd":0.0,"wall_ms":14},"passed":true,"human_intervened":false}"#);
+    m.push_str("\n{\"run_id\":\"r2\",\"task");
+    let t = project(CONFIG, &m);
+    lightsout(t.path(), &["metrics"])
+        .assert()
+        .success()
+        .stdout(contains("21 attempts in 2 runs"))
+        .stdout(contains("code         A"))
+        .stdout(contains(" 90% [ 60–"))
+        .stdout(contains("unrecorded   replay (replay)"))
+        .stdout(contains("code/B: holdout: status mismatch ×2"))
+        .stderr(contains("metrics.jsonl:22: skipped"));
+    let out = lightsout(t.path(), &["metrics", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["variant"] == "B")
+        .unwrap();
+    assert_eq!(b["first_attempt_pass"]["successes"], 8);
+    assert_eq!(b["first_attempt_pass"]["trials"], 10);
+    assert!((b["usd_per_attempt"]["median"].as_f64().unwrap() - 0.3).abs() < 1e-9);
+    assert!(b["first_attempt_pass"]["wilson"]["low"].as_f64().unwrap() > 0.4);
+}
+
+#[test]
+fn metrics_with_no_runs_says_so() {
+    let t = tempfile::tempdir().unwrap();
+    lightsout(t.path(), &["metrics"])
+        .assert()
+        .success()
+        .stdout(contains("no attempts recorded yet"));
+}
+
+#[test]
+fn tune_show_prints_posteriors_and_the_next_pick_reproducibly() {
+    let mut m = String::new();
+    lines(&mut m, "r1", "A", 10, 9, 1.0);
+    lines(&mut m, "r1", "B", 10, 8, 0.3);
+    let t = project(CONFIG, &m);
+    let out = lightsout(t.path(), &["tune", "show"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("code (default A):"), "{text}");
+    assert!(text.contains("(10, 2)"), "A's Beta(1 + 9, 1 + 1): {text}");
+    assert!(text.contains("promotion: keep A"), "{text}");
+    assert!(text.contains("next pick: code: "), "{text}");
+    let again = lightsout(t.path(), &["tune", "show"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap(),
+        text,
+        "same evidence, same draws"
+    );
+    let json = lightsout(t.path(), &["tune", "show", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["kinds"][0]["arms"][1]["variant"], "B");
+    assert_eq!(v["kinds"][0]["arms"][1]["alpha"], 9.0);
+}
+
+#[test]
+fn tune_promote_applies_only_what_the_test_grants() {
+    let mut m = String::new();
+    lines(&mut m, "r1", "A", 10, 9, 1.0);
+    lines(&mut m, "r1", "B", 10, 8, 0.3);
+    let t = project(CONFIG, &m);
+    lightsout(t.path(), &["tune", "promote"])
+        .assert()
+        .success()
+        .stdout(contains("code: A stays the default"));
+    assert!(!t.path().join(".lightsout/tuning.json").exists());
+    // Much evidence that B is within the margin and far cheaper.
+    let mut m = String::new();
+    lines(&mut m, "r1", "A", 300, 270, 1.0);
+    lines(&mut m, "r1", "B", 400, 350, 0.3);
+    let t = project(CONFIG, &m);
+    lightsout(t.path(), &["tune", "promote"])
+        .assert()
+        .success()
+        .stdout(contains("code: B promoted over A"));
+    let state = std::fs::read_to_string(t.path().join(".lightsout/tuning.json")).unwrap();
+    assert!(state.contains("\"variant\": \"B\""), "{state}");
+    lightsout(t.path(), &["tune", "show"])
+        .assert()
+        .success()
+        .stdout(contains("code (default B):"));
+}
+
+#[test]
+fn tuning_cannot_reach_the_holdout_gate_budgets_or_fence() {
+    for (key, value) in [
+        ("holdout", "{ trials = 1 }"),
+        ("gate", "{ min_satisfaction = 0.0 }"),
+        ("budget", "{ usd = 1000.0 }"),
+        ("fence", "{ network = true }"),
+    ] {
+        let config = CONFIG.replace("seed = 3", &format!("seed = 3\n{key} = {value}"));
+        let t = project(&config, "");
+        lightsout(t.path(), &["tune", "show"])
+            .assert()
+            .code(2)
+            .stderr(contains(format!("[tuning] cannot reach `{key}`")));
+        // `lightsout run` reads the same file the same way.
+        let out = Command::cargo_bin("lightsout")
+            .unwrap()
+            .current_dir(t.path())
+            .args(["config", "check", "--config"])
+            .arg(t.path().join("lightsout.toml"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.contains(&format!("cannot reach `{key}`")), "{all}");
+    }
+}
+
+#[test]
+fn tune_show_without_a_tuning_section_says_what_to_declare() {
+    let t = project("[agent.a]\npreset = \"claude-code\"\n", "");
+    lightsout(t.path(), &["tune", "show"])
+        .assert()
+        .code(1)
+        .stderr(contains("no [tuning] section"));
+}
