@@ -52,6 +52,12 @@ pub(crate) struct RunArgs {
     /// and the surviving mutants go to the report only, never to an agent.
     #[arg(long)]
     strength: bool,
+    /// Build every task again. Without it, a task whose input key (its requirements' text,
+    /// its holdout scenarios' ids, its dependencies' merged commits, its agent profile and the
+    /// gate) is unchanged since the run that built it, and whose commit is still on main, is
+    /// reported as unchanged and not built.
+    #[arg(long, conflicts_with = "resume")]
+    rebuild: bool,
 }
 
 /// The specs to build, checked as `lightsout spec check` checks them.
@@ -144,6 +150,13 @@ impl EventSink for Sink {
                     failed_stage.as_deref().unwrap_or("?")
                 ),
             ),
+            Event::TaskUnchanged { task, built_by } => {
+                p.bar.inc(1);
+                p.line(
+                    self.human,
+                    &format!("  {task}: unchanged since run {built_by}, its work is on main"),
+                );
+            }
             Event::TaskPassed { task } => {
                 p.line(self.human, &format!("  {task}: passed, queued for merge"));
             }
@@ -329,6 +342,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
                     gate,
                     not_ready: loaded.not_ready,
                     strength: args.strength,
+                    rebuild: args.rebuild,
                 },
             )
             .await?
@@ -343,7 +357,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     print_summary(&state, &outcome, &html, args.format)?;
     let t = state.totals();
     Ok(
-        if t.merged == t.tasks
+        if t.merged + t.unchanged == t.tasks
             && !matches!(
                 outcome.gate.outcome,
                 GateOutcome::Fail | GateOutcome::InsufficientEvidence
@@ -398,6 +412,7 @@ fn print_summary(
                     "cost_usd": s.cost_usd(),
                     "tokens": s.tokens(),
                     "merge_commit": s.merge_commit,
+                    "unchanged_since": s.unchanged,
                     "failure": s.failure,
                 })
             })
@@ -416,10 +431,11 @@ fn print_summary(
         return Ok(());
     }
     println!(
-        "run {}: {} of {} tasks merged, {} failed, {} blocked; {} attempts, {} tokens, ${:.4}{}",
+        "run {}: {} of {} tasks merged, {} unchanged, {} failed, {} blocked; {} attempts, {} tokens, ${:.4}{}",
         state.run_id,
         t.merged,
         t.tasks,
+        t.unchanged,
         t.failed,
         t.blocked,
         t.attempts,
@@ -433,6 +449,7 @@ fn print_summary(
     );
     for s in &state.tasks {
         let status = match s.status {
+            TaskStatus::Merged if s.unchanged.is_some() => "unchanged",
             TaskStatus::Merged => "merged",
             TaskStatus::Failed => "FAILED",
             TaskStatus::Blocked => "blocked",
