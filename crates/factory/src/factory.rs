@@ -2041,15 +2041,16 @@ impl Inner {
         }
     }
 
-    /// At the end of a complete run: retires the worktree and branch of every task that
-    /// did not merge (failed, blocked or rerouted), keeping its head under
-    /// `refs/lightsout/<run>/<task>/head`.
+    /// At the end of a complete run: retires the worktree and branch of every merged task
+    /// still holding one (a task whose conflicted work was redone by its `.rebase-<n>`
+    /// task), keeping its head under `refs/lightsout/<run>/<task>/head`. A failed task's
+    /// worktree and branch stay for a person to look at, until `lightsout gc`.
     async fn retire_all(&self) {
         let tasks: Vec<(String, Option<PathBuf>)> = self
             .state()
             .tasks
             .iter()
-            .filter(|t| t.status.is_terminal() && t.worktree.is_some())
+            .filter(|t| t.status == TaskStatus::Merged && t.worktree.is_some())
             .map(|t| (t.task.id.clone(), t.worktree.clone()))
             .collect();
         for (id, wt) in tasks {
