@@ -40,20 +40,18 @@ pub(crate) fn run(args: &GcArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async {
         let cwd = std::env::current_dir().context("reading the current directory")?;
         let repo = lightsout_factory::repo_root(&cwd).await?;
-        let days = match args.older_than {
-            Some(d) => d,
-            None => {
-                let path = args
-                    .config
-                    .clone()
-                    .unwrap_or_else(|| repo.join("lightsout.toml"));
-                if path.is_file() {
-                    Config::load(&path)?.gc.keep_days
-                } else {
-                    lightsout_factory::config::GcSection::default().keep_days
-                }
-            }
+        let path = args
+            .config
+            .clone()
+            .unwrap_or_else(|| repo.join("lightsout.toml"));
+        // The configuration is read (strictly) even with --older-than: a typo in it is
+        // reported, as every other command reports it.
+        let keep_days = if path.is_file() {
+            Config::load(&path)?.gc.keep_days
+        } else {
+            lightsout_factory::config::GcSection::default().keep_days
         };
+        let days = args.older_than.unwrap_or(keep_days);
         let older_than = Duration::from_secs(u64::from(days) * 86_400);
         let report = lightsout_factory::gc::gc(&repo, older_than, SystemTime::now()).await?;
         if args.format == Format::Json {
