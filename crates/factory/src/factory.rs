@@ -2161,6 +2161,13 @@ impl Inner {
         if !self.wants_strength(&section) {
             return Ok(());
         }
+        // Nothing was built: main is what an earlier run measured, or chose not to.
+        {
+            let s = self.state();
+            if s.planned > 0 && s.tasks[..s.planned].iter().all(|t| t.unchanged.is_some()) {
+                return Ok(());
+            }
+        }
         let (all_merged, commit, requirements) = {
             let s = self.state();
             let merged = s.tasks[..s.planned]
@@ -2528,6 +2535,7 @@ impl Coordinator {
                         task: t.task.id.clone(),
                         commit: v.clone(),
                     })?;
+                    self.inner.remember_inputs(&t.task.id, v)?;
                 }
             }
         }

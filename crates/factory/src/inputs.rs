@@ -380,6 +380,29 @@ mod tests {
         assert_eq!(rebuilt(&d), ["D"]);
     }
 
+    /// The bundled holdout: every requirement's scenarios are found by their opaque ids, and
+    /// nothing of their text is in what a digest is made of.
+    #[test]
+    fn scenario_ids_are_opaque_ids_per_requirement() {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/url-shortener-holdout");
+        let ids = scenario_ids(&dir).unwrap();
+        assert!(ids.contains_key("REQ-2"), "{ids:?}");
+        for (req, list) in &ids {
+            assert!(!list.is_empty(), "{req}");
+            for id in list {
+                assert!(
+                    id.starts_with("S-") && id.len() == 10,
+                    "{req}: `{id}` is not an opaque id"
+                );
+            }
+        }
+        assert_eq!(
+            scenario_ids(&dir.join("no-such-dir")),
+            Some(BTreeMap::new())
+        );
+    }
+
     #[test]
     fn the_store_round_trips_and_a_foreign_file_reuses_nothing() {
         let d = tempfile::tempdir().unwrap();

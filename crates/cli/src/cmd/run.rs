@@ -151,7 +151,7 @@ impl EventSink for Sink {
                 ),
             ),
             Event::TaskUnchanged { task, built_by } => {
-                p.bar.inc(1);
+                // Already counted in `RunStarted`'s `done`.
                 p.line(
                     self.human,
                     &format!("  {task}: unchanged since run {built_by}, its work is on main"),
