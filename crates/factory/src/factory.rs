@@ -1879,7 +1879,8 @@ impl Inner {
                     .iter()
                     .fold((0u32, 0u32), |(p, t), r| (p + r.passed, t + r.trials));
                 verdict = format!(
-                    "pass; visible checks and holdout on the merged result, {passed}/{trials}                      trials over {} requirement(s), {} of them already on main",
+                    "pass; visible checks and holdout on the merged result, {passed}/{trials} \
+                     trials over {} requirement(s), {} of them already on main",
                     v.requirements.len(),
                     merged_reqs.len()
                 );

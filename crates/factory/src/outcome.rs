@@ -511,7 +511,9 @@ fn gate(
         let planned = &state.tasks[..state.planned.min(state.tasks.len())];
         if !planned.is_empty() && planned.iter().all(|t| t.unchanged.is_some()) {
             reasons.push(
-                "every task is unchanged since an earlier run (same input keys, work on main):                  nothing was built, so nothing was judged; the earlier runs' reports hold their                  verdicts"
+                "every task is unchanged since an earlier run (same input keys, work on main): \
+                 nothing was built, so nothing was judged; the earlier runs' reports hold their \
+                 verdicts"
                     .into(),
             );
         } else {

@@ -128,6 +128,7 @@ fn an_edit_rebuilds_only_the_invalidated_task_and_its_dependents() {
     tasks.sort_unstable();
     assert_eq!(tasks, ["REQ-1", "REQ-2", "REQ-3", "REQ-4"]);
     for m in &msgs {
+        assert!(!m.contains("  "), "a broken line in the message: {m}");
         assert_eq!(trailer(m, "Lightsout-Run"), Some("r1"), "{m}");
         let task = trailer(m, "Lightsout-Task").unwrap();
         assert_eq!(trailer(m, "Lightsout-Requirements"), Some(task), "{m}");
