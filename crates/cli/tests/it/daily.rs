@@ -256,12 +256,17 @@ fn an_edit_rebuilds_only_the_invalidated_task_and_its_dependents() {
 }
 
 /// `[gc] keep_days` is the retention; an unknown key under `[gc]` is refused with the
-/// valid one named.
+/// valid one named. A failed task's worktree and branch stay after its run, for a person to
+/// look at, and `gc` removes them with the run.
 #[test]
 fn gc_keeps_young_runs_and_its_section_is_strict() {
     let p = chain_project();
-    json_run(&p, "r1");
-    assert!(!factory_refs(&p).is_empty());
+    // REQ-4's agent never produces anything: it fails.
+    std::fs::remove_dir_all(p.root.join("trajectory/REQ-4")).unwrap();
+    p.run().args(["--run-id", "r1"]).assert().code(1);
+    assert!(p.run_dir("r1").join("wt/REQ-4").is_dir());
+    p.git(&["rev-parse", "--verify", "refs/heads/lightsout/r1/REQ-4"]);
+    assert_eq!(worktrees(&p), 2);
     let gc = || {
         let mut c = Command::cargo_bin("lightsout").unwrap();
         c.current_dir(p.repo()).arg("gc");
@@ -283,4 +288,6 @@ fn gc_keeps_young_runs_and_its_section_is_strict() {
     std::fs::write(&toml, format!("{text}\n[gc]\nkeep_days = 0\n")).unwrap();
     gc().assert().code(0);
     assert_eq!(factory_refs(&p), Vec::<String>::new());
+    assert_eq!(worktrees(&p), 1);
+    assert!(!p.run_dir("r1").exists());
 }
