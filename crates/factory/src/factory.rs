@@ -577,7 +577,7 @@ impl Factory {
         let git = Git::new(&self.repo);
         let mut on_main = std::collections::BTreeSet::new();
         for t in &plan.tasks {
-            if let Some(b) = kept.tasks.get(&t.id)
+            if let Some(b) = kept.tasks.get(&crate::inputs::store_id(t))
                 && git.is_ancestor(&b.commit, main).await?
             {
                 on_main.insert(b.commit.clone());
@@ -1986,12 +1986,13 @@ impl Inner {
     /// # Errors
     /// [`Error::Io`] when the store cannot be written.
     fn remember_inputs(&self, task_id: &str, commit: &str) -> Result<(), Error> {
-        let (root, deps) = {
+        let (root, name, deps) = {
             let s = self.state();
             let root = s.root_of(task_id).to_owned();
             let Some(t) = s.task(&root) else {
                 return Ok(());
             };
+            let name = crate::inputs::store_id(&t.task);
             let deps: Option<BTreeMap<String, String>> = t
                 .task
                 .depends_on
@@ -2002,7 +2003,7 @@ impl Inner {
                         .map(|c| (d.clone(), c))
                 })
                 .collect();
-            (root, deps)
+            (root, name, deps)
         };
         let (Some(own), Some(deps)) = (self.own.get(&root), deps) else {
             return Ok(());
@@ -2010,7 +2011,7 @@ impl Inner {
         let path = crate::inputs::inputs_path(self.repo.dir());
         let mut kept = crate::inputs::Inputs::read(&path)?;
         kept.tasks.insert(
-            root,
+            name,
             crate::inputs::Built {
                 key: crate::inputs::key(own, &deps),
                 own: own.clone(),

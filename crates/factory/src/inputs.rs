@@ -44,12 +44,18 @@ pub struct Built {
     pub run: String,
 }
 
-/// The input-key store: task id → [`Built`].
+/// The name a task is kept under: `<spec id>#<task id>`, so that specs built in runs of
+/// their own (a queue of specs, each planned alone) do not share `T1` or `REQ-1`.
+pub fn store_id(task: &Task) -> String {
+    format!("{}#{}", task.spec_id, task.id)
+}
+
+/// The input-key store: [`store_id`] → [`Built`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Inputs {
     /// Always [`INPUTS_SCHEMA`].
     pub schema: String,
-    /// Per task id.
+    /// Per task, by [`store_id`].
     pub tasks: BTreeMap<String, Built>,
 }
 
@@ -189,12 +195,14 @@ pub fn decide(
     on_main: &dyn Fn(&str) -> bool,
     force: bool,
 ) -> BTreeMap<String, Decision> {
+    let by_id: BTreeMap<&str, &Task> = plan.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+    let kept_of = |id: &str| by_id.get(id).and_then(|t| kept.tasks.get(&store_id(t)));
     let mut direct: BTreeMap<&str, String> = BTreeMap::new();
     for t in &plan.tasks {
         let why = if force {
             Some("--rebuild".to_owned())
         } else {
-            match (own.get(&t.id), kept.tasks.get(&t.id)) {
+            match (own.get(&t.id), kept_of(&t.id)) {
                 (None, _) => Some("its inputs could not be read".to_owned()),
                 (_, None) => Some("never built".to_owned()),
                 (Some(o), Some(b)) if *o != b.own => Some("its inputs changed".to_owned()),
@@ -202,7 +210,7 @@ pub fn decide(
                     let deps: Option<BTreeMap<String, String>> = t
                         .depends_on
                         .iter()
-                        .map(|d| kept.tasks.get(d).map(|k| (d.clone(), k.commit.clone())))
+                        .map(|d| kept_of(d).map(|k| (d.clone(), k.commit.clone())))
                         .collect();
                     if deps.is_none_or(|deps| key(o, &deps) != b.key) {
                         Some("a dependency was built again".to_owned())
@@ -227,7 +235,7 @@ pub fn decide(
             } else if let Some(via) = downstream.get(&t.id) {
                 Decision::Rebuild(format!("depends on {via}, which is rebuilt"))
             } else {
-                match kept.tasks.get(&t.id) {
+                match kept_of(&t.id) {
                     Some(b) => Decision::Unchanged(b.clone()),
                     None => Decision::Rebuild("never built".to_owned()),
                 }
@@ -305,7 +313,7 @@ mod tests {
                 .map(|d| (d.clone(), format!("c-{d}")))
                 .collect();
             kept.tasks.insert(
-                t.id.clone(),
+                store_id(t),
                 Built {
                     key: key(&own[&t.id], &deps),
                     own: own[&t.id].clone(),
@@ -374,7 +382,7 @@ mod tests {
         let (plan, own, mut kept) = built();
         let d = decide(&plan, &own, &kept, &|c| c != "c-A", false);
         assert_eq!(rebuilt(&d), ["A", "B", "C"]);
-        kept.tasks.remove("D");
+        kept.tasks.remove(&store_id(&plan.tasks[3]));
         let d = decide(&plan, &own, &kept, &|_| true, false);
         assert_eq!(d["D"], Decision::Rebuild("never built".into()));
         assert_eq!(rebuilt(&d), ["D"]);
