@@ -65,6 +65,10 @@ enum Command {
     /// Agents: the adapter contract's schemas (`agent schema`) and `agent check PROFILE`.
     #[command(subcommand)]
     Agent(cmd::agent::AgentCommand),
+    /// Prune old runs: their worktrees, `lightsout/<run>/*` branches, the refs that keep
+    /// their attempt commits (`refs/lightsout/<run>/`) and their run directories, older than
+    /// `--older-than DAYS` or `[gc] keep_days` (30). Main and the input keys are kept.
+    Gc(cmd::gc::GcArgs),
     /// Verify and show the hash-chained audit log of a run.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
         Command::Config(c) => cmd::config::run(c),
         Command::Metrics(a) => cmd::tune::metrics(a),
         Command::Tune(c) => cmd::tune::run(c),
+        Command::Gc(a) => cmd::gc::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -234,6 +234,22 @@ impl Default for MemorySection {
     }
 }
 
+/// `[gc]`: how long `lightsout gc` keeps a run's worktrees, branches, attempt refs and run
+/// directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcSection {
+    /// Runs whose journal was last written at least this many days ago are pruned (`gc
+    /// --older-than` overrides). Default 30.
+    pub keep_days: u32,
+}
+
+impl Default for GcSection {
+    fn default() -> Self {
+        GcSection { keep_days: 30 }
+    }
+}
+
 /// The whole `lightsout.toml`. Every table refuses keys it does not know
 /// (`deny_unknown_fields`): a typo is an error naming the key and the nearest valid one.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -283,6 +299,8 @@ pub struct Config {
     pub gate: Option<toml::Value>,
     /// `[twins]`: name → `"builtin"`, a twin directory (relative to this file) or a URL.
     pub twins: BTreeMap<String, String>,
+    /// `[gc]`: the retention of `lightsout gc`.
+    pub gc: GcSection,
     /// `[strength]`: raw TOML for `lightsout strength`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strength: Option<toml::Value>,

@@ -19,6 +19,14 @@ pub enum Event {
         /// Whether this is a `--resume`.
         resumed: bool,
     },
+    /// A task is not built again: its inputs are unchanged since run `built_by` and its
+    /// work is on main.
+    TaskUnchanged {
+        /// Task id.
+        task: String,
+        /// The run that built it.
+        built_by: String,
+    },
     /// A task's dependencies are all merged.
     TaskReady {
         /// The task.

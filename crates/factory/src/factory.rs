@@ -46,6 +46,9 @@ pub struct RunOptions {
     /// --strength`); it is measured anyway when a gate rule has `min_strength` or
     /// `[strength] after_run = true`.
     pub strength: bool,
+    /// Build every task, even those whose input key is unchanged and whose work is on main
+    /// (`run --rebuild`). Without it such tasks are journaled as unchanged and not built.
+    pub rebuild: bool,
 }
 
 /// The factory: agents, stages and configuration for running plans on a repository.
@@ -491,9 +494,109 @@ impl Factory {
             strength: opts.strength,
         };
         journal.append(&start)?;
-        let state = RunState::replay([&start]);
+        let mut entries = vec![start];
+        for e in self.unchanged(&entries[0], opts.rebuild).await? {
+            journal.append(&e)?;
+            entries.push(e);
+        }
+        let state = RunState::replay(&entries);
         self.drive(run_dir, journal, state, opts.jobs, false, lock)
             .await
+    }
+
+    /// Each task's own input digest (see [`crate::inputs::own_digest`]): its text, the
+    /// holdout scenario ids of its requirements, its agent profile and `policy`. Empty when
+    /// the holdout's scenario files cannot be loaded: then nothing is reused.
+    fn own_digests(
+        &self,
+        plan: &Plan,
+        policy: &lightsout_eval::GatePolicy,
+    ) -> BTreeMap<String, String> {
+        let holdout = self
+            .config
+            .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref());
+        let scenarios = match holdout {
+            Some(dir) => match crate::inputs::scenario_ids(&dir) {
+                Some(s) => s,
+                None => return BTreeMap::new(),
+            },
+            None => BTreeMap::new(),
+        };
+        let policy = serde_json::to_string(policy).unwrap_or_default();
+        plan.tasks
+            .iter()
+            .map(|t| {
+                let ids: Vec<String> = t
+                    .requirement_ids
+                    .iter()
+                    .filter_map(|r| scenarios.get(r))
+                    .flatten()
+                    .cloned()
+                    .collect();
+                let profile = match self.profile_name(&t.kind) {
+                    Some(name) => format!(
+                        "{name}:{}",
+                        self.config
+                            .agent
+                            .get(name)
+                            .and_then(|p| serde_json::to_string(p).ok())
+                            .unwrap_or_default()
+                    ),
+                    None => "default agent".to_owned(),
+                };
+                (
+                    t.id.clone(),
+                    crate::inputs::own_digest(t, &ids, &profile, &policy),
+                )
+            })
+            .collect()
+    }
+
+    /// The `TaskUnchanged` entries of a new run (`start` is its `RunStarted`): every task
+    /// whose input key matches the one kept in `.lightsout/inputs.json` and whose commit is
+    /// on main, unless `rebuild`. The tasks an edit invalidates and everything downstream
+    /// of them are built.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the store exists but cannot be read; [`Error::Git`] when git
+    /// cannot tell whether a commit is on main.
+    async fn unchanged(&self, start: &Entry, rebuild: bool) -> Result<Vec<Entry>, Error> {
+        let Entry::RunStarted {
+            plan, policy, main, ..
+        } = start
+        else {
+            return Ok(Vec::new());
+        };
+        if rebuild {
+            return Ok(Vec::new());
+        }
+        let kept = crate::inputs::Inputs::read(&crate::inputs::inputs_path(&self.repo))?;
+        if kept.tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let own = self.own_digests(plan, policy);
+        let git = Git::new(&self.repo);
+        let mut on_main = std::collections::BTreeSet::new();
+        for t in &plan.tasks {
+            if let Some(b) = kept.tasks.get(&crate::inputs::store_id(t))
+                && git.is_ancestor(&b.commit, main).await?
+            {
+                on_main.insert(b.commit.clone());
+            }
+        }
+        let decisions = crate::inputs::decide(plan, &own, &kept, &|c| on_main.contains(c), false);
+        Ok(plan
+            .tasks
+            .iter()
+            .filter_map(|t| match decisions.get(&t.id) {
+                Some(crate::inputs::Decision::Unchanged(b)) => Some(Entry::TaskUnchanged {
+                    task: t.id.clone(),
+                    commit: b.commit.clone(),
+                    built_by: b.run.clone(),
+                }),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Resumes run `run_id` from its journal: finished tasks are not redone, an interrupted
@@ -573,17 +676,7 @@ impl Factory {
     }
 
     fn lock(&self) -> Result<nix::fcntl::Flock<std::fs::File>, Error> {
-        let dir = self.repo.join(".lightsout");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-        let path = dir.join("run.lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|_| Error::Locked(path))
+        lock_repo(&self.repo)
     }
 
     /// The run's `[fence]`: watched directories default to the repository and the holdout
@@ -825,6 +918,7 @@ impl Factory {
             journal: Mutex::new(journal),
             state: Mutex::new(state),
             resumed,
+            own: self.own_digests(&plan, &policy),
             policy,
         });
         let done = {
@@ -845,6 +939,17 @@ impl Factory {
             done,
             resumed,
         });
+        if !resumed {
+            let unchanged: Vec<(String, String)> = inner
+                .state()
+                .tasks
+                .iter()
+                .filter_map(|t| Some((t.task.id.clone(), t.unchanged.clone()?)))
+                .collect();
+            for (task, built_by) in unchanged {
+                inner.events.emit(&Event::TaskUnchanged { task, built_by });
+            }
+        }
         let weights: Vec<f64> = plan.tasks.iter().map(|t| t.estimate_hours).collect();
         let mut sched = Scheduler::new(&weights, &plan.edges())
             .map_err(|_| Error::Plan("the journaled plan has a cycle".into()))?;
@@ -859,6 +964,25 @@ impl Factory {
         inner.strength_after_run().await?;
         inner.finish().await
     }
+}
+
+/// Takes the repository's run lock (`.lightsout/run.lock`, an exclusive `flock`): one
+/// run, resume or `gc` at a time.
+///
+/// # Errors
+/// [`Error::Locked`] when another process holds it; [`Error::Io`] when it cannot be made.
+pub(crate) fn lock_repo(repo: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Error> {
+    let dir = repo.join(".lightsout");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let path = dir.join("run.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| Error::Locked(path))
 }
 
 /// Why the worktree at `wt` is no longer a sound git worktree, if it is not: its `.git`
@@ -1054,6 +1178,20 @@ struct Inner {
     resumed: bool,
     /// The run's resolved gate policy (from its journal).
     policy: lightsout_eval::GatePolicy,
+    /// Each planned task's own input digest (see [`crate::inputs`]); a task missing here
+    /// leaves no key.
+    own: BTreeMap<String, String>,
+}
+
+/// The first line of `s`, trimmed, at most 72 characters (a commit subject).
+fn first_line_of(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(72)
+        .collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1727,6 +1865,7 @@ impl Inner {
         }
         let head = g.rev("HEAD").await?;
         let merged_reqs = self.state().merged_requirements.clone();
+        let mut verdict = String::from("pass");
         // Verify the merged result: visible checks, then the holdout with main's
         // requirements as the regression bucket.
         let checked = run_checks(
@@ -1764,6 +1903,18 @@ impl Inner {
                     policy: self.policy.clone(),
                 })
                 .await?;
+            if v.passed {
+                let (passed, trials) = v
+                    .requirements
+                    .iter()
+                    .fold((0u32, 0u32), |(p, t), r| (p + r.passed, t + r.trials));
+                verdict = format!(
+                    "pass; visible checks and holdout on the merged result, {passed}/{trials} \
+                     trials over {} requirement(s), {} of them already on main",
+                    v.requirements.len(),
+                    merged_reqs.len()
+                );
+            }
             (!v.passed).then_some(v.feedback)
         };
         if let Some(feedback) = failure {
@@ -1789,9 +1940,15 @@ impl Inner {
                 human_intervened: false,
             })));
         }
+        // Main receives one commit for the task: the verified tree, on `onto`, with
+        // trailers. The attempts stay reachable under `refs/lightsout/<run>/<task>/`.
+        self.keep(task_id, "merged", &head).await?;
+        let squash = self
+            .squash(task_id, &task, &onto, &head, &verdict, attempts_used)
+            .await?;
         self.record(&Entry::MergeVerified {
             task: task_id.to_owned(),
-            commit: head.clone(),
+            commit: squash.clone(),
         })?;
         let main_ref = format!("refs/heads/{}", self.main);
         self.repo
@@ -1800,28 +1957,139 @@ impl Inner {
                 "-m",
                 &format!("lightsout: merge {task_id}"),
                 &main_ref,
-                &head,
+                &squash,
                 &onto,
             ])
             .await?;
         self.record(&Entry::Merged {
             task: task_id.to_owned(),
-            commit: head.clone(),
+            commit: squash.clone(),
         })?;
-        self.cleanup_worktree(&wt).await;
+        self.remember_inputs(task_id, &squash)?;
+        self.retire(task_id, &wt).await;
         Ok(MergeOutcome::Merged)
     }
 
-    /// Removes a worktree whose commits are all on main; keeps any other.
-    async fn cleanup_worktree(&self, wt: &Path) {
-        let g = Git::new(wt);
-        let Ok(head) = g.rev("HEAD").await else {
+    /// Makes the one commit main receives for `task_id`: the tree of `head` (the verified,
+    /// rebased work) with `onto` as its only parent, and git trailers naming the run, the
+    /// task, its requirements, the gate's verdict and where the attempts are kept.
+    ///
+    /// # Errors
+    /// [`Error::Git`] when git cannot write the commit.
+    async fn squash(
+        &self,
+        task_id: &str,
+        task: &Task,
+        onto: &str,
+        head: &str,
+        verdict: &str,
+        attempts: u32,
+    ) -> Result<String, Error> {
+        let root = self.state().root_of(task_id).to_owned();
+        let tree = format!("{head}^{{tree}}");
+        let subject = first_line_of(&task.title);
+        let message = format!(
+            "{root}: {subject}\n\n\
+             Built by the Lightsout factory in {attempts} attempt(s); the attempts are kept \
+             under refs/lightsout/{run}/{task_id}/.\n\n\
+             Lightsout-Run: {run}\n\
+             Lightsout-Task: {task_id}\n\
+             Lightsout-Requirements: {reqs}\n\
+             Lightsout-Gate: {verdict}\n\
+             Lightsout-Attempts: refs/lightsout/{run}/{task_id}/merged\n",
+            run = self.run_id,
+            reqs = if task.requirement_ids.is_empty() {
+                "none".to_owned()
+            } else {
+                task.requirement_ids.join(", ")
+            },
+        );
+        self.repo
+            .run(&["commit-tree", &tree, "-p", onto, "-m", &message])
+            .await
+    }
+
+    /// Records `task_id`'s input key with `commit`, the commit main received for it, in
+    /// `.lightsout/inputs.json` (see [`crate::inputs`]); a later run reuses it while the key
+    /// matches.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the store cannot be written.
+    fn remember_inputs(&self, task_id: &str, commit: &str) -> Result<(), Error> {
+        let (root, name, deps) = {
+            let s = self.state();
+            let root = s.root_of(task_id).to_owned();
+            let Some(t) = s.task(&root) else {
+                return Ok(());
+            };
+            let name = crate::inputs::store_id(&t.task);
+            let deps: Option<BTreeMap<String, String>> = t
+                .task
+                .depends_on
+                .iter()
+                .map(|d| {
+                    s.task(d)
+                        .and_then(|x| x.merge_commit.clone())
+                        .map(|c| (d.clone(), c))
+                })
+                .collect();
+            (root, name, deps)
+        };
+        let (Some(own), Some(deps)) = (self.own.get(&root), deps) else {
+            return Ok(());
+        };
+        let path = crate::inputs::inputs_path(self.repo.dir());
+        let mut kept = crate::inputs::Inputs::read(&path)?;
+        kept.tasks.insert(
+            name,
+            crate::inputs::Built {
+                key: crate::inputs::key(own, &deps),
+                own: own.clone(),
+                commit: commit.to_owned(),
+                run: self.run_id.clone(),
+            },
+        );
+        kept.write(&path)
+    }
+
+    /// Retires a finished task's worktree and branch: its head is kept under
+    /// `refs/lightsout/<run>/<task>/head` first, so every attempt commit stays reachable for
+    /// the audit until `lightsout gc` prunes the run. Best effort: what cannot be removed
+    /// stays for `gc`.
+    async fn retire(&self, task_id: &str, wt: &Path) {
+        let branch = format!("refs/heads/{}", self.branch(task_id));
+        let Ok(Some(head)) = self.repo.try_rev(&branch).await else {
             return;
         };
-        if matches!(self.repo.is_ancestor(&head, &self.main).await, Ok(true)) {
+        if self.keep(task_id, "head", &head).await.is_err() {
+            return;
+        }
+        if wt.exists() {
             let w = wt.to_string_lossy().into_owned();
             let _ = self.repo.out(&["worktree", "remove", "--force", &w]).await;
         }
+        if !wt.exists() {
+            let _ = self.repo.out(&["update-ref", "-d", &branch, &head]).await;
+        }
+    }
+
+    /// At the end of a complete run: retires the worktree and branch of every merged task
+    /// still holding one (a task whose conflicted work was redone by its `.rebase-<n>`
+    /// task), keeping its head under `refs/lightsout/<run>/<task>/head`. A failed task's
+    /// worktree and branch stay for a person to look at, until `lightsout gc`.
+    async fn retire_all(&self) {
+        let tasks: Vec<(String, Option<PathBuf>)> = self
+            .state()
+            .tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Merged && t.worktree.is_some())
+            .map(|t| (t.task.id.clone(), t.worktree.clone()))
+            .collect();
+        for (id, wt) in tasks {
+            let wt = wt.unwrap_or_else(|| self.worktree(&id));
+            self.retire(&id, &wt).await;
+        }
+        let _ = self.repo.out(&["worktree", "prune"]).await;
     }
 
     async fn route_conflict(
@@ -1924,6 +2192,13 @@ impl Inner {
         };
         if !self.wants_strength(&section) {
             return Ok(());
+        }
+        // Nothing was built: main is what an earlier run measured, or chose not to.
+        {
+            let s = self.state();
+            if s.planned > 0 && s.tasks[..s.planned].iter().all(|t| t.unchanged.is_some()) {
+                return Ok(());
+            }
         }
         let (all_merged, commit, requirements) = {
             let s = self.state();
@@ -2074,6 +2349,7 @@ impl Inner {
         let at = now_rfc3339();
         let complete = self.state().is_complete();
         if complete {
+            self.retire_all().await;
             self.record(&Entry::RunFinished { at })?;
         }
         let state = self.state().clone();
@@ -2291,6 +2567,7 @@ impl Coordinator {
                         task: t.task.id.clone(),
                         commit: v.clone(),
                     })?;
+                    self.inner.remember_inputs(&t.task.id, v)?;
                 }
             }
         }

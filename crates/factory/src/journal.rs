@@ -43,6 +43,16 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         strength: bool,
     },
+    /// A task is not built again: its input key matches the one kept from `built_by` and its
+    /// commit is on main (see [`crate::inputs`]). It counts as merged at `commit`.
+    TaskUnchanged {
+        /// Task id.
+        task: String,
+        /// The commit main received for it in `built_by`.
+        commit: String,
+        /// The run that built it.
+        built_by: String,
+    },
     /// A task got its worktree.
     TaskStarted {
         /// Task id.

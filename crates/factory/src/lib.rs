@@ -11,8 +11,14 @@
 //!   the merged result (with every requirement already on main as the regression bucket),
 //!   and only then moves main with a compare-and-swap `git update-ref`. A regression routes
 //!   the task back to its agent (main never saw it); a conflict becomes a task of its own
-//!   (`<task>.rebase-<n>`). Commits that are not on main are never deleted: their
-//!   worktrees stay and refs under `refs/lightsout/<run>/` keep every pre-rebase head.
+//!   (`<task>.rebase-<n>`). Main receives one squashed commit per task, with trailers
+//!   (`Lightsout-Run`, `-Task`, `-Requirements`, `-Gate`). Attempt commits are never
+//!   deleted by a run: refs under `refs/lightsout/<run>/` keep every pre-rebase, merged and
+//!   final head, and a finished task's worktree and branch are removed; [`gc`] prunes old
+//!   runs.
+//! - [`inputs`]: each task's input key (`.lightsout/inputs.json`); a task whose key is
+//!   unchanged and whose commit is on main is not built again (`RunOptions::rebuild`
+//!   forces it).
 //! - [`journal`]: `.lightsout/runs/<id>/journal.jsonl`, append + fsync; [`RunState`] is
 //!   rebuilt from it and written to `state.json`; [`outcome`] turns a run
 //!   directory into the outcome report (`report.json` + `report.html`, see [`report`]).
@@ -46,7 +52,9 @@ mod error;
 pub mod event;
 mod factory;
 pub mod fenced;
+pub mod gc;
 mod git;
+pub mod inputs;
 pub mod instructions;
 pub mod integrity;
 pub mod journal;

@@ -522,6 +522,7 @@ fn run_agent(state: &RunState) -> AgentLabel {
 
 fn task_status(t: &TaskState) -> report::TaskStatus {
     match t.status {
+        TaskStatus::Merged if t.unchanged.is_some() => report::TaskStatus::Unchanged,
         TaskStatus::Merged => report::TaskStatus::Merged,
         TaskStatus::Failed => report::TaskStatus::Failed,
         TaskStatus::Blocked => report::TaskStatus::Blocked,
@@ -667,7 +668,17 @@ fn gate(
         .find(|e| e.stage == "merged")
         .or_else(|| evals.last())
     else {
-        reasons.push("no holdout evaluation ran in this run; configure [holdout] path".into());
+        let planned = &state.tasks[..state.planned.min(state.tasks.len())];
+        if !planned.is_empty() && planned.iter().all(|t| t.unchanged.is_some()) {
+            reasons.push(
+                "every task is unchanged since an earlier run (same input keys, work on main): \
+                 nothing was built, so nothing was judged; the earlier runs' reports hold their \
+                 verdicts"
+                    .into(),
+            );
+        } else {
+            reasons.push("no holdout evaluation ran in this run; configure [holdout] path".into());
+        }
         return GateVerdict {
             outcome: GateOutcome::NotEvaluated,
             reasons,

@@ -127,6 +127,10 @@ pub struct TaskState {
     /// Merge reverts (regressions) so far.
     #[serde(default)]
     pub reverts: u32,
+    /// Not built in this run: its inputs are unchanged since the run named here, whose
+    /// commit (`merge_commit`) is on main.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchanged: Option<String>,
 }
 
 impl TaskState {
@@ -153,8 +157,11 @@ impl TaskState {
 pub struct Totals {
     /// Tasks planned (routed-back conflict tasks not counted twice).
     pub tasks: usize,
-    /// Planned tasks merged.
+    /// Planned tasks merged in this run.
     pub merged: usize,
+    /// Planned tasks not built again: inputs unchanged and their work on main.
+    #[serde(default)]
+    pub unchanged: usize,
     /// Planned tasks failed.
     pub failed: usize,
     /// Planned tasks blocked by a failed dependency.
@@ -276,6 +283,24 @@ impl RunState {
                         ..TaskState::default()
                     })
                     .collect();
+            }
+            Entry::TaskUnchanged {
+                task,
+                commit,
+                built_by,
+            } => {
+                let mut reqs = Vec::new();
+                if let Some(t) = self.task_mut(task) {
+                    t.status = TaskStatus::Merged;
+                    t.merge_commit = Some(commit.clone());
+                    t.unchanged = Some(built_by.clone());
+                    reqs.clone_from(&t.task.requirement_ids);
+                }
+                for r in reqs {
+                    if !self.merged_requirements.contains(&r) {
+                        self.merged_requirements.push(r);
+                    }
+                }
             }
             Entry::TaskStarted {
                 task,
@@ -422,6 +447,7 @@ impl RunState {
         for (i, s) in self.tasks.iter().enumerate() {
             if i < self.planned {
                 match s.status {
+                    TaskStatus::Merged if s.unchanged.is_some() => t.unchanged += 1,
                     TaskStatus::Merged => t.merged += 1,
                     TaskStatus::Failed => t.failed += 1,
                     TaskStatus::Blocked => t.blocked += 1,

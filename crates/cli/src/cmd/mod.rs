@@ -4,6 +4,7 @@ pub(crate) mod agent;
 pub(crate) mod audit;
 pub(crate) mod config;
 pub(crate) mod eval;
+pub(crate) mod gc;
 pub(crate) mod init;
 pub(crate) mod memory;
 pub(crate) mod plan;

@@ -305,6 +305,15 @@ impl EventSink for Progress {
                     ));
                 }
             }
+            Event::TaskUnchanged { task, built_by } => {
+                // Counted in `RunStarted`'s `done` already: off the critical path, no tick.
+                if let Ok(mut eta) = self.eta.lock() {
+                    eta.finish(task, Instant::now());
+                }
+                self.line(&format!(
+                    "  {task}: unchanged since run {built_by}, its work is on main"
+                ));
+            }
             Event::TaskPassed { task } => {
                 self.task_bar(task).set_message("passed; waiting to merge");
                 if self.mode == Mode::Lines {

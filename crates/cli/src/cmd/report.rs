@@ -39,9 +39,14 @@ pub(crate) fn gate_line(report: &RunReport) -> String {
         GateOutcome::NotEvaluated => "NOT EVALUATED",
     };
     let mut line = format!(
-        "gate: {verdict} ({} of {} tasks merged, {} requirements",
+        "gate: {verdict} ({} of {} tasks merged{}, {} requirements",
         t.merged,
         t.tasks,
+        if t.unchanged > 0 {
+            format!(", {} unchanged", t.unchanged)
+        } else {
+            String::new()
+        },
         report.requirements.len()
     );
     if report.uses_replay() {

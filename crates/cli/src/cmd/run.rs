@@ -67,6 +67,12 @@ pub(crate) struct RunArgs {
     /// and the surviving mutants go to the report only, never to an agent.
     #[arg(long)]
     strength: bool,
+    /// Build every task again. Without it, a task whose input key (its requirements' text,
+    /// its holdout scenarios' ids, its dependencies' merged commits, its agent profile and the
+    /// gate) is unchanged since the run that built it, and whose commit is still on main, is
+    /// reported as unchanged and not built.
+    #[arg(long, conflicts_with = "resume")]
+    rebuild: bool,
 }
 
 /// The specs to build, checked as `lightsout spec check` checks them.
@@ -246,6 +252,7 @@ async fn build(
                 gate,
                 not_ready: loaded.not_ready,
                 strength: args.strength,
+                rebuild: args.rebuild,
             },
         )
         .await?;
@@ -295,7 +302,7 @@ fn conclude(repo: &Path, state: &RunState, format: Format) -> anyhow::Result<Con
     let t = state.totals();
     Ok(Concluded {
         json: summary_json(state, &outcome, &html),
-        passed: t.merged == t.tasks
+        passed: t.merged + t.unchanged == t.tasks
             && !matches!(
                 outcome.gate.outcome,
                 GateOutcome::Fail | GateOutcome::InsufficientEvidence
@@ -349,6 +356,7 @@ fn summary_json(state: &RunState, outcome: &RunReport, report: &Path) -> serde_j
                 "cost_usd": s.cost_usd(),
                 "tokens": s.tokens(),
                 "merge_commit": s.merge_commit,
+                "unchanged_since": s.unchanged,
                 "failure": s.failure,
             })
         })
@@ -368,10 +376,11 @@ fn summary_json(state: &RunState, outcome: &RunReport, report: &Path) -> serde_j
 fn print_human(state: &RunState, outcome: &RunReport, report: &Path) {
     let t = state.totals();
     println!(
-        "run {}: {} of {} tasks merged, {} failed, {} blocked; {} attempts, {} tokens, ${:.4}{}",
+        "run {}: {} of {} tasks merged, {} unchanged, {} failed, {} blocked; {} attempts, {} tokens, ${:.4}{}",
         state.run_id,
         t.merged,
         t.tasks,
+        t.unchanged,
         t.failed,
         t.blocked,
         t.attempts,
@@ -385,6 +394,7 @@ fn print_human(state: &RunState, outcome: &RunReport, report: &Path) {
     );
     for s in &state.tasks {
         let status = match s.status {
+            TaskStatus::Merged if s.unchanged.is_some() => "unchanged",
             TaskStatus::Merged => "merged",
             TaskStatus::Failed => "FAILED",
             TaskStatus::Blocked => "blocked",

@@ -3,6 +3,7 @@
 mod agents;
 mod audit;
 mod config;
+mod daily;
 mod eval;
 mod gate;
 mod hostile_fence;

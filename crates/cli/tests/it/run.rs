@@ -45,7 +45,7 @@ impl Project {
         self.repo().join(".lightsout/runs").join(id)
     }
 
-    fn journal(&self, id: &str) -> Vec<Value> {
+    pub(crate) fn journal(&self, id: &str) -> Vec<Value> {
         std::fs::read_to_string(self.run_dir(id).join("journal.jsonl"))
             .unwrap()
             .lines()
@@ -80,7 +80,7 @@ pub(crate) fn new_file(path: &str, line: &str) -> String {
     )
 }
 
-fn change_line(path: &str, old: &str, new: &str, context: &[&str]) -> String {
+pub(crate) fn change_line(path: &str, old: &str, new: &str, context: &[&str]) -> String {
     let n = context.len() + 1;
     let mut s = format!(
         "diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -1,{n} +1,{n} @@\n-{old}\n+{new}\n"
@@ -240,15 +240,26 @@ fn a_multi_task_spec_with_dependencies_runs_through_to_main() {
     for (dep, of) in [("REQ-1", "REQ-2"), ("REQ-2", "REQ-3"), ("REQ-1", "REQ-3")] {
         p.git(&["merge-base", "--is-ancestor", &commit(dep), &commit(of)]);
     }
-    // Each task ran on its own branch; merged worktrees are cleaned up, branches kept.
+    // Each task ran on its own branch; once merged, its worktree and branch are removed
+    // and its attempts kept under refs/lightsout/.
     for id in ["REQ-1", "REQ-2", "REQ-3", "REQ-4"] {
-        p.git(&[
-            "rev-parse",
-            "--verify",
-            &format!("refs/heads/lightsout/r1/{id}"),
-        ]);
+        for kept in ["head", "merged"] {
+            p.git(&[
+                "rev-parse",
+                "--verify",
+                &format!("refs/lightsout/r1/{id}/{kept}"),
+            ]);
+        }
         assert!(!p.run_dir("r1").join("wt").join(id).exists());
     }
+    assert_eq!(
+        p.git(&[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/heads/lightsout/"
+        ]),
+        ""
+    );
     assert_eq!(
         task(&report, "REQ-1")["attempts"].as_array().unwrap().len(),
         2
@@ -380,8 +391,9 @@ fn a_conflict_is_routed_back_as_a_task_of_its_own() {
         .find(|e| e["entry"] == "conflict_routed")
         .unwrap();
     assert_eq!(routed["files"], serde_json::json!(["shared.txt"]));
-    // The conflicted work is not lost: its branch and worktree stay, off main.
-    let old = p.git(&["rev-parse", "refs/heads/lightsout/r4/REQ-2"]);
+    // The conflicted work is not lost: it is kept under refs/lightsout/, off main; its
+    // worktree and branch are gone once the task merged through its conflict task.
+    let old = p.git(&["rev-parse", "refs/lightsout/r4/REQ-2/head"]);
     assert!(
         !Std::new("git")
             .args(["merge-base", "--is-ancestor", &old, "main"])
@@ -390,7 +402,16 @@ fn a_conflict_is_routed_back_as_a_task_of_its_own() {
             .unwrap()
             .success()
     );
-    assert!(p.run_dir("r4").join("wt/REQ-2/shared.txt").exists());
+    assert_eq!(p.git(&["show", &format!("{old}:shared.txt")]), "from two");
+    assert!(!p.run_dir("r4").join("wt/REQ-2").exists());
+    assert_eq!(
+        p.git(&[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/heads/lightsout/"
+        ]),
+        ""
+    );
     let prompt = std::fs::read_to_string(
         p.run_dir("r4")
             .join("artifacts/REQ-2.rebase-1/prompt-REQ-2.rebase-1-1.md"),

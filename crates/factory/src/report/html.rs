@@ -324,11 +324,16 @@ fn summary(out: &mut String, report: &RunReport) {
         .count();
     w!(
         out,
-        "<dt>Tasks merged</dt><dd>{} of {}</dd>\n<dt>Requirements fully satisfied</dt><dd>{} of {}</dd>\n\
+        "<dt>Tasks merged</dt><dd>{} of {}{}</dd>\n<dt>Requirements fully satisfied</dt><dd>{} of {}</dd>\n\
          <dt>Agent attempts</dt><dd>{}</dd>\n<dt>Tokens in / out</dt><dd>{} / {}</dd>\n\
          <dt>Cost</dt><dd>{}</dd>\n<dt>Agent wall time</dt><dd>{}</dd>\n</dl>\n</section>\n",
         t.merged,
         t.tasks,
+        if t.unchanged > 0 {
+            format!(" ({} unchanged, on main from an earlier run)", t.unchanged)
+        } else {
+            String::new()
+        },
         sat_reqs,
         report.requirements.len(),
         t.attempts,

@@ -210,8 +210,10 @@ impl RunReport {
         let mut t = Totals::default();
         for task in &self.tasks {
             t.tasks += 1;
-            if task.status == TaskStatus::Merged {
-                t.merged += 1;
+            match task.status {
+                TaskStatus::Merged => t.merged += 1,
+                TaskStatus::Unchanged => t.unchanged += 1,
+                _ => {}
             }
             t.attempts = t.attempts.saturating_add(u64::from(task.attempts));
             t.tokens_in = t.tokens_in.saturating_add(task.tokens_in);
@@ -245,6 +247,8 @@ pub struct Totals {
     pub tasks: u64,
     /// Number of tasks whose status is [`TaskStatus::Merged`].
     pub merged: u64,
+    /// Number of tasks whose status is [`TaskStatus::Unchanged`].
+    pub unchanged: u64,
     /// Agent attempts over all tasks.
     pub attempts: u64,
     /// Input (prompt) tokens over all tasks.
@@ -567,6 +571,9 @@ pub struct UnknownRequirementRef {
 pub enum TaskStatus {
     /// Passed the holdout and fast-forwarded onto main.
     Merged,
+    /// Not built in this run: its input key is unchanged since an earlier run and that run's
+    /// commit is on main.
+    Unchanged,
     /// Ran out of attempts or budget.
     Failed,
     /// Merged, then reverted because the merged result regressed.
@@ -584,6 +591,7 @@ impl TaskStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Merged => "merged",
+            Self::Unchanged => "unchanged",
             Self::Failed => "failed",
             Self::Reverted => "reverted",
             Self::Conflict => "conflict",

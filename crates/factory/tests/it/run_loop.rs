@@ -373,6 +373,8 @@ async fn lessons_reach_the_next_run_and_retire_when_the_task_passes() {
                     },
                     RunOptions {
                         run_id: Some(id.into()),
+                        // The third run builds the unchanged task again to see its lessons.
+                        rebuild: true,
                         ..RunOptions::default()
                     },
                 )
