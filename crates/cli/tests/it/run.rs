@@ -737,6 +737,8 @@ fn misbehaving_agents_are_contained_and_the_run_goes_on() {
     )
     .unwrap();
     std::fs::write(p.root.join("agent.sh"), MISBEHAVING_AGENT).unwrap();
+    // The wall limit is what ends REQ-1's endless loop; 8 s leaves the honest agents room to
+    // finish on a busy machine (3 s timed one out under load).
     std::fs::write(
         p.repo().join("lightsout.toml"),
         format!(
@@ -744,7 +746,7 @@ fn misbehaving_agents_are_contained_and_the_run_goes_on() {
              [agent.bad]\npreset = \"command\"\nprogram = \"sh\"\nargs = [\"{}\"]\n\
              format = \"claude-json\"\n\n\
              [env]\nallow = [\"PATH\", \"HOME\"]\n\n\
-             [limits]\nwall_ms = 3000\noutput_bytes = 65536\n\n\
+             [limits]\nwall_ms = 8000\noutput_bytes = 65536\n\n\
              [budget.task]\ntokens = 10000\n\n\
              [holdout]\npath = \"../holdout\"\ncommand = \"sh check.sh\"\n",
             p.root.join("agent.sh").display()
