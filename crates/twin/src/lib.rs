@@ -61,6 +61,7 @@ pub mod record;
 pub mod schema;
 mod server;
 pub mod state;
+pub mod tape;
 pub mod template;
 
 pub use conns::{
@@ -72,6 +73,7 @@ pub use engine::{
     JOURNAL_MAX_BYTES, JournalEntry, JournalStats, Principal, Twin, TwinOptions, TwinRequest,
     TwinResponse, decode_cursor, encode_cursor, sample_latency,
 };
+pub use tape::{TAPE_MAX_EXCHANGES, TapeDivergence, TapeReport};
 pub use server::{ServerHandle, TwinServer, Universe, to_http};
 
 use std::path::{Path, PathBuf};
