@@ -51,6 +51,7 @@ pub mod journal;
 mod memory;
 pub mod outcome;
 pub mod plan;
+pub mod replay;
 pub mod report;
 pub mod scaffold;
 pub mod sched;

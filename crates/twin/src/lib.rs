@@ -73,8 +73,8 @@ pub use engine::{
     JOURNAL_MAX_BYTES, JournalEntry, JournalStats, Principal, Twin, TwinOptions, TwinRequest,
     TwinResponse, decode_cursor, encode_cursor, sample_latency,
 };
-pub use tape::{TAPE_MAX_EXCHANGES, TapeDivergence, TapeReport};
 pub use server::{ServerHandle, TwinServer, Universe, to_http};
+pub use tape::{TAPE_MAX_EXCHANGES, TapeDivergence, TapeReport};
 
 use std::path::{Path, PathBuf};
 

@@ -7,6 +7,7 @@ pub(crate) mod eval;
 pub(crate) mod init;
 pub(crate) mod memory;
 pub(crate) mod plan;
+pub(crate) mod replay;
 pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod spec;

@@ -10,6 +10,7 @@ mod hostile_git;
 mod init;
 mod memory;
 mod plan;
+mod replay;
 mod report;
 mod run;
 mod spec;
