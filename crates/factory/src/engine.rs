@@ -166,12 +166,12 @@ impl EngineEvaluator {
             }
             served.push((name.clone(), twin));
         }
-        let taped: Vec<(String, String, lightsout_twin::Twin)> = served
+        let handles: Vec<(String, String, lightsout_twin::Twin)> = served
             .iter()
             .map(|(n, t)| (n.clone(), self.twins[n].clone(), t.clone()))
             .collect();
         if served.is_empty() {
-            return Ok((urls, None, taped));
+            return Ok((urls, None, handles));
         }
         let names: Vec<String> = served.iter().map(|(n, _)| n.clone()).collect();
         let handle = lightsout_twin::TwinServer::start(
@@ -184,7 +184,7 @@ impl EngineEvaluator {
             let url = handle.url_of(&n).unwrap_or_else(|| handle.url());
             urls.insert(n, url);
         }
-        Ok((urls, Some(handle), taped))
+        Ok((urls, Some(handle), handles))
     }
 }
 
@@ -254,7 +254,7 @@ impl EngineEvaluator {
                     .service_wrap(&req.worktree, &hidden)?
                     .unwrap_or_default();
             }
-            let (twin_urls, twin_server, taped) = self.start_twins_taped(tapes).await?;
+            let (twin_urls, twin_server, handles) = self.start_twins_taped(tapes).await?;
             let trials = self.trials.max(1);
             let opts = RunOptions {
                 trials,
@@ -268,7 +268,7 @@ impl EngineEvaluator {
                 .run(&suite, &TargetConfig::Command(target), &opts)
                 .await;
             drop(twin_server);
-            for (name, source, twin) in taped {
+            for (name, source, twin) in handles {
                 if let Some(tape) = twin.take_tape() {
                     trace.twins.insert(name, (source, tape));
                 }

@@ -219,7 +219,8 @@ pub struct ReplayStep {
 pub struct Difference {
     /// The step it happened in.
     pub step: ReplayStep,
-    /// What differs (`twin \`slack\` exchange 3`, `scenario \`x\``, `gate`, `decision`).
+    /// What differs: an exchange of a twin (twin `slack` exchange 3), a scenario, the
+    /// service, the gate or the decision.
     pub what: String,
     /// The run's side.
     pub recorded: String,
