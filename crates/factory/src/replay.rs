@@ -186,7 +186,14 @@ pub(crate) async fn write_record(
     verdict: &Verdict,
     trace: &EvalTrace,
 ) -> Result<(), Error> {
-    let commit = Git::new(&req.worktree).rev("HEAD").await?;
+    // A checkout that is not a git worktree (a library caller's directory) has no commit to
+    // record; replay then says the commit is missing.
+    let commit = Git::new(&req.worktree)
+        .try_rev("HEAD")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let rec = build_record(req, commit, verdict, trace);
     let path =
         req.artifacts_dir
@@ -472,11 +479,7 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
     }
     let repo_git = Git::new(repo);
     for (_, rec) in &steps {
-        if repo_git
-            .try_rev(&format!("{}^{{commit}}", rec.commit))
-            .await?
-            .is_none()
-        {
+        if rec.commit.is_empty() || repo_git.try_rev(&rec.commit).await?.is_none() {
             return Ok(ReplayReport::unreplayable(
                 run_id,
                 out_dir,

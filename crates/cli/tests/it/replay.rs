@@ -196,6 +196,23 @@ fn a_changed_twin_response_is_the_first_difference_and_a_missing_record_is_named
         "{d:#}"
     );
 
+    // For people: the step, then both sides.
+    let human = Command::cargo_bin("lightsout")
+        .unwrap()
+        .current_dir(p.repo())
+        .env_remove("LIGHTSOUT_HOLDOUT")
+        .args(["replay", "r1"])
+        .output()
+        .unwrap();
+    assert_eq!(human.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("differs at step 2 (REQ-1 attempt 2 candidate): scenario `"),
+        "{text}"
+    );
+    assert!(text.contains("  run:    passed"), "{text}");
+    assert!(text.contains("  replay: failed"), "{text}");
+
     // Without the record of an evaluation, the run cannot be replayed, and replay says why.
     std::fs::remove_file(&path).unwrap();
     let (code, out) = replay(&p);
