@@ -350,6 +350,12 @@ fn engine_from_config(config: &Config, hide: Vec<PathBuf>) -> Result<EngineEvalu
     let Some(t) = &config.target else {
         return Err("the service's start command: [target] is not set".into());
     };
+    if let Some((name, url)) = config.twins.iter().find(|(_, v)| v.starts_with("http")) {
+        return Err(format!(
+            "the exchanges of twin `{name}`: it is a running service at {url}, not served by \
+             the run, so the run kept no tape of it"
+        ));
+    }
     // As `Factory::new` wires the engine, so the replay judges as the run did.
     let twins = config
         .twins
