@@ -749,6 +749,60 @@ mod tests {
         }
     }
 
+    fn attempt(task: &str, n: u32, passed: bool, stage: Option<&str>) -> Entry {
+        Entry::AttemptFinished {
+            task: task.into(),
+            record: crate::AttemptRecord {
+                attempt: n,
+                agent: "replay".into(),
+                replay: true,
+                summary: String::new(),
+                usage: lightsout_agent::Usage::default(),
+                outcome: lightsout_agent::Outcome::Completed,
+                passed,
+                failed_stage: stage.map(str::to_owned),
+                feedback: None,
+                commit: None,
+                human_intervened: false,
+            },
+        }
+    }
+
+    #[test]
+    fn the_evaluations_are_the_attempts_that_reached_the_holdout_and_the_merges() {
+        let entries = vec![
+            attempt("T1", 1, false, Some("checks")),
+            attempt("T1", 2, false, Some("holdout")),
+            attempt("T1", 3, true, None),
+            Entry::MergeReverted {
+                task: "T1".into(),
+                commit: "c".into(),
+                feedback: String::new(),
+                regression: vec![],
+            },
+            attempt("T1", 4, true, None),
+            Entry::MergeVerified {
+                task: "T1".into(),
+                commit: "d".into(),
+            },
+        ];
+        let got: Vec<(u32, &str, String, bool)> = planned_steps(&entries)
+            .iter()
+            .map(|p| (p.attempt, p.stage.as_str(), p.decision.clone(), p.required))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (2, "candidate", "failed the holdout".to_owned(), true),
+                (3, "candidate", "passed the holdout".to_owned(), true),
+                // A revert may come from the visible checks, which made no evaluation.
+                (3, "merged", "revert".to_owned(), false),
+                (4, "candidate", "passed the holdout".to_owned(), true),
+                (4, "merged", "merge".to_owned(), true),
+            ]
+        );
+    }
+
     #[test]
     fn the_first_scenario_that_differs_is_named_with_both_sides() {
         let a = rec(&[("s1", 5, 5), ("s2", 5, 5)]);
