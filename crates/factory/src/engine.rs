@@ -227,10 +227,13 @@ impl EngineEvaluator {
 
 impl EngineEvaluator {
     /// [`Evaluator::evaluate`] with the twins' tapes recorded or replayed, and what it did.
+    /// `hide` replaces `req.artifacts_dir` as the results directory hidden from the service
+    /// (a directory holding it: nested hidden directories cannot both be hidden).
     pub(crate) async fn evaluate_traced(
         &self,
         req: &EvalRequest,
         tapes: &TwinTapes<'_>,
+        hide: Option<&std::path::Path>,
     ) -> Result<(Verdict, EvalTrace), Error> {
         let mut trace = EvalTrace::default();
         let mut wanted: Vec<String> = req.requirements.clone();
@@ -249,7 +252,10 @@ impl EngineEvaluator {
         if !suite.scenarios.is_empty() {
             let mut target = self.target(&req.worktree);
             if let Some(fence) = &self.fence {
-                let hidden = [self.holdout_dir.clone(), req.artifacts_dir.clone()];
+                let hidden = [
+                    self.holdout_dir.clone(),
+                    hide.map_or_else(|| req.artifacts_dir.clone(), std::path::Path::to_path_buf),
+                ];
                 target.wrap = fence
                     .service_wrap(&req.worktree, &hidden)?
                     .unwrap_or_default();
@@ -376,7 +382,7 @@ pub(crate) struct EvalTrace {
 #[async_trait]
 impl Evaluator for EngineEvaluator {
     async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
-        let (verdict, trace) = self.evaluate_traced(req, &TwinTapes::Record).await?;
+        let (verdict, trace) = self.evaluate_traced(req, &TwinTapes::Record, None).await?;
         crate::replay::write_record(req, &verdict, &trace).await?;
         Ok(verdict)
     }

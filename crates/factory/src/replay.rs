@@ -11,8 +11,8 @@
 //! **What replay does.** It reads the journal and walks the run's evaluations in the order they
 //! happened (each attempt that reached the holdout, each merge verification). For each it
 //! checks the recorded commit out in a detached worktree, starts the service from it behind
-//! the same fence as the run (`Fence::service_wrap`, with the holdout, the run's results and
-//! the replay's own results hidden), serves each twin from its definition with the recorded
+//! the same fence as the run (`Fence::service_wrap`, with the holdout and the whole `eval/`
+//! hidden), serves each twin from its definition with the recorded
 //! seed and clock while answering every request with the recorded response, re-runs the
 //! holdout with the gate policy the journal's `RunStarted` recorded, and compares in this
 //! order: the twins' exchanges (the first request that differs from the tape), whether the
@@ -20,8 +20,11 @@
 //! passed or failed the holdout; the merge went ahead or was reverted). It stops at the first
 //! difference. Agents are never re-invoked: their work is the recorded commits.
 //!
-//! Everything replay writes goes under `eval/replays/<stamp>/` (results, and worktrees that
-//! are removed when each step ends).
+//! Everything replay writes goes under `eval/replays/<stamp>/` (the result documents and
+//! `replay.json`), except each step's checkout of the recorded commit: the service under test
+//! must not see `eval/`, so the checkout is made at `<run>/replay-work/<stamp>/<step>` (as the
+//! strength measurement's copies are) and removed when its step ends. It holds only the
+//! committed work of the run's own agents.
 
 use crate::engine::{EngineEvaluator, EvalTrace, TwinTapes};
 use crate::git::Git;
@@ -263,7 +266,8 @@ pub struct ReplayReport {
     pub outcome: ReplayOutcome,
     /// The steps replayed, in order (up to and including a differing one).
     pub steps: Vec<ReplayStep>,
-    /// Where the replay's results are (under the run's hidden `eval/`).
+    /// Where the replay's results are (under the run's `eval/`, hidden from agents and
+    /// services).
     pub out_dir: PathBuf,
 }
 
@@ -334,7 +338,7 @@ fn merge_decision(passed: bool) -> &'static str {
 }
 
 /// The eval engine as the run configured it, or why the run cannot be replayed.
-fn engine_from_config(config: &Config, hide: Vec<PathBuf>) -> Result<EngineEvaluator, String> {
+fn engine_from_config(config: &Config) -> Result<EngineEvaluator, String> {
     if config.holdout.command.is_some() {
         return Err(
             "twin tapes: the run's holdout is judged by a runner command ([holdout] \
@@ -369,10 +373,8 @@ fn engine_from_config(config: &Config, hide: Vec<PathBuf>) -> Result<EngineEvalu
             (k.clone(), resolved)
         })
         .collect();
-    let mut fence = config.fence.clone();
-    fence.hide.extend(hide);
-    let fence =
-        lightsout_fence::policy::Fence::new(fence).map_err(|e| format!("the fence: {e}"))?;
+    let fence = lightsout_fence::policy::Fence::new(config.fence.clone())
+        .map_err(|e| format!("the fence: {e}"))?;
     Ok(EngineEvaluator {
         holdout_dir: dir,
         target_command: t.command.clone(),
@@ -497,19 +499,16 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
         }
     }
     let results = out_dir.join("results");
-    // The service sees neither the run's results and records nor other replays' results.
-    let mut hide: Vec<PathBuf> = std::fs::read_dir(&eval_dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.file_name().is_some_and(|n| n != "replays"))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Ok(rd) = std::fs::read_dir(eval_dir.join("replays")) {
-        hide.extend(rd.flatten().map(|e| e.path()));
-    }
-    let engine = match engine_from_config(config, hide) {
+    // The service sees none of `eval/` (the run's results and records, the replays'
+    // results), as in the run; so its checkout lies outside it, as the strength
+    // measurement's copies do, and is removed when its step ends.
+    let work = run_dir.join("replay-work").join(
+        out_dir
+            .file_name()
+            .map_or_else(|| "replay".into(), |n| n.to_string_lossy().into_owned()),
+    );
+    std::fs::create_dir_all(&eval_dir).map_err(|e| Error::io("create eval dir", &eval_dir, e))?;
+    let engine = match engine_from_config(config) {
         Ok(e) => e,
         Err(missing) => return Ok(ReplayReport::unreplayable(run_id, out_dir, missing)),
     };
@@ -524,7 +523,7 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
             commit: rec.commit.clone(),
             decision: planned.decision.clone(),
         };
-        let wt = out_dir.join("work").join(format!("{}", n + 1));
+        let wt = work.join(format!("{}", n + 1));
         let w = wt.to_string_lossy().into_owned();
         repo_git
             .run(&["worktree", "add", "-q", "--detach", &w, &rec.commit])
@@ -541,10 +540,12 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
             policy: policy.clone(),
         };
         let evaluated = engine
-            .evaluate_traced(&req, &TwinTapes::Replay(&rec.twins))
+            .evaluate_traced(&req, &TwinTapes::Replay(&rec.twins), Some(&eval_dir))
             .await;
         let _ = repo_git.out(&["worktree", "remove", "--force", &w]).await;
         let _ = std::fs::remove_dir_all(&wt);
+        let _ = std::fs::remove_dir(&work);
+        let _ = std::fs::remove_dir(run_dir.join("replay-work"));
         let (verdict, trace) = evaluated?;
         let replayed = build_record(&req, rec.commit.clone(), &verdict, &trace);
         let decision = match planned.stage {
@@ -571,7 +572,6 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
             return Ok(report);
         }
     }
-    let _ = std::fs::remove_dir_all(out_dir.join("work"));
     let report = ReplayReport {
         run_id: run_id.to_owned(),
         outcome: ReplayOutcome::Same,

@@ -163,6 +163,7 @@ fn a_finished_run_replays_offline_to_the_same_verdict() {
         "{out_dir:?}"
     );
     assert!(out_dir.join("replay.json").is_file());
+    assert!(!p.run_dir("r1").join("replay-work").exists());
     assert_eq!(p.git(&["worktree", "list"]), worktrees);
     assert_eq!(p.git(&["status", "--porcelain"]), "");
 }
