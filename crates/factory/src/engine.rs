@@ -383,7 +383,7 @@ pub(crate) struct EvalTrace {
 impl Evaluator for EngineEvaluator {
     async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
         let (verdict, trace) = self.evaluate_traced(req, &TwinTapes::Record, None).await?;
-        crate::replay::write_record(req, &verdict, &trace).await?;
+        crate::replay::write_record(&self.holdout_dir, req, &verdict, &trace).await?;
         Ok(verdict)
     }
 

@@ -116,6 +116,42 @@ pub struct EvalRecord {
     /// The twins served, by name.
     #[serde(default)]
     pub twins: BTreeMap<String, TwinRecord>,
+    /// SHA-256 of the holdout directory's files (paths and contents) the evaluation judged
+    /// with ([`holdout_digest`]).
+    #[serde(default)]
+    pub holdout: String,
+}
+
+/// SHA-256 (hex) over every file under `dir`, in path order: each relative path, a NUL, its
+/// length and its bytes. Unreadable entries count as their path alone.
+pub fn holdout_digest(dir: &Path) -> String {
+    use sha2::{Digest as _, Sha256};
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(root, &p, out);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.push(rel.to_path_buf());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files);
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update([0]);
+        if let Ok(bytes) = std::fs::read(dir.join(&f)) {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(&bytes);
+        }
+    }
+    hex::encode(h.finalize())
 }
 
 /// The gate's verdict in an evaluation.
@@ -133,6 +169,7 @@ fn record_name(task: &str, attempt: u32, stage: &str) -> String {
 
 fn build_record(
     req: &EvalRequest,
+    holdout: String,
     commit: String,
     verdict: &Verdict,
     trace: &EvalTrace,
@@ -180,11 +217,13 @@ fn build_record(
                 )
             })
             .collect(),
+        holdout,
     }
 }
 
 /// Writes the [`EvalRecord`] of an evaluation the run just made, beside its results.
 pub(crate) async fn write_record(
+    holdout_dir: &Path,
     req: &EvalRequest,
     verdict: &Verdict,
     trace: &EvalTrace,
@@ -197,7 +236,7 @@ pub(crate) async fn write_record(
         .ok()
         .flatten()
         .unwrap_or_default();
-    let rec = build_record(req, commit, verdict, trace);
+    let rec = build_record(req, holdout_digest(holdout_dir), commit, verdict, trace);
     let path =
         req.artifacts_dir
             .join("replay")
@@ -507,11 +546,31 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
             .file_name()
             .map_or_else(|| "replay".into(), |n| n.to_string_lossy().into_owned()),
     );
-    std::fs::create_dir_all(&eval_dir).map_err(|e| Error::io("create eval dir", &eval_dir, e))?;
     let engine = match engine_from_config(config) {
         Ok(e) => e,
         Err(missing) => return Ok(ReplayReport::unreplayable(run_id, out_dir, missing)),
     };
+    std::fs::create_dir_all(&eval_dir).map_err(|e| Error::io("create eval dir", &eval_dir, e))?;
+    // The holdout must be the one the run judged with: replay reads it where it is now.
+    let now = holdout_digest(&engine.holdout_dir);
+    if let Some((_, rec)) = steps
+        .iter()
+        .find(|(_, r)| !r.holdout.is_empty() && r.holdout != now)
+    {
+        return Ok(ReplayReport::unreplayable(
+            run_id,
+            out_dir,
+            format!(
+                "the holdout the run judged with: the files in {} changed since task {} \
+                 attempt {} was judged (sha256 {} then, {} now)",
+                engine.holdout_dir.display(),
+                rec.task,
+                rec.attempt,
+                &rec.holdout[..rec.holdout.len().min(12)],
+                &now[..now.len().min(12)]
+            ),
+        ));
+    }
     std::fs::create_dir_all(&results).map_err(|e| Error::io("create replay dir", &results, e))?;
     let mut done = Vec::new();
     for (n, (planned, rec)) in steps.iter().enumerate() {
@@ -547,7 +606,13 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
         let _ = std::fs::remove_dir(&work);
         let _ = std::fs::remove_dir(run_dir.join("replay-work"));
         let (verdict, trace) = evaluated?;
-        let replayed = build_record(&req, rec.commit.clone(), &verdict, &trace);
+        let replayed = build_record(
+            &req,
+            rec.holdout.clone(),
+            rec.commit.clone(),
+            &verdict,
+            &trace,
+        );
         let decision = match planned.stage {
             EvalStage::Candidate => candidate_decision(verdict.passed),
             EvalStage::Merged => merge_decision(verdict.passed),
@@ -746,6 +811,7 @@ mod tests {
             }),
             passed: true,
             twins: BTreeMap::new(),
+            holdout: String::new(),
         }
     }
 

@@ -214,6 +214,19 @@ fn a_changed_twin_response_is_the_first_difference_and_a_missing_record_is_named
     assert!(text.contains("  run:    passed"), "{text}");
     assert!(text.contains("  replay: failed"), "{text}");
 
+    // A holdout edited since the run is not the one the run judged with.
+    std::fs::write(&path, &original).unwrap();
+    let scenario = p.root.join("holdout/notify.scenario.md");
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    std::fs::write(&scenario, format!("{text}\n")).unwrap();
+    let (code, out) = replay(&p);
+    assert_eq!(code, 2, "{out:#}");
+    assert!(
+        out["missing"].as_str().unwrap().contains("changed since"),
+        "{out:#}"
+    );
+    std::fs::write(&scenario, text).unwrap();
+
     // Without the record of an evaluation, the run cannot be replayed, and replay says why.
     std::fs::remove_file(&path).unwrap();
     let (code, out) = replay(&p);
