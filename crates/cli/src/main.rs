@@ -58,6 +58,10 @@ enum Command {
     /// Write the outcome report of a run (report.html for people, report.json for programs)
     /// and print the gate verdict. Exit 0 gate passed or not evaluated, 1 gate failed.
     Report(cmd::report::ReportArgs),
+    /// Replay a finished run offline from what it recorded (its commits and its twins'
+    /// exchanges; no agent is called) and compare each evaluation with the run. Exit 0 same
+    /// verdict, 1 the first difference, 2 the run cannot be replayed.
+    Replay(cmd::replay::ReplayArgs),
     /// Configuration: `config check` prints lightsout.toml as resolved, with where each value
     /// came from.
     #[command(subcommand)]
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::Queue(c) => cmd::queue::run(c),
         Command::Report(a) => cmd::report::run(&a),
+        Command::Replay(a) => cmd::replay::run(&a),
         Command::Audit(c) => cmd::audit::run(c),
         Command::Agent(c) => cmd::agent::run(&c),
         Command::Config(c) => cmd::config::run(c),

@@ -117,6 +117,23 @@ impl EngineEvaluator {
         ),
         Error,
     > {
+        let (urls, handle, _) = self.start_twins_taped(&TwinTapes::Off).await?;
+        Ok((urls, handle))
+    }
+
+    /// As [`Self::start_twins`], with every served twin recording or replaying a tape
+    /// (`lightsout replay`); returns the served twins too, to take their tapes afterwards.
+    pub(crate) async fn start_twins_taped(
+        &self,
+        tapes: &TwinTapes<'_>,
+    ) -> Result<
+        (
+            BTreeMap<String, String>,
+            Option<lightsout_twin::ServerHandle>,
+            Vec<(String, String, lightsout_twin::Twin)>,
+        ),
+        Error,
+    > {
         let mut urls = BTreeMap::new();
         let mut served = Vec::new();
         for (name, how) in &self.twins {
@@ -129,12 +146,32 @@ impl EngineEvaluator {
             } else {
                 how.as_str()
             };
-            let twin = lightsout_twin::load(source, lightsout_twin::TwinOptions::default(), false)
+            let opts = match tapes {
+                TwinTapes::Replay(t) => t.get(name).map_or_else(
+                    lightsout_twin::TwinOptions::default,
+                    crate::replay::TwinRecord::options,
+                ),
+                _ => lightsout_twin::TwinOptions::default(),
+            };
+            let twin = lightsout_twin::load(source, opts, false)
                 .map_err(|e| Error::Eval(format!("twin `{name}` ({source}): {e}")))?;
+            match tapes {
+                TwinTapes::Off => {}
+                TwinTapes::Record => twin.record_tape(),
+                TwinTapes::Replay(t) => twin.replay_tape(
+                    t.get(name)
+                        .map(|r| r.tape.exchanges.clone())
+                        .unwrap_or_default(),
+                ),
+            }
             served.push((name.clone(), twin));
         }
+        let handles: Vec<(String, String, lightsout_twin::Twin)> = served
+            .iter()
+            .map(|(n, t)| (n.clone(), self.twins[n].clone(), t.clone()))
+            .collect();
         if served.is_empty() {
-            return Ok((urls, None));
+            return Ok((urls, None, handles));
         }
         let names: Vec<String> = served.iter().map(|(n, _)| n.clone()).collect();
         let handle = lightsout_twin::TwinServer::start(
@@ -147,7 +184,7 @@ impl EngineEvaluator {
             let url = handle.url_of(&n).unwrap_or_else(|| handle.url());
             urls.insert(n, url);
         }
-        Ok((urls, Some(handle)))
+        Ok((urls, Some(handle), handles))
     }
 }
 
@@ -188,9 +225,17 @@ impl EngineEvaluator {
     }
 }
 
-#[async_trait]
-impl Evaluator for EngineEvaluator {
-    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
+impl EngineEvaluator {
+    /// [`Evaluator::evaluate`] with the twins' tapes recorded or replayed, and what it did.
+    /// `hide` replaces `req.artifacts_dir` as the results directory hidden from the service
+    /// (a directory holding it: nested hidden directories cannot both be hidden).
+    pub(crate) async fn evaluate_traced(
+        &self,
+        req: &EvalRequest,
+        tapes: &TwinTapes<'_>,
+        hide: Option<&std::path::Path>,
+    ) -> Result<(Verdict, EvalTrace), Error> {
+        let mut trace = EvalTrace::default();
         let mut wanted: Vec<String> = req.requirements.clone();
         for r in &req.regression {
             if !wanted.contains(r) {
@@ -207,12 +252,15 @@ impl Evaluator for EngineEvaluator {
         if !suite.scenarios.is_empty() {
             let mut target = self.target(&req.worktree);
             if let Some(fence) = &self.fence {
-                let hidden = [self.holdout_dir.clone(), req.artifacts_dir.clone()];
+                let hidden = [
+                    self.holdout_dir.clone(),
+                    hide.map_or_else(|| req.artifacts_dir.clone(), std::path::Path::to_path_buf),
+                ];
                 target.wrap = fence
                     .service_wrap(&req.worktree, &hidden)?
                     .unwrap_or_default();
             }
-            let (twin_urls, _twin_server) = self.start_twins().await?;
+            let (twin_urls, twin_server, handles) = self.start_twins_taped(tapes).await?;
             let trials = self.trials.max(1);
             let opts = RunOptions {
                 trials,
@@ -222,15 +270,22 @@ impl Evaluator for EngineEvaluator {
                 ..RunOptions::default()
             };
             let runner = Runner::new(library).map_err(eval_err)?;
-            let run = match runner
+            let ran = runner
                 .run(&suite, &TargetConfig::Command(target), &opts)
-                .await
-            {
+                .await;
+            drop(twin_server);
+            for (name, source, twin) in handles {
+                if let Some(tape) = twin.take_tape() {
+                    trace.twins.insert(name, (source, tape));
+                }
+            }
+            let run = match ran {
                 Ok(run) => run,
                 // The build's service never came up: a failed attempt the agent can fix,
                 // not an aborted run.
                 Err(lightsout_eval::Error::Target(why)) => {
-                    return self.not_started(req, &wanted, &why);
+                    trace.not_started = true;
+                    return Ok((self.not_started(req, &wanted, &why)?, trace));
                 }
                 Err(e) => return Err(eval_err(e)),
             };
@@ -244,6 +299,7 @@ impl Evaluator for EngineEvaluator {
             crate::journal::write_atomic(&raw, &bytes)?;
             gate_passed = run.gate.passed;
             feedback = lightsout_eval::feedback(&run, level(self.redaction));
+            trace.run = Some(run.clone());
             for id in &wanted {
                 let mut r = RequirementResult {
                     id: id.clone(),
@@ -289,15 +345,46 @@ impl Evaluator for EngineEvaluator {
             );
             feedback = format!("{}\n{extra}", feedback.trim_end());
         }
-        Ok(Verdict {
-            passed,
-            requirements: results,
-            feedback: if passed {
-                String::new()
-            } else {
-                feedback.trim().to_owned()
+        Ok((
+            Verdict {
+                passed,
+                requirements: results,
+                feedback: if passed {
+                    String::new()
+                } else {
+                    feedback.trim().to_owned()
+                },
             },
-        })
+            trace,
+        ))
+    }
+}
+
+/// Whether the served twins record tapes, replay them, or neither.
+pub(crate) enum TwinTapes<'a> {
+    /// No tape (strength measurement).
+    Off,
+    /// Record every twin's exchanges (every evaluation of a run).
+    Record,
+    /// Replay the recorded tapes, by twin name.
+    Replay(&'a BTreeMap<String, crate::replay::TwinRecord>),
+}
+
+/// What an evaluation did besides its verdict: the result document (when scenarios ran) and
+/// the tapes of the twins, by twin name, with their source.
+#[derive(Debug, Default)]
+pub(crate) struct EvalTrace {
+    pub(crate) run: Option<lightsout_eval::RunResult>,
+    pub(crate) not_started: bool,
+    pub(crate) twins: BTreeMap<String, (String, lightsout_twin::TapeReport)>,
+}
+
+#[async_trait]
+impl Evaluator for EngineEvaluator {
+    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
+        let (verdict, trace) = self.evaluate_traced(req, &TwinTapes::Record, None).await?;
+        crate::replay::write_record(&self.holdout_dir, req, &verdict, &trace).await?;
+        Ok(verdict)
     }
 
     /// Judges each mutant with the whole holdout suite in process, its service started from

@@ -62,6 +62,7 @@ mod memory;
 pub mod outcome;
 pub mod plan;
 pub mod queue;
+pub mod replay;
 pub mod report;
 pub mod scaffold;
 pub mod sched;

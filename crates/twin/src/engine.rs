@@ -450,6 +450,8 @@ struct Inner {
     replay: Option<Cassette>,
     opts: TwinOptions,
     rt: Mutex<Runtime>,
+    /// The tape being recorded or replayed (`lightsout replay`); locked after `rt`.
+    tape: Mutex<Option<crate::tape::Tape>>,
 }
 
 /// One running twin: definition, state, clock, journal. Cloning shares the same twin.
@@ -548,6 +550,7 @@ impl Twin {
                 replay,
                 opts,
                 rt,
+                tape: Mutex::new(None),
             }),
         })
     }
@@ -641,6 +644,30 @@ impl Twin {
         lock(&self.inner.rt).journal.iter().cloned().collect()
     }
 
+    /// Starts recording a tape of every exchange from now on (control calls excepted),
+    /// kept across resets until [`Twin::take_tape`]. See [`crate::tape`].
+    pub fn record_tape(&self) {
+        *self.tape_lock() = Some(crate::tape::Tape::record());
+    }
+
+    /// Starts replaying `exchanges` (a recorded tape): the n-th request is answered with the
+    /// n-th recorded response while the requests match. See [`crate::tape`].
+    pub fn replay_tape(&self, exchanges: Vec<crate::record::Interaction>) {
+        *self.tape_lock() = Some(crate::tape::Tape::replay(exchanges));
+    }
+
+    /// Stops the tape and returns it (`None` when none was started).
+    pub fn take_tape(&self) -> Option<crate::tape::TapeReport> {
+        self.tape_lock().take().map(crate::tape::Tape::finish)
+    }
+
+    fn tape_lock(&self) -> MutexGuard<'_, Option<crate::tape::Tape>> {
+        self.inner
+            .tape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// How full the journal is, and how many entries its caps dropped.
     pub fn journal_stats(&self) -> JournalStats {
         lock(&self.inner.rt).journal.stats()
@@ -657,7 +684,16 @@ impl Twin {
             return self.control(rest, req);
         }
         let mut rt = lock(&self.inner.rt);
-        let resp = self.dispatch(&mut rt, req);
+        let mut resp = self.dispatch(&mut rt, req);
+        if let Some(tape) = self
+            .inner
+            .tape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+        {
+            resp = tape.exchange(req, resp, rt.now_ms);
+        }
         rt.seq += 1;
         let entry = JournalEntry {
             seq: rt.seq,

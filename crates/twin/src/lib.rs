@@ -61,6 +61,7 @@ pub mod record;
 pub mod schema;
 mod server;
 pub mod state;
+pub mod tape;
 pub mod template;
 
 pub use conns::{
@@ -73,6 +74,7 @@ pub use engine::{
     TwinResponse, decode_cursor, encode_cursor, sample_latency,
 };
 pub use server::{ServerHandle, TwinServer, Universe, to_http};
+pub use tape::{TAPE_MAX_EXCHANGES, TapeDivergence, TapeReport};
 
 use std::path::{Path, PathBuf};
 

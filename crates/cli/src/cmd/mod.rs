@@ -10,6 +10,7 @@ pub(crate) mod memory;
 pub(crate) mod plan;
 pub(crate) mod progress;
 pub(crate) mod queue;
+pub(crate) mod replay;
 pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod spec;

@@ -12,6 +12,7 @@ mod init;
 mod memory;
 mod plan;
 mod queue;
+mod replay;
 mod report;
 mod run;
 mod spec;
