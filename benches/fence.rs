@@ -41,6 +41,7 @@ fn process(c: &mut Criterion) {
     });
     let plain = Fence::new(FenceConfig {
         private_pids: false,
+        network: NetworkMode::Inherit,
         ..FenceConfig::default()
     })
     .unwrap();

@@ -57,6 +57,7 @@ pub mod agent;
 pub mod audit;
 pub mod budget;
 pub mod egress;
+pub mod entry;
 pub mod holdout;
 pub mod policy;
 pub mod procs;
@@ -357,10 +358,12 @@ mod tests {
             vec![(AuditKind::PolicyHit, "outside_write_refused".into())]
         );
         assert!(!main.join("evil.txt").exists());
+        // The `.git` file is bound read-only: the removal is refused (`EBUSY`) and reported.
         assert_eq!(
             stops("T4"),
-            vec![(AuditKind::PolicyHit, "git_link_deleted".into())]
+            vec![(AuditKind::PolicyHit, "outside_write_refused".into())]
         );
+        assert!(worktrees.join("T4/.git").is_file());
         assert_eq!(stops("T5"), vec![]);
         assert_eq!(stops("T6"), vec![(AuditKind::Leak, String::new())]);
         assert_eq!(stops("T7"), vec![(AuditKind::BudgetStop, "tokens".into())]);

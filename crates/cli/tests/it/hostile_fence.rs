@@ -648,7 +648,7 @@ fn resume_ends_what_a_killed_unsandboxed_factory_left_running() {
         config(
             &p,
             &p.root.join("agent.sh"),
-            "\n[fence]\nprivate_pids = false\nreadonly_outside = false\n",
+            "\n[fence]\nprivate_pids = false\nreadonly_outside = false\nnetwork = \"inherit\"\n",
         ),
     )
     .unwrap();
