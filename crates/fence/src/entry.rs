@@ -11,7 +11,8 @@
 //!    the sandbox through the death signal.
 //! 2. **Landlock** (`landlock(7)`, through the [`landlock`] crate) where the kernel has it,
 //!    as a second layer under bubblewrap's mounts: read, write and execute rights for
-//!    [`EntryPlan::writable`] (the worktree; plus the sandbox's own `/tmp` and `/dev`),
+//!    [`EntryPlan::writable`] (the worktree; plus the sandbox's own `/tmp` and `/dev`; when
+//!    a denied path lies under `/tmp`, a scratch directory there given as `TMPDIR`),
 //!    read and execute rights for everything else **except** [`EntryPlan::denied`] and
 //!    what lies below it (the holdout, the factory's `.lightsout` run directories, the
 //!    credentials in [`secret_paths`]), which the process cannot even read, whatever
@@ -77,13 +78,16 @@ pub fn program() -> Option<&'static Path> {
     PROGRAM.get().map(PathBuf::as_path)
 }
 
-/// TCP ports a sandboxed process may bind and connect to (Landlock ABI 4+).
+/// TCP ports a sandboxed process may bind and connect to (Landlock ABI 4+); `None` leaves
+/// that operation unrestricted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpPorts {
-    /// Ports it may bind (the service's own port).
-    pub bind: Vec<u16>,
+    /// Ports it may bind.
+    #[serde(default)]
+    pub bind: Option<Vec<u16>>,
     /// Ports it may connect to (the twins').
-    pub connect: Vec<u16>,
+    #[serde(default)]
+    pub connect: Option<Vec<u16>>,
 }
 
 /// What the entry does before it becomes the program; passed as one JSON argument.
@@ -270,8 +274,13 @@ fn status_name(s: &RulesetStatus) -> &'static str {
     }
 }
 
+/// The scratch directory under the sandbox's `/tmp` when `/tmp` itself cannot be readable
+/// (see [`restrict`]); the program gets it as `TMPDIR`.
+pub const SCRATCH: &str = ".lightsout-scratch";
+
 /// Applies the plan's Landlock ruleset to this process (and so to everything it execs).
-fn restrict(plan: &EntryPlan) -> Result<LandlockReport, String> {
+/// Returns the report and, when `/tmp` could not be given whole, the scratch directory.
+fn restrict(plan: &EntryPlan) -> Result<(LandlockReport, Option<PathBuf>), String> {
     let abi = TESTED_ABI;
     let err = |e: landlock::RulesetError| format!("landlock: {e}");
     let mut ruleset = Ruleset::default()
@@ -280,14 +289,41 @@ fn restrict(plan: &EntryPlan) -> Result<LandlockReport, String> {
         .map_err(err)?
         .scope(Scope::from_all(abi))
         .map_err(err)?;
-    if plan.tcp.is_some() {
-        ruleset = ruleset
-            .handle_access(AccessNet::from_all(abi))
-            .map_err(err)?;
+    if let Some(tcp) = &plan.tcp {
+        if tcp.bind.is_some() {
+            ruleset = ruleset.handle_access(AccessNet::BindTcp).map_err(err)?;
+        }
+        if tcp.connect.is_some() {
+            ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(err)?;
+        }
     }
     let mut created = ruleset.create().map_err(err)?;
     let mut writable: Vec<PathBuf> = plan.writable.clone();
-    writable.extend(["/tmp", "/dev"].map(PathBuf::from));
+    writable.push(PathBuf::from("/dev"));
+    // The sandbox's `/tmp` is its own tmpfs, but the host directories bound into it (a
+    // repository under the host's `/tmp`) would inherit a rule on `/tmp` itself. When a
+    // denied path lies there, `/tmp` gets the rights to create, write and remove without
+    // the rights to read, its entries are readable one by one (`readable_roots`), and a
+    // scratch directory below it, made here and given as `TMPDIR`, gets every right.
+    let tmp = Path::new("/tmp");
+    let scratch = if plan.denied.iter().any(|d| d.starts_with(tmp)) {
+        let dir = tmp.join(SCRATCH);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        writable.push(dir.clone());
+        created = created
+            .add_rules(path_beneath_rules([tmp], AccessFs::from_write(abi)))
+            .map_err(err)?;
+        Some(dir)
+    } else {
+        writable.push(tmp.to_path_buf());
+        None
+    };
+    // Directories stay listable everywhere (a rule's rights reach every directory below
+    // it, so listing the ancestors of a denied path means listing all): names in a denied
+    // directory can be seen, never what its files hold.
+    created = created
+        .add_rules(path_beneath_rules(["/"], AccessFs::ReadDir))
+        .map_err(err)?;
     created = created
         .add_rules(path_beneath_rules(
             readable_roots(&plan.denied),
@@ -302,12 +338,12 @@ fn restrict(plan: &EntryPlan) -> Result<LandlockReport, String> {
         ))
         .map_err(err)?;
     if let Some(tcp) = &plan.tcp {
-        for p in &tcp.bind {
+        for p in tcp.bind.iter().flatten() {
             created = created
                 .add_rule(NetPort::new(*p, AccessNet::BindTcp))
                 .map_err(err)?;
         }
-        for p in &tcp.connect {
+        for p in tcp.connect.iter().flatten() {
             created = created
                 .add_rule(NetPort::new(*p, AccessNet::ConnectTcp))
                 .map_err(err)?;
@@ -318,11 +354,14 @@ fn restrict(plan: &EntryPlan) -> Result<LandlockReport, String> {
         LandlockStatus::Available { effective_abi, .. } => effective_abi as u32,
         _ => 0,
     };
-    Ok(LandlockReport {
-        kernel_abi,
-        requested_abi: abi as u32,
-        ruleset: status_name(&status.ruleset).to_owned(),
-    })
+    Ok((
+        LandlockReport {
+            kernel_abi,
+            requested_abi: abi as u32,
+            ruleset: status_name(&status.ruleset).to_owned(),
+        },
+        scratch,
+    ))
 }
 
 /// The entry's `main`: `args` are what follows [`ENTRY_ARG`]: the [`EntryPlan`] as JSON,
@@ -351,13 +390,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             Err(e) => return fail(&format!("cannot read the lifeline {}: {e}", fifo.display())),
         }
     }
-    let report = if plan.landlock {
+    let (report, scratch) = if plan.landlock {
         match restrict(&plan) {
-            Ok(r) => Some(r),
+            Ok((r, scratch)) => (Some(r), scratch),
             Err(e) => return fail(&e),
         }
     } else {
-        None
+        (None, None)
     };
     if plan.probe {
         let json = serde_json::to_string(&report).unwrap_or_default();
@@ -373,8 +412,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let Some(program) = args.next() else {
         return fail("no program");
     };
-    let e =
-        std::os::unix::process::CommandExt::exec(std::process::Command::new(&program).args(args));
+    let mut cmd = std::process::Command::new(&program);
+    cmd.args(args);
+    if let Some(dir) = scratch {
+        cmd.env("TMPDIR", dir);
+    }
+    let e = std::os::unix::process::CommandExt::exec(&mut cmd);
     fail(&format!("cannot run {}: {e}", program.to_string_lossy()))
 }
 
@@ -422,8 +465,8 @@ mod tests {
             denied: vec!["/h".into()],
             readable: vec!["/h/own".into()],
             tcp: Some(TcpPorts {
-                bind: vec![8080],
-                connect: vec![9000],
+                bind: None,
+                connect: Some(vec![9000]),
             }),
             probe: false,
         };

@@ -598,8 +598,11 @@ impl Fence {
     /// The command line a service under test (agent-written code started by the holdout
     /// evaluation) runs under: the sandbox with the worktree **read-only** (nothing the
     /// service writes can reach a later attempt; it has a fresh `/tmp`), the holdout and
-    /// the directories in `hidden` absent, and the factory's network (the evaluator and the
-    /// twins reach it on loopback). `None` when isolation is off.
+    /// the directories in `hidden` absent, and the factory's network (the evaluator reaches
+    /// it on loopback) in which, where Landlock handles TCP (ABI 4+), it may **connect only
+    /// to `connect_ports`** (the twins'): no other local service, no web port. It may still
+    /// bind any port, accept connections, and send UDP (DNS included): Landlock does not
+    /// cover UDP. `None` when isolation is off.
     ///
     /// # Errors
     /// [`FenceError::Io`] when the worktree cannot be resolved.
@@ -607,11 +610,13 @@ impl Fence {
         &self,
         worktree: &Path,
         hidden: &[PathBuf],
+        connect_ports: &[u16],
     ) -> Result<Option<Vec<OsString>>, FenceError> {
         let Some(sandbox) = &self.isolation else {
             return Ok(None);
         };
         let mut view = self.view(worktree)?;
+        view.connect_ports = Some(connect_ports.to_vec());
         view.readable.append(&mut view.writable);
         view.readonly.clear();
         view.hidden.extend(existing_dirs(hidden));

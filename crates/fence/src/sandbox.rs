@@ -444,8 +444,8 @@ impl Sandbox {
                     .connect_ports
                     .clone()
                     .map(|connect| super::entry::TcpPorts {
-                        bind: Vec::new(),
-                        connect,
+                        bind: None,
+                        connect: Some(connect),
                     }),
                 probe: false,
             };
