@@ -617,6 +617,9 @@ impl Fence {
         };
         let mut view = self.view(worktree)?;
         view.connect_ports = Some(connect_ports.to_vec());
+        // Read-only now, and readable through Landlock although it may lie inside the
+        // factory's unreadable `.lightsout`.
+        view.granted.extend(view.writable.iter().cloned());
         view.readable.append(&mut view.writable);
         view.readonly.clear();
         view.hidden.extend(existing_dirs(hidden));

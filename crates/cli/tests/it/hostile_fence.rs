@@ -301,14 +301,19 @@ fn a_killed_factory_leaves_no_process_of_the_run_alive() {
 
 /// The service under test is agent-written code too: it runs in the sandbox with the
 /// worktree read-only and the holdout absent. It tries to copy the holdout, to write into
-/// its worktree (where a later attempt would read it) and into main; it is still served
-/// and judged.
+/// its worktree (where a later attempt would read it) and into main, and to connect to a
+/// listener on the host's loopback that is not a twin (where Landlock handles TCP, ABI
+/// 4+, it may connect to the twins' ports only); it is still served and judged.
 #[test]
 fn a_hostile_service_under_test_is_sandboxed() {
     let p = project(&[("REQ-1", "alpha file", &[])], 1, "../holdout");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
     std::fs::write(
         p.root.join("agent.sh"),
         r#"cat > serve.sh <<'END'
+bash -c 'exec 3<>/dev/tcp/127.0.0.1/E2E_PORT && echo reached >&3'
 cp -r ../../../../../../holdout stolen 2>/dev/null
 f=se; f="${f}en.txt" # the name is built so that the agent's diff does not hold the holdout's path
 echo "$(ls ../../../../../../holdout 2>&1)" > "$f"
@@ -317,7 +322,8 @@ exec python3 -m http.server "$1" --bind 127.0.0.1
 END
 echo alpha > a.txt
 printf '{"type":"result","subtype":"success","is_error":false,"result":"done","usage":{"input_tokens":1,"output_tokens":1}}\n'
-"#,
+"#
+        .replace("E2E_PORT", &port.to_string()),
     )
     .unwrap();
     std::fs::write(
@@ -358,6 +364,13 @@ printf '{"type":"result","subtype":"success","is_error":false,"result":"done","u
     // The second scenario passed: the service could not write `seen.txt` where it serves.
     assert!(!p.repo().join("evil-service.txt").exists());
     assert!(p.root.join("holdout/files.scenario.md").is_file());
+    // With TCP in Landlock's hands, the service reached no port but the twins' (none here).
+    if kernel_landlock_abi() >= 4 {
+        assert!(
+            listener.accept().is_err(),
+            "the service reached the host's loopback"
+        );
+    }
 }
 
 /// `kill -9` of the factory while the service under test starts: the service dies with it.
