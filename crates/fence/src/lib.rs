@@ -21,6 +21,9 @@
 //! - [`sandbox`]: [`sandbox::Sandbox`], bubblewrap plus a seccomp filter: no capabilities, a
 //!   read-only root with only the worktree writable, the holdout absent, dying with the
 //!   factory; [`sandbox::lifetime_prefix`] ties a trusted process tree to the factory's life.
+//! - [`entry`]: the sandbox entry, the first program inside bubblewrap (a mode of the
+//!   `lightsout` binary): it starts nothing once the factory is gone ([`entry::Lifeline`])
+//!   and applies Landlock as a second layer ([`entry::EntryPlan`], [`entry::LandlockReport`]).
 //! - [`procs`]: the run's process ledger; `--resume` ends the leftovers of a killed factory.
 //! - [`holdout`]: refuses a holdout directory that overlaps the repository or a worktree
 //!   ([`holdout::check_holdout_location`]) and scans every prompt, feedback file and diff that

@@ -33,13 +33,23 @@
 //! descriptor 3 and replaces itself with bubblewrap (same PID, so the fence's process-group
 //! kill still reaches it). It costs one `exec` per call; see `benches/fence.rs`.
 //!
+//! # Landlock and the spawn window
+//! With a registered [sandbox entry](super::entry) (the `lightsout` binary registers itself)
+//! the first program inside is the entry: it refuses to start anything once the factory is
+//! gone (the window before bubblewrap's `--die-with-parent` takes effect) and applies
+//! Landlock for the view: [`View::hidden`] and [`View::denied`] not readable,
+//! [`View::writable`] writable, the rest readable. [`Sandbox::probe`] records which ABI the
+//! kernel enforced ([`landlock`]).
+//!
 //! # Limits, stated plainly
-//! - As root, the sandboxed process's kernel uid is 0 without capabilities: it can *read*
-//!   files root owns outside the hidden paths (`/root`, `/etc/shadow`), not other users'.
-//!   It cannot write anything but its worktree (nor reach host Unix sockets: seccomp).
-//! - `--die-with-parent` is set by bubblewrap itself a moment after it starts: a factory
-//!   killed in that first moment can orphan the sandbox. The fence's process ledger
-//!   ([`procs`](super::procs)) lets `--resume` end such a leftover agent or check.
+//! - As root, the sandboxed process's kernel uid is 0 without capabilities: without Landlock
+//!   it can *read* files root owns outside the hidden paths (`/root`, `/etc/shadow`), not
+//!   other users'. With Landlock the factory's state and the known credentials are denied
+//!   too; everything else of the root stays readable. It cannot write anything but its
+//!   worktree (nor reach host Unix sockets: seccomp).
+//! - Without the sandbox entry (a library caller that did not register one), a factory
+//!   killed in the moment before bubblewrap sets `--die-with-parent` can orphan the sandbox;
+//!   the fence's process ledger ([`procs`](super::procs)) lets `--resume` end it.
 //! - A syscall the filter refuses is not reported; only its effects are (a refused write).
 //! - Needs unprivileged user namespaces when the factory is not root (some distributions
 //!   restrict them with `sysctl` or `AppArmor`): [`Sandbox::probe`] then fails.
