@@ -204,7 +204,7 @@ fn factory_alive(fifo: &Path) -> std::io::Result<bool> {
 }
 
 /// Credentials of the factory's user that no sandboxed process may read, when they exist:
-/// SSH, GnuPG, cloud and registry credentials under `home`, and the host's shadow files and
+/// SSH, GPG, cloud and registry credentials under `home`, and the host's shadow files and
 /// SSH host keys. Canonical paths.
 pub fn secret_paths(home: Option<&Path>) -> Vec<PathBuf> {
     const IN_HOME: &[&str] = &[
