@@ -1,9 +1,11 @@
 //! Fence overheads, each beside its baseline in the same run:
 //! - one agent process: `std::process::Command::output` vs `Fence::run` unsandboxed (limits,
-//!   env allowlist, group kill), vs `Fence::run` in the bubblewrap sandbox (the default: user,
-//!   PID, IPC and UTS namespaces, read-only root, seccomp filter), vs the sandbox with a
-//!   network namespace, vs the sandbox with a watched tree of 1,000 and 10,000 files (two
-//!   snapshots per call);
+//!   env allowlist, group kill), vs `Fence::run` in the bubblewrap sandbox (user, PID, IPC
+//!   and UTS namespaces, read-only root, seccomp filter) with the factory's network, vs the
+//!   sandbox with a network namespace (the default), vs the full fence of `lightsout run`
+//!   (plus the sandbox entry: lifeline check and Landlock; needs the release `lightsout`
+//!   binary beside the bench), vs the sandbox with a watched tree of 1,000 and 10,000 files
+//!   (two snapshots per call);
 //! - audit: a plain JSONL append + `fdatasync` vs `AuditLog::append` (hash chain + head);
 //!   `verify` of 10,000 entries;
 //! - budget: a `Mutex<u64>` add vs `reserve` + `settle`.
@@ -41,6 +43,7 @@ fn process(c: &mut Criterion) {
     });
     let plain = Fence::new(FenceConfig {
         private_pids: false,
+        network: NetworkMode::Inherit,
         ..FenceConfig::default()
     })
     .unwrap();
@@ -50,24 +53,52 @@ fn process(c: &mut Criterion) {
             plain.run(cmd, None, wt.path()).unwrap()
         });
     });
-    let pids = Fence::new(FenceConfig::default()).unwrap();
-    g.bench_function("Fence::run(true) bubblewrap sandbox (default)", |b| {
-        b.iter(|| {
-            let cmd = pids.command("true", [""; 0], wt.path()).unwrap();
-            pids.run(cmd, None, wt.path()).unwrap()
-        });
-    });
-    let netns = Fence::new(FenceConfig {
-        network: NetworkMode::None,
+    let inherit = Fence::new(FenceConfig {
+        network: NetworkMode::Inherit,
         ..FenceConfig::default()
     })
     .unwrap();
+    g.bench_function(
+        "Fence::run(true) bubblewrap sandbox, network=inherit",
+        |b| {
+            b.iter(|| {
+                let cmd = inherit.command("true", [""; 0], wt.path()).unwrap();
+                inherit.run(cmd, None, wt.path()).unwrap()
+            });
+        },
+    );
+    let netns = Fence::new(FenceConfig::default()).unwrap();
     g.bench_function("Fence::run(true) bubblewrap sandbox + network=none", |b| {
         b.iter(|| {
             let cmd = netns.command("true", [""; 0], wt.path()).unwrap();
             netns.run(cmd, None, wt.path()).unwrap()
         });
     });
+    // The full fence of `lightsout run` (the default): the sandbox entry of the release
+    // `lightsout` binary beside this bench (`cargo build --release -p lightsout-cli`) checks
+    // the lifeline and applies Landlock before the program.
+    let exe = std::env::current_exe().unwrap();
+    let entry = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|d| d.join("lightsout"))
+        .filter(|p| p.is_file());
+    if let Some(entry) = entry {
+        lightsout_fence::entry::set_program(entry);
+        let full = Fence::new(FenceConfig::default()).unwrap();
+        let landlock = lightsout_fence::sandbox::landlock();
+        g.bench_function(
+            format!(
+                "Fence::run(true) full fence: sandbox + network=none + entry (Landlock {landlock:?})"
+            ),
+            |b| {
+                b.iter(|| {
+                    let cmd = full.command("true", [""; 0], wt.path()).unwrap();
+                    full.run(cmd, None, wt.path()).unwrap()
+                });
+            },
+        );
+    }
     for n in [1_000usize, 10_000] {
         let watched = tree(n);
         let fence = Fence::new(FenceConfig {

@@ -103,6 +103,18 @@ impl Command {
 }
 
 fn main() -> ExitCode {
+    // Inside a sandbox, this binary is first the fence's sandbox entry (lifeline check and
+    // Landlock, then `exec` of the agent's program); see `lightsout_fence::entry`.
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|a| a == lightsout_fence::entry::ENTRY_ARG)
+    {
+        return lightsout_fence::entry::main(args);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        lightsout_fence::entry::set_program(exe);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

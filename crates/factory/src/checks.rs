@@ -61,6 +61,7 @@ pub(crate) async fn run_checks(
     } else {
         fallback = Fence::new(lightsout_fence::policy::FenceConfig {
             private_pids: false,
+            network: lightsout_fence::policy::NetworkMode::Inherit,
             readonly_outside: false,
             ..lightsout_fence::policy::FenceConfig::default()
         })?;

@@ -250,6 +250,7 @@ impl EngineEvaluator {
         let mut gate_passed = true;
         let mut feedback = String::new();
         if !suite.scenarios.is_empty() {
+            let (twin_urls, twin_server, handles) = self.start_twins_taped(tapes).await?;
             let mut target = self.target(&req.worktree);
             if let Some(fence) = &self.fence {
                 let hidden = [
@@ -257,10 +258,9 @@ impl EngineEvaluator {
                     hide.map_or_else(|| req.artifacts_dir.clone(), std::path::Path::to_path_buf),
                 ];
                 target.wrap = fence
-                    .service_wrap(&req.worktree, &hidden)?
+                    .service_wrap(&req.worktree, &hidden, &twin_ports(&twin_urls))?
                     .unwrap_or_default();
             }
-            let (twin_urls, twin_server, handles) = self.start_twins_taped(tapes).await?;
             let trials = self.trials.max(1);
             let opts = RunOptions {
                 trials,
@@ -403,11 +403,12 @@ impl Evaluator for EngineEvaluator {
             )));
         }
         let (twin_urls, _twin_server) = self.start_twins().await?;
+        let ports = twin_ports(&twin_urls);
         let wrap: Option<lightsout_eval::strength::ServiceWrap> = self.fence.clone().map(|fence| {
             let hidden = vec![self.holdout_dir.clone(), req.artifacts_dir.clone()];
             let wrap: lightsout_eval::strength::ServiceWrap = std::sync::Arc::new(move |dir| {
                 fence
-                    .service_wrap(dir, &hidden)
+                    .service_wrap(dir, &hidden, &ports)
                     .map(Option::unwrap_or_default)
                     .map_err(|e| e.to_string())
             });
@@ -433,5 +434,41 @@ impl Evaluator for EngineEvaluator {
             .await
             .map_err(eval_err)?;
         Ok(Some(report))
+    }
+}
+
+/// The TCP ports of the twins' URLs (`scheme://host[:port]/...`; 80 or 443 by scheme when
+/// none is written): the only ports a sandboxed service under test may connect to.
+fn twin_ports(urls: &BTreeMap<String, String>) -> Vec<u16> {
+    let mut ports: Vec<u16> = urls
+        .values()
+        .filter_map(|u| {
+            let (scheme, rest) = u.split_once("://")?;
+            let authority = rest.split(['/', '?', '#']).next()?;
+            let host_port = authority.rsplit('@').next()?;
+            match host_port.rsplit_once(':') {
+                Some((_, p)) if !p.contains(']') => p.parse().ok(),
+                _ => Some(if scheme == "https" { 443 } else { 80 }),
+            }
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn twin_ports_reads_the_port_or_the_scheme_default() {
+        let urls: super::BTreeMap<String, String> = [
+            ("a", "http://127.0.0.1:41234"),
+            ("b", "https://api.example.com/v1"),
+            ("c", "http://[::1]:9000/x"),
+            ("d", "http://[::1]/x"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+        assert_eq!(super::twin_ports(&urls), vec![80, 443, 9000, 41234]);
     }
 }

@@ -694,6 +694,13 @@ impl Factory {
         }
         fc.hide.extend(holdout);
         fc.hide.push(run_dir.join("eval"));
+        // The factory's state (journals, ledgers, audit logs, memory, every run's worktrees
+        // but the agent's own): not readable where Landlock is (the worktree stays writable).
+        if let Some(state) = run_dir.ancestors().nth(2)
+            && state.file_name() == Some(std::ffi::OsStr::new(".lightsout"))
+        {
+            fc.unreadable.push(state.to_path_buf());
+        }
         if let Some(runs) = run_dir.parent()
             && let Ok(entries) = std::fs::read_dir(runs)
         {

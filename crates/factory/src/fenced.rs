@@ -239,11 +239,20 @@ impl EventSink for AuditSink {
                 tasks,
                 resumed,
                 ..
-            } => a.record(
-                AuditKind::RunStart,
-                None,
-                json!({"run_id": run_id, "tasks": tasks, "resumed": resumed}),
-            ),
+            } => {
+                // Which Landlock the run's sandboxes enforce (their probe ran before this):
+                // the kernel's ABI and whether the requested rights were fully enforced.
+                let landlock = match lightsout_fence::sandbox::landlock() {
+                    None => json!("not probed (no sandbox entry)"),
+                    Some(None) => json!("unavailable (bubblewrap's mounts only)"),
+                    Some(Some(report)) => json!(report),
+                };
+                a.record(
+                    AuditKind::RunStart,
+                    None,
+                    json!({"run_id": run_id, "tasks": tasks, "resumed": resumed, "landlock": landlock}),
+                );
+            }
             Event::AttemptFinished {
                 task,
                 attempt,

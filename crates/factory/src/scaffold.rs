@@ -263,6 +263,9 @@ budget_tokens = 1500            # tokens of a context pack
 
 # Optional caps and sandbox, see the lightsout-factory docs: [budget.task], [budget.run],
 # [budget.day] (attempts, wall_ms, tokens, usd) and [fence] (network, wall_ms, output_bytes).
+# Agents get no network by default; a real agent needs its API host, for example:
+# [fence]
+# hosts = ["api.anthropic.com"]  # network = "hosts": only these, through the fence's proxy (root)
 "#;
 
 const SPEC: &str = r#"---

@@ -139,7 +139,8 @@ impl Agent for FencedAgent {
         let fence = (*self.fence)
             .clone()
             .with_limits(wall_ms, output_bytes)
-            .with_host_env(self.host_env(ws));
+            .with_host_env(self.host_env(ws))
+            .with_readable([ws.artifacts_dir.clone()]);
         let mut cmd = fence
             .command(&c.program, &args, &ws.root)
             .map_err(|e| match e {

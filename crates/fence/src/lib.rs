@@ -24,6 +24,9 @@
 //! - [`sandbox`]: [`sandbox::Sandbox`], bubblewrap plus a seccomp filter: no capabilities, a
 //!   read-only root with only the worktree writable, the holdout absent, dying with the
 //!   factory; [`sandbox::lifetime_prefix`] ties a trusted process tree to the factory's life.
+//! - [`entry`]: the sandbox entry, the first program inside bubblewrap (a mode of the
+//!   `lightsout` binary): it starts nothing once the factory is gone ([`entry::Lifeline`])
+//!   and applies Landlock as a second layer ([`entry::EntryPlan`], [`entry::LandlockReport`]).
 //! - [`procs`]: the run's process ledger; `--resume` ends the leftovers of a killed factory.
 //! - [`holdout`]: refuses a holdout directory that overlaps the repository or a worktree
 //!   ([`holdout::check_holdout_location`]) and scans every prompt, feedback file and diff that
@@ -60,6 +63,7 @@ pub mod agent;
 pub mod audit;
 pub mod budget;
 pub mod egress;
+pub mod entry;
 pub mod holdout;
 pub mod policy;
 pub mod procs;
@@ -360,10 +364,12 @@ mod tests {
             vec![(AuditKind::PolicyHit, "outside_write_refused".into())]
         );
         assert!(!main.join("evil.txt").exists());
+        // The `.git` file is bound read-only: the removal is refused (`EBUSY`) and reported.
         assert_eq!(
             stops("T4"),
-            vec![(AuditKind::PolicyHit, "git_link_deleted".into())]
+            vec![(AuditKind::PolicyHit, "outside_write_refused".into())]
         );
+        assert!(worktrees.join("T4/.git").is_file());
         assert_eq!(stops("T5"), vec![]);
         assert_eq!(stops("T6"), vec![(AuditKind::Leak, String::new())]);
         assert_eq!(stops("T7"), vec![(AuditKind::BudgetStop, "tokens".into())]);

@@ -165,7 +165,6 @@ impl Default for EnvConfig {
 pub enum NetworkMode {
     /// The agent shares the factory's network: it can reach **any** host the factory can.
     /// Use [`NetworkMode::Hosts`] to restrict it to named hosts.
-    #[default]
     Inherit,
     /// A fresh network namespace whose only way out is the fence's `CONNECT` proxy on
     /// `127.0.0.1:3128` (set as `HTTPS_PROXY`, `HTTP_PROXY` and `ALL_PROXY`), which tunnels
@@ -173,8 +172,10 @@ pub enum NetworkMode {
     /// ignore the proxy variables reach nothing. Needs the factory to run as root
     /// (`CAP_SYS_ADMIN`, to enter the agent's namespace) and bubblewrap.
     Hosts,
-    /// A fresh Linux network namespace with only a downed loopback: no outbound connection
-    /// of any kind, not even to the host's `127.0.0.1`.
+    /// A fresh Linux network namespace with only its own loopback: no outbound connection
+    /// of any kind, not even to the host's `127.0.0.1`. The default; with
+    /// [`FenceConfig::hosts`] listed and no `network` set, [`NetworkMode::Hosts`] is used.
+    #[default]
     None,
 }
 
@@ -191,11 +192,13 @@ pub struct FenceConfig {
     /// Cap on stdout plus stderr of one call, in bytes. Default 16 MiB.
     #[serde(default = "default_output_bytes")]
     pub output_bytes: u64,
-    /// Outbound network.
+    /// Outbound network. Default `"none"` (a network namespace with only a loopback), or
+    /// `"hosts"` when [`hosts`](Self::hosts) are listed; `"inherit"` must be asked for.
     #[serde(default)]
     pub network: NetworkMode,
     /// With `network = "hosts"`: the hosts the agent may reach, as `host` (port 443),
-    /// `host:port` or `*.domain[:port]`; for example `["api.anthropic.com"]`.
+    /// `host:port` or `*.domain[:port]`; for example `["api.anthropic.com"]`. Listing hosts
+    /// turns the default `network = "none"` into `"hosts"`.
     #[serde(default)]
     pub hosts: Vec<String>,
     /// Run the agent in the bubblewrap [sandbox](super::sandbox) (default `true`), which
@@ -217,6 +220,13 @@ pub struct FenceConfig {
     /// (its parent is an empty read-only tmpfs into which only the other entries are bound).
     #[serde(default)]
     pub hide: Vec<PathBuf>,
+    /// Directories the agent must not read although they may contain its worktree (the
+    /// factory's `.lightsout`): enforced by Landlock in the [sandbox
+    /// entry](super::entry) where the kernel has it (the worktree itself stays readable and
+    /// writable). The credentials of [`secret_paths`](super::entry::secret_paths) are
+    /// always added.
+    #[serde(default)]
+    pub unreadable: Vec<PathBuf>,
     /// Directories watched for writes outside the worktree (for example the main checkout
     /// and the directory holding the worktrees). The worktree itself is always excluded.
     #[serde(default)]
@@ -249,11 +259,12 @@ impl Default for FenceConfig {
             env: EnvConfig::default(),
             wall_ms: default_wall_ms(),
             output_bytes: default_output_bytes(),
-            network: NetworkMode::Inherit,
+            network: NetworkMode::None,
             hosts: Vec::new(),
             private_pids: true,
             readonly_outside: true,
             hide: Vec::new(),
+            unreadable: Vec::new(),
             watch: Vec::new(),
             watch_ignore: default_watch_ignore(),
             kill_grace_ms: default_grace_ms(),
@@ -420,8 +431,8 @@ pub(crate) fn find_tool(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf>
 }
 
 /// The git directories of the worktree `wt` that lie inside it and so must be re-bound
-/// read-only over its writable bind: a `.git` directory, or the targets of a `.git` file's
-/// `gitdir:` line and its `commondir`. Everything outside the worktree is read-only already
+/// read-only over its writable bind: a `.git` directory, or a `.git` file itself and the
+/// targets of its `gitdir:` line and its `commondir`. Everything outside the worktree is read-only already
 /// (the sandbox's root), so the common git directory of a linked worktree needs nothing: the
 /// agent can read the history but cannot write refs, objects, config, hooks or `info/`. The
 /// factory makes every commit.
@@ -433,6 +444,10 @@ fn git_readonly_paths(wt: &Path) -> Vec<PathBuf> {
     } else if let Ok(text) = std::fs::read_to_string(&dot)
         && let Some(admin) = text.lines().find_map(|l| l.strip_prefix("gitdir: "))
     {
+        // The `.git` file itself: rewritten, it would point the factory's next git call
+        // in this worktree at a git directory of the agent's choosing. Bound read-only, it
+        // cannot be written, removed or renamed (`EROFS`, `EBUSY`: a mount point).
+        out.push(dot.clone());
         let admin = wt.join(admin.trim());
         out.extend(admin.parent().and_then(Path::parent).map(Path::to_path_buf));
         out.push(admin);
@@ -493,6 +508,7 @@ pub struct Fence {
     host_env: Option<Vec<(OsString, OsString)>>,
     hosts: Arc<super::egress::HostList>,
     procs: Option<PathBuf>,
+    granted: Vec<PathBuf>,
 }
 
 impl Fence {
@@ -502,7 +518,11 @@ impl Fence {
     /// # Errors
     /// [`FenceError::Pattern`] for an invalid glob; [`FenceError::IsolationUnavailable`] when
     /// namespaces are requested and cannot be created.
-    pub fn new(config: FenceConfig) -> Result<Self, FenceError> {
+    pub fn new(mut config: FenceConfig) -> Result<Self, FenceError> {
+        // Listed hosts mean "only these": `none` (the default) becomes `hosts`.
+        if config.network == NetworkMode::None && !config.hosts.is_empty() {
+            config.network = NetworkMode::Hosts;
+        }
         let env = EnvPolicy::new(&config.env)?;
         let ignore = globset(&config.watch_ignore)?;
         let hosts = Arc::new(super::egress::HostList::parse(&config.hosts)?);
@@ -519,6 +539,7 @@ impl Fence {
             host_env: None,
             hosts,
             procs: None,
+            granted: Vec::new(),
         })
     }
 
@@ -536,6 +557,15 @@ impl Fence {
     #[must_use]
     pub fn with_process_ledger(mut self, dir: impl Into<PathBuf>) -> Self {
         self.procs = Some(dir.into());
+        self
+    }
+
+    /// The same fence letting its processes read `dirs` although they lie inside an
+    /// [`unreadable`](FenceConfig::unreadable) directory (the agent's own prompt and task
+    /// files in the run's artifacts).
+    #[must_use]
+    pub fn with_readable(mut self, dirs: impl IntoIterator<Item = PathBuf>) -> Self {
+        self.granted.extend(dirs);
         self
     }
 
@@ -568,8 +598,11 @@ impl Fence {
     /// The command line a service under test (agent-written code started by the holdout
     /// evaluation) runs under: the sandbox with the worktree **read-only** (nothing the
     /// service writes can reach a later attempt; it has a fresh `/tmp`), the holdout and
-    /// the directories in `hidden` absent, and the factory's network (the evaluator and the
-    /// twins reach it on loopback). `None` when isolation is off.
+    /// the directories in `hidden` absent, and the factory's network (the evaluator reaches
+    /// it on loopback) in which, where Landlock handles TCP (ABI 4+), it may **connect only
+    /// to `connect_ports`** (the twins'): no other local service, no web port. It may still
+    /// bind any port, accept connections, and send UDP (DNS included): Landlock does not
+    /// cover UDP. `None` when isolation is off.
     ///
     /// # Errors
     /// [`FenceError::Io`] when the worktree cannot be resolved.
@@ -577,11 +610,16 @@ impl Fence {
         &self,
         worktree: &Path,
         hidden: &[PathBuf],
+        connect_ports: &[u16],
     ) -> Result<Option<Vec<OsString>>, FenceError> {
         let Some(sandbox) = &self.isolation else {
             return Ok(None);
         };
         let mut view = self.view(worktree)?;
+        view.connect_ports = Some(connect_ports.to_vec());
+        // Read-only now, and readable through Landlock although it may lie inside the
+        // factory's unreadable `.lightsout`.
+        view.granted.extend(view.writable.iter().cloned());
         view.readable.append(&mut view.writable);
         view.readonly.clear();
         view.hidden.extend(existing_dirs(hidden));
@@ -602,12 +640,27 @@ impl Fence {
         let mut readable = existing_dirs(&self.config.watch);
         readable.extend(git_common_paths(&wt));
         readable.retain(|p| p.starts_with("/tmp"));
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let mut denied: Vec<PathBuf> = self
+            .config
+            .unreadable
+            .iter()
+            .filter_map(|d| std::fs::canonicalize(d).ok())
+            .collect();
+        denied.extend(super::entry::secret_paths(home.as_deref()));
         Ok(View {
             readable,
             readonly: git_readonly_paths(&wt),
             hidden: existing_dirs(&self.config.hide),
             writable: vec![wt.clone()],
             extra: Vec::new(),
+            denied,
+            granted: self
+                .granted
+                .iter()
+                .filter_map(|d| std::fs::canonicalize(d).ok())
+                .collect(),
+            connect_ports: None,
             cwd: wt,
         })
     }
@@ -957,7 +1010,11 @@ impl Fence {
             let refused = [&stderr, &stdout].into_iter().find_map(|b| {
                 String::from_utf8_lossy(b)
                     .lines()
-                    .find(|l| l.contains("Read-only file system"))
+                    .find(|l| {
+                        l.contains("Read-only file system")
+                            // `rm`/`mv` of a path the sandbox bound over (`.git`): a mount point.
+                            || l.contains("Device or resource busy")
+                    })
                     .map(|l| l.chars().take(300).collect::<String>())
             });
             if let Some(detail) = refused {
@@ -1685,6 +1742,7 @@ mod tests {
             watch: vec![main.clone(), wt.parent().unwrap().to_path_buf()],
             readonly_outside: false,
             private_pids: false,
+            network: NetworkMode::Inherit,
             ..FenceConfig::default()
         }))
         .unwrap();
@@ -1864,12 +1922,40 @@ print("holdout", os.path.exists("{h}"))"#,
         assert_eq!(bytes.len() % 8, 0);
     }
 
-    /// Misbehaving agent: deletes (or rewrites) `.git` in its worktree.
+    /// Misbehaving agent: deletes or rewrites `.git` in its worktree (a rewritten `gitdir:`
+    /// would point the factory's next git call elsewhere). In the sandbox the `.git` file is
+    /// bound read-only: both are refused and reported, and the file is unchanged. Without
+    /// the sandbox the change is detected.
     #[test]
-    fn deleted_or_damaged_git_link_is_detected() {
+    fn deleted_or_damaged_git_link_is_refused_or_detected() {
         let (_t, _main, wt) = repo_with_worktree();
+        let link = std::fs::read(wt.join(".git")).unwrap();
         let fence = Fence::new(fast(FenceConfig::default())).unwrap();
-        let out = sh(&fence, "rm -f .git", &wt);
+        for script in [
+            "rm -f .git",
+            "echo 'gitdir: /nowhere' > .git",
+            "mv .git moved",
+        ] {
+            let out = sh(&fence, script, &wt);
+            assert!(
+                matches!(
+                    out.report.violations.as_slice(),
+                    [Violation::OutsideWriteRefused { .. }]
+                ),
+                "{script}: {:?}",
+                out.report
+            );
+            assert_eq!(std::fs::read(wt.join(".git")).unwrap(), link, "{script}");
+        }
+
+        let open = Fence::new(fast(FenceConfig {
+            private_pids: false,
+            readonly_outside: false,
+            network: NetworkMode::Inherit,
+            ..FenceConfig::default()
+        }))
+        .unwrap();
+        let out = sh(&open, "rm -f .git", &wt);
         let wt_abs = std::fs::canonicalize(&wt).unwrap();
         assert_eq!(
             out.report.violations,
@@ -1879,7 +1965,7 @@ print("holdout", os.path.exists("{h}"))"#,
         );
 
         let (_t2, _main2, wt2) = repo_with_worktree();
-        let out = sh(&fence, "echo 'gitdir: /nowhere' > .git", &wt2);
+        let out = sh(&open, "echo 'gitdir: /nowhere' > .git", &wt2);
         assert!(
             matches!(out.report.violations.as_slice(), [Violation::GitLinkDamaged { detail, .. }] if detail.contains("rewritten")),
             "{:?}",
@@ -1941,6 +2027,7 @@ print("holdout", os.path.exists("{h}"))"#,
         let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected");
         let open = Fence::new(fast(FenceConfig {
             private_pids: false,
+            network: NetworkMode::Inherit,
             ..FenceConfig::default()
         }))
         .unwrap();
@@ -2123,6 +2210,7 @@ echo "proxy: $HTTPS_PROXY""#
         let fence = Fence::new(FenceConfig {
             kill_grace_ms: 300,
             private_pids: false,
+            network: NetworkMode::Inherit,
             ..fast(FenceConfig::default())
         })
         .unwrap();

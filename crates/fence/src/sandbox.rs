@@ -33,13 +33,23 @@
 //! descriptor 3 and replaces itself with bubblewrap (same PID, so the fence's process-group
 //! kill still reaches it). It costs one `exec` per call; see `benches/fence.rs`.
 //!
+//! # Landlock and the spawn window
+//! With a registered [sandbox entry](super::entry) (the `lightsout` binary registers itself)
+//! the first program inside is the entry: it refuses to start anything once the factory is
+//! gone (the window before bubblewrap's `--die-with-parent` takes effect) and applies
+//! Landlock for the view: [`View::hidden`] and [`View::denied`] not readable,
+//! [`View::writable`] writable, the rest readable. [`Sandbox::probe`] records which ABI the
+//! kernel enforced ([`landlock`]).
+//!
 //! # Limits, stated plainly
-//! - As root, the sandboxed process's kernel uid is 0 without capabilities: it can *read*
-//!   files root owns outside the hidden paths (`/root`, `/etc/shadow`), not other users'.
-//!   It cannot write anything but its worktree (nor reach host Unix sockets: seccomp).
-//! - `--die-with-parent` is set by bubblewrap itself a moment after it starts: a factory
-//!   killed in that first moment can orphan the sandbox. The fence's process ledger
-//!   ([`procs`](super::procs)) lets `--resume` end such a leftover agent or check.
+//! - As root, the sandboxed process's kernel uid is 0 without capabilities: without Landlock
+//!   it can *read* files root owns outside the hidden paths (`/root`, `/etc/shadow`), not
+//!   other users'. With Landlock the factory's state and the known credentials are denied
+//!   too; everything else of the root stays readable. It cannot write anything but its
+//!   worktree (nor reach host Unix sockets: seccomp).
+//! - Without the sandbox entry (a library caller that did not register one), a factory
+//!   killed in the moment before bubblewrap sets `--die-with-parent` can orphan the sandbox;
+//!   the fence's process ledger ([`procs`](super::procs)) lets `--resume` end it.
 //! - A syscall the filter refuses is not reported; only its effects are (a refused write).
 //! - Needs unprivileged user namespaces when the factory is not root (some distributions
 //!   restrict them with `sysctl` or `AppArmor`): [`Sandbox::probe`] then fails.
@@ -217,6 +227,16 @@ pub struct View {
     /// Extra paths bound read-only at the same place (the `network = "hosts"` handshake FIFO,
     /// which lives under the host's `/tmp`).
     pub extra: Vec<PathBuf>,
+    /// Paths the process may not read although bubblewrap shows them (they may contain a
+    /// writable directory: the factory's `.lightsout`, which holds the worktree; the
+    /// credentials of [`secret_paths`](super::entry::secret_paths)), canonical. Enforced by
+    /// Landlock in the [sandbox entry](super::entry) where the kernel has it, and only there.
+    pub denied: Vec<PathBuf>,
+    /// Paths inside [`View::denied`] the process may still read (its prompt and task
+    /// files), canonical; Landlock only.
+    pub granted: Vec<PathBuf>,
+    /// With Landlock ABI 4+: the TCP ports the process may connect to (`None`: any).
+    pub connect_ports: Option<Vec<u16>>,
     /// The working directory inside.
     pub cwd: PathBuf,
 }
@@ -229,6 +249,27 @@ pub struct Sandbox {
     sh: PathBuf,
     filter: Arc<tempfile::TempPath>,
     network: NetworkMode,
+    entry: Option<Entry>,
+}
+
+/// The [sandbox entry](super::entry) of a [`Sandbox`]: the program, the factory's lifeline,
+/// and what the probe found of Landlock.
+#[derive(Debug, Clone)]
+struct Entry {
+    program: PathBuf,
+    lifeline: Arc<super::entry::Lifeline>,
+    landlock: Option<super::entry::LandlockReport>,
+}
+
+/// The Landlock the last probe found enforced (`None`: no probe with the entry yet).
+static LANDLOCK: std::sync::OnceLock<Option<super::entry::LandlockReport>> =
+    std::sync::OnceLock::new();
+
+/// Which Landlock the sandboxes of this process enforce, from the first [`Sandbox::probe`]
+/// that ran the [sandbox entry](super::entry): `None` when no such probe ran (no entry
+/// program registered), `Some(None)` when the kernel has no Landlock.
+pub fn landlock() -> Option<Option<super::entry::LandlockReport>> {
+    LANDLOCK.get().cloned()
 }
 
 impl PartialEq for Sandbox {
@@ -265,11 +306,20 @@ impl Sandbox {
         file.write_all(&seccomp_program()?)
             .and_then(|()| file.flush())
             .map_err(|e| FenceError::io(file.path(), e))?;
-        let sandbox = Self {
+        let entry = match super::entry::program() {
+            Some(program) => Some(Entry {
+                program: program.to_path_buf(),
+                lifeline: Arc::new(super::entry::Lifeline::new()?),
+                landlock: None,
+            }),
+            None => None,
+        };
+        let mut sandbox = Self {
             bwrap,
             sh,
             filter: Arc::new(file.into_temp_path()),
             network,
+            entry,
         };
         let dir = tempfile::tempdir().map_err(|e| FenceError::io(std::env::temp_dir(), e))?;
         let wt = std::fs::canonicalize(dir.path()).map_err(|e| FenceError::io(dir.path(), e))?;
@@ -287,7 +337,10 @@ impl Sandbox {
             ])
             .stdin(Stdio::null());
         match probe.output() {
-            Ok(o) if o.status.success() && dir.path().join("ok").is_file() => Ok(sandbox),
+            Ok(o) if o.status.success() && dir.path().join("ok").is_file() => {
+                sandbox.probe_landlock(&view)?;
+                Ok(sandbox)
+            }
             Ok(o) => Err(unavailable(format!(
                 "bubblewrap could not start a sandbox ({}): {}; allow unprivileged user \
                  namespaces (`sysctl kernel.unprivileged_userns_clone=1`, \
@@ -297,6 +350,55 @@ impl Sandbox {
             ))),
             Err(e) => Err(unavailable(format!("cannot run bwrap: {e}"))),
         }
+    }
+
+    /// Runs the sandbox entry in probe mode: it applies Landlock and answers which ABI the
+    /// kernel enforced. Fails closed when the entry itself fails.
+    fn probe_landlock(&mut self, view: &View) -> Result<(), FenceError> {
+        let Some(entry) = &self.entry else {
+            return Ok(());
+        };
+        let plan = super::entry::EntryPlan {
+            lifeline: Some(entry.lifeline.path()),
+            landlock: true,
+            writable: view.writable.clone(),
+            probe: true,
+            ..super::entry::EntryPlan::default()
+        };
+        let mut c = self.command_with(view);
+        c.arg(&entry.program)
+            .arg(super::entry::ENTRY_ARG)
+            .arg(serde_json::to_string(&plan).unwrap_or_default())
+            .stdin(Stdio::null());
+        let unavailable = |detail: String| FenceError::IsolationUnavailable { detail };
+        let out = c
+            .output()
+            .map_err(|e| unavailable(format!("cannot run the sandbox entry: {e}")))?;
+        if !out.status.success() {
+            return Err(unavailable(format!(
+                "the sandbox entry {} failed ({}): {}",
+                entry.program.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let report: Option<super::entry::LandlockReport> = serde_json::from_slice(&out.stdout)
+            .map_err(|e| {
+                unavailable(format!(
+                    "the sandbox entry answered no Landlock report: {e}"
+                ))
+            })?;
+        let report = report.filter(|r| r.kernel_abi > 0);
+        let _ = LANDLOCK.set(report.clone());
+        if let Some(e) = &mut self.entry {
+            e.landlock = report;
+        }
+        Ok(())
+    }
+
+    /// The Landlock this sandbox enforces (`None`: none, or no sandbox entry).
+    pub fn landlock(&self) -> Option<&super::entry::LandlockReport> {
+        self.entry.as_ref().and_then(|e| e.landlock.as_ref())
     }
 
     /// The same sandbox with another network mode (a service under test shares the
@@ -333,14 +435,53 @@ impl Sandbox {
     /// showing `view`: `sh -c 'exec "$@" 3<"$0"' FILTER bwrap FLAGS... --`.
     ///
     /// The caller adds the program and its arguments, the environment and the stdio.
+    ///
+    /// With a registered [sandbox entry](super::entry), the first program inside is the
+    /// entry (`lightsout __sandbox-entry PLAN --`): it checks the factory's lifeline and
+    /// applies Landlock for `view`, then becomes the program.
     pub fn command(&self, view: &View) -> Command {
+        let mut c = self.command_with(view);
+        if let Some(entry) = &self.entry {
+            let mut denied = view.hidden.clone();
+            denied.extend(view.denied.iter().cloned());
+            let plan = super::entry::EntryPlan {
+                lifeline: Some(entry.lifeline.path()),
+                landlock: entry.landlock.is_some(),
+                writable: view.writable.clone(),
+                denied,
+                readable: view.granted.clone(),
+                tcp: view
+                    .connect_ports
+                    .clone()
+                    .map(|connect| super::entry::TcpPorts {
+                        bind: None,
+                        connect: Some(connect),
+                    }),
+                probe: false,
+            };
+            c.arg(&entry.program)
+                .arg(super::entry::ENTRY_ARG)
+                .arg(serde_json::to_string(&plan).unwrap_or_default())
+                .arg("--");
+        }
+        c
+    }
+
+    fn command_with(&self, view: &View) -> Command {
         let mut c = Command::new(&self.sh);
         c.arg("-c")
             .arg(EXEC_WITH_FILTER)
             .arg(self.filter.as_os_str())
             .arg(&self.bwrap)
-            .args(self.args(view))
-            .arg("--");
+            .args(self.args(view));
+        if let Some(e) = &self.entry {
+            // The entry program and the lifeline, wherever they live (a fresh `/tmp` hides
+            // the host's).
+            for p in [e.program.as_path(), e.lifeline.dir()] {
+                c.arg("--ro-bind").arg(p).arg(p);
+            }
+        }
+        c.arg("--");
         c
     }
 

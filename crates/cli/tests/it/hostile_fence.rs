@@ -301,14 +301,19 @@ fn a_killed_factory_leaves_no_process_of_the_run_alive() {
 
 /// The service under test is agent-written code too: it runs in the sandbox with the
 /// worktree read-only and the holdout absent. It tries to copy the holdout, to write into
-/// its worktree (where a later attempt would read it) and into main; it is still served
-/// and judged.
+/// its worktree (where a later attempt would read it) and into main, and to connect to a
+/// listener on the host's loopback that is not a twin (where Landlock handles TCP, ABI
+/// 4+, it may connect to the twins' ports only); it is still served and judged.
 #[test]
 fn a_hostile_service_under_test_is_sandboxed() {
     let p = project(&[("REQ-1", "alpha file", &[])], 1, "../holdout");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
     std::fs::write(
         p.root.join("agent.sh"),
         r#"cat > serve.sh <<'END'
+bash -c 'exec 3<>/dev/tcp/127.0.0.1/E2E_PORT && echo reached >&3'
 cp -r ../../../../../../holdout stolen 2>/dev/null
 f=se; f="${f}en.txt" # the name is built so that the agent's diff does not hold the holdout's path
 echo "$(ls ../../../../../../holdout 2>&1)" > "$f"
@@ -317,7 +322,8 @@ exec python3 -m http.server "$1" --bind 127.0.0.1
 END
 echo alpha > a.txt
 printf '{"type":"result","subtype":"success","is_error":false,"result":"done","usage":{"input_tokens":1,"output_tokens":1}}\n'
-"#,
+"#
+        .replace("E2E_PORT", &port.to_string()),
     )
     .unwrap();
     std::fs::write(
@@ -358,6 +364,13 @@ printf '{"type":"result","subtype":"success","is_error":false,"result":"done","u
     // The second scenario passed: the service could not write `seen.txt` where it serves.
     assert!(!p.repo().join("evil-service.txt").exists());
     assert!(p.root.join("holdout/files.scenario.md").is_file());
+    // With TCP in Landlock's hands, the service reached no port but the twins' (none here).
+    if kernel_landlock_abi() >= 4 {
+        assert!(
+            listener.accept().is_err(),
+            "the service reached the host's loopback"
+        );
+    }
 }
 
 /// `kill -9` of the factory while the service under test starts: the service dies with it.
@@ -648,7 +661,7 @@ fn resume_ends_what_a_killed_unsandboxed_factory_left_running() {
         config(
             &p,
             &p.root.join("agent.sh"),
-            "\n[fence]\nprivate_pids = false\nreadonly_outside = false\n",
+            "\n[fence]\nprivate_pids = false\nreadonly_outside = false\nnetwork = \"inherit\"\n",
         ),
     )
     .unwrap();
@@ -699,4 +712,207 @@ fn resume_ends_what_a_killed_unsandboxed_factory_left_running() {
         left = processes_under(&p.root);
     }
     assert_eq!(left, Vec::<String>::new());
+}
+
+/// What the kernel's Landlock is, asked of the sandbox entry itself (outside any sandbox:
+/// it restricts only its own process): the kernel's ABI, 0 without Landlock.
+fn kernel_landlock_abi() -> u64 {
+    let out = Std::new(assert_cmd::cargo::cargo_bin("lightsout"))
+        .args(["__sandbox-entry", r#"{"landlock":true,"probe":true}"#])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["kernel_abi"].as_u64().unwrap_or(0)
+}
+
+/// The escapes bubblewrap's mounts alone leave open, each tried by a hostile `command`
+/// agent:
+/// - REQ-1 reads what the read-only root still shows: the factory's journal, audit log and
+///   state, and an SSH key in the factory's `$HOME`. Landlock (the sandbox
+///   entry's second layer) refuses each read; the run's `run_start` says which ABI.
+/// - REQ-2 points its worktree's `.git` at a git directory it made, then removes and renames
+///   `.git`: the file is bound read-only, every try is refused and a `policy_hit`.
+/// - REQ-3 opens a TCP connection to a listener of the host's loopback with no `network`
+///   configured: the default is `none`, so nothing arrives.
+#[test]
+fn landlock_git_link_and_default_network_hold() {
+    let p = project(
+        &[
+            ("REQ-1", "factory state", &[]),
+            ("REQ-2", "git link", &[]),
+            ("REQ-3", "network", &[]),
+            ("REQ-4", "behave", &[]),
+        ],
+        2,
+        "../holdout",
+    );
+    let home = p.root.join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), "SSH-SECRET-51c0\n").unwrap();
+    std::fs::write(
+        home.join(".gitconfig"),
+        "[user]\n\tname = t\n\temail = t@localhost\n",
+    )
+    .unwrap();
+    let agent = r#"read -r first
+ok() { printf '{"type":"result","subtype":"success","is_error":false,"result":"done","usage":{"input_tokens":10,"output_tokens":10}}\n'; }
+case "$first" in
+  *"REQ-1:"*)
+    { cat ../../journal.jsonl ../../audit.jsonl ../../state.json; cat "$HOME/.ssh/id_ed25519"; } > state.txt 2>&1
+    echo ok > a.txt; ok ;;
+  *"REQ-2:"*)
+    mkdir -p fake/refs/heads fake/objects && echo 'ref: refs/heads/main' > fake/HEAD
+    echo "gitdir: $(pwd)/fake" > .git
+    rm -f .git
+    mv .git moved
+    echo ok > b.txt; ok ;;
+  *"REQ-3:"*)
+    bash -c 'exec 3<>/dev/tcp/127.0.0.1/$E2E_PORT && echo connected >&3' > net.txt 2>&1
+    echo ok > c.txt; ok ;;
+  *) echo ok > e.txt; ok ;;
+esac
+"#;
+    for (req, file) in [
+        ("REQ-1", "a"),
+        ("REQ-2", "b"),
+        ("REQ-3", "c"),
+        ("REQ-4", "e"),
+    ] {
+        p.holdout(req, &format!("grep -qx ok {file}.txt"));
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::fs::write(p.root.join("agent.sh"), agent).unwrap();
+    std::fs::write(
+        p.repo().join("lightsout.toml"),
+        config(&p, &p.root.join("agent.sh"), ""),
+    )
+    .unwrap();
+    p.commit_all("hostile agents, second layer");
+    let main_before = p.git(&["rev-parse", "main"]);
+    let config_before = std::fs::read(p.repo().join(".git/config")).unwrap();
+
+    let out = p
+        .run()
+        .args(["--run-id", "layer2", "--format", "json", "specs/demo.md"])
+        .env("E2E_PORT", port.to_string())
+        .env("HOME", &home)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = p.report("layer2");
+    let status = |id: &str| {
+        task(&report, id)["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(status("REQ-2"), "failed", "{stderr}");
+    for id in ["REQ-1", "REQ-3", "REQ-4"] {
+        assert_eq!(status(id), "merged", "{id}\n{stderr}");
+    }
+    let audit = audit(&p, "layer2");
+    let hits = |req: &str| -> Vec<String> {
+        audit
+            .iter()
+            .filter(|e| e["kind"] == "policy_hit" && e["task"] == req)
+            .map(|e| e["details"]["violation"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    // The `.git` file was never changed: refused, not repaired after the fact.
+    let git_hits = hits("REQ-2");
+    assert!(
+        git_hits.iter().any(|v| v == "outside_write_refused"),
+        "{git_hits:?}"
+    );
+    assert!(
+        !git_hits.iter().any(|v| v.starts_with("git_link")),
+        "{git_hits:?}"
+    );
+
+    // Landlock: recorded at the run's start, and the reads were refused.
+    let start = audit.iter().find(|e| e["kind"] == "run_start").unwrap();
+    let kernel = kernel_landlock_abi();
+    let state = std::fs::read_to_string(p.repo().join("state.txt")).unwrap();
+    if kernel > 0 {
+        assert_eq!(
+            start["details"]["landlock"]["kernel_abi"].as_u64(),
+            Some(kernel),
+            "{start}"
+        );
+        assert!(state.contains("Permission denied"), "{state}");
+        for leaked in ["run_start", "\"run_id\"", "SSH-SECRET-51c0"] {
+            assert!(!state.contains(leaked), "{leaked} leaked:\n{state}");
+        }
+    } else {
+        assert!(
+            start["details"]["landlock"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("unavailable")),
+            "{start}"
+        );
+    }
+
+    // `network` not configured: no connection reached the host's loopback.
+    assert!(listener.accept().is_err());
+    let net = std::fs::read_to_string(p.repo().join("net.txt")).unwrap();
+    assert!(!net.contains("connected"), "{net}");
+
+    // Main moved only through the merge queue; objects and config intact.
+    let log = p.git(&["log", "--format=%s", &format!("{main_before}..main")]);
+    assert!(!log.contains("REQ-2"), "{log}");
+    let fsck = Std::new("git")
+        .args(["fsck", "--full"])
+        .current_dir(p.repo())
+        .output()
+        .unwrap();
+    assert!(fsck.status.success());
+    assert_eq!(
+        std::fs::read(p.repo().join(".git/config")).unwrap(),
+        config_before
+    );
+}
+
+/// The spawn window: a sandbox whose factory died before bubblewrap's `PR_SET_PDEATHSIG`
+/// took effect would never be signalled. The sandbox entry checks the factory's lifeline
+/// first: with no writer left on the FIFO (the factory is gone) it starts nothing.
+#[test]
+fn an_orphaned_sandbox_starts_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("lifeline");
+    let made = Std::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let marker = t.path().join("ran");
+    let plan = format!(r#"{{"lifeline":"{}"}}"#, fifo.display());
+    let entry = |plan: &str| {
+        Std::new(assert_cmd::cargo::cargo_bin("lightsout"))
+            .args(["__sandbox-entry", plan, "--", "sh", "-c"])
+            .arg(format!("echo ran > {}", marker.display()))
+            .output()
+            .unwrap()
+    };
+    // No writer: the factory is gone.
+    let out = entry(&plan);
+    assert_eq!(out.status.code(), Some(124));
+    assert!(!marker.exists());
+    // The factory holds the write end: the program runs.
+    let _writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let out = entry(&plan);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(marker.exists());
 }

@@ -792,7 +792,8 @@ fn misbehaving_agents_are_contained_and_the_run_goes_on() {
         ("REQ-1", "agent", "wall-time limit"),
         ("REQ-2", "agent", "printed more than 65536 bytes"),
         ("REQ-3", "policy", "write outside the worktree"),
-        ("REQ-4", "policy", "deleted"),
+        // The `.git` link is bound read-only: `rm` is refused (`EBUSY`), not repaired.
+        ("REQ-4", "policy", "leave its .git alone"),
         ("REQ-6", "leak", "holdout canary"),
         ("REQ-7", "policy", "tokens budget"),
     ] {
@@ -863,7 +864,12 @@ fn misbehaving_agents_are_contained_and_the_run_goes_on() {
         !p.repo().join("evil.txt").exists(),
         "the write was not prevented"
     );
-    assert!(has("REQ-4", "policy_hit", "violation", "git_link_deleted"));
+    assert!(has(
+        "REQ-4",
+        "policy_hit",
+        "violation",
+        "outside_write_refused"
+    ));
     assert!(has("REQ-6", "leak", "kind", "agent_output"));
     assert!(has("REQ-7", "budget_stop", "budget", "tokens"));
     assert!(
