@@ -1814,9 +1814,20 @@ fn raw_field<'t>(source: &'t str, at: usize, key: &str) -> Option<&'t str> {
         .map_or(source.len(), |i| at + i);
     let line = source.get(start..end)?.trim_end_matches('\r');
     let k = line.to_ascii_lowercase().find(key)?;
-    let v = line.get(k + key.len()..)?;
-    let v = v.trim_start_matches(['*', ' ']).trim_end();
-    Some(v.strip_suffix("**").unwrap_or(v))
+    let bold_key = line.get(..k)?.trim_end().ends_with("**");
+    let after = line.get(k + key.len()..)?.trim_start();
+    // `**Touches:** a` closes the bold after the key; `**Touches: a**` at the end of the line.
+    // A glob's own `**` (`src/**`, `**/*.rs`) is the value's.
+    let (v, closes_at_end) = match after.strip_prefix("**") {
+        Some(rest) if bold_key => (rest.trim_start(), false),
+        _ => (after, bold_key),
+    };
+    let v = v.trim_end();
+    Some(if closes_at_end {
+        v.strip_suffix("**").unwrap_or(v)
+    } else {
+        v
+    })
 }
 
 pub(crate) fn strip_ci<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
@@ -2142,7 +2153,9 @@ mod tests {
         let src = "---\nid: todo\ntitle: Todo\n---\n# Todo\n\n## Requirements\n\n\
                    ### REQ-001: Package\nThe system MUST expose a package.\n\n\
                    Touches: todo/__init__.py, todo/__main__.py\n\n\
-                   ### REQ-002: More\nThe system MUST do more.\n**Touches:** `a/__b__.py` c/_d_.py\n";
+                   ### REQ-002: More\nThe system MUST do more.\n**Touches:** `a/__b__.py` c/_d_.py\n\n\
+                   ### REQ-003: Globs\nThe system MUST do globs.\nTouches: src/api/**, **/*.rs\n\n\
+                   ### REQ-004: Bold\nThe system MUST do bold.\n**Touches: src/x/**, y.rs**\n";
         let (spec, _) = crate::parse(src.as_bytes(), None, None);
         let touches: Vec<_> = spec
             .requirements
@@ -2153,7 +2166,9 @@ mod tests {
             touches,
             [
                 vec!["todo/__init__.py", "todo/__main__.py"],
-                vec!["a/__b__.py", "c/_d_.py"]
+                vec!["a/__b__.py", "c/_d_.py"],
+                vec!["src/api/**", "**/*.rs"],
+                vec!["src/x/**", "y.rs"],
             ]
         );
     }
