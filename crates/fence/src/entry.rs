@@ -114,6 +114,9 @@ pub struct EntryPlan {
     /// TCP alone (the network namespace decides).
     #[serde(default)]
     pub tcp: Option<TcpPorts>,
+    /// `RLIMIT_AS` to set, in bytes.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
     /// Print the [`LandlockReport`] as JSON on stdout and exit 0 instead of running a
     /// program (the fence's probe).
     #[serde(default)]
@@ -412,6 +415,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let Some(program) = args.next() else {
         return fail("no program");
     };
+    if let Err(e) = set_limits(&plan) {
+        return fail(&e);
+    }
     let mut cmd = std::process::Command::new(&program);
     cmd.args(args);
     if let Some(dir) = scratch {
@@ -419,6 +425,18 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
     let e = std::os::unix::process::CommandExt::exec(&mut cmd);
     fail(&format!("cannot run {}: {e}", program.to_string_lossy()))
+}
+
+/// Sets the plan's memory limit (soft and hard, so the program cannot raise it) on this
+/// process; it passes to the program across `exec` and to its children, each of which gets
+/// its own `RLIMIT_AS` of that size.
+fn set_limits(plan: &EntryPlan) -> Result<(), String> {
+    use nix::sys::resource::{Resource, setrlimit};
+    if let Some(v) = plan.memory_bytes {
+        setrlimit(Resource::RLIMIT_AS, v, v)
+            .map_err(|e| format!("cannot set memory_bytes (RLIMIT_AS) to {v}: {e}"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -468,6 +486,7 @@ mod tests {
                 bind: None,
                 connect: Some(vec![9000]),
             }),
+            memory_bytes: Some(1 << 30),
             probe: false,
         };
         let text = serde_json::to_string(&plan).unwrap();

@@ -238,6 +238,12 @@ pub struct FenceConfig {
     /// escaped process, in ms. Default 2000.
     #[serde(default = "default_grace_ms")]
     pub kill_grace_ms: u64,
+    /// Most virtual memory, in bytes, of each process an agent (or its checks, or the service
+    /// under test) starts: `RLIMIT_AS`, set by the [sandbox entry](super::entry) before it
+    /// becomes the program, so an allocation past it fails (`ENOMEM`). `None` (the default):
+    /// no limit. Runtimes that reserve large address spaces (the JVM, Go, Node) need room.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
 }
 
 fn default_true() -> bool {
@@ -268,6 +274,7 @@ impl Default for FenceConfig {
             watch: Vec::new(),
             watch_ignore: default_watch_ignore(),
             kill_grace_ms: default_grace_ms(),
+            memory_bytes: None,
         }
     }
 }
@@ -531,6 +538,15 @@ impl Fence {
             config.private_pids,
             config.readonly_outside && !config.watch.is_empty(),
         )?;
+        // Limits are set by the sandbox entry; without it they would be silently absent.
+        if config.memory_bytes.is_some() && !isolation.as_ref().is_some_and(Sandbox::has_entry) {
+            return Err(FenceError::IsolationUnavailable {
+                detail: "memory_bytes is set by the sandbox entry, which needs the sandbox \
+                         (private_pids = true) and the lightsout binary; remove it from \
+                         [fence] or turn the sandbox on"
+                    .into(),
+            });
+        }
         Ok(Self {
             config,
             env,
@@ -661,6 +677,7 @@ impl Fence {
                 .filter_map(|d| std::fs::canonicalize(d).ok())
                 .collect(),
             connect_ports: None,
+            memory_bytes: self.config.memory_bytes,
             cwd: wt,
         })
     }

@@ -237,6 +237,8 @@ pub struct View {
     pub granted: Vec<PathBuf>,
     /// With Landlock ABI 4+: the TCP ports the process may connect to (`None`: any).
     pub connect_ports: Option<Vec<u16>>,
+    /// `RLIMIT_AS` of the process, in bytes ([`FenceConfig::memory_bytes`](super::policy::FenceConfig::memory_bytes)).
+    pub memory_bytes: Option<u64>,
     /// The working directory inside.
     pub cwd: PathBuf,
 }
@@ -411,6 +413,12 @@ impl Sandbox {
         }
     }
 
+    /// Whether the [sandbox entry](super::entry) runs first inside (it applies Landlock and
+    /// the memory limit).
+    pub fn has_entry(&self) -> bool {
+        self.entry.is_some()
+    }
+
     /// The flags every sandbox gets (the view's mounts come after them).
     pub fn flags(&self) -> Vec<&'static str> {
         let mut f = vec![
@@ -457,6 +465,7 @@ impl Sandbox {
                         bind: None,
                         connect: Some(connect),
                     }),
+                memory_bytes: view.memory_bytes,
                 probe: false,
             };
             c.arg(&entry.program)

@@ -916,3 +916,58 @@ fn an_orphaned_sandbox_starts_nothing() {
     );
     assert!(marker.exists());
 }
+
+/// Issue 16, point 5: an agent that allocates without end is held by `[fence] memory_bytes`
+/// (`RLIMIT_AS`, set by the sandbox entry); the same agent without it allocates freely, so the
+/// limit is what stopped it.
+#[test]
+fn a_memory_limit_holds_a_greedy_agent() {
+    let p = project(&[("REQ-1", "greedy", &[])], 2, "../holdout");
+    let agent = r#"read -r first
+ok() { printf '{"type":"result","subtype":"success","is_error":false,"result":"done","usage":{"input_tokens":10,"output_tokens":10}}\n'; }
+python3 -c '
+try:
+    b = bytearray(1 << 30)
+    print("alloc=ok")
+except MemoryError:
+    print("alloc=refused")
+' > limits.txt 2>&1
+ok
+"#;
+    p.holdout("REQ-1", "test -s limits.txt");
+    std::fs::write(p.root.join("agent.sh"), agent).unwrap();
+    let run = |id: &str, extra: &str| -> String {
+        std::fs::write(
+            p.repo().join("lightsout.toml"),
+            config(&p, &p.root.join("agent.sh"), extra),
+        )
+        .unwrap();
+        p.commit_all(&format!("greedy agent {id}"));
+        let out = p
+            .run()
+            .args([
+                "--run-id",
+                id,
+                "--format",
+                "json",
+                "--rebuild",
+                "specs/demo.md",
+            ])
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let report = p.report(id);
+        assert_eq!(
+            task(&report, "REQ-1")["status"].as_str(),
+            Some("merged"),
+            "{stderr}"
+        );
+        std::fs::read_to_string(p.repo().join("limits.txt")).unwrap()
+    };
+    assert_eq!(run("free", "").trim(), "alloc=ok");
+    assert_eq!(
+        run("held", "\n[fence]\nmemory_bytes = 268435456\n").trim(),
+        "alloc=refused"
+    );
+}
