@@ -1289,6 +1289,20 @@ impl Inner {
             }
             // A branch ref lock from a killed commit.
             self.clear_ref_lock(&format!("refs/heads/{branch}")).await?;
+            // A rebase cut short by a kill (and quit above) can leave HEAD detached at an
+            // intermediate commit such as main's, while the branch still names the work as it
+            // was before the merge began: a resumed merge must start from the branch, or it
+            // judges main's tree as the task's.
+            let head_ref = g.out(&["symbolic-ref", "-q", "HEAD"]).await?;
+            if head_ref.stdout.trim() != format!("refs/heads/{branch}")
+                && self
+                    .repo
+                    .try_rev(&format!("refs/heads/{branch}"))
+                    .await?
+                    .is_some()
+            {
+                g.run(&["checkout", "-q", "-f", branch]).await?;
+            }
             return Ok(());
         }
         // A branch ref lock from a killed `worktree add -b`.
