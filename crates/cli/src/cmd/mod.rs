@@ -32,3 +32,21 @@ pub(crate) fn default_specs_dir() -> anyhow::Result<std::path::PathBuf> {
         .unwrap_or(cwd);
     Ok(root.join("specs"))
 }
+
+/// `run` when given, else the run whose journal was written last
+/// ([`lightsout_factory::latest_run`]).
+///
+/// # Errors
+/// When `.lightsout/runs` cannot be read, or holds no run (the message says to start one).
+pub(crate) fn run_or_latest(repo: &std::path::Path, run: Option<&str>) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    match run {
+        Some(run) => Ok(run.to_owned()),
+        None => lightsout_factory::latest_run(repo)?.with_context(|| {
+            format!(
+                "no run in {}; start one with `lightsout run`",
+                repo.join(".lightsout/runs").display()
+            )
+        }),
+    }
+}

@@ -71,15 +71,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let repo = rt.block_on(lightsout_factory::repo_root(&cwd))?;
-    let run = match &args.run {
-        Some(run) => run.clone(),
-        None => lightsout_factory::latest_run(&repo)?.with_context(|| {
-            format!(
-                "no run in {}; start one with `lightsout run`",
-                repo.join(".lightsout/runs").display()
-            )
-        })?,
-    };
+    let run = super::run_or_latest(&repo, args.run.as_deref())?;
     let config_path = args
         .config
         .clone()

@@ -16,7 +16,6 @@ mod sqlite;
 pub use sqlite::{STATE_DB, SqliteQueue};
 
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// Where an entry of the queue stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -199,42 +198,6 @@ pub trait QueueStore: Send + Sync {
             .find(|e| e.status == QueueStatus::Running)
             .or_else(|| all.iter().find(|e| e.status == QueueStatus::Queued))
             .cloned())
-    }
-}
-
-impl<T: QueueStore + ?Sized> QueueStore for &T {
-    fn entries(&self) -> Result<Vec<QueueEntry>, QueueError> {
-        (**self).entries()
-    }
-    fn apply(&self, change: &QueueChange) -> Result<Option<QueueEntry>, QueueError> {
-        (**self).apply(change)
-    }
-    fn stop_requested(&self) -> Result<bool, QueueError> {
-        (**self).stop_requested()
-    }
-}
-
-impl<T: QueueStore + ?Sized> QueueStore for Box<T> {
-    fn entries(&self) -> Result<Vec<QueueEntry>, QueueError> {
-        (**self).entries()
-    }
-    fn apply(&self, change: &QueueChange) -> Result<Option<QueueEntry>, QueueError> {
-        (**self).apply(change)
-    }
-    fn stop_requested(&self) -> Result<bool, QueueError> {
-        (**self).stop_requested()
-    }
-}
-
-impl<T: QueueStore + ?Sized> QueueStore for Arc<T> {
-    fn entries(&self) -> Result<Vec<QueueEntry>, QueueError> {
-        (**self).entries()
-    }
-    fn apply(&self, change: &QueueChange) -> Result<Option<QueueEntry>, QueueError> {
-        (**self).apply(change)
-    }
-    fn stop_requested(&self) -> Result<bool, QueueError> {
-        (**self).stop_requested()
     }
 }
 
