@@ -440,6 +440,12 @@ impl Agent for CommandAgent {
         {
             captured.stderr = b;
         }
+        // Past the cap a reader drops its pipe, so the agent may die of SIGPIPE (or just exit)
+        // before the notification wins the select: the byte count, read once both readers are
+        // done, says whether the cap was hit, not the race.
+        if limit_hit.is_none() && total.load(Ordering::SeqCst) > cap {
+            limit_hit = Some(Outcome::OutputCapped);
+        }
         let wall_ms = started.elapsed().as_millis() as u64;
 
         self.finish(
