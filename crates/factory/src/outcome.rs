@@ -823,11 +823,38 @@ fn assemble(
         unreadable,
         &strength.evidence,
     );
-    r.strength = strength.report.as_ref().map(report::StrengthOutcome::of);
+    r.strength = strength.report.as_ref().map(strength_outcome);
     r.gate.policy = policy_refs(&state.policy);
     r.not_ready.clone_from(&state.not_ready);
     r.incidents = incidents(state);
     r
+}
+
+/// The report's view of a strength report: the kill rate with its Wilson interval, the counts
+/// and the surviving mutants.
+fn strength_outcome(r: &lightsout_eval::StrengthReport) -> report::StrengthOutcome {
+    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    report::StrengthOutcome {
+        tool: r.tool_version.clone(),
+        build: r.build.clone(),
+        killed: Satisfaction::from_counts(n(r.total - r.survived.min(r.total)), n(r.total)),
+        timeouts: n(r.timeouts),
+        broken: n(r.broken),
+        generated: n(r.generated),
+        equivalent: n(r.equivalent.len()),
+        sample_seed: r.sample_seed,
+        trials: r.trials,
+        duration_ms: r.duration_ms.max(0.0).round() as u64,
+        survivors: r
+            .survivors()
+            .map(|m| report::SurvivorRecord {
+                file: m.mutant.file.clone(),
+                line: m.mutant.line,
+                operator: m.mutant.operator.clone(),
+                occurrence: m.mutant.occurrence,
+            })
+            .collect(),
+    }
 }
 
 /// The resolved policy's rules as the report lists them.
@@ -1028,6 +1055,29 @@ mod tests {
             "baseline_ms": 1000.0, "duration_ms": 5000.0, "build": build, "mutants": survivors,
         })
         .to_string()
+    }
+
+    /// `lightsout-report` computes its satisfactions' Wilson interval itself (it does not link
+    /// the holdout engine); it must be the very interval the gate judged with.
+    #[test]
+    fn report_satisfaction_is_the_gates_wilson_interval() {
+        let round6 = |v: f64| (v * 1e6).round() / 1e6;
+        for trials in 0..=200u32 {
+            for passes in 0..=trials {
+                let w = lightsout_eval::stats::wilson95(passes, trials);
+                let s = Satisfaction::from_counts(passes, trials);
+                assert_eq!(
+                    (s.lower.to_bits(), s.upper.to_bits()),
+                    (round6(w.low).to_bits(), round6(w.high).to_bits()),
+                    "{passes} of {trials}"
+                );
+            }
+        }
+        // Counts above the trials are capped, as the gate caps them.
+        assert_eq!(
+            Satisfaction::from_counts(7, 5),
+            Satisfaction::from_counts(5, 5)
+        );
     }
 
     #[test]

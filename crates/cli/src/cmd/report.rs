@@ -1,9 +1,10 @@
 //! `lightsout report RUN`: writes the outcome report (`report.json` + `report.html`) of a run
-//! from its run directory. The report is built by `lightsout_factory::outcome`.
+//! from its run directory. The report is built by `lightsout_factory::outcome` and written by
+//! `lightsout_report`.
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use lightsout_factory::report::{GateOutcome, RunReport};
+use lightsout_report::{GateOutcome, RunReport};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -128,7 +129,7 @@ pub(crate) fn strength_line(report: &RunReport) -> String {
 pub(crate) fn write(repo: &Path, run_id: &str) -> anyhow::Result<(RunReport, PathBuf, PathBuf)> {
     let (json, html) = lightsout_factory::write_run_report(repo, run_id)
         .with_context(|| format!("writing the report of run {run_id}"))?;
-    let report = lightsout_factory::report::read_report(&json)?;
+    let report = lightsout_report::read_report(&json)?;
     Ok((report, json, html))
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::model::TaskOutcome;
+use crate::model::TaskOutcome;
 
 /// Node width in SVG user units (px).
 pub(super) const NODE_W: u64 = 200;
@@ -252,8 +252,8 @@ fn predecessors(tasks: &[TaskOutcome], index: &HashMap<&str, usize>) -> Vec<Vec<
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::super::model::{AgentLabel, TaskStatus};
     use super::*;
+    use crate::model::{AgentLabel, TaskStatus};
     use proptest::prelude::*;
 
     pub(crate) fn task(id: &str, deps: &[&str]) -> TaskOutcome {

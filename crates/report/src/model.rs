@@ -3,12 +3,10 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use lightsout_eval::stats::wilson95;
-
 /// Version of the `report.json` schema written by this module.
 ///
 /// Bumped on any change that an older reader could misread (a field removed, renamed or given a new
-/// meaning). Adding an optional field does not bump it. [`super::read_report`] refuses documents whose
+/// meaning). Adding an optional field does not bump it. [`crate::read_report`] refuses documents whose
 /// version is newer than this one.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -121,32 +119,6 @@ pub struct SurvivorRecord {
 }
 
 impl StrengthOutcome {
-    /// The outcome of a strength report.
-    pub fn of(r: &lightsout_eval::StrengthReport) -> Self {
-        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-        Self {
-            tool: r.tool_version.clone(),
-            build: r.build.clone(),
-            killed: Satisfaction::from_counts(n(r.total - r.survived.min(r.total)), n(r.total)),
-            timeouts: n(r.timeouts),
-            broken: n(r.broken),
-            generated: n(r.generated),
-            equivalent: n(r.equivalent.len()),
-            sample_seed: r.sample_seed,
-            trials: r.trials,
-            duration_ms: r.duration_ms.max(0.0).round() as u64,
-            survivors: r
-                .survivors()
-                .map(|m| SurvivorRecord {
-                    file: m.mutant.file.clone(),
-                    line: m.mutant.line,
-                    operator: m.mutant.operator.clone(),
-                    occurrence: m.mutant.occurrence,
-                })
-                .collect(),
-        }
-    }
-
     /// One line: `67 of 70 mutants killed (95.7%, Wilson 95% [0.881, 0.985]); cosmic-ray ...`.
     pub fn line(&self) -> String {
         use std::fmt::Write as _;
@@ -405,8 +377,7 @@ impl Satisfaction {
     /// JASA 22 (1927); the same figures as statsmodels' `proportion_confint(method="wilson")`.
     pub fn from_counts(passes: u32, trials: u32) -> Self {
         let passes = passes.min(trials);
-        let interval = wilson95(passes, trials);
-        let (lower, upper) = (interval.low, interval.high);
+        let (lower, upper) = wilson95(passes, trials);
         let rate = if trials == 0 {
             0.0
         } else {
@@ -420,6 +391,36 @@ impl Satisfaction {
             upper: round6(upper),
         }
     }
+}
+
+/// The two-sided 95% normal quantile, `Φ⁻¹(0.975)`.
+const Z95: f64 = 1.959_963_984_540_054;
+
+/// The Wilson 95% score interval `(lower, upper)` of `passes` (at most `trials`) out of `trials`;
+/// `(0, 1)` when `trials == 0`.
+///
+/// The same formula, in the same floating-point steps, as `lightsout_eval::stats::wilson95`
+/// (Wilson 1927, statsmodels' `proportion_confint(method="wilson")`), so that a report's
+/// satisfaction carries the very interval the gate judged with; a test in `lightsout-factory`
+/// (which links both) holds the two equal bit for bit. It is repeated here so that this crate,
+/// fed plain data, does not link the holdout engine.
+fn wilson95(passes: u32, trials: u32) -> (f64, f64) {
+    if trials == 0 {
+        return (0.0, 1.0);
+    }
+    let n = f64::from(trials);
+    let p = f64::from(passes.min(trials)) / n;
+    let z2 = Z95 * Z95;
+    let denom = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / denom;
+    let half = Z95 / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    let low = (centre - half).clamp(0.0, 1.0);
+    let high = (centre + half).clamp(low, 1.0);
+    // Exact edges: the formula gives 0 and 1 up to rounding at p = 0 and p = 1.
+    (
+        if passes == 0 { 0.0 } else { low },
+        if passes >= trials { 1.0 } else { high },
+    )
 }
 
 /// `v` rounded to 6 decimal places (the nearest `f64` to the 6-decimal value, which a JSON reader
@@ -508,7 +509,7 @@ pub struct TaskOutcome {
     #[serde(default)]
     pub depends_on: Vec<String>,
     /// The scheduler's wave (tasks of one wave can run at once). `None` lets the report compute it
-    /// from `depends_on` (see [`super::compute_waves`]).
+    /// from `depends_on` (see [`crate::compute_waves`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wave: Option<u32>,
 }

@@ -1,6 +1,10 @@
 //! The outcome report of a factory run: `report.json` for programs and `report.html` for the human
 //! at the outcome end, who decides from this page alone whether to ship or to refine the spec.
 //!
+//! This crate is fed plain data: it knows nothing of journals, run directories or holdout
+//! results. `lightsout-factory` (`outcome::build_report`) reads a run directory and builds the
+//! [`RunReport`]; this crate models it, renders it and writes it.
+//!
 //! # Brief overview
 //! - [`RunReport`] is the data model of `report.json` (serde, with a JSON Schema from schemars, see
 //!   [`json_schema`]), versioned by [`SCHEMA_VERSION`]: the gate verdict with its reasons; per
@@ -16,7 +20,7 @@
 //!
 //! # Example
 //! ```
-//! use lightsout_factory::report::{
+//! use lightsout_report::{
 //!     AgentLabel, GateOutcome, RequirementOutcome, RunReport, Satisfaction, read_report, write_report,
 //! };
 //! use time::macros::datetime;

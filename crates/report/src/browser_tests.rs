@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::fixtures::{hostile_report, sample_report};
-use super::write_report;
+use crate::fixtures::{hostile_report, sample_report};
+use crate::write_report;
 
 /// Finds the Chromium binary: `$LIGHTSOUT_CHROMIUM`, else `chromium` (Debian) or
 /// `chromium-browser` on `PATH`. Panics with instructions when none is found: the test must not pass

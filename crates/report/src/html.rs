@@ -12,8 +12,8 @@ use std::fmt::{self, Display, Write as _};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::layout::{HEADER, Layout, NODE_H, NODE_W, layout};
-use super::model::{
+use crate::layout::{HEADER, Layout, NODE_H, NODE_W, layout};
+use crate::model::{
     DecisionStatus, GateOutcome, Incident, RequirementOutcome, RunReport, Satisfaction,
     StrengthOutcome, TaskOutcome,
 };
@@ -264,7 +264,7 @@ fn not_ready(out: &mut String, findings: &[String]) {
     out.push_str("</ul>\n</section>\n");
 }
 
-fn policy(out: &mut String, rules: &[crate::report::PolicyRuleRef]) {
+fn policy(out: &mut String, rules: &[crate::PolicyRuleRef]) {
     out.push_str(
         "<h3>Resolved gate policy</h3>\n<table class=\"policy\">\n<thead><tr><th>Rule</th>\
          <th>Trials per scenario</th><th>From</th></tr></thead>\n<tbody>\n",
@@ -659,7 +659,7 @@ fn trace_rows(out: &mut String, report: &RunReport, q: &RequirementOutcome) {
     }
 }
 
-fn orphans(out: &mut String, o: &crate::report::Orphans) {
+fn orphans(out: &mut String, o: &crate::Orphans) {
     out.push_str("<h3>Orphans</h3>\n");
     if !o.coverage_known {
         out.push_str(
@@ -705,7 +705,7 @@ fn tasks(out: &mut String, tasks: &[TaskOutcome]) {
         out.push_str("<p>No task was planned.</p>\n</section>\n");
         return;
     }
-    let waves = super::layout::effective_waves(tasks);
+    let waves = crate::layout::effective_waves(tasks);
     out.push_str(
         "<table>\n<thead><tr><th>Task</th><th>Requirements</th><th>Agent</th><th>Status</th>\
          <th>Attempts</th><th>Tokens in</th><th>Tokens out</th><th>Cost</th><th>Wall time</th>\
@@ -801,7 +801,7 @@ fn memory(out: &mut String, report: &RunReport) {
 }
 
 /// A table cell's agent: the name, a `replay` badge for replays, the full label as a tooltip.
-struct AgentCell<'a>(&'a super::model::AgentLabel);
+struct AgentCell<'a>(&'a crate::model::AgentLabel);
 
 impl Display for AgentCell<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -898,8 +898,8 @@ fn fmt_time(t: OffsetDateTime) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{hostile_report, sample_report, with_strings};
     use super::*;
+    use crate::fixtures::{hostile_report, sample_report, with_strings};
     use proptest::prelude::*;
 
     #[test]
