@@ -64,7 +64,6 @@ pub mod plan;
 pub mod queue;
 pub mod replay;
 pub mod report;
-pub mod scaffold;
 pub mod sched;
 pub mod stages;
 pub mod state;

@@ -1,11 +1,14 @@
-//! `lightsout init [DIR] [--force]`: scaffolds a factory project. The files come from
-//! `lightsout_factory::scaffold`.
+//! `lightsout init [DIR] [--force]`: scaffolds a factory project. The files and their templates
+//! are in [`scaffold`].
+
+mod scaffold;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use lightsout_factory::scaffold::{self, StarterAgent};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use scaffold::StarterAgent;
 
 /// `lightsout init [DIR] [--force]`.
 #[derive(Debug, Args)]

@@ -1,4 +1,4 @@
-//! `lightsout init`: the files of a new factory project.
+//! `lightsout init`'s templates: the files of a new factory project.
 //!
 //! A project is a git repository with `lightsout.toml` (every setting shown, the optional ones
 //! commented out), `specs/<name>.md` (a spec template whose `[BRACKETED]` placeholders fail
@@ -7,24 +7,24 @@
 //! `../<name>-holdout/` beside the repository (never inside it: agents must not read it) with one
 //! example scenario.
 //!
-//! [`files`] lists what would be written, [`existing`] what is already there (the CLI refuses to
+//! [`files_for`] lists what would be written, [`existing`] what is already there (`init` refuses to
 //! overwrite without `--force`), and [`write`] writes every file atomically.
 
-use crate::Error;
+use lightsout_factory::Error;
 use std::path::{Path, PathBuf};
 
 /// One file of the scaffold: where it goes and its content (UTF-8 text).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScaffoldFile {
+pub(crate) struct ScaffoldFile {
     /// The file, `dir` joined with a relative path (the holdout one starts with `..`).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its content.
-    pub content: String,
+    pub(crate) content: String,
 }
 
 /// A project name from the directory name: lower-case ASCII letters, digits and `-`, or
 /// `service` when nothing is left.
-pub fn project_name(dir: &Path) -> String {
+pub(crate) fn project_name(dir: &Path) -> String {
     let raw = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -48,7 +48,7 @@ pub fn project_name(dir: &Path) -> String {
 
 /// The agent a new project starts with (`lightsout init --agent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StarterAgent {
+pub(crate) enum StarterAgent {
     /// Claude Code (`claude -p`), profile `claude`.
     #[default]
     ClaudeCode,
@@ -63,7 +63,7 @@ pub enum StarterAgent {
 
 impl StarterAgent {
     /// The profile `[agents] default` names.
-    pub fn profile(self) -> &'static str {
+    pub(crate) fn profile(self) -> &'static str {
         match self {
             StarterAgent::ClaudeCode => "claude",
             StarterAgent::Codex => "codex",
@@ -75,13 +75,13 @@ impl StarterAgent {
 
 /// The documentation of the adapter contract, whose Python example `init --agent command`
 /// writes: one source, so the file a user gets is the one the docs print.
-const AGENTS_DOC: &str = include_str!("../../../docs/agents.md");
+const AGENTS_DOC: &str = include_str!("../../../../../docs/agents.md");
 
 /// The file name of the Python adapter `init --agent command` writes.
-pub const ADAPTER_FILE: &str = "lightsout-agent.py";
+pub(crate) const ADAPTER_FILE: &str = "lightsout-agent.py";
 
 /// The Python adapter of `docs/agents.md`: its first `` ```python `` code block.
-pub fn python_adapter() -> &'static str {
+pub(crate) fn python_adapter() -> &'static str {
     AGENTS_DOC
         .split_once("```python\n")
         .and_then(|(_, rest)| rest.split_once("```"))
@@ -115,15 +115,9 @@ fn config_for(holdout: &str, agent: StarterAgent) -> String {
 }
 
 /// The files `lightsout init` writes for project `name` in directory `dir` (absolute, so that
-/// the holdout directory lands beside it: `<parent of dir>/<name>-holdout/`), with the
-/// default agent profile.
-pub fn files(dir: &Path, name: &str) -> Vec<ScaffoldFile> {
-    files_for(dir, name, StarterAgent::default())
-}
-
-/// [`files`] for a project starting with `agent`; [`StarterAgent::Command`] adds the Python
-/// adapter [`ADAPTER_FILE`].
-pub fn files_for(dir: &Path, name: &str, agent: StarterAgent) -> Vec<ScaffoldFile> {
+/// the holdout directory lands beside it: `<parent of dir>/<name>-holdout/`), starting with
+/// `agent`; [`StarterAgent::Command`] adds the Python adapter [`ADAPTER_FILE`].
+pub(crate) fn files_for(dir: &Path, name: &str, agent: StarterAgent) -> Vec<ScaffoldFile> {
     let holdout = format!("{name}-holdout");
     let mut files = vec![
         ScaffoldFile {
@@ -152,8 +146,8 @@ pub fn files_for(dir: &Path, name: &str, agent: StarterAgent) -> Vec<ScaffoldFil
     files
 }
 
-/// The files of [`files`] that already exist.
-pub fn existing(dir: &Path, name: &str, agent: StarterAgent) -> Vec<PathBuf> {
+/// The files of [`files_for`] that already exist.
+pub(crate) fn existing(dir: &Path, name: &str, agent: StarterAgent) -> Vec<PathBuf> {
     files_for(dir, name, agent)
         .into_iter()
         .map(|f| f.path)
@@ -161,15 +155,15 @@ pub fn existing(dir: &Path, name: &str, agent: StarterAgent) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Writes every file of [`files`], creating directories, each atomically (temporary file and
+/// Writes every file of [`files_for`], creating directories, each atomically (temporary file and
 /// rename), overwriting what is there; returns the paths written.
 ///
 /// # Errors
 /// [`Error::Io`] when a directory or file cannot be written.
-pub fn write(dir: &Path, name: &str, agent: StarterAgent) -> Result<Vec<PathBuf>, Error> {
+pub(crate) fn write(dir: &Path, name: &str, agent: StarterAgent) -> Result<Vec<PathBuf>, Error> {
     let mut written = Vec::new();
     for f in files_for(dir, name, agent) {
-        crate::journal::write_atomic(&f.path, f.content.as_bytes())?;
+        lightsout_factory::journal::write_atomic(&f.path, f.content.as_bytes())?;
         written.push(f.path);
     }
     Ok(written)
@@ -336,7 +330,7 @@ Satisfies: REQ-1
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Config;
+    use lightsout_factory::Config;
 
     #[test]
     fn config_parses_with_the_real_loader() {
