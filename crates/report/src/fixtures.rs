@@ -93,7 +93,37 @@ pub(super) fn sample_report() -> RunReport {
             },
         ],
     };
-    r.requirements = vec![
+    r.requirements = sample_requirements();
+    r.tasks = sample_tasks();
+    r.decisions = vec![
+        DecisionRecord {
+            id: "DEC-1".into(),
+            text: "SQLite from the standard library, not an external database, because the service must run with Python alone.".into(),
+            status: DecisionStatus::Accepted,
+            supersedes: None,
+            source: "spec url-shortener".into(),
+        },
+        DecisionRecord {
+            id: "DEC-2".into(),
+            text: "Notify Slack after the link is stored, never before.".into(),
+            status: DecisionStatus::Accepted,
+            supersedes: None,
+            source: "spec url-shortener".into(),
+        },
+    ];
+    r.lessons = vec![LessonRecord {
+        fingerprint: "REQ-1/status-mismatch".into(),
+        text: "Creating a resource answers 201, not 200.".into(),
+        requirement: Some("REQ-1".into()),
+        task: Some("T2".into()),
+    }];
+    r.strength = Some(sample_strength());
+    r
+}
+
+/// The sample run's three requirements: one flaky, one with a gate reason and no scenario id.
+fn sample_requirements() -> Vec<RequirementOutcome> {
+    vec![
         RequirementOutcome {
             id: "REQ-1".into(),
             title: "Create a short link".into(),
@@ -142,8 +172,12 @@ pub(super) fn sample_report() -> RunReport {
                     .into(),
             }],
         },
-    ];
-    r.tasks = vec![
+    ]
+}
+
+/// The sample run's four tasks, T1 → T2 → T4 and T1 → T3, all merged; T2 and T4 took two attempts.
+fn sample_tasks() -> Vec<TaskOutcome> {
+    vec![
         task(
             "T1",
             "Storage layer",
@@ -184,30 +218,12 @@ pub(super) fn sample_report() -> RunReport {
             Some("0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"),
             70_150,
         ),
-    ];
-    r.decisions = vec![
-        DecisionRecord {
-            id: "DEC-1".into(),
-            text: "SQLite from the standard library, not an external database, because the service must run with Python alone.".into(),
-            status: DecisionStatus::Accepted,
-            supersedes: None,
-            source: "spec url-shortener".into(),
-        },
-        DecisionRecord {
-            id: "DEC-2".into(),
-            text: "Notify Slack after the link is stored, never before.".into(),
-            status: DecisionStatus::Accepted,
-            supersedes: None,
-            source: "spec url-shortener".into(),
-        },
-    ];
-    r.lessons = vec![LessonRecord {
-        fingerprint: "REQ-1/status-mismatch".into(),
-        text: "Creating a resource answers 201, not 200.".into(),
-        requirement: Some("REQ-1".into()),
-        task: Some("T2".into()),
-    }];
-    r.strength = Some(StrengthOutcome {
+    ]
+}
+
+/// The sample run's holdout strength: a seeded sample, two survivors.
+fn sample_strength() -> StrengthOutcome {
+    StrengthOutcome {
         tool: "cosmic-ray, version 8.7.0".into(),
         build: Some("4f0c2a9e1b7d".into()),
         killed: Satisfaction::from_counts(68, 70),
@@ -232,8 +248,7 @@ pub(super) fn sample_report() -> RunReport {
                 occurrence: 1,
             },
         ],
-    });
-    r
+    }
 }
 
 /// The sample run with hostile strings in many places, two incidents, and a command agent.
@@ -277,17 +292,30 @@ pub(super) fn hostile_report() -> RunReport {
 pub(super) fn with_strings(strings: &[String]) -> RunReport {
     let mut it = strings.iter().cycle();
     let mut s = || it.next().cloned().unwrap_or_default();
-    let label = |s: &mut dyn FnMut() -> String, kind| AgentLabel {
+    let mut r = strings_head(&mut s);
+    strings_requirements(&mut r, &mut s);
+    strings_tasks(&mut r, &mut s);
+    strings_records(&mut r, &mut s);
+    r
+}
+
+/// [`with_strings`]' agent label of `kind`.
+fn strings_label(s: &mut dyn FnMut() -> String, kind: AgentKind) -> AgentLabel {
+    AgentLabel {
         name: s(),
         kind,
         detail: Some(s()),
-    };
-    let mut r = RunReport {
+    }
+}
+
+/// [`with_strings`]' report without requirements, tasks or records.
+fn strings_head(s: &mut dyn FnMut() -> String) -> RunReport {
+    RunReport {
         schema_version: SCHEMA_VERSION,
         run_id: s(),
         started: datetime!(2026-11-27 06:00 UTC),
         finished: Some(datetime!(2026-11-27 06:10 UTC)),
-        agent: label(&mut s, AgentKind::Replay),
+        agent: strings_label(s, AgentKind::Replay),
         specs: vec![SpecRef {
             id: s(),
             title: s(),
@@ -336,7 +364,11 @@ pub(super) fn with_strings(strings: &[String]) -> RunReport {
                 occurrence: 0,
             }],
         }),
-    };
+    }
+}
+
+/// [`with_strings`]' three requirements.
+fn strings_requirements(r: &mut RunReport, s: &mut dyn FnMut() -> String) {
     for i in 0..3u32 {
         r.requirements.push(RequirementOutcome {
             id: s(),
@@ -356,6 +388,11 @@ pub(super) fn with_strings(strings: &[String]) -> RunReport {
             }],
         });
     }
+}
+
+/// [`with_strings`]' five tasks, each depending on the two before it; the last also on a task
+/// that is not in the report.
+fn strings_tasks(r: &mut RunReport, s: &mut dyn FnMut() -> String) {
     let mut ids: Vec<String> = Vec::new();
     for i in 0..5usize {
         let id = format!("{i}:{}", s());
@@ -367,7 +404,7 @@ pub(super) fn with_strings(strings: &[String]) -> RunReport {
             id: id.clone(),
             title: s(),
             requirements: vec![s()],
-            agent: label(&mut s, AgentKind::Command),
+            agent: strings_label(s, AgentKind::Command),
             attempts: 1,
             tokens_in: 10,
             tokens_out: 5,
@@ -386,6 +423,10 @@ pub(super) fn with_strings(strings: &[String]) -> RunReport {
         });
         ids.push(id);
     }
+}
+
+/// [`with_strings`]' decision, lesson and incident.
+fn strings_records(r: &mut RunReport, s: &mut dyn FnMut() -> String) {
     r.decisions.push(DecisionRecord {
         id: s(),
         text: s(),
@@ -405,5 +446,4 @@ pub(super) fn with_strings(strings: &[String]) -> RunReport {
         location: s(),
         detail: s(),
     });
-    r
 }
