@@ -13,10 +13,11 @@ use crate::journal::{Entry, Journal, write_atomic};
 use crate::plan::{Plan, Task};
 use crate::sched::{Scheduler, Slot};
 use crate::stages::{
-    AttemptHook, AttemptMetrics, CommandEvaluator, EvalRequest, EvalStage, Evaluator, EventSink,
-    Guard, GuardRequest, HookDecision, Lesson, Memory, NoEvents, NoGuard, NoHook, NoMemory,
+    AttemptHook, AttemptMetrics, CommandEvaluator, DiffGuard, EvalRequest, EvalStage, Evaluator,
+    EventSink, FailedStage, GuardRequest, HookDecision, Lesson, NoEvents, NoGuard, NoHook,
+    NoMemory, Recall,
 };
-use crate::state::{AttemptRecord, RunState, TaskStatus};
+use crate::state::{AttemptRecord, RunState, TaskPhase};
 use crate::{Error, journal};
 use lightsout_agent::{
     Agent, AgentReport, Budget, CommandAgent, Outcome, Preset, ReplayAgent, TaskContext, Usage,
@@ -63,8 +64,8 @@ pub struct Factory {
     commands: BTreeMap<String, CommandAgent>,
     default_agent: Option<Arc<dyn Agent>>,
     evaluator: Option<Arc<dyn Evaluator>>,
-    guard: Arc<dyn Guard>,
-    memory: Arc<dyn Memory>,
+    guard: Arc<dyn DiffGuard>,
+    memory: Arc<dyn Recall>,
     hook: Arc<dyn AttemptHook>,
     events: Arc<dyn EventSink>,
     env: BTreeMap<String, String>,
@@ -282,7 +283,7 @@ impl Factory {
 
     /// Uses `g` as the memory guard.
     #[must_use]
-    pub fn with_guard(mut self, g: Arc<dyn Guard>) -> Self {
+    pub fn with_guard(mut self, g: Arc<dyn DiffGuard>) -> Self {
         self.guard = g;
         self.guard_is_default = false;
         self
@@ -290,7 +291,7 @@ impl Factory {
 
     /// Uses `m` as decision memory.
     #[must_use]
-    pub fn with_memory(mut self, m: Arc<dyn Memory>) -> Self {
+    pub fn with_memory(mut self, m: Arc<dyn Recall>) -> Self {
         self.memory = m;
         self.memory_is_default = false;
         self
@@ -878,12 +879,12 @@ impl Factory {
                 &self.repo.join(".lightsout").join("memory.db"),
                 self.config.memory.budget_tokens,
             )?);
-            let g: Arc<dyn Guard> = if self.guard_is_default {
+            let g: Arc<dyn DiffGuard> = if self.guard_is_default {
                 m.clone()
             } else {
                 self.guard.clone()
             };
-            (m as Arc<dyn Memory>, g)
+            (m as Arc<dyn Recall>, g)
         } else {
             (self.memory.clone(), self.guard.clone())
         };
@@ -935,7 +936,7 @@ impl Factory {
                 .filter(|t| {
                     matches!(
                         t.status,
-                        TaskStatus::Merged | TaskStatus::Failed | TaskStatus::Blocked
+                        TaskPhase::Merged | TaskPhase::Failed | TaskPhase::Blocked
                     )
                 })
                 .count()
@@ -1169,8 +1170,8 @@ struct Inner {
     fallback: BTreeMap<String, Arc<dyn Agent>>,
     default_agent: Option<Arc<dyn Agent>>,
     evaluator: Arc<dyn Evaluator>,
-    guard: Arc<dyn Guard>,
-    memory: Arc<dyn Memory>,
+    guard: Arc<dyn DiffGuard>,
+    memory: Arc<dyn Recall>,
     hook: Arc<dyn AttemptHook>,
     events: Arc<dyn EventSink>,
     ledger: Arc<BudgetLedger>,
@@ -1415,32 +1416,24 @@ impl Inner {
                 attempt,
                 head: head.clone(),
             })?;
-            let ctx = TaskContext {
-                run_id: self.run_id.clone(),
-                task_id: job.task.id.clone(),
-                title: job.task.title.clone(),
-                kind: job.task.kind.clone(),
-                requirement_ids: job.task.requirement_ids.clone(),
-                spec_excerpt: job.task.spec_excerpt.clone(),
-                constraints: job.task.constraints.clone(),
-                anti_spec: job.task.anti_spec.clone(),
-                context_pack: context_pack.clone(),
-                acceptance_criteria: job.task.acceptance_criteria.clone(),
-                previous_feedback: feedback.clone(),
-                attempt,
-                budget: {
-                    let left = self.ledger.remaining(&job.task.id);
-                    Budget {
-                        attempts_left: left.attempts.map_or(max - attempt + 1, |a| {
-                            u32::try_from(a).unwrap_or(u32::MAX).min(max - attempt + 1)
-                        }),
-                        tokens_left: left.tokens,
-                        #[allow(clippy::cast_precision_loss)]
-                        usd_left: left.usd_micros.map(|m| m as f64 / 1_000_000.0),
-                        wall_ms_left: left.wall_ms,
-                    }
-                },
+            let left = self.ledger.remaining(&job.task.id);
+            let budget = Budget {
+                attempts_left: left.attempts.map_or(max - attempt + 1, |a| {
+                    u32::try_from(a).unwrap_or(u32::MAX).min(max - attempt + 1)
+                }),
+                tokens_left: left.tokens,
+                #[allow(clippy::cast_precision_loss)]
+                usd_left: left.usd_micros.map(|m| m as f64 / 1_000_000.0),
+                wall_ms_left: left.wall_ms,
             };
+            let ctx = TaskContext::for_task(
+                self.run_id.clone(),
+                &job.task,
+                context_pack.clone(),
+                feedback.clone(),
+                attempt,
+                budget,
+            );
             let mut rec = AttemptRecord {
                 attempt,
                 agent: agent.name(),
@@ -1478,7 +1471,7 @@ impl Inner {
                     replay: rec.replay,
                     usage: rec.usage,
                     passed: rec.passed,
-                    failed_stage: rec.failed_stage.clone(),
+                    failed_stage: rec.failed_stage,
                     human_intervened: rec.human_intervened,
                     task_kind: Some(job.task.kind.clone()),
                     agent_profile: self.config.profile_for(&job.task.kind).map(str::to_owned),
@@ -1487,20 +1480,19 @@ impl Inner {
                     final_outcome,
                     failure_category: rec
                         .failed_stage
-                        .as_deref()
                         .map(|s| AttemptMetrics::category(s, rec.feedback.as_deref())),
                 })
                 .await?;
             // A leak's reason names holdout files: it is not a lesson for later agents.
-            if let (Some(stage), Some(text)) = (&rec.failed_stage, &rec.feedback)
-                && stage != "leak"
+            if let (Some(stage), Some(text)) = (rec.failed_stage, &rec.feedback)
+                && stage != FailedStage::Leak
             {
                 self.memory
                     .record_lesson(&Lesson {
-                        fingerprint: fingerprint(stage, text),
+                        fingerprint: fingerprint(stage.as_str(), text),
                         task_id: job.task.id.clone(),
                         requirements: job.task.requirement_ids.clone(),
-                        stage: stage.clone(),
+                        stage,
                         text: text.clone(),
                     })
                     .await?;
@@ -1529,13 +1521,13 @@ impl Inner {
     /// What a hook decision means for the attempt: `None` to go on, or the step after
     /// recording the failure in `rec` (stage `policy`, or `leak` for holdout text).
     fn decided(d: HookDecision, rec: &mut AttemptRecord) -> Option<Step> {
-        let (stage, reason, step) = match d {
+        let stage = d.failed_stage();
+        let (reason, step) = match d {
             HookDecision::Proceed => return None,
-            HookDecision::FailAttempt(r) => ("policy", r, Step::Next),
-            HookDecision::StopTask(r) => ("policy", r, Step::Stop),
-            HookDecision::Leak(r) => ("leak", r, Step::Stop),
+            HookDecision::FailAttempt(r) => (r, Step::Next),
+            HookDecision::StopTask(r) | HookDecision::Leak(r) => (r, Step::Stop),
         };
-        rec.failed_stage = Some(stage.to_owned());
+        rec.failed_stage = stage;
         rec.feedback = Some(reason);
         Some(step)
     }
@@ -1636,8 +1628,8 @@ impl Inner {
         g: &Git,
         rec: &mut AttemptRecord,
     ) -> Result<Step, Error> {
-        let fail = |rec: &mut AttemptRecord, stage: &str, text: String| {
-            rec.failed_stage = Some(stage.to_owned());
+        let fail = |rec: &mut AttemptRecord, stage: FailedStage, text: String| {
+            rec.failed_stage = Some(stage);
             rec.feedback = Some(text);
         };
         if let Some(step) = Self::decided(self.hook.before_attempt(ctx).await?, rec) {
@@ -1670,7 +1662,7 @@ impl Inner {
                 };
                 self.hook.after_attempt(ctx, &failed).await?;
                 if let HookDecision::FailAttempt(r) = self.git_verify(job, &snapshot).await? {
-                    fail(rec, "policy", r);
+                    fail(rec, FailedStage::Policy, r);
                     return Ok(Step::Stop);
                 }
                 // A program that cannot be started is the machine's problem, not the
@@ -1678,7 +1670,11 @@ impl Inner {
                 if matches!(e, lightsout_agent::Error::Spawn { .. }) {
                     return Err(Error::Agent(e));
                 }
-                fail(rec, "agent", format!("the agent could not run: {e}"));
+                fail(
+                    rec,
+                    FailedStage::Agent,
+                    format!("the agent could not run: {e}"),
+                );
                 return Ok(Step::Stop);
             }
         };
@@ -1727,7 +1723,7 @@ impl Inner {
                 g.run(&["reset", "-q", "--hard", &start]).await?;
                 g.run(&["clean", "-q", "-fd"]).await?;
             }
-            fail(rec, "policy", reason);
+            fail(rec, FailedStage::Policy, reason);
             return Ok(Step::Next);
         }
         let commit = g
@@ -1769,7 +1765,7 @@ impl Inner {
                     ),
                     _ => "the agent did not complete".to_owned(),
                 };
-                fail(rec, "agent", what);
+                fail(rec, FailedStage::Agent, what);
                 return Ok(Step::Next);
             }
         }
@@ -1787,7 +1783,7 @@ impl Inner {
             return Ok(step);
         }
         if let Some(f) = checked.failure {
-            fail(rec, "checks", f.feedback);
+            fail(rec, FailedStage::Checks, f.feedback);
             return Ok(Step::Next);
         }
         let head = g.rev("HEAD").await?;
@@ -1814,7 +1810,7 @@ impl Inner {
             .map(|f| format!("{}: {}", f.rule, f.message))
             .collect();
         if !blocking.is_empty() {
-            fail(rec, "guards", blocking.join("\n"));
+            fail(rec, FailedStage::Guards, blocking.join("\n"));
             return Ok(Step::Next);
         }
         let regression = self
@@ -1836,7 +1832,7 @@ impl Inner {
             })
             .await?;
         if !v.passed {
-            fail(rec, "holdout", v.feedback);
+            fail(rec, FailedStage::Holdout, v.feedback);
             return Ok(Step::Next);
         }
         rec.passed = true;
@@ -2103,7 +2099,7 @@ impl Inner {
             .state()
             .tasks
             .iter()
-            .filter(|t| t.status == TaskStatus::Merged && t.worktree.is_some())
+            .filter(|t| t.status == TaskPhase::Merged && t.worktree.is_some())
             .map(|t| (t.task.id.clone(), t.worktree.clone()))
             .collect();
         for (id, wt) in tasks {
@@ -2225,7 +2221,7 @@ impl Inner {
             let s = self.state();
             let merged = s.tasks[..s.planned]
                 .iter()
-                .all(|t| t.status == TaskStatus::Merged);
+                .all(|t| t.status == TaskPhase::Merged);
             (merged, s.main_head.clone(), s.merged_requirements.clone())
         };
         if !all_merged {
@@ -2521,7 +2517,7 @@ fn event_of(e: &Entry) -> Option<Event> {
             task: task.clone(),
             attempt: record.attempt,
             passed: record.passed,
-            failed_stage: record.failed_stage.clone(),
+            failed_stage: record.failed_stage,
             cost_usd: record.usage.cost_usd,
             tokens: record.usage.input_tokens + record.usage.output_tokens,
         },
@@ -2571,7 +2567,7 @@ impl Coordinator {
         let snapshot = self.inner.state().clone();
         // A verified merge whose main update may or may not have landed.
         for t in &snapshot.tasks {
-            if t.status == TaskStatus::Merging
+            if t.status == TaskPhase::Merging
                 && let Some(v) = &t.verified
             {
                 let main_ref = format!("refs/heads/{}", self.inner.main);
@@ -2595,15 +2591,15 @@ impl Coordinator {
         let snapshot = self.inner.state().clone();
         // Merged first (in any order: the scheduler counts), then failures, then work.
         for (i, t) in snapshot.tasks[..snapshot.planned].iter().enumerate() {
-            if t.status == TaskStatus::Merged {
+            if t.status == TaskPhase::Merged {
                 sched.mark_done(i);
             }
         }
         for (i, t) in snapshot.tasks[..snapshot.planned].iter().enumerate() {
-            if matches!(t.status, TaskStatus::Failed | TaskStatus::Blocked) {
+            if matches!(t.status, TaskPhase::Failed | TaskPhase::Blocked) {
                 for b in sched.fail(i) {
                     let id = &self.plan.tasks[b].id;
-                    if snapshot.task(id).map(|s| s.status) != Some(TaskStatus::Blocked) {
+                    if snapshot.task(id).map(|s| s.status) != Some(TaskPhase::Blocked) {
                         self.inner.record(&Entry::TaskBlocked {
                             task: id.clone(),
                             by: t.task.id.clone(),
@@ -2615,8 +2611,8 @@ impl Coordinator {
         let max = self.inner.config.run.attempts;
         for t in &snapshot.tasks {
             let active = match t.status {
-                TaskStatus::Running | TaskStatus::Passed | TaskStatus::Merging => true,
-                TaskStatus::Pending => t.parent.is_some(),
+                TaskPhase::Running | TaskPhase::Passed | TaskPhase::Merging => true,
+                TaskPhase::Pending => t.parent.is_some(),
                 _ => false,
             };
             if !active {
@@ -2645,7 +2641,7 @@ impl Coordinator {
             let base = t.base.clone().unwrap_or_else(|| snapshot.base.clone());
             self.inner.prepare_worktree(&wt, &branch, &base).await?;
             match t.status {
-                TaskStatus::Passed | TaskStatus::Merging => {
+                TaskPhase::Passed | TaskPhase::Merging => {
                     self.merge_queue.push_back(t.task.id.clone());
                 }
                 _ => {

@@ -1,37 +1,11 @@
 //! Plans: the tasks a run works through, and the [`Planner`] that derives them from specs.
 
 use crate::Error;
+pub use lightsout_core::{Task, valid_task_id};
 use lightsout_spec::{Spec, StepKeyword};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-
-/// One unit of agent work: builds part of a spec on its own branch.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Task {
-    /// Id, unique in the plan; a valid git ref component (`T1`, `REQ-2`, `shortener-T3`).
-    pub id: String,
-    /// Short title.
-    pub title: String,
-    /// Task kind (`code` by default); selects the agent profile in `lightsout.toml`.
-    pub kind: String,
-    /// The spec the task comes from.
-    pub spec_id: String,
-    /// Requirement ids the task serves; the holdout scenarios of these judge it.
-    pub requirement_ids: Vec<String>,
-    /// Ids of tasks that must be merged before this one starts.
-    pub depends_on: Vec<String>,
-    /// Estimated effort in hours, used as the scheduling weight (1.0 when unknown).
-    pub estimate_hours: f64,
-    /// The spec excerpt shown to the agent (the requirements' text, markdown).
-    pub spec_excerpt: String,
-    /// Constraints, `CON-n: text`.
-    pub constraints: Vec<String>,
-    /// Anti-spec items, `ANTI-n: text`.
-    pub anti_spec: Vec<String>,
-    /// Visible acceptance criteria, one Given/When/Then scenario per entry.
-    pub acceptance_criteria: Vec<String>,
-}
 
 /// An ordered set of tasks with dependencies.
 ///
@@ -41,20 +15,6 @@ pub struct Task {
 pub struct Plan {
     /// Tasks in plan order.
     pub tasks: Vec<Task>,
-}
-
-/// Whether `id` can be used as a task id: ASCII letters, digits, `-`, `_`, and single dots
-/// not at the ends (so `lightsout/<run>/<id>` is a valid branch name).
-pub fn valid_task_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 100
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !id.starts_with(['.', '-'])
-        && !id.ends_with('.')
-        && !id.contains("..")
-        && id.rsplit_once('.').is_none_or(|(_, ext)| ext != "lock")
 }
 
 impl Plan {
@@ -345,15 +305,6 @@ impl Planner for SpecPlanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn task_ids_must_fit_in_a_branch_name() {
-        assert!(valid_task_id("T1"));
-        assert!(valid_task_id("REQ-1.rebase-1"));
-        for bad in ["", "a b", "a..b", ".a", "a.", "x.lock", "a/b", "a:b", "-x"] {
-            assert!(!valid_task_id(bad), "{bad}");
-        }
-    }
 
     /// The run obeys the dependencies `lightsout plan` shows: a task inherits the edges of
     /// the requirements it traces.

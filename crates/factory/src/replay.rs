@@ -338,7 +338,7 @@ fn planned_steps(entries: &[Entry]) -> Vec<Planned> {
         match e {
             Entry::AttemptFinished { task, record } => {
                 used.insert(task.clone(), record.attempt);
-                if record.passed || record.failed_stage.as_deref() == Some("holdout") {
+                if record.passed || record.failed_stage == Some(crate::FailedStage::Holdout) {
                     out.push(Planned {
                         task: task.clone(),
                         attempt: record.attempt,
@@ -826,7 +826,7 @@ mod tests {
                 usage: lightsout_agent::Usage::default(),
                 outcome: lightsout_agent::Outcome::Completed,
                 passed,
-                failed_stage: stage.map(str::to_owned),
+                failed_stage: stage.map(|s| s.parse().expect("a stage word")),
                 feedback: None,
                 commit: None,
                 human_intervened: false,

@@ -1,7 +1,7 @@
 //! Waves, critical path, ready set, impact, transitive reduction, and the renderings.
 
 use crate::{at, build, ids};
-use lightsout_graph::{Impact, Plan, Task, TaskFormat, TaskList, WeightUnit};
+use lightsout_graph::{Impact, PlanReport, Task, TaskFormat, TaskList, WeightUnit};
 
 fn diamond() -> TaskList {
     // A → B → D, A → C → D, A → D (redundant), E alone.
@@ -91,7 +91,7 @@ fn plan_json_round_trips_and_renderings_name_every_task() {
     let (g, diags) = build(vec![diamond()]);
     let plan = g.plan(&[at(&g, "A")].into(), diags);
     let json = serde_json::to_string(&plan).unwrap();
-    let back: Plan = serde_json::from_str(&json).unwrap();
+    let back: PlanReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back, plan);
     assert_eq!(plan.ready, ["s#B", "s#C", "s#E"]);
     assert_eq!(plan.done, ["s#A"]);
