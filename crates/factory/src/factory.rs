@@ -842,6 +842,25 @@ impl Factory {
         Ok((Arc::new(hook), Arc::new(events), ledger, audit))
     }
 
+    /// The memory stages of a run: the configured ones, or decision memory
+    /// (`.lightsout/memory.db`) as both context packs and guards when `[memory]` is on and
+    /// none was given (a given guard is kept).
+    fn memory_stages(&self) -> Result<MemoryStages, Error> {
+        if !(self.memory_is_default && self.config.memory.enabled) {
+            return Ok((self.memory.clone(), self.guard.clone()));
+        }
+        let m = Arc::new(crate::memory::DecisionMemory::open(
+            &self.repo.join(".lightsout").join("memory.db"),
+            self.config.memory.budget_tokens,
+        )?);
+        let g: Arc<dyn DiffGuard> = if self.guard_is_default {
+            m.clone()
+        } else {
+            self.guard.clone()
+        };
+        Ok((m as Arc<dyn Recall>, g))
+    }
+
     async fn drive(
         &self,
         run_dir: PathBuf,
@@ -874,20 +893,7 @@ impl Factory {
                 );
             }
         }
-        let (memory, guard) = if self.memory_is_default && self.config.memory.enabled {
-            let m = Arc::new(crate::memory::DecisionMemory::open(
-                &self.repo.join(".lightsout").join("memory.db"),
-                self.config.memory.budget_tokens,
-            )?);
-            let g: Arc<dyn DiffGuard> = if self.guard_is_default {
-                m.clone()
-            } else {
-                self.guard.clone()
-            };
-            (m as Arc<dyn Recall>, g)
-        } else {
-            (self.memory.clone(), self.guard.clone())
-        };
+        let (memory, guard) = self.memory_stages()?;
         // The visible checks run the tests the agent wrote: behind the same fence.
         let checks_fence = if self.config.checks.is_empty() {
             None
@@ -929,35 +935,7 @@ impl Factory {
             own: self.own_digests(&plan, &policy),
             policy,
         });
-        let done = {
-            let s = inner.state();
-            s.tasks[..s.planned]
-                .iter()
-                .filter(|t| {
-                    matches!(
-                        t.status,
-                        TaskPhase::Merged | TaskPhase::Failed | TaskPhase::Blocked
-                    )
-                })
-                .count()
-        };
-        inner.events.emit(&Event::RunStarted {
-            run_id: inner.run_id.clone(),
-            tasks: plan.tasks.len(),
-            done,
-            resumed,
-        });
-        if !resumed {
-            let unchanged: Vec<(String, String)> = inner
-                .state()
-                .tasks
-                .iter()
-                .filter_map(|t| Some((t.task.id.clone(), t.unchanged.clone()?)))
-                .collect();
-            for (task, built_by) in unchanged {
-                inner.events.emit(&Event::TaskUnchanged { task, built_by });
-            }
-        }
+        inner.announce_start(plan.tasks.len(), resumed);
         let weights: Vec<f64> = plan.tasks.iter().map(|t| t.estimate_hours).collect();
         let mut sched = Scheduler::new(&weights, &plan.edges())
             .map_err(|_| Error::Plan("the journaled plan has a cycle".into()))?;
@@ -1206,6 +1184,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A run's memory stages: context packs, lessons and metrics; guards on diffs.
+type MemoryStages = (Arc<dyn Recall>, Arc<dyn DiffGuard>);
+
+/// Records that the attempt failed at `stage`, with `text` as the next attempt's feedback.
+fn fail(rec: &mut AttemptRecord, stage: FailedStage, text: String) {
+    rec.failed_stage = Some(stage);
+    rec.feedback = Some(text);
+}
+
 fn fingerprint(stage: &str, text: &str) -> String {
     let mut h = Sha256::new();
     h.update(stage.as_bytes());
@@ -1215,6 +1202,40 @@ fn fingerprint(stage: &str, text: &str) -> String {
 }
 
 impl Inner {
+    /// Tells the event sinks the run (re)started: how many tasks, how many already done,
+    /// and on a fresh run the tasks not built again.
+    fn announce_start(&self, tasks: usize, resumed: bool) {
+        let done = {
+            let s = self.state();
+            s.tasks[..s.planned]
+                .iter()
+                .filter(|t| {
+                    matches!(
+                        t.status,
+                        TaskPhase::Merged | TaskPhase::Failed | TaskPhase::Blocked
+                    )
+                })
+                .count()
+        };
+        self.events.emit(&Event::RunStarted {
+            run_id: self.run_id.clone(),
+            tasks,
+            done,
+            resumed,
+        });
+        if !resumed {
+            let unchanged: Vec<(String, String)> = self
+                .state()
+                .tasks
+                .iter()
+                .filter_map(|t| Some((t.task.id.clone(), t.unchanged.clone()?)))
+                .collect();
+            for (task, built_by) in unchanged {
+                self.events.emit(&Event::TaskUnchanged { task, built_by });
+            }
+        }
+    }
+
     /// Journals `e` (append + fsync), applies it to the state and emits its event.
     fn record(&self, e: &Entry) -> Result<(), Error> {
         let mut j = lock(&self.journal);
@@ -1628,14 +1649,34 @@ impl Inner {
         g: &Git,
         rec: &mut AttemptRecord,
     ) -> Result<Step, Error> {
-        let fail = |rec: &mut AttemptRecord, stage: FailedStage, text: String| {
-            rec.failed_stage = Some(stage);
-            rec.feedback = Some(text);
-        };
         if let Some(step) = Self::decided(self.hook.before_attempt(ctx).await?, rec) {
             return Ok(step);
         }
         let snapshot = self.git_snapshot(job).await?;
+        let Some(report) = self.call_agent(job, ctx, ws, agent, &snapshot, rec).await? else {
+            return Ok(Step::Stop);
+        };
+        if let Some(step) = self
+            .commit_attempt(job, ctx, g, &report, &snapshot, rec)
+            .await?
+        {
+            return Ok(step);
+        }
+        self.judge_attempt(job, ctx, ws, g, &report, rec).await
+    }
+
+    /// The agent call of an attempt, with the task's standing instructions in the worktree
+    /// for its length. `None` when the agent could not run (recorded in `rec`: the task
+    /// stops); an agent program that cannot be started is an infrastructure error.
+    async fn call_agent(
+        &self,
+        job: &Job,
+        ctx: &TaskContext,
+        ws: &Workspace,
+        agent: &Arc<dyn Agent>,
+        snapshot: &crate::integrity::Snapshot,
+        rec: &mut AttemptRecord,
+    ) -> Result<Option<AgentReport>, Error> {
         // The standing context goes into the worktree for this call only (`instructions`),
         // and out again before anything looks at or commits the agent's work.
         // Always written (the factory's rules at least): the aider preset reads AGENTS.md.
@@ -1661,9 +1702,9 @@ impl Inner {
                     outcome: rec.outcome.clone(),
                 };
                 self.hook.after_attempt(ctx, &failed).await?;
-                if let HookDecision::FailAttempt(r) = self.git_verify(job, &snapshot).await? {
+                if let HookDecision::FailAttempt(r) = self.git_verify(job, snapshot).await? {
                     fail(rec, FailedStage::Policy, r);
-                    return Ok(Step::Stop);
+                    return Ok(None);
                 }
                 // A program that cannot be started is the machine's problem, not the
                 // task's: the run stops as an infrastructure error (resumable once fixed).
@@ -1675,7 +1716,7 @@ impl Inner {
                     FailedStage::Agent,
                     format!("the agent could not run: {e}"),
                 );
-                return Ok(Step::Stop);
+                return Ok(None);
             }
         };
         rec.agent = report.label();
@@ -1692,9 +1733,23 @@ impl Inner {
             },
             other => other,
         };
-        let after = self.hook.after_attempt(ctx, &report).await?;
+        Ok(Some(report))
+    }
+
+    /// After the agent: the hooks' and git's verdicts on what it did, the store caps, then
+    /// the commit and the leak scan of its diff. `Some` step when the attempt ends here.
+    async fn commit_attempt(
+        &self,
+        job: &Job,
+        ctx: &TaskContext,
+        g: &Git,
+        report: &AgentReport,
+        snapshot: &crate::integrity::Snapshot,
+        rec: &mut AttemptRecord,
+    ) -> Result<Option<Step>, Error> {
+        let after = self.hook.after_attempt(ctx, report).await?;
         // Before any other git command: the git directory back to what the factory left.
-        let after = after.worst(self.git_verify(job, &snapshot).await?);
+        let after = after.worst(self.git_verify(job, snapshot).await?);
         // Before any git command in the worktree: an agent that deleted or rewrote its `.git`
         // would otherwise send `git add -A` and `git commit` up to the main checkout.
         if let Some(problem) = worktree_damage(&job.worktree).await {
@@ -1704,7 +1759,7 @@ impl Inner {
                  and the worktree rebuilt from its branch. Leave the worktree's .git alone"
             );
             let d = after.worst(HookDecision::FailAttempt(reason));
-            return Ok(Self::decided(d, rec).unwrap_or(Step::Next));
+            return Ok(Some(Self::decided(d, rec).unwrap_or(Step::Next)));
         }
         if after != HookDecision::Proceed {
             // A policy stop: the attempt's work never reaches the branch.
@@ -1712,7 +1767,7 @@ impl Inner {
                 g.run(&["reset", "-q", "--hard", &start]).await?;
                 g.run(&["clean", "-q", "-fd"]).await?;
             }
-            return Ok(Self::decided(after, rec).unwrap_or(Step::Next));
+            return Ok(Some(Self::decided(after, rec).unwrap_or(Step::Next)));
         }
         // Nothing over `[store]` is ever staged: measured from metadata, before `git add`.
         let caps = crate::integrity::over_caps(g, &self.config.store).await?;
@@ -1724,7 +1779,7 @@ impl Inner {
                 g.run(&["clean", "-q", "-fd"]).await?;
             }
             fail(rec, FailedStage::Policy, reason);
-            return Ok(Step::Next);
+            return Ok(Some(Step::Next));
         }
         let commit = g
             .commit_all(&format!(
@@ -1741,15 +1796,33 @@ impl Inner {
             rec.commit = Some(c);
         }
         // Everything the attempt committed crosses the fence towards main: scan it.
-        let diff_base = self
-            .state()
+        let diff_base = self.task_base(job);
+        let diff = g.run(&["diff", &diff_base, "HEAD"]).await?;
+        Ok(Self::decided(
+            self.hook.inspect_diff(ctx, &diff).await?,
+            rec,
+        ))
+    }
+
+    /// The task's base: where its branch was cut (or last rebased), from the run state.
+    fn task_base(&self, job: &Job) -> String {
+        self.state()
             .task(&job.task.id)
             .and_then(|t| t.base.clone())
-            .unwrap_or_else(|| job.base.clone());
-        let diff = g.run(&["diff", &diff_base, "HEAD"]).await?;
-        if let Some(step) = Self::decided(self.hook.inspect_diff(ctx, &diff).await?, rec) {
-            return Ok(step);
-        }
+            .unwrap_or_else(|| job.base.clone())
+    }
+
+    /// The committed attempt judged: the agent's outcome, the visible checks, the guards,
+    /// then the holdout on the candidate.
+    async fn judge_attempt(
+        &self,
+        job: &Job,
+        ctx: &TaskContext,
+        ws: &Workspace,
+        g: &Git,
+        report: &AgentReport,
+        rec: &mut AttemptRecord,
+    ) -> Result<Step, Error> {
         match &report.outcome {
             Outcome::Completed => {}
             other => {
@@ -1787,11 +1860,7 @@ impl Inner {
             return Ok(Step::Next);
         }
         let head = g.rev("HEAD").await?;
-        let base = self
-            .state()
-            .task(&job.task.id)
-            .and_then(|t| t.base.clone())
-            .unwrap_or_else(|| job.base.clone());
+        let base = self.task_base(job);
         let diff = g.run(&["diff", &base, &head]).await?;
         let findings = self
             .guard
@@ -1882,57 +1951,12 @@ impl Inner {
         }
         let head = g.rev("HEAD").await?;
         let merged_reqs = self.state().merged_requirements.clone();
-        let mut verdict = String::from("pass");
-        // Verify the merged result: visible checks, then the holdout with main's
-        // requirements as the regression bucket.
-        let checked = run_checks(
-            &self.config.checks,
-            &wt,
-            &self.env,
-            self.checks_fence.as_deref(),
-        )
-        .await?;
-        let failure = if !checked.report.is_clean() {
-            let what: Vec<String> = checked
-                .report
-                .violations
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            Some(format!(
-                "the fence stopped the visible checks of the merged result: {}",
-                what.join("; ")
-            ))
-        } else if let Some(f) = checked.failure {
-            Some(f.feedback)
-        } else {
-            let v = self
-                .evaluator
-                .evaluate(&EvalRequest {
-                    run_id: self.run_id.clone(),
-                    task_id: task_id.to_owned(),
-                    attempt: attempts_used,
-                    stage: EvalStage::Merged,
-                    worktree: wt.clone(),
-                    requirements: task.requirement_ids.clone(),
-                    regression: merged_reqs.clone(),
-                    artifacts_dir: self.run_dir.join("eval"),
-                    policy: self.policy.clone(),
-                })
-                .await?;
-            if v.passed {
-                let (passed, trials) = v
-                    .requirements
-                    .iter()
-                    .fold((0u32, 0u32), |(p, t), r| (p + r.passed, t + r.trials));
-                verdict = format!(
-                    "pass; visible checks and holdout on the merged result, {passed}/{trials} \
-                     trials over {} requirement(s), {} of them already on main",
-                    v.requirements.len(),
-                    merged_reqs.len()
-                );
-            }
-            (!v.passed).then_some(v.feedback)
+        let (verdict, failure) = match self
+            .verify_merged(task_id, &task, &wt, attempts_used, &merged_reqs)
+            .await?
+        {
+            Ok(verdict) => (verdict, None),
+            Err(feedback) => (String::new(), Some(feedback)),
         };
         if let Some(feedback) = failure {
             let feedback = format!("after rebasing onto main the merged result fails:\n{feedback}");
@@ -1985,6 +2009,72 @@ impl Inner {
         self.remember_inputs(task_id, &squash)?;
         self.retire(task_id, &wt).await;
         Ok(MergeOutcome::Merged)
+    }
+
+    /// Verifies a rebased task on the merged result: visible checks, then the holdout with
+    /// main's requirements (`merged_reqs`) as the regression bucket. `Ok(verdict)` (the
+    /// words of the squash commit's gate trailer) when it passes, `Err(feedback)` when not.
+    async fn verify_merged(
+        &self,
+        task_id: &str,
+        task: &Task,
+        wt: &Path,
+        attempts_used: u32,
+        merged_reqs: &[String],
+    ) -> Result<Result<String, String>, Error> {
+        let mut verdict = String::from("pass");
+        // Verify the merged result: visible checks, then the holdout with main's
+        // requirements as the regression bucket.
+        let checked = run_checks(
+            &self.config.checks,
+            wt,
+            &self.env,
+            self.checks_fence.as_deref(),
+        )
+        .await?;
+        let failure = if !checked.report.is_clean() {
+            let what: Vec<String> = checked
+                .report
+                .violations
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            Some(format!(
+                "the fence stopped the visible checks of the merged result: {}",
+                what.join("; ")
+            ))
+        } else if let Some(f) = checked.failure {
+            Some(f.feedback)
+        } else {
+            let v = self
+                .evaluator
+                .evaluate(&EvalRequest {
+                    run_id: self.run_id.clone(),
+                    task_id: task_id.to_owned(),
+                    attempt: attempts_used,
+                    stage: EvalStage::Merged,
+                    worktree: wt.to_path_buf(),
+                    requirements: task.requirement_ids.clone(),
+                    regression: merged_reqs.to_vec(),
+                    artifacts_dir: self.run_dir.join("eval"),
+                    policy: self.policy.clone(),
+                })
+                .await?;
+            if v.passed {
+                let (passed, trials) = v
+                    .requirements
+                    .iter()
+                    .fold((0u32, 0u32), |(p, t), r| (p + r.passed, t + r.trials));
+                verdict = format!(
+                    "pass; visible checks and holdout on the merged result, {passed}/{trials} \
+                     trials over {} requirement(s), {} of them already on main",
+                    v.requirements.len(),
+                    merged_reqs.len()
+                );
+            }
+            (!v.passed).then_some(v.feedback)
+        };
+        Ok(failure.map_or(Ok(verdict), Err))
     }
 
     /// Makes the one commit main receives for `task_id`: the tree of `head` (the verified,

@@ -151,6 +151,125 @@ fn kind_of(tags: &[String]) -> String {
         .unwrap_or_else(|| "code".into())
 }
 
+/// A spec's task id in the plan: prefixed with the spec id when several specs are planned.
+fn plan_id(prefix: bool, spec: &Spec, id: &str) -> String {
+    if prefix {
+        format!("{}-{id}", spec.meta.id)
+    } else {
+        id.to_owned()
+    }
+}
+
+/// The tasks of one spec: one per requirement when it has no `## Tasks`, else its open tasks.
+fn spec_tasks(spec: &Spec, prefix: bool) -> Vec<Task> {
+    let pid = |id: &str| plan_id(prefix, spec, id);
+    let constraints: Vec<String> = spec
+        .constraints
+        .iter()
+        .map(|i| format!("{}: {}", i.id, i.text))
+        .collect();
+    let anti: Vec<String> = spec
+        .anti_spec
+        .iter()
+        .map(|i| format!("{}: {}", i.id, i.text))
+        .collect();
+    let mut spec_tasks = Vec::new();
+    if spec.tasks.is_empty() {
+        for r in &spec.requirements {
+            let mut excerpt = String::new();
+            let mut criteria = Vec::new();
+            render_requirement(spec, &r.id, &mut excerpt, &mut criteria);
+            let deps = r
+                .depends_on
+                .iter()
+                .filter(|d| !d.contains('#') && spec.requirement(d).is_some())
+                .map(|d| pid(d))
+                .collect();
+            spec_tasks.push(Task {
+                id: pid(&r.id),
+                title: r.title.clone(),
+                kind: kind_of(&r.tags),
+                spec_id: spec.meta.id.clone(),
+                requirement_ids: vec![r.id.clone()],
+                depends_on: deps,
+                estimate_hours: r.estimate_hours.unwrap_or(1.0),
+                spec_excerpt: excerpt,
+                constraints: constraints.clone(),
+                anti_spec: anti.clone(),
+                acceptance_criteria: criteria,
+            });
+        }
+    } else {
+        let done: BTreeSet<&str> = spec
+            .tasks
+            .iter()
+            .filter(|t| t.done)
+            .map(|t| t.id.as_str())
+            .collect();
+        for t in spec.tasks.iter().filter(|t| !t.done) {
+            let mut excerpt = String::new();
+            let mut criteria = Vec::new();
+            for r in &t.requirements {
+                render_requirement(spec, r, &mut excerpt, &mut criteria);
+            }
+            let estimate = t
+                .requirements
+                .iter()
+                .filter_map(|r| spec.requirement(r).and_then(|r| r.estimate_hours))
+                .sum::<f64>();
+            let tags: Vec<String> = t
+                .requirements
+                .iter()
+                .filter_map(|r| spec.requirement(r))
+                .flat_map(|r| r.tags.iter().cloned())
+                .collect();
+            spec_tasks.push(Task {
+                id: pid(&t.id),
+                title: t.title.clone(),
+                kind: kind_of(&tags),
+                spec_id: spec.meta.id.clone(),
+                requirement_ids: t.requirements.clone(),
+                depends_on: t
+                    .depends_on
+                    .iter()
+                    .filter(|d| !done.contains(d.as_str()))
+                    .map(|d| pid(d))
+                    .collect(),
+                estimate_hours: if estimate > 0.0 { estimate } else { 1.0 },
+                spec_excerpt: excerpt,
+                constraints: constraints.clone(),
+                anti_spec: anti.clone(),
+                acceptance_criteria: criteria,
+            });
+        }
+    }
+    spec_tasks
+}
+
+/// The dependencies `lightsout plan` shows are the ones the run obeys: the task graph of
+/// `lightsout-graph` adds the edges a task inherits from its requirements' `Depends on:`
+/// lines (T3 traces REQ-3, which depends on REQ-1, which T1 traces: T3 waits for T1).
+fn add_graph_edges(spec: &Spec, prefix: bool, spec_tasks: &mut [Task]) {
+    let (graph, _) = lightsout_graph::TaskGraph::from_specs(
+        std::slice::from_ref(spec),
+        &lightsout_graph::Options::default(),
+    );
+    let gt = graph.tasks();
+    for (u, v, _) in graph.edges() {
+        let (from, to) = (
+            plan_id(prefix, spec, &gt[u].id),
+            plan_id(prefix, spec, &gt[v].id),
+        );
+        if from != to
+            && spec_tasks.iter().any(|t| t.id == from)
+            && let Some(t) = spec_tasks.iter_mut().find(|t| t.id == to)
+            && !t.depends_on.contains(&from)
+        {
+            t.depends_on.push(from);
+        }
+    }
+}
+
 impl Planner for SpecPlanner {
     fn plan(&self, specs: &[Spec]) -> Result<Plan, Error> {
         use lightsout_spec::SpecStatus;
@@ -159,115 +278,11 @@ impl Planner for SpecPlanner {
             .filter(|s| !matches!(s.meta.status, SpecStatus::Accepted | SpecStatus::Superseded))
             .collect();
         let prefix = live.len() > 1;
-        let pid = |spec: &Spec, id: &str| {
-            if prefix {
-                format!("{}-{id}", spec.meta.id)
-            } else {
-                id.to_owned()
-            }
-        };
         let mut tasks = Vec::new();
         let mut by_spec: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for spec in &live {
-            let constraints: Vec<String> = spec
-                .constraints
-                .iter()
-                .map(|i| format!("{}: {}", i.id, i.text))
-                .collect();
-            let anti: Vec<String> = spec
-                .anti_spec
-                .iter()
-                .map(|i| format!("{}: {}", i.id, i.text))
-                .collect();
-            let mut spec_tasks = Vec::new();
-            if spec.tasks.is_empty() {
-                for r in &spec.requirements {
-                    let mut excerpt = String::new();
-                    let mut criteria = Vec::new();
-                    render_requirement(spec, &r.id, &mut excerpt, &mut criteria);
-                    let deps = r
-                        .depends_on
-                        .iter()
-                        .filter(|d| !d.contains('#') && spec.requirement(d).is_some())
-                        .map(|d| pid(spec, d))
-                        .collect();
-                    spec_tasks.push(Task {
-                        id: pid(spec, &r.id),
-                        title: r.title.clone(),
-                        kind: kind_of(&r.tags),
-                        spec_id: spec.meta.id.clone(),
-                        requirement_ids: vec![r.id.clone()],
-                        depends_on: deps,
-                        estimate_hours: r.estimate_hours.unwrap_or(1.0),
-                        spec_excerpt: excerpt,
-                        constraints: constraints.clone(),
-                        anti_spec: anti.clone(),
-                        acceptance_criteria: criteria,
-                    });
-                }
-            } else {
-                let done: BTreeSet<&str> = spec
-                    .tasks
-                    .iter()
-                    .filter(|t| t.done)
-                    .map(|t| t.id.as_str())
-                    .collect();
-                for t in spec.tasks.iter().filter(|t| !t.done) {
-                    let mut excerpt = String::new();
-                    let mut criteria = Vec::new();
-                    for r in &t.requirements {
-                        render_requirement(spec, r, &mut excerpt, &mut criteria);
-                    }
-                    let estimate = t
-                        .requirements
-                        .iter()
-                        .filter_map(|r| spec.requirement(r).and_then(|r| r.estimate_hours))
-                        .sum::<f64>();
-                    let tags: Vec<String> = t
-                        .requirements
-                        .iter()
-                        .filter_map(|r| spec.requirement(r))
-                        .flat_map(|r| r.tags.iter().cloned())
-                        .collect();
-                    spec_tasks.push(Task {
-                        id: pid(spec, &t.id),
-                        title: t.title.clone(),
-                        kind: kind_of(&tags),
-                        spec_id: spec.meta.id.clone(),
-                        requirement_ids: t.requirements.clone(),
-                        depends_on: t
-                            .depends_on
-                            .iter()
-                            .filter(|d| !done.contains(d.as_str()))
-                            .map(|d| pid(spec, d))
-                            .collect(),
-                        estimate_hours: if estimate > 0.0 { estimate } else { 1.0 },
-                        spec_excerpt: excerpt,
-                        constraints: constraints.clone(),
-                        anti_spec: anti.clone(),
-                        acceptance_criteria: criteria,
-                    });
-                }
-            }
-            // The dependencies `lightsout plan` shows are the ones the run obeys: the task
-            // graph of `lightsout-graph` adds the edges a task inherits from its
-            // requirements' `Depends on:` lines (T3 traces REQ-3, which depends on REQ-1,
-            // which T1 traces: T3 waits for T1).
-            let (graph, _) = lightsout_graph::TaskGraph::from_specs(
-                std::slice::from_ref(*spec),
-                &lightsout_graph::Options::default(),
-            );
-            let gt = graph.tasks();
-            for (u, v, _) in graph.edges() {
-                let (from, to) = (pid(spec, &gt[u].id), pid(spec, &gt[v].id));
-                if from != to
-                    && spec_tasks.iter().any(|t| t.id == from)
-                    && let Some(t) = spec_tasks.iter_mut().find(|t| t.id == to)
-                    && !t.depends_on.contains(&from)
-                {
-                    t.depends_on.push(from);
-                }
-            }
+            let mut spec_tasks = spec_tasks(spec, prefix);
+            add_graph_edges(spec, prefix, &mut spec_tasks);
             by_spec.insert(
                 spec.meta.id.clone(),
                 spec_tasks.iter().map(|t| t.id.clone()).collect(),

@@ -285,6 +285,33 @@ impl RunState {
                     })
                     .collect();
             }
+            Entry::TaskUnchanged { .. }
+            | Entry::TaskStarted { .. }
+            | Entry::AttemptStarted { .. }
+            | Entry::AttemptFinished { .. }
+            | Entry::TaskFailed { .. }
+            | Entry::TaskBlocked { .. } => self.apply_task_entry(e),
+            Entry::MergeStarted { .. }
+            | Entry::MergeReverted { .. }
+            | Entry::ConflictRouted { .. }
+            | Entry::MergeVerified { .. }
+            | Entry::Merged { .. } => self.apply_merge_entry(e),
+            Entry::CheckoutSyncStarted { from, to } => {
+                self.checkout_sync = Some((from.clone(), to.clone()));
+            }
+            Entry::CheckoutSynced { commit } => {
+                self.checkout_sync = None;
+                self.checkout.clone_from(commit);
+            }
+            Entry::RunFinished { at } => {
+                self.finished_at = Some(at.clone());
+            }
+        }
+    }
+
+    /// A task's own progress: unchanged, started, its attempts, failed or blocked.
+    fn apply_task_entry(&mut self, e: &Entry) {
+        match e {
             Entry::TaskUnchanged {
                 task,
                 commit,
@@ -297,11 +324,7 @@ impl RunState {
                     t.unchanged = Some(built_by.clone());
                     reqs.clone_from(&t.task.requirement_ids);
                 }
-                for r in reqs {
-                    if !self.merged_requirements.contains(&r) {
-                        self.merged_requirements.push(r);
-                    }
-                }
+                self.add_merged_requirements(reqs);
             }
             Entry::TaskStarted {
                 task,
@@ -357,6 +380,13 @@ impl RunState {
                     t.failure = Some(format!("blocked: dependency {by} failed"));
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// The merge queue's steps for a task: started, reverted, rerouted, verified, merged.
+    fn apply_merge_entry(&mut self, e: &Entry) {
+        match e {
             Entry::MergeStarted { task, .. } => {
                 if let Some(t) = self.task_mut(task) {
                     t.status = TaskPhase::Merging;
@@ -420,21 +450,17 @@ impl RunState {
                         reqs.extend(t.task.requirement_ids.iter().cloned());
                     }
                 }
-                for r in reqs {
-                    if !self.merged_requirements.contains(&r) {
-                        self.merged_requirements.push(r);
-                    }
-                }
+                self.add_merged_requirements(reqs);
             }
-            Entry::CheckoutSyncStarted { from, to } => {
-                self.checkout_sync = Some((from.clone(), to.clone()));
-            }
-            Entry::CheckoutSynced { commit } => {
-                self.checkout_sync = None;
-                self.checkout.clone_from(commit);
-            }
-            Entry::RunFinished { at } => {
-                self.finished_at = Some(at.clone());
+            _ => {}
+        }
+    }
+
+    /// Adds requirements now on main to the regression bucket (each once, in order).
+    fn add_merged_requirements(&mut self, reqs: Vec<String>) {
+        for r in reqs {
+            if !self.merged_requirements.contains(&r) {
+                self.merged_requirements.push(r);
             }
         }
     }
