@@ -936,9 +936,7 @@ impl Factory {
             policy,
         });
         inner.announce_start(plan.tasks.len(), resumed);
-        let weights: Vec<f64> = plan.tasks.iter().map(|t| t.estimate_hours).collect();
-        let mut sched = Scheduler::new(&weights, &plan.edges())
-            .map_err(|_| Error::Plan("the journaled plan has a cycle".into()))?;
+        let mut sched = plan.scheduler()?;
         let mut coord = Coordinator {
             inner: inner.clone(),
             plan,

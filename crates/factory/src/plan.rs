@@ -69,14 +69,23 @@ impl Plan {
                 }
             }
         }
+        self.scheduler()?;
+        Ok(())
+    }
+
+    /// The critical-path scheduler over this plan (estimates as weights): the factory's one
+    /// cycle check, used by [`Plan::validate`] and by the run loop on a journaled plan.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] naming a task on a dependency cycle.
+    pub fn scheduler(&self) -> Result<crate::sched::Scheduler, Error> {
         let w: Vec<f64> = self.tasks.iter().map(|t| t.estimate_hours).collect();
         crate::sched::Scheduler::new(&w, &self.edges()).map_err(|c| {
             Error::Plan(format!(
                 "the task dependencies form a cycle through `{}`",
                 self.tasks.get(c.0).map_or("?", |t| t.id.as_str())
             ))
-        })?;
-        Ok(())
+        })
     }
 }
 

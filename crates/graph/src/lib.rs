@@ -5,7 +5,7 @@
 //! (ready set), and what a spec change invalidates (impact).
 //!
 //! # Brief overview
-//! - [`Task`], [`Edge`], [`TaskList`]: plain serde data. A [`TaskList`] holds the tasks of one
+//! - [`TaskEntry`], [`Edge`], [`TaskList`]: plain serde data. A [`TaskList`] holds the tasks of one
 //!   spec; it comes from a parsed [`lightsout_spec::Spec`] ([`TaskList::from_spec`]: the
 //!   `## Tasks` section, else one task per requirement) or from a task list file read by
 //!   [`read`] (Spec Kit and Kiro `tasks.md`, OpenSpec change `tasks.md`, task-master
@@ -85,4 +85,4 @@ pub use plan::{
     ImpactReport, ImpactedTask, PlanConflict, PlanPath, PlanReport, changed_requirements,
     impact_report, render_dot, render_human, render_impact, render_mermaid,
 };
-pub use task::{Edge, EdgeKind, RequirementRef, Task, TaskFormat, TaskList};
+pub use task::{Edge, EdgeKind, RequirementRef, TaskEntry, TaskFormat, TaskList};

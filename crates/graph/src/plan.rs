@@ -1,7 +1,7 @@
 //! [`PlanReport`]: the serialisable result of planning, and its renderings (human, DOT, Mermaid).
 
 use crate::graph::{Impact, SpecEntry, TaskGraph, WeightUnit};
-use crate::task::{Edge, Task};
+use crate::task::{Edge, TaskEntry};
 use lightsout_spec::{Diagnostic, Spec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,7 @@ pub struct PlanReport {
     /// The specs (or task lists) planned together, architectural ones first.
     pub specs: Vec<SpecEntry>,
     /// All tasks; `depends_on` holds the keys of direct predecessors.
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<TaskEntry>,
     /// All edges, with why each exists.
     pub edges: Vec<Edge>,
     /// The waves (parallel layers), first to last; keys ascending by node order.
@@ -161,7 +161,8 @@ fn names(plan: &PlanReport) -> HashMap<&str, &str> {
 pub fn render_human(plan: &PlanReport) -> String {
     let names = names(plan);
     let name = |k: &str| names.get(k).copied().unwrap_or(k).to_owned();
-    let by_key: HashMap<&str, &Task> = plan.tasks.iter().map(|t| (t.key.as_str(), t)).collect();
+    let by_key: HashMap<&str, &TaskEntry> =
+        plan.tasks.iter().map(|t| (t.key.as_str(), t)).collect();
     let done: HashSet<&str> = plan.done.iter().map(String::as_str).collect();
     let mut o = String::new();
     let specs: Vec<String> = plan

@@ -1,13 +1,13 @@
 //! Waves, critical path, ready set, impact, transitive reduction, and the renderings.
 
 use crate::{at, build, ids};
-use lightsout_graph::{Impact, PlanReport, Task, TaskFormat, TaskList, WeightUnit};
+use lightsout_graph::{Impact, PlanReport, TaskEntry, TaskFormat, TaskList, WeightUnit};
 
 fn diamond() -> TaskList {
     // A → B → D, A → C → D, A → D (redundant), E alone.
     let mut l = TaskList::new("s", TaskFormat::TaskMaster);
     let mk = |id: &str, deps: &[&str], req: &str, h: Option<f64>| {
-        let mut t = Task::new("s", id, format!("task {id}"));
+        let mut t = TaskEntry::new("s", id, format!("task {id}"));
         t.depends_on = deps.iter().map(|d| (*d).to_owned()).collect();
         t.requirements = vec![req.to_owned()];
         t.estimate_hours = h;
