@@ -10,7 +10,7 @@
 //!   ledger converts to micro-USD at its edge).
 //! - [`Verdict`], [`RequirementResult`], [`EvalStage`]: what the holdout says.
 //! - [`FailedStage`]: the stage that failed an attempt, serialised as today's lower-case
-//!   strings (`"holdout"`, `"leak"`, ...); [`LeakKind`]: which kind of holdout text crossed.
+//!   strings (`"holdout"`, `"leak"`, ...); [`LeakClass`]: which kind of holdout text crossed.
 //! - [`HookDecision`], [`GuardFinding`], [`GuardRequest`], [`AttemptMetrics`], [`Lesson`].
 //! - Stage traits: [`DiffGuard`] (settled decisions against a diff) and [`Recall`] (context
 //!   packs in, metrics and lessons out), each with a neutral implementation ([`NoGuard`],
@@ -36,7 +36,7 @@ mod usage;
 mod verdict;
 
 pub use stage::{
-    AttemptMetrics, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakKind, Lesson,
+    AttemptMetrics, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakClass, Lesson,
     UnknownStage,
 };
 pub use task::{RequirementId, Task, TaskId, valid_task_id};

@@ -1,4 +1,4 @@
-//! The closed sets and records of the per-attempt stages: [`FailedStage`], [`LeakKind`],
+//! The closed sets and records of the per-attempt stages: [`FailedStage`], [`LeakClass`],
 //! [`HookDecision`], guard requests and findings, [`AttemptMetrics`] and [`Lesson`].
 
 use crate::Usage;
@@ -38,7 +38,7 @@ pub enum FailedStage {
     /// A policy of the fence was hit: a budget ran out, a write outside the worktree, a
     /// damaged `.git` (`policy`).
     Policy,
-    /// Holdout text was about to cross the fence (`leak`); see [`LeakKind`].
+    /// Holdout text was about to cross the fence (`leak`); see [`LeakClass`].
     Leak,
 }
 
@@ -108,25 +108,26 @@ impl FromStr for FailedStage {
     }
 }
 
-/// Which kind of holdout text was about to cross the fence.
+/// Which class of holdout text was about to cross the fence, as a recorded leak tells it (the
+/// eval crate's `LeakKind` is the finer kind its scanner reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum LeakKind {
+pub enum LeakClass {
     /// A canary string planted in the holdout (proof that holdout files were read).
     Canary,
     /// Scenario text itself: a verbatim run, a literal or a near copy.
     Verbatim,
 }
 
-impl LeakKind {
-    /// The kind of a recorded leak, from its reason: the fence words a canary hit
+impl LeakClass {
+    /// The class of a recorded leak, from its reason: the fence words a canary hit
     /// `holdout canary from <file>`; every other reason is scenario text. The journal keeps
     /// only the reason, so this is where the two are told apart.
-    pub fn of_reason(reason: &str) -> LeakKind {
+    pub fn of_reason(reason: &str) -> LeakClass {
         if reason.contains("canary") {
-            LeakKind::Canary
+            LeakClass::Canary
         } else {
-            LeakKind::Verbatim
+            LeakClass::Verbatim
         }
     }
 }
@@ -326,12 +327,12 @@ mod tests {
     #[test]
     fn leak_kinds_come_from_the_recorded_reason() {
         assert_eq!(
-            LeakKind::of_reason("holdout canary from holdout/a.feature"),
-            LeakKind::Canary
+            LeakClass::of_reason("holdout canary from holdout/a.feature"),
+            LeakClass::Canary
         );
         assert_eq!(
-            LeakKind::of_reason("verbatim scenario text from holdout/a.feature"),
-            LeakKind::Verbatim
+            LeakClass::of_reason("verbatim scenario text from holdout/a.feature"),
+            LeakClass::Verbatim
         );
     }
 }

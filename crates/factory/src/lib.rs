@@ -87,7 +87,7 @@ pub use outcome::{STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_ru
 pub use plan::{Plan, Planner, SpecPlanner, Task};
 pub use stages::{
     AttemptHook, AttemptMetrics, BoxError, CommandEvaluator, DiffGuard, EvalRequest, EvalStage,
-    Evaluator, EventSink, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakKind, Lesson,
+    Evaluator, EventSink, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakClass, Lesson,
     NoEvents, NoGuard, NoHook, NoMemory, Recall, RequirementResult, StrengthRequest, VecEvents,
     Verdict, redact,
 };

@@ -771,8 +771,8 @@ fn incidents(state: &RunState) -> Vec<Incident> {
         for a in &t.attempts {
             let kind = match a.failed_stage.as_deref() {
                 Some("leak")
-                    if a.feedback.as_deref().map(crate::LeakKind::of_reason)
-                        == Some(crate::LeakKind::Canary) =>
+                    if a.feedback.as_deref().map(crate::LeakClass::of_reason)
+                        == Some(crate::LeakClass::Canary) =>
                 {
                     IncidentKind::CanaryLeak
                 }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use lightsout_agent::{AgentReport, TaskContext};
 pub use lightsout_core::{
     AttemptMetrics, BoxError, DiffGuard, EvalStage, FailedStage, GuardFinding, GuardRequest,
-    HookDecision, LeakKind, Lesson, NoGuard, NoMemory, Recall, RequirementResult, Verdict,
+    HookDecision, LeakClass, Lesson, NoGuard, NoMemory, Recall, RequirementResult, Verdict,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
