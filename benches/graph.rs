@@ -20,7 +20,7 @@
 #![allow(clippy::print_stderr)] // the memory figures are printed for the report
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use lightsout_graph::{Options, Task, TaskFormat, TaskGraph, TaskList, read};
+use lightsout_graph::{Options, TaskEntry, TaskFormat, TaskGraph, TaskList, read};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ fn synthetic(n: usize) -> TaskList {
     };
     list.tasks.reserve(n);
     for i in 0..n {
-        let mut t = Task::new("bench", i.to_string(), "");
+        let mut t = TaskEntry::new("bench", i.to_string(), "");
         let window = i.min(2_000);
         let mut deps: Vec<usize> = Vec::with_capacity(DEPS_PER_TASK);
         if window > 0 {

@@ -85,7 +85,7 @@ impl Preset {
 /// - the process gets its own process group (`setpgid(0, 0)`), and on timeout, on output past
 ///   the cap, and after it exits, the whole group is sent `SIGKILL` (`killpg(2)`), so
 ///   grandchildren cannot outlive the call;
-/// - stdout + stderr are captured up to [`Limits::output_bytes`](crate::Limits) bytes and
+/// - stdout + stderr are captured up to [`ProcessLimits::output_bytes`](crate::ProcessLimits) bytes and
 ///   written to a transcript in [`Workspace::artifacts_dir`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandAgent {

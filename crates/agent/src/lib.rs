@@ -5,7 +5,7 @@
 //! # Brief overview
 //! - [`Agent`]: one required async method, [`Agent::run`], in the manner of tower's `Service`.
 //! - [`TaskContext`] (what the agent is told: never holdout text), [`Workspace`] (where it may
-//!   act: a worktree, an environment allowlist, [`Limits`]) and [`AgentReport`] (what it did:
+//!   act: a worktree, an environment allowlist, [`ProcessLimits`]) and [`AgentReport`] (what it did:
 //!   [`Usage`], transcript, [`Outcome`]).
 //! - [`CommandAgent`] runs a CLI agent as a fenced child process, with [`Preset`]s for
 //!   Claude Code, Codex and Aider; [`parse`] reads their usage and cost output.
@@ -53,7 +53,7 @@ pub use parse::OutputFormat;
 pub use price::{Price, Prices};
 pub use replay::ReplayAgent;
 pub use types::{
-    AgentReport, Budget, INSTRUCTION_FILES, Limits, Outcome, TaskContext, Usage, Workspace,
+    AgentReport, Budget, INSTRUCTION_FILES, Outcome, ProcessLimits, TaskContext, Usage, Workspace,
 };
 
 pub use async_trait::async_trait;

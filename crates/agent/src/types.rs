@@ -81,6 +81,35 @@ fn memory_section(pack: &str) -> Option<String> {
 }
 
 impl TaskContext {
+    /// The context of attempt `attempt` at `task` in run `run_id`: the task's own fields
+    /// (id, title, kind, requirements, excerpt, constraints, anti-spec, acceptance
+    /// criteria) with the memory's `context_pack`, the previous attempt's redacted
+    /// `previous_feedback` and what is left of the `budget`.
+    pub fn for_task(
+        run_id: impl Into<String>,
+        task: &lightsout_core::Task,
+        context_pack: String,
+        previous_feedback: Option<String>,
+        attempt: u32,
+        budget: Budget,
+    ) -> Self {
+        TaskContext {
+            run_id: run_id.into(),
+            task_id: task.id.clone(),
+            title: task.title.clone(),
+            kind: task.kind.clone(),
+            requirement_ids: task.requirement_ids.clone(),
+            spec_excerpt: task.spec_excerpt.clone(),
+            constraints: task.constraints.clone(),
+            anti_spec: task.anti_spec.clone(),
+            context_pack,
+            acceptance_criteria: task.acceptance_criteria.clone(),
+            previous_feedback,
+            attempt,
+            budget,
+        }
+    }
+
     /// Renders the task itself as one markdown prompt, the form CLI agents take on stdin or
     /// in a file: the task, its requirements and acceptance criteria, the previous
     /// attempt's feedback. The standing context (constraints, anti-spec, project memory)
@@ -173,17 +202,17 @@ fn push_list(p: &mut String, heading: &str, items: &[String]) {
 /// Resource limits for one agent process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Limits {
+pub struct ProcessLimits {
     /// Wall-clock limit in milliseconds; on expiry the whole process group is killed.
     pub wall_ms: u64,
     /// Cap on captured stdout + stderr in bytes; past it the process group is killed.
     pub output_bytes: u64,
 }
 
-impl Default for Limits {
+impl Default for ProcessLimits {
     /// 30 minutes and 16 MiB.
     fn default() -> Self {
-        Limits {
+        ProcessLimits {
             wall_ms: 30 * 60 * 1000,
             output_bytes: 16 * 1024 * 1024,
         }
@@ -202,7 +231,7 @@ pub struct Workspace {
     /// else is inherited, so secrets stay out unless named.
     pub env: BTreeMap<String, String>,
     /// Limits on the agent process.
-    pub limits: Limits,
+    pub limits: ProcessLimits,
     /// A directory outside the worktree for prompt files and transcripts.
     pub artifacts_dir: PathBuf,
 }
@@ -214,25 +243,13 @@ impl Workspace {
         Workspace {
             root: root.into(),
             env: BTreeMap::new(),
-            limits: Limits::default(),
+            limits: ProcessLimits::default(),
             artifacts_dir: artifacts_dir.into(),
         }
     }
 }
 
-/// Token and cost usage of one agent call.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Usage {
-    /// Input tokens, cache reads and writes included, when the agent reports them.
-    pub input_tokens: u64,
-    /// Output tokens (reasoning included), when the agent reports them.
-    pub output_tokens: u64,
-    /// Cost in USD as the agent reports it; `None` when it does not (Codex reports none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost_usd: Option<f64>,
-    /// Wall-clock time of the call in milliseconds, measured by the adapter.
-    pub wall_ms: u64,
-}
+pub use lightsout_core::Usage;
 
 /// How an agent call ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

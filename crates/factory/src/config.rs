@@ -83,7 +83,7 @@ pub use explain::{Explained, Source, Value as ExplainedValue, explain};
 pub use strict::{did_you_mean, nearest};
 
 use crate::Error;
-use lightsout_agent::{Limits, OutputFormat, PromptMode};
+use lightsout_agent::{OutputFormat, ProcessLimits, PromptMode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -264,7 +264,7 @@ pub struct Config {
     /// `[env]`.
     pub env: EnvConfig,
     /// `[limits]` for agent processes.
-    pub limits: Limits,
+    pub limits: ProcessLimits,
     /// `[[checks]]`.
     pub checks: Vec<CheckConfig>,
     /// `[holdout]`.

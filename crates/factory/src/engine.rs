@@ -300,28 +300,7 @@ impl EngineEvaluator {
             gate_passed = run.gate.passed;
             feedback = lightsout_eval::feedback(&run, level(self.redaction));
             trace.run = Some(run.clone());
-            for id in &wanted {
-                let mut r = RequirementResult {
-                    id: id.clone(),
-                    trials: 0,
-                    passed: 0,
-                    category: None,
-                };
-                for s in run.scenarios.iter().filter(|s| s.satisfies.contains(id)) {
-                    r.trials += s.stats.trials;
-                    r.passed += s.stats.passes;
-                    if r.category.is_none() {
-                        r.category = s
-                            .trials
-                            .iter()
-                            .find_map(|t| t.failure)
-                            .map(|c| c.describe().to_owned());
-                    }
-                }
-                if r.trials > 0 || self.require_all {
-                    results.push(r);
-                }
-            }
+            results = self.requirement_results(&run, &wanted);
         } else if self.require_all {
             results = wanted
                 .iter()
@@ -333,6 +312,50 @@ impl EngineEvaluator {
                 })
                 .collect();
         }
+        Ok((self.verdict(results, gate_passed, feedback), trace))
+    }
+
+    /// Per requirement: the trials and passes of the scenarios that satisfy it, and the first
+    /// failure's category. A requirement no scenario ran is left out unless `require_all`.
+    fn requirement_results(
+        &self,
+        run: &lightsout_eval::RunResult,
+        wanted: &[String],
+    ) -> Vec<RequirementResult> {
+        let mut results = Vec::new();
+        for id in wanted {
+            let mut r = RequirementResult {
+                id: id.clone(),
+                trials: 0,
+                passed: 0,
+                category: None,
+            };
+            for s in run.scenarios.iter().filter(|s| s.satisfies.contains(id)) {
+                r.trials += s.stats.trials;
+                r.passed += s.stats.passes;
+                if r.category.is_none() {
+                    r.category = s
+                        .trials
+                        .iter()
+                        .find_map(|t| t.failure)
+                        .map(|c| c.describe().to_owned());
+                }
+            }
+            if r.trials > 0 || self.require_all {
+                results.push(r);
+            }
+        }
+        results
+    }
+
+    /// The verdict: the gate's, failed too when `require_all` and a requirement went
+    /// unverified; redacted feedback only when it failed.
+    fn verdict(
+        &self,
+        results: Vec<RequirementResult>,
+        gate_passed: bool,
+        mut feedback: String,
+    ) -> Verdict {
         let unverified: Vec<&RequirementResult> =
             results.iter().filter(|r| r.trials == 0).collect();
         let passed = gate_passed && (!self.require_all || unverified.is_empty());
@@ -345,18 +368,15 @@ impl EngineEvaluator {
             );
             feedback = format!("{}\n{extra}", feedback.trim_end());
         }
-        Ok((
-            Verdict {
-                passed,
-                requirements: results,
-                feedback: if passed {
-                    String::new()
-                } else {
-                    feedback.trim().to_owned()
-                },
+        Verdict {
+            passed,
+            requirements: results,
+            feedback: if passed {
+                String::new()
+            } else {
+                feedback.trim().to_owned()
             },
-            trace,
-        ))
+        }
     }
 }
 

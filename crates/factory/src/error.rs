@@ -81,6 +81,21 @@ pub enum Error {
     /// An agent could not be built from its profile.
     #[error(transparent)]
     Agent(#[from] lightsout_agent::Error),
+    /// A stage adapter (a [`lightsout_core`] trait implemented outside this crate) failed
+    /// with an error of its own, kept as the source.
+    #[error(transparent)]
+    Adapter(lightsout_core::BoxError),
+}
+
+/// An adapter's boxed error: the factory's own errors come back as they were (a memory stage
+/// that failed with [`Error::Stage`] is still that), anything else is [`Error::Adapter`].
+impl From<lightsout_core::BoxError> for Error {
+    fn from(e: lightsout_core::BoxError) -> Self {
+        match e.downcast::<Error>() {
+            Ok(own) => *own,
+            Err(other) => Error::Adapter(other),
+        }
+    }
 }
 
 impl Error {

@@ -50,7 +50,7 @@ pub enum Event {
         /// Whether it passed checks, guards and holdout.
         passed: bool,
         /// The stage that failed it.
-        failed_stage: Option<String>,
+        failed_stage: Option<lightsout_core::FailedStage>,
         /// Its USD cost, when known.
         cost_usd: Option<f64>,
         /// Input + output tokens.

@@ -13,10 +13,11 @@ use crate::journal::{Entry, Journal, write_atomic};
 use crate::plan::{Plan, Task};
 use crate::sched::{Scheduler, Slot};
 use crate::stages::{
-    AttemptHook, AttemptMetrics, CommandEvaluator, EvalRequest, EvalStage, Evaluator, EventSink,
-    Guard, GuardRequest, HookDecision, Lesson, Memory, NoEvents, NoGuard, NoHook, NoMemory,
+    AttemptHook, AttemptMetrics, CommandEvaluator, DiffGuard, EvalRequest, EvalStage, Evaluator,
+    EventSink, FailedStage, GuardRequest, HookDecision, Lesson, NoEvents, NoGuard, NoHook,
+    NoMemory, Recall,
 };
-use crate::state::{AttemptRecord, RunState, TaskStatus};
+use crate::state::{AttemptRecord, RunState, TaskPhase};
 use crate::{Error, journal};
 use lightsout_agent::{
     Agent, AgentReport, Budget, CommandAgent, Outcome, Preset, ReplayAgent, TaskContext, Usage,
@@ -63,8 +64,8 @@ pub struct Factory {
     commands: BTreeMap<String, CommandAgent>,
     default_agent: Option<Arc<dyn Agent>>,
     evaluator: Option<Arc<dyn Evaluator>>,
-    guard: Arc<dyn Guard>,
-    memory: Arc<dyn Memory>,
+    guard: Arc<dyn DiffGuard>,
+    memory: Arc<dyn Recall>,
     hook: Arc<dyn AttemptHook>,
     events: Arc<dyn EventSink>,
     env: BTreeMap<String, String>,
@@ -282,7 +283,7 @@ impl Factory {
 
     /// Uses `g` as the memory guard.
     #[must_use]
-    pub fn with_guard(mut self, g: Arc<dyn Guard>) -> Self {
+    pub fn with_guard(mut self, g: Arc<dyn DiffGuard>) -> Self {
         self.guard = g;
         self.guard_is_default = false;
         self
@@ -290,7 +291,7 @@ impl Factory {
 
     /// Uses `m` as decision memory.
     #[must_use]
-    pub fn with_memory(mut self, m: Arc<dyn Memory>) -> Self {
+    pub fn with_memory(mut self, m: Arc<dyn Recall>) -> Self {
         self.memory = m;
         self.memory_is_default = false;
         self
@@ -841,6 +842,25 @@ impl Factory {
         Ok((Arc::new(hook), Arc::new(events), ledger, audit))
     }
 
+    /// The memory stages of a run: the configured ones, or decision memory
+    /// (`.lightsout/memory.db`) as both context packs and guards when `[memory]` is on and
+    /// none was given (a given guard is kept).
+    fn memory_stages(&self) -> Result<MemoryStages, Error> {
+        if !(self.memory_is_default && self.config.memory.enabled) {
+            return Ok((self.memory.clone(), self.guard.clone()));
+        }
+        let m = Arc::new(crate::memory::DecisionMemory::open(
+            &self.repo.join(".lightsout").join("memory.db"),
+            self.config.memory.budget_tokens,
+        )?);
+        let g: Arc<dyn DiffGuard> = if self.guard_is_default {
+            m.clone()
+        } else {
+            self.guard.clone()
+        };
+        Ok((m as Arc<dyn Recall>, g))
+    }
+
     async fn drive(
         &self,
         run_dir: PathBuf,
@@ -873,20 +893,7 @@ impl Factory {
                 );
             }
         }
-        let (memory, guard) = if self.memory_is_default && self.config.memory.enabled {
-            let m = Arc::new(crate::memory::DecisionMemory::open(
-                &self.repo.join(".lightsout").join("memory.db"),
-                self.config.memory.budget_tokens,
-            )?);
-            let g: Arc<dyn Guard> = if self.guard_is_default {
-                m.clone()
-            } else {
-                self.guard.clone()
-            };
-            (m as Arc<dyn Memory>, g)
-        } else {
-            (self.memory.clone(), self.guard.clone())
-        };
+        let (memory, guard) = self.memory_stages()?;
         // The visible checks run the tests the agent wrote: behind the same fence.
         let checks_fence = if self.config.checks.is_empty() {
             None
@@ -928,38 +935,8 @@ impl Factory {
             own: self.own_digests(&plan, &policy),
             policy,
         });
-        let done = {
-            let s = inner.state();
-            s.tasks[..s.planned]
-                .iter()
-                .filter(|t| {
-                    matches!(
-                        t.status,
-                        TaskStatus::Merged | TaskStatus::Failed | TaskStatus::Blocked
-                    )
-                })
-                .count()
-        };
-        inner.events.emit(&Event::RunStarted {
-            run_id: inner.run_id.clone(),
-            tasks: plan.tasks.len(),
-            done,
-            resumed,
-        });
-        if !resumed {
-            let unchanged: Vec<(String, String)> = inner
-                .state()
-                .tasks
-                .iter()
-                .filter_map(|t| Some((t.task.id.clone(), t.unchanged.clone()?)))
-                .collect();
-            for (task, built_by) in unchanged {
-                inner.events.emit(&Event::TaskUnchanged { task, built_by });
-            }
-        }
-        let weights: Vec<f64> = plan.tasks.iter().map(|t| t.estimate_hours).collect();
-        let mut sched = Scheduler::new(&weights, &plan.edges())
-            .map_err(|_| Error::Plan("the journaled plan has a cycle".into()))?;
+        inner.announce_start(plan.tasks.len(), resumed);
+        let mut sched = plan.scheduler()?;
         let mut coord = Coordinator {
             inner: inner.clone(),
             plan,
@@ -1169,8 +1146,8 @@ struct Inner {
     fallback: BTreeMap<String, Arc<dyn Agent>>,
     default_agent: Option<Arc<dyn Agent>>,
     evaluator: Arc<dyn Evaluator>,
-    guard: Arc<dyn Guard>,
-    memory: Arc<dyn Memory>,
+    guard: Arc<dyn DiffGuard>,
+    memory: Arc<dyn Recall>,
     hook: Arc<dyn AttemptHook>,
     events: Arc<dyn EventSink>,
     ledger: Arc<BudgetLedger>,
@@ -1205,6 +1182,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A run's memory stages: context packs, lessons and metrics; guards on diffs.
+type MemoryStages = (Arc<dyn Recall>, Arc<dyn DiffGuard>);
+
+/// Records that the attempt failed at `stage`, with `text` as the next attempt's feedback.
+fn fail(rec: &mut AttemptRecord, stage: FailedStage, text: String) {
+    rec.failed_stage = Some(stage);
+    rec.feedback = Some(text);
+}
+
 fn fingerprint(stage: &str, text: &str) -> String {
     let mut h = Sha256::new();
     h.update(stage.as_bytes());
@@ -1214,6 +1200,40 @@ fn fingerprint(stage: &str, text: &str) -> String {
 }
 
 impl Inner {
+    /// Tells the event sinks the run (re)started: how many tasks, how many already done,
+    /// and on a fresh run the tasks not built again.
+    fn announce_start(&self, tasks: usize, resumed: bool) {
+        let done = {
+            let s = self.state();
+            s.tasks[..s.planned]
+                .iter()
+                .filter(|t| {
+                    matches!(
+                        t.status,
+                        TaskPhase::Merged | TaskPhase::Failed | TaskPhase::Blocked
+                    )
+                })
+                .count()
+        };
+        self.events.emit(&Event::RunStarted {
+            run_id: self.run_id.clone(),
+            tasks,
+            done,
+            resumed,
+        });
+        if !resumed {
+            let unchanged: Vec<(String, String)> = self
+                .state()
+                .tasks
+                .iter()
+                .filter_map(|t| Some((t.task.id.clone(), t.unchanged.clone()?)))
+                .collect();
+            for (task, built_by) in unchanged {
+                self.events.emit(&Event::TaskUnchanged { task, built_by });
+            }
+        }
+    }
+
     /// Journals `e` (append + fsync), applies it to the state and emits its event.
     fn record(&self, e: &Entry) -> Result<(), Error> {
         let mut j = lock(&self.journal);
@@ -1415,32 +1435,24 @@ impl Inner {
                 attempt,
                 head: head.clone(),
             })?;
-            let ctx = TaskContext {
-                run_id: self.run_id.clone(),
-                task_id: job.task.id.clone(),
-                title: job.task.title.clone(),
-                kind: job.task.kind.clone(),
-                requirement_ids: job.task.requirement_ids.clone(),
-                spec_excerpt: job.task.spec_excerpt.clone(),
-                constraints: job.task.constraints.clone(),
-                anti_spec: job.task.anti_spec.clone(),
-                context_pack: context_pack.clone(),
-                acceptance_criteria: job.task.acceptance_criteria.clone(),
-                previous_feedback: feedback.clone(),
-                attempt,
-                budget: {
-                    let left = self.ledger.remaining(&job.task.id);
-                    Budget {
-                        attempts_left: left.attempts.map_or(max - attempt + 1, |a| {
-                            u32::try_from(a).unwrap_or(u32::MAX).min(max - attempt + 1)
-                        }),
-                        tokens_left: left.tokens,
-                        #[allow(clippy::cast_precision_loss)]
-                        usd_left: left.usd_micros.map(|m| m as f64 / 1_000_000.0),
-                        wall_ms_left: left.wall_ms,
-                    }
-                },
+            let left = self.ledger.remaining(&job.task.id);
+            let budget = Budget {
+                attempts_left: left.attempts.map_or(max - attempt + 1, |a| {
+                    u32::try_from(a).unwrap_or(u32::MAX).min(max - attempt + 1)
+                }),
+                tokens_left: left.tokens,
+                #[allow(clippy::cast_precision_loss)]
+                usd_left: left.usd_micros.map(|m| m as f64 / 1_000_000.0),
+                wall_ms_left: left.wall_ms,
             };
+            let ctx = TaskContext::for_task(
+                self.run_id.clone(),
+                &job.task,
+                context_pack.clone(),
+                feedback.clone(),
+                attempt,
+                budget,
+            );
             let mut rec = AttemptRecord {
                 attempt,
                 agent: agent.name(),
@@ -1478,7 +1490,7 @@ impl Inner {
                     replay: rec.replay,
                     usage: rec.usage,
                     passed: rec.passed,
-                    failed_stage: rec.failed_stage.clone(),
+                    failed_stage: rec.failed_stage,
                     human_intervened: rec.human_intervened,
                     task_kind: Some(job.task.kind.clone()),
                     agent_profile: self.config.profile_for(&job.task.kind).map(str::to_owned),
@@ -1487,20 +1499,19 @@ impl Inner {
                     final_outcome,
                     failure_category: rec
                         .failed_stage
-                        .as_deref()
                         .map(|s| AttemptMetrics::category(s, rec.feedback.as_deref())),
                 })
                 .await?;
             // A leak's reason names holdout files: it is not a lesson for later agents.
-            if let (Some(stage), Some(text)) = (&rec.failed_stage, &rec.feedback)
-                && stage != "leak"
+            if let (Some(stage), Some(text)) = (rec.failed_stage, &rec.feedback)
+                && stage != FailedStage::Leak
             {
                 self.memory
                     .record_lesson(&Lesson {
-                        fingerprint: fingerprint(stage, text),
+                        fingerprint: fingerprint(stage.as_str(), text),
                         task_id: job.task.id.clone(),
                         requirements: job.task.requirement_ids.clone(),
-                        stage: stage.clone(),
+                        stage,
                         text: text.clone(),
                     })
                     .await?;
@@ -1529,13 +1540,13 @@ impl Inner {
     /// What a hook decision means for the attempt: `None` to go on, or the step after
     /// recording the failure in `rec` (stage `policy`, or `leak` for holdout text).
     fn decided(d: HookDecision, rec: &mut AttemptRecord) -> Option<Step> {
-        let (stage, reason, step) = match d {
+        let stage = d.failed_stage();
+        let (reason, step) = match d {
             HookDecision::Proceed => return None,
-            HookDecision::FailAttempt(r) => ("policy", r, Step::Next),
-            HookDecision::StopTask(r) => ("policy", r, Step::Stop),
-            HookDecision::Leak(r) => ("leak", r, Step::Stop),
+            HookDecision::FailAttempt(r) => (r, Step::Next),
+            HookDecision::StopTask(r) | HookDecision::Leak(r) => (r, Step::Stop),
         };
-        rec.failed_stage = Some(stage.to_owned());
+        rec.failed_stage = stage;
         rec.feedback = Some(reason);
         Some(step)
     }
@@ -1636,14 +1647,34 @@ impl Inner {
         g: &Git,
         rec: &mut AttemptRecord,
     ) -> Result<Step, Error> {
-        let fail = |rec: &mut AttemptRecord, stage: &str, text: String| {
-            rec.failed_stage = Some(stage.to_owned());
-            rec.feedback = Some(text);
-        };
         if let Some(step) = Self::decided(self.hook.before_attempt(ctx).await?, rec) {
             return Ok(step);
         }
         let snapshot = self.git_snapshot(job).await?;
+        let Some(report) = self.call_agent(job, ctx, ws, agent, &snapshot, rec).await? else {
+            return Ok(Step::Stop);
+        };
+        if let Some(step) = self
+            .commit_attempt(job, ctx, g, &report, &snapshot, rec)
+            .await?
+        {
+            return Ok(step);
+        }
+        self.judge_attempt(job, ctx, ws, g, &report, rec).await
+    }
+
+    /// The agent call of an attempt, with the task's standing instructions in the worktree
+    /// for its length. `None` when the agent could not run (recorded in `rec`: the task
+    /// stops); an agent program that cannot be started is an infrastructure error.
+    async fn call_agent(
+        &self,
+        job: &Job,
+        ctx: &TaskContext,
+        ws: &Workspace,
+        agent: &Arc<dyn Agent>,
+        snapshot: &crate::integrity::Snapshot,
+        rec: &mut AttemptRecord,
+    ) -> Result<Option<AgentReport>, Error> {
         // The standing context goes into the worktree for this call only (`instructions`),
         // and out again before anything looks at or commits the agent's work.
         // Always written (the factory's rules at least): the aider preset reads AGENTS.md.
@@ -1669,17 +1700,21 @@ impl Inner {
                     outcome: rec.outcome.clone(),
                 };
                 self.hook.after_attempt(ctx, &failed).await?;
-                if let HookDecision::FailAttempt(r) = self.git_verify(job, &snapshot).await? {
-                    fail(rec, "policy", r);
-                    return Ok(Step::Stop);
+                if let HookDecision::FailAttempt(r) = self.git_verify(job, snapshot).await? {
+                    fail(rec, FailedStage::Policy, r);
+                    return Ok(None);
                 }
                 // A program that cannot be started is the machine's problem, not the
                 // task's: the run stops as an infrastructure error (resumable once fixed).
                 if matches!(e, lightsout_agent::Error::Spawn { .. }) {
                     return Err(Error::Agent(e));
                 }
-                fail(rec, "agent", format!("the agent could not run: {e}"));
-                return Ok(Step::Stop);
+                fail(
+                    rec,
+                    FailedStage::Agent,
+                    format!("the agent could not run: {e}"),
+                );
+                return Ok(None);
             }
         };
         rec.agent = report.label();
@@ -1696,9 +1731,23 @@ impl Inner {
             },
             other => other,
         };
-        let after = self.hook.after_attempt(ctx, &report).await?;
+        Ok(Some(report))
+    }
+
+    /// After the agent: the hooks' and git's verdicts on what it did, the store caps, then
+    /// the commit and the leak scan of its diff. `Some` step when the attempt ends here.
+    async fn commit_attempt(
+        &self,
+        job: &Job,
+        ctx: &TaskContext,
+        g: &Git,
+        report: &AgentReport,
+        snapshot: &crate::integrity::Snapshot,
+        rec: &mut AttemptRecord,
+    ) -> Result<Option<Step>, Error> {
+        let after = self.hook.after_attempt(ctx, report).await?;
         // Before any other git command: the git directory back to what the factory left.
-        let after = after.worst(self.git_verify(job, &snapshot).await?);
+        let after = after.worst(self.git_verify(job, snapshot).await?);
         // Before any git command in the worktree: an agent that deleted or rewrote its `.git`
         // would otherwise send `git add -A` and `git commit` up to the main checkout.
         if let Some(problem) = worktree_damage(&job.worktree).await {
@@ -1708,7 +1757,7 @@ impl Inner {
                  and the worktree rebuilt from its branch. Leave the worktree's .git alone"
             );
             let d = after.worst(HookDecision::FailAttempt(reason));
-            return Ok(Self::decided(d, rec).unwrap_or(Step::Next));
+            return Ok(Some(Self::decided(d, rec).unwrap_or(Step::Next)));
         }
         if after != HookDecision::Proceed {
             // A policy stop: the attempt's work never reaches the branch.
@@ -1716,7 +1765,7 @@ impl Inner {
                 g.run(&["reset", "-q", "--hard", &start]).await?;
                 g.run(&["clean", "-q", "-fd"]).await?;
             }
-            return Ok(Self::decided(after, rec).unwrap_or(Step::Next));
+            return Ok(Some(Self::decided(after, rec).unwrap_or(Step::Next)));
         }
         // Nothing over `[store]` is ever staged: measured from metadata, before `git add`.
         let caps = crate::integrity::over_caps(g, &self.config.store).await?;
@@ -1727,8 +1776,8 @@ impl Inner {
                 g.run(&["reset", "-q", "--hard", &start]).await?;
                 g.run(&["clean", "-q", "-fd"]).await?;
             }
-            fail(rec, "policy", reason);
-            return Ok(Step::Next);
+            fail(rec, FailedStage::Policy, reason);
+            return Ok(Some(Step::Next));
         }
         let commit = g
             .commit_all(&format!(
@@ -1745,15 +1794,33 @@ impl Inner {
             rec.commit = Some(c);
         }
         // Everything the attempt committed crosses the fence towards main: scan it.
-        let diff_base = self
-            .state()
+        let diff_base = self.task_base(job);
+        let diff = g.run(&["diff", &diff_base, "HEAD"]).await?;
+        Ok(Self::decided(
+            self.hook.inspect_diff(ctx, &diff).await?,
+            rec,
+        ))
+    }
+
+    /// The task's base: where its branch was cut (or last rebased), from the run state.
+    fn task_base(&self, job: &Job) -> String {
+        self.state()
             .task(&job.task.id)
             .and_then(|t| t.base.clone())
-            .unwrap_or_else(|| job.base.clone());
-        let diff = g.run(&["diff", &diff_base, "HEAD"]).await?;
-        if let Some(step) = Self::decided(self.hook.inspect_diff(ctx, &diff).await?, rec) {
-            return Ok(step);
-        }
+            .unwrap_or_else(|| job.base.clone())
+    }
+
+    /// The committed attempt judged: the agent's outcome, the visible checks, the guards,
+    /// then the holdout on the candidate.
+    async fn judge_attempt(
+        &self,
+        job: &Job,
+        ctx: &TaskContext,
+        ws: &Workspace,
+        g: &Git,
+        report: &AgentReport,
+        rec: &mut AttemptRecord,
+    ) -> Result<Step, Error> {
         match &report.outcome {
             Outcome::Completed => {}
             other => {
@@ -1769,7 +1836,7 @@ impl Inner {
                     ),
                     _ => "the agent did not complete".to_owned(),
                 };
-                fail(rec, "agent", what);
+                fail(rec, FailedStage::Agent, what);
                 return Ok(Step::Next);
             }
         }
@@ -1787,15 +1854,11 @@ impl Inner {
             return Ok(step);
         }
         if let Some(f) = checked.failure {
-            fail(rec, "checks", f.feedback);
+            fail(rec, FailedStage::Checks, f.feedback);
             return Ok(Step::Next);
         }
         let head = g.rev("HEAD").await?;
-        let base = self
-            .state()
-            .task(&job.task.id)
-            .and_then(|t| t.base.clone())
-            .unwrap_or_else(|| job.base.clone());
+        let base = self.task_base(job);
         let diff = g.run(&["diff", &base, &head]).await?;
         let findings = self
             .guard
@@ -1814,7 +1877,7 @@ impl Inner {
             .map(|f| format!("{}: {}", f.rule, f.message))
             .collect();
         if !blocking.is_empty() {
-            fail(rec, "guards", blocking.join("\n"));
+            fail(rec, FailedStage::Guards, blocking.join("\n"));
             return Ok(Step::Next);
         }
         let regression = self
@@ -1836,7 +1899,7 @@ impl Inner {
             })
             .await?;
         if !v.passed {
-            fail(rec, "holdout", v.feedback);
+            fail(rec, FailedStage::Holdout, v.feedback);
             return Ok(Step::Next);
         }
         rec.passed = true;
@@ -1886,57 +1949,12 @@ impl Inner {
         }
         let head = g.rev("HEAD").await?;
         let merged_reqs = self.state().merged_requirements.clone();
-        let mut verdict = String::from("pass");
-        // Verify the merged result: visible checks, then the holdout with main's
-        // requirements as the regression bucket.
-        let checked = run_checks(
-            &self.config.checks,
-            &wt,
-            &self.env,
-            self.checks_fence.as_deref(),
-        )
-        .await?;
-        let failure = if !checked.report.is_clean() {
-            let what: Vec<String> = checked
-                .report
-                .violations
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            Some(format!(
-                "the fence stopped the visible checks of the merged result: {}",
-                what.join("; ")
-            ))
-        } else if let Some(f) = checked.failure {
-            Some(f.feedback)
-        } else {
-            let v = self
-                .evaluator
-                .evaluate(&EvalRequest {
-                    run_id: self.run_id.clone(),
-                    task_id: task_id.to_owned(),
-                    attempt: attempts_used,
-                    stage: EvalStage::Merged,
-                    worktree: wt.clone(),
-                    requirements: task.requirement_ids.clone(),
-                    regression: merged_reqs.clone(),
-                    artifacts_dir: self.run_dir.join("eval"),
-                    policy: self.policy.clone(),
-                })
-                .await?;
-            if v.passed {
-                let (passed, trials) = v
-                    .requirements
-                    .iter()
-                    .fold((0u32, 0u32), |(p, t), r| (p + r.passed, t + r.trials));
-                verdict = format!(
-                    "pass; visible checks and holdout on the merged result, {passed}/{trials} \
-                     trials over {} requirement(s), {} of them already on main",
-                    v.requirements.len(),
-                    merged_reqs.len()
-                );
-            }
-            (!v.passed).then_some(v.feedback)
+        let (verdict, failure) = match self
+            .verify_merged(task_id, &task, &wt, attempts_used, &merged_reqs)
+            .await?
+        {
+            Ok(verdict) => (verdict, None),
+            Err(feedback) => (String::new(), Some(feedback)),
         };
         if let Some(feedback) = failure {
             let feedback = format!("after rebasing onto main the merged result fails:\n{feedback}");
@@ -1989,6 +2007,72 @@ impl Inner {
         self.remember_inputs(task_id, &squash)?;
         self.retire(task_id, &wt).await;
         Ok(MergeOutcome::Merged)
+    }
+
+    /// Verifies a rebased task on the merged result: visible checks, then the holdout with
+    /// main's requirements (`merged_reqs`) as the regression bucket. `Ok(verdict)` (the
+    /// words of the squash commit's gate trailer) when it passes, `Err(feedback)` when not.
+    async fn verify_merged(
+        &self,
+        task_id: &str,
+        task: &Task,
+        wt: &Path,
+        attempts_used: u32,
+        merged_reqs: &[String],
+    ) -> Result<Result<String, String>, Error> {
+        let mut verdict = String::from("pass");
+        // Verify the merged result: visible checks, then the holdout with main's
+        // requirements as the regression bucket.
+        let checked = run_checks(
+            &self.config.checks,
+            wt,
+            &self.env,
+            self.checks_fence.as_deref(),
+        )
+        .await?;
+        let failure = if !checked.report.is_clean() {
+            let what: Vec<String> = checked
+                .report
+                .violations
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            Some(format!(
+                "the fence stopped the visible checks of the merged result: {}",
+                what.join("; ")
+            ))
+        } else if let Some(f) = checked.failure {
+            Some(f.feedback)
+        } else {
+            let v = self
+                .evaluator
+                .evaluate(&EvalRequest {
+                    run_id: self.run_id.clone(),
+                    task_id: task_id.to_owned(),
+                    attempt: attempts_used,
+                    stage: EvalStage::Merged,
+                    worktree: wt.to_path_buf(),
+                    requirements: task.requirement_ids.clone(),
+                    regression: merged_reqs.to_vec(),
+                    artifacts_dir: self.run_dir.join("eval"),
+                    policy: self.policy.clone(),
+                })
+                .await?;
+            if v.passed {
+                let (passed, trials) = v
+                    .requirements
+                    .iter()
+                    .fold((0u32, 0u32), |(p, t), r| (p + r.passed, t + r.trials));
+                verdict = format!(
+                    "pass; visible checks and holdout on the merged result, {passed}/{trials} \
+                     trials over {} requirement(s), {} of them already on main",
+                    v.requirements.len(),
+                    merged_reqs.len()
+                );
+            }
+            (!v.passed).then_some(v.feedback)
+        };
+        Ok(failure.map_or(Ok(verdict), Err))
     }
 
     /// Makes the one commit main receives for `task_id`: the tree of `head` (the verified,
@@ -2103,7 +2187,7 @@ impl Inner {
             .state()
             .tasks
             .iter()
-            .filter(|t| t.status == TaskStatus::Merged && t.worktree.is_some())
+            .filter(|t| t.status == TaskPhase::Merged && t.worktree.is_some())
             .map(|t| (t.task.id.clone(), t.worktree.clone()))
             .collect();
         for (id, wt) in tasks {
@@ -2225,7 +2309,7 @@ impl Inner {
             let s = self.state();
             let merged = s.tasks[..s.planned]
                 .iter()
-                .all(|t| t.status == TaskStatus::Merged);
+                .all(|t| t.status == TaskPhase::Merged);
             (merged, s.main_head.clone(), s.merged_requirements.clone())
         };
         if !all_merged {
@@ -2521,7 +2605,7 @@ fn event_of(e: &Entry) -> Option<Event> {
             task: task.clone(),
             attempt: record.attempt,
             passed: record.passed,
-            failed_stage: record.failed_stage.clone(),
+            failed_stage: record.failed_stage,
             cost_usd: record.usage.cost_usd,
             tokens: record.usage.input_tokens + record.usage.output_tokens,
         },
@@ -2571,7 +2655,7 @@ impl Coordinator {
         let snapshot = self.inner.state().clone();
         // A verified merge whose main update may or may not have landed.
         for t in &snapshot.tasks {
-            if t.status == TaskStatus::Merging
+            if t.status == TaskPhase::Merging
                 && let Some(v) = &t.verified
             {
                 let main_ref = format!("refs/heads/{}", self.inner.main);
@@ -2595,15 +2679,15 @@ impl Coordinator {
         let snapshot = self.inner.state().clone();
         // Merged first (in any order: the scheduler counts), then failures, then work.
         for (i, t) in snapshot.tasks[..snapshot.planned].iter().enumerate() {
-            if t.status == TaskStatus::Merged {
+            if t.status == TaskPhase::Merged {
                 sched.mark_done(i);
             }
         }
         for (i, t) in snapshot.tasks[..snapshot.planned].iter().enumerate() {
-            if matches!(t.status, TaskStatus::Failed | TaskStatus::Blocked) {
+            if matches!(t.status, TaskPhase::Failed | TaskPhase::Blocked) {
                 for b in sched.fail(i) {
                     let id = &self.plan.tasks[b].id;
-                    if snapshot.task(id).map(|s| s.status) != Some(TaskStatus::Blocked) {
+                    if snapshot.task(id).map(|s| s.status) != Some(TaskPhase::Blocked) {
                         self.inner.record(&Entry::TaskBlocked {
                             task: id.clone(),
                             by: t.task.id.clone(),
@@ -2615,8 +2699,8 @@ impl Coordinator {
         let max = self.inner.config.run.attempts;
         for t in &snapshot.tasks {
             let active = match t.status {
-                TaskStatus::Running | TaskStatus::Passed | TaskStatus::Merging => true,
-                TaskStatus::Pending => t.parent.is_some(),
+                TaskPhase::Running | TaskPhase::Passed | TaskPhase::Merging => true,
+                TaskPhase::Pending => t.parent.is_some(),
                 _ => false,
             };
             if !active {
@@ -2645,7 +2729,7 @@ impl Coordinator {
             let base = t.base.clone().unwrap_or_else(|| snapshot.base.clone());
             self.inner.prepare_worktree(&wt, &branch, &base).await?;
             match t.status {
-                TaskStatus::Passed | TaskStatus::Merging => {
+                TaskPhase::Passed | TaskPhase::Merging => {
                     self.merge_queue.push_back(t.task.id.clone());
                 }
                 _ => {

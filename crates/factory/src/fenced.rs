@@ -8,7 +8,7 @@
 
 use crate::Error;
 use crate::event::Event;
-use crate::stages::{AttemptHook, EventSink, HookDecision};
+use crate::stages::{AttemptHook, EventSink, FailedStage, HookDecision};
 use async_trait::async_trait;
 use lightsout_agent::{AgentReport, TaskContext};
 use lightsout_fence::FenceError;
@@ -260,16 +260,19 @@ impl EventSink for AuditSink {
                 failed_stage,
                 ..
             } => {
-                let stage = failed_stage.as_deref();
+                let stage = *failed_stage;
                 // Checks ran unless the attempt stopped before them.
-                if !matches!(stage, Some("agent" | "policy" | "leak")) {
+                if !matches!(
+                    stage,
+                    Some(FailedStage::Agent | FailedStage::Policy | FailedStage::Leak)
+                ) {
                     a.record(
                         AuditKind::Check,
                         Some(task),
-                        json!({"attempt": attempt, "passed": stage != Some("checks")}),
+                        json!({"attempt": attempt, "passed": stage != Some(FailedStage::Checks)}),
                     );
                 }
-                if *passed || stage == Some("holdout") {
+                if *passed || stage == Some(FailedStage::Holdout) {
                     a.record(
                         AuditKind::Eval,
                         Some(task),

@@ -253,7 +253,7 @@ fn downstream<'a>(plan: &Plan, changed: impl Iterator<Item = &'a str>) -> BTreeM
     const SPEC: &str = "plan";
     let mut list = lightsout_graph::TaskList::new(SPEC, lightsout_graph::TaskFormat::Requirements);
     for t in &plan.tasks {
-        let mut g = lightsout_graph::Task::new(SPEC, t.id.clone(), t.title.clone());
+        let mut g = lightsout_graph::TaskEntry::new(SPEC, t.id.clone(), t.title.clone());
         g.requirements = vec![format!("{}~", t.id)];
         g.depends_on.clone_from(&t.depends_on);
         list.tasks.push(g);

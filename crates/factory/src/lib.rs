@@ -5,7 +5,7 @@
 //!
 //! # Brief overview
 //! - [`Factory`] runs ([`Factory::run`]) or resumes ([`Factory::resume`]) a [`Plan`]; the
-//!   per-task loop is agent → visible checks → [`Guard`] → [`Evaluator`] (holdout, redacted
+//!   per-task loop is agent → visible checks → [`DiffGuard`] → [`Evaluator`] (holdout, redacted
 //!   feedback) → retry until `[run] attempts` are used.
 //! - The merge queue rebases a passing branch onto main, re-runs checks and the holdout on
 //!   the merged result (with every requirement already on main as the regression bucket),
@@ -24,8 +24,9 @@
 //!   directory into the outcome report (`report.json` + `report.html`, see [`report`]).
 //! - [`sched::Scheduler`]: critical-path list scheduling, shared with the [`sched::simulate`]
 //!   benchmark.
-//! - Stage traits: [`Evaluator`], [`Guard`], [`Memory`], [`AttemptHook`], [`EventSink`],
-//!   [`Planner`]; the agents come from `lightsout-agent`.
+//! - Stage traits: [`Evaluator`], [`DiffGuard`], [`Recall`], [`AttemptHook`], [`EventSink`],
+//!   [`Planner`]; the agents come from `lightsout-agent`, and the plain data that crosses the
+//!   stages ([`Task`], [`Verdict`], [`FailedStage`], `Usage`) from `lightsout-core`.
 //! - [`queue`]: the spec queue in the state store (`.lightsout/state.db`) behind
 //!   [`queue::QueueStore`].
 //! - [`Config`] reads `lightsout.toml`.
@@ -84,8 +85,9 @@ pub use memory::DecisionMemory;
 pub use outcome::{STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report};
 pub use plan::{Plan, Planner, SpecPlanner, Task};
 pub use stages::{
-    AttemptHook, AttemptMetrics, CommandEvaluator, EvalRequest, EvalStage, Evaluator, EventSink,
-    Guard, GuardFinding, GuardRequest, HookDecision, Lesson, Memory, NoEvents, NoGuard, NoHook,
-    NoMemory, RequirementResult, StrengthRequest, VecEvents, Verdict, redact,
+    AttemptHook, AttemptMetrics, BoxError, CommandEvaluator, DiffGuard, EvalRequest, EvalStage,
+    Evaluator, EventSink, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakClass, Lesson,
+    NoEvents, NoGuard, NoHook, NoMemory, Recall, RequirementResult, StrengthRequest, VecEvents,
+    Verdict, redact,
 };
-pub use state::{AttemptRecord, RunState, TaskState, TaskStatus, Totals};
+pub use state::{AttemptRecord, RunState, RunTotals, TaskPhase, TaskState};

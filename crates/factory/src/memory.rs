@@ -1,7 +1,9 @@
 //! [`DecisionMemory`]: `lightsout-memory` (`SQLite` decision memory) as the factory's
-//! [`Memory`] and [`Guard`].
+//! [`Recall`] and [`DiffGuard`].
 
-use crate::stages::{AttemptMetrics, Guard, GuardFinding, GuardRequest, Lesson, Memory};
+use crate::stages::{
+    AttemptMetrics, BoxError, DiffGuard, GuardFinding, GuardRequest, Lesson, Recall,
+};
 use crate::{Error, Task};
 use async_trait::async_trait;
 use std::io::Write as _;
@@ -75,8 +77,8 @@ impl DecisionMemory {
 }
 
 #[async_trait]
-impl Memory for DecisionMemory {
-    async fn context_pack(&self, task: &Task) -> Result<String, Error> {
+impl Recall for DecisionMemory {
+    async fn context_pack(&self, task: &Task) -> Result<String, BoxError> {
         let query = format!(
             "{} {} {}",
             task.title,
@@ -92,7 +94,7 @@ impl Memory for DecisionMemory {
         Ok(pack.markdown)
     }
 
-    async fn record_attempt(&self, m: &AttemptMetrics) -> Result<(), Error> {
+    async fn record_attempt(&self, m: &AttemptMetrics) -> Result<(), BoxError> {
         if m.passed {
             for r in &m.requirements {
                 self.with(|mem| mem.record_green(r))?;
@@ -107,10 +109,11 @@ impl Memory for DecisionMemory {
             .map_err(|e| Error::io("open", &self.metrics, e))?;
         f.write_all(&line)
             .and_then(|()| f.sync_data())
-            .map_err(|e| Error::io("append", &self.metrics, e))
+            .map_err(|e| Error::io("append", &self.metrics, e))?;
+        Ok(())
     }
 
-    async fn record_lesson(&self, l: &Lesson) -> Result<(), Error> {
+    async fn record_lesson(&self, l: &Lesson) -> Result<(), BoxError> {
         let category = l
             .text
             .lines()
@@ -130,8 +133,8 @@ impl Memory for DecisionMemory {
 }
 
 #[async_trait]
-impl Guard for DecisionMemory {
-    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
+impl DiffGuard for DecisionMemory {
+    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, BoxError> {
         let report = self.with(|m| m.check_diff_text(&req.diff))?;
         Ok(report
             .violations

@@ -28,7 +28,7 @@ use crate::report::{
     self, AgentKind, AgentLabel, FailureRecord, GateOutcome, GateVerdict, Incident, IncidentKind,
     RequirementOutcome, RunReport, Satisfaction, SpecRef, TaskOutcome,
 };
-use crate::state::{AttemptRecord, RunState, TaskState, TaskStatus};
+use crate::state::{AttemptRecord, RunState, TaskPhase, TaskState};
 use lightsout_eval::HoldoutCoverage;
 use lightsout_eval::{GateStatus, RunResult};
 use std::collections::{BTreeMap, BTreeSet};
@@ -254,7 +254,7 @@ fn read_strength(eval_dir: &Path, state: &RunState) -> Strength {
     }
     let all_merged = state.tasks[..state.planned.min(state.tasks.len())]
         .iter()
-        .all(|t| t.status == TaskStatus::Merged);
+        .all(|t| t.status == TaskPhase::Merged);
     missing(if all_merged {
         format!(
             "not measured; measure it with `lightsout strength --report {}` in the merged checkout",
@@ -522,11 +522,11 @@ fn run_agent(state: &RunState) -> AgentLabel {
 
 fn task_status(t: &TaskState) -> report::TaskStatus {
     match t.status {
-        TaskStatus::Merged if t.unchanged.is_some() => report::TaskStatus::Unchanged,
-        TaskStatus::Merged => report::TaskStatus::Merged,
-        TaskStatus::Failed => report::TaskStatus::Failed,
-        TaskStatus::Blocked => report::TaskStatus::Blocked,
-        TaskStatus::Rerouted => report::TaskStatus::Conflict,
+        TaskPhase::Merged if t.unchanged.is_some() => report::TaskStatus::Unchanged,
+        TaskPhase::Merged => report::TaskStatus::Merged,
+        TaskPhase::Failed => report::TaskStatus::Failed,
+        TaskPhase::Blocked => report::TaskStatus::Blocked,
+        TaskPhase::Rerouted => report::TaskStatus::Conflict,
         _ if t.reverts > 0 => report::TaskStatus::Reverted,
         _ => report::TaskStatus::Pending,
     }
@@ -556,7 +556,7 @@ fn task_outcome(t: &TaskState, run_agent: &AgentLabel) -> TaskOutcome {
             .map(|a| report::AttemptTrace {
                 attempt: a.attempt,
                 passed: a.passed,
-                failed_stage: a.failed_stage.clone(),
+                failed_stage: a.failed_stage.map(|s| s.as_str().to_owned()),
                 commit: a.commit.clone(),
             })
             .collect(),
@@ -618,7 +618,9 @@ fn requirement_outcome(
             failures.push(FailureRecord {
                 task: t.task.id.clone(),
                 attempt: a.attempt,
-                category: a.failed_stage.clone().unwrap_or_else(|| "unknown".into()),
+                category: a
+                    .failed_stage
+                    .map_or_else(|| "unknown".into(), |s| s.as_str().to_owned()),
                 feedback: a.feedback.clone().unwrap_or_default(),
             });
         }
@@ -686,7 +688,7 @@ fn gate(
         };
     };
     for t in &state.tasks[..state.planned.min(state.tasks.len())] {
-        if t.status != TaskStatus::Merged {
+        if t.status != TaskPhase::Merged {
             failed = true;
             let id = &t.task.id;
             reasons.push(t.failure.as_deref().map_or_else(
@@ -768,7 +770,10 @@ fn incidents(state: &RunState) -> Vec<Incident> {
     for t in &state.tasks {
         for a in &t.attempts {
             let kind = match a.failed_stage.as_deref() {
-                Some("leak") if a.feedback.as_deref().is_some_and(|f| f.contains("canary")) => {
+                Some("leak")
+                    if a.feedback.as_deref().map(crate::LeakClass::of_reason)
+                        == Some(crate::LeakClass::Canary) =>
+                {
                     IncidentKind::CanaryLeak
                 }
                 Some("leak") => IncidentKind::VerbatimLeak,
@@ -904,7 +909,7 @@ mod tests {
             },
             outcome: Outcome::Completed,
             passed,
-            failed_stage: stage.map(str::to_owned),
+            failed_stage: stage.map(|s| s.parse().expect("a stage word")),
             feedback: feedback.map(str::to_owned),
             commit: Some(format!("c{n}")),
             human_intervened: false,

@@ -1,37 +1,11 @@
 //! Plans: the tasks a run works through, and the [`Planner`] that derives them from specs.
 
 use crate::Error;
+pub use lightsout_core::{Task, valid_task_id};
 use lightsout_spec::{Spec, StepKeyword};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-
-/// One unit of agent work: builds part of a spec on its own branch.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Task {
-    /// Id, unique in the plan; a valid git ref component (`T1`, `REQ-2`, `shortener-T3`).
-    pub id: String,
-    /// Short title.
-    pub title: String,
-    /// Task kind (`code` by default); selects the agent profile in `lightsout.toml`.
-    pub kind: String,
-    /// The spec the task comes from.
-    pub spec_id: String,
-    /// Requirement ids the task serves; the holdout scenarios of these judge it.
-    pub requirement_ids: Vec<String>,
-    /// Ids of tasks that must be merged before this one starts.
-    pub depends_on: Vec<String>,
-    /// Estimated effort in hours, used as the scheduling weight (1.0 when unknown).
-    pub estimate_hours: f64,
-    /// The spec excerpt shown to the agent (the requirements' text, markdown).
-    pub spec_excerpt: String,
-    /// Constraints, `CON-n: text`.
-    pub constraints: Vec<String>,
-    /// Anti-spec items, `ANTI-n: text`.
-    pub anti_spec: Vec<String>,
-    /// Visible acceptance criteria, one Given/When/Then scenario per entry.
-    pub acceptance_criteria: Vec<String>,
-}
 
 /// An ordered set of tasks with dependencies.
 ///
@@ -41,20 +15,6 @@ pub struct Task {
 pub struct Plan {
     /// Tasks in plan order.
     pub tasks: Vec<Task>,
-}
-
-/// Whether `id` can be used as a task id: ASCII letters, digits, `-`, `_`, and single dots
-/// not at the ends (so `lightsout/<run>/<id>` is a valid branch name).
-pub fn valid_task_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 100
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !id.starts_with(['.', '-'])
-        && !id.ends_with('.')
-        && !id.contains("..")
-        && id.rsplit_once('.').is_none_or(|(_, ext)| ext != "lock")
 }
 
 impl Plan {
@@ -109,14 +69,23 @@ impl Plan {
                 }
             }
         }
+        self.scheduler()?;
+        Ok(())
+    }
+
+    /// The critical-path scheduler over this plan (estimates as weights): the factory's one
+    /// cycle check, used by [`Plan::validate`] and by the run loop on a journaled plan.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] naming a task on a dependency cycle.
+    pub fn scheduler(&self) -> Result<crate::sched::Scheduler, Error> {
         let w: Vec<f64> = self.tasks.iter().map(|t| t.estimate_hours).collect();
         crate::sched::Scheduler::new(&w, &self.edges()).map_err(|c| {
             Error::Plan(format!(
                 "the task dependencies form a cycle through `{}`",
                 self.tasks.get(c.0).map_or("?", |t| t.id.as_str())
             ))
-        })?;
-        Ok(())
+        })
     }
 }
 
@@ -191,6 +160,125 @@ fn kind_of(tags: &[String]) -> String {
         .unwrap_or_else(|| "code".into())
 }
 
+/// A spec's task id in the plan: prefixed with the spec id when several specs are planned.
+fn plan_id(prefix: bool, spec: &Spec, id: &str) -> String {
+    if prefix {
+        format!("{}-{id}", spec.meta.id)
+    } else {
+        id.to_owned()
+    }
+}
+
+/// The tasks of one spec: one per requirement when it has no `## Tasks`, else its open tasks.
+fn spec_tasks(spec: &Spec, prefix: bool) -> Vec<Task> {
+    let pid = |id: &str| plan_id(prefix, spec, id);
+    let constraints: Vec<String> = spec
+        .constraints
+        .iter()
+        .map(|i| format!("{}: {}", i.id, i.text))
+        .collect();
+    let anti: Vec<String> = spec
+        .anti_spec
+        .iter()
+        .map(|i| format!("{}: {}", i.id, i.text))
+        .collect();
+    let mut spec_tasks = Vec::new();
+    if spec.tasks.is_empty() {
+        for r in &spec.requirements {
+            let mut excerpt = String::new();
+            let mut criteria = Vec::new();
+            render_requirement(spec, &r.id, &mut excerpt, &mut criteria);
+            let deps = r
+                .depends_on
+                .iter()
+                .filter(|d| !d.contains('#') && spec.requirement(d).is_some())
+                .map(|d| pid(d))
+                .collect();
+            spec_tasks.push(Task {
+                id: pid(&r.id),
+                title: r.title.clone(),
+                kind: kind_of(&r.tags),
+                spec_id: spec.meta.id.clone(),
+                requirement_ids: vec![r.id.clone()],
+                depends_on: deps,
+                estimate_hours: r.estimate_hours.unwrap_or(1.0),
+                spec_excerpt: excerpt,
+                constraints: constraints.clone(),
+                anti_spec: anti.clone(),
+                acceptance_criteria: criteria,
+            });
+        }
+    } else {
+        let done: BTreeSet<&str> = spec
+            .tasks
+            .iter()
+            .filter(|t| t.done)
+            .map(|t| t.id.as_str())
+            .collect();
+        for t in spec.tasks.iter().filter(|t| !t.done) {
+            let mut excerpt = String::new();
+            let mut criteria = Vec::new();
+            for r in &t.requirements {
+                render_requirement(spec, r, &mut excerpt, &mut criteria);
+            }
+            let estimate = t
+                .requirements
+                .iter()
+                .filter_map(|r| spec.requirement(r).and_then(|r| r.estimate_hours))
+                .sum::<f64>();
+            let tags: Vec<String> = t
+                .requirements
+                .iter()
+                .filter_map(|r| spec.requirement(r))
+                .flat_map(|r| r.tags.iter().cloned())
+                .collect();
+            spec_tasks.push(Task {
+                id: pid(&t.id),
+                title: t.title.clone(),
+                kind: kind_of(&tags),
+                spec_id: spec.meta.id.clone(),
+                requirement_ids: t.requirements.clone(),
+                depends_on: t
+                    .depends_on
+                    .iter()
+                    .filter(|d| !done.contains(d.as_str()))
+                    .map(|d| pid(d))
+                    .collect(),
+                estimate_hours: if estimate > 0.0 { estimate } else { 1.0 },
+                spec_excerpt: excerpt,
+                constraints: constraints.clone(),
+                anti_spec: anti.clone(),
+                acceptance_criteria: criteria,
+            });
+        }
+    }
+    spec_tasks
+}
+
+/// The dependencies `lightsout plan` shows are the ones the run obeys: the task graph of
+/// `lightsout-graph` adds the edges a task inherits from its requirements' `Depends on:`
+/// lines (T3 traces REQ-3, which depends on REQ-1, which T1 traces: T3 waits for T1).
+fn add_graph_edges(spec: &Spec, prefix: bool, spec_tasks: &mut [Task]) {
+    let (graph, _) = lightsout_graph::TaskGraph::from_specs(
+        std::slice::from_ref(spec),
+        &lightsout_graph::Options::default(),
+    );
+    let gt = graph.tasks();
+    for (u, v, _) in graph.edges() {
+        let (from, to) = (
+            plan_id(prefix, spec, &gt[u].id),
+            plan_id(prefix, spec, &gt[v].id),
+        );
+        if from != to
+            && spec_tasks.iter().any(|t| t.id == from)
+            && let Some(t) = spec_tasks.iter_mut().find(|t| t.id == to)
+            && !t.depends_on.contains(&from)
+        {
+            t.depends_on.push(from);
+        }
+    }
+}
+
 impl Planner for SpecPlanner {
     fn plan(&self, specs: &[Spec]) -> Result<Plan, Error> {
         use lightsout_spec::SpecStatus;
@@ -199,115 +287,11 @@ impl Planner for SpecPlanner {
             .filter(|s| !matches!(s.meta.status, SpecStatus::Accepted | SpecStatus::Superseded))
             .collect();
         let prefix = live.len() > 1;
-        let pid = |spec: &Spec, id: &str| {
-            if prefix {
-                format!("{}-{id}", spec.meta.id)
-            } else {
-                id.to_owned()
-            }
-        };
         let mut tasks = Vec::new();
         let mut by_spec: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for spec in &live {
-            let constraints: Vec<String> = spec
-                .constraints
-                .iter()
-                .map(|i| format!("{}: {}", i.id, i.text))
-                .collect();
-            let anti: Vec<String> = spec
-                .anti_spec
-                .iter()
-                .map(|i| format!("{}: {}", i.id, i.text))
-                .collect();
-            let mut spec_tasks = Vec::new();
-            if spec.tasks.is_empty() {
-                for r in &spec.requirements {
-                    let mut excerpt = String::new();
-                    let mut criteria = Vec::new();
-                    render_requirement(spec, &r.id, &mut excerpt, &mut criteria);
-                    let deps = r
-                        .depends_on
-                        .iter()
-                        .filter(|d| !d.contains('#') && spec.requirement(d).is_some())
-                        .map(|d| pid(spec, d))
-                        .collect();
-                    spec_tasks.push(Task {
-                        id: pid(spec, &r.id),
-                        title: r.title.clone(),
-                        kind: kind_of(&r.tags),
-                        spec_id: spec.meta.id.clone(),
-                        requirement_ids: vec![r.id.clone()],
-                        depends_on: deps,
-                        estimate_hours: r.estimate_hours.unwrap_or(1.0),
-                        spec_excerpt: excerpt,
-                        constraints: constraints.clone(),
-                        anti_spec: anti.clone(),
-                        acceptance_criteria: criteria,
-                    });
-                }
-            } else {
-                let done: BTreeSet<&str> = spec
-                    .tasks
-                    .iter()
-                    .filter(|t| t.done)
-                    .map(|t| t.id.as_str())
-                    .collect();
-                for t in spec.tasks.iter().filter(|t| !t.done) {
-                    let mut excerpt = String::new();
-                    let mut criteria = Vec::new();
-                    for r in &t.requirements {
-                        render_requirement(spec, r, &mut excerpt, &mut criteria);
-                    }
-                    let estimate = t
-                        .requirements
-                        .iter()
-                        .filter_map(|r| spec.requirement(r).and_then(|r| r.estimate_hours))
-                        .sum::<f64>();
-                    let tags: Vec<String> = t
-                        .requirements
-                        .iter()
-                        .filter_map(|r| spec.requirement(r))
-                        .flat_map(|r| r.tags.iter().cloned())
-                        .collect();
-                    spec_tasks.push(Task {
-                        id: pid(spec, &t.id),
-                        title: t.title.clone(),
-                        kind: kind_of(&tags),
-                        spec_id: spec.meta.id.clone(),
-                        requirement_ids: t.requirements.clone(),
-                        depends_on: t
-                            .depends_on
-                            .iter()
-                            .filter(|d| !done.contains(d.as_str()))
-                            .map(|d| pid(spec, d))
-                            .collect(),
-                        estimate_hours: if estimate > 0.0 { estimate } else { 1.0 },
-                        spec_excerpt: excerpt,
-                        constraints: constraints.clone(),
-                        anti_spec: anti.clone(),
-                        acceptance_criteria: criteria,
-                    });
-                }
-            }
-            // The dependencies `lightsout plan` shows are the ones the run obeys: the task
-            // graph of `lightsout-graph` adds the edges a task inherits from its
-            // requirements' `Depends on:` lines (T3 traces REQ-3, which depends on REQ-1,
-            // which T1 traces: T3 waits for T1).
-            let (graph, _) = lightsout_graph::TaskGraph::from_specs(
-                std::slice::from_ref(*spec),
-                &lightsout_graph::Options::default(),
-            );
-            let gt = graph.tasks();
-            for (u, v, _) in graph.edges() {
-                let (from, to) = (pid(spec, &gt[u].id), pid(spec, &gt[v].id));
-                if from != to
-                    && spec_tasks.iter().any(|t| t.id == from)
-                    && let Some(t) = spec_tasks.iter_mut().find(|t| t.id == to)
-                    && !t.depends_on.contains(&from)
-                {
-                    t.depends_on.push(from);
-                }
-            }
+            let mut spec_tasks = spec_tasks(spec, prefix);
+            add_graph_edges(spec, prefix, &mut spec_tasks);
             by_spec.insert(
                 spec.meta.id.clone(),
                 spec_tasks.iter().map(|t| t.id.clone()).collect(),
@@ -345,15 +329,6 @@ impl Planner for SpecPlanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn task_ids_must_fit_in_a_branch_name() {
-        assert!(valid_task_id("T1"));
-        assert!(valid_task_id("REQ-1.rebase-1"));
-        for bad in ["", "a b", "a..b", ".a", "a.", "x.lock", "a/b", "a:b", "-x"] {
-            assert!(!valid_task_id(bad), "{bad}");
-        }
-    }
 
     /// The run obeys the dependencies `lightsout plan` shows: a task inherits the edges of
     /// the requirements it traces.

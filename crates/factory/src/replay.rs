@@ -338,7 +338,7 @@ fn planned_steps(entries: &[Entry]) -> Vec<Planned> {
         match e {
             Entry::AttemptFinished { task, record } => {
                 used.insert(task.clone(), record.attempt);
-                if record.passed || record.failed_stage.as_deref() == Some("holdout") {
+                if record.passed || record.failed_stage == Some(crate::FailedStage::Holdout) {
                     out.push(Planned {
                         task: task.clone(),
                         attempt: record.attempt,
@@ -457,73 +457,15 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
         ));
     }
     let entries = journal::read(&journal_path)?;
-    let Some(policy) = entries.iter().find_map(|e| match e {
-        Entry::RunStarted { policy, .. } => Some(policy.clone()),
-        _ => None,
-    }) else {
-        return Ok(ReplayReport::unreplayable(
-            run_id,
-            out_dir,
-            "the journal's run_started entry".into(),
-        ));
+    let policy = match recorded_policy(&entries) {
+        Ok(p) => p,
+        Err(missing) => return Ok(ReplayReport::unreplayable(run_id, out_dir, missing)),
     };
-    if policy.is_empty() {
-        return Ok(ReplayReport::unreplayable(
-            run_id,
-            out_dir,
-            "the resolved gate policy: the journal was written before runs recorded it".into(),
-        ));
-    }
-    if !entries
-        .iter()
-        .any(|e| matches!(e, Entry::RunFinished { .. }))
-    {
-        return Ok(ReplayReport::unreplayable(
-            run_id,
-            out_dir,
-            "the end of the run: it has not finished (resume it first)".into(),
-        ));
-    }
     // Load every record first: a run missing one is not replayed at all.
-    let mut steps = Vec::new();
-    for p in planned_steps(&entries) {
-        let file = eval_dir
-            .join("replay")
-            .join(record_name(&p.task, p.attempt, p.stage.as_str()));
-        let rec: EvalRecord = match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Journal {
-                path: file.clone(),
-                message: e.to_string(),
-            })?,
-            Err(_) if !p.required => continue,
-            Err(_) => {
-                return Ok(ReplayReport::unreplayable(
-                    run_id,
-                    out_dir,
-                    format!(
-                        "the record of task {} attempt {} ({}): {} does not exist (runs made \
-                         before replay records were kept cannot be replayed)",
-                        p.task,
-                        p.attempt,
-                        p.stage.as_str(),
-                        file.display()
-                    ),
-                ));
-            }
-        };
-        if let Some((name, _)) = rec.twins.iter().find(|(_, t)| t.tape.truncated) {
-            return Ok(ReplayReport::unreplayable(
-                run_id,
-                out_dir,
-                format!(
-                    "the whole tape of twin `{name}` in {}: it passed {} exchanges and was cut",
-                    file.display(),
-                    lightsout_twin::TAPE_MAX_EXCHANGES
-                ),
-            ));
-        }
-        steps.push((p, rec));
-    }
+    let steps = match load_records(&eval_dir, &entries)? {
+        Ok(steps) => steps,
+        Err(missing) => return Ok(ReplayReport::unreplayable(run_id, out_dir, missing)),
+    };
     let repo_git = Git::new(repo);
     for (_, rec) in &steps {
         if rec.commit.is_empty() || repo_git.try_rev(&rec.commit).await?.is_none() {
@@ -572,6 +514,111 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
         ));
     }
     std::fs::create_dir_all(&results).map_err(|e| Error::io("create replay dir", &results, e))?;
+    let outcome = replay_steps(
+        &Replaying {
+            repo: &repo_git,
+            run_id,
+            run_dir: &run_dir,
+            eval_dir: &eval_dir,
+            results: &results,
+            work: &work,
+            engine: &engine,
+            policy: &policy,
+        },
+        &steps,
+    )
+    .await?;
+    let report = ReplayReport {
+        run_id: run_id.to_owned(),
+        outcome: outcome.0,
+        steps: outcome.1,
+        out_dir: out_dir.clone(),
+    };
+    write_report(&out_dir, &report)?;
+    Ok(report)
+}
+
+/// The gate policy the run judged with, from its journal; `Err` names what is missing for a
+/// replay (the start entry, a recorded policy, the end of the run).
+fn recorded_policy(entries: &[Entry]) -> Result<lightsout_eval::GatePolicy, String> {
+    let Some(policy) = entries.iter().find_map(|e| match e {
+        Entry::RunStarted { policy, .. } => Some(policy.clone()),
+        _ => None,
+    }) else {
+        return Err("the journal's run_started entry".into());
+    };
+    if policy.is_empty() {
+        return Err(
+            "the resolved gate policy: the journal was written before runs recorded it".into(),
+        );
+    }
+    if !entries
+        .iter()
+        .any(|e| matches!(e, Entry::RunFinished { .. }))
+    {
+        return Err("the end of the run: it has not finished (resume it first)".into());
+    }
+    Ok(policy)
+}
+
+/// The evaluation record of every planned step, in order; `Err` names the first one that is
+/// missing or whose twin tape was cut.
+fn load_records(
+    eval_dir: &Path,
+    entries: &[Entry],
+) -> Result<Result<Vec<(Planned, EvalRecord)>, String>, Error> {
+    let mut steps = Vec::new();
+    for p in planned_steps(entries) {
+        let file = eval_dir
+            .join("replay")
+            .join(record_name(&p.task, p.attempt, p.stage.as_str()));
+        let rec: EvalRecord = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Journal {
+                path: file.clone(),
+                message: e.to_string(),
+            })?,
+            Err(_) if !p.required => continue,
+            Err(_) => {
+                return Ok(Err(format!(
+                    "the record of task {} attempt {} ({}): {} does not exist (runs made \
+                     before replay records were kept cannot be replayed)",
+                    p.task,
+                    p.attempt,
+                    p.stage.as_str(),
+                    file.display()
+                )));
+            }
+        };
+        if let Some((name, _)) = rec.twins.iter().find(|(_, t)| t.tape.truncated) {
+            return Ok(Err(format!(
+                "the whole tape of twin `{name}` in {}: it passed {} exchanges and was cut",
+                file.display(),
+                lightsout_twin::TAPE_MAX_EXCHANGES
+            )));
+        }
+        steps.push((p, rec));
+    }
+    Ok(Ok(steps))
+}
+
+/// What every replayed step shares: where it runs and what judges it.
+struct Replaying<'a> {
+    repo: &'a Git,
+    run_id: &'a str,
+    run_dir: &'a Path,
+    eval_dir: &'a Path,
+    results: &'a Path,
+    work: &'a Path,
+    engine: &'a EngineEvaluator,
+    policy: &'a lightsout_eval::GatePolicy,
+}
+
+/// Judges each recorded step again, in order, on a checkout of its commit with the twins
+/// replaying their tapes; stops at the first step whose result differs.
+async fn replay_steps(
+    r: &Replaying<'_>,
+    steps: &[(Planned, EvalRecord)],
+) -> Result<(ReplayOutcome, Vec<ReplayStep>), Error> {
     let mut done = Vec::new();
     for (n, (planned, rec)) in steps.iter().enumerate() {
         let step = ReplayStep {
@@ -582,29 +629,30 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
             commit: rec.commit.clone(),
             decision: planned.decision.clone(),
         };
-        let wt = work.join(format!("{}", n + 1));
+        let wt = r.work.join(format!("{}", n + 1));
         let w = wt.to_string_lossy().into_owned();
-        repo_git
+        r.repo
             .run(&["worktree", "add", "-q", "--detach", &w, &rec.commit])
             .await?;
         let req = EvalRequest {
-            run_id: run_id.to_owned(),
+            run_id: r.run_id.to_owned(),
             task_id: rec.task.clone(),
             attempt: rec.attempt,
             stage: planned.stage,
             worktree: wt.clone(),
             requirements: rec.requirements.clone(),
             regression: rec.regression.clone(),
-            artifacts_dir: results.clone(),
-            policy: policy.clone(),
+            artifacts_dir: r.results.to_path_buf(),
+            policy: r.policy.clone(),
         };
-        let evaluated = engine
-            .evaluate_traced(&req, &TwinTapes::Replay(&rec.twins), Some(&eval_dir))
+        let evaluated = r
+            .engine
+            .evaluate_traced(&req, &TwinTapes::Replay(&rec.twins), Some(r.eval_dir))
             .await;
-        let _ = repo_git.out(&["worktree", "remove", "--force", &w]).await;
+        let _ = r.repo.out(&["worktree", "remove", "--force", &w]).await;
         let _ = std::fs::remove_dir_all(&wt);
-        let _ = std::fs::remove_dir(&work);
-        let _ = std::fs::remove_dir(run_dir.join("replay-work"));
+        let _ = std::fs::remove_dir(r.work);
+        let _ = std::fs::remove_dir(r.run_dir.join("replay-work"));
         let (verdict, trace) = evaluated?;
         let replayed = build_record(
             &req,
@@ -620,31 +668,18 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
         let diff = first_difference(rec, &replayed, &trace, &planned.decision, decision);
         done.push(step.clone());
         if let Some((what, recorded, replayed)) = diff {
-            let report = ReplayReport {
-                run_id: run_id.to_owned(),
-                outcome: ReplayOutcome::Differs {
-                    difference: Box::new(Difference {
-                        step,
-                        what,
-                        recorded,
-                        replayed,
-                    }),
-                },
-                steps: done,
-                out_dir: out_dir.clone(),
+            let outcome = ReplayOutcome::Differs {
+                difference: Box::new(Difference {
+                    step,
+                    what,
+                    recorded,
+                    replayed,
+                }),
             };
-            write_report(&out_dir, &report)?;
-            return Ok(report);
+            return Ok((outcome, done));
         }
     }
-    let report = ReplayReport {
-        run_id: run_id.to_owned(),
-        outcome: ReplayOutcome::Same,
-        steps: done,
-        out_dir: out_dir.clone(),
-    };
-    write_report(&out_dir, &report)?;
-    Ok(report)
+    Ok((ReplayOutcome::Same, done))
 }
 
 fn write_report(out_dir: &Path, report: &ReplayReport) -> Result<(), Error> {
@@ -826,7 +861,7 @@ mod tests {
                 usage: lightsout_agent::Usage::default(),
                 outcome: lightsout_agent::Outcome::Completed,
                 passed,
-                failed_stage: stage.map(str::to_owned),
+                failed_stage: stage.map(|s| s.parse().expect("a stage word")),
                 feedback: None,
                 commit: None,
                 human_intervened: false,

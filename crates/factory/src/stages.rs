@@ -1,40 +1,26 @@
 //! The stages the run loop composes, as small traits: [`Evaluator`] (holdout eval),
-//! [`Guard`] (memory guards on diffs), [`Memory`] (context packs, metrics, lessons),
+//! [`DiffGuard`] (memory guards on diffs), [`Recall`] (context packs, metrics, lessons),
 //! [`AttemptHook`] (budgets and policy around each agent call) and [`EventSink`] (progress).
+//! [`DiffGuard`] and [`Recall`], with the plain data they exchange, live in `lightsout-core`
+//! and are re-exported here.
 //!
 //! Each has a blanket impl for `&T`, `Box<T>` and `Arc<T>`, and a neutral implementation
 //! ([`NoGuard`], [`NoMemory`], [`NoHook`], [`NoEvents`]). [`CommandEvaluator`] runs an
 //! external holdout runner; the `lightsout-eval` engine implements [`Evaluator`] too.
 
+use crate::Error;
 use crate::config::Redaction;
 use crate::event::Event;
-use crate::{Error, Task};
 use async_trait::async_trait;
-use lightsout_agent::{AgentReport, TaskContext, Usage};
+use lightsout_agent::{AgentReport, TaskContext};
+pub use lightsout_core::{
+    AttemptMetrics, BoxError, DiffGuard, EvalStage, FailedStage, GuardFinding, GuardRequest,
+    HookDecision, LeakClass, Lesson, NoGuard, NoMemory, Recall, RequirementResult, Verdict,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// When the holdout runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EvalStage {
-    /// On the task's branch, before merging.
-    Candidate,
-    /// On the task's branch rebased onto main: the merged result, before main moves.
-    Merged,
-}
-
-impl EvalStage {
-    /// `candidate` or `merged`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EvalStage::Candidate => "candidate",
-            EvalStage::Merged => "merged",
-        }
-    }
-}
 
 /// What to evaluate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,33 +62,6 @@ pub struct StrengthRequest {
     pub policy: lightsout_eval::GatePolicy,
     /// Tool, sample, seed, trials, jobs, time limit, equivalent mutants, progress.
     pub options: lightsout_eval::StrengthOptions,
-}
-
-/// The result for one requirement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RequirementResult {
-    /// Requirement id.
-    pub id: String,
-    /// Trials run.
-    pub trials: u32,
-    /// Trials passed (`<= trials`).
-    pub passed: u32,
-    /// Failure category when some trial failed (`status mismatch`, `timeout`), never
-    /// scenario text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
-}
-
-/// A holdout verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
-    /// True when every requested requirement passed.
-    pub passed: bool,
-    /// Per requirement.
-    pub requirements: Vec<RequirementResult>,
-    /// Feedback for the agent, already redacted: requirement ids and failure categories,
-    /// never scenario names, steps or values.
-    pub feedback: String,
 }
 
 /// Builds redacted feedback from per-requirement results (`scenario-format.md`):
@@ -403,250 +362,6 @@ impl Evaluator for CommandEvaluator {
     }
 }
 
-/// A finding of a memory guard.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GuardFinding {
-    /// The decision or rule it concerns (`DEC-1`).
-    pub rule: String,
-    /// What the diff did, for the agent (no holdout text).
-    pub message: String,
-    /// Whether it fails the attempt.
-    pub blocking: bool,
-}
-
-/// What a guard inspects.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GuardRequest {
-    /// The task.
-    pub task_id: String,
-    /// Requirements it serves.
-    pub requirements: Vec<String>,
-    /// The worktree.
-    pub worktree: PathBuf,
-    /// The commit the task branch was cut from (or last rebased onto).
-    pub base: String,
-    /// The attempt's head commit.
-    pub head: String,
-    /// `git diff base head` (unified, may be long).
-    pub diff: String,
-}
-
-/// Checks a task's diff against settled decisions (did it reverse one?).
-#[async_trait]
-pub trait Guard: Send + Sync {
-    /// Inspects `req`.
-    ///
-    /// # Errors
-    /// [`Error`] when the guard cannot run.
-    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error>;
-}
-
-#[async_trait]
-impl<T: Guard + ?Sized> Guard for &T {
-    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
-        (**self).check(req).await
-    }
-}
-#[async_trait]
-impl<T: Guard + ?Sized> Guard for Box<T> {
-    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
-        (**self).check(req).await
-    }
-}
-#[async_trait]
-impl<T: Guard + ?Sized> Guard for Arc<T> {
-    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
-        (**self).check(req).await
-    }
-}
-
-/// No guards.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoGuard;
-
-#[async_trait]
-impl Guard for NoGuard {
-    async fn check(&self, _req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
-        Ok(Vec::new())
-    }
-}
-
-/// Per-attempt metrics written to memory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AttemptMetrics {
-    /// The run.
-    pub run_id: String,
-    /// The task.
-    pub task_id: String,
-    /// Requirements it serves.
-    pub requirements: Vec<String>,
-    /// 1-based attempt.
-    pub attempt: u32,
-    /// The agent label (`replay` runs say so).
-    pub agent: String,
-    /// Whether the agent was a replay.
-    pub replay: bool,
-    /// Tokens, cost, wall time.
-    pub usage: Usage,
-    /// Whether the attempt passed every stage.
-    pub passed: bool,
-    /// The stage that failed it, when one did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed_stage: Option<String>,
-    /// Whether a human had to step in (a crashed run resumed by hand with `--resume`).
-    pub human_intervened: bool,
-    /// The task kind (`code`, `docs`, ...). The fields from here on are optional in the JSON
-    /// line, so lines written before them still read (`lightsout_tune::record`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_kind: Option<String>,
-    /// The `[agent.<name>]` profile `lightsout.toml` names for the task kind.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_profile: Option<String>,
-    /// The model, when a `[[tuning.variant]]` names one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// The prompt variant: the `[[tuning.variant]]` the attempt ran under.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    /// On the task's last attempt in the fix loop: `merged` (it passed every stage) or
-    /// `failed` (attempts used up or stopped by policy). A later merge conflict sends a task
-    /// back as a further attempt, which records its own outcome.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub final_outcome: Option<String>,
-    /// The redacted failure category, `stage: category` (`holdout: timeout`); `leak` alone
-    /// for a holdout leak, whose reason names holdout files.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_category: Option<String>,
-}
-
-impl AttemptMetrics {
-    /// The failure category of an attempt that failed at `stage` with `feedback`: the stage
-    /// and the last `: `-separated part of the feedback's first line (the category of a
-    /// redacted holdout result); `leak` alone for a leak.
-    pub fn category(stage: &str, feedback: Option<&str>) -> String {
-        if stage == "leak" {
-            return "leak".to_owned();
-        }
-        let category = feedback
-            .and_then(|t| t.lines().next())
-            .and_then(|first| first.rsplit(": ").next())
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .unwrap_or("failed");
-        format!("{stage}: {category}")
-    }
-}
-
-/// A lesson: a fingerprinted failure, so the next run (and the agent) can learn from it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Lesson {
-    /// Stable fingerprint: sha256 of the stage and the redacted feedback, first 16 hex.
-    pub fingerprint: String,
-    /// The task.
-    pub task_id: String,
-    /// Requirements involved.
-    pub requirements: Vec<String>,
-    /// The stage (`agent`, `checks`, `guards`, `holdout`, `merge`).
-    pub stage: String,
-    /// The redacted feedback (never holdout text).
-    pub text: String,
-}
-
-/// Decision memory as the factory uses it: context packs in, metrics and lessons out.
-#[async_trait]
-pub trait Memory: Send + Sync {
-    /// The context pack for `task` (markdown), empty when memory has nothing.
-    ///
-    /// # Errors
-    /// [`Error`] when memory cannot be read.
-    async fn context_pack(&self, task: &Task) -> Result<String, Error>;
-
-    /// Records one attempt's metrics.
-    ///
-    /// # Errors
-    /// [`Error`] when memory cannot be written.
-    async fn record_attempt(&self, m: &AttemptMetrics) -> Result<(), Error>;
-
-    /// Records a lesson.
-    ///
-    /// # Errors
-    /// [`Error`] when memory cannot be written.
-    async fn record_lesson(&self, l: &Lesson) -> Result<(), Error>;
-}
-
-macro_rules! forward_memory {
-    ($($t:ty),*) => {$(
-        #[async_trait]
-        impl<T: Memory + ?Sized> Memory for $t {
-            async fn context_pack(&self, task: &Task) -> Result<String, Error> {
-                (**self).context_pack(task).await
-            }
-            async fn record_attempt(&self, m: &AttemptMetrics) -> Result<(), Error> {
-                (**self).record_attempt(m).await
-            }
-            async fn record_lesson(&self, l: &Lesson) -> Result<(), Error> {
-                (**self).record_lesson(l).await
-            }
-        }
-    )*};
-}
-forward_memory!(&T, Box<T>, Arc<T>);
-
-/// No memory: empty context packs; metrics and lessons stay in the journal and report only.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoMemory;
-
-#[async_trait]
-impl Memory for NoMemory {
-    async fn context_pack(&self, _task: &Task) -> Result<String, Error> {
-        Ok(String::new())
-    }
-    async fn record_attempt(&self, _m: &AttemptMetrics) -> Result<(), Error> {
-        Ok(())
-    }
-    async fn record_lesson(&self, _l: &Lesson) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-/// What an [`AttemptHook`] decides.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "decision", content = "reason")]
-pub enum HookDecision {
-    /// Go on.
-    Proceed,
-    /// Fail this attempt with the reason (feedback for the next one).
-    FailAttempt(String),
-    /// Fail the whole task now (a budget ran out, a policy was hit); dependents are blocked.
-    StopTask(String),
-    /// Holdout text (a canary or a verbatim run of scenario text) was about to cross the
-    /// fence: the task stops at once (nothing of it merges, its dependents are blocked), the
-    /// attempt is recorded at the `leak` stage, and the run ends failed. The other tasks go
-    /// on. The reason names the scenario file, never the holdout text.
-    Leak(String),
-}
-
-impl HookDecision {
-    /// The more severe of two decisions: `Leak` > `StopTask` > `FailAttempt` > `Proceed`
-    /// (the first wins a tie).
-    #[must_use]
-    pub fn worst(self, other: HookDecision) -> HookDecision {
-        fn rank(d: &HookDecision) -> u8 {
-            match d {
-                HookDecision::Proceed => 0,
-                HookDecision::FailAttempt(_) => 1,
-                HookDecision::StopTask(_) => 2,
-                HookDecision::Leak(_) => 3,
-            }
-        }
-        if rank(&other) > rank(&self) {
-            other
-        } else {
-            self
-        }
-    }
-}
-
 /// Runs around every agent call: the seam for budgets (reserve before, settle after),
 /// policy (writes outside the worktree, leak scans) and audit.
 #[async_trait]
@@ -816,14 +531,14 @@ mod tests {
             attempt: 2,
             agent: "claude-code".into(),
             replay: false,
-            usage: Usage {
+            usage: lightsout_core::Usage {
                 input_tokens: 8,
                 output_tokens: 2,
                 cost_usd: Some(0.25),
                 wall_ms: 7,
             },
             passed: false,
-            failed_stage: Some("holdout".into()),
+            failed_stage: Some(FailedStage::Holdout),
             human_intervened: false,
             task_kind: Some("docs".into()),
             agent_profile: Some("claude".into()),
@@ -831,7 +546,7 @@ mod tests {
             variant: Some("b".into()),
             final_outcome: Some("failed".into()),
             failure_category: Some(AttemptMetrics::category(
-                "holdout",
+                FailedStage::Holdout,
                 Some("REQ-1: 2 of 5 trials failed: status mismatch\nmore"),
             )),
         };
@@ -846,10 +561,6 @@ mod tests {
             Some(lightsout_tune::record::FinalOutcome::Failed)
         );
         assert_eq!((r.usage, r.attempt), (m.usage, 2));
-        assert_eq!(
-            AttemptMetrics::category("leak", Some("holdout/a.feature")),
-            "leak"
-        );
     }
 
     fn r(id: &str, trials: u32, passed: u32, cat: &str) -> RequirementResult {

@@ -4,6 +4,7 @@
 use crate::journal::Entry;
 use crate::plan::{Plan, Task};
 use lightsout_agent::{Outcome, Usage};
+use lightsout_core::FailedStage;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -15,7 +16,7 @@ pub const STATE_FILE: &str = "state.json";
 /// Where a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
+pub enum TaskPhase {
     /// Not started (dependencies pending, or no free agent yet).
     #[default]
     Pending,
@@ -35,12 +36,12 @@ pub enum TaskStatus {
     Rerouted,
 }
 
-impl TaskStatus {
+impl TaskPhase {
     /// Whether the task will not change any more.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            TaskStatus::Merged | TaskStatus::Failed | TaskStatus::Blocked | TaskStatus::Rerouted
+            TaskPhase::Merged | TaskPhase::Failed | TaskPhase::Blocked | TaskPhase::Rerouted
         )
     }
 }
@@ -62,9 +63,9 @@ pub struct AttemptRecord {
     pub outcome: Outcome,
     /// Whether the attempt passed every stage.
     pub passed: bool,
-    /// The stage that failed it: `policy`, `agent`, `checks`, `guards` or `holdout`.
+    /// The stage that failed it: `policy`, `leak`, `agent`, `checks`, `guards` or `holdout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed_stage: Option<String>,
+    pub failed_stage: Option<FailedStage>,
     /// The feedback given to the next attempt (redacted for the holdout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<String>,
@@ -85,7 +86,7 @@ pub struct TaskState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// Where it is.
-    pub status: TaskStatus,
+    pub status: TaskPhase,
     /// Its branch, once started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
@@ -154,7 +155,7 @@ impl TaskState {
 
 /// Run totals.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Totals {
+pub struct RunTotals {
     /// Tasks planned (routed-back conflict tasks not counted twice).
     pub tasks: usize,
     /// Planned tasks merged in this run.
@@ -284,6 +285,33 @@ impl RunState {
                     })
                     .collect();
             }
+            Entry::TaskUnchanged { .. }
+            | Entry::TaskStarted { .. }
+            | Entry::AttemptStarted { .. }
+            | Entry::AttemptFinished { .. }
+            | Entry::TaskFailed { .. }
+            | Entry::TaskBlocked { .. } => self.apply_task_entry(e),
+            Entry::MergeStarted { .. }
+            | Entry::MergeReverted { .. }
+            | Entry::ConflictRouted { .. }
+            | Entry::MergeVerified { .. }
+            | Entry::Merged { .. } => self.apply_merge_entry(e),
+            Entry::CheckoutSyncStarted { from, to } => {
+                self.checkout_sync = Some((from.clone(), to.clone()));
+            }
+            Entry::CheckoutSynced { commit } => {
+                self.checkout_sync = None;
+                self.checkout.clone_from(commit);
+            }
+            Entry::RunFinished { at } => {
+                self.finished_at = Some(at.clone());
+            }
+        }
+    }
+
+    /// A task's own progress: unchanged, started, its attempts, failed or blocked.
+    fn apply_task_entry(&mut self, e: &Entry) {
+        match e {
             Entry::TaskUnchanged {
                 task,
                 commit,
@@ -291,16 +319,12 @@ impl RunState {
             } => {
                 let mut reqs = Vec::new();
                 if let Some(t) = self.task_mut(task) {
-                    t.status = TaskStatus::Merged;
+                    t.status = TaskPhase::Merged;
                     t.merge_commit = Some(commit.clone());
                     t.unchanged = Some(built_by.clone());
                     reqs.clone_from(&t.task.requirement_ids);
                 }
-                for r in reqs {
-                    if !self.merged_requirements.contains(&r) {
-                        self.merged_requirements.push(r);
-                    }
-                }
+                self.add_merged_requirements(reqs);
             }
             Entry::TaskStarted {
                 task,
@@ -310,7 +334,7 @@ impl RunState {
                 regression,
             } => {
                 if let Some(t) = self.task_mut(task) {
-                    t.status = TaskStatus::Running;
+                    t.status = TaskPhase::Running;
                     t.branch = Some(branch.clone());
                     t.worktree = Some(worktree.clone());
                     t.base = Some(base.clone());
@@ -323,7 +347,7 @@ impl RunState {
                 head,
             } => {
                 if let Some(t) = self.task_mut(task) {
-                    t.status = TaskStatus::Running;
+                    t.status = TaskPhase::Running;
                     t.open_attempt = Some((*attempt, head.clone()));
                 }
             }
@@ -331,7 +355,7 @@ impl RunState {
                 if let Some(t) = self.task_mut(task) {
                     t.open_attempt = None;
                     if record.passed {
-                        t.status = TaskStatus::Passed;
+                        t.status = TaskPhase::Passed;
                         t.candidate.clone_from(&record.commit);
                         t.pending_feedback = None;
                     } else {
@@ -344,7 +368,7 @@ impl RunState {
                 let parent = self.task(task).and_then(|t| t.parent.clone());
                 for id in std::iter::once(task.clone()).chain(parent) {
                     if let Some(t) = self.task_mut(&id) {
-                        t.status = TaskStatus::Failed;
+                        t.status = TaskPhase::Failed;
                         t.open_attempt = None;
                         t.failure = Some(reason.clone());
                     }
@@ -352,13 +376,20 @@ impl RunState {
             }
             Entry::TaskBlocked { task, by } => {
                 if let Some(t) = self.task_mut(task) {
-                    t.status = TaskStatus::Blocked;
+                    t.status = TaskPhase::Blocked;
                     t.failure = Some(format!("blocked: dependency {by} failed"));
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// The merge queue's steps for a task: started, reverted, rerouted, verified, merged.
+    fn apply_merge_entry(&mut self, e: &Entry) {
+        match e {
             Entry::MergeStarted { task, .. } => {
                 if let Some(t) = self.task_mut(task) {
-                    t.status = TaskStatus::Merging;
+                    t.status = TaskPhase::Merging;
                     t.merges += 1;
                     t.verified = None;
                 }
@@ -371,7 +402,7 @@ impl RunState {
             } => {
                 let head = self.main_head.clone();
                 if let Some(t) = self.task_mut(task) {
-                    t.status = TaskStatus::Running;
+                    t.status = TaskPhase::Running;
                     t.reverts += 1;
                     t.candidate = None;
                     t.verified = None;
@@ -386,12 +417,12 @@ impl RunState {
             } => {
                 let root = self.root_of(task).to_owned();
                 if let Some(t) = self.task_mut(task) {
-                    t.status = TaskStatus::Rerouted;
+                    t.status = TaskPhase::Rerouted;
                     t.candidate = None;
                     t.routed_to = Some(to.id.clone());
                 }
                 if let Some(r) = self.task_mut(&root) {
-                    r.status = TaskStatus::Rerouted;
+                    r.status = TaskPhase::Rerouted;
                     r.routed_to = Some(to.id.clone());
                 }
                 if self.task(&to.id).is_none() {
@@ -414,43 +445,39 @@ impl RunState {
                 let mut reqs = Vec::new();
                 for id in std::iter::once(task.clone()).chain(parent) {
                     if let Some(t) = self.task_mut(&id) {
-                        t.status = TaskStatus::Merged;
+                        t.status = TaskPhase::Merged;
                         t.merge_commit = Some(commit.clone());
                         reqs.extend(t.task.requirement_ids.iter().cloned());
                     }
                 }
-                for r in reqs {
-                    if !self.merged_requirements.contains(&r) {
-                        self.merged_requirements.push(r);
-                    }
-                }
+                self.add_merged_requirements(reqs);
             }
-            Entry::CheckoutSyncStarted { from, to } => {
-                self.checkout_sync = Some((from.clone(), to.clone()));
-            }
-            Entry::CheckoutSynced { commit } => {
-                self.checkout_sync = None;
-                self.checkout.clone_from(commit);
-            }
-            Entry::RunFinished { at } => {
-                self.finished_at = Some(at.clone());
+            _ => {}
+        }
+    }
+
+    /// Adds requirements now on main to the regression bucket (each once, in order).
+    fn add_merged_requirements(&mut self, reqs: Vec<String>) {
+        for r in reqs {
+            if !self.merged_requirements.contains(&r) {
+                self.merged_requirements.push(r);
             }
         }
     }
 
     /// Totals over the planned tasks (conflict tasks' attempts counted).
-    pub fn totals(&self) -> Totals {
-        let mut t = Totals {
+    pub fn totals(&self) -> RunTotals {
+        let mut t = RunTotals {
             tasks: self.planned,
-            ..Totals::default()
+            ..RunTotals::default()
         };
         for (i, s) in self.tasks.iter().enumerate() {
             if i < self.planned {
                 match s.status {
-                    TaskStatus::Merged if s.unchanged.is_some() => t.unchanged += 1,
-                    TaskStatus::Merged => t.merged += 1,
-                    TaskStatus::Failed => t.failed += 1,
-                    TaskStatus::Blocked => t.blocked += 1,
+                    TaskPhase::Merged if s.unchanged.is_some() => t.unchanged += 1,
+                    TaskPhase::Merged => t.merged += 1,
+                    TaskPhase::Failed => t.failed += 1,
+                    TaskPhase::Blocked => t.blocked += 1,
                     _ => t.unfinished += 1,
                 }
             }
@@ -467,7 +494,7 @@ impl RunState {
         self.tasks[..self.planned].iter().all(|t| {
             matches!(
                 t.status,
-                TaskStatus::Merged | TaskStatus::Failed | TaskStatus::Blocked
+                TaskPhase::Merged | TaskPhase::Failed | TaskPhase::Blocked
             )
         })
     }

@@ -1,8 +1,8 @@
 //! Test doubles of the stage traits (enabled by the `testing` feature).
 
 use crate::stages::{
-    AttemptMetrics, EvalRequest, Evaluator, Guard, GuardFinding, GuardRequest, Lesson, Memory,
-    Verdict,
+    AttemptMetrics, BoxError, DiffGuard, EvalRequest, Evaluator, GuardFinding, GuardRequest,
+    Lesson, Recall, Verdict,
 };
 use crate::{Error, Task};
 use async_trait::async_trait;
@@ -37,11 +37,11 @@ impl<F> std::fmt::Debug for FnGuard<F> {
 }
 
 #[async_trait]
-impl<F> Guard for FnGuard<F>
+impl<F> DiffGuard for FnGuard<F>
 where
     F: Fn(&GuardRequest) -> Vec<GuardFinding> + Send + Sync,
 {
-    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, Error> {
+    async fn check(&self, req: &GuardRequest) -> Result<Vec<GuardFinding>, BoxError> {
         Ok((self.0)(req))
     }
 }
@@ -58,18 +58,18 @@ pub struct RecordingMemory {
 }
 
 #[async_trait]
-impl Memory for RecordingMemory {
-    async fn context_pack(&self, _task: &Task) -> Result<String, Error> {
+impl Recall for RecordingMemory {
+    async fn context_pack(&self, _task: &Task) -> Result<String, BoxError> {
         Ok(self.pack.clone())
     }
-    async fn record_attempt(&self, m: &AttemptMetrics) -> Result<(), Error> {
+    async fn record_attempt(&self, m: &AttemptMetrics) -> Result<(), BoxError> {
         self.attempts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(m.clone());
         Ok(())
     }
-    async fn record_lesson(&self, l: &Lesson) -> Result<(), Error> {
+    async fn record_lesson(&self, l: &Lesson) -> Result<(), BoxError> {
         self.lessons
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,6 +1,6 @@
 //! Turning a parsed [`Spec`] into a [`TaskList`], and pairing a task list with its spec.
 
-use crate::task::{Edge, EdgeKind, RequirementRef, Task, TaskFormat, TaskList};
+use crate::task::{Edge, EdgeKind, RequirementRef, TaskEntry, TaskFormat, TaskList};
 use lightsout_spec::{DeltaOp, Spec};
 use std::collections::HashMap;
 
@@ -16,7 +16,7 @@ impl TaskList {
         let mut list = if spec.tasks.is_empty() {
             let mut list = TaskList::new(&spec_id, TaskFormat::Requirements);
             for r in live_requirements(spec) {
-                let mut t = Task::new(&spec_id, &r.id, &r.title);
+                let mut t = TaskEntry::new(&spec_id, &r.id, &r.title);
                 t.requirements = vec![r.id.clone()];
                 t.depends_on.clone_from(&r.depends_on);
                 t.touches.clone_from(&r.touches);
@@ -28,7 +28,7 @@ impl TaskList {
         } else {
             let mut list = TaskList::new(&spec_id, TaskFormat::Lightsout);
             for item in &spec.tasks {
-                let mut t = Task::new(&spec_id, &item.id, &item.title);
+                let mut t = TaskEntry::new(&spec_id, &item.id, &item.title);
                 t.requirements.clone_from(&item.requirements);
                 t.depends_on.clone_from(&item.depends_on);
                 t.done = item.done;

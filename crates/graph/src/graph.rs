@@ -2,7 +2,7 @@
 //! impact, transitive reduction, `Touches:` overlap).
 
 use crate::codes;
-use crate::task::{Edge, EdgeKind, Task, TaskFormat, TaskList};
+use crate::task::{Edge, EdgeKind, TaskEntry, TaskFormat, TaskList};
 use crate::touches;
 use lightsout_spec::{Diagnostic, Severity, Span, Spec, SpecKind};
 use petgraph::Direction;
@@ -144,7 +144,7 @@ pub enum Error {
 /// [`TaskGraph::from_specs`], which also validate it.
 #[derive(Debug, Clone)]
 pub struct TaskGraph {
-    tasks: Vec<Task>,
+    tasks: Vec<TaskEntry>,
     graph: DiGraph<(), EdgeKind, u32>,
     keys: HashMap<String, usize>,
     by_id: HashMap<String, Vec<usize>>,
@@ -256,7 +256,7 @@ impl TraceIndex {
 }
 
 struct Builder {
-    tasks: Vec<Task>,
+    tasks: Vec<TaskEntry>,
     diags: Vec<Diagnostic>,
     edges: Vec<(u32, u32, EdgeKind)>,
     keys: HashMap<String, usize>,
@@ -1243,7 +1243,7 @@ impl TaskGraph {
     }
 
     /// The tasks, node `i` being `tasks()[i]`.
-    pub fn tasks(&self) -> &[Task] {
+    pub fn tasks(&self) -> &[TaskEntry] {
         &self.tasks
     }
 

@@ -5,7 +5,7 @@
 //! (ready set), and what a spec change invalidates (impact).
 //!
 //! # Brief overview
-//! - [`Task`], [`Edge`], [`TaskList`]: plain serde data. A [`TaskList`] holds the tasks of one
+//! - [`TaskEntry`], [`Edge`], [`TaskList`]: plain serde data. A [`TaskList`] holds the tasks of one
 //!   spec; it comes from a parsed [`lightsout_spec::Spec`] ([`TaskList::from_spec`]: the
 //!   `## Tasks` section, else one task per requirement) or from a task list file read by
 //!   [`read`] (Spec Kit and Kiro `tasks.md`, OpenSpec change `tasks.md`, task-master
@@ -20,7 +20,7 @@
 //! - Algorithms on [`TaskGraph`]: [`TaskGraph::waves`], [`TaskGraph::critical_path`],
 //!   [`TaskGraph::ready`], [`TaskGraph::impact`], [`TaskGraph::transitive_reduction`],
 //!   [`TaskGraph::conflicts`].
-//! - [`Plan`]: all of it as one serialisable value, rendered by [`render_human`],
+//! - [`PlanReport`]: all of it as one serialisable value, rendered by [`render_human`],
 //!   [`render_dot`] (Graphviz) and [`render_mermaid`] (GitHub); [`ImpactReport`] for
 //!   `lightsout plan --impact`.
 //! - [`load`]: finds the specs and task lists under paths (a Kiro folder, a Spec Kit feature
@@ -82,7 +82,7 @@ pub use graph::{
     trace_matches,
 };
 pub use plan::{
-    ImpactReport, ImpactedTask, Plan, PlanConflict, PlanPath, changed_requirements, impact_report,
-    render_dot, render_human, render_impact, render_mermaid,
+    ImpactReport, ImpactedTask, PlanConflict, PlanPath, PlanReport, changed_requirements,
+    impact_report, render_dot, render_human, render_impact, render_mermaid,
 };
-pub use task::{Edge, EdgeKind, RequirementRef, Task, TaskFormat, TaskList};
+pub use task::{Edge, EdgeKind, RequirementRef, TaskEntry, TaskFormat, TaskList};

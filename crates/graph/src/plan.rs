@@ -1,7 +1,7 @@
-//! [`Plan`]: the serialisable result of planning, and its renderings (human, DOT, Mermaid).
+//! [`PlanReport`]: the serialisable result of planning, and its renderings (human, DOT, Mermaid).
 
 use crate::graph::{Impact, SpecEntry, TaskGraph, WeightUnit};
-use crate::task::{Edge, Task};
+use crate::task::{Edge, TaskEntry};
 use lightsout_spec::{Diagnostic, Spec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -41,11 +41,11 @@ pub struct PlanConflict {
 /// goes from an earlier wave to a later one; `ready` tasks are not done and all their
 /// predecessors are. When `cycles > 0`, `waves` is empty and `critical_path` is `None`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Plan {
+pub struct PlanReport {
     /// The specs (or task lists) planned together, architectural ones first.
     pub specs: Vec<SpecEntry>,
     /// All tasks; `depends_on` holds the keys of direct predecessors.
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<TaskEntry>,
     /// All edges, with why each exists.
     pub edges: Vec<Edge>,
     /// The waves (parallel layers), first to last; keys ascending by node order.
@@ -65,9 +65,9 @@ pub struct Plan {
 }
 
 impl TaskGraph {
-    /// The [`Plan`] of this graph, with `done` (task indices) counted as done in addition
+    /// The [`PlanReport`] of this graph, with `done` (task indices) counted as done in addition
     /// to the tasks checked done in their lists, and `diagnostics` carried along.
-    pub fn plan(&self, done: &HashSet<usize>, diagnostics: Vec<Diagnostic>) -> Plan {
+    pub fn plan(&self, done: &HashSet<usize>, diagnostics: Vec<Diagnostic>) -> PlanReport {
         let key = |i: usize| self.tasks()[i].key.clone();
         let waves = self
             .waves()
@@ -98,7 +98,7 @@ impl TaskGraph {
             .filter(|i| done.contains(i) || self.tasks()[*i].done)
             .map(key)
             .collect();
-        Plan {
+        PlanReport {
             specs: self.specs().to_vec(),
             tasks: self.tasks().to_vec(),
             edges: self
@@ -139,7 +139,7 @@ fn fmt_len(p: &PlanPath) -> String {
 
 /// Names to show: task ids for a one-spec plan, keys (`spec#id`) when several specs are
 /// planned together.
-fn names(plan: &Plan) -> HashMap<&str, &str> {
+fn names(plan: &PlanReport) -> HashMap<&str, &str> {
     let single = plan.specs.len() <= 1;
     plan.tasks
         .iter()
@@ -158,10 +158,11 @@ fn names(plan: &Plan) -> HashMap<&str, &str> {
 
 /// The plan for a terminal: a summary, the critical path, the ready set, then each wave
 /// with its tasks and their requirement ids, then the likely merge conflicts.
-pub fn render_human(plan: &Plan) -> String {
+pub fn render_human(plan: &PlanReport) -> String {
     let names = names(plan);
     let name = |k: &str| names.get(k).copied().unwrap_or(k).to_owned();
-    let by_key: HashMap<&str, &Task> = plan.tasks.iter().map(|t| (t.key.as_str(), t)).collect();
+    let by_key: HashMap<&str, &TaskEntry> =
+        plan.tasks.iter().map(|t| (t.key.as_str(), t)).collect();
     let done: HashSet<&str> = plan.done.iter().map(String::as_str).collect();
     let mut o = String::new();
     let specs: Vec<String> = plan
@@ -279,7 +280,7 @@ fn dot_escape(s: &str) -> String {
 /// The plan as a Graphviz DOT digraph: one cluster per spec, done tasks grey, critical path
 /// bold red, ready tasks green; edges are the transitive reduction (all edges when cyclic).
 /// Render with `dot -Tsvg`.
-pub fn render_dot(graph: &TaskGraph, plan: &Plan) -> String {
+pub fn render_dot(graph: &TaskGraph, plan: &PlanReport) -> String {
     let names = names(plan);
     let critical: HashSet<&str> = plan
         .critical_path
@@ -345,7 +346,7 @@ fn mermaid_escape(s: &str) -> String {
 /// The plan as a Mermaid flowchart (renders on GitHub inside a ```` ```mermaid ```` block):
 /// one subgraph per spec, transitive reduction of the edges, critical path and ready tasks
 /// styled with classes.
-pub fn render_mermaid(graph: &TaskGraph, plan: &Plan) -> String {
+pub fn render_mermaid(graph: &TaskGraph, plan: &PlanReport) -> String {
     let names = names(plan);
     let critical: HashSet<&str> = plan
         .critical_path

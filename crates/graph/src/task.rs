@@ -1,4 +1,4 @@
-//! The plain data of a plan: [`Task`], [`Edge`], [`TaskList`] and their enums.
+//! The plain data of a plan: [`TaskEntry`], [`Edge`], [`TaskList`] and their enums.
 //!
 //! Everything here is serde + schemars data so the factory (and `lightsout plan --format json`)
 //! can hand it on unchanged.
@@ -114,7 +114,7 @@ impl EdgeKind {
 /// `"{spec_id}#{id}"` (with a `~L<line>` suffix for a duplicate id, which is also reported);
 /// `depends_on` holds the keys of its direct predecessors after resolution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Task {
+pub struct TaskEntry {
     /// Id as written in the task list (`T001`, `T009a`, `2.1`, `10a`, `REQ-3`, task-master `7`
     /// or `7.2`).
     pub id: String,
@@ -152,14 +152,14 @@ pub struct Task {
     pub span: Span,
 }
 
-impl Task {
+impl TaskEntry {
     /// A task with `id` and `title` in `spec_id`, everything else empty.
     pub fn new(
         spec_id: impl Into<String>,
         id: impl Into<String>,
         title: impl Into<String>,
     ) -> Self {
-        Task {
+        TaskEntry {
             id: id.into(),
             key: String::new(),
             title: title.into(),
@@ -222,7 +222,7 @@ pub struct TaskList {
     /// The task list file (or the spec file for [`TaskFormat::Requirements`]).
     pub path: Option<PathBuf>,
     /// Tasks in document order.
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<TaskEntry>,
     /// Edges the format implies (sequence, phase, wave, sub-task), by local task id.
     pub edges: Vec<Edge>,
     /// Front-matter `depends_on`: ids of specs this one is built after.

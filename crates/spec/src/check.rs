@@ -41,7 +41,8 @@ pub struct CheckOptions {
 /// The readiness verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+#[schemars(rename = "Verdict")]
+pub enum ReadinessVerdict {
     /// No errors (and, under `--strict`, no warnings).
     Ready,
     /// At least one blocking finding.
@@ -65,7 +66,7 @@ pub struct Readiness {
     /// Share of checklist items met, 0..=1.
     pub score: f64,
     /// The verdict.
-    pub verdict: Verdict,
+    pub verdict: ReadinessVerdict,
     /// `verdict == Ready`, for convenience.
     pub ready: bool,
     /// Error count.
@@ -124,9 +125,9 @@ impl Readiness {
         Readiness {
             score,
             verdict: if ready {
-                Verdict::Ready
+                ReadinessVerdict::Ready
             } else {
-                Verdict::NotReady
+                ReadinessVerdict::NotReady
             },
             ready,
             errors,

@@ -53,7 +53,8 @@ mod parse;
 pub mod render;
 
 pub use check::{
-    CheckOptions, ChecklistItem, Readiness, Verdict, check, check_project, wilson_max_lower_bound,
+    CheckOptions, ChecklistItem, Readiness, ReadinessVerdict, check, check_project,
+    wilson_max_lower_bound,
 };
 pub use diagnostic::{Diagnostic, Severity, Span};
 pub use diff::{ChangeKind, RequirementChange, SpecDiff, diff};

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use lightsout_factory::queue::{QueueChange, QueueEntry, QueueStatus, QueueStore, SqliteQueue};
 use lightsout_factory::report::{GateOutcome, RunReport};
 use lightsout_factory::{
-    Config, Factory, Planner as _, RunOptions, RunState, SpecPlanner, TaskStatus,
+    Config, Factory, Planner as _, RunOptions, RunState, SpecPlanner, TaskPhase,
 };
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -394,11 +394,11 @@ fn print_human(state: &RunState, outcome: &RunReport, report: &Path) {
     );
     for s in &state.tasks {
         let status = match s.status {
-            TaskStatus::Merged if s.unchanged.is_some() => "unchanged",
-            TaskStatus::Merged => "merged",
-            TaskStatus::Failed => "FAILED",
-            TaskStatus::Blocked => "blocked",
-            TaskStatus::Rerouted => "rerouted",
+            TaskPhase::Merged if s.unchanged.is_some() => "unchanged",
+            TaskPhase::Merged => "merged",
+            TaskPhase::Failed => "FAILED",
+            TaskPhase::Blocked => "blocked",
+            TaskPhase::Rerouted => "rerouted",
             _ => "unfinished",
         };
         println!(

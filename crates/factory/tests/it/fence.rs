@@ -5,7 +5,7 @@ use lightsout_agent::testing::FnAgent;
 use lightsout_agent::{AgentReport, Usage};
 use lightsout_factory::testing::FnEvaluator;
 use lightsout_factory::{
-    Config, Error, Factory, Plan, RequirementResult, RunOptions, Task, TaskStatus, Verdict,
+    Config, Error, Factory, Plan, RequirementResult, RunOptions, Task, TaskPhase, Verdict,
 };
 use lightsout_fence::audit::{self, AuditKind};
 use lightsout_fence::budget::Limits;
@@ -103,14 +103,14 @@ async fn usage_past_the_task_budget_fails_the_task_names_the_budget_and_is_audit
     let state = factory.run(plan, opts("budget")).await.unwrap();
 
     let a = state.task("A").unwrap();
-    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(a.status, TaskPhase::Failed);
     assert_eq!(a.attempts.len(), 1, "no retry after the budget ran out");
     let why = a.failure.clone().unwrap_or_default().to_lowercase();
     assert!(why.contains("budget"), "{why}");
     assert!(why.contains("usd") && why.contains("task"), "{why}");
-    assert_eq!(state.task("B").unwrap().status, TaskStatus::Blocked);
+    assert_eq!(state.task("B").unwrap().status, TaskPhase::Blocked);
     let c = state.task("C").unwrap();
-    assert_eq!(c.status, TaskStatus::Merged);
+    assert_eq!(c.status, TaskPhase::Merged);
     // Only C's work reached main.
     let main_after = git(&repo, &["rev-parse", "main"]);
     assert_ne!(main_before, main_after);
@@ -185,15 +185,15 @@ async fn a_holdout_canary_in_a_diff_stops_that_task_loudly_and_the_others_merge(
         .await
         .unwrap();
     let a = state.task("A").unwrap();
-    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(a.status, TaskPhase::Failed);
     assert_eq!(a.attempts.len(), 1, "a leak is not retried");
     assert_eq!(a.attempts[0].failed_stage.as_deref(), Some("leak"));
     let why = a.failure.clone().unwrap_or_default();
     assert!(why.contains("holdout leak in diff"), "{why}");
     assert!(why.contains("canary"), "{why}");
-    assert_eq!(state.task("C").unwrap().status, TaskStatus::Blocked);
+    assert_eq!(state.task("C").unwrap().status, TaskPhase::Blocked);
     // The run went on: B merged, and nothing of A reached main.
-    assert_eq!(state.task("B").unwrap().status, TaskStatus::Merged);
+    assert_eq!(state.task("B").unwrap().status, TaskPhase::Merged);
     let main_files = git(&repo, &["ls-tree", "--name-only", "main"]);
     assert!(main_files.contains("B.txt"), "{main_files}");
     assert!(!main_files.contains("A.txt"), "{main_files}");
@@ -247,7 +247,7 @@ async fn a_refused_reservation_stops_the_task_before_the_agent_is_called() {
         .await
         .unwrap();
     let a = state.task("A").unwrap();
-    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(a.status, TaskPhase::Failed);
     assert_eq!(agent.calls().len(), 1, "the second call had no reservation");
     let why = a.failure.clone().unwrap_or_default();
     assert!(
@@ -302,14 +302,14 @@ async fn holdout_text_in_a_prompt_stops_that_task_before_its_agent_is_called() {
         .await
         .unwrap();
     let a = state.task("A").unwrap();
-    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(a.status, TaskPhase::Failed);
     assert_eq!(a.attempts[0].failed_stage.as_deref(), Some("leak"));
     let why = a.failure.clone().unwrap_or_default();
     assert!(why.contains("holdout leak in prompt"), "{why}");
     // A's agent was never called: only B's was.
     let called: Vec<String> = agent.calls().iter().map(|c| c.task_id.clone()).collect();
     assert_eq!(called, vec!["B".to_owned()]);
-    assert_eq!(state.task("B").unwrap().status, TaskStatus::Merged);
+    assert_eq!(state.task("B").unwrap().status, TaskPhase::Merged);
     assert_ne!(git(&repo, &["rev-parse", "main"]), main_before);
     let entries = audit::read(&repo.join(".lightsout/runs/prompt/audit.jsonl")).unwrap();
     assert!(
@@ -373,9 +373,9 @@ async fn the_run_budget_holds_across_a_resume() {
         .with_default_agent(agent)
         .with_evaluator(Arc::new(evaluator()));
     let state = second.resume("resume", Some(1)).await.unwrap();
-    assert_eq!(state.task("A").unwrap().status, TaskStatus::Merged);
+    assert_eq!(state.task("A").unwrap().status, TaskPhase::Merged);
     let b = state.task("B").unwrap();
-    assert_eq!(b.status, TaskStatus::Failed, "{:?}", b.failure);
+    assert_eq!(b.status, TaskPhase::Failed, "{:?}", b.failure);
     let why = b.failure.clone().unwrap_or_default();
     assert!(why.contains("tokens budget of the run"), "{why}");
 }

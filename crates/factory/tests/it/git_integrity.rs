@@ -6,7 +6,7 @@ use lightsout_agent::testing::FnAgent;
 use lightsout_agent::{AgentReport, TaskContext, Workspace};
 use lightsout_factory::testing::FnEvaluator;
 use lightsout_factory::{
-    Config, Factory, Plan, RequirementResult, RunOptions, Task, TaskStatus, Verdict,
+    Config, Factory, Plan, RequirementResult, RunOptions, Task, TaskPhase, Verdict,
 };
 use lightsout_fence::audit::{AuditKind, read};
 use std::os::unix::fs::PermissionsExt as _;
@@ -189,7 +189,7 @@ async fn writes_into_the_git_directory_are_undone_audited_and_the_run_goes_on() 
 
     for c in classes {
         let t = state.task(c).unwrap();
-        assert_eq!(t.status, TaskStatus::Failed, "{c}: {t:?}");
+        assert_eq!(t.status, TaskPhase::Failed, "{c}: {t:?}");
         assert_eq!(t.attempts[0].failed_stage.as_deref(), Some("policy"), "{c}");
         assert!(
             t.attempts[0]
@@ -201,7 +201,7 @@ async fn writes_into_the_git_directory_are_undone_audited_and_the_run_goes_on() 
         );
     }
     let good = state.task("good").unwrap();
-    assert_eq!(good.status, TaskStatus::Merged);
+    assert_eq!(good.status, TaskPhase::Merged);
     // Nothing of the agent's ran, and the git directory is byte for byte what it was.
     assert!(
         !marker.exists(),
@@ -288,8 +288,8 @@ async fn deleted_objects_are_linked_back_and_the_run_goes_on() {
         )
         .await
         .unwrap();
-    assert_eq!(state.task("objects").unwrap().status, TaskStatus::Failed);
-    assert_eq!(state.task("good").unwrap().status, TaskStatus::Merged);
+    assert_eq!(state.task("objects").unwrap().status, TaskPhase::Failed);
+    assert_eq!(state.task("good").unwrap().status, TaskPhase::Merged);
     git(&repo, &["fsck", "--no-dangling"]);
     let entries = read(&repo.join(".lightsout/runs/t2/audit.jsonl")).unwrap();
     let hit = entries

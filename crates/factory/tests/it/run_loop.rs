@@ -2,7 +2,7 @@ use lightsout_agent::testing::{FnAgent, RecordingAgent};
 use lightsout_agent::{AgentReport, Usage};
 use lightsout_factory::testing::{FnEvaluator, FnGuard, RecordingMemory};
 use lightsout_factory::{
-    Config, Event, Factory, GuardFinding, Plan, RequirementResult, RunOptions, Task, TaskStatus,
+    Config, Event, Factory, GuardFinding, Plan, RequirementResult, RunOptions, Task, TaskPhase,
     VecEvents, Verdict,
 };
 use std::sync::Arc;
@@ -105,7 +105,7 @@ async fn events_memory_and_context_flow_through_the_loop() {
         )
         .await
         .unwrap();
-    assert!(state.tasks.iter().all(|t| t.status == TaskStatus::Merged));
+    assert!(state.tasks.iter().all(|t| t.status == TaskPhase::Merged));
     assert_eq!(state.totals().attempts, 4);
     assert!((state.totals().cost_usd - 0.04).abs() < 1e-9);
     // B started only after A merged: A's file is in B's base.
@@ -209,13 +209,13 @@ async fn a_blocking_guard_finding_fails_the_attempt() {
         .await
         .unwrap();
     let a = state.task("A").unwrap();
-    assert_eq!(a.status, TaskStatus::Failed);
+    assert_eq!(a.status, TaskPhase::Failed);
     assert_eq!(a.attempts[0].failed_stage.as_deref(), Some("guards"));
     assert_eq!(
         a.attempts[0].feedback.as_deref(),
         Some("DEC-1: A.txt is settled")
     );
-    assert_eq!(state.task("B").unwrap().status, TaskStatus::Blocked);
+    assert_eq!(state.task("B").unwrap().status, TaskPhase::Blocked);
     assert_eq!(
         git(d.path(), &["rev-list", "--count", "main"]),
         "1",
@@ -383,11 +383,11 @@ async fn lessons_reach_the_next_run_and_retire_when_the_task_passes() {
         }
     };
     let first = run("r1", "nope").await;
-    assert_eq!(first.task("A").unwrap().status, TaskStatus::Failed);
+    assert_eq!(first.task("A").unwrap().status, TaskPhase::Failed);
     let second = run("r2", "ok").await;
-    assert_eq!(second.task("A").unwrap().status, TaskStatus::Merged);
+    assert_eq!(second.task("A").unwrap().status, TaskPhase::Merged);
     let third = run("r3", "ok").await;
-    assert_eq!(third.task("A").unwrap().status, TaskStatus::Merged);
+    assert_eq!(third.task("A").unwrap().status, TaskPhase::Merged);
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3);
     let lesson = "R-A has failed with `holdout: wrong content`";

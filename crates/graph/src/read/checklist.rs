@@ -28,7 +28,7 @@
 
 use super::{UniqueIds, checkbox, clean_title, estimate_hours, lines, requirement_ids, span};
 use crate::codes;
-use crate::task::{EdgeKind, Task, TaskFormat, TaskList};
+use crate::task::{EdgeKind, TaskEntry, TaskFormat, TaskList};
 use lightsout_spec::{Diagnostic, Severity, Span};
 use std::collections::HashMap;
 use std::path::Path;
@@ -166,7 +166,7 @@ pub fn read(
                 format!("L{}", sp.line)
             };
             let id = ids.claim(id, sp, path, &mut diags);
-            let mut t = Task::new(spec_id, id, clean_title(&title));
+            let mut t = TaskEntry::new(spec_id, id, clean_title(&title));
             t.done = matches!(mark, 'x' | 'X');
             t.optional = optional;
             t.parallel = parallel;
@@ -226,7 +226,7 @@ fn field_key(body: &str) -> Option<(String, &str)> {
     Some((key.trim().to_ascii_lowercase(), value))
 }
 
-fn apply_field(task: &mut Task, body: &str) {
+fn apply_field(task: &mut TaskEntry, body: &str) {
     let Some((key, value)) = field_key(body) else {
         return;
     };
@@ -476,7 +476,7 @@ fn order(
 }
 
 struct Ctx<'a> {
-    tasks: &'a [Task],
+    tasks: &'a [TaskEntry],
     children: &'a HashMap<usize, Vec<usize>>,
 }
 

@@ -36,7 +36,7 @@
 
 use super::{UniqueIds, checkbox, clean_title, lines, span};
 use crate::codes;
-use crate::task::{EdgeKind, Task, TaskFormat, TaskList};
+use crate::task::{EdgeKind, TaskEntry, TaskFormat, TaskList};
 use lightsout_spec::{Diagnostic, Severity};
 use regex::Regex;
 use std::path::Path;
@@ -157,7 +157,7 @@ fn regex_id(s: &str) -> Option<usize> {
 /// `- [ ] [P] T001 ...`, or the template's `- [ ] TXXX ...`).
 pub(crate) fn is_task_line(line: &str) -> bool {
     checkbox(line).is_some_and(|(_, _, rest)| {
-        let mut pre = Task::new("", "", "");
+        let mut pre = TaskEntry::new("", "", "");
         task_id(labels(rest.trim_start(), &mut pre)).is_some()
     })
 }
@@ -216,7 +216,7 @@ fn push_unique(v: &mut Vec<String>, s: &str) {
 
 /// Reads the bracketed labels at the start of `desc` (`[P] [US1]`, `` `[api] [P]` ``,
 /// `[FR-008, FR-009]`) into `task`; returns the description after them.
-fn labels<'a>(mut desc: &'a str, task: &mut Task) -> &'a str {
+fn labels<'a>(mut desc: &'a str, task: &mut TaskEntry) -> &'a str {
     loop {
         // A group of labels in code: `[api] [P]`.
         if let Some(inner) = desc.strip_prefix('`')
@@ -320,7 +320,7 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
         let task_line = checkbox(line.text).and_then(|(_, mark, rest)| {
             let rest = rest.trim_start();
             // `[P]` written before the id.
-            let mut pre = Task::new(spec_id, "", "");
+            let mut pre = TaskEntry::new(spec_id, "", "");
             let after_labels = labels(rest, &mut pre);
             task_id(after_labels).map(|(id, desc)| (mark, pre, id, desc))
         });
@@ -358,7 +358,7 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
             }
         };
         let id = ids.claim(raw_id.to_owned(), sp, path, &mut diags);
-        let mut task = Task::new(spec_id, id, "");
+        let mut task = TaskEntry::new(spec_id, id, "");
         task.parallel = pre.parallel;
         task.requirements = pre.requirements;
         let desc = labels(desc, &mut task);

@@ -22,7 +22,7 @@
 //! (no search), and spans are computed with a [`super::LineIndex`].
 
 use crate::codes;
-use crate::task::{EdgeKind, Task, TaskFormat, TaskList};
+use crate::task::{EdgeKind, TaskEntry, TaskFormat, TaskList};
 use lightsout_spec::{Diagnostic, Severity, Span};
 use serde::Deserialize;
 use serde_json::Value;
@@ -297,8 +297,8 @@ fn make(
     status: Option<&Value>,
     sp: Span,
     path: Option<&Path>,
-) -> Task {
-    let mut task = Task::new(tag, id, title.trim());
+) -> TaskEntry {
+    let mut task = TaskEntry::new(tag, id, title.trim());
     let status = status.and_then(Value::as_str).unwrap_or("pending");
     task.done = matches!(status, "done" | "completed" | "cancelled");
     task.span = sp;

@@ -1,13 +1,13 @@
 //! Waves, critical path, ready set, impact, transitive reduction, and the renderings.
 
 use crate::{at, build, ids};
-use lightsout_graph::{Impact, Plan, Task, TaskFormat, TaskList, WeightUnit};
+use lightsout_graph::{Impact, PlanReport, TaskEntry, TaskFormat, TaskList, WeightUnit};
 
 fn diamond() -> TaskList {
     // A → B → D, A → C → D, A → D (redundant), E alone.
     let mut l = TaskList::new("s", TaskFormat::TaskMaster);
     let mk = |id: &str, deps: &[&str], req: &str, h: Option<f64>| {
-        let mut t = Task::new("s", id, format!("task {id}"));
+        let mut t = TaskEntry::new("s", id, format!("task {id}"));
         t.depends_on = deps.iter().map(|d| (*d).to_owned()).collect();
         t.requirements = vec![req.to_owned()];
         t.estimate_hours = h;
@@ -91,7 +91,7 @@ fn plan_json_round_trips_and_renderings_name_every_task() {
     let (g, diags) = build(vec![diamond()]);
     let plan = g.plan(&[at(&g, "A")].into(), diags);
     let json = serde_json::to_string(&plan).unwrap();
-    let back: Plan = serde_json::from_str(&json).unwrap();
+    let back: PlanReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back, plan);
     assert_eq!(plan.ready, ["s#B", "s#C", "s#E"]);
     assert_eq!(plan.done, ["s#A"]);

@@ -1,7 +1,7 @@
 //! Property tests of the graph invariants on random task graphs.
 
 use crate::{build, reaches};
-use lightsout_graph::{Edge, EdgeKind, Task, TaskFormat, TaskGraph, TaskList};
+use lightsout_graph::{Edge, EdgeKind, TaskEntry, TaskFormat, TaskGraph, TaskList};
 use proptest::prelude::*;
 use std::collections::HashSet;
 
@@ -28,7 +28,7 @@ fn to_list(n: usize, edges: &[(usize, usize)], est: &[Option<u8>]) -> TaskList {
     let mut l = TaskList::new("p", TaskFormat::TaskMaster);
     // Shuffle ids against indices so the order of input is not the topological order.
     for i in (0..n).rev() {
-        let mut t = Task::new("p", format!("t{i}"), format!("task {i}"));
+        let mut t = TaskEntry::new("p", format!("t{i}"), format!("task {i}"));
         t.depends_on = edges
             .iter()
             .filter(|e| e.1 == i)
@@ -218,7 +218,7 @@ proptest! {
             written.into_iter().map(|(a, b)| (a % n, b % n)).filter(|(a, b)| a != b).collect();
         let mut list = TaskList::new("p", TaskFormat::TaskMaster);
         for i in 0..n {
-            let mut t = Task::new("p", format!("t{i}"), "");
+            let mut t = TaskEntry::new("p", format!("t{i}"), "");
             t.depends_on = written.iter().filter(|e| e.1 == i).map(|e| format!("t{}", e.0)).collect();
             list.tasks.push(t);
         }

@@ -2,17 +2,17 @@
 //! and the `repair` option.
 
 use crate::{at, build, codes};
-use lightsout_graph::{Options, RequirementRef, Task, TaskFormat, TaskGraph, TaskList};
+use lightsout_graph::{Options, RequirementRef, TaskEntry, TaskFormat, TaskGraph, TaskList};
 use lightsout_spec::{Severity, Span};
 
-fn task(id: &str, deps: &[&str], reqs: &[&str]) -> Task {
-    let mut t = Task::new("s", id, format!("task {id}"));
+fn task(id: &str, deps: &[&str], reqs: &[&str]) -> TaskEntry {
+    let mut t = TaskEntry::new("s", id, format!("task {id}"));
     t.depends_on = deps.iter().map(|d| (*d).to_owned()).collect();
     t.requirements = reqs.iter().map(|r| (*r).to_owned()).collect();
     t
 }
 
-fn list(tasks: Vec<Task>) -> TaskList {
+fn list(tasks: Vec<TaskEntry>) -> TaskList {
     let mut l = TaskList::new("s", TaskFormat::Lightsout);
     l.tasks = tasks;
     l

@@ -1,0 +1,45 @@
+//! This crate provides the vocabulary the Lightsout stages speak to each other: the plain
+//! data that crosses a stage boundary and the stage traits an adapter author implements.
+//! It depends on serde, schemars and async-trait only, so a memory or guard adapter does not
+//! pull in the factory, the evaluator, the twins or tokio.
+//!
+//! # Brief overview
+//! - [`Task`]: one unit of agent work, as the factory runs it and as an agent's
+//!   `TaskContext` is built from it; [`TaskId`], [`RequirementId`]; [`valid_task_id`].
+//! - [`Usage`]: tokens, USD and wall time of one agent call (USD as `f64`; the fence's budget
+//!   ledger converts to micro-USD at its edge).
+//! - [`Verdict`], [`RequirementResult`], [`EvalStage`]: what the holdout says.
+//! - [`FailedStage`]: the stage that failed an attempt, serialised as today's lower-case
+//!   strings (`"holdout"`, `"leak"`, ...); [`LeakClass`]: which kind of holdout text crossed.
+//! - [`HookDecision`], [`GuardFinding`], [`GuardRequest`], [`AttemptMetrics`], [`Lesson`].
+//! - Stage traits: [`DiffGuard`] (settled decisions against a diff) and [`Recall`] (context
+//!   packs in, metrics and lessons out), each with a neutral implementation ([`NoGuard`],
+//!   [`NoMemory`]) and forwarding impls for `&T`, `Box<T>` and `Arc<T>`. They fail with a
+//!   [`BoxError`], so an adapter keeps its own error type as the source.
+//!
+//! # Example
+//! ```
+//! use lightsout_core::{FailedStage, Usage};
+//!
+//! let stage: FailedStage = serde_json::from_str("\"leak\"").unwrap();
+//! assert_eq!(stage, FailedStage::Leak);
+//! assert_eq!(serde_json::to_string(&FailedStage::Holdout).unwrap(), "\"holdout\"");
+//! assert_eq!(Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() }.tokens(), 5);
+//! ```
+
+#![deny(missing_docs)]
+
+mod stage;
+mod task;
+mod traits;
+mod usage;
+mod verdict;
+
+pub use stage::{
+    AttemptMetrics, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakClass, Lesson,
+    UnknownStage,
+};
+pub use task::{RequirementId, Task, TaskId, valid_task_id};
+pub use traits::{BoxError, DiffGuard, NoGuard, NoMemory, Recall};
+pub use usage::Usage;
+pub use verdict::{EvalStage, RequirementResult, Verdict};
