@@ -24,6 +24,8 @@
 //! - [`sandbox`]: [`sandbox::Sandbox`], bubblewrap plus a seccomp filter: no capabilities, a
 //!   read-only root with only the worktree writable, the holdout absent, dying with the
 //!   factory; [`sandbox::lifetime_prefix`] ties a trusted process tree to the factory's life.
+//! - [`cgroup`]: the process cap ([`policy::FenceConfig::max_processes`]): one cgroup per
+//!   call with `pids.max`, joined before the sandbox starts, emptied and removed after.
 //! - [`entry`]: the sandbox entry, the first program inside bubblewrap (a mode of the
 //!   `lightsout` binary): it starts nothing once the factory is gone ([`entry::Lifeline`])
 //!   and applies Landlock as a second layer ([`entry::EntryPlan`], [`entry::LandlockReport`]).
@@ -62,6 +64,7 @@
 pub mod agent;
 pub mod audit;
 pub mod budget;
+pub mod cgroup;
 pub mod egress;
 pub mod entry;
 pub mod holdout;
@@ -152,6 +155,15 @@ pub enum FenceError {
         "namespace isolation is unavailable ({detail}): install bubblewrap (`bwrap`) and allow user namespaces, or turn the isolation off in `[fence]` of lightsout.toml (`private_pids = false`, `readonly_outside = false`, `network = \"inherit\"`), knowing what each one stops protecting"
     )]
     IsolationUnavailable {
+        /// What was tried and what failed.
+        detail: String,
+    },
+    /// `[fence] max_processes` is set but no cgroup with the `pids` controller can be made
+    /// here; the fence refuses to run agents without the cap.
+    #[error(
+        "[fence] max_processes cannot be enforced here ({detail}): run the factory as root on a machine with a writable cgroup `pids` controller (cgroup v1, or v2 with `pids` in cgroup.controllers), give an ordinary user a delegated cgroup v2 subtree (for example `systemd-run --user --scope -p Delegate=yes lightsout run ...`), or remove max_processes from [fence] of lightsout.toml"
+    )]
+    ProcessCapUnavailable {
         /// What was tried and what failed.
         detail: String,
     },

@@ -244,6 +244,15 @@ pub struct FenceConfig {
     /// no limit. Runtimes that reserve large address spaces (the JVM, Go, Node) need room.
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+    /// Most processes (threads included) each fenced call may have alive at once: its own
+    /// cgroup's `pids.max` ([`cgroup`](super::cgroup)), which the fence's `sh` joins before
+    /// it becomes bubblewrap, so a fork bomb's `fork` fails (`EAGAIN`) past it. The fence's
+    /// own bubblewrap processes are not counted. A call that hit it is reported
+    /// ([`Violation::ProcessCapReached`]); after the call everything left in the cgroup is
+    /// killed and the cgroup removed. `None` (the default): no cap. Needs the sandbox and a
+    /// cgroup the factory may create: [`Fence::new`] refuses to start otherwise.
+    #[serde(default)]
+    pub max_processes: Option<u64>,
 }
 
 fn default_true() -> bool {
@@ -275,6 +284,7 @@ impl Default for FenceConfig {
             watch_ignore: default_watch_ignore(),
             kill_grace_ms: default_grace_ms(),
             memory_bytes: None,
+            max_processes: None,
         }
     }
 }
@@ -504,6 +514,33 @@ fn probe_isolation(
     Sandbox::probe(network, path.as_deref()).map(Some)
 }
 
+/// The cgroups of the process cap, when [`FenceConfig::max_processes`] asks for it: it needs
+/// the sandbox (its `sh` joins the cgroup) and a cgroup this process may create.
+fn process_cap_root(
+    config: &FenceConfig,
+    isolation: Option<&Sandbox>,
+) -> Result<Option<Arc<super::cgroup::CgroupRoot>>, FenceError> {
+    let Some(max) = config.max_processes else {
+        return Ok(None);
+    };
+    let unavailable = |detail: String| FenceError::ProcessCapUnavailable { detail };
+    if max == 0 {
+        return Err(unavailable(
+            "max_processes = 0 would let no process start; use at least 1".into(),
+        ));
+    }
+    if isolation.is_none() {
+        return Err(unavailable(
+            "the cap is joined by the sandbox's first process, and the sandbox is off \
+             (private_pids = false)"
+                .into(),
+        ));
+    }
+    super::cgroup::CgroupRoot::detect()
+        .map(|r| Some(Arc::new(r)))
+        .map_err(unavailable)
+}
+
 /// The fence for agent processes: build it once per run from a [`FenceConfig`], then use
 /// [`Fence::command`] (or [`Fence::apply`]) and [`Fence::run`] for each call.
 #[derive(Debug, Clone)]
@@ -516,6 +553,7 @@ pub struct Fence {
     hosts: Arc<super::egress::HostList>,
     procs: Option<PathBuf>,
     granted: Vec<PathBuf>,
+    cgroups: Option<Arc<super::cgroup::CgroupRoot>>,
 }
 
 impl Fence {
@@ -547,6 +585,7 @@ impl Fence {
                     .into(),
             });
         }
+        let cgroups = process_cap_root(&config, isolation.as_ref())?;
         Ok(Self {
             config,
             env,
@@ -556,6 +595,7 @@ impl Fence {
             hosts,
             procs: None,
             granted: Vec::new(),
+            cgroups,
         })
     }
 
@@ -821,6 +861,7 @@ impl Fence {
             std::fs::canonicalize(worktree).map_err(|e| FenceError::io(worktree, e))?;
         let before = Snapshot::take(&self.config.watch, &self.ignore, &worktree_abs)?;
         let git_before = GitLink::capture(&worktree_abs);
+        let cgroup = self.call_cgroup(&mut cmd)?;
 
         cmd.process_group(0)
             .stdin(if stdin.is_some() {
@@ -982,6 +1023,9 @@ impl Fence {
         {
             report.stragglers_killed = true;
         }
+        if let Some(cg) = cgroup {
+            self.end_cgroup(cg, &mut report);
+        }
         let grace = Instant::now() + Duration::from_millis(self.config.kill_grace_ms);
         while streams.len() < 2 {
             let wait = grace.saturating_duration_since(Instant::now());
@@ -1068,6 +1112,45 @@ impl Fence {
             wall_ms,
             report,
         })
+    }
+}
+
+impl Fence {
+    /// The call's own cgroup when [`FenceConfig::max_processes`] is set, named in `cmd`'s
+    /// environment for the sandbox's `sh` to join.
+    fn call_cgroup(&self, cmd: &mut Command) -> Result<Option<super::cgroup::Cgroup>, FenceError> {
+        let (Some(root), Some(max)) = (&self.cgroups, self.config.max_processes) else {
+            return Ok(None);
+        };
+        if !self.isolation.as_ref().is_some_and(|s| s.wraps(cmd)) {
+            return Err(FenceError::ProcessCapUnavailable {
+                detail: "the command was not built by Fence::command or Sandbox::command, so \
+                         nothing would join the cap's cgroup"
+                    .into(),
+            });
+        }
+        let cgroup = root
+            .create(max.saturating_add(super::sandbox::SANDBOX_OWN_PIDS))
+            .map_err(|detail| FenceError::ProcessCapUnavailable { detail })?;
+        cmd.env(super::sandbox::CGROUP_VAR, cgroup.procs_file());
+        Ok(Some(cgroup))
+    }
+
+    /// Reports the forks the cap refused, then kills what is left in the call's cgroup and
+    /// removes it; what cannot be removed is an [`Violation::EscapedProcess`].
+    fn end_cgroup(&self, cgroup: super::cgroup::Cgroup, report: &mut FenceReport) {
+        let refused_forks = cgroup.refused_forks();
+        if refused_forks > 0 {
+            report.violations.push(Violation::ProcessCapReached {
+                limit: self.config.max_processes.unwrap_or(0),
+                refused_forks,
+                cgroup: cgroup.dir().to_path_buf(),
+            });
+        }
+        let grace = Duration::from_millis(self.config.kill_grace_ms.max(100));
+        if let Err(detail) = cgroup.remove(grace) {
+            report.violations.push(Violation::EscapedProcess { detail });
+        }
     }
 }
 
@@ -1319,6 +1402,17 @@ pub enum Violation {
         /// when it was stopped (`used`), and the call's largest step (`requested`).
         exceeded: super::budget::BudgetExceeded,
     },
+    /// [`FenceConfig::max_processes`] was reached: the kernel refused `refused_forks`
+    /// `fork`/`clone` calls (`EAGAIN`). Nothing past the cap ran; the call's cgroup was
+    /// emptied and removed afterwards.
+    ProcessCapReached {
+        /// The cap (processes and threads of the call, the fence's own not counted).
+        limit: u64,
+        /// How many `fork`/`clone` calls were refused (`pids.events`).
+        refused_forks: u64,
+        /// The call's cgroup directory (removed after the call).
+        cgroup: PathBuf,
+    },
     /// A process left the group and kept running after the kill.
     EscapedProcess {
         /// What was seen.
@@ -1365,6 +1459,14 @@ impl std::fmt::Display for Violation {
                 f,
                 "{}: its next step could pass the cap; process group killed",
                 exceeded.stopped_at()
+            ),
+            Self::ProcessCapReached {
+                limit,
+                refused_forks,
+                ..
+            } => write!(
+                f,
+                "process cap of {limit} reached: {refused_forks} forks refused"
             ),
             Self::EscapedProcess { detail } => write!(f, "escaped process: {detail}"),
             Self::WatchFailed { detail } => {
@@ -1606,6 +1708,78 @@ mod tests {
             ],
         );
         (t, main, wt)
+    }
+
+    /// A bounded fork bomb in a capped call: 50 forks of sleeping children.
+    const FORK_BOMB: &str = r#"exec python3 -c '
+import os, time
+ok = refused = 0
+for _ in range(50):
+    try:
+        pid = os.fork()
+    except OSError:
+        refused += 1
+        continue
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    ok += 1
+print("forked=%d refused=%d" % (ok, refused))
+'"#;
+
+    /// Issue 16, point 5: `max_processes` holds a fork bomb inside the sandbox: past the cap
+    /// every fork fails, the call reports it, and afterwards nothing of it is alive and its
+    /// cgroup is gone. Where no cgroup can be made (an ordinary user), the fence refuses to
+    /// start instead of running uncapped.
+    #[test]
+    fn the_process_cap_holds_a_fork_bomb_and_leaves_nothing_behind() {
+        let t = tempfile::tempdir().unwrap();
+        let config = fast(FenceConfig {
+            max_processes: Some(8),
+            ..FenceConfig::default()
+        });
+        let fence = match Fence::new(config) {
+            Err(FenceError::ProcessCapUnavailable { detail }) => {
+                assert!(
+                    !nix::unistd::geteuid().is_root(),
+                    "root could not make a cgroup: {detail}"
+                );
+                return;
+            }
+            other => other.unwrap(),
+        };
+        let out = sh(&fence, FORK_BOMB, t.path());
+        // The program is one of the 8; the fence's own bubblewrap processes are not counted.
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "forked=7 refused=43",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hit = out
+            .report
+            .violations
+            .iter()
+            .find_map(|v| match v {
+                Violation::ProcessCapReached {
+                    limit,
+                    refused_forks,
+                    cgroup,
+                } => Some((*limit, *refused_forks, cgroup.clone())),
+                _ => None,
+            })
+            .expect("the cap is reported");
+        assert_eq!((hit.0, hit.1), (8, 43));
+        assert!(!hit.2.exists(), "{} is left", hit.2.display());
+        assert!(
+            !out.report
+                .has(|v| matches!(v, Violation::EscapedProcess { .. })),
+            "{:?}",
+            out.report
+        );
+        // Without the bomb the same fence reports nothing.
+        let calm = sh(&fence, "echo calm", t.path());
+        assert!(calm.report.is_clean(), "{:?}", calm.report);
     }
 
     #[test]
