@@ -38,7 +38,11 @@
 //! - **Refusals are seen through the agent's output.** A refused write shows as "Read-only
 //!   file system" in what the agent prints; an agent that hides the error is still
 //!   contained, just not reported. A syscall the seccomp filter refuses (`EPERM`) is not
-//!   reported at all. Without the sandbox (`private_pids = false`, `readonly_outside =
+//!   reported at all, nor is a read Landlock refuses (`EACCES`) or of a hidden path (absent:
+//!   `ENOENT`): Landlock reports denials only to the kernel's audit subsystem (ABI 7,
+//!   `log_new_exec`), which is off unless an audit daemon turns it on for the whole machine,
+//!   and whose records only root may read (`CAP_AUDIT_READ`); a "Permission denied" in the
+//!   output names no path reliably enough to blame one. Without the sandbox (`private_pids = false`, `readonly_outside =
 //!   false`, `network = "inherit"`) there is detection only, which compares
 //!   `(kind, size, mode, inode, mtime, ctime, link target)` of every entry. Linux sets
 //!   `ctime` to the current time on every content or metadata change and a user cannot set
@@ -863,8 +867,90 @@ impl Fence {
         let git_before = GitLink::capture(&worktree_abs);
         let cgroup = self.call_cgroup(&mut cmd)?;
 
+        let start = Instant::now();
+        let (mut child, pgid, _recorded) = self.spawn_recorded(&mut cmd, stdin.is_some())?;
+        let egress = self.start_egress(&cmd, &mut child, pgid)?;
+        let budget = Arc::new(Budget {
+            cap: self.config.output_bytes,
+            taken: AtomicU64::new(0),
+            tripped: AtomicBool::new(false),
+        });
+        let rx = start_io(child, stdin, watch, pgid, &budget);
+
+        let mut report = FenceReport::default();
+        let mut streams: BTreeMap<Stream, (Vec<u8>, u64)> = BTreeMap::new();
+        let status = self.wait_leader(&rx, start, pgid, &mut report, &mut streams);
+        let wall_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Phase 2: clear stragglers still in the group (background jobs of the agent), then
+        // wait for the pipes to close.
+        if let Some(pg) = pgid
+            && killpg(pg, Signal::SIGKILL).is_ok()
+            && !report.killed
+        {
+            report.stragglers_killed = true;
+        }
+        if let Some(cg) = cgroup {
+            self.end_cgroup(cg, &mut report);
+        }
+        self.drain_pipes(&rx, &mut report, &mut streams);
+        let (stdout, stdout_seen) = streams.remove(&Stream::Stdout).unwrap_or_default();
+        let (stderr, stderr_seen) = streams.remove(&Stream::Stderr).unwrap_or_default();
+        for v in &mut report.violations {
+            if let Violation::OutputCapped { seen_bytes, .. } = v {
+                *seen_bytes = budget
+                    .taken
+                    .load(Ordering::Relaxed)
+                    .max(stdout_seen + stderr_seen);
+            }
+        }
+
+        if let Some(e) = egress {
+            for destination in e.finish() {
+                report
+                    .violations
+                    .push(Violation::EgressDenied { destination });
+            }
+        }
+        if let Some(v) = self.refused_write(&stdout, &stderr) {
+            report.violations.push(v);
+        }
+        // Phase 3: what changed outside the worktree, and the worktree's `.git`.
+        self.outside_writes(&before, &worktree_abs, &mut report);
+        if let Some(v) = git_before.check(&worktree_abs) {
+            report.violations.push(v);
+        }
+
+        Ok(FencedOutput {
+            exit: status.map(Exit::from),
+            stdout,
+            stderr,
+            stdout_bytes: stdout_seen,
+            stderr_bytes: stderr_seen,
+            wall_ms,
+            report,
+        })
+    }
+}
+
+impl Fence {
+    /// Starts `cmd` in a new process group with piped output (and input when `piped_stdin`)
+    /// and records it in the process ledger; returns the child, its group and the record
+    /// (removed when dropped). A record that cannot be written kills the group: no
+    /// unrecorded call runs.
+    fn spawn_recorded(
+        &self,
+        cmd: &mut Command,
+        piped_stdin: bool,
+    ) -> Result<
+        (
+            std::process::Child,
+            Option<Pid>,
+            Option<super::procs::Recorded>,
+        ),
+        FenceError,
+    > {
         cmd.process_group(0)
-            .stdin(if stdin.is_some() {
+            .stdin(if piped_stdin {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -872,12 +958,11 @@ impl Fence {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let program = cmd.get_program().to_string_lossy().into_owned();
-        let start = Instant::now();
         let mut child = cmd
             .spawn()
             .map_err(|source| FenceError::Spawn { program, source })?;
         let pgid = i32::try_from(child.id()).ok().map(Pid::from_raw);
-        let _recorded = match self
+        let recorded = match self
             .procs
             .as_deref()
             .map(|d| super::procs::record(d, child.id()))
@@ -892,80 +977,69 @@ impl Fence {
             Some(Ok(r)) => Some(r),
             None => None,
         };
-        // `network = "hosts"`: serve the proxy in the agent's namespace, then let it start.
+        Ok((child, pgid, recorded))
+    }
+
+    /// `network = "hosts"`: serves the proxy in the agent's namespace, then lets it start
+    /// (the handshake FIFO named in `cmd`'s environment). Kills the group when the proxy
+    /// cannot start.
+    fn start_egress(
+        &self,
+        cmd: &Command,
+        child: &mut std::process::Child,
+        pgid: Option<Pid>,
+    ) -> Result<Option<super::egress::Egress>, FenceError> {
         let ready = cmd
             .get_envs()
             .find(|(k, _)| *k == READY_VAR)
             .and_then(|(_, v)| v.map(PathBuf::from));
-        let egress = match ready {
-            Some(fifo) => {
-                let started = open_ready(
-                    &fifo,
-                    &mut child,
-                    Duration::from_millis(self.config.wall_ms.min(30_000)),
-                )
-                .map_err(|detail| FenceError::IsolationUnavailable { detail })
-                .and_then(|f| {
-                    // bubblewrap's sandbox init owns the network namespace.
-                    let init = super::sandbox::first_child(child.id()).ok_or_else(|| {
-                        FenceError::IsolationUnavailable {
-                            detail: "the agent's sandbox has no init process".into(),
-                        }
-                    })?;
-                    super::egress::Egress::start(init, Arc::clone(&self.hosts)).map(|e| (f, e))
-                });
-                if let Some(dir) = fifo.parent() {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-                match started {
-                    Ok((mut f, e)) => {
-                        let _ = f.write_all(b"go\n");
-                        Some(e)
-                    }
-                    Err(err) => {
-                        if let Some(pg) = pgid {
-                            let _ = killpg(pg, Signal::SIGKILL);
-                        }
-                        let _ = child.wait();
-                        return Err(err);
-                    }
-                }
-            }
-            None => None,
+        let Some(fifo) = ready else {
+            return Ok(None);
         };
-
-        let (tx, rx) = mpsc::channel::<Event>();
-        let budget = Arc::new(Budget {
-            cap: self.config.output_bytes,
-            taken: AtomicU64::new(0),
-            tripped: AtomicBool::new(false),
+        let started = open_ready(
+            &fifo,
+            child,
+            Duration::from_millis(self.config.wall_ms.min(30_000)),
+        )
+        .map_err(|detail| FenceError::IsolationUnavailable { detail })
+        .and_then(|f| {
+            // bubblewrap's sandbox init owns the network namespace.
+            let init = super::sandbox::first_child(child.id()).ok_or_else(|| {
+                FenceError::IsolationUnavailable {
+                    detail: "the agent's sandbox has no init process".into(),
+                }
+            })?;
+            super::egress::Egress::start(init, Arc::clone(&self.hosts)).map(|e| (f, e))
         });
-        if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), stdin) {
-            // The agent may not read its input; the writer then ends with EPIPE after the kill.
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&bytes);
-            });
+        if let Some(dir) = fifo.parent() {
+            let _ = std::fs::remove_dir_all(dir);
         }
-        if let Some(out) = child.stdout.take() {
-            let watch = watch.map(|w| (w, pgid));
-            spawn_reader(Stream::Stdout, out, Arc::clone(&budget), tx.clone(), watch);
+        match started {
+            Ok((mut f, e)) => {
+                let _ = f.write_all(b"go\n");
+                Ok(Some(e))
+            }
+            Err(err) => {
+                if let Some(pg) = pgid {
+                    let _ = killpg(pg, Signal::SIGKILL);
+                }
+                let _ = child.wait();
+                Err(err)
+            }
         }
-        if let Some(err) = child.stderr.take() {
-            spawn_reader(Stream::Stderr, err, Arc::clone(&budget), tx.clone(), None);
-        }
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let status = child.wait();
-                let _ = tx.send(Event::Exited(status.ok()));
-            });
-        }
-        drop(tx);
+    }
 
-        let mut report = FenceReport::default();
-        let deadline = start + Duration::from_millis(self.config.wall_ms);
-        let mut status = None;
-        let mut streams: BTreeMap<Stream, (Vec<u8>, u64)> = BTreeMap::new();
+    /// Phase 1: until the leader exits, handling the output cap, a watch's stop and the
+    /// wall limit (each kills the group). After a kill, waits in steps of the grace period
+    /// (re-sending the kill) rather than spinning. Returns the leader's status.
+    fn wait_leader(
+        &self,
+        rx: &mpsc::Receiver<Event>,
+        start: Instant,
+        pgid: Option<Pid>,
+        report: &mut FenceReport,
+        streams: &mut BTreeMap<Stream, (Vec<u8>, u64)>,
+    ) -> Option<std::process::ExitStatus> {
         let kill = |report: &mut FenceReport| {
             if let Some(pg) = pgid
                 && killpg(pg, Signal::SIGKILL).is_ok()
@@ -973,19 +1047,14 @@ impl Fence {
                 report.killed = true;
             }
         };
-        // Phase 1: until the leader exits. After a kill, wait in steps of the grace period
-        // (re-sending the kill) rather than spinning.
-        let mut deadline = deadline;
+        let mut deadline = start + Duration::from_millis(self.config.wall_ms);
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(Event::Exited(s)) => {
-                    status = s;
-                    break;
-                }
+                Ok(Event::Exited(s)) => return s,
                 Ok(Event::CapReached) => {
                     if !report.has(|v| matches!(v, Violation::OutputCapped { .. })) {
-                        kill(&mut report);
+                        kill(report);
                         report.violations.push(Violation::OutputCapped {
                             limit_bytes: self.config.output_bytes,
                             seen_bytes: 0,
@@ -994,7 +1063,7 @@ impl Fence {
                 }
                 Ok(Event::Stopped(v)) => {
                     // The reader killed the group already; this makes sure.
-                    kill(&mut report);
+                    kill(report);
                     report.killed = true;
                     report.violations.push(v);
                 }
@@ -1002,7 +1071,7 @@ impl Fence {
                     streams.insert(stream, (buf, seen));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    kill(&mut report);
+                    kill(report);
                     if !report.has(|v| matches!(v, Violation::TimedOut { .. })) {
                         report.violations.push(Violation::TimedOut {
                             limit_ms: self.config.wall_ms,
@@ -1011,21 +1080,19 @@ impl Fence {
                     deadline =
                         Instant::now() + Duration::from_millis(self.config.kill_grace_ms.max(10));
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
             }
         }
-        let wall_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        // Phase 2: clear stragglers still in the group (background jobs of the agent), then
-        // wait for the pipes to close.
-        if let Some(pg) = pgid
-            && killpg(pg, Signal::SIGKILL).is_ok()
-            && !report.killed
-        {
-            report.stragglers_killed = true;
-        }
-        if let Some(cg) = cgroup {
-            self.end_cgroup(cg, &mut report);
-        }
+    }
+
+    /// Waits up to the kill grace for both pipes to close; one still open then means a
+    /// process outside the group holds it ([`Violation::EscapedProcess`]).
+    fn drain_pipes(
+        &self,
+        rx: &mpsc::Receiver<Event>,
+        report: &mut FenceReport,
+        streams: &mut BTreeMap<Stream, (Vec<u8>, u64)>,
+    ) {
         let grace = Instant::now() + Duration::from_millis(self.config.kill_grace_ms);
         while streams.len() < 2 {
             let wait = grace.saturating_duration_since(Instant::now());
@@ -1048,44 +1115,27 @@ impl Fence {
                 }
             }
         }
-        let (stdout, stdout_seen) = streams.remove(&Stream::Stdout).unwrap_or_default();
-        let (stderr, stderr_seen) = streams.remove(&Stream::Stderr).unwrap_or_default();
-        for v in &mut report.violations {
-            if let Violation::OutputCapped { seen_bytes, .. } = v {
-                *seen_bytes = budget
-                    .taken
-                    .load(Ordering::Relaxed)
-                    .max(stdout_seen + stderr_seen);
-            }
-        }
+    }
 
-        if let Some(e) = egress {
-            for destination in e.finish() {
-                report
-                    .violations
-                    .push(Violation::EgressDenied { destination });
-            }
-        }
-        // A write the read-only mounts refused shows in the agent's output as EROFS.
-        if self.isolation.is_some() {
-            let refused = [&stderr, &stdout].into_iter().find_map(|b| {
-                String::from_utf8_lossy(b)
-                    .lines()
-                    .find(|l| {
-                        l.contains("Read-only file system")
-                            // `rm`/`mv` of a path the sandbox bound over (`.git`): a mount point.
-                            || l.contains("Device or resource busy")
-                    })
-                    .map(|l| l.chars().take(300).collect::<String>())
-            });
-            if let Some(detail) = refused {
-                report
-                    .violations
-                    .push(Violation::OutsideWriteRefused { detail });
-            }
-        }
-        // Phase 3: what changed outside the worktree, and the worktree's `.git`.
-        match Snapshot::take(&self.config.watch, &self.ignore, &worktree_abs) {
+    /// A write the read-only mounts refused shows in the agent's output as EROFS.
+    fn refused_write(&self, stdout: &[u8], stderr: &[u8]) -> Option<Violation> {
+        self.isolation.as_ref()?;
+        let detail = [stderr, stdout].into_iter().find_map(|b| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .find(|l| {
+                    l.contains("Read-only file system")
+                        // `rm`/`mv` of a path the sandbox bound over (`.git`): a mount point.
+                        || l.contains("Device or resource busy")
+                })
+                .map(|l| l.chars().take(300).collect::<String>())
+        })?;
+        Some(Violation::OutsideWriteRefused { detail })
+    }
+
+    /// Phase 3: what changed in the watched directories since `before`.
+    fn outside_writes(&self, before: &Snapshot, worktree_abs: &Path, report: &mut FenceReport) {
+        match Snapshot::take(&self.config.watch, &self.ignore, worktree_abs) {
             Ok(after) => {
                 let changes = before.diff(&after);
                 report.outside_writes_total = changes.len();
@@ -1099,20 +1149,37 @@ impl Fence {
                 detail: e.to_string(),
             }),
         }
-        if let Some(v) = git_before.check(&worktree_abs) {
-            report.violations.push(v);
-        }
-
-        Ok(FencedOutput {
-            exit: status.map(Exit::from),
-            stdout,
-            stderr,
-            stdout_bytes: stdout_seen,
-            stderr_bytes: stderr_seen,
-            wall_ms,
-            report,
-        })
     }
+}
+
+/// Starts the call's helper threads: the stdin writer, the two pipe readers (stdout
+/// watched by `watch`) and the waiter; returns what they report.
+fn start_io(
+    mut child: std::process::Child,
+    stdin: Option<Vec<u8>>,
+    watch: Option<LineWatch>,
+    pgid: Option<Pid>,
+    budget: &Arc<Budget>,
+) -> mpsc::Receiver<Event> {
+    let (tx, rx) = mpsc::channel::<Event>();
+    if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), stdin) {
+        // The agent may not read its input; the writer then ends with EPIPE after the kill.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    if let Some(out) = child.stdout.take() {
+        let watch = watch.map(|w| (w, pgid));
+        spawn_reader(Stream::Stdout, out, Arc::clone(budget), tx.clone(), watch);
+    }
+    if let Some(err) = child.stderr.take() {
+        spawn_reader(Stream::Stderr, err, Arc::clone(budget), tx.clone(), None);
+    }
+    std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = tx.send(Event::Exited(status.ok()));
+    });
+    rx
 }
 
 impl Fence {
