@@ -1777,6 +1777,49 @@ mod tests {
         (t, main, wt)
     }
 
+    /// `[fence] max_processes` is read strictly: a misspelt key is an error naming the right
+    /// one, never a silently absent cap.
+    #[test]
+    fn max_processes_is_read_strictly() {
+        let c: FenceConfig = toml::from_str("max_processes = 16").unwrap();
+        assert_eq!(c.max_processes, Some(16));
+        let err = toml::from_str::<FenceConfig>("max_process = 16")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown field `max_process`") && err.contains("max_processes"),
+            "{err}"
+        );
+        assert_eq!(FenceConfig::default().max_processes, None);
+    }
+
+    /// The cap is never silently absent: without the sandbox (whose `sh` joins the cgroup)
+    /// or with a cap of 0 the fence refuses to start, saying what to do.
+    #[test]
+    fn the_process_cap_refuses_to_start_where_it_cannot_hold() {
+        let unsandboxed = FenceConfig {
+            private_pids: false,
+            readonly_outside: false,
+            network: NetworkMode::Inherit,
+            max_processes: Some(16),
+            ..FenceConfig::default()
+        };
+        let err = Fence::new(unsandboxed).unwrap_err();
+        assert!(
+            matches!(&err, FenceError::ProcessCapUnavailable { detail } if detail.contains("sandbox is off")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("remove max_processes"), "{err}");
+        let zero = FenceConfig {
+            max_processes: Some(0),
+            ..FenceConfig::default()
+        };
+        assert!(matches!(
+            Fence::new(zero),
+            Err(FenceError::ProcessCapUnavailable { .. })
+        ));
+    }
+
     /// A bounded fork bomb in a capped call: 50 forks of sleeping children.
     const FORK_BOMB: &str = r#"exec python3 -c '
 import os, time
