@@ -205,6 +205,7 @@ fn budget(c: &mut Criterion) {
     g.finish();
 }
 
+#[allow(clippy::print_stderr)] // a bench reports why it skipped
 fn process_cap(c: &mut Criterion) {
     use lightsout_fence::cgroup::CgroupRoot;
     let root = match CgroupRoot::detect() {
