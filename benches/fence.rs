@@ -8,7 +8,11 @@
 //!   (two snapshots per call);
 //! - audit: a plain JSONL append + `fdatasync` vs `AuditLog::append` (hash chain + head);
 //!   `verify` of 10,000 entries;
-//! - budget: a `Mutex<u64>` add vs `reserve` + `settle`.
+//! - budget: a `Mutex<u64>` add vs `reserve` + `settle`;
+//! - the process cap (`[fence] max_processes`, needs a writable cgroup `pids` controller:
+//!   root): `mkdir` + `rmdir` of a plain directory vs creating a call's cgroup with
+//!   `pids.max` and emptying and removing it; the sandboxed `Fence::run(true)` without and
+//!   with the cap.
 #![allow(missing_docs)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -201,5 +205,56 @@ fn budget(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, process, audit_log, budget);
+#[allow(clippy::print_stderr)] // a bench reports why it skipped
+fn process_cap(c: &mut Criterion) {
+    use lightsout_fence::cgroup::CgroupRoot;
+    let root = match CgroupRoot::detect() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fence/cgroup skipped: {e}");
+            return;
+        }
+    };
+    let mut g = c.benchmark_group("fence/cgroup");
+    g.sample_size(50).measurement_time(Duration::from_secs(3));
+    let plain = tempfile::tempdir().unwrap();
+    g.bench_function("baseline mkdir + rmdir (tmp)", |b| {
+        b.iter(|| {
+            let d = plain.path().join("d");
+            std::fs::create_dir(&d).unwrap();
+            std::fs::remove_dir(&d).unwrap();
+        });
+    });
+    g.bench_function("CgroupRoot::create(pids.max) + Cgroup::remove", |b| {
+        b.iter(|| {
+            root.create(black_box(16))
+                .unwrap()
+                .remove(Duration::from_secs(1))
+                .unwrap();
+        });
+    });
+    g.finish();
+    let wt = tempfile::tempdir().unwrap();
+    let mut g = c.benchmark_group("fence/process-cap");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    for (name, cap) in [
+        ("Fence::run(true) sandbox, no cap", None),
+        ("Fence::run(true) sandbox + max_processes", Some(64)),
+    ] {
+        let fence = Fence::new(FenceConfig {
+            max_processes: cap,
+            ..FenceConfig::default()
+        })
+        .unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let cmd = fence.command("true", [""; 0], wt.path()).unwrap();
+                fence.run(cmd, None, wt.path()).unwrap()
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, process, audit_log, budget, process_cap);
 criterion_main!(benches);

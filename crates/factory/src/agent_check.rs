@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::git::Git;
 use crate::{Error, command_from_profile};
 use lightsout_agent::parse::StreamParser;
-use lightsout_agent::{Agent, Budget, Outcome, TaskContext, Workspace};
+use lightsout_agent::{Agent, AgentReport, Budget, Outcome, TaskContext, Workspace};
 use lightsout_fence::agent::{FenceReports, FencedAgent};
 use lightsout_fence::policy::{Fence, Violation};
 use serde::Serialize;
@@ -132,19 +132,7 @@ pub async fn check_agent(
     name: &str,
     wall_ms: u64,
 ) -> Result<AgentCheck, Error> {
-    let profile = config.agent.get(name).ok_or_else(|| {
-        Error::Config(format!(
-            "no [agent.{name}] profile in lightsout.toml{}",
-            crate::config::did_you_mean(name, config.agent.keys().map(String::as_str))
-        ))
-    })?;
-    let command = command_from_profile(name, profile)?
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "[agent.{name}] is a replay: it starts no process, so there is nothing to check"
-            ))
-        })?
-        .with_prices(config.prices.clone());
+    let command = profile_command(config, name)?;
     let mut check = AgentCheck {
         profile: name.to_owned(),
         command: std::iter::once(command.program.as_str())
@@ -181,22 +169,9 @@ pub async fn check_agent(
     let wt = root.join("worktree");
     let from_repo = make_worktree(repo, &wt).await?;
 
-    let mut fc = config.fence.clone();
-    fc.wall_ms = wall_ms;
-    if fc.watch.is_empty() {
-        fc.watch.push(root.clone());
-        fc.watch.extend(from_repo.then(|| repo.to_path_buf()));
-    }
-    let holdout = config
-        .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref())
-        .filter(|h| h.is_dir());
-    fc.hide.extend(holdout);
-    fc.watch_ignore.extend(
-        [".git/worktrees", ".git/index", ".git/*.lock", ".git/logs"]
-            .iter()
-            .map(|s| (*s).to_owned()),
-    );
-    let fence = Arc::new(Fence::new(fc)?);
+    let fence = Arc::new(Fence::new(check_fence_config(
+        config, repo, &root, from_repo, wall_ms,
+    ))?);
     let reports = Arc::new(FenceReports::default());
     let agent = FencedAgent::new(command, fence, reports.clone());
 
@@ -228,9 +203,66 @@ pub async fn check_agent(
         Status::Pass,
         format!("{} started inside the fence", found.display()),
     ));
+    check.items.push(edits_item(&wt).await);
+    check.items.push(usage_item(&report, &agent));
+    check.items.push(wall_item(&report, wall_ms));
+    let violations = failing_violations(&reports, &ctx);
+    check.items.push(exit_item(&report, &violations, config));
+    cleanup(repo, &wt, from_repo).await;
+    Ok(check)
+}
 
-    // Edits: what git sees changed in the worktree (the instruction layer is gone by now).
-    let status = Git::new(&wt)
+/// The command of profile `name`, with the run's prices.
+///
+/// # Errors
+/// [`Error::Config`] for an unknown profile or a replay profile.
+fn profile_command(config: &Config, name: &str) -> Result<lightsout_agent::CommandAgent, Error> {
+    let profile = config.agent.get(name).ok_or_else(|| {
+        Error::Config(format!(
+            "no [agent.{name}] profile in lightsout.toml{}",
+            crate::config::did_you_mean(name, config.agent.keys().map(String::as_str))
+        ))
+    })?;
+    Ok(command_from_profile(name, profile)?
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "[agent.{name}] is a replay: it starts no process, so there is nothing to check"
+            ))
+        })?
+        .with_prices(config.prices.clone()))
+}
+
+/// The check's `[fence]`: the run's, with the wall limit, the temporary `root` (and `repo`
+/// when the worktree comes from it) watched, the holdout hidden and the worktree's own git
+/// paths not compared.
+fn check_fence_config(
+    config: &Config,
+    repo: &Path,
+    root: &Path,
+    from_repo: bool,
+    wall_ms: u64,
+) -> lightsout_fence::policy::FenceConfig {
+    let mut fc = config.fence.clone();
+    fc.wall_ms = wall_ms;
+    if fc.watch.is_empty() {
+        fc.watch.push(root.to_path_buf());
+        fc.watch.extend(from_repo.then(|| repo.to_path_buf()));
+    }
+    let holdout = config
+        .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref())
+        .filter(|h| h.is_dir());
+    fc.hide.extend(holdout);
+    fc.watch_ignore.extend(
+        [".git/worktrees", ".git/index", ".git/*.lock", ".git/logs"]
+            .iter()
+            .map(|s| (*s).to_owned()),
+    );
+    fc
+}
+
+/// Edits: what git sees changed in the worktree `wt` (the instruction layer is gone by now).
+async fn edits_item(wt: &Path) -> Item {
+    let status = Git::new(wt)
         .out(&["status", "--porcelain", "--untracked-files=all"])
         .await
         .map(|o| o.stdout)
@@ -241,7 +273,7 @@ pub async fn check_agent(
         .filter(|p| !p.is_empty())
         .collect();
     let did_task = std::fs::read_to_string(wt.join(CHECK_FILE)).is_ok_and(|s| s.trim() == "ok");
-    check.items.push(if changed.is_empty() {
+    if changed.is_empty() {
         item(
             "edits the worktree",
             Status::Fail,
@@ -264,9 +296,11 @@ pub async fn check_agent(
                 }
             ),
         )
-    });
+    }
+}
 
-    // Usage: a report line, tokens or a cost in what it printed.
+/// Usage: a report line, tokens or a cost in what the agent printed.
+fn usage_item(report: &AgentReport, agent: &FencedAgent) -> Item {
     let stdout = report
         .transcript
         .as_deref()
@@ -286,7 +320,7 @@ pub async fn check_agent(
     let reported = lightsout_agent::contract::ReportLine::last_in(&stdout).is_some()
         || seen.input_tokens + seen.output_tokens > 0
         || seen.cost_usd.is_some();
-    check.items.push(if reported {
+    if reported {
         item(
             "reports usage",
             Status::Pass,
@@ -307,9 +341,12 @@ pub async fn check_agent(
             "no usage in its output: token and USD budgets cannot see what it spends (print \
              lightsout.report/v1 lines, docs/agents.md)",
         )
-    });
+    }
+}
 
-    check.items.push(if report.outcome == Outcome::TimedOut {
+/// Whether the call finished within `wall_ms`.
+fn wall_item(report: &AgentReport, wall_ms: u64) -> Item {
+    if report.outcome == Outcome::TimedOut {
         item(
             "finishes within the wall limit",
             Status::Fail,
@@ -321,9 +358,13 @@ pub async fn check_agent(
             Status::Pass,
             format!("done in {} ms of {wall_ms} ms", report.usage.wall_ms),
         )
-    });
+    }
+}
 
-    let violations: Vec<String> = reports
+/// The fence's violations for the check's call that fail it (its limits show in the
+/// outcome; a refused destination was contained by the refusal itself).
+fn failing_violations(reports: &FenceReports, ctx: &TaskContext) -> Vec<String> {
+    reports
         .take(&ctx.task_id, ctx.attempt)
         .map(|r| {
             r.violations
@@ -339,42 +380,42 @@ pub async fn check_agent(
                 .map(ToString::to_string)
                 .collect()
         })
-        .unwrap_or_default();
-    check
-        .items
-        .push(match (&report.outcome, violations.is_empty()) {
-            (Outcome::Completed, true) => item(
-                "exits cleanly",
-                Status::Pass,
-                "exit status 0, nothing left running, nothing written outside the worktree",
+        .unwrap_or_default()
+}
+
+/// Whether the call exited cleanly: completed, with no failing `violations`.
+fn exit_item(report: &AgentReport, violations: &[String], config: &Config) -> Item {
+    match (&report.outcome, violations.is_empty()) {
+        (Outcome::Completed, true) => item(
+            "exits cleanly",
+            Status::Pass,
+            "exit status 0, nothing left running, nothing written outside the worktree",
+        ),
+        (Outcome::Failed { message, .. }, _) => item(
+            "exits cleanly",
+            Status::Fail,
+            format!("it reported a failure: {message}"),
+        ),
+        (Outcome::TimedOut, _) => item(
+            "exits cleanly",
+            Status::Fail,
+            "it was killed at the wall limit",
+        ),
+        (Outcome::OutputCapped, _) => item(
+            "exits cleanly",
+            Status::Fail,
+            format!(
+                "it printed more than {} bytes and was killed",
+                config.limits.output_bytes
             ),
-            (Outcome::Failed { message, .. }, _) => item(
-                "exits cleanly",
-                Status::Fail,
-                format!("it reported a failure: {message}"),
-            ),
-            (Outcome::TimedOut, _) => item(
-                "exits cleanly",
-                Status::Fail,
-                "it was killed at the wall limit",
-            ),
-            (Outcome::OutputCapped, _) => item(
-                "exits cleanly",
-                Status::Fail,
-                format!(
-                    "it printed more than {} bytes and was killed",
-                    config.limits.output_bytes
-                ),
-            ),
-            (_, false) => item(
-                "exits cleanly",
-                Status::Fail,
-                format!("the fence saw: {}", violations.join("; ")),
-            ),
-            _ => item("exits cleanly", Status::Fail, "it did not complete"),
-        });
-    cleanup(repo, &wt, from_repo).await;
-    Ok(check)
+        ),
+        (_, false) => item(
+            "exits cleanly",
+            Status::Fail,
+            format!("the fence saw: {}", violations.join("; ")),
+        ),
+        _ => item("exits cleanly", Status::Fail, "it did not complete"),
+    }
 }
 
 fn skip_rest(check: &mut AgentCheck) {

@@ -528,10 +528,25 @@ pub fn verify(path: &Path) -> Result<VerifyReport, FenceError> {
         warnings: Vec::new(),
         problems: Vec::new(),
     };
+    let (hashes, torn) = check_chain(&bytes, &mut report);
+    read_head(path, &mut report)?;
+    check_head(&hashes, &mut report);
+    if let Some(t) = torn {
+        check_torn_tail(t, &mut report);
+    }
+    Ok(report)
+}
+
+/// The seq and hash of each complete entry, in order.
+type Hashes = Vec<(u64, String)>;
+
+/// Checks each complete line of `bytes` (its hash, its link to the line before, its seq)
+/// into `report`; returns the entries' seqs and hashes, and the torn last line if any.
+fn check_chain<'a>(bytes: &'a [u8], report: &mut VerifyReport) -> (Hashes, Option<&'a [u8]>) {
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 0u64;
     let mut offset = 0usize;
-    let mut hashes: Vec<(u64, String)> = Vec::new();
+    let mut hashes: Hashes = Vec::new();
     let mut torn: Option<&[u8]> = None;
     for (i, raw) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
         let line_no = i + 1;
@@ -593,7 +608,12 @@ pub fn verify(path: &Path) -> Result<VerifyReport, FenceError> {
         hashes.push((seq, hash.clone()));
         report.last_hash = Some(hash);
     }
+    (hashes, torn)
+}
 
+/// Reads the head sidecar of the log at `path` into `report`; a missing head is a problem
+/// once the log has more than one entry.
+fn read_head(path: &Path, report: &mut VerifyReport) -> Result<(), FenceError> {
     let head_file = head_path(path);
     match std::fs::read(&head_file) {
         Ok(b) => match serde_json::from_slice::<Head>(&b) {
@@ -624,71 +644,78 @@ pub fn verify(path: &Path) -> Result<VerifyReport, FenceError> {
         }
         Err(e) => return Err(FenceError::io(&head_file, e)),
     }
+    Ok(())
+}
 
-    if let Some(head) = &report.head {
-        let last_seq = hashes.last().map(|(s, _)| *s);
-        match hashes.iter().find(|(s, _)| *s == head.seq) {
-            Some((_, h)) if *h != head.hash => report.problems.push(Problem {
-                line: 0,
-                seq: Some(head.seq),
-                kind: ProblemKind::HeadMismatch,
-                detail: format!("the head names a different entry {}", head.seq),
-            }),
-            Some(_) => {
-                // The head may lag the log by one entry (crash between append and head write).
-                if let Some(last) = last_seq {
-                    if last > head.seq.saturating_add(1) {
-                        report.problems.push(Problem {
-                            line: 0,
-                            seq: Some(last),
-                            kind: ProblemKind::HeadMismatch,
-                            detail: format!(
-                                "entries after the head entry {} were appended outside the log writer",
-                                head.seq
-                            ),
-                        });
-                    } else if last == head.seq + 1 {
-                        report.warnings.push(format!(
-                            "the head lags by one entry (a crash after appending entry {last})"
-                        ));
-                    }
+/// Checks the head against the entries' `hashes`: it names an entry of the log, the same
+/// one, and lags the end by at most one entry.
+fn check_head(hashes: &Hashes, report: &mut VerifyReport) {
+    let Some(head) = &report.head else {
+        return;
+    };
+    let last_seq = hashes.last().map(|(s, _)| *s);
+    match hashes.iter().find(|(s, _)| *s == head.seq) {
+        Some((_, h)) if *h != head.hash => report.problems.push(Problem {
+            line: 0,
+            seq: Some(head.seq),
+            kind: ProblemKind::HeadMismatch,
+            detail: format!("the head names a different entry {}", head.seq),
+        }),
+        Some(_) => {
+            // The head may lag the log by one entry (crash between append and head write).
+            if let Some(last) = last_seq {
+                if last > head.seq.saturating_add(1) {
+                    report.problems.push(Problem {
+                        line: 0,
+                        seq: Some(last),
+                        kind: ProblemKind::HeadMismatch,
+                        detail: format!(
+                            "entries after the head entry {} were appended outside the log writer",
+                            head.seq
+                        ),
+                    });
+                } else if last == head.seq + 1 {
+                    report.warnings.push(format!(
+                        "the head lags by one entry (a crash after appending entry {last})"
+                    ));
                 }
             }
-            None => report.problems.push(Problem {
-                line: 0,
-                seq: Some(head.seq),
-                kind: ProblemKind::HeadMismatch,
-                detail: format!(
-                    "the head names entry {} but the log {}: entries were cut from the end",
-                    head.seq,
-                    last_seq.map_or_else(|| "is empty".to_owned(), |l| format!("ends at {l}"))
-                ),
-            }),
         }
+        None => report.problems.push(Problem {
+            line: 0,
+            seq: Some(head.seq),
+            kind: ProblemKind::HeadMismatch,
+            detail: format!(
+                "the head names entry {} but the log {}: entries were cut from the end",
+                head.seq,
+                last_seq.map_or_else(|| "is empty".to_owned(), |l| format!("ends at {l}"))
+            ),
+        }),
     }
+}
 
-    if let Some(t) = torn {
-        // A torn line is a crash artefact only when the head does not claim it.
-        let covered = report
-            .head
-            .as_ref()
-            .is_some_and(|h| h.seq >= report.entries);
-        if covered || !report.problems.is_empty() {
-            report.problems.push(Problem {
-                line: report.entries as usize + 1,
-                seq: None,
-                kind: ProblemKind::Unparseable,
-                detail: format!("the log ends in an incomplete line of {} bytes", t.len()),
-            });
-        } else {
-            report.torn_tail = true;
-            report.warnings.push(format!(
-                "the log ends in an incomplete line of {} bytes (a crash during a write); it is ignored",
-                t.len()
-            ));
-        }
+/// Judges the torn last line `t`: a crash artefact (a warning) only when the head does not
+/// claim it and nothing else is wrong; otherwise a problem.
+fn check_torn_tail(t: &[u8], report: &mut VerifyReport) {
+    // A torn line is a crash artefact only when the head does not claim it.
+    let covered = report
+        .head
+        .as_ref()
+        .is_some_and(|h| h.seq >= report.entries);
+    if covered || !report.problems.is_empty() {
+        report.problems.push(Problem {
+            line: report.entries as usize + 1,
+            seq: None,
+            kind: ProblemKind::Unparseable,
+            detail: format!("the log ends in an incomplete line of {} bytes", t.len()),
+        });
+    } else {
+        report.torn_tail = true;
+        report.warnings.push(format!(
+            "the log ends in an incomplete line of {} bytes (a crash during a write); it is ignored",
+            t.len()
+        ));
     }
-    Ok(report)
 }
 
 /// Reads every complete entry of the log at `path`, without verifying the chain (use

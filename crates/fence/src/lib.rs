@@ -24,6 +24,8 @@
 //! - [`sandbox`]: [`sandbox::Sandbox`], bubblewrap plus a seccomp filter: no capabilities, a
 //!   read-only root with only the worktree writable, the holdout absent, dying with the
 //!   factory; [`sandbox::lifetime_prefix`] ties a trusted process tree to the factory's life.
+//! - [`cgroup`]: the process cap ([`policy::FenceConfig::max_processes`]): one cgroup per
+//!   call with `pids.max`, joined before the sandbox starts, emptied and removed after.
 //! - [`entry`]: the sandbox entry, the first program inside bubblewrap (a mode of the
 //!   `lightsout` binary): it starts nothing once the factory is gone ([`entry::Lifeline`])
 //!   and applies Landlock as a second layer ([`entry::EntryPlan`], [`entry::LandlockReport`]).
@@ -62,6 +64,7 @@
 pub mod agent;
 pub mod audit;
 pub mod budget;
+pub mod cgroup;
 pub mod egress;
 pub mod entry;
 pub mod holdout;
@@ -155,6 +158,15 @@ pub enum FenceError {
         /// What was tried and what failed.
         detail: String,
     },
+    /// `[fence] max_processes` is set but no cgroup with the `pids` controller can be made
+    /// here; the fence refuses to run agents without the cap.
+    #[error(
+        "[fence] max_processes cannot be enforced here ({detail}): run the factory as root on a machine with a writable cgroup `pids` controller (cgroup v1, or v2 with `pids` in cgroup.controllers), give an ordinary user a delegated cgroup v2 subtree (for example `systemd-run --user --scope -p Delegate=yes lightsout run ...`), or remove max_processes from [fence] of lightsout.toml"
+    )]
+    ProcessCapUnavailable {
+        /// What was tried and what failed.
+        detail: String,
+    },
     /// The agent process could not be started.
     #[error("cannot start `{program}`: {source}")]
     Spawn {
@@ -232,32 +244,37 @@ mod tests {
 
     const CANARY: &str = "LSO-CANARY-9c41d2";
 
-    #[test]
-    fn misbehaving_agents_are_contained_and_audited() {
-        let t = tempfile::tempdir().unwrap();
-        let main = t.path().join("main");
+    /// The misbehaving agents: task, requirement, and the script each runs.
+    const TASKS: [(&str, &str, &str); 8] = [
+        ("T1", "REQ-1", "while :; do :; done"),
+        ("T2", "REQ-2", "yes gigabytes"),
+        ("T3", "REQ-3", "echo pwned > ../../main/evil.txt"),
+        ("T4", "REQ-4", "rm -f .git"),
+        ("T5", "REQ-5", "echo \"secret=$LIGHTSOUT_TEST_SECRET\""),
+        ("T6", "REQ-6", "echo \"$CANARY_FROM_TEST\""),
+        ("T7", "REQ-7", "printf '{\"tokens\":900000}'"),
+        (
+            "T8",
+            "REQ-8",
+            "echo ok > done.txt && printf '{\"tokens\":120}'",
+        ),
+    ];
+
+    /// A main repository with one commit under `root`: its path and its head.
+    fn main_repo(root: &std::path::Path) -> (std::path::PathBuf, String) {
+        let main = root.join("main");
         std::fs::create_dir_all(&main).unwrap();
         git(&main, &["init", "-q", "-b", "main"]);
         std::fs::write(main.join("README.md"), "hello\n").unwrap();
         git(&main, &["add", "."]);
         git(&main, &["commit", "-q", "-m", "init"]);
-        let main_head = git(&main, &["rev-parse", "main"]);
-        let worktrees = t.path().join("worktrees");
+        let head = git(&main, &["rev-parse", "main"]);
+        (main, head)
+    }
 
-        let tasks: [(&str, &str, &str); 8] = [
-            ("T1", "REQ-1", "while :; do :; done"),
-            ("T2", "REQ-2", "yes gigabytes"),
-            ("T3", "REQ-3", "echo pwned > ../../main/evil.txt"),
-            ("T4", "REQ-4", "rm -f .git"),
-            ("T5", "REQ-5", "echo \"secret=$LIGHTSOUT_TEST_SECRET\""),
-            ("T6", "REQ-6", "echo \"$CANARY_FROM_TEST\""),
-            ("T7", "REQ-7", "printf '{\"tokens\":900000}'"),
-            (
-                "T8",
-                "REQ-8",
-                "echo ok > done.txt && printf '{\"tokens\":120}'",
-            ),
-        ];
+    /// The fence of the test: short limits, `main` and `worktrees` watched, a secret in the
+    /// host environment and the canary passed on purpose.
+    fn test_fence(main: &std::path::Path, worktrees: &std::path::Path) -> Fence {
         let host_env = [
             (
                 "PATH",
@@ -270,7 +287,7 @@ mod tests {
             wall_ms: 400,
             output_bytes: 32 * 1024,
             kill_grace_ms: 2_000,
-            watch: vec![main.clone(), worktrees.clone()],
+            watch: vec![main.to_path_buf(), worktrees.to_path_buf()],
             ..FenceConfig::default()
         };
         // The canary reaches T6 through a variable the test passes on purpose, standing in for
@@ -279,27 +296,31 @@ mod tests {
             .env
             .set
             .insert("CANARY_FROM_TEST".into(), CANARY.into());
-        let fence = Fence::new(config).unwrap().with_host_env(host_env);
-        let ledger = BudgetLedger::in_memory(BudgetConfig {
-            per_task: Limits {
-                tokens: Some(10_000),
-                ..Limits::default()
-            },
-            ..BudgetConfig::default()
-        });
-        let crossing = Crossing::new(Canaries(vec![CANARY.into()]));
-        let log = AuditLog::for_run(t.path(), "r1").unwrap();
+        Fence::new(config).unwrap().with_host_env(host_env)
+    }
 
-        for (task, req, script) in tasks {
-            let wt = worktrees.join(task);
+    /// What the factory does around one call: a worktree, a reservation, the fenced run,
+    /// the settlement, and the audit entries for the call, its violations, overruns and leaks.
+    struct Harness {
+        main: std::path::PathBuf,
+        worktrees: std::path::PathBuf,
+        fence: Fence,
+        ledger: BudgetLedger,
+        crossing: Crossing<Canaries>,
+        log: AuditLog,
+    }
+
+    impl Harness {
+        fn run(&self, task: &str, req: &str, script: &str) {
+            let wt = self.worktrees.join(task);
             let branch = format!("lightsout/r1/{task}");
             git(
-                &main,
+                &self.main,
                 &["worktree", "add", "-q", "-b", &branch, wt.to_str().unwrap()],
             );
-            let reservation = ledger.reserve(task, Usage::tokens(1_000)).unwrap();
-            let cmd = fence.command("sh", ["-c", script], &wt).unwrap();
-            let out = fence.run(cmd, None, &wt).unwrap();
+            let reservation = self.ledger.reserve(task, Usage::tokens(1_000)).unwrap();
+            let cmd = self.fence.command("sh", ["-c", script], &wt).unwrap();
+            let out = self.fence.run(cmd, None, &wt).unwrap();
             let reported: serde_json::Value =
                 serde_json::from_slice(&out.stdout).unwrap_or(json!({}));
             let usage = Usage {
@@ -307,7 +328,8 @@ mod tests {
                 wall_ms: out.wall_ms,
                 usd_micros: 0,
             };
-            let settled = ledger.settle(reservation, usage).unwrap();
+            let settled = self.ledger.settle(reservation, usage).unwrap();
+            let log = &self.log;
             log.append(AuditRecord::new(
                 AuditKind::AgentCall,
                 Some(task),
@@ -325,7 +347,8 @@ mod tests {
             }
             for (label, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
                 if let Err(FenceError::Leak(hit)) =
-                    crossing.check_bytes(CrossingKind::AgentOutput, label, bytes)
+                    self.crossing
+                        .check_bytes(CrossingKind::AgentOutput, label, bytes)
                 {
                     log.append(AuditRecord::leak(task, &[req], &hit)).unwrap();
                 }
@@ -334,22 +357,49 @@ mod tests {
                 assert_eq!(out.stdout, b"secret=\n");
             }
         }
+    }
 
-        let entries = super::audit::read(log.path()).unwrap();
-        let stops = |task: &str| -> Vec<(AuditKind, String)> {
-            entries
-                .iter()
-                .filter(|e| e.task.as_deref() == Some(task) && e.kind != AuditKind::AgentCall)
-                .map(|e| {
-                    let what = e.details["violation"]
-                        .as_str()
-                        .or(e.details["budget"].as_str())
-                        .unwrap_or("")
-                        .to_owned();
-                    (e.kind, what)
-                })
-                .collect()
+    /// The entries of `task` other than its agent call: kind and violation or budget name.
+    fn stops(entries: &[super::audit::AuditEntry], task: &str) -> Vec<(AuditKind, String)> {
+        entries
+            .iter()
+            .filter(|e| e.task.as_deref() == Some(task) && e.kind != AuditKind::AgentCall)
+            .map(|e| {
+                let what = e.details["violation"]
+                    .as_str()
+                    .or(e.details["budget"].as_str())
+                    .unwrap_or("")
+                    .to_owned();
+                (e.kind, what)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn misbehaving_agents_are_contained_and_audited() {
+        let t = tempfile::tempdir().unwrap();
+        let (main, main_head) = main_repo(t.path());
+        let worktrees = t.path().join("worktrees");
+        let h = Harness {
+            fence: test_fence(&main, &worktrees),
+            ledger: BudgetLedger::in_memory(BudgetConfig {
+                per_task: Limits {
+                    tokens: Some(10_000),
+                    ..Limits::default()
+                },
+                ..BudgetConfig::default()
+            }),
+            crossing: Crossing::new(Canaries(vec![CANARY.into()])),
+            log: AuditLog::for_run(t.path(), "r1").unwrap(),
+            main: main.clone(),
+            worktrees: worktrees.clone(),
         };
+        for (task, req, script) in TASKS {
+            h.run(task, req, script);
+        }
+
+        let entries = super::audit::read(h.log.path()).unwrap();
+        let stops = |task: &str| stops(&entries, task);
         assert_eq!(
             stops("T1"),
             vec![(AuditKind::PolicyHit, "timed_out".into())]
@@ -382,15 +432,15 @@ mod tests {
         );
         // The over-budget task is blocked; the others can go on.
         assert!(matches!(
-            ledger.reserve("T7", Usage::default()),
+            h.ledger.reserve("T7", Usage::default()),
             Err(FenceError::BudgetExceeded(_))
         ));
-        ledger
-            .release(ledger.reserve("T8", Usage::tokens(10)).unwrap())
+        h.ledger
+            .release(h.ledger.reserve("T8", Usage::tokens(10)).unwrap())
             .unwrap();
         assert!(worktrees.join("T8/done.txt").is_file());
         // Main's branch never moved, and the log is intact.
         assert_eq!(git(&main, &["rev-parse", "main"]), main_head);
-        assert!(verify(log.path()).unwrap().intact());
+        assert!(verify(h.log.path()).unwrap().intact());
     }
 }

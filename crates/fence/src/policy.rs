@@ -38,7 +38,11 @@
 //! - **Refusals are seen through the agent's output.** A refused write shows as "Read-only
 //!   file system" in what the agent prints; an agent that hides the error is still
 //!   contained, just not reported. A syscall the seccomp filter refuses (`EPERM`) is not
-//!   reported at all. Without the sandbox (`private_pids = false`, `readonly_outside =
+//!   reported at all, nor is a read Landlock refuses (`EACCES`) or of a hidden path (absent:
+//!   `ENOENT`): Landlock reports denials only to the kernel's audit subsystem (ABI 7,
+//!   `log_new_exec`), which is off unless an audit daemon turns it on for the whole machine,
+//!   and whose records only root may read (`CAP_AUDIT_READ`); a "Permission denied" in the
+//!   output names no path reliably enough to blame one. Without the sandbox (`private_pids = false`, `readonly_outside =
 //!   false`, `network = "inherit"`) there is detection only, which compares
 //!   `(kind, size, mode, inode, mtime, ctime, link target)` of every entry. Linux sets
 //!   `ctime` to the current time on every content or metadata change and a user cannot set
@@ -244,6 +248,15 @@ pub struct FenceConfig {
     /// no limit. Runtimes that reserve large address spaces (the JVM, Go, Node) need room.
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+    /// Most processes (threads included) each fenced call may have alive at once: its own
+    /// cgroup's `pids.max` ([`cgroup`](super::cgroup)), which the fence's `sh` joins before
+    /// it becomes bubblewrap, so a fork bomb's `fork` fails (`EAGAIN`) past it. The fence's
+    /// own bubblewrap processes are not counted. A call that hit it is reported
+    /// ([`Violation::ProcessCapReached`]); after the call everything left in the cgroup is
+    /// killed and the cgroup removed. `None` (the default): no cap. Needs the sandbox and a
+    /// cgroup the factory may create: [`Fence::new`] refuses to start otherwise.
+    #[serde(default)]
+    pub max_processes: Option<u64>,
 }
 
 fn default_true() -> bool {
@@ -275,6 +288,7 @@ impl Default for FenceConfig {
             watch_ignore: default_watch_ignore(),
             kill_grace_ms: default_grace_ms(),
             memory_bytes: None,
+            max_processes: None,
         }
     }
 }
@@ -504,6 +518,33 @@ fn probe_isolation(
     Sandbox::probe(network, path.as_deref()).map(Some)
 }
 
+/// The cgroups of the process cap, when [`FenceConfig::max_processes`] asks for it: it needs
+/// the sandbox (its `sh` joins the cgroup) and a cgroup this process may create.
+fn process_cap_root(
+    config: &FenceConfig,
+    isolation: Option<&Sandbox>,
+) -> Result<Option<Arc<super::cgroup::CgroupRoot>>, FenceError> {
+    let Some(max) = config.max_processes else {
+        return Ok(None);
+    };
+    let unavailable = |detail: String| FenceError::ProcessCapUnavailable { detail };
+    if max == 0 {
+        return Err(unavailable(
+            "max_processes = 0 would let no process start; use at least 1".into(),
+        ));
+    }
+    if isolation.is_none() {
+        return Err(unavailable(
+            "the cap is joined by the sandbox's first process, and the sandbox is off \
+             (private_pids = false)"
+                .into(),
+        ));
+    }
+    super::cgroup::CgroupRoot::detect()
+        .map(|r| Some(Arc::new(r)))
+        .map_err(unavailable)
+}
+
 /// The fence for agent processes: build it once per run from a [`FenceConfig`], then use
 /// [`Fence::command`] (or [`Fence::apply`]) and [`Fence::run`] for each call.
 #[derive(Debug, Clone)]
@@ -516,6 +557,7 @@ pub struct Fence {
     hosts: Arc<super::egress::HostList>,
     procs: Option<PathBuf>,
     granted: Vec<PathBuf>,
+    cgroups: Option<Arc<super::cgroup::CgroupRoot>>,
 }
 
 impl Fence {
@@ -547,6 +589,7 @@ impl Fence {
                     .into(),
             });
         }
+        let cgroups = process_cap_root(&config, isolation.as_ref())?;
         Ok(Self {
             config,
             env,
@@ -556,6 +599,7 @@ impl Fence {
             hosts,
             procs: None,
             granted: Vec::new(),
+            cgroups,
         })
     }
 
@@ -821,9 +865,92 @@ impl Fence {
             std::fs::canonicalize(worktree).map_err(|e| FenceError::io(worktree, e))?;
         let before = Snapshot::take(&self.config.watch, &self.ignore, &worktree_abs)?;
         let git_before = GitLink::capture(&worktree_abs);
+        let cgroup = self.call_cgroup(&mut cmd)?;
 
+        let start = Instant::now();
+        let (mut child, pgid, _recorded) = self.spawn_recorded(&mut cmd, stdin.is_some())?;
+        let egress = self.start_egress(&cmd, &mut child, pgid)?;
+        let budget = Arc::new(Budget {
+            cap: self.config.output_bytes,
+            taken: AtomicU64::new(0),
+            tripped: AtomicBool::new(false),
+        });
+        let rx = start_io(child, stdin, watch, pgid, &budget);
+
+        let mut report = FenceReport::default();
+        let mut streams: BTreeMap<Stream, (Vec<u8>, u64)> = BTreeMap::new();
+        let status = self.wait_leader(&rx, start, pgid, &mut report, &mut streams);
+        let wall_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Phase 2: clear stragglers still in the group (background jobs of the agent), then
+        // wait for the pipes to close.
+        if let Some(pg) = pgid
+            && killpg(pg, Signal::SIGKILL).is_ok()
+            && !report.killed
+        {
+            report.stragglers_killed = true;
+        }
+        if let Some(cg) = cgroup {
+            self.end_cgroup(cg, &mut report);
+        }
+        self.drain_pipes(&rx, &mut report, &mut streams);
+        let (stdout, stdout_seen) = streams.remove(&Stream::Stdout).unwrap_or_default();
+        let (stderr, stderr_seen) = streams.remove(&Stream::Stderr).unwrap_or_default();
+        for v in &mut report.violations {
+            if let Violation::OutputCapped { seen_bytes, .. } = v {
+                *seen_bytes = budget
+                    .taken
+                    .load(Ordering::Relaxed)
+                    .max(stdout_seen + stderr_seen);
+            }
+        }
+
+        if let Some(e) = egress {
+            for destination in e.finish() {
+                report
+                    .violations
+                    .push(Violation::EgressDenied { destination });
+            }
+        }
+        if let Some(v) = self.refused_write(&stdout, &stderr) {
+            report.violations.push(v);
+        }
+        // Phase 3: what changed outside the worktree, and the worktree's `.git`.
+        self.outside_writes(&before, &worktree_abs, &mut report);
+        if let Some(v) = git_before.check(&worktree_abs) {
+            report.violations.push(v);
+        }
+
+        Ok(FencedOutput {
+            exit: status.map(Exit::from),
+            stdout,
+            stderr,
+            stdout_bytes: stdout_seen,
+            stderr_bytes: stderr_seen,
+            wall_ms,
+            report,
+        })
+    }
+}
+
+impl Fence {
+    /// Starts `cmd` in a new process group with piped output (and input when `piped_stdin`)
+    /// and records it in the process ledger; returns the child, its group and the record
+    /// (removed when dropped). A record that cannot be written kills the group: no
+    /// unrecorded call runs.
+    fn spawn_recorded(
+        &self,
+        cmd: &mut Command,
+        piped_stdin: bool,
+    ) -> Result<
+        (
+            std::process::Child,
+            Option<Pid>,
+            Option<super::procs::Recorded>,
+        ),
+        FenceError,
+    > {
         cmd.process_group(0)
-            .stdin(if stdin.is_some() {
+            .stdin(if piped_stdin {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -831,12 +958,11 @@ impl Fence {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let program = cmd.get_program().to_string_lossy().into_owned();
-        let start = Instant::now();
         let mut child = cmd
             .spawn()
             .map_err(|source| FenceError::Spawn { program, source })?;
         let pgid = i32::try_from(child.id()).ok().map(Pid::from_raw);
-        let _recorded = match self
+        let recorded = match self
             .procs
             .as_deref()
             .map(|d| super::procs::record(d, child.id()))
@@ -851,80 +977,69 @@ impl Fence {
             Some(Ok(r)) => Some(r),
             None => None,
         };
-        // `network = "hosts"`: serve the proxy in the agent's namespace, then let it start.
+        Ok((child, pgid, recorded))
+    }
+
+    /// `network = "hosts"`: serves the proxy in the agent's namespace, then lets it start
+    /// (the handshake FIFO named in `cmd`'s environment). Kills the group when the proxy
+    /// cannot start.
+    fn start_egress(
+        &self,
+        cmd: &Command,
+        child: &mut std::process::Child,
+        pgid: Option<Pid>,
+    ) -> Result<Option<super::egress::Egress>, FenceError> {
         let ready = cmd
             .get_envs()
             .find(|(k, _)| *k == READY_VAR)
             .and_then(|(_, v)| v.map(PathBuf::from));
-        let egress = match ready {
-            Some(fifo) => {
-                let started = open_ready(
-                    &fifo,
-                    &mut child,
-                    Duration::from_millis(self.config.wall_ms.min(30_000)),
-                )
-                .map_err(|detail| FenceError::IsolationUnavailable { detail })
-                .and_then(|f| {
-                    // bubblewrap's sandbox init owns the network namespace.
-                    let init = super::sandbox::first_child(child.id()).ok_or_else(|| {
-                        FenceError::IsolationUnavailable {
-                            detail: "the agent's sandbox has no init process".into(),
-                        }
-                    })?;
-                    super::egress::Egress::start(init, Arc::clone(&self.hosts)).map(|e| (f, e))
-                });
-                if let Some(dir) = fifo.parent() {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-                match started {
-                    Ok((mut f, e)) => {
-                        let _ = f.write_all(b"go\n");
-                        Some(e)
-                    }
-                    Err(err) => {
-                        if let Some(pg) = pgid {
-                            let _ = killpg(pg, Signal::SIGKILL);
-                        }
-                        let _ = child.wait();
-                        return Err(err);
-                    }
-                }
-            }
-            None => None,
+        let Some(fifo) = ready else {
+            return Ok(None);
         };
-
-        let (tx, rx) = mpsc::channel::<Event>();
-        let budget = Arc::new(Budget {
-            cap: self.config.output_bytes,
-            taken: AtomicU64::new(0),
-            tripped: AtomicBool::new(false),
+        let started = open_ready(
+            &fifo,
+            child,
+            Duration::from_millis(self.config.wall_ms.min(30_000)),
+        )
+        .map_err(|detail| FenceError::IsolationUnavailable { detail })
+        .and_then(|f| {
+            // bubblewrap's sandbox init owns the network namespace.
+            let init = super::sandbox::first_child(child.id()).ok_or_else(|| {
+                FenceError::IsolationUnavailable {
+                    detail: "the agent's sandbox has no init process".into(),
+                }
+            })?;
+            super::egress::Egress::start(init, Arc::clone(&self.hosts)).map(|e| (f, e))
         });
-        if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), stdin) {
-            // The agent may not read its input; the writer then ends with EPIPE after the kill.
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&bytes);
-            });
+        if let Some(dir) = fifo.parent() {
+            let _ = std::fs::remove_dir_all(dir);
         }
-        if let Some(out) = child.stdout.take() {
-            let watch = watch.map(|w| (w, pgid));
-            spawn_reader(Stream::Stdout, out, Arc::clone(&budget), tx.clone(), watch);
+        match started {
+            Ok((mut f, e)) => {
+                let _ = f.write_all(b"go\n");
+                Ok(Some(e))
+            }
+            Err(err) => {
+                if let Some(pg) = pgid {
+                    let _ = killpg(pg, Signal::SIGKILL);
+                }
+                let _ = child.wait();
+                Err(err)
+            }
         }
-        if let Some(err) = child.stderr.take() {
-            spawn_reader(Stream::Stderr, err, Arc::clone(&budget), tx.clone(), None);
-        }
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let status = child.wait();
-                let _ = tx.send(Event::Exited(status.ok()));
-            });
-        }
-        drop(tx);
+    }
 
-        let mut report = FenceReport::default();
-        let deadline = start + Duration::from_millis(self.config.wall_ms);
-        let mut status = None;
-        let mut streams: BTreeMap<Stream, (Vec<u8>, u64)> = BTreeMap::new();
+    /// Phase 1: until the leader exits, handling the output cap, a watch's stop and the
+    /// wall limit (each kills the group). After a kill, waits in steps of the grace period
+    /// (re-sending the kill) rather than spinning. Returns the leader's status.
+    fn wait_leader(
+        &self,
+        rx: &mpsc::Receiver<Event>,
+        start: Instant,
+        pgid: Option<Pid>,
+        report: &mut FenceReport,
+        streams: &mut BTreeMap<Stream, (Vec<u8>, u64)>,
+    ) -> Option<std::process::ExitStatus> {
         let kill = |report: &mut FenceReport| {
             if let Some(pg) = pgid
                 && killpg(pg, Signal::SIGKILL).is_ok()
@@ -932,19 +1047,14 @@ impl Fence {
                 report.killed = true;
             }
         };
-        // Phase 1: until the leader exits. After a kill, wait in steps of the grace period
-        // (re-sending the kill) rather than spinning.
-        let mut deadline = deadline;
+        let mut deadline = start + Duration::from_millis(self.config.wall_ms);
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(Event::Exited(s)) => {
-                    status = s;
-                    break;
-                }
+                Ok(Event::Exited(s)) => return s,
                 Ok(Event::CapReached) => {
                     if !report.has(|v| matches!(v, Violation::OutputCapped { .. })) {
-                        kill(&mut report);
+                        kill(report);
                         report.violations.push(Violation::OutputCapped {
                             limit_bytes: self.config.output_bytes,
                             seen_bytes: 0,
@@ -953,7 +1063,7 @@ impl Fence {
                 }
                 Ok(Event::Stopped(v)) => {
                     // The reader killed the group already; this makes sure.
-                    kill(&mut report);
+                    kill(report);
                     report.killed = true;
                     report.violations.push(v);
                 }
@@ -961,7 +1071,7 @@ impl Fence {
                     streams.insert(stream, (buf, seen));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    kill(&mut report);
+                    kill(report);
                     if !report.has(|v| matches!(v, Violation::TimedOut { .. })) {
                         report.violations.push(Violation::TimedOut {
                             limit_ms: self.config.wall_ms,
@@ -970,18 +1080,19 @@ impl Fence {
                     deadline =
                         Instant::now() + Duration::from_millis(self.config.kill_grace_ms.max(10));
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
             }
         }
-        let wall_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        // Phase 2: clear stragglers still in the group (background jobs of the agent), then
-        // wait for the pipes to close.
-        if let Some(pg) = pgid
-            && killpg(pg, Signal::SIGKILL).is_ok()
-            && !report.killed
-        {
-            report.stragglers_killed = true;
-        }
+    }
+
+    /// Waits up to the kill grace for both pipes to close; one still open then means a
+    /// process outside the group holds it ([`Violation::EscapedProcess`]).
+    fn drain_pipes(
+        &self,
+        rx: &mpsc::Receiver<Event>,
+        report: &mut FenceReport,
+        streams: &mut BTreeMap<Stream, (Vec<u8>, u64)>,
+    ) {
         let grace = Instant::now() + Duration::from_millis(self.config.kill_grace_ms);
         while streams.len() < 2 {
             let wait = grace.saturating_duration_since(Instant::now());
@@ -1004,44 +1115,27 @@ impl Fence {
                 }
             }
         }
-        let (stdout, stdout_seen) = streams.remove(&Stream::Stdout).unwrap_or_default();
-        let (stderr, stderr_seen) = streams.remove(&Stream::Stderr).unwrap_or_default();
-        for v in &mut report.violations {
-            if let Violation::OutputCapped { seen_bytes, .. } = v {
-                *seen_bytes = budget
-                    .taken
-                    .load(Ordering::Relaxed)
-                    .max(stdout_seen + stderr_seen);
-            }
-        }
+    }
 
-        if let Some(e) = egress {
-            for destination in e.finish() {
-                report
-                    .violations
-                    .push(Violation::EgressDenied { destination });
-            }
-        }
-        // A write the read-only mounts refused shows in the agent's output as EROFS.
-        if self.isolation.is_some() {
-            let refused = [&stderr, &stdout].into_iter().find_map(|b| {
-                String::from_utf8_lossy(b)
-                    .lines()
-                    .find(|l| {
-                        l.contains("Read-only file system")
-                            // `rm`/`mv` of a path the sandbox bound over (`.git`): a mount point.
-                            || l.contains("Device or resource busy")
-                    })
-                    .map(|l| l.chars().take(300).collect::<String>())
-            });
-            if let Some(detail) = refused {
-                report
-                    .violations
-                    .push(Violation::OutsideWriteRefused { detail });
-            }
-        }
-        // Phase 3: what changed outside the worktree, and the worktree's `.git`.
-        match Snapshot::take(&self.config.watch, &self.ignore, &worktree_abs) {
+    /// A write the read-only mounts refused shows in the agent's output as EROFS.
+    fn refused_write(&self, stdout: &[u8], stderr: &[u8]) -> Option<Violation> {
+        self.isolation.as_ref()?;
+        let detail = [stderr, stdout].into_iter().find_map(|b| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .find(|l| {
+                    l.contains("Read-only file system")
+                        // `rm`/`mv` of a path the sandbox bound over (`.git`): a mount point.
+                        || l.contains("Device or resource busy")
+                })
+                .map(|l| l.chars().take(300).collect::<String>())
+        })?;
+        Some(Violation::OutsideWriteRefused { detail })
+    }
+
+    /// Phase 3: what changed in the watched directories since `before`.
+    fn outside_writes(&self, before: &Snapshot, worktree_abs: &Path, report: &mut FenceReport) {
+        match Snapshot::take(&self.config.watch, &self.ignore, worktree_abs) {
             Ok(after) => {
                 let changes = before.diff(&after);
                 report.outside_writes_total = changes.len();
@@ -1055,19 +1149,75 @@ impl Fence {
                 detail: e.to_string(),
             }),
         }
-        if let Some(v) = git_before.check(&worktree_abs) {
-            report.violations.push(v);
-        }
+    }
+}
 
-        Ok(FencedOutput {
-            exit: status.map(Exit::from),
-            stdout,
-            stderr,
-            stdout_bytes: stdout_seen,
-            stderr_bytes: stderr_seen,
-            wall_ms,
-            report,
-        })
+/// Starts the call's helper threads: the stdin writer, the two pipe readers (stdout
+/// watched by `watch`) and the waiter; returns what they report.
+fn start_io(
+    mut child: std::process::Child,
+    stdin: Option<Vec<u8>>,
+    watch: Option<LineWatch>,
+    pgid: Option<Pid>,
+    budget: &Arc<Budget>,
+) -> mpsc::Receiver<Event> {
+    let (tx, rx) = mpsc::channel::<Event>();
+    if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), stdin) {
+        // The agent may not read its input; the writer then ends with EPIPE after the kill.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    if let Some(out) = child.stdout.take() {
+        let watch = watch.map(|w| (w, pgid));
+        spawn_reader(Stream::Stdout, out, Arc::clone(budget), tx.clone(), watch);
+    }
+    if let Some(err) = child.stderr.take() {
+        spawn_reader(Stream::Stderr, err, Arc::clone(budget), tx.clone(), None);
+    }
+    std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = tx.send(Event::Exited(status.ok()));
+    });
+    rx
+}
+
+impl Fence {
+    /// The call's own cgroup when [`FenceConfig::max_processes`] is set, named in `cmd`'s
+    /// environment for the sandbox's `sh` to join.
+    fn call_cgroup(&self, cmd: &mut Command) -> Result<Option<super::cgroup::Cgroup>, FenceError> {
+        let (Some(root), Some(max)) = (&self.cgroups, self.config.max_processes) else {
+            return Ok(None);
+        };
+        if !self.isolation.as_ref().is_some_and(|s| s.wraps(cmd)) {
+            return Err(FenceError::ProcessCapUnavailable {
+                detail: "the command was not built by Fence::command or Sandbox::command, so \
+                         nothing would join the cap's cgroup"
+                    .into(),
+            });
+        }
+        let cgroup = root
+            .create(max.saturating_add(super::sandbox::SANDBOX_OWN_PIDS))
+            .map_err(|detail| FenceError::ProcessCapUnavailable { detail })?;
+        cmd.env(super::sandbox::CGROUP_VAR, cgroup.procs_file());
+        Ok(Some(cgroup))
+    }
+
+    /// Reports the forks the cap refused, then kills what is left in the call's cgroup and
+    /// removes it; what cannot be removed is an [`Violation::EscapedProcess`].
+    fn end_cgroup(&self, cgroup: super::cgroup::Cgroup, report: &mut FenceReport) {
+        let refused_forks = cgroup.refused_forks();
+        if refused_forks > 0 {
+            report.violations.push(Violation::ProcessCapReached {
+                limit: self.config.max_processes.unwrap_or(0),
+                refused_forks,
+                cgroup: cgroup.dir().to_path_buf(),
+            });
+        }
+        let grace = Duration::from_millis(self.config.kill_grace_ms.max(100));
+        if let Err(detail) = cgroup.remove(grace) {
+            report.violations.push(Violation::EscapedProcess { detail });
+        }
     }
 }
 
@@ -1319,6 +1469,17 @@ pub enum Violation {
         /// when it was stopped (`used`), and the call's largest step (`requested`).
         exceeded: super::budget::BudgetExceeded,
     },
+    /// [`FenceConfig::max_processes`] was reached: the kernel refused `refused_forks`
+    /// `fork`/`clone` calls (`EAGAIN`). Nothing past the cap ran; the call's cgroup was
+    /// emptied and removed afterwards.
+    ProcessCapReached {
+        /// The cap (processes and threads of the call, the fence's own not counted).
+        limit: u64,
+        /// How many `fork`/`clone` calls were refused (`pids.events`).
+        refused_forks: u64,
+        /// The call's cgroup directory (removed after the call).
+        cgroup: PathBuf,
+    },
     /// A process left the group and kept running after the kill.
     EscapedProcess {
         /// What was seen.
@@ -1365,6 +1526,14 @@ impl std::fmt::Display for Violation {
                 f,
                 "{}: its next step could pass the cap; process group killed",
                 exceeded.stopped_at()
+            ),
+            Self::ProcessCapReached {
+                limit,
+                refused_forks,
+                ..
+            } => write!(
+                f,
+                "process cap of {limit} reached: {refused_forks} forks refused"
             ),
             Self::EscapedProcess { detail } => write!(f, "escaped process: {detail}"),
             Self::WatchFailed { detail } => {
@@ -1606,6 +1775,117 @@ mod tests {
             ],
         );
         (t, main, wt)
+    }
+
+    /// `[fence] max_processes` is read strictly: a misspelt key is an error naming the right
+    /// one, never a silently absent cap.
+    #[test]
+    fn max_processes_is_read_strictly() {
+        let c: FenceConfig = toml::from_str("max_processes = 16").unwrap();
+        assert_eq!(c.max_processes, Some(16));
+        let err = toml::from_str::<FenceConfig>("max_process = 16")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown field `max_process`") && err.contains("max_processes"),
+            "{err}"
+        );
+        assert_eq!(FenceConfig::default().max_processes, None);
+    }
+
+    /// The cap is never silently absent: without the sandbox (whose `sh` joins the cgroup)
+    /// or with a cap of 0 the fence refuses to start, saying what to do.
+    #[test]
+    fn the_process_cap_refuses_to_start_where_it_cannot_hold() {
+        let unsandboxed = FenceConfig {
+            private_pids: false,
+            readonly_outside: false,
+            network: NetworkMode::Inherit,
+            max_processes: Some(16),
+            ..FenceConfig::default()
+        };
+        let err = Fence::new(unsandboxed).unwrap_err();
+        assert!(
+            matches!(&err, FenceError::ProcessCapUnavailable { detail } if detail.contains("sandbox is off")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("remove max_processes"), "{err}");
+        let zero = FenceConfig {
+            max_processes: Some(0),
+            ..FenceConfig::default()
+        };
+        assert!(matches!(
+            Fence::new(zero),
+            Err(FenceError::ProcessCapUnavailable { .. })
+        ));
+    }
+
+    /// A bounded fork bomb in a capped call: 50 forks of sleeping children.
+    const FORK_BOMB: &str = r#"exec python3 -c '
+import os, time
+ok = refused = 0
+for _ in range(50):
+    try:
+        pid = os.fork()
+    except OSError:
+        refused += 1
+        continue
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    ok += 1
+print("forked=%d refused=%d" % (ok, refused))
+'"#;
+
+    /// Issue 16, point 5: `max_processes` holds a fork bomb inside the sandbox: past the cap
+    /// every fork fails, the call reports it, and afterwards nothing of it is alive and its
+    /// cgroup is gone. Where no cgroup can be made (an ordinary user, a read-only cgroup
+    /// file system), the fence refuses to start instead of running uncapped.
+    #[test]
+    fn the_process_cap_holds_a_fork_bomb_and_leaves_nothing_behind() {
+        let t = tempfile::tempdir().unwrap();
+        let config = fast(FenceConfig {
+            max_processes: Some(8),
+            ..FenceConfig::default()
+        });
+        // Whether this process may make cgroups is probed on its own; the fence must agree.
+        let fence = match (crate::cgroup::CgroupRoot::detect(), Fence::new(config)) {
+            (Err(_), Err(FenceError::ProcessCapUnavailable { .. })) => return,
+            (Err(why), other) => panic!("no cgroup here ({why}), yet the fence gave {other:?}"),
+            (Ok(_), other) => other.unwrap(),
+        };
+        let out = sh(&fence, FORK_BOMB, t.path());
+        // The program is one of the 8; the fence's own bubblewrap processes are not counted.
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "forked=7 refused=43",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hit = out
+            .report
+            .violations
+            .iter()
+            .find_map(|v| match v {
+                Violation::ProcessCapReached {
+                    limit,
+                    refused_forks,
+                    cgroup,
+                } => Some((*limit, *refused_forks, cgroup.clone())),
+                _ => None,
+            })
+            .expect("the cap is reported");
+        assert_eq!((hit.0, hit.1), (8, 43));
+        assert!(!hit.2.exists(), "{} is left", hit.2.display());
+        assert!(
+            !out.report
+                .has(|v| matches!(v, Violation::EscapedProcess { .. })),
+            "{:?}",
+            out.report
+        );
+        // Without the bomb the same fence reports nothing.
+        let calm = sh(&fence, "echo calm", t.path());
+        assert!(calm.report.is_clean(), "{:?}", calm.report);
     }
 
     #[test]

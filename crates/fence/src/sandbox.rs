@@ -71,8 +71,25 @@ pub const SANDBOX_ID: u32 = 65534;
 /// The file descriptor bubblewrap reads the seccomp program from.
 const SECCOMP_FD: &str = "3";
 
-/// The shell that opens the seccomp program on [`SECCOMP_FD`] and becomes bubblewrap.
-const EXEC_WITH_FILTER: &str = r#"exec "$@" 3<"$0""#;
+/// The environment variable that names the `cgroup.procs` file the sandbox's first process
+/// joins before it becomes bubblewrap ([`cgroup`](super::cgroup)); set by
+/// [`Fence::run`](super::policy::Fence::run), removed before bubblewrap starts.
+pub const CGROUP_VAR: &str = "LIGHTSOUT_FENCE_CGROUP";
+
+/// The shell that joins the call's cgroup (when [`CGROUP_VAR`] names one: its own PID, so
+/// everything bubblewrap starts is born inside; exit 125 and nothing started when it
+/// cannot), opens the seccomp program on [`SECCOMP_FD`] and becomes bubblewrap. `echo` is a
+/// builtin: the shell writes its own PID without forking.
+const EXEC_WITH_FILTER: &str = r#"if [ -n "${LIGHTSOUT_FENCE_CGROUP-}" ]; then
+  echo $$ > "$LIGHTSOUT_FENCE_CGROUP" || { echo "lightsout fence: cannot join the process cap's cgroup $LIGHTSOUT_FENCE_CGROUP" >&2; exit 125; }
+  unset LIGHTSOUT_FENCE_CGROUP
+fi
+exec "$@" 3<"$0""#;
+
+/// Processes of the fence itself in a capped call's cgroup, added to
+/// [`FenceConfig::max_processes`](super::policy::FenceConfig::max_processes): bubblewrap
+/// outside and its init inside the PID namespace (measured with `pids.current`).
+pub const SANDBOX_OWN_PIDS: u64 = 2;
 
 /// The syscalls the seccomp filter refuses with `EPERM`: everything that changes mounts or
 /// namespaces, inspects or writes other processes, reaches the kernel keyring, loads code
@@ -417,6 +434,15 @@ impl Sandbox {
     /// the memory limit).
     pub fn has_entry(&self) -> bool {
         self.entry.is_some()
+    }
+
+    /// Whether `cmd` was built by [`Sandbox::command`]: its program is the fence's `sh`
+    /// running the script that joins the call's cgroup.
+    pub fn wraps(&self, cmd: &Command) -> bool {
+        let mut args = cmd.get_args();
+        cmd.get_program() == self.sh.as_os_str()
+            && args.next() == Some(std::ffi::OsStr::new("-c"))
+            && args.next() == Some(std::ffi::OsStr::new(EXEC_WITH_FILTER))
     }
 
     /// The flags every sandbox gets (the view's mounts come after them).

@@ -971,3 +971,105 @@ ok
         "alloc=refused"
     );
 }
+
+/// Issue 16, point 5: a fork bomb is held by `[fence] max_processes` (the call's own cgroup,
+/// `pids.max`): past the cap its forks fail, the attempt fails with a `policy_hit`, a
+/// well-behaved task of the same run still merges, and afterwards no process of the run is
+/// alive and the call's cgroup is gone. Where the factory cannot make a cgroup (an ordinary
+/// user, as in `scripts/test-unprivileged`, or a read-only cgroup file system), the run
+/// refuses to start and says what to do.
+#[test]
+fn a_fork_bomb_is_held_by_the_process_cap() {
+    let p = project(
+        &[("REQ-1", "fork bomb", &[]), ("REQ-2", "calm", &[])],
+        2,
+        "../holdout",
+    );
+    // 200 forks of children that sleep a minute; the shell and python are 2 of the 16.
+    let agent = r#"read -r first
+ok() { printf '{"type":"result","subtype":"success","is_error":false,"result":"done","usage":{"input_tokens":10,"output_tokens":10}}\n'; }
+case "$first" in
+  *"REQ-1:"*)
+    python3 -c '
+import os, time
+ok = refused = 0
+for _ in range(200):
+    try:
+        pid = os.fork()
+    except OSError:
+        refused += 1
+        continue
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    ok += 1
+print("forked=%d refused=%d" % (ok, refused))
+' > forks.txt
+    ok ;;
+  *) echo ok > calm.txt; ok ;;
+esac
+"#;
+    p.holdout("REQ-1", "test -s forks.txt");
+    p.holdout("REQ-2", "grep -qx ok calm.txt");
+    std::fs::write(p.root.join("agent.sh"), agent).unwrap();
+    std::fs::write(
+        p.repo().join("lightsout.toml"),
+        config(
+            &p,
+            &p.root.join("agent.sh"),
+            "\n[fence]\nmax_processes = 16\n",
+        ),
+    )
+    .unwrap();
+    p.commit_all("fork bomb");
+    let out = p
+        .run()
+        .args(["--run-id", "bomb", "--format", "json", "specs/demo.md"])
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Whether this user may make cgroups here is probed on its own; the factory must agree.
+    if let Err(why) = lightsout_fence::cgroup::CgroupRoot::detect() {
+        // No cgroup (an ordinary user, a read-only cgroup file system): refused before any
+        // agent ran, with what to do.
+        assert!(
+            !out.status.success(),
+            "no cgroup here ({why}), yet: {stderr}"
+        );
+        assert!(
+            stderr.contains("max_processes cannot be enforced here")
+                && stderr.contains("remove max_processes"),
+            "{stderr}"
+        );
+        assert!(!p.repo().join("calm.txt").exists());
+        return;
+    }
+    let report = p.report("bomb");
+    let status = |id: &str| {
+        task(&report, id)["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(status("REQ-1"), "failed", "{stderr}");
+    assert_eq!(status("REQ-2"), "merged", "{stderr}");
+    let hits: Vec<Value> = audit(&p, "bomb")
+        .into_iter()
+        .filter(|e| e["kind"] == "policy_hit" && e["details"]["violation"] == "process_cap_reached")
+        .collect();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let details = &hits[0]["details"];
+    assert_eq!(
+        details["task"].as_str().or(hits[0]["task"].as_str()),
+        Some("REQ-1")
+    );
+    assert_eq!(details["limit"], 16);
+    // 14 forks succeeded (16 less the shell and python); the other 186 were refused.
+    assert_eq!(details["refused_forks"], 186, "{details}");
+    let cgroup = Path::new(details["cgroup"].as_str().unwrap());
+    assert!(!cgroup.exists(), "{} is left", cgroup.display());
+    // The sleeping children died with the call: nothing of the run is alive.
+    let left = processes_under(&p.root);
+    assert!(left.is_empty(), "{left:?}");
+}
