@@ -72,71 +72,84 @@ pub fn variants(path: &str, base: Option<&str>) -> Vec<Variant> {
     let mut out = Vec::new();
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
     if let Some(text) = base {
-        let bytes = text.as_bytes();
-        for cut in [1, bytes.len() / 2, bytes.len().saturating_sub(1)] {
-            if cut > 0 && cut < bytes.len() {
-                out.push(Variant {
-                    family: "truncated_json",
-                    path: path.to_owned(),
-                    body: Some(bytes[..cut].to_vec()),
-                    content_type: "application/json",
-                });
-            }
+        body_variants(&mut out, path, text);
+    }
+    query_variants(&mut out, route, query, base.is_none());
+    out
+}
+
+/// Variants of the JSON body `text` of a request to `path`: truncated, mislabelled, not
+/// UTF-8, deeply nested, and each top-level field mutated in turn.
+fn body_variants(out: &mut Vec<Variant>, path: &str, text: &str) {
+    let bytes = text.as_bytes();
+    for cut in [1, bytes.len() / 2, bytes.len().saturating_sub(1)] {
+        if cut > 0 && cut < bytes.len() {
+            out.push(Variant {
+                family: "truncated_json",
+                path: path.to_owned(),
+                body: Some(bytes[..cut].to_vec()),
+                content_type: "application/json",
+            });
         }
-        out.push(Variant {
-            family: "wrong_content_type",
-            path: path.to_owned(),
-            body: Some(bytes.to_vec()),
-            content_type: "text/plain",
-        });
-        out.push(Variant {
-            family: "invalid_utf8",
-            path: path.to_owned(),
-            body: Some(b"{\"a\":\"\xff\xfe\xc3\x28\"}".to_vec()),
-            content_type: "application/json",
-        });
-        let nested = format!("{}{}", "[".repeat(256), "]".repeat(256));
-        out.push(Variant {
-            family: "deep_nesting",
-            path: path.to_owned(),
-            body: Some(nested.into_bytes()),
-            content_type: "application/json",
-        });
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => {
-                for key in map.keys() {
-                    let mut set = |family: &'static str, v: Value| {
-                        let mut m = map.clone();
-                        m.insert(key.clone(), v);
-                        push_json(&mut out, family, path, &Value::Object(m));
-                    };
-                    for wrong in [
-                        Value::from(12345),
-                        Value::Bool(true),
-                        Value::Null,
-                        Value::Array(vec![]),
-                        serde_json::json!({"nested": {}}),
-                    ] {
-                        set("wrong_type", wrong);
-                    }
-                    set("huge_string", Value::String("A".repeat(HUGE_LEN)));
-                    set("control_chars", Value::String(CONTROL.to_owned()));
-                    for inj in INJECTIONS {
-                        set("injection", Value::String((*inj).to_owned()));
-                    }
-                }
-            }
-            _ => {
+    }
+    out.push(Variant {
+        family: "wrong_content_type",
+        path: path.to_owned(),
+        body: Some(bytes.to_vec()),
+        content_type: "text/plain",
+    });
+    out.push(Variant {
+        family: "invalid_utf8",
+        path: path.to_owned(),
+        body: Some(b"{\"a\":\"\xff\xfe\xc3\x28\"}".to_vec()),
+        content_type: "application/json",
+    });
+    let nested = format!("{}{}", "[".repeat(256), "]".repeat(256));
+    out.push(Variant {
+        family: "deep_nesting",
+        path: path.to_owned(),
+        body: Some(nested.into_bytes()),
+        content_type: "application/json",
+    });
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => {
+            for key in map.keys() {
+                let mut set = |family: &'static str, v: Value| {
+                    let mut m = map.clone();
+                    m.insert(key.clone(), v);
+                    push_json(out, family, path, &Value::Object(m));
+                };
                 for wrong in [
                     Value::from(12345),
+                    Value::Bool(true),
                     Value::Null,
-                    serde_json::json!({"a": []}),
+                    Value::Array(vec![]),
+                    serde_json::json!({"nested": {}}),
                 ] {
-                    push_json(&mut out, "wrong_type", path, &wrong);
+                    set("wrong_type", wrong);
                 }
+                set("huge_string", Value::String("A".repeat(HUGE_LEN)));
+                set("control_chars", Value::String(CONTROL.to_owned()));
+                for inj in INJECTIONS {
+                    set("injection", Value::String((*inj).to_owned()));
+                }
+            }
+        }
+        _ => {
+            for wrong in [
+                Value::from(12345),
+                Value::Null,
+                serde_json::json!({"a": []}),
+            ] {
+                push_json(out, "wrong_type", path, &wrong);
             }
         }
     }
+}
+
+/// Variants of the query of a request to `route`: each parameter of `query` mutated in
+/// turn, or, for a `bare` request (no query, no body), a hostile `q` parameter.
+fn query_variants(out: &mut Vec<Variant>, route: &str, query: &str, bare: bool) {
     let params: Vec<(&str, &str)> = query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -148,7 +161,7 @@ pub fn variants(path: &str, base: Option<&str>) -> Vec<Variant> {
     ];
     hostile.extend(INJECTIONS.iter().map(|i| ("injection", (*i).to_owned())));
     if params.is_empty() {
-        if base.is_none() {
+        if bare {
             for (family, value) in &hostile {
                 out.push(Variant {
                     family,
@@ -181,7 +194,6 @@ pub fn variants(path: &str, base: Option<&str>) -> Vec<Variant> {
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

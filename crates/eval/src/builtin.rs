@@ -82,9 +82,18 @@ macro_rules! step {
 
 const B: CheckKind = CheckKind::Behavioural;
 
-/// Registers every built-in step into `lib`.
+/// Registers every built-in step into `lib`, family by family, in a fixed order.
 pub(crate) fn register_all(lib: &mut StepLibrary) {
-    // Lifecycle.
+    register_lifecycle(lib);
+    register_http(lib);
+    register_processes(lib);
+    register_twins(lib);
+    register_load(lib);
+    register_adversarial(lib);
+}
+
+/// Lifecycle: the service under test, waiting.
+fn register_lifecycle(lib: &mut StepLibrary) {
     step!(
         lib,
         r"the (?:service|target) is (?:still )?running",
@@ -101,7 +110,10 @@ pub(crate) fn register_all(lib: &mut StepLibrary) {
         B,
         wait
     );
-    // HTTP.
+}
+
+/// HTTP: requests, status, latency, headers, JSON and body checks.
+fn register_http(lib: &mut StepLibrary) {
     step!(
         lib,
         r"I send `(?P<method>[A-Z]+) (?P<path>[^`\s]+)`(?P<rest>.*)",
@@ -163,7 +175,10 @@ pub(crate) fn register_all(lib: &mut StepLibrary) {
         body_check,
         validate_body
     );
-    // Processes.
+}
+
+/// Processes: running commands, exit codes, output.
+fn register_processes(lib: &mut StepLibrary) {
     step!(
         lib,
         r"I run `(?P<cmd>[^`]+)`",
@@ -188,7 +203,10 @@ pub(crate) fn register_all(lib: &mut StepLibrary) {
         B,
         output_check
     );
-    // Twins.
+}
+
+/// Twins: reset, seed, state, journal, faults, clock.
+fn register_twins(lib: &mut StepLibrary) {
     step!(
         lib,
         r"twin `(?P<twin>[^`]+)` is reset",
@@ -247,7 +265,10 @@ pub(crate) fn register_all(lib: &mut StepLibrary) {
         B,
         twin_journal_clear
     );
-    // Load.
+}
+
+/// Load: concurrent clients, latency quantiles, error rates.
+fn register_load(lib: &mut StepLibrary) {
     step!(
         lib,
         r"(?P<clients>\d+) clients? sends? `(?P<method>[A-Z]+) (?P<path>[^`\s]+)` for (?P<secs>\d+(?:\.\d+)?) ?s(?:econds?)?",
@@ -273,7 +294,10 @@ pub(crate) fn register_all(lib: &mut StepLibrary) {
         CheckKind::Load,
         load_errors
     );
-    // Adversarial.
+}
+
+/// Adversarial: malformed variants, no 5xx.
+fn register_adversarial(lib: &mut StepLibrary) {
     step!(
         lib,
         r"I send malformed variants of `(?P<method>[A-Z]+) (?P<path>[^`\s]+)`(?: with JSON `(?P<json>[^`]*)`)?",

@@ -482,13 +482,6 @@ impl Builder<'_> {
 /// `Tags:`, `Kind:` and `Canary:` lines (before the first scenario they apply to the whole
 /// file), and `- **GIVEN** ...` list items. Never panics.
 pub fn parse_markdown(src: &str, path: &Path) -> (Vec<Scenario>, Vec<Diagnostic>) {
-    struct Current {
-        name: String,
-        level: u32,
-        meta: Meta,
-        steps: Vec<ScenarioStep>,
-        start: usize,
-    }
     let mut b = Builder {
         path,
         src,
@@ -503,10 +496,6 @@ pub fn parse_markdown(src: &str, path: &Path) -> (Vec<Scenario>, Vec<Diagnostic>
     let mut item_start = 0usize;
     let mut in_para = false;
     let mut in_code_block = false;
-    let close = |b: &mut Builder<'_>, c: Current, end: usize| {
-        let span = Span::from_range(src, c.start, end);
-        b.finish(c.name, &c.meta, c.steps, span);
-    };
     for (event, range) in Parser::new_ext(src, Options::empty()).into_offset_iter() {
         match event {
             Event::Start(Tag::Heading { level, .. }) => {
@@ -517,28 +506,7 @@ pub fn parse_markdown(src: &str, path: &Path) -> (Vec<Scenario>, Vec<Diagnostic>
                 let Some((level, start)) = heading.take() else {
                     continue;
                 };
-                let text = buf.trim().to_owned();
-                let lower = text.to_ascii_lowercase();
-                let name = ["scenario outline:", "scenario:", "example:"]
-                    .iter()
-                    .find(|p| lower.starts_with(*p))
-                    .map(|p| text[p.len()..].trim().to_owned());
-                if let Some(name) = name {
-                    if let Some(c) = cur.take() {
-                        close(&mut b, c, start);
-                    }
-                    cur = Some(Current {
-                        name,
-                        level,
-                        meta: file_meta.for_scenario(),
-                        steps: Vec::new(),
-                        start,
-                    });
-                } else if cur.as_ref().is_some_and(|c| level <= c.level)
-                    && let Some(c) = cur.take()
-                {
-                    close(&mut b, c, start);
-                }
+                md_heading(&mut b, &mut cur, &file_meta, buf.trim(), level, start);
             }
             Event::Start(Tag::Item) => {
                 item_depth += 1;
@@ -556,24 +524,7 @@ pub fn parse_markdown(src: &str, path: &Path) -> (Vec<Scenario>, Vec<Diagnostic>
                     continue;
                 };
                 let span = Span::from_range(src, item_start, range.end);
-                let text = buf.trim();
-                if let Some(caps) = STEP_LINE.captures(text) {
-                    c.steps.push(ScenarioStep {
-                        keyword: keyword(&caps[1]),
-                        text: caps[2].split_whitespace().collect::<Vec<_>>().join(" "),
-                        span,
-                        binding: None,
-                    });
-                } else if !c.meta.apply(text) {
-                    b.diags.push(diag(
-                        "LS504",
-                        Severity::Warning,
-                        span,
-                        "list item is not a Given/When/Then step; it is ignored".to_owned(),
-                        "start it with **GIVEN**, **WHEN**, **THEN**, **AND** or **BUT**",
-                        path,
-                    ));
-                }
+                md_item(&mut b, c, buf.trim(), span);
             }
             Event::Start(Tag::Paragraph) if item_depth == 0 && heading.is_none() => {
                 in_para = true;
@@ -610,6 +561,78 @@ pub fn parse_markdown(src: &str, path: &Path) -> (Vec<Scenario>, Vec<Diagnostic>
         close(&mut b, c, src.len());
     }
     (b.out, b.diags)
+}
+
+/// A markdown scenario being read: from its heading to the next heading of its level or
+/// higher.
+struct Current {
+    name: String,
+    level: u32,
+    meta: Meta,
+    steps: Vec<ScenarioStep>,
+    start: usize,
+}
+
+/// Ends scenario `c` at byte `end`.
+fn close(b: &mut Builder<'_>, c: Current, end: usize) {
+    let span = Span::from_range(b.src, c.start, end);
+    b.finish(c.name, &c.meta, c.steps, span);
+}
+
+/// A heading of `level` at byte `start` with `text`: `Scenario: name` (or `Scenario
+/// Outline:`, `Example:`) opens a scenario; any heading at the open scenario's level or
+/// higher closes it.
+fn md_heading(
+    b: &mut Builder<'_>,
+    cur: &mut Option<Current>,
+    file_meta: &Meta,
+    text: &str,
+    level: u32,
+    start: usize,
+) {
+    let lower = text.to_ascii_lowercase();
+    let name = ["scenario outline:", "scenario:", "example:"]
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map(|p| text[p.len()..].trim().to_owned());
+    if let Some(name) = name {
+        if let Some(c) = cur.take() {
+            close(b, c, start);
+        }
+        *cur = Some(Current {
+            name,
+            level,
+            meta: file_meta.for_scenario(),
+            steps: Vec::new(),
+            start,
+        });
+    } else if cur.as_ref().is_some_and(|c| level <= c.level)
+        && let Some(c) = cur.take()
+    {
+        close(b, c, start);
+    }
+}
+
+/// A top-level list item of scenario `c`: a step, else a metadata line, else ignored with
+/// a warning.
+fn md_item(b: &mut Builder<'_>, c: &mut Current, text: &str, span: Span) {
+    if let Some(caps) = STEP_LINE.captures(text) {
+        c.steps.push(ScenarioStep {
+            keyword: keyword(&caps[1]),
+            text: caps[2].split_whitespace().collect::<Vec<_>>().join(" "),
+            span,
+            binding: None,
+        });
+    } else if !c.meta.apply(text) {
+        b.diags.push(diag(
+            "LS504",
+            Severity::Warning,
+            span,
+            "list item is not a Given/When/Then step; it is ignored".to_owned(),
+            "start it with **GIVEN**, **WHEN**, **THEN**, **AND** or **BUT**",
+            b.path,
+        ));
+    }
 }
 
 static GHERKIN_POS: LazyLock<Regex> = LazyLock::new(|| {

@@ -865,28 +865,7 @@ pub async fn measure(
     };
     let trials = opts.trials.max(1);
     let t0 = Instant::now();
-    let baseline = judge
-        .judge(
-            &base,
-            trials,
-            opts.timeout.unwrap_or(Duration::from_secs(600)),
-        )
-        .await?;
-    let baseline_ms = ms(t0.elapsed());
-    match baseline {
-        Some(Judgement::Pass) => {}
-        Some(Judgement::Fail(d) | Judgement::Broken(d)) => {
-            return Err(Error::Mutation(format!(
-                "the holdout does not pass on the unmutated build ({d}); strength is measured on \
-                 a passing build: fix the build or the holdout first"
-            )));
-        }
-        None => {
-            return Err(Error::Mutation(
-                "the holdout timed out on the unmutated build; raise --timeout".to_owned(),
-            ));
-        }
-    }
+    let baseline_ms = judge_baseline(judge, &base, trials, opts, t0).await?;
     let timeout = opts
         .timeout
         .unwrap_or_else(|| (t0.elapsed() * 4).max(Duration::from_secs(30)));
@@ -909,6 +888,52 @@ pub async fn measure(
         opts,
     )
     .await?;
+    sort_results(&mut results);
+    Ok(summarise(
+        tool,
+        tool_version,
+        generated,
+        equivalent,
+        sample_seed,
+        results,
+        trials,
+        timeout,
+        baseline_ms,
+        ms(started.elapsed()),
+    ))
+}
+
+/// Judges the unmutated build at `base` (started at `t0`): its time in ms; an error unless
+/// the holdout passes on it.
+async fn judge_baseline(
+    judge: &Judge,
+    base: &Path,
+    trials: u32,
+    opts: &StrengthOptions,
+    t0: Instant,
+) -> Result<f64, Error> {
+    let baseline = judge
+        .judge(
+            base,
+            trials,
+            opts.timeout.unwrap_or(Duration::from_secs(600)),
+        )
+        .await?;
+    let baseline_ms = ms(t0.elapsed());
+    match baseline {
+        Some(Judgement::Pass) => Ok(baseline_ms),
+        Some(Judgement::Fail(d) | Judgement::Broken(d)) => Err(Error::Mutation(format!(
+            "the holdout does not pass on the unmutated build ({d}); strength is measured on \
+             a passing build: fix the build or the holdout first"
+        ))),
+        None => Err(Error::Mutation(
+            "the holdout timed out on the unmutated build; raise --timeout".to_owned(),
+        )),
+    }
+}
+
+/// Orders results by mutant: file, line, operator, occurrence.
+fn sort_results(results: &mut [MutantResult]) {
     results.sort_by(|a, b| {
         (
             &a.mutant.file,
@@ -923,18 +948,6 @@ pub async fn measure(
                 b.mutant.occurrence,
             ))
     });
-    Ok(summarise(
-        tool,
-        tool_version,
-        generated,
-        equivalent,
-        sample_seed,
-        results,
-        trials,
-        timeout,
-        baseline_ms,
-        ms(started.elapsed()),
-    ))
 }
 
 #[allow(clippy::too_many_arguments)] // the steps of `measure`, kept out of its body

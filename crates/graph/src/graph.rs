@@ -521,6 +521,45 @@ impl Builder {
         }
     }
 
+    /// Reports inputs that gave no task, and a plan with no task at all (`n` tasks in
+    /// `lists`).
+    fn empty_inputs(&mut self, lists: &[TaskList], n: usize) {
+        let planned = lists.len();
+        for list in lists {
+            if list.tasks.is_empty() {
+                let from = list.path.as_ref().map_or_else(
+                    || format!("`{}`", list.spec_id),
+                    |p| p.display().to_string(),
+                );
+                self.diags.push(diag(
+                codes::NO_TASKS,
+                Severity::Warning,
+                list.path.as_ref(),
+                Span::default(),
+                format!(
+                    "no task read from {from} ({}): nothing of it is planned",
+                    list.format.as_str()
+                ),
+                "check the task lines against the format (`- [ ] T001 ...`, `- [ ] 1. ...`), or the spec's requirements",
+            ));
+            }
+        }
+        if n == 0 {
+            self.diags.push(diag(
+                codes::NO_TASKS,
+                Severity::Error,
+                None,
+                Span::default(),
+                if planned == 0 {
+                    "the plan has no task: no task list or spec was read".to_owned()
+                } else {
+                    format!("the plan has no task: none of its {planned} input(s) gave one")
+                },
+                "pass the specs or task lists to plan; an empty plan is not a valid one",
+            ));
+        }
+    }
+
     fn coverage(
         &mut self,
         li: usize,
@@ -528,6 +567,17 @@ impl Builder {
         traces: bool,
         edges: &[Edge],
     ) {
+        self.untraced_tasks(li, traces, edges);
+        let Some(reqs) = reqs else {
+            return;
+        };
+        if self.uncovered_requirements(li, reqs) {
+            self.unknown_requirements(li, reqs);
+        }
+    }
+
+    /// Tasks of list `li` that trace to no requirement, when the list's format `traces`.
+    fn untraced_tasks(&mut self, li: usize, traces: bool, edges: &[Edge]) {
         let range = self.lists[li].range.clone();
         // A parent whose sub-tasks trace requirements traces them too (and vice versa).
         let mut family_traces: HashSet<usize> = HashSet::new();
@@ -546,7 +596,7 @@ impl Builder {
             }
         }
         if traces {
-            for t in range.clone() {
+            for t in range {
                 if self.tasks[t].requirements.is_empty() && !family_traces.contains(&t) {
                     let m = format!("task `{}` traces to no requirement", self.tasks[t].key);
                     let d = self.task_diag(
@@ -560,10 +610,12 @@ impl Builder {
                 }
             }
         }
-        let Some(reqs) = reqs else {
-            return;
-        };
-        let story = |x: &str| canonical_id(x).starts_with("US-");
+    }
+
+    /// Requirements of list `li`'s spec that no task covers, in the id families some task
+    /// traces; `false` when no task traces any requirement of the spec (coverage not checked).
+    fn uncovered_requirements(&mut self, li: usize, reqs: &[crate::task::RequirementRef]) -> bool {
+        let range = self.lists[li].range.clone();
         // Coverage is checked per id family (FR, US, REQ, Kiro numbers): a Spec Kit list
         // whose tasks carry story labels covers the stories, and says nothing of the FRs.
         let covered: Vec<bool> = reqs
@@ -595,7 +647,7 @@ impl Builder {
                 );
                 self.diags.push(d);
             }
-            return;
+            return false;
         }
         let mut unchecked: Vec<String> = Vec::new();
         for (r, &is_traced) in reqs.iter().zip(&covered) {
@@ -646,6 +698,13 @@ impl Builder {
             );
             self.diags.push(d);
         }
+        true
+    }
+
+    /// Requirement ids traced by list `li`'s tasks that its spec does not define.
+    fn unknown_requirements(&mut self, li: usize, reqs: &[crate::task::RequirementRef]) {
+        let range = self.lists[li].range.clone();
+        let story = |x: &str| canonical_id(x).starts_with("US-");
         for t in range {
             let unknown: Vec<String> = self.tasks[t]
                 .requirements
@@ -784,40 +843,7 @@ impl TaskGraph {
         };
         let mut specs = Vec::with_capacity(lists.len());
         let mut rest = Vec::with_capacity(lists.len());
-        let planned = lists.len();
-        for list in &lists {
-            if list.tasks.is_empty() {
-                let from = list.path.as_ref().map_or_else(
-                    || format!("`{}`", list.spec_id),
-                    |p| p.display().to_string(),
-                );
-                b.diags.push(diag(
-                    codes::NO_TASKS,
-                    Severity::Warning,
-                    list.path.as_ref(),
-                    Span::default(),
-                    format!(
-                        "no task read from {from} ({}): nothing of it is planned",
-                        list.format.as_str()
-                    ),
-                    "check the task lines against the format (`- [ ] T001 ...`, `- [ ] 1. ...`), or the spec's requirements",
-                ));
-            }
-        }
-        if n == 0 {
-            b.diags.push(diag(
-                codes::NO_TASKS,
-                Severity::Error,
-                None,
-                Span::default(),
-                if planned == 0 {
-                    "the plan has no task: no task list or spec was read".to_owned()
-                } else {
-                    format!("the plan has no task: none of its {planned} input(s) gave one")
-                },
-                "pass the specs or task lists to plan; an empty plan is not a valid one",
-            ));
-        }
+        b.empty_inputs(&lists, n);
         for list in lists {
             specs.push(SpecEntry {
                 id: list.spec_id.clone(),

@@ -136,60 +136,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Error> {
     for p in paths {
         let meta = std::fs::metadata(p).map_err(io(p))?;
         if meta.is_dir() {
-            walk_task_lists(p, &mut task_files)?;
-            let found = lightsout_spec::discover(p).map_err(|e| Error::Io {
-                path: p.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            spec_files.extend(found);
-            // Spec folders under hidden folders (`.kiro/specs/x`) that discover skips.
-            for t in task_files.clone() {
-                if let Some(d) = t.parent() {
-                    for n in ["requirements.md", "spec.md"] {
-                        if d.join(n).is_file() {
-                            spec_files.insert(d.join(n));
-                        }
-                    }
-                }
-            }
+            add_dir(p, &mut task_files, &mut spec_files)?;
         } else {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let bytes = std::fs::read(p).map_err(io(p))?;
-            if is_task_list_name(&name)
-                || name.to_ascii_lowercase().ends_with(".json")
-                || read::detect(p, &bytes).is_some_and(|f| {
-                    f != TaskFormat::Kiro || name.to_ascii_lowercase().contains("task")
-                })
-            {
-                task_files.insert(p.clone());
-                if let Some(d) = p.parent() {
-                    for n in ["requirements.md", "spec.md"] {
-                        if d.join(n).is_file() {
-                            spec_files.insert(d.join(n));
-                        }
-                    }
-                    if is_openspec_change(d)
-                        && d.join("specs").is_dir()
-                        && let Ok(found) = lightsout_spec::discover(&d.join("specs"))
-                    {
-                        spec_files.extend(found);
-                    }
-                }
-            } else {
-                spec_files.insert(p.clone());
-                // A Kiro `requirements.md` or Spec Kit `spec.md` named alone still gets its
-                // folder's breakdown.
-                let lower = name.to_ascii_lowercase();
-                if (lower == "requirements.md" || lower == "spec.md")
-                    && let Some(t) = p.parent().map(|d| d.join("tasks.md"))
-                    && t.is_file()
-                {
-                    task_files.insert(t);
-                }
-            }
+            add_file(p, &mut task_files, &mut spec_files)?;
         }
     }
     // Task files that are not tasks.md/tasks.json were given by name; others must be task lists.
@@ -197,25 +146,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Error> {
 
     let mut out = Loaded::default();
     let mut consumed: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut parsed: std::collections::BTreeMap<PathBuf, Spec> = std::collections::BTreeMap::new();
-    let mut parse = |p: &Path, diags: &mut Vec<Diagnostic>| -> Result<Spec, Error> {
-        if let Some(s) = parsed.get(p) {
-            return Ok(s.clone());
-        }
-        let (spec, _text, d) = lightsout_spec::read(p, None).map_err(|e| Error::Io {
-            path: p.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        // Only input-level errors (LS0xx: empty, binary, not UTF-8, too large); the rest is
-        // `spec check`'s business.
-        diags.extend(
-            d.into_iter()
-                .filter(|d| d.severity == Severity::Error && d.code.starts_with("LS0")),
-        );
-        parsed.insert(p.to_path_buf(), spec.clone());
-        Ok(spec)
-    };
-
+    let mut parsed = Parsed::default();
     for t in &task_files {
         let bytes = std::fs::read(t).map_err(io(t))?;
         let Some(format) = read::detect(t, &bytes) else {
@@ -237,7 +168,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Error> {
         let pair = paired_specs(t, format, &spec_files);
         let mut specs = Vec::new();
         for s in &pair {
-            specs.push(parse(s, &mut out.diagnostics)?);
+            specs.push(parsed.parse(s, &mut out.diagnostics)?);
             consumed.insert(s.clone());
         }
         let refs: Vec<&Spec> = specs.iter().collect();
@@ -250,9 +181,105 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Error> {
         if consumed.contains(s) {
             continue;
         }
-        let spec = parse(s, &mut out.diagnostics)?;
+        let spec = parsed.parse(s, &mut out.diagnostics)?;
         out.lists.push(TaskList::from_spec(&spec));
         out.specs.push(spec);
     }
     Ok(out)
+}
+
+/// The task lists and specs under directory `p`.
+fn add_dir(
+    p: &Path,
+    task_files: &mut BTreeSet<PathBuf>,
+    spec_files: &mut BTreeSet<PathBuf>,
+) -> Result<(), Error> {
+    walk_task_lists(p, task_files)?;
+    let found = lightsout_spec::discover(p).map_err(|e| Error::Io {
+        path: p.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    spec_files.extend(found);
+    // Spec folders under hidden folders (`.kiro/specs/x`) that discover skips.
+    for t in task_files.clone() {
+        if let Some(d) = t.parent() {
+            for n in ["requirements.md", "spec.md"] {
+                if d.join(n).is_file() {
+                    spec_files.insert(d.join(n));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// File `p` named on its own: a task list (with the specs beside it) or a spec (with the
+/// task list beside it).
+fn add_file(
+    p: &Path,
+    task_files: &mut BTreeSet<PathBuf>,
+    spec_files: &mut BTreeSet<PathBuf>,
+) -> Result<(), Error> {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let bytes = std::fs::read(p).map_err(io(p))?;
+    if is_task_list_name(&name)
+        || name.to_ascii_lowercase().ends_with(".json")
+        || read::detect(p, &bytes)
+            .is_some_and(|f| f != TaskFormat::Kiro || name.to_ascii_lowercase().contains("task"))
+    {
+        task_files.insert(p.to_path_buf());
+        if let Some(d) = p.parent() {
+            for n in ["requirements.md", "spec.md"] {
+                if d.join(n).is_file() {
+                    spec_files.insert(d.join(n));
+                }
+            }
+            if is_openspec_change(d)
+                && d.join("specs").is_dir()
+                && let Ok(found) = lightsout_spec::discover(&d.join("specs"))
+            {
+                spec_files.extend(found);
+            }
+        }
+    } else {
+        spec_files.insert(p.to_path_buf());
+        // A Kiro `requirements.md` or Spec Kit `spec.md` named alone still gets its
+        // folder's breakdown.
+        let lower = name.to_ascii_lowercase();
+        if (lower == "requirements.md" || lower == "spec.md")
+            && let Some(t) = p.parent().map(|d| d.join("tasks.md"))
+            && t.is_file()
+        {
+            task_files.insert(t);
+        }
+    }
+    Ok(())
+}
+
+/// Specs parsed so far, by path: a spec paired with two task lists is read once.
+#[derive(Default)]
+struct Parsed(std::collections::BTreeMap<PathBuf, Spec>);
+
+impl Parsed {
+    /// The spec at `p`, parsed on first use; its input-level errors go to `diags`.
+    fn parse(&mut self, p: &Path, diags: &mut Vec<Diagnostic>) -> Result<Spec, Error> {
+        if let Some(s) = self.0.get(p) {
+            return Ok(s.clone());
+        }
+        let (spec, _text, d) = lightsout_spec::read(p, None).map_err(|e| Error::Io {
+            path: p.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        // Only input-level errors (LS0xx: empty, binary, not UTF-8, too large); the rest is
+        // `spec check`'s business.
+        diags.extend(
+            d.into_iter()
+                .filter(|d| d.severity == Severity::Error && d.code.starts_with("LS0")),
+        );
+        self.0.insert(p.to_path_buf(), spec.clone());
+        Ok(spec)
+    }
 }

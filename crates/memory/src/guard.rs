@@ -130,26 +130,7 @@ pub fn parse_unified_diff(text: &str) -> Vec<FileDiff> {
                 }
             }
         } else if let Some(rest) = line.strip_prefix("@@ ") {
-            // @@ -a,b +c,d @@
-            let mut parts = rest.split_whitespace();
-            let old = parts.next().unwrap_or("-0");
-            let new = parts.next().unwrap_or("+0");
-            let count = |s: &str| -> (u32, u32) {
-                // Drop the `-`/`+` sign, whatever character stands there (fuzzing found a
-                // multi-byte one: slicing at byte 1 would panic).
-                let s = s
-                    .get(s.chars().next().map_or(0, char::len_utf8)..)
-                    .unwrap_or("");
-                let mut it = s.splitn(2, ',');
-                let start = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
-                let n = it.next().map_or(1, |x| x.parse().unwrap_or(0));
-                (start, n)
-            };
-            let (_, on) = count(old);
-            let (ns, nn) = count(new);
-            old_left = on;
-            new_left = nn;
-            new_line = ns;
+            (old_left, new_left, new_line) = hunk_header(rest);
         } else if let Some(rest) = line.strip_prefix("rename from ") {
             if let Some(f) = cur.as_mut() {
                 f.old_path = Some(rest.to_owned());
@@ -169,6 +150,28 @@ pub fn parse_unified_diff(text: &str) -> Vec<FileDiff> {
     }
     files.retain(|f| !f.path.is_empty());
     files
+}
+
+/// A hunk header after its `@@ ` (`-a,b +c,d @@`): the old and new line counts, and the
+/// first new line number.
+fn hunk_header(rest: &str) -> (u32, u32, u32) {
+    let mut parts = rest.split_whitespace();
+    let old = parts.next().unwrap_or("-0");
+    let new = parts.next().unwrap_or("+0");
+    let count = |s: &str| -> (u32, u32) {
+        // Drop the `-`/`+` sign, whatever character stands there (fuzzing found a
+        // multi-byte one: slicing at byte 1 would panic).
+        let s = s
+            .get(s.chars().next().map_or(0, char::len_utf8)..)
+            .unwrap_or("");
+        let mut it = s.splitn(2, ',');
+        let start = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+        let n = it.next().map_or(1, |x| x.parse().unwrap_or(0));
+        (start, n)
+    };
+    let (_, on) = count(old);
+    let (ns, nn) = count(new);
+    (on, nn, ns)
 }
 
 /// A broken guard.
@@ -244,105 +247,118 @@ fn pep508_name(spec: &str) -> String {
 pub fn manifest_dependencies(eco: Ecosystem, text: &str) -> Option<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     match eco {
-        Ecosystem::Cargo => {
-            let t: toml::Table = toml::from_str(text).ok()?;
-            let mut add_table = |v: Option<&toml::Value>| {
-                if let Some(tbl) = v.and_then(toml::Value::as_table) {
-                    for (k, val) in tbl {
-                        out.insert(normalize_name(k));
-                        if let Some(p) = val.get("package").and_then(toml::Value::as_str) {
-                            out.insert(normalize_name(p));
-                        }
-                    }
+        Ecosystem::Cargo => cargo_dependencies(text, &mut out)?,
+        Ecosystem::Npm => npm_dependencies(text, &mut out)?,
+        Ecosystem::Pypi => pypi_dependencies(text, &mut out)?,
+    }
+    Some(out)
+}
+
+/// The dependency tables of a `Cargo.toml` (targets' and the workspace's too), into `out`.
+fn cargo_dependencies(text: &str, out: &mut BTreeSet<String>) -> Option<()> {
+    let t: toml::Table = toml::from_str(text).ok()?;
+    let mut add_table = |v: Option<&toml::Value>| {
+        if let Some(tbl) = v.and_then(toml::Value::as_table) {
+            for (k, val) in tbl {
+                out.insert(normalize_name(k));
+                if let Some(p) = val.get("package").and_then(toml::Value::as_str) {
+                    out.insert(normalize_name(p));
                 }
-            };
-            let sections = [
-                "dependencies",
-                "dev-dependencies",
-                "build-dependencies",
-                "dev_dependencies",
-                "build_dependencies",
-            ];
+            }
+        }
+    };
+    let sections = [
+        "dependencies",
+        "dev-dependencies",
+        "build-dependencies",
+        "dev_dependencies",
+        "build_dependencies",
+    ];
+    for s in sections {
+        add_table(t.get(s));
+    }
+    if let Some(targets) = t.get("target").and_then(toml::Value::as_table) {
+        for tv in targets.values() {
             for s in sections {
-                add_table(t.get(s));
-            }
-            if let Some(targets) = t.get("target").and_then(toml::Value::as_table) {
-                for tv in targets.values() {
-                    for s in sections {
-                        add_table(tv.get(s));
-                    }
-                }
-            }
-            add_table(t.get("workspace").and_then(|w| w.get("dependencies")));
-        }
-        Ecosystem::Npm => {
-            let v: serde_json::Value = serde_json::from_str(text).ok()?;
-            for s in [
-                "dependencies",
-                "devDependencies",
-                "peerDependencies",
-                "optionalDependencies",
-            ] {
-                if let Some(o) = v.get(s).and_then(serde_json::Value::as_object) {
-                    out.extend(o.keys().map(|k| normalize_name(k)));
-                }
-            }
-            if let Some(a) = v
-                .get("bundledDependencies")
-                .and_then(serde_json::Value::as_array)
-            {
-                out.extend(a.iter().filter_map(|x| x.as_str()).map(normalize_name));
-            }
-        }
-        Ecosystem::Pypi => {
-            let t: toml::Table = toml::from_str(text).ok()?;
-            let mut add_list = |v: Option<&toml::Value>| {
-                for item in v.and_then(toml::Value::as_array).into_iter().flatten() {
-                    if let Some(s) = item.as_str() {
-                        out.insert(normalize_name(&pep508_name(s)));
-                    }
-                }
-            };
-            let project = t.get("project");
-            add_list(project.and_then(|p| p.get("dependencies")));
-            for tbl in [
-                project.and_then(|p| p.get("optional-dependencies")),
-                t.get("dependency-groups"),
-            ]
-            .into_iter()
-            .flatten()
-            .filter_map(toml::Value::as_table)
-            {
-                for v in tbl.values() {
-                    add_list(Some(v));
-                }
-            }
-            let poetry = t.get("tool").and_then(|x| x.get("poetry"));
-            let mut keys = |v: Option<&toml::Value>| {
-                for k in v
-                    .and_then(toml::Value::as_table)
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, _)| k)
-                {
-                    if k != "python" {
-                        out.insert(normalize_name(k));
-                    }
-                }
-            };
-            keys(poetry.and_then(|p| p.get("dependencies")));
-            keys(poetry.and_then(|p| p.get("dev-dependencies")));
-            if let Some(groups) = poetry
-                .and_then(|p| p.get("group"))
-                .and_then(toml::Value::as_table)
-            {
-                for g in groups.values() {
-                    keys(g.get("dependencies"));
-                }
+                add_table(tv.get(s));
             }
         }
     }
-    Some(out)
+    add_table(t.get("workspace").and_then(|w| w.get("dependencies")));
+    Some(())
+}
+
+/// The dependency objects of a `package.json` (and `bundledDependencies`), into `out`.
+fn npm_dependencies(text: &str, out: &mut BTreeSet<String>) -> Option<()> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    for s in [
+        "dependencies",
+        "devDependencies",
+        "peerDependencies",
+        "optionalDependencies",
+    ] {
+        if let Some(o) = v.get(s).and_then(serde_json::Value::as_object) {
+            out.extend(o.keys().map(|k| normalize_name(k)));
+        }
+    }
+    if let Some(a) = v
+        .get("bundledDependencies")
+        .and_then(serde_json::Value::as_array)
+    {
+        out.extend(a.iter().filter_map(|x| x.as_str()).map(normalize_name));
+    }
+    Some(())
+}
+
+/// The PEP 621 dependencies, optional dependencies and groups of a `pyproject.toml`, and
+/// Poetry's, into `out`.
+fn pypi_dependencies(text: &str, out: &mut BTreeSet<String>) -> Option<()> {
+    let t: toml::Table = toml::from_str(text).ok()?;
+    let mut add_list = |v: Option<&toml::Value>| {
+        for item in v.and_then(toml::Value::as_array).into_iter().flatten() {
+            if let Some(s) = item.as_str() {
+                out.insert(normalize_name(&pep508_name(s)));
+            }
+        }
+    };
+    let project = t.get("project");
+    add_list(project.and_then(|p| p.get("dependencies")));
+    for tbl in [
+        project.and_then(|p| p.get("optional-dependencies")),
+        t.get("dependency-groups"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(toml::Value::as_table)
+    {
+        for v in tbl.values() {
+            add_list(Some(v));
+        }
+    }
+    let poetry = t.get("tool").and_then(|x| x.get("poetry"));
+    let mut keys = |v: Option<&toml::Value>| {
+        for k in v
+            .and_then(toml::Value::as_table)
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            if k != "python" {
+                out.insert(normalize_name(k));
+            }
+        }
+    };
+    keys(poetry.and_then(|p| p.get("dependencies")));
+    keys(poetry.and_then(|p| p.get("dev-dependencies")));
+    if let Some(groups) = poetry
+        .and_then(|p| p.get("group"))
+        .and_then(toml::Value::as_table)
+    {
+        for g in groups.values() {
+            keys(g.get("dependencies"));
+        }
+    }
+    Some(())
 }
 
 /// Dependency names an added manifest line appears to declare, for diff text without a
@@ -518,20 +534,7 @@ fn check_one(
                         })
                         .map(|l| l.line)
                 };
-                let exact = manifests.and_then(|read| {
-                    let new = manifest_dependencies(eco, &read(&f.path, false)?)?;
-                    let old_path = f.old_path.as_deref().unwrap_or(&f.path);
-                    let old = read(old_path, true)
-                        .and_then(|t| manifest_dependencies(eco, &t))
-                        .unwrap_or_default();
-                    Some(new.contains(&want) && !old.contains(&want))
-                });
-                let added = exact.unwrap_or_else(|| {
-                    f.added
-                        .iter()
-                        .any(|l| declared_in_line(eco, &l.text).contains(&want))
-                });
-                if added {
+                if adds_dependency(f, eco, &want, manifests) {
                     out.push(v(
                         &f.path,
                         line_of(),
@@ -584,6 +587,29 @@ fn check_one(
             }
         }
     }
+}
+
+/// Whether file `f` (a manifest of `eco`) adds dependency `want`: exactly, from both sides'
+/// manifests when `manifests` can read them, else by the added lines.
+fn adds_dependency(
+    f: &FileDiff,
+    eco: Ecosystem,
+    want: &str,
+    manifests: Option<&ManifestReader<'_>>,
+) -> bool {
+    let exact = manifests.and_then(|read| {
+        let new = manifest_dependencies(eco, &read(&f.path, false)?)?;
+        let old_path = f.old_path.as_deref().unwrap_or(&f.path);
+        let old = read(old_path, true)
+            .and_then(|t| manifest_dependencies(eco, &t))
+            .unwrap_or_default();
+        Some(new.contains(want) && !old.contains(want))
+    });
+    exact.unwrap_or_else(|| {
+        f.added
+            .iter()
+            .any(|l| declared_in_line(eco, &l.text).iter().any(|d| d == want))
+    })
 }
 
 /// Runs git hardened by `lightsout-git` (no hooks, external diffs, textconv, drivers or

@@ -199,8 +199,102 @@ fn yaml_str(v: &serde_norway::Value) -> Option<String> {
 pub fn parse_madr(rel_path: &str, src: &str) -> (Option<NewRecord>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let all = lines(src);
-    let mut body_start = 0;
+    let (front, body_start) = madr_front_matter(src, &all, &mut diags);
+    let body = &all[body_start.min(all.len())..];
+    let (pre, secs) = split_sections(body, 2);
+    let get = |k: &str| {
+        front
+            .as_ref()
+            .and_then(|m| m.get(serde_norway::Value::String(k.into())))
+    };
+    let extra: MadrExtra = get("lightsout")
+        .and_then(|v| serde_norway::from_value(v.clone()).ok())
+        .unwrap_or_default();
+
+    let stem = rel_path
+        .rsplit('/')
+        .next()
+        .unwrap_or(rel_path)
+        .trim_end_matches(".md");
+    let title = madr_title(src, &all, &pre, stem, &mut diags);
+    if title.trim().is_empty() {
+        return (None, diags);
+    }
+    let kind = extra
+        .kind
+        .as_deref()
+        .and_then(|k| k.parse::<Kind>().ok())
+        .unwrap_or(Kind::Decision);
+    let mut rec = NewRecord::new(kind, title);
+
+    // MADR 2 style metadata lines (`* Status: accepted`) before the first section.
+    let mut status_src: Option<(String, Line<'_>)> =
+        get("status").and_then(yaml_str).map(|s| (s, all[0]));
+    let mut date_src: Option<(String, Line<'_>)> =
+        get("date").and_then(yaml_str).map(|s| (s, all[0]));
+    let mut makers: Option<String> = get("decision-makers").and_then(yaml_str);
+    for &l in &pre {
+        let t = l.text.trim_start_matches(['*', '-', ' ']);
+        if let Some((k, v)) = t.split_once(':') {
+            let v = v.trim().to_owned();
+            match k.trim().to_lowercase().as_str() {
+                "status" if status_src.is_none() => status_src = Some((v, l)),
+                "date" if date_src.is_none() => date_src = Some((v, l)),
+                "deciders" | "decision-makers" if makers.is_none() => makers = Some(v),
+                _ => {}
+            }
+        }
+    }
+
+    let options = madr_sections(src, &secs, &mut rec, &mut status_src, &mut diags);
+
+    // Rejected options: the considered ones that were not chosen.
+    let chosen = chosen_option(&rec.decision);
+    let plain = |s: &str| strip_links(s).to_lowercase();
+    for o in options {
+        let is_chosen = match &chosen {
+            Some(c) => plain(&o).contains(&plain(c)),
+            None => o == rec.title,
+        };
+        if !is_chosen {
+            rec.rejected_options.push(o);
+        }
+    }
+
+    if let Some((s, l)) = status_src {
+        madr_status(src, &s, l, extra.id.is_none(), &mut rec, &mut diags);
+    }
+    if let Some((d, l)) = date_src
+        && !d.is_empty()
+    {
+        match parse_time(&d) {
+            Ok(t) => rec.valid_from = Some(t),
+            Err(_) => diags.push(diag(
+                src,
+                l,
+                "MEM004",
+                Severity::Warning,
+                format!("`{d}` is not a date"),
+                "write dates as YYYY-MM-DD",
+            )),
+        }
+    }
+    if makers.is_some_and(|m| m.trim().eq_ignore_ascii_case("factory")) {
+        rec.provenance.author = Author::Factory;
+    }
+    madr_extra(&mut rec, extra, rel_path, stem);
+    (Some(rec), diags)
+}
+
+/// The YAML front matter of a MADR file (`all`, its lines), if any, and the index of the
+/// first body line.
+fn madr_front_matter(
+    src: &str,
+    all: &[Line<'_>],
+    diags: &mut Vec<Diagnostic>,
+) -> (Option<serde_norway::Mapping>, usize) {
     let mut front: Option<serde_norway::Mapping> = None;
+    let mut body_start = 0;
     if all.first().is_some_and(|l| l.text.trim_end() == "---")
         && let Some(end) = all.iter().skip(1).position(|l| l.text.trim_end() == "---")
     {
@@ -232,21 +326,21 @@ pub fn parse_madr(rel_path: &str, src: &str) -> (Option<NewRecord>, Vec<Diagnost
         }
         body_start = end + 1;
     }
-    let body = &all[body_start.min(all.len())..];
-    let (pre, secs) = split_sections(body, 2);
-    let get = |k: &str| {
-        front
-            .as_ref()
-            .and_then(|m| m.get(serde_norway::Value::String(k.into())))
-    };
-    let extra: MadrExtra = get("lightsout")
-        .and_then(|v| serde_norway::from_value(v.clone()).ok())
-        .unwrap_or_default();
+    (front, body_start)
+}
 
-    // Title: the first `# ` line before the first section.
+/// The title: the first `# ` line before the first section (`pre`), else the file name
+/// `stem` without its number.
+fn madr_title(
+    src: &str,
+    all: &[Line<'_>],
+    pre: &[Line<'_>],
+    stem: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> String {
     let mut fence = false;
     let mut title_line = None;
-    for &l in &pre {
+    for &l in pre {
         if is_fence(l.text) {
             fence = !fence;
         }
@@ -255,59 +349,34 @@ pub fn parse_madr(rel_path: &str, src: &str) -> (Option<NewRecord>, Vec<Diagnost
             break;
         }
     }
-    let stem = rel_path
-        .rsplit('/')
-        .next()
-        .unwrap_or(rel_path)
-        .trim_end_matches(".md");
-    let title = if let Some(l) = title_line {
+    if let Some(l) = title_line {
         l.text[2..].trim().to_owned()
     } else {
-        {
-            let anchor = all.first().copied().unwrap_or(Line { text: "", start: 0 });
-            diags.push(diag(
-                src,
-                anchor,
-                "MEM002",
-                Severity::Warning,
-                "no `# title` line; using the file name".into(),
-                "start the record with `# <short title of the decision>`",
-            ));
-            stem.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
-                .replace('-', " ")
-        }
-    };
-    if title.trim().is_empty() {
-        return (None, diags);
+        let anchor = all.first().copied().unwrap_or(Line { text: "", start: 0 });
+        diags.push(diag(
+            src,
+            anchor,
+            "MEM002",
+            Severity::Warning,
+            "no `# title` line; using the file name".into(),
+            "start the record with `# <short title of the decision>`",
+        ));
+        stem.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
+            .replace('-', " ")
     }
-    let kind = extra
-        .kind
-        .as_deref()
-        .and_then(|k| k.parse::<Kind>().ok())
-        .unwrap_or(Kind::Decision);
-    let mut rec = NewRecord::new(kind, title);
+}
 
-    // MADR 2 style metadata lines (`* Status: accepted`) before the first section.
-    let mut status_src: Option<(String, Line<'_>)> =
-        get("status").and_then(yaml_str).map(|s| (s, all[0]));
-    let mut date_src: Option<(String, Line<'_>)> =
-        get("date").and_then(yaml_str).map(|s| (s, all[0]));
-    let mut makers: Option<String> = get("decision-makers").and_then(yaml_str);
-    for &l in &pre {
-        let t = l.text.trim_start_matches(['*', '-', ' ']);
-        if let Some((k, v)) = t.split_once(':') {
-            let v = v.trim().to_owned();
-            match k.trim().to_lowercase().as_str() {
-                "status" if status_src.is_none() => status_src = Some((v, l)),
-                "date" if date_src.is_none() => date_src = Some((v, l)),
-                "deciders" | "decision-makers" if makers.is_none() => makers = Some(v),
-                _ => {}
-            }
-        }
-    }
-
+/// Reads the `##` sections into `rec` (a `## Status` section into `status_src` when no
+/// status was given before); returns the considered options.
+fn madr_sections<'a>(
+    src: &str,
+    secs: &[Section<'a>],
+    rec: &mut NewRecord,
+    status_src: &mut Option<(String, Line<'a>)>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<String> {
     let mut options: Vec<String> = Vec::new();
-    for s in &secs {
+    for s in secs {
         let name = s.name.to_lowercase();
         match name.as_str() {
             "context and problem statement" | "context" | "context and problem" => {
@@ -325,89 +394,77 @@ pub fn parse_madr(rel_path: &str, src: &str) -> (Option<NewRecord>, Vec<Diagnost
             }
             "considered options" => options = list_items(&s.body),
             "status" if status_src.is_none() => {
-                status_src = Some((body_text(&s.body), s.heading));
+                *status_src = Some((body_text(&s.body), s.heading));
             }
             "consequences" => rec.consequences = body_text(&s.body),
-            "decision outcome" | "decision" => {
-                let (lead, subs) = split_sections(&s.body, 3);
-                rec.decision = body_text(&lead);
-                for sub in subs {
-                    let sn = sub.name.to_lowercase();
-                    if sn == "confirmation" {
-                        let (g, prose) = guards_from(src, &sub.body, &mut diags);
-                        rec.guards.extend(g);
-                        if !prose.is_empty() {
-                            push_para(&mut rec.consequences, &format!("Confirmation: {prose}"));
-                        }
-                    } else if sn.contains("consequences") {
-                        let t = body_text(&sub.body);
-                        if sn == "consequences" {
-                            push_para(&mut rec.consequences, &t);
-                        } else {
-                            push_para(&mut rec.consequences, &format!("{}:\n\n{t}", sub.name));
-                        }
-                    }
-                }
-            }
+            "decision outcome" | "decision" => madr_outcome(src, &s.body, rec, diags),
             _ => {}
         }
     }
+    options
+}
 
-    // Rejected options: the considered ones that were not chosen.
-    let chosen = chosen_option(&rec.decision);
-    let plain = |s: &str| strip_links(s).to_lowercase();
-    for o in options {
-        let is_chosen = match &chosen {
-            Some(c) => plain(&o).contains(&plain(c)),
-            None => o == rec.title,
-        };
-        if !is_chosen {
-            rec.rejected_options.push(o);
+/// The `## Decision Outcome` section: the decision, then its `### Confirmation` (guards)
+/// and `### Consequences` subsections.
+fn madr_outcome(src: &str, body: &[Line<'_>], rec: &mut NewRecord, diags: &mut Vec<Diagnostic>) {
+    let (lead, subs) = split_sections(body, 3);
+    rec.decision = body_text(&lead);
+    for sub in subs {
+        let sn = sub.name.to_lowercase();
+        if sn == "confirmation" {
+            let (g, prose) = guards_from(src, &sub.body, diags);
+            rec.guards.extend(g);
+            if !prose.is_empty() {
+                push_para(&mut rec.consequences, &format!("Confirmation: {prose}"));
+            }
+        } else if sn.contains("consequences") {
+            let t = body_text(&sub.body);
+            if sn == "consequences" {
+                push_para(&mut rec.consequences, &t);
+            } else {
+                push_para(&mut rec.consequences, &format!("{}:\n\n{t}", sub.name));
+            }
         }
     }
+}
 
-    if let Some((s, l)) = status_src {
-        match parse_status(&s) {
-            Some((st, by)) => {
-                rec.status = st;
-                if extra.id.is_none() {
-                    // Foreign numbering: keep it as text, not as a link to our ids.
-                    if let Some(by) = by {
-                        push_para(&mut rec.context, &format!("Superseded by ADR-{by:04}."));
-                    }
+/// Sets the record's status from the status text `s` (at line `l`); an unknown one is
+/// reported and imported as proposed. A foreign `superseded by ADR-N` is kept as text.
+fn madr_status(
+    src: &str,
+    s: &str,
+    l: Line<'_>,
+    foreign: bool,
+    rec: &mut NewRecord,
+    diags: &mut Vec<Diagnostic>,
+) {
+    match parse_status(s) {
+        Some((st, by)) => {
+            rec.status = st;
+            if foreign {
+                // Foreign numbering: keep it as text, not as a link to our ids.
+                if let Some(by) = by {
+                    push_para(&mut rec.context, &format!("Superseded by ADR-{by:04}."));
                 }
             }
-            None => diags.push(diag(
-                src,
-                l,
-                "MEM003",
-                Severity::Warning,
-                format!("unknown status `{s}`; imported as proposed"),
-                "use proposed, accepted, rejected, deprecated or superseded",
-            )),
         }
-        if parse_status(&s).is_none() {
-            rec.status = Status::Proposed;
-        }
+        None => diags.push(diag(
+            src,
+            l,
+            "MEM003",
+            Severity::Warning,
+            format!("unknown status `{s}`; imported as proposed"),
+            "use proposed, accepted, rejected, deprecated or superseded",
+        )),
     }
-    if let Some((d, l)) = date_src
-        && !d.is_empty()
-    {
-        match parse_time(&d) {
-            Ok(t) => rec.valid_from = Some(t),
-            Err(_) => diags.push(diag(
-                src,
-                l,
-                "MEM004",
-                Severity::Warning,
-                format!("`{d}` is not a date"),
-                "write dates as YYYY-MM-DD",
-            )),
-        }
+    if parse_status(s).is_none() {
+        rec.status = Status::Proposed;
     }
-    if makers.is_some_and(|m| m.trim().eq_ignore_ascii_case("factory")) {
-        rec.provenance.author = Author::Factory;
-    }
+}
+
+/// The `lightsout:` front matter of a file this crate exported (scope, provenance, links,
+/// id); for any other file, the identity `madr:<rel_path>` and the id hint of its number.
+fn madr_extra(rec: &mut NewRecord, extra: MadrExtra, rel_path: &str, stem: &str) {
     if let Some(t) = extra.valid_to.as_deref().and_then(|t| parse_time(t).ok()) {
         rec.valid_to = Some(t);
     }
@@ -428,7 +485,6 @@ pub fn parse_madr(rel_path: &str, src: &str) -> (Option<NewRecord>, Vec<Diagnost
         let digits: String = stem.chars().take_while(char::is_ascii_digit).collect();
         rec.id_hint = digits.parse().ok().filter(|n| *n > 0).map(RecordId);
     }
-    (Some(rec), diags)
 }
 
 /// Reverses [`crate::export::code_span`]; a value with no code span is taken as it is.
@@ -517,68 +573,7 @@ pub fn parse_decisions_md(src: &str) -> (Vec<NewRecord>, Vec<Diagnostic>) {
         }
         let (meta, subs) = split_sections(&e.body, 3);
         for &l in &meta {
-            let Some(t) = l.text.strip_prefix("- ") else {
-                continue;
-            };
-            let Some((k, v)) = t.split_once(':') else {
-                continue;
-            };
-            let v = v.trim();
-            let unq = unquote_code(v);
-            let codes = || -> Vec<String> {
-                v.split("`, `")
-                    .map(|s| s.trim().trim_matches('`').to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            };
-            let bad = |what: &str, diags: &mut Vec<Diagnostic>| {
-                diags.push(diag(
-                    src,
-                    l,
-                    "MEM007",
-                    Severity::Warning,
-                    format!("`{v}` is not a valid {what}"),
-                    "see `lightsout memory export` for the expected form",
-                ));
-            };
-            match k.trim().to_lowercase().as_str() {
-                "kind" => match v.parse() {
-                    Ok(k) => rec.kind = k,
-                    Err(_) => bad("kind", &mut diags),
-                },
-                "status" => match parse_status(v) {
-                    Some((s, _)) => rec.status = s,
-                    None => bad("status", &mut diags),
-                },
-                "valid from" | "date" => match parse_time(v) {
-                    Ok(t) => rec.valid_from = Some(t),
-                    Err(_) => bad("date", &mut diags),
-                },
-                "valid to" => match parse_time(v) {
-                    Ok(t) => rec.valid_to = Some(t),
-                    Err(_) => bad("date", &mut diags),
-                },
-                "paths" => rec.scope.paths = codes(),
-                "tags" => rec.scope.tags = codes(),
-                "spec" => rec.provenance.spec = Some(unq),
-                "requirement" => rec.provenance.requirement = Some(unq),
-                "run" => rec.provenance.run = Some(unq),
-                "commit" => rec.provenance.commit = Some(unq),
-                "author" => match v.parse() {
-                    Ok(a) => rec.provenance.author = a,
-                    Err(_) => bad("author", &mut diags),
-                },
-                "supersedes" => match v.parse() {
-                    Ok(i) => rec.supersedes = Some(i),
-                    Err(_) => bad("record id", &mut diags),
-                },
-                "superseded by" => match v.parse() {
-                    Ok(i) => rec.superseded_by = Some(i),
-                    Err(_) => bad("record id", &mut diags),
-                },
-                "key" => rec.external_key = Some(unq),
-                _ => {}
-            }
+            decisions_meta(src, l, &mut rec, &mut diags);
         }
         if subs.is_empty() {
             let meta_free: Vec<Line<'_>> = meta
@@ -606,6 +601,73 @@ pub fn parse_decisions_md(src: &str) -> (Vec<NewRecord>, Vec<Diagnostic>) {
         out.push(rec);
     }
     (out, diags)
+}
+
+/// A `- key: value` metadata line of a DECISIONS.md entry, read into `rec`; a value
+/// that does not parse is reported.
+fn decisions_meta(src: &str, line: Line<'_>, rec: &mut NewRecord, diags: &mut Vec<Diagnostic>) {
+    let Some(field) = line.text.strip_prefix("- ") else {
+        return;
+    };
+    let Some((k, v)) = field.split_once(':') else {
+        return;
+    };
+    let v = v.trim();
+    let unq = unquote_code(v);
+    let codes = || -> Vec<String> {
+        v.split("`, `")
+            .map(|s| s.trim().trim_matches('`').to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let bad = |what: &str, diags: &mut Vec<Diagnostic>| {
+        diags.push(diag(
+            src,
+            line,
+            "MEM007",
+            Severity::Warning,
+            format!("`{v}` is not a valid {what}"),
+            "see `lightsout memory export` for the expected form",
+        ));
+    };
+    match k.trim().to_lowercase().as_str() {
+        "kind" => match v.parse() {
+            Ok(k) => rec.kind = k,
+            Err(_) => bad("kind", diags),
+        },
+        "status" => match parse_status(v) {
+            Some((s, _)) => rec.status = s,
+            None => bad("status", diags),
+        },
+        "valid from" | "date" => match parse_time(v) {
+            Ok(t) => rec.valid_from = Some(t),
+            Err(_) => bad("date", diags),
+        },
+        "valid to" => match parse_time(v) {
+            Ok(t) => rec.valid_to = Some(t),
+            Err(_) => bad("date", diags),
+        },
+        "paths" => rec.scope.paths = codes(),
+        "tags" => rec.scope.tags = codes(),
+        "spec" => rec.provenance.spec = Some(unq),
+        "requirement" => rec.provenance.requirement = Some(unq),
+        "run" => rec.provenance.run = Some(unq),
+        "commit" => rec.provenance.commit = Some(unq),
+        "author" => match v.parse() {
+            Ok(a) => rec.provenance.author = a,
+            Err(_) => bad("author", diags),
+        },
+        "supersedes" => match v.parse() {
+            Ok(i) => rec.supersedes = Some(i),
+            Err(_) => bad("record id", diags),
+        },
+        "superseded by" => match v.parse() {
+            Ok(i) => rec.superseded_by = Some(i),
+            Err(_) => bad("record id", diags),
+        },
+        "key" => rec.external_key = Some(unq),
+        _ => {}
+    }
 }
 
 /// Parses the `## Decisions` section of a spec (see the spec format): each list item

@@ -799,116 +799,10 @@ fn create(
 
 fn apply_one(tx: &Transaction<'_>, change: &Change, now: Timestamp) -> Result<Applied, Error> {
     match change {
-        Change::Put(rec) => {
-            let rec = &crate::normalize(rec);
-            crate::validate(rec)?;
-            let (existing, key) = match &rec.identity {
-                Identity::New => (None, None),
-                Identity::Id(id) => (Some(*id), None),
-                Identity::Key(k) => (current_by_key(tx, k)?, Some(k.as_str())),
-            };
-            if let Some(id) = existing
-                && let Some((vid, old)) = current(tx, id)?
-            {
-                if same_content(&old, rec) {
-                    return Ok(Applied {
-                        ids: vec![id],
-                        outcome: Outcome::Unchanged,
-                    });
-                }
-                revise(tx, vid, &old, rec, now)?;
-                return Ok(Applied {
-                    ids: vec![id],
-                    outcome: Outcome::Updated,
-                });
-            }
-            let want = match &rec.identity {
-                Identity::Id(id) => Some(*id),
-                _ => None,
-            };
-            let id = create(tx, rec, key, want, None, now)?;
-            Ok(Applied {
-                ids: vec![id],
-                outcome: Outcome::Created,
-            })
-        }
-        Change::Supersede { old, new } => {
-            let new = &crate::normalize(new);
-            crate::validate(new)?;
-            let (vid, prev) = current(tx, *old)?.ok_or(Error::NotFound(*old))?;
-            match prev.status {
-                Status::Superseded => {
-                    let by = prev
-                        .superseded_by
-                        .map_or_else(|| "another record".to_owned(), |b| b.to_string());
-                    return Err(Error::Conflict(format!(
-                        "{old} is already superseded by {by}; supersede {by} instead"
-                    )));
-                }
-                Status::Rejected => {
-                    return Err(Error::Conflict(format!(
-                        "{old} was rejected and was never in force; add a new record instead"
-                    )));
-                }
-                _ => {}
-            }
-            let at = new.valid_from.unwrap_or(now);
-            let mut new_rec = new.clone();
-            new_rec.valid_from = Some(at);
-            let key = match &new.identity {
-                Identity::Key(k) => Some(k.as_str()),
-                _ => None,
-            };
-            let new_id = create(tx, &new_rec, key, None, Some(*old), now)?;
-            let mut closed = prev.to_new();
-            closed.status = Status::Superseded;
-            closed.valid_to = Some(prev.valid_to.map_or(at, |t| t.min(at)).max(prev.valid_from));
-            closed.superseded_by = Some(new_id);
-            revise(tx, vid, &prev, &closed, now)?;
-            Ok(Applied {
-                ids: vec![new_id],
-                outcome: Outcome::Created,
-            })
-        }
+        Change::Put(rec) => put(tx, rec, now),
+        Change::Supersede { old, new } => supersede(tx, *old, new, now),
         Change::SetStatus { id, status, at } => {
-            let at = at.unwrap_or(now);
-            let (vid, prev) = current(tx, *id)?.ok_or(Error::NotFound(*id))?;
-            if *status == Status::Superseded {
-                return Err(Error::Invalid(
-                    "use supersede to mark a record superseded, so that its replacement is linked"
-                        .into(),
-                ));
-            }
-            if prev.status == *status {
-                return Ok(Applied {
-                    ids: vec![*id],
-                    outcome: Outcome::Unchanged,
-                });
-            }
-            if prev.status == Status::Superseded {
-                return Err(Error::Conflict(format!(
-                    "{id} is superseded; change its replacement instead"
-                )));
-            }
-            let mut next = prev.to_new();
-            next.status = *status;
-            match status {
-                Status::Deprecated => {
-                    next.valid_to = Some(at.max(prev.valid_from));
-                }
-                Status::Accepted => {
-                    if prev.status != Status::Deprecated {
-                        next.valid_from = Some(at);
-                    }
-                    next.valid_to = None;
-                }
-                _ => {}
-            }
-            revise(tx, vid, &prev, &next, now)?;
-            Ok(Applied {
-                ids: vec![*id],
-                outcome: Outcome::Updated,
-            })
+            set_status(tx, *id, *status, at.unwrap_or(now), now)
         }
         Change::LessonFailed { fingerprint, at } => {
             lesson_failed(tx, fingerprint, at.unwrap_or(now), now)
@@ -925,6 +819,135 @@ fn apply_one(tx: &Transaction<'_>, change: &Change, now: Timestamp) -> Result<Ap
             now,
         ),
     }
+}
+
+/// [`Change::Put`]: creates the record, or revises the one with its id or key when the
+/// content differs.
+fn put(tx: &Transaction<'_>, rec: &NewRecord, now: Timestamp) -> Result<Applied, Error> {
+    let rec = &crate::normalize(rec);
+    crate::validate(rec)?;
+    let (existing, key) = match &rec.identity {
+        Identity::New => (None, None),
+        Identity::Id(id) => (Some(*id), None),
+        Identity::Key(k) => (current_by_key(tx, k)?, Some(k.as_str())),
+    };
+    if let Some(id) = existing
+        && let Some((vid, old)) = current(tx, id)?
+    {
+        if same_content(&old, rec) {
+            return Ok(Applied {
+                ids: vec![id],
+                outcome: Outcome::Unchanged,
+            });
+        }
+        revise(tx, vid, &old, rec, now)?;
+        return Ok(Applied {
+            ids: vec![id],
+            outcome: Outcome::Updated,
+        });
+    }
+    let want = match &rec.identity {
+        Identity::Id(id) => Some(*id),
+        _ => None,
+    };
+    let id = create(tx, rec, key, want, None, now)?;
+    Ok(Applied {
+        ids: vec![id],
+        outcome: Outcome::Created,
+    })
+}
+
+/// [`Change::Supersede`]: creates `new` and closes `old` (in force until `new` starts),
+/// unless `old` is already superseded or was rejected.
+fn supersede(
+    tx: &Transaction<'_>,
+    old: RecordId,
+    new: &NewRecord,
+    now: Timestamp,
+) -> Result<Applied, Error> {
+    let new = &crate::normalize(new);
+    crate::validate(new)?;
+    let (vid, prev) = current(tx, old)?.ok_or(Error::NotFound(old))?;
+    match prev.status {
+        Status::Superseded => {
+            let by = prev
+                .superseded_by
+                .map_or_else(|| "another record".to_owned(), |b| b.to_string());
+            return Err(Error::Conflict(format!(
+                "{old} is already superseded by {by}; supersede {by} instead"
+            )));
+        }
+        Status::Rejected => {
+            return Err(Error::Conflict(format!(
+                "{old} was rejected and was never in force; add a new record instead"
+            )));
+        }
+        _ => {}
+    }
+    let at = new.valid_from.unwrap_or(now);
+    let mut new_rec = new.clone();
+    new_rec.valid_from = Some(at);
+    let key = match &new.identity {
+        Identity::Key(k) => Some(k.as_str()),
+        _ => None,
+    };
+    let new_id = create(tx, &new_rec, key, None, Some(old), now)?;
+    let mut closed = prev.to_new();
+    closed.status = Status::Superseded;
+    closed.valid_to = Some(prev.valid_to.map_or(at, |t| t.min(at)).max(prev.valid_from));
+    closed.superseded_by = Some(new_id);
+    revise(tx, vid, &prev, &closed, now)?;
+    Ok(Applied {
+        ids: vec![new_id],
+        outcome: Outcome::Created,
+    })
+}
+
+/// [`Change::SetStatus`] at time `at`: deprecating ends the record's validity, accepting
+/// (re)starts it; superseding goes through [`Change::Supersede`].
+fn set_status(
+    tx: &Transaction<'_>,
+    id: RecordId,
+    status: Status,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<Applied, Error> {
+    let (vid, prev) = current(tx, id)?.ok_or(Error::NotFound(id))?;
+    if status == Status::Superseded {
+        return Err(Error::Invalid(
+            "use supersede to mark a record superseded, so that its replacement is linked".into(),
+        ));
+    }
+    if prev.status == status {
+        return Ok(Applied {
+            ids: vec![id],
+            outcome: Outcome::Unchanged,
+        });
+    }
+    if prev.status == Status::Superseded {
+        return Err(Error::Conflict(format!(
+            "{id} is superseded; change its replacement instead"
+        )));
+    }
+    let mut next = prev.to_new();
+    next.status = status;
+    match status {
+        Status::Deprecated => {
+            next.valid_to = Some(at.max(prev.valid_from));
+        }
+        Status::Accepted => {
+            if prev.status != Status::Deprecated {
+                next.valid_from = Some(at);
+            }
+            next.valid_to = None;
+        }
+        _ => {}
+    }
+    revise(tx, vid, &prev, &next, now)?;
+    Ok(Applied {
+        ids: vec![id],
+        outcome: Outcome::Updated,
+    })
 }
 
 fn lesson_failed(

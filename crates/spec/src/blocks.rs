@@ -165,102 +165,125 @@ fn code_offset(raw: &str, code: &str) -> Option<usize> {
 /// before its nested items); every range is shifted by `base` (the offset of `source` in the
 /// file, after any front matter).
 pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
-    // Blocks waiting for the outermost open list item to end; empty outside lists.
-    let mut out: Vec<Block> = Vec::new();
-    // Texts of blocks already visited, for reuse.
-    let mut spare: Vec<Box<Text>> = Vec::new();
-    let fresh = |spare: &mut Vec<Box<Text>>| {
-        spare.pop().map_or_else(Box::<Text>::default, |mut t| {
+    let opts = Options::ENABLE_TASKLISTS | Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
+    let mut state = Blocks::new(source, base);
+    for (event, rel) in Parser::new_ext(source, opts).into_offset_iter() {
+        state.event(event, rel);
+        // Outside list items every block is complete once pushed: hand them over.
+        state.hand_over(&mut visit);
+    }
+}
+
+/// The state of one pass of [`blocks`]: the open containers and the blocks not yet visited.
+struct Blocks<'s> {
+    /// The markdown being parsed (without front matter).
+    source: &'s str,
+    /// The offset of `source` in the file.
+    base: usize,
+    /// Blocks waiting for the outermost open list item to end; empty outside lists.
+    out: Vec<Block>,
+    /// Texts of blocks already visited, for reuse.
+    #[allow(clippy::vec_box)] // blocks hold their text boxed: the boxes are reused as they are
+    spare: Vec<Box<Text>>,
+    // Open containers: (kind, text, range, item metadata).
+    heading: Option<(u8, Box<Text>, Range<usize>)>,
+    para: Option<(Box<Text>, Range<usize>)>,
+    code: Option<(String, String, Range<usize>)>,
+    /// Stack of list items: index into `out` of the item block.
+    items: Vec<usize>,
+    /// Stack of lists: next number for ordered lists.
+    lists: Vec<Option<u64>>,
+    strong_start: Vec<usize>,
+    in_table: usize,
+    /// The table row being read: its cells and range.
+    row: Option<(Vec<String>, Range<usize>)>,
+    /// Depth of `~~struck-through~~` text: withdrawn by its author, so left out.
+    struck: usize,
+}
+
+impl<'s> Blocks<'s> {
+    fn new(source: &'s str, base: usize) -> Self {
+        Blocks {
+            source,
+            base,
+            out: Vec::new(),
+            spare: Vec::new(),
+            heading: None,
+            para: None,
+            code: None,
+            items: Vec::new(),
+            lists: Vec::new(),
+            strong_start: Vec::new(),
+            in_table: 0,
+            row: None,
+            struck: 0,
+        }
+    }
+
+    /// An empty text, reusing a visited block's buffers when there is one.
+    #[allow(clippy::unnecessary_box_returns)] // the box goes into a block as it is
+    fn fresh(&mut self) -> Box<Text> {
+        self.spare.pop().map_or_else(Box::<Text>::default, |mut t| {
             t.clear();
             t
         })
-    };
-    let opts = Options::ENABLE_TASKLISTS | Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
-    // Open containers: (kind, text, range, item metadata).
-    let mut heading: Option<(u8, Box<Text>, Range<usize>)> = None;
-    let mut para: Option<(Box<Text>, Range<usize>)> = None;
-    let mut code: Option<(String, String, Range<usize>)> = None;
-    // Stack of list items: index into `out` of the item block.
-    let mut items: Vec<usize> = Vec::new();
-    // Stack of lists: next number for ordered lists.
-    let mut lists: Vec<Option<u64>> = Vec::new();
-    let mut strong_start: Vec<usize> = Vec::new();
-    let mut in_table = 0usize;
-    // The table row being read: its cells and range.
-    let mut row: Option<(Vec<String>, Range<usize>)> = None;
-    // Depth of `~~struck-through~~` text: withdrawn by its author, so left out.
-    let mut struck = 0usize;
+    }
 
-    for (event, rel) in Parser::new_ext(source, opts).into_offset_iter() {
-        let range = rel.start + base..rel.end + base;
-        // The text sink: heading, else paragraph outside lists, else innermost item.
-        macro_rules! sink {
-            () => {
-                if let Some((_, t, _)) = heading.as_mut() {
-                    Some(t)
-                } else if let Some((t, _)) = para.as_mut() {
-                    Some(t)
-                } else if let Some(&i) = items.last() {
-                    match out.get_mut(i) {
-                        Some(Block::Item { text, .. }) => Some(text),
-                        _ => None,
-                    }
-                } else {
-                    None
-                }
-            };
+    /// The text sink: heading, else paragraph outside lists, else innermost item.
+    fn sink(&mut self) -> Option<&mut Text> {
+        if let Some((_, t, _)) = self.heading.as_mut() {
+            Some(t)
+        } else if let Some((t, _)) = self.para.as_mut() {
+            Some(t)
+        } else if let Some(&i) = self.items.last() {
+            match self.out.get_mut(i) {
+                Some(Block::Item { text, .. }) => Some(text),
+                _ => None,
+            }
+        } else {
+            None
         }
+    }
+
+    /// Hands the complete blocks to `visit` when no list item is open, keeping their texts.
+    fn hand_over(&mut self, visit: &mut impl FnMut(&Block)) {
+        if self.items.is_empty() && !self.out.is_empty() {
+            for b in self.out.drain(..) {
+                visit(&b);
+                self.spare.extend(b.into_text());
+            }
+        }
+    }
+
+    /// Takes one event at `rel` (relative to `source`).
+    fn event(&mut self, event: Event<'_>, rel: Range<usize>) {
+        let range = rel.start + self.base..rel.end + self.base;
         match event {
             Event::Start(Tag::Heading { level, .. }) => {
-                heading = Some((level as u8, fresh(&mut spare), range));
+                self.heading = Some((level as u8, self.fresh(), range));
             }
             Event::End(TagEnd::Heading(_)) => {
-                if let Some((level, text, range)) = heading.take() {
-                    out.push(Block::Heading { level, text, range });
+                if let Some((level, text, range)) = self.heading.take() {
+                    self.out.push(Block::Heading { level, text, range });
                 }
             }
-            Event::Start(Tag::Paragraph) => {
-                if items.is_empty() && in_table == 0 {
-                    para = Some((fresh(&mut spare), range));
-                } else if let Some(t) = sink!()
-                    && !t.text.is_empty()
-                    && !t.text.ends_with('\n')
-                {
-                    t.text.push('\n');
-                }
-            }
+            Event::Start(Tag::Paragraph) => self.start_paragraph(range),
             Event::End(TagEnd::Paragraph) => {
-                if let Some((text, range)) = para.take() {
-                    out.push(Block::Paragraph { text, range });
+                if let Some((text, range)) = self.para.take() {
+                    self.out.push(Block::Paragraph { text, range });
                 }
             }
-            Event::Start(Tag::List(first)) => lists.push(first),
+            Event::Start(Tag::List(first)) => self.lists.push(first),
             Event::End(TagEnd::List(_)) => {
-                lists.pop();
+                self.lists.pop();
             }
-            Event::Start(Tag::Item) => {
-                let number = lists.last_mut().and_then(|n| {
-                    let cur = *n;
-                    if let Some(v) = n.as_mut() {
-                        *v += 1;
-                    }
-                    cur
-                });
-                out.push(Block::Item {
-                    text: fresh(&mut spare),
-                    depth: lists.len().max(1) as u32,
-                    number,
-                    checked: None,
-                    range,
-                });
-                items.push(out.len() - 1);
-            }
+            Event::Start(Tag::Item) => self.start_item(range),
             Event::End(TagEnd::Item) => {
-                items.pop();
+                self.items.pop();
             }
             Event::TaskListMarker(done) => {
-                if let Some(&i) = items.last()
-                    && let Some(Block::Item { checked, .. }) = out.get_mut(i)
+                if let Some(&i) = self.items.last()
+                    && let Some(Block::Item { checked, .. }) = self.out.get_mut(i)
                 {
                     *checked = Some(done);
                 }
@@ -272,77 +295,51 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
                     }
                     CodeBlockKind::Indented => String::new(),
                 };
-                code = Some((lang, String::new(), range));
+                self.code = Some((lang, String::new(), range));
             }
             Event::End(TagEnd::CodeBlock) => {
-                if let Some((lang, code, range)) = code.take() {
-                    out.push(Block::Code { lang, code, range });
+                if let Some((lang, code, range)) = self.code.take() {
+                    self.out.push(Block::Code { lang, code, range });
                 }
             }
-            Event::Start(Tag::Strikethrough) => struck += 1,
-            Event::End(TagEnd::Strikethrough) => struck = struck.saturating_sub(1),
+            Event::Start(Tag::Strikethrough) => self.struck += 1,
+            Event::End(TagEnd::Strikethrough) => self.struck = self.struck.saturating_sub(1),
             Event::Text(_)
             | Event::Code(_)
             | Event::InlineHtml(_)
             | Event::Start(Tag::Strong)
             | Event::End(TagEnd::Strong)
-                if struck > 0 => {}
+                if self.struck > 0 => {}
             Event::Start(Tag::Strong) => {
-                if let Some(t) = sink!() {
-                    strong_start.push(t.text.len());
+                if let Some(t) = self.sink() {
+                    let at = t.text.len();
+                    self.strong_start.push(at);
                 }
             }
-            Event::End(TagEnd::Strong) => {
-                let start = strong_start.pop();
-                if let (Some(t), Some(s)) = (sink!(), start) {
-                    let end = t.text.len();
-                    t.strong.push(s.min(end)..end);
-                }
-            }
-            Event::Start(Tag::Table(_)) => in_table += 1,
-            Event::End(TagEnd::Table) => in_table = in_table.saturating_sub(1),
-            Event::Start(Tag::TableRow | Tag::TableHead) => row = Some((Vec::new(), range)),
+            Event::End(TagEnd::Strong) => self.end_strong(),
+            Event::Start(Tag::Table(_)) => self.in_table += 1,
+            Event::End(TagEnd::Table) => self.in_table = self.in_table.saturating_sub(1),
+            Event::Start(Tag::TableRow | Tag::TableHead) => self.row = Some((Vec::new(), range)),
             Event::End(TagEnd::TableRow | TagEnd::TableHead) => {
-                if let Some((cells, range)) = row.take() {
-                    out.push(Block::Row { cells, range });
+                if let Some((cells, range)) = self.row.take() {
+                    self.out.push(Block::Row { cells, range });
                 }
             }
             Event::Start(Tag::TableCell) => {
-                if let Some((cells, _)) = row.as_mut() {
+                if let Some((cells, _)) = self.row.as_mut() {
                     cells.push(String::new());
                 }
             }
-            Event::Text(s) | Event::Code(s) if row.is_some() && items.is_empty() => {
-                if let Some(cell) = row.as_mut().and_then(|r| r.0.last_mut()) {
+            Event::Text(s) | Event::Code(s) if self.row.is_some() && self.items.is_empty() => {
+                if let Some(cell) = self.row.as_mut().and_then(|r| r.0.last_mut()) {
                     cell.push_str(&s);
                 }
             }
-            Event::Text(s) => {
-                if let Some((_, c, _)) = code.as_mut() {
-                    c.push_str(&s);
-                } else if let Some(t) = sink!() {
-                    t.push(&s, &range);
-                }
-            }
-            Event::Code(s) => {
-                if let Some(t) = sink!() {
-                    // Inline code: map its content, which sits inside the backticks.
-                    let inner = source
-                        .get(rel.clone())
-                        .and_then(|raw| code_offset(raw, &s))
-                        .map(|i| range.start + i);
-                    let at = t.text.len();
-                    match inner {
-                        Some(st) => t.push(&s, &(st..st + s.len())),
-                        None => t.push(&s, &(range.start..range.start)),
-                    }
-                    let end = t.text.len();
-                    t.code.push(at..end);
-                }
-            }
+            Event::Text(s) => self.text(&s, &range),
+            Event::Code(s) => self.inline_code(&s, rel, &range),
             Event::InlineHtml(s) => {
                 // Kept as written so that `<placeholder>` leftovers stay visible.
-                if let Some(t) = sink!() {
+                if let Some(t) = self.sink() {
                     let at = t.text.len();
                     t.push(&s, &range);
                     let end = t.text.len();
@@ -350,18 +347,81 @@ pub(crate) fn blocks(source: &str, base: usize, mut visit: impl FnMut(&Block)) {
                 }
             }
             Event::SoftBreak | Event::HardBreak => {
-                if let Some(t) = sink!() {
+                if let Some(t) = self.sink() {
                     t.text.push('\n');
                 }
             }
             _ => {}
         }
-        // Outside list items every block is complete once pushed: hand them over.
-        if items.is_empty() && !out.is_empty() {
-            for b in out.drain(..) {
-                visit(&b);
-                spare.extend(b.into_text());
+    }
+
+    /// A paragraph opens a block of its own outside lists and tables; inside an item it
+    /// starts a new line of the item's text.
+    fn start_paragraph(&mut self, range: Range<usize>) {
+        if self.items.is_empty() && self.in_table == 0 {
+            self.para = Some((self.fresh(), range));
+        } else if let Some(t) = self.sink()
+            && !t.text.is_empty()
+            && !t.text.ends_with('\n')
+        {
+            t.text.push('\n');
+        }
+    }
+
+    /// Opens a list item, numbered when its list is ordered.
+    fn start_item(&mut self, range: Range<usize>) {
+        let number = self.lists.last_mut().and_then(|n| {
+            let cur = *n;
+            if let Some(v) = n.as_mut() {
+                *v += 1;
             }
+            cur
+        });
+        let text = self.fresh();
+        self.out.push(Block::Item {
+            text,
+            depth: self.lists.len().max(1) as u32,
+            number,
+            checked: None,
+            range,
+        });
+        self.items.push(self.out.len() - 1);
+    }
+
+    /// Closes a strong run: records its range in the sink's text.
+    fn end_strong(&mut self) {
+        let start = self.strong_start.pop();
+        if let (Some(t), Some(s)) = (self.sink(), start) {
+            let end = t.text.len();
+            t.strong.push(s.min(end)..end);
+        }
+    }
+
+    /// Text goes to the open code block, else to the sink.
+    fn text(&mut self, s: &str, range: &Range<usize>) {
+        if let Some((_, c, _)) = self.code.as_mut() {
+            c.push_str(s);
+        } else if let Some(t) = self.sink() {
+            t.push(s, range);
+        }
+    }
+
+    /// Inline code `s` at `rel` (relative to `source`; `range` in the file).
+    fn inline_code(&mut self, s: &str, rel: Range<usize>, range: &Range<usize>) {
+        let source = self.source;
+        if let Some(t) = self.sink() {
+            // Inline code: map its content, which sits inside the backticks.
+            let inner = source
+                .get(rel)
+                .and_then(|raw| code_offset(raw, s))
+                .map(|i| range.start + i);
+            let at = t.text.len();
+            match inner {
+                Some(st) => t.push(s, &(st..st + s.len())),
+                None => t.push(s, &(range.start..range.start)),
+            }
+            let end = t.text.len();
+            t.code.push(at..end);
         }
     }
 }

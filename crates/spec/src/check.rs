@@ -316,44 +316,7 @@ fn section_name(k: SectionKind, d: Dialect) -> &'static str {
 fn sections(c: &mut Ctx<'_>) {
     let spec = c.spec;
     if spec.dialect == Dialect::Lightsout {
-        if spec.meta.span.is_empty() {
-            let top = c.top();
-            c.push(
-                codes::FRONT_MATTER_FIELD,
-                Severity::Error,
-                top,
-                "spec has no YAML front matter".to_owned(),
-                "open the file with `---`, `id: <kebab-case>`, `kind`, `version` and `status`, then `---`",
-            );
-        } else {
-            let id = &spec.meta.id;
-            let kebab = !id.is_empty()
-                && id
-                    .chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
-                && !id.starts_with('-')
-                && !id.ends_with('-');
-            if !kebab {
-                let top = c.top();
-                c.push(
-                    codes::FRONT_MATTER_FIELD,
-                    Severity::Error,
-                    top,
-                    format!("front matter `id` {id:?} is missing or not kebab-case"),
-                    "use lower-case words joined by `-`, e.g. `id: url-shortener`",
-                );
-            }
-            if spec.meta.version.is_none() {
-                let top = c.top();
-                c.push(
-                    codes::FRONT_MATTER_FIELD,
-                    Severity::Warning,
-                    top,
-                    "front matter has no `version`".to_owned(),
-                    "add `version: 1` and bump it whenever a requirement changes",
-                );
-            }
-        }
+        front_matter_fields(c);
     }
     for k in required_sections(spec) {
         if !has_section(spec, k) {
@@ -384,6 +347,55 @@ fn sections(c: &mut Ctx<'_>) {
             "start the delta with `## ADDED Requirements` (or MODIFIED, REMOVED, RENAMED)",
         );
     }
+    empty_sections(c);
+}
+
+/// A Lightsout spec's front matter: present, with a kebab-case `id` and a `version`.
+fn front_matter_fields(c: &mut Ctx<'_>) {
+    let spec = c.spec;
+    if spec.meta.span.is_empty() {
+        let top = c.top();
+        c.push(
+            codes::FRONT_MATTER_FIELD,
+            Severity::Error,
+            top,
+            "spec has no YAML front matter".to_owned(),
+            "open the file with `---`, `id: <kebab-case>`, `kind`, `version` and `status`, then `---`",
+        );
+        return;
+    }
+    let id = &spec.meta.id;
+    let kebab = !id.is_empty()
+        && id
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if !kebab {
+        let top = c.top();
+        c.push(
+            codes::FRONT_MATTER_FIELD,
+            Severity::Error,
+            top,
+            format!("front matter `id` {id:?} is missing or not kebab-case"),
+            "use lower-case words joined by `-`, e.g. `id: url-shortener`",
+        );
+    }
+    if spec.meta.version.is_none() {
+        let top = c.top();
+        c.push(
+            codes::FRONT_MATTER_FIELD,
+            Severity::Warning,
+            top,
+            "front matter has no `version`".to_owned(),
+            "add `version: 1` and bump it whenever a requirement changes",
+        );
+    }
+}
+
+/// Sections (other than notes and `N/A` ones) with nothing but their heading and comments.
+fn empty_sections(c: &mut Ctx<'_>) {
+    let spec = c.spec;
     for s in &spec.sections {
         if s.kind == SectionKind::Other || s.not_applicable.is_some() {
             continue;
@@ -418,47 +430,8 @@ fn sections(c: &mut Ctx<'_>) {
 }
 
 fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
+    no_requirements(c);
     let spec = c.spec;
-    let behaviour_na = spec
-        .section(SectionKind::Behaviour)
-        .is_some_and(|s| s.not_applicable.is_some());
-    let nl_empty = spec.dialect == Dialect::NlSpec && spec.acceptance.is_empty();
-    if spec.requirements.is_empty()
-        && (spec.section(SectionKind::Behaviour).is_some() || nl_empty)
-        && !behaviour_na
-    {
-        let span = spec
-            .section(SectionKind::Behaviour)
-            .map_or(c.top(), |s| s.span);
-        let span = c.lines.span(
-            span.start,
-            span.start
-                + c.source
-                    .get(span.start..)
-                    .and_then(|t| t.find('\n'))
-                    .unwrap_or(0),
-        );
-        c.push(
-            codes::NO_REQUIREMENTS,
-            Severity::Error,
-            span,
-            "the behaviour contract has no requirement".to_owned(),
-            match spec.dialect {
-                Dialect::OpenSpec | Dialect::OpenSpecDelta => {
-                    "add `### Requirement: <name>` headings"
-                }
-                Dialect::Kiro => "add `### Requirement N` with numbered acceptance criteria",
-                Dialect::SpecKit => "add `- **FR-001**: System MUST ...` items",
-                Dialect::Lightsout => {
-                    "add `### REQ-1: <title>` headings with a SHALL sentence and a scenario"
-                }
-                Dialect::NlSpec => {
-                    "state requirements as MUST/SHALL lines, or add a `## Definition of Done` checklist"
-                }
-            },
-        );
-    }
-    let loose = matches!(spec.dialect, Dialect::OpenSpec | Dialect::OpenSpecDelta);
     for r in &spec.requirements {
         if matches!(r.delta, Some(DeltaOp::Removed | DeltaOp::Renamed { .. })) {
             continue;
@@ -472,39 +445,7 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
         let head = |c: &Ctx<'_>| c.lines.span(r.span.start, head_end);
         let story = spec.dialect == Dialect::SpecKit && r.id.starts_with("US-");
         if !story {
-            if r.statements.is_empty() && r.body.trim().is_empty() {
-                c.push(
-                    codes::EMPTY_REQUIREMENT,
-                    Severity::Error,
-                    head(c),
-                    format!("requirement `{}` has no text before its scenarios", r.id),
-                    "state the behaviour in a sentence: \"When <trigger>, the <system> SHALL <response>.\"",
-                );
-            } else if spec.dialect == Dialect::Lightsout
-                && !r.statements.iter().any(|s| s.normative)
-            {
-                c.push(
-                    codes::NOT_NORMATIVE,
-                    Severity::Error,
-                    head(c),
-                    format!("requirement `{}` has no SHALL or MUST sentence", r.id),
-                    "write the behaviour as \"When <trigger>, the <system> SHALL <response>.\" (EARS)",
-                );
-            } else if spec.dialect != Dialect::Lightsout
-                && r.statements.iter().all(|s| s.level.is_none())
-                && c.enabled(codes::NOT_NORMATIVE)
-            {
-                c.push(
-                    codes::NOT_NORMATIVE,
-                    if loose { Severity::Warning } else { Severity::Error },
-                    head(c),
-                    format!(
-                        "requirement `{}` has no normative keyword (SHALL, MUST, SHOULD, MAY or their equivalent)",
-                        r.id
-                    ),
-                    "write the behaviour as \"When <trigger>, the <system> SHALL <response>.\" (EARS)",
-                );
-            }
+            requirement_text(c, r, &head);
         }
         if r.scenarios.is_empty() {
             let (sev, help) = match spec.dialect {
@@ -547,6 +488,92 @@ fn requirements(c: &mut Ctx<'_>, opts: &CheckOptions) {
         for st in &r.statements {
             weak_words(c, &st.text, st.span, Severity::Error, "requirement", &r.id);
         }
+    }
+}
+
+/// A behaviour contract (section or NLSpec acceptance list) without any requirement.
+fn no_requirements(c: &mut Ctx<'_>) {
+    let spec = c.spec;
+    let behaviour_na = spec
+        .section(SectionKind::Behaviour)
+        .is_some_and(|s| s.not_applicable.is_some());
+    let nl_empty = spec.dialect == Dialect::NlSpec && spec.acceptance.is_empty();
+    if spec.requirements.is_empty()
+        && (spec.section(SectionKind::Behaviour).is_some() || nl_empty)
+        && !behaviour_na
+    {
+        let span = spec
+            .section(SectionKind::Behaviour)
+            .map_or(c.top(), |s| s.span);
+        let span = c.lines.span(
+            span.start,
+            span.start
+                + c.source
+                    .get(span.start..)
+                    .and_then(|t| t.find('\n'))
+                    .unwrap_or(0),
+        );
+        c.push(
+            codes::NO_REQUIREMENTS,
+            Severity::Error,
+            span,
+            "the behaviour contract has no requirement".to_owned(),
+            match spec.dialect {
+                Dialect::OpenSpec | Dialect::OpenSpecDelta => {
+                    "add `### Requirement: <name>` headings"
+                }
+                Dialect::Kiro => "add `### Requirement N` with numbered acceptance criteria",
+                Dialect::SpecKit => "add `- **FR-001**: System MUST ...` items",
+                Dialect::Lightsout => {
+                    "add `### REQ-1: <title>` headings with a SHALL sentence and a scenario"
+                }
+                Dialect::NlSpec => {
+                    "state requirements as MUST/SHALL lines, or add a `## Definition of Done` checklist"
+                }
+            },
+        );
+    }
+}
+
+/// A requirement's own text: present, and normative (a SHALL or MUST sentence in Lightsout,
+/// any normative keyword elsewhere); `head` gives the span of its heading line.
+fn requirement_text(
+    c: &mut Ctx<'_>,
+    r: &crate::model::Requirement,
+    head: &dyn Fn(&Ctx<'_>) -> Span,
+) {
+    let spec = c.spec;
+    let loose = matches!(spec.dialect, Dialect::OpenSpec | Dialect::OpenSpecDelta);
+    if r.statements.is_empty() && r.body.trim().is_empty() {
+        c.push(
+            codes::EMPTY_REQUIREMENT,
+            Severity::Error,
+            head(c),
+            format!("requirement `{}` has no text before its scenarios", r.id),
+            "state the behaviour in a sentence: \"When <trigger>, the <system> SHALL <response>.\"",
+        );
+    } else if spec.dialect == Dialect::Lightsout && !r.statements.iter().any(|s| s.normative) {
+        c.push(
+            codes::NOT_NORMATIVE,
+            Severity::Error,
+            head(c),
+            format!("requirement `{}` has no SHALL or MUST sentence", r.id),
+            "write the behaviour as \"When <trigger>, the <system> SHALL <response>.\" (EARS)",
+        );
+    } else if spec.dialect != Dialect::Lightsout
+        && r.statements.iter().all(|s| s.level.is_none())
+        && c.enabled(codes::NOT_NORMATIVE)
+    {
+        c.push(
+            codes::NOT_NORMATIVE,
+            if loose { Severity::Warning } else { Severity::Error },
+            head(c),
+            format!(
+                "requirement `{}` has no normative keyword (SHALL, MUST, SHOULD, MAY or their equivalent)",
+                r.id
+            ),
+            "write the behaviour as \"When <trigger>, the <system> SHALL <response>.\" (EARS)",
+        );
     }
 }
 
@@ -1272,53 +1299,7 @@ pub fn check_project(specs: &[crate::model::Spec]) -> Vec<Diagnostic> {
         }
     }
     for s in &mains {
-        let refs = s
-            .meta
-            .depends_on
-            .iter()
-            .chain(s.meta.supersedes.iter())
-            .map(|r| (r.clone(), s.meta.span, None::<&str>))
-            .chain(s.requirements.iter().flat_map(|r| {
-                r.depends_on
-                    .iter()
-                    .filter(|d| d.contains('#'))
-                    .map(move |d| (d.clone(), r.span, Some(r.id.as_str())))
-            }));
-        for (reference, span, from_req) in refs.collect::<Vec<_>>() {
-            let (sid, rid) = match reference.split_once('#') {
-                Some((a, b)) => (a.to_owned(), Some(b.to_owned())),
-                None => (reference.clone(), None),
-            };
-            let who = from_req.map_or_else(
-                || format!("spec `{}`", s.meta.id),
-                |r| format!("requirement `{r}`"),
-            );
-            let diag = match (by_id.get(sid.as_str()), rid) {
-                (None, _) => Some(Diagnostic::new(
-                    codes::DANGLING,
-                    Severity::Warning,
-                    span,
-                    format!("{who} refers to spec `{sid}`, which is not among the specs checked"),
-                    "check the folder that holds it too, or fix the id",
-                )),
-                (Some(other), Some(rid)) if other.requirement(&rid).is_none() => {
-                    Some(Diagnostic::new(
-                        codes::DANGLING,
-                        Severity::Error,
-                        span,
-                        format!(
-                            "{who} refers to `{reference}`, but spec `{sid}` has no requirement `{rid}`"
-                        ),
-                        "fix the requirement id",
-                    ))
-                }
-                _ => None,
-            };
-            if let Some(mut d) = diag {
-                d.path.clone_from(&s.path);
-                out.push(d);
-            }
-        }
+        dangling(s, &by_id, &mut out);
     }
     deltas(specs, &by_id, &mut out);
     let edges: Vec<Node<'_>> = mains
@@ -1346,6 +1327,56 @@ pub fn check_project(specs: &[crate::model::Spec]) -> Vec<Diagnostic> {
         out.push(d);
     }
     out
+}
+
+/// The `depends_on`/`supersedes` and `other-spec#REQ-n` references of spec `s` that do not
+/// resolve among `by_id` ([`codes::DANGLING`]).
+fn dangling(s: &Spec, by_id: &HashMap<&str, &Spec>, out: &mut Vec<Diagnostic>) {
+    let refs = s
+        .meta
+        .depends_on
+        .iter()
+        .chain(s.meta.supersedes.iter())
+        .map(|r| (r.clone(), s.meta.span, None::<&str>))
+        .chain(s.requirements.iter().flat_map(|r| {
+            r.depends_on
+                .iter()
+                .filter(|d| d.contains('#'))
+                .map(move |d| (d.clone(), r.span, Some(r.id.as_str())))
+        }));
+    for (reference, span, from_req) in refs.collect::<Vec<_>>() {
+        let (sid, rid) = match reference.split_once('#') {
+            Some((a, b)) => (a.to_owned(), Some(b.to_owned())),
+            None => (reference.clone(), None),
+        };
+        let who = from_req.map_or_else(
+            || format!("spec `{}`", s.meta.id),
+            |r| format!("requirement `{r}`"),
+        );
+        let diag = match (by_id.get(sid.as_str()), rid) {
+            (None, _) => Some(Diagnostic::new(
+                codes::DANGLING,
+                Severity::Warning,
+                span,
+                format!("{who} refers to spec `{sid}`, which is not among the specs checked"),
+                "check the folder that holds it too, or fix the id",
+            )),
+            (Some(other), Some(rid)) if other.requirement(&rid).is_none() => Some(Diagnostic::new(
+                codes::DANGLING,
+                Severity::Error,
+                span,
+                format!(
+                    "{who} refers to `{reference}`, but spec `{sid}` has no requirement `{rid}`"
+                ),
+                "fix the requirement id",
+            )),
+            _ => None,
+        };
+        if let Some(mut d) = diag {
+            d.path.clone_from(&s.path);
+            out.push(d);
+        }
+    }
 }
 
 /// Whether `spec` is a file of an archived OpenSpec change (`changes/archive/<date>-<id>/`):

@@ -91,74 +91,79 @@ pub(crate) fn read(
     for (k, v) in &map {
         let Some(key) = k.as_str() else { continue };
         let at = field_span(text, &yaml, key);
-        let bad = |what: &str| {
-            Diagnostic::new(
-                codes::FRONT_MATTER_FIELD,
-                Severity::Error,
-                at,
-                format!("front matter field `{key}` {what}"),
-                "see spec-format.md for the allowed values",
-            )
-        };
-        match key {
-            "id" => match scalar(v) {
-                Some(s) => fm.id = s,
-                None => diags.push(bad("must be a string")),
-            },
-            "title" => match scalar(v) {
-                Some(s) => fm.title = s,
-                None => diags.push(bad("must be a string")),
-            },
-            "kind" => match scalar(v).as_deref() {
-                Some("feature") => fm.kind = SpecKind::Feature,
-                Some("architectural") => fm.kind = SpecKind::Architectural,
-                Some("constraint") => fm.kind = SpecKind::Constraint,
-                _ => diags.push(bad("must be one of feature, architectural, constraint")),
-            },
-            "status" => match scalar(v).as_deref() {
-                Some("draft") => fm.status = SpecStatus::Draft,
-                Some("ready") => fm.status = SpecStatus::Ready,
-                Some("accepted") => fm.status = SpecStatus::Accepted,
-                Some("superseded") => fm.status = SpecStatus::Superseded,
-                _ => diags.push(bad("must be one of draft, ready, accepted, superseded")),
-            },
-            "version" => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
-                Some(n) => fm.version = Some(n),
-                None if v.is_null() => {}
-                None => diags.push(bad("must be a non-negative integer")),
-            },
-            "depends_on" => match v {
-                Value::Sequence(seq) => {
-                    for item in seq {
-                        match scalar(item) {
-                            Some(s) => fm.depends_on.push(s),
-                            None => diags.push(bad("must list spec ids as strings")),
-                        }
-                    }
-                }
-                Value::Null => {}
-                other => match scalar(other) {
-                    Some(s) => fm.depends_on.push(s),
-                    None => diags.push(bad("must be a list of spec ids")),
-                },
-            },
-            "supersedes" => match v {
-                Value::Null => {}
-                other => match scalar(other) {
-                    Some(s) => fm.supersedes = Some(s),
-                    None => diags.push(bad("must be a spec id or null")),
-                },
-            },
-            _ => diags.push(Diagnostic::new(
-                codes::FRONT_MATTER_FIELD,
-                Severity::Warning,
-                at,
-                format!("unknown front matter field `{key}`"),
-                "known fields: id, title, kind, version, status, depends_on, supersedes",
-            )),
-        }
+        field(&mut fm, key, v, at, diags);
     }
     fm
+}
+
+/// Reads field `key` (at `at`) into `fm`, or reports why it cannot.
+fn field(fm: &mut FrontMatter, key: &str, v: &Value, at: Span, diags: &mut Vec<Diagnostic>) {
+    let bad = |what: &str| {
+        Diagnostic::new(
+            codes::FRONT_MATTER_FIELD,
+            Severity::Error,
+            at,
+            format!("front matter field `{key}` {what}"),
+            "see spec-format.md for the allowed values",
+        )
+    };
+    match key {
+        "id" => match scalar(v) {
+            Some(s) => fm.id = s,
+            None => diags.push(bad("must be a string")),
+        },
+        "title" => match scalar(v) {
+            Some(s) => fm.title = s,
+            None => diags.push(bad("must be a string")),
+        },
+        "kind" => match scalar(v).as_deref() {
+            Some("feature") => fm.kind = SpecKind::Feature,
+            Some("architectural") => fm.kind = SpecKind::Architectural,
+            Some("constraint") => fm.kind = SpecKind::Constraint,
+            _ => diags.push(bad("must be one of feature, architectural, constraint")),
+        },
+        "status" => match scalar(v).as_deref() {
+            Some("draft") => fm.status = SpecStatus::Draft,
+            Some("ready") => fm.status = SpecStatus::Ready,
+            Some("accepted") => fm.status = SpecStatus::Accepted,
+            Some("superseded") => fm.status = SpecStatus::Superseded,
+            _ => diags.push(bad("must be one of draft, ready, accepted, superseded")),
+        },
+        "version" => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => fm.version = Some(n),
+            None if v.is_null() => {}
+            None => diags.push(bad("must be a non-negative integer")),
+        },
+        "depends_on" => match v {
+            Value::Sequence(seq) => {
+                for item in seq {
+                    match scalar(item) {
+                        Some(s) => fm.depends_on.push(s),
+                        None => diags.push(bad("must list spec ids as strings")),
+                    }
+                }
+            }
+            Value::Null => {}
+            other => match scalar(other) {
+                Some(s) => fm.depends_on.push(s),
+                None => diags.push(bad("must be a list of spec ids")),
+            },
+        },
+        "supersedes" => match v {
+            Value::Null => {}
+            other => match scalar(other) {
+                Some(s) => fm.supersedes = Some(s),
+                None => diags.push(bad("must be a spec id or null")),
+            },
+        },
+        _ => diags.push(Diagnostic::new(
+            codes::FRONT_MATTER_FIELD,
+            Severity::Warning,
+            at,
+            format!("unknown front matter field `{key}`"),
+            "known fields: id, title, kind, version, status, depends_on, supersedes",
+        )),
+    }
 }
 
 fn scalar(v: &Value) -> Option<String> {

@@ -1156,20 +1156,28 @@ impl Walker<'_> {
             self.nl_item(t, checked, span);
             return;
         }
+        if self.sub_item(t, depth, number, span, range) || depth != 1 {
+            return;
+        }
+        self.section_item(t, checked, span, range);
+    }
+
+    /// An item read by the subsection it is in (a scenario, a requirement, Kiro criteria, a
+    /// user story, renamed requirements); `false` when the subsection leaves it to the section.
+    fn sub_item(
+        &mut self,
+        t: &Text,
+        depth: u32,
+        number: Option<u64>,
+        span: Span,
+        range: &std::ops::Range<usize>,
+    ) -> bool {
         match self.sub {
             Sub::Scenario => {
                 // Nested items under a step are its details, not steps.
-                if depth == 1
-                    && let Some(step) = step_of(t, span)
-                    && let Some(sc) = self
-                        .spec
-                        .requirements
-                        .last_mut()
-                        .and_then(|r| r.scenarios.last_mut())
-                {
-                    sc.steps.push(step);
+                if depth == 1 {
+                    self.push_step(t, span);
                 }
-                return;
             }
             Sub::Requirement => {
                 if depth == 1 && step_parts(t).is_some() {
@@ -1180,58 +1188,65 @@ impl Walker<'_> {
                         "scenario step outside any `#### Scenario:` heading",
                         "put the steps under `#### Scenario: <name>`",
                     ));
-                    return;
+                    return true;
                 }
                 let lr = 0..t.text.trim_end().len();
                 self.statements(t, &lr, range);
-                return;
             }
-            Sub::KiroCriteria if depth == 1 => {
-                self.kiro_criterion(t, number, span);
-                return;
-            }
+            Sub::KiroCriteria if depth == 1 => self.kiro_criterion(t, number, span),
             Sub::KiroGroup if depth == 1 && number.is_some() => {
                 // Criteria without their `#### Acceptance Criteria` heading.
                 self.kiro_criterion(t, number, span);
-                return;
             }
-            Sub::Story => {
-                // A step of the scenario a `**Scenario N: ...**` line or `#### Scenario N:`
-                // heading opened (one step per item, numbered or not).
-                let runs = t
-                    .strong
-                    .iter()
-                    .filter(|r| t.text.get((*r).clone()).and_then(keyword_i18n).is_some())
-                    .count();
-                if self.story_scenario && depth == 1 && runs <= 1 {
-                    if let Some(step) = step_of(t, span)
-                        && let Some(sc) = self
-                            .spec
-                            .requirements
-                            .last_mut()
-                            .and_then(|r| r.scenarios.last_mut())
-                    {
-                        sc.steps.push(step);
-                    }
-                    return;
-                }
-                if let Some(steps) = story_steps(t, number, span)
-                    && let Some(r) = self.spec.requirements.last_mut()
-                {
-                    let name = format!("{} scenario {}", r.id, r.scenarios.len() + 1);
-                    r.scenarios.push(Scenario { name, steps, span });
-                }
-                return;
-            }
-            Sub::Renamed => {
-                self.renamed_item(t, span);
-                return;
-            }
-            _ => {}
+            Sub::Story => self.story_item(t, depth, number, span),
+            Sub::Renamed => self.renamed_item(t, span),
+            _ => return false,
         }
-        if depth != 1 {
+        true
+    }
+
+    /// Adds the step item `t` is, if it is one, to the last scenario.
+    fn push_step(&mut self, t: &Text, span: Span) {
+        if let Some(step) = step_of(t, span)
+            && let Some(sc) = self
+                .spec
+                .requirements
+                .last_mut()
+                .and_then(|r| r.scenarios.last_mut())
+        {
+            sc.steps.push(step);
+        }
+    }
+
+    /// An item under a user story: a step, else a scenario written on one item.
+    fn story_item(&mut self, t: &Text, depth: u32, number: Option<u64>, span: Span) {
+        // A step of the scenario a `**Scenario N: ...**` line or `#### Scenario N:`
+        // heading opened (one step per item, numbered or not).
+        let runs = t
+            .strong
+            .iter()
+            .filter(|r| t.text.get((*r).clone()).and_then(keyword_i18n).is_some())
+            .count();
+        if self.story_scenario && depth == 1 && runs <= 1 {
+            self.push_step(t, span);
             return;
         }
+        if let Some(steps) = story_steps(t, number, span)
+            && let Some(r) = self.spec.requirements.last_mut()
+        {
+            let name = format!("{} scenario {}", r.id, r.scenarios.len() + 1);
+            r.scenarios.push(Scenario { name, steps, span });
+        }
+    }
+
+    /// A top-level item read by the section it is in.
+    fn section_item(
+        &mut self,
+        t: &Text,
+        checked: Option<bool>,
+        span: Span,
+        range: &std::ops::Range<usize>,
+    ) {
         let speckit = self.dialect == Dialect::SpecKit;
         // Spec Kit ids are found by shape in any section: headings in a language the
         // classifier does not know still hold `**FR-001**` and `**SC-001**` items.
@@ -1252,36 +1267,7 @@ impl Walker<'_> {
             _ => self.section,
         };
         match section {
-            SectionKind::Behaviour => {
-                // Spec Kit `- **FR-001**: System MUST ...` (or `- FR-001: ...`).
-                let plain = (speckit && lead_id.is_none())
-                    .then(|| id_lead(t.text.trim()))
-                    .flatten();
-                if let Some(id) = lead_id.or_else(|| {
-                    plain
-                        .as_ref()
-                        .and_then(|c| c.get(1))
-                        .map(|m| m.as_str().to_owned())
-                }) {
-                    let body = match &plain {
-                        Some(c) => t
-                            .text
-                            .trim()
-                            .get(c.get(0).map_or(0, |m| m.end())..)
-                            .unwrap_or("")
-                            .trim()
-                            .to_owned(),
-                        None => t.after_lead_strong().to_owned(),
-                    };
-                    let mut req = new_req(id, String::new(), span, Vec::new());
-                    req.title = first_words(&body, 8);
-                    req.body.clone_from(&body);
-                    self.spec.requirements.push(req);
-                    let start = t.text.len() - t.after_lead_strong().len();
-                    let lr = start.min(t.text.len())..t.text.trim_end().len().max(start);
-                    self.statements(t, &lr, range);
-                }
-            }
+            SectionKind::Behaviour => self.behaviour_item(t, lead_id, span, range),
             SectionKind::AntiSpec => {
                 let it = self.id_item(t, span, 0, "ANTI");
                 self.spec.anti_spec.push(it);
@@ -1303,28 +1289,71 @@ impl Walker<'_> {
                 self.spec.open_questions.push(it);
             }
             SectionKind::Gate => self.gate_line(t, range),
-            SectionKind::Glossary => {
-                let (term, def) = match t.lead_strong() {
-                    Some(term) => (term.trim_end_matches(':').to_owned(), t.after_lead_strong()),
-                    None => match t.text.split_once(':') {
-                        Some((a, b)) => (a.trim().to_owned(), b.trim()),
-                        None => (t.text.trim().to_owned(), ""),
-                    },
-                };
-                if !term.is_empty() {
-                    self.spec.glossary.push(GlossaryTerm {
-                        term,
-                        definition: def.to_owned(),
-                        span,
-                    });
-                }
-            }
+            SectionKind::Glossary => self.glossary_item(t, span),
             SectionKind::Tasks => {
                 if let Some(task) = task_of(t, checked, span) {
                     self.spec.tasks.push(task);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A behaviour item: a requirement when it leads with an id.
+    fn behaviour_item(
+        &mut self,
+        t: &Text,
+        lead_id: Option<String>,
+        span: Span,
+        range: &std::ops::Range<usize>,
+    ) {
+        let speckit = self.dialect == Dialect::SpecKit;
+        // Spec Kit `- **FR-001**: System MUST ...` (or `- FR-001: ...`).
+        let plain = (speckit && lead_id.is_none())
+            .then(|| id_lead(t.text.trim()))
+            .flatten();
+        let Some(id) = lead_id.or_else(|| {
+            plain
+                .as_ref()
+                .and_then(|c| c.get(1))
+                .map(|m| m.as_str().to_owned())
+        }) else {
+            return;
+        };
+        let body = match &plain {
+            Some(c) => t
+                .text
+                .trim()
+                .get(c.get(0).map_or(0, |m| m.end())..)
+                .unwrap_or("")
+                .trim()
+                .to_owned(),
+            None => t.after_lead_strong().to_owned(),
+        };
+        let mut req = new_req(id, String::new(), span, Vec::new());
+        req.title = first_words(&body, 8);
+        req.body.clone_from(&body);
+        self.spec.requirements.push(req);
+        let start = t.text.len() - t.after_lead_strong().len();
+        let lr = start.min(t.text.len())..t.text.trim_end().len().max(start);
+        self.statements(t, &lr, range);
+    }
+
+    /// A glossary item: `**term**: definition` or `term: definition`.
+    fn glossary_item(&mut self, t: &Text, span: Span) {
+        let (term, def) = match t.lead_strong() {
+            Some(term) => (term.trim_end_matches(':').to_owned(), t.after_lead_strong()),
+            None => match t.text.split_once(':') {
+                Some((a, b)) => (a.trim().to_owned(), b.trim()),
+                None => (t.text.trim().to_owned(), ""),
+            },
+        };
+        if !term.is_empty() {
+            self.spec.glossary.push(GlossaryTerm {
+                term,
+                definition: def.to_owned(),
+                span,
+            });
         }
     }
 

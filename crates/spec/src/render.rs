@@ -456,8 +456,37 @@ fn default_heading(k: SectionKind) -> &'static str {
 /// Intent, Users, Inputs and Outputs) is not reproduced, only their headings and `N/A` notes.
 /// Specs read from other dialects come out in Lightsout form (ids and scenarios kept).
 pub fn to_markdown(spec: &Spec) -> String {
-    let m = &spec.meta;
     let mut o = String::new();
+    front_matter(&mut o, &spec.meta);
+    if !spec.meta.title.is_empty() {
+        let _ = writeln!(o, "# {}\n", esc_heading(&spec.meta.title));
+    }
+    let kinds = section_list(spec);
+    let mut done: Vec<SectionKind> = Vec::new();
+    for (kind, heading, na) in &kinds {
+        let _ = writeln!(o, "## {}\n", esc_heading(heading));
+        if let Some(r) = na {
+            let _ = writeln!(o, "N/A: {}\n", esc(r));
+            continue;
+        }
+        let lower = heading.to_lowercase();
+        let delta = ["added", "modified", "removed", "renamed"]
+            .into_iter()
+            .find(|op| lower.starts_with(op));
+        if *kind == SectionKind::Behaviour && delta.is_none() && done.contains(kind) {
+            continue;
+        }
+        if *kind != SectionKind::Behaviour && done.contains(kind) {
+            continue;
+        }
+        done.push(*kind);
+        section_body(&mut o, spec, *kind, delta);
+    }
+    o
+}
+
+/// The `---` front matter of `m`, followed by a blank line.
+fn front_matter(o: &mut String, m: &crate::model::FrontMatter) {
     o.push_str("---\n");
     let _ = writeln!(o, "id: {}", yaml_str(&m.id));
     let _ = writeln!(o, "title: {}", yaml_str(&m.title));
@@ -483,9 +512,11 @@ pub fn to_markdown(spec: &Spec) -> String {
         let _ = writeln!(o, "supersedes: {}", yaml_str(s));
     }
     o.push_str("---\n\n");
-    if !m.title.is_empty() {
-        let _ = writeln!(o, "# {}\n", esc_heading(&m.title));
-    }
+}
+
+/// The sections to write, in order: the spec's own (kind, heading, `N/A` reason), then a
+/// default heading for each kind that has content but no section.
+fn section_list(spec: &Spec) -> Vec<(SectionKind, String, Option<String>)> {
     let mut kinds: Vec<(SectionKind, String, Option<String>)> = spec
         .sections
         .iter()
@@ -513,92 +544,80 @@ pub fn to_markdown(spec: &Spec) -> String {
             .any(|q| !q.id.starts_with("MARKER-")),
     );
     need(SectionKind::Tasks, !spec.tasks.is_empty());
-    let mut done: Vec<SectionKind> = Vec::new();
-    for (kind, heading, na) in &kinds {
-        let _ = writeln!(o, "## {}\n", esc_heading(heading));
-        if let Some(r) = na {
-            let _ = writeln!(o, "N/A: {}\n", esc(r));
-            continue;
-        }
-        let lower = heading.to_lowercase();
-        let delta = ["added", "modified", "removed", "renamed"]
-            .into_iter()
-            .find(|op| lower.starts_with(op));
-        if *kind == SectionKind::Behaviour && delta.is_none() && done.contains(kind) {
-            continue;
-        }
-        if *kind != SectionKind::Behaviour && done.contains(kind) {
-            continue;
-        }
-        done.push(*kind);
-        match kind {
-            SectionKind::Behaviour => {
-                for r in &spec.requirements {
-                    let op = match &r.delta {
-                        None => None,
-                        Some(DeltaOp::Added) => Some("added"),
-                        Some(DeltaOp::Modified) => Some("modified"),
-                        Some(DeltaOp::Removed) => Some("removed"),
-                        Some(DeltaOp::Renamed { .. }) => Some("renamed"),
-                    };
-                    if op != delta {
-                        continue;
-                    }
-                    if let Some(DeltaOp::Renamed { from }) = &r.delta {
-                        let _ = writeln!(o, "- FROM: `### Requirement: {from}`");
-                        let _ = writeln!(o, "- TO: `### Requirement: {}`\n", r.title);
-                        continue;
-                    }
-                    requirement(&mut o, r);
+    kinds
+}
+
+/// The body of a section of `kind` (for behaviour, the requirements whose delta is `delta`).
+fn section_body(o: &mut String, spec: &Spec, kind: SectionKind, delta: Option<&str>) {
+    match kind {
+        SectionKind::Behaviour => {
+            for r in &spec.requirements {
+                let op = match &r.delta {
+                    None => None,
+                    Some(DeltaOp::Added) => Some("added"),
+                    Some(DeltaOp::Modified) => Some("modified"),
+                    Some(DeltaOp::Removed) => Some("removed"),
+                    Some(DeltaOp::Renamed { .. }) => Some("renamed"),
+                };
+                if op != delta {
+                    continue;
                 }
-            }
-            SectionKind::AntiSpec => items(&mut o, &spec.anti_spec),
-            SectionKind::Constraints => items(&mut o, &spec.constraints),
-            SectionKind::Decisions => items(&mut o, &spec.decisions),
-            SectionKind::SuccessCriteria => items(&mut o, &spec.success_criteria),
-            SectionKind::OpenQuestions => {
-                let qs: Vec<_> = spec
-                    .open_questions
-                    .iter()
-                    .filter(|q| !q.id.starts_with("MARKER-"))
-                    .cloned()
-                    .collect();
-                items(&mut o, &qs);
-            }
-            SectionKind::Gate => {
-                for g in &spec.gate {
-                    let _ = writeln!(o, "- {}", esc(&g.text));
+                if let Some(DeltaOp::Renamed { from }) = &r.delta {
+                    let _ = writeln!(o, "- FROM: `### Requirement: {from}`");
+                    let _ = writeln!(o, "- TO: `### Requirement: {}`\n", r.title);
+                    continue;
                 }
-                o.push('\n');
+                requirement(o, r);
             }
-            SectionKind::Glossary => {
-                for t in &spec.glossary {
-                    let _ = writeln!(o, "- **{}**: {}", esc(&t.term), esc(&t.definition));
-                }
-                o.push('\n');
-            }
-            SectionKind::Tasks => {
-                for t in &spec.tasks {
-                    let mut line = format!(
-                        "- [{}] {}: {}",
-                        if t.done { 'x' } else { ' ' },
-                        t.id,
-                        esc(&t.title)
-                    );
-                    if !t.requirements.is_empty() {
-                        let _ = write!(line, " ({})", t.requirements.join(", "));
-                    }
-                    if !t.depends_on.is_empty() {
-                        let _ = write!(line, " depends on {}", t.depends_on.join(", "));
-                    }
-                    let _ = writeln!(o, "{line}");
-                }
-                o.push('\n');
-            }
-            _ => {}
         }
+        SectionKind::AntiSpec => items(o, &spec.anti_spec),
+        SectionKind::Constraints => items(o, &spec.constraints),
+        SectionKind::Decisions => items(o, &spec.decisions),
+        SectionKind::SuccessCriteria => items(o, &spec.success_criteria),
+        SectionKind::OpenQuestions => {
+            let qs: Vec<_> = spec
+                .open_questions
+                .iter()
+                .filter(|q| !q.id.starts_with("MARKER-"))
+                .cloned()
+                .collect();
+            items(o, &qs);
+        }
+        SectionKind::Gate => {
+            for g in &spec.gate {
+                let _ = writeln!(o, "- {}", esc(&g.text));
+            }
+            o.push('\n');
+        }
+        SectionKind::Glossary => {
+            for t in &spec.glossary {
+                let _ = writeln!(o, "- **{}**: {}", esc(&t.term), esc(&t.definition));
+            }
+            o.push('\n');
+        }
+        SectionKind::Tasks => tasks(o, &spec.tasks),
+        _ => {}
     }
-    o
+}
+
+/// The task list, one `- [ ] T1: title (REQ-1) depends on T0` line each.
+fn tasks(o: &mut String, tasks: &[crate::model::TaskItem]) {
+    for t in tasks {
+        let mut line = format!(
+            "- [{}] {}: {}",
+            if t.done { 'x' } else { ' ' },
+            t.id,
+            esc(&t.title)
+        );
+        if !t.requirements.is_empty() {
+            let _ = write!(line, " ({})", t.requirements.join(", "));
+        }
+        if !t.depends_on.is_empty() {
+            let _ = write!(line, " depends on {}", t.depends_on.join(", "));
+        }
+        let _ = writeln!(o, "{line}");
+    }
+    o.push('\n');
 }
 
 fn requirement(o: &mut String, r: &crate::model::Requirement) {

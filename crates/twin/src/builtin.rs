@@ -160,89 +160,13 @@ impl Behaviour for Slack {
         Some(match name {
             // https://api.slack.com/methods/chat.postMessage — errors channel_not_found,
             // is_archived, no_text; ts is "<unix seconds>.<6 digits>", unique per channel.
-            "chat.postMessage" => {
-                let Some(channel) = find_channel(cx) else {
-                    return Some(slack_err("channel_not_found"));
-                };
-                if channel["is_archived"] == true {
-                    return Some(slack_err("is_archived"));
-                }
-                let text = cx.req.param("text").unwrap_or_default();
-                if text.is_empty()
-                    && cx.req.param("blocks").is_none()
-                    && cx.req.param("attachments").is_none()
-                {
-                    return Some(slack_err("no_text"));
-                }
-                let count = cx.state.items("messages").len() as u64;
-                let ts = format!(
-                    "{}.{:06}",
-                    cx.now_ms / 1000,
-                    (cx.now_ms % 1000) * 1000 + count % 1000
-                );
-                let user = cx.principal.map(|p| p.subject.clone()).unwrap_or_default();
-                let mut msg = json!({"type": "message", "user": user, "text": text, "ts": ts, "channel": channel["id"]});
-                if let Some(t) = cx.req.param("thread_ts") {
-                    msg["thread_ts"] = json!(t);
-                }
-                let stored = cx.state.insert("messages", msg, cx.rng).ok()?;
-                let mut shown = stored.clone();
-                if let Value::Object(m) = &mut shown {
-                    m.remove("channel");
-                }
-                slack_ok(json!({"channel": channel["id"], "ts": stored["ts"], "message": shown}))
-            }
+            "chat.postMessage" => post_message(cx)?,
             // https://api.slack.com/methods/conversations.list — cursor pagination,
             // response_metadata.next_cursor empty at the end; exclude_archived.
-            "conversations.list" => {
-                let exclude = cx
-                    .req
-                    .param("exclude_archived")
-                    .is_some_and(|v| v == "true" || v == "1");
-                let all: Vec<Value> = cx
-                    .state
-                    .items("channels")
-                    .iter()
-                    .filter(|c| !(exclude && c["is_archived"] == true))
-                    .cloned()
-                    .collect();
-                let limit = slack_limit(cx, 1000);
-                let Some((start, next)) = cursor_page(cx, all.len(), limit) else {
-                    return Some(slack_err("invalid_cursor"));
-                };
-                let page: Vec<Value> = all.into_iter().skip(start).take(limit).collect();
-                slack_ok(json!({"channels": page, "response_metadata": {"next_cursor": next}}))
-            }
+            "conversations.list" => conversations_list(cx),
             // https://api.slack.com/methods/conversations.history — newest first, has_more,
             // response_metadata.next_cursor; channel_not_found.
-            "conversations.history" => {
-                let Some(channel) = find_channel(cx) else {
-                    return Some(slack_err("channel_not_found"));
-                };
-                let mut msgs: Vec<Value> = cx
-                    .state
-                    .items("messages")
-                    .iter()
-                    .filter(|m| m["channel"] == channel["id"])
-                    .map(|m| {
-                        let mut m = m.clone();
-                        if let Value::Object(o) = &mut m {
-                            o.remove("channel");
-                        }
-                        m
-                    })
-                    .collect();
-                msgs.reverse();
-                let limit = slack_limit(cx, 999);
-                let Some((start, next)) = cursor_page(cx, msgs.len(), limit) else {
-                    return Some(slack_err("invalid_cursor"));
-                };
-                let has_more = !next.is_empty();
-                let page: Vec<Value> = msgs.into_iter().skip(start).take(limit).collect();
-                slack_ok(
-                    json!({"messages": page, "has_more": has_more, "pin_count": 0, "response_metadata": {"next_cursor": next}}),
-                )
-            }
+            "conversations.history" => conversations_history(cx),
             // https://api.slack.com/methods/users.info — user_not_found.
             "users.info" => {
                 let Some(id) = cx.req.param("user") else {
@@ -275,6 +199,92 @@ impl Behaviour for Slack {
             _ => return None,
         })
     }
+}
+
+/// `chat.postMessage`: stores the message; `None` when the store refuses it.
+fn post_message(cx: &mut Context<'_>) -> Option<TwinResponse> {
+    let Some(channel) = find_channel(cx) else {
+        return Some(slack_err("channel_not_found"));
+    };
+    if channel["is_archived"] == true {
+        return Some(slack_err("is_archived"));
+    }
+    let text = cx.req.param("text").unwrap_or_default();
+    if text.is_empty() && cx.req.param("blocks").is_none() && cx.req.param("attachments").is_none()
+    {
+        return Some(slack_err("no_text"));
+    }
+    let count = cx.state.items("messages").len() as u64;
+    let ts = format!(
+        "{}.{:06}",
+        cx.now_ms / 1000,
+        (cx.now_ms % 1000) * 1000 + count % 1000
+    );
+    let user = cx.principal.map(|p| p.subject.clone()).unwrap_or_default();
+    let mut msg =
+        json!({"type": "message", "user": user, "text": text, "ts": ts, "channel": channel["id"]});
+    if let Some(t) = cx.req.param("thread_ts") {
+        msg["thread_ts"] = json!(t);
+    }
+    let stored = cx.state.insert("messages", msg, cx.rng).ok()?;
+    let mut shown = stored.clone();
+    if let Value::Object(m) = &mut shown {
+        m.remove("channel");
+    }
+    Some(slack_ok(
+        json!({"channel": channel["id"], "ts": stored["ts"], "message": shown}),
+    ))
+}
+
+/// `conversations.list`: the channels, a page at a time.
+fn conversations_list(cx: &mut Context<'_>) -> TwinResponse {
+    let exclude = cx
+        .req
+        .param("exclude_archived")
+        .is_some_and(|v| v == "true" || v == "1");
+    let all: Vec<Value> = cx
+        .state
+        .items("channels")
+        .iter()
+        .filter(|c| !(exclude && c["is_archived"] == true))
+        .cloned()
+        .collect();
+    let limit = slack_limit(cx, 1000);
+    let Some((start, next)) = cursor_page(cx, all.len(), limit) else {
+        return slack_err("invalid_cursor");
+    };
+    let page: Vec<Value> = all.into_iter().skip(start).take(limit).collect();
+    slack_ok(json!({"channels": page, "response_metadata": {"next_cursor": next}}))
+}
+
+/// `conversations.history`: a channel's messages, newest first, a page at a time.
+fn conversations_history(cx: &mut Context<'_>) -> TwinResponse {
+    let Some(channel) = find_channel(cx) else {
+        return slack_err("channel_not_found");
+    };
+    let mut msgs: Vec<Value> = cx
+        .state
+        .items("messages")
+        .iter()
+        .filter(|m| m["channel"] == channel["id"])
+        .map(|m| {
+            let mut m = m.clone();
+            if let Value::Object(o) = &mut m {
+                o.remove("channel");
+            }
+            m
+        })
+        .collect();
+    msgs.reverse();
+    let limit = slack_limit(cx, 999);
+    let Some((start, next)) = cursor_page(cx, msgs.len(), limit) else {
+        return slack_err("invalid_cursor");
+    };
+    let has_more = !next.is_empty();
+    let page: Vec<Value> = msgs.into_iter().skip(start).take(limit).collect();
+    slack_ok(
+        json!({"messages": page, "has_more": has_more, "pin_count": 0, "response_metadata": {"next_cursor": next}}),
+    )
 }
 
 #[cfg(test)]

@@ -591,64 +591,73 @@ fn check(def: &TwinDef, text: &str) -> Vec<Diagnostic> {
         ));
     }
     for route in &def.routes {
-        if let Err(msg) = crate::matcher::PathTemplate::parse(&route.path) {
-            out.push(err(
-                codes::PATH,
-                &route.path,
-                msg,
-                "write paths like `/repos/{owner}/{repo}/issues`",
-            ));
-        }
-        if let Some(rl) = &route.rate_limit
-            && !def.rate_limits.contains_key(rl)
-        {
+        check_route(def, route, text, &mut out);
+    }
+    out
+}
+
+/// Semantic checks of one route of `def`: its path template and the rate limit, auth and
+/// collections it refers to, and its provenance.
+fn check_route(def: &TwinDef, route: &RouteDef, text: &str, out: &mut Vec<Diagnostic>) {
+    let err = |code: &str, needle: &str, msg: String, help: &str| {
+        Diagnostic::new(code, Severity::Error, find_span(text, needle), msg, help)
+    };
+    if let Err(msg) = crate::matcher::PathTemplate::parse(&route.path) {
+        out.push(err(
+            codes::PATH,
+            &route.path,
+            msg,
+            "write paths like `/repos/{owner}/{repo}/issues`",
+        ));
+    }
+    if let Some(rl) = &route.rate_limit
+        && !def.rate_limits.contains_key(rl)
+    {
+        out.push(err(
+            codes::REFERENCE,
+            rl,
+            format!("route {} refers to unknown rate limit `{rl}`", route.path),
+            "declare it under `rate_limits:`",
+        ));
+    }
+    if route.auth.is_some() && def.auth.is_none() {
+        out.push(err(
+            codes::REFERENCE,
+            &route.path,
+            format!(
+                "route {} asks for auth but the twin declares none",
+                route.path
+            ),
+            "add an `auth:` section",
+        ));
+    }
+    let coll = match &route.action {
+        Action::Create { collection, .. }
+        | Action::Get { collection, .. }
+        | Action::Update { collection, .. }
+        | Action::Delete { collection, .. }
+        | Action::List { collection, .. } => Some(collection),
+        Action::None | Action::Custom { .. } => None,
+    };
+    for c in coll.into_iter().chain(route.require.keys()) {
+        if !def.collections.contains_key(c) {
             out.push(err(
                 codes::REFERENCE,
-                rl,
-                format!("route {} refers to unknown rate limit `{rl}`", route.path),
-                "declare it under `rate_limits:`",
-            ));
-        }
-        if route.auth.is_some() && def.auth.is_none() {
-            out.push(err(
-                codes::REFERENCE,
-                &route.path,
-                format!(
-                    "route {} asks for auth but the twin declares none",
-                    route.path
-                ),
-                "add an `auth:` section",
-            ));
-        }
-        let coll = match &route.action {
-            Action::Create { collection, .. }
-            | Action::Get { collection, .. }
-            | Action::Update { collection, .. }
-            | Action::Delete { collection, .. }
-            | Action::List { collection, .. } => Some(collection),
-            Action::None | Action::Custom { .. } => None,
-        };
-        for c in coll.into_iter().chain(route.require.keys()) {
-            if !def.collections.contains_key(c) {
-                out.push(err(
-                    codes::REFERENCE,
-                    c,
-                    format!("route {} uses unknown collection `{c}`", route.path),
-                    "declare it under `collections:`",
-                ));
-            }
-        }
-        if route.source.is_none() && def.provenance.source.is_empty() {
-            out.push(Diagnostic::new(
-                codes::PROVENANCE,
-                Severity::Warning,
-                find_span(text, &route.path),
-                format!("route {} names no source", route.path),
-                "add `source:` with the vendor doc URL or the recorded exchange",
+                c,
+                format!("route {} uses unknown collection `{c}`", route.path),
+                "declare it under `collections:`",
             ));
         }
     }
-    out
+    if route.source.is_none() && def.provenance.source.is_empty() {
+        out.push(Diagnostic::new(
+            codes::PROVENANCE,
+            Severity::Warning,
+            find_span(text, &route.path),
+            format!("route {} names no source", route.path),
+            "add `source:` with the vendor doc URL or the recorded exchange",
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 
 use crate::auth::{Claims, Keys, TokenProblem};
 use crate::def::{
-    Action, AuthDef, LatencyDef, PageStyle, RateHeaders, RatePer, ResponseDef, RouteDef, TwinDef,
+    Action, AuthDef, JwtDef, LatencyDef, PageStyle, Paginate, RateHeaders, RatePer, ResponseDef,
+    RouteDef, TwinDef,
 };
 use crate::matcher::{PathTemplate, constraints_hold, json_contains, parse_query};
 use crate::record::Cassette;
@@ -427,6 +428,15 @@ fn is_templated(tpl: &ResponseDef) -> bool {
         }
     }
     value(&tpl.body) || tpl.headers.values().any(|v| v.contains("{{"))
+}
+
+/// The page a `list` request asks for: where it starts, how many items, the next page's
+/// cursor and the `Link` header (link style).
+struct Page {
+    start: usize,
+    limit: usize,
+    next: Option<String>,
+    link: Option<String>,
 }
 
 struct Runtime {
@@ -935,113 +945,18 @@ impl Twin {
         scope["path"] = json!(caps);
         scope["state"] = rt.state.to_json();
         // Auth.
-        let principal = match (&def.auth, &self.inner.def.auth) {
-            (Some(ra), Some(auth)) => {
-                match self.authenticate(rt, auth, req) {
-                    Ok(p) => {
-                        if let Some(missing) = ra.scopes.iter().find(|s| !p.scopes.contains(s)) {
-                            scope["auth_error"] = json!("insufficient_scope");
-                            scope["needed"] = json!(missing);
-                            scope["provided"] = json!(p.scopes.join(","));
-                            return match &auth.insufficient_scope {
-                                Some(t) => Self::render_response(t, &scope),
-                                None => TwinResponse::json(
-                                    403,
-                                    &json!({"error": "insufficient_scope", "needed": missing}),
-                                )
-                                .with_header(
-                                    "WWW-Authenticate",
-                                    format!(
-                                        "Bearer error=\"insufficient_scope\", scope=\"{}\"",
-                                        ra.scopes.join(" ")
-                                    ),
-                                ),
-                            };
-                        }
-                        Some(p)
-                    }
-                    Err(problem) => {
-                        scope["auth_error"] = json!(problem);
-                        let tpl = if problem == "missing" {
-                            &auth.missing
-                        } else {
-                            &auth.invalid
-                        };
-                        return match tpl {
-                        Some(t) => Self::render_response(t, &scope),
-                        None => TwinResponse::json(401, &json!({"error": problem}))
-                            .with_header("WWW-Authenticate", format!("Bearer error=\"invalid_token\", error_description=\"{problem}\"")),
-                    };
-                    }
-                }
-            }
-            (None, Some(auth)) => match self.authenticate(rt, auth, req) {
-                Ok(p) => Some(p),
-                Err("missing") => None,
-                Err(problem) => {
-                    scope["auth_error"] = json!(problem);
-                    return match &auth.invalid {
-                        Some(t) => Self::render_response(t, &scope),
-                        None => TwinResponse::json(401, &json!({"error": problem})),
-                    };
-                }
-            },
-            _ => None,
+        let principal = match self.route_auth(rt, def, req, &mut scope) {
+            Ok(p) => p,
+            Err(resp) => return resp,
         };
         if let Some(p) = &principal {
             scope["auth"] = json!(p);
         }
         // Rate limit.
-        let mut rate_headers = Vec::new();
-        if let Some(name) = &def.rate_limit
-            && let Some(lim) = self.inner.def.rate_limits.get(name)
-        {
-            let who = match lim.per {
-                RatePer::Global => String::new(),
-                RatePer::Token => principal
-                    .as_ref()
-                    .map(|p| p.token.clone())
-                    .unwrap_or_default(),
-            };
-            let start = rt.now_ms - rt.now_ms % lim.window_ms;
-            let reset_ms = start + lim.window_ms;
-            let slot = rt.windows.entry((name.clone(), who)).or_insert((start, 0));
-            if slot.0 != start {
-                *slot = (start, 0);
-            }
-            let limited = slot.1 >= lim.limit;
-            if !limited {
-                slot.1 += 1;
-            }
-            let used = slot.1;
-            let retry_s = (reset_ms - rt.now_ms).div_ceil(1000).max(1);
-            if matches!(lim.headers, RateHeaders::Github | RateHeaders::Standard) {
-                rate_headers.push(("X-RateLimit-Limit".to_string(), lim.limit.to_string()));
-                rate_headers.push((
-                    "X-RateLimit-Remaining".to_string(),
-                    lim.limit.saturating_sub(used).to_string(),
-                ));
-                rate_headers.push(("X-RateLimit-Used".to_string(), used.to_string()));
-                rate_headers.push((
-                    "X-RateLimit-Reset".to_string(),
-                    reset_ms.div_ceil(1000).to_string(),
-                ));
-                rate_headers.push(("X-RateLimit-Resource".to_string(), name.clone()));
-            }
-            if limited {
-                scope["retry_after_s"] = json!(retry_s);
-                let mut resp = match &lim.response {
-                    Some(t) => Self::render_response(t, &scope),
-                    None => TwinResponse::json(429, &json!({"error": "rate_limited"})),
-                };
-                if matches!(lim.headers, RateHeaders::Slack | RateHeaders::Standard) {
-                    resp.headers
-                        .push(("Retry-After".to_string(), retry_s.to_string()));
-                }
-                resp.headers.extend(rate_headers);
-                return resp;
-            }
-        }
+        let rate_headers = match self.rate_limit(rt, def, principal.as_ref(), &mut scope) {
+            Ok(h) => h,
+            Err(resp) => return resp,
+        };
         // Validation.
         if let Some(schema) = &def.validate {
             let errors = schema::validate(&req.body_json(), schema);
@@ -1068,6 +983,134 @@ impl Twin {
         let mut resp = self.run_action(rt, route, caps, req, principal.as_ref(), &mut scope);
         resp.headers.extend(rate_headers);
         resp
+    }
+
+    /// Who sends `req` to the route `def`: `Ok(None)` when the route or the twin has no
+    /// auth (or the request sends no token to a route that does not need one), `Err` with
+    /// the vendor's answer when a needed token is missing, bad or short of a scope.
+    fn route_auth(
+        &self,
+        rt: &Runtime,
+        def: &RouteDef,
+        req: &TwinRequest,
+        scope: &mut Value,
+    ) -> Result<Option<Principal>, TwinResponse> {
+        match (&def.auth, &self.inner.def.auth) {
+            (Some(ra), Some(auth)) => match self.authenticate(rt, auth, req) {
+                Ok(p) => {
+                    if let Some(missing) = ra.scopes.iter().find(|s| !p.scopes.contains(s)) {
+                        scope["auth_error"] = json!("insufficient_scope");
+                        scope["needed"] = json!(missing);
+                        scope["provided"] = json!(p.scopes.join(","));
+                        return Err(match &auth.insufficient_scope {
+                            Some(t) => Self::render_response(t, scope),
+                            None => TwinResponse::json(
+                                403,
+                                &json!({"error": "insufficient_scope", "needed": missing}),
+                            )
+                            .with_header(
+                                "WWW-Authenticate",
+                                format!(
+                                    "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                                    ra.scopes.join(" ")
+                                ),
+                            ),
+                        });
+                    }
+                    Ok(Some(p))
+                }
+                Err(problem) => {
+                    scope["auth_error"] = json!(problem);
+                    let tpl = if problem == "missing" {
+                        &auth.missing
+                    } else {
+                        &auth.invalid
+                    };
+                    Err(match tpl {
+                        Some(t) => Self::render_response(t, scope),
+                        None => TwinResponse::json(401, &json!({"error": problem})).with_header(
+                            "WWW-Authenticate",
+                            format!(
+                                "Bearer error=\"invalid_token\", error_description=\"{problem}\""
+                            ),
+                        ),
+                    })
+                }
+            },
+            (None, Some(auth)) => match self.authenticate(rt, auth, req) {
+                Ok(p) => Ok(Some(p)),
+                Err("missing") => Ok(None),
+                Err(problem) => {
+                    scope["auth_error"] = json!(problem);
+                    Err(match &auth.invalid {
+                        Some(t) => Self::render_response(t, scope),
+                        None => TwinResponse::json(401, &json!({"error": problem})),
+                    })
+                }
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// Counts the request against the route's rate limit, if it has one: the rate-limit
+    /// headers to send, or `Err` with the vendor's answer once the window's limit is spent.
+    fn rate_limit(
+        &self,
+        rt: &mut Runtime,
+        def: &RouteDef,
+        principal: Option<&Principal>,
+        scope: &mut Value,
+    ) -> Result<Vec<(String, String)>, TwinResponse> {
+        let Some(name) = &def.rate_limit else {
+            return Ok(Vec::new());
+        };
+        let Some(lim) = self.inner.def.rate_limits.get(name) else {
+            return Ok(Vec::new());
+        };
+        let mut rate_headers = Vec::new();
+        let who = match lim.per {
+            RatePer::Global => String::new(),
+            RatePer::Token => principal.map(|p| p.token.clone()).unwrap_or_default(),
+        };
+        let start = rt.now_ms - rt.now_ms % lim.window_ms;
+        let reset_ms = start + lim.window_ms;
+        let slot = rt.windows.entry((name.clone(), who)).or_insert((start, 0));
+        if slot.0 != start {
+            *slot = (start, 0);
+        }
+        let limited = slot.1 >= lim.limit;
+        if !limited {
+            slot.1 += 1;
+        }
+        let used = slot.1;
+        let retry_s = (reset_ms - rt.now_ms).div_ceil(1000).max(1);
+        if matches!(lim.headers, RateHeaders::Github | RateHeaders::Standard) {
+            rate_headers.push(("X-RateLimit-Limit".to_string(), lim.limit.to_string()));
+            rate_headers.push((
+                "X-RateLimit-Remaining".to_string(),
+                lim.limit.saturating_sub(used).to_string(),
+            ));
+            rate_headers.push(("X-RateLimit-Used".to_string(), used.to_string()));
+            rate_headers.push((
+                "X-RateLimit-Reset".to_string(),
+                reset_ms.div_ceil(1000).to_string(),
+            ));
+            rate_headers.push(("X-RateLimit-Resource".to_string(), name.clone()));
+        }
+        if limited {
+            scope["retry_after_s"] = json!(retry_s);
+            let mut resp = match &lim.response {
+                Some(t) => Self::render_response(t, scope),
+                None => TwinResponse::json(429, &json!({"error": "rate_limited"})),
+            };
+            if matches!(lim.headers, RateHeaders::Slack | RateHeaders::Standard) {
+                resp.headers
+                    .push(("Retry-After".to_string(), retry_s.to_string()));
+            }
+            resp.headers.extend(rate_headers);
+            return Err(resp);
+        }
+        Ok(rate_headers)
     }
 
     fn not_found(def: &RouteDef, scope: &Value, extra: Vec<(String, String)>) -> TwinResponse {
@@ -1121,89 +1164,16 @@ impl Twin {
                     .as_ref()
                     .and_then(|h| req.header(&h.to_ascii_lowercase()))
                     .map(|k| format!("{}\u{0}{k}", route.key));
-                if let Some(k) = &idem_key
-                    && let Some(prev) = rt.idempotency.get(k)
-                {
-                    return prev.clone().with_header("Idempotent-Replayed", "true");
-                }
-                let obj = match req.body_json() {
-                    Value::Object(m) => Value::Object(m),
-                    _ => json!({}),
-                };
-                let mut item = match rt.state.insert(collection, obj, &mut rt.rng) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        return TwinResponse::json(
-                            409,
-                            &json!({"error": "conflict", "message": e}),
-                        );
-                    }
-                };
-                if !set.is_empty() {
-                    // `set` is rendered after the id is assigned, so it can use `{{item.id}}`.
-                    scope["item"] = item.clone();
-                    let patch = Value::Object(
-                        set.iter()
-                            .map(|(k, v)| (k.clone(), render(v, scope)))
-                            .collect(),
-                    );
-                    let idx = rt.state.items(collection).len() - 1;
-                    item = rt.state.patch(collection, idx, &patch).unwrap_or(item);
-                }
-                scope["item"] = item.clone();
-                let resp =
-                    Self::render_response(&def.response, scope).with_header("ETag", etag(&item));
-                if let Some(k) = idem_key {
-                    rt.idempotency.insert(k, resp.clone());
-                }
-                resp
+                Self::create(rt, def, req, scope, collection, set, idem_key)
             }
             Action::Get { collection, filter } => {
-                let f = render_filter(filter, scope);
-                let Some(item) = rt
-                    .state
-                    .find(collection, &f)
-                    .and_then(|i| rt.state.get(collection, i))
-                    .cloned()
-                else {
-                    return Self::not_found(def, scope, Vec::new());
-                };
-                let tag = etag(&item);
-                if req.header("if-none-match").as_deref() == Some(tag.as_str()) {
-                    return TwinResponse::empty(304).with_header("ETag", tag);
-                }
-                scope["item"] = item;
-                Self::render_response(&def.response, scope).with_header("ETag", tag)
+                Self::get(rt, def, req, scope, collection, filter)
             }
             Action::Update {
                 collection,
                 filter,
                 set,
-            } => {
-                let f = render_filter(filter, scope);
-                let Some(idx) = rt.state.find(collection, &f) else {
-                    return Self::not_found(def, scope, Vec::new());
-                };
-                if let Some(want) = req.header("if-match")
-                    && want != "*"
-                    && rt.state.get(collection, idx).map(etag).as_deref() != Some(want.as_str())
-                {
-                    return TwinResponse::json(412, &json!({"error": "precondition_failed"}));
-                }
-                let mut patch = match req.body_json() {
-                    Value::Object(m) => Value::Object(m),
-                    _ => json!({}),
-                };
-                for (k, v) in set {
-                    patch[k] = render(v, scope);
-                }
-                let item = rt
-                    .state
-                    .patch(collection, idx, &patch)
-                    .unwrap_or(Value::Null);
-                scope["item"] = item.clone();
-                Self::render_response(&def.response, scope).with_header("ETag", etag(&item))
-            }
+            } => Self::update(rt, def, req, scope, collection, filter, set),
             Action::Delete { collection, filter } => {
                 let f = render_filter(filter, scope);
                 let Some(idx) = rt.state.find(collection, &f) else {
@@ -1227,69 +1197,17 @@ impl Twin {
                 scope["total"] = json!(total);
                 let mut link = None;
                 if let Some(p) = paginate {
-                    let limit = req
-                        .param(&p.limit_param)
-                        .and_then(|l| l.parse::<usize>().ok())
-                        .filter(|&l| l > 0)
-                        .unwrap_or(p.default_limit)
-                        .min(p.max_limit)
-                        .max(1);
-                    let (start, next) = match p.style {
-                        PageStyle::Cursor => {
-                            let start = match req.param("cursor").filter(|c| !c.is_empty()) {
-                                None => 0,
-                                Some(c) => {
-                                    let Some(s) = decode_cursor(&c) else {
-                                        scope["errors"] = json!(["invalid_cursor"]);
-                                        return match &def.invalid {
-                                            Some(t) => Self::render_response(t, scope),
-                                            None => TwinResponse::json(
-                                                400,
-                                                &json!({"error": "invalid_cursor"}),
-                                            ),
-                                        };
-                                    };
-                                    s
-                                }
-                            };
-                            (
-                                start,
-                                (start + limit < total).then(|| encode_cursor(start + limit)),
-                            )
-                        }
-                        PageStyle::Offset => {
-                            let start = req
-                                .param("offset")
-                                .and_then(|o| o.parse().ok())
-                                .unwrap_or(0);
-                            (
-                                start,
-                                (start + limit < total).then(|| (start + limit).to_string()),
-                            )
-                        }
-                        PageStyle::Link => {
-                            let page = req
-                                .param("page")
-                                .and_then(|o| o.parse::<usize>().ok())
-                                .filter(|&p| p > 0)
-                                .unwrap_or(1);
-                            let last = total.div_ceil(limit).max(1);
-                            link = Some(link_header(
-                                &rt.base_url,
-                                req,
-                                page,
-                                last,
-                                limit,
-                                &p.limit_param,
-                            ));
-                            (
-                                (page - 1).saturating_mul(limit),
-                                (page < last).then(|| (page + 1).to_string()),
-                            )
-                        }
+                    let page = match Self::page(rt, def, req, scope, p, total) {
+                        Ok(page) => page,
+                        Err(resp) => return resp,
                     };
-                    items = items.into_iter().skip(start).take(limit).collect();
-                    scope["next_cursor"] = next.map_or(json!(""), Value::String);
+                    link = page.link;
+                    items = items
+                        .into_iter()
+                        .skip(page.start)
+                        .take(page.limit)
+                        .collect();
+                    scope["next_cursor"] = page.next.map_or(json!(""), Value::String);
                 }
                 scope["items"] = Value::Array(items);
                 let resp = Self::render_response(&def.response, scope);
@@ -1299,6 +1217,193 @@ impl Twin {
                 }
             }
         }
+    }
+
+    /// The `create` action: inserts the request body into `collection`, then applies `set`;
+    /// a repeated `idem_key` gets the first answer again.
+    fn create(
+        rt: &mut Runtime,
+        def: &RouteDef,
+        req: &TwinRequest,
+        scope: &mut Value,
+        collection: &str,
+        set: &BTreeMap<String, Value>,
+        idem_key: Option<String>,
+    ) -> TwinResponse {
+        if let Some(k) = &idem_key
+            && let Some(prev) = rt.idempotency.get(k)
+        {
+            return prev.clone().with_header("Idempotent-Replayed", "true");
+        }
+        let obj = match req.body_json() {
+            Value::Object(m) => Value::Object(m),
+            _ => json!({}),
+        };
+        let mut item = match rt.state.insert(collection, obj, &mut rt.rng) {
+            Ok(i) => i,
+            Err(e) => {
+                return TwinResponse::json(409, &json!({"error": "conflict", "message": e}));
+            }
+        };
+        if !set.is_empty() {
+            // `set` is rendered after the id is assigned, so it can use `{{item.id}}`.
+            scope["item"] = item.clone();
+            let patch = Value::Object(
+                set.iter()
+                    .map(|(k, v)| (k.clone(), render(v, scope)))
+                    .collect(),
+            );
+            let idx = rt.state.items(collection).len() - 1;
+            item = rt.state.patch(collection, idx, &patch).unwrap_or(item);
+        }
+        scope["item"] = item.clone();
+        let resp = Self::render_response(&def.response, scope).with_header("ETag", etag(&item));
+        if let Some(k) = idem_key {
+            rt.idempotency.insert(k, resp.clone());
+        }
+        resp
+    }
+
+    /// The `get` action: the first object matching `filter`, `304` when `If-None-Match`
+    /// holds its `ETag`.
+    fn get(
+        rt: &Runtime,
+        def: &RouteDef,
+        req: &TwinRequest,
+        scope: &mut Value,
+        collection: &str,
+        filter: &BTreeMap<String, Value>,
+    ) -> TwinResponse {
+        let f = render_filter(filter, scope);
+        let Some(item) = rt
+            .state
+            .find(collection, &f)
+            .and_then(|i| rt.state.get(collection, i))
+            .cloned()
+        else {
+            return Self::not_found(def, scope, Vec::new());
+        };
+        let tag = etag(&item);
+        if req.header("if-none-match").as_deref() == Some(tag.as_str()) {
+            return TwinResponse::empty(304).with_header("ETag", tag);
+        }
+        scope["item"] = item;
+        Self::render_response(&def.response, scope).with_header("ETag", tag)
+    }
+
+    /// The `update` action: patches the first object matching `filter` with the request
+    /// body and `set`, `412` when `If-Match` does not hold its `ETag`.
+    fn update(
+        rt: &mut Runtime,
+        def: &RouteDef,
+        req: &TwinRequest,
+        scope: &mut Value,
+        collection: &str,
+        filter: &BTreeMap<String, Value>,
+        set: &BTreeMap<String, Value>,
+    ) -> TwinResponse {
+        let f = render_filter(filter, scope);
+        let Some(idx) = rt.state.find(collection, &f) else {
+            return Self::not_found(def, scope, Vec::new());
+        };
+        if let Some(want) = req.header("if-match")
+            && want != "*"
+            && rt.state.get(collection, idx).map(etag).as_deref() != Some(want.as_str())
+        {
+            return TwinResponse::json(412, &json!({"error": "precondition_failed"}));
+        }
+        let mut patch = match req.body_json() {
+            Value::Object(m) => Value::Object(m),
+            _ => json!({}),
+        };
+        for (k, v) in set {
+            patch[k] = render(v, scope);
+        }
+        let item = rt
+            .state
+            .patch(collection, idx, &patch)
+            .unwrap_or(Value::Null);
+        scope["item"] = item.clone();
+        Self::render_response(&def.response, scope).with_header("ETag", etag(&item))
+    }
+
+    /// The page of `total` items a `list` request asks for, in the style of `p`; `Err`
+    /// with the vendor's answer for a cursor this twin did not issue.
+    fn page(
+        rt: &Runtime,
+        def: &RouteDef,
+        req: &TwinRequest,
+        scope: &mut Value,
+        p: &Paginate,
+        total: usize,
+    ) -> Result<Page, TwinResponse> {
+        let limit = req
+            .param(&p.limit_param)
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|&l| l > 0)
+            .unwrap_or(p.default_limit)
+            .min(p.max_limit)
+            .max(1);
+        let mut link = None;
+        let (start, next) = match p.style {
+            PageStyle::Cursor => {
+                let start = match req.param("cursor").filter(|c| !c.is_empty()) {
+                    None => 0,
+                    Some(c) => {
+                        let Some(s) = decode_cursor(&c) else {
+                            scope["errors"] = json!(["invalid_cursor"]);
+                            return Err(match &def.invalid {
+                                Some(t) => Self::render_response(t, scope),
+                                None => {
+                                    TwinResponse::json(400, &json!({"error": "invalid_cursor"}))
+                                }
+                            });
+                        };
+                        s
+                    }
+                };
+                (
+                    start,
+                    (start + limit < total).then(|| encode_cursor(start + limit)),
+                )
+            }
+            PageStyle::Offset => {
+                let start = req
+                    .param("offset")
+                    .and_then(|o| o.parse().ok())
+                    .unwrap_or(0);
+                (
+                    start,
+                    (start + limit < total).then(|| (start + limit).to_string()),
+                )
+            }
+            PageStyle::Link => {
+                let page = req
+                    .param("page")
+                    .and_then(|o| o.parse::<usize>().ok())
+                    .filter(|&p| p > 0)
+                    .unwrap_or(1);
+                let last = total.div_ceil(limit).max(1);
+                link = Some(link_header(
+                    &rt.base_url,
+                    req,
+                    page,
+                    last,
+                    limit,
+                    &p.limit_param,
+                ));
+                (
+                    (page - 1).saturating_mul(limit),
+                    (page < last).then(|| (page + 1).to_string()),
+                )
+            }
+        };
+        Ok(Page {
+            start,
+            limit,
+            next,
+            link,
+        })
     }
 
     /// Authenticates a request: static token, else a JWT signed by this twin.
@@ -1351,139 +1456,13 @@ impl Twin {
         let jwt = auth.jwt.as_ref()?;
         let keys = self.inner.keys.as_ref()?;
         let iss = jwt.issuer.replace("{{base_url}}", &rt.base_url);
-        let oauth_err = |status: u16, code: &str, desc: &str| {
-            TwinResponse::json(status, &json!({"error": code, "error_description": desc}))
-                .with_header("Cache-Control", "no-store")
-                .with_header("Pragma", "no-cache")
-        };
         match name {
             "oidc.jwks" => Some(TwinResponse::json(200, keys.jwks())),
-            "oidc.discovery" => {
-                let base = render_text(&iss, scope);
-                Some(TwinResponse::json(
-                    200,
-                    &json!({
-                        "issuer": base,
-                        "authorization_endpoint": format!("{base}/v1/authorize"),
-                        "token_endpoint": format!("{base}/v1/token"),
-                        "userinfo_endpoint": format!("{base}/v1/userinfo"),
-                        "jwks_uri": format!("{base}/v1/keys"),
-                        "response_types_supported": ["code", "token", "id_token"],
-                        "subject_types_supported": ["public"],
-                        "id_token_signing_alg_values_supported": ["RS256"],
-                        "grant_types_supported": ["client_credentials", "password"],
-                        "scopes_supported": ["openid", "profile", "email"],
-                        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-                        "claims_supported": ["iss", "sub", "aud", "iat", "exp", "name", "email", "preferred_username"]
-                    }),
-                ))
-            }
-            "oauth.token" => {
-                let form = req.body_json();
-                let field = |k: &str| form.get(k).and_then(Value::as_str).map(str::to_string);
-                let (cid, secret) = match basic_auth(req) {
-                    Some(p) => p,
-                    None => (
-                        field("client_id").unwrap_or_default(),
-                        field("client_secret").unwrap_or_default(),
-                    ),
-                };
-                let Some(client) = auth.clients.get(&cid).filter(|c| c.secret == secret) else {
-                    return Some(oauth_err(
-                        401,
-                        "invalid_client",
-                        "Client authentication failed.",
-                    ));
-                };
-                let asked: Vec<String> = field("scope")
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect();
-                let (subject, allowed, user) = match field("grant_type").as_deref() {
-                    Some("client_credentials") => (
-                        client.subject.clone().unwrap_or(cid.clone()),
-                        client.scopes.clone(),
-                        None,
-                    ),
-                    Some("password") => {
-                        let u = field("username").unwrap_or_default();
-                        let pw = field("password").unwrap_or_default();
-                        let mut filter = Map::new();
-                        filter.insert("preferred_username".into(), json!(u));
-                        let Some(user) = rt.state.filter("users", &filter).into_iter().find(|x| {
-                            x.get("password").and_then(Value::as_str) == Some(pw.as_str())
-                        }) else {
-                            return Some(oauth_err(
-                                400,
-                                "invalid_grant",
-                                "The credentials provided were invalid.",
-                            ));
-                        };
-                        let sub = user
-                            .get("sub")
-                            .and_then(Value::as_str)
-                            .unwrap_or(&u)
-                            .to_string();
-                        (sub, client.scopes.clone(), Some(user))
-                    }
-                    Some(_) => {
-                        return Some(oauth_err(
-                            400,
-                            "unsupported_grant_type",
-                            "The authorization grant type is not supported by the authorization server.",
-                        ));
-                    }
-                    None => {
-                        return Some(oauth_err(
-                            400,
-                            "invalid_request",
-                            "The request is missing a required parameter: grant_type.",
-                        ));
-                    }
-                };
-                let scopes = if asked.is_empty() {
-                    allowed.clone()
-                } else {
-                    asked
-                };
-                if let Some(bad) = scopes.iter().find(|s| !allowed.contains(s)) {
-                    return Some(oauth_err(
-                        400,
-                        "invalid_scope",
-                        &format!(
-                            "One or more scopes are not configured for the authorization server resource: {bad}"
-                        ),
-                    ));
-                }
-                let now_s = rt.now_ms / 1000;
-                let claims = Claims {
-                    iss: iss.clone(),
-                    sub: subject.clone(),
-                    aud: jwt.audience.clone(),
-                    iat: now_s,
-                    exp: now_s + jwt.ttl_s,
-                    scope: scopes.join(" "),
-                    scp: scopes.clone(),
-                    cid: Some(cid.clone()),
-                };
-                let token = keys.sign(&claims).ok()?;
-                let mut body = json!({"token_type": "Bearer", "expires_in": jwt.ttl_s, "access_token": token, "scope": scopes.join(" ")});
-                if let Some(user) = user.filter(|_| scopes.iter().any(|s| s == "openid")) {
-                    let mut idc = json!({"iss": iss, "sub": subject, "aud": cid, "iat": now_s, "exp": now_s + jwt.ttl_s});
-                    for k in ["name", "email", "preferred_username"] {
-                        if let Some(v) = user.get(k) {
-                            idc[k] = v.clone();
-                        }
-                    }
-                    body["id_token"] = json!(keys.sign(&idc).ok()?);
-                }
-                Some(
-                    TwinResponse::json(200, &body)
-                        .with_header("Cache-Control", "no-store")
-                        .with_header("Pragma", "no-cache"),
-                )
-            }
+            "oidc.discovery" => Some(discovery(&render_text(&iss, scope))),
+            "oauth.token" => Some(match oauth_grant(rt, auth, req) {
+                Ok(grant) => issue_token(rt.now_ms / 1000, jwt, keys, &iss, grant)?,
+                Err(resp) => resp,
+            }),
             "oidc.userinfo" => {
                 let p = principal?;
                 let mut filter = Map::new();
@@ -1515,7 +1494,6 @@ impl Twin {
     fn control(&self, rest: &str, req: &TwinRequest) -> TwinResponse {
         let m = &req.method;
         let body = req.body_json();
-        let bad = |msg: &str| TwinResponse::json(400, &json!({"error": msg}));
         let mut rt = lock(&self.inner.rt);
         match (m.as_str(), rest) {
             ("POST", "/reset") => {
@@ -1532,7 +1510,7 @@ impl Twin {
                         rt.state = next;
                         TwinResponse::empty(204)
                     }
-                    Err(e) => bad(&e),
+                    Err(e) => control_error(&e),
                 }
             }
             ("GET", "/journal") => {
@@ -1547,60 +1525,8 @@ impl Twin {
                 rt.journal.clear();
                 TwinResponse::empty(204)
             }
-            ("POST", "/journal/verify") => {
-                let Some(method) = body.get("method").and_then(Value::as_str) else {
-                    return bad("verify needs `method` and `path`");
-                };
-                let Some(path) = body.get("path").and_then(Value::as_str) else {
-                    return bad("verify needs `method` and `path`");
-                };
-                let Ok(tpl) = PathTemplate::parse(path) else {
-                    return bad("`path` is not a path template");
-                };
-                let contains = body.get("body_contains").and_then(Value::as_str);
-                let matched = rt
-                    .journal
-                    .iter()
-                    .filter(|e| {
-                        e.method.eq_ignore_ascii_case(method) && tpl.matches(&e.path).is_some()
-                    })
-                    .filter(|e| {
-                        contains.is_none_or(|c| {
-                            let text = match &e.body {
-                                Value::String(s) => s.clone(),
-                                v => v.to_string(),
-                            };
-                            text.contains(c)
-                        })
-                    })
-                    .count();
-                let expected = body.get("count").and_then(Value::as_u64);
-                let ok = expected.is_none_or(|c| c == matched as u64);
-                TwinResponse::json(
-                    200,
-                    &json!({"matched": matched, "expected": expected, "ok": ok}),
-                )
-            }
-            ("POST", "/faults") => match serde_json::from_value::<FaultRule>(body) {
-                Ok(rule) => {
-                    const KNOWN: [&str; 6] = [
-                        "rate_limit",
-                        "reset",
-                        "empty",
-                        "malformed_chunk",
-                        "random_close",
-                        "status",
-                    ];
-                    if !KNOWN.contains(&rule.fault.as_str()) {
-                        return bad(
-                            "unknown fault; use rate_limit, reset, empty, malformed_chunk, random_close or status",
-                        );
-                    }
-                    rt.faults.push(rule);
-                    TwinResponse::empty(204)
-                }
-                Err(e) => bad(&format!("bad fault rule: {e}")),
-            },
+            ("POST", "/journal/verify") => verify_journal(&rt.journal, &body),
+            ("POST", "/faults") => add_fault(&mut rt.faults, body),
             ("DELETE", "/faults") => {
                 rt.faults.clear();
                 TwinResponse::empty(204)
@@ -1612,14 +1538,16 @@ impl Twin {
                 } else if let Some(s) = body.get("set_ms").and_then(Value::as_u64) {
                     rt.now_ms = s;
                 } else {
-                    return bad("clock needs `advance_ms` or `set_ms` (non-negative integers)");
+                    return control_error(
+                        "clock needs `advance_ms` or `set_ms` (non-negative integers)",
+                    );
                 }
                 TwinResponse::json(200, &json!({"now_ms": rt.now_ms}))
             }
             ("POST", r) if r.starts_with("/state/") => {
                 let coll = &r["/state/".len()..];
                 if coll.is_empty() || coll.contains('/') || !body.is_object() {
-                    return bad("POST /__twin/state/{collection} takes a JSON object");
+                    return control_error("POST /__twin/state/{collection} takes a JSON object");
                 }
                 let rt = &mut *rt;
                 match rt.state.insert(coll, body, &mut rt.rng) {
@@ -1634,6 +1562,241 @@ impl Twin {
             ),
         }
     }
+}
+
+/// A `400` answer of the control API.
+fn control_error(msg: &str) -> TwinResponse {
+    TwinResponse::json(400, &json!({"error": msg}))
+}
+
+/// `POST /__twin/journal/verify`: how many journal entries match `method`, `path` (a
+/// template) and `body_contains`, and whether that is the expected `count`.
+fn verify_journal(journal: &Journal, body: &Value) -> TwinResponse {
+    let Some(method) = body.get("method").and_then(Value::as_str) else {
+        return control_error("verify needs `method` and `path`");
+    };
+    let Some(path) = body.get("path").and_then(Value::as_str) else {
+        return control_error("verify needs `method` and `path`");
+    };
+    let Ok(tpl) = PathTemplate::parse(path) else {
+        return control_error("`path` is not a path template");
+    };
+    let contains = body.get("body_contains").and_then(Value::as_str);
+    let matched = journal
+        .iter()
+        .filter(|e| e.method.eq_ignore_ascii_case(method) && tpl.matches(&e.path).is_some())
+        .filter(|e| {
+            contains.is_none_or(|c| {
+                let text = match &e.body {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                text.contains(c)
+            })
+        })
+        .count();
+    let expected = body.get("count").and_then(Value::as_u64);
+    let ok = expected.is_none_or(|c| c == matched as u64);
+    TwinResponse::json(
+        200,
+        &json!({"matched": matched, "expected": expected, "ok": ok}),
+    )
+}
+
+/// `POST /__twin/faults`: adds a fault rule of a known kind.
+fn add_fault(faults: &mut Vec<FaultRule>, body: Value) -> TwinResponse {
+    match serde_json::from_value::<FaultRule>(body) {
+        Ok(rule) => {
+            const KNOWN: [&str; 6] = [
+                "rate_limit",
+                "reset",
+                "empty",
+                "malformed_chunk",
+                "random_close",
+                "status",
+            ];
+            if !KNOWN.contains(&rule.fault.as_str()) {
+                return control_error(
+                    "unknown fault; use rate_limit, reset, empty, malformed_chunk, random_close or status",
+                );
+            }
+            faults.push(rule);
+            TwinResponse::empty(204)
+        }
+        Err(e) => control_error(&format!("bad fault rule: {e}")),
+    }
+}
+
+/// An `OAuth2` error answer (RFC 6749 §5.2), never cached.
+fn oauth_err(status: u16, code: &str, desc: &str) -> TwinResponse {
+    TwinResponse::json(status, &json!({"error": code, "error_description": desc}))
+        .with_header("Cache-Control", "no-store")
+        .with_header("Pragma", "no-cache")
+}
+
+/// The `OpenID` Connect discovery document of the issuer at `base`.
+fn discovery(base: &str) -> TwinResponse {
+    TwinResponse::json(
+        200,
+        &json!({
+            "issuer": base,
+            "authorization_endpoint": format!("{base}/v1/authorize"),
+            "token_endpoint": format!("{base}/v1/token"),
+            "userinfo_endpoint": format!("{base}/v1/userinfo"),
+            "jwks_uri": format!("{base}/v1/keys"),
+            "response_types_supported": ["code", "token", "id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "grant_types_supported": ["client_credentials", "password"],
+            "scopes_supported": ["openid", "profile", "email"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "claims_supported": ["iss", "sub", "aud", "iat", "exp", "name", "email", "preferred_username"]
+        }),
+    )
+}
+
+/// What a token request is granted: the client, the subject, the scopes, and the user
+/// (password grant).
+struct Grant {
+    cid: String,
+    subject: String,
+    scopes: Vec<String>,
+    user: Option<Value>,
+}
+
+/// Checks a token request (client authentication, grant, asked scopes); `Err` with the
+/// `OAuth2` error answer when it fails.
+fn oauth_grant(rt: &Runtime, auth: &AuthDef, req: &TwinRequest) -> Result<Grant, TwinResponse> {
+    let form = req.body_json();
+    let field = |k: &str| form.get(k).and_then(Value::as_str).map(str::to_string);
+    let (cid, secret) = match basic_auth(req) {
+        Some(p) => p,
+        None => (
+            field("client_id").unwrap_or_default(),
+            field("client_secret").unwrap_or_default(),
+        ),
+    };
+    let Some(client) = auth.clients.get(&cid).filter(|c| c.secret == secret) else {
+        return Err(oauth_err(
+            401,
+            "invalid_client",
+            "Client authentication failed.",
+        ));
+    };
+    let asked: Vec<String> = field("scope")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let (subject, allowed, user) = match field("grant_type").as_deref() {
+        Some("client_credentials") => (
+            client.subject.clone().unwrap_or(cid.clone()),
+            client.scopes.clone(),
+            None,
+        ),
+        Some("password") => {
+            let u = field("username").unwrap_or_default();
+            let pw = field("password").unwrap_or_default();
+            let mut filter = Map::new();
+            filter.insert("preferred_username".into(), json!(u));
+            let Some(user) = rt
+                .state
+                .filter("users", &filter)
+                .into_iter()
+                .find(|x| x.get("password").and_then(Value::as_str) == Some(pw.as_str()))
+            else {
+                return Err(oauth_err(
+                    400,
+                    "invalid_grant",
+                    "The credentials provided were invalid.",
+                ));
+            };
+            let sub = user
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or(&u)
+                .to_string();
+            (sub, client.scopes.clone(), Some(user))
+        }
+        Some(_) => {
+            return Err(oauth_err(
+                400,
+                "unsupported_grant_type",
+                "The authorization grant type is not supported by the authorization server.",
+            ));
+        }
+        None => {
+            return Err(oauth_err(
+                400,
+                "invalid_request",
+                "The request is missing a required parameter: grant_type.",
+            ));
+        }
+    };
+    let scopes = if asked.is_empty() {
+        allowed.clone()
+    } else {
+        asked
+    };
+    if let Some(bad) = scopes.iter().find(|s| !allowed.contains(s)) {
+        return Err(oauth_err(
+            400,
+            "invalid_scope",
+            &format!(
+                "One or more scopes are not configured for the authorization server resource: {bad}"
+            ),
+        ));
+    }
+    Ok(Grant {
+        cid,
+        subject,
+        scopes,
+        user,
+    })
+}
+
+/// The token answer for `grant` at `now_s` (seconds of virtual time): an access token, and
+/// an ID token when a user asked for `openid`; `None` when signing fails.
+fn issue_token(
+    now_s: u64,
+    jwt: &JwtDef,
+    keys: &Keys,
+    iss: &str,
+    grant: Grant,
+) -> Option<TwinResponse> {
+    let Grant {
+        cid,
+        subject,
+        scopes,
+        user,
+    } = grant;
+    let claims = Claims {
+        iss: iss.to_owned(),
+        sub: subject.clone(),
+        aud: jwt.audience.clone(),
+        iat: now_s,
+        exp: now_s + jwt.ttl_s,
+        scope: scopes.join(" "),
+        scp: scopes.clone(),
+        cid: Some(cid.clone()),
+    };
+    let token = keys.sign(&claims).ok()?;
+    let mut body = json!({"token_type": "Bearer", "expires_in": jwt.ttl_s, "access_token": token, "scope": scopes.join(" ")});
+    if let Some(user) = user.filter(|_| scopes.iter().any(|s| s == "openid")) {
+        let mut idc =
+            json!({"iss": iss, "sub": subject, "aud": cid, "iat": now_s, "exp": now_s + jwt.ttl_s});
+        for k in ["name", "email", "preferred_username"] {
+            if let Some(v) = user.get(k) {
+                idc[k] = v.clone();
+            }
+        }
+        body["id_token"] = json!(keys.sign(&idc).ok()?);
+    }
+    Some(
+        TwinResponse::json(200, &body)
+            .with_header("Cache-Control", "no-store")
+            .with_header("Pragma", "no-cache"),
+    )
 }
 
 fn fault_template_matches(rule: &str, concrete: &str) -> bool {

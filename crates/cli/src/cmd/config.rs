@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use lightsout_factory::config::{Source, explain};
+use lightsout_factory::config::{Explained, Source, explain};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -90,7 +90,32 @@ pub(crate) fn run(c: ConfigCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let config = &explained.config;
+    let (profiles, problems) = profiles(&explained.config, &base)?;
+    if args.format == Format::Json {
+        let out = serde_json::json!({
+            "config": path,
+            "valid": problems.is_empty(),
+            "values": explained.values,
+            "agents": profiles,
+            "errors": problems,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_human(&path, &explained, &profiles, &problems);
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Each agent profile as it would run, and the problems found: a program not found on the
+/// agents' PATH for a profile that serves some task kind.
+fn profiles(
+    config: &lightsout_factory::config::Config,
+    base: &std::path::Path,
+) -> anyhow::Result<(Vec<Profile>, Vec<String>)> {
     let env = config.allowed_env(std::env::vars());
     let mut problems = Vec::new();
     let mut profiles = Vec::new();
@@ -108,7 +133,7 @@ pub(crate) fn run(c: ConfigCommand) -> anyhow::Result<ExitCode> {
         let command = lightsout_factory::command_from_profile(name, p)?;
         let found = command
             .as_ref()
-            .and_then(|c| lightsout_agent::find_program(&c.program, &env, &base));
+            .and_then(|c| lightsout_agent::find_program(&c.program, &env, base));
         if let Some(c) = &command
             && found.is_none()
             && !serves.is_empty()
@@ -133,62 +158,56 @@ pub(crate) fn run(c: ConfigCommand) -> anyhow::Result<ExitCode> {
             found,
         });
     }
-    if args.format == Format::Json {
-        let out = serde_json::json!({
-            "config": path,
-            "valid": problems.is_empty(),
-            "values": explained.values,
-            "agents": profiles,
-            "errors": problems,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!("configuration: {}", path.display());
-        let width = explained
-            .values
-            .iter()
-            .map(|v| v.key.len() + v.value.to_string().len() + 3)
-            .max()
-            .unwrap_or(0)
-            .min(72);
-        for v in &explained.values {
-            let line = if v.value.is_null() {
-                format!("{} (unset)", v.key)
-            } else {
-                format!("{} = {}", v.key, v.value)
-            };
-            let from = match &v.source {
-                Source::Default => "default".to_owned(),
-                other => other.to_string(),
-            };
-            println!("  {line:<width$}  # {from}");
-        }
-        println!("agents:");
-        for p in &profiles {
-            let serves = if p.serves.is_empty() {
-                "no task kind".to_owned()
-            } else {
-                p.serves.join(", ").replace('*', "every other kind")
-            };
-            let run = match (&p.program, &p.found) {
-                (None, _) => "replays recorded patches".to_owned(),
-                (Some(prog), Some(at)) => {
-                    format!("runs {} {} ({})", prog, p.args.join(" "), at.display())
-                }
-                (Some(prog), None) => format!("runs {prog}: NOT FOUND on the agents' PATH"),
-            };
-            println!("  {} ({}) serves {serves}; {run}", p.name, p.preset);
-        }
-        for e in &problems {
-            eprintln!("error: {e}");
-        }
-        if problems.is_empty() {
-            println!("ok: the configuration is valid");
-        }
+    Ok((profiles, problems))
+}
+
+/// The resolved values with their sources, the agent profiles and the problems, for people.
+fn print_human(
+    path: &std::path::Path,
+    explained: &Explained,
+    profiles: &[Profile],
+    problems: &[String],
+) {
+    println!("configuration: {}", path.display());
+    let width = explained
+        .values
+        .iter()
+        .map(|v| v.key.len() + v.value.to_string().len() + 3)
+        .max()
+        .unwrap_or(0)
+        .min(72);
+    for v in &explained.values {
+        let line = if v.value.is_null() {
+            format!("{} (unset)", v.key)
+        } else {
+            format!("{} = {}", v.key, v.value)
+        };
+        let from = match &v.source {
+            Source::Default => "default".to_owned(),
+            other => other.to_string(),
+        };
+        println!("  {line:<width$}  # {from}");
     }
-    Ok(if problems.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    println!("agents:");
+    for p in profiles {
+        let serves = if p.serves.is_empty() {
+            "no task kind".to_owned()
+        } else {
+            p.serves.join(", ").replace('*', "every other kind")
+        };
+        let run = match (&p.program, &p.found) {
+            (None, _) => "replays recorded patches".to_owned(),
+            (Some(prog), Some(at)) => {
+                format!("runs {} {} ({})", prog, p.args.join(" "), at.display())
+            }
+            (Some(prog), None) => format!("runs {prog}: NOT FOUND on the agents' PATH"),
+        };
+        println!("  {} ({}) serves {serves}; {run}", p.name, p.preset);
+    }
+    for e in problems {
+        eprintln!("error: {e}");
+    }
+    if problems.is_empty() {
+        println!("ok: the configuration is valid");
+    }
 }

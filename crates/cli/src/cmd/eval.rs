@@ -183,7 +183,62 @@ fn progress_bar(scenarios: u64) -> ProgressBar {
 #[allow(clippy::needless_pass_by_value)] // clap hands the arguments over by value, as every subcommand's `run`
 pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let library = StepLibrary::builtin();
-    let (mut suite, diags) = Suite::load_dir(&args.scenarios, &library)
+    let Some(suite) = load_suite(&args, &library)? else {
+        return Ok(ExitCode::from(2));
+    };
+    let target = match (&args.target, &args.url) {
+        (Some(cmd), _) => {
+            let mut c = CommandTarget::new(cmd.clone());
+            c.ready_path.clone_from(&args.ready_path);
+            c.ready_timeout = Duration::from_secs(args.ready_timeout);
+            TargetConfig::Command(c)
+        }
+        (None, Some(url)) => TargetConfig::Url(url.clone()),
+        (None, None) => bail!("pass --target 'CMD {{port}}' or --url URL"),
+    };
+    let (opts, bar) = run_options(&args, suite.scenarios.len() as u64)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runner = Runner::new(library)?;
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = runner.run(&suite, &target, &opts) => r.map_err(anyhow::Error::from),
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; the target was stopped")),
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let run = match result {
+        Ok(run) => run,
+        Err(e) => {
+            if let Some(lightsout_eval::Error::Target(why)) = e.downcast_ref() {
+                // The service under test never answered: the build's fault, not ours (exit 3),
+                // so that a holdout runner can report a failed attempt instead of an error.
+                eprintln!(
+                    "error: the service did not start or answer its readiness probe within {} s: {why}",
+                    args.ready_timeout
+                );
+                return Ok(ExitCode::from(3));
+            }
+            return Err(e);
+        }
+    };
+    write_outputs(&args, &run)?;
+    match args.format {
+        Format::Json => println!("{}", run.to_json()?),
+        Format::Human => print_human(&run),
+    }
+    Ok(if run.gate.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The scenarios to run (those of `--requirement`, when given), their problems printed on
+/// stderr; `None` when one of them is an error.
+fn load_suite(args: &EvalArgs, library: &StepLibrary) -> anyhow::Result<Option<Suite>> {
+    let (mut suite, diags) = Suite::load_dir(&args.scenarios, library)
         .with_context(|| format!("reading scenarios from {}", args.scenarios.display()))?;
     if !args.requirements.is_empty() {
         // Only these requirements' scenarios run and are judged, one scenario at a time (a file
@@ -215,7 +270,7 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     if errors > 0 {
         eprintln!("error: {errors} problem(s) in the scenarios; fix them and run again");
-        return Ok(ExitCode::from(2));
+        return Ok(None);
     }
     if suite.scenarios.is_empty() {
         bail!(
@@ -223,16 +278,15 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             args.scenarios.display()
         );
     }
-    let target = match (&args.target, &args.url) {
-        (Some(cmd), _) => {
-            let mut c = CommandTarget::new(cmd.clone());
-            c.ready_path.clone_from(&args.ready_path);
-            c.ready_timeout = Duration::from_secs(args.ready_timeout);
-            TargetConfig::Command(c)
-        }
-        (None, Some(url)) => TargetConfig::Url(url.clone()),
-        (None, None) => bail!("pass --target 'CMD {{port}}' or --url URL"),
-    };
+    Ok(Some(suite))
+}
+
+/// The run's options (trials, timeouts, twins, gate policy, baseline, progress) and the
+/// progress bar, shown when stderr is a terminal.
+fn run_options(
+    args: &EvalArgs,
+    scenarios: u64,
+) -> anyhow::Result<(RunOptions, Option<ProgressBar>)> {
     let baseline = args
         .baseline
         .as_deref()
@@ -240,7 +294,7 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .transpose()
         .context("reading the baseline")?;
     let show_progress = std::io::stderr().is_terminal();
-    let bar = show_progress.then(|| progress_bar(suite.scenarios.len() as u64));
+    let bar = show_progress.then(|| progress_bar(scenarios));
     let progress = bar.clone().map(|bar| {
         let f: lightsout_eval::ProgressFn = Arc::new(move |p: &Progress| match p {
             Progress::Trial {
@@ -272,42 +326,21 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         progress,
         fail_fast: args.fail_fast,
     };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let runner = Runner::new(library)?;
-    let result = runtime.block_on(async {
-        tokio::select! {
-            r = runner.run(&suite, &target, &opts) => r.map_err(anyhow::Error::from),
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; the target was stopped")),
-        }
-    });
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let run = match result {
-        Ok(run) => run,
-        Err(e) => {
-            if let Some(lightsout_eval::Error::Target(why)) = e.downcast_ref() {
-                // The service under test never answered: the build's fault, not ours (exit 3),
-                // so that a holdout runner can report a failed attempt instead of an error.
-                eprintln!(
-                    "error: the service did not start or answer its readiness probe within {} s: {why}",
-                    args.ready_timeout
-                );
-                return Ok(ExitCode::from(3));
-            }
-            return Err(e);
-        }
-    };
+    Ok((opts, bar))
+}
+
+/// Writes the result files asked for: JSON, `JUnit` XML, markdown summary, agent feedback.
+fn write_outputs(args: &EvalArgs, run: &RunResult) -> anyhow::Result<()> {
     if let Some(path) = &args.output {
         lightsout_eval::write_atomic(path, run.to_json()?.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.junit {
-        lightsout_eval::write_atomic(path, lightsout_eval::junit(&run)?.as_bytes())
+        lightsout_eval::write_atomic(path, lightsout_eval::junit(run)?.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.summary {
-        lightsout_eval::write_atomic(path, lightsout_eval::markdown(&run).as_bytes())
+        lightsout_eval::write_atomic(path, lightsout_eval::markdown(run).as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.feedback {
@@ -317,18 +350,10 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             Redact::Category => RedactLevel::Category,
             Redact::Full => RedactLevel::Full,
         };
-        lightsout_eval::write_atomic(path, lightsout_eval::feedback(&run, level).as_bytes())
+        lightsout_eval::write_atomic(path, lightsout_eval::feedback(run, level).as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    match args.format {
-        Format::Json => println!("{}", run.to_json()?),
-        Format::Human => print_human(&run),
-    }
-    Ok(if run.gate.passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(())
 }
 
 fn print_human(run: &RunResult) {

@@ -430,342 +430,386 @@ struct Written {
 
 pub(crate) fn run(args: MemoryArgs) -> anyhow::Result<ExitCode> {
     let format = args.format;
-    let open = || {
-        Memory::open(&args.db)
-            .with_context(|| format!("cannot open the memory at {}", args.db.display()))
-    };
+    let mem = Memory::open(&args.db)
+        .with_context(|| format!("cannot open the memory at {}", args.db.display()))?;
     match args.command {
         MemoryCommand::Add(rec) => {
-            let mem = open()?;
             let id = mem.add(rec.build()?)?;
-            match format {
-                Format::Json => print_json(&Written {
-                    id,
-                    action: "added",
-                })?,
-                Format::Human => println!("added {id}"),
-            }
+            print_written(id, "added", format, || format!("added {id}"))?;
         }
-        MemoryCommand::Show {
-            id: s,
-            history,
-            chain,
-        } => {
-            let mem = open()?;
-            let id = id(&s)?;
-            let recs = if history {
-                mem.history(id)?
-            } else if chain {
-                mem.chain(id)?
-            } else {
-                vec![mem.get(id)?]
-            };
-            match format {
-                Format::Json if !history && !chain => print_json(&recs[0])?,
-                Format::Json => print_json(&recs)?,
-                Format::Human => {
-                    for r in &recs {
-                        if history {
-                            println!(
-                                "<!-- version {}, recorded {} -->",
-                                r.version,
-                                format_time(r.recorded_at)
-                            );
-                        }
-                        print!("{}", render_record_md(r));
-                        if let Some(l) = &r.lesson {
-                            println!(
-                                "\nLesson: {} failures, {} green runs in a row{}",
-                                l.failures,
-                                l.green_streak,
-                                l.retired_at
-                                    .map(|t| format!(", retired {}", format_time(t)))
-                                    .unwrap_or_default()
-                            );
-                        }
-                        println!();
-                    }
-                }
-            }
-        }
-        MemoryCommand::List(a) => {
-            let mem = open()?;
-            let kinds: Vec<Kind> = a.kind.iter().map(|k| k.get()).collect();
-            let filter = if a.all {
-                Filter::Current {
-                    statuses: Vec::new(),
-                }
-            } else if !a.status.is_empty() {
-                Filter::Current {
-                    statuses: a.status.iter().map(|s| s.get()).collect(),
-                }
-            } else if let Some(t) = &a.as_of {
-                Filter::InForce { at: time(t)? }
-            } else if let Some(rev) = &a.as_of_commit {
-                Filter::InForce {
-                    at: lightsout_memory::guard::commit_time(&a.repo, rev)?,
-                }
-            } else {
-                Filter::InForce {
-                    at: lightsout_memory::now(),
-                }
-            };
-            print_records(&mem.list(filter, &kinds)?, format)?;
-        }
-        MemoryCommand::Search { query, limit, all } => {
-            let mem = open()?;
-            let filter = if all {
-                Filter::Current {
-                    statuses: Vec::new(),
-                }
-            } else {
-                Filter::InForce {
-                    at: lightsout_memory::now(),
-                }
-            };
-            let hits = mem.search(&query.join(" "), filter, limit)?;
-            match format {
-                Format::Json => print_json(&hits)?,
-                Format::Human => {
-                    if hits.is_empty() {
-                        println!("no matches (only records in force are searched; try --all)");
-                    }
-                    for h in &hits {
-                        println!("{:>7.2}  {}", -h.bm25.unwrap_or(0.0), line(&h.record));
-                    }
-                }
-            }
-        }
+        MemoryCommand::Show { id, history, chain } => show(&mem, &id, history, chain, format)?,
+        MemoryCommand::List(a) => list(&mem, &a, format)?,
+        MemoryCommand::Search { query, limit, all } => search(&mem, &query, limit, all, format)?,
         MemoryCommand::Supersede { old, record } => {
-            let mem = open()?;
             let old = id(&old)?;
             let new = mem.supersede(old, record.build()?)?;
-            match format {
-                Format::Json => print_json(&Written {
-                    id: new,
-                    action: "superseded",
-                })?,
-                Format::Human => println!("added {new}, superseding {old}"),
-            }
+            print_written(new, "superseded", format, || {
+                format!("added {new}, superseding {old}")
+            })?;
         }
         MemoryCommand::Deprecate { id: s } => {
-            let mem = open()?;
             let id = id(&s)?;
             let outcome = mem.deprecate(id)?;
-            match format {
-                Format::Json => print_json(&Written {
-                    id,
-                    action: "deprecated",
-                })?,
-                Format::Human => match outcome {
-                    lightsout_memory::Outcome::Unchanged => println!("{id} was already deprecated"),
-                    _ => println!("deprecated {id}"),
-                },
-            }
+            print_written(id, "deprecated", format, || match outcome {
+                lightsout_memory::Outcome::Unchanged => format!("{id} was already deprecated"),
+                _ => format!("deprecated {id}"),
+            })?;
         }
         MemoryCommand::Context {
             task,
             touched,
             budget,
             as_of,
-        } => {
-            let mem = open()?;
-            let opts = PackOptions {
-                budget_tokens: budget,
-                at: as_of.as_deref().map(time).transpose()?,
-                ..PackOptions::default()
-            };
-            let pack = mem.context_pack_with(&task.join(" "), &touched, &opts)?;
-            match format {
-                Format::Json => print_json(&pack)?,
-                Format::Human => {
-                    if pack.markdown.is_empty() {
-                        eprintln!(
-                            "nothing in memory applies to this task (or the budget of {budget} tokens is too small)"
-                        );
-                    } else {
-                        println!("{}", pack.markdown);
-                    }
-                }
-            }
-        }
+        } => context(&mem, &task, &touched, budget, as_of.as_deref(), format)?,
         MemoryCommand::Check {
             diff,
             repo,
             diff_file,
-        } => {
-            let mem = open()?;
-            let report = if let Some(p) = diff_file {
-                mem.check_diff_text(&read_input(&p)?)?
-            } else {
-                let spec = diff.unwrap_or_default();
-                let (base, head) = match spec.split_once("..") {
-                    Some((a, b)) => (
-                        a.to_owned(),
-                        if b.is_empty() { "HEAD" } else { b }.to_owned(),
-                    ),
-                    None => (spec.clone(), "HEAD".to_owned()),
-                };
-                if base.is_empty() || head.starts_with('.') {
-                    anyhow::bail!("--diff takes `A..B` (two revisions), got `{spec}`");
-                }
-                mem.check_diff(&repo, &base, &head)?
-            };
-            match format {
-                Format::Json => print_json(&report)?,
-                Format::Human => {
-                    for v in &report.violations {
-                        let at = v.line.map(|l| format!(":{l}")).unwrap_or_default();
-                        println!(
-                            "{}{at}: {} — breaks {} \"{}\" ({})",
-                            v.path, v.message, v.record, v.title, v.guard
-                        );
-                    }
-                    println!(
-                        "{} violation(s); {} guard(s) checked over {} file(s)",
-                        report.violations.len(),
-                        report.guards_checked,
-                        report.files
-                    );
-                }
-            }
-            if !report.violations.is_empty() {
-                return Ok(ExitCode::from(1));
-            }
-        }
+        } => return check(&mem, diff, &repo, diff_file.as_deref(), format),
         MemoryCommand::Import {
             path,
             from,
             progress,
-        } => {
-            let mem = open()?;
-            let kind = from.map(|f| match f {
-                SourceArg::Madr => SourceKind::Madr,
-                SourceArg::Decisions => SourceKind::Decisions,
-                SourceArg::Spec => SourceKind::Spec,
-            });
-            let bar = (progress == Progress::Auto && std::io::stderr().is_terminal()).then(|| {
-                let b = indicatif::ProgressBar::new(0);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template("importing {bar:40} {pos}/{len}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                b
-            });
-            let mut report_progress = |done: usize, total: usize| match (&bar, progress) {
-                (Some(b), _) => {
-                    b.set_length(total as u64);
-                    b.set_position(done as u64);
-                }
-                (None, Progress::Lines) => {
-                    let mut err = std::io::stderr().lock();
-                    let _ = writeln!(err, "imported {done}/{total}");
-                }
-                _ => {}
-            };
-            let rep = mem
-                .import_path(&path, kind, &mut report_progress)
-                .with_context(|| {
-                    format!("import of {} failed; nothing was written", path.display())
-                })?;
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            for d in &rep.diagnostics {
-                eprintln!(
-                    "{}[{}]: {}:{}:{}: {}\n  help: {}",
-                    d.severity.as_str(),
-                    d.code,
-                    d.path.as_deref().unwrap_or(Path::new("-")).display(),
-                    d.span.line,
-                    d.span.column,
-                    d.message,
-                    d.help
-                );
-            }
-            match format {
-                Format::Json => print_json(&rep)?,
-                Format::Human => println!(
-                    "imported {} record(s) from {}: {} new, {} updated, {} unchanged",
-                    rep.records,
-                    path.display(),
-                    rep.created,
-                    rep.updated,
-                    rep.unchanged
-                ),
-            }
-            if rep
-                .diagnostics
-                .iter()
-                .any(|d| d.severity == lightsout_spec::Severity::Error)
-            {
-                return Ok(ExitCode::from(1));
-            }
-        }
+        } => return import(&mem, &path, from, progress, format),
         MemoryCommand::Export {
             decisions_md,
             madr_dir,
             include_lessons,
-        } => {
-            let mem = open()?;
-            let opts = ExportOptions { include_lessons };
-            let mut written = Vec::new();
-            if decisions_md.as_os_str() == "-" {
-                print!("{}", mem.render_decisions_md(opts)?);
-            } else {
-                mem.export_decisions_md(&decisions_md, opts)?;
-                written.push(decisions_md);
-            }
-            if let Some(dir) = madr_dir {
-                written.extend(mem.export_madr(&dir, opts)?);
-            }
-            match format {
-                Format::Json => print_json(&written)?,
-                Format::Human => {
-                    for p in &written {
-                        eprintln!("wrote {}", p.display());
-                    }
+        } => export(&mem, decisions_md, madr_dir, include_lessons, format)?,
+        MemoryCommand::Lesson(cmd) => lesson(mem, cmd, format)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reports a record written by `action`: JSON, or the `human` line on stdout.
+fn print_written(
+    id: RecordId,
+    action: &'static str,
+    format: Format,
+    human: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => print_json(&Written { id, action })?,
+        Format::Human => println!("{}", human()),
+    }
+    Ok(())
+}
+
+/// `memory show`: the record, its versions (`history`) or its supersede chain.
+fn show(mem: &Memory, s: &str, history: bool, chain: bool, format: Format) -> anyhow::Result<()> {
+    let id = id(s)?;
+    let recs = if history {
+        mem.history(id)?
+    } else if chain {
+        mem.chain(id)?
+    } else {
+        vec![mem.get(id)?]
+    };
+    match format {
+        Format::Json if !history && !chain => print_json(&recs[0])?,
+        Format::Json => print_json(&recs)?,
+        Format::Human => {
+            for r in &recs {
+                if history {
+                    println!(
+                        "<!-- version {}, recorded {} -->",
+                        r.version,
+                        format_time(r.recorded_at)
+                    );
                 }
+                print!("{}", render_record_md(r));
+                if let Some(l) = &r.lesson {
+                    println!(
+                        "\nLesson: {} failures, {} green runs in a row{}",
+                        l.failures,
+                        l.green_streak,
+                        l.retired_at
+                            .map(|t| format!(", retired {}", format_time(t)))
+                            .unwrap_or_default()
+                    );
+                }
+                println!();
             }
         }
-        MemoryCommand::Lesson(cmd) => {
-            let mem = open()?;
-            match cmd {
-                LessonCommand::Fail {
-                    requirement,
-                    category,
-                    detail,
-                } => {
-                    let id = mem.record_lesson(Fingerprint {
-                        requirement,
-                        category,
-                        detail,
-                    })?;
-                    let r = mem.get(id)?;
-                    let failures = r.lesson.as_ref().map_or(0, |l| l.failures);
-                    match format {
-                        Format::Json => print_json(&r)?,
-                        Format::Human => println!("lesson {id}: seen {failures} time(s)"),
-                    }
-                }
-                LessonCommand::Green {
-                    requirement,
-                    retire_after,
-                } => {
-                    let retired = mem
-                        .with_retire_after(retire_after)
-                        .record_green(&requirement)?;
-                    match format {
-                        Format::Json => print_json(&retired)?,
-                        Format::Human => {
-                            for id in &retired {
-                                println!("retired lesson {id}");
-                            }
-                        }
+    }
+    Ok(())
+}
+
+/// `memory list`: the records in force now, or as of a time or commit, or by status.
+fn list(mem: &Memory, a: &ListArgs, format: Format) -> anyhow::Result<()> {
+    let kinds: Vec<Kind> = a.kind.iter().map(|k| k.get()).collect();
+    let filter = if a.all {
+        Filter::Current {
+            statuses: Vec::new(),
+        }
+    } else if !a.status.is_empty() {
+        Filter::Current {
+            statuses: a.status.iter().map(|s| s.get()).collect(),
+        }
+    } else if let Some(t) = &a.as_of {
+        Filter::InForce { at: time(t)? }
+    } else if let Some(rev) = &a.as_of_commit {
+        Filter::InForce {
+            at: lightsout_memory::guard::commit_time(&a.repo, rev)?,
+        }
+    } else {
+        Filter::InForce {
+            at: lightsout_memory::now(),
+        }
+    };
+    print_records(&mem.list(filter, &kinds)?, format)
+}
+
+/// `memory search`: BM25 hits among the records in force (or every current one with `all`).
+fn search(
+    mem: &Memory,
+    query: &[String],
+    limit: usize,
+    all: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let filter = if all {
+        Filter::Current {
+            statuses: Vec::new(),
+        }
+    } else {
+        Filter::InForce {
+            at: lightsout_memory::now(),
+        }
+    };
+    let hits = mem.search(&query.join(" "), filter, limit)?;
+    match format {
+        Format::Json => print_json(&hits)?,
+        Format::Human => {
+            if hits.is_empty() {
+                println!("no matches (only records in force are searched; try --all)");
+            }
+            for h in &hits {
+                println!("{:>7.2}  {}", -h.bm25.unwrap_or(0.0), line(&h.record));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `memory context`: the context pack for a task within `budget` tokens.
+fn context(
+    mem: &Memory,
+    task: &[String],
+    touched: &[String],
+    budget: usize,
+    as_of: Option<&str>,
+    format: Format,
+) -> anyhow::Result<()> {
+    let opts = PackOptions {
+        budget_tokens: budget,
+        at: as_of.map(time).transpose()?,
+        ..PackOptions::default()
+    };
+    let pack = mem.context_pack_with(&task.join(" "), touched, &opts)?;
+    match format {
+        Format::Json => print_json(&pack)?,
+        Format::Human => {
+            if pack.markdown.is_empty() {
+                eprintln!(
+                    "nothing in memory applies to this task (or the budget of {budget} tokens is too small)"
+                );
+            } else {
+                println!("{}", pack.markdown);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `memory check`: the guards in force against a diff (`A..B` in `repo`, or a diff file);
+/// exit 1 on a violation.
+fn check(
+    mem: &Memory,
+    diff: Option<String>,
+    repo: &Path,
+    diff_file: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let report = if let Some(p) = diff_file {
+        mem.check_diff_text(&read_input(p)?)?
+    } else {
+        let spec = diff.unwrap_or_default();
+        let (base, head) = match spec.split_once("..") {
+            Some((a, b)) => (
+                a.to_owned(),
+                if b.is_empty() { "HEAD" } else { b }.to_owned(),
+            ),
+            None => (spec.clone(), "HEAD".to_owned()),
+        };
+        if base.is_empty() || head.starts_with('.') {
+            anyhow::bail!("--diff takes `A..B` (two revisions), got `{spec}`");
+        }
+        mem.check_diff(repo, &base, &head)?
+    };
+    match format {
+        Format::Json => print_json(&report)?,
+        Format::Human => {
+            for v in &report.violations {
+                let at = v.line.map(|l| format!(":{l}")).unwrap_or_default();
+                println!(
+                    "{}{at}: {} — breaks {} \"{}\" ({})",
+                    v.path, v.message, v.record, v.title, v.guard
+                );
+            }
+            println!(
+                "{} violation(s); {} guard(s) checked over {} file(s)",
+                report.violations.len(),
+                report.guards_checked,
+                report.files
+            );
+        }
+    }
+    if !report.violations.is_empty() {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `memory import`: a MADR folder, a DECISIONS.md or a spec's decisions, in one
+/// transaction; exit 1 when an import diagnostic is an error.
+fn import(
+    mem: &Memory,
+    path: &Path,
+    from: Option<SourceArg>,
+    progress: Progress,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let kind = from.map(|f| match f {
+        SourceArg::Madr => SourceKind::Madr,
+        SourceArg::Decisions => SourceKind::Decisions,
+        SourceArg::Spec => SourceKind::Spec,
+    });
+    let bar = (progress == Progress::Auto && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("importing {bar:40} {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut report_progress = |done: usize, total: usize| match (&bar, progress) {
+        (Some(b), _) => {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }
+        (None, Progress::Lines) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "imported {done}/{total}");
+        }
+        _ => {}
+    };
+    let rep = mem
+        .import_path(path, kind, &mut report_progress)
+        .with_context(|| format!("import of {} failed; nothing was written", path.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    for d in &rep.diagnostics {
+        eprintln!(
+            "{}[{}]: {}:{}:{}: {}\n  help: {}",
+            d.severity.as_str(),
+            d.code,
+            d.path.as_deref().unwrap_or(Path::new("-")).display(),
+            d.span.line,
+            d.span.column,
+            d.message,
+            d.help
+        );
+    }
+    match format {
+        Format::Json => print_json(&rep)?,
+        Format::Human => println!(
+            "imported {} record(s) from {}: {} new, {} updated, {} unchanged",
+            rep.records,
+            path.display(),
+            rep.created,
+            rep.updated,
+            rep.unchanged
+        ),
+    }
+    if rep
+        .diagnostics
+        .iter()
+        .any(|d| d.severity == lightsout_spec::Severity::Error)
+    {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `memory export`: DECISIONS.md (`-` for stdout) and, with `madr_dir`, one MADR file per
+/// record.
+fn export(
+    mem: &Memory,
+    decisions_md: PathBuf,
+    madr_dir: Option<PathBuf>,
+    include_lessons: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let opts = ExportOptions { include_lessons };
+    let mut written = Vec::new();
+    if decisions_md.as_os_str() == "-" {
+        print!("{}", mem.render_decisions_md(opts)?);
+    } else {
+        mem.export_decisions_md(&decisions_md, opts)?;
+        written.push(decisions_md);
+    }
+    if let Some(dir) = madr_dir {
+        written.extend(mem.export_madr(&dir, opts)?);
+    }
+    match format {
+        Format::Json => print_json(&written)?,
+        Format::Human => {
+            for p in &written {
+                eprintln!("wrote {}", p.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `memory lesson`: an eval failure becomes (or counts on) a lesson; green runs retire them.
+fn lesson(mem: Memory, cmd: LessonCommand, format: Format) -> anyhow::Result<()> {
+    match cmd {
+        LessonCommand::Fail {
+            requirement,
+            category,
+            detail,
+        } => {
+            let id = mem.record_lesson(Fingerprint {
+                requirement,
+                category,
+                detail,
+            })?;
+            let r = mem.get(id)?;
+            let failures = r.lesson.as_ref().map_or(0, |l| l.failures);
+            match format {
+                Format::Json => print_json(&r)?,
+                Format::Human => println!("lesson {id}: seen {failures} time(s)"),
+            }
+        }
+        LessonCommand::Green {
+            requirement,
+            retire_after,
+        } => {
+            let retired = mem
+                .with_retire_after(retire_after)
+                .record_green(&requirement)?;
+            match format {
+                Format::Json => print_json(&retired)?,
+                Format::Human => {
+                    for id in &retired {
+                        println!("retired lesson {id}");
                     }
                 }
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

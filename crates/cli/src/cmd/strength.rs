@@ -336,43 +336,7 @@ pub(crate) fn run(args: StrengthArgs) -> anyhow::Result<ExitCode> {
         config.as_ref().and_then(|c| c.holdout_dir(env.as_deref()))
     });
     let judge = judge(&args, config.as_ref(), holdout.as_deref())?;
-    let tool = match (args.tool, &section.tool) {
-        (Some(ToolArg::CosmicRay), _) => Some(MutationTool::CosmicRay),
-        (Some(ToolArg::CargoMutants), _) => Some(MutationTool::CargoMutants),
-        (None, Some(name)) => Some(MutationTool::parse(name).with_context(|| {
-            format!("[strength] tool = \"{name}\": expected cosmic-ray or cargo-mutants")
-        })?),
-        (None, None) => None,
-    };
-    let equivalents_path = args.equivalents.clone().or_else(|| {
-        holdout
-            .as_ref()
-            .map(|h| h.join("equivalent-mutants.toml"))
-            .filter(|p| p.is_file())
-    });
-    let equivalents = match &equivalents_path {
-        Some(p) => read_equivalents(p).with_context(|| format!("reading {}", p.display()))?,
-        None => Vec::new(),
-    };
-    let opts = StrengthOptions {
-        tool,
-        trials: args.trials.or(section.trials).unwrap_or(1),
-        max_mutants: args.max_mutants.or(section.max_mutants),
-        seed: args.seed.or(section.seed).unwrap_or(1),
-        jobs: args.jobs.or(section.jobs).unwrap_or(1).max(1),
-        timeout: args
-            .timeout
-            .or(section.timeout_s)
-            .map(|s| Duration::from_secs(s.max(1))),
-        equivalents,
-        paths: if args.paths.is_empty() {
-            section.paths.clone().unwrap_or_default()
-        } else {
-            args.paths.clone()
-        },
-        progress: Some(progress()),
-        scratch: None,
-    };
+    let opts = options(&args, &section, holdout.as_deref())?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let run = match &args.report {
         Some(run) => Some(runtime.block_on(run_dir(&args.project, run))?),
@@ -417,5 +381,51 @@ pub(crate) fn run(args: StrengthArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         }
         _ => ExitCode::SUCCESS,
+    })
+}
+
+/// The measurement's options: flags first, then `[strength]` of lightsout.toml, then the
+/// defaults; the equivalent mutants listed beside the holdout unless `--equivalents` names
+/// a file.
+fn options(
+    args: &StrengthArgs,
+    section: &StrengthConfig,
+    holdout: Option<&Path>,
+) -> anyhow::Result<StrengthOptions> {
+    let tool = match (args.tool, &section.tool) {
+        (Some(ToolArg::CosmicRay), _) => Some(MutationTool::CosmicRay),
+        (Some(ToolArg::CargoMutants), _) => Some(MutationTool::CargoMutants),
+        (None, Some(name)) => Some(MutationTool::parse(name).with_context(|| {
+            format!("[strength] tool = \"{name}\": expected cosmic-ray or cargo-mutants")
+        })?),
+        (None, None) => None,
+    };
+    let equivalents_path = args.equivalents.clone().or_else(|| {
+        holdout
+            .map(|h| h.join("equivalent-mutants.toml"))
+            .filter(|p| p.is_file())
+    });
+    let equivalents = match &equivalents_path {
+        Some(p) => read_equivalents(p).with_context(|| format!("reading {}", p.display()))?,
+        None => Vec::new(),
+    };
+    Ok(StrengthOptions {
+        tool,
+        trials: args.trials.or(section.trials).unwrap_or(1),
+        max_mutants: args.max_mutants.or(section.max_mutants),
+        seed: args.seed.or(section.seed).unwrap_or(1),
+        jobs: args.jobs.or(section.jobs).unwrap_or(1).max(1),
+        timeout: args
+            .timeout
+            .or(section.timeout_s)
+            .map(|s| Duration::from_secs(s.max(1))),
+        equivalents,
+        paths: if args.paths.is_empty() {
+            section.paths.clone().unwrap_or_default()
+        } else {
+            args.paths.clone()
+        },
+        progress: Some(progress()),
+        scratch: None,
     })
 }

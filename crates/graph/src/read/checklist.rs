@@ -49,38 +49,11 @@ pub fn read(
     path: Option<&Path>,
     format: TaskFormat,
 ) -> (TaskList, Vec<Diagnostic>) {
-    let mut list = TaskList::new(spec_id, format);
-    list.path = path.map(Path::to_path_buf);
-    let mut diags = Vec::new();
-    let mut ids = UniqueIds::new();
-    let warn = |diags: &mut Vec<Diagnostic>, span: Span, message: String, help: &str| {
-        let mut d = Diagnostic::new(
-            codes::UNREADABLE_TASK,
-            Severity::Warning,
-            span,
-            message,
-            help,
-        );
-        if let Some(p) = path {
-            d = d.with_path(p);
-        }
-        diags.push(d);
-    };
-
+    let mut r = Reader::new(spec_id, path, format);
     let all = lines(source);
     let index = super::LineIndex::new(source);
     let mut fence: Option<(String, usize, Vec<&str>)> = None;
     let mut waves_block: Option<(Span, String)> = None;
-    let mut phase: Option<String> = None;
-    // index in list.tasks of the task detail lines belong to, and its checkbox indent
-    // open tasks by checkbox indent: a detail line belongs to the innermost task whose
-    // checkbox is indented less than the line
-    let mut stack: Vec<(usize, usize)> = Vec::new();
-    // an open `_Requirements: ..._` field spanning lines
-    let mut open_field: Option<(usize, String)> = None;
-    let mut unnumbered = 0usize;
-    // per task: the task its checkbox is nested under, by indentation
-    let mut nested_in: Vec<Option<usize>> = Vec::new();
 
     for (n, line) in all.iter().enumerate() {
         let trimmed = line.text.trim_start();
@@ -103,13 +76,13 @@ pub fn read(
             fence = Some((lang.trim().to_ascii_lowercase(), n, Vec::new()));
             continue;
         }
-        if let Some((_, field)) = open_field.as_mut() {
+        if let Some((_, field)) = r.open_field.as_mut() {
             field.push(' ');
             field.push_str(trimmed);
             if trimmed.trim_end().ends_with('_')
-                && let Some((ti, f)) = open_field.take()
+                && let Some((ti, f)) = r.open_field.take()
             {
-                apply_field(&mut list.tasks[ti], &f);
+                apply_field(&mut r.list.tasks[ti], &f);
             }
             continue;
         }
@@ -118,101 +91,171 @@ pub fn read(
         }
         if trimmed.starts_with('#') {
             let text = trimmed.trim_start_matches('#').trim();
-            phase = (!text.is_empty()).then(|| clean_title(text));
-            stack.clear();
+            r.phase = (!text.is_empty()).then(|| clean_title(text));
+            r.stack.clear();
             continue;
         }
         if let Some((indent, mark, rest)) = checkbox(line.text) {
-            let (optional_mark, rest) = match rest.strip_prefix('*') {
-                Some(r) => (true, r),
-                None => (false, rest),
-            };
-            let rest = rest.trim_start();
-            let raw_id = number_id(rest);
-            let id_len = raw_id.len();
-            let numbered = !raw_id.is_empty();
-            if !numbered {
-                if stack
-                    .last()
-                    .is_some_and(|&(_, cur_indent)| indent > cur_indent)
-                {
-                    // a checklist inside a task's details, not a task
-                    continue;
-                }
-                unnumbered += 1;
-            }
-            let mut after = &rest[if numbered { id_len } else { 0 }..];
-            if numbered {
-                after = after.strip_prefix('.').unwrap_or(after);
-            }
-            let mut optional = optional_mark;
-            if let Some(r) = after.strip_prefix('*') {
-                optional = true;
-                after = r;
-            }
-            let mut title = after.trim().to_owned();
-            let mut parallel = false;
-            if let Some(r) = title
-                .strip_prefix("(P)")
-                .or_else(|| title.strip_prefix("[P]"))
-            {
-                parallel = true;
-                title = r.trim().to_owned();
-            }
-            let sp = span(&index, line);
-            let id = if numbered {
-                raw_id.to_owned()
-            } else {
-                format!("L{}", sp.line)
-            };
-            let id = ids.claim(id, sp, path, &mut diags);
-            let mut t = TaskEntry::new(spec_id, id, clean_title(&title));
-            t.done = matches!(mark, 'x' | 'X');
-            t.optional = optional;
-            t.parallel = parallel;
-            t.phase.clone_from(&phase);
-            t.span = sp;
-            t.path.clone_from(&list.path);
-            list.tasks.push(t);
-            while stack.last().is_some_and(|&(_, i)| i >= indent) {
-                stack.pop();
-            }
-            nested_in.push(stack.last().map(|&(p, _)| p));
-            stack.push((list.tasks.len() - 1, indent));
+            r.task(&index, line, indent, mark, rest);
             continue;
         }
-        let indent = line.text.len() - trimmed.len();
-        while stack.last().is_some_and(|&(_, i)| i >= indent) {
-            stack.pop();
-        }
-        let Some(&(ti, _)) = stack.last() else {
-            continue;
-        };
-        let body = trimmed.trim_start_matches(['-', '*', '+']).trim_start();
-        let underscored = body.starts_with('_');
-        let closed = body.trim_end().len() > 1 && body.trim_end().ends_with('_');
-        if underscored && !closed && field_key(body).is_some() {
-            open_field = Some((ti, body.to_owned()));
-            continue;
-        }
-        apply_field(&mut list.tasks[ti], body);
+        r.detail(line.text, trimmed);
     }
-    if let Some((ti, f)) = open_field.take() {
+    let Reader {
+        mut list,
+        mut diags,
+        open_field,
+        unnumbered,
+        nested_in,
+        ..
+    } = r;
+    if let Some((ti, f)) = open_field {
         apply_field(&mut list.tasks[ti], &f);
     }
     if unnumbered > 0 && format == TaskFormat::Kiro {
-        warn(
-            &mut diags,
+        let mut d = Diagnostic::new(
+            codes::UNREADABLE_TASK,
+            Severity::Warning,
             Span::default(),
             format!("{unnumbered} task(s) have no number; they were given ids `L<line>`"),
             "number every task (`- [ ] 3. ...`, `- [ ] 3.1 ...`) so others can depend on it",
         );
+        if let Some(p) = path {
+            d = d.with_path(p);
+        }
+        diags.push(d);
     }
 
     let waves = waves_block
         .and_then(|(sp, text)| parse_waves(&text, sp, path, &mut diags).map(|w| (sp, w)));
     order(&mut list, &nested_in, waves, path, &mut diags);
     (list, diags)
+}
+
+/// The state of one pass over a checklist's lines.
+struct Reader<'p> {
+    spec_id: &'p str,
+    path: Option<&'p Path>,
+    list: TaskList,
+    diags: Vec<Diagnostic>,
+    ids: UniqueIds,
+    phase: Option<String>,
+    /// Open tasks by checkbox indent (index in `list.tasks`, indent): a detail line belongs
+    /// to the innermost task whose checkbox is indented less than the line.
+    stack: Vec<(usize, usize)>,
+    /// An open `_Requirements: ..._` field spanning lines.
+    open_field: Option<(usize, String)>,
+    unnumbered: usize,
+    /// Per task: the task its checkbox is nested under, by indentation.
+    nested_in: Vec<Option<usize>>,
+}
+
+impl<'p> Reader<'p> {
+    fn new(spec_id: &'p str, path: Option<&'p Path>, format: TaskFormat) -> Self {
+        let mut list = TaskList::new(spec_id, format);
+        list.path = path.map(Path::to_path_buf);
+        Reader {
+            spec_id,
+            path,
+            list,
+            diags: Vec::new(),
+            ids: UniqueIds::new(),
+            phase: None,
+            stack: Vec::new(),
+            open_field: None,
+            unnumbered: 0,
+            nested_in: Vec::new(),
+        }
+    }
+
+    /// A checkbox line (`- [ ] 1.2 title`) at `indent`: a task, unless it is an unnumbered
+    /// checklist inside a task's details.
+    fn task(
+        &mut self,
+        index: &super::LineIndex<'_>,
+        line: &super::Line<'_>,
+        indent: usize,
+        mark: char,
+        rest: &str,
+    ) {
+        let (optional_mark, rest) = match rest.strip_prefix('*') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let rest = rest.trim_start();
+        let raw_id = number_id(rest);
+        let id_len = raw_id.len();
+        let numbered = !raw_id.is_empty();
+        if !numbered {
+            if self
+                .stack
+                .last()
+                .is_some_and(|&(_, cur_indent)| indent > cur_indent)
+            {
+                // a checklist inside a task's details, not a task
+                return;
+            }
+            self.unnumbered += 1;
+        }
+        let mut after = &rest[if numbered { id_len } else { 0 }..];
+        if numbered {
+            after = after.strip_prefix('.').unwrap_or(after);
+        }
+        let mut optional = optional_mark;
+        if let Some(r) = after.strip_prefix('*') {
+            optional = true;
+            after = r;
+        }
+        let mut title = after.trim().to_owned();
+        let mut parallel = false;
+        if let Some(r) = title
+            .strip_prefix("(P)")
+            .or_else(|| title.strip_prefix("[P]"))
+        {
+            parallel = true;
+            title = r.trim().to_owned();
+        }
+        let sp = span(index, line);
+        let id = if numbered {
+            raw_id.to_owned()
+        } else {
+            format!("L{}", sp.line)
+        };
+        let id = self.ids.claim(id, sp, self.path, &mut self.diags);
+        let mut t = TaskEntry::new(self.spec_id, id, clean_title(&title));
+        t.done = matches!(mark, 'x' | 'X');
+        t.optional = optional;
+        t.parallel = parallel;
+        t.phase.clone_from(&self.phase);
+        t.span = sp;
+        t.path.clone_from(&self.list.path);
+        self.list.tasks.push(t);
+        while self.stack.last().is_some_and(|&(_, i)| i >= indent) {
+            self.stack.pop();
+        }
+        self.nested_in.push(self.stack.last().map(|&(p, _)| p));
+        self.stack.push((self.list.tasks.len() - 1, indent));
+    }
+
+    /// A detail line under a task (`text`, `trimmed` without its indent): a field of the
+    /// innermost task indented less, possibly opening a field that spans lines.
+    fn detail(&mut self, text: &str, trimmed: &str) {
+        let indent = text.len() - trimmed.len();
+        while self.stack.last().is_some_and(|&(_, i)| i >= indent) {
+            self.stack.pop();
+        }
+        let Some(&(ti, _)) = self.stack.last() else {
+            return;
+        };
+        let body = trimmed.trim_start_matches(['-', '*', '+']).trim_start();
+        let underscored = body.starts_with('_');
+        let closed = body.trim_end().len() > 1 && body.trim_end().ends_with('_');
+        if underscored && !closed && field_key(body).is_some() {
+            self.open_field = Some((ti, body.to_owned()));
+            return;
+        }
+        apply_field(&mut self.list.tasks[ti], body);
+    }
 }
 
 fn field_key(body: &str) -> Option<(String, &str)> {
@@ -413,58 +456,7 @@ fn order(
         children: &children,
     };
     match waves {
-        Some((sp, waves)) => {
-            let mut placed = vec![false; list.tasks.len()];
-            let mut prev: Vec<usize> = Vec::new();
-            for wave in &waves {
-                let mut exits = Vec::new();
-                for id in wave {
-                    let Some(&b) = index.get(id) else {
-                        let mut d = Diagnostic::new(
-                            codes::UNREADABLE_TASK,
-                            Severity::Warning,
-                            sp,
-                            format!(
-                                "task dependency graph names task `{id}`, which is not in the list"
-                            ),
-                            "fix the wave's task list",
-                        );
-                        if let Some(p) = path {
-                            d = d.with_path(p);
-                        }
-                        diags.push(d);
-                        continue;
-                    };
-                    placed[b] = true;
-                    ctx.block(b, &prev, EdgeKind::Wave, &mut edges);
-                    if !list.tasks[b].optional {
-                        exits.push(b);
-                    }
-                }
-                if !exits.is_empty() {
-                    prev = exits;
-                }
-            }
-            for &b in &top {
-                if !placed[b] {
-                    let mut d = Diagnostic::new(
-                        codes::UNREADABLE_TASK,
-                        Severity::Warning,
-                        list.tasks[b].span,
-                        format!(
-                            "task `{}` is in no wave of the task dependency graph; it is left unordered",
-                            list.tasks[b].id
-                        ),
-                        "add it to a wave",
-                    );
-                    if let Some(p) = path {
-                        d = d.with_path(p);
-                    }
-                    diags.push(d);
-                    ctx.block(b, &[], EdgeKind::Wave, &mut edges);
-                }
-            }
-        }
+        Some((sp, waves)) => wave_edges(&ctx, &index, &top, (sp, &waves), path, diags, &mut edges),
         None => {
             ctx.chain(&top, Vec::new(), EdgeKind::Sequence, &mut edges);
         }
@@ -472,6 +464,68 @@ fn order(
     for (f, t, k) in edges {
         let (from, to) = (list.tasks[f].id.clone(), list.tasks[t].id.clone());
         list.edge(&from, &to, k);
+    }
+}
+
+/// The order a task dependency graph's `waves` give: every task of a wave waits for every
+/// required task of the wave before it; a top-level task in no wave is reported and left
+/// unordered.
+fn wave_edges(
+    ctx: &Ctx<'_>,
+    index: &HashMap<String, usize>,
+    top: &[usize],
+    (sp, waves): (Span, &[Vec<String>]),
+    path: Option<&Path>,
+    diags: &mut Vec<Diagnostic>,
+    edges: &mut Vec<(usize, usize, EdgeKind)>,
+) {
+    let mut placed = vec![false; ctx.tasks.len()];
+    let mut prev: Vec<usize> = Vec::new();
+    for wave in waves {
+        let mut exits = Vec::new();
+        for id in wave {
+            let Some(&b) = index.get(id) else {
+                let mut d = Diagnostic::new(
+                    codes::UNREADABLE_TASK,
+                    Severity::Warning,
+                    sp,
+                    format!("task dependency graph names task `{id}`, which is not in the list"),
+                    "fix the wave's task list",
+                );
+                if let Some(p) = path {
+                    d = d.with_path(p);
+                }
+                diags.push(d);
+                continue;
+            };
+            placed[b] = true;
+            ctx.block(b, &prev, EdgeKind::Wave, edges);
+            if !ctx.tasks[b].optional {
+                exits.push(b);
+            }
+        }
+        if !exits.is_empty() {
+            prev = exits;
+        }
+    }
+    for &b in top {
+        if !placed[b] {
+            let mut d = Diagnostic::new(
+                codes::UNREADABLE_TASK,
+                Severity::Warning,
+                ctx.tasks[b].span,
+                format!(
+                    "task `{}` is in no wave of the task dependency graph; it is left unordered",
+                    ctx.tasks[b].id
+                ),
+                "add it to a wave",
+            );
+            if let Some(p) = path {
+                d = d.with_path(p);
+            }
+            diags.push(d);
+            ctx.block(b, &[], EdgeKind::Wave, edges);
+        }
     }
 }
 

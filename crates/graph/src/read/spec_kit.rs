@@ -37,7 +37,7 @@
 use super::{UniqueIds, checkbox, clean_title, lines, span};
 use crate::codes;
 use crate::task::{EdgeKind, TaskEntry, TaskFormat, TaskList};
-use lightsout_spec::{Diagnostic, Severity};
+use lightsout_spec::{Diagnostic, Severity, Span};
 use regex::Regex;
 use std::path::Path;
 use std::sync::LazyLock;
@@ -260,30 +260,13 @@ fn labels<'a>(mut desc: &'a str, task: &mut TaskEntry) -> &'a str {
 }
 
 /// Reads a Spec Kit `tasks.md`.
-#[allow(clippy::too_many_lines)] // one pass over the lines, then the phase order
 pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<Diagnostic>) {
-    let mut list = TaskList::new(spec_id, TaskFormat::SpecKit);
-    list.traces_requirements = false;
-    list.path = path.map(Path::to_path_buf);
-    let mut diags = Vec::new();
-    let mut ids = UniqueIds::new();
-    let mut phases: Vec<Phase> = Vec::new();
-    let mut heading: Option<String> = None;
-    let mut heading_is_story = false;
-    let mut heading_story: Option<String> = None;
-    let mut open_phase = false;
-    // whether the next [P] task may join the previous step
-    let mut joinable = false;
+    let mut r = Reader::new(spec_id, path);
     let mut in_fence = false;
     let mut in_comment = false;
-    // the task whose indented lines follow, and what they say
-    let mut current: Option<usize> = None;
-    let mut refs: Vec<Refs> = Vec::new();
-
     let index = super::LineIndex::new(source);
     for line in lines(source) {
         let trimmed = line.text.trim_start();
-        let indented = trimmed.len() < line.text.len();
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             in_fence = !in_fence;
             continue;
@@ -305,41 +288,124 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
             continue;
         }
         if trimmed.starts_with('#') {
-            current = None;
-            let level = trimmed.bytes().take_while(|&b| b == b'#').count();
-            let text = trimmed[level..].trim();
-            if level <= 2 {
-                heading = Some(clean_title(text));
-                heading_story = STORY_HEADING.captures(text).map(|c| format!("US{}", &c[1]));
-                heading_is_story = heading_story.is_some();
-                open_phase = false;
-            }
-            joinable = false;
+            r.heading(trimmed);
             continue;
         }
+        r.line(&index, &line);
+    }
+    let Reader {
+        mut list,
+        diags,
+        mut phases,
+        refs,
+        ..
+    } = r;
+    dependencies(&mut list, refs);
+    story_phases(&list, &mut phases);
+    order_edges(&mut list, &phases);
+    (list, diags)
+}
+
+/// The state of one pass over a `tasks.md`'s lines.
+struct Reader<'p> {
+    spec_id: &'p str,
+    path: Option<&'p Path>,
+    list: TaskList,
+    diags: Vec<Diagnostic>,
+    ids: UniqueIds,
+    phases: Vec<Phase>,
+    heading: Option<String>,
+    heading_is_story: bool,
+    heading_story: Option<String>,
+    open_phase: bool,
+    /// Whether the next [P] task may join the previous step.
+    joinable: bool,
+    /// The task whose indented lines follow, and what they say.
+    current: Option<usize>,
+    refs: Vec<Refs>,
+}
+
+impl<'p> Reader<'p> {
+    fn new(spec_id: &'p str, path: Option<&'p Path>) -> Self {
+        let mut list = TaskList::new(spec_id, TaskFormat::SpecKit);
+        list.traces_requirements = false;
+        list.path = path.map(Path::to_path_buf);
+        Reader {
+            spec_id,
+            path,
+            list,
+            diags: Vec::new(),
+            ids: UniqueIds::new(),
+            phases: Vec::new(),
+            heading: None,
+            heading_is_story: false,
+            heading_story: None,
+            open_phase: false,
+            joinable: false,
+            current: None,
+            refs: Vec::new(),
+        }
+    }
+
+    /// A heading line (`trimmed` starts with `#`): a level-2 heading opens a phase.
+    fn heading(&mut self, trimmed: &str) {
+        self.current = None;
+        let level = trimmed.bytes().take_while(|&b| b == b'#').count();
+        let text = trimmed[level..].trim();
+        if level <= 2 {
+            self.heading = Some(clean_title(text));
+            self.heading_story = STORY_HEADING.captures(text).map(|c| format!("US{}", &c[1]));
+            self.heading_is_story = self.heading_story.is_some();
+            self.open_phase = false;
+        }
+        self.joinable = false;
+    }
+
+    /// A line that is neither a heading nor skipped: a task, a line under one, or prose.
+    fn line(&mut self, index: &super::LineIndex<'_>, line: &super::Line<'_>) {
+        let trimmed = line.text.trim_start();
+        let indented = trimmed.len() < line.text.len();
         let task_line = checkbox(line.text).and_then(|(_, mark, rest)| {
             let rest = rest.trim_start();
             // `[P]` written before the id.
-            let mut pre = TaskEntry::new(spec_id, "", "");
+            let mut pre = TaskEntry::new(self.spec_id, "", "");
             let after_labels = labels(rest, &mut pre);
             task_id(after_labels).map(|(id, desc)| (mark, pre, id, desc))
         });
         let Some((mark, pre, id, desc)) = task_line else {
             // An indented line under a task (its wrapped description, a `Depends on:`
             // bullet, a sub-step) belongs to it; anything else ends it.
-            match current {
+            match self.current {
                 Some(i) if indented => {
-                    refs[i].scan(trimmed);
-                    let task = &mut list.tasks[i];
+                    self.refs[i].scan(trimmed);
+                    let task = &mut self.list.tasks[i];
                     for m in FR.find_iter(trimmed) {
                         push_unique(&mut task.requirements, m.as_str());
                     }
                 }
-                _ => current = None,
+                _ => self.current = None,
             }
-            continue;
+            return;
         };
-        let sp = span(&index, &line);
+        let sp = span(index, line);
+        let (task, r) = self.task(sp, mark, pre, id, desc);
+        let idx = self.list.tasks.len();
+        let parallel = task.parallel;
+        self.list.tasks.push(task);
+        self.refs.push(r);
+        self.current = Some(idx);
+        self.place(idx, parallel);
+    }
+
+    /// The task of a task line at `sp`, and what its description says about dependencies.
+    fn task(
+        &mut self,
+        sp: Span,
+        mark: char,
+        pre: TaskEntry,
+        id: TaskId<'_>,
+        desc: &str,
+    ) -> (TaskEntry, Refs) {
         let raw_id = match id {
             TaskId::Id(id) => id,
             TaskId::Placeholder(id) => {
@@ -350,22 +416,24 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
                     format!("task id `{id}` is a template placeholder"),
                     "number the task (`T031`) or delete the sample task",
                 );
-                if let Some(p) = path {
+                if let Some(p) = self.path {
                     d = d.with_path(p);
                 }
-                diags.push(d);
+                self.diags.push(d);
                 id
             }
         };
-        let id = ids.claim(raw_id.to_owned(), sp, path, &mut diags);
-        let mut task = TaskEntry::new(spec_id, id, "");
+        let id = self
+            .ids
+            .claim(raw_id.to_owned(), sp, self.path, &mut self.diags);
+        let mut task = TaskEntry::new(self.spec_id, id, "");
         task.parallel = pre.parallel;
         task.requirements = pre.requirements;
         let desc = labels(desc, &mut task);
         for m in FR.find_iter(desc) {
             push_unique(&mut task.requirements, m.as_str());
         }
-        if let Some(story) = &heading_story
+        if let Some(story) = &self.heading_story
             && !task
                 .requirements
                 .iter()
@@ -384,39 +452,41 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
         }
         task.title = clean_title(desc);
         task.done = matches!(mark, 'x' | 'X');
-        task.phase.clone_from(&heading);
+        task.phase.clone_from(&self.heading);
         task.span = sp;
-        task.path.clone_from(&list.path);
-        let idx = list.tasks.len();
-        let parallel = task.parallel;
-        list.tasks.push(task);
-        refs.push(r);
-        current = Some(idx);
+        task.path.clone_from(&self.list.path);
+        (task, r)
+    }
 
-        if !open_phase {
-            phases.push(Phase {
-                story: heading_is_story,
+    /// Puts task `idx` in the open phase (opening one if needed): a `[P]` task joins the
+    /// step of the `[P]` task before it, any other task is a step of its own.
+    fn place(&mut self, idx: usize, parallel: bool) {
+        if !self.open_phase {
+            self.phases.push(Phase {
+                story: self.heading_is_story,
                 steps: Vec::new(),
             });
-            open_phase = true;
-            joinable = false;
+            self.open_phase = true;
+            self.joinable = false;
         }
-        let Some(phase) = phases.last_mut() else {
-            continue;
+        let Some(phase) = self.phases.last_mut() else {
+            return;
         };
-        if parallel && joinable {
+        if parallel && self.joinable {
             if let Some(step) = phase.steps.last_mut() {
                 step.push(idx);
             }
         } else {
             phase.steps.push(vec![idx]);
         }
-        joinable = parallel;
+        self.joinable = parallel;
     }
+}
 
-    // Dependencies: written ones on the task (resolved by the graph, which reports a
-    // dangling one), `Blocks:` as edges the other way, guesses as inferred edges unless
-    // the same dependency is also written.
+/// Dependencies: written ones on the task (resolved by the graph, which reports a
+/// dangling one), `Blocks:` as edges the other way, guesses as inferred edges unless
+/// the same dependency is also written.
+fn dependencies(list: &mut TaskList, refs: Vec<Refs>) {
     for (i, r) in refs.into_iter().enumerate() {
         let own = list.tasks[i].id.clone();
         for w in &r.written {
@@ -433,9 +503,11 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
             }
         }
     }
+}
 
-    // A phase whose every task carries a story label is a story phase.
-    for p in &mut phases {
+/// A phase whose every task carries a story label is a story phase.
+fn story_phases(list: &TaskList, phases: &mut [Phase]) {
+    for p in phases {
         if !p.story {
             let all: Vec<usize> = p.steps.iter().flatten().copied().collect();
             p.story = !all.is_empty()
@@ -447,9 +519,13 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
                 });
         }
     }
+}
 
+/// The phase order: each step waits for the step before it in its phase; a story phase
+/// waits for the last plain phase, a plain phase for the stories since the last plain one.
+fn order_edges(list: &mut TaskList, phases: &[Phase]) {
     let mut edges: Vec<(usize, usize, EdgeKind)> = Vec::new();
-    for p in &phases {
+    for p in phases {
         for w in p.steps.windows(2) {
             for &a in &w[0] {
                 for &b in &w[1] {
@@ -487,5 +563,4 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (TaskList, Vec<
         let (from, to) = (list.tasks[a].id.clone(), list.tasks[b].id.clone());
         list.edge(&from, &to, k);
     }
-    (list, diags)
 }

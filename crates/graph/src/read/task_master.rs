@@ -90,11 +90,34 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (Vec<TaskList>,
             return (Vec::new(), diags);
         }
     };
+    let tagged = tagged_lists(&root, spec_id);
+    if tagged.is_empty() {
+        err(&mut diags, index.span(0, 0), no_tasks.to_owned());
+        return (Vec::new(), diags);
+    }
+    let reader = Reader {
+        source,
+        index: &index,
+        path,
+    };
+    let lists = tagged
+        .into_iter()
+        .map(|(tag, tasks)| reader.list(&tag, &tasks, &mut diags))
+        .collect();
+    (lists, diags)
+}
+
+/// The task arrays of the file, each with its tag: the legacy `{"tasks": [...]}` under
+/// `spec_id`, else one per tag (a single tag is named `spec_id`).
+fn tagged_lists<'s>(
+    root: &BTreeMap<String, &'s RawValue>,
+    spec_id: &str,
+) -> Vec<(String, Vec<&'s RawValue>)> {
     let mut tagged: Vec<(String, Vec<&RawValue>)> = Vec::new();
     if let Some(tasks) = root.get("tasks").and_then(|r| array(r)) {
         tagged.push((spec_id.to_owned(), tasks));
     } else {
-        for (tag, raw) in &root {
+        for (tag, raw) in root {
             if let Ok(RawTag { tasks: Some(t) }) = serde_json::from_str::<RawTag<'_>>(raw.get())
                 && let Some(tasks) = array(t)
             {
@@ -105,88 +128,7 @@ pub fn read(source: &str, spec_id: &str, path: Option<&Path>) -> (Vec<TaskList>,
             spec_id.clone_into(&mut tagged[0].0);
         }
     }
-    if tagged.is_empty() {
-        err(&mut diags, index.span(0, 0), no_tasks.to_owned());
-        return (Vec::new(), diags);
-    }
-    let reader = Reader {
-        source,
-        index: &index,
-        path,
-    };
-    let mut lists = Vec::new();
-    for (tag, tasks) in tagged {
-        let mut list = TaskList::new(&tag, TaskFormat::TaskMaster);
-        list.traces_requirements = false;
-        list.path = path.map(Path::to_path_buf);
-        list.tasks.reserve(tasks.len());
-        for (k, raw) in tasks.iter().enumerate() {
-            let at = reader.span_of(raw);
-            let t = match serde_json::from_str::<RawTask<'_>>(raw.get()) {
-                Ok(t) => t,
-                Err(e) => {
-                    reader.warn(
-                        &mut diags,
-                        at,
-                        format!(
-                            "task #{} of tag `{tag}` is not a task object ({e}); skipped",
-                            k + 1
-                        ),
-                    );
-                    continue;
-                }
-            };
-            let Some(id) = id_of(t.id) else {
-                reader.warn(
-                    &mut diags,
-                    at,
-                    format!("task #{} of tag `{tag}` has no id; skipped", k + 1),
-                );
-                continue;
-            };
-            let (title, sp) = reader.title(t.title, at);
-            let mut task = make(&tag, id.clone(), &title, t.status.as_ref(), sp, path);
-            task.depends_on = reader.deps(t.dependencies.as_ref(), None, &[], &id, sp, &mut diags);
-            let subs: Vec<(&RawValue, Option<RawTask<'_>>)> = t
-                .subtasks
-                .and_then(array)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|s| (s, serde_json::from_str::<RawTask<'_>>(s.get()).ok()))
-                .collect();
-            let sibling_ids: Vec<String> = subs
-                .iter()
-                .filter_map(|(_, s)| s.as_ref().and_then(|s| id_of(s.id)))
-                .collect();
-            list.tasks.push(task);
-            for (raw_sub, s) in subs {
-                let sat = reader.span_of(raw_sub);
-                let Some((s, sid)) = s.and_then(|s| id_of(s.id).map(|sid| (s, sid))) else {
-                    reader.warn(
-                        &mut diags,
-                        sat,
-                        format!("a sub-task of task `{id}` has no id; skipped"),
-                    );
-                    continue;
-                };
-                let full = format!("{id}.{sid}");
-                let (stitle, ssp) = reader.title(s.title, sat);
-                let mut sub = make(&tag, full.clone(), &stitle, s.status.as_ref(), ssp, path);
-                sub.depends_on = reader.deps(
-                    s.dependencies.as_ref(),
-                    Some(&id),
-                    &sibling_ids,
-                    &full,
-                    ssp,
-                    &mut diags,
-                );
-                list.tasks.push(sub);
-                list.edge(&full, &id, EdgeKind::Subtask);
-            }
-        }
-        lists.push(list);
-    }
-    (lists, diags)
+    tagged
 }
 
 /// The elements of a JSON array borrowed from the source; `None` when `raw` is no array.
@@ -201,6 +143,97 @@ struct Reader<'s, 'i> {
 }
 
 impl Reader<'_, '_> {
+    /// The task list of tag `tag`: its tasks, each followed by its sub-tasks.
+    fn list(&self, tag: &str, tasks: &[&RawValue], diags: &mut Vec<Diagnostic>) -> TaskList {
+        let mut list = TaskList::new(tag, TaskFormat::TaskMaster);
+        list.traces_requirements = false;
+        list.path = self.path.map(Path::to_path_buf);
+        list.tasks.reserve(tasks.len());
+        for (k, raw) in tasks.iter().enumerate() {
+            let at = self.span_of(raw);
+            let t = match serde_json::from_str::<RawTask<'_>>(raw.get()) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.warn(
+                        diags,
+                        at,
+                        format!(
+                            "task #{} of tag `{tag}` is not a task object ({e}); skipped",
+                            k + 1
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let Some(id) = id_of(t.id) else {
+                self.warn(
+                    diags,
+                    at,
+                    format!("task #{} of tag `{tag}` has no id; skipped", k + 1),
+                );
+                continue;
+            };
+            let (title, sp) = self.title(t.title, at);
+            let mut task = make(tag, id.clone(), &title, t.status.as_ref(), sp, self.path);
+            task.depends_on = self.deps(t.dependencies.as_ref(), None, &[], &id, sp, diags);
+            list.tasks.push(task);
+            self.subtasks(&mut list, tag, &id, t.subtasks, diags);
+        }
+        list
+    }
+
+    /// The sub-tasks `raw` of task `id` (ids `<id>.<n>`), each with an edge to its parent.
+    fn subtasks(
+        &self,
+        list: &mut TaskList,
+        tag: &str,
+        id: &str,
+        raw: Option<&RawValue>,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        let subs: Vec<(&RawValue, Option<RawTask<'_>>)> = raw
+            .and_then(array)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| (s, serde_json::from_str::<RawTask<'_>>(s.get()).ok()))
+            .collect();
+        let sibling_ids: Vec<String> = subs
+            .iter()
+            .filter_map(|(_, s)| s.as_ref().and_then(|s| id_of(s.id)))
+            .collect();
+        for (raw_sub, s) in subs {
+            let sat = self.span_of(raw_sub);
+            let Some((s, sid)) = s.and_then(|s| id_of(s.id).map(|sid| (s, sid))) else {
+                self.warn(
+                    diags,
+                    sat,
+                    format!("a sub-task of task `{id}` has no id; skipped"),
+                );
+                continue;
+            };
+            let full = format!("{id}.{sid}");
+            let (stitle, ssp) = self.title(s.title, sat);
+            let mut sub = make(
+                tag,
+                full.clone(),
+                &stitle,
+                s.status.as_ref(),
+                ssp,
+                self.path,
+            );
+            sub.depends_on = self.deps(
+                s.dependencies.as_ref(),
+                Some(id),
+                &sibling_ids,
+                &full,
+                ssp,
+                diags,
+            );
+            list.tasks.push(sub);
+            list.edge(&full, id, EdgeKind::Subtask);
+        }
+    }
+
     /// The span of a value borrowed from the source.
     fn span_of(&self, raw: &RawValue) -> Span {
         let text = raw.get();
