@@ -13,9 +13,8 @@ use crate::journal::{Entry, Journal, write_atomic};
 use crate::plan::{Plan, Task};
 use crate::sched::{Scheduler, Slot};
 use crate::stages::{
-    AttemptHook, AttemptMetrics, CommandEvaluator, DiffGuard, EvalRequest, EvalStage, Evaluator,
-    EventSink, FailedStage, GuardRequest, HookDecision, Lesson, NoEvents, NoGuard, NoHook,
-    NoMemory, Recall,
+    AttemptHook, AttemptMetrics, DiffGuard, EvalRequest, EvalStage, Evaluator, EventSink,
+    FailedStage, GuardRequest, HookDecision, Lesson, NoEvents, NoGuard, NoHook, NoMemory, Recall,
 };
 use crate::state::{AttemptRecord, RunState, TaskPhase};
 use crate::{Error, journal};
@@ -186,61 +185,12 @@ impl Factory {
             agents.insert(name.clone(), agent);
         }
         let env = config.allowed_env(std::env::vars());
-        let evaluator: Option<Arc<dyn Evaluator>> = match &config.holdout.command {
-            Some(command) => {
-                let holdout = std::env::var("LIGHTSOUT_HOLDOUT").ok();
-                let dir = config.holdout_dir(holdout.as_deref()).ok_or_else(|| {
-                    Error::Config(
-                        "[holdout] command needs [holdout] path (or LIGHTSOUT_HOLDOUT): the \
-                         directory outside the repository that holds the scenarios"
-                            .into(),
-                    )
-                })?;
-                Some(Arc::new(CommandEvaluator {
-                    command: command.clone(),
-                    holdout_dir: dir,
-                    env: env.clone(),
-                    redaction: config.holdout.redaction,
-                    require_all: config.holdout.require_all.unwrap_or(true),
-                    timeout_ms: 600_000,
-                }))
-            }
-            None => match (
-                &config.target,
-                config.holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref()),
-            ) {
-                (Some(t), Some(dir)) => {
-                    let twins = config
-                        .twins
-                        .iter()
-                        .map(|(k, v)| {
-                            // A directory is relative to lightsout.toml.
-                            let resolved = if v == "builtin" || v.starts_with("http") {
-                                v.clone()
-                            } else {
-                                config.base_dir.join(v).to_string_lossy().into_owned()
-                            };
-                            (k.clone(), resolved)
-                        })
-                        .collect();
-                    Some(Arc::new(crate::engine::EngineEvaluator {
-                        holdout_dir: dir,
-                        target_command: t.command.clone(),
-                        ready_path: t.ready_path.clone(),
-                        ready_timeout_ms: t.ready_timeout_ms,
-                        trials: config.holdout.trials.unwrap_or(DEFAULT_TRIALS),
-                        twins,
-                        env: env.clone(),
-                        redaction: config.holdout.redaction,
-                        require_all: config.holdout.require_all.unwrap_or(true),
-                        fence: Some(Arc::new(lightsout_fence::policy::Fence::new(
-                            config.fence.clone(),
-                        )?)),
-                    }))
-                }
-                _ => None,
-            },
-        };
+        let evaluator: Option<Arc<dyn Evaluator>> =
+            match crate::judge::holdout_judge(&config, &env)? {
+                Some(crate::judge::HoldoutJudge::Runner(r)) => Some(Arc::new(r)),
+                Some(crate::judge::HoldoutJudge::Engine(e)) => Some(Arc::new(e)),
+                None => None,
+            };
         Ok(Factory {
             repo: repo.into(),
             config,

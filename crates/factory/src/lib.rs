@@ -59,6 +59,7 @@ pub mod inputs;
 pub mod instructions;
 pub mod integrity;
 pub mod journal;
+mod judge;
 mod memory;
 pub mod outcome;
 pub mod plan;

@@ -1,12 +1,15 @@
 //! Hermetic replay of a finished run (`lightsout replay RUN`).
 //!
-//! **What a run records.** Every evaluation by the eval engine ([`EngineEvaluator`]) writes an
+//! **What a run records.** Every evaluation by the eval engine (`EngineEvaluator`) writes an
 //! [`EvalRecord`] to `.lightsout/runs/<run>/eval/replay/<task>-<attempt>-<stage>.json`: the
 //! commit it judged, the requirements and regression bucket it was asked about, each scenario's
 //! verdict, the gate's verdict, and for every twin served its source, seed, virtual-clock
 //! start and its *tape*: every exchange the service under test had with it, in order, across
-//! the per-trial resets ([`lightsout_twin::tape`]). `eval/` is hidden from every agent and
-//! every service, so none of it reaches an agent.
+//! the per-trial resets ([`lightsout_twin::tape`]). An evaluation by a holdout runner
+//! (`[holdout] command`, [`CommandEvaluator`](crate::CommandEvaluator)) writes one too, with
+//! [`Judge::Runner`]: the commit, per requirement the trials and passes the runner reported,
+//! and the gate's status; no tapes, since the runner serves its own twins. `eval/` is hidden
+//! from every agent and every service, so none of it reaches an agent.
 //!
 //! **What replay does.** It reads the journal and walks the run's evaluations in the order they
 //! happened (each attempt that reached the holdout, each merge verification). For each it
@@ -20,21 +23,27 @@
 //! passed or failed the holdout; the merge went ahead or was reverted). It stops at the first
 //! difference. Agents are never re-invoked: their work is the recorded commits.
 //!
+//! A runner-judged run is replayed by running the same runner on each recorded commit, with the
+//! run's gate policy and the allowlisted environment, and comparing per requirement (trials and
+//! passes), then the gate and the decision. This is as hermetic as the runner: it is offline
+//! when the runner serves its twins on loopback (the bundled example's does), but the runner's
+//! twin exchanges are not compared, only its verdicts.
+//!
 //! Everything replay writes goes under `eval/replays/<stamp>/` (the result documents and
 //! `replay.json`), except each step's checkout of the recorded commit: the service under test
 //! must not see `eval/`, so the checkout is made at `<run>/replay-work/<stamp>/<step>` (as the
 //! strength measurement's copies are) and removed when its step ends. It holds only the
 //! committed work of the run's own agents.
 
-use crate::engine::{EngineEvaluator, EvalTrace, TwinTapes};
+use crate::engine::{EvalTrace, TwinTapes};
 use crate::git::Git;
 use crate::journal::{self, Entry};
+use crate::judge::{HoldoutJudge, holdout_judge};
 use crate::stages::{EvalRequest, EvalStage, Verdict};
 use crate::{Config, Error};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Version of the [`EvalRecord`] format.
 pub const RECORD_SCHEMA: u32 = 1;
@@ -120,6 +129,42 @@ pub struct EvalRecord {
     /// with ([`holdout_digest`]).
     #[serde(default)]
     pub holdout: String,
+    /// Who judged it. Absent in records of the eval engine (and in records written before
+    /// runners were recorded).
+    #[serde(default, skip_serializing_if = "Judge::is_engine")]
+    pub judge: Judge,
+    /// Per requirement, what a holdout runner reported (trials and passes; the failure
+    /// category is not recorded: it is the runner's wording, not a verdict). Empty for the
+    /// eval engine, whose verdicts are per scenario in [`EvalRecord::scenarios`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requirement_results: Vec<ScenarioVerdict>,
+}
+
+/// Who judged an evaluation, and so what its record holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Judge {
+    /// The eval engine (`[target]` and `[twins]`): scenario verdicts and every twin's tape.
+    #[default]
+    Engine,
+    /// A holdout runner (`[holdout] command`): per-requirement trials and passes and the
+    /// gate's status. The runner serves its own twins, so their exchanges are not taped;
+    /// replay re-runs the runner on the recorded commit and compares its verdicts.
+    Runner,
+}
+
+impl Judge {
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes `&Judge`
+    fn is_engine(&self) -> bool {
+        *self == Judge::Engine
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Judge::Engine => "the eval engine ([target] and [twins])",
+            Judge::Runner => "a holdout runner ([holdout] command)",
+        }
+    }
 }
 
 /// SHA-256 (hex) over every file under `dir`, in path order: each relative path, a NUL, its
@@ -218,7 +263,80 @@ fn build_record(
             })
             .collect(),
         holdout,
+        judge: Judge::Engine,
+        requirement_results: Vec::new(),
     }
+}
+
+/// The record of an evaluation a holdout runner judged: per requirement what it reported, and
+/// the gate's status when it printed one.
+fn build_runner_record(
+    req: &EvalRequest,
+    holdout: String,
+    commit: String,
+    verdict: &Verdict,
+    gate: Option<lightsout_eval::GateStatus>,
+) -> EvalRecord {
+    EvalRecord {
+        schema_version: RECORD_SCHEMA,
+        task: req.task_id.clone(),
+        attempt: req.attempt,
+        stage: req.stage.as_str().to_owned(),
+        commit,
+        requirements: req.requirements.clone(),
+        regression: req.regression.clone(),
+        not_started: false,
+        scenarios: Vec::new(),
+        gate: gate.map(|g| GateRecord {
+            passed: g == lightsout_eval::GateStatus::Passed,
+            status: g.as_str().to_owned(),
+        }),
+        passed: verdict.passed,
+        twins: BTreeMap::new(),
+        holdout,
+        judge: Judge::Runner,
+        requirement_results: verdict
+            .requirements
+            .iter()
+            .map(|r| ScenarioVerdict {
+                id: r.id.clone(),
+                trials: r.trials,
+                passes: r.passed,
+            })
+            .collect(),
+    }
+}
+
+/// The commit checked out at `worktree`, or empty when it is not a git worktree (a library
+/// caller's directory: replay then says the commit is missing).
+async fn judged_commit(worktree: &Path) -> String {
+    Git::new(worktree)
+        .try_rev("HEAD")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+fn save_record(req: &EvalRequest, rec: &EvalRecord) -> Result<(), Error> {
+    let path =
+        req.artifacts_dir
+            .join("replay")
+            .join(record_name(&rec.task, rec.attempt, &rec.stage));
+    let bytes = serde_json::to_vec_pretty(rec).map_err(|e| Error::Eval(e.to_string()))?;
+    journal::write_atomic(&path, &bytes)
+}
+
+/// Writes the [`EvalRecord`] of an evaluation a holdout runner just made, beside its results.
+pub(crate) async fn write_runner_record(
+    holdout_dir: &Path,
+    req: &EvalRequest,
+    verdict: &Verdict,
+    gate: Option<lightsout_eval::GateStatus>,
+) -> Result<(), Error> {
+    let commit = judged_commit(&req.worktree).await;
+    let rec = build_runner_record(req, holdout_digest(holdout_dir), commit, verdict, gate);
+    save_record(req, &rec)
 }
 
 /// Writes the [`EvalRecord`] of an evaluation the run just made, beside its results.
@@ -228,21 +346,9 @@ pub(crate) async fn write_record(
     verdict: &Verdict,
     trace: &EvalTrace,
 ) -> Result<(), Error> {
-    // A checkout that is not a git worktree (a library caller's directory) has no commit to
-    // record; replay then says the commit is missing.
-    let commit = Git::new(&req.worktree)
-        .try_rev("HEAD")
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let commit = judged_commit(&req.worktree).await;
     let rec = build_record(req, holdout_digest(holdout_dir), commit, verdict, trace);
-    let path =
-        req.artifacts_dir
-            .join("replay")
-            .join(record_name(&rec.task, rec.attempt, &rec.stage));
-    let bytes = serde_json::to_vec_pretty(&rec).map_err(|e| Error::Eval(e.to_string()))?;
-    journal::write_atomic(&path, &bytes)
+    save_record(req, &rec)
 }
 
 /// One evaluation replayed.
@@ -376,59 +482,29 @@ fn merge_decision(passed: bool) -> &'static str {
     if passed { "merge" } else { "revert" }
 }
 
-/// The eval engine as the run configured it, or why the run cannot be replayed.
-fn engine_from_config(config: &Config) -> Result<EngineEvaluator, String> {
-    if config.holdout.command.is_some() {
-        return Err(
-            "twin tapes: the run's holdout is judged by a runner command ([holdout] \
-                    command), which serves its own twins, so the run kept no tape of them; only \
-                    runs judged by the eval engine ([target] and [twins]) can be replayed"
-                .into(),
-        );
-    }
-    let holdout = std::env::var("LIGHTSOUT_HOLDOUT").ok();
-    let Some(dir) = config.holdout_dir(holdout.as_deref()) else {
-        return Err("the holdout: [holdout] path (or LIGHTSOUT_HOLDOUT) is not set".into());
-    };
-    let Some(t) = &config.target else {
-        return Err("the service's start command: [target] is not set".into());
-    };
-    if let Some((name, url)) = config.twins.iter().find(|(_, v)| v.starts_with("http")) {
+/// The holdout's judge as the run configured it, or why the run cannot be replayed.
+fn judge_from_config(config: &Config) -> Result<HoldoutJudge, String> {
+    if config.holdout.command.is_none()
+        && let Some((name, url)) = config.twins.iter().find(|(_, v)| v.starts_with("http"))
+    {
         return Err(format!(
             "the exchanges of twin `{name}`: it is a running service at {url}, not served by \
              the run, so the run kept no tape of it"
         ));
     }
-    // As `Factory::new` wires the engine, so the replay judges as the run did.
-    let twins = config
-        .twins
-        .iter()
-        .map(|(k, v)| {
-            let resolved = if v == "builtin" || v.starts_with("http") {
-                v.clone()
+    // As `Factory::new` wires it, so the replay judges as the run did.
+    match holdout_judge(config, &config.allowed_env(std::env::vars())) {
+        Ok(Some(judge)) => Ok(judge),
+        Ok(None) => {
+            let holdout = std::env::var("LIGHTSOUT_HOLDOUT").ok();
+            if config.holdout_dir(holdout.as_deref()).is_none() {
+                Err("the holdout: [holdout] path (or LIGHTSOUT_HOLDOUT) is not set".into())
             } else {
-                config.base_dir.join(v).to_string_lossy().into_owned()
-            };
-            (k.clone(), resolved)
-        })
-        .collect();
-    let fence = lightsout_fence::policy::Fence::new(config.fence.clone())
-        .map_err(|e| format!("the fence: {e}"))?;
-    Ok(EngineEvaluator {
-        holdout_dir: dir,
-        target_command: t.command.clone(),
-        ready_path: t.ready_path.clone(),
-        ready_timeout_ms: t.ready_timeout_ms,
-        trials: config
-            .holdout
-            .trials
-            .unwrap_or(crate::factory::DEFAULT_TRIALS),
-        twins,
-        env: config.allowed_env(std::env::vars()),
-        redaction: config.holdout.redaction,
-        require_all: config.holdout.require_all.unwrap_or(true),
-        fence: Some(Arc::new(fence)),
-    })
+                Err("the service's start command: [target] is not set".into())
+            }
+        }
+        Err(e) => Err(format!("the holdout's judge: {e}")),
+    }
 }
 
 /// Replays run `run_id` of the repository at `repo` with `config` (see the module docs).
@@ -488,13 +564,31 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
             .file_name()
             .map_or_else(|| "replay".into(), |n| n.to_string_lossy().into_owned()),
     );
-    let engine = match engine_from_config(config) {
-        Ok(e) => e,
+    let judge = match judge_from_config(config) {
+        Ok(j) => j,
         Err(missing) => return Ok(ReplayReport::unreplayable(run_id, out_dir, missing)),
     };
+    let (kind, holdout_dir) = match &judge {
+        HoldoutJudge::Engine(e) => (Judge::Engine, e.holdout_dir.clone()),
+        HoldoutJudge::Runner(r) => (Judge::Runner, r.holdout_dir.clone()),
+    };
+    if let Some((_, rec)) = steps.iter().find(|(_, r)| r.judge != kind) {
+        return Ok(ReplayReport::unreplayable(
+            run_id,
+            out_dir,
+            format!(
+                "the run's judge: task {} attempt {} was judged by {}, and the configuration \
+                 now names {}",
+                rec.task,
+                rec.attempt,
+                rec.judge.describe(),
+                kind.describe()
+            ),
+        ));
+    }
     std::fs::create_dir_all(&eval_dir).map_err(|e| Error::io("create eval dir", &eval_dir, e))?;
     // The holdout must be the one the run judged with: replay reads it where it is now.
-    let now = holdout_digest(&engine.holdout_dir);
+    let now = holdout_digest(&holdout_dir);
     if let Some((_, rec)) = steps
         .iter()
         .find(|(_, r)| !r.holdout.is_empty() && r.holdout != now)
@@ -505,7 +599,7 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
             format!(
                 "the holdout the run judged with: the files in {} changed since task {} \
                  attempt {} was judged (sha256 {} then, {} now)",
-                engine.holdout_dir.display(),
+                holdout_dir.display(),
                 rec.task,
                 rec.attempt,
                 &rec.holdout[..rec.holdout.len().min(12)],
@@ -522,7 +616,7 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
             eval_dir: &eval_dir,
             results: &results,
             work: &work,
-            engine: &engine,
+            judge: &judge,
             policy: &policy,
         },
         &steps,
@@ -609,12 +703,12 @@ struct Replaying<'a> {
     eval_dir: &'a Path,
     results: &'a Path,
     work: &'a Path,
-    engine: &'a EngineEvaluator,
+    judge: &'a HoldoutJudge,
     policy: &'a lightsout_eval::GatePolicy,
 }
 
 /// Judges each recorded step again, in order, on a checkout of its commit with the twins
-/// replaying their tapes; stops at the first step whose result differs.
+/// replaying their tapes (or the runner run again); stops at the first step whose result differs.
 async fn replay_steps(
     r: &Replaying<'_>,
     steps: &[(Planned, EvalRecord)],
@@ -645,22 +739,36 @@ async fn replay_steps(
             artifacts_dir: r.results.to_path_buf(),
             policy: r.policy.clone(),
         };
-        let evaluated = r
-            .engine
-            .evaluate_traced(&req, &TwinTapes::Replay(&rec.twins), Some(r.eval_dir))
-            .await;
+        let evaluated = match r.judge {
+            HoldoutJudge::Engine(engine) => engine
+                .evaluate_traced(&req, &TwinTapes::Replay(&rec.twins), Some(r.eval_dir))
+                .await
+                .map(|(verdict, trace)| {
+                    let replayed = build_record(
+                        &req,
+                        rec.holdout.clone(),
+                        rec.commit.clone(),
+                        &verdict,
+                        &trace,
+                    );
+                    (verdict, trace, replayed)
+                }),
+            HoldoutJudge::Runner(runner) => runner.judge(&req).await.map(|(verdict, gate)| {
+                let replayed = build_runner_record(
+                    &req,
+                    rec.holdout.clone(),
+                    rec.commit.clone(),
+                    &verdict,
+                    gate,
+                );
+                (verdict, EvalTrace::default(), replayed)
+            }),
+        };
         let _ = r.repo.out(&["worktree", "remove", "--force", &w]).await;
         let _ = std::fs::remove_dir_all(&wt);
         let _ = std::fs::remove_dir(r.work);
         let _ = std::fs::remove_dir(r.run_dir.join("replay-work"));
-        let (verdict, trace) = evaluated?;
-        let replayed = build_record(
-            &req,
-            rec.holdout.clone(),
-            rec.commit.clone(),
-            &verdict,
-            &trace,
-        );
+        let (verdict, trace, replayed) = evaluated?;
         let decision = match planned.stage {
             EvalStage::Candidate => candidate_decision(verdict.passed),
             EvalStage::Merged => merge_decision(verdict.passed),
@@ -703,6 +811,38 @@ fn describe_request(r: Option<&lightsout_twin::record::RecordedRequest>) -> Stri
             s
         }
     }
+}
+
+/// The first position where two lists of verdicts (of scenarios, or of a runner's
+/// requirements) differ, as (what, recorded, replayed); `noun` names an entry.
+fn first_verdict_difference(
+    noun: &str,
+    recorded: &[ScenarioVerdict],
+    replayed: &[ScenarioVerdict],
+) -> Option<(String, String, String)> {
+    let n = recorded.len().max(replayed.len());
+    for i in 0..n {
+        match (recorded.get(i), replayed.get(i)) {
+            (Some(a), Some(b)) if a.id != b.id => {
+                return Some((
+                    format!("{noun} {}", i + 1),
+                    format!("`{}`", a.id),
+                    format!("`{}`", b.id),
+                ));
+            }
+            (Some(a), Some(b)) if a != b => {
+                return Some((format!("{noun} `{}`", a.id), a.describe(), b.describe()));
+            }
+            (Some(a), None) => {
+                return Some((format!("{noun} `{}`", a.id), a.describe(), "not run".into()));
+            }
+            (None, Some(b)) => {
+                return Some((format!("{noun} `{}`", b.id), "not run".into(), b.describe()));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The first difference between the run's record and the replay's, as (what, recorded,
@@ -761,35 +901,16 @@ fn first_difference(
             started(replayed).into(),
         ));
     }
-    let n = recorded.scenarios.len().max(replayed.scenarios.len());
-    for i in 0..n {
-        match (recorded.scenarios.get(i), replayed.scenarios.get(i)) {
-            (Some(a), Some(b)) if a.id != b.id => {
-                return Some((
-                    format!("scenario {}", i + 1),
-                    format!("`{}`", a.id),
-                    format!("`{}`", b.id),
-                ));
-            }
-            (Some(a), Some(b)) if a != b => {
-                return Some((format!("scenario `{}`", a.id), a.describe(), b.describe()));
-            }
-            (Some(a), None) => {
-                return Some((
-                    format!("scenario `{}`", a.id),
-                    a.describe(),
-                    "not run".into(),
-                ));
-            }
-            (None, Some(b)) => {
-                return Some((
-                    format!("scenario `{}`", b.id),
-                    "not run".into(),
-                    b.describe(),
-                ));
-            }
-            _ => {}
-        }
+    if let Some(d) = first_verdict_difference("scenario", &recorded.scenarios, &replayed.scenarios)
+    {
+        return Some(d);
+    }
+    if let Some(d) = first_verdict_difference(
+        "requirement",
+        &recorded.requirement_results,
+        &replayed.requirement_results,
+    ) {
+        return Some(d);
     }
     let gate = |g: Option<&GateRecord>| g.map_or_else(|| "not judged".into(), |g| g.status.clone());
     if recorded.gate != replayed.gate {
@@ -847,6 +968,8 @@ mod tests {
             passed: true,
             twins: BTreeMap::new(),
             holdout: String::new(),
+            judge: Judge::Engine,
+            requirement_results: Vec::new(),
         }
     }
 

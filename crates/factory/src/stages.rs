@@ -200,9 +200,18 @@ struct RunnerOutput {
     gate: Option<lightsout_eval::GateStatus>,
 }
 
-#[async_trait]
-impl Evaluator for CommandEvaluator {
-    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
+impl CommandEvaluator {
+    /// Runs the runner on `req` (see the type's docs): the verdict, and the gate's status
+    /// when the runner printed one. Writes nothing but the runner's gate file and raw log
+    /// under `req.artifacts_dir`.
+    ///
+    /// # Errors
+    /// [`Error::Eval`] when the runner times out, exits unsuccessfully or prints no valid
+    /// result JSON; [`Error::Io`] when the results directory cannot be written.
+    pub(crate) async fn judge(
+        &self,
+        req: &EvalRequest,
+    ) -> Result<(Verdict, Option<lightsout_eval::GateStatus>), Error> {
         let mut wanted: Vec<String> = req.requirements.clone();
         for r in &req.regression {
             if !wanted.contains(r) {
@@ -311,11 +320,25 @@ impl Evaluator for CommandEvaluator {
                 _ => "the holdout gate failed".to_owned(),
             };
         }
-        Ok(Verdict {
-            passed,
-            feedback,
-            requirements: results,
-        })
+        Ok((
+            Verdict {
+                passed,
+                feedback,
+                requirements: results,
+            },
+            runner_out.gate,
+        ))
+    }
+}
+
+#[async_trait]
+impl Evaluator for CommandEvaluator {
+    /// [`CommandEvaluator::judge`], then the evaluation's record for `lightsout replay`
+    /// (under `req.artifacts_dir`, hidden from agents and services).
+    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
+        let (verdict, gate) = self.judge(req).await?;
+        crate::replay::write_runner_record(&self.holdout_dir, req, &verdict, gate).await?;
+        Ok(verdict)
     }
 
     /// Runs the runner on each mutant as on a merged result (`LIGHTSOUT_STAGE=strength`,

@@ -240,3 +240,129 @@ fn a_changed_twin_response_is_the_first_difference_and_a_missing_record_is_named
         "{out:#}"
     );
 }
+
+/// The bundled example, set up as `scripts/demo` sets it up: `examples/url-shortener` and its
+/// holdout copied side by side, the example made a git repository, and built by
+/// `lightsout run` with its replay agent; the holdout is judged by the example's runner
+/// (`[holdout] command = "sh run.sh"`), which serves the built-in Slack twin itself.
+fn bundled_example_run() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for name in ["url-shortener", "url-shortener-holdout"] {
+        let ok = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(examples.join(name))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let repo = dir.path().join("url-shortener");
+    lightsout_factory::testing::git(&repo, &["init", "-q", "-b", "main"]);
+    lightsout_factory::testing::git(&repo, &["add", "-A"]);
+    lightsout_factory::testing::git(&repo, &["commit", "-qm", "url-shortener example"]);
+    let bin = assert_cmd::cargo::cargo_bin("lightsout");
+    let out = Command::cargo_bin("lightsout")
+        .unwrap()
+        .current_dir(&repo)
+        .env_remove("LIGHTSOUT_HOLDOUT")
+        .env("LIGHTSOUT_BIN", &bin)
+        .args([
+            "run",
+            "specs/url-shortener.md",
+            "--run-id",
+            "demo",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, repo)
+}
+
+fn replay_example(repo: &std::path::Path) -> (i32, Value) {
+    let out = Command::cargo_bin("lightsout")
+        .unwrap()
+        .current_dir(repo)
+        .env_remove("LIGHTSOUT_HOLDOUT")
+        .env("LIGHTSOUT_BIN", assert_cmd::cargo::cargo_bin("lightsout"))
+        .args(["replay", "demo", "--format", "json"])
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap(), json)
+}
+
+#[test]
+fn the_bundled_example_replays_offline_to_the_same_verdict_and_names_a_changed_result() {
+    let (_dir, repo) = bundled_example_run();
+    let records = repo.join(".lightsout/runs/demo/eval/replay");
+    let (code, out) = replay_example(&repo);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["verdict"], "same", "{out:#}");
+    let steps = out["steps"].as_array().unwrap();
+    // Every evaluation the run made was replayed: one record each, all judged by the runner.
+    let mut names: Vec<String> = std::fs::read_dir(&records)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(steps.len(), names.len(), "{names:?} {out:#}");
+    assert!(
+        steps.iter().any(|s| s["decision"] == "failed the holdout"),
+        "the example's first attempts fail the holdout: {out:#}"
+    );
+    assert!(steps.iter().any(|s| s["decision"] == "merge"), "{out:#}");
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(records.join(&names[0])).unwrap()).unwrap();
+    assert_eq!(rec["judge"], "runner", "{rec:#}");
+    assert!(rec["twins"].as_object().unwrap().is_empty());
+    assert!(!rec["requirement_results"].as_array().unwrap().is_empty());
+    // Holdout discipline: no scenario text in a record, only ids and counts.
+    let holdout = repo.parent().unwrap().join("url-shortener-holdout");
+    let scenario = std::fs::read_to_string(holdout.join("redirect.scenario.md")).unwrap();
+    let title = scenario
+        .lines()
+        .find(|l| l.starts_with("## "))
+        .expect("a scenario heading");
+    for name in &names {
+        let text = std::fs::read_to_string(records.join(name)).unwrap();
+        assert!(!text.contains(title.trim_start_matches("## ")), "{name}");
+    }
+
+    // A recorded result that the build does not give is the first difference; it is put in
+    // the first step's record, so that the replay stops there.
+    let first = &steps[0];
+    let path = records.join(format!(
+        "{}-{}-{}.json",
+        first["task"].as_str().unwrap(),
+        first["attempt"],
+        first["stage"].as_str().unwrap()
+    ));
+    let mut rec: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let req = rec["requirement_results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let passes = rec["requirement_results"][0]["passes"].as_u64().unwrap();
+    rec["requirement_results"][0]["passes"] = Value::from(u64::from(passes == 0));
+    std::fs::write(&path, serde_json::to_vec(&rec).unwrap()).unwrap();
+    let (code, out) = replay_example(&repo);
+    assert_eq!(code, 1, "{out:#}");
+    let d = &out["difference"];
+    assert_eq!(d["step"]["step"], 1, "{d:#}");
+    assert_eq!(d["what"], format!("requirement `{req}`"), "{d:#}");
+    assert_ne!(d["recorded"], d["replayed"], "{d:#}");
+}
