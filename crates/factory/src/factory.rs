@@ -24,6 +24,7 @@ use lightsout_agent::{
 };
 use lightsout_fence::audit::AuditLog;
 use lightsout_fence::budget::BudgetLedger;
+use lightsout_stdx::lock;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -1199,10 +1200,6 @@ fn first_line_of(s: &str) -> String {
         .chars()
         .take(72)
         .collect()
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn fingerprint(stage: &str, text: &str) -> String {
