@@ -147,6 +147,8 @@ pub async fn run(
     .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
     let pid = child.id();
+    // A call cut short (its future dropped, e.g. by an outer timeout) still kills the group.
+    let mut guard = GroupGuard(pid);
 
     if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), stdin) {
         tokio::spawn(async move {
@@ -175,7 +177,7 @@ pub async fn run(
         () = over.notified() => { limit = Some(Limit::OutputCapped); None }
     };
     // Always clear the whole group: at a limit, and to reap stragglers after a normal exit.
-    kill_group(pid);
+    kill_group(guard.0.take());
     let status = match waited {
         Some(s) => s,
         None => child.wait().await,
@@ -196,6 +198,15 @@ pub async fn run(
         limit,
         output_bytes,
     })
+}
+
+/// Kills the process group it holds when dropped.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0.take());
+    }
 }
 
 /// A pipe reader and what it read once joined.
@@ -359,6 +370,36 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out.stdout, b"early\n");
+    }
+
+    #[tokio::test]
+    async fn a_call_cut_short_kills_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("held");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // A grandchild `sleep` holds the FIFO's write end: our read reaches EOF when it dies.
+        // (Dropping the child kills only the leader `sh`.)
+        let script = format!("sleep 1000 > '{}' & wait", fifo.display());
+        let call = tokio::spawn(async move { run(sh(&script), None, &limits()).await });
+        // A plain thread reads the FIFO (a blocked read must not hold up the runtime).
+        let (opened_tx, opened) = tokio::sync::oneshot::channel();
+        let (eof_tx, eof) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            // Opening the read end waits for the writer, so the call has started.
+            let mut held = std::fs::File::open(&fifo).unwrap();
+            let _ = opened_tx.send(());
+            let _ = std::io::Read::read_to_end(&mut held, &mut Vec::new());
+            let _ = eof_tx.send(());
+        });
+        opened.await.unwrap();
+        call.abort();
+        assert!(call.await.unwrap_err().is_cancelled());
+        let closed = tokio::time::timeout(Duration::from_secs(60), eof).await;
+        assert!(closed.is_ok(), "the group outlived the cancelled call");
     }
 
     #[tokio::test]
