@@ -5,7 +5,7 @@ use std::path::Path;
 
 pub use walkdir::{DirEntry, Error};
 
-/// Folders of build output, dependencies and OpenSpec's archive of applied changes, which
+/// Folders of build output, dependencies and `OpenSpec`'s archive of applied changes, which
 /// the walks over a project's specs and task lists never enter.
 pub const BUILD_DIRS: &[&str] = &[
     "target",
