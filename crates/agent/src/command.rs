@@ -4,17 +4,11 @@ use crate::parse::{OutputFormat, parse_output};
 use crate::price::Prices;
 use crate::{Agent, AgentReport, Error, Outcome, TaskContext, Usage, Workspace};
 use async_trait::async_trait;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use lightsout_stdx::process::{Limit, Limits, RunError, Until, run};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
-use tokio::sync::Notify;
 
 /// How the prompt reaches the agent process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -191,46 +185,6 @@ impl CommandAgent {
     }
 }
 
-/// Captured output of one process run.
-struct Captured {
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-/// Reads `r` into a buffer, counting bytes into `total`; once `total` passes `cap`, signals
-/// `over` and stops reading (the writer then gets `EPIPE`/`SIGPIPE`).
-async fn read_capped<R: AsyncRead + Unpin>(
-    mut r: R,
-    total: Arc<AtomicU64>,
-    cap: u64,
-    over: Arc<Notify>,
-) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        match r.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let before = total.fetch_add(n as u64, Ordering::SeqCst);
-                let room = cap.saturating_sub(before) as usize;
-                buf.extend_from_slice(&chunk[..n.min(room)]);
-                if before + n as u64 > cap {
-                    over.notify_one();
-                    break;
-                }
-            }
-        }
-    }
-    buf
-}
-
-fn kill_group(pid: Option<u32>) {
-    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        // ESRCH (already gone) is the common, harmless case.
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-}
-
 pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -375,87 +329,40 @@ impl Agent for CommandAgent {
             .current_dir(&ws.root)
             .env_clear()
             .envs(&ws.env)
-            .envs(prepared.env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(match self.prompt {
-                PromptMode::Stdin => Stdio::piped(),
-                PromptMode::File => Stdio::null(),
-            })
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
-            program: self.program.clone(),
-            source,
+            .envs(prepared.env);
+        let stdin = match self.prompt {
+            PromptMode::Stdin => Some(prompt.into_bytes()),
+            PromptMode::File => None,
+        };
+        // The whole group is killed at a limit and after the exit; the output cap is judged
+        // by the bytes read once both readers are done (see `lightsout_stdx::process::run`).
+        let limits = Limits {
+            wall: Duration::from_millis(ws.limits.wall_ms),
+            output_bytes: Some(ws.limits.output_bytes),
+            reader_grace: Duration::from_secs(5),
+            until: Until::Exit,
+        };
+        let out = run(cmd, stdin, &limits).await.map_err(|e| match e {
+            RunError::Spawn(source) => Error::Spawn {
+                program: self.program.clone(),
+                source,
+            },
+            RunError::Wait(e) => Error::Process(e),
         })?;
-        let pid = child.id();
-
-        if let Some(mut stdin) = child.stdin.take() {
-            let bytes = prompt.into_bytes();
-            tokio::spawn(async move {
-                // An agent that exits without reading its prompt is not our error.
-                let _ = stdin.write_all(&bytes).await;
-                let _ = stdin.shutdown().await;
-            });
-        }
-        let total = Arc::new(AtomicU64::new(0));
-        let over = Arc::new(Notify::new());
-        let cap = ws.limits.output_bytes;
-        let out_task = child
-            .stdout
-            .take()
-            .map(|r| tokio::spawn(read_capped(r, total.clone(), cap, over.clone())));
-        let err_task = child
-            .stderr
-            .take()
-            .map(|r| tokio::spawn(read_capped(r, total.clone(), cap, over.clone())));
-
-        let wall = Duration::from_millis(ws.limits.wall_ms);
-        let mut limit_hit = None;
-        let status = tokio::select! {
-            s = child.wait() => Some(s.map_err(Error::Process)?),
-            () = tokio::time::sleep(wall) => { limit_hit = Some(Outcome::TimedOut); None }
-            () = over.notified() => { limit_hit = Some(Outcome::OutputCapped); None }
-        };
-        // Always clear the whole group: on a limit, and to reap stragglers after a normal exit.
-        kill_group(pid);
-        let status = match status {
-            Some(s) => s,
-            None => child.wait().await.map_err(Error::Process)?,
-        };
-        let mut captured = Captured {
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        };
-        // The group is dead, so the pipes reach EOF; a process that escaped the group with
-        // setsid could hold them open, so the join is bounded.
-        let bound = Duration::from_secs(5);
-        if let Some(t) = out_task
-            && let Ok(Ok(b)) = tokio::time::timeout(bound, t).await
-        {
-            captured.stdout = b;
-        }
-        if let Some(t) = err_task
-            && let Ok(Ok(b)) = tokio::time::timeout(bound, t).await
-        {
-            captured.stderr = b;
-        }
-        // Past the cap a reader drops its pipe, so the agent may die of SIGPIPE (or just exit)
-        // before the notification wins the select: the byte count, read once both readers are
-        // done, says whether the cap was hit, not the race.
-        if limit_hit.is_none() && total.load(Ordering::SeqCst) > cap {
-            limit_hit = Some(Outcome::OutputCapped);
-        }
+        let limit_hit = out.limit.map(|l| match l {
+            Limit::TimedOut => Outcome::TimedOut,
+            Limit::OutputCapped => Outcome::OutputCapped,
+        });
         let wall_ms = started.elapsed().as_millis() as u64;
 
         self.finish(
             ctx,
             ws,
             Finished {
-                stdout: &captured.stdout,
-                stderr: &captured.stderr,
-                exit_code: status.code(),
-                success: status.success(),
+                stdout: &out.stdout,
+                stderr: &out.stderr,
+                exit_code: out.status.code(),
+                success: out.status.success(),
                 limit: limit_hit,
                 wall_ms,
             },

@@ -63,20 +63,14 @@ impl<A: Agent> RecordingAgent<A> {
 
     /// The contexts seen so far.
     pub fn calls(&self) -> Vec<TaskContext> {
-        match self.calls.lock() {
-            Ok(c) => c.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        lightsout_stdx::lock(&self.calls).clone()
     }
 }
 
 #[async_trait]
 impl<A: Agent> Agent for RecordingAgent<A> {
     async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, Error> {
-        match self.calls.lock() {
-            Ok(mut c) => c.push(ctx.clone()),
-            Err(p) => p.into_inner().push(ctx.clone()),
-        }
+        lightsout_stdx::lock(&self.calls).push(ctx.clone());
         self.inner.run(ctx, ws).await
     }
     fn name(&self) -> String {

@@ -28,10 +28,10 @@
 #![allow(clippy::unused_async)]
 
 use crate::steps::{StepArgs, StepFailure, StepHandler, StepLibrary};
-use crate::target::GroupGuard;
 use crate::world::{HttpExchange, LoadOutcome, ProcessOutcome, VariantOutcome, World};
 use crate::{CheckKind, FailureCategory as F};
 use async_trait::async_trait;
+use lightsout_stdx::process::{Limits, RunError, Until, run};
 use regex::Regex;
 use serde_json::Value;
 use serde_json_path::JsonPath;
@@ -709,24 +709,25 @@ async fn body_check(w: &mut World, a: &StepArgs) -> Out {
 
 async fn run_process(w: &mut World, a: &StepArgs) -> Out {
     let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(a.str("cmd"))
-        .env("BASE_URL", &w.base_url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let child = cmd
-        .spawn()
-        .map_err(|e| StepFailure::new(F::Process, format!("cannot start the command: {e}")))?;
-    // Kills the whole group if the trial times out while we wait.
-    let guard = GroupGuard(child.id().map(u32::cast_signed));
-    let out = tokio::time::timeout(w.step_timeout, child.wait_with_output())
-        .await
-        .map_err(|_| StepFailure::new(F::Timeout, "the command did not finish in time"))?
-        .map_err(|e| StepFailure::new(F::Process, format!("waiting for the command: {e}")))?;
-    drop(guard);
+    cmd.arg("-c").arg(a.str("cmd")).env("BASE_URL", &w.base_url);
+    // Until both pipes close, as `wait_with_output`; the whole group is killed at the end,
+    // at the step's timeout, and if the trial times out while we wait.
+    let limits = Limits {
+        until: Until::Eof,
+        ..Limits::wall(w.step_timeout)
+    };
+    let out = run(cmd, None, &limits).await.map_err(|e| match e {
+        RunError::Spawn(e) => {
+            StepFailure::new(F::Process, format!("cannot start the command: {e}"))
+        }
+        RunError::Wait(e) => StepFailure::new(F::Process, format!("waiting for the command: {e}")),
+    })?;
+    if out.limit.is_some() {
+        return Err(StepFailure::new(
+            F::Timeout,
+            "the command did not finish in time",
+        ));
+    }
     let outcome = ProcessOutcome {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

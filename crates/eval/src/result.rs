@@ -261,19 +261,11 @@ impl RunResult {
     }
 }
 
-/// Writes `contents` to `path` atomically: a temporary file in the same directory, then rename.
+/// Writes `contents` to `path` atomically: a temporary file in the same directory, then rename
+/// ([`lightsout_stdx::write_atomic`]).
 ///
 /// # Errors
 /// [`Error::Io`] when the directory is not writable.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| Error::Io(e.error))?;
-    Ok(())
+    Ok(lightsout_stdx::write_atomic(path, contents)?)
 }

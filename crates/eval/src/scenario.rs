@@ -291,20 +291,17 @@ impl HoldoutCoverage {
     }
 }
 
+/// The scenario files under `dir`, skipping hidden files and folders.
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
-            collect_files(&path, out)?;
-        } else if name.ends_with(".scenario.md") || name.ends_with(".feature") {
-            out.push(path);
+    let hidden = |name: &std::ffi::OsStr| name.to_string_lossy().starts_with('.');
+    for entry in lightsout_stdx::walk::walk(dir, hidden) {
+        let entry = entry.map_err(std::io::Error::from)?;
+        let name = entry.file_name().to_string_lossy();
+        if !entry.file_type().is_dir()
+            && !name.starts_with('.')
+            && (name.ends_with(".scenario.md") || name.ends_with(".feature"))
+        {
+            out.push(entry.into_path());
         }
     }
     Ok(())

@@ -15,8 +15,8 @@
 //! <https://mutants.rs>.
 
 use crate::stats::{Interval, wilson95};
-use crate::target::GroupGuard;
 use crate::{CommandTarget, Error, RunOptions, Runner, Suite, TargetConfig};
+use lightsout_stdx::process::{Limits, RunError, Until, run};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -427,28 +427,26 @@ async fn judge_command(
         .env("LIGHTSOUT_MAX_TRIALS", trials.to_string())
         .env("LIGHTSOUT_RESULTS", results.path())
         .env("LIGHTSOUT_STAGE", "strength")
-        .env("LIGHTSOUT_FAIL_FAST", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+        .env("LIGHTSOUT_FAIL_FAST", "1");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().map_err(|e| {
-        Error::Mutation(format!(
-            "cannot start the holdout runner `{command}` in {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let guard = GroupGuard(child.id().map(u32::cast_signed));
-    let Ok(out) = tokio::time::timeout(timeout, child.wait_with_output()).await else {
-        drop(guard);
-        return Ok(None);
+    // Until both pipes close, as `wait_with_output`; the whole group is killed at the end.
+    let limits = Limits {
+        until: Until::Eof,
+        ..Limits::wall(timeout)
     };
-    drop(guard);
-    let out = out?;
+    let out = match run(cmd, None, &limits).await {
+        Ok(out) if out.limit.is_some() => return Ok(None),
+        Ok(out) => out,
+        Err(RunError::Spawn(e)) => {
+            return Err(Error::Mutation(format!(
+                "cannot start the holdout runner `{command}` in {}: {e}",
+                dir.display()
+            )));
+        }
+        Err(RunError::Wait(e)) => return Err(e.into()),
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let code = out.status.code().unwrap_or(-1);
     if !(0..2).contains(&code) {
@@ -1140,23 +1138,22 @@ fn splitmix64(x: u64) -> u64 {
 /// `.git` file; symbolic links are copied as links.
 fn copy_project(from: &Path, to: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let kind = entry.file_type()?;
-        let (src, dst) = (entry.path(), to.join(&name));
-        if name == ".git" {
+    let skip = |name: &std::ffi::OsStr| SKIP_DIRS.iter().any(|s| name == *s);
+    for entry in lightsout_stdx::walk::walk(from, skip) {
+        let entry = entry.map_err(std::io::Error::from)?;
+        if entry.file_name() == ".git" {
             // A worktree's `.git` is a file pointing at the repository: never copied.
             continue;
         }
+        let src = entry.path();
+        let dst = to.join(src.strip_prefix(from).unwrap_or(src));
+        let kind = entry.file_type();
         if kind.is_dir() {
-            if !SKIP_DIRS.iter().any(|s| name == *s) {
-                copy_project(&src, &dst)?;
-            }
+            std::fs::create_dir_all(&dst)?;
         } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+            std::os::unix::fs::symlink(std::fs::read_link(src)?, &dst)?;
         } else {
-            std::fs::copy(&src, &dst)?;
+            std::fs::copy(src, &dst)?;
         }
     }
     Ok(())
@@ -1165,43 +1162,31 @@ fn copy_project(from: &Path, to: &Path) -> Result<(), Error> {
 /// The Python files to mutate under `dir`, relative and `/`-separated, sorted: every `*.py`
 /// except tests (`tests/`, `test/`, `test_*.py`, `*_test.py`, `conftest.py`) and `setup.py`.
 fn python_sources(dir: &Path) -> Vec<String> {
-    fn walk(root: &Path, rel: &str, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(root.join(rel)) else {
-            return;
-        };
-        for entry in rd.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                let skip = SKIP_DIRS.contains(&name.as_str())
-                    || name.starts_with('.')
-                    || name == "tests"
-                    || name == "test";
-                if !skip {
-                    walk(root, &path, out);
-                }
-            } else if kind.is_file()
-                && Path::new(&name)
+    let skip = |name: &std::ffi::OsStr| {
+        let name = name.to_string_lossy();
+        SKIP_DIRS.contains(&name.as_ref())
+            || name.starts_with('.')
+            || name == "tests"
+            || name == "test"
+    };
+    let mut out: Vec<String> = lightsout_stdx::walk::walk(dir, skip)
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy();
+            entry.file_type().is_file()
+                && Path::new(name.as_ref())
                     .extension()
                     .is_some_and(|e| e.eq_ignore_ascii_case("py"))
                 && !name.starts_with("test_")
                 && !name.ends_with("_test.py")
                 && name != "conftest.py"
                 && name != "setup.py"
-            {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, "", &mut out);
+        })
+        .filter_map(|entry| {
+            let rel = entry.path().strip_prefix(dir).ok()?;
+            Some(rel.to_string_lossy().into_owned())
+        })
+        .collect();
     out.sort();
     out
 }

@@ -290,16 +290,3 @@ impl Drop for RunningTarget {
         }
     }
 }
-
-/// Kills a process group on drop: used for `I run` steps so a timed-out trial leaves nothing
-/// behind.
-#[derive(Debug)]
-pub(crate) struct GroupGuard(pub(crate) Option<i32>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-        }
-    }
-}

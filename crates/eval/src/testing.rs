@@ -27,14 +27,8 @@ impl ScriptedStep {
     }
 
     fn next(&self) -> bool {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut script = self
-            .script
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = lightsout_stdx::lock(&self.last);
+        let mut script = lightsout_stdx::lock(&self.script);
         if let Some(v) = script.pop_front() {
             *last = v;
         }

@@ -24,6 +24,7 @@ use lightsout_agent::{
 };
 use lightsout_fence::audit::AuditLog;
 use lightsout_fence::budget::BudgetLedger;
+use lightsout_stdx::lock;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -1126,10 +1127,6 @@ fn first_line_of(s: &str) -> String {
         .chars()
         .take(72)
         .collect()
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A run's memory stages: context packs, lessons and metrics; guards on diffs.

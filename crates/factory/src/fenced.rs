@@ -19,14 +19,11 @@ use lightsout_fence::budget::{
 };
 use lightsout_fence::holdout::{Crossing, CrossingKind, LeakScan};
 use lightsout_fence::policy::{MAX_LISTED_WRITES, Violation};
+use lightsout_stdx::lock;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use std::sync::{Arc, Mutex};
 
 /// A [`LeakScan`] over the `lightsout-eval` [`LeakScanner`](lightsout_eval::leak::LeakScanner)
 /// of a holdout suite: canaries, distinctive literals, verbatim runs and near copies of

@@ -242,27 +242,12 @@ impl Journal {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, `fsync`,
-/// then `rename` over `path`.
+/// then `rename` over `path` ([`lightsout_stdx::write_atomic`]).
 ///
 /// # Errors
 /// [`Error::Io`] on any file operation failure.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create dir", dir, e))?;
-    let name = path
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("write", path, e)
-    })
+    lightsout_stdx::write_atomic(path, bytes).map_err(|e| Error::io("write", path, e))
 }
 
 #[cfg(test)]

@@ -68,10 +68,7 @@ impl DecisionMemory {
         &self,
         f: impl FnOnce(&lightsout_memory::Memory) -> Result<T, lightsout_memory::Error>,
     ) -> Result<T, Error> {
-        let m = self
-            .mem
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let m = lightsout_stdx::lock(&self.mem);
         f(&m).map_err(mem_err)
     }
 }

@@ -524,19 +524,13 @@ pub struct VecEvents(pub std::sync::Mutex<Vec<Event>>);
 impl VecEvents {
     /// The events so far.
     pub fn take(&self) -> Vec<Event> {
-        match self.0.lock() {
-            Ok(mut v) => std::mem::take(&mut *v),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        }
+        std::mem::take(&mut *lightsout_stdx::lock(&self.0))
     }
 }
 
 impl EventSink for VecEvents {
     fn emit(&self, event: &Event) {
-        match self.0.lock() {
-            Ok(mut v) => v.push(event.clone()),
-            Err(p) => p.into_inner().push(event.clone()),
-        }
+        lightsout_stdx::lock(&self.0).push(event.clone());
     }
 }
 

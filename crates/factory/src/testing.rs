@@ -63,44 +63,13 @@ impl Recall for RecordingMemory {
         Ok(self.pack.clone())
     }
     async fn record_attempt(&self, m: &AttemptMetrics) -> Result<(), BoxError> {
-        self.attempts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(m.clone());
+        lightsout_stdx::lock(&self.attempts).push(m.clone());
         Ok(())
     }
     async fn record_lesson(&self, l: &Lesson) -> Result<(), BoxError> {
-        self.lessons
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(l.clone());
+        lightsout_stdx::lock(&self.lessons).push(l.clone());
         Ok(())
     }
 }
 
-/// Runs `git args...` in `dir` as a test author (name `t`, no signing, no hooks) and returns
-/// its stdout, trimmed.
-///
-/// # Panics
-/// When git cannot start or exits non-zero; the message holds the arguments and git's stderr.
-pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
-        .args([
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+pub use lightsout_stdx::testing::git;

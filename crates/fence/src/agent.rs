@@ -23,13 +23,10 @@ use lightsout_agent::{
     Agent, AgentError, AgentReport, CommandAgent, Finished, Outcome, Prices, PromptMode,
     TaskContext, Workspace,
 };
+use lightsout_stdx::lock;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use std::sync::{Arc, Mutex};
 
 /// The fence reports of the calls a run made, by `(task id, attempt)`, until the hook takes
 /// them. Shared between the run's [`FencedAgent`]s and its `FenceHook` (in `lightsout-factory`).

@@ -47,7 +47,7 @@ use std::fmt::{self, Write as _};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 /// The `prev` of the first entry: 64 zeros.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -385,7 +385,7 @@ impl AuditLog {
     /// [`FenceError::Io`] when the log or head cannot be written. After a failed write the
     /// log refuses further appends until reopened (reopening verifies it).
     pub fn append(&self, record: AuditRecord) -> Result<AuditEntry, FenceError> {
-        let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut w = lightsout_stdx::lock(&self.writer);
         let mut entry = AuditEntry {
             seq: w.next_seq,
             ts: now_rfc3339(),
@@ -432,7 +432,7 @@ impl AuditLog {
 
     /// The head: the last entry appended, if any.
     pub fn head(&self) -> Option<Head> {
-        let w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = lightsout_stdx::lock(&self.writer);
         w.next_seq.checked_sub(1).map(|seq| Head {
             seq,
             hash: w.prev.clone(),

@@ -40,7 +40,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+// Every critical section leaves the state consistent, so a poisoned lock is still valid.
+use lightsout_stdx::lock;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Micro-USD per USD.
 pub const MICROS_PER_USD: u64 = 1_000_000;
@@ -672,11 +674,6 @@ impl State {
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // Every critical section leaves the state consistent, so a poisoned lock is still valid.
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The budget ledger of one run, shared by every concurrent agent call (`Clone` shares it).
 ///
 /// Invariant: for every scope and budget, settled plus reserved usage stays at or under the
@@ -1082,7 +1079,7 @@ impl OpenCalls {
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, u32), Reservation>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.0)
     }
 }
 

@@ -71,11 +71,7 @@ pub mod holdout;
 pub mod policy;
 pub mod procs;
 pub mod sandbox;
-#[cfg(test)]
-mod testing;
 
-use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Every failure of the fence.
@@ -195,34 +191,9 @@ impl FenceError {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, `fsync`, then
-/// `rename` over the target, then `fsync` of the directory. A `kill -9` at any point leaves
-/// either the old or the new content, never a mixture.
+/// [`lightsout_stdx::write_atomic`] with the error as [`FenceError::Io`] on `path`.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FenceError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(|e| FenceError::io(&dir, e))?;
-    let file_name = path
-        .file_name()
-        .map_or_else(|| "fence".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        FenceError::io(path, e)
-    })
+    lightsout_stdx::write_atomic(path, bytes).map_err(|e| FenceError::io(path, e))
 }
 
 #[cfg(test)]
@@ -240,7 +211,7 @@ mod tests {
     use serde_json::json;
     use std::ffi::OsString;
 
-    use crate::testing::git;
+    use lightsout_stdx::testing::git;
 
     const CANARY: &str = "LSO-CANARY-9c41d2";
 

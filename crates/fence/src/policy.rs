@@ -1736,7 +1736,7 @@ fn existing_dirs(dirs: &[PathBuf]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::git;
+    use lightsout_stdx::testing::git;
     use std::io::BufRead as _;
 
     fn fast(config: FenceConfig) -> FenceConfig {

@@ -33,16 +33,6 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-const SKIP: &[&str] = &[
-    ".git",
-    "target",
-    "node_modules",
-    "archive",
-    "vendor",
-    "dist",
-    "build",
-];
-
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),
@@ -54,22 +44,22 @@ fn is_task_list_name(name: &str) -> bool {
     name.eq_ignore_ascii_case("tasks.md") || name.eq_ignore_ascii_case("tasks.json")
 }
 
+/// Every task list under `dir`, skipping `.git` and [`lightsout_stdx::walk::BUILD_DIRS`]
+/// (other hidden folders are searched: `.taskmaster/tasks/tasks.json`).
 fn walk_task_lists(dir: &Path, out: &mut BTreeSet<PathBuf>) -> Result<(), Error> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io(dir))?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let p = e.path();
-        let ft = e.file_type().map_err(io(&p))?;
-        if ft.is_dir() {
-            if !SKIP.contains(&name.as_str()) {
-                walk_task_lists(&p, out)?;
-            }
-        } else if is_task_list_name(&name) {
-            out.insert(p);
+    let skip = |name: &std::ffi::OsStr| {
+        name == ".git"
+            || name
+                .to_str()
+                .is_some_and(lightsout_stdx::walk::is_build_dir)
+    };
+    for e in lightsout_stdx::walk::walk(dir, skip) {
+        let e = e.map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            io(&path)(e.into())
+        })?;
+        if !e.file_type().is_dir() && is_task_list_name(&e.file_name().to_string_lossy()) {
+            out.insert(e.into_path());
         }
     }
     Ok(())

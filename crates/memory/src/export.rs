@@ -9,7 +9,6 @@
 use crate::{Error, Guard, Kind, Record, format_time};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The info string of the fenced block that carries guards as JSON.
@@ -22,17 +21,7 @@ pub const GUARDS_FENCE: &str = "lightsout-guards";
 /// # Errors
 /// [`Error::Io`].
 pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
-    tmp.write_all(contents.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    lightsout_stdx::write_atomic(path, contents).map_err(|e| Error::io(path, e))
 }
 
 pub(crate) fn is_fence(line: &str) -> bool {

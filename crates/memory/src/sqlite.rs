@@ -166,9 +166,7 @@ impl SqliteStore {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a transaction open (rusqlite rolls
         // back on drop), so a poisoned lock is safe to reuse.
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lightsout_stdx::lock(&self.conn)
     }
 
     /// The raw FTS5 query that retrieval wraps: `MATCH` + `ORDER BY rank LIMIT n` on the

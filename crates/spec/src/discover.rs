@@ -4,17 +4,6 @@ use crate::Error;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-/// Folders never searched: version control, build output, dependencies, and OpenSpec's
-/// archive of applied changes.
-const SKIP_DIRS: &[&str] = &[
-    "target",
-    "node_modules",
-    "archive",
-    "vendor",
-    "dist",
-    "build",
-];
-
 /// Files that sit beside specs but are not specs.
 const NOT_SPECS: &[&str] = &[
     "readme.md",
@@ -68,26 +57,22 @@ pub fn discover(path: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(out)
 }
 
+/// Hidden folders and [`lightsout_stdx::walk::BUILD_DIRS`] (version control, build output,
+/// dependencies, and OpenSpec's archive of applied changes) are never searched; names are
+/// compared lowercased.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
+    let skip = |name: &std::ffi::OsStr| {
+        let name = name.to_string_lossy().to_lowercase();
+        name.starts_with('.') || lightsout_stdx::walk::is_build_dir(&name)
     };
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io)?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for e in entries {
-        let p = e.path();
+    for e in lightsout_stdx::walk::walk(dir, skip) {
+        let e = e.map_err(|e| Error::Io {
+            path: e.path().unwrap_or(dir).to_path_buf(),
+            source: e.into(),
+        })?;
         let name = e.file_name().to_string_lossy().to_lowercase();
-        let ft = e.file_type().map_err(io)?;
-        if ft.is_dir() {
-            if !name.starts_with('.') && !SKIP_DIRS.contains(&name.as_str()) {
-                walk(&p, out)?;
-            }
-        } else if is_spec(&p, &name)? {
-            out.push(p);
+        if !e.file_type().is_dir() && is_spec(e.path(), &name)? {
+            out.push(e.into_path());
         }
     }
     Ok(())

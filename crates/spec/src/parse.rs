@@ -2141,13 +2141,8 @@ fn task_of(t: &Text, checked: Option<bool>, span: Span) -> Option<TaskItem> {
 
 fn estimate(v: &str) -> Option<f64> {
     let v = v.trim();
-    match v.to_ascii_uppercase().as_str() {
-        "XS" => return Some(1.0),
-        "S" => return Some(2.0),
-        "M" => return Some(4.0),
-        "L" => return Some(8.0),
-        "XL" => return Some(16.0),
-        _ => {}
+    if let Some(h) = lightsout_stdx::tshirt_hours(v) {
+        return Some(h);
     }
     let c = ESTIMATE.captures(v)?;
     let n: f64 = c.get(1)?.as_str().parse().ok()?;

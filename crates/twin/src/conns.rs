@@ -25,9 +25,10 @@
 //! header timeout would also close every idle connection after 5 s and the idle timeout could
 //! never be longer. The watchdog here tells the two waits apart.
 
+use lightsout_stdx::lock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -116,11 +117,6 @@ pub(crate) struct Conn {
     /// Wakes the watchdog: a phase change or an eviction.
     wake: Notify,
     evicted: AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here leaves the data consistent, so a poisoned lock is usable.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `timeout` plus 0 to 23/64 (about a third) of it, by `ticket`: connections opened together

@@ -21,6 +21,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+// A panic while holding the runtime's lock cannot leave it half-written in a way that matters
+// more than refusing all further requests would, so the guard is recovered (`lock`).
+use lightsout_stdx::lock;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Default virtual start time: 2026-01-01T00:00:00Z, in ms since the Unix epoch.
@@ -478,12 +481,6 @@ impl std::fmt::Debug for Twin {
     }
 }
 
-fn lock(m: &Mutex<Runtime>) -> MutexGuard<'_, Runtime> {
-    // A panic while holding the lock cannot leave the runtime half-written in a way that
-    // matters more than refusing all further requests would, so recover the guard.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl Twin {
     /// Builds a twin from a definition.
     ///
@@ -672,10 +669,7 @@ impl Twin {
     }
 
     fn tape_lock(&self) -> MutexGuard<'_, Option<crate::tape::Tape>> {
-        self.inner
-            .tape
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.inner.tape)
     }
 
     /// How full the journal is, and how many entries its caps dropped.
@@ -695,13 +689,7 @@ impl Twin {
         }
         let mut rt = lock(&self.inner.rt);
         let mut resp = self.dispatch(&mut rt, req);
-        if let Some(tape) = self
-            .inner
-            .tape
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_mut()
-        {
+        if let Some(tape) = lock(&self.inner.tape).as_mut() {
             resp = tape.exchange(req, resp, rt.now_ms);
         }
         rt.seq += 1;

@@ -113,27 +113,12 @@ impl Cassette {
 }
 
 /// Writes `bytes` to `path` via a temp file and a rename, so readers and crashes never see a
-/// half-written file.
+/// half-written file ([`lightsout_stdx::write_atomic`]).
 ///
 /// # Errors
 /// [`Error::Io`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write as _;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    lightsout_stdx::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 /// Creates `dir/twin.yaml` for a recorded twin (replaying `cassette.json`), unless present.

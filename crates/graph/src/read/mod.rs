@@ -339,13 +339,8 @@ fn expand_range(first: &str, end: &str) -> Option<Vec<String>> {
 /// (`XS` 1 h, `S` 2 h, `M` 4 h, `L` 8 h, `XL` 16 h, doubling per size).
 pub(crate) fn estimate_hours(s: &str) -> Option<f64> {
     let s = s.trim().trim_matches(['_', '*', '`']).trim();
-    match s.to_ascii_uppercase().as_str() {
-        "XS" => return Some(1.0),
-        "S" => return Some(2.0),
-        "M" => return Some(4.0),
-        "L" => return Some(8.0),
-        "XL" => return Some(16.0),
-        _ => {}
+    if let Some(h) = lightsout_stdx::tshirt_hours(s) {
+        return Some(h);
     }
     let end = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

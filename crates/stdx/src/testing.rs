@@ -1,8 +1,11 @@
-//! Helpers of the fence's unit tests.
+//! Helpers of unit and integration tests (feature `testing`; use it as a dev-dependency).
 
-/// Runs `git args` in `dir` with a fixed identity, no signing and no hooks, and returns its
-/// trimmed stdout. Panics when git fails (a test set-up error).
-pub(crate) fn git(dir: &std::path::Path, args: &[&str]) -> String {
+/// Runs `git args...` in `dir` as a test author (name `t`, no signing, no hooks) and returns
+/// its stdout, trimmed.
+///
+/// # Panics
+/// When git cannot start or exits non-zero; the message holds the arguments and git's stderr.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
         .args([
