@@ -61,7 +61,7 @@ pub mod journal;
 mod memory;
 pub mod outcome;
 pub mod plan;
-pub mod queue;
+pub use lightsout_fleet::queue;
 pub mod replay;
 pub mod report;
 pub mod scaffold;
