@@ -83,6 +83,11 @@ enum Command {
     /// The tuner: posteriors of the declared [[tuning.variant]]s, the next pick, promotions.
     #[command(subcommand)]
     Tune(cmd::tune::TuneCommand),
+    /// One worker of a fleet: claims tasks from a shared store (`--store postgres://…` or a
+    /// `SQLite` file) with leases and fencing tokens, `--jobs N` at once, and runs the command
+    /// after `--` for each until none is left; `worker enqueue RUN TASK...` and `worker status
+    /// RUN` feed and show a run. Exit 0 all done, 1 some task failed or its claim was lost.
+    Worker(cmd::worker::WorkerArgs),
 }
 
 impl Command {
@@ -151,6 +156,7 @@ fn main() -> ExitCode {
         Command::Metrics(a) => cmd::tune::metrics(a),
         Command::Tune(c) => cmd::tune::run(c),
         Command::Gc(a) => cmd::gc::run(&a),
+        Command::Worker(a) => cmd::worker::run(a),
     };
     match result {
         Ok(code) => code,

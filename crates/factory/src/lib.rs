@@ -63,7 +63,7 @@ mod judge;
 mod memory;
 pub mod outcome;
 pub mod plan;
-pub mod queue;
+pub use lightsout_fleet::queue;
 pub mod replay;
 pub mod report;
 pub mod sched;

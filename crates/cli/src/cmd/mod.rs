@@ -17,6 +17,7 @@ pub(crate) mod spec;
 pub(crate) mod strength;
 pub(crate) mod tune;
 pub(crate) mod twin;
+pub(crate) mod worker;
 
 /// `specs/` at the repository root, as `lightsout run` reads it when given no spec; `specs/`
 /// in the current directory outside a repository.

@@ -20,3 +20,4 @@ mod strength;
 mod trace;
 mod tune;
 mod twin;
+mod worker;

@@ -116,7 +116,7 @@ impl SqliteQueue {
         let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
         if version > known {
             return Err(QueueError::Corrupt {
-                path: self.path.clone(),
+                store: self.path.display().to_string(),
                 message: format!(
                     "schema version {version} is newer than this lightsout knows ({known}); \
                      upgrade lightsout"
@@ -140,7 +140,7 @@ impl SqliteQueue {
         let status: String = r.get(2)?;
         let Some(st) = QueueStatus::parse(&status) else {
             return Ok(Err(QueueError::Corrupt {
-                path: self.path.clone(),
+                store: self.path.display().to_string(),
                 message: format!("entry {id} has the unknown status `{status}`"),
             }));
         };
@@ -168,7 +168,7 @@ impl SqliteQueue {
     }
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -272,71 +272,6 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let q = SqliteQueue::in_repo(d.path()).unwrap();
         (d, q)
-    }
-
-    #[test]
-    fn entries_go_queued_running_finished_in_order() {
-        let (_d, q) = store();
-        let a = q.add("specs/a.md").unwrap();
-        let b = q.add("specs/b.md").unwrap();
-        assert!(a.id < b.id);
-        assert_eq!(q.next().unwrap().unwrap().id, a.id);
-        let started = q
-            .apply(&QueueChange::Start {
-                id: a.id,
-                run_id: "r1".into(),
-            })
-            .unwrap()
-            .unwrap();
-        assert_eq!(started.status, QueueStatus::Running);
-        assert_eq!(started.run_id.as_deref(), Some("r1"));
-        // A running entry is next again (resume), it cannot be removed, and only its own run
-        // may start it again.
-        assert_eq!(q.next().unwrap().unwrap().id, a.id);
-        assert_eq!(q.apply(&QueueChange::Remove { id: a.id }).unwrap(), None);
-        let other = QueueChange::Start {
-            id: a.id,
-            run_id: "r2".into(),
-        };
-        assert_eq!(q.apply(&other).unwrap(), None);
-        let finish = QueueChange::Finish {
-            id: a.id,
-            status: QueueStatus::Passed,
-            detail: "gate: PASS".into(),
-        };
-        assert_eq!(
-            q.apply(&finish).unwrap().unwrap().status,
-            QueueStatus::Passed
-        );
-        // Finishing twice applies to nothing.
-        assert_eq!(q.apply(&finish).unwrap(), None);
-        assert_eq!(q.next().unwrap().unwrap().id, b.id);
-        assert_eq!(
-            q.apply(&QueueChange::Remove { id: b.id })
-                .unwrap()
-                .map(|e| e.spec),
-            Some("specs/b.md".into())
-        );
-        assert_eq!(q.next().unwrap(), None);
-        assert_eq!(q.entries().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn the_queue_and_the_stop_flag_survive_reopening() {
-        let (d, q) = store();
-        q.add("specs/a.md").unwrap();
-        assert!(!q.stop_requested().unwrap());
-        q.apply(&QueueChange::Stop(true)).unwrap();
-        drop(q);
-        let q = SqliteQueue::in_repo(d.path()).unwrap();
-        assert!(q.stop_requested().unwrap());
-        assert_eq!(q.entries().unwrap()[0].spec, "specs/a.md");
-        q.apply(&QueueChange::Stop(false)).unwrap();
-        assert!(!q.stop_requested().unwrap());
-        // Ids are never reused, even after the last entry is removed.
-        let id = q.entries().unwrap()[0].id;
-        q.apply(&QueueChange::Remove { id }).unwrap();
-        assert!(q.add("specs/b.md").unwrap().id > id);
     }
 
     #[test]

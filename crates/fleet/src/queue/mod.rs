@@ -3,16 +3,21 @@
 //!
 //! The queue lives in the state store behind [`QueueStore`], whose three required methods
 //! ([`QueueStore::entries`], [`QueueStore::apply`], [`QueueStore::stop_requested`]) are all a
-//! backend implements: [`SqliteQueue`] keeps it in `.lightsout/state.db` now, and a Postgres
-//! backend can implement the same trait later. Every change is one atomic [`QueueChange`], so a
-//! `kill -9` leaves each entry either before or after it.
+//! backend implements: [`SqliteQueue`] keeps it in `.lightsout/state.db` (one machine), and
+//! `PgQueue` (feature `postgres`) on a `PostgreSQL` server shared by a fleet; one test suite
+//! runs against both. Every change is one atomic [`QueueChange`], so a `kill -9` leaves each
+//! entry either before or after it.
 //!
 //! An entry's life: [`QueueStatus::Queued`] → [`QueueStatus::Running`] (with the run id the
 //! runner chose, recorded *before* the run starts, so a killed runner's entry names the run to
 //! resume) → [`QueueStatus::Passed`], [`QueueStatus::Failed`] or [`QueueStatus::Error`].
 
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use postgres::PgQueue;
 pub use sqlite::{STATE_DB, SqliteQueue};
 
 use serde::{Deserialize, Serialize};
@@ -122,28 +127,8 @@ pub enum QueueChange {
     Stop(bool),
 }
 
-/// Errors of a queue store.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum QueueError {
-    /// The `SQLite` state store failed.
-    #[error("state store {path}: {source}")]
-    Sqlite {
-        /// The database file.
-        path: std::path::PathBuf,
-        /// The `SQLite` error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The store holds something this version cannot read.
-    #[error("state store {path}: {message}")]
-    Corrupt {
-        /// The database file.
-        path: std::path::PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
+/// Errors of a queue store: the crate's [`Error`](crate::Error).
+pub type QueueError = crate::Error;
 
 /// The queue's storage. Backends implement the three required methods; everything else is
 /// built on them.
@@ -181,7 +166,7 @@ pub trait QueueStore: Send + Sync {
             spec: spec.to_owned(),
         })?
         .ok_or_else(|| QueueError::Corrupt {
-            path: std::path::PathBuf::new(),
+            store: String::new(),
             message: "adding an entry returned none".into(),
         })
     }
@@ -226,13 +211,21 @@ pub fn runner_lock(
     repo: &std::path::Path,
 ) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, crate::Error> {
     let dir = repo.join(".lightsout");
-    std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io("create", &dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|source| crate::Error::Io {
+        op: "create",
+        path: dir.clone(),
+        source,
+    })?;
     let path = dir.join("queue.lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| crate::Error::io("open", &path, e))?;
+        .map_err(|source| crate::Error::Io {
+            op: "open",
+            path: path.clone(),
+            source,
+        })?;
     Ok(nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok())
 }

@@ -1,0 +1,46 @@
+//! This crate provides the state a fleet of Lightsout workers shares: task claims with leases
+//! and fencing tokens, the fleet-wide merge lock, and the spec queue; each behind one trait
+//! with two backends, `SQLite` (the embedded default, one machine) and `PostgreSQL` (many
+//! machines; feature `postgres`, on by default).
+//!
+//! # Brief overview
+//! - [`claims::ClaimStore`]: enqueue a run's ready tasks, claim one with a lease and a fencing
+//!   token, heartbeat, complete / fail / release under that token (a stale token is refused:
+//!   [`Error::Stale`]), and [`claims::ClaimStore::try_merge_lock`]. Backends
+//!   [`claims::SqliteClaims`] and `claims::PgClaims`.
+//! - [`queue::QueueStore`]: the spec queue of `lightsout queue` and `lightsout run --queue`.
+//!   Backends [`queue::SqliteQueue`] and `queue::PgQueue`.
+//! - Both Postgres backends run their migrations on connect and retry lost connections with
+//!   backoff for [`RECONNECT_FOR`].
+//!
+//! The traits are blocking, like the memory crate's `Store`: a call is one short
+//! transaction. The Postgres backends drive tokio-postgres on a small runtime of their own,
+//! so they can be called from plain threads and from inside the factory's runtime alike.
+//!
+//! # Example
+//! ```
+//! use lightsout_fleet::claims::{ClaimStore, SqliteClaims};
+//! use std::time::Duration;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = SqliteClaims::in_repo(dir.path())?;
+//! store.enqueue("run-1", &["T001".into(), "T002".into()])?;
+//! let claim = store.claim("worker-a", Duration::from_secs(30))?.expect("a ready task");
+//! assert_eq!(claim.task, "T001");
+//! let claim = store.heartbeat(&claim, Duration::from_secs(30))?;
+//! store.complete(&claim)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod claims;
+mod error;
+#[cfg(feature = "postgres")]
+mod pg;
+pub mod queue;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::Error;
+#[cfg(feature = "postgres")]
+pub use pg::RECONNECT_FOR;
