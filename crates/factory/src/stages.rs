@@ -291,8 +291,19 @@ impl CommandEvaluator {
                 raw.display()
             ))
         })?;
+        Ok(self.verdict(&wanted, &runner_out))
+    }
+
+    /// The verdict on `wanted` (the task's requirements, then the regression bucket's) from
+    /// what the runner printed: each requirement must have run and passed every trial, and
+    /// a printed gate status must be `passed`.
+    fn verdict(
+        &self,
+        wanted: &[String],
+        runner_out: &RunnerOutput,
+    ) -> (Verdict, Option<lightsout_eval::GateStatus>) {
         let mut results = Vec::new();
-        for id in &wanted {
+        for id in wanted {
             match runner_out.requirements.iter().find(|r| &r.id == id) {
                 Some(r) => results.push(RequirementResult {
                     passed: r.passed.min(r.trials),
@@ -320,14 +331,14 @@ impl CommandEvaluator {
                 _ => "the holdout gate failed".to_owned(),
             };
         }
-        Ok((
+        (
             Verdict {
                 passed,
                 feedback,
                 requirements: results,
             },
             runner_out.gate,
-        ))
+        )
     }
 }
 
