@@ -38,6 +38,7 @@ mod error;
 #[cfg(feature = "postgres")]
 mod pg;
 pub mod queue;
+mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 

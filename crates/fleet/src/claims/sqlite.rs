@@ -1,7 +1,7 @@
 //! [`SqliteClaims`]: the [`ClaimStore`] in a `SQLite` file, for one machine.
 //!
 //! - Each write is one `BEGIN IMMEDIATE` transaction: `SQLite` has one writer at a time, so
-//!   claims are exclusive without row locks; a connection waits up to [`BUSY_TIMEOUT`] for
+//!   claims are exclusive without row locks; a connection waits up to 30 s for
 //!   another process's write.
 //! - The clock is this machine's (`SystemTime`), shared by every process on it.
 //! - The merge lock is a `flock` on `<database>.merge.lock`, freed by the kernel when its
@@ -17,9 +17,6 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// How long a writer waits for another process's lock before failing with `SQLITE_BUSY`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 const MIGRATIONS: &[&str] = &[
     // 1: tasks and the token counter.
@@ -63,16 +60,7 @@ impl SqliteClaims {
             path: path.to_owned(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            // An error here resurfaces, with its path, when SQLite opens the file.
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
+        let conn = crate::sqlite::open(path).map_err(err)?;
         let s = Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),

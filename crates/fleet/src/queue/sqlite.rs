@@ -3,7 +3,7 @@
 //! - Journal: WAL (<https://sqlite.org/wal.html>) with `synchronous = FULL`: a change that
 //!   `apply` returned survives a `kill -9` or a power cut, and readers never block the writer.
 //! - Concurrency: each change is one `BEGIN IMMEDIATE` transaction; a connection waits up to
-//!   [`BUSY_TIMEOUT`] for another process's write lock (`queue add` while a runner records a
+//!   30 s for another process's write lock (`queue add` while a runner records a
 //!   finished entry) instead of failing.
 //! - Migrations: `PRAGMA user_version` holds the schema version.
 
@@ -11,13 +11,9 @@ use super::{QueueChange, QueueEntry, QueueError, QueueStatus, QueueStore};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 /// The state store's file name under `.lightsout/`.
 pub const STATE_DB: &str = "state.db";
-
-/// How long a writer waits for another process's lock before failing with `SQLITE_BUSY`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 const MIGRATIONS: &[&str] = &[
     // 1: the queue and the runner's flags.
@@ -59,16 +55,7 @@ impl SqliteQueue {
             path: path.to_owned(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            // An error here resurfaces, with its path, when SQLite opens the file.
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
+        let conn = crate::sqlite::open(path).map_err(err)?;
         let q = SqliteQueue {
             path: path.to_owned(),
             conn: Mutex::new(conn),
