@@ -221,13 +221,6 @@ fn build_record(
 ) -> EvalRecord {
     let defaults = lightsout_twin::TwinOptions::default();
     EvalRecord {
-        schema_version: RECORD_SCHEMA,
-        task: req.task_id.clone(),
-        attempt: req.attempt,
-        stage: req.stage.as_str().to_owned(),
-        commit,
-        requirements: req.requirements.clone(),
-        regression: req.regression.clone(),
         not_started: trace.not_started,
         scenarios: trace
             .run
@@ -246,7 +239,6 @@ fn build_record(
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
         }),
-        passed: verdict.passed,
         twins: trace
             .twins
             .iter()
@@ -262,8 +254,34 @@ fn build_record(
                 )
             })
             .collect(),
+        ..record_head(req, holdout, commit, verdict, Judge::Engine)
+    }
+}
+
+/// What every judge's record holds alike: what was asked, of which commit, with which
+/// holdout, and the verdict; the judge's own parts empty.
+fn record_head(
+    req: &EvalRequest,
+    holdout: String,
+    commit: String,
+    verdict: &Verdict,
+    judge: Judge,
+) -> EvalRecord {
+    EvalRecord {
+        schema_version: RECORD_SCHEMA,
+        task: req.task_id.clone(),
+        attempt: req.attempt,
+        stage: req.stage.as_str().to_owned(),
+        commit,
+        requirements: req.requirements.clone(),
+        regression: req.regression.clone(),
+        not_started: false,
+        scenarios: Vec::new(),
+        gate: None,
+        passed: verdict.passed,
+        twins: BTreeMap::new(),
         holdout,
-        judge: Judge::Engine,
+        judge,
         requirement_results: Vec::new(),
     }
 }
@@ -278,23 +296,10 @@ fn build_runner_record(
     gate: Option<lightsout_eval::GateStatus>,
 ) -> EvalRecord {
     EvalRecord {
-        schema_version: RECORD_SCHEMA,
-        task: req.task_id.clone(),
-        attempt: req.attempt,
-        stage: req.stage.as_str().to_owned(),
-        commit,
-        requirements: req.requirements.clone(),
-        regression: req.regression.clone(),
-        not_started: false,
-        scenarios: Vec::new(),
         gate: gate.map(|g| GateRecord {
             passed: g == lightsout_eval::GateStatus::Passed,
             status: g.as_str().to_owned(),
         }),
-        passed: verdict.passed,
-        twins: BTreeMap::new(),
-        holdout,
-        judge: Judge::Runner,
         requirement_results: verdict
             .requirements
             .iter()
@@ -304,6 +309,7 @@ fn build_runner_record(
                 passes: r.passed,
             })
             .collect(),
+        ..record_head(req, holdout, commit, verdict, Judge::Runner)
     }
 }
 

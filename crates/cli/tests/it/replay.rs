@@ -97,11 +97,18 @@ fn notifying_project() -> Project {
 }
 
 fn replay(p: &Project) -> (i32, Value) {
+    replay_json(&p.repo(), "r1")
+}
+
+/// `lightsout replay RUN --format json` in `repo` (the holdout where its config says, and
+/// `LIGHTSOUT_BIN` for a runner that calls `lightsout`): the exit code and the report.
+fn replay_json(repo: &std::path::Path, run: &str) -> (i32, Value) {
     let out = Command::cargo_bin("lightsout")
         .unwrap()
-        .current_dir(p.repo())
+        .current_dir(repo)
         .env_remove("LIGHTSOUT_HOLDOUT")
-        .args(["replay", "r1", "--format", "json"])
+        .env("LIGHTSOUT_BIN", assert_cmd::cargo::cargo_bin("lightsout"))
+        .args(["replay", run, "--format", "json"])
         .output()
         .unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -286,30 +293,11 @@ fn bundled_example_run() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, repo)
 }
 
-fn replay_example(repo: &std::path::Path) -> (i32, Value) {
-    let out = Command::cargo_bin("lightsout")
-        .unwrap()
-        .current_dir(repo)
-        .env_remove("LIGHTSOUT_HOLDOUT")
-        .env("LIGHTSOUT_BIN", assert_cmd::cargo::cargo_bin("lightsout"))
-        .args(["replay", "demo", "--format", "json"])
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap(), json)
-}
-
 #[test]
 fn the_bundled_example_replays_offline_to_the_same_verdict_and_names_a_changed_result() {
     let (_dir, repo) = bundled_example_run();
     let records = repo.join(".lightsout/runs/demo/eval/replay");
-    let (code, out) = replay_example(&repo);
+    let (code, out) = replay_json(&repo, "demo");
     assert_eq!(code, 0, "{out:#}");
     assert_eq!(out["verdict"], "same", "{out:#}");
     let steps = out["steps"].as_array().unwrap();
@@ -359,7 +347,7 @@ fn the_bundled_example_replays_offline_to_the_same_verdict_and_names_a_changed_r
     let passes = rec["requirement_results"][0]["passes"].as_u64().unwrap();
     rec["requirement_results"][0]["passes"] = Value::from(u64::from(passes == 0));
     std::fs::write(&path, serde_json::to_vec(&rec).unwrap()).unwrap();
-    let (code, out) = replay_example(&repo);
+    let (code, out) = replay_json(&repo, "demo");
     assert_eq!(code, 1, "{out:#}");
     let d = &out["difference"];
     assert_eq!(d["step"]["step"], 1, "{d:#}");
