@@ -91,9 +91,7 @@ impl SqliteClaims {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // Transactions roll back on drop, so a poisoned lock is still a consistent connection.
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lightsout_stdx::lock(&self.conn)
     }
 
     fn migrate(&self) -> Result<(), Error> {

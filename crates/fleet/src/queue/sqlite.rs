@@ -87,9 +87,7 @@ impl SqliteQueue {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves no half-applied change (transactions roll
         // back on drop), so a poisoned lock is still a consistent connection.
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lightsout_stdx::lock(&self.conn)
     }
 
     fn migrate(&self) -> Result<(), QueueError> {
