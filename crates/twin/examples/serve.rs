@@ -20,6 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             latency: false,
             ..TwinOptions::default()
         },
+        std::path::Path::new(".lightsout/twins"),
         false,
     )?;
     let server = TwinServer::start(vec![twin], SocketAddr::from(([127, 0, 0, 1], port))).await?;

@@ -1,6 +1,27 @@
 //! Drift detection: replay a probe sequence against the real service (or its cassette) and
 //! the twin, diff the whole sequences semantically, score fidelity per endpoint, and move the
 //! twin through fresh → suspect → drifted → retired in its manifest.
+//!
+//! # The lifecycle, and where it is kept
+//! Every twin, a twin directory or a built-in one, has one [`Manifest`]: `DIR/manifest.json`
+//! for a twin directory, `STATE_DIR/NAME/manifest.json` for a built-in twin
+//! ([`manifest_path`]; the state directory is `.lightsout/twins` of the project unless told
+//! otherwise). A missing manifest is a twin never checked: `fresh`, with no `since`.
+//!
+//! A twin moves by two roads only, both recorded in the manifest:
+//! - a drift check ([`check`] then [`Manifest::record`]) against the real service or a cassette
+//!   recorded from it: fresh → suspect on the first disagreement (→ drifted at once when fewer
+//!   than half the exchanges match); suspect → drifted on a second disagreement, → fresh on a
+//!   clean check; drifted → retired after [`RETIRE_AFTER`] drifted checks in a row. Drifted and
+//!   retired never become fresh by a check;
+//! - a mark by a human or a policy ([`Manifest::mark`], `lightsout twin mark NAME STATE
+//!   --reason ...`), to any state, with a reason that is required. Marking `fresh` is how a
+//!   re-recorded twin comes back.
+//!
+//! [`Lifecycle`] is the view the rest of the factory reads: state, since when, why. A served
+//! twin answers it at `GET /__twin/lifecycle`, which is how the eval engine learns whether the
+//! evidence a scenario gathered against the twin is weakened (suspect, drifted) or void
+//! (retired).
 
 use crate::Error;
 use crate::engine::{Twin, TwinRequest};
@@ -373,19 +394,102 @@ pub async fn check(
     })
 }
 
-/// A twin's manifest (`manifest.json` beside its definition): status and check history.
+/// A twin's manifest (`manifest.json` beside its definition, or [`manifest_path`] for a
+/// built-in twin): status, since when and why, check history and marks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Manifest {
     /// Twin name.
     pub name: String,
     /// Current status.
     pub status: TwinStatus,
+    /// RFC 3339 wall-clock time the twin entered `status`; `None` for a twin never checked
+    /// or marked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Why the twin is in `status`: the check that moved it (`drift check against URL:
+    /// fidelity 0.40 over 5 exchanges`) or the reason of a mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Drifted checks in a row (resets on any other outcome).
     #[serde(default)]
     pub drifted_run: u32,
     /// Past checks, oldest first.
     #[serde(default)]
     pub checks: Vec<CheckSummary>,
+    /// Marks by a human or a policy, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<Mark>,
+}
+
+/// One mark: a human or a policy set the twin's status by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// RFC 3339 wall-clock time of the mark.
+    pub at: String,
+    /// Status before.
+    pub from: TwinStatus,
+    /// Status set.
+    pub to: TwinStatus,
+    /// Why (required, non-empty).
+    pub reason: String,
+}
+
+/// Where a twin stands, as the factory reads it: the part of a [`Manifest`] a verdict needs.
+/// Served at `GET /__twin/lifecycle`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// Twin name.
+    pub name: String,
+    /// Current status.
+    pub status: TwinStatus,
+    /// RFC 3339 time it entered `status`; `None` when never checked or marked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Why it is in `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The manifest it was read from; `None` for a twin loaded without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+}
+
+impl Lifecycle {
+    /// A twin with no manifest: fresh, never checked.
+    pub fn unchecked(name: &str) -> Self {
+        Lifecycle {
+            name: name.to_string(),
+            status: TwinStatus::Fresh,
+            since: None,
+            reason: None,
+            manifest: None,
+        }
+    }
+
+    /// One line for people: `twin slack drifted since 2026-12-07T01:00:00Z: REASON`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("twin {} {}", self.name, self.status.as_str());
+        if let Some(t) = &self.since {
+            s.push_str(" since ");
+            s.push_str(t);
+        }
+        if let Some(r) = &self.reason {
+            s.push_str(": ");
+            s.push_str(r);
+        }
+        s
+    }
+}
+
+/// The manifest of built-in twin `name` under the state directory `state_dir`
+/// (`STATE_DIR/NAME/manifest.json`; `lightsout` uses the project's `.lightsout/twins`).
+pub fn manifest_path(state_dir: &Path, name: &str) -> std::path::PathBuf {
+    state_dir.join(name).join("manifest.json")
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// One past check.
@@ -420,6 +524,7 @@ impl Manifest {
     }
 
     /// Applies a check's outcome: moves the status and fills the report's status fields.
+    /// When the status changes, `since` becomes now and `reason` names the check.
     pub fn record(&mut self, report: &mut DriftReport) {
         report.status_before = self.status;
         let next = self.status.next(report.score, self.drifted_run);
@@ -428,12 +533,18 @@ impl Manifest {
         } else {
             0
         };
+        let at = now_rfc3339();
+        if next != self.status || self.since.is_none() {
+            self.since = Some(at.clone());
+            self.reason = Some(format!(
+                "drift check against {}: fidelity {:.2} over {} exchanges",
+                report.against, report.score, report.exchanges
+            ));
+        }
         self.status = next;
         report.status_after = next;
         self.checks.push(CheckSummary {
-            at: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            at,
             against: report.against.clone(),
             score: report.score,
             endpoints: report
@@ -443,6 +554,45 @@ impl Manifest {
                 .collect(),
             status: next,
         });
+    }
+
+    /// Sets the status by hand (a human or a policy): `since` becomes now, `reason` the
+    /// given one, and the mark is kept in [`Manifest::marks`]. Marking `drifted` counts as one
+    /// drifted check toward retirement; any other mark restarts that count.
+    ///
+    /// # Errors
+    /// [`Error::Definition`] when `reason` is empty: a mark must say why.
+    pub fn mark(&mut self, status: TwinStatus, reason: &str) -> Result<(), Error> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::Definition(
+                "a mark needs a reason (--reason \"...\"): say why the twin is in this state"
+                    .into(),
+            ));
+        }
+        let at = now_rfc3339();
+        self.marks.push(Mark {
+            at: at.clone(),
+            from: self.status,
+            to: status,
+            reason: reason.to_string(),
+        });
+        self.drifted_run = u32::from(status == TwinStatus::Drifted);
+        self.status = status;
+        self.since = Some(at);
+        self.reason = Some(format!("marked by hand: {reason}"));
+        Ok(())
+    }
+
+    /// The lifecycle view of this manifest, read from `path`.
+    pub fn lifecycle(&self, path: Option<&Path>) -> Lifecycle {
+        Lifecycle {
+            name: self.name.clone(),
+            status: self.status,
+            since: self.since.clone(),
+            reason: self.reason.clone(),
+            manifest: path.map(|p| p.display().to_string()),
+        }
     }
 
     /// Writes the manifest atomically.
@@ -498,6 +648,26 @@ mod tests {
                 m.record(&mut r);
                 if worst >= TwinStatus::Drifted { prop_assert!(m.status >= worst); }
                 worst = worst.max(m.status);
+            }
+        }
+
+        #[test]
+        fn since_and_reason_move_exactly_when_the_status_does(scores in proptest::collection::vec(0.0f64..=1.0, 1..12)) {
+            let mut m = Manifest::default();
+            for s in scores {
+                let before = (m.status, m.since.clone());
+                let mut r = DriftReport { twin: String::new(), against: "cassette".into(), exchanges: 4, score: s, endpoints: BTreeMap::new(), differences: vec![], status_before: TwinStatus::Fresh, status_after: TwinStatus::Fresh };
+                m.record(&mut r);
+                prop_assert!(m.since.is_some());
+                if before.0 == m.status && before.1.is_some() {
+                    prop_assert_eq!(&before.1, &m.since);
+                } else {
+                    prop_assert!(m.reason.as_deref().is_some_and(|x| x.contains("drift check against cassette")));
+                }
+                // Retired only after RETIRE_AFTER drifted checks in a row.
+                if m.status == TwinStatus::Retired && before.0 != TwinStatus::Retired {
+                    prop_assert_eq!(before.0, TwinStatus::Drifted);
+                }
             }
         }
 

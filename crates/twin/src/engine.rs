@@ -465,6 +465,9 @@ struct Inner {
     rt: Mutex<Runtime>,
     /// The tape being recorded or replayed (`lightsout replay`); locked after `rt`.
     tape: Mutex<Option<crate::tape::Tape>>,
+    /// Where the twin stands against the real service (`GET /__twin/lifecycle`); never locked
+    /// together with another lock.
+    lifecycle: Mutex<Option<crate::drift::Lifecycle>>,
 }
 
 /// One running twin: definition, state, clock, journal. Cloning shares the same twin.
@@ -558,6 +561,7 @@ impl Twin {
                 opts,
                 rt,
                 tape: Mutex::new(None),
+                lifecycle: Mutex::new(None),
             }),
         })
     }
@@ -680,6 +684,20 @@ impl Twin {
     /// Adds a fault rule.
     pub fn add_fault(&self, rule: FaultRule) {
         lock(&self.inner.rt).faults.push(rule);
+    }
+
+    /// Sets where the twin stands against the real service, as its manifest says; served at
+    /// `GET /__twin/lifecycle` so that a judge can weaken the evidence gathered against it.
+    pub fn set_lifecycle(&self, lifecycle: crate::drift::Lifecycle) {
+        *lock(&self.inner.lifecycle) = Some(lifecycle);
+    }
+
+    /// Where the twin stands: what [`Twin::set_lifecycle`] set, else
+    /// [`Lifecycle::unchecked`](crate::drift::Lifecycle::unchecked) (no manifest).
+    pub fn lifecycle(&self) -> crate::drift::Lifecycle {
+        lock(&self.inner.lifecycle)
+            .clone()
+            .unwrap_or_else(|| crate::drift::Lifecycle::unchecked(&self.inner.def.name))
     }
 
     /// Handles one request: control API, then faults, routes, replay, else `501`.
@@ -1480,6 +1498,9 @@ impl Twin {
 
     /// The control API (`/__twin/...`); see `twin-api.md`.
     fn control(&self, rest: &str, req: &TwinRequest) -> TwinResponse {
+        if req.method == http::Method::GET && rest == "/lifecycle" {
+            return TwinResponse::json(200, &json!(self.lifecycle()));
+        }
         let m = &req.method;
         let body = req.body_json();
         let mut rt = lock(&self.inner.rt);

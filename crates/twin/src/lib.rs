@@ -105,9 +105,11 @@ pub enum Error {
     /// No built-in twin and no twin directory has this name.
     #[error("no twin named `{0}`; run `lightsout twin list`, or pass a directory with twin.yaml")]
     UnknownTwin(String),
-    /// The twin's manifest says it is retired.
+    /// The twin's manifest says it is retired; the message is its
+    /// [`drift::Lifecycle::describe`] (`twin slack retired since DATE: REASON`).
     #[error(
-        "twin `{0}` is retired (it drifted from the real service); re-record it or pass --force"
+        "{0}; it no longer imitates the real service: re-record it and mark it fresh \
+         (`lightsout twin mark NAME fresh --reason ...`), or pass --force"
     )]
     Retired(String),
 }
@@ -153,7 +155,8 @@ impl TwinDir {
         })
     }
 
-    /// Loads the twin. Refuses a retired twin unless `force`.
+    /// Loads the twin with its lifecycle from `manifest.json` ([`Twin::lifecycle`]). Refuses
+    /// a retired twin unless `force`.
     ///
     /// # Errors
     /// [`Error::Definition`] with the rendered diagnostics when the definition has errors,
@@ -180,28 +183,56 @@ impl TwinDir {
             Some(d) if errors.is_empty() => d,
             _ => return Err(Error::Definition(errors.join("; "))),
         };
-        let manifest = drift::Manifest::load_or_new(&self.manifest, &def.name)?;
-        if manifest.status == drift::TwinStatus::Retired && !force {
-            return Err(Error::Retired(def.name));
+        let lifecycle = lifecycle_of(&self.manifest, &def.name)?;
+        if lifecycle.status == drift::TwinStatus::Retired && !force {
+            return Err(Error::Retired(lifecycle.describe()));
         }
-        match &def.replay {
+        let twin = match &def.replay {
             Some(file) => {
                 let cassette = record::Cassette::load(&self.dir.join(file))?;
                 Twin::with_replay(def, cassette, opts)
             }
             None => Twin::new(def, opts),
-        }
+        }?;
+        twin.set_lifecycle(lifecycle);
+        Ok(twin)
     }
 }
 
-/// Loads a twin by built-in name or directory path (see [`TwinDir`]).
+/// The lifecycle in the manifest at `path` ([`drift::Lifecycle::unchecked`] when it does not
+/// exist).
+fn lifecycle_of(path: &Path, name: &str) -> Result<drift::Lifecycle, Error> {
+    Ok(if path.is_file() {
+        drift::Manifest::load_or_new(path, name)?.lifecycle(Some(path))
+    } else {
+        drift::Lifecycle::unchecked(name)
+    })
+}
+
+/// Loads a twin by built-in name or directory path (see [`TwinDir`]), with its lifecycle
+/// ([`Twin::lifecycle`], served at `GET /__twin/lifecycle`): a twin directory's from
+/// `DIR/manifest.json`, a built-in twin's from [`drift::manifest_path`]`(state_dir, NAME)`
+/// (`lightsout` passes the project's `.lightsout/twins`). Built-in and user twins follow the
+/// same lifecycle: a retired one is refused unless `force`.
 ///
 /// # Errors
-/// As [`TwinDir::load`] and [`builtin::load`].
-pub fn load(name_or_dir: &str, opts: TwinOptions, force: bool) -> Result<Twin, Error> {
+/// As [`TwinDir::load`] and [`builtin::load`]; [`Error::Retired`].
+pub fn load(
+    name_or_dir: &str,
+    opts: TwinOptions,
+    state_dir: &Path,
+    force: bool,
+) -> Result<Twin, Error> {
     let p = Path::new(name_or_dir);
     if p.is_dir() {
         return TwinDir::open(p)?.load(opts, force);
     }
-    builtin::load(name_or_dir, opts)
+    let def = builtin::definition(name_or_dir)?;
+    let lifecycle = lifecycle_of(&drift::manifest_path(state_dir, &def.name), &def.name)?;
+    if lifecycle.status == drift::TwinStatus::Retired && !force {
+        return Err(Error::Retired(lifecycle.describe()));
+    }
+    let twin = builtin::load(name_or_dir, opts)?;
+    twin.set_lifecycle(lifecycle);
+    Ok(twin)
 }

@@ -8,6 +8,7 @@
 mod connections;
 mod drift_httpbin;
 mod github;
+mod lifecycle;
 mod okta;
 mod robustness;
 mod slack;
