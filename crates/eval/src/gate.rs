@@ -52,6 +52,7 @@
 
 use crate::Error;
 use crate::result::ScenarioResult;
+use crate::twins::TwinState;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -86,6 +87,12 @@ pub struct PolicyRule {
     /// [`GatePolicy::evaluate_strength`], never per scenario; a rule with it takes no `tag`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_strength: Option<f64>,
+    /// A matching scenario whose evidence rests on a twin in this state or a worse one fails
+    /// (`suspect`, `drifted` or `retired`; see [`crate::twins`]). Drifted and retired twins
+    /// fail the gate without any rule; `fail_on_twin = "suspect"` makes a suspect twin fail
+    /// too instead of only weakening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_on_twin: Option<TwinState>,
 }
 
 impl PolicyRule {
@@ -137,6 +144,12 @@ impl PolicyRule {
         if let Some(b) = self.min_strength {
             parts.push(format!(
                 "holdout strength: Wilson lower bound of mutants killed >= {b}"
+            ));
+        }
+        if let Some(t) = self.fail_on_twin {
+            parts.push(format!(
+                "{scope}: no evidence resting on a twin {} or worse",
+                t.as_str()
             ));
         }
         if parts.is_empty()
@@ -458,6 +471,7 @@ impl GatePolicy {
                     trials: r.trials,
                     no_regressions: r.no_regressions,
                     min_strength: r.min_strength,
+                    fail_on_twin: None,
                 })
                 .collect(),
         }
@@ -537,6 +551,15 @@ impl GatePolicy {
                 return Err(Error::Policy(format!(
                     "a Wilson lower bound of {b} can never be reached (k of k trials give \
                      k / (k + 3.84)); use a bound below 1"
+                )));
+            }
+            if let Some(t) = r.fail_on_twin
+                && !t.is_stale()
+            {
+                return Err(Error::Policy(format!(
+                    "fail_on_twin = \"{}\": name a state that weakens evidence: \"suspect\", \
+                     \"drifted\" or \"retired\"",
+                    t.as_str()
                 )));
             }
             if let Some(b) = r.min_strength {
@@ -678,6 +701,10 @@ impl GatePolicy {
                 let (status, detail) = judge_trials(&matching, n);
                 push(status, detail);
             }
+            if let Some(worst) = rule.fail_on_twin {
+                let (status, detail) = judge_twins(&matching, worst);
+                push(status, detail);
+            }
             if rule.no_regressions {
                 let reg: Vec<String> = scenarios
                     .iter()
@@ -700,6 +727,17 @@ impl GatePolicy {
                 );
             }
         }
+        if scenarios.iter().any(|s| !s.stale_twins.is_empty()) {
+            let all: Vec<&ScenarioResult> = scenarios.iter().collect();
+            let (status, detail) = judge_twins(&all, TwinState::Drifted);
+            reasons.push(GateReason {
+                rule: TWIN_FIDELITY_RULE.to_owned(),
+                source: Some("floor".to_owned()),
+                passed: status == GateStatus::Passed,
+                status,
+                detail,
+            });
+        }
         let status = reasons
             .iter()
             .fold(GateStatus::Passed, |acc, r| acc.worst(r.status));
@@ -709,6 +747,57 @@ impl GatePolicy {
             reasons,
         }
     }
+}
+
+/// The rule every verdict carries when some scenario rests on a twin that is not fresh (see
+/// [`crate::twins`]): drifted and retired fail, suspect is named as weakened and holds.
+pub const TWIN_FIDELITY_RULE: &str = "twin fidelity: evidence resting on a drifted or retired twin fails; on a suspect twin it is weakened";
+
+/// Scenarios resting on stale twins: `Failed` when one rests on a twin at `worst` or beyond,
+/// else `Passed`; the detail names, per requirement, the twin, its state and since when, and
+/// the scenario ids (never the reason text, which a human wrote and agents read this).
+fn judge_twins(matching: &[&ScenarioResult], worst: TwinState) -> (GateStatus, String) {
+    let owned: Vec<ScenarioResult> = matching.iter().map(|s| (*s).clone()).collect();
+    let weak = crate::result::weakened(&owned);
+    if weak.is_empty() {
+        return (
+            GateStatus::Passed,
+            format!(
+                "{} scenario(s), none resting on a twin that is not fresh",
+                matching.len()
+            ),
+        );
+    }
+    let fails = |t: TwinState| t.is_stale() && t >= worst;
+    let status = if weak.iter().any(|w| fails(w.twin.state)) {
+        GateStatus::Failed
+    } else {
+        GateStatus::Passed
+    };
+    let notes: Vec<String> = weak
+        .iter()
+        .map(|w| {
+            let since = w
+                .twin
+                .since
+                .as_deref()
+                .map(|t| format!(" since {}", t.split('T').next().unwrap_or(t)))
+                .unwrap_or_default();
+            let verdict = if fails(w.twin.state) {
+                "FAILS"
+            } else {
+                "weakened"
+            };
+            format!(
+                "{} {verdict}: rests on twin {} ({}{since}) via {}",
+                w.requirement,
+                w.twin.name,
+                w.twin.state.as_str(),
+                w.scenarios.join(", ")
+            )
+        })
+        .collect();
+    (status, notes.join("; "))
 }
 
 /// One scenario against a threshold: `Passed`, `InsufficientEvidence` or `Failed`, and why.
@@ -838,7 +927,82 @@ mod tests {
             stopped: Sequential::Done,
             duration_ms: 1.0,
             trials: Vec::new(),
+            stale_twins: Vec::new(),
         }
+    }
+
+    fn on_twin(mut s: ScenarioResult, state: TwinState) -> ScenarioResult {
+        s.stale_twins.push(crate::twins::TwinEvidence {
+            name: "slack".to_owned(),
+            state,
+            since: Some("2026-12-07T01:02:03Z".to_owned()),
+            reason: Some("marked by hand: secret human words".to_owned()),
+        });
+        s
+    }
+
+    #[test]
+    fn a_drifted_twin_fails_the_requirements_resting_on_it_and_says_which() {
+        let p = GatePolicy::default_policy();
+        let clean = scenario("S-00000001", &[], 5, 5);
+        assert!(p.evaluate(std::slice::from_ref(&clean)).passed);
+        let mut other = scenario("S-00000002", &[], 5, 5);
+        other.satisfies = vec!["REQ-2".to_owned()];
+        let v = p.evaluate(&[on_twin(clean, TwinState::Drifted), other]);
+        assert_eq!(v.status, GateStatus::Failed);
+        let r = v
+            .reasons
+            .iter()
+            .find(|r| r.rule == TWIN_FIDELITY_RULE)
+            .expect("a twin fidelity reason");
+        assert_eq!(r.status, GateStatus::Failed);
+        assert_eq!(
+            r.detail,
+            "REQ-1 FAILS: rests on twin slack (drifted since 2026-12-07) via S-00000001"
+        );
+        // The reason a human wrote stays out of the verdict (agents read gate details).
+        assert!(!r.detail.contains("secret"));
+        // REQ-2 rests on no stale twin: not named.
+        assert!(!r.detail.contains("REQ-2"));
+    }
+
+    #[test]
+    fn a_suspect_twin_weakens_by_default_and_fails_under_fail_on_twin_suspect() {
+        let s = on_twin(scenario("S-00000001", &[], 5, 5), TwinState::Suspect);
+        let v = GatePolicy::default_policy().evaluate(std::slice::from_ref(&s));
+        assert!(v.passed, "{v:?}");
+        let r = v
+            .reasons
+            .iter()
+            .find(|r| r.rule == TWIN_FIDELITY_RULE)
+            .unwrap();
+        assert!(
+            r.detail
+                .starts_with("REQ-1 weakened: rests on twin slack (suspect"),
+            "{}",
+            r.detail
+        );
+        let strict = GatePolicy::from_toml("[[rule]]\nfail_on_twin = \"suspect\"\n").unwrap();
+        let v = strict.evaluate(std::slice::from_ref(&s));
+        assert_eq!(v.status, GateStatus::Failed);
+        assert!(
+            v.reasons[0]
+                .rule
+                .contains("no evidence resting on a twin suspect or worse")
+        );
+        // Tag-scoped: a rule for @critical leaves other scenarios weakened only.
+        let tagged =
+            GatePolicy::from_toml("[[rule]]\ntag = \"@critical\"\nfail_on_twin = \"suspect\"\n")
+                .unwrap();
+        assert!(tagged.evaluate(std::slice::from_ref(&s)).passed);
+        assert!(GatePolicy::from_toml("[[rule]]\nfail_on_twin = \"fresh\"\n").is_err());
+        assert!(GatePolicy::from_toml("[[rule]]\nfail_on_twin = \"stale\"\n").is_err());
+    }
+
+    #[test]
+    fn all_fresh_twins_add_no_reason() {
+        let v = GatePolicy::default_policy().evaluate(&[scenario("S-00000001", &[], 5, 5)]);
+        assert!(v.reasons.iter().all(|r| r.rule != TWIN_FIDELITY_RULE));
     }
 
     #[test]
@@ -1117,6 +1281,44 @@ mod tests {
                 min_strength: strength,
                 ..PolicyRule::default()
             })
+    }
+
+    fn arb_state() -> impl Strategy<Value = TwinState> {
+        prop_oneof![
+            Just(TwinState::Fresh),
+            Just(TwinState::Suspect),
+            Just(TwinState::Drifted),
+            Just(TwinState::Retired),
+            Just(TwinState::Unknown),
+        ]
+    }
+
+    proptest! {
+        /// Resting on a stale twin never makes a verdict better, and resting on a drifted or
+        /// retired one always fails it, whatever the policy.
+        #[test]
+        fn stale_twins_only_ever_weaken(
+            rules in proptest::collection::vec(arb_rule(), 0..4),
+            results in proptest::collection::vec((0u32..6, 1u32..6, arb_state()), 1..5),
+        ) {
+            let policy = GatePolicy { rules };
+            let scenarios: Vec<ScenarioResult> = results
+                .iter()
+                .enumerate()
+                .map(|(i, &(p, n, _))| scenario(&format!("S-{i:08}"), &[], p.min(n), n))
+                .collect();
+            let plain = policy.evaluate(&scenarios);
+            let stale: Vec<ScenarioResult> = scenarios
+                .into_iter()
+                .zip(&results)
+                .map(|(s, &(_, _, st))| if st.is_stale() { on_twin(s, st) } else { s })
+                .collect();
+            let weak = policy.evaluate(&stale);
+            prop_assert!(weak.status >= plain.status);
+            if results.iter().any(|r| matches!(r.2, TwinState::Drifted | TwinState::Retired)) {
+                prop_assert_eq!(weak.status, GateStatus::Failed);
+            }
+        }
     }
 
     fn arb_strength() -> impl Strategy<Value = StrengthEvidence> {

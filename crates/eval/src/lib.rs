@@ -17,6 +17,9 @@
 //!   run in its own process group and always killed), runs k trials per scenario under the
 //!   sequential gate ([`stats::sequential`]), and returns a [`RunResult`] (versioned JSON,
 //!   Run → Scenario → Trial → Step) carrying the [`GateVerdict`] of a [`GatePolicy`].
+//! - [`twins`] reads each twin's drift lifecycle (`GET /__twin/lifecycle`): a scenario resting
+//!   on a suspect twin is weakened, on a drifted one fails the gate, and one needing a retired
+//!   twin is stopped with the reason ([`RunResult::weakened`] lists them per requirement).
 //! - [`report`] renders `JUnit` XML, a markdown summary and the redacted [`feedback`];
 //!   [`LeakScanner`] finds canaries, distinctive literals, verbatim runs and near copies of
 //!   scenario text in prompts, diffs and feedback, in any case, Unicode form or punctuation,
@@ -75,6 +78,7 @@ pub mod strength;
 pub mod target;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod twins;
 pub mod world;
 
 pub use gate::{
@@ -84,7 +88,7 @@ pub use leak::{Leak, LeakKind, LeakScanner};
 pub use report::{RedactLevel, feedback, junit, markdown};
 pub use result::{
     Failure, FailureCategory, RunResult, SCHEMA_VERSION, ScenarioResult, StepResult, StepStatus,
-    Summary, TrialResult, write_atomic,
+    Summary, TrialResult, WeakenedEvidence, write_atomic,
 };
 pub use runner::{Progress, ProgressFn, RunOptions, Runner};
 pub use scenario::{CheckKind, HoldoutCoverage, Scenario, ScenarioStep, Suite};
@@ -94,6 +98,7 @@ pub use strength::{
     StrengthReport, measure,
 };
 pub use target::{CommandTarget, TargetConfig};
+pub use twins::{TwinEvidence, TwinState};
 pub use world::World;
 
 use lightsout_spec::{Diagnostic, Severity};

@@ -4,6 +4,7 @@ use crate::Error;
 use crate::gate::{GatePolicy, GateVerdict};
 use crate::scenario::CheckKind;
 use crate::stats::{Sequential, TrialStats};
+use crate::twins::{TwinEvidence, TwinState};
 use lightsout_spec::StepKeyword;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,9 @@ pub enum FailureCategory {
     TwinJournal,
     /// A twin could not be reached or rejected a control call.
     TwinUnavailable,
+    /// A twin the scenario needs is retired (its lifecycle says so): the scenario was stopped
+    /// instead of passing on a stale imitation.
+    TwinRetired,
     /// A load latency quantile is over its limit.
     LoadLatency,
     /// A load error rate is over its limit.
@@ -70,6 +74,7 @@ impl FailureCategory {
             FailureCategory::TwinState => "third-party state mismatch",
             FailureCategory::TwinJournal => "unexpected calls to a third-party service",
             FailureCategory::TwinUnavailable => "third-party twin unavailable",
+            FailureCategory::TwinRetired => "third-party twin retired",
             FailureCategory::LoadLatency => "latency under load over the limit",
             FailureCategory::LoadErrors => "error rate under load over the limit",
             FailureCategory::Adversarial => "server error or no response on malformed input",
@@ -161,6 +166,10 @@ pub struct ScenarioResult {
     pub duration_ms: f64,
     /// The trials.
     pub trials: Vec<TrialResult>,
+    /// The twins this scenario's evidence rests on that are not fresh (suspect, drifted,
+    /// retired), each with its state (see [`crate::twins`]); empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale_twins: Vec<TwinEvidence>,
 }
 
 /// Suite totals.
@@ -208,6 +217,21 @@ pub struct RunResult {
     /// before it was recorded).
     #[serde(default)]
     pub policy: GatePolicy,
+    /// Every twin of the run with its lifecycle state, as it reported it at the start
+    /// (`GET /__twin/lifecycle`); empty when the run had no twin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub twins: Vec<TwinEvidence>,
+}
+
+/// One requirement whose evidence rests on a twin that is not fresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeakenedEvidence {
+    /// The requirement id (`untraced` for a scenario with none).
+    pub requirement: String,
+    /// The scenario ids that rest on the twin.
+    pub scenarios: Vec<String>,
+    /// The twin and its state.
+    pub twin: TwinEvidence,
 }
 
 impl Summary {
@@ -252,6 +276,12 @@ impl RunResult {
         Ok(serde_json::from_value(v)?)
     }
 
+    /// Per requirement and twin, the scenarios whose evidence rests on a twin that is not
+    /// fresh, in requirement then twin order.
+    pub fn weakened(&self) -> Vec<WeakenedEvidence> {
+        weakened(&self.scenarios)
+    }
+
     /// The document as pretty JSON.
     ///
     /// # Errors
@@ -259,6 +289,38 @@ impl RunResult {
     pub fn to_json(&self) -> Result<String, Error> {
         Ok(serde_json::to_string_pretty(self)?)
     }
+}
+
+/// Per requirement and twin, the scenarios of `scenarios` whose evidence rests on a twin that
+/// is not fresh, in requirement then twin order.
+pub fn weakened(scenarios: &[ScenarioResult]) -> Vec<WeakenedEvidence> {
+    // Keyed by state too: one twin has one state in a run, but documents merged from several
+    // runs may not agree, and the worse state must never hide behind the better.
+    let mut by: std::collections::BTreeMap<(String, String, TwinState), WeakenedEvidence> =
+        std::collections::BTreeMap::new();
+    for s in scenarios {
+        let untraced = ["untraced".to_owned()];
+        let reqs: &[String] = if s.satisfies.is_empty() {
+            &untraced
+        } else {
+            &s.satisfies
+        };
+        for t in &s.stale_twins {
+            for r in reqs {
+                let e = by
+                    .entry((r.clone(), t.name.clone(), t.state))
+                    .or_insert_with(|| WeakenedEvidence {
+                        requirement: r.clone(),
+                        scenarios: Vec::new(),
+                        twin: t.clone(),
+                    });
+                if !e.scenarios.contains(&s.id) {
+                    e.scenarios.push(s.id.clone());
+                }
+            }
+        }
+    }
+    by.into_values().collect()
 }
 
 /// Writes `contents` to `path` atomically: a temporary file in the same directory, then rename

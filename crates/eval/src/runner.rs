@@ -11,6 +11,7 @@ use crate::scenario::{Scenario, Suite};
 use crate::stats::{Sequential, TrialStats, sequential};
 use crate::steps::StepLibrary;
 use crate::target::{RunningTarget, TargetConfig, TargetHandle};
+use crate::twins::{TwinEvidence, TwinState};
 use crate::world::World;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -159,6 +160,8 @@ impl Runner {
             .unwrap_or_default();
         let start = Instant::now();
         let running = RunningTarget::start(target, &opts.twins, &self.client).await?;
+        let lifecycles =
+            crate::twins::lifecycles(&self.client, &opts.twins, opts.step_timeout).await;
         if let Some(p) = &opts.progress {
             p(&Progress::Started {
                 scenarios: suite.scenarios.len(),
@@ -179,7 +182,9 @@ impl Runner {
         let mut results = Vec::with_capacity(suite.scenarios.len());
         for sc in &suite.scenarios {
             let guard = sc.has_tag("@regression") || baseline.get(sc.id.as_str()) == Some(&true);
-            let r = self.run_scenario(sc, &running, opts, guard).await;
+            let r = self
+                .run_scenario(sc, &running, opts, guard, &lifecycles)
+                .await;
             let failed = r.stats.passes < r.stats.trials;
             results.push(r);
             if opts.fail_fast && failed {
@@ -203,6 +208,7 @@ impl Runner {
             summary,
             gate,
             policy: opts.policy.clone(),
+            twins: lifecycles.into_values().collect(),
         })
     }
 
@@ -212,8 +218,35 @@ impl Runner {
         target: &RunningTarget,
         opts: &RunOptions,
         guard: bool,
+        lifecycles: &BTreeMap<String, TwinEvidence>,
     ) -> ScenarioResult {
         let start = Instant::now();
+        // The stale twins its steps name; a retired one stops the scenario before any trial.
+        let mut stale: Vec<TwinEvidence> = crate::twins::named_in(sc, opts.twins.keys())
+            .iter()
+            .filter_map(|n| lifecycles.get(n))
+            .filter(|e| e.state.is_stale())
+            .cloned()
+            .collect();
+        if let Some(retired) = stale.iter().find(|e| e.state == TwinState::Retired) {
+            let trial = retired_trial(sc, 0, retired);
+            return Self::scenario_result(
+                sc,
+                opts,
+                guard,
+                start,
+                vec![trial],
+                0,
+                Sequential::Done,
+                stale,
+            );
+        }
+        // The stale twins it does not name: a request to one during a trial makes the
+        // scenario rest on it too (measured only for stale twins).
+        let unnamed: Vec<&TwinEvidence> = lifecycles
+            .values()
+            .filter(|e| e.state.is_stale() && !stale.iter().any(|x| x.name == e.name))
+            .collect();
         let cap = opts.max_trials.max(opts.trials).max(1);
         let min_trials = opts
             .policy
@@ -239,9 +272,25 @@ impl Runner {
             if decision != Sequential::Continue {
                 break decision;
             }
-            let t = self
+            let mut t = self
                 .run_trial(sc, n, &target.base_url, &target.handle, opts)
                 .await;
+            for e in &unnamed {
+                if stale.iter().any(|x| x.name == e.name) {
+                    continue;
+                }
+                let url = &opts.twins[&e.name];
+                let called =
+                    crate::twins::requests_since_reset(&self.client, url, opts.step_timeout)
+                        .await
+                        .is_some_and(|c| c > 0);
+                if called {
+                    stale.push((*e).clone());
+                    if e.state == TwinState::Retired {
+                        t = retired_trial(sc, n, e);
+                    }
+                }
+            }
             passes += u32::from(t.passed);
             if let Some(p) = &opts.progress {
                 p(&Progress::Trial {
@@ -252,6 +301,22 @@ impl Runner {
             }
             trials.push(t);
         };
+        stale.sort_by(|a, b| a.name.cmp(&b.name));
+        Self::scenario_result(sc, opts, guard, start, trials, passes, stopped, stale)
+    }
+
+    /// The result of scenario `sc` from its trials, and the progress event that says so.
+    #[allow(clippy::too_many_arguments)] // the pieces of one result, each named
+    fn scenario_result(
+        sc: &Scenario,
+        opts: &RunOptions,
+        guard: bool,
+        start: Instant,
+        trials: Vec<TrialResult>,
+        passes: u32,
+        stopped: Sequential,
+        stale_twins: Vec<TwinEvidence>,
+    ) -> ScenarioResult {
         let n = trials.len() as u32;
         let stats = TrialStats::new(passes, n, opts.trials.max(1));
         if let Some(p) = &opts.progress {
@@ -274,6 +339,7 @@ impl Runner {
             stopped,
             duration_ms: ms(start.elapsed()),
             trials,
+            stale_twins,
         }
     }
 
@@ -372,6 +438,40 @@ impl Runner {
             failure: category,
             steps,
         }
+    }
+}
+
+/// A failed trial of `sc` that stopped because twin `twin` is retired: every step skipped but
+/// the first, which carries the reason (`twin slack retired on DATE: ...`).
+fn retired_trial(sc: &Scenario, index: u32, twin: &TwinEvidence) -> TrialResult {
+    let mut steps: Vec<StepResult> = sc
+        .steps
+        .iter()
+        .map(|s| StepResult {
+            keyword: s.keyword,
+            text: s.text.clone(),
+            status: StepStatus::Skipped,
+            duration_ms: 0.0,
+            failure: None,
+        })
+        .collect();
+    let failure = Failure {
+        category: FailureCategory::TwinRetired,
+        message: format!(
+            "{}; the scenario needs it and was stopped instead of judged against a stale imitation",
+            twin.describe()
+        ),
+    };
+    if let Some(first) = steps.first_mut() {
+        first.status = StepStatus::Failed;
+        first.failure = Some(failure);
+    }
+    TrialResult {
+        index,
+        passed: false,
+        duration_ms: 0.0,
+        failure: Some(FailureCategory::TwinRetired),
+        steps,
     }
 }
 

@@ -148,6 +148,14 @@ fn scenario(name: String, steps: &[String], msg: &str, passes: u32) -> ScenarioR
         stopped: Sequential::Done,
         duration_ms: 3.0,
         trials,
+        // A human's reason for a twin's state is no holdout text, but it stays out of the
+        // agents' feedback all the same.
+        stale_twins: vec![lightsout_eval::TwinEvidence {
+            name: "slack".into(),
+            state: lightsout_eval::TwinState::Drifted,
+            since: Some("2026-12-07T00:00:00Z".into()),
+            reason: Some(format!("marked by hand: {msg}")),
+        }],
     }
 }
 
@@ -173,6 +181,7 @@ proptest! {
             gate: policy.evaluate(&scenarios),
             scenarios,
             policy,
+            twins: Vec::new(),
         };
         for level in [RedactLevel::Requirement, RedactLevel::Category, RedactLevel::Full] {
             let fb = feedback(&run, level);

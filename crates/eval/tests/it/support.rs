@@ -93,6 +93,8 @@ pub(crate) struct TwinState {
     pub(crate) state: std::sync::Mutex<serde_json::Map<String, Value>>,
     pub(crate) journal: std::sync::Mutex<Vec<(String, String, String)>>,
     pub(crate) faults: std::sync::Mutex<Vec<Value>>,
+    /// The body of `GET /__twin/lifecycle`; `None` answers 404 (an older twin).
+    pub(crate) lifecycle: std::sync::Mutex<Option<Value>>,
 }
 
 /// A fake twin implementing the `/__twin/` contract (twin-api.md) and one vendor route.
@@ -128,6 +130,22 @@ pub(crate) fn twin_app(st: Arc<TwinState>) -> Router {
                     (StatusCode::CREATED, Json(obj))
                 },
             ),
+        )
+        .route(
+            "/__twin/lifecycle",
+            get(|State(s): State<Arc<TwinState>>| async move {
+                match s.lifecycle.lock().unwrap().clone() {
+                    Some(v) => (StatusCode::OK, Json(v)),
+                    None => (StatusCode::NOT_FOUND, Json(json!({"error": "unknown control endpoint"}))),
+                }
+            }),
+        )
+        .route(
+            "/__twin/journal/stats",
+            get(|State(s): State<Arc<TwinState>>| async move {
+                let n = s.journal.lock().unwrap().len();
+                Json(json!({"entries": n, "bytes": 0, "dropped": 0, "max_entries": 100, "max_bytes": 1000}))
+            }),
         )
         .route(
             "/__twin/journal/verify",
