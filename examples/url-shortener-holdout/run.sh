@@ -51,8 +51,11 @@ for name in sorted(os.listdir(here)):
         os.symlink(os.path.join(here, name), os.path.join(dest, name))
 PY
 
-# 2. The Slack twin on a free port.
-"$BIN" twin serve slack --port 0 --no-latency --format json > "$WORK/twin.json" 2> "$OUT/twin.log" &
+# 2. The Slack twin on a free port, with its drift lifecycle from LIGHTSOUT_TWIN_STATE_DIR (the
+# factory sets it to the project's .lightsout/twins). --force serves it even when retired: it then
+# says so at /__twin/lifecycle and `lightsout eval` stops the scenarios that need it, with the
+# reason, instead of this script failing the whole evaluation.
+"$BIN" twin serve slack --force --port 0 --no-latency --format json > "$WORK/twin.json" 2> "$OUT/twin.log" &
 TWIN_PID=$!
 i=0
 until [ -s "$WORK/twin.json" ]; do

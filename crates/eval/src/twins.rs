@@ -2,7 +2,7 @@
 //! (fresh → suspect → drifted → retired), read from the twin itself at `GET /__twin/lifecycle`,
 //! and which scenarios rest on which twin.
 //!
-//! A scenario **rests on** a twin when one of its steps names it (`twin \`slack\` ...`, or
+//! A scenario **rests on** a twin when one of its steps names it (``twin `slack` ...``, or
 //! `{twin.slack}` in an argument) or when the twin received a request during one of its trials
 //! (the service under test called it). The second is measured only for twins that are not
 //! fresh (`GET /__twin/journal/stats` after each trial), so a run whose twins are all fresh
@@ -162,7 +162,7 @@ pub async fn lifecycles(
     out
 }
 
-/// The twins among `names` that a step of `sc` names: `twin \`NAME\``, `to twin \`NAME\``
+/// The twins among `names` that a step of `sc` names: ``twin `NAME` ``, ``to twin `NAME` ``
 /// or `{twin.NAME}`.
 pub fn named_in<'a>(sc: &Scenario, names: impl IntoIterator<Item = &'a String>) -> Vec<String> {
     names

@@ -42,6 +42,12 @@ pub struct EngineEvaluator {
     /// loaded fresh and served on a loopback port for each evaluation (clean state per
     /// trial run), and the target gets their URLs as `LIGHTSOUT_TWIN_<NAME>_URL`.
     pub twins: BTreeMap<String, String>,
+    /// Where the built-in twins' drift manifests are (`DIR/NAME/manifest.json`; the project's
+    /// `.lightsout/twins`). Each served twin carries its lifecycle from there (a twin
+    /// directory's from its own `manifest.json`) and answers it at `GET /__twin/lifecycle`, so
+    /// the eval engine weakens, fails or stops the scenarios resting on a stale twin. A retired
+    /// twin is served all the same: its scenarios are stopped with the reason, not the run.
+    pub twin_state_dir: PathBuf,
     /// Environment of the target (allowlisted).
     pub env: BTreeMap<String, String>,
     /// Feedback redaction.
@@ -153,7 +159,9 @@ impl EngineEvaluator {
                 ),
                 _ => lightsout_twin::TwinOptions::default(),
             };
-            let twin = lightsout_twin::load(source, opts, false)
+            // `force`: a retired twin still comes up, saying `retired`, so that the eval engine
+            // stops exactly the scenarios that need it with the reason (and the others run).
+            let twin = lightsout_twin::load(source, opts, &self.twin_state_dir, true)
                 .map_err(|e| Error::Eval(format!("twin `{name}` ({source}): {e}")))?;
             match tapes {
                 TwinTapes::Off => {}

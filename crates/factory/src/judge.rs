@@ -33,6 +33,9 @@ pub(crate) fn holdout_judge(
 ) -> Result<Option<HoldoutJudge>, Error> {
     let holdout = std::env::var("LIGHTSOUT_HOLDOUT").ok();
     let dir = config.holdout_dir(holdout.as_deref());
+    // Where the built-in twins' drift manifests are: both judges read twin lifecycles from
+    // here (a holdout runner through `lightsout twin serve`, which reads the variable).
+    let twin_state_dir = config.base_dir.join(".lightsout").join("twins");
     if let Some(command) = &config.holdout.command {
         let dir = dir.ok_or_else(|| {
             Error::Config(
@@ -41,10 +44,15 @@ pub(crate) fn holdout_judge(
                     .into(),
             )
         })?;
+        let mut env = env.clone();
+        env.insert(
+            "LIGHTSOUT_TWIN_STATE_DIR".to_owned(),
+            twin_state_dir.to_string_lossy().into_owned(),
+        );
         return Ok(Some(HoldoutJudge::Runner(CommandEvaluator {
             command: command.clone(),
             holdout_dir: dir,
-            env: env.clone(),
+            env,
             redaction: config.holdout.redaction,
             require_all: config.holdout.require_all.unwrap_or(true),
             timeout_ms: RUNNER_TIMEOUT_MS,
@@ -76,6 +84,7 @@ pub(crate) fn holdout_judge(
             .trials
             .unwrap_or(crate::factory::DEFAULT_TRIALS),
         twins,
+        twin_state_dir,
         env: env.clone(),
         redaction: config.holdout.redaction,
         require_all: config.holdout.require_all.unwrap_or(true),

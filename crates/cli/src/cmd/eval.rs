@@ -68,7 +68,10 @@ pub(crate) struct EvalArgs {
     /// Seconds to wait for the target to become ready.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     ready_timeout: u64,
-    /// A twin: NAME=URL (repeatable); reset before every trial.
+    /// A twin: NAME=URL (repeatable); reset before every trial. Its drift lifecycle is read
+    /// from `URL/__twin/lifecycle`: the scenarios resting on a suspect twin are weakened, on a
+    /// drifted one fail the gate, and those needing a retired one are stopped (the result's
+    /// `twins` and each scenario's `stale_twins` say which).
     #[arg(long = "twin", value_name = "NAME=URL")]
     twins: Vec<String>,
     /// Trials per scenario (k).
@@ -400,6 +403,18 @@ fn print_human(run: &RunResult) {
         sm.regressions,
         sm.satisfaction
     );
+    for t in &run.twins {
+        println!("{}", t.describe());
+    }
+    for w in run.weakened() {
+        println!(
+            "  weakened: {} rests on twin {} ({}) via {}",
+            w.requirement,
+            w.twin.name,
+            w.twin.state.as_str(),
+            w.scenarios.join(", ")
+        );
+    }
     for r in &run.gate.reasons {
         let mark = match r.status {
             GateStatus::Passed => "ok  ",

@@ -1,5 +1,10 @@
-//! `lightsout twin ...`: list, serve, record, drift, import-openapi. Wiring only; the logic
-//! lives in `lightsout-twin`.
+//! `lightsout twin ...`: list, status, mark, serve, record, drift, import-openapi. Wiring only;
+//! the logic lives in `lightsout-twin`.
+//!
+//! Every twin has a drift lifecycle (fresh → suspect → drifted → retired, see
+//! `lightsout_twin::drift`): a twin directory's in `DIR/manifest.json`, a built-in twin's in
+//! `STATE_DIR/NAME/manifest.json`, where the state directory is `--state-dir`, else
+//! `LIGHTSOUT_TWIN_STATE_DIR`, else `.lightsout/twins` of the current directory (the project).
 
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
@@ -70,11 +75,101 @@ impl ServeLimits {
     }
 }
 
+/// Where the manifests of built-in twins are kept.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StateDir {
+    /// Directory of the built-in twins' manifests (`DIR/NAME/manifest.json`); a twin directory
+    /// keeps its own `manifest.json`.
+    #[arg(
+        long = "state-dir",
+        env = "LIGHTSOUT_TWIN_STATE_DIR",
+        default_value = ".lightsout/twins",
+        value_name = "DIR"
+    )]
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// The manifest of `twin` (a built-in name or a twin directory), and its name.
+    fn manifest_of(&self, twin: &str) -> anyhow::Result<(PathBuf, String)> {
+        let p = Path::new(twin);
+        if p.is_dir() {
+            let d = TwinDir::open(p)?;
+            let text = std::fs::read_to_string(&d.definition)
+                .with_context(|| format!("cannot read {}", d.definition.display()))?;
+            let (def, _) = lightsout_twin::parse_definition(
+                &text,
+                lightsout_twin::Format::from_path(&d.definition),
+            );
+            let name = def.map_or_else(|| twin.to_owned(), |d| d.name);
+            return Ok((d.manifest, name));
+        }
+        let def = builtin::definition(twin)?;
+        Ok((drift::manifest_path(&self.dir, &def.name), def.name))
+    }
+}
+
+/// A lifecycle state a human may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MarkState {
+    /// Matches the real service again (after re-recording it).
+    Fresh,
+    /// Might disagree with the real service: evidence against it is weakened.
+    Suspect,
+    /// Disagrees with the real service: evidence against it fails the gate.
+    Drifted,
+    /// Out of service: the scenarios that need it are stopped.
+    Retired,
+}
+
+impl MarkState {
+    fn status(self) -> drift::TwinStatus {
+        match self {
+            MarkState::Fresh => drift::TwinStatus::Fresh,
+            MarkState::Suspect => drift::TwinStatus::Suspect,
+            MarkState::Drifted => drift::TwinStatus::Drifted,
+            MarkState::Retired => drift::TwinStatus::Retired,
+        }
+    }
+}
+
 /// `lightsout twin` subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum TwinCommand {
     /// List the built-in twins.
     List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Show each twin's drift lifecycle: state, since when, why, and how many checks and marks.
+    ///
+    /// Without arguments: every built-in twin. A suspect twin weakens the evidence of the
+    /// scenarios that rest on it, a drifted one fails them, a retired one stops them.
+    Status {
+        /// Built-in twin names or twin directories (default: every built-in twin).
+        twins: Vec<String>,
+        #[command(flatten)]
+        state: StateDir,
+        /// Output format: `json` prints an array of `{"name", "status", "since", "reason",
+        /// "manifest", "checks", "marks"}`.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Set a twin's lifecycle state by hand, with the reason (kept in its manifest).
+    ///
+    /// `fresh` brings back a re-recorded twin; `retired` stops every scenario that needs it.
+    Mark {
+        /// Built-in twin name or twin directory.
+        twin: String,
+        /// The state to set.
+        #[arg(value_enum)]
+        state: MarkState,
+        /// Why (required): shown wherever the state weakens or stops a verdict.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        state_dir: StateDir,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
@@ -102,9 +197,12 @@ pub(crate) enum TwinCommand {
         /// Do not add the definitions' latency.
         #[arg(long)]
         no_latency: bool,
-        /// Serve even a twin whose manifest says it is retired.
+        /// Serve even a twin whose manifest says it is retired (it still reports `retired` at
+        /// `GET /__twin/lifecycle`, so `lightsout eval` stops the scenarios that need it).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        state: StateDir,
         #[command(flatten)]
         limits: ServeLimits,
         /// Output format of the start-up line(s).
@@ -138,9 +236,12 @@ pub(crate) enum TwinCommand {
         /// Base URL of the real service, or a cassette file recorded from it.
         #[arg(long)]
         against: String,
-        /// Manifest to update (default: DIR/manifest.json, or .lightsout/twins/NAME/manifest.json).
+        /// Manifest to update (default: DIR/manifest.json of a twin directory, else the built-in
+        /// twin's manifest under --state-dir).
         #[arg(long)]
         manifest: Option<PathBuf>,
+        #[command(flatten)]
+        state: StateDir,
         /// JSON pointers in bodies to ignore (e.g. /origin); repeatable.
         #[arg(long)]
         ignore: Vec<String>,
@@ -168,6 +269,18 @@ pub(crate) enum TwinCommand {
 pub(crate) fn run(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TwinCommand::List { format } => list(format),
+        TwinCommand::Status {
+            twins,
+            state,
+            format,
+        } => status(&twins, &state, format),
+        TwinCommand::Mark {
+            twin,
+            state,
+            reason,
+            state_dir,
+            format,
+        } => mark(&twin, state, &reason, &state_dir, format),
         TwinCommand::ImportOpenapi {
             file,
             name,
@@ -191,6 +304,7 @@ async fn run_async(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
             wall_clock,
             no_latency,
             force,
+            state,
             limits,
             format,
         } => {
@@ -206,27 +320,38 @@ async fn run_async(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
             }
             let mut loaded = Vec::new();
             for t in &twins {
-                loaded.push(
-                    lightsout_twin::load(t, opts, force)
-                        .with_context(|| format!("cannot load twin `{t}`"))?,
-                );
+                let twin = lightsout_twin::load(t, opts, &state.dir, force)
+                    .with_context(|| format!("cannot load twin `{t}`"))?;
+                let l = twin.lifecycle();
+                if l.status != drift::TwinStatus::Fresh {
+                    // Said on stderr too: whoever starts it by hand sees it before trusting it.
+                    eprintln!(
+                        "warning: {}; a holdout run weakens (suspect), fails (drifted) or stops \
+                         (retired) the scenarios that rest on it",
+                        l.describe()
+                    );
+                }
+                loaded.push(twin);
             }
             let names: Vec<String> = loaded.iter().map(|t| t.name().to_string()).collect();
+            let states: Vec<drift::Lifecycle> =
+                loaded.iter().map(lightsout_twin::Twin::lifecycle).collect();
             let server =
                 TwinServer::start_with(loaded, SocketAddr::new(host, port), limits.server())
                     .await
                     .with_context(|| {
                         format!("cannot listen on {host}:{port}; pick another --port")
                     })?;
-            for n in &names {
+            for (n, l) in names.iter().zip(&states) {
                 let url = server.url_of(n).unwrap_or_else(|| server.url());
                 match format {
                     OutputFormat::Json => println!(
                         "{}",
-                        serde_json::json!({"name": n, "url": url, "seed": seed})
+                        serde_json::json!({"name": n, "url": url, "seed": seed, "status": l.status, "since": l.since, "reason": l.reason})
                     ),
                     OutputFormat::Human => println!(
-                        "twin {n} serving at {url} (seed {seed}; control API at {url}/__twin/)"
+                        "twin {n} serving at {url} (seed {seed}; {}; control API at {url}/__twin/)",
+                        l.status.as_str()
                     ),
                 }
             }
@@ -275,10 +400,14 @@ async fn run_async(cmd: TwinCommand) -> anyhow::Result<ExitCode> {
             twin,
             against,
             manifest,
+            state,
             ignore,
             format,
-        } => drift_cmd(&twin, &against, manifest, ignore, format).await,
-        TwinCommand::List { .. } | TwinCommand::ImportOpenapi { .. } => Ok(ExitCode::from(2)),
+        } => drift_cmd(&twin, &against, manifest, &state, ignore, format).await,
+        TwinCommand::List { .. }
+        | TwinCommand::ImportOpenapi { .. }
+        | TwinCommand::Status { .. }
+        | TwinCommand::Mark { .. } => Ok(ExitCode::from(2)),
     }
 }
 
@@ -319,10 +448,85 @@ fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn status(twins: &[String], state: &StateDir, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let names: Vec<String> = if twins.is_empty() {
+        builtin::BUILTINS
+            .iter()
+            .map(|b| b.name.to_owned())
+            .collect()
+    } else {
+        twins.to_vec()
+    };
+    let mut rows = Vec::new();
+    for t in &names {
+        let (path, name) = state.manifest_of(t)?;
+        let m = Manifest::load_or_new(&path, &name)?;
+        let l = m.lifecycle(path.is_file().then_some(path.as_path()));
+        rows.push((l, m.checks.len(), m.marks.len()));
+    }
+    match format {
+        OutputFormat::Json => {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(l, checks, marks)| {
+                    serde_json::json!({"name": l.name, "status": l.status, "since": l.since,
+                        "reason": l.reason, "manifest": l.manifest, "checks": checks, "marks": marks})
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(v));
+        }
+        OutputFormat::Human => {
+            for (l, checks, marks) in &rows {
+                let since = l.since.as_deref().unwrap_or("never checked");
+                println!(
+                    "{:<8} {:<8} since {since}  ({checks} check(s), {marks} mark(s))",
+                    l.name,
+                    l.status.as_str()
+                );
+                if let Some(r) = &l.reason {
+                    println!("         {r}");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mark(
+    twin: &str,
+    state: MarkState,
+    reason: &str,
+    state_dir: &StateDir,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    let (path, name) = state_dir.manifest_of(twin)?;
+    let mut m = Manifest::load_or_new(&path, &name)?;
+    let before = m.status;
+    m.mark(state.status(), reason)?;
+    m.save(&path)?;
+    let l = m.lifecycle(Some(&path));
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({"name": l.name, "from": before, "status": l.status, "since": l.since,
+                "reason": l.reason, "manifest": l.manifest})
+        ),
+        OutputFormat::Human => println!(
+            "twin {}: {} -> {} ({})",
+            l.name,
+            before.as_str(),
+            l.status.as_str(),
+            path.display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn drift_cmd(
     twin: &str,
     against: &str,
     manifest: Option<PathBuf>,
+    state: &StateDir,
     ignore: Vec<String>,
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
@@ -348,9 +552,7 @@ async fn drift_cmd(
     };
     let manifest_path = manifest.unwrap_or_else(|| match &dir {
         Some(d) => d.manifest.clone(),
-        None => PathBuf::from(".lightsout/twins")
-            .join(loaded.name())
-            .join("manifest.json"),
+        None => drift::manifest_path(&state.dir, loaded.name()),
     });
     let live = against.starts_with("http://") || against.starts_with("https://");
     let (reference, probes) = if live {

@@ -64,8 +64,7 @@ fn a_retired_builtin_twin_is_refused_with_its_date_and_reason_unless_forced() {
         "Okta moved userinfo to v2",
     );
     let err = lightsout_twin::load("okta", TwinOptions::default(), state.path(), false)
-        .err()
-        .expect("a retired twin is refused");
+        .expect_err("a retired twin is refused");
     assert!(matches!(err, Error::Retired(_)));
     let msg = err.to_string();
     assert!(msg.contains("twin okta retired since "), "{msg}");
