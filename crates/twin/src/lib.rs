@@ -24,7 +24,9 @@
 //! - [`record`] proxies to the real service and stores cassettes; [`openapi`] imports an
 //!   `OpenAPI` 3 document as a skeleton twin; [`drift`] replays probes against the real
 //!   service and the twin, scores fidelity and moves the twin fresh → suspect → drifted →
-//!   retired in its [`drift::Manifest`].
+//!   retired in its [`drift::Manifest`]. Built-in twins follow the same lifecycle from
+//!   `STATE_DIR/NAME/manifest.json` ([`load`]); a loaded twin answers it at
+//!   `GET /__twin/lifecycle`, and a retired one is refused unless forced.
 //!
 //! Diagnostics use [`lightsout_spec::Diagnostic`], shared with the other stages.
 //!
