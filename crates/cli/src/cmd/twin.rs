@@ -477,9 +477,12 @@ fn status(twins: &[String], state: &StateDir, format: OutputFormat) -> anyhow::R
         }
         OutputFormat::Human => {
             for (l, checks, marks) in &rows {
-                let since = l.since.as_deref().unwrap_or("never checked");
+                let since = l
+                    .since
+                    .as_deref()
+                    .map_or_else(|| "never checked".to_owned(), |t| format!("since {t}"));
                 println!(
-                    "{:<8} {:<8} since {since}  ({checks} check(s), {marks} mark(s))",
+                    "{:<8} {:<8} {since}  ({checks} check(s), {marks} mark(s))",
                     l.name,
                     l.status.as_str()
                 );
