@@ -29,6 +29,14 @@
 //!   by [`GatePolicy::evaluate_strength`] on the merged build after the last merge, never by
 //!   [`GatePolicy::evaluate`] (a candidate's holdout run has no mutants), and takes no `tag`.
 //!
+//! And one is about the twins the evidence was gathered against (see [`crate::twins`]):
+//! - every verdict in which some scenario rests on a twin that is not fresh carries a
+//!   [`TWIN_FIDELITY_RULE`] reason (source `floor`, no rule can loosen it): a scenario resting on
+//!   a drifted or retired twin fails, one resting on a suspect twin is named as weakened and
+//!   holds;
+//! - `fail_on_twin = "suspect"` (or `"drifted"`, `"retired"`): a matching scenario resting on a
+//!   twin in that state or a worse one fails.
+//!
 //! The trial counts the runner uses come from the same rules ([`GatePolicy::trials_for`]): the
 //! larger of a rule's `trials` and the fewest trials whose all-pass lower bound reaches its
 //! `min_lower_bound` (0.9 needs 35).
@@ -48,6 +56,10 @@
 //!
 //! [[rule]]
 //! min_strength = 0.8      # Wilson 95% lower bound of the share of mutants the holdout kills
+//!
+//! [[rule]]
+//! tag = "@critical"
+//! fail_on_twin = "suspect" # @critical evidence may not rest on a suspect twin either
 //! ```
 
 use crate::Error;
