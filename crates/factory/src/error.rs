@@ -107,3 +107,25 @@ impl Error {
         }
     }
 }
+
+/// The git crate's errors are the factory's variants of the same name, message for message.
+impl From<lightsout_git::Error> for Error {
+    fn from(e: lightsout_git::Error) -> Self {
+        match e {
+            lightsout_git::Error::Git { args, dir, stderr } => Error::Git { args, dir, stderr },
+            lightsout_git::Error::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path,
+                source,
+            },
+            other => Error::Stage {
+                stage: "git",
+                message: other.to_string(),
+            },
+        }
+    }
+}

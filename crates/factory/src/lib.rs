@@ -54,10 +54,11 @@ pub mod event;
 mod factory;
 pub mod fenced;
 pub mod gc;
-mod git;
+// The async git runner moved to `lightsout-git`; `crate::git::…` paths stay as they were.
+use lightsout_git::ops as git;
 pub mod inputs;
 pub mod instructions;
-pub mod integrity;
+pub use lightsout_git::integrity;
 pub mod journal;
 mod judge;
 mod memory;
@@ -81,7 +82,7 @@ pub use factory::{
     repo_root,
 };
 pub use fenced::{AuditSink, FenceHook};
-pub use git::{COMMITTER_EMAIL, COMMITTER_NAME};
+pub use lightsout_git::{COMMITTER_EMAIL, COMMITTER_NAME};
 pub use memory::DecisionMemory;
 pub use outcome::{STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report};
 pub use plan::{Plan, Planner, SpecPlanner, Task};
