@@ -50,7 +50,6 @@ mod checks;
 pub mod config;
 mod engine;
 mod error;
-pub mod event;
 mod factory;
 pub mod fenced;
 pub mod gc;
@@ -58,7 +57,6 @@ mod git;
 pub mod inputs;
 pub mod instructions;
 pub mod integrity;
-pub mod journal;
 mod judge;
 mod memory;
 pub mod outcome;
@@ -68,9 +66,35 @@ pub mod replay;
 pub mod report;
 pub mod sched;
 pub mod stages;
-pub mod state;
+pub use lightsout_journal::{event, state};
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+
+/// The run journal (`lightsout_journal::journal`), with [`read`](journal::read) and
+/// [`write_atomic`](journal::write_atomic) returning this crate's [`Error`].
+pub mod journal {
+    pub use lightsout_journal::journal::{Entry, Journal};
+    use std::path::Path;
+
+    /// Reads every complete entry of the journal at `path`, ignoring a partial last line
+    /// ([`lightsout_journal::read`]).
+    ///
+    /// # Errors
+    /// [`Error::Journal`](crate::Error::Journal) when a complete line is not a valid entry,
+    /// [`Error::Io`](crate::Error::Io) when the file cannot be read.
+    pub fn read(path: &Path) -> Result<Vec<Entry>, crate::Error> {
+        Ok(lightsout_journal::read(path)?)
+    }
+
+    /// Writes `bytes` to `path` atomically: a temporary file in the same directory, `fsync`,
+    /// then `rename` over `path` ([`lightsout_stdx::write_atomic`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) on any file operation failure.
+    pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), crate::Error> {
+        Ok(lightsout_journal::write_atomic(path, bytes)?)
+    }
+}
 
 pub use config::{Config, Redaction};
 pub use engine::EngineEvaluator;
@@ -84,7 +108,7 @@ pub use fenced::{AuditSink, FenceHook};
 pub use git::{COMMITTER_EMAIL, COMMITTER_NAME};
 pub use memory::DecisionMemory;
 pub use outcome::{STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report};
-pub use plan::{Plan, Planner, SpecPlanner, Task};
+pub use plan::{Plan, PlanCheck, Planner, SpecPlanner, Task};
 pub use stages::{
     AttemptHook, AttemptMetrics, BoxError, CommandEvaluator, DiffGuard, EvalRequest, EvalStage,
     Evaluator, EventSink, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakClass, Lesson,
