@@ -59,7 +59,6 @@ pub mod instructions;
 pub mod integrity;
 mod judge;
 mod memory;
-pub mod outcome;
 pub mod plan;
 pub use lightsout_fleet::queue;
 pub mod replay;
@@ -69,6 +68,49 @@ pub mod stages;
 pub use lightsout_journal::{event, state};
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+
+/// The outcome report of a run directory (`lightsout_report::outcome`), with
+/// [`build_report`](outcome::build_report) and [`write_run_report`](outcome::write_run_report)
+/// returning this crate's [`Error`], the holdout found through `lightsout.toml`.
+pub mod outcome {
+    pub use lightsout_report::outcome::{COVERAGE_JSON, STRENGTH_ERROR, STRENGTH_JSON, run_dir};
+    use std::path::{Path, PathBuf};
+
+    /// Builds the outcome report of run `run_id` in repository `repo`
+    /// ([`lightsout_report::build_report`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownRun`](crate::Error::UnknownRun) when the run id is not a plain name or
+    /// has no journal; [`Error::Journal`](crate::Error::Journal)/[`Error::Io`](crate::Error::Io)
+    /// when the journal cannot be read.
+    pub fn build_report(
+        repo: &Path,
+        run_id: &str,
+    ) -> Result<crate::report::RunReport, crate::Error> {
+        Ok(lightsout_report::build_report(repo, run_id)?)
+    }
+
+    /// Builds the report of run `run_id` and writes `report.json` and `report.html` into its
+    /// run directory atomically ([`lightsout_report::write_run_report`]); returns their paths,
+    /// JSON first. The holdout's coverage is frozen first from the holdout directory that
+    /// `lightsout.toml` (or `LIGHTSOUT_HOLDOUT`) names, when there is one.
+    ///
+    /// # Errors
+    /// Those of [`build_report`], and [`Error::Report`](crate::Error::Report) when a file
+    /// cannot be written.
+    pub fn write_run_report(repo: &Path, run_id: &str) -> Result<(PathBuf, PathBuf), crate::Error> {
+        let holdout_dir = || {
+            let config = crate::Config::load(&repo.join("lightsout.toml")).ok()?;
+            let env = std::env::var("LIGHTSOUT_HOLDOUT").ok();
+            config.holdout_dir(env.as_deref())
+        };
+        Ok(lightsout_report::write_run_report(
+            repo,
+            run_id,
+            holdout_dir,
+        )?)
+    }
+}
 
 /// The run journal (`lightsout_journal::journal`), with [`read`](journal::read) and
 /// [`write_atomic`](journal::write_atomic) returning this crate's [`Error`].
