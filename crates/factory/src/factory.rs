@@ -10,7 +10,7 @@ use crate::config::{Config, check_holdout_location};
 use crate::event::Event;
 use crate::git::Git;
 use crate::journal::{Entry, Journal, write_atomic};
-use crate::plan::{Plan, Task};
+use crate::plan::{Plan, PlanCheck as _, Task};
 use crate::sched::{Scheduler, Slot};
 use crate::stages::{
     AttemptHook, AttemptMetrics, DiffGuard, EvalRequest, EvalStage, Evaluator, EventSink,
@@ -1325,7 +1325,8 @@ impl Inner {
     async fn keep(&self, task: &str, name: &str, commit: &str) -> Result<(), Error> {
         let r = format!("refs/lightsout/{}/{task}/{name}", self.run_id);
         self.clear_ref_lock(&r).await?;
-        self.repo.run(&["update-ref", &r, commit]).await.map(|_| ())
+        self.repo.run(&["update-ref", &r, commit]).await?;
+        Ok(())
     }
 
     /// Cuts a fresh worktree for `task` from main and journals `TaskStarted`.
@@ -1513,7 +1514,7 @@ impl Inner {
                 .collect(),
         };
         let copy = self.run_dir.join("objects");
-        crate::integrity::Snapshot::take(&self.repo, &job.worktree, scope, Some(&copy)).await
+        Ok(crate::integrity::Snapshot::take(&self.repo, &job.worktree, scope, Some(&copy)).await?)
     }
 
     /// Restores what the attempt changed in the git directory and the run's refs; each
@@ -2056,9 +2057,10 @@ impl Inner {
                 task.requirement_ids.join(", ")
             },
         );
-        self.repo
+        Ok(self
+            .repo
             .run(&["commit-tree", &tree, "-p", onto, "-m", &message])
-            .await
+            .await?)
     }
 
     /// Records `task_id`'s input key with `commit`, the commit main received for it, in
