@@ -6,7 +6,7 @@ use crate::model::{
     AgentKind, AgentLabel, AttemptTrace, DecisionRecord, DecisionStatus, FailureRecord,
     GateOutcome, GateVerdict, Incident, IncidentKind, LessonRecord, Orphans, PolicyRuleRef,
     RequirementOutcome, RunReport, SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome,
-    SurvivorRecord, TaskOutcome, TaskStatus, UnknownRequirementRef,
+    SurvivorRecord, TaskOutcome, TaskStatus, UnknownRequirementRef, WeakenedEvidence,
 };
 
 fn replay() -> AgentLabel {
@@ -364,6 +364,14 @@ fn strings_head(s: &mut dyn FnMut() -> String) -> RunReport {
                 occurrence: 0,
             }],
         }),
+        weakened: vec![WeakenedEvidence {
+            requirement: s(),
+            twin: s(),
+            state: s(),
+            since: Some(s()),
+            reason: Some(s()),
+            scenarios: vec![s(), s()],
+        }],
     }
 }
 

@@ -155,6 +155,9 @@ pub fn render_html(report: &RunReport) -> String {
         incidents(&mut out, &report.incidents);
     }
     gate(&mut out, report, &verdict);
+    if !report.weakened.is_empty() {
+        weakened(&mut out, &report.weakened);
+    }
     summary(&mut out, report);
     requirements(&mut out, &report.requirements);
     traceability(&mut out, report);
@@ -300,6 +303,35 @@ fn gate(out: &mut String, report: &RunReport, v: &Verdict) {
         policy(out, &report.gate.policy);
     }
     out.push_str("</section>\n");
+}
+
+/// The evidence resting on twins that are not fresh: which requirement, which twin in which
+/// state since when and why, through which scenarios.
+fn weakened(out: &mut String, rows: &[crate::WeakenedEvidence]) {
+    w!(
+        out,
+        "<section id=\"weakened\" class=\"alert\">\n<h2>Evidence resting on stale twins ({})</h2>\n\
+         <p class=\"muted\">A suspect twin weakens the evidence of the scenarios that rest on it; a \
+         drifted twin fails them; a retired twin stopped them. Re-check the twin against the real \
+         service (<code>lightsout twin drift</code>) or re-record it.</p>\n<table>\n<thead><tr>\
+         <th>Requirement</th><th>Twin</th><th>State</th><th>Since</th><th>Why</th><th>Scenarios</th>\
+         </tr></thead>\n<tbody>\n",
+        rows.len()
+    );
+    for r in rows {
+        w!(
+            out,
+            "<tr><td><code>{}</code></td><td><code>{}</code></td><td><span class=\"badge flaky\">{}</span></td>\
+             <td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            Esc(&r.requirement),
+            Esc(&r.twin),
+            Esc(&r.state),
+            Esc(r.since.as_deref().unwrap_or("unknown")),
+            Esc(r.reason.as_deref().unwrap_or("")),
+            Esc(&r.scenarios.join(", "))
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
 fn summary(out: &mut String, report: &RunReport) {

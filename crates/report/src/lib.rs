@@ -71,7 +71,7 @@ pub use model::{
     AgentKind, AgentLabel, AttemptTrace, DecisionRecord, DecisionStatus, FailureRecord,
     GateOutcome, GateVerdict, Incident, IncidentKind, LessonRecord, Orphans, PolicyRuleRef,
     RequirementOutcome, RunReport, SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome,
-    SurvivorRecord, TaskOutcome, TaskStatus, Totals, UnknownRequirementRef,
+    SurvivorRecord, TaskOutcome, TaskStatus, Totals, UnknownRequirementRef, WeakenedEvidence,
 };
 pub use outcome::{
     COVERAGE_JSON, STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report,

@@ -71,6 +71,36 @@ pub struct RunReport {
     /// surviving mutants: for the humans who own the holdout, never for an agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strength: Option<StrengthOutcome>,
+    /// Evidence weakened by twins that are not fresh: per requirement and twin, the scenarios
+    /// of the verdict's evaluation that rest on a suspect (weakened), drifted (fails the gate)
+    /// or retired (scenarios stopped) twin, with its state, since when and why. Empty when
+    /// every twin was fresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weakened: Vec<WeakenedEvidence>,
+}
+
+/// One requirement whose evidence rests on a twin that is not fresh (issue 22: twins retire
+/// themselves). The twin's state is read from the twin itself when the evaluation ran
+/// (`GET /__twin/lifecycle`, from its drift manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WeakenedEvidence {
+    /// The requirement (`REQ-1`; `untraced` for scenarios naming none).
+    pub requirement: String,
+    /// The twin's name in the run (`slack`).
+    pub twin: String,
+    /// `suspect` (weakened, holds unless a `fail_on_twin` rule says otherwise), `drifted`
+    /// (fails the gate) or `retired` (the scenarios were stopped).
+    pub state: String,
+    /// RFC 3339 time the twin entered the state, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Why it is in the state: a drift check's result or the reason a human gave. For the
+    /// humans reading the report; never in an agent's feedback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The opaque ids of the scenarios resting on it.
+    #[serde(default)]
+    pub scenarios: Vec<String>,
 }
 
 /// The holdout's strength on the merged build: mutants of it, each judged by the holdout.
@@ -174,6 +204,7 @@ impl RunReport {
             incidents: Vec::new(),
             not_ready: Vec::new(),
             strength: None,
+            weakened: Vec::new(),
         }
     }
 
