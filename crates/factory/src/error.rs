@@ -129,3 +129,16 @@ impl From<lightsout_git::Error> for Error {
         }
     }
 }
+
+/// The config crate's errors are the factory's variants of the same name, message for message.
+impl From<lightsout_config::Error> for Error {
+    fn from(e: lightsout_config::Error) -> Self {
+        match e {
+            lightsout_config::Error::Config(m) => Error::Config(m),
+            lightsout_config::Error::HoldoutInRepo { holdout, root } => {
+                Error::HoldoutInRepo { holdout, root }
+            }
+            other => Error::Config(other.to_string()),
+        }
+    }
+}

@@ -47,7 +47,8 @@
 
 pub mod agent_check;
 mod checks;
-pub mod config;
+// `lightsout.toml` moved to `lightsout-config`; `lightsout_factory::config::…` paths stay.
+pub use lightsout_config as config;
 mod engine;
 mod error;
 pub mod event;
