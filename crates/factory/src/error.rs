@@ -98,6 +98,46 @@ impl From<lightsout_core::BoxError> for Error {
     }
 }
 
+/// The journal's errors keep their variant and message: `Io` is [`Error::Io`], `Journal` is
+/// [`Error::Journal`].
+impl From<lightsout_journal::Error> for Error {
+    fn from(e: lightsout_journal::Error) -> Self {
+        match e {
+            lightsout_journal::Error::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path,
+                source,
+            },
+            lightsout_journal::Error::Journal { path, message } => Error::Journal { path, message },
+        }
+    }
+}
+
+/// The outcome report's errors keep their variant and message.
+impl From<lightsout_report::OutcomeError> for Error {
+    fn from(e: lightsout_report::OutcomeError) -> Self {
+        use lightsout_report::OutcomeError;
+        match e {
+            OutcomeError::UnknownRun(id) => Error::UnknownRun(id),
+            OutcomeError::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path,
+                source,
+            },
+            OutcomeError::Journal { path, message } => Error::Journal { path, message },
+            OutcomeError::Report(e) => Error::Report(e),
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Error::Io {

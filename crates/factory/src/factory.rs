@@ -10,7 +10,7 @@ use crate::config::{Config, check_holdout_location};
 use crate::event::Event;
 use crate::git::Git;
 use crate::journal::{Entry, Journal, write_atomic};
-use crate::plan::{Plan, Task};
+use crate::plan::{Plan, PlanCheck as _, Task};
 use crate::sched::{Scheduler, Slot};
 use crate::stages::{
     AttemptHook, AttemptMetrics, DiffGuard, EvalRequest, EvalStage, Evaluator, EventSink,

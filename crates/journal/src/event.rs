@@ -1,4 +1,4 @@
-//! The events a run streams to its [`EventSink`](crate::EventSink)s: progress for the CLI,
+//! The events a run streams to its `EventSink`s (`lightsout-factory`): progress for the CLI,
 //! lines for the report and the audit log.
 
 use serde::{Deserialize, Serialize};

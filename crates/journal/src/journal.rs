@@ -44,7 +44,7 @@ pub enum Entry {
         strength: bool,
     },
     /// A task is not built again: its input key matches the one kept from `built_by` and its
-    /// commit is on main (see [`crate::inputs`]). It counts as merged at `commit`.
+    /// commit is on main (see `lightsout_factory::inputs`). It counts as merged at `commit`.
     TaskUnchanged {
         /// Task id.
         task: String,
