@@ -745,15 +745,7 @@ impl Factory {
         // across `--resume`.
         for t in &state.tasks {
             for a in &t.attempts {
-                ledger.restore(
-                    &t.task.id,
-                    lightsout_fence::budget::Usage::from_report(
-                        a.usage.input_tokens,
-                        a.usage.output_tokens,
-                        a.usage.cost_usd.unwrap_or(0.0),
-                        a.usage.wall_ms,
-                    ),
-                );
+                ledger.restore(&t.task.id, lightsout_fence::budget::Spend::from(&a.usage));
             }
         }
         let ledger = Arc::new(ledger);
