@@ -1187,7 +1187,7 @@ impl Inner {
         j.append(e)?;
         lock(&self.state).apply(e);
         drop(j);
-        if let Some(ev) = event_of(e) {
+        if let Some(ev) = Event::of_entry(e) {
             self.events.emit(&ev);
         }
         Ok(())
@@ -2544,44 +2544,6 @@ impl Inner {
 enum Step {
     Next,
     Stop,
-}
-
-fn event_of(e: &Entry) -> Option<Event> {
-    Some(match e {
-        Entry::AttemptFinished { task, record } => Event::AttemptFinished {
-            task: task.clone(),
-            attempt: record.attempt,
-            passed: record.passed,
-            failed_stage: record.failed_stage,
-            cost_usd: record.usage.cost_usd,
-            tokens: record.usage.input_tokens + record.usage.output_tokens,
-        },
-        Entry::TaskFailed { task, reason } => Event::TaskFailed {
-            task: task.clone(),
-            reason: reason.clone(),
-        },
-        Entry::TaskBlocked { task, by } => Event::TaskBlocked {
-            task: task.clone(),
-            by: by.clone(),
-        },
-        Entry::MergeStarted { task, .. } => Event::Merging { task: task.clone() },
-        Entry::MergeReverted { task, feedback, .. } => Event::MergeReverted {
-            task: task.clone(),
-            feedback: feedback.clone(),
-        },
-        Entry::ConflictRouted {
-            task, to, files, ..
-        } => Event::ConflictRouted {
-            task: task.clone(),
-            to: to.id.clone(),
-            files: files.clone(),
-        },
-        Entry::Merged { task, commit } => Event::Merged {
-            task: task.clone(),
-            commit: commit.clone(),
-        },
-        _ => return None,
-    })
 }
 
 struct Coordinator {
