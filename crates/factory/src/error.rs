@@ -59,6 +59,10 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A journal line is not an entry, or an entry could not be serialised; the message
+    /// names the journal and the line, the source is the JSON error.
+    #[error(transparent)]
+    JournalEntry(lightsout_journal::Error),
     /// No run with that id.
     #[error("no run `{0}` in .lightsout/runs; list them with `ls .lightsout/runs`")]
     UnknownRun(String),
@@ -98,8 +102,8 @@ impl From<lightsout_core::BoxError> for Error {
     }
 }
 
-/// The journal's errors keep their variant and message: `Io` is [`Error::Io`], `Journal` is
-/// [`Error::Journal`].
+/// The journal's errors keep their message: `Io` is [`Error::Io`], the others
+/// [`Error::JournalEntry`] (with their JSON error as the source).
 impl From<lightsout_journal::Error> for Error {
     fn from(e: lightsout_journal::Error) -> Self {
         match e {
@@ -112,7 +116,7 @@ impl From<lightsout_journal::Error> for Error {
                 path,
                 source,
             },
-            lightsout_journal::Error::Journal { path, message } => Error::Journal { path, message },
+            other => Error::JournalEntry(other),
         }
     }
 }
@@ -133,6 +137,7 @@ impl From<lightsout_report::OutcomeError> for Error {
                 source,
             },
             OutcomeError::Journal { path, message } => Error::Journal { path, message },
+            OutcomeError::JournalEntry(e) => Error::JournalEntry(e),
             OutcomeError::Report(e) => Error::Report(e),
         }
     }
