@@ -16,6 +16,17 @@ pub enum Error {
     /// `lightsout.toml` is missing or invalid.
     #[error("{0}")]
     Config(String),
+    /// `lightsout.toml` is invalid, with the error that says how as the source: the message
+    /// is the context only (`[gate] in lightsout.toml`), so that a chain printer (`anyhow`'s
+    /// `{:#}`) prints the cause once.
+    #[error("{context}")]
+    ConfigCause {
+        /// Where in the configuration.
+        context: String,
+        /// What is wrong there.
+        #[source]
+        source: lightsout_core::BoxError,
+    },
     /// The holdout directory lies inside the repository or a worktree.
     #[error(
         "the holdout directory {holdout} is inside {root}; agents could read it. Move it outside \
@@ -144,11 +155,50 @@ impl From<lightsout_report::OutcomeError> for Error {
 }
 
 impl Error {
+    /// [`Error::ConfigCause`] of `context` and `source`.
+    pub(crate) fn config_cause(
+        context: impl Into<String>,
+        source: impl Into<lightsout_core::BoxError>,
+    ) -> Self {
+        Error::ConfigCause {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             action,
             path: path.to_owned(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `anyhow`'s `{:#}` prints: the message, then each source after `: `.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            next = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_config_cause_prints_as_the_message_with_the_cause_did() {
+        let cause = || lightsout_eval::GatePolicy::from_toml("[[rule]]\nmin_trials = \"x\"\n");
+        let e = Error::config_cause("[gate] in lightsout.toml", cause().unwrap_err());
+        assert_eq!(e.to_string(), "[gate] in lightsout.toml");
+        assert_eq!(
+            chain(&e),
+            format!("[gate] in lightsout.toml: {}", cause().unwrap_err())
+        );
     }
 }

@@ -342,7 +342,8 @@ impl Factory {
     /// source; the strictest wins).
     ///
     /// # Errors
-    /// [`Error::Config`] when `[gate]` or the holdout's `gate.toml` is not a valid policy.
+    /// [`Error::ConfigCause`] when `[gate]` is not a valid policy or the policies do not
+    /// resolve, [`Error::Config`] when the holdout's `gate.toml` is not.
     pub fn resolve_gate(
         &self,
         spec_layers: Vec<lightsout_eval::PolicyLayer>,
@@ -350,9 +351,9 @@ impl Factory {
         use lightsout_eval::{GatePolicy, PolicyLayer};
         let mut layers = spec_layers;
         if let Some(g) = &self.config.gate {
-            let text = toml::to_string(g).map_err(|e| Error::Config(format!("[gate]: {e}")))?;
+            let text = toml::to_string(g).map_err(|e| Error::config_cause("[gate]", e))?;
             let p = GatePolicy::from_toml(&text)
-                .map_err(|e| Error::Config(format!("[gate] in lightsout.toml: {e}")))?;
+                .map_err(|e| Error::config_cause("[gate] in lightsout.toml", e))?;
             layers.push(PolicyLayer::new("lightsout.toml [gate]", p));
         }
         let holdout = std::env::var("LIGHTSOUT_HOLDOUT").ok();
@@ -365,7 +366,7 @@ impl Factory {
                 layers.push(PolicyLayer::new("holdout gate.toml", p));
             }
         }
-        GatePolicy::resolve(layers).map_err(|e| Error::Config(format!("gate policy: {e}")))
+        GatePolicy::resolve(layers).map_err(|e| Error::config_cause("gate policy", e))
     }
 
     /// Imports the `## Decisions` of the spec files at `specs` into the decision memory
