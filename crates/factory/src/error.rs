@@ -85,6 +85,17 @@ pub enum Error {
     /// The holdout evaluation could not run.
     #[error("holdout eval: {0}")]
     Eval(String),
+    /// The holdout evaluation could not run, with the error that says why as the source: the
+    /// message is the context only (`holdout eval: writing the strength report`), so that a
+    /// chain printer (`anyhow`'s `{:#}`) prints the cause once.
+    #[error("holdout eval: {context}")]
+    EvalCause {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: lightsout_core::BoxError,
+    },
     /// A stage (guard, memory, hook) failed.
     #[error("{stage}: {message}")]
     Stage {
@@ -166,6 +177,17 @@ impl Error {
         }
     }
 
+    /// [`Error::EvalCause`] of `context` and `source`.
+    pub(crate) fn eval_cause(
+        context: impl Into<String>,
+        source: impl Into<lightsout_core::BoxError>,
+    ) -> Self {
+        Error::EvalCause {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             action,
@@ -199,6 +221,17 @@ mod tests {
         assert_eq!(
             chain(&e),
             format!("[gate] in lightsout.toml: {}", cause().unwrap_err())
+        );
+    }
+
+    #[test]
+    fn an_eval_cause_prints_as_the_message_with_the_cause_did() {
+        let cause = || serde_json::from_str::<u32>("x").unwrap_err();
+        let e = Error::eval_cause("writing the strength report", cause());
+        assert_eq!(e.to_string(), "holdout eval: writing the strength report");
+        assert_eq!(
+            chain(&e),
+            format!("holdout eval: writing the strength report: {}", cause())
         );
     }
 }

@@ -2280,7 +2280,7 @@ impl Inner {
             Ok(report) => {
                 let bytes = report
                     .to_json()
-                    .map_err(|e| Error::Eval(format!("writing the strength report: {e}")))?;
+                    .map_err(|e| Error::eval_cause("writing the strength report", e))?;
                 write_atomic(&out, bytes.as_bytes())?;
                 let killed = report.total - report.survived;
                 self.events.emit(&Event::StrengthMeasured {
