@@ -67,7 +67,7 @@ struct EvalFile {
 ///
 /// # Errors
 /// [`Error::UnknownRun`] when the run id is not a plain name or has no journal;
-/// [`Error::Journal`]/[`Error::Io`] when the journal cannot be read.
+/// [`Error::JournalEntry`]/[`Error::Io`] when the journal cannot be read.
 pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
     if run_id.is_empty()
         || run_id.starts_with('.')
