@@ -47,7 +47,8 @@
 
 pub mod agent_check;
 mod checks;
-pub mod config;
+// `lightsout.toml` moved to `lightsout-config`; `lightsout_factory::config::…` paths stay.
+pub use lightsout_config as config;
 mod engine;
 mod error;
 mod factory;
@@ -82,7 +83,7 @@ pub mod outcome {
     ///
     /// # Errors
     /// [`Error::UnknownRun`](crate::Error::UnknownRun) when the run id is not a plain name or
-    /// has no journal; [`Error::Journal`](crate::Error::Journal)/[`Error::Io`](crate::Error::Io)
+    /// has no journal; [`Error::JournalEntry`](crate::Error::JournalEntry)/[`Error::Io`](crate::Error::Io)
     /// when the journal cannot be read.
     pub fn build_report(
         repo: &Path,
@@ -123,8 +124,8 @@ pub mod journal {
     /// ([`lightsout_journal::read`]).
     ///
     /// # Errors
-    /// [`Error::Journal`](crate::Error::Journal) when a complete line is not a valid entry,
-    /// [`Error::Io`](crate::Error::Io) when the file cannot be read.
+    /// [`Error::JournalEntry`](crate::Error::JournalEntry) when a complete line is not a valid
+    /// entry, [`Error::Io`](crate::Error::Io) when the file cannot be read.
     pub fn read(path: &Path) -> Result<Vec<Entry>, crate::Error> {
         Ok(lightsout_journal::read(path)?)
     }

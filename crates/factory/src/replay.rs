@@ -807,8 +807,13 @@ async fn replay_step(
                 (verdict, trace, replayed)
             }),
         HoldoutJudge::Runner(runner) => runner.judge(&req).await.map(|(verdict, gate)| {
-            let replayed =
-                build_runner_record(&req, rec.holdout.clone(), rec.commit.clone(), &verdict, gate);
+            let replayed = build_runner_record(
+                &req,
+                rec.holdout.clone(),
+                rec.commit.clone(),
+                &verdict,
+                gate,
+            );
             (verdict, EvalTrace::default(), replayed)
         }),
     };

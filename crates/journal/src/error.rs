@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-/// Why a journal could not be read or written. `lightsout-factory` turns each variant into
-/// its own variant of the same name and message.
+/// Why a journal could not be read or written. Each variant's message is its context; the
+/// cause is its `source` (print the chain, as `anyhow`'s `{:#}` does). `lightsout-factory`
+/// turns `Io` into its own `Io` and keeps the others as `Error::JournalEntry`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file operation failed.
@@ -17,13 +18,25 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The journal is unreadable or inconsistent.
-    #[error("journal {path}: {message}")]
-    Journal {
+    /// A complete line of the journal is not an entry.
+    #[error("journal {path}: line {line}")]
+    Line {
         /// The journal file.
         path: PathBuf,
-        /// What is wrong.
-        message: String,
+        /// The 1-based line number.
+        line: usize,
+        /// What the JSON parser found wrong.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An entry could not be serialised (not expected: entries are plain data).
+    #[error("journal {path}")]
+    Serialise {
+        /// The journal file.
+        path: PathBuf,
+        /// What serde found wrong.
+        #[source]
+        source: serde_json::Error,
     },
 }
 

@@ -158,6 +158,10 @@ pub enum OutcomeError {
         /// What is wrong.
         message: String,
     },
+    /// A journal line is not an entry; the message names the journal and the line, the
+    /// source is the JSON error.
+    #[error(transparent)]
+    JournalEntry(lightsout_journal::Error),
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
@@ -186,9 +190,7 @@ impl From<lightsout_journal::Error> for OutcomeError {
                 path,
                 source,
             },
-            lightsout_journal::Error::Journal { path, message } => {
-                OutcomeError::Journal { path, message }
-            }
+            other => OutcomeError::JournalEntry(other),
         }
     }
 }

@@ -67,7 +67,7 @@ struct EvalFile {
 ///
 /// # Errors
 /// [`Error::UnknownRun`] when the run id is not a plain name or has no journal;
-/// [`Error::Journal`]/[`Error::Io`] when the journal cannot be read.
+/// [`Error::JournalEntry`]/[`Error::Io`] when the journal cannot be read.
 pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
     if run_id.is_empty()
         || run_id.starts_with('.')
@@ -1071,8 +1071,8 @@ mod tests {
         .to_string()
     }
 
-    /// `lightsout-report` computes its satisfactions' Wilson interval itself (it does not link
-    /// the holdout engine); it must be the very interval the gate judged with.
+    /// A report's satisfaction carries the very interval the gate judged with, rounded to 6
+    /// decimal places and no further.
     #[test]
     fn report_satisfaction_is_the_gates_wilson_interval() {
         let round6 = |v: f64| (v * 1e6).round() / 1e6;
