@@ -842,7 +842,38 @@ fn assemble(
     r.gate.policy = policy_refs(&state.policy);
     r.not_ready.clone_from(&state.not_ready);
     r.incidents = incidents(state);
+    r.weakened = weakened(&req_ids, evals);
     r
+}
+
+/// Per requirement of the run, the evidence of its latest evaluation (the one its satisfaction
+/// comes from) that rests on a twin that is not fresh: the twin's state as the twin reported it
+/// when that evaluation ran (`lightsout_eval::twins`), for either judge (the engine's result
+/// documents and a runner's alike).
+fn weakened(req_ids: &[&str], evals: &[EvalFile]) -> Vec<report::WeakenedEvidence> {
+    let mut out = Vec::new();
+    for id in req_ids {
+        let latest = evals.iter().rev().find(|e| {
+            e.result
+                .scenarios
+                .iter()
+                .any(|s| s.satisfies.iter().any(|r| r == id))
+        });
+        let Some(e) = latest else { continue };
+        for w in e.result.weakened() {
+            if w.requirement == *id {
+                out.push(report::WeakenedEvidence {
+                    requirement: w.requirement,
+                    twin: w.twin.name,
+                    state: w.twin.state.as_str().to_owned(),
+                    since: w.twin.since,
+                    reason: w.twin.reason,
+                    scenarios: w.scenarios,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The report's view of a strength report: the kill rate with its Wilson interval, the counts
@@ -939,6 +970,7 @@ mod tests {
             stopped: Sequential::Done,
             duration_ms: 1.0,
             trials: vec![],
+            stale_twins: vec![],
         };
         let scenarios = vec![scenario];
         RunResult {
@@ -970,7 +1002,23 @@ mod tests {
                 }],
             },
             policy: lightsout_eval::GatePolicy::floor(),
+            twins: vec![],
         }
+    }
+
+    /// `r` with its scenarios resting on twin `slack` in `state`.
+    fn on_twin(mut r: RunResult, state: lightsout_eval::TwinState) -> RunResult {
+        let t = lightsout_eval::TwinEvidence {
+            name: "slack".into(),
+            state,
+            since: Some("2026-12-07T01:00:00Z".into()),
+            reason: Some("marked by hand: Slack added a field".into()),
+        };
+        for s in &mut r.scenarios {
+            s.stale_twins.push(t.clone());
+        }
+        r.twins.push(t);
+        r
     }
 
     /// A run of two tasks: T1 fails the holdout once then merges; T2 hits the policy and fails.
@@ -1028,7 +1076,14 @@ mod tests {
         let write = |name: &str, r: &RunResult| {
             std::fs::write(ev.join(name), serde_json::to_vec(r).unwrap()).unwrap();
         };
-        write("T1-1-candidate.json", &eval("REQ-1", 2, 3, false));
+        // An older evaluation of REQ-1 against a suspect twin: not the one that counts.
+        write(
+            "T1-1-candidate.json",
+            &on_twin(
+                eval("REQ-1", 2, 3, false),
+                lightsout_eval::TwinState::Suspect,
+            ),
+        );
         // Make the order by modification time unambiguous.
         let old = std::fs::File::options()
             .write(true)
@@ -1042,7 +1097,11 @@ mod tests {
         std::fs::create_dir_all(&sub).unwrap();
         std::fs::write(
             sub.join("holdout-result.json"),
-            serde_json::to_vec(&eval("REQ-2", 1, 4, false)).unwrap(),
+            serde_json::to_vec(&on_twin(
+                eval("REQ-2", 1, 4, false),
+                lightsout_eval::TwinState::Drifted,
+            ))
+            .unwrap(),
         )
         .unwrap();
         std::fs::write(sub.join("eval.err"), "").unwrap();
@@ -1319,6 +1378,20 @@ mod tests {
         assert_eq!(r.incidents.len(), 1);
         assert_eq!(r.incidents[0].kind, IncidentKind::PolicyViolation);
         assert_eq!(r.incidents[0].task.as_deref(), Some("T2"));
+
+        // REQ-2's evidence (a runner's result document) rests on a drifted twin; REQ-1's latest
+        // evaluation on none (its older one's suspect twin is history).
+        assert_eq!(
+            r.weakened,
+            [report::WeakenedEvidence {
+                requirement: "REQ-2".into(),
+                twin: "slack".into(),
+                state: "drifted".into(),
+                since: Some("2026-12-07T01:00:00Z".into()),
+                reason: Some("marked by hand: Slack added a field".into()),
+                scenarios: vec!["s-REQ-2".into()],
+            }]
+        );
     }
 
     #[test]

@@ -501,4 +501,15 @@ fn a_builtin_twin_marked_drifted_weakens_the_verdict_of_its_requirements_in_the_
         reasons.contains("REQ-1 FAILS: rests on twin slack (drifted since "),
         "{reasons}"
     );
+    let weak = &report["weakened"][0];
+    assert_eq!(weak["requirement"], "REQ-1");
+    assert_eq!(weak["twin"], "slack");
+    assert_eq!(weak["state"], "drifted");
+    assert_eq!(
+        weak["reason"],
+        "marked by hand: Slack now rate-limits per workspace"
+    );
+    // The page shows it too.
+    let html = std::fs::read_to_string(p.run_dir("d1").join("report.html")).unwrap();
+    assert!(html.contains("Evidence resting on stale twins (1)"));
 }
