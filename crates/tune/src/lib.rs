@@ -12,6 +12,8 @@
 //!   reach the holdout, the gate, the budgets or the fence.
 //! - [`select`]: the constrained Thompson-sampling [`Bandit`] and its promotion test.
 //! - [`state`]: `.lightsout/tuning.json`, the promoted defaults.
+//! - [`store`]: the run-metrics store, a table of the project's state database
+//!   (`.lightsout/state.db`), which imports the older `metrics.jsonl` once.
 //! - [`show`]: `lightsout tune show`.
 //! - [`sim`]: replay agents of known quality, to measure convergence and regret.
 //!
@@ -58,6 +60,7 @@ pub mod select;
 pub mod show;
 pub mod sim;
 pub mod state;
+pub mod store;
 
 pub use config::TuningConfig;
 pub use record::AttemptRecord;

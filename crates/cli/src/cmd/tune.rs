@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use lightsout_tune::{config, record, rollup, show, state::TuningState};
+use lightsout_tune::{config, rollup, show, state::TuningState, store::MetricsStore};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -19,8 +19,9 @@ pub(crate) enum Format {
 /// `lightsout metrics [--project DIR] [--format human|json]`.
 #[derive(Debug, Args)]
 pub(crate) struct MetricsArgs {
-    /// The project (default: the repository root, else the current directory); reads
-    /// DIR/.lightsout/metrics.jsonl.
+    /// The project (default: the repository root, else the current directory); reads the
+    /// run-metrics store in DIR/.lightsout/state.db (importing an older
+    /// DIR/.lightsout/metrics.jsonl into it once).
     #[arg(long, value_name = "DIR")]
     project: Option<PathBuf>,
     /// Output format.
@@ -69,13 +70,28 @@ fn project(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .unwrap_or(cwd))
 }
 
+/// The roll-up of the project's run-metrics store. A project with no `.lightsout/` yet has
+/// no attempts (and gets no store created).
 fn read_metrics(project: &Path) -> anyhow::Result<rollup::Rollup> {
-    let path = project.join(".lightsout").join("metrics.jsonl");
-    let (records, diags) = record::read_jsonl(&path)?;
-    for d in &diags {
+    let dir = project.join(".lightsout");
+    if !dir.is_dir() {
+        return Ok(rollup::rollup(&[]));
+    }
+    let (store, imported) = MetricsStore::open_project(project)?;
+    let jsonl = dir.join(lightsout_tune::store::METRICS_JSONL);
+    for d in &imported.skipped {
         eprintln!(
             "warning: {}:{}: skipped: {}",
-            path.display(),
+            jsonl.display(),
+            d.line,
+            d.message
+        );
+    }
+    let (records, diags) = store.records()?;
+    for d in &diags {
+        eprintln!(
+            "warning: {}: attempt row {}: skipped: {}",
+            store.path().display(),
             d.line,
             d.message
         );
