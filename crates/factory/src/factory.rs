@@ -664,6 +664,40 @@ impl Factory {
         fc
     }
 
+    /// The tuner's variant choices for the run's tasks still to build, in plan order
+    /// ([`crate::tuning`]); `None` without `[tuning]` or when no such task's kind is tuned.
+    fn variant_choices(
+        &self,
+        state: &RunState,
+    ) -> Result<Option<lightsout_tune::choose::RunChoices>, Error> {
+        let tasks: Vec<lightsout_tune::choose::PlannedTask> = state
+            .tasks
+            .iter()
+            .filter(|t| t.unchanged.is_none())
+            .map(|t| lightsout_tune::choose::PlannedTask {
+                task_id: t.task.id.clone(),
+                kind: t.task.kind.clone(),
+            })
+            .collect();
+        crate::tuning::choose(&self.config, &self.repo, &tasks)
+    }
+
+    /// The chosen variants made ready to run (agent, template, model), each choice audited.
+    fn ready_variants(
+        &self,
+        choices: Option<&lightsout_tune::choose::RunChoices>,
+        profiles: &BTreeMap<String, Arc<dyn Agent>>,
+        audit: &crate::fenced::Audit,
+    ) -> Result<BTreeMap<String, crate::tuning::Chosen>, Error> {
+        let Some(c) = choices else {
+            return Ok(BTreeMap::new());
+        };
+        let ready = crate::tuning::ready(&self.config, c, profiles)?;
+        crate::tuning::audit(audit, c);
+        audit.healthy()?;
+        Ok(ready)
+    }
+
     /// The agent profiles for a run: each profile that runs a process is wrapped in a
     /// [`FencedAgent`](lightsout_fence::agent::FencedAgent) behind the run's `[fence]`, which
     /// reports into `reports`. Watched directories default to the repository and the holdout
@@ -677,13 +711,18 @@ impl Factory {
         reports: &Arc<lightsout_fence::agent::FenceReports>,
         open: &Arc<lightsout_fence::budget::OpenCalls>,
         kinds: &[&str],
+        variant_profiles: &std::collections::BTreeSet<String>,
         run_dir: &Path,
     ) -> Result<BTreeMap<String, Arc<dyn Agent>>, Error> {
         let mut profiles = self.agents.clone();
-        // Command profiles no task of this plan uses are left out (fail closed: nothing can
-        // reach them unfenced), so a replay-only run needs no namespaces.
-        let used: std::collections::BTreeSet<&str> =
-            kinds.iter().filter_map(|k| self.profile_name(k)).collect();
+        // Command profiles no task of this plan uses (through `[agents]` or a tuned
+        // variant) are left out (fail closed: nothing can reach them unfenced), so a
+        // replay-only run needs no namespaces.
+        let used: std::collections::BTreeSet<&str> = kinds
+            .iter()
+            .filter_map(|k| self.profile_name(k))
+            .chain(variant_profiles.iter().map(String::as_str))
+            .collect();
         profiles
             .retain(|name, _| !self.commands.contains_key(name) || used.contains(name.as_str()));
         if !self.commands.keys().any(|c| used.contains(c.as_str())) {
@@ -834,7 +873,14 @@ impl Factory {
         let reports = Arc::new(lightsout_fence::agent::FenceReports::default());
         let open = Arc::new(lightsout_fence::budget::OpenCalls::default());
         let kinds: Vec<&str> = state.tasks.iter().map(|t| t.task.kind.as_str()).collect();
-        let profiles = self.fenced_profiles(&reports, &open, &kinds, &run_dir)?;
+        let choices = self.variant_choices(&state)?;
+        let profiles = self.fenced_profiles(
+            &reports,
+            &open,
+            &kinds,
+            &crate::tuning::profiles(choices.as_ref()),
+            &run_dir,
+        )?;
         let mut agents = BTreeMap::new();
         for t in &state.tasks {
             if !agents.contains_key(&t.task.kind) {
@@ -855,6 +901,7 @@ impl Factory {
             ))
         };
         let (hook, events, ledger, audit) = self.fence(&state, reports.clone(), open, jobs)?;
+        let variants = self.ready_variants(choices.as_ref(), &profiles, &audit)?;
         // A journal from before policies were recorded resumes with today's resolution.
         let policy = if state.policy.is_empty() {
             self.resolve_gate(Vec::new())?
@@ -868,6 +915,7 @@ impl Factory {
             main: state.main.clone(),
             config: self.config.clone(),
             agents: Mutex::new(agents),
+            variants,
             fallback: profiles,
             default_agent: self.default_agent.clone(),
             evaluator,
@@ -1094,6 +1142,8 @@ struct Inner {
     main: String,
     config: Config,
     agents: Mutex<BTreeMap<String, Arc<dyn Agent>>>,
+    /// Task id → the variant the tuner chose for it ([`crate::tuning`]).
+    variants: BTreeMap<String, crate::tuning::Chosen>,
     fallback: BTreeMap<String, Arc<dyn Agent>>,
     default_agent: Option<Arc<dyn Agent>>,
     evaluator: Arc<dyn Evaluator>,
@@ -1209,6 +1259,18 @@ impl Inner {
             .ok_or_else(|| Error::Config(format!("no agent for task kind `{kind}`")))?;
         lock(&self.agents).insert(kind.to_owned(), a.clone());
         Ok(a)
+    }
+
+    /// The agent for `task` and the variant it runs under: the tuner's choice when it made
+    /// one, else the profile of its kind ([`agent`](Self::agent)).
+    fn agent_for_task(
+        &self,
+        task: &Task,
+    ) -> Result<(Arc<dyn Agent>, Option<&crate::tuning::Chosen>), Error> {
+        match self.variants.get(&task.id) {
+            Some(c) => Ok((c.agent.clone(), Some(c))),
+            None => Ok((self.agent(&task.kind)?, None)),
+        }
     }
 
     fn branch(&self, task: &str) -> String {
@@ -1368,13 +1430,14 @@ impl Inner {
     async fn work(self: Arc<Self>, job: Job) -> Result<WorkOutcome, Error> {
         let max = self.config.run.attempts;
         let g = Git::new(&job.worktree);
-        let agent = self.agent(&job.task.kind)?;
+        let (agent, chosen) = self.agent_for_task(&job.task)?;
         let mut feedback = job.feedback.clone();
         let context_pack = self.memory.context_pack(&job.task).await?;
         let artifacts = self.artifacts(&job.task.id);
         let mut ws = Workspace::new(&job.worktree, &artifacts);
         ws.env.clone_from(&self.env);
         ws.limits = self.config.limits;
+        ws.variant = chosen.map(|c| c.prompt.clone());
         for attempt in job.first_attempt..=max {
             let head = g.rev("HEAD").await?;
             self.record(&Entry::AttemptStarted {
@@ -1440,9 +1503,12 @@ impl Inner {
                     failed_stage: rec.failed_stage,
                     human_intervened: rec.human_intervened,
                     task_kind: Some(job.task.kind.clone()),
-                    agent_profile: self.config.profile_for(&job.task.kind).map(str::to_owned),
-                    model: None,
-                    variant: None,
+                    agent_profile: chosen.map_or_else(
+                        || self.config.profile_for(&job.task.kind).map(str::to_owned),
+                        |c| Some(c.choice.agent_profile.clone()),
+                    ),
+                    model: chosen.and_then(|c| c.choice.model.clone()),
+                    variant: chosen.map(|c| c.choice.variant.clone()),
                     final_outcome,
                     failure_category: rec
                         .failed_stage

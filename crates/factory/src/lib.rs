@@ -71,6 +71,7 @@ pub mod stages;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tuning;
 
 pub use config::{Config, Redaction};
 pub use engine::EngineEvaluator;

@@ -11,6 +11,8 @@
 //! - [`config`]: `[tuning]` and `[[tuning.variant]]` ([`TuningConfig`]), strict, with no way to
 //!   reach the holdout, the gate, the budgets or the fence.
 //! - [`select`]: the constrained Thompson-sampling [`Bandit`] and its promotion test.
+//! - [`choose`]: a run's choices, one per task of a tuned kind, reproducible from the
+//!   recorded seed and evidence.
 //! - [`state`]: `.lightsout/tuning.json`, the promoted defaults.
 //! - [`store`]: the run-metrics store, a table of the project's state database
 //!   (`.lightsout/state.db`), which imports the older `metrics.jsonl` once.
@@ -53,6 +55,7 @@
 
 #![deny(missing_docs)]
 
+pub mod choose;
 pub mod config;
 pub mod record;
 pub mod rollup;
