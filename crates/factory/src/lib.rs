@@ -63,6 +63,7 @@ mod judge;
 mod memory;
 pub mod outcome;
 pub mod plan;
+mod propose;
 pub use lightsout_fleet::queue;
 pub mod replay;
 pub mod report;
@@ -86,6 +87,7 @@ pub use git::{COMMITTER_EMAIL, COMMITTER_NAME};
 pub use memory::DecisionMemory;
 pub use outcome::{STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report};
 pub use plan::{Plan, Planner, SpecPlanner, Task};
+pub use propose::write_template;
 pub use stages::{
     AttemptHook, AttemptMetrics, BoxError, CommandEvaluator, DiffGuard, EvalRequest, EvalStage,
     Evaluator, EventSink, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakClass, Lesson,

@@ -33,15 +33,23 @@ pub(crate) struct Chosen {
     pub prompt: PromptVariant,
 }
 
-/// `[tuning]` of `config`; `None` without `[tuning]`.
+/// `[tuning]` of `config`, with the project's proposals as variants
+/// ([`lightsout_tune::proposal::with_proposals`]: a proposed one enters the bandit only once
+/// accepted or under `auto_accept`); `None` without `[tuning]`.
 ///
 /// # Errors
-/// [`Error::Config`] when `[tuning]` cannot be read.
-pub(crate) fn tuning_config(config: &Config, _repo: &Path) -> Result<Option<TuningConfig>, Error> {
+/// [`Error::Config`] when `[tuning]` or the proposals cannot be read.
+pub(crate) fn tuning_config(config: &Config, repo: &Path) -> Result<Option<TuningConfig>, Error> {
     let Some(v) = &config.tuning else {
         return Ok(None);
     };
-    lightsout_tune::config::from_value(v, config.agent.keys().map(String::as_str))
+    let Some(cfg) = lightsout_tune::config::from_value(v, config.agent.keys().map(String::as_str))
+        .map_err(|e| Error::Config(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    lightsout_tune::proposal::with_proposals(cfg, repo)
+        .map(Some)
         .map_err(|e| Error::Config(e.to_string()))
 }
 

@@ -17,6 +17,8 @@
 //! - [`store`]: the run-metrics store, a table of the project's state database
 //!   (`.lightsout/state.db`), which imports the older `metrics.jsonl` once.
 //! - [`show`]: `lightsout tune show`.
+//! - [`proposal`]: prompt rewrites written by an agent from lessons and redacted failure
+//!   categories, proposed until a human accepts them.
 //! - [`sim`]: replay agents of known quality, to measure convergence and regret.
 //!
 //! The crate knows nothing of git, agents, processes or the holdout: it reads metrics lines
@@ -57,6 +59,7 @@
 
 pub mod choose;
 pub mod config;
+pub mod proposal;
 pub mod record;
 pub mod rollup;
 pub mod select;
