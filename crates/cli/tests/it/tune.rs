@@ -1,5 +1,6 @@
-//! `lightsout metrics` and `lightsout tune show|promote|propose|accept` end to end on a
-//! project's older `.lightsout/metrics.jsonl` (imported into the run-metrics store).
+//! `lightsout metrics` and `lightsout tune show|promote|propose|accept` end to end: on a
+//! project's older `.lightsout/metrics.jsonl` (imported into the run-metrics store) and on the
+//! bundled demo's run ([`demo_metrics_and_tuner`]).
 
 use assert_cmd::Command;
 use predicates::str::contains;
@@ -312,3 +313,62 @@ fn holdout_text_in_the_evidence_never_reaches_the_proposing_agent() {
     assert!(!t.path().join(".lightsout/tuning/proposals").exists());
 }
 
+/// `lightsout metrics` and `lightsout tune show` on the bundled demo after its run (called by
+/// the demo's end-to-end test in `replay.rs`, so the demo runs once): the store holds the
+/// run's attempts under the variant the tuner chose, and every choice is in the audit log
+/// with the seed that reproduces it.
+pub(crate) fn demo_metrics_and_tuner(repo: &Path, run: &str) {
+    let out = lightsout(repo, &["metrics", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let g = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "code" && g["variant"] == "replay")
+        .unwrap_or_else(|| panic!("no code/replay group: {v:#}"));
+    assert!(
+        g["attempts"].as_u64().unwrap() > g["tasks"].as_u64().unwrap(),
+        "{g:#}"
+    );
+    assert!(
+        g["first_attempt_pass"]["trials"].as_u64().unwrap() > 0,
+        "{g:#}"
+    );
+    lightsout(repo, &["metrics"])
+        .assert()
+        .success()
+        .stdout(contains("code         replay"));
+    lightsout(repo, &["tune", "show"])
+        .assert()
+        .success()
+        .stdout(contains("code (default replay):"))
+        .stdout(contains("next pick: code: replay"));
+    // The audit log: one variant choice per task, with why and the seed.
+    let audit = std::fs::read_to_string(repo.join(".lightsout/runs").join(run).join("audit.jsonl"))
+        .unwrap();
+    let choices: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "variant_choice")
+        .collect();
+    assert!(choices.len() > 1, "no variant_choice in the audit log");
+    // The run-level entry first: what reproduces the choices.
+    assert!(choices[0]["task"].is_null(), "{:#}", choices[0]);
+    assert!(choices[0]["details"]["seed"].is_u64(), "{:#}", choices[0]);
+    for c in &choices[1..] {
+        let d = &c["details"];
+        assert_eq!(d["variant"], "replay", "{c:#}");
+        assert_eq!(d["mode"], "exploit", "{c:#}");
+        assert!(
+            d["seed"].is_u64() && d["posterior_means"]["replay"].is_f64(),
+            "{c:#}"
+        );
+    }
+}
