@@ -71,14 +71,14 @@ pub(crate) fn choose(
     if !tasks.iter().any(|t| cfg.tunes(&t.kind)) {
         return Ok(None);
     }
-    let stage = |e: &dyn std::fmt::Display| Error::Stage {
+    let tune_err = |e: &dyn std::fmt::Display| Error::Stage {
         stage: "tune",
         message: e.to_string(),
     };
-    let (store, _) = MetricsStore::open_project(repo).map_err(|e| stage(&e))?;
-    let (records, _) = store.records().map_err(|e| stage(&e))?;
-    let state =
-        TuningState::load(&repo.join(".lightsout").join("tuning.json")).map_err(|e| stage(&e))?;
+    let (store, _) = MetricsStore::open_project(repo).map_err(|e| tune_err(&e))?;
+    let (records, _) = store.records().map_err(|e| tune_err(&e))?;
+    let state = TuningState::load(&repo.join(".lightsout").join("tuning.json"))
+        .map_err(|e| tune_err(&e))?;
     Ok(Some(lightsout_tune::choose::choose(
         &cfg,
         &rollup::rollup(&records),
@@ -159,9 +159,10 @@ pub(crate) fn ready(
         })?;
         let template = match &c.prompt {
             None => None,
-            Some(p) => Some(match templates.get(p.as_path()) {
-                Some(t) => t.clone(),
-                None => {
+            Some(p) => {
+                if let Some(t) = templates.get(p.as_path()) {
+                    Some(t.clone())
+                } else {
                     let path = config.base_dir.join(p);
                     let t = std::fs::read_to_string(&path).map_err(|e| {
                         Error::Config(format!(
@@ -171,9 +172,9 @@ pub(crate) fn ready(
                         ))
                     })?;
                     templates.insert(p.as_path(), t.clone());
-                    t
+                    Some(t)
                 }
-            }),
+            }
         };
         out.insert(
             c.task_id.clone(),

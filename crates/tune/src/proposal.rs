@@ -22,7 +22,6 @@ use crate::Error;
 use crate::config::{TuningConfig, Variant, VariantStatus};
 use crate::rollup::Rollup;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -377,10 +376,10 @@ pub fn accept(project: &Path, name: &str) -> Result<Proposal, Error> {
 /// As [`Proposals::load`].
 pub fn with_proposals(mut cfg: TuningConfig, project: &Path) -> Result<TuningConfig, Error> {
     let all = Proposals::load(project)?;
-    let declared: BTreeMap<String, ()> =
-        cfg.variants.iter().map(|v| (v.name.clone(), ())).collect();
+    let declared: std::collections::BTreeSet<String> =
+        cfg.variants.iter().map(|v| v.name.clone()).collect();
     for p in all.proposals {
-        if declared.contains_key(&p.name) {
+        if declared.contains(&p.name) {
             continue;
         }
         cfg.variants.push(Variant {

@@ -314,13 +314,11 @@ impl MetricsStore {
             .iter()
             .rposition(|b| *b == b'\n')
             .map_or(start, |i| start + i + 1);
-        let first_line = bytes[..start].iter().filter(|b| **b == b'\n').count();
+        let first_line = newlines(&bytes[..start]);
         let torn =
             (end < bytes.len() && !bytes[end..].iter().all(u8::is_ascii_whitespace)).then(|| {
                 LineDiagnostic {
-                    line: first_line
-                        + bytes[start..end].iter().filter(|b| **b == b'\n').count()
-                        + 1,
+                    line: first_line + newlines(&bytes[start..end]) + 1,
                     message:
                         "incomplete last line (a write cut short): imported once it ends with \
                           a newline"
@@ -354,6 +352,11 @@ impl MetricsStore {
             skipped,
         })
     }
+}
+
+/// The number of `\n` in `b`.
+fn newlines(b: &[u8]) -> usize {
+    b.split(|c| *c == b'\n').count() - 1
 }
 
 fn insert(tx: &rusqlite::Transaction<'_>, r: &AttemptRecord) -> rusqlite::Result<()> {

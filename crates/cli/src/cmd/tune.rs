@@ -44,7 +44,7 @@ pub(crate) enum TuneCommand {
     /// in force and the redacted failure categories only (never holdout text; the brief is
     /// leak-scanned against the holdout before it is sent). Saved as a proposed variant under
     /// .lightsout/tuning/proposals/; it enters the bandit once `tune accept`ed (or with
-    /// [tuning] auto_accept = true). Exit 0, 1 when lightsout.toml has no [tuning], 2 on error.
+    /// `[tuning] auto_accept = true`). Exit 0, 1 when lightsout.toml has no [tuning], 2 on error.
     Propose(ProposeArgs),
     /// Mark a proposed variant ready: it enters the bandit from the next run on. Exit 0, 2
     /// when there is no such proposal.
@@ -311,7 +311,8 @@ fn propose(args: ProposeArgs) -> anyhow::Result<ExitCode> {
     leak_check(&full, &dir, &brief)?;
     let writer = args.agent.unwrap_or_else(|| base.agent.clone());
     let name = args.name.unwrap_or_else(|| {
-        (1..)
+        // Among len + 1 candidates one is free.
+        (1..=cfg.variants.len() + 1)
             .map(|n| format!("{}-p{n}", base.name))
             .find(|n| cfg.variant(n).is_none())
             .unwrap_or_default()
