@@ -666,11 +666,17 @@ impl Factory {
     }
 
     /// The tuner's variant choices for the run's tasks still to build, in plan order
-    /// ([`crate::tuning`]); `None` without `[tuning]` or when no such task's kind is tuned.
+    /// ([`crate::tuning`]), and whether they were made now: a resumed run keeps what its
+    /// journal holds (none for a run that chose none); a new run asks the tuner. `None`
+    /// without `[tuning]` or when no such task's kind is tuned.
     fn variant_choices(
         &self,
         state: &RunState,
-    ) -> Result<Option<lightsout_tune::choose::RunChoices>, Error> {
+        resumed: bool,
+    ) -> Result<(Option<lightsout_tune::choose::RunChoices>, bool), Error> {
+        if resumed {
+            return Ok((state.variant_choices.clone(), false));
+        }
         let tasks: Vec<lightsout_tune::choose::PlannedTask> = state
             .tasks
             .iter()
@@ -680,22 +686,35 @@ impl Factory {
                 kind: t.task.kind.clone(),
             })
             .collect();
-        crate::tuning::choose(&self.config, &self.repo, &tasks)
+        Ok((
+            crate::tuning::choose(&self.config, &self.repo, &tasks)?,
+            true,
+        ))
     }
 
-    /// The chosen variants made ready to run (agent, template, model), each choice audited.
+    /// The chosen variants made ready to run (agent, template, model). Choices made now are
+    /// audited, then journaled (`VariantsChosen`); a kill between the two makes the next
+    /// start choose again from the same evidence, so the same choices.
     fn ready_variants(
         &self,
         choices: Option<&lightsout_tune::choose::RunChoices>,
+        fresh: bool,
         profiles: &BTreeMap<String, Arc<dyn Agent>>,
         audit: &crate::fenced::Audit,
+        journal: &mut Journal,
+        state: &mut RunState,
     ) -> Result<BTreeMap<String, crate::tuning::Chosen>, Error> {
         let Some(c) = choices else {
             return Ok(BTreeMap::new());
         };
         let ready = crate::tuning::ready(&self.config, c, profiles)?;
-        crate::tuning::audit(audit, c);
-        audit.healthy()?;
+        if fresh {
+            crate::tuning::audit(audit, c);
+            audit.healthy()?;
+            let e = Entry::VariantsChosen { choices: c.clone() };
+            journal.append(&e)?;
+            state.apply(&e);
+        }
         Ok(ready)
     }
 
@@ -847,8 +866,8 @@ impl Factory {
     async fn drive(
         &self,
         run_dir: PathBuf,
-        journal: Journal,
-        state: RunState,
+        mut journal: Journal,
+        mut state: RunState,
         jobs: Option<usize>,
         resumed: bool,
         _lock: nix::fcntl::Flock<std::fs::File>,
@@ -866,7 +885,7 @@ impl Factory {
         let reports = Arc::new(lightsout_fence::agent::FenceReports::default());
         let open = Arc::new(lightsout_fence::budget::OpenCalls::default());
         let kinds: Vec<&str> = state.tasks.iter().map(|t| t.task.kind.as_str()).collect();
-        let choices = self.variant_choices(&state)?;
+        let (choices, fresh) = self.variant_choices(&state, resumed)?;
         let profiles = self.fenced_profiles(
             &reports,
             &open,
@@ -894,7 +913,14 @@ impl Factory {
             ))
         };
         let (hook, events, ledger, audit) = self.fence(&state, reports.clone(), open, jobs)?;
-        let variants = self.ready_variants(choices.as_ref(), &profiles, &audit)?;
+        let variants = self.ready_variants(
+            choices.as_ref(),
+            fresh,
+            &profiles,
+            &audit,
+            &mut journal,
+            &mut state,
+        )?;
         // A journal from before policies were recorded resumes with today's resolution.
         let policy = if state.policy.is_empty() {
             self.resolve_gate(Vec::new())?

@@ -350,6 +350,20 @@ pub(crate) fn demo_metrics_and_tuner(repo: &Path, run: &str) {
         .success()
         .stdout(contains("code (default replay):"))
         .stdout(contains("next pick: code: replay"));
+    // The report shows the choices.
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.join(".lightsout/runs").join(run).join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let vc = &report["variant_choices"];
+    assert!(!vc["choices"].as_array().unwrap().is_empty(), "{vc:#}");
+    assert!(
+        vc["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["variant"] == "replay")
+    );
     // The audit log: one variant choice per task, with why and the seed.
     let audit = std::fs::read_to_string(repo.join(".lightsout/runs").join(run).join("audit.jsonl"))
         .unwrap();

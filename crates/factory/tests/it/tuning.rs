@@ -215,6 +215,26 @@ async fn each_task_runs_its_audited_choice_reproducible_from_the_seed_and_never_
     assert!(again.choices.iter().filter(|c| c.explored).count() <= 4);
     // Both live variants ran (so the template and model checks above were exercised).
     assert!(variants.values().any(|v| v == "A") && variants.values().any(|v| v == "B"));
+    // The journal holds the same choices with what reproduces them, and the report shows them.
+    let journaled = state.variant_choices.clone().expect("choices journaled");
+    assert_eq!(journaled.choices, again.choices);
+    assert_eq!(lightsout_tune::choose::replay(&cfg, &journaled), journaled);
+    let report = lightsout_factory::build_report(repo, "tuned").unwrap();
+    let vc = report
+        .variant_choices
+        .clone()
+        .expect("a variant choices section");
+    assert_eq!(vc.seed, journaled.seed);
+    assert_eq!(vc.choices.len(), ids.len());
+    for (r, c) in vc.choices.iter().zip(&journaled.choices) {
+        assert_eq!(
+            (&r.task, &r.variant, r.mode.as_str()),
+            (&c.task_id, &c.variant, c.mode())
+        );
+        assert_eq!(r.benched, vec!["C".to_owned()]);
+    }
+    let html = lightsout_factory::report::render_html(&report);
+    assert!(html.contains("<h2>Variant choices</h2>"));
     // The run-metrics store names each attempt's variant, profile and model.
     let (store, _) = MetricsStore::open_project(repo).unwrap();
     let (recs, _) = store.records().unwrap();
