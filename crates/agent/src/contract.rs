@@ -12,7 +12,9 @@
 //! and starts the program in the worktree with these variables added to the allowlisted
 //! environment (names in [`vars`]): `LIGHTSOUT_CONTRACT`, `LIGHTSOUT_RUN_ID`,
 //! `LIGHTSOUT_TASK_ID`, `LIGHTSOUT_ATTEMPT`, `LIGHTSOUT_TASK_FILE`, `LIGHTSOUT_PROMPT_FILE`,
-//! `LIGHTSOUT_WORKTREE` and, on a retry, `LIGHTSOUT_FEEDBACK_FILE`.
+//! `LIGHTSOUT_WORKTREE`, on a retry `LIGHTSOUT_FEEDBACK_FILE`, and under a tuned variant
+//! ([`Workspace::variant`]) `LIGHTSOUT_VARIANT` and, when it names one, `LIGHTSOUT_MODEL`
+//! (the prompt is then the variant's template, [`crate::PromptVariant::render`]).
 //!
 //! The answer:
 //! - the exit status: `0` means "done, check my work"; any other status (or a signal) is a
@@ -55,6 +57,10 @@ pub mod vars {
     pub const FEEDBACK_FILE: &str = "LIGHTSOUT_FEEDBACK_FILE";
     /// The worktree (also the working directory).
     pub const WORKTREE: &str = "LIGHTSOUT_WORKTREE";
+    /// The tuned variant's name; unset when the factory chose none.
+    pub const VARIANT: &str = "LIGHTSOUT_VARIANT";
+    /// The model the tuned variant asks for; unset when it names none.
+    pub const MODEL: &str = "LIGHTSOUT_MODEL";
 }
 
 /// The task file of one call (`$LIGHTSOUT_TASK_FILE`), version [`TASK_SCHEMA`].
@@ -228,7 +234,7 @@ pub async fn prepare(ctx: &TaskContext, ws: &Workspace) -> Result<Prepared, Erro
     tokio::fs::create_dir_all(&ws.artifacts_dir)
         .await
         .map_err(io("create artifacts dir", &ws.artifacts_dir))?;
-    let prompt = ctx.render_prompt();
+    let prompt = crate::prompt_for(ctx, ws);
     let prompt_file = absolute(&crate::prompt_path(ctx, ws));
     tokio::fs::write(&prompt_file, prompt.as_bytes())
         .await
@@ -261,6 +267,12 @@ pub async fn prepare(ctx: &TaskContext, ws: &Workspace) -> Result<Prepared, Erro
             .await
             .map_err(io("write feedback file", &f))?;
         env.push((vars::FEEDBACK_FILE.to_owned(), s(&f)));
+    }
+    if let Some(v) = &ws.variant {
+        env.push((vars::VARIANT.to_owned(), v.name.clone()));
+        if let Some(m) = &v.model {
+            env.push((vars::MODEL.to_owned(), m.clone()));
+        }
     }
     Ok(Prepared {
         prompt,
@@ -338,5 +350,46 @@ mod tests {
         ctx.previous_feedback = None;
         let p = prepare(&ctx, &ws).await.unwrap();
         assert!(!p.env.iter().any(|(k, _)| k == vars::FEEDBACK_FILE));
+    }
+
+    #[tokio::test]
+    async fn a_variant_prompt_wraps_the_task_and_names_variant_and_model() {
+        let d = tempfile::tempdir().unwrap();
+        let mut ws = Workspace::new(d.path().join("wt"), d.path().join("art"));
+        let ctx = TaskContext {
+            run_id: "r1".into(),
+            task_id: "T1".into(),
+            title: "Add the endpoint".into(),
+            attempt: 1,
+            ..TaskContext::default()
+        };
+        ws.variant = Some(crate::PromptVariant {
+            name: "terse".into(),
+            model: Some("small-model".into()),
+            template: Some("Be terse.\n\n{{task}}\n\nRun the tests first.".into()),
+        });
+        let p = prepare(&ctx, &ws).await.unwrap();
+        assert!(
+            p.prompt
+                .starts_with("Be terse.\n\n# Task T1: Add the endpoint")
+        );
+        assert!(p.prompt.ends_with("Run the tests first.\n"));
+        assert_eq!(std::fs::read_to_string(&p.prompt_file).unwrap(), p.prompt);
+        let env: std::collections::BTreeMap<_, _> = p.env.iter().cloned().collect();
+        assert_eq!(env[vars::VARIANT], "terse");
+        assert_eq!(env[vars::MODEL], "small-model");
+        // Without the placeholder the task still follows the template.
+        ws.variant.as_mut().unwrap().template = Some("Be terse.".into());
+        let p = prepare(&ctx, &ws).await.unwrap();
+        assert_eq!(p.prompt, format!("Be terse.\n\n{}", ctx.render_prompt()));
+        // Without a variant: the built-in prompt and no variant variables.
+        ws.variant = None;
+        let p = prepare(&ctx, &ws).await.unwrap();
+        assert_eq!(p.prompt, ctx.render_prompt());
+        assert!(
+            !p.env
+                .iter()
+                .any(|(k, _)| k == vars::VARIANT || k == vars::MODEL)
+        );
     }
 }

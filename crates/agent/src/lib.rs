@@ -53,7 +53,8 @@ pub use parse::OutputFormat;
 pub use price::{Price, Prices};
 pub use replay::ReplayAgent;
 pub use types::{
-    AgentReport, Budget, INSTRUCTION_FILES, Outcome, ProcessLimits, TaskContext, Usage, Workspace,
+    AgentReport, Budget, INSTRUCTION_FILES, Outcome, ProcessLimits, PromptVariant,
+    TASK_PLACEHOLDER, TaskContext, Usage, Workspace, prompt_for,
 };
 
 pub use async_trait::async_trait;

@@ -70,7 +70,7 @@ impl Agent for ReplayAgent {
                 source,
             })?;
         let prompt_file = crate::command::prompt_path(ctx, ws);
-        tokio::fs::write(&prompt_file, ctx.render_prompt())
+        tokio::fs::write(&prompt_file, crate::prompt_for(ctx, ws))
             .await
             .map_err(|source| Error::Io {
                 action: "write prompt",

@@ -234,6 +234,53 @@ pub struct Workspace {
     pub limits: ProcessLimits,
     /// A directory outside the worktree for prompt files and transcripts.
     pub artifacts_dir: PathBuf,
+    /// The harness variant the call runs under (`[[tuning.variant]]`), when the factory's
+    /// tuner chose one: its prompt template and model. `None`: the built-in prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<PromptVariant>,
+}
+
+/// A harness variant as an agent call sees it: its name, the model it asks for and its
+/// prompt template (the text of the variant's template file).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PromptVariant {
+    /// The variant's name (`LIGHTSOUT_VARIANT`).
+    pub name: String,
+    /// The model to use (`LIGHTSOUT_MODEL`); `None`: the profile's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The prompt template (markdown). `{{task}}` stands for the built-in prompt
+    /// ([`TaskContext::render_prompt`]); a template without it is followed by the built-in
+    /// prompt, so the task, its feedback and its attempt count always reach the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// The placeholder of [`PromptVariant::template`] the built-in prompt replaces.
+pub const TASK_PLACEHOLDER: &str = "{{task}}";
+
+impl PromptVariant {
+    /// The prompt of `ctx` under this variant: the template with [`TASK_PLACEHOLDER`]
+    /// replaced by the built-in prompt, or the template then the built-in prompt, or the
+    /// built-in prompt alone when there is no template. Deterministic.
+    pub fn render(&self, ctx: &TaskContext) -> String {
+        let task = ctx.render_prompt();
+        match self.template.as_deref().map(str::trim_end) {
+            None | Some("") => task,
+            Some(t) if t.contains(TASK_PLACEHOLDER) => {
+                t.replace(TASK_PLACEHOLDER, task.trim_end()) + "\n"
+            }
+            Some(t) => format!("{t}\n\n{task}"),
+        }
+    }
+}
+
+/// The prompt an agent call gets: `ws`'s variant's ([`PromptVariant::render`]), else the
+/// built-in [`TaskContext::render_prompt`].
+pub fn prompt_for(ctx: &TaskContext, ws: &Workspace) -> String {
+    ws.variant
+        .as_ref()
+        .map_or_else(|| ctx.render_prompt(), |v| v.render(ctx))
 }
 
 impl Workspace {
@@ -245,6 +292,7 @@ impl Workspace {
             env: BTreeMap::new(),
             limits: ProcessLimits::default(),
             artifacts_dir: artifacts_dir.into(),
+            variant: None,
         }
     }
 }

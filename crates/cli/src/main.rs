@@ -76,7 +76,8 @@ enum Command {
     /// Verify and show the hash-chained audit log of a run.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
-    /// Roll up .lightsout/metrics.jsonl per variant and task kind: first-attempt pass and
+    /// Roll up the run-metrics store (.lightsout/state.db; an older run's
+    /// .lightsout/metrics.jsonl is imported once) per variant and task kind: first-attempt pass and
     /// merge rates with Wilson 95% intervals, median and quartiles of USD and wall time,
     /// USD per merged task, failure categories.
     Metrics(cmd::tune::MetricsArgs),

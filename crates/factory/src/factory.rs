@@ -665,6 +665,59 @@ impl Factory {
         fc
     }
 
+    /// The tuner's variant choices for the run's tasks still to build, in plan order
+    /// ([`crate::tuning`]), and whether they were made now: a resumed run keeps what its
+    /// journal holds (none for a run that chose none); a new run asks the tuner. `None`
+    /// without `[tuning]` or when no such task's kind is tuned.
+    fn variant_choices(
+        &self,
+        state: &RunState,
+        resumed: bool,
+    ) -> Result<(Option<lightsout_tune::choose::RunChoices>, bool), Error> {
+        if resumed {
+            return Ok((state.variant_choices.clone(), false));
+        }
+        let tasks: Vec<lightsout_tune::choose::PlannedTask> = state
+            .tasks
+            .iter()
+            .filter(|t| t.unchanged.is_none())
+            .map(|t| lightsout_tune::choose::PlannedTask {
+                task_id: t.task.id.clone(),
+                kind: t.task.kind.clone(),
+            })
+            .collect();
+        Ok((
+            crate::tuning::choose(&self.config, &self.repo, &tasks)?,
+            true,
+        ))
+    }
+
+    /// The chosen variants made ready to run (agent, template, model). Choices made now are
+    /// audited, then journaled (`VariantsChosen`); a kill between the two makes the next
+    /// start choose again from the same evidence, so the same choices.
+    fn ready_variants(
+        &self,
+        choices: Option<&lightsout_tune::choose::RunChoices>,
+        fresh: bool,
+        profiles: &BTreeMap<String, Arc<dyn Agent>>,
+        audit: &crate::fenced::Audit,
+        journal: &mut Journal,
+        state: &mut RunState,
+    ) -> Result<BTreeMap<String, crate::tuning::Chosen>, Error> {
+        let Some(c) = choices else {
+            return Ok(BTreeMap::new());
+        };
+        let ready = crate::tuning::ready(&self.config, c, profiles)?;
+        if fresh {
+            crate::tuning::audit(audit, c);
+            audit.healthy()?;
+            let e = Entry::VariantsChosen { choices: c.clone() };
+            journal.append(&e)?;
+            state.apply(&e);
+        }
+        Ok(ready)
+    }
+
     /// The agent profiles for a run: each profile that runs a process is wrapped in a
     /// [`FencedAgent`](lightsout_fence::agent::FencedAgent) behind the run's `[fence]`, which
     /// reports into `reports`. Watched directories default to the repository and the holdout
@@ -678,13 +731,18 @@ impl Factory {
         reports: &Arc<lightsout_fence::agent::FenceReports>,
         open: &Arc<lightsout_fence::budget::OpenCalls>,
         kinds: &[&str],
+        variant_profiles: &std::collections::BTreeSet<String>,
         run_dir: &Path,
     ) -> Result<BTreeMap<String, Arc<dyn Agent>>, Error> {
         let mut profiles = self.agents.clone();
-        // Command profiles no task of this plan uses are left out (fail closed: nothing can
-        // reach them unfenced), so a replay-only run needs no namespaces.
-        let used: std::collections::BTreeSet<&str> =
-            kinds.iter().filter_map(|k| self.profile_name(k)).collect();
+        // Command profiles no task of this plan uses (through `[agents]` or a tuned
+        // variant) are left out (fail closed: nothing can reach them unfenced), so a
+        // replay-only run needs no namespaces.
+        let used: std::collections::BTreeSet<&str> = kinds
+            .iter()
+            .filter_map(|k| self.profile_name(k))
+            .chain(variant_profiles.iter().map(String::as_str))
+            .collect();
         profiles
             .retain(|name, _| !self.commands.contains_key(name) || used.contains(name.as_str()));
         if !self.commands.keys().any(|c| used.contains(c.as_str())) {
@@ -808,8 +866,8 @@ impl Factory {
     async fn drive(
         &self,
         run_dir: PathBuf,
-        journal: Journal,
-        state: RunState,
+        mut journal: Journal,
+        mut state: RunState,
         jobs: Option<usize>,
         resumed: bool,
         _lock: nix::fcntl::Flock<std::fs::File>,
@@ -827,7 +885,14 @@ impl Factory {
         let reports = Arc::new(lightsout_fence::agent::FenceReports::default());
         let open = Arc::new(lightsout_fence::budget::OpenCalls::default());
         let kinds: Vec<&str> = state.tasks.iter().map(|t| t.task.kind.as_str()).collect();
-        let profiles = self.fenced_profiles(&reports, &open, &kinds, &run_dir)?;
+        let (choices, fresh) = self.variant_choices(&state, resumed)?;
+        let profiles = self.fenced_profiles(
+            &reports,
+            &open,
+            &kinds,
+            &crate::tuning::profiles(choices.as_ref()),
+            &run_dir,
+        )?;
         let mut agents = BTreeMap::new();
         for t in &state.tasks {
             if !agents.contains_key(&t.task.kind) {
@@ -848,6 +913,14 @@ impl Factory {
             ))
         };
         let (hook, events, ledger, audit) = self.fence(&state, reports.clone(), open, jobs)?;
+        let variants = self.ready_variants(
+            choices.as_ref(),
+            fresh,
+            &profiles,
+            &audit,
+            &mut journal,
+            &mut state,
+        )?;
         // A journal from before policies were recorded resumes with today's resolution.
         let policy = if state.policy.is_empty() {
             self.resolve_gate(Vec::new())?
@@ -861,6 +934,7 @@ impl Factory {
             main: state.main.clone(),
             config: self.config.clone(),
             agents: Mutex::new(agents),
+            variants,
             fallback: profiles,
             default_agent: self.default_agent.clone(),
             evaluator,
@@ -1087,6 +1161,8 @@ struct Inner {
     main: String,
     config: Config,
     agents: Mutex<BTreeMap<String, Arc<dyn Agent>>>,
+    /// Task id → the variant the tuner chose for it ([`crate::tuning`]).
+    variants: BTreeMap<String, crate::tuning::Chosen>,
     fallback: BTreeMap<String, Arc<dyn Agent>>,
     default_agent: Option<Arc<dyn Agent>>,
     evaluator: Arc<dyn Evaluator>,
@@ -1202,6 +1278,18 @@ impl Inner {
             .ok_or_else(|| Error::Config(format!("no agent for task kind `{kind}`")))?;
         lock(&self.agents).insert(kind.to_owned(), a.clone());
         Ok(a)
+    }
+
+    /// The agent for `task` and the variant it runs under: the tuner's choice when it made
+    /// one, else the profile of its kind ([`agent`](Self::agent)).
+    fn agent_for_task(
+        &self,
+        task: &Task,
+    ) -> Result<(Arc<dyn Agent>, Option<&crate::tuning::Chosen>), Error> {
+        match self.variants.get(&task.id) {
+            Some(c) => Ok((c.agent.clone(), Some(c))),
+            None => Ok((self.agent(&task.kind)?, None)),
+        }
     }
 
     fn branch(&self, task: &str) -> String {
@@ -1362,13 +1450,14 @@ impl Inner {
     async fn work(self: Arc<Self>, job: Job) -> Result<WorkOutcome, Error> {
         let max = self.config.run.attempts;
         let g = Git::new(&job.worktree);
-        let agent = self.agent(&job.task.kind)?;
+        let (agent, chosen) = self.agent_for_task(&job.task)?;
         let mut feedback = job.feedback.clone();
         let context_pack = self.memory.context_pack(&job.task).await?;
         let artifacts = self.artifacts(&job.task.id);
         let mut ws = Workspace::new(&job.worktree, &artifacts);
         ws.env.clone_from(&self.env);
         ws.limits = self.config.limits;
+        ws.variant = chosen.map(|c| c.prompt.clone());
         for attempt in job.first_attempt..=max {
             let head = g.rev("HEAD").await?;
             self.record(&Entry::AttemptStarted {
@@ -1434,9 +1523,12 @@ impl Inner {
                     failed_stage: rec.failed_stage,
                     human_intervened: rec.human_intervened,
                     task_kind: Some(job.task.kind.clone()),
-                    agent_profile: self.config.profile_for(&job.task.kind).map(str::to_owned),
-                    model: None,
-                    variant: None,
+                    agent_profile: chosen.map_or_else(
+                        || self.config.profile_for(&job.task.kind).map(str::to_owned),
+                        |c| Some(c.choice.agent_profile.clone()),
+                    ),
+                    model: chosen.and_then(|c| c.choice.model.clone()),
+                    variant: chosen.map(|c| c.choice.variant.clone()),
                     final_outcome,
                     failure_category: rec
                         .failed_stage

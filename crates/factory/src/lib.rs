@@ -62,6 +62,7 @@ pub use lightsout_git::integrity;
 mod judge;
 mod memory;
 pub mod plan;
+mod propose;
 pub use lightsout_fleet::queue;
 pub mod replay;
 pub mod report;
@@ -70,6 +71,7 @@ pub mod stages;
 pub use lightsout_journal::{event, state};
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tuning;
 
 /// The outcome report of a run directory (`lightsout_report::outcome`), with
 /// [`build_report`](outcome::build_report) and [`write_run_report`](outcome::write_run_report)
@@ -153,6 +155,7 @@ pub use lightsout_git::{COMMITTER_EMAIL, COMMITTER_NAME};
 pub use memory::DecisionMemory;
 pub use outcome::{STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report};
 pub use plan::{Plan, PlanCheck, Planner, SpecPlanner, Task};
+pub use propose::write_template;
 pub use stages::{
     AttemptHook, AttemptMetrics, BoxError, CommandEvaluator, DiffGuard, EvalRequest, EvalStage,
     Evaluator, EventSink, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakClass, Lesson,

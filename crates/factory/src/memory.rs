@@ -6,8 +6,8 @@ use crate::stages::{
 };
 use crate::{Error, Task};
 use async_trait::async_trait;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use lightsout_tune::store::MetricsStore;
+use std::path::Path;
 use std::sync::Mutex;
 
 /// Decision memory in `.lightsout/memory.db`:
@@ -20,18 +20,19 @@ use std::sync::Mutex;
 ///   lessons at once. A task's context pack holds every lesson in force for its
 ///   requirements, whatever its words.
 ///
-/// Per-attempt metrics are appended (and fsynced) as JSON lines to `metrics.jsonl` beside
-/// the database: the memory store has no metrics table.
+/// Per-attempt metrics go to the run-metrics store ([`MetricsStore`]) in the state database
+/// beside the memory database (`.lightsout/state.db`), one transaction per attempt; the
+/// `metrics.jsonl` older runs wrote there is imported into it once, when it is opened.
 pub struct DecisionMemory {
     mem: Mutex<lightsout_memory::Memory>,
-    metrics: PathBuf,
+    metrics: Mutex<MetricsStore>,
     budget_tokens: usize,
 }
 
 impl std::fmt::Debug for DecisionMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DecisionMemory")
-            .field("metrics", &self.metrics)
+            .field("metrics", &lightsout_stdx::lock(&self.metrics).path())
             .finish_non_exhaustive()
     }
 }
@@ -44,10 +45,11 @@ fn mem_err(e: impl std::fmt::Display) -> Error {
 }
 
 impl DecisionMemory {
-    /// Opens (creating) the memory database at `db`; context packs get `budget_tokens`.
+    /// Opens (creating) the memory database at `db` and the metrics store in `state.db`
+    /// beside it (importing `metrics.jsonl` there once); context packs get `budget_tokens`.
     ///
     /// # Errors
-    /// [`Error::Stage`] when the database cannot be opened.
+    /// [`Error::Stage`] when a database cannot be opened or the old metrics not imported.
     pub fn open(db: &Path, budget_tokens: usize) -> Result<Self, Error> {
         if let Some(dir) = db.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
@@ -57,9 +59,14 @@ impl DecisionMemory {
         let mem = lightsout_memory::Memory::open(db)
             .map_err(mem_err)?
             .with_retire_after(1);
+        let mut metrics = MetricsStore::open(&db.with_file_name(lightsout_tune::store::STATE_DB))
+            .map_err(mem_err)?;
+        metrics
+            .import_jsonl(&db.with_file_name(lightsout_tune::store::METRICS_JSONL))
+            .map_err(mem_err)?;
         Ok(DecisionMemory {
             mem: Mutex::new(mem),
-            metrics: db.with_file_name("metrics.jsonl"),
+            metrics: Mutex::new(metrics),
             budget_tokens,
         })
     }
@@ -97,16 +104,13 @@ impl Recall for DecisionMemory {
                 self.with(|mem| mem.record_green(r))?;
             }
         }
-        let mut line = serde_json::to_vec(m).map_err(mem_err)?;
-        line.push(b'\n');
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.metrics)
-            .map_err(|e| Error::io("open", &self.metrics, e))?;
-        f.write_all(&line)
-            .and_then(|()| f.sync_data())
-            .map_err(|e| Error::io("append", &self.metrics, e))?;
+        // The core type and the tuner's record share one JSON shape (the metrics line).
+        let r: lightsout_tune::AttemptRecord = serde_json::to_value(m)
+            .and_then(serde_json::from_value)
+            .map_err(mem_err)?;
+        lightsout_stdx::lock(&self.metrics)
+            .record(&r)
+            .map_err(mem_err)?;
         Ok(())
     }
 

@@ -83,13 +83,16 @@ pub enum AuditKind {
     PolicyHit,
     /// Holdout text was found crossing the fence.
     Leak,
+    /// The tuner chose a task's harness variant (variant, default, reason, posteriors,
+    /// draws, seed).
+    VariantChoice,
     /// A run ended.
     RunEnd,
 }
 
 impl AuditKind {
     /// Every kind, in the order of the enum.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::RunStart,
         Self::AgentCall,
         Self::Check,
@@ -99,11 +102,12 @@ impl AuditKind {
         Self::BudgetStop,
         Self::PolicyHit,
         Self::Leak,
+        Self::VariantChoice,
         Self::RunEnd,
     ];
 
     /// The names as written in the log (`snake_case`), in the order of [`Self::ALL`].
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "run_start",
         "agent_call",
         "check",
@@ -113,6 +117,7 @@ impl AuditKind {
         "budget_stop",
         "policy_hit",
         "leak",
+        "variant_choice",
         "run_end",
     ];
 }

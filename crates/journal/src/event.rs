@@ -161,7 +161,8 @@ impl Event {
     /// Entries that show none: `RunStarted`, `TaskUnchanged` and `AttemptStarted` (their
     /// events carry what only the run loop knows: counts, the order of the start lines, the
     /// agent's label) and the bookkeeping steps `TaskStarted`, `MergeVerified`,
-    /// `CheckoutSyncStarted`, `CheckoutSynced` and `RunFinished`.
+    /// `CheckoutSyncStarted`, `CheckoutSynced`, `VariantsChosen` (audited, and in the report)
+    /// and `RunFinished`.
     pub fn of_entry(e: &Entry) -> Option<Event> {
         Some(match e {
             Entry::AttemptFinished { task, record } => Event::AttemptFinished {
@@ -203,6 +204,7 @@ impl Event {
             | Entry::MergeVerified { .. }
             | Entry::CheckoutSyncStarted { .. }
             | Entry::CheckoutSynced { .. }
+            | Entry::VariantsChosen { .. }
             | Entry::RunFinished { .. } => return None,
         })
     }

@@ -152,6 +152,14 @@ pub enum Entry {
         /// The commit.
         commit: String,
     },
+    /// The tuner chose the harness variant of each task of a tuned kind
+    /// (`lightsout_tune::choose`), with the seed, evidence, defaults and task list that
+    /// reproduce the choices (`lightsout_tune::choose::replay`). Journaled once, before any
+    /// task starts; a resumed run keeps these choices.
+    VariantsChosen {
+        /// The choices and what reproduces them.
+        choices: lightsout_tune::choose::RunChoices,
+    },
     /// The run ended (it may be resumed later only if tasks remain).
     RunFinished {
         /// End time, RFC 3339.

@@ -215,6 +215,10 @@ pub struct RunState {
     /// `run --strength`: measure the holdout's strength after the last merge.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strength: bool,
+    /// The tuner's variant choices for the run's tasks of tuned kinds (`[tuning]`), with
+    /// what reproduces them; `None` when the run chose none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_choices: Option<lightsout_tune::choose::RunChoices>,
 }
 
 impl RunState {
@@ -302,6 +306,9 @@ impl RunState {
             Entry::CheckoutSynced { commit } => {
                 self.checkout_sync = None;
                 self.checkout.clone_from(commit);
+            }
+            Entry::VariantsChosen { choices } => {
+                self.variant_choices = Some(choices.clone());
             }
             Entry::RunFinished { at } => {
                 self.finished_at = Some(at.clone());

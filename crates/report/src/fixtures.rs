@@ -6,7 +6,8 @@ use crate::model::{
     AgentKind, AgentLabel, AttemptTrace, DecisionRecord, DecisionStatus, FailureRecord,
     GateOutcome, GateVerdict, Incident, IncidentKind, LessonRecord, Orphans, PolicyRuleRef,
     RequirementOutcome, RunReport, SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome,
-    SurvivorRecord, TaskOutcome, TaskStatus, UnknownRequirementRef, WeakenedEvidence,
+    SurvivorRecord, TaskOutcome, TaskStatus, UnknownRequirementRef, VariantChoiceRecord,
+    VariantChoices, WeakenedEvidence,
 };
 
 fn replay() -> AgentLabel {
@@ -118,7 +119,48 @@ pub(super) fn sample_report() -> RunReport {
         task: Some("T2".into()),
     }];
     r.strength = Some(sample_strength());
+    r.variant_choices = Some(sample_variant_choices());
     r
+}
+
+/// The sample run's tuner choices: one exploit of the incumbent, one exploration.
+fn sample_variant_choices() -> VariantChoices {
+    let means = |a: f64, b: f64| [("opus".to_owned(), a), ("sonnet".to_owned(), b)].into();
+    VariantChoices {
+        seed: 7,
+        attempts_seen: 42,
+        exploration_allowed: 1,
+        choices: vec![
+            VariantChoiceRecord {
+                task: "T1".into(),
+                kind: "code".into(),
+                variant: "opus".into(),
+                default: "opus".into(),
+                mode: "exploit".into(),
+                reason: "sampled".into(),
+                posterior_means: means(0.9, 0.8),
+                sampled: [("opus".to_owned(), 0.91), ("sonnet".to_owned(), 0.62)].into(),
+                benched: vec!["haiku".into()],
+                explanation:
+                    "code: opus (least sampled USD per merged task among feasible; default opus)"
+                        .into(),
+            },
+            VariantChoiceRecord {
+                task: "T2".into(),
+                kind: "code".into(),
+                variant: "sonnet".into(),
+                default: "opus".into(),
+                mode: "explore".into(),
+                reason: "sampled".into(),
+                posterior_means: means(0.9, 0.8),
+                sampled: [("opus".to_owned(), 0.88), ("sonnet".to_owned(), 0.84)].into(),
+                benched: vec!["haiku".into()],
+                explanation:
+                    "code: sonnet (least sampled USD per merged task among feasible; default opus)"
+                        .into(),
+            },
+        ],
+    }
 }
 
 /// The sample run's three requirements: one flaky, one with a gate reason and no scenario id.
@@ -372,6 +414,23 @@ fn strings_head(s: &mut dyn FnMut() -> String) -> RunReport {
             reason: Some(s()),
             scenarios: vec![s(), s()],
         }],
+        variant_choices: Some(VariantChoices {
+            seed: 5,
+            attempts_seen: 40,
+            exploration_allowed: 2,
+            choices: vec![VariantChoiceRecord {
+                task: s(),
+                kind: s(),
+                variant: s(),
+                default: s(),
+                mode: s(),
+                reason: s(),
+                posterior_means: [(s(), 0.5)].into(),
+                sampled: std::collections::BTreeMap::new(),
+                benched: vec![s()],
+                explanation: s(),
+            }],
+        }),
     }
 }
 

@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::layout::{HEADER, Layout, NODE_H, NODE_W, layout};
 use crate::model::{
     DecisionStatus, GateOutcome, Incident, RequirementOutcome, RunReport, Satisfaction,
-    StrengthOutcome, TaskOutcome,
+    StrengthOutcome, TaskOutcome, VariantChoices,
 };
 
 /// The Content-Security-Policy of the page: nothing may be fetched; inline styles and `data:` images
@@ -166,6 +166,9 @@ pub fn render_html(report: &RunReport) -> String {
     }
     graph(&mut out, &report.tasks);
     tasks(&mut out, &report.tasks);
+    if let Some(vc) = &report.variant_choices {
+        variant_choices(&mut out, vc);
+    }
     memory(&mut out, report);
 
     w!(
@@ -438,6 +441,59 @@ fn requirements(out: &mut String, reqs: &[RequirementOutcome]) {
             out.push_str("</ol></details>");
         }
         out.push_str("</td></tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+/// The tuner's variant choices: per task the variant, the default, explore or exploit, why,
+/// the posterior means and what was benched.
+fn variant_choices(out: &mut String, vc: &VariantChoices) {
+    w!(
+        out,
+        "<section id=\"variant-choices\">\n<h2>Variant choices</h2>\n<p class=\"muted\">The tuner \
+         chose each task's harness variant among those declared in <code>[tuning]</code> \
+         (Thompson sampling; picks off the default allowed: {}; benched variants never picked). \
+         Seed {} over {} recorded attempts reproduces these choices.</p>\n<table>\n<thead><tr>\
+         <th>Task</th><th>Kind</th><th>Variant</th><th>Default</th><th>Mode</th><th>Why</th>\
+         <th>Posterior means</th><th>Benched</th></tr></thead>\n<tbody>\n",
+        vc.exploration_allowed,
+        vc.seed,
+        vc.attempts_seen
+    );
+    for c in &vc.choices {
+        let means: Vec<String> = c
+            .posterior_means
+            .iter()
+            .map(|(v, m)| {
+                let sampled = c
+                    .sampled
+                    .get(v)
+                    .map_or_else(String::new, |p| format!(" (sampled {p:.3})"));
+                format!("{} {m:.3}{sampled}", Esc(v))
+            })
+            .collect();
+        w!(
+            out,
+            "<tr><td><code>{}</code></td><td>{}</td><td><strong>{}</strong></td><td>{}</td>\
+             <td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td></tr>\n",
+            Esc(&c.task),
+            Esc(&c.kind),
+            Esc(&c.variant),
+            Esc(&c.default),
+            Esc(&c.mode),
+            Esc(&c.explanation),
+            Esc(&c.reason),
+            means.join("; "),
+            if c.benched.is_empty() {
+                "-".to_owned()
+            } else {
+                c.benched
+                    .iter()
+                    .map(|b| Esc(b).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
 }

@@ -71,7 +71,8 @@ pub use model::{
     AgentKind, AgentLabel, AttemptTrace, DecisionRecord, DecisionStatus, FailureRecord,
     GateOutcome, GateVerdict, Incident, IncidentKind, LessonRecord, Orphans, PolicyRuleRef,
     RequirementOutcome, RunReport, SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome,
-    SurvivorRecord, TaskOutcome, TaskStatus, Totals, UnknownRequirementRef, WeakenedEvidence,
+    SurvivorRecord, TaskOutcome, TaskStatus, Totals, UnknownRequirementRef, VariantChoiceRecord,
+    VariantChoices, WeakenedEvidence,
 };
 pub use outcome::{
     COVERAGE_JSON, STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report,
@@ -291,6 +292,17 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), ReportError
 /// A copy of `report` whose floating-point fields are all finite.
 fn sanitised(report: &RunReport) -> RunReport {
     let mut r = report.clone();
+    for c in r
+        .variant_choices
+        .iter_mut()
+        .flat_map(|v| v.choices.iter_mut())
+    {
+        for p in c.posterior_means.values_mut().chain(c.sampled.values_mut()) {
+            if !p.is_finite() {
+                *p = 0.0;
+            }
+        }
+    }
     for t in &mut r.tasks {
         if !t.cost_usd.is_finite() {
             t.cost_usd = 0.0;

@@ -71,6 +71,10 @@ pub struct RunReport {
     /// surviving mutants: for the humans who own the holdout, never for an agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strength: Option<StrengthOutcome>,
+    /// The harness variant the tuner chose for each task of a tuned kind, and why
+    /// (`[tuning]`); `None` when the run chose none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_choices: Option<VariantChoices>,
     /// Evidence weakened by twins that are not fresh: per requirement and twin, the scenarios
     /// of the verdict's evaluation that rest on a suspect (weakened), drifted (fails the gate)
     /// or retired (scenarios stopped) twin, with its state, since when and why. Empty when
@@ -101,6 +105,48 @@ pub struct WeakenedEvidence {
     /// The opaque ids of the scenarios resting on it.
     #[serde(default)]
     pub scenarios: Vec<String>,
+}
+
+/// The tuner's choices of a run: one per task of a tuned kind, with the seed that reproduces
+/// them (`lightsout_tune::choose::replay`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VariantChoices {
+    /// The seed of the run's draws.
+    pub seed: u64,
+    /// Attempts in the run-metrics store when the choices were made (the evidence).
+    pub attempts_seen: u64,
+    /// Picks off the default the run was allowed (`max_exploration` of its tuned tasks).
+    pub exploration_allowed: u32,
+    /// One per task, in plan order.
+    pub choices: Vec<VariantChoiceRecord>,
+}
+
+/// One task's chosen variant and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VariantChoiceRecord {
+    /// The task.
+    pub task: String,
+    /// Its kind.
+    pub kind: String,
+    /// The chosen variant.
+    pub variant: String,
+    /// The kind's default at the time (the promoted variant, else the incumbent).
+    pub default: String,
+    /// `explore` (off the default, spending exploration) or `exploit`.
+    pub mode: String,
+    /// Why, in the tuner's words (`untried`, `sampled`, `exploration-spent`, ...).
+    pub reason: String,
+    /// Posterior mean of the first-attempt pass rate per eligible variant, in `0..=1`.
+    pub posterior_means: std::collections::BTreeMap<String, f64>,
+    /// The sampled pass rate per variant compared, in `0..=1` (empty when nothing was
+    /// sampled).
+    #[serde(default)]
+    pub sampled: std::collections::BTreeMap<String, f64>,
+    /// Variants benched on the kind (never picked).
+    #[serde(default)]
+    pub benched: Vec<String>,
+    /// The tuner's one-line explanation.
+    pub explanation: String,
 }
 
 /// The holdout's strength on the merged build: mutants of it, each judged by the holdout.
@@ -205,6 +251,7 @@ impl RunReport {
             not_ready: Vec::new(),
             strength: None,
             weakened: Vec::new(),
+            variant_choices: None,
         }
     }
 

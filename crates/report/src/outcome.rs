@@ -843,6 +843,37 @@ fn assemble(
     r.not_ready.clone_from(&state.not_ready);
     r.incidents = incidents(state);
     r.weakened = weakened(&req_ids, evals);
+    r.variant_choices = state
+        .variant_choices
+        .as_ref()
+        .map(|c| report::VariantChoices {
+            seed: c.seed,
+            attempts_seen: u64::try_from(c.attempts_seen).unwrap_or(u64::MAX),
+            exploration_allowed: c.exploration_allowed,
+            choices: c
+                .choices
+                .iter()
+                .map(|v| report::VariantChoiceRecord {
+                    task: v.task_id.clone(),
+                    kind: v.kind.clone(),
+                    variant: v.variant.clone(),
+                    default: v.default.clone(),
+                    mode: v.mode().to_owned(),
+                    reason: serde_json::to_value(v.reason)
+                        .ok()
+                        .and_then(|r| r.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    posterior_means: v.posterior_means.clone(),
+                    sampled: v
+                        .draws
+                        .iter()
+                        .map(|d| (d.variant.clone(), d.pass))
+                        .collect(),
+                    benched: v.benched.clone(),
+                    explanation: v.explanation.clone(),
+                })
+                .collect(),
+        });
     r
 }
 

@@ -408,3 +408,28 @@ pub fn load(text: &str) -> Result<Option<TuningConfig>, crate::Error> {
         ))
     }
 }
+
+/// [`load`] over the raw `[tuning]` value a parsed `lightsout.toml` kept, with the names of
+/// its `[agent.<name>]` profiles (what the factory has once its own config is read). Spans
+/// are those of the re-serialised table; the file's own were reported when it was parsed.
+///
+/// # Errors
+/// [`crate::Error::Config`] as [`load`].
+pub fn from_value<'a>(
+    tuning: &toml::Value,
+    agents: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<TuningConfig>, crate::Error> {
+    let mut root = toml::Table::new();
+    root.insert("tuning".into(), tuning.clone());
+    root.insert(
+        "agent".into(),
+        toml::Value::Table(
+            agents
+                .into_iter()
+                .map(|a| (a.to_owned(), toml::Value::Table(toml::Table::new())))
+                .collect(),
+        ),
+    );
+    let text = toml::to_string(&root).map_err(|e| crate::Error::Config(e.to_string()))?;
+    load(&text)
+}

@@ -11,8 +11,14 @@
 //! - [`config`]: `[tuning]` and `[[tuning.variant]]` ([`TuningConfig`]), strict, with no way to
 //!   reach the holdout, the gate, the budgets or the fence.
 //! - [`select`]: the constrained Thompson-sampling [`Bandit`] and its promotion test.
+//! - [`choose`]: a run's choices, one per task of a tuned kind, reproducible from the
+//!   recorded seed and evidence.
 //! - [`state`]: `.lightsout/tuning.json`, the promoted defaults.
+//! - [`store`]: the run-metrics store, a table of the project's state database
+//!   (`.lightsout/state.db`), which imports the older `metrics.jsonl` once.
 //! - [`show`]: `lightsout tune show`.
+//! - [`proposal`]: prompt rewrites written by an agent from lessons and redacted failure
+//!   categories, proposed until a human accepts them.
 //! - [`sim`]: replay agents of known quality, to measure convergence and regret.
 //!
 //! The crate knows nothing of git, agents, processes or the holdout: it reads metrics lines
@@ -51,13 +57,16 @@
 
 #![deny(missing_docs)]
 
+pub mod choose;
 pub mod config;
+pub mod proposal;
 pub mod record;
 pub mod rollup;
 pub mod select;
 pub mod show;
 pub mod sim;
 pub mod state;
+pub mod store;
 
 pub use config::TuningConfig;
 pub use record::AttemptRecord;

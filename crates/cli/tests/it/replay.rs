@@ -296,6 +296,8 @@ fn bundled_example_run() -> (tempfile::TempDir, std::path::PathBuf) {
 #[test]
 fn the_bundled_example_replays_offline_to_the_same_verdict_and_names_a_changed_result() {
     let (_dir, repo) = bundled_example_run();
+    // The same run serves the tuner's end-to-end checks (one demo run, not two).
+    crate::tune::demo_metrics_and_tuner(&repo, "demo");
     let records = repo.join(".lightsout/runs/demo/eval/replay");
     let (code, out) = replay_json(&repo, "demo");
     assert_eq!(code, 0, "{out:#}");

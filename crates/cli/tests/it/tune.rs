@@ -1,5 +1,6 @@
-//! `lightsout metrics` and `lightsout tune show|promote` end to end on a project's
-//! `.lightsout/metrics.jsonl`.
+//! `lightsout metrics` and `lightsout tune show|promote|propose|accept` end to end: on a
+//! project's older `.lightsout/metrics.jsonl` (imported into the run-metrics store) and on the
+//! bundled demo's run ([`demo_metrics_and_tuner`]).
 
 use assert_cmd::Command;
 use predicates::str::contains;
@@ -208,4 +209,180 @@ fn tune_show_without_a_tuning_section_says_what_to_declare() {
         .assert()
         .code(1)
         .stderr(contains("no [tuning] section"));
+}
+
+/// A project whose `writer` profile is a replay (no model): its `propose/1.patch` writes
+/// `PROMPT.md`. A holdout beside it holds a scenario with a canary.
+fn proposal_project(metrics: &str) -> tempfile::TempDir {
+    let config = format!(
+        "{CONFIG}\n[agent.writer]\npreset = \"replay\"\ntrajectory = \"traj\"\n\n\
+         [holdout]\npath = \"holdout\"\n"
+    );
+    let t = project(&config, metrics);
+    let patch = "diff --git a/PROMPT.md b/PROMPT.md\nnew file mode 100644\n--- /dev/null\n\
+                 +++ b/PROMPT.md\n@@ -0,0 +1,3 @@\n+Check the status codes first.\n+\n+{{task}}\n";
+    std::fs::create_dir_all(t.path().join("traj/propose")).unwrap();
+    std::fs::write(t.path().join("traj/propose/1.patch"), patch).unwrap();
+    std::fs::create_dir_all(t.path().join("holdout")).unwrap();
+    std::fs::write(
+        t.path().join("holdout/secret.scenario.md"),
+        "# Secret\n<!-- canary: ls-canary-tune-9b1e -->\n\n## Scenario: the vault answers\n\
+         Satisfies: REQ-1\n\n- **GIVEN** the service is running\n- **WHEN** I send `GET /vault`\n\
+         - **THEN** the status is 200\n",
+    )
+    .unwrap();
+    t
+}
+
+#[test]
+fn a_proposal_is_written_from_redacted_categories_and_waits_for_a_human() {
+    let mut m = String::new();
+    lines(&mut m, "r1", "A", 10, 7, 1.0);
+    let t = proposal_project(&m);
+    lightsout(
+        t.path(),
+        &["tune", "propose", "--agent", "writer", "--name", "A-terse"],
+    )
+    .assert()
+    .success()
+    .stdout(contains(
+        "proposed variant A-terse (from A, written by writer)",
+    ))
+    .stdout(contains("lightsout tune accept A-terse"));
+    let dir = t.path().join(".lightsout/tuning/proposals");
+    let template = std::fs::read_to_string(dir.join("A-terse.md")).unwrap();
+    assert_eq!(template, "Check the status codes first.\n\n{{task}}\n");
+    // What the agent was given: the redacted categories, nothing of the holdout.
+    let input = std::fs::read_to_string(dir.join("A-terse.input.md")).unwrap();
+    assert!(
+        input.contains("code / A: holdout: status mismatch: 3"),
+        "{input}"
+    );
+    assert!(
+        !input.contains("ls-canary-tune-9b1e") && !input.contains("vault"),
+        "{input}"
+    );
+    // Proposed: waiting, not an arm.
+    let show = |t: &tempfile::TempDir| {
+        let out = lightsout(t.path(), &["tune", "show", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = show(&t);
+    assert_eq!(v["waiting"], serde_json::json!(["A-terse"]));
+    let arms = |v: &serde_json::Value| -> Vec<String> {
+        v["kinds"][0]["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["variant"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(arms(&v), vec!["A", "B"]);
+    lightsout(t.path(), &["tune", "accept", "A-terse"])
+        .assert()
+        .success()
+        .stdout(contains("A-terse is ready"));
+    let v = show(&t);
+    assert_eq!(arms(&v), vec!["A", "B", "A-terse"]);
+    lightsout(t.path(), &["tune", "accept", "nope"])
+        .assert()
+        .code(2)
+        .stderr(contains("no proposal named `nope`"));
+}
+
+#[test]
+fn holdout_text_in_the_evidence_never_reaches_the_proposing_agent() {
+    // A failure category that carries the holdout's canary (as a broken redactor would).
+    let mut m = String::new();
+    lines(&mut m, "r1", "A", 4, 1, 1.0);
+    let m = m.replace("status mismatch", "ls-canary-tune-9b1e");
+    let t = proposal_project(&m);
+    lightsout(t.path(), &["tune", "propose", "--agent", "writer"])
+        .assert()
+        .code(2)
+        .stderr(contains("holds holdout text"));
+    // Refused before any agent ran: no proposal was saved.
+    assert!(!t.path().join(".lightsout/tuning/proposals.json").exists());
+    assert!(!t.path().join(".lightsout/tuning/proposals").exists());
+}
+
+/// `lightsout metrics` and `lightsout tune show` on the bundled demo after its run (called by
+/// the demo's end-to-end test in `replay.rs`, so the demo runs once): the store holds the
+/// run's attempts under the variant the tuner chose, and every choice is in the audit log
+/// with the seed that reproduces it.
+pub(crate) fn demo_metrics_and_tuner(repo: &Path, run: &str) {
+    let out = lightsout(repo, &["metrics", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let g = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "code" && g["variant"] == "replay")
+        .unwrap_or_else(|| panic!("no code/replay group: {v:#}"));
+    assert!(
+        g["attempts"].as_u64().unwrap() > g["tasks"].as_u64().unwrap(),
+        "{g:#}"
+    );
+    assert!(
+        g["first_attempt_pass"]["trials"].as_u64().unwrap() > 0,
+        "{g:#}"
+    );
+    lightsout(repo, &["metrics"])
+        .assert()
+        .success()
+        .stdout(contains("code         replay"));
+    lightsout(repo, &["tune", "show"])
+        .assert()
+        .success()
+        .stdout(contains("code (default replay):"))
+        .stdout(contains("next pick: code: replay"));
+    // The report shows the choices.
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.join(".lightsout/runs").join(run).join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let vc = &report["variant_choices"];
+    assert!(!vc["choices"].as_array().unwrap().is_empty(), "{vc:#}");
+    assert!(
+        vc["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["variant"] == "replay")
+    );
+    // The audit log: one variant choice per task, with why and the seed.
+    let audit = std::fs::read_to_string(repo.join(".lightsout/runs").join(run).join("audit.jsonl"))
+        .unwrap();
+    let choices: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "variant_choice")
+        .collect();
+    assert!(choices.len() > 1, "no variant_choice in the audit log");
+    // The run-level entry first: what reproduces the choices.
+    assert!(choices[0]["task"].is_null(), "{:#}", choices[0]);
+    assert!(choices[0]["details"]["seed"].is_u64(), "{:#}", choices[0]);
+    for c in &choices[1..] {
+        let d = &c["details"];
+        assert_eq!(d["variant"], "replay", "{c:#}");
+        assert_eq!(d["mode"], "exploit", "{c:#}");
+        assert!(
+            d["seed"].is_u64() && d["posterior_means"]["replay"].is_f64(),
+            "{c:#}"
+        );
+    }
 }

@@ -4,5 +4,6 @@
 mod fence;
 mod git_integrity;
 mod run_loop;
+mod tuning;
 
 use lightsout_factory::testing::git;
