@@ -11,6 +11,8 @@
 //!   (which cannot be switched off by one name, since an agent picks the driver's name),
 //!   each blanked through `GIT_CONFIG_COUNT` ([`apply_overrides`]).
 //! - [`command_without_drivers`]: both at once, for synchronous callers.
+//! - [`remote`]: clone, fetch and compare-and-swap pushes against a fleet's shared remote, each
+//!   allowing only the remote's own transport.
 //!
 //! `lightsout-factory` (worktrees, commits, rebases, the merge queue) and
 //! `lightsout-memory` (the diff guards) both run git through this crate.
@@ -81,6 +83,8 @@
 //! ```
 
 #![deny(missing_docs)]
+
+pub mod remote;
 
 use std::ffi::OsString;
 use std::io;
