@@ -436,7 +436,7 @@ impl Job {
     /// and settles the claim.
     async fn build(
         &self,
-        fleet: &FleetArgs,
+        fleet: &Arc<FleetArgs>,
         claim: Claim,
         asked: Instant,
     ) -> anyhow::Result<Ended> {
@@ -444,13 +444,23 @@ impl Job {
             "worker {}: task {} of run {} (fencing token {}, claim {})",
             self.name, claim.task, claim.run, claim.token, claim.attempt
         );
-        // Boxed: the factory's run is a large future.
-        let work = Box::pin(self.build_task(fleet, claim.clone()));
-        // On a lost claim the factory's future is dropped: its agents and checks are stopped,
+        // A task of its own, so that nothing the factory does between two awaits can hold up
+        // the heartbeats.
+        let work = tokio::spawn(build_task(
+            fleet.clone(),
+            self.store.clone(),
+            self.clone.clone(),
+            claim.clone(),
+            self.lease,
+        ));
+        let abort = work.abort_handle();
+        // On a lost claim the factory's run is aborted: its agents and checks are stopped,
         // and its half-done attempt stays in this clone's run directory, never merged.
         let Some((built, claim)) = self.hold(claim, asked, work).await? else {
+            abort.abort();
             return Ok(Ended::Lost);
         };
+        let built = built.context("the factory's run panicked")?;
         let result = match built {
             Ok(Built::Merged) => Ok(()),
             Ok(Built::OnMain) => {
@@ -468,66 +478,74 @@ impl Job {
         }
         self.settle(claim, result).await
     }
+}
 
-    /// The factory's run of one claimed task: the clone brought to the remote's main, the
-    /// run's plan cut down to the task and what is merged, and the factory run with the
-    /// remote as its merge target.
-    async fn build_task(&self, fleet: &FleetArgs, claim: Claim) -> anyhow::Result<Built> {
-        let (url, dir) = (fleet.url.clone(), self.clone.clone());
-        let clone = tokio::task::spawn_blocking(move || fleet::ensure_clone(&url, &dir)).await??;
-        let config_path = clone.join("lightsout.toml");
-        let main = Config::load(&config_path)?.run.main;
-        let head = fleet::sync_to_remote(&clone, &main).await?;
-        let merged = fleet::merged_on(&clone, &head, &claim.run).await?;
-        if merged.contains_key(&claim.task) {
-            return Ok(Built::OnMain);
-        }
-        // Read again: main may have changed lightsout.toml.
-        let mut config = Config::load(&config_path)?;
-        if let Some(h) = &fleet.holdout {
-            config.holdout.path = Some(h.clone());
-        }
-        let (c, run) = (clone.clone(), claim.run.clone());
-        let shared = tokio::task::spawn_blocking(move || fleet::fetch_plan(&c, &run)).await??;
-        let plan = fleet::task_plan(&shared.plan, &claim.task, &merged)?;
-        let target = RemoteMain::new(self.store.clone(), claim.clone(), self.lease, fleet.poll);
-        let factory = Factory::new(&clone, config)?.with_merge_target(Arc::new(target));
-        let opts = RunOptions {
-            // Unique per claim: a re-claimed task starts over in a run of its own.
-            run_id: Some(format!("{}-{}-{}", claim.run, claim.task, claim.token)),
-            jobs: Some(1),
-            gate: shared.layers(),
-            not_ready: shared.not_ready.clone(),
-            rebuild: true,
-            merged,
-            ..RunOptions::default()
-        };
-        let state = match factory.run(plan, opts).await {
-            Ok(state) => state,
-            Err(e) => {
-                // Another worker may have merged it meanwhile (the merge step refuses a task
-                // that is on main already).
-                let head = fleet::sync_to_remote(&clone, &main).await?;
-                if fleet::merged_on(&clone, &head, &claim.run)
-                    .await?
-                    .contains_key(&claim.task)
-                {
-                    return Ok(Built::OnMain);
-                }
-                return Err(e.into());
-            }
-        };
-        Ok(match state.task(&claim.task) {
-            Some(t) if t.status == TaskPhase::Merged => Built::Merged,
-            Some(t) => Built::Failed(
-                t.failure
-                    .clone()
-                    .unwrap_or_else(|| format!("the run ended with the task {:?}", t.status)),
-            ),
-            None => Built::Failed("the run lost the task".into()),
-        })
+/// The factory's run of one claimed task on the clone at `dir`: the clone brought to the
+/// remote's main, the run's plan cut down to the task and what is merged, and the factory run
+/// with the remote as its merge target.
+async fn build_task(
+    fleet: Arc<FleetArgs>,
+    store: Arc<dyn ClaimStore>,
+    dir: PathBuf,
+    claim: Claim,
+    lease: Duration,
+) -> anyhow::Result<Built> {
+    let url = fleet.url.clone();
+    let clone = tokio::task::spawn_blocking(move || fleet::ensure_clone(&url, &dir)).await??;
+    let config_path = clone.join("lightsout.toml");
+    let main = Config::load(&config_path)?.run.main;
+    let head = fleet::sync_to_remote(&clone, &main).await?;
+    let merged = fleet::merged_on(&clone, &head, &claim.run).await?;
+    if merged.contains_key(&claim.task) {
+        return Ok(Built::OnMain);
     }
+    // Read again: main may have changed lightsout.toml.
+    let mut config = Config::load(&config_path)?;
+    if let Some(h) = &fleet.holdout {
+        config.holdout.path = Some(h.clone());
+    }
+    let (c, run) = (clone.clone(), claim.run.clone());
+    let shared = tokio::task::spawn_blocking(move || fleet::fetch_plan(&c, &run)).await??;
+    let plan = fleet::task_plan(&shared.plan, &claim.task, &merged)?;
+    let target = RemoteMain::new(store, claim.clone(), lease, fleet.poll);
+    let factory = Factory::new(&clone, config)?.with_merge_target(Arc::new(target));
+    let opts = RunOptions {
+        // Unique per claim: a re-claimed task starts over in a run of its own.
+        run_id: Some(format!("{}-{}-{}", claim.run, claim.task, claim.token)),
+        jobs: Some(1),
+        gate: shared.layers(),
+        not_ready: shared.not_ready.clone(),
+        rebuild: true,
+        merged,
+        ..RunOptions::default()
+    };
+    let state = match factory.run(plan, opts).await {
+        Ok(state) => state,
+        Err(e) => {
+            // Another worker may have merged it meanwhile (the merge step refuses a task
+            // that is on main already).
+            let head = fleet::sync_to_remote(&clone, &main).await?;
+            if fleet::merged_on(&clone, &head, &claim.run)
+                .await?
+                .contains_key(&claim.task)
+            {
+                return Ok(Built::OnMain);
+            }
+            return Err(e.into());
+        }
+    };
+    Ok(match state.task(&claim.task) {
+        Some(t) if t.status == TaskPhase::Merged => Built::Merged,
+        Some(t) => Built::Failed(
+            t.failure
+                .clone()
+                .unwrap_or_else(|| format!("the run ended with the task {:?}", t.status)),
+        ),
+        None => Built::Failed("the run lost the task".into()),
+    })
+}
 
+impl Job {
     /// Enqueues every task of the fleet's runs (or of `sweep.only`) whose dependencies are
     /// all done, and notes whether some run still has open tasks. Returns whether it
     /// enqueued anything.
