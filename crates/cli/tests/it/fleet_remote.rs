@@ -294,3 +294,54 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
         finished_at.as_secs_f64()
     );
 }
+
+/// `run --store` with a `SQLite` store: the plan goes to the remote, the ready task to the
+/// store, and a second plan under the same run id is refused (a run's plan never changes).
+#[test]
+fn run_store_pushes_the_plan_once_and_enqueues_the_ready_tasks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (seed, remote, _holdout) = example_remote(dir);
+    let store = dir.join("claims.db");
+    let plan = |run: &str| {
+        Command::cargo_bin("lightsout")
+            .unwrap()
+            .current_dir(&seed)
+            .env_remove("LIGHTSOUT_HOLDOUT")
+            .args(["run", "--store", store.to_str().unwrap(), "--run-id", run])
+            .args(["--format", "json", "specs/url-shortener.md"])
+            .output()
+            .unwrap()
+    };
+    let out = plan("r1");
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["tasks"], 5, "{json:#}");
+    assert_eq!(json["enqueued"], serde_json::json!(["REQ-1"]), "{json:#}");
+    let plan_json = git(
+        dir,
+        &[
+            "--git-dir",
+            remote.to_str().unwrap(),
+            "cat-file",
+            "blob",
+            "refs/lightsout/fleet/r1/plan:plan.json",
+        ],
+    );
+    let shared: serde_json::Value = serde_json::from_str(&plan_json).unwrap();
+    assert_eq!(shared["run"], "r1");
+    assert_eq!(shared["plan"]["tasks"].as_array().unwrap().len(), 5);
+    let again = plan("r1");
+    assert_eq!(again.status.code(), Some(2), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("has a plan for run `r1` already"),
+        "{again:?}"
+    );
+    let shown = Command::cargo_bin("lightsout")
+        .unwrap()
+        .args(["worker", "status", "--store", store.to_str().unwrap(), "r1"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(shown.stdout).unwrap();
+    assert_eq!(shown.lines().count(), 2, "a header and REQ-1: {shown}");
+}
