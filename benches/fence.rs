@@ -17,7 +17,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lightsout_fence::audit::{self, AuditKind, AuditLog, AuditRecord};
-use lightsout_fence::budget::{BudgetConfig, BudgetLedger, Limits, Usage};
+use lightsout_fence::budget::{BudgetConfig, BudgetLedger, Limits, Spend};
 use lightsout_fence::policy::{Fence, FenceConfig, NetworkMode};
 use std::hint::black_box;
 use std::io::Write as _;
@@ -186,8 +186,8 @@ fn budget(c: &mut Criterion) {
     });
     g.bench_function("reserve + settle (in memory)", |b| {
         b.iter(|| {
-            let r = ledger.reserve("T1", Usage::tokens(10)).unwrap();
-            ledger.settle(r, Usage::tokens(7)).unwrap()
+            let r = ledger.reserve("T1", Spend::tokens(10)).unwrap();
+            ledger.settle(r, Spend::tokens(7)).unwrap()
         });
     });
     let t = tempfile::tempdir().unwrap();
@@ -197,8 +197,8 @@ fn budget(c: &mut Criterion) {
         "reserve + settle (daily ledger file, 2 atomic writes)",
         |b| {
             b.iter(|| {
-                let r = persisted.reserve("T1", Usage::tokens(10)).unwrap();
-                persisted.settle(r, Usage::tokens(7)).unwrap()
+                let r = persisted.reserve("T1", Spend::tokens(10)).unwrap();
+                persisted.settle(r, Spend::tokens(7)).unwrap()
             });
         },
     );

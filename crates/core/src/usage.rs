@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 /// Token and cost usage of one agent call.
 ///
 /// Units: tokens (counts), USD as a float (`cost_usd`, as agents report it), milliseconds.
-/// The fence's budget ledger counts micro-USD; it converts at its edge
-/// ([`Usage::usd_micros_ceil`]).
+/// The fence's budget ledger counts its own `Spend` in whole micro-USD; it converts at its
+/// edge, once (`lightsout_fence::budget::Spend::from`, rounding the cost up).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Usage {
     /// Input tokens, cache reads and writes included, when the agent reports them.
@@ -24,17 +24,6 @@ impl Usage {
     /// Input plus output tokens (saturating).
     pub fn tokens(&self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)
-    }
-
-    /// The cost in whole micro-USD, rounded up (`0` when unknown or negative): the unit of
-    /// the fence's budget ledger, so a budget is never undercounted.
-    pub fn usd_micros_ceil(&self) -> u64 {
-        let usd = self.cost_usd.unwrap_or(0.0);
-        if usd.is_finite() && usd > 0.0 {
-            (usd * 1_000_000.0).ceil() as u64
-        } else {
-            0
-        }
     }
 }
 
@@ -55,10 +44,5 @@ mod tests {
             r#"{"input_tokens":8,"output_tokens":2,"wall_ms":7}"#
         );
         assert_eq!(u.tokens(), 10);
-        let paid = Usage {
-            cost_usd: Some(0.000_001_5),
-            ..u
-        };
-        assert_eq!(paid.usd_micros_ceil(), 2);
     }
 }

@@ -16,6 +16,17 @@ pub enum Error {
     /// `lightsout.toml` is missing or invalid.
     #[error("{0}")]
     Config(String),
+    /// `lightsout.toml` is invalid, with the error that says how as the source: the message
+    /// is the context only (`[gate] in lightsout.toml`), so that a chain printer (`anyhow`'s
+    /// `{:#}`) prints the cause once.
+    #[error("{context}")]
+    ConfigCause {
+        /// Where in the configuration.
+        context: String,
+        /// What is wrong there.
+        #[source]
+        source: lightsout_core::BoxError,
+    },
     /// The holdout directory lies inside the repository or a worktree.
     #[error(
         "the holdout directory {holdout} is inside {root}; agents could read it. Move it outside \
@@ -59,6 +70,10 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A journal line is not an entry, or an entry could not be serialised; the message
+    /// names the journal and the line, the source is the JSON error.
+    #[error(transparent)]
+    JournalEntry(lightsout_journal::Error),
     /// No run with that id.
     #[error("no run `{0}` in .lightsout/runs; list them with `ls .lightsout/runs`")]
     UnknownRun(String),
@@ -70,6 +85,17 @@ pub enum Error {
     /// The holdout evaluation could not run.
     #[error("holdout eval: {0}")]
     Eval(String),
+    /// The holdout evaluation could not run, with the error that says why as the source: the
+    /// message is the context only (`holdout eval: writing the strength report`), so that a
+    /// chain printer (`anyhow`'s `{:#}`) prints the cause once.
+    #[error("holdout eval: {context}")]
+    EvalCause {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: lightsout_core::BoxError,
+    },
     /// A stage (guard, memory, hook) failed.
     #[error("{stage}: {message}")]
     Stage {
@@ -98,12 +124,149 @@ impl From<lightsout_core::BoxError> for Error {
     }
 }
 
+/// The journal's errors keep their message: `Io` is [`Error::Io`], the others
+/// [`Error::JournalEntry`] (with their JSON error as the source).
+impl From<lightsout_journal::Error> for Error {
+    fn from(e: lightsout_journal::Error) -> Self {
+        match e {
+            lightsout_journal::Error::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path,
+                source,
+            },
+            other => Error::JournalEntry(other),
+        }
+    }
+}
+
+/// The outcome report's errors keep their variant and message.
+impl From<lightsout_report::OutcomeError> for Error {
+    fn from(e: lightsout_report::OutcomeError) -> Self {
+        use lightsout_report::OutcomeError;
+        match e {
+            OutcomeError::UnknownRun(id) => Error::UnknownRun(id),
+            OutcomeError::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path,
+                source,
+            },
+            OutcomeError::Journal { path, message } => Error::Journal { path, message },
+            OutcomeError::JournalEntry(e) => Error::JournalEntry(e),
+            OutcomeError::Report(e) => Error::Report(e),
+        }
+    }
+}
+
 impl Error {
+    /// [`Error::ConfigCause`] of `context` and `source`.
+    pub(crate) fn config_cause(
+        context: impl Into<String>,
+        source: impl Into<lightsout_core::BoxError>,
+    ) -> Self {
+        Error::ConfigCause {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// [`Error::EvalCause`] of `context` and `source`.
+    pub(crate) fn eval_cause(
+        context: impl Into<String>,
+        source: impl Into<lightsout_core::BoxError>,
+    ) -> Self {
+        Error::EvalCause {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             action,
             path: path.to_owned(),
             source,
         }
+    }
+}
+
+/// The git crate's errors are the factory's variants of the same name, message for message.
+impl From<lightsout_git::Error> for Error {
+    fn from(e: lightsout_git::Error) -> Self {
+        match e {
+            lightsout_git::Error::Git { args, dir, stderr } => Error::Git { args, dir, stderr },
+            lightsout_git::Error::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path,
+                source,
+            },
+            other => Error::Stage {
+                stage: "git",
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The config crate's errors are the factory's variants of the same name, message for message.
+impl From<lightsout_config::Error> for Error {
+    fn from(e: lightsout_config::Error) -> Self {
+        match e {
+            lightsout_config::Error::Config(m) => Error::Config(m),
+            lightsout_config::Error::HoldoutInRepo { holdout, root } => {
+                Error::HoldoutInRepo { holdout, root }
+            }
+            other => Error::Config(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `anyhow`'s `{:#}` prints: the message, then each source after `: `.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            next = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_config_cause_prints_as_the_message_with_the_cause_did() {
+        let cause = || lightsout_eval::GatePolicy::from_toml("[[rule]]\nmin_trials = \"x\"\n");
+        let e = Error::config_cause("[gate] in lightsout.toml", cause().unwrap_err());
+        assert_eq!(e.to_string(), "[gate] in lightsout.toml");
+        assert_eq!(
+            chain(&e),
+            format!("[gate] in lightsout.toml: {}", cause().unwrap_err())
+        );
+    }
+
+    #[test]
+    fn an_eval_cause_prints_as_the_message_with_the_cause_did() {
+        let cause = || serde_json::from_str::<u32>("x").unwrap_err();
+        let e = Error::eval_cause("writing the strength report", cause());
+        assert_eq!(e.to_string(), "holdout eval: writing the strength report");
+        assert_eq!(
+            chain(&e),
+            format!("holdout eval: writing the strength report: {}", cause())
+        );
     }
 }

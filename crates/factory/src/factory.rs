@@ -11,7 +11,7 @@ use crate::event::Event;
 use crate::fleet::MergeTarget;
 use crate::git::Git;
 use crate::journal::{Entry, Journal, write_atomic};
-use crate::plan::{Plan, Task};
+use crate::plan::{Plan, PlanCheck as _, Task};
 use crate::sched::{Scheduler, Slot};
 use crate::stages::{
     AttemptHook, AttemptMetrics, DiffGuard, EvalRequest, EvalStage, Evaluator, EventSink,
@@ -359,7 +359,8 @@ impl Factory {
     /// source; the strictest wins).
     ///
     /// # Errors
-    /// [`Error::Config`] when `[gate]` or the holdout's `gate.toml` is not a valid policy.
+    /// [`Error::ConfigCause`] when `[gate]` is not a valid policy or the policies do not
+    /// resolve, [`Error::Config`] when the holdout's `gate.toml` is not.
     pub fn resolve_gate(
         &self,
         spec_layers: Vec<lightsout_eval::PolicyLayer>,
@@ -367,9 +368,9 @@ impl Factory {
         use lightsout_eval::{GatePolicy, PolicyLayer};
         let mut layers = spec_layers;
         if let Some(g) = &self.config.gate {
-            let text = toml::to_string(g).map_err(|e| Error::Config(format!("[gate]: {e}")))?;
+            let text = toml::to_string(g).map_err(|e| Error::config_cause("[gate]", e))?;
             let p = GatePolicy::from_toml(&text)
-                .map_err(|e| Error::Config(format!("[gate] in lightsout.toml: {e}")))?;
+                .map_err(|e| Error::config_cause("[gate] in lightsout.toml", e))?;
             layers.push(PolicyLayer::new("lightsout.toml [gate]", p));
         }
         let holdout = std::env::var("LIGHTSOUT_HOLDOUT").ok();
@@ -382,7 +383,7 @@ impl Factory {
                 layers.push(PolicyLayer::new("holdout gate.toml", p));
             }
         }
-        GatePolicy::resolve(layers).map_err(|e| Error::Config(format!("gate policy: {e}")))
+        GatePolicy::resolve(layers).map_err(|e| Error::config_cause("gate policy", e))
     }
 
     /// Imports the `## Decisions` of the spec files at `specs` into the decision memory
@@ -772,15 +773,7 @@ impl Factory {
         // across `--resume`.
         for t in &state.tasks {
             for a in &t.attempts {
-                ledger.restore(
-                    &t.task.id,
-                    lightsout_fence::budget::Usage::from_report(
-                        a.usage.input_tokens,
-                        a.usage.output_tokens,
-                        a.usage.cost_usd.unwrap_or(0.0),
-                        a.usage.wall_ms,
-                    ),
-                );
+                ledger.restore(&t.task.id, lightsout_fence::budget::Spend::from(&a.usage));
             }
         }
         let ledger = Arc::new(ledger);
@@ -1243,7 +1236,7 @@ impl Inner {
         j.append(e)?;
         lock(&self.state).apply(e);
         drop(j);
-        if let Some(ev) = event_of(e) {
+        if let Some(ev) = Event::of_entry(e) {
             self.events.emit(&ev);
         }
         Ok(())
@@ -1381,7 +1374,8 @@ impl Inner {
     async fn keep(&self, task: &str, name: &str, commit: &str) -> Result<(), Error> {
         let r = format!("refs/lightsout/{}/{task}/{name}", self.run_id);
         self.clear_ref_lock(&r).await?;
-        self.repo.run(&["update-ref", &r, commit]).await.map(|_| ())
+        self.repo.run(&["update-ref", &r, commit]).await?;
+        Ok(())
     }
 
     /// Cuts a fresh worktree for `task` from main and journals `TaskStarted`.
@@ -1569,7 +1563,7 @@ impl Inner {
                 .collect(),
         };
         let copy = self.run_dir.join("objects");
-        crate::integrity::Snapshot::take(&self.repo, &job.worktree, scope, Some(&copy)).await
+        Ok(crate::integrity::Snapshot::take(&self.repo, &job.worktree, scope, Some(&copy)).await?)
     }
 
     /// Restores what the attempt changed in the git directory and the run's refs; each
@@ -2137,9 +2131,10 @@ impl Inner {
             use std::fmt::Write as _;
             let _ = writeln!(message, "{key}: {value}");
         }
-        self.repo
+        Ok(self
+            .repo
             .run(&["commit-tree", &tree, "-p", onto, "-m", &message])
-            .await
+            .await?)
     }
 
     /// Records `task_id`'s input key with `commit`, the commit main received for it, in
@@ -2360,7 +2355,7 @@ impl Inner {
             Ok(report) => {
                 let bytes = report
                     .to_json()
-                    .map_err(|e| Error::Eval(format!("writing the strength report: {e}")))?;
+                    .map_err(|e| Error::eval_cause("writing the strength report", e))?;
                 write_atomic(&out, bytes.as_bytes())?;
                 let killed = report.total - report.survived;
                 self.events.emit(&Event::StrengthMeasured {
@@ -2625,44 +2620,6 @@ impl Inner {
 enum Step {
     Next,
     Stop,
-}
-
-fn event_of(e: &Entry) -> Option<Event> {
-    Some(match e {
-        Entry::AttemptFinished { task, record } => Event::AttemptFinished {
-            task: task.clone(),
-            attempt: record.attempt,
-            passed: record.passed,
-            failed_stage: record.failed_stage,
-            cost_usd: record.usage.cost_usd,
-            tokens: record.usage.input_tokens + record.usage.output_tokens,
-        },
-        Entry::TaskFailed { task, reason } => Event::TaskFailed {
-            task: task.clone(),
-            reason: reason.clone(),
-        },
-        Entry::TaskBlocked { task, by } => Event::TaskBlocked {
-            task: task.clone(),
-            by: by.clone(),
-        },
-        Entry::MergeStarted { task, .. } => Event::Merging { task: task.clone() },
-        Entry::MergeReverted { task, feedback, .. } => Event::MergeReverted {
-            task: task.clone(),
-            feedback: feedback.clone(),
-        },
-        Entry::ConflictRouted {
-            task, to, files, ..
-        } => Event::ConflictRouted {
-            task: task.clone(),
-            to: to.id.clone(),
-            files: files.clone(),
-        },
-        Entry::Merged { task, commit } => Event::Merged {
-            task: task.clone(),
-            commit: commit.clone(),
-        },
-        _ => return None,
-    })
 }
 
 struct Coordinator {

@@ -15,7 +15,7 @@ use lightsout_fence::FenceError;
 use lightsout_fence::agent::FenceReports;
 use lightsout_fence::audit::{AuditKind, AuditLog, AuditRecord};
 use lightsout_fence::budget::{
-    BudgetExceeded, BudgetLedger, OpenCalls, Reservation, Settlement, Usage as FenceUsage,
+    BudgetExceeded, BudgetLedger, OpenCalls, Reservation, Settlement, Spend,
 };
 use lightsout_fence::holdout::{Crossing, CrossingKind, LeakScan};
 use lightsout_fence::policy::{MAX_LISTED_WRITES, Violation};
@@ -318,7 +318,7 @@ impl EventSink for AuditSink {
 ///   and the run ends failed.
 pub struct FenceHook {
     ledger: Arc<BudgetLedger>,
-    estimate: FenceUsage,
+    estimate: Spend,
     audit: Arc<Audit>,
     crossing: Option<Crossing<Arc<dyn LeakScan + Send + Sync>>>,
     open: Arc<OpenCalls>,
@@ -340,7 +340,7 @@ impl FenceHook {
     /// scanning with `scan` when given, around `inner`.
     pub fn new(
         ledger: Arc<BudgetLedger>,
-        estimate: FenceUsage,
+        estimate: Spend,
         audit: Arc<Audit>,
         scan: Option<Arc<dyn LeakScan + Send + Sync>>,
         inner: Arc<dyn AttemptHook>,
@@ -407,7 +407,7 @@ impl FenceHook {
         self.audit
             .append(AuditRecord::budget_stop(&ctx.task_id, &reqs, e));
         let b = e.budget;
-        let unit = |u: FenceUsage| match b {
+        let unit = |u: Spend| match b {
             lightsout_fence::budget::Budget::Tokens => u.tokens,
             lightsout_fence::budget::Budget::Usd => u.usd_micros,
             lightsout_fence::budget::Budget::WallMs => u.wall_ms,
@@ -521,13 +521,7 @@ impl AttemptHook for FenceHook {
         ctx: &TaskContext,
         report: &AgentReport,
     ) -> Result<HookDecision, Error> {
-        let u = &report.usage;
-        let actual = FenceUsage::from_report(
-            u.input_tokens,
-            u.output_tokens,
-            u.cost_usd.unwrap_or(0.0),
-            u.wall_ms,
-        );
+        let actual = Spend::from(&report.usage);
         let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
         let reservation = self.open.close(&ctx.task_id, ctx.attempt);
         let mut decision = HookDecision::Proceed;

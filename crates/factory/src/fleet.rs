@@ -29,7 +29,7 @@
 
 use crate::Error;
 use crate::git::Git;
-use crate::plan::Plan;
+use crate::plan::{Plan, PlanCheck as _};
 use async_trait::async_trait;
 use lightsout_fleet::claims::{Claim, ClaimStore, MergeLock, TaskStatus};
 use lightsout_git::remote::{self, ORIGIN, Pushed};
@@ -82,7 +82,7 @@ pub struct LocalMain;
 #[async_trait]
 impl MergeTarget for LocalMain {
     async fn onto(&self, repo: &Path, main: &str, _task: &str, _: &str) -> Result<String, Error> {
-        Git::new(repo).rev(main).await
+        Ok(Git::new(repo).rev(main).await?)
     }
 
     async fn publish(

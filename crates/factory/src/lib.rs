@@ -50,31 +50,99 @@
 
 pub mod agent_check;
 mod checks;
-pub mod config;
+// `lightsout.toml` moved to `lightsout-config`; `lightsout_factory::config::…` paths stay.
+pub use lightsout_config as config;
 mod engine;
 mod error;
-pub mod event;
 mod factory;
 pub mod fenced;
 pub mod fleet;
 pub mod gc;
-mod git;
+// The async git runner moved to `lightsout-git`; `crate::git::…` paths stay as they were.
+use lightsout_git::ops as git;
 pub mod inputs;
 pub mod instructions;
-pub mod integrity;
-pub mod journal;
+pub use lightsout_git::integrity;
 mod judge;
 mod memory;
-pub mod outcome;
 pub mod plan;
 pub use lightsout_fleet::queue;
 pub mod replay;
 pub mod report;
 pub mod sched;
 pub mod stages;
-pub mod state;
+pub use lightsout_journal::{event, state};
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+
+/// The outcome report of a run directory (`lightsout_report::outcome`), with
+/// [`build_report`](outcome::build_report) and [`write_run_report`](outcome::write_run_report)
+/// returning this crate's [`Error`], the holdout found through `lightsout.toml`.
+pub mod outcome {
+    pub use lightsout_report::outcome::{COVERAGE_JSON, STRENGTH_ERROR, STRENGTH_JSON, run_dir};
+    use std::path::{Path, PathBuf};
+
+    /// Builds the outcome report of run `run_id` in repository `repo`
+    /// ([`lightsout_report::build_report`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownRun`](crate::Error::UnknownRun) when the run id is not a plain name or
+    /// has no journal; [`Error::JournalEntry`](crate::Error::JournalEntry)/[`Error::Io`](crate::Error::Io)
+    /// when the journal cannot be read.
+    pub fn build_report(
+        repo: &Path,
+        run_id: &str,
+    ) -> Result<crate::report::RunReport, crate::Error> {
+        Ok(lightsout_report::build_report(repo, run_id)?)
+    }
+
+    /// Builds the report of run `run_id` and writes `report.json` and `report.html` into its
+    /// run directory atomically ([`lightsout_report::write_run_report`]); returns their paths,
+    /// JSON first. The holdout's coverage is frozen first from the holdout directory that
+    /// `lightsout.toml` (or `LIGHTSOUT_HOLDOUT`) names, when there is one.
+    ///
+    /// # Errors
+    /// Those of [`build_report`], and [`Error::Report`](crate::Error::Report) when a file
+    /// cannot be written.
+    pub fn write_run_report(repo: &Path, run_id: &str) -> Result<(PathBuf, PathBuf), crate::Error> {
+        let holdout_dir = || {
+            let config = crate::Config::load(&repo.join("lightsout.toml")).ok()?;
+            let env = std::env::var("LIGHTSOUT_HOLDOUT").ok();
+            config.holdout_dir(env.as_deref())
+        };
+        Ok(lightsout_report::write_run_report(
+            repo,
+            run_id,
+            holdout_dir,
+        )?)
+    }
+}
+
+/// The run journal (`lightsout_journal::journal`), with [`read`](journal::read) and
+/// [`write_atomic`](journal::write_atomic) returning this crate's [`Error`].
+pub mod journal {
+    pub use lightsout_journal::journal::{Entry, Journal};
+    use std::path::Path;
+
+    /// Reads every complete entry of the journal at `path`, ignoring a partial last line
+    /// ([`lightsout_journal::read`]).
+    ///
+    /// # Errors
+    /// [`Error::JournalEntry`](crate::Error::JournalEntry) when a complete line is not a valid
+    /// entry, [`Error::Io`](crate::Error::Io) when the file cannot be read.
+    pub fn read(path: &Path) -> Result<Vec<Entry>, crate::Error> {
+        Ok(lightsout_journal::read(path)?)
+    }
+
+    /// Writes `bytes` to `path` atomically: a temporary file in the same directory, `fsync`,
+    /// then `rename` over `path` ([`lightsout_stdx::write_atomic`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) on any file operation failure.
+    pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), crate::Error> {
+        Ok(lightsout_journal::write_atomic(path, bytes)?)
+    }
+}
 
 pub use config::{Config, Redaction};
 pub use engine::EngineEvaluator;
@@ -85,10 +153,10 @@ pub use factory::{
     repo_root,
 };
 pub use fenced::{AuditSink, FenceHook};
-pub use git::{COMMITTER_EMAIL, COMMITTER_NAME};
+pub use lightsout_git::{COMMITTER_EMAIL, COMMITTER_NAME};
 pub use memory::DecisionMemory;
 pub use outcome::{STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report};
-pub use plan::{Plan, Planner, SpecPlanner, Task};
+pub use plan::{Plan, PlanCheck, Planner, SpecPlanner, Task};
 pub use stages::{
     AttemptHook, AttemptMetrics, BoxError, CommandEvaluator, DiffGuard, EvalRequest, EvalStage,
     Evaluator, EventSink, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakClass, Lesson,

@@ -3,50 +3,33 @@
 use crate::Error;
 pub use lightsout_core::{Task, valid_task_id};
 use lightsout_spec::{Spec, StepKeyword};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-/// An ordered set of tasks with dependencies.
+pub use lightsout_journal::plan::Plan;
+
+/// The checks of a [`Plan`] (it lives in `lightsout-journal`, which journals it; its checks
+/// need this crate's scheduler).
 ///
-/// Invariants (checked by [`Plan::validate`]): ids are unique and valid git ref components,
-/// every dependency names a task of the plan, and the dependencies form no cycle.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Plan {
-    /// Tasks in plan order.
-    pub tasks: Vec<Task>,
-}
-
-impl Plan {
-    /// Index of the task with `id`.
-    pub fn index(&self, id: &str) -> Option<usize> {
-        self.tasks.iter().position(|t| t.id == id)
-    }
-
-    /// Dependency edges as `(dependency index, dependent index)`.
-    pub fn edges(&self) -> Vec<(usize, usize)> {
-        let idx: BTreeMap<&str, usize> = self
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id.as_str(), i))
-            .collect();
-        let mut e = Vec::new();
-        for (i, t) in self.tasks.iter().enumerate() {
-            for d in &t.depends_on {
-                if let Some(&j) = idx.get(d.as_str()) {
-                    e.push((j, i));
-                }
-            }
-        }
-        e
-    }
-
+/// Invariants checked: ids are unique and valid git ref components, every dependency names a
+/// task of the plan, and the dependencies form no cycle.
+pub trait PlanCheck {
     /// Checks the plan's invariants.
     ///
     /// # Errors
     /// [`Error::Plan`] naming the first problem found.
-    pub fn validate(&self) -> Result<(), Error> {
+    fn validate(&self) -> Result<(), Error>;
+
+    /// The critical-path scheduler over this plan (estimates as weights): the factory's one
+    /// cycle check, used by [`PlanCheck::validate`] and by the run loop on a journaled plan.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] naming a task on a dependency cycle.
+    fn scheduler(&self) -> Result<crate::sched::Scheduler, Error>;
+}
+
+impl PlanCheck for Plan {
+    fn validate(&self) -> Result<(), Error> {
         let mut seen = BTreeSet::new();
         for t in &self.tasks {
             if !valid_task_id(&t.id) {
@@ -73,12 +56,7 @@ impl Plan {
         Ok(())
     }
 
-    /// The critical-path scheduler over this plan (estimates as weights): the factory's one
-    /// cycle check, used by [`Plan::validate`] and by the run loop on a journaled plan.
-    ///
-    /// # Errors
-    /// [`Error::Plan`] naming a task on a dependency cycle.
-    pub fn scheduler(&self) -> Result<crate::sched::Scheduler, Error> {
+    fn scheduler(&self) -> Result<crate::sched::Scheduler, Error> {
         let w: Vec<f64> = self.tasks.iter().map(|t| t.estimate_hours).collect();
         crate::sched::Scheduler::new(&w, &self.edges()).map_err(|c| {
             Error::Plan(format!(
@@ -92,7 +70,7 @@ impl Plan {
 /// Turns specs into a plan. The factory calls it once per run.
 ///
 /// The default, [`SpecPlanner`], is deterministic; an LLM planner implements the same trait
-/// and its output is held to [`Plan::validate`].
+/// and its output is held to [`PlanCheck::validate`].
 pub trait Planner: Send + Sync {
     /// Plans `specs`.
     ///

@@ -624,6 +624,7 @@ pub async fn replay(repo: &Path, config: &Config, run_id: &str) -> Result<Replay
             work: &work,
             judge: &judge,
             policy: &policy,
+            jobs: config.run.jobs,
         },
         &steps,
     )
@@ -711,89 +712,123 @@ struct Replaying<'a> {
     work: &'a Path,
     judge: &'a HoldoutJudge,
     policy: &'a lightsout_eval::GatePolicy,
+    /// How many steps are judged at once (the run's `[run] jobs`, at least 1).
+    jobs: usize,
 }
 
-/// Judges each recorded step again, in order, on a checkout of its commit with the twins
-/// replaying their tapes (or the runner run again); stops at the first step whose result differs.
+/// What one replayed step found: the step, and the first difference from the run, if any
+/// (what differs, the recorded side, the replayed side).
+type StepResult = (ReplayStep, Option<(String, String, String)>);
+
+/// Judges each recorded step again on a checkout of its commit with the twins replaying their
+/// tapes (or the runner run again); stops at the first step whose result differs.
+///
+/// Steps are independent (each has its own commit, checkout and record), so up to `r.jobs`
+/// run at once, as the run itself judged them. They run in batches of `r.jobs` taken in
+/// order, and every step of a batch runs to its end: none is cancelled midway (a cancelled
+/// runner would leave its service behind). The result is read in step order, so the first
+/// difference reported, and the steps listed before it, are those a one-at-a-time replay
+/// gives; steps of the same batch after it are judged but not reported.
 async fn replay_steps(
     r: &Replaying<'_>,
     steps: &[(Planned, EvalRecord)],
 ) -> Result<(ReplayOutcome, Vec<ReplayStep>), Error> {
     let mut done = Vec::new();
-    for (n, (planned, rec)) in steps.iter().enumerate() {
-        let step = ReplayStep {
-            step: n + 1,
-            task: rec.task.clone(),
-            attempt: rec.attempt,
-            stage: rec.stage.clone(),
-            commit: rec.commit.clone(),
-            decision: planned.decision.clone(),
-        };
-        let wt = r.work.join(format!("{}", n + 1));
-        let w = wt.to_string_lossy().into_owned();
-        r.repo
-            .run(&["worktree", "add", "-q", "--detach", &w, &rec.commit])
-            .await?;
-        let req = EvalRequest {
-            run_id: r.run_id.to_owned(),
-            task_id: rec.task.clone(),
-            attempt: rec.attempt,
-            stage: planned.stage,
-            worktree: wt.clone(),
-            requirements: rec.requirements.clone(),
-            regression: rec.regression.clone(),
-            artifacts_dir: r.results.to_path_buf(),
-            policy: r.policy.clone(),
-        };
-        let evaluated = match r.judge {
-            HoldoutJudge::Engine(engine) => engine
-                .evaluate_traced(&req, &TwinTapes::Replay(&rec.twins), Some(r.eval_dir))
-                .await
-                .map(|(verdict, trace)| {
-                    let replayed = build_record(
-                        &req,
-                        rec.holdout.clone(),
-                        rec.commit.clone(),
-                        &verdict,
-                        &trace,
-                    );
-                    (verdict, trace, replayed)
-                }),
-            HoldoutJudge::Runner(runner) => runner.judge(&req).await.map(|(verdict, gate)| {
-                let replayed = build_runner_record(
+    let indexed: Vec<_> = steps.iter().enumerate().collect();
+    for batch in indexed.chunks(r.jobs.max(1)) {
+        let judged = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|(n, (planned, rec))| replay_step(r, *n, planned, rec)),
+        )
+        .await;
+        for result in judged {
+            let (step, diff) = result?;
+            done.push(step.clone());
+            if let Some((what, recorded, replayed)) = diff {
+                let outcome = ReplayOutcome::Differs {
+                    difference: Box::new(Difference {
+                        step,
+                        what,
+                        recorded,
+                        replayed,
+                    }),
+                };
+                return Ok((outcome, done));
+            }
+        }
+    }
+    Ok((ReplayOutcome::Same, done))
+}
+
+/// Judges step `n` (0-based) again on its own detached checkout, removed afterwards.
+async fn replay_step(
+    r: &Replaying<'_>,
+    n: usize,
+    planned: &Planned,
+    rec: &EvalRecord,
+) -> Result<StepResult, Error> {
+    let step = ReplayStep {
+        step: n + 1,
+        task: rec.task.clone(),
+        attempt: rec.attempt,
+        stage: rec.stage.clone(),
+        commit: rec.commit.clone(),
+        decision: planned.decision.clone(),
+    };
+    let wt = r.work.join(format!("{}", n + 1));
+    let w = wt.to_string_lossy().into_owned();
+    r.repo
+        .run(&["worktree", "add", "-q", "--detach", &w, &rec.commit])
+        .await?;
+    let req = EvalRequest {
+        run_id: r.run_id.to_owned(),
+        task_id: rec.task.clone(),
+        attempt: rec.attempt,
+        stage: planned.stage,
+        worktree: wt.clone(),
+        requirements: rec.requirements.clone(),
+        regression: rec.regression.clone(),
+        artifacts_dir: r.results.to_path_buf(),
+        policy: r.policy.clone(),
+    };
+    let evaluated = match r.judge {
+        HoldoutJudge::Engine(engine) => engine
+            .evaluate_traced(&req, &TwinTapes::Replay(&rec.twins), Some(r.eval_dir))
+            .await
+            .map(|(verdict, trace)| {
+                let replayed = build_record(
                     &req,
                     rec.holdout.clone(),
                     rec.commit.clone(),
                     &verdict,
-                    gate,
+                    &trace,
                 );
-                (verdict, EvalTrace::default(), replayed)
+                (verdict, trace, replayed)
             }),
-        };
-        let _ = r.repo.out(&["worktree", "remove", "--force", &w]).await;
-        let _ = std::fs::remove_dir_all(&wt);
-        let _ = std::fs::remove_dir(r.work);
-        let _ = std::fs::remove_dir(r.run_dir.join("replay-work"));
-        let (verdict, trace, replayed) = evaluated?;
-        let decision = match planned.stage {
-            EvalStage::Candidate => candidate_decision(verdict.passed),
-            EvalStage::Merged => merge_decision(verdict.passed),
-        };
-        let diff = first_difference(rec, &replayed, &trace, &planned.decision, decision);
-        done.push(step.clone());
-        if let Some((what, recorded, replayed)) = diff {
-            let outcome = ReplayOutcome::Differs {
-                difference: Box::new(Difference {
-                    step,
-                    what,
-                    recorded,
-                    replayed,
-                }),
-            };
-            return Ok((outcome, done));
-        }
-    }
-    Ok((ReplayOutcome::Same, done))
+        HoldoutJudge::Runner(runner) => runner.judge(&req).await.map(|(verdict, gate)| {
+            let replayed = build_runner_record(
+                &req,
+                rec.holdout.clone(),
+                rec.commit.clone(),
+                &verdict,
+                gate,
+            );
+            (verdict, EvalTrace::default(), replayed)
+        }),
+    };
+    let _ = r.repo.out(&["worktree", "remove", "--force", &w]).await;
+    let _ = std::fs::remove_dir_all(&wt);
+    // Empty once the last step of the replay is done; the others fail harmlessly.
+    let _ = std::fs::remove_dir(r.work);
+    let _ = std::fs::remove_dir(r.run_dir.join("replay-work"));
+    let (verdict, trace, replayed) = evaluated?;
+    let decision = match planned.stage {
+        EvalStage::Candidate => candidate_decision(verdict.passed),
+        EvalStage::Merged => merge_decision(verdict.passed),
+    };
+    let diff = first_difference(rec, &replayed, &trace, &planned.decision, decision);
+    Ok((step, diff))
 }
 
 fn write_report(out_dir: &Path, report: &ReplayReport) -> Result<(), Error> {

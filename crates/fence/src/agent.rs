@@ -15,7 +15,7 @@
 //! and fail the attempt.
 
 use super::FenceError;
-use super::budget::{OpenCalls, Usage};
+use super::budget::{OpenCalls, Spend};
 use super::policy::{Fence, FenceReport, LineWatch, Violation};
 use async_trait::async_trait;
 use lightsout_agent::parse::StreamParser;
@@ -208,8 +208,8 @@ fn spend_watch(
     task: String,
     attempt: u32,
 ) -> LineWatch {
-    let mut last: Option<Usage> = None;
-    let mut step = Usage::default();
+    let mut last: Option<Spend> = None;
+    let mut step = Spend::default();
     Box::new(move |line: &str| {
         parser.line(line);
         if parser.is_done() {
@@ -219,13 +219,13 @@ fn spend_watch(
         let usd = p
             .cost_usd
             .or_else(|| prices.cost(p.model.as_deref(), p.input_tokens, p.output_tokens));
-        let spent = Usage::from_report(p.input_tokens, p.output_tokens, usd.unwrap_or(0.0), 0);
-        if last == Some(spent) || spent == Usage::default() {
+        let spent = Spend::from_report(p.input_tokens, p.output_tokens, usd.unwrap_or(0.0), 0);
+        if last == Some(spent) || spent == Spend::default() {
             return None;
         }
         if let Some(before) = last {
             let d = spent.saturating_sub(before);
-            step = Usage {
+            step = Spend {
                 tokens: step.tokens.max(d.tokens),
                 usd_micros: step.usd_micros.max(d.usd_micros),
                 wall_ms: 0,
@@ -279,7 +279,7 @@ mod tests {
             ..BudgetConfig::default()
         });
         let open = Arc::new(OpenCalls::default());
-        open.open("T1", 1, ledger.reserve("T1", Usage::default()).unwrap());
+        open.open("T1", 1, ledger.reserve("T1", Spend::default()).unwrap());
         let mut w = spend_watch(
             open,
             StreamParser::new(OutputFormat::ClaudeJson),

@@ -82,11 +82,15 @@ pub fn usd_to_micros_floor(usd: f64) -> u64 {
     (usd * MICROS_PER_USD as f64).floor() as u64
 }
 
-/// Resource usage of one agent call, or a sum of calls.
+/// What the ledger counts against a budget: the spend of one agent call, or a sum of calls.
 ///
-/// All fields add with saturation, so a sum never wraps.
+/// Units: tokens (input plus output), whole micro-USD, milliseconds. The usage an agent
+/// reports ([`lightsout_agent::Usage`], USD as a float, tokens split) enters the ledger
+/// through one conversion, `Spend::from`, which rounds the cost up
+/// ([`usd_to_micros_ceil`]: fail closed on a cost that is not a number). All fields add
+/// with saturation, so a sum never wraps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Usage {
+pub struct Spend {
     /// Input plus output tokens.
     #[serde(default)]
     pub tokens: u64,
@@ -98,8 +102,8 @@ pub struct Usage {
     pub wall_ms: u64,
 }
 
-impl Usage {
-    /// Usage of `tokens` tokens and nothing else.
+impl Spend {
+    /// `tokens` tokens and nothing else.
     pub fn tokens(tokens: u64) -> Self {
         Self {
             tokens,
@@ -107,7 +111,7 @@ impl Usage {
         }
     }
 
-    /// Usage built from an agent report: `tokens_in + tokens_out`, a USD cost (rounded up to
+    /// From an agent's figures: `tokens_in + tokens_out`, a USD cost (rounded up to
     /// whole micro-USD, see [`usd_to_micros_ceil`]) and wall milliseconds.
     pub fn from_report(tokens_in: u64, tokens_out: u64, usd: f64, wall_ms: u64) -> Self {
         Self {
@@ -149,6 +153,20 @@ impl Usage {
             Budget::Tokens => self.tokens,
             Budget::Usd => self.usd_micros,
         }
+    }
+}
+
+/// The one conversion of an agent's reported usage into the ledger's unit: input plus output
+/// tokens, the reported cost rounded up to whole micro-USD (a cost the agent did not report,
+/// `None`, counts as 0), and the wall time.
+impl From<&lightsout_agent::Usage> for Spend {
+    fn from(u: &lightsout_agent::Usage) -> Self {
+        Self::from_report(
+            u.input_tokens,
+            u.output_tokens,
+            u.cost_usd.unwrap_or(0.0),
+            u.wall_ms,
+        )
     }
 }
 
@@ -214,7 +232,7 @@ impl BudgetConfig {
     ///
     /// `attempts` is the attempts a task may make (`[run] attempts`, lowered to
     /// `[budget.task] attempts` when that is set); `jobs` the calls that run at once.
-    pub fn call_reservation(&self, wall_limit_ms: u64, attempts: u64, jobs: u64) -> Usage {
+    pub fn call_reservation(&self, wall_limit_ms: u64, attempts: u64, jobs: u64) -> Spend {
         let attempts = attempts
             .min(self.per_task.attempts.unwrap_or(u64::MAX))
             .max(1);
@@ -231,7 +249,7 @@ impl BudgetConfig {
             .min()
             .unwrap_or(0)
         };
-        Usage {
+        Spend {
             tokens: self
                 .per_call
                 .tokens
@@ -267,8 +285,8 @@ pub struct CallEstimate {
 
 impl CallEstimate {
     /// The usage to reserve for a call whose wall time is limited to `wall_limit_ms`.
-    pub fn usage(&self, wall_limit_ms: u64) -> Usage {
-        Usage {
+    pub fn usage(&self, wall_limit_ms: u64) -> Spend {
+        Spend {
             tokens: self.tokens.unwrap_or(0),
             usd_micros: self.usd.map_or(0, usd_to_micros_ceil),
             wall_ms: self.wall_ms.unwrap_or(wall_limit_ms),
@@ -408,9 +426,9 @@ impl std::error::Error for BudgetExceeded {}
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Account {
     settled_attempts: u64,
-    settled: Usage,
+    settled: Spend,
     reserved_attempts: u64,
-    reserved: Usage,
+    reserved: Spend,
 }
 
 impl Account {
@@ -424,17 +442,17 @@ impl Account {
         }
     }
 
-    fn reserve(&mut self, estimate: Usage) {
+    fn reserve(&mut self, estimate: Spend) {
         self.reserved_attempts = self.reserved_attempts.saturating_add(1);
         self.reserved = self.reserved.saturating_add(estimate);
     }
 
-    fn unreserve(&mut self, estimate: Usage) {
+    fn unreserve(&mut self, estimate: Spend) {
         self.reserved_attempts = self.reserved_attempts.saturating_sub(1);
         self.reserved = self.reserved.saturating_sub(estimate);
     }
 
-    fn settle(&mut self, estimate: Usage, actual: Usage) {
+    fn settle(&mut self, estimate: Spend, actual: Spend) {
         self.unreserve(estimate);
         self.settled_attempts = self.settled_attempts.saturating_add(1);
         self.settled = self.settled.saturating_add(actual);
@@ -453,7 +471,7 @@ impl Account {
 struct DayRecord {
     attempts: u64,
     #[serde(flatten)]
-    usage: Usage,
+    usage: Spend,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -483,7 +501,7 @@ pub struct LedgerStats {
     pub outstanding: u64,
     /// Sum of the usage passed to [`BudgetLedger::settle`] plus estimates of dropped
     /// reservations.
-    pub charged: Usage,
+    pub charged: Spend,
 }
 
 type Clock = Box<dyn Fn() -> time::Date + Send + Sync>;
@@ -504,7 +522,7 @@ struct State {
 struct Outstanding {
     task: String,
     day: String,
-    estimate: Usage,
+    estimate: Spend,
 }
 
 fn day_key(date: time::Date) -> String {
@@ -532,7 +550,7 @@ impl State {
     }
 
     /// Budgets that `estimate` would pass, first one found.
-    fn check(&self, task: &str, day: &str, estimate: Usage) -> Option<BudgetExceeded> {
+    fn check(&self, task: &str, day: &str, estimate: Spend) -> Option<BudgetExceeded> {
         for (scope, limits, acc) in self.scopes(task, day) {
             for budget in Budget::ALL {
                 let Some(limit) = limits.cap(budget) else {
@@ -582,13 +600,13 @@ impl State {
 
     /// Raises reservation `id` to cover `spent + step` in tokens and USD, when every cap
     /// allows it; otherwise changes nothing and names the first budget it would pass.
-    fn cover(&mut self, id: u64, spent: Usage, step: Usage) -> Result<Usage, BudgetExceeded> {
+    fn cover(&mut self, id: u64, spent: Spend, step: Spend) -> Result<Spend, BudgetExceeded> {
         let Some(o) = self.outstanding.get(&id) else {
             return Ok(spent);
         };
         let (task, day, old) = (o.task.clone(), o.day.clone(), o.estimate);
         let want = spent.saturating_add(step);
-        let new = Usage {
+        let new = Spend {
             tokens: old.tokens.max(want.tokens),
             usd_micros: old.usd_micros.max(want.usd_micros),
             wall_ms: old.wall_ms,
@@ -628,7 +646,7 @@ impl State {
         Ok(new)
     }
 
-    fn finish(&mut self, id: u64, actual: Option<Usage>) -> Option<Outstanding> {
+    fn finish(&mut self, id: u64, actual: Option<Spend>) -> Option<Outstanding> {
         let o = self.outstanding.remove(&id)?;
         self.stats.outstanding = self.outstanding.len() as u64;
         let accounts = [
@@ -768,7 +786,7 @@ impl BudgetLedger {
     /// [`FenceError::BudgetExceeded`] when a cap would be passed or is already reached (the
     /// first such budget, checked task → run → day and attempts → wall → tokens → USD);
     /// [`FenceError::Io`] when the ledger file cannot be written (nothing is reserved then).
-    pub fn reserve(&self, task: &str, estimate: Usage) -> Result<Reservation, FenceError> {
+    pub fn reserve(&self, task: &str, estimate: Spend) -> Result<Reservation, FenceError> {
         let mut s = lock(&self.state);
         let day = s.today();
         if let Some(exceeded) = s.check(task, &day, estimate) {
@@ -821,7 +839,7 @@ impl BudgetLedger {
     pub fn settle(
         &self,
         mut reservation: Reservation,
-        actual: Usage,
+        actual: Spend,
     ) -> Result<Settlement, FenceError> {
         if !reservation.is_from(&self.state) {
             return Err(FenceError::ForeignReservation { id: reservation.id });
@@ -865,7 +883,7 @@ impl BudgetLedger {
     /// `settled` go to the task and run scopes. The day scope is not touched: when day caps
     /// are set the ledger file already holds that day's usage, and without day caps there is
     /// nothing to enforce.
-    pub fn restore(&self, task: &str, settled: Usage) {
+    pub fn restore(&self, task: &str, settled: Spend) {
         let mut guard = lock(&self.state);
         let s = &mut *guard;
         for acc in [s.tasks.entry(task.to_owned()).or_default(), &mut s.run] {
@@ -875,7 +893,7 @@ impl BudgetLedger {
     }
 
     /// Settled plus reserved usage of `task` (all its attempts).
-    pub fn task_used(&self, task: &str) -> Usage {
+    pub fn task_used(&self, task: &str) -> Spend {
         let s = lock(&self.state);
         s.tasks
             .get(task)
@@ -890,13 +908,13 @@ impl BudgetLedger {
     }
 
     /// Settled plus reserved usage of the run.
-    pub fn run_used(&self) -> Usage {
+    pub fn run_used(&self) -> Spend {
         let s = lock(&self.state);
         s.run.settled.saturating_add(s.run.reserved)
     }
 
     /// Settled plus reserved usage of the current UTC day (across runs when persisted).
-    pub fn day_used(&self) -> Usage {
+    pub fn day_used(&self) -> Spend {
         let s = lock(&self.state);
         let day = s.today();
         s.days
@@ -971,7 +989,7 @@ pub struct Remaining {
 pub struct Reservation {
     id: u64,
     task: String,
-    estimate: Usage,
+    estimate: Spend,
     ledger: Option<Arc<Mutex<State>>>,
 }
 
@@ -987,7 +1005,7 @@ impl Reservation {
     }
 
     /// The estimate reserved.
-    pub fn estimate(&self) -> Usage {
+    pub fn estimate(&self) -> Spend {
         self.estimate
     }
 
@@ -1003,7 +1021,7 @@ impl Reservation {
     ///
     /// # Errors
     /// [`BudgetExceeded`] as above.
-    pub fn cover(&mut self, spent: Usage, step: Usage) -> Result<(), BudgetExceeded> {
+    pub fn cover(&mut self, spent: Spend, step: Spend) -> Result<(), BudgetExceeded> {
         let Some(state) = self.ledger.clone() else {
             return Ok(());
         };
@@ -1070,8 +1088,8 @@ impl OpenCalls {
         &self,
         task: &str,
         attempt: u32,
-        spent: Usage,
-        step: Usage,
+        spent: Spend,
+        step: Spend,
     ) -> Option<Result<(), BudgetExceeded>> {
         self.lock()
             .get_mut(&(task.to_owned(), attempt))
@@ -1091,9 +1109,9 @@ pub struct Settlement {
     /// The task.
     pub task: String,
     /// What was reserved.
-    pub estimate: Usage,
+    pub estimate: Spend,
     /// What was charged: the reported usage, in full.
-    pub charged: Usage,
+    pub charged: Spend,
     /// Budgets now past their cap (empty when within budget). Non-empty means the task (or
     /// run, or day) must stop: it fails and blocks its dependents.
     pub overruns: Vec<BudgetExceeded>,
@@ -1174,17 +1192,17 @@ mod tests {
             },
             ..BudgetConfig::default()
         });
-        let r1 = ledger.reserve("T1", Usage::tokens(10)).unwrap();
-        ledger.settle(r1, Usage::tokens(10)).unwrap();
-        let r2 = ledger.reserve("T1", Usage::tokens(10)).unwrap();
-        ledger.settle(r2, Usage::tokens(10)).unwrap();
-        let e = exceeded(ledger.reserve("T1", Usage::tokens(10)));
+        let r1 = ledger.reserve("T1", Spend::tokens(10)).unwrap();
+        ledger.settle(r1, Spend::tokens(10)).unwrap();
+        let r2 = ledger.reserve("T1", Spend::tokens(10)).unwrap();
+        ledger.settle(r2, Spend::tokens(10)).unwrap();
+        let e = exceeded(ledger.reserve("T1", Spend::tokens(10)));
         assert_eq!(e.budget, Budget::Attempts);
         assert_eq!(e.scope, Scope::Task("T1".into()));
         assert_eq!((e.limit, e.used), (2, 2));
         // Another task is not affected.
         ledger
-            .release(ledger.reserve("T2", Usage::default()).unwrap())
+            .release(ledger.reserve("T2", Spend::default()).unwrap())
             .unwrap();
         assert_eq!(
             e.to_string(),
@@ -1198,11 +1216,11 @@ mod tests {
             per_run: limits_tokens(100),
             ..BudgetConfig::default()
         });
-        let r = ledger.reserve("T1", Usage::tokens(60)).unwrap();
+        let r = ledger.reserve("T1", Spend::tokens(60)).unwrap();
         ledger.release(r).unwrap();
-        assert_eq!(ledger.run_used(), Usage::default());
+        assert_eq!(ledger.run_used(), Spend::default());
         {
-            let _dropped = ledger.reserve("T1", Usage::tokens(60)).unwrap();
+            let _dropped = ledger.reserve("T1", Spend::tokens(60)).unwrap();
         }
         assert_eq!(ledger.run_used().tokens, 60);
         assert_eq!(ledger.task_attempts("T1"), 1);
@@ -1210,7 +1228,7 @@ mod tests {
         assert_eq!((stats.granted, stats.released, stats.dropped), (2, 1, 1));
         assert_eq!(stats.outstanding, 0);
         // 60 used, 60 more would pass the run cap of 100.
-        let e = exceeded(ledger.reserve("T2", Usage::tokens(60)));
+        let e = exceeded(ledger.reserve("T2", Spend::tokens(60)));
         assert_eq!(e.scope, Scope::Run);
     }
 
@@ -1224,12 +1242,12 @@ mod tests {
             ..BudgetConfig::default()
         });
         let r = ledger
-            .reserve("T1", Usage::from_report(0, 0, 0.3, 0))
+            .reserve("T1", Spend::from_report(0, 0, 0.3, 0))
             .unwrap();
         ledger
-            .settle(r, Usage::from_report(10, 20, 0.45, 1200))
+            .settle(r, Spend::from_report(10, 20, 0.45, 1200))
             .unwrap();
-        let e = exceeded(ledger.reserve("T1", Usage::from_report(0, 0, 0.1, 0)));
+        let e = exceeded(ledger.reserve("T1", Spend::from_report(0, 0, 0.1, 0)));
         assert_eq!(e.budget, Budget::Usd);
         assert_eq!(e.used, 450_000);
         assert!(e.to_string().contains("limit $0.500000"), "{e}");
@@ -1239,10 +1257,40 @@ mod tests {
         assert_eq!(usd_to_micros_floor(-1.0), 0);
     }
 
-    fn usd(micros: u64) -> Usage {
-        Usage {
+    /// An agent's report enters the ledger through the one conversion: tokens summed, the
+    /// cost rounded up to whole micro-USD (garbage fails closed), an unreported cost as 0.
+    #[test]
+    fn an_agents_usage_enters_the_ledger_rounded_up() {
+        let reported = lightsout_agent::Usage {
+            input_tokens: 1_000,
+            output_tokens: 250,
+            cost_usd: Some(0.000_001_5),
+            wall_ms: 900,
+        };
+        assert_eq!(
+            Spend::from(&reported),
+            Spend {
+                tokens: 1_250,
+                usd_micros: 2,
+                wall_ms: 900,
+            }
+        );
+        let garbage = lightsout_agent::Usage {
+            cost_usd: Some(f64::NAN),
+            ..reported
+        };
+        assert_eq!(Spend::from(&garbage).usd_micros, u64::MAX);
+        let unreported = lightsout_agent::Usage {
+            cost_usd: None,
+            ..reported
+        };
+        assert_eq!(Spend::from(&unreported).usd_micros, 0);
+    }
+
+    fn usd(micros: u64) -> Spend {
+        Spend {
             usd_micros: micros,
-            ..Usage::default()
+            ..Spend::default()
         }
     }
 
@@ -1289,20 +1337,20 @@ mod tests {
             },
             ..BudgetConfig::default()
         });
-        let other = ledger.reserve("T2", Usage::tokens(600)).unwrap();
-        let mut r = ledger.reserve("T1", Usage::tokens(100)).unwrap();
-        r.cover(Usage::tokens(300), Usage::tokens(100)).unwrap();
+        let other = ledger.reserve("T2", Spend::tokens(600)).unwrap();
+        let mut r = ledger.reserve("T1", Spend::tokens(100)).unwrap();
+        r.cover(Spend::tokens(300), Spend::tokens(100)).unwrap();
         assert_eq!(ledger.run_used().tokens, 1_000);
-        let e = r.cover(Usage::tokens(350), Usage::tokens(100)).unwrap_err();
+        let e = r.cover(Spend::tokens(350), Spend::tokens(100)).unwrap_err();
         assert_eq!((e.scope, e.used), (Scope::Run, 950));
         drop(r);
         // Dropped unsettled: charged at what it had grown to.
         assert_eq!(ledger.run_used().tokens, 1_000);
-        ledger.settle(other, Usage::tokens(10)).unwrap();
+        ledger.settle(other, Spend::tokens(10)).unwrap();
         assert_eq!(ledger.run_used().tokens, 410);
         let open = OpenCalls::default();
         assert!(
-            open.cover("T9", 1, Usage::tokens(1), Usage::default())
+            open.cover("T9", 1, Spend::tokens(1), Spend::default())
                 .is_none()
         );
     }
@@ -1325,7 +1373,7 @@ mod tests {
         let u = config.call_reservation(60_000, 3, 2);
         assert_eq!(
             u,
-            Usage {
+            Spend {
                 tokens: 20_000,
                 usd_micros: 33_333,
                 wall_ms: 60_000
@@ -1340,9 +1388,9 @@ mod tests {
         // Nothing capped: nothing reserved but the wall time.
         assert_eq!(
             BudgetConfig::default().call_reservation(1_000, 3, 4),
-            Usage {
+            Spend {
                 wall_ms: 1_000,
-                ..Usage::default()
+                ..Spend::default()
             }
         );
     }
@@ -1351,9 +1399,9 @@ mod tests {
     fn foreign_reservation_is_refused() {
         let a = BudgetLedger::in_memory(BudgetConfig::default());
         let b = BudgetLedger::in_memory(BudgetConfig::default());
-        let r = a.reserve("T1", Usage::tokens(5)).unwrap();
+        let r = a.reserve("T1", Spend::tokens(5)).unwrap();
         assert!(matches!(
-            b.settle(r, Usage::tokens(1)),
+            b.settle(r, Spend::tokens(1)),
             Err(FenceError::ForeignReservation { .. })
         ));
         // The reservation was dropped on its own ledger: charged at its estimate.
@@ -1372,17 +1420,17 @@ mod tests {
         let run1 = BudgetLedger::open(config, &path)
             .unwrap()
             .with_clock(|| date!(2026 - 11 - 27));
-        let r = run1.reserve("T1", Usage::tokens(500)).unwrap();
-        run1.settle(r, Usage::tokens(700)).unwrap();
+        let r = run1.reserve("T1", Spend::tokens(500)).unwrap();
+        run1.settle(r, Spend::tokens(700)).unwrap();
         // A reservation left outstanding by a crashed run stays charged.
-        std::mem::forget(run1.reserve("T2", Usage::tokens(200)).unwrap());
+        std::mem::forget(run1.reserve("T2", Spend::tokens(200)).unwrap());
         drop(run1);
 
         let run2 = BudgetLedger::open(config, &path)
             .unwrap()
             .with_clock(|| date!(2026 - 11 - 27));
         assert_eq!(run2.day_used().tokens, 900);
-        let e = exceeded(run2.reserve("T9", Usage::tokens(200)));
+        let e = exceeded(run2.reserve("T9", Spend::tokens(200)));
         assert_eq!(e.scope, Scope::Day("2026-11-27".into()));
         assert_eq!(e.used, 900);
         drop(run2);
@@ -1390,8 +1438,8 @@ mod tests {
         let next_day = BudgetLedger::open(config, &path)
             .unwrap()
             .with_clock(|| date!(2026 - 11 - 28));
-        let r = next_day.reserve("T9", Usage::tokens(200)).unwrap();
-        next_day.settle(r, Usage::tokens(200)).unwrap();
+        let r = next_day.reserve("T9", Spend::tokens(200)).unwrap();
+        next_day.settle(r, Spend::tokens(200)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.contains("2026-11-27") && text.contains("2026-11-28"),
@@ -1420,11 +1468,11 @@ mod tests {
         let ledger = BudgetLedger::in_memory(BudgetConfig::default());
         lock(&ledger.state).path = Some(path);
         assert!(matches!(
-            ledger.reserve("T1", Usage::tokens(1)),
+            ledger.reserve("T1", Spend::tokens(1)),
             Err(FenceError::Io { .. })
         ));
         assert_eq!(ledger.stats().granted, 0);
-        assert_eq!(ledger.run_used(), Usage::default());
+        assert_eq!(ledger.run_used(), Spend::default());
     }
 
     #[test]
@@ -1447,7 +1495,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             config.per_call.usage(600_000),
-            Usage {
+            Spend {
                 tokens: 50_000,
                 usd_micros: 400_000,
                 wall_ms: 600_000
@@ -1471,7 +1519,7 @@ mod tests {
             ..BudgetConfig::default()
         });
         let r = ledger
-            .reserve("T1", Usage::from_report(0, 500, 0.05, 0))
+            .reserve("T1", Spend::from_report(0, 500, 0.05, 0))
             .unwrap();
         let out = Command::new("sh")
             .args([
@@ -1481,7 +1529,7 @@ mod tests {
             .output()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let actual = Usage::from_report(
+        let actual = Spend::from_report(
             v["input_tokens"].as_u64().unwrap(),
             v["output_tokens"].as_u64().unwrap(),
             v["total_cost_usd"].as_f64().unwrap(),
@@ -1494,7 +1542,7 @@ mod tests {
         assert_eq!(s.overruns[0].used, 5_000);
         // The full usage is charged, and the ledger blocks further calls even at zero cost.
         assert_eq!(ledger.task_used("T1").tokens, 5_000);
-        let e = exceeded(ledger.reserve("T1", Usage::default()));
+        let e = exceeded(ledger.reserve("T1", Spend::default()));
         assert_eq!((e.budget, e.limit, e.used), (Budget::Tokens, 1_000, 5_000));
     }
 
@@ -1514,11 +1562,11 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut granted = 0u64;
                     for _ in 0..20 {
-                        match l.reserve(&format!("T{i}"), Usage::tokens(300)) {
+                        match l.reserve(&format!("T{i}"), Spend::tokens(300)) {
                             Ok(r) => {
                                 assert!(l.run_used().tokens <= 10_000);
                                 granted += 1;
-                                l.settle(r, Usage::tokens(250)).unwrap();
+                                l.settle(r, Spend::tokens(250)).unwrap();
                             }
                             Err(FenceError::BudgetExceeded(_)) => {}
                             Err(e) => panic!("{e}"),
@@ -1603,13 +1651,13 @@ mod tests {
                 per_call: CallEstimate::default(),
             };
             let ledger = BudgetLedger::in_memory(config);
-            let mut reported = Usage::default();
+            let mut reported = Spend::default();
             let mut started = 0u64;
             let mut held = Vec::new();
             let mut overrun_seen = false;
             for Op::Call { task, estimate, usd_estimate, actual, usd_actual, end } in ops {
                 let task = format!("T{task}");
-                let est = Usage { tokens: estimate, usd_micros: usd_estimate, wall_ms: 0 };
+                let est = Spend { tokens: estimate, usd_micros: usd_estimate, wall_ms: 0 };
                 let before = ledger.stats();
                 let Ok(r) = ledger.reserve(&task, est) else {
                     // Refused: nothing was reserved and no call may start.
@@ -1626,7 +1674,7 @@ mod tests {
                     prop_assert!(ledger.task_used(&task).tokens <= task_cap);
                     prop_assert!(ledger.task_attempts(&task) <= attempts_cap);
                 }
-                let act = Usage { tokens: actual, usd_micros: usd_actual, wall_ms: 0 };
+                let act = Spend { tokens: actual, usd_micros: usd_actual, wall_ms: 0 };
                 match end {
                     End::Settle => {
                         reported = reported.saturating_add(act);
@@ -1636,8 +1684,8 @@ mod tests {
                             overrun_seen = true;
                             for o in &s.overruns {
                                 let blocked = match &o.scope {
-                                    Scope::Task(t) => ledger.reserve(t, Usage::default()),
-                                    _ => ledger.reserve("fresh", Usage::default()),
+                                    Scope::Task(t) => ledger.reserve(t, Spend::default()),
+                                    _ => ledger.reserve("fresh", Spend::default()),
                                 };
                                 prop_assert!(matches!(blocked, Err(FenceError::BudgetExceeded(_))));
                             }
@@ -1663,7 +1711,7 @@ mod tests {
             // Every unit charged is in the run account, and in exactly one task account.
             prop_assert_eq!(ledger.run_used(), reported);
             let per_task = (0..4).map(|t| ledger.task_used(&format!("T{t}")))
-                .fold(Usage::default(), Usage::saturating_add);
+                .fold(Spend::default(), Spend::saturating_add);
             prop_assert_eq!(per_task, reported);
         }
     }

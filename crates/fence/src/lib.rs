@@ -44,16 +44,16 @@
 //!
 //! # Example
 //! ```
-//! use lightsout_fence::budget::{BudgetConfig, BudgetLedger, Limits, Usage};
+//! use lightsout_fence::budget::{BudgetConfig, BudgetLedger, Limits, Spend};
 //!
 //! let config = BudgetConfig {
 //!     per_task: Limits { attempts: Some(2), tokens: Some(1_000), ..Limits::default() },
 //!     ..BudgetConfig::default()
 //! };
 //! let ledger = BudgetLedger::in_memory(config);
-//! let reservation = ledger.reserve("T1", Usage::tokens(400))?;
+//! let reservation = ledger.reserve("T1", Spend::tokens(400))?;
 //! // ... run the agent here ...
-//! let settled = ledger.settle(reservation, Usage::tokens(350))?;
+//! let settled = ledger.settle(reservation, Spend::tokens(350))?;
 //! assert!(settled.overruns.is_empty());
 //! assert_eq!(ledger.task_used("T1").tokens, 350);
 //! # Ok::<(), lightsout_fence::FenceError>(())
@@ -205,7 +205,7 @@ mod tests {
 
     use super::FenceError;
     use super::audit::{AuditKind, AuditLog, AuditRecord, verify};
-    use super::budget::{BudgetConfig, BudgetLedger, Limits, Usage};
+    use super::budget::{BudgetConfig, BudgetLedger, Limits, Spend};
     use super::holdout::{Canaries, Crossing, CrossingKind};
     use super::policy::{Fence, FenceConfig};
     use serde_json::json;
@@ -289,12 +289,12 @@ mod tests {
                 &self.main,
                 &["worktree", "add", "-q", "-b", &branch, wt.to_str().unwrap()],
             );
-            let reservation = self.ledger.reserve(task, Usage::tokens(1_000)).unwrap();
+            let reservation = self.ledger.reserve(task, Spend::tokens(1_000)).unwrap();
             let cmd = self.fence.command("sh", ["-c", script], &wt).unwrap();
             let out = self.fence.run(cmd, None, &wt).unwrap();
             let reported: serde_json::Value =
                 serde_json::from_slice(&out.stdout).unwrap_or(json!({}));
-            let usage = Usage {
+            let usage = Spend {
                 tokens: reported["tokens"].as_u64().unwrap_or(0),
                 wall_ms: out.wall_ms,
                 usd_micros: 0,
@@ -403,11 +403,11 @@ mod tests {
         );
         // The over-budget task is blocked; the others can go on.
         assert!(matches!(
-            h.ledger.reserve("T7", Usage::default()),
+            h.ledger.reserve("T7", Spend::default()),
             Err(FenceError::BudgetExceeded(_))
         ));
         h.ledger
-            .release(h.ledger.reserve("T8", Usage::tokens(10)).unwrap())
+            .release(h.ledger.reserve("T8", Spend::tokens(10)).unwrap())
             .unwrap();
         assert!(worktrees.join("T8/done.txt").is_file());
         // Main's branch never moved, and the log is intact.

@@ -11,6 +11,10 @@
 //!   (which cannot be switched off by one name, since an agent picks the driver's name),
 //!   each blanked through `GIT_CONFIG_COUNT` ([`apply_overrides`]).
 //! - [`command_without_drivers`]: both at once, for synchronous callers.
+//! - With the `ops` feature: `ops::Git`, the factory's async runner over [`command`]
+//!   (worktrees, commits, rebases, compare-and-swap ref updates, a count of the ref-moving
+//!   commands it started), and `integrity`, the snapshot of the common git directory taken
+//!   before an agent runs and checked and restored after it, with the `[store]` caps.
 //! - [`remote`]: clone, fetch and compare-and-swap pushes against a fleet's shared remote, each
 //!   allowing only the remote's own transport.
 //!
@@ -84,7 +88,16 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "ops")]
+mod error;
+#[cfg(feature = "ops")]
+pub mod integrity;
+#[cfg(feature = "ops")]
+pub mod ops;
 pub mod remote;
+
+#[cfg(feature = "ops")]
+pub use error::Error;
 
 use std::ffi::OsString;
 use std::io;

@@ -1,9 +1,9 @@
 //! The outcome report of a factory run: `report.json` for programs and `report.html` for the human
 //! at the outcome end, who decides from this page alone whether to ship or to refine the spec.
 //!
-//! This crate is fed plain data: it knows nothing of journals, run directories or holdout
-//! results. `lightsout-factory` (`outcome::build_report`) reads a run directory and builds the
-//! [`RunReport`]; this crate models it, renders it and writes it.
+//! [`outcome::build_report`] reads a run directory (the journal, the holdout's result files, the
+//! specs, the memory database) and builds the [`RunReport`], plain data; the rest of the crate
+//! models it, renders it and writes it, knowing nothing of where the data came from.
 //!
 //! # Brief overview
 //! - [`RunReport`] is the data model of `report.json` (serde, with a JSON Schema from schemars, see
@@ -15,6 +15,8 @@
 //! - [`render_html`] renders one self-contained page: inline CSS, the task graph as inline SVG laid
 //!   out by wave ([`compute_waves`]), no script, no fetch (a Content-Security-Policy `<meta>`
 //!   forbids them, see [`CONTENT_SECURITY_POLICY`]), every string HTML-escaped. Incidents come first.
+//! - [`outcome`]: [`build_report`] and [`write_run_report`] for run `<id>` in
+//!   `.lightsout/runs/<id>/` ([`run_dir`]).
 //! - [`write_report`] writes both files atomically (temporary file, fsync, rename);
 //!   [`read_report`] reads `report.json` back, for `lightsout report RUN`.
 //!
@@ -53,6 +55,7 @@
 mod html;
 mod layout;
 mod model;
+pub mod outcome;
 
 #[cfg(test)]
 mod browser_tests;
@@ -69,6 +72,9 @@ pub use model::{
     GateOutcome, GateVerdict, Incident, IncidentKind, LessonRecord, Orphans, PolicyRuleRef,
     RequirementOutcome, RunReport, SCHEMA_VERSION, Satisfaction, SpecRef, StrengthOutcome,
     SurvivorRecord, TaskOutcome, TaskStatus, Totals, UnknownRequirementRef,
+};
+pub use outcome::{
+    COVERAGE_JSON, STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report,
 };
 
 /// File name of the JSON report inside a run directory.
@@ -124,6 +130,69 @@ pub enum ReportError {
     /// The report could not be serialised (not expected: every field is plain data).
     #[error("cannot serialise the report")]
     Serialise(#[source] serde_json::Error),
+}
+
+/// Why the outcome of a run directory could not be built ([`outcome`]). `lightsout-factory`
+/// turns each variant into its own variant of the same name and message.
+#[derive(Debug, thiserror::Error)]
+pub enum OutcomeError {
+    /// No run with that id, or an id that is not a plain name.
+    #[error("no run `{0}` in .lightsout/runs; list them with `ls .lightsout/runs`")]
+    UnknownRun(String),
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal is unreadable, or a file beside it could not be serialised.
+    #[error("journal {path}: {message}")]
+    Journal {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A journal line is not an entry; the message names the journal and the line, the
+    /// source is the JSON error.
+    #[error(transparent)]
+    JournalEntry(lightsout_journal::Error),
+    /// The report could not be written.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+impl OutcomeError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        OutcomeError::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The journal's errors keep their variant and message.
+impl From<lightsout_journal::Error> for OutcomeError {
+    fn from(e: lightsout_journal::Error) -> Self {
+        match e {
+            lightsout_journal::Error::Io {
+                action,
+                path,
+                source,
+            } => OutcomeError::Io {
+                action,
+                path,
+                source,
+            },
+            other => OutcomeError::JournalEntry(other),
+        }
+    }
 }
 
 /// Writes `report.json` and `report.html` into `dir` (created if missing) and returns their paths,

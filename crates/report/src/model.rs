@@ -369,6 +369,8 @@ pub struct Satisfaction {
 
 impl Satisfaction {
     /// Builds the rate and Wilson 95% interval from counts (`passes` is capped at `trials`).
+    /// The interval is the gate's own, [`lightsout_eval::stats::wilson95`], so a report's
+    /// satisfaction carries the very interval the gate judged with.
     ///
     /// The three shares are rounded to 6 decimal places, so that `report.json` holds short numbers
     /// that read back bit for bit.
@@ -377,7 +379,8 @@ impl Satisfaction {
     /// JASA 22 (1927); the same figures as statsmodels' `proportion_confint(method="wilson")`.
     pub fn from_counts(passes: u32, trials: u32) -> Self {
         let passes = passes.min(trials);
-        let (lower, upper) = wilson95(passes, trials);
+        let w = lightsout_eval::stats::wilson95(passes, trials);
+        let (lower, upper) = (w.low, w.high);
         let rate = if trials == 0 {
             0.0
         } else {
@@ -391,36 +394,6 @@ impl Satisfaction {
             upper: round6(upper),
         }
     }
-}
-
-/// The two-sided 95% normal quantile, `Φ⁻¹(0.975)`.
-const Z95: f64 = 1.959_963_984_540_054;
-
-/// The Wilson 95% score interval `(lower, upper)` of `passes` (at most `trials`) out of `trials`;
-/// `(0, 1)` when `trials == 0`.
-///
-/// The same formula, in the same floating-point steps, as `lightsout_eval::stats::wilson95`
-/// (Wilson 1927, statsmodels' `proportion_confint(method="wilson")`), so that a report's
-/// satisfaction carries the very interval the gate judged with; a test in `lightsout-factory`
-/// (which links both) holds the two equal bit for bit. It is repeated here so that this crate,
-/// fed plain data, does not link the holdout engine.
-fn wilson95(passes: u32, trials: u32) -> (f64, f64) {
-    if trials == 0 {
-        return (0.0, 1.0);
-    }
-    let n = f64::from(trials);
-    let p = f64::from(passes.min(trials)) / n;
-    let z2 = Z95 * Z95;
-    let denom = 1.0 + z2 / n;
-    let centre = (p + z2 / (2.0 * n)) / denom;
-    let half = Z95 / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    let low = (centre - half).clamp(0.0, 1.0);
-    let high = (centre + half).clamp(low, 1.0);
-    // Exact edges: the formula gives 0 and 1 up to rounding at p = 0 and p = 1.
-    (
-        if passes == 0 { 0.0 } else { low },
-        if passes >= trials { 1.0 } else { high },
-    )
 }
 
 /// `v` rounded to 6 decimal places (the nearest `f64` to the 6-decimal value, which a JSON reader

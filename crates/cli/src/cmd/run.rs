@@ -301,7 +301,7 @@ fn enqueue_fleet(
     }
     let gate = spec_gates(&loaded.specs, repo);
     let plan = SpecPlanner.plan(&loaded.specs)?;
-    plan.validate()?;
+    lightsout_factory::PlanCheck::validate(&plan)?;
     let run = args.run_id.clone().unwrap_or_else(fleet::new_run_id);
     anyhow::ensure!(
         lightsout_factory::plan::valid_task_id(&run),

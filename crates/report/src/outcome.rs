@@ -23,14 +23,14 @@
 //!
 //! Failed attempts at the `policy` or `guards` stage become incidents at the top of the page.
 
-use crate::Error;
-use crate::report::{
-    self, AgentKind, AgentLabel, FailureRecord, GateOutcome, GateVerdict, Incident, IncidentKind,
-    RequirementOutcome, RunReport, Satisfaction, SpecRef, TaskOutcome,
+use crate::OutcomeError as Error;
+use crate::{
+    self as report, AgentKind, AgentLabel, FailureRecord, GateOutcome, GateVerdict, Incident,
+    IncidentKind, RequirementOutcome, RunReport, Satisfaction, SpecRef, TaskOutcome,
 };
-use crate::state::{AttemptRecord, RunState, TaskPhase, TaskState};
 use lightsout_eval::HoldoutCoverage;
 use lightsout_eval::{GateStatus, RunResult};
+use lightsout_journal::state::{AttemptRecord, RunState, TaskPhase, TaskState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
@@ -67,7 +67,7 @@ struct EvalFile {
 ///
 /// # Errors
 /// [`Error::UnknownRun`] when the run id is not a plain name or has no journal;
-/// [`Error::Journal`]/[`Error::Io`] when the journal cannot be read.
+/// [`Error::JournalEntry`]/[`Error::Io`] when the journal cannot be read.
 pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
     if run_id.is_empty()
         || run_id.starts_with('.')
@@ -77,7 +77,7 @@ pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
         return Err(Error::UnknownRun(run_id.to_owned()));
     }
     let dir = run_dir(repo, run_id);
-    let entries = crate::journal::read(&dir.join("journal.jsonl"))?;
+    let entries = lightsout_journal::read(&dir.join("journal.jsonl"))?;
     let state = RunState::replay(&entries);
     let (evals, unreadable) = read_evals(&dir.join("eval"))?;
     let specs = load_specs(repo, &state);
@@ -93,17 +93,17 @@ pub fn build_report(repo: &Path, run_id: &str) -> Result<RunReport, Error> {
 
 /// Writes `eval/coverage.json` of run `run_id` from the holdout's scenario files, unless it
 /// is there already (the coverage the run was judged with stays as it was). Best effort: no
-/// configuration, no holdout or no scenario files leave the coverage unknown.
-fn freeze_coverage(repo: &Path, run_id: &str) -> Result<(), Error> {
+/// holdout directory (`holdout_dir` gives `None`) or no scenario files leave the coverage unknown.
+fn freeze_coverage(
+    repo: &Path,
+    run_id: &str,
+    holdout_dir: impl FnOnce() -> Option<PathBuf>,
+) -> Result<(), Error> {
     let path = run_dir(repo, run_id).join("eval").join(COVERAGE_JSON);
     if path.exists() {
         return Ok(());
     }
-    let Ok(config) = crate::Config::load(&repo.join("lightsout.toml")) else {
-        return Ok(());
-    };
-    let env = std::env::var("LIGHTSOUT_HOLDOUT").ok();
-    let Some(dir) = config.holdout_dir(env.as_deref()) else {
+    let Some(dir) = holdout_dir() else {
         return Ok(());
     };
     let Ok(Some(coverage)) = HoldoutCoverage::of_dir(&dir) else {
@@ -116,7 +116,7 @@ fn freeze_coverage(repo: &Path, run_id: &str) -> Result<(), Error> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
     }
-    crate::journal::write_atomic(&path, &bytes)
+    lightsout_journal::write_atomic(&path, &bytes).map_err(Error::from)
 }
 
 /// The requirement id without its `spec#` qualifier.
@@ -204,12 +204,20 @@ fn names(r: &str, id: &str) -> bool {
 
 /// Builds the report of run `run_id` ([`build_report`]) and writes `report.json` and
 /// `report.html` into its run directory atomically; returns their paths, JSON first.
+/// `holdout_dir` gives the holdout directory (`lightsout.toml`'s `[holdout] path` or
+/// `LIGHTSOUT_HOLDOUT`); it is called only when the coverage is not frozen yet.
 ///
 /// # Errors
 /// Those of [`build_report`], and [`Error::Report`] when a file cannot be written.
-pub fn write_run_report(repo: &Path, run_id: &str) -> Result<(PathBuf, PathBuf), Error> {
-    if run_dir(repo, run_id).join("journal.jsonl").is_file() && crate::plan::valid_task_id(run_id) {
-        freeze_coverage(repo, run_id)?;
+pub fn write_run_report(
+    repo: &Path,
+    run_id: &str,
+    holdout_dir: impl FnOnce() -> Option<PathBuf>,
+) -> Result<(PathBuf, PathBuf), Error> {
+    if run_dir(repo, run_id).join("journal.jsonl").is_file()
+        && lightsout_core::valid_task_id(run_id)
+    {
+        freeze_coverage(repo, run_id, holdout_dir)?;
     }
     let report = build_report(repo, run_id)?;
     Ok(report::write_report(&run_dir(repo, run_id), &report)?)
@@ -771,8 +779,10 @@ fn incidents(state: &RunState) -> Vec<Incident> {
         for a in &t.attempts {
             let kind = match a.failed_stage.as_deref() {
                 Some("leak")
-                    if a.feedback.as_deref().map(crate::LeakClass::of_reason)
-                        == Some(crate::LeakClass::Canary) =>
+                    if a.feedback
+                        .as_deref()
+                        .map(lightsout_core::LeakClass::of_reason)
+                        == Some(lightsout_core::LeakClass::Canary) =>
                 {
                     IncidentKind::CanaryLeak
                 }
@@ -863,11 +873,11 @@ fn strength_outcome(r: &lightsout_eval::StrengthReport) -> report::StrengthOutco
 }
 
 /// The resolved policy's rules as the report lists them.
-fn policy_refs(policy: &lightsout_eval::GatePolicy) -> Vec<crate::report::PolicyRuleRef> {
+fn policy_refs(policy: &lightsout_eval::GatePolicy) -> Vec<report::PolicyRuleRef> {
     policy
         .rules
         .iter()
-        .map(|r| crate::report::PolicyRuleRef {
+        .map(|r| report::PolicyRuleRef {
             rule: lightsout_eval::gate::rule_label(r),
             source: r.source.clone().unwrap_or_else(|| "unknown".to_owned()),
             trials: lightsout_eval::gate::rule_min_trials(r),
@@ -878,11 +888,10 @@ fn policy_refs(policy: &lightsout_eval::GatePolicy) -> Vec<crate::report::Policy
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Entry, Journal};
-    use crate::plan::{Plan, Task};
     use lightsout_agent::{Outcome, Usage};
     use lightsout_eval::stats::{Sequential, TrialStats};
     use lightsout_eval::{CheckKind, GateReason, GateStatus, ScenarioResult, Summary};
+    use lightsout_journal::{Entry, Journal, Plan, Task};
 
     fn task(id: &str, reqs: &[&str], deps: &[&str]) -> Task {
         Task {
@@ -1062,8 +1071,8 @@ mod tests {
         .to_string()
     }
 
-    /// `lightsout-report` computes its satisfactions' Wilson interval itself (it does not link
-    /// the holdout engine); it must be the very interval the gate judged with.
+    /// A report's satisfaction carries the very interval the gate judged with, rounded to 6
+    /// decimal places and no further.
     #[test]
     fn report_satisfaction_is_the_gates_wilson_interval() {
         let round6 = |v: f64| (v * 1e6).round() / 1e6;
@@ -1091,7 +1100,7 @@ mod tests {
         fabricate(repo.path());
         // T1 only (merged at m1), with a spec rule asking for strength.
         let dir = run_dir(repo.path(), "r1");
-        let entries = crate::journal::read(&dir.join("journal.jsonl")).unwrap();
+        let entries = lightsout_journal::read(&dir.join("journal.jsonl")).unwrap();
         std::fs::remove_file(dir.join("journal.jsonl")).unwrap();
         let mut j = Journal::open(&dir.join("journal.jsonl")).unwrap();
         let rule = lightsout_eval::GatePolicy::from_toml("[[rule]]\nmin_strength = 0.6\n").unwrap();
@@ -1318,7 +1327,7 @@ mod tests {
         fabricate(repo.path());
         // Drop T2 from the story: rewrite the journal with T1 only.
         let dir = run_dir(repo.path(), "r1");
-        let entries = crate::journal::read(&dir.join("journal.jsonl")).unwrap();
+        let entries = lightsout_journal::read(&dir.join("journal.jsonl")).unwrap();
         std::fs::remove_file(dir.join("journal.jsonl")).unwrap();
         let mut j = Journal::open(&dir.join("journal.jsonl")).unwrap();
         for e in entries {
@@ -1351,7 +1360,7 @@ mod tests {
         }
         std::fs::remove_file(dir.join("eval").join("T1-3-merged.json")).unwrap();
         std::fs::remove_dir_all(dir.join("eval").join("T2-1-candidate.x1Y2z3")).unwrap();
-        let (json, html) = write_run_report(repo.path(), "r1").unwrap();
+        let (json, html) = write_run_report(repo.path(), "r1", || None).unwrap();
         let back = report::read_report(&json).unwrap();
         assert_eq!(back.gate.outcome, GateOutcome::Pass, "{:?}", back.gate);
         assert!(

@@ -44,7 +44,7 @@ pub enum Entry {
         strength: bool,
     },
     /// A task is not built again: its input key matches the one kept from `built_by` and its
-    /// commit is on main (see [`crate::inputs`]). It counts as merged at `commit`.
+    /// commit is on main (see `lightsout_factory::inputs`). It counts as merged at `commit`.
     TaskUnchanged {
         /// Task id.
         task: String,
@@ -169,7 +169,7 @@ pub struct Journal {
 /// Reads every complete entry of the journal at `path`, ignoring a partial last line.
 ///
 /// # Errors
-/// [`Error::Journal`] when a complete line is not a valid entry, [`Error::Io`] when the file
+/// [`Error::Line`] when a complete line is not a valid entry, [`Error::Io`] when the file
 /// cannot be read.
 pub fn read(path: &Path) -> Result<Vec<Entry>, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("read journal", path, e))?;
@@ -182,9 +182,10 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, Error> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let e: Entry = serde_json::from_slice(line).map_err(|e| Error::Journal {
+        let e: Entry = serde_json::from_slice(line).map_err(|source| Error::Line {
             path: path.to_owned(),
-            message: format!("line {}: {e}", n + 1),
+            line: n + 1,
+            source,
         })?;
         out.push(e);
     }
@@ -227,11 +228,12 @@ impl Journal {
     /// Appends `entry` as one line and `fsync`s it.
     ///
     /// # Errors
-    /// [`Error::Io`] when writing or syncing fails.
+    /// [`Error::Io`] when writing or syncing fails, [`Error::Serialise`] when the entry cannot
+    /// be serialised (not expected: entries are plain data).
     pub fn append(&mut self, entry: &Entry) -> Result<(), Error> {
-        let mut line = serde_json::to_vec(entry).map_err(|e| Error::Journal {
+        let mut line = serde_json::to_vec(entry).map_err(|source| Error::Serialise {
             path: self.path.clone(),
-            message: e.to_string(),
+            source,
         })?;
         line.push(b'\n');
         self.file
@@ -281,6 +283,28 @@ mod tests {
         let p = d.path().join("j.jsonl");
         std::fs::write(&p, "not json\n").unwrap();
         assert!(read(&p).unwrap_err().to_string().contains("line 1"));
+    }
+
+    /// The message names the journal and the line; the JSON error is the source, so a chain
+    /// printer (`anyhow`'s `{:#}`) prints what the message alone used to: the cause once.
+    #[test]
+    fn a_corrupt_line_keeps_the_json_error_as_its_source() {
+        use std::error::Error as _;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("j.jsonl");
+        std::fs::write(
+            &p,
+            "{\"entry\":\"checkout_synced\",\"commit\":\"abc\"}\nnot json\n",
+        )
+        .unwrap();
+        let err = read(&p).unwrap_err();
+        let cause = serde_json::from_slice::<Entry>(b"not json").unwrap_err();
+        assert_eq!(err.to_string(), format!("journal {}: line 2", p.display()));
+        assert_eq!(
+            err.source().map(ToString::to_string),
+            Some(cause.to_string())
+        );
+        assert!(err.source().and_then(|s| s.source()).is_none());
     }
 
     #[test]

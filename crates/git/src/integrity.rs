@@ -24,14 +24,14 @@
 //! queue). A change to main is accepted when it lands on a value the factory recorded (its
 //! `main_head` or a verified merge); a change to another task's ref is accepted only when
 //! the factory ran a ref-moving git command during the attempt
-//! ([`ref_writes`](crate::git::ref_writes)); refs of this task, unknown refs in the run's
+//! ([`ref_writes`](crate::ops::ref_writes)); refs of this task, unknown refs in the run's
 //! namespace and replace refs are never accepted.
 //!
 //! [`StoreCaps`] (`[store]` in `lightsout.toml`) bounds what an attempt can make the factory
 //! commit, measured from file metadata before `git add` (nothing is read).
 
 use crate::Error;
-use crate::git::{Git, ref_writes};
+use crate::ops::{Git, ref_writes};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -236,15 +236,15 @@ impl fmt::Display for Breach {
 
 /// Who the refs belong to, and which values of main the factory itself may have set.
 #[derive(Debug, Clone)]
-pub(crate) struct Scope {
+pub struct Scope {
     /// The run id.
-    pub(crate) run_id: String,
+    pub run_id: String,
     /// Main's branch name (without `refs/heads/`).
-    pub(crate) main: String,
+    pub main: String,
     /// The task of this attempt.
-    pub(crate) task: String,
+    pub task: String,
     /// Every task id of the run.
-    pub(crate) tasks: BTreeSet<String>,
+    pub tasks: BTreeSet<String>,
 }
 
 impl Scope {
@@ -273,11 +273,11 @@ impl Scope {
 
 /// What the factory's own records say main may be after the attempt.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct MainRecord {
+pub struct MainRecord {
     /// Main as the factory last merged it: where main is restored to.
-    pub(crate) head: String,
+    pub head: String,
     /// Commits the factory verified and may be fast-forwarding main to right now.
-    pub(crate) verified: Vec<String>,
+    pub verified: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,7 +304,7 @@ const MAX_WALK: usize = 4096;
 
 /// The state an attempt must leave as it found it. See the module docs.
 #[derive(Debug)]
-pub(crate) struct Snapshot {
+pub struct Snapshot {
     common: PathBuf,
     worktree: PathBuf,
     scope: Scope,
@@ -371,7 +371,7 @@ impl Snapshot {
     /// deleted object can be linked back. Object files are written once and never changed
     /// in place by git, so a link is a copy. Where linking fails (another file system), the
     /// copy is skipped and deletions are only detected.
-    pub(crate) async fn take(
+    pub async fn take(
         repo: &Git,
         worktree: &Path,
         scope: Scope,
@@ -423,7 +423,7 @@ impl Snapshot {
     ///
     /// # Errors
     /// [`Error::Git`] when the refs cannot be listed at all.
-    pub(crate) async fn verify(
+    pub async fn verify(
         &self,
         repo: &Git,
         main: &MainRecord,
@@ -661,7 +661,7 @@ async fn restore_ref(repo: &Git, common: &Path, name: &str, target: Option<&Stri
     }
     let file = common.join(name);
     match target {
-        Some(t) => crate::journal::write_atomic(&file, format!("{t}\n").as_bytes()).is_ok(),
+        Some(t) => lightsout_stdx::write_atomic(&file, format!("{t}\n").as_bytes()).is_ok(),
         None => std::fs::remove_file(&file).is_ok(),
     }
 }
@@ -677,7 +677,7 @@ fn restore_file(p: &Path, before: &FileSnap) -> bool {
         }
         FileSnap::Kept { bytes, mode } => {
             let _ = std::fs::remove_file(p);
-            crate::journal::write_atomic(p, bytes).is_ok()
+            lightsout_stdx::write_atomic(p, bytes).is_ok()
                 && std::fs::set_permissions(p, std::fs::Permissions::from_mode(*mode)).is_ok()
         }
         // Too large to have been kept: cannot be put back.
@@ -692,7 +692,7 @@ fn restore_file(p: &Path, before: &FileSnap) -> bool {
 ///
 /// # Errors
 /// [`Error::Git`] when `git status` fails.
-pub(crate) async fn over_caps(g: &Git, caps: &StoreCaps) -> Result<Vec<Breach>, Error> {
+pub async fn over_caps(g: &Git, caps: &StoreCaps) -> Result<Vec<Breach>, Error> {
     let text = g
         .run(&[
             "status",

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// File name of the run state inside `.lightsout/runs/<id>/`: `{"schema": "lightsout-run/1",
 /// "totals": ..., "run": RunState}`, rewritten atomically at the end of every run or resume.
-/// (`report.json` and `report.html` beside it are the outcome report, see [`crate::report`].)
+/// (`report.json` and `report.html` beside it are the outcome report, see `lightsout_report`.)
 pub const STATE_FILE: &str = "state.json";
 
 /// Where a task is.

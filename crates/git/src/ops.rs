@@ -1,7 +1,7 @@
 //! A thin async wrapper over the `git` command line (the real thing, no library
 //! reimplementation): worktrees, commits, rebases and compare-and-swap ref updates.
 //!
-//! Every command is built by [`lightsout_git::command`]: no configuration that runs code or
+//! Every command is built by [`crate::command`]: no configuration that runs code or
 //! changes what git reads takes effect (hooks, `core.fsmonitor`, pagers, editors, external
 //! diffs, transports), the repository's filter and merge drivers are blanked by name before
 //! each command, and git gets a clean environment, never the factory's own. See the
@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::process::Command;
-
-pub use lightsout_git::{COMMITTER_EMAIL, COMMITTER_NAME};
 
 /// Subcommands that only read refs, objects or configuration: they never run a filter or
 /// merge driver, so they skip the extra `git config --list` that blanks drivers.
@@ -53,40 +51,45 @@ static REF_WRITES: AtomicU64 = AtomicU64::new(0);
 /// How many ref-moving git commands the factory has started in this process so far. The
 /// integrity check compares it before and after an attempt: when it did not change, every
 /// ref that moved during the attempt was moved by someone other than the factory.
-pub(crate) fn ref_writes() -> u64 {
+pub fn ref_writes() -> u64 {
     REF_WRITES.load(Ordering::SeqCst)
 }
 
 /// Git run in one directory (a repository or a worktree).
 #[derive(Debug, Clone)]
-pub(crate) struct Git {
+pub struct Git {
     dir: PathBuf,
 }
 
 /// Captured result of a git command that may fail for ordinary reasons (a conflict).
-pub(crate) struct Out {
-    pub(crate) ok: bool,
-    pub(crate) stdout: String,
-    pub(crate) stderr: String,
+pub struct Out {
+    /// Whether git exited with status 0.
+    pub ok: bool,
+    /// Its stdout, lossily decoded.
+    pub stdout: String,
+    /// Its stderr, lossily decoded.
+    pub stderr: String,
 }
 
 impl Git {
-    pub(crate) fn new(dir: impl Into<PathBuf>) -> Self {
+    /// Git run in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
         Git { dir: dir.into() }
     }
 
-    pub(crate) fn dir(&self) -> &Path {
+    /// The directory git runs in.
+    pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Runs git and returns its output, whether or not it succeeded.
-    pub(crate) async fn out(&self, args: &[&str]) -> Result<Out, Error> {
+    pub async fn out(&self, args: &[&str]) -> Result<Out, Error> {
         if args.first().is_some_and(|a| REF_WRITERS.contains(a)) {
             REF_WRITES.fetch_add(1, Ordering::SeqCst);
         }
-        let mut cmd = lightsout_git::command(&self.dir, args);
+        let mut cmd = crate::command(&self.dir, args);
         if !args.first().is_some_and(|a| NO_DRIVERS.contains(a)) {
-            let listing = Command::from(lightsout_git::drivers_listing(&self.dir))
+            let listing = Command::from(crate::drivers_listing(&self.dir))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .output()
@@ -98,10 +101,7 @@ impl Git {
                 })?;
             // Outside a repository there is nothing to list; inside one, a configuration
             // git cannot read fails the command itself below.
-            lightsout_git::apply_overrides(
-                &mut cmd,
-                &lightsout_git::driver_overrides(&listing.stdout),
-            );
+            crate::apply_overrides(&mut cmd, &crate::driver_overrides(&listing.stdout));
         }
         let out = Command::from(cmd).output().await.map_err(|e| Error::Io {
             action: "run git",
@@ -122,7 +122,7 @@ impl Git {
     ///
     /// # Errors
     /// [`Error::Git`] when git exits non-zero.
-    pub(crate) async fn run(&self, args: &[&str]) -> Result<String, Error> {
+    pub async fn run(&self, args: &[&str]) -> Result<String, Error> {
         let o = self.out(args).await?;
         if o.ok {
             Ok(o.stdout.trim_end().to_owned())
@@ -135,7 +135,11 @@ impl Git {
         }
     }
 
-    pub(crate) async fn rev(&self, rev: &str) -> Result<String, Error> {
+    /// The commit `rev` names (`rev-parse --verify rev^{commit}`).
+    ///
+    /// # Errors
+    /// [`Error::Git`] when `rev` names no commit.
+    pub async fn rev(&self, rev: &str) -> Result<String, Error> {
         self.run(&[
             "rev-parse",
             "--verify",
@@ -145,7 +149,8 @@ impl Git {
         .await
     }
 
-    pub(crate) async fn try_rev(&self, rev: &str) -> Result<Option<String>, Error> {
+    /// The commit `rev` names, or `None` when it names none.
+    pub async fn try_rev(&self, rev: &str) -> Result<Option<String>, Error> {
         let o = self
             .out(&[
                 "rev-parse",
@@ -158,12 +163,12 @@ impl Git {
     }
 
     /// Whether `a` is an ancestor of (or equal to) `b`.
-    pub(crate) async fn is_ancestor(&self, a: &str, b: &str) -> Result<bool, Error> {
+    pub async fn is_ancestor(&self, a: &str, b: &str) -> Result<bool, Error> {
         Ok(self.out(&["merge-base", "--is-ancestor", a, b]).await?.ok)
     }
 
     /// A path inside this checkout's git dir (`rev-parse --git-path`).
-    pub(crate) async fn git_path(&self, name: &str) -> Result<PathBuf, Error> {
+    pub async fn git_path(&self, name: &str) -> Result<PathBuf, Error> {
         let p = self.run(&["rev-parse", "--git-path", name]).await?;
         let p = PathBuf::from(p);
         Ok(if p.is_absolute() { p } else { self.dir.join(p) })
@@ -171,7 +176,7 @@ impl Git {
 
     /// Stages everything and commits it; returns the new HEAD, or `None` when there was
     /// nothing to commit.
-    pub(crate) async fn commit_all(&self, message: &str) -> Result<Option<String>, Error> {
+    pub async fn commit_all(&self, message: &str) -> Result<Option<String>, Error> {
         self.run(&["add", "-A"]).await?;
         let status = self.run(&["status", "--porcelain"]).await?;
         if status.trim().is_empty() {
@@ -183,7 +188,7 @@ impl Git {
     }
 
     /// Files with conflicts in the current merge/rebase state.
-    pub(crate) async fn conflicted_files(&self) -> Result<Vec<String>, Error> {
+    pub async fn conflicted_files(&self) -> Result<Vec<String>, Error> {
         let s = self
             .run(&["diff", "--name-only", "--diff-filter=U"])
             .await?;
@@ -194,7 +199,7 @@ impl Git {
     }
 
     /// Whether a rebase is in progress in this checkout.
-    pub(crate) async fn rebase_in_progress(&self) -> Result<bool, Error> {
+    pub async fn rebase_in_progress(&self) -> Result<bool, Error> {
         for d in ["rebase-merge", "rebase-apply"] {
             if self.git_path(d).await?.exists() {
                 return Ok(true);

@@ -71,18 +71,19 @@
 //! `[budget.run]`, `[budget.day]` caps with `attempts`, `wall_ms`, `tokens`, `usd`, and
 //! `[budget.call]`, what each agent call reserves) and `[fence]`
 //! ([`FenceConfig`](lightsout_fence::policy::FenceConfig)) and `[store]`
-//! ([`StoreCaps`](crate::integrity::StoreCaps): `max_file_bytes`, `max_diff_bytes`,
+//! ([`StoreCaps`](lightsout_git::integrity::StoreCaps): `max_file_bytes`, `max_diff_bytes`,
 //! `max_files`) are optional. Sections other
 //! stages own (`[gate]`, `[strength]`, `[tuning]`) are kept as raw TOML for them; `[tuning]` is
 //! checked strictly by `lightsout-tune` when the config is parsed.
 
+mod error;
 mod explain;
 mod strict;
 
 pub use explain::{Explained, Source, Value as ExplainedValue, explain};
 pub use strict::{did_you_mean, nearest};
 
-use crate::Error;
+pub use error::Error;
 use lightsout_agent::{OutputFormat, ProcessLimits, PromptMode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -292,8 +293,8 @@ pub struct Config {
     pub fence: lightsout_fence::policy::FenceConfig,
     /// `[store]`: caps on what one attempt can make the factory commit (one file, all
     /// files, the number of paths), checked before `git add`.
-    /// Default: [`StoreCaps::default`](crate::integrity::StoreCaps) (10 MiB, 50 MiB, 10,000).
-    pub store: crate::integrity::StoreCaps,
+    /// Default: [`StoreCaps::default`](lightsout_git::integrity::StoreCaps) (10 MiB, 50 MiB, 10,000).
+    pub store: lightsout_git::integrity::StoreCaps,
     /// `[gate]`: more gate rules, raw TOML for `lightsout-eval`'s `GatePolicy`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<toml::Value>,
