@@ -85,9 +85,11 @@ enum Command {
     #[command(subcommand)]
     Tune(cmd::tune::TuneCommand),
     /// One worker of a fleet: claims tasks from a shared store (`--store postgres://…` or a
-    /// `SQLite` file) with leases and fencing tokens, `--jobs N` at once, and runs the command
-    /// after `--` for each until none is left; `worker enqueue RUN TASK...` and `worker status
-    /// RUN` feed and show a run. Exit 0 all done, 1 some task failed or its claim was lost.
+    /// `SQLite` file) with leases and fencing tokens, `--jobs N` at once, and builds each with
+    /// the factory on its own clone of `--repo REMOTE`, merging into the remote's main (the
+    /// plans come from `lightsout run --store`), or runs the command after `--` for each, until
+    /// none is left; `worker enqueue RUN TASK...` and `worker status RUN` feed and show a run.
+    /// Exit 0 all done, 1 some task failed or its claim was lost.
     Worker(cmd::worker::WorkerArgs),
 }
 

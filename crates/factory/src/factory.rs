@@ -8,6 +8,7 @@
 use crate::checks::run_checks;
 use crate::config::{Config, check_holdout_location};
 use crate::event::Event;
+use crate::fleet::MergeTarget;
 use crate::git::Git;
 use crate::journal::{Entry, Journal, write_atomic};
 use crate::plan::{Plan, PlanCheck as _, Task};
@@ -50,6 +51,11 @@ pub struct RunOptions {
     /// Build every task, even those whose input key is unchanged and whose work is on main
     /// (`run --rebuild`). Without it such tasks are journaled as unchanged and not built.
     pub rebuild: bool,
+    /// Tasks of the plan already merged on main by someone else (a fleet's other workers),
+    /// each with the commit that merged it: journaled as unchanged at that commit before any
+    /// work starts, so they count as merged and their requirements join the regression
+    /// bucket of the merged result (see [`crate::fleet`]).
+    pub merged: BTreeMap<String, String>,
 }
 
 /// The factory: agents, stages and configuration for running plans on a repository.
@@ -71,6 +77,8 @@ pub struct Factory {
     env: BTreeMap<String, String>,
     memory_is_default: bool,
     guard_is_default: bool,
+    /// Where merges publish main ([`crate::fleet::LocalMain`] unless a fleet worker says).
+    target: Arc<dyn MergeTarget>,
 }
 
 impl std::fmt::Debug for Factory {
@@ -206,7 +214,16 @@ impl Factory {
             env,
             memory_is_default: true,
             guard_is_default: true,
+            target: Arc::new(crate::fleet::LocalMain),
         })
+    }
+
+    /// Publishes merges through `target` instead of moving the repository's own main (a
+    /// fleet worker's [`crate::fleet::RemoteMain`]).
+    #[must_use]
+    pub fn with_merge_target(mut self, target: Arc<dyn MergeTarget>) -> Self {
+        self.target = target;
+        self
     }
 
     /// Uses `agent` for profile `name` (replacing the configured one).
@@ -448,7 +465,17 @@ impl Factory {
         };
         journal.append(&start)?;
         let mut entries = vec![start];
-        for e in self.unchanged(&entries[0], opts.rebuild).await? {
+        let mut unchanged = self.unchanged(&entries[0], opts.rebuild).await?;
+        let ours: Vec<Entry> = merged_elsewhere(&entries[0], &opts.merged)
+            .into_iter()
+            .filter(|e| {
+                !unchanged
+                    .iter()
+                    .any(|u| unchanged_task(u) == unchanged_task(e))
+            })
+            .collect();
+        unchanged.extend(ours);
+        for e in unchanged {
             journal.append(&e)?;
             entries.push(e);
         }
@@ -952,6 +979,7 @@ impl Factory {
             resumed,
             own: self.own_digests(&plan, &policy),
             policy,
+            target: self.target.clone(),
         });
         inner.announce_start(plan.tasks.len(), resumed);
         let mut sched = plan.scheduler()?;
@@ -966,6 +994,32 @@ impl Factory {
         inner.strength_after_run().await?;
         inner.finish().await
     }
+}
+
+/// The task of a `TaskUnchanged` entry.
+fn unchanged_task(e: &Entry) -> Option<&str> {
+    match e {
+        Entry::TaskUnchanged { task, .. } => Some(task),
+        _ => None,
+    }
+}
+
+/// The `TaskUnchanged` entries (built by `fleet`) of the tasks of `start`'s plan that
+/// `merged` says are on main already, each at its commit.
+fn merged_elsewhere(start: &Entry, merged: &BTreeMap<String, String>) -> Vec<Entry> {
+    let Entry::RunStarted { plan, .. } = start else {
+        return Vec::new();
+    };
+    plan.tasks
+        .iter()
+        .filter_map(|t| {
+            merged.get(&t.id).map(|commit| Entry::TaskUnchanged {
+                task: t.id.clone(),
+                commit: commit.clone(),
+                built_by: "fleet".into(),
+            })
+        })
+        .collect()
 }
 
 /// Takes the repository's run lock (`.lightsout/run.lock`, an exclusive `flock`): one
@@ -1111,7 +1165,7 @@ pub async fn describe_build(dir: &Path) -> Option<String> {
     })
 }
 
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!(
         "{:04}{:02}{:02}-{:02}{:02}{:02}-{}",
@@ -1185,6 +1239,8 @@ struct Inner {
     /// Each planned task's own input digest (see [`crate::inputs`]); a task missing here
     /// leaves no key.
     own: BTreeMap<String, String>,
+    /// Where merges publish main.
+    target: Arc<dyn MergeTarget>,
 }
 
 /// The first line of `s`, trimmed, at most 72 characters (a commit subject).
@@ -1939,8 +1995,26 @@ impl Inner {
         Ok(Step::Next)
     }
 
-    /// Rebases `task` onto main, verifies the merged result, and fast-forwards main.
+    /// Rebases `task` onto main, verifies the merged result, and fast-forwards main; the
+    /// step is redone on the new main when the merge target's main moved meanwhile (a
+    /// fleet's remote, see [`crate::fleet`]).
     async fn merge(&self, task_id: &str) -> Result<MergeOutcome, Error> {
+        const TRIES: u32 = 8;
+        for _ in 0..TRIES {
+            let step = self.merge_step(task_id).await;
+            self.target.end();
+            if let Some(outcome) = step? {
+                return Ok(outcome);
+            }
+        }
+        Err(Error::Stage {
+            stage: "merge",
+            message: format!("main moved under each of {TRIES} merges of {task_id}"),
+        })
+    }
+
+    /// One merge step of `task_id`: `None` when main moved before it could be published.
+    async fn merge_step(&self, task_id: &str) -> Result<Option<MergeOutcome>, Error> {
         let (task, wt, attempts_used, merges) = {
             let s = self.state();
             let t = s
@@ -1954,7 +2028,11 @@ impl Inner {
             )
         };
         let g = Git::new(&wt);
-        let onto = self.repo.rev(&self.main).await?;
+        let work = g.rev("HEAD").await?;
+        let onto = self
+            .target
+            .onto(self.repo.dir(), &self.main, task_id, &work)
+            .await?;
         self.record(&Entry::MergeStarted {
             task: task_id.to_owned(),
             onto: onto.clone(),
@@ -1977,7 +2055,10 @@ impl Inner {
                         stderr: o.stderr.trim().to_owned(),
                     });
                 }
-                return self.route_conflict(task_id, &task, &pre, files).await;
+                return self
+                    .route_conflict(task_id, &task, &pre, files)
+                    .await
+                    .map(Some);
             }
         }
         let head = g.rev("HEAD").await?;
@@ -1998,11 +2079,11 @@ impl Inner {
                 regression: merged_reqs.clone(),
             })?;
             if attempts_used >= self.config.run.attempts {
-                return Ok(MergeOutcome::Failed(format!(
+                return Ok(Some(MergeOutcome::Failed(format!(
                     "{attempts_used} attempts used; the merged result regressed: {feedback}"
-                )));
+                ))));
             }
-            return Ok(MergeOutcome::Rework(Box::new(Job {
+            return Ok(Some(MergeOutcome::Rework(Box::new(Job {
                 task,
                 worktree: wt,
                 base: onto,
@@ -2010,7 +2091,7 @@ impl Inner {
                 first_attempt: attempts_used + 1,
                 feedback: Some(feedback),
                 human_intervened: false,
-            })));
+            }))));
         }
         // Main receives one commit for the task: the verified tree, on `onto`, with
         // trailers. The attempts stay reachable under `refs/lightsout/<run>/<task>/`.
@@ -2022,24 +2103,20 @@ impl Inner {
             task: task_id.to_owned(),
             commit: squash.clone(),
         })?;
-        let main_ref = format!("refs/heads/{}", self.main);
-        self.repo
-            .run(&[
-                "update-ref",
-                "-m",
-                &format!("lightsout: merge {task_id}"),
-                &main_ref,
-                &squash,
-                &onto,
-            ])
-            .await?;
+        if !self
+            .target
+            .publish(self.repo.dir(), &self.main, task_id, &onto, &squash)
+            .await?
+        {
+            return Ok(None);
+        }
         self.record(&Entry::Merged {
             task: task_id.to_owned(),
             commit: squash.clone(),
         })?;
         self.remember_inputs(task_id, &squash)?;
         self.retire(task_id, &wt).await;
-        Ok(MergeOutcome::Merged)
+        Ok(Some(MergeOutcome::Merged))
     }
 
     /// Verifies a rebased task on the merged result: visible checks, then the holdout with
@@ -2126,7 +2203,7 @@ impl Inner {
         let root = self.state().root_of(task_id).to_owned();
         let tree = format!("{head}^{{tree}}");
         let subject = first_line_of(&task.title);
-        let message = format!(
+        let mut message = format!(
             "{root}: {subject}\n\n\
              Built by the Lightsout factory in {attempts} attempt(s); the attempts are kept \
              under refs/lightsout/{run}/{task_id}/.\n\n\
@@ -2142,6 +2219,10 @@ impl Inner {
                 task.requirement_ids.join(", ")
             },
         );
+        for (key, value) in self.target.trailers() {
+            use std::fmt::Write as _;
+            let _ = writeln!(message, "{key}: {value}");
+        }
         Ok(self
             .repo
             .run(&["commit-tree", &tree, "-p", onto, "-m", &message])

@@ -30,6 +30,9 @@
 //! - [`queue`]: the spec queue in the state store (`.lightsout/state.db`) behind
 //!   [`queue::QueueStore`].
 //! - [`Config`] reads `lightsout.toml`.
+//! - [`fleet`]: where a merge publishes main ([`fleet::MergeTarget`]: the repository's own
+//!   main, or a fleet's remote with its merge lock and a compare-and-swap push), and a fleet
+//!   run's plan shared through the remote.
 //!
 //! # Example
 //! ```
@@ -53,6 +56,7 @@ mod engine;
 mod error;
 mod factory;
 pub mod fenced;
+pub mod fleet;
 pub mod gc;
 // The async git runner moved to `lightsout-git`; `crate::git::…` paths stay as they were.
 use lightsout_git::ops as git;

@@ -15,6 +15,8 @@
 //!   (worktrees, commits, rebases, compare-and-swap ref updates, a count of the ref-moving
 //!   commands it started), and `integrity`, the snapshot of the common git directory taken
 //!   before an agent runs and checked and restored after it, with the `[store]` caps.
+//! - [`remote`]: clone, fetch and compare-and-swap pushes against a fleet's shared remote, each
+//!   allowing only the remote's own transport.
 //!
 //! `lightsout-factory` (worktrees, commits, rebases, the merge queue) and
 //! `lightsout-memory` (the diff guards) both run git through this crate.
@@ -92,6 +94,7 @@ mod error;
 pub mod integrity;
 #[cfg(feature = "ops")]
 pub mod ops;
+pub mod remote;
 
 #[cfg(feature = "ops")]
 pub use error::Error;

@@ -73,6 +73,21 @@ pub(crate) struct RunArgs {
     /// reported as unchanged and not built.
     #[arg(long, conflicts_with = "resume")]
     rebuild: bool,
+    /// Plan the specs for a fleet instead of building them here: push the plan to the remote
+    /// (--repo) and enqueue its tasks in this claim store (`postgres://user@host:port/db`, or
+    /// a `SQLite` file), then exit. `lightsout worker --store … --repo …` builds them; a task
+    /// is claimable once its dependencies are merged on the remote's main.
+    #[arg(long, value_name = "URL|FILE", conflicts_with_all = ["resume", "queue", "strength", "rebuild"])]
+    store: Option<String>,
+    /// With --store: the remote the workers clone, as a remote name of this repository, a
+    /// path or an `https://` URL.
+    #[arg(
+        long,
+        value_name = "REMOTE",
+        default_value = "origin",
+        requires = "store"
+    )]
+    repo: String,
 }
 
 /// The specs to build, checked as `lightsout spec check` checks them.
@@ -169,6 +184,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| repo.join("lightsout.toml"));
     let config = Config::load(&config_path)?;
     let mode = Mode::pick(args.format == Format::Human, args.quiet);
+    if let Some(store) = &args.store {
+        return enqueue_fleet(&args, &repo, &config, store);
+    }
     if args.queue {
         return run_queue(&args, &repo, &config, mode).await;
     }
@@ -222,19 +240,8 @@ async fn build(
     run_id: Option<String>,
 ) -> anyhow::Result<Built> {
     let loaded = load_specs(paths, repo, holdout_coverage(config))?;
-    if !loaded.not_ready.is_empty() {
-        eprint!("{}", loaded.rendered);
-        if !args.allow_not_ready {
-            eprintln!(
-                "error: {} spec finding(s) make the specs not ready; fix them (see \
-                 `lightsout spec check`) or build anyway with --allow-not-ready",
-                loaded.not_ready.len()
-            );
-            return Ok(Built::NotReady(loaded.not_ready.len()));
-        }
-        eprintln!(
-            "warning: building specs that are not ready (--allow-not-ready); the report says so"
-        );
+    if refuse_not_ready(&loaded, args.allow_not_ready) {
+        return Ok(Built::NotReady(loaded.not_ready.len()));
     }
     let specs = loaded.specs;
     let gate = spec_gates(&specs, repo);
@@ -253,10 +260,112 @@ async fn build(
                 not_ready: loaded.not_ready,
                 strength: args.strength,
                 rebuild: args.rebuild,
+                ..RunOptions::default()
             },
         )
         .await?;
     Ok(Built::Ran(Box::new(state)))
+}
+
+/// Prints the findings of specs that are not ready; `true` when they stop the run (no
+/// `--allow-not-ready`).
+fn refuse_not_ready(loaded: &Loaded, allow: bool) -> bool {
+    if loaded.not_ready.is_empty() {
+        return false;
+    }
+    eprint!("{}", loaded.rendered);
+    if !allow {
+        eprintln!(
+            "error: {} spec finding(s) make the specs not ready; fix them (see \
+             `lightsout spec check`) or build anyway with --allow-not-ready",
+            loaded.not_ready.len()
+        );
+        return true;
+    }
+    eprintln!("warning: building specs that are not ready (--allow-not-ready); the report says so");
+    false
+}
+
+/// `lightsout run --store`: plans the specs, pushes the plan to the remote and enqueues the
+/// tasks without dependencies in the claim store; the workers do the rest.
+fn enqueue_fleet(
+    args: &RunArgs,
+    repo: &Path,
+    config: &Config,
+    store: &str,
+) -> anyhow::Result<ExitCode> {
+    use lightsout_factory::fleet::{self, FleetPlan, GateLayer};
+    let loaded = load_specs(&args.specs, repo, holdout_coverage(config))?;
+    if refuse_not_ready(&loaded, args.allow_not_ready) {
+        return Ok(ExitCode::from(1));
+    }
+    let gate = spec_gates(&loaded.specs, repo);
+    let plan = SpecPlanner.plan(&loaded.specs)?;
+    lightsout_factory::PlanCheck::validate(&plan)?;
+    let run = args.run_id.clone().unwrap_or_else(fleet::new_run_id);
+    anyhow::ensure!(
+        lightsout_factory::plan::valid_task_id(&run),
+        "run id `{run}` is not usable in a ref name"
+    );
+    let shared = FleetPlan {
+        schema: fleet::PLAN_SCHEMA.to_owned(),
+        run: run.clone(),
+        gate: gate
+            .into_iter()
+            .map(|l| GateLayer {
+                source: l.source,
+                policy: l.policy,
+            })
+            .collect(),
+        not_ready: loaded.not_ready,
+        plan,
+    };
+    let ready = fleet::ready_tasks(&shared.plan, &std::collections::BTreeMap::new());
+    // The plan first: a worker that finds the tasks can always read it.
+    fleet::publish_plan(repo, &args.repo, &shared)
+        .with_context(|| format!("pushing the plan to {}", args.repo))?;
+    let claims = super::worker::open(store, 1)?;
+    let added = claims.enqueue(&run, &ready)?;
+    let remote = fleet::remote_url(repo, &args.repo);
+    if args.format == Format::Json {
+        let out = serde_json::json!({
+            "run_id": run,
+            "tasks": shared.plan.tasks.len(),
+            "enqueued": ready,
+            "plan_ref": fleet::plan_ref(&run),
+            "remote": remote,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "run {run}: {} task(s) planned, {added} ready and enqueued; plan pushed to {remote} \
+             ({})",
+            shared.plan.tasks.len(),
+            fleet::plan_ref(&run)
+        );
+        println!(
+            "build it with workers, each on a machine of its own or side by side:\n  lightsout \
+             worker --store {} --repo {remote} --holdout <HOLDOUT DIR> --jobs <N>\nwatch it with: \
+             lightsout worker status --store {} {run}",
+            without_password(store),
+            without_password(store)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `store` with the password of a `postgres://user:password@…` URL hidden.
+fn without_password(store: &str) -> String {
+    let Some((scheme, rest)) = store.split_once("://") else {
+        return store.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split_once(':').map_or(user, |(n, _)| n);
+            format!("{scheme}://{name}:***@{host}")
+        }
+        _ => store.to_owned(),
+    }
 }
 
 /// The gate rules of the specs, one policy layer per spec naming its file.

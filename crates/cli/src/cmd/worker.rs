@@ -1,18 +1,28 @@
 //! `lightsout worker`: one worker of a fleet, claiming tasks from a shared claim store
-//! (`lightsout_fleet::claims`) and running a command for each; `worker enqueue` and
-//! `worker status` to feed and watch a run's tasks.
+//! (`lightsout_fleet::claims`); `worker enqueue` and `worker status` to feed and watch a run's
+//! tasks.
 //!
-//! First version (issue 21): the worker runs the command given after `--` for each task it
-//! claims, not the factory's agent → holdout → merge pipeline. What it does do is the claim
-//! protocol a factory worker will use: claim with a lease, heartbeat every third of the lease,
-//! complete or fail under the claim's fencing token, and stop the command (and drop the
-//! claim) when a heartbeat is refused or has not succeeded before the lease would lapse.
+//! With `--repo REMOTE` (issue 21) each job has its own clone of the remote under `--workdir`
+//! and builds each task it claims with the factory's own pipeline (agent → visible checks →
+//! holdout, then the merge step on the remote's main: merge lock, fetch, rebase, checks and
+//! holdout on the merged result, compare-and-swap push; see `lightsout_factory::fleet`), on
+//! the plan `lightsout run --store` pushed; the holdout comes from `--holdout`, outside every
+//! clone. When it finds nothing to claim it enqueues the tasks whose dependencies are all
+//! merged, waits while other workers hold tasks, and stops when every run is settled.
+//! Without `--repo`, it runs the command given after `--` for each task.
+//!
+//! Either way the claim protocol is the same: claim with a lease, heartbeat every third of
+//! the lease, complete or fail under the claim's fencing token, and stop the work (and drop
+//! the claim) when a heartbeat is refused or has not succeeded before the lease would lapse.
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use lightsout_factory::fleet::{self, FleetPlan, RemoteMain};
+use lightsout_factory::{Config, Factory, RunOptions, TaskPhase};
 use lightsout_fleet::Error as FleetError;
-use lightsout_fleet::claims::{Claim, ClaimStore, PgClaims, SqliteClaims};
-use std::path::PathBuf;
+use lightsout_fleet::claims::{Claim, ClaimStore, PgClaims, SqliteClaims, TaskStatus};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,9 +71,30 @@ struct RunArgs {
     /// This worker's name in the store (default: `<hostname>-<pid>`).
     #[arg(long)]
     name: Option<String>,
+    /// Build each task with the factory, on a clone of this remote (a path, `file://` or
+    /// `https://` URL), and merge it into the remote's main; the plans come from `lightsout
+    /// run --store`.
+    #[arg(long, value_name = "REMOTE", conflicts_with = "command")]
+    repo: Option<String>,
+    /// With --repo: where each job keeps its clone (`<DIR>/job-<n>`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "lightsout-worker",
+        requires = "repo"
+    )]
+    workdir: PathBuf,
+    /// With --repo: the holdout directory, outside every clone (default: the project's
+    /// `[holdout] path`, read from the clone's lightsout.toml).
+    #[arg(long, value_name = "PATH", requires = "repo")]
+    holdout: Option<PathBuf>,
+    /// With --repo: how long to wait, in milliseconds, before looking for work again while
+    /// other workers hold every open task, and between two tries for the merge lock.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..), requires = "repo")]
+    poll_ms: u64,
     /// The command run for each task, with `LIGHTSOUT_RUN`, `LIGHTSOUT_TASK` and
     /// `LIGHTSOUT_FENCING_TOKEN` set; exit 0 completes the task, anything else fails it.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(last = true, required_unless_present = "repo", value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -102,7 +133,8 @@ pub(crate) fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn open(store: &str, jobs: usize) -> anyhow::Result<Arc<dyn ClaimStore>> {
+/// The claim store at `store`: a Postgres server for `postgres://` URLs, else a `SQLite` file.
+pub(crate) fn open(store: &str, jobs: usize) -> anyhow::Result<Arc<dyn ClaimStore>> {
     Ok(
         if store.starts_with("postgres://") || store.starts_with("postgresql://") {
             Arc::new(PgClaims::connect(store, jobs + 1)?)
@@ -154,6 +186,10 @@ fn work(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let stop = Arc::new(AtomicBool::new(false));
+    let fleet = match &args.repo {
+        Some(url) => Some(Arc::new(FleetArgs::new(args, url)?)),
+        None => None,
+    };
     let ended = rt.block_on(async {
         let flag = stop.clone();
         tokio::spawn(async move {
@@ -169,6 +205,8 @@ fn work(args: &RunArgs) -> anyhow::Result<ExitCode> {
                     name: format!("{name}/{j}"),
                     lease: Duration::from_millis(args.lease_ms),
                     command: args.command.clone(),
+                    fleet: fleet.clone(),
+                    clone: args.workdir.join(format!("job-{j}")),
                 };
                 let stop = stop.clone();
                 tokio::spawn(async move { job.run(&stop).await })
@@ -200,26 +238,52 @@ struct Job {
     name: String,
     lease: Duration,
     command: Vec<String>,
+    /// With `--repo`: the factory mode's settings.
+    fleet: Option<Arc<FleetArgs>>,
+    /// With `--repo`: this job's clone.
+    clone: PathBuf,
 }
 
 impl Job {
-    /// Claims and runs tasks until none is claimable or a stop was asked for.
+    /// Claims and runs tasks until none is claimable (in factory mode: until every run is
+    /// settled) or a stop was asked for.
     async fn run(&self, stop: &AtomicBool) -> anyhow::Result<Vec<Ended>> {
         let mut ended = Vec::new();
+        let mut sweep = Sweep::default();
         while !stop.load(Ordering::SeqCst) {
             let (store, name, lease) = (self.store.clone(), self.name.clone(), self.lease);
             // The claim's lease is counted from before the call: the local deadline is never
             // later than the store's.
             let asked = Instant::now();
             let claim = tokio::task::spawn_blocking(move || store.claim(&name, lease)).await??;
-            let Some(claim) = claim else { break };
-            ended.push(self.task(claim, asked).await?);
+            let Some(claim) = claim else {
+                let Some(fleet) = &self.fleet else { break };
+                if self.sweep(&mut sweep).await? {
+                    continue;
+                }
+                if sweep.waiting {
+                    tokio::time::sleep(fleet.poll).await;
+                    continue;
+                }
+                break;
+            };
+            let end = match &self.fleet {
+                Some(fleet) => self.build(fleet, claim.clone(), asked).await?,
+                None => self.task(claim.clone(), asked).await?,
+            };
+            if end == Ended::Done && self.fleet.is_some() {
+                // The dependents of a merged task become claimable at once.
+                sweep.only = Some(claim.run);
+                self.sweep(&mut sweep).await?;
+                sweep.only = None;
+            }
+            ended.push(end);
         }
         Ok(ended)
     }
 
     /// Runs the command for `claim`, heartbeating, and settles the claim.
-    async fn task(&self, mut claim: Claim, asked: Instant) -> anyhow::Result<Ended> {
+    async fn task(&self, claim: Claim, asked: Instant) -> anyhow::Result<Ended> {
         let mut child = tokio::process::Command::new(&self.command[0])
             .args(&self.command[1..])
             .env("LIGHTSOUT_RUN", &claim.run)
@@ -228,13 +292,53 @@ impl Job {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", self.command[0]))?;
+        // `child` is dropped when the claim is lost: kill_on_drop stops the command.
+        let Some((status, claim)) = self.hold(claim, asked, child.wait()).await? else {
+            return Ok(Ended::Lost);
+        };
+        let status = status.context("waiting for the task's command")?;
+        let ok = status.success();
+        let reason = format!("command exited with {status}");
+        self.settle(claim, ok.then_some(()).ok_or(reason)).await
+    }
+
+    /// Settles `claim`: done on `Ok`, failed with the reason on `Err`.
+    async fn settle(&self, claim: Claim, result: Result<(), String>) -> anyhow::Result<Ended> {
+        let store = self.store.clone();
+        let ok = result.is_ok();
+        let settled = tokio::task::spawn_blocking(move || match result {
+            Ok(()) => store.complete(&claim),
+            Err(reason) => store.fail(&claim, &reason),
+        })
+        .await?;
+        match settled {
+            Ok(()) if ok => Ok(Ended::Done),
+            Ok(()) => Ok(Ended::Failed),
+            Err(e @ FleetError::Stale { .. }) => {
+                eprintln!("worker {}: {e}; its result is discarded", self.name);
+                Ok(Ended::Lost)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Drives `work` while holding `claim`: heartbeats every third of the lease, and gives up
+    /// (drops `work`, returns `None`) when a heartbeat is refused or none got through before
+    /// the lease would lapse. Otherwise `work`'s output and the claim as last renewed.
+    async fn hold<T>(
+        &self,
+        mut claim: Claim,
+        asked: Instant,
+        work: impl Future<Output = T>,
+    ) -> anyhow::Result<Option<(T, Claim)>> {
         let mut deadline = asked + self.lease;
         let mut tick = tokio::time::interval(self.lease / 3);
         tick.tick().await;
         let mut beat: Option<(Instant, tokio::task::JoinHandle<Result<Claim, FleetError>>)> = None;
-        let status = loop {
+        tokio::pin!(work);
+        loop {
             tokio::select! {
-                status = child.wait() => break status.context("waiting for the task's command")?,
+                out = &mut work => return Ok(Some((out, claim))),
                 _ = tick.tick(), if beat.is_none() => {
                     let (store, held, lease) = (self.store.clone(), claim.clone(), self.lease);
                     let sent = Instant::now();
@@ -249,7 +353,7 @@ impl Job {
                         }
                         Err(e @ FleetError::Stale { .. }) => {
                             eprintln!("worker {}: {e}; stopping task {}", self.name, claim.task);
-                            return Ok(Ended::Lost);
+                            return Ok(None);
                         }
                         Err(e) => eprintln!("worker {}: heartbeat failed: {e:#}", self.name),
                     }
@@ -260,29 +364,251 @@ impl Job {
                          stopping it",
                         self.name, claim.task
                     );
-                    return Ok(Ended::Lost);
+                    return Ok(None);
                 }
             }
-        };
-        // `child` is dropped on the early returns above: kill_on_drop stops the command.
-        let store = self.store.clone();
-        let ok = status.success();
-        let settled = tokio::task::spawn_blocking(move || {
-            if ok {
-                store.complete(&claim)
-            } else {
-                store.fail(&claim, &format!("command exited with {status}"))
-            }
-        })
-        .await?;
-        match settled {
-            Ok(()) if ok => Ok(Ended::Done),
-            Ok(()) => Ok(Ended::Failed),
-            Err(e @ FleetError::Stale { .. }) => {
-                eprintln!("worker {}: {e}; its result is discarded", self.name);
-                Ok(Ended::Lost)
-            }
-            Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The factory mode's settings (`--repo`).
+struct FleetArgs {
+    /// The remote every job clones.
+    url: String,
+    /// The holdout directory, absolute (`--holdout`), if given.
+    holdout: Option<PathBuf>,
+    poll: Duration,
+}
+
+impl FleetArgs {
+    fn new(args: &RunArgs, url: &str) -> anyhow::Result<Self> {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        // A relative path names a repository from here, not from a job's directory.
+        let url = if url.contains("://") {
+            url.to_owned()
+        } else {
+            cwd.join(url).to_string_lossy().into_owned()
+        };
+        fleet::check_remote(&url)?;
+        let holdout = match &args.holdout {
+            Some(h) => {
+                let h = cwd.join(h);
+                anyhow::ensure!(h.is_dir(), "the holdout {} is not a directory", h.display());
+                Some(h)
+            }
+            None => None,
+        };
+        std::fs::create_dir_all(&args.workdir)
+            .with_context(|| format!("creating {}", args.workdir.display()))?;
+        Ok(Self {
+            url,
+            holdout,
+            poll: Duration::from_millis(args.poll_ms),
+        })
+    }
+}
+
+/// How one claimed task went in factory mode.
+enum Built {
+    /// Merged into the remote's main by this worker.
+    Merged,
+    /// On the remote's main already (merged by a worker that died before completing its
+    /// claim): completed without building it again.
+    OnMain,
+    /// The factory failed it (attempts used up, blocked, a leak): the reason.
+    Failed(String),
+}
+
+/// What a job knows of the fleet's runs between two looks for work.
+#[derive(Default)]
+struct Sweep {
+    plans: BTreeMap<String, FleetPlan>,
+    /// Runs with every task settled (done or failed) or blocked by a failed one.
+    settled: BTreeSet<String>,
+    /// Whether some run has tasks open (ready, or held by a worker).
+    waiting: bool,
+    /// Look at this run only.
+    only: Option<String>,
+}
+
+impl Job {
+    /// Builds `claim`'s task with the factory on this job's clone while holding the claim,
+    /// and settles the claim.
+    async fn build(
+        &self,
+        fleet: &Arc<FleetArgs>,
+        claim: Claim,
+        asked: Instant,
+    ) -> anyhow::Result<Ended> {
+        eprintln!(
+            "worker {}: task {} of run {} (fencing token {}, claim {})",
+            self.name, claim.task, claim.run, claim.token, claim.attempt
+        );
+        // A task of its own, so that nothing the factory does between two awaits can hold up
+        // the heartbeats.
+        let work = tokio::spawn(build_task(
+            fleet.clone(),
+            self.store.clone(),
+            self.clone.clone(),
+            claim.clone(),
+            self.lease,
+        ));
+        let abort = work.abort_handle();
+        // On a lost claim the factory's run is aborted: its agents and checks are stopped,
+        // and its half-done attempt stays in this clone's run directory, never merged.
+        let Some((built, claim)) = self.hold(claim, asked, work).await? else {
+            abort.abort();
+            return Ok(Ended::Lost);
+        };
+        let built = built.context("the factory's run panicked")?;
+        let result = match built {
+            Ok(Built::Merged) => Ok(()),
+            Ok(Built::OnMain) => {
+                eprintln!(
+                    "worker {}: task {} is on main already; completing its claim",
+                    self.name, claim.task
+                );
+                Ok(())
+            }
+            Ok(Built::Failed(reason)) => Err(reason),
+            Err(e) => Err(format!("the worker could not build it: {e:#}")),
+        };
+        if let Err(reason) = &result {
+            eprintln!("worker {}: task {} failed: {reason}", self.name, claim.task);
+        }
+        self.settle(claim, result).await
+    }
+}
+
+/// The factory's run of one claimed task on the clone at `dir`: the clone brought to the
+/// remote's main, the run's plan cut down to the task and what is merged, and the factory run
+/// with the remote as its merge target.
+async fn build_task(
+    fleet: Arc<FleetArgs>,
+    store: Arc<dyn ClaimStore>,
+    dir: PathBuf,
+    claim: Claim,
+    lease: Duration,
+) -> anyhow::Result<Built> {
+    let url = fleet.url.clone();
+    let clone = tokio::task::spawn_blocking(move || fleet::ensure_clone(&url, &dir)).await??;
+    let config_path = clone.join("lightsout.toml");
+    let main = Config::load(&config_path)?.run.main;
+    let head = fleet::sync_to_remote(&clone, &main).await?;
+    let merged = fleet::merged_on(&clone, &head, &claim.run).await?;
+    if merged.contains_key(&claim.task) {
+        return Ok(Built::OnMain);
+    }
+    // Read again: main may have changed lightsout.toml.
+    let mut config = Config::load(&config_path)?;
+    if let Some(h) = &fleet.holdout {
+        config.holdout.path = Some(h.clone());
+    }
+    let (c, run) = (clone.clone(), claim.run.clone());
+    let shared = tokio::task::spawn_blocking(move || fleet::fetch_plan(&c, &run)).await??;
+    let plan = fleet::task_plan(&shared.plan, &claim.task, &merged)?;
+    let target = RemoteMain::new(store, claim.clone(), lease, fleet.poll);
+    let factory = Factory::new(&clone, config)?.with_merge_target(Arc::new(target));
+    let opts = RunOptions {
+        // Unique per claim: a re-claimed task starts over in a run of its own.
+        run_id: Some(format!("{}-{}-{}", claim.run, claim.task, claim.token)),
+        jobs: Some(1),
+        gate: shared.layers(),
+        not_ready: shared.not_ready.clone(),
+        rebuild: true,
+        merged,
+        ..RunOptions::default()
+    };
+    let state = match factory.run(plan, opts).await {
+        Ok(state) => state,
+        Err(e) => {
+            // Another worker may have merged it meanwhile (the merge step refuses a task
+            // that is on main already).
+            let head = fleet::sync_to_remote(&clone, &main).await?;
+            if fleet::merged_on(&clone, &head, &claim.run)
+                .await?
+                .contains_key(&claim.task)
+            {
+                return Ok(Built::OnMain);
+            }
+            return Err(e.into());
+        }
+    };
+    Ok(match state.task(&claim.task) {
+        Some(t) if t.status == TaskPhase::Merged => Built::Merged,
+        Some(t) => Built::Failed(
+            t.failure
+                .clone()
+                .unwrap_or_else(|| format!("the run ended with the task {:?}", t.status)),
+        ),
+        None => Built::Failed("the run lost the task".into()),
+    })
+}
+
+impl Job {
+    /// Enqueues every task of the fleet's runs (or of `sweep.only`) whose dependencies are
+    /// all done, and notes whether some run still has open tasks. Returns whether it
+    /// enqueued anything.
+    async fn sweep(&self, sweep: &mut Sweep) -> anyhow::Result<bool> {
+        let Some(fleet) = self.fleet.clone() else {
+            return Ok(false);
+        };
+        let store = self.store.clone();
+        let (url, dir) = (fleet.url.clone(), self.clone.clone());
+        let mut state = std::mem::take(sweep);
+        let (state, added) = tokio::task::spawn_blocking(move || {
+            let clone = fleet::ensure_clone(&url, &dir)?;
+            let added = sweep_runs(store.as_ref(), &clone, &mut state)?;
+            anyhow::Ok((state, added))
+        })
+        .await??;
+        *sweep = state;
+        Ok(added > 0)
+    }
+}
+
+/// [`Job::sweep`]'s blocking part.
+fn sweep_runs(store: &dyn ClaimStore, clone: &Path, sweep: &mut Sweep) -> anyhow::Result<usize> {
+    let runs = match &sweep.only {
+        Some(run) => vec![run.clone()],
+        None => fleet::fleet_runs(clone)?,
+    };
+    if sweep.only.is_none() {
+        sweep.waiting = false;
+    }
+    let mut added = 0;
+    for run in runs {
+        if sweep.settled.contains(&run) {
+            continue;
+        }
+        let known: BTreeMap<String, TaskStatus> = store
+            .tasks(&run)?
+            .into_iter()
+            .map(|t| (t.task, t.status))
+            .collect();
+        if known.is_empty() {
+            // Not a run of this store (or not enqueued yet).
+            continue;
+        }
+        if !sweep.plans.contains_key(&run) {
+            let plan = fleet::fetch_plan(clone, &run)?;
+            sweep.plans.insert(run.clone(), plan);
+        }
+        let ready = fleet::ready_tasks(&sweep.plans[&run].plan, &known);
+        let n = if ready.is_empty() {
+            0
+        } else {
+            store.enqueue(&run, &ready)?
+        };
+        added += n;
+        let open = known
+            .values()
+            .any(|s| matches!(s, TaskStatus::Ready | TaskStatus::Claimed));
+        if open || n > 0 {
+            sweep.waiting = true;
+        } else {
+            sweep.settled.insert(run);
+        }
+    }
+    Ok(added)
 }

@@ -5,6 +5,7 @@ mod audit;
 mod config;
 mod daily;
 mod eval;
+mod fleet_remote;
 mod gate;
 mod hostile_fence;
 mod hostile_git;

@@ -2,6 +2,7 @@
 //! agent and stage test doubles.
 
 mod fence;
+mod fleet;
 mod git_integrity;
 mod run_loop;
 mod tuning;

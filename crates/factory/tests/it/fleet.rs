@@ -1,0 +1,243 @@
+//! The merge queue's target (`lightsout_factory::fleet`): a refused publish redoes the merge
+//! on the new main, and a worker's `RemoteMain` pushes to a bare remote only while it holds
+//! its claim.
+
+use async_trait::async_trait;
+use lightsout_agent::AgentReport;
+use lightsout_agent::testing::FnAgent;
+use lightsout_factory::fleet::{self, LocalMain, MergeTarget, RemoteMain};
+use lightsout_factory::testing::FnEvaluator;
+use lightsout_factory::{
+    Config, EvalStage, Factory, Plan, RequirementResult, RunOptions, Task, TaskPhase, Verdict,
+};
+use lightsout_fleet::claims::{ClaimStore, SqliteClaims};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::git;
+
+fn repo(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join(".gitignore"), ".lightsout/\n").unwrap();
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", "init"]);
+}
+
+fn plan() -> Plan {
+    Plan {
+        tasks: vec![Task {
+            id: "A".into(),
+            title: "write A.txt".into(),
+            kind: "code".into(),
+            requirement_ids: vec!["R-A".into()],
+            estimate_hours: 1.0,
+            ..Task::default()
+        }],
+    }
+}
+
+/// Writes `A.txt`; the evaluator passes when it is there, and counts the merged-result
+/// evaluations.
+fn factory(repo: &Path, merged_evals: Arc<AtomicU32>) -> Factory {
+    let agent = Arc::new(FnAgent::new("fake", |_, ws| {
+        std::fs::write(ws.root.join("A.txt"), "ok").unwrap();
+        Ok(AgentReport::completed("fake", "wrote it"))
+    }));
+    let evaluator = FnEvaluator(move |req: &lightsout_factory::EvalRequest| {
+        if req.stage == EvalStage::Merged {
+            merged_evals.fetch_add(1, Ordering::SeqCst);
+        }
+        let ok = req.worktree.join("A.txt").exists();
+        Ok(Verdict {
+            passed: ok,
+            feedback: String::new(),
+            requirements: vec![RequirementResult {
+                id: "R-A".into(),
+                trials: 1,
+                passed: u32::from(ok),
+                category: None,
+            }],
+        })
+    });
+    Factory::new(repo, Config::default())
+        .unwrap()
+        .with_default_agent(agent)
+        .with_evaluator(Arc::new(evaluator))
+}
+
+/// Main moves (another worker's merge) between verification and publication, once.
+struct MovesOnce {
+    moved: AtomicU32,
+}
+
+#[async_trait]
+impl MergeTarget for MovesOnce {
+    async fn onto(
+        &self,
+        repo: &Path,
+        main: &str,
+        task: &str,
+        head: &str,
+    ) -> Result<String, lightsout_factory::Error> {
+        LocalMain.onto(repo, main, task, head).await
+    }
+
+    async fn publish(
+        &self,
+        repo: &Path,
+        main: &str,
+        task: &str,
+        onto: &str,
+        commit: &str,
+    ) -> Result<bool, lightsout_factory::Error> {
+        if self.moved.fetch_add(1, Ordering::SeqCst) == 0 {
+            let other = repo.join("other");
+            let o = other.to_str().unwrap();
+            git(repo, &["worktree", "add", "-q", "--detach", o, main]);
+            std::fs::write(other.join("other.txt"), "theirs").unwrap();
+            git(&other, &["add", "-A"]);
+            git(&other, &["commit", "-qm", "another worker's task"]);
+            let theirs = git(&other, &["rev-parse", "HEAD"]);
+            git(
+                repo,
+                &["update-ref", &format!("refs/heads/{main}"), &theirs],
+            );
+            git(repo, &["worktree", "remove", "--force", o]);
+            return Ok(false);
+        }
+        LocalMain.publish(repo, main, task, onto, commit).await
+    }
+
+    fn trailers(&self) -> Vec<(String, String)> {
+        vec![("Lightsout-Fleet-Run".into(), "r1".into())]
+    }
+}
+
+#[tokio::test]
+async fn a_refused_publish_redoes_the_merge_on_the_new_main() {
+    let d = tempfile::tempdir().unwrap();
+    repo(d.path());
+    let evals = Arc::new(AtomicU32::new(0));
+    let target = Arc::new(MovesOnce {
+        moved: AtomicU32::new(0),
+    });
+    let state = factory(d.path(), evals.clone())
+        .with_merge_target(target.clone())
+        .run(
+            plan(),
+            RunOptions {
+                run_id: Some("t1".into()),
+                jobs: Some(1),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(state.task("A").unwrap().status, TaskPhase::Merged);
+    assert_eq!(target.moved.load(Ordering::SeqCst), 2, "published twice");
+    assert_eq!(
+        evals.load(Ordering::SeqCst),
+        2,
+        "the merged result was verified again on the new main"
+    );
+    // Main: init, the other worker's commit, then A's squash on top of it, with both files.
+    let log = git(d.path(), &["log", "--format=%s", "main"]);
+    assert_eq!(log.lines().count(), 3, "{log}");
+    assert!(
+        log.lines().nth(1).unwrap().contains("another worker"),
+        "{log}"
+    );
+    let files = git(d.path(), &["ls-tree", "--name-only", "main"]);
+    assert!(
+        files.contains("A.txt") && files.contains("other.txt"),
+        "{files}"
+    );
+    let body = git(d.path(), &["log", "-1", "--format=%B", "main"]);
+    assert!(body.contains("Lightsout-Fleet-Run: r1"), "{body}");
+}
+
+/// A bare remote holding `init`, a worker's clone of it, and a claim store with task A of run
+/// `r1` claimed for `lease`.
+fn fleet_setup(
+    lease: Duration,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Arc<SqliteClaims>,
+    lightsout_fleet::claims::Claim,
+) {
+    let d = tempfile::tempdir().unwrap();
+    let seed = d.path().join("seed");
+    std::fs::create_dir(&seed).unwrap();
+    repo(&seed);
+    let bare = d.path().join("remote.git");
+    git(
+        d.path(),
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let clone = fleet::ensure_clone(bare.to_str().unwrap(), &d.path().join("clone")).unwrap();
+    let store = Arc::new(SqliteClaims::in_repo(d.path()).unwrap());
+    store.enqueue("r1", &["A".into()]).unwrap();
+    let claim = store.claim("w", lease).unwrap().unwrap();
+    (d, clone, store, claim)
+}
+
+#[tokio::test]
+async fn a_worker_pushes_the_verified_merge_to_the_remotes_main_with_its_trailers() {
+    let (d, clone, store, claim) = fleet_setup(Duration::from_secs(600));
+    let before = fleet::sync_to_remote(&clone, "main").await.unwrap();
+    let target = RemoteMain::new(
+        store.clone(),
+        claim,
+        Duration::from_secs(600),
+        Duration::from_millis(10),
+    );
+    let state = factory(&clone, Arc::new(AtomicU32::new(0)))
+        .with_merge_target(Arc::new(target))
+        .run(
+            plan(),
+            RunOptions {
+                run_id: Some("r1-A-1".into()),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(state.task("A").unwrap().status, TaskPhase::Merged);
+    let bare = d.path().join("remote.git");
+    let main = git(&bare, &["--git-dir=.", "rev-parse", "main"]);
+    assert_ne!(main, before);
+    assert_eq!(git(&bare, &["--git-dir=.", "rev-parse", "main^"]), before);
+    let merged = fleet::merged_on(&clone, &main, "r1").await.unwrap();
+    assert_eq!(merged.get("A"), Some(&main), "{merged:?}");
+    // The task's branch went to the remote too.
+    git(
+        &bare,
+        &["--git-dir=.", "rev-parse", "refs/heads/lightsout/r1/A"],
+    );
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_lapsed_does_not_move_the_remotes_main() {
+    // A lease of zero lapses at once: the claim is no longer held when the merge publishes.
+    let (d, clone, store, claim) = fleet_setup(Duration::ZERO);
+    let before = fleet::sync_to_remote(&clone, "main").await.unwrap();
+    let target = RemoteMain::new(store, claim, Duration::ZERO, Duration::from_millis(10));
+    let err = factory(&clone, Arc::new(AtomicU32::new(0)))
+        .with_merge_target(Arc::new(target))
+        .run(
+            plan(),
+            RunOptions {
+                run_id: Some("r1-A-1".into()),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no longer held"), "{err}");
+    let bare = d.path().join("remote.git");
+    assert_eq!(git(&bare, &["--git-dir=.", "rev-parse", "main"]), before);
+}
