@@ -3,6 +3,7 @@
 //! (`LIGHTSOUT_TEST_PG_URL`; without it the Postgres tests fail, they never skip).
 
 mod claims;
+mod faults;
 mod queue;
 
 use std::sync::RwLock;
