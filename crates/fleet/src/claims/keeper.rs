@@ -134,8 +134,8 @@ impl Keeper {
     }
 
     /// Stops heartbeating and ends the claim with `outcome` under its fencing token. A lost
-    /// claim is not written as done or failed: it is released (best effort, so another worker
-    /// need not wait for the lease) and [`Error::Stale`] returned.
+    /// claim is not written at all (not even released: the store may be unreachable, and the
+    /// lease lapses on its own): [`Error::Stale`] at once, and the worker discards its work.
     ///
     /// # Errors
     /// [`Error::Stale`] when the claim was lost or the store refuses the token; the store
@@ -149,7 +149,6 @@ impl Keeper {
         };
         self.shared.changed.notify_all();
         if lost.is_some() {
-            let _ = self.store.release(&claim);
             return Err(super::stale(&claim));
         }
         self.store.settle(&claim, outcome)
