@@ -12,6 +12,8 @@
 //!   Backends [`queue::SqliteQueue`] and `queue::PgQueue`.
 //! - [`budget::BudgetStore`]: the day budget every worker shares: reserve / settle micro-USD
 //!   against one cap, atomically. Backends [`budget::SqliteBudget`] and `budget::PgBudget`.
+//! - [`status::snapshot`]: workers, leases, task counts and the critical path, as
+//!   `lightsout status` shows them.
 //! - The Postgres backends run their migrations on connect and retry lost connections with
 //!   backoff for [`RECONNECT_FOR`].
 //!
@@ -42,6 +44,7 @@ mod error;
 mod pg;
 pub mod queue;
 mod sqlite;
+pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 
