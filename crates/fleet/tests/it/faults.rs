@@ -63,19 +63,24 @@ impl ClaimStore for Partitioned {
     }
 }
 
-/// A partition longer than the lease. Worker a holds a task through a [`Keeper`]; its link
-/// to the store is cut; worker b polls for the task. The keeper says "lost" no later than
-/// the moment b gets the task (a stops before anyone else can start); once the link heals,
-/// every write a makes under its old token — heartbeat, complete, fail, release, the merge
-/// lock — is refused, and b's claim, under a greater token, completes.
+/// A partition longer than the lease, through a link cut inside the process (both backends):
+/// see [`partition`].
 pub(crate) fn a_partitioned_worker_stops_before_its_task_is_claimed_again(open: &Open) {
-    let lease = Duration::from_millis(600);
     let cut = Arc::new(AtomicBool::new(false));
     let a: Arc<dyn ClaimStore> = Arc::new(Partitioned {
         inner: open(),
         cut: cut.clone(),
     });
-    let b = open();
+    partition(&a, open().as_ref(), &|on| cut.store(on, Ordering::SeqCst));
+}
+
+/// A partition longer than the lease. Worker a holds a task through a [`Keeper`]; `cut(true)`
+/// cuts its link to the store; worker b polls for the task. The keeper says "lost" no later
+/// than the moment b gets the task (a stops before anyone else can start); once the link
+/// heals (`cut(false)`), every write a makes under its old token — heartbeat, complete, fail,
+/// release, the merge lock — is refused, and b's claim, under a greater token, completes.
+fn partition(a: &Arc<dyn ClaimStore>, b: &dyn ClaimStore, cut: &dyn Fn(bool)) {
+    let lease = Duration::from_millis(600);
     b.enqueue("run", &tasks(1)).unwrap();
     let asked = Instant::now();
     let old = a.claim("a", lease).unwrap().unwrap();
@@ -83,7 +88,7 @@ pub(crate) fn a_partitioned_worker_stops_before_its_task_is_claimed_again(open: 
     // Two leases long with the link up: heartbeats keep the claim, nobody else gets it.
     assert_eq!(keeper.wait_lost(lease * 2), None);
     assert_eq!(b.claim("b", LONG).unwrap(), None);
-    cut.store(true, Ordering::SeqCst);
+    cut(true);
     let (new, taken_at) = loop {
         if let Some(c) = b.claim("b", LONG).unwrap() {
             break (c, Instant::now());
@@ -98,7 +103,7 @@ pub(crate) fn a_partitioned_worker_stops_before_its_task_is_claimed_again(open: 
     );
     assert!(new.token > old.token, "{} > {}", new.token, old.token);
     assert_eq!(new.attempt, 2);
-    cut.store(false, Ordering::SeqCst);
+    cut(false);
     let renewed = keeper.claim();
     assert_stale(a.heartbeat(&renewed, LONG));
     assert_stale(a.complete(&renewed));
@@ -118,6 +123,74 @@ pub(crate) fn a_partitioned_worker_stops_before_its_task_is_claimed_again(open: 
         (rec.status, rec.token, rec.worker.as_deref(), rec.attempts),
         (TaskStatus::Done, new.token, Some("b"), 2)
     );
+}
+
+/// A TCP relay on loopback between a store client and the Postgres server that can be cut:
+/// cutting shuts every relayed connection down and, until it heals, drops each new one as
+/// soon as it is accepted (a network partition as the client sees it).
+struct Relay {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    live: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Mutex::new(Vec::<std::net::TcpStream>::new()));
+        let (c, l) = (cut.clone(), live.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if c.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let mut keep = l.lock().unwrap();
+                for s in [&client, &server] {
+                    keep.push(s.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { port, cut, live }
+    }
+
+    fn set_cut(&self, on: bool) {
+        self.cut.store(on, Ordering::SeqCst);
+        if on {
+            for s in self.live.lock().unwrap().drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// `url` (`postgres://user@127.0.0.1:PORT/db`) with its port replaced by `port`.
+fn via_port(url: &str, port: u16) -> String {
+    let (head, rest) = url.rsplit_once(':').expect("a port in the URL");
+    let (_, db) = rest.split_once('/').expect("a database in the URL");
+    format!("{head}:{port}/{db}")
+}
+
+/// The server's address in `url`.
+fn server_addr(url: &str) -> std::net::SocketAddr {
+    let (_, rest) = url.rsplit_once('@').expect("user@host:port in the URL");
+    let (hostport, _) = rest.split_once('/').expect("a database in the URL");
+    hostport.parse().expect("host:port")
 }
 
 /// The store goes away mid-run (`outage`, called once a quarter of the tasks are done):
@@ -251,6 +324,21 @@ mod postgres {
         super::a_partitioned_worker_stops_before_its_task_is_claimed_again(
             &crate::claims::postgres(),
         );
+    }
+
+    /// The partition as a cut TCP link: worker a reaches the server through a relay that
+    /// drops every connection; its store retries (with backoff) until the link heals.
+    #[test]
+    fn a_worker_cut_off_by_the_network_stops_before_its_task_is_claimed_again() {
+        let _server = crate::server();
+        let url = lightsout_fleet::testing::fresh_database("claims");
+        let relay = super::Relay::start(super::server_addr(&url));
+        let a: std::sync::Arc<dyn lightsout_fleet::claims::ClaimStore> = std::sync::Arc::new(
+            lightsout_fleet::claims::PgClaims::connect(&super::via_port(&url, relay.port), 2)
+                .unwrap(),
+        );
+        let b = lightsout_fleet::claims::PgClaims::connect(&url, 2).unwrap();
+        super::partition(&a, &b, &|on| relay.set_cut(on));
     }
 
     /// The server restarted (fast shutdown: every connection cut) mid-run.
