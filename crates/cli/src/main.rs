@@ -91,6 +91,11 @@ enum Command {
     /// none is left; `worker enqueue RUN TASK...` and `worker status RUN` feed and show a run.
     /// Exit 0 all done, 1 some task failed or its claim was lost.
     Worker(cmd::worker::WorkerArgs),
+    /// The fleet as its shared store sees it now: workers (from their live leases), each
+    /// run's leases with the time left, tasks by status (blocked, ready, claimed, done,
+    /// failed) and the critical path of what remains. `--store postgres://…` or a `SQLite`
+    /// file, `--run RUN`, `--format text|json`.
+    Status(cmd::status::StatusArgs),
 }
 
 impl Command {
@@ -160,6 +165,7 @@ fn main() -> ExitCode {
         Command::Tune(c) => cmd::tune::run(c),
         Command::Gc(a) => cmd::gc::run(&a),
         Command::Worker(a) => cmd::worker::run(a),
+        Command::Status(a) => cmd::status::run(&a),
     };
     match result {
         Ok(code) => code,

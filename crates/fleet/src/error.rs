@@ -55,6 +55,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A plan handed to `enqueue_plan` names a dependency the run does not have, or its
+    /// dependencies form a cycle (its tasks would stay blocked forever).
+    #[error("run {run}: task {task}: {message}")]
+    Plan {
+        /// The run.
+        run: String,
+        /// The task.
+        task: String,
+        /// What is wrong (an unknown dependency, a cycle).
+        message: String,
+    },
     /// The partition rule: a write by a claim whose lease lapsed, or whose fencing token is no
     /// longer the task's newest (another worker re-claimed it), or that was already settled.
     #[error(

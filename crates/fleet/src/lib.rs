@@ -1,6 +1,6 @@
 //! This crate provides the state a fleet of Lightsout workers shares: task claims with leases
-//! and fencing tokens, the fleet-wide merge lock, and the spec queue; each behind one trait
-//! with two backends, `SQLite` (the embedded default, one machine) and `PostgreSQL` (many
+//! and fencing tokens, the fleet-wide merge lock, the spec queue and the day budget; each
+//! behind one trait with two backends, `SQLite` (the embedded default, one machine) and `PostgreSQL` (many
 //! machines; feature `postgres`, on by default).
 //!
 //! # Brief overview
@@ -10,7 +10,11 @@
 //!   [`claims::SqliteClaims`] and `claims::PgClaims`.
 //! - [`queue::QueueStore`]: the spec queue of `lightsout queue` and `lightsout run --queue`.
 //!   Backends [`queue::SqliteQueue`] and `queue::PgQueue`.
-//! - Both Postgres backends run their migrations on connect and retry lost connections with
+//! - [`budget::BudgetStore`]: the day budget every worker shares: reserve / settle micro-USD
+//!   against one cap, atomically. Backends [`budget::SqliteBudget`] and `budget::PgBudget`.
+//! - [`status::snapshot`]: workers, leases, task counts and the critical path, as
+//!   `lightsout status` shows them.
+//! - The Postgres backends run their migrations on connect and retry lost connections with
 //!   backoff for [`RECONNECT_FOR`].
 //!
 //! The traits are blocking, like the memory crate's `Store`: a call is one short
@@ -33,12 +37,14 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod budget;
 pub mod claims;
 mod error;
 #[cfg(feature = "postgres")]
 mod pg;
 pub mod queue;
 mod sqlite;
+pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -23,3 +23,65 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
 }
+
+/// Brings the schema named `name` in the file at `path` up to date: `migrations[i]` takes it
+/// from version `i` to `i + 1`, versions kept in the `lightsout_schema` table, all in one
+/// immediate transaction.
+///
+/// # Errors
+/// The file cannot be written, or its `name` schema is newer than this version knows.
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    path: &Path,
+    name: &str,
+    migrations: &[&str],
+) -> Result<(), crate::Error> {
+    use rusqlite::OptionalExtension as _;
+    let err = |source| crate::Error::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(err)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS lightsout_schema (
+             name TEXT PRIMARY KEY,
+             version INTEGER NOT NULL
+         )",
+    )
+    .map_err(err)?;
+    let version: i64 = tx
+        .query_row(
+            "SELECT version FROM lightsout_schema WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(err)?
+        .unwrap_or(0);
+    let known = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
+    if version > known {
+        return Err(crate::Error::Corrupt {
+            store: path.display().to_string(),
+            message: format!(
+                "{name} schema version {version} is newer than this lightsout knows ({known}); \
+                 upgrade lightsout"
+            ),
+        });
+    }
+    for (i, m) in migrations
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.execute_batch(m).map_err(err)?;
+        tx.execute(
+            "INSERT INTO lightsout_schema (name, version) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+            rusqlite::params![name, i64::try_from(i + 1).unwrap_or(i64::MAX)],
+        )
+        .map_err(err)?;
+    }
+    tx.commit().map_err(err)
+}

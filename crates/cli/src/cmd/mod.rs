@@ -14,6 +14,7 @@ pub(crate) mod replay;
 pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod spec;
+pub(crate) mod status;
 pub(crate) mod strength;
 pub(crate) mod tune;
 pub(crate) mod twin;

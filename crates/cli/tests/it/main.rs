@@ -17,6 +17,7 @@ mod replay;
 mod report;
 mod run;
 mod spec;
+mod status;
 mod strength;
 mod trace;
 mod tune;

@@ -10,13 +10,23 @@
 //!   <https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS>
 //! - Lost connections are retried with backoff for [`crate::RECONNECT_FOR`]. A retried write
 //!   is safe: enqueue skips existing tasks, a settlement already applied under the same token
-//!   succeeds, and a claim whose reply was lost lapses with its lease and is claimed again.
+//!   succeeds, and a claim carries a reference of its own (`claim_ref`), so a retry after a
+//!   lost reply returns the task that claim took instead of taking a second one.
+//! - Unblocking: the transaction that completes a task locks its blocked dependents
+//!   (`FOR UPDATE`, in `seq` order) before it checks their other dependencies in a statement
+//!   of its own, so two dependencies completed at once cannot both miss the other's
+//!   completion (each statement of a `READ COMMITTED` transaction sees what committed before
+//!   it began); `enqueue_plan` share-locks the dependencies it names for the same reason.
 
 use super::{
-    Claim, ClaimStore, MergeLock, Settle, TaskRecord, TaskStatus, lease_ms, settled, stale,
+    Claim, ClaimStore, MergeLock, PlannedTask, Settle, TaskRecord, TaskStatus, check_plan,
+    lease_ms, settled, stale,
 };
 use crate::Error;
 use crate::pg::{Pg, conn, migrate, pg_err, retry};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 const MIGRATIONS: &[&str] = &[
@@ -38,7 +48,44 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX lightsout_tasks_open ON lightsout_tasks (seq)
         WHERE status IN ('ready', 'claimed');
     ",
+    // 2: dependencies (a task is blocked until they are done), estimates, priorities, and
+    // the reference of the claim that took a task (a retried claim finds its own).
+    r"
+    ALTER TABLE lightsout_tasks DROP CONSTRAINT lightsout_tasks_status_check;
+    ALTER TABLE lightsout_tasks ADD CONSTRAINT lightsout_tasks_status_check
+        CHECK (status IN ('blocked', 'ready', 'claimed', 'done', 'failed'));
+    ALTER TABLE lightsout_tasks ADD COLUMN estimate_ms BIGINT,
+        ADD COLUMN priority BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN claim_ref TEXT;
+    CREATE TABLE lightsout_task_deps (
+        run_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        dep_id TEXT NOT NULL,
+        PRIMARY KEY (run_id, task_id, dep_id)
+    );
+    CREATE INDEX lightsout_task_deps_dep ON lightsout_task_deps (run_id, dep_id);
+    DROP INDEX lightsout_tasks_open;
+    CREATE INDEX lightsout_tasks_open ON lightsout_tasks (priority DESC, seq)
+        WHERE status IN ('ready', 'claimed');
+    ",
 ];
+
+/// Makes ready the blocked tasks of run `$1` whose dependencies are all done, among all of
+/// them (`UNBLOCK_RUN`) or those with the `seq`s `$2` (`UNBLOCK_SEQS`). The anti-join names the
+/// dependency table's key (`run_id`, `task_id`) with the run as a parameter, so the planner
+/// looks dependencies up by key even with stale statistics (a bench run on a fresh table once
+/// scanned every dependency of the run per blocked task).
+const UNBLOCK_WAITING: &str = "NOT EXISTS ( \
+         SELECT 1 FROM lightsout_task_deps d JOIN lightsout_tasks u \
+         ON u.run_id = $1 AND u.task_id = d.dep_id \
+         WHERE d.run_id = $1 AND d.task_id = t.task_id AND u.status <> 'done')";
+
+/// The blocked dependents of task `$2` of run `$1`, locked, in `seq` order: driven from the
+/// dependency index (`run_id`, `dep_id`).
+const LOCK_DEPENDENTS: &str = "SELECT t.seq FROM lightsout_task_deps d \
+     JOIN lightsout_tasks t ON t.run_id = $1 AND t.task_id = d.task_id \
+     WHERE d.run_id = $1 AND d.dep_id = $2 AND t.status = 'blocked' \
+     ORDER BY t.seq FOR UPDATE OF t";
 
 /// The advisory lock key of the merge lock ("lightsou" in ASCII). Advisory locks are
 /// per database, so each fleet's database has its own.
@@ -55,14 +102,35 @@ const CLAIM: &str = concat!(
     "UPDATE lightsout_tasks t SET status = 'claimed', worker = $1, \
      token = nextval('lightsout_claim_token'), \
      lease_until = clock_timestamp() + $2::float8 * interval '1 millisecond', \
-     attempts = t.attempts + 1 \
+     attempts = t.attempts + 1, claim_ref = $3 \
      FROM (SELECT seq FROM lightsout_tasks \
            WHERE status = 'ready' OR (status = 'claimed' AND lease_until <= clock_timestamp()) \
-           ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) next \
+           ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED) next \
      WHERE t.seq = next.seq \
      RETURNING t.run_id, t.task_id, t.token, t.attempts, ",
     epoch_ms!("t.lease_until")
 );
+
+/// The task claim `$1` took, if it took one (a retry after a lost reply).
+const CLAIMED_BY: &str = concat!(
+    "SELECT run_id, task_id, token, attempts, ",
+    epoch_ms!("lease_until"),
+    " FROM lightsout_tasks WHERE claim_ref = $1 AND status = 'claimed'"
+);
+
+/// A reference unique to one `claim` call of this process.
+fn claim_ref(worker: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!(
+        "{worker}/{}/{}/{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
 
 /// The `WHERE` clause of a write by a claim still held: token `$3` of task `$2` of run `$1`.
 const HELD: &str = "run_id = $1 AND task_id = $2 AND token = $3 AND status = 'claimed' \
@@ -102,22 +170,107 @@ impl PgClaims {
 }
 
 impl ClaimStore for PgClaims {
-    fn enqueue(&self, run: &str, tasks: &[String]) -> Result<usize, Error> {
-        let (run, tasks) = (run.to_owned(), tasks.to_vec());
+    fn enqueue_plan(&self, run: &str, plan: &[PlannedTask]) -> Result<usize, Error> {
+        let (run, plan) = (run.to_owned(), Arc::new(plan.to_vec()));
         self.run(move |pool, server| {
-            let (run, tasks) = (run.clone(), tasks.clone());
+            let (run, plan) = (run.clone(), plan.clone());
             async move {
-                let c = conn(&pool, &server).await?;
-                let n = c
-                    .execute(
-                        "INSERT INTO lightsout_tasks (run_id, task_id, status) \
-                         SELECT $1, t, 'ready' FROM unnest($2::text[]) WITH ORDINALITY AS u(t, n) \
-                         ORDER BY n ON CONFLICT (run_id, task_id) DO NOTHING",
-                        &[&run, &tasks],
+                let err = pg_err(&server);
+                let mut c = conn(&pool, &server).await?;
+                let tx = c.transaction().await.map_err(&err)?;
+                let known: HashSet<String> = tx
+                    .query(
+                        "SELECT task_id FROM lightsout_tasks WHERE run_id = $1",
+                        &[&run],
                     )
                     .await
-                    .map_err(pg_err(&server))?;
-                Ok(n as usize)
+                    .map_err(&err)?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                check_plan(&run, &plan, &known)?;
+                // Share-lock the known dependencies: a completion racing this enqueue then
+                // commits before or after it, never unseen by both.
+                let named: Vec<&String> = plan
+                    .iter()
+                    .flat_map(|t| &t.deps)
+                    .filter(|d| known.contains(*d))
+                    .collect();
+                if !named.is_empty() {
+                    tx.execute(
+                        "SELECT 1 FROM lightsout_tasks WHERE run_id = $1 \
+                         AND task_id = ANY($2) ORDER BY seq FOR SHARE",
+                        &[&run, &named],
+                    )
+                    .await
+                    .map_err(&err)?;
+                }
+                let ids: Vec<&str> = plan.iter().map(|t| t.task.as_str()).collect();
+                let status: Vec<&str> = plan
+                    .iter()
+                    .map(|t| {
+                        if t.deps.is_empty() {
+                            "ready"
+                        } else {
+                            "blocked"
+                        }
+                    })
+                    .collect();
+                let estimate: Vec<Option<i64>> = plan
+                    .iter()
+                    .map(|t| t.estimate_ms.map(|e| i64::try_from(e).unwrap_or(i64::MAX)))
+                    .collect();
+                let priority: Vec<i64> = plan.iter().map(|t| t.priority).collect();
+                let added: HashSet<String> = tx
+                    .query(
+                        "INSERT INTO lightsout_tasks \
+                         (run_id, task_id, status, estimate_ms, priority) \
+                         SELECT $1, t, s, e, p \
+                         FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
+                         WITH ORDINALITY AS u(t, s, e, p, n) \
+                         ORDER BY n ON CONFLICT (run_id, task_id) DO NOTHING RETURNING task_id",
+                        &[&run, &ids, &status, &estimate, &priority],
+                    )
+                    .await
+                    .map_err(&err)?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let (mut from, mut to) = (Vec::new(), Vec::new());
+                for t in plan.iter().filter(|t| added.contains(&t.task)) {
+                    for d in &t.deps {
+                        from.push(t.task.as_str());
+                        to.push(d.as_str());
+                    }
+                }
+                if !from.is_empty() {
+                    tx.execute(
+                        "INSERT INTO lightsout_task_deps (run_id, task_id, dep_id) \
+                         SELECT $1, t, d FROM unnest($2::text[], $3::text[]) AS u(t, d) \
+                         ON CONFLICT DO NOTHING",
+                        &[&run, &from, &to],
+                    )
+                    .await
+                    .map_err(&err)?;
+                    // Dependencies that were already done when their dependents arrived.
+                    tx.execute(
+                        &format!(
+                            "UPDATE lightsout_tasks t SET status = 'ready' \
+                             WHERE t.run_id = $1 AND t.status = 'blocked' AND {UNBLOCK_WAITING}"
+                        ),
+                        &[&run],
+                    )
+                    .await
+                    .map_err(&err)?;
+                }
+                tx.commit().await.map_err(&err)?;
+                if added.len() >= 100 {
+                    // Fresh statistics for the planner after a large plan (best effort).
+                    let _ = c
+                        .batch_execute("ANALYZE lightsout_tasks, lightsout_task_deps")
+                        .await;
+                }
+                Ok(added.len())
             }
         })
     }
@@ -125,23 +278,36 @@ impl ClaimStore for PgClaims {
     fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Claim>, Error> {
         let worker = worker.to_owned();
         let ms = lease_ms(lease) as f64;
+        let reference = claim_ref(&worker);
+        let tried = Arc::new(AtomicBool::new(false));
         self.run(move |pool, server| {
-            let worker = worker.clone();
+            let (worker, reference, tried) = (worker.clone(), reference.clone(), tried.clone());
             async move {
                 let c = conn(&pool, &server).await?;
-                let st = c.prepare_cached(CLAIM).await.map_err(pg_err(&server))?;
-                let row = c
-                    .query_opt(&st, &[&worker, &ms])
-                    .await
-                    .map_err(pg_err(&server))?;
-                Ok(row.map(|r| Claim {
+                let to_claim = |r: tokio_postgres::Row| Claim {
                     run: r.get(0),
                     task: r.get(1),
-                    worker,
+                    worker: worker.clone(),
                     token: r.get::<_, i64>(2).cast_unsigned(),
                     attempt: r.get::<_, i32>(3).cast_unsigned(),
                     lease_until_ms: r.get(4),
-                }))
+                };
+                if tried.swap(true, Ordering::SeqCst) {
+                    // A retry: the try before may have claimed a task and lost only the reply.
+                    let mine = c
+                        .query_opt(CLAIMED_BY, &[&reference])
+                        .await
+                        .map_err(pg_err(&server))?;
+                    if let Some(r) = mine {
+                        return Ok(Some(to_claim(r)));
+                    }
+                }
+                let st = c.prepare_cached(CLAIM).await.map_err(pg_err(&server))?;
+                let row = c
+                    .query_opt(&st, &[&worker, &ms, &reference])
+                    .await
+                    .map_err(pg_err(&server))?;
+                Ok(row.map(to_claim))
             }
         })
     }
@@ -185,32 +351,40 @@ impl ClaimStore for PgClaims {
         let applied = self.run(move |pool, server| {
             let (held, detail) = (held.clone(), detail.clone());
             async move {
-                let c = conn(&pool, &server).await?;
+                let err = pg_err(&server);
+                let mut c = conn(&pool, &server).await?;
+                let tx = c.transaction().await.map_err(&err)?;
                 let sql = format!(
                     "UPDATE lightsout_tasks SET status = $4, detail = $5, lease_until = NULL \
                      WHERE {HELD}"
                 );
-                let st = c.prepare_cached(&sql).await.map_err(pg_err(&server))?;
+                let st = tx.prepare_cached(&sql).await.map_err(&err)?;
                 let token = held.token.cast_signed();
-                let n = c
+                let n = tx
                     .execute(
                         &st,
                         &[&held.run, &held.task, &token, &status.as_str(), &detail],
                     )
                     .await
-                    .map_err(pg_err(&server))?;
+                    .map_err(&err)?;
                 if n == 1 {
+                    if status == TaskStatus::Done {
+                        unblock_dependents(&tx, &held.run, &held.task)
+                            .await
+                            .map_err(&err)?;
+                    }
+                    tx.commit().await.map_err(&err)?;
                     return Ok(true);
                 }
                 // Already settled this way under this token (a retried call) is success.
-                let now = c
+                let now = tx
                     .query_opt(
                         "SELECT status, token FROM lightsout_tasks \
                          WHERE run_id = $1 AND task_id = $2",
                         &[&held.run, &held.task],
                     )
                     .await
-                    .map_err(pg_err(&server))?;
+                    .map_err(&err)?;
                 Ok(now.is_some_and(|r| {
                     r.get::<_, &str>(0) == status.as_str() && r.get::<_, i64>(1) == token
                 }))
@@ -221,18 +395,31 @@ impl ClaimStore for PgClaims {
 
     fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>, Error> {
         let run = run.to_owned();
-        let rows = self.run(move |pool, server| {
+        let (rows, dep_rows) = self.run(move |pool, server| {
             let run = run.clone();
             async move {
                 let c = conn(&pool, &server).await?;
                 let sql = format!(
-                    "SELECT task_id, status, worker, token, attempts, {}, detail \
-                     FROM lightsout_tasks WHERE run_id = $1 ORDER BY seq",
+                    "SELECT task_id, status, worker, token, attempts, {}, detail, \
+                     estimate_ms, priority FROM lightsout_tasks WHERE run_id = $1 ORDER BY seq",
                     epoch_ms!("lease_until")
                 );
-                c.query(&sql, &[&run]).await.map_err(pg_err(&server))
+                let tasks = c.query(&sql, &[&run]).await.map_err(pg_err(&server))?;
+                let deps = c
+                    .query(
+                        "SELECT task_id, dep_id FROM lightsout_task_deps WHERE run_id = $1 \
+                         ORDER BY task_id, dep_id",
+                        &[&run],
+                    )
+                    .await
+                    .map_err(pg_err(&server))?;
+                Ok((tasks, deps))
             }
         })?;
+        let mut deps: HashMap<String, Vec<String>> = HashMap::new();
+        for r in &dep_rows {
+            deps.entry(r.get(0)).or_default().push(r.get(1));
+        }
         rows.iter()
             .map(|r| {
                 let status: &str = r.get(1);
@@ -242,15 +429,43 @@ impl ClaimStore for PgClaims {
                         store: self.pg.server().to_owned(),
                         message: format!("task {task} has the unknown status `{status}`"),
                     })?,
+                    deps: deps.remove(&task).unwrap_or_default(),
                     task,
                     worker: r.get(2),
                     token: r.get::<_, i64>(3).cast_unsigned(),
                     attempts: r.get::<_, i32>(4).cast_unsigned(),
                     lease_until_ms: r.get(5),
                     detail: r.get(6),
+                    estimate_ms: r.get::<_, Option<i64>>(7).map(i64::cast_unsigned),
+                    priority: r.get(8),
                 })
             })
             .collect()
+    }
+
+    fn runs(&self) -> Result<Vec<String>, Error> {
+        self.run(|pool, server| async move {
+            let c = conn(&pool, &server).await?;
+            let rows = c
+                .query(
+                    "SELECT run_id FROM lightsout_tasks GROUP BY run_id ORDER BY MIN(seq)",
+                    &[],
+                )
+                .await
+                .map_err(pg_err(&server))?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn now_ms(&self) -> Result<i64, Error> {
+        self.run(|pool, server| async move {
+            let c = conn(&pool, &server).await?;
+            let r = c
+                .query_one(concat!("SELECT ", epoch_ms!("clock_timestamp()")), &[])
+                .await
+                .map_err(pg_err(&server))?;
+            Ok(r.get(0))
+        })
     }
 
     fn try_merge_lock(&self, holder: &str) -> Result<Option<MergeLock>, Error> {
@@ -274,6 +489,32 @@ impl ClaimStore for PgClaims {
         };
         Ok(Some(MergeLock::new(holder, Box::new(held))))
     }
+}
+
+/// Makes ready the blocked dependents of `task` whose other dependencies are done: locks them
+/// first (in `seq` order), then checks in a statement of its own (see the module docs).
+async fn unblock_dependents(
+    tx: &deadpool_postgres::Transaction<'_>,
+    run: &str,
+    task: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let locked: Vec<i64> = tx
+        .query(LOCK_DEPENDENTS, &[&run, &task])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !locked.is_empty() {
+        tx.execute(
+            &format!(
+                "UPDATE lightsout_tasks t SET status = 'ready' \
+                 WHERE t.seq = ANY($2) AND t.status = 'blocked' AND {UNBLOCK_WAITING}"
+            ),
+            &[&run, &locked],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The session holding the merge lock. Dropping it unlocks before it returns, so the next

@@ -10,7 +10,8 @@
 //!   also hold the spec queue, which versions itself with `PRAGMA user_version`.
 
 use super::{
-    Claim, ClaimStore, MergeLock, Settle, TaskRecord, TaskStatus, lease_ms, settled, stale,
+    Claim, ClaimStore, MergeLock, PlannedTask, Settle, TaskRecord, TaskStatus, check_plan,
+    lease_ms, settled, stale,
 };
 use crate::Error;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -40,7 +41,31 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO claim_tokens (id, last) VALUES (1, 0);
     ",
+    // 2: dependencies (a task is blocked until they are done), estimates, priorities.
+    r"
+    ALTER TABLE claim_tasks ADD COLUMN estimate_ms INTEGER;
+    ALTER TABLE claim_tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE claim_deps (
+        run_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        dep_id TEXT NOT NULL,
+        PRIMARY KEY (run_id, task_id, dep_id)
+    );
+    CREATE INDEX claim_deps_dep ON claim_deps (run_id, dep_id);
+    DROP INDEX claim_tasks_open;
+    CREATE INDEX claim_tasks_open ON claim_tasks (priority DESC, seq)
+        WHERE status IN ('ready', 'claimed');
+    ",
 ];
+
+/// Makes ready the blocked tasks of run `?1` (among those `AND`-ed in by the caller) whose
+/// dependencies are all done.
+const UNBLOCK: &str = "UPDATE claim_tasks SET status = 'ready' \
+     WHERE run_id = ?1 AND status = 'blocked' AND NOT EXISTS ( \
+         SELECT 1 FROM claim_deps d JOIN claim_tasks u \
+         ON u.run_id = d.run_id AND u.task_id = d.dep_id \
+         WHERE d.run_id = claim_tasks.run_id AND d.task_id = claim_tasks.task_id \
+         AND u.status <> 'done')";
 
 /// Task claims in a `SQLite` file, normally `.lightsout/state.db` ([`SqliteClaims::in_repo`]).
 #[derive(Debug)]
@@ -152,23 +177,55 @@ const HELD: &str = "run_id = ?1 AND task_id = ?2 AND token = ?3 AND status = 'cl
                     AND lease_until > ?4";
 
 impl ClaimStore for SqliteClaims {
-    fn enqueue(&self, run: &str, tasks: &[String]) -> Result<usize, Error> {
+    fn enqueue_plan(&self, run: &str, plan: &[PlannedTask]) -> Result<usize, Error> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(self.err())?;
+        let known: std::collections::HashSet<String> = {
+            let mut st = tx
+                .prepare("SELECT task_id FROM claim_tasks WHERE run_id = ?1")
+                .map_err(self.err())?;
+            st.query_map(params![run], |r| r.get(0))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        check_plan(run, plan, &known)?;
         let mut added = 0;
         {
-            let mut st = tx
+            let mut task = tx
                 .prepare(
-                    "INSERT INTO claim_tasks (run_id, task_id, status) VALUES (?1, ?2, 'ready') \
-                     ON CONFLICT (run_id, task_id) DO NOTHING",
+                    "INSERT INTO claim_tasks (run_id, task_id, status, estimate_ms, priority) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (run_id, task_id) DO NOTHING",
                 )
                 .map_err(self.err())?;
-            for t in tasks {
-                added += st.execute(params![run, t]).map_err(self.err())?;
+            let mut dep = tx
+                .prepare(
+                    "INSERT INTO claim_deps (run_id, task_id, dep_id) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(self.err())?;
+            for t in plan {
+                let status = if t.deps.is_empty() {
+                    TaskStatus::Ready
+                } else {
+                    TaskStatus::Blocked
+                };
+                let estimate = t.estimate_ms.map(|e| i64::try_from(e).unwrap_or(i64::MAX));
+                let n = task
+                    .execute(params![run, t.task, status.as_str(), estimate, t.priority])
+                    .map_err(self.err())?;
+                if n == 1 {
+                    for d in &t.deps {
+                        dep.execute(params![run, t.task, d]).map_err(self.err())?;
+                    }
+                }
+                added += n;
             }
         }
+        // Dependencies that were already done when their dependents arrived.
+        tx.execute(UNBLOCK, params![run]).map_err(self.err())?;
         tx.commit().map_err(self.err())?;
         Ok(added)
     }
@@ -182,7 +239,8 @@ impl ClaimStore for SqliteClaims {
         let next: Option<i64> = tx
             .query_row(
                 "SELECT seq FROM claim_tasks WHERE status = 'ready' \
-                 OR (status = 'claimed' AND lease_until <= ?1) ORDER BY seq LIMIT 1",
+                 OR (status = 'claimed' AND lease_until <= ?1) \
+                 ORDER BY priority DESC, seq LIMIT 1",
                 params![now],
                 |r| r.get(0),
             )
@@ -262,6 +320,16 @@ impl ClaimStore for SqliteClaims {
                 ],
             )
             .map_err(self.err())?;
+        if n == 1 && status == TaskStatus::Done {
+            tx.execute(
+                &format!(
+                    "{UNBLOCK} AND task_id IN \
+                     (SELECT task_id FROM claim_deps WHERE run_id = ?1 AND dep_id = ?2)"
+                ),
+                params![claim.run, claim.task],
+            )
+            .map_err(self.err())?;
+        }
         if n == 0 {
             // Already settled this way under this token (a retried call) is success.
             let now: Option<(String, i64)> = tx
@@ -281,10 +349,29 @@ impl ClaimStore for SqliteClaims {
 
     fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>, Error> {
         let conn = self.conn();
+        let mut deps: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        {
+            let mut st = conn
+                .prepare(
+                    "SELECT task_id, dep_id FROM claim_deps WHERE run_id = ?1 \
+                     ORDER BY task_id, dep_id",
+                )
+                .map_err(self.err())?;
+            let rows = st
+                .query_map(params![run], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(self.err())?;
+            for row in rows {
+                let (task, dep) = row.map_err(self.err())?;
+                deps.entry(task).or_default().push(dep);
+            }
+        }
         let mut st = conn
             .prepare(
-                "SELECT task_id, status, worker, token, attempts, lease_until, detail \
-                 FROM claim_tasks WHERE run_id = ?1 ORDER BY seq",
+                "SELECT task_id, status, worker, token, attempts, lease_until, detail, \
+                 estimate_ms, priority FROM claim_tasks WHERE run_id = ?1 ORDER BY seq",
             )
             .map_err(self.err())?;
         let rows = st
@@ -299,6 +386,9 @@ impl ClaimStore for SqliteClaims {
                         attempts: r.get(4)?,
                         lease_until_ms: r.get(5)?,
                         detail: r.get(6)?,
+                        deps: Vec::new(),
+                        estimate_ms: r.get::<_, Option<i64>>(7)?.map(i64::cast_unsigned),
+                        priority: r.get(8)?,
                     },
                 ))
             })
@@ -310,9 +400,25 @@ impl ClaimStore for SqliteClaims {
                 store: self.path.display().to_string(),
                 message: format!("task {} has the unknown status `{status}`", rec.task),
             })?;
+            rec.deps = deps.remove(&rec.task).unwrap_or_default();
             out.push(rec);
         }
         Ok(out)
+    }
+
+    fn runs(&self) -> Result<Vec<String>, Error> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT run_id FROM claim_tasks GROUP BY run_id ORDER BY MIN(seq)")
+            .map_err(self.err())?;
+        st.query_map([], |r| r.get(0))
+            .map_err(self.err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.err())
+    }
+
+    fn now_ms(&self) -> Result<i64, Error> {
+        Ok(now_ms())
     }
 
     fn try_merge_lock(&self, holder: &str) -> Result<Option<MergeLock>, Error> {

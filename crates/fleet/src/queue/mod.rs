@@ -96,7 +96,9 @@ pub struct QueueEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum QueueChange {
-    /// Appends `spec` at the end as [`QueueStatus::Queued`].
+    /// Appends `spec` at the end as [`QueueStatus::Queued`], unless it is queued already:
+    /// then it touches that entry (adding is idempotent, so a retried or repeated add never
+    /// builds a spec twice; a spec running or finished may be queued again).
     Add {
         /// The spec path as stored ([`QueueEntry::spec`]).
         spec: String,
@@ -157,7 +159,7 @@ pub trait QueueStore: Send + Sync {
     /// The store cannot be read.
     fn stop_requested(&self) -> Result<bool, QueueError>;
 
-    /// Appends `spec`; returns its entry.
+    /// Appends `spec` (or finds it queued already: [`QueueChange::Add`]); returns its entry.
     ///
     /// # Errors
     /// The store cannot be written, or (a broken backend) added nothing.

@@ -4,8 +4,9 @@
 //!   conditional `UPDATE`s of `Start` and `Finish` make two runners racing for one entry
 //!   start it once.
 //! - Migrations: version in `lightsout_schema` (name `queue`), applied under an advisory lock.
-//! - Lost connections are retried with backoff for [`crate::RECONNECT_FOR`]. Every change but
-//!   `Add` is idempotent; an `Add` whose reply was lost to a cut connection may be added twice.
+//! - Lost connections are retried with backoff for [`crate::RECONNECT_FOR`]. Every change is
+//!   idempotent: `Add` too, through a unique index on the spec of queued entries (an `Add`
+//!   retried after a lost reply finds the entry the first try made).
 
 use super::sqlite::now;
 use super::{QueueChange, QueueEntry, QueueError, QueueStatus, QueueStore};
@@ -28,6 +29,14 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         value BIGINT NOT NULL
     );
+    ",
+    // 2: a spec is queued at most once (adding is idempotent). A queued duplicate made before
+    // holds no run and no outcome: only the first of them is kept.
+    r"
+    DELETE FROM lightsout_queue WHERE status = 'queued' AND id NOT IN
+        (SELECT MIN(id) FROM lightsout_queue WHERE status = 'queued' GROUP BY spec);
+    CREATE UNIQUE INDEX lightsout_queue_queued_spec ON lightsout_queue (spec)
+        WHERE status = 'queued';
     ",
 ];
 
@@ -129,14 +138,36 @@ async fn apply_once(
 ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
     match change {
         QueueChange::Add { spec } => {
-            c.query_opt(
-                &format!(
-                    "INSERT INTO lightsout_queue (spec, status, added_at) \
-                     VALUES ($1, 'queued', $2) RETURNING {COLUMNS}"
-                ),
-                &[spec, &now()],
-            )
-            .await
+            // Two tries: the queued entry an insert ran into may start before it is read.
+            for _ in 0..2 {
+                let added = c
+                    .query_opt(
+                        &format!(
+                            "INSERT INTO lightsout_queue (spec, status, added_at) \
+                             VALUES ($1, 'queued', $2) \
+                             ON CONFLICT (spec) WHERE status = 'queued' DO NOTHING \
+                             RETURNING {COLUMNS}"
+                        ),
+                        &[spec, &now()],
+                    )
+                    .await?;
+                if added.is_some() {
+                    return Ok(added);
+                }
+                let queued = c
+                    .query_opt(
+                        &format!(
+                            "SELECT {COLUMNS} FROM lightsout_queue \
+                             WHERE spec = $1 AND status = 'queued'"
+                        ),
+                        &[spec],
+                    )
+                    .await?;
+                if queued.is_some() {
+                    return Ok(queued);
+                }
+            }
+            Ok(None)
         }
         QueueChange::Remove { id } => {
             c.query_opt(

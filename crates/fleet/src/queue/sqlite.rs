@@ -6,6 +6,7 @@
 //!   30 s for another process's write lock (`queue add` while a runner records a
 //!   finished entry) instead of failing.
 //! - Migrations: `PRAGMA user_version` holds the schema version.
+//! - Adding is idempotent: a unique index on the spec of queued entries.
 
 use super::{QueueChange, QueueEntry, QueueError, QueueStatus, QueueStore};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -32,6 +33,13 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         value INTEGER NOT NULL
     );
+    ",
+    // 2: a spec is queued at most once (adding is idempotent). A queued duplicate made before
+    // holds no run and no outcome: only the first of them is kept.
+    r"
+    DELETE FROM queue WHERE status = 'queued' AND id NOT IN
+        (SELECT MIN(id) FROM queue WHERE status = 'queued' GROUP BY spec);
+    CREATE UNIQUE INDEX queue_queued_spec ON queue (spec) WHERE status = 'queued';
     ",
 ];
 
@@ -180,12 +188,25 @@ impl QueueStore for SqliteQueue {
             .map_err(self.err())?;
         let touched = match change {
             QueueChange::Add { spec } => {
-                tx.execute(
-                    "INSERT INTO queue (spec, status, added_at) VALUES (?1, 'queued', ?2)",
-                    params![spec, now()],
-                )
-                .map_err(self.err())?;
-                Some(tx.last_insert_rowid().cast_unsigned())
+                let n = tx
+                    .execute(
+                        "INSERT INTO queue (spec, status, added_at) VALUES (?1, 'queued', ?2) \
+                         ON CONFLICT DO NOTHING",
+                        params![spec, now()],
+                    )
+                    .map_err(self.err())?;
+                if n == 1 {
+                    Some(tx.last_insert_rowid().cast_unsigned())
+                } else {
+                    tx.query_row(
+                        "SELECT id FROM queue WHERE spec = ?1 AND status = 'queued'",
+                        params![spec],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .optional()
+                    .map_err(self.err())?
+                    .map(i64::cast_unsigned)
+                }
             }
             QueueChange::Remove { id } => {
                 let before = self.get(&tx, *id)?;

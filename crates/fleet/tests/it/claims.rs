@@ -1,35 +1,37 @@
 //! One suite for [`ClaimStore`], called once per backend.
 
 use lightsout_fleet::Error;
-use lightsout_fleet::claims::{Claim, ClaimStore, PgClaims, SqliteClaims, TaskStatus};
+use lightsout_fleet::claims::{Claim, ClaimStore, PgClaims, PlannedTask, SqliteClaims, TaskStatus};
 use lightsout_fleet::testing::{fresh_database, restart_server};
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-const LONG: Duration = Duration::from_secs(600);
+pub(crate) const LONG: Duration = Duration::from_secs(600);
 
 /// Opens a new handle on one store, as a separate worker would: a new connection (`SQLite`
 /// file, Postgres pool) to the same data.
-type Open = Arc<dyn Fn() -> Box<dyn ClaimStore> + Send + Sync>;
+pub(crate) type Open = Arc<dyn Fn() -> Box<dyn ClaimStore> + Send + Sync>;
 
-fn sqlite() -> (tempfile::TempDir, Open) {
+pub(crate) fn sqlite() -> (tempfile::TempDir, Open) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let open: Open = Arc::new(move || Box::new(SqliteClaims::open(&path).unwrap()));
     (dir, open)
 }
 
-fn postgres() -> Open {
+pub(crate) fn postgres() -> Open {
     let url = fresh_database("claims");
     Arc::new(move || Box::new(PgClaims::connect(&url, 4).unwrap()))
 }
 
-fn tasks(n: usize) -> Vec<String> {
+pub(crate) fn tasks(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("T{i:04}")).collect()
 }
 
-fn assert_stale(r: Result<impl std::fmt::Debug, Error>) {
+pub(crate) fn assert_stale(r: Result<impl std::fmt::Debug, Error>) {
     match r {
         Err(Error::Stale { .. }) => {}
         other => panic!("expected a stale-claim refusal, got {other:?}"),
@@ -158,6 +160,168 @@ fn the_merge_lock_admits_one_holder(open: &Open) {
     drop(held);
 }
 
+fn planned(task: &str, deps: &[&str], estimate_ms: u64, priority: i64) -> PlannedTask {
+    PlannedTask {
+        task: task.into(),
+        deps: deps.iter().map(|d| (*d).to_owned()).collect(),
+        estimate_ms: Some(estimate_ms),
+        priority,
+    }
+}
+
+/// A plan with dependencies: a task is blocked until every dependency is done (a failed one
+/// keeps it blocked), the highest priority among ready tasks is claimed first, re-enqueueing
+/// is a no-op, and the store gives back dependencies, estimates and priorities as planned.
+fn a_plan_is_claimed_in_dependency_order(open: &Open) {
+    use TaskStatus::{Blocked, Claimed, Done, Failed, Ready};
+    let s = open();
+    let plan = [
+        planned("A", &[], 10, 1),
+        planned("B", &[], 20, 5),
+        planned("C", &["A", "B"], 30, 9),
+        planned("D", &["C"], 40, 0),
+        planned("E", &["B"], 5, 0),
+    ];
+    assert_eq!(s.enqueue_plan("run", &plan).unwrap(), 5);
+    assert_eq!(s.enqueue_plan("run", &plan).unwrap(), 0, "idempotent");
+    let status = |s: &dyn ClaimStore| -> Vec<TaskStatus> {
+        s.tasks("run").unwrap().iter().map(|t| t.status).collect()
+    };
+    assert_eq!(status(&*s), [Ready, Ready, Blocked, Blocked, Blocked]);
+    let tb = s.claim("w", LONG).unwrap().unwrap();
+    assert_eq!(tb.task, "B", "priority 5 before priority 1");
+    let ta = s.claim("w", LONG).unwrap().unwrap();
+    assert_eq!(ta.task, "A");
+    assert_eq!(s.claim("w", LONG).unwrap(), None, "C, D, E are blocked");
+    s.complete(&tb).unwrap();
+    assert_eq!(status(&*s), [Claimed, Done, Blocked, Blocked, Ready]);
+    s.complete(&ta).unwrap();
+    let tc = s.claim("w", LONG).unwrap().unwrap();
+    assert_eq!(tc.task, "C", "priority 9 before E's 0");
+    s.fail(&tc, "tests failed").unwrap();
+    let te = s.claim("w", LONG).unwrap().unwrap();
+    assert_eq!(te.task, "E");
+    s.complete(&te).unwrap();
+    assert_eq!(
+        s.claim("w", LONG).unwrap(),
+        None,
+        "D waits on a failed task"
+    );
+    assert_eq!(status(&*s), [Done, Done, Failed, Blocked, Done]);
+    let recs = s.tasks("run").unwrap();
+    assert_eq!(recs[2].deps, ["A", "B"]);
+    assert_eq!(
+        (recs[3].estimate_ms, recs[3].priority),
+        (Some(40), 0),
+        "{:?}",
+        recs[3]
+    );
+    // A later plan may depend on tasks the run has; done ones count at once.
+    assert_eq!(
+        s.enqueue_plan("run", &[planned("F", &["E"], 1, 0)])
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.claim("w", LONG).unwrap().unwrap().task, "F");
+    assert_eq!(s.runs().unwrap(), ["run"]);
+    let now = s.now_ms().unwrap();
+    assert!(now > 1_700_000_000_000, "ms since the epoch: {now}");
+}
+
+/// Plans that would leave tasks blocked forever are refused whole: an unknown dependency, a
+/// cycle.
+fn a_plan_with_an_unknown_dependency_or_a_cycle_is_refused(open: &Open) {
+    let s = open();
+    let unknown = [planned("A", &[], 1, 0), planned("B", &["Z"], 1, 0)];
+    let e = s.enqueue_plan("run", &unknown).unwrap_err();
+    assert!(
+        matches!(&e, lightsout_fleet::Error::Plan { task, .. } if task == "B"),
+        "{e}"
+    );
+    let cycle = [
+        planned("A", &["C"], 1, 0),
+        planned("B", &["A"], 1, 0),
+        planned("C", &["B"], 1, 0),
+    ];
+    let e = s.enqueue_plan("run", &cycle).unwrap_err();
+    assert!(e.to_string().contains("cycle"), "{e}");
+    assert!(s.tasks("run").unwrap().is_empty(), "nothing added");
+}
+
+/// Eight workers drain a fan-in (40 roots, one sink depending on all of them, one task after
+/// the sink) with the roots completed concurrently: no task is claimed before its
+/// dependencies were completed, and the sink is unblocked exactly once.
+fn concurrent_completions_unblock_a_fan_in_once(open: &Open) {
+    const ROOTS: usize = 40;
+    const M: usize = 8;
+    let roots: Vec<String> = (0..ROOTS).map(|i| format!("R{i:02}")).collect();
+    let mut plan: Vec<PlannedTask> = roots.iter().map(PlannedTask::new).collect();
+    plan.push(PlannedTask {
+        deps: roots.clone(),
+        ..PlannedTask::new("SINK")
+    });
+    plan.push(PlannedTask {
+        deps: vec!["SINK".into()],
+        ..PlannedTask::new("LAST")
+    });
+    open().enqueue_plan("run", &plan).unwrap();
+    let deps: std::collections::HashMap<String, Vec<String>> = plan
+        .iter()
+        .map(|t| (t.task.clone(), t.deps.clone()))
+        .collect();
+    let deps = Arc::new(deps);
+    let completed = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+    let left = Arc::new(std::sync::atomic::AtomicUsize::new(plan.len()));
+    let start = Arc::new(Barrier::new(M));
+    let workers: Vec<_> = (0..M)
+        .map(|w| {
+            let (open, deps, completed, left, start) = (
+                open.clone(),
+                deps.clone(),
+                completed.clone(),
+                left.clone(),
+                start.clone(),
+            );
+            std::thread::spawn(move || {
+                let store = open();
+                start.wait();
+                while left.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                    let Some(c) = store.claim(&format!("w{w}"), LONG).unwrap() else {
+                        let recs = store.tasks("run").unwrap();
+                        let open: Vec<_> = recs
+                            .iter()
+                            .filter(|r| r.status != TaskStatus::Done)
+                            .collect();
+                        assert!(
+                            open.is_empty() || open.iter().any(|r| r.status != TaskStatus::Blocked),
+                            "blocked forever: {open:?}"
+                        );
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    };
+                    {
+                        let done = completed.lock().unwrap();
+                        for d in &deps[&c.task] {
+                            assert!(done.contains(d), "{} claimed before {d} was done", c.task);
+                        }
+                    }
+                    completed.lock().unwrap().insert(c.task.clone());
+                    store.complete(&c).unwrap();
+                    left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let recs = open().tasks("run").unwrap();
+    assert!(
+        recs.iter()
+            .all(|r| r.status == TaskStatus::Done && r.attempts == 1)
+    );
+}
+
 macro_rules! both {
     ($($name:ident),+) => {
         mod sqlite {
@@ -185,7 +349,10 @@ both!(
     claims_are_exclusive_under_concurrency,
     a_lapsed_lease_is_reclaimed_and_the_old_token_refused,
     settled_tasks_are_never_claimed_again,
-    the_merge_lock_admits_one_holder
+    the_merge_lock_admits_one_holder,
+    a_plan_is_claimed_in_dependency_order,
+    a_plan_with_an_unknown_dependency_or_a_cycle_is_refused,
+    concurrent_completions_unblock_a_fan_in_once
 );
 
 /// Postgres restarted under a store: the store reconnects; a claim made before the restart is

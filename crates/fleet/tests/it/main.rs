@@ -2,7 +2,9 @@
 //! directory, and Postgres on the real server `scripts/pg-start` started
 //! (`LIGHTSOUT_TEST_PG_URL`; without it the Postgres tests fail, they never skip).
 
+mod budget;
 mod claims;
+mod faults;
 mod queue;
 
 use std::sync::RwLock;

@@ -112,6 +112,45 @@ fn racing_runners_start_an_entry_once(open: &Open) {
     assert_eq!(open().entries().unwrap().len(), M + 1);
 }
 
+/// Adding a spec that is queued already finds its entry instead of adding another, also
+/// when racing runners add it at once; once it has started, it may be queued again.
+fn adding_a_queued_spec_again_adds_nothing(open: &Open) {
+    const M: usize = 4;
+    let q = open();
+    let a = q.add("specs/a.md").unwrap();
+    let b = q.add("specs/b.md").unwrap();
+    assert_eq!(q.add("specs/a.md").unwrap(), a);
+    assert_eq!(q.entries().unwrap().len(), 2);
+    let start = Arc::new(Barrier::new(M));
+    let racers: Vec<_> = (0..M)
+        .map(|_| {
+            let (open, start) = (open.clone(), start.clone());
+            std::thread::spawn(move || {
+                let q = open();
+                start.wait();
+                q.add("specs/c.md").unwrap().id
+            })
+        })
+        .collect();
+    let ids: std::collections::BTreeSet<u64> =
+        racers.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "one entry for c: {ids:?}");
+    assert_eq!(q.entries().unwrap().len(), 3);
+    q.apply(&QueueChange::Start {
+        id: b.id,
+        run_id: "r1".into(),
+    })
+    .unwrap()
+    .unwrap();
+    let again = q.add("specs/b.md").unwrap();
+    assert!(
+        again.id > b.id,
+        "a running spec can be queued for another build"
+    );
+    assert_eq!(q.add("specs/b.md").unwrap(), again);
+    assert_eq!(q.entries().unwrap().len(), 4);
+}
+
 macro_rules! both {
     ($($name:ident),+) => {
         mod sqlite {
@@ -138,7 +177,8 @@ macro_rules! both {
 both!(
     entries_go_queued_running_finished_in_order,
     the_queue_and_the_stop_flag_survive_reopening,
-    racing_runners_start_an_entry_once
+    racing_runners_start_an_entry_once,
+    adding_a_queued_spec_again_adds_nothing
 );
 
 /// A Postgres queue whose schema is newer than this version is refused, as on `SQLite`.
