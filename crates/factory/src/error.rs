@@ -12,7 +12,7 @@ pub enum Error {
     Fence(#[from] lightsout_fence::FenceError),
     /// The outcome report could not be written or read.
     #[error(transparent)]
-    Report(#[from] crate::report::ReportError),
+    Report(crate::report::ReportError),
     /// `lightsout.toml` is missing or invalid.
     #[error("{0}")]
     Config(String),
@@ -143,13 +143,14 @@ impl From<lightsout_journal::Error> for Error {
     }
 }
 
-/// The outcome report's errors keep their variant and message.
-impl From<lightsout_report::OutcomeError> for Error {
-    fn from(e: lightsout_report::OutcomeError) -> Self {
-        use lightsout_report::OutcomeError;
+/// The report's errors about a run directory keep their variant and message; the others are
+/// [`Error::Report`].
+impl From<crate::report::ReportError> for Error {
+    fn from(e: crate::report::ReportError) -> Self {
+        use crate::report::ReportError;
         match e {
-            OutcomeError::UnknownRun(id) => Error::UnknownRun(id),
-            OutcomeError::Io {
+            ReportError::UnknownRun(id) => Error::UnknownRun(id),
+            ReportError::Io {
                 action,
                 path,
                 source,
@@ -158,9 +159,9 @@ impl From<lightsout_report::OutcomeError> for Error {
                 path,
                 source,
             },
-            OutcomeError::Journal { path, message } => Error::Journal { path, message },
-            OutcomeError::JournalEntry(e) => Error::JournalEntry(e),
-            OutcomeError::Report(e) => Error::Report(e),
+            ReportError::Journal { path, message } => Error::Journal { path, message },
+            ReportError::JournalEntry(e) => Error::JournalEntry(e),
+            other => Error::Report(other),
         }
     }
 }

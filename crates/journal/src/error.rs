@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 /// cause is its `source` (print the chain, as `anyhow`'s `{:#}` does). `lightsout-factory`
 /// turns `Io` into its own `Io` and keeps the others as `Error::JournalEntry`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A file operation failed.
     #[error("{action} {path}: {source}")]

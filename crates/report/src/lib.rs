@@ -83,10 +83,38 @@ pub const REPORT_JSON: &str = "report.json";
 /// File name of the HTML report inside a run directory.
 pub const REPORT_HTML: &str = "report.html";
 
-/// Errors from writing or reading a report.
+/// Errors from building a report from a run directory ([`outcome`]), writing it or reading it.
+/// `lightsout-factory` turns `UnknownRun`, `Io`, `Journal` and `JournalEntry` into its own
+/// variants of the same name and message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
+    /// No run with that id, or an id that is not a plain name.
+    #[error("no run `{0}` in .lightsout/runs; list them with `ls .lightsout/runs`")]
+    UnknownRun(String),
+    /// A file of the run directory could not be read, or `eval/coverage.json` written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file beside the journal could not be serialised.
+    #[error("journal {path}: {message}")]
+    Journal {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A journal line is not an entry; the message names the journal and the line, the
+    /// source is the JSON error.
+    #[error(transparent)]
+    JournalEntry(lightsout_journal::Error),
     /// A report file or its directory could not be written (permissions, disk full, a file in the
     /// way of the directory).
     #[error("cannot write the report file {}; check that the run directory is writable", path.display())]
@@ -133,44 +161,9 @@ pub enum ReportError {
     Serialise(#[source] serde_json::Error),
 }
 
-/// Why the outcome of a run directory could not be built ([`outcome`]). `lightsout-factory`
-/// turns each variant into its own variant of the same name and message.
-#[derive(Debug, thiserror::Error)]
-pub enum OutcomeError {
-    /// No run with that id, or an id that is not a plain name.
-    #[error("no run `{0}` in .lightsout/runs; list them with `ls .lightsout/runs`")]
-    UnknownRun(String),
-    /// A file operation failed.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The journal is unreadable, or a file beside it could not be serialised.
-    #[error("journal {path}: {message}")]
-    Journal {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// A journal line is not an entry; the message names the journal and the line, the
-    /// source is the JSON error.
-    #[error(transparent)]
-    JournalEntry(lightsout_journal::Error),
-    /// The report could not be written.
-    #[error(transparent)]
-    Report(#[from] ReportError),
-}
-
-impl OutcomeError {
+impl ReportError {
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
-        OutcomeError::Io {
+        ReportError::Io {
             action,
             path: path.to_owned(),
             source,
@@ -178,20 +171,21 @@ impl OutcomeError {
     }
 }
 
-/// The journal's errors keep their variant and message.
-impl From<lightsout_journal::Error> for OutcomeError {
+/// The journal's errors keep their message: `Io` is [`ReportError::Io`], the others
+/// [`ReportError::JournalEntry`].
+impl From<lightsout_journal::Error> for ReportError {
     fn from(e: lightsout_journal::Error) -> Self {
         match e {
             lightsout_journal::Error::Io {
                 action,
                 path,
                 source,
-            } => OutcomeError::Io {
+            } => ReportError::Io {
                 action,
                 path,
                 source,
             },
-            other => OutcomeError::JournalEntry(other),
+            other => ReportError::JournalEntry(other),
         }
     }
 }

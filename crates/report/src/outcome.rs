@@ -23,7 +23,7 @@
 //!
 //! Failed attempts at the `policy` or `guards` stage become incidents at the top of the page.
 
-use crate::OutcomeError as Error;
+use crate::ReportError as Error;
 use crate::{
     self as report, AgentKind, AgentLabel, FailureRecord, GateOutcome, GateVerdict, Incident,
     IncidentKind, RequirementOutcome, RunReport, Satisfaction, SpecRef, TaskOutcome,
@@ -220,7 +220,7 @@ pub fn write_run_report(
         freeze_coverage(repo, run_id, holdout_dir)?;
     }
     let report = build_report(repo, run_id)?;
-    Ok(report::write_report(&run_dir(repo, run_id), &report)?)
+    report::write_report(&run_dir(repo, run_id), &report)
 }
 
 /// What the run directory says about the holdout's strength: the report when there is one,
