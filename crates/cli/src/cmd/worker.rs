@@ -604,7 +604,10 @@ fn sweep_runs(store: &dyn ClaimStore, clone: &Path, sweep: &mut Sweep) -> anyhow
         let open = known
             .values()
             .any(|s| matches!(s, TaskStatus::Ready | TaskStatus::Claimed));
-        if open || n > 0 {
+        // `ready` counts even when another worker enqueued it first (n = 0): `known` is a
+        // snapshot, and only a run with nothing open and nothing ready in it is settled for
+        // good (done and failed are final).
+        if open || !ready.is_empty() {
             sweep.waiting = true;
         } else {
             sweep.settled.insert(run);

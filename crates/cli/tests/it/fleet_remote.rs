@@ -128,7 +128,9 @@ fn worker(url: &str, remote: &Path, holdout: &Path, dir: &Path, name: &str) -> C
         .arg(dir.join(name))
         .arg("--holdout")
         .arg(holdout)
-        .args(["--jobs", "1", "--lease-ms", "3000", "--poll-ms", "200"])
+        // A lease long enough for a heartbeat (every third of it) to get through on a loaded
+        // machine, short enough that the killed worker's task is claimed again soon.
+        .args(["--jobs", "1", "--lease-ms", "10000", "--poll-ms", "200"])
         .args(["--name", name])
         .env_remove("LIGHTSOUT_HOLDOUT")
         .env("LIGHTSOUT_BIN", env!("CARGO_BIN_EXE_lightsout"))
@@ -154,11 +156,21 @@ fn status(url: &str) -> String {
 
 /// The row of `task` in `worker status`: (status, worker, attempts).
 fn row(shown: &str, task: &str) -> Option<(String, String, u32)> {
+    full_row(shown, task).map(|(s, w, _, a)| (s, w, a))
+}
+
+/// The row of `task` in `worker status`: (status, worker, fencing token, attempts).
+fn full_row(shown: &str, task: &str) -> Option<(String, String, u64, u32)> {
     let l = shown
         .lines()
         .find(|l| l.split_whitespace().next() == Some(task))?;
     let f: Vec<&str> = l.split_whitespace().collect();
-    Some((f[1].to_owned(), f[2].to_owned(), f[4].parse().unwrap()))
+    Some((
+        f[1].to_owned(),
+        f[2].to_owned(),
+        f[3].parse().unwrap(),
+        f[4].parse().unwrap(),
+    ))
 }
 
 fn logs(dir: &Path) -> String {
@@ -218,20 +230,15 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
 
     // Wait until a worker is inside an attempt at REQ-4, then kill it and its children.
     let victim = loop {
-        if let Some((st, w, _)) = row(&status(&url), "REQ-4")
+        if let Some((st, w, token, _)) = full_row(&status(&url), "REQ-4")
             && st == "claimed"
         {
+            // The worker's run of this claim (`<run>-<task>-<token>`) is inside an attempt.
             let name = w.split('/').next().unwrap().to_owned();
-            let runs = dir.join(&name).join("job-0/.lightsout/runs");
-            let attempt_started = std::fs::read_dir(&runs).ok().is_some_and(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| e.file_name().to_string_lossy().contains("-REQ-4-"))
-                    .any(|e| {
-                        std::fs::read_to_string(e.path().join("journal.jsonl"))
-                            .is_ok_and(|j| j.contains("\"attempt_started\""))
-                    })
-            });
-            if attempt_started {
+            let journal = dir.join(&name).join(format!(
+                "job-0/.lightsout/runs/{RUN}-REQ-4-{token}/journal.jsonl"
+            ));
+            if std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"attempt_started\"")) {
                 break name;
             }
         }
