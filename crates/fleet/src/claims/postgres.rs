@@ -252,13 +252,22 @@ impl ClaimStore for PgClaims {
                     )
                     .await
                     .map_err(&err)?;
-                    // Dependencies that were already done when their dependents arrived.
+                }
+                // Dependencies that were already done when their dependents arrived: only
+                // tasks that name a task the run had can be waiting on nothing.
+                let on_known: Vec<&str> = plan
+                    .iter()
+                    .filter(|t| added.contains(&t.task) && t.deps.iter().any(|d| known.contains(d)))
+                    .map(|t| t.task.as_str())
+                    .collect();
+                if !on_known.is_empty() {
                     tx.execute(
                         &format!(
                             "UPDATE lightsout_tasks t SET status = 'ready' \
-                             WHERE t.run_id = $1 AND t.status = 'blocked' AND {UNBLOCK_WAITING}"
+                             WHERE t.run_id = $1 AND t.task_id = ANY($2) \
+                             AND t.status = 'blocked' AND {UNBLOCK_WAITING}"
                         ),
-                        &[&run],
+                        &[&run, &on_known],
                     )
                     .await
                     .map_err(&err)?;
