@@ -190,6 +190,7 @@ fn logs(dir: &Path) -> String {
 #[test]
 #[allow(clippy::print_stderr)] // the timings go to the test's output, for the record
 fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
+    let _example = crate::bundled_example_lock();
     let started = Instant::now();
     let url = fresh_database("fleet");
     let tmp = tempfile::tempdir().unwrap();

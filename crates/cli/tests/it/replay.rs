@@ -295,6 +295,7 @@ fn bundled_example_run() -> (tempfile::TempDir, std::path::PathBuf) {
 
 #[test]
 fn the_bundled_example_replays_offline_to_the_same_verdict_and_names_a_changed_result() {
+    let _example = crate::bundled_example_lock();
     let (_dir, repo) = bundled_example_run();
     // The same run serves the tuner's end-to-end checks (one demo run, not two).
     crate::tune::demo_metrics_and_tuner(&repo, "demo");
