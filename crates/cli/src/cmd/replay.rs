@@ -18,7 +18,7 @@ pub(crate) enum Format {
     Json,
 }
 
-/// `lightsout replay [RUN] [--format human|json] [--config PATH]`.
+/// `lightsout replay [RUN] [--format human|json] [--config PATH] [--jobs N]`.
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
     /// The run id (a directory name under .lightsout/runs/); the latest run when omitted.
@@ -30,6 +30,10 @@ pub(crate) struct ReplayArgs {
     /// The configuration file (default: lightsout.toml at the repository root).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Recorded evaluations judged at once. More is faster, but a scenario that measures
+    /// latency sees the other judges as load.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
 }
 
 fn print_human(report: &ReplayReport) {
@@ -77,7 +81,12 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| repo.join("lightsout.toml"));
     let config = Config::load(&config_path)?;
-    let report = rt.block_on(lightsout_factory::replay::replay(&repo, &config, &run))?;
+    let report = rt.block_on(lightsout_factory::replay::replay_with_jobs(
+        &repo,
+        &config,
+        &run,
+        usize::from(args.jobs),
+    ))?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Human => print_human(&report),
