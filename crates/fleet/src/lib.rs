@@ -43,7 +43,7 @@ mod error;
 #[cfg(feature = "postgres")]
 mod pg;
 pub mod queue;
-mod sqlite;
+pub mod sqlite;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,18 +1,20 @@
-//! The one way the `SQLite` backends open their state file.
+//! The one way the `SQLite` stores open the project's state file (`.lightsout/state.db`) and
+//! migrate their schema in it: the fleet's claims, queue and budget, and `lightsout-tune`'s
+//! run metrics.
 
 use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
 
 /// How long a connection waits for another process's write lock before it fails.
-pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens (creating its parent directory when missing) the `SQLite` file at `path` in WAL mode
 /// with `synchronous = FULL` (a commit is on disk when it returns) and [`BUSY_TIMEOUT`].
 ///
 /// # Errors
 /// The file cannot be created or opened, or a pragma is refused.
-pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent() {
         // An error here resurfaces, with its path, when SQLite opens the file.
         let _ = std::fs::create_dir_all(dir);
@@ -30,7 +32,7 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
 ///
 /// # Errors
 /// The file cannot be written, or its `name` schema is newer than this version knows.
-pub(crate) fn migrate(
+pub fn migrate(
     conn: &mut Connection,
     path: &Path,
     name: &str,

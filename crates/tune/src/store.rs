@@ -9,9 +9,10 @@
 //!
 //! - **Key.** `(run_id, task_id, attempt)`: an attempt recorded again (a run killed after
 //!   recording it and resumed) replaces the earlier row, so it counts once.
-//! - **Migrations.** On open, inside one immediate transaction; the schema version is kept in
-//!   the store's own table `metrics_schema` (the file's `PRAGMA user_version` belongs to the
-//!   queue). A file newer than this build is refused, never rewritten.
+//! - **Migrations.** On open, inside one immediate transaction, by the fleet's stores' own
+//!   [`lightsout_fleet::sqlite::migrate`]: the version of the `metrics` schema is kept in the
+//!   file's `lightsout_schema` table (the file's `PRAGMA user_version` belongs to the queue). A
+//!   file newer than this build is refused, never rewritten.
 //! - **Atomic.** Every write is one transaction; the file is in WAL mode with
 //!   `synchronous = FULL`, so a committed attempt survives a `kill -9` or a power cut.
 //! - **Old runs.** [`MetricsStore::import_jsonl`] brings `.lightsout/metrics.jsonl` (what the
@@ -22,16 +23,12 @@
 use crate::record::{AttemptRecord, LineDiagnostic, parse_jsonl, usd};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The state database's file name under `.lightsout/`.
 pub const STATE_DB: &str = "state.db";
 
 /// The metrics lines the factory wrote before this store, under `.lightsout/`.
 pub const METRICS_JSONL: &str = "metrics.jsonl";
-
-/// How long a connection waits for another process's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The schema, one migration per version (version `i + 1` after `MIGRATIONS[i]`).
 const MIGRATIONS: &[&str] = &[r"
@@ -122,16 +119,10 @@ impl MetricsStore {
             // An error here resurfaces, with its path, when SQLite opens the file.
             let _ = std::fs::create_dir_all(dir);
         }
-        let err = |source| StoreError::Sqlite {
+        let conn = lightsout_fleet::sqlite::open(path).map_err(|source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
-        };
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
+        })?;
         let mut s = MetricsStore {
             conn,
             path: path.to_path_buf(),
@@ -164,48 +155,20 @@ impl MetricsStore {
         }
     }
 
+    /// Brings the `metrics` schema up to date ([`lightsout_fleet::sqlite::migrate`]: versions
+    /// in the file's `lightsout_schema` table, one immediate transaction).
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS metrics_schema (version INTEGER NOT NULL)")
-            .map_err(err)?;
-        let version: i64 = tx
-            .query_row("SELECT max(version) FROM metrics_schema", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .map_err(err)?
-            .unwrap_or(0);
-        let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-        if version > known || version < 0 {
-            return Err(StoreError::Corrupt {
-                path,
-                message: format!(
-                    "metrics schema version {version} is not one this lightsout knows (1..={known}); \
-                     upgrade lightsout"
-                ),
-            });
-        }
-        for (i, m) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(version).unwrap_or(0))
-        {
-            tx.execute_batch(m).map_err(err)?;
-            tx.execute("DELETE FROM metrics_schema", []).map_err(err)?;
-            tx.execute(
-                "INSERT INTO metrics_schema (version) VALUES (?1)",
-                [i64::try_from(i + 1).unwrap_or(i64::MAX)],
-            )
-            .map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        lightsout_fleet::sqlite::migrate(&mut self.conn, &self.path, "metrics", MIGRATIONS).map_err(
+            |e| match e {
+                lightsout_fleet::Error::Sqlite { path, source } => {
+                    StoreError::Sqlite { path, source }
+                }
+                other => StoreError::Corrupt {
+                    path: self.path.clone(),
+                    message: other.to_string(),
+                },
+            },
+        )
     }
 
     /// Records one attempt (replacing a row with the same run, task and attempt), in one
@@ -479,8 +442,11 @@ mod tests {
         let p = dir.path().join("state.db");
         drop(MetricsStore::open(&p).unwrap());
         let c = Connection::open(&p).unwrap();
-        c.execute("UPDATE metrics_schema SET version = 99", [])
-            .unwrap();
+        c.execute(
+            "UPDATE lightsout_schema SET version = 99 WHERE name = 'metrics'",
+            [],
+        )
+        .unwrap();
         drop(c);
         let e = MetricsStore::open(&p).unwrap_err();
         assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
