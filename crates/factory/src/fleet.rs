@@ -390,7 +390,17 @@ pub fn publish_plan(repo: &Path, remote: &str, plan: &FleetPlan) -> Result<Strin
         Some(&index),
     )?;
     let tree = git(&["write-tree"], Some(&index))?;
-    let message = format!("lightsout: plan of fleet run {}", plan.run);
+    // The nonce makes each publish a distinct commit: two publishes of one plan within the
+    // same second would otherwise make the same commit, and git reports that push as "up to
+    // date" rather than refusing it.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let message = format!(
+        "lightsout: plan of fleet run {}\n\nPublished-By: pid {} at {nonce} ns",
+        plan.run,
+        std::process::id()
+    );
     let commit = git(&["commit-tree", &tree, "-m", &message], None)?;
     match remote::push_ref(repo, remote, &commit, &plan_ref(&plan.run), false)
         .map_err(io("push the plan", repo))?

@@ -176,7 +176,9 @@ pub fn push_with_lease(
 }
 
 /// Pushes `commit` to `refname` of `remote`; `force` replaces whatever is there, otherwise
-/// only a new ref or a fast-forward is accepted.
+/// only a new ref or a fast-forward is accepted. A ref that already points at `commit` is
+/// [`Pushed::Accepted`] (git reports it "up to date"), so a create-only caller makes its
+/// commit unique.
 ///
 /// # Errors
 /// As [`push_with_lease`].
