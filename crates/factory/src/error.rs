@@ -114,12 +114,44 @@ pub enum Error {
 }
 
 /// An adapter's boxed error: the factory's own errors come back as they were (a memory stage
-/// that failed with [`Error::Stage`] is still that), anything else is [`Error::Adapter`].
+/// that failed with [`Error::Stage`] is still that), and so do those of `lightsout-adapters`
+/// and the fence (as their variants here); anything else is [`Error::Adapter`].
 impl From<lightsout_core::BoxError> for Error {
     fn from(e: lightsout_core::BoxError) -> Self {
-        match e.downcast::<Error>() {
-            Ok(own) => *own,
+        let e = match e.downcast::<Error>() {
+            Ok(own) => return *own,
+            Err(e) => e,
+        };
+        let e = match e.downcast::<lightsout_adapters::Error>() {
+            Ok(adapter) => return Error::from(*adapter),
+            Err(e) => e,
+        };
+        match e.downcast::<lightsout_fence::FenceError>() {
+            Ok(fence) => Error::Fence(*fence),
             Err(other) => Error::Adapter(other),
+        }
+    }
+}
+
+/// The adapters' errors are the factory's variants of the same name, message for message.
+impl From<lightsout_adapters::Error> for Error {
+    fn from(e: lightsout_adapters::Error) -> Self {
+        use lightsout_adapters::Error as A;
+        match e {
+            A::Config(m) => Error::Config(m),
+            A::Eval(m) => Error::Eval(m),
+            A::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path,
+                source,
+            },
+            A::Fence(e) => Error::Fence(e),
+            A::Git(e) => Error::from(e),
+            other => Error::Adapter(Box::new(other)),
         }
     }
 }
