@@ -207,7 +207,8 @@ impl EngineEvaluator {
                 TwinTapes::Off => {}
                 TwinTapes::Record => twin.record_tape(),
                 TwinTapes::Replay(t) => {
-                    twin.replay_tape(t.get(name).map(|r| r.exchanges.clone()).unwrap_or_default())
+                    let exchanges = t.get(name).map(|r| r.exchanges.clone());
+                    twin.replay_tape(exchanges.unwrap_or_default());
                 }
             }
             served.push((name.clone(), twin));
