@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 /// Why an adapter could not do its work. The messages are the factory's own for the same
-/// failure (`lightsout_factory::Error` takes each variant back as its variant of that name).
+/// failure; `lightsout-factory` keeps it whole as its `Error::Adapters`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

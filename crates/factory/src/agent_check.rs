@@ -19,8 +19,8 @@ use std::path::Path;
 ///
 /// # Errors
 /// [`Error::Config`] for an unknown profile or a replay profile (it starts no process);
-/// [`Error::Fence`] when the fence cannot be built (bubblewrap missing); [`Error::Git`] or
-/// [`Error::Io`] when the temporary worktree cannot be made.
+/// [`Error::Adapters`] when the fence cannot be built (bubblewrap missing) or the temporary
+/// worktree cannot be made.
 pub async fn check_agent(
     config: &Config,
     repo: &Path,

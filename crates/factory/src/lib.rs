@@ -97,8 +97,8 @@ pub mod outcome {
     ///
     /// # Errors
     /// [`Error::UnknownRun`](crate::Error::UnknownRun) when the run id is not a plain name or
-    /// has no journal; [`Error::JournalEntry`](crate::Error::JournalEntry)/[`Error::Io`](crate::Error::Io)
-    /// when the journal cannot be read.
+    /// has no journal, or when the journal cannot be read: [`Error::Report`](crate::Error::Report)
+    /// (the report's error, kept whole).
     pub fn build_report(
         repo: &Path,
         run_id: &str,
@@ -139,7 +139,7 @@ pub mod journal {
     ///
     /// # Errors
     /// [`Error::JournalEntry`](crate::Error::JournalEntry) when a complete line is not a valid
-    /// entry, [`Error::Io`](crate::Error::Io) when the file cannot be read.
+    /// entry or the file cannot be read.
     pub fn read(path: &Path) -> Result<Vec<Entry>, crate::Error> {
         Ok(lightsout_journal::read(path)?)
     }
