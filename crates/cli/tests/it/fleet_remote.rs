@@ -38,36 +38,6 @@ fn example_remote(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (seed, remote, holdout)
 }
 
-/// The tree the trajectory builds: the example with every recorded patch applied, task by
-/// task, attempt by attempt (the tasks touch disjoint files).
-fn expected_tree(seed: &Path) -> String {
-    let trajectory = seed.join("trajectory");
-    let scratch = seed.parent().unwrap().join("expected");
-    git(
-        seed,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            scratch.to_str().unwrap(),
-        ],
-    );
-    for task in TASKS {
-        let mut patches: Vec<PathBuf> = std::fs::read_dir(trajectory.join(task))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "patch"))
-            .collect();
-        patches.sort();
-        for p in patches {
-            git(&scratch, &["apply", p.to_str().unwrap()]);
-        }
-    }
-    git(&scratch, &["add", "-A"]);
-    git(&scratch, &["write-tree"])
-}
-
 fn worker(url: &str, remote: &Path, holdout: &Path, dir: &Path, name: &str) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     Std::new(env!("CARGO_BIN_EXE_lightsout"))
@@ -145,7 +115,7 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (seed, remote, holdout) = example_remote(dir);
-    let expected = expected_tree(&seed);
+    let expected = crate::trajectory_tree(&seed, "HEAD");
 
     // Plan and enqueue; the plan goes to the remote.
     let out = Command::cargo_bin("lightsout")
