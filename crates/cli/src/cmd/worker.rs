@@ -22,7 +22,7 @@ use lightsout_factory::fleet::{self, FleetPlan, RemoteMain};
 use lightsout_factory::{Config, Factory, RunOptions, TaskPhase};
 use lightsout_fleet::Error as FleetError;
 use lightsout_fleet::claims::{
-    Claim, ClaimGuard, ClaimStore, Keeper, Lost, PgClaims, Settle, SqliteClaims, TaskStatus,
+    ClaimGuard, ClaimStore, Keeper, Lost, PgClaims, Settle, SqliteClaims, TaskStatus,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -395,7 +395,7 @@ impl Job {
                     Lost::Refused => eprintln!(
                         "worker {}: {}; stopping task {}",
                         self.name,
-                        stale_message(&claim),
+                        keeper.stale(),
                         claim.task
                     ),
                     Lost::Deadline => eprintln!(
@@ -408,15 +408,6 @@ impl Job {
             }
         }
     }
-}
-
-/// What the store says of a write under `claim` once it is no longer held.
-fn stale_message(claim: &Claim) -> String {
-    format!(
-        "claim of task {} of run {} with token {} is no longer held (its lease lapsed, or a \
-         newer claim or a settlement replaced it)",
-        claim.task, claim.run, claim.token
-    )
 }
 
 /// The factory mode's settings (`--repo`).

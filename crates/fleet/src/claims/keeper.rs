@@ -241,6 +241,12 @@ impl Keeper {
         self.store.settle(&claim, outcome)
     }
 
+    /// The error a write under this claim gets once it is no longer held
+    /// ([`Error::Stale`]), to report a loss in the store's words.
+    pub fn stale(&self) -> Error {
+        super::stale(&self.claim())
+    }
+
     /// The lease each heartbeat asks for.
     pub fn lease(&self) -> Duration {
         self.lease
