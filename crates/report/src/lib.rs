@@ -84,8 +84,7 @@ pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_HTML: &str = "report.html";
 
 /// Errors from building a report from a run directory ([`outcome`]), writing it or reading it.
-/// `lightsout-factory` turns `UnknownRun`, `Io`, `Journal` and `JournalEntry` into its own
-/// variants of the same name and message.
+/// `lightsout-factory` keeps it whole as its `Error::Report`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
