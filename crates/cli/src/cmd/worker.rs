@@ -21,6 +21,7 @@ use clap::{Args, Subcommand};
 use lightsout_factory::fleet::{self, FleetPlan, RemoteMain};
 use lightsout_factory::{Config, Factory, RunOptions, TaskPhase};
 use lightsout_fleet::Error as FleetError;
+use lightsout_fleet::budget::{BudgetStore, PgBudget, SqliteBudget};
 use lightsout_fleet::claims::{
     ClaimGuard, ClaimStore, Keeper, Lost, PgClaims, Settle, SqliteClaims, TaskStatus,
 };
@@ -202,6 +203,15 @@ pub(crate) fn open(store: &str, jobs: usize) -> anyhow::Result<Arc<dyn ClaimStor
     })
 }
 
+/// The fleet's day budget in the store at `store` (the claim store's URL or file).
+fn open_budget(store: &str, jobs: usize) -> anyhow::Result<Arc<dyn BudgetStore>> {
+    Ok(if lightsout_factory::config::is_postgres_url(store) {
+        Arc::new(PgBudget::connect(store, jobs + 1)?)
+    } else {
+        Arc::new(SqliteBudget::open(&PathBuf::from(store))?)
+    })
+}
+
 fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
     let store = open(&a.store.location()?, 1)?;
     println!(
@@ -234,7 +244,8 @@ enum Ended {
 
 fn work(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let jobs = usize::from(args.jobs);
-    let store = open(&args.store.location()?, jobs)?;
+    let location = args.store.location()?;
+    let store = open(&location, jobs)?;
     let name = args
         .name
         .clone()
@@ -245,7 +256,7 @@ fn work(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let stop = Arc::new(AtomicBool::new(false));
     let fleet = match &args.repo {
-        Some(url) => Some(Arc::new(FleetArgs::new(args, url)?)),
+        Some(url) => Some(Arc::new(FleetArgs::new(args, url, &location)?)),
         None => None,
     };
     let ended = rt.block_on(async {
@@ -417,10 +428,12 @@ struct FleetArgs {
     /// The holdout directory, absolute (`--holdout`), if given.
     holdout: Option<PathBuf>,
     poll: Duration,
+    /// The fleet's day budget, in the same store as the claims.
+    day_budget: Arc<dyn BudgetStore>,
 }
 
 impl FleetArgs {
-    fn new(args: &RunArgs, url: &str) -> anyhow::Result<Self> {
+    fn new(args: &RunArgs, url: &str, store: &str) -> anyhow::Result<Self> {
         let cwd = std::env::current_dir().context("reading the current directory")?;
         // A relative path names a repository from here, not from a job's directory.
         let url = if url.contains("://") {
@@ -443,6 +456,7 @@ impl FleetArgs {
             url,
             holdout,
             poll: Duration::from_millis(args.poll_ms),
+            day_budget: open_budget(store, usize::from(args.jobs))?,
         })
     }
 }
@@ -541,7 +555,10 @@ async fn build_task(
     let shared = tokio::task::spawn_blocking(move || fleet::fetch_plan(&c, &run)).await??;
     let plan = fleet::task_plan(&shared.plan, &claim.task, &merged)?;
     let target = RemoteMain::new(guard, fleet.poll);
-    let factory = Factory::new(&clone, config)?.with_merge_target(Arc::new(target));
+    // `[budget.day] usd` is the fleet's: reserved and settled in the shared store.
+    let factory = Factory::new(&clone, config)?
+        .with_merge_target(Arc::new(target))
+        .with_day_budget(fleet.day_budget.clone());
     let opts = RunOptions {
         // Unique per claim: a re-claimed task starts over in a run of its own.
         run_id: Some(format!("{}-{}-{}", claim.run, claim.task, claim.token)),
