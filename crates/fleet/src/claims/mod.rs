@@ -34,7 +34,7 @@ mod sqlite;
 mod keeper;
 mod path;
 
-pub use keeper::{Keeper, Lost};
+pub use keeper::{ClaimGuard, Keeper, Lost};
 pub use path::{CriticalPath, critical_path};
 #[cfg(feature = "postgres")]
 pub use postgres::PgClaims;
