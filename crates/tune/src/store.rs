@@ -352,7 +352,7 @@ impl MetricsStore {
                 Ok(plan.imported)
             }
             #[cfg(feature = "postgres")]
-            Backend::Postgres(pg) => pg.import(key, bytes),
+            Backend::Postgres(pg) => pg.import(key, &bytes),
         }
     }
 }
@@ -670,7 +670,7 @@ mod postgres {
         /// Imports what `bytes` (the file known as `key`) holds past its recorded offset.
         /// The offset is read, and rewritten with the rows, so a concurrent import of the
         /// same file at worst writes the same rows twice (they replace each other).
-        pub(super) fn import(&self, key: String, bytes: Vec<u8>) -> Result<Imported, StoreError> {
+        pub(super) fn import(&self, key: String, bytes: &[u8]) -> Result<Imported, StoreError> {
             let (pool, server) = (self.pg.pool(), self.pg.server().to_owned());
             let k = key.clone();
             let done: Option<i64> = self
@@ -688,7 +688,7 @@ mod postgres {
                 })
                 .map_err(store_err)?;
             let done = done.and_then(|b| usize::try_from(b).ok()).unwrap_or(0);
-            let plan = ImportPlan::of(&bytes, done)?;
+            let plan = ImportPlan::of(bytes, done)?;
             if plan.end == plan.start {
                 return Ok(plan.imported);
             }

@@ -84,7 +84,10 @@ fn verify(run: &str, store: Option<&str>, format: AuditFormat) -> anyhow::Result
             }
             let chain = audit::postgres::PgAuditChain::connect(url, 1)?;
             let report = chain.verify(run).with_context(|| {
-                format!("cannot verify the audit chain of run {run} on {}", chain.server())
+                format!(
+                    "cannot verify the audit chain of run {run} on {}",
+                    chain.server()
+                )
             })?;
             (report.path.clone(), report)
         }

@@ -201,7 +201,13 @@ fn load_tuning(
 }
 
 pub(crate) fn run(cmd: TuneCommand) -> anyhow::Result<ExitCode> {
-    let (ShowArgs { common: args, store }, promote) = match cmd {
+    let (
+        ShowArgs {
+            common: args,
+            store,
+        },
+        promote,
+    ) = match cmd {
         TuneCommand::Show(a) => (a, false),
         TuneCommand::Promote(a) => (a, true),
         TuneCommand::Propose(a) => return propose(a),
@@ -334,7 +340,7 @@ fn propose(args: ProposeArgs) -> anyhow::Result<ExitCode> {
     let input = lightsout_tune::proposal::ProposalInput::new(
         &base.name,
         base_template,
-        &read_metrics(&dir)?,
+        &read_metrics(&dir, &StoreArg { store: None })?,
         lessons(&dir)?,
     );
     let brief = lightsout_tune::proposal::brief(&input);

@@ -470,10 +470,10 @@ mod tests {
 
     #[test]
     fn two_writers_appending_to_one_run_make_one_valid_chain() {
+        const EACH: usize = 25;
         let url = lightsout_fleet::testing::fresh_database("audit");
         let a = PgAuditChain::connect(&url, 2).unwrap();
         let b = PgAuditChain::connect(&url, 2).unwrap();
-        const EACH: usize = 25;
         let written: Vec<Vec<AuditEntry>> = std::thread::scope(|s| {
             [&a, &b]
                 .into_iter()
