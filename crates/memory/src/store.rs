@@ -153,8 +153,9 @@ impl Query {
 pub struct Hit {
     /// The record version.
     pub record: Record,
-    /// FTS5 `bm25()` score with the store's column weights (lower is better, negative),
-    /// when the query had text.
+    /// The text score when the query had text, lower is better (negative): SQLite's FTS5
+    /// `bm25()` with the store's column weights, or minus Postgres's `ts_rank` (see
+    /// the `postgres` module). Comparable within one result list, not across backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bm25: Option<f64>,
 }
