@@ -253,6 +253,23 @@ pub fn is_postgres_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
+/// `location` for messages: the password of a `postgres://user:password@…` URL replaced
+/// by `***`; a path unchanged.
+pub fn redacted_location(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_owned();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split_once(':').map_or(user, |(n, _)| n);
+            format!("{scheme}://{name}:***@{host}{tail}")
+        }
+        _ => location.to_owned(),
+    }
+}
+
 /// The store a location names: a SQLite file, or (feature `postgres`) a PostgreSQL server.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -769,4 +786,36 @@ fn collect_md(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_shown_without_their_password() {
+        assert_eq!(
+            redacted_location("postgres://me:s3cr@t@db.example:5432/lo?sslmode=disable"),
+            "postgres://me:***@db.example:5432/lo?sslmode=disable"
+        );
+        assert_eq!(
+            redacted_location("postgresql://me@db/lo"),
+            "postgresql://me@db/lo"
+        );
+        assert_eq!(
+            redacted_location(".lightsout/memory.db"),
+            ".lightsout/memory.db"
+        );
+    }
+
+    #[test]
+    fn a_path_opens_sqlite_and_only_postgres_urls_go_to_a_server() {
+        assert!(is_postgres_url("postgres://h/db") && is_postgres_url("postgresql://h/db"));
+        assert!(!is_postgres_url("sqlite:memory.db") && !is_postgres_url("pg/memory.db"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/memory.db");
+        let store = AnyStore::open(p.to_str().unwrap()).unwrap();
+        assert!(matches!(store, AnyStore::Sqlite(_)));
+        assert!(p.exists());
+    }
 }

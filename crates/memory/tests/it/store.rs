@@ -219,7 +219,27 @@ fn threads_with_their_own_connections_lose_no_write(fx: Fixture) {
     }
 }
 
+fn a_newer_schema_is_refused_and_the_current_one_reopens(fx: Fixture) {
+    let id = fx.mem.add(NewRecord::decision("Keep me", "x")).unwrap();
+    // Reopening runs the migrations again: nothing pending, nothing lost.
+    assert_eq!(fx.reopen().get(id).unwrap().title, "Keep me");
+    fx.set_schema_version(99);
+    let err = fx.try_reopen().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SchemaTooNew {
+                found: 99,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade lightsout"), "{err}");
+}
+
 crate::both!(
+    a_newer_schema_is_refused_and_the_current_one_reopens,
     supersede_chain_keeps_every_record_and_links_them,
     threads_with_their_own_connections_lose_no_write,
     as_of_answers_what_was_decided_at_a_time,
