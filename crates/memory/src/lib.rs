@@ -1,6 +1,6 @@
 //! This crate provides Lightsout's decision memory: decisions, patterns and lessons that
-//! persist across factory runs in a SQLite file, so that a run does not quietly reverse the
-//! architecture of the last one.
+//! persist across factory runs in a SQLite file (or on a PostgreSQL server, feature
+//! `postgres`), so that a run does not quietly reverse the architecture of the last one.
 //!
 //! # Brief overview
 //! - [`Memory`] is the API the factory and the `lightsout memory` command use: open a store,

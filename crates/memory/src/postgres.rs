@@ -9,7 +9,8 @@
 //!   `LOCK TABLE lightsout_memory_records IN EXCLUSIVE MODE`
 //!   (<https://www.postgresql.org/docs/current/explicit-locking.html>): writers queue, as
 //!   behind SQLite's `BEGIN IMMEDIATE`, so read-modify-write changes (lesson counters, id
-//!   allocation) never lose an update; plain reads are not blocked.
+//!   allocation) never lose an update; plain reads are not blocked. A writer waits at most
+//!   [`crate::sqlite::BUSY_TIMEOUT`] for the lock (`lock_timeout`), as SQLite's busy timeout.
 //! - Migrations: run on open, in one transaction under the advisory lock the fleet's stores
 //!   use; the version lives in the `memory` row of `lightsout_schema` (the table the fleet's
 //!   stores keep theirs in); a newer version is refused with [`Error::SchemaTooNew`].
@@ -537,11 +538,14 @@ impl<'s> PgTx<'s> {
             store,
             conn: Some(store.conn()?),
         };
+        let begin = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'; \
+             LOCK TABLE lightsout_memory_records IN EXCLUSIVE MODE",
+            crate::sqlite::BUSY_TIMEOUT.as_millis()
+        );
         tx.step(|c| {
             Box::pin(async move {
-                let r = c
-                    .batch_execute("BEGIN; LOCK TABLE lightsout_memory_records IN EXCLUSIVE MODE")
-                    .await;
+                let r = c.batch_execute(&begin).await;
                 (c, r)
             })
         })?;

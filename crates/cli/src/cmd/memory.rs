@@ -30,7 +30,7 @@ pub(crate) struct MemoryArgs {
     )]
     db: PathBuf,
     /// Where the memory lives instead of --db: a `postgres://user@host:port/database` URL
-    /// (a memory every worker of a fleet shares; migrations run on first use), or a SQLite
+    /// (a memory every worker of a fleet shares; migrations run on first use), or a `SQLite`
     /// file path.
     #[arg(
         long,
@@ -862,7 +862,7 @@ mod tests {
     }
 
     /// `--store postgres://…` writes to the server, not to the --db file; `--store PATH`
-    /// is a SQLite file.
+    /// is a `SQLite` file.
     #[test]
     fn memory_store_is_chosen_by_the_url_scheme() {
         let url = lightsout_memory::testing::fresh_schema_url("cli_store");

@@ -57,35 +57,31 @@ impl Fixture {
     /// Marks the store's schema as written by a newer Lightsout (version `version`), as a
     /// newer build sharing the file or the server would leave it.
     pub(crate) fn set_schema_version(&self, version: i64) {
-        match self.mem.store() {
-            AnyStore::Sqlite(_) => {
-                let conn = rusqlite::Connection::open(&self.location).expect("open the file");
-                conn.pragma_update(None, "user_version", version)
-                    .expect("set user_version");
-            }
-            _ => {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime");
-                rt.block_on(async {
-                    let (client, conn) =
-                        tokio_postgres::connect(&self.location, tokio_postgres::NoTls)
-                            .await
-                            .expect("connect");
-                    let driver = tokio::spawn(conn);
-                    let v = i32::try_from(version).expect("a small version");
-                    client
-                        .execute(
-                            "UPDATE lightsout_schema SET version = $1 WHERE name = 'memory'",
-                            &[&v],
-                        )
-                        .await
-                        .expect("set the version");
-                    drop(client);
-                    let _ = driver.await;
-                });
-            }
+        if let AnyStore::Sqlite(_) = self.mem.store() {
+            let conn = rusqlite::Connection::open(&self.location).expect("open the file");
+            conn.pragma_update(None, "user_version", version)
+                .expect("set user_version");
+        } else {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&self.location, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                let driver = tokio::spawn(conn);
+                let v = i32::try_from(version).expect("a small version");
+                client
+                    .execute(
+                        "UPDATE lightsout_schema SET version = $1 WHERE name = 'memory'",
+                        &[&v],
+                    )
+                    .await
+                    .expect("set the version");
+                drop(client);
+                let _ = driver.await;
+            });
         }
     }
 }

@@ -185,6 +185,7 @@ fn status_changes_and_lists(fx: Fixture) {
     assert!(matches!(mem.get(RecordId(99)), Err(Error::NotFound(_))));
 }
 
+#[allow(clippy::needless_pass_by_value)] // both! hands every test its fixture
 fn threads_with_their_own_connections_lose_no_write(fx: Fixture) {
     std::thread::scope(|s| {
         for t in 0..4 {
@@ -219,6 +220,7 @@ fn threads_with_their_own_connections_lose_no_write(fx: Fixture) {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // both! hands every test its fixture
 fn a_newer_schema_is_refused_and_the_current_one_reopens(fx: Fixture) {
     let id = fx.mem.add(NewRecord::decision("Keep me", "x")).unwrap();
     // Reopening runs the migrations again: nothing pending, nothing lost.
