@@ -793,6 +793,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn input_errors_keep_their_source_and_their_message() {
+        use std::error::Error as _;
+        let mut bad = NewRecord::decision("ok", "x");
+        bad.scope.paths.push("src/[".into());
+        let err = validate(&bad).unwrap_err();
+        let source = err.source().expect("the glob parser's error");
+        assert!(source.is::<globset::Error>());
+        assert_eq!(
+            err.to_string(),
+            format!("invalid input: bad glob `src/[`: {source}")
+        );
+
+        let mut bad = NewRecord::decision("ok", "x");
+        bad.guards.push(Guard::ForbidAdded {
+            regex: "(".into(),
+            paths: None,
+        });
+        let err = validate(&bad).unwrap_err();
+        let source = err.source().expect("the regex compiler's error");
+        assert!(source.is::<regex::Error>());
+        assert_eq!(
+            err.to_string(),
+            format!("invalid input: bad regex `(`: {source}")
+        );
+    }
+
+    #[test]
     fn locations_are_shown_without_their_password() {
         assert_eq!(
             redacted_location("postgres://me:s3cr@t@db.example:5432/lo?sslmode=disable"),

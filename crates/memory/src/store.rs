@@ -99,8 +99,9 @@ pub enum Filter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     /// Free text; turned into an FTS5 query of its words joined with `OR` (see
-    /// [`crate::retrieve::match_expression`]); a backend may drop very common words when
-    /// rarer ones remain (the SQLite store keeps the 8 rarest by document frequency).
+    /// [`crate::retrieve::match_expression`]; on Postgres a `tsquery` of the same words
+    /// joined with `|`); a backend may drop very common words when rarer ones remain (the
+    /// SQLite store keeps the 8 rarest by document frequency).
     pub text: Option<String>,
     /// Only these ids (all when empty).
     pub ids: Vec<RecordId>,

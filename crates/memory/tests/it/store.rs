@@ -251,3 +251,18 @@ crate::both!(
     invalid_records_are_refused_and_nothing_is_written,
     status_changes_and_lists,
 );
+
+#[test]
+fn an_unreachable_server_is_an_error_that_keeps_the_clients_cause() {
+    use std::error::Error as _;
+    // Nothing listens on port 1 of the loopback: the connection is refused at once.
+    let err =
+        lightsout_memory::PgStore::connect("postgres://me:secret@127.0.0.1:1/memory").unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("postgres 127.0.0.1:1/memory: "),
+        "{shown}"
+    );
+    assert!(!shown.contains("secret"), "{shown}");
+    assert!(err.source().is_some(), "{err:?}");
+}
