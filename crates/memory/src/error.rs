@@ -112,10 +112,49 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the error is a lost or refused connection to the Postgres server (a restart,
+    /// a network cut), which `PgStore` retries with backoff, rather than an answer.
+    pub fn is_connection(&self) -> bool {
+        match self {
+            #[cfg(feature = "postgres")]
+            Error::Postgres { source, .. } => pg_connection_error(source),
+            #[cfg(feature = "postgres")]
+            Error::Pool { source, .. } => match source {
+                deadpool_postgres::PoolError::Backend(e) => pg_connection_error(e),
+                deadpool_postgres::PoolError::Timeout(_) => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,
         }
     }
+}
+
+/// A closed connection, an I/O error, or a server-side connection exception (SQLSTATE class
+/// 08) or shutdown (57P01 `admin_shutdown`, 57P02 `crash_shutdown`, 57P03
+/// `cannot_connect_now`): <https://www.postgresql.org/docs/current/errcodes-appendix.html>.
+/// The rule `lightsout-fleet`'s stores retry on.
+#[cfg(feature = "postgres")]
+fn pg_connection_error(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let c = code.code();
+        return c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03");
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }

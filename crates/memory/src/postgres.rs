@@ -23,6 +23,10 @@
 //!   pruning: every query word counts.
 //! - A failed or abandoned write batch discards its connection, so the server rolls the
 //!   transaction back and the pool never hands out a connection inside one.
+//! - Lost connections (a server restart, a network cut) are retried with backoff for
+//!   [`RECONNECT_FOR`]: a read, or a write batch that failed before its `COMMIT` (nothing was
+//!   written; it runs again from its first change, and `progress` counts again). A batch
+//!   whose `COMMIT` reply is lost is returned as the error: it may have been applied.
 
 use crate::model::{from_millis, to_millis};
 use crate::sqlite::{COLS, ancestors, glob_prefix};
@@ -32,13 +36,21 @@ use crate::{Error, LessonStats, Provenance, Record, RecordId, Scope, Timestamp};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 /// `ts_rank` weights of the labels D, C, B, A: title is A, decision and tags B, context
 /// C, consequences and rejected options D (after SQLite's BM25 weights 10, 5, 4, 2, 1.5, 1).
 pub const RANK_WEIGHTS: &str = "{0.15, 0.2, 0.5, 1.0}";
+
+/// How long a store keeps retrying a lost connection (a server restart, a network cut)
+/// before it returns the error: 60 s, with backoff from 50 ms doubling to 2 s (as
+/// `lightsout-fleet`'s stores).
+pub const RECONNECT_FOR: Duration = Duration::from_secs(60);
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Connections one store keeps at most.
 const MAX_CONNECTIONS: usize = 4;
@@ -225,6 +237,22 @@ impl PgStore {
         }
     }
 
+    /// Runs `op` until it succeeds, fails with an answer, or connections have been failing
+    /// for [`RECONNECT_FOR`]; sleeps between tries with exponential backoff.
+    fn retrying<T>(mut op: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+        let deadline = Instant::now() + RECONNECT_FOR;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match op() {
+                Err(e) if e.is_connection() && Instant::now() < deadline => {
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// A connection from the pool.
     fn conn(&self) -> Result<Object, Error> {
         let (pool, server) = (self.pool.clone(), self.server.clone());
@@ -326,24 +354,31 @@ impl Store for PgStore {
         changes: &[Change],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Applied>, Error> {
-        let mut tx = PgTx::begin(self)?;
-        let now = crate::now();
-        let mut out = Vec::with_capacity(changes.len());
-        for change in changes {
-            out.push(crate::write::apply_one(&mut tx, change, now)?);
-            progress(out.len());
-        }
-        tx.commit()?;
-        Ok(out)
+        // The outer result is retried on a lost connection (nothing was committed); the inner
+        // one is the COMMIT's, never retried: when its reply is lost the batch may be applied.
+        Self::retrying(|| {
+            let mut tx = PgTx::begin(self)?;
+            let now = crate::now();
+            let mut out = Vec::with_capacity(changes.len());
+            for change in changes {
+                out.push(crate::write::apply_one(&mut tx, change, now)?);
+                progress(out.len());
+            }
+            Ok(tx.commit().map(|()| out))
+        })?
     }
 
     fn query(&self, q: &Query) -> Result<Vec<Hit>, Error> {
         let Some((sql, params, ranked)) = select(q) else {
             return Ok(Vec::new());
         };
-        let c = self.conn()?;
-        let err = self.pg_err();
-        let found = self.block(async move { rows(&c, &sql, &params).await.map_err(err) })?;
+        let params = std::sync::Arc::new(params);
+        let found = Self::retrying(|| {
+            let c = self.conn()?;
+            let err = self.pg_err();
+            let (sql, params) = (sql.clone(), params.clone());
+            self.block(async move { rows(&c, &sql, &params).await.map_err(err) })
+        })?;
         found
             .iter()
             .map(|r| {

@@ -2,8 +2,8 @@
 
 use crate::{Fixture, decision_at};
 use lightsout_memory::{
-    AnyStore, Change, Error, Filter, Kind, NewRecord, Outcome, RecordId, Status, Store, now,
-    parse_time,
+    AnyStore, Change, Error, Filter, Kind, Memory, NewRecord, Outcome, RecordId, Status, Store,
+    now, parse_time,
 };
 
 fn titles(recs: &[lightsout_memory::Record]) -> Vec<String> {
@@ -265,4 +265,73 @@ fn an_unreachable_server_is_an_error_that_keeps_the_clients_cause() {
     );
     assert!(!shown.contains("secret"), "{shown}");
     assert!(err.source().is_some(), "{err:?}");
+}
+
+/// The server cuts every connection of a store (as a restart or a network cut would): the
+/// next write and read reconnect, and nothing is lost or doubled.
+#[test]
+fn a_postgres_store_reconnects_after_its_connections_are_cut() {
+    let name = format!("lightsout_memory_cut_{}", std::process::id());
+    let url = format!(
+        "{}&application_name={name}",
+        lightsout_memory::testing::fresh_schema_url("cut")
+    );
+    let mem = Memory::open_location(&url).unwrap();
+    mem.add(NewRecord::decision("Before the cuts", "x"))
+        .unwrap();
+    // Several rounds: whether the client notices a cut before its next statement is a
+    // race, and each round is another chance to hit a statement on a dead connection.
+    for round in 0..5 {
+        let cut = terminate_backends(&name);
+        assert!(
+            cut >= 1,
+            "round {round}: no connection of the store was cut"
+        );
+        mem.add(NewRecord::decision(format!("After cut {round}"), "y"))
+            .unwrap();
+    }
+    terminate_backends(&name);
+    let titles: Vec<String> = mem
+        .current_records()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.title)
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "Before the cuts",
+            "After cut 0",
+            "After cut 1",
+            "After cut 2",
+            "After cut 3",
+            "After cut 4"
+        ]
+    );
+}
+
+/// Terminates the server's backends whose `application_name` is `name`; returns how many.
+fn terminate_backends(name: &str) -> i64 {
+    let url = lightsout_memory::testing::require_server_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(conn);
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1) t",
+                &[&name],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+        row.get(0)
+    })
 }
