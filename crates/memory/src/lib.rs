@@ -836,6 +836,12 @@ mod tests {
     }
 
     #[test]
+    fn stores_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Memory<AnyStore>>();
+    }
+
+    #[test]
     fn a_path_opens_sqlite_and_only_postgres_urls_go_to_a_server() {
         assert!(is_postgres_url("postgres://h/db") && is_postgres_url("postgresql://h/db"));
         assert!(!is_postgres_url("sqlite:memory.db") && !is_postgres_url("pg/memory.db"));
