@@ -339,6 +339,7 @@ impl Agent for CommandAgent {
         let limits = Limits {
             wall: Duration::from_millis(ws.limits.wall_ms),
             output_bytes: Some(ws.limits.output_bytes),
+            drain: false,
             reader_grace: Duration::from_secs(5),
             until: Until::Exit,
         };

@@ -41,6 +41,16 @@ pub enum Error {
     /// The agent is misconfigured (an empty program, an unknown preset).
     #[error("invalid agent configuration: {0}")]
     Config(String),
+    /// A recorded trajectory's metadata (`<task>/<attempt>.json` beside the patch) is not
+    /// the JSON a [`ReplayAgent`](crate::ReplayAgent) reads.
+    #[error("invalid agent configuration: {path}: {source}")]
+    Trajectory {
+        /// The metadata file.
+        path: PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// The name the agent interface uses for [`Error`].

@@ -80,8 +80,10 @@ impl Agent for ReplayAgent {
         let patch = self.patch_path(&ctx.task_id, ctx.attempt);
         let meta_path = patch.with_extension("json");
         let recorded: Recorded = match tokio::fs::read(&meta_path).await {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| Error::Config(format!("{}: {e}", meta_path.display())))?,
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Trajectory {
+                path: meta_path.clone(),
+                source,
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Recorded::default(),
             Err(source) => {
                 return Err(Error::Io {

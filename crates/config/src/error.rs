@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-/// Why `lightsout.toml` (or the holdout location it names) cannot be used. The messages are
-/// the factory's own: `lightsout-factory` maps each variant onto its variant of the same name.
+/// Why `lightsout.toml` (or the holdout location it names) cannot be used. `lightsout-factory`
+/// keeps it whole as its `Error::ConfigFile`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

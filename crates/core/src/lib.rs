@@ -12,10 +12,16 @@
 //! - [`FailedStage`]: the stage that failed an attempt, serialised as today's lower-case
 //!   strings (`"holdout"`, `"leak"`, ...); [`LeakClass`]: which kind of holdout text crossed.
 //! - [`HookDecision`], [`GuardFinding`], [`GuardRequest`], [`AttemptMetrics`], [`Lesson`].
-//! - Stage traits: [`DiffGuard`] (settled decisions against a diff) and [`Recall`] (context
-//!   packs in, metrics and lessons out), each with a neutral implementation ([`NoGuard`],
-//!   [`NoMemory`]) and forwarding impls for `&T`, `Box<T>` and `Arc<T>`. They fail with a
-//!   [`BoxError`], so an adapter keeps its own error type as the source.
+//! - [`TaskContext`] (what an agent is told about one attempt, with what is left of its
+//!   [`Budget`]) and [`AgentReport`] (what it did, how it ended: [`Outcome`]); the `Agent`
+//!   trait itself lives in `lightsout-agent`, which re-exports them.
+//! - Stage traits: [`DiffGuard`] (settled decisions against a diff), [`Recall`] (context
+//!   packs in, metrics and lessons out) and [`AttemptHook`] (budgets, policy and leak scans
+//!   around each agent call), each with a neutral implementation ([`NoGuard`], [`NoMemory`],
+//!   [`NoHook`]) and forwarding impls for `&T`, `Box<T>` and `Arc<T>`. They fail with a
+//!   [`BoxError`], so an adapter keeps its own error type as the source. The holdout's
+//!   `Evaluator` lives in `lightsout-eval` (its request carries the eval's gate policy) and
+//!   the run's `EventSink` in `lightsout-journal` (beside the `Event`s it receives).
 //!
 //! # Example
 //! ```
@@ -29,17 +35,19 @@
 
 #![deny(missing_docs)]
 
+mod context;
 mod stage;
 mod task;
 mod traits;
 mod usage;
 mod verdict;
 
+pub use context::{AgentReport, Budget, INSTRUCTION_FILES, Outcome, TaskContext};
 pub use stage::{
     AttemptMetrics, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakClass, Lesson,
     UnknownStage,
 };
 pub use task::{RequirementId, Task, TaskId, valid_task_id};
-pub use traits::{BoxError, DiffGuard, NoGuard, NoMemory, Recall};
+pub use traits::{AttemptHook, BoxError, DiffGuard, NoGuard, NoHook, NoMemory, Recall};
 pub use usage::Usage;
 pub use verdict::{EvalStage, RequirementResult, Verdict};

@@ -1,9 +1,12 @@
-//! The stage traits that need nothing beyond this crate's vocabulary: [`DiffGuard`] and
-//! [`Recall`]. (The factory's holdout `Evaluator` needs the gate
-//! policy of `lightsout-eval`, and the attempt hook the agent's context, so those stay with
-//! the factory.)
+//! The stage traits that need nothing beyond this crate's vocabulary: [`DiffGuard`],
+//! [`Recall`] and [`AttemptHook`]. (The holdout's `Evaluator` needs the gate policy of
+//! `lightsout-eval` and lives there; the run's `EventSink` lives beside its `Event` in
+//! `lightsout-journal`.)
 
-use crate::{AttemptMetrics, GuardFinding, GuardRequest, Lesson, Task};
+use crate::{
+    AgentReport, AttemptMetrics, GuardFinding, GuardRequest, HookDecision, Lesson, Task,
+    TaskContext,
+};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -100,3 +103,88 @@ impl Recall for NoMemory {
         Ok(())
     }
 }
+
+/// Runs around every agent call: the seam for budgets (reserve before, settle after),
+/// policy (writes outside the worktree, leak scans) and audit. Every method defaults to
+/// [`HookDecision::Proceed`].
+#[async_trait]
+pub trait AttemptHook: Send + Sync {
+    /// Before the agent runs.
+    ///
+    /// # Errors
+    /// The adapter's error when the hook itself fails (the run stops: fail closed).
+    async fn before_attempt(&self, ctx: &TaskContext) -> Result<HookDecision, BoxError> {
+        let _ = ctx;
+        Ok(HookDecision::Proceed)
+    }
+
+    /// After the agent ran (before checks), with its report.
+    ///
+    /// # Errors
+    /// The adapter's error when the hook itself fails (the run stops: fail closed).
+    async fn after_attempt(
+        &self,
+        ctx: &TaskContext,
+        report: &AgentReport,
+    ) -> Result<HookDecision, BoxError> {
+        let _ = (ctx, report);
+        Ok(HookDecision::Proceed)
+    }
+
+    /// After the visible checks of an attempt ran (behind the fence): the seam for their
+    /// policy violations, which the run leaves in its fence reports for this task and
+    /// attempt.
+    ///
+    /// # Errors
+    /// The adapter's error when the hook itself fails (the run stops: fail closed).
+    async fn after_checks(&self, ctx: &TaskContext) -> Result<HookDecision, BoxError> {
+        let _ = ctx;
+        Ok(HookDecision::Proceed)
+    }
+
+    /// After the attempt was committed, with the diff from the task's base to its head
+    /// (the text that crosses the fence towards main): the seam for leak scans.
+    ///
+    /// # Errors
+    /// The adapter's error when the hook itself fails or finds holdout text (the run stops:
+    /// fail closed).
+    async fn inspect_diff(&self, ctx: &TaskContext, diff: &str) -> Result<HookDecision, BoxError> {
+        let _ = (ctx, diff);
+        Ok(HookDecision::Proceed)
+    }
+}
+
+macro_rules! forward_hook {
+    ($($t:ty),*) => {$(
+        #[async_trait]
+        impl<T: AttemptHook + ?Sized> AttemptHook for $t {
+            async fn before_attempt(&self, ctx: &TaskContext) -> Result<HookDecision, BoxError> {
+                (**self).before_attempt(ctx).await
+            }
+            async fn after_attempt(
+                &self,
+                c: &TaskContext,
+                r: &AgentReport,
+            ) -> Result<HookDecision, BoxError> {
+                (**self).after_attempt(c, r).await
+            }
+            async fn after_checks(&self, c: &TaskContext) -> Result<HookDecision, BoxError> {
+                (**self).after_checks(c).await
+            }
+            async fn inspect_diff(
+                &self,
+                c: &TaskContext,
+                d: &str,
+            ) -> Result<HookDecision, BoxError> {
+                (**self).inspect_diff(c, d).await
+            }
+        }
+    )*};
+}
+forward_hook!(&T, Box<T>, Arc<T>);
+
+/// No hook: every attempt proceeds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHook;
+
+impl AttemptHook for NoHook {}

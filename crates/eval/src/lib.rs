@@ -66,6 +66,7 @@
 
 pub mod adversarial;
 pub mod builtin;
+pub mod evaluator;
 pub mod gate;
 pub mod leak;
 pub mod report;
@@ -81,6 +82,7 @@ pub mod testing;
 pub mod twins;
 pub mod world;
 
+pub use evaluator::{EvalRequest, Evaluator, StrengthRequest};
 pub use gate::{
     GatePolicy, GateReason, GateStatus, GateVerdict, PolicyLayer, PolicyRule, StrengthEvidence,
 };

@@ -10,12 +10,17 @@ pub enum Error {
     /// The fence refused or stopped an action (budget, policy, holdout, audit).
     #[error(transparent)]
     Fence(#[from] lightsout_fence::FenceError),
-    /// The outcome report could not be written or read.
+    /// The outcome report could not be built, written or read (an unknown run, an unreadable
+    /// journal or run file, a report file that cannot be written).
     #[error(transparent)]
-    Report(crate::report::ReportError),
+    Report(#[from] crate::report::ReportError),
     /// `lightsout.toml` is missing or invalid.
     #[error("{0}")]
     Config(String),
+    /// `lightsout.toml` cannot be used as read by `lightsout-config` (invalid, or a holdout
+    /// directory inside the repository).
+    #[error(transparent)]
+    ConfigFile(#[from] lightsout_config::Error),
     /// `lightsout.toml` is invalid, with the error that says how as the source: the message
     /// is the context only (`[gate] in lightsout.toml`), so that a chain printer (`anyhow`'s
     /// `{:#}`) prints the cause once.
@@ -27,20 +32,12 @@ pub enum Error {
         #[source]
         source: lightsout_core::BoxError,
     },
-    /// The holdout directory lies inside the repository or a worktree.
-    #[error(
-        "the holdout directory {holdout} is inside {root}; agents could read it. Move it outside \
-         the repository (a sibling folder) and point [holdout] path or LIGHTSOUT_HOLDOUT at it"
-    )]
-    HoldoutInRepo {
-        /// The holdout directory, canonical.
-        holdout: PathBuf,
-        /// The repository or worktree containing it, canonical.
-        root: PathBuf,
-    },
     /// The specs cannot be planned.
     #[error("plan: {0}")]
     Plan(String),
+    /// A git command run through `lightsout-git` failed or could not start.
+    #[error(transparent)]
+    GitRun(#[from] lightsout_git::Error),
     /// A git command failed.
     #[error("git {args} (in {dir}): {stderr}")]
     Git {
@@ -70,10 +67,11 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// A journal line is not an entry, or an entry could not be serialised; the message
-    /// names the journal and the line, the source is the JSON error.
+    /// The journal could not be read or appended to, a line is not an entry, or an entry
+    /// could not be serialised; the message names the journal (and the line), the source is
+    /// the I/O or JSON error.
     #[error(transparent)]
-    JournalEntry(lightsout_journal::Error),
+    JournalEntry(#[from] lightsout_journal::Error),
     /// No run with that id.
     #[error("no run `{0}` in .lightsout/runs; list them with `ls .lightsout/runs`")]
     UnknownRun(String),
@@ -107,6 +105,10 @@ pub enum Error {
     /// An agent could not be built from its profile.
     #[error(transparent)]
     Agent(#[from] lightsout_agent::Error),
+    /// A stage of `lightsout-adapters` (the engine, the fence hook, the agent check, the
+    /// instruction layer) failed.
+    #[error(transparent)]
+    Adapters(#[from] lightsout_adapters::Error),
     /// A stage adapter (a [`lightsout_core`] trait implemented outside this crate) failed
     /// with an error of its own, kept as the source.
     #[error(transparent)]
@@ -114,54 +116,21 @@ pub enum Error {
 }
 
 /// An adapter's boxed error: the factory's own errors come back as they were (a memory stage
-/// that failed with [`Error::Stage`] is still that), anything else is [`Error::Adapter`].
+/// that failed with [`Error::Stage`] is still that), those of `lightsout-adapters` and the
+/// fence as [`Error::Adapters`] and [`Error::Fence`]; anything else is [`Error::Adapter`].
 impl From<lightsout_core::BoxError> for Error {
     fn from(e: lightsout_core::BoxError) -> Self {
-        match e.downcast::<Error>() {
-            Ok(own) => *own,
+        let e = match e.downcast::<Error>() {
+            Ok(own) => return *own,
+            Err(e) => e,
+        };
+        let e = match e.downcast::<lightsout_adapters::Error>() {
+            Ok(adapter) => return Error::Adapters(*adapter),
+            Err(e) => e,
+        };
+        match e.downcast::<lightsout_fence::FenceError>() {
+            Ok(fence) => Error::Fence(*fence),
             Err(other) => Error::Adapter(other),
-        }
-    }
-}
-
-/// The journal's errors keep their message: `Io` is [`Error::Io`], the others
-/// [`Error::JournalEntry`] (with their JSON error as the source).
-impl From<lightsout_journal::Error> for Error {
-    fn from(e: lightsout_journal::Error) -> Self {
-        match e {
-            lightsout_journal::Error::Io {
-                action,
-                path,
-                source,
-            } => Error::Io {
-                action,
-                path,
-                source,
-            },
-            other => Error::JournalEntry(other),
-        }
-    }
-}
-
-/// The report's errors about a run directory keep their variant and message; the others are
-/// [`Error::Report`].
-impl From<crate::report::ReportError> for Error {
-    fn from(e: crate::report::ReportError) -> Self {
-        use crate::report::ReportError;
-        match e {
-            ReportError::UnknownRun(id) => Error::UnknownRun(id),
-            ReportError::Io {
-                action,
-                path,
-                source,
-            } => Error::Io {
-                action,
-                path,
-                source,
-            },
-            ReportError::Journal { path, message } => Error::Journal { path, message },
-            ReportError::JournalEntry(e) => Error::JournalEntry(e),
-            other => Error::Report(other),
         }
     }
 }
@@ -194,41 +163,6 @@ impl Error {
             action,
             path: path.to_owned(),
             source,
-        }
-    }
-}
-
-/// The git crate's errors are the factory's variants of the same name, message for message.
-impl From<lightsout_git::Error> for Error {
-    fn from(e: lightsout_git::Error) -> Self {
-        match e {
-            lightsout_git::Error::Git { args, dir, stderr } => Error::Git { args, dir, stderr },
-            lightsout_git::Error::Io {
-                action,
-                path,
-                source,
-            } => Error::Io {
-                action,
-                path,
-                source,
-            },
-            other => Error::Stage {
-                stage: "git",
-                message: other.to_string(),
-            },
-        }
-    }
-}
-
-/// The config crate's errors are the factory's variants of the same name, message for message.
-impl From<lightsout_config::Error> for Error {
-    fn from(e: lightsout_config::Error) -> Self {
-        match e {
-            lightsout_config::Error::Config(m) => Error::Config(m),
-            lightsout_config::Error::HoldoutInRepo { holdout, root } => {
-                Error::HoldoutInRepo { holdout, root }
-            }
-            other => Error::Config(other.to_string()),
         }
     }
 }
@@ -269,5 +203,36 @@ mod tests {
             chain(&e),
             format!("holdout eval: writing the strength report: {}", cause())
         );
+    }
+
+    /// The other crates' errors are kept whole: the message and the cause chain are theirs,
+    /// as they were when the factory copied them variant by variant.
+    #[test]
+    fn wrapped_errors_print_as_their_crates_print_them() {
+        let holdout = || lightsout_config::Error::HoldoutInRepo {
+            holdout: "/r/holdout".into(),
+            root: "/r".into(),
+        };
+        let e = Error::from(holdout());
+        assert!(matches!(e, Error::ConfigFile(_)));
+        assert_eq!(chain(&e), chain(&holdout()));
+        assert!(
+            e.to_string()
+                .starts_with("the holdout directory /r/holdout is inside /r;")
+        );
+
+        let git = || lightsout_git::Error::Io {
+            action: "run git",
+            path: "/r".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let e = Error::from(git());
+        assert_eq!(chain(&e), chain(&git()));
+        assert!(chain(&e).starts_with("run git /r: "), "{}", chain(&e));
+
+        let boxed: lightsout_core::BoxError = Box::new(lightsout_adapters::Error::Eval("x".into()));
+        let e = Error::from(boxed);
+        assert!(matches!(e, Error::Adapters(_)));
+        assert_eq!(e.to_string(), "holdout eval: x");
     }
 }

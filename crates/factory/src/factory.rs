@@ -1521,16 +1521,7 @@ impl Inner {
                 attempt,
                 head: head.clone(),
             })?;
-            let left = self.ledger.remaining(&job.task.id);
-            let budget = Budget {
-                attempts_left: left.attempts.map_or(max - attempt + 1, |a| {
-                    u32::try_from(a).unwrap_or(u32::MAX).min(max - attempt + 1)
-                }),
-                tokens_left: left.tokens,
-                #[allow(clippy::cast_precision_loss)]
-                usd_left: left.usd_micros.map(|m| m as f64 / 1_000_000.0),
-                wall_ms_left: left.wall_ms,
-            };
+            let budget = self.attempt_budget(&job.task.id, attempt, max);
             let ctx = TaskContext::for_task(
                 self.run_id.clone(),
                 &job.task,
@@ -1566,45 +1557,8 @@ impl Inner {
             } else {
                 None
             };
-            self.memory
-                .record_attempt(&AttemptMetrics {
-                    run_id: self.run_id.clone(),
-                    task_id: job.task.id.clone(),
-                    requirements: job.task.requirement_ids.clone(),
-                    attempt,
-                    agent: rec.agent.clone(),
-                    replay: rec.replay,
-                    usage: rec.usage,
-                    passed: rec.passed,
-                    failed_stage: rec.failed_stage,
-                    human_intervened: rec.human_intervened,
-                    task_kind: Some(job.task.kind.clone()),
-                    agent_profile: chosen.map_or_else(
-                        || self.config.profile_for(&job.task.kind).map(str::to_owned),
-                        |c| Some(c.choice.agent_profile.clone()),
-                    ),
-                    model: chosen.and_then(|c| c.choice.model.clone()),
-                    variant: chosen.map(|c| c.choice.variant.clone()),
-                    final_outcome,
-                    failure_category: rec
-                        .failed_stage
-                        .map(|s| AttemptMetrics::category(s, rec.feedback.as_deref())),
-                })
+            self.remember_attempt(&job, chosen, &rec, final_outcome)
                 .await?;
-            // A leak's reason names holdout files: it is not a lesson for later agents.
-            if let (Some(stage), Some(text)) = (rec.failed_stage, &rec.feedback)
-                && stage != FailedStage::Leak
-            {
-                self.memory
-                    .record_lesson(&Lesson {
-                        fingerprint: fingerprint(stage.as_str(), text),
-                        task_id: job.task.id.clone(),
-                        requirements: job.task.requirement_ids.clone(),
-                        stage,
-                        text: text.clone(),
-                    })
-                    .await?;
-            }
             let passed = rec.passed;
             feedback.clone_from(&rec.feedback);
             self.record(&Entry::AttemptFinished {
@@ -1624,6 +1578,73 @@ impl Inner {
             "{max} attempts used; last feedback: {}",
             feedback.unwrap_or_default()
         )))
+    }
+
+    /// What is left of `task`'s budget when attempt `attempt` of `max` starts: the ledger's
+    /// caps, and attempts no more than the run's `[run] attempts` leave.
+    fn attempt_budget(&self, task: &str, attempt: u32, max: u32) -> Budget {
+        let left = self.ledger.remaining(task);
+        Budget {
+            attempts_left: left.attempts.map_or(max - attempt + 1, |a| {
+                u32::try_from(a).unwrap_or(u32::MAX).min(max - attempt + 1)
+            }),
+            tokens_left: left.tokens,
+            #[allow(clippy::cast_precision_loss)]
+            usd_left: left.usd_micros.map(|m| m as f64 / 1_000_000.0),
+            wall_ms_left: left.wall_ms,
+        }
+    }
+
+    /// Hands attempt `rec` of `job` to memory: its metrics (with the task's `final_outcome`
+    /// when this attempt decided it, and the variant `chosen` for it), and its failure as a
+    /// lesson for later agents.
+    async fn remember_attempt(
+        &self,
+        job: &Job,
+        chosen: Option<&crate::tuning::Chosen>,
+        rec: &AttemptRecord,
+        final_outcome: Option<String>,
+    ) -> Result<(), Error> {
+        self.memory
+            .record_attempt(&AttemptMetrics {
+                run_id: self.run_id.clone(),
+                task_id: job.task.id.clone(),
+                requirements: job.task.requirement_ids.clone(),
+                attempt: rec.attempt,
+                agent: rec.agent.clone(),
+                replay: rec.replay,
+                usage: rec.usage,
+                passed: rec.passed,
+                failed_stage: rec.failed_stage,
+                human_intervened: rec.human_intervened,
+                task_kind: Some(job.task.kind.clone()),
+                agent_profile: chosen.map_or_else(
+                    || self.config.profile_for(&job.task.kind).map(str::to_owned),
+                    |c| Some(c.choice.agent_profile.clone()),
+                ),
+                model: chosen.and_then(|c| c.choice.model.clone()),
+                variant: chosen.map(|c| c.choice.variant.clone()),
+                final_outcome,
+                failure_category: rec
+                    .failed_stage
+                    .map(|s| AttemptMetrics::category(s, rec.feedback.as_deref())),
+            })
+            .await?;
+        // A leak's reason names holdout files: it is not a lesson for later agents.
+        if let (Some(stage), Some(text)) = (rec.failed_stage, &rec.feedback)
+            && stage != FailedStage::Leak
+        {
+            self.memory
+                .record_lesson(&Lesson {
+                    fingerprint: fingerprint(stage.as_str(), text),
+                    task_id: job.task.id.clone(),
+                    requirements: job.task.requirement_ids.clone(),
+                    stage,
+                    text: text.clone(),
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// What a hook decision means for the attempt: `None` to go on, or the step after

@@ -55,13 +55,21 @@ pub use lightsout_config as config;
 mod engine;
 mod error;
 mod factory;
-pub mod fenced;
+/// The fence wired into the run loop ([`FenceHook`], [`AuditSink`], the leak scan of the
+/// holdout suite): moved to `lightsout-adapters`; `lightsout_factory::fenced::…` paths stay.
+pub mod fenced {
+    pub use lightsout_adapters::fenced::*;
+}
 pub mod fleet;
 pub mod gc;
 // The async git runner moved to `lightsout-git`; `crate::git::…` paths stay as they were.
 use lightsout_git::ops as git;
 pub mod inputs;
-pub mod instructions;
+/// The instruction layer around one agent call: moved to `lightsout-adapters`;
+/// `lightsout_factory::instructions::…` paths stay.
+pub mod instructions {
+    pub use lightsout_adapters::instructions::*;
+}
 pub use lightsout_git::integrity;
 mod judge;
 mod memory;
@@ -89,8 +97,8 @@ pub mod outcome {
     ///
     /// # Errors
     /// [`Error::UnknownRun`](crate::Error::UnknownRun) when the run id is not a plain name or
-    /// has no journal; [`Error::JournalEntry`](crate::Error::JournalEntry)/[`Error::Io`](crate::Error::Io)
-    /// when the journal cannot be read.
+    /// has no journal, or when the journal cannot be read: [`Error::Report`](crate::Error::Report)
+    /// (the report's error, kept whole).
     pub fn build_report(
         repo: &Path,
         run_id: &str,
@@ -131,7 +139,7 @@ pub mod journal {
     ///
     /// # Errors
     /// [`Error::JournalEntry`](crate::Error::JournalEntry) when a complete line is not a valid
-    /// entry, [`Error::Io`](crate::Error::Io) when the file cannot be read.
+    /// entry or the file cannot be read.
     pub fn read(path: &Path) -> Result<Vec<Entry>, crate::Error> {
         Ok(lightsout_journal::read(path)?)
     }
@@ -147,14 +155,14 @@ pub mod journal {
 }
 
 pub use config::{Config, Redaction};
-pub use engine::EngineEvaluator;
 pub use error::Error;
 pub use event::Event;
 pub use factory::{
     Factory, RunOptions, agent_from_profile, command_from_profile, describe_build, latest_run,
     repo_root,
 };
-pub use fenced::{AuditSink, FenceHook};
+pub use lightsout_adapters::EngineEvaluator;
+pub use lightsout_adapters::{AuditSink, FenceHook};
 pub use lightsout_git::{COMMITTER_EMAIL, COMMITTER_NAME};
 pub use memory::DecisionMemory;
 pub use outcome::{STRENGTH_ERROR, STRENGTH_JSON, build_report, run_dir, write_run_report};

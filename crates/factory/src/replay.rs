@@ -545,40 +545,11 @@ pub async fn replay_with_jobs(
         std::process::id()
     );
     let out_dir = eval_dir.join("replays").join(stamp);
-    let journal_path = run_dir.join("journal.jsonl");
-    if !journal_path.is_file() {
-        return Ok(ReplayReport::unreplayable(
-            run_id,
-            out_dir,
-            format!(
-                "the run's journal: {} does not exist",
-                journal_path.display()
-            ),
-        ));
-    }
-    let entries = journal::read(&journal_path)?;
-    let policy = match recorded_policy(&entries) {
-        Ok(p) => p,
-        Err(missing) => return Ok(ReplayReport::unreplayable(run_id, out_dir, missing)),
-    };
-    // Load every record first: a run missing one is not replayed at all.
-    let steps = match load_records(&eval_dir, &entries)? {
-        Ok(steps) => steps,
-        Err(missing) => return Ok(ReplayReport::unreplayable(run_id, out_dir, missing)),
-    };
     let repo_git = Git::new(repo);
-    for (_, rec) in &steps {
-        if rec.commit.is_empty() || repo_git.try_rev(&rec.commit).await?.is_none() {
-            return Ok(ReplayReport::unreplayable(
-                run_id,
-                out_dir,
-                format!(
-                    "commit {} of task {} (attempt {}): it is no longer in the repository",
-                    rec.commit, rec.task, rec.attempt
-                ),
-            ));
-        }
-    }
+    let checked = match check_replayable(&repo_git, config, &run_dir, &eval_dir).await? {
+        Ok(c) => c,
+        Err(missing) => return Ok(ReplayReport::unreplayable(run_id, out_dir, missing)),
+    };
     let results = out_dir.join("results");
     // The service sees none of `eval/` (the run's results and records, the replays'
     // results), as in the run; so its checkout lies outside it, as the strength
@@ -588,49 +559,6 @@ pub async fn replay_with_jobs(
             .file_name()
             .map_or_else(|| "replay".into(), |n| n.to_string_lossy().into_owned()),
     );
-    let judge = match judge_from_config(config) {
-        Ok(j) => j,
-        Err(missing) => return Ok(ReplayReport::unreplayable(run_id, out_dir, missing)),
-    };
-    let (kind, holdout_dir) = match &judge {
-        HoldoutJudge::Engine(e) => (Judge::Engine, e.holdout_dir.clone()),
-        HoldoutJudge::Runner(r) => (Judge::Runner, r.holdout_dir.clone()),
-    };
-    if let Some((_, rec)) = steps.iter().find(|(_, r)| r.judge != kind) {
-        return Ok(ReplayReport::unreplayable(
-            run_id,
-            out_dir,
-            format!(
-                "the run's judge: task {} attempt {} was judged by {}, and the configuration \
-                 now names {}",
-                rec.task,
-                rec.attempt,
-                rec.judge.describe(),
-                kind.describe()
-            ),
-        ));
-    }
-    std::fs::create_dir_all(&eval_dir).map_err(|e| Error::io("create eval dir", &eval_dir, e))?;
-    // The holdout must be the one the run judged with: replay reads it where it is now.
-    let now = holdout_digest(&holdout_dir);
-    if let Some((_, rec)) = steps
-        .iter()
-        .find(|(_, r)| !r.holdout.is_empty() && r.holdout != now)
-    {
-        return Ok(ReplayReport::unreplayable(
-            run_id,
-            out_dir,
-            format!(
-                "the holdout the run judged with: the files in {} changed since task {} \
-                 attempt {} was judged (sha256 {} then, {} now)",
-                holdout_dir.display(),
-                rec.task,
-                rec.attempt,
-                &rec.holdout[..rec.holdout.len().min(12)],
-                &now[..now.len().min(12)]
-            ),
-        ));
-    }
     std::fs::create_dir_all(&results).map_err(|e| Error::io("create replay dir", &results, e))?;
     let outcome = replay_steps(
         &Replaying {
@@ -640,11 +568,11 @@ pub async fn replay_with_jobs(
             eval_dir: &eval_dir,
             results: &results,
             work: &work,
-            judge: &judge,
-            policy: &policy,
+            judge: &checked.judge,
+            policy: &checked.policy,
             jobs: jobs.max(1),
         },
-        &steps,
+        &checked.steps,
     )
     .await?;
     let report = ReplayReport {
@@ -655,6 +583,129 @@ pub async fn replay_with_jobs(
     };
     write_report(&out_dir, &report)?;
     Ok(report)
+}
+
+/// What a replay judges with, read from the run and checked against the repository and
+/// the configuration now.
+struct Checked {
+    /// The gate policy the run judged with.
+    policy: lightsout_eval::GatePolicy,
+    /// Every recorded evaluation, in the journal's order.
+    steps: Vec<(Planned, EvalRecord)>,
+    /// The holdout's judge, as the configuration wires it now (the run's kind of judge).
+    judge: HoldoutJudge,
+}
+
+/// Reads what the run recorded (its journal, gate policy and evaluation records) and checks
+/// that the repository still has every judged commit, that the configuration names the
+/// run's kind of judge, and that the holdout is the one the run judged with. `Ok(Err(_))`
+/// names what the run lacks for a replay.
+///
+/// # Errors
+/// [`Error`] when the journal, a record or git cannot be read, or `eval_dir` created.
+async fn check_replayable(
+    repo_git: &Git,
+    config: &Config,
+    run_dir: &Path,
+    eval_dir: &Path,
+) -> Result<Result<Checked, String>, Error> {
+    let journal_path = run_dir.join("journal.jsonl");
+    if !journal_path.is_file() {
+        return Ok(Err(format!(
+            "the run's journal: {} does not exist",
+            journal_path.display()
+        )));
+    }
+    let entries = journal::read(&journal_path)?;
+    let policy = match recorded_policy(&entries) {
+        Ok(p) => p,
+        Err(missing) => return Ok(Err(missing)),
+    };
+    // Load every record first: a run missing one is not replayed at all.
+    let steps = match load_records(eval_dir, &entries)? {
+        Ok(steps) => steps,
+        Err(missing) => return Ok(Err(missing)),
+    };
+    if let Some(missing) = missing_commit(repo_git, &steps).await? {
+        return Ok(Err(missing));
+    }
+    let (judge, holdout_dir) = match run_judge(config, &steps) {
+        Ok(j) => j,
+        Err(missing) => return Ok(Err(missing)),
+    };
+    std::fs::create_dir_all(eval_dir).map_err(|e| Error::io("create eval dir", eval_dir, e))?;
+    if let Some(changed) = holdout_changed(&holdout_dir, &steps) {
+        return Ok(Err(changed));
+    }
+    Ok(Ok(Checked {
+        policy,
+        steps,
+        judge,
+    }))
+}
+
+/// The first recorded commit the repository no longer has, named as a replay's missing
+/// piece.
+///
+/// # Errors
+/// [`Error`] when git fails.
+async fn missing_commit(
+    repo_git: &Git,
+    steps: &[(Planned, EvalRecord)],
+) -> Result<Option<String>, Error> {
+    for (_, rec) in steps {
+        if rec.commit.is_empty() || repo_git.try_rev(&rec.commit).await?.is_none() {
+            return Ok(Some(format!(
+                "commit {} of task {} (attempt {}): it is no longer in the repository",
+                rec.commit, rec.task, rec.attempt
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The holdout's judge as the configuration wires it now and the holdout directory it
+/// reads, when it is the kind of judge every step of the run was judged by; `Err` names
+/// what is missing or differs.
+fn run_judge(
+    config: &Config,
+    steps: &[(Planned, EvalRecord)],
+) -> Result<(HoldoutJudge, PathBuf), String> {
+    let judge = judge_from_config(config)?;
+    let (kind, holdout_dir) = match &judge {
+        HoldoutJudge::Engine(e) => (Judge::Engine, e.holdout_dir.clone()),
+        HoldoutJudge::Runner(r) => (Judge::Runner, r.holdout_dir.clone()),
+    };
+    if let Some((_, rec)) = steps.iter().find(|(_, r)| r.judge != kind) {
+        return Err(format!(
+            "the run's judge: task {} attempt {} was judged by {}, and the configuration \
+             now names {}",
+            rec.task,
+            rec.attempt,
+            rec.judge.describe(),
+            kind.describe()
+        ));
+    }
+    Ok((judge, holdout_dir))
+}
+
+/// The holdout must be the one the run judged with (replay reads it where it is now):
+/// `Some` names the first step judged with other holdout files than those in
+/// `holdout_dir` now.
+fn holdout_changed(holdout_dir: &Path, steps: &[(Planned, EvalRecord)]) -> Option<String> {
+    let now = holdout_digest(holdout_dir);
+    let (_, rec) = steps
+        .iter()
+        .find(|(_, r)| !r.holdout.is_empty() && r.holdout != now)?;
+    Some(format!(
+        "the holdout the run judged with: the files in {} changed since task {} \
+         attempt {} was judged (sha256 {} then, {} now)",
+        holdout_dir.display(),
+        rec.task,
+        rec.attempt,
+        &rec.holdout[..rec.holdout.len().min(12)],
+        &now[..now.len().min(12)]
+    ))
 }
 
 /// The gate policy the run judged with, from its journal; `Err` names what is missing for a

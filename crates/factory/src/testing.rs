@@ -22,8 +22,8 @@ impl<F> Evaluator for FnEvaluator<F>
 where
     F: Fn(&EvalRequest) -> Result<Verdict, Error> + Send + Sync,
 {
-    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, Error> {
-        (self.0)(req)
+    async fn evaluate(&self, req: &EvalRequest) -> Result<Verdict, BoxError> {
+        Ok((self.0)(req)?)
     }
 }
 

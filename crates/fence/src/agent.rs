@@ -163,8 +163,8 @@ impl Agent for FencedAgent {
         });
         let out = tokio::task::spawn_blocking(move || fence.run_watched(cmd, stdin, &root, watch))
             .await
-            .map_err(|e| AgentError::Process(std::io::Error::other(e.to_string())))?
-            .map_err(|e| AgentError::Process(std::io::Error::other(e.to_string())))?;
+            .map_err(|e| AgentError::Process(std::io::Error::other(e)))?
+            .map_err(|e| AgentError::Process(std::io::Error::other(e)))?;
 
         let limit = out.report.violations.iter().find_map(|v| match v {
             Violation::TimedOut { .. } => Some(Outcome::TimedOut),

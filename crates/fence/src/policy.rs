@@ -64,19 +64,17 @@
 use super::FenceError;
 use super::sandbox::{Sandbox, View};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use lightsout_stdx::process::{self, RunError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::io::{Read, Write};
+use std::io::Write as _;
+use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Environment names passed by default (globs, case-insensitive).
@@ -412,7 +410,7 @@ fn ready_fifo() -> Result<PathBuf, FenceError> {
 /// giving up when the process ends first or after `wait`.
 fn open_ready(
     fifo: &Path,
-    child: &mut std::process::Child,
+    child: &mut tokio::process::Child,
     wait: Duration,
 ) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -830,12 +828,15 @@ impl Fence {
     /// [`FenceConfig::output_bytes`] bytes of stdout and stderr together, and a
     /// [`FenceReport`] whose violations fail the attempt.
     ///
-    /// This call blocks (it uses up to four helper threads: stdin writer, two pipe readers,
-    /// waiter); from async code run it inside `tokio::task::spawn_blocking`.
+    /// The process runs on the shared process-group runner ([`lightsout_stdx::process`]),
+    /// driven by a single-thread tokio runtime of the call's own: this call blocks, and must
+    /// not be made on a tokio worker thread; from async code run it inside
+    /// `tokio::task::spawn_blocking`.
     ///
     /// # Errors
     /// [`FenceError::Spawn`] when the process cannot start; [`FenceError::Io`] when a watched
-    /// directory or the worktree cannot be read for the snapshot before the call.
+    /// directory or the worktree cannot be read for the snapshot before the call, or the
+    /// process cannot be waited for.
     pub fn run(
         &self,
         cmd: Command,
@@ -846,7 +847,7 @@ impl Fence {
     }
 
     /// [`Fence::run`], with `watch` called on each complete stdout line as it arrives (from
-    /// the thread that reads the pipe). When it returns a [`Violation`] the whole process
+    /// the task that reads the pipe). When it returns a [`Violation`] the whole process
     /// group is killed at once, the violation is reported, and no further line is watched:
     /// this is how a streaming agent is stopped when its reported spend can no longer be
     /// covered by the budget ([`Violation::BudgetStopped`]). Lines longer than 1 MiB are
@@ -866,43 +867,24 @@ impl Fence {
         let before = Snapshot::take(&self.config.watch, &self.ignore, &worktree_abs)?;
         let git_before = GitLink::capture(&worktree_abs);
         let cgroup = self.call_cgroup(&mut cmd)?;
-
-        let start = Instant::now();
-        let (mut child, pgid, _recorded) = self.spawn_recorded(&mut cmd, stdin.is_some())?;
-        let egress = self.start_egress(&cmd, &mut child, pgid)?;
-        let budget = Arc::new(Budget {
-            cap: self.config.output_bytes,
-            taken: AtomicU64::new(0),
-            tripped: AtomicBool::new(false),
-        });
-        let rx = start_io(child, stdin, watch, pgid, &budget);
-
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| FenceError::Spawn {
+                program: program.clone(),
+                source,
+            })?;
+        // Phases 1 and 2: the call, then the kill of the group and the drain of its pipes.
         let mut report = FenceReport::default();
-        let mut streams: BTreeMap<Stream, (Vec<u8>, u64)> = BTreeMap::new();
-        let status = self.wait_leader(&rx, start, pgid, &mut report, &mut streams);
-        let wall_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        // Phase 2: clear stragglers still in the group (background jobs of the agent), then
-        // wait for the pipes to close.
-        if let Some(pg) = pgid
-            && killpg(pg, Signal::SIGKILL).is_ok()
-            && !report.killed
-        {
-            report.stragglers_killed = true;
-        }
-        if let Some(cg) = cgroup {
-            self.end_cgroup(cg, &mut report);
-        }
-        self.drain_pipes(&rx, &mut report, &mut streams);
-        let (stdout, stdout_seen) = streams.remove(&Stream::Stdout).unwrap_or_default();
-        let (stderr, stderr_seen) = streams.remove(&Stream::Stderr).unwrap_or_default();
-        for v in &mut report.violations {
-            if let Violation::OutputCapped { seen_bytes, .. } = v {
-                *seen_bytes = budget
-                    .taken
-                    .load(Ordering::Relaxed)
-                    .max(stdout_seen + stderr_seen);
-            }
-        }
+        let (out, egress) = runtime
+            .block_on(self.call(cmd, stdin, watch, cgroup, &mut report))
+            .map_err(|e| match e {
+                CallError::Fence(e) => e,
+                CallError::Run(RunError::Spawn(source)) => FenceError::Spawn { program, source },
+                CallError::Run(RunError::Wait(e)) => FenceError::io(&worktree_abs, e),
+            })?;
+        drop(runtime);
 
         if let Some(e) = egress {
             for destination in e.finish() {
@@ -911,7 +893,7 @@ impl Fence {
                     .push(Violation::EgressDenied { destination });
             }
         }
-        if let Some(v) = self.refused_write(&stdout, &stderr) {
+        if let Some(v) = self.refused_write(&out.stdout, &out.stderr) {
             report.violations.push(v);
         }
         // Phase 3: what changed outside the worktree, and the worktree's `.git`.
@@ -921,90 +903,122 @@ impl Fence {
         }
 
         Ok(FencedOutput {
-            exit: status.map(Exit::from),
-            stdout,
-            stderr,
-            stdout_bytes: stdout_seen,
-            stderr_bytes: stderr_seen,
-            wall_ms,
+            exit: Some(Exit::from(out.status)),
+            stdout: out.stdout,
+            stderr: out.stderr,
+            stdout_bytes: out.stdout_bytes,
+            stderr_bytes: out.stderr_bytes,
+            wall_ms: u64::try_from(out.wall.as_millis()).unwrap_or(u64::MAX),
             report,
         })
     }
-}
 
-impl Fence {
-    /// Starts `cmd` in a new process group with piped output (and input when `piped_stdin`)
-    /// and records it in the process ledger; returns the child, its group and the record
-    /// (removed when dropped). A record that cannot be written kills the group: no
-    /// unrecorded call runs.
-    fn spawn_recorded(
+    /// Starts `cmd` on the process-group runner, records it in the process ledger, brings
+    /// up its egress proxy, then runs it to the end under the limits with `watch` on its
+    /// stdout; the end of `cgroup` runs after the kill of the group. Fills `report` with
+    /// what the call itself shows (limits, a watch's stop, stragglers, escaped processes).
+    async fn call(
         &self,
-        cmd: &mut Command,
-        piped_stdin: bool,
-    ) -> Result<
-        (
-            std::process::Child,
-            Option<Pid>,
-            Option<super::procs::Recorded>,
-        ),
-        FenceError,
-    > {
-        cmd.process_group(0)
-            .stdin(if piped_stdin {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let program = cmd.get_program().to_string_lossy().into_owned();
-        let mut child = cmd
-            .spawn()
-            .map_err(|source| FenceError::Spawn { program, source })?;
-        let pgid = i32::try_from(child.id()).ok().map(Pid::from_raw);
-        let recorded = match self
-            .procs
-            .as_deref()
-            .map(|d| super::procs::record(d, child.id()))
-        {
-            Some(Err(e)) => {
-                if let Some(pg) = pgid {
-                    let _ = killpg(pg, Signal::SIGKILL);
-                }
-                let _ = child.wait();
-                return Err(e);
-            }
-            Some(Ok(r)) => Some(r),
-            None => None,
-        };
-        Ok((child, pgid, recorded))
-    }
-
-    /// `network = "hosts"`: serves the proxy in the agent's namespace, then lets it start
-    /// (the handshake FIFO named in `cmd`'s environment). Kills the group when the proxy
-    /// cannot start.
-    fn start_egress(
-        &self,
-        cmd: &Command,
-        child: &mut std::process::Child,
-        pgid: Option<Pid>,
-    ) -> Result<Option<super::egress::Egress>, FenceError> {
+        cmd: Command,
+        stdin: Option<Vec<u8>>,
+        watch: Option<LineWatch>,
+        cgroup: Option<super::cgroup::Cgroup>,
+        report: &mut FenceReport,
+    ) -> Result<(process::Output, Option<super::egress::Egress>), CallError> {
         let ready = cmd
             .get_envs()
             .find(|(k, _)| *k == READY_VAR)
             .and_then(|(_, v)| v.map(PathBuf::from));
+        let mut spawned = process::spawn(tokio::process::Command::from(cmd), stdin)?;
+        // A record that cannot be written ends the call: no unrecorded call runs. The record
+        // is removed when `_recorded` drops, after the group was killed and reaped.
+        let _recorded = match (self.procs.as_deref(), spawned.id()) {
+            (Some(dir), Some(pid)) => match super::procs::record(dir, pid) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    spawned.abort().await;
+                    return Err(e.into());
+                }
+            },
+            _ => None,
+        };
+        let egress = match self.start_egress(ready, &mut spawned) {
+            Ok(e) => e,
+            Err(e) => {
+                spawned.abort().await;
+                return Err(e.into());
+            }
+        };
+        let limits = process::Limits {
+            wall: Duration::from_millis(self.config.wall_ms),
+            output_bytes: Some(self.config.output_bytes),
+            // Past the cap the agent is ended by the kill alone, and every byte is counted.
+            drain: true,
+            reader_grace: Duration::from_millis(self.config.kill_grace_ms),
+            until: process::Until::Exit,
+        };
+        let stop = Arc::new(std::sync::Mutex::new(None));
+        let mut cgroup_report = FenceReport::default();
+        let hooks = process::Hooks {
+            stdout: watch.map(|w| watch_lines(w, Arc::clone(&stop))),
+            killed: cgroup.map(|cg| {
+                let end: Box<dyn FnOnce() + Send + '_> =
+                    Box::new(|| self.end_cgroup(cg, &mut cgroup_report));
+                end
+            }),
+        };
+        let out = spawned.finish(&limits, hooks).await?;
+
+        report.killed = out.limit.is_some() || out.stopped;
+        report.stragglers_killed = out.stragglers;
+        let capped = Violation::OutputCapped {
+            limit_bytes: self.config.output_bytes,
+            seen_bytes: out.output_bytes,
+        };
+        match out.limit {
+            Some(process::Limit::TimedOut) => report.violations.push(Violation::TimedOut {
+                limit_ms: self.config.wall_ms,
+            }),
+            Some(process::Limit::OutputCapped) => report.violations.push(capped.clone()),
+            None => {}
+        }
+        if let Some(v) = lightsout_stdx::lock(&stop).take() {
+            report.violations.push(v);
+        }
+        if out.output_bytes > self.config.output_bytes
+            && !report.has(|v| matches!(v, Violation::OutputCapped { .. }))
+        {
+            report.violations.push(capped);
+        }
+        report.violations.append(&mut cgroup_report.violations);
+        if out.pipes_held {
+            report.violations.push(Violation::EscapedProcess {
+                detail: "a process outside the agent's process group kept its output open after the kill".into(),
+            });
+        }
+        Ok((out, egress))
+    }
+
+    /// `network = "hosts"`: serves the proxy in the agent's namespace, then lets it start
+    /// (the handshake FIFO `ready`, named in the command's environment).
+    fn start_egress(
+        &self,
+        ready: Option<PathBuf>,
+        spawned: &mut process::Spawned,
+    ) -> Result<Option<super::egress::Egress>, FenceError> {
         let Some(fifo) = ready else {
             return Ok(None);
         };
+        let pid = spawned.id();
         let started = open_ready(
             &fifo,
-            child,
+            spawned.child_mut(),
             Duration::from_millis(self.config.wall_ms.min(30_000)),
         )
         .map_err(|detail| FenceError::IsolationUnavailable { detail })
         .and_then(|f| {
             // bubblewrap's sandbox init owns the network namespace.
-            let init = super::sandbox::first_child(child.id()).ok_or_else(|| {
+            let init = pid.and_then(super::sandbox::first_child).ok_or_else(|| {
                 FenceError::IsolationUnavailable {
                     detail: "the agent's sandbox has no init process".into(),
                 }
@@ -1014,107 +1028,9 @@ impl Fence {
         if let Some(dir) = fifo.parent() {
             let _ = std::fs::remove_dir_all(dir);
         }
-        match started {
-            Ok((mut f, e)) => {
-                let _ = f.write_all(b"go\n");
-                Ok(Some(e))
-            }
-            Err(err) => {
-                if let Some(pg) = pgid {
-                    let _ = killpg(pg, Signal::SIGKILL);
-                }
-                let _ = child.wait();
-                Err(err)
-            }
-        }
-    }
-
-    /// Phase 1: until the leader exits, handling the output cap, a watch's stop and the
-    /// wall limit (each kills the group). After a kill, waits in steps of the grace period
-    /// (re-sending the kill) rather than spinning. Returns the leader's status.
-    fn wait_leader(
-        &self,
-        rx: &mpsc::Receiver<Event>,
-        start: Instant,
-        pgid: Option<Pid>,
-        report: &mut FenceReport,
-        streams: &mut BTreeMap<Stream, (Vec<u8>, u64)>,
-    ) -> Option<std::process::ExitStatus> {
-        let kill = |report: &mut FenceReport| {
-            if let Some(pg) = pgid
-                && killpg(pg, Signal::SIGKILL).is_ok()
-            {
-                report.killed = true;
-            }
-        };
-        let mut deadline = start + Duration::from_millis(self.config.wall_ms);
-        loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(Event::Exited(s)) => return s,
-                Ok(Event::CapReached) => {
-                    if !report.has(|v| matches!(v, Violation::OutputCapped { .. })) {
-                        kill(report);
-                        report.violations.push(Violation::OutputCapped {
-                            limit_bytes: self.config.output_bytes,
-                            seen_bytes: 0,
-                        });
-                    }
-                }
-                Ok(Event::Stopped(v)) => {
-                    // The reader killed the group already; this makes sure.
-                    kill(report);
-                    report.killed = true;
-                    report.violations.push(v);
-                }
-                Ok(Event::Eof(stream, buf, seen)) => {
-                    streams.insert(stream, (buf, seen));
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    kill(report);
-                    if !report.has(|v| matches!(v, Violation::TimedOut { .. })) {
-                        report.violations.push(Violation::TimedOut {
-                            limit_ms: self.config.wall_ms,
-                        });
-                    }
-                    deadline =
-                        Instant::now() + Duration::from_millis(self.config.kill_grace_ms.max(10));
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
-            }
-        }
-    }
-
-    /// Waits up to the kill grace for both pipes to close; one still open then means a
-    /// process outside the group holds it ([`Violation::EscapedProcess`]).
-    fn drain_pipes(
-        &self,
-        rx: &mpsc::Receiver<Event>,
-        report: &mut FenceReport,
-        streams: &mut BTreeMap<Stream, (Vec<u8>, u64)>,
-    ) {
-        let grace = Instant::now() + Duration::from_millis(self.config.kill_grace_ms);
-        while streams.len() < 2 {
-            let wait = grace.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(Event::Eof(stream, buf, seen)) => {
-                    streams.insert(stream, (buf, seen));
-                }
-                // The reader killed the group and the leader's exit came first.
-                Ok(Event::Stopped(v)) => {
-                    report.killed = true;
-                    report.stragglers_killed = false;
-                    report.violations.push(v);
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    report.violations.push(Violation::EscapedProcess {
-                        detail: "a process outside the agent's process group kept its output open after the kill".into(),
-                    });
-                    break;
-                }
-            }
-        }
+        let (mut f, e) = started?;
+        let _ = f.write_all(b"go\n");
+        Ok(Some(e))
     }
 
     /// A write the read-only mounts refused shows in the agent's output as EROFS.
@@ -1152,34 +1068,58 @@ impl Fence {
     }
 }
 
-/// Starts the call's helper threads: the stdin writer, the two pipe readers (stdout
-/// watched by `watch`) and the waiter; returns what they report.
-fn start_io(
-    mut child: std::process::Child,
-    stdin: Option<Vec<u8>>,
-    watch: Option<LineWatch>,
-    pgid: Option<Pid>,
-    budget: &Arc<Budget>,
-) -> mpsc::Receiver<Event> {
-    let (tx, rx) = mpsc::channel::<Event>();
-    if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), stdin) {
-        // The agent may not read its input; the writer then ends with EPIPE after the kill.
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&bytes);
-        });
+/// Why [`Fence::call`] failed: the fence's own setup, or the runner.
+enum CallError {
+    Fence(FenceError),
+    Run(RunError),
+}
+
+impl From<FenceError> for CallError {
+    fn from(e: FenceError) -> Self {
+        CallError::Fence(e)
     }
-    if let Some(out) = child.stdout.take() {
-        let watch = watch.map(|w| (w, pgid));
-        spawn_reader(Stream::Stdout, out, Arc::clone(budget), tx.clone(), watch);
+}
+
+impl From<RunError> for CallError {
+    fn from(e: RunError) -> Self {
+        CallError::Run(e)
     }
-    if let Some(err) = child.stderr.take() {
-        spawn_reader(Stream::Stderr, err, Arc::clone(budget), tx.clone(), None);
-    }
-    std::thread::spawn(move || {
-        let status = child.wait();
-        let _ = tx.send(Event::Exited(status.ok()));
-    });
-    rx
+}
+
+/// A [`LineWatch`] fed by the runner's stdout chunks: it sees each complete line (up to
+/// [`MAX_WATCHED_LINE`] bytes; a longer one is skipped to its end); the violation it
+/// returns goes to `stop` and stops the call.
+fn watch_lines(
+    mut watch: LineWatch,
+    stop: Arc<std::sync::Mutex<Option<Violation>>>,
+) -> process::ChunkWatch {
+    let mut line: Vec<u8> = Vec::new();
+    let mut too_long = false;
+    Box::new(move |chunk: &[u8]| {
+        for part in chunk.split_inclusive(|b| *b == b'\n') {
+            if !too_long && line.len() + part.len() <= MAX_WATCHED_LINE + 1 {
+                line.extend_from_slice(part);
+            } else {
+                // Too long to be a usage line: skip to its end.
+                too_long = true;
+                line.clear();
+            }
+            if part.ends_with(b"\n") {
+                let v = if too_long {
+                    None
+                } else {
+                    watch(String::from_utf8_lossy(&line).trim_end())
+                };
+                line.clear();
+                too_long = false;
+                if let Some(v) = v {
+                    *lightsout_stdx::lock(&stop) = Some(v);
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    })
 }
 
 impl Fence {
@@ -1224,97 +1164,12 @@ impl Fence {
 /// How many outside writes are listed in a report (the total is always given).
 pub const MAX_LISTED_WRITES: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
 /// Watches an agent's stdout line by line ([`Fence::run_watched`]); a returned violation
 /// stops the call.
 pub type LineWatch = Box<dyn FnMut(&str) -> Option<Violation> + Send>;
 
 /// The longest stdout line a [`LineWatch`] is shown, in bytes.
 const MAX_WATCHED_LINE: usize = 1 << 20;
-
-enum Event {
-    Exited(Option<std::process::ExitStatus>),
-    CapReached,
-    Stopped(Violation),
-    Eof(Stream, Vec<u8>, u64),
-}
-
-/// The shared output budget of one call.
-struct Budget {
-    cap: u64,
-    taken: AtomicU64,
-    tripped: AtomicBool,
-}
-
-fn spawn_reader(
-    stream: Stream,
-    mut pipe: impl Read + Send + 'static,
-    budget: Arc<Budget>,
-    tx: mpsc::Sender<Event>,
-    mut watch: Option<(LineWatch, Option<Pid>)>,
-) {
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut seen = 0u64;
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut line: Vec<u8> = Vec::new();
-        let mut too_long = false;
-        loop {
-            let n = match pipe.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            };
-            if let Some((w, pgid)) = &mut watch {
-                let mut stop = None;
-                for part in chunk[..n].split_inclusive(|b| *b == b'\n') {
-                    if !too_long && line.len() + part.len() <= MAX_WATCHED_LINE + 1 {
-                        line.extend_from_slice(part);
-                    } else {
-                        // Too long to be a usage line: skip to its end.
-                        too_long = true;
-                        line.clear();
-                    }
-                    if part.ends_with(b"\n") {
-                        if !too_long {
-                            stop = w(String::from_utf8_lossy(&line).trim_end());
-                        }
-                        line.clear();
-                        too_long = false;
-                        if stop.is_some() {
-                            break;
-                        }
-                    }
-                }
-                if let Some(v) = stop {
-                    // Kill here, without waiting for the main loop: every line read later
-                    // could be more spend.
-                    if let Some(pg) = pgid {
-                        let _ = killpg(*pg, Signal::SIGKILL);
-                    }
-                    let _ = tx.send(Event::Stopped(v));
-                    watch = None;
-                }
-            }
-            seen += n as u64;
-            let before = budget.taken.fetch_add(n as u64, Ordering::Relaxed);
-            let room = budget.cap.saturating_sub(before);
-            let keep = (n as u64).min(room) as usize;
-            kept.extend_from_slice(&chunk[..keep]);
-            if before + n as u64 > budget.cap && !budget.tripped.swap(true, Ordering::Relaxed) {
-                let _ = tx.send(Event::CapReached);
-            }
-            // Past the cap the rest is read and discarded until the kill closes the pipe.
-        }
-        let _ = tx.send(Event::Eof(stream, kept, seen));
-    });
-}
 
 /// How the process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1737,7 +1592,10 @@ fn existing_dirs(dirs: &[PathBuf]) -> Vec<PathBuf> {
 mod tests {
     use super::*;
     use lightsout_stdx::testing::git;
-    use std::io::BufRead as _;
+    use nix::sys::signal::Signal;
+    use nix::unistd::Pid;
+    use std::io::{BufRead as _, Read as _};
+    use std::sync::atomic::Ordering;
 
     fn fast(config: FenceConfig) -> FenceConfig {
         FenceConfig {

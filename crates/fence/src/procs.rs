@@ -9,7 +9,8 @@
 //! (`--die-with-parent`); the ledger covers the rest (a fence with isolation turned off).
 
 use super::FenceError;
-use nix::sys::signal::{Signal, kill, killpg};
+use lightsout_stdx::process::kill_group;
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
 
@@ -62,7 +63,7 @@ pub fn reap_leftovers(dir: &Path) -> Vec<u32> {
             && start_time(pid) == Some(start)
             && let Ok(raw) = i32::try_from(pid)
         {
-            let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+            kill_group(Some(pid));
             let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
             killed.push(pid);
         }

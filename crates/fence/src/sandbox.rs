@@ -268,13 +268,13 @@ pub struct Sandbox {
     sh: PathBuf,
     filter: Arc<tempfile::TempPath>,
     network: NetworkMode,
-    entry: Option<Entry>,
+    entry: Option<EntryProgram>,
 }
 
 /// The [sandbox entry](super::entry) of a [`Sandbox`]: the program, the factory's lifeline,
 /// and what the probe found of Landlock.
 #[derive(Debug, Clone)]
-struct Entry {
+struct EntryProgram {
     program: PathBuf,
     lifeline: Arc<super::entry::Lifeline>,
     landlock: Option<super::entry::LandlockReport>,
@@ -326,7 +326,7 @@ impl Sandbox {
             .and_then(|()| file.flush())
             .map_err(|e| FenceError::io(file.path(), e))?;
         let entry = match super::entry::program() {
-            Some(program) => Some(Entry {
+            Some(program) => Some(EntryProgram {
                 program: program.to_path_buf(),
                 lifeline: Arc::new(super::entry::Lifeline::new()?),
                 landlock: None,

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-/// Why a git command could not be run or failed. The messages are the factory's own
-/// (`lightsout-factory` maps each variant onto its variant of the same name).
+/// Why a git command could not be run or failed. `lightsout-factory` keeps it whole as its
+/// `Error::GitRun`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

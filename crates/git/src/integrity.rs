@@ -341,20 +341,15 @@ fn read_snap(p: &Path) -> FileSnap {
     }
 }
 
-/// Every file (and symlink) under `dir`, up to [`MAX_WALK`] entries.
+/// Every file (and symlink, not followed) under `dir`, up to [`MAX_WALK`] entries; entries
+/// that cannot be read are passed over.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
+    for e in lightsout_stdx::walk::walk(dir, |_| false).flatten() {
         if out.len() >= MAX_WALK {
             return;
         }
-        let p = e.path();
-        match e.file_type() {
-            Ok(t) if t.is_dir() => walk(&p, out),
-            Ok(_) => out.push(p),
-            Err(_) => {}
+        if !e.file_type().is_dir() {
+            out.push(e.into_path());
         }
     }
 }

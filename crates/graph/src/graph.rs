@@ -134,6 +134,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A spec could not be found or read while loading task lists.
+    #[error("cannot read {path}")]
+    Spec {
+        /// The spec file or the directory searched for specs.
+        path: PathBuf,
+        /// The spec stage's error.
+        #[source]
+        source: lightsout_spec::Error,
+    },
 }
 
 /// A directed acyclic (once valid) graph of tasks on [`petgraph`]: an edge `u → v` means

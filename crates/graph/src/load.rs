@@ -118,8 +118,8 @@ fn paired_specs(list: &Path, format: TaskFormat, specs: &BTreeSet<PathBuf>) -> V
 /// Reads every spec and task list under `paths` (files or directories) into task lists.
 ///
 /// # Errors
-/// [`Error::Io`] when a path does not exist or cannot be read. Problems inside the files are
-/// diagnostics.
+/// [`Error::Io`] when a path does not exist or cannot be read, [`Error::Spec`] when a spec
+/// under it cannot be found or read. Problems inside the files are diagnostics.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, Error> {
     let mut task_files: BTreeSet<PathBuf> = BTreeSet::new();
     let mut spec_files: BTreeSet<PathBuf> = BTreeSet::new();
@@ -185,9 +185,9 @@ fn add_dir(
     spec_files: &mut BTreeSet<PathBuf>,
 ) -> Result<(), Error> {
     walk_task_lists(p, task_files)?;
-    let found = lightsout_spec::discover(p).map_err(|e| Error::Io {
+    let found = lightsout_spec::discover(p).map_err(|source| Error::Spec {
         path: p.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+        source,
     })?;
     spec_files.extend(found);
     // Spec folders under hidden folders (`.kiro/specs/x`) that discover skips.
@@ -259,9 +259,9 @@ impl Parsed {
         if let Some(s) = self.0.get(p) {
             return Ok(s.clone());
         }
-        let (spec, _text, d) = lightsout_spec::read(p, None).map_err(|e| Error::Io {
+        let (spec, _text, d) = lightsout_spec::read(p, None).map_err(|source| Error::Spec {
             path: p.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
+            source,
         })?;
         // Only input-level errors (LS0xx: empty, binary, not UTF-8, too large); the rest is
         // `spec check`'s business.

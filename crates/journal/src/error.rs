@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 /// Why a journal could not be read or written. Each variant's message is its context; the
 /// cause is its `source` (print the chain, as `anyhow`'s `{:#}` does). `lightsout-factory`
-/// turns `Io` into its own `Io` and keeps the others as `Error::JournalEntry`.
+/// keeps it whole as its `Error::JournalEntry`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

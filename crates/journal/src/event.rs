@@ -1,8 +1,10 @@
-//! The events a run streams to its `EventSink`s (`lightsout-factory`): progress for the CLI,
-//! lines for the report and the audit log.
+//! The events a run streams to its [`EventSink`]s: progress for the CLI, lines for the report
+//! and the audit log. The sink trait lives here, beside the [`Event`] it receives, so that a
+//! sink's author depends on this crate and not on the factory.
 
 use crate::journal::Entry;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Something that happened in a run. Serialised with a `type` tag (`{"type":"merged",...}`).
 ///
@@ -207,6 +209,49 @@ impl Event {
             | Entry::VariantsChosen { .. }
             | Entry::RunFinished { .. } => return None,
         })
+    }
+}
+
+/// Receives the run's events (progress bars, report writers, audit logs). Called inline
+/// on the run loop: keep it cheap and non-blocking.
+pub trait EventSink: Send + Sync {
+    /// One event.
+    fn emit(&self, event: &Event);
+}
+
+macro_rules! forward_sink {
+    ($($t:ty),*) => {$(
+        impl<T: EventSink + ?Sized> EventSink for $t {
+            fn emit(&self, event: &Event) {
+                (**self).emit(event);
+            }
+        }
+    )*};
+}
+forward_sink!(&T, Box<T>, Arc<T>);
+
+/// Drops every event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn emit(&self, _event: &Event) {}
+}
+
+/// Collects events in memory (tests, report builders).
+#[derive(Debug, Default)]
+pub struct VecEvents(pub std::sync::Mutex<Vec<Event>>);
+
+impl VecEvents {
+    /// The events so far.
+    pub fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *lightsout_stdx::lock(&self.0))
+    }
+}
+
+impl EventSink for VecEvents {
+    fn emit(&self, event: &Event) {
+        lightsout_stdx::lock(&self.0).push(event.clone());
     }
 }
 

@@ -9,7 +9,7 @@
 //! - [`state`]: [`RunState::replay`] folds entries into the run's state; [`STATE_FILE`] is
 //!   where the factory writes it.
 //! - [`plan`]: [`Plan`], the tasks of a run as journaled.
-//! - [`event`]: [`Event`], what a run reports as it goes.
+//! - [`event`]: [`Event`], what a run reports as it goes, and [`EventSink`], what receives it.
 //!
 //! The serialised forms here are the bytes of journals already on disk: a new field is
 //! optional (`#[serde(default)]`), a renamed one keeps its old name.
@@ -35,7 +35,7 @@ pub mod plan;
 pub mod state;
 
 pub use error::Error;
-pub use event::Event;
+pub use event::{Event, EventSink, NoEvents, VecEvents};
 pub use journal::{Entry, Journal, read, write_atomic};
 pub use plan::{Plan, Task};
 pub use state::{AttemptRecord, RunState, RunTotals, STATE_FILE, TaskPhase, TaskState};

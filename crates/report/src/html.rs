@@ -181,17 +181,17 @@ pub fn render_html(report: &RunReport) -> String {
 }
 
 /// The verdict's words: the `<title>` part, the heading, the recommendation and a CSS class.
-struct Verdict {
+struct VerdictWords {
     title: &'static str,
     heading: &'static str,
     advice: String,
     class: &'static str,
 }
 
-fn verdict_words(report: &RunReport) -> Verdict {
+fn verdict_words(report: &RunReport) -> VerdictWords {
     let n = report.incidents.len();
     match report.gate.outcome {
-        GateOutcome::Pass if n == 0 => Verdict {
+        GateOutcome::Pass if n == 0 => VerdictWords {
             title: "gate passed",
             heading: "Gate passed",
             advice:
@@ -199,7 +199,7 @@ fn verdict_words(report: &RunReport) -> Verdict {
                     .into(),
             class: "pass",
         },
-        GateOutcome::Pass => Verdict {
+        GateOutcome::Pass => VerdictWords {
             title: "gate passed, incidents recorded",
             heading: "Gate passed, but incidents need a human",
             advice: format!(
@@ -207,7 +207,7 @@ fn verdict_words(report: &RunReport) -> Verdict {
             ),
             class: "fail",
         },
-        GateOutcome::Fail => Verdict {
+        GateOutcome::Fail => VerdictWords {
             title: "gate failed",
             heading: "Gate failed",
             advice:
@@ -216,7 +216,7 @@ fn verdict_words(report: &RunReport) -> Verdict {
                     .into(),
             class: "fail",
         },
-        GateOutcome::InsufficientEvidence => Verdict {
+        GateOutcome::InsufficientEvidence => VerdictWords {
             title: "insufficient evidence",
             heading: "Insufficient evidence",
             advice: "Hold: nothing failed, but too few holdout trials ran to clear the gate's \
@@ -224,7 +224,7 @@ fn verdict_words(report: &RunReport) -> Verdict {
                 .into(),
             class: "fail",
         },
-        GateOutcome::NotEvaluated => Verdict {
+        GateOutcome::NotEvaluated => VerdictWords {
             title: "gate not evaluated",
             heading: "Gate not evaluated",
             advice: "Incomplete: the run stopped before the final evaluation; resume it before \
@@ -287,7 +287,7 @@ fn policy(out: &mut String, rules: &[crate::PolicyRuleRef]) {
     out.push_str("</tbody>\n</table>\n");
 }
 
-fn gate(out: &mut String, report: &RunReport, v: &Verdict) {
+fn gate(out: &mut String, report: &RunReport, v: &VerdictWords) {
     w!(
         out,
         "<section id=\"verdict\" class=\"verdict {}\">\n<h2>{}</h2>\n<p><strong>{}</strong></p>\n",

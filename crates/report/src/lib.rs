@@ -62,7 +62,6 @@ mod browser_tests;
 #[cfg(test)]
 mod fixtures;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 pub use html::{CONTENT_SECURITY_POLICY, render_html};
@@ -84,8 +83,7 @@ pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_HTML: &str = "report.html";
 
 /// Errors from building a report from a run directory ([`outcome`]), writing it or reading it.
-/// `lightsout-factory` turns `UnknownRun`, `Io`, `Journal` and `JournalEntry` into its own
-/// variants of the same name and message.
+/// `lightsout-factory` keeps it whole as its `Error::Report`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
@@ -211,13 +209,8 @@ pub fn write_report(dir: &Path, report: &RunReport) -> Result<(PathBuf, PathBuf)
     let html = render_html(&report);
     let json_path = dir.join(REPORT_JSON);
     let html_path = dir.join(REPORT_HTML);
-    write_atomic(dir, &json_path, &json)?;
-    write_atomic(dir, &html_path, html.as_bytes())?;
-    // Make the renames durable. Some platforms cannot open a directory for syncing; that only
-    // weakens durability, never atomicity, so it is not an error.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    write_atomic(&json_path, &json)?;
+    write_atomic(&html_path, html.as_bytes())?;
     Ok((json_path, html_path))
 }
 
@@ -258,29 +251,13 @@ pub fn json_schema() -> serde_json::Value {
     schemars::schema_for!(RunReport).to_value()
 }
 
-/// Writes `bytes` to `path` through a temporary file in `dir`, fsynced, then renamed.
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let err = |source| ReportError::Write {
+/// Writes `bytes` to `path` with [`lightsout_stdx::write_atomic`]: world-readable like any file
+/// the user creates (`0666` less the umask), for sharing.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    lightsout_stdx::write_atomic(path, bytes).map_err(|source| ReportError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".report-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    // A report is for sharing: world-readable like any file the user creates (tempfile makes 0600).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(err)?;
-    }
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    })
 }
 
 /// A copy of `report` whose floating-point fields are all finite.
@@ -342,8 +319,15 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
+            // The mode a plain `File::create` gives under this process's umask (0644 under
+            // the usual 022), not tempfile's 0600.
+            let plain = run.join("plain");
+            std::fs::File::create(&plain).unwrap();
+            let want = std::fs::metadata(&plain).unwrap().permissions().mode();
+            std::fs::remove_file(&plain).unwrap();
             let mode = std::fs::metadata(&html).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o644);
+            assert_eq!(mode & 0o777, want & 0o777);
+            assert_ne!(mode & 0o044, 0, "readable by others: {mode:o}");
         }
     }
 

@@ -577,7 +577,7 @@ fn requirement_text(
     }
 }
 
-fn scenario_shape(c: &mut Ctx<'_>, req: &str, s: &crate::model::Scenario) {
+fn scenario_shape(c: &mut Ctx<'_>, req: &str, s: &crate::model::VisibleScenario) {
     let mut found_when = false;
     let mut found_outcome = false;
     let mut stage = StepKeyword::Given;

@@ -233,9 +233,11 @@ pub struct Step {
     pub span: Span,
 }
 
-/// A visible acceptance scenario (not a holdout one).
+/// A visible acceptance scenario (not a holdout one: that is `lightsout_eval::Scenario`).
+/// Its JSON Schema keeps the name `Scenario`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Scenario {
+#[schemars(rename = "Scenario")]
+pub struct VisibleScenario {
     /// Its name.
     pub name: String,
     /// Steps in order.
@@ -273,7 +275,7 @@ pub struct Requirement {
     /// SHALL/MUST sentences and their EARS form.
     pub statements: Vec<Statement>,
     /// Visible acceptance scenarios.
-    pub scenarios: Vec<Scenario>,
+    pub scenarios: Vec<VisibleScenario>,
     /// `Depends on:` references: `REQ-2` or `other-spec#REQ-1`.
     pub depends_on: Vec<String>,
     /// `Touches:` path globs.

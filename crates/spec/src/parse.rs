@@ -11,8 +11,8 @@ use crate::ears;
 use crate::frontmatter;
 use crate::model::{
     DeltaOp, Dialect, FrontMatter, GateRule, GlossaryTerm, Item, NormativeLevel, Requirement,
-    Scenario, Section, SectionKind, Spec, SpecKind, SpecStatus, Statement, Step, StepKeyword,
-    TaskItem,
+    Section, SectionKind, Spec, SpecKind, SpecStatus, Statement, Step, StepKeyword, TaskItem,
+    VisibleScenario,
 };
 use regex::Regex;
 use std::path::Path;
@@ -787,7 +787,7 @@ impl Walker<'_> {
                 .trim()
                 .to_owned();
             if let Some(r) = self.spec.requirements.last_mut() {
-                r.scenarios.push(Scenario {
+                r.scenarios.push(VisibleScenario {
                     name,
                     steps: Vec::new(),
                     span,
@@ -804,7 +804,7 @@ impl Walker<'_> {
                     }
                     let span = self.span(range);
                     if let Some(r) = self.spec.requirements.last_mut() {
-                        r.scenarios.push(Scenario {
+                        r.scenarios.push(VisibleScenario {
                             name: name.trim().to_owned(),
                             steps: Vec::new(),
                             span,
@@ -928,7 +928,7 @@ impl Walker<'_> {
                         .trim()
                         .to_owned();
                     if let Some(r) = self.spec.requirements.last_mut() {
-                        r.scenarios.push(Scenario {
+                        r.scenarios.push(VisibleScenario {
                             name,
                             steps: Vec::new(),
                             span,
@@ -1235,7 +1235,7 @@ impl Walker<'_> {
             && let Some(r) = self.spec.requirements.last_mut()
         {
             let name = format!("{} scenario {}", r.id, r.scenarios.len() + 1);
-            r.scenarios.push(Scenario { name, steps, span });
+            r.scenarios.push(VisibleScenario { name, steps, span });
         }
     }
 
@@ -1549,13 +1549,13 @@ impl Walker<'_> {
             self.body_end = Some(range.start);
         }
         let span = self.span(range);
-        let mut scenarios: Vec<Scenario> = Vec::new();
+        let mut scenarios: Vec<VisibleScenario> = Vec::new();
         for line in code.lines() {
             let l = line.trim();
             if let Some(name) =
                 strip_ci(l, "Scenario:").or_else(|| strip_ci(l, "Scenario Outline:"))
             {
-                scenarios.push(Scenario {
+                scenarios.push(VisibleScenario {
                     name: name.trim().to_owned(),
                     steps: Vec::new(),
                     span,
@@ -1564,7 +1564,7 @@ impl Walker<'_> {
                 && let Some(k) = keyword(kw)
             {
                 if scenarios.is_empty() {
-                    scenarios.push(Scenario {
+                    scenarios.push(VisibleScenario {
                         name: String::new(),
                         steps: Vec::new(),
                         span,
@@ -2027,7 +2027,7 @@ fn steps_at(t: &Text, mut marks: Vec<(usize, usize, StepKeyword)>, span: Span) -
 
 /// A scenario derived from an EARS criterion `[GIVEN g] WHEN|IF x THEN the y SHALL z` (Kiro),
 /// found with one pass over the words.
-fn ears_scenario(body: &str, span: Span) -> Option<Scenario> {
+fn ears_scenario(body: &str, span: Span) -> Option<VisibleScenario> {
     let (mut given, mut when, mut then) = (None, None, None);
     // The words of `body.split(' ')`, found with a plain loop (words are short, and `split`
     // calls memchr once per word), up to the THEN: nothing after it changes the result.
@@ -2082,7 +2082,7 @@ fn ears_scenario(body: &str, span: Span) -> Option<Scenario> {
         text: body.get(t1..)?.trim().to_owned(),
         span,
     });
-    Some(Scenario {
+    Some(VisibleScenario {
         name: "acceptance criterion".to_owned(),
         steps,
         span,

@@ -23,7 +23,6 @@ use crate::config::{TuningConfig, Variant, VariantStatus};
 use crate::rollup::Rollup;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The longest failure category a brief carries; longer ones are cut (a category is a few
@@ -261,20 +260,10 @@ impl Proposals {
 /// # Errors
 /// [`Error::Io`] when it cannot be written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::Io {
+    lightsout_stdx::write_atomic(path, bytes).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    })
 }
 
 /// Whether `name` can name a proposal: letters, digits, `-`, `_`, `.`, not starting with

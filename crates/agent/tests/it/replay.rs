@@ -65,3 +65,28 @@ async fn replays_patches_per_attempt_and_labels_itself() {
     assert!(r.replay && r.summary.starts_with("[replay] no recorded patch"));
     assert!(matches!(r.outcome, Outcome::Failed { .. }));
 }
+
+#[tokio::test]
+async fn a_corrupt_trajectory_names_its_file_and_keeps_the_json_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path());
+    let traj = dir.path().join("trajectory");
+    std::fs::create_dir_all(traj.join("T1")).unwrap();
+    std::fs::write(traj.join("T1/1.json"), "{not json").unwrap();
+    let ctx = TaskContext {
+        task_id: "T1".into(),
+        attempt: 1,
+        ..TaskContext::default()
+    };
+    let e = ReplayAgent::new(&traj).run(&ctx, &ws).await.unwrap_err();
+    let meta = traj.join("T1/1.json");
+    assert!(
+        e.to_string().starts_with(&format!(
+            "invalid agent configuration: {}: ",
+            meta.display()
+        )),
+        "{e}"
+    );
+    let source = std::error::Error::source(&e).expect("the JSON error is kept");
+    assert!(source.is::<serde_json::Error>());
+}

@@ -14,61 +14,10 @@ use std::time::{Duration, Instant};
 const RUN: &str = "fleet1";
 const TASKS: [&str; 5] = ["REQ-1", "REQ-2", "REQ-3", "REQ-4", "REQ-5"];
 
-/// The bundled example and its holdout copied side by side (as `scripts/demo` does), with a
-/// lighter gate, pushed to a bare remote. Returns (the seed checkout, the remote, the
-/// holdout).
+/// The lightened bundled example ([`crate::lightened_example`]) pushed to a bare remote.
+/// Returns (the seed checkout, the remote, the holdout).
 fn example_remote(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    for name in ["url-shortener", "url-shortener-holdout"] {
-        let ok = Std::new("cp")
-            .arg("-r")
-            .arg(examples.join(name))
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    let (seed, holdout) = (dir.join("url-shortener"), dir.join("url-shortener-holdout"));
-    // The example's gate asks 40 trials of every @critical scenario (a Wilson lower bound of
-    // 0.9 needs at least 35 clean ones), which makes one build of the example take about 7
-    // minutes. This test is about the fleet (claims, clones, the merge lock, the
-    // compare-and-swap push, a killed worker), not about the gate's evidence, so its copy
-    // asks 3 trials per scenario and a lower bound of 0.4 (3/(3+3.84) = 0.44, still a real
-    // bound; the runner's default of 5 trials comes down to 3 through LIGHTSOUT_TRIALS). The
-    // example's failing first attempts still fail the holdout with it.
-    std::fs::write(
-        holdout.join("gate.toml"),
-        "# Lightened for the fleet e2e test (see crates/cli/tests/it/fleet_remote.rs).\n\
-         [[rule]]\ntext = \"every @critical scenario: Wilson 95% lower bound >= 0.4\"\n\
-         tag = \"@critical\"\nmin_lower_bound = 0.4\ntrials = 3\n\n\
-         [[rule]]\ntext = \"no regression on scenarios that passed on main\"\n\
-         no_regressions = true\n",
-    )
-    .unwrap();
-    let spec = seed.join("specs/url-shortener.md");
-    let text = std::fs::read_to_string(&spec).unwrap();
-    let lighter = text
-        .replace("at least 0.9 over 40 trials", "at least 0.4 over 3 trials")
-        .replace("over 10 trials per scenario", "over 3 trials per scenario");
-    assert_ne!(
-        text, lighter,
-        "the example's gate lines moved; update this test"
-    );
-    std::fs::write(&spec, lighter).unwrap();
-    let config = seed.join("lightsout.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let lighter = text.replace(
-        "\"LIGHTSOUT_BIN\"]",
-        "\"LIGHTSOUT_BIN\", \"LIGHTSOUT_TRIALS\"]",
-    );
-    assert_ne!(
-        text, lighter,
-        "the example's [env] allow moved; update this test"
-    );
-    std::fs::write(&config, lighter).unwrap();
-    git(&seed, &["init", "-q", "-b", "main"]);
-    git(&seed, &["add", "-A"]);
-    git(&seed, &["commit", "-qm", "url-shortener example"]);
+    let (seed, holdout) = crate::lightened_example(dir);
     let remote = dir.join("remote.git");
     git(
         dir,
@@ -134,7 +83,7 @@ fn worker(url: &str, remote: &Path, holdout: &Path, dir: &Path, name: &str) -> C
         .args(["--name", name])
         .env_remove("LIGHTSOUT_HOLDOUT")
         .env("LIGHTSOUT_BIN", env!("CARGO_BIN_EXE_lightsout"))
-        .env("LIGHTSOUT_TRIALS", "3")
+        .env("LIGHTSOUT_TRIALS", crate::LIGHT_TRIALS)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         // Its own process group: the SIGKILL below takes the worker with its agents, checks

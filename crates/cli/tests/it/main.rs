@@ -33,3 +33,73 @@ pub(crate) fn bundled_example_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// The trials per scenario the lightened bundled example asks (see [`lightened_example`]);
+/// pass it as `LIGHTSOUT_TRIALS` to every `lightsout` process that judges the example.
+pub(crate) const LIGHT_TRIALS: &str = "3";
+
+/// The bundled example and its holdout copied side by side into `dir` (as `scripts/demo` does),
+/// with a lighter gate, and the example made a git repository with one commit. Returns (the
+/// example's checkout, the holdout).
+///
+/// The example's gate asks 40 trials of every @critical scenario (a Wilson lower bound of
+/// 0.9 needs at least 35 clean ones), which makes one build of the example take about 7
+/// minutes in a debug build. The tests that use this copy are about the fleet and replay, not
+/// about the gate's evidence, so it asks 3 trials per scenario and a lower bound of 0.4
+/// (3/(3+3.84) = 0.44, still a real bound; the runner's default of 5 trials comes down to 3
+/// through `LIGHTSOUT_TRIALS`, which `[env] allow` lets through). The example's failing first
+/// attempts still fail the holdout with it.
+pub(crate) fn lightened_example(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for name in ["url-shortener", "url-shortener-holdout"] {
+        let ok = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(examples.join(name))
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let (seed, holdout) = (dir.join("url-shortener"), dir.join("url-shortener-holdout"));
+    std::fs::write(
+        holdout.join("gate.toml"),
+        "# Lightened for the CLI's e2e tests (see crates/cli/tests/it/main.rs).\n\
+         [[rule]]\ntext = \"every @critical scenario: Wilson 95% lower bound >= 0.4\"\n\
+         tag = \"@critical\"\nmin_lower_bound = 0.4\ntrials = 3\n\n\
+         [[rule]]\ntext = \"no regression on scenarios that passed on main\"\n\
+         no_regressions = true\n",
+    )
+    .unwrap();
+    let replace = |path: std::path::PathBuf, edits: &[(&str, &str)], what: &str| {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lighter = text.clone();
+        for (from, to) in edits {
+            lighter = lighter.replace(from, to);
+        }
+        assert_ne!(
+            text, lighter,
+            "the example's {what} moved; update this helper"
+        );
+        std::fs::write(&path, lighter).unwrap();
+    };
+    replace(
+        seed.join("specs/url-shortener.md"),
+        &[
+            ("at least 0.9 over 40 trials", "at least 0.4 over 3 trials"),
+            ("over 10 trials per scenario", "over 3 trials per scenario"),
+        ],
+        "gate lines",
+    );
+    replace(
+        seed.join("lightsout.toml"),
+        &[(
+            "\"LIGHTSOUT_BIN\"]",
+            "\"LIGHTSOUT_BIN\", \"LIGHTSOUT_TRIALS\"]",
+        )],
+        "[env] allow",
+    );
+    lightsout_factory::testing::git(&seed, &["init", "-q", "-b", "main"]);
+    lightsout_factory::testing::git(&seed, &["add", "-A"]);
+    lightsout_factory::testing::git(&seed, &["commit", "-qm", "url-shortener example"]);
+    (seed, holdout)
+}

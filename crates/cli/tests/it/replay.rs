@@ -101,13 +101,15 @@ fn replay(p: &Project) -> (i32, Value) {
 }
 
 /// `lightsout replay RUN --format json` in `repo` (the holdout where its config says, and
-/// `LIGHTSOUT_BIN` for a runner that calls `lightsout`): the exit code and the report.
+/// `LIGHTSOUT_BIN` for a runner that calls `lightsout`, and the lightened example's
+/// `LIGHTSOUT_TRIALS`): the exit code and the report.
 fn replay_json(repo: &std::path::Path, run: &str) -> (i32, Value) {
     let out = Command::cargo_bin("lightsout")
         .unwrap()
         .current_dir(repo)
         .env_remove("LIGHTSOUT_HOLDOUT")
         .env("LIGHTSOUT_BIN", assert_cmd::cargo::cargo_bin("lightsout"))
+        .env("LIGHTSOUT_TRIALS", crate::LIGHT_TRIALS)
         .args(["replay", run, "--format", "json"])
         .output()
         .unwrap();
@@ -248,32 +250,20 @@ fn a_changed_twin_response_is_the_first_difference_and_a_missing_record_is_named
     );
 }
 
-/// The bundled example, set up as `scripts/demo` sets it up: `examples/url-shortener` and its
-/// holdout copied side by side, the example made a git repository, and built by
-/// `lightsout run` with its replay agent; the holdout is judged by the example's runner
-/// (`[holdout] command = "sh run.sh"`), which serves the built-in Slack twin itself.
+/// The bundled example, set up as `scripts/demo` sets it up but with a lighter gate
+/// ([`crate::lightened_example`]), built by `lightsout run` with its replay agent; the
+/// holdout is judged by the example's runner (`[holdout] command = "sh run.sh"`), which serves
+/// the built-in Slack twin itself.
 fn bundled_example_run() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    for name in ["url-shortener", "url-shortener-holdout"] {
-        let ok = std::process::Command::new("cp")
-            .arg("-r")
-            .arg(examples.join(name))
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    let repo = dir.path().join("url-shortener");
-    lightsout_factory::testing::git(&repo, &["init", "-q", "-b", "main"]);
-    lightsout_factory::testing::git(&repo, &["add", "-A"]);
-    lightsout_factory::testing::git(&repo, &["commit", "-qm", "url-shortener example"]);
+    let (repo, _holdout) = crate::lightened_example(dir.path());
     let bin = assert_cmd::cargo::cargo_bin("lightsout");
     let out = Command::cargo_bin("lightsout")
         .unwrap()
         .current_dir(&repo)
         .env_remove("LIGHTSOUT_HOLDOUT")
         .env("LIGHTSOUT_BIN", &bin)
+        .env("LIGHTSOUT_TRIALS", crate::LIGHT_TRIALS)
         .args([
             "run",
             "specs/url-shortener.md",

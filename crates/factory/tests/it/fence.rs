@@ -327,9 +327,9 @@ impl lightsout_factory::AttemptHook for DiesOnB {
     async fn before_attempt(
         &self,
         ctx: &lightsout_agent::TaskContext,
-    ) -> Result<lightsout_factory::HookDecision, Error> {
+    ) -> Result<lightsout_factory::HookDecision, lightsout_factory::BoxError> {
         if ctx.task_id == "B" {
-            return Err(Error::Config("the host went away".into()));
+            return Err(Error::Config("the host went away".into()).into());
         }
         Ok(lightsout_factory::HookDecision::Proceed)
     }

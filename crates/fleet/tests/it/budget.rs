@@ -119,29 +119,6 @@ fn retried_calls_count_once(open: &Open) {
     assert!(s.settle(&ghost, 1).is_err());
 }
 
-macro_rules! both {
-    ($($name:ident),+) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    let (_dir, open) = super::sqlite();
-                    super::$name(&open);
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    let _server = crate::server();
-                    super::$name(&super::postgres());
-                }
-            )+
-        }
-    };
-}
-
 both!(
     concurrent_reservers_never_exceed_the_cap,
     retried_calls_count_once

@@ -322,29 +322,6 @@ fn concurrent_completions_unblock_a_fan_in_once(open: &Open) {
     );
 }
 
-macro_rules! both {
-    ($($name:ident),+) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    let (_dir, open) = super::sqlite();
-                    super::$name(&open);
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    let _server = crate::server();
-                    super::$name(&super::postgres());
-                }
-            )+
-        }
-    };
-}
-
 both!(
     claims_are_exclusive_under_concurrency,
     a_lapsed_lease_is_reclaimed_and_the_old_token_refused,

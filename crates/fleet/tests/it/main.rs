@@ -2,6 +2,32 @@
 //! directory, and Postgres on the real server `scripts/pg-start` started
 //! (`LIGHTSOUT_TEST_PG_URL`; without it the Postgres tests fail, they never skip).
 
+/// Runs each named suite function twice, as `sqlite::NAME` and `postgres::NAME`: the calling
+/// module provides `sqlite() -> (TempDir, opener)` and `postgres() -> opener`, and each
+/// function takes `&opener`. Defined before the `mod` lines so every suite sees it.
+macro_rules! both {
+    ($($name:ident),+) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let (_dir, open) = super::sqlite();
+                    super::$name(&open);
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    let _server = crate::server();
+                    super::$name(&super::postgres());
+                }
+            )+
+        }
+    };
+}
+
 mod budget;
 mod claims;
 mod faults;

@@ -151,29 +151,6 @@ fn adding_a_queued_spec_again_adds_nothing(open: &Open) {
     assert_eq!(q.entries().unwrap().len(), 4);
 }
 
-macro_rules! both {
-    ($($name:ident),+) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    let (_dir, open) = super::sqlite();
-                    super::$name(&open);
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    let _server = crate::server();
-                    super::$name(&super::postgres());
-                }
-            )+
-        }
-    };
-}
-
 both!(
     entries_go_queued_running_finished_in_order,
     the_queue_and_the_stop_flag_survive_reopening,

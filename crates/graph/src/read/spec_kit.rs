@@ -87,7 +87,7 @@ struct Phase {
 
 /// The task id at the start of a Spec Kit task line's text, and what follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TaskId<'a> {
+pub(crate) enum TaskLineId<'a> {
     /// A real id: `T001`, `T009a`, `T007A`, `T009a_2`.
     Id(&'a str),
     /// The template's placeholder: `TXXX`, `Tnnn`, `T###`.
@@ -98,7 +98,7 @@ pub(crate) enum TaskId<'a> {
 /// may be wrapped in emphasis or code (`**T001**`, `**T001:**`, `` `T001` ``) and followed
 /// by a separator (`:`, `·`, `—`, `-`). `None` when the line is no task (a checklist item
 /// such as `- [ ] **Article VII - Simplicity Gate**`, or `- [ ] Test the login`).
-pub(crate) fn task_id(text: &str) -> Option<(TaskId<'_>, &str)> {
+pub(crate) fn task_id(text: &str) -> Option<(TaskLineId<'_>, &str)> {
     let (mark, s) = ["**", "__", "`", "*", "_"]
         .iter()
         .find_map(|m| text.strip_prefix(m).map(|r| (*m, r)))
@@ -116,10 +116,10 @@ pub(crate) fn task_id(text: &str) -> Option<(TaskId<'_>, &str)> {
         if n < 2 {
             return None;
         }
-        (TaskId::Placeholder(&s[..=n]), n + 1)
+        (TaskLineId::Placeholder(&s[..=n]), n + 1)
     } else {
         let m = regex_id(s)?;
-        (TaskId::Id(&s[..m]), m)
+        (TaskLineId::Id(&s[..m]), m)
     };
     let mut after = &s[len..];
     if after
@@ -403,12 +403,12 @@ impl<'p> Reader<'p> {
         sp: Span,
         mark: char,
         pre: TaskEntry,
-        id: TaskId<'_>,
+        id: TaskLineId<'_>,
         desc: &str,
     ) -> (TaskEntry, Refs) {
         let raw_id = match id {
-            TaskId::Id(id) => id,
-            TaskId::Placeholder(id) => {
+            TaskLineId::Id(id) => id,
+            TaskLineId::Placeholder(id) => {
                 let mut d = Diagnostic::new(
                     codes::UNREADABLE_TASK,
                     Severity::Warning,

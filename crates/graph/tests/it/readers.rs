@@ -481,3 +481,20 @@ fn a_task_list_with_no_task_in_it_is_not_a_silent_success() {
         "{diags:#?}"
     );
 }
+
+/// A spec that cannot be read (here a dangling link named `spec.md`) is an error naming it,
+/// with the spec stage's error kept as its source.
+#[test]
+fn an_unreadable_spec_is_an_error_that_keeps_the_spec_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let feature = dir.path().join("feature");
+    std::fs::create_dir_all(&feature).unwrap();
+    std::os::unix::fs::symlink(feature.join("missing.md"), feature.join("spec.md")).unwrap();
+    let e = load::load(&[dir.path().to_path_buf()]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("cannot read {}", feature.join("spec.md").display())
+    );
+    let source = std::error::Error::source(&e).expect("the spec error is kept");
+    assert!(source.is::<lightsout_spec::Error>(), "{source:?}");
+}

@@ -3,14 +3,13 @@
 //! and diff crossing the fence) and [`AuditSink`] (the run's [`Event`] stream as entries of
 //! the hash-chained `.lightsout/runs/<id>/audit.jsonl`).
 //!
-//! [`Factory`](crate::Factory) builds both for every run from `[budget]` and the holdout
-//! suite; they wrap the hook and event sink the caller configured, which still run.
+//! The factory (`lightsout_factory::Factory`) builds both for every run from `[budget]` and
+//! the holdout suite; they wrap the hook and event sink the caller configured, which still
+//! run.
 
 use crate::Error;
-use crate::event::Event;
-use crate::stages::{AttemptHook, EventSink, FailedStage, HookDecision};
 use async_trait::async_trait;
-use lightsout_agent::{AgentReport, TaskContext};
+use lightsout_core::{AgentReport, AttemptHook, BoxError, FailedStage, HookDecision, TaskContext};
 use lightsout_fence::FenceError;
 use lightsout_fence::agent::FenceReports;
 use lightsout_fence::audit::{AuditKind, AuditLog, AuditRecord};
@@ -19,6 +18,7 @@ use lightsout_fence::budget::{
 };
 use lightsout_fence::holdout::{Crossing, CrossingKind, LeakScan};
 use lightsout_fence::policy::{MAX_LISTED_WRITES, Violation};
+use lightsout_journal::{Event, EventSink};
 use lightsout_stdx::lock;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -70,7 +70,7 @@ impl LeakScan for SuiteScan {
 ///
 /// A spec file that cannot be found or read is left out: that makes the scan stricter,
 /// never weaker.
-pub fn visible_texts(repo: &Path, state: &crate::state::RunState) -> Vec<String> {
+pub fn visible_texts(repo: &Path, state: &lightsout_journal::state::RunState) -> Vec<String> {
     let mut out: Vec<String> = lightsout_spec::discover(&repo.join("specs"))
         .unwrap_or_default()
         .iter()
@@ -97,7 +97,7 @@ pub fn visible_texts(repo: &Path, state: &crate::state::RunState) -> Vec<String>
 pub fn suite_scanner(
     dir: &Path,
     repo: &Path,
-    state: &crate::state::RunState,
+    state: &lightsout_journal::state::RunState,
 ) -> Result<Option<SuiteScan>, Error> {
     suite_scanner_allowing(dir, &visible_texts(repo, state))
 }
@@ -187,7 +187,9 @@ impl Audit {
         &self.log
     }
 
-    pub(crate) fn record(&self, kind: AuditKind, task: Option<&str>, details: serde_json::Value) {
+    /// Appends one record of `kind` about `task` (its requirements from the intent) with
+    /// `details`; a failed append makes [`Audit::healthy`] fail.
+    pub fn record(&self, kind: AuditKind, task: Option<&str>, details: serde_json::Value) {
         let reqs = task.map(|t| self.intent.of(t)).unwrap_or_default();
         self.append(AuditRecord::new(kind, task, &reqs, details));
     }
@@ -480,7 +482,7 @@ impl FenceHook {
 
 #[async_trait]
 impl AttemptHook for FenceHook {
-    async fn before_attempt(&self, ctx: &TaskContext) -> Result<HookDecision, Error> {
+    async fn before_attempt(&self, ctx: &TaskContext) -> Result<HookDecision, BoxError> {
         self.audit.healthy()?;
         let prompt = [
             ctx.title.as_str(),
@@ -520,7 +522,7 @@ impl AttemptHook for FenceHook {
         &self,
         ctx: &TaskContext,
         report: &AgentReport,
-    ) -> Result<HookDecision, Error> {
+    ) -> Result<HookDecision, BoxError> {
         let actual = Spend::from(&report.usage);
         let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
         let reservation = self.open.close(&ctx.task_id, ctx.attempt);
@@ -574,13 +576,13 @@ impl AttemptHook for FenceHook {
         Ok(decision.worst(inner))
     }
 
-    async fn after_checks(&self, ctx: &TaskContext) -> Result<HookDecision, Error> {
+    async fn after_checks(&self, ctx: &TaskContext) -> Result<HookDecision, BoxError> {
         let decision = self.fence_violations(ctx);
         self.audit.healthy()?;
         Ok(decision.worst(self.inner.after_checks(ctx).await?))
     }
 
-    async fn inspect_diff(&self, ctx: &TaskContext, diff: &str) -> Result<HookDecision, Error> {
+    async fn inspect_diff(&self, ctx: &TaskContext, diff: &str) -> Result<HookDecision, BoxError> {
         if let Some(r) = self.check(
             ctx,
             CrossingKind::Diff,
@@ -657,18 +659,18 @@ mod tests {
             "---\nid: a\n---\n# A\nthe visible intent\n",
         )
         .unwrap();
-        let mut state = crate::state::RunState::default();
-        state.tasks.push(crate::state::TaskState {
-            task: crate::plan::Task {
+        let mut state = lightsout_journal::state::RunState::default();
+        state.tasks.push(lightsout_journal::state::TaskState {
+            task: lightsout_journal::plan::Task {
                 id: "T1".into(),
                 title: "the title".into(),
                 spec_excerpt: "the excerpt".into(),
                 constraints: vec!["CON-1: c".into()],
                 anti_spec: vec!["ANTI-1: a".into()],
                 acceptance_criteria: vec!["GIVEN x".into()],
-                ..crate::plan::Task::default()
+                ..lightsout_journal::plan::Task::default()
             },
-            ..crate::state::TaskState::default()
+            ..lightsout_journal::state::TaskState::default()
         });
         let v = visible_texts(t.path(), &state);
         for want in [

@@ -75,7 +75,7 @@ impl Layer {
                 _ => format!("{MARKER}\n{text}"),
             };
             let content = format!("{}{block}", original.as_deref().unwrap_or(""));
-            crate::journal::write_atomic(&path, content.as_bytes())?;
+            crate::write_atomic(&path, content.as_bytes())?;
             layer.written.push(Written {
                 path,
                 original,
@@ -124,7 +124,7 @@ impl Layer {
                 continue;
             };
             match restored {
-                Some(text) => crate::journal::write_atomic(&w.path, text.as_bytes())?,
+                Some(text) => crate::write_atomic(&w.path, text.as_bytes())?,
                 None => {
                     std::fs::remove_file(&w.path).map_err(|e| Error::io("remove", &w.path, e))?;
                 }
