@@ -118,7 +118,7 @@ struct GitBefore {
 /// What `lightsout run` left: its stderr, run directory, `state.json` and audit log.
 struct Run {
     stderr: String,
-    run_dir: PathBuf,
+    dir: PathBuf,
     report: Value,
     audit: Vec<Value>,
 }
@@ -240,7 +240,7 @@ fn run_hostile(p: &Project) -> Run {
         .collect();
     Run {
         stderr,
-        run_dir,
+        dir: run_dir,
         report,
         audit,
     }
@@ -349,7 +349,7 @@ fn assert_hostile_tasks_failed_at_policy(run: &Run) {
 /// Each hostile task is an incident of the report, naming what was undone.
 fn assert_incidents_name_what_was_undone(run: &Run) {
     let outcome: Value =
-        serde_json::from_slice(&std::fs::read(run.run_dir.join("report.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(run.dir.join("report.json")).unwrap()).unwrap();
     let incidents = outcome["incidents"].to_string();
     // Moving main is prevented by the sandbox's read-only git directory where there is one
     // (bubblewrap), and detected and undone by the factory's integrity check otherwise.

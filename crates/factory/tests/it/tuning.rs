@@ -178,7 +178,7 @@ fn assert_the_audit_log_records_the_choices(
 fn assert_each_task_ran_its_reproduced_choice(
     again: &RunChoices,
     entries: &[serde_json::Value],
-    seed: u64,
+    run_seed: u64,
     seen: &Seen,
 ) -> BTreeMap<String, String> {
     let seen = seen.lock().unwrap().clone();
@@ -187,7 +187,7 @@ fn assert_each_task_ran_its_reproduced_choice(
         let d = &e["details"];
         assert_eq!(e["task"], c.task_id.as_str());
         assert_eq!(d["variant"], c.variant.as_str(), "{e:#}");
-        assert_eq!(d["seed"], seed);
+        assert_eq!(d["seed"], run_seed);
         assert_eq!(d["mode"], c.mode());
         assert!(d["posterior_means"]["C"].is_f64(), "{e:#}");
         assert_eq!(d["benched"], serde_json::json!(["C"]), "{e:#}");

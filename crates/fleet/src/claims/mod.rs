@@ -35,7 +35,7 @@ mod keeper;
 mod path;
 
 pub use keeper::{ClaimGuard, Keeper, Lost};
-pub use path::{CriticalPath, critical_path};
+pub use path::{RemainingPath, critical_path};
 #[cfg(feature = "postgres")]
 pub use postgres::PgClaims;
 pub use sqlite::SqliteClaims;
