@@ -75,28 +75,25 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn verify(run: &str, store: Option<&str>, format: AuditFormat) -> anyhow::Result<ExitCode> {
-    let (path, report) = match store {
-        Some(url) => {
-            if !lightsout_tune::store::is_postgres_url(url) {
-                anyhow::bail!(
-                    "--store takes a postgres:// URL; a run's audit file is found by RUN alone"
-                );
-            }
-            let chain = audit::postgres::PgAuditChain::connect(url, 1)?;
-            let report = chain.verify(run).with_context(|| {
-                format!(
-                    "cannot verify the audit chain of run {run} on {}",
-                    chain.server()
-                )
-            })?;
-            (report.path.clone(), report)
+    let (path, report) = if let Some(url) = store {
+        if !lightsout_tune::store::is_postgres_url(url) {
+            anyhow::bail!(
+                "--store takes a postgres:// URL; a run's audit file is found by RUN alone"
+            );
         }
-        None => {
-            let path = locate(run)?;
-            let report = audit::verify(&path)
-                .with_context(|| format!("cannot verify the audit log {}", path.display()))?;
-            (path, report)
-        }
+        let chain = audit::postgres::PgAuditChain::connect(url, 1)?;
+        let report = chain.verify(run).with_context(|| {
+            format!(
+                "cannot verify the audit chain of run {run} on {}",
+                chain.server()
+            )
+        })?;
+        (report.path.clone(), report)
+    } else {
+        let path = locate(run)?;
+        let report = audit::verify(&path)
+            .with_context(|| format!("cannot verify the audit log {}", path.display()))?;
+        (path, report)
     };
     match format {
         AuditFormat::Json => {

@@ -35,8 +35,8 @@ pub(crate) struct MetricsArgs {
 #[derive(Debug, Args)]
 pub(crate) struct StoreArg {
     /// The run-metrics store to read instead of the project's .lightsout/state.db: a
-    /// postgres://user@host:port/db URL (the fleet's shared server) or the path of a SQLite
-    /// state file. Nothing is imported into it.
+    /// postgres://user@host:port/db URL (the fleet's shared server) or the path of a
+    /// state.db file. Nothing is imported into it.
     #[arg(long, value_name = "URL|PATH")]
     store: Option<String>,
 }
