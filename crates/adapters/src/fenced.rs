@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use lightsout_core::{AgentReport, AttemptHook, BoxError, FailedStage, HookDecision, TaskContext};
 use lightsout_fence::FenceError;
 use lightsout_fence::agent::FenceReports;
-use lightsout_fence::audit::{AuditKind, AuditLog, AuditRecord};
+use lightsout_fence::audit::{AuditChain, AuditKind, AuditLog, AuditRecord};
 use lightsout_fence::budget::{
     Budget, BudgetExceeded, BudgetLedger, OpenCalls, Reservation, Scope, Settlement, Spend,
 };
@@ -171,6 +171,7 @@ pub struct Audit {
     log: AuditLog,
     intent: Intent,
     broken: Mutex<Option<String>>,
+    mirror: Option<Arc<dyn AuditChain>>,
 }
 
 impl Audit {
@@ -180,7 +181,16 @@ impl Audit {
             log,
             intent,
             broken: Mutex::new(None),
+            mirror: None,
         }
+    }
+
+    /// Appends every record to `chain` too, after the log (a fleet worker's chain in the
+    /// shared store); a failed append to it fails the run closed, as one to the log does.
+    #[must_use]
+    pub fn with_mirror(mut self, chain: Arc<dyn AuditChain>) -> Self {
+        self.mirror = Some(chain);
+        self
     }
 
     /// The log.
@@ -196,8 +206,15 @@ impl Audit {
     }
 
     fn append(&self, record: AuditRecord) {
+        let mirrored = self.mirror.as_ref().map(|m| (m, record.clone()));
         if let Err(e) = self.log.append(record) {
             lock(&self.broken).get_or_insert_with(|| e.to_string());
+            return;
+        }
+        if let Some((chain, record)) = mirrored
+            && let Err(e) = chain.append(record)
+        {
+            lock(&self.broken).get_or_insert_with(|| format!("its mirror: {e}"));
         }
     }
 
@@ -670,6 +687,48 @@ impl AttemptHook for FenceHook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A chain whose every append fails (a store that went away).
+    #[derive(Debug)]
+    struct Gone;
+
+    impl AuditChain for Gone {
+        fn append(&self, _: AuditRecord) -> Result<lightsout_fence::audit::AuditEntry, FenceError> {
+            Err(FenceError::AuditBroken {
+                path: "store".into(),
+                detail: "gone".into(),
+            })
+        }
+
+        fn verify(&self) -> Result<lightsout_fence::audit::VerifyReport, FenceError> {
+            unreachable!("not verified")
+        }
+    }
+
+    #[test]
+    fn a_mirrored_audit_appends_each_record_to_both_chains_and_fails_closed() {
+        let t = tempfile::tempdir().unwrap();
+        let intent = Intent(BTreeMap::from([("T1".into(), vec!["REQ-1".into()])]));
+        let mirror = Arc::new(AuditLog::for_run(&t.path().join("store"), "fleet-run").unwrap());
+        let audit = Audit::new(AuditLog::for_run(t.path(), "r1").unwrap(), intent.clone())
+            .with_mirror(mirror.clone());
+        audit.record(AuditKind::AgentCall, Some("T1"), json!({"attempt": 1}));
+        audit.record(AuditKind::Check, Some("T1"), json!({"ok": true}));
+        audit.healthy().unwrap();
+        let local = AuditChain::verify(audit.log()).unwrap();
+        let shared = AuditChain::verify(mirror.as_ref()).unwrap();
+        assert!(local.intact() && shared.intact());
+        assert_eq!((local.entries, shared.entries), (2, 2));
+        let entries = lightsout_fence::audit::read(mirror.path()).unwrap();
+        assert_eq!(entries[0].requirements, vec!["REQ-1".to_owned()]);
+        assert_eq!(entries[1].kind, AuditKind::Check);
+        // A mirror that cannot be written stops the run, as the log would.
+        let audit = Audit::new(AuditLog::for_run(t.path(), "r2").unwrap(), intent)
+            .with_mirror(Arc::new(Gone));
+        audit.record(AuditKind::AgentCall, Some("T1"), json!({}));
+        let e = audit.healthy().unwrap_err().to_string();
+        assert!(e.contains("mirror") && e.contains("gone"), "{e}");
+    }
 
     #[test]
     fn the_example_spec_does_not_trip_the_example_holdout_scanner() {

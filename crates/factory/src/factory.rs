@@ -81,6 +81,8 @@ pub struct Factory {
     target: Arc<dyn MergeTarget>,
     /// The fleet's shared day budget, when a fleet worker gives one.
     day_budget: Option<Arc<dyn lightsout_fleet::budget::BudgetStore>>,
+    /// A second audit chain every entry is also appended to, when a fleet worker gives one.
+    audit_mirror: Option<Arc<dyn lightsout_fence::audit::AuditChain>>,
 }
 
 impl std::fmt::Debug for Factory {
@@ -218,6 +220,7 @@ impl Factory {
             guard_is_default: true,
             target: Arc::new(crate::fleet::LocalMain),
             day_budget: None,
+            audit_mirror: None,
         })
     }
 
@@ -229,6 +232,16 @@ impl Factory {
     #[must_use]
     pub fn with_day_budget(mut self, store: Arc<dyn lightsout_fleet::budget::BudgetStore>) -> Self {
         self.day_budget = Some(store);
+        self
+    }
+
+    /// Appends every audit entry of a run to `chain` as well, after the run directory's
+    /// `audit.jsonl` (a fleet worker gives its fleet run's chain in the shared store, so the
+    /// entries of all workers make one chain there). A failed append fails the run closed, as
+    /// a failed write of the file does.
+    #[must_use]
+    pub fn with_audit_mirror(mut self, chain: Arc<dyn lightsout_fence::audit::AuditChain>) -> Self {
+        self.audit_mirror = Some(chain);
         self
     }
 
@@ -869,7 +882,11 @@ impl Factory {
                 .collect(),
         );
         let log = AuditLog::for_run(&self.repo, &state.run_id)?;
-        let audit = Arc::new(crate::fenced::Audit::new(log, intent));
+        let mut audit = crate::fenced::Audit::new(log, intent);
+        if let Some(chain) = &self.audit_mirror {
+            audit = audit.with_mirror(Arc::clone(chain));
+        }
+        let audit = Arc::new(audit);
         let scan = match self
             .config
             .holdout_dir(std::env::var("LIGHTSOUT_HOLDOUT").ok().as_deref())

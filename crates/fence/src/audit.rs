@@ -532,7 +532,7 @@ pub fn seal(
 /// A run's hash-chained audit log, wherever it is kept: the run directory's `audit.jsonl`
 /// ([`AuditLog`]) or a Postgres table shared by a fleet (`postgres::PgRunLog`, feature
 /// `postgres`). Both append by [`seal`] and verify by the same chain rule.
-pub trait AuditChain: Send + Sync {
+pub trait AuditChain: fmt::Debug + Send + Sync {
     /// Appends `record` as the run's next entry and returns it as written.
     ///
     /// # Errors

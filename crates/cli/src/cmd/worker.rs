@@ -430,6 +430,9 @@ struct FleetArgs {
     poll: Duration,
     /// The fleet's day budget, in the same store as the claims.
     day_budget: Arc<dyn BudgetStore>,
+    /// The fleet's audit chains, when the store is Postgres: each claim's factory run appends
+    /// its entries to its fleet run's chain there too.
+    audit: Option<lightsout_fence::audit::postgres::PgAuditChain>,
 }
 
 impl FleetArgs {
@@ -457,6 +460,14 @@ impl FleetArgs {
             holdout,
             poll: Duration::from_millis(args.poll_ms),
             day_budget: open_budget(store, usize::from(args.jobs))?,
+            audit: if lightsout_factory::config::is_postgres_url(store) {
+                Some(lightsout_fence::audit::postgres::PgAuditChain::connect(
+                    store,
+                    usize::from(args.jobs) + 1,
+                )?)
+            } else {
+                None
+            },
         })
     }
 }
@@ -556,9 +567,12 @@ async fn build_task(
     let plan = fleet::task_plan(&shared.plan, &claim.task, &merged)?;
     let target = RemoteMain::new(guard, fleet.poll);
     // `[budget.day] usd` is the fleet's: reserved and settled in the shared store.
-    let factory = Factory::new(&clone, config)?
+    let mut factory = Factory::new(&clone, config)?
         .with_merge_target(Arc::new(target))
         .with_day_budget(fleet.day_budget.clone());
+    if let Some(chain) = &fleet.audit {
+        factory = factory.with_audit_mirror(Arc::new(chain.run(&claim.run)));
+    }
     let opts = RunOptions {
         // Unique per claim: a re-claimed task starts over in a run of its own.
         run_id: Some(format!("{}-{}-{}", claim.run, claim.task, claim.token)),
