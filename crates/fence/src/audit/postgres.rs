@@ -225,16 +225,19 @@ impl PgAuditChain {
     /// as a missing log file is.
     ///
     /// # Errors
-    /// [`FenceError::AuditStore`] when the server fails; [`FenceError::AuditBroken`] when the
-    /// store has no entry for `run`.
+    /// [`FenceError::AuditStore`] when the server fails; [`FenceError::Io`] (not found) when
+    /// the store has no entry for `run`.
     pub fn verify(&self, run: &str) -> Result<VerifyReport, FenceError> {
         let (rows, head) = self.rows(run)?;
         let source = self.source(run);
         if rows.is_empty() && head.is_none() {
-            return Err(FenceError::AuditBroken {
-                path: source,
-                detail: format!("no audit entries for run {run}"),
-            });
+            return Err(FenceError::io(
+                source,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no audit entries for run {run}"),
+                ),
+            ));
         }
         let lines: Vec<String> = rows.iter().map(|r| r.record.clone()).collect();
         let mut report = verify_lines(source, &lines, head);
@@ -531,7 +534,7 @@ mod tests {
         assert!(kinds.contains(&ProblemKind::HeadMismatch), "{kinds:?}");
         assert!(matches!(
             chain.verify("no-such-run"),
-            Err(FenceError::AuditBroken { .. })
+            Err(FenceError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound
         ));
     }
 }
