@@ -4,7 +4,7 @@
 //! Each row holds the attempt's task kind, agent profile, model, prompt variant, tokens, USD,
 //! wall time, whether it was a first attempt that passed, the task's final outcome and the
 //! redacted failure category as columns (for people querying the file), and the whole
-//! [`AttemptRecord`] as JSON (what [`MetricsStore::records`] reads back, so fields added later
+//! [`AttemptMetrics`] as JSON (what [`MetricsStore::records`] reads back, so fields added later
 //! survive a round trip).
 //!
 //! - **Key.** `(run_id, task_id, attempt)`: an attempt recorded again (a run killed after
@@ -20,7 +20,7 @@
 //!   `metrics_import`, so a second call imports only complete lines appended since, and a torn
 //!   last line waits until it is complete.
 
-use crate::record::{AttemptRecord, LineDiagnostic, parse_jsonl, usd};
+use crate::record::{AttemptMetrics, LineDiagnostic, parse_jsonl, usd};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 
@@ -176,7 +176,7 @@ impl MetricsStore {
     ///
     /// # Errors
     /// [`StoreError::Sqlite`] when the row cannot be written.
-    pub fn record(&mut self, r: &AttemptRecord) -> Result<(), StoreError> {
+    pub fn record(&mut self, r: &AttemptMetrics) -> Result<(), StoreError> {
         self.record_all(std::slice::from_ref(r))
     }
 
@@ -184,7 +184,7 @@ impl MetricsStore {
     ///
     /// # Errors
     /// [`StoreError::Sqlite`] when a row cannot be written (nothing is).
-    pub fn record_all(&mut self, records: &[AttemptRecord]) -> Result<(), StoreError> {
+    pub fn record_all(&mut self, records: &[AttemptMetrics]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -206,7 +206,7 @@ impl MetricsStore {
     ///
     /// # Errors
     /// [`StoreError::Sqlite`] when the table cannot be read.
-    pub fn records(&self) -> Result<(Vec<AttemptRecord>, Vec<LineDiagnostic>), StoreError> {
+    pub fn records(&self) -> Result<(Vec<AttemptMetrics>, Vec<LineDiagnostic>), StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT record FROM metrics_attempt ORDER BY rowid")
@@ -218,7 +218,7 @@ impl MetricsStore {
         let mut diags = Vec::new();
         for (i, row) in rows.enumerate() {
             let text = row.map_err(self.err())?;
-            match serde_json::from_str::<AttemptRecord>(&text) {
+            match serde_json::from_str::<AttemptMetrics>(&text) {
                 Ok(r) => out.push(r),
                 Err(e) => diags.push(LineDiagnostic {
                     line: i + 1,
@@ -322,7 +322,7 @@ fn newlines(b: &[u8]) -> usize {
     b.split(|c| *c == b'\n').count() - 1
 }
 
-fn insert(tx: &rusqlite::Transaction<'_>, r: &AttemptRecord) -> rusqlite::Result<()> {
+fn insert(tx: &rusqlite::Transaction<'_>, r: &AttemptMetrics) -> rusqlite::Result<()> {
     let json =
         serde_json::to_string(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     let i = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
@@ -363,7 +363,7 @@ mod tests {
 
     const LINE: &str = r#"{"run_id":"r1","task_id":"T1","requirements":["REQ-1"],"attempt":1,"agent":"replay","replay":true,"usage":{"input_tokens":100,"output_tokens":20,"cost_usd":0.03,"wall_ms":900},"passed":false,"failed_stage":"holdout","human_intervened":false}"#;
 
-    fn rec(run: &str, task: &str, attempt: u32, passed: bool) -> AttemptRecord {
+    fn rec(run: &str, task: &str, attempt: u32, passed: bool) -> AttemptMetrics {
         let mut r = parse_jsonl(LINE).0.remove(0);
         r.run_id = run.into();
         r.task_id = task.into();
