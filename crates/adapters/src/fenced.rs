@@ -14,10 +14,11 @@ use lightsout_fence::FenceError;
 use lightsout_fence::agent::FenceReports;
 use lightsout_fence::audit::{AuditKind, AuditLog, AuditRecord};
 use lightsout_fence::budget::{
-    BudgetExceeded, BudgetLedger, OpenCalls, Reservation, Settlement, Spend,
+    Budget, BudgetExceeded, BudgetLedger, OpenCalls, Reservation, Scope, Settlement, Spend,
 };
 use lightsout_fence::holdout::{Crossing, CrossingKind, LeakScan};
 use lightsout_fence::policy::{MAX_LISTED_WRITES, Violation};
+use lightsout_fleet::budget::{DayGrant, Reservation as DayReservation, SharedDay};
 use lightsout_journal::{Event, EventSink};
 use lightsout_stdx::lock;
 use serde_json::json;
@@ -309,7 +310,8 @@ impl EventSink for AuditSink {
 ///
 /// Decisions:
 /// - an exhausted budget is [`HookDecision::StopTask`] with the budget named (the task fails,
-///   its dependents are blocked);
+///   its dependents are blocked); in a fleet ([`FenceHook::with_shared_day`]) the day's USD
+///   cap is the shared store's, reserved and settled beside the local ledger;
 /// - a process-fence violation ([`FenceReports`], from the run's
 ///   [`FencedAgent`](lightsout_fence::agent::FencedAgent)s) is audited as a `policy_hit`; a write
 ///   outside the worktree, a damaged `.git` link, an escaped process or a failed watch is
@@ -326,6 +328,10 @@ pub struct FenceHook {
     open: Arc<OpenCalls>,
     reports: Arc<FenceReports>,
     inner: Arc<dyn AttemptHook>,
+    /// The fleet's day budget, when the run is a fleet worker's.
+    day: Option<SharedDay>,
+    /// The shared reservations of the calls running now, by task and attempt.
+    day_open: Mutex<BTreeMap<(String, u32), DayReservation>>,
 }
 
 impl std::fmt::Debug for FenceHook {
@@ -355,7 +361,72 @@ impl FenceHook {
             open: Arc::new(OpenCalls::default()),
             reports: Arc::new(FenceReports::default()),
             inner,
+            day: None,
+            day_open: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Reserves and settles each call's USD against the fleet's shared day budget too
+    /// (`day`, whose cap every worker's reservations count against), beside the local
+    /// ledger: a call runs only when both grant it. The shared store owns the day's USD cap;
+    /// the caller leaves `[budget.day] usd` out of the local ledger.
+    #[must_use]
+    pub fn with_shared_day(mut self, day: SharedDay) -> Self {
+        self.day = Some(day);
+        self
+    }
+
+    /// Reserves this call's USD in the shared day budget, when there is one; on a refusal
+    /// the local reservation (already taken) is released and the task stops with the day's
+    /// budget named.
+    fn reserve_day(&self, ctx: &TaskContext) -> Result<HookDecision, BoxError> {
+        let Some(day) = &self.day else {
+            return Ok(HookDecision::Proceed);
+        };
+        let refused = match day.reserve(&ctx.task_id, ctx.attempt, self.estimate.usd_micros) {
+            Ok(DayGrant::Granted(r)) => {
+                lock(&self.day_open).insert((ctx.task_id.clone(), ctx.attempt), r);
+                return Ok(HookDecision::Proceed);
+            }
+            Ok(DayGrant::Refused { day: date, ledger }) => Ok(BudgetExceeded {
+                budget: Budget::Usd,
+                scope: Scope::Day(date),
+                limit: day.cap_micro_usd(),
+                used: ledger.committed_micro_usd(),
+                requested: self.estimate.usd_micros,
+            }),
+            Err(e) => Err(e),
+        };
+        if let Some(r) = self.open.close(&ctx.task_id, ctx.attempt) {
+            self.ledger.release(r)?;
+        }
+        Ok(self.budget_stop(ctx, &refused?))
+    }
+
+    /// Settles this call's shared day reservation with what it cost; a day pushed past its
+    /// cap stops the task, as a local overrun does.
+    fn settle_day(&self, ctx: &TaskContext, actual: Spend) -> Result<HookDecision, BoxError> {
+        let Some(day) = &self.day else {
+            return Ok(HookDecision::Proceed);
+        };
+        let Some(r) = lock(&self.day_open).remove(&(ctx.task_id.clone(), ctx.attempt)) else {
+            return Ok(HookDecision::Proceed);
+        };
+        let ledger = day.settle(&r, actual.usd_micros)?;
+        let used = ledger.committed_micro_usd();
+        if used <= day.cap_micro_usd() {
+            return Ok(HookDecision::Proceed);
+        }
+        Ok(self.budget_stop(
+            ctx,
+            &BudgetExceeded {
+                budget: Budget::Usd,
+                scope: Scope::Day(r.day),
+                limit: day.cap_micro_usd(),
+                used,
+                requested: 0,
+            },
+        ))
     }
 
     /// Takes the process-fence reports from `reports` (shared with the run's fenced agents).
@@ -511,7 +582,7 @@ impl AttemptHook for FenceHook {
         match self.ledger.reserve(&ctx.task_id, self.estimate) {
             Ok(r) => {
                 self.open.open(&ctx.task_id, ctx.attempt, r);
-                Ok(HookDecision::Proceed)
+                self.reserve_day(ctx)
             }
             Err(FenceError::BudgetExceeded(e)) => Ok(self.budget_stop(ctx, &e)),
             Err(e) => Err(e.into()),
@@ -538,6 +609,7 @@ impl AttemptHook for FenceHook {
                 decision = self.overrun_stop(ctx, e, &s);
             }
         }
+        decision = decision.worst(self.settle_day(ctx, actual)?);
         self.audit.append(AuditRecord::new(
             AuditKind::AgentCall,
             Some(&ctx.task_id),
@@ -683,6 +755,78 @@ mod tests {
             assert!(v.iter().any(|x| x == want), "{want} missing from {v:?}");
         }
         assert!(v.iter().any(|x| x.contains("the visible intent")), "{v:?}");
+    }
+
+    /// Two fleet workers' fence hooks share one day budget (1 USD) beside their own local
+    /// ledgers: while worker a's call holds 0.6 USD of the day, worker b's call is refused
+    /// with the day named; once a settles what its call cost (0.25 USD), b's call goes
+    /// through; a call whose cost takes the day past its cap stops its task.
+    #[tokio::test]
+    async fn fleet_workers_reserve_and_settle_the_shared_day_beside_their_ledgers() {
+        use lightsout_fleet::budget::{BudgetStore, SqliteBudget, utc_day};
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn BudgetStore> =
+            Arc::new(SqliteBudget::open(&dir.path().join("state.db")).unwrap());
+        let hook = |worker: &str| {
+            let ledger = Arc::new(BudgetLedger::in_memory(
+                lightsout_fence::budget::BudgetConfig::default(),
+            ));
+            let log = AuditLog::open(dir.path().join(format!("{worker}.jsonl"))).unwrap();
+            let audit = Arc::new(Audit::new(log, Intent::default()));
+            let estimate = Spend {
+                usd_micros: 600_000,
+                ..Spend::default()
+            };
+            FenceHook::new(
+                ledger,
+                estimate,
+                audit,
+                None,
+                Arc::new(lightsout_core::NoHook),
+            )
+            .with_shared_day(SharedDay::new(
+                store.clone(),
+                1_000_000,
+                format!("run-{worker}"),
+            ))
+        };
+        let (a, b) = (hook("a"), hook("b"));
+        let ctx = |task: &str| TaskContext {
+            task_id: task.into(),
+            attempt: 1,
+            ..TaskContext::default()
+        };
+        let today = utc_day();
+        assert_eq!(
+            a.before_attempt(&ctx("T1")).await.unwrap(),
+            HookDecision::Proceed
+        );
+        let refused = b.before_attempt(&ctx("T2")).await.unwrap();
+        assert!(
+            matches!(&refused, HookDecision::StopTask(r)
+                if r.starts_with("budget exhausted") && r.contains(&format!("day {today}"))),
+            "{refused:?}"
+        );
+        let mut report = AgentReport::completed("x", "done");
+        report.usage.cost_usd = Some(0.25);
+        assert_eq!(
+            a.after_attempt(&ctx("T1"), &report).await.unwrap(),
+            HookDecision::Proceed
+        );
+        let day = store.ledger(&today).unwrap();
+        assert_eq!((day.spent_micro_usd, day.reserved_micro_usd), (250_000, 0));
+        assert_eq!(
+            b.before_attempt(&ctx("T2")).await.unwrap(),
+            HookDecision::Proceed
+        );
+        report.usage.cost_usd = Some(0.9);
+        let over = b.after_attempt(&ctx("T2"), &report).await.unwrap();
+        assert!(
+            matches!(&over, HookDecision::StopTask(r) if r.starts_with("budget exhausted")),
+            "{over:?}"
+        );
+        let day = store.ledger(&today).unwrap();
+        assert_eq!((day.spent_micro_usd, day.open), (1_150_000, 0));
     }
 
     #[test]

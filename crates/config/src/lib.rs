@@ -70,8 +70,9 @@
 //! `[budget]` ([`BudgetConfig`](lightsout_fence::budget::BudgetConfig): `[budget.task]`,
 //! `[budget.run]`, `[budget.day]` caps with `attempts`, `wall_ms`, `tokens`, `usd`, and
 //! `[budget.call]`, what each agent call reserves) and `[fence]`
-//! ([`FenceConfig`](lightsout_fence::policy::FenceConfig)) and `[store]`
-//! ([`StoreCaps`](lightsout_git::integrity::StoreCaps): `max_file_bytes`, `max_diff_bytes`,
+//! ([`FenceConfig`](lightsout_fence::policy::FenceConfig)) and `[store]` ([`StoreSection`]:
+//! `url`, the fleet's shared store, and the caps of
+//! [`StoreCaps`](lightsout_git::integrity::StoreCaps): `max_file_bytes`, `max_diff_bytes`,
 //! `max_files`) are optional. Sections other
 //! stages own (`[gate]`, `[strength]`, `[tuning]`) are kept as raw TOML for them; `[tuning]` is
 //! checked strictly by `lightsout-tune` when the config is parsed.
@@ -235,6 +236,86 @@ impl Default for MemorySection {
     }
 }
 
+/// `[store]`: where a fleet's shared state lives (`url`), and the caps on what one attempt
+/// can make the factory commit ([`StoreCaps`](lightsout_git::integrity::StoreCaps), which this
+/// dereferences to).
+///
+/// ```toml
+/// [store]
+/// url = "postgres://lightsout@db:5432/factory"   # or a SQLite file, relative to this file
+/// max_file_bytes = 10485760
+/// ```
+///
+/// `url` is what `lightsout run`, `lightsout worker` and `lightsout status` use when they are
+/// given no `--store` (which wins, and so does `LIGHTSOUT_STORE`): with it, `lightsout run`
+/// plans the specs for the fleet instead of building them here. A `postgres://` (or
+/// `postgresql://`) URL names a server; anything else without a scheme is a `SQLite` file.
+/// Other schemes are refused when the file is read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "StoreToml", into = "StoreToml")]
+pub struct StoreSection {
+    /// The shared store: a `postgres://` URL or a `SQLite` file (relative to the config file;
+    /// [`Config::store_url`] resolves it). `None` when not written.
+    pub url: Option<String>,
+    /// The caps of `[store]` (`max_file_bytes`, `max_diff_bytes`, `max_files`).
+    pub caps: lightsout_git::integrity::StoreCaps,
+}
+
+impl std::ops::Deref for StoreSection {
+    type Target = lightsout_git::integrity::StoreCaps;
+
+    fn deref(&self) -> &Self::Target {
+        &self.caps
+    }
+}
+
+/// `[store]` as written: one flat table, every key known.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct StoreToml {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    max_file_bytes: u64,
+    max_diff_bytes: u64,
+    max_files: u64,
+}
+
+impl Default for StoreToml {
+    fn default() -> Self {
+        StoreSection::default().into()
+    }
+}
+
+impl From<StoreToml> for StoreSection {
+    fn from(t: StoreToml) -> Self {
+        Self {
+            url: t.url,
+            caps: lightsout_git::integrity::StoreCaps {
+                max_file_bytes: t.max_file_bytes,
+                max_diff_bytes: t.max_diff_bytes,
+                max_files: t.max_files,
+            },
+        }
+    }
+}
+
+impl From<StoreSection> for StoreToml {
+    fn from(s: StoreSection) -> Self {
+        Self {
+            url: s.url,
+            max_file_bytes: s.caps.max_file_bytes,
+            max_diff_bytes: s.caps.max_diff_bytes,
+            max_files: s.caps.max_files,
+        }
+    }
+}
+
+/// Whether `url` names a Postgres server (`postgres://` or `postgresql://`) rather than a
+/// `SQLite` file.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// `[gc]`: how long `lightsout gc` keeps a run's worktrees, branches, attempt refs and run
 /// directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,10 +372,11 @@ pub struct Config {
     /// Default: [`FenceConfig::default`](lightsout_fence::policy::FenceConfig).
     #[serde(alias = "policy")]
     pub fence: lightsout_fence::policy::FenceConfig,
-    /// `[store]`: caps on what one attempt can make the factory commit (one file, all
-    /// files, the number of paths), checked before `git add`.
-    /// Default: [`StoreCaps::default`](lightsout_git::integrity::StoreCaps) (10 MiB, 50 MiB, 10,000).
-    pub store: lightsout_git::integrity::StoreCaps,
+    /// `[store]`: the fleet's shared store (`url`), and caps on what one attempt can make
+    /// the factory commit (one file, all files, the number of paths), checked before `git
+    /// add`. Default: no `url`, [`StoreCaps::default`](lightsout_git::integrity::StoreCaps)
+    /// (10 MiB, 50 MiB, 10,000).
+    pub store: StoreSection,
     /// `[gate]`: more gate rules, raw TOML for `lightsout-eval`'s `GatePolicy`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<toml::Value>,
@@ -346,6 +428,9 @@ impl Config {
         if c.run.jobs == 0 {
             return Err(Error::Config("[run] jobs must be at least 1".into()));
         }
+        if let Some(url) = &c.store.url {
+            strict::check_store_url(url, text)?;
+        }
         if c.run.attempts == 0 {
             return Err(Error::Config("[run] attempts must be at least 1".into()));
         }
@@ -395,6 +480,17 @@ impl Config {
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         Self::parse(&text, &base)
+    }
+
+    /// `[store] url` as `lightsout run`, `worker` and `status` use it: a Postgres URL as
+    /// written, a `SQLite` file resolved against the config's directory. `None` when not set.
+    pub fn store_url(&self) -> Option<String> {
+        let url = self.store.url.as_deref()?;
+        Some(if is_postgres_url(url) {
+            url.to_owned()
+        } else {
+            self.base_dir.join(url).to_string_lossy().into_owned()
+        })
     }
 
     /// The profile name serving task `kind`.
@@ -651,6 +747,55 @@ min_satisfaction = 0.95
         check(
             &tuning.replace("incumbent", "auto_acept = true\nincumbent"),
             &["did you mean `auto_accept`?"],
+        );
+    }
+
+    /// `[store] url` names the fleet's store; a typo in `[store]` is caught with its place, a
+    /// scheme the store does not speak is refused, and the caps keep their keys.
+    #[test]
+    fn the_store_section_holds_the_fleets_url_and_the_caps() {
+        let c = Config::parse(
+            "[store]\nurl = \"postgres://lightsout@db:5432/factory\"\nmax_files = 7\n",
+            Path::new("/p"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.store_url().as_deref(),
+            Some("postgres://lightsout@db:5432/factory")
+        );
+        assert_eq!(c.store.max_files, 7);
+        assert_eq!(
+            c.store.max_file_bytes,
+            lightsout_git::integrity::StoreCaps::default().max_file_bytes
+        );
+        // A SQLite file is relative to the config's directory.
+        let c = Config::parse("[store]\nurl = \"fleet/state.db\"\n", Path::new("/p")).unwrap();
+        assert_eq!(c.store_url().as_deref(), Some("/p/fleet/state.db"));
+        assert_eq!(
+            Config::parse("", Path::new("/p")).unwrap().store_url(),
+            None
+        );
+
+        let e = Config::parse(
+            "[run]\njobs = 1\n[store]\nulr = \"postgres://h/db\"\n",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "lightsout.toml:4:1",
+            "unknown key `ulr` in [store]",
+            "did you mean `url`?",
+        ] {
+            assert!(e.contains(want), "`{want}` missing from: {e}");
+        }
+        let e = Config::parse("[store]\nurl = \"mysql://h/db\"\n", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lightsout.toml:2:7")
+                && e.contains("scheme the fleet's store does not speak"),
+            "{e}"
         );
     }
 

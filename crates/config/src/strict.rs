@@ -177,6 +177,42 @@ pub(super) fn check_env(env: &super::EnvConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks `[store] url`: a `postgres://` (or `postgresql://`) URL, or a `SQLite` file (no
+/// scheme); anything else is an error naming the value's line and column.
+pub(super) fn check_store_url(url: &str, text: &str) -> Result<(), Error> {
+    let bad = if url.trim().is_empty() {
+        Some("is empty")
+    } else if url.contains("://") && !super::is_postgres_url(url) {
+        Some("uses a scheme the fleet's store does not speak")
+    } else {
+        None
+    };
+    let Some(what) = bad else {
+        return Ok(());
+    };
+    let place = toml::de::DeTable::parse(text)
+        .ok()
+        .and_then(|t| {
+            let (_, store) = t.get_ref().iter().find(|(k, _)| k.get_ref() == "store")?;
+            let toml::de::DeValue::Table(store) = store.get_ref() else {
+                return None;
+            };
+            let (_, v) = store.iter().find(|(k, _)| k.get_ref() == "url")?;
+            Some(v.span().start)
+        })
+        .map_or_else(
+            || "lightsout.toml".to_owned(),
+            |at| {
+                let (l, c) = line_col(text, at);
+                format!("lightsout.toml:{l}:{c}")
+            },
+        );
+    Err(Error::Config(format!(
+        "{place}: [store] url = \"{url}\" {what}: give a postgres://user@host:port/database URL \
+         or the path of a SQLite file"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

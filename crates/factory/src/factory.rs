@@ -79,6 +79,8 @@ pub struct Factory {
     guard_is_default: bool,
     /// Where merges publish main ([`crate::fleet::LocalMain`] unless a fleet worker says).
     target: Arc<dyn MergeTarget>,
+    /// The fleet's shared day budget, when a fleet worker gives one.
+    day_budget: Option<Arc<dyn lightsout_fleet::budget::BudgetStore>>,
 }
 
 impl std::fmt::Debug for Factory {
@@ -215,7 +217,19 @@ impl Factory {
             memory_is_default: true,
             guard_is_default: true,
             target: Arc::new(crate::fleet::LocalMain),
+            day_budget: None,
         })
+    }
+
+    /// Counts `[budget.day] usd` in the fleet's shared day budget (`store`, which every
+    /// worker's reservations count against) instead of this machine's day ledger: each agent
+    /// call reserves its USD there too, beside the local ledger, named by the run, task and
+    /// attempt ([`lightsout_fleet::budget::SharedDay`]). The other caps stay local. Without
+    /// `[budget.day] usd` it changes nothing.
+    #[must_use]
+    pub fn with_day_budget(mut self, store: Arc<dyn lightsout_fleet::budget::BudgetStore>) -> Self {
+        self.day_budget = Some(store);
+        self
     }
 
     /// Publishes merges through `target` instead of moving the repository's own main (a
@@ -818,7 +832,19 @@ impl Factory {
         ),
         Error,
     > {
-        let budget = self.config.budget;
+        let mut budget = self.config.budget;
+        // In a fleet the shared store owns the day's USD cap; the local ledger the rest.
+        let shared_day = match (&self.day_budget, budget.per_day.usd) {
+            (Some(store), Some(usd)) => {
+                budget.per_day.usd = None;
+                Some(lightsout_fleet::budget::SharedDay::new(
+                    store.clone(),
+                    lightsout_fence::budget::usd_to_micros_floor(usd),
+                    state.run_id.clone(),
+                ))
+            }
+            _ => None,
+        };
         let ledger = if budget.per_day == lightsout_fence::budget::Limits::default() {
             BudgetLedger::in_memory(budget)
         } else {
@@ -852,8 +878,9 @@ impl Factory {
                 .map(|s| Arc::new(s) as Arc<dyn lightsout_fence::holdout::LeakScan + Send + Sync>),
             None => None,
         };
-        // Every call reserves before it starts, by default too (see `call_reservation`).
-        let estimate = budget.call_reservation(
+        // Every call reserves before it starts, by default too (see `call_reservation`); the
+        // day's cap counts wherever it is kept.
+        let estimate = self.config.budget.call_reservation(
             self.config.limits.wall_ms,
             u64::from(self.config.run.attempts),
             jobs as u64,
@@ -867,6 +894,10 @@ impl Factory {
         )
         .with_reports(reports)
         .with_open_calls(open);
+        let hook = match shared_day {
+            Some(day) => hook.with_shared_day(day),
+            None => hook,
+        };
         let events = crate::fenced::AuditSink::new(audit.clone(), self.events.clone());
         Ok((Arc::new(hook), Arc::new(events), ledger, audit))
     }

@@ -8,13 +8,19 @@
 //! [`MergeTarget::publish`]. Two targets:
 //! - [`LocalMain`] (the default, `lightsout run`): main of the repository itself, moved with a
 //!   compare-and-swap `git update-ref`.
-//! - [`RemoteMain`] (`lightsout worker --repo`): main of the fleet's remote. `onto` pushes the
-//!   task's branch, takes the fleet's merge lock ([`ClaimStore::try_merge_lock`]), fetches
-//!   main and refuses a task that is on main already; `publish` checks that the claim is still
-//!   held (its fencing token and lease) and pushes with `--force-with-lease=main:<onto>`, so the
-//!   remote's main moves only from the commit the merged result was verified on. A refused
-//!   push (main moved under the lock: a holder whose session died) makes the merge queue redo
-//!   the merge step on the new main: fetch, rebase, verify again.
+//! - [`RemoteMain`] (`lightsout worker --repo`): main of the fleet's remote, for one claim kept
+//!   by the worker's [`Keeper`](lightsout_fleet::claims::Keeper), written through its
+//!   [`ClaimGuard`]. `onto` pushes the task's branch (`lightsout/<run>/<task>`), takes the
+//!   fleet's merge lock only while the claim holds ([`ClaimGuard::try_merge_lock`]: fenced by
+//!   its token), fetches main and refuses a task that is on main already; `publish` renews the
+//!   claim through the keeper ([`ClaimGuard::renew`]: refused once the keeper lost it or the
+//!   store refuses the token) and pushes with `--force-with-lease=main:<onto>`, so the remote's
+//!   main moves only from the commit the merged result was verified on. A refused push (main
+//!   moved under the lock: a holder whose session died) makes the merge queue redo the merge
+//!   step on the new main: fetch, rebase, verify again. Once main moved, the task's branch is
+//!   deleted from the remote, again by compare-and-swap: only while it still points at the
+//!   head this worker pushed and merged ([`delete_task_branch`]); a branch someone moved
+//!   since is left alone.
 //!
 //! # The run's plan: [`FleetPlan`]
 //! `lightsout run --store` plans the specs and pushes the plan, its spec gate rules and its
@@ -31,12 +37,12 @@ use crate::Error;
 use crate::git::Git;
 use crate::plan::{Plan, PlanCheck as _};
 use async_trait::async_trait;
-use lightsout_fleet::claims::{Claim, ClaimStore, MergeLock, TaskStatus};
+use lightsout_fleet::claims::{ClaimGuard, MergeLock, TaskStatus};
 use lightsout_git::remote::{self, ORIGIN, Pushed};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Where a merge publishes main. See the [module docs](self).
@@ -111,32 +117,33 @@ impl MergeTarget for LocalMain {
 /// Main of the fleet's remote (the clone's [`ORIGIN`]), for one claimed task. See the
 /// [module docs](self).
 pub struct RemoteMain {
-    store: Arc<dyn ClaimStore>,
-    claim: Claim,
-    lease: Duration,
+    /// The worker's claim on the task, as its keeper holds it.
+    guard: ClaimGuard,
     /// How long to wait between two tries for the merge lock.
     poll: Duration,
     held: Mutex<Option<MergeLock>>,
+    /// The head pushed as the task's branch by the current merge step.
+    pushed: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for RemoteMain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteMain")
-            .field("claim", &self.claim)
+            .field("claim", &self.guard.claim())
             .finish_non_exhaustive()
     }
 }
 
 impl RemoteMain {
-    /// The target of `claim` (held in `store` with leases of `lease`), waiting `poll` between
-    /// two tries for the merge lock.
-    pub fn new(store: Arc<dyn ClaimStore>, claim: Claim, lease: Duration, poll: Duration) -> Self {
+    /// The target of the claim `guard` stands for (see
+    /// [`Keeper::guard`](lightsout_fleet::claims::Keeper::guard)), waiting `poll` between two
+    /// tries for the merge lock.
+    pub fn new(guard: ClaimGuard, poll: Duration) -> Self {
         Self {
-            store,
-            claim,
-            lease,
+            guard,
             poll,
             held: Mutex::new(None),
+            pushed: Mutex::new(None),
         }
     }
 
@@ -171,23 +178,29 @@ impl MergeTarget for RemoteMain {
         _task: &str,
         head: &str,
     ) -> Result<String, Error> {
-        let (run, task) = (self.claim.run.clone(), self.claim.task.clone());
-        // The task's branch, for people and for the record: the merge itself pushes main.
+        let claim = self.guard.claim();
+        let (run, task) = (claim.run.clone(), claim.task.clone());
+        // The task's branch, for people and for the record while the task is merged: the
+        // merge itself pushes main, and deletes the branch once main moved.
         let (r, h, branch) = (
             repo.to_path_buf(),
             head.to_owned(),
-            format!("refs/heads/lightsout/{run}/{task}"),
+            format!("refs/heads/{}", task_branch(&run, &task)),
         );
         Self::blocking("push the task branch", move || {
             remote::push_ref(&r, ORIGIN, &h, &branch, true).map_err(io("push the task branch", &r))
         })
         .await?;
+        *lightsout_stdx::lock(&self.pushed) = Some(head.to_owned());
         loop {
-            let (store, name) = (self.store.clone(), self.claim.worker.clone());
+            let guard = self.guard.clone();
             let lock = Self::blocking("merge lock", move || {
-                store
-                    .try_merge_lock(&name)
-                    .map_err(|e| stage(format!("the merge lock: {e}")))
+                guard.try_merge_lock().map_err(|e| match e {
+                    lightsout_fleet::Error::Stale { .. } => {
+                        stage(format!("the claim is no longer held, not merged: {e}"))
+                    }
+                    e => stage(format!("the merge lock: {e}")),
+                })
             })
             .await?;
             if let Some(lock) = lock {
@@ -219,11 +232,12 @@ impl MergeTarget for RemoteMain {
         onto: &str,
         commit: &str,
     ) -> Result<bool, Error> {
-        // Fencing: only the holder of the newest token, within its lease, moves main.
-        let (store, claim, lease) = (self.store.clone(), self.claim.clone(), self.lease);
+        // Fencing: only the holder of the newest token, within its lease (by the store's clock
+        // and by the keeper's), moves main; the renewal gives it a whole lease to do so.
+        let guard = self.guard.clone();
         Self::blocking("heartbeat", move || {
-            store
-                .heartbeat(&claim, lease)
+            guard
+                .renew()
                 .map(drop)
                 .map_err(|e| stage(format!("the claim is no longer held, main not moved: {e}")))
         })
@@ -251,6 +265,7 @@ impl MergeTarget for RemoteMain {
                         commit,
                     ])
                     .await?;
+                self.clean_up(repo).await;
                 Ok(true)
             }
             Pushed::Refused(why) => {
@@ -265,11 +280,60 @@ impl MergeTarget for RemoteMain {
     }
 
     fn trailers(&self) -> Vec<(String, String)> {
+        let claim = self.guard.claim();
         vec![
-            (RUN_TRAILER.to_owned(), self.claim.run.clone()),
-            (TASK_TRAILER.to_owned(), self.claim.task.clone()),
+            (RUN_TRAILER.to_owned(), claim.run),
+            (TASK_TRAILER.to_owned(), claim.task),
         ]
     }
+}
+
+impl RemoteMain {
+    /// Deletes the task's branch from the remote once its merge is on main: only while it
+    /// points at the head this merge step pushed. Main has moved already, so a failure is
+    /// a warning, never the merge's failure: the branch then stays on the remote (`git push
+    /// --delete` removes it by hand).
+    async fn clean_up(&self, repo: &Path) {
+        let Some(head) = lightsout_stdx::lock(&self.pushed).take() else {
+            return;
+        };
+        let claim = self.guard.claim();
+        let branch = task_branch(&claim.run, &claim.task);
+        let (r, b, h) = (repo.to_path_buf(), branch.clone(), head.clone());
+        let deleted = Self::blocking("delete the task branch", move || {
+            delete_task_branch(&r, &b, &h)
+        })
+        .await;
+        match deleted {
+            Ok(Pushed::Accepted) => {}
+            Ok(Pushed::Refused(why)) => tracing::warn!(
+                branch,
+                head,
+                why,
+                "the task's branch moved since it was pushed; left on the remote"
+            ),
+            Err(e) => tracing::warn!(branch, error = %e, "the task's branch could not be deleted"),
+        }
+    }
+}
+
+/// The branch of the remote a worker pushes fleet run `run`'s task `task` to while it merges
+/// it: `lightsout/<run>/<task>` (under `refs/heads/`).
+pub fn task_branch(run: &str, task: &str) -> String {
+    format!("lightsout/{run}/{task}")
+}
+
+/// Deletes branch `branch` (without `refs/heads/`) of the remote of the clone at `repo`
+/// ([`ORIGIN`]) only while it points at `expected` (a full commit id): `git push
+/// --force-with-lease=refs/heads/<branch>:<expected> origin :refs/heads/<branch>`, git-push(1)'s
+/// empty source. [`Pushed::Refused`] when it points elsewhere or is gone.
+///
+/// # Errors
+/// [`Error::Io`] when git fails for another reason than the lease.
+pub fn delete_task_branch(repo: &Path, branch: &str, expected: &str) -> Result<Pushed, Error> {
+    // An empty source deletes the destination (git-push(1), `<refspec>`).
+    remote::push_with_lease(repo, ORIGIN, "", branch, expected)
+        .map_err(io("delete the task branch", repo))
 }
 
 /// The trailer naming the fleet run of a squash commit.

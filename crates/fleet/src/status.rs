@@ -3,7 +3,7 @@
 //! left, its task counts, and the critical path of what remains.
 
 use crate::Error;
-use crate::claims::{ClaimStore, CriticalPath, TaskStatus, critical_path};
+use crate::claims::{ClaimStore, RemainingPath, TaskStatus, critical_path};
 use std::collections::BTreeMap;
 
 /// The fleet at one instant of the store's clock.
@@ -72,7 +72,7 @@ pub struct RunStatus {
     /// Its claimed tasks, least time left first.
     pub leases: Vec<LeaseStatus>,
     /// The critical path of what remains, when the store knows estimates.
-    pub critical_path: Option<CriticalPath>,
+    pub critical_path: Option<RemainingPath>,
     /// A lower bound on the time to finish, in ms: the longer of the critical path and the
     /// remaining work spread over the live workers (`None` without a path or a live worker).
     pub bound_ms: Option<u64>,

@@ -430,7 +430,11 @@ fn compile<'r>(record: &'r Record, guard: &'r Guard) -> Result<Compiled<'r>, Err
         }
     };
     let re = |s: &str| {
-        Regex::new(s).map_err(|e| Error::Invalid(format!("bad regex `{s}` in {}: {e}", record.id)))
+        Regex::new(s).map_err(|source| Error::Regex {
+            regex: s.to_owned(),
+            record: Some(record.id),
+            source,
+        })
     };
     Ok(match guard {
         Guard::ForbidDependency { .. } => Compiled {
@@ -615,17 +619,16 @@ fn adds_dependency(
 /// Runs git hardened by `lightsout-git` (no hooks, external diffs, textconv, drivers or
 /// inherited environment): the repository is one an agent wrote to.
 fn git(repo: &Path, args: &[&str]) -> Result<std::process::Output, Error> {
-    lightsout_git::command(repo, args).output().map_err(|e| {
-        Error::Git(format!(
-            "cannot run git ({e}); is git installed and on PATH?"
-        ))
-    })
+    lightsout_git::command(repo, args)
+        .output()
+        .map_err(|source| Error::GitSpawn { source })
 }
 
 /// `git diff --no-color --no-ext-diff -M -U0 base head` in `repo`.
 ///
 /// # Errors
-/// [`Error::Git`] when git fails (unknown revision, not a repository).
+/// [`Error::Git`] when git fails (unknown revision, not a repository); [`Error::GitSpawn`]
+/// when git cannot be run.
 pub fn git_diff(repo: &Path, base: &str, head: &str) -> Result<String, Error> {
     for rev in [base, head] {
         if rev.starts_with('-') {
@@ -667,20 +670,26 @@ pub fn git_show(repo: &Path, rev: &str, path: &str) -> Option<String> {
 /// The committer time of `rev` in `repo`.
 ///
 /// # Errors
-/// [`Error::Git`] when the revision is unknown.
+/// [`Error::Git`] when the revision is unknown; [`Error::CommitTime`] when git prints no
+/// commit time; [`Error::GitSpawn`] when git cannot be run.
 pub fn commit_time(repo: &Path, rev: &str) -> Result<crate::Timestamp, Error> {
     if rev.starts_with('-') {
         return Err(Error::Invalid(format!("`{rev}` is not a revision")));
     }
     let out = git(repo, &["show", "-s", "--format=%ct", rev, "--"])?;
+    if !out.status.success() {
+        return Err(Error::Git(format!(
+            "cannot read the commit time of `{rev}`: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
     let secs: i64 = String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
-        .map_err(|_| {
-            Error::Git(format!(
-                "cannot read the commit time of `{rev}`: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
+        .map_err(|source| Error::CommitTime {
+            rev: rev.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            source,
         })?;
     Ok(crate::from_millis(secs.saturating_mul(1000)))
 }

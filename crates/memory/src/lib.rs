@@ -1,15 +1,17 @@
 //! This crate provides Lightsout's decision memory: decisions, patterns and lessons that
-//! persist across factory runs in a SQLite file, so that a run does not quietly reverse the
-//! architecture of the last one.
+//! persist across factory runs in a SQLite file (or on a PostgreSQL server, feature
+//! `postgres`), so that a run does not quietly reverse the architecture of the last one.
 //!
 //! # Brief overview
 //! - [`Memory`] is the API the factory and the `lightsout memory` command use: open a store,
 //!   [`Memory::add`], [`Memory::supersede`], [`Memory::context_pack`],
 //!   [`Memory::check_diff`], [`Memory::record_lesson`], [`Memory::record_green`],
 //!   [`Memory::import_path`], [`Memory::export_decisions_md`].
-//! - [`Store`] is the storage trait (two required methods, so a Postgres backend is a
-//!   second implementation); [`SqliteStore`] implements it on a real SQLite file (bundled
-//!   SQLite, WAL, FTS5, versioned migrations).
+//! - [`Store`] is the storage trait (two required methods); [`SqliteStore`] implements it
+//!   on a real SQLite file (bundled SQLite, WAL, FTS5, versioned migrations), and
+//!   `PgStore` (feature `postgres`) on a PostgreSQL server shared by a fleet. Both share the
+//!   write rules (versions, supersede, lessons); [`AnyStore::open`] picks one by the
+//!   location's scheme (`postgres://` or a file path).
 //! - [`Record`] is one version of a decision, pattern or lesson. Records are never deleted;
 //!   time is kept twice (valid time `valid_from..valid_to`, transaction time
 //!   `recorded_at..recorded_to`), so "what was decided as of T / commit X" is answerable
@@ -53,11 +55,14 @@ pub mod export;
 pub mod guard;
 pub mod import;
 pub mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod retrieve;
 pub mod sqlite;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod write;
 
 pub use error::Error;
 pub use export::ExportOptions;
@@ -69,6 +74,8 @@ pub use model::{
     Record, RecordId, Scope, Status, Timestamp, format_time, from_millis, now, parse_time,
     to_millis,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub use retrieve::{ContextPack, PackItem, PackOptions};
 pub use sqlite::SqliteStore;
 pub use store::{Applied, Change, Filter, Hit, Outcome, Query, Store};
@@ -112,7 +119,8 @@ pub fn normalize(rec: &NewRecord) -> NewRecord {
 /// Checks a record's invariants (see [`NewRecord`]).
 ///
 /// # Errors
-/// [`Error::Invalid`] naming the first broken one.
+/// [`Error::Invalid`] naming the first broken one; [`Error::Glob`] / [`Error::Regex`] for a
+/// glob or a guard's regex that does not parse.
 pub fn validate(rec: &NewRecord) -> Result<(), Error> {
     let bad = |m: String| Err(Error::Invalid(m));
     let one_line = |s: &str| !s.contains(['\n', '\r']);
@@ -165,15 +173,21 @@ pub fn validate(rec: &NewRecord) -> Result<(), Error> {
                 retrieve::compile_glob(glob)?;
             }
             Guard::ForbidAdded { regex, paths } => {
-                regex::Regex::new(regex)
-                    .map_err(|e| Error::Invalid(format!("bad regex `{regex}`: {e}")))?;
+                regex::Regex::new(regex).map_err(|source| Error::Regex {
+                    regex: regex.clone(),
+                    record: None,
+                    source,
+                })?;
                 if let Some(p) = paths {
                     retrieve::compile_glob(p)?;
                 }
             }
             Guard::RequireAdded { regex, paths } => {
-                regex::Regex::new(regex)
-                    .map_err(|e| Error::Invalid(format!("bad regex `{regex}`: {e}")))?;
+                regex::Regex::new(regex).map_err(|source| Error::Regex {
+                    regex: regex.clone(),
+                    record: None,
+                    source,
+                })?;
                 retrieve::compile_glob(paths)?;
             }
         }
@@ -230,6 +244,95 @@ impl Memory<SqliteStore> {
     /// SQLite errors.
     pub fn open_in_memory() -> Result<Self, Error> {
         Ok(Memory::new(SqliteStore::open_in_memory()?))
+    }
+}
+
+/// Whether `location` names a PostgreSQL server (`postgres://` or `postgresql://`) rather
+/// than a SQLite file.
+pub fn is_postgres_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// `location` for messages: the password of a `postgres://user:password@…` URL replaced
+/// by `***`; a path unchanged.
+pub fn redacted_location(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_owned();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split_once(':').map_or(user, |(n, _)| n);
+            format!("{scheme}://{name}:***@{host}{tail}")
+        }
+        _ => location.to_owned(),
+    }
+}
+
+/// The store a location names: a SQLite file, or (feature `postgres`) a PostgreSQL server.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyStore {
+    /// A SQLite file.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL server.
+    #[cfg(feature = "postgres")]
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// Opens the store at `location`: a PostgreSQL server for a `postgres://` or
+    /// `postgresql://` URL ([`is_postgres_url`]), else the SQLite file at that path (created
+    /// with its folder when missing). Migrations run on open.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`] or `PgStore::connect`; [`Error::Invalid`] for a Postgres URL
+    /// when this build lacks the `postgres` feature.
+    pub fn open(location: &str) -> Result<Self, Error> {
+        if is_postgres_url(location) {
+            #[cfg(feature = "postgres")]
+            return Ok(AnyStore::Postgres(PgStore::connect(location)?));
+            #[cfg(not(feature = "postgres"))]
+            return Err(Error::Invalid(
+                "this build of lightsout-memory has no Postgres support (feature `postgres`)"
+                    .into(),
+            ));
+        }
+        Ok(AnyStore::Sqlite(SqliteStore::open(location)?))
+    }
+}
+
+impl Store for AnyStore {
+    fn apply_batch(
+        &self,
+        changes: &[Change],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Applied>, Error> {
+        match self {
+            AnyStore::Sqlite(s) => s.apply_batch(changes, progress),
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => s.apply_batch(changes, progress),
+        }
+    }
+
+    fn query(&self, query: &Query) -> Result<Vec<Hit>, Error> {
+        match self {
+            AnyStore::Sqlite(s) => s.query(query),
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => s.query(query),
+        }
+    }
+}
+
+impl Memory<AnyStore> {
+    /// Opens the store at `location` ([`AnyStore::open`]): `postgres://…` for a server,
+    /// else a SQLite file path.
+    ///
+    /// # Errors
+    /// See [`AnyStore::open`].
+    pub fn open_location(location: &str) -> Result<Self, Error> {
+        Ok(Memory::new(AnyStore::open(location)?))
     }
 }
 
@@ -462,7 +565,7 @@ impl<S: Store> Memory<S> {
     /// reading manifests at both revisions for exact dependency comparison.
     ///
     /// # Errors
-    /// [`Error::Git`], store errors, [`Error::Invalid`] for a stored bad regex.
+    /// [`Error::Git`], store errors, [`Error::Regex`] for a stored bad regex.
     pub fn check_diff(&self, repo: &Path, base: &str, head: &str) -> Result<CheckReport, Error> {
         let text = guard::git_diff(repo, base, head)?;
         let files = guard::parse_unified_diff(&text);
@@ -474,7 +577,7 @@ impl<S: Store> Memory<S> {
     /// Checks the guards against unified diff text (dependency guards use line heuristics).
     ///
     /// # Errors
-    /// Store errors, [`Error::Invalid`] for a stored bad regex.
+    /// Store errors, [`Error::Regex`] for a stored bad regex.
     pub fn check_diff_text(&self, diff: &str) -> Result<CheckReport, Error> {
         let files = guard::parse_unified_diff(diff);
         guard::check(&self.guarded()?, &files, None)
@@ -683,4 +786,69 @@ fn collect_md(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_errors_keep_their_source_and_their_message() {
+        use std::error::Error as _;
+        let mut bad = NewRecord::decision("ok", "x");
+        bad.scope.paths.push("src/[".into());
+        let err = validate(&bad).unwrap_err();
+        let source = err.source().expect("the glob parser's error");
+        assert!(source.is::<globset::Error>());
+        assert_eq!(
+            err.to_string(),
+            format!("invalid input: bad glob `src/[`: {source}")
+        );
+
+        let mut bad = NewRecord::decision("ok", "x");
+        bad.guards.push(Guard::ForbidAdded {
+            regex: "(".into(),
+            paths: None,
+        });
+        let err = validate(&bad).unwrap_err();
+        let source = err.source().expect("the regex compiler's error");
+        assert!(source.is::<regex::Error>());
+        assert_eq!(
+            err.to_string(),
+            format!("invalid input: bad regex `(`: {source}")
+        );
+    }
+
+    #[test]
+    fn locations_are_shown_without_their_password() {
+        assert_eq!(
+            redacted_location("postgres://me:s3cr@t@db.example:5432/lo?sslmode=disable"),
+            "postgres://me:***@db.example:5432/lo?sslmode=disable"
+        );
+        assert_eq!(
+            redacted_location("postgresql://me@db/lo"),
+            "postgresql://me@db/lo"
+        );
+        assert_eq!(
+            redacted_location(".lightsout/memory.db"),
+            ".lightsout/memory.db"
+        );
+    }
+
+    #[test]
+    fn stores_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Memory<AnyStore>>();
+    }
+
+    #[test]
+    fn a_path_opens_sqlite_and_only_postgres_urls_go_to_a_server() {
+        assert!(is_postgres_url("postgres://h/db") && is_postgres_url("postgresql://h/db"));
+        assert!(!is_postgres_url("sqlite:memory.db") && !is_postgres_url("pg/memory.db"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/memory.db");
+        let store = AnyStore::open(p.to_str().unwrap()).unwrap();
+        assert!(matches!(store, AnyStore::Sqlite(_)));
+        assert!(p.exists());
+    }
 }

@@ -101,14 +101,17 @@ pub fn index_terms(text: &str) -> std::collections::BTreeSet<String> {
 /// component, `**` crosses them (gitignore style, via `globset`).
 ///
 /// # Errors
-/// [`Error::Invalid`] for a malformed glob.
+/// [`Error::Glob`] for a malformed glob.
 pub fn compile_glob(glob: &str) -> Result<GlobMatcher, Error> {
     let g = glob.trim().trim_start_matches("./");
     GlobBuilder::new(g)
         .literal_separator(true)
         .build()
         .map(|g| g.compile_matcher())
-        .map_err(|e| Error::Invalid(format!("bad glob `{glob}`: {e}")))
+        .map_err(|source| Error::Glob {
+            glob: glob.to_owned(),
+            source,
+        })
 }
 
 /// Options for [`context_pack`].

@@ -14,11 +14,9 @@
 //!   weights [`BM25_WEIGHTS`].
 
 use crate::model::{from_millis, to_millis};
-use crate::store::{Applied, Change, Filter, Hit, Outcome, Query, Store};
-use crate::{
-    Author, Error, Fingerprint, Identity, Kind, LessonStats, NewRecord, Provenance, Record,
-    RecordId, Scope, Status, Timestamp,
-};
+use crate::store::{Applied, Change, Filter, Hit, Query, Store};
+use crate::write::{Tx, Version};
+use crate::{Error, LessonStats, Provenance, Record, RecordId, Scope, Timestamp};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use std::fmt::Write as _;
@@ -106,7 +104,7 @@ const MIGRATIONS: &[&str] = &[
 #[allow(clippy::cast_possible_wrap)] // a handful of migrations
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-const COLS: &str = "v.vid, v.id, v.version, v.kind, v.status, v.title, v.context, v.decision, \
+pub(crate) const COLS: &str = "v.vid, v.id, v.version, v.kind, v.status, v.title, v.context, v.decision, \
     v.consequences, v.rejected, v.scope_paths, v.tags, v.spec, v.requirement, v.run, \
     v.git_commit, v.author, v.guards, v.supersedes, v.superseded_by, v.external_key, \
     v.valid_from, v.valid_to, v.recorded_at, v.recorded_to, l.fingerprint, l.failures, \
@@ -248,11 +246,11 @@ impl Store for SqliteStore {
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Applied>, Error> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = crate::now();
         let mut out = Vec::with_capacity(changes.len());
         for change in changes {
-            out.push(apply_one(&tx, change, now)?);
+            out.push(crate::write::apply_one(&mut tx, change, now)?);
             progress(out.len());
         }
         tx.commit()?;
@@ -509,7 +507,7 @@ fn text_query(conn: &Connection, q: &Query, expr: &str) -> Result<Vec<Hit>, Erro
 }
 
 /// `src/api/x.rs` → `["", "src", "src/api", "src/api/x.rs"]`.
-fn ancestors(path: &str) -> Vec<String> {
+pub(crate) fn ancestors(path: &str) -> Vec<String> {
     let path = path.trim_start_matches("./").trim_matches('/');
     let mut out = vec![String::new()];
     let mut acc = String::new();
@@ -600,474 +598,197 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<Record> {
 
 // ---------- writes ----------
 
-fn current(tx: &Transaction<'_>, id: RecordId) -> Result<Option<(i64, Record)>, Error> {
-    let sql = format!(
-        "SELECT {COLS} FROM record_versions v LEFT JOIN lessons l ON l.record_id = v.id \
-         WHERE v.id = ?1 AND v.recorded_to IS NULL"
-    );
-    let mut st = tx.prepare_cached(&sql)?;
-    Ok(st
-        .query_row([id.0], |r| Ok((r.get(0)?, row_to_record(r)?)))
-        .optional()?)
-}
+impl Tx for Transaction<'_> {
+    fn current(&mut self, id: RecordId) -> Result<Option<(i64, Record)>, Error> {
+        let sql = format!(
+            "SELECT {COLS} FROM record_versions v LEFT JOIN lessons l ON l.record_id = v.id \
+             WHERE v.id = ?1 AND v.recorded_to IS NULL"
+        );
+        let mut st = self.prepare_cached(&sql)?;
+        Ok(st
+            .query_row([id.0], |r| Ok((r.get(0)?, row_to_record(r)?)))
+            .optional()?)
+    }
 
-fn current_by_key(tx: &Transaction<'_>, key: &str) -> Result<Option<RecordId>, Error> {
-    let mut st = tx.prepare_cached(
-        "SELECT id FROM record_versions WHERE external_key = ?1 AND recorded_to IS NULL \
-         ORDER BY id LIMIT 1",
-    )?;
-    Ok(st.query_row([key], |r| r.get(0)).optional()?.map(RecordId))
-}
-
-fn allocate(tx: &Transaction<'_>, hint: Option<RecordId>, now: i64) -> Result<RecordId, Error> {
-    if let Some(h) = hint.filter(|h| h.0 > 0) {
-        let n = tx.execute(
-            "INSERT OR IGNORE INTO records(id, created_at) VALUES (?1, ?2)",
-            params![h.0, now],
+    fn current_by_key(&mut self, key: &str) -> Result<Option<RecordId>, Error> {
+        let mut st = self.prepare_cached(
+            "SELECT id FROM record_versions WHERE external_key = ?1 AND recorded_to IS NULL \
+             ORDER BY id LIMIT 1",
         )?;
-        if n == 1 {
-            return Ok(h);
-        }
+        Ok(st.query_row([key], |r| r.get(0)).optional()?.map(RecordId))
     }
-    tx.execute(
-        "INSERT INTO records(id, created_at) VALUES (NULL, ?1)",
-        params![now],
-    )?;
-    Ok(RecordId(tx.last_insert_rowid()))
-}
 
-/// The stored fields of one version.
-struct Version<'a> {
-    id: RecordId,
-    number: u32,
-    rec: &'a NewRecord,
-    valid_from: Timestamp,
-    supersedes: Option<RecordId>,
-    superseded_by: Option<RecordId>,
-    external_key: Option<&'a str>,
-}
-
-fn insert_version(tx: &Transaction<'_>, v: &Version<'_>, now: Timestamp) -> Result<(), Error> {
-    let r = v.rec;
-    let mut st = tx.prepare_cached(
-        "INSERT INTO record_versions (id, version, kind, status, title, context, decision, \
-         consequences, rejected, scope_paths, tags, spec, requirement, run, git_commit, author, \
-         guards, supersedes, superseded_by, external_key, valid_from, valid_to, recorded_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-         ?18, ?19, ?20, ?21, ?22, ?23)",
-    )?;
-    st.execute(params![
-        v.id.0,
-        v.number,
-        r.kind.as_str(),
-        r.status.as_str(),
-        r.title,
-        r.context,
-        r.decision,
-        r.consequences,
-        serde_json::to_string(&r.rejected_options)?,
-        serde_json::to_string(&r.scope.paths)?,
-        serde_json::to_string(&r.scope.tags)?,
-        r.provenance.spec,
-        r.provenance.requirement,
-        r.provenance.run,
-        r.provenance.commit,
-        r.provenance.author.as_str(),
-        serde_json::to_string(&r.guards)?,
-        v.supersedes.map(|i| i.0),
-        v.superseded_by.map(|i| i.0),
-        v.external_key,
-        to_millis(v.valid_from),
-        r.valid_to.map(to_millis),
-        to_millis(now),
-    ])?;
-    let vid = tx.last_insert_rowid();
-    let mut fts = tx.prepare_cached(
-        "INSERT INTO records_fts(rowid, title, context, decision, consequences, rejected, tags) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    fts.execute(params![
-        vid,
-        r.title,
-        r.context,
-        r.decision,
-        r.consequences,
-        r.rejected_options.join("\n"),
-        r.scope.tags.join(" "),
-    ])?;
-    let mut terms = std::collections::BTreeSet::new();
-    for field in [&r.title, &r.context, &r.decision, &r.consequences] {
-        terms.extend(crate::retrieve::index_terms(field));
-    }
-    for o in r.rejected_options.iter().chain(&r.scope.tags) {
-        terms.extend(crate::retrieve::index_terms(o));
-    }
-    let mut df = tx.prepare_cached(
-        "INSERT INTO term_df(term, df) VALUES (?1, 1) ON CONFLICT(term) DO UPDATE SET df = df + 1",
-    )?;
-    for t in terms {
-        df.execute([t])?;
-    }
-    let mut prefixes: Vec<String> = r.scope.paths.iter().map(|g| glob_prefix(g)).collect();
-    prefixes.sort();
-    prefixes.dedup();
-    let mut sp = tx.prepare_cached("INSERT INTO scope_prefixes(vid, prefix) VALUES (?1, ?2)")?;
-    for p in prefixes {
-        sp.execute(params![vid, p])?;
-    }
-    Ok(())
-}
-
-fn close_version(tx: &Transaction<'_>, vid: i64, now: Timestamp) -> Result<(), Error> {
-    tx.execute(
-        "UPDATE record_versions SET recorded_to = ?1 WHERE vid = ?2",
-        params![to_millis(now), vid],
-    )?;
-    Ok(())
-}
-
-/// Writes a new version of `old` (current row `vid`) with `new`'s fields.
-fn revise(
-    tx: &Transaction<'_>,
-    vid: i64,
-    old: &Record,
-    new: &NewRecord,
-    now: Timestamp,
-) -> Result<(), Error> {
-    close_version(tx, vid, now)?;
-    insert_version(
-        tx,
-        &Version {
-            id: old.id,
-            number: old.version + 1,
-            rec: new,
-            valid_from: new.valid_from.unwrap_or(old.valid_from),
-            supersedes: new.supersedes.or(old.supersedes),
-            superseded_by: new.superseded_by.or(old.superseded_by),
-            external_key: old.external_key.as_deref(),
-        },
-        now,
-    )
-}
-
-fn same_content(old: &Record, new: &NewRecord) -> bool {
-    let o = old.to_new();
-    o.kind == new.kind
-        && o.status == new.status
-        && o.title == new.title
-        && o.context == new.context
-        && o.decision == new.decision
-        && o.consequences == new.consequences
-        && o.rejected_options == new.rejected_options
-        && o.scope == new.scope
-        && o.provenance == new.provenance
-        && o.guards == new.guards
-        && new.valid_from.is_none_or(|t| t == old.valid_from)
-        && o.valid_to == new.valid_to
-        && new.supersedes.is_none_or(|s| Some(s) == old.supersedes)
-        && new
-            .superseded_by
-            .is_none_or(|s| Some(s) == old.superseded_by)
-}
-
-fn create(
-    tx: &Transaction<'_>,
-    rec: &NewRecord,
-    key: Option<&str>,
-    id: Option<RecordId>,
-    supersedes: Option<RecordId>,
-    now: Timestamp,
-) -> Result<RecordId, Error> {
-    let id = allocate(tx, id.or(rec.id_hint), to_millis(now))?;
-    insert_version(
-        tx,
-        &Version {
-            id,
-            number: 1,
-            rec,
-            valid_from: rec.valid_from.unwrap_or(now),
-            supersedes: supersedes.or(rec.supersedes),
-            superseded_by: rec.superseded_by,
-            external_key: key.or(rec.external_key.as_deref()),
-        },
-        now,
-    )?;
-    Ok(id)
-}
-
-fn apply_one(tx: &Transaction<'_>, change: &Change, now: Timestamp) -> Result<Applied, Error> {
-    match change {
-        Change::Put(rec) => put(tx, rec, now),
-        Change::Supersede { old, new } => supersede(tx, *old, new, now),
-        Change::SetStatus { id, status, at } => {
-            set_status(tx, *id, *status, at.unwrap_or(now), now)
-        }
-        Change::LessonFailed { fingerprint, at } => {
-            lesson_failed(tx, fingerprint, at.unwrap_or(now), now)
-        }
-        Change::Green {
-            requirement,
-            retire_after,
-            at,
-        } => green(
-            tx,
-            requirement,
-            (*retire_after).max(1),
-            at.unwrap_or(now),
-            now,
-        ),
-    }
-}
-
-/// [`Change::Put`]: creates the record, or revises the one with its id or key when the
-/// content differs.
-fn put(tx: &Transaction<'_>, rec: &NewRecord, now: Timestamp) -> Result<Applied, Error> {
-    let rec = &crate::normalize(rec);
-    crate::validate(rec)?;
-    let (existing, key) = match &rec.identity {
-        Identity::New => (None, None),
-        Identity::Id(id) => (Some(*id), None),
-        Identity::Key(k) => (current_by_key(tx, k)?, Some(k.as_str())),
-    };
-    if let Some(id) = existing
-        && let Some((vid, old)) = current(tx, id)?
-    {
-        if same_content(&old, rec) {
-            return Ok(Applied {
-                ids: vec![id],
-                outcome: Outcome::Unchanged,
-            });
-        }
-        revise(tx, vid, &old, rec, now)?;
-        return Ok(Applied {
-            ids: vec![id],
-            outcome: Outcome::Updated,
-        });
-    }
-    let want = match &rec.identity {
-        Identity::Id(id) => Some(*id),
-        _ => None,
-    };
-    let id = create(tx, rec, key, want, None, now)?;
-    Ok(Applied {
-        ids: vec![id],
-        outcome: Outcome::Created,
-    })
-}
-
-/// [`Change::Supersede`]: creates `new` and closes `old` (in force until `new` starts),
-/// unless `old` is already superseded or was rejected.
-fn supersede(
-    tx: &Transaction<'_>,
-    old: RecordId,
-    new: &NewRecord,
-    now: Timestamp,
-) -> Result<Applied, Error> {
-    let new = &crate::normalize(new);
-    crate::validate(new)?;
-    let (vid, prev) = current(tx, old)?.ok_or(Error::NotFound(old))?;
-    match prev.status {
-        Status::Superseded => {
-            let by = prev
-                .superseded_by
-                .map_or_else(|| "another record".to_owned(), |b| b.to_string());
-            return Err(Error::Conflict(format!(
-                "{old} is already superseded by {by}; supersede {by} instead"
-            )));
-        }
-        Status::Rejected => {
-            return Err(Error::Conflict(format!(
-                "{old} was rejected and was never in force; add a new record instead"
-            )));
-        }
-        _ => {}
-    }
-    let at = new.valid_from.unwrap_or(now);
-    let mut new_rec = new.clone();
-    new_rec.valid_from = Some(at);
-    let key = match &new.identity {
-        Identity::Key(k) => Some(k.as_str()),
-        _ => None,
-    };
-    let new_id = create(tx, &new_rec, key, None, Some(old), now)?;
-    let mut closed = prev.to_new();
-    closed.status = Status::Superseded;
-    closed.valid_to = Some(prev.valid_to.map_or(at, |t| t.min(at)).max(prev.valid_from));
-    closed.superseded_by = Some(new_id);
-    revise(tx, vid, &prev, &closed, now)?;
-    Ok(Applied {
-        ids: vec![new_id],
-        outcome: Outcome::Created,
-    })
-}
-
-/// [`Change::SetStatus`] at time `at`: deprecating ends the record's validity, accepting
-/// (re)starts it; superseding goes through [`Change::Supersede`].
-fn set_status(
-    tx: &Transaction<'_>,
-    id: RecordId,
-    status: Status,
-    at: Timestamp,
-    now: Timestamp,
-) -> Result<Applied, Error> {
-    let (vid, prev) = current(tx, id)?.ok_or(Error::NotFound(id))?;
-    if status == Status::Superseded {
-        return Err(Error::Invalid(
-            "use supersede to mark a record superseded, so that its replacement is linked".into(),
-        ));
-    }
-    if prev.status == status {
-        return Ok(Applied {
-            ids: vec![id],
-            outcome: Outcome::Unchanged,
-        });
-    }
-    if prev.status == Status::Superseded {
-        return Err(Error::Conflict(format!(
-            "{id} is superseded; change its replacement instead"
-        )));
-    }
-    let mut next = prev.to_new();
-    next.status = status;
-    match status {
-        Status::Deprecated => {
-            next.valid_to = Some(at.max(prev.valid_from));
-        }
-        Status::Accepted => {
-            if prev.status != Status::Deprecated {
-                next.valid_from = Some(at);
-            }
-            next.valid_to = None;
-        }
-        _ => {}
-    }
-    revise(tx, vid, &prev, &next, now)?;
-    Ok(Applied {
-        ids: vec![id],
-        outcome: Outcome::Updated,
-    })
-}
-
-fn lesson_failed(
-    tx: &Transaction<'_>,
-    fp: &Fingerprint,
-    at: Timestamp,
-    now: Timestamp,
-) -> Result<Applied, Error> {
-    let key = fp.key();
-    if fp.requirement.trim().is_empty() || fp.category.trim().is_empty() {
-        return Err(Error::Invalid(
-            "a failure fingerprint needs a requirement and a category".into(),
-        ));
-    }
-    let row: Option<(i64, Option<i64>)> = tx
-        .query_row(
-            "SELECT record_id, retired_at FROM lessons WHERE fingerprint = ?1",
-            [&key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    match row {
-        None => {
-            let requirement = fp.requirement.trim();
-            let category = fp.category.trim().to_lowercase();
-            let mut rec = NewRecord::new(
-                Kind::Lesson,
-                format!("{requirement} has failed with `{category}`"),
-            );
-            fp.detail.trim().clone_into(&mut rec.context);
-            rec.decision = format!(
-                "Work on {requirement} has failed its evaluation with `{category}` before; \
-                 check for that failure before declaring the task done."
-            );
-            rec.scope.tags = vec![requirement.to_owned(), category.clone()];
-            rec.provenance.requirement = Some(requirement.to_owned());
-            rec.provenance.author = Author::Factory;
-            rec.valid_from = Some(at);
-            let lesson_key = format!("lesson:{key}");
-            let id = create(tx, &rec, Some(&lesson_key), None, None, now)?;
-            tx.execute(
-                "INSERT INTO lessons (fingerprint, record_id, requirement, category, failures, \
-                 green_streak, first_failed_at, last_failed_at) VALUES (?1, ?2, ?3, ?4, 1, 0, ?5, ?5)",
-                params![key, id.0, requirement, category, to_millis(at)],
+    fn allocate(&mut self, hint: Option<RecordId>, now: i64) -> Result<RecordId, Error> {
+        if let Some(h) = hint.filter(|h| h.0 > 0) {
+            let n = self.execute(
+                "INSERT OR IGNORE INTO records(id, created_at) VALUES (?1, ?2)",
+                params![h.0, now],
             )?;
-            Ok(Applied {
-                ids: vec![id],
-                outcome: Outcome::Created,
-            })
-        }
-        Some((record_id, retired)) => {
-            tx.execute(
-                "UPDATE lessons SET failures = failures + 1, green_streak = 0, \
-                 last_failed_at = ?2, retired_at = NULL WHERE fingerprint = ?1",
-                params![key, to_millis(at)],
-            )?;
-            let id = RecordId(record_id);
-            if retired.is_some()
-                && let Some((vid, prev)) = current(tx, id)?
-            {
-                let mut next = prev.to_new();
-                next.status = Status::Accepted;
-                next.valid_from = Some(at);
-                next.valid_to = None;
-                revise(tx, vid, &prev, &next, now)?;
+            if n == 1 {
+                return Ok(h);
             }
-            Ok(Applied {
-                ids: vec![id],
-                outcome: Outcome::Updated,
-            })
         }
+        self.execute(
+            "INSERT INTO records(id, created_at) VALUES (NULL, ?1)",
+            params![now],
+        )?;
+        Ok(RecordId(self.last_insert_rowid()))
     }
-}
+    fn insert_version(&mut self, v: &Version<'_>, now: Timestamp) -> Result<(), Error> {
+        let r = v.rec;
+        let mut st = self.prepare_cached(
+            "INSERT INTO record_versions (id, version, kind, status, title, context, decision, \
+             consequences, rejected, scope_paths, tags, spec, requirement, run, git_commit, author, \
+             guards, supersedes, superseded_by, external_key, valid_from, valid_to, recorded_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18, ?19, ?20, ?21, ?22, ?23)",
+        )?;
+        st.execute(params![
+            v.id.0,
+            v.number,
+            r.kind.as_str(),
+            r.status.as_str(),
+            r.title,
+            r.context,
+            r.decision,
+            r.consequences,
+            serde_json::to_string(&r.rejected_options)?,
+            serde_json::to_string(&r.scope.paths)?,
+            serde_json::to_string(&r.scope.tags)?,
+            r.provenance.spec,
+            r.provenance.requirement,
+            r.provenance.run,
+            r.provenance.commit,
+            r.provenance.author.as_str(),
+            serde_json::to_string(&r.guards)?,
+            v.supersedes.map(|i| i.0),
+            v.superseded_by.map(|i| i.0),
+            v.external_key,
+            to_millis(v.valid_from),
+            r.valid_to.map(to_millis),
+            to_millis(now),
+        ])?;
+        let vid = self.last_insert_rowid();
+        let mut fts = self.prepare_cached(
+            "INSERT INTO records_fts(rowid, title, context, decision, consequences, rejected, tags) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        fts.execute(params![
+            vid,
+            r.title,
+            r.context,
+            r.decision,
+            r.consequences,
+            r.rejected_options.join("\n"),
+            r.scope.tags.join(" "),
+        ])?;
+        let mut terms = std::collections::BTreeSet::new();
+        for field in [&r.title, &r.context, &r.decision, &r.consequences] {
+            terms.extend(crate::retrieve::index_terms(field));
+        }
+        for o in r.rejected_options.iter().chain(&r.scope.tags) {
+            terms.extend(crate::retrieve::index_terms(o));
+        }
+        let mut df = self.prepare_cached(
+            "INSERT INTO term_df(term, df) VALUES (?1, 1) ON CONFLICT(term) DO UPDATE SET df = df + 1",
+        )?;
+        for t in terms {
+            df.execute([t])?;
+        }
+        let mut prefixes: Vec<String> = r.scope.paths.iter().map(|g| glob_prefix(g)).collect();
+        prefixes.sort();
+        prefixes.dedup();
+        let mut sp =
+            self.prepare_cached("INSERT INTO scope_prefixes(vid, prefix) VALUES (?1, ?2)")?;
+        for p in prefixes {
+            sp.execute(params![vid, p])?;
+        }
+        Ok(())
+    }
 
-fn green(
-    tx: &Transaction<'_>,
-    requirement: &str,
-    retire_after: u32,
-    at: Timestamp,
-    now: Timestamp,
-) -> Result<Applied, Error> {
-    let requirement = requirement.trim();
-    let n = tx.execute(
-        "UPDATE lessons SET green_streak = green_streak + 1 \
-         WHERE requirement = ?1 AND retired_at IS NULL",
-        [requirement],
-    )?;
-    let mut st = tx.prepare_cached(
-        "SELECT record_id FROM lessons WHERE requirement = ?1 AND retired_at IS NULL \
-         AND green_streak >= ?2 ORDER BY record_id",
-    )?;
-    let due: Vec<i64> = st
-        .query_map(params![requirement, retire_after], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut retired = Vec::new();
-    for rid in due {
-        tx.execute(
+    fn close_version(&mut self, vid: i64, now: Timestamp) -> Result<(), Error> {
+        self.execute(
+            "UPDATE record_versions SET recorded_to = ?1 WHERE vid = ?2",
+            params![to_millis(now), vid],
+        )?;
+        Ok(())
+    }
+
+    fn lesson(&mut self, fingerprint: &str) -> Result<Option<(RecordId, bool)>, Error> {
+        let row: Option<(i64, Option<i64>)> = self
+            .query_row(
+                "SELECT record_id, retired_at FROM lessons WHERE fingerprint = ?1",
+                [fingerprint],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(id, retired)| (RecordId(id), retired.is_some())))
+    }
+
+    fn insert_lesson(
+        &mut self,
+        fingerprint: &str,
+        record: RecordId,
+        requirement: &str,
+        category: &str,
+        at: Timestamp,
+    ) -> Result<(), Error> {
+        self.execute(
+            "INSERT INTO lessons (fingerprint, record_id, requirement, category, failures, \
+             green_streak, first_failed_at, last_failed_at) VALUES (?1, ?2, ?3, ?4, 1, 0, ?5, ?5)",
+            params![fingerprint, record.0, requirement, category, to_millis(at)],
+        )?;
+        Ok(())
+    }
+
+    fn lesson_failed_again(&mut self, fingerprint: &str, at: Timestamp) -> Result<(), Error> {
+        self.execute(
+            "UPDATE lessons SET failures = failures + 1, green_streak = 0, \
+             last_failed_at = ?2, retired_at = NULL WHERE fingerprint = ?1",
+            params![fingerprint, to_millis(at)],
+        )?;
+        Ok(())
+    }
+
+    fn count_green(&mut self, requirement: &str) -> Result<u64, Error> {
+        let n = self.execute(
+            "UPDATE lessons SET green_streak = green_streak + 1 \
+             WHERE requirement = ?1 AND retired_at IS NULL",
+            [requirement],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn lessons_due(
+        &mut self,
+        requirement: &str,
+        retire_after: u32,
+    ) -> Result<Vec<RecordId>, Error> {
+        let mut st = self.prepare_cached(
+            "SELECT record_id FROM lessons WHERE requirement = ?1 AND retired_at IS NULL \
+             AND green_streak >= ?2 ORDER BY record_id",
+        )?;
+        let due = st
+            .query_map(params![requirement, retire_after], |r| {
+                r.get(0).map(RecordId)
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(due)
+    }
+
+    fn retire_lesson(&mut self, record: RecordId, at: Timestamp) -> Result<(), Error> {
+        self.execute(
             "UPDATE lessons SET retired_at = ?2 WHERE record_id = ?1",
-            params![rid, to_millis(at)],
+            params![record.0, to_millis(at)],
         )?;
-        let id = RecordId(rid);
-        if let Some((vid, prev)) = current(tx, id)? {
-            let mut next = prev.to_new();
-            next.status = Status::Deprecated;
-            next.valid_to = Some(at.max(prev.valid_from));
-            revise(tx, vid, &prev, &next, now)?;
-        }
-        retired.push(id);
+        Ok(())
     }
-    Ok(Applied {
-        ids: retired,
-        outcome: if n == 0 {
-            Outcome::Unchanged
-        } else {
-            Outcome::Updated
-        },
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NewRecord;
 
     #[test]
     fn glob_prefixes() {

@@ -99,8 +99,9 @@ pub enum Filter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     /// Free text; turned into an FTS5 query of its words joined with `OR` (see
-    /// [`crate::retrieve::match_expression`]); a backend may drop very common words when
-    /// rarer ones remain (the SQLite store keeps the 8 rarest by document frequency).
+    /// [`crate::retrieve::match_expression`]; on Postgres a `tsquery` of the same words
+    /// joined with `|`); a backend may drop very common words when rarer ones remain (the
+    /// SQLite store keeps the 8 rarest by document frequency).
     pub text: Option<String>,
     /// Only these ids (all when empty).
     pub ids: Vec<RecordId>,
@@ -153,8 +154,9 @@ impl Query {
 pub struct Hit {
     /// The record version.
     pub record: Record,
-    /// FTS5 `bm25()` score with the store's column weights (lower is better, negative),
-    /// when the query had text.
+    /// The text score when the query had text, lower is better (negative): SQLite's FTS5
+    /// `bm25()` with the store's column weights, or minus Postgres's `ts_rank` (see
+    /// the `postgres` module). Comparable within one result list, not across backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bm25: Option<f64>,
 }

@@ -50,3 +50,75 @@ impl<S: Store> Store for FailingStore<S> {
         self.inner.query(query)
     }
 }
+
+/// The environment variable holding the test server's URL
+/// (`postgres://postgres@127.0.0.1:PORT/postgres`, printed by `scripts/pg-start`); the same
+/// one `lightsout-fleet`'s tests read.
+pub const TEST_PG_URL: &str = "LIGHTSOUT_TEST_PG_URL";
+
+/// The test server's URL.
+///
+/// # Panics
+/// When [`TEST_PG_URL`] is not set, with how to start a server: the Postgres tests fail,
+/// they never skip.
+pub fn require_server_url() -> String {
+    std::env::var(TEST_PG_URL)
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "{TEST_PG_URL} is not set: the Postgres tests of the memory need a real server. \
+                 Start one with `eval \"$(scripts/pg-start)\"` (stop it with `scripts/pg-stop`), \
+                 or run `scripts/test`, which does both"
+            )
+        })
+}
+
+/// Creates an empty schema on the test server and returns a URL whose connections use it
+/// (`?options=-csearch_path%3D<schema>`), so each test has a store of its own and tests
+/// run side by side without colliding. Cheaper than a database per test.
+///
+/// # Panics
+/// When [`TEST_PG_URL`] is not set, or the schema cannot be created.
+#[cfg(feature = "postgres")]
+pub fn fresh_schema_url(label: &str) -> String {
+    use std::sync::atomic::AtomicU32;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let url = require_server_url();
+    let label: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(24)
+        .collect();
+    let name = format!(
+        "mem_{label}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the test schema");
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test server {url}: {e}"));
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create schema {name}: {e}"));
+        drop(client);
+        let _ = driver.await;
+    });
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{name}")
+}

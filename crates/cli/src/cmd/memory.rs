@@ -4,13 +4,16 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use lightsout_memory::export::render_record_md;
 use lightsout_memory::{
-    Author, ExportOptions, Filter, Fingerprint, Guard, Kind, Memory, NewRecord, PackOptions,
-    Record, RecordId, SourceKind, Status, format_time, parse_time,
+    AnyStore, Author, ExportOptions, Filter, Fingerprint, Guard, Kind, Memory, NewRecord,
+    PackOptions, Record, RecordId, SourceKind, SqliteStore, Status, format_time, parse_time,
 };
 use serde::Serialize;
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// The memory on whichever backend `--store` / `--db` names.
+type Mem = Memory<AnyStore>;
 
 /// `lightsout memory`: decisions, patterns and lessons kept across factory runs.
 ///
@@ -26,6 +29,16 @@ pub(crate) struct MemoryArgs {
         default_value = ".lightsout/memory.db"
     )]
     db: PathBuf,
+    /// Where the memory lives instead of --db: a `postgres://user@host:port/database` URL
+    /// (a memory every worker of a fleet shares; migrations run on first use), or a `SQLite`
+    /// file path.
+    #[arg(
+        long,
+        global = true,
+        env = "LIGHTSOUT_MEMORY_STORE",
+        value_name = "URL|PATH"
+    )]
+    store: Option<String>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -430,8 +443,17 @@ struct Written {
 
 pub(crate) fn run(args: MemoryArgs) -> anyhow::Result<ExitCode> {
     let format = args.format;
-    let mem = Memory::open(&args.db)
-        .with_context(|| format!("cannot open the memory at {}", args.db.display()))?;
+    let mem = match &args.store {
+        Some(store) => Memory::open_location(store).with_context(|| {
+            format!(
+                "cannot open the memory at {}",
+                lightsout_memory::redacted_location(store)
+            )
+        })?,
+        None => SqliteStore::open(&args.db)
+            .map(|s| Memory::new(AnyStore::Sqlite(s)))
+            .with_context(|| format!("cannot open the memory at {}", args.db.display()))?,
+    };
     match args.command {
         MemoryCommand::Add(rec) => {
             let id = mem.add(rec.build()?)?;
@@ -496,7 +518,7 @@ fn print_written(
 }
 
 /// `memory show`: the record, its versions (`history`) or its supersede chain.
-fn show(mem: &Memory, s: &str, history: bool, chain: bool, format: Format) -> anyhow::Result<()> {
+fn show(mem: &Mem, s: &str, history: bool, chain: bool, format: Format) -> anyhow::Result<()> {
     let id = id(s)?;
     let recs = if history {
         mem.history(id)?
@@ -536,7 +558,7 @@ fn show(mem: &Memory, s: &str, history: bool, chain: bool, format: Format) -> an
 }
 
 /// `memory list`: the records in force now, or as of a time or commit, or by status.
-fn list(mem: &Memory, a: &ListArgs, format: Format) -> anyhow::Result<()> {
+fn list(mem: &Mem, a: &ListArgs, format: Format) -> anyhow::Result<()> {
     let kinds: Vec<Kind> = a.kind.iter().map(|k| k.get()).collect();
     let filter = if a.all {
         Filter::Current {
@@ -562,7 +584,7 @@ fn list(mem: &Memory, a: &ListArgs, format: Format) -> anyhow::Result<()> {
 
 /// `memory search`: BM25 hits among the records in force (or every current one with `all`).
 fn search(
-    mem: &Memory,
+    mem: &Mem,
     query: &[String],
     limit: usize,
     all: bool,
@@ -594,7 +616,7 @@ fn search(
 
 /// `memory context`: the context pack for a task within `budget` tokens.
 fn context(
-    mem: &Memory,
+    mem: &Mem,
     task: &[String],
     touched: &[String],
     budget: usize,
@@ -625,7 +647,7 @@ fn context(
 /// `memory check`: the guards in force against a diff (`A..B` in `repo`, or a diff file);
 /// exit 1 on a violation.
 fn check(
-    mem: &Memory,
+    mem: &Mem,
     diff: Option<String>,
     repo: &Path,
     diff_file: Option<&Path>,
@@ -674,7 +696,7 @@ fn check(
 /// `memory import`: a MADR folder, a DECISIONS.md or a spec's decisions, in one
 /// transaction; exit 1 when an import diagnostic is an error.
 fn import(
-    mem: &Memory,
+    mem: &Mem,
     path: &Path,
     from: Option<SourceArg>,
     progress: Progress,
@@ -746,7 +768,7 @@ fn import(
 /// `memory export`: DECISIONS.md (`-` for stdout) and, with `madr_dir`, one MADR file per
 /// record.
 fn export(
-    mem: &Memory,
+    mem: &Mem,
     decisions_md: PathBuf,
     madr_dir: Option<PathBuf>,
     include_lessons: bool,
@@ -775,7 +797,7 @@ fn export(
 }
 
 /// `memory lesson`: an eval failure becomes (or counts on) a lesson; green runs retire them.
-fn lesson(mem: Memory, cmd: LessonCommand, format: Format) -> anyhow::Result<()> {
+fn lesson(mem: Mem, cmd: LessonCommand, format: Format) -> anyhow::Result<()> {
     match cmd {
         LessonCommand::Fail {
             requirement,
@@ -812,4 +834,58 @@ fn lesson(mem: Memory, cmd: LessonCommand, format: Format) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        memory: MemoryArgs,
+    }
+
+    fn run_with(argv: &[&str]) -> ExitCode {
+        let cli = Cli::try_parse_from(std::iter::once("memory").chain(argv.iter().copied()))
+            .expect("the arguments parse");
+        run(cli.memory).expect("the command runs")
+    }
+
+    fn titles(mem: &Mem) -> Vec<String> {
+        mem.current_records()
+            .expect("records")
+            .into_iter()
+            .map(|r| r.title)
+            .collect()
+    }
+
+    /// `--store postgres://…` writes to the server, not to the --db file; `--store PATH`
+    /// is a `SQLite` file.
+    #[test]
+    fn memory_store_is_chosen_by_the_url_scheme() {
+        let url = lightsout_memory::testing::fresh_schema_url("cli_store");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("memory.db");
+        let db_arg = db.to_str().expect("a UTF-8 path");
+        let add = |store: &str, title: &str| {
+            run_with(&[
+                "--db", db_arg, "--store", store, "--format", "json", "add", "--title", title,
+            ])
+        };
+        assert_eq!(add(&url, "Share the memory in Postgres"), ExitCode::SUCCESS);
+        assert!(!db.exists(), "--store overrides --db");
+        let pg = Memory::open_location(&url).expect("open the server's memory");
+        assert!(matches!(pg.store(), AnyStore::Postgres(_)));
+        assert_eq!(titles(&pg), ["Share the memory in Postgres"]);
+
+        let file = dir.path().join("other.db");
+        let file_arg = file.to_str().expect("a UTF-8 path");
+        assert_eq!(add(file_arg, "Keep this one local"), ExitCode::SUCCESS);
+        let local = Memory::open_location(file_arg).expect("open the file");
+        assert!(matches!(local.store(), AnyStore::Sqlite(_)));
+        assert_eq!(titles(&local), ["Keep this one local"]);
+        assert_eq!(titles(&pg), ["Share the memory in Postgres"]);
+    }
 }

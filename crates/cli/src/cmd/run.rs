@@ -76,18 +76,47 @@ pub(crate) struct RunArgs {
     /// Plan the specs for a fleet instead of building them here: push the plan to the remote
     /// (--repo) and enqueue its tasks in this claim store (`postgres://user@host:port/db`, or
     /// a `SQLite` file), then exit. `lightsout worker --store … --repo …` builds them; a task
-    /// is claimable once its dependencies are merged on the remote's main.
+    /// is claimable once its dependencies are merged on the remote's main. Default: `[store]
+    /// url` of lightsout.toml, when set.
     #[arg(long, value_name = "URL|FILE", conflicts_with_all = ["resume", "queue", "strength", "rebuild"])]
     store: Option<String>,
-    /// With --store: the remote the workers clone, as a remote name of this repository, a
-    /// path or an `https://` URL.
-    #[arg(
-        long,
-        value_name = "REMOTE",
-        default_value = "origin",
-        requires = "store"
-    )]
-    repo: String,
+    /// With --store (or `[store] url`): the remote the workers clone, as a remote name of this
+    /// repository, a path or an `https://` URL. Default: `origin`.
+    #[arg(long, value_name = "REMOTE")]
+    repo: Option<String>,
+}
+
+impl RunArgs {
+    /// The claim store the run plans for: `--store`, else `[store] url` of `config`; `None`
+    /// to build here. A `[store] url` with a flag that builds here (`--resume`, `--queue`,
+    /// `--strength`, `--rebuild`) is an error, as it is with `--store`.
+    fn fleet_store(&self, config: &Config) -> anyhow::Result<Option<String>> {
+        if let Some(s) = &self.store {
+            return Ok(Some(s.clone()));
+        }
+        let Some(url) = config.store_url() else {
+            anyhow::ensure!(
+                self.repo.is_none(),
+                "--repo names the fleet's remote: it needs --store, or [store] url in \
+                 lightsout.toml"
+            );
+            return Ok(None);
+        };
+        let local = [
+            ("--resume", self.resume.is_some()),
+            ("--queue", self.queue),
+            ("--strength", self.strength),
+            ("--rebuild", self.rebuild),
+        ];
+        if let Some((flag, _)) = local.iter().find(|(_, on)| *on) {
+            anyhow::bail!(
+                "{flag} builds on this machine, but lightsout.toml's [store] url sends runs to \
+                 the fleet ({}); remove [store] url (or use another --config) to build here",
+                without_password(&url)
+            );
+        }
+        Ok(Some(url))
+    }
 }
 
 /// The specs to build, checked as `lightsout spec check` checks them.
@@ -184,8 +213,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| repo.join("lightsout.toml"));
     let config = Config::load(&config_path)?;
     let mode = Mode::pick(args.format == Format::Human, args.quiet);
-    if let Some(store) = &args.store {
-        return enqueue_fleet(&args, &repo, &config, store);
+    if let Some(store) = args.fleet_store(&config)? {
+        return enqueue_fleet(&args, &repo, &config, &store);
     }
     if args.queue {
         return run_queue(&args, &repo, &config, mode).await;
@@ -322,11 +351,11 @@ fn enqueue_fleet(
     };
     let ready = fleet::ready_tasks(&shared.plan, &std::collections::BTreeMap::new());
     // The plan first: a worker that finds the tasks can always read it.
-    fleet::publish_plan(repo, &args.repo, &shared)
-        .with_context(|| format!("pushing the plan to {}", args.repo))?;
+    let to = args.repo.as_deref().unwrap_or("origin");
+    fleet::publish_plan(repo, to, &shared).with_context(|| format!("pushing the plan to {to}"))?;
     let claims = super::worker::open(store, 1)?;
     let added = claims.enqueue(&run, &ready)?;
-    let remote = fleet::remote_url(repo, &args.repo);
+    let remote = fleet::remote_url(repo, to);
     if args.format == Format::Json {
         let out = serde_json::json!({
             "run_id": run,

@@ -21,10 +21,8 @@ pub(crate) enum Format {
 /// `lightsout status [--store STORE] [--run RUN] [--format text|json]`.
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
-    /// The claim store: `postgres://user@host:port/database` for a fleet, or a `SQLite` file
-    /// for one machine.
-    #[arg(long, env = "LIGHTSOUT_STORE", default_value = ".lightsout/state.db")]
-    store: String,
+    #[command(flatten)]
+    store: super::worker::StoreArg,
     /// Show only this run (default: every run the store holds).
     #[arg(long)]
     run: Option<String>,
@@ -35,18 +33,18 @@ pub(crate) struct StatusArgs {
 
 /// Runs `lightsout status`.
 pub(crate) fn run(a: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let store: Box<dyn ClaimStore> =
-        if a.store.starts_with("postgres://") || a.store.starts_with("postgresql://") {
-            Box::new(PgClaims::connect(&a.store, 2)?)
-        } else {
-            let path = PathBuf::from(&a.store);
-            anyhow::ensure!(
-                path.exists(),
-                "{}: no such store (a SQLite file, or postgres://…)",
-                path.display()
-            );
-            Box::new(SqliteClaims::open(&path)?)
-        };
+    let location = a.store.location()?;
+    let store: Box<dyn ClaimStore> = if lightsout_factory::config::is_postgres_url(&location) {
+        Box::new(PgClaims::connect(&location, 2)?)
+    } else {
+        let path = PathBuf::from(&location);
+        anyhow::ensure!(
+            path.exists(),
+            "{}: no such store (a SQLite file, or postgres://…)",
+            path.display()
+        );
+        Box::new(SqliteClaims::open(&path)?)
+    };
     let status = snapshot(store.as_ref(), a.run.as_deref())?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),

@@ -11,23 +11,26 @@
 //! merged, waits while other workers hold tasks, and stops when every run is settled.
 //! Without `--repo`, it runs the command given after `--` for each task.
 //!
-//! Either way the claim protocol is the same: claim with a lease, heartbeat every third of
-//! the lease, complete or fail under the claim's fencing token, and stop the work (and drop
-//! the claim) when a heartbeat is refused or has not succeeded before the lease would lapse.
+//! Either way the claim protocol is the same, and it is `lightsout_fleet::claims::Keeper`'s:
+//! claim with a lease, heartbeat every third of the lease, complete or fail under the claim's
+//! fencing token, and stop the work (and drop the claim) when a heartbeat is refused or has
+//! not succeeded before the lease would lapse.
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use lightsout_factory::fleet::{self, FleetPlan, RemoteMain};
 use lightsout_factory::{Config, Factory, RunOptions, TaskPhase};
 use lightsout_fleet::Error as FleetError;
-use lightsout_fleet::claims::{Claim, ClaimStore, PgClaims, SqliteClaims, TaskStatus};
+use lightsout_fleet::budget::{BudgetStore, PgBudget, SqliteBudget};
+use lightsout_fleet::claims::{
+    ClaimGuard, ClaimStore, Keeper, Lost, PgClaims, Settle, SqliteClaims, TaskStatus,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// `lightsout worker [--store STORE] [--jobs N] -- COMMAND...`, or a subcommand.
 #[derive(Debug, Args)]
@@ -50,11 +53,69 @@ enum WorkerCommand {
 
 /// Where the shared state lives.
 #[derive(Debug, Args)]
-struct StoreArg {
+pub(crate) struct StoreArg {
     /// The claim store: `postgres://user@host:port/database` for a fleet, or a `SQLite` file
-    /// for one machine.
-    #[arg(long, env = "LIGHTSOUT_STORE", default_value = ".lightsout/state.db")]
-    store: String,
+    /// for one machine. Default: `[store] url` of lightsout.toml (see --config), else
+    /// `.lightsout/state.db`.
+    #[arg(long, env = "LIGHTSOUT_STORE")]
+    store: Option<String>,
+    /// The lightsout.toml whose `[store] url` is the store when --store is not given
+    /// (default: lightsout.toml in the current directory or the nearest one above it, up to
+    /// the repository's root).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+/// The store used when neither `--store`, `LIGHTSOUT_STORE` nor `[store] url` names one.
+pub(crate) const DEFAULT_STORE: &str = ".lightsout/state.db";
+
+impl StoreArg {
+    /// The store to open: `--store` (or `LIGHTSOUT_STORE`), else `[store] url` of the
+    /// configuration, else [`DEFAULT_STORE`].
+    pub(crate) fn location(&self) -> anyhow::Result<String> {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        store_location(self.store.as_deref(), self.config.as_deref(), &cwd)
+    }
+}
+
+/// The store a command uses, in this order: `flag` (`--store` or `LIGHTSOUT_STORE`), `[store]
+/// url` of `config` (default: [`find_config`] from `cwd`), [`DEFAULT_STORE`].
+///
+/// # Errors
+/// The configuration file cannot be read or is invalid (only read when `flag` is `None`).
+pub(crate) fn store_location(
+    flag: Option<&str>,
+    config: Option<&Path>,
+    cwd: &Path,
+) -> anyhow::Result<String> {
+    if let Some(s) = flag {
+        return Ok(s.to_owned());
+    }
+    let path = match config {
+        Some(p) => Some(cwd.join(p)),
+        None => find_config(cwd),
+    };
+    if let Some(p) = path
+        && let Some(url) = Config::load(&p)?.store_url()
+    {
+        return Ok(url);
+    }
+    Ok(DEFAULT_STORE.to_owned())
+}
+
+/// The nearest `lightsout.toml` in `from` or above it, stopping at the repository's root (the
+/// first directory holding `.git`).
+fn find_config(from: &Path) -> Option<PathBuf> {
+    for dir in from.ancestors() {
+        let file = dir.join("lightsout.toml");
+        if file.is_file() {
+            return Some(file);
+        }
+        if dir.join(".git").exists() {
+            return None;
+        }
+    }
+    None
 }
 
 /// Claim tasks until none is left.
@@ -123,7 +184,7 @@ struct StatusArgs {
 pub(crate) fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(WorkerCommand::Enqueue(a)) => {
-            let store = open(&a.store.store, 1)?;
+            let store = open(&a.store.location()?, 1)?;
             let n = store.enqueue(&a.run, &a.tasks)?;
             println!("{n} task(s) added to run {}", a.run);
             Ok(ExitCode::SUCCESS)
@@ -135,17 +196,24 @@ pub(crate) fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
 
 /// The claim store at `store`: a Postgres server for `postgres://` URLs, else a `SQLite` file.
 pub(crate) fn open(store: &str, jobs: usize) -> anyhow::Result<Arc<dyn ClaimStore>> {
-    Ok(
-        if store.starts_with("postgres://") || store.starts_with("postgresql://") {
-            Arc::new(PgClaims::connect(store, jobs + 1)?)
-        } else {
-            Arc::new(SqliteClaims::open(&PathBuf::from(store))?)
-        },
-    )
+    Ok(if lightsout_factory::config::is_postgres_url(store) {
+        Arc::new(PgClaims::connect(store, jobs + 1)?)
+    } else {
+        Arc::new(SqliteClaims::open(&PathBuf::from(store))?)
+    })
+}
+
+/// The fleet's day budget in the store at `store` (the claim store's URL or file).
+fn open_budget(store: &str, jobs: usize) -> anyhow::Result<Arc<dyn BudgetStore>> {
+    Ok(if lightsout_factory::config::is_postgres_url(store) {
+        Arc::new(PgBudget::connect(store, jobs + 1)?)
+    } else {
+        Arc::new(SqliteBudget::open(&PathBuf::from(store))?)
+    })
 }
 
 fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let store = open(&a.store.store, 1)?;
+    let store = open(&a.store.location()?, 1)?;
     println!(
         "{:<16} {:<8} {:<20} {:>6} {:>8} lease_until_ms",
         "task", "status", "worker", "token", "attempts"
@@ -176,7 +244,8 @@ enum Ended {
 
 fn work(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let jobs = usize::from(args.jobs);
-    let store = open(&args.store.store, jobs)?;
+    let location = args.store.location()?;
+    let store = open(&location, jobs)?;
     let name = args
         .name
         .clone()
@@ -187,7 +256,7 @@ fn work(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let stop = Arc::new(AtomicBool::new(false));
     let fleet = match &args.repo {
-        Some(url) => Some(Arc::new(FleetArgs::new(args, url)?)),
+        Some(url) => Some(Arc::new(FleetArgs::new(args, url, &location)?)),
         None => None,
     };
     let ended = rt.block_on(async {
@@ -252,11 +321,12 @@ impl Job {
         let mut sweep = Sweep::default();
         while !stop.load(Ordering::SeqCst) {
             let (store, name, lease) = (self.store.clone(), self.name.clone(), self.lease);
-            // The claim's lease is counted from before the call: the local deadline is never
-            // later than the store's.
-            let asked = Instant::now();
-            let claim = tokio::task::spawn_blocking(move || store.claim(&name, lease)).await??;
-            let Some(claim) = claim else {
+            // The keeper counts the claim's lease from before the call: the local deadline is
+            // never later than the store's.
+            let keeper =
+                tokio::task::spawn_blocking(move || Keeper::claim_next(store, &name, lease))
+                    .await??;
+            let Some(keeper) = keeper else {
                 let Some(fleet) = &self.fleet else { break };
                 if self.sweep(&mut sweep).await? {
                     continue;
@@ -267,9 +337,10 @@ impl Job {
                 }
                 break;
             };
+            let claim = keeper.claim();
             let end = match &self.fleet {
-                Some(fleet) => self.build(fleet, claim.clone(), asked).await?,
-                None => self.task(claim.clone(), asked).await?,
+                Some(fleet) => self.build(fleet, keeper).await?,
+                None => self.task(keeper).await?,
             };
             if end == Ended::Done && self.fleet.is_some() {
                 // The dependents of a merged task become claimable at once.
@@ -282,8 +353,9 @@ impl Job {
         Ok(ended)
     }
 
-    /// Runs the command for `claim`, heartbeating, and settles the claim.
-    async fn task(&self, claim: Claim, asked: Instant) -> anyhow::Result<Ended> {
+    /// Runs the command for `keeper`'s claim while the keeper holds it, and settles the claim.
+    async fn task(&self, keeper: Keeper) -> anyhow::Result<Ended> {
+        let claim = keeper.claim();
         let mut child = tokio::process::Command::new(&self.command[0])
             .args(&self.command[1..])
             .env("LIGHTSOUT_RUN", &claim.run)
@@ -292,23 +364,23 @@ impl Job {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", self.command[0]))?;
-        // `child` is dropped when the claim is lost: kill_on_drop stops the command.
-        let Some((status, claim)) = self.hold(claim, asked, child.wait()).await? else {
+        // The wait is dropped when the claim is lost, then `child`: kill_on_drop stops the
+        // command.
+        let Some(status) = self.hold(&keeper, child.wait()).await else {
             return Ok(Ended::Lost);
         };
         let status = status.context("waiting for the task's command")?;
         let ok = status.success();
         let reason = format!("command exited with {status}");
-        self.settle(claim, ok.then_some(()).ok_or(reason)).await
+        self.settle(keeper, ok.then_some(()).ok_or(reason)).await
     }
 
-    /// Settles `claim`: done on `Ok`, failed with the reason on `Err`.
-    async fn settle(&self, claim: Claim, result: Result<(), String>) -> anyhow::Result<Ended> {
-        let store = self.store.clone();
+    /// Ends `keeper`'s claim under its token: done on `Ok`, failed with the reason on `Err`.
+    async fn settle(&self, keeper: Keeper, result: Result<(), String>) -> anyhow::Result<Ended> {
         let ok = result.is_ok();
         let settled = tokio::task::spawn_blocking(move || match result {
-            Ok(()) => store.complete(&claim),
-            Err(reason) => store.fail(&claim, &reason),
+            Ok(()) => keeper.finish(&Settle::Done),
+            Err(reason) => keeper.finish(&Settle::Failed(reason)),
         })
         .await?;
         match settled {
@@ -322,50 +394,28 @@ impl Job {
         }
     }
 
-    /// Drives `work` while holding `claim`: heartbeats every third of the lease, and gives up
-    /// (drops `work`, returns `None`) when a heartbeat is refused or none got through before
-    /// the lease would lapse. Otherwise `work`'s output and the claim as last renewed.
-    async fn hold<T>(
-        &self,
-        mut claim: Claim,
-        asked: Instant,
-        work: impl Future<Output = T>,
-    ) -> anyhow::Result<Option<(T, Claim)>> {
-        let mut deadline = asked + self.lease;
-        let mut tick = tokio::time::interval(self.lease / 3);
-        tick.tick().await;
-        let mut beat: Option<(Instant, tokio::task::JoinHandle<Result<Claim, FleetError>>)> = None;
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                out = &mut work => return Ok(Some((out, claim))),
-                _ = tick.tick(), if beat.is_none() => {
-                    let (store, held, lease) = (self.store.clone(), claim.clone(), self.lease);
-                    let sent = Instant::now();
-                    beat = Some((sent, tokio::task::spawn_blocking(move || store.heartbeat(&held, lease))));
-                }
-                r = async { beat.as_mut().map(|b| &mut b.1).expect("guarded").await }, if beat.is_some() => {
-                    let (sent, _) = beat.take().expect("guarded");
-                    match r? {
-                        Ok(renewed) => {
-                            claim = renewed;
-                            deadline = sent + self.lease;
-                        }
-                        Err(e @ FleetError::Stale { .. }) => {
-                            eprintln!("worker {}: {e}; stopping task {}", self.name, claim.task);
-                            return Ok(None);
-                        }
-                        Err(e) => eprintln!("worker {}: heartbeat failed: {e:#}", self.name),
-                    }
-                }
-                () = tokio::time::sleep_until(deadline) => {
-                    eprintln!(
-                        "worker {}: no heartbeat got through before the lease of task {} lapsed; \
-                         stopping it",
+    /// Drives `work` while `keeper` holds its claim ([`Keeper::hold`]): `work`'s output, or
+    /// `None` (with `work` dropped) when a heartbeat was refused or none got through before
+    /// the lease would lapse.
+    async fn hold<T>(&self, keeper: &Keeper, work: impl Future<Output = T>) -> Option<T> {
+        match keeper.hold(work).await {
+            Ok(out) => Some(out),
+            Err(lost) => {
+                let claim = keeper.claim();
+                match lost {
+                    Lost::Refused => eprintln!(
+                        "worker {}: {}; stopping task {}",
+                        self.name,
+                        keeper.stale(),
+                        claim.task
+                    ),
+                    Lost::Deadline => eprintln!(
+                        "worker {}: no heartbeat got through before the lease of task {} \
+                         lapsed; stopping it",
                         self.name, claim.task
-                    );
-                    return Ok(None);
+                    ),
                 }
+                None
             }
         }
     }
@@ -378,10 +428,12 @@ struct FleetArgs {
     /// The holdout directory, absolute (`--holdout`), if given.
     holdout: Option<PathBuf>,
     poll: Duration,
+    /// The fleet's day budget, in the same store as the claims.
+    day_budget: Arc<dyn BudgetStore>,
 }
 
 impl FleetArgs {
-    fn new(args: &RunArgs, url: &str) -> anyhow::Result<Self> {
+    fn new(args: &RunArgs, url: &str, store: &str) -> anyhow::Result<Self> {
         let cwd = std::env::current_dir().context("reading the current directory")?;
         // A relative path names a repository from here, not from a job's directory.
         let url = if url.contains("://") {
@@ -404,6 +456,7 @@ impl FleetArgs {
             url,
             holdout,
             poll: Duration::from_millis(args.poll_ms),
+            day_budget: open_budget(store, usize::from(args.jobs))?,
         })
     }
 }
@@ -434,12 +487,8 @@ struct Sweep {
 impl Job {
     /// Builds `claim`'s task with the factory on this job's clone while holding the claim,
     /// and settles the claim.
-    async fn build(
-        &self,
-        fleet: &Arc<FleetArgs>,
-        claim: Claim,
-        asked: Instant,
-    ) -> anyhow::Result<Ended> {
+    async fn build(&self, fleet: &Arc<FleetArgs>, keeper: Keeper) -> anyhow::Result<Ended> {
+        let claim = keeper.claim();
         eprintln!(
             "worker {}: task {} of run {} (fencing token {}, claim {})",
             self.name, claim.task, claim.run, claim.token, claim.attempt
@@ -448,15 +497,14 @@ impl Job {
         // the heartbeats.
         let work = tokio::spawn(build_task(
             fleet.clone(),
-            self.store.clone(),
+            keeper.guard(),
             self.clone.clone(),
-            claim.clone(),
-            self.lease,
         ));
         let abort = work.abort_handle();
         // On a lost claim the factory's run is aborted: its agents and checks are stopped,
-        // and its half-done attempt stays in this clone's run directory, never merged.
-        let Some((built, claim)) = self.hold(claim, asked, work).await? else {
+        // and its half-done attempt stays in this clone's run directory, never merged (the
+        // merge step writes through the keeper's guard, which refuses once it is lost).
+        let Some(built) = self.hold(&keeper, work).await else {
             abort.abort();
             return Ok(Ended::Lost);
         };
@@ -476,7 +524,7 @@ impl Job {
         if let Err(reason) = &result {
             eprintln!("worker {}: task {} failed: {reason}", self.name, claim.task);
         }
-        self.settle(claim, result).await
+        self.settle(keeper, result).await
     }
 }
 
@@ -485,11 +533,10 @@ impl Job {
 /// with the remote as its merge target.
 async fn build_task(
     fleet: Arc<FleetArgs>,
-    store: Arc<dyn ClaimStore>,
+    guard: ClaimGuard,
     dir: PathBuf,
-    claim: Claim,
-    lease: Duration,
 ) -> anyhow::Result<Built> {
+    let claim = guard.claim();
     let url = fleet.url.clone();
     let clone = tokio::task::spawn_blocking(move || fleet::ensure_clone(&url, &dir)).await??;
     let config_path = clone.join("lightsout.toml");
@@ -507,8 +554,11 @@ async fn build_task(
     let (c, run) = (clone.clone(), claim.run.clone());
     let shared = tokio::task::spawn_blocking(move || fleet::fetch_plan(&c, &run)).await??;
     let plan = fleet::task_plan(&shared.plan, &claim.task, &merged)?;
-    let target = RemoteMain::new(store, claim.clone(), lease, fleet.poll);
-    let factory = Factory::new(&clone, config)?.with_merge_target(Arc::new(target));
+    let target = RemoteMain::new(guard, fleet.poll);
+    // `[budget.day] usd` is the fleet's: reserved and settled in the shared store.
+    let factory = Factory::new(&clone, config)?
+        .with_merge_target(Arc::new(target))
+        .with_day_budget(fleet.day_budget.clone());
     let opts = RunOptions {
         // Unique per claim: a re-claimed task starts over in a run of its own.
         run_id: Some(format!("{}-{}-{}", claim.run, claim.task, claim.token)),
@@ -614,4 +664,55 @@ fn sweep_runs(store: &dyn ClaimStore, clone: &Path, sweep: &mut Sweep) -> anyhow
         }
     }
     Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store of `worker`, `status` (and `run`): `--store` (or `LIGHTSOUT_STORE`), else
+    /// `[store] url` of the nearest lightsout.toml up to the repository's root, else the
+    /// default file.
+    #[test]
+    fn fleet_store_precedence_flag_then_config_then_default() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path().join("repo");
+        let sub = repo.join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::create_dir(repo.join(".git")).unwrap();
+        let at = |flag: Option<&str>, config: Option<&Path>, cwd: &Path| {
+            store_location(flag, config, cwd).unwrap()
+        };
+        assert_eq!(at(None, None, &sub), DEFAULT_STORE);
+        std::fs::write(
+            repo.join("lightsout.toml"),
+            "[store]\nurl = \"postgres://w@db:5432/fleet\"\n",
+        )
+        .unwrap();
+        assert_eq!(at(None, None, &sub), "postgres://w@db:5432/fleet");
+        assert_eq!(at(Some("x.db"), None, &sub), "x.db");
+        // An explicit --config, relative to the current directory; a SQLite file in it is
+        // relative to that file's directory.
+        std::fs::write(sub.join("other.toml"), "[store]\nurl = \"s.db\"\n").unwrap();
+        assert_eq!(
+            at(None, Some(Path::new("other.toml")), &sub),
+            sub.join("s.db").to_string_lossy()
+        );
+        // A config without [store] url leaves the default.
+        std::fs::write(sub.join("lightsout.toml"), "[run]\njobs = 1\n").unwrap();
+        assert_eq!(at(None, None, &sub), DEFAULT_STORE);
+        // The search stops at the repository's root.
+        let outside = d.path().join("elsewhere/repo2");
+        std::fs::create_dir_all(outside.join(".git")).unwrap();
+        std::fs::write(
+            d.path().join("lightsout.toml"),
+            "[store]\nurl = \"up.db\"\n",
+        )
+        .unwrap();
+        assert_eq!(at(None, None, &outside), DEFAULT_STORE);
+        // A typo is an error, not a silent default.
+        std::fs::write(sub.join("lightsout.toml"), "[store]\nurll = \"s.db\"\n").unwrap();
+        let e = store_location(None, None, &sub).unwrap_err().to_string();
+        assert!(e.contains("did you mean `url`?"), "{e}");
+    }
 }

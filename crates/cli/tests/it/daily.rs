@@ -111,15 +111,11 @@ fn worktrees(p: &Project) -> usize {
         .count()
 }
 
-#[test]
-fn an_edit_rebuilds_only_the_invalidated_task_and_its_dependents() {
-    let p = chain_project();
-    let init = p.git(&["rev-parse", "main"]);
-
-    // First run: four tasks, four squashed commits on main, each with its trailers.
-    let first = json_run(&p, "r1");
+/// First run: four tasks, four squashed commits on main since `init`, each with its
+/// trailers.
+fn assert_one_squashed_commit_per_task(p: &Project, first: &Value, init: &str) {
     assert_eq!(first["totals"]["merged"], 4);
-    let msgs = commits_since(&p, &init);
+    let msgs = commits_since(p, init);
     assert_eq!(msgs.len(), 4, "{msgs:#?}");
     let mut tasks: Vec<&str> = msgs
         .iter()
@@ -137,15 +133,22 @@ fn an_edit_rebuilds_only_the_invalidated_task_and_its_dependents() {
             "{m}"
         );
     }
-    // Linear history: every commit on main has one parent.
+}
+
+/// Linear history: every commit on main since `init` has one parent.
+fn assert_linear_history(p: &Project, init: &str) {
     for line in p
         .git(&["rev-list", "--parents", &format!("{init}..main")])
         .lines()
     {
         assert_eq!(line.split(' ').count(), 2, "a merge commit on main: {line}");
     }
-    // The attempts stay reachable under refs/lightsout/, not as branches; no worktree left.
-    let refs = factory_refs(&p);
+}
+
+/// The attempts of run `r1` stay reachable under refs/lightsout/, not as branches; no
+/// worktree left.
+fn assert_attempts_kept_under_factory_refs(p: &Project) {
+    let refs = factory_refs(p);
     assert!(
         refs.iter().all(|r| r.starts_with("refs/lightsout/r1/")),
         "{refs:#?}"
@@ -161,28 +164,29 @@ fn an_edit_rebuilds_only_the_invalidated_task_and_its_dependents() {
             .success();
         assert!(!on_main, "{id}'s attempt commit landed on main");
     }
-    assert_eq!(worktrees(&p), 1);
+    assert_eq!(worktrees(p), 1);
+}
 
-    // Second run, nothing changed: nothing is built, main does not move.
-    let head = p.git(&["rev-parse", "main"]);
-    let second = json_run(&p, "r2");
+/// Second run (`r2`), nothing changed: nothing is built, main does not move from `head`.
+fn assert_nothing_is_built(p: &Project, second: &Value, head: &str) {
     assert_eq!(second["totals"]["unchanged"], 4);
     assert_eq!(second["totals"]["merged"], 0);
     assert_eq!(second["totals"]["attempts"], 0);
     assert_eq!(
-        journaled(&p, "r2", "task_unchanged"),
+        journaled(p, "r2", "task_unchanged"),
         ["REQ-1", "REQ-2", "REQ-3", "REQ-4"]
     );
-    assert!(journaled(&p, "r2", "task_started").is_empty());
+    assert!(journaled(p, "r2", "task_started").is_empty());
     assert_eq!(p.git(&["rev-parse", "main"]), head);
     assert!(
-        report_statuses(&p, "r2")
+        report_statuses(p, "r2")
             .iter()
             .all(|(_, s)| s == "unchanged")
     );
+}
 
-    // Edit REQ-2's text (and its scenario and recorded work to match): REQ-2 and its
-    // dependent REQ-3 are built again; REQ-1 and REQ-4 are not.
+/// Edits REQ-2's text (and its scenario and recorded work to match).
+fn edit_req2(p: &Project) {
     let spec = p.repo().join("specs/demo.md");
     let text = std::fs::read_to_string(&spec).unwrap();
     let edited = text.replace(
@@ -195,14 +199,17 @@ fn an_edit_rebuilds_only_the_invalidated_task_and_its_dependents() {
     p.holdout("REQ-2", "grep -qx 'beta v2' b.txt");
     p.patch("REQ-2", 1, &change_line("b.txt", "beta", "beta v2", &[]));
     p.patch("REQ-3", 1, &change_line("c.txt", "gamma", "gamma v2", &[]));
-    let before = p.git(&["rev-parse", "main"]);
-    let third = json_run(&p, "r3");
+}
+
+/// After the edit, run `r3` built REQ-2 and its dependent REQ-3 again, REQ-1 and REQ-4
+/// not; main since `before` has one commit per rebuilt task, in dependency order.
+fn assert_only_req2_and_its_dependent_rebuilt(p: &Project, third: &Value, before: &str) {
     assert_eq!(third["totals"]["merged"], 2);
     assert_eq!(third["totals"]["unchanged"], 2);
-    assert_eq!(journaled(&p, "r3", "task_unchanged"), ["REQ-1", "REQ-4"]);
-    assert_eq!(journaled(&p, "r3", "task_started"), ["REQ-2", "REQ-3"]);
+    assert_eq!(journaled(p, "r3", "task_unchanged"), ["REQ-1", "REQ-4"]);
+    assert_eq!(journaled(p, "r3", "task_started"), ["REQ-2", "REQ-3"]);
     assert_eq!(
-        report_statuses(&p, "r3"),
+        report_statuses(p, "r3"),
         [
             ("REQ-1".into(), "unchanged".into()),
             ("REQ-2".into(), "merged".into()),
@@ -211,7 +218,7 @@ fn an_edit_rebuilds_only_the_invalidated_task_and_its_dependents() {
         ]
     );
     // One commit per rebuilt task, in dependency order.
-    let msgs = commits_since(&p, &before);
+    let msgs = commits_since(p, before);
     let tasks: Vec<&str> = msgs
         .iter()
         .map(|m| trailer(m, "Lightsout-Task").unwrap())
@@ -220,8 +227,11 @@ fn an_edit_rebuilds_only_the_invalidated_task_and_its_dependents() {
     assert_eq!(p.git(&["show", "main:b.txt"]), "beta v2");
     assert_eq!(p.git(&["show", "main:c.txt"]), "gamma v2");
     assert_eq!(p.git(&["show", "main:a.txt"]), "alpha");
-    // The holdout judged the rebuilt work with the unchanged tasks' requirements, which are
-    // on main, as its regression bucket.
+}
+
+/// The holdout of run `r3` judged the rebuilt work with the unchanged tasks'
+/// requirements, which are on main, as its regression bucket.
+fn assert_the_unchanged_tasks_are_the_regression_bucket(p: &Project) {
     let started = p
         .journal("r3")
         .into_iter()
@@ -235,20 +245,45 @@ fn an_edit_rebuilds_only_the_invalidated_task_and_its_dependents() {
         .collect();
     regression.sort_unstable();
     assert_eq!(regression, ["REQ-1", "REQ-4"]);
+}
 
-    // gc: no stale branch, ref, worktree or run directory is left.
+/// gc: no stale branch, ref, worktree or run directory is left.
+fn assert_gc_leaves_nothing_stale(p: &Project) {
     Command::cargo_bin("lightsout")
         .unwrap()
         .current_dir(p.repo())
         .args(["gc", "--older-than", "0"])
         .assert()
         .code(0);
-    assert_eq!(factory_refs(&p), Vec::<String>::new());
-    assert_eq!(worktrees(&p), 1);
+    assert_eq!(factory_refs(p), Vec::<String>::new());
+    assert_eq!(worktrees(p), 1);
     let runs = std::fs::read_dir(p.repo().join(".lightsout/runs"))
         .unwrap()
         .count();
     assert_eq!(runs, 0);
+}
+
+#[test]
+fn an_edit_rebuilds_only_the_invalidated_task_and_its_dependents() {
+    let p = chain_project();
+    let init = p.git(&["rev-parse", "main"]);
+
+    let first = json_run(&p, "r1");
+    assert_one_squashed_commit_per_task(&p, &first, &init);
+    assert_linear_history(&p, &init);
+    assert_attempts_kept_under_factory_refs(&p);
+
+    let head = p.git(&["rev-parse", "main"]);
+    let second = json_run(&p, "r2");
+    assert_nothing_is_built(&p, &second, &head);
+
+    edit_req2(&p);
+    let before = p.git(&["rev-parse", "main"]);
+    let third = json_run(&p, "r3");
+    assert_only_req2_and_its_dependent_rebuilt(&p, &third, &before);
+    assert_the_unchanged_tasks_are_the_regression_bucket(&p);
+
+    assert_gc_leaves_nothing_stale(&p);
     // Main and the input keys survive gc: the next run still reuses everything.
     assert_eq!(p.git(&["show", "main:b.txt"]), "beta v2");
     let fourth = json_run(&p, "r4");

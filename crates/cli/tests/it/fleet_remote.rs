@@ -38,36 +38,6 @@ fn example_remote(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (seed, remote, holdout)
 }
 
-/// The tree the trajectory builds: the example with every recorded patch applied, task by
-/// task, attempt by attempt (the tasks touch disjoint files).
-fn expected_tree(seed: &Path) -> String {
-    let trajectory = seed.join("trajectory");
-    let scratch = seed.parent().unwrap().join("expected");
-    git(
-        seed,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            scratch.to_str().unwrap(),
-        ],
-    );
-    for task in TASKS {
-        let mut patches: Vec<PathBuf> = std::fs::read_dir(trajectory.join(task))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "patch"))
-            .collect();
-        patches.sort();
-        for p in patches {
-            git(&scratch, &["apply", p.to_str().unwrap()]);
-        }
-    }
-    git(&scratch, &["add", "-A"]);
-    git(&scratch, &["write-tree"])
-}
-
 fn worker(url: &str, remote: &Path, holdout: &Path, dir: &Path, name: &str) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     Std::new(env!("CARGO_BIN_EXE_lightsout"))
@@ -145,7 +115,7 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (seed, remote, holdout) = example_remote(dir);
-    let expected = expected_tree(&seed);
+    let expected = crate::trajectory_tree(&seed, "HEAD");
 
     // Plan and enqueue; the plan goes to the remote.
     let out = Command::cargo_bin("lightsout")
@@ -251,13 +221,15 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
     merged.sort_unstable();
     assert_eq!(merged, TASKS, "every task merged exactly once:\n{trailers}");
     assert_eq!(bare(&["rev-parse", "main^{tree}"]), expected, "{all}");
-    // Each task's branch was pushed too.
+    // Each task's branch was pushed while it was merged and deleted once it was on main
+    // (the re-claimed REQ-4's too: its new holder pushed its own head over it, then deleted
+    // it); none is left.
     let branches = bare(&[
         "for-each-ref",
         "--format=%(refname)",
         "refs/heads/lightsout/",
     ]);
-    assert_eq!(branches.lines().count(), TASKS.len(), "{branches}");
+    assert_eq!(branches, "", "no task branch is left after its merge");
     eprintln!(
         "fleet e2e: worker {victim} killed at {:.1} s; all 5 tasks merged at {:.1} s",
         killed_at.as_secs_f64(),
@@ -314,4 +286,96 @@ fn run_store_pushes_the_plan_once_and_enqueues_the_ready_tasks() {
         .unwrap();
     let shown = String::from_utf8(shown.stdout).unwrap();
     assert_eq!(shown.lines().count(), 2, "a header and REQ-1: {shown}");
+}
+
+/// `[store] url` of lightsout.toml is the store of `run`, `worker` and `status` when no
+/// `--store` is given; `--store` wins over it; a typo in `[store]` is refused with its place.
+#[test]
+fn the_fleet_store_comes_from_lightsout_toml_unless_store_is_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (seed, _remote, _holdout) = example_remote(dir);
+    let (from_config, from_flag) = (dir.join("config.db"), dir.join("flag.db"));
+    let base = std::fs::read_to_string(seed.join("lightsout.toml")).unwrap();
+    // A second config beside the first (same directory, so its paths resolve alike).
+    std::fs::write(
+        seed.join("fleet.toml"),
+        format!("{base}\n[store]\nurl = \"../config.db\"\n"),
+    )
+    .unwrap();
+    let lightsout = |args: &[&str]| {
+        Command::cargo_bin("lightsout")
+            .unwrap()
+            .current_dir(&seed)
+            .env_remove("LIGHTSOUT_HOLDOUT")
+            .env_remove("LIGHTSOUT_STORE")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let plan = |run: &str, extra: &[&str]| {
+        let mut args = vec!["run", "--config", "fleet.toml", "--run-id", run];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--format", "json", "specs/url-shortener.md"]);
+        let out = lightsout(&args);
+        assert!(out.status.success(), "{out:?}");
+    };
+    plan("by-config", &[]);
+    plan("by-flag", &["--store", from_flag.to_str().unwrap()]);
+    let runs = |store: &Path| {
+        let s = lightsout_fleet::claims::SqliteClaims::open(store).unwrap();
+        lightsout_fleet::claims::ClaimStore::runs(&s).unwrap()
+    };
+    assert_eq!(runs(&from_config), ["by-config"]);
+    assert_eq!(runs(&from_flag), ["by-flag"]);
+    // `status` and `worker` read the same [store] url through --config (and lightsout.toml of
+    // the directory by default); --store wins.
+    let shown = |extra: &[&str]| {
+        let mut args = vec!["status", "--format", "json"];
+        args.extend_from_slice(extra);
+        let out = lightsout(&args);
+        assert!(out.status.success(), "{out:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["run"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shown(&["--config", "fleet.toml"]), ["by-config"]);
+    assert_eq!(
+        shown(&[
+            "--config",
+            "fleet.toml",
+            "--store",
+            from_flag.to_str().unwrap()
+        ]),
+        ["by-flag"]
+    );
+    let out = lightsout(&["worker", "status", "--config", "fleet.toml", "by-config"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("REQ-1"),
+        "{out:?}"
+    );
+    // A typo in [store] is an error with its place, for every command reading the file.
+    let typo = format!("{base}\n[store]\nulr = \"../config.db\"\n");
+    std::fs::write(seed.join("fleet.toml"), &typo).unwrap();
+    let line = typo[..typo.find("ulr").unwrap()].matches('\n').count() + 1;
+    for args in [
+        &["status", "--config", "fleet.toml"][..],
+        &["run", "--config", "fleet.toml", "specs/url-shortener.md"],
+    ] {
+        let out = lightsout(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        for want in [
+            format!("lightsout.toml:{line}:1"),
+            "unknown key `ulr` in [store]".to_owned(),
+            "did you mean `url`?".to_owned(),
+        ] {
+            assert!(err.contains(&want), "{args:?}: `{want}` missing from {err}");
+        }
+    }
 }

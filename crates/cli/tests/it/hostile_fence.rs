@@ -6,7 +6,7 @@
 
 use super::run::{CANARY, Project, project, task};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command as Std, Stdio};
 use std::time::{Duration, Instant};
 
@@ -97,8 +97,39 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-#[test]
-fn hostile_agents_and_checks_stay_inside_the_sandbox() {
+/// What a hostile run must leave as it found it: main, the shared git config.
+struct Before {
+    main: String,
+    config: Vec<u8>,
+}
+
+impl Before {
+    fn of(p: &Project) -> Before {
+        Before {
+            main: p.git(&["rev-parse", "main"]),
+            config: std::fs::read(p.repo().join(".git/config")).unwrap(),
+        }
+    }
+}
+
+/// A task's status in `report`, `""` if it has none.
+fn status(report: &Value, id: &str) -> String {
+    task(report, id)["status"].as_str().unwrap_or("").to_owned()
+}
+
+/// Binds a nonblocking listener on the host's loopback, for a hostile agent or check to
+/// try to reach; returns it and its port.
+fn loopback_listener() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+/// Five tasks run by [`HOSTILE_AGENT`] with `network = "none"` and a visible check that
+/// runs the agent's `hostile-test.sh`; returns the project, what must stay intact (main,
+/// config, a holdout scenario), and the loopback listener the check tries to reach.
+fn hostile_project() -> (Project, Before, Vec<u8>, std::net::TcpListener, u16) {
     let p = project(
         &[
             ("REQ-1", "mount tricks", &[]),
@@ -119,9 +150,7 @@ fn hostile_agents_and_checks_stay_inside_the_sandbox() {
         p.holdout(req, &format!("grep -qx ok {file}.txt"));
     }
     p.holdout("REQ-3", "grep -qx 'unshare=1 setns=1 ptrace=1' c.txt");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = loopback_listener();
     std::fs::write(p.root.join("agent.sh"), HOSTILE_AGENT).unwrap();
     std::fs::write(
         p.repo().join("lightsout.toml"),
@@ -134,40 +163,37 @@ fn hostile_agents_and_checks_stay_inside_the_sandbox() {
     )
     .unwrap();
     p.commit_all("hostile agents");
-    let main_before = p.git(&["rev-parse", "main"]);
-    let config_before = std::fs::read(p.repo().join(".git/config")).unwrap();
+    let before = Before::of(&p);
     let holdout_before = std::fs::read(p.root.join("holdout/expect/REQ-1.sh")).unwrap();
+    (p, before, holdout_before, listener, port)
+}
 
-    let out = p
-        .run()
-        .args(["--run-id", "hostile", "--format", "json", "specs/demo.md"])
-        .env("E2E_PORT", port.to_string())
-        .timeout(Duration::from_secs(300))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+/// Refused writes fail their attempt; the others merged, REQ-3 with EPERM for each call.
+fn assert_refused_writes_fail_and_the_rest_merge(p: &Project, stderr: &str) {
     let report = p.report("hostile");
-    let status = |id: &str| {
-        task(&report, id)["status"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    };
     let feedback = |id: &str| task(&report, id)["attempts"][0]["feedback"].to_string();
-
-    // Refused writes fail their attempt; the others merged, REQ-3 with EPERM for each call.
     for id in ["REQ-1", "REQ-2", "REQ-4"] {
-        assert_eq!(status(id), "failed", "{id}: {}\n{stderr}", feedback(id));
+        assert_eq!(
+            status(&report, id),
+            "failed",
+            "{id}: {}\n{stderr}",
+            feedback(id)
+        );
     }
     for id in ["REQ-3", "REQ-5"] {
-        assert_eq!(status(id), "merged", "{id}: {}\n{stderr}", feedback(id));
+        assert_eq!(
+            status(&report, id),
+            "merged",
+            "{id}: {}\n{stderr}",
+            feedback(id)
+        );
     }
     assert!(
         feedback("REQ-4").contains("Read-only file system"),
         "{}",
         feedback("REQ-4")
     );
-    let audit = audit(&p, "hostile");
+    let audit = audit(p, "hostile");
     let refused = |req: &str| {
         audit.iter().any(|e| {
             e["kind"] == "policy_hit"
@@ -178,10 +204,16 @@ fn hostile_agents_and_checks_stay_inside_the_sandbox() {
     for req in ["REQ-1", "REQ-2", "REQ-4"] {
         assert!(refused(req), "{req}: no policy_hit in the audit log");
     }
+}
 
-    // Main moved only through the merge queue, the objects are whole, the config and the
-    // holdout unchanged, nothing was written beside the checkout.
-    let log = p.git(&["log", "--format=%s", &format!("{main_before}..main")]);
+/// Main moved only through the merge queue, the objects are whole, the config and the
+/// holdout unchanged, nothing was written beside the checkout.
+fn assert_main_objects_config_and_holdout_intact(
+    p: &Project,
+    before: &Before,
+    holdout_before: &[u8],
+) {
+    let log = p.git(&["log", "--format=%s", &format!("{}..main", before.main)]);
     assert!(
         log.lines()
             .all(|l| l.contains("REQ-3") || l.contains("REQ-5")),
@@ -199,7 +231,7 @@ fn hostile_agents_and_checks_stay_inside_the_sandbox() {
     );
     assert_eq!(
         std::fs::read(p.repo().join(".git/config")).unwrap(),
-        config_before
+        before.config
     );
     assert!(!p.repo().join(".git/hooks/post-commit").exists());
     assert_eq!(
@@ -209,7 +241,10 @@ fn hostile_agents_and_checks_stay_inside_the_sandbox() {
     for f in ["evil.txt", "evil-check.txt"] {
         assert!(!p.repo().join(f).exists(), "{f} was written");
     }
-    // The holdout's text is in nothing the agents or their checks could write.
+}
+
+/// The holdout's text is in nothing the agents or their checks could write.
+fn assert_no_holdout_text_in_the_repository(p: &Project) {
     let mut all = Vec::new();
     files(&p.repo(), &mut all);
     for f in all {
@@ -220,6 +255,22 @@ fn hostile_agents_and_checks_stay_inside_the_sandbox() {
             f.display()
         );
     }
+}
+
+#[test]
+fn hostile_agents_and_checks_stay_inside_the_sandbox() {
+    let (p, before, holdout_before, listener, port) = hostile_project();
+    let out = p
+        .run()
+        .args(["--run-id", "hostile", "--format", "json", "specs/demo.md"])
+        .env("E2E_PORT", port.to_string())
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_refused_writes_fail_and_the_rest_merge(&p, &stderr);
+    assert_main_objects_config_and_holdout_intact(&p, &before, &holdout_before);
+    assert_no_holdout_text_in_the_repository(&p);
     // The hostile check's socket reached nothing (`network = "none"` holds for checks too).
     assert!(listener.accept().is_err());
 }
@@ -730,17 +781,30 @@ fn kernel_landlock_abi() -> u64 {
     v["kernel_abi"].as_u64().unwrap_or(0)
 }
 
-/// The escapes bubblewrap's mounts alone leave open, each tried by a hostile `command`
-/// agent:
-/// - REQ-1 reads what the read-only root still shows: the factory's journal, audit log and
-///   state, and an SSH key in the factory's `$HOME`. Landlock (the sandbox
-///   entry's second layer) refuses each read; the run's `run_start` says which ABI.
-/// - REQ-2 points its worktree's `.git` at a git directory it made, then removes and renames
-///   `.git`: the file is bound read-only, every try is refused and a `policy_hit`.
-/// - REQ-3 opens a TCP connection to a listener of the host's loopback with no `network`
-///   configured: the default is `none`, so nothing arrives.
-#[test]
-fn landlock_git_link_and_default_network_hold() {
+/// The agent of [`landlock_git_link_and_default_network_hold`]: one escape per task.
+const LAYER2_AGENT: &str = r#"read -r first
+ok() { printf '{"type":"result","subtype":"success","is_error":false,"result":"done","usage":{"input_tokens":10,"output_tokens":10}}\n'; }
+case "$first" in
+  *"REQ-1:"*)
+    { cat ../../journal.jsonl ../../audit.jsonl ../../state.json; cat "$HOME/.ssh/id_ed25519"; } > state.txt 2>&1
+    echo ok > a.txt; ok ;;
+  *"REQ-2:"*)
+    mkdir -p fake/refs/heads fake/objects && echo 'ref: refs/heads/main' > fake/HEAD
+    echo "gitdir: $(pwd)/fake" > .git
+    rm -f .git
+    mv .git moved
+    echo ok > b.txt; ok ;;
+  *"REQ-3:"*)
+    bash -c 'exec 3<>/dev/tcp/127.0.0.1/$E2E_PORT && echo connected >&3' > net.txt 2>&1
+    echo ok > c.txt; ok ;;
+  *) echo ok > e.txt; ok ;;
+esac
+"#;
+
+/// Four tasks run by [`LAYER2_AGENT`] with no `network` configured, and a factory `$HOME`
+/// holding an SSH key; returns the project, that home, what must stay intact and the
+/// loopback listener REQ-3 tries to reach.
+fn layer2_project() -> (Project, PathBuf, Before, std::net::TcpListener, u16) {
     let p = project(
         &[
             ("REQ-1", "factory state", &[]),
@@ -759,24 +823,6 @@ fn landlock_git_link_and_default_network_hold() {
         "[user]\n\tname = t\n\temail = t@localhost\n",
     )
     .unwrap();
-    let agent = r#"read -r first
-ok() { printf '{"type":"result","subtype":"success","is_error":false,"result":"done","usage":{"input_tokens":10,"output_tokens":10}}\n'; }
-case "$first" in
-  *"REQ-1:"*)
-    { cat ../../journal.jsonl ../../audit.jsonl ../../state.json; cat "$HOME/.ssh/id_ed25519"; } > state.txt 2>&1
-    echo ok > a.txt; ok ;;
-  *"REQ-2:"*)
-    mkdir -p fake/refs/heads fake/objects && echo 'ref: refs/heads/main' > fake/HEAD
-    echo "gitdir: $(pwd)/fake" > .git
-    rm -f .git
-    mv .git moved
-    echo ok > b.txt; ok ;;
-  *"REQ-3:"*)
-    bash -c 'exec 3<>/dev/tcp/127.0.0.1/$E2E_PORT && echo connected >&3' > net.txt 2>&1
-    echo ok > c.txt; ok ;;
-  *) echo ok > e.txt; ok ;;
-esac
-"#;
     for (req, file) in [
         ("REQ-1", "a"),
         ("REQ-2", "b"),
@@ -785,40 +831,26 @@ esac
     ] {
         p.holdout(req, &format!("grep -qx ok {file}.txt"));
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::fs::write(p.root.join("agent.sh"), agent).unwrap();
+    let (listener, port) = loopback_listener();
+    std::fs::write(p.root.join("agent.sh"), LAYER2_AGENT).unwrap();
     std::fs::write(
         p.repo().join("lightsout.toml"),
         config(&p, &p.root.join("agent.sh"), ""),
     )
     .unwrap();
     p.commit_all("hostile agents, second layer");
-    let main_before = p.git(&["rev-parse", "main"]);
-    let config_before = std::fs::read(p.repo().join(".git/config")).unwrap();
+    let before = Before::of(&p);
+    (p, home, before, listener, port)
+}
 
-    let out = p
-        .run()
-        .args(["--run-id", "layer2", "--format", "json", "specs/demo.md"])
-        .env("E2E_PORT", port.to_string())
-        .env("HOME", &home)
-        .timeout(Duration::from_secs(300))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+/// REQ-2 failed, the others merged; the `.git` file was never changed: refused, not
+/// repaired after the fact.
+fn assert_the_git_link_is_refused_not_repaired(p: &Project, audit: &[Value], stderr: &str) {
     let report = p.report("layer2");
-    let status = |id: &str| {
-        task(&report, id)["status"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    };
-    assert_eq!(status("REQ-2"), "failed", "{stderr}");
+    assert_eq!(status(&report, "REQ-2"), "failed", "{stderr}");
     for id in ["REQ-1", "REQ-3", "REQ-4"] {
-        assert_eq!(status(id), "merged", "{id}\n{stderr}");
+        assert_eq!(status(&report, id), "merged", "{id}\n{stderr}");
     }
-    let audit = audit(&p, "layer2");
     let hits = |req: &str| -> Vec<String> {
         audit
             .iter()
@@ -826,7 +858,6 @@ esac
             .map(|e| e["details"]["violation"].as_str().unwrap_or("").to_owned())
             .collect()
     };
-    // The `.git` file was never changed: refused, not repaired after the fact.
     let git_hits = hits("REQ-2");
     assert!(
         git_hits.iter().any(|v| v == "outside_write_refused"),
@@ -836,8 +867,10 @@ esac
         !git_hits.iter().any(|v| v.starts_with("git_link")),
         "{git_hits:?}"
     );
+}
 
-    // Landlock: recorded at the run's start, and the reads were refused.
+/// Landlock: recorded at the run's start, and the reads were refused.
+fn assert_landlock_is_recorded_and_refuses_the_reads(p: &Project, audit: &[Value]) {
     let start = audit.iter().find(|e| e["kind"] == "run_start").unwrap();
     let kernel = kernel_landlock_abi();
     let state = std::fs::read_to_string(p.repo().join("state.txt")).unwrap();
@@ -859,14 +892,18 @@ esac
             "{start}"
         );
     }
+}
 
-    // `network` not configured: no connection reached the host's loopback.
+/// `network` not configured: no connection reached the host's loopback.
+fn assert_no_connection_reached_the_host(p: &Project, listener: &std::net::TcpListener) {
     assert!(listener.accept().is_err());
     let net = std::fs::read_to_string(p.repo().join("net.txt")).unwrap();
     assert!(!net.contains("connected"), "{net}");
+}
 
-    // Main moved only through the merge queue; objects and config intact.
-    let log = p.git(&["log", "--format=%s", &format!("{main_before}..main")]);
+/// Main moved only through the merge queue (REQ-2 never on it); objects and config intact.
+fn assert_main_objects_and_config_intact(p: &Project, before: &Before) {
+    let log = p.git(&["log", "--format=%s", &format!("{}..main", before.main)]);
     assert!(!log.contains("REQ-2"), "{log}");
     let fsck = Std::new("git")
         .args(["fsck", "--full"])
@@ -876,8 +913,36 @@ esac
     assert!(fsck.status.success());
     assert_eq!(
         std::fs::read(p.repo().join(".git/config")).unwrap(),
-        config_before
+        before.config
     );
+}
+
+/// The escapes bubblewrap's mounts alone leave open, each tried by a hostile `command`
+/// agent:
+/// - REQ-1 reads what the read-only root still shows: the factory's journal, audit log and
+///   state, and an SSH key in the factory's `$HOME`. Landlock (the sandbox
+///   entry's second layer) refuses each read; the run's `run_start` says which ABI.
+/// - REQ-2 points its worktree's `.git` at a git directory it made, then removes and renames
+///   `.git`: the file is bound read-only, every try is refused and a `policy_hit`.
+/// - REQ-3 opens a TCP connection to a listener of the host's loopback with no `network`
+///   configured: the default is `none`, so nothing arrives.
+#[test]
+fn landlock_git_link_and_default_network_hold() {
+    let (p, home, before, listener, port) = layer2_project();
+    let out = p
+        .run()
+        .args(["--run-id", "layer2", "--format", "json", "specs/demo.md"])
+        .env("E2E_PORT", port.to_string())
+        .env("HOME", &home)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let audit = audit(&p, "layer2");
+    assert_the_git_link_is_refused_not_repaired(&p, &audit, &stderr);
+    assert_landlock_is_recorded_and_refuses_the_reads(&p, &audit);
+    assert_no_connection_reached_the_host(&p, &listener);
+    assert_main_objects_and_config_intact(&p, &before);
 }
 
 /// The spawn window: a sandbox whose factory died before bubblewrap's `PR_SET_PDEATHSIG`

@@ -82,25 +82,66 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-#[test]
-fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
+/// One task per class of attack: its requirement, title and the file its holdout wants.
+/// The first eight are hostile; the last behaves.
+const CLASSES: [(&str, &str, &str); 9] = [
+    ("REQ-1", "move main", "a"),
+    ("REQ-2", "write run refs", "b"),
+    ("REQ-3", "delete objects", "c"),
+    ("REQ-4", "set fsmonitor", "d"),
+    ("REQ-5", "install hooks", "e"),
+    ("REQ-6", "include config", "f"),
+    ("REQ-7", "install a filter", "g"),
+    ("REQ-8", "store a huge file", "h"),
+    ("REQ-9", "behave", "i"),
+];
+
+/// The project in a temporary directory: `repo` (spec, config, one commit on main),
+/// `holdout` beside it, the hostile agent, and the `evil.sh` program that leaves `marker`
+/// behind if anything ever runs it.
+struct Project {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    repo: PathBuf,
+    marker: PathBuf,
+    evil: PathBuf,
+}
+
+/// What the factory's git directory held before the run.
+struct GitBefore {
+    main: String,
+    config: Vec<u8>,
+    hooks: Vec<(PathBuf, Vec<u8>)>,
+    info: Vec<(PathBuf, Vec<u8>)>,
+}
+
+/// What `lightsout run` left: its stderr, run directory, `state.json` and audit log.
+struct Run {
+    stderr: String,
+    dir: PathBuf,
+    report: Value,
+    audit: Vec<Value>,
+}
+
+impl Run {
+    fn task(&self, id: &str) -> Value {
+        self.report["run"]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task"]["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no task {id}"))
+    }
+}
+
+fn hostile_git_project() -> Project {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+    let root = dir.path().to_path_buf();
     let repo = root.join("repo");
     for d in ["repo/specs", "holdout/expect"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    let classes = [
-        ("REQ-1", "move main", "a"),
-        ("REQ-2", "write run refs", "b"),
-        ("REQ-3", "delete objects", "c"),
-        ("REQ-4", "set fsmonitor", "d"),
-        ("REQ-5", "install hooks", "e"),
-        ("REQ-6", "include config", "f"),
-        ("REQ-7", "install a filter", "g"),
-        ("REQ-8", "store a huge file", "h"),
-        ("REQ-9", "behave", "i"),
-    ];
     // A spec that `lightsout spec check` calls ready (as in `run.rs`).
     let mut spec = String::from(
         "---\nid: demo\ntitle: Hostile git\nkind: feature\nversion: 1\nstatus: ready\n---\n\n\
@@ -108,7 +149,7 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
          ## Inputs\n- N/A: nothing is requested; the agents write files.\n\n\
          ## Outputs\n- Files in the repository.\n\n## Behaviour\n",
     );
-    for (id, title, file) in classes {
+    for (id, title, file) in CLASSES {
         let _ = write!(
             spec,
             "\n### {id}: {title}\nThe system SHALL write the {title} file.\n\n\
@@ -157,24 +198,38 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "init"]);
-    let common = repo.join(".git");
-    let main_before = git(&repo, &["rev-parse", "main"]);
-    let config_before = std::fs::read(common.join("config")).unwrap();
-    let hooks_before = files(&common.join("hooks"));
-    let info_before = files(&common.join("info"));
+    Project {
+        _dir: dir,
+        root,
+        repo,
+        marker,
+        evil,
+    }
+}
 
+fn snapshot_git(repo: &Path) -> GitBefore {
+    let common = repo.join(".git");
+    GitBefore {
+        main: git(repo, &["rev-parse", "main"]),
+        config: std::fs::read(common.join("config")).unwrap(),
+        hooks: files(&common.join("hooks")),
+        info: files(&common.join("info")),
+    }
+}
+
+fn run_hostile(p: &Project) -> Run {
     let out = Command::cargo_bin("lightsout")
         .unwrap()
-        .current_dir(&repo)
+        .current_dir(&p.repo)
         .args(["run", "--run-id", "hg", "--format", "json", "specs/demo.md"])
         .env_remove("LIGHTSOUT_HOLDOUT")
-        .env("EVIL", &evil)
+        .env("EVIL", &p.evil)
         .env("E2E_FACTORY_SECRET", SECRET)
         .timeout(Duration::from_secs(300))
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let run_dir = repo.join(".lightsout/runs/hg");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let run_dir = p.repo.join(".lightsout/runs/hg");
     let report: Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("state.json")).unwrap_or_default())
             .unwrap_or_else(|e| panic!("no state.json ({e}): {stderr}"));
@@ -183,25 +238,24 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let task = |id: &str| -> Value {
-        report["run"]["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["task"]["id"] == id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no task {id}"))
-    };
+    Run {
+        stderr,
+        dir: run_dir,
+        report,
+        audit,
+    }
+}
 
-    // Nothing of the agent's ran in the factory's git, and no secret reached anything.
+/// Nothing of the agent's ran in the factory's git, and no secret reached anything.
+fn assert_nothing_ran_outside_and_no_secret_leaked(p: &Project) {
     assert!(
-        !marker.exists(),
+        !p.marker.exists(),
         "the agent's program ran outside the fence:\n{}",
-        std::fs::read_to_string(&marker).unwrap_or_default()
+        std::fs::read_to_string(&p.marker).unwrap_or_default()
     );
     let grep = Std::new("grep")
         .args(["-rqF", SECRET])
-        .arg(root)
+        .arg(&p.root)
         .status()
         .unwrap();
     assert_eq!(
@@ -209,18 +263,22 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
         Some(1),
         "the factory's secret was written somewhere"
     );
-    // The git directory is what it was: config, hooks and info byte for byte, the objects
-    // whole, main moved only by the merge queue.
+}
+
+/// The git directory is what it was: config, hooks and info byte for byte, the objects
+/// whole, main moved only by the merge queue.
+fn assert_git_dir_untouched(repo: &Path, before: &GitBefore, stderr: &str) {
+    let common = repo.join(".git");
     assert_eq!(
         String::from_utf8_lossy(&std::fs::read(common.join("config")).unwrap()),
-        String::from_utf8_lossy(&config_before)
+        String::from_utf8_lossy(&before.config)
     );
-    assert_eq!(files(&common.join("hooks")), hooks_before);
-    assert_eq!(files(&common.join("info")), info_before);
-    git(&repo, &["fsck", "--no-dangling"]);
+    assert_eq!(files(&common.join("hooks")), before.hooks);
+    assert_eq!(files(&common.join("info")), before.info);
+    git(repo, &["fsck", "--no-dangling"]);
     let log = git(
-        &repo,
-        &["log", "--format=%s", &format!("{main_before}..main")],
+        repo,
+        &["log", "--format=%s", &format!("{}..main", before.main)],
     );
     assert!(
         !log.is_empty() && log.lines().all(|l| l.contains("REQ-9")),
@@ -228,7 +286,7 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
     );
     assert_eq!(
         git(
-            &repo,
+            repo,
             &[
                 "for-each-ref",
                 "refs/lightsout/hg/evil",
@@ -237,12 +295,15 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
         ),
         ""
     );
-    // The 300 MB file was refused from its size: it is in no commit, and no object of that
-    // size was ever written.
-    let all = git(&repo, &["log", "--all", "--name-only", "--format="]);
+}
+
+/// The 300 MB file was refused from its size: it is in no commit, and no object of that
+/// size was ever written.
+fn assert_huge_file_never_stored(repo: &Path) {
+    let all = git(repo, &["log", "--all", "--name-only", "--format="]);
     assert!(!all.contains("big.bin"), "{all}");
     let sizes = git(
-        &repo,
+        repo,
         &[
             "cat-file",
             "--batch-all-objects",
@@ -255,11 +316,14 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
             .all(|s| s.parse::<u64>().unwrap() < 1024 * 1024),
         "{sizes}"
     );
+}
 
-    // Each hostile task failed at stage `policy` with a policy hit in the audit log; the
-    // well-behaved one merged.
-    for (id, title, _) in &classes[..8] {
-        let t = task(id);
+/// Each hostile task failed at stage `policy` with a policy hit in the audit log; the
+/// well-behaved one merged.
+fn assert_hostile_tasks_failed_at_policy(run: &Run) {
+    let (audit, stderr) = (&run.audit, &run.stderr);
+    for (id, title, _) in &CLASSES[..8] {
+        let t = run.task(id);
         assert_eq!(t["status"], "failed", "{id} ({title}): {t:#}\n{stderr}");
         assert_eq!(
             t["attempts"][0]["failed_stage"], "policy",
@@ -273,16 +337,19 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
             "{id} ({title}) has no policy_hit"
         );
     }
-    assert_eq!(task("REQ-9")["status"], "merged", "{stderr}");
+    assert_eq!(run.task("REQ-9")["status"], "merged", "{stderr}");
     let hit = |id: &str, violation: &str| {
         audit.iter().any(|e| {
             e["kind"] == "policy_hit" && e["task"] == id && e["details"]["violation"] == violation
         })
     };
     assert!(hit("REQ-8", "file_too_large"));
-    // ... and each one is an incident of the report, naming what was undone.
+}
+
+/// Each hostile task is an incident of the report, naming what was undone.
+fn assert_incidents_name_what_was_undone(run: &Run) {
     let outcome: Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(run.dir.join("report.json")).unwrap()).unwrap();
     let incidents = outcome["incidents"].to_string();
     // Moving main is prevented by the sandbox's read-only git directory where there is one
     // (bubblewrap), and detected and undone by the factory's integrity check otherwise.
@@ -299,12 +366,32 @@ fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
         "{incidents}"
     );
     assert!(incidents.contains("big.bin"), "{incidents}");
-    // The run ended, and its log is intact.
-    assert!(audit.iter().any(|e| e["kind"] == "run_end"), "{stderr}");
+}
+
+/// The run ended, and its log is intact.
+fn assert_run_ended_with_its_log_intact(repo: &Path, run: &Run) {
+    assert!(
+        run.audit.iter().any(|e| e["kind"] == "run_end"),
+        "{}",
+        run.stderr
+    );
     Command::cargo_bin("lightsout")
         .unwrap()
-        .current_dir(&repo)
+        .current_dir(repo)
         .args(["audit", "verify", "hg"])
         .assert()
         .success();
+}
+
+#[test]
+fn hostile_writes_into_git_are_contained_and_the_run_goes_on() {
+    let project = hostile_git_project();
+    let before = snapshot_git(&project.repo);
+    let run = run_hostile(&project);
+    assert_nothing_ran_outside_and_no_secret_leaked(&project);
+    assert_git_dir_untouched(&project.repo, &before, &run.stderr);
+    assert_huge_file_never_stored(&project.repo);
+    assert_hostile_tasks_failed_at_policy(&run);
+    assert_incidents_name_what_was_undone(&run);
+    assert_run_ended_with_its_log_intact(&project.repo, &run);
 }

@@ -103,3 +103,53 @@ pub(crate) fn lightened_example(dir: &std::path::Path) -> (std::path::PathBuf, s
     lightsout_factory::testing::git(&seed, &["commit", "-qm", "url-shortener example"]);
     (seed, holdout)
 }
+
+/// The tree the bundled example's trajectory builds from commit `base` of `seed`: every
+/// recorded patch applied, task by task, attempt by attempt (the tasks touch disjoint files),
+/// in a detached worktree beside `seed`. What `main` must hold after a run of the example,
+/// single-machine or fleet.
+pub(crate) fn trajectory_tree(seed: &std::path::Path, base: &str) -> String {
+    use lightsout_factory::testing::git;
+    let trajectory = seed.join("trajectory");
+    let scratch = seed.parent().unwrap().join("expected");
+    git(
+        seed,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            scratch.to_str().unwrap(),
+            base,
+        ],
+    );
+    let mut tasks: Vec<std::path::PathBuf> = std::fs::read_dir(&trajectory)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    tasks.sort();
+    assert!(
+        !tasks.is_empty(),
+        "no trajectory in {}",
+        trajectory.display()
+    );
+    for task in tasks {
+        let mut patches: Vec<std::path::PathBuf> = std::fs::read_dir(task)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "patch"))
+            .collect();
+        patches.sort();
+        for p in patches {
+            git(&scratch, &["apply", p.to_str().unwrap()]);
+        }
+    }
+    git(&scratch, &["add", "-A"]);
+    let tree = git(&scratch, &["write-tree"]);
+    git(
+        seed,
+        &["worktree", "remove", "--force", scratch.to_str().unwrap()],
+    );
+    tree
+}

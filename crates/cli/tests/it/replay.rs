@@ -287,6 +287,14 @@ fn bundled_example_run() -> (tempfile::TempDir, std::path::PathBuf) {
 fn the_bundled_example_replays_offline_to_the_same_verdict_and_names_a_changed_result() {
     let _example = crate::bundled_example_lock();
     let (_dir, repo) = bundled_example_run();
+    // The single-machine run built what the trajectory builds: the tree the fleet e2e
+    // (`fleet_remote`) also checks its main against.
+    let root = lightsout_factory::testing::git(&repo, &["rev-list", "--max-parents=0", "main"]);
+    assert_eq!(
+        lightsout_factory::testing::git(&repo, &["rev-parse", "main^{tree}"]),
+        crate::trajectory_tree(&repo, root.trim()),
+        "main after a single-machine run of the example"
+    );
     // The same run serves the tuner's end-to-end checks (one demo run, not two).
     crate::tune::demo_metrics_and_tuner(&repo, "demo");
     let records = repo.join(".lightsout/runs/demo/eval/replay");

@@ -695,9 +695,13 @@ case "$first" in
 esac
 "#;
 
-#[test]
-fn misbehaving_agents_are_contained_and_the_run_goes_on() {
-    const SECRET: &str = "sk-e2e-3b9f0c71d2";
+/// The key `misbehaving_agents_are_contained_and_the_run_goes_on` puts in the factory's
+/// environment: it must reach neither an agent nor anything the run writes.
+const MISBEHAVING_SECRET: &str = "sk-e2e-3b9f0c71d2";
+
+/// Eight tasks, one misbehaviour each (the last behaves), run by [`MISBEHAVING_AGENT`]
+/// under a wall, output and token limit; returns the project and main before the run.
+fn misbehaving_project() -> (Project, String) {
     let p = project(
         &[
             ("REQ-1", "loop forever", &[]),
@@ -755,27 +759,40 @@ fn misbehaving_agents_are_contained_and_the_run_goes_on() {
     .unwrap();
     p.commit_all("fenced agent");
     let main_before = p.git(&["rev-parse", "main"]);
+    (p, main_before)
+}
 
+/// Runs `fence` with the secret in the factory's environment; returns its exit code and
+/// stderr.
+fn run_misbehaving(p: &Project) -> (Option<i32>, String) {
     let out = p
         .run()
         .args(["--run-id", "fence", "--format", "json", "specs/demo.md"])
-        .env("E2E_API_KEY", SECRET)
+        .env("E2E_API_KEY", MISBEHAVING_SECRET)
         .timeout(Duration::from_secs(300))
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The run fails on the canary leak, says so, and the report holds it as an incident.
+fn assert_the_run_fails_on_the_canary_leak(p: &Project, code: Option<i32>, stderr: &str) {
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("HOLDOUT LEAK in task REQ-6"), "{stderr}");
     let outcome: Value =
         serde_json::from_slice(&std::fs::read(p.run_dir("fence").join("report.json")).unwrap())
             .unwrap();
     let incidents = outcome["incidents"].to_string();
     assert!(incidents.contains("canary_leak"), "{incidents}");
+}
 
-    // Each misbehaviour failed its own task, at the stage that contains it.
-    let report = p.report("fence");
+/// Each misbehaviour failed its own task, at the stage that contains it.
+fn assert_each_misbehaviour_failed_its_own_task(report: &Value, stderr: &str) {
     let stage = |id: &str| {
-        let t = task(&report, id);
+        let t = task(report, id);
         (
             t["status"].as_str().unwrap_or("").to_owned(),
             t["attempts"][0]["failed_stage"]
@@ -805,9 +822,12 @@ fn misbehaving_agents_are_contained_and_the_run_goes_on() {
         );
         assert!(feedback.contains(want_text), "{id}: {feedback}");
     }
-    // The run went on: the well-behaved tasks merged, the secret never reached the agent.
+}
+
+/// The run went on: the well-behaved tasks merged, the secret never reached the agent.
+fn assert_the_well_behaved_tasks_merged(p: &Project, report: &Value, stderr: &str) {
     for id in ["REQ-5", "REQ-8"] {
-        assert_eq!(task(&report, id)["status"], "merged", "{id}\n{stderr}");
+        assert_eq!(task(report, id)["status"], "merged", "{id}\n{stderr}");
     }
     let files = p.git(&["ls-tree", "--name-only", "main"]);
     assert!(
@@ -820,25 +840,33 @@ fn misbehaving_agents_are_contained_and_the_run_goes_on() {
         assert!(!files.lines().any(|l| l == f), "{f} reached main: {files}");
     }
     assert_eq!(p.git(&["show", "main:e.txt"]), "secret=");
-    // Main moved only by the merge queue: every new commit is a task's attempt or merge.
+}
+
+/// Main moved only by the merge queue: every new commit is a task's attempt or merge.
+fn assert_main_moved_only_by_the_merge_queue(p: &Project, main_before: &str) {
     let log = p.git(&["log", "--format=%s", &format!("{main_before}..main")]);
     assert!(
         log.lines()
             .all(|l| l.contains("REQ-5") || l.contains("REQ-8")),
         "{log}"
     );
-    // REQ-4's worktree was rebuilt, not left pointing git at the main checkout.
+}
+
+/// REQ-4's worktree was rebuilt, not left pointing git at the main checkout; and the
+/// secret is nowhere in what the run wrote.
+fn assert_worktree_rebuilt_and_the_secret_nowhere(p: &Project) {
     let wt = p.run_dir("fence").join("wt/REQ-4");
     assert!(wt.join(".git").is_file());
-    // The secret is nowhere in what the run wrote.
     let grep = Std::new("grep")
-        .args(["-rqF", SECRET])
+        .args(["-rqF", MISBEHAVING_SECRET])
         .arg(p.repo())
         .status()
         .unwrap();
     assert_eq!(grep.code(), Some(1), "the secret was written somewhere");
+}
 
-    // Every containment is in the hash-chained audit log, tied to its requirement.
+/// Every containment is in the hash-chained audit log, tied to its requirement.
+fn assert_every_containment_is_audited(p: &Project) {
     let audit: Vec<Value> = std::fs::read_to_string(p.run_dir("fence").join("audit.jsonl"))
         .unwrap()
         .lines()
@@ -883,4 +911,17 @@ fn misbehaving_agents_are_contained_and_the_run_goes_on() {
         .args(["audit", "verify", "fence"])
         .assert()
         .success();
+}
+
+#[test]
+fn misbehaving_agents_are_contained_and_the_run_goes_on() {
+    let (p, main_before) = misbehaving_project();
+    let (code, stderr) = run_misbehaving(&p);
+    assert_the_run_fails_on_the_canary_leak(&p, code, &stderr);
+    let report = p.report("fence");
+    assert_each_misbehaviour_failed_its_own_task(&report, &stderr);
+    assert_the_well_behaved_tasks_merged(&p, &report, &stderr);
+    assert_main_moved_only_by_the_merge_queue(&p, &main_before);
+    assert_worktree_rebuilt_and_the_secret_nowhere(&p);
+    assert_every_containment_is_audited(&p);
 }

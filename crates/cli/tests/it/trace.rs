@@ -2,8 +2,9 @@
 //! spec check (LS103), and `report.json` / `report.html` carry requirement → scenario ids →
 //! tasks → attempts → commits → gate, with the orphans both ways.
 
-use crate::run::{new_file, project, task};
+use crate::run::{Project, new_file, project, task};
 use serde_json::Value;
+use std::process::Output;
 
 /// Scenario files beside the runner: the runner judges, the files say what covers what.
 /// Their names and steps hold words that must never reach the spec check's output.
@@ -14,8 +15,9 @@ fn scenario(req: &str, name: &str) -> String {
     )
 }
 
-#[test]
-fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
+/// Three requirements, REQ-2 after REQ-1; scenario files cover REQ-1, REQ-2 and an unknown
+/// REQ-99, none REQ-3. REQ-1's first attempt fails the holdout (a typo), its second fixes it.
+fn traced_project() -> Project {
     let p = project(
         &[
             ("REQ-1", "alpha file", &[]),
@@ -40,9 +42,11 @@ fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
     );
     p.patch("REQ-2", 1, &new_file("b.txt", "beta"));
     p.patch("REQ-3", 1, &new_file("c.txt", "gamma"));
+    p
+}
 
-    // REQ-3 has no holdout scenario: the spec is not ready, and the check says so by id only.
-    let out = p.run().args(["--run-id", "t1"]).output().unwrap();
+/// REQ-3 has no holdout scenario: the spec is not ready, and the check says so by id only.
+fn assert_ls103_stops_the_run_by_id_only(out: &Output) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -54,12 +58,15 @@ fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
         !stderr.contains("zebra"),
         "scenario text reached the spec stage:\n{stderr}"
     );
-    // `spec check --holdout` reports the same, without a run.
+}
+
+/// `spec check --holdout` reports the same, without a run.
+fn assert_spec_check_reports_the_same(p: &Project) {
     let check = assert_cmd::Command::cargo_bin("lightsout")
         .unwrap()
         .current_dir(p.repo())
         .args(["spec", "check", "specs", "--holdout"])
-        .arg(&h)
+        .arg(p.root.join("holdout"))
         .assert()
         .code(1)
         .get_output()
@@ -71,15 +78,10 @@ fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
         "{check}"
     );
     assert!(!check.contains("zebra"), "{check}");
+}
 
-    // --quiet (CI): the findings and the summary, no progress lines.
-    let quiet = p
-        .run()
-        .args(["--run-id", "t1", "--allow-not-ready", "--quiet"])
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
+/// --quiet (CI): the findings and the summary, no progress lines.
+fn assert_quiet_prints_the_findings_and_the_summary_only(quiet: &Output) {
     let stderr = String::from_utf8_lossy(&quiet.stderr);
     assert!(stderr.contains("--allow-not-ready"), "{stderr}");
     assert!(!stderr.contains("attempt 1 by"), "{stderr}");
@@ -89,9 +91,10 @@ fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
         summary.contains("orphans: requirements without a holdout scenario: REQ-3; scenarios naming unknown requirements: S-"),
         "{summary}"
     );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(p.run_dir("t1").join("report.json")).unwrap())
-            .unwrap();
+}
+
+/// requirement → scenario ids → tasks; returns REQ-1's scenario id.
+fn assert_requirements_carry_scenario_ids_and_tasks(report: &Value) -> String {
     let req = |id: &str| {
         report["requirements"]
             .as_array()
@@ -101,14 +104,17 @@ fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
             .unwrap_or_else(|| panic!("no requirement {id}"))
             .clone()
     };
-    // requirement → scenario ids → tasks
     let r1 = req("REQ-1");
     let s1 = r1["scenario_ids"].as_array().unwrap();
     assert_eq!(s1.len(), 1, "{r1}");
     assert!(s1[0].as_str().unwrap().starts_with("S-"), "{r1}");
     assert_eq!(r1["tasks"], serde_json::json!(["REQ-1"]));
     assert_eq!(req("REQ-3")["scenario_ids"], serde_json::json!([]));
-    // task → attempts → commits → merge commit on main
+    s1[0].as_str().unwrap().to_owned()
+}
+
+/// task → attempts → commits → merge commit on main
+fn assert_tasks_carry_attempts_commits_and_the_merge(p: &Project, report: &Value) {
     let t1 = report["tasks"]
         .as_array()
         .unwrap()
@@ -128,9 +134,10 @@ fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
     p.git(&["merge-base", "--is-ancestor", merged, "main"]);
     let state = p.report("t1");
     assert_eq!(task(&state, "REQ-1")["merge_commit"], merged);
-    // → the gate
-    assert!(report["gate"]["outcome"].is_string());
-    // Orphans both ways.
+}
+
+/// Orphans both ways.
+fn assert_orphans_both_ways(report: &Value) {
     let o = &report["orphans"];
     assert_eq!(o["coverage_known"], true);
     assert_eq!(
@@ -141,10 +148,39 @@ fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
     assert_eq!(unknown.len(), 1, "{o}");
     assert_eq!(unknown[0]["requirements"], serde_json::json!(["REQ-99"]));
     assert_eq!(o["tasks_without_requirements"], serde_json::json!([]));
-    // The page shows the chain, with ids and no scenario text.
+}
+
+/// The page shows the chain, with ids (REQ-1's `scenario_id`) and no scenario text.
+fn assert_the_page_shows_the_chain(p: &Project, scenario_id: &str) {
     let html = std::fs::read_to_string(p.run_dir("t1").join("report.html")).unwrap();
     assert!(html.contains("id=\"traceability\""));
-    assert!(html.contains(s1[0].as_str().unwrap()));
+    assert!(html.contains(scenario_id));
     assert!(html.contains("names REQ-99"));
     assert!(!html.contains("zebra"));
+}
+
+#[test]
+fn run_turns_on_ls103_and_the_report_carries_the_chain_and_the_orphans() {
+    let p = traced_project();
+    let out = p.run().args(["--run-id", "t1"]).output().unwrap();
+    assert_ls103_stops_the_run_by_id_only(&out);
+    assert_spec_check_reports_the_same(&p);
+
+    let quiet = p
+        .run()
+        .args(["--run-id", "t1", "--allow-not-ready", "--quiet"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    assert_quiet_prints_the_findings_and_the_summary_only(&quiet);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(p.run_dir("t1").join("report.json")).unwrap())
+            .unwrap();
+    let s1 = assert_requirements_carry_scenario_ids_and_tasks(&report);
+    assert_tasks_carry_attempts_commits_and_the_merge(&p, &report);
+    // → the gate
+    assert!(report["gate"]["outcome"].is_string());
+    assert_orphans_both_ways(&report);
+    assert_the_page_shows_the_chain(&p, &s1);
 }

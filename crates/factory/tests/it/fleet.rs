@@ -10,7 +10,7 @@ use lightsout_factory::testing::FnEvaluator;
 use lightsout_factory::{
     Config, EvalStage, Factory, Plan, RequirementResult, RunOptions, Task, TaskPhase, Verdict,
 };
-use lightsout_fleet::claims::{ClaimStore, SqliteClaims};
+use lightsout_fleet::claims::{ClaimStore, Keeper, SqliteClaims};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -159,14 +159,14 @@ async fn a_refused_publish_redoes_the_merge_on_the_new_main() {
 }
 
 /// A bare remote holding `init`, a worker's clone of it, and a claim store with task A of run
-/// `r1` claimed for `lease`.
+/// `r1` claimed for `lease` and kept by a [`Keeper`], as `lightsout worker` keeps it.
 fn fleet_setup(
     lease: Duration,
 ) -> (
     tempfile::TempDir,
     std::path::PathBuf,
     Arc<SqliteClaims>,
-    lightsout_fleet::claims::Claim,
+    Keeper,
 ) {
     let d = tempfile::tempdir().unwrap();
     let seed = d.path().join("seed");
@@ -181,20 +181,17 @@ fn fleet_setup(
     let clone = fleet::ensure_clone(bare.to_str().unwrap(), &d.path().join("clone")).unwrap();
     let store = Arc::new(SqliteClaims::in_repo(d.path()).unwrap());
     store.enqueue("r1", &["A".into()]).unwrap();
-    let claim = store.claim("w", lease).unwrap().unwrap();
-    (d, clone, store, claim)
+    let keeper = Keeper::claim_next(store.clone(), "w", lease)
+        .unwrap()
+        .unwrap();
+    (d, clone, store, keeper)
 }
 
 #[tokio::test]
 async fn a_worker_pushes_the_verified_merge_to_the_remotes_main_with_its_trailers() {
-    let (d, clone, store, claim) = fleet_setup(Duration::from_secs(600));
+    let (d, clone, _store, keeper) = fleet_setup(Duration::from_secs(600));
     let before = fleet::sync_to_remote(&clone, "main").await.unwrap();
-    let target = RemoteMain::new(
-        store.clone(),
-        claim,
-        Duration::from_secs(600),
-        Duration::from_millis(10),
-    );
+    let target = RemoteMain::new(keeper.guard(), Duration::from_millis(10));
     let state = factory(&clone, Arc::new(AtomicU32::new(0)))
         .with_merge_target(Arc::new(target))
         .run(
@@ -213,19 +210,70 @@ async fn a_worker_pushes_the_verified_merge_to_the_remotes_main_with_its_trailer
     assert_eq!(git(&bare, &["--git-dir=.", "rev-parse", "main^"]), before);
     let merged = fleet::merged_on(&clone, &main, "r1").await.unwrap();
     assert_eq!(merged.get("A"), Some(&main), "{merged:?}");
-    // The task's branch went to the remote too.
+    // The task's branch went to the remote while it was merged, and is gone once main moved.
+    assert_eq!(
+        git(
+            &bare,
+            &["--git-dir=.", "for-each-ref", "refs/heads/lightsout/"]
+        ),
+        ""
+    );
+    keeper
+        .finish(&lightsout_fleet::claims::Settle::Done)
+        .unwrap();
+}
+
+/// The task branch is deleted by compare-and-swap: only while it points at the head the
+/// worker pushed; a branch moved since is left alone.
+#[test]
+fn a_task_branch_is_deleted_only_while_it_points_at_the_merged_head() {
+    let (d, clone, _store, _keeper) = fleet_setup(Duration::from_secs(600));
+    let bare = d.path().join("remote.git");
+    let head = git(&clone, &["rev-parse", "HEAD"]);
     git(
-        &bare,
-        &["--git-dir=.", "rev-parse", "refs/heads/lightsout/r1/A"],
+        &clone,
+        &["commit", "-q", "--allow-empty", "-m", "someone else's"],
+    );
+    let other = git(&clone, &["rev-parse", "HEAD"]);
+    git(
+        &clone,
+        &[
+            "push",
+            "-q",
+            "origin",
+            &format!("{other}:refs/heads/lightsout/r1/A"),
+        ],
+    );
+    let refused = fleet::delete_task_branch(&clone, "lightsout/r1/A", &head).unwrap();
+    assert!(
+        matches!(refused, lightsout_git::remote::Pushed::Refused(_)),
+        "{refused:?}"
+    );
+    assert_eq!(
+        git(
+            &bare,
+            &["--git-dir=.", "rev-parse", "refs/heads/lightsout/r1/A"]
+        ),
+        other
+    );
+    let deleted = fleet::delete_task_branch(&clone, "lightsout/r1/A", &other).unwrap();
+    assert_eq!(deleted, lightsout_git::remote::Pushed::Accepted);
+    assert_eq!(
+        git(
+            &bare,
+            &["--git-dir=.", "for-each-ref", "refs/heads/lightsout/"]
+        ),
+        ""
     );
 }
 
 #[tokio::test]
 async fn a_worker_whose_lease_lapsed_does_not_move_the_remotes_main() {
-    // A lease of zero lapses at once: the claim is no longer held when the merge publishes.
-    let (d, clone, store, claim) = fleet_setup(Duration::ZERO);
+    // A lease of zero lapses at once: the claim is no longer held when the merge step asks
+    // for the merge lock, nor when it would publish.
+    let (d, clone, _store, keeper) = fleet_setup(Duration::ZERO);
     let before = fleet::sync_to_remote(&clone, "main").await.unwrap();
-    let target = RemoteMain::new(store, claim, Duration::ZERO, Duration::from_millis(10));
+    let target = RemoteMain::new(keeper.guard(), Duration::from_millis(10));
     let err = factory(&clone, Arc::new(AtomicU32::new(0)))
         .with_merge_target(Arc::new(target))
         .run(

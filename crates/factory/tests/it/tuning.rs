@@ -5,9 +5,10 @@
 use lightsout_agent::testing::FnAgent;
 use lightsout_agent::{AgentReport, Usage};
 use lightsout_factory::{
-    Config, Factory, Plan, RequirementResult, RunOptions, Task, TaskPhase, Verdict,
+    Config, Factory, Plan, RequirementResult, RunOptions, RunState, Task, TaskPhase, Verdict,
 };
 use lightsout_tune::choose::{PlannedTask, RunChoices};
+use lightsout_tune::config::TuningConfig;
 use lightsout_tune::store::MetricsStore;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -122,48 +123,38 @@ fn evaluator() -> impl lightsout_factory::Evaluator {
     })
 }
 
-#[tokio::test]
-async fn each_task_runs_its_audited_choice_reproducible_from_the_seed_and_never_a_benched_one() {
-    let d = tempfile::tempdir().unwrap();
-    let repo = d.path();
+/// How many tasks the tuned run plans: `T1` to `T8`.
+const TASKS: usize = 8;
+
+/// A repository with `b.md` (variant B's prompt template) on main and earlier runs'
+/// [`evidence`]; a factory over it whose agents record what they saw in `seen`.
+fn tuned_factory(repo: &std::path::Path, seen: &Seen) -> Factory {
     git(repo, &["init", "-q", "-b", "main"]);
     std::fs::write(repo.join(".gitignore"), ".lightsout/\n").unwrap();
     std::fs::write(repo.join("b.md"), "Be brief.\n\n{{task}}\n").unwrap();
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-qm", "init"]);
     evidence(repo);
-    let seen: Seen = Arc::default();
     let config = Config::parse(CONFIG, repo).unwrap();
-    let factory = Factory::new(repo, config)
+    Factory::new(repo, config)
         .unwrap()
         .with_agent("big", agent("big", seen.clone()))
         .with_agent("small", agent("small", seen.clone()))
-        .with_evaluator(Arc::new(evaluator()));
-    let ids: Vec<String> = (1..=8).map(|i| format!("T{i}")).collect();
-    let plan = Plan {
-        tasks: ids.iter().map(|i| task(i)).collect(),
-    };
-    let state = factory
-        .run(
-            plan,
-            RunOptions {
-                run_id: Some("tuned".into()),
-                jobs: Some(2),
-                ..RunOptions::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert!(state.tasks.iter().all(|t| t.status == TaskPhase::Merged));
+        .with_evaluator(Arc::new(evaluator()))
+}
 
-    // The audit log: a run-level entry with what reproduces the choices, then one per task.
+/// The audit log: a run-level entry with what reproduces the choices, then one per task.
+/// Returns the entries and the run-level one as [`RunChoices`] (without choices).
+fn assert_the_audit_log_records_the_choices(
+    repo: &std::path::Path,
+) -> (Vec<serde_json::Value>, RunChoices) {
     let audit = std::fs::read_to_string(repo.join(".lightsout/runs/tuned/audit.jsonl")).unwrap();
     let entries: Vec<serde_json::Value> = audit
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|e| e["kind"] == "variant_choice")
         .collect();
-    assert_eq!(entries.len(), 1 + ids.len());
+    assert_eq!(entries.len(), 1 + TASKS);
     let head = &entries[0]["details"];
     assert!(entries[0]["task"].is_null());
     let recorded = RunChoices {
@@ -178,17 +169,25 @@ async fn each_task_runs_its_audited_choice_reproducible_from_the_seed_and_never_
     };
     assert_eq!(recorded.attempts_seen, 60);
     assert_eq!(recorded.config_seed, 5);
-    // Reproduced from the seed and the recorded evidence alone.
-    let cfg = lightsout_tune::config::load(CONFIG).unwrap().unwrap();
-    let again = lightsout_tune::choose::replay(&cfg, &recorded);
-    assert_eq!(again.exploration_allowed, 4);
+    (entries, recorded)
+}
+
+/// Each audited choice (`entries` after the run-level one) is `again`'s, replayed from the
+/// seed and evidence, never the benched C; and the task ran under it. Returns each task's
+/// variant.
+fn assert_each_task_ran_its_reproduced_choice(
+    again: &RunChoices,
+    entries: &[serde_json::Value],
+    run_seed: u64,
+    seen: &Seen,
+) -> BTreeMap<String, String> {
     let seen = seen.lock().unwrap().clone();
     let mut variants = BTreeMap::new();
     for (c, e) in again.choices.iter().zip(&entries[1..]) {
         let d = &e["details"];
         assert_eq!(e["task"], c.task_id.as_str());
         assert_eq!(d["variant"], c.variant.as_str(), "{e:#}");
-        assert_eq!(d["seed"], recorded.seed);
+        assert_eq!(d["seed"], run_seed);
         assert_eq!(d["mode"], c.mode());
         assert!(d["posterior_means"]["C"].is_f64(), "{e:#}");
         assert_eq!(d["benched"], serde_json::json!(["C"]), "{e:#}");
@@ -215,17 +214,27 @@ async fn each_task_runs_its_audited_choice_reproducible_from_the_seed_and_never_
     assert!(again.choices.iter().filter(|c| c.explored).count() <= 4);
     // Both live variants ran (so the template and model checks above were exercised).
     assert!(variants.values().any(|v| v == "A") && variants.values().any(|v| v == "B"));
-    // The journal holds the same choices with what reproduces them, and the report shows them.
+    variants
+}
+
+/// The journal holds the same choices as `again` with what reproduces them, and the
+/// report shows them.
+fn assert_the_journal_and_the_report_hold_the_choices(
+    repo: &std::path::Path,
+    state: &RunState,
+    cfg: &TuningConfig,
+    again: &RunChoices,
+) {
     let journaled = state.variant_choices.clone().expect("choices journaled");
     assert_eq!(journaled.choices, again.choices);
-    assert_eq!(lightsout_tune::choose::replay(&cfg, &journaled), journaled);
+    assert_eq!(lightsout_tune::choose::replay(cfg, &journaled), journaled);
     let report = lightsout_factory::build_report(repo, "tuned").unwrap();
     let vc = report
         .variant_choices
         .clone()
         .expect("a variant choices section");
     assert_eq!(vc.seed, journaled.seed);
-    assert_eq!(vc.choices.len(), ids.len());
+    assert_eq!(vc.choices.len(), TASKS);
     for (r, c) in vc.choices.iter().zip(&journaled.choices) {
         assert_eq!(
             (&r.task, &r.variant, r.mode.as_str()),
@@ -235,13 +244,52 @@ async fn each_task_runs_its_audited_choice_reproducible_from_the_seed_and_never_
     }
     let html = lightsout_factory::report::render_html(&report);
     assert!(html.contains("<h2>Variant choices</h2>"));
-    // The run-metrics store names each attempt's variant, profile and model.
+}
+
+/// The run-metrics store names each attempt's variant (as in `variants`), profile and model.
+fn assert_the_metrics_name_each_attempts_variant(
+    repo: &std::path::Path,
+    variants: &BTreeMap<String, String>,
+) {
     let (store, _) = MetricsStore::open_project(repo).unwrap();
     let (recs, _) = store.records().unwrap();
     let run: Vec<_> = recs.iter().filter(|r| r.run_id == "tuned").collect();
-    assert_eq!(run.len(), ids.len());
+    assert_eq!(run.len(), TASKS);
     for r in run {
         assert_eq!(r.variant.as_ref(), variants.get(&r.task_id), "{r:?}");
         assert_eq!(r.task_kind.as_deref(), Some("code"));
     }
+}
+
+#[tokio::test]
+async fn each_task_runs_its_audited_choice_reproducible_from_the_seed_and_never_a_benched_one() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    let seen: Seen = Arc::default();
+    let factory = tuned_factory(repo, &seen);
+    let plan = Plan {
+        tasks: (1..=TASKS).map(|i| task(&format!("T{i}"))).collect(),
+    };
+    let state = factory
+        .run(
+            plan,
+            RunOptions {
+                run_id: Some("tuned".into()),
+                jobs: Some(2),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(state.tasks.iter().all(|t| t.status == TaskPhase::Merged));
+
+    let (entries, recorded) = assert_the_audit_log_records_the_choices(repo);
+    // Reproduced from the seed and the recorded evidence alone.
+    let cfg = lightsout_tune::config::load(CONFIG).unwrap().unwrap();
+    let again = lightsout_tune::choose::replay(&cfg, &recorded);
+    assert_eq!(again.exploration_allowed, 4);
+    let variants =
+        assert_each_task_ran_its_reproduced_choice(&again, &entries, recorded.seed, &seen);
+    assert_the_journal_and_the_report_hold_the_choices(repo, &state, &cfg, &again);
+    assert_the_metrics_name_each_attempts_variant(repo, &variants);
 }

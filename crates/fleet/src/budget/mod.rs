@@ -99,6 +99,88 @@ pub trait BudgetStore: Send + Sync {
     }
 }
 
+/// One worker's share of the fleet's day budget: the `[budget.day] usd` cap, checked in the
+/// shared store (which every worker's reservations count against) rather than on one machine.
+/// Reservations are named `<prefix>/<task>/<attempt>` (the prefix unique per run, so a retry
+/// of the same call counts once and two runs never share a name) and count against today's
+/// UTC day ([`utc_day`]).
+#[derive(Clone)]
+pub struct SharedDay {
+    store: std::sync::Arc<dyn BudgetStore>,
+    cap_micro_usd: u64,
+    prefix: String,
+}
+
+impl std::fmt::Debug for SharedDay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedDay")
+            .field("cap_micro_usd", &self.cap_micro_usd)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`SharedDay::reserve`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DayGrant {
+    /// Reserved: settle it after the call.
+    Granted(Reservation),
+    /// The day's spent + reserved + the amount would pass the cap: nothing reserved. The day
+    /// and its ledger as read just after the refusal.
+    Refused {
+        /// The UTC day.
+        day: String,
+        /// Its ledger.
+        ledger: DayLedger,
+    },
+}
+
+impl SharedDay {
+    /// A share of `store`'s day budget with a cap of `cap_micro_usd` a day, naming its
+    /// reservations `<prefix>/…`.
+    pub fn new(
+        store: std::sync::Arc<dyn BudgetStore>,
+        cap_micro_usd: u64,
+        prefix: impl Into<String>,
+    ) -> Self {
+        Self {
+            store,
+            cap_micro_usd,
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The cap, in micro-USD a day.
+    pub fn cap_micro_usd(&self) -> u64 {
+        self.cap_micro_usd
+    }
+
+    /// Reserves `micro_usd` of today for attempt `attempt` of `task`.
+    ///
+    /// # Errors
+    /// The store cannot be written or read.
+    pub fn reserve(&self, task: &str, attempt: u32, micro_usd: u64) -> Result<DayGrant, Error> {
+        let day = utc_day();
+        let id = format!("{}/{task}/{attempt}", self.prefix);
+        if let Some(r) = self
+            .store
+            .reserve(&day, &id, micro_usd, self.cap_micro_usd)?
+        {
+            return Ok(DayGrant::Granted(r));
+        }
+        let ledger = self.store.ledger(&day)?;
+        Ok(DayGrant::Refused { day, ledger })
+    }
+
+    /// Settles `reservation` with what the call cost; the day's ledger after it.
+    ///
+    /// # Errors
+    /// As [`BudgetStore::settle`].
+    pub fn settle(&self, reservation: &Reservation, micro_usd: u64) -> Result<DayLedger, Error> {
+        self.store.settle(reservation, micro_usd)
+    }
+}
+
 /// Today's UTC day, `YYYY-MM-DD`: the key of the day a cap applies to.
 pub fn utc_day() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -120,5 +202,36 @@ pub(crate) fn unknown(store: &str, id: &str) -> Error {
     Error::Corrupt {
         store: store.to_owned(),
         message: format!("no budget reservation `{id}` to settle"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_day_reserves_within_the_cap_and_settles_what_was_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn BudgetStore> =
+            std::sync::Arc::new(SqliteBudget::open(&dir.path().join("b.db")).unwrap());
+        let a = SharedDay::new(store.clone(), 1_000_000, "run-a");
+        let b = SharedDay::new(store, 1_000_000, "run-b");
+        let DayGrant::Granted(ra) = a.reserve("T1", 1, 600_000).unwrap() else {
+            panic!("within the cap")
+        };
+        // b's worker sees a's reservation: 600k + 500k would pass the day's 1M.
+        let DayGrant::Refused { ledger, .. } = b.reserve("T2", 1, 500_000).unwrap() else {
+            panic!("over the cap")
+        };
+        assert_eq!(ledger.reserved_micro_usd, 600_000);
+        let after = a.settle(&ra, 250_000).unwrap();
+        assert_eq!(
+            (after.spent_micro_usd, after.reserved_micro_usd),
+            (250_000, 0)
+        );
+        assert!(matches!(
+            b.reserve("T2", 1, 500_000).unwrap(),
+            DayGrant::Granted(_)
+        ));
     }
 }

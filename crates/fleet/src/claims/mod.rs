@@ -34,8 +34,8 @@ mod sqlite;
 mod keeper;
 mod path;
 
-pub use keeper::{Keeper, Lost};
-pub use path::{CriticalPath, critical_path};
+pub use keeper::{ClaimGuard, Keeper, Lost};
+pub use path::{RemainingPath, critical_path};
 #[cfg(feature = "postgres")]
 pub use postgres::PgClaims;
 pub use sqlite::SqliteClaims;

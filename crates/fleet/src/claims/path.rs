@@ -4,9 +4,10 @@
 use super::{TaskRecord, TaskStatus};
 use std::collections::HashMap;
 
-/// The longest chain of unfinished tasks of a run, by estimate.
+/// The longest chain of unfinished tasks of a run, by estimate: the critical path of what
+/// remains (`lightsout_graph::CriticalPath` is the one of a whole plan, before it runs).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CriticalPath {
+pub struct RemainingPath {
     /// The chain's tasks, first to last.
     pub tasks: Vec<String>,
     /// The sum of their estimates, in milliseconds.
@@ -20,12 +21,12 @@ pub struct CriticalPath {
 /// The critical path of the tasks of one run that are not done (blocked, ready, claimed or
 /// failed: a failed task is work that still stands between the run and its end), following
 /// the dependencies between them; a task's weight is its [`TaskRecord::estimate_ms`] (0 when
-/// unknown, and listed in [`CriticalPath::unestimated`]). `None` when every task is done, or
+/// unknown, and listed in [`RemainingPath::unestimated`]). `None` when every task is done, or
 /// when no unfinished task has an estimate (there is no path to speak of then).
 ///
 /// Dependencies on done tasks, or on tasks not in `tasks`, are ignored; a cycle (which
 /// `enqueue_plan` refuses) is broken where it is first met.
-pub fn critical_path(tasks: &[TaskRecord]) -> Option<CriticalPath> {
+pub fn critical_path(tasks: &[TaskRecord]) -> Option<RemainingPath> {
     let open: Vec<&TaskRecord> = tasks
         .iter()
         .filter(|t| t.status != TaskStatus::Done)
@@ -82,7 +83,7 @@ pub fn critical_path(tasks: &[TaskRecord]) -> Option<CriticalPath> {
         at = prev;
     }
     chain.reverse();
-    Some(CriticalPath {
+    Some(RemainingPath {
         tasks: chain,
         estimate_ms,
         remaining_ms: open

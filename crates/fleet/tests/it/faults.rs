@@ -1,7 +1,9 @@
 //! Faults the fleet's claim store must survive (issue 21), one function per fault, run
 //! against both backends where the fault exists on both: a partition between a worker and the
 //! store longer than the lease, the store going away mid-run (a Postgres restart; on `SQLite`
-//! another process holding the write lock), and two workers racing for the merge lock.
+//! another process holding the write lock), and two workers racing for the merge lock. The
+//! first two run in worker mode: each claim kept by a [`Keeper`] and its work driven by
+//! [`Keeper::hold`], the code `lightsout worker` runs.
 
 use crate::claims::{LONG, Open, assert_stale, tasks};
 use lightsout_fleet::Error;
@@ -74,19 +76,54 @@ pub(crate) fn a_partitioned_worker_stops_before_its_task_is_claimed_again(open: 
     partition(&a, open().as_ref(), &|on| cut.store(on, Ordering::SeqCst));
 }
 
-/// A partition longer than the lease. Worker a holds a task through a [`Keeper`]; `cut(true)`
-/// cuts its link to the store; worker b polls for the task. The keeper says "lost" no later
-/// than the moment b gets the task (a stops before anyone else can start); once the link
-/// heals (`cut(false)`), every write a makes under its old token — heartbeat, complete, fail,
-/// release, the merge lock — is refused, and b's claim, under a greater token, completes.
+/// What a worker's agent leaves behind: when its work was dropped (stopped) by the worker.
+struct Agent {
+    stopped: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        *self.stopped.lock().unwrap() = Some(Instant::now());
+    }
+}
+
+/// A partition longer than the lease, in worker mode: worker a claims a task and runs its
+/// "agent" (work that never ends by itself) under [`Keeper::hold`], as `lightsout worker`
+/// does; `cut(true)` cuts its link to the store; worker b polls for the task. a's keeper
+/// stops the agent (drops the work) no later than the moment b gets the task, so a stopped
+/// before anyone else could start. Once the link heals (`cut(false)`), every write a makes
+/// under its old token is refused: the keeper's finish, the merge step's fenced merge lock and
+/// renewal (its [`ClaimGuard`](lightsout_fleet::claims::ClaimGuard)), and the raw heartbeat,
+/// complete, fail and release; b's claim, under a greater token, completes.
 fn partition(a: &Arc<dyn ClaimStore>, b: &dyn ClaimStore, cut: &dyn Fn(bool)) {
-    let lease = Duration::from_millis(600);
+    // Heartbeats every 267 ms; `hold` gives up 640 ms after the last one got through (its
+    // deadline less a margin of 160 ms), which a loaded machine's slow commit stays within.
+    let lease = Duration::from_millis(800);
     b.enqueue("run", &tasks(1)).unwrap();
-    let asked = Instant::now();
-    let old = a.claim("a", lease).unwrap().unwrap();
-    let keeper = Keeper::start(a.clone(), old.clone(), lease, asked);
-    // Two leases long with the link up: heartbeats keep the claim, nobody else gets it.
-    assert_eq!(keeper.wait_lost(lease * 2), None);
+    let keeper = Keeper::claim_next(a.clone(), "a", lease)
+        .unwrap()
+        .expect("the task");
+    let old = keeper.claim();
+    let guard = keeper.guard();
+    let stopped = Arc::new(Mutex::new(None));
+    let agent = Agent {
+        stopped: stopped.clone(),
+    };
+    let worker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let held = rt.block_on(keeper.hold(async move {
+            let _agent = agent;
+            std::future::pending::<()>().await;
+        }));
+        (keeper, held)
+    });
+    // A lease and a half with the link up: heartbeats keep the claim, nobody else gets it.
+    std::thread::sleep(lease * 3 / 2);
+    assert_eq!(guard.lost(), None);
+    assert!(stopped.lock().unwrap().is_none(), "the agent runs");
     assert_eq!(b.claim("b", LONG).unwrap(), None);
     cut(true);
     let (new, taken_at) = loop {
@@ -95,15 +132,21 @@ fn partition(a: &Arc<dyn ClaimStore>, b: &dyn ClaimStore, cut: &dyn Fn(bool)) {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    let (keeper, held) = worker.join().unwrap();
+    assert_eq!(held, Err(Lost::Deadline));
     assert_eq!(keeper.lost(), Some(Lost::Deadline));
+    let stopped_at = stopped.lock().unwrap().expect("the agent was stopped");
     assert!(
-        keeper.deadline() <= taken_at,
-        "worker a gave the task up {:?} after b took it",
-        keeper.deadline() - taken_at
+        stopped_at <= taken_at,
+        "worker a stopped its agent {:?} after b took the task",
+        stopped_at - taken_at
     );
+    assert!(keeper.deadline() <= taken_at);
     assert!(new.token > old.token, "{} > {}", new.token, old.token);
     assert_eq!(new.attempt, 2);
     cut(false);
+    assert_stale(guard.try_merge_lock());
+    assert_stale(guard.renew());
     let renewed = keeper.claim();
     assert_stale(a.heartbeat(&renewed, LONG));
     assert_stale(a.complete(&renewed));
@@ -243,6 +286,87 @@ pub(crate) fn workers_carry_on_after_a_store_outage(open: &Open, outage: &dyn Fn
     );
 }
 
+/// The store goes away mid-run (`outage`), in worker mode: four workers, each with its own
+/// connection (`open_worker`), claim 120 tasks through a [`Keeper`] and run each under
+/// [`Keeper::hold`], as `lightsout worker` does. The outage comes while every worker holds a
+/// task; each of those tasks then renews its claim through the keeper (the merge step's
+/// [`ClaimGuard::renew`](lightsout_fleet::claims::ClaimGuard::renew): reconnected, with
+/// backoff) before it ends, and the workers drain the rest. No claim is lost (no keeper gives
+/// up, every task ends done; a lost claim would leave its task claimed) and none is doubled
+/// (each task completed once, on its first attempt).
+pub(crate) fn kept_claims_carry_on_after_a_store_outage(
+    open: &Open,
+    open_worker: &Open,
+    outage: &dyn Fn(),
+) {
+    const N: usize = 120;
+    const M: usize = 4;
+    // Heartbeats every 2 s; a worker gives up 5 s after its last heartbeat got through
+    // (its deadline less the 1 s margin of `hold`). The outages here (every connection cut
+    // and the server unreachable for a second, a lock held for a second) are far shorter.
+    let lease = Duration::from_secs(6);
+    open().enqueue("run", &tasks(N)).unwrap();
+    let holding = Arc::new(Barrier::new(M + 1));
+    let back = Arc::new(Barrier::new(M + 1));
+    let workers: Vec<_> = (0..M)
+        .map(|w| {
+            let (open, holding, back) = (open_worker.clone(), holding.clone(), back.clone());
+            std::thread::spawn(move || {
+                let store: Arc<dyn ClaimStore> = Arc::from(open());
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let mut mine = Vec::new();
+                let mut first = true;
+                while let Some(keeper) =
+                    Keeper::claim_next(store.clone(), &format!("w{w}"), lease).unwrap()
+                {
+                    let claim = keeper.claim();
+                    let work = async {
+                        if std::mem::take(&mut first) {
+                            holding.wait();
+                            back.wait();
+                            // A heartbeat through the keeper, retried until the store is back.
+                            let guard = keeper.guard();
+                            tokio::task::spawn_blocking(move || guard.renew())
+                                .await
+                                .unwrap()
+                                .unwrap();
+                        } else {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                    };
+                    let held = rt.block_on(keeper.hold(work));
+                    assert_eq!(held, Ok(()), "worker w{w} lost task {}", claim.task);
+                    keeper.finish(&Settle::Done).unwrap();
+                    mine.push(claim.task);
+                }
+                mine
+            })
+        })
+        .collect();
+    holding.wait();
+    outage();
+    back.wait();
+    let completed: Vec<String> = workers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let distinct: BTreeSet<&String> = completed.iter().collect();
+    assert_eq!(completed.len(), N, "each task completed once");
+    assert_eq!(distinct.len(), N);
+    let recs = open().tasks("run").unwrap();
+    assert!(
+        recs.iter()
+            .all(|r| r.status == TaskStatus::Done && r.attempts == 1),
+        "{:?}",
+        recs.iter()
+            .filter(|r| r.status != TaskStatus::Done || r.attempts != 1)
+            .collect::<Vec<_>>()
+    );
+}
+
 /// Two workers racing for the merge lock: both ask at once, one wins, the other waits in
 /// [`ClaimStore::merge_lock`] and gets the lock only after the winner let it go.
 pub(crate) fn racing_mergers_one_wins_the_other_waits(open: &Open) {
@@ -310,6 +434,20 @@ mod sqlite {
         });
     }
 
+    /// Worker mode, the same outage: another connection holds the write lock for a second.
+    #[test]
+    fn kept_claims_carry_on_after_a_store_outage() {
+        let (dir, open) = crate::claims::sqlite();
+        let path = dir.path().join("state.db");
+        super::kept_claims_carry_on_after_a_store_outage(&open, &open, &move || {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.busy_timeout(Duration::from_secs(30)).unwrap();
+            c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            std::thread::sleep(Duration::from_secs(1));
+            c.execute_batch("COMMIT").unwrap();
+        });
+    }
+
     #[test]
     fn racing_mergers_one_wins_the_other_waits() {
         let (_dir, open) = crate::claims::sqlite();
@@ -349,6 +487,29 @@ mod postgres {
             &crate::claims::postgres(),
             &lightsout_fleet::testing::restart_server,
         );
+    }
+
+    /// Worker mode, with the server gone for the workers as a restart makes it: every
+    /// connection of theirs cut at once and none accepted for a second (through the loopback
+    /// relay, so the other tests keep the server; the real restart is the test above).
+    #[test]
+    fn kept_claims_carry_on_after_a_store_outage() {
+        let _server = crate::server();
+        let url = lightsout_fleet::testing::fresh_database("claims");
+        let relay = super::Relay::start(super::server_addr(&url));
+        let via = super::via_port(&url, relay.port);
+        let direct = url.clone();
+        let open: crate::claims::Open = std::sync::Arc::new(move || {
+            Box::new(lightsout_fleet::claims::PgClaims::connect(&direct, 4).unwrap())
+        });
+        let open_worker: crate::claims::Open = std::sync::Arc::new(move || {
+            Box::new(lightsout_fleet::claims::PgClaims::connect(&via, 4).unwrap())
+        });
+        super::kept_claims_carry_on_after_a_store_outage(&open, &open_worker, &|| {
+            relay.set_cut(true);
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            relay.set_cut(false);
+        });
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Guards against real git diffs in temporary repositories.
 
-use crate::temp_memory;
+use crate::Fixture;
 use lightsout_memory::{Ecosystem, Guard, NewRecord};
 use std::path::Path;
 use std::process::Command;
@@ -56,9 +56,8 @@ fn no_postgres() -> NewRecord {
     d
 }
 
-#[test]
-fn catches_a_reintroduced_forbidden_dependency_in_a_real_diff() {
-    let (dir, mem) = temp_memory();
+fn catches_a_reintroduced_forbidden_dependency_in_a_real_diff(fx: Fixture) {
+    let Fixture { dir, mem, .. } = fx;
     let repo = dir.path().join("repo");
     git_init(&repo);
     let base_manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n[dependencies]\nserde = \"1\"\npostgres = \"0.19\"\n";
@@ -108,9 +107,8 @@ fn catches_a_reintroduced_forbidden_dependency_in_a_real_diff() {
     assert!(mem.check_diff(&repo, "nope", "HEAD").is_err());
 }
 
-#[test]
-fn dependency_guards_read_package_json_and_pyproject() {
-    let (dir, mem) = temp_memory();
+fn dependency_guards_read_package_json_and_pyproject(fx: Fixture) {
+    let Fixture { dir, mem, .. } = fx;
     let repo = dir.path().join("repo");
     git_init(&repo);
     commit_file(
@@ -158,9 +156,8 @@ fn dependency_guards_read_package_json_and_pyproject() {
     assert_eq!(paths, ["py/pyproject.toml", "web/package.json"]);
 }
 
-#[test]
-fn path_and_line_guards_respect_scope() {
-    let (dir, mem) = temp_memory();
+fn path_and_line_guards_respect_scope(fx: Fixture) {
+    let Fixture { dir, mem, .. } = fx;
     let repo = dir.path().join("repo");
     git_init(&repo);
     commit_file(&repo, "README.md", "x\n", "init", DATE);
@@ -218,9 +215,8 @@ fn path_and_line_guards_respect_scope() {
     assert_eq!(rep.guards_checked, 3);
 }
 
-#[test]
-fn superseded_decisions_stop_guarding() {
-    let (_d, mem) = temp_memory();
+fn superseded_decisions_stop_guarding(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let id = mem.add(no_postgres()).unwrap();
     let diff = "diff --git a/Cargo.toml b/Cargo.toml\n--- a/Cargo.toml\n+++ b/Cargo.toml\n@@ -1,0 +2 @@\n+postgres = \"0.19\"\n";
     assert_eq!(mem.check_diff_text(diff).unwrap().violations.len(), 1);
@@ -231,3 +227,10 @@ fn superseded_decisions_stop_guarding() {
     .unwrap();
     assert!(mem.check_diff_text(diff).unwrap().violations.is_empty());
 }
+
+crate::both!(
+    catches_a_reintroduced_forbidden_dependency_in_a_real_diff,
+    dependency_guards_read_package_json_and_pyproject,
+    path_and_line_guards_respect_scope,
+    superseded_decisions_stop_guarding,
+);

@@ -1,6 +1,6 @@
 //! Import (real MADR collection, DECISIONS.md, spec decisions) and export round trips.
 
-use crate::temp_memory;
+use crate::Fixture;
 use lightsout_memory::import::SourceKind;
 use lightsout_memory::{
     Author, Ecosystem, ExportOptions, Filter, Guard, Identity, Kind, Memory, NewRecord, Provenance,
@@ -15,9 +15,8 @@ fn fixture(p: &str) -> PathBuf {
         .join(p)
 }
 
-#[test]
-fn imports_the_real_madr_collection_and_searches_it() {
-    let (_d, mem) = temp_memory();
+fn imports_the_real_madr_collection_and_searches_it(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let rep = mem
         .import_path(&fixture("madr"), None, &mut |_, _| {})
         .unwrap();
@@ -73,9 +72,8 @@ fn imports_the_real_madr_collection_and_searches_it() {
     assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 7));
 }
 
-#[test]
-fn imports_a_specs_decisions_section() {
-    let (dir, mem) = temp_memory();
+fn imports_a_specs_decisions_section(fx: Fixture) {
+    let Fixture { dir, mem, .. } = fx;
     let spec = dir.path().join("standup.md");
     std::fs::write(
         &spec,
@@ -92,9 +90,8 @@ fn imports_a_specs_decisions_section() {
     assert_eq!(r.external_key.as_deref(), Some("spec:standup-bot#DEC-2"));
 }
 
-#[test]
-fn decisions_md_export_is_deterministic_and_written_atomically() {
-    let (dir, mem) = temp_memory();
+fn decisions_md_export_is_deterministic_and_written_atomically(fx: Fixture) {
+    let Fixture { dir, mem, .. } = fx;
     let mut d = NewRecord::decision("SQLite | not Postgres", "## One file\nNo server.");
     d.guards.push(Guard::ForbidDependency {
         name: "postgres".into(),
@@ -288,3 +285,9 @@ proptest! {
         }
     }
 }
+
+crate::both!(
+    imports_the_real_madr_collection_and_searches_it,
+    imports_a_specs_decisions_section,
+    decisions_md_export_is_deterministic_and_written_atomically,
+);

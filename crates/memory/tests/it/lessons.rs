@@ -1,6 +1,6 @@
 //! Lessons from eval failures: dedup, counts, retirement, recurrence in context packs.
 
-use crate::temp_memory;
+use crate::Fixture;
 use lightsout_memory::{Error, Fingerprint, Kind, Memory, NewRecord, Status};
 
 fn fp(req: &str, cat: &str) -> Fingerprint {
@@ -11,9 +11,8 @@ fn fp(req: &str, cat: &str) -> Fingerprint {
     }
 }
 
-#[test]
-fn failures_are_deduplicated_and_counted() {
-    let (_d, mem) = temp_memory();
+fn failures_are_deduplicated_and_counted(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let a = mem.record_lesson(fp("REQ-1", "timeout")).unwrap();
     let b = mem.record_lesson(fp("REQ-1", "Timeout ")).unwrap();
     let c = mem.record_lesson(fp("REQ-1", "wrong-status")).unwrap();
@@ -29,9 +28,8 @@ fn failures_are_deduplicated_and_counted() {
     ));
 }
 
-#[test]
-fn retired_after_n_green_runs_in_a_row_and_revived_by_a_new_failure() {
-    let (_d, mem) = temp_memory();
+fn retired_after_n_green_runs_in_a_row_and_revived_by_a_new_failure(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let mem = Memory::new(mem.store()).with_retire_after(3);
     let id = mem.record_lesson(fp("REQ-2", "timeout")).unwrap();
     assert!(mem.record_green("REQ-2").unwrap().is_empty());
@@ -59,9 +57,8 @@ fn retired_after_n_green_runs_in_a_row_and_revived_by_a_new_failure() {
     assert_eq!(l.lesson.as_ref().unwrap().green_streak, 0);
 }
 
-#[test]
-fn recurring_lessons_rank_higher_in_context_packs() {
-    let (_d, mem) = temp_memory();
+fn recurring_lessons_rank_higher_in_context_packs(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let once = mem.record_lesson(fp("REQ-3", "timeout")).unwrap();
     let often = mem.record_lesson(fp("REQ-4", "timeout")).unwrap();
     for _ in 0..6 {
@@ -78,3 +75,9 @@ fn recurring_lessons_rank_higher_in_context_packs() {
         pack.items[0].why
     );
 }
+
+crate::both!(
+    failures_are_deduplicated_and_counted,
+    retired_after_n_green_runs_in_a_row_and_revived_by_a_new_failure,
+    recurring_lessons_rank_higher_in_context_packs,
+);

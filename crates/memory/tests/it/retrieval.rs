@@ -1,13 +1,12 @@
 //! Search and context packs: ranking signals, in-force filtering, the token budget.
 
-use crate::{decision_at, temp_memory};
+use crate::{Fixture, decision_at};
 use lightsout_memory::retrieve::estimate_tokens;
 use lightsout_memory::{Filter, Memory, NewRecord, PackOptions, Status, now};
 use proptest::prelude::*;
 
-#[test]
-fn scope_matching_lifts_a_record_and_says_why() {
-    let (_d, mem) = temp_memory();
+fn scope_matching_lifts_a_record_and_says_why(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let mut api = NewRecord::decision(
         "Errors are JSON problem details",
         "Use RFC 9457 bodies for errors.",
@@ -42,9 +41,8 @@ fn scope_matching_lifts_a_record_and_says_why() {
     assert_eq!(pack.items[0].id, api);
 }
 
-#[test]
-fn only_records_in_force_unless_asked() {
-    let (_d, mem) = temp_memory();
+fn only_records_in_force_unless_asked(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let old = mem
         .add(decision_at("Cache with redis", "Use redis.", "2024-01-01"))
         .unwrap();
@@ -80,9 +78,8 @@ fn only_records_in_force_unless_asked() {
     assert!(now() > lightsout_memory::parse_time("2024-02-01").unwrap());
 }
 
-#[test]
-fn context_pack_respects_its_budget() {
-    let (_d, mem) = temp_memory();
+fn context_pack_respects_its_budget(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     for i in 0..40 {
         let mut d = NewRecord::decision(
             format!("Storage rule {i}"),
@@ -131,9 +128,8 @@ proptest! {
     }
 }
 
-#[test]
-fn lessons_of_the_tasks_requirements_come_in_whatever_its_words() {
-    let (_d, mem) = temp_memory();
+fn lessons_of_the_tasks_requirements_come_in_whatever_its_words(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let fp = |req: &str| lightsout_memory::model::Fingerprint {
         requirement: req.into(),
         category: "holdout: wrong status".into(),
@@ -159,3 +155,10 @@ fn lessons_of_the_tasks_requirements_come_in_whatever_its_words() {
     let pack = mem.context_pack("zzz unrelated words", &[], 1000).unwrap();
     assert!(pack.items.is_empty());
 }
+
+crate::both!(
+    scope_matching_lifts_a_record_and_says_why,
+    only_records_in_force_unless_asked,
+    context_pack_respects_its_budget,
+    lessons_of_the_tasks_requirements_come_in_whatever_its_words,
+);

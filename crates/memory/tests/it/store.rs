@@ -1,19 +1,18 @@
 //! Supersede chains, as-of queries on both time axes, never-deleted records, concurrency.
 
-use crate::{decision_at, temp_memory};
+use crate::{Fixture, decision_at};
 use lightsout_memory::{
-    Change, Error, Filter, Kind, Memory, NewRecord, Outcome, RecordId, Status, Store, now,
-    parse_time,
+    AnyStore, Change, Error, Filter, Kind, Memory, NewRecord, Outcome, RecordId, Status, Store,
+    now, parse_time,
 };
 
 fn titles(recs: &[lightsout_memory::Record]) -> Vec<String> {
     recs.iter().map(|r| r.title.clone()).collect()
 }
 
-#[test]
 #[allow(clippy::many_single_char_names)] // a, b, c name the chain's links
-fn supersede_chain_keeps_every_record_and_links_them() {
-    let (_d, mem) = temp_memory();
+fn supersede_chain_keeps_every_record_and_links_them(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let a = mem
         .add(decision_at(
             "Store in JSON files",
@@ -68,9 +67,8 @@ fn supersede_chain_keeps_every_record_and_links_them() {
     );
 }
 
-#[test]
-fn as_of_answers_what_was_decided_at_a_time() {
-    let (_d, mem) = temp_memory();
+fn as_of_answers_what_was_decided_at_a_time(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let a = mem
         .add(decision_at("Store in JSON files", "x", "2024-01-01"))
         .unwrap();
@@ -93,9 +91,8 @@ fn as_of_answers_what_was_decided_at_a_time() {
     assert_eq!(mem.get(b).unwrap().status, Status::Accepted);
 }
 
-#[test]
-fn known_at_answers_what_the_store_believed_then() {
-    let (_d, mem) = temp_memory();
+fn known_at_answers_what_the_store_believed_then(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let a = mem.add(NewRecord::decision("Use REST", "x")).unwrap();
     let before = mem.get(a).unwrap().recorded_at;
     let v1_list = mem.list(Filter::KnownAt(before), &[]).unwrap();
@@ -111,9 +108,8 @@ fn known_at_answers_what_the_store_believed_then() {
     assert_eq!(all.len(), 2);
 }
 
-#[test]
-fn as_of_commit_uses_the_commit_time() {
-    let (dir, mem) = temp_memory();
+fn as_of_commit_uses_the_commit_time(fx: Fixture) {
+    let Fixture { dir, mem, .. } = fx;
     let repo = dir.path().join("repo");
     crate::guards::git_init(&repo);
     crate::guards::commit_file(&repo, "a.txt", "a", "first", "2024-02-01T00:00:00Z");
@@ -128,9 +124,8 @@ fn as_of_commit_uses_the_commit_time() {
     ));
 }
 
-#[test]
-fn upsert_by_key_versions_only_on_change() {
-    let (_d, mem) = temp_memory();
+fn upsert_by_key_versions_only_on_change(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let mut r = NewRecord::decision("Poll", "Poll every minute.");
     r.identity = lightsout_memory::Identity::Key("spec:x#DEC-1".into());
     let id = mem.add(r.clone()).unwrap();
@@ -141,12 +136,11 @@ fn upsert_by_key_versions_only_on_change() {
     assert_eq!(mem.history(id).unwrap().len(), 2);
 }
 
-#[test]
-fn invalid_records_are_refused_and_nothing_is_written() {
-    let (_d, mem) = temp_memory();
+fn invalid_records_are_refused_and_nothing_is_written(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let mut bad = NewRecord::decision("ok", "x");
     bad.scope.paths.push("src/[".into());
-    assert!(matches!(mem.add(bad), Err(Error::Invalid(_))));
+    assert!(matches!(mem.add(bad), Err(Error::Glob { .. })));
     assert!(matches!(
         mem.add(NewRecord::decision("  ", "x")),
         Err(Error::Invalid(_))
@@ -166,9 +160,8 @@ fn invalid_records_are_refused_and_nothing_is_written() {
     assert!(mem.current_records().unwrap().is_empty());
 }
 
-#[test]
-fn status_changes_and_lists() {
-    let (_d, mem) = temp_memory();
+fn status_changes_and_lists(fx: Fixture) {
+    let Fixture { dir: _d, mem, .. } = fx;
     let mut p = NewRecord::new(Kind::Pattern, "Errors with thiserror");
     p.status = Status::Proposed;
     let id = mem.add(p).unwrap();
@@ -192,16 +185,13 @@ fn status_changes_and_lists() {
     assert!(matches!(mem.get(RecordId(99)), Err(Error::NotFound(_))));
 }
 
-#[test]
-fn threads_with_their_own_connections_lose_no_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.db");
-    drop(Memory::open(&path).unwrap());
+#[allow(clippy::needless_pass_by_value)] // both! hands every test its fixture
+fn threads_with_their_own_connections_lose_no_write(fx: Fixture) {
     std::thread::scope(|s| {
         for t in 0..4 {
-            let path = &path;
+            let fx = &fx;
             s.spawn(move || {
-                let mem = Memory::open(path).unwrap();
+                let mem = fx.reopen();
                 for i in 0..25 {
                     mem.add(NewRecord::decision(format!("t{t} r{i}"), "x"))
                         .unwrap();
@@ -215,7 +205,7 @@ fn threads_with_their_own_connections_lose_no_write() {
             });
         }
     });
-    let mem = Memory::open(&path).unwrap();
+    let mem = fx.reopen();
     let decisions = mem
         .list(Filter::Current { statuses: vec![] }, &[Kind::Decision])
         .unwrap();
@@ -225,5 +215,123 @@ fn threads_with_their_own_connections_lose_no_write() {
         .unwrap();
     assert_eq!(lessons.len(), 1);
     assert_eq!(lessons[0].lesson.as_ref().unwrap().failures, 100);
-    assert_eq!(mem.store().integrity_check().unwrap(), ["ok"]);
+    if let AnyStore::Sqlite(s) = mem.store() {
+        assert_eq!(s.integrity_check().unwrap(), ["ok"]);
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // both! hands every test its fixture
+fn a_newer_schema_is_refused_and_the_current_one_reopens(fx: Fixture) {
+    let id = fx.mem.add(NewRecord::decision("Keep me", "x")).unwrap();
+    // Reopening runs the migrations again: nothing pending, nothing lost.
+    assert_eq!(fx.reopen().get(id).unwrap().title, "Keep me");
+    fx.set_schema_version(99);
+    let err = fx.try_reopen().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SchemaTooNew {
+                found: 99,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade lightsout"), "{err}");
+}
+
+crate::both!(
+    a_newer_schema_is_refused_and_the_current_one_reopens,
+    supersede_chain_keeps_every_record_and_links_them,
+    threads_with_their_own_connections_lose_no_write,
+    as_of_answers_what_was_decided_at_a_time,
+    known_at_answers_what_the_store_believed_then,
+    as_of_commit_uses_the_commit_time,
+    upsert_by_key_versions_only_on_change,
+    invalid_records_are_refused_and_nothing_is_written,
+    status_changes_and_lists,
+);
+
+#[test]
+fn an_unreachable_server_is_an_error_that_keeps_the_clients_cause() {
+    use std::error::Error as _;
+    // Nothing listens on port 1 of the loopback: the connection is refused at once.
+    let err =
+        lightsout_memory::PgStore::connect("postgres://me:secret@127.0.0.1:1/memory").unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("postgres 127.0.0.1:1/memory: "),
+        "{shown}"
+    );
+    assert!(!shown.contains("secret"), "{shown}");
+    assert!(err.source().is_some(), "{err:?}");
+}
+
+/// The server cuts every connection of a store (as a restart or a network cut would): the
+/// next write and read reconnect, and nothing is lost or doubled.
+#[test]
+fn a_postgres_store_reconnects_after_its_connections_are_cut() {
+    let name = format!("lightsout_memory_cut_{}", std::process::id());
+    let url = format!(
+        "{}&application_name={name}",
+        lightsout_memory::testing::fresh_schema_url("cut")
+    );
+    let mem = Memory::open_location(&url).unwrap();
+    mem.add(NewRecord::decision("Before the cuts", "x"))
+        .unwrap();
+    // Several rounds: whether the client notices a cut before its next statement is a
+    // race, and each round is another chance to hit a statement on a dead connection.
+    for round in 0..5 {
+        let cut = terminate_backends(&name);
+        assert!(
+            cut >= 1,
+            "round {round}: no connection of the store was cut"
+        );
+        mem.add(NewRecord::decision(format!("After cut {round}"), "y"))
+            .unwrap();
+    }
+    terminate_backends(&name);
+    let titles: Vec<String> = mem
+        .current_records()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.title)
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "Before the cuts",
+            "After cut 0",
+            "After cut 1",
+            "After cut 2",
+            "After cut 3",
+            "After cut 4"
+        ]
+    );
+}
+
+/// Terminates the server's backends whose `application_name` is `name`; returns how many.
+fn terminate_backends(name: &str) -> i64 {
+    let url = lightsout_memory::testing::require_server_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(conn);
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1) t",
+                &[&name],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+        row.get(0)
+    })
 }

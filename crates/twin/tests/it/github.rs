@@ -2,6 +2,7 @@
 //! X-RateLimit-* headers, 404 for private repositories.
 
 use crate::support::{client, serve};
+use reqwest::Client;
 use serde_json::{Value, json};
 
 fn next_link(h: &reqwest::header::HeaderMap) -> Option<String> {
@@ -11,11 +12,9 @@ fn next_link(h: &reqwest::header::HeaderMap) -> Option<String> {
         .map(|p| p[1..p.find('>').unwrap()].to_string())
 }
 
-#[tokio::test]
-async fn issues_crud_comments_and_link_pagination() {
-    let (_twin, server) = serve("github").await;
-    let (c, url) = (client(), server.url());
-    let repo = format!("{url}/repos/octocat/hello-world");
+/// Creates issues "bug 0" to "bug 4" in `repo`: each is 201, numbered in order, and counts
+/// against the X-RateLimit-* headers.
+async fn create_five_issues(c: &Client, repo: &str) {
     for i in 0..5 {
         let r = c
             .post(format!("{repo}/issues"))
@@ -38,7 +37,10 @@ async fn issues_crud_comments_and_link_pagination() {
         assert_eq!(body["number"], i + 1);
         assert_eq!(body["url"], format!("{repo}/issues/{}", i + 1));
     }
-    // Link pagination, newest first, to the end.
+}
+
+/// Link pagination, newest first, to the end.
+async fn assert_link_pagination_reaches_the_end(c: &Client, repo: &str) {
     let mut next = Some(format!("{repo}/issues?per_page=2"));
     let mut titles = Vec::new();
     let mut pages = 0;
@@ -56,7 +58,10 @@ async fn issues_crud_comments_and_link_pagination() {
     }
     assert_eq!(pages, 3);
     assert_eq!(titles, ["bug 4", "bug 3", "bug 2", "bug 1", "bug 0"]);
-    // Update with ETag precondition, then close; closed issues leave the default (open) list.
+}
+
+/// Update with ETag precondition, then close; closed issues leave the default (open) list.
+async fn assert_close_with_etag_leaves_the_open_list(c: &Client, repo: &str) {
     let got = c.get(format!("{repo}/issues/2")).send().await.unwrap();
     let etag = got.headers()["etag"].to_str().unwrap().to_string();
     let stale = c
@@ -98,7 +103,10 @@ async fn issues_crud_comments_and_link_pagination() {
         .await
         .unwrap();
     assert_eq!(all.len(), 5);
-    // Comments.
+}
+
+/// Comments: posted and listed with their author; 404 on an issue that does not exist.
+async fn assert_comments_are_posted_and_listed(c: &Client, repo: &str) {
     let cm = c
         .post(format!("{repo}/issues/1/comments"))
         .bearer_auth("ghp_twin_octocat")
@@ -127,7 +135,10 @@ async fn issues_crud_comments_and_link_pagination() {
             .status(),
         404
     );
-    // Validation in GitHub's shape.
+}
+
+/// Validation in GitHub's shape.
+async fn assert_validation_fails_in_githubs_shape(c: &Client, repo: &str) {
     let bad = c
         .post(format!("{repo}/issues"))
         .bearer_auth("ghp_twin_octocat")
@@ -140,6 +151,18 @@ async fn issues_crud_comments_and_link_pagination() {
         bad.json::<Value>().await.unwrap()["message"],
         "Validation Failed"
     );
+}
+
+#[tokio::test]
+async fn issues_crud_comments_and_link_pagination() {
+    let (_twin, server) = serve("github").await;
+    let (c, url) = (client(), server.url());
+    let repo = format!("{url}/repos/octocat/hello-world");
+    create_five_issues(&c, &repo).await;
+    assert_link_pagination_reaches_the_end(&c, &repo).await;
+    assert_close_with_etag_leaves_the_open_list(&c, &repo).await;
+    assert_comments_are_posted_and_listed(&c, &repo).await;
+    assert_validation_fails_in_githubs_shape(&c, &repo).await;
 }
 
 #[tokio::test]
