@@ -32,7 +32,7 @@ pub struct DecisionMemory {
 impl std::fmt::Debug for DecisionMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DecisionMemory")
-            .field("metrics", &lightsout_stdx::lock(&self.metrics).path())
+            .field("metrics", &lightsout_stdx::lock(&self.metrics).location())
             .finish_non_exhaustive()
     }
 }

@@ -391,23 +391,11 @@ impl AuditLog {
     /// log refuses further appends until reopened (reopening verifies it).
     pub fn append(&self, record: AuditRecord) -> Result<AuditEntry, FenceError> {
         let mut w = lightsout_stdx::lock(&self.writer);
-        let mut entry = AuditEntry {
-            seq: w.next_seq,
-            ts: now_rfc3339(),
-            kind: record.kind,
-            task: record.task,
-            requirements: record.requirements,
-            details: record.details,
-            prev: w.prev.clone(),
-            hash: String::new(),
-        };
         let json = |e: serde_json::Error| FenceError::Json {
             path: self.path.clone(),
             source: e,
         };
-        let value = serde_json::to_value(&entry).map_err(json)?;
-        entry.hash = entry_hash(&value);
-        let mut line = serde_json::to_string(&entry).map_err(json)?;
+        let (entry, mut line) = seal(record, w.next_seq, &w.prev).map_err(json)?;
         line.push('\n');
         if w.prev.is_empty() {
             return Err(FenceError::AuditBroken {
@@ -514,6 +502,111 @@ impl VerifyReport {
     pub fn intact(&self) -> bool {
         self.problems.is_empty()
     }
+}
+
+/// The entry `record` makes at `seq` after the entry hashed `prev`, with its `hash`, and its
+/// line (without the newline): the one rule both the file and the Postgres chain append by.
+///
+/// # Errors
+/// The record's details cannot be written as JSON.
+pub fn seal(
+    record: AuditRecord,
+    seq: u64,
+    prev: &str,
+) -> Result<(AuditEntry, String), serde_json::Error> {
+    let mut entry = AuditEntry {
+        seq,
+        ts: now_rfc3339(),
+        kind: record.kind,
+        task: record.task,
+        requirements: record.requirements,
+        details: record.details,
+        prev: prev.to_owned(),
+        hash: String::new(),
+    };
+    entry.hash = entry_hash(&serde_json::to_value(&entry)?);
+    let line = serde_json::to_string(&entry)?;
+    Ok((entry, line))
+}
+
+/// A run's hash-chained audit log, wherever it is kept: the run directory's `audit.jsonl`
+/// ([`AuditLog`]) or a Postgres table shared by a fleet (`postgres::PgRunLog`, feature
+/// `postgres`). Both append by [`seal`] and verify by the same chain rule.
+pub trait AuditChain: Send + Sync {
+    /// Appends `record` as the run's next entry and returns it as written.
+    ///
+    /// # Errors
+    /// The store cannot be written, or (for the file) the log is not intact.
+    fn append(&self, record: AuditRecord) -> Result<AuditEntry, FenceError>;
+
+    /// Verifies the whole chain and its head.
+    ///
+    /// # Errors
+    /// The store cannot be read; problems in the content are in the report.
+    fn verify(&self) -> Result<VerifyReport, FenceError>;
+}
+
+impl AuditChain for AuditLog {
+    fn append(&self, record: AuditRecord) -> Result<AuditEntry, FenceError> {
+        AuditLog::append(self, record)
+    }
+
+    fn verify(&self) -> Result<VerifyReport, FenceError> {
+        verify(&self.path)
+    }
+}
+
+/// Verifies entries given as complete lines (each one entry's JSON, oldest first) against
+/// `head`, by the chain rule of [`verify`]: each entry's hash, its `prev`, its `seq`, and the
+/// head naming the last entry (here it may not lag: a store that writes the head in the same
+/// transaction as the entry). `source` names the store in the report.
+pub fn verify_lines(source: PathBuf, lines: &[String], head: Option<Head>) -> VerifyReport {
+    let mut report = VerifyReport {
+        path: source,
+        entries: 0,
+        last_hash: None,
+        head: None,
+        torn_tail: false,
+        intact_bytes: 0,
+        warnings: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mut bytes = Vec::new();
+    for l in lines {
+        // A newline inside a line would split it: the JSON of an entry never has one.
+        bytes.extend(l.replace('\n', " ").as_bytes());
+        bytes.push(b'\n');
+    }
+    let (hashes, _) = check_chain(&bytes, &mut report);
+    match head {
+        Some(h) => {
+            report.head = Some(h);
+            check_head(&hashes, &mut report);
+            if let (Some(h), Some((last, _))) = (&report.head, hashes.last())
+                && *last != h.seq
+                && report.problems.is_empty()
+            {
+                report.problems.push(Problem {
+                    line: 0,
+                    seq: Some(*last),
+                    kind: ProblemKind::HeadMismatch,
+                    detail: format!(
+                        "entry {last} is past the head entry {}: appended outside the chain's writer",
+                        h.seq
+                    ),
+                });
+            }
+        }
+        None if report.entries > 0 => report.problems.push(Problem {
+            line: 0,
+            seq: None,
+            kind: ProblemKind::HeadMissing,
+            detail: "the chain's head is missing: entries cut from the end cannot be ruled out"
+                .into(),
+        }),
+        None => {}
+    }
+    report
 }
 
 /// Verifies the log at `path` and its head sidecar.
@@ -744,6 +837,9 @@ pub fn read(path: &Path) -> Result<Vec<AuditEntry>, FenceError> {
     }
     Ok(out)
 }
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 #[cfg(test)]
 mod tests {

@@ -180,6 +180,15 @@ pub enum FenceError {
         /// The first problem found.
         detail: String,
     },
+    /// The Postgres audit chain's server failed or could not be reached
+    /// ([`audit::postgres::PgAuditChain`]).
+    #[cfg(feature = "postgres")]
+    #[error("audit store: {source}")]
+    AuditStore {
+        /// The cause (it names the server as `host:port/database`, never the password).
+        #[source]
+        source: lightsout_fleet::Error,
+    },
 }
 
 impl FenceError {

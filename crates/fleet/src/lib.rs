@@ -43,8 +43,10 @@
 pub mod budget;
 pub mod claims;
 mod error;
+/// The blocking bridge to tokio-postgres every Postgres store uses (the fleet's, and
+/// `lightsout-tune`'s metrics and `lightsout-fence`'s audit chain): pool, retry, migrations.
 #[cfg(feature = "postgres")]
-mod pg;
+pub mod pg;
 pub mod queue;
 pub mod sqlite;
 pub mod status;

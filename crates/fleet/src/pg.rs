@@ -20,7 +20,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// A pool of connections to one server and the runtime that drives them.
-pub(crate) struct Pg {
+pub struct Pg {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
     server: String,
@@ -37,7 +37,11 @@ impl std::fmt::Debug for Pg {
 impl Pg {
     /// Connects lazily to the server at `url` (`postgres://user[:password]@host:port/db`,
     /// or the key=value form) with at most `max_connections` connections.
-    pub(crate) fn connect(url: &str, max_connections: usize) -> Result<Self, Error> {
+    ///
+    /// # Errors
+    /// [`Error::Postgres`] when `url` does not parse; [`Error::Io`] when the runtime cannot
+    /// start; [`Error::Corrupt`] when the pool cannot be built.
+    pub fn connect(url: &str, max_connections: usize) -> Result<Self, Error> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|source| Error::Postgres {
             server: "(url)".into(),
             source,
@@ -85,26 +89,33 @@ impl Pg {
     }
 
     /// `host:port/database`, for messages.
-    pub(crate) fn server(&self) -> &str {
+    pub fn server(&self) -> &str {
         &self.server
     }
 
     /// The pool, to move into a future given to [`Pg::block`].
-    pub(crate) fn pool(&self) -> Pool {
+    pub fn pool(&self) -> Pool {
         self.pool.clone()
     }
 
     /// A handle on the store's runtime, for work that outlives one call (the merge lock's
     /// session).
-    pub(crate) fn handle(&self) -> Result<tokio::runtime::Handle, Error> {
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] once the runtime has stopped.
+    pub fn handle(&self) -> Result<tokio::runtime::Handle, Error> {
         self.rt
             .as_ref()
             .map(|rt| rt.handle().clone())
             .ok_or_else(|| self.gone())
     }
 
-    /// Runs `fut` on the store's runtime and waits for it.
-    pub(crate) fn block<T: Send + 'static>(
+    /// Runs `fut` on the store's runtime and waits for it (from a plain thread or from inside
+    /// another runtime alike).
+    ///
+    /// # Errors
+    /// What `fut` returns; [`Error::Corrupt`] once the runtime has stopped.
+    pub fn block<T: Send + 'static>(
         &self,
         fut: impl Future<Output = Result<T, Error>> + Send + 'static,
     ) -> Result<T, Error> {
@@ -146,7 +157,7 @@ fn shown(c: &tokio_postgres::Config) -> String {
 }
 
 /// Wraps a client error with the server's name.
-pub(crate) fn pg_err(server: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+pub fn pg_err(server: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |source| Error::Postgres {
         server: server.to_owned(),
         source,
@@ -154,7 +165,10 @@ pub(crate) fn pg_err(server: &str) -> impl Fn(tokio_postgres::Error) -> Error + 
 }
 
 /// A connection from `pool`.
-pub(crate) async fn conn(pool: &Pool, server: &str) -> Result<Object, Error> {
+///
+/// # Errors
+/// [`Error::Pool`] when none can be had.
+pub async fn conn(pool: &Pool, server: &str) -> Result<Object, Error> {
     pool.get().await.map_err(|source| Error::Pool {
         server: server.to_owned(),
         source,
@@ -163,7 +177,10 @@ pub(crate) async fn conn(pool: &Pool, server: &str) -> Result<Object, Error> {
 
 /// Runs `op` until it succeeds, fails with an answer, or connections have been failing for
 /// [`RECONNECT_FOR`]; waits between tries with exponential backoff.
-pub(crate) async fn retry<T, F, Fut>(mut op: F) -> Result<T, Error>
+///
+/// # Errors
+/// What `op` returned last.
+pub async fn retry<T, F, Fut>(mut op: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
@@ -184,7 +201,11 @@ where
 /// Brings the schema named `name` up to date: `migrations[i]` takes it from version `i` to
 /// `i + 1`. Versions live in `lightsout_schema`; the whole migration is one transaction under
 /// a transaction-level advisory lock, so workers starting at once apply each step once.
-pub(crate) async fn migrate(
+///
+/// # Errors
+/// [`Error::Postgres`] or [`Error::Pool`] when the server fails; [`Error::Corrupt`] when
+/// the `name` schema is newer than `migrations` knows.
+pub async fn migrate(
     pool: &Pool,
     server: &str,
     name: &str,

@@ -26,6 +26,10 @@ pub(crate) enum AuditCommand {
         /// A run id (looked up in .lightsout/runs/ID/audit.jsonl), a run directory or
         /// the path of an audit.jsonl file.
         run: String,
+        /// Verify RUN's chain in the fleet's Postgres store instead of a file: a
+        /// postgres://user@host:port/db URL (RUN is then the run id).
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = AuditFormat::Human)]
         format: AuditFormat,
@@ -60,7 +64,7 @@ fn locate(run: &str) -> anyhow::Result<PathBuf> {
 
 pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { run, format } => verify(&run, format),
+        AuditCommand::Verify { run, store, format } => verify(&run, store.as_deref(), format),
         AuditCommand::Show {
             run,
             kind,
@@ -70,10 +74,27 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn verify(run: &str, format: AuditFormat) -> anyhow::Result<ExitCode> {
-    let path = locate(run)?;
-    let report = audit::verify(&path)
-        .with_context(|| format!("cannot verify the audit log {}", path.display()))?;
+fn verify(run: &str, store: Option<&str>, format: AuditFormat) -> anyhow::Result<ExitCode> {
+    let (path, report) = if let Some(url) = store {
+        if !lightsout_tune::store::is_postgres_url(url) {
+            anyhow::bail!(
+                "--store takes a postgres:// URL; a run's audit file is found by RUN alone"
+            );
+        }
+        let chain = audit::postgres::PgAuditChain::connect(url, 1)?;
+        let report = chain.verify(run).with_context(|| {
+            format!(
+                "cannot verify the audit chain of run {run} on {}",
+                chain.server()
+            )
+        })?;
+        (report.path.clone(), report)
+    } else {
+        let path = locate(run)?;
+        let report = audit::verify(&path)
+            .with_context(|| format!("cannot verify the audit log {}", path.display()))?;
+        (path, report)
+    };
     match format {
         AuditFormat::Json => {
             let mut value = serde_json::to_value(&report)?;

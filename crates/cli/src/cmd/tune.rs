@@ -24,9 +24,30 @@ pub(crate) struct MetricsArgs {
     /// DIR/.lightsout/metrics.jsonl into it once).
     #[arg(long, value_name = "DIR")]
     project: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+}
+
+/// `--store`: where the run metrics are read from.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArg {
+    /// The run-metrics store to read instead of the project's .lightsout/state.db: a
+    /// postgres://user@host:port/db URL (the fleet's shared server) or the path of a
+    /// state.db file. Nothing is imported into it.
+    #[arg(long, value_name = "URL|PATH")]
+    store: Option<String>,
+}
+
+/// Arguments of `tune show` and `tune promote`.
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    common: TuneArgs,
+    #[command(flatten)]
+    store: StoreArg,
 }
 
 /// `lightsout tune ...`.
@@ -36,10 +57,10 @@ pub(crate) enum TuneCommand {
     /// Wilson interval, median USD, USD per merged task, probability of being best, benched,
     /// the promotion verdict and what the bandit would pick next. Exit 0, 1 when
     /// lightsout.toml has no [tuning], 2 unreadable.
-    Show(TuneArgs),
+    Show(ShowArgs),
     /// Apply the promotions the sequential test grants (P(best) at least the declared
     /// confidence, enough first attempts) to .lightsout/tuning.json. Exit 0.
-    Promote(TuneArgs),
+    Promote(ShowArgs),
     /// Ask a configured agent to write a new prompt template for a variant from the lessons
     /// in force and the redacted failure categories only (never holdout text; the brief is
     /// leak-scanned against the holdout before it is sent). Saved as a proposed variant under
@@ -105,9 +126,14 @@ fn project(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .unwrap_or(cwd))
 }
 
-/// The roll-up of the project's run-metrics store. A project with no `.lightsout/` yet has
-/// no attempts (and gets no store created).
-fn read_metrics(project: &Path) -> anyhow::Result<rollup::Rollup> {
+/// The roll-up of the run-metrics store `store` names (a `postgres://` URL or a `SQLite` file),
+/// else of the project's. A project with no `.lightsout/` yet has no attempts (and gets no
+/// store created).
+fn read_metrics(project: &Path, store: &StoreArg) -> anyhow::Result<rollup::Rollup> {
+    if let Some(location) = &store.store {
+        let store = MetricsStore::open_url(location)?;
+        return rollup_of(&store);
+    }
     let dir = project.join(".lightsout");
     if !dir.is_dir() {
         return Ok(rollup::rollup(&[]));
@@ -122,11 +148,15 @@ fn read_metrics(project: &Path) -> anyhow::Result<rollup::Rollup> {
             d.message
         );
     }
+    rollup_of(&store)
+}
+
+fn rollup_of(store: &MetricsStore) -> anyhow::Result<rollup::Rollup> {
     let (records, diags) = store.records()?;
     for d in &diags {
         eprintln!(
             "warning: {}: attempt row {}: skipped: {}",
-            store.path().display(),
+            store.location(),
             d.line,
             d.message
         );
@@ -136,7 +166,7 @@ fn read_metrics(project: &Path) -> anyhow::Result<rollup::Rollup> {
 
 pub(crate) fn metrics(args: MetricsArgs) -> anyhow::Result<ExitCode> {
     let dir = project(args.project)?;
-    let r = read_metrics(&dir)?;
+    let r = read_metrics(&dir, &args.store)?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
         Format::Human => print!("{}", rollup::render_text(&r)),
@@ -171,7 +201,13 @@ fn load_tuning(
 }
 
 pub(crate) fn run(cmd: TuneCommand) -> anyhow::Result<ExitCode> {
-    let (args, promote) = match cmd {
+    let (
+        ShowArgs {
+            common: args,
+            store,
+        },
+        promote,
+    ) = match cmd {
         TuneCommand::Show(a) => (a, false),
         TuneCommand::Promote(a) => (a, true),
         TuneCommand::Propose(a) => return propose(a),
@@ -180,7 +216,7 @@ pub(crate) fn run(cmd: TuneCommand) -> anyhow::Result<ExitCode> {
     let Some((dir, _, cfg)) = load_tuning(&args)? else {
         return Ok(ExitCode::from(1));
     };
-    let r = read_metrics(&dir)?;
+    let r = read_metrics(&dir, &store)?;
     let state_path = dir.join(".lightsout").join("tuning.json");
     let mut state = TuningState::load(&state_path)?;
     let view = show::view(&cfg, &r, &state);
@@ -304,7 +340,7 @@ fn propose(args: ProposeArgs) -> anyhow::Result<ExitCode> {
     let input = lightsout_tune::proposal::ProposalInput::new(
         &base.name,
         base_template,
-        &read_metrics(&dir)?,
+        &read_metrics(&dir, &StoreArg { store: None })?,
         lessons(&dir)?,
     );
     let brief = lightsout_tune::proposal::brief(&input);
