@@ -93,32 +93,18 @@ pub trait Agent: Send + Sync {
     }
 }
 
-#[async_trait]
-impl<T: Agent + ?Sized> Agent for &T {
-    async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, Error> {
-        (**self).run(ctx, ws).await
-    }
-    fn name(&self) -> String {
-        (**self).name()
-    }
+// `&T`, `Box<T>` and `Arc<T>` of an implementation forward to it (the blanket impls, written once).
+macro_rules! forward_agent {
+    ($($t:ty),*) => {$(
+        #[async_trait]
+        impl<T: Agent + ?Sized> Agent for $t {
+            async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, Error> {
+                (**self).run(ctx, ws).await
+            }
+            fn name(&self) -> String {
+                (**self).name()
+            }
+        }
+    )*};
 }
-
-#[async_trait]
-impl<T: Agent + ?Sized> Agent for Box<T> {
-    async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, Error> {
-        (**self).run(ctx, ws).await
-    }
-    fn name(&self) -> String {
-        (**self).name()
-    }
-}
-
-#[async_trait]
-impl<T: Agent + ?Sized> Agent for Arc<T> {
-    async fn run(&self, ctx: &TaskContext, ws: &Workspace) -> Result<AgentReport, Error> {
-        (**self).run(ctx, ws).await
-    }
-    fn name(&self) -> String {
-        (**self).name()
-    }
-}
+forward_agent!(&T, Box<T>, Arc<T>);

@@ -11,7 +11,9 @@
 //! - [`Verdict`], [`RequirementResult`], [`EvalStage`]: what the holdout says.
 //! - [`FailedStage`]: the stage that failed an attempt, serialised as today's lower-case
 //!   strings (`"holdout"`, `"leak"`, ...); [`LeakClass`]: which kind of holdout text crossed.
-//! - [`HookDecision`], [`GuardFinding`], [`GuardRequest`], [`AttemptMetrics`], [`Lesson`].
+//! - [`HookDecision`], [`GuardFinding`], [`GuardRequest`], [`Lesson`].
+//! - [`AttemptMetrics`]: one attempt's metrics, one line of `.lightsout/metrics.jsonl`
+//!   (read back by `lightsout_tune`), with [`FinalOutcome`].
 //! - [`TaskContext`] (what an agent is told about one attempt, with what is left of its
 //!   [`Budget`]) and [`AgentReport`] (what it did, how it ended: [`Outcome`]); the `Agent`
 //!   trait itself lives in `lightsout-agent`, which re-exports them.
@@ -44,8 +46,8 @@ mod verdict;
 
 pub use context::{AgentReport, Budget, INSTRUCTION_FILES, Outcome, TaskContext};
 pub use stage::{
-    AttemptMetrics, FailedStage, GuardFinding, GuardRequest, HookDecision, LeakClass, Lesson,
-    UnknownStage,
+    AttemptMetrics, FailedStage, FinalOutcome, GuardFinding, GuardRequest, HookDecision, LeakClass,
+    Lesson, UNRECORDED_KIND, UnknownStage,
 };
 pub use task::{RequirementId, Task, TaskId, valid_task_id};
 pub use traits::{AttemptHook, BoxError, DiffGuard, NoGuard, NoHook, NoMemory, Recall};

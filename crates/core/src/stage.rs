@@ -1,5 +1,6 @@
 //! The closed sets and records of the per-attempt stages: [`FailedStage`], [`LeakClass`],
-//! [`HookDecision`], guard requests and findings, [`AttemptMetrics`] and [`Lesson`].
+//! [`HookDecision`], guard requests and findings, [`AttemptMetrics`] (with
+//! [`FinalOutcome`]) and [`Lesson`].
 
 use crate::Usage;
 use serde::{Deserialize, Serialize};
@@ -208,7 +209,29 @@ pub struct GuardRequest {
     pub diff: String,
 }
 
-/// Per-attempt metrics written to memory.
+/// How a task ended, as recorded on its last attempt in the fix loop
+/// ([`AttemptMetrics::final_outcome`]); serialised as `"merged"` or `"failed"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalOutcome {
+    /// Every stage passed and the work merged.
+    Merged,
+    /// The task used up its attempts or was stopped by policy.
+    Failed,
+}
+
+/// The task kind a metrics line without `task_kind` counts under
+/// ([`AttemptMetrics::kind_key`]).
+pub const UNRECORDED_KIND: &str = "unrecorded";
+
+/// One attempt's metrics: what the factory gives [`Recall::record_attempt`], and one line of
+/// `.lightsout/metrics.jsonl`, which `lightsout_tune` reads back in every version written.
+///
+/// Invariant: `attempt >= 1` (1-based). The fields a line written before them lacks read as
+/// their default (`task_kind` and after: `None`); unknown fields are ignored, so a newer
+/// factory's lines still read.
+///
+/// [`Recall::record_attempt`]: crate::Recall::record_attempt
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptMetrics {
     /// The run.
@@ -216,14 +239,18 @@ pub struct AttemptMetrics {
     /// The task.
     pub task_id: String,
     /// Requirements it serves.
+    #[serde(default)]
     pub requirements: Vec<String>,
     /// 1-based attempt.
     pub attempt: u32,
-    /// The agent label (`replay` runs say so).
+    /// The agent label (`claude-code`; `replay` runs say so).
+    #[serde(default)]
     pub agent: String,
     /// Whether the agent was a replay.
+    #[serde(default)]
     pub replay: bool,
     /// Tokens, cost, wall time.
+    #[serde(default)]
     pub usage: Usage,
     /// Whether the attempt passed every stage.
     pub passed: bool,
@@ -231,9 +258,10 @@ pub struct AttemptMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_stage: Option<FailedStage>,
     /// Whether a human had to step in (a crashed run resumed by hand with `--resume`).
+    #[serde(default)]
     pub human_intervened: bool,
     /// The task kind (`code`, `docs`, ...). The fields from here on are optional in the JSON
-    /// line, so lines written before them still read (`lightsout_tune::record`).
+    /// line, so lines written before them still read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_kind: Option<String>,
     /// The `[agent.<name>]` profile `lightsout.toml` names for the task kind.
@@ -245,13 +273,13 @@ pub struct AttemptMetrics {
     /// The prompt variant: the `[[tuning.variant]]` the attempt ran under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    /// On the task's last attempt in the fix loop: `merged` (it passed every stage) or
-    /// `failed` (attempts used up or stopped by policy). A later merge conflict sends a task
-    /// back as a further attempt, which records its own outcome.
+    /// On the task's last attempt in the fix loop: [`FinalOutcome::Merged`] (it passed every
+    /// stage) or [`FinalOutcome::Failed`] (attempts used up or stopped by policy). A later
+    /// merge conflict sends a task back as a further attempt, which records its own outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub final_outcome: Option<String>,
+    pub final_outcome: Option<FinalOutcome>,
     /// The redacted failure category, `stage: category` (`holdout: timeout`); `leak` alone
-    /// for a holdout leak, whose reason names holdout files.
+    /// for a holdout leak, whose reason names holdout files. Never holdout text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_category: Option<String>,
 }
@@ -271,6 +299,31 @@ impl AttemptMetrics {
             .filter(|c| !c.is_empty())
             .unwrap_or("failed");
         format!("{stage}: {category}")
+    }
+
+    /// What the attempt counts as in a roll-up: its declared variant, else its agent profile,
+    /// else its agent label (lines written before variants existed).
+    pub fn variant_key(&self) -> &str {
+        self.variant
+            .as_deref()
+            .or(self.agent_profile.as_deref())
+            .unwrap_or(&self.agent)
+    }
+
+    /// The task kind it counts under: `task_kind`, else [`UNRECORDED_KIND`].
+    pub fn kind_key(&self) -> &str {
+        self.task_kind.as_deref().unwrap_or(UNRECORDED_KIND)
+    }
+
+    /// The failure category it counts under when it failed: `failure_category`, else the
+    /// failed stage, else `unknown`; `None` when it passed.
+    pub fn category_key(&self) -> Option<&str> {
+        (!self.passed).then(|| {
+            self.failure_category
+                .as_deref()
+                .or(self.failed_stage.map(FailedStage::as_str))
+                .unwrap_or("unknown")
+        })
     }
 }
 

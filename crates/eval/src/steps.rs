@@ -99,35 +99,21 @@ pub trait StepHandler: Send + Sync {
     }
 }
 
-#[async_trait]
-impl<T: StepHandler + ?Sized> StepHandler for &T {
-    async fn run(&self, world: &mut World, args: &StepArgs) -> Result<Option<String>, StepFailure> {
-        (**self).run(world, args).await
-    }
-    fn validate(&self, args: &StepArgs) -> Result<(), String> {
-        (**self).validate(args)
-    }
+// `&T`, `Box<T>` and `Arc<T>` of an implementation forward to it (the blanket impls, written once).
+macro_rules! forward_step_handler {
+    ($($t:ty),*) => {$(
+        #[async_trait]
+        impl<T: StepHandler + ?Sized> StepHandler for $t {
+            async fn run(&self, world: &mut World, args: &StepArgs) -> Result<Option<String>, StepFailure> {
+                (**self).run(world, args).await
+            }
+            fn validate(&self, args: &StepArgs) -> Result<(), String> {
+                (**self).validate(args)
+            }
+        }
+    )*};
 }
-
-#[async_trait]
-impl<T: StepHandler + ?Sized> StepHandler for Box<T> {
-    async fn run(&self, world: &mut World, args: &StepArgs) -> Result<Option<String>, StepFailure> {
-        (**self).run(world, args).await
-    }
-    fn validate(&self, args: &StepArgs) -> Result<(), String> {
-        (**self).validate(args)
-    }
-}
-
-#[async_trait]
-impl<T: StepHandler + ?Sized> StepHandler for Arc<T> {
-    async fn run(&self, world: &mut World, args: &StepArgs) -> Result<Option<String>, StepFailure> {
-        (**self).run(world, args).await
-    }
-    fn validate(&self, args: &StepArgs) -> Result<(), String> {
-        (**self).validate(args)
-    }
-}
+forward_step_handler!(&T, Box<T>, Arc<T>);
 
 /// A future returned by an async step function.
 pub type StepFuture<'a> =

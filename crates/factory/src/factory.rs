@@ -1599,9 +1599,9 @@ impl Inner {
             let verdict = self.attempt(&job, &ctx, &ws, &agent, &g, &mut rec).await?;
             let stop = matches!(verdict, Step::Stop);
             let final_outcome = if rec.passed {
-                Some("merged".to_owned())
+                Some(lightsout_core::FinalOutcome::Merged)
             } else if stop || attempt >= max {
-                Some("failed".to_owned())
+                Some(lightsout_core::FinalOutcome::Failed)
             } else {
                 None
             };
@@ -1651,7 +1651,7 @@ impl Inner {
         job: &Job,
         chosen: Option<&crate::tuning::Chosen>,
         rec: &AttemptRecord,
-        final_outcome: Option<String>,
+        final_outcome: Option<lightsout_core::FinalOutcome>,
     ) -> Result<(), Error> {
         self.memory
             .record_attempt(&AttemptMetrics {

@@ -104,12 +104,8 @@ impl Recall for DecisionMemory {
                 self.with(|mem| mem.record_green(r))?;
             }
         }
-        // The core type and the tuner's record share one JSON shape (the metrics line).
-        let r: lightsout_tune::AttemptRecord = serde_json::to_value(m)
-            .and_then(serde_json::from_value)
-            .map_err(mem_err)?;
         lightsout_stdx::lock(&self.metrics)
-            .record(&r)
+            .record(m)
             .map_err(mem_err)?;
         Ok(())
     }

@@ -79,21 +79,17 @@ pub trait Planner: Send + Sync {
     fn plan(&self, specs: &[Spec]) -> Result<Plan, Error>;
 }
 
-impl<T: Planner + ?Sized> Planner for &T {
-    fn plan(&self, specs: &[Spec]) -> Result<Plan, Error> {
-        (**self).plan(specs)
-    }
+// `&T`, `Box<T>` and `Arc<T>` of an implementation forward to it (the blanket impls, written once).
+macro_rules! forward_planner {
+    ($($t:ty),*) => {$(
+        impl<T: Planner + ?Sized> Planner for $t {
+            fn plan(&self, specs: &[Spec]) -> Result<Plan, Error> {
+                (**self).plan(specs)
+            }
+        }
+    )*};
 }
-impl<T: Planner + ?Sized> Planner for Box<T> {
-    fn plan(&self, specs: &[Spec]) -> Result<Plan, Error> {
-        (**self).plan(specs)
-    }
-}
-impl<T: Planner + ?Sized> Planner for std::sync::Arc<T> {
-    fn plan(&self, specs: &[Spec]) -> Result<Plan, Error> {
-        (**self).plan(specs)
-    }
-}
+forward_planner!(&T, Box<T>, std::sync::Arc<T>);
 
 /// The deterministic planner: the author's `## Tasks` when a spec has them, otherwise one
 /// task per requirement with the requirements' `Depends on:` lines as dependencies. The

@@ -49,7 +49,7 @@ mod tests {
             agent_profile: Some("claude".into()),
             model: Some("m".into()),
             variant: Some("b".into()),
-            final_outcome: Some("failed".into()),
+            final_outcome: Some(lightsout_core::FinalOutcome::Failed),
             failure_category: Some(AttemptMetrics::category(
                 FailedStage::Holdout,
                 Some("REQ-1: 2 of 5 trials failed: status mismatch\nmore"),

@@ -32,23 +32,17 @@ pub trait LeakScan {
     fn scan(&self, text: &str) -> Vec<String>;
 }
 
-impl<T: LeakScan + ?Sized> LeakScan for &T {
-    fn scan(&self, text: &str) -> Vec<String> {
-        (**self).scan(text)
-    }
+// `&T`, `Box<T>` and `Arc<T>` of an implementation forward to it (the blanket impls, written once).
+macro_rules! forward_leak_scan {
+    ($($t:ty),*) => {$(
+        impl<T: LeakScan + ?Sized> LeakScan for $t {
+            fn scan(&self, text: &str) -> Vec<String> {
+                (**self).scan(text)
+            }
+        }
+    )*};
 }
-
-impl<T: LeakScan + ?Sized> LeakScan for Box<T> {
-    fn scan(&self, text: &str) -> Vec<String> {
-        (**self).scan(text)
-    }
-}
-
-impl<T: LeakScan + ?Sized> LeakScan for Arc<T> {
-    fn scan(&self, text: &str) -> Vec<String> {
-        (**self).scan(text)
-    }
-}
+forward_leak_scan!(&T, Box<T>, Arc<T>);
 
 /// Adapts a closure `Fn(&str) -> Vec<String>` into a [`LeakScan`], for example a wrapper
 /// around `lightsout-eval`'s `LeakScanner`.

@@ -3,7 +3,7 @@
 //! evidence.
 //!
 //! # Brief overview
-//! - [`record`]: one line of `.lightsout/metrics.jsonl` ([`AttemptRecord`]), read in every
+//! - [`record`]: one line of `.lightsout/metrics.jsonl` ([`AttemptMetrics`]), read in every
 //!   version the factory has written.
 //! - [`rollup`]: [`Rollup`] per variant and task kind, with Wilson 95% intervals
 //!   ([`lightsout_eval::stats::Interval`]) on rates and [`Quantiles`] on cost, tokens and time
@@ -69,7 +69,7 @@ pub mod state;
 pub mod store;
 
 pub use config::TuningConfig;
-pub use record::AttemptRecord;
+pub use record::AttemptMetrics;
 pub use rollup::{Quantiles, Rate, Rollup};
 pub use select::Bandit;
 

@@ -1,21 +1,22 @@
 //! One line of `.lightsout/metrics.jsonl`: the factory's per-attempt metrics, read in every
 //! version it has written.
 //!
-//! The factory appends one JSON object per attempt (`lightsout_factory::AttemptMetrics`).
-//! The fields this crate added (`task_kind`, `agent_profile`, `model`, `variant`,
-//! `final_outcome`, `failure_category`) are optional: a line written before them reads with
-//! `None`, and [`AttemptRecord::variant_key`] and [`AttemptRecord::kind_key`] say what such a
-//! line counts as. Unknown fields are ignored, so a newer factory's lines still read.
+//! The factory appends one JSON object per attempt, a [`lightsout_core::AttemptMetrics`],
+//! re-exported here. The fields this crate added (`task_kind`, `agent_profile`, `model`,
+//! `variant`, `final_outcome`, `failure_category`) are optional: a line written before them
+//! reads with `None`, and [`AttemptMetrics::variant_key`] and [`AttemptMetrics::kind_key`] say
+//! what such a line counts as. Unknown fields are ignored, so a newer factory's lines still
+//! read.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::Path;
 
-/// The task kind a line without `task_kind` counts under.
-pub const UNRECORDED_KIND: &str = "unrecorded";
+/// One attempt, one line of `metrics.jsonl`: the core type the factory writes.
+pub use lightsout_core::{AttemptMetrics, FinalOutcome, UNRECORDED_KIND};
 
-/// Tokens, cost and wall time of one attempt: the agent's [`Usage`], the type the factory
-/// writes (`input_tokens`, `output_tokens`, `cost_usd`, `wall_ms`).
-pub use lightsout_agent::Usage;
+/// Tokens, cost and wall time of one attempt: the type the factory writes (`input_tokens`,
+/// `output_tokens`, `cost_usd`, `wall_ms`).
+pub use lightsout_core::Usage;
 
 /// The USD cost of `u`, when the agent reported one (Codex reports none).
 pub fn usd(u: &Usage) -> Option<f64> {
@@ -25,94 +26,6 @@ pub fn usd(u: &Usage) -> Option<f64> {
 /// Input plus output tokens of `u`.
 pub fn tokens(u: &Usage) -> u64 {
     u.input_tokens.saturating_add(u.output_tokens)
-}
-
-/// How a task ended, as recorded on its last attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FinalOutcome {
-    /// Every stage passed and the work merged.
-    Merged,
-    /// The task used up its attempts or was stopped by policy.
-    Failed,
-}
-
-/// One attempt, one line of `metrics.jsonl`.
-///
-/// Invariant: `attempt >= 1` (1-based). `passed` means the attempt passed every stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AttemptRecord {
-    /// The run.
-    pub run_id: String,
-    /// The task.
-    pub task_id: String,
-    /// Requirements the task serves.
-    #[serde(default)]
-    pub requirements: Vec<String>,
-    /// 1-based attempt number.
-    pub attempt: u32,
-    /// The agent's label (`claude-code`, `replay`, ...).
-    #[serde(default)]
-    pub agent: String,
-    /// Whether the agent was a replay.
-    #[serde(default)]
-    pub replay: bool,
-    /// Tokens, cost, wall time.
-    #[serde(default)]
-    pub usage: Usage,
-    /// Whether the attempt passed every stage.
-    pub passed: bool,
-    /// The stage that failed it (`agent`, `checks`, `guards`, `holdout`, `merge`, `leak`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed_stage: Option<String>,
-    /// Whether a human had to step in.
-    #[serde(default)]
-    pub human_intervened: bool,
-    /// The task kind (`code`, `docs`, ...). Absent in lines written before it was recorded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_kind: Option<String>,
-    /// The `[agent.<name>]` profile that ran the attempt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_profile: Option<String>,
-    /// The model the profile was asked to use, when a variant names one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// The prompt variant: the name of the `[[tuning.variant]]` the attempt ran under.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    /// On a task's last attempt: how the task ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub final_outcome: Option<FinalOutcome>,
-    /// The redacted failure category (`holdout: timeout`, `checks: test`); never holdout text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_category: Option<String>,
-}
-
-impl AttemptRecord {
-    /// What the attempt counts as in a roll-up: its declared variant, else its agent profile,
-    /// else its agent label (lines written before variants existed).
-    pub fn variant_key(&self) -> &str {
-        self.variant
-            .as_deref()
-            .or(self.agent_profile.as_deref())
-            .unwrap_or(&self.agent)
-    }
-
-    /// The task kind it counts under: `task_kind`, else [`UNRECORDED_KIND`].
-    pub fn kind_key(&self) -> &str {
-        self.task_kind.as_deref().unwrap_or(UNRECORDED_KIND)
-    }
-
-    /// The failure category it counts under when it failed: `failure_category`, else the
-    /// failed stage, else `unknown`; `None` when it passed.
-    pub fn category_key(&self) -> Option<&str> {
-        (!self.passed).then(|| {
-            self.failure_category
-                .as_deref()
-                .or(self.failed_stage.as_deref())
-                .unwrap_or("unknown")
-        })
-    }
 }
 
 /// A line of `metrics.jsonl` that could not be read.
@@ -126,14 +39,14 @@ pub struct LineDiagnostic {
 
 /// Reads `metrics.jsonl` text: the records, and a diagnostic for each line that is not a
 /// record (a torn last line after a crash, a hand edit). Blank lines are skipped.
-pub fn parse_jsonl(text: &str) -> (Vec<AttemptRecord>, Vec<LineDiagnostic>) {
+pub fn parse_jsonl(text: &str) -> (Vec<AttemptMetrics>, Vec<LineDiagnostic>) {
     let mut records = Vec::new();
     let mut diags = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<AttemptRecord>(line) {
+        match serde_json::from_str::<AttemptMetrics>(line) {
             Ok(r) if r.attempt == 0 => diags.push(LineDiagnostic {
                 line: i + 1,
                 message: "attempt 0: attempts are 1-based".into(),
@@ -152,7 +65,7 @@ pub fn parse_jsonl(text: &str) -> (Vec<AttemptRecord>, Vec<LineDiagnostic>) {
 ///
 /// # Errors
 /// [`crate::Error::Io`] when the file exists but cannot be read.
-pub fn read_jsonl(path: &Path) -> Result<(Vec<AttemptRecord>, Vec<LineDiagnostic>), crate::Error> {
+pub fn read_jsonl(path: &Path) -> Result<(Vec<AttemptMetrics>, Vec<LineDiagnostic>), crate::Error> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(parse_jsonl(&text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), Vec::new())),

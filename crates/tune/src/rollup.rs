@@ -8,7 +8,7 @@
 //!   statistical packages", The American Statistician 50(4), 1996 (numpy's `linear`):
 //!   linear interpolation between order statistics at `h = (n - 1) p`.
 
-use crate::record::{AttemptRecord, FinalOutcome, tokens, usd};
+use crate::record::{AttemptMetrics, FinalOutcome, tokens, usd};
 use lightsout_eval::stats::{Interval, wilson95};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -103,9 +103,9 @@ pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
 /// One variant on one task kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
-    /// The variant ([`AttemptRecord::variant_key`]).
+    /// The variant ([`AttemptMetrics::variant_key`]).
     pub variant: String,
-    /// The task kind ([`AttemptRecord::kind_key`]).
+    /// The task kind ([`AttemptMetrics::kind_key`]).
     pub kind: String,
     /// Attempts recorded.
     pub attempts: u32,
@@ -127,7 +127,7 @@ pub struct Group {
     pub usd_total: f64,
     /// `usd_total` over merged tasks, USD; `None` when nothing merged.
     pub usd_per_merged_task: Option<f64>,
-    /// Failed attempts per failure category ([`AttemptRecord::category_key`]).
+    /// Failed attempts per failure category ([`AttemptMetrics::category_key`]).
     pub failure_categories: BTreeMap<String, u32>,
 }
 
@@ -156,13 +156,13 @@ impl Rollup {
 /// A (run, task, attempt) recorded twice (a crashed run resumed) counts once, as its last
 /// line. A task counts as merged when its last line says `final_outcome = "merged"` or any
 /// of its attempts passed (lines written before `final_outcome` existed).
-pub fn rollup(records: &[AttemptRecord]) -> Rollup {
-    let mut latest: BTreeMap<(&str, &str, u32), &AttemptRecord> = BTreeMap::new();
+pub fn rollup(records: &[AttemptMetrics]) -> Rollup {
+    let mut latest: BTreeMap<(&str, &str, u32), &AttemptMetrics> = BTreeMap::new();
     for r in records {
         latest.insert((&r.run_id, &r.task_id, r.attempt), r);
     }
     let runs: BTreeSet<&str> = latest.keys().map(|k| k.0).collect();
-    let mut by_group: BTreeMap<(&str, &str), Vec<&AttemptRecord>> = BTreeMap::new();
+    let mut by_group: BTreeMap<(&str, &str), Vec<&AttemptMetrics>> = BTreeMap::new();
     for r in latest.values() {
         by_group
             .entry((r.kind_key(), r.variant_key()))
@@ -180,7 +180,7 @@ pub fn rollup(records: &[AttemptRecord]) -> Rollup {
     }
 }
 
-fn group(variant: &str, kind: &str, rs: &[&AttemptRecord]) -> Group {
+fn group(variant: &str, kind: &str, rs: &[&AttemptMetrics]) -> Group {
     let count = |it: usize| u32::try_from(it).unwrap_or(u32::MAX);
     let firsts: Vec<_> = rs.iter().filter(|r| r.attempt == 1).collect();
     let mut tasks: BTreeMap<(&str, &str), bool> = BTreeMap::new();
@@ -331,8 +331,8 @@ mod tests {
         variant: &str,
         passed: bool,
         usd: f64,
-    ) -> AttemptRecord {
-        AttemptRecord {
+    ) -> AttemptMetrics {
+        AttemptMetrics {
             run_id: run.into(),
             task_id: task.into(),
             requirements: vec![],
@@ -346,7 +346,7 @@ mod tests {
                 wall_ms: 1000 * u64::from(attempt),
             },
             passed,
-            failed_stage: (!passed).then(|| "holdout".into()),
+            failed_stage: (!passed).then_some(lightsout_core::FailedStage::Holdout),
             human_intervened: false,
             task_kind: Some("code".into()),
             agent_profile: None,

@@ -7,7 +7,7 @@
 //! Each row holds the attempt's task kind, agent profile, model, prompt variant, tokens, USD,
 //! wall time, whether it was a first attempt that passed, the task's final outcome and the
 //! redacted failure category as columns (for people querying the table), and the whole
-//! [`AttemptRecord`] as JSON (what [`MetricsStore::records`] reads back, so fields added later
+//! [`AttemptMetrics`] as JSON (what [`MetricsStore::records`] reads back, so fields added later
 //! survive a round trip). Both backends have the same tables and behave the same; the tests
 //! run against both.
 //!
@@ -28,7 +28,7 @@
 //!   `metrics_import`, so a second call imports only complete lines appended since, and a torn
 //!   last line waits until it is complete.
 
-use crate::record::{AttemptRecord, LineDiagnostic, parse_jsonl, usd};
+use crate::record::{AttemptMetrics, LineDiagnostic, parse_jsonl, usd};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 
@@ -235,7 +235,7 @@ impl MetricsStore {
     ///
     /// # Errors
     /// [`StoreError::Sqlite`] or [`StoreError::Postgres`] when the row cannot be written.
-    pub fn record(&mut self, r: &AttemptRecord) -> Result<(), StoreError> {
+    pub fn record(&mut self, r: &AttemptMetrics) -> Result<(), StoreError> {
         self.record_all(std::slice::from_ref(r))
     }
 
@@ -244,7 +244,7 @@ impl MetricsStore {
     /// # Errors
     /// [`StoreError::Sqlite`] or [`StoreError::Postgres`] when a row cannot be written
     /// (nothing is).
-    pub fn record_all(&mut self, records: &[AttemptRecord]) -> Result<(), StoreError> {
+    pub fn record_all(&mut self, records: &[AttemptMetrics]) -> Result<(), StoreError> {
         let rows = records.iter().map(Row::of).collect::<Result<Vec<_>, _>>()?;
         match &mut self.backend {
             Backend::Sqlite { conn, path } => {
@@ -268,7 +268,7 @@ impl MetricsStore {
     ///
     /// # Errors
     /// [`StoreError::Sqlite`] or [`StoreError::Postgres`] when the table cannot be read.
-    pub fn records(&self) -> Result<(Vec<AttemptRecord>, Vec<LineDiagnostic>), StoreError> {
+    pub fn records(&self) -> Result<(Vec<AttemptMetrics>, Vec<LineDiagnostic>), StoreError> {
         let texts = match &self.backend {
             Backend::Sqlite { conn, path } => {
                 let err = sqlite_err(path);
@@ -286,7 +286,7 @@ impl MetricsStore {
         let mut out = Vec::new();
         let mut diags = Vec::new();
         for (i, text) in texts.iter().enumerate() {
-            match serde_json::from_str::<AttemptRecord>(text) {
+            match serde_json::from_str::<AttemptMetrics>(text) {
                 Ok(r) => out.push(r),
                 Err(e) => diags.push(LineDiagnostic {
                     line: i + 1,
@@ -451,7 +451,7 @@ struct Row {
 }
 
 impl Row {
-    fn of(r: &AttemptRecord) -> Result<Self, StoreError> {
+    fn of(r: &AttemptMetrics) -> Result<Self, StoreError> {
         let record = serde_json::to_string(r).map_err(|e| StoreError::Corrupt {
             path: PathBuf::from(&r.run_id),
             message: format!("attempt {} of task {}: {e}", r.attempt, r.task_id),
@@ -785,7 +785,7 @@ mod tests {
         a_batch_is_written_whole_or_not_at_all
     );
 
-    fn rec(run: &str, task: &str, attempt: u32, passed: bool) -> AttemptRecord {
+    fn rec(run: &str, task: &str, attempt: u32, passed: bool) -> AttemptMetrics {
         let mut r = parse_jsonl(LINE).0.remove(0);
         r.run_id = run.into();
         r.task_id = task.into();

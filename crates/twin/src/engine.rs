@@ -48,21 +48,17 @@ pub trait Behaviour: Send + Sync {
     fn handle(&self, name: &str, cx: &mut Context<'_>) -> Option<TwinResponse>;
 }
 
-impl<T: Behaviour + ?Sized> Behaviour for &T {
-    fn handle(&self, name: &str, cx: &mut Context<'_>) -> Option<TwinResponse> {
-        (**self).handle(name, cx)
-    }
+// `&T`, `Box<T>` and `Arc<T>` of an implementation forward to it (the blanket impls, written once).
+macro_rules! forward_behaviour {
+    ($($t:ty),*) => {$(
+        impl<T: Behaviour + ?Sized> Behaviour for $t {
+            fn handle(&self, name: &str, cx: &mut Context<'_>) -> Option<TwinResponse> {
+                (**self).handle(name, cx)
+            }
+        }
+    )*};
 }
-impl<T: Behaviour + ?Sized> Behaviour for Box<T> {
-    fn handle(&self, name: &str, cx: &mut Context<'_>) -> Option<TwinResponse> {
-        (**self).handle(name, cx)
-    }
-}
-impl<T: Behaviour + ?Sized> Behaviour for Arc<T> {
-    fn handle(&self, name: &str, cx: &mut Context<'_>) -> Option<TwinResponse> {
-        (**self).handle(name, cx)
-    }
-}
+forward_behaviour!(&T, Box<T>, Arc<T>);
 
 /// What a [`Behaviour`] sees: the request, its path captures, the credential, and mutable
 /// access to the state, the seeded RNG and the virtual clock's reading.

@@ -727,8 +727,18 @@ fn resume_ends_what_a_killed_unsandboxed_factory_left_running() {
         .spawn()
         .unwrap();
     let marker = p.run_dir("leftover").join("wt/REQ-1/started.txt");
+    // The agent may write its marker before the fence has made its ledger record durable
+    // (the record follows the spawn); the kill comes once both are there, since what is
+    // tested is that `--resume` ends what the ledger recorded.
+    let ledger = p.run_dir("leftover").join("procs");
+    let recorded = || {
+        std::fs::read_dir(&ledger).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        })
+    };
     let until = Instant::now() + Duration::from_secs(60);
-    while !marker.exists() {
+    while !(marker.exists() && recorded()) {
         assert!(Instant::now() < until, "the agent never started");
         assert!(
             factory.try_wait().unwrap().is_none(),

@@ -39,11 +39,10 @@ fn ids(v: &serde_json::Value) -> Vec<i64> {
         .collect()
 }
 
-#[test]
-fn add_supersede_deprecate_list_show_search_export() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join(".lightsout/memory.db");
-    let out = mem(&db)
+/// Adds decision A (from 2024-01-01), supersedes it by B (from 2024-06-01, with a path and a
+/// forbidden dependency), adds C and deprecates it. Returns their ids.
+fn add_supersede_and_deprecate(db: &Path) -> (i64, i64, i64) {
+    let out = mem(db)
         .args([
             "add",
             "--title",
@@ -55,7 +54,7 @@ fn add_supersede_deprecate_list_show_search_export() {
         .assert()
         .success();
     let a = json(&out.get_output().stdout)["id"].as_i64().unwrap();
-    let out = mem(&db)
+    let out = mem(db)
         .args(["supersede", &format!("M-{a}"), "--title", "Store in SQLite"])
         .args([
             "--decision",
@@ -74,52 +73,60 @@ fn add_supersede_deprecate_list_show_search_export() {
         .assert()
         .success();
     let b = json(&out.get_output().stdout)["id"].as_i64().unwrap();
-    let t = mem(&db)
+    let t = mem(db)
         .args(["add", "--title", "Use tokio", "--format", "json"])
         .assert()
         .success();
     let c = json(&t.get_output().stdout)["id"].as_i64().unwrap();
-    mem(&db)
+    mem(db)
         .args(["deprecate", &c.to_string()])
         .assert()
         .success();
 
-    let now = mem(&db)
+    (a, b, c)
+}
+
+/// `list` now, as of a past date and with `--all`; `show --chain` and `--history`.
+fn assert_lists_and_history(db: &Path, (a, b, c): (i64, i64, i64)) {
+    let now = mem(db)
         .args(["list", "--format", "json"])
         .assert()
         .success();
     assert_eq!(ids(&json(&now.get_output().stdout)), [b]);
-    let then = mem(&db)
+    let then = mem(db)
         .args(["list", "--as-of", "2024-03-01", "--format", "json"])
         .assert()
         .success();
     assert_eq!(ids(&json(&then.get_output().stdout)), [a]);
-    let all = mem(&db)
+    let all = mem(db)
         .args(["list", "--all", "--format", "json"])
         .assert()
         .success();
     assert_eq!(ids(&json(&all.get_output().stdout)), [a, b, c]);
 
-    let chain = mem(&db)
+    let chain = mem(db)
         .args(["show", &a.to_string(), "--chain", "--format", "json"])
         .assert()
         .success();
     assert_eq!(ids(&json(&chain.get_output().stdout)), [a, b]);
-    let hist = mem(&db)
+    let hist = mem(db)
         .args(["show", &a.to_string(), "--history", "--format", "json"])
         .assert()
         .success();
     let hist = json(&hist.get_output().stdout);
     assert_eq!(hist[1]["status"], "superseded");
+}
 
-    let hits = mem(&db)
+/// `search` finds B first; a context pack for a path B governs leads with B, in budget.
+fn assert_search_and_context(db: &Path, b: i64) {
+    let hits = mem(db)
         .args(["search", "sqlite", "file", "--format", "json"])
         .assert()
         .success();
     let hits = json(&hits.get_output().stdout);
     assert_eq!(hits[0]["record"]["id"].as_i64(), Some(b));
 
-    let pack = mem(&db)
+    let pack = mem(db)
         .args([
             "context",
             "add",
@@ -137,9 +144,13 @@ fn add_supersede_deprecate_list_show_search_export() {
     let pack = json(&pack.get_output().stdout);
     assert_eq!(pack["items"][0]["id"].as_i64(), Some(b));
     assert!(pack["tokens"].as_u64().unwrap() <= 300);
+}
 
-    let md = dir.path().join("DECISIONS.md");
-    mem(&db)
+/// `export --decisions-md` names B; importing the export into a fresh store and exporting
+/// again gives the same bytes.
+fn assert_export_round_trips(dir: &Path, db: &Path, b: i64) {
+    let md = dir.join("DECISIONS.md");
+    mem(db)
         .args(["export", "--decisions-md"])
         .arg(&md)
         .assert()
@@ -147,13 +158,23 @@ fn add_supersede_deprecate_list_show_search_export() {
     let text = std::fs::read_to_string(&md).unwrap();
     assert!(text.contains(&format!("## M-{b}: Store in SQLite")));
     // Import of its own export into a fresh store, then export again: same bytes.
-    let db2 = dir.path().join("other.db");
+    let db2 = dir.join("other.db");
     mem(&db2).arg("import").arg(&md).assert().success();
     let again = mem(&db2)
         .args(["export", "--decisions-md", "-"])
         .assert()
         .success();
     assert_eq!(String::from_utf8_lossy(&again.get_output().stdout), text);
+}
+
+#[test]
+fn add_supersede_deprecate_list_show_search_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(".lightsout/memory.db");
+    let (a, b, c) = add_supersede_and_deprecate(&db);
+    assert_lists_and_history(&db, (a, b, c));
+    assert_search_and_context(&db, b);
+    assert_export_round_trips(dir.path(), &db, b);
 
     // Usage errors exit 2 and say what to do.
     mem(&db)

@@ -289,3 +289,73 @@ async fn a_worker_whose_lease_lapsed_does_not_move_the_remotes_main() {
     let bare = d.path().join("remote.git");
     assert_eq!(git(&bare, &["--git-dir=.", "rev-parse", "main"]), before);
 }
+
+/// A fleet worker's factory counts `[budget.day] usd` in the shared store
+/// (`Factory::with_day_budget`): while other workers hold most of today's dollar there, this
+/// worker's task stops with the day's budget named before its agent runs (its own machine has
+/// spent nothing); once they settle for less, the task runs and its call's cost is settled in
+/// the shared store.
+#[tokio::test]
+async fn a_fleet_workers_day_budget_is_the_shared_stores() {
+    use lightsout_fleet::budget::{BudgetStore, SqliteBudget, utc_day};
+    let d = tempfile::tempdir().unwrap();
+    let repo_dir = d.path().join("repo");
+    std::fs::create_dir(&repo_dir).unwrap();
+    repo(&repo_dir);
+    let store: Arc<dyn BudgetStore> =
+        Arc::new(SqliteBudget::open(&d.path().join("state.db")).unwrap());
+    let today = utc_day();
+    let others = store
+        .reserve(&today, "other-run/X/1", 950_000, 1_000_000)
+        .unwrap()
+        .expect("within the cap");
+    let calls = Arc::new(AtomicU32::new(0));
+    let worker = |calls: Arc<AtomicU32>| {
+        let agent = Arc::new(FnAgent::new("fake", move |_, ws| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::fs::write(ws.root.join("A.txt"), "ok").unwrap();
+            let mut r = AgentReport::completed("fake", "wrote it");
+            r.usage.cost_usd = Some(0.02);
+            Ok(r)
+        }));
+        let config = Config::parse("[budget.day]\nusd = 1.0\n", &repo_dir).unwrap();
+        Factory::new(&repo_dir, config)
+            .unwrap()
+            .with_default_agent(agent)
+            .with_evaluator(Arc::new(FnEvaluator(
+                |req: &lightsout_factory::EvalRequest| {
+                    let ok = req.worktree.join("A.txt").exists();
+                    Ok(Verdict {
+                        passed: ok,
+                        feedback: String::new(),
+                        requirements: vec![RequirementResult {
+                            id: "R-A".into(),
+                            trials: 1,
+                            passed: u32::from(ok),
+                            category: None,
+                        }],
+                    })
+                },
+            )))
+            .with_day_budget(store.clone())
+    };
+    let opts = |id: &str| RunOptions {
+        run_id: Some(id.into()),
+        ..RunOptions::default()
+    };
+    let state = worker(calls.clone()).run(plan(), opts("r1")).await.unwrap();
+    let a = state.task("A").unwrap();
+    assert_eq!(a.status, TaskPhase::Failed);
+    let why = a.failure.clone().unwrap_or_default();
+    assert!(
+        why.contains("budget exhausted") && why.contains(&format!("day {today}")),
+        "{why}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "no agent call");
+    store.settle(&others, 100_000).unwrap();
+    let state = worker(calls.clone()).run(plan(), opts("r2")).await.unwrap();
+    assert_eq!(state.task("A").unwrap().status, TaskPhase::Merged);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let day = store.ledger(&today).unwrap();
+    assert_eq!((day.spent_micro_usd, day.open), (120_000, 0), "{day:?}");
+}
