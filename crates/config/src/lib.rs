@@ -310,11 +310,7 @@ impl From<StoreSection> for StoreToml {
     }
 }
 
-/// Whether `url` names a Postgres server (`postgres://` or `postgresql://`) rather than a
-/// `SQLite` file.
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
+pub use lightsout_stdx::is_postgres_url;
 
 /// `[gc]`: how long `lightsout gc` keeps a run's worktrees, branches, attempt refs and run
 /// directory.

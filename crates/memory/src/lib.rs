@@ -247,11 +247,7 @@ impl Memory<SqliteStore> {
     }
 }
 
-/// Whether `location` names a PostgreSQL server (`postgres://` or `postgresql://`) rather
-/// than a SQLite file.
-pub fn is_postgres_url(location: &str) -> bool {
-    location.starts_with("postgres://") || location.starts_with("postgresql://")
-}
+pub use lightsout_stdx::is_postgres_url;
 
 /// `location` for messages: the password of a `postgres://user:password@…` URL replaced
 /// by `***`; a path unchanged.

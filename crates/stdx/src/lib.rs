@@ -32,6 +32,7 @@ mod estimate;
 mod fs;
 #[cfg(feature = "process")]
 pub mod process;
+mod store;
 mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -39,4 +40,5 @@ pub mod walk;
 
 pub use estimate::tshirt_hours;
 pub use fs::write_atomic;
+pub use store::{POSTGRES_SCHEMES, is_postgres_url};
 pub use sync::lock;

@@ -38,14 +38,7 @@ pub const STATE_DB: &str = "state.db";
 /// The metrics lines the factory wrote before this store, under `.lightsout/`.
 pub const METRICS_JSONL: &str = "metrics.jsonl";
 
-/// The URL schemes [`MetricsStore::open_url`] opens on a `PostgreSQL` server.
-pub const POSTGRES_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
-
-/// Whether `location` names a `PostgreSQL` server (`postgres://` or `postgresql://`) rather
-/// than a `SQLite` file.
-pub fn is_postgres_url(location: &str) -> bool {
-    POSTGRES_SCHEMES.iter().any(|s| location.starts_with(s))
-}
+pub use lightsout_stdx::{POSTGRES_SCHEMES, is_postgres_url};
 
 /// The schema, one migration per version (version `i + 1` after `MIGRATIONS[i]`).
 const MIGRATIONS: &[&str] = &[r"
