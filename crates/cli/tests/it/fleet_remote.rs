@@ -102,30 +102,17 @@ fn logs(dir: &Path) -> String {
     out
 }
 
-/// Three workers build the example from one bare remote and one Postgres; the one holding
-/// REQ-4 is killed with SIGKILL during its attempt. Its lease lapses, another worker claims
-/// REQ-4 again under a higher token, and every task is merged on the remote's main exactly
-/// once, with the tree the trajectory builds.
-#[test]
-#[allow(clippy::print_stderr)] // the timings go to the test's output, for the record
-fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
-    let _example = crate::bundled_example_lock();
-    let started = Instant::now();
-    let url = fresh_database("fleet");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let (seed, remote, holdout) = example_remote(dir);
-    let expected = crate::trajectory_tree(&seed, "HEAD");
-
-    // Plan and enqueue; the plan goes to the remote.
+/// Plans and enqueues the example's run in the store at `url` from `seed` (the plan goes to
+/// the remote): 5 tasks, only REQ-1 ready.
+fn plan_fleet_run(url: &str, seed: &Path) {
     let out = Command::cargo_bin("lightsout")
         .unwrap()
-        .current_dir(&seed)
+        .current_dir(seed)
         .env_remove("LIGHTSOUT_HOLDOUT")
         .args([
             "run",
             "--store",
-            &url,
+            url,
             "--run-id",
             RUN,
             "specs/url-shortener.md",
@@ -136,21 +123,19 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains("5 task(s) planned, 1 ready"), "{text}");
     assert!(text.contains("lightsout worker --store"), "{text}");
-    let shown = status(&url);
+    let shown = status(url);
     assert_eq!(row(&shown, "REQ-1").unwrap().0, "ready", "{shown}");
     assert!(
         row(&shown, "REQ-2").is_none(),
         "REQ-2 waits on REQ-1: {shown}"
     );
+}
 
-    let mut workers: Vec<(String, Child)> = ["w1", "w2", "w3"]
-        .iter()
-        .map(|n| ((*n).to_owned(), worker(&url, &remote, &holdout, dir, n)))
-        .collect();
-
-    // Wait until a worker is inside an attempt at REQ-4, then kill it and its children.
+/// Waits until a worker is inside an attempt at REQ-4, then kills it and its children
+/// (SIGKILL to its process group). Returns the victim's name.
+fn kill_the_worker_inside_req4(url: &str, dir: &Path, workers: &mut [(String, Child)]) -> String {
     let victim = loop {
-        if let Some((st, w, token, _)) = full_row(&status(&url), "REQ-4")
+        if let Some((st, w, token, _)) = full_row(&status(url), "REQ-4")
             && st == "claimed"
         {
             // The worker's run of this claim (`<run>-<task>-<token>`) is inside an attempt.
@@ -162,7 +147,7 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
                 break name;
             }
         }
-        for (n, w) in &mut workers {
+        for (n, w) in workers.iter_mut() {
             assert!(
                 w.try_wait().unwrap().is_none(),
                 "worker {n} ended before REQ-4 was claimed:\n{}",
@@ -171,23 +156,24 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let killed_at = started.elapsed();
     let pid = workers.iter().find(|(n, _)| *n == victim).unwrap().1.id();
     let ok = Std::new("kill")
         .args(["-KILL", "--", &format!("-{pid}")])
         .status()
         .unwrap();
     assert!(ok.success());
+    victim
+}
 
-    let mut codes = Vec::new();
-    for (n, mut w) in workers {
-        let status = w.wait().unwrap();
-        if n != victim {
-            codes.push((n, status.code()));
-        }
-    }
-    let finished_at = started.elapsed();
-    let shown = status(&url);
+/// The surviving workers ended cleanly, every task is done in the store, and REQ-4 was
+/// claimed again by another worker.
+fn assert_every_task_done_and_req4_reclaimed(
+    url: &str,
+    dir: &Path,
+    victim: &str,
+    codes: &[(String, Option<i32>)],
+) {
+    let shown = status(url);
     let all = logs(dir);
     assert!(
         codes.iter().all(|(_, c)| *c == Some(0)),
@@ -200,9 +186,12 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
     let (_, w, attempts) = row(&shown, "REQ-4").unwrap();
     assert!(attempts >= 2, "REQ-4 was claimed again: {shown}");
     assert!(!w.starts_with(&format!("{victim}/")), "{shown}");
+}
 
-    // The remote's main: one squash commit per task of the run, each exactly once, and the
-    // tree the trajectory builds.
+/// The remote's main: one squash commit per task of the run, each exactly once, and the
+/// tree the trajectory builds (`expected`); no task branch left.
+fn assert_remote_main(dir: &Path, remote: &Path, expected: &str) {
+    let all = logs(dir);
     let bare = |args: &[&str]| {
         let mut full = vec!["--git-dir", remote.to_str().unwrap()];
         full.extend_from_slice(args);
@@ -230,6 +219,40 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
         "refs/heads/lightsout/",
     ]);
     assert_eq!(branches, "", "no task branch is left after its merge");
+}
+
+/// Three workers build the example from one bare remote and one Postgres; the one holding
+/// REQ-4 is killed with SIGKILL during its attempt. Its lease lapses, another worker claims
+/// REQ-4 again under a higher token, and every task is merged on the remote's main exactly
+/// once, with the tree the trajectory builds.
+#[test]
+#[allow(clippy::print_stderr)] // the timings go to the test's output, for the record
+fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
+    let _example = crate::bundled_example_lock();
+    let started = Instant::now();
+    let url = fresh_database("fleet");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (seed, remote, holdout) = example_remote(dir);
+    let expected = crate::trajectory_tree(&seed, "HEAD");
+    plan_fleet_run(&url, &seed);
+
+    let mut workers: Vec<(String, Child)> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|n| ((*n).to_owned(), worker(&url, &remote, &holdout, dir, n)))
+        .collect();
+    let victim = kill_the_worker_inside_req4(&url, dir, &mut workers);
+    let killed_at = started.elapsed();
+    let mut codes = Vec::new();
+    for (n, mut w) in workers {
+        let status = w.wait().unwrap();
+        if n != victim {
+            codes.push((n, status.code()));
+        }
+    }
+    let finished_at = started.elapsed();
+    assert_every_task_done_and_req4_reclaimed(&url, dir, &victim, &codes);
+    assert_remote_main(dir, &remote, &expected);
     eprintln!(
         "fleet e2e: worker {victim} killed at {:.1} s; all 5 tasks merged at {:.1} s",
         killed_at.as_secs_f64(),
