@@ -10,7 +10,7 @@ use lightsout_tune::store::MetricsStore;
 use std::path::Path;
 use std::sync::Mutex;
 
-/// Decision memory in `.lightsout/memory.db`, or on the fleet's PostgreSQL server when the
+/// Decision memory in `.lightsout/memory.db`, or on the fleet's `PostgreSQL` server when the
 /// project's `[store] url` is a `postgres://` URL (so every worker shares one memory):
 /// - context packs ([`lightsout_memory::Memory::context_pack`]) built from the task's
 ///   title, requirements and spec excerpt, within `budget_tokens`;
@@ -46,7 +46,7 @@ fn mem_err(e: impl std::fmt::Display) -> Error {
 }
 
 impl DecisionMemory {
-    /// Opens the decision memory: on the PostgreSQL server at `store` when it is a
+    /// Opens the decision memory: on the `PostgreSQL` server at `store` when it is a
     /// `postgres://` or `postgresql://` URL (the project's `[store] url`; migrations run on
     /// open), else the database at `db` (created). The metrics store stays in `state.db`
     /// beside `db` (importing `metrics.jsonl` there once); context packs get `budget_tokens`.
@@ -168,6 +168,29 @@ mod tests {
             .block_on(f)
     }
 
+    /// Records one failed-checks lesson on REQ-7 through `m`, then drops `m`.
+    fn record_one_lesson(m: DecisionMemory, text: &str) {
+        block_on(m.record_lesson(&Lesson {
+            fingerprint: "0123456789abcdef".into(),
+            task_id: "T1".into(),
+            requirements: vec!["REQ-7".into()],
+            stage: FailedStage::Checks,
+            text: text.into(),
+        }))
+        .unwrap();
+        drop(m);
+    }
+
+    fn lessons<S: lightsout_memory::Store>(
+        mem: &lightsout_memory::Memory<S>,
+    ) -> Vec<lightsout_memory::Record> {
+        mem.list(
+            lightsout_memory::Filter::Current { statuses: vec![] },
+            &[lightsout_memory::Kind::Lesson],
+        )
+        .unwrap()
+    }
+
     /// With a Postgres `[store] url`, a run's lesson lands in the server's memory, where
     /// another worker (another checkout) reads it, and no local `memory.db` is written.
     #[test]
@@ -176,56 +199,30 @@ mod tests {
         let here = tempfile::tempdir().unwrap();
         let db = here.path().join(".lightsout").join("memory.db");
         let m = DecisionMemory::open(&db, Some(&url), 1000).unwrap();
-        block_on(m.record_lesson(&Lesson {
-            fingerprint: "0123456789abcdef".into(),
-            task_id: "T1".into(),
-            requirements: vec!["REQ-7".into()],
-            stage: FailedStage::Checks,
-            text: "cargo test failed: overflow in parse_duration".into(),
-        }))
-        .unwrap();
-        drop(m);
+        record_one_lesson(m, "cargo test failed: overflow in parse_duration");
         assert!(!db.exists(), "the lesson went to a local memory.db");
 
-        let shared = lightsout_memory::Memory::open_location(&url).unwrap();
-        let lessons = shared
-            .list(
-                lightsout_memory::Filter::Current { statuses: vec![] },
-                &[lightsout_memory::Kind::Lesson],
-            )
-            .unwrap();
-        assert_eq!(lessons.len(), 1, "{lessons:?}");
+        let found = lessons(&lightsout_memory::Memory::open_location(&url).unwrap());
+        assert_eq!(found.len(), 1, "{found:?}");
+        let l = &found[0];
         assert!(
-            lessons[0].context.contains("parse_duration")
-                || lessons[0].decision.contains("parse_duration")
-                || lessons[0].title.contains("parse_duration"),
-            "{:?}",
-            lessons[0]
+            [&l.title, &l.context, &l.decision]
+                .iter()
+                .any(|t| t.contains("parse_duration")),
+            "{l:?}"
         );
     }
 
-    /// Without a Postgres URL the memory stays in the local database.
+    /// Without a Postgres URL (a `SQLite` claim store) the memory stays in `memory.db`.
     #[test]
     fn without_a_postgres_store_url_the_memory_is_local() {
         let here = tempfile::tempdir().unwrap();
         let db = here.path().join(".lightsout").join("memory.db");
         let m = DecisionMemory::open(&db, Some("state.db"), 1000).unwrap();
-        block_on(m.record_lesson(&Lesson {
-            fingerprint: "0123456789abcdef".into(),
-            task_id: "T1".into(),
-            requirements: vec!["REQ-7".into()],
-            stage: FailedStage::Checks,
-            text: "cargo test failed".into(),
-        }))
-        .unwrap();
-        drop(m);
-        let local = lightsout_memory::Memory::open(&db).unwrap();
-        let lessons = local
-            .list(
-                lightsout_memory::Filter::Current { statuses: vec![] },
-                &[lightsout_memory::Kind::Lesson],
-            )
-            .unwrap();
-        assert_eq!(lessons.len(), 1);
+        record_one_lesson(m, "cargo test failed");
+        assert_eq!(
+            lessons(&lightsout_memory::Memory::open(&db).unwrap()).len(),
+            1
+        );
     }
 }
