@@ -920,7 +920,8 @@ impl Factory {
     }
 
     /// The memory stages of a run: the configured ones, or decision memory
-    /// (`.lightsout/memory.db`) as both context packs and guards when `[memory]` is on and
+    /// (`.lightsout/memory.db`, or the `[store] url` server when it is Postgres) as both
+    /// context packs and guards when `[memory]` is on and
     /// none was given (a given guard is kept).
     fn memory_stages(&self) -> Result<MemoryStages, Error> {
         if !(self.memory_is_default && self.config.memory.enabled) {
@@ -928,6 +929,7 @@ impl Factory {
         }
         let m = Arc::new(crate::memory::DecisionMemory::open(
             &self.repo.join(".lightsout").join("memory.db"),
+            self.config.store_url().as_deref(),
             self.config.memory.budget_tokens,
         )?);
         let g: Arc<dyn DiffGuard> = if self.guard_is_default {

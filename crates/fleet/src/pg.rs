@@ -198,6 +198,31 @@ where
     }
 }
 
+/// The blocking form of [`retry`], for a caller whose `op` waits on [`Pg::block`] itself
+/// (a write transaction driven step by step): runs `op` until it succeeds, fails with an
+/// error `is_connection` does not call a lost connection, or connections have been failing
+/// for [`RECONNECT_FOR`]; sleeps between tries with the same backoff. Generic over the error,
+/// so a store with its own error type (the decision memory's) shares the policy.
+///
+/// # Errors
+/// What `op` returned last.
+pub fn retry_blocking<T, E>(
+    is_connection: impl Fn(&E) -> bool,
+    mut op: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let deadline = Instant::now() + RECONNECT_FOR;
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match op() {
+            Err(e) if is_connection(&e) && Instant::now() < deadline => {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Brings the schema named `name` up to date: `migrations[i]` takes it from version `i` to
 /// `i + 1`. Versions live in `lightsout_schema`; the whole migration is one transaction under
 /// a transaction-level advisory lock, so workers starting at once apply each step once.

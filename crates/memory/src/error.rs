@@ -136,6 +136,26 @@ impl Error {
     }
 }
 
+/// The fleet's Postgres bridge ([`lightsout_fleet::pg`]) reports in the fleet's error type;
+/// its client and pool errors keep their source and the memory's messages, the rest keep
+/// their message (the server is named as `host:port/database`, never with the password).
+#[cfg(feature = "postgres")]
+impl From<lightsout_fleet::Error> for Error {
+    fn from(e: lightsout_fleet::Error) -> Self {
+        match e {
+            lightsout_fleet::Error::Postgres { server, source } => {
+                Error::Postgres { server, source }
+            }
+            lightsout_fleet::Error::Pool { server, source } => Error::Pool { server, source },
+            lightsout_fleet::Error::Io { path, source, .. } => Error::Io { path, source },
+            lightsout_fleet::Error::Corrupt { store, message } => {
+                Error::Invalid(format!("postgres {store}: {message}"))
+            }
+            other => Error::Invalid(other.to_string()),
+        }
+    }
+}
+
 /// A closed connection, an I/O error, or a server-side connection exception (SQLSTATE class
 /// 08) or shutdown (57P01 `admin_shutdown`, 57P02 `crash_shutdown`, 57P03
 /// `cannot_connect_now`): <https://www.postgresql.org/docs/current/errcodes-appendix.html>.

@@ -1,18 +1,18 @@
 //! [`PgStore`]: the [`Store`] on a PostgreSQL server (feature `postgres`), so that every
 //! worker of a fleet reads and writes one decision memory.
 //!
-//! - Client: tokio-postgres with a deadpool-postgres pool, the same as `lightsout-fleet`'s
-//!   stores, driven by a small runtime the store owns; the [`Store`] trait is blocking, so a
-//!   call is spawned on that runtime and the caller waits on a channel (it works from plain
-//!   threads and from inside another tokio runtime alike).
+//! - Client: [`lightsout_fleet::pg::Pg`], the fleet's stores' bridge: tokio-postgres with a
+//!   deadpool-postgres pool, driven by a small runtime the store owns; the [`Store`] trait is
+//!   blocking, so a call is spawned on that runtime and the caller waits on a channel (it
+//!   works from plain threads and from inside another tokio runtime alike).
 //! - Concurrency: a write batch is one transaction that first takes
 //!   `LOCK TABLE lightsout_memory_records IN EXCLUSIVE MODE`
 //!   (<https://www.postgresql.org/docs/current/explicit-locking.html>): writers queue, as
 //!   behind SQLite's `BEGIN IMMEDIATE`, so read-modify-write changes (lesson counters, id
 //!   allocation) never lose an update; plain reads are not blocked. A writer waits at most
 //!   [`crate::sqlite::BUSY_TIMEOUT`] for the lock (`lock_timeout`), as SQLite's busy timeout.
-//! - Migrations: run on open, in one transaction under the advisory lock the fleet's stores
-//!   use; the version lives in the `memory` row of `lightsout_schema` (the table the fleet's
+//! - Migrations: run on open by [`lightsout_fleet::pg::migrate`], in one transaction under
+//!   the advisory lock the fleet's stores use; the version lives in the `memory` row of `lightsout_schema` (the table the fleet's
 //!   stores keep theirs in); a newer version is refused with [`Error::SchemaTooNew`].
 //! - Tables are prefixed `lightsout_memory_`, so the memory can share a database (and a
 //!   schema) with the fleet's claims, queue and budget. A URL may pick another schema with
@@ -24,7 +24,7 @@
 //! - A failed or abandoned write batch discards its connection, so the server rolls the
 //!   transaction back and the pool never hands out a connection inside one.
 //! - Lost connections (a server restart, a network cut) are retried with backoff for
-//!   [`RECONNECT_FOR`]: a read, or a write batch that failed before its `COMMIT` (nothing was
+//!   [`RECONNECT_FOR`] ([`lightsout_fleet::pg::retry_blocking`]): a read, or a write batch that failed before its `COMMIT` (nothing was
 //!   written; it runs again from its first change, and `progress` counts again). A batch
 //!   whose `COMMIT` reply is lost is returned as the error: it may have been applied.
 
@@ -33,24 +33,18 @@ use crate::sqlite::{COLS, ancestors, glob_prefix};
 use crate::store::{Applied, Change, Filter, Hit, Query, Store};
 use crate::write::{Tx, Version};
 use crate::{Error, LessonStats, Provenance, Record, RecordId, Scope, Timestamp};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::Object;
+use lightsout_fleet::pg::{Pg, retry_blocking};
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+
+pub use lightsout_fleet::pg::RECONNECT_FOR;
 
 /// `ts_rank` weights of the labels D, C, B, A: title is A, decision and tags B, context
 /// C, consequences and rejected options D (after SQLite's BM25 weights 10, 5, 4, 2, 1.5, 1).
 pub const RANK_WEIGHTS: &str = "{0.15, 0.2, 0.5, 1.0}";
-
-/// How long a store keeps retrying a lost connection (a server restart, a network cut)
-/// before it returns the error: 60 s, with backoff from 50 ms doubling to 2 s (as
-/// `lightsout-fleet`'s stores).
-pub const RECONNECT_FOR: Duration = Duration::from_secs(60);
-
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Connections one store keeps at most.
 const MAX_CONNECTIONS: usize = 4;
@@ -133,10 +127,6 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// The name of the memory's row in `lightsout_schema`.
 pub const SCHEMA_NAME: &str = "memory";
 
-/// The advisory lock key that serialises migrations: the one `lightsout-fleet` takes
-/// ("lightsom" in ASCII), so all of Lightsout's migrations on one database take turns.
-const MIGRATION_LOCK: i64 = 0x6c69_6768_7473_6f6d;
-
 const FROM: &str =
     "lightsout_memory_versions v LEFT JOIN lightsout_memory_lessons l ON l.record_id = v.id";
 
@@ -147,15 +137,13 @@ type Step<T> = Pin<Box<dyn Future<Output = (Object, PgResult<T>)> + Send>>;
 /// A [`Store`] on a PostgreSQL server ([module docs](self)). `Send + Sync`; each call takes
 /// a connection from the store's pool.
 pub struct PgStore {
-    rt: Option<tokio::runtime::Runtime>,
-    pool: Pool,
-    server: String,
+    pg: Pg,
 }
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore")
-            .field("server", &self.server)
+            .field("server", &self.pg.server())
             .finish_non_exhaustive()
     }
 }
@@ -168,41 +156,11 @@ impl PgStore {
     /// [`Error::Invalid`] for a malformed URL; [`Error::Postgres`] / [`Error::Pool`] when
     /// the server cannot be reached or refuses the migration; [`Error::SchemaTooNew`].
     pub fn connect(url: &str) -> Result<Self, Error> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
+        // Parsed here first so that a malformed URL stays an `Invalid` input.
+        url.parse::<tokio_postgres::Config>()
             .map_err(|e| Error::Invalid(format!("not a postgres URL: {e}")))?;
-        config.connect_timeout(Duration::from_secs(10));
-        if config.get_application_name().is_none() {
-            config.application_name("lightsout-memory");
-        }
-        let server = shown(&config);
-        let mgr = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("lightsout-memory-pg")
-            .enable_all()
-            .build()
-            .map_err(|source| Error::io(format!("(runtime for postgres {server})"), source))?;
-        let pool = {
-            let _in_rt = rt.enter();
-            Pool::builder(mgr)
-                .max_size(MAX_CONNECTIONS)
-                .runtime(deadpool_postgres::Runtime::Tokio1)
-                .wait_timeout(Some(Duration::from_secs(60)))
-                .create_timeout(Some(Duration::from_secs(10)))
-                .build()
-                .map_err(|e| Error::Invalid(format!("cannot build a pool for {server}: {e}")))?
-        };
         let store = PgStore {
-            rt: Some(rt),
-            pool,
-            server,
+            pg: Pg::connect(url, MAX_CONNECTIONS)?,
         };
         store.migrate()?;
         Ok(store)
@@ -210,128 +168,67 @@ impl PgStore {
 
     /// `host:port/database`, for messages (never the password).
     pub fn server(&self) -> &str {
-        &self.server
+        self.pg.server()
     }
 
     /// Runs `fut` on the store's runtime and waits for it.
     fn block<T: Send + 'static>(
         &self,
-        fut: impl Future<Output = Result<T, Error>> + Send + 'static,
+        fut: impl Future<Output = Result<T, lightsout_fleet::Error>> + Send + 'static,
     ) -> Result<T, Error> {
-        let gone = || Error::Invalid(format!("postgres {}: the runtime stopped", self.server));
-        let Some(rt) = &self.rt else {
-            return Err(gone());
-        };
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        rt.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv().unwrap_or_else(|_| Err(gone()))
+        Ok(self.pg.block(fut)?)
     }
 
-    fn pg_err(&self) -> impl Fn(tokio_postgres::Error) -> Error + Send + 'static {
-        let server = self.server.clone();
-        move |source| Error::Postgres {
+    fn pg_err(&self) -> impl Fn(tokio_postgres::Error) -> lightsout_fleet::Error + Send + 'static {
+        let server = self.server().to_owned();
+        move |source| lightsout_fleet::Error::Postgres {
             server: server.clone(),
             source,
         }
     }
 
     /// Runs `op` until it succeeds, fails with an answer, or connections have been failing
-    /// for [`RECONNECT_FOR`]; sleeps between tries with exponential backoff.
-    fn retrying<T>(mut op: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
-        let deadline = Instant::now() + RECONNECT_FOR;
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            match op() {
-                Err(e) if e.is_connection() && Instant::now() < deadline => {
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-                r => return r,
-            }
-        }
+    /// for [`RECONNECT_FOR`] (the fleet's policy).
+    fn retrying<T>(op: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+        retry_blocking(Error::is_connection, op)
     }
 
     /// A connection from the pool.
     fn conn(&self) -> Result<Object, Error> {
-        let (pool, server) = (self.pool.clone(), self.server.clone());
-        self.block(async move {
-            pool.get()
-                .await
-                .map_err(|source| Error::Pool { server, source })
-        })
+        let (pool, server) = (self.pg.pool(), self.server().to_owned());
+        self.block(async move { lightsout_fleet::pg::conn(&pool, &server).await })
     }
 
     fn migrate(&self) -> Result<(), Error> {
-        let c = self.conn()?;
+        let (pool, server) = (self.pg.pool(), self.server().to_owned());
+        let migrated = self.block(async move {
+            lightsout_fleet::pg::migrate(&pool, &server, SCHEMA_NAME, MIGRATIONS).await
+        });
+        let Err(e) = migrated else {
+            return Ok(());
+        };
+        // The fleet refuses a newer schema as `Corrupt`; say it as the memory does.
+        let (pool, server) = (self.pg.pool(), self.server().to_owned());
         let err = self.pg_err();
         let found = self.block(async move {
-            let mut c = c;
-            let tx = c.transaction().await.map_err(&err)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                .await
-                .map_err(&err)?;
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS lightsout_schema (
-                     name TEXT PRIMARY KEY,
-                     version INTEGER NOT NULL
-                 )",
-            )
-            .await
-            .map_err(&err)?;
-            let found: i64 = tx
+            let c = lightsout_fleet::pg::conn(&pool, &server).await?;
+            let row = c
                 .query_opt(
                     "SELECT version FROM lightsout_schema WHERE name = $1",
                     &[&SCHEMA_NAME],
                 )
                 .await
-                .map_err(&err)?
-                .map_or(0, |r| i64::from(r.get::<_, i32>(0)));
-            if found > SCHEMA_VERSION {
-                return Ok(found);
-            }
-            for (i, m) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-                tx.batch_execute(m).await.map_err(&err)?;
-                let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
-                tx.execute(
-                    "INSERT INTO lightsout_schema (name, version) VALUES ($1, $2)
-                     ON CONFLICT (name) DO UPDATE SET version = excluded.version",
-                    &[&SCHEMA_NAME, &v],
-                )
-                .await
-                .map_err(&err)?;
-            }
-            tx.commit().await.map_err(&err)?;
-            Ok(found)
-        })?;
-        if found > SCHEMA_VERSION {
-            return Err(Error::SchemaTooNew {
+                .map_err(err)?;
+            Ok(row.map_or(0, |r| i64::from(r.get::<_, i32>(0))))
+        });
+        match found {
+            Ok(found) if found > SCHEMA_VERSION => Err(Error::SchemaTooNew {
                 found,
                 supported: SCHEMA_VERSION,
-            });
-        }
-        Ok(())
-    }
-}
-
-impl Drop for PgStore {
-    fn drop(&mut self) {
-        // Dropping a runtime waits for its tasks, which tokio refuses inside another runtime.
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
+            }),
+            _ => Err(e),
         }
     }
-}
-
-fn shown(c: &tokio_postgres::Config) -> String {
-    let host = match c.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = c.get_ports().first().copied().unwrap_or(5432);
-    format!("{host}:{port}/{}", c.get_dbname().unwrap_or("-"))
 }
 
 async fn rows(c: &Object, sql: &str, params: &[Param]) -> PgResult<Vec<Row>> {
@@ -383,9 +280,9 @@ impl Store for PgStore {
             .iter()
             .map(|r| {
                 Ok(Hit {
-                    record: record(r, &self.server)?,
+                    record: record(r, self.server())?,
                     bm25: if ranked {
-                        Some(get::<f64>(r, 29, &self.server)?)
+                        Some(get::<f64>(r, 29, self.server())?)
                     } else {
                         None
                     },
@@ -608,7 +505,7 @@ impl<'s> PgTx<'s> {
         let c = self.conn.take().ok_or_else(|| {
             Error::Invalid(format!(
                 "postgres {}: the write transaction already failed",
-                self.store.server
+                self.store.server()
             ))
         })?;
         let (c, r) = self.store.block(async move { Ok(f(c).await) })?;
@@ -620,7 +517,7 @@ impl<'s> PgTx<'s> {
             Err(source) => {
                 drop(Object::take(c));
                 Err(Error::Postgres {
-                    server: self.store.server.clone(),
+                    server: self.store.server().to_owned(),
                     source,
                 })
             }
@@ -659,7 +556,7 @@ impl Tx for PgTx<'_> {
     fn current(&mut self, id: RecordId) -> Result<Option<(i64, Record)>, Error> {
         let sql = format!("SELECT {COLS} FROM {FROM} WHERE v.id = $1 AND v.recorded_to IS NULL");
         let found = self.rows(sql, vec![Box::new(id.0)])?;
-        let server = &self.store.server;
+        let server = self.store.server();
         found
             .first()
             .map(|r| Ok((get(r, 0, server)?, record(r, server)?)))
@@ -672,7 +569,7 @@ impl Tx for PgTx<'_> {
              AND recorded_to IS NULL ORDER BY id LIMIT 1",
             vec![Box::new(key.to_owned())],
         )?;
-        let server = &self.store.server;
+        let server = self.store.server();
         found
             .first()
             .map(|r| get(r, 0, server).map(RecordId))
@@ -696,7 +593,7 @@ impl Tx for PgTx<'_> {
              SELECT coalesce(max(id), 0) + 1, $1 FROM lightsout_memory_records RETURNING id",
             vec![Box::new(now)],
         )?;
-        let server = &self.store.server;
+        let server = self.store.server();
         match found.first() {
             Some(r) => get(r, 0, server).map(RecordId),
             None => Err(Error::Invalid(format!(
@@ -741,11 +638,11 @@ impl Tx for PgTx<'_> {
             params,
         )?;
         let vid: i64 = match found.first() {
-            Some(row) => get(row, 0, &self.store.server)?,
+            Some(row) => get(row, 0, self.store.server())?,
             None => {
                 return Err(Error::Invalid(format!(
                     "postgres {}: inserting a version returned no row id",
-                    self.store.server
+                    self.store.server()
                 )));
             }
         };
@@ -775,7 +672,7 @@ impl Tx for PgTx<'_> {
             "SELECT record_id, retired_at FROM lightsout_memory_lessons WHERE fingerprint = $1",
             vec![Box::new(fingerprint.to_owned())],
         )?;
-        let server = &self.store.server;
+        let server = self.store.server();
         found
             .first()
             .map(|r| {
@@ -840,7 +737,7 @@ impl Tx for PgTx<'_> {
                 Box::new(i64::from(retire_after)),
             ],
         )?;
-        let server = &self.store.server;
+        let server = self.store.server();
         found
             .iter()
             .map(|r| get(r, 0, server).map(RecordId))
