@@ -859,7 +859,13 @@ fn assert_the_git_link_is_refused_not_repaired(p: &Project, audit: &[Value], std
     let report = p.report("layer2");
     assert_eq!(status(&report, "REQ-2"), "failed", "{stderr}");
     for id in ["REQ-1", "REQ-3", "REQ-4"] {
-        assert_eq!(status(&report, id), "merged", "{id}\n{stderr}");
+        let of_task: Vec<&Value> = audit.iter().filter(|e| e["task"] == id).collect();
+        assert_eq!(
+            status(&report, id),
+            "merged",
+            "{id}: {}\naudit: {of_task:#?}\n{stderr}",
+            task(&report, id)
+        );
     }
     let hits = |req: &str| -> Vec<String> {
         audit
