@@ -121,6 +121,44 @@ pub struct EntryPlan {
     /// program (the fence's probe).
     #[serde(default)]
     pub probe: bool,
+    /// The fence's process ledger ([`procs`](super::procs)): run the program only once
+    /// the record of this process (the file named after its PID) is there, and exit with
+    /// [`FACTORY_GONE`] if the lifeline breaks first. This closes the window between the
+    /// spawn and the record for a call without the sandbox, which nothing else ties to the
+    /// factory: a factory killed in it leaves nothing running and nothing unrecorded.
+    #[serde(default)]
+    pub await_record: Option<PathBuf>,
+}
+
+/// How long the entry waits for its ledger record before it gives up
+/// ([`EntryPlan::await_record`]); the factory writes it right after the spawn.
+const AWAIT_RECORD_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until `dir` holds the record of this process, polling every millisecond while
+/// the lifeline holds. `Ok(false)`: the factory is gone.
+fn await_record(dir: &Path, fifo: Option<&Path>) -> Result<bool, String> {
+    let record = dir.join(std::process::id().to_string());
+    let until = std::time::Instant::now() + AWAIT_RECORD_FOR;
+    loop {
+        if record.is_file() {
+            return Ok(true);
+        }
+        if let Some(fifo) = fifo {
+            match factory_alive(fifo) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => return Err(format!("cannot read the lifeline {}: {e}", fifo.display())),
+            }
+        }
+        if std::time::Instant::now() > until {
+            return Err(format!(
+                "no process-ledger record {} after {AWAIT_RECORD_FOR:?}",
+                record.display()
+            ));
+        }
+        // Polling: the record is a file the factory renames into place.
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Which Landlock the kernel enforced for a sandbox (from the entry's probe).
@@ -393,6 +431,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             Err(e) => return fail(&format!("cannot read the lifeline {}: {e}", fifo.display())),
         }
     }
+    if let Some(dir) = &plan.await_record {
+        match await_record(dir, plan.lifeline.as_deref()) {
+            Ok(true) => {}
+            Ok(false) => return ExitCode::from(FACTORY_GONE),
+            Err(e) => return fail(&e),
+        }
+    }
     let (report, scratch) = if plan.landlock {
         match restrict(&plan) {
             Ok((r, scratch)) => (Some(r), scratch),
@@ -488,6 +533,7 @@ mod tests {
             }),
             memory_bytes: Some(1 << 30),
             probe: false,
+            await_record: Some("/r/procs".into()),
         };
         let text = serde_json::to_string(&plan).unwrap();
         assert_eq!(serde_json::from_str::<EntryPlan>(&text).unwrap(), plan);

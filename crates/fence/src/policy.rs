@@ -556,6 +556,9 @@ pub struct Fence {
     procs: Option<PathBuf>,
     granted: Vec<PathBuf>,
     cgroups: Option<Arc<super::cgroup::CgroupRoot>>,
+    /// Without the sandbox, with a registered [entry](super::entry) program: the lifeline
+    /// the entry checks while it waits for its ledger record ([`Fence::with_process_ledger`]).
+    lifeline: Option<Arc<super::entry::Lifeline>>,
 }
 
 impl Fence {
@@ -588,6 +591,10 @@ impl Fence {
             });
         }
         let cgroups = process_cap_root(&config, isolation.as_ref())?;
+        let lifeline = match (&isolation, super::entry::program()) {
+            (None, Some(_)) => Some(Arc::new(super::entry::Lifeline::new()?)),
+            _ => None,
+        };
         Ok(Self {
             config,
             env,
@@ -598,6 +605,7 @@ impl Fence {
             procs: None,
             granted: Vec::new(),
             cgroups,
+            lifeline,
         })
     }
 
@@ -612,6 +620,13 @@ impl Fence {
     /// Records every process group [`Fence::run`] starts in the ledger directory `dir`
     /// ([`procs`](super::procs)) until it is reaped, so a resumed run can end what a killed
     /// factory left behind.
+    ///
+    /// The record follows the spawn. Inside the sandbox a factory killed between the two
+    /// leaves nothing (the sandbox dies with it); without the sandbox, a program started
+    /// through [`Fence::command`] in a process with a registered [entry](super::entry)
+    /// program first runs the entry, which waits for the record and starts nothing if the
+    /// factory died before writing it ([`EntryPlan::await_record`](super::entry::EntryPlan::await_record)).
+    /// A command only passed through [`Fence::apply`] keeps that window.
     #[must_use]
     pub fn with_process_ledger(mut self, dir: impl Into<PathBuf>) -> Self {
         self.procs = Some(dir.into());
@@ -797,7 +812,7 @@ impl Fence {
                 c.arg(program.as_ref());
                 c
             }
-            None => Command::new(program.as_ref()),
+            None => self.unsandboxed(program.as_ref()),
         };
         cmd.args(args);
         // `apply` clears the environment: the handshake and proxy variables go after it.
@@ -818,6 +833,32 @@ impl Fence {
             cmd.env_remove("NO_PROXY").env_remove("no_proxy");
         }
         Ok(cmd)
+    }
+
+    /// `program` without the sandbox: through the [entry](super::entry) when the calls are
+    /// recorded in a process ledger and an entry program is registered, so that the program
+    /// starts only once its record is there (see [`Fence::with_process_ledger`]); else
+    /// `program` itself.
+    fn unsandboxed(&self, program: &OsStr) -> Command {
+        let (Some(dir), Some(lifeline), Some(entry)) = (
+            self.procs.as_ref(),
+            self.lifeline.as_ref(),
+            super::entry::program(),
+        ) else {
+            return Command::new(program);
+        };
+        let plan = super::entry::EntryPlan {
+            lifeline: Some(lifeline.path()),
+            // The entry runs in the worktree: a relative ledger would be looked for there.
+            await_record: Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone())),
+            ..super::entry::EntryPlan::default()
+        };
+        let mut c = Command::new(entry);
+        c.arg(super::entry::ENTRY_ARG)
+            .arg(serde_json::to_string(&plan).unwrap_or_default())
+            .arg("--")
+            .arg(program);
+        c
     }
 
     /// Runs `cmd` (built by [`Fence::command`] or passed through [`Fence::apply`]) to

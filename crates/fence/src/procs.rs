@@ -7,6 +7,11 @@
 //! leftover is killed only when a process with that PID *and* that start time still exists,
 //! so a recycled PID is never hit. The sandbox already dies with the factory
 //! (`--die-with-parent`); the ledger covers the rest (a fence with isolation turned off).
+//! The record follows the spawn: without the sandbox, the program of a
+//! [`Fence::command`](super::policy::Fence::command) starts through the
+//! [entry](super::entry), which waits for the record
+//! ([`EntryPlan::await_record`](super::entry::EntryPlan::await_record)) and starts nothing
+//! if the factory dies first.
 
 use super::FenceError;
 use lightsout_stdx::process::kill_group;

@@ -493,6 +493,7 @@ impl Sandbox {
                     }),
                 memory_bytes: view.memory_bytes,
                 probe: false,
+                await_record: None,
             };
             c.arg(&entry.program)
                 .arg(super::entry::ENTRY_ARG)

@@ -998,6 +998,69 @@ fn an_orphaned_sandbox_starts_nothing() {
     assert!(marker.exists());
 }
 
+/// The spawn window without the sandbox: nothing ties such a call to the factory, and the
+/// fence's process ledger records it only after the spawn. The entry in front of it waits
+/// for that record: a factory that died between the spawn and the record (its lifeline
+/// broke, no record was written) leaves nothing running; once the record is there, the
+/// program runs.
+#[test]
+fn an_unrecorded_unsandboxed_call_starts_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("lifeline");
+    let made = Std::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let procs = t.path().join("procs");
+    std::fs::create_dir(&procs).unwrap();
+    let marker = t.path().join("ran");
+    let plan = format!(
+        r#"{{"lifeline":"{}","await_record":"{}"}}"#,
+        fifo.display(),
+        procs.display()
+    );
+    let entry = || {
+        Std::new(assert_cmd::cargo::cargo_bin("lightsout"))
+            .args(["__sandbox-entry", &plan, "--", "sh", "-c"])
+            .arg(format!("echo ran > {}", marker.display()))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The factory holds its lifeline but dies before it records the call.
+    let writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let child = entry();
+    // Long enough for a program that did not wait to have run (polling the marker).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!marker.exists(), "the program ran before its record");
+    drop(writer);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(124),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!marker.exists());
+    // A live factory writes the record after the spawn: the program runs then.
+    let _writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let child = entry();
+    std::fs::write(procs.join(child.id().to_string()), "recorded\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(marker.exists());
+}
+
 /// Issue 16, point 5: an agent that allocates without end is held by `[fence] memory_bytes`
 /// (`RLIMIT_AS`, set by the sandbox entry); the same agent without it allocates freely, so the
 /// limit is what stopped it.
