@@ -961,15 +961,30 @@ fn landlock_git_link_and_default_network_hold() {
     assert_main_objects_and_config_intact(&p, &before);
 }
 
+/// A FIFO named `lifeline` in `dir`, as the fence's lifeline is.
+fn lifeline_in(dir: &Path) -> PathBuf {
+    let fifo = dir.join("lifeline");
+    let made = Std::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    fifo
+}
+
+/// The factory's side of `fifo`: its write end, held while the value lives.
+fn hold(fifo: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fifo)
+        .unwrap()
+}
+
 /// The spawn window: a sandbox whose factory died before bubblewrap's `PR_SET_PDEATHSIG`
 /// took effect would never be signalled. The sandbox entry checks the factory's lifeline
 /// first: with no writer left on the FIFO (the factory is gone) it starts nothing.
 #[test]
 fn an_orphaned_sandbox_starts_nothing() {
     let t = tempfile::tempdir().unwrap();
-    let fifo = t.path().join("lifeline");
-    let made = Std::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
+    let fifo = lifeline_in(t.path());
     let marker = t.path().join("ran");
     let plan = format!(r#"{{"lifeline":"{}"}}"#, fifo.display());
     let entry = |plan: &str| {
@@ -984,11 +999,7 @@ fn an_orphaned_sandbox_starts_nothing() {
     assert_eq!(out.status.code(), Some(124));
     assert!(!marker.exists());
     // The factory holds the write end: the program runs.
-    let _writer = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
+    let _writer = hold(&fifo);
     let out = entry(&plan);
     assert!(
         out.status.success(),
@@ -1006,9 +1017,7 @@ fn an_orphaned_sandbox_starts_nothing() {
 #[test]
 fn an_unrecorded_unsandboxed_call_starts_nothing() {
     let t = tempfile::tempdir().unwrap();
-    let fifo = t.path().join("lifeline");
-    let made = Std::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
+    let fifo = lifeline_in(t.path());
     let procs = t.path().join("procs");
     std::fs::create_dir(&procs).unwrap();
     let marker = t.path().join("ran");
@@ -1026,11 +1035,7 @@ fn an_unrecorded_unsandboxed_call_starts_nothing() {
             .unwrap()
     };
     // The factory holds its lifeline but dies before it records the call.
-    let writer = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
+    let writer = hold(&fifo);
     let child = entry();
     // Long enough for a program that did not wait to have run (polling the marker).
     std::thread::sleep(Duration::from_millis(300));
@@ -1045,11 +1050,7 @@ fn an_unrecorded_unsandboxed_call_starts_nothing() {
     );
     assert!(!marker.exists());
     // A live factory writes the record after the spawn: the program runs then.
-    let _writer = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
+    let _writer = hold(&fifo);
     let child = entry();
     std::fs::write(procs.join(child.id().to_string()), "recorded\n").unwrap();
     let out = child.wait_with_output().unwrap();
