@@ -626,7 +626,8 @@ impl Fence {
     /// through [`Fence::command`] in a process with a registered [entry](super::entry)
     /// program first runs the entry, which waits for the record and starts nothing if the
     /// factory died before writing it ([`EntryPlan::await_record`](super::entry::EntryPlan::await_record)).
-    /// A command only passed through [`Fence::apply`] keeps that window.
+    /// A command built by [`Fence::unsandboxed`] does the same; one only passed through
+    /// [`Fence::apply`] keeps that window.
     #[must_use]
     pub fn with_process_ledger(mut self, dir: impl Into<PathBuf>) -> Self {
         self.procs = Some(dir.into());
@@ -835,11 +836,12 @@ impl Fence {
         Ok(cmd)
     }
 
-    /// `program` without the sandbox: through the [entry](super::entry) when the calls are
-    /// recorded in a process ledger and an entry program is registered, so that the program
-    /// starts only once its record is there (see [`Fence::with_process_ledger`]); else
-    /// `program` itself.
-    fn unsandboxed(&self, program: &OsStr) -> Command {
+    /// `program` without the sandbox, for a caller that builds its own command (a visible
+    /// check): through the [entry](super::entry) when the calls are recorded in a process
+    /// ledger and an entry program is registered, so that the program starts only once its
+    /// record is there (see [`Fence::with_process_ledger`]); else `program` itself. Nothing
+    /// of [`Fence::apply`] is done.
+    pub fn unsandboxed(&self, program: &OsStr) -> Command {
         let (Some(dir), Some(lifeline), Some(entry)) = (
             self.procs.as_ref(),
             self.lifeline.as_ref(),

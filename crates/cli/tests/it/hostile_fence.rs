@@ -695,7 +695,8 @@ fn hostile_agents_are_contained_when_the_factory_is_not_root() {
 
 /// With the sandbox turned off (`[fence]` isolation off), nothing ties the agent to the
 /// factory: after a `kill -9` it lives on. The fence's process ledger records it, and
-/// `--resume` ends it before it starts again.
+/// `--resume` ends it before it starts again. The resumed agent and its visible check run
+/// unsandboxed through the entry, which waits for each call's ledger record.
 #[test]
 fn resume_ends_what_a_killed_unsandboxed_factory_left_running() {
     let p = project(&[("REQ-1", "long call", &[])], 1, "../holdout");
@@ -712,7 +713,8 @@ fn resume_ends_what_a_killed_unsandboxed_factory_left_running() {
         config(
             &p,
             &p.root.join("agent.sh"),
-            "\n[fence]\nprivate_pids = false\nreadonly_outside = false\nnetwork = \"inherit\"\n",
+            "\n[fence]\nprivate_pids = false\nreadonly_outside = false\nnetwork = \"inherit\"\n\n\
+             [[checks]]\nname = \"file\"\nrun = \"grep -qx ok a.txt\"\n",
         ),
     )
     .unwrap();
