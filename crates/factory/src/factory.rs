@@ -83,6 +83,8 @@ pub struct Factory {
     day_budget: Option<Arc<dyn lightsout_fleet::budget::BudgetStore>>,
     /// A second audit chain every entry is also appended to, when a fleet worker gives one.
     audit_mirror: Option<Arc<dyn lightsout_fence::audit::AuditChain>>,
+    /// Where every journal entry goes too, after the file, when a fleet worker gives one.
+    journal_mirror: Option<Arc<dyn crate::journal::Mirror>>,
 }
 
 impl std::fmt::Debug for Factory {
@@ -221,6 +223,7 @@ impl Factory {
             target: Arc::new(crate::fleet::LocalMain),
             day_budget: None,
             audit_mirror: None,
+            journal_mirror: None,
         })
     }
 
@@ -242,6 +245,16 @@ impl Factory {
     #[must_use]
     pub fn with_audit_mirror(mut self, chain: Arc<dyn lightsout_fence::audit::AuditChain>) -> Self {
         self.audit_mirror = Some(chain);
+        self
+    }
+
+    /// Hands every journal entry of a run to `mirror` as well, after it is appended and synced
+    /// to the run directory's `journal.jsonl` ([`crate::journal::Mirror`]; a fleet worker gives
+    /// a [`crate::fleet::StoreJournal`], its claim run's journal in the shared store). The file
+    /// stays the record `--resume` reads; the mirror cannot fail the run.
+    #[must_use]
+    pub fn with_journal_mirror(mut self, mirror: Arc<dyn crate::journal::Mirror>) -> Self {
+        self.journal_mirror = Some(mirror);
         self
     }
 
@@ -479,7 +492,7 @@ impl Factory {
             )));
         }
         let policy = self.resolve_gate(opts.gate.clone())?;
-        let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
+        let mut journal = self.open_journal(&run_dir.join("journal.jsonl"))?;
         let start = Entry::RunStarted {
             run_id: run_id.clone(),
             at: now_rfc3339(),
@@ -629,7 +642,7 @@ impl Factory {
         }
         repair_worktree_admin(&self.repo, &self.runs_dir()).await?;
         self.check_holdout().await?;
-        let journal = Journal::open(&path)?;
+        let journal = self.open_journal(&path)?;
         let entries = journal::read(&path)?;
         if entries.is_empty() {
             return Err(Error::Config(format!(
@@ -684,6 +697,15 @@ impl Factory {
 
     fn lock(&self) -> Result<nix::fcntl::Flock<std::fs::File>, Error> {
         lock_repo(&self.repo)
+    }
+
+    /// Opens the journal at `path` for appending, with the mirror a fleet worker gave.
+    fn open_journal(&self, path: &Path) -> Result<Journal, Error> {
+        let journal = Journal::open(path)?;
+        Ok(match &self.journal_mirror {
+            Some(m) => journal.with_mirror(Arc::clone(m)),
+            None => journal,
+        })
     }
 
     /// The run's `[fence]`: watched directories default to the repository and the holdout

@@ -32,17 +32,34 @@
 //! commit on main carries the trailers `Lightsout-Fleet-Run` and `Lightsout-Fleet-Task`
 //! ([`merged_on`] reads them), which is how a worker knows what is merged, and why a task
 //! is never merged twice: a re-claimed task already on main is completed without building it.
+//!
+//! # The claim's journal in the store: [`StoreJournal`]
+//! A worker builds each claim in a factory run of its own ([`claim_run_id`]), whose journal
+//! is on the worker's disk. [`StoreJournal`] is the journal's [`Mirror`]: each entry, once
+//! it is in the file, is appended to the fleet's shared journal
+//! ([`lightsout_fleet::journal::JournalStore`]) under the claim run and the entry's line, so
+//! `lightsout status --run RUN` shows every worker's entries in one place. The file stays
+//! the record (`--resume` reads it); the store's copy is a view, so a failed append does not
+//! fail the run (unlike the audit chain's mirror, which fails closed: a gap there would hide
+//! what an agent did). The entry waits in the mirror's backlog and is appended again, in
+//! `seq` order, with the next entry and when the worker [`StoreJournal::flush`]es at the end;
+//! appends are idempotent, so one that reached the store before its reply was lost is not
+//! stored twice. A store unreachable for longer than a lease also stops the claim's
+//! heartbeats, so the worker drops the work soon after; what is left in the backlog then is
+//! only in the worker's file.
 
 use crate::Error;
 use crate::git::Git;
+use crate::journal::Mirror;
 use crate::plan::{Plan, PlanCheck as _};
 use async_trait::async_trait;
-use lightsout_fleet::claims::{ClaimGuard, MergeLock, TaskStatus};
+use lightsout_fleet::claims::{Claim, ClaimGuard, MergeLock, TaskStatus};
+use lightsout_fleet::journal::{ClaimRun, JournalStore};
 use lightsout_git::remote::{self, ORIGIN, Pushed};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Where a merge publishes main. See the [module docs](self).
@@ -617,6 +634,107 @@ pub async fn sync_to_remote(repo: &Path, main: &str) -> Result<String, Error> {
     g.run(&["update-ref", &format!("refs/heads/{main}"), &head])
         .await?;
     Ok(head)
+}
+
+/// The id of the factory run a worker makes for `claim`: `<run>-<task>-<token>`. Unique per
+/// claim (a token is never granted twice), so a re-claimed task starts over in a run of its
+/// own, and a claim run's journal entries have a key of their own in the store.
+pub fn claim_run_id(claim: &Claim) -> String {
+    format!("{}-{}-{}", claim.run, claim.task, claim.token)
+}
+
+/// A claim run's journal in the fleet's shared store: the [`Mirror`] a worker gives its
+/// claim's factory run ([`Factory::with_journal_mirror`](crate::Factory::with_journal_mirror)).
+/// See the [module docs](self) for why a failed append waits in a backlog rather than failing
+/// the run.
+pub struct StoreJournal {
+    store: Arc<dyn JournalStore>,
+    claim: ClaimRun,
+    /// Entries not yet in the store: `seq` → the entry's JSON.
+    backlog: Mutex<BTreeMap<u64, String>>,
+}
+
+impl std::fmt::Debug for StoreJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreJournal")
+            .field("claim", &self.claim)
+            .field("backlog", &self.backlog())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreJournal {
+    /// The journal of `claim`'s run in `store`, with an empty backlog.
+    pub fn new(store: Arc<dyn JournalStore>, claim: ClaimRun) -> Self {
+        Self {
+            store,
+            claim,
+            backlog: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The claim run its entries are appended under.
+    pub fn claim(&self) -> &ClaimRun {
+        &self.claim
+    }
+
+    /// How many entries it was handed that the store does not have yet.
+    pub fn backlog(&self) -> usize {
+        lightsout_stdx::lock(&self.backlog).len()
+    }
+
+    /// Appends the backlog to the store, lowest `seq` first; every entry the store takes
+    /// leaves it. After a lost connection (the store retried it for
+    /// [`lightsout_fleet::RECONNECT_FOR`] already) it stops: the rest would wait as long.
+    /// An entry the store refuses outright (another entry stored at its key) stays too, and
+    /// the others go on.
+    ///
+    /// # Errors
+    /// The first error of the store met; the entries not appended stay in the backlog.
+    pub fn flush(&self) -> Result<(), lightsout_fleet::Error> {
+        let mut backlog = lightsout_stdx::lock(&self.backlog);
+        let mut first = None;
+        let seqs: Vec<u64> = backlog.keys().copied().collect();
+        for seq in seqs {
+            let Some(json) = backlog.get(&seq) else {
+                continue;
+            };
+            match self.store.append(&self.claim, seq, json) {
+                Ok(_) => {
+                    backlog.remove(&seq);
+                }
+                Err(e) => {
+                    let lost = e.is_connection();
+                    first.get_or_insert(e);
+                    if lost {
+                        break;
+                    }
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl Mirror for StoreJournal {
+    fn entry(&self, seq: u64, json: &str) {
+        let had_backlog = {
+            let mut backlog = lightsout_stdx::lock(&self.backlog);
+            let had = !backlog.is_empty();
+            backlog.insert(seq, json.to_owned());
+            had
+        };
+        if let Err(e) = self.flush()
+            && !had_backlog
+        {
+            tracing::warn!(
+                claim_run = self.claim.id,
+                seq,
+                error = %e,
+                "a journal entry is not in the fleet's store yet; it is kept and appended again"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -131,7 +131,7 @@ pub mod outcome {
 /// The run journal (`lightsout_journal::journal`), with [`read`](journal::read) and
 /// [`write_atomic`](journal::write_atomic) returning this crate's [`Error`].
 pub mod journal {
-    pub use lightsout_journal::journal::{Entry, Journal};
+    pub use lightsout_journal::journal::{Entry, Journal, Mirror};
     use std::path::Path;
 
     /// Reads every complete entry of the journal at `path`, ignoring a partial last line

@@ -1,7 +1,7 @@
 //! This crate provides the state a fleet of Lightsout workers shares: task claims with leases
-//! and fencing tokens, the fleet-wide merge lock, the spec queue and the day budget; each
-//! behind one trait with two backends, `SQLite` (the embedded default, one machine) and `PostgreSQL` (many
-//! machines; feature `postgres`, on by default).
+//! and fencing tokens, the fleet-wide merge lock, the spec queue, the day budget and the
+//! shared run journal; each behind one trait with two backends, `SQLite` (the embedded
+//! default, one machine) and `PostgreSQL` (many machines; feature `postgres`, on by default).
 //!
 //! # Brief overview
 //! - [`claims::ClaimStore`]: enqueue a run's ready tasks, claim one with a lease and a fencing
@@ -13,6 +13,9 @@
 //! - [`budget::BudgetStore`]: the day budget every worker shares: reserve / settle micro-USD
 //!   against one cap, atomically. Backends [`budget::SqliteBudget`] and `budget::PgBudget`;
 //!   [`budget::SharedDay`] is one worker's share of it, as the factory's fence hook uses it.
+//! - [`journal::JournalStore`]: every journal entry of the factory runs a fleet's workers
+//!   make for their claims, keyed by claim run and `seq` (appends idempotent), read per run
+//!   and task. Backends [`journal::SqliteJournal`] and `journal::PgJournal`.
 //! - [`claims::Keeper`]: a worker's hold on one claim (heartbeats, the deadline, the work
 //!   stopped when the claim is lost), and its [`claims::ClaimGuard`] for the merge step.
 //! - [`status::snapshot`]: workers, leases, task counts and the critical path, as
@@ -43,6 +46,7 @@
 pub mod budget;
 pub mod claims;
 mod error;
+pub mod journal;
 /// The blocking bridge to tokio-postgres every Postgres store uses (the fleet's, and
 /// `lightsout-tune`'s metrics and `lightsout-fence`'s audit chain): pool, retry, migrations.
 #[cfg(feature = "postgres")]

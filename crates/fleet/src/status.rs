@@ -1,9 +1,11 @@
 //! What `lightsout status` shows: the fleet as its claim store sees it at one instant
 //! ([`snapshot`]): the workers (from live leases), each run's leases with the time they have
-//! left, its task counts, and the critical path of what remains.
+//! left, its task counts, and the critical path of what remains; with [`attach_journal`],
+//! the newest entries of each task's journal in the store.
 
 use crate::Error;
 use crate::claims::{ClaimStore, RemainingPath, TaskStatus, critical_path};
+use crate::journal::{JournalRow, JournalStore};
 use std::collections::BTreeMap;
 
 /// The fleet at one instant of the store's clock.
@@ -78,6 +80,11 @@ pub struct RunStatus {
     pub bound_ms: Option<u64>,
     /// What the store could not say (no dependencies, no estimates), in words.
     pub notes: Vec<String>,
+    /// The newest journal entries of each task, as [`attach_journal`] read them from the
+    /// shared journal (ordered by task, token, `seq`); `None` (and left out of the JSON) when
+    /// not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<Vec<JournalRow>>,
 }
 
 /// Reads the fleet from `store`: every run it holds, or only `run`.
@@ -166,6 +173,7 @@ pub fn snapshot(store: &dyn ClaimStore, run: Option<&str>) -> Result<FleetStatus
             critical_path: path,
             bound_ms: None,
             notes,
+            journal: None,
         });
     }
     let live = workers.values().filter(|w| w.live > 0).count() as u64;
@@ -181,4 +189,20 @@ pub fn snapshot(store: &dyn ClaimStore, run: Option<&str>) -> Result<FleetStatus
         workers: workers.into_values().collect(),
         runs: out,
     })
+}
+
+/// Reads into every run of `status` the newest `per_task` entries of each of its tasks from
+/// the shared journal ([`JournalStore::entries`]).
+///
+/// # Errors
+/// The journal cannot be read.
+pub fn attach_journal(
+    status: &mut FleetStatus,
+    journal: &dyn JournalStore,
+    per_task: usize,
+) -> Result<(), Error> {
+    for r in &mut status.runs {
+        r.journal = Some(journal.entries(&r.run, Some(per_task))?);
+    }
+    Ok(())
 }

@@ -92,3 +92,13 @@ pub fn restart_server() {
         script.display()
     );
 }
+
+/// An error [`crate::Error::is_connection`] calls a lost connection (a pool that timed out
+/// waiting for one), for test doubles of the stores: what a Postgres store returns once the
+/// server has been unreachable for [`crate::RECONNECT_FOR`].
+pub fn lost_connection(server: &str) -> crate::Error {
+    crate::Error::Pool {
+        server: server.to_owned(),
+        source: deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait),
+    }
+}

@@ -4,6 +4,10 @@
 //!
 //! A kill in the middle of an append leaves at most one partial last line; [`read`]
 //! ignores it and [`Journal::open`] truncates it away before appending again.
+//!
+//! A journal may have a [`Mirror`] ([`Journal::with_mirror`]): each entry goes to it after it
+//! is on disk, numbered by its line (a fleet worker copies its claims' journals into the
+//! fleet's shared store this way). The file stays the record a run resumes from.
 
 use crate::Error;
 use crate::plan::{Plan, Task};
@@ -12,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One journal line. Serialised with an `entry` tag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,11 +172,56 @@ pub enum Entry {
     },
 }
 
+/// Receives each entry of a [`Journal`] once it is appended and synced to the file: a copy
+/// of the journal elsewhere (a fleet's shared store). The file is the record; a mirror is a
+/// view of it.
+///
+/// Contract: `entry` cannot fail the append (the entry is on disk already, and the run goes
+/// on): an implementation that cannot write keeps what it could not and writes it later, or
+/// reports it on its own channel. It is called once per append, in `seq` order, while the
+/// journal is borrowed for the append (so not concurrently for one journal); `seq`s go on
+/// from the file's line count when a journal is reopened (`--resume`).
+pub trait Mirror: Send + Sync {
+    /// Entry `seq` (its 0-based line in the journal file) was appended as the JSON text
+    /// `json` (the line without its newline).
+    fn entry(&self, seq: u64, json: &str);
+}
+
+impl<T: Mirror + ?Sized> Mirror for Arc<T> {
+    fn entry(&self, seq: u64, json: &str) {
+        (**self).entry(seq, json);
+    }
+}
+
+impl<T: Mirror + ?Sized> Mirror for Box<T> {
+    fn entry(&self, seq: u64, json: &str) {
+        (**self).entry(seq, json);
+    }
+}
+
+impl<T: Mirror + ?Sized> Mirror for &T {
+    fn entry(&self, seq: u64, json: &str) {
+        (**self).entry(seq, json);
+    }
+}
+
 /// An open journal, appending.
-#[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     file: File,
+    /// The line the next entry is written on, 0-based: the complete lines in the file.
+    next: u64,
+    mirror: Option<Arc<dyn Mirror>>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.path)
+            .field("next", &self.next)
+            .field("mirrored", &self.mirror.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads every complete entry of the journal at `path`, ignoring a partial last line.
@@ -222,10 +272,26 @@ impl Journal {
             file.set_len(keep as u64)
                 .map_err(|e| Error::io("truncate journal", path, e))?;
         }
+        let next = memchr::memchr_iter(b'\n', &bytes[..keep]).count() as u64;
         Ok(Journal {
             path: path.to_owned(),
             file,
+            next,
+            mirror: None,
         })
+    }
+
+    /// Hands every entry appended from now on to `mirror` too, after the file has it
+    /// ([`Mirror`]).
+    #[must_use]
+    pub fn with_mirror(mut self, mirror: Arc<dyn Mirror>) -> Self {
+        self.mirror = Some(mirror);
+        self
+    }
+
+    /// The 0-based line the next entry goes on (its `seq` for a [`Mirror`]).
+    pub fn next_seq(&self) -> u64 {
+        self.next
     }
 
     /// The journal's path.
@@ -233,21 +299,30 @@ impl Journal {
         &self.path
     }
 
-    /// Appends `entry` as one line and `fsync`s it.
+    /// Appends `entry` as one line and `fsync`s it, then hands it to the [`Mirror`], if any.
     ///
     /// # Errors
     /// [`Error::Io`] when writing or syncing fails, [`Error::Serialise`] when the entry cannot
-    /// be serialised (not expected: entries are plain data).
+    /// be serialised (not expected: entries are plain data). Never for the mirror.
     pub fn append(&mut self, entry: &Entry) -> Result<(), Error> {
-        let mut line = serde_json::to_vec(entry).map_err(|source| Error::Serialise {
+        let mut line = serde_json::to_string(entry).map_err(|source| Error::Serialise {
             path: self.path.clone(),
             source,
         })?;
-        line.push(b'\n');
+        line.push('\n');
+        let seq = self.next;
         self.file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| Error::io("append to journal", &self.path, e))
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::io("append to journal", &self.path, e))?;
+        // The line is in the file (a failed sync below stops the run; a reopen counts again).
+        self.next += 1;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("append to journal", &self.path, e))?;
+        if let Some(m) = &self.mirror {
+            m.entry(seq, line.trim_end_matches('\n'));
+        }
+        Ok(())
     }
 }
 
@@ -283,6 +358,56 @@ mod tests {
         let mut j = Journal::open(&p).unwrap();
         j.append(&e).unwrap();
         assert_eq!(read(&p).unwrap(), vec![e.clone(), e]);
+    }
+
+    /// What a mirror was handed.
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<(u64, String)>>);
+
+    impl Mirror for Seen {
+        fn entry(&self, seq: u64, json: &str) {
+            self.0.lock().unwrap().push((seq, json.to_owned()));
+        }
+    }
+
+    /// The mirror gets each entry after the file has it, numbered by its line, as the line's
+    /// JSON; a reopened journal (a resumed run, after a kill that left a partial line) goes on
+    /// from the file's complete lines.
+    #[test]
+    fn a_mirror_gets_each_entry_after_the_file_numbered_by_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.jsonl");
+        let seen = Arc::new(Seen::default());
+        let e = |n: u32| Entry::TaskFailed {
+            task: format!("T{n}"),
+            reason: "x".into(),
+        };
+        let mut j = Journal::open(&p).unwrap().with_mirror(seen.clone());
+        assert_eq!(j.next_seq(), 0);
+        j.append(&e(0)).unwrap();
+        j.append(&e(1)).unwrap();
+        drop(j);
+        let mut file = OpenOptions::new().append(true).open(&p).unwrap();
+        file.write_all(b"{\"entry\":\"task_fa").unwrap();
+        drop(file);
+        let mut j = Journal::open(&p).unwrap().with_mirror(seen.clone());
+        assert_eq!(j.next_seq(), 2);
+        j.append(&e(2)).unwrap();
+        let lines: Vec<String> = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let got = seen.0.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| (i as u64, l))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(read(&p).unwrap(), vec![e(0), e(1), e(2)]);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! # Brief overview
 //! - [`journal`]: [`Journal::open`] (cuts a partial last line left by a kill) and
-//!   [`Journal::append`] (one line, `fsync`); [`read`] ignores a partial last line.
+//!   [`Journal::append`] (one line, `fsync`, then to the journal's [`Mirror`] if it has one:
+//!   a fleet worker's copy in the shared store); [`read`] ignores a partial last line.
 //! - [`state`]: [`RunState::replay`] folds entries into the run's state; [`STATE_FILE`] is
 //!   where the factory writes it.
 //! - [`plan`]: [`Plan`], the tasks of a run as journaled.
@@ -36,6 +37,6 @@ pub mod state;
 
 pub use error::Error;
 pub use event::{Event, EventSink, NoEvents, VecEvents};
-pub use journal::{Entry, Journal, read, write_atomic};
+pub use journal::{Entry, Journal, Mirror, read, write_atomic};
 pub use plan::{Plan, Task};
 pub use state::{AttemptRecord, RunState, RunTotals, STATE_FILE, TaskPhase, TaskState};

@@ -1,11 +1,14 @@
 //! `lightsout status`: the fleet as its shared store sees it now: workers (from their live
 //! leases), each run's leases with the time they have left, its tasks by status, and the
 //! critical path of what remains when the store knows dependencies and estimates
-//! (`lightsout_fleet::status`).
+//! (`lightsout_fleet::status`); with `--run`, the newest entries of each task's journal, from
+//! the copy fleet workers keep in the store (`lightsout_fleet::journal`).
 
 use clap::{Args, ValueEnum};
+use lightsout_factory::journal::Entry;
 use lightsout_fleet::claims::{ClaimStore, PgClaims, SqliteClaims};
-use lightsout_fleet::status::{FleetStatus, RunStatus, snapshot};
+use lightsout_fleet::journal::JournalRow;
+use lightsout_fleet::status::{FleetStatus, RunStatus, attach_journal, snapshot};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +32,10 @@ pub(crate) struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// With --run: how many of each task's newest journal entries to show, from the copy the
+    /// fleet's workers keep in the store as they build (0: none).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    journal: usize,
 }
 
 /// Runs `lightsout status`.
@@ -45,10 +52,14 @@ pub(crate) fn run(a: &StatusArgs) -> anyhow::Result<ExitCode> {
         );
         Box::new(SqliteClaims::open(&path)?)
     };
-    let status = snapshot(store.as_ref(), a.run.as_deref())?;
+    let mut status = snapshot(store.as_ref(), a.run.as_deref())?;
+    if a.run.is_some() && a.journal > 0 {
+        let journal = super::worker::open_journal(&location, 0)?;
+        attach_journal(&mut status, journal.as_ref(), a.journal)?;
+    }
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        Format::Text => print!("{}", text(&status)),
+        Format::Text => print!("{}", text(&status, a.journal)),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -69,7 +80,7 @@ fn human_ms(ms: i64) -> String {
     }
 }
 
-fn text(s: &FleetStatus) -> String {
+fn text(s: &FleetStatus, per_task: usize) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let live = s.workers.iter().filter(|w| w.live > 0).count();
@@ -96,8 +107,82 @@ fn text(s: &FleetStatus) -> String {
     }
     for r in &s.runs {
         run_text(&mut o, r, live);
+        if let Some(rows) = &r.journal {
+            journal_text(&mut o, rows, per_task, s.now_ms);
+        }
     }
     o
+}
+
+/// A run's newest journal entries per task, as the store holds them, with their age by the
+/// store's clock (`now_ms`).
+fn journal_text(o: &mut String, rows: &[JournalRow], per_task: usize, now_ms: i64) {
+    use std::fmt::Write as _;
+    if rows.is_empty() {
+        let _ = writeln!(
+            o,
+            "  journal: no entry in the store yet (workers add each entry as they write it)"
+        );
+        return;
+    }
+    let _ = writeln!(o, "  journal, newest {per_task} entries per task:");
+    let _ = writeln!(
+        o,
+        "  {:<20} {:<28} {:>8} {:>5} {:>12}  entry",
+        "task", "worker", "token", "seq", "age"
+    );
+    for r in rows {
+        let _ = writeln!(
+            o,
+            "  {:<20} {:<28} {:>8} {:>5} {:>12}  {}",
+            r.task,
+            r.worker,
+            r.token,
+            r.seq,
+            human_ms(now_ms.saturating_sub(r.at_ms).max(0)),
+            entry_words(&r.entry)
+        );
+    }
+}
+
+/// What a journal entry says in a few words: its kind (the JSON's `entry` tag) and what it is
+/// about. An entry this version does not know (written by a newer worker) shows its kind.
+fn entry_words(entry: &serde_json::Value) -> String {
+    let kind = entry["entry"].as_str().unwrap_or("?");
+    let short = |c: &str| c.chars().take(10).collect::<String>();
+    let detail = match serde_json::from_value::<Entry>(entry.clone()) {
+        Ok(Entry::RunStarted { run_id, .. }) => run_id,
+        Ok(Entry::TaskStarted { base, .. }) => format!("from {}", short(&base)),
+        Ok(Entry::AttemptStarted { attempt, .. }) => format!("attempt {attempt}"),
+        Ok(Entry::AttemptFinished { record, .. }) => match record.failed_stage {
+            Some(stage) => format!("attempt {}: failed at {}", record.attempt, stage.as_str()),
+            None if record.passed => format!("attempt {}: passed", record.attempt),
+            None => format!("attempt {}: failed", record.attempt),
+        },
+        Ok(Entry::TaskFailed { reason, .. }) => reason
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(72)
+            .collect(),
+        Ok(Entry::TaskBlocked { by, .. }) => format!("by {by}"),
+        Ok(Entry::ConflictRouted { to, .. }) => format!("to {}", to.id),
+        // A task already merged, journaled by the run of the task it is a dependency of.
+        Ok(Entry::TaskUnchanged { task, commit, .. }) => format!("{task} at {}", short(&commit)),
+        Ok(
+            Entry::MergeStarted { onto: commit, .. }
+            | Entry::MergeVerified { commit, .. }
+            | Entry::Merged { commit, .. }
+            | Entry::CheckoutSynced { commit },
+        ) => short(&commit),
+        _ => String::new(),
+    };
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind} {detail}")
+    }
 }
 
 fn run_text(o: &mut String, r: &RunStatus, live: usize) {

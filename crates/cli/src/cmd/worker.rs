@@ -8,7 +8,9 @@
 //! holdout on the merged result, compare-and-swap push; see `lightsout_factory::fleet`), on
 //! the plan `lightsout run --store` pushed; the holdout comes from `--holdout`, outside every
 //! clone. When it finds nothing to claim it enqueues the tasks whose dependencies are all
-//! merged, waits while other workers hold tasks, and stops when every run is settled.
+//! merged, waits while other workers hold tasks, and stops when every run is settled. Each
+//! claim's run journal is mirrored into the store's shared journal
+//! (`lightsout_factory::fleet::StoreJournal`), which `lightsout status --run` reads.
 //! Without `--repo`, it runs the command given after `--` for each task.
 //!
 //! Either way the claim protocol is the same, and it is `lightsout_fleet::claims::Keeper`'s:
@@ -18,13 +20,14 @@
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use lightsout_factory::fleet::{self, FleetPlan, RemoteMain};
+use lightsout_factory::fleet::{self, FleetPlan, RemoteMain, StoreJournal};
 use lightsout_factory::{Config, Factory, RunOptions, TaskPhase};
 use lightsout_fleet::Error as FleetError;
 use lightsout_fleet::budget::{BudgetStore, PgBudget, SqliteBudget};
 use lightsout_fleet::claims::{
     ClaimGuard, ClaimStore, Keeper, Lost, PgClaims, Settle, SqliteClaims, TaskStatus,
 };
+use lightsout_fleet::journal::{ClaimRun, JournalStore, PgJournal, SqliteJournal};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -200,6 +203,15 @@ pub(crate) fn open(store: &str, jobs: usize) -> anyhow::Result<Arc<dyn ClaimStor
         Arc::new(PgClaims::connect(store, jobs + 1)?)
     } else {
         Arc::new(SqliteClaims::open(&PathBuf::from(store))?)
+    })
+}
+
+/// The fleet's shared journal in the store at `store` (the claim store's URL or file).
+pub(crate) fn open_journal(store: &str, jobs: usize) -> anyhow::Result<Arc<dyn JournalStore>> {
+    Ok(if lightsout_factory::config::is_postgres_url(store) {
+        Arc::new(PgJournal::connect(store, jobs + 1)?)
+    } else {
+        Arc::new(SqliteJournal::open(&PathBuf::from(store))?)
     })
 }
 
@@ -433,6 +445,9 @@ struct FleetArgs {
     /// The fleet's audit chains, when the store is Postgres: each claim's factory run appends
     /// its entries to its fleet run's chain there too.
     audit: Option<lightsout_fence::audit::postgres::PgAuditChain>,
+    /// The fleet's shared journal, in the same store as the claims: each claim's factory run
+    /// mirrors its journal entries there.
+    journal: Arc<dyn JournalStore>,
 }
 
 impl FleetArgs {
@@ -460,6 +475,7 @@ impl FleetArgs {
             holdout,
             poll: Duration::from_millis(args.poll_ms),
             day_budget: open_budget(store, usize::from(args.jobs))?,
+            journal: open_journal(store, usize::from(args.jobs))?,
             audit: if lightsout_factory::config::is_postgres_url(store) {
                 Some(lightsout_fence::audit::postgres::PgAuditChain::connect(
                     store,
@@ -573,9 +589,16 @@ async fn build_task(
     if let Some(chain) = &fleet.audit {
         factory = factory.with_audit_mirror(Arc::new(chain.run(&claim.run)));
     }
+    // Unique per claim: a re-claimed task starts over in a run of its own.
+    let run_id = fleet::claim_run_id(&claim);
+    // Every journal entry goes to the store too, after the clone's journal.jsonl.
+    let journal = Arc::new(StoreJournal::new(
+        fleet.journal.clone(),
+        ClaimRun::of(&claim, &run_id),
+    ));
+    let factory = factory.with_journal_mirror(journal.clone());
     let opts = RunOptions {
-        // Unique per claim: a re-claimed task starts over in a run of its own.
-        run_id: Some(format!("{}-{}-{}", claim.run, claim.task, claim.token)),
+        run_id: Some(run_id.clone()),
         jobs: Some(1),
         gate: shared.layers(),
         not_ready: shared.not_ready.clone(),
@@ -583,7 +606,9 @@ async fn build_task(
         merged,
         ..RunOptions::default()
     };
-    let state = match factory.run(plan, opts).await {
+    let ran = factory.run(plan, opts).await;
+    flush_journal(&journal, &clone, &run_id).await;
+    let state = match ran {
         Ok(state) => state,
         Err(e) => {
             // Another worker may have merged it meanwhile (the merge step refuses a task
@@ -607,6 +632,27 @@ async fn build_task(
         ),
         None => Built::Failed("the run lost the task".into()),
     })
+}
+
+/// Appends to the store what the claim run's journal mirror could not append while it ran;
+/// says so on stderr when some entries are still only in the clone's journal.
+async fn flush_journal(journal: &Arc<StoreJournal>, clone: &Path, run_id: &str) {
+    let mirror = journal.clone();
+    let flushed = tokio::task::spawn_blocking(move || mirror.flush()).await;
+    if let Ok(Err(e)) = flushed {
+        let claim = journal.claim();
+        eprintln!(
+            "worker {}: {} journal entries of task {} are not in the store ({e}); they are in {}",
+            claim.worker,
+            journal.backlog(),
+            claim.task,
+            clone
+                .join(".lightsout/runs")
+                .join(run_id)
+                .join("journal.jsonl")
+                .display()
+        );
+    }
 }
 
 impl Job {

@@ -188,6 +188,46 @@ fn assert_every_task_done_and_req4_reclaimed(
     assert!(!w.starts_with(&format!("{victim}/")), "{shown}");
 }
 
+/// `lightsout status --run` shows every task's journal from the store: each task's entries
+/// include the `merged` of the worker that merged it, and REQ-4's also the killed worker's
+/// claim run up to its task start (each entry goes to the store before the next is written).
+fn assert_the_store_holds_every_workers_journal(url: &str, victim: &str) {
+    let out = Command::cargo_bin("lightsout")
+        .unwrap()
+        .args(["status", "--store", url, "--run", RUN, "--journal", "1000"])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = j["runs"][0]["journal"].as_array().unwrap();
+    let kinds = |task: &str, by: &dyn Fn(&str) -> bool| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r["task"] == task && by(r["worker"].as_str().unwrap()))
+            .map(|r| r["entry"]["entry"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let killed = |w: &str| w.starts_with(&format!("{victim}/"));
+    for task in TASKS {
+        let all = kinds(task, &|_| true);
+        assert_eq!(
+            all.first().map(String::as_str),
+            Some("run_started"),
+            "{task}: {all:?}"
+        );
+        assert!(all.iter().any(|k| k == "merged"), "{task}: {all:?}");
+    }
+    let before_kill = kinds("REQ-4", &killed);
+    assert!(
+        before_kill.iter().any(|k| k == "task_started"),
+        "the killed worker's REQ-4 entries: {before_kill:?}"
+    );
+    assert!(
+        !before_kill.iter().any(|k| k == "merged"),
+        "{before_kill:?}"
+    );
+}
+
 /// The remote's main: one squash commit per task of the run, each exactly once, and the
 /// tree the trajectory builds (`expected`); no task branch left.
 fn assert_remote_main(dir: &Path, remote: &Path, expected: &str) {
@@ -224,7 +264,7 @@ fn assert_remote_main(dir: &Path, remote: &Path, expected: &str) {
 /// Three workers build the example from one bare remote and one Postgres; the one holding
 /// REQ-4 is killed with SIGKILL during its attempt. Its lease lapses, another worker claims
 /// REQ-4 again under a higher token, and every task is merged on the remote's main exactly
-/// once, with the tree the trajectory builds.
+/// once, with the tree the trajectory builds; the store holds every worker's journal.
 #[test]
 #[allow(clippy::print_stderr)] // the timings go to the test's output, for the record
 fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
@@ -253,6 +293,7 @@ fn three_workers_build_the_example_through_a_bare_remote_and_survive_a_kill() {
     let finished_at = started.elapsed();
     assert_every_task_done_and_req4_reclaimed(&url, dir, &victim, &codes);
     assert_remote_main(dir, &remote, &expected);
+    assert_the_store_holds_every_workers_journal(&url, &victim);
     eprintln!(
         "fleet e2e: worker {victim} killed at {:.1} s; all 5 tasks merged at {:.1} s",
         killed_at.as_secs_f64(),

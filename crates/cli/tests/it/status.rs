@@ -1,10 +1,11 @@
 //! `lightsout status` end to end: the real binary reads a claim store that a plan was
-//! enqueued into and workers claimed from (through the library, as `lightsout worker` does),
-//! on `SQLite` and on the real Postgres test server (`LIGHTSOUT_TEST_PG_URL`; without it the
-//! Postgres test fails).
+//! enqueued into and workers claimed from, and the journal entries they mirrored into it
+//! (through the library, as `lightsout worker` does), on `SQLite` and on the real Postgres
+//! test server (`LIGHTSOUT_TEST_PG_URL`; without it the Postgres test fails).
 
 use assert_cmd::Command;
 use lightsout_fleet::claims::{ClaimStore, PgClaims, PlannedTask, SqliteClaims};
+use lightsout_fleet::journal::{ClaimRun, JournalStore, PgJournal, SqliteJournal};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -126,12 +127,122 @@ fn shows_workers_leases_counts_and_the_critical_path(store: &str) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no task of run nope"));
 }
 
+/// Journal entries of run r1 as workers mirror them: task A's claim run (token 1) wrote 4,
+/// task B's (token 2) 2, the last of a kind this version does not know.
+fn fill_journal(journal: &dyn JournalStore) {
+    let claim = |task: &str, token| ClaimRun {
+        run: "r1".into(),
+        task: task.into(),
+        token,
+        worker: "worker-a".into(),
+        id: format!("r1-{task}-{token}"),
+    };
+    let (a, b) = (claim("A", 1), claim("B", 2));
+    for (seq, e) in [
+        r#"{"entry":"attempt_started","task":"A","attempt":1,"head":"h"}"#,
+        r#"{"entry":"merge_started","task":"A","onto":"aaaaaaaaaaaaaaaa"}"#,
+        r#"{"entry":"merge_verified","task":"A","commit":"0123456789abcdef"}"#,
+        r#"{"entry":"merged","task":"A","commit":"0123456789abcdef"}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        journal.append(&a, seq as u64, e).unwrap();
+    }
+    journal
+        .append(
+            &b,
+            0,
+            r#"{"entry":"attempt_started","task":"B","attempt":1,"head":"h"}"#,
+        )
+        .unwrap();
+    journal
+        .append(&b, 1, r#"{"entry":"from_the_future","task":"B"}"#)
+        .unwrap();
+}
+
+/// `status --run` shows the newest entries of each task's journal from the store (3 by
+/// default, `--journal N`), in text and in JSON; `--journal 0` and a status of every run
+/// leave the journal out.
+fn shows_the_newest_journal_entries_per_task(store: &str) {
+    let out = status(store, &["--run", "r1", "--format", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = j["runs"][0]["journal"].as_array().unwrap();
+    let keys: Vec<(&str, u64, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["task"].as_str().unwrap(),
+                r["token"].as_u64().unwrap(),
+                r["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("A", 1, 1),
+            ("A", 1, 2),
+            ("A", 1, 3),
+            ("B", 2, 0),
+            ("B", 2, 1)
+        ]
+    );
+    assert_eq!(rows[2]["entry"]["entry"], "merged");
+    assert_eq!(rows[2]["worker"], "worker-a");
+    assert_eq!(rows[2]["claim_run"], "r1-A-1");
+    assert!(rows[2]["at_ms"].as_i64().unwrap() > 0);
+
+    let out = status(store, &["--run", "r1"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let journal = &text[text
+        .find("journal, newest 3 entries per task")
+        .expect(&text)..];
+    for want in [
+        "merge_started aaaaaaaaaa",
+        "merged 0123456789",
+        "attempt_started attempt 1",
+        "from_the_future",
+    ] {
+        assert!(journal.contains(want), "{want:?} not in:\n{text}");
+    }
+    assert_eq!(journal.matches("attempt_started").count(), 1, "{text}");
+
+    let out = status(
+        store,
+        &["--run", "r1", "--journal", "1", "--format", "json"],
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        j["runs"][0]["journal"].as_array().unwrap().len(),
+        2,
+        "{j:#}"
+    );
+    for extra in [&["--run", "r1", "--journal", "0"][..], &[]] {
+        let mut args = vec!["--format", "json"];
+        args.extend_from_slice(extra);
+        let j: Value = serde_json::from_slice(&status(store, &args).stdout).unwrap();
+        assert!(
+            j["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r.get("journal").is_none()),
+            "{extra:?}: {j:#}"
+        );
+    }
+}
+
 #[test]
 fn status_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     fill(&SqliteClaims::open(&path).unwrap());
     shows_workers_leases_counts_and_the_critical_path(path.to_str().unwrap());
+    fill_journal(&SqliteJournal::open(&path).unwrap());
+    shows_the_newest_journal_entries_per_task(path.to_str().unwrap());
 }
 
 #[test]
@@ -139,6 +250,8 @@ fn status_on_postgres() {
     let url = lightsout_fleet::testing::fresh_database("status");
     fill(&PgClaims::connect(&url, 2).unwrap());
     shows_workers_leases_counts_and_the_critical_path(&url);
+    fill_journal(&PgJournal::connect(&url, 1).unwrap());
+    shows_the_newest_journal_entries_per_task(&url);
 }
 
 #[test]

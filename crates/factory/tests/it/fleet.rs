@@ -1,16 +1,19 @@
 //! The merge queue's target (`lightsout_factory::fleet`): a refused publish redoes the merge
 //! on the new main, and a worker's `RemoteMain` pushes to a bare remote only while it holds
-//! its claim.
+//! its claim; a worker's journal entries go to the shared store (`StoreJournal`).
 
 use async_trait::async_trait;
 use lightsout_agent::AgentReport;
 use lightsout_agent::testing::FnAgent;
-use lightsout_factory::fleet::{self, LocalMain, MergeTarget, RemoteMain};
+use lightsout_factory::fleet::{self, LocalMain, MergeTarget, RemoteMain, StoreJournal};
+use lightsout_factory::journal::Mirror as _;
 use lightsout_factory::testing::FnEvaluator;
 use lightsout_factory::{
     Config, EvalStage, Factory, Plan, RequirementResult, RunOptions, Task, TaskPhase, Verdict,
 };
+use lightsout_fleet::Error as FleetError;
 use lightsout_fleet::claims::{ClaimStore, Keeper, SqliteClaims};
+use lightsout_fleet::journal::{ClaimRun, JournalRow, JournalStore, SqliteJournal};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -358,4 +361,210 @@ async fn a_fleet_workers_day_budget_is_the_shared_stores() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     let day = store.ledger(&today).unwrap();
     assert_eq!((day.spent_micro_usd, day.open), (120_000, 0), "{day:?}");
+}
+
+/// Journal entries as (seq, the entry's JSON).
+type Entries = Vec<(u64, serde_json::Value)>;
+
+/// The store's rows of fleet run `r1` as (seq, entry), and the local journal of claim run
+/// `id` in `repo` as the same: what a worker wrote, and what its mirror put in the store.
+fn journal_here_and_in_store(
+    repo: &Path,
+    id: &str,
+    store: &dyn JournalStore,
+) -> (Entries, Entries) {
+    let file = repo.join(format!(".lightsout/runs/{id}/journal.jsonl"));
+    let here = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i as u64, serde_json::from_str(l).unwrap()))
+        .collect();
+    let stored = store
+        .entries("r1", None)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.seq, r.entry))
+        .collect();
+    (here, stored)
+}
+
+/// A worker-mode run (the claim kept by a `Keeper`, merged through `RemoteMain`, as `lightsout
+/// worker --repo` builds a claim) with the store's journal as its mirror: every entry of its
+/// local journal is in the store, in order, under the claim's run, task, token and worker.
+#[tokio::test]
+async fn a_workers_journal_entries_land_in_the_shared_store() {
+    let (d, clone, _claims, keeper) = fleet_setup(Duration::from_secs(600));
+    let claim = keeper.claim();
+    let store: Arc<dyn JournalStore> =
+        Arc::new(SqliteJournal::open(&d.path().join(".lightsout/state.db")).unwrap());
+    let id = fleet::claim_run_id(&claim);
+    assert_eq!(id, format!("r1-A-{}", claim.token));
+    let mirror = Arc::new(StoreJournal::new(store.clone(), ClaimRun::of(&claim, &id)));
+    let target = RemoteMain::new(keeper.guard(), Duration::from_millis(10));
+    let state = factory(&clone, Arc::new(AtomicU32::new(0)))
+        .with_merge_target(Arc::new(target))
+        .with_journal_mirror(mirror.clone())
+        .run(
+            plan(),
+            RunOptions {
+                run_id: Some(id.clone()),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(state.task("A").unwrap().status, TaskPhase::Merged);
+    let (here, stored) = journal_here_and_in_store(&clone, &id, store.as_ref());
+    assert_eq!(stored, here);
+    let kinds: Vec<&str> = here
+        .iter()
+        .map(|(_, e)| e["entry"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"run_started"), "{kinds:?}");
+    assert!(kinds.contains(&"merged"), "{kinds:?}");
+    for r in store.entries("r1", None).unwrap() {
+        assert_eq!(
+            (&*r.task, r.token, &*r.worker, &*r.claim_run),
+            ("A", claim.token, "w", id.as_str())
+        );
+    }
+    assert_eq!(mirror.backlog(), 0);
+    keeper
+        .finish(&lightsout_fleet::claims::Settle::Done)
+        .unwrap();
+}
+
+/// A journal store in front of a real one that fails: the first `lost` appends as a lost
+/// connection, and every append of entry `refuse` as a refusal.
+struct Flaky {
+    inner: SqliteJournal,
+    lost: AtomicU32,
+    refuse: Option<u64>,
+}
+
+impl JournalStore for Flaky {
+    fn append(&self, claim: &ClaimRun, seq: u64, entry: &str) -> Result<bool, FleetError> {
+        let left = self.lost.load(Ordering::SeqCst);
+        if left > 0 {
+            self.lost.store(left - 1, Ordering::SeqCst);
+            return Err(lightsout_fleet::testing::lost_connection("flaky"));
+        }
+        if self.refuse == Some(seq) {
+            return Err(FleetError::Corrupt {
+                store: "flaky".into(),
+                message: "refused".into(),
+            });
+        }
+        self.inner.append(claim, seq, entry)
+    }
+
+    fn entries(
+        &self,
+        run: &str,
+        newest_per_task: Option<usize>,
+    ) -> Result<Vec<JournalRow>, FleetError> {
+        self.inner.entries(run, newest_per_task)
+    }
+}
+
+fn flaky(dir: &Path, lost: u32, refuse: Option<u64>) -> Arc<Flaky> {
+    Arc::new(Flaky {
+        inner: SqliteJournal::open(&dir.join("journal.db")).unwrap(),
+        lost: AtomicU32::new(lost),
+        refuse,
+    })
+}
+
+fn a_claim() -> ClaimRun {
+    ClaimRun {
+        run: "r1".into(),
+        task: "A".into(),
+        token: 1,
+        worker: "w".into(),
+        id: "t1".into(),
+    }
+}
+
+/// Run `t1` of [`plan`] in `repo` with `mirror`.
+async fn run_mirrored(repo: &Path, mirror: Arc<StoreJournal>) -> lightsout_factory::RunState {
+    factory(repo, Arc::new(AtomicU32::new(0)))
+        .with_journal_mirror(mirror)
+        .run(
+            plan(),
+            RunOptions {
+                run_id: Some("t1".into()),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
+/// The store's copy of the journal never fails the run: while the store is unreachable the
+/// entries wait (the local journal has them) and go in, in order, once it answers again; a
+/// store that never answers leaves the run merged and every entry in the backlog, which
+/// `flush` reports.
+#[tokio::test]
+async fn a_failing_journal_store_does_not_fail_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    repo(d.path());
+    let store = flaky(d.path(), 3, None);
+    let mirror = Arc::new(StoreJournal::new(store.clone(), a_claim()));
+    let state = run_mirrored(d.path(), mirror.clone()).await;
+    assert_eq!(state.task("A").unwrap().status, TaskPhase::Merged);
+    assert_eq!(
+        store.lost.load(Ordering::SeqCst),
+        0,
+        "the store failed 3 times"
+    );
+    let (here, stored) = journal_here_and_in_store(d.path(), "t1", store.as_ref());
+    assert!(here.len() > 3, "{here:?}");
+    assert_eq!(
+        stored, here,
+        "every entry, in order, once the store answered"
+    );
+    assert_eq!(mirror.backlog(), 0);
+
+    // A store that never answers: the run merges all the same.
+    let other = d.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    repo(&other);
+    let down = flaky(&other, u32::MAX, None);
+    let mirror = Arc::new(StoreJournal::new(down.clone(), a_claim()));
+    let state = run_mirrored(&other, mirror.clone()).await;
+    assert_eq!(state.task("A").unwrap().status, TaskPhase::Merged);
+    let (here, stored) = journal_here_and_in_store(&other, "t1", down.as_ref());
+    assert_eq!((mirror.backlog(), stored.len()), (here.len(), 0));
+    assert!(mirror.flush().unwrap_err().is_connection());
+}
+
+/// An entry the store refuses outright stays in the backlog without holding up the ones after
+/// it; a lost connection holds up the rest (they would wait as long).
+#[test]
+fn a_refused_entry_does_not_hold_up_the_others() {
+    let d = tempfile::tempdir().unwrap();
+    let store = flaky(d.path(), 0, Some(1));
+    let mirror = StoreJournal::new(store.clone(), a_claim());
+    for seq in 0..4 {
+        mirror.entry(seq, &format!("{{\"entry\":\"e\",\"n\":{seq}}}"));
+    }
+    let seqs = |s: &Flaky| -> Vec<u64> {
+        s.entries("r1", None)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect()
+    };
+    assert_eq!(seqs(&store), [0, 2, 3]);
+    assert_eq!(mirror.backlog(), 1);
+    assert!(!mirror.flush().unwrap_err().is_connection());
+
+    let store = flaky(&d.path().join("lost"), 1, None);
+    let mirror = StoreJournal::new(store.clone(), a_claim());
+    mirror.entry(0, "{\"entry\":\"e\"}");
+    assert_eq!((seqs(&store).len(), mirror.backlog()), (0, 1));
+    mirror.entry(1, "{\"entry\":\"f\"}");
+    assert_eq!(seqs(&store), [0, 1]);
+    assert_eq!(mirror.backlog(), 0);
 }

@@ -39,6 +39,7 @@ pub use path::{RemainingPath, critical_path};
 #[cfg(feature = "postgres")]
 pub use postgres::PgClaims;
 pub use sqlite::SqliteClaims;
+pub(crate) use sqlite::now_ms as sqlite_now_ms;
 
 use crate::Error;
 use std::time::Duration;

@@ -163,8 +163,8 @@ impl SqliteClaims {
     }
 }
 
-/// This machine's clock in ms since the Unix epoch.
-fn now_ms() -> i64 {
+/// This machine's clock in ms since the Unix epoch: the `SQLite` stores' clock.
+pub(crate) fn now_ms() -> i64 {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -31,6 +31,7 @@ macro_rules! both {
 mod budget;
 mod claims;
 mod faults;
+mod journal;
 mod queue;
 
 use std::sync::RwLock;
