@@ -10,9 +10,11 @@
 //!   [`claims::SqliteClaims`] and `claims::PgClaims`.
 //! - [`queue::QueueStore`]: the spec queue of `lightsout queue` and `lightsout run --queue`.
 //!   Backends [`queue::SqliteQueue`] and `queue::PgQueue`.
-//! - [`budget::BudgetStore`]: the day budget every worker shares: reserve / settle micro-USD
-//!   against one cap, atomically. Backends [`budget::SqliteBudget`] and `budget::PgBudget`;
-//!   [`budget::SharedDay`] is one worker's share of it, as the factory's fence hook uses it.
+//! - [`budget::BudgetStore`]: the day budget every worker shares: reserve / settle a call's
+//!   attempt, wall ms, tokens and micro-USD against the day's caps, atomically; a reservation
+//!   tied to a claim stops counting once that claim is no longer live. Backends
+//!   [`budget::SqliteBudget`] and `budget::PgBudget`; [`budget::SharedDay`] is one worker's
+//!   share of it, as the factory's fence hook uses it.
 //! - [`claims::Keeper`]: a worker's hold on one claim (heartbeats, the deadline, the work
 //!   stopped when the claim is lost), and its [`claims::ClaimGuard`] for the merge step.
 //! - [`status::snapshot`]: workers, leases, task counts and the critical path, as
