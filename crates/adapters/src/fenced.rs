@@ -868,8 +868,10 @@ mod tests {
     /// beside their own local ledgers, each tied to the worker's claim in the same store: while
     /// worker a's call holds 0.6 USD of the day, worker b's call is refused with the cap, the
     /// day and the day's ledger named; once a settles what its call used, b's call goes through;
-    /// b is then killed mid-call (its lease lapses), and its reservation stops holding the day,
-    /// so a's next call goes through; a call whose tokens take the day past its cap stops its
+    /// b's claim is then lost mid-call (its lease lapses), and its unsettled reservation counts
+    /// as spent, so a's next call is refused with what is presumed spent named; b's call, cut off
+    /// rather than killed, then settles late for less, its actual amounts replace the presumed
+    /// ones, and a's call goes through; a call whose tokens take the day past its cap stops its
     /// task.
     #[tokio::test]
     async fn fleet_workers_reserve_and_settle_the_shared_day_beside_their_ledgers() {
@@ -960,13 +962,35 @@ mod tests {
             b.before_attempt(&ctx("T2", 1)).await.unwrap(),
             HookDecision::Proceed
         );
-        // b is killed mid-call: no settlement, and its lease lapses (a heartbeat of 0 ms).
-        drop(b);
+        // b's claim is lost mid-call: no settlement yet, and its lease lapses (a heartbeat of
+        // 0 ms). Its reservation is presumed spent: 600 + 300 tokens, and a's 300 more would
+        // pass the day's 1,000.
         claims.heartbeat(&cb, std::time::Duration::ZERO).unwrap();
+        let refused = a.before_attempt(&ctx("T1", 2)).await.unwrap();
+        assert!(
+            matches!(&refused, HookDecision::StopTask(r)
+                if r.starts_with("budget exhausted: tokens budget of the day")
+                    && r.contains("open calls 0, holding (attempts 0, wall time 0 ms, tokens 0, usd $0.000000); presumed spent by 1 lost claim (attempts 1, wall time 0 ms, tokens 300, usd $0.600000)")),
+            "{refused:?}"
+        );
+        let day = store.ledger(&today).unwrap();
+        assert_eq!((day.open, day.lost, day.presumed_spent.tokens), (0, 1, 300));
+        // b was cut off, not killed: its call ends and settles late, for less than it reserved.
+        assert_eq!(
+            b.after_attempt(&ctx("T2", 1), &report(0.1, 100))
+                .await
+                .unwrap(),
+            HookDecision::Proceed
+        );
+        let day = store.ledger(&today).unwrap();
+        assert_eq!(
+            (day.spent.tokens, day.presumed_spent.tokens, day.lost),
+            (700, 0, 0)
+        );
         assert_eq!(
             a.before_attempt(&ctx("T1", 2)).await.unwrap(),
             HookDecision::Proceed,
-            "b's dead reservation (0.6 USD) no longer holds the day"
+            "b's late settlement freed what it did not use"
         );
         let over = a
             .after_attempt(&ctx("T1", 2), &report(0.2, 500))
@@ -980,9 +1004,9 @@ mod tests {
         let day = store.ledger(&today).unwrap();
         assert_eq!(
             (day.spent.attempts, day.spent.tokens, day.spent.micro_usd),
-            (2, 1_100, 450_000)
+            (3, 1_200, 550_000)
         );
-        assert_eq!((day.open, day.abandoned), (0, 1));
+        assert_eq!((day.open, day.lost), (0, 0));
     }
 
     #[test]

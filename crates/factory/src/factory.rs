@@ -233,9 +233,9 @@ impl Factory {
     /// against) instead of this machine's day ledger: each agent call reserves one attempt and
     /// its estimate there, beside the local ledger, named by the run, task and attempt
     /// ([`lightsout_fleet::budget::SharedDay`]), and tied to `claim` when given (the claim the
-    /// worker builds the task under: its reservations stop counting once that claim is no
-    /// longer live). The task and run caps stay local. Without `[budget.day]` caps it changes
-    /// nothing.
+    /// worker builds the task under: a reservation still unsettled once that claim is no longer
+    /// live counts as spent at its reserved amounts). The task and run caps stay local. Without
+    /// `[budget.day]` caps it changes nothing.
     #[must_use]
     pub fn with_day_budget(
         mut self,

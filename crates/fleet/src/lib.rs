@@ -12,7 +12,8 @@
 //!   Backends [`queue::SqliteQueue`] and `queue::PgQueue`.
 //! - [`budget::BudgetStore`]: the day budget every worker shares: reserve / settle a call's
 //!   attempt, wall ms, tokens and micro-USD against the day's caps, atomically; a reservation
-//!   tied to a claim stops counting once that claim is no longer live. Backends
+//!   tied to a claim that is lost before it settles counts as spent at its reserved amounts
+//!   (the budget fails closed). Backends
 //!   [`budget::SqliteBudget`] and `budget::PgBudget`; [`budget::SharedDay`] is one worker's
 //!   share of it, as the factory's fence hook uses it.
 //! - [`claims::Keeper`]: a worker's hold on one claim (heartbeats, the deadline, the work

@@ -567,7 +567,7 @@ async fn build_task(
     let plan = fleet::task_plan(&shared.plan, &claim.task, &merged)?;
     let target = RemoteMain::new(guard, fleet.poll);
     // `[budget.day]` is the fleet's: reserved and settled in the shared store, tied to this
-    // claim (a reservation stops counting once the claim is no longer live).
+    // claim (a reservation left unsettled when the claim is lost counts as spent).
     let mut factory = Factory::new(&clone, config)?
         .with_merge_target(Arc::new(target))
         .with_day_budget(

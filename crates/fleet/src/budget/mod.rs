@@ -4,41 +4,46 @@
 //!
 //! Before an agent call a worker [`BudgetStore::reserve`]s what the call may use at most (one
 //! attempt plus its estimates, [`DayAmounts`]); the store grants it only if, for every cap
-//! that is set ([`DayCaps`]), the day's spent plus held plus the new amount stays within the
-//! cap, atomically (one transaction that holds the day's lock: `BEGIN IMMEDIATE` on `SQLite`, the
-//! day's row `FOR UPDATE` on Postgres, so concurrent reservers check one after another). A
-//! refusal names the first cap it would pass ([`DayExceeded`], caps checked attempts → wall
-//! time → tokens → USD) with the day's ledger as the refusing transaction saw it. After the
-//! call the worker [`BudgetStore::settle`]s the reservation with what the call really used:
-//! the reservation stops being held and the amounts join `spent` (all of them, even past a
-//! cap: what is spent is spent; the cap stops the *next* reservation).
-//! [`BudgetStore::release`] settles at zero.
+//! that is set ([`DayCaps`]), the day's spent plus every unsettled reservation plus the new
+//! amount stays within the cap, atomically (one transaction that holds the day's lock: `BEGIN
+//! IMMEDIATE` on `SQLite`, the day's row `FOR UPDATE` on Postgres, so concurrent reservers check
+//! one after another). A refusal names the first cap it would pass ([`DayExceeded`], caps
+//! checked attempts → wall time → tokens → USD) with the day's ledger as the refusing
+//! transaction saw it. After the call the worker [`BudgetStore::settle`]s the reservation with
+//! what the call really used: the reservation's amounts stop counting and the actual amounts
+//! join `spent` (all of them, even past a cap: what is spent is spent; the cap stops the *next*
+//! reservation). [`BudgetStore::release`] settles at zero.
 //!
-//! # Reservations die with their claim
+//! # A lost claim's reservation is presumed spent
 //! A reservation may be tied to the claim of the task it was made for ([`ClaimKey`]: run,
-//! task and fencing token, of the claim store in the same database). It is *held*, and counts
-//! against the caps, only while it is unsettled **and** that claim is live: the task is still
-//! claimed under that token and its lease has not lapsed by the store's clock, the rule every
-//! fenced write of a claim obeys (`claims`' module docs). Once the claim is no longer live
-//! (the task was claimed again under a greater token, or settled, or its lease lapsed) an
-//! unsettled reservation is *abandoned*: it no longer counts ([`DayLedger::abandoned`] counts
-//! them), so a worker killed mid-call does not hold the day until it ends. The rule is applied
-//! when the ledger is summed, by every reservation and every read, not by a sweeper:
-//! - A claim never comes back to life (a lapsed lease refuses every later write under its
-//!   token), so a reservation only ever goes from held to abandoned, never back: the sum a
-//!   reserver checks under the day's lock never grows behind its back, and 16 reservers at once
-//!   never pass a cap.
-//! - A live claim's reservation is never dropped: it counts as long as the claim is live,
-//!   whatever happens to other claims.
-//! - A reservation can be tied only to a claim that is live in this store when it is made
-//!   ([`Error::Stale`] otherwise): a claim kept in another store would look dead at once and its
-//!   reservations would never count, so that mistake fails loudly instead of lifting the cap.
-//! - A late settlement of an abandoned reservation (its worker was cut off, not killed) still
-//!   records what the call used in `spent`.
+//! task and fencing token, of the claim store in the same database). While it is unsettled
+//! and that claim is live (the task is still claimed under that token and its lease has not
+//! lapsed by the store's clock, the rule every fenced write of a claim obeys: `claims`' module
+//! docs) it is *held* ([`DayLedger::reserved`]). Once the claim is no longer live (the task
+//! was claimed again under a greater token, or settled, or its lease lapsed) an unsettled
+//! reservation is *presumed spent* at its reserved amounts, for the rest of its day
+//! ([`DayLedger::presumed_spent`], [`DayLedger::lost`]). Its worker was killed or cut off
+//! mid-call, and nobody is left to settle it; what the call spent before it died is unknown,
+//! and its reservation is the upper bound the store has (the fence stops a call before its
+//! spend passes what it reserved; only a call that outran its estimate can have spent more: a
+//! streaming call, covered while it runs by the task and run caps but not the day's, or one
+//! that reports its spend only when it ends). Dropping the reservation would let the day pass
+//! its caps by what killed calls spent: the budget fails closed instead.
 //!
-//! What an abandoned call used is not known to the store and is not counted: the day can pass a
-//! cap by what killed calls used before they died (at most their reservations, for calls that
-//! keep to them). A reservation with no claim ([`ClaimKey`] `None`) is held until it is settled.
+//! So the caps are checked against the day's settled amounts plus every unsettled
+//! reservation, held or presumed spent ([`DayLedger::committed`]); the claims only decide
+//! which of the two an unsettled reservation is reported as, when the ledger is summed (no
+//! sweeper):
+//! - A claim that ends moves its reservations from held to presumed spent at the same amounts,
+//!   so the sum a reserver checks under the day's lock changes only by reservations and
+//!   settlements, which take that lock too: 16 reservers at once never pass a cap.
+//! - A late settlement of a presumed-spent reservation (its worker was cut off, not killed)
+//!   records what the call used in `spent`, in place of the presumed amounts.
+//! - A reservation can be tied only to a claim that is live in this store when it is made
+//!   ([`Error::Stale`] otherwise): a worker whose claim has ended starts no call, and a claim
+//!   kept in another store fails loudly instead of looking lost from the start.
+//!
+//! A reservation with no claim ([`ClaimKey`] `None`) is held until it is settled.
 //!
 //! Every call is idempotent, so a call retried after a lost reply (the Postgres backend retries
 //! lost connections) counts once: a reservation is named by the caller ([`Reservation::id`],
@@ -195,7 +200,8 @@ impl DayCaps {
 
 /// The claim a reservation is tied to: the task `task` of the fleet run `run` claimed under
 /// the fencing token `token` (a [`crate::claims::Claim`] of the claim store in the same
-/// database). The reservation is held only while that claim is live ([module docs](self)).
+/// database). The reservation is held while that claim is live, and presumed spent once it is
+/// not ([module docs](self)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct ClaimKey {
     /// The fleet run.
@@ -225,7 +231,8 @@ pub struct Reservation {
     pub day: String,
     /// The amounts reserved.
     pub amounts: DayAmounts,
-    /// The claim it is tied to, if any: held only while that claim is live.
+    /// The claim it is tied to, if any: held while that claim is live, presumed spent (until
+    /// settled) once it is not.
     pub claim: Option<ClaimKey>,
 }
 
@@ -237,7 +244,7 @@ pub struct DayExceeded {
     pub cap: DayCap,
     /// The cap's value.
     pub limit: u64,
-    /// Spent plus held, before the request.
+    /// Spent, held and presumed spent ([`DayLedger::committed`]), before the request.
     pub used: u64,
     /// What was asked for (0 for an overrun found after a settlement).
     pub requested: u64,
@@ -259,23 +266,30 @@ impl fmt::Display for DayExceeded {
     }
 }
 
-/// One day's ledger.
+/// One day's ledger, in the units of [`DayAmounts`]. Every amount in it counts against the
+/// caps ([`DayLedger::committed`]); the fields say why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct DayLedger {
-    /// Settled amounts.
+    /// Settled: what calls reported they used.
     pub spent: DayAmounts,
     /// Held: reserved by unsettled reservations whose claim is live (or that have none).
     pub reserved: DayAmounts,
     /// How many reservations are held.
     pub open: u64,
-    /// Unsettled reservations whose claim is no longer live: not counted.
-    pub abandoned: u64,
+    /// Presumed spent: reserved by unsettled reservations whose claim is no longer live (a
+    /// worker killed or cut off mid-call), counted at their reserved amounts, the most those
+    /// calls could have spent, until a late settlement replaces them by what was used.
+    pub presumed_spent: DayAmounts,
+    /// How many reservations are presumed spent (their claims were lost before they settled).
+    pub lost: u64,
 }
 
 impl DayLedger {
-    /// Spent plus held: what the caps are checked against.
+    /// Spent, held and presumed spent: what the caps are checked against.
     pub fn committed(&self) -> DayAmounts {
-        self.spent.saturating_add(self.reserved)
+        self.spent
+            .saturating_add(self.reserved)
+            .saturating_add(self.presumed_spent)
     }
 
     /// The first cap (in [`DayCap::ALL`] order) that reserving `amounts` would pass, or that
@@ -321,11 +335,13 @@ impl fmt::Display for DayLedger {
             "spent ({}); open calls {}, holding ({})",
             self.spent, self.open, self.reserved
         )?;
-        if self.abandoned > 0 {
+        if self.lost > 0 {
             write!(
                 f,
-                "; abandoned {} (their claims ended before they settled; not counted)",
-                self.abandoned
+                "; presumed spent by {} lost claim{} ({})",
+                self.lost,
+                if self.lost == 1 { "" } else { "s" },
+                self.presumed_spent
             )?;
         }
         Ok(())
@@ -369,16 +385,16 @@ pub trait BudgetStore: Send + Sync {
 
     /// Settles `reservation` with what it really used (`actual`, which may exceed the
     /// reservation); returns the day's ledger after it. Settling a settled reservation
-    /// changes nothing (the first settlement stands). An abandoned reservation may be settled
-    /// too: what it used is spent.
+    /// changes nothing (the first settlement stands). A presumed-spent reservation (its claim
+    /// lost) may be settled too: what it used is spent, in place of the presumed amounts.
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the store holds no reservation of that id; the store cannot
     /// be written.
     fn settle(&self, reservation: &Reservation, actual: DayAmounts) -> Result<DayLedger, Error>;
 
-    /// `day`'s ledger (zeros for a day with no reservation), held reservations counted by the
-    /// claims as they stand now.
+    /// `day`'s ledger (zeros for a day with no reservation), unsettled reservations reported
+    /// as held or presumed spent by the claims as they stand now.
     ///
     /// # Errors
     /// The store cannot be read.
@@ -433,7 +449,7 @@ impl SharedDay {
     }
 
     /// Ties every reservation to `claim` (the claim the worker builds its task under): each is
-    /// held only while that claim is live.
+    /// held while that claim is live, and presumed spent, unless settled, once it is not.
     #[must_use]
     pub fn held_by(mut self, claim: ClaimKey) -> Self {
         self.claim = Some(claim);
@@ -494,26 +510,28 @@ pub(crate) fn amount(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// One unsettled reservation of a day as the ledger query reads it: whether its claim is live
-/// (or it has none), and its amounts.
+/// One unsettled reservation of a day as the ledger query reads it: whether it is held (its
+/// claim is live, or it has none) or presumed spent, and its amounts.
 pub(crate) struct Unsettled {
     pub(crate) live: bool,
     pub(crate) amounts: DayAmounts,
 }
 
-/// The day's ledger from its settled amounts and its unsettled reservations.
+/// The day's ledger from its settled amounts and its unsettled reservations (every one counts,
+/// held or presumed spent).
 pub(crate) fn sum(spent: DayAmounts, unsettled: impl IntoIterator<Item = Unsettled>) -> DayLedger {
     let mut l = DayLedger {
         spent,
         ..DayLedger::default()
     };
     for u in unsettled {
-        if u.live {
-            l.reserved = l.reserved.saturating_add(u.amounts);
-            l.open += 1;
+        let (amounts, count) = if u.live {
+            (&mut l.reserved, &mut l.open)
         } else {
-            l.abandoned += 1;
-        }
+            (&mut l.presumed_spent, &mut l.lost)
+        };
+        *amounts = amounts.saturating_add(u.amounts);
+        *count += 1;
     }
     l
 }
@@ -623,5 +641,50 @@ mod tests {
         );
         assert!(e.to_string().contains("attempts cap"), "{e}");
         assert_eq!(full.overruns(&caps), vec![]);
+    }
+
+    /// What lost claims' reservations are presumed to have spent counts against the caps beside
+    /// what is spent and held, and the ledger says it apart, with its units.
+    #[test]
+    fn presumed_spent_counts_against_the_caps_and_is_named() {
+        let caps = DayCaps {
+            micro_usd: Some(1_000_000),
+            ..DayCaps::default()
+        };
+        let l = sum(
+            usd(100_000),
+            [
+                Unsettled {
+                    live: true,
+                    amounts: usd(200_000),
+                },
+                Unsettled {
+                    live: false,
+                    amounts: usd(600_000),
+                },
+            ],
+        );
+        assert_eq!(
+            (l.reserved, l.open, l.presumed_spent, l.lost),
+            (usd(200_000), 1, usd(600_000), 1)
+        );
+        assert_eq!(
+            l.committed(),
+            DayAmounts {
+                attempts: 3,
+                micro_usd: 900_000,
+                ..DayAmounts::ZERO
+            }
+        );
+        assert_eq!(l.check(&caps, &usd(100_000)), None);
+        let e = l.check(&caps, &usd(100_001)).unwrap();
+        assert_eq!((e.cap, e.used), (DayCap::Usd, 900_000));
+        assert!(
+            l.to_string().ends_with(
+                "presumed spent by 1 lost claim (attempts 1, wall time 0 ms, tokens 0, \
+                 usd $0.600000)"
+            ),
+            "{l}"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! `PgBudget`: the [`BudgetStore`] on a `PostgreSQL` server, one ledger for the whole fleet.
 //!
 //! - Reserve: one transaction that takes the day's row `FOR UPDATE` (created first if
-//!   missing), then sums the day's held reservations (unsettled, claim live by the server's
-//!   clock), checks the caps and inserts the reservation. Concurrent reservers of a day queue
+//!   missing), then sums the day's unsettled reservations (held or presumed spent, told apart
+//!   by their claims by the server's clock), checks the caps and inserts the reservation. Concurrent reservers of a day queue
 //!   on that row's lock, and each sum is a statement that starts after the reserver before it
 //!   committed (`READ COMMITTED` takes a snapshot per statement), so it sees every reservation
 //!   granted before it: the caps hold under any interleaving. A refused reservation rolls back.
@@ -36,8 +36,8 @@ const MIGRATIONS: &[&str] = &[
     );
     ",
     // 2: the four day caps (attempts, wall ms, tokens beside micro-USD), and reservations tied
-    // to a claim. What is held is summed from the unsettled reservations whose claim is live,
-    // so the day's `reserved` and `open` counters go.
+    // to a claim. What is reserved is summed from the unsettled reservations (held or presumed
+    // spent, by their claims), so the day's `reserved` and `open` counters go.
     r"
     ALTER TABLE lightsout_budget_days RENAME COLUMN spent TO spent_micro_usd;
     ALTER TABLE lightsout_budget_days DROP COLUMN reserved, DROP COLUMN open,
@@ -61,9 +61,9 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-/// The unsettled reservations of day `$1`, each with whether it is held: it has no claim, or
-/// its claim is live by the server's clock: the claims' rule for a fenced write (task still
-/// claimed under that token, lease not lapsed).
+/// The unsettled reservations of day `$1`, each with whether it is held (it has no claim, or
+/// its claim is live by the server's clock, by the claims' rule for a fenced write: task still
+/// claimed under that token, lease not lapsed) or presumed spent (its claim was lost).
 const UNSETTLED: &str = "SELECT r.claim_run IS NULL OR EXISTS ( \
          SELECT 1 FROM lightsout_tasks t WHERE t.run_id = r.claim_run \
          AND t.task_id = r.claim_task AND t.token = r.claim_token AND t.status = 'claimed' \

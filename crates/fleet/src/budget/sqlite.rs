@@ -29,8 +29,8 @@ const MIGRATIONS: &[&str] = &[
     );
     ",
     // 2: the four day caps (attempts, wall ms, tokens beside micro-USD), and reservations tied
-    // to a claim. What is held is summed from the unsettled reservations whose claim is live,
-    // so the day's `reserved` and `open` counters go.
+    // to a claim. What is reserved is summed from the unsettled reservations (held or presumed
+    // spent, by their claims), so the day's `reserved` and `open` counters go.
     r"
     ALTER TABLE budget_days RENAME COLUMN spent TO spent_micro_usd;
     ALTER TABLE budget_days DROP COLUMN reserved;
@@ -54,9 +54,9 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-/// The unsettled reservations of day `?1`, each with whether it is held: it has no claim, or
-/// its claim is live at `?2` (ms since the epoch): the claims' rule for a fenced write (task
-/// still claimed under that token, lease not lapsed).
+/// The unsettled reservations of day `?1`, each with whether it is held (it has no claim, or
+/// its claim is live at `?2`, ms since the epoch, by the claims' rule for a fenced write: task
+/// still claimed under that token, lease not lapsed) or presumed spent (its claim was lost).
 const UNSETTLED: &str = "SELECT r.claim_run IS NULL OR EXISTS ( \
          SELECT 1 FROM claim_tasks t WHERE t.run_id = r.claim_run AND t.task_id = r.claim_task \
          AND t.token = r.claim_token AND t.status = 'claimed' AND t.lease_until > ?2), \
@@ -126,7 +126,8 @@ fn spent(conn: &Connection, day: &str) -> rusqlite::Result<DayAmounts> {
         .unwrap_or_default())
 }
 
-/// The day's ledger, held reservations judged at `now` (ms since the epoch).
+/// The day's ledger, held and presumed-spent reservations told apart at `now` (ms since the
+/// epoch).
 fn ledger(conn: &Connection, day: &str, now: i64) -> rusqlite::Result<DayLedger> {
     let spent = spent(conn, day)?;
     let mut st = conn.prepare_cached(UNSETTLED)?;

@@ -1,5 +1,6 @@
 //! One suite for [`BudgetStore`], called once per backend, with the claim store of the same
-//! database (a reservation tied to a claim counts only while that claim is live).
+//! database (a reservation tied to a claim is held while that claim is live, and presumed spent
+//! at its reserved amounts once the claim is lost before it settled).
 
 use crate::claims::{LONG, assert_stale};
 use lightsout_fleet::budget::{
@@ -171,7 +172,8 @@ fn each_cap_is_refused_at_its_limit_and_named(b: &Backend) {
                 spent: DayAmounts::ZERO,
                 reserved: held,
                 open: 3,
-                abandoned: 0
+                presumed_spent: DayAmounts::ZERO,
+                lost: 0,
             }
         );
         if cap != DayCap::Attempts {
@@ -223,13 +225,14 @@ fn each_cap_is_refused_at_its_limit_and_named(b: &Backend) {
     assert_eq!(s.ledger(DAY).unwrap().open, 2);
 }
 
-/// The four caps, all set, one of them tight; an abandoned reservation (its claim completed
-/// before it was settled) of 60% of every cap. 16 workers (each its own connections) claim a
-/// task each and reserve at once, tied to their claims, amounts of their own again and again
-/// until refused: for each tight cap in turn, no cap is ever passed, the ledger holds exactly
-/// the sum granted, every worker was refused by the tight cap and only when it was due, and
-/// the tight cap was used to within the smallest call: the abandoned reservation did not
-/// count.
+/// The four caps, all set, one of them tight; a reservation of 60% of every cap tied to a
+/// claim that is lost (its task settled under it) before the reservation settles, as the race
+/// starts. 16 workers (each its own connections) claim a task each and reserve at once, tied to
+/// their claims, amounts of their own again and again until refused: for each tight cap in
+/// turn, no cap is ever passed counting the lost reservation, the ledger holds exactly the sum
+/// granted and reports the lost reservation as presumed spent, every worker was refused by the
+/// tight cap and only when it was due, and the tight cap was used to within the smallest call.
+/// The lost reservation still counts once the others are released.
 fn concurrent_reservers_never_pass_any_cap(b: &Backend) {
     const WORKERS: usize = 16;
     let amount = |w: usize| {
@@ -250,7 +253,8 @@ fn concurrent_reservers_never_pass_any_cap(b: &Backend) {
         let run = format!("race-{i}");
         let tasks: Vec<String> = (0..=WORKERS).map(|t| format!("T{t:02}")).collect();
         assert_eq!(claims.enqueue(&run, &tasks).unwrap(), WORKERS + 1);
-        // The abandoned reservation: counted while its claim holds, not once it is settled.
+        // The lost reservation: held while its claim is live, presumed spent once the claim
+        // is settled before it.
         let dead = claims.claim("dead", LONG).unwrap().unwrap();
         let sixty = |cap: DayCap| caps.get(cap).unwrap() * 6 / 10;
         let big = DayAmounts {
@@ -267,8 +271,7 @@ fn concurrent_reservers_never_pass_any_cap(b: &Backend) {
                 .unwrap(),
         );
         assert_eq!(store.ledger(&day).unwrap().reserved, big);
-        claims.complete(&dead).unwrap();
-        let start = Arc::new(Barrier::new(WORKERS));
+        let start = Arc::new(Barrier::new(WORKERS + 1));
         let threads: Vec<_> = (0..WORKERS)
             .map(|w| {
                 let (b, start, day) = (b.clone(), start.clone(), day.clone());
@@ -291,6 +294,10 @@ fn concurrent_reservers_never_pass_any_cap(b: &Backend) {
                 })
             })
             .collect();
+        // The dead claim's task is settled while the workers reserve: its reservation goes
+        // from held to presumed spent in the middle of the race.
+        start.wait();
+        claims.complete(&dead).unwrap();
         let got: Vec<(Claim, Vec<Reservation>, DayCap)> =
             threads.into_iter().map(|h| h.join().unwrap()).collect();
         let sum = got
@@ -299,16 +306,16 @@ fn concurrent_reservers_never_pass_any_cap(b: &Backend) {
             .fold(DayAmounts::ZERO, |a, r| a.saturating_add(r.amounts));
         let l = store.ledger(&day).unwrap();
         for cap in DayCap::ALL {
+            let used = sum.saturating_add(big).get(cap);
             assert!(
-                sum.get(cap) <= caps.get(cap).unwrap(),
-                "{cap}: {} reserved against a cap of {:?}",
-                sum.get(cap),
+                used <= caps.get(cap).unwrap(),
+                "{cap}: {used} reserved and presumed spent against a cap of {:?}",
                 caps.get(cap)
             );
         }
         assert_eq!(
-            (l.reserved, l.open, l.abandoned),
-            (sum, got.iter().map(|g| g.1.len() as u64).sum(), 1)
+            (l.reserved, l.open, l.presumed_spent, l.lost),
+            (sum, got.iter().map(|g| g.1.len() as u64).sum(), big, 1)
         );
         for (w, (_, _, refused_by)) in got.iter().enumerate() {
             assert_eq!(*refused_by, tight, "worker {w}");
@@ -318,10 +325,10 @@ fn concurrent_reservers_never_pass_any_cap(b: &Backend) {
             );
         }
         let smallest = (0..WORKERS).map(|w| amount(w).get(tight)).min().unwrap();
+        let left = limit - sum.get(tight) - big.get(tight);
         assert!(
-            limit - sum.get(tight) < smallest,
-            "{tight}: {} left unreserved, yet a call of {smallest} was refused",
-            limit - sum.get(tight)
+            left < smallest,
+            "{tight}: {left} left unreserved, yet a call of {smallest} was refused"
         );
         for (c, mine, _) in &got {
             for r in mine {
@@ -331,87 +338,173 @@ fn concurrent_reservers_never_pass_any_cap(b: &Backend) {
         }
         let l = store.ledger(&day).unwrap();
         assert_eq!(
-            (l.open, l.reserved, l.spent),
-            (0, DayAmounts::ZERO, DayAmounts::ZERO)
+            (l.open, l.reserved, l.spent, l.presumed_spent, l.lost),
+            (0, DayAmounts::ZERO, DayAmounts::ZERO, big, 1),
+            "the lost reservation counts for the rest of its day"
         );
     }
 }
 
-/// A reservation tied to a claim counts while the claim is live and stops counting once it
-/// is not: its worker killed (the lease lapses), the task settled under it. The holder that
-/// claims the task again reserves what the dead claim held; a live claim's reservation is
-/// never dropped; the old claim can no longer reserve; a late settlement of an abandoned
-/// reservation is spent all the same.
-fn a_lost_claims_reservation_stops_counting(b: &Backend) {
+/// For each cap alone: a reservation tied to a claim is held while the claim is live; once the
+/// claim is lost before the reservation settles (its worker killed mid-call: the lease lapses),
+/// the reservation is presumed spent at its reserved amounts and still counts against the cap,
+/// the ledger reporting it apart from what is held. The old claim reserves nothing more; the
+/// worker that claims the task again reserves only what remains (one unit more is refused, and
+/// the refusal's ledger names what is presumed spent); the old worker, cut off rather than
+/// killed, settles late, and its actual amounts replace the presumed ones (once: the first
+/// settlement stands), which frees the difference; the new holder's task settled before its
+/// reservations (it died between the two) leaves them presumed spent too.
+fn a_lost_claims_reservation_counts_as_spent(b: &Backend) {
     let (s, claims) = ((b.budget)(), (b.claims)());
-    let caps = DayCaps {
-        attempts: Some(2),
-        micro_usd: Some(1_000_000),
-        ..DayCaps::default()
+    // Six tenths, four tenths and two tenths of each limit, in every unit.
+    let big = DayAmounts {
+        attempts: 3,
+        wall_ms: 600,
+        tokens: 600,
+        micro_usd: 600_000,
     };
-    let each = call(0, 0, 600_000);
-    claims.enqueue("r", &["A".into(), "B".into()]).unwrap();
-    let ca = claims.claim("a", LONG).unwrap().unwrap();
-    let cb = claims.claim("b", LONG).unwrap().unwrap();
-    let (ka, kb) = (ClaimKey::from(&ca), ClaimKey::from(&cb));
-    let ra = granted(s.reserve(DAY, "r-A/A/1", Some(&ka), each, &caps).unwrap());
-    assert_eq!(ra.claim.as_ref(), Some(&ka));
-    let DayGrant::Refused {
-        exceeded, ledger, ..
-    } = s.reserve(DAY, "r-B/B/1", Some(&kb), each, &caps).unwrap()
-    else {
-        panic!("a's live reservation holds the day")
+    let rest = DayAmounts {
+        attempts: 2,
+        wall_ms: 400,
+        tokens: 400,
+        micro_usd: 400_000,
     };
-    assert_eq!((exceeded.cap, ledger.open), (DayCap::Usd, 1));
-    // a is killed: its lease lapses (a heartbeat of 0 ms, so no sleeping for the clock).
-    claims.heartbeat(&ca, Duration::ZERO).unwrap();
-    let l = s.ledger(DAY).unwrap();
-    assert_eq!((l.open, l.abandoned, l.reserved), (0, 1, DayAmounts::ZERO));
-    let rb = granted(s.reserve(DAY, "r-B/B/1", Some(&kb), each, &caps).unwrap());
-    // The lapsed claim reserves nothing more.
-    assert_stale(s.reserve(DAY, "r-A/A/2", Some(&ka), each, &caps));
-    // A claims A again, under a greater token; b's live reservation still counts.
-    let cc = claims.claim("c", LONG).unwrap().unwrap();
-    assert_eq!(cc.task, "A");
-    assert!(cc.token > ca.token);
-    let kc = ClaimKey::from(&cc);
-    let DayGrant::Refused {
-        exceeded, ledger, ..
-    } = s.reserve(DAY, "r-A2/A/1", Some(&kc), each, &caps).unwrap()
-    else {
-        panic!("b's live reservation was dropped")
+    let late = DayAmounts {
+        attempts: 1,
+        wall_ms: 200,
+        tokens: 200,
+        micro_usd: 200_000,
     };
-    assert_eq!(
-        (exceeded.cap, ledger.open, ledger.abandoned),
-        (DayCap::Usd, 1, 1)
-    );
-    // b's task is settled before its reservation (b died between the two): abandoned too.
-    claims.complete(&cb).unwrap();
-    let rc = granted(s.reserve(DAY, "r-A2/A/1", Some(&kc), each, &caps).unwrap());
-    let l = s.ledger(DAY).unwrap();
-    assert_eq!((l.open, l.abandoned, l.reserved), (1, 2, each));
-    // a was cut off, not dead: its late settlement is spent, once.
-    let late = call(0, 0, 300_000);
-    let l = s.settle(&ra, late).unwrap();
-    assert_eq!((l.spent, l.abandoned, l.open), (late, 1, 1));
-    assert_eq!(
-        s.settle(&ra, each).unwrap().spent,
-        late,
-        "the first settlement stands"
-    );
-    // 1 attempt spent + c's held = the cap of 2: the next call is refused by attempts.
-    let DayGrant::Refused { exceeded, .. } = s
-        .reserve(DAY, "r-A2/A/2", Some(&kc), call(0, 0, 1), &caps)
-        .unwrap()
-    else {
-        panic!("the attempts cap is used up")
-    };
-    assert_eq!(exceeded.cap, DayCap::Attempts);
-    s.settle(&rc, each).unwrap();
-    s.release(&rb).unwrap();
-    let l = s.ledger(DAY).unwrap();
-    assert_eq!((l.open, l.abandoned), (0, 0));
-    assert_eq!(l.spent, late.saturating_add(each));
+    for (i, cap) in DayCap::ALL.into_iter().enumerate() {
+        let day = format!("2026-10-0{i}");
+        let limit = [5, 1_000, 1_000, 1_000_000][i];
+        let caps = only(cap, limit);
+        let run = format!("lost-{i}");
+        claims.enqueue(&run, &["A".into()]).unwrap();
+        let ca = claims.claim("a", LONG).unwrap().unwrap();
+        let ka = ClaimKey::from(&ca);
+        let ra = granted(
+            s.reserve(&day, &format!("{run}/a/1"), Some(&ka), big, &caps)
+                .unwrap(),
+        );
+        assert_eq!(ra.claim.as_ref(), Some(&ka));
+        let l = s.ledger(&day).unwrap();
+        assert_eq!(
+            (l.reserved, l.open, l.presumed_spent, l.lost),
+            (big, 1, DayAmounts::ZERO, 0),
+            "{cap}: a live claim's reservation is held"
+        );
+        // a is killed mid-call: its lease lapses (a heartbeat of 0 ms, so no sleeping).
+        claims.heartbeat(&ca, Duration::ZERO).unwrap();
+        assert_eq!(
+            s.ledger(&day).unwrap(),
+            DayLedger {
+                spent: DayAmounts::ZERO,
+                reserved: DayAmounts::ZERO,
+                open: 0,
+                presumed_spent: big,
+                lost: 1,
+            },
+            "{cap}: a lost claim's reservation is presumed spent"
+        );
+        assert_stale(s.reserve(&day, &format!("{run}/a/2"), Some(&ka), rest, &caps));
+        // c claims A again, under a greater token: it may reserve only what remains.
+        let cc = claims.claim("c", LONG).unwrap().unwrap();
+        assert_eq!((cc.task.as_str(), cc.token > ca.token), ("A", true));
+        let kc = ClaimKey::from(&cc);
+        let mut over = rest;
+        match cap {
+            DayCap::Attempts => over.attempts += 1,
+            DayCap::WallMs => over.wall_ms += 1,
+            DayCap::Tokens => over.tokens += 1,
+            DayCap::Usd => over.micro_usd += 1,
+        }
+        let DayGrant::Refused {
+            exceeded, ledger, ..
+        } = s
+            .reserve(&day, &format!("{run}/c/1"), Some(&kc), over, &caps)
+            .unwrap()
+        else {
+            panic!("{cap}: the lost reservation no longer counts")
+        };
+        assert_eq!(
+            (
+                exceeded.cap,
+                exceeded.limit,
+                exceeded.used,
+                exceeded.requested
+            ),
+            (cap, limit, big.get(cap), over.get(cap)),
+            "{cap}"
+        );
+        assert_eq!((ledger.presumed_spent, ledger.lost), (big, 1), "{cap}");
+        assert!(
+            ledger.to_string().contains(
+                "presumed spent by 1 lost claim (attempts 3, wall time 600 ms, tokens 600, usd \
+                 $0.600000)"
+            ),
+            "{ledger}"
+        );
+        let rc = granted(
+            s.reserve(&day, &format!("{run}/c/1"), Some(&kc), rest, &caps)
+                .unwrap(),
+        );
+        let DayGrant::Refused { exceeded, .. } = s
+            .reserve(
+                &day,
+                &format!("{run}/c/2"),
+                Some(&kc),
+                DayAmounts::ZERO,
+                &caps,
+            )
+            .unwrap()
+        else {
+            panic!("{cap}: held and presumed spent fill the cap")
+        };
+        assert_eq!((exceeded.cap, exceeded.used), (cap, limit));
+        // a was cut off, not killed: its late settlement replaces the presumed amounts.
+        let l = s.settle(&ra, late).unwrap();
+        assert_eq!(
+            (l.spent, l.presumed_spent, l.lost, l.reserved, l.open),
+            (late, DayAmounts::ZERO, 0, rest, 1),
+            "{cap}"
+        );
+        assert_eq!(
+            s.settle(&ra, big).unwrap().spent,
+            late,
+            "{cap}: the first settlement stands"
+        );
+        // What the late settlement freed (big - late = rest) can be reserved again, no more.
+        let DayGrant::Refused { .. } = s
+            .reserve(&day, &format!("{run}/c/2"), Some(&kc), over, &caps)
+            .unwrap()
+        else {
+            panic!("{cap}: more than the late settlement freed was granted")
+        };
+        let rc2 = granted(
+            s.reserve(&day, &format!("{run}/c/2"), Some(&kc), rest, &caps)
+                .unwrap(),
+        );
+        // c's task is settled before its reservations (c died between the two): they are
+        // presumed spent too, and the day stays full.
+        claims.complete(&cc).unwrap();
+        let l = s.ledger(&day).unwrap();
+        assert_eq!(
+            (l.spent, l.reserved, l.open, l.presumed_spent, l.lost),
+            (late, DayAmounts::ZERO, 0, rest.saturating_add(rest), 2),
+            "{cap}"
+        );
+        assert_eq!(l.committed().get(cap), limit, "{cap}");
+        assert!(l.check(&caps, &DayAmounts::ZERO).is_some(), "{cap}");
+        // Late settlements of both: what they used is spent, nothing is presumed.
+        s.settle(&rc, late).unwrap();
+        let l = s.release(&rc2).unwrap();
+        assert_eq!(
+            (l.spent, l.presumed_spent, l.lost),
+            (late.saturating_add(late), DayAmounts::ZERO, 0),
+            "{cap}"
+        );
+    }
 }
 
 /// Retried calls count once: reserving a known id returns it as granted (even when the cap
@@ -544,7 +637,7 @@ fn an_old_schema_store_migrates(b: &Backend) {
 both!(
     each_cap_is_refused_at_its_limit_and_named,
     concurrent_reservers_never_pass_any_cap,
-    a_lost_claims_reservation_stops_counting,
+    a_lost_claims_reservation_counts_as_spent,
     retried_calls_count_once,
     an_old_schema_store_migrates
 );
