@@ -18,7 +18,9 @@ use lightsout_fence::budget::{
 };
 use lightsout_fence::holdout::{Crossing, CrossingKind, LeakScan};
 use lightsout_fence::policy::{MAX_LISTED_WRITES, Violation};
-use lightsout_fleet::budget::{DayGrant, Reservation as DayReservation, SharedDay};
+use lightsout_fleet::budget::{
+    DayAmounts, DayCap, DayCaps, DayExceeded, DayGrant, Reservation as DayReservation, SharedDay,
+};
 use lightsout_journal::{Event, EventSink};
 use lightsout_stdx::lock;
 use serde_json::json;
@@ -320,6 +322,46 @@ impl EventSink for AuditSink {
     }
 }
 
+/// The `[budget.day]` caps in the shared day budget's units (calls, ms, tokens, micro-USD
+/// rounded down, as the local ledger counts them): what a fleet worker's
+/// [`SharedDay`] checks instead of its local ledger.
+pub fn day_caps(per_day: &lightsout_fence::budget::Limits) -> DayCaps {
+    DayCaps {
+        attempts: per_day.cap(Budget::Attempts),
+        wall_ms: per_day.cap(Budget::WallMs),
+        tokens: per_day.cap(Budget::Tokens),
+        micro_usd: per_day.cap(Budget::Usd),
+    }
+}
+
+/// One agent call in the shared day budget's units: one attempt plus `spend` (its estimate
+/// before the call, what it reported after).
+fn day_amounts(spend: Spend) -> DayAmounts {
+    DayAmounts {
+        attempts: 1,
+        wall_ms: spend.wall_ms,
+        tokens: spend.tokens,
+        micro_usd: spend.usd_micros,
+    }
+}
+
+/// A cap of the shared day budget as the fence names a budget: the same figures, for the
+/// day `day`.
+fn day_exceeded(day: String, e: &DayExceeded) -> BudgetExceeded {
+    BudgetExceeded {
+        budget: match e.cap {
+            DayCap::Attempts => Budget::Attempts,
+            DayCap::WallMs => Budget::WallMs,
+            DayCap::Tokens => Budget::Tokens,
+            DayCap::Usd => Budget::Usd,
+        },
+        scope: Scope::Day(day),
+        limit: e.limit,
+        used: e.used,
+        requested: e.requested,
+    }
+}
+
 /// The fence around every agent call: reserves the `[budget]` before it, settles the
 /// reported usage after it, audits the process fence's violations, scans what crosses the
 /// fence for holdout text, and audits each step. Wraps the caller's hook (`inner`), which
@@ -327,8 +369,8 @@ impl EventSink for AuditSink {
 ///
 /// Decisions:
 /// - an exhausted budget is [`HookDecision::StopTask`] with the budget named (the task fails,
-///   its dependents are blocked); in a fleet ([`FenceHook::with_shared_day`]) the day's USD
-///   cap is the shared store's, reserved and settled beside the local ledger;
+///   its dependents are blocked); in a fleet ([`FenceHook::with_shared_day`]) the day's caps
+///   are the shared store's, reserved and settled beside the local ledger;
 /// - a process-fence violation ([`FenceReports`], from the run's
 ///   [`FencedAgent`](lightsout_fence::agent::FencedAgent)s) is audited as a `policy_hit`; a write
 ///   outside the worktree, a damaged `.git` link, an escaped process or a failed watch is
@@ -383,45 +425,51 @@ impl FenceHook {
         }
     }
 
-    /// Reserves and settles each call's USD against the fleet's shared day budget too
-    /// (`day`, whose cap every worker's reservations count against), beside the local
-    /// ledger: a call runs only when both grant it. The shared store owns the day's USD cap;
-    /// the caller leaves `[budget.day] usd` out of the local ledger.
+    /// Reserves and settles each call against the fleet's shared day budget too (`day`,
+    /// whose caps every worker's reservations count against), beside the local ledger: a
+    /// call runs only when both grant it. The shared store owns the day's caps; the caller
+    /// leaves `[budget.day]` out of the local ledger (see [`day_caps`]), so each cap is
+    /// counted in exactly one place.
     #[must_use]
     pub fn with_shared_day(mut self, day: SharedDay) -> Self {
         self.day = Some(day);
         self
     }
 
-    /// Reserves this call's USD in the shared day budget, when there is one; on a refusal
-    /// the local reservation (already taken) is released and the task stops with the day's
-    /// budget named.
+    /// Reserves this call (one attempt plus its estimate) in the shared day budget, when there
+    /// is one; on a refusal the local reservation (already taken) is released and the task
+    /// stops with the cap and the day's ledger named.
     fn reserve_day(&self, ctx: &TaskContext) -> Result<HookDecision, BoxError> {
         let Some(day) = &self.day else {
             return Ok(HookDecision::Proceed);
         };
-        let refused = match day.reserve(&ctx.task_id, ctx.attempt, self.estimate.usd_micros) {
+        let refused = match day.reserve(&ctx.task_id, ctx.attempt, day_amounts(self.estimate)) {
             Ok(DayGrant::Granted(r)) => {
                 lock(&self.day_open).insert((ctx.task_id.clone(), ctx.attempt), r);
                 return Ok(HookDecision::Proceed);
             }
-            Ok(DayGrant::Refused { day: date, ledger }) => Ok(BudgetExceeded {
-                budget: Budget::Usd,
-                scope: Scope::Day(date),
-                limit: day.cap_micro_usd(),
-                used: ledger.committed_micro_usd(),
-                requested: self.estimate.usd_micros,
-            }),
+            Ok(DayGrant::Refused {
+                day: date,
+                exceeded,
+                ledger,
+            }) => Ok((day_exceeded(date, &exceeded), ledger)),
             Err(e) => Err(e),
         };
         if let Some(r) = self.open.close(&ctx.task_id, ctx.attempt) {
             self.ledger.release(r)?;
         }
-        Ok(self.budget_stop(ctx, &refused?))
+        let (e, ledger) = refused?;
+        let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
+        self.audit
+            .append(AuditRecord::budget_stop(&ctx.task_id, &reqs, &e));
+        Ok(HookDecision::StopTask(format!(
+            "budget exhausted: {e} (shared by the fleet; the day so far: {ledger})"
+        )))
     }
 
-    /// Settles this call's shared day reservation with what it cost; a day pushed past its
-    /// cap stops the task, as a local overrun does.
+    /// Settles this call's shared day reservation with what it used (one attempt and its
+    /// reported usage); a day pushed past a cap stops the task, as a local overrun does (every
+    /// cap passed is audited, the first one named).
     fn settle_day(&self, ctx: &TaskContext, actual: Spend) -> Result<HookDecision, BoxError> {
         let Some(day) = &self.day else {
             return Ok(HookDecision::Proceed);
@@ -429,21 +477,21 @@ impl FenceHook {
         let Some(r) = lock(&self.day_open).remove(&(ctx.task_id.clone(), ctx.attempt)) else {
             return Ok(HookDecision::Proceed);
         };
-        let ledger = day.settle(&r, actual.usd_micros)?;
-        let used = ledger.committed_micro_usd();
-        if used <= day.cap_micro_usd() {
+        let ledger = day.settle(&r, day_amounts(actual))?;
+        let overruns: Vec<BudgetExceeded> = ledger
+            .overruns(day.caps())
+            .iter()
+            .map(|e| day_exceeded(r.day.clone(), e))
+            .collect();
+        let Some((first, rest)) = overruns.split_first() else {
             return Ok(HookDecision::Proceed);
+        };
+        let reqs: Vec<&str> = ctx.requirement_ids.iter().map(String::as_str).collect();
+        for o in rest {
+            self.audit
+                .append(AuditRecord::budget_stop(&ctx.task_id, &reqs, o));
         }
-        Ok(self.budget_stop(
-            ctx,
-            &BudgetExceeded {
-                budget: Budget::Usd,
-                scope: Scope::Day(r.day),
-                limit: day.cap_micro_usd(),
-                used,
-                requested: 0,
-            },
-        ))
+        Ok(self.budget_stop(ctx, first))
     }
 
     /// Takes the process-fence reports from `reports` (shared with the run's fenced agents).
@@ -816,17 +864,42 @@ mod tests {
         assert!(v.iter().any(|x| x.contains("the visible intent")), "{v:?}");
     }
 
-    /// Two fleet workers' fence hooks share one day budget (1 USD) beside their own local
-    /// ledgers: while worker a's call holds 0.6 USD of the day, worker b's call is refused
-    /// with the day named; once a settles what its call cost (0.25 USD), b's call goes
-    /// through; a call whose cost takes the day past its cap stops its task.
+    /// Two fleet workers' fence hooks share one day budget (3 calls, 1,000 tokens, 1 USD)
+    /// beside their own local ledgers, each tied to the worker's claim in the same store: while
+    /// worker a's call holds 0.6 USD of the day, worker b's call is refused with the cap, the
+    /// day and the day's ledger named; once a settles what its call used, b's call goes through;
+    /// b's claim is then lost mid-call (its lease lapses), and its unsettled reservation counts
+    /// as spent, so a's next call is refused with what is presumed spent named; b's call, cut off
+    /// rather than killed, then settles late for less, its actual amounts replace the presumed
+    /// ones, and a's call goes through; a call whose tokens take the day past its cap stops its
+    /// task.
     #[tokio::test]
     async fn fleet_workers_reserve_and_settle_the_shared_day_beside_their_ledgers() {
-        use lightsout_fleet::budget::{BudgetStore, SqliteBudget, utc_day};
+        use lightsout_fleet::budget::{BudgetStore, ClaimKey, SqliteBudget, utc_day};
+        use lightsout_fleet::claims::{ClaimStore, SqliteClaims};
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn BudgetStore> =
-            Arc::new(SqliteBudget::open(&dir.path().join("state.db")).unwrap());
-        let hook = |worker: &str| {
+        let db = dir.path().join("state.db");
+        let store: Arc<dyn BudgetStore> = Arc::new(SqliteBudget::open(&db).unwrap());
+        let claims = SqliteClaims::open(&db).unwrap();
+        claims
+            .enqueue("fleet", &["T1".into(), "T2".into()])
+            .unwrap();
+        let lease = std::time::Duration::from_secs(600);
+        let (ca, cb) = (
+            claims.claim("a", lease).unwrap().unwrap(),
+            claims.claim("b", lease).unwrap().unwrap(),
+        );
+        let caps = day_caps(&lightsout_fence::budget::Limits {
+            attempts: Some(3),
+            tokens: Some(1_000),
+            usd: Some(1.0),
+            wall_ms: None,
+        });
+        assert_eq!(
+            (caps.attempts, caps.tokens, caps.micro_usd, caps.wall_ms),
+            (Some(3), Some(1_000), Some(1_000_000), None)
+        );
+        let hook = |worker: &str, claim: &lightsout_fleet::claims::Claim| {
             let ledger = Arc::new(BudgetLedger::in_memory(
                 lightsout_fence::budget::BudgetConfig::default(),
             ));
@@ -834,8 +907,11 @@ mod tests {
             let audit = Arc::new(Audit::new(log, Intent::default()));
             let estimate = Spend {
                 usd_micros: 600_000,
-                ..Spend::default()
+                tokens: 300,
+                wall_ms: 0,
             };
+            let day = SharedDay::new(store.clone(), caps, format!("run-{worker}"))
+                .held_by(ClaimKey::from(claim));
             FenceHook::new(
                 ledger,
                 estimate,
@@ -843,49 +919,94 @@ mod tests {
                 None,
                 Arc::new(lightsout_core::NoHook),
             )
-            .with_shared_day(SharedDay::new(
-                store.clone(),
-                1_000_000,
-                format!("run-{worker}"),
-            ))
+            .with_shared_day(day)
         };
-        let (a, b) = (hook("a"), hook("b"));
-        let ctx = |task: &str| TaskContext {
+        let (a, b) = (hook("a", &ca), hook("b", &cb));
+        let ctx = |task: &str, attempt: u32| TaskContext {
             task_id: task.into(),
-            attempt: 1,
+            attempt,
             ..TaskContext::default()
+        };
+        let report = |usd: f64, tokens: u64| {
+            let mut r = AgentReport::completed("x", "done");
+            r.usage.cost_usd = Some(usd);
+            r.usage.input_tokens = tokens;
+            r
         };
         let today = utc_day();
         assert_eq!(
-            a.before_attempt(&ctx("T1")).await.unwrap(),
+            a.before_attempt(&ctx("T1", 1)).await.unwrap(),
             HookDecision::Proceed
         );
-        let refused = b.before_attempt(&ctx("T2")).await.unwrap();
+        let refused = b.before_attempt(&ctx("T2", 1)).await.unwrap();
         assert!(
             matches!(&refused, HookDecision::StopTask(r)
-                if r.starts_with("budget exhausted") && r.contains(&format!("day {today}"))),
+                if r.starts_with("budget exhausted: usd budget")
+                    && r.contains(&format!("day {today}"))
+                    && r.contains("shared by the fleet")
+                    && r.contains("open calls 1, holding (attempts 1, wall time 0 ms, tokens 300, usd $0.600000)")),
             "{refused:?}"
         );
-        let mut report = AgentReport::completed("x", "done");
-        report.usage.cost_usd = Some(0.25);
         assert_eq!(
-            a.after_attempt(&ctx("T1"), &report).await.unwrap(),
+            a.after_attempt(&ctx("T1", 1), &report(0.25, 600))
+                .await
+                .unwrap(),
             HookDecision::Proceed
         );
         let day = store.ledger(&today).unwrap();
-        assert_eq!((day.spent_micro_usd, day.reserved_micro_usd), (250_000, 0));
         assert_eq!(
-            b.before_attempt(&ctx("T2")).await.unwrap(),
+            (day.spent.attempts, day.spent.tokens, day.spent.micro_usd),
+            (1, 600, 250_000)
+        );
+        assert_eq!(
+            b.before_attempt(&ctx("T2", 1)).await.unwrap(),
             HookDecision::Proceed
         );
-        report.usage.cost_usd = Some(0.9);
-        let over = b.after_attempt(&ctx("T2"), &report).await.unwrap();
+        // b's claim is lost mid-call: no settlement yet, and its lease lapses (a heartbeat of
+        // 0 ms). Its reservation is presumed spent: 600 + 300 tokens, and a's 300 more would
+        // pass the day's 1,000.
+        claims.heartbeat(&cb, std::time::Duration::ZERO).unwrap();
+        let refused = a.before_attempt(&ctx("T1", 2)).await.unwrap();
         assert!(
-            matches!(&over, HookDecision::StopTask(r) if r.starts_with("budget exhausted")),
+            matches!(&refused, HookDecision::StopTask(r)
+                if r.starts_with("budget exhausted: tokens budget of the day")
+                    && r.contains("open calls 0, holding (attempts 0, wall time 0 ms, tokens 0, usd $0.000000); presumed spent by 1 lost claim (attempts 1, wall time 0 ms, tokens 300, usd $0.600000)")),
+            "{refused:?}"
+        );
+        let day = store.ledger(&today).unwrap();
+        assert_eq!((day.open, day.lost, day.presumed_spent.tokens), (0, 1, 300));
+        // b was cut off, not killed: its call ends and settles late, for less than it reserved.
+        assert_eq!(
+            b.after_attempt(&ctx("T2", 1), &report(0.1, 100))
+                .await
+                .unwrap(),
+            HookDecision::Proceed
+        );
+        let day = store.ledger(&today).unwrap();
+        assert_eq!(
+            (day.spent.tokens, day.presumed_spent.tokens, day.lost),
+            (700, 0, 0)
+        );
+        assert_eq!(
+            a.before_attempt(&ctx("T1", 2)).await.unwrap(),
+            HookDecision::Proceed,
+            "b's late settlement freed what it did not use"
+        );
+        let over = a
+            .after_attempt(&ctx("T1", 2), &report(0.2, 500))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&over, HookDecision::StopTask(r)
+                if r.starts_with("budget exhausted: tokens budget of the day")),
             "{over:?}"
         );
         let day = store.ledger(&today).unwrap();
-        assert_eq!((day.spent_micro_usd, day.open), (1_150_000, 0));
+        assert_eq!(
+            (day.spent.attempts, day.spent.tokens, day.spent.micro_usd),
+            (3, 1_200, 550_000)
+        );
+        assert_eq!((day.open, day.lost), (0, 0));
     }
 
     #[test]

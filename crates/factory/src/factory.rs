@@ -79,8 +79,12 @@ pub struct Factory {
     guard_is_default: bool,
     /// Where merges publish main ([`crate::fleet::LocalMain`] unless a fleet worker says).
     target: Arc<dyn MergeTarget>,
-    /// The fleet's shared day budget, when a fleet worker gives one.
-    day_budget: Option<Arc<dyn lightsout_fleet::budget::BudgetStore>>,
+    /// The fleet's shared day budget, when a fleet worker gives one, and the claim its
+    /// reservations are tied to.
+    day_budget: Option<(
+        Arc<dyn lightsout_fleet::budget::BudgetStore>,
+        Option<lightsout_fleet::budget::ClaimKey>,
+    )>,
     /// A second audit chain every entry is also appended to, when a fleet worker gives one.
     audit_mirror: Option<Arc<dyn lightsout_fence::audit::AuditChain>>,
     /// Where every journal entry goes too, after the file, when a fleet worker gives one.
@@ -227,14 +231,21 @@ impl Factory {
         })
     }
 
-    /// Counts `[budget.day] usd` in the fleet's shared day budget (`store`, which every
-    /// worker's reservations count against) instead of this machine's day ledger: each agent
-    /// call reserves its USD there too, beside the local ledger, named by the run, task and
-    /// attempt ([`lightsout_fleet::budget::SharedDay`]). The other caps stay local. Without
-    /// `[budget.day] usd` it changes nothing.
+    /// Counts the `[budget.day]` caps (attempts, wall ms, tokens, USD: whichever are set) in
+    /// the fleet's shared day budget (`store`, which every worker's reservations count
+    /// against) instead of this machine's day ledger: each agent call reserves one attempt and
+    /// its estimate there, beside the local ledger, named by the run, task and attempt
+    /// ([`lightsout_fleet::budget::SharedDay`]), and tied to `claim` when given (the claim the
+    /// worker builds the task under: a reservation still unsettled once that claim is no longer
+    /// live counts as spent at its reserved amounts). The task and run caps stay local. Without
+    /// `[budget.day]` caps it changes nothing.
     #[must_use]
-    pub fn with_day_budget(mut self, store: Arc<dyn lightsout_fleet::budget::BudgetStore>) -> Self {
-        self.day_budget = Some(store);
+    pub fn with_day_budget(
+        mut self,
+        store: Arc<dyn lightsout_fleet::budget::BudgetStore>,
+        claim: Option<lightsout_fleet::budget::ClaimKey>,
+    ) -> Self {
+        self.day_budget = Some((store, claim));
         self
     }
 
@@ -868,15 +879,23 @@ impl Factory {
         Error,
     > {
         let mut budget = self.config.budget;
-        // In a fleet the shared store owns the day's USD cap; the local ledger the rest.
-        let shared_day = match (&self.day_budget, budget.per_day.usd) {
-            (Some(store), Some(usd)) => {
-                budget.per_day.usd = None;
-                Some(lightsout_fleet::budget::SharedDay::new(
+        // In a fleet the shared store owns every day cap that is set, the local ledger the task
+        // and run caps: each cap is counted in exactly one place.
+        let shared_day = match &self.day_budget {
+            Some((store, claim))
+                if budget.per_day != lightsout_fence::budget::Limits::default() =>
+            {
+                let caps = crate::fenced::day_caps(&budget.per_day);
+                budget.per_day = lightsout_fence::budget::Limits::default();
+                let day = lightsout_fleet::budget::SharedDay::new(
                     store.clone(),
-                    lightsout_fence::budget::usd_to_micros_floor(usd),
+                    caps,
                     state.run_id.clone(),
-                ))
+                );
+                Some(match claim {
+                    Some(c) => day.held_by(c.clone()),
+                    None => day,
+                })
             }
             _ => None,
         };

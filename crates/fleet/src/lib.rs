@@ -10,9 +10,12 @@
 //!   [`claims::SqliteClaims`] and `claims::PgClaims`.
 //! - [`queue::QueueStore`]: the spec queue of `lightsout queue` and `lightsout run --queue`.
 //!   Backends [`queue::SqliteQueue`] and `queue::PgQueue`.
-//! - [`budget::BudgetStore`]: the day budget every worker shares: reserve / settle micro-USD
-//!   against one cap, atomically. Backends [`budget::SqliteBudget`] and `budget::PgBudget`;
-//!   [`budget::SharedDay`] is one worker's share of it, as the factory's fence hook uses it.
+//! - [`budget::BudgetStore`]: the day budget every worker shares: reserve / settle a call's
+//!   attempt, wall ms, tokens and micro-USD against the day's caps, atomically; a reservation
+//!   tied to a claim that is lost before it settles counts as spent at its reserved amounts
+//!   (the budget fails closed). Backends
+//!   [`budget::SqliteBudget`] and `budget::PgBudget`; [`budget::SharedDay`] is one worker's
+//!   share of it, as the factory's fence hook uses it.
 //! - [`journal::JournalStore`]: every journal entry of the factory runs a fleet's workers
 //!   make for their claims, keyed by claim run and `seq` (appends idempotent), read per run
 //!   and task. Backends [`journal::SqliteJournal`] and `journal::PgJournal`.

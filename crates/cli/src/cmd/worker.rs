@@ -582,10 +582,14 @@ async fn build_task(
     let shared = tokio::task::spawn_blocking(move || fleet::fetch_plan(&c, &run)).await??;
     let plan = fleet::task_plan(&shared.plan, &claim.task, &merged)?;
     let target = RemoteMain::new(guard, fleet.poll);
-    // `[budget.day] usd` is the fleet's: reserved and settled in the shared store.
+    // `[budget.day]` is the fleet's: reserved and settled in the shared store, tied to this
+    // claim (a reservation left unsettled when the claim is lost counts as spent).
     let mut factory = Factory::new(&clone, config)?
         .with_merge_target(Arc::new(target))
-        .with_day_budget(fleet.day_budget.clone());
+        .with_day_budget(
+            fleet.day_budget.clone(),
+            Some(lightsout_fleet::budget::ClaimKey::from(&claim)),
+        );
     if let Some(chain) = &fleet.audit {
         factory = factory.with_audit_mirror(Arc::new(chain.run(&claim.run)));
     }

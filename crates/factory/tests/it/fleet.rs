@@ -293,25 +293,45 @@ async fn a_worker_whose_lease_lapsed_does_not_move_the_remotes_main() {
     assert_eq!(git(&bare, &["--git-dir=.", "rev-parse", "main"]), before);
 }
 
-/// A fleet worker's factory counts `[budget.day] usd` in the shared store
-/// (`Factory::with_day_budget`): while other workers hold most of today's dollar there, this
-/// worker's task stops with the day's budget named before its agent runs (its own machine has
-/// spent nothing); once they settle for less, the task runs and its call's cost is settled in
-/// the shared store.
+/// A fleet worker's factory counts `[budget.day]` in the shared store
+/// (`Factory::with_day_budget`), tied to its claim: while other workers hold most of today's
+/// dollar there, this worker's task stops with the day's budget named before its agent runs
+/// (its own machine has spent nothing); once they settle for less, the task runs and its call
+/// (one attempt and its cost) is settled in the shared store. The day caps are counted there
+/// only: the machine's day ledger file is never written.
 #[tokio::test]
 async fn a_fleet_workers_day_budget_is_the_shared_stores() {
-    use lightsout_fleet::budget::{BudgetStore, SqliteBudget, utc_day};
+    use lightsout_fleet::budget::{
+        BudgetStore, ClaimKey, DayAmounts, DayCaps, SqliteBudget, utc_day,
+    };
     let d = tempfile::tempdir().unwrap();
     let repo_dir = d.path().join("repo");
     std::fs::create_dir(&repo_dir).unwrap();
     repo(&repo_dir);
-    let store: Arc<dyn BudgetStore> =
-        Arc::new(SqliteBudget::open(&d.path().join("state.db")).unwrap());
-    let today = utc_day();
-    let others = store
-        .reserve(&today, "other-run/X/1", 950_000, 1_000_000)
+    let db = d.path().join("state.db");
+    let store: Arc<dyn BudgetStore> = Arc::new(SqliteBudget::open(&db).unwrap());
+    let claims = SqliteClaims::open(&db).unwrap();
+    claims.enqueue("fleet", &["A".into()]).unwrap();
+    let claim = claims
+        .claim("w", Duration::from_secs(600))
         .unwrap()
-        .expect("within the cap");
+        .unwrap();
+    let today = utc_day();
+    let caps = DayCaps {
+        micro_usd: Some(1_000_000),
+        ..DayCaps::default()
+    };
+    let held = DayAmounts {
+        attempts: 1,
+        micro_usd: 950_000,
+        ..DayAmounts::ZERO
+    };
+    let lightsout_fleet::budget::DayGrant::Granted(others) = store
+        .reserve(&today, "other-run/X/1", None, held, &caps)
+        .unwrap()
+    else {
+        panic!("within the cap")
+    };
     let calls = Arc::new(AtomicU32::new(0));
     let worker = |calls: Arc<AtomicU32>| {
         let agent = Arc::new(FnAgent::new("fake", move |_, ws| {
@@ -321,7 +341,7 @@ async fn a_fleet_workers_day_budget_is_the_shared_stores() {
             r.usage.cost_usd = Some(0.02);
             Ok(r)
         }));
-        let config = Config::parse("[budget.day]\nusd = 1.0\n", &repo_dir).unwrap();
+        let config = Config::parse("[budget.day]\nusd = 1.0\nattempts = 5\n", &repo_dir).unwrap();
         Factory::new(&repo_dir, config)
             .unwrap()
             .with_default_agent(agent)
@@ -340,7 +360,7 @@ async fn a_fleet_workers_day_budget_is_the_shared_stores() {
                     })
                 },
             )))
-            .with_day_budget(store.clone())
+            .with_day_budget(store.clone(), Some(ClaimKey::from(&claim)))
     };
     let opts = |id: &str| RunOptions {
         run_id: Some(id.into()),
@@ -355,12 +375,28 @@ async fn a_fleet_workers_day_budget_is_the_shared_stores() {
         "{why}"
     );
     assert_eq!(calls.load(Ordering::SeqCst), 0, "no agent call");
-    store.settle(&others, 100_000).unwrap();
+    store
+        .settle(
+            &others,
+            DayAmounts {
+                micro_usd: 100_000,
+                ..held
+            },
+        )
+        .unwrap();
     let state = worker(calls.clone()).run(plan(), opts("r2")).await.unwrap();
     assert_eq!(state.task("A").unwrap().status, TaskPhase::Merged);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     let day = store.ledger(&today).unwrap();
-    assert_eq!((day.spent_micro_usd, day.open), (120_000, 0), "{day:?}");
+    assert_eq!(
+        (day.spent.micro_usd, day.spent.attempts, day.open),
+        (120_000, 2, 0),
+        "{day:?}"
+    );
+    assert!(
+        !lightsout_fence::budget::default_ledger_path(&repo_dir).exists(),
+        "the day caps are counted on this machine too"
+    );
 }
 
 /// Journal entries as (seq, the entry's JSON).

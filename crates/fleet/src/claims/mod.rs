@@ -28,8 +28,8 @@
 //!   lock only while the claim is still held, and renews its lease.
 
 #[cfg(feature = "postgres")]
-mod postgres;
-mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 mod keeper;
 mod path;

@@ -29,7 +29,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-const MIGRATIONS: &[&str] = &[
+/// The claims schema, also brought up to date by the budget store of the same database (its
+/// ledger reads the claims).
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: tasks and the token sequence.
     r"
     CREATE SEQUENCE lightsout_claim_token;

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-const MIGRATIONS: &[&str] = &[
+/// The claims schema, also brought up to date by the budget store of the same file (its ledger
+/// reads the claims).
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: tasks and the token counter.
     r"
     CREATE TABLE claim_tasks (
@@ -163,7 +165,8 @@ impl SqliteClaims {
     }
 }
 
-/// This machine's clock in ms since the Unix epoch: the `SQLite` stores' clock.
+/// This machine's clock in ms since the Unix epoch: the `SQLite` stores' clock, by which
+/// leases are counted.
 pub(crate) fn now_ms() -> i64 {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
