@@ -21,7 +21,22 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     }
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Turning WAL on takes an exclusive lock, and SQLite answers `SQLITE_BUSY` at once when
+    // another connection is opening the same fresh file (the busy handler is not asked):
+    // two workers starting together. Try again until the busy timeout.
+    let until = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < until =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
 }
@@ -86,4 +101,34 @@ pub fn migrate(
         .map_err(err)?;
     }
     tx.commit().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workers starting together open one fresh state file at once: each gets its
+    /// connection and its migrated schema, none a "database is locked".
+    #[test]
+    fn many_connections_open_and_migrate_one_fresh_file_at_once() {
+        for _ in 0..100 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let mut conn = open(&path)?;
+                        migrate(&mut conn, &path, "t", &["CREATE TABLE t (x INTEGER)"])
+                            .map_err(|e| rusqlite::Error::InvalidParameterName(e.to_string()))
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap().unwrap();
+            }
+        }
+    }
 }

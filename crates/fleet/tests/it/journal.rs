@@ -184,9 +184,11 @@ fn two_workers_append_to_one_fleet_run_at_once(open: &Open) {
         .into_iter()
         .enumerate()
         .map(|(i, task)| {
-            let (open, start, shared) = (open.clone(), start.clone(), shared.clone());
+            // Opened here: a thread that failed before the barrier would leave the other
+            // waiting for ever (concurrent opens are `sqlite`'s own test).
+            let store = open();
+            let (start, shared) = (start.clone(), shared.clone());
             std::thread::spawn(move || {
-                let store = open();
                 let mine = claim("r1", task, i as u64 + 1, &format!("w{i}/0"));
                 start.wait();
                 let mut won = 0;
