@@ -78,7 +78,7 @@ const LIVE: &str = "SELECT EXISTS (SELECT 1 FROM lightsout_tasks WHERE run_id = 
 const SPENT: &str = "SELECT spent_attempts, spent_wall_ms, spent_tokens, spent_micro_usd \
      FROM lightsout_budget_days WHERE day = $1";
 
-/// The day budget on a `PostgreSQL` server ([module docs](self)).
+/// The day budget on a `PostgreSQL` server: a [`BudgetStore`](super::BudgetStore).
 #[derive(Debug)]
 pub struct PgBudget {
     pg: Pg,

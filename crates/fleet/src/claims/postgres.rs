@@ -138,7 +138,7 @@ fn claim_ref(worker: &str) -> String {
 const HELD: &str = "run_id = $1 AND task_id = $2 AND token = $3 AND status = 'claimed' \
                     AND lease_until > clock_timestamp()";
 
-/// Task claims on a `PostgreSQL` server ([module docs](self)).
+/// Task claims on a `PostgreSQL` server: a [`ClaimStore`](super::ClaimStore).
 #[derive(Debug)]
 pub struct PgClaims {
     pg: Pg,

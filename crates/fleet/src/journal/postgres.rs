@@ -33,7 +33,7 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-/// The shared journal on a `PostgreSQL` server ([module docs](self)).
+/// The shared journal on a `PostgreSQL` server: a [`JournalStore`](super::JournalStore).
 #[derive(Debug)]
 pub struct PgJournal {
     pg: Pg,

@@ -42,7 +42,7 @@ const MIGRATIONS: &[&str] = &[
 
 const COLUMNS: &str = "id, spec, status, run_id, added_at, started_at, finished_at, detail";
 
-/// The spec queue on a `PostgreSQL` server ([module docs](self)).
+/// The spec queue on a `PostgreSQL` server: a [`QueueStore`](super::QueueStore).
 #[derive(Debug)]
 pub struct PgQueue {
     pg: Pg,
