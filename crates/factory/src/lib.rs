@@ -78,7 +78,8 @@ mod propose;
 pub use lightsout_fleet::queue;
 pub mod replay;
 pub mod report;
-pub mod sched;
+/// The scheduler core (critical-path list scheduling), from `lightsout-graph`.
+pub use lightsout_graph::sched;
 pub mod stages;
 pub use lightsout_journal::{event, state};
 #[cfg(any(test, feature = "testing"))]

@@ -74,6 +74,7 @@ mod graph;
 pub mod load;
 mod plan;
 pub mod read;
+pub mod sched;
 mod task;
 pub mod touches;
 
