@@ -875,11 +875,32 @@ mod tests {
     /// task.
     #[tokio::test]
     async fn fleet_workers_reserve_and_settle_the_shared_day_beside_their_ledgers() {
-        use lightsout_fleet::budget::{BudgetStore, ClaimKey, SqliteBudget, utc_day};
+        let w = two_workers_on_one_day();
+        b_is_refused_while_a_holds_the_day_then_goes_through(&w).await;
+        a_lost_claims_call_is_presumed_spent_until_it_settles_late(&w).await;
+        a_call_past_the_days_tokens_stops_its_task(&w).await;
+    }
+
+    /// Two fence hooks, a and b, each with its own local ledger and a claim of its own in one
+    /// `SQLite` store, sharing its day budget: 3 calls, 1,000 tokens, 1 USD; each call
+    /// reserves 300 tokens and 0.6 USD.
+    struct TwoWorkers {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn lightsout_fleet::budget::BudgetStore>,
+        claims: lightsout_fleet::claims::SqliteClaims,
+        cb: lightsout_fleet::claims::Claim,
+        a: FenceHook,
+        b: FenceHook,
+        today: String,
+    }
+
+    fn two_workers_on_one_day() -> TwoWorkers {
+        use lightsout_fleet::budget::{ClaimKey, SqliteBudget, utc_day};
         use lightsout_fleet::claims::{ClaimStore, SqliteClaims};
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("state.db");
-        let store: Arc<dyn BudgetStore> = Arc::new(SqliteBudget::open(&db).unwrap());
+        let store: Arc<dyn lightsout_fleet::budget::BudgetStore> =
+            Arc::new(SqliteBudget::open(&db).unwrap());
         let claims = SqliteClaims::open(&db).unwrap();
         claims
             .enqueue("fleet", &["T1".into(), "T2".into()])
@@ -922,23 +943,41 @@ mod tests {
             .with_shared_day(day)
         };
         let (a, b) = (hook("a", &ca), hook("b", &cb));
-        let ctx = |task: &str, attempt: u32| TaskContext {
+        TwoWorkers {
+            _dir: dir,
+            store,
+            claims,
+            cb,
+            a,
+            b,
+            today: utc_day(),
+        }
+    }
+
+    fn day_ctx(task: &str, attempt: u32) -> TaskContext {
+        TaskContext {
             task_id: task.into(),
             attempt,
             ..TaskContext::default()
-        };
-        let report = |usd: f64, tokens: u64| {
-            let mut r = AgentReport::completed("x", "done");
-            r.usage.cost_usd = Some(usd);
-            r.usage.input_tokens = tokens;
-            r
-        };
-        let today = utc_day();
+        }
+    }
+
+    fn used(usd: f64, tokens: u64) -> AgentReport {
+        let mut r = AgentReport::completed("x", "done");
+        r.usage.cost_usd = Some(usd);
+        r.usage.input_tokens = tokens;
+        r
+    }
+
+    /// While a's call holds 0.6 USD of the day, b's call is refused with the cap, the day and
+    /// the day's ledger named; once a settles what its call used, b's call goes through.
+    async fn b_is_refused_while_a_holds_the_day_then_goes_through(w: &TwoWorkers) {
+        let today = &w.today;
         assert_eq!(
-            a.before_attempt(&ctx("T1", 1)).await.unwrap(),
+            w.a.before_attempt(&day_ctx("T1", 1)).await.unwrap(),
             HookDecision::Proceed
         );
-        let refused = b.before_attempt(&ctx("T2", 1)).await.unwrap();
+        let refused = w.b.before_attempt(&day_ctx("T2", 1)).await.unwrap();
         assert!(
             matches!(&refused, HookDecision::StopTask(r)
                 if r.starts_with("budget exhausted: usd budget")
@@ -948,60 +987,72 @@ mod tests {
             "{refused:?}"
         );
         assert_eq!(
-            a.after_attempt(&ctx("T1", 1), &report(0.25, 600))
+            w.a.after_attempt(&day_ctx("T1", 1), &used(0.25, 600))
                 .await
                 .unwrap(),
             HookDecision::Proceed
         );
-        let day = store.ledger(&today).unwrap();
+        let day = w.store.ledger(today).unwrap();
         assert_eq!(
             (day.spent.attempts, day.spent.tokens, day.spent.micro_usd),
             (1, 600, 250_000)
         );
         assert_eq!(
-            b.before_attempt(&ctx("T2", 1)).await.unwrap(),
+            w.b.before_attempt(&day_ctx("T2", 1)).await.unwrap(),
             HookDecision::Proceed
         );
-        // b's claim is lost mid-call: no settlement yet, and its lease lapses (a heartbeat of
-        // 0 ms). Its reservation is presumed spent: 600 + 300 tokens, and a's 300 more would
-        // pass the day's 1,000.
-        claims.heartbeat(&cb, std::time::Duration::ZERO).unwrap();
-        let refused = a.before_attempt(&ctx("T1", 2)).await.unwrap();
+    }
+
+    /// b's claim is lost mid-call: its unsettled reservation counts as spent, so a's next call
+    /// is refused with what is presumed spent named; b, cut off rather than killed, then
+    /// settles late for less, its actual amounts replace the presumed ones, and a's call goes
+    /// through.
+    async fn a_lost_claims_call_is_presumed_spent_until_it_settles_late(w: &TwoWorkers) {
+        use lightsout_fleet::claims::ClaimStore as _;
+        // No settlement yet, and b's lease lapses (a heartbeat of 0 ms). Its reservation is
+        // presumed spent: 600 + 300 tokens, and a's 300 more would pass the day's 1,000.
+        w.claims
+            .heartbeat(&w.cb, std::time::Duration::ZERO)
+            .unwrap();
+        let refused = w.a.before_attempt(&day_ctx("T1", 2)).await.unwrap();
         assert!(
             matches!(&refused, HookDecision::StopTask(r)
                 if r.starts_with("budget exhausted: tokens budget of the day")
                     && r.contains("open calls 0, holding (attempts 0, wall time 0 ms, tokens 0, usd $0.000000); presumed spent by 1 lost claim (attempts 1, wall time 0 ms, tokens 300, usd $0.600000)")),
             "{refused:?}"
         );
-        let day = store.ledger(&today).unwrap();
+        let day = w.store.ledger(&w.today).unwrap();
         assert_eq!((day.open, day.lost, day.presumed_spent.tokens), (0, 1, 300));
-        // b was cut off, not killed: its call ends and settles late, for less than it reserved.
         assert_eq!(
-            b.after_attempt(&ctx("T2", 1), &report(0.1, 100))
+            w.b.after_attempt(&day_ctx("T2", 1), &used(0.1, 100))
                 .await
                 .unwrap(),
             HookDecision::Proceed
         );
-        let day = store.ledger(&today).unwrap();
+        let day = w.store.ledger(&w.today).unwrap();
         assert_eq!(
             (day.spent.tokens, day.presumed_spent.tokens, day.lost),
             (700, 0, 0)
         );
         assert_eq!(
-            a.before_attempt(&ctx("T1", 2)).await.unwrap(),
+            w.a.before_attempt(&day_ctx("T1", 2)).await.unwrap(),
             HookDecision::Proceed,
             "b's late settlement freed what it did not use"
         );
-        let over = a
-            .after_attempt(&ctx("T1", 2), &report(0.2, 500))
-            .await
-            .unwrap();
+    }
+
+    /// A call whose tokens take the day past its cap stops its task.
+    async fn a_call_past_the_days_tokens_stops_its_task(w: &TwoWorkers) {
+        let over =
+            w.a.after_attempt(&day_ctx("T1", 2), &used(0.2, 500))
+                .await
+                .unwrap();
         assert!(
             matches!(&over, HookDecision::StopTask(r)
                 if r.starts_with("budget exhausted: tokens budget of the day")),
             "{over:?}"
         );
-        let day = store.ledger(&today).unwrap();
+        let day = w.store.ledger(&w.today).unwrap();
         assert_eq!(
             (day.spent.attempts, day.spent.tokens, day.spent.micro_usd),
             (3, 1_200, 550_000)
