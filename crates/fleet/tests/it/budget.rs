@@ -356,62 +356,38 @@ fn concurrent_reservers_never_pass_any_cap(b: &Backend) {
 /// reservations (it died between the two) leaves them presumed spent too.
 fn a_lost_claims_reservation_counts_as_spent(b: &Backend) {
     let (s, claims) = ((b.budget)(), (b.claims)());
-    // Six tenths, four tenths and two tenths of each limit, in every unit.
-    let big = DayAmounts {
-        attempts: 3,
-        wall_ms: 600,
-        tokens: 600,
-        micro_usd: 600_000,
-    };
-    let rest = DayAmounts {
-        attempts: 2,
-        wall_ms: 400,
-        tokens: 400,
-        micro_usd: 400_000,
-    };
-    let late = DayAmounts {
-        attempts: 1,
-        wall_ms: 200,
-        tokens: 200,
-        micro_usd: 200_000,
-    };
     for (i, cap) in DayCap::ALL.into_iter().enumerate() {
-        let day = format!("2026-10-0{i}");
+        let case = LostCase::new(i, cap);
+        let (ca, ra) = a_claim_lost_mid_call_is_presumed_spent(&*s, &*claims, &case);
+        let (cc, rc) = the_next_holder_reserves_only_what_remains(&*s, &*claims, &case, &ca);
+        a_late_settlement_replaces_what_was_presumed(&*s, &*claims, &case, &ra, &cc, &rc);
+    }
+}
+
+/// One cap of [`a_lost_claims_reservation_counts_as_spent`]: its day, limit and run, and
+/// six tenths (`big`), four tenths (`rest`) and two tenths (`late`) of each limit, in every
+/// unit; `over` is `rest` and one unit more of the cap.
+struct LostCase {
+    cap: DayCap,
+    day: String,
+    limit: u64,
+    caps: DayCaps,
+    run: String,
+    big: DayAmounts,
+    rest: DayAmounts,
+    late: DayAmounts,
+    over: DayAmounts,
+}
+
+impl LostCase {
+    fn new(i: usize, cap: DayCap) -> Self {
         let limit = [5, 1_000, 1_000, 1_000_000][i];
-        let caps = only(cap, limit);
-        let run = format!("lost-{i}");
-        claims.enqueue(&run, &["A".into()]).unwrap();
-        let ca = claims.claim("a", LONG).unwrap().unwrap();
-        let ka = ClaimKey::from(&ca);
-        let ra = granted(
-            s.reserve(&day, &format!("{run}/a/1"), Some(&ka), big, &caps)
-                .unwrap(),
-        );
-        assert_eq!(ra.claim.as_ref(), Some(&ka));
-        let l = s.ledger(&day).unwrap();
-        assert_eq!(
-            (l.reserved, l.open, l.presumed_spent, l.lost),
-            (big, 1, DayAmounts::ZERO, 0),
-            "{cap}: a live claim's reservation is held"
-        );
-        // a is killed mid-call: its lease lapses (a heartbeat of 0 ms, so no sleeping).
-        claims.heartbeat(&ca, Duration::ZERO).unwrap();
-        assert_eq!(
-            s.ledger(&day).unwrap(),
-            DayLedger {
-                spent: DayAmounts::ZERO,
-                reserved: DayAmounts::ZERO,
-                open: 0,
-                presumed_spent: big,
-                lost: 1,
-            },
-            "{cap}: a lost claim's reservation is presumed spent"
-        );
-        assert_stale(s.reserve(&day, &format!("{run}/a/2"), Some(&ka), rest, &caps));
-        // c claims A again, under a greater token: it may reserve only what remains.
-        let cc = claims.claim("c", LONG).unwrap().unwrap();
-        assert_eq!((cc.task.as_str(), cc.token > ca.token), ("A", true));
-        let kc = ClaimKey::from(&cc);
+        let rest = DayAmounts {
+            attempts: 2,
+            wall_ms: 400,
+            tokens: 400,
+            micro_usd: 400_000,
+        };
         let mut over = rest;
         match cap {
             DayCap::Attempts => over.attempts += 1,
@@ -419,92 +395,182 @@ fn a_lost_claims_reservation_counts_as_spent(b: &Backend) {
             DayCap::Tokens => over.tokens += 1,
             DayCap::Usd => over.micro_usd += 1,
         }
-        let DayGrant::Refused {
-            exceeded, ledger, ..
-        } = s
-            .reserve(&day, &format!("{run}/c/1"), Some(&kc), over, &caps)
-            .unwrap()
-        else {
-            panic!("{cap}: the lost reservation no longer counts")
-        };
-        assert_eq!(
-            (
-                exceeded.cap,
-                exceeded.limit,
-                exceeded.used,
-                exceeded.requested
-            ),
-            (cap, limit, big.get(cap), over.get(cap)),
-            "{cap}"
-        );
-        assert_eq!((ledger.presumed_spent, ledger.lost), (big, 1), "{cap}");
-        assert!(
-            ledger.to_string().contains(
-                "presumed spent by 1 lost claim (attempts 3, wall time 600 ms, tokens 600, usd \
-                 $0.600000)"
-            ),
-            "{ledger}"
-        );
-        let rc = granted(
-            s.reserve(&day, &format!("{run}/c/1"), Some(&kc), rest, &caps)
-                .unwrap(),
-        );
-        let DayGrant::Refused { exceeded, .. } = s
-            .reserve(
-                &day,
-                &format!("{run}/c/2"),
-                Some(&kc),
-                DayAmounts::ZERO,
-                &caps,
-            )
-            .unwrap()
-        else {
-            panic!("{cap}: held and presumed spent fill the cap")
-        };
-        assert_eq!((exceeded.cap, exceeded.used), (cap, limit));
-        // a was cut off, not killed: its late settlement replaces the presumed amounts.
-        let l = s.settle(&ra, late).unwrap();
-        assert_eq!(
-            (l.spent, l.presumed_spent, l.lost, l.reserved, l.open),
-            (late, DayAmounts::ZERO, 0, rest, 1),
-            "{cap}"
-        );
-        assert_eq!(
-            s.settle(&ra, big).unwrap().spent,
-            late,
-            "{cap}: the first settlement stands"
-        );
-        // What the late settlement freed (big - late = rest) can be reserved again, no more.
-        let DayGrant::Refused { .. } = s
-            .reserve(&day, &format!("{run}/c/2"), Some(&kc), over, &caps)
-            .unwrap()
-        else {
-            panic!("{cap}: more than the late settlement freed was granted")
-        };
-        let rc2 = granted(
-            s.reserve(&day, &format!("{run}/c/2"), Some(&kc), rest, &caps)
-                .unwrap(),
-        );
-        // c's task is settled before its reservations (c died between the two): they are
-        // presumed spent too, and the day stays full.
-        claims.complete(&cc).unwrap();
-        let l = s.ledger(&day).unwrap();
-        assert_eq!(
-            (l.spent, l.reserved, l.open, l.presumed_spent, l.lost),
-            (late, DayAmounts::ZERO, 0, rest.saturating_add(rest), 2),
-            "{cap}"
-        );
-        assert_eq!(l.committed().get(cap), limit, "{cap}");
-        assert!(l.check(&caps, &DayAmounts::ZERO).is_some(), "{cap}");
-        // Late settlements of both: what they used is spent, nothing is presumed.
-        s.settle(&rc, late).unwrap();
-        let l = s.release(&rc2).unwrap();
-        assert_eq!(
-            (l.spent, l.presumed_spent, l.lost),
-            (late.saturating_add(late), DayAmounts::ZERO, 0),
-            "{cap}"
-        );
+        Self {
+            cap,
+            day: format!("2026-10-0{i}"),
+            limit,
+            caps: only(cap, limit),
+            run: format!("lost-{i}"),
+            big: DayAmounts {
+                attempts: 3,
+                wall_ms: 600,
+                tokens: 600,
+                micro_usd: 600_000,
+            },
+            rest,
+            late: DayAmounts {
+                attempts: 1,
+                wall_ms: 200,
+                tokens: 200,
+                micro_usd: 200_000,
+            },
+            over,
+        }
     }
+}
+
+/// a's reservation is held while its claim is live; a is killed mid-call (its lease lapses)
+/// and the reservation is presumed spent; the old claim reserves nothing more.
+fn a_claim_lost_mid_call_is_presumed_spent(
+    s: &dyn BudgetStore,
+    claims: &dyn ClaimStore,
+    c: &LostCase,
+) -> (Claim, Reservation) {
+    let (cap, day, caps, run, big) = (c.cap, &c.day, &c.caps, &c.run, c.big);
+    claims.enqueue(run, &["A".into()]).unwrap();
+    let ca = claims.claim("a", LONG).unwrap().unwrap();
+    let ka = ClaimKey::from(&ca);
+    let ra = granted(
+        s.reserve(day, &format!("{run}/a/1"), Some(&ka), big, caps)
+            .unwrap(),
+    );
+    assert_eq!(ra.claim.as_ref(), Some(&ka));
+    let l = s.ledger(day).unwrap();
+    assert_eq!(
+        (l.reserved, l.open, l.presumed_spent, l.lost),
+        (big, 1, DayAmounts::ZERO, 0),
+        "{cap}: a live claim's reservation is held"
+    );
+    // a is killed mid-call: its lease lapses (a heartbeat of 0 ms, so no sleeping).
+    claims.heartbeat(&ca, Duration::ZERO).unwrap();
+    assert_eq!(
+        s.ledger(day).unwrap(),
+        DayLedger {
+            spent: DayAmounts::ZERO,
+            reserved: DayAmounts::ZERO,
+            open: 0,
+            presumed_spent: big,
+            lost: 1,
+        },
+        "{cap}: a lost claim's reservation is presumed spent"
+    );
+    assert_stale(s.reserve(day, &format!("{run}/a/2"), Some(&ka), c.rest, caps));
+    (ca, ra)
+}
+
+/// c claims A again, under a greater token: it may reserve only what remains (one unit more
+/// is refused, and the refusal's ledger names what is presumed spent).
+fn the_next_holder_reserves_only_what_remains(
+    s: &dyn BudgetStore,
+    claims: &dyn ClaimStore,
+    c: &LostCase,
+    ca: &Claim,
+) -> (Claim, Reservation) {
+    let (cap, day, caps, run, limit) = (c.cap, &c.day, &c.caps, &c.run, c.limit);
+    let cc = claims.claim("c", LONG).unwrap().unwrap();
+    assert_eq!((cc.task.as_str(), cc.token > ca.token), ("A", true));
+    let kc = ClaimKey::from(&cc);
+    let DayGrant::Refused {
+        exceeded, ledger, ..
+    } = s
+        .reserve(day, &format!("{run}/c/1"), Some(&kc), c.over, caps)
+        .unwrap()
+    else {
+        panic!("{cap}: the lost reservation no longer counts")
+    };
+    assert_eq!(
+        (
+            exceeded.cap,
+            exceeded.limit,
+            exceeded.used,
+            exceeded.requested
+        ),
+        (cap, limit, c.big.get(cap), c.over.get(cap)),
+        "{cap}"
+    );
+    assert_eq!((ledger.presumed_spent, ledger.lost), (c.big, 1), "{cap}");
+    assert!(
+        ledger.to_string().contains(
+            "presumed spent by 1 lost claim (attempts 3, wall time 600 ms, tokens 600, usd \
+             $0.600000)"
+        ),
+        "{ledger}"
+    );
+    let rc = granted(
+        s.reserve(day, &format!("{run}/c/1"), Some(&kc), c.rest, caps)
+            .unwrap(),
+    );
+    let DayGrant::Refused { exceeded, .. } = s
+        .reserve(
+            day,
+            &format!("{run}/c/2"),
+            Some(&kc),
+            DayAmounts::ZERO,
+            caps,
+        )
+        .unwrap()
+    else {
+        panic!("{cap}: held and presumed spent fill the cap")
+    };
+    assert_eq!((exceeded.cap, exceeded.used), (cap, limit));
+    (cc, rc)
+}
+
+/// a was cut off, not killed: its late settlement replaces the presumed amounts (once: the
+/// first settlement stands), which frees the difference; c's task settled before its
+/// reservations (it died between the two) leaves them presumed spent too.
+fn a_late_settlement_replaces_what_was_presumed(
+    s: &dyn BudgetStore,
+    claims: &dyn ClaimStore,
+    c: &LostCase,
+    ra: &Reservation,
+    cc: &Claim,
+    rc: &Reservation,
+) {
+    let (cap, day, caps, run, limit) = (c.cap, &c.day, &c.caps, &c.run, c.limit);
+    let (rest, late) = (c.rest, c.late);
+    let kc = ClaimKey::from(cc);
+    let l = s.settle(ra, late).unwrap();
+    assert_eq!(
+        (l.spent, l.presumed_spent, l.lost, l.reserved, l.open),
+        (late, DayAmounts::ZERO, 0, rest, 1),
+        "{cap}"
+    );
+    assert_eq!(
+        s.settle(ra, c.big).unwrap().spent,
+        late,
+        "{cap}: the first settlement stands"
+    );
+    // What the late settlement freed (big - late = rest) can be reserved again, no more.
+    let DayGrant::Refused { .. } = s
+        .reserve(day, &format!("{run}/c/2"), Some(&kc), c.over, caps)
+        .unwrap()
+    else {
+        panic!("{cap}: more than the late settlement freed was granted")
+    };
+    let rc2 = granted(
+        s.reserve(day, &format!("{run}/c/2"), Some(&kc), rest, caps)
+            .unwrap(),
+    );
+    // c's task is settled before its reservations (c died between the two): they are
+    // presumed spent too, and the day stays full.
+    claims.complete(cc).unwrap();
+    let l = s.ledger(day).unwrap();
+    assert_eq!(
+        (l.spent, l.reserved, l.open, l.presumed_spent, l.lost),
+        (late, DayAmounts::ZERO, 0, rest.saturating_add(rest), 2),
+        "{cap}"
+    );
+    assert_eq!(l.committed().get(cap), limit, "{cap}");
+    assert!(l.check(caps, &DayAmounts::ZERO).is_some(), "{cap}");
+    // Late settlements of both: what they used is spent, nothing is presumed.
+    s.settle(rc, late).unwrap();
+    let l = s.release(&rc2).unwrap();
+    assert_eq!(
+        (l.spent, l.presumed_spent, l.lost),
+        (late.saturating_add(late), DayAmounts::ZERO, 0),
+        "{cap}"
+    );
 }
 
 /// Retried calls count once: reserving a known id returns it as granted (even when the cap
