@@ -41,6 +41,25 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// [`open`]s the file at `path` and [`migrate`]s each `(name, migrations)` schema in it, in
+/// order: what a store of this crate does when it opens.
+///
+/// # Errors
+/// [`crate::Error::Sqlite`] when the file cannot be opened; as [`migrate`] for a schema.
+pub fn open_migrated(
+    path: &Path,
+    schemas: &[(&str, &[&str])],
+) -> Result<Connection, crate::Error> {
+    let mut conn = open(path).map_err(|source| crate::Error::Sqlite {
+        path: path.to_owned(),
+        source,
+    })?;
+    for (name, migrations) in schemas {
+        migrate(&mut conn, path, name, migrations)?;
+    }
+    Ok(conn)
+}
+
 /// Brings the schema named `name` in the file at `path` up to date: `migrations[i]` takes it
 /// from version `i` to `i + 1`, versions kept in the `lightsout_schema` table, all in one
 /// immediate transaction.

@@ -82,13 +82,13 @@ impl SqliteBudget {
     /// The file cannot be created or opened, or its budget or claims schema is newer than this
     /// version.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let err = |source| Error::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
-        let mut conn = crate::sqlite::open(path).map_err(err)?;
-        crate::sqlite::migrate(&mut conn, path, "claims", crate::claims::sqlite::MIGRATIONS)?;
-        crate::sqlite::migrate(&mut conn, path, "budget", MIGRATIONS)?;
+        let conn = crate::sqlite::open_migrated(
+            path,
+            &[
+                ("claims", crate::claims::sqlite::MIGRATIONS),
+                ("budget", MIGRATIONS),
+            ],
+        )?;
         Ok(Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),

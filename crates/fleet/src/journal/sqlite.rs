@@ -6,7 +6,7 @@
 
 use super::{ClaimRun, JournalRow, JournalStore, differs, limit, parse, stored};
 use crate::Error;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, ToSql, params, params_from_iter};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -43,12 +43,7 @@ impl SqliteJournal {
     /// The file cannot be created or opened, or its journal schema is newer than this
     /// version knows.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let err = |source| Error::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
-        let mut conn = crate::sqlite::open(path).map_err(err)?;
-        crate::sqlite::migrate(&mut conn, path, "journal", MIGRATIONS)?;
+        let conn = crate::sqlite::open_migrated(path, &[("journal", MIGRATIONS)])?;
         Ok(Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),
@@ -70,22 +65,27 @@ impl SqliteJournal {
 impl JournalStore for SqliteJournal {
     fn append(&self, claim: &ClaimRun, seq: u64, entry: &str) -> Result<bool, Error> {
         let conn = lightsout_stdx::lock(&self.conn);
+        let (seq_v, token, now) = (
+            stored(seq),
+            stored(claim.token),
+            crate::claims::sqlite_now_ms(),
+        );
+        // ?1 to ?6 name the row and its claim in both statements.
+        let key: [&dyn ToSql; 6] = [
+            &claim.id,
+            &seq_v,
+            &claim.run,
+            &claim.task,
+            &token,
+            &claim.worker,
+        ];
         let written = conn
             .execute(
                 "INSERT INTO journal_entries \
                  (claim_run, seq, run_id, task_id, token, worker, entry, at_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, json(?7), ?8) \
                  ON CONFLICT (claim_run, seq) DO NOTHING",
-                params![
-                    claim.id,
-                    stored(seq),
-                    claim.run,
-                    claim.task,
-                    stored(claim.token),
-                    claim.worker,
-                    entry,
-                    crate::claims::sqlite_now_ms(),
-                ],
+                params_from_iter(key.iter().copied().chain([&entry as &dyn ToSql, &now])),
             )
             .map_err(self.err())?;
         if written == 1 {
@@ -96,14 +96,7 @@ impl JournalStore for SqliteJournal {
             .query_row(
                 "SELECT entry, run_id = ?3 AND task_id = ?4 AND token = ?5 AND worker = ?6 \
                  FROM journal_entries WHERE claim_run = ?1 AND seq = ?2",
-                params![
-                    claim.id,
-                    stored(seq),
-                    claim.run,
-                    claim.task,
-                    stored(claim.token),
-                    claim.worker,
-                ],
+                key.as_slice(),
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(self.err())?;
