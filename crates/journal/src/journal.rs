@@ -187,23 +187,16 @@ pub trait Mirror: Send + Sync {
     fn entry(&self, seq: u64, json: &str);
 }
 
-impl<T: Mirror + ?Sized> Mirror for Arc<T> {
-    fn entry(&self, seq: u64, json: &str) {
-        (**self).entry(seq, json);
-    }
+macro_rules! forward_mirror {
+    ($($t:ty),*) => {$(
+        impl<T: Mirror + ?Sized> Mirror for $t {
+            fn entry(&self, seq: u64, json: &str) {
+                (**self).entry(seq, json);
+            }
+        }
+    )*};
 }
-
-impl<T: Mirror + ?Sized> Mirror for Box<T> {
-    fn entry(&self, seq: u64, json: &str) {
-        (**self).entry(seq, json);
-    }
-}
-
-impl<T: Mirror + ?Sized> Mirror for &T {
-    fn entry(&self, seq: u64, json: &str) {
-        (**self).entry(seq, json);
-    }
-}
+forward_mirror!(&T, Box<T>, Arc<T>);
 
 /// An open journal, appending.
 pub struct Journal {
