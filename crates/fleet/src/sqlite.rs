@@ -46,10 +46,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 ///
 /// # Errors
 /// [`crate::Error::Sqlite`] when the file cannot be opened; as [`migrate`] for a schema.
-pub fn open_migrated(
-    path: &Path,
-    schemas: &[(&str, &[&str])],
-) -> Result<Connection, crate::Error> {
+pub fn open_migrated(path: &Path, schemas: &[(&str, &[&str])]) -> Result<Connection, crate::Error> {
     let mut conn = open(path).map_err(|source| crate::Error::Sqlite {
         path: path.to_owned(),
         source,
